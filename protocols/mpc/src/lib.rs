@@ -1,1 +1,39 @@
-//! placeholder
+//! # mpc — two-party computation over Z_2^64
+//!
+//! The 2PC half of Dyad, following SecureML (Mohassel & Zhang, IEEE S&P 2017):
+//!
+//! * [`ring`]: the ring Z_2^64 as wrapping `u64`, with ndarray tensors and a wrapping matrix product;
+//! * [`fixed`]: fixed-point encoding with `f` fractional bits (SecureML §IV-A);
+//! * [`share`]: additive secret shares, the two [`Role`]s, sharing from a 32-byte ChaCha20 seed;
+//! * [`net`]: the async [`net::Channel`] trait with typed, size-limited messages, an in-memory pair
+//!   and the [`net::Metered`] wrapper that counts bytes and rounds;
+//! * [`triples`]: correlated randomness (Beaver triples, matrix triples with reusable masks) behind
+//!   the [`triples::TripleSource`] trait, with the trusted [`triples::dealer`];
+//! * [`online`]: the online protocols — `open`, elementwise Beaver multiplication, matrix products
+//!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
+//! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1).
+//!
+//! ## Security model
+//!
+//! Semi-honest, non-colluding parties P0 and P1. With the [`triples::dealer`] triple source a third
+//! party is trusted to generate correlated randomness honestly and not to collude with either party
+//! (the "trusted dealer" / client-aided model of SecureML §V); every report that uses it says so.
+//! Local truncation is exact except with probability 2^(l_x + 1 − 64) per value, where 2^l_x bounds
+//! the magnitude of the encoded product (see [`trunc`]).
+//!
+//! The crate never opens a socket or a file: transports implement [`net::Channel`] elsewhere
+//! (the `party` crate provides QUIC and TLS-over-TCP).
+
+pub mod compute;
+pub mod error;
+pub mod fixed;
+pub mod net;
+pub mod online;
+pub mod ring;
+pub mod share;
+pub mod triples;
+pub mod trunc;
+
+pub use error::MpcError;
+pub use fixed::{FixedPoint, FracBits};
+pub use share::{Role, Seed, Share};

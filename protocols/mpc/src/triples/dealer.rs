@@ -1,0 +1,625 @@
+//! The trusted dealer: a third role that makes triples from its own CSPRNG and sends each party
+//! only its shares (SecureML §V's client-aided setting uses the same construction).
+//!
+//! Communication is minimised with seeds: at connection the dealer sends each party a fresh
+//! 32-byte ChaCha20 seed. Every share that may be random (a party's shares of U, V, a, b, and P0's
+//! share of Z) is drawn by the party itself from its seed, in the same order as the dealer draws
+//! it; the dealer sends only P1's share of each product, `Z − z0`, which is uniform to P1 because z0
+//! comes from P0's seed. So P0 receives 32 bytes in total and P1 receives one matrix per product.
+//!
+//! Trust: the dealer sees every triple and must not collude with either party (semi-honest,
+//! non-colluding). It never sees data or models. Runnable in-process ([`spawn_in_process`]) or as
+//! its own process over any [`Channel`] ([`run_dealer`]).
+
+use super::{
+    AndTriples, ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource,
+};
+use crate::compute::offload;
+use crate::error::{MpcError, Result};
+use crate::net::{mem_pair, Channel, ChannelExt, MemChannel};
+use crate::ring::{self, RingMatrix};
+use crate::share::{Role, Seed, Share};
+use ndarray::Array2;
+use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest encoded request list a dealer accepts (64 MiB).
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// Party → dealer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DealerRequest {
+    /// Make these triples.
+    Generate(Vec<TripleRequest>),
+    /// The session is over.
+    Done,
+}
+
+/// Dealer → party.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DealerReply {
+    /// The requests matched; P1's product shares follow as ring frames.
+    Ok,
+    /// The requests are invalid (unknown mask, row out of range, …).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The two parties' requests differ at this index.
+    Mismatch {
+        /// Index of the first difference.
+        index: u64,
+    },
+}
+
+/// Deterministic draws from a party's seed: the part of the preprocessing that needs no message.
+struct Drawn {
+    u: Option<RingMatrix>,
+    v: RingMatrix,
+    /// Shape of the product share still to be formed.
+    z_dim: (usize, usize),
+}
+
+fn mask_dims(dims: &HashMap<MaskId, (usize, usize)>, id: MaskId) -> Result<(usize, usize)> {
+    dims.get(&id)
+        .copied()
+        .ok_or_else(|| MpcError::Preprocessing {
+            expected: format!("mask #{id} registered before use"),
+            found: "unknown mask".into(),
+        })
+}
+
+fn check_rows(rows: &[usize], n: usize, id: MaskId) -> Result<()> {
+    match rows.iter().find(|&&r| r >= n) {
+        Some(&r) => Err(MpcError::Preprocessing {
+            expected: format!("rows of mask #{id} below {n}"),
+            found: format!("row {r}"),
+        }),
+        None => Ok(()),
+    }
+}
+
+fn draw_matmul(
+    rng: &mut ChaCha20Rng,
+    lhs: &Lhs,
+    cols: usize,
+    dims: &HashMap<MaskId, (usize, usize)>,
+) -> Result<Drawn> {
+    Ok(match lhs {
+        Lhs::Fresh { rows, inner } => {
+            let u = ring::random(rng, *rows, *inner);
+            let v = ring::random(rng, *inner, cols);
+            Drawn {
+                u: Some(u),
+                v,
+                z_dim: (*rows, cols),
+            }
+        }
+        Lhs::Mask {
+            id,
+            rows,
+            transpose,
+        } => {
+            let (n, d) = mask_dims(dims, *id)?;
+            check_rows(rows, n, *id)?;
+            let (inner, out_rows) = if *transpose {
+                (rows.len(), d)
+            } else {
+                (d, rows.len())
+            };
+            Drawn {
+                u: None,
+                v: ring::random(rng, inner, cols),
+                z_dim: (out_rows, cols),
+            }
+        }
+    })
+}
+
+fn words(rng: &mut ChaCha20Rng, n: usize) -> Vec<u64> {
+    let mut w = vec![0u64; n];
+    ring::fill_random(rng, &mut w);
+    w
+}
+
+/// The dealer's state for one session.
+struct DealerState {
+    rng: [ChaCha20Rng; 2],
+    dims: HashMap<MaskId, (usize, usize)>,
+    masks: HashMap<MaskId, RingMatrix>,
+}
+
+impl DealerState {
+    /// Produces P1's product shares for `reqs`, drawing both parties' seeded parts in order.
+    fn produce(&mut self, reqs: &[TripleRequest]) -> Result<Vec<RingMatrix>> {
+        let mut out = Vec::new();
+        for req in reqs {
+            match req {
+                TripleRequest::Mask { id, rows, cols } => {
+                    let u0 = ring::random(&mut self.rng[0], *rows, *cols);
+                    let u1 = ring::random(&mut self.rng[1], *rows, *cols);
+                    self.dims.insert(*id, (*rows, *cols));
+                    self.masks.insert(*id, ring::add(&u0.view(), &u1.view()));
+                }
+                TripleRequest::Matmul { lhs, cols } => {
+                    let d0 = draw_matmul(&mut self.rng[0], lhs, *cols, &self.dims)?;
+                    let z0 = ring::random(&mut self.rng[0], d0.z_dim.0, d0.z_dim.1);
+                    let d1 = draw_matmul(&mut self.rng[1], lhs, *cols, &self.dims)?;
+                    let v = ring::add(&d0.v.view(), &d1.v.view());
+                    let z = match (lhs, d0.u, d1.u) {
+                        (Lhs::Fresh { .. }, Some(u0), Some(u1)) => {
+                            ring::matmul(&ring::add(&u0.view(), &u1.view()).view(), &v.view())
+                        }
+                        (
+                            Lhs::Mask {
+                                id,
+                                rows,
+                                transpose,
+                            },
+                            _,
+                            _,
+                        ) => {
+                            let u = ring::select_rows(&self.masks[id].view(), rows);
+                            if *transpose {
+                                ring::matmul(&u.t(), &v.view())
+                            } else {
+                                ring::matmul(&u.view(), &v.view())
+                            }
+                        }
+                        _ => unreachable!("fresh requests always draw U"),
+                    };
+                    out.push(ring::sub(&z.view(), &z0.view()));
+                }
+                TripleRequest::Elementwise { rows, cols } => {
+                    let a0 = ring::random(&mut self.rng[0], *rows, *cols);
+                    let b0 = ring::random(&mut self.rng[0], *rows, *cols);
+                    let c0 = ring::random(&mut self.rng[0], *rows, *cols);
+                    let a1 = ring::random(&mut self.rng[1], *rows, *cols);
+                    let b1 = ring::random(&mut self.rng[1], *rows, *cols);
+                    let a = ring::add(&a0.view(), &a1.view());
+                    let b = ring::add(&b0.view(), &b1.view());
+                    let c = ring::hadamard(&a.view(), &b.view());
+                    out.push(ring::sub(&c.view(), &c0.view()));
+                }
+                TripleRequest::And { words: n } => {
+                    let a0 = words(&mut self.rng[0], *n);
+                    let b0 = words(&mut self.rng[0], *n);
+                    let c0 = words(&mut self.rng[0], *n);
+                    let a1 = words(&mut self.rng[1], *n);
+                    let b1 = words(&mut self.rng[1], *n);
+                    let c1: Vec<u64> = (0..*n)
+                        .map(|i| ((a0[i] ^ a1[i]) & (b0[i] ^ b1[i])) ^ c0[i])
+                        .collect();
+                    out.push(Array2::from_shape_vec((1, *n), c1).expect("shape"));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Runs a dealer session with P0 on `ch0` and P1 on `ch1` until both say [`DealerRequest::Done`]
+/// or a channel closes.
+pub async fn run_dealer<C0: Channel, C1: Channel>(mut ch0: C0, mut ch1: C1) -> Result<()> {
+    let seeds = [Seed::from_os(), Seed::from_os()];
+    ch0.send(&seeds[0]).await?;
+    ch1.send(&seeds[1]).await?;
+    ch0.flush().await?;
+    ch1.flush().await?;
+    let mut state = Some(DealerState {
+        rng: [seeds[0].rng(), seeds[1].rng()],
+        dims: HashMap::new(),
+        masks: HashMap::new(),
+    });
+    loop {
+        let r0: DealerRequest = ch0.recv(MAX_REQUEST_BYTES).await?;
+        let r1: DealerRequest = ch1.recv(MAX_REQUEST_BYTES).await?;
+        let (q0, q1) = match (r0, r1) {
+            (DealerRequest::Done, DealerRequest::Done) => return Ok(()),
+            (DealerRequest::Generate(a), DealerRequest::Generate(b)) => (a, b),
+            (DealerRequest::Done, DealerRequest::Generate(_))
+            | (DealerRequest::Generate(_), DealerRequest::Done) => {
+                let m = DealerReply::Mismatch { index: 0 };
+                ch0.send(&m).await?;
+                ch1.send(&m).await?;
+                return Err(MpcError::RequestMismatch { index: 0 });
+            }
+        };
+        if let Some(index) = first_difference(&q0, &q1) {
+            let m = DealerReply::Mismatch { index };
+            ch0.send(&m).await?;
+            ch1.send(&m).await?;
+            return Err(MpcError::RequestMismatch { index });
+        }
+        let mut st = state.take().expect("state present");
+        let (st, shares) = offload(move || {
+            let r = st.produce(&q0);
+            (st, r)
+        })
+        .await;
+        state = Some(st);
+        let shares = match shares {
+            Ok(s) => s,
+            Err(e) => {
+                let m = DealerReply::Refused {
+                    reason: e.to_string(),
+                };
+                ch0.send(&m).await?;
+                ch1.send(&m).await?;
+                return Err(e);
+            }
+        };
+        ch0.send(&DealerReply::Ok).await?;
+        ch0.flush().await?;
+        ch1.send(&DealerReply::Ok).await?;
+        for z in &shares {
+            ch1.send_ring(&z.view()).await?;
+        }
+        ch1.flush().await?;
+    }
+}
+
+fn first_difference(a: &[TripleRequest], b: &[TripleRequest]) -> Option<u64> {
+    if a.len() != b.len() {
+        return Some(a.iter().zip(b).take_while(|(x, y)| x == y).count() as u64);
+    }
+    a.iter().zip(b).position(|(x, y)| x != y).map(|i| i as u64)
+}
+
+/// A party's connection to the dealer; implements [`TripleSource`].
+pub struct DealerClient<C> {
+    ch: C,
+    role: Role,
+    rng: ChaCha20Rng,
+    dims: HashMap<MaskId, (usize, usize)>,
+}
+
+impl<C> std::fmt::Debug for DealerClient<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DealerClient({})", self.role)
+    }
+}
+
+impl<C: Channel> DealerClient<C> {
+    /// Connects as `role`: receives this party's seed from the dealer.
+    pub async fn connect(mut ch: C, role: Role) -> Result<Self> {
+        let seed: Seed = ch.recv(64).await?;
+        Ok(Self {
+            ch,
+            role,
+            rng: seed.rng(),
+            dims: HashMap::new(),
+        })
+    }
+
+    /// Tells the dealer the session is over.
+    pub async fn finish(mut self) -> Result<()> {
+        self.ch.send(&DealerRequest::Done).await?;
+        self.ch.flush().await
+    }
+
+    async fn generate_inner(&mut self, requests: &[TripleRequest]) -> Result<Preprocessing> {
+        self.ch
+            .send(&DealerRequest::Generate(requests.to_vec()))
+            .await?;
+        self.ch.flush().await?;
+        match self.ch.recv::<DealerReply>(4096).await? {
+            DealerReply::Ok => {}
+            DealerReply::Mismatch { index } => return Err(MpcError::RequestMismatch { index }),
+            DealerReply::Refused { reason } => return Err(MpcError::Refused { reason }),
+        }
+        // Draw this party's seeded parts (in the dealer's order) on rayon.
+        let role = self.role;
+        let mut rng = self.rng.clone();
+        let mut dims = self.dims.clone();
+        let reqs: Arc<[TripleRequest]> = requests.into();
+        let (rng, dims, drawn) = offload(move || {
+            let mut drawn = Vec::with_capacity(reqs.len());
+            for req in reqs.iter() {
+                drawn.push(draw_party(&mut rng, role, req, &mut dims));
+            }
+            (rng, dims, drawn)
+        })
+        .await;
+        self.rng = rng;
+        self.dims = dims;
+        let mut pre = Preprocessing::new();
+        for (req, d) in requests.iter().zip(drawn) {
+            let d = d?;
+            match (req, d) {
+                (TripleRequest::Mask { id, .. }, PartyDraw::Mask(u)) => {
+                    pre.insert_mask(*id, Share::from_ring(u))
+                }
+                (TripleRequest::Matmul { lhs, cols }, PartyDraw::Matmul(dr, z0)) => {
+                    let z = match z0 {
+                        Some(z) => z,
+                        None => {
+                            let (r, c) = dr.z_dim;
+                            self.ch.recv_ring(r, c).await?
+                        }
+                    };
+                    pre.push_matmul(
+                        lhs.clone(),
+                        *cols,
+                        MatmulTriple {
+                            u: dr.u.map(Share::from_ring),
+                            v: Share::from_ring(dr.v),
+                            z: Share::from_ring(z),
+                        },
+                    );
+                }
+                (TripleRequest::Elementwise { rows, cols }, PartyDraw::Elem(a, b, c0)) => {
+                    let c = match c0 {
+                        Some(c) => c,
+                        None => self.ch.recv_ring(*rows, *cols).await?,
+                    };
+                    pre.push_elementwise(ElemTriple {
+                        a: Share::from_ring(a),
+                        b: Share::from_ring(b),
+                        c: Share::from_ring(c),
+                    });
+                }
+                (TripleRequest::And { words: n }, PartyDraw::And(a, b, c0)) => {
+                    let c = match c0 {
+                        Some(c) => c,
+                        None => self.ch.recv_ring(1, *n).await?.into_raw_vec_and_offset().0,
+                    };
+                    pre.push_and(AndTriples { a, b, c });
+                }
+                _ => unreachable!("draw kinds follow request kinds"),
+            }
+        }
+        Ok(pre)
+    }
+}
+
+enum PartyDraw {
+    Mask(RingMatrix),
+    Matmul(Drawn, Option<RingMatrix>),
+    Elem(RingMatrix, RingMatrix, Option<RingMatrix>),
+    And(Vec<u64>, Vec<u64>, Option<Vec<u64>>),
+}
+
+/// What a party draws from its own seed for one request; P0 also draws its product share.
+fn draw_party(
+    rng: &mut ChaCha20Rng,
+    role: Role,
+    req: &TripleRequest,
+    dims: &mut HashMap<MaskId, (usize, usize)>,
+) -> Result<PartyDraw> {
+    Ok(match req {
+        TripleRequest::Mask { id, rows, cols } => {
+            dims.insert(*id, (*rows, *cols));
+            PartyDraw::Mask(ring::random(rng, *rows, *cols))
+        }
+        TripleRequest::Matmul { lhs, cols } => {
+            let d = draw_matmul(rng, lhs, *cols, dims)?;
+            let z0 = (role == Role::P0).then(|| ring::random(rng, d.z_dim.0, d.z_dim.1));
+            PartyDraw::Matmul(d, z0)
+        }
+        TripleRequest::Elementwise { rows, cols } => {
+            let a = ring::random(rng, *rows, *cols);
+            let b = ring::random(rng, *rows, *cols);
+            let c = (role == Role::P0).then(|| ring::random(rng, *rows, *cols));
+            PartyDraw::Elem(a, b, c)
+        }
+        TripleRequest::And { words: n } => {
+            let a = words(rng, *n);
+            let b = words(rng, *n);
+            let c = (role == Role::P0).then(|| words(rng, *n));
+            PartyDraw::And(a, b, c)
+        }
+    })
+}
+
+impl<C: Channel> TripleSource for DealerClient<C> {
+    fn generate(
+        &mut self,
+        requests: &[TripleRequest],
+    ) -> impl std::future::Future<Output = Result<Preprocessing>> + Send {
+        self.generate_inner(requests)
+    }
+
+    fn trust_note(&self) -> &'static str {
+        "trusted dealer: a third party generates all triples and must not collude with either server"
+    }
+}
+
+/// Starts a dealer task on the current tokio runtime, connected to two in-memory clients.
+pub async fn spawn_in_process() -> Result<(
+    DealerClient<MemChannel>,
+    DealerClient<MemChannel>,
+    tokio::task::JoinHandle<Result<()>>,
+)> {
+    let (d0, p0) = mem_pair();
+    let (d1, p1) = mem_pair();
+    let handle = tokio::spawn(run_dealer(d0, d1));
+    let c0 = DealerClient::connect(p0, Role::P0).await?;
+    let c1 = DealerClient::connect(p1, Role::P1).await?;
+    Ok((c0, c1, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::reconstruct;
+
+    fn reqs() -> Vec<TripleRequest> {
+        vec![
+            TripleRequest::Mask {
+                id: 1,
+                rows: 10,
+                cols: 4,
+            },
+            TripleRequest::Matmul {
+                lhs: Lhs::Fresh { rows: 3, inner: 5 },
+                cols: 2,
+            },
+            TripleRequest::Matmul {
+                lhs: Lhs::Mask {
+                    id: 1,
+                    rows: vec![0, 7, 3],
+                    transpose: false,
+                },
+                cols: 1,
+            },
+            TripleRequest::Matmul {
+                lhs: Lhs::Mask {
+                    id: 1,
+                    rows: vec![9, 2],
+                    transpose: true,
+                },
+                cols: 3,
+            },
+            TripleRequest::Elementwise { rows: 4, cols: 4 },
+            TripleRequest::And { words: 5 },
+        ]
+    }
+
+    #[tokio::test]
+    async fn dealer_triples_are_correct() {
+        let (mut c0, mut c1, h) = spawn_in_process().await.unwrap();
+        let r = reqs();
+        let (p0, p1) = tokio::join!(c0.generate(&r), c1.generate(&r));
+        let (mut p0, mut p1) = (p0.unwrap(), p1.unwrap());
+        let u = reconstruct(p0.mask(1).unwrap(), p1.mask(1).unwrap());
+        assert_eq!(u.dim(), (10, 4));
+        // Fresh.
+        let l = Lhs::Fresh { rows: 3, inner: 5 };
+        let (t0, t1) = (
+            p0.next_matmul(&l, 2).unwrap(),
+            p1.next_matmul(&l, 2).unwrap(),
+        );
+        let uu = reconstruct(t0.u.as_ref().unwrap(), t1.u.as_ref().unwrap());
+        let v = reconstruct(&t0.v, &t1.v);
+        assert_eq!(
+            reconstruct(&t0.z, &t1.z),
+            ring::matmul(&uu.view(), &v.view())
+        );
+        // Mask rows.
+        let l = Lhs::Mask {
+            id: 1,
+            rows: vec![0, 7, 3],
+            transpose: false,
+        };
+        let (t0, t1) = (
+            p0.next_matmul(&l, 1).unwrap(),
+            p1.next_matmul(&l, 1).unwrap(),
+        );
+        let ub = ring::select_rows(&u.view(), &[0, 7, 3]);
+        assert_eq!(
+            reconstruct(&t0.z, &t1.z),
+            ring::matmul(&ub.view(), &reconstruct(&t0.v, &t1.v).view())
+        );
+        // Mask rows transposed.
+        let l = Lhs::Mask {
+            id: 1,
+            rows: vec![9, 2],
+            transpose: true,
+        };
+        let (t0, t1) = (
+            p0.next_matmul(&l, 3).unwrap(),
+            p1.next_matmul(&l, 3).unwrap(),
+        );
+        let ub = ring::select_rows(&u.view(), &[9, 2]);
+        assert_eq!(
+            reconstruct(&t0.z, &t1.z),
+            ring::matmul(&ub.t(), &reconstruct(&t0.v, &t1.v).view())
+        );
+        // Elementwise.
+        let (e0, e1) = (
+            p0.next_elementwise((4, 4)).unwrap(),
+            p1.next_elementwise((4, 4)).unwrap(),
+        );
+        let a = reconstruct(&e0.a, &e1.a);
+        let b = reconstruct(&e0.b, &e1.b);
+        assert_eq!(
+            reconstruct(&e0.c, &e1.c),
+            ring::hadamard(&a.view(), &b.view())
+        );
+        // AND.
+        let (a0, a1) = (p0.next_and(5).unwrap(), p1.next_and(5).unwrap());
+        for i in 0..5 {
+            assert_eq!((a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]), a0.c[i] ^ a1.c[i]);
+        }
+        assert!(p0.is_drained() && p1.is_drained());
+        // Out-of-order use is refused.
+        assert!(p0.next_elementwise((4, 4)).is_err());
+        c0.finish().await.unwrap();
+        c1.finish().await.unwrap();
+        h.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn mismatched_requests_are_refused() {
+        let (mut c0, mut c1, h) = spawn_in_process().await.unwrap();
+        let a = reqs();
+        let mut b = reqs();
+        b[4] = TripleRequest::Elementwise { rows: 4, cols: 5 };
+        let (p0, p1) = tokio::join!(c0.generate(&a), c1.generate(&b));
+        assert!(matches!(p0, Err(MpcError::RequestMismatch { index: 4 })));
+        assert!(matches!(p1, Err(MpcError::RequestMismatch { index: 4 })));
+        assert!(matches!(
+            h.await.unwrap(),
+            Err(MpcError::RequestMismatch { index: 4 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn unknown_mask_or_row_is_an_error() {
+        let (mut c0, mut c1, _h) = spawn_in_process().await.unwrap();
+        let r = vec![
+            TripleRequest::Mask {
+                id: 1,
+                rows: 4,
+                cols: 2,
+            },
+            TripleRequest::Matmul {
+                lhs: Lhs::Mask {
+                    id: 1,
+                    rows: vec![4],
+                    transpose: false,
+                },
+                cols: 1,
+            },
+        ];
+        let (p0, _p1) = tokio::join!(c0.generate(&r), c1.generate(&r));
+        assert!(
+            matches!(&p0, Err(MpcError::Refused { reason }) if reason.contains("row 4")),
+            "{p0:?}"
+        );
+    }
+
+    /// P0 never receives more than its seed and the acknowledgements: its shares are all seeded.
+    #[tokio::test]
+    async fn p0_receives_only_seed_and_acks() {
+        let (d0, p0) = mem_pair();
+        let (d1, p1) = mem_pair();
+        let p0 = crate::net::Metered::new(p0);
+        let m0 = p0.meter();
+        let p1 = crate::net::Metered::new(p1);
+        let m1 = p1.meter();
+        let h = tokio::spawn(run_dealer(d0, d1));
+        let (c0, c1) = tokio::join!(
+            DealerClient::connect(p0, Role::P0),
+            DealerClient::connect(p1, Role::P1)
+        );
+        let (mut c0, mut c1) = (c0.unwrap(), c1.unwrap());
+        let r = reqs();
+        let (a, b) = tokio::join!(c0.generate(&r), c1.generate(&r));
+        a.unwrap();
+        b.unwrap();
+        c0.finish().await.unwrap();
+        c1.finish().await.unwrap();
+        h.await.unwrap().unwrap();
+        // seed (32 + 4 header) + one ack (4 + 4 header)
+        assert_eq!(m0.stats().bytes_received, 36 + 8);
+        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words.
+        assert_eq!(
+            m1.stats().bytes_received,
+            36 + 8 + (6 + 3 + 12 + 16 + 5) * 8 + 5 * 4
+        );
+    }
+}
