@@ -1,1 +1,19 @@
-//! placeholder
+//! # ml — models written once, run on a plaintext or a secret-shared backend
+//!
+//! DESIGN.md, "ML": one model code path, two backends. [`backend::Plain`] computes in `f64`
+//! (the *plaintext twin*, the reference every secure result is compared with);
+//! [`backend::Shared`] computes on 2PC shares with the `mpc` crate (SecureML). A third backend,
+//! [`backend::Plan`], runs the same code on shapes only and records the preprocessing (triples)
+//! the shared run will consume, so the offline phase can be done before going online.
+//!
+//! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD, the learning rate
+//! divided by the batch size being a power of two so the update is a truncation).
+
+pub mod backend;
+pub mod error;
+pub mod models;
+pub mod schedule;
+
+pub use backend::{Backend, Plain, Plan, Shared};
+pub use error::MlError;
+pub use schedule::Schedule;

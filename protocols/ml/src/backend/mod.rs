@@ -1,0 +1,101 @@
+//! Backends: where a model's arithmetic happens.
+//!
+//! A model is an `async fn` generic over [`Backend`]; the same code trains in plaintext
+//! ([`Plain`]), on secret shares ([`Shared`]) and on shapes only ([`Plan`], which records the
+//! preprocessing the shared run needs). Values carry `f` fractional bits on the shared backend;
+//! every product takes an `extra_shift` so that a multiplication by a power of two (a learning
+//! rate over a batch size) folds into the truncation that follows it.
+
+mod plain;
+mod plan;
+mod shared;
+
+pub use plain::Plain;
+pub use plan::{Plan, PlanData, PlanTensor};
+pub use shared::Shared;
+
+use crate::error::Result;
+use std::future::Future;
+
+/// The arithmetic a model needs. Matrices throughout; vectors are n×1.
+pub trait Backend: Send {
+    /// A matrix held by the backend: values, shares, or just a shape.
+    type Tensor: Clone + Send + Sync;
+    /// A data matrix prepared for repeated mini-batch products (SecureML's masked matrix).
+    type Data: Send + Sync;
+
+    /// Shape of a tensor.
+    fn dim(t: &Self::Tensor) -> (usize, usize);
+
+    /// Shape of a data matrix.
+    fn data_dim(d: &Self::Data) -> (usize, usize);
+
+    /// `a + b` (local).
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `a − b` (local).
+    fn sub(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// The rows `rows` of `t` (local).
+    fn select_rows(&self, t: &Self::Tensor, rows: &[usize]) -> Self::Tensor;
+
+    /// `t · 2^-bits` (a local truncation on shares).
+    fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor>;
+
+    /// `X[rows] · Y · 2^-extra_shift`, or `X[rows]ᵀ · Y · 2^-extra_shift` if `transpose`.
+    fn data_matmul(
+        &mut self,
+        x: &Self::Data,
+        rows: &[usize],
+        transpose: bool,
+        y: &Self::Tensor,
+        extra_shift: u32,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `A · B · 2^-extra_shift` for two tensors.
+    fn matmul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        extra_shift: u32,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `A ⊙ B · 2^-extra_shift` (elementwise).
+    fn mul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        extra_shift: u32,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+}
+
+pub(crate) fn check_same(op: &'static str, a: (usize, usize), b: (usize, usize)) -> Result<()> {
+    if a != b {
+        return Err(crate::MlError::Shape {
+            op,
+            left: a,
+            right: b,
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_matmul(op: &'static str, a: (usize, usize), b: (usize, usize)) -> Result<()> {
+    if a.1 != b.0 {
+        return Err(crate::MlError::Shape {
+            op,
+            left: a,
+            right: b,
+        });
+    }
+    Ok(())
+}
+
+/// Shape of `X[rows]` or its transpose.
+pub(crate) fn batch_dim(data: (usize, usize), rows: usize, transpose: bool) -> (usize, usize) {
+    if transpose {
+        (data.1, rows)
+    } else {
+        (rows, data.1)
+    }
+}

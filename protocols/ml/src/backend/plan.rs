@@ -1,0 +1,139 @@
+//! The planning backend: runs a model on shapes only and records, in order, every piece of
+//! preprocessing the shared run of the same code will consume.
+
+use super::{batch_dim, check_matmul, check_same, Backend};
+use crate::error::Result;
+use mpc::triples::{Lhs, MaskId, TripleRequest};
+
+/// A tensor that is only a shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanTensor(pub (usize, usize));
+
+/// A data matrix that is only a shape and the mask it will use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanData {
+    /// Shape.
+    pub dim: (usize, usize),
+    /// The mask registered for it.
+    pub mask: MaskId,
+}
+
+/// Records triple requests.
+#[derive(Debug, Default)]
+pub struct Plan {
+    requests: Vec<TripleRequest>,
+    next_mask: MaskId,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a data matrix of shape `dim`; masks are numbered in registration order, which
+    /// [`super::Shared::data`] follows.
+    pub fn data(&mut self, dim: (usize, usize)) -> PlanData {
+        let id = self.next_mask;
+        self.next_mask += 1;
+        self.requests.push(TripleRequest::Mask {
+            id,
+            rows: dim.0,
+            cols: dim.1,
+        });
+        PlanData { dim, mask: id }
+    }
+
+    /// The recorded requests.
+    pub fn requests(&self) -> &[TripleRequest] {
+        &self.requests
+    }
+
+    /// Takes the recorded requests.
+    pub fn into_requests(self) -> Vec<TripleRequest> {
+        self.requests
+    }
+}
+
+impl Backend for Plan {
+    type Tensor = PlanTensor;
+    type Data = PlanData;
+
+    fn dim(t: &Self::Tensor) -> (usize, usize) {
+        t.0
+    }
+
+    fn data_dim(d: &Self::Data) -> (usize, usize) {
+        d.dim
+    }
+
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("add", a.0, b.0)?;
+        Ok(*a)
+    }
+
+    fn sub(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("sub", a.0, b.0)?;
+        Ok(*a)
+    }
+
+    fn select_rows(&self, t: &Self::Tensor, rows: &[usize]) -> Self::Tensor {
+        PlanTensor((rows.len(), t.0 .1))
+    }
+
+    fn shift_right(&self, t: &Self::Tensor, _bits: u32) -> Result<Self::Tensor> {
+        Ok(*t)
+    }
+
+    async fn data_matmul(
+        &mut self,
+        x: &Self::Data,
+        rows: &[usize],
+        transpose: bool,
+        y: &Self::Tensor,
+        _extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        let lhs = batch_dim(x.dim, rows.len(), transpose);
+        check_matmul("data_matmul", lhs, y.0)?;
+        self.requests.push(TripleRequest::Matmul {
+            lhs: Lhs::Mask {
+                id: x.mask,
+                rows: rows.to_vec(),
+                transpose,
+            },
+            cols: y.0 .1,
+        });
+        Ok(PlanTensor((lhs.0, y.0 .1)))
+    }
+
+    async fn matmul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        _extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul", a.0, b.0)?;
+        self.requests.push(TripleRequest::Matmul {
+            lhs: Lhs::Fresh {
+                rows: a.0 .0,
+                inner: a.0 .1,
+            },
+            cols: b.0 .1,
+        });
+        Ok(PlanTensor((a.0 .0, b.0 .1)))
+    }
+
+    async fn mul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        _extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        check_same("mul", a.0, b.0)?;
+        self.requests.push(TripleRequest::Elementwise {
+            rows: a.0 .0,
+            cols: a.0 .1,
+        });
+        Ok(*a)
+    }
+}

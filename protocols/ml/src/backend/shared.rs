@@ -1,0 +1,148 @@
+//! The secret-shared backend: SecureML's online phase over a [`Channel`] to the other party,
+//! consuming preprocessing made beforehand from a [`super::Plan`] of the same code.
+
+use super::{batch_dim, check_matmul, check_same, Backend};
+use crate::error::Result;
+use mpc::net::Channel;
+use mpc::online::{self, MaskedMatrix};
+use mpc::triples::{Lhs, MaskId, Preprocessing};
+use mpc::trunc::truncate;
+use mpc::{FixedPoint, Role, Share};
+
+/// One party's view of a secure computation.
+#[derive(Debug)]
+pub struct Shared<C> {
+    ch: C,
+    role: Role,
+    fp: FixedPoint,
+    pre: Preprocessing,
+    next_mask: MaskId,
+}
+
+impl<C: Channel> Shared<C> {
+    /// A backend for `role`, talking to the peer over `ch` and consuming `pre`.
+    pub fn new(ch: C, role: Role, fp: FixedPoint, pre: Preprocessing) -> Self {
+        Self {
+            ch,
+            role,
+            fp,
+            pre,
+            next_mask: 0,
+        }
+    }
+
+    /// This party's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The fixed-point codec.
+    pub fn fixed_point(&self) -> FixedPoint {
+        self.fp
+    }
+
+    /// Masks and opens a shared data matrix for mini-batch products (SecureML §IV: once per
+    /// training run). Data matrices must be registered in the order the [`super::Plan`] saw them.
+    pub async fn data(&mut self, x: &Share) -> Result<MaskedMatrix> {
+        let id = self.next_mask;
+        self.next_mask += 1;
+        Ok(MaskedMatrix::open(&mut self.ch, x, id, &self.pre).await?)
+    }
+
+    /// The channel (e.g. to read its meter).
+    pub fn channel(&self) -> &C {
+        &self.ch
+    }
+
+    /// Whether all preprocessing has been consumed.
+    pub fn preprocessing_drained(&self) -> bool {
+        self.pre.is_drained()
+    }
+
+    /// Gives back the channel.
+    pub fn into_channel(self) -> C {
+        self.ch
+    }
+
+    fn trunc(&self, s: &Share, extra: u32) -> Result<Share> {
+        Ok(truncate(self.role, s, self.fp.frac_bits().get() + extra)?)
+    }
+}
+
+impl<C: Channel> Backend for Shared<C> {
+    type Tensor = Share;
+    type Data = MaskedMatrix;
+
+    fn dim(t: &Self::Tensor) -> (usize, usize) {
+        t.dim()
+    }
+
+    fn data_dim(d: &Self::Data) -> (usize, usize) {
+        d.dim()
+    }
+
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("add", a.dim(), b.dim())?;
+        Ok(a.add(b))
+    }
+
+    fn sub(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("sub", a.dim(), b.dim())?;
+        Ok(a.sub(b))
+    }
+
+    fn select_rows(&self, t: &Self::Tensor, rows: &[usize]) -> Self::Tensor {
+        t.select_rows(rows)
+    }
+
+    fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
+        Ok(truncate(self.role, t, bits)?)
+    }
+
+    async fn data_matmul(
+        &mut self,
+        x: &Self::Data,
+        rows: &[usize],
+        transpose: bool,
+        y: &Self::Tensor,
+        extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        check_matmul(
+            "data_matmul",
+            batch_dim(x.dim(), rows.len(), transpose),
+            y.dim(),
+        )?;
+        let p = x
+            .matmul_rows(&mut self.ch, self.role, rows, transpose, y, &mut self.pre)
+            .await?;
+        self.trunc(&p, extra_shift)
+    }
+
+    async fn matmul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul", a.dim(), b.dim())?;
+        let lhs = Lhs::Fresh {
+            rows: a.dim().0,
+            inner: a.dim().1,
+        };
+        let t = self.pre.next_matmul(&lhs, b.dim().1)?;
+        let p = online::matmul(&mut self.ch, self.role, a, b, t).await?;
+        self.trunc(&p, extra_shift)
+    }
+
+    async fn mul(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        extra_shift: u32,
+    ) -> Result<Self::Tensor> {
+        check_same("mul", a.dim(), b.dim())?;
+        let t = self.pre.next_elementwise(a.dim())?;
+        let p = online::mul(&mut self.ch, self.role, a, b, &t).await?;
+        self.trunc(&p, extra_shift)
+    }
+}

@@ -1,0 +1,3 @@
+//! Models written once against [`crate::Backend`].
+
+pub mod linreg;
