@@ -1,0 +1,134 @@
+//! Pieces shared by the tasks: data loading, the in-process dealer, progress bars, timing.
+
+use crate::config::DataSource;
+use anyhow::{bail, Context, Result};
+use datasets::Dataset;
+use indicatif::{ProgressBar, ProgressStyle};
+use mpc::net::{mem_pair, CommStats, Meter, Metered, MemChannel};
+use mpc::triples::dealer::{run_dealer, DealerClient};
+use mpc::Role;
+use std::sync::Arc;
+
+/// Train and test sets.
+#[derive(Debug)]
+pub struct Split {
+    /// Training set.
+    pub train: Dataset,
+    /// Test set.
+    pub test: Dataset,
+    /// Where it came from, for the report.
+    pub description: String,
+}
+
+/// Loads the data a task names and splits it.
+pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
+    match src {
+        DataSource::Bundled { name, test_fraction } => {
+            let ds = match name.as_str() {
+                "diabetes" => datasets::tabular::diabetes()?,
+                "breast_cancer" | "breast-cancer" => datasets::tabular::breast_cancer()?,
+                "wine" => datasets::tabular::wine()?,
+                "iris" => datasets::tabular::iris()?,
+                "digits" => datasets::tabular::digits()?,
+                other => bail!("unknown bundled dataset {other:?} (diabetes, breast_cancer, wine, iris, digits)"),
+            };
+            let n = ds.n_samples();
+            let (train, test) = datasets::split::train_test_split(&ds, *test_fraction, seed)
+                .with_context(|| format!("splitting {name}"))?;
+            Ok(Split {
+                description: format!(
+                    "{name}: {n} rows × {} features, split {}/{} (seed {seed})",
+                    ds.n_features(),
+                    train.n_samples(),
+                    test.n_samples()
+                ),
+                train,
+                test,
+            })
+        }
+        DataSource::Planted {
+            n_train,
+            n_test,
+            d,
+            noise_std,
+        } => {
+            let spec = datasets::synth::PlantedSpec::new(n_train + n_test, *d, seed);
+            let p = datasets::synth::planted_linear(&spec, *noise_std)?;
+            let train: Vec<usize> = (0..*n_train).collect();
+            let test: Vec<usize> = (*n_train..n_train + n_test).collect();
+            Ok(Split {
+                description: format!(
+                    "planted linear regression: {n_train} train + {n_test} test rows × {d} features, features U[-1,1), noise σ = {noise_std} (seed {seed})"
+                ),
+                train: p.dataset.select(&train),
+                test: p.dataset.select(&test),
+            })
+        }
+    }
+}
+
+/// Two dealer clients (P0's, P1's) on metered in-memory channels, with the dealer task running.
+#[derive(Debug)]
+pub struct InProcessDealer {
+    /// P0's client.
+    pub p0: DealerClient<Metered<MemChannel>>,
+    /// P1's client.
+    pub p1: DealerClient<Metered<MemChannel>>,
+    /// The meters of the two client channels.
+    pub meters: [Arc<Meter>; 2],
+    /// The dealer task.
+    pub task: tokio::task::JoinHandle<mpc::error::Result<()>>,
+}
+
+impl InProcessDealer {
+    /// Starts the dealer.
+    pub async fn start() -> Result<Self> {
+        let (d0, c0) = mem_pair();
+        let (d1, c1) = mem_pair();
+        let task = tokio::spawn(run_dealer(d0, d1));
+        let (c0, c1) = (Metered::new(c0), Metered::new(c1));
+        let meters = [c0.meter(), c1.meter()];
+        let (p0, p1) = tokio::join!(DealerClient::connect(c0, Role::P0), DealerClient::connect(c1, Role::P1));
+        Ok(Self {
+            p0: p0?,
+            p1: p1?,
+            meters,
+            task,
+        })
+    }
+
+    /// Ends the session and waits for the dealer.
+    pub async fn finish(self) -> Result<[CommStats; 2]> {
+        let stats = [self.meters[0].stats(), self.meters[1].stats()];
+        self.p0.finish().await?;
+        self.p1.finish().await?;
+        self.task.await??;
+        Ok(stats)
+    }
+}
+
+/// A progress bar for `steps` steps, hidden when stderr is not a terminal.
+pub fn progress(steps: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(steps);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} steps, {elapsed_precise} (eta {eta})")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Median of a sample (sorted copy).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,283 @@
+//! Experiment configs (TOML). Unknown keys are errors, so a typo never silently falls back to a
+//! default; parse errors name the file, line and column.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// A whole experiment config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name and seed.
+    pub experiment: ExperimentMeta,
+    /// How the two parties talk.
+    #[serde(default)]
+    pub transport: TransportConfig,
+    /// 2PC settings.
+    #[serde(default)]
+    pub mpc: MpcConfig,
+    /// The tasks, run in order.
+    #[serde(rename = "task", default)]
+    pub tasks: Vec<Task>,
+}
+
+/// Name, description, seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentMeta {
+    /// Short name; results go to `results/<name>/<timestamp>/`.
+    pub name: String,
+    /// One line for the report.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every public random choice (splits, batch order, initial weights). Keys, masks and
+    /// shares always come from the OS CSPRNG, never from this seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// Transport between the parties.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportConfig {
+    /// `quic`, `tls-tcp`, `tcp-insecure` (benchmarks only) or `memory` (in-process channels).
+    #[serde(default = "default_transport")]
+    pub kind: String,
+}
+
+fn default_transport() -> String {
+    "quic".into()
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            kind: default_transport(),
+        }
+    }
+}
+
+/// 2PC settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MpcConfig {
+    /// Fixed-point fractional bits.
+    #[serde(default = "default_frac_bits")]
+    pub frac_bits: u32,
+    /// Triple source: `dealer` (trusted third party, in-process).
+    #[serde(default = "default_triples")]
+    pub triples: String,
+}
+
+fn default_frac_bits() -> u32 {
+    16
+}
+
+fn default_triples() -> String {
+    "dealer".into()
+}
+
+impl Default for MpcConfig {
+    fn default() -> Self {
+        Self {
+            frac_bits: default_frac_bits(),
+            triples: default_triples(),
+        }
+    }
+}
+
+/// One task of an experiment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Task {
+    /// Secure linear regression beside its plaintext twin.
+    Linreg(LinregTask),
+    /// Secure matrix products against the plaintext ring product.
+    MatmulBench(MatmulBenchTask),
+}
+
+/// Where a task's data comes from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DataSource {
+    /// A bundled dataset by name (`diabetes`, `breast_cancer`, ...).
+    Bundled {
+        /// Name.
+        name: String,
+        /// Fraction of rows held out for testing.
+        #[serde(default = "default_test_fraction")]
+        test_fraction: f64,
+    },
+    /// A planted-weight regression problem.
+    Planted {
+        /// Training rows.
+        n_train: usize,
+        /// Test rows.
+        n_test: usize,
+        /// Features.
+        d: usize,
+        /// Standard deviation of the label noise.
+        #[serde(default = "default_noise")]
+        noise_std: f64,
+    },
+}
+
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
+fn default_noise() -> f64 {
+    0.1
+}
+
+/// Linear regression settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinregTask {
+    /// Label for the runs' metric names (`secure_<label>.…`); empty for `secure.…`.
+    #[serde(default)]
+    pub label: String,
+    /// The data.
+    pub data: DataSource,
+    /// Epochs.
+    pub epochs: usize,
+    /// Batch size (a power of two).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Learning rate (a power of two).
+    pub learning_rate: f64,
+    /// Standardize features with the training set's mean and deviation.
+    #[serde(default = "yes")]
+    pub standardize: bool,
+}
+
+fn default_batch() -> usize {
+    128
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Matrix-product benchmark settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatmulBenchTask {
+    /// Products as `[rows, inner, cols]`.
+    pub shapes: Vec<[usize; 3]>,
+    /// Repetitions per shape (the median is reported).
+    #[serde(default = "default_reps")]
+    pub repetitions: usize,
+}
+
+fn default_reps() -> usize {
+    5
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("{origin}{at}: {}", e.message())
+        })?;
+        cfg.validate(origin)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, origin: &str) -> Result<()> {
+        if self.experiment.name.is_empty()
+            || !self
+                .experiment
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "{origin}: experiment.name {:?} must be non-empty and use only letters, digits, '-' and '_'",
+                self.experiment.name
+            );
+        }
+        if !["quic", "tls-tcp", "tcp-insecure", "memory"].contains(&self.transport.kind.as_str()) {
+            bail!(
+                "{origin}: transport.kind = {:?} is not one of quic, tls-tcp, tcp-insecure, memory",
+                self.transport.kind
+            );
+        }
+        if !["dealer"].contains(&self.mpc.triples.as_str()) {
+            bail!("{origin}: mpc.triples = {:?} is not supported (supported: dealer)", self.mpc.triples);
+        }
+        mpc::FracBits::new(self.mpc.frac_bits).with_context(|| format!("{origin}: mpc.frac_bits"))?;
+        if self.tasks.is_empty() {
+            bail!("{origin}: no [[task]] given");
+        }
+        for (i, t) in self.tasks.iter().enumerate() {
+            if let Task::Linreg(l) = t {
+                ml::models::linreg::LinRegHyper::new(l.learning_rate, l.batch_size)
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+                if l.epochs == 0 {
+                    bail!("{origin}: task #{}: epochs must be at least 1", i + 1);
+                }
+                if let DataSource::Bundled { test_fraction, .. } = &l.data {
+                    if !(0.0..1.0).contains(test_fraction) {
+                        bail!("{origin}: task #{}: test_fraction {test_fraction} must be in [0, 1)", i + 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                Config::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 2);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_value() {
+        let e = Config::parse("[experiment]\nname = \"x\"\n[mpc]\nfrac_bitz = 3\n", "c.toml").unwrap_err();
+        let m = format!("{e:#}");
+        assert!(m.starts_with("c.toml:4:1") && m.contains("frac_bitz"), "{m}");
+        let e = Config::parse(
+            "[experiment]\nname = \"x\"\n[[task]]\nkind = \"linreg\"\nepochs = 1\nlearning_rate = 0.3\n[task.data.bundled]\nname = \"diabetes\"\n",
+            "c.toml",
+        )
+        .unwrap_err();
+        let m = format!("{e:#}");
+        assert!(m.contains("0.3") && m.contains("power of two"), "{m}");
+        let e = Config::parse("[experiment]\nname = \"a b\"\n[[task]]\nkind = \"matmul-bench\"\nshapes = []\n", "c.toml").unwrap_err();
+        assert!(format!("{e:#}").contains("\"a b\""));
+    }
+}
