@@ -46,7 +46,7 @@ const RIGHT_HIP: usize = 3;
 const LEFT_HIP: usize = 9;
 
 /// How a generated sequence is translated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Centering {
     /// Subtract the root joint of the first frame from every frame (default).
     #[default]
@@ -58,7 +58,7 @@ pub enum Centering {
 }
 
 /// The camera yaw angles of a split.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ViewSet {
     /// Sample `i` of each class uses `angles_deg[i % len]`.
     Fixed(Vec<f64>),
@@ -109,7 +109,6 @@ pub struct Mocap15Config {
     /// Extra yaw drawn uniformly in `±yaw_jitter_deg` and added to the view angle (default 0).
     pub yaw_jitter_deg: f64,
     /// Translation normalisation (default [`Centering::FirstFrameRoot`]).
-    #[serde(skip)]
     pub centering: Centering,
     /// Seed of the `ChaCha20Rng` streams (default 2024).
     pub seed: u64,

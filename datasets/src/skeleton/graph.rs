@@ -390,6 +390,22 @@ mod tests {
         assert!(Graph::new(2, vec![(0, 1)], 2).is_err());
     }
 
+    proptest::proptest! {
+        /// Partition laws on random trees with a random center.
+        #[test]
+        fn random_tree_partitions(
+            raw_parents in proptest::collection::vec(0usize..1000, 1..40),
+            center_pick in 0usize..1000,
+        ) {
+            let mut parents = vec![None];
+            for (i, p) in raw_parents.iter().enumerate() {
+                parents.push(Some(p % (i + 1)));
+            }
+            let g = Graph::from_parents(&parents, center_pick % parents.len()).unwrap();
+            check_partitions(&g);
+        }
+    }
+
     #[test]
     fn split_array_matches_tensor() {
         let g = Graph::body25();

@@ -247,6 +247,11 @@ impl SkeletonSet {
         Ok((self.subset(&train), self.subset(&test)))
     }
 
+    /// The data converted to `f64` (for the `f64` model code).
+    pub fn data_f64(&self) -> ndarray::Array5<f64> {
+        self.data.mapv(f64::from)
+    }
+
     /// `(N, C, T, V, M)` as an array.
     pub fn shape(&self) -> [usize; 5] {
         let s = self.data.shape();

@@ -286,6 +286,22 @@ mod tests {
         assert_eq!(parse_npy(&bytes, "l.npy").unwrap(), NpyArray::I64(l));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn round_trip_random_f64(
+            shape in proptest::collection::vec(1usize..5, 0..6),
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let len: usize = shape.iter().product();
+            let vals: Vec<f64> = (0..len)
+                .map(|i| f64::from_bits(seed.wrapping_mul(i as u64 + 1) >> 2))
+                .collect();
+            let a = ArrayD::from_shape_vec(IxDyn(&shape), vals).unwrap();
+            let bytes = to_npy_bytes(&a.view());
+            proptest::prop_assert_eq!(parse_npy(&bytes, "p.npy").unwrap(), NpyArray::F64(a));
+        }
+    }
+
     #[test]
     fn known_numpy_header_parses() {
         // Header as numpy 1.x writes it for np.zeros((2, 1), '<f8').
