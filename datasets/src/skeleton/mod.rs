@@ -7,6 +7,21 @@
 //!
 //! All tensors use the layout of ST-GCN / 2s-AGCN: `(N, C, T, V, M)` = (samples, coordinate
 //! channels, frames, joints, persons), stored as `f32` ([`SkeletonSet::data`]).
+//!
+//! ```
+//! use datasets::skeleton::{Graph, Mocap15, Mocap15Config};
+//!
+//! // ST-GCN adjacency partitions (K = 3, V, V) of the 15-joint mocap humanoid.
+//! let a = Graph::mocap15().spatial_partitions();
+//! assert_eq!(a.shape(), &[3, 15, 15]);
+//!
+//! // NTU-style cross-view split: train views -45/+45 degrees, test view 0 degrees.
+//! let gen = Mocap15::load_bundled(Mocap15Config::default())?;
+//! let split = gen.cross_view(2, 1)?;
+//! assert_eq!(split.train.set.shape(), [30, 3, 64, 15, 1]);
+//! assert_eq!(split.test.set.labels.len(), 15);
+//! # Ok::<(), datasets::skeleton::SkeletonError>(())
+//! ```
 
 pub mod augment;
 pub mod bodypose;

@@ -88,7 +88,23 @@ pub struct NtuFileName {
     pub action: u32,
 }
 
+/// Performers (subjects) of the NTU RGB+D 60 cross-subject training split (Shahroudy et al.
+/// 2016, §4); the other subjects form the test split.
+pub const NTU60_CROSS_SUBJECT_TRAIN: [u32; 20] = [
+    1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38,
+];
+
 impl NtuFileName {
+    /// Cross-view protocol: cameras 2 and 3 train, camera 1 tests.
+    pub fn is_cross_view_train(&self) -> bool {
+        self.camera != 1
+    }
+
+    /// Cross-subject protocol (NTU 60): the performer is in [`NTU60_CROSS_SUBJECT_TRAIN`].
+    pub fn is_cross_subject_train(&self) -> bool {
+        NTU60_CROSS_SUBJECT_TRAIN.contains(&self.performer)
+    }
+
     /// Parses a file name such as `S001C002P003R001A005.skeleton` (directories and extension
     /// are ignored). Returns `None` when the stem does not have that form.
     pub fn parse(name: &str) -> Option<Self> {
@@ -468,6 +484,10 @@ mod tests {
                 action: 60
             }
         );
+        assert!(n.is_cross_view_train());
+        assert!(!n.is_cross_subject_train());
+        let m = NtuFileName::parse("S001C001P001R001A001.skeleton").unwrap();
+        assert!(!m.is_cross_view_train() && m.is_cross_subject_train());
         assert!(NtuFileName::parse("S017C003P020R002X060.skeleton").is_none());
         assert!(NtuFileName::parse("foo.skeleton").is_none());
     }
