@@ -7,10 +7,13 @@
 //!    `start_s + k · speed / fps`, interpolating keyframes (root position and hinge angles
 //!    linearly, quaternions by slerp) and running forward kinematics, so bones keep their
 //!    lengths. This is the **speed warp** (`speed` in 0.7–1.3 by default) and the **random
-//!    temporal crop** (`start_s`). A window longer than a cyclic clip **loops** seamlessly (each
-//!    new cycle is moved and turned so that it starts where and how the previous one ended); for
-//!    non-cyclic clips the window start is drawn so the motion lies inside the window when it
-//!    fits, and times outside the clip hold the first/last pose;
+//!    temporal crop** (`start_s`, uniform over the clip for cyclic clips). A window longer than
+//!    a cyclic clip **loops**: each new cycle is moved (ground plane) and turned (about Y) so
+//!    that its root starts where and heading how the previous cycle ended, as DeepMimic does for
+//!    the root position; the clips' last and first poses are not identical, so a small jump in
+//!    the limbs can remain at the boundary (largest: crawl, ~0.1 m). For non-cyclic clips the
+//!    window start is drawn so that the window lies inside the clip when it fits and otherwise
+//!    covers the whole clip; times outside the clip hold the first/last pose;
 //! 2. **heading canonicalisation**: the clip is turned about the vertical (Y) axis so that in its
 //!    first keyframe the hips' left→right vector points along +Z (the character faces +X);
 //! 3. **body-size scale**: all positions multiplied by `bone_scale` (0.9–1.1), i.e. every bone
@@ -176,6 +179,8 @@ pub struct SampleParams {
     /// Class (clip) index.
     pub class: usize,
     /// Clip time of the first output frame, seconds (may be outside the clip; see module docs).
+    /// The generator draws it in `[0, duration)` for cyclic clips; rendering costs time linear in
+    /// the number of cycles between 0 and the rendered times.
     pub start_s: f64,
     /// Speed factor (clip seconds per output second).
     pub speed: f64,

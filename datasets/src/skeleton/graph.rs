@@ -119,7 +119,8 @@ pub const MOCAP15_CENTER: usize = 1;
 pub const NUM_PARTITIONS: usize = 3;
 
 /// An undirected skeleton graph: joints `0..num_nodes`, bone `edges`, and the `center` joint used
-/// by the spatial partitioning.
+/// by the spatial partitioning. Build it with [`Graph::new`] (or the layout constructors), which
+/// validates indices and connectivity; the methods index by the edges' endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Graph {
     /// Number of joints `V`.
@@ -231,11 +232,12 @@ impl Graph {
         dist
     }
 
-    /// Hop distance of every joint from the center (the graph is connected by construction).
+    /// Hop distance of every joint from the center. Graphs built by [`Graph::new`] are
+    /// connected; a joint unreachable in a hand-built `Graph` gets `usize::MAX`.
     pub fn hop_distances_to_center(&self) -> Vec<usize> {
         self.hop_distances_from(self.center)
             .into_iter()
-            .map(|d| d.expect("graph is connected"))
+            .map(|d| d.unwrap_or(usize::MAX))
             .collect()
     }
 
