@@ -26,6 +26,7 @@ pub mod mnist;
 pub mod npy;
 pub mod preprocess;
 pub mod split;
+pub mod skeleton;
 pub mod synth;
 pub mod tabular;
 
