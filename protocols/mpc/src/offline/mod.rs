@@ -1,0 +1,101 @@
+//! # offline — the two-server OT offline phase
+//!
+//! Makes the same correlated randomness as the trusted dealer ([`crate::triples::dealer`]) with no
+//! third party: the two servers run oblivious transfers with each other (SecureML §IV-B).
+//!
+//! * [`base`]: Chou–Orlandi base OT on Ristretto (LATINCRYPT 2015);
+//! * [`iknp`]: IKNP OT extension (CRYPTO 2003) with ALSZ correlated OT (CCS 2013), phases as types;
+//! * [`hash`]: fixed-key AES tweakable correlation-robust hash (GKWY, S&P 2020) and PRGs;
+//! * [`transpose`]: the cache-friendly 128 × m bit transpose;
+//! * [`gilboa`]: arithmetic products from correlated OT (Gilboa, CRYPTO 1999) — elementwise triples
+//!   and matrix triples with SecureML's one-choice-bit-per-column reuse (§IV-B), messages shrinking
+//!   with the bit index;
+//! * [`and`]: bit-sliced AND triples from two random OTs per triple;
+//! * [`OtSource`]: the [`crate::triples::TripleSource`] that runs all of it, and [`ClientAided`],
+//!   the dealer run by the data owner (SecureML §V).
+//!
+//! Security: semi-honest, non-colluding servers; 128-bit computational security (128 base OTs,
+//! AES-128, Ristretto255). Nothing here is secure against a deviating server (that would need the
+//! KOS consistency check and more).
+
+pub mod and;
+pub mod base;
+pub mod gilboa;
+pub mod hash;
+pub mod iknp;
+mod source;
+pub mod transpose;
+
+pub use source::{client_aided_in_process, ClientAided, OtSource, Progress};
+
+use crate::error::{MpcError, Result};
+use crate::net::{Channel, RING_CHUNK_WORDS};
+
+/// Choice words (64 OTs each) per extension chunk of the one-directional drivers.
+pub const CHUNK_WORDS: usize = 1 << 11;
+
+fn to_bytes(words: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(words.len() * 8);
+    for w in words {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out
+}
+
+fn extend_from_bytes(out: &mut Vec<u64>, bytes: &[u8]) {
+    out.extend(
+        bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+    );
+}
+
+/// Sends raw words in frames of at most [`RING_CHUNK_WORDS`].
+pub(crate) async fn send_words<C: Channel>(ch: &mut C, words: &[u64]) -> Result<()> {
+    for chunk in words.chunks(RING_CHUNK_WORDS) {
+        ch.send_frame(to_bytes(chunk)).await?;
+    }
+    Ok(())
+}
+
+/// Receives exactly `n` words sent by [`send_words`].
+pub(crate) async fn recv_words<C: Channel>(ch: &mut C, n: usize) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let want = (n - out.len()).min(RING_CHUNK_WORDS);
+        let f = ch.recv_frame(want * 8).await?;
+        if f.len() != want * 8 {
+            return Err(MpcError::Malformed {
+                reason: format!(
+                    "OT frame of {} bytes, expected {} ({} of {} words received)",
+                    f.len(),
+                    want * 8,
+                    out.len(),
+                    n
+                ),
+            });
+        }
+        extend_from_bytes(&mut out, &f);
+    }
+    Ok(out)
+}
+
+/// Sends `words` and receives as many from the peer, frame by frame (one flight per frame), so two
+/// large simultaneous sends cannot deadlock on a flow-controlled transport.
+pub(crate) async fn exchange_words<C: Channel>(ch: &mut C, words: &[u64]) -> Result<Vec<u64>> {
+    let mut out = Vec::with_capacity(words.len());
+    for chunk in words.chunks(RING_CHUNK_WORDS) {
+        let f = ch.exchange_frame(to_bytes(chunk), chunk.len() * 8).await?;
+        if f.len() != chunk.len() * 8 {
+            return Err(MpcError::Malformed {
+                reason: format!(
+                    "OT frame of {} bytes, expected {}",
+                    f.len(),
+                    chunk.len() * 8
+                ),
+            });
+        }
+        extend_from_bytes(&mut out, &f);
+    }
+    Ok(out)
+}
