@@ -4,10 +4,6 @@ use crate::config::DataSource;
 use anyhow::{bail, Context, Result};
 use datasets::Dataset;
 use indicatif::{ProgressBar, ProgressStyle};
-use mpc::net::{mem_pair, CommStats, Meter, Metered, MemChannel};
-use mpc::triples::dealer::{run_dealer, DealerClient};
-use mpc::Role;
-use std::sync::Arc;
 
 /// Train and test sets.
 #[derive(Debug)]
@@ -23,7 +19,10 @@ pub struct Split {
 /// Loads the data a task names and splits it.
 pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
     match src {
-        DataSource::Bundled { name, test_fraction } => {
+        DataSource::Bundled {
+            name,
+            test_fraction,
+        } => {
             let ds = match name.as_str() {
                 "diabetes" => datasets::tabular::diabetes()?,
                 "breast_cancer" | "breast-cancer" => datasets::tabular::breast_cancer()?,
@@ -67,53 +66,15 @@ pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
     }
 }
 
-/// Two dealer clients (P0's, P1's) on metered in-memory channels, with the dealer task running.
-#[derive(Debug)]
-pub struct InProcessDealer {
-    /// P0's client.
-    pub p0: DealerClient<Metered<MemChannel>>,
-    /// P1's client.
-    pub p1: DealerClient<Metered<MemChannel>>,
-    /// The meters of the two client channels.
-    pub meters: [Arc<Meter>; 2],
-    /// The dealer task.
-    pub task: tokio::task::JoinHandle<mpc::error::Result<()>>,
-}
-
-impl InProcessDealer {
-    /// Starts the dealer.
-    pub async fn start() -> Result<Self> {
-        let (d0, c0) = mem_pair();
-        let (d1, c1) = mem_pair();
-        let task = tokio::spawn(run_dealer(d0, d1));
-        let (c0, c1) = (Metered::new(c0), Metered::new(c1));
-        let meters = [c0.meter(), c1.meter()];
-        let (p0, p1) = tokio::join!(DealerClient::connect(c0, Role::P0), DealerClient::connect(c1, Role::P1));
-        Ok(Self {
-            p0: p0?,
-            p1: p1?,
-            meters,
-            task,
-        })
-    }
-
-    /// Ends the session and waits for the dealer.
-    pub async fn finish(self) -> Result<[CommStats; 2]> {
-        let stats = [self.meters[0].stats(), self.meters[1].stats()];
-        self.p0.finish().await?;
-        self.p1.finish().await?;
-        self.task.await??;
-        Ok(stats)
-    }
-}
-
 /// A progress bar for `steps` steps, hidden when stderr is not a terminal.
 pub fn progress(steps: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(steps);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>24} [{bar:30}] {pos}/{len} steps, {elapsed_precise} (eta {eta})")
-            .expect("template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>24} [{bar:30}] {pos}/{len} steps, {elapsed_precise} (eta {eta})",
+        )
+        .expect("template")
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb

@@ -69,7 +69,8 @@ pub struct MpcConfig {
     /// Fixed-point fractional bits.
     #[serde(default = "default_frac_bits")]
     pub frac_bits: u32,
-    /// Triple source: `dealer` (trusted third party, in-process).
+    /// Triple source: `dealer` (trusted third party, in-process), `client-aided` (the data owner
+    /// deals, SecureML §V) or `ot` (the two servers alone, by oblivious transfer).
     #[serde(default = "default_triples")]
     pub triples: String,
 }
@@ -182,7 +183,8 @@ fn default_reps() -> usize {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -222,10 +224,14 @@ impl Config {
                 self.transport.kind
             );
         }
-        if !["dealer"].contains(&self.mpc.triples.as_str()) {
-            bail!("{origin}: mpc.triples = {:?} is not supported (supported: dealer)", self.mpc.triples);
+        if !["dealer", "client-aided", "ot"].contains(&self.mpc.triples.as_str()) {
+            bail!(
+                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot",
+                self.mpc.triples
+            );
         }
-        mpc::FracBits::new(self.mpc.frac_bits).with_context(|| format!("{origin}: mpc.frac_bits"))?;
+        mpc::FracBits::new(self.mpc.frac_bits)
+            .with_context(|| format!("{origin}: mpc.frac_bits"))?;
         if self.tasks.is_empty() {
             bail!("{origin}: no [[task]] given");
         }
@@ -238,7 +244,10 @@ impl Config {
                 }
                 if let DataSource::Bundled { test_fraction, .. } = &l.data {
                     if !(0.0..1.0).contains(test_fraction) {
-                        bail!("{origin}: task #{}: test_fraction {test_fraction} must be in [0, 1)", i + 1);
+                        bail!(
+                            "{origin}: task #{}: test_fraction {test_fraction} must be in [0, 1)",
+                            i + 1
+                        );
                     }
                 }
             }
@@ -267,9 +276,16 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_value() {
-        let e = Config::parse("[experiment]\nname = \"x\"\n[mpc]\nfrac_bitz = 3\n", "c.toml").unwrap_err();
+        let e = Config::parse(
+            "[experiment]\nname = \"x\"\n[mpc]\nfrac_bitz = 3\n",
+            "c.toml",
+        )
+        .unwrap_err();
         let m = format!("{e:#}");
-        assert!(m.starts_with("c.toml:4:1") && m.contains("frac_bitz"), "{m}");
+        assert!(
+            m.starts_with("c.toml:4:1") && m.contains("frac_bitz"),
+            "{m}"
+        );
         let e = Config::parse(
             "[experiment]\nname = \"x\"\n[[task]]\nkind = \"linreg\"\nepochs = 1\nlearning_rate = 0.3\n[task.data.bundled]\nname = \"diabetes\"\n",
             "c.toml",
@@ -277,7 +293,11 @@ mod tests {
         .unwrap_err();
         let m = format!("{e:#}");
         assert!(m.contains("0.3") && m.contains("power of two"), "{m}");
-        let e = Config::parse("[experiment]\nname = \"a b\"\n[[task]]\nkind = \"matmul-bench\"\nshapes = []\n", "c.toml").unwrap_err();
+        let e = Config::parse(
+            "[experiment]\nname = \"a b\"\n[[task]]\nkind = \"matmul-bench\"\nshapes = []\n",
+            "c.toml",
+        )
+        .unwrap_err();
         assert!(format!("{e:#}").contains("\"a b\""));
     }
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod link;
 pub mod linreg;
 pub mod matmul_bench;
+pub mod offline;
 pub mod report;
 
 use anyhow::Result;
@@ -25,8 +26,19 @@ pub async fn run(cfg: &Config) -> Result<Report> {
     };
     for task in &cfg.tasks {
         match task {
-            Task::Linreg(t) => linreg::run(t, &cfg.mpc, &cfg.transport.kind, cfg.experiment.seed, &mut report).await?,
-            Task::MatmulBench(t) => matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?,
+            Task::Linreg(t) => {
+                linreg::run(
+                    t,
+                    &cfg.mpc,
+                    &cfg.transport.kind,
+                    cfg.experiment.seed,
+                    &mut report,
+                )
+                .await?
+            }
+            Task::MatmulBench(t) => {
+                matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
+            }
         }
     }
     Ok(report)

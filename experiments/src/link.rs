@@ -43,7 +43,11 @@ impl Channel for AnyChannel {
         }
     }
 
-    fn exchange_frame(&mut self, frame: Vec<u8>, max_len: usize) -> impl Future<Output = Result<Vec<u8>, MpcError>> + Send {
+    fn exchange_frame(
+        &mut self,
+        frame: Vec<u8>,
+        max_len: usize,
+    ) -> impl Future<Output = Result<Vec<u8>, MpcError>> + Send {
         async move {
             match self {
                 AnyChannel::Mem(c) => c.exchange_frame(frame, max_len).await,

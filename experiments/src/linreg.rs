@@ -7,7 +7,7 @@
 //! (online phase) and the owner reconstructs the weights. The plaintext twin runs the same code
 //! on `f64` from the same initial weights with the same batches.
 
-use crate::common::{self, InProcessDealer};
+use crate::common;
 use crate::config::{LinregTask, MpcConfig};
 use crate::link;
 use crate::report::{fmt_bytes, fmt_num, Report};
@@ -17,14 +17,19 @@ use ml::models::linreg::{self, LinRegHyper};
 use ml::Schedule;
 use mpc::net::Metered;
 use mpc::share::{reconstruct, share_seeded};
-use mpc::triples::TripleSource;
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array2, Axis};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs the task and adds its results to `report`.
-pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: u64, report: &mut Report) -> Result<()> {
+pub async fn run(
+    task: &LinregTask,
+    mpc_cfg: &MpcConfig,
+    transport: &str,
+    seed: u64,
+    report: &mut Report,
+) -> Result<()> {
     let split = common::load(&task.data, seed)?;
     let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
     if task.standardize {
@@ -53,13 +58,18 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
 
     // Plaintext twin.
     let t = Instant::now();
-    let w_plain = linreg::train(&mut Plain, &xtr, &ytr, w0.clone(), &sched, &hyper, &|_| {}).await?;
+    let w_plain =
+        linreg::train(&mut Plain, &xtr, &ytr, w0.clone(), &sched, &hyper, &|_| {}).await?;
     let plain_s = t.elapsed().as_secs_f64();
 
     // Data owner: encode and share (keys and masks from the OS CSPRNG).
     let mut rng = mpc::share::os_rng();
-    let x_enc = fp.encode_matrix(&xtr.view()).context("encoding the training features")?;
-    let y_enc = fp.encode_matrix(&ytr.view()).context("encoding the training targets")?;
+    let x_enc = fp
+        .encode_matrix(&xtr.view())
+        .context("encoding the training features")?;
+    let y_enc = fp
+        .encode_matrix(&ytr.view())
+        .context("encoding the training targets")?;
     let (x_seed, x1) = share_seeded(&x_enc.view(), &mut rng);
     let (y_seed, y1) = share_seeded(&y_enc.view(), &mut rng);
     let upload_p1 = ((n * d + n) * 8) as f64;
@@ -67,13 +77,9 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
 
     // Offline phase.
     let requests = linreg::plan(n, d, &sched, &hyper).await?;
-    let t = Instant::now();
-    let mut dealer = InProcessDealer::start().await?;
-    let (pre0, pre1) = tokio::join!(dealer.p0.generate(&requests), dealer.p1.generate(&requests));
-    let (pre0, pre1) = (pre0?, pre1?);
-    let offline_s = t.elapsed().as_secs_f64();
-    let trust = dealer.p0.trust_note();
-    let dealer_stats = dealer.finish().await?;
+    let off = crate::offline::run(&mpc_cfg.triples, transport, &requests).await?;
+    let (offline_s, trust, dealer_stats) = (off.seconds, off.trust, off.stats);
+    let [pre0, pre1] = off.pre;
 
     // Online phase: two parties over the transport.
     let (c0, c1) = link::pair(transport).await?;
@@ -84,26 +90,31 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
     let x0 = x_seed.expand(n, d);
     let y0 = y_seed.expand(n, 1);
     let t = Instant::now();
-    let party = |ch, role: Role, x: Share, y: Share, pre, pb: Option<Arc<indicatif::ProgressBar>>| {
-        let sched = sched.clone();
-        tokio::spawn(async move {
-            let mut b = Shared::new(ch, role, fp, pre);
-            let xd = b.data(&x).await?;
-            drop(x);
-            let cb = move |p: linreg::Progress| {
-                if let Some(pb) = &pb {
-                    pb.inc(1);
-                    pb.set_message(format!("secure linreg, epoch {}", p.epoch + 1));
-                }
-            };
-            let w = linreg::train(&mut b, &xd, &y, Share::zeros(d, 1), &sched, &hyper, &cb).await?;
-            anyhow::Ok(w)
-        })
-    };
+    let party =
+        |ch, role: Role, x: Share, y: Share, pre, pb: Option<Arc<indicatif::ProgressBar>>| {
+            let sched = sched.clone();
+            tokio::spawn(async move {
+                let mut b = Shared::new(ch, role, fp, pre);
+                let t = Instant::now();
+                let xd = b.data(&x).await?;
+                let setup_s = t.elapsed().as_secs_f64();
+                drop(x);
+                let cb = move |p: linreg::Progress| {
+                    if let Some(pb) = &pb {
+                        pb.inc(1);
+                        pb.set_message(format!("secure linreg, epoch {}", p.epoch + 1));
+                    }
+                };
+                let t = Instant::now();
+                let w =
+                    linreg::train(&mut b, &xd, &y, Share::zeros(d, 1), &sched, &hyper, &cb).await?;
+                anyhow::Ok((w, setup_s, t.elapsed().as_secs_f64()))
+            })
+        };
     let h0 = party(c0, Role::P0, x0, y0, pre0, Some(pb.clone()));
     let h1 = party(c1, Role::P1, x1, y1, pre1, None);
     let (w0s, w1s) = tokio::join!(h0, h1);
-    let (w0s, w1s) = (w0s??, w1s??);
+    let ((w0s, setup_s, train_s), (w1s, _, _)) = (w0s??, w1s??);
     let online_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
     let w_secure = fp.decode_matrix(&reconstruct(&w0s, &w1s).view());
@@ -114,8 +125,14 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
         let p = x.dot(w).column(0).mapv(|v| v * y_std + y_mean);
         (&p - y).mapv(|e| e * e).mean().unwrap_or(f64::NAN)
     };
-    let (mse_s, mse_p) = (mse(&w_secure, &xte, &yte_raw), mse(&w_plain, &xte, &yte_raw));
-    let (tr_s, tr_p) = (mse(&w_secure, &xtr, &ytr_raw), mse(&w_plain, &xtr, &ytr_raw));
+    let (mse_s, mse_p) = (
+        mse(&w_secure, &xte, &yte_raw),
+        mse(&w_plain, &xte, &yte_raw),
+    );
+    let (tr_s, tr_p) = (
+        mse(&w_secure, &xtr, &ytr_raw),
+        mse(&w_plain, &xtr, &ytr_raw),
+    );
     let max_dw = w_secure
         .iter()
         .zip(w_plain.iter())
@@ -130,12 +147,22 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
     report.metric(format!("{rs}.max_weight_diff"), max_dw);
     report.metric(format!("{rs}.test_mse_rel_diff"), rel);
     report.metric(format!("{rs}.online_s"), online_s);
+    report.metric(format!("{rs}.online_mask_open_s"), setup_s);
+    report.metric(format!("{rs}.online_train_s"), train_s);
     report.metric(format!("{rs}.offline_s"), offline_s);
     report.metric(format!("{rp}.train_s"), plain_s);
     report.metric(format!("{rs}.bytes_sent_p0_bytes"), s0.bytes_sent as f64);
     report.metric(format!("{rs}.bytes_sent_p1_bytes"), s1.bytes_sent as f64);
     report.metric(format!("{rs}.rounds_p0_count"), s0.rounds as f64);
     report.metric(format!("{rs}.rounds_p1_count"), s1.rounds as f64);
+    report.metric(
+        format!("{rs}.offline_bytes_sent_p0_bytes"),
+        dealer_stats[0].bytes_sent as f64,
+    );
+    report.metric(
+        format!("{rs}.offline_bytes_sent_p1_bytes"),
+        dealer_stats[1].bytes_sent as f64,
+    );
     report.metric(
         format!("{rs}.offline_bytes_received_p0_bytes"),
         dealer_stats[0].bytes_received as f64,
@@ -153,12 +180,12 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
         format!(
             "Data: {}.\nSGD: {} epochs, batch {}, learning rate {} ({} steps); fixed point f = {}; transport `{}`.\n\n\
              | run | test MSE | train MSE | time |\n|---|---|---|---|\n\
-             | secure (2PC) | {} | {} | online {:.3} s, offline {:.3} s |\n\
+             | secure (2PC) | {} | {} | online {:.3} s (opening E = X − U {:.3} s, SGD {:.3} s), offline {:.3} s |\n\
              | plaintext twin | {} | {} | {:.3} s |\n\n\
              Relative test-MSE difference {:.3e}; max |w_secure − w_plain| = {:.3e}.\n\n\
              | communication (online) | P0 | P1 |\n|---|---|---|\n\
              | bytes sent | {} | {} |\n| rounds | {} | {} |\n| per step | {} | {} |\n\n\
-             Offline (dealer → party): P0 received {}, P1 received {}. Data owner upload: {} to P1, a 32-byte seed per matrix to P0.",
+             Offline phase (`{}`): P0 sent {} and received {}; P1 sent {} and received {}. Data owner upload: {} to P1, a 32-byte seed per matrix to P0.",
             split.description,
             task.epochs,
             task.batch_size,
@@ -169,6 +196,8 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
             fmt_num(mse_s),
             fmt_num(tr_s),
             online_s,
+            setup_s,
+            train_s,
             offline_s,
             fmt_num(mse_p),
             fmt_num(tr_p),
@@ -181,14 +210,17 @@ pub async fn run(task: &LinregTask, mpc_cfg: &MpcConfig, transport: &str, seed: 
             s1.rounds,
             fmt_bytes(s0.bytes_sent as f64 / steps as f64),
             fmt_bytes(s1.bytes_sent as f64 / steps as f64),
+            mpc_cfg.triples,
+            fmt_bytes(dealer_stats[0].bytes_sent as f64),
             fmt_bytes(dealer_stats[0].bytes_received as f64),
+            fmt_bytes(dealer_stats[1].bytes_sent as f64),
             fmt_bytes(dealer_stats[1].bytes_received as f64),
             fmt_bytes(upload_p1),
         ),
     );
     report.note(format!("Triples: {trust}."));
     report.note(
-        "Parties: semi-honest and non-colluding; the data matrix is masked once by the dealer's random U and E = X − U is opened (SecureML §IV).",
+        "Parties: semi-honest and non-colluding; the data matrix is masked once by a random U shared by the triple source and E = X − U is opened (SecureML §IV).",
     );
     report.note(format!(
         "Truncation: SecureML's local truncation; a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {} a real product below 4096 has l_x = {}, i.e. {:.1e} per value.",

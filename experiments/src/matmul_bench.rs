@@ -1,21 +1,26 @@
 //! Task `matmul-bench`: online time of secure matrix products (matrix Beaver triples, one round)
 //! as a ratio to the plaintext product over Z_2^64 measured in the same run, and bytes per party.
 
-use crate::common::{median, InProcessDealer};
+use crate::common::median;
 use crate::config::{MatmulBenchTask, MpcConfig};
 use crate::link;
 use crate::report::{fmt_bytes, Report};
 use anyhow::Result;
 use mpc::net::Metered;
 use mpc::online;
-use mpc::triples::{Lhs, TripleRequest, TripleSource};
+use mpc::triples::{Lhs, TripleRequest};
 use mpc::trunc::truncate;
 use mpc::{ring, Role};
 use std::fmt::Write as _;
 use std::time::Instant;
 
 /// Runs the task and adds its results to `report`.
-pub async fn run(task: &MatmulBenchTask, mpc_cfg: &MpcConfig, transport: &str, report: &mut Report) -> Result<()> {
+pub async fn run(
+    task: &MatmulBenchTask,
+    mpc_cfg: &MpcConfig,
+    transport: &str,
+    report: &mut Report,
+) -> Result<()> {
     let f = mpc_cfg.frac_bits;
     let (c0, c1) = link::pair(transport).await?;
     let (mut c0, mut c1) = (Metered::new(c0), Metered::new(c1));
@@ -41,10 +46,8 @@ pub async fn run(task: &MatmulBenchTask, mpc_cfg: &MpcConfig, transport: &str, r
                 cols: m,
             })
             .collect();
-        let mut dealer = InProcessDealer::start().await?;
-        let (p0, p1) = tokio::join!(dealer.p0.generate(&reqs), dealer.p1.generate(&reqs));
-        let (mut p0, mut p1) = (p0?, p1?);
-        dealer.finish().await?;
+        let off = crate::offline::run(&mpc_cfg.triples, transport, &reqs).await?;
+        let [mut p0, mut p1] = off.pre;
         let (mut t0, mut t1) = (Vec::new(), Vec::new());
         let before = (c0.stats(), c1.stats());
         let lhs = Lhs::Fresh { rows: n, inner: k };

@@ -32,7 +32,8 @@ impl Report {
 
     /// Adds a markdown section.
     pub fn section(&mut self, title: &str, body: impl AsRef<str>) {
-        self.sections.push(format!("## {title}\n\n{}\n", body.as_ref().trim_end()));
+        self.sections
+            .push(format!("## {title}\n\n{}\n", body.as_ref().trim_end()));
     }
 
     /// Adds a note (deduplicated).
@@ -47,12 +48,21 @@ impl Report {
     pub fn markdown(&self, started: &str) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# {}\n", self.name);
-        if let Some(d) = self.config.pointer("/experiment/description").and_then(|v| v.as_str()) {
+        if let Some(d) = self
+            .config
+            .pointer("/experiment/description")
+            .and_then(|v| v.as_str())
+        {
             if !d.is_empty() {
                 let _ = writeln!(s, "{d}\n");
             }
         }
-        let _ = writeln!(s, "Started {started} on {} ({} threads).\n", machine(), rayon::current_num_threads());
+        let _ = writeln!(
+            s,
+            "Started {started} on {} ({} threads).\n",
+            machine(),
+            rayon::current_num_threads()
+        );
         for sec in &self.sections {
             let _ = writeln!(s, "{sec}");
         }
@@ -77,7 +87,8 @@ impl Report {
         let now = chrono::Utc::now();
         let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
         let parent = root.join(&self.name);
-        std::fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
         let mut dir = parent.join(&stamp);
         let mut k = 1;
         while dir.exists() {
@@ -98,7 +109,8 @@ impl Report {
         for (name, bytes) in &self.files {
             std::fs::write(tmp.join(name), bytes)?;
         }
-        std::fs::rename(&tmp, &dir).with_context(|| format!("cannot move results into {}", dir.display()))?;
+        std::fs::rename(&tmp, &dir)
+            .with_context(|| format!("cannot move results into {}", dir.display()))?;
         Ok(dir)
     }
 }
@@ -161,13 +173,21 @@ mod tests {
         r.section("Results", "| a |\n|---|\n| 1 |");
         r.note("semi-honest");
         let out = r.write(dir.path()).unwrap();
-        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
         assert_eq!(j["metrics"]["secure.test_mse"], 1.5);
         assert_eq!(j["config"]["experiment"]["name"], "t");
         let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-        assert!(md.contains("## Results") && md.contains("semi-honest") && md.contains("`secure.test_mse`"));
+        assert!(
+            md.contains("## Results")
+                && md.contains("semi-honest")
+                && md.contains("`secure.test_mse`")
+        );
         // No temporary directory is left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("t")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("t"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1);
     }
 

@@ -46,13 +46,22 @@ fn main() -> Result<()> {
             println!("{}: ok ({} task(s))", config.display(), cfg.tasks.len());
             Ok(())
         }
-        Cmd::Run { config, out, transport } => {
+        Cmd::Run {
+            config,
+            out,
+            transport,
+        } => {
             let mut cfg = experiments::config::Config::load(&config)?;
             if let Some(t) = transport {
                 cfg.transport.kind = t;
-                cfg = experiments::config::Config::parse(&toml::to_string(&cfg)?, &config.display().to_string())?;
+                cfg = experiments::config::Config::parse(
+                    &toml::to_string(&cfg)?,
+                    &config.display().to_string(),
+                )?;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let report = rt.block_on(experiments::run(&cfg))?;
             let dir = report.write(&out).context("writing the report")?;
             print!("{}", summary(&report));
@@ -66,7 +75,11 @@ fn main() -> Result<()> {
 fn summary(r: &experiments::report::Report) -> String {
     let mut s = String::new();
     for (k, v) in &r.metrics {
-        if k.ends_with("test_mse") || k.ends_with("accuracy_pct") || k.ends_with("online_s") || k.contains("_ratio_") {
+        if k.ends_with("test_mse")
+            || k.ends_with("accuracy_pct")
+            || k.ends_with("online_s")
+            || k.contains("_ratio_")
+        {
             s.push_str(&format!("{k:<40} {}\n", experiments::report::fmt_num(*v)));
         }
     }
