@@ -28,6 +28,7 @@ pub mod compute;
 pub mod error;
 pub mod fixed;
 pub mod net;
+pub mod nonlinear;
 pub mod online;
 pub mod ring;
 pub mod share;
