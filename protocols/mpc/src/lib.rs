@@ -11,7 +11,11 @@
 //!   the [`triples::TripleSource`] trait, with the trusted [`triples::dealer`];
 //! * [`online`]: the online protocols — `open`, elementwise Beaver multiplication, matrix products
 //!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
-//! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1).
+//! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1);
+//! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
+//!   reciprocal/division, exp and both softmax variants;
+//! * [`offline`]: the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ extension,
+//!   Gilboa and matrix triples with SecureML's column reuse, AND triples — and the client-aided mode.
 //!
 //! ## Security model
 //!
@@ -28,6 +32,7 @@ pub mod compute;
 pub mod error;
 pub mod fixed;
 pub mod net;
+pub mod nonlinear;
 pub mod offline;
 pub mod online;
 pub mod ring;

@@ -1,0 +1,195 @@
+//! Comparisons and piecewise-linear activations on top of the MSB: ReLU and its derivative,
+//! SecureML's piecewise sigmoid (Mohassel–Zhang §IV-C, Eq. 4), comparison and clamping.
+//!
+//! Every function runs one adder pass (7 rounds) for all of its comparisons and one round of
+//! products, so a whole layer costs 8 rounds whatever its size.
+
+use super::adder::{msb_flat, msb_flat_requests};
+use super::bits::{unpack_bits, BitShare};
+use super::convert::{finish_b2a, finish_select, flat, share_of, ProductRound};
+use crate::error::{MpcError, Result};
+use crate::fixed::FixedPoint;
+use crate::net::Channel;
+use crate::share::{Role, Share};
+use crate::triples::{Preprocessing, TripleRequest};
+
+fn concat(reqs: impl IntoIterator<Item = Vec<TripleRequest>>) -> Vec<TripleRequest> {
+    reqs.into_iter().flatten().collect()
+}
+
+/// The preprocessing [`less_than`] consumes.
+pub fn less_than_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    msb_flat_requests(dim.0 * dim.1)
+}
+
+/// XOR shares of `[x < y]` (signed), as `msb(x − y)`: exact whenever `x − y` does not wrap,
+/// i.e. `|x − y| < 2^63` (always true for two fixed-point encodings). 7 rounds.
+pub async fn less_than<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &Share,
+    y: &Share,
+    pre: &mut Preprocessing,
+) -> Result<BitShare> {
+    if x.dim() != y.dim() {
+        return Err(MpcError::ShapeMismatch {
+            op: "less_than",
+            left: x.dim(),
+            right: y.dim(),
+        });
+    }
+    super::adder::msb(ch, role, &x.sub(y), pre).await
+}
+
+/// The preprocessing [`drelu`] consumes.
+pub fn drelu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    msb_flat_requests(dim.0 * dim.1)
+}
+
+/// XOR shares of ReLU's derivative `[x ≥ 0] = 1 − msb(x)`, exact for every ring element. 7 rounds.
+pub async fn drelu<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &Share,
+    pre: &mut Preprocessing,
+) -> Result<BitShare> {
+    Ok(super::adder::msb(ch, role, x, pre).await?.not(role))
+}
+
+/// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the adder, then `2n`
+/// products.
+pub fn relu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    concat([msb_flat_requests(n), ProductRound::request(2 * n)])
+}
+
+/// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 8 rounds, exact.
+pub async fn relu_with_derivative<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &Share,
+    pre: &mut Preprocessing,
+) -> Result<(Share, BitShare)> {
+    let d = drelu(ch, role, x, pre).await?;
+    let r = super::convert::select(ch, role, &d, x, pre).await?;
+    Ok((r, d))
+}
+
+/// ReLU `max(x, 0)`: 8 rounds, exact for every ring element.
+pub async fn relu<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &Share,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    Ok(relu_with_derivative(ch, role, x, pre).await?.0)
+}
+
+/// The preprocessing [`piecewise_sigmoid`] consumes: one adder pass over `2n` values, then `3n`
+/// products.
+pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    concat([msb_flat_requests(2 * n), ProductRound::request(3 * n)])
+}
+
+/// SecureML's piecewise sigmoid (§IV-C, Eq. 4): `0` for `x < −½`, `x + ½` for `−½ ≤ x < ½`, `1`
+/// for `x ≥ ½`, in fixed point with `fp`'s fractional bits. 8 rounds.
+///
+/// With `c1 = [x + ½ ≥ 0]` and `c2 = [x − ½ ≥ 0]` (both comparisons in one adder pass), the
+/// output is `(c1 ⊕ c2)·(x + ½) + c2` — one select and one B2A in the same round. Exact (no
+/// truncation) for every `|x| < 2^(63−f) − ½`; in the outermost half unit of the fixed-point range
+/// `x ± ½` wraps and the result is wrong, which [`FixedPoint::encode`]'s range leaves
+/// reachable only for |x| within ½ of 2^(63−f).
+pub async fn piecewise_sigmoid<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    let half = 1u64 << (fp.frac_bits().get() - 1);
+    let one = 1u64 << fp.frac_bits().get();
+    let n = x.dim().0 * x.dim().1;
+    let hi = flat(&x.add_public(role, &ndarray::Array2::from_elem(x.dim(), half).view()));
+    let lo = flat(&x.add_public(
+        role,
+        &ndarray::Array2::from_elem(x.dim(), half.wrapping_neg()).view(),
+    ));
+    let mut both = hi.clone();
+    both.extend_from_slice(&lo);
+    let m = msb_flat(ch, role, &both, pre).await?;
+    let m = unpack_bits(&m, 2 * n);
+    let (m1, m2) = m.split_at(n);
+    // c1 ⊕ c2 = (1 − m1) ⊕ (1 − m2) = m1 ⊕ m2; c2 = 1 − m2 (P0 flips).
+    let d: Vec<u64> = m1.iter().zip(m2).map(|(a, b)| a ^ b).collect();
+    let c2: Vec<u64> = m2
+        .iter()
+        .map(|&b| if role == Role::P0 { b ^ 1 } else { b })
+        .collect();
+    let mut round = ProductRound::new();
+    let s_sel = round.push_select(role, &d, &hi);
+    let s_b2a = round.push_b2a(role, &c2);
+    let z = round.run(ch, role, pre).await?;
+    let sel = finish_select(&d, &hi, &z, s_sel);
+    let c2a = finish_b2a(&c2, &z, s_b2a);
+    let out: Vec<u64> = sel
+        .iter()
+        .zip(&c2a)
+        .map(|(s, c)| s.wrapping_add(c.wrapping_mul(one)))
+        .collect();
+    Ok(share_of(x.dim(), out))
+}
+
+/// The preprocessing [`clamp`] consumes: one adder pass over `2n` values, then `4n` products.
+pub fn clamp_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    concat([msb_flat_requests(2 * n), ProductRound::request(4 * n)])
+}
+
+/// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 8 rounds, exact
+/// whenever `x − lo` and `hi − x` do not wrap (|x|, |lo|, |hi| below 2^62 suffices).
+pub async fn clamp<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &Share,
+    lo: u64,
+    hi: u64,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    let n = x.dim().0 * x.dim().1;
+    let xs = flat(x);
+    let p0 = role == Role::P0;
+    // Shares of x − lo and hi − x.
+    let below: Vec<u64> = xs
+        .iter()
+        .map(|&v| if p0 { v.wrapping_sub(lo) } else { v })
+        .collect();
+    let above: Vec<u64> = xs
+        .iter()
+        .map(|&v| {
+            let nv = v.wrapping_neg();
+            if p0 {
+                nv.wrapping_add(hi)
+            } else {
+                nv
+            }
+        })
+        .collect();
+    let mut both = below.clone();
+    both.extend_from_slice(&above);
+    let m = msb_flat(ch, role, &both, pre).await?;
+    let m = unpack_bits(&m, 2 * n);
+    let (c_lo, c_hi) = m.split_at(n);
+    // x + [x < lo]·(lo − x) + [x > hi]·(hi − x): lo − x = −below, hi − x = above.
+    let neg_below: Vec<u64> = below.iter().map(|v| v.wrapping_neg()).collect();
+    let mut round = ProductRound::new();
+    let s1 = round.push_select(role, c_lo, &neg_below);
+    let s2 = round.push_select(role, c_hi, &above);
+    let z = round.run(ch, role, pre).await?;
+    let a = finish_select(c_lo, &neg_below, &z, s1);
+    let b = finish_select(c_hi, &above, &z, s2);
+    let out: Vec<u64> = (0..n)
+        .map(|i| xs[i].wrapping_add(a[i]).wrapping_add(b[i]))
+        .collect();
+    Ok(share_of(x.dim(), out))
+}

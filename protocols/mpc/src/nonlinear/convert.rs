@@ -1,0 +1,201 @@
+//! Boolean-to-arithmetic conversion and secure select, batched into rounds of Beaver products
+//! (ABY §III-C, with the cross terms grouped so that select needs one round).
+//!
+//! For a bit `b = b0 ⊕ b1` (P0 knows `b0`, P1 knows `b1`):
+//!
+//! * B2A: `b = b0 + b1 − 2·b0·b1` — one product of a P0-private by a P1-private value;
+//! * select (`b·x` for shared `x = x0 + x1`): expanding `b·x = (b0 + b1 − 2 b0 b1)(x0 + x1)` and
+//!   grouping the cross terms gives `b·x = b0·x0 + b1·x1 + b0·[x1 (1 − 2 b1)] + b1·[x0 (1 − 2 b0)]`:
+//!   two products of a P0-private by a P1-private value, **one round** (the naive B2A-then-multiply
+//!   takes two rounds for the same bytes).
+//!
+//! Each product is an ordinary elementwise Beaver product ([`crate::online::mul`]) whose operands
+//! are shared as `(v, 0)` or `(0, v)`; all products of one round go into one triple of shape
+//! `1 × N` and one flight. Results are exact (no truncation: `b ∈ {0, 1}`).
+
+use super::bits::{unpack_bits, BitShare};
+use crate::error::{MpcError, Result};
+use crate::net::Channel;
+use crate::online;
+use crate::share::{Role, Share};
+use crate::triples::{Preprocessing, TripleRequest};
+use ndarray::Array2;
+
+/// The products of one round, collected as this party's shares of the two operands.
+#[derive(Default)]
+pub(crate) struct ProductRound {
+    x: Vec<u64>,
+    y: Vec<u64>,
+}
+
+/// Where a batched operation's products sit in the round, to pick its result out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    at: usize,
+    n: usize,
+}
+
+impl ProductRound {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Queues a product of two shared vectors (this party's shares).
+    pub(crate) fn push_mul(&mut self, x: &[u64], y: &[u64]) -> Slot {
+        debug_assert_eq!(x.len(), y.len());
+        let slot = Slot {
+            at: self.x.len(),
+            n: x.len(),
+        };
+        self.x.extend_from_slice(x);
+        self.y.extend_from_slice(y);
+        slot
+    }
+
+    /// Queues `b0 · b1` for B2A; `bits` are this party's 0/1 shares.
+    pub(crate) fn push_b2a(&mut self, role: Role, bits: &[u64]) -> Slot {
+        let zeros = vec![0u64; bits.len()];
+        match role {
+            Role::P0 => self.push_mul(bits, &zeros),
+            Role::P1 => self.push_mul(&zeros, bits),
+        }
+    }
+
+    /// Queues the two cross products of `b · x`; `bits` are this party's 0/1 shares, `x` its
+    /// arithmetic shares.
+    pub(crate) fn push_select(&mut self, role: Role, bits: &[u64], x: &[u64]) -> Slot {
+        let n = bits.len();
+        debug_assert_eq!(n, x.len());
+        let zeros = vec![0u64; n];
+        // v = x_i (1 − 2 b_i), this party's private factor.
+        let v: Vec<u64> = bits
+            .iter()
+            .zip(x)
+            .map(|(&b, &x)| x.wrapping_mul(1u64.wrapping_sub(b << 1)))
+            .collect();
+        let at = self.x.len();
+        // Product 1: b0 · (P1's v); product 2: b1 · (P0's v).
+        match role {
+            Role::P0 => {
+                self.push_mul(bits, &zeros);
+                self.push_mul(&zeros, &v);
+            }
+            Role::P1 => {
+                self.push_mul(&zeros, &v);
+                self.push_mul(bits, &zeros);
+            }
+        }
+        Slot { at, n: 2 * n }
+    }
+
+    /// The preprocessing this round consumes: one elementwise triple `1 × len` (none if empty).
+    pub(crate) fn request(len: usize) -> Vec<TripleRequest> {
+        if len == 0 {
+            Vec::new()
+        } else {
+            vec![TripleRequest::Elementwise { rows: 1, cols: len }]
+        }
+    }
+
+    /// Runs the round: one Beaver product over everything queued, one flight.
+    pub(crate) async fn run<C: Channel>(
+        self,
+        ch: &mut C,
+        role: Role,
+        pre: &mut Preprocessing,
+    ) -> Result<Vec<u64>> {
+        let n = self.x.len();
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let t = pre.next_elementwise((1, n))?;
+        let x = Share::from_ring(Array2::from_shape_vec((1, n), self.x).expect("shape"));
+        let y = Share::from_ring(Array2::from_shape_vec((1, n), self.y).expect("shape"));
+        let z = online::mul(ch, role, &x, &y, &t).await?;
+        Ok(z.into_ring().into_raw_vec_and_offset().0)
+    }
+}
+
+/// This party's arithmetic share of the bits from its product share: `b_i − 2 z_i`.
+pub(crate) fn finish_b2a(bits: &[u64], z: &[u64], slot: Slot) -> Vec<u64> {
+    let z = &z[slot.at..slot.at + slot.n];
+    bits.iter()
+        .zip(z)
+        .map(|(&b, &z)| b.wrapping_sub(z << 1))
+        .collect()
+}
+
+/// This party's share of `b · x` from its product shares: `b_i x_i + z_1 + z_2`.
+pub(crate) fn finish_select(bits: &[u64], x: &[u64], z: &[u64], slot: Slot) -> Vec<u64> {
+    let n = bits.len();
+    let z = &z[slot.at..slot.at + slot.n];
+    (0..n)
+        .map(|i| {
+            x[i].wrapping_mul(bits[i])
+                .wrapping_add(z[i])
+                .wrapping_add(z[n + i])
+        })
+        .collect()
+}
+
+pub(crate) fn flat(x: &Share) -> Vec<u64> {
+    x.view().iter().copied().collect()
+}
+
+pub(crate) fn share_of(dim: (usize, usize), v: Vec<u64>) -> Share {
+    Share::from_ring(Array2::from_shape_vec(dim, v).expect("shape"))
+}
+
+pub(crate) fn bits_of(b: &BitShare) -> Vec<u64> {
+    let (r, c) = b.dim();
+    unpack_bits(b.words(), r * c)
+}
+
+/// The preprocessing [`b2a`] consumes for a `dim`-shaped bit matrix (one round).
+pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    ProductRound::request(dim.0 * dim.1)
+}
+
+/// Boolean-to-arithmetic conversion: additive shares of the bits as integers 0/1 (multiply by
+/// 2^f with [`Share::mul_const`] for fixed-point 1.0). One round, one product per bit.
+pub async fn b2a<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    b: &BitShare,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    let bits = bits_of(b);
+    let mut round = ProductRound::new();
+    let slot = round.push_b2a(role, &bits);
+    let z = round.run(ch, role, pre).await?;
+    Ok(share_of(b.dim(), finish_b2a(&bits, &z, slot)))
+}
+
+/// The preprocessing [`select`] consumes for `dim`-shaped operands (one round).
+pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    ProductRound::request(2 * dim.0 * dim.1)
+}
+
+/// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
+/// entry. `select(b, x − y) + y` chooses between two shared values.
+pub async fn select<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    b: &BitShare,
+    x: &Share,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    if b.dim() != x.dim() {
+        return Err(MpcError::ShapeMismatch {
+            op: "select",
+            left: b.dim(),
+            right: x.dim(),
+        });
+    }
+    let bits = bits_of(b);
+    let xs = flat(x);
+    let mut round = ProductRound::new();
+    let slot = round.push_select(role, &bits, &xs);
+    let z = round.run(ch, role, pre).await?;
+    Ok(share_of(x.dim(), finish_select(&bits, &xs, &z, slot)))
+}

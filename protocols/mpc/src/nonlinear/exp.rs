@@ -1,0 +1,207 @@
+//! Exponential by the limit approximation `e^x ≈ (1 + x/2^n)^(2^n)` (n squarings, as in CrypTen,
+//! Knott et al. NeurIPS 2021, §C.1) and the two softmax variants: exp-normalized and SecureML's
+//! ReLU-normalized one (Mohassel–Zhang §IV-C).
+//!
+//! **Exp.** `x/2^n` is a local truncation; the base `1 + x/2^n` is clamped to
+//! `[0, 1 + max_input/2^n]` with [`super::activation::clamp`] (8 rounds), so inputs below `−2^n`
+//! give 0 (the true value is below e^−256) and inputs above `max_input` give
+//! `≈ e^max_input` instead of wrapping around the ring; then n squarings, one round each.
+//! **Rounds** 8 + n. **Accuracy** (f = 16, n = 8): the approximation underestimates by a relative
+//! `≈ x²/2^(n+1)` and the fixed-point base carries a relative error up to 2^−f that the squarings
+//! amplify 2^n-fold; tested bound `|ê − e^x| ≤ e^x·(x²/2^(n+1) + 2^(n+1−f)) + 2^−12` on
+//! `x ∈ [−8, max_input]`. **Truncation**: the last squaring's product is `e^x·2^(2f)`; with
+//! f = 16 and `max_input = 6` it stays below 2^41 (failure probability 2^−22 per value).
+//!
+//! **Softmax** (row-wise, each row a distribution over its columns): `e = exp(x)`, `s = Σ_j e_j`
+//! (local), `out = e·(1/s)` with [`super::recip`]'s reciprocal; 8 + n + 22 + 1 rounds.
+//!
+//! **ReLU softmax**: `r = relu(x)`, `s = Σ_j r_j`, `out = r·(1/s) + [s = 0]/k`. When every entry
+//! of a row is ≤ 0 the output is the uniform `1/k` — decided without opening anything: the zero
+//! flag `[s = 0]` falls out of the reciprocal's bit decomposition (it is the suffix-AND of all
+//! negated bits), is converted in the reciprocal's B2A round, and `1/s` is 0 there, so the
+//! formula needs no select. 8 + 22 + 1 = 31 rounds. Row sums must stay below 2^(TOP+1−f)
+//! (2^23 with f = 16).
+
+use super::activation::{clamp, clamp_requests, relu, relu_requests};
+use super::convert::{flat, share_of};
+use super::recip::{mul_trunc, mul_trunc_requests, reciprocal_flat, reciprocal_requests, TOP};
+use crate::error::{MpcError, Result};
+use crate::fixed::FixedPoint;
+use crate::net::Channel;
+use crate::share::{Role, Share};
+use crate::triples::{Preprocessing, TripleRequest};
+use crate::trunc;
+
+/// Parameters of [`exp`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpParams {
+    /// Number of squarings n (the approximation is `(1 + x/2^n)^(2^n)`); at most f.
+    pub squarings: u32,
+    /// Inputs above this are clamped to it (keeps the last squaring inside the truncation bound).
+    pub max_input: f64,
+}
+
+impl Default for ExpParams {
+    fn default() -> Self {
+        Self {
+            squarings: 8,
+            max_input: 6.0,
+        }
+    }
+}
+
+impl ExpParams {
+    fn check(&self, fp: FixedPoint) -> Result<(u64, u64)> {
+        let f = fp.frac_bits().get();
+        if self.squarings > f {
+            return Err(MpcError::InvalidShift {
+                bits: self.squarings,
+                max: f + 1,
+            });
+        }
+        let hi = fp.encode(1.0 + self.max_input / 2f64.powi(self.squarings as i32))?;
+        if (hi as i64) <= 0 {
+            return Err(MpcError::OutOfRange {
+                value: self.max_input,
+                bound: 2f64.powi(self.squarings as i32),
+                frac_bits: f,
+            });
+        }
+        Ok((0, hi))
+    }
+}
+
+/// The preprocessing [`exp`] consumes.
+pub fn exp_requests(dim: (usize, usize), params: ExpParams) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    let mut r = clamp_requests(dim);
+    for _ in 0..params.squarings {
+        r.extend(mul_trunc_requests(n));
+    }
+    r
+}
+
+/// Secure `e^x` elementwise by the limit approximation (see the module docs for range, accuracy
+/// and rounds).
+pub async fn exp<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    params: ExpParams,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    let (lo, hi) = params.check(fp)?;
+    let f = fp.frac_bits().get();
+    let one = ndarray::Array2::from_elem(x.dim(), 1u64 << f);
+    let base = trunc::truncate(role, x, params.squarings)?.add_public(role, &one.view());
+    let base = clamp(ch, role, &base, lo, hi, pre).await?;
+    let mut y = flat(&base);
+    for _ in 0..params.squarings {
+        y = mul_trunc(ch, role, &y, &y, f, pre).await?;
+    }
+    Ok(share_of(x.dim(), y))
+}
+
+fn row_sums(x: &Share) -> Vec<u64> {
+    x.view()
+        .rows()
+        .into_iter()
+        .map(|r| r.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+        .collect()
+}
+
+/// `out_ij = trunc(num_ij · r_i) + zero_i · (1/k)`, one round.
+async fn normalize<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    num: &Share,
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    let (rows, k) = num.dim();
+    let (r, zero) = reciprocal_flat(ch, role, fp, &row_sums(num), iterations, pre).await?;
+    let rb: Vec<u64> = (0..rows * k).map(|i| r[i / k.max(1)]).collect();
+    let q = mul_trunc(ch, role, &flat(num), &rb, fp.frac_bits().get(), pre).await?;
+    let uniform = fp.encode(1.0 / k.max(1) as f64)?;
+    let out: Vec<u64> = q
+        .iter()
+        .enumerate()
+        .map(|(i, q)| q.wrapping_add(zero[i / k.max(1)].wrapping_mul(uniform)))
+        .collect();
+    Ok(share_of(num.dim(), out))
+}
+
+fn normalize_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    let mut r = reciprocal_requests((dim.0, 1), iterations);
+    r.extend(mul_trunc_requests(dim.0 * dim.1));
+    r
+}
+
+fn check_softmax(fp: FixedPoint, x: &Share) -> Result<()> {
+    let f = fp.frac_bits().get();
+    if f as usize > TOP {
+        return Err(MpcError::InvalidFracBits {
+            frac_bits: f,
+            max: TOP as u32,
+        });
+    }
+    if x.dim().1 == 0 && x.dim().0 > 0 {
+        return Err(MpcError::ShapeMismatch {
+            op: "softmax over zero classes",
+            left: x.dim(),
+            right: (x.dim().0, 1),
+        });
+    }
+    Ok(())
+}
+
+/// The preprocessing [`softmax`] consumes.
+pub fn softmax_requests(
+    dim: (usize, usize),
+    params: ExpParams,
+    iterations: u32,
+) -> Vec<TripleRequest> {
+    let mut r = exp_requests(dim, params);
+    r.extend(normalize_requests(dim, iterations));
+    r
+}
+
+/// Row-wise softmax `e^(x_ij) / Σ_j e^(x_ij)` with [`exp`] and the reciprocal (see the module
+/// docs). A row whose exponentials all clamp to 0 (every entry below −2^n) gives `1/k`.
+pub async fn softmax<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    params: ExpParams,
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    check_softmax(fp, x)?;
+    let e = exp(ch, role, fp, x, params, pre).await?;
+    normalize(ch, role, fp, &e, iterations, pre).await
+}
+
+/// The preprocessing [`relu_softmax`] consumes.
+pub fn relu_softmax_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    let mut r = relu_requests(dim);
+    r.extend(normalize_requests(dim, iterations));
+    r
+}
+
+/// SecureML's ReLU-normalized softmax `relu(x_ij) / Σ_j relu(x_ij)`, `1/k` for a row with no
+/// positive entry, decided without opening anything (see the module docs).
+pub async fn relu_softmax<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    check_softmax(fp, x)?;
+    let r = relu(ch, role, x, pre).await?;
+    normalize(ch, role, fp, &r, iterations, pre).await
+}

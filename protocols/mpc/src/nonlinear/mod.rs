@@ -1,0 +1,78 @@
+//! Non-linear functions on shares of Z_2^64: comparison, boolean/arithmetic conversion, ReLU,
+//! piecewise sigmoid, reciprocal and division, exp, softmax (SecureML, Mohassel–Zhang S&P 2017,
+//! §IV-C; conversions after ABY, Demmler–Schneider–Zohner NDSS 2015).
+//!
+//! ## Building blocks
+//!
+//! * [`msb`] / [`a2b`]: arithmetic-to-boolean conversion by a **Sklansky parallel-prefix adder**
+//!   evaluated with GMW on XOR shares, **bit-sliced** (64 instances per `u64` word per bit
+//!   position), AND gates from boolean Beaver triples ([`TripleRequest::And`]). The MSB uses a
+//!   pruned network that keeps only the chain to the carry into bit 63. Exact for every ring
+//!   element (two's complement, no range assumption).
+//! * [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
+//!   the cross terms are grouped so no B2A round precedes the product).
+//! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
+//!   [`clamp`], [`reciprocal`], [`divide`], [`exp`], [`softmax`], [`relu_softmax`].
+//!
+//! ## Planning the offline phase
+//!
+//! Every protocol comes with a `*_requests` planner listing exactly the preprocessing it consumes,
+//! in order, so a trainer concatenates the plans of a whole step and calls
+//! [`crate::triples::TripleSource::generate`] once before going online. All parallel work of a
+//! call shares its rounds: a 128×128 ReLU layer costs the same 8 rounds as a single ReLU.
+//!
+//! ## Cost (measured with [`crate::net::Metered`] over the in-memory pair; per party)
+//!
+//! | operation | rounds | AND gates / value (per round) | bytes sent / value |
+//! |---|---|---|---|
+//! | [`msb`], [`drelu`], [`less_than`] | 7 | 181 (63, 61, 31, 15, 7, 3, 1) | 45.25 |
+//! | [`a2b`] (all 64 bits) | 7 | 373 (63, 61, 60, 58, 54, 46, 31) | 93.25 |
+//! | [`b2a`] | 1 | — (1 product) | 16 |
+//! | [`select`] | 1 | — (2 products) | 32 |
+//! | [`relu`], [`relu_with_derivative`] | 8 | 181 | 77.25 |
+//! | [`piecewise_sigmoid`] | 8 | 362 | 138.5 |
+//! | [`clamp`] | 8 | 362 | 154.5 |
+//! | [`reciprocal`] (3 iterations) | 22 | 373 + suffix-AND | 901.8 |
+//! | [`exp`] (8 squarings) | 16 | 362 | 282.5 |
+//!
+//! Each AND gate sends 2 bits per party and each Beaver product 2 words; the figures add one
+//! 4-byte frame header per flight, negligible at n = 6400 where they were measured. The MSB, A2B,
+//! ReLU, sigmoid, B2A and select rows are asserted exactly in this module's tests
+//! (`cost_matches_the_documented_table`); the benchmark `benches/nonlinear.rs` reports time.
+//! Sending is symmetric: P1 sends as many bytes as P0.
+
+//! ## Security
+//!
+//! Semi-honest, non-colluding parties; each round opens only values masked by fresh triples (GMW
+//! and Beaver), so nothing about the inputs is revealed — in particular [`relu_softmax`] decides
+//! the uniform fallback of an all-non-positive row without opening anything. Products of
+//! fixed-point values use SecureML's local truncation ([`crate::trunc`]); each function states
+//! the magnitude its products reach and hence its truncation failure probability.
+
+mod activation;
+mod adder;
+mod bits;
+mod convert;
+mod exp;
+mod recip;
+#[cfg(test)]
+mod tests;
+
+pub use activation::{
+    clamp, clamp_requests, drelu, drelu_requests, less_than, less_than_requests, piecewise_sigmoid,
+    piecewise_sigmoid_requests, relu, relu_requests, relu_with_derivative,
+};
+pub use adder::{
+    a2b, a2b_and_gates, a2b_requests, msb, msb_and_gates, msb_flat_requests, msb_requests,
+};
+pub use bits::{reconstruct_bits, BitShare};
+pub use convert::{b2a, b2a_requests, select, select_requests};
+pub use exp::{
+    exp, exp_requests, relu_softmax, relu_softmax_requests, softmax, softmax_requests, ExpParams,
+};
+pub use recip::{
+    divide, divide_requests, reciprocal, reciprocal_requests, DEFAULT_NEWTON_ITERATIONS, TOP,
+};
+
+#[cfg(doc)]
+use crate::triples::TripleRequest;

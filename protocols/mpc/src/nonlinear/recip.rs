@@ -1,0 +1,309 @@
+//! Secure reciprocal and division: normalization by the position of the leading one, then
+//! Newton–Raphson (the range reduction of Catrina–Saxena, FC 2010, §3.4, with bit decomposition
+//! by the GMW adder of [`super::adder`]).
+//!
+//! For a shared fixed-point `x > 0` with encoding `X ∈ [2^j, 2^(j+1))`:
+//!
+//! 1. bits of `X` by [`super::adder::a2b`] (7 rounds);
+//! 2. `z_i = [X < 2^i]` for `i ≤ TOP + 1` by a Sklansky suffix-AND of the negated bits
+//!    (6 rounds); the one-hot leading-one indicator is `l_j = z_j ⊕ z_(j+1)` and `z_0 = [X = 0]`;
+//! 3. B2A of `l_0 … l_TOP` and `z_0` in one round; `c = Σ l_j 2^(TOP−j)`, `c' = Σ l_j 2^(2f−j)`;
+//! 4. `v = X·c / 2^(TOP+1−f)` is `x` normalized into `[½, 1)` (1 round);
+//! 5. Newton: `y₀ = 48/17 − 32/17·v` (max relative error 1/17), `y ← y (2 − v y)` (2 rounds per
+//!    iteration; the relative error squares each time: 1/17 → 3.5e-3 → 1.2e-5 → 1.4e-10);
+//! 6. `1/x = y·c' / 2^(f+1)` (1 round).
+//!
+//! **Rounds**: 7 + 6 + 1 + 1 + 2·iterations + 1 = 22 with the default 3 iterations.
+//!
+//! **Input range**: `2^−f ≤ x < 2^(TOP+1−f)` (with f = 16: up to 2^23 ≈ 8.4·10^6). Outside it the
+//! result is a documented clamp, not garbage: `x ≤ 0` and `x ≥ 2^(TOP+1−f)` give 0 (for large `x`
+//! the true value is below 2^−(TOP+1−f), under one ulp for f ≤ 19). For `f ≤ 19`, every `j` up to
+//! `2f` is covered, so results down to one ulp are represented.
+//!
+//! **Accuracy** (f = 16, 3 iterations): relative error about 2^−13 plus one ulp, dominated by the
+//! fixed-point rounding of `v` and of the Newton products (tested bound: `|r − 1/x| ≤ 2^−12/x +
+//! 2^−14`).
+//!
+//! **Truncation** ([`crate::trunc`]): the normalization product is below 2^(TOP+1) = 2^39
+//! (failure probability 2^−24 per value); the final product is `(1/x)·2^(2f+1)`, so the failure
+//! probability is `2^(2f+2−64)/x` — 2^−30/x for f = 16, i.e. 2^−24 for `x ≥ 2^−6`.
+
+use super::adder::{a2b_flat, a2b_requests};
+use super::bits::{and_gates, unpack_bits, words_for};
+use super::convert::{finish_b2a, flat, share_of, ProductRound};
+use crate::error::{MpcError, Result};
+use crate::fixed::FixedPoint;
+use crate::net::Channel;
+use crate::share::{Role, Share};
+use crate::triples::{Preprocessing, TripleRequest};
+use crate::trunc;
+use ndarray::Array2;
+
+/// Highest leading-one position handled by the normalization: inputs with encoding below
+/// 2^(TOP+1) are inverted.
+pub const TOP: usize = 38;
+
+/// Newton iterations used by the softmax functions and recommended for f = 16.
+pub const DEFAULT_NEWTON_ITERATIONS: u32 = 3;
+
+/// A pruned Sklansky prefix-AND network over 64 positions.
+#[derive(Debug, Clone)]
+struct AndPrefixPlan {
+    levels: Vec<Vec<(usize, usize)>>,
+}
+
+impl AndPrefixPlan {
+    fn new(width: usize, outputs: &[usize]) -> Self {
+        let mut full = Vec::new();
+        let mut k = 0;
+        while (1usize << k) < width {
+            let level: Vec<(usize, usize)> = (0..width)
+                .filter(|j| (j >> k) & 1 == 1)
+                .map(|j| (j, ((j >> k) << k) - 1))
+                .collect();
+            full.push(level);
+            k += 1;
+        }
+        let mut need = vec![false; width];
+        for &o in outputs {
+            need[o] = true;
+        }
+        let mut levels = Vec::new();
+        for level in full.into_iter().rev() {
+            let kept: Vec<(usize, usize)> = level.into_iter().filter(|&(j, _)| need[j]).collect();
+            for &(_, l) in &kept {
+                need[l] = true;
+            }
+            if !kept.is_empty() {
+                levels.push(kept);
+            }
+        }
+        levels.reverse();
+        Self { levels }
+    }
+
+    /// The suffix plan of the normalization: position `r` holds bit `63 − r`, outputs `z_j` for
+    /// `j ≤ TOP + 1`.
+    fn suffix() -> Self {
+        Self::new(64, &((62 - TOP)..64).collect::<Vec<_>>())
+    }
+}
+
+fn mul_requests(n: usize) -> Vec<TripleRequest> {
+    ProductRound::request(n)
+}
+
+/// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
+pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    if n == 0 {
+        return Vec::new();
+    }
+    let w = words_for(n);
+    let mut r = a2b_requests(dim);
+    for level in AndPrefixPlan::suffix().levels {
+        r.push(TripleRequest::And {
+            words: level.len() * w,
+        });
+    }
+    r.extend(ProductRound::request((TOP + 2) * n));
+    r.extend(mul_requests(n));
+    for _ in 0..iterations {
+        r.extend(mul_requests(n));
+        r.extend(mul_requests(n));
+    }
+    r.extend(mul_requests(n));
+    r
+}
+
+fn trunc_flat(role: Role, v: Vec<u64>, bits: u32) -> Result<Vec<u64>> {
+    let n = v.len();
+    let s = Share::from_ring(Array2::from_shape_vec((1, n), v).expect("shape"));
+    Ok(trunc::truncate(role, &s, bits)?
+        .into_ring()
+        .into_raw_vec_and_offset()
+        .0)
+}
+
+/// One round: shares of `trunc(x ⊙ y, bits)`.
+pub(crate) async fn mul_trunc<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    x: &[u64],
+    y: &[u64],
+    bits: u32,
+    pre: &mut Preprocessing,
+) -> Result<Vec<u64>> {
+    let mut round = ProductRound::new();
+    round.push_mul(x, y);
+    let z = round.run(ch, role, pre).await?;
+    trunc_flat(role, z, bits)
+}
+
+pub(crate) fn mul_trunc_requests(n: usize) -> Vec<TripleRequest> {
+    mul_requests(n)
+}
+
+/// Reciprocal of a flat vector; also returns shares of `[x = 0]` as integers 0/1.
+pub(crate) async fn reciprocal_flat<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    xs: &[u64],
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<(Vec<u64>, Vec<u64>)> {
+    let n = xs.len();
+    if n == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let f = fp.frac_bits().get();
+    let p0 = role == Role::P0;
+    // 1. Bits of X.
+    let (planes, w) = a2b_flat(ch, role, xs, pre).await?;
+    // 2. Suffix-AND of the negated bits, position r = 63 − j.
+    let mut v: Vec<u64> = vec![0; 64 * w];
+    for r in 0..64 {
+        let j = 63 - r;
+        for i in 0..w {
+            let s = planes[j * w + i];
+            v[r * w + i] = if p0 { !s } else { s };
+        }
+    }
+    for level in &AndPrefixPlan::suffix().levels {
+        let mut x = Vec::with_capacity(level.len() * w);
+        let mut y = Vec::with_capacity(level.len() * w);
+        for &(j, l) in level {
+            x.extend_from_slice(&v[j * w..(j + 1) * w]);
+            y.extend_from_slice(&v[l * w..(l + 1) * w]);
+        }
+        let out = and_gates(ch, role, &x, &y, pre).await?;
+        for (i, &(j, _)) in level.iter().enumerate() {
+            v[j * w..(j + 1) * w].copy_from_slice(&out[i * w..(i + 1) * w]);
+        }
+    }
+    let z = |j: usize| unpack_bits(&v[(63 - j) * w..(64 - j) * w], n);
+    // 3. One-hot leading one and the zero flag, converted in one round.
+    let zs: Vec<Vec<u64>> = (0..=TOP + 1).map(z).collect();
+    let mut round = ProductRound::new();
+    let mut slots = Vec::with_capacity(TOP + 2);
+    let mut onehot = Vec::with_capacity(TOP + 1);
+    for j in 0..=TOP {
+        let l: Vec<u64> = zs[j].iter().zip(&zs[j + 1]).map(|(a, b)| a ^ b).collect();
+        slots.push(round.push_b2a(role, &l));
+        onehot.push(l);
+    }
+    let zslot = round.push_b2a(role, &zs[0]);
+    let zz = round.run(ch, role, pre).await?;
+    let mut c = vec![0u64; n];
+    let mut c2 = vec![0u64; n];
+    for j in 0..=TOP {
+        let a = finish_b2a(&onehot[j], &zz, slots[j]);
+        let wc = 1u64 << (TOP - j);
+        let wc2 = if j <= 2 * f as usize {
+            1u64 << (2 * f as usize - j)
+        } else {
+            0
+        };
+        for i in 0..n {
+            c[i] = c[i].wrapping_add(a[i].wrapping_mul(wc));
+            c2[i] = c2[i].wrapping_add(a[i].wrapping_mul(wc2));
+        }
+    }
+    let is_zero = finish_b2a(&zs[0], &zz, zslot);
+    // 4. Normalize into [½, 1).
+    let vnorm = mul_trunc(ch, role, xs, &c, TOP as u32 + 1 - f, pre).await?;
+    // 5. Newton–Raphson from the linear initial guess 48/17 − 32/17·v.
+    let k48 = fp.encode(48.0 / 17.0)?;
+    let k32 = fp.encode(32.0 / 17.0)?;
+    let two = fp.encode(2.0)?;
+    let scaled = trunc_flat(role, vnorm.iter().map(|v| v.wrapping_mul(k32)).collect(), f)?;
+    let mut y: Vec<u64> = scaled
+        .iter()
+        .map(|s| {
+            let s = s.wrapping_neg();
+            if p0 {
+                s.wrapping_add(k48)
+            } else {
+                s
+            }
+        })
+        .collect();
+    for _ in 0..iterations {
+        let t = mul_trunc(ch, role, &vnorm, &y, f, pre).await?;
+        let e: Vec<u64> = t
+            .iter()
+            .map(|t| {
+                let t = t.wrapping_neg();
+                if p0 {
+                    t.wrapping_add(two)
+                } else {
+                    t
+                }
+            })
+            .collect();
+        y = mul_trunc(ch, role, &y, &e, f, pre).await?;
+    }
+    // 6. Undo the normalization.
+    let r = mul_trunc(ch, role, &y, &c2, f + 1, pre).await?;
+    Ok((r, is_zero))
+}
+
+fn check_frac_bits(fp: FixedPoint) -> Result<()> {
+    let f = fp.frac_bits().get();
+    if f as usize > TOP {
+        return Err(MpcError::InvalidFracBits {
+            frac_bits: f,
+            max: TOP as u32,
+        });
+    }
+    Ok(())
+}
+
+/// Secure reciprocal `1/x` for `2^−f ≤ x < 2^(TOP+1−f)`, `x ≤ 0` and larger `x` giving 0 (see the
+/// module docs for rounds, accuracy and truncation bounds).
+pub async fn reciprocal<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    check_frac_bits(fp)?;
+    let (r, _) = reciprocal_flat(ch, role, fp, &flat(x), iterations, pre).await?;
+    Ok(share_of(x.dim(), r))
+}
+
+/// The preprocessing [`divide`] consumes.
+pub fn divide_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    let mut r = reciprocal_requests(dim, iterations);
+    r.extend(mul_requests(dim.0 * dim.1));
+    r
+}
+
+/// Secure division `a / b` elementwise, as `a · (1/b)` with [`reciprocal`] (23 rounds with 3
+/// iterations). Same range for `b` as [`reciprocal`]; the final product `a·(1/b)·2^(2f)` must stay
+/// below 2^40 or so for the truncation bound (|a/b| < 2^(40−2f) = 256 with f = 16 gives failure
+/// probability 2^−23).
+pub async fn divide<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    a: &Share,
+    b: &Share,
+    iterations: u32,
+    pre: &mut Preprocessing,
+) -> Result<Share> {
+    check_frac_bits(fp)?;
+    if a.dim() != b.dim() {
+        return Err(MpcError::ShapeMismatch {
+            op: "divide",
+            left: a.dim(),
+            right: b.dim(),
+        });
+    }
+    let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, pre).await?;
+    let q = mul_trunc(ch, role, &flat(a), &r, fp.frac_bits().get(), pre).await?;
+    Ok(share_of(a.dim(), q))
+}
