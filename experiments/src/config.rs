@@ -155,6 +155,9 @@ pub struct LinregTask {
     /// Standardize features with the training set's mean and deviation.
     #[serde(default = "yes")]
     pub standardize: bool,
+    /// Triple source for this task, overriding `[mpc] triples`.
+    #[serde(default)]
+    pub triples: Option<String>,
 }
 
 fn default_batch() -> usize {
@@ -224,7 +227,8 @@ impl Config {
                 self.transport.kind
             );
         }
-        if !["dealer", "client-aided", "ot"].contains(&self.mpc.triples.as_str()) {
+        let sources = ["dealer", "client-aided", "ot"];
+        if !sources.contains(&self.mpc.triples.as_str()) {
             bail!(
                 "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot",
                 self.mpc.triples
@@ -237,6 +241,11 @@ impl Config {
         }
         for (i, t) in self.tasks.iter().enumerate() {
             if let Task::Linreg(l) = t {
+                if let Some(src) = &l.triples {
+                    if !sources.contains(&src.as_str()) {
+                        bail!("{origin}: task #{}: triples = {src:?} is not one of dealer, client-aided, ot", i + 1);
+                    }
+                }
                 ml::models::linreg::LinRegHyper::new(l.learning_rate, l.batch_size)
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
                 if l.epochs == 0 {

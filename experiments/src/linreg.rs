@@ -58,8 +58,16 @@ pub async fn run(
 
     // Plaintext twin.
     let t = Instant::now();
-    let w_plain =
-        linreg::train(&mut Plain, &xtr, &ytr, w0.clone(), &sched, &hyper, &|_| {}).await?;
+    let w_plain = linreg::train(
+        &mut Plain::new(),
+        &xtr,
+        &ytr,
+        w0.clone(),
+        &sched,
+        &hyper,
+        &|_| {},
+    )
+    .await?;
     let plain_s = t.elapsed().as_secs_f64();
 
     // Data owner: encode and share (keys and masks from the OS CSPRNG).
@@ -77,7 +85,8 @@ pub async fn run(
 
     // Offline phase.
     let requests = linreg::plan(n, d, &sched, &hyper).await?;
-    let off = crate::offline::run(&mpc_cfg.triples, transport, &requests).await?;
+    let source = task.triples.as_deref().unwrap_or(&mpc_cfg.triples);
+    let off = crate::offline::run(source, transport, &requests).await?;
     let (offline_s, trust, dealer_stats) = (off.seconds, off.trust, off.stats);
     let [pre0, pre1] = off.pre;
 
@@ -210,7 +219,7 @@ pub async fn run(
             s1.rounds,
             fmt_bytes(s0.bytes_sent as f64 / steps as f64),
             fmt_bytes(s1.bytes_sent as f64 / steps as f64),
-            mpc_cfg.triples,
+            source,
             fmt_bytes(dealer_stats[0].bytes_sent as f64),
             fmt_bytes(dealer_stats[0].bytes_received as f64),
             fmt_bytes(dealer_stats[1].bytes_sent as f64),

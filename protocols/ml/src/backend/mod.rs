@@ -10,7 +10,7 @@ mod plain;
 mod plan;
 mod shared;
 
-pub use plain::Plain;
+pub use plain::{Plain, SigmoidKind};
 pub use plan::{Plan, PlanData, PlanTensor};
 pub use shared::Shared;
 
@@ -23,6 +23,8 @@ pub trait Backend: Send {
     type Tensor: Clone + Send + Sync;
     /// A data matrix prepared for repeated mini-batch products (SecureML's masked matrix).
     type Data: Send + Sync;
+    /// A matrix of bits (comparison results), usable in [`Backend::select`].
+    type Bits: Clone + Send + Sync;
 
     /// Shape of a tensor.
     fn dim(t: &Self::Tensor) -> (usize, usize);
@@ -38,6 +40,9 @@ pub trait Backend: Send {
 
     /// The rows `rows` of `t` (local).
     fn select_rows(&self, t: &Self::Tensor, rows: &[usize]) -> Self::Tensor;
+
+    /// The transpose (local).
+    fn transpose(&self, t: &Self::Tensor) -> Self::Tensor;
 
     /// `t · 2^-bits` (a local truncation on shares).
     fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor>;
@@ -60,6 +65,29 @@ pub trait Backend: Send {
         extra_shift: u32,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
 
+    /// ReLU and its derivative `[x ≥ 0]` from one comparison.
+    fn relu(
+        &mut self,
+        t: &Self::Tensor,
+    ) -> impl Future<Output = Result<(Self::Tensor, Self::Bits)>> + Send;
+
+    /// `b ⊙ t`: entries of `t` where the bit is 1, zero elsewhere.
+    fn select(
+        &mut self,
+        b: &Self::Bits,
+        t: &Self::Tensor,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// The logistic function as the backend computes it (SecureML's piecewise sigmoid on shares).
+    fn sigmoid(&mut self, t: &Self::Tensor) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// Row-wise softmax of the given kind.
+    fn softmax(
+        &mut self,
+        t: &Self::Tensor,
+        kind: SoftmaxKind,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
     /// `A ⊙ B · 2^-extra_shift` (elementwise).
     fn mul(
         &mut self,
@@ -67,6 +95,16 @@ pub trait Backend: Send {
         b: &Self::Tensor,
         extra_shift: u32,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+}
+
+/// The output normalization of a classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SoftmaxKind {
+    /// `e^x_i / Σ e^x_j` (secure: limit-approximated exp and Newton reciprocal).
+    Exp,
+    /// SecureML's `relu(x_i) / Σ relu(x_j)`, uniform when the sum is 0.
+    Relu,
 }
 
 pub(crate) fn check_same(op: &'static str, a: (usize, usize), b: (usize, usize)) -> Result<()> {

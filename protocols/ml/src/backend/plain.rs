@@ -1,18 +1,71 @@
 //! The plaintext twin: `f64` matrices (ndarray).
 
-use super::{batch_dim, check_matmul, check_same, Backend};
+use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
 use crate::error::Result;
 use ndarray::{Array2, Axis};
 
+/// Which logistic function the plaintext backend evaluates.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SigmoidKind {
+    /// SecureML's piecewise sigmoid (what the shared backend computes): the twin's default.
+    #[default]
+    Piecewise,
+    /// The real logistic function 1/(1+e^-x).
+    Logistic,
+    /// A polynomial `Σ c_i x^i` (coefficients from degree 0 up), e.g. a least-squares fit.
+    Poly(Vec<f64>),
+}
+
 /// The `f64` backend.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Plain;
+#[derive(Debug, Default, Clone)]
+pub struct Plain {
+    /// The logistic function [`Backend::sigmoid`] evaluates.
+    pub sigmoid: SigmoidKind,
+}
 
 impl Plain {
-    /// A plaintext backend.
+    /// A plaintext backend computing what the shared backend computes.
     pub fn new() -> Self {
-        Plain
+        Self::default()
     }
+
+    /// A plaintext backend with another logistic function (for plaintext-only comparisons).
+    pub fn with_sigmoid(sigmoid: SigmoidKind) -> Self {
+        Self { sigmoid }
+    }
+}
+
+/// SecureML's piecewise sigmoid: 0 below −½, x + ½ between, 1 from ½ on.
+pub fn piecewise_sigmoid(x: f64) -> f64 {
+    if x < -0.5 {
+        0.0
+    } else if x >= 0.5 {
+        1.0
+    } else {
+        x + 0.5
+    }
+}
+
+/// Row-wise softmax in `f64`.
+pub fn softmax_rows(t: &Array2<f64>, kind: SoftmaxKind) -> Array2<f64> {
+    let mut out = t.clone();
+    for mut row in out.rows_mut() {
+        match kind {
+            SoftmaxKind::Exp => {
+                let m = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+                row.mapv_inplace(|v| (v - m).exp());
+            }
+            SoftmaxKind::Relu => row.mapv_inplace(|v| v.max(0.0)),
+        }
+        let s: f64 = row.sum();
+        let k = row.len() as f64;
+        if s > 0.0 {
+            row.mapv_inplace(|v| v / s);
+        } else {
+            row.fill(1.0 / k);
+        }
+    }
+    out
 }
 
 fn pow2(bits: u32) -> f64 {
@@ -22,6 +75,7 @@ fn pow2(bits: u32) -> f64 {
 impl Backend for Plain {
     type Tensor = Array2<f64>;
     type Data = Array2<f64>;
+    type Bits = Array2<f64>;
 
     fn dim(t: &Self::Tensor) -> (usize, usize) {
         t.dim()
@@ -45,8 +99,36 @@ impl Backend for Plain {
         t.select(Axis(0), rows)
     }
 
+    fn transpose(&self, t: &Self::Tensor) -> Self::Tensor {
+        t.t().to_owned()
+    }
+
     fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
         Ok(t * pow2(bits))
+    }
+
+    async fn relu(&mut self, t: &Self::Tensor) -> Result<(Self::Tensor, Self::Bits)> {
+        Ok((
+            t.mapv(|v| v.max(0.0)),
+            t.mapv(|v| if v >= 0.0 { 1.0 } else { 0.0 }),
+        ))
+    }
+
+    async fn select(&mut self, b: &Self::Bits, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("select", b.dim(), t.dim())?;
+        Ok(b * t)
+    }
+
+    async fn sigmoid(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        Ok(match &self.sigmoid {
+            SigmoidKind::Piecewise => t.mapv(piecewise_sigmoid),
+            SigmoidKind::Logistic => t.mapv(|v| 1.0 / (1.0 + (-v).exp())),
+            SigmoidKind::Poly(c) => t.mapv(|v| c.iter().rev().fold(0.0, |acc, &ci| acc * v + ci)),
+        })
+    }
+
+    async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
+        Ok(softmax_rows(t, kind))
     }
 
     async fn data_matmul(

@@ -1,8 +1,9 @@
 //! The planning backend: runs a model on shapes only and records, in order, every piece of
 //! preprocessing the shared run of the same code will consume.
 
-use super::{batch_dim, check_matmul, check_same, Backend};
+use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
 use crate::error::Result;
+use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
 
 /// A tensor that is only a shape.
@@ -58,6 +59,7 @@ impl Plan {
 impl Backend for Plan {
     type Tensor = PlanTensor;
     type Data = PlanData;
+    type Bits = PlanTensor;
 
     fn dim(t: &Self::Tensor) -> (usize, usize) {
         t.0
@@ -81,7 +83,37 @@ impl Backend for Plan {
         PlanTensor((rows.len(), t.0 .1))
     }
 
+    fn transpose(&self, t: &Self::Tensor) -> Self::Tensor {
+        PlanTensor((t.0 .1, t.0 .0))
+    }
+
     fn shift_right(&self, t: &Self::Tensor, _bits: u32) -> Result<Self::Tensor> {
+        Ok(*t)
+    }
+
+    async fn relu(&mut self, t: &Self::Tensor) -> Result<(Self::Tensor, Self::Bits)> {
+        self.requests.extend(nonlinear::relu_requests(t.0));
+        Ok((*t, *t))
+    }
+
+    async fn select(&mut self, b: &Self::Bits, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("select", b.0, t.0)?;
+        self.requests.extend(nonlinear::select_requests(t.0));
+        Ok(*t)
+    }
+
+    async fn sigmoid(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        self.requests
+            .extend(nonlinear::piecewise_sigmoid_requests(t.0));
+        Ok(*t)
+    }
+
+    async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
+        let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
+        self.requests.extend(match kind {
+            SoftmaxKind::Exp => nonlinear::softmax_requests(t.0, Default::default(), iters),
+            SoftmaxKind::Relu => nonlinear::relu_softmax_requests(t.0, iters),
+        });
         Ok(*t)
     }
 

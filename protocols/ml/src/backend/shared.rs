@@ -1,9 +1,10 @@
 //! The secret-shared backend: SecureML's online phase over a [`Channel`] to the other party,
 //! consuming preprocessing made beforehand from a [`super::Plan`] of the same code.
 
-use super::{batch_dim, check_matmul, check_same, Backend};
+use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
 use crate::error::Result;
 use mpc::net::Channel;
+use mpc::nonlinear::{self, BitShare};
 use mpc::online::{self, MaskedMatrix};
 use mpc::triples::{Lhs, MaskId, Preprocessing};
 use mpc::trunc::truncate;
@@ -72,6 +73,7 @@ impl<C: Channel> Shared<C> {
 impl<C: Channel> Backend for Shared<C> {
     type Tensor = Share;
     type Data = MaskedMatrix;
+    type Bits = BitShare;
 
     fn dim(t: &Self::Tensor) -> (usize, usize) {
         t.dim()
@@ -95,8 +97,50 @@ impl<C: Channel> Backend for Shared<C> {
         t.select_rows(rows)
     }
 
+    fn transpose(&self, t: &Self::Tensor) -> Self::Tensor {
+        t.t()
+    }
+
     fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
         Ok(truncate(self.role, t, bits)?)
+    }
+
+    async fn relu(&mut self, t: &Self::Tensor) -> Result<(Self::Tensor, Self::Bits)> {
+        Ok(nonlinear::relu_with_derivative(&mut self.ch, self.role, t, &mut self.pre).await?)
+    }
+
+    async fn select(&mut self, b: &Self::Bits, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_same("select", b.dim(), t.dim())?;
+        Ok(nonlinear::select(&mut self.ch, self.role, b, t, &mut self.pre).await?)
+    }
+
+    async fn sigmoid(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        Ok(
+            nonlinear::piecewise_sigmoid(&mut self.ch, self.role, self.fp, t, &mut self.pre)
+                .await?,
+        )
+    }
+
+    async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
+        let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
+        Ok(match kind {
+            SoftmaxKind::Exp => {
+                nonlinear::softmax(
+                    &mut self.ch,
+                    self.role,
+                    self.fp,
+                    t,
+                    Default::default(),
+                    iters,
+                    &mut self.pre,
+                )
+                .await?
+            }
+            SoftmaxKind::Relu => {
+                nonlinear::relu_softmax(&mut self.ch, self.role, self.fp, t, iters, &mut self.pre)
+                    .await?
+            }
+        })
     }
 
     async fn data_matmul(

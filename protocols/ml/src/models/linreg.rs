@@ -156,7 +156,7 @@ mod tests {
         let sched = Schedule::shuffled(n, 32, 4, 3).unwrap();
 
         let w_plain = train(
-            &mut Plain,
+            &mut Plain::new(),
             &x,
             &y,
             Array2::zeros((d, 1)),

@@ -1,0 +1,130 @@
+//! A multi-layer perceptron with ReLU hidden layers and a softmax output, trained by mini-batch
+//! SGD on the cross-entropy loss (SecureML §IV-C / Table III: 784-128-128-10 on MNIST).
+//!
+//! Layers have no bias (as in SecureML's network). Forward: `H_0 = X_B`, `Z_i = H_{i−1} W_i`,
+//! `H_i = relu(Z_i)`, `P = softmax(Z_L)`. Backward: `G_L = P − Y_B` (the softmax–cross-entropy
+//! gradient), `ΔW_i = H_{i−1}ᵀ G_i · α/|B|`, `G_{i−1} = relu'(Z_{i−1}) ⊙ (G_i W_iᵀ)`. One ReLU
+//! comparison per hidden unit serves both the activation and its derivative. The first layer
+//! multiplies the masked data matrix (SecureML's reuse of E = X − U); all other products use fresh
+//! matrix triples.
+
+use crate::backend::{Backend, SoftmaxKind};
+use crate::error::{MlError, Result};
+use crate::models::linreg::{LinRegHyper, Progress};
+use crate::schedule::Schedule;
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+/// Initial weights: He-uniform `U(−√(6/fan_in), √(6/fan_in))` from a public seed (the same for the
+/// secure run and its twin).
+pub fn init_weights(sizes: &[usize], seed: u64) -> Vec<Array2<f64>> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    sizes
+        .windows(2)
+        .map(|w| {
+            let a = (6.0 / w[0] as f64).sqrt();
+            Array2::from_shape_fn((w[0], w[1]), |_| rng.gen_range(-a..a))
+        })
+        .collect()
+}
+
+/// Trains the weights `ws` (layer i: `sizes[i] × sizes[i+1]`) on data `x` and one-hot labels `y`.
+#[allow(clippy::too_many_arguments)]
+pub async fn train<B: Backend>(
+    b: &mut B,
+    x: &B::Data,
+    y: &B::Tensor,
+    mut ws: Vec<B::Tensor>,
+    schedule: &Schedule,
+    hyper: &LinRegHyper,
+    softmax: SoftmaxKind,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Vec<B::Tensor>> {
+    let k = hyper.step_shift()?;
+    if ws.is_empty() {
+        return Err(MlError::InvalidHyper {
+            name: "layers",
+            value: "0".into(),
+            reason: "an MLP needs at least one weight matrix",
+        });
+    }
+    let l = ws.len();
+    for (epoch, batches) in schedule.epochs.iter().enumerate() {
+        for (i, rows) in batches.iter().enumerate() {
+            // Forward.
+            let mut hs: Vec<B::Tensor> = Vec::with_capacity(l);
+            let mut ds: Vec<B::Bits> = Vec::with_capacity(l);
+            let mut z = b.data_matmul(x, rows, false, &ws[0], 0).await?;
+            for w in ws.iter().skip(1) {
+                let (h, d) = b.relu(&z).await?;
+                z = b.matmul(&h, w, 0).await?;
+                hs.push(h);
+                ds.push(d);
+            }
+            let p = b.softmax(&z, softmax).await?;
+            // Backward.
+            let mut g = b.sub(&p, &b.select_rows(y, rows))?;
+            for j in (1..l).rev() {
+                let h = &hs[j - 1];
+                let dw = b.matmul(&b.transpose(h), &g, k).await?;
+                let back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
+                g = b.select(&ds[j - 1], &back).await?;
+                ws[j] = b.sub(&ws[j], &dw)?;
+            }
+            let dw0 = b.data_matmul(x, rows, true, &g, k).await?;
+            ws[0] = b.sub(&ws[0], &dw0)?;
+            progress(Progress {
+                epoch,
+                step: i + 1,
+                steps: batches.len(),
+            });
+        }
+    }
+    Ok(ws)
+}
+
+/// The preprocessing a shared run of [`train`] consumes (the data matrix is mask #0).
+pub async fn plan(
+    sizes: &[usize],
+    n: usize,
+    schedule: &Schedule,
+    hyper: &LinRegHyper,
+    softmax: SoftmaxKind,
+) -> Result<Vec<mpc::triples::TripleRequest>> {
+    let mut p = crate::backend::Plan::new();
+    let x = p.data((n, sizes[0]));
+    let y = crate::backend::PlanTensor((n, *sizes.last().expect("sizes")));
+    let ws = sizes
+        .windows(2)
+        .map(|w| crate::backend::PlanTensor((w[0], w[1])))
+        .collect();
+    train(&mut p, &x, &y, ws, schedule, hyper, softmax, &|_| {}).await?;
+    Ok(p.into_requests())
+}
+
+/// Class predictions (argmax of the last layer's pre-activations) of plaintext weights.
+pub fn predict(ws: &[Array2<f64>], x: &Array2<f64>) -> Vec<usize> {
+    let mut h = x.clone();
+    for (i, w) in ws.iter().enumerate() {
+        h = h.dot(w);
+        if i + 1 < ws.len() {
+            h.mapv_inplace(|v| v.max(0.0));
+        }
+    }
+    h.rows()
+        .into_iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                })
+                .0
+        })
+        .collect()
+}
