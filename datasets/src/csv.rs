@@ -81,6 +81,8 @@ pub struct CsvTable {
     pub header: Header,
     /// The numbers, one row per data line.
     pub data: Array2<f64>,
+    /// The 1-based line number of each data row (for error messages about a row's content).
+    pub row_lines: Vec<usize>,
 }
 
 /// Reads a numeric CSV file (gzip or plain) with default options (auto separator and header).
@@ -115,7 +117,7 @@ pub fn parse_csv<R: BufRead>(mut reader: R, name: &str, options: &CsvOptions) ->
         n_cols: None,
         first_data_line: 0,
         values: Vec::new(),
-        n_rows: 0,
+        row_lines: Vec::new(),
     };
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -155,7 +157,7 @@ struct Parser<'a> {
     n_cols: Option<usize>,
     first_data_line: usize,
     values: Vec<f64>,
-    n_rows: usize,
+    row_lines: Vec<usize>,
 }
 
 /// Trims blanks and one pair of surrounding double quotes.
@@ -246,7 +248,7 @@ impl Parser<'_> {
                 });
             }
         }
-        self.n_rows += 1;
+        self.row_lines.push(line_no);
         Ok(())
     }
 
@@ -282,16 +284,17 @@ impl Parser<'_> {
                         n_cols,
                     ));
                 }
-                if *n_samples != self.n_rows {
-                    return Err(mismatch("rows", *n_samples, self.n_rows));
+                if *n_samples != self.row_lines.len() {
+                    return Err(mismatch("rows", *n_samples, self.row_lines.len()));
                 }
             }
         }
-        let data = Array2::from_shape_vec((self.n_rows, n_cols), self.values)
+        let data = Array2::from_shape_vec((self.row_lines.len(), n_cols), self.values)
             .expect("row lengths were checked while parsing");
         Ok(CsvTable {
             header: self.header,
             data,
+            row_lines: self.row_lines,
         })
     }
 }
@@ -343,6 +346,7 @@ mod tests {
             Header::Names(vec!["a".into(), "b".into(), "c".into()])
         );
         assert_eq!(t.data.dim(), (2, 3));
+        assert_eq!(t.row_lines, vec![2, 5]);
     }
 
     #[test]

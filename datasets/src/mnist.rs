@@ -27,7 +27,8 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 pub const N_CLASSES: usize = 10;
 
 /// Which half of MNIST.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Split {
     /// The 60,000 training images.
     Train,
