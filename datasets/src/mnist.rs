@@ -44,6 +44,14 @@ impl Split {
             Split::Test => "t10k",
         }
     }
+
+    /// Name of the split in dataset names (`"train"` or `"test"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
 }
 
 /// An IDX array of unsigned bytes.
@@ -213,7 +221,7 @@ pub fn bundled_paths(split: Split) -> (PathBuf, PathBuf) {
 pub fn load_bundled(split: Split) -> Result<Mnist> {
     let (images, labels) = bundled_paths(split);
     let mut m = load(&images, &labels)?;
-    m.name = format!("mnist-{}", split.prefix());
+    m.name = format!("mnist-{}", split.name());
     Ok(m)
 }
 
@@ -431,7 +439,7 @@ mod tests {
             test.label_counts(),
             [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
         );
-        assert_eq!(test.name, "mnist-t10k");
+        assert_eq!(test.name, "mnist-test");
 
         let ds = test.head(100).to_dataset();
         assert_eq!(ds.x.dim(), (100, 784));
@@ -454,7 +462,7 @@ mod tests {
         );
         let three_eight = test.binary_between(&[3], &[8]).unwrap();
         assert_eq!(three_eight.class_counts().unwrap(), vec![974, 1010]);
-        assert_eq!(three_eight.name, "mnist-t10k-3v8");
+        assert_eq!(three_eight.name, "mnist-test-3v8");
         // Rows are the right images: a positive row equals the matching digit-3 image.
         let first3 = test.labels.iter().position(|&l| l == 3).unwrap();
         let row = three_eight.y.iter().position(|&y| y == 1.0).unwrap();
