@@ -29,6 +29,35 @@ pub fn bundled_path(file: &str) -> PathBuf {
     data_dir().join("tabular").join(file)
 }
 
+/// Names accepted by [`by_name`] (as written in experiment configs).
+pub const NAMES: [&str; 6] = [
+    "breast_cancer",
+    "diabetes",
+    "diabetes_scaled",
+    "digits",
+    "wine",
+    "iris",
+];
+
+/// Loads a bundled tabular set by its name (one of [`NAMES`]).
+///
+/// # Errors
+/// [`DatasetError::UnknownDataset`] for another name; otherwise as the named loader.
+pub fn by_name(name: &str) -> Result<Dataset> {
+    match name {
+        "breast_cancer" => breast_cancer(),
+        "diabetes" => diabetes(),
+        "diabetes_scaled" => diabetes_scaled(),
+        "digits" => digits(),
+        "wine" => wine(),
+        "iris" => iris(),
+        _ => Err(DatasetError::UnknownDataset {
+            name: name.to_owned(),
+            known: "breast_cancer, diabetes, diabetes_scaled, digits, wine, iris",
+        }),
+    }
+}
+
 /// Breast cancer Wisconsin (diagnostic): 569 × 30, labels 0 = malignant, 1 = benign.
 ///
 /// # Errors
@@ -465,6 +494,16 @@ mod tests {
         std::fs::write(&t, "1\n2\n3\n").unwrap();
         let err = diabetes_from(&bundled_path("diabetes_data_raw.csv.gz"), &t).unwrap_err();
         assert!(matches!(err, DatasetError::ShapeMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn by_name_loads_every_listed_set() {
+        for name in NAMES {
+            let ds = by_name(name).unwrap();
+            assert_eq!(ds.name, name);
+        }
+        let err = by_name("cancer").unwrap_err();
+        assert!(err.to_string().contains("breast_cancer"), "{err}");
     }
 
     #[test]
