@@ -206,7 +206,7 @@ pub struct Mnist {
 
 /// Paths of the bundled `(images, labels)` files of a split.
 pub fn bundled_paths(split: Split) -> (PathBuf, PathBuf) {
-    let dir = crate::tabular::data_dir().join("mnist");
+    let dir = crate::data_dir().join("mnist");
     let p = split.prefix();
     (
         dir.join(format!("{p}-images.idx3-ubyte.gz")),
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn bundled_files_match_sha256sums() {
-        let dir = crate::tabular::data_dir().join("mnist");
+        let dir = crate::data_dir().join("mnist");
         let sums = std::fs::read_to_string(dir.join("SHA256SUMS.uncompressed")).unwrap();
         let mut checked = 0;
         for line in sums.lines().filter(|l| !l.trim().is_empty()) {

@@ -19,14 +19,9 @@ use crate::io::display;
 /// naming the classes (a guard against a regression target read as labels).
 pub const MAX_INFERRED_CLASSES: usize = 1 << 16;
 
-/// Directory of the bundled data (`<crate>/data`).
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
-}
-
 /// Path of a bundled tabular file, e.g. `bundled_path("iris.csv")`.
 pub fn bundled_path(file: &str) -> PathBuf {
-    data_dir().join("tabular").join(file)
+    crate::data_dir().join("tabular").join(file)
 }
 
 /// Names accepted by [`by_name`] (as written in experiment configs).
