@@ -14,7 +14,8 @@
 //! Errors name the file and 1-based line (and column and value where there is one): ragged rows,
 //! non-numbers, NaN and infinities are all rejected.
 
-use std::io::BufRead;
+use std::fs::File;
+use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
 
 use ndarray::Array2;
@@ -81,6 +82,8 @@ pub struct CsvTable {
     pub header: Header,
     /// The numbers, one row per data line.
     pub data: Array2<f64>,
+    /// The 1-based line number of each data row (for error messages about a row's content).
+    pub row_lines: Vec<usize>,
 }
 
 /// Reads a numeric CSV file (gzip or plain) with default options (auto separator and header).
@@ -115,7 +118,7 @@ pub fn parse_csv<R: BufRead>(mut reader: R, name: &str, options: &CsvOptions) ->
         n_cols: None,
         first_data_line: 0,
         values: Vec::new(),
-        n_rows: 0,
+        row_lines: Vec::new(),
     };
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -155,7 +158,7 @@ struct Parser<'a> {
     n_cols: Option<usize>,
     first_data_line: usize,
     values: Vec<f64>,
-    n_rows: usize,
+    row_lines: Vec<usize>,
 }
 
 /// Trims blanks and one pair of surrounding double quotes.
@@ -246,7 +249,7 @@ impl Parser<'_> {
                 });
             }
         }
-        self.n_rows += 1;
+        self.row_lines.push(line_no);
         Ok(())
     }
 
@@ -282,18 +285,78 @@ impl Parser<'_> {
                         n_cols,
                     ));
                 }
-                if *n_samples != self.n_rows {
-                    return Err(mismatch("rows", *n_samples, self.n_rows));
+                if *n_samples != self.row_lines.len() {
+                    return Err(mismatch("rows", *n_samples, self.row_lines.len()));
                 }
             }
         }
-        let data = Array2::from_shape_vec((self.n_rows, n_cols), self.values)
+        let data = Array2::from_shape_vec((self.row_lines.len(), n_cols), self.values)
             .expect("row lengths were checked while parsing");
         Ok(CsvTable {
             header: self.header,
             data,
+            row_lines: self.row_lines,
         })
     }
+}
+
+/// Writes a numeric table as comma-separated text, with an optional header line of names.
+///
+/// Numbers are written in Rust's shortest round-trip form, so [`read_csv`] gives back exactly the
+/// same `f64` values. Names must not contain commas, quotes or line breaks (nor blanks, for a
+/// single column).
+///
+/// # Errors
+/// [`DatasetError::Io`] naming the file; [`DatasetError::DimensionMismatch`] if there are names
+/// but not one per column; [`DatasetError::InvalidArgument`] for a non-finite value or a name
+/// the reader could not read back.
+pub fn write_csv(path: &Path, names: Option<&[String]>, data: &Array2<f64>) -> Result<()> {
+    if let Some(names) = names {
+        if names.len() != data.ncols() {
+            return Err(DatasetError::DimensionMismatch {
+                what: "header names vs columns",
+                expected: data.ncols(),
+                found: names.len(),
+            });
+        }
+        if let Some(i) = names.iter().position(|n| {
+            n.contains([',', '"', '\n', '\r'])
+                    || n.trim().is_empty()
+                    // One column has no comma, so the reader would split the name on blanks.
+                    || (data.ncols() == 1 && n.contains(char::is_whitespace))
+        }) {
+            return Err(DatasetError::InvalidArgument {
+                name: "header name index",
+                value: i as f64,
+                constraint: "names are non-empty and free of commas, quotes and line breaks",
+            });
+        }
+    }
+    if let Some(&v) = data.iter().find(|v| !v.is_finite()) {
+        return Err(DatasetError::InvalidArgument {
+            name: "value",
+            value: v,
+            constraint: "finite",
+        });
+    }
+    let name = display(path);
+    let io = |e| DatasetError::io(&name, e);
+    let mut w = BufWriter::new(File::create(path).map_err(io)?);
+    if let Some(names) = names {
+        writeln!(w, "{}", names.join(",")).map_err(io)?;
+    }
+    for row in data.rows() {
+        let mut first = true;
+        for v in row {
+            if !first {
+                w.write_all(b",").map_err(io)?;
+            }
+            first = false;
+            write!(w, "{v}").map_err(io)?;
+        }
+        w.write_all(b"\n").map_err(io)?;
+    }
+    w.flush().map_err(io)
 }
 
 /// Classifies a header line: scikit-learn's `n,d,name…` form or plain names.
@@ -343,6 +406,7 @@ mod tests {
             Header::Names(vec!["a".into(), "b".into(), "c".into()])
         );
         assert_eq!(t.data.dim(), (2, 3));
+        assert_eq!(t.row_lines, vec![2, 5]);
     }
 
     #[test]
@@ -529,6 +593,44 @@ mod tests {
         let t = read_csv(&p).unwrap();
         assert_eq!(t.header, Header::Names(vec!["x".into(), "y".into()]));
         assert_eq!(t.data, ndarray::array![[1., 2.], [3., 4.]]);
+    }
+
+    #[test]
+    fn write_read_round_trip_and_write_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.csv");
+        let data = ndarray::array![[0.1, -2.5e-300, 1e300], [3.0, 0.0, -0.0]];
+        let names: Vec<String> = vec!["a".into(), "b c".into(), "d".into()];
+        write_csv(&p, Some(&names), &data).unwrap();
+        let t = read_csv(&p).unwrap();
+        assert_eq!(t.header, Header::Names(names.clone()));
+        assert_eq!(t.data, data);
+        write_csv(&p, None, &data).unwrap();
+        assert_eq!(read_csv(&p).unwrap().header, Header::None);
+        let bad = ndarray::array![[1.0, f64::NAN]];
+        assert!(write_csv(&p, None, &bad).is_err());
+        assert!(write_csv(&p, Some(&names[..2]), &data).is_err());
+        let comma = vec!["a".into(), "b,c".into(), "d".into()];
+        assert!(write_csv(&p, Some(&comma), &data).is_err());
+        let col = ndarray::array![[1.0], [2.0]];
+        assert!(write_csv(&p, Some(&["x y".to_string()]), &col).is_err());
+        write_csv(&p, Some(&["x".to_string()]), &col).unwrap();
+        assert_eq!(read_csv(&p).unwrap().data, col);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn csv_round_trip_is_exact(
+            rows in 1usize..6,
+            bits in proptest::collection::vec(proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO, 18),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("r.csv");
+            let data = Array2::from_shape_vec((rows, 3), bits[..rows * 3].to_vec()).unwrap();
+            write_csv(&p, None, &data).unwrap();
+            let back = read_csv(&p).unwrap().data;
+            proptest::prop_assert!(back.iter().zip(data.iter()).all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]

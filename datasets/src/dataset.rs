@@ -2,11 +2,12 @@
 //! vector and what the target means.
 
 use ndarray::{Array1, Array2, Axis};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DatasetError, Result};
 
 /// What the target `y` of a [`Dataset`] holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
     /// Real-valued targets.
     Regression,
@@ -28,7 +29,10 @@ impl Task {
 }
 
 /// A supervised dataset: `n` samples of `d` features and one target each.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable with serde; deserializing runs the checks of [`Dataset::new`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "DatasetParts")]
 pub struct Dataset {
     /// Short name (`"breast_cancer"`, `"mnist-train"`, ...), used in reports.
     pub name: String,
@@ -40,6 +44,24 @@ pub struct Dataset {
     pub feature_names: Vec<String>,
     /// What `y` means.
     pub task: Task,
+}
+
+/// The fields of a [`Dataset`] before validation (serde's view).
+#[derive(Deserialize)]
+struct DatasetParts {
+    name: String,
+    x: Array2<f64>,
+    y: Array1<f64>,
+    feature_names: Vec<String>,
+    task: Task,
+}
+
+impl TryFrom<DatasetParts> for Dataset {
+    type Error = DatasetError;
+
+    fn try_from(p: DatasetParts) -> Result<Self> {
+        Dataset::new(p.name, p.x, p.y, p.feature_names, p.task)
+    }
 }
 
 impl Dataset {
@@ -281,5 +303,18 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(reg.labels(), Err(DatasetError::WrongTask { .. })));
+    }
+
+    #[test]
+    fn serde_round_trip_validates() {
+        let ds = two_class();
+        let json = serde_json::to_string(&ds).unwrap();
+        let back: Dataset = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ds);
+        // A label edited out of range is rejected on the way in.
+        let bad = json.replace("\"data\":[0.0,1.0,1.0]", "\"data\":[0.0,1.0,7.0]");
+        assert_ne!(bad, json);
+        let err = serde_json::from_str::<Dataset>(&bad).unwrap_err();
+        assert!(err.to_string().contains("label at row 2"), "{err}");
     }
 }

@@ -271,6 +271,15 @@ pub enum DatasetError {
         reason: &'static str,
     },
 
+    /// A dataset name that no loader knows.
+    #[error("unknown dataset {name:?}; known: {known}")]
+    UnknownDataset {
+        /// The name asked for.
+        name: String,
+        /// The known names.
+        known: &'static str,
+    },
+
     /// The task of a dataset does not support the operation (e.g. stratifying a regression set).
     #[error("dataset {name:?} is a {task} dataset; {operation} needs a classification dataset")]
     WrongTask {

@@ -32,3 +32,9 @@ pub mod tabular;
 
 pub use dataset::{Dataset, Task};
 pub use error::{DatasetError, Result};
+
+/// Directory of the data bundled with this crate (`<crate>/data`), found through the crate's
+/// manifest directory so that loaders work from any working directory of a checkout.
+pub fn data_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}

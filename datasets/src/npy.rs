@@ -671,14 +671,17 @@ fn header_bytes(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
         "{{'descr': '{}', 'fortran_order': False, 'shape': {dims}, }}",
         dtype.descr()
     );
-    let (version, len_bytes) = if dict.len() + 1 + 10 <= u16::MAX as usize {
+    // Total header size, padded so the data starts on a 64-byte boundary.
+    let padded =
+        |len_bytes: usize| (MAGIC.len() + 2 + len_bytes + dict.len() + 1).div_ceil(64) * 64;
+    let v1_len = padded(2) - (MAGIC.len() + 4);
+    let (version, len_bytes) = if v1_len <= usize::from(u16::MAX) {
         (1u8, 2usize)
     } else {
         (2u8, 4usize)
     };
     let prefix = MAGIC.len() + 2 + len_bytes;
-    let unpadded = prefix + dict.len() + 1;
-    let total = unpadded.div_ceil(64) * 64;
+    let total = padded(len_bytes);
     let header_len = total - prefix;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
@@ -808,6 +811,22 @@ mod tests {
         enc.write_all(&to_npy_bytes(&a)).unwrap();
         std::fs::write(&p, enc.finish().unwrap()).unwrap();
         assert_eq!(read_npy(&p).unwrap(), NpyArray::U8(a));
+    }
+
+    #[test]
+    fn long_header_switches_to_version_2() {
+        // 23,000 dimensions of size 1 ("1, " each) make a header longer than 65,535 bytes.
+        let a = ArrayD::<u8>::zeros(IxDyn(&vec![1; 23_000]));
+        let bytes = to_npy_bytes(&a);
+        assert_eq!(bytes[6], 2);
+        assert_eq!(bytes.len() % 64, 1);
+        let header = read_header(&mut &bytes[..], "long.npy").unwrap();
+        assert_eq!(header.shape.len(), 23_000);
+        assert_eq!(header.data_offset % 64, 0);
+        assert_eq!(
+            read_npy_from(&mut &bytes[..], "long.npy").unwrap(),
+            NpyArray::U8(a)
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! map to 0 (standardizer) or to the interval's lower end (min-max).
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{DatasetError, Result};
 
@@ -26,10 +27,45 @@ fn check_cols(what: &'static str, expected: usize, x: &ArrayView2<'_, f64>) -> R
 }
 
 /// Per-column standardization `(x − mean) / std`, fitted on one matrix and applied to others.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable, so the training statistics can be stored with a model; deserializing checks
+/// that there is one positive finite scale per mean.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StandardizerParts")]
 pub struct Standardizer {
     mean: Array1<f64>,
     scale: Array1<f64>,
+}
+
+#[derive(Deserialize)]
+struct StandardizerParts {
+    mean: Array1<f64>,
+    scale: Array1<f64>,
+}
+
+impl TryFrom<StandardizerParts> for Standardizer {
+    type Error = DatasetError;
+
+    fn try_from(p: StandardizerParts) -> Result<Self> {
+        if p.scale.len() != p.mean.len() {
+            return Err(DatasetError::DimensionMismatch {
+                what: "scales vs means",
+                expected: p.mean.len(),
+                found: p.scale.len(),
+            });
+        }
+        if let Some(&bad) = p.scale.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
+            return Err(DatasetError::InvalidArgument {
+                name: "scale",
+                value: bad,
+                constraint: "finite and > 0",
+            });
+        }
+        Ok(Self {
+            mean: p.mean,
+            scale: p.scale,
+        })
+    }
 }
 
 impl Standardizer {
@@ -102,12 +138,58 @@ impl Standardizer {
 }
 
 /// Per-column affine map of the training range `[min, max]` onto `[low, high]`.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Serializable; deserializing checks the parts agree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "MinMaxParts")]
 pub struct MinMaxScaler {
+    min: Array1<f64>,
+    /// `max − min` per column; 0 marks a constant column.
+    range: Array1<f64>,
+    low: f64,
+    high: f64,
+}
+
+#[derive(Deserialize)]
+struct MinMaxParts {
     min: Array1<f64>,
     range: Array1<f64>,
     low: f64,
     high: f64,
+}
+
+impl TryFrom<MinMaxParts> for MinMaxScaler {
+    type Error = DatasetError;
+
+    fn try_from(p: MinMaxParts) -> Result<Self> {
+        if p.range.len() != p.min.len() {
+            return Err(DatasetError::DimensionMismatch {
+                what: "ranges vs minima",
+                expected: p.min.len(),
+                found: p.range.len(),
+            });
+        }
+        if let Some(&bad) = p.range.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+            return Err(DatasetError::InvalidArgument {
+                name: "range",
+                value: bad,
+                constraint: "finite and >= 0",
+            });
+        }
+        if !(p.low.is_finite() && p.high.is_finite() && p.low < p.high) {
+            return Err(DatasetError::InvalidArgument {
+                name: "high",
+                value: p.high,
+                constraint: "low < high, both finite",
+            });
+        }
+        Ok(Self {
+            min: p.min,
+            range: p.range,
+            low: p.low,
+            high: p.high,
+        })
+    }
 }
 
 impl MinMaxScaler {
@@ -140,8 +222,8 @@ impl MinMaxScaler {
                 let hi = col.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
                 min[j] = lo;
                 let r = hi - lo;
-                range[j] = if r <= CONSTANT_REL * lo.abs().max(hi.abs()) || r == 0.0 {
-                    f64::INFINITY
+                range[j] = if r <= CONSTANT_REL * lo.abs().max(hi.abs()) {
+                    0.0
                 } else {
                     r
                 };
@@ -168,8 +250,16 @@ impl MinMaxScaler {
         let x = x.into();
         check_cols("columns of x vs fitted min-max scaler", self.min.len(), &x)?;
         let width = self.high - self.low;
-        // A constant column has range = ∞, so (v − min)/range = 0 and it maps to `low`.
-        Ok(((&x - &self.min) / &self.range).mapv(|u| self.low + u * width))
+        let mut out = x.to_owned();
+        for (j, mut col) in out.axis_iter_mut(Axis(1)).enumerate() {
+            let (min, range) = (self.min[j], self.range[j]);
+            if range == 0.0 {
+                col.fill(self.low);
+            } else {
+                col.mapv_inplace(|v| self.low + (v - min) / range * width);
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -273,6 +363,20 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn scalers_serde_round_trip() {
+        let x = array![[1.0, 10.0, 5.0], [3.0, 20.0, 5.0]];
+        let s = Standardizer::fit(&x);
+        let back: Standardizer = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let m = MinMaxScaler::fit(&x);
+        let back: MinMaxScaler = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back.transform(&x).unwrap(), m.transform(&x).unwrap());
+        let bad =
+            r#"{"mean":{"v":1,"dim":[1],"data":[0.0]},"scale":{"v":1,"dim":[1],"data":[0.0]}}"#;
+        assert!(serde_json::from_str::<Standardizer>(bad).is_err());
     }
 
     proptest! {

@@ -7,12 +7,13 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{DatasetError, Result};
 
 /// Row indices of a split.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitIndices {
     /// Training rows.
     pub train: Vec<usize>,

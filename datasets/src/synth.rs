@@ -12,6 +12,7 @@ use ndarray::{Array1, Array2};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::{Dataset, Task};
 use crate::error::{DatasetError, Result};
@@ -20,7 +21,8 @@ use crate::error::{DatasetError, Result};
 pub const BLOCK_ROWS: usize = 256;
 
 /// Distribution of each feature (independent across features and rows).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FeatureDist {
     /// Uniform on `[low, high)`.
     Uniform {
@@ -63,8 +65,9 @@ impl FeatureDist {
     }
 }
 
-/// Size, feature distribution, signal strength and seed of a planted problem.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Size, feature distribution, signal strength and seed of a planted problem (serializable, so
+/// an experiment config can name one).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PlantedSpec {
     /// Number of samples.
     pub n: usize,

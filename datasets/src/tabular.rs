@@ -15,14 +15,42 @@ use crate::dataset::{Dataset, Task};
 use crate::error::{DatasetError, Result};
 use crate::io::display;
 
-/// Directory of the bundled data (`<crate>/data`).
-pub fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
-}
+/// Largest number of classes [`load_classification_csv`] infers from labels without a header
+/// naming the classes (a guard against a regression target read as labels).
+pub const MAX_INFERRED_CLASSES: usize = 1 << 16;
 
 /// Path of a bundled tabular file, e.g. `bundled_path("iris.csv")`.
 pub fn bundled_path(file: &str) -> PathBuf {
-    data_dir().join("tabular").join(file)
+    crate::data_dir().join("tabular").join(file)
+}
+
+/// Names accepted by [`by_name`] (as written in experiment configs).
+pub const NAMES: [&str; 6] = [
+    "breast_cancer",
+    "diabetes",
+    "diabetes_scaled",
+    "digits",
+    "wine",
+    "iris",
+];
+
+/// Loads a bundled tabular set by its name (one of [`NAMES`]).
+///
+/// # Errors
+/// [`DatasetError::UnknownDataset`] for another name; otherwise as the named loader.
+pub fn by_name(name: &str) -> Result<Dataset> {
+    match name {
+        "breast_cancer" => breast_cancer(),
+        "diabetes" => diabetes(),
+        "diabetes_scaled" => diabetes_scaled(),
+        "digits" => digits(),
+        "wine" => wine(),
+        "iris" => iris(),
+        _ => Err(DatasetError::UnknownDataset {
+            name: name.to_owned(),
+            known: "breast_cancer, diabetes, diabetes_scaled, digits, wine, iris",
+        }),
+    }
 }
 
 /// Breast cancer Wisconsin (diagnostic): 569 × 30, labels 0 = malignant, 1 = benign.
@@ -128,19 +156,23 @@ pub fn digits() -> Result<Dataset> {
 /// # Errors
 /// I/O or format errors naming `path`.
 pub fn digits_from(path: &Path) -> Result<Dataset> {
-    let mut ds = load_classification_csv(path, "digits")?;
-    if let Task::Classification { class_names } = &mut ds.task {
-        *class_names = (0..10).map(|d| d.to_string()).collect();
-    }
-    // Re-check the labels against the 10 digit classes.
-    let ds = Dataset::new(ds.name, ds.x, ds.y, Vec::new(), ds.task)?;
-    let mut ds = ds;
-    if ds.n_features() == 64 {
-        ds.feature_names = (0..8)
+    let ds = load_classification_csv(path, "digits")?;
+    let feature_names = if ds.n_features() == 64 {
+        (0..8)
             .flat_map(|r| (0..8).map(move |c| format!("pixel_{r}_{c}")))
-            .collect();
-    }
-    Ok(ds)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // All ten digit classes, even if a (partial) file lacks some; `new` re-checks the labels.
+    let class_names = (0..10).map(|d| d.to_string()).collect();
+    Dataset::new(
+        ds.name,
+        ds.x,
+        ds.y,
+        feature_names,
+        Task::Classification { class_names },
+    )
 }
 
 /// Wine recognition: 178 × 13, 3 classes (cultivars).
@@ -215,7 +247,7 @@ pub fn iris_from(path: &Path) -> Result<Dataset> {
 /// Loads a classification CSV whose last column holds integer labels `0..k`.
 ///
 /// Class names come from a scikit-learn header (`n,d,name…`) when there is one, else they are
-/// `"0"`, `"1"`, … up to the largest label. Column names from a named header become the feature
+/// `"0"`, `"1"`, … up to the largest label (at most [`MAX_INFERRED_CLASSES`] classes). Column names from a named header become the feature
 /// names (the label column's name is dropped).
 ///
 /// # Errors
@@ -227,16 +259,15 @@ pub fn load_classification_csv(path: &Path, name: &str) -> Result<Dataset> {
     let class_names = match &table.header {
         Header::Sklearn { class_names, .. } => class_names.clone(),
         _ => {
-            let first_data_line = data_line_offset(&table);
             let mut max = 0usize;
-            for (row, &v) in y.iter().enumerate() {
-                if v.fract() != 0.0 || v < 0.0 || v > u32::MAX as f64 {
+            for (&v, &line) in y.iter().zip(&table.row_lines) {
+                if v.fract() != 0.0 || v < 0.0 || v >= MAX_INFERRED_CLASSES as f64 {
                     return Err(DatasetError::BadLabel {
                         file: display(path),
-                        line: row + first_data_line,
+                        line,
                         column: table.data.ncols(),
                         value: v.to_string(),
-                        n_classes: max + 1,
+                        n_classes: MAX_INFERRED_CLASSES,
                     });
                 }
                 max = max.max(v as usize);
@@ -261,14 +292,6 @@ pub fn load_regression_csv(path: &Path, name: &str) -> Result<Dataset> {
     let table = read_csv(path)?;
     let (x, y, feature_names) = split_last_column(&table, path)?;
     Dataset::new(name, x, y, feature_names, Task::Regression)
-}
-
-/// 1-based line of the first data row, assuming no blank lines (used only to point at a row).
-fn data_line_offset(table: &CsvTable) -> usize {
-    match table.header {
-        Header::None => 1,
-        _ => 2,
-    }
 }
 
 type Parts = (Array2<f64>, Array1<f64>, Vec<String>);
@@ -438,29 +461,44 @@ mod tests {
         let ds = load_classification_csv(&q, "c").unwrap();
         assert_eq!(ds.feature_names, vec!["f1", "f2"]);
         assert_eq!(ds.n_classes(), Some(3));
-        std::fs::write(&q, "0.1,0.2,0\n0.3,0.4,1.5\n").unwrap();
+        std::fs::write(&q, "0.1,0.2,0\n\n0.3,0.4,1.5\n").unwrap();
+        let err = load_classification_csv(&q, "c").unwrap_err();
+        let line_col = matches!(
+            err,
+            DatasetError::BadLabel {
+                line: 3,
+                column: 3,
+                ..
+            }
+        );
+        assert!(line_col, "{err}");
+        assert!(err.to_string().contains("c.csv:3:3"), "{err}");
+        // A regression target is not taken for millions of classes.
+        std::fs::write(&q, "0.1,0.2,0\n0.3,0.4,1e9\n").unwrap();
         let err = load_classification_csv(&q, "c").unwrap_err();
         assert!(
-            matches!(
-                err,
-                DatasetError::BadLabel {
-                    line: 2,
-                    column: 3,
-                    ..
-                }
-            ),
+            matches!(err, DatasetError::BadLabel { line: 2, .. }),
             "{err}"
         );
-        assert!(err.to_string().contains("c.csv:2:3"), "{err}");
 
         let r = load_regression_csv(&q, "r").unwrap();
-        assert_eq!(r.y.to_vec(), vec![0.0, 1.5]);
+        assert_eq!(r.y.to_vec(), vec![0.0, 1e9]);
 
         // Diabetes target with the wrong length.
         let t = dir.path().join("t.csv");
         std::fs::write(&t, "1\n2\n3\n").unwrap();
         let err = diabetes_from(&bundled_path("diabetes_data_raw.csv.gz"), &t).unwrap_err();
         assert!(matches!(err, DatasetError::ShapeMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn by_name_loads_every_listed_set() {
+        for name in NAMES {
+            let ds = by_name(name).unwrap();
+            assert_eq!(ds.name, name);
+        }
+        let err = by_name("cancer").unwrap_err();
+        assert!(err.to_string().contains("breast_cancer"), "{err}");
     }
 
     #[test]
