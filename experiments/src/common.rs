@@ -45,6 +45,38 @@ pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
                 test,
             })
         }
+        DataSource::Mnist {
+            positive,
+            train_rows,
+            test_rows,
+        } => {
+            use datasets::mnist::{load_bundled, Split as S};
+            let (mut tr, mut te) = (load_bundled(S::Train)?, load_bundled(S::Test)?);
+            if let Some(n) = train_rows {
+                tr = tr.head(*n);
+            }
+            if let Some(n) = test_rows {
+                te = te.head(*n);
+            }
+            let (train, test, what) = if positive.is_empty() {
+                (tr.to_dataset(), te.to_dataset(), "10 classes".to_string())
+            } else {
+                (
+                    tr.binary(positive)?,
+                    te.binary(positive)?,
+                    format!("binary: digits {positive:?} vs the rest"),
+                )
+            };
+            Ok(Split {
+                description: format!(
+                    "MNIST ({what}): {} train, {} test rows × 784 pixels in [0, 1]",
+                    train.n_samples(),
+                    test.n_samples()
+                ),
+                train,
+                test,
+            })
+        }
         DataSource::Planted {
             n_train,
             n_test,

@@ -97,7 +97,11 @@ impl Default for MpcConfig {
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Task {
     /// Secure linear regression beside its plaintext twin.
-    Linreg(LinregTask),
+    Linreg(TrainTask),
+    /// Secure logistic regression (piecewise sigmoid) beside its twin and plaintext variants.
+    Logreg(TrainTask),
+    /// A secure multi-layer perceptron (ReLU, softmax) beside its twin.
+    Mlp(TrainTask),
     /// Secure matrix products against the plaintext ring product.
     MatmulBench(MatmulBenchTask),
 }
@@ -113,6 +117,18 @@ pub enum DataSource {
         /// Fraction of rows held out for testing.
         #[serde(default = "default_test_fraction")]
         test_fraction: f64,
+    },
+    /// MNIST (bundled, 60,000 + 10,000); pixels scaled to [0, 1].
+    Mnist {
+        /// Digits labelled 1 for a binary task (e.g. `[0]` for "0 vs rest"); empty for 10 classes.
+        #[serde(default)]
+        positive: Vec<u8>,
+        /// Use only the first rows of the training set.
+        #[serde(default)]
+        train_rows: Option<usize>,
+        /// Use only the first rows of the test set.
+        #[serde(default)]
+        test_rows: Option<usize>,
     },
     /// A planted-weight regression problem.
     Planted {
@@ -136,10 +152,10 @@ fn default_noise() -> f64 {
     0.1
 }
 
-/// Linear regression settings.
+/// Settings of a training task (linear / logistic regression, MLP).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LinregTask {
+pub struct TrainTask {
     /// Label for the runs' metric names (`secure_<label>.…`); empty for `secure.…`.
     #[serde(default)]
     pub label: String,
@@ -158,6 +174,19 @@ pub struct LinregTask {
     /// Triple source for this task, overriding `[mpc] triples`.
     #[serde(default)]
     pub triples: Option<String>,
+    /// MLP layer sizes, input first (e.g. `[784, 128, 128, 10]`).
+    #[serde(default)]
+    pub layers: Vec<usize>,
+    /// MLP output normalization: `relu` (SecureML) or `exp`.
+    #[serde(default)]
+    pub softmax: Option<ml::backend::SoftmaxKind>,
+    /// Logistic regression: extra plaintext-only runs with other logistic functions
+    /// (`logistic`, `poly2`, `poly5`, `poly10`, … least-squares fits on [-8, 8]).
+    #[serde(default)]
+    pub plain_sigmoids: Vec<String>,
+    /// Seed of the initial weights (defaults to the experiment seed).
+    #[serde(default)]
+    pub init_seed: Option<u64>,
 }
 
 fn default_batch() -> usize {
@@ -240,7 +269,18 @@ impl Config {
             bail!("{origin}: no [[task]] given");
         }
         for (i, t) in self.tasks.iter().enumerate() {
-            if let Task::Linreg(l) = t {
+            if let Task::Linreg(l) | Task::Logreg(l) | Task::Mlp(l) = t {
+                if matches!(t, Task::Mlp(_)) && l.layers.len() < 2 {
+                    bail!(
+                        "{origin}: task #{}: an mlp needs layers = [inputs, …, outputs]",
+                        i + 1
+                    );
+                }
+                for s in &l.plain_sigmoids {
+                    if crate::supervised::sigmoid_kind(s).is_none() {
+                        bail!("{origin}: task #{}: plain_sigmoids entry {s:?} is not logistic or polyN (N in 1..=15)", i + 1);
+                    }
+                }
                 if let Some(src) = &l.triples {
                     if !sources.contains(&src.as_str()) {
                         bail!("{origin}: task #{}: triples = {src:?} is not one of dealer, client-aided, ot", i + 1);

@@ -8,10 +8,10 @@
 pub mod common;
 pub mod config;
 pub mod link;
-pub mod linreg;
 pub mod matmul_bench;
 pub mod offline;
 pub mod report;
+pub mod supervised;
 
 use anyhow::Result;
 use config::{Config, Task};
@@ -27,15 +27,12 @@ pub async fn run(cfg: &Config) -> Result<Report> {
     for task in &cfg.tasks {
         match task {
             Task::Linreg(t) => {
-                linreg::run(
-                    t,
-                    &cfg.mpc,
-                    &cfg.transport.kind,
-                    cfg.experiment.seed,
-                    &mut report,
-                )
-                .await?
+                supervised::run(supervised::Kind::Linreg, t, cfg, &mut report).await?
             }
+            Task::Logreg(t) => {
+                supervised::run(supervised::Kind::Logreg, t, cfg, &mut report).await?
+            }
+            Task::Mlp(t) => supervised::run(supervised::Kind::Mlp, t, cfg, &mut report).await?,
             Task::MatmulBench(t) => {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }

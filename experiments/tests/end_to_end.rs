@@ -1,0 +1,98 @@
+//! End to end: the bundled quickstart config runs through the library entry point (both parties,
+//! dealer, plaintext twin) and its secure results agree with the twin as the README promises.
+
+use experiments::config::Config;
+use std::path::Path;
+
+fn config(name: &str) -> Config {
+    Config::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_secure_matches_plaintext() {
+    let cfg = config("quickstart.toml");
+    let report = experiments::run(&cfg).await.unwrap();
+    let m = &report.metrics;
+    let (s, p) = (m["secure.test_mse"], m["plain.test_mse"]);
+    assert!((s - p).abs() / p < 0.01, "secure MSE {s} vs plaintext {p}");
+    let (s, p) = (
+        m["secure_logreg.test_accuracy_pct"],
+        m["plain_logreg.test_accuracy_pct"],
+    );
+    assert!((s - p).abs() <= 1.0, "secure accuracy {s} vs plaintext {p}");
+    assert!(
+        p > 90.0,
+        "logistic regression on breast cancer should exceed 90 %: {p}"
+    );
+    assert!(m["secure.bytes_sent_p0_bytes"] > 0.0 && m["secure.rounds_p0_count"] > 0.0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = report.write(dir.path()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["config"]["experiment"]["name"], "quickstart");
+    assert!(json["metrics"]["secure.test_mse"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_triple_source_gives_the_same_model_quality() {
+    let mut cfg = config("quickstart.toml");
+    cfg.transport.kind = "memory".into();
+    let mut results = Vec::new();
+    for source in ["dealer", "client-aided", "ot"] {
+        cfg.mpc.triples = source.into();
+        let r = experiments::run(&cfg).await.unwrap();
+        results.push((
+            source,
+            r.metrics["secure.test_mse"],
+            r.metrics["secure_logreg.test_accuracy_pct"],
+        ));
+    }
+    for (src, mse, acc) in &results[1..] {
+        assert!(
+            (mse - results[0].1).abs() / results[0].1 < 1e-3,
+            "{src}: {mse} vs {}",
+            results[0].1
+        );
+        assert!(
+            (acc - results[0].2).abs() <= 1.0,
+            "{src}: {acc} vs {}",
+            results[0].2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mlp_on_a_slice_of_mnist_matches_its_twin() {
+    let text = r#"
+[experiment]
+name = "mlp-small"
+seed = 1
+[transport]
+kind = "memory"
+[[task]]
+kind = "mlp"
+layers = [784, 16, 10]
+softmax = "relu"
+epochs = 1
+batch_size = 64
+learning_rate = 0.25
+standardize = false
+data = { mnist = { train_rows = 1024, test_rows = 500 } }
+"#;
+    let cfg = Config::parse(text, "inline").unwrap();
+    let r = experiments::run(&cfg).await.unwrap();
+    let (s, p) = (
+        r.metrics["secure.test_accuracy_pct"],
+        r.metrics["plain.test_accuracy_pct"],
+    );
+    assert!((s - p).abs() <= 1.0, "secure {s} vs plain {p}");
+    assert!(
+        p > 50.0,
+        "16 hidden units after 16 steps should beat chance clearly: {p}"
+    );
+}
