@@ -286,6 +286,45 @@ impl StGcnConfig {
             .collect()
     }
 
+    /// Replaces the activation of `nodes` at block `block`, site `site` (0: after the first BN,
+    /// 1: after the residual sum) by the identity.
+    pub fn prune(&mut self, block: usize, site: usize, nodes: &[usize]) -> Result<()> {
+        let v = self.num_nodes();
+        let n_blocks = self.activation_mask.len();
+        let sites = self
+            .activation_mask
+            .get_mut(block)
+            .ok_or(ModelError::InputShape {
+                what: "block index (exclusive bound)",
+                expected: n_blocks,
+                found: block,
+            })?;
+        if site > 1 {
+            return Err(ModelError::InputShape {
+                what: "activation site (exclusive bound)",
+                expected: 2,
+                found: site,
+            });
+        }
+        if let Some(&node) = nodes.iter().find(|&&n| n >= v) {
+            return Err(ModelError::NodeOutOfRange { node, num_nodes: v });
+        }
+        for &n in nodes {
+            sites[site][n] = false;
+        }
+        Ok(())
+    }
+
+    /// Number of (block, site, node) activations that are still non-linear (each costs one
+    /// multiplicative level per site under HE if any node of the site is non-linear).
+    pub fn num_nonlinear_activations(&self) -> usize {
+        self.activation_mask
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|m| m.iter().filter(|&&k| k).count())
+            .sum()
+    }
+
     /// Serialises to pretty JSON.
     pub fn to_json(&self) -> Result<String> {
         Ok(serde_json::to_string_pretty(self)?)

@@ -16,15 +16,19 @@
 //!
 //! then `logits = fc_weight · mean_{t, v, m}(out) + fc_bias`. The 1/(T·V·M) of the average
 //! pooling is not folded into `fc_weight`.
+//!
+//! The structs derive serde (ndarray's `{"v":1,"dim":[..],"data":[..]}` encoding), so a folded
+//! model can be handed to another process as JSON.
 
 use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView5, Axis};
+use serde::{Deserialize, Serialize};
 
 use super::model::{ResIdx, StGcn};
 use super::ops::{self, ActParams};
 use super::{ActivationKind, Result};
 
 /// A folded activation site.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FoldedActivation {
     /// ReLU on nodes with `keep[v]`, identity on the others.
     Relu {
@@ -90,7 +94,7 @@ impl FoldedActivation {
 }
 
 /// A folded residual branch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum FoldedResidual {
     /// No residual (first block).
     None,
@@ -106,7 +110,7 @@ pub enum FoldedResidual {
 }
 
 /// One block with BN folded; see the module docs for the equations.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FoldedBlock {
     /// Input channels.
     pub in_channels: usize,
@@ -134,7 +138,7 @@ pub struct FoldedBlock {
 }
 
 /// A BN-folded ST-GCN for inference; [`FoldedModel::forward`] equals [`StGcn::forward`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FoldedModel {
     /// Input channels C.
     pub in_channels: usize,

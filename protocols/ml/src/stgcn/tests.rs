@@ -341,8 +341,11 @@ fn tiny_config(activation: ActivationKind, persons: usize, v: usize) -> StGcnCon
     cfg.architecture = None;
     cfg.activation = activation;
     cfg.num_persons = persons;
-    cfg.activation_mask[1][0][2] = false;
-    cfg.activation_mask[2][1][0] = false;
+    cfg.prune(1, 0, &[2]).unwrap();
+    cfg.prune(2, 1, &[0]).unwrap();
+    assert_eq!(cfg.num_nonlinear_activations(), 6 * v - 2);
+    assert!(cfg.prune(3, 0, &[0]).is_err() && cfg.prune(0, 2, &[0]).is_err());
+    assert!(cfg.prune(0, 0, &[v]).is_err());
     cfg
 }
 
@@ -675,6 +678,8 @@ fn folded_forward_equals_eval_forward() {
         let mut model = StGcn::new(cfg, 6).unwrap();
         perturb(&mut model, 52);
         let folded = model.fold();
+        let json = serde_json::to_string(&folded).unwrap();
+        assert_eq!(serde_json::from_str::<FoldedModel>(&json).unwrap(), folded);
         let a = model.forward(x.view()).unwrap();
         let b = folded.forward(x.view()).unwrap();
         // x² six times over makes logits of order 1e16: compare relative to their size.
