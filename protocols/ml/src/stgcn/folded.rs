@@ -24,7 +24,7 @@ use ndarray::{s, Array1, Array2, Array3, Array4, ArrayView5, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::model::{ResIdx, StGcn};
-use super::ops::{self, ActParams};
+use super::ops::{self, ActParams, SparseAdjacency};
 use super::{ActivationKind, Result};
 
 /// A folded activation site.
@@ -315,7 +315,8 @@ impl FoldedModel {
                 .into_shape_with_order((k * co, ci))
                 .expect("owned array is contiguous");
             let u = ops::conv1x1_forward(&h, w, Array1::zeros(k * co).view(), 1);
-            let mut g = ops::aggregate_forward(&u, &blk.aggregation);
+            let agg = SparseAdjacency::new(&blk.aggregation, &blk.aggregation);
+            let mut g = ops::aggregate_forward(&u, &agg);
             drop(u);
             for mut sample in g.outer_iter_mut() {
                 for ((cc, _, wn), e) in sample.indexed_iter_mut() {

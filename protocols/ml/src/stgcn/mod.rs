@@ -61,7 +61,9 @@
 //! | `fc.bias` | `(Q)` | `fcn.bias` |
 //!
 //! Loading accepts a stored shape that equals the expected one followed by trailing singleton
-//! dimensions (PyTorch's `(…, 1, 1)` convolution kernels) and ignores `*.num_batches_tracked`.
+//! dimensions (PyTorch's `(…, 1, 1)` convolution kernels) and ignores `*.num_batches_tracked`;
+//! any other unknown name is an error, so an exporter renames the tensors above and moves the
+//! state dict's `A` buffer and `data_bn.*` into the JSON config.
 //! Residual tensors exist only for blocks with a convolutional residual, `act*` tensors only for
 //! polynomial activations. PyTorch's `data_bn` maps to [`InputNorm`] (`mean = running_mean`,
 //! `std = sqrt(running_var + eps)`, with `weight = 1`, `bias = 0`; its per-person channels must be

@@ -10,7 +10,7 @@ use ndarray::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::ops::{self, ActParams, BnCache};
+use super::ops::{self, ActParams, BnCache, SparseAdjacency};
 use super::params::{NamedTensor, ParamStore, TensorRole};
 use super::{ActivationKind, ModelError, Result, StGcnConfig};
 
@@ -101,7 +101,7 @@ impl Gradients {
 struct BlockTape {
     x: Array4<f64>,
     u: Array4<f64>,
-    a_eff: Array3<f64>,
+    a_eff: SparseAdjacency,
     bn1: BnCache,
     z1: Array4<f64>,
     h: Array4<f64>,
@@ -266,6 +266,12 @@ impl StGcn {
     /// The configuration.
     pub fn config(&self) -> &StGcnConfig {
         &self.config
+    }
+
+    /// Replaces the activation of `nodes` at block `block`, site `site` by the identity
+    /// (activation pruning of a trained model; tensors are kept, so fine-tuning can follow).
+    pub fn prune_activations(&mut self, block: usize, site: usize, nodes: &[usize]) -> Result<()> {
+        self.config.prune(block, site, nodes)
     }
 
     /// The configuration as pretty JSON (the `*.json` half of a model file).
@@ -488,7 +494,7 @@ impl StGcn {
     ) -> (Array4<f64>, Option<BlockTape>) {
         let b = &self.layout.blocks[i];
         let stride = self.config.blocks[i].stride;
-        let a_eff = self.effective_adjacency(i);
+        let a_eff = SparseAdjacency::new(&self.effective_adjacency(i), &self.adjacency);
         let u = ops::conv1x1_forward(&x, self.v2(b.gcn_w), self.v1(b.gcn_b), 1);
         let y = ops::aggregate_forward(&u, &a_eff);
         let (z1, bn1) = self.bn_forward(&y, &b.bn1, train, stats);

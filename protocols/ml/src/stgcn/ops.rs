@@ -156,86 +156,98 @@ pub(crate) fn conv1x1_backward(
 
 // ---------------------------------------------------------------- graph aggregation
 
+/// The nonzero pattern of the K partition matrices with their current values. Skeleton graphs
+/// have a few nonzeros per column, so the aggregation is a short list of scalar multiply-adds
+/// per (channel, frame) row instead of a dense `(C·T × V)·(V × V)` product.
+#[derive(Clone, Debug)]
+pub(crate) struct SparseAdjacency {
+    pub(crate) k: usize,
+    pub(crate) v: usize,
+    /// `(k, v, w, value)`: source node v contributes `value ×` to output node w in subset k.
+    entries: Vec<(usize, usize, usize, f64)>,
+}
+
+impl SparseAdjacency {
+    /// Entries of `values` at the nonzeros of `support` (the structural adjacency; entries
+    /// outside it are zero in every `A ⊙ E` and have zero gradient with respect to `E`).
+    pub(crate) fn new(values: &Array3<f64>, support: &Array3<f64>) -> Self {
+        let (k, v, _) = values.dim();
+        let entries = support
+            .indexed_iter()
+            .filter(|(_, &s)| s != 0.0)
+            .map(|((ki, vi, wi), _)| (ki, vi, wi, values[[ki, vi, wi]]))
+            .collect();
+        SparseAdjacency { k, v, entries }
+    }
+}
+
 /// `y[:, c, t, w] = Σ_k Σ_v u[:, k·C + c, t, v] · a[k, v, w]` for `u` of `K·C` channels.
-pub(crate) fn aggregate_forward(u: &Array4<f64>, a: &Array3<f64>) -> Array4<f64> {
+pub(crate) fn aggregate_forward(u: &Array4<f64>, a: &SparseAdjacency) -> Array4<f64> {
     let (n, kc, t, v) = u.dim();
-    let k = a.dim().0;
-    let c = kc / k;
+    let c = kc / a.k;
+    let plane = c * t * v;
     let mut y = Array4::zeros((n, c, t, v));
     Zip::from(y.axis_iter_mut(Axis(0)))
         .and(u.axis_iter(Axis(0)))
-        .par_for_each(|yb, ub| {
-            let u3 = ub
-                .into_shape_with_order((k, c * t, v))
-                .expect("contiguous sample");
-            let mut y2 = yb
-                .into_shape_with_order((c * t, v))
-                .expect("contiguous sample");
-            for ki in 0..k {
-                general_mat_mul(
-                    1.0,
-                    &u3.index_axis(Axis(0), ki),
-                    &a.index_axis(Axis(0), ki),
-                    1.0,
-                    &mut y2,
-                );
+        .par_for_each(|mut yb, ub| {
+            let us = ub.to_slice().expect("contiguous sample");
+            let ys = yb.as_slice_mut().expect("contiguous sample");
+            for (r, yr) in ys.chunks_exact_mut(v).enumerate() {
+                let base = r * v;
+                for &(k, vi, wi, val) in &a.entries {
+                    yr[wi] += val * us[k * plane + base + vi];
+                }
             }
         });
     y
 }
 
-/// Backward of [`aggregate_forward`]: `(du, da)`.
+/// Backward of [`aggregate_forward`]: `(du, da)`, `da` being zero outside the support.
 pub(crate) fn aggregate_backward(
     u: &Array4<f64>,
-    a: &Array3<f64>,
+    a: &SparseAdjacency,
     dy: &Array4<f64>,
 ) -> (Array4<f64>, Array3<f64>) {
     let (n, kc, t, v) = u.dim();
-    let k = a.dim().0;
-    let c = kc / k;
+    let c = kc / a.k;
+    let plane = c * t * v;
     let mut du = Array4::zeros((n, kc, t, v));
     Zip::from(du.axis_iter_mut(Axis(0)))
         .and(dy.axis_iter(Axis(0)))
-        .par_for_each(|dub, dyb| {
-            let dy2 = dyb
-                .into_shape_with_order((c * t, v))
-                .expect("contiguous sample");
-            let mut du3 = dub
-                .into_shape_with_order((k, c * t, v))
-                .expect("contiguous sample");
-            for ki in 0..k {
-                general_mat_mul(
-                    1.0,
-                    &dy2,
-                    &a.index_axis(Axis(0), ki).t(),
-                    0.0,
-                    &mut du3.index_axis_mut(Axis(0), ki),
-                );
+        .par_for_each(|mut dub, dyb| {
+            let ds = dyb.to_slice().expect("contiguous sample");
+            let dus = dub.as_slice_mut().expect("contiguous sample");
+            for (r, dr) in ds.chunks_exact(v).enumerate() {
+                let base = r * v;
+                for &(k, vi, wi, val) in &a.entries {
+                    dus[k * plane + base + vi] += val * dr[wi];
+                }
             }
         });
-    let da = par_sum(
+    let dvals = par_sum(
         n,
-        || Array3::zeros((k, v, v)),
+        || Array1::zeros(a.entries.len()),
         |b, acc| {
-            let u3 = u
+            let us = u
                 .index_axis(Axis(0), b)
-                .into_shape_with_order((k, c * t, v))
+                .to_slice()
                 .expect("contiguous sample");
-            let dy2 = dy
+            let ds = dy
                 .index_axis(Axis(0), b)
-                .into_shape_with_order((c * t, v))
+                .to_slice()
                 .expect("contiguous sample");
-            for ki in 0..k {
-                general_mat_mul(
-                    1.0,
-                    &u3.index_axis(Axis(0), ki).t(),
-                    &dy2,
-                    1.0,
-                    &mut acc.index_axis_mut(Axis(0), ki),
-                );
+            for (r, dr) in ds.chunks_exact(v).enumerate() {
+                let base = r * v;
+                for (g, &(k, vi, wi, _)) in acc.iter_mut().zip(&a.entries) {
+                    *g += us[k * plane + base + vi] * dr[wi];
+                }
             }
         },
     );
+    let mut da = Array3::zeros((a.k, a.v, a.v));
+    for (&g, &(k, vi, wi, _)) in dvals.iter().zip(&a.entries) {
+        da[[k, vi, wi]] = g;
+    }
     (du, da)
 }
 
@@ -412,13 +424,15 @@ pub(crate) fn channel_affine(
     scale: ArrayView1<'_, f64>,
     shift: ArrayView1<'_, f64>,
 ) -> Array4<f64> {
-    let mut y = x.clone();
-    Zip::from(y.axis_iter_mut(Axis(0))).par_for_each(|mut yb| {
-        for (ci, mut yc) in yb.outer_iter_mut().enumerate() {
-            let (a, b) = (scale[ci], shift[ci]);
-            yc.mapv_inplace(|e| a * e + b);
-        }
-    });
+    let mut y = Array4::zeros(x.raw_dim());
+    Zip::from(y.axis_iter_mut(Axis(0)))
+        .and(x.axis_iter(Axis(0)))
+        .par_for_each(|mut yb, xb| {
+            for (ci, (mut yc, xc)) in yb.outer_iter_mut().zip(xb.outer_iter()).enumerate() {
+                let (a, b) = (scale[ci], shift[ci]);
+                Zip::from(&mut yc).and(&xc).for_each(|o, &e| *o = a * e + b);
+            }
+        });
     y
 }
 
@@ -431,8 +445,23 @@ pub(crate) fn bn_train_forward(
 ) -> (Array4<f64>, BnCache, Array1<f64>, Array1<f64>) {
     let (mean, var) = channel_stats(x);
     let inv_std = var.mapv(|s| 1.0 / (s + eps).sqrt());
-    let xhat = channel_affine(x, inv_std.view(), (-&mean * &inv_std).view());
-    let y = channel_affine(&xhat, gamma, beta);
+    let mut xhat = Array4::zeros(x.raw_dim());
+    let mut y = Array4::zeros(x.raw_dim());
+    Zip::from(xhat.axis_iter_mut(Axis(0)))
+        .and(y.axis_iter_mut(Axis(0)))
+        .and(x.axis_iter(Axis(0)))
+        .par_for_each(|mut hb, mut yb, xb| {
+            for ci in 0..xb.dim().0 {
+                let (m, is, g, b) = (mean[ci], inv_std[ci], gamma[ci], beta[ci]);
+                Zip::from(hb.index_axis_mut(Axis(0), ci))
+                    .and(yb.index_axis_mut(Axis(0), ci))
+                    .and(xb.index_axis(Axis(0), ci))
+                    .for_each(|h, y, &e| {
+                        *h = (e - m) * is;
+                        *y = g * *h + b;
+                    });
+            }
+        });
     (y, BnCache { xhat, inv_std }, mean, var)
 }
 
@@ -522,15 +551,18 @@ impl ActParams<'_> {
 /// Elementwise activation; node index is the last axis.
 pub(crate) fn act_forward(x: &Array4<f64>, p: ActParams<'_>) -> Array4<f64> {
     let v = x.dim().3;
-    let mut y = x.clone();
-    Zip::from(y.axis_iter_mut(Axis(0))).par_for_each(|mut yb| {
-        let ys = yb.as_slice_mut().expect("contiguous sample");
-        for lane in ys.chunks_exact_mut(v) {
-            for (vi, e) in lane.iter_mut().enumerate() {
-                *e = p.apply(vi, *e);
+    let mut y = Array4::zeros(x.raw_dim());
+    Zip::from(y.axis_iter_mut(Axis(0)))
+        .and(x.axis_iter(Axis(0)))
+        .par_for_each(|mut yb, xb| {
+            let ys = yb.as_slice_mut().expect("contiguous sample");
+            let xs = xb.to_slice().expect("contiguous sample");
+            for (yl, xl) in ys.chunks_exact_mut(v).zip(xs.chunks_exact(v)) {
+                for (vi, (o, &e)) in yl.iter_mut().zip(xl).enumerate() {
+                    *o = p.apply(vi, e);
+                }
             }
-        }
-    });
+        });
     y
 }
 
@@ -542,15 +574,21 @@ pub(crate) fn act_backward(
     p: ActParams<'_>,
 ) -> (Array4<f64>, Array2<f64>) {
     let (n, _, _, v) = x.dim();
-    let mut dx = dy.clone();
+    let mut dx = Array4::zeros(x.raw_dim());
     Zip::from(dx.axis_iter_mut(Axis(0)))
         .and(x.axis_iter(Axis(0)))
-        .par_for_each(|mut db, xb| {
+        .and(dy.axis_iter(Axis(0)))
+        .par_for_each(|mut db, xb, dyb| {
             let ds = db.as_slice_mut().expect("contiguous sample");
             let xs = xb.to_slice().expect("contiguous sample");
-            for (dl, xl) in ds.chunks_exact_mut(v).zip(xs.chunks_exact(v)) {
+            let gs = dyb.to_slice().expect("contiguous sample");
+            for ((dl, xl), gl) in ds
+                .chunks_exact_mut(v)
+                .zip(xs.chunks_exact(v))
+                .zip(gs.chunks_exact(v))
+            {
                 for vi in 0..v {
-                    dl[vi] *= p.derivative(vi, xl[vi]);
+                    dl[vi] = gl[vi] * p.derivative(vi, xl[vi]);
                 }
             }
         });

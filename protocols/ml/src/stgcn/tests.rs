@@ -1,7 +1,7 @@
 //! Acceptance tests of the ST-GCN module: finite-difference gradient checks of every layer and of
 //! a whole model, over-fitting a tiny set, model-file round trips and BN folding.
 
-use ndarray::{Array2, Array3, Array4, Array5, ArrayD, Axis};
+use ndarray::{Array1, Array2, Array3, Array4, Array5, ArrayD, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -96,14 +96,34 @@ fn grad_graph_aggregation_and_adjacency() {
     let u = randn(&mut r, (2, k * c, t, v)).into_dyn();
     let a = randn(&mut r, (k, v, v)).into_dyn();
     let up = randn(&mut r, (2, c, t, v));
-    let f = |u: &ArrayD<f64>, a: &ArrayD<f64>| {
-        dot(
-            &ops::aggregate_forward(&to4(u), &a.clone().into_dimensionality().unwrap()),
-            &up,
-        )
+    // Support with structural zeros: gradients there must be zero, elsewhere exact.
+    let support = Array3::from_shape_fn((k, v, v), |(ki, vi, wi)| {
+        if (ki + vi + 2 * wi) % 3 == 0 {
+            0.0
+        } else {
+            1.0
+        }
+    });
+    let sparse = |a: &ArrayD<f64>| {
+        ops::SparseAdjacency::new(&a.clone().into_dimensionality().unwrap(), &support)
     };
-    let (du, da) =
-        ops::aggregate_backward(&to4(&u), &a.clone().into_dimensionality().unwrap(), &up);
+    let masked = |a: &ArrayD<f64>| a * &support.clone().into_dyn();
+    let f = |u: &ArrayD<f64>, a: &ArrayD<f64>| {
+        dot(&ops::aggregate_forward(&to4(u), &sparse(&masked(a))), &up)
+    };
+    // Against the dense definition.
+    let y = ops::aggregate_forward(&to4(&u), &sparse(&a));
+    let (u4, am) = (to4(&u), masked(&a));
+    for ((b, ci, ti, wi), &yv) in y.indexed_iter() {
+        let mut acc = 0.0;
+        for ki in 0..k {
+            for vi in 0..v {
+                acc += u4[[b, ki * c + ci, ti, vi]] * am[[ki, vi, wi]];
+            }
+        }
+        assert!((acc - yv).abs() < 1e-12);
+    }
+    let (du, da) = ops::aggregate_backward(&to4(&u), &sparse(&a), &up);
     assert_grad_close(
         "aggregate du",
         &du.into_dyn(),
@@ -715,6 +735,7 @@ fn folded_model_after_training_steps() {
     let x = random_input(61, 6, 3, 6, v, 1);
     let labels = [0, 1, 2, 2, 1, 0];
     let mut model = StGcn::new(cfg, 7).unwrap();
+    model.prune_activations(0, 1, &[1, 3]).unwrap();
     let tc = TrainConfig {
         epochs: 3,
         batch_size: 3,
@@ -727,6 +748,10 @@ fn folded_model_after_training_steps() {
         &model.fold().forward(x.view()).unwrap(),
     );
     assert!(err < 1e-9, "max |diff| = {err}");
+    assert!(matches!(
+        &model.fold().blocks[0].act2,
+        FoldedActivation::Poly { a, b, .. } if a[1] == 0.0 && b[3] == 1.0 && a[0] != 0.0
+    ));
 }
 
 // ------------------------------------------------------------------ timing (ignored)
@@ -799,4 +824,82 @@ fn input_norm_standardises_its_data() {
             assert!((var - 1.0).abs() < 1e-9);
         }
     }
+}
+
+/// Per-op timings on STGCN-3-128 block-2 shapes (profiling aid).
+#[test]
+#[ignore]
+fn op_profile() {
+    use std::time::Instant;
+    let mut r = rng(1);
+    let (b, ci, co, t, v) = (16, 64, 128, 64, 15);
+    let x = randn(&mut r, (b, ci, t, v));
+    let wg = randn(&mut r, (3 * co, ci));
+    let bg = randn(&mut r, 3 * co);
+    let a = randn(&mut r, (3, v, v));
+    let wt = randn(&mut r, (co, co, 9));
+    let bt = randn(&mut r, co);
+    let g = Array1::ones(co);
+    let be = Array1::zeros(co);
+    let keep = vec![true; v];
+    let p = ActParams {
+        kind: ActivationKind::Square,
+        poly: None,
+        keep: &keep,
+    };
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        f();
+        println!("{name:>16}: {:8.1} ms", t0.elapsed().as_secs_f64() * 1e3);
+    };
+    let mut u = Array4::zeros((1, 1, 1, 1));
+    time("conv1x1 fwd", &mut || {
+        u = ops::conv1x1_forward(&x, wg.view(), bg.view(), 1)
+    });
+    let a = ops::SparseAdjacency::new(&a, &test_graph(v));
+    let mut y = Array4::zeros((1, 1, 1, 1));
+    time("aggregate fwd", &mut || y = ops::aggregate_forward(&u, &a));
+    let mut z = Array4::zeros((1, 1, 1, 1));
+    let mut cache = None;
+    time("bn fwd", &mut || {
+        let (zz, c, ..) = ops::bn_train_forward(&y, g.view(), be.view(), 1e-5);
+        z = zz;
+        cache = Some(c);
+    });
+    let mut h = Array4::zeros((1, 1, 1, 1));
+    time("act fwd", &mut || h = ops::act_forward(&z, p));
+    let mut o = Array4::zeros((1, 1, 1, 1));
+    time("tconv s2 fwd", &mut || {
+        o = ops::tconv_forward(&h, wt.view(), bt.view(), 2)
+    });
+    let d = o.clone();
+    time("tconv s2 bwd", &mut || {
+        let _ = ops::tconv_backward(&h, wt.view(), &d, 2);
+    });
+    time("act bwd", &mut || {
+        let _ = ops::act_backward(&z, &h, p);
+    });
+    time("bn bwd", &mut || {
+        let _ = ops::bn_backward(&z, cache.as_ref().unwrap(), g.view());
+    });
+    time("aggregate bwd", &mut || {
+        let _ = ops::aggregate_backward(&u, &a, &y);
+    });
+    time("conv1x1 bwd", &mut || {
+        let _ = ops::conv1x1_backward(&x, wg.view(), &u, 1);
+    });
+    let flops = 2.0 * (co * co * 9 * (t / 2) * v * b) as f64;
+    let w2 = wt
+        .view()
+        .into_shape_with_order((co, co * 9))
+        .unwrap()
+        .to_owned();
+    let col = randn(&mut r, (co * 9, (t / 2) * v));
+    let mut out = Array2::zeros((co, (t / 2) * v));
+    let t0 = Instant::now();
+    for _ in 0..b {
+        ndarray::linalg::general_mat_mul(1.0, &w2, &col, 0.0, &mut out);
+    }
+    let s = t0.elapsed().as_secs_f64();
+    println!("single-thread GEMM: {:.1} GFLOP/s", flops / s / 1e9);
 }
