@@ -89,7 +89,7 @@ pub use folded::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 pub use graph::spatial_partition;
 pub use model::{Gradients, StGcn};
 pub use params::{NamedTensor, TensorRole};
-pub use train::{evaluate, train, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig};
+pub use train::{evaluate, train, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer};
 
 /// Result type of this module.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

@@ -489,6 +489,20 @@ fn training_is_reproducible_from_seeds() {
     let (b, _) = run();
     assert_eq!(a, b);
     assert!((lr - 0.005).abs() < 1e-15);
+    // Epoch-by-epoch training with evaluation in between gives the same model.
+    let mut model = StGcn::new(cfg.clone(), 9).unwrap();
+    let mut trainer = Trainer::new(&model, tc.clone()).unwrap();
+    for e in 0..2 {
+        let s = trainer.run_epoch(&mut model, x.view(), &labels).unwrap();
+        assert_eq!(s.epoch, e);
+        let _ = evaluate(&model, x.view(), &labels).unwrap();
+    }
+    assert_eq!(model.forward(x.view()).unwrap(), a);
+    let bad = TrainConfig {
+        batch_size: 0,
+        ..tc.clone()
+    };
+    assert!(Trainer::new(&model, bad).is_err());
 }
 
 #[test]

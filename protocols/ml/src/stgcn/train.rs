@@ -179,8 +179,132 @@ fn correct(logits: &Array2<f64>, labels: &[usize]) -> usize {
         .count()
 }
 
-/// Trains `model` on `(N, C, T, V, M)` clips with labels, calling `on_epoch` after each epoch.
-/// Batches are drawn from a ChaCha20-seeded shuffle; BN runs in training mode.
+/// Epoch-by-epoch training state (optimiser velocities, shuffling stream, epoch counter), so a
+/// caller can evaluate or checkpoint between epochs without resetting momentum or schedule.
+#[derive(Debug)]
+pub struct Trainer {
+    cfg: TrainConfig,
+    opt: Sgd,
+    rng: ChaCha20Rng,
+    epoch: usize,
+}
+
+impl Trainer {
+    /// Checks the hyper-parameters and creates fresh optimiser state for `model`.
+    pub fn new(model: &StGcn, cfg: TrainConfig) -> Result<Self> {
+        if cfg.batch_size == 0 {
+            return Err(ModelError::InvalidValue {
+                name: "batch_size",
+                value: 0.0,
+                allowed: ">= 1",
+            });
+        }
+        if cfg.learning_rate.is_nan() || cfg.learning_rate <= 0.0 || cfg.learning_rate.is_infinite()
+        {
+            return Err(ModelError::InvalidValue {
+                name: "learning_rate",
+                value: cfg.learning_rate,
+                allowed: "> 0 and finite",
+            });
+        }
+        if let Some(c) = cfg.clip_grad_norm {
+            if c.is_nan() || c <= 0.0 {
+                return Err(ModelError::InvalidValue {
+                    name: "clip_grad_norm",
+                    value: c,
+                    allowed: "> 0",
+                });
+            }
+        }
+        Ok(Trainer {
+            opt: Sgd::new(model, cfg.momentum, cfg.weight_decay),
+            rng: ChaCha20Rng::seed_from_u64(cfg.seed),
+            cfg,
+            epoch: 0,
+        })
+    }
+
+    /// Epochs completed so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+
+    /// Runs the next epoch (learning rate from the schedule at [`Self::epoch`]) on
+    /// `(N, C, T, V, M)` clips with labels. `model` must be the model the trainer was made for.
+    pub fn run_epoch(
+        &mut self,
+        model: &mut StGcn,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+    ) -> Result<EpochStats> {
+        let n = x.dim().0;
+        if labels.len() != n {
+            return Err(ModelError::LabelCount {
+                labels: labels.len(),
+                samples: n,
+            });
+        }
+        if model.tensors().len() != self.opt.velocity.len() {
+            return Err(ModelError::InputShape {
+                what: "model tensors (the trainer was made for another model)",
+                expected: self.opt.velocity.len(),
+                found: model.tensors().len(),
+            });
+        }
+        if let Some((t, v)) = model
+            .tensors()
+            .iter()
+            .zip(&self.opt.velocity)
+            .find(|(t, v)| t.value.shape() != v.shape())
+        {
+            return Err(ModelError::ShapeMismatch {
+                tensor: t.name.clone(),
+                expected: v.shape().to_vec(),
+                found: t.value.shape().to_vec(),
+            });
+        }
+        let start = Instant::now();
+        let epoch = self.epoch;
+        let lr = self
+            .cfg
+            .schedule
+            .rate(self.cfg.learning_rate, epoch, self.cfg.epochs);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut self.rng);
+        let (mut loss_sum, mut hits) = (0.0, 0);
+        for (batch, idx) in order.chunks(self.cfg.batch_size).enumerate() {
+            let xb = x.select(Axis(0), idx);
+            let yb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+            let (loss, logits, mut grads) = model.loss_and_gradients(xb.view(), &yb)?;
+            if !loss.is_finite() {
+                return Err(ModelError::NonFiniteLoss { epoch, batch });
+            }
+            loss_sum += loss * idx.len() as f64;
+            hits += correct(&logits, &yb);
+            if let Some(max) = self.cfg.clip_grad_norm {
+                grads.clip_norm(max);
+            }
+            self.opt.step(model, &grads, lr);
+        }
+        self.epoch += 1;
+        Ok(EpochStats {
+            epoch,
+            learning_rate: lr,
+            loss: loss_sum / n.max(1) as f64,
+            train_accuracy: hits as f64 / n.max(1) as f64,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Trains `model` for `cfg.epochs` epochs on `(N, C, T, V, M)` clips with labels, calling
+/// `on_epoch` after each epoch (see [`Trainer`] to interleave evaluation). Batches are drawn from
+/// a ChaCha20-seeded shuffle; BN runs in training mode.
 pub fn train(
     model: &mut StGcn,
     x: ArrayView5<'_, f64>,
@@ -188,58 +312,10 @@ pub fn train(
     cfg: &TrainConfig,
     mut on_epoch: impl FnMut(&EpochStats),
 ) -> Result<Vec<EpochStats>> {
-    let n = x.dim().0;
-    if labels.len() != n {
-        return Err(ModelError::LabelCount {
-            labels: labels.len(),
-            samples: n,
-        });
-    }
-    if cfg.batch_size == 0 {
-        return Err(ModelError::InvalidValue {
-            name: "batch_size",
-            value: 0.0,
-            allowed: ">= 1",
-        });
-    }
-    if !(cfg.learning_rate > 0.0 && cfg.learning_rate.is_finite()) {
-        return Err(ModelError::InvalidValue {
-            name: "learning_rate",
-            value: cfg.learning_rate,
-            allowed: "> 0 and finite",
-        });
-    }
-    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed);
-    let mut opt = Sgd::new(model, cfg.momentum, cfg.weight_decay);
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut trainer = Trainer::new(model, cfg.clone())?;
     let mut history = Vec::with_capacity(cfg.epochs);
-    for epoch in 0..cfg.epochs {
-        let start = Instant::now();
-        let lr = cfg.schedule.rate(cfg.learning_rate, epoch, cfg.epochs);
-        order.shuffle(&mut rng);
-        let (mut loss_sum, mut hits) = (0.0, 0);
-        for (batch, idx) in order.chunks(cfg.batch_size).enumerate() {
-            let xb = x.select(Axis(0), idx);
-            let yb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-            let (loss, logits, grads) = model.loss_and_gradients(xb.view(), &yb)?;
-            if !loss.is_finite() {
-                return Err(ModelError::NonFiniteLoss { epoch, batch });
-            }
-            loss_sum += loss * idx.len() as f64;
-            hits += correct(&logits, &yb);
-            let mut grads = grads;
-            if let Some(max) = cfg.clip_grad_norm {
-                grads.clip_norm(max);
-            }
-            opt.step(model, &grads, lr);
-        }
-        let stats = EpochStats {
-            epoch,
-            learning_rate: lr,
-            loss: loss_sum / n.max(1) as f64,
-            train_accuracy: hits as f64 / n.max(1) as f64,
-            seconds: start.elapsed().as_secs_f64(),
-        };
+    for _ in 0..cfg.epochs {
+        let stats = trainer.run_epoch(model, x, labels)?;
         on_epoch(&stats);
         history.push(stats);
     }
