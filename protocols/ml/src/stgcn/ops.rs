@@ -258,23 +258,22 @@ pub(crate) fn aggregate_backward(
 fn im2col(x: &[f64], ci: usize, t: usize, v: usize, ks: usize, stride: usize) -> Array2<f64> {
     let pad = ks / 2;
     let to = out_frames(t, stride);
-    let mut col = Array2::zeros((ci * ks, to * v));
-    let cs = col.as_slice_mut().expect("fresh array");
-    let row_len = to * v;
+    // Built by appending (no zero-fill pass over the whole matrix).
+    let mut col = Vec::with_capacity(ci * ks * to * v);
     for c in 0..ci {
         for j in 0..ks {
-            let row = &mut cs[(c * ks + j) * row_len..(c * ks + j + 1) * row_len];
             for o in 0..to {
                 let ti = o * stride + j;
                 if ti < pad || ti - pad >= t {
-                    continue;
+                    col.resize(col.len() + v, 0.0);
+                } else {
+                    let src = (c * t + ti - pad) * v;
+                    col.extend_from_slice(&x[src..src + v]);
                 }
-                let src = (c * t + ti - pad) * v;
-                row[o * v..(o + 1) * v].copy_from_slice(&x[src..src + v]);
             }
         }
     }
-    col
+    Array2::from_shape_vec((ci * ks, to * v), col).expect("im2col size")
 }
 
 /// Adjoint of [`im2col`]: adds `col` back into `dx`.
