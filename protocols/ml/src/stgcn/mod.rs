@@ -8,6 +8,29 @@
 //! `x²` activations, activation pruning) and LinGCN (Peng et al., NeurIPS 2023: node-wise
 //! trainable second-order polynomial activations, node-wise structural linearization).
 //!
+//! # Example
+//! ```no_run
+//! use ml::stgcn::*;
+//! use ndarray::Array5;
+//!
+//! # fn main() -> Result<(), ModelError> {
+//! let a = spatial_partition(5, &[(0, 1), (1, 2), (2, 3), (1, 4)], 1)?; // (3, 5, 5)
+//! let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 8, 3, 16, &a, 2);
+//! cfg.activation = ActivationKind::Poly;
+//! let x = Array5::<f64>::zeros((8, 3, 16, 5, 1)); // (N, C, T, V, M)
+//! let labels = [0, 1, 0, 1, 0, 1, 0, 1];
+//! cfg.input_norm = Some(InputNorm::fit(x.view()));
+//! let mut model = StGcn::new(cfg, 42)?;
+//! let tc = TrainConfig { epochs: 2, batch_size: 4, ..TrainConfig::default() };
+//! train(&mut model, x.view(), &labels, &tc, |s| println!("{s:?}"))?;
+//! let eval = evaluate(&model, x.view(), &labels)?;
+//! let (json, weights) = (model.config_json()?, model.to_safetensors_bytes()?);
+//! let folded = model.fold(); // BN-folded weights for the HE crate
+//! assert_eq!(folded.blocks.len(), 3);
+//! # let _ = (eval, StGcn::from_json_and_safetensors(&json, &weights)?);
+//! # Ok(()) }
+//! ```
+//!
 //! # Data layout
 //! Inputs are `(N, C, T, V, M)` arrays as in the PyTorch ST-GCN: N clips, C coordinates, T frames,
 //! V graph nodes (joints) and M persons. The M persons are folded into the batch (`N·M` sequences
