@@ -121,6 +121,23 @@ impl GraphSpec {
         }
     }
 
+    /// The K = 3 spatial partition of a named graph (see [`super::spatial_partition`]), keeping
+    /// name, edges and centre in the config for reference.
+    pub fn from_edges(
+        name: &str,
+        num_nodes: usize,
+        edges: &[(usize, usize)],
+        center: usize,
+    ) -> Result<Self> {
+        let a = super::spatial_partition(num_nodes, edges, center)?;
+        Ok(GraphSpec {
+            name: Some(name.to_string()),
+            edges: Some(edges.to_vec()),
+            center: Some(center),
+            ..GraphSpec::from_adjacency(&a)
+        })
+    }
+
     /// Partition size K.
     pub fn num_subsets(&self) -> usize {
         self.adjacency.len()

@@ -669,6 +669,14 @@ fn config_json_round_trip_and_validation() {
     let json = cfg.to_json().unwrap();
     assert!(json.contains("STGCN-6-256"));
     assert_eq!(StGcnConfig::from_json(&json).unwrap(), cfg);
+    let named = GraphSpec::from_edges("chain", 3, &[(0, 1), (1, 2)], 1).unwrap();
+    assert_eq!(named.num_subsets(), 3);
+    assert_eq!(named.num_nodes(), 3);
+    assert_eq!(named.center, Some(1));
+    assert_eq!(
+        named.adjacency_array().unwrap(),
+        spatial_partition(3, &[(0, 1), (1, 2)], 1).unwrap()
+    );
     let mut bad = cfg.clone();
     bad.activation_mask[3][1].pop();
     assert!(matches!(
