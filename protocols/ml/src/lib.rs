@@ -7,12 +7,16 @@
 //! the shared run will consume, so the offline phase can be done before going online.
 //!
 //! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD, the learning rate
-//! divided by the batch size being a power of two so the update is a truncation).
+//! divided by the batch size being a power of two so the update is a truncation),
+//! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend;
+//! [`stgcn`], the ST-GCN family (Yan et al., AAAI 2018) trained in plaintext with HE-friendly
+//! activations for encrypted inference.
 
 pub mod backend;
 pub mod error;
 pub mod models;
 pub mod schedule;
+pub mod stgcn;
 
 pub use backend::{Backend, Plain, Plan, Shared};
 pub use error::MlError;

@@ -1,0 +1,693 @@
+//! The ST-GCN network (Yan et al., AAAI 2018, §3): parameters, training- and evaluation-mode
+//! forward passes, the backward pass, and the model-file (de)serialisation.
+
+use std::collections::HashMap;
+
+use ndarray::{
+    Array1, Array2, Array3, Array4, ArrayD, ArrayView1, ArrayView2, ArrayView3, ArrayView5, Axis,
+    Ix1, Ix2, Ix3, IxDyn,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::ops::{self, ActParams, BnCache, SparseAdjacency};
+use super::params::{NamedTensor, ParamStore, TensorRole};
+use super::{ActivationKind, ModelError, Result, StGcnConfig};
+
+/// Clips per chunk in evaluation-mode forward passes (bounds peak memory).
+const EVAL_CHUNK: usize = 64;
+
+#[derive(Clone, Debug)]
+pub(crate) struct BnIdx {
+    pub(crate) weight: usize,
+    pub(crate) bias: usize,
+    pub(crate) mean: usize,
+    pub(crate) var: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct PolyIdx {
+    pub(crate) a: usize,
+    pub(crate) b: usize,
+    pub(crate) c: usize,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum ResIdx {
+    None,
+    Identity,
+    Conv {
+        weight: usize,
+        bias: usize,
+        bn: BnIdx,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct BlockIdx {
+    pub(crate) gcn_w: usize,
+    pub(crate) gcn_b: usize,
+    pub(crate) edge: usize,
+    pub(crate) bn1: BnIdx,
+    pub(crate) act1: Option<PolyIdx>,
+    pub(crate) tcn_w: usize,
+    pub(crate) tcn_b: usize,
+    pub(crate) bn2: BnIdx,
+    pub(crate) res: ResIdx,
+    pub(crate) act2: Option<PolyIdx>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Layout {
+    pub(crate) blocks: Vec<BlockIdx>,
+    pub(crate) fc_w: usize,
+    pub(crate) fc_b: usize,
+}
+
+/// Gradients of the loss with respect to every tensor of a model, in the order of
+/// [`StGcn::tensors`] (zero for batch-norm running statistics).
+#[derive(Clone, Debug)]
+pub struct Gradients {
+    pub(crate) grads: Vec<ArrayD<f64>>,
+}
+
+impl Gradients {
+    /// Gradients aligned with [`StGcn::tensors`].
+    pub fn as_slice(&self) -> &[ArrayD<f64>] {
+        &self.grads
+    }
+
+    /// Global L2 norm over all tensors.
+    pub fn norm(&self) -> f64 {
+        self.grads
+            .iter()
+            .map(|g| g.iter().map(|x| x * x).sum::<f64>())
+            .sum::<f64>()
+            .sqrt()
+    }
+
+    /// Rescales all gradients so that [`Self::norm`] is at most `max`; returns the norm before.
+    pub fn clip_norm(&mut self, max: f64) -> f64 {
+        let n = self.norm();
+        if n > max && n > 0.0 {
+            let s = max / n;
+            self.grads.iter_mut().for_each(|g| *g *= s);
+        }
+        n
+    }
+}
+
+/// Intermediate values of one block kept for the backward pass.
+struct BlockTape {
+    x: Array4<f64>,
+    u: Array4<f64>,
+    a_eff: SparseAdjacency,
+    bn1: BnCache,
+    z1: Array4<f64>,
+    h: Array4<f64>,
+    bn2: BnCache,
+    res_bn: Option<BnCache>,
+    s: Array4<f64>,
+}
+
+struct Tape {
+    blocks: Vec<BlockTape>,
+    last_shape: (usize, usize, usize, usize),
+    pooled: Array2<f64>,
+}
+
+/// An ST-GCN in plaintext f64: configuration, adjacency and named tensors.
+#[derive(Clone, Debug)]
+pub struct StGcn {
+    config: StGcnConfig,
+    adjacency: Array3<f64>,
+    store: ParamStore,
+    layout: Layout,
+}
+
+/// Standard-normal sample by Box–Muller (rand 0.8 has no normal distribution without rand_distr).
+fn normal(rng: &mut ChaCha20Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.gen::<f64>();
+    let u2: f64 = rng.gen::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn kaiming(rng: &mut ChaCha20Rng, shape: &[usize], fan_in: usize, gain: f64) -> ArrayD<f64> {
+    let std = gain / (fan_in as f64).sqrt();
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || std * normal(rng))
+}
+
+impl StGcn {
+    /// Builds a model from a validated configuration with Kaiming-normal initial weights
+    /// (`std = √(2 / fan_in)` for convolutions, `√(1 / fan_in)` for the classifier), zero biases,
+    /// BN `γ = 1, β = 0`, edge importance 1 and `poly_init` activation coefficients, drawn from
+    /// ChaCha20 seeded with `seed`.
+    pub fn new(config: StGcnConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        let adjacency = config.graph.adjacency_array()?;
+        let (k, v, _) = adjacency.dim();
+        let kt = config.temporal_kernel;
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut store = ParamStore::default();
+        let mut blocks = Vec::with_capacity(config.blocks.len());
+        let vec1 = |n: usize, x: f64| ArrayD::from_elem(IxDyn(&[n]), x);
+        let poly = config.activation == ActivationKind::Poly;
+        let [pa, pb, pc] = config.poly_init;
+        for (i, spec) in config.blocks.iter().enumerate() {
+            let (ci, co) = (spec.in_channels, spec.out_channels);
+            let p = |s: &str| format!("blocks.{i}.{s}");
+            let bn = |store: &mut ParamStore, name: &str| BnIdx {
+                weight: store.add(
+                    p(&format!("{name}.weight")),
+                    vec1(co, 1.0),
+                    TensorRole::Trainable,
+                ),
+                bias: store.add(
+                    p(&format!("{name}.bias")),
+                    vec1(co, 0.0),
+                    TensorRole::Trainable,
+                ),
+                mean: store.add(
+                    p(&format!("{name}.running_mean")),
+                    vec1(co, 0.0),
+                    TensorRole::Buffer,
+                ),
+                var: store.add(
+                    p(&format!("{name}.running_var")),
+                    vec1(co, 1.0),
+                    TensorRole::Buffer,
+                ),
+            };
+            let act = |store: &mut ParamStore, name: &str| {
+                poly.then(|| PolyIdx {
+                    a: store.add(p(&format!("{name}.a")), vec1(v, pa), TensorRole::Trainable),
+                    b: store.add(p(&format!("{name}.b")), vec1(v, pb), TensorRole::Trainable),
+                    c: store.add(p(&format!("{name}.c")), vec1(v, pc), TensorRole::Trainable),
+                })
+            };
+            let gcn_w = store.add(
+                p("gcn.conv.weight"),
+                kaiming(&mut rng, &[k * co, ci], ci, 2f64.sqrt()),
+                TensorRole::Weight,
+            );
+            let gcn_b = store.add(p("gcn.conv.bias"), vec1(k * co, 0.0), TensorRole::Trainable);
+            let edge = store.add(
+                p("gcn.edge_importance"),
+                ArrayD::from_elem(IxDyn(&[k, v, v]), 1.0),
+                TensorRole::Trainable,
+            );
+            let bn1 = bn(&mut store, "bn1");
+            let act1 = act(&mut store, "act1");
+            let tcn_w = store.add(
+                p("tcn.conv.weight"),
+                kaiming(&mut rng, &[co, co, kt], co * kt, 2f64.sqrt()),
+                TensorRole::Weight,
+            );
+            let tcn_b = store.add(p("tcn.conv.bias"), vec1(co, 0.0), TensorRole::Trainable);
+            let bn2 = bn(&mut store, "bn2");
+            let res = if !spec.residual {
+                ResIdx::None
+            } else if spec.residual_is_conv() {
+                let weight = store.add(
+                    p("residual.conv.weight"),
+                    kaiming(&mut rng, &[co, ci], ci, 2f64.sqrt()),
+                    TensorRole::Weight,
+                );
+                let bias = store.add(
+                    p("residual.conv.bias"),
+                    vec1(co, 0.0),
+                    TensorRole::Trainable,
+                );
+                let bn = bn(&mut store, "residual.bn");
+                ResIdx::Conv { weight, bias, bn }
+            } else {
+                ResIdx::Identity
+            };
+            let act2 = act(&mut store, "act2");
+            blocks.push(BlockIdx {
+                gcn_w,
+                gcn_b,
+                edge,
+                bn1,
+                act1,
+                tcn_w,
+                tcn_b,
+                bn2,
+                res,
+                act2,
+            });
+        }
+        let c_last = config
+            .blocks
+            .last()
+            .map_or(config.in_channels, |b| b.out_channels);
+        let q = config.num_classes;
+        let fc_w = store.add(
+            "fc.weight".into(),
+            kaiming(&mut rng, &[q, c_last], c_last, 1.0),
+            TensorRole::Weight,
+        );
+        let fc_b = store.add("fc.bias".into(), vec1(q, 0.0), TensorRole::Trainable);
+        Ok(StGcn {
+            config,
+            adjacency,
+            store,
+            layout: Layout { blocks, fc_w, fc_b },
+        })
+    }
+
+    /// Rebuilds a model from its JSON configuration and safetensors weights.
+    pub fn from_json_and_safetensors(config_json: &str, weights: &[u8]) -> Result<Self> {
+        let mut model = StGcn::new(StGcnConfig::from_json(config_json)?, 0)?;
+        model.load_safetensors_bytes(weights)?;
+        Ok(model)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StGcnConfig {
+        &self.config
+    }
+
+    /// Replaces the activation of `nodes` at block `block`, site `site` by the identity
+    /// (activation pruning of a trained model; tensors are kept, so fine-tuning can follow).
+    pub fn prune_activations(&mut self, block: usize, site: usize, nodes: &[usize]) -> Result<()> {
+        self.config.prune(block, site, nodes)
+    }
+
+    /// The configuration as pretty JSON (the `*.json` half of a model file).
+    pub fn config_json(&self) -> Result<String> {
+        self.config.to_json()
+    }
+
+    /// The `(K, V, V)` partition matrices (without edge importance).
+    pub fn adjacency(&self) -> &Array3<f64> {
+        &self.adjacency
+    }
+
+    /// All tensors in a fixed order (see the module docs for names and shapes).
+    pub fn tensors(&self) -> &[NamedTensor] {
+        &self.store.tensors
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Option<&ArrayD<f64>> {
+        self.store.index_of(name).map(|i| self.store.get(i))
+    }
+
+    /// Replaces the tensor called `name`, checking its shape.
+    pub fn set_tensor(&mut self, name: &str, value: ArrayD<f64>) -> Result<()> {
+        let i = self
+            .store
+            .index_of(name)
+            .ok_or_else(|| ModelError::UnknownTensor {
+                tensor: name.to_string(),
+            })?;
+        let t = &mut self.store.tensors[i];
+        if t.value.shape() != value.shape() {
+            return Err(ModelError::ShapeMismatch {
+                tensor: name.to_string(),
+                expected: t.value.shape().to_vec(),
+                found: value.shape().to_vec(),
+            });
+        }
+        t.value = value;
+        Ok(())
+    }
+
+    pub(crate) fn tensors_mut(&mut self) -> &mut [NamedTensor] {
+        &mut self.store.tensors
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Number of trainable scalars (weights and other trainable tensors, not BN statistics).
+    pub fn num_trainable_parameters(&self) -> usize {
+        self.store
+            .tensors
+            .iter()
+            .filter(|t| t.role != TensorRole::Buffer)
+            .map(|t| t.value.len())
+            .sum()
+    }
+
+    /// Serialises all tensors to safetensors bytes (F64), with the architecture name in the
+    /// header metadata.
+    pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
+        let mut meta = HashMap::new();
+        meta.insert("format".to_string(), "dyad-stgcn".to_string());
+        if let Some(a) = self.config.architecture {
+            meta.insert("architecture".to_string(), a.name().to_string());
+        }
+        self.store.to_safetensors_bytes(Some(meta))
+    }
+
+    /// Loads all tensors from safetensors bytes; on any error (missing, unknown, wrongly shaped,
+    /// non-finite tensor) the model is left unchanged.
+    pub fn load_safetensors_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.store.load_safetensors_bytes(bytes)
+    }
+
+    // ------------------------------------------------------------ tensor views
+
+    pub(crate) fn v1(&self, i: usize) -> ArrayView1<'_, f64> {
+        self.store
+            .get(i)
+            .view()
+            .into_dimensionality::<Ix1>()
+            .expect("rank fixed at construction")
+    }
+
+    pub(crate) fn v2(&self, i: usize) -> ArrayView2<'_, f64> {
+        self.store
+            .get(i)
+            .view()
+            .into_dimensionality::<Ix2>()
+            .expect("rank fixed at construction")
+    }
+
+    pub(crate) fn v3(&self, i: usize) -> ArrayView3<'_, f64> {
+        self.store
+            .get(i)
+            .view()
+            .into_dimensionality::<Ix3>()
+            .expect("rank fixed at construction")
+    }
+
+    fn slice(&self, i: usize) -> &[f64] {
+        self.store
+            .get(i)
+            .as_slice()
+            .expect("tensors are standard layout")
+    }
+
+    pub(crate) fn act_params(&self, block: usize, site: usize) -> ActParams<'_> {
+        let b = &self.layout.blocks[block];
+        let idx = if site == 0 { &b.act1 } else { &b.act2 };
+        ActParams {
+            kind: self.config.activation,
+            poly: idx
+                .as_ref()
+                .map(|p| (self.slice(p.a), self.slice(p.b), self.slice(p.c))),
+            keep: &self.config.activation_mask[block][site],
+        }
+    }
+
+    /// `A_k ⊙ E_k` of a block.
+    pub(crate) fn effective_adjacency(&self, block: usize) -> Array3<f64> {
+        &self.adjacency * &self.v3(self.layout.blocks[block].edge)
+    }
+
+    /// Evaluation-mode BN as `(scale, shift)` per channel.
+    pub(crate) fn bn_affine(&self, idx: &BnIdx) -> (Array1<f64>, Array1<f64>) {
+        let eps = self.config.bn_eps;
+        let scale = &self.v1(idx.weight) / &self.v1(idx.var).mapv(|s| (s + eps).sqrt());
+        let shift = &self.v1(idx.bias) - &(&self.v1(idx.mean) * &scale);
+        (scale, shift)
+    }
+
+    // ------------------------------------------------------------ forward
+
+    /// Checks an `(N, C, T, V, M)` input and turns it into `(N·M, C, T, V)` with the input
+    /// normalisation applied.
+    pub(crate) fn prepare_input(&self, x: ArrayView5<'_, f64>) -> Result<Array4<f64>> {
+        let (n, c, t, v, m) = x.dim();
+        let checks = [
+            ("channels C", self.config.in_channels, c),
+            ("nodes V", self.config.num_nodes(), v),
+            ("persons M", self.config.num_persons, m),
+        ];
+        for (what, expected, found) in checks {
+            if expected != found {
+                return Err(ModelError::InputShape {
+                    what,
+                    expected,
+                    found,
+                });
+            }
+        }
+        for (what, found) in [("clips N", n), ("frames T", t)] {
+            if found == 0 {
+                return Err(ModelError::InputShape {
+                    what,
+                    expected: 1,
+                    found,
+                });
+            }
+        }
+        let mut out = Array4::zeros((n * m, c, t, v));
+        for ni in 0..n {
+            for mi in 0..m {
+                out.index_axis_mut(Axis(0), ni * m + mi)
+                    .assign(&x.index_axis(Axis(0), ni).index_axis(Axis(3), mi));
+            }
+        }
+        if let Some(norm) = &self.config.input_norm {
+            let (scale, shift) = norm.affine();
+            for mut sample in out.outer_iter_mut() {
+                for ((ci, _, vi), e) in sample.indexed_iter_mut() {
+                    *e = scale[[ci, vi]] * *e + shift[[ci, vi]];
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn bn_forward(
+        &self,
+        x: &Array4<f64>,
+        idx: &BnIdx,
+        train: bool,
+        stats: &mut Vec<(usize, Array1<f64>)>,
+    ) -> (Array4<f64>, Option<BnCache>) {
+        if train {
+            let (y, cache, mean, var) = ops::bn_train_forward(
+                x,
+                self.v1(idx.weight),
+                self.v1(idx.bias),
+                self.config.bn_eps,
+            );
+            let (n, _, t, v) = x.dim();
+            let count = (n * t * v) as f64;
+            let unbiased = if count > 1.0 {
+                var * (count / (count - 1.0))
+            } else {
+                var
+            };
+            let m = self.config.bn_momentum;
+            stats.push((idx.mean, &self.v1(idx.mean) * (1.0 - m) + &(mean * m)));
+            stats.push((idx.var, &self.v1(idx.var) * (1.0 - m) + &(unbiased * m)));
+            (y, Some(cache))
+        } else {
+            let (scale, shift) = self.bn_affine(idx);
+            (ops::channel_affine(x, scale.view(), shift.view()), None)
+        }
+    }
+
+    fn block_forward(
+        &self,
+        i: usize,
+        x: Array4<f64>,
+        train: bool,
+        stats: &mut Vec<(usize, Array1<f64>)>,
+    ) -> (Array4<f64>, Option<BlockTape>) {
+        let b = &self.layout.blocks[i];
+        let stride = self.config.blocks[i].stride;
+        let a_eff = SparseAdjacency::new(&self.effective_adjacency(i), &self.adjacency);
+        let u = ops::conv1x1_forward(&x, self.v2(b.gcn_w), self.v1(b.gcn_b), 1);
+        let y = ops::aggregate_forward(&u, &a_eff);
+        let (z1, bn1) = self.bn_forward(&y, &b.bn1, train, stats);
+        drop(y);
+        let h = ops::act_forward(&z1, self.act_params(i, 0));
+        let tc = ops::tconv_forward(&h, self.v3(b.tcn_w), self.v1(b.tcn_b), stride);
+        let (mut s, bn2) = self.bn_forward(&tc, &b.bn2, train, stats);
+        drop(tc);
+        let mut res_bn = None;
+        match &b.res {
+            ResIdx::None => {}
+            ResIdx::Identity => s += &x,
+            ResIdx::Conv { weight, bias, bn } => {
+                let r = ops::conv1x1_forward(&x, self.v2(*weight), self.v1(*bias), stride);
+                let (rb, cache) = self.bn_forward(&r, bn, train, stats);
+                s += &rb;
+                res_bn = cache;
+            }
+        }
+        let out = ops::act_forward(&s, self.act_params(i, 1));
+        let tape = match (bn1, bn2) {
+            (Some(bn1), Some(bn2)) if train => Some(BlockTape {
+                x,
+                u,
+                a_eff,
+                bn1,
+                z1,
+                h,
+                bn2,
+                res_bn,
+                s,
+            }),
+            _ => None,
+        };
+        (out, tape)
+    }
+
+    fn forward_batch(
+        &self,
+        x: Array4<f64>,
+        train: bool,
+        stats: &mut Vec<(usize, Array1<f64>)>,
+    ) -> (Array2<f64>, Option<Tape>) {
+        let mut h = x;
+        let mut tapes = Vec::new();
+        for i in 0..self.config.blocks.len() {
+            let (out, tape) = self.block_forward(i, h, train, stats);
+            tapes.extend(tape);
+            h = out;
+        }
+        let pooled = ops::pool_forward(&h, self.config.num_persons);
+        let logits = ops::dense_forward(
+            &pooled,
+            self.v2(self.layout.fc_w),
+            self.v1(self.layout.fc_b),
+        );
+        let tape = train.then(|| Tape {
+            blocks: tapes,
+            last_shape: h.dim(),
+            pooled,
+        });
+        (logits, tape)
+    }
+
+    /// Evaluation-mode logits `(N, classes)` for an `(N, C, T, V, M)` input (BN with running
+    /// statistics), computed in chunks of 64 clips.
+    pub fn forward(&self, x: ArrayView5<'_, f64>) -> Result<Array2<f64>> {
+        let n = x.dim().0;
+        let mut logits = Array2::zeros((n, self.config.num_classes));
+        let mut start = 0;
+        while start < n.max(1) {
+            let end = (start + EVAL_CHUNK).min(n);
+            let chunk = self.prepare_input(x.slice_axis(Axis(0), (start..end).into()))?;
+            let (l, _) = self.forward_batch(chunk, false, &mut Vec::new());
+            logits.slice_mut(ndarray::s![start..end, ..]).assign(&l);
+            start = end;
+        }
+        Ok(logits)
+    }
+
+    /// Training-mode forward and backward pass on one mini-batch: returns the mean softmax
+    /// cross-entropy, the logits and the gradients, and updates the BN running statistics.
+    pub fn loss_and_gradients(
+        &mut self,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+    ) -> Result<(f64, Array2<f64>, Gradients)> {
+        let n = x.dim().0;
+        if labels.len() != n {
+            return Err(ModelError::LabelCount {
+                labels: labels.len(),
+                samples: n,
+            });
+        }
+        let q = self.config.num_classes;
+        if let Some((index, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= q) {
+            return Err(ModelError::LabelOutOfRange {
+                index,
+                label,
+                num_classes: q,
+            });
+        }
+        let input = self.prepare_input(x)?;
+        let mut stats = Vec::new();
+        let (logits, tape) = self.forward_batch(input, true, &mut stats);
+        let tape = tape.expect("training forward records a tape");
+        let (loss, dlogits) = ops::softmax_cross_entropy(&logits, labels);
+        let grads = self.backward(&tape, &dlogits);
+        for (i, value) in stats {
+            self.store.tensors[i].value = value.into_dyn();
+        }
+        Ok((loss, logits, grads))
+    }
+
+    // ------------------------------------------------------------ backward
+
+    fn backward(&self, tape: &Tape, dlogits: &Array2<f64>) -> Gradients {
+        let mut grads: Vec<ArrayD<f64>> = self
+            .store
+            .tensors
+            .iter()
+            .map(|t| ArrayD::zeros(t.value.raw_dim()))
+            .collect();
+        let l = &self.layout;
+        let (dp, dw, db) = ops::dense_backward(&tape.pooled, self.v2(l.fc_w), dlogits);
+        grads[l.fc_w] = dw.into_dyn();
+        grads[l.fc_b] = db.into_dyn();
+        let mut d = ops::pool_backward(&dp, tape.last_shape, self.config.num_persons);
+        for (i, bt) in tape.blocks.iter().enumerate().rev() {
+            d = self.block_backward(i, bt, d, &mut grads);
+        }
+        Gradients { grads }
+    }
+
+    fn store_poly(grads: &mut [ArrayD<f64>], idx: &Option<PolyIdx>, g: &Array2<f64>) {
+        if let Some(p) = idx {
+            grads[p.a] = g.row(0).to_owned().into_dyn();
+            grads[p.b] = g.row(1).to_owned().into_dyn();
+            grads[p.c] = g.row(2).to_owned().into_dyn();
+        }
+    }
+
+    fn block_backward(
+        &self,
+        i: usize,
+        t: &BlockTape,
+        dout: Array4<f64>,
+        grads: &mut [ArrayD<f64>],
+    ) -> Array4<f64> {
+        let b = &self.layout.blocks[i];
+        let stride = self.config.blocks[i].stride;
+        let (ds, g2) = ops::act_backward(&t.s, &dout, self.act_params(i, 1));
+        drop(dout);
+        Self::store_poly(grads, &b.act2, &g2);
+        let mut dx_res = None;
+        match &b.res {
+            ResIdx::None => {}
+            ResIdx::Identity => dx_res = Some(ds.clone()),
+            ResIdx::Conv { weight, bias, bn } => {
+                let cache = t.res_bn.as_ref().expect("training tape has residual BN");
+                let (dr, dg, dbeta) = ops::bn_backward(&ds, cache, self.v1(bn.weight));
+                grads[bn.weight] = dg.into_dyn();
+                grads[bn.bias] = dbeta.into_dyn();
+                let (dx, wb) = ops::conv1x1_backward(&t.x, self.v2(*weight), &dr, stride);
+                grads[*weight] = wb.w.into_dyn();
+                grads[*bias] = wb.b.into_dyn();
+                dx_res = Some(dx);
+            }
+        }
+        let (dtc, dg, dbeta) = ops::bn_backward(&ds, &t.bn2, self.v1(b.bn2.weight));
+        drop(ds);
+        grads[b.bn2.weight] = dg.into_dyn();
+        grads[b.bn2.bias] = dbeta.into_dyn();
+        let (dh, wb) = ops::tconv_backward(&t.h, self.v3(b.tcn_w), &dtc, stride);
+        drop(dtc);
+        grads[b.tcn_w] = wb.w.into_dyn();
+        grads[b.tcn_b] = wb.b.into_dyn();
+        let (dz1, g1) = ops::act_backward(&t.z1, &dh, self.act_params(i, 0));
+        drop(dh);
+        Self::store_poly(grads, &b.act1, &g1);
+        let (dy, dg, dbeta) = ops::bn_backward(&dz1, &t.bn1, self.v1(b.bn1.weight));
+        drop(dz1);
+        grads[b.bn1.weight] = dg.into_dyn();
+        grads[b.bn1.bias] = dbeta.into_dyn();
+        let (du, da) = ops::aggregate_backward(&t.u, &t.a_eff, &dy);
+        drop(dy);
+        grads[b.edge] = (da * &self.adjacency).into_dyn();
+        let (mut dx, wb) = ops::conv1x1_backward(&t.x, self.v2(b.gcn_w), &du, 1);
+        grads[b.gcn_w] = wb.w.into_dyn();
+        grads[b.gcn_b] = wb.b.into_dyn();
+        if let Some(r) = dx_res {
+            dx += &r;
+        }
+        dx
+    }
+}
