@@ -163,6 +163,18 @@ pub enum CkksError {
         /// Value found in the data.
         found: u64,
     },
+    /// An object made under one parameter set was used with another.
+    #[error(
+        "{object} belongs to parameter set `{found}`, not `{expected}` (different prime chain)"
+    )]
+    WrongParams {
+        /// The object.
+        object: &'static str,
+        /// Name of the expected parameter set.
+        expected: &'static str,
+        /// Name of the object's parameter set.
+        found: &'static str,
+    },
     /// A serialized coefficient is not reduced modulo its prime.
     #[error("serialized {object}: coefficient {index} of limb {limb} is {value}, not below modulus {modulus}")]
     CoefficientOutOfRange {

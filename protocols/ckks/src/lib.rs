@@ -8,12 +8,28 @@
 //! of the HomomorphicEncryption.org Security Standard v1.1 (ternary secret); see [`params`].
 
 pub mod arith;
+pub mod ciphertext;
+pub mod encoder;
 pub mod error;
+pub mod evaluator;
+pub mod keys;
+mod keyswitch;
 pub mod params;
 pub mod poly;
+pub mod sampling;
+pub mod serial;
 
+pub use ciphertext::{Ciphertext, Ciphertext3};
+pub use encoder::{Encoder, Plaintext, C64};
 pub use error::{CkksError, Result};
+pub use evaluator::{Evaluator, OpCounters, OpCounts, SCALE_TOLERANCE};
+pub use keys::{
+    galois_element_conjugate, galois_element_for_step, GaloisKeys, KeyGenerator, KeySwitchKey,
+    PublicKey, RelinKey, SecretKey,
+};
 pub use params::{
     presets, CkksParams, CkksParamsBuilder, Dnum, Levels, LogN, Preset, PrimeBits, ScaleBits,
     SecurityLevel, SpecialPrimes,
 };
+#[cfg(test)]
+mod scheme_tests;

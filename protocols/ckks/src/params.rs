@@ -304,7 +304,7 @@ fn generate_chain(
     k: usize,
 ) -> Result<(Vec<u64>, Vec<u64>)> {
     let mut used: Vec<u64> = Vec::new();
-    let mut below = |bits: u32, used: &mut Vec<u64>| -> Option<u64> {
+    let below = |bits: u32, used: &mut Vec<u64>| -> Option<u64> {
         // Largest candidate c ≡ 1 mod 2N with c < 2^bits, then walk down.
         let top = (1u64 << bits) - 1;
         let mut c = (top - 1) / two_n * two_n + 1;
@@ -683,7 +683,11 @@ mod tests {
             assert_eq!(dedup.len(), all.len(), "primes must be distinct");
             for &q in &params.q_primes()[1..] {
                 let rel = (q as f64 / params.default_scale() - 1.0).abs();
-                assert!(rel < 1e-3, "scale prime {q} too far from 2^{}", preset.scale_bits);
+                assert!(
+                    rel < 1e-3,
+                    "scale prime {q} too far from 2^{}",
+                    preset.scale_bits
+                );
             }
         }
     }
@@ -705,7 +709,14 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(
-            matches!(err, CkksError::InsecureParameters { bound: 438, log_n: 14, .. }),
+            matches!(
+                err,
+                CkksError::InsecureParameters {
+                    bound: 438,
+                    log_n: 14,
+                    ..
+                }
+            ),
             "{err}"
         );
         let err = CkksParams::builder()
@@ -714,7 +725,10 @@ mod tests {
             .levels(Levels(2))
             .build()
             .unwrap_err();
-        assert!(matches!(err, CkksError::InsecureParameters { bound: 109, .. }));
+        assert!(matches!(
+            err,
+            CkksError::InsecureParameters { bound: 109, .. }
+        ));
     }
 
     #[test]
