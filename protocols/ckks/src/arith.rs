@@ -12,6 +12,8 @@ pub struct Modulus {
     p: u64,
     ratio_lo: u64,
     ratio_hi: u64,
+    bits: u32,
+    mu: u64,
 }
 
 impl Modulus {
@@ -20,10 +22,13 @@ impl Modulus {
     pub fn new(p: u64) -> Self {
         assert!(p >= 3 && p % 2 == 1 && p < (1 << 62), "invalid modulus {p}");
         let ratio = u128::MAX / p as u128;
+        let bits = 64 - p.leading_zeros();
         Self {
             p,
             ratio_lo: ratio as u64,
             ratio_hi: (ratio >> 64) as u64,
+            bits,
+            mu: ((1u128 << (2 * bits)) / p as u128) as u64,
         }
     }
 
@@ -85,10 +90,18 @@ impl Modulus {
         }
     }
 
-    /// `a * b mod p` for reduced inputs.
+    /// `a * b mod p` for reduced inputs (single-word Barrett: the product is below `p^2`).
     #[inline]
     pub fn mul(&self, a: u64, b: u64) -> u64 {
-        self.reduce_u128(a as u128 * b as u128)
+        let x = a as u128 * b as u128;
+        // q ≈ floor(x / p) with mu = floor(2^(2b) / p): at most 2 too small.
+        let q =
+            (((x >> (self.bits - 1)) as u64 as u128 * self.mu as u128) >> (self.bits + 1)) as u64;
+        let mut r = (x as u64).wrapping_sub(q.wrapping_mul(self.p));
+        while r >= self.p {
+            r -= self.p;
+        }
+        r
     }
 
     /// `a + b mod p` for reduced inputs.
@@ -243,6 +256,13 @@ mod tests {
         fn barrett_matches_u128_rem(x in any::<u128>(), i in 0usize..4) {
             let m = Modulus::new(PRIMES[i]);
             prop_assert_eq!(m.reduce_u128(x) as u128, x % PRIMES[i] as u128);
+        }
+
+        #[test]
+        fn mul_matches_u128_rem(a in any::<u64>(), b in any::<u64>(), i in 0usize..4) {
+            let m = Modulus::new(PRIMES[i]);
+            let (a, b) = (a % PRIMES[i], b % PRIMES[i]);
+            prop_assert_eq!(m.mul(a, b) as u128, (a as u128 * b as u128) % PRIMES[i] as u128);
         }
 
         #[test]

@@ -64,18 +64,12 @@ pub(crate) fn apply_key(
         .enumerate()
         .for_each(|(t, (o0, o1))| {
             let gi = digits[0].modulus_index(params, t);
-            let m = params.inner.moduli[gi];
+            let plan = &params.inner.plans[gi];
             // Key polynomials live over the full basis, where the global index is the limb index.
-            for c in 0..n {
-                let mut s0: u128 = 0;
-                let mut s1: u128 = 0;
-                for (j, dj) in digits.iter().enumerate() {
-                    let x = dj.data[t * n + c] as u128;
-                    s0 += x * key.b[j].data[gi * n + c] as u128;
-                    s1 += x * key.a[j].data[gi * n + c] as u128;
-                }
-                o0[c] = m.reduce_u128(s0);
-                o1[c] = m.reduce_u128(s1);
+            for (j, dj) in digits.iter().enumerate() {
+                let x = &dj.data[t * n..(t + 1) * n];
+                plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
+                plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
             }
         });
     let (r0, r1) = rayon::join(|| acc0.mod_down(params), || acc1.mod_down(params));

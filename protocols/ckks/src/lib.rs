@@ -7,6 +7,8 @@
 //! hoisted rotations (Halevi–Shoup, CRYPTO 2014/2018). Parameter presets meet the 128-bit bounds
 //! of the HomomorphicEncryption.org Security Standard v1.1 (ternary secret); see [`params`].
 
+#![warn(missing_docs)]
+
 pub mod arith;
 pub mod ciphertext;
 pub mod encoder;

@@ -304,16 +304,19 @@ impl RnsPoly<Ntt> {
     /// Pointwise product `self *= other` (negacyclic product of the polynomials).
     pub fn mul_assign(&mut self, params: &CkksParams, other: &Self) {
         self.same_basis(other);
-        let moduli = self.moduli(params);
         let n = self.n;
+        let idx: Vec<usize> = (0..self.limbs())
+            .map(|t| self.modulus_index(params, t))
+            .collect();
         self.data
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
-            .zip(moduli.par_iter())
-            .for_each(|((a, b), m)| {
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.mul(*x, y);
-                }
+            .zip(idx.par_iter())
+            .for_each(|((a, b), &i)| {
+                // tfhe-ntt's vectorised Barrett product (IFMA below 2^51) accumulates into zero.
+                let mut tmp = vec![0u64; n];
+                params.inner.plans[i].mul_accumulate(&mut tmp, a, b);
+                a.copy_from_slice(&tmp);
             });
     }
 
@@ -321,18 +324,16 @@ impl RnsPoly<Ntt> {
     pub fn mul_add_assign(&mut self, params: &CkksParams, a: &Self, b: &Self) {
         self.same_basis(a);
         self.same_basis(b);
-        let moduli = self.moduli(params);
         let n = self.n;
+        let idx: Vec<usize> = (0..self.limbs())
+            .map(|t| self.modulus_index(params, t))
+            .collect();
         self.data
             .par_chunks_mut(n)
             .zip(a.data.par_chunks(n))
             .zip(b.data.par_chunks(n))
-            .zip(moduli.par_iter())
-            .for_each(|(((acc, x), y), m)| {
-                for ((z, &u), &v) in acc.iter_mut().zip(x).zip(y) {
-                    *z = m.reduce_u128(*z as u128 + u as u128 * v as u128);
-                }
-            });
+            .zip(idx.par_iter())
+            .for_each(|(((acc, x), y), &i)| params.inner.plans[i].mul_accumulate(acc, x, y));
     }
 
     /// Adds the constant polynomial `c` (an integer, the same in every NTT slot).
@@ -483,30 +484,35 @@ pub(crate) fn fast_base_convert(
         .par_iter()
         .map(|&ti| {
             let t = params.inner.moduli[ti];
-            let hats: Vec<u64> = (0..src.len())
+            // [D̂_i]_t with Shoup companions; sums of |src| terms below t stay below 2^64.
+            let hats: Vec<(u64, u64)> = (0..src.len())
                 .map(|i| {
-                    src.iter()
+                    let h = src
+                        .iter()
                         .enumerate()
                         .filter(|&(j, _)| j != i)
-                        .fold(1u64, |acc, (_, d)| t.mul(acc, t.reduce(d.value())))
+                        .fold(1u64, |acc, (_, d)| t.mul(acc, t.reduce(d.value())));
+                    (h, t.shoup(h))
                 })
+                .collect();
+            // v·D mod t for the possible overflow counts v = 0..=|src|.
+            let d_mod = src
+                .iter()
+                .fold(1u64, |acc, d| t.mul(acc, t.reduce(d.value())));
+            let vd: Vec<u64> = (0..=src.len() as u64)
+                .map(|v| t.mul(t.reduce(v), d_mod))
                 .collect();
             let mut out = vec![0u64; n];
             for (k, o) in out.iter_mut().enumerate() {
-                let mut acc: u128 = 0;
-                for (yi, &h) in y.iter().zip(&hats) {
-                    acc += yi[k] as u128 * h as u128;
+                let mut acc = 0u64;
+                for (yi, &(h, hs)) in y.iter().zip(&hats) {
+                    acc = t.add(acc, t.mul_shoup(yi[k], h, hs));
                 }
-                *o = t.reduce_u128(acc);
-            }
-            if centered {
-                let d_mod = src
-                    .iter()
-                    .fold(1u64, |acc, d| t.mul(acc, t.reduce(d.value())));
-                let d_s = t.shoup(d_mod);
-                for (o, &vk) in out.iter_mut().zip(&v) {
-                    *o = t.sub(*o, t.mul_shoup(vk, d_mod, d_s));
-                }
+                *o = if centered {
+                    t.sub(acc, vd[v[k] as usize])
+                } else {
+                    acc
+                };
             }
             out
         })
