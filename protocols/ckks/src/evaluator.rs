@@ -257,6 +257,7 @@ impl Evaluator {
     /// `ct · pt` slot-wise; the result's scale is the product of the scales (rescale after).
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
         let p = self.plain_at(ct, pt)?;
+        check_product_scale(&self.params, ct.scale * pt.scale, ct.level())?;
         let mut out = ct.clone();
         out.c0.mul_assign(&self.params, &p);
         out.c1.mul_assign(&self.params, &p);
@@ -272,6 +273,7 @@ impl Evaluator {
     pub fn mul_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;
         let q = self.params.inner.q[ct.level()] as f64;
+        check_product_scale(&self.params, ct.scale * q, ct.level())?;
         let v = scaled_int(c, q)?;
         let mut out = ct.clone();
         out.c0.mul_scalar_assign(&self.params, v);
@@ -303,6 +305,7 @@ impl Evaluator {
                 right: b.level(),
             });
         }
+        check_product_scale(&self.params, a.scale * b.scale, a.level())?;
         let p = &self.params;
         let mut d0 = a.c0.clone();
         d0.mul_assign(p, &b.c0);
@@ -491,6 +494,21 @@ impl Evaluator {
         }
         Ok(out)
     }
+}
+
+/// Refuses a product whose scale leaves no room below `Q_level / 2` (decryption would wrap).
+fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
+    let log_q: f64 = params.inner.q[..=level]
+        .iter()
+        .map(|&q| (q as f64).log2())
+        .sum();
+    if !scale.is_finite() || scale.log2() >= log_q - 1.0 {
+        return Err(CkksError::InvalidScale {
+            scale,
+            reason: "product scale must stay below Q_level / 2; rescale the operands first",
+        });
+    }
+    Ok(())
 }
 
 fn check_scales(left: f64, right: f64) -> Result<()> {

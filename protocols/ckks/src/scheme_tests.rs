@@ -400,6 +400,17 @@ fn counters_count_every_call_and_reset() {
 }
 
 #[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Evaluator>();
+    check::<CkksParams>();
+    check::<Ciphertext>();
+    check::<Encoder>();
+    check::<SecretKey>();
+    check::<PublicKey>();
+}
+
+#[test]
 fn galois_keys_only_for_requested_steps() {
     let c = setup(
         presets::INSECURE_N10_L4_S40_TEST_ONLY,
