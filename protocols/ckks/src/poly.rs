@@ -471,12 +471,13 @@ pub(crate) fn fast_base_convert(
         .collect();
     let v: Vec<u64> = if centered {
         let inv_d: Vec<f64> = src.iter().map(|m| 1.0 / m.value() as f64).collect();
-        (0..n)
-            .map(|k| {
-                let f: f64 = y.iter().zip(&inv_d).map(|(yi, &w)| yi[k] as f64 * w).sum();
-                f.round() as u64
-            })
-            .collect()
+        let mut f = vec![0f64; n];
+        for (yi, &w) in y.iter().zip(&inv_d) {
+            for (fk, &yk) in f.iter_mut().zip(yi) {
+                *fk += yk as f64 * w;
+            }
+        }
+        f.into_iter().map(|x| x.round() as u64).collect()
     } else {
         Vec::new()
     };
@@ -503,16 +504,16 @@ pub(crate) fn fast_base_convert(
                 .map(|v| t.mul(t.reduce(v), d_mod))
                 .collect();
             let mut out = vec![0u64; n];
-            for (k, o) in out.iter_mut().enumerate() {
-                let mut acc = 0u64;
-                for (yi, &(h, hs)) in y.iter().zip(&hats) {
-                    acc = t.add(acc, t.mul_shoup(yi[k], h, hs));
+            // Streaming passes over contiguous limbs (one per source prime).
+            for (yi, &(h, hs)) in y.iter().zip(&hats) {
+                for (o, &yk) in out.iter_mut().zip(yi) {
+                    *o = t.add(*o, t.mul_shoup(yk, h, hs));
                 }
-                *o = if centered {
-                    t.sub(acc, vd[v[k] as usize])
-                } else {
-                    acc
-                };
+            }
+            if centered {
+                for (o, &vk) in out.iter_mut().zip(&v) {
+                    *o = t.sub(*o, vd[vk as usize]);
+                }
             }
             out
         })
