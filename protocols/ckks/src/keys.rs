@@ -76,9 +76,10 @@ impl SecretKey {
     /// Decrypts a ciphertext into a plaintext (`m = c0 + c1·s`).
     pub fn decrypt(&self, ct: &crate::ciphertext::Ciphertext) -> Result<Plaintext> {
         ct.check_params(&self.params)?;
-        let s = self.at(ct.c0.q_len());
+        let mut s = self.at(ct.c0.q_len());
         let mut m = ct.c1.clone();
         m.mul_assign(&self.params, &s);
+        s.zeroize_data();
         m.add_assign(&self.params, &ct.c0);
         Ok(Plaintext {
             poly: m,
@@ -102,13 +103,17 @@ impl SecretKey {
         let q_len = pt.poly.q_len();
         let seed = sampling::fresh_seed(rng);
         let a = sampling::uniform_ntt(params, &mut ChaCha20Rng::from_seed(seed), q_len, 0);
-        let e = RnsPoly::from_signed(params, &sampling::gaussian(rng, params.n()), q_len, 0)
-            .into_ntt(params);
+        let mut e_coeffs = sampling::gaussian(rng, params.n());
+        let mut e = RnsPoly::from_signed(params, &e_coeffs, q_len, 0).into_ntt(params);
+        e_coeffs.zeroize();
         // c0 = -a·s + e + m
+        let mut s = self.at(q_len);
         let mut c0 = a.clone();
-        c0.mul_assign(params, &self.at(q_len));
+        c0.mul_assign(params, &s);
+        s.zeroize_data();
         c0.neg_assign(params);
         c0.add_assign(params, &e);
+        e.zeroize_data();
         c0.add_assign(params, &pt.poly);
         crate::ciphertext::Ciphertext {
             c0,
@@ -172,10 +177,12 @@ impl PublicKey {
         let params = &self.params;
         let n = params.n();
         let q_len = pt.poly.q_len();
-        let v = RnsPoly::from_signed(params, &sampling::ternary(rng, n), q_len, 0).into_ntt(params);
-        let e0 =
+        let mut v_coeffs = sampling::ternary(rng, n);
+        let mut v = RnsPoly::from_signed(params, &v_coeffs, q_len, 0).into_ntt(params);
+        v_coeffs.zeroize();
+        let mut e0 =
             RnsPoly::from_signed(params, &sampling::gaussian(rng, n), q_len, 0).into_ntt(params);
-        let e1 =
+        let mut e1 =
             RnsPoly::from_signed(params, &sampling::gaussian(rng, n), q_len, 0).into_ntt(params);
         let mut c0 = self.b.restrict(q_len, false);
         c0.mul_assign(params, &v);
@@ -184,6 +191,10 @@ impl PublicKey {
         let mut c1 = self.a.restrict(q_len, false);
         c1.mul_assign(params, &v);
         c1.add_assign(params, &e1);
+        // The mask and errors would reveal the message together with the ciphertext.
+        v.zeroize_data();
+        e0.zeroize_data();
+        e1.zeroize_data();
         crate::ciphertext::Ciphertext {
             c0,
             c1,
@@ -322,7 +333,7 @@ impl KeyGenerator {
     /// A fresh uniform ternary secret key.
     pub fn secret_key(&mut self) -> SecretKey {
         let coeffs = sampling::ternary(&mut self.rng, self.params.n());
-        SecretKey::from_coeffs(&self.params, coeffs)
+        SecretKey::from_coeffs(&self.params, coeffs.to_vec())
     }
 
     /// The public key for `sk`.
@@ -381,8 +392,7 @@ impl KeyGenerator {
                         .iter()
                         .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
                     let ps = m.shoup(p_mod);
-                    let src = s_from.limb(i).to_vec();
-                    for (x, &s) in bj.limb_mut(i).iter_mut().zip(&src) {
+                    for (x, &s) in bj.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
                         *x = m.add(*x, m.mul_shoup(s, p_mod, ps));
                     }
                 }

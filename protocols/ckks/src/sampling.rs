@@ -15,6 +15,7 @@
 
 use rand::{CryptoRng, Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroizing;
 
 use crate::params::CkksParams;
 use crate::poly::{Ntt, RnsPoly};
@@ -29,9 +30,9 @@ pub(crate) fn os_rng() -> ChaCha20Rng {
     ChaCha20Rng::from_entropy()
 }
 
-/// `n` uniform ternary coefficients.
-pub(crate) fn ternary<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Vec<i64> {
-    let mut out = Vec::with_capacity(n);
+/// `n` uniform ternary coefficients (zeroized when dropped: secrets and masks).
+pub(crate) fn ternary<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Zeroizing<Vec<i64>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(n));
     while out.len() < n {
         let b = rng.next_u32().to_le_bytes();
         for x in b {
@@ -44,9 +45,9 @@ pub(crate) fn ternary<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Vec<i64>
     out
 }
 
-/// `n` rounded Gaussian coefficients (σ = 3.2, truncated at ±19).
-pub(crate) fn gaussian<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Vec<i64> {
-    let mut out = Vec::with_capacity(n);
+/// `n` rounded Gaussian coefficients (σ = 3.2, truncated at ±19; zeroized when dropped).
+pub(crate) fn gaussian<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Zeroizing<Vec<i64>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(n));
     while out.len() < n {
         // u1 in (0, 1], u2 in [0, 1)
         let u1 = ((rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64);
