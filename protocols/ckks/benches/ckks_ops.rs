@@ -1,0 +1,75 @@
+//! Single-thread latency of the main CKKS operations for the N = 2^14 and N = 2^15 presets.
+//!
+//! Run: `cargo bench -p ckks --bench ckks_ops` (add `-- --quick` style filters as needed).
+//! Rayon is pinned to one thread so the figures compare with single-threaded SEAL/OpenFHE runs.
+
+use ckks::{presets, Ciphertext, Encoder, Evaluator, KeyGenerator, Preset};
+use criterion::{black_box, Criterion};
+use std::time::Duration;
+
+fn bench_preset(c: &mut Criterion, preset: Preset) {
+    let params = preset.build().expect("preset builds");
+    let name = preset.name;
+    let mut kg = KeyGenerator::from_seed(&params, [1u8; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).expect("pk");
+    let hoist_steps: Vec<i64> = (1..=16).collect();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).expect("rk"))
+        .with_galois_keys(kg.galois_keys(&sk, &hoist_steps, false).expect("gk"));
+    let enc = Encoder::new(&params);
+    let l = params.max_level();
+    let x: Vec<f64> = (0..params.slots())
+        .map(|i| ((i * 37 % 1000) as f64) / 1000.0 - 0.5)
+        .collect();
+    let pt = enc.encode(&x, l, params.default_scale()).expect("encode");
+    let ct: Ciphertext = pk.encrypt(&pt);
+    let prod = eval.mul(&ct, &ct).expect("mul");
+
+    let mut g = c.benchmark_group(name);
+    g.bench_function("encode", |b| {
+        b.iter(|| enc.encode(black_box(&x), l, params.default_scale()))
+    });
+    g.bench_function("encrypt_pk", |b| b.iter(|| pk.encrypt(black_box(&pt))));
+    g.bench_function("decrypt_decode", |b| {
+        b.iter(|| enc.decode(&sk.decrypt(black_box(&ct)).expect("dec")))
+    });
+    g.bench_function("add", |b| b.iter(|| eval.add(black_box(&ct), &ct)));
+    g.bench_function("mul_plain", |b| {
+        b.iter(|| eval.mul_plain(black_box(&ct), &pt))
+    });
+    g.bench_function("mul_relin", |b| b.iter(|| eval.mul(black_box(&ct), &ct)));
+    g.bench_function("rescale", |b| b.iter(|| eval.rescale(black_box(&prod))));
+    g.bench_function("rotate_1", |b| b.iter(|| eval.rotate(black_box(&ct), 1)));
+    g.bench_function("rotate_hoisted_16", |b| {
+        b.iter(|| eval.rotate_hoisted(black_box(&ct), &hoist_steps))
+    });
+    g.bench_function("rotate_plain_16", |b| {
+        b.iter(|| {
+            hoist_steps
+                .iter()
+                .map(|&s| eval.rotate(black_box(&ct), s))
+                .collect::<Vec<_>>()
+        })
+    });
+    g.bench_function("keygen_galois_key", |b| {
+        let g5 = ckks::galois_element_for_step(&params, 1);
+        b.iter(|| kg.galois_key(&sk, black_box(g5)))
+    });
+    g.finish();
+}
+
+fn main() {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build_global()
+        .expect("rayon pool");
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    bench_preset(&mut c, presets::N14_L7_S40_128BIT);
+    bench_preset(&mut c, presets::N15_L17_S40_128BIT);
+    c.final_summary();
+}

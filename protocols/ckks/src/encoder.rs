@@ -1,0 +1,506 @@
+//! Canonical-embedding encoder (CKKS, Cheon–Kim–Kim–Song ASIACRYPT 2017 §3.2–3.3).
+//!
+//! A vector `z ∈ C^{N/2}` is mapped to the real polynomial `m(X)` whose evaluations at the
+//! primitive `2N`-th roots `ζ^{5^j}` (`ζ = e^{iπ/N}`, `j < N/2`) are `z_j`; the coefficients are
+//! scaled by `Δ` and rounded. Slot `j` pairs with the Galois element `5^j`, so the automorphism
+//! `X ↦ X^{5^r}` rotates the slots left by `r` and `X ↦ X^{-1}` conjugates them. The transform
+//! is the "special FFT" of HEAAN (`O(N log N)`), in `f64`.
+
+use rayon::prelude::*;
+
+use crate::error::{CkksError, Result};
+use crate::params::CkksParams;
+use crate::poly::{Coeff, Ntt, RnsPoly};
+
+/// A complex number (`f64` parts).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct C64 {
+    /// Real part.
+    pub re: f64,
+    /// Imaginary part.
+    pub im: f64,
+}
+
+impl C64 {
+    /// `re + i·im`.
+    pub const fn new(re: f64, im: f64) -> Self {
+        Self { re, im }
+    }
+    /// Complex conjugate.
+    pub fn conj(self) -> Self {
+        Self::new(self.re, -self.im)
+    }
+    /// Modulus `|z|`.
+    pub fn abs(self) -> f64 {
+        self.re.hypot(self.im)
+    }
+    fn add(self, o: Self) -> Self {
+        Self::new(self.re + o.re, self.im + o.im)
+    }
+    fn sub(self, o: Self) -> Self {
+        Self::new(self.re - o.re, self.im - o.im)
+    }
+    fn mul(self, o: Self) -> Self {
+        Self::new(
+            self.re * o.re - self.im * o.im,
+            self.re * o.im + self.im * o.re,
+        )
+    }
+}
+
+/// A plaintext: an encoded polynomial in NTT form at a level, with its scale.
+#[derive(Clone, Debug)]
+pub struct Plaintext {
+    pub(crate) poly: RnsPoly<Ntt>,
+    pub(crate) scale: f64,
+}
+
+impl Plaintext {
+    /// The level (number of `q` primes minus one).
+    pub fn level(&self) -> usize {
+        self.poly.q_len() - 1
+    }
+    /// The scale `Δ` the values were multiplied by.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+    /// The underlying polynomial.
+    pub fn poly(&self) -> &RnsPoly<Ntt> {
+        &self.poly
+    }
+}
+
+/// Encoder/decoder between slot vectors and plaintexts.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    params: CkksParams,
+    rot_group: Vec<usize>,
+    ksi_pows: Vec<C64>,
+}
+
+impl Encoder {
+    /// Precomputes the roots for `params`.
+    pub fn new(params: &CkksParams) -> Self {
+        let n = params.n();
+        let m = 2 * n;
+        let mut rot_group = Vec::with_capacity(n / 2);
+        let mut g = 1usize;
+        for _ in 0..n / 2 {
+            rot_group.push(g);
+            g = g * 5 % m;
+        }
+        let ksi_pows = (0..=m)
+            .map(|j| {
+                let a = 2.0 * std::f64::consts::PI * j as f64 / m as f64;
+                C64::new(a.cos(), a.sin())
+            })
+            .collect();
+        Self {
+            params: params.clone(),
+            rot_group,
+            ksi_pows,
+        }
+    }
+
+    /// Number of slots `N/2`.
+    pub fn slots(&self) -> usize {
+        self.params.slots()
+    }
+
+    fn bit_reverse(vals: &mut [C64]) {
+        let n = vals.len();
+        let bits = n.trailing_zeros();
+        if bits == 0 {
+            return;
+        }
+        for i in 0..n {
+            let j = i.reverse_bits() >> (usize::BITS - bits);
+            if i < j {
+                vals.swap(i, j);
+            }
+        }
+    }
+
+    /// Coefficients (packed as `u_i = m_i + i·m_{i+N/2}`) to slot values.
+    fn fft_special(&self, vals: &mut [C64]) {
+        let size = vals.len();
+        let m = 2 * self.params.n();
+        Self::bit_reverse(vals);
+        let mut len = 2;
+        while len <= size {
+            let lenh = len / 2;
+            let lenq = len * 4;
+            for i in (0..size).step_by(len) {
+                for j in 0..lenh {
+                    let idx = (self.rot_group[j] % lenq) * (m / lenq);
+                    let u = vals[i + j];
+                    let v = vals[i + j + lenh].mul(self.ksi_pows[idx]);
+                    vals[i + j] = u.add(v);
+                    vals[i + j + lenh] = u.sub(v);
+                }
+            }
+            len *= 2;
+        }
+    }
+
+    /// Slot values to packed coefficients (inverse of [`Self::fft_special`]).
+    fn fft_special_inv(&self, vals: &mut [C64]) {
+        let size = vals.len();
+        let m = 2 * self.params.n();
+        let mut len = size;
+        while len >= 2 {
+            let lenh = len / 2;
+            let lenq = len * 4;
+            for i in (0..size).step_by(len) {
+                for j in 0..lenh {
+                    let idx = (lenq - self.rot_group[j] % lenq) * (m / lenq);
+                    let u = vals[i + j].add(vals[i + j + lenh]);
+                    let v = vals[i + j].sub(vals[i + j + lenh]).mul(self.ksi_pows[idx]);
+                    vals[i + j] = u;
+                    vals[i + j + lenh] = v;
+                }
+            }
+            len /= 2;
+        }
+        Self::bit_reverse(vals);
+        let inv = 1.0 / size as f64;
+        for v in vals.iter_mut() {
+            *v = C64::new(v.re * inv, v.im * inv);
+        }
+    }
+
+    /// Encodes real values (zero-padded to `N/2` slots) at `level` with `scale`.
+    pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let c: Vec<C64> = values.iter().map(|&v| C64::new(v, 0.0)).collect();
+        self.encode_complex(&c, level, scale)
+    }
+
+    /// Encodes complex values (zero-padded to `N/2` slots) at `level` with `scale`.
+    pub fn encode_complex(&self, values: &[C64], level: usize, scale: f64) -> Result<Plaintext> {
+        self.params.check_level(level)?;
+        check_scale(&self.params, scale, level)?;
+        let slots = self.slots();
+        if values.len() > slots {
+            return Err(CkksError::TooManyValues {
+                len: values.len(),
+                slots,
+            });
+        }
+        for (index, v) in values.iter().enumerate() {
+            if !(v.re.is_finite() && v.im.is_finite()) {
+                return Err(CkksError::ValueOutOfRange {
+                    index,
+                    value: if v.re.is_finite() { v.im } else { v.re },
+                    limit_bits: 0,
+                });
+            }
+        }
+        let mut u = vec![C64::default(); slots];
+        u[..values.len()].copy_from_slice(values);
+        self.fft_special_inv(&mut u);
+        let n = self.params.n();
+        let mut coeffs = vec![0f64; n];
+        for (i, z) in u.iter().enumerate() {
+            coeffs[i] = z.re * scale;
+            coeffs[i + slots] = z.im * scale;
+        }
+        let poly = coeffs_to_poly(&self.params, &coeffs, level)?;
+        Ok(Plaintext { poly, scale })
+    }
+
+    /// Decodes the real parts of all `N/2` slots.
+    pub fn decode(&self, pt: &Plaintext) -> Vec<f64> {
+        self.decode_complex(pt).into_iter().map(|z| z.re).collect()
+    }
+
+    /// Decodes all `N/2` complex slots.
+    pub fn decode_complex(&self, pt: &Plaintext) -> Vec<C64> {
+        let coeff = pt.poly.clone().into_coeff(&self.params);
+        let m = crt_to_f64(&self.params, &coeff);
+        let slots = self.slots();
+        let inv = 1.0 / pt.scale;
+        let mut u: Vec<C64> = (0..slots)
+            .map(|i| C64::new(m[i] * inv, m[i + slots] * inv))
+            .collect();
+        self.fft_special(&mut u);
+        u
+    }
+}
+
+/// Refuses a scale that is not finite/positive or leaves no room below `Q_level`.
+pub(crate) fn check_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
+    if !(scale.is_finite() && scale >= 1.0) {
+        return Err(CkksError::InvalidScale {
+            scale,
+            reason: "scale must be finite and at least 1",
+        });
+    }
+    let log_q: f64 = params.inner.q[..=level]
+        .iter()
+        .map(|&q| (q as f64).log2())
+        .sum();
+    if scale.log2() >= log_q - 1.0 {
+        return Err(CkksError::InvalidScale {
+            scale,
+            reason: "scale must be below Q_level / 2",
+        });
+    }
+    Ok(())
+}
+
+/// Rounds real coefficients and reduces them into RNS/NTT form at `level`.
+pub(crate) fn coeffs_to_poly(
+    params: &CkksParams,
+    coeffs: &[f64],
+    level: usize,
+) -> Result<RnsPoly<Ntt>> {
+    let log_q: f64 = params.inner.q[..=level]
+        .iter()
+        .map(|&q| (q as f64).log2())
+        .sum();
+    // i128 holds |x| < 2^126; the value must also stay below Q_level / 2 to be decodable.
+    let limit_bits = (log_q - 1.0).floor().min(126.0) as u32;
+    let limit = (limit_bits as f64).exp2();
+    let mut ints = Vec::with_capacity(coeffs.len());
+    for (index, &c) in coeffs.iter().enumerate() {
+        let r = c.round();
+        if r.is_nan() || r.abs() >= limit {
+            return Err(CkksError::ValueOutOfRange {
+                index,
+                value: c,
+                limit_bits,
+            });
+        }
+        ints.push(r as i128);
+    }
+    let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, 0);
+    let n = params.n();
+    poly.data
+        .par_chunks_mut(n)
+        .enumerate()
+        .for_each(|(t, limb)| {
+            let m = params.inner.moduli[t];
+            for (x, &v) in limb.iter_mut().zip(&ints) {
+                *x = m.reduce_i128(v);
+            }
+        });
+    Ok(poly.into_ntt(params))
+}
+
+/// CRT-reconstructs each coefficient of a polynomial over `q_0..q_l` to its centred value, as
+/// `f64` (exact multiprecision CRT, then rounding to the nearest double).
+pub(crate) fn crt_to_f64(params: &CkksParams, poly: &RnsPoly<Coeff>) -> Vec<f64> {
+    let q_len = poly.q_len();
+    let n = params.n();
+    let moduli = &params.inner.moduli[..q_len];
+    if q_len == 1 {
+        return poly
+            .limb(0)
+            .iter()
+            .map(|&v| moduli[0].centered(v) as f64)
+            .collect();
+    }
+    let words = q_len + 1;
+    // Q and Q̂_i = Q / q_i as little-endian multiprecision integers.
+    let big_q = moduli.iter().fold(vec![0u64; words], |acc, m| {
+        if acc.iter().all(|&w| w == 0) {
+            let mut v = vec![0u64; words];
+            v[0] = m.value();
+            v
+        } else {
+            mul_small(&acc, m.value())
+        }
+    });
+    let hats: Vec<Vec<u64>> = (0..q_len)
+        .map(|i| {
+            let mut v = vec![0u64; words];
+            v[0] = 1;
+            for (j, m) in moduli.iter().enumerate() {
+                if j != i {
+                    v = mul_small(&v, m.value());
+                }
+            }
+            v
+        })
+        .collect();
+    let inv: Vec<(u64, u64)> = moduli
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let hat_mod = moduli
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .fold(1u64, |a, (_, d)| m.mul(a, m.reduce(d.value())));
+            let w = m.inv(hat_mod).expect("distinct primes");
+            (w, m.shoup(w))
+        })
+        .collect();
+    let mut half_q = big_q.clone();
+    shr1(&mut half_q);
+    (0..n)
+        .into_par_iter()
+        .map(|k| {
+            let mut acc = vec![0u64; words];
+            for i in 0..q_len {
+                let y = moduli[i].mul_shoup(poly.limb(i)[k], inv[i].0, inv[i].1);
+                mul_small_add(&mut acc, &hats[i], y);
+            }
+            while cmp(&acc, &big_q) != std::cmp::Ordering::Less {
+                sub_assign(&mut acc, &big_q);
+            }
+            if cmp(&acc, &half_q) == std::cmp::Ordering::Greater {
+                let mut neg = big_q.clone();
+                sub_assign(&mut neg, &acc);
+                -to_f64(&neg)
+            } else {
+                to_f64(&acc)
+            }
+        })
+        .collect()
+}
+
+fn mul_small(a: &[u64], b: u64) -> Vec<u64> {
+    let mut out = vec![0u64; a.len()];
+    mul_small_add(&mut out, a, b);
+    out
+}
+
+fn mul_small_add(acc: &mut [u64], a: &[u64], b: u64) {
+    let mut carry: u128 = 0;
+    for (x, &y) in acc.iter_mut().zip(a) {
+        let t = *x as u128 + y as u128 * b as u128 + carry;
+        *x = t as u64;
+        carry = t >> 64;
+    }
+    debug_assert_eq!(carry, 0, "multiprecision overflow");
+}
+
+fn cmp(a: &[u64], b: &[u64]) -> std::cmp::Ordering {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+fn sub_assign(a: &mut [u64], b: &[u64]) {
+    let mut borrow = false;
+    for (x, &y) in a.iter_mut().zip(b) {
+        let (d1, b1) = x.overflowing_sub(y);
+        let (d2, b2) = d1.overflowing_sub(borrow as u64);
+        *x = d2;
+        borrow = b1 || b2;
+    }
+}
+
+fn shr1(a: &mut [u64]) {
+    let mut carry = 0u64;
+    for x in a.iter_mut().rev() {
+        let nc = *x & 1;
+        *x = (*x >> 1) | (carry << 63);
+        carry = nc;
+    }
+}
+
+fn to_f64(a: &[u64]) -> f64 {
+    a.iter()
+        .rev()
+        .fold(0.0f64, |acc, &w| acc * 18446744073709551616.0 + w as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::presets;
+    use proptest::prelude::*;
+
+    fn params() -> CkksParams {
+        presets::INSECURE_N10_L4_S40_TEST_ONLY.build().unwrap()
+    }
+
+    #[test]
+    fn decode_matches_naive_canonical_embedding() {
+        let params = params();
+        let enc = Encoder::new(&params);
+        let n = params.n();
+        // A plaintext with small known integer coefficients.
+        let coeffs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 23) as f64 - 11.0).collect();
+        let poly = coeffs_to_poly(&params, &coeffs, 2).unwrap();
+        let pt = Plaintext { poly, scale: 1.0 };
+        let slots = enc.decode_complex(&pt);
+        let m = 2 * n;
+        let mut g = 1usize;
+        for (j, s) in slots.iter().enumerate() {
+            let mut acc = C64::default();
+            for (i, &c) in coeffs.iter().enumerate() {
+                let a = std::f64::consts::PI * ((g * i) % m) as f64 / n as f64;
+                acc = acc.add(C64::new(c * a.cos(), c * a.sin()));
+            }
+            assert!((acc.sub(*s)).abs() < 1e-6, "slot {j}: {acc:?} vs {s:?}");
+            g = g * 5 % m;
+        }
+    }
+
+    #[test]
+    fn crt_reconstruction_is_exact_for_large_values() {
+        let params = params();
+        // Values near 2^100 (needs three or more primes) survive CRT exactly up to f64 rounding.
+        let coeffs: Vec<f64> = (0..params.n())
+            .map(|i| (i as f64 - 512.0) * 2f64.powi(90) + i as f64)
+            .collect();
+        let poly = coeffs_to_poly(&params, &coeffs, 3)
+            .unwrap()
+            .into_coeff(&params);
+        let back = crt_to_f64(&params, &poly);
+        for (a, b) in coeffs.iter().zip(&back) {
+            assert!((a - b).abs() <= a.abs() * 1e-15 + 1.0, "{a} vs {b}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn encode_decode_round_trip(vals in proptest::collection::vec(-1000.0f64..1000.0, 1..512),
+                                    level in 0usize..5) {
+            let params = params();
+            let enc = Encoder::new(&params);
+            let pt = enc.encode(&vals, level, params.default_scale()).unwrap();
+            let out = enc.decode(&pt);
+            let err = vals.iter().zip(&out).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            // Rounding to integers at scale 2^40 leaves about 2^-30 of absolute error.
+            prop_assert!(err < 2f64.powi(-25), "error {}", err);
+            prop_assert!(out[vals.len()..].iter().all(|x| x.abs() < 2f64.powi(-25)));
+        }
+    }
+
+    #[test]
+    fn encode_rejects_bad_input() {
+        let params = params();
+        let enc = Encoder::new(&params);
+        let s = params.default_scale();
+        assert!(matches!(
+            enc.encode(&vec![0.0; params.slots() + 1], 0, s),
+            Err(CkksError::TooManyValues { .. })
+        ));
+        assert!(matches!(
+            enc.encode(&[f64::NAN], 0, s),
+            Err(CkksError::ValueOutOfRange { index: 0, .. })
+        ));
+        // q_0 has 50 bits: a constant 2^12 becomes the coefficient 2^52, too large at level 0.
+        assert!(matches!(
+            enc.encode(&vec![4096.0; params.slots()], 0, s),
+            Err(CkksError::ValueOutOfRange { .. })
+        ));
+        assert!(matches!(
+            enc.encode(&[1.0], 9, s),
+            Err(CkksError::InvalidLevel { level: 9, max: 4 })
+        ));
+        assert!(matches!(
+            enc.encode(&[1.0], 0, -1.0),
+            Err(CkksError::InvalidScale { .. })
+        ));
+    }
+}

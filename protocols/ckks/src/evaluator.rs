@@ -1,0 +1,535 @@
+//! Homomorphic operations on ciphertexts with operation counters.
+//!
+//! Implements the CKKS evaluation algorithms (Cheon–Kim–Kim–Song 2017 §3.4: add, constant and
+//! plaintext multiplication, multiplication with relinearization, rescaling) in RNS form
+//! (Cheon–Han–Kim–Kim–Song SAC 2018 §3), with rotations/conjugation and relinearization by hybrid
+//! key switching (Han–Ki CT-RSA 2020) and hoisted rotations (Halevi–Shoup CRYPTO 2018 §5).
+//!
+//! **Scale rule.** Adding or subtracting two operands requires the same level and scales whose
+//! relative difference is at most [`SCALE_TOLERANCE`] (`1e-9`, which only absorbs floating-point
+//! rounding in scale bookkeeping; the result keeps the left operand's scale). Anything else is
+//! refused with [`CkksError::LevelMismatch`] or [`CkksError::ScaleMismatch`]: use
+//! [`Evaluator::drop_to_level`] and encode plaintexts at `ct.scale()` to line operands up.
+//!
+//! Every public operation increments a counter in [`OpCounters`], readable with
+//! [`Evaluator::counters`] and resettable with [`Evaluator::reset_counters`] (atomics, so the
+//! evaluator is `Send + Sync` and may be shared across threads).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ciphertext::{Ciphertext, Ciphertext3};
+use crate::encoder::Plaintext;
+use crate::error::{CkksError, Result};
+use crate::keys::{galois_element_conjugate, galois_element_for_step, GaloisKeys, RelinKey};
+use crate::keyswitch;
+use crate::params::CkksParams;
+use crate::poly::{ntt_automorphism_perm, Ntt, RnsPoly};
+
+/// Largest accepted relative difference between the scales of two added operands.
+pub const SCALE_TOLERANCE: f64 = 1e-9;
+
+/// A snapshot of the operation counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpCounts {
+    /// Additions, subtractions, negations (ciphertext or plaintext/constant operand).
+    pub add: u64,
+    /// Plaintext × ciphertext products.
+    pub mul_plain: u64,
+    /// Constant × ciphertext products (real or integer constants).
+    pub mul_const: u64,
+    /// Ciphertext × ciphertext products.
+    pub mul: u64,
+    /// Relinearizations.
+    pub relinearize: u64,
+    /// Rotations (each rotation of a hoisted batch counts one) and conjugations.
+    pub rotate: u64,
+    /// Key switches (relinearizations and rotations/conjugations).
+    pub key_switch: u64,
+    /// Key-switching decompositions (one per plain rotation/relinearization, one per hoisted batch).
+    pub decompose: u64,
+    /// Rescalings.
+    pub rescale: u64,
+    /// Level drops.
+    pub drop_level: u64,
+}
+
+/// Thread-safe operation counters.
+#[derive(Debug, Default)]
+pub struct OpCounters {
+    add: AtomicU64,
+    mul_plain: AtomicU64,
+    mul_const: AtomicU64,
+    mul: AtomicU64,
+    relinearize: AtomicU64,
+    rotate: AtomicU64,
+    key_switch: AtomicU64,
+    decompose: AtomicU64,
+    rescale: AtomicU64,
+    drop_level: AtomicU64,
+}
+
+impl OpCounters {
+    /// Reads all counters.
+    pub fn snapshot(&self) -> OpCounts {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        OpCounts {
+            add: r(&self.add),
+            mul_plain: r(&self.mul_plain),
+            mul_const: r(&self.mul_const),
+            mul: r(&self.mul),
+            relinearize: r(&self.relinearize),
+            rotate: r(&self.rotate),
+            key_switch: r(&self.key_switch),
+            decompose: r(&self.decompose),
+            rescale: r(&self.rescale),
+            drop_level: r(&self.drop_level),
+        }
+    }
+    /// Sets all counters to zero.
+    pub fn reset(&self) {
+        for a in [
+            &self.add,
+            &self.mul_plain,
+            &self.mul_const,
+            &self.mul,
+            &self.relinearize,
+            &self.rotate,
+            &self.key_switch,
+            &self.decompose,
+            &self.rescale,
+            &self.drop_level,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+fn bump(a: &AtomicU64, by: u64) {
+    a.fetch_add(by, Ordering::Relaxed);
+}
+
+/// Evaluates homomorphic operations; holds the evaluation keys and the counters.
+#[derive(Debug)]
+pub struct Evaluator {
+    params: CkksParams,
+    relin: Option<RelinKey>,
+    galois: GaloisKeys,
+    counters: OpCounters,
+}
+
+impl Evaluator {
+    /// An evaluator without keys (add, plaintext/constant products, rescale, level drop).
+    pub fn new(params: &CkksParams) -> Self {
+        Self {
+            params: params.clone(),
+            relin: None,
+            galois: GaloisKeys::default(),
+            counters: OpCounters::default(),
+        }
+    }
+    /// Installs the relinearization key (enables [`Self::mul`]).
+    pub fn with_relin_key(mut self, key: RelinKey) -> Self {
+        self.relin = Some(key);
+        self
+    }
+    /// Installs Galois keys (enables rotations/conjugation for their elements).
+    pub fn with_galois_keys(mut self, keys: GaloisKeys) -> Self {
+        self.galois.extend(keys);
+        self
+    }
+    /// The parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+    /// The installed Galois keys.
+    pub fn galois_keys(&self) -> &GaloisKeys {
+        &self.galois
+    }
+    /// A snapshot of the operation counters.
+    pub fn counters(&self) -> OpCounts {
+        self.counters.snapshot()
+    }
+    /// Resets the operation counters to zero.
+    pub fn reset_counters(&self) {
+        self.counters.reset()
+    }
+
+    fn check_pair(&self, a: &Ciphertext, b: &Ciphertext) -> Result<()> {
+        a.check_params(&self.params)?;
+        b.check_params(&self.params)?;
+        if a.level() != b.level() {
+            return Err(CkksError::LevelMismatch {
+                left: a.level(),
+                right: b.level(),
+            });
+        }
+        check_scales(a.scale, b.scale)
+    }
+
+    /// `a + b` (same level, matching scales).
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair(a, b)?;
+        let mut out = a.clone();
+        out.c0.add_assign(&self.params, &b.c0);
+        out.c1.add_assign(&self.params, &b.c1);
+        out.seed = None;
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// `a += b` in place (same rules as [`Self::add`]).
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.check_pair(a, b)?;
+        a.c0.add_assign(&self.params, &b.c0);
+        a.c1.add_assign(&self.params, &b.c1);
+        a.seed = None;
+        bump(&self.counters.add, 1);
+        Ok(())
+    }
+
+    /// `a - b` (same level, matching scales).
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        self.check_pair(a, b)?;
+        let mut out = a.clone();
+        out.c0.sub_assign(&self.params, &b.c0);
+        out.c1.sub_assign(&self.params, &b.c1);
+        out.seed = None;
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// `-a`.
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        a.check_params(&self.params)?;
+        let mut out = a.clone();
+        out.c0.neg_assign(&self.params);
+        out.c1.neg_assign(&self.params);
+        out.seed = None;
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// A plaintext restricted to the ciphertext's level (plaintexts at a higher level are
+    /// accepted: dropping limbs is exact for an encoded value below `Q_level/2`).
+    fn plain_at(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<RnsPoly<Ntt>> {
+        ct.check_params(&self.params)?;
+        if pt.level() < ct.level() {
+            return Err(CkksError::LevelMismatch {
+                left: ct.level(),
+                right: pt.level(),
+            });
+        }
+        Ok(pt.poly.restrict(ct.level() + 1, false))
+    }
+
+    /// `ct + pt` (plaintext at the same or a higher level, matching scale).
+    pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        let p = self.plain_at(ct, pt)?;
+        check_scales(ct.scale, pt.scale)?;
+        let mut out = ct.clone();
+        out.c0.add_assign(&self.params, &p);
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// `ct - pt` (plaintext at the same or a higher level, matching scale).
+    pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        let p = self.plain_at(ct, pt)?;
+        check_scales(ct.scale, pt.scale)?;
+        let mut out = ct.clone();
+        out.c0.sub_assign(&self.params, &p);
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// Adds the real constant `c` to every slot (encoded as `round(c·scale)`).
+    pub fn add_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        let v = scaled_int(c, ct.scale)?;
+        let mut out = ct.clone();
+        out.c0.add_scalar_assign(&self.params, v);
+        bump(&self.counters.add, 1);
+        Ok(out)
+    }
+
+    /// `ct · pt` slot-wise; the result's scale is the product of the scales (rescale after).
+    pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
+        let p = self.plain_at(ct, pt)?;
+        check_product_scale(&self.params, ct.scale * pt.scale, ct.level())?;
+        let mut out = ct.clone();
+        out.c0.mul_assign(&self.params, &p);
+        out.c1.mul_assign(&self.params, &p);
+        out.scale = ct.scale * pt.scale;
+        out.seed = None;
+        bump(&self.counters.mul_plain, 1);
+        Ok(out)
+    }
+
+    /// Multiplies every slot by the real constant `c`, encoded as `round(c·q_level)` with scale
+    /// `q_level` (the prime the next rescale removes), so that after [`Self::rescale`] the
+    /// ciphertext's scale is exactly what it was before the product.
+    pub fn mul_const(&self, ct: &Ciphertext, c: f64) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        let q = self.params.inner.q[ct.level()] as f64;
+        check_product_scale(&self.params, ct.scale * q, ct.level())?;
+        let v = scaled_int(c, q)?;
+        let mut out = ct.clone();
+        out.c0.mul_scalar_assign(&self.params, v);
+        out.c1.mul_scalar_assign(&self.params, v);
+        out.scale = ct.scale * q;
+        out.seed = None;
+        bump(&self.counters.mul_const, 1);
+        Ok(out)
+    }
+
+    /// Multiplies every slot by the integer `k` (no scale change, no rescale needed).
+    pub fn mul_int(&self, ct: &Ciphertext, k: i64) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        let mut out = ct.clone();
+        out.c0.mul_scalar_assign(&self.params, k as i128);
+        out.c1.mul_scalar_assign(&self.params, k as i128);
+        out.seed = None;
+        bump(&self.counters.mul_const, 1);
+        Ok(out)
+    }
+
+    /// `a · b` without relinearization (same level; scales multiply).
+    pub fn mul_no_relin(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext3> {
+        a.check_params(&self.params)?;
+        b.check_params(&self.params)?;
+        if a.level() != b.level() {
+            return Err(CkksError::LevelMismatch {
+                left: a.level(),
+                right: b.level(),
+            });
+        }
+        check_product_scale(&self.params, a.scale * b.scale, a.level())?;
+        let p = &self.params;
+        let mut d0 = a.c0.clone();
+        d0.mul_assign(p, &b.c0);
+        let mut d1 = a.c0.clone();
+        d1.mul_assign(p, &b.c1);
+        d1.mul_add_assign(p, &a.c1, &b.c0);
+        let mut d2 = a.c1.clone();
+        d2.mul_assign(p, &b.c1);
+        bump(&self.counters.mul, 1);
+        Ok(Ciphertext3 {
+            d0,
+            d1,
+            d2,
+            scale: a.scale * b.scale,
+        })
+    }
+
+    /// Relinearizes `(d0, d1, d2)` to a two-component ciphertext with the relinearization key.
+    pub fn relinearize(&self, ct: &Ciphertext3) -> Result<Ciphertext> {
+        let key = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        self.params.check_level(ct.level())?;
+        let (k0, k1) = keyswitch::key_switch(&self.params, &ct.d2, &key.0);
+        let mut c0 = ct.d0.clone();
+        c0.add_assign(&self.params, &k0);
+        let mut c1 = ct.d1.clone();
+        c1.add_assign(&self.params, &k1);
+        bump(&self.counters.relinearize, 1);
+        bump(&self.counters.key_switch, 1);
+        bump(&self.counters.decompose, 1);
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: ct.scale,
+            seed: None,
+        })
+    }
+
+    /// `a · b` followed by relinearization (counts one product and one relinearization).
+    pub fn mul(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
+        if self.relin.is_none() {
+            return Err(CkksError::MissingRelinKey);
+        }
+        let t = self.mul_no_relin(a, b)?;
+        self.relinearize(&t)
+    }
+
+    /// `a²` with relinearization.
+    pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext> {
+        self.mul(a, a)
+    }
+
+    /// Divides by the last prime `q_level` (rounding) and moves down one level; the scale is
+    /// divided by `q_level`.
+    pub fn rescale(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        let level = ct.level();
+        if level == 0 {
+            return Err(CkksError::LevelExhausted {
+                op: "rescale",
+                level,
+            });
+        }
+        let q = self.params.inner.q[level] as f64;
+        let mut out = ct.clone();
+        let p = &self.params;
+        rayon::join(|| out.c0.rescale_by_last(p), || out.c1.rescale_by_last(p));
+        out.scale = ct.scale / q;
+        out.seed = None;
+        bump(&self.counters.rescale, 1);
+        Ok(out)
+    }
+
+    /// Drops the ciphertext to `level` (no scale change; exact for the message).
+    pub fn drop_to_level(&self, ct: &Ciphertext, level: usize) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        if level > ct.level() {
+            return Err(CkksError::InvalidLevel {
+                level,
+                max: ct.level(),
+            });
+        }
+        let mut out = ct.clone();
+        out.c0.truncate_q(level + 1);
+        out.c1.truncate_q(level + 1);
+        out.seed = None;
+        bump(&self.counters.drop_level, 1);
+        Ok(out)
+    }
+
+    /// Drops the ciphertext by one level.
+    pub fn drop_level(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        if ct.level() == 0 {
+            return Err(CkksError::LevelExhausted {
+                op: "drop a level of",
+                level: 0,
+            });
+        }
+        self.drop_to_level(ct, ct.level() - 1)
+    }
+
+    fn key_for(&self, g: u64, step: i64) -> Result<&crate::keys::KeySwitchKey> {
+        self.galois.keys.get(&g).ok_or(CkksError::MissingGaloisKey {
+            step,
+            galois_element: g,
+        })
+    }
+
+    fn apply_galois(&self, ct: &Ciphertext, g: u64, step: i64) -> Result<Ciphertext> {
+        ct.check_params(&self.params)?;
+        let key = self.key_for(g, step)?;
+        let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
+        let c0 = ct.c0.automorphism_with(&perm);
+        let c1 = ct.c1.automorphism_with(&perm);
+        let (k0, k1) = keyswitch::key_switch(&self.params, &c1, key);
+        let mut c0 = c0;
+        c0.add_assign(&self.params, &k0);
+        bump(&self.counters.key_switch, 1);
+        bump(&self.counters.decompose, 1);
+        bump(&self.counters.rotate, 1);
+        Ok(Ciphertext {
+            c0,
+            c1: k1,
+            scale: ct.scale,
+            seed: None,
+        })
+    }
+
+    /// Rotates the slots left by `step` (negative: right), needing the Galois key for `step`.
+    pub fn rotate(&self, ct: &Ciphertext, step: i64) -> Result<Ciphertext> {
+        let g = galois_element_for_step(&self.params, step);
+        if g == 1 {
+            ct.check_params(&self.params)?;
+            bump(&self.counters.rotate, 1);
+            return Ok(ct.clone());
+        }
+        self.apply_galois(ct, g, step)
+    }
+
+    /// Complex-conjugates every slot (needs the conjugation key).
+    pub fn conjugate(&self, ct: &Ciphertext) -> Result<Ciphertext> {
+        let g = galois_element_conjugate(&self.params);
+        self.apply_galois(ct, g, 0)
+    }
+
+    /// Rotations of one ciphertext by each of `steps`, sharing one key-switching decomposition
+    /// (hoisting). Returns the rotated ciphertexts in the order of `steps`.
+    pub fn rotate_hoisted(&self, ct: &Ciphertext, steps: &[i64]) -> Result<Vec<Ciphertext>> {
+        ct.check_params(&self.params)?;
+        let elems: Vec<u64> = steps
+            .iter()
+            .map(|&s| galois_element_for_step(&self.params, s))
+            .collect();
+        for (&g, &s) in elems.iter().zip(steps) {
+            if g != 1 {
+                self.key_for(g, s)?;
+            }
+        }
+        let needs_ks = elems.iter().any(|&g| g != 1);
+        let digits = if needs_ks {
+            bump(&self.counters.decompose, 1);
+            keyswitch::decompose(&self.params, &ct.c1)
+        } else {
+            Vec::new()
+        };
+        let mut out = Vec::with_capacity(steps.len());
+        for (&g, &s) in elems.iter().zip(steps) {
+            bump(&self.counters.rotate, 1);
+            if g == 1 {
+                out.push(ct.clone());
+                continue;
+            }
+            let key = self.key_for(g, s)?;
+            let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
+            let rotated: Vec<RnsPoly<Ntt>> =
+                digits.iter().map(|d| d.automorphism_with(&perm)).collect();
+            let (k0, k1) = keyswitch::apply_key(&self.params, &rotated, key);
+            let mut c0 = ct.c0.automorphism_with(&perm);
+            c0.add_assign(&self.params, &k0);
+            bump(&self.counters.key_switch, 1);
+            out.push(Ciphertext {
+                c0,
+                c1: k1,
+                scale: ct.scale,
+                seed: None,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Refuses a product whose scale leaves no room below `Q_level / 2` (decryption would wrap).
+fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
+    let log_q: f64 = params.inner.q[..=level]
+        .iter()
+        .map(|&q| (q as f64).log2())
+        .sum();
+    if !scale.is_finite() || scale.log2() >= log_q - 1.0 {
+        return Err(CkksError::InvalidScale {
+            scale,
+            reason: "product scale must stay below Q_level / 2; rescale the operands first",
+        });
+    }
+    Ok(())
+}
+
+fn check_scales(left: f64, right: f64) -> Result<()> {
+    if ((left - right) / left).abs() > SCALE_TOLERANCE {
+        return Err(CkksError::ScaleMismatch {
+            left,
+            right,
+            tolerance: SCALE_TOLERANCE,
+        });
+    }
+    Ok(())
+}
+
+fn scaled_int(c: f64, scale: f64) -> Result<i128> {
+    let v = (c * scale).round();
+    if !(v.is_finite() && v.abs() < 2f64.powi(120)) {
+        return Err(CkksError::ValueOutOfRange {
+            index: 0,
+            value: c,
+            limit_bits: 120,
+        });
+    }
+    Ok(v as i128)
+}

@@ -1,0 +1,462 @@
+//! Key generation: ternary secret key, public key, and hybrid key-switching keys
+//! (relinearization and Galois/rotation keys).
+//!
+//! A key-switching key from `s'` to `s` (Han–Ki, CT-RSA 2020, §3; RNS form as in
+//! Kim–Polyakov–Zucca / OpenFHE) has one pair per digit `j` of the decomposition of `Q_L`
+//! into `dnum` groups of `α` primes: `b_j = -a_j·s + e_j + P·[Q/Q_j]·[(Q/Q_j)^{-1}]_{Q_j}·s'`
+//! modulo `Q_L·P`, i.e. modulo a prime of digit `j` the gadget term is `P·s'`, and it is zero
+//! modulo every other prime. All `a_j` come from one 32-byte ChaCha20 seed, so a key can be
+//! stored as the seed and the `b_j` (seeded `a` compression).
+//!
+//! Galois keys are generated only for the rotation steps a caller asks for
+//! ([`KeyGenerator::galois_keys`]); rotation by `r` slots uses the element `5^r mod 2N`,
+//! conjugation `2N - 1`.
+
+use std::collections::BTreeMap;
+
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use zeroize::Zeroize;
+
+use crate::encoder::Plaintext;
+use crate::error::{CkksError, Result};
+use crate::params::CkksParams;
+use crate::poly::{Ntt, RnsPoly};
+use crate::sampling;
+
+/// The secret key: a uniform ternary polynomial, kept in coefficient and NTT (mod `QP`) form.
+/// Zeroized on drop; its `Debug` prints nothing secret; it is deliberately not `Clone`.
+pub struct SecretKey {
+    pub(crate) params: CkksParams,
+    pub(crate) coeffs: Vec<i64>,
+    pub(crate) ntt: RnsPoly<Ntt>,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretKey")
+            .field("params", &self.params.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.coeffs.zeroize();
+        self.ntt.zeroize_data();
+    }
+}
+
+impl SecretKey {
+    pub(crate) fn from_coeffs(params: &CkksParams, coeffs: Vec<i64>) -> Self {
+        let ntt = crate::poly::RnsPoly::from_signed(
+            params,
+            &coeffs,
+            params.max_level() + 1,
+            params.p_primes().len(),
+        )
+        .into_ntt(params);
+        Self {
+            params: params.clone(),
+            coeffs,
+            ntt,
+        }
+    }
+
+    /// The parameters this key belongs to.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// `s` restricted to `q_0..q_{q_len-1}`.
+    pub(crate) fn at(&self, q_len: usize) -> RnsPoly<Ntt> {
+        self.ntt.restrict(q_len, false)
+    }
+
+    /// Decrypts a ciphertext into a plaintext (`m = c0 + c1·s`).
+    pub fn decrypt(&self, ct: &crate::ciphertext::Ciphertext) -> Result<Plaintext> {
+        ct.check_params(&self.params)?;
+        let mut s = self.at(ct.c0.q_len());
+        let mut m = ct.c1.clone();
+        m.mul_assign(&self.params, &s);
+        s.zeroize_data();
+        m.add_assign(&self.params, &ct.c0);
+        Ok(Plaintext {
+            poly: m,
+            scale: ct.scale,
+        })
+    }
+
+    /// Symmetric (secret-key) encryption with an OS-seeded ChaCha20 generator. The ciphertext's
+    /// `c1` is generated from a seed, so it serializes in compressed form until modified.
+    pub fn encrypt_symmetric(&self, pt: &Plaintext) -> crate::ciphertext::Ciphertext {
+        self.encrypt_symmetric_with_rng(pt, &mut sampling::os_rng())
+    }
+
+    /// [`Self::encrypt_symmetric`] with a caller-supplied CSPRNG.
+    pub fn encrypt_symmetric_with_rng<R: RngCore + CryptoRng>(
+        &self,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> crate::ciphertext::Ciphertext {
+        let params = &self.params;
+        let q_len = pt.poly.q_len();
+        let seed = sampling::fresh_seed(rng);
+        let a = sampling::uniform_ntt(params, &mut ChaCha20Rng::from_seed(seed), q_len, 0);
+        let mut e_coeffs = sampling::gaussian(rng, params.n());
+        let mut e = RnsPoly::from_signed(params, &e_coeffs, q_len, 0).into_ntt(params);
+        e_coeffs.zeroize();
+        // c0 = -a·s + e + m
+        let mut s = self.at(q_len);
+        let mut c0 = a.clone();
+        c0.mul_assign(params, &s);
+        s.zeroize_data();
+        c0.neg_assign(params);
+        c0.add_assign(params, &e);
+        e.zeroize_data();
+        c0.add_assign(params, &pt.poly);
+        crate::ciphertext::Ciphertext {
+            c0,
+            c1: a,
+            scale: pt.scale,
+            seed: Some(seed),
+        }
+    }
+}
+
+/// The public key `(b, a) = (-a·s + e, a)` modulo `Q_L`.
+#[derive(Clone)]
+pub struct PublicKey {
+    pub(crate) params: CkksParams,
+    pub(crate) seed: [u8; 32],
+    pub(crate) b: RnsPoly<Ntt>,
+    pub(crate) a: RnsPoly<Ntt>,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("params", &self.params.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    pub(crate) fn from_seed_and_b(params: &CkksParams, seed: [u8; 32], b: RnsPoly<Ntt>) -> Self {
+        let a = sampling::uniform_ntt(
+            params,
+            &mut ChaCha20Rng::from_seed(seed),
+            params.max_level() + 1,
+            0,
+        );
+        Self {
+            params: params.clone(),
+            seed,
+            b,
+            a,
+        }
+    }
+
+    /// The parameters this key belongs to.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// Public-key encryption with an OS-seeded ChaCha20 generator:
+    /// `(v·b + e_0 + m, v·a + e_1)` with ternary `v` and Gaussian `e_0, e_1`.
+    pub fn encrypt(&self, pt: &Plaintext) -> crate::ciphertext::Ciphertext {
+        self.encrypt_with_rng(pt, &mut sampling::os_rng())
+    }
+
+    /// [`Self::encrypt`] with a caller-supplied CSPRNG.
+    pub fn encrypt_with_rng<R: RngCore + CryptoRng>(
+        &self,
+        pt: &Plaintext,
+        rng: &mut R,
+    ) -> crate::ciphertext::Ciphertext {
+        let params = &self.params;
+        let n = params.n();
+        let q_len = pt.poly.q_len();
+        let mut v_coeffs = sampling::ternary(rng, n);
+        let mut v = RnsPoly::from_signed(params, &v_coeffs, q_len, 0).into_ntt(params);
+        v_coeffs.zeroize();
+        let mut e0 =
+            RnsPoly::from_signed(params, &sampling::gaussian(rng, n), q_len, 0).into_ntt(params);
+        let mut e1 =
+            RnsPoly::from_signed(params, &sampling::gaussian(rng, n), q_len, 0).into_ntt(params);
+        let mut c0 = self.b.restrict(q_len, false);
+        c0.mul_assign(params, &v);
+        c0.add_assign(params, &e0);
+        c0.add_assign(params, &pt.poly);
+        let mut c1 = self.a.restrict(q_len, false);
+        c1.mul_assign(params, &v);
+        c1.add_assign(params, &e1);
+        // The mask and errors would reveal the message together with the ciphertext.
+        v.zeroize_data();
+        e0.zeroize_data();
+        e1.zeroize_data();
+        crate::ciphertext::Ciphertext {
+            c0,
+            c1,
+            scale: pt.scale,
+            seed: None,
+        }
+    }
+}
+
+/// A hybrid key-switching key (one `(b_j, a_j)` pair per digit, modulo `Q_L·P`).
+#[derive(Clone)]
+pub struct KeySwitchKey {
+    pub(crate) seed: [u8; 32],
+    pub(crate) b: Vec<RnsPoly<Ntt>>,
+    pub(crate) a: Vec<RnsPoly<Ntt>>,
+}
+
+impl std::fmt::Debug for KeySwitchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySwitchKey")
+            .field("digits", &self.b.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySwitchKey {
+    /// Regenerates the `a_j` from the seed.
+    pub(crate) fn expand_a(params: &CkksParams, seed: [u8; 32]) -> Vec<RnsPoly<Ntt>> {
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        (0..params.dnum())
+            .map(|_| {
+                sampling::uniform_ntt(
+                    params,
+                    &mut rng,
+                    params.max_level() + 1,
+                    params.p_primes().len(),
+                )
+            })
+            .collect()
+    }
+
+    /// Number of decomposition digits.
+    pub fn digits(&self) -> usize {
+        self.b.len()
+    }
+}
+
+/// The relinearization key (key switching from `s²` to `s`).
+#[derive(Clone, Debug)]
+pub struct RelinKey(pub(crate) KeySwitchKey);
+
+/// Galois keys for a chosen set of Galois elements (rotations and/or conjugation).
+#[derive(Clone, Debug, Default)]
+pub struct GaloisKeys {
+    pub(crate) keys: BTreeMap<u64, KeySwitchKey>,
+}
+
+impl GaloisKeys {
+    /// The Galois elements for which a key exists.
+    pub fn elements(&self) -> impl Iterator<Item = u64> + '_ {
+        self.keys.keys().copied()
+    }
+    /// Whether a key for the Galois element exists.
+    pub fn contains(&self, galois_element: u64) -> bool {
+        self.keys.contains_key(&galois_element)
+    }
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    /// Whether there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    /// Adds all keys of `other` (e.g. keys generated later for more steps).
+    pub fn extend(&mut self, other: GaloisKeys) {
+        self.keys.extend(other.keys);
+    }
+}
+
+/// The Galois element `5^step mod 2N` for a left rotation by `step` slots (negative = right).
+pub fn galois_element_for_step(params: &CkksParams, step: i64) -> u64 {
+    let slots = params.slots() as i64;
+    let r = step.rem_euclid(slots) as u64;
+    let m = 2 * params.n() as u64;
+    let mut g = 1u64;
+    let mut b = 5u64;
+    let mut e = r;
+    while e > 0 {
+        if e & 1 == 1 {
+            g = g * b % m;
+        }
+        b = b * b % m;
+        e >>= 1;
+    }
+    g
+}
+
+/// The Galois element `2N - 1` of complex conjugation.
+pub fn galois_element_conjugate(params: &CkksParams) -> u64 {
+    2 * params.n() as u64 - 1
+}
+
+/// Generates keys from a ChaCha20 CSPRNG (OS-seeded by [`KeyGenerator::new`]).
+pub struct KeyGenerator {
+    params: CkksParams,
+    rng: ChaCha20Rng,
+}
+
+impl std::fmt::Debug for KeyGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyGenerator")
+            .field("params", &self.params.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyGenerator {
+    /// A generator seeded from the operating system.
+    pub fn new(params: &CkksParams) -> Self {
+        Self {
+            params: params.clone(),
+            rng: sampling::os_rng(),
+        }
+    }
+
+    /// A generator with a caller-chosen seed — **for reproducible tests only**; keys made this way
+    /// are as secret as the seed.
+    pub fn from_seed(params: &CkksParams, seed: [u8; 32]) -> Self {
+        Self {
+            params: params.clone(),
+            rng: ChaCha20Rng::from_seed(seed),
+        }
+    }
+
+    /// A fresh uniform ternary secret key.
+    pub fn secret_key(&mut self) -> SecretKey {
+        let coeffs = sampling::ternary(&mut self.rng, self.params.n());
+        SecretKey::from_coeffs(&self.params, coeffs.to_vec())
+    }
+
+    /// The public key for `sk`.
+    pub fn public_key(&mut self, sk: &SecretKey) -> Result<PublicKey> {
+        sk.params.ensure_same(&self.params, "secret key")?;
+        let params = &self.params;
+        let q_len = params.max_level() + 1;
+        let seed = sampling::fresh_seed(&mut self.rng);
+        let a = sampling::uniform_ntt(params, &mut ChaCha20Rng::from_seed(seed), q_len, 0);
+        let e = RnsPoly::from_signed(
+            params,
+            &sampling::gaussian(&mut self.rng, params.n()),
+            q_len,
+            0,
+        )
+        .into_ntt(params);
+        let mut b = a.clone();
+        b.mul_assign(params, &sk.at(q_len));
+        b.neg_assign(params);
+        b.add_assign(params, &e);
+        Ok(PublicKey {
+            params: params.clone(),
+            seed,
+            b,
+            a,
+        })
+    }
+
+    /// A key switching from `s_from` (NTT over `Q_L·P`) to `sk`.
+    fn key_switch_key(&mut self, sk: &SecretKey, s_from: &RnsPoly<Ntt>) -> KeySwitchKey {
+        let params = &self.params;
+        let q_len = params.max_level() + 1;
+        let k = params.p_primes().len();
+        let alpha = params.alpha();
+        let seed = sampling::fresh_seed(&mut self.rng);
+        let a = KeySwitchKey::expand_a(params, seed);
+        let b = a
+            .iter()
+            .enumerate()
+            .map(|(j, aj)| {
+                let e = RnsPoly::from_signed(
+                    params,
+                    &sampling::gaussian(&mut self.rng, params.n()),
+                    q_len,
+                    k,
+                )
+                .into_ntt(params);
+                let mut bj = aj.clone();
+                bj.mul_assign(params, &sk.ntt);
+                bj.neg_assign(params);
+                bj.add_assign(params, &e);
+                for i in j * alpha..((j + 1) * alpha).min(q_len) {
+                    let m = params.inner.moduli[i];
+                    let p_mod = params
+                        .p_primes()
+                        .iter()
+                        .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
+                    let ps = m.shoup(p_mod);
+                    for (x, &s) in bj.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
+                        *x = m.add(*x, m.mul_shoup(s, p_mod, ps));
+                    }
+                }
+                bj
+            })
+            .collect();
+        KeySwitchKey { seed, b, a }
+    }
+
+    /// The relinearization key (switching from `s²` to `s`).
+    pub fn relin_key(&mut self, sk: &SecretKey) -> Result<RelinKey> {
+        sk.params.ensure_same(&self.params, "secret key")?;
+        let mut s2 = sk.ntt.clone();
+        s2.mul_assign(&self.params, &sk.ntt);
+        let key = self.key_switch_key(sk, &s2);
+        s2.zeroize_data();
+        Ok(RelinKey(key))
+    }
+
+    /// The key for one Galois element `g` (switching from `σ_g(s)` to `s`).
+    pub fn galois_key(&mut self, sk: &SecretKey, galois_element: u64) -> Result<KeySwitchKey> {
+        sk.params.ensure_same(&self.params, "secret key")?;
+        let mut s_g = sk.ntt.automorphism(&self.params, galois_element);
+        let key = self.key_switch_key(sk, &s_g);
+        s_g.zeroize_data();
+        Ok(key)
+    }
+
+    /// Galois keys for exactly the requested rotation `steps` (left rotations by `step` slots;
+    /// negative steps rotate right; steps congruent modulo `N/2` share one key; step 0 needs
+    /// none) plus conjugation if `conjugate`.
+    pub fn galois_keys(
+        &mut self,
+        sk: &SecretKey,
+        steps: &[i64],
+        conjugate: bool,
+    ) -> Result<GaloisKeys> {
+        let mut elements: Vec<u64> = steps
+            .iter()
+            .map(|&s| galois_element_for_step(&self.params, s))
+            .filter(|&g| g != 1)
+            .collect();
+        if conjugate {
+            elements.push(galois_element_conjugate(&self.params));
+        }
+        elements.sort_unstable();
+        elements.dedup();
+        let mut keys = BTreeMap::new();
+        for g in elements {
+            keys.insert(g, self.galois_key(sk, g)?);
+        }
+        Ok(GaloisKeys { keys })
+    }
+}
+
+impl CkksParams {
+    pub(crate) fn ensure_same(&self, other: &CkksParams, object: &'static str) -> Result<()> {
+        if self != other {
+            return Err(CkksError::WrongParams {
+                object,
+                expected: other.name(),
+                found: self.name(),
+            });
+        }
+        Ok(())
+    }
+}
