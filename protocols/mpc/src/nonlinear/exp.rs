@@ -13,14 +13,19 @@
 //! f = 16 and `max_input = 6` it stays below 2^41 (failure probability 2^−22 per value).
 //!
 //! **Softmax** (row-wise, each row a distribution over its columns): `e = exp(x)`, `s = Σ_j e_j`
-//! (local), `out = e·(1/s)` with [`super::recip`]'s reciprocal; 8 + n + 22 + 1 rounds.
+//! (local), `out = e·(1/s)` with [`super::recip`]'s reciprocal; 8 + n + 22 + 1 rounds. Tested
+//! with f = 16, n = 8 on logits in `[−4, 4]`, k = 10: max absolute error ≤ 0.01 per probability
+//! (measured 5·10^−3, dominated by exp's `x²/2^(n+1)` bias, which does not cancel between rows'
+//! entries). Logits above `max_input` are clamped (subtracting a row maximum first would need
+//! k − 1 more comparisons; not done).
 //!
 //! **ReLU softmax**: `r = relu(x)`, `s = Σ_j r_j`, `out = r·(1/s) + [s = 0]/k`. When every entry
 //! of a row is ≤ 0 the output is the uniform `1/k` — decided without opening anything: the zero
 //! flag `[s = 0]` falls out of the reciprocal's bit decomposition (it is the suffix-AND of all
 //! negated bits), is converted in the reciprocal's B2A round, and `1/s` is 0 there, so the
 //! formula needs no select. 8 + 22 + 1 = 31 rounds. Row sums must stay below 2^(TOP+1−f)
-//! (2^23 with f = 16).
+//! (2^23 with f = 16). Tested on logits in `[−4, 4]`, k = 10: max absolute error ≤ 5·10^−4
+//! (measured 6·10^−5), exact uniform rows for all-non-positive inputs.
 
 use super::activation::{clamp, clamp_requests, relu, relu_requests};
 use super::convert::{flat, share_of};

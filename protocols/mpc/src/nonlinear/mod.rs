@@ -40,6 +40,10 @@
 //! ReLU, sigmoid, B2A and select rows are asserted exactly in this module's tests
 //! (`cost_matches_the_documented_table`); the benchmark `benches/nonlinear.rs` reports time.
 //! Sending is symmetric: P1 sends as many bytes as P0.
+//!
+//! Time (`cargo bench -p mpc --bench nonlinear`, online phase only, both parties in one process
+//! on the in-memory pair, dealer triples made beforehand; 2 shared cores): 10^5 comparisons in
+//! 48 ms median (≈ 2.1·10^6 comparisons/s), a 128 × 128 ReLU layer in 8.4 ms.
 
 //! ## Security
 //!
