@@ -307,3 +307,31 @@ pub async fn divide<C: Channel>(
     let q = mul_trunc(ch, role, &flat(a), &r, fp.frac_bits().get(), pre).await?;
     Ok(share_of(a.dim(), q))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pruned suffix network computes `z_j = [X < 2^j]` for every `j ≤ TOP + 1` (plaintext).
+    #[test]
+    fn suffix_plan_finds_the_leading_one() {
+        let plan = AndPrefixPlan::suffix();
+        assert_eq!(plan.levels.len(), 6);
+        let mut xs: Vec<u64> = vec![0, 1, 2, 3, u64::MAX, 1 << 63, (1 << 39) - 1, 1 << 39];
+        xs.extend((0..64).map(|j| 1u64 << j));
+        xs.extend((0..64).map(|j| (1u64 << j).wrapping_mul(0x9E37_79B9) | (1 << j)));
+        for x in xs {
+            let mut v: Vec<bool> = (0..64).map(|r| (x >> (63 - r)) & 1 == 0).collect();
+            for level in &plan.levels {
+                let old = v.clone();
+                for &(j, l) in level {
+                    v[j] = old[j] && old[l];
+                }
+            }
+            for j in 0..=TOP + 1 {
+                let want = x < (1u64 << j);
+                assert_eq!(v[63 - j], want, "z_{j} of {x:#x}");
+            }
+        }
+    }
+}
