@@ -151,6 +151,41 @@ pub(crate) fn bits_of(b: &BitShare) -> Vec<u64> {
     unpack_bits(b.words(), r * c)
 }
 
+/// The preprocessing [`and`] consumes for `dim`-shaped bit matrices (one round).
+pub fn and_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    if n == 0 {
+        Vec::new()
+    } else {
+        vec![TripleRequest::And {
+            words: super::bits::words_for(n),
+        }]
+    }
+}
+
+/// Elementwise AND of two shared bit matrices: one round of bit-sliced GMW gates (2 bits sent
+/// per entry). XOR and NOT are local ([`BitShare::xor`], [`BitShare::not`]).
+pub async fn and<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    a: &BitShare,
+    b: &BitShare,
+    pre: &mut Preprocessing,
+) -> Result<BitShare> {
+    if a.dim() != b.dim() {
+        return Err(MpcError::ShapeMismatch {
+            op: "bit and",
+            left: a.dim(),
+            right: b.dim(),
+        });
+    }
+    if a.words().is_empty() {
+        return Ok(a.clone());
+    }
+    let z = super::bits::and_gates(ch, role, a.words(), b.words(), pre).await?;
+    Ok(BitShare::from_words(a.dim(), z))
+}
+
 /// The preprocessing [`b2a`] consumes for a `dim`-shaped bit matrix (one round).
 pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     ProductRound::request(dim.0 * dim.1)
@@ -177,7 +212,8 @@ pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
-/// entry. `select(b, x − y) + y` chooses between two shared values.
+/// entry. `select(b, x − y) + y` chooses between two shared values; ReLU's backward pass is
+/// `select(drelu, grad)` with the derivative from [`super::relu_with_derivative`].
 pub async fn select<C: Channel>(
     ch: &mut C,
     role: Role,

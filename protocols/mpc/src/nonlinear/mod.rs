@@ -9,7 +9,7 @@
 //!   position), AND gates from boolean Beaver triples ([`TripleRequest::And`]). The MSB uses a
 //!   pruned network that keeps only the chain to the carry into bit 63. Exact for every ring
 //!   element (two's complement, no range assumption).
-//! * [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
+//! * [`and`] (one round of GMW gates; XOR/NOT are local on [`BitShare`]), [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
 //!   the cross terms are grouped so no B2A round precedes the product).
 //! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
 //!   [`clamp`], [`reciprocal`], [`divide`], [`exp`], [`softmax`], [`relu_softmax`].
@@ -70,7 +70,7 @@ pub use adder::{
     a2b, a2b_and_gates, a2b_requests, msb, msb_and_gates, msb_flat_requests, msb_requests,
 };
 pub use bits::{reconstruct_bits, BitShare};
-pub use convert::{b2a, b2a_requests, select, select_requests};
+pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
     exp, exp_requests, relu_softmax, relu_softmax_requests, softmax, softmax_requests, ExpParams,
 };

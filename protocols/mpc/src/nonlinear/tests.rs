@@ -164,23 +164,32 @@ async fn b2a_and_select_are_exact() {
     let b0 = BitShare::from_bits(&mask.view()).unwrap();
     let b1 = BitShare::from_bits(&(&bits ^ &mask).view()).unwrap();
     let bs = [b0, b1];
+    let other = Array2::from_shape_fn((r, c), |_| rng.gen_range(0..2u64));
+    let mask2 = Array2::from_shape_fn((r, c), |_| rng.gen_range(0..2u64));
+    let o0 = BitShare::from_bits(&mask2.view()).unwrap();
+    let o1 = BitShare::from_bits(&(&other ^ &mask2).view()).unwrap();
+    let os = [o0, o1];
     let mut reqs = b2a_requests((r, c));
     reqs.extend(select_requests((r, c)));
+    reqs.extend(and_requests((r, c)));
     let (o0, o1, stats) = run2(
         reqs,
         std::slice::from_ref(&x),
         |role, mut ch, mut pre, s| {
             let b = bs[role.index()].clone();
+            let o = os[role.index()].clone();
             async move {
                 let a = b2a(&mut ch, role, &b, &mut pre).await.unwrap();
                 let y = select(&mut ch, role, &b, &s[0], &mut pre).await.unwrap();
-                ((a, y), ch, pre)
+                let z = and(&mut ch, role, &b, &o, &mut pre).await.unwrap();
+                ((a, y, z), ch, pre)
             }
         },
     )
     .await;
-    assert_eq!(stats.rounds, 2);
+    assert_eq!(stats.rounds, 3);
     assert_eq!(reconstruct(&o0.0, &o1.0), bits);
+    assert_eq!(reconstruct_bits(&o0.2, &o1.2), &bits & &other);
     let expect = Array2::from_shape_fn((r, c), |(i, j)| bits[[i, j]].wrapping_mul(x[[i, j]]));
     assert_eq!(reconstruct(&o0.1, &o1.1), expect);
 }
