@@ -12,7 +12,8 @@
 //! * [`and`] (one round of GMW gates; XOR/NOT are local on [`BitShare`]), [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
 //!   the cross terms are grouped so no B2A round precedes the product).
 //! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
-//!   [`clamp`], [`reciprocal`], [`divide`], [`exp`], [`softmax`], [`relu_softmax`].
+//!   [`clamp`], [`row_max`], [`reciprocal`], [`divide`], [`exp`], [`softmax`],
+//!   [`stable_softmax`] (row maximum subtracted first), [`relu_softmax`].
 //!
 //! ## Planning the offline phase
 //!
@@ -72,7 +73,8 @@ pub use adder::{
 pub use bits::{reconstruct_bits, BitShare};
 pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
-    exp, exp_requests, relu_softmax, relu_softmax_requests, softmax, softmax_requests, ExpParams,
+    exp, exp_requests, relu_softmax, relu_softmax_requests, row_max, row_max_requests, softmax,
+    softmax_requests, stable_softmax, stable_softmax_requests, ExpParams,
 };
 pub use recip::{
     divide, divide_requests, reciprocal, reciprocal_requests, DEFAULT_NEWTON_ITERATIONS, TOP,

@@ -532,6 +532,70 @@ async fn softmax_variants_match_f64() {
 }
 
 #[tokio::test]
+async fn row_max_and_stable_softmax() {
+    let fp = fp();
+    let params = ExpParams::default();
+    let it = DEFAULT_NEWTON_ITERATIONS;
+    let mut rng = ChaCha20Rng::seed_from_u64(10);
+    let (rows, k) = (30, 10);
+    let mut x = Array2::from_shape_fn((rows, k), |_| rng.gen_range(-20.0..20.0));
+    x.row_mut(0).fill(3.0); // ties
+    x[[1, 9]] = 100.0; // the odd carried column wins
+    let xe = fp.encode_matrix(&x.view()).unwrap();
+    // Exact maxima on arbitrary ring values too (k = 7: odd widths at two levels).
+    let wide = Array2::from_shape_fn((5, 7), |_| rng.gen::<u64>() >> 2);
+    let mut reqs = row_max_requests((rows, k));
+    reqs.extend(row_max_requests((5, 7)));
+    reqs.extend(stable_softmax_requests((rows, k), params, it));
+    let (o0, o1, _) = run2(
+        reqs,
+        &[xe.clone(), wide.clone()],
+        move |role, mut ch, mut pre, s| async move {
+            let m = row_max(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let b = ch.stats();
+            let w = row_max(&mut ch, role, &s[1], &mut pre).await.unwrap();
+            let r = ch.stats().since(&b).rounds;
+            let b = ch.stats();
+            let p = stable_softmax(&mut ch, role, fp, &s[0], params, it, &mut pre)
+                .await
+                .unwrap();
+            let rs = ch.stats().since(&b).rounds;
+            ((m, w, p, r, rs), ch, pre)
+        },
+    )
+    .await;
+    assert_eq!(o0.3, 3 * 8);
+    assert_eq!(o0.4, 71);
+    let m = reconstruct(&o0.0, &o1.0);
+    let w = reconstruct(&o0.1, &o1.1);
+    for i in 0..rows {
+        assert_eq!(
+            m[[i, 0]] as i64,
+            xe.row(i).iter().map(|&v| v as i64).max().unwrap()
+        );
+    }
+    for i in 0..5 {
+        assert_eq!(
+            w[[i, 0]] as i64,
+            wide.row(i).iter().map(|&v| v as i64).max().unwrap()
+        );
+    }
+    let p = fp.decode_matrix(&reconstruct(&o0.2, &o1.2).view());
+    let mut worst = 0f64;
+    for i in 0..rows {
+        let mx = x.row(i).iter().cloned().fold(f64::MIN, f64::max);
+        let ex: Vec<f64> = x.row(i).iter().map(|v| (v - mx).exp()).collect();
+        let s: f64 = ex.iter().sum();
+        for j in 0..k {
+            worst = worst.max((p[[i, j]] - ex[j] / s).abs());
+        }
+    }
+    eprintln!("stable softmax max abs error {worst:e}");
+    assert!(worst <= 0.01, "stable softmax error {worst}");
+    assert!((p[[1, 9]] - 1.0).abs() <= 1e-3);
+}
+
+#[tokio::test]
 async fn empty_inputs_and_shapes_are_handled() {
     let fp = fp();
     let dim = (0, 5);
