@@ -9,8 +9,9 @@
 //!   position), AND gates from boolean Beaver triples ([`TripleRequest::And`]). The MSB uses a
 //!   pruned network that keeps only the chain to the carry into bit 63. Exact for every ring
 //!   element (two's complement, no range assumption).
-//! * [`and`] (one round of GMW gates; XOR/NOT are local on [`BitShare`]), [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
-//!   the cross terms are grouped so no B2A round precedes the product).
+//! * [`and`] (one round of GMW gates; XOR and NOT are local on [`BitShare`]), [`b2a`] (one
+//!   product per bit) and [`select`] (`b·x`, two products per entry, **one round** — the cross
+//!   terms are grouped so no B2A round precedes the product).
 //! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
 //!   [`clamp`], [`row_max`], [`reciprocal`], [`divide`], [`exp`], [`softmax`],
 //!   [`stable_softmax`] (row maximum subtracted first), [`relu_softmax`].
@@ -33,8 +34,9 @@
 //! | [`relu`], [`relu_with_derivative`] | 8 | 181 | 77.25 |
 //! | [`piecewise_sigmoid`] | 8 | 362 | 138.5 |
 //! | [`clamp`] | 8 | 362 | 154.5 |
-//! | [`reciprocal`] (3 iterations) | 22 | 373 + suffix-AND | 901.8 |
+//! | [`reciprocal`] (3 iterations; [`divide`]: +1 round, +1 product) | 22 | 373 + 162 (suffix-AND), then 40 B2A + 8 products | 901.75 |
 //! | [`exp`] (8 squarings) | 16 | 362 | 282.5 |
+//! | [`row_max`] (k columns) | 8⌈log2 k⌉ | 181 per pair | 77.25 per pair |
 //!
 //! Each AND gate sends 2 bits per party and each Beaver product 2 words; the figures add one
 //! 4-byte frame header per flight, negligible at n = 6400 where they were measured. The MSB, A2B,
@@ -43,9 +45,10 @@
 //! Sending is symmetric: P1 sends as many bytes as P0.
 //!
 //! Time (`cargo bench -p mpc --bench nonlinear`, online phase only, both parties in one process
-//! on the in-memory pair, dealer triples made beforehand; 2 shared cores): 10^5 comparisons in
-//! 48 ms median (≈ 2.1·10^6 comparisons/s), a 128 × 128 ReLU layer in 8.4 ms.
-
+//! on the in-memory pair, dealer triples made beforehand; 2 cores shared with other builds, load
+//! average ≈ 12, so upper bounds): 10^5 comparisons in 48 ms median (≈ 2.1·10^6 comparisons/s),
+//! a 128 × 128 ReLU layer in 8.4 ms.
+//!
 //! ## Security
 //!
 //! Semi-honest, non-colluding parties; each round opens only values masked by fresh triples (GMW

@@ -17,8 +17,9 @@
 //!
 //! **Input range**: `2^−f ≤ x < 2^(TOP+1−f)` (with f = 16: up to 2^23 ≈ 8.4·10^6). Outside it the
 //! result is a documented clamp, not garbage: `x ≤ 0` and `x ≥ 2^(TOP+1−f)` give 0 (for large `x`
-//! the true value is below 2^−(TOP+1−f), under one ulp for f ≤ 19). For `f ≤ 19`, every `j` up to
-//! `2f` is covered, so results down to one ulp are represented.
+//! the true value is below 2^−(TOP+1−f), under one ulp for f ≤ 19). The output scaling `c'`
+//! covers leading-one positions `j ≤ min(TOP, 2f)`; above `2f` the true result is below one ulp
+//! and 0 is returned.
 //!
 //! **Accuracy** (f = 16, 3 iterations): relative error about 2^−13 plus one ulp, dominated by the
 //! fixed-point rounding of `v` and of the Newton products (tested bound: `|r − 1/x| ≤ 2^−12/x +
