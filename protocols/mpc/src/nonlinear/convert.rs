@@ -151,6 +151,41 @@ pub(crate) fn bits_of(b: &BitShare) -> Vec<u64> {
     unpack_bits(b.words(), r * c)
 }
 
+/// The preprocessing [`and`] consumes for `dim`-shaped bit matrices (one round).
+pub fn and_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    let n = dim.0 * dim.1;
+    if n == 0 {
+        Vec::new()
+    } else {
+        vec![TripleRequest::And {
+            words: super::bits::words_for(n),
+        }]
+    }
+}
+
+/// Elementwise AND of two shared bit matrices: one round of bit-sliced GMW gates (2 bits sent
+/// per entry). XOR and NOT are local ([`BitShare::xor`], [`BitShare::not`]).
+pub async fn and<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    a: &BitShare,
+    b: &BitShare,
+    pre: &mut Preprocessing,
+) -> Result<BitShare> {
+    if a.dim() != b.dim() {
+        return Err(MpcError::ShapeMismatch {
+            op: "bit and",
+            left: a.dim(),
+            right: b.dim(),
+        });
+    }
+    if a.words().is_empty() {
+        return Ok(a.clone());
+    }
+    let z = super::bits::and_gates(ch, role, a.words(), b.words(), pre).await?;
+    Ok(BitShare::from_words(a.dim(), z))
+}
+
 /// The preprocessing [`b2a`] consumes for a `dim`-shaped bit matrix (one round).
 pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     ProductRound::request(dim.0 * dim.1)
@@ -177,7 +212,8 @@ pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
-/// entry. `select(b, x − y) + y` chooses between two shared values.
+/// entry. `select(b, x − y) + y` chooses between two shared values; ReLU's backward pass is
+/// `select(drelu, grad)` with the derivative from [`super::relu_with_derivative`].
 pub async fn select<C: Channel>(
     ch: &mut C,
     role: Role,
@@ -198,4 +234,82 @@ pub async fn select<C: Channel>(
     let slot = round.push_select(role, &bits, &xs);
     let z = round.run(ch, role, pre).await?;
     Ok(share_of(x.dim(), finish_select(&bits, &xs, &z, slot)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::online::beaver_local;
+    use crate::share::{reconstruct, share};
+    use crate::triples::ElemTriple;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha20Rng;
+
+    /// Runs a product round for both parties locally, with an honestly made triple and the
+    /// opening done by hand: the channel-free twin of [`ProductRound::run`].
+    fn run_local(r0: ProductRound, r1: ProductRound, seed: u64) -> [Vec<u64>; 2] {
+        let n = r0.x.len();
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let a = crate::ring::random(&mut rng, 1, n);
+        let b = crate::ring::random(&mut rng, 1, n);
+        let c = crate::ring::hadamard(&a.view(), &b.view());
+        let [a0, a1] = share(&a.view(), &mut rng);
+        let [b0, b1] = share(&b.view(), &mut rng);
+        let [c0, c1] = share(&c.view(), &mut rng);
+        let t = [
+            ElemTriple {
+                a: a0,
+                b: b0,
+                c: c0,
+            },
+            ElemTriple {
+                a: a1,
+                b: b1,
+                c: c1,
+            },
+        ];
+        let row = |v: &[u64]| Share::from_ring(Array2::from_shape_vec((1, n), v.to_vec()).unwrap());
+        let (x0, y0, x1, y1) = (row(&r0.x), row(&r0.y), row(&r1.x), row(&r1.y));
+        let e = reconstruct(&x0.sub(&t[0].a), &x1.sub(&t[1].a));
+        let f = reconstruct(&y0.sub(&t[0].b), &y1.sub(&t[1].b));
+        let z0 = beaver_local(Role::P0, &e.view(), &f.view(), &t[0]);
+        let z1 = beaver_local(Role::P1, &e.view(), &f.view(), &t[1]);
+        [
+            z0.into_ring().into_raw_vec_and_offset().0,
+            z1.into_ring().into_raw_vec_and_offset().0,
+        ]
+    }
+
+    proptest! {
+        /// B2A and the one-round select are exact for every bit and every ring element.
+        #[test]
+        fn b2a_and_select_laws(
+            bits in proptest::collection::vec(0u64..2, 1..40),
+            masks in proptest::collection::vec(0u64..2, 40),
+            xs in proptest::collection::vec(any::<u64>(), 40),
+            rs in proptest::collection::vec(any::<u64>(), 40),
+            seed in any::<u64>(),
+        ) {
+            let n = bits.len();
+            let b0: Vec<u64> = masks[..n].to_vec();
+            let b1: Vec<u64> = (0..n).map(|i| bits[i] ^ b0[i]).collect();
+            let x0: Vec<u64> = rs[..n].to_vec();
+            let x1: Vec<u64> = (0..n).map(|i| xs[i].wrapping_sub(x0[i])).collect();
+            let (mut r0, mut r1) = (ProductRound::new(), ProductRound::new());
+            let s0 = r0.push_b2a(Role::P0, &b0);
+            let s1 = r1.push_b2a(Role::P1, &b1);
+            let t0 = r0.push_select(Role::P0, &b0, &x0);
+            let t1 = r1.push_select(Role::P1, &b1, &x1);
+            let [z0, z1] = run_local(r0, r1, seed);
+            let a0 = finish_b2a(&b0, &z0, s0);
+            let a1 = finish_b2a(&b1, &z1, s1);
+            let y0 = finish_select(&b0, &x0, &z0, t0);
+            let y1 = finish_select(&b1, &x1, &z1, t1);
+            for i in 0..n {
+                prop_assert_eq!(a0[i].wrapping_add(a1[i]), bits[i]);
+                prop_assert_eq!(y0[i].wrapping_add(y1[i]), bits[i].wrapping_mul(xs[i]));
+            }
+        }
+    }
 }

@@ -9,10 +9,12 @@
 //!   position), AND gates from boolean Beaver triples ([`TripleRequest::And`]). The MSB uses a
 //!   pruned network that keeps only the chain to the carry into bit 63. Exact for every ring
 //!   element (two's complement, no range assumption).
-//! * [`b2a`] (one product per bit) and [`select`] (`b·x`, two products per entry, **one round** —
-//!   the cross terms are grouped so no B2A round precedes the product).
+//! * [`and`] (one round of GMW gates; XOR and NOT are local on [`BitShare`]), [`b2a`] (one
+//!   product per bit) and [`select`] (`b·x`, two products per entry, **one round** — the cross
+//!   terms are grouped so no B2A round precedes the product).
 //! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
-//!   [`clamp`], [`reciprocal`], [`divide`], [`exp`], [`softmax`], [`relu_softmax`].
+//!   [`clamp`], [`row_max`], [`reciprocal`], [`divide`], [`exp`], [`softmax`],
+//!   [`stable_softmax`] (row maximum subtracted first), [`relu_softmax`].
 //!
 //! ## Planning the offline phase
 //!
@@ -32,15 +34,21 @@
 //! | [`relu`], [`relu_with_derivative`] | 8 | 181 | 77.25 |
 //! | [`piecewise_sigmoid`] | 8 | 362 | 138.5 |
 //! | [`clamp`] | 8 | 362 | 154.5 |
-//! | [`reciprocal`] (3 iterations) | 22 | 373 + suffix-AND | 901.8 |
+//! | [`reciprocal`] (3 iterations; [`divide`]: +1 round, +1 product) | 22 | 373 + 162 (suffix-AND), then 40 B2A + 8 products | 901.75 |
 //! | [`exp`] (8 squarings) | 16 | 362 | 282.5 |
+//! | [`row_max`] (k columns) | 8⌈log2 k⌉ | 181 per pair | 77.25 per pair |
 //!
 //! Each AND gate sends 2 bits per party and each Beaver product 2 words; the figures add one
 //! 4-byte frame header per flight, negligible at n = 6400 where they were measured. The MSB, A2B,
 //! ReLU, sigmoid, B2A and select rows are asserted exactly in this module's tests
 //! (`cost_matches_the_documented_table`); the benchmark `benches/nonlinear.rs` reports time.
 //! Sending is symmetric: P1 sends as many bytes as P0.
-
+//!
+//! Time (`cargo bench -p mpc --bench nonlinear`, online phase only, both parties in one process
+//! on the in-memory pair, dealer triples made beforehand; 2 cores shared with other builds, load
+//! average ≈ 12, so upper bounds): 10^5 comparisons in 48 ms median (≈ 2.1·10^6 comparisons/s),
+//! a 128 × 128 ReLU layer in 8.4 ms.
+//!
 //! ## Security
 //!
 //! Semi-honest, non-colluding parties; each round opens only values masked by fresh triples (GMW
@@ -66,9 +74,10 @@ pub use adder::{
     a2b, a2b_and_gates, a2b_requests, msb, msb_and_gates, msb_flat_requests, msb_requests,
 };
 pub use bits::{reconstruct_bits, BitShare};
-pub use convert::{b2a, b2a_requests, select, select_requests};
+pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
-    exp, exp_requests, relu_softmax, relu_softmax_requests, softmax, softmax_requests, ExpParams,
+    exp, exp_requests, relu_softmax, relu_softmax_requests, row_max, row_max_requests, softmax,
+    softmax_requests, stable_softmax, stable_softmax_requests, ExpParams,
 };
 pub use recip::{
     divide, divide_requests, reciprocal, reciprocal_requests, DEFAULT_NEWTON_ITERATIONS, TOP,

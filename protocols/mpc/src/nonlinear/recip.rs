@@ -17,8 +17,9 @@
 //!
 //! **Input range**: `2^−f ≤ x < 2^(TOP+1−f)` (with f = 16: up to 2^23 ≈ 8.4·10^6). Outside it the
 //! result is a documented clamp, not garbage: `x ≤ 0` and `x ≥ 2^(TOP+1−f)` give 0 (for large `x`
-//! the true value is below 2^−(TOP+1−f), under one ulp for f ≤ 19). For `f ≤ 19`, every `j` up to
-//! `2f` is covered, so results down to one ulp are represented.
+//! the true value is below 2^−(TOP+1−f), under one ulp for f ≤ 19). The output scaling `c'`
+//! covers leading-one positions `j ≤ min(TOP, 2f)`; above `2f` the true result is below one ulp
+//! and 0 is returned.
 //!
 //! **Accuracy** (f = 16, 3 iterations): relative error about 2^−13 plus one ulp, dominated by the
 //! fixed-point rounding of `v` and of the Newton products (tested bound: `|r − 1/x| ≤ 2^−12/x +
@@ -306,4 +307,32 @@ pub async fn divide<C: Channel>(
     let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, pre).await?;
     let q = mul_trunc(ch, role, &flat(a), &r, fp.frac_bits().get(), pre).await?;
     Ok(share_of(a.dim(), q))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pruned suffix network computes `z_j = [X < 2^j]` for every `j ≤ TOP + 1` (plaintext).
+    #[test]
+    fn suffix_plan_finds_the_leading_one() {
+        let plan = AndPrefixPlan::suffix();
+        assert_eq!(plan.levels.len(), 6);
+        let mut xs: Vec<u64> = vec![0, 1, 2, 3, u64::MAX, 1 << 63, (1 << 39) - 1, 1 << 39];
+        xs.extend((0..64).map(|j| 1u64 << j));
+        xs.extend((0..64).map(|j| (1u64 << j).wrapping_mul(0x9E37_79B9) | (1 << j)));
+        for x in xs {
+            let mut v: Vec<bool> = (0..64).map(|r| (x >> (63 - r)) & 1 == 0).collect();
+            for level in &plan.levels {
+                let old = v.clone();
+                for &(j, l) in level {
+                    v[j] = old[j] && old[l];
+                }
+            }
+            for j in 0..=TOP + 1 {
+                let want = x < (1u64 << j);
+                assert_eq!(v[63 - j], want, "z_{j} of {x:#x}");
+            }
+        }
+    }
 }
