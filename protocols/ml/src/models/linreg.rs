@@ -74,6 +74,23 @@ pub async fn train<B: Backend>(
     hyper: &LinRegHyper,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<B::Tensor> {
+    train_glm(b, x, y, w0, schedule, hyper, false, progress).await
+}
+
+/// The SGD loop shared by linear and logistic regression (a generalized linear model):
+/// `w ← w − (α/|B|)·X_Bᵀ(f(X_B w) − y_B)`, `f` the identity or, if `sigmoid`, the backend's
+/// logistic function.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn train_glm<B: Backend>(
+    b: &mut B,
+    x: &B::Data,
+    y: &B::Tensor,
+    w0: B::Tensor,
+    schedule: &Schedule,
+    hyper: &LinRegHyper,
+    sigmoid: bool,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<B::Tensor> {
     let k = hyper.step_shift()?;
     let mut w = w0;
     for (epoch, batches) in schedule.epochs.iter().enumerate() {
@@ -85,7 +102,10 @@ pub async fn train<B: Backend>(
                     reason: "schedule batches must all have the configured size",
                 });
             }
-            let pred = b.data_matmul(x, rows, false, &w, 0).await?;
+            let mut pred = b.data_matmul(x, rows, false, &w, 0).await?;
+            if sigmoid {
+                pred = b.sigmoid(&pred).await?;
+            }
             let err = b.sub(&pred, &b.select_rows(y, rows))?;
             let step = b.data_matmul(x, rows, true, &err, k).await?;
             w = b.sub(&w, &step)?;
@@ -107,11 +127,21 @@ pub async fn plan(
     schedule: &Schedule,
     hyper: &LinRegHyper,
 ) -> Result<Vec<mpc::triples::TripleRequest>> {
+    plan_glm(n, d, schedule, hyper, false).await
+}
+
+pub(crate) async fn plan_glm(
+    n: usize,
+    d: usize,
+    schedule: &Schedule,
+    hyper: &LinRegHyper,
+    sigmoid: bool,
+) -> Result<Vec<mpc::triples::TripleRequest>> {
     let mut p = crate::backend::Plan::new();
     let x = p.data((n, d));
     let y = crate::backend::PlanTensor((n, 1));
     let w = crate::backend::PlanTensor((d, 1));
-    train(&mut p, &x, &y, w, schedule, hyper, &|_| {}).await?;
+    train_glm(&mut p, &x, &y, w, schedule, hyper, sigmoid, &|_| {}).await?;
     Ok(p.into_requests())
 }
 
