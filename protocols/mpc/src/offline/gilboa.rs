@@ -224,19 +224,49 @@ fn chunk_scalars(len: usize, n: usize) -> usize {
         .min(n.max(1))
 }
 
+/// One batch of products for [`cross_terms`]: this party's vectors and scalars and how they pair.
+#[derive(Clone)]
+pub struct CrossBatch {
+    /// This party's vectors, `len` words each, one after the other.
+    pub xs: Arc<Vec<u64>>,
+    /// Words per vector.
+    pub len: usize,
+    /// This party's scalars.
+    pub ys: Vec<u64>,
+    /// How scalars meet vectors and outputs.
+    pub pairing: Pairing,
+    /// Number of output vectors.
+    pub outputs: usize,
+}
+
+impl std::fmt::Debug for CrossBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CrossBatch({} scalars, vectors of {}, {:?})",
+            self.ys.len(),
+            self.len,
+            self.pairing
+        )
+    }
+}
+
 /// The symmetric engine: this party's share of `Σ_i y_i^peer · x_i^mine + y_i^mine · x_i^peer`
-/// accumulated per output (`outputs × len` words). `xs`: this party's vectors; `ys`: its scalars.
-/// Calls `progress(ots)` after each chunk with the OTs done in it (per direction).
+/// accumulated per output (`outputs × len` words). Both parties call it with batches of the same
+/// shape. Calls `progress(ots)` after each chunk with the OTs done in it (per direction).
 pub async fn cross_terms<C: Channel>(
     ch: &mut C,
     pair: &mut OtPair,
-    xs: Arc<Vec<u64>>,
-    len: usize,
-    ys: &[u64],
-    pairing: Pairing,
-    outputs: usize,
+    batch: CrossBatch,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Vec<u64>> {
+    let CrossBatch {
+        xs,
+        len,
+        ys,
+        pairing,
+        outputs,
+    } = batch;
     let mut out = vec![0u64; outputs * len];
     if len == 0 || ys.is_empty() {
         return Ok(out);
@@ -285,17 +315,14 @@ pub async fn cross_matmul<C: Channel>(
     // Vector l = column l of X, stored contiguously.
     let xt: Vec<u64> = x.t().iter().copied().collect();
     let ys: Vec<u64> = y.iter().copied().collect();
-    let out = cross_terms(
-        ch,
-        pair,
-        Arc::new(xt),
+    let batch = CrossBatch {
+        xs: Arc::new(xt),
         len,
-        &ys,
-        Pairing::Matmul { cols },
-        cols,
-        progress,
-    )
-    .await?;
+        ys,
+        pairing: Pairing::Matmul { cols },
+        outputs: cols,
+    };
+    let out = cross_terms(ch, pair, batch, progress).await?;
     // out is cols × len; Z is len × cols.
     let zt = Array2::from_shape_vec((cols, len), out).expect("shape");
     Ok(zt.t().as_standard_layout().into_owned())
@@ -319,17 +346,14 @@ pub async fn cross_elementwise<C: Channel>(
     let xs: Vec<u64> = a.iter().copied().collect();
     let ys: Vec<u64> = b.iter().copied().collect();
     let n = ys.len();
-    let out = cross_terms(
-        ch,
-        pair,
-        Arc::new(xs),
-        1,
-        &ys,
-        Pairing::Elementwise,
-        n,
-        progress,
-    )
-    .await?;
+    let batch = CrossBatch {
+        xs: Arc::new(xs),
+        len: 1,
+        ys,
+        pairing: Pairing::Elementwise,
+        outputs: n,
+    };
+    let out = cross_terms(ch, pair, batch, progress).await?;
     Ok(Array2::from_shape_vec(a.dim(), out).expect("shape"))
 }
 
