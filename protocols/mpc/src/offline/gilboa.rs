@@ -20,7 +20,7 @@
 //! [`sender_correct`] and [`receiver_finish`] are the sans-I/O core on extension blocks.
 
 use super::exchange_words;
-use super::hash::{expand, tccr_batch};
+use super::hash::{expand_pad, tccr_batch};
 use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
@@ -133,8 +133,8 @@ pub fn sender_correct(
         .zip(share.par_chunks_mut(len))
         .enumerate()
         .for_each_init(
-            || (Vec::new(), vec![0u64; len], vec![0u64; len]),
-            |(scratch, pad0, pad1), (s, (corr, share))| {
+            || (Vec::new(), Vec::new(), vec![0u64; len], vec![0u64; len]),
+            |(scratch, words, pad0, pad1), (s, (corr, share))| {
                 let v = pairing.vector(first_scalar + s);
                 let x = &xs[v * len..(v + 1) * len];
                 let q = &blocks.q[64 * s..64 * s + 64];
@@ -149,8 +149,8 @@ pub fn sender_correct(
                 tccr_batch(tweak, &mut h1);
                 let mut wr = BitWriter { buf: corr, pos: 0 };
                 for k in 0..64 {
-                    expand(h0[k], pad0, scratch);
-                    expand(h1[k], pad1, scratch);
+                    expand_pad(h0[k], k, pad0, words, scratch);
+                    expand_pad(h1[k], k, pad1, words, scratch);
                     let w = 64 - k;
                     let mask = low_mask(w);
                     for e in 0..len {
@@ -186,15 +186,15 @@ pub fn receiver_finish(blocks: &ReceiverBlocks, corr: &[u64], len: usize) -> Res
         .zip(corr.par_chunks(seg))
         .enumerate()
         .for_each_init(
-            || (Vec::new(), vec![0u64; len]),
-            |(scratch, pad), (s, (share, corr))| {
+            || (Vec::new(), Vec::new(), vec![0u64; len]),
+            |(scratch, words, pad), (s, (share, corr))| {
                 let y = blocks.choices[s];
                 let mut h = [0u128; 64];
                 h.copy_from_slice(&blocks.t[64 * s..64 * s + 64]);
                 tccr_batch(blocks.first + 64 * s as u64, &mut h);
                 let mut rd = BitReader { buf: corr, pos: 0 };
                 for (k, hk) in h.iter().enumerate() {
-                    expand(*hk, pad, scratch);
+                    expand_pad(*hk, k, pad, words, scratch);
                     let w = 64 - k;
                     let mask = low_mask(w);
                     let b = ((y >> k) & 1).wrapping_neg();
