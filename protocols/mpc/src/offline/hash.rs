@@ -8,7 +8,8 @@
 //!   model. The tweak is the global index of the OT instance, so no two instances share a hash.
 //! * `expand(s, n)`: `n` words taken from the blocks `π(s ⊕ c) ⊕ s ⊕ c`, `c = 0, 1, …` (the
 //!   Matyas–Meyer–Oseas feed-forward makes each block unpredictable without `s`; for `n ≤ 2` the seed's
-//!   own words are used).
+//!   own words are used); [`expand_pad`] draws two 32-bit values per word where only the low
+//!   `64 − k ≤ 32` bits of a Gilboa pad matter.
 //! * [`ColumnPrg`]: AES-128 keyed by a base-OT seed in counter mode; it expands one column of the
 //!   IKNP matrix and keeps its counter across extensions, so no keystream is ever reused.
 //!
