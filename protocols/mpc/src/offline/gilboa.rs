@@ -69,39 +69,88 @@ impl Pairing {
     }
 }
 
+/// Packs values of varying widths LSB-first, keeping the partial word in a register.
 struct BitWriter<'a> {
     buf: &'a mut [u64],
-    pos: usize,
+    idx: usize,
+    acc: u64,
+    fill: usize,
 }
 
-impl BitWriter<'_> {
-    /// Appends the low `w` bits of `v` (the caller masks `v`).
+impl<'a> BitWriter<'a> {
+    fn new(buf: &'a mut [u64]) -> Self {
+        Self {
+            buf,
+            idx: 0,
+            acc: 0,
+            fill: 0,
+        }
+    }
+
+    /// Appends the low `w` bits of `v` (`1 ≤ w ≤ 64`; the caller masks `v`).
     #[inline]
     fn put(&mut self, v: u64, w: usize) {
-        let (i, off) = (self.pos / 64, self.pos % 64);
-        self.buf[i] |= v << off;
-        if off + w > 64 {
-            self.buf[i + 1] |= v >> (64 - off);
+        self.acc |= v << self.fill;
+        let end = self.fill + w;
+        if end >= 64 {
+            self.buf[self.idx] = self.acc;
+            self.idx += 1;
+            self.acc = if self.fill == 0 {
+                0
+            } else {
+                v >> (64 - self.fill)
+            };
+            self.fill = end - 64;
+        } else {
+            self.fill = end;
         }
-        self.pos += w;
+    }
+
+    /// Writes the last partial word.
+    fn finish(self) -> usize {
+        if self.fill > 0 {
+            self.buf[self.idx] = self.acc;
+            self.idx + 1
+        } else {
+            self.idx
+        }
     }
 }
 
+/// Reads what [`BitWriter`] packed.
 struct BitReader<'a> {
     buf: &'a [u64],
-    pos: usize,
+    idx: usize,
+    cur: u64,
+    avail: usize,
 }
 
-impl BitReader<'_> {
+impl<'a> BitReader<'a> {
+    fn new(buf: &'a [u64]) -> Self {
+        Self {
+            buf,
+            idx: 0,
+            cur: 0,
+            avail: 0,
+        }
+    }
+
     #[inline]
     fn get(&mut self, w: usize, mask: u64) -> u64 {
-        let (i, off) = (self.pos / 64, self.pos % 64);
-        let mut v = self.buf[i] >> off;
-        if off + w > 64 {
-            v |= self.buf[i + 1] << (64 - off);
+        if self.avail >= w {
+            let v = self.cur & mask;
+            self.cur = if w == 64 { 0 } else { self.cur >> w };
+            self.avail -= w;
+            v
+        } else {
+            let next = self.buf[self.idx];
+            self.idx += 1;
+            let v = (self.cur | (next << self.avail)) & mask;
+            let used = w - self.avail;
+            self.cur = if used == 64 { 0 } else { next >> used };
+            self.avail = 64 - used;
+            v
         }
-        self.pos += w;
-        v & mask
     }
 }
 
@@ -147,7 +196,7 @@ pub fn sender_correct(
                 let tweak = blocks.first + 64 * s as u64;
                 tccr_batch(tweak, &mut h0);
                 tccr_batch(tweak, &mut h1);
-                let mut wr = BitWriter { buf: corr, pos: 0 };
+                let mut wr = BitWriter::new(corr);
                 for k in 0..64 {
                     expand_pad(h0[k], k, pad0, words, scratch);
                     expand_pad(h1[k], k, pad1, words, scratch);
@@ -159,6 +208,7 @@ pub fn sender_correct(
                         share[e] = share[e].wrapping_sub(pad0[e] << k);
                     }
                 }
+                wr.finish();
             },
         );
     (corr, share)
@@ -192,7 +242,7 @@ pub fn receiver_finish(blocks: &ReceiverBlocks, corr: &[u64], len: usize) -> Res
                 let mut h = [0u128; 64];
                 h.copy_from_slice(&blocks.t[64 * s..64 * s + 64]);
                 tccr_batch(blocks.first + 64 * s as u64, &mut h);
-                let mut rd = BitReader { buf: corr, pos: 0 };
+                let mut rd = BitReader::new(corr);
                 for (k, hk) in h.iter().enumerate() {
                     expand_pad(*hk, k, pad, words, scratch);
                     let w = 64 - k;
@@ -381,17 +431,14 @@ mod tests {
         let mut buf = vec![0u64; segment_words(3)];
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let vals: Vec<u64> = (0..64 * 3).map(|_| rng.next_u64()).collect();
-        let mut wr = BitWriter {
-            buf: &mut buf,
-            pos: 0,
-        };
+        let mut wr = BitWriter::new(&mut buf);
         for k in 0..64 {
             for e in 0..3 {
                 wr.put(vals[3 * k + e] & low_mask(64 - k), 64 - k);
             }
         }
-        assert_eq!(wr.pos, 2080 * 3);
-        let mut rd = BitReader { buf: &buf, pos: 0 };
+        assert_eq!(wr.finish(), segment_words(3));
+        let mut rd = BitReader::new(&buf);
         for k in 0..64 {
             for e in 0..3 {
                 assert_eq!(

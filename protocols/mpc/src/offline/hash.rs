@@ -90,15 +90,21 @@ pub fn expand(seed: Block128, out: &mut [u64], scratch: &mut Vec<Block>) {
         return;
     }
     let blocks = n.div_ceil(2);
-    scratch.clear();
-    scratch.extend((0..blocks as u128).map(|c| Block::from((seed ^ c).to_le_bytes())));
+    scratch.resize(blocks, Block::default());
+    for (c, b) in scratch.iter_mut().enumerate() {
+        b.copy_from_slice(&(seed ^ c as u128).to_le_bytes());
+    }
     fixed_key().encrypt_blocks(scratch);
-    for (c, (pair, b)) in out.chunks_mut(2).zip(scratch.iter()).enumerate() {
+    let (pairs, tail) = out.split_at_mut(n & !1);
+    for (c, (pair, b)) in pairs.chunks_exact_mut(2).zip(scratch.iter()).enumerate() {
         let v = u128::from_le_bytes((*b).into()) ^ seed ^ c as u128;
         pair[0] = v as u64;
-        if pair.len() > 1 {
-            pair[1] = (v >> 64) as u64;
-        }
+        pair[1] = (v >> 64) as u64;
+    }
+    if let [last] = tail {
+        let c = blocks - 1;
+        let v = u128::from_le_bytes(scratch[c].into()) ^ seed ^ c as u128;
+        *last = v as u64;
     }
 }
 
