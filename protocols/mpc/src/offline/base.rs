@@ -252,7 +252,13 @@ mod tests {
         let (_, _, t0) = run(3, 4, &zeros);
         let (_, _, t1) = run(3, 4, &ones);
         assert_eq!(t0[..32], t1[..32]);
-        assert_ne!(t0[32..], t1[32..]);
+        let a = decompress(t0[..32].try_into().unwrap(), "A").unwrap();
+        for i in 0..BASE_OTS {
+            let at = 32 + 32 * i;
+            let b0 = decompress(t0[at..at + 32].try_into().unwrap(), "B").unwrap();
+            let b1 = decompress(t1[at..at + 32].try_into().unwrap(), "B").unwrap();
+            assert_eq!(b1 - b0, a);
+        }
         // Correlation of every bit of B_i's encoding with c_i over 4096 OTs: |corr| small.
         let mut rng = ChaCha20Rng::seed_from_u64(9);
         let choices: Vec<bool> = (0..4096).map(|_| rng.gen()).collect();

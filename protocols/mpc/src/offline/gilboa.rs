@@ -20,7 +20,7 @@
 //! [`sender_correct`] and [`receiver_finish`] are the sans-I/O core on extension blocks.
 
 use super::exchange_words;
-use super::hash::{expand, tccr_batch};
+use super::hash::{expand_pad, tccr_batch};
 use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
@@ -69,39 +69,88 @@ impl Pairing {
     }
 }
 
+/// Packs values of varying widths LSB-first, keeping the partial word in a register.
 struct BitWriter<'a> {
     buf: &'a mut [u64],
-    pos: usize,
+    idx: usize,
+    acc: u64,
+    fill: usize,
 }
 
-impl BitWriter<'_> {
-    /// Appends the low `w` bits of `v` (the caller masks `v`).
+impl<'a> BitWriter<'a> {
+    fn new(buf: &'a mut [u64]) -> Self {
+        Self {
+            buf,
+            idx: 0,
+            acc: 0,
+            fill: 0,
+        }
+    }
+
+    /// Appends the low `w` bits of `v` (`1 ≤ w ≤ 64`; the caller masks `v`).
     #[inline]
     fn put(&mut self, v: u64, w: usize) {
-        let (i, off) = (self.pos / 64, self.pos % 64);
-        self.buf[i] |= v << off;
-        if off + w > 64 {
-            self.buf[i + 1] |= v >> (64 - off);
+        self.acc |= v << self.fill;
+        let end = self.fill + w;
+        if end >= 64 {
+            self.buf[self.idx] = self.acc;
+            self.idx += 1;
+            self.acc = if self.fill == 0 {
+                0
+            } else {
+                v >> (64 - self.fill)
+            };
+            self.fill = end - 64;
+        } else {
+            self.fill = end;
         }
-        self.pos += w;
+    }
+
+    /// Writes the last partial word.
+    fn finish(self) -> usize {
+        if self.fill > 0 {
+            self.buf[self.idx] = self.acc;
+            self.idx + 1
+        } else {
+            self.idx
+        }
     }
 }
 
+/// Reads what [`BitWriter`] packed.
 struct BitReader<'a> {
     buf: &'a [u64],
-    pos: usize,
+    idx: usize,
+    cur: u64,
+    avail: usize,
 }
 
-impl BitReader<'_> {
+impl<'a> BitReader<'a> {
+    fn new(buf: &'a [u64]) -> Self {
+        Self {
+            buf,
+            idx: 0,
+            cur: 0,
+            avail: 0,
+        }
+    }
+
     #[inline]
     fn get(&mut self, w: usize, mask: u64) -> u64 {
-        let (i, off) = (self.pos / 64, self.pos % 64);
-        let mut v = self.buf[i] >> off;
-        if off + w > 64 {
-            v |= self.buf[i + 1] << (64 - off);
+        if self.avail >= w {
+            let v = self.cur & mask;
+            self.cur = if w == 64 { 0 } else { self.cur >> w };
+            self.avail -= w;
+            v
+        } else {
+            let next = self.buf[self.idx];
+            self.idx += 1;
+            let v = (self.cur | (next << self.avail)) & mask;
+            let used = w - self.avail;
+            self.cur = if used == 64 { 0 } else { next >> used };
+            self.avail = 64 - used;
+            v
         }
-        self.pos += w;
-        v & mask
     }
 }
 
@@ -133,8 +182,8 @@ pub fn sender_correct(
         .zip(share.par_chunks_mut(len))
         .enumerate()
         .for_each_init(
-            || (Vec::new(), vec![0u64; len], vec![0u64; len]),
-            |(scratch, pad0, pad1), (s, (corr, share))| {
+            || (Vec::new(), Vec::new(), vec![0u64; len], vec![0u64; len]),
+            |(scratch, words, pad0, pad1), (s, (corr, share))| {
                 let v = pairing.vector(first_scalar + s);
                 let x = &xs[v * len..(v + 1) * len];
                 let q = &blocks.q[64 * s..64 * s + 64];
@@ -147,10 +196,10 @@ pub fn sender_correct(
                 let tweak = blocks.first + 64 * s as u64;
                 tccr_batch(tweak, &mut h0);
                 tccr_batch(tweak, &mut h1);
-                let mut wr = BitWriter { buf: corr, pos: 0 };
+                let mut wr = BitWriter::new(corr);
                 for k in 0..64 {
-                    expand(h0[k], pad0, scratch);
-                    expand(h1[k], pad1, scratch);
+                    expand_pad(h0[k], k, pad0, words, scratch);
+                    expand_pad(h1[k], k, pad1, words, scratch);
                     let w = 64 - k;
                     let mask = low_mask(w);
                     for e in 0..len {
@@ -159,6 +208,7 @@ pub fn sender_correct(
                         share[e] = share[e].wrapping_sub(pad0[e] << k);
                     }
                 }
+                wr.finish();
             },
         );
     (corr, share)
@@ -186,15 +236,15 @@ pub fn receiver_finish(blocks: &ReceiverBlocks, corr: &[u64], len: usize) -> Res
         .zip(corr.par_chunks(seg))
         .enumerate()
         .for_each_init(
-            || (Vec::new(), vec![0u64; len]),
-            |(scratch, pad), (s, (share, corr))| {
+            || (Vec::new(), Vec::new(), vec![0u64; len]),
+            |(scratch, words, pad), (s, (share, corr))| {
                 let y = blocks.choices[s];
                 let mut h = [0u128; 64];
                 h.copy_from_slice(&blocks.t[64 * s..64 * s + 64]);
                 tccr_batch(blocks.first + 64 * s as u64, &mut h);
-                let mut rd = BitReader { buf: corr, pos: 0 };
+                let mut rd = BitReader::new(corr);
                 for (k, hk) in h.iter().enumerate() {
-                    expand(*hk, pad, scratch);
+                    expand_pad(*hk, k, pad, words, scratch);
                     let w = 64 - k;
                     let mask = low_mask(w);
                     let b = ((y >> k) & 1).wrapping_neg();
@@ -224,19 +274,49 @@ fn chunk_scalars(len: usize, n: usize) -> usize {
         .min(n.max(1))
 }
 
+/// One batch of products for [`cross_terms`]: this party's vectors and scalars and how they pair.
+#[derive(Clone)]
+pub struct CrossBatch {
+    /// This party's vectors, `len` words each, one after the other.
+    pub xs: Arc<Vec<u64>>,
+    /// Words per vector.
+    pub len: usize,
+    /// This party's scalars.
+    pub ys: Vec<u64>,
+    /// How scalars meet vectors and outputs.
+    pub pairing: Pairing,
+    /// Number of output vectors.
+    pub outputs: usize,
+}
+
+impl std::fmt::Debug for CrossBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CrossBatch({} scalars, vectors of {}, {:?})",
+            self.ys.len(),
+            self.len,
+            self.pairing
+        )
+    }
+}
+
 /// The symmetric engine: this party's share of `Σ_i y_i^peer · x_i^mine + y_i^mine · x_i^peer`
-/// accumulated per output (`outputs × len` words). `xs`: this party's vectors; `ys`: its scalars.
-/// Calls `progress(ots)` after each chunk with the OTs done in it (per direction).
+/// accumulated per output (`outputs × len` words). Both parties call it with batches of the same
+/// shape. Calls `progress(ots)` after each chunk with the OTs done in it (per direction).
 pub async fn cross_terms<C: Channel>(
     ch: &mut C,
     pair: &mut OtPair,
-    xs: Arc<Vec<u64>>,
-    len: usize,
-    ys: &[u64],
-    pairing: Pairing,
-    outputs: usize,
+    batch: CrossBatch,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Vec<u64>> {
+    let CrossBatch {
+        xs,
+        len,
+        ys,
+        pairing,
+        outputs,
+    } = batch;
     let mut out = vec![0u64; outputs * len];
     if len == 0 || ys.is_empty() {
         return Ok(out);
@@ -285,17 +365,14 @@ pub async fn cross_matmul<C: Channel>(
     // Vector l = column l of X, stored contiguously.
     let xt: Vec<u64> = x.t().iter().copied().collect();
     let ys: Vec<u64> = y.iter().copied().collect();
-    let out = cross_terms(
-        ch,
-        pair,
-        Arc::new(xt),
+    let batch = CrossBatch {
+        xs: Arc::new(xt),
         len,
-        &ys,
-        Pairing::Matmul { cols },
-        cols,
-        progress,
-    )
-    .await?;
+        ys,
+        pairing: Pairing::Matmul { cols },
+        outputs: cols,
+    };
+    let out = cross_terms(ch, pair, batch, progress).await?;
     // out is cols × len; Z is len × cols.
     let zt = Array2::from_shape_vec((cols, len), out).expect("shape");
     Ok(zt.t().as_standard_layout().into_owned())
@@ -319,17 +396,14 @@ pub async fn cross_elementwise<C: Channel>(
     let xs: Vec<u64> = a.iter().copied().collect();
     let ys: Vec<u64> = b.iter().copied().collect();
     let n = ys.len();
-    let out = cross_terms(
-        ch,
-        pair,
-        Arc::new(xs),
-        1,
-        &ys,
-        Pairing::Elementwise,
-        n,
-        progress,
-    )
-    .await?;
+    let batch = CrossBatch {
+        xs: Arc::new(xs),
+        len: 1,
+        ys,
+        pairing: Pairing::Elementwise,
+        outputs: n,
+    };
+    let out = cross_terms(ch, pair, batch, progress).await?;
     Ok(Array2::from_shape_vec(a.dim(), out).expect("shape"))
 }
 
@@ -357,17 +431,14 @@ mod tests {
         let mut buf = vec![0u64; segment_words(3)];
         let mut rng = ChaCha20Rng::seed_from_u64(1);
         let vals: Vec<u64> = (0..64 * 3).map(|_| rng.next_u64()).collect();
-        let mut wr = BitWriter {
-            buf: &mut buf,
-            pos: 0,
-        };
+        let mut wr = BitWriter::new(&mut buf);
         for k in 0..64 {
             for e in 0..3 {
                 wr.put(vals[3 * k + e] & low_mask(64 - k), 64 - k);
             }
         }
-        assert_eq!(wr.pos, 2080 * 3);
-        let mut rd = BitReader { buf: &buf, pos: 0 };
+        assert_eq!(wr.finish(), segment_words(3));
+        let mut rd = BitReader::new(&buf);
         for k in 0..64 {
             for e in 0..3 {
                 assert_eq!(

@@ -8,14 +8,16 @@
 //!   model. The tweak is the global index of the OT instance, so no two instances share a hash.
 //! * `expand(s, n)`: `n` words taken from the blocks `π(s ⊕ c) ⊕ s ⊕ c`, `c = 0, 1, …` (the
 //!   Matyas–Meyer–Oseas feed-forward makes each block unpredictable without `s`; for `n ≤ 2` the seed's
-//!   own words are used).
+//!   own words are used); [`expand_pad`] draws two 32-bit values per word where only the low
+//!   `64 − k ≤ 32` bits of a Gilboa pad matter.
 //! * [`ColumnPrg`]: AES-128 keyed by a base-OT seed in counter mode; it expands one column of the
 //!   IKNP matrix and keeps its counter across extensions, so no keystream is ever reused.
 //!
 //! The `aes` crate selects AES-NI at run time when the processor has it.
 
 use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::{Aes128, Block};
+use aes::Aes128;
+pub use aes::Block;
 use std::sync::OnceLock;
 
 /// A 128-bit block, little-endian (bit `i` of the integer is bit `i` of the block).
@@ -80,7 +82,7 @@ pub fn tccr(tweak: u64, x: Block128) -> Block128 {
 }
 
 /// Stretches `seed` into `out.len()` words (see the module docs); `scratch` is reused between calls.
-pub fn expand(seed: Block128, out: &mut [u64], scratch: &mut Vec<Block128>) {
+pub fn expand(seed: Block128, out: &mut [u64], scratch: &mut Vec<Block>) {
     let n = out.len();
     if n <= 2 {
         let w = [seed as u64, (seed >> 64) as u64];
@@ -88,14 +90,44 @@ pub fn expand(seed: Block128, out: &mut [u64], scratch: &mut Vec<Block128>) {
         return;
     }
     let blocks = n.div_ceil(2);
-    scratch.clear();
-    scratch.extend((0..blocks as u128).map(|c| seed ^ c));
-    pi_batch(scratch);
-    for (c, (pair, b)) in out.chunks_mut(2).zip(scratch.iter()).enumerate() {
-        let v = *b ^ seed ^ c as u128;
+    scratch.resize(blocks, Block::default());
+    for (c, b) in scratch.iter_mut().enumerate() {
+        b.copy_from_slice(&(seed ^ c as u128).to_le_bytes());
+    }
+    fixed_key().encrypt_blocks(scratch);
+    let (pairs, tail) = out.split_at_mut(n & !1);
+    for (c, (pair, b)) in pairs.chunks_exact_mut(2).zip(scratch.iter()).enumerate() {
+        let v = u128::from_le_bytes((*b).into()) ^ seed ^ c as u128;
         pair[0] = v as u64;
+        pair[1] = (v >> 64) as u64;
+    }
+    if let [last] = tail {
+        let c = blocks - 1;
+        let v = u128::from_le_bytes(scratch[c].into()) ^ seed ^ c as u128;
+        *last = v as u64;
+    }
+}
+
+/// The pad of bit `k` of a Gilboa product: `out.len()` values of which only the low `64 − k` bits
+/// matter. For `k ≥ 32` two 32-bit values come from each word of [`expand`], halving the AES work.
+pub fn expand_pad(
+    seed: Block128,
+    k: usize,
+    out: &mut [u64],
+    words: &mut Vec<u64>,
+    scratch: &mut Vec<Block>,
+) {
+    if k < 32 || out.len() <= 2 {
+        expand(seed, out, scratch);
+        return;
+    }
+    let n = out.len().div_ceil(2);
+    words.resize(n, 0);
+    expand(seed, words, scratch);
+    for (pair, w) in out.chunks_mut(2).zip(words.iter()) {
+        pair[0] = *w & 0xffff_ffff;
         if pair.len() > 1 {
-            pair[1] = (v >> 64) as u64;
+            pair[1] = *w >> 32;
         }
     }
 }

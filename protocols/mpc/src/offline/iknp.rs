@@ -370,13 +370,32 @@ impl SenderBlocks {
                 right: (self.q.len(), 1),
             });
         }
-        let pairs = self.rot();
-        let x: Vec<u64> = pairs.iter().map(|p| p[0]).collect();
-        let d = pairs
-            .iter()
-            .zip(correlations)
-            .map(|(p, c)| p[0].wrapping_add(*c).wrapping_sub(p[1]))
-            .collect();
+        let mut x = vec![0u64; self.q.len()];
+        let mut d = vec![0u64; self.q.len()];
+        x.par_chunks_mut(PAR_GRAIN)
+            .zip(d.par_chunks_mut(PAR_GRAIN))
+            .zip(
+                self.q
+                    .par_chunks(PAR_GRAIN)
+                    .zip(correlations.par_chunks(PAR_GRAIN)),
+            )
+            .enumerate()
+            .for_each(|(c, ((x, d), (q, corr)))| {
+                let first = self.first + (c * PAR_GRAIN) as u64;
+                let mut h0 = q.to_vec();
+                let mut h1: Vec<u128> = q.iter().map(|v| v ^ self.delta).collect();
+                tccr_batch(first, &mut h0);
+                tccr_batch(first, &mut h1);
+                for (((x, d), (a, b)), c) in x
+                    .iter_mut()
+                    .zip(d.iter_mut())
+                    .zip(h0.iter().zip(&h1))
+                    .zip(corr)
+                {
+                    *x = *a as u64;
+                    *d = (*a as u64).wrapping_add(*c).wrapping_sub(*b as u64);
+                }
+            });
         Ok((x, d))
     }
 

@@ -35,19 +35,25 @@ use crate::net::{Channel, RING_CHUNK_WORDS};
 pub const CHUNK_WORDS: usize = 1 << 11;
 
 fn to_bytes(words: &[u64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(words.len() * 8);
-    for w in words {
-        out.extend_from_slice(&w.to_le_bytes());
+    if cfg!(target_endian = "little") {
+        bytemuck::cast_slice(words).to_vec()
+    } else {
+        words.iter().flat_map(|w| w.to_le_bytes()).collect()
     }
-    out
 }
 
 fn extend_from_bytes(out: &mut Vec<u64>, bytes: &[u8]) {
-    out.extend(
-        bytes
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
-    );
+    if cfg!(target_endian = "little") {
+        let at = out.len();
+        out.resize(at + bytes.len() / 8, 0);
+        bytemuck::cast_slice_mut::<u64, u8>(&mut out[at..]).copy_from_slice(bytes);
+    } else {
+        out.extend(
+            bytes
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+        );
+    }
 }
 
 /// Sends raw words in frames of at most [`RING_CHUNK_WORDS`].

@@ -424,6 +424,50 @@ mod tests {
         }
     }
 
+    /// The same request list through the dealer and through OtSource: item by item, the two
+    /// pools hold material of identical shapes (and the same U-is-a-mask structure).
+    #[tokio::test]
+    async fn ot_and_dealer_pools_have_identical_shapes() {
+        let (mut s0, mut s1) = pair_of_sources().await;
+        let (mut d0, mut d1, _h) = dealer::spawn_in_process().await.unwrap();
+        let r = reqs();
+        let (o0, _o1) = generate_both(&mut s0, &mut s1, &r).await;
+        let (e0, _e1) = tokio::join!(d0.generate(&r), d1.generate(&r));
+        let (mut o, mut e) = (o0.unwrap(), e0.unwrap());
+        assert_eq!(o.mask(1).unwrap().dim(), e.mask(1).unwrap().dim());
+        for req in &r {
+            match req {
+                TripleRequest::Matmul { lhs, cols } => {
+                    let (a, b) = (
+                        o.next_matmul(lhs, *cols).unwrap(),
+                        e.next_matmul(lhs, *cols).unwrap(),
+                    );
+                    assert_eq!(a.u.as_ref().map(Share::dim), b.u.as_ref().map(Share::dim));
+                    assert_eq!((a.v.dim(), a.z.dim()), (b.v.dim(), b.z.dim()));
+                }
+                TripleRequest::Elementwise { rows, cols } => {
+                    let (a, b) = (
+                        o.next_elementwise((*rows, *cols)).unwrap(),
+                        e.next_elementwise((*rows, *cols)).unwrap(),
+                    );
+                    assert_eq!(
+                        (a.a.dim(), a.b.dim(), a.c.dim()),
+                        (b.a.dim(), b.b.dim(), b.c.dim())
+                    );
+                }
+                TripleRequest::And { words } => {
+                    let (a, b) = (o.next_and(*words).unwrap(), e.next_and(*words).unwrap());
+                    assert_eq!(
+                        (a.a.len(), a.b.len(), a.c.len()),
+                        (b.a.len(), b.b.len(), b.c.len())
+                    );
+                }
+                TripleRequest::Mask { .. } => {}
+            }
+        }
+        assert!(o.is_drained() && e.is_drained());
+    }
+
     /// OT triples drive the online protocols exactly like dealer triples: a masked data matrix
     /// opened once, forward and backward mini-batch products, and a fresh product.
     #[tokio::test]
