@@ -2,7 +2,10 @@
 //! ping-pong round trip, for QUIC, TLS 1.3 over TCP and plain TCP (insecure baseline), plus QUIC
 //! variants of the tuning knobs discussed in `party::transport`.
 //!
-//! `cargo bench -p party --bench transport` (quick settings: 10 samples).
+//! `cargo bench -p party --bench transport` (quick settings: 10 samples). On a shared or loaded
+//! machine wall-clock throughput mostly measures how much CPU the benchmark got, so after the
+//! criterion groups each variant also prints its CPU cost per GiB moved (user + system time of
+//! this process, sender and receiver together, from `/proc/self/stat`; Linux only).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mpc::net::Channel;
@@ -95,6 +98,42 @@ async fn ping_pong(a: &mut PeerChannel, b: &mut PeerChannel, n: u64) {
     tokio::join!(ping, pong);
 }
 
+/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // USER_HZ is 100 on every mainstream Linux configuration.
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_cost(rt: &tokio::runtime::Runtime) {
+    const ROUNDS: usize = 16;
+    for (name, kind, opts) in variants() {
+        let (mut a, mut b) = rt.block_on(pair(kind, &opts));
+        rt.block_on(one_way(&mut a, &mut b));
+        let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
+            return;
+        };
+        rt.block_on(async {
+            for _ in 0..ROUNDS {
+                one_way(&mut a, &mut b).await;
+            }
+        });
+        let (cpu, wall) = (cpu_seconds().unwrap_or(c0) - c0, t0.elapsed().as_secs_f64());
+        let gib = (ROUNDS * TOTAL) as f64 / (1u64 << 30) as f64;
+        println!(
+            "cpu_cost/{name}: {:.2} CPU-s per GiB ({:.2} GiB per CPU-second; wall {:.2} GiB/s, {:.2} CPUs busy)",
+            cpu / gib,
+            gib / cpu,
+            gib / wall,
+            cpu / wall
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -138,6 +177,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    cpu_cost(&rt);
 }
 
 criterion_group!(benches, bench);
