@@ -9,7 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mpc::net::Channel;
-use party::transport::{loopback_links, PeerChannel, TransportKind, TransportOptions};
+use party::transport::{loopback_links, Link, PeerChannel, TransportKind, TransportOptions};
 use std::time::{Duration, Instant};
 
 const MESSAGE: usize = 1 << 20;
@@ -34,6 +34,14 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
             },
         ));
         v.push((
+            "quic-ack-every-16",
+            TransportKind::Quic,
+            TransportOptions {
+                ack_eliciting_threshold: Some(15),
+                ..d()
+            },
+        ));
+        v.push((
             "quic-bbr",
             TransportKind::Quic,
             TransportOptions {
@@ -42,7 +50,7 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
             },
         ));
         v.push((
-            "quic-small-windows",
+            "quic-windows-1-4",
             TransportKind::Quic,
             TransportOptions {
                 stream_window: 1 << 20,
@@ -51,14 +59,32 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
                 ..d()
             },
         ));
+        v.push((
+            "quic-windows-16-64",
+            TransportKind::Quic,
+            TransportOptions {
+                stream_window: 16 << 20,
+                connection_window: 64 << 20,
+                send_window: 64 << 20,
+                ..d()
+            },
+        ));
     }
     v
 }
 
 async fn pair(kind: TransportKind, opts: &TransportOptions) -> (PeerChannel, PeerChannel) {
+    let (_, _, a, b) = links_and_pair(kind, opts).await;
+    (a, b)
+}
+
+async fn links_and_pair(
+    kind: TransportKind,
+    opts: &TransportOptions,
+) -> (Link, Link, PeerChannel, PeerChannel) {
     let (l0, l1) = loopback_links(kind, opts).await.expect("loopback links");
-    let (a, b) = tokio::join!(l0.next_channel(), l1.next_channel());
-    (a.expect("channel"), b.expect("channel"))
+    let (a, b) = tokio::join!(l1.next_channel(), l0.next_channel());
+    (l1, l0, a.expect("channel"), b.expect("channel"))
 }
 
 /// Sends `TOTAL` bytes from `a` to `b` in `MESSAGE`-byte frames and waits for a 1-byte ack.
@@ -112,7 +138,7 @@ fn cpu_seconds() -> Option<f64> {
 fn cpu_cost(rt: &tokio::runtime::Runtime) {
     const ROUNDS: usize = 16;
     for (name, kind, opts) in variants() {
-        let (mut a, mut b) = rt.block_on(pair(kind, &opts));
+        let (sender, _receiver, mut a, mut b) = rt.block_on(links_and_pair(kind, &opts));
         rt.block_on(one_way(&mut a, &mut b));
         let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
             return;
@@ -131,6 +157,16 @@ fn cpu_cost(rt: &tokio::runtime::Runtime) {
             gib / wall,
             cpu / wall
         );
+        if let Some(st) = sender.quic_stats() {
+            println!(
+                "    sender: {} datagrams, {:.0} bytes per datagram, {} lost packets, {} congestion events, path MTU {}",
+                st.udp_tx.datagrams,
+                st.udp_tx.bytes as f64 / st.udp_tx.datagrams.max(1) as f64,
+                st.path.lost_packets,
+                st.path.congestion_events,
+                st.path.current_mtu
+            );
+        }
     }
 }
 
