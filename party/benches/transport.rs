@@ -2,11 +2,14 @@
 //! ping-pong round trip, for QUIC, TLS 1.3 over TCP and plain TCP (insecure baseline), plus QUIC
 //! variants of the tuning knobs discussed in `party::transport`.
 //!
-//! `cargo bench -p party --bench transport` (quick settings: 10 samples).
+//! `cargo bench -p party --bench transport` (quick settings: 10 samples). On a shared or loaded
+//! machine wall-clock throughput mostly measures how much CPU the benchmark got, so after the
+//! criterion groups each variant also prints its CPU cost per GiB moved (user + system time of
+//! this process, sender and receiver together, from `/proc/self/stat`; Linux only).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mpc::net::Channel;
-use party::transport::{loopback_links, PeerChannel, TransportKind, TransportOptions};
+use party::transport::{loopback_links, Link, PeerChannel, TransportKind, TransportOptions};
 use std::time::{Duration, Instant};
 
 const MESSAGE: usize = 1 << 20;
@@ -31,6 +34,14 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
             },
         ));
         v.push((
+            "quic-ack-every-16",
+            TransportKind::Quic,
+            TransportOptions {
+                ack_eliciting_threshold: Some(15),
+                ..d()
+            },
+        ));
+        v.push((
             "quic-bbr",
             TransportKind::Quic,
             TransportOptions {
@@ -39,7 +50,7 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
             },
         ));
         v.push((
-            "quic-small-windows",
+            "quic-windows-1-4",
             TransportKind::Quic,
             TransportOptions {
                 stream_window: 1 << 20,
@@ -48,14 +59,32 @@ fn variants() -> Vec<(&'static str, TransportKind, TransportOptions)> {
                 ..d()
             },
         ));
+        v.push((
+            "quic-windows-16-64",
+            TransportKind::Quic,
+            TransportOptions {
+                stream_window: 16 << 20,
+                connection_window: 64 << 20,
+                send_window: 64 << 20,
+                ..d()
+            },
+        ));
     }
     v
 }
 
 async fn pair(kind: TransportKind, opts: &TransportOptions) -> (PeerChannel, PeerChannel) {
+    let (_, _, a, b) = links_and_pair(kind, opts).await;
+    (a, b)
+}
+
+async fn links_and_pair(
+    kind: TransportKind,
+    opts: &TransportOptions,
+) -> (Link, Link, PeerChannel, PeerChannel) {
     let (l0, l1) = loopback_links(kind, opts).await.expect("loopback links");
-    let (a, b) = tokio::join!(l0.next_channel(), l1.next_channel());
-    (a.expect("channel"), b.expect("channel"))
+    let (a, b) = tokio::join!(l1.next_channel(), l0.next_channel());
+    (l1, l0, a.expect("channel"), b.expect("channel"))
 }
 
 /// Sends `TOTAL` bytes from `a` to `b` in `MESSAGE`-byte frames and waits for a 1-byte ack.
@@ -93,6 +122,52 @@ async fn ping_pong(a: &mut PeerChannel, b: &mut PeerChannel, n: u64) {
         }
     };
     tokio::join!(ping, pong);
+}
+
+/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
+    // USER_HZ is 100 on every mainstream Linux configuration.
+    Some((utime + stime) / 100.0)
+}
+
+fn cpu_cost(rt: &tokio::runtime::Runtime) {
+    const ROUNDS: usize = 16;
+    for (name, kind, opts) in variants() {
+        let (sender, _receiver, mut a, mut b) = rt.block_on(links_and_pair(kind, &opts));
+        rt.block_on(one_way(&mut a, &mut b));
+        let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
+            return;
+        };
+        rt.block_on(async {
+            for _ in 0..ROUNDS {
+                one_way(&mut a, &mut b).await;
+            }
+        });
+        let (cpu, wall) = (cpu_seconds().unwrap_or(c0) - c0, t0.elapsed().as_secs_f64());
+        let gib = (ROUNDS * TOTAL) as f64 / (1u64 << 30) as f64;
+        println!(
+            "cpu_cost/{name}: {:.2} CPU-s per GiB ({:.2} GiB per CPU-second; wall {:.2} GiB/s, {:.2} CPUs busy)",
+            cpu / gib,
+            gib / cpu,
+            gib / wall,
+            cpu / wall
+        );
+        if let Some(st) = sender.quic_stats() {
+            println!(
+                "    sender: {} datagrams, {:.0} bytes per datagram, {} lost packets, {} congestion events, path MTU {}",
+                st.udp_tx.datagrams,
+                st.udp_tx.bytes as f64 / st.udp_tx.datagrams.max(1) as f64,
+                st.path.lost_packets,
+                st.path.congestion_events,
+                st.path.current_mtu
+            );
+        }
+    }
 }
 
 fn bench(c: &mut Criterion) {
@@ -138,6 +213,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+    cpu_cost(&rt);
 }
 
 criterion_group!(benches, bench);

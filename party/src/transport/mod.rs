@@ -37,31 +37,44 @@
 //!
 //! # Tuning, and what bounds QUIC
 //!
-//! * QUIC windows: 16 MiB per stream, 64 MiB per connection, 64 MiB send window — at least the
-//!   bandwidth-delay product of a 10 Gbit/s path with 10 ms RTT, and larger than the 4 MiB ring
-//!   chunks of mpc so a whole chunk is in flight. UDP socket buffers: 8 MiB requested (the kernel
-//!   caps this at `net.core.{r,w}mem_max`, often 208 KiB; raise those sysctls on servers), so
-//!   bursts from the sender are not dropped at the receiver.
-//! * UDP payload: 1452 bytes maximum with MTU discovery on (starting at 1200), the Ethernet path.
-//!   Larger payloads on loopback (MTU 65536) cut per-packet costs, but quinn then stalls when the
-//!   receive buffer is capped (drops of 64 KiB datagrams cost whole congestion windows), so they
-//!   are left as an option ([`TransportOptions::max_udp_payload`]) rather than the default.
-//! * Congestion control: Cubic (quinn's default, well tested; BBR in quinn is experimental).
+//! * QUIC windows: 4 MiB per stream, 8 MiB per connection, 8 MiB send window. 8 MiB covers the
+//!   bandwidth-delay product of 10 Gbit/s × 6 ms or 1 Gbit/s × 60 ms, and a whole 4 MiB mpc ring
+//!   chunk fits a stream window. Larger windows (16/64/64 MiB) made things worse on loopback: a
+//!   CPU-starved receiver let the UDP receive buffer overflow (≈ 1 500 lost packets and 3
+//!   congestion events per GiB, +6 % CPU per byte), while 4/8/8 lost none. UDP socket buffers:
+//!   8 MiB requested with socket2 (the kernel caps this at `net.core.{r,w}mem_max`, 4 MiB here;
+//!   raise those sysctls on servers, and the windows with them for long fat paths).
+//! * UDP payload: MTU discovery on, from 1200 up to 1452 bytes (the Ethernet path). Asking for
+//!   8 KiB datagrams on loopback (MTU 65536), discovery off, did not take effect: quinn ran at
+//!   1200-byte datagrams with losses and black-hole fallbacks (likely the "stall" an earlier prototype saw), so the
+//!   portable default stays; see [`TransportOptions::max_udp_payload`].
+//! * ACK frequency (ACK every 16th packet instead of every 2nd) changed nothing measurable, so it
+//!   stays off ([`TransportOptions::ack_eliciting_threshold`]).
+//! * Congestion control: Cubic (quinn's default; BBR, experimental in quinn, measured the same).
 //! * Keep-alive every 5 s and an idle timeout of 10 minutes: long local computations (a big matrix
-//!   product on rayon) do not close the link, while a vanished peer is noticed after at most the
-//!   idle timeout. TCP kinds: `TCP_NODELAY`, keep-alive probes after 10 s; socket buffers are left
-//!   to Linux auto-tuning (setting them would disable it).
-//! * Channels buffer writes (64 KiB) so header and payload of a small frame leave together, and
-//!   flush before every receive.
+//!   product on rayon) do not close the link — quinn's tasks keep answering while rayon computes —
+//!   and a peer that vanishes without a word is noticed after the idle timeout.
+//! * TCP kinds: `TCP_NODELAY`, keep-alive probes after 10 s idle; socket buffers are left to
+//!   Linux auto-tuning (setting SO_SNDBUF/SO_RCVBUF would switch it off). TLS 1.3 only,
+//!   AES-128-GCM first.
+//! * Every frame is flushed when `send_frame` returns (mpc's protocols do not call `flush`); a
+//!   64 KiB write buffer only joins a frame's header and a small payload into one write.
 //!
-//! Measured on loopback (see `benches/transport.rs` and the report), QUIC moves a few hundred
-//! MB/s while TLS over TCP exceeds 1 GB/s. QUIC is bounded by per-packet work on one core: each
-//! ~1.4 KB packet is individually sealed (AES-GCM + header protection), framed and acknowledged by
-//! quinn's connection task, which runs single-threaded per connection; every packet is a separate
-//! datagram through the UDP stack (GSO batches sends where the kernel allows it, but receives are
-//! per datagram), whereas TCP hands 64 KiB segments to the kernel and TLS seals 16 KiB records.
-//! Use `tls-tcp` for bulk 2PC traffic; QUIC remains for its stream multiplexing and for networks
-//! where it is preferred.
+//! Measured with `cargo bench -p party --bench transport` on a shared 2-core VM (load ≈ 11, so
+//! the benchmark got a third to half of a core): moving 64 MiB in 1 MiB frames one way, sender
+//! and receiver in one process, QUIC costs ≈ 2.8 CPU-seconds per GiB, TLS over TCP ≈ 0.95 and
+//! plain TCP ≈ 0.3 (wall-clock there: 0.1–0.2, 0.3–0.6 and 1–4 GiB/s, depending on the load).
+//! QUIC is thus bounded by CPU work per byte, about three times that of TLS over TCP, not by
+//! windows, congestion control (BBR: same) or ACK frequency (larger packets could not be tried,
+//! see above). A profile shows where it goes: memory copies (≈ 17 %: application buffer →
+//! quinn's send queue, received packets → stream reassembly → application), per-packet AES-GCM
+//! sealing/opening plus header protection, and quinn's per-packet bookkeeping (frame encoding, ACK processing, sent-packet tracking) on one
+//! connection task, with every ~1.4 KB packet a separate datagram through the kernel's UDP stack;
+//! TCP instead moves 64 KiB segments and TLS seals 16 KiB records. Each side spends about
+//! 1.4 CPU-seconds per GiB, much of it on its connection's single driver task, so we estimate
+//! one quinn connection tops out well below 1 GiB/s even on an idle fast core — consistent with the
+//! 0.25–0.6 GB/s an earlier prototype measured on a quieter machine. **Use `tls-tcp` for
+//! bulk 2PC traffic**; QUIC remains available for its stream multiplexing and lossy networks.
 
 mod channel;
 mod error;
@@ -176,6 +189,9 @@ pub struct TransportOptions {
     pub mtu_discovery: bool,
     /// QUIC: congestion controller.
     pub congestion: Congestion,
+    /// QUIC: ask the peer to acknowledge only every `n + 1`-th packet (ACK frequency extension,
+    /// draft-ietf-quic-ack-frequency); `None` keeps the standard "every other packet".
+    pub ack_eliciting_threshold: Option<u32>,
 }
 
 impl Default for TransportOptions {
@@ -186,13 +202,14 @@ impl Default for TransportOptions {
             idle_timeout: Duration::from_secs(600),
             keep_alive_interval: Duration::from_secs(5),
             socket_buffer: 8 << 20,
-            stream_window: 16 << 20,
-            connection_window: 64 << 20,
-            send_window: 64 << 20,
+            stream_window: 4 << 20,
+            connection_window: 8 << 20,
+            send_window: 8 << 20,
             initial_mtu: 1200,
             max_udp_payload: 1452,
             mtu_discovery: true,
             congestion: Congestion::Cubic,
+            ack_eliciting_threshold: None,
         }
     }
 }
@@ -253,6 +270,15 @@ impl Link {
                 false => q.open(index).await,
             },
             LinkInner::Stream(s) => s.channel(index).await,
+        }
+    }
+
+    /// QUIC connection statistics (packets, datagrams, losses, congestion events, RTT, MTU);
+    /// `None` for the TCP kinds.
+    pub fn quic_stats(&self) -> Option<quinn::ConnectionStats> {
+        match &self.inner {
+            LinkInner::Quic(q) => Some(q.conn.stats()),
+            LinkInner::Stream(_) => None,
         }
     }
 

@@ -39,6 +39,11 @@ fn transport_config(opts: &TransportOptions) -> Arc<quinn::TransportConfig> {
     } else {
         t.mtu_discovery_config(None);
     }
+    if let Some(n) = opts.ack_eliciting_threshold {
+        let mut a = quinn::AckFrequencyConfig::default();
+        a.ack_eliciting_threshold(VarInt::from_u32(n));
+        t.ack_frequency_config(Some(a));
+    }
     match opts.congestion {
         Congestion::Cubic => {
             t.congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default()))
