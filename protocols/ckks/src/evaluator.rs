@@ -171,12 +171,15 @@ impl Evaluator {
     /// `a + b` (same level, matching scales).
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.check_pair(a, b)?;
-        let mut out = a.clone();
-        out.c0.add_assign(&self.params, &b.c0);
-        out.c1.add_assign(&self.params, &b.c1);
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| a.c0.add(p, &b.c0), || a.c1.add(p, &b.c1));
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            seed: None,
+        })
     }
 
     /// `a += b` in place (same rules as [`Self::add`]).
@@ -192,12 +195,15 @@ impl Evaluator {
     /// `a - b` (same level, matching scales).
     pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.check_pair(a, b)?;
-        let mut out = a.clone();
-        out.c0.sub_assign(&self.params, &b.c0);
-        out.c1.sub_assign(&self.params, &b.c1);
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| a.c0.sub(p, &b.c0), || a.c1.sub(p, &b.c1));
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            seed: None,
+        })
     }
 
     /// `-a`.
@@ -211,37 +217,44 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// A plaintext restricted to the ciphertext's level (plaintexts at a higher level are
-    /// accepted: dropping limbs is exact for an encoded value below `Q_level/2`).
-    fn plain_at(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<RnsPoly<Ntt>> {
+    /// Checks that a plaintext can act on the ciphertext: plaintexts at a higher level are
+    /// accepted (only their first `level + 1` limbs are used, which is exact for an encoded value
+    /// below `Q_level/2`).
+    fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check_params(&self.params)?;
-        if pt.level() < ct.level() {
+        if pt.level() < ct.level() || pt.poly.limb(0).len() != self.params.n() {
             return Err(CkksError::LevelMismatch {
                 left: ct.level(),
                 right: pt.level(),
             });
         }
-        Ok(pt.poly.restrict(ct.level() + 1, false))
+        Ok(())
     }
 
     /// `ct + pt` (plaintext at the same or a higher level, matching scale).
     pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_scales(ct.scale, pt.scale)?;
-        let mut out = ct.clone();
-        out.c0.add_assign(&self.params, &p);
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.add(&self.params, &pt.poly),
+            c1: ct.c1.clone(),
+            scale: ct.scale,
+            seed: ct.seed,
+        })
     }
 
     /// `ct - pt` (plaintext at the same or a higher level, matching scale).
     pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_scales(ct.scale, pt.scale)?;
-        let mut out = ct.clone();
-        out.c0.sub_assign(&self.params, &p);
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.sub(&self.params, &pt.poly),
+            c1: ct.c1.clone(),
+            scale: ct.scale,
+            seed: ct.seed,
+        })
     }
 
     /// Adds the real constant `c` to every slot (encoded as `round(c·scale)`).
@@ -256,15 +269,17 @@ impl Evaluator {
 
     /// `ct · pt` slot-wise; the result's scale is the product of the scales (rescale after).
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_product_scale(&self.params, ct.scale * pt.scale, ct.level())?;
-        let mut out = ct.clone();
-        out.c0.mul_assign(&self.params, &p);
-        out.c1.mul_assign(&self.params, &p);
-        out.scale = ct.scale * pt.scale;
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| ct.c0.mul(p, &pt.poly), || ct.c1.mul(p, &pt.poly));
         bump(&self.counters.mul_plain, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: ct.scale * pt.scale,
+            seed: None,
+        })
     }
 
     /// Multiplies every slot by the real constant `c`, encoded as `round(c·q_level)` with scale
@@ -307,13 +322,10 @@ impl Evaluator {
         }
         check_product_scale(&self.params, a.scale * b.scale, a.level())?;
         let p = &self.params;
-        let mut d0 = a.c0.clone();
-        d0.mul_assign(p, &b.c0);
-        let mut d1 = a.c0.clone();
-        d1.mul_assign(p, &b.c1);
+        let d0 = a.c0.mul(p, &b.c0);
+        let mut d1 = a.c0.mul(p, &b.c1);
         d1.mul_add_assign(p, &a.c1, &b.c0);
-        let mut d2 = a.c1.clone();
-        d2.mul_assign(p, &b.c1);
+        let d2 = a.c1.mul(p, &b.c1);
         bump(&self.counters.mul, 1);
         Ok(Ciphertext3 {
             d0,

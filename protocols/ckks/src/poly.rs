@@ -166,6 +166,49 @@ impl<R: Repr> RnsPoly<R> {
             .for_each(|(a, m)| a.iter_mut().for_each(|x| *x = m.neg(*x)));
     }
 
+    /// Limb-wise `f(modulus, self_limb, other_limb)` into a fresh polynomial; `other` may have
+    /// more `q` limbs than `self` (a plaintext at a higher level), of which the prefix is used.
+    fn zip_new(
+        &self,
+        params: &CkksParams,
+        other: &Self,
+        f: impl Fn(usize, &[u64], &[u64], &mut [u64]) + Sync,
+    ) -> Self {
+        assert!(
+            self.n == other.n && self.p_len == 0 && other.p_len == 0 && other.q_len >= self.q_len,
+            "RNS basis mismatch (internal invariant)"
+        );
+        let n = self.n;
+        let _ = params;
+        let mut data = vec![0u64; self.data.len()];
+        data.par_chunks_mut(n)
+            .zip(self.data.par_chunks(n))
+            .zip(other.data.par_chunks(n))
+            .enumerate()
+            .for_each(|(t, ((o, a), b))| f(t, a, b, o));
+        Self::from_data(n, self.q_len, 0, data)
+    }
+
+    /// `self + other` as a new polynomial (over `self`'s `q` basis; no special primes).
+    pub fn add(&self, params: &CkksParams, other: &Self) -> Self {
+        self.zip_new(params, other, |t, a, b, o| {
+            let m = params.inner.moduli[t];
+            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                *z = m.add(x, y);
+            }
+        })
+    }
+
+    /// `self - other` as a new polynomial (over `self`'s `q` basis; no special primes).
+    pub fn sub(&self, params: &CkksParams, other: &Self) -> Self {
+        self.zip_new(params, other, |t, a, b, o| {
+            let m = params.inner.moduli[t];
+            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
+                *z = m.sub(x, y);
+            }
+        })
+    }
+
     /// Multiplies every limb by the integer `c` (given modulo each limb's prime).
     pub fn mul_scalar_assign(&mut self, params: &CkksParams, c: i128) {
         let moduli = self.moduli(params);
@@ -318,6 +361,14 @@ impl RnsPoly<Ntt> {
                 params.inner.plans[i].mul_accumulate(&mut tmp, a, b);
                 a.copy_from_slice(&tmp);
             });
+    }
+
+    /// Pointwise product as a new polynomial over `self`'s `q` basis (`other` may have more `q`
+    /// limbs, e.g. a plaintext encoded at a higher level).
+    pub fn mul(&self, params: &CkksParams, other: &Self) -> Self {
+        self.zip_new(params, other, |t, a, b, o| {
+            params.inner.plans[t].mul_accumulate(o, a, b);
+        })
     }
 
     /// `self += a * b` pointwise.
