@@ -428,21 +428,33 @@ impl Evaluator {
     fn apply_galois(&self, ct: &Ciphertext, g: u64, step: i64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;
         let key = self.key_for(g, step)?;
+        // Decomposing c1 and reading the digits through σ_g equals decomposing σ_g(c1) up to
+        // the representative of each digit (see `keyswitch`), and avoids one permuted copy.
+        let digits = keyswitch::decompose(&self.params, &ct.c1);
+        bump(&self.counters.decompose, 1);
+        Ok(self.rotate_decomposed(ct, &digits, g, key))
+    }
+
+    /// σ_g applied to `ct` given the decomposition of its `c1`.
+    fn rotate_decomposed(
+        &self,
+        ct: &Ciphertext,
+        digits: &[RnsPoly<Ntt>],
+        g: u64,
+        key: &crate::keys::KeySwitchKey,
+    ) -> Ciphertext {
         let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
-        let c0 = ct.c0.automorphism_with(&perm);
-        let c1 = ct.c1.automorphism_with(&perm);
-        let (k0, k1) = keyswitch::key_switch(&self.params, &c1, key);
-        let mut c0 = c0;
+        let (k0, k1) = keyswitch::apply_key(&self.params, digits, key, Some(&perm));
+        let mut c0 = ct.c0.automorphism_with(&perm);
         c0.add_assign(&self.params, &k0);
         bump(&self.counters.key_switch, 1);
-        bump(&self.counters.decompose, 1);
         bump(&self.counters.rotate, 1);
-        Ok(Ciphertext {
+        Ciphertext {
             c0,
             c1: k1,
             scale: ct.scale,
             seed: None,
-        })
+        }
     }
 
     /// Rotates the slots left by `step` (negative: right), needing the Galois key for `step`.
@@ -484,31 +496,18 @@ impl Evaluator {
         };
         let mut out = Vec::with_capacity(steps.len());
         for (&g, &s) in elems.iter().zip(steps) {
-            bump(&self.counters.rotate, 1);
             if g == 1 {
+                bump(&self.counters.rotate, 1);
                 out.push(ct.clone());
                 continue;
             }
             let key = self.key_for(g, s)?;
-            let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
-            let rotated: Vec<RnsPoly<Ntt>> =
-                digits.iter().map(|d| d.automorphism_with(&perm)).collect();
-            let (k0, k1) = keyswitch::apply_key(&self.params, &rotated, key);
-            let mut c0 = ct.c0.automorphism_with(&perm);
-            c0.add_assign(&self.params, &k0);
-            bump(&self.counters.key_switch, 1);
-            out.push(Ciphertext {
-                c0,
-                c1: k1,
-                scale: ct.scale,
-                seed: None,
-            });
+            out.push(self.rotate_decomposed(ct, &digits, g, key));
         }
         Ok(out)
     }
 }
 
-/// Refuses a product whose scale leaves no room below `Q_level / 2` (decryption would wrap).
 fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
     let log_q: f64 = params.inner.q[..=level]
         .iter()

@@ -48,10 +48,15 @@ pub(crate) fn decompose(params: &CkksParams, d: &RnsPoly<Ntt>) -> Vec<RnsPoly<Nt
 }
 
 /// `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l ∪ P`, divided by `P` (result over `Q_l`).
+///
+/// With `perm`, the digits are read through the NTT-domain automorphism permutation
+/// (`σ(digit_j)[c] = digit_j[perm[c]]`), one limb at a time into a scratch buffer, so a hoisted
+/// rotation never materialises the rotated digits.
 pub(crate) fn apply_key(
     params: &CkksParams,
     digits: &[RnsPoly<Ntt>],
     key: &KeySwitchKey,
+    perm: Option<&[u32]>,
 ) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
     let q_len = digits[0].q_len();
     let k = digits[0].p_len();
@@ -65,9 +70,23 @@ pub(crate) fn apply_key(
         .for_each(|(t, (o0, o1))| {
             let gi = digits[0].modulus_index(params, t);
             let plan = &params.inner.plans[gi];
+            let mut scratch = if perm.is_some() {
+                vec![0u64; n]
+            } else {
+                Vec::new()
+            };
             // Key polynomials live over the full basis, where the global index is the limb index.
             for (j, dj) in digits.iter().enumerate() {
-                let x = &dj.data[t * n..(t + 1) * n];
+                let limb = &dj.data[t * n..(t + 1) * n];
+                let x: &[u64] = match perm {
+                    Some(perm) => {
+                        for (s, &src) in scratch.iter_mut().zip(perm) {
+                            *s = limb[src as usize];
+                        }
+                        &scratch
+                    }
+                    None => limb,
+                };
                 plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
                 plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
             }
@@ -83,5 +102,5 @@ pub(crate) fn key_switch(
     key: &KeySwitchKey,
 ) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
     let digits = decompose(params, d);
-    apply_key(params, &digits, key)
+    apply_key(params, &digits, key, None)
 }
