@@ -179,6 +179,7 @@ impl Evaluator {
             c1,
             scale: a.scale,
             seed: None,
+            params_id: self.params.fingerprint(),
         })
     }
 
@@ -203,6 +204,7 @@ impl Evaluator {
             c1,
             scale: a.scale,
             seed: None,
+            params_id: self.params.fingerprint(),
         })
     }
 
@@ -222,6 +224,7 @@ impl Evaluator {
     /// below `Q_level/2`).
     fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check_params(&self.params)?;
+        pt.check_params(&self.params)?;
         if pt.level() < ct.level() || pt.poly.limb(0).len() != self.params.n() {
             return Err(CkksError::LevelMismatch {
                 left: ct.level(),
@@ -241,6 +244,7 @@ impl Evaluator {
             c1: ct.c1.clone(),
             scale: ct.scale,
             seed: ct.seed,
+            params_id: ct.params_id,
         })
     }
 
@@ -254,6 +258,7 @@ impl Evaluator {
             c1: ct.c1.clone(),
             scale: ct.scale,
             seed: ct.seed,
+            params_id: ct.params_id,
         })
     }
 
@@ -279,6 +284,7 @@ impl Evaluator {
             c1,
             scale: ct.scale * pt.scale,
             seed: None,
+            params_id: self.params.fingerprint(),
         })
     }
 
@@ -332,12 +338,20 @@ impl Evaluator {
             d1,
             d2,
             scale: a.scale * b.scale,
+            params_id: self.params.fingerprint(),
         })
     }
 
     /// Relinearizes `(d0, d1, d2)` to a two-component ciphertext with the relinearization key.
     pub fn relinearize(&self, ct: &Ciphertext3) -> Result<Ciphertext> {
         let key = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        if ct.params_id != self.params.fingerprint() {
+            return Err(CkksError::ForeignObject {
+                object: "ciphertext",
+                expected: self.params.fingerprint(),
+                found: ct.params_id,
+            });
+        }
         self.params.check_level(ct.level())?;
         let (k0, k1) = keyswitch::key_switch(&self.params, &ct.d2, &key.0);
         let mut c0 = ct.d0.clone();
@@ -352,6 +366,7 @@ impl Evaluator {
             c1,
             scale: ct.scale,
             seed: None,
+            params_id: self.params.fingerprint(),
         })
     }
 
@@ -454,6 +469,7 @@ impl Evaluator {
             c1: k1,
             scale: ct.scale,
             seed: None,
+            params_id: ct.params_id,
         }
     }
 
