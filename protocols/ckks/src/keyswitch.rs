@@ -67,30 +67,29 @@ pub(crate) fn apply_key(
         .par_chunks_mut(n)
         .zip(acc1.data.par_chunks_mut(n))
         .enumerate()
-        .for_each(|(t, (o0, o1))| {
-            let gi = digits[0].modulus_index(params, t);
-            let plan = &params.inner.plans[gi];
-            let mut scratch = if perm.is_some() {
-                vec![0u64; n]
-            } else {
-                Vec::new()
-            };
-            // Key polynomials live over the full basis, where the global index is the limb index.
-            for (j, dj) in digits.iter().enumerate() {
-                let limb = &dj.data[t * n..(t + 1) * n];
-                let x: &[u64] = match perm {
-                    Some(perm) => {
-                        for (s, &src) in scratch.iter_mut().zip(perm) {
-                            *s = limb[src as usize];
+        .for_each_init(
+            || vec![0u64; if perm.is_some() { n } else { 0 }],
+            |scratch, (t, (o0, o1))| {
+                let gi = digits[0].modulus_index(params, t);
+                let plan = &params.inner.plans[gi];
+                // Key polynomials live over the full basis, where the global index is the limb
+                // index.
+                for (j, dj) in digits.iter().enumerate() {
+                    let limb = &dj.data[t * n..(t + 1) * n];
+                    let x: &[u64] = match perm {
+                        Some(perm) => {
+                            for (s, &src) in scratch.iter_mut().zip(perm) {
+                                *s = limb[src as usize];
+                            }
+                            &scratch[..]
                         }
-                        &scratch
-                    }
-                    None => limb,
-                };
-                plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
-                plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
-            }
-        });
+                        None => limb,
+                    };
+                    plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
+                    plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
+                }
+            },
+        );
     let (r0, r1) = rayon::join(|| acc0.mod_down(params), || acc1.mod_down(params));
     (r0, r1)
 }

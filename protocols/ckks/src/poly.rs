@@ -431,19 +431,21 @@ impl RnsPoly<Ntt> {
         let last: Vec<i64> = last.iter().map(|&v| ql.centered(v)).collect();
         self.data.truncate(l * n);
         self.q_len = l;
-        self.data
-            .par_chunks_mut(n)
-            .enumerate()
-            .for_each(|(i, limb)| {
+        self.data.par_chunks_mut(n).enumerate().for_each_init(
+            || vec![0u64; n],
+            |t, (i, limb)| {
                 let m = params.inner.moduli[i];
-                let mut t: Vec<u64> = last.iter().map(|&v| m.reduce_i64(v)).collect();
-                params.inner.plans[i].fwd(&mut t);
+                for (x, &v) in t.iter_mut().zip(&last) {
+                    *x = m.reduce_i64(v);
+                }
+                params.inner.plans[i].fwd(t);
                 let inv = m.inv(ql.value()).expect("distinct primes");
                 let inv_s = m.shoup(inv);
-                for (x, &y) in limb.iter_mut().zip(&t) {
+                for (x, &y) in limb.iter_mut().zip(t.iter()) {
                     *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
                 }
-            });
+            },
+        );
     }
 
     /// Divides a polynomial over `Q_l ∪ P` by `P` (rounding error below `k`) and returns it over
