@@ -5,8 +5,11 @@
 //! conversion ("ModUp"); take the inner product with the key pairs `(b_j, a_j)`; divide by `P`
 //! ("ModDown"). The decomposition can be computed once and reused by several rotations of the
 //! same ciphertext (hoisting, Halevi–Shoup CRYPTO 2018 §5): the automorphism is applied to the
-//! extended digits instead of to `d` (valid because the base-converted value is only defined up
-//! to a multiple of `Q_j`, which the gadget annihilates).
+//! extended digits instead of to `d`. Because each digit is extended as its exact centred
+//! representative (see [`crate::poly`]), and the automorphism only permutes coefficients and
+//! flips signs, this gives bit-for-bit the same result as decomposing `σ(d)` (tested against the
+//! textbook rotation); with the plain fast conversion it would differ by multiples of `Q_j`,
+//! which the gadget annihilates anyway.
 
 use rayon::prelude::*;
 
