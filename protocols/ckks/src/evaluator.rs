@@ -414,12 +414,14 @@ impl Evaluator {
                 max: ct.level(),
             });
         }
-        let mut out = ct.clone();
-        out.c0.truncate_q(level + 1);
-        out.c1.truncate_q(level + 1);
-        out.seed = None;
         bump(&self.counters.drop_level, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.restrict(level + 1, false),
+            c1: ct.c1.restrict(level + 1, false),
+            scale: ct.scale,
+            seed: None,
+            params_id: ct.params_id,
+        })
     }
 
     /// Drops the ciphertext by one level.
