@@ -23,14 +23,16 @@ fn bench_preset(c: &mut Criterion, preset: Preset) {
         .map(|i| ((i * 37 % 1000) as f64) / 1000.0 - 0.5)
         .collect();
     let pt = enc.encode(&x, l, params.default_scale()).expect("encode");
-    let ct: Ciphertext = pk.encrypt(&pt);
+    let ct: Ciphertext = pk.encrypt(&pt).expect("encrypt");
     let prod = eval.mul(&ct, &ct).expect("mul");
 
     let mut g = c.benchmark_group(name);
     g.bench_function("encode", |b| {
         b.iter(|| enc.encode(black_box(&x), l, params.default_scale()))
     });
-    g.bench_function("encrypt_pk", |b| b.iter(|| pk.encrypt(black_box(&pt))));
+    g.bench_function("encrypt_pk", |b| {
+        b.iter(|| pk.encrypt(black_box(&pt)).expect("encrypt"))
+    });
     g.bench_function("decrypt_decode", |b| {
         b.iter(|| enc.decode(&sk.decrypt(black_box(&ct)).expect("dec")))
     });

@@ -15,6 +15,7 @@ pub struct Ciphertext {
     pub(crate) c1: RnsPoly<Ntt>,
     pub(crate) scale: f64,
     pub(crate) seed: Option<[u8; 32]>,
+    pub(crate) params_id: u64,
 }
 
 impl Ciphertext {
@@ -35,6 +36,13 @@ impl Ciphertext {
         (&self.c0, &self.c1)
     }
     pub(crate) fn check_params(&self, params: &CkksParams) -> Result<()> {
+        if self.params_id != params.fingerprint() {
+            return Err(crate::error::CkksError::ForeignObject {
+                object: "ciphertext",
+                expected: params.fingerprint(),
+                found: self.params_id,
+            });
+        }
         let n = self.c0.limb(0).len();
         if n != params.n() {
             return Err(crate::error::CkksError::ParamsMismatch {
@@ -56,6 +64,7 @@ pub struct Ciphertext3 {
     pub(crate) d1: RnsPoly<Ntt>,
     pub(crate) d2: RnsPoly<Ntt>,
     pub(crate) scale: f64,
+    pub(crate) params_id: u64,
 }
 
 impl Ciphertext3 {

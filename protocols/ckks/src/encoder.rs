@@ -53,6 +53,7 @@ impl C64 {
 pub struct Plaintext {
     pub(crate) poly: RnsPoly<Ntt>,
     pub(crate) scale: f64,
+    pub(crate) params_id: u64,
 }
 
 impl Plaintext {
@@ -67,6 +68,16 @@ impl Plaintext {
     /// The underlying polynomial.
     pub fn poly(&self) -> &RnsPoly<Ntt> {
         &self.poly
+    }
+    pub(crate) fn check_params(&self, params: &CkksParams) -> Result<()> {
+        if self.params_id != params.fingerprint() {
+            return Err(CkksError::ForeignObject {
+                object: "plaintext",
+                expected: params.fingerprint(),
+                found: self.params_id,
+            });
+        }
+        params.check_level(self.level())
     }
 }
 
@@ -205,7 +216,11 @@ impl Encoder {
             coeffs[i + slots] = z.im * scale;
         }
         let poly = coeffs_to_poly(&self.params, &coeffs, level)?;
-        Ok(Plaintext { poly, scale })
+        Ok(Plaintext {
+            poly,
+            scale,
+            params_id: self.params.fingerprint(),
+        })
     }
 
     /// Decodes the real parts of all `N/2` slots.
@@ -213,7 +228,8 @@ impl Encoder {
         self.decode_complex(pt).into_iter().map(|z| z.re).collect()
     }
 
-    /// Decodes all `N/2` complex slots.
+    /// Decodes all `N/2` complex slots (a plaintext from other parameters decodes to garbage;
+    /// [`crate::SecretKey::decrypt`] already refuses foreign ciphertexts).
     pub fn decode_complex(&self, pt: &Plaintext) -> Vec<C64> {
         let coeff = pt.poly.clone().into_coeff(&self.params);
         let m = crt_to_f64(&self.params, &coeff);
@@ -429,7 +445,11 @@ mod tests {
         // A plaintext with small known integer coefficients.
         let coeffs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 23) as f64 - 11.0).collect();
         let poly = coeffs_to_poly(&params, &coeffs, 2).unwrap();
-        let pt = Plaintext { poly, scale: 1.0 };
+        let pt = Plaintext {
+            poly,
+            scale: 1.0,
+            params_id: params.fingerprint(),
+        };
         let slots = enc.decode_complex(&pt);
         let m = 2 * n;
         let mut g = 1usize;

@@ -175,6 +175,16 @@ pub enum CkksError {
         /// Name of the object's parameter set.
         found: &'static str,
     },
+    /// A ciphertext or plaintext made under other parameters (fingerprints differ).
+    #[error("{object} was made under parameters with fingerprint {found:#018x}, expected {expected:#018x}")]
+    ForeignObject {
+        /// The object.
+        object: &'static str,
+        /// Fingerprint of the parameters in use.
+        expected: u64,
+        /// Fingerprint stamped on the object.
+        found: u64,
+    },
     /// A serialized coefficient is not reduced modulo its prime.
     #[error("serialized {object}: coefficient {index} of limb {limb} is {value}, not below modulus {modulus}")]
     CoefficientOutOfRange {

@@ -171,12 +171,16 @@ impl Evaluator {
     /// `a + b` (same level, matching scales).
     pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.check_pair(a, b)?;
-        let mut out = a.clone();
-        out.c0.add_assign(&self.params, &b.c0);
-        out.c1.add_assign(&self.params, &b.c1);
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| a.c0.add(p, &b.c0), || a.c1.add(p, &b.c1));
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            seed: None,
+            params_id: self.params.fingerprint(),
+        })
     }
 
     /// `a += b` in place (same rules as [`Self::add`]).
@@ -192,12 +196,16 @@ impl Evaluator {
     /// `a - b` (same level, matching scales).
     pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext> {
         self.check_pair(a, b)?;
-        let mut out = a.clone();
-        out.c0.sub_assign(&self.params, &b.c0);
-        out.c1.sub_assign(&self.params, &b.c1);
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| a.c0.sub(p, &b.c0), || a.c1.sub(p, &b.c1));
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: a.scale,
+            seed: None,
+            params_id: self.params.fingerprint(),
+        })
     }
 
     /// `-a`.
@@ -211,37 +219,47 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// A plaintext restricted to the ciphertext's level (plaintexts at a higher level are
-    /// accepted: dropping limbs is exact for an encoded value below `Q_level/2`).
-    fn plain_at(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<RnsPoly<Ntt>> {
+    /// Checks that a plaintext can act on the ciphertext: plaintexts at a higher level are
+    /// accepted (only their first `level + 1` limbs are used, which is exact for an encoded value
+    /// below `Q_level/2`).
+    fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check_params(&self.params)?;
-        if pt.level() < ct.level() {
+        pt.check_params(&self.params)?;
+        if pt.level() < ct.level() || pt.poly.limb(0).len() != self.params.n() {
             return Err(CkksError::LevelMismatch {
                 left: ct.level(),
                 right: pt.level(),
             });
         }
-        Ok(pt.poly.restrict(ct.level() + 1, false))
+        Ok(())
     }
 
     /// `ct + pt` (plaintext at the same or a higher level, matching scale).
     pub fn add_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_scales(ct.scale, pt.scale)?;
-        let mut out = ct.clone();
-        out.c0.add_assign(&self.params, &p);
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.add(&self.params, &pt.poly),
+            c1: ct.c1.clone(),
+            scale: ct.scale,
+            seed: ct.seed,
+            params_id: ct.params_id,
+        })
     }
 
     /// `ct - pt` (plaintext at the same or a higher level, matching scale).
     pub fn sub_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_scales(ct.scale, pt.scale)?;
-        let mut out = ct.clone();
-        out.c0.sub_assign(&self.params, &p);
         bump(&self.counters.add, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.sub(&self.params, &pt.poly),
+            c1: ct.c1.clone(),
+            scale: ct.scale,
+            seed: ct.seed,
+            params_id: ct.params_id,
+        })
     }
 
     /// Adds the real constant `c` to every slot (encoded as `round(c·scale)`).
@@ -256,15 +274,18 @@ impl Evaluator {
 
     /// `ct · pt` slot-wise; the result's scale is the product of the scales (rescale after).
     pub fn mul_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<Ciphertext> {
-        let p = self.plain_at(ct, pt)?;
+        self.check_plain(ct, pt)?;
         check_product_scale(&self.params, ct.scale * pt.scale, ct.level())?;
-        let mut out = ct.clone();
-        out.c0.mul_assign(&self.params, &p);
-        out.c1.mul_assign(&self.params, &p);
-        out.scale = ct.scale * pt.scale;
-        out.seed = None;
+        let p = &self.params;
+        let (c0, c1) = rayon::join(|| ct.c0.mul(p, &pt.poly), || ct.c1.mul(p, &pt.poly));
         bump(&self.counters.mul_plain, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: ct.scale * pt.scale,
+            seed: None,
+            params_id: self.params.fingerprint(),
+        })
     }
 
     /// Multiplies every slot by the real constant `c`, encoded as `round(c·q_level)` with scale
@@ -307,25 +328,30 @@ impl Evaluator {
         }
         check_product_scale(&self.params, a.scale * b.scale, a.level())?;
         let p = &self.params;
-        let mut d0 = a.c0.clone();
-        d0.mul_assign(p, &b.c0);
-        let mut d1 = a.c0.clone();
-        d1.mul_assign(p, &b.c1);
+        let d0 = a.c0.mul(p, &b.c0);
+        let mut d1 = a.c0.mul(p, &b.c1);
         d1.mul_add_assign(p, &a.c1, &b.c0);
-        let mut d2 = a.c1.clone();
-        d2.mul_assign(p, &b.c1);
+        let d2 = a.c1.mul(p, &b.c1);
         bump(&self.counters.mul, 1);
         Ok(Ciphertext3 {
             d0,
             d1,
             d2,
             scale: a.scale * b.scale,
+            params_id: self.params.fingerprint(),
         })
     }
 
     /// Relinearizes `(d0, d1, d2)` to a two-component ciphertext with the relinearization key.
     pub fn relinearize(&self, ct: &Ciphertext3) -> Result<Ciphertext> {
         let key = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        if ct.params_id != self.params.fingerprint() {
+            return Err(CkksError::ForeignObject {
+                object: "ciphertext",
+                expected: self.params.fingerprint(),
+                found: ct.params_id,
+            });
+        }
         self.params.check_level(ct.level())?;
         let (k0, k1) = keyswitch::key_switch(&self.params, &ct.d2, &key.0);
         let mut c0 = ct.d0.clone();
@@ -340,6 +366,7 @@ impl Evaluator {
             c1,
             scale: ct.scale,
             seed: None,
+            params_id: self.params.fingerprint(),
         })
     }
 
@@ -387,12 +414,14 @@ impl Evaluator {
                 max: ct.level(),
             });
         }
-        let mut out = ct.clone();
-        out.c0.truncate_q(level + 1);
-        out.c1.truncate_q(level + 1);
-        out.seed = None;
         bump(&self.counters.drop_level, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0: ct.c0.restrict(level + 1, false),
+            c1: ct.c1.restrict(level + 1, false),
+            scale: ct.scale,
+            seed: None,
+            params_id: ct.params_id,
+        })
     }
 
     /// Drops the ciphertext by one level.
@@ -416,21 +445,34 @@ impl Evaluator {
     fn apply_galois(&self, ct: &Ciphertext, g: u64, step: i64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;
         let key = self.key_for(g, step)?;
+        // Decomposing c1 and reading the digits through σ_g equals decomposing σ_g(c1) up to
+        // the representative of each digit (see `keyswitch`), and avoids one permuted copy.
+        let digits = keyswitch::decompose(&self.params, &ct.c1);
+        bump(&self.counters.decompose, 1);
+        Ok(self.rotate_decomposed(ct, &digits, g, key))
+    }
+
+    /// σ_g applied to `ct` given the decomposition of its `c1`.
+    fn rotate_decomposed(
+        &self,
+        ct: &Ciphertext,
+        digits: &[RnsPoly<Ntt>],
+        g: u64,
+        key: &crate::keys::KeySwitchKey,
+    ) -> Ciphertext {
         let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
-        let c0 = ct.c0.automorphism_with(&perm);
-        let c1 = ct.c1.automorphism_with(&perm);
-        let (k0, k1) = keyswitch::key_switch(&self.params, &c1, key);
-        let mut c0 = c0;
+        let (k0, k1) = keyswitch::apply_key(&self.params, digits, key, Some(&perm));
+        let mut c0 = ct.c0.automorphism_with(&perm);
         c0.add_assign(&self.params, &k0);
         bump(&self.counters.key_switch, 1);
-        bump(&self.counters.decompose, 1);
         bump(&self.counters.rotate, 1);
-        Ok(Ciphertext {
+        Ciphertext {
             c0,
             c1: k1,
             scale: ct.scale,
             seed: None,
-        })
+            params_id: ct.params_id,
+        }
     }
 
     /// Rotates the slots left by `step` (negative: right), needing the Galois key for `step`.
@@ -472,31 +514,18 @@ impl Evaluator {
         };
         let mut out = Vec::with_capacity(steps.len());
         for (&g, &s) in elems.iter().zip(steps) {
-            bump(&self.counters.rotate, 1);
             if g == 1 {
+                bump(&self.counters.rotate, 1);
                 out.push(ct.clone());
                 continue;
             }
             let key = self.key_for(g, s)?;
-            let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
-            let rotated: Vec<RnsPoly<Ntt>> =
-                digits.iter().map(|d| d.automorphism_with(&perm)).collect();
-            let (k0, k1) = keyswitch::apply_key(&self.params, &rotated, key);
-            let mut c0 = ct.c0.automorphism_with(&perm);
-            c0.add_assign(&self.params, &k0);
-            bump(&self.counters.key_switch, 1);
-            out.push(Ciphertext {
-                c0,
-                c1: k1,
-                scale: ct.scale,
-                seed: None,
-            });
+            out.push(self.rotate_decomposed(ct, &digits, g, key));
         }
         Ok(out)
     }
 }
 
-/// Refuses a product whose scale leaves no room below `Q_level / 2` (decryption would wrap).
 fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
     let log_q: f64 = params.inner.q[..=level]
         .iter()

@@ -84,12 +84,13 @@ impl SecretKey {
         Ok(Plaintext {
             poly: m,
             scale: ct.scale,
+            params_id: ct.params_id,
         })
     }
 
     /// Symmetric (secret-key) encryption with an OS-seeded ChaCha20 generator. The ciphertext's
     /// `c1` is generated from a seed, so it serializes in compressed form until modified.
-    pub fn encrypt_symmetric(&self, pt: &Plaintext) -> crate::ciphertext::Ciphertext {
+    pub fn encrypt_symmetric(&self, pt: &Plaintext) -> Result<crate::ciphertext::Ciphertext> {
         self.encrypt_symmetric_with_rng(pt, &mut sampling::os_rng())
     }
 
@@ -98,8 +99,9 @@ impl SecretKey {
         &self,
         pt: &Plaintext,
         rng: &mut R,
-    ) -> crate::ciphertext::Ciphertext {
+    ) -> Result<crate::ciphertext::Ciphertext> {
         let params = &self.params;
+        pt.check_params(params)?;
         let q_len = pt.poly.q_len();
         let seed = sampling::fresh_seed(rng);
         let a = sampling::uniform_ntt(params, &mut ChaCha20Rng::from_seed(seed), q_len, 0);
@@ -115,12 +117,13 @@ impl SecretKey {
         c0.add_assign(params, &e);
         e.zeroize_data();
         c0.add_assign(params, &pt.poly);
-        crate::ciphertext::Ciphertext {
+        Ok(crate::ciphertext::Ciphertext {
             c0,
             c1: a,
             scale: pt.scale,
             seed: Some(seed),
-        }
+            params_id: pt.params_id,
+        })
     }
 }
 
@@ -164,7 +167,7 @@ impl PublicKey {
 
     /// Public-key encryption with an OS-seeded ChaCha20 generator:
     /// `(v·b + e_0 + m, v·a + e_1)` with ternary `v` and Gaussian `e_0, e_1`.
-    pub fn encrypt(&self, pt: &Plaintext) -> crate::ciphertext::Ciphertext {
+    pub fn encrypt(&self, pt: &Plaintext) -> Result<crate::ciphertext::Ciphertext> {
         self.encrypt_with_rng(pt, &mut sampling::os_rng())
     }
 
@@ -173,8 +176,9 @@ impl PublicKey {
         &self,
         pt: &Plaintext,
         rng: &mut R,
-    ) -> crate::ciphertext::Ciphertext {
+    ) -> Result<crate::ciphertext::Ciphertext> {
         let params = &self.params;
+        pt.check_params(params)?;
         let n = params.n();
         let q_len = pt.poly.q_len();
         let mut v_coeffs = sampling::ternary(rng, n);
@@ -195,12 +199,13 @@ impl PublicKey {
         v.zeroize_data();
         e0.zeroize_data();
         e1.zeroize_data();
-        crate::ciphertext::Ciphertext {
+        Ok(crate::ciphertext::Ciphertext {
             c0,
             c1,
             scale: pt.scale,
             seed: None,
-        }
+            params_id: pt.params_id,
+        })
     }
 }
 

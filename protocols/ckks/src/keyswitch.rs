@@ -5,8 +5,11 @@
 //! conversion ("ModUp"); take the inner product with the key pairs `(b_j, a_j)`; divide by `P`
 //! ("ModDown"). The decomposition can be computed once and reused by several rotations of the
 //! same ciphertext (hoisting, Halevi–Shoup CRYPTO 2018 §5): the automorphism is applied to the
-//! extended digits instead of to `d` (valid because the base-converted value is only defined up
-//! to a multiple of `Q_j`, which the gadget annihilates).
+//! extended digits instead of to `d`. Because each digit is extended as its exact centred
+//! representative (see [`crate::poly`]), and the automorphism only permutes coefficients and
+//! flips signs, this gives bit-for-bit the same result as decomposing `σ(d)` (tested against the
+//! textbook rotation); with the plain fast conversion it would differ by multiples of `Q_j`,
+//! which the gadget annihilates anyway.
 
 use rayon::prelude::*;
 
@@ -48,10 +51,15 @@ pub(crate) fn decompose(params: &CkksParams, d: &RnsPoly<Ntt>) -> Vec<RnsPoly<Nt
 }
 
 /// `(Σ_j digit_j·b_j, Σ_j digit_j·a_j)` over `Q_l ∪ P`, divided by `P` (result over `Q_l`).
+///
+/// With `perm`, the digits are read through the NTT-domain automorphism permutation
+/// (`σ(digit_j)[c] = digit_j[perm[c]]`), one limb at a time into a scratch buffer, so a hoisted
+/// rotation never materialises the rotated digits.
 pub(crate) fn apply_key(
     params: &CkksParams,
     digits: &[RnsPoly<Ntt>],
     key: &KeySwitchKey,
+    perm: Option<&[u32]>,
 ) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
     let q_len = digits[0].q_len();
     let k = digits[0].p_len();
@@ -62,16 +70,29 @@ pub(crate) fn apply_key(
         .par_chunks_mut(n)
         .zip(acc1.data.par_chunks_mut(n))
         .enumerate()
-        .for_each(|(t, (o0, o1))| {
-            let gi = digits[0].modulus_index(params, t);
-            let plan = &params.inner.plans[gi];
-            // Key polynomials live over the full basis, where the global index is the limb index.
-            for (j, dj) in digits.iter().enumerate() {
-                let x = &dj.data[t * n..(t + 1) * n];
-                plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
-                plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
-            }
-        });
+        .for_each_init(
+            || vec![0u64; if perm.is_some() { n } else { 0 }],
+            |scratch, (t, (o0, o1))| {
+                let gi = digits[0].modulus_index(params, t);
+                let plan = &params.inner.plans[gi];
+                // Key polynomials live over the full basis, where the global index is the limb
+                // index.
+                for (j, dj) in digits.iter().enumerate() {
+                    let limb = &dj.data[t * n..(t + 1) * n];
+                    let x: &[u64] = match perm {
+                        Some(perm) => {
+                            for (s, &src) in scratch.iter_mut().zip(perm) {
+                                *s = limb[src as usize];
+                            }
+                            &scratch[..]
+                        }
+                        None => limb,
+                    };
+                    plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
+                    plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
+                }
+            },
+        );
     let (r0, r1) = rayon::join(|| acc0.mod_down(params), || acc1.mod_down(params));
     (r0, r1)
 }
@@ -83,5 +104,5 @@ pub(crate) fn key_switch(
     key: &KeySwitchKey,
 ) -> (RnsPoly<Ntt>, RnsPoly<Ntt>) {
     let digits = decompose(params, d);
-    apply_key(params, &digits, key)
+    apply_key(params, &digits, key, None)
 }

@@ -27,7 +27,7 @@
 //! let encoder = Encoder::new(&params);
 //!
 //! let x = [0.5, -1.0, 2.0];
-//! let ct = pk.encrypt(&encoder.encode(&x, params.max_level(), params.default_scale())?);
+//! let ct = pk.encrypt(&encoder.encode(&x, params.max_level(), params.default_scale())?)?;
 //! let sq = eval.rescale(&eval.mul(&ct, &ct)?)?; // x², one level consumed
 //! let rot = eval.rotate(&sq, 1)?; // slots shifted left by one
 //! let out = encoder.decode(&sk.decrypt(&rot)?);

@@ -267,8 +267,10 @@ impl CkksParamsBuilder {
             .chain(p.iter())
             .map(|&x| Plan::try_new(n, x).expect("primes are 1 mod 2N, so the NTT plan exists"))
             .collect();
+        let fingerprint = fingerprint(log_n, alpha, &q, &p);
         Ok(CkksParams {
             inner: Arc::new(ParamsInner {
+                fingerprint,
                 log_n,
                 n,
                 scale_bits,
@@ -386,6 +388,20 @@ pub(crate) struct ParamsInner {
     pub(crate) log_qp: f64,
     pub(crate) security: SecurityLevel,
     pub(crate) name: &'static str,
+    /// FNV-1a hash of `(log_n, alpha, q, p)`, stamped on ciphertexts and plaintexts.
+    pub(crate) fingerprint: u64,
+}
+
+fn fingerprint(log_n: u32, alpha: usize, q: &[u64], p: &[u64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let words = [log_n as u64, alpha as u64, q.len() as u64, p.len() as u64];
+    for w in words.iter().chain(q).chain(p) {
+        for b in w.to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
 }
 
 /// A validated CKKS parameter set (cheap to clone: shared behind an `Arc`).
@@ -483,6 +499,11 @@ impl CkksParams {
     /// The preset or builder name.
     pub fn name(&self) -> &'static str {
         self.inner.name
+    }
+    /// A 64-bit fingerprint of the ring dimension and prime chain; ciphertexts and plaintexts
+    /// carry it and the evaluator refuses objects made under other parameters.
+    pub fn fingerprint(&self) -> u64 {
+        self.inner.fingerprint
     }
     pub(crate) fn check_level(&self, level: usize) -> Result<()> {
         if level > self.max_level() {

@@ -51,7 +51,7 @@ impl Ctx {
             .enc
             .encode(x, self.params.max_level(), self.params.default_scale())
             .unwrap();
-        self.pk.encrypt_with_rng(&pt, &mut self.rng)
+        self.pk.encrypt_with_rng(&pt, &mut self.rng).unwrap()
     }
     pub fn decrypt(&self, ct: &Ciphertext) -> Vec<f64> {
         self.enc.decode(&self.sk.decrypt(ct).unwrap())
@@ -85,6 +85,24 @@ fn rotate_vec(x: &[f64], step: i64) -> Vec<f64> {
         .collect()
 }
 
+/// Rotation computed the textbook way: `(σ(c0), σ(c1))` then key switching of `σ(c1)`.
+fn rotate_reference(c: &Ctx, ct: &Ciphertext, step: i64) -> Ciphertext {
+    let p = &c.params;
+    let g = galois_element_for_step(p, step);
+    let key = c.eval.galois_keys().keys.get(&g).unwrap();
+    let c1 = ct.c1.automorphism(p, g);
+    let (k0, k1) = crate::keyswitch::key_switch(p, &c1, key);
+    let mut c0 = ct.c0.automorphism(p, g);
+    c0.add_assign(p, &k0);
+    Ciphertext {
+        c0,
+        c1: k1,
+        scale: ct.scale,
+        seed: None,
+        params_id: ct.params_id,
+    }
+}
+
 /// The full operation set on one preset. Floors (bits) are stated per operation; measured
 /// values are printed (run with `--nocapture`).
 fn full_suite(preset: Preset, k: i64, squarings: usize, floor: f64) {
@@ -100,7 +118,7 @@ fn full_suite(preset: Preset, k: i64, squarings: usize, floor: f64) {
     // Fresh encryption.
     assert_bits("encrypt/decrypt (pk)", name, &c.decrypt(&cx), &x, floor);
     let pt = c.enc.encode(&x, l, c.params.default_scale()).unwrap();
-    let sym = c.sk.encrypt_symmetric_with_rng(&pt, &mut c.rng);
+    let sym = c.sk.encrypt_symmetric_with_rng(&pt, &mut c.rng).unwrap();
     assert!(sym.is_seeded());
     assert_bits("encrypt/decrypt (sk)", name, &c.decrypt(&sym), &x, floor);
 
@@ -196,12 +214,14 @@ fn full_suite(preset: Preset, k: i64, squarings: usize, floor: f64) {
         );
     }
     let z: Vec<C64> = x.iter().zip(&y).map(|(&a, &b)| C64::new(a, b)).collect();
-    let cz = c.pk.encrypt_with_rng(
-        &c.enc
-            .encode_complex(&z, l, c.params.default_scale())
-            .unwrap(),
-        &mut c.rng,
-    );
+    let cz =
+        c.pk.encrypt_with_rng(
+            &c.enc
+                .encode_complex(&z, l, c.params.default_scale())
+                .unwrap(),
+            &mut c.rng,
+        )
+        .unwrap();
     let conj = c
         .enc
         .decode_complex(&c.sk.decrypt(&c.eval.conjugate(&cz).unwrap()).unwrap());
@@ -210,15 +230,21 @@ fn full_suite(preset: Preset, k: i64, squarings: usize, floor: f64) {
     assert_bits("conjugate (real part)", name, &re, &x, floor);
     assert_bits("conjugate (imag part)", name, &im, &neg_y, floor);
 
-    // Hoisted rotations agree with plain rotations.
+    // Hoisted rotations agree with plain rotations and with an unhoisted reference that
+    // applies σ to c1 before decomposing it.
     let hoisted = c.eval.rotate_hoisted(&cx, &steps).unwrap();
     for (h, &s) in hoisted.iter().zip(&steps) {
-        let plain = c.decrypt(&c.eval.rotate(&cx, s).unwrap());
+        let plain = c.eval.rotate(&cx, s).unwrap();
+        assert!(
+            plain.c0 == h.c0 && plain.c1 == h.c1,
+            "hoisted and plain rotation differ"
+        );
+        let reference = c.decrypt(&rotate_reference(&c, &cx, s));
         assert_bits(
-            &format!("hoisted vs plain {s}"),
+            &format!("hoisted vs reference {s}"),
             name,
             &c.decrypt(h),
-            &plain,
+            &reference,
             floor,
         );
     }
@@ -324,7 +350,7 @@ fn mismatched_operands_are_refused() {
         Err(CkksError::LevelMismatch { left: 4, right: 3 })
     ));
     let pt = c.enc.encode(&x, 4, 2f64.powi(30)).unwrap();
-    let d = c.pk.encrypt(&pt);
+    let d = c.pk.encrypt(&pt).unwrap();
     assert!(matches!(
         c.eval.add(&a, &d),
         Err(CkksError::ScaleMismatch { .. })
@@ -350,6 +376,36 @@ fn mismatched_operands_are_refused() {
     assert!(matches!(
         no_keys.mul(&a, &a),
         Err(CkksError::MissingRelinKey)
+    ));
+    // A ciphertext made under another chain with the same N is refused, not misread.
+    let mut other = setup(presets::INSECURE_N10_L4_S40_TEST_ONLY, &[], false, false);
+    other.params = crate::CkksParams::builder()
+        .log_n(crate::LogN(10))
+        .levels(crate::Levels(4))
+        .scale_bits(crate::ScaleBits(36))
+        .insecure_skip_security_check()
+        .build()
+        .unwrap();
+    let foreign = KeyGenerator::new(&other.params).secret_key();
+    let fpt = Encoder::new(&other.params)
+        .encode(&x, 4, 2f64.powi(36))
+        .unwrap();
+    let fct = foreign.encrypt_symmetric(&fpt).unwrap();
+    assert!(matches!(
+        c.eval.add(&a, &fct),
+        Err(CkksError::ForeignObject { .. })
+    ));
+    assert!(matches!(
+        c.sk.decrypt(&fct),
+        Err(CkksError::ForeignObject { .. })
+    ));
+    assert!(matches!(
+        c.eval.mul_plain(&a, &fpt),
+        Err(CkksError::ForeignObject { .. })
+    ));
+    assert!(matches!(
+        c.pk.encrypt(&fpt),
+        Err(CkksError::ForeignObject { .. })
     ));
     // Dropping levels keeps the message.
     assert!(precision_bits(&c.decrypt(&low), &x) > 19.0);

@@ -228,6 +228,7 @@ impl Ciphertext {
             c1,
             scale,
             seed,
+            params_id: params.fingerprint(),
         })
     }
 }
@@ -243,7 +244,7 @@ struct PlaintextWire {
 impl Plaintext {
     /// Serializes the plaintext.
     pub fn to_bytes(&self, params: &CkksParams) -> Result<Vec<u8>> {
-        params.check_level(self.level())?;
+        self.check_params(params)?;
         encode(&PlaintextWire {
             tag: ParamsTag::of(params),
             level: self.level() as u32,
@@ -261,6 +262,7 @@ impl Plaintext {
         Ok(Plaintext {
             poly: load_poly(params, OBJ, w.poly, level + 1, 0)?,
             scale: check_scale(w.scale)?,
+            params_id: params.fingerprint(),
         })
     }
 
@@ -488,13 +490,13 @@ mod tests {
         let pt = c.enc.encode(&x, 3, p.default_scale()).unwrap();
 
         // Seeded secret-key ciphertext: about half the size of a full one.
-        let sym = c.sk.encrypt_symmetric(&pt);
+        let sym = c.sk.encrypt_symmetric(&pt).unwrap();
         let bytes = sym.to_bytes(&p).unwrap();
         let back = Ciphertext::from_bytes(&bytes, &p).unwrap();
         assert!(back.is_seeded());
         assert_eq!(back.c1, sym.c1);
         assert_eq!(back.c0, sym.c0);
-        let full = c.pk.encrypt(&pt);
+        let full = c.pk.encrypt(&pt).unwrap();
         let full_bytes = full.to_bytes(&p).unwrap();
         assert!(bytes.len() * 2 < full_bytes.len() + 1000);
         let back = Ciphertext::from_bytes(&full_bytes, &p).unwrap();
@@ -516,7 +518,7 @@ mod tests {
         assert_eq!(sk2.ntt, c.sk.ntt);
 
         let eval = Evaluator::new(&p).with_relin_key(rk2).with_galois_keys(gk2);
-        let ct = pk2.encrypt(&pt);
+        let ct = pk2.encrypt(&pt).unwrap();
         let sq = eval.rescale(&eval.mul(&ct, &ct).unwrap()).unwrap();
         let rot = eval.rotate(&sq, 3).unwrap();
         let want: Vec<f64> = (0..x.len()).map(|i| x[(i + 3) % x.len()].powi(2)).collect();
