@@ -25,8 +25,8 @@ pub mod io;
 pub mod mnist;
 pub mod npy;
 pub mod preprocess;
-pub mod split;
 pub mod skeleton;
+pub mod split;
 pub mod synth;
 pub mod tabular;
 
