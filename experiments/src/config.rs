@@ -104,6 +104,8 @@ pub enum Task {
     Mlp(TrainTask),
     /// Secure matrix products against the plaintext ring product.
     MatmulBench(MatmulBenchTask),
+    /// OT extension throughput over the transport.
+    OtBench(OtBenchTask),
 }
 
 /// Where a task's data comes from.
@@ -204,6 +206,17 @@ pub struct MatmulBenchTask {
     /// Products as `[rows, inner, cols]`.
     pub shapes: Vec<[usize; 3]>,
     /// Repetitions per shape (the median is reported).
+    #[serde(default = "default_reps")]
+    pub repetitions: usize,
+}
+
+/// OT-extension benchmark settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtBenchTask {
+    /// Number of OTs per run (rounded up to a multiple of 64).
+    pub count: usize,
+    /// Runs (the median is reported).
     #[serde(default = "default_reps")]
     pub repetitions: usize,
 }

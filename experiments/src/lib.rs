@@ -10,6 +10,7 @@ pub mod config;
 pub mod link;
 pub mod matmul_bench;
 pub mod offline;
+pub mod ot_bench;
 pub mod report;
 pub mod supervised;
 
@@ -33,6 +34,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
                 supervised::run(supervised::Kind::Logreg, t, cfg, &mut report).await?
             }
             Task::Mlp(t) => supervised::run(supervised::Kind::Mlp, t, cfg, &mut report).await?,
+            Task::OtBench(t) => ot_bench::run(t, &cfg.transport.kind, &mut report).await?,
             Task::MatmulBench(t) => {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }

@@ -6,6 +6,7 @@ use crate::models::linreg::LinRegHyper;
 use crate::models::{logreg, mlp};
 use crate::Schedule;
 use mpc::net::{mem_pair, MemChannel};
+use mpc::offline::OtSource;
 use mpc::share::{reconstruct, share};
 use mpc::triples::{dealer, TripleRequest, TripleSource};
 use mpc::{FixedPoint, Role, Share};
@@ -25,6 +26,22 @@ async fn backends(
     fp: FixedPoint,
 ) -> (Shared<MemChannel>, Shared<MemChannel>) {
     let (mut s0, mut s1, _h) = dealer::spawn_in_process().await.unwrap();
+    let (p0, p1) = tokio::join!(s0.generate(reqs), s1.generate(reqs));
+    let (c0, c1) = mem_pair();
+    (
+        Shared::new(c0, Role::P0, fp, p0.unwrap()),
+        Shared::new(c1, Role::P1, fp, p1.unwrap()),
+    )
+}
+
+/// Backends whose triples come from the two-server OT offline phase instead of a dealer.
+async fn backends_ot(
+    reqs: &[TripleRequest],
+    fp: FixedPoint,
+) -> (Shared<MemChannel>, Shared<MemChannel>) {
+    let (o0, o1) = mem_pair();
+    let (s0, s1) = tokio::join!(OtSource::setup(o0, Role::P0), OtSource::setup(o1, Role::P1));
+    let (mut s0, mut s1) = (s0.unwrap(), s1.unwrap());
     let (p0, p1) = tokio::join!(s0.generate(reqs), s1.generate(reqs));
     let (c0, c1) = mem_pair();
     (
@@ -113,6 +130,10 @@ async fn secure_logreg_matches_twin() {
 }
 
 async fn mlp_case(softmax: SoftmaxKind, tol: f64) {
+    mlp_case_with(softmax, tol, false).await
+}
+
+async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool) {
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let (n, sizes) = (64, vec![4usize, 8, 2]);
     let (x, y1) = blobs(n, &mut rng);
@@ -145,7 +166,11 @@ async fn mlp_case(softmax: SoftmaxKind, tol: f64) {
         ws1.push(b);
     }
     let reqs = mlp::plan(&sizes, n, &sched, &hyper, softmax).await.unwrap();
-    let (mut b0, mut b1) = backends(&reqs, fp).await;
+    let (mut b0, mut b1) = if ot {
+        backends_ot(&reqs, fp).await
+    } else {
+        backends(&reqs, fp).await
+    };
     let (r0, r1) = tokio::join!(
         async {
             let xd = b0.data(&x0).await.unwrap();
@@ -186,4 +211,11 @@ async fn secure_mlp_relu_softmax_matches_twin() {
 #[tokio::test]
 async fn secure_mlp_exp_softmax_matches_twin() {
     mlp_case(SoftmaxKind::Exp, 3e-2).await;
+}
+
+/// The same MLP with every triple (matrix, elementwise, AND) made by the two servers with OT:
+/// the result must agree with the twin exactly as with dealer triples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_mlp_with_ot_triples_matches_twin() {
+    mlp_case_with(SoftmaxKind::Relu, 5e-3, true).await;
 }
