@@ -10,11 +10,15 @@
 //!
 //! * **hoisted**: `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`; the rotations of `in_j` over its
 //!   step set `S_j` share one key-switching decomposition; rotations = `Σ_j |S_j \ {0}|`;
-//! * **BSGS**: `out_q = Σ_g rot(Σ_{j,δ} rot(in_j, δ) ⊙ rot(P_{q,j,g+δ}, −g), g)`; baby steps
-//!   `δ` are hoisted per input, giant steps applied once per output; rotations =
-//!   `Σ_j |Δ_j \ {0}| + Σ_q |G_q \ {0}|`.
+//! * **BSGS** with `n1` baby blocks: a step `s = r·bs + δ` (block distance `r`) is split into
+//!   a baby step `b = (r mod n1)·bs + δ` and a giant step `g = (r − r mod n1)·bs`;
+//!   `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`; baby steps are
+//!   hoisted per input, giant steps applied once per output; rotations =
+//!   `Σ_j |Δ_j \ {0}| + Σ_q |G_q \ {0}|`. With `n1 = 1` the taps of a temporal convolution
+//!   are the baby steps and the channel-block distances the giant steps.
 //!
-//! The plan picks the strategy with fewer rotations (hoisted on ties). Both spend one level:
+//! The plan evaluates the hoisted cost and the BSGS cost for every power of two `n1 ≤ B`
+//! and keeps the cheapest (hoisted on ties, then the smallest `n1`). Both spend one level:
 //! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
 //! requested output scale. Zero weights and all-zero masks produce no term, so zero padding of
 //! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
@@ -45,8 +49,13 @@ pub(crate) struct Term {
 pub enum Strategy {
     /// All rotations on the inputs, hoisted per input ciphertext.
     Hoisted,
-    /// Baby steps hoisted on the inputs, giant steps on per-output partial sums.
-    Bsgs,
+    /// Baby steps hoisted on the inputs, giant steps on per-output partial sums. A term at
+    /// block distance `r` and in-block shift `δ` uses baby step `(r mod n1)·bs + δ` and giant
+    /// step `(r − r mod n1)·bs`, `n1 = baby_blocks`.
+    Bsgs {
+        /// Block distances covered by the baby steps (a power of two).
+        baby_blocks: usize,
+    },
 }
 
 /// A compiled block-diagonal linear map (terms, rotation sets, strategy).
@@ -77,28 +86,39 @@ impl LinearMap {
     ) -> Self {
         terms.retain(|t| t.weight != 0.0 && masks[t.mask as usize].iter().any(|&m| m != 0.0));
         terms.sort_by_key(|t| (t.j, t.q));
-        let mut full = vec![BTreeSet::new(); n_in];
-        let mut baby = vec![BTreeSet::new(); n_in];
-        let mut giant = vec![BTreeSet::new(); n_out];
         let nb = slots / block;
-        for t in &terms {
-            let (g, b) = split(slots, block, nb, t);
-            full[t.j as usize].insert((g + b) % slots);
-            baby[t.j as usize].insert(b);
-            giant[t.q as usize].insert(g);
-        }
         let nonzero = |s: &Vec<BTreeSet<usize>>| -> usize {
             s.iter()
                 .map(|x| x.iter().filter(|&&v| v != 0).count())
                 .sum()
         };
-        let cost_h = nonzero(&full);
-        let cost_b = nonzero(&baby) + nonzero(&giant);
-        let (strategy, in_steps, giants) = if cost_b < cost_h {
-            (Strategy::Bsgs, baby, giant)
-        } else {
-            (Strategy::Hoisted, full, vec![BTreeSet::new(); n_out])
-        };
+        let mut full = vec![BTreeSet::new(); n_in];
+        for t in &terms {
+            let (g, b) = split(slots, block, nb, 1, t);
+            full[t.j as usize].insert((g + b) % slots);
+        }
+        let mut best_cost = nonzero(&full);
+        let mut strategy = Strategy::Hoisted;
+        let mut in_steps = full;
+        let mut giants = vec![BTreeSet::new(); n_out];
+        let mut n1 = 1;
+        while n1 <= nb {
+            let mut baby = vec![BTreeSet::new(); n_in];
+            let mut giant = vec![BTreeSet::new(); n_out];
+            for t in &terms {
+                let (g, b) = split(slots, block, nb, n1, t);
+                baby[t.j as usize].insert(b);
+                giant[t.q as usize].insert(g);
+            }
+            let cost = nonzero(&baby) + nonzero(&giant);
+            if cost < best_cost {
+                best_cost = cost;
+                strategy = Strategy::Bsgs { baby_blocks: n1 };
+                in_steps = baby;
+                giants = giant;
+            }
+            n1 *= 2;
+        }
         Self {
             slots,
             block,
@@ -136,7 +156,13 @@ impl LinearMap {
     pub(crate) fn products(&self) -> usize {
         let mut keys = BTreeSet::new();
         for t in &self.terms {
-            let (g, b) = split(self.slots, self.block, self.slots / self.block, t);
+            let (g, b) = split(
+                self.slots,
+                self.block,
+                self.slots / self.block,
+                self.n1(),
+                t,
+            );
             keys.insert((t.q, t.j, g, b));
         }
         keys.len()
@@ -216,7 +242,7 @@ impl LinearMap {
                         let qo = terms[0].q as usize;
                         let mut diags: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
                         for t in terms {
-                            let (g, b) = split(self.slots, self.block, nb, t);
+                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
                             let d = diags
                                 .entry((g + b) % self.slots)
                                 .or_insert_with(|| vec![0.0; self.slots]);
@@ -243,7 +269,7 @@ impl LinearMap {
                     })
                     .collect()
             }
-            Strategy::Bsgs => {
+            Strategy::Bsgs { .. } => {
                 let babies: Vec<Vec<Ciphertext>> = inputs
                     .par_iter()
                     .zip(&self.in_steps)
@@ -276,7 +302,7 @@ impl LinearMap {
                     .map(|terms| -> Result<Ciphertext> {
                         let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
                         for t in terms {
-                            let (g, b) = split(self.slots, self.block, nb, t);
+                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
                             let d = diags
                                 .entry((g, t.j, b))
                                 .or_insert_with(|| vec![0.0; self.slots]);
@@ -321,11 +347,23 @@ impl LinearMap {
     }
 }
 
-/// `(giant, baby)` of a term: giant = block distance, baby = in-block shift, both mod slots.
-fn split(slots: usize, block: usize, nb: usize, t: &Term) -> (usize, usize) {
-    let g = ((t.in_block as i64 - t.out_block as i64).rem_euclid(nb as i64) as usize) * block;
-    let b = (t.delta as i64).rem_euclid(slots as i64) as usize;
+/// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =
+/// `(r − r mod n1)·bs`, baby = `(r mod n1)·bs + δ`, both mod slots (`n1 = 1`: baby = δ).
+fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, usize) {
+    let r = (t.in_block as i64 - t.out_block as i64).rem_euclid(nb as i64) as usize;
+    let rb = r % n1;
+    let g = (r - rb) * block;
+    let b = ((rb * block) as i64 + t.delta as i64).rem_euclid(slots as i64) as usize;
     (g, b)
+}
+
+impl LinearMap {
+    fn n1(&self) -> usize {
+        match self.strategy {
+            Strategy::Hoisted => 1,
+            Strategy::Bsgs { baby_blocks } => baby_blocks,
+        }
+    }
 }
 
 fn accumulate(eval: &Evaluator, acc: &mut Option<Ciphertext>, x: Ciphertext) -> Result<()> {

@@ -25,18 +25,27 @@
 //!    factor and the frame mask folded into its diagonals, then a log-step rotate-and-sum inside
 //!    each block; logits land at the first slot of their class block.
 //!
-//! # Rotation counts (formulas, tested)
-//! With `B` blocks per ciphertext, `C_in, C_out ≤ B` (one ciphertext per node under AMA),
-//! `V` nodes, kernel `K_t`, temporal length ≥ `K_t`:
+//! # Rotation counts (formulas, tested in `op_counts_match_formulas`)
+//! Notation: `B` blocks per ciphertext, `bs` slots per block, `V` nodes, `K_t` temporal taps
+//! (all taps reach a valid frame), one ciphertext per node under AMA (`C_in + C_out − 1 ≤ B`),
+//! `n1` ranging over powers of two ≤ `B` (the plan keeps the cheapest, see `linear`).
+//! For an AMA map `C_in → C_out` with `τ` in-block shifts, block distances
+//! `R = [−(C_out−1), C_in−1]` and `G(n1) = ⌊(C_in−1)/n1⌋ + ⌈(C_out−1)/n1⌉ + 1` giant windows:
 //!
-//! * AMA graph conv: `V · (min(C_in + C_out − 1, B) − 1)` rotations (hoisted, one decomposition
-//!   per node), `nnz(ΣA) · min(C_in + C_out − 1, B)` plaintext products, `V·C_out/B` rescales.
-//! * AMA temporal conv (BSGS): `V·(K_t − 1) + V·(min(2·C_out − 1, B) − 1)` rotations.
-//! * AMA head: `min(C + Q − 1, B) − 1 + log2(bs)` rotations.
-//! * Channel-major graph conv: `C_in · (|D| − 1)` rotations with `D = {(v − w) mod B :
-//!   Σ_k A_k[v,w] ≠ 0}` the distinct block distances of the adjacency (diagonal method on the
-//!   V×V matrix), `C_in·C_out·|D|` products.
-//! * Channel-major temporal conv: `C_in · (K_t − 1)` rotations, `C_in·C_out·K_t` products.
+//! `rot(C_in, C_out, τ) = min(|R|·τ − 1, min_{n1} (min(n1, |R|)·τ − 1 + G(n1) − 1))` per node.
+//!
+//! * AMA graph conv: `V · rot(C_in, C_out, 1)` rotations, `nnz(Σ_k A_k) · (C_in + C_out − 1)`
+//!   plaintext products (`nnz` = nonzero (source, target) pairs), one rescale per output
+//!   ciphertext. The hoisted variant alone is `V·(C_in + C_out − 2)`.
+//! * AMA temporal conv: `V · rot(C, C, K_t)` (BSGS: taps and `n1` channel blocks as baby steps),
+//!   plus `V · rot(C_in, C_out, 1)` for a convolutional residual (the identity residual is
+//!   rotation-free).
+//! * AMA head: `rot(C, Q, 1) + log2(bs)` rotations (node sum by additions).
+//! * Channel-major graph conv: with `D = {(v − w) mod B : Σ_k A_k[v,w] ≠ 0}` (the diagonals of
+//!   the V×V matrices), `min(C_in·(|D| − 1), min_{n1} C_in·(|D mod n1| − 1) +
+//!   C_out·(|D − D mod n1| − 1))` rotations and `C_in·C_out·|D|` products.
+//! * Channel-major temporal conv: `C_in·(K_t − 1)` rotations, `C_in·C_out·K_t` products.
+//! * Channel-major head: `Q · log2(bs · V')` rotations (`V'` = V rounded up to a power of two).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
