@@ -41,6 +41,8 @@ pub mod plan;
 pub mod reference;
 
 #[cfg(test)]
+mod ntu_bench;
+#[cfg(test)]
 mod tests;
 
 pub use error::{HeGcnError, Result};

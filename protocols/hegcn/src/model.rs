@@ -648,6 +648,28 @@ impl HeStgcn {
         s.into_iter().map(|x| x as i64).collect()
     }
 
+    /// Rotation steps of the graph convolution (`stage = 0`) or the temporal convolution with
+    /// its residual (`stage = 1`) of block `i` — for keys of a single stage (benchmarks).
+    pub fn block_rotation_steps(&self, i: usize, stage: usize) -> Vec<i64> {
+        let mut s = BTreeSet::new();
+        if let Some(b) = self.blocks.get(i) {
+            if stage == 0 {
+                b.gcn.steps(&mut s);
+            } else {
+                b.tcn.steps(&mut s);
+                if let ResidualProgram::Map(m) = &b.residual {
+                    m.steps(&mut s);
+                }
+            }
+        }
+        s.into_iter().map(|x| x as i64).collect()
+    }
+
+    /// Layout of the input of block `i`.
+    pub fn block_input_layout(&self, i: usize) -> Option<&Layout> {
+        self.blocks.get(i).map(|b| &b.in_layout)
+    }
+
     /// Rotations and products per stage predicted from the compiled maps.
     pub fn planned_counts(&self) -> Vec<PlannedCounts> {
         let mut out = Vec::new();
@@ -913,6 +935,41 @@ impl HeStgcn {
         Ok(PackedTensor {
             cts,
             layout: l.clone(),
+        })
+    }
+
+    /// Packs and encrypts a logical tensor `(C, T, V, M)` (no input map) in `layout` at
+    /// `level` with the default scale — to feed a single stage (tests, benchmarks).
+    pub fn encrypt_packed(
+        &self,
+        pk: &PublicKey,
+        layout: &Layout,
+        x: ArrayView4<'_, f64>,
+        level: usize,
+    ) -> Result<PackedTensor> {
+        let dims = (layout.channels, layout.frames, layout.nodes, layout.persons);
+        if x.dim() != dims {
+            return Err(HeGcnError::Shape {
+                what: "tensor entries (C·T·V·M)",
+                expected: dims.0 * dims.1 * dims.2 * dims.3,
+                found: x.len(),
+            });
+        }
+        let mut slots = vec![vec![0.0; layout.slots]; layout.num_cts()];
+        for ((c, t, v, m), &e) in x.indexed_iter() {
+            let (ct, slot) = layout.slot(c, t, v, m);
+            slots[ct][slot] = e;
+        }
+        let scale = self.params.default_scale();
+        let cts = slots
+            .par_iter()
+            .map(|s| -> Result<Ciphertext> {
+                Ok(pk.encrypt(&self.encoder.encode(s, level, scale)?))
+            })
+            .collect::<Result<_>>()?;
+        Ok(PackedTensor {
+            cts,
+            layout: layout.clone(),
         })
     }
 
