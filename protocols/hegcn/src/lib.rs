@@ -9,6 +9,20 @@
 //! twin of every stage). The internal `linear` module implements block-diagonal linear maps
 //! (diagonal method with hoisted rotations or baby-step/giant-step).
 //!
+//! Design choices (see the module docs for details): the graph convolution is one fused
+//! level (`Σ_k A_k[v,w]·W_k` folded into the weight plaintexts, rotations hoisted per source
+//! ciphertext and shared by all partitions and outputs); every linear map picks hoisted or
+//! baby-step/giant-step evaluation by its rotation count; zero padding and invalid slots are
+//! zeros of the weight plaintexts; stride 2 keeps a dilated layout instead of compacting;
+//! plaintexts are encoded on the fly per output ciphertext (memory stays bounded, encoding
+//! time is part of the measured latency). Galois keys are needed only for
+//! [`HeStgcn::rotation_steps`].
+//!
+//! Tests (`cargo test -p hegcn --release`, insecure small-N parameters) compare every stage
+//! with [`reference`] and the logits with `FoldedModel::forward`; the ignored tests in
+//! `ntu_bench` print the planned op counts of STGCN-3-128 on the NTU graph and time one
+//! graph-convolution stage at the 128-bit preset `N15_L17_S40_128BIT`.
+//!
 //! ```no_run
 //! use ckks::{presets, Evaluator, KeyGenerator};
 //! use hegcn::{choose_preset, HeStgcn, Packing};

@@ -665,6 +665,11 @@ impl HeStgcn {
         s.into_iter().map(|x| x as i64).collect()
     }
 
+    /// Layout of the graph-convolution output (activation and temporal input) of block `i`.
+    pub fn block_mid_layout(&self, i: usize) -> Option<&Layout> {
+        self.blocks.get(i).map(|b| &b.mid_layout)
+    }
+
     /// Layout of the input of block `i`.
     pub fn block_input_layout(&self, i: usize) -> Option<&Layout> {
         self.blocks.get(i).map(|b| &b.in_layout)

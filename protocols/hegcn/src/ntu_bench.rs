@@ -87,56 +87,76 @@ fn ntu_stgcn3_planned_counts() {
     );
 }
 
-/// Times the graph convolution of block 2 (C → C, dilation 2) of an NTU-shaped STGCN-3-128
-/// with width divisor `HEGCN_DIVISOR` (default 8: 16 channels) at `N15_L17_S40_128BIT`.
+/// Times the graph convolution (`HEGCN_STAGE=gcn`, default) or the temporal convolution with
+/// its identity residual (`HEGCN_STAGE=tcn`) of block 2 (C → C, dilation 2) of an NTU-shaped
+/// STGCN-3-128 with width divisor `HEGCN_DIVISOR` (default 8: 16 channels) at
+/// `N15_L17_S40_128BIT` (128-bit), for both packings; checks the result against the plaintext
+/// stage and prints latency, op counts and the channel-major / AMA ratios.
 #[test]
 #[ignore = "N = 2^15 at a 128-bit preset: minutes; prints latency and op counts"]
-fn ntu_gcn_stage_latency() {
+fn ntu_stage_latency() {
     let divisor: usize = std::env::var("HEGCN_DIVISOR")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
+    let tcn = std::env::var("HEGCN_STAGE").is_ok_and(|s| s == "tcn");
     let model = ntu_model(divisor);
     let params = presets::N15_L17_S40_128BIT.build().unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(3);
     let mut results = Vec::new();
+    let block = 2;
+    let blk = &model.blocks[block];
     for packing in [Packing::Ama, Packing::ChannelMajor] {
         let he = HeStgcn::compile(&model, packing, &params).unwrap();
-        let block = 2;
-        let layout = he.block_input_layout(block).unwrap().clone();
-        let level = he.plan().stages[4 * block].level_after + 1;
+        let lin = he.block_input_layout(block).unwrap().clone();
+        let lmid = he.block_mid_layout(block).unwrap().clone();
+        let in_level = he.plan().stages[4 * block].level_after + 1;
+        let mid_level = he.plan().stages[4 * block + 1].level_after;
         let mut kg = KeyGenerator::new(&params);
         let sk = kg.secret_key();
         let pk = kg.public_key(&sk).unwrap();
-        let steps = he.block_rotation_steps(block, 0);
+        let steps = he.block_rotation_steps(block, usize::from(tcn));
         let eval =
             Evaluator::new(&params).with_galois_keys(kg.galois_keys(&sk, &steps, false).unwrap());
-        let x = Array4::from_shape_fn(
-            (layout.channels, layout.frames, layout.nodes, layout.persons),
-            |_| rng.gen_range(-1.0..1.0),
-        );
-        let ct = he.encrypt_packed(&pk, &layout, x.view(), level).unwrap();
+        let mut random = |l: &crate::Layout| {
+            Array4::from_shape_fn((l.channels, l.frames, l.nodes, l.persons), |_| {
+                rng.gen_range(-1.0..1.0)
+            })
+        };
+        let x = random(&lin);
+        let h = random(&lmid);
+        let ct_x = he.encrypt_packed(&pk, &lin, x.view(), in_level).unwrap();
+        let ct_h = he.encrypt_packed(&pk, &lmid, h.view(), mid_level).unwrap();
         eval.reset_counters();
         let t0 = Instant::now();
-        let g = he.gcn(&eval, block, &ct).unwrap();
+        let out = if tcn {
+            he.temporal(&eval, block, &ct_h, &ct_x).unwrap()
+        } else {
+            he.gcn(&eval, block, &ct_x).unwrap()
+        };
         let secs = t0.elapsed().as_secs_f64();
         let counts = eval.counters();
-        let dec = he.decrypt_tensor(&sk, &g).unwrap();
-        let want = crate::reference::gcn(&model.blocks[block], x.view());
+        let dec = he.decrypt_tensor(&sk, &out).unwrap();
+        let want = if tcn {
+            crate::reference::temporal(blk, h.view(), x.view())
+        } else {
+            crate::reference::gcn(blk, x.view())
+        };
         let err = dec
             .iter()
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
+        let mag = want.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        assert!(
+            err <= 1e-4 * mag.max(1.0),
+            "{packing:?}: err {err} vs max {mag}"
+        );
         println!(
-            "{:?}: C={} level {} keys {} time {:.2}s err {:.2e} counts {:?}",
-            packing,
-            layout.channels,
-            level,
+            "{packing:?} {}: C={} keys {} time {secs:.2}s err {err:.2e} counts {counts:?}",
+            if tcn { "tcn" } else { "gcn" },
+            lin.channels,
             steps.len(),
-            secs,
-            err,
-            counts
         );
         results.push((secs, counts));
     }
