@@ -24,10 +24,10 @@
 //! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
 //! count.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
-use ckks::{Ciphertext, Encoder, Evaluator};
+use ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
 use rayon::prelude::*;
 
 use crate::error::{HeGcnError, Result};
@@ -205,6 +205,21 @@ impl LinearMap {
         let q = eval.params().q_prime(level)? as f64;
         let pt_scale = q * target / inputs[0].scale();
         let nb = self.slots / self.block;
+        // Identical diagonals (e.g. the temporal kernel of every node under AMA) are encoded
+        // once per call.
+        let cache: Mutex<HashMap<Vec<u64>, Arc<Plaintext>>> = Mutex::new(HashMap::new());
+        let encode = |d: &[f64]| -> Result<Arc<Plaintext>> {
+            let key: Vec<u64> = d.iter().map(|x| x.to_bits()).collect();
+            if let Some(pt) = cache.lock().expect("no poisoned lock").get(&key) {
+                return Ok(pt.clone());
+            }
+            let pt = Arc::new(encoder.encode(d, level, pt_scale)?);
+            cache
+                .lock()
+                .expect("no poisoned lock")
+                .insert(key, pt.clone());
+            Ok(pt)
+        };
         match self.strategy {
             Strategy::Hoisted => {
                 let acc: Vec<Mutex<Option<Ciphertext>>> =
@@ -250,7 +265,7 @@ impl LinearMap {
                         }
                         let mut part: Option<Ciphertext> = None;
                         for (s, d) in diags {
-                            let pt = encoder.encode(&d, level, pt_scale)?;
+                            let pt = encode(&d)?;
                             let prod = eval.mul_plain(rot_of(s), &pt)?;
                             accumulate(eval, &mut part, prod)?;
                         }
@@ -332,7 +347,7 @@ impl LinearMap {
                                 }
                                 cur_g = Some(g);
                             }
-                            let pt = encoder.encode(&d, level, pt_scale)?;
+                            let pt = encode(&d)?;
                             let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
                             accumulate(eval, &mut inner, prod)?;
                         }
