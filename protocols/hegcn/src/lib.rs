@@ -5,7 +5,7 @@
 //!
 //! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
 //! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`]: compiled stages, server
-//! evaluation, client encryption/decryption, op-count formulas), [`reference`] (the plaintext
+//! evaluation, client encryption/decryption, op-count formulas), [`reference`](mod@reference) (the plaintext
 //! twin of every stage). The internal `linear` module implements block-diagonal linear maps
 //! (diagonal method with hoisted rotations or baby-step/giant-step).
 //!
@@ -19,7 +19,7 @@
 //! [`HeStgcn::rotation_steps`].
 //!
 //! Tests (`cargo test -p hegcn --release`, insecure small-N parameters) compare every stage
-//! with [`reference`] and the logits with `FoldedModel::forward`; the ignored tests in
+//! with [`reference`](mod@reference) and the logits with `FoldedModel::forward`; the ignored tests in
 //! `ntu_bench` print the planned op counts of STGCN-3-128 on the NTU graph and time one
 //! graph-convolution stage at the 128-bit preset `N15_L17_S40_128BIT`.
 //!

@@ -1,5 +1,5 @@
 //! Compiled encrypted ST-GCN: every stage of a [`FoldedModel`] as block-diagonal linear maps
-//! ([`crate::linear`]) and per-node polynomial activations, for either packing.
+//! (the `linear` module) and per-node polynomial activations, for either packing.
 //!
 //! Stages (CryptoGCN, Ran et al. 2022, §3; LinGCN, Peng et al. 2023, §3.3 for the node-wise
 //! polynomial):
