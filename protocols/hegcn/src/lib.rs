@@ -1,1 +1,69 @@
-//! placeholder
+//! Encrypted ST-GCN inference with CKKS: the CryptoGCN AMA packing (Ran et al., "CryptoGCN:
+//! Fast and Scalable Homomorphically Encrypted Graph Convolutional Network Inference",
+//! NeurIPS 2022, §3), a channel-major baseline packing, level planning and per-stage HE
+//! operation counts.
+//!
+//! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
+//! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`]: compiled stages, server
+//! evaluation, client encryption/decryption, op-count formulas), [`reference`](mod@reference) (the plaintext
+//! twin of every stage). The internal `linear` module implements block-diagonal linear maps
+//! (diagonal method with hoisted rotations or baby-step/giant-step).
+//!
+//! Design choices (see the module docs for details): the graph convolution is one fused
+//! level (`Σ_k A_k[v,w]·W_k` folded into the weight plaintexts, rotations hoisted per source
+//! ciphertext and shared by all partitions and outputs); every linear map picks hoisted or
+//! baby-step/giant-step evaluation by its rotation count; zero padding and invalid slots are
+//! zeros of the weight plaintexts; stride 2 keeps a dilated layout instead of compacting;
+//! plaintexts are encoded on the fly per output ciphertext (memory stays bounded, encoding
+//! time is part of the measured latency). Galois keys are needed only for
+//! [`HeStgcn::rotation_steps`].
+//!
+//! Tests (`cargo test -p hegcn --release`, insecure small-N parameters) compare every stage
+//! with [`reference`](mod@reference) and the logits with `FoldedModel::forward`; the ignored tests in
+//! `ntu_bench` print the planned op counts of STGCN-3-128 on the NTU graph and time one
+//! graph-convolution stage at the 128-bit preset `N15_L17_S40_128BIT`.
+//!
+//! ```no_run
+//! use ckks::{presets, Evaluator, KeyGenerator};
+//! use hegcn::{choose_preset, HeStgcn, Packing};
+//! # fn run(model: &ml::stgcn::FoldedModel, x: ndarray::ArrayView4<'_, f64>) -> hegcn::Result<()> {
+//! let (preset, plan) = choose_preset(model, Packing::Ama)?;
+//! let params = preset.build()?;
+//! let he = HeStgcn::compile(model, Packing::Ama, &params)?;
+//! // client
+//! let mut kg = KeyGenerator::new(&params);
+//! let sk = kg.secret_key();
+//! let pk = kg.public_key(&sk)?;
+//! let eval = Evaluator::new(&params)
+//!     .with_relin_key(kg.relin_key(&sk)?)
+//!     .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false)?);
+//! let ct = he.encrypt_input(&pk, x)?;
+//! // server
+//! let (logits, stages) = he.forward(&eval, &ct)?;
+//! // client
+//! let scores = he.decrypt_logits(&sk, &logits)?;
+//! # let _ = (plan, stages, scores); Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod layout;
+mod linear;
+pub mod model;
+pub mod plan;
+pub mod reference;
+
+#[cfg(test)]
+mod ntu_bench;
+#[cfg(test)]
+mod tests;
+
+pub use error::{HeGcnError, Result};
+pub use layout::{Layout, Packing};
+pub use linear::Strategy;
+pub use model::{
+    counts_diff, counts_sum, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts, StageReport,
+    ACT_COEFF_SCALE_BITS,
+};
+pub use plan::{check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan};

@@ -1,0 +1,434 @@
+//! Block-diagonal linear maps on packed ciphertexts: the diagonal method (Halevi–Shoup,
+//! CRYPTO 2014) generalised to maps between groups of ciphertexts whose slots are cut into
+//! equal blocks, with hoisted rotations or baby-step/giant-step (BSGS) evaluation.
+//!
+//! A map is a list of *terms* `(input ct j, input block p', output ct q, output block p,
+//! shift δ, weight w, block mask)`: output slot `p·bs + u` receives
+//! `w · mask[u] · in_j[p'·bs + u + δ]`. With `g = ((p' − p) mod B)·bs` and `s = g + δ` every
+//! term is a product of `rot(in_j, s)` by a plaintext diagonal that is zero outside the output
+//! block, so
+//!
+//! * **hoisted**: `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`; the rotations of `in_j` over its
+//!   step set `S_j` share one key-switching decomposition; rotations = `Σ_j |S_j \ {0}|`;
+//! * **BSGS** with `n1` baby blocks: a step `s = r·bs + δ` (block distance `r`) is split into
+//!   a baby step `b = (r mod n1)·bs + δ` and a giant step `g = (r − r mod n1)·bs`;
+//!   `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`; baby steps are
+//!   hoisted per input, giant steps applied once per output; rotations =
+//!   `Σ_j |Δ_j \ {0}| + Σ_q |G_q \ {0}|`. With `n1 = 1` the taps of a temporal convolution
+//!   are the baby steps and the channel-block distances the giant steps.
+//!
+//! The plan evaluates the hoisted cost and the BSGS cost for every power of two `n1 ≤ B`
+//! and keeps the cheapest (hoisted on ties, then the smallest `n1`). Both spend one level:
+//! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
+//! requested output scale. Zero weights and all-zero masks produce no term, so zero padding of
+//! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
+//! count.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
+use rayon::prelude::*;
+
+use crate::error::{HeGcnError, Result};
+
+/// One contribution of a block-diagonal linear map.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Term {
+    pub q: u32,
+    pub j: u32,
+    pub in_block: u32,
+    pub out_block: u32,
+    pub delta: i32,
+    pub weight: f64,
+    pub mask: u16,
+}
+
+/// How the rotations of a map are organised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// All rotations on the inputs, hoisted per input ciphertext.
+    Hoisted,
+    /// Baby steps hoisted on the inputs, giant steps on per-output partial sums. A term at
+    /// block distance `r` and in-block shift `δ` uses baby step `(r mod n1)·bs + δ` and giant
+    /// step `(r − r mod n1)·bs`, `n1 = baby_blocks`.
+    Bsgs {
+        /// Block distances covered by the baby steps (a power of two).
+        baby_blocks: usize,
+    },
+}
+
+/// A compiled block-diagonal linear map (terms, rotation sets, strategy).
+#[derive(Debug)]
+pub(crate) struct LinearMap {
+    slots: usize,
+    block: usize,
+    n_in: usize,
+    n_out: usize,
+    masks: Vec<Vec<f64>>,
+    /// Terms sorted by `(j, q)`.
+    terms: Vec<Term>,
+    strategy: Strategy,
+    /// Hoisted: full steps per input; BSGS: baby steps per input (sorted, may contain 0).
+    in_steps: Vec<Vec<usize>>,
+    /// BSGS: giant steps per output.
+    giants: Vec<Vec<usize>>,
+}
+
+impl LinearMap {
+    pub(crate) fn new(
+        slots: usize,
+        block: usize,
+        n_in: usize,
+        n_out: usize,
+        masks: Vec<Vec<f64>>,
+        mut terms: Vec<Term>,
+    ) -> Self {
+        terms.retain(|t| t.weight != 0.0 && masks[t.mask as usize].iter().any(|&m| m != 0.0));
+        terms.sort_by_key(|t| (t.j, t.q));
+        let nb = slots / block;
+        let nonzero = |s: &Vec<BTreeSet<usize>>| -> usize {
+            s.iter()
+                .map(|x| x.iter().filter(|&&v| v != 0).count())
+                .sum()
+        };
+        let mut full = vec![BTreeSet::new(); n_in];
+        for t in &terms {
+            let (g, b) = split(slots, block, nb, 1, t);
+            full[t.j as usize].insert((g + b) % slots);
+        }
+        let mut best_cost = nonzero(&full);
+        let mut strategy = Strategy::Hoisted;
+        let mut in_steps = full;
+        let mut giants = vec![BTreeSet::new(); n_out];
+        let mut n1 = 1;
+        while n1 <= nb {
+            let mut baby = vec![BTreeSet::new(); n_in];
+            let mut giant = vec![BTreeSet::new(); n_out];
+            for t in &terms {
+                let (g, b) = split(slots, block, nb, n1, t);
+                baby[t.j as usize].insert(b);
+                giant[t.q as usize].insert(g);
+            }
+            let cost = nonzero(&baby) + nonzero(&giant);
+            if cost < best_cost {
+                best_cost = cost;
+                strategy = Strategy::Bsgs { baby_blocks: n1 };
+                in_steps = baby;
+                giants = giant;
+            }
+            n1 *= 2;
+        }
+        Self {
+            slots,
+            block,
+            n_in,
+            n_out,
+            masks,
+            terms,
+            strategy,
+            in_steps: in_steps
+                .into_iter()
+                .map(|s| s.into_iter().collect())
+                .collect(),
+            giants: giants
+                .into_iter()
+                .map(|s| s.into_iter().collect())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Rotations one evaluation performs.
+    pub(crate) fn rotations(&self) -> usize {
+        let nz = |s: &Vec<Vec<usize>>| -> usize {
+            s.iter()
+                .map(|x| x.iter().filter(|&&v| v != 0).count())
+                .sum()
+        };
+        nz(&self.in_steps) + nz(&self.giants)
+    }
+
+    /// Plaintext × ciphertext products one evaluation performs.
+    pub(crate) fn products(&self) -> usize {
+        let mut keys = BTreeSet::new();
+        for t in &self.terms {
+            let (g, b) = split(
+                self.slots,
+                self.block,
+                self.slots / self.block,
+                self.n1(),
+                t,
+            );
+            keys.insert((t.q, t.j, g, b));
+        }
+        keys.len()
+    }
+
+    /// Every rotation step used (for Galois key generation).
+    pub(crate) fn steps(&self, out: &mut BTreeSet<usize>) {
+        for s in self.in_steps.iter().chain(&self.giants) {
+            out.extend(s.iter().copied().filter(|&v| v != 0));
+        }
+    }
+
+    fn diagonal(&self, vals: &mut [f64], t: &Term, pre_rotate: usize) {
+        let mask = &self.masks[t.mask as usize];
+        let base = t.out_block as usize * self.block + pre_rotate;
+        for (u, &m) in mask.iter().enumerate() {
+            if m != 0.0 {
+                vals[(base + u) % self.slots] += t.weight * m;
+            }
+        }
+    }
+
+    /// Evaluates the map; the outputs are rescaled once and carry scale `target`.
+    pub(crate) fn apply(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        inputs: &[Ciphertext],
+        target: f64,
+    ) -> Result<Vec<Ciphertext>> {
+        if inputs.len() != self.n_in {
+            return Err(HeGcnError::Shape {
+                what: "linear map input ciphertexts",
+                expected: self.n_in,
+                found: inputs.len(),
+            });
+        }
+        check_aligned(inputs)?;
+        let level = inputs[0].level();
+        let q = eval.params().q_prime(level)? as f64;
+        let pt_scale = q * target / inputs[0].scale();
+        let nb = self.slots / self.block;
+        // Identical diagonals (e.g. the temporal kernel of every node under AMA) are encoded
+        // once per call.
+        let cache: Mutex<HashMap<Vec<u64>, Arc<Plaintext>>> = Mutex::new(HashMap::new());
+        let encode = |d: &[f64]| -> Result<Arc<Plaintext>> {
+            let key: Vec<u64> = d.iter().map(|x| x.to_bits()).collect();
+            if let Some(pt) = cache.lock().expect("no poisoned lock").get(&key) {
+                return Ok(pt.clone());
+            }
+            let pt = Arc::new(encoder.encode(d, level, pt_scale)?);
+            cache
+                .lock()
+                .expect("no poisoned lock")
+                .insert(key, pt.clone());
+            Ok(pt)
+        };
+        match self.strategy {
+            Strategy::Hoisted => {
+                let acc: Vec<Mutex<Option<Ciphertext>>> =
+                    (0..self.n_out).map(|_| Mutex::new(None)).collect();
+                let mut start = 0;
+                while start < self.terms.len() {
+                    let j = self.terms[start].j;
+                    let end = start + self.terms[start..].partition_point(|t| t.j == j);
+                    let steps = &self.in_steps[j as usize];
+                    let nonzero: Vec<i64> = steps
+                        .iter()
+                        .filter(|&&s| s != 0)
+                        .map(|&s| s as i64)
+                        .collect();
+                    let rotated = eval.rotate_hoisted(&inputs[j as usize], &nonzero)?;
+                    let rot_of = |s: usize| -> &Ciphertext {
+                        if s == 0 {
+                            &inputs[j as usize]
+                        } else {
+                            let i = nonzero.binary_search(&(s as i64)).expect("step planned");
+                            &rotated[i]
+                        }
+                    };
+                    // Group this input's terms by output ciphertext.
+                    let group = &self.terms[start..end];
+                    let mut bounds = vec![0];
+                    for i in 1..group.len() {
+                        if group[i].q != group[i - 1].q {
+                            bounds.push(i);
+                        }
+                    }
+                    bounds.push(group.len());
+                    bounds.par_windows(2).try_for_each(|w| -> Result<()> {
+                        let terms = &group[w[0]..w[1]];
+                        let qo = terms[0].q as usize;
+                        let mut diags: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+                        for t in terms {
+                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+                            let d = diags
+                                .entry((g + b) % self.slots)
+                                .or_insert_with(|| vec![0.0; self.slots]);
+                            self.diagonal(d, t, 0);
+                        }
+                        let mut part: Option<Ciphertext> = None;
+                        for (s, d) in diags {
+                            let pt = encode(&d)?;
+                            let prod = eval.mul_plain(rot_of(s), &pt)?;
+                            accumulate(eval, &mut part, prod)?;
+                        }
+                        if let Some(p) = part {
+                            let mut slot = acc[qo].lock().expect("no poisoned lock");
+                            accumulate(eval, &mut slot, p)?;
+                        }
+                        Ok(())
+                    })?;
+                    start = end;
+                }
+                acc.into_iter()
+                    .map(|m| {
+                        let ct = m.into_inner().expect("no poisoned lock");
+                        finish(eval, encoder, ct, &inputs[0], pt_scale)
+                    })
+                    .collect()
+            }
+            Strategy::Bsgs { .. } => {
+                let babies: Vec<Vec<Ciphertext>> = inputs
+                    .par_iter()
+                    .zip(&self.in_steps)
+                    .map(|(ct, steps)| {
+                        let nonzero: Vec<i64> = steps
+                            .iter()
+                            .filter(|&&s| s != 0)
+                            .map(|&s| s as i64)
+                            .collect();
+                        eval.rotate_hoisted(ct, &nonzero)
+                    })
+                    .collect::<ckks::Result<_>>()?;
+                let baby_of = |j: usize, b: usize| -> &Ciphertext {
+                    if b == 0 {
+                        &inputs[j]
+                    } else {
+                        let steps: Vec<usize> = self.in_steps[j]
+                            .iter()
+                            .copied()
+                            .filter(|&s| s != 0)
+                            .collect();
+                        &babies[j][steps.binary_search(&b).expect("baby step planned")]
+                    }
+                };
+                let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
+                for t in &self.terms {
+                    by_q[t.q as usize].push(t);
+                }
+                by_q.par_iter()
+                    .map(|terms| -> Result<Ciphertext> {
+                        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
+                        for t in terms {
+                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+                            let d = diags
+                                .entry((g, t.j, b))
+                                .or_insert_with(|| vec![0.0; self.slots]);
+                            self.diagonal(d, t, g);
+                        }
+                        let mut out: Option<Ciphertext> = None;
+                        let mut inner: Option<Ciphertext> = None;
+                        let mut cur_g = None;
+                        let flush = |g: usize,
+                                     inner: Option<Ciphertext>,
+                                     out: &mut Option<Ciphertext>|
+                         -> Result<()> {
+                            if let Some(ct) = inner {
+                                let r = if g == 0 {
+                                    ct
+                                } else {
+                                    eval.rotate(&ct, g as i64)?
+                                };
+                                accumulate(eval, out, r)?;
+                            }
+                            Ok(())
+                        };
+                        for ((g, j, b), d) in diags {
+                            if cur_g != Some(g) {
+                                if let Some(pg) = cur_g {
+                                    flush(pg, inner.take(), &mut out)?;
+                                }
+                                cur_g = Some(g);
+                            }
+                            let pt = encode(&d)?;
+                            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
+                            accumulate(eval, &mut inner, prod)?;
+                        }
+                        if let Some(pg) = cur_g {
+                            flush(pg, inner.take(), &mut out)?;
+                        }
+                        finish(eval, encoder, out, &inputs[0], pt_scale)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =
+/// `(r − r mod n1)·bs`, baby = `(r mod n1)·bs + δ`, both mod slots (`n1 = 1`: baby = δ).
+fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, usize) {
+    let r = (t.in_block as i64 - t.out_block as i64).rem_euclid(nb as i64) as usize;
+    let rb = r % n1;
+    let g = (r - rb) * block;
+    let b = ((rb * block) as i64 + t.delta as i64).rem_euclid(slots as i64) as usize;
+    (g, b)
+}
+
+impl LinearMap {
+    fn n1(&self) -> usize {
+        match self.strategy {
+            Strategy::Hoisted => 1,
+            Strategy::Bsgs { baby_blocks } => baby_blocks,
+        }
+    }
+}
+
+fn accumulate(eval: &Evaluator, acc: &mut Option<Ciphertext>, x: Ciphertext) -> Result<()> {
+    match acc {
+        None => *acc = Some(x),
+        Some(a) => eval.add_assign(a, &x)?,
+    }
+    Ok(())
+}
+
+/// Rescales an accumulated output; an output with no term becomes an encryption-free zero
+/// (a zero plaintext product of the first input) so that every output has the same shape.
+fn finish(
+    eval: &Evaluator,
+    encoder: &Encoder,
+    acc: Option<Ciphertext>,
+    like: &Ciphertext,
+    pt_scale: f64,
+) -> Result<Ciphertext> {
+    let ct = match acc {
+        Some(ct) => ct,
+        None => {
+            let zero = encoder.encode(&[], like.level(), pt_scale)?;
+            eval.mul_plain(like, &zero)?
+        }
+    };
+    Ok(eval.rescale(&ct)?)
+}
+
+/// Checks that all ciphertexts share one level and scale.
+pub(crate) fn check_aligned(cts: &[Ciphertext]) -> Result<()> {
+    let Some(first) = cts.first() else {
+        return Err(HeGcnError::Shape {
+            what: "ciphertexts (at least one)",
+            expected: 1,
+            found: 0,
+        });
+    };
+    for (index, ct) in cts.iter().enumerate() {
+        if ct.level() != first.level()
+            || ((ct.scale() - first.scale()) / first.scale()).abs() > ckks::SCALE_TOLERANCE
+        {
+            return Err(HeGcnError::Misaligned {
+                index,
+                level: ct.level(),
+                log_scale: ct.scale().log2(),
+                first_level: first.level(),
+                first_log_scale: first.scale().log2(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Level planning: the multiplicative depth of a folded ST-GCN under the packings of this crate
+//! and the choice of the smallest 128-bit CKKS preset that holds it.
+//!
+//! Every stage that multiplies by a plaintext or squares spends exactly one level (one rescale):
+//!
+//! | stage | levels |
+//! |---|---|
+//! | graph convolution (1×1 conv and aggregation fused, bias) | 1 |
+//! | activation site with at least one non-linear node | 1 (`a·x²+b·x+c` included) |
+//! | activation site pruned on every node | 0 |
+//! | temporal convolution (+ residual, which runs beside it on a lower level) | 1 |
+//! | average pooling + dense head | 1 |
+//!
+//! so a block costs 2–4 levels and STGCN-3-128 without pruning needs `3·4 + 1 = 13`. The input
+//! is encrypted at exactly that level and the logits arrive at level 0.
+
+use ckks::{presets, CkksParams, Preset};
+use ml::stgcn::{FoldedActivation, FoldedModel};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{HeGcnError, Result};
+use crate::layout::{Layout, Packing};
+
+/// Levels spent by one stage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagePlan {
+    /// Stage name, e.g. `"block1.gcn"`.
+    pub name: String,
+    /// Levels consumed (0 or 1).
+    pub levels: usize,
+    /// Ciphertext level after the stage.
+    pub level_after: usize,
+}
+
+/// The level budget of a whole model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelPlan {
+    /// Stages in evaluation order.
+    pub stages: Vec<StagePlan>,
+    /// Total multiplicative depth (= the level at which the input is encrypted).
+    pub depth: usize,
+}
+
+/// Whether an activation site spends a level; errors on a ReLU node that is kept.
+pub(crate) fn site_levels(act: &FoldedActivation, block: usize, site: usize) -> Result<usize> {
+    if act.is_identity() {
+        return Ok(0);
+    }
+    match act {
+        FoldedActivation::Relu { .. } => Err(HeGcnError::UnsupportedActivation {
+            block,
+            site,
+            reason: "ReLU has no CKKS evaluation; train with x² or polynomial activations",
+        }),
+        _ => Ok(1),
+    }
+}
+
+/// The level plan of `model` (independent of the packing: both spend the same levels).
+pub fn level_plan(model: &FoldedModel) -> Result<LevelPlan> {
+    let mut raw = Vec::new();
+    for (i, b) in model.blocks.iter().enumerate() {
+        raw.push((format!("block{i}.gcn"), 1));
+        raw.push((format!("block{i}.act1"), site_levels(&b.act1, i, 0)?));
+        raw.push((format!("block{i}.tcn"), 1));
+        raw.push((format!("block{i}.act2"), site_levels(&b.act2, i, 1)?));
+    }
+    raw.push(("head".to_string(), 1));
+    let depth = raw.iter().map(|r| r.1).sum();
+    let mut level = depth;
+    let stages = raw
+        .into_iter()
+        .map(|(name, levels)| {
+            level -= levels;
+            StagePlan {
+                name,
+                levels,
+                level_after: level,
+            }
+        })
+        .collect();
+    Ok(LevelPlan { stages, depth })
+}
+
+/// Slots a ciphertext needs for `model` under `packing`.
+pub fn slots_needed(model: &FoldedModel, packing: Packing) -> usize {
+    let frame_stride = model.num_frames.max(1).next_power_of_two();
+    let block = (model.num_persons.max(1) * frame_stride).next_power_of_two();
+    Layout::slots_needed(packing, model.num_nodes, block)
+}
+
+/// Checks that `params` hold the model: depth ≤ `max_level` and the layout fits the slots.
+pub fn check_params(
+    model: &FoldedModel,
+    packing: Packing,
+    params: &CkksParams,
+) -> Result<LevelPlan> {
+    let plan = level_plan(model)?;
+    if plan.depth > params.max_level() {
+        return Err(HeGcnError::DepthExceeded {
+            needed: plan.depth,
+            available: params.max_level(),
+        });
+    }
+    let needed = slots_needed(model, packing);
+    if needed > params.slots() {
+        return Err(HeGcnError::LayoutTooLarge {
+            packing: packing.name(),
+            needed,
+            available: params.slots(),
+        });
+    }
+    Ok(plan)
+}
+
+/// The smallest preset of [`presets::ALL_128BIT`] whose depth and slot count hold the model,
+/// with the model's level plan. Refuses a model deeper than the largest preset with
+/// [`HeGcnError::DepthExceeded`] and one whose block does not fit with
+/// [`HeGcnError::LayoutTooLarge`].
+pub fn choose_preset(model: &FoldedModel, packing: Packing) -> Result<(Preset, LevelPlan)> {
+    let plan = level_plan(model)?;
+    let needed = slots_needed(model, packing);
+    let all = presets::ALL_128BIT;
+    if let Some(p) = all
+        .iter()
+        .find(|p| p.levels >= plan.depth && (1usize << (p.log_n - 1)) >= needed)
+    {
+        return Ok((*p, plan));
+    }
+    let deepest = all.iter().map(|p| p.levels).max().unwrap_or(0);
+    if plan.depth > deepest {
+        return Err(HeGcnError::DepthExceeded {
+            needed: plan.depth,
+            available: deepest,
+        });
+    }
+    Err(HeGcnError::LayoutTooLarge {
+        packing: packing.name(),
+        needed,
+        available: all
+            .iter()
+            .map(|p| 1usize << (p.log_n - 1))
+            .max()
+            .unwrap_or(0),
+    })
+}
