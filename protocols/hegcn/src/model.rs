@@ -934,7 +934,8 @@ impl HeStgcn {
         let cts = slots
             .par_iter()
             .map(|s| -> Result<Ciphertext> {
-                Ok(pk.encrypt(&self.encoder.encode(s, level, scale)?))
+                pk.encrypt(&self.encoder.encode(s, level, scale)?)
+                    .map_err(Into::into)
             })
             .collect::<Result<_>>()?;
         Ok(PackedTensor {
@@ -969,7 +970,8 @@ impl HeStgcn {
         let cts = slots
             .par_iter()
             .map(|s| -> Result<Ciphertext> {
-                Ok(pk.encrypt(&self.encoder.encode(s, level, scale)?))
+                pk.encrypt(&self.encoder.encode(s, level, scale)?)
+                    .map_err(Into::into)
             })
             .collect::<Result<_>>()?;
         Ok(PackedTensor {
