@@ -96,11 +96,12 @@ pub fn fit_sigmoid(deg: usize) -> Vec<f64> {
             .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
             .expect("rows");
         a.swap(c, p);
-        for r in 0..m {
+        let pivot = a[c].clone();
+        for (r, row) in a.iter_mut().enumerate() {
             if r != c {
-                let f = a[r][c] / a[c][c];
-                for k in c..=m {
-                    a[r][k] -= f * a[c][k];
+                let f = row[c] / pivot[c];
+                for (x, p) in row.iter_mut().zip(&pivot).skip(c) {
+                    *x -= f * p;
                 }
             }
         }
