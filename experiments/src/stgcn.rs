@@ -78,6 +78,10 @@ pub struct StgcnTask {
     /// experiment seed).
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Initial `[a, b, c]` of the `poly` activations `a·x² + b·x + c` (default: the library's
+    /// ReLU fit `[0.2, 0.5, 0.2]`).
+    #[serde(default)]
+    pub poly_init: Option<[f64; 3]>,
     /// Put every trained model into the report folder as `<run>.safetensors` + `<run>.json`.
     #[serde(default)]
     pub save_models: bool,
@@ -260,6 +264,11 @@ impl StgcnTask {
                 "label {:?} must use only letters, digits, '-' and '_'",
                 self.label
             );
+        }
+        if let Some(p) = self.poly_init {
+            if p.iter().any(|x| !x.is_finite()) {
+                bail!("poly_init = {p:?} must be finite");
+            }
         }
         if let ScheduleSpec::Step { gamma, .. } = &self.schedule {
             if !(gamma.is_finite() && *gamma > 0.0) {
@@ -529,6 +538,9 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     base.num_persons = m;
     base.class_names = data.train.class_names.clone();
     base.input_norm = Some(InputNorm::fit(xtr.view()));
+    if let Some(p) = t.poly_init {
+        base.poly_init = p;
+    }
     base.validate()?;
 
     let mut runs = Vec::new();
@@ -598,10 +610,11 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     let _ = writeln!(s, "Data: {}.\n", data.description);
     let _ = writeln!(
         s,
-        "Model: {} with widths divided by {} (blocks {}), 9-frame temporal kernels, K = 3 spatial partitions, learnable edge importance, global average pooling and a dense classifier. Training: {} epochs, batch {}, SGD lr {} ({}), momentum {}, weight decay {}{}, seed {seed}; every activation starts from the same seed and sees the same batches.\n",
+        "Model: {} with widths divided by {} (blocks {}), 9-frame temporal kernels, K = 3 spatial partitions, learnable edge importance, global average pooling and a dense classifier; poly activations start at a·x² + b·x + c with [a, b, c] = {:?}. Training: {} epochs, batch {}, SGD lr {} ({}), momentum {}, weight decay {}{}, seed {seed}; every activation starts from the same seed and sees the same batches.\n",
         t.architecture.name(),
         t.width_divisor,
         widths.join(", "),
+        base.poly_init,
         t.epochs,
         t.batch_size,
         fmt_num(t.learning_rate),
