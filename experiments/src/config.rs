@@ -106,6 +106,8 @@ pub enum Task {
     MatmulBench(MatmulBenchTask),
     /// OT extension throughput over the transport.
     OtBench(OtBenchTask),
+    /// Plaintext ST-GCN training with ReLU / x² / polynomial activations on skeleton data.
+    Stgcn(crate::stgcn::StgcnTask),
 }
 
 /// Where a task's data comes from.
@@ -282,6 +284,10 @@ impl Config {
             bail!("{origin}: no [[task]] given");
         }
         for (i, t) in self.tasks.iter().enumerate() {
+            if let Task::Stgcn(s) = t {
+                s.validate()
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+            }
             if let Task::Linreg(l) | Task::Logreg(l) | Task::Mlp(l) = t {
                 if matches!(t, Task::Mlp(_)) && l.layers.len() < 2 {
                     bail!(

@@ -12,6 +12,7 @@ pub mod matmul_bench;
 pub mod offline;
 pub mod ot_bench;
 pub mod report;
+pub mod stgcn;
 pub mod supervised;
 
 use anyhow::Result;
@@ -38,6 +39,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
             Task::MatmulBench(t) => {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }
+            Task::Stgcn(t) => stgcn::run(t, cfg, &mut report)?,
         }
     }
     Ok(report)
