@@ -513,7 +513,7 @@ fn train_one(
     Ok(RunOutcome {
         act,
         name: name.to_string(),
-        train_s: curve.iter().map(|p| p.train_s).sum(),
+        train_s: curve.iter().fold(0.0, |acc, p| acc + p.train_s),
         curve,
         params,
         eval_s,
@@ -664,7 +664,7 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     }
     let _ = writeln!(
         s,
-        "\nThe headline accuracy is the model after the last epoch; the best epoch is selected on the test set and shown for information only."
+        "\nThe headline accuracy is that of the model after the last epoch (for a diverged run: after the last epoch with a finite loss); the best epoch is selected on the test set and shown for information only."
     );
     let mut verdicts = Vec::new();
     if let (Some(target), Some(b)) = (t.target_accuracy_pct, relu_acc) {
