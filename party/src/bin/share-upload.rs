@@ -25,7 +25,7 @@ use std::path::PathBuf;
 #[command(name = "share-upload", about = "Secret-share a dataset to the two Dyad parties")]
 struct Cli {
     /// P0 and P1 client addresses, comma separated.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',')]
     parties: Vec<SocketAddr>,
     /// P0's certificate (PEM).
     #[arg(long)]

@@ -490,6 +490,31 @@ impl Server {
         let owner = client.name.clone();
         tracing::info!("client {owner} connected from {addr}");
         reply(&mut ch, &Reply::Welcome { role: self.cfg.role }).await?;
+        let mut prepared = Vec::new();
+        let r = self.client_loop(&mut ch, &owner, addr, &mut prepared).await;
+        // An upload lives as prepared only while its client's session at P0 does: uploads the
+        // client did not commit are aborted on both parties.
+        if self.cfg.role == 0 {
+            for id in prepared {
+                if self.store.get(&id).is_ok_and(|m| m.state == State::Prepared) {
+                    tracing::info!("aborting upload {id} of {owner}: the session ended uncommitted");
+                    self.store.remove(&id)?;
+                    let _ = self.peer_request(&PeerRequest::Abort { id }).await;
+                }
+            }
+        }
+        r
+    }
+
+    async fn client_loop(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        addr: SocketAddr,
+        prepared: &mut Vec<EntryId>,
+    ) -> Result<()> {
+        let owner = owner.to_string();
+        let ch = &mut *ch;
         loop {
             let frame = match ch.recv_frame(MAX_CONTROL_FRAME).await {
                 Ok(f) => f,
@@ -503,35 +528,36 @@ impl Server {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!("client {owner} at {addr}: malformed request: {e}");
-                    reply(&mut ch, &err(ErrorCode::BadRequest, e.to_string())).await?;
+                    reply(ch, &err(ErrorCode::BadRequest, e.to_string())).await?;
                     continue;
                 }
             };
             match req {
                 ClientRequest::Upload(h) => {
-                    let r = self.upload(&mut ch, &owner, h).await;
+                    prepared.push(h.id);
+                    let r = self.upload(ch, &owner, h).await;
                     let fatal = matches!(r, Err(_));
                     let rep = r.unwrap_or_else(|e| {
                         tracing::warn!("client {owner}: upload failed: {e:#}");
                         err(ErrorCode::BadRequest, format!("{e:#}"))
                     });
-                    reply(&mut ch, &rep).await?;
+                    reply(ch, &rep).await?;
                     if fatal {
                         // The rest of the stream cannot be resynchronized.
                         return Ok(());
                     }
                 }
                 ClientRequest::Submit(spec) => {
-                    if let Err(e) = self.submit(&mut ch, &owner, spec).await {
+                    if let Err(e) = self.submit(ch, &owner, spec).await {
                         tracing::warn!("client {owner}: job failed: {e:#}");
-                        reply(&mut ch, &err(ErrorCode::Peer, format!("{e:#}"))).await?;
+                        reply(ch, &err(ErrorCode::Peer, format!("{e:#}"))).await?;
                     }
                 }
                 ClientRequest::Reveal { job } => match self.store.get(&job) {
                     Ok(m) if m.owner == owner && m.kind == EntryKind::Model => {
                         let s = self.store.load_share(&m)?;
                         reply(
-                            &mut ch,
+                            ch,
                             &Reply::ModelShare {
                                 rows: m.rows,
                                 cols: m.cols,
@@ -545,16 +571,16 @@ impl Server {
                     }
                     Ok(_) => {
                         tracing::warn!("refused {owner}: model {job} is not theirs");
-                        reply(&mut ch, &err(ErrorCode::Forbidden, "not your model")).await?;
+                        reply(ch, &err(ErrorCode::Forbidden, "not your model")).await?;
                     }
-                    Err(_) => reply(&mut ch, &err(ErrorCode::NotFound, "no such model")).await?,
+                    Err(_) => reply(ch, &err(ErrorCode::NotFound, "no such model")).await?,
                 },
                 other => {
                     let rep = self.simple(&owner, other).await.unwrap_or_else(|e| {
                         tracing::warn!("client {owner}: {e:#}");
                         err(ErrorCode::BadRequest, format!("{e:#}"))
                     });
-                    reply(&mut ch, &rep).await?;
+                    reply(ch, &rep).await?;
                 }
             }
         }
