@@ -335,7 +335,10 @@ pub enum PeerReply {
 ///
 /// # Errors
 /// [`mpc::MpcError::FrameTooLarge`] or [`mpc::MpcError::Malformed`]; never panics.
-pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], max_len: usize) -> Result<T, mpc::MpcError> {
+pub fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, mpc::MpcError> {
     mpc::net::decode_message(bytes, max_len)
 }
 

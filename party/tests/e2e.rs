@@ -74,9 +74,13 @@ impl Cluster {
         }
         let peer_port = free_port();
         let client = [0, 1].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let hash = |t: &str| run_ok(Command::new(PARTY).args(["hash-token", t])).trim().to_string();
+        let hash = |t: &str| {
+            run_ok(Command::new(PARTY).args(["hash-token", t]))
+                .trim()
+                .to_string()
+        };
         let (ha, hb) = (hash(ALICE), hash(BOB));
-        for id in 0..2 {
+        for (id, caddr) in client.iter().enumerate() {
             let peer = if id == 0 {
                 format!("listen = \"127.0.0.1:{peer_port}\"")
             } else {
@@ -89,7 +93,7 @@ impl Cluster {
                  [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{ha}\"\n\
                  [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{hb}\"\n\
                  [limits]\nmax_upload_bytes = 10000000\nmax_concurrent_jobs = 2\n",
-                client[id]
+                caddr
             );
             std::fs::write(dir.join(format!("p{id}/party.toml")), cfg).unwrap();
         }
@@ -212,10 +216,13 @@ impl Cluster {
             .unwrap()
             .filter_map(|e| {
                 let p = e.unwrap().path();
-                (p.extension()? == "json").then(|| {
-                    let j: serde_json::Value =
-                        serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                    (j["state"].as_str().unwrap().to_string(), j["name"].as_str().unwrap().to_string())
+                (p.extension()? == "toml").then(|| {
+                    let j: toml::Table =
+                        toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                    (
+                        j["state"].as_str().unwrap().to_string(),
+                        j["name"].as_str().unwrap().to_string(),
+                    )
                 })
             })
             .collect();
@@ -225,7 +232,14 @@ impl Cluster {
 }
 
 /// Standardized breast cancer, split 80/20 with a fixed seed: (train CSV path, test x, test y).
-fn cancer_files(dir: &Path) -> (PathBuf, ndarray::Array2<f64>, Vec<usize>, ndarray::Array2<f64>) {
+fn cancer_files(
+    dir: &Path,
+) -> (
+    PathBuf,
+    ndarray::Array2<f64>,
+    Vec<usize>,
+    ndarray::Array2<f64>,
+) {
     let ds = datasets::tabular::breast_cancer().unwrap();
     let (tr, te) = datasets::split::stratified_split(&ds, 0.2, 7).unwrap();
     let st = datasets::preprocess::Standardizer::fit(&tr.x);
@@ -257,7 +271,11 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     let c = Cluster::new(tmp.path(), 60);
     let (train, xte, yte, full) = cancer_files(tmp.path());
     let out = c.upload(ALICE, "cancer", &train);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(id.len(), 32);
     assert_eq!(c.entries(0), vec![("committed".into(), "cancer".into())]);
@@ -315,6 +333,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     .await
     .unwrap();
     let (a, b) = (accuracy(&w, &xte, &yte), accuracy(&w_plain, &xte, &yte));
+    eprintln!("test accuracy: secure {a:.2}%, plaintext twin {b:.2}%");
     assert!((a - b).abs() <= 1.0, "secure {a}% vs plaintext {b}%");
     assert!(a > 90.0, "secure accuracy {a}%");
 
@@ -332,7 +351,13 @@ async fn e2e_upload_train_reveal_breast_cancer() {
         }))
         .await;
     assert!(
-        matches!(r, Err(ClientError::Refused { code: ErrorCode::NotFound, .. })),
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
         "{r:?}"
     );
     let job = c
@@ -343,13 +368,24 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     let job = party::proto::EntryId::parse(&job).unwrap();
     let r = bob.model_share(job).await;
     assert!(
-        matches!(r, Err(ClientError::Refused { code: ErrorCode::Forbidden, .. })),
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
         "{r:?}"
     );
     // Delete (owner only) removes it on both parties.
     let mut alice = c.client(0, ALICE).await.unwrap();
     assert_eq!(
-        alice.request(&ClientRequest::Delete { name: "cancer".into() }).await.unwrap(),
+        alice
+            .request(&ClientRequest::Delete {
+                name: "cancer".into()
+            })
+            .await
+            .unwrap(),
         Reply::Done
     );
     assert!(c.entries(1).iter().all(|(_, n)| n != "cancer"));
@@ -359,7 +395,12 @@ fn small_csv(dir: &Path) -> PathBuf {
     let p = dir.join("small.csv");
     let mut s = String::from("a,b,label\n");
     for i in 0..50 {
-        s.push_str(&format!("{},{},{}\n", i as f64 / 10.0, -(i as f64) / 7.0, i % 2));
+        s.push_str(&format!(
+            "{},{},{}\n",
+            i as f64 / 10.0,
+            -(i as f64) / 7.0,
+            i % 2
+        ));
     }
     std::fs::write(&p, s).unwrap();
     p
@@ -372,7 +413,13 @@ async fn e2e_refusals_and_malformed_frames() {
     // Unknown token.
     let r = c.client(0, "not-a-token").await;
     assert!(
-        matches!(r, Err(ClientError::Refused { code: ErrorCode::Unauthorized, .. })),
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
         "{r:?}"
     );
     c.wait_log(0, "refused client", 1);
@@ -403,7 +450,10 @@ async fn e2e_refusals_and_malformed_frames() {
     raw.channel().flush().await.unwrap();
     assert!(matches!(
         raw.recv().await,
-        Err(ClientError::Refused { code: ErrorCode::BadRequest, .. })
+        Err(ClientError::Refused {
+            code: ErrorCode::BadRequest,
+            ..
+        })
     ));
     raw.channel().send_frame(vec![0u8; 200_000]).await.unwrap();
     let _ = raw.channel().flush().await;
@@ -430,7 +480,11 @@ async fn e2e_refusals_and_malformed_frames() {
     assert!(matches!(r, Err(ClientError::Refused { .. })), "{r:?}");
     // Still serving: a normal upload works.
     let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut alice = c.client(0, ALICE).await.unwrap();
     match alice.request(&ClientRequest::List).await.unwrap() {
         Reply::Entries(e) => assert_eq!(e.len(), 1),
@@ -442,7 +496,10 @@ async fn e2e_refusals_and_malformed_frames() {
     let out = c.upload(ALICE, "bad", &bad);
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(msg.contains("line 2") && msg.contains("column 2") && msg.contains("100000000000000000000"), "{msg}");
+    assert!(
+        msg.contains("line 2") && msg.contains("column 2") && msg.contains("100000000000000000000"),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,7 +542,11 @@ async fn e2e_crashes_during_upload_and_commit_leave_stores_consistent() {
     }
     // A retry of the same name then succeeds on both.
     let out = c.upload(ALICE, "d2", &csv);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(c.entries(1).contains(&("committed".into(), "d2".into())));
 
     // kill -9 of P1 (SIGKILL) and restart: nothing lost, nothing partial.
@@ -501,7 +562,11 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Cluster::new(tmp.path(), 2);
     let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let pid = c.procs[1].as_ref().unwrap().id().to_string();
     run_ok(Command::new("kill").args(["-STOP", &pid]));
     let mut alice = c.client(0, ALICE).await.unwrap();

@@ -147,13 +147,13 @@ impl Conn {
             ),
         };
         let cert = PeerCert::load(&cert)?;
-        Ok(Client::connect(addr, &cert, &self.identity()?, self.token.clone())
+        Client::connect(addr, &cert, &self.identity()?, self.token.clone())
             .await
-            .with_context(|| format!("connecting to P{role} at {addr}"))?)
+            .with_context(|| format!("connecting to P{role} at {addr}"))
     }
 }
 
-async fn reveal(conn: &Conn, job: EntryId, out: &PathBuf) -> Result<()> {
+async fn reveal(conn: &Conn, job: EntryId, out: &std::path::Path) -> Result<()> {
     let (s0, f) = conn.connect(0).await?.model_share(job).await?;
     let (s1, _) = conn.connect(1).await?.model_share(job).await?;
     let fp = mpc::FixedPoint::new(mpc::FracBits::new(f)?);
@@ -186,7 +186,11 @@ async fn main() -> Result<()> {
             let me = Identity::generate(&format!("dyad-p{id}"))?;
             me.save(&dir)?;
             std::fs::write(&cfg, config::template(id))?;
-            println!("identity: {}/cert.pem (fingerprint {})", dir.display(), me.fingerprint());
+            println!(
+                "identity: {}/cert.pem (fingerprint {})",
+                dir.display(),
+                me.fingerprint()
+            );
             println!("config:   {} — give cert.pem to the other party's operator, put theirs at peer-cert.pem, register clients", cfg.display());
         }
         Command::Serve { config } => {

@@ -22,7 +22,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "share-upload", about = "Secret-share a dataset to the two Dyad parties")]
+#[command(
+    name = "share-upload",
+    about = "Secret-share a dataset to the two Dyad parties"
+)]
 struct Cli {
     /// P0 and P1 client addresses, comma separated.
     #[arg(long, value_delimiter = ',')]

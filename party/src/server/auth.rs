@@ -131,7 +131,10 @@ mod tests {
             },
         ];
         let other = Fingerprint([2; 32]);
-        assert_eq!(admit(&allow, &Fingerprint([1; 32]), None).unwrap().name, "alice");
+        assert_eq!(
+            admit(&allow, &Fingerprint([1; 32]), None).unwrap().name,
+            "alice"
+        );
         assert_eq!(admit(&allow, &other, Some("s3cret")).unwrap().name, "bob");
         assert!(admit(&allow, &other, Some("wrong")).is_none());
         assert!(admit(&allow, &other, None).is_none());

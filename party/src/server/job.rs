@@ -55,6 +55,7 @@ pub fn split_label(s: &Share, label: usize) -> (Share, Share) {
     (Share::from_ring(x), Share::from_ring(y))
 }
 
+#[allow(clippy::too_many_arguments)] // the model code's own arguments plus the model choice
 async fn train<B: Backend>(
     b: &mut B,
     model: ModelKind,

@@ -177,7 +177,11 @@ impl Server {
 
     async fn install(self: &Arc<Self>, link: Link) -> Result<()> {
         let (c0, c1) = (link.next_channel().await?, link.next_channel().await?);
-        let (out, inc) = if self.cfg.role == 0 { (c0, c1) } else { (c1, c0) };
+        let (out, inc) = if self.cfg.role == 0 {
+            (c0, c1)
+        } else {
+            (c1, c0)
+        };
         let pl = Arc::new(PeerLink {
             link,
             out: Mutex::new(Timed::new(out, self.timeout)),
@@ -474,8 +478,7 @@ impl Server {
                 return Ok(());
             }
         };
-        let Some(client) = auth::admit(&self.cfg.clients.allow, &fp, hello.token.as_deref())
-        else {
+        let Some(client) = auth::admit(&self.cfg.clients.allow, &fp, hello.token.as_deref()) else {
             tracing::warn!(
                 "refused client {addr}: certificate {fp} is not registered and {}",
                 if hello.token.is_some() {
@@ -489,15 +492,27 @@ impl Server {
         };
         let owner = client.name.clone();
         tracing::info!("client {owner} connected from {addr}");
-        reply(&mut ch, &Reply::Welcome { role: self.cfg.role }).await?;
+        reply(
+            &mut ch,
+            &Reply::Welcome {
+                role: self.cfg.role,
+            },
+        )
+        .await?;
         let mut prepared = Vec::new();
         let r = self.client_loop(&mut ch, &owner, addr, &mut prepared).await;
         // An upload lives as prepared only while its client's session at P0 does: uploads the
         // client did not commit are aborted on both parties.
         if self.cfg.role == 0 {
             for id in prepared {
-                if self.store.get(&id).is_ok_and(|m| m.state == State::Prepared) {
-                    tracing::info!("aborting upload {id} of {owner}: the session ended uncommitted");
+                if self
+                    .store
+                    .get(&id)
+                    .is_ok_and(|m| m.state == State::Prepared)
+                {
+                    tracing::info!(
+                        "aborting upload {id} of {owner}: the session ended uncommitted"
+                    );
                     self.store.remove(&id)?;
                     let _ = self.peer_request(&PeerRequest::Abort { id }).await;
                 }
@@ -536,7 +551,7 @@ impl Server {
                 ClientRequest::Upload(h) => {
                     prepared.push(h.id);
                     let r = self.upload(ch, &owner, h).await;
-                    let fatal = matches!(r, Err(_));
+                    let fatal = r.is_err();
                     let rep = r.unwrap_or_else(|e| {
                         tracing::warn!("client {owner}: upload failed: {e:#}");
                         err(ErrorCode::BadRequest, format!("{e:#}"))
@@ -599,7 +614,11 @@ impl Server {
             ShareForm::Matrix => h.rows.checked_mul(h.cols).and_then(|x| x.checked_mul(8)),
         }
         .ok_or_else(|| anyhow!("shape {} x {} overflows", h.rows, h.cols))?;
-        anyhow::ensure!(h.len == want, "declared {} bytes, shape needs {want}", h.len);
+        anyhow::ensure!(
+            h.len == want,
+            "declared {} bytes, shape needs {want}",
+            h.len
+        );
         anyhow::ensure!(
             !h.name.is_empty() && h.name.len() <= 128 && h.rows > 0 && h.cols >= 2,
             "bad name or shape"
@@ -639,27 +658,30 @@ impl Server {
 
     async fn simple(&self, owner: &str, req: ClientRequest) -> Result<Reply> {
         Ok(match req {
-            ClientRequest::List => Reply::Entries(
-                self.store
-                    .list(owner)?
-                    .iter()
-                    .map(Manifest::info)
-                    .collect(),
-            ),
+            ClientRequest::List => {
+                Reply::Entries(self.store.list(owner)?.iter().map(Manifest::info).collect())
+            }
             ClientRequest::Commit { id } => {
                 anyhow::ensure!(self.cfg.role == 0, "commit at P0");
                 self.commit(owner, id).await?
             }
             ClientRequest::Delete { name } => {
                 anyhow::ensure!(self.cfg.role == 0, "delete at P0");
-                let Some(m) = self.store.find_committed(EntryKind::Dataset, owner, &name)? else {
-                    return Ok(err(ErrorCode::NotFound, format!("no dataset {name:?} of yours")));
+                let Some(m) = self
+                    .store
+                    .find_committed(EntryKind::Dataset, owner, &name)?
+                else {
+                    return Ok(err(
+                        ErrorCode::NotFound,
+                        format!("no dataset {name:?} of yours"),
+                    ));
                 };
-                match self.peer_request(&PeerRequest::Delete {
-                    id: m.id,
-                    owner: owner.into(),
-                })
-                .await?
+                match self
+                    .peer_request(&PeerRequest::Delete {
+                        id: m.id,
+                        owner: owner.into(),
+                    })
+                    .await?
                 {
                     PeerReply::Ack => self.store.remove(&m.id)?,
                     other => bail!("P1 answered {other:?}"),
@@ -725,16 +747,30 @@ impl Server {
         }
     }
 
-    async fn submit(&self, ch: &mut ClientChan, owner: &str, spec: crate::proto::JobSpec) -> Result<()> {
+    async fn submit(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        spec: crate::proto::JobSpec,
+    ) -> Result<()> {
         if self.cfg.role != 0 {
             reply(ch, &err(ErrorCode::BadRequest, "submit jobs to P0")).await?;
             return Ok(());
         }
-        let Some(m) = self.store.find_committed(EntryKind::Dataset, owner, &spec.dataset)? else {
-            tracing::warn!("refused job of {owner}: no dataset {:?} of theirs", spec.dataset);
+        let Some(m) = self
+            .store
+            .find_committed(EntryKind::Dataset, owner, &spec.dataset)?
+        else {
+            tracing::warn!(
+                "refused job of {owner}: no dataset {:?} of theirs",
+                spec.dataset
+            );
             reply(
                 ch,
-                &err(ErrorCode::NotFound, format!("no dataset {:?} of yours", spec.dataset)),
+                &err(
+                    ErrorCode::NotFound,
+                    format!("no dataset {:?} of yours", spec.dataset),
+                ),
             )
             .await?;
             return Ok(());
@@ -771,8 +807,11 @@ impl Server {
             match out.recv::<PeerReply>(MAX_CONTROL_FRAME).await? {
                 PeerReply::Ack => {}
                 other => {
-                    reply(ch, &err(ErrorCode::Peer, format!("P1 refused the job: {other:?}")))
-                        .await?;
+                    reply(
+                        ch,
+                        &err(ErrorCode::Peer, format!("P1 refused the job: {other:?}")),
+                    )
+                    .await?;
                     return Ok(());
                 }
             }
@@ -812,7 +851,13 @@ impl Server {
         })
     }
 
-    fn store_model(&self, job: EntryId, owner: &str, data: &Manifest, w: &mpc::Share) -> Result<()> {
+    fn store_model(
+        &self,
+        job: EntryId,
+        owner: &str,
+        data: &Manifest,
+        w: &mpc::Share,
+    ) -> Result<()> {
         let bytes = store::matrix_bytes(w);
         let (rows, cols) = w.dim();
         let m = Manifest {

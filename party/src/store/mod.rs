@@ -1,9 +1,9 @@
-//! The dataset and model store of one party: a manifest (JSON) and a share file per entry,
+//! The dataset and model store of one party: a manifest (TOML) and a share file per entry,
 //! written crash-safely (temporary file, `fsync`, `rename`, directory `fsync`), with the states of
 //! two-phase commit between the parties.
 //!
 //! Layout under the data directory: `entries/<id>.share` (the share bytes: a 32-byte seed or a
-//! row-major little-endian `u64` matrix), `entries/<id>.json` (the [`Manifest`]). The manifest is
+//! row-major little-endian `u64` matrix), `entries/<id>.toml` (the [`Manifest`]). The manifest is
 //! written last, so an entry exists exactly when its manifest does; [`Store::open`] deletes
 //! temporary files and share files without a manifest, and checks every share against the
 //! SHA-256 digest in its manifest (a mismatching entry is deleted and logged).
@@ -155,6 +155,11 @@ pub fn matrix_bytes(s: &Share) -> Vec<u8> {
     out
 }
 
+fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
 /// One party's store.
 #[derive(Debug)]
 pub struct Store {
@@ -210,7 +215,7 @@ impl Store {
         for e in fs::read_dir(&self.dir).map_err(io("read directory", &self.dir))? {
             let p = e.map_err(io("read directory", &self.dir))?.path();
             match p.extension().and_then(|x| x.to_str()) {
-                Some("json") => {
+                Some("toml") => {
                     manifests.insert(p.with_extension(""));
                 }
                 Some("share") => shares.push(p),
@@ -244,7 +249,7 @@ impl Store {
     }
 
     fn manifest_path(&self, id: &EntryId) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
+        self.dir.join(format!("{id}.toml"))
     }
 
     fn share_path(&self, id: &EntryId) -> PathBuf {
@@ -281,16 +286,9 @@ impl Store {
                 what: m.id.to_string(),
             });
         }
-        if self
-            .all()?
-            .iter()
-            .any(|o| {
-                o.kind == m.kind
-                    && o.owner == m.owner
-                    && o.name == m.name
-                    && o.state != State::Prepared
-            })
-        {
+        if self.all()?.iter().any(|o| {
+            o.kind == m.kind && o.owner == m.owner && o.name == m.name && o.state != State::Prepared
+        }) {
             return Err(StoreError::Exists {
                 what: format!("{:?} {:?} of {:?}", m.kind, m.name, m.owner),
             });
@@ -300,8 +298,8 @@ impl Store {
     }
 
     fn write_manifest(&self, m: &Manifest) -> Result<()> {
-        let json = serde_json::to_vec_pretty(m).expect("manifests serialize");
-        write_atomic(&self.manifest_path(&m.id), &json)
+        let text = toml::to_string_pretty(m).expect("manifests serialize");
+        write_atomic(&self.manifest_path(&m.id), text.as_bytes())
     }
 
     /// Changes the state of an entry (durably).
@@ -346,10 +344,7 @@ impl Store {
             }
             Err(e) => return Err(io("read", &p)(e)),
         };
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::BadManifest {
-            path: p,
-            reason: e.to_string(),
-        })
+        parse_manifest(&bytes).map_err(|reason| StoreError::BadManifest { path: p, reason })
     }
 
     /// Every manifest, in any state.
@@ -360,14 +355,14 @@ impl Store {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir).map_err(io("read directory", &self.dir))? {
             let p = e.map_err(io("read directory", &self.dir))?.path();
-            if p.extension().and_then(|x| x.to_str()) == Some("json") {
+            if p.extension().and_then(|x| x.to_str()) == Some("toml") {
                 let bytes = fs::read(&p).map_err(io("read", &p))?;
-                out.push(serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::BadManifest {
+                out.push(
+                    parse_manifest(&bytes).map_err(|reason| StoreError::BadManifest {
                         path: p.clone(),
-                        reason: e.to_string(),
-                    }
-                })?);
+                        reason,
+                    })?,
+                );
             }
         }
         out.sort_by_key(|m: &Manifest| (m.created, m.id));
@@ -485,7 +480,10 @@ mod tests {
         assert!(s.list("bob").unwrap().is_empty());
         drop(s);
         let s = Store::open(dir.path()).unwrap();
-        let m = s.find_committed(EntryKind::Dataset, "alice", "d").unwrap().unwrap();
+        let m = s
+            .find_committed(EntryKind::Dataset, "alice", "d")
+            .unwrap()
+            .unwrap();
         assert_eq!(s.load_share(&m).unwrap().view(), share.view());
         // Same name again is refused.
         let id2 = EntryId::random();
@@ -504,7 +502,10 @@ mod tests {
         s.put(&manifest(id, "d", &seed, ShareForm::Seed, 3), &seed)
             .unwrap();
         let m = s.get(&id).unwrap();
-        assert_eq!(s.load_share(&m).unwrap().view(), Seed(seed).expand(3, 2).view());
+        assert_eq!(
+            s.load_share(&m).unwrap().view(),
+            Seed(seed).expand(3, 2).view()
+        );
     }
 
     #[test]
@@ -513,9 +514,15 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         let bytes = vec![0u8; 32];
         let mut m = manifest(EntryId::random(), "d", &bytes, ShareForm::Matrix, 2);
-        assert!(matches!(s.put(&m, &bytes[..31]), Err(StoreError::BadShare { .. })));
+        assert!(matches!(
+            s.put(&m, &bytes[..31]),
+            Err(StoreError::BadShare { .. })
+        ));
         m.sha256 = hex::encode([0u8; 32]);
-        assert!(matches!(s.put(&m, &bytes), Err(StoreError::BadShare { .. })));
+        assert!(matches!(
+            s.put(&m, &bytes),
+            Err(StoreError::BadShare { .. })
+        ));
     }
 
     #[test]
@@ -535,7 +542,10 @@ mod tests {
         fs::write(e.join(format!("{}.share", EntryId::random())), b"orphan").unwrap();
         fs::write(e.join(format!("{id}.share")), vec![2u8; 32]).unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let left: Vec<_> = fs::read_dir(&e).unwrap().map(|x| x.unwrap().path()).collect();
+        let left: Vec<_> = fs::read_dir(&e)
+            .unwrap()
+            .map(|x| x.unwrap().path())
+            .collect();
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(matches!(s.get(&id), Err(StoreError::NotFound { .. })));
         assert!(s.get(&good).is_ok());
