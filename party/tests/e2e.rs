@@ -576,7 +576,7 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
             model: ModelKind::Logreg,
             dataset: "small".into(),
             learning_rate: 0.125,
-            batch_size: 10,
+            batch_size: 16,
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
@@ -589,4 +589,90 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
         took < Duration::from_secs(c.timeout_s * 5),
         "failed after {took:?}"
     );
+}
+
+/// Dealer triples: both parties connect to a `dealer` process named in their configurations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_job_with_dealer_triples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), 30);
+    let ddir = tmp.path().join("dealer");
+    run_ok(Command::new(env!("CARGO_BIN_EXE_dealer")).args([
+        "init",
+        "--dir",
+        ddir.to_str().unwrap(),
+    ]));
+    let port = free_port();
+    let mut dealer = Command::new(env!("CARGO_BIN_EXE_dealer"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cert-dir",
+            ddir.to_str().unwrap(),
+            "--p0-cert",
+            c.cert(0).to_str().unwrap(),
+            "--p1-cert",
+            c.cert(1).to_str().unwrap(),
+            "--transport",
+            "tls-tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dealer.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("dealer listening"));
+    for id in 0..2 {
+        let p = tmp.path().join(format!("p{id}/party.toml"));
+        let mut cfg = std::fs::read_to_string(&p).unwrap();
+        cfg.push_str(&format!(
+            "[dealer]\naddress = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n",
+            ddir.join("cert.pem").display()
+        ));
+        std::fs::write(&p, cfg).unwrap();
+        c.kill(id);
+    }
+    c.start(0, None);
+    c.start(1, None);
+    c.wait_log(0, "peer connected from", 2);
+    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    alice
+        .send(&ClientRequest::Submit(JobSpec {
+            model: ModelKind::Linreg,
+            dataset: "small".into(),
+            learning_rate: 0.125,
+            batch_size: 16,
+            epochs: 2,
+            schedule_seed: 3,
+            triples: TripleKind::Dealer,
+        }))
+        .await
+        .unwrap();
+    let job = loop {
+        match alice.recv().await.unwrap() {
+            Reply::Progress { .. } => {}
+            Reply::JobDone { job } => break job,
+            r => panic!("{r:?}"),
+        }
+    };
+    let (s0, f) = alice.model_share(job).await.unwrap();
+    let (s1, _) = c
+        .client(1, ALICE)
+        .await
+        .unwrap()
+        .model_share(job)
+        .await
+        .unwrap();
+    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f).unwrap());
+    let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
+    assert_eq!(w.dim(), (2, 1));
+    assert!(w.iter().all(|v| v.is_finite() && v.abs() < 100.0), "{w:?}");
+    let _ = dealer.kill();
+    let _ = dealer.wait();
 }

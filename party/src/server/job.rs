@@ -55,6 +55,21 @@ pub fn split_label(s: &Share, label: usize) -> (Share, Share) {
     (Share::from_ring(x), Share::from_ring(y))
 }
 
+/// Checks a job's hyper-parameters against a dataset of `rows` samples (before any party starts).
+///
+/// # Errors
+/// The model code's error naming the bad hyper-parameter.
+pub fn validate(spec: &JobSpec, rows: usize) -> Result<()> {
+    LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
+    Schedule::shuffled(
+        rows,
+        spec.batch_size as usize,
+        spec.epochs as usize,
+        spec.schedule_seed,
+    )?;
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)] // the model code's own arguments plus the model choice
 async fn train<B: Backend>(
     b: &mut B,

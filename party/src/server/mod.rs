@@ -775,6 +775,10 @@ impl Server {
             .await?;
             return Ok(());
         };
+        if let Err(e) = job::validate(&spec, m.rows as usize) {
+            reply(ch, &err(ErrorCode::BadRequest, format!("{e:#}"))).await?;
+            return Ok(());
+        }
         let Ok(permit) = self.jobs.clone().try_acquire_owned() else {
             reply(ch, &err(ErrorCode::Limit, "too many jobs running")).await?;
             return Ok(());
