@@ -80,6 +80,11 @@ impl Cluster {
                 .to_string()
         };
         let (ha, hb) = (hash(ALICE), hash(BOB));
+        let carol = dir.join("carol");
+        let fp_carol =
+            run_ok(Command::new(PARTY).args(["client-init", "--dir", carol.to_str().unwrap()]))
+                .trim()
+                .to_string();
         for (id, caddr) in client.iter().enumerate() {
             let peer = if id == 0 {
                 format!("listen = \"127.0.0.1:{peer_port}\"")
@@ -92,6 +97,7 @@ impl Cluster {
                  [clients]\nlisten = \"{}\"\n\
                  [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{ha}\"\n\
                  [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{hb}\"\n\
+                 [[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n\
                  [limits]\nmax_upload_bytes = 10000000\nmax_concurrent_jobs = 2\n",
                 caddr
             );
@@ -282,6 +288,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     assert_eq!(c.entries(1), vec![("committed".into(), "cancer".into())]);
 
     let wfile = tmp.path().join("w.csv");
+    let t = Instant::now();
     let (epochs, batch, lr, seed) = (3u64, 64u64, 0.125, 11u64);
     run_ok(Command::new(PARTY).args([
         "train",
@@ -312,6 +319,10 @@ async fn e2e_upload_train_reveal_breast_cancer() {
         "--reveal",
         wfile.to_str().unwrap(),
     ]));
+    eprintln!(
+        "party train + reveal took {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let w = datasets::csv::read_csv(&wfile).unwrap().data;
     assert_eq!(w.dim(), (30, 1));
 
@@ -423,6 +434,27 @@ async fn e2e_refusals_and_malformed_frames() {
         "{r:?}"
     );
     c.wait_log(0, "refused client", 1);
+    // A client registered by certificate fingerprint is admitted without a token; another
+    // certificate is not.
+    let p1 = PeerCert::load(&c.cert(1)).unwrap();
+    let carol = Identity::load(&tmp.path().join("carol")).unwrap();
+    let mut cc = Client::connect(c.client[1], &p1, &carol, None)
+        .await
+        .unwrap();
+    assert_eq!(cc.role(), 1);
+    let stranger = Identity::generate("carol").unwrap();
+    let r = Client::connect(c.client[1], &p1, &stranger, None).await;
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    c.wait_log(1, "refused client", 1);
     // A third process posing as P1 with another certificate.
     let fake = Identity::generate("dyad-p1").unwrap();
     let p0 = PeerCert::load(&c.cert(0)).unwrap();
