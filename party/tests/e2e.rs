@@ -438,7 +438,7 @@ async fn e2e_refusals_and_malformed_frames() {
     // certificate is not.
     let p1 = PeerCert::load(&c.cert(1)).unwrap();
     let carol = Identity::load(&tmp.path().join("carol")).unwrap();
-    let mut cc = Client::connect(c.client[1], &p1, &carol, None)
+    let cc = Client::connect(c.client[1], &p1, &carol, None)
         .await
         .unwrap();
     assert_eq!(cc.role(), 1);
