@@ -1,9 +1,17 @@
-//! # party — the Dyad party server and its transports
+//! # party — the Dyad party server, its transports and clients
 //!
 //! * [`transport`]: authenticated, encrypted links between the parties (QUIC or TLS 1.3 over TCP
 //!   with pinned self-signed certificates) implementing [`mpc::net::Channel`], identities, and
 //!   in-process loopback pairs for experiments.
+//! * [`proto`]: the messages between clients and parties and between the parties.
+//! * [`store`]: the crash-safe dataset and model store with two-phase-commit states.
+//! * [`server`]: `party serve` — peer link, client endpoint, job runner.
+//! * [`client`]: the client side (used by `share-upload` and `party job`).
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
+pub mod client;
+pub mod proto;
+pub mod server;
+pub mod store;
 pub mod transport;

@@ -109,7 +109,7 @@ async fn dealer_session(kind: TransportKind) {
         let z = reconstruct(&a.z, &b.z);
         assert_eq!(u.dim(), (rows, inner));
         assert_eq!(z, ring::matmul(&u.view(), &v.view()));
-        assert_ne!(z, ndarray::Array2::zeros((rows, cols)));
+        assert_ne!(z, ndarray::Array2::<u64>::zeros((rows, cols)));
     }
     let (a, b) = (
         t0.next_elementwise((5, 7)).unwrap(),

@@ -1,0 +1,402 @@
+//! Messages between clients and parties and between the two parties (typed, bincode-encoded,
+//! size-limited frames on an [`mpc::net::Channel`]).
+//!
+//! Every message a party receives from the network is decoded with [`decode`], which refuses
+//! frames above the given limit before allocating, refuses trailing bytes and never panics on
+//! arbitrary input (property-tested below and fuzzed in `party/fuzz`).
+//!
+//! # Client connection (TLS 1.3, party certificate pinned by the client)
+//!
+//! ```text
+//! client → party  ClientHello { token }               (the client certificate or the token authenticates)
+//! party  → client Reply::Welcome { role } | Reply::Error
+//! client → party  ClientRequest ...                   (one request, its replies, the next request)
+//! ```
+//!
+//! An upload is `ClientRequest::Upload` followed by raw frames of share bytes (each at most
+//! [`UPLOAD_CHUNK`]) until the declared length, answered by `Reply::Prepared`; the client then
+//! asks P0 to `Commit`, which runs two-phase commit with P1 over the peer link.
+//!
+//! # Peer link (mutual TLS with pinned certificates, see [`crate::transport`])
+//!
+//! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash
+//! recovery); each job then opens two fresh channels (offline phase, online phase).
+
+use serde::{Deserialize, Serialize};
+
+/// Largest control frame (requests and replies other than share data).
+pub const MAX_CONTROL_FRAME: usize = 64 << 10;
+/// Largest frame of share data in an upload or a reveal.
+pub const UPLOAD_CHUNK: usize = 1 << 20;
+
+/// A dataset or model identifier: 16 random bytes chosen by the uploading client (or by P0 for
+/// a job), printed as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub struct EntryId(pub [u8; 16]);
+
+impl EntryId {
+    /// A fresh random identifier from the OS generator.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut b = [0u8; 16];
+        mpc::share::os_rng().fill_bytes(&mut b);
+        Self(b)
+    }
+
+    /// Parses 32 hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        let v = hex::decode(s).ok()?;
+        Some(Self(v.try_into().ok()?))
+    }
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+/// What a party stores for one share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareForm {
+    /// A 32-byte ChaCha20 seed expanding to the share (P0's share of an upload).
+    Seed,
+    /// The share matrix, `rows × cols` little-endian `u64` words, row-major.
+    Matrix,
+}
+
+/// First frame of a client connection.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientHello {
+    /// A bearer token, for clients not registered by certificate fingerprint.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ClientHello {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientHello")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Description of an uploaded share (sent to both parties; the form and digest differ).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadHeader {
+    /// Identifier shared by both halves of the upload.
+    pub id: EntryId,
+    /// Dataset name (unique per owner among committed datasets).
+    pub name: String,
+    /// Rows of the shared matrix (samples).
+    pub rows: u64,
+    /// Columns of the shared matrix (features and the label).
+    pub cols: u64,
+    /// Column holding the label.
+    pub label_column: u64,
+    /// Fixed-point fractional bits of the encoding.
+    pub frac_bits: u32,
+    /// What follows: a seed or a matrix.
+    pub form: ShareForm,
+    /// SHA-256 of the share bytes that follow.
+    pub digest: [u8; 32],
+    /// Number of share bytes that follow.
+    pub len: u64,
+}
+
+/// Which model a job trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelKind {
+    /// Linear regression (SecureML §IV-A).
+    Linreg,
+    /// Logistic regression with the piecewise sigmoid (SecureML §IV-B).
+    Logreg,
+}
+
+/// Where a job's Beaver triples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TripleKind {
+    /// Two-server OT-based offline phase (no third party).
+    Ot,
+    /// The dealer named in both parties' configurations (a trusted third party).
+    Dealer,
+}
+
+/// A training job as a client submits it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The model.
+    pub model: ModelKind,
+    /// Name of a committed dataset of the submitting client.
+    pub dataset: String,
+    /// Learning rate (a power of two after rounding, see `ml::models::linreg::LinRegHyper`).
+    pub learning_rate: f64,
+    /// Mini-batch size.
+    pub batch_size: u64,
+    /// Epochs over the data.
+    pub epochs: u64,
+    /// Seed of the public batch schedule.
+    pub schedule_seed: u64,
+    /// Triple source.
+    pub triples: TripleKind,
+}
+
+/// A request of a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ClientRequest {
+    /// Upload one share; share bytes follow as raw frames.
+    Upload(UploadHeader),
+    /// P0 only: commit an upload prepared on both parties.
+    Commit {
+        /// The upload.
+        id: EntryId,
+    },
+    /// The client's committed datasets and models.
+    List,
+    /// Delete one of the client's datasets (P0 deletes on both parties).
+    Delete {
+        /// Dataset name.
+        name: String,
+    },
+    /// P0 only: run a training job; progress replies follow until `JobDone` or `Error`.
+    Submit(JobSpec),
+    /// This party's share of a trained model of the client.
+    Reveal {
+        /// The job that trained it.
+        job: EntryId,
+    },
+}
+
+/// A stored entry as listed to its owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    /// Identifier.
+    pub id: EntryId,
+    /// Name (`model-<job>` for models).
+    pub name: String,
+    /// Rows.
+    pub rows: u64,
+    /// Columns.
+    pub cols: u64,
+    /// Creation time (seconds since the Unix epoch).
+    pub created: u64,
+}
+
+/// Why a party refused or failed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// Unknown client certificate or token.
+    Unauthorized,
+    /// The entry belongs to another client.
+    Forbidden,
+    /// No such entry.
+    NotFound,
+    /// Malformed or out-of-order request.
+    BadRequest,
+    /// Over a configured limit (upload size, concurrent jobs).
+    Limit,
+    /// The peer party failed or is unreachable.
+    Peer,
+    /// Anything else on the server side.
+    Internal,
+}
+
+/// A party's reply to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Authentication succeeded; the party's role (0 or 1).
+    Welcome {
+        /// 0 for P0, 1 for P1.
+        role: u8,
+    },
+    /// The upload is stored as prepared.
+    Prepared {
+        /// The upload.
+        id: EntryId,
+    },
+    /// The upload is committed on both parties.
+    Committed {
+        /// The dataset.
+        id: EntryId,
+    },
+    /// The client's entries.
+    Entries(Vec<EntryInfo>),
+    /// Done (delete).
+    Done,
+    /// A job's progress: steps done out of all.
+    Progress {
+        /// The job.
+        job: EntryId,
+        /// Steps done.
+        step: u64,
+        /// All steps.
+        steps: u64,
+    },
+    /// A job finished on both parties; the model stays secret-shared.
+    JobDone {
+        /// The job (reveal with it).
+        job: EntryId,
+    },
+    /// This party's model share; `rows × cols` words follow as raw frames.
+    ModelShare {
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+        /// Fixed-point fractional bits.
+        frac_bits: u32,
+    },
+    /// The request failed.
+    Error {
+        /// Category.
+        code: ErrorCode,
+        /// Explanation for the client (never secret data).
+        message: String,
+    },
+}
+
+/// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerRequest {
+    /// Two-phase commit, phase 1: is this upload prepared (same name, owner, shape)?
+    Vote {
+        /// Upload.
+        id: EntryId,
+        /// Owner.
+        owner: String,
+        /// Name.
+        name: String,
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+    },
+    /// Phase 2: commit (idempotent).
+    Commit {
+        /// Upload.
+        id: EntryId,
+    },
+    /// Discard a prepared upload (idempotent).
+    Abort {
+        /// Upload.
+        id: EntryId,
+    },
+    /// Crash recovery: what is the state of this entry on your side?
+    Status {
+        /// Entry.
+        id: EntryId,
+    },
+    /// Delete a committed entry of `owner` (idempotent).
+    Delete {
+        /// Entry.
+        id: EntryId,
+        /// Owner (checked again).
+        owner: String,
+    },
+    /// Start a job: both parties open its two channels right after this request.
+    Job {
+        /// Job identifier (also the model's entry id).
+        job: EntryId,
+        /// The submitting client.
+        owner: String,
+        /// The dataset's entry id (P1 checks owner and commit state).
+        dataset: EntryId,
+        /// The job.
+        spec: JobSpec,
+    },
+}
+
+/// Entry state as reported by the peer in recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerState {
+    /// Unknown or discarded.
+    Absent,
+    /// Prepared, no decision yet.
+    Prepared,
+    /// Decided to commit (P0) or committed.
+    Committed,
+}
+
+/// A reply on the peer link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PeerReply {
+    /// Vote answer.
+    Vote(bool),
+    /// Done.
+    Ack,
+    /// Recovery answer.
+    State(PeerState),
+    /// Job refused (the reason is logged by both).
+    Refused(String),
+    /// End of a job on P1: the model share is stored.
+    JobStored,
+}
+
+/// Decodes one message of type `T` from a frame of at most `max_len` bytes.
+///
+/// # Errors
+/// [`mpc::MpcError::FrameTooLarge`] or [`mpc::MpcError::Malformed`]; never panics.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    max_len: usize,
+) -> Result<T, mpc::MpcError> {
+    mpc::net::decode_message(bytes, max_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn client_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<ClientHello>(&bytes, MAX_CONTROL_FRAME);
+            let _ = decode::<ClientRequest>(&bytes, MAX_CONTROL_FRAME);
+            let _ = decode::<Reply>(&bytes, MAX_CONTROL_FRAME);
+        }
+
+        #[test]
+        fn peer_decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME);
+            let _ = decode::<PeerReply>(&bytes, MAX_CONTROL_FRAME);
+        }
+
+        #[test]
+        fn huge_length_prefixes_are_refused(tag in 0u32..8, len in (1u64 << 20)..u64::MAX) {
+            // A variant tag followed by a string length far above the limit.
+            let mut bytes = tag.to_le_bytes().to_vec();
+            bytes.extend_from_slice(&len.to_le_bytes());
+            prop_assert!(decode::<ClientRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
+            prop_assert!(decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
+        }
+
+        #[test]
+        fn requests_round_trip(name in "[a-z]{1,20}", rows in 0u64..1_000_000, seed in any::<u64>()) {
+            let r = ClientRequest::Submit(JobSpec {
+                model: ModelKind::Logreg, dataset: name.clone(), learning_rate: 0.5,
+                batch_size: rows, epochs: 3, schedule_seed: seed, triples: TripleKind::Ot,
+            });
+            let b = mpc::net::encode_message(&r).unwrap();
+            prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+            let p = PeerRequest::Vote { id: EntryId([7; 16]), owner: name.clone(), name, rows, cols: 3 };
+            let b = mpc::net::encode_message(&p).unwrap();
+            prop_assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_before_decoding() {
+        let big = vec![0u8; MAX_CONTROL_FRAME + 1];
+        assert!(matches!(
+            decode::<ClientRequest>(&big, MAX_CONTROL_FRAME),
+            Err(mpc::MpcError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn entry_ids_print_and_parse() {
+        let id = EntryId::random();
+        assert_eq!(EntryId::parse(&id.to_string()), Some(id));
+        assert_eq!(EntryId::parse("zz"), None);
+    }
+}

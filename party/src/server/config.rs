@@ -1,0 +1,212 @@
+//! `party.toml`: the configuration of one party server, and its commented template.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A party server's configuration. Relative paths are relative to the configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// 0 for P0 (the coordinator: listens for the peer, accepts jobs), 1 for P1.
+    pub role: u8,
+    /// Directory holding `cert.pem` and `key.pem` of this party.
+    pub identity_dir: PathBuf,
+    /// Directory of the dataset and model store.
+    pub data_dir: PathBuf,
+    /// The link to the other party.
+    pub peer: PeerConfig,
+    /// The endpoint for clients.
+    pub clients: ClientConfig,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Optional dealer for jobs that ask for dealer triples.
+    #[serde(default)]
+    pub dealer: Option<DealerConfig>,
+}
+
+/// The peer link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// P0: the address it listens on for P1.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// P1: P0's peer address to connect to.
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
+    /// The peer's certificate (PEM), pinned: no other certificate is accepted.
+    pub certificate: PathBuf,
+    /// `"tls-tcp"` (default) or `"quic"`.
+    #[serde(default = "default_transport")]
+    pub transport: String,
+    /// Seconds without any message from the peer after which a request or job fails.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+}
+
+/// The client endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Address for clients (TLS 1.3 with this party's certificate).
+    pub listen: SocketAddr,
+    /// Registered clients; everyone else is refused.
+    #[serde(default)]
+    pub allow: Vec<AllowedClient>,
+}
+
+/// A registered client: a certificate fingerprint, a token, or both. The name is the owner of
+/// its datasets and must be the same in both parties' configurations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedClient {
+    /// Owner name.
+    pub name: String,
+    /// SHA-256 fingerprint of the client's certificate (64 hex digits).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// SHA-256 of the client's bearer token (64 hex digits; `party hash-token` prints it).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+/// Limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest share upload in bytes.
+    pub max_upload_bytes: u64,
+    /// Jobs running at once (P0 refuses more).
+    pub max_concurrent_jobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 1 << 30,
+            max_concurrent_jobs: 2,
+        }
+    }
+}
+
+/// A dealer (`dealer` binary) both parties connect to for dealer triples.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DealerConfig {
+    /// The dealer's address.
+    pub address: SocketAddr,
+    /// The dealer's certificate (PEM), pinned.
+    pub certificate: PathBuf,
+}
+
+fn default_transport() -> String {
+    "tls-tcp".into()
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+impl Config {
+    /// Reads a configuration and resolves its relative paths against the file's directory.
+    ///
+    /// # Errors
+    /// Unreadable file or invalid TOML, naming the file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c: Config =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut c.identity_dir);
+        fix(&mut c.data_dir);
+        fix(&mut c.peer.certificate);
+        if let Some(d) = &mut c.dealer {
+            fix(&mut d.certificate);
+        }
+        anyhow::ensure!(c.role <= 1, "{}: role must be 0 or 1", path.display());
+        match c.role {
+            0 => anyhow::ensure!(
+                c.peer.listen.is_some(),
+                "{}: P0 needs peer.listen",
+                path.display()
+            ),
+            _ => anyhow::ensure!(
+                c.peer.address.is_some(),
+                "{}: P1 needs peer.address",
+                path.display()
+            ),
+        }
+        Ok(c)
+    }
+}
+
+/// The commented template `party init` writes.
+pub fn template(role: u8) -> String {
+    let (peer_line, client_port) = match role {
+        0 => (
+            "listen = \"0.0.0.0:7100\"            # P0 listens here for P1",
+            7200,
+        ),
+        _ => (
+            "address = \"203.0.113.10:7100\"      # P0's peer address (P1 connects to it)",
+            7201,
+        ),
+    };
+    format!(
+        r#"# Dyad party server configuration (party {role}). Relative paths are relative to this file.
+role = {role}                       # 0 = P0 (coordinator), 1 = P1
+identity_dir = "."               # holds cert.pem and key.pem (made by `party init`)
+data_dir = "data"                # dataset and model store
+
+[peer]
+{peer_line}
+certificate = "peer-cert.pem"    # the other party's cert.pem, pinned: nothing else is accepted
+transport = "tls-tcp"            # or "quic"
+timeout_s = 30                   # a silent peer fails requests and jobs after this long
+
+[clients]
+listen = "0.0.0.0:{client_port}"          # data owners and job clients connect here (TLS 1.3)
+# Register each client by certificate fingerprint and/or by the SHA-256 of a bearer token
+# (`party hash-token TOKEN`). The name owns the client's datasets: use the same name on both parties.
+# [[clients.allow]]
+# name = "alice"
+# fingerprint = "<64 hex digits: the client's cert.pem fingerprint>"
+# token_sha256 = "<64 hex digits>"
+
+[limits]
+max_upload_bytes = 1073741824    # largest share upload (bytes)
+max_concurrent_jobs = 2          # P0 refuses jobs beyond this
+
+# Optional dealer for jobs with triples = "dealer" (a trusted third party; OT needs none).
+# [dealer]
+# address = "198.51.100.7:7000"
+# certificate = "dealer-cert.pem"
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_once_the_peer_is_filled_in() {
+        for role in 0..2 {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("party.toml");
+            std::fs::write(&p, template(role)).unwrap();
+            let c = Config::load(&p).unwrap();
+            assert_eq!(c.role, role);
+            assert!(c.peer.certificate.starts_with(dir.path()));
+        }
+    }
+}

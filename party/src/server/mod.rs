@@ -1,0 +1,909 @@
+//! The party server (`party serve`): the peer link with two-phase commit and crash recovery,
+//! the client endpoint (uploads, listings, deletes, jobs, model reveal), and the job runner that
+//! trains SecureML linear/logistic regression (SecureML §IV) on the stored shares with the other
+//! party, each party in its own process.
+//!
+//! Security: the peer link accepts only the pinned peer certificate (mutual TLS); clients are
+//! admitted by certificate fingerprint or token; a client sees and uses only its own entries; the
+//! parties exchange only protocol messages, never their shares of data or models (a model share
+//! goes to its owner alone, who reconstructs). Semi-honest, non-colluding parties.
+
+pub mod auth;
+pub mod config;
+pub mod job;
+pub mod timed;
+
+use crate::proto::{
+    decode, ClientHello, ClientRequest, EntryId, ErrorCode, PeerReply, PeerRequest, PeerState,
+    Reply, ShareForm, UploadHeader, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+};
+use crate::store::{self, EntryKind, Manifest, State, Store};
+use crate::transport::{self, Fingerprint, Identity, Link, PeerCert, TransportKind};
+use anyhow::{anyhow, bail, Context, Result};
+use config::Config;
+use mpc::net::{Channel, ChannelExt, StreamChannel};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use timed::Timed;
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, RwLock, Semaphore};
+
+type ClientTls = tokio_rustls::server::TlsStream<TcpStream>;
+type ClientChan = StreamChannel<ReadHalf<ClientTls>, WriteHalf<ClientTls>>;
+type Ctl = Timed<transport::PeerChannel>;
+
+/// The link to the other party and this side's request channel on it.
+#[derive(Debug)]
+pub struct PeerLink {
+    link: Link,
+    out: Mutex<Ctl>,
+}
+
+/// A running party.
+#[derive(Debug)]
+pub struct Server {
+    cfg: Config,
+    store: Store,
+    peer: RwLock<Option<Arc<PeerLink>>>,
+    jobs: Arc<Semaphore>,
+    timeout: Duration,
+    kind: TransportKind,
+}
+
+/// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
+/// P0 abort right after logging its commit decision; `abort-after-prepare` makes a party abort
+/// after storing an upload as prepared, before replying.
+pub const FAULT_ENV: &str = "DYAD_FAULT";
+
+fn fault(point: &str) {
+    if std::env::var(FAULT_ENV).is_ok_and(|v| v == point) {
+        tracing::error!("fault injection: aborting at {point}");
+        std::process::abort();
+    }
+}
+
+fn err(code: ErrorCode, message: impl Into<String>) -> Reply {
+    Reply::Error {
+        code,
+        message: message.into(),
+    }
+}
+
+async fn reply(ch: &mut ClientChan, r: &Reply) -> Result<(), mpc::MpcError> {
+    ch.send(r).await?;
+    ch.flush().await
+}
+
+impl Server {
+    /// Opens the store (cleaning up after a crash) and prepares the server.
+    ///
+    /// # Errors
+    /// Store or configuration errors.
+    pub fn new(cfg: Config) -> Result<Arc<Self>> {
+        let store = Store::open(&cfg.data_dir)?;
+        if cfg.role == 0 {
+            // P0 restarted: prepared uploads without a decision are aborted (their clients'
+            // connections are gone); P1 learns it when it asks for their status.
+            for m in store.all()? {
+                if m.state == State::Prepared {
+                    tracing::info!("recovery: aborting undecided upload {} ({})", m.id, m.name);
+                    store.remove(&m.id)?;
+                }
+            }
+        }
+        let kind: TransportKind = cfg.peer.transport.parse()?;
+        anyhow::ensure!(kind.is_secure(), "the peer link must be authenticated");
+        Ok(Arc::new(Self {
+            timeout: Duration::from_secs(cfg.peer.timeout_s.max(1)),
+            jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
+            store,
+            peer: RwLock::new(None),
+            kind,
+            cfg,
+        }))
+    }
+
+    fn identity(&self) -> Result<Identity> {
+        Identity::load(&self.cfg.identity_dir)
+            .with_context(|| format!("loading identity from {}", self.cfg.identity_dir.display()))
+    }
+
+    fn role(&self) -> mpc::Role {
+        if self.cfg.role == 0 {
+            mpc::Role::P0
+        } else {
+            mpc::Role::P1
+        }
+    }
+
+    /// Runs the server until the process ends: the peer link (listening as P0, connecting as P1,
+    /// reconnecting when it drops) and the client endpoint. Prints `party <role> listening for
+    /// clients on ADDR` on stdout once the client endpoint is bound.
+    ///
+    /// # Errors
+    /// Binding or identity errors.
+    pub async fn run(self: Arc<Self>) -> Result<()> {
+        let me = self.identity()?;
+        let peer_cert = PeerCert::load(&self.cfg.peer.certificate)?;
+        let tls = Arc::new(auth::server_config(&me)?);
+        let clients = TcpListener::bind(self.cfg.clients.listen)
+            .await
+            .with_context(|| format!("binding {}", self.cfg.clients.listen))?;
+        let caddr = clients.local_addr()?;
+        let peer_task = if self.cfg.role == 0 {
+            let addr = self.cfg.peer.listen.expect("checked by Config::load");
+            let l = transport::listen(
+                self.kind,
+                addr,
+                me,
+                &[peer_cert],
+                &transport::TransportOptions::default(),
+            )
+            .await?;
+            println!(
+                "party 0 listening for the peer on {} ({})",
+                l.local_addr(),
+                self.kind
+            );
+            tokio::spawn(self.clone().accept_peers(l))
+        } else {
+            drop(me);
+            tokio::spawn(self.clone().connect_peer(peer_cert))
+        };
+        println!("party {} listening for clients on {caddr}", self.cfg.role);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        loop {
+            let (tcp, addr) = match clients.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("client accept failed: {e}");
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let (srv, acc) = (self.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                if let Err(e) = srv.client_session(acc, tcp, addr).await {
+                    tracing::info!("client {addr}: session ended: {e:#}");
+                }
+            });
+            if peer_task.is_finished() {
+                bail!("the peer task ended");
+            }
+        }
+    }
+
+    async fn install(self: &Arc<Self>, link: Link) -> Result<()> {
+        let (c0, c1) = (link.next_channel().await?, link.next_channel().await?);
+        let (out, inc) = if self.cfg.role == 0 {
+            (c0, c1)
+        } else {
+            (c1, c0)
+        };
+        let pl = Arc::new(PeerLink {
+            link,
+            out: Mutex::new(Timed::new(out, self.timeout)),
+        });
+        *self.peer.write().await = Some(pl.clone());
+        let srv = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = srv.serve_peer(pl, inc).await {
+                tracing::warn!("peer link ended: {e:#}");
+            }
+        });
+        Ok(())
+    }
+
+    async fn accept_peers(self: Arc<Self>, l: transport::Listener) {
+        loop {
+            match l.accept().await {
+                Ok(link) => {
+                    tracing::info!("peer connected from {}", link.remote_addr());
+                    if let Err(e) = self.install(link).await {
+                        tracing::warn!("peer link setup failed: {e:#}");
+                        continue;
+                    }
+                    let srv = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = srv.finish_decided().await {
+                            tracing::warn!("recovery: {e:#}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("refused peer connection: {e}"),
+            }
+        }
+    }
+
+    async fn connect_peer(self: Arc<Self>, peer: PeerCert) {
+        let addr = self.cfg.peer.address.expect("checked by Config::load");
+        let mut pending: Vec<EntryId> = self
+            .store
+            .all()
+            .map(|v| {
+                v.into_iter()
+                    .filter(|m| m.state == State::Prepared)
+                    .map(|m| m.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let opts = transport::TransportOptions::default();
+        loop {
+            let me = match Identity::load(&self.cfg.identity_dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!("identity: {e}");
+                    return;
+                }
+            };
+            match transport::connect(self.kind, addr, me, &peer, &opts).await {
+                Ok(link) => {
+                    tracing::info!("connected to the peer at {addr}");
+                    if let Err(e) = self.install(link).await {
+                        tracing::warn!("peer link setup failed: {e:#}");
+                    } else if let Err(e) = self.resolve_prepared(&mut pending).await {
+                        tracing::warn!("recovery: {e:#}");
+                    }
+                    // Wait for the link to drop.
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if self.peer.read().await.is_none() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("cannot reach the peer at {addr}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// P1 after (re)connecting: asks P0 about uploads that were prepared when this process
+    /// started, commits those P0 decided to commit, discards those P0 does not know.
+    async fn resolve_prepared(&self, pending: &mut Vec<EntryId>) -> Result<()> {
+        let mut left = Vec::new();
+        for id in pending.drain(..) {
+            match self.peer_request(&PeerRequest::Status { id }).await? {
+                PeerReply::State(PeerState::Committed) => {
+                    self.store.set_state(&id, State::Committed)?;
+                    tracing::info!("recovery: committed {id} (P0 had decided)");
+                }
+                PeerReply::State(PeerState::Absent) => {
+                    self.store.remove(&id)?;
+                    tracing::info!("recovery: discarded {id} (P0 does not have it)");
+                }
+                _ => left.push(id),
+            }
+        }
+        *pending = left;
+        Ok(())
+    }
+
+    /// P0 on a new link: completes commits decided before a crash or a lost link.
+    async fn finish_decided(&self) -> Result<()> {
+        for m in self.store.all()? {
+            if m.state == State::Decided {
+                match self.peer_request(&PeerRequest::Commit { id: m.id }).await? {
+                    PeerReply::Ack => {
+                        self.store.set_state(&m.id, State::Committed)?;
+                        tracing::info!("recovery: finished commit of {} ({})", m.id, m.name);
+                    }
+                    other => bail!("P1 answered {other:?} to a commit"),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn current_peer(&self) -> Result<Arc<PeerLink>> {
+        self.peer
+            .read()
+            .await
+            .clone()
+            .ok_or_else(|| anyhow!("the peer party is not connected"))
+    }
+
+    async fn drop_peer(&self, pl: &Arc<PeerLink>) {
+        let mut g = self.peer.write().await;
+        if g.as_ref().is_some_and(|c| Arc::ptr_eq(c, pl)) {
+            *g = None;
+        }
+    }
+
+    /// Sends a request to the peer and waits for its reply (with the peer timeout).
+    async fn peer_request(&self, req: &PeerRequest) -> Result<PeerReply> {
+        let pl = self.current_peer().await?;
+        let mut out = pl.out.lock().await;
+        let r = async {
+            out.send(req).await?;
+            out.flush().await?;
+            out.recv::<PeerReply>(MAX_CONTROL_FRAME).await
+        }
+        .await;
+        drop(out);
+        if r.is_err() {
+            self.drop_peer(&pl).await;
+        }
+        Ok(r?)
+    }
+
+    /// Serves the peer's requests on `inc` until the link drops.
+    async fn serve_peer(
+        self: Arc<Self>,
+        pl: Arc<PeerLink>,
+        mut inc: transport::PeerChannel,
+    ) -> Result<()> {
+        let r: Result<()> = async {
+            loop {
+                let frame = inc.recv_frame(MAX_CONTROL_FRAME).await?;
+                let req: PeerRequest = decode(&frame, MAX_CONTROL_FRAME)?;
+                let rep = match req {
+                    PeerRequest::Job {
+                        job,
+                        owner,
+                        dataset,
+                        spec,
+                    } => {
+                        // Both sides open the job's two channels right after this request.
+                        let off = pl.link.next_channel().await?;
+                        let on = pl.link.next_channel().await?;
+                        match self.check_job_dataset(&owner, &dataset) {
+                            Ok(m) => {
+                                let srv = self.clone();
+                                tokio::spawn(async move {
+                                    let r = srv.run_job_p1(job, owner, m, spec, off, on).await;
+                                    if let Err(e) = r {
+                                        tracing::warn!("job {job} failed: {e:#}");
+                                    }
+                                });
+                                PeerReply::Ack
+                            }
+                            Err(e) => {
+                                tracing::warn!("refused job {job} of {owner}: {e:#}");
+                                PeerReply::Refused(format!("{e:#}"))
+                            }
+                        }
+                    }
+                    other => self.handle_peer(other).unwrap_or_else(|e| {
+                        tracing::warn!("peer request failed: {e:#}");
+                        PeerReply::Refused(format!("{e:#}"))
+                    }),
+                };
+                inc.send(&rep).await?;
+                inc.flush().await?;
+            }
+        }
+        .await;
+        self.drop_peer(&pl).await;
+        r
+    }
+
+    fn check_job_dataset(&self, owner: &str, id: &EntryId) -> Result<Manifest> {
+        let m = self.store.get(id)?;
+        anyhow::ensure!(
+            m.kind == EntryKind::Dataset && m.owner == owner && m.state == State::Committed,
+            "dataset {id} is not a committed dataset of {owner}"
+        );
+        Ok(m)
+    }
+
+    fn handle_peer(&self, req: PeerRequest) -> Result<PeerReply> {
+        Ok(match req {
+            PeerRequest::Vote {
+                id,
+                owner,
+                name,
+                rows,
+                cols,
+            } => {
+                let ok = self.store.get(&id).is_ok_and(|m| {
+                    m.state == State::Prepared
+                        && m.owner == owner
+                        && m.name == name
+                        && m.rows == rows
+                        && m.cols == cols
+                });
+                PeerReply::Vote(ok)
+            }
+            PeerRequest::Commit { id } => {
+                self.store.set_state(&id, State::Committed)?;
+                tracing::info!("committed {id}");
+                PeerReply::Ack
+            }
+            PeerRequest::Abort { id } => {
+                if let Ok(m) = self.store.get(&id) {
+                    if m.state != State::Committed {
+                        self.store.remove(&id)?;
+                    }
+                }
+                PeerReply::Ack
+            }
+            PeerRequest::Status { id } => PeerReply::State(match self.store.get(&id) {
+                Ok(m) if m.state == State::Prepared => PeerState::Prepared,
+                Ok(_) => PeerState::Committed,
+                Err(_) => PeerState::Absent,
+            }),
+            PeerRequest::Delete { id, owner } => {
+                if let Ok(m) = self.store.get(&id) {
+                    anyhow::ensure!(m.owner == owner, "entry {id} is not {owner}'s");
+                    self.store.remove(&id)?;
+                }
+                PeerReply::Ack
+            }
+            PeerRequest::Job { .. } => unreachable!("handled by serve_peer"),
+        })
+    }
+
+    async fn client_session(
+        self: Arc<Self>,
+        acc: tokio_rustls::TlsAcceptor,
+        tcp: TcpStream,
+        addr: SocketAddr,
+    ) -> Result<()> {
+        let tls = match tokio::time::timeout(self.timeout, acc.accept(tcp)).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                tracing::warn!("refused client {addr}: TLS handshake failed: {e}");
+                return Ok(());
+            }
+            Err(_) => {
+                tracing::warn!("refused client {addr}: TLS handshake timed out");
+                return Ok(());
+            }
+        };
+        let fp = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            Some(c) => Fingerprint::of(c),
+            None => {
+                tracing::warn!("refused client {addr}: no certificate");
+                return Ok(());
+            }
+        };
+        let (r, w) = tokio::io::split(tls);
+        let mut ch: ClientChan = StreamChannel::new(r, w);
+        let hello = match tokio::time::timeout(self.timeout, ch.recv_frame(MAX_CONTROL_FRAME)).await
+        {
+            Ok(Ok(f)) => decode::<ClientHello>(&f, MAX_CONTROL_FRAME),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                tracing::warn!("refused client {addr}: no hello");
+                return Ok(());
+            }
+        };
+        let hello = match hello {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("refused client {addr}: malformed hello: {e}");
+                return Ok(());
+            }
+        };
+        let Some(client) = auth::admit(&self.cfg.clients.allow, &fp, hello.token.as_deref()) else {
+            tracing::warn!(
+                "refused client {addr}: certificate {fp} is not registered and {}",
+                if hello.token.is_some() {
+                    "the token is unknown"
+                } else {
+                    "no token was given"
+                }
+            );
+            let _ = reply(&mut ch, &err(ErrorCode::Unauthorized, "unknown client")).await;
+            return Ok(());
+        };
+        let owner = client.name.clone();
+        tracing::info!("client {owner} connected from {addr}");
+        reply(
+            &mut ch,
+            &Reply::Welcome {
+                role: self.cfg.role,
+            },
+        )
+        .await?;
+        let mut prepared = Vec::new();
+        let r = self.client_loop(&mut ch, &owner, addr, &mut prepared).await;
+        // An upload lives as prepared only while its client's session at P0 does: uploads the
+        // client did not commit are aborted on both parties.
+        if self.cfg.role == 0 {
+            for id in prepared {
+                if self
+                    .store
+                    .get(&id)
+                    .is_ok_and(|m| m.state == State::Prepared)
+                {
+                    tracing::info!(
+                        "aborting upload {id} of {owner}: the session ended uncommitted"
+                    );
+                    self.store.remove(&id)?;
+                    let _ = self.peer_request(&PeerRequest::Abort { id }).await;
+                }
+            }
+        }
+        r
+    }
+
+    async fn client_loop(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        addr: SocketAddr,
+        prepared: &mut Vec<EntryId>,
+    ) -> Result<()> {
+        let owner = owner.to_string();
+        let ch = &mut *ch;
+        loop {
+            let frame = match ch.recv_frame(MAX_CONTROL_FRAME).await {
+                Ok(f) => f,
+                Err(mpc::MpcError::ChannelClosed { .. }) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!("client {owner} at {addr}: {e}; closing the connection");
+                    return Ok(());
+                }
+            };
+            let req: ClientRequest = match decode(&frame, MAX_CONTROL_FRAME) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("client {owner} at {addr}: malformed request: {e}");
+                    reply(ch, &err(ErrorCode::BadRequest, e.to_string())).await?;
+                    continue;
+                }
+            };
+            match req {
+                ClientRequest::Upload(h) => {
+                    prepared.push(h.id);
+                    let r = self.upload(ch, &owner, h).await;
+                    let fatal = r.is_err();
+                    let rep = r.unwrap_or_else(|e| {
+                        tracing::warn!("client {owner}: upload failed: {e:#}");
+                        err(ErrorCode::BadRequest, format!("{e:#}"))
+                    });
+                    reply(ch, &rep).await?;
+                    if fatal {
+                        // The rest of the stream cannot be resynchronized.
+                        return Ok(());
+                    }
+                }
+                ClientRequest::Submit(spec) => {
+                    if let Err(e) = self.submit(ch, &owner, spec).await {
+                        tracing::warn!("client {owner}: job failed: {e:#}");
+                        reply(ch, &err(ErrorCode::Peer, format!("{e:#}"))).await?;
+                    }
+                }
+                ClientRequest::Reveal { job } => match self.store.get(&job) {
+                    Ok(m) if m.owner == owner && m.kind == EntryKind::Model => {
+                        let s = self.store.load_share(&m)?;
+                        reply(
+                            ch,
+                            &Reply::ModelShare {
+                                rows: m.rows,
+                                cols: m.cols,
+                                frac_bits: m.frac_bits,
+                            },
+                        )
+                        .await?;
+                        ch.send_ring(&s.view()).await?;
+                        ch.flush().await?;
+                        tracing::info!("revealed model share {job} to its owner {owner}");
+                    }
+                    Ok(_) => {
+                        tracing::warn!("refused {owner}: model {job} is not theirs");
+                        reply(ch, &err(ErrorCode::Forbidden, "not your model")).await?;
+                    }
+                    Err(_) => reply(ch, &err(ErrorCode::NotFound, "no such model")).await?,
+                },
+                other => {
+                    let rep = self.simple(&owner, other).await.unwrap_or_else(|e| {
+                        tracing::warn!("client {owner}: {e:#}");
+                        err(ErrorCode::BadRequest, format!("{e:#}"))
+                    });
+                    reply(ch, &rep).await?;
+                }
+            }
+        }
+    }
+
+    async fn upload(&self, ch: &mut ClientChan, owner: &str, h: UploadHeader) -> Result<Reply> {
+        if h.len > self.cfg.limits.max_upload_bytes {
+            bail!(
+                "upload of {} bytes exceeds max_upload_bytes = {}",
+                h.len,
+                self.cfg.limits.max_upload_bytes
+            );
+        }
+        let want = match h.form {
+            ShareForm::Seed => Some(32u64),
+            ShareForm::Matrix => h.rows.checked_mul(h.cols).and_then(|x| x.checked_mul(8)),
+        }
+        .ok_or_else(|| anyhow!("shape {} x {} overflows", h.rows, h.cols))?;
+        anyhow::ensure!(
+            h.len == want,
+            "declared {} bytes, shape needs {want}",
+            h.len
+        );
+        anyhow::ensure!(
+            !h.name.is_empty() && h.name.len() <= 128 && h.rows > 0 && h.cols >= 2,
+            "bad name or shape"
+        );
+        anyhow::ensure!(h.label_column < h.cols, "label column out of range");
+        mpc::FracBits::new(h.frac_bits)?;
+        let mut bytes = Vec::new();
+        while (bytes.len() as u64) < h.len {
+            let left = (h.len - bytes.len() as u64).min(UPLOAD_CHUNK as u64) as usize;
+            let f = tokio::time::timeout(self.timeout, ch.recv_frame(left))
+                .await
+                .map_err(|_| anyhow!("upload stalled"))??;
+            bytes.extend_from_slice(&f);
+        }
+        let m = Manifest {
+            id: h.id,
+            kind: EntryKind::Dataset,
+            name: h.name,
+            owner: owner.to_string(),
+            rows: h.rows,
+            cols: h.cols,
+            label_column: h.label_column,
+            frac_bits: h.frac_bits,
+            form: h.form,
+            sha256: hex::encode(h.digest),
+            created: store::now(),
+            state: State::Prepared,
+        };
+        let r = tokio::task::block_in_place(|| self.store.put(&m, &bytes));
+        if let Err(e) = r {
+            return Ok(err(ErrorCode::BadRequest, e.to_string()));
+        }
+        tracing::info!("prepared {} ({}) of {owner}", m.id, m.name);
+        fault("abort-after-prepare");
+        Ok(Reply::Prepared { id: m.id })
+    }
+
+    async fn simple(&self, owner: &str, req: ClientRequest) -> Result<Reply> {
+        Ok(match req {
+            ClientRequest::List => {
+                Reply::Entries(self.store.list(owner)?.iter().map(Manifest::info).collect())
+            }
+            ClientRequest::Commit { id } => {
+                anyhow::ensure!(self.cfg.role == 0, "commit at P0");
+                self.commit(owner, id).await?
+            }
+            ClientRequest::Delete { name } => {
+                anyhow::ensure!(self.cfg.role == 0, "delete at P0");
+                let Some(m) = self
+                    .store
+                    .find_committed(EntryKind::Dataset, owner, &name)?
+                else {
+                    return Ok(err(
+                        ErrorCode::NotFound,
+                        format!("no dataset {name:?} of yours"),
+                    ));
+                };
+                match self
+                    .peer_request(&PeerRequest::Delete {
+                        id: m.id,
+                        owner: owner.into(),
+                    })
+                    .await?
+                {
+                    PeerReply::Ack => self.store.remove(&m.id)?,
+                    other => bail!("P1 answered {other:?}"),
+                }
+                tracing::info!("deleted {} ({name}) of {owner}", m.id);
+                Reply::Done
+            }
+            _ => bail!("unexpected request"),
+        })
+    }
+
+    /// Two-phase commit of an upload, coordinated by P0.
+    async fn commit(&self, owner: &str, id: EntryId) -> Result<Reply> {
+        let m = match self.store.get(&id) {
+            Ok(m) if m.owner == owner => m,
+            _ => return Ok(err(ErrorCode::NotFound, format!("no upload {id} of yours"))),
+        };
+        match m.state {
+            State::Committed => return Ok(Reply::Committed { id }),
+            State::Decided => {}
+            State::Prepared => {
+                if self
+                    .store
+                    .find_committed(EntryKind::Dataset, owner, &m.name)?
+                    .is_some()
+                {
+                    self.store.remove(&id)?;
+                    let _ = self.peer_request(&PeerRequest::Abort { id }).await;
+                    return Ok(err(
+                        ErrorCode::BadRequest,
+                        format!("you have a dataset named {:?} already", m.name),
+                    ));
+                }
+                let vote = self
+                    .peer_request(&PeerRequest::Vote {
+                        id,
+                        owner: owner.into(),
+                        name: m.name.clone(),
+                        rows: m.rows,
+                        cols: m.cols,
+                    })
+                    .await;
+                if !matches!(vote, Ok(PeerReply::Vote(true))) {
+                    self.store.remove(&id)?;
+                    let _ = self.peer_request(&PeerRequest::Abort { id }).await;
+                    tracing::warn!("aborted upload {id}: P1 voted {vote:?}");
+                    return Ok(err(ErrorCode::Peer, "P1 does not hold the upload; aborted"));
+                }
+                self.store.set_state(&id, State::Decided)?;
+                fault("abort-after-decide");
+            }
+        }
+        match self.peer_request(&PeerRequest::Commit { id }).await {
+            Ok(PeerReply::Ack) => {
+                self.store.set_state(&id, State::Committed)?;
+                tracing::info!("committed {id} ({}) of {owner}", m.name);
+                Ok(Reply::Committed { id })
+            }
+            other => Ok(err(
+                ErrorCode::Peer,
+                format!("commit decided; it completes when P1 is reachable again ({other:?})"),
+            )),
+        }
+    }
+
+    async fn submit(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        spec: crate::proto::JobSpec,
+    ) -> Result<()> {
+        if self.cfg.role != 0 {
+            reply(ch, &err(ErrorCode::BadRequest, "submit jobs to P0")).await?;
+            return Ok(());
+        }
+        let Some(m) = self
+            .store
+            .find_committed(EntryKind::Dataset, owner, &spec.dataset)?
+        else {
+            tracing::warn!(
+                "refused job of {owner}: no dataset {:?} of theirs",
+                spec.dataset
+            );
+            reply(
+                ch,
+                &err(
+                    ErrorCode::NotFound,
+                    format!("no dataset {:?} of yours", spec.dataset),
+                ),
+            )
+            .await?;
+            return Ok(());
+        };
+        if let Err(e) = job::validate(&spec, m.rows as usize) {
+            reply(ch, &err(ErrorCode::BadRequest, format!("{e:#}"))).await?;
+            return Ok(());
+        }
+        let Ok(permit) = self.jobs.clone().try_acquire_owned() else {
+            reply(ch, &err(ErrorCode::Limit, "too many jobs running")).await?;
+            return Ok(());
+        };
+        let job = EntryId::random();
+        let pl = self.current_peer().await?;
+        let (off, on) = {
+            let mut out = pl.out.lock().await;
+            out.send(&PeerRequest::Job {
+                job,
+                owner: owner.into(),
+                dataset: m.id,
+                spec: spec.clone(),
+            })
+            .await?;
+            out.flush().await?;
+            let t = self.timeout;
+            let open = async {
+                let off = pl.link.next_channel().await?;
+                let on = pl.link.next_channel().await?;
+                anyhow::Ok((off, on))
+            };
+            let (off, on) = match tokio::time::timeout(t, open).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    self.drop_peer(&pl).await;
+                    bail!("P1 did not open the job's channels within the peer timeout")
+                }
+            };
+            match out.recv::<PeerReply>(MAX_CONTROL_FRAME).await? {
+                PeerReply::Ack => {}
+                other => {
+                    reply(
+                        ch,
+                        &err(ErrorCode::Peer, format!("P1 refused the job: {other:?}")),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+            }
+            (off, on)
+        };
+        tracing::info!("job {job} of {owner} started on {}", m.name);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let share = self.store.load_share(&m)?;
+        let ctx = job::JobContext {
+            role: self.role(),
+            timeout: self.timeout,
+            dealer: self.dealer_link_params(),
+        };
+        let task = tokio::spawn(job::run(ctx, spec, m.clone(), share, off, on, tx));
+        while let Some((step, steps)) = rx.recv().await {
+            reply(ch, &Reply::Progress { job, step, steps }).await?;
+        }
+        let (w, mut on) = task.await??;
+        self.store_model(job, owner, &m, &w)?;
+        match on.recv::<PeerReply>(MAX_CONTROL_FRAME).await? {
+            PeerReply::JobStored => {}
+            other => bail!("P1 ended the job with {other:?}"),
+        }
+        drop(permit);
+        tracing::info!("job {job} of {owner} done");
+        reply(ch, &Reply::JobDone { job }).await?;
+        Ok(())
+    }
+
+    fn dealer_link_params(&self) -> Option<job::DealerParams> {
+        let d = self.cfg.dealer.as_ref()?;
+        Some(job::DealerParams {
+            address: d.address,
+            certificate: d.certificate.clone(),
+            identity_dir: self.cfg.identity_dir.clone(),
+            kind: self.kind,
+        })
+    }
+
+    fn store_model(
+        &self,
+        job: EntryId,
+        owner: &str,
+        data: &Manifest,
+        w: &mpc::Share,
+    ) -> Result<()> {
+        let bytes = store::matrix_bytes(w);
+        let (rows, cols) = w.dim();
+        let m = Manifest {
+            id: job,
+            kind: EntryKind::Model,
+            name: format!("model-{job}"),
+            owner: owner.into(),
+            rows: rows as u64,
+            cols: cols as u64,
+            label_column: 0,
+            frac_bits: data.frac_bits,
+            form: ShareForm::Matrix,
+            sha256: hex::encode(store::sha256(&bytes)),
+            created: store::now(),
+            state: State::Committed,
+        };
+        self.store.put(&m, &bytes)?;
+        Ok(())
+    }
+
+    async fn run_job_p1(
+        self: Arc<Self>,
+        job: EntryId,
+        owner: String,
+        m: Manifest,
+        spec: crate::proto::JobSpec,
+        off: transport::PeerChannel,
+        on: transport::PeerChannel,
+    ) -> Result<()> {
+        tracing::info!("job {job} of {owner} started on {}", m.name);
+        let share = self.store.load_share(&m)?;
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let ctx = job::JobContext {
+            role: self.role(),
+            timeout: self.timeout,
+            dealer: self.dealer_link_params(),
+        };
+        let (w, mut on) = job::run(ctx, spec, m.clone(), share, off, on, tx).await?;
+        self.store_model(job, &owner, &m, &w)?;
+        on.send(&PeerReply::JobStored).await?;
+        on.flush().await?;
+        tracing::info!("job {job} of {owner} done");
+        Ok(())
+    }
+}

@@ -1,0 +1,710 @@
+//! End-to-end tests: two real `party serve` processes on loopback, `share-upload` and
+//! `party train` as clients.
+//!
+//! The slowest test is `e2e_upload_train_reveal_breast_cancer` (a secure logistic regression with
+//! OT triples between two processes, tens of seconds on a loaded machine).
+
+use party::client::{Client, ClientError};
+use party::proto::{ClientRequest, ErrorCode, JobSpec, ModelKind, Reply, TripleKind};
+use party::transport::{Identity, PeerCert};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PARTY: &str = env!("CARGO_BIN_EXE_party");
+const UPLOAD: &str = env!("CARGO_BIN_EXE_share-upload");
+const ALICE: &str = "alice-token-123";
+const BOB: &str = "bob-token-456";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Cluster {
+    dir: PathBuf,
+    peer_port: u16,
+    client: [SocketAddr; 2],
+    procs: [Option<Child>; 2],
+    timeout_s: u64,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().flatten() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+impl Cluster {
+    fn new(dir: &Path, timeout_s: u64) -> Self {
+        for id in 0..2 {
+            run_ok(Command::new(PARTY).args([
+                "init",
+                "--id",
+                &id.to_string(),
+                "--dir",
+                dir.join(format!("p{id}")).to_str().unwrap(),
+            ]));
+        }
+        for id in 0..2 {
+            std::fs::copy(
+                dir.join(format!("p{}/cert.pem", 1 - id)),
+                dir.join(format!("p{id}/peer-cert.pem")),
+            )
+            .unwrap();
+        }
+        let peer_port = free_port();
+        let client = [0, 1].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
+        let hash = |t: &str| {
+            run_ok(Command::new(PARTY).args(["hash-token", t]))
+                .trim()
+                .to_string()
+        };
+        let (ha, hb) = (hash(ALICE), hash(BOB));
+        let carol = dir.join("carol");
+        let fp_carol =
+            run_ok(Command::new(PARTY).args(["client-init", "--dir", carol.to_str().unwrap()]))
+                .trim()
+                .to_string();
+        for (id, caddr) in client.iter().enumerate() {
+            let peer = if id == 0 {
+                format!("listen = \"127.0.0.1:{peer_port}\"")
+            } else {
+                format!("address = \"127.0.0.1:{peer_port}\"")
+            };
+            let cfg = format!(
+                "role = {id}\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
+                 [peer]\n{peer}\ncertificate = \"peer-cert.pem\"\ntransport = \"tls-tcp\"\ntimeout_s = {timeout_s}\n\
+                 [clients]\nlisten = \"{}\"\n\
+                 [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{ha}\"\n\
+                 [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{hb}\"\n\
+                 [[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n\
+                 [limits]\nmax_upload_bytes = 10000000\nmax_concurrent_jobs = 2\n",
+                caddr
+            );
+            std::fs::write(dir.join(format!("p{id}/party.toml")), cfg).unwrap();
+        }
+        let mut c = Cluster {
+            dir: dir.to_path_buf(),
+            peer_port,
+            client,
+            procs: [None, None],
+            timeout_s,
+        };
+        c.start(0, None);
+        c.start(1, None);
+        c.wait_linked();
+        c
+    }
+
+    fn log(&self, id: usize) -> PathBuf {
+        self.dir.join(format!("p{id}.log"))
+    }
+
+    fn start(&mut self, id: usize, fault: Option<&str>) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(id))
+            .unwrap();
+        let mut cmd = Command::new(PARTY);
+        cmd.args([
+            "serve",
+            "--config",
+            self.dir.join(format!("p{id}/party.toml")).to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .env("RUST_LOG", "info");
+        if let Some(f) = fault {
+            cmd.env(party::server::FAULT_ENV, f);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        loop {
+            let l = lines.next().expect("server exited").unwrap();
+            if l.contains("listening for clients") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        self.procs[id] = Some(child);
+    }
+
+    fn kill(&mut self, id: usize) {
+        if let Some(mut p) = self.procs[id].take() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+
+    fn wait_exit(&mut self, id: usize) {
+        if let Some(mut p) = self.procs[id].take() {
+            let _ = p.wait();
+        }
+    }
+
+    fn log_text(&self, id: usize) -> String {
+        std::fs::read_to_string(self.log(id)).unwrap_or_default()
+    }
+
+    fn wait_log(&self, id: usize, needle: &str, count: usize) {
+        let t = Instant::now();
+        while self.log_text(id).matches(needle).count() < count {
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no {needle:?} in log {id}:\n{}",
+                self.log_text(id)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_linked(&self) {
+        self.wait_log(1, "connected to the peer", 1);
+        self.wait_log(0, "peer connected from", 1);
+    }
+
+    fn cert(&self, id: usize) -> PathBuf {
+        self.dir.join(format!("p{id}/cert.pem"))
+    }
+
+    fn upload(&self, token: &str, name: &str, file: &Path) -> std::process::Output {
+        Command::new(UPLOAD)
+            .args([
+                "--parties",
+                &format!("{},{}", self.client[0], self.client[1]),
+                "--p0-cert",
+                self.cert(0).to_str().unwrap(),
+                "--p1-cert",
+                self.cert(1).to_str().unwrap(),
+                "--token",
+                token,
+                "--name",
+                name,
+                "--quiet",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    }
+
+    async fn client(&self, id: usize, token: &str) -> Result<Client, ClientError> {
+        let cert = PeerCert::load(&self.cert(id)).unwrap();
+        let me = Identity::generate("test-client").unwrap();
+        Client::connect(self.client[id], &cert, &me, Some(token.into())).await
+    }
+
+    /// (state, name) of every entry in a party's store, read from disk.
+    fn entries(&self, id: usize) -> Vec<(String, String)> {
+        let dir = self.dir.join(format!("p{id}/data/entries"));
+        let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let p = e.unwrap().path();
+                (p.extension()? == "toml").then(|| {
+                    let j: toml::Table =
+                        toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                    (
+                        j["state"].as_str().unwrap().to_string(),
+                        j["name"].as_str().unwrap().to_string(),
+                    )
+                })
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Standardized breast cancer, split 80/20 with a fixed seed: (train CSV path, test x, test y).
+fn cancer_files(
+    dir: &Path,
+) -> (
+    PathBuf,
+    ndarray::Array2<f64>,
+    Vec<usize>,
+    ndarray::Array2<f64>,
+) {
+    let ds = datasets::tabular::breast_cancer().unwrap();
+    let (tr, te) = datasets::split::stratified_split(&ds, 0.2, 7).unwrap();
+    let st = datasets::preprocess::Standardizer::fit(&tr.x);
+    let xtr = st.transform(&tr.x).unwrap();
+    let xte = st.transform(&te.x).unwrap();
+    let ytr = tr.y.clone().insert_axis(ndarray::Axis(1));
+    let full = ndarray::concatenate![ndarray::Axis(1), xtr, ytr];
+    let p = dir.join("cancer-train.csv");
+    datasets::csv::write_csv(&p, None, &full).unwrap();
+    (p, xte, te.labels().unwrap(), full)
+}
+
+fn accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> f64 {
+    let s = x.dot(w);
+    let ok = s
+        .column(0)
+        .iter()
+        .zip(y)
+        .filter(|(v, &t)| usize::from(**v >= 0.0) == t)
+        .count();
+    100.0 * ok as f64 / y.len() as f64
+}
+
+/// Slow (secure training between two processes): upload, train with OT triples, reveal; the
+/// revealed model's accuracy matches the plaintext twin within 1 pp.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_upload_train_reveal_breast_cancer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), 60);
+    let (train, xte, yte, full) = cancer_files(tmp.path());
+    let out = c.upload(ALICE, "cancer", &train);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(id.len(), 32);
+    assert_eq!(c.entries(0), vec![("committed".into(), "cancer".into())]);
+    assert_eq!(c.entries(1), vec![("committed".into(), "cancer".into())]);
+
+    let wfile = tmp.path().join("w.csv");
+    let t = Instant::now();
+    let (epochs, batch, lr, seed) = (3u64, 64u64, 0.125, 11u64);
+    run_ok(Command::new(PARTY).args([
+        "train",
+        "--p0",
+        &c.client[0].to_string(),
+        "--p0-cert",
+        c.cert(0).to_str().unwrap(),
+        "--p1",
+        &c.client[1].to_string(),
+        "--p1-cert",
+        c.cert(1).to_str().unwrap(),
+        "--token",
+        ALICE,
+        "--dataset",
+        "cancer",
+        "--model",
+        "logreg",
+        "--epochs",
+        &epochs.to_string(),
+        "--batch",
+        &batch.to_string(),
+        "--lr",
+        &lr.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--triples",
+        "ot",
+        "--reveal",
+        wfile.to_str().unwrap(),
+    ]));
+    eprintln!(
+        "party train + reveal took {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
+    let w = datasets::csv::read_csv(&wfile).unwrap().data;
+    assert_eq!(w.dim(), (30, 1));
+
+    // The plaintext twin: same data, schedule, hyper-parameters and zero initial weights.
+    let d = full.ncols() - 1;
+    let x = full.slice(ndarray::s![.., ..d]).to_owned();
+    let y = full.slice(ndarray::s![.., d..]).to_owned();
+    let sched = ml::Schedule::shuffled(x.nrows(), batch as usize, epochs as usize, seed).unwrap();
+    let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
+    let w_plain = ml::models::logreg::train(
+        &mut ml::backend::Plain::new(),
+        &x,
+        &y,
+        ndarray::Array2::zeros((d, 1)),
+        &sched,
+        &hyper,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let (a, b) = (accuracy(&w, &xte, &yte), accuracy(&w_plain, &xte, &yte));
+    eprintln!("test accuracy: secure {a:.2}%, plaintext twin {b:.2}%");
+    assert!((a - b).abs() <= 1.0, "secure {a}% vs plaintext {b}%");
+    assert!(a > 90.0, "secure accuracy {a}%");
+
+    // Another client cannot reveal alice's model nor train on her dataset.
+    let mut bob = c.client(0, BOB).await.unwrap();
+    let r = bob
+        .request(&ClientRequest::Submit(JobSpec {
+            model: ModelKind::Logreg,
+            dataset: "cancer".into(),
+            learning_rate: 0.125,
+            batch_size: 64,
+            epochs: 1,
+            schedule_seed: 1,
+            triples: TripleKind::Ot,
+        }))
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::NotFound,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    let job = c
+        .log_text(0)
+        .lines()
+        .find_map(|l| l.split("job ").nth(1)?.split(' ').next().map(String::from))
+        .unwrap();
+    let job = party::proto::EntryId::parse(&job).unwrap();
+    let r = bob.model_share(job).await;
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Forbidden,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // Delete (owner only) removes it on both parties.
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    assert_eq!(
+        alice
+            .request(&ClientRequest::Delete {
+                name: "cancer".into()
+            })
+            .await
+            .unwrap(),
+        Reply::Done
+    );
+    assert!(c.entries(1).iter().all(|(_, n)| n != "cancer"));
+}
+
+fn small_csv(dir: &Path) -> PathBuf {
+    let p = dir.join("small.csv");
+    let mut s = String::from("a,b,label\n");
+    for i in 0..50 {
+        s.push_str(&format!(
+            "{},{},{}\n",
+            i as f64 / 10.0,
+            -(i as f64) / 7.0,
+            i % 2
+        ));
+    }
+    std::fs::write(&p, s).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_refusals_and_malformed_frames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), 30);
+    // Unknown token.
+    let r = c.client(0, "not-a-token").await;
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    c.wait_log(0, "refused client", 1);
+    // A client registered by certificate fingerprint is admitted without a token; another
+    // certificate is not.
+    let p1 = PeerCert::load(&c.cert(1)).unwrap();
+    let carol = Identity::load(&tmp.path().join("carol")).unwrap();
+    let cc = Client::connect(c.client[1], &p1, &carol, None)
+        .await
+        .unwrap();
+    assert_eq!(cc.role(), 1);
+    let stranger = Identity::generate("carol").unwrap();
+    let r = Client::connect(c.client[1], &p1, &stranger, None).await;
+    assert!(
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                code: ErrorCode::Unauthorized,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    c.wait_log(1, "refused client", 1);
+    // A third process posing as P1 with another certificate.
+    let fake = Identity::generate("dyad-p1").unwrap();
+    let p0 = PeerCert::load(&c.cert(0)).unwrap();
+    let opts = party::transport::TransportOptions {
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let r = party::transport::connect(
+        party::transport::TransportKind::TlsTcp,
+        SocketAddr::from(([127, 0, 0, 1], c.peer_port)),
+        fake,
+        &p0,
+        &opts,
+    )
+    .await;
+    if let Ok(link) = r {
+        // TLS 1.3 may complete on the client side before the server's verdict arrives.
+        assert!(link.next_channel().await.is_err());
+    }
+    c.wait_log(0, "refused peer connection", 1);
+    // Malformed and oversized frames: the connection is answered or closed, the server goes on.
+    let mut raw = c.client(0, ALICE).await.unwrap();
+    use mpc::net::Channel;
+    raw.channel().send_frame(vec![0xff; 40]).await.unwrap();
+    raw.channel().flush().await.unwrap();
+    assert!(matches!(
+        raw.recv().await,
+        Err(ClientError::Refused {
+            code: ErrorCode::BadRequest,
+            ..
+        })
+    ));
+    raw.channel().send_frame(vec![0u8; 200_000]).await.unwrap();
+    let _ = raw.channel().flush().await;
+    assert!(raw.recv().await.is_err());
+    // Oversized upload.
+    let mut up = c.client(1, ALICE).await.unwrap();
+    let r = up
+        .upload(
+            party::proto::UploadHeader {
+                id: party::proto::EntryId::random(),
+                name: "big".into(),
+                rows: 1_000_000,
+                cols: 2,
+                label_column: 1,
+                frac_bits: 16,
+                form: party::proto::ShareForm::Matrix,
+                digest: [0; 32],
+                len: 16_000_000,
+            },
+            &[],
+            &|_| {},
+        )
+        .await;
+    assert!(matches!(r, Err(ClientError::Refused { .. })), "{r:?}");
+    // Still serving: a normal upload works.
+    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    match alice.request(&ClientRequest::List).await.unwrap() {
+        Reply::Entries(e) => assert_eq!(e.len(), 1),
+        r => panic!("{r:?}"),
+    }
+    // Bad values are refused by share-upload, naming line, column and value.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(&bad, "1,2,0\n3,1e20,1\n").unwrap();
+    let out = c.upload(ALICE, "bad", &bad);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        msg.contains("line 2") && msg.contains("column 2") && msg.contains("100000000000000000000"),
+        "{msg}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_crashes_during_upload_and_commit_leave_stores_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), 30);
+    let csv = small_csv(tmp.path());
+    // P0 dies right after deciding to commit (before P1 heard of it).
+    c.kill(0);
+    c.start(0, Some("abort-after-decide"));
+    c.wait_log(0, "peer connected from", 2);
+    let out = c.upload(ALICE, "d1", &csv);
+    assert!(!out.status.success());
+    c.wait_exit(0);
+    assert_eq!(c.entries(0), vec![("decided".into(), "d1".into())]);
+    assert_eq!(c.entries(1), vec![("prepared".into(), "d1".into())]);
+    c.start(0, None);
+    c.wait_log(0, "recovery: finished commit", 1);
+    assert_eq!(c.entries(0), vec![("committed".into(), "d1".into())]);
+    assert_eq!(c.entries(1), vec![("committed".into(), "d1".into())]);
+
+    // P1 dies (kill -9 equivalent: abort) right after storing its half of an upload.
+    c.kill(1);
+    c.start(1, Some("abort-after-prepare"));
+    c.wait_log(0, "peer connected from", 3);
+    let out = c.upload(ALICE, "d2", &csv);
+    assert!(!out.status.success());
+    c.wait_exit(1);
+    c.start(1, None);
+    c.wait_log(1, "recovery: discarded", 1);
+    // P0 never committed d2; whatever P0 prepared stays invisible and P1 discarded its half.
+    assert!(c.entries(1).iter().all(|(_, n)| n != "d2"));
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    match alice.request(&ClientRequest::List).await.unwrap() {
+        Reply::Entries(e) => assert_eq!(
+            e.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+            vec!["d1"]
+        ),
+        r => panic!("{r:?}"),
+    }
+    // A retry of the same name then succeeds on both.
+    let out = c.upload(ALICE, "d2", &csv);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(c.entries(1).contains(&("committed".into(), "d2".into())));
+
+    // kill -9 of P1 (SIGKILL) and restart: nothing lost, nothing partial.
+    c.kill(1);
+    c.start(1, None);
+    c.wait_log(0, "peer connected from", 4);
+    let names: Vec<_> = c.entries(1).into_iter().map(|(_, n)| n).collect();
+    assert_eq!(names, vec!["d1", "d2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), 2);
+    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = c.procs[1].as_ref().unwrap().id().to_string();
+    run_ok(Command::new("kill").args(["-STOP", &pid]));
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    let t = Instant::now();
+    let r = alice
+        .request(&ClientRequest::Submit(JobSpec {
+            model: ModelKind::Logreg,
+            dataset: "small".into(),
+            learning_rate: 0.125,
+            batch_size: 16,
+            epochs: 1,
+            schedule_seed: 1,
+            triples: TripleKind::Ot,
+        }))
+        .await;
+    let took = t.elapsed();
+    run_ok(Command::new("kill").args(["-CONT", &pid]));
+    assert!(matches!(r, Err(ClientError::Refused { .. })), "{r:?}");
+    assert!(
+        took < Duration::from_secs(c.timeout_s * 5),
+        "failed after {took:?}"
+    );
+}
+
+/// Dealer triples: both parties connect to a `dealer` process named in their configurations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_job_with_dealer_triples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), 30);
+    let ddir = tmp.path().join("dealer");
+    run_ok(Command::new(env!("CARGO_BIN_EXE_dealer")).args([
+        "init",
+        "--dir",
+        ddir.to_str().unwrap(),
+    ]));
+    let port = free_port();
+    let mut dealer = Command::new(env!("CARGO_BIN_EXE_dealer"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cert-dir",
+            ddir.to_str().unwrap(),
+            "--p0-cert",
+            c.cert(0).to_str().unwrap(),
+            "--p1-cert",
+            c.cert(1).to_str().unwrap(),
+            "--transport",
+            "tls-tcp",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(dealer.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("dealer listening"));
+    for id in 0..2 {
+        let p = tmp.path().join(format!("p{id}/party.toml"));
+        let mut cfg = std::fs::read_to_string(&p).unwrap();
+        cfg.push_str(&format!(
+            "[dealer]\naddress = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n",
+            ddir.join("cert.pem").display()
+        ));
+        std::fs::write(&p, cfg).unwrap();
+        c.kill(id);
+    }
+    c.start(0, None);
+    c.start(1, None);
+    c.wait_log(0, "peer connected from", 2);
+    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut alice = c.client(0, ALICE).await.unwrap();
+    alice
+        .send(&ClientRequest::Submit(JobSpec {
+            model: ModelKind::Linreg,
+            dataset: "small".into(),
+            learning_rate: 0.125,
+            batch_size: 16,
+            epochs: 2,
+            schedule_seed: 3,
+            triples: TripleKind::Dealer,
+        }))
+        .await
+        .unwrap();
+    let job = loop {
+        match alice.recv().await.unwrap() {
+            Reply::Progress { .. } => {}
+            Reply::JobDone { job } => break job,
+            r => panic!("{r:?}"),
+        }
+    };
+    let (s0, f) = alice.model_share(job).await.unwrap();
+    let (s1, _) = c
+        .client(1, ALICE)
+        .await
+        .unwrap()
+        .model_share(job)
+        .await
+        .unwrap();
+    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f).unwrap());
+    let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
+    assert_eq!(w.dim(), (2, 1));
+    assert!(w.iter().all(|v| v.is_finite() && v.abs() < 100.0), "{w:?}");
+    let _ = dealer.kill();
+    let _ = dealer.wait();
+}
