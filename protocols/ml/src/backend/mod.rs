@@ -101,7 +101,8 @@ pub trait Backend: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SoftmaxKind {
-    /// `e^x_i / Σ e^x_j` (secure: limit-approximated exp and Newton reciprocal).
+    /// `e^x_i / Σ e^x_j` (secure: the row maximum subtracted first, then a limit-approximated exp
+    /// and a Newton reciprocal).
     Exp,
     /// SecureML's `relu(x_i) / Σ relu(x_j)`, uniform when the sum is 0.
     Relu,

@@ -111,7 +111,7 @@ impl Backend for Plan {
     async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
         let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
         self.requests.extend(match kind {
-            SoftmaxKind::Exp => nonlinear::softmax_requests(t.0, Default::default(), iters),
+            SoftmaxKind::Exp => nonlinear::stable_softmax_requests(t.0, Default::default(), iters),
             SoftmaxKind::Relu => nonlinear::relu_softmax_requests(t.0, iters),
         });
         Ok(*t)

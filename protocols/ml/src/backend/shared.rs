@@ -125,7 +125,7 @@ impl<C: Channel> Backend for Shared<C> {
         let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
         Ok(match kind {
             SoftmaxKind::Exp => {
-                nonlinear::softmax(
+                nonlinear::stable_softmax(
                     &mut self.ch,
                     self.role,
                     self.fp,
