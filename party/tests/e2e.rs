@@ -487,9 +487,11 @@ async fn e2e_refusals_and_malformed_frames() {
             ..
         })
     ));
-    raw.channel().send_frame(vec![0u8; 200_000]).await.unwrap();
+    // The server may already be closing this connection, so the write itself may fail (broken
+    // pipe); either way the oversized frame must not be answered.
+    let sent = raw.channel().send_frame(vec![0u8; 200_000]).await;
     let _ = raw.channel().flush().await;
-    assert!(raw.recv().await.is_err());
+    assert!(sent.is_err() || raw.recv().await.is_err());
     // Oversized upload.
     let mut up = c.client(1, ALICE).await.unwrap();
     let r = up
