@@ -314,35 +314,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn reqs() -> Vec<TripleRequest> {
-        vec![
-            TripleRequest::Mask {
-                id: 1,
-                rows: 10,
-                cols: 4,
-            },
-            TripleRequest::Matmul {
-                lhs: Lhs::Fresh { rows: 3, inner: 5 },
-                cols: 2,
-            },
-            TripleRequest::Matmul {
-                lhs: Lhs::Mask {
-                    id: 1,
-                    rows: vec![0, 7, 3],
-                    transpose: false,
-                },
-                cols: 1,
-            },
-            TripleRequest::Matmul {
-                lhs: Lhs::Mask {
-                    id: 1,
-                    rows: vec![9, 2],
-                    transpose: true,
-                },
-                cols: 3,
-            },
-            TripleRequest::Elementwise { rows: 4, cols: 4 },
-            TripleRequest::And { words: 5 },
-        ]
+        crate::triples::sample_requests()
     }
 
     async fn pair_of_sources() -> (OtSource<MemChannel>, OtSource<MemChannel>) {

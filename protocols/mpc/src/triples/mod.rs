@@ -262,3 +262,38 @@ pub trait TripleSource: Send {
     /// The trust assumption this source adds, for reports (e.g. "trusted dealer").
     fn trust_note(&self) -> &'static str;
 }
+
+/// One request of every kind (fresh, mask rows, mask rows transposed, elementwise, AND), for the
+/// tests of every triple source.
+#[cfg(test)]
+pub(crate) fn sample_requests() -> Vec<TripleRequest> {
+    vec![
+        TripleRequest::Mask {
+            id: 1,
+            rows: 10,
+            cols: 4,
+        },
+        TripleRequest::Matmul {
+            lhs: Lhs::Fresh { rows: 3, inner: 5 },
+            cols: 2,
+        },
+        TripleRequest::Matmul {
+            lhs: Lhs::Mask {
+                id: 1,
+                rows: vec![0, 7, 3],
+                transpose: false,
+            },
+            cols: 1,
+        },
+        TripleRequest::Matmul {
+            lhs: Lhs::Mask {
+                id: 1,
+                rows: vec![9, 2],
+                transpose: true,
+            },
+            cols: 3,
+        },
+        TripleRequest::Elementwise { rows: 4, cols: 4 },
+        TripleRequest::And { words: 5 },
+    ]
+}
