@@ -444,7 +444,6 @@ pub async fn spawn_in_process() -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::reconstruct;
 
     fn reqs() -> Vec<TripleRequest> {
         crate::triples::sample_requests()
@@ -456,69 +455,7 @@ mod tests {
         let r = reqs();
         let (p0, p1) = tokio::join!(c0.generate(&r), c1.generate(&r));
         let (mut p0, mut p1) = (p0.unwrap(), p1.unwrap());
-        let u = reconstruct(p0.mask(1).unwrap(), p1.mask(1).unwrap());
-        assert_eq!(u.dim(), (10, 4));
-        // Fresh.
-        let l = Lhs::Fresh { rows: 3, inner: 5 };
-        let (t0, t1) = (
-            p0.next_matmul(&l, 2).unwrap(),
-            p1.next_matmul(&l, 2).unwrap(),
-        );
-        let uu = reconstruct(t0.u.as_ref().unwrap(), t1.u.as_ref().unwrap());
-        let v = reconstruct(&t0.v, &t1.v);
-        assert_eq!(
-            reconstruct(&t0.z, &t1.z),
-            ring::matmul(&uu.view(), &v.view())
-        );
-        // Mask rows.
-        let l = Lhs::Mask {
-            id: 1,
-            rows: vec![0, 7, 3],
-            transpose: false,
-        };
-        let (t0, t1) = (
-            p0.next_matmul(&l, 1).unwrap(),
-            p1.next_matmul(&l, 1).unwrap(),
-        );
-        let ub = ring::select_rows(&u.view(), &[0, 7, 3]);
-        assert_eq!(
-            reconstruct(&t0.z, &t1.z),
-            ring::matmul(&ub.view(), &reconstruct(&t0.v, &t1.v).view())
-        );
-        // Mask rows transposed.
-        let l = Lhs::Mask {
-            id: 1,
-            rows: vec![9, 2],
-            transpose: true,
-        };
-        let (t0, t1) = (
-            p0.next_matmul(&l, 3).unwrap(),
-            p1.next_matmul(&l, 3).unwrap(),
-        );
-        let ub = ring::select_rows(&u.view(), &[9, 2]);
-        assert_eq!(
-            reconstruct(&t0.z, &t1.z),
-            ring::matmul(&ub.t(), &reconstruct(&t0.v, &t1.v).view())
-        );
-        // Elementwise.
-        let (e0, e1) = (
-            p0.next_elementwise((4, 4)).unwrap(),
-            p1.next_elementwise((4, 4)).unwrap(),
-        );
-        let a = reconstruct(&e0.a, &e1.a);
-        let b = reconstruct(&e0.b, &e1.b);
-        assert_eq!(
-            reconstruct(&e0.c, &e1.c),
-            ring::hadamard(&a.view(), &b.view())
-        );
-        // AND.
-        let (a0, a1) = (p0.next_and(5).unwrap(), p1.next_and(5).unwrap());
-        for i in 0..5 {
-            assert_eq!((a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]), a0.c[i] ^ a1.c[i]);
-        }
-        assert!(p0.is_drained() && p1.is_drained());
-        // Out-of-order use is refused.
-        assert!(p0.next_elementwise((4, 4)).is_err());
+        crate::triples::check_sample_pool(&mut p0, &mut p1);
         c0.finish().await.unwrap();
         c1.finish().await.unwrap();
         h.await.unwrap().unwrap();
