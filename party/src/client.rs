@@ -1,17 +1,24 @@
 //! The client side of the party protocol ([`crate::proto`]): connect to one party over TLS 1.3
 //! (pinning the party's certificate, presenting the client's), authenticate, upload a share,
-//! commit, list, delete, submit a job, fetch a model share. Used by `share-upload`,
-//! `party job ...` and the end-to-end tests.
+//! commit, list, delete, submit a job and follow its progress, fetch a model share and reveal a
+//! model from both parties' shares. Used by `share-upload`, `party train`, `experiment run
+//! --remote` and the end-to-end tests.
+//!
+//! A [`ClientConfig`] file (`p0.toml`, `p1.toml`, written by `party client-init`) names one party:
+//! its client address, its pinned certificate and the client's identity (or token).
 
 use crate::proto::{
-    ClientHello, ClientRequest, EntryId, ErrorCode, Reply, UploadHeader, MAX_CONTROL_FRAME,
-    UPLOAD_CHUNK,
+    ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, Reply, UploadHeader,
+    MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use crate::server::auth::CLIENT_ALPN;
 use crate::transport::{tls, Identity, PeerCert, TransportError};
 use mpc::net::{Channel, ChannelExt, StreamChannel};
 use mpc::{MpcError, Share};
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
@@ -49,6 +56,47 @@ pub enum ClientError {
         /// The reply, printed.
         got: String,
     },
+    /// A client configuration file could not be read or written.
+    #[error("{path}: {source}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A client configuration file is malformed.
+    #[error("{path}:{line}:{column}: {message}")]
+    ConfigSyntax {
+        /// The file.
+        path: PathBuf,
+        /// Line (1-based; 0 when unknown).
+        line: usize,
+        /// Column (1-based; 0 when unknown).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The two model shares do not fit together (different shapes or fixed-point formats), or
+    /// do not fit the architecture the client expects.
+    #[error("model shares do not fit: P0 sent {p0:?}, P1 sent {p1:?}, expected {expected}")]
+    ModelMismatch {
+        /// P0's (rows, cols, frac_bits).
+        p0: (usize, usize, u32),
+        /// P1's (rows, cols, frac_bits).
+        p1: (usize, usize, u32),
+        /// What was expected.
+        expected: String,
+    },
+    /// The client connected to P1 where P0 was expected, or the other way round.
+    #[error("{addr} is party {got}, expected party {want}")]
+    WrongRole {
+        /// The party's address.
+        addr: SocketAddr,
+        /// Its role.
+        got: u8,
+        /// The expected role.
+        want: u8,
+    },
 }
 
 /// Result of client operations.
@@ -63,6 +111,7 @@ pub type ClientChannel = StreamChannel<ReadHalf<Tls>, WriteHalf<Tls>>;
 pub struct Client {
     ch: ClientChannel,
     role: u8,
+    addr: SocketAddr,
 }
 
 fn refused(r: Reply) -> ClientError {
@@ -90,7 +139,7 @@ impl Client {
         ch.send(&ClientHello { token }).await?;
         ch.flush().await?;
         match ch.recv::<Reply>(MAX_CONTROL_FRAME).await? {
-            Reply::Welcome { role } => Ok(Self { ch, role }),
+            Reply::Welcome { role } => Ok(Self { ch, role, addr }),
             other => Err(refused(other)),
         }
     }
@@ -201,5 +250,243 @@ impl Client {
     /// The raw channel (tests).
     pub fn channel(&mut self) -> &mut ClientChannel {
         &mut self.ch
+    }
+
+    /// The client's committed datasets and models.
+    ///
+    /// # Errors
+    /// Connection errors, [`ClientError::Refused`].
+    pub async fn list(&mut self) -> Result<Vec<EntryInfo>> {
+        match self.request(&ClientRequest::List).await? {
+            Reply::Entries(es) => Ok(es),
+            other => Err(refused(other)),
+        }
+    }
+
+    /// Submits `spec` (to P0) and follows the job to its end, calling `progress` after every
+    /// training step; returns the job id (the model's id, for [`reveal_model`]).
+    ///
+    /// # Errors
+    /// Connection errors, [`ClientError::Refused`] when P0 refuses or the job fails on either
+    /// party (the message says why).
+    pub async fn submit(
+        &mut self,
+        spec: &JobSpec,
+        progress: &mut (dyn FnMut(JobProgress) + Send),
+    ) -> Result<EntryId> {
+        let epochs = spec.epochs.max(1);
+        self.send(&ClientRequest::Submit(spec.clone())).await?;
+        loop {
+            match self.recv().await? {
+                Reply::Progress { step, steps, .. } => {
+                    let per_epoch = (steps / epochs).max(1);
+                    progress(JobProgress {
+                        step,
+                        steps,
+                        epoch: (step.saturating_sub(1) / per_epoch + 1).min(epochs),
+                        epochs,
+                    })
+                }
+                Reply::JobDone { job } => return Ok(job),
+                other => return Err(refused(other)),
+            }
+        }
+    }
+}
+
+/// A job's progress as the client sees it: the parties report steps; epochs follow from the
+/// job's epoch count (every epoch has the same number of full batches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobProgress {
+    /// Training steps done.
+    pub step: u64,
+    /// All steps of the job.
+    pub steps: u64,
+    /// The epoch the last step belonged to (1-based).
+    pub epoch: u64,
+    /// All epochs.
+    pub epochs: u64,
+}
+
+/// Reveals the model trained by `job` to its owner: each party sends the owner its share (and
+/// only to the owner), the owner reconstructs and decodes the fixed-point values. Returns the
+/// model as stored (a weight column; an MLP's layers flattened, see
+/// [`crate::server::job::unflatten_layers`]).
+///
+/// # Errors
+/// Connection errors, [`ClientError::Refused`] (not the owner, no such model),
+/// [`ClientError::WrongRole`], [`ClientError::ModelMismatch`].
+pub async fn reveal_model(p0: &mut Client, p1: &mut Client, job: EntryId) -> Result<Array2<f64>> {
+    for (c, want) in [(&*p0, 0u8), (&*p1, 1)] {
+        if c.role != want {
+            return Err(ClientError::WrongRole {
+                addr: c.addr,
+                got: c.role,
+                want,
+            });
+        }
+    }
+    let (s0, f0) = p0.model_share(job).await?;
+    let (s1, f1) = p1.model_share(job).await?;
+    if s0.dim() != s1.dim() || f0 != f1 {
+        return Err(ClientError::ModelMismatch {
+            p0: (s0.dim().0, s0.dim().1, f0),
+            p1: (s1.dim().0, s1.dim().1, f1),
+            expected: "the same shape and fractional bits".into(),
+        });
+    }
+    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f0)?);
+    Ok(fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view()))
+}
+
+/// How a client reaches one party (`p0.toml` / `p1.toml`, written by `party client-init`).
+/// Relative paths are relative to the file.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// The party's client address.
+    pub address: SocketAddr,
+    /// The party's certificate (PEM), pinned: no other certificate is accepted.
+    pub party_certificate: PathBuf,
+    /// The client's identity directory (`cert.pem`, `key.pem`), registered at the party by
+    /// fingerprint; when absent, a fresh identity is used with the token.
+    #[serde(default)]
+    pub identity_dir: Option<PathBuf>,
+    /// A bearer token registered at the party (by its SHA-256), instead of or besides the
+    /// identity.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("address", &self.address)
+            .field("party_certificate", &self.party_certificate)
+            .field("identity_dir", &self.identity_dir)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl ClientConfig {
+    /// Reads a client configuration; relative paths become relative to the file's directory.
+    ///
+    /// # Errors
+    /// [`ClientError::ConfigFile`], [`ClientError::ConfigSyntax`] naming the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ClientError::ConfigFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut c: Self = toml::from_str(&text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| {
+                let line = text[..s.start].matches('\n').count() + 1;
+                let col = s.start - text[..s.start].rfind('\n').map_or(0, |i| i + 1) + 1;
+                (line, col)
+            });
+            ClientError::ConfigSyntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.party_certificate = base.join(&c.party_certificate);
+        c.identity_dir = c.identity_dir.map(|d| base.join(d));
+        if c.identity_dir.is_none() && c.token.is_none() {
+            return Err(ClientError::ConfigSyntax {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: "give identity_dir (registered fingerprint) or token".into(),
+            });
+        }
+        Ok(c)
+    }
+
+    /// The configuration as commented TOML (paths as given).
+    pub fn to_toml(&self, role: u8) -> String {
+        let mut s = format!(
+            "# Dyad client configuration for party {role} (`party client-init`). Relative paths are\n\
+             # relative to this file. Used by `experiment run --remote p0.toml,p1.toml CONFIG`.\n\
+             address = \"{}\"                # the party's client endpoint\n\
+             party_certificate = {:?}   # the party's cert.pem, pinned\n",
+            self.address,
+            self.party_certificate.display().to_string(),
+        );
+        if let Some(d) = &self.identity_dir {
+            s.push_str(&format!(
+                "identity_dir = {:?}   # this client's cert.pem + key.pem (register its fingerprint at the party)\n",
+                d.display().to_string()
+            ));
+        }
+        match &self.token {
+            Some(t) => s.push_str(&format!("token = {t:?}\n")),
+            None => s.push_str("# token = \"...\"   # or a bearer token registered at the party\n"),
+        }
+        s
+    }
+
+    /// Connects and authenticates to the party.
+    ///
+    /// # Errors
+    /// As [`Client::connect`]; identity and certificate files that cannot be read.
+    pub async fn connect(&self) -> Result<Client> {
+        let cert = PeerCert::load(&self.party_certificate)?;
+        let me = match &self.identity_dir {
+            Some(d) => Identity::load(d)?,
+            None => Identity::generate("dyad-client")?,
+        };
+        Client::connect(self.address, &cert, &me, self.token.clone()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_configs_round_trip_with_paths_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ClientConfig {
+            address: "127.0.0.1:7200".parse().unwrap(),
+            party_certificate: "p0-cert.pem".into(),
+            identity_dir: Some(".".into()),
+            token: Some("secret-token".into()),
+        };
+        let p = dir.path().join("p0.toml");
+        std::fs::write(&p, c.to_toml(0)).unwrap();
+        let back = ClientConfig::load(&p).unwrap();
+        assert_eq!(back.address, c.address);
+        assert_eq!(back.party_certificate, dir.path().join("p0-cert.pem"));
+        assert_eq!(back.identity_dir, Some(dir.path().join(".")));
+        assert_eq!(back.token.as_deref(), Some("secret-token"));
+        assert!(!format!("{back:?}").contains("secret-token"));
+    }
+
+    #[test]
+    fn client_config_errors_name_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p1.toml");
+        std::fs::write(
+            &p,
+            "address = \"127.0.0.1:1\"\nparty_certificate = \"c.pem\"\nidentity = \".\"\n",
+        )
+        .unwrap();
+        let e = ClientConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("p1.toml:3:1") && e.contains("identity"), "{e}");
+        std::fs::write(
+            &p,
+            "address = \"127.0.0.1:1\"\nparty_certificate = \"c.pem\"\n",
+        )
+        .unwrap();
+        let e = ClientConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("identity_dir") && e.contains("token"), "{e}");
+        let e = ClientConfig::load(&dir.path().join("none.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.toml"), "{e}");
     }
 }

@@ -104,12 +104,30 @@ pub struct UploadHeader {
 }
 
 /// Which model a job trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelKind {
     /// Linear regression (SecureML §IV-A).
     Linreg,
     /// Logistic regression with the piecewise sigmoid (SecureML §IV-B).
     Logreg,
+    /// A multi-layer perceptron with ReLU hidden layers and a softmax output (SecureML §IV-C,
+    /// Table III: 784-128-128-10 on MNIST). The stored model is one column: every layer's
+    /// weights, row-major, layer after layer (see `server::job::unflatten_layers`).
+    Mlp(MlpSpec),
+}
+
+/// The architecture of an MLP job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MlpSpec {
+    /// Layer widths, input first: the dataset's feature count, the hidden widths, and the number
+    /// of classes `k` (the label column holds class indices `0..k`; the parties turn it into
+    /// one-hot rows by secure comparisons).
+    pub layers: Vec<u32>,
+    /// The output normalization (SecureML's ReLU normalization or the exp softmax).
+    pub softmax: ml::backend::SoftmaxKind,
+    /// Seed of the public initial weights (`ml::models::mlp::init_weights`; the owner's
+    /// plaintext twin starts from the same weights).
+    pub init_seed: u64,
 }
 
 /// Where a job's Beaver triples come from.
@@ -375,6 +393,17 @@ mod tests {
             let r = ClientRequest::Submit(JobSpec {
                 model: ModelKind::Logreg, dataset: name.clone(), learning_rate: 0.5,
                 batch_size: rows, epochs: 3, schedule_seed: seed, triples: TripleKind::Ot,
+            });
+            let b = mpc::net::encode_message(&r).unwrap();
+            prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+            let r = ClientRequest::Submit(JobSpec {
+                model: ModelKind::Mlp(MlpSpec {
+                    layers: vec![rows as u32, 16, 10],
+                    softmax: ml::backend::SoftmaxKind::Exp,
+                    init_seed: seed,
+                }),
+                dataset: "mnist".into(), learning_rate: 0.25, batch_size: 64, epochs: 1,
+                schedule_seed: seed, triples: TripleKind::Dealer,
             });
             let b = mpc::net::encode_message(&r).unwrap();
             prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);

@@ -4,16 +4,20 @@
 //! party init --id 0 --dir p0                  # identity (cert.pem, key.pem) + party.toml template
 //! party serve --config p0/party.toml          # run the server
 //! party hash-token TOKEN                      # the token_sha256 to register a client
+//! party client-init --dir me [--p0 ADDR --p0-cert P --p1 ADDR --p1-cert P]
+//!                                             # client identity (+ me/p0.toml, me/p1.toml)
 //! party train --p0 ADDR --p0-cert P --p1 ADDR --p1-cert P (--token T | --cert-dir D) \
 //!       --dataset cancer --model logreg [--epochs 5 --batch 64 --lr 0.125 --seed 1 --triples ot] \
+//!       [--layers 784,128,128,10 --softmax relu --init-seed 1]   # for --model mlp
 //!       [--reveal weights.csv]                # submit a job to P0, stream progress, reveal
 //! party list / party delete NAME              # the client's entries (same connection flags)
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use ml::backend::SoftmaxKind;
 use party::client::Client;
-use party::proto::{ClientRequest, EntryId, JobSpec, ModelKind, Reply, TripleKind};
+use party::proto::{ClientRequest, EntryId, JobSpec, MlpSpec, ModelKind, Reply, TripleKind};
 use party::server::{config, Server};
 use party::transport::{Identity, PeerCert};
 use std::net::SocketAddr;
@@ -48,11 +52,26 @@ enum Command {
         /// The token.
         token: String,
     },
-    /// Create a client identity (for registration by fingerprint); prints the fingerprint.
+    /// Create a client identity (for registration by fingerprint); prints the fingerprint. With
+    /// --p0/--p0-cert (and --p1/--p1-cert) also writes DIR/p0.toml (DIR/p1.toml): the client
+    /// configurations `experiment run --remote DIR/p0.toml,DIR/p1.toml` uses. An existing
+    /// identity in DIR is kept.
     ClientInit {
         /// Directory to create.
         #[arg(long)]
         dir: PathBuf,
+        /// P0's client address.
+        #[arg(long, requires = "p0_cert")]
+        p0: Option<SocketAddr>,
+        /// P0's certificate (PEM; copied into DIR and pinned).
+        #[arg(long, requires = "p0")]
+        p0_cert: Option<PathBuf>,
+        /// P1's client address.
+        #[arg(long, requires = "p1_cert")]
+        p1: Option<SocketAddr>,
+        /// P1's certificate (PEM; copied into DIR and pinned).
+        #[arg(long, requires = "p1")]
+        p1_cert: Option<PathBuf>,
     },
     /// Submit a training job to P0, follow it, optionally reveal the model to yourself.
     Train(Train),
@@ -107,9 +126,18 @@ struct Train {
     /// Dataset name.
     #[arg(long)]
     dataset: String,
-    /// linreg or logreg.
+    /// linreg, logreg or mlp.
     #[arg(long, default_value = "logreg")]
     model: String,
+    /// MLP layer widths, input first (e.g. 784,128,128,10).
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<u32>,
+    /// MLP output normalization: relu (SecureML) or exp.
+    #[arg(long, default_value = "relu")]
+    softmax: String,
+    /// Seed of the MLP's public initial weights.
+    #[arg(long, default_value_t = 1)]
+    init_seed: u64,
     /// Epochs.
     #[arg(long, default_value_t = 5)]
     epochs: u64,
@@ -198,9 +226,39 @@ async fn main() -> Result<()> {
             Server::new(cfg)?.run().await?;
         }
         Command::HashToken { token } => println!("{}", party::server::auth::hash_token(&token)),
-        Command::ClientInit { dir } => {
-            let me = Identity::generate("dyad-client")?;
-            me.save(&dir)?;
+        Command::ClientInit {
+            dir,
+            p0,
+            p0_cert,
+            p1,
+            p1_cert,
+        } => {
+            let me = if dir.join("cert.pem").exists() {
+                Identity::load(&dir)?
+            } else {
+                let me = Identity::generate("dyad-client")?;
+                me.save(&dir)?;
+                me
+            };
+            for (role, addr, cert) in [(0u8, p0, p0_cert), (1, p1, p1_cert)] {
+                let (Some(address), Some(cert)) = (addr, cert) else {
+                    continue;
+                };
+                PeerCert::load(&cert)?;
+                let pinned = format!("p{role}-cert.pem");
+                std::fs::copy(&cert, dir.join(&pinned))
+                    .with_context(|| format!("copying {}", cert.display()))?;
+                let c = party::client::ClientConfig {
+                    address,
+                    party_certificate: pinned.into(),
+                    identity_dir: Some(".".into()),
+                    token: None,
+                };
+                let path = dir.join(format!("p{role}.toml"));
+                std::fs::write(&path, c.to_toml(role))
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
             println!("{}", me.fingerprint());
         }
         Command::List(conn) => {
@@ -228,7 +286,16 @@ async fn main() -> Result<()> {
             let model = match t.model.as_str() {
                 "linreg" => ModelKind::Linreg,
                 "logreg" => ModelKind::Logreg,
-                m => bail!("unknown model {m:?} (linreg, logreg)"),
+                "mlp" => ModelKind::Mlp(MlpSpec {
+                    layers: t.layers.clone(),
+                    softmax: match t.softmax.as_str() {
+                        "relu" => SoftmaxKind::Relu,
+                        "exp" => SoftmaxKind::Exp,
+                        s => bail!("unknown softmax {s:?} (relu, exp)"),
+                    },
+                    init_seed: t.init_seed,
+                }),
+                m => bail!("unknown model {m:?} (linreg, logreg, mlp)"),
             };
             let triples = match t.triples.as_str() {
                 "ot" => TripleKind::Ot,

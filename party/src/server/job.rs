@@ -1,23 +1,32 @@
 //! The job runner: one party's half of a secure training run on a stored dataset share
 //! (SecureML §IV: linear or logistic regression by mini-batch SGD on fixed-point shares, matrix
-//! triples from the offline phase, local truncation). The same model code as the in-process
-//! experiments (`ml::models`), planned on shapes first (`ml::backend::Plan`) so that the offline
-//! phase makes exactly the triples the online phase consumes.
+//! triples from the offline phase, local truncation; §IV-C / Table III: the ReLU MLP with a
+//! softmax output). The same model code as the in-process experiments (`ml::models`), planned on
+//! shapes first (`ml::backend::Plan`) so that the offline phase makes exactly the triples the
+//! online phase consumes.
+//!
+//! An MLP job turns the shared label column (class indices `0..k`) into shared one-hot rows inside
+//! 2PC: `t_c = [label − c + ½ ≥ 0]` for `c = 1..k−1` by one secure comparison each (the ReLU
+//! derivative), converted to arithmetic shares by a selection, and `onehot_c = t_c − t_{c+1}` with
+//! the public `t_0 = 1`, `t_k = 0` (exact for integer labels). Its initial weights are public
+//! (He-uniform from the job's seed, as in the owner's plaintext twin): P0 holds them as its share,
+//! P1 zero; only the data-dependent updates make the model secret. The trained layers are stored
+//! as one column ([`flatten_layers`]); the owner splits them with [`unflatten_layers`].
 
 use super::timed::Timed;
-use crate::proto::{JobSpec, ModelKind, TripleKind};
+use crate::proto::{JobSpec, MlpSpec, ModelKind, TripleKind};
 use crate::store::Manifest;
 use crate::transport::{self, Identity, PeerCert, PeerChannel, TransportKind};
 use anyhow::{Context, Result};
-use ml::backend::{Backend, Plan, PlanTensor, Shared};
+use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{self, LinRegHyper, Progress};
-use ml::models::logreg;
+use ml::models::{logreg, mlp};
 use ml::Schedule;
 use mpc::offline::OtSource;
 use mpc::triples::dealer::DealerClient;
 use mpc::triples::TripleSource;
 use mpc::{FixedPoint, FracBits, Role, Share};
-use ndarray::Axis;
+use ndarray::{Array2, ArrayView2, Axis};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,6 +64,45 @@ pub fn split_label(s: &Share, label: usize) -> (Share, Share) {
     (Share::from_ring(x), Share::from_ring(y))
 }
 
+/// Widest MLP layer a job may ask for.
+pub const MAX_MLP_WIDTH: u32 = 1 << 14;
+/// Most MLP weights a job may ask for (all layers together).
+pub const MAX_MLP_PARAMS: u64 = 1 << 24;
+
+/// Checks an MLP architecture: at least an input and an output layer, every width in
+/// `1..=MAX_MLP_WIDTH`, at least two classes, at most [`MAX_MLP_PARAMS`] weights.
+///
+/// # Errors
+/// A message naming the offending layer, its width and the limit.
+pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
+    anyhow::ensure!(
+        m.layers.len() >= 2,
+        "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
+        m.layers.len()
+    );
+    for (i, &w) in m.layers.iter().enumerate() {
+        anyhow::ensure!(
+            (1..=MAX_MLP_WIDTH).contains(&w),
+            "mlp layer {i} has width {w}, outside 1..={MAX_MLP_WIDTH}"
+        );
+    }
+    let k = *m.layers.last().expect("two layers");
+    anyhow::ensure!(
+        k >= 2,
+        "mlp output width {k}: a classifier needs at least 2 classes"
+    );
+    let params: u64 = m
+        .layers
+        .windows(2)
+        .map(|w| u64::from(w[0]) * u64::from(w[1]))
+        .sum();
+    anyhow::ensure!(
+        params <= MAX_MLP_PARAMS,
+        "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
+    );
+    Ok(())
+}
+
 /// Checks a job's hyper-parameters against a dataset of `rows` samples (before any party starts).
 ///
 /// # Errors
@@ -67,29 +115,155 @@ pub fn validate(spec: &JobSpec, rows: usize) -> Result<()> {
         spec.epochs as usize,
         spec.schedule_seed,
     )?;
+    if let ModelKind::Mlp(m) = &spec.model {
+        validate_mlp(m)?;
+    }
     Ok(())
 }
 
+/// Every layer's weights, row-major, layer after layer, as one column (how a trained MLP is
+/// stored and revealed).
+pub fn flatten_layers<T: Clone>(ws: &[Array2<T>]) -> Array2<T> {
+    let v: Vec<T> = ws.iter().flat_map(|w| w.iter().cloned()).collect();
+    let n = v.len();
+    Array2::from_shape_vec((n, 1), v).expect("one column")
+}
+
+/// The inverse of [`flatten_layers`] for layer widths `sizes` (input first); `None` when `flat`
+/// is not one column of exactly the weights of `sizes`.
+pub fn unflatten_layers<T: Clone>(
+    sizes: &[usize],
+    flat: ArrayView2<'_, T>,
+) -> Option<Vec<Array2<T>>> {
+    let need: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    if flat.ncols() != 1 || flat.nrows() != need {
+        return None;
+    }
+    let col: Vec<T> = flat.iter().cloned().collect();
+    let mut at = 0;
+    let mut ws = Vec::with_capacity(sizes.len().saturating_sub(1));
+    for w in sizes.windows(2) {
+        let len = w[0] * w[1];
+        ws.push(Array2::from_shape_vec((w[0], w[1]), col[at..at + len].to_vec()).ok()?);
+        at += len;
+    }
+    Some(ws)
+}
+
+/// A job's model with its non-numeric hyper-parameters.
+#[derive(Debug, Clone)]
+enum Arch {
+    Linreg,
+    Logreg,
+    Mlp {
+        sizes: Vec<usize>,
+        softmax: SoftmaxKind,
+        init_seed: u64,
+    },
+}
+
+impl Arch {
+    /// The architecture of `model` on data with `d` features.
+    fn of(model: &ModelKind, d: usize) -> Result<Self> {
+        Ok(match model {
+            ModelKind::Linreg => Self::Linreg,
+            ModelKind::Logreg => Self::Logreg,
+            ModelKind::Mlp(m) => {
+                validate_mlp(m)?;
+                let sizes: Vec<usize> = m.layers.iter().map(|&w| w as usize).collect();
+                anyhow::ensure!(
+                    sizes[0] == d,
+                    "mlp input width {} but the dataset has {d} feature columns",
+                    sizes[0]
+                );
+                Self::Mlp {
+                    sizes,
+                    softmax: m.softmax,
+                    init_seed: m.init_seed,
+                }
+            }
+        })
+    }
+
+    /// Shapes of the initial weights.
+    fn weight_dims(&self, d: usize) -> Vec<(usize, usize)> {
+        match self {
+            Self::Mlp { sizes, .. } => sizes.windows(2).map(|w| (w[0], w[1])).collect(),
+            _ => vec![(d, 1)],
+        }
+    }
+
+    /// Number of classes whose one-hot labels the job computes (none for the GLMs).
+    fn classes(&self) -> Option<usize> {
+        match self {
+            Self::Mlp { sizes, .. } => sizes.last().copied(),
+            _ => None,
+        }
+    }
+}
+
+/// Trains `arch` on any backend (one code path for the plan and the shared run).
 #[allow(clippy::too_many_arguments)] // the model code's own arguments plus the model choice
 async fn train<B: Backend>(
     b: &mut B,
-    model: ModelKind,
+    arch: &Arch,
     x: &B::Data,
     y: &B::Tensor,
-    w: B::Tensor,
+    mut ws: Vec<B::Tensor>,
     sched: &Schedule,
     hyper: &LinRegHyper,
     progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<B::Tensor> {
-    Ok(match model {
-        ModelKind::Linreg => linreg::train(b, x, y, w, sched, hyper, progress).await?,
-        ModelKind::Logreg => logreg::train(b, x, y, w, sched, hyper, progress).await?,
+) -> Result<Vec<B::Tensor>> {
+    Ok(match arch {
+        Arch::Linreg => vec![linreg::train(b, x, y, ws.remove(0), sched, hyper, progress).await?],
+        Arch::Logreg => vec![logreg::train(b, x, y, ws.remove(0), sched, hyper, progress).await?],
+        Arch::Mlp { softmax, .. } => {
+            mlp::train(b, x, y, ws, sched, hyper, *softmax, progress).await?
+        }
     })
+}
+
+/// `[t ≥ 0] ⊙ ones`: the comparison bits of `t` as arithmetic shares of 0/1 (fixed point).
+/// Runs on the plan and on shares alike, so both consume the same preprocessing.
+async fn threshold_bits<B: Backend>(
+    b: &mut B,
+    t: &B::Tensor,
+    ones: &B::Tensor,
+) -> Result<B::Tensor> {
+    let (_, bits) = b.relu(t).await?;
+    Ok(b.select(&bits, ones).await?)
+}
+
+/// The comparison inputs of the one-hot encoding: column `c − 1` holds `label − c + ½` for
+/// `c = 1..k` (local: P0 subtracts the public constants).
+pub fn one_hot_comparands(role: Role, fp: &FixedPoint, y: &Share, k: usize) -> Result<Share> {
+    let n = y.dim().0;
+    let col = y.view().column(0).to_owned();
+    let rep = Array2::from_shape_fn((n, k - 1), |(r, _)| col[r]);
+    let consts = (1..k)
+        .map(|c| fp.encode(-(c as f64) + 0.5))
+        .collect::<std::result::Result<Vec<u64>, _>>()?;
+    let pubm = Array2::from_shape_fn((n, k - 1), |(_, c)| consts[c]);
+    Ok(Share::from_ring(rep).add_public(role, &pubm.view()))
+}
+
+/// One-hot rows from the threshold bits `t` (`n × (k−1)`, shares of `[label ≥ c]` for
+/// `c = 1..k`): `onehot_c = t_c − t_{c+1}` with the public `t_0 = 1` and `t_k = 0` (local).
+pub fn one_hot_from_thresholds(role: Role, fp: &FixedPoint, t: &Share) -> Result<Share> {
+    let (n, km1) = t.dim();
+    let one = Array2::from_elem((n, 1), fp.encode(1.0)?);
+    let ones = Share::of_public(role, &one.view());
+    let zeros = Share::zeros(n, 1);
+    let lower = ndarray::concatenate![Axis(1), ones.view(), t.view()];
+    let upper = ndarray::concatenate![Axis(1), t.view(), zeros.view()];
+    debug_assert_eq!(lower.ncols(), km1 + 1);
+    Ok(Share::from_ring(lower).sub(&Share::from_ring(upper)))
 }
 
 /// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
 /// offline phase on `off`, training on `on`; sends `(step, steps)` progress on `progress`.
-/// Returns this party's share of the weights and the online channel (for the end-of-job message).
+/// Returns this party's share of the model (the weight column of a linear model, the flattened
+/// layers of an MLP) and the online channel (for the end-of-job message).
 ///
 /// # Errors
 /// Invalid hyper-parameters, protocol or channel errors (a silent peer fails after the timeout).
@@ -105,6 +279,7 @@ pub async fn run(
     let (x, y) = split_label(&data, m.label_column as usize);
     drop(data);
     let (n, d) = x.dim();
+    let arch = Arch::of(&spec.model, d)?;
     let fp = FixedPoint::new(FracBits::new(m.frac_bits)?);
     let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
     let sched = Schedule::shuffled(
@@ -113,19 +288,21 @@ pub async fn run(
         spec.epochs as usize,
         spec.schedule_seed,
     )?;
+    let dims = arch.weight_dims(d);
+
+    // Plan: the same steps on shapes, in the same order as below.
     let mut plan = Plan::new();
+    let yp = match arch.classes() {
+        Some(k) => {
+            let t = PlanTensor((n, k - 1));
+            threshold_bits(&mut plan, &t, &t).await?;
+            PlanTensor((n, k))
+        }
+        None => PlanTensor((n, 1)),
+    };
     let xp = plan.data((n, d));
-    train(
-        &mut plan,
-        spec.model,
-        &xp,
-        &PlanTensor((n, 1)),
-        PlanTensor((d, 1)),
-        &sched,
-        &hyper,
-        &|_| {},
-    )
-    .await?;
+    let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
+    train(&mut plan, &arch, &xp, &yp, wp, &sched, &hyper, &|_| {}).await?;
     let requests = plan.into_requests();
     let pre = match spec.triples {
         TripleKind::Ot => {
@@ -164,23 +341,45 @@ pub async fn run(
         let _ = progress.send((k, steps));
     };
     let mut b = Shared::new(Timed::new(on, ctx.timeout), ctx.role, fp, pre);
+    let y = match arch.classes() {
+        Some(k) => {
+            let t = one_hot_comparands(ctx.role, &fp, &y, k)?;
+            let one = Array2::from_elem((n, k - 1), fp.encode(1.0)?);
+            let ones = Share::of_public(ctx.role, &one.view());
+            let bits = threshold_bits(&mut b, &t, &ones).await?;
+            one_hot_from_thresholds(ctx.role, &fp, &bits)?
+        }
+        None => y,
+    };
+    let w0 = match &arch {
+        Arch::Mlp {
+            sizes, init_seed, ..
+        } => mlp::init_weights(sizes, *init_seed)
+            .iter()
+            .map(|w| {
+                Ok(Share::of_public(
+                    ctx.role,
+                    &fp.encode_matrix(&w.view())?.view(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()
+            .context("encoding the initial weights")?,
+        _ => dims.iter().map(|&(r, c)| Share::zeros(r, c)).collect(),
+    };
     let xd = b.data(&x).await?;
     drop(x);
-    let w = train(
-        &mut b,
-        spec.model,
-        &xd,
-        &y,
-        Share::zeros(d, 1),
-        &sched,
-        &hyper,
-        &cb,
-    )
-    .await?;
+    let ws = train(&mut b, &arch, &xd, &y, w0, &sched, &hyper, &cb).await?;
     anyhow::ensure!(
         b.preprocessing_drained(),
         "preprocessing left over after training"
     );
+    let w = match arch {
+        Arch::Mlp { .. } => {
+            let rings: Vec<Array2<u64>> = ws.into_iter().map(Share::into_ring).collect();
+            Share::from_ring(flatten_layers(&rings))
+        }
+        _ => ws.into_iter().next().context("one weight vector")?,
+    };
     Ok((w, b.into_channel()))
 }
 
@@ -194,5 +393,76 @@ mod tests {
         let (x, y) = split_label(&s, 1);
         assert_eq!(x.view(), ndarray::array![[1u64, 3], [4, 6]].view());
         assert_eq!(y.view(), ndarray::array![[2u64], [5]].view());
+    }
+
+    #[test]
+    fn layers_flatten_and_unflatten() {
+        let sizes = [3usize, 4, 2];
+        let ws = ml::models::mlp::init_weights(&sizes, 5);
+        let flat = flatten_layers(&ws);
+        assert_eq!(flat.dim(), (3 * 4 + 4 * 2, 1));
+        assert_eq!(flat[[0, 0]], ws[0][[0, 0]]);
+        assert_eq!(flat[[4, 0]], ws[0][[1, 0]]);
+        assert_eq!(flat[[12, 0]], ws[1][[0, 0]]);
+        assert_eq!(unflatten_layers(&sizes, flat.view()).unwrap(), ws);
+        assert!(unflatten_layers(&[3, 4, 3], flat.view()).is_none());
+        assert!(unflatten_layers(&sizes, flat.t()).is_none());
+    }
+
+    #[test]
+    fn mlp_architectures_are_validated() {
+        let m = |layers: Vec<u32>| MlpSpec {
+            layers,
+            softmax: SoftmaxKind::Relu,
+            init_seed: 1,
+        };
+        assert!(validate_mlp(&m(vec![784, 128, 128, 10])).is_ok());
+        assert!(validate_mlp(&m(vec![784])).is_err());
+        assert!(validate_mlp(&m(vec![784, 0, 10])).is_err());
+        assert!(validate_mlp(&m(vec![784, 1])).is_err());
+        let e = validate_mlp(&m(vec![784, MAX_MLP_WIDTH + 1, 10])).unwrap_err();
+        assert!(
+            format!("{e}").contains(&(MAX_MLP_WIDTH + 1).to_string()),
+            "{e}"
+        );
+        assert!(validate_mlp(&m(vec![MAX_MLP_WIDTH; 3])).is_err());
+        let wrong_input = Arch::of(&ModelKind::Mlp(m(vec![30, 8, 2])), 29).unwrap_err();
+        assert!(format!("{wrong_input}").contains("29"), "{wrong_input}");
+    }
+
+    /// The one-hot encoding on shares (comparisons, selection, local differences) reconstructs to
+    /// exactly the plaintext one-hot rows, and consumes exactly the planned preprocessing.
+    #[tokio::test]
+    async fn one_hot_labels_on_shares_match_the_plaintext() {
+        use mpc::triples::dealer;
+        let fp = FixedPoint::default();
+        let (n, k) = (37usize, 10usize);
+        let labels: Vec<usize> = (0..n).map(|i| (i * 7 + i / 5) % k).collect();
+        let y = Array2::from_shape_fn((n, 1), |(r, _)| labels[r] as f64);
+        let mut rng = mpc::share::os_rng();
+        let [y0, y1] = mpc::share::share(&fp.encode_matrix(&y.view()).unwrap().view(), &mut rng);
+        let mut plan = Plan::new();
+        let t = PlanTensor((n, k - 1));
+        threshold_bits(&mut plan, &t, &t).await.unwrap();
+        let reqs = plan.into_requests();
+        let (mut s0, mut s1, _h) = dealer::spawn_in_process().await.unwrap();
+        let (p0, p1) = tokio::join!(s0.generate(&reqs), s1.generate(&reqs));
+        let (c0, c1) = mpc::net::mem_pair();
+        let party = |c: mpc::net::MemChannel, role: Role, y: Share, pre| async move {
+            let mut b = Shared::new(c, role, fp, pre);
+            let t = one_hot_comparands(role, &fp, &y, k).unwrap();
+            let one = Array2::from_elem((n, k - 1), fp.encode(1.0).unwrap());
+            let ones = Share::of_public(role, &one.view());
+            let bits = threshold_bits(&mut b, &t, &ones).await.unwrap();
+            assert!(b.preprocessing_drained());
+            one_hot_from_thresholds(role, &fp, &bits).unwrap()
+        };
+        let (o0, o1) = tokio::join!(
+            party(c0, Role::P0, y0, p0.unwrap()),
+            party(c1, Role::P1, y1, p1.unwrap())
+        );
+        let got = fp.decode_matrix(&mpc::share::reconstruct(&o0, &o1).view());
+        let want = Array2::from_shape_fn((n, k), |(r, c)| f64::from(u8::from(labels[r] == c)));
+        assert_eq!(got, want);
     }
 }
