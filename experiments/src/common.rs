@@ -77,6 +77,28 @@ pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
                 test,
             })
         }
+        DataSource::Csv {
+            train,
+            test,
+            regression,
+        } => {
+            let train = train
+                .as_ref()
+                .context("a csv source needs `train` (the training file) for an in-process run")?;
+            let (tr, te) = (load_csv(train, *regression)?, load_csv(test, *regression)?);
+            Ok(Split {
+                description: format!(
+                    "CSV: {} ({} rows) for training, {} ({} rows) for testing, {} features",
+                    train.display(),
+                    tr.n_samples(),
+                    test.display(),
+                    te.n_samples(),
+                    tr.n_features()
+                ),
+                train: tr,
+                test: te,
+            })
+        }
         DataSource::Planted {
             n_train,
             n_test,
@@ -96,6 +118,18 @@ pub fn load(src: &DataSource, seed: u64) -> Result<Split> {
             })
         }
     }
+}
+
+/// Reads a CSV whose last column is the target (`regression`) or the class index.
+pub fn load_csv(path: &std::path::Path, regression: bool) -> Result<Dataset> {
+    let name = path
+        .file_stem()
+        .map_or_else(|| "csv".to_string(), |s| s.to_string_lossy().into_owned());
+    Ok(if regression {
+        datasets::tabular::load_regression_csv(path, &name)?
+    } else {
+        datasets::tabular::load_classification_csv(path, &name)?
+    })
 }
 
 /// A progress bar for `steps` steps, hidden when stderr is not a terminal.

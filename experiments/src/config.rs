@@ -134,6 +134,19 @@ pub enum DataSource {
         #[serde(default)]
         test_rows: Option<usize>,
     },
+    /// CSV files (features, then the label or target in the last column), read from paths
+    /// relative to the current directory. Used as they are: for `--remote` runs the training file
+    /// is the owner's plaintext copy of what was uploaded (for the twin) and may be omitted.
+    Csv {
+        /// The training set (the owner's copy of the uploaded data).
+        #[serde(default)]
+        train: Option<std::path::PathBuf>,
+        /// The test set.
+        test: std::path::PathBuf,
+        /// The last column is a real-valued target (linreg) rather than class indices.
+        #[serde(default)]
+        regression: bool,
+    },
     /// A planted-weight regression problem.
     Planted {
         /// Training rows.
@@ -191,6 +204,19 @@ pub struct TrainTask {
     /// Seed of the initial weights (defaults to the experiment seed).
     #[serde(default)]
     pub init_seed: Option<u64>,
+    /// Where the data lives for `experiment run --remote`: a dataset stored at the parties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteTask>,
+}
+
+/// The stored data of a task run as a job on live parties (`experiment run --remote`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteTask {
+    /// The dataset to train on: its name or its id, as `party list` prints them. It must hold
+    /// exactly the training data the task's `data` describes after preprocessing (what
+    /// `experiment export` writes), so that the local twin and test set fit it.
+    pub dataset: String,
 }
 
 fn default_batch() -> usize {
@@ -309,6 +335,14 @@ impl Config {
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
                 if l.epochs == 0 {
                     bail!("{origin}: task #{}: epochs must be at least 1", i + 1);
+                }
+                if let DataSource::Csv { regression, .. } = &l.data {
+                    if *regression != matches!(t, Task::Linreg(_)) {
+                        bail!(
+                            "{origin}: task #{}: a csv source has regression = true exactly for linreg tasks",
+                            i + 1
+                        );
+                    }
                 }
                 if let DataSource::Bundled { test_fraction, .. } = &l.data {
                     if !(0.0..1.0).contains(test_fraction) {

@@ -4,6 +4,10 @@
 //! (over the same transport the `party` servers use, on loopback), the dealer beside them, and the
 //! plaintext twin of every secure run; it writes `report.md` and `results.json` (DESIGN.md,
 //! "Experiments and reports") to `results/<name>/<timestamp>/`.
+//!
+//! `experiment run --remote p0.toml,p1.toml <config.toml>` runs the config's training tasks as
+//! jobs on two live `party serve` servers instead ([`remote`]); `experiment export` writes the
+//! training data those jobs expect (to upload with `share-upload`).
 
 pub mod common;
 pub mod config;
@@ -11,6 +15,7 @@ pub mod link;
 pub mod matmul_bench;
 pub mod offline;
 pub mod ot_bench;
+pub mod remote;
 pub mod report;
 pub mod stgcn;
 pub mod supervised;

@@ -26,6 +26,20 @@ enum Cmd {
         /// Override the config's transport (quic, tls-tcp, tcp-insecure, memory).
         #[arg(long)]
         transport: Option<String>,
+        /// Run the training tasks as jobs on two live parties: the client configurations of P0
+        /// and P1 (`party client-init ... --p0 ... --p1 ...` writes them), comma separated. Each
+        /// task names its stored dataset in `remote = { dataset = "NAME" }`.
+        #[arg(long, value_delimiter = ',', value_name = "P0.toml,P1.toml")]
+        remote: Vec<PathBuf>,
+    },
+    /// Write the training data of each linreg/logreg/mlp task, preprocessed as the run does, to
+    /// CSV files for `share-upload` (and the test sets beside them).
+    Export {
+        /// The TOML config.
+        config: PathBuf,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Check a config without running it.
     Check {
@@ -46,10 +60,18 @@ fn main() -> Result<()> {
             println!("{}: ok ({} task(s))", config.display(), cfg.tasks.len());
             Ok(())
         }
+        Cmd::Export { config, out } => {
+            let cfg = experiments::config::Config::load(&config)?;
+            for f in experiments::remote::export(&cfg, &out)? {
+                println!("{}", f.display());
+            }
+            Ok(())
+        }
         Cmd::Run {
             config,
             out,
             transport,
+            remote,
         } => {
             let mut cfg = experiments::config::Config::load(&config)?;
             if let Some(t) = transport {
@@ -62,7 +84,12 @@ fn main() -> Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let report = rt.block_on(experiments::run(&cfg))?;
+            let report = if remote.is_empty() {
+                rt.block_on(experiments::run(&cfg))?
+            } else {
+                let parties = experiments::remote::load_parties(&remote)?;
+                rt.block_on(experiments::remote::run(&cfg, &parties))?
+            };
             let dir = report.write(&out).context("writing the report")?;
             print!("{}", summary(&report));
             println!("report: {}", dir.join("report.md").display());
@@ -78,6 +105,7 @@ fn summary(r: &experiments::report::Report) -> String {
         if k.ends_with("test_mse")
             || k.ends_with("accuracy_pct")
             || k.ends_with("online_s")
+            || k.ends_with("job_s")
             || k.contains("_ratio_")
         {
             s.push_str(&format!("{k:<40} {}\n", experiments::report::fmt_num(*v)));
