@@ -625,6 +625,45 @@ remote = { dataset = "cancer" }
     }
 
     #[test]
+    fn exported_files_read_back_as_a_csv_source() {
+        let c = cfg(r#"
+[experiment]
+name = "ex"
+seed = 9
+[[task]]
+kind = "mlp"
+layers = [4, 3, 3]
+epochs = 1
+batch_size = 16
+learning_rate = 0.25
+data = { bundled = { name = "iris", test_fraction = 0.2 } }
+"#);
+        let dir = tempfile::tempdir().unwrap();
+        let files = export(&c, dir.path()).unwrap();
+        let orig = prepare(Kind::Mlp, training_tasks(&c)[0].2, 9).unwrap();
+        let base = "[experiment]\nname = \"csv\"\n[[task]]\nkind = \"mlp\"\nlayers = [4, 3, 3]\nepochs = 1\nbatch_size = 16\nlearning_rate = 0.25\nstandardize = false\n";
+        let with_train = cfg(&format!(
+            "{base}data = {{ csv = {{ train = {:?}, test = {:?} }} }}\n",
+            files[0].display().to_string(),
+            files[1].display().to_string()
+        ));
+        let p = prepare(Kind::Mlp, training_tasks(&with_train)[0].2, 0).unwrap();
+        let ((x, y), (x0, y0)) = (p.train.unwrap(), orig.train.unwrap());
+        assert_eq!((x, y), (x0, y0));
+        assert_eq!(
+            (p.test_x, p.test_y),
+            (orig.test_x.clone(), orig.test_y.clone())
+        );
+        let test_only = cfg(&format!(
+            "{base}data = {{ csv = {{ test = {:?} }} }}\n",
+            files[1].display().to_string()
+        ));
+        let p = prepare(Kind::Mlp, training_tasks(&test_only)[0].2, 0).unwrap();
+        assert!(p.train.is_none());
+        assert_eq!(p.test_x, orig.test_x);
+    }
+
+    #[test]
     fn remote_settings_are_checked() {
         let base = "[experiment]\nname = \"r\"\n[[task]]\nkind = \"logreg\"\nepochs = 1\nlearning_rate = 0.25\n";
         let e = Config::parse(
