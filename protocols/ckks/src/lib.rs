@@ -11,8 +11,9 @@
 //! word arithmetic), [`poly`] (RNS polynomials with the coefficient/NTT representation in the
 //! type, NTT via `tfhe-ntt`, base conversion, rescale, automorphisms), [`encoder`] (canonical
 //! embedding), [`keys`] (secret/public/relinearization/Galois keys), [`evaluator`] (homomorphic
-//! operations and operation counters), [`serial`] (validated, size-limited serialization) and
-//! [`sampling`] (ChaCha20-based ternary/Gaussian/uniform sampling).
+//! operations and operation counters), [`serial`] (validated, size-limited serialization),
+//! [`sampling`] (ChaCha20-based ternary/Gaussian/uniform sampling) and [`pool`] (process-wide
+//! recycling of polynomial buffers, as SEAL's memory pool).
 //!
 //! ```
 //! use ckks::{presets, Encoder, Evaluator, KeyGenerator};
@@ -47,6 +48,7 @@ pub mod keys;
 mod keyswitch;
 pub mod params;
 pub mod poly;
+pub mod pool;
 pub mod sampling;
 pub mod serial;
 
@@ -62,5 +64,6 @@ pub use params::{
     presets, CkksParams, CkksParamsBuilder, Dnum, Levels, LogN, Preset, PrimeBits, ScaleBits,
     SecurityLevel, SpecialPrimes,
 };
+pub use pool::{buffer_pool_bytes, trim_buffer_pool};
 #[cfg(test)]
 mod scheme_tests;
