@@ -44,6 +44,7 @@ pub mod ciphertext;
 pub mod encoder;
 pub mod error;
 pub mod evaluator;
+mod kernels;
 pub mod keys;
 mod keyswitch;
 pub mod params;

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::arith::Modulus;
+use crate::kernels::{self, Shoup};
 use crate::params::CkksParams;
 use crate::pool;
 
@@ -153,11 +154,7 @@ impl<R: Repr> RnsPoly<R> {
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
             .zip(moduli.par_iter())
-            .for_each(|((a, b), m)| {
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.add(*x, y);
-                }
-            });
+            .for_each(|((a, b), m)| kernels::add_assign(a, b, m.value(), false));
     }
 
     /// `self -= other`.
@@ -169,11 +166,7 @@ impl<R: Repr> RnsPoly<R> {
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
             .zip(moduli.par_iter())
-            .for_each(|((a, b), m)| {
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.sub(*x, y);
-                }
-            });
+            .for_each(|((a, b), m)| kernels::add_assign(a, b, m.value(), true));
     }
 
     /// `self = -self`.
@@ -213,20 +206,14 @@ impl<R: Repr> RnsPoly<R> {
     /// `self + other` as a new polynomial (over `self`'s `q` basis; no special primes).
     pub fn add(&self, params: &CkksParams, other: &Self) -> Self {
         self.zip_new(params, other, |t, a, b, o| {
-            let m = params.inner.moduli[t];
-            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *z = m.add(x, y);
-            }
+            kernels::add_into(o, a, b, params.inner.moduli[t].value(), false)
         })
     }
 
     /// `self - other` as a new polynomial (over `self`'s `q` basis; no special primes).
     pub fn sub(&self, params: &CkksParams, other: &Self) -> Self {
         self.zip_new(params, other, |t, a, b, o| {
-            let m = params.inner.moduli[t];
-            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *z = m.sub(x, y);
-            }
+            kernels::add_into(o, a, b, params.inner.moduli[t].value(), true)
         })
     }
 
@@ -437,12 +424,7 @@ impl RnsPoly<Ntt> {
             .zip(other.data.par_chunks(n))
             .enumerate()
             .for_each(|(i, (a, b))| {
-                let m = params.inner.moduli[i];
-                if subtract {
-                    a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.sub(*x, y));
-                } else {
-                    a.iter_mut().zip(b).for_each(|(x, &y)| *x = m.add(*x, y));
-                }
+                kernels::add_assign(a, b, params.inner.moduli[i].value(), subtract)
             });
     }
 
@@ -540,26 +522,19 @@ impl RnsPoly<Ntt> {
     /// `out = NTT_i([last]_{q_l} centred, reduced mod q_i)`: the rescale correction for limb `i`.
     fn rescale_correction(params: &CkksParams, i: usize, l: usize, last: &[u64], out: &mut [u64]) {
         let ql = params.inner.moduli[l].value();
-        let half = ql / 2;
-        let m = params.inner.moduli[i];
+        let p = params.inner.moduli[i].value();
         // Centred representative of each residue of the last limb, reduced modulo q_i.
-        for (o, &v) in out.iter_mut().zip(last) {
-            *o = if v > half {
-                m.neg(m.reduce(ql - v))
-            } else {
-                m.reduce(v)
-            };
-        }
+        kernels::centered_reduce_into(out, last, ql, Shoup::new(1, p), p);
         params.inner.plans[i].fwd(out);
     }
 
-    /// `(q_l^{-1} mod q_i, Shoup companion)`.
-    fn inv_last(params: &CkksParams, i: usize, l: usize) -> (u64, u64) {
+    /// `q_l^{-1} mod q_i` with its Shoup companion.
+    fn inv_last(params: &CkksParams, i: usize, l: usize) -> Shoup {
         let m = params.inner.moduli[i];
         let inv = m
             .inv(params.inner.moduli[l].value())
             .expect("distinct primes");
-        (inv, m.shoup(inv))
+        Shoup::new(inv, m.value())
     }
 
     /// Divides by the last `q` prime with rounding and drops it, in place (RNS rescale, SAC 2018
@@ -575,11 +550,8 @@ impl RnsPoly<Ntt> {
             || pool::Scratch::dirty(n),
             |t, (i, limb)| {
                 Self::rescale_correction(params, i, l, &last.0, &mut t.0);
-                let m = params.inner.moduli[i];
-                let (inv, inv_s) = Self::inv_last(params, i, l);
-                for (x, &y) in limb.iter_mut().zip(t.0.iter()) {
-                    *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
-                }
+                let p = params.inner.moduli[i].value();
+                kernels::sub_mul_assign(limb, &t.0, Self::inv_last(params, i, l), p);
             },
         );
     }
@@ -598,11 +570,8 @@ impl RnsPoly<Ntt> {
             .enumerate()
             .for_each(|(i, (o, x))| {
                 Self::rescale_correction(params, i, l, &last.0, o);
-                let m = params.inner.moduli[i];
-                let (inv, inv_s) = Self::inv_last(params, i, l);
-                for (z, &xv) in o.iter_mut().zip(x) {
-                    *z = m.mul_shoup(m.sub(xv, *z), inv, inv_s);
-                }
+                let p = params.inner.moduli[i].value();
+                kernels::rsub_mul_assign(o, x, Self::inv_last(params, i, l), p);
             });
         out
     }
@@ -653,25 +622,19 @@ impl RnsPoly<Ntt> {
                 let p_mod = src
                     .iter()
                     .fold(1u64, |acc, pm| m.mul(acc, m.reduce(pm.value())));
-                let inv = m.inv(p_mod).expect("distinct primes");
-                let inv_s = m.shoup(inv);
+                let inv = Shoup::new(m.inv(p_mod).expect("distinct primes"), m.value());
                 let c = &c.0[..];
                 match (addend, perm) {
-                    (None, _) => {
-                        for (x, &y) in limb.iter_mut().zip(c) {
-                            *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
-                        }
-                    }
+                    (None, _) => kernels::sub_mul_assign(limb, c, inv, m.value()),
                     (Some(a), None) => {
                         let al = &a.data[i * n..(i + 1) * n];
-                        for ((x, &y), &z) in limb.iter_mut().zip(c).zip(al) {
-                            *x = m.add(m.mul_shoup(m.sub(*x, y), inv, inv_s), z);
-                        }
+                        kernels::sub_mul_add_assign(limb, c, inv, al, m.value());
                     }
                     (Some(a), Some(perm)) => {
+                        kernels::sub_mul_assign(limb, c, inv, m.value());
                         let al = &a.data[i * n..(i + 1) * n];
-                        for ((x, &y), &j) in limb.iter_mut().zip(c).zip(perm) {
-                            *x = m.add(m.mul_shoup(m.sub(*x, y), inv, inv_s), al[j as usize]);
+                        for (x, &j) in limb.iter_mut().zip(perm) {
+                            *x = m.add(*x, al[j as usize]);
                         }
                     }
                 }
@@ -734,25 +697,14 @@ impl<'a> BaseConverter<'a> {
                     hat
                 };
                 let inv = m.inv(hat).expect("distinct primes");
-                let inv_s = m.shoup(inv);
-                for (o, &v) in yi.iter_mut().zip(x.iter()) {
-                    *o = m.mul_shoup(v, inv, inv_s);
-                }
+                kernels::mul_const_into(yi, x, Shoup::new(inv, m.value()), m.value());
             });
         let mut v = pool::Scratch::empty(if centered { n } else { 0 });
         if centered {
             let inv_d: Vec<f64> = src.iter().map(|m| 1.0 / m.value() as f64).collect();
             let ys: Vec<&[u64]> = y.0.chunks_exact(n).collect();
-            // y_i < d_i < 2^62, so the signed conversion (one instruction) is exact enough.
-            v.0.extend((0..n).map(|c| {
-                let f: f64 = ys
-                    .iter()
-                    .zip(&inv_d)
-                    .map(|(yi, &w)| yi[c] as i64 as f64 * w)
-                    .sum();
-                // f ≥ 0: truncating f + 1/2 rounds to nearest (no libm call on baseline x86-64).
-                (f + 0.5) as u64
-            }));
+            v.0.resize(n, 0);
+            kernels::overflow_estimate(&mut v.0, &ys, &inv_d);
         }
         Self {
             n,
@@ -768,61 +720,25 @@ impl<'a> BaseConverter<'a> {
         assert_eq!(out.len(), self.n);
         let src = self.src;
         // [D̂_i]_t with Shoup companions.
-        let hats: Vec<(u64, u64)> = (0..src.len())
+        let hats: Vec<Shoup> = (0..src.len())
             .map(|i| {
                 let h = src
                     .iter()
                     .enumerate()
                     .filter(|&(j, _)| j != i)
                     .fold(1u64, |acc, (_, d)| t.mul(acc, t.reduce(d.value())));
-                (h, t.shoup(h))
+                Shoup::new(h, t.value())
             })
             .collect();
         let ys: Vec<&[u64]> = self.y.0.chunks_exact(self.n).collect();
-        // Σ_i y_i·D̂_i modulo t, in one pass for the usual digit sizes (1–3 primes).
-        match (&ys[..], &hats[..]) {
-            ([y0], [(h0, s0)]) => {
-                for (o, &a) in out.iter_mut().zip(*y0) {
-                    *o = t.mul_shoup(a, *h0, *s0);
-                }
-            }
-            ([y0, y1], [(h0, s0), (h1, s1)]) => {
-                for ((o, &a), &b) in out.iter_mut().zip(*y0).zip(*y1) {
-                    *o = t.add(t.mul_shoup(a, *h0, *s0), t.mul_shoup(b, *h1, *s1));
-                }
-            }
-            ([y0, y1, y2], [(h0, s0), (h1, s1), (h2, s2)]) => {
-                for (((o, &a), &b), &c) in out.iter_mut().zip(*y0).zip(*y1).zip(*y2) {
-                    let ab = t.add(t.mul_shoup(a, *h0, *s0), t.mul_shoup(b, *h1, *s1));
-                    *o = t.add(ab, t.mul_shoup(c, *h2, *s2));
-                }
-            }
-            _ => {
-                for (i, (yi, &(h, hs))) in ys.iter().zip(&hats).enumerate() {
-                    if i == 0 {
-                        for (o, &a) in out.iter_mut().zip(*yi) {
-                            *o = t.mul_shoup(a, h, hs);
-                        }
-                    } else {
-                        for (o, &a) in out.iter_mut().zip(*yi) {
-                            *o = t.add(*o, t.mul_shoup(a, h, hs));
-                        }
-                    }
-                }
-            }
-        }
-        if self.centered {
-            // v·D mod t for the possible overflow counts v = 0..=|src|.
+        // D mod t: the overflow correction is v·D.
+        let v = self.centered.then(|| {
             let d_mod = src
                 .iter()
                 .fold(1u64, |acc, d| t.mul(acc, t.reduce(d.value())));
-            let vd: Vec<u64> = (0..=src.len() as u64)
-                .map(|v| t.mul(t.reduce(v), d_mod))
-                .collect();
-            for (o, &vk) in out.iter_mut().zip(self.v.0.iter()) {
-                *o = t.sub(*o, vd[vk as usize]);
-            }
-        }
+            (&self.v.0[..], Shoup::new(d_mod, t.value()))
+        });
+        kernels::base_convert_into(out, &ys, &hats, v, t.value());
     }
 }
 
