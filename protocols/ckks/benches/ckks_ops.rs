@@ -1,7 +1,8 @@
 //! Single-thread latency of the main CKKS operations for the N = 2^14 and N = 2^15 presets.
 //!
 //! Run: `cargo bench -p ckks --bench ckks_ops` (add `-- --quick` style filters as needed).
-//! Rayon is pinned to one thread so the figures compare with single-threaded SEAL/OpenFHE runs;
+//! Rayon is pinned to one thread, the calling one, so the figures compare with single-threaded
+//! SEAL/OpenFHE runs;
 //! the SEAL counterpart is `experiments/baselines/ckks_seal.py`, which times the same operations
 //! on the same inputs.
 //!
@@ -78,8 +79,11 @@ fn bench_preset(c: &mut Criterion, preset: Preset) {
 }
 
 fn main() {
+    // One rayon worker, and it is the calling thread: every operation runs on the thread that
+    // calls it, as SEAL's do (a separate worker would add two thread hand-offs per call).
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
+        .use_current_thread()
         .build_global()
         .expect("rayon pool");
     let mut c = Criterion::default()
