@@ -64,7 +64,10 @@
 //!
 //! Run-to-run spread under that load was up to 2× for the short operations (decrypt, add, pt×ct),
 //! and the load fell from ~25 to ~17 between the old and new N = 2^15 runs, so the 2^15 speed-ups
-//! are overstated; a quiet-machine rerun should replace this table.
+//! are overstated; a quiet-machine rerun should replace this table. A second N = 2^14 sitting
+//! (load average 15–19) gave: encode 0.57, encrypt 0.32, decrypt 0.43, add 0.49, pt×ct 0.26,
+//! ct×ct+relin 0.42, rescale 0.33, rotate 0.41, 16 rotations 0.39, 16 hoisted 0.22, Galois
+//! keygen 0.34.
 //!
 //! What makes the difference: results and temporaries live in recycled buffers ([`pool`], as
 //! SEAL's memory pool) and are written once; the RNS passes outside the NTT (base conversion,
