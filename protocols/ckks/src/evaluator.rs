@@ -15,6 +15,7 @@
 //! [`Evaluator::counters`] and resettable with [`Evaluator::reset_counters`] (atomics, so the
 //! evaluator is `Send + Sync` and may be shared across threads).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -110,12 +111,29 @@ fn bump(a: &AtomicU64, by: u64) {
     a.fetch_add(by, Ordering::Relaxed);
 }
 
+/// NTT-domain automorphism permutations, one per installed Galois element (computed once when
+/// the keys are installed instead of once per rotation).
+#[derive(Default)]
+struct PermTables(BTreeMap<u64, Vec<u32>>);
+
+impl std::fmt::Debug for PermTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PermTables")
+            .field("elements", &self.0.len())
+            .finish()
+    }
+}
+
 /// Evaluates homomorphic operations; holds the evaluation keys and the counters.
+///
+/// Results are written once into buffers recycled through the crate's buffer pool (see
+/// [`crate::pool`]); the `*_assign` variants work in place on their first operand.
 #[derive(Debug)]
 pub struct Evaluator {
     params: CkksParams,
     relin: Option<RelinKey>,
     galois: GaloisKeys,
+    perms: PermTables,
     counters: OpCounters,
 }
 
@@ -126,6 +144,7 @@ impl Evaluator {
             params: params.clone(),
             relin: None,
             galois: GaloisKeys::default(),
+            perms: PermTables::default(),
             counters: OpCounters::default(),
         }
     }
@@ -136,6 +155,13 @@ impl Evaluator {
     }
     /// Installs Galois keys (enables rotations/conjugation for their elements).
     pub fn with_galois_keys(mut self, keys: GaloisKeys) -> Self {
+        let log_n = self.params.inner.log_n;
+        for g in keys.elements() {
+            self.perms
+                .0
+                .entry(g)
+                .or_insert_with(|| ntt_automorphism_perm(log_n, g));
+        }
         self.galois.extend(keys);
         self
     }
@@ -188,6 +214,16 @@ impl Evaluator {
         self.check_pair(a, b)?;
         a.c0.add_assign(&self.params, &b.c0);
         a.c1.add_assign(&self.params, &b.c1);
+        a.seed = None;
+        bump(&self.counters.add, 1);
+        Ok(())
+    }
+
+    /// `a -= b` in place (same rules as [`Self::sub`]).
+    pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<()> {
+        self.check_pair(a, b)?;
+        a.c0.sub_assign(&self.params, &b.c0);
+        a.c1.sub_assign(&self.params, &b.c1);
         a.seed = None;
         bump(&self.counters.add, 1);
         Ok(())
@@ -288,6 +324,22 @@ impl Evaluator {
         })
     }
 
+    /// `ct *= pt` in place (same rules as [`Self::mul_plain`]).
+    pub fn mul_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
+        self.check_plain(ct, pt)?;
+        check_product_scale(&self.params, ct.scale * pt.scale, ct.level())?;
+        let p = &self.params;
+        let (c0, c1) = (&mut ct.c0, &mut ct.c1);
+        rayon::join(
+            || c0.mul_prefix_assign(p, &pt.poly),
+            || c1.mul_prefix_assign(p, &pt.poly),
+        );
+        ct.scale *= pt.scale;
+        ct.seed = None;
+        bump(&self.counters.mul_plain, 1);
+        Ok(())
+    }
+
     /// Multiplies every slot by the real constant `c`, encoded as `round(c·q_level)` with scale
     /// `q_level` (the prime the next rescale removes), so that after [`Self::rescale`] the
     /// ciphertext's scale is exactly what it was before the product.
@@ -328,10 +380,23 @@ impl Evaluator {
         }
         check_product_scale(&self.params, a.scale * b.scale, a.level())?;
         let p = &self.params;
-        let d0 = a.c0.mul(p, &b.c0);
-        let mut d1 = a.c0.mul(p, &b.c1);
-        d1.mul_add_assign(p, &a.c1, &b.c0);
-        let d2 = a.c1.mul(p, &b.c1);
+        let ((d0, d1), d2) = if std::ptr::eq(a, b) {
+            // Squaring (the same ciphertext twice): d1 = 2·c0·c1 needs one product, not two.
+            rayon::join(
+                || a.c0.square_and_double_product(p, &a.c1),
+                || a.c1.mul(p, &a.c1),
+            )
+        } else {
+            rayon::join(
+                || {
+                    let d0 = a.c0.mul(p, &b.c0);
+                    let mut d1 = a.c0.mul(p, &b.c1);
+                    d1.mul_add_assign(p, &a.c1, &b.c0);
+                    (d0, d1)
+                },
+                || a.c1.mul(p, &b.c1),
+            )
+        };
         bump(&self.counters.mul, 1);
         Ok(Ciphertext3 {
             d0,
@@ -353,11 +418,9 @@ impl Evaluator {
             });
         }
         self.params.check_level(ct.level())?;
-        let (k0, k1) = keyswitch::key_switch(&self.params, &ct.d2, &key.0);
-        let mut c0 = ct.d0.clone();
-        c0.add_assign(&self.params, &k0);
-        let mut c1 = ct.d1.clone();
-        c1.add_assign(&self.params, &k1);
+        // (d0, d1) + KeySwitch(d2), the additions fused into the ModDown passes.
+        let (c0, c1) =
+            keyswitch::key_switch_add(&self.params, &ct.d2, &key.0, &ct.d0, Some(&ct.d1));
         bump(&self.counters.relinearize, 1);
         bump(&self.counters.key_switch, 1);
         bump(&self.counters.decompose, 1);
@@ -379,7 +442,7 @@ impl Evaluator {
         self.relinearize(&t)
     }
 
-    /// `a²` with relinearization.
+    /// `a²` with relinearization (one product fewer than a general [`Self::mul`]).
     pub fn square(&self, a: &Ciphertext) -> Result<Ciphertext> {
         self.mul(a, a)
     }
@@ -396,13 +459,36 @@ impl Evaluator {
             });
         }
         let q = self.params.inner.q[level] as f64;
-        let mut out = ct.clone();
         let p = &self.params;
-        rayon::join(|| out.c0.rescale_by_last(p), || out.c1.rescale_by_last(p));
-        out.scale = ct.scale / q;
-        out.seed = None;
+        let (c0, c1) = rayon::join(|| ct.c0.rescaled_by_last(p), || ct.c1.rescaled_by_last(p));
         bump(&self.counters.rescale, 1);
-        Ok(out)
+        Ok(Ciphertext {
+            c0,
+            c1,
+            scale: ct.scale / q,
+            seed: None,
+            params_id: ct.params_id,
+        })
+    }
+
+    /// [`Self::rescale`] in place.
+    pub fn rescale_assign(&self, ct: &mut Ciphertext) -> Result<()> {
+        ct.check_params(&self.params)?;
+        let level = ct.level();
+        if level == 0 {
+            return Err(CkksError::LevelExhausted {
+                op: "rescale",
+                level,
+            });
+        }
+        let q = self.params.inner.q[level] as f64;
+        let p = &self.params;
+        let (c0, c1) = (&mut ct.c0, &mut ct.c1);
+        rayon::join(|| c0.rescale_by_last(p), || c1.rescale_by_last(p));
+        ct.scale /= q;
+        ct.seed = None;
+        bump(&self.counters.rescale, 1);
+        Ok(())
     }
 
     /// Drops the ciphertext to `level` (no scale change; exact for the message).
@@ -442,33 +528,47 @@ impl Evaluator {
         })
     }
 
+    fn perm_for(&self, g: u64) -> std::borrow::Cow<'_, [u32]> {
+        match self.perms.0.get(&g) {
+            Some(p) => std::borrow::Cow::Borrowed(p),
+            None => std::borrow::Cow::Owned(ntt_automorphism_perm(self.params.inner.log_n, g)),
+        }
+    }
+
     fn apply_galois(&self, ct: &Ciphertext, g: u64, step: i64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;
         let key = self.key_for(g, step)?;
-        // Decomposing c1 and reading the digits through σ_g equals decomposing σ_g(c1) up to
-        // the representative of each digit (see `keyswitch`), and avoids one permuted copy.
-        let digits = keyswitch::decompose(&self.params, &ct.c1);
+        let perm = self.perm_for(g);
+        // σ_g(c1) in the NTT domain is a permutation; decomposing it gives the same digits as
+        // reading the digits of c1 through σ_g (see `keyswitch`), with 1/β of the permuting.
+        let c1_g = ct.c1.automorphism_with(&perm);
+        let digits = keyswitch::decompose(&self.params, &c1_g);
+        drop(c1_g);
         bump(&self.counters.decompose, 1);
-        Ok(self.rotate_decomposed(ct, &digits, g, key))
+        let (acc0, acc1) = keyswitch::inner_product(&self.params, &digits, key, None);
+        drop(digits);
+        Ok(self.finish_rotation(ct, acc0, acc1, &perm))
     }
 
-    /// σ_g applied to `ct` given the decomposition of its `c1`.
-    fn rotate_decomposed(
+    /// `(σ_g(c0) + acc0/P, acc1/P)`: the ModDown of a rotation's inner products with σ_g(c0)
+    /// added in the same pass.
+    fn finish_rotation(
         &self,
         ct: &Ciphertext,
-        digits: &[RnsPoly<Ntt>],
-        g: u64,
-        key: &crate::keys::KeySwitchKey,
+        acc0: RnsPoly<Ntt>,
+        acc1: RnsPoly<Ntt>,
+        perm: &[u32],
     ) -> Ciphertext {
-        let perm = ntt_automorphism_perm(self.params.inner.log_n, g);
-        let (k0, k1) = keyswitch::apply_key(&self.params, digits, key, Some(&perm));
-        let mut c0 = ct.c0.automorphism_with(&perm);
-        c0.add_assign(&self.params, &k0);
+        let p = &self.params;
+        let (c0, c1) = rayon::join(
+            || acc0.mod_down_add(p, Some(&ct.c0), Some(perm)),
+            || acc1.mod_down(p),
+        );
         bump(&self.counters.key_switch, 1);
         bump(&self.counters.rotate, 1);
         Ciphertext {
             c0,
-            c1: k1,
+            c1,
             scale: ct.scale,
             seed: None,
             params_id: ct.params_id,
@@ -520,7 +620,9 @@ impl Evaluator {
                 continue;
             }
             let key = self.key_for(g, s)?;
-            out.push(self.rotate_decomposed(ct, &digits, g, key));
+            let perm = self.perm_for(g);
+            let (acc0, acc1) = keyswitch::inner_product(&self.params, &digits, key, Some(&*perm));
+            out.push(self.finish_rotation(ct, acc0, acc1, &perm));
         }
         Ok(out)
     }

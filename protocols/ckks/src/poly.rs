@@ -18,7 +18,9 @@ use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::arith::Modulus;
+use crate::kernels::{self, Shoup};
 use crate::params::CkksParams;
+use crate::pool;
 
 mod sealed {
     pub trait Sealed {}
@@ -39,7 +41,10 @@ impl Repr for Coeff {}
 impl Repr for Ntt {}
 
 /// A polynomial in RNS form over `q_0..q_{q_len-1}` (and `P` when `p_len > 0`).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// The residue buffer comes from, and returns to on drop, the crate's buffer pool
+/// ([`crate::pool`]), so results of homomorphic operations are written into recycled memory.
+#[derive(PartialEq, Eq)]
 pub struct RnsPoly<R: Repr> {
     n: usize,
     q_len: usize,
@@ -61,17 +66,31 @@ impl<R: Repr> std::fmt::Debug for RnsPoly<R> {
     }
 }
 
+impl<R: Repr> Clone for RnsPoly<R> {
+    fn clone(&self) -> Self {
+        let mut data = pool::take_empty(self.data.len());
+        data.extend_from_slice(&self.data);
+        Self::from_data(self.n, self.q_len, self.p_len, data)
+    }
+}
+
+impl<R: Repr> Drop for RnsPoly<R> {
+    fn drop(&mut self) {
+        pool::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl<R: Repr> RnsPoly<R> {
     /// The zero polynomial over `q_0..q_{q_len-1}` and `p_len` special primes.
     pub fn zero(params: &CkksParams, q_len: usize, p_len: usize) -> Self {
         let n = params.n();
-        Self {
-            n,
-            q_len,
-            p_len,
-            data: vec![0; n * (q_len + p_len)],
-            _repr: PhantomData,
-        }
+        Self::from_data(n, q_len, p_len, pool::take_zeroed(n * (q_len + p_len)))
+    }
+
+    /// A polynomial whose residues are arbitrary leftovers of an earlier use: every element must
+    /// be overwritten before the polynomial is used.
+    pub(crate) fn dirty(n: usize, q_len: usize, p_len: usize) -> Self {
+        Self::from_data(n, q_len, p_len, pool::take_dirty(n * (q_len + p_len)))
     }
 
     pub(crate) fn from_data(n: usize, q_len: usize, p_len: usize, data: Vec<u64>) -> Self {
@@ -135,11 +154,7 @@ impl<R: Repr> RnsPoly<R> {
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
             .zip(moduli.par_iter())
-            .for_each(|((a, b), m)| {
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.add(*x, y);
-                }
-            });
+            .for_each(|((a, b), m)| kernels::add_assign(a, b, m.value(), false));
     }
 
     /// `self -= other`.
@@ -151,11 +166,7 @@ impl<R: Repr> RnsPoly<R> {
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
             .zip(moduli.par_iter())
-            .for_each(|((a, b), m)| {
-                for (x, &y) in a.iter_mut().zip(b) {
-                    *x = m.sub(*x, y);
-                }
-            });
+            .for_each(|((a, b), m)| kernels::add_assign(a, b, m.value(), true));
     }
 
     /// `self = -self`.
@@ -168,8 +179,9 @@ impl<R: Repr> RnsPoly<R> {
             .for_each(|(a, m)| a.iter_mut().for_each(|x| *x = m.neg(*x)));
     }
 
-    /// Limb-wise `f(modulus, self_limb, other_limb)` into a fresh polynomial; `other` may have
-    /// more `q` limbs than `self` (a plaintext at a higher level), of which the prefix is used.
+    /// Limb-wise `f(limb index, self_limb, other_limb, out_limb)` into a new polynomial; `other`
+    /// may have more `q` limbs than `self` (a plaintext at a higher level), of which the prefix
+    /// is used. `out_limb` holds arbitrary values: `f` must overwrite all of it.
     fn zip_new(
         &self,
         params: &CkksParams,
@@ -182,7 +194,7 @@ impl<R: Repr> RnsPoly<R> {
         );
         let n = self.n;
         let _ = params;
-        let mut data = vec![0u64; self.data.len()];
+        let mut data = pool::take_dirty(self.data.len());
         data.par_chunks_mut(n)
             .zip(self.data.par_chunks(n))
             .zip(other.data.par_chunks(n))
@@ -194,20 +206,14 @@ impl<R: Repr> RnsPoly<R> {
     /// `self + other` as a new polynomial (over `self`'s `q` basis; no special primes).
     pub fn add(&self, params: &CkksParams, other: &Self) -> Self {
         self.zip_new(params, other, |t, a, b, o| {
-            let m = params.inner.moduli[t];
-            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *z = m.add(x, y);
-            }
+            kernels::add_into(o, a, b, params.inner.moduli[t].value(), false)
         })
     }
 
     /// `self - other` as a new polynomial (over `self`'s `q` basis; no special primes).
     pub fn sub(&self, params: &CkksParams, other: &Self) -> Self {
         self.zip_new(params, other, |t, a, b, o| {
-            let m = params.inner.moduli[t];
-            for ((z, &x), &y) in o.iter_mut().zip(a).zip(b) {
-                *z = m.sub(x, y);
-            }
+            kernels::add_into(o, a, b, params.inner.moduli[t].value(), true)
         })
     }
 
@@ -236,7 +242,7 @@ impl<R: Repr> RnsPoly<R> {
     pub fn restrict(&self, q_len: usize, with_p: bool) -> Self {
         assert!(q_len <= self.q_len && (!with_p || self.p_len > 0));
         let n = self.n;
-        let mut data = Vec::with_capacity(n * (q_len + if with_p { self.p_len } else { 0 }));
+        let mut data = pool::take_empty(n * (q_len + if with_p { self.p_len } else { 0 }));
         data.extend_from_slice(&self.data[..q_len * n]);
         let p_len = if with_p { self.p_len } else { 0 };
         if with_p {
@@ -253,7 +259,9 @@ impl<R: Repr> RnsPoly<R> {
 impl RnsPoly<Coeff> {
     /// Builds a polynomial from small signed coefficients (secret, error, message).
     pub fn from_signed(params: &CkksParams, coeffs: &[i64], q_len: usize, p_len: usize) -> Self {
-        let mut out = Self::zero(params, q_len, p_len);
+        assert_eq!(coeffs.len(), params.n(), "one coefficient per slot");
+        // Every residue is written below.
+        let mut out = Self::dirty(params.n(), q_len, p_len);
         let moduli = out.moduli(params);
         let n = out.n;
         out.data
@@ -285,7 +293,8 @@ impl RnsPoly<Coeff> {
         let n = self.n;
         let mask = 2 * n as u64 - 1;
         let moduli = self.moduli(params);
-        let mut out = Self::zero(params, self.q_len, self.p_len);
+        // `i ↦ i·g mod 2N` is a bijection onto ±X^j, so every slot is written.
+        let mut out = Self::dirty(n, self.q_len, self.p_len);
         out.data
             .par_chunks_mut(n)
             .zip(self.data.par_chunks(n))
@@ -357,20 +366,97 @@ impl RnsPoly<Ntt> {
             .par_chunks_mut(n)
             .zip(other.data.par_chunks(n))
             .zip(idx.par_iter())
-            .for_each(|((a, b), &i)| {
-                // tfhe-ntt's vectorised Barrett product (IFMA below 2^51) accumulates into zero.
-                let mut tmp = vec![0u64; n];
-                params.inner.plans[i].mul_accumulate(&mut tmp, a, b);
-                a.copy_from_slice(&tmp);
-            });
+            .for_each_init(
+                || pool::Scratch::empty(n),
+                |tmp, ((a, b), &i)| {
+                    // tfhe-ntt's vectorised Barrett product (IFMA below 2^51) accumulates, so
+                    // the factor is moved aside and the limb cleared first (both in cache).
+                    tmp.0.clear();
+                    tmp.0.extend_from_slice(a);
+                    a.fill(0);
+                    params.inner.plans[i].mul_accumulate(a, &tmp.0, b);
+                },
+            );
     }
 
     /// Pointwise product as a new polynomial over `self`'s `q` basis (`other` may have more `q`
     /// limbs, e.g. a plaintext encoded at a higher level).
     pub fn mul(&self, params: &CkksParams, other: &Self) -> Self {
         self.zip_new(params, other, |t, a, b, o| {
+            o.fill(0);
             params.inner.plans[t].mul_accumulate(o, a, b);
         })
+    }
+
+    /// `self *= other` pointwise where `other` may have more `q` limbs than `self` (a
+    /// plaintext at a higher level; its prefix is used). No special primes.
+    pub fn mul_prefix_assign(&mut self, params: &CkksParams, other: &Self) {
+        assert!(
+            self.n == other.n && self.p_len == 0 && other.p_len == 0 && other.q_len >= self.q_len,
+            "RNS basis mismatch (internal invariant)"
+        );
+        let n = self.n;
+        self.data
+            .par_chunks_mut(n)
+            .zip(other.data.par_chunks(n))
+            .enumerate()
+            .for_each_init(
+                || pool::Scratch::empty(n),
+                |tmp, (i, (a, b))| {
+                    tmp.0.clear();
+                    tmp.0.extend_from_slice(a);
+                    a.fill(0);
+                    params.inner.plans[i].mul_accumulate(a, &tmp.0, b);
+                },
+            );
+    }
+
+    /// `self ± other` in place where `other` may have more `q` limbs than `self` (its prefix is
+    /// used). No special primes.
+    pub fn add_prefix_assign(&mut self, params: &CkksParams, other: &Self, subtract: bool) {
+        assert!(
+            self.n == other.n && self.p_len == 0 && other.p_len == 0 && other.q_len >= self.q_len,
+            "RNS basis mismatch (internal invariant)"
+        );
+        let n = self.n;
+        self.data
+            .par_chunks_mut(n)
+            .zip(other.data.par_chunks(n))
+            .enumerate()
+            .for_each(|(i, (a, b))| {
+                kernels::add_assign(a, b, params.inner.moduli[i].value(), subtract)
+            });
+    }
+
+    /// The pointwise square, and `2·self·other`, of two polynomials over the same basis, as
+    /// new polynomials (used by ciphertext squaring).
+    pub(crate) fn square_and_double_product(
+        &self,
+        params: &CkksParams,
+        other: &Self,
+    ) -> (Self, Self) {
+        self.same_basis(other);
+        let n = self.n;
+        let idx: Vec<usize> = (0..self.limbs())
+            .map(|t| self.modulus_index(params, t))
+            .collect();
+        let mut sq = Self::dirty(n, self.q_len, self.p_len);
+        let mut dp = Self::dirty(n, self.q_len, self.p_len);
+        sq.data
+            .par_chunks_mut(n)
+            .zip(dp.data.par_chunks_mut(n))
+            .zip(self.data.par_chunks(n).zip(other.data.par_chunks(n)))
+            .zip(idx.par_iter())
+            .for_each(|(((s, d), (a, b)), &i)| {
+                let plan = &params.inner.plans[i];
+                let m = params.inner.moduli[i];
+                s.fill(0);
+                plan.mul_accumulate(s, a, a);
+                d.fill(0);
+                plan.mul_accumulate(d, a, b);
+                d.iter_mut().for_each(|x| *x = m.add(*x, *x));
+            });
+        (sq, dp)
     }
 
     /// `self += a * b` pointwise.
@@ -410,7 +496,8 @@ impl RnsPoly<Ntt> {
 
     pub(crate) fn automorphism_with(&self, perm: &[u32]) -> Self {
         let n = self.n;
-        let mut data = vec![0u64; self.data.len()];
+        // A permutation writes every slot.
+        let mut data = pool::take_dirty(self.data.len());
         data.par_chunks_mut(n)
             .zip(self.data.par_chunks(n))
             .for_each(|(dst, src)| {
@@ -421,159 +508,238 @@ impl RnsPoly<Ntt> {
         Self::from_data(n, self.q_len, self.p_len, data)
     }
 
-    /// Divides by the last `q` prime with rounding and drops it (RNS rescale, SAC 2018 §3.3).
+    /// The last `q` limb in coefficient form (the rounding term of a rescale), in a scratch
+    /// buffer.
+    fn last_limb_coeffs(&self, params: &CkksParams) -> pool::Scratch {
+        let l = self.q_len - 1;
+        let mut last = pool::Scratch::empty(self.n);
+        last.0.extend_from_slice(self.limb(l));
+        params.inner.plans[l].inv(&mut last.0);
+        params.inner.plans[l].normalize(&mut last.0);
+        last
+    }
+
+    /// `out = NTT_i([last]_{q_l} centred, reduced mod q_i)`: the rescale correction for limb `i`.
+    fn rescale_correction(params: &CkksParams, i: usize, l: usize, last: &[u64], out: &mut [u64]) {
+        let ql = params.inner.moduli[l].value();
+        let p = params.inner.moduli[i].value();
+        // Centred representative of each residue of the last limb, reduced modulo q_i.
+        kernels::centered_reduce_into(out, last, ql, Shoup::new(1, p), p);
+        params.inner.plans[i].fwd(out);
+    }
+
+    /// `q_l^{-1} mod q_i` with its Shoup companion.
+    fn inv_last(params: &CkksParams, i: usize, l: usize) -> Shoup {
+        let m = params.inner.moduli[i];
+        let inv = m
+            .inv(params.inner.moduli[l].value())
+            .expect("distinct primes");
+        Shoup::new(inv, m.value())
+    }
+
+    /// Divides by the last `q` prime with rounding and drops it, in place (RNS rescale, SAC 2018
+    /// §3.3).
     pub fn rescale_by_last(&mut self, params: &CkksParams) {
         assert!(self.p_len == 0 && self.q_len >= 2);
         let n = self.n;
         let l = self.q_len - 1;
-        let ql = params.inner.moduli[l];
-        let mut last = self.limb(l).to_vec();
-        params.inner.plans[l].inv(&mut last);
-        params.inner.plans[l].normalize(&mut last);
-        let last: Vec<i64> = last.iter().map(|&v| ql.centered(v)).collect();
+        let last = self.last_limb_coeffs(params);
         self.data.truncate(l * n);
         self.q_len = l;
         self.data.par_chunks_mut(n).enumerate().for_each_init(
-            || vec![0u64; n],
+            || pool::Scratch::dirty(n),
             |t, (i, limb)| {
-                let m = params.inner.moduli[i];
-                for (x, &v) in t.iter_mut().zip(&last) {
-                    *x = m.reduce_i64(v);
-                }
-                params.inner.plans[i].fwd(t);
-                let inv = m.inv(ql.value()).expect("distinct primes");
-                let inv_s = m.shoup(inv);
-                for (x, &y) in limb.iter_mut().zip(t.iter()) {
-                    *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
-                }
+                Self::rescale_correction(params, i, l, &last.0, &mut t.0);
+                let p = params.inner.moduli[i].value();
+                kernels::sub_mul_assign(limb, &t.0, Self::inv_last(params, i, l), p);
             },
         );
+    }
+
+    /// [`Self::rescale_by_last`] into a new polynomial (each output limb is written once; the
+    /// input is not copied).
+    pub fn rescaled_by_last(&self, params: &CkksParams) -> Self {
+        assert!(self.p_len == 0 && self.q_len >= 2);
+        let n = self.n;
+        let l = self.q_len - 1;
+        let last = self.last_limb_coeffs(params);
+        let mut out = Self::dirty(n, l, 0);
+        out.data
+            .par_chunks_mut(n)
+            .zip(self.data.par_chunks(n))
+            .enumerate()
+            .for_each(|(i, (o, x))| {
+                Self::rescale_correction(params, i, l, &last.0, o);
+                let p = params.inner.moduli[i].value();
+                kernels::rsub_mul_assign(o, x, Self::inv_last(params, i, l), p);
+            });
+        out
     }
 
     /// Divides a polynomial over `Q_l ∪ P` by `P`, rounding to the nearest integer (the `P`-part
     /// is converted exactly and centred, so the rounding error has zero mean), and returns it
     /// over `Q_l` (Han–Ki ModDown).
     pub fn mod_down(self, params: &CkksParams) -> RnsPoly<Ntt> {
+        self.mod_down_add(params, None, None)
+    }
+
+    /// [`Self::mod_down`] followed by the addition of `addend` (over at least `Q_l`; its first
+    /// `q_len` limbs are used), read through the NTT-domain automorphism `perm` when given:
+    /// `out[c] = (self/P)[c] + addend[perm[c]]`. One pass writes the result into `self`'s buffer.
+    pub(crate) fn mod_down_add(
+        mut self,
+        params: &CkksParams,
+        addend: Option<&RnsPoly<Ntt>>,
+        perm: Option<&[u32]>,
+    ) -> RnsPoly<Ntt> {
         assert!(self.p_len > 0);
         let n = self.n;
         let q_len = self.q_len;
-        let p_idx: Vec<usize> = (0..self.p_len).map(|j| params.inner.q.len() + j).collect();
-        // P-part back to coefficients.
-        let mut p_part: Vec<Vec<u64>> = (0..self.p_len)
-            .map(|j| self.limb(q_len + j).to_vec())
-            .collect();
+        let k = self.p_len;
+        if let Some(a) = addend {
+            assert!(
+                a.n == n && a.p_len == 0 && a.q_len >= q_len,
+                "RNS basis mismatch (internal invariant)"
+            );
+        }
+        let big_l = params.inner.q.len();
+        let (q_part, p_part) = self.data.split_at_mut(q_len * n);
+        // P-part back to coefficients, in place (it is dropped afterwards); the scaling by
+        // N^{-1} is folded into the base conversion.
         p_part
-            .par_iter_mut()
-            .zip(p_idx.par_iter())
-            .for_each(|(v, &i)| {
-                params.inner.plans[i].inv(v);
-                params.inner.plans[i].normalize(v);
-            });
-        let src: Vec<Modulus> = p_idx.iter().map(|&i| params.inner.moduli[i]).collect();
-        let dst_idx: Vec<usize> = (0..q_len).collect();
-        let conv = fast_base_convert(params, &p_part, &src, &dst_idx, true);
-        let mut data = self.data;
-        data.truncate(q_len * n);
-        data.par_chunks_mut(n)
-            .zip(conv.into_par_iter())
+            .par_chunks_mut(n)
             .enumerate()
-            .for_each(|(i, (limb, mut c))| {
+            .for_each(|(j, v)| params.inner.plans[big_l + j].inv(v));
+        let src = &params.inner.moduli[big_l..big_l + k];
+        let src_limbs: Vec<&[u64]> = p_part.chunks_exact(n).collect();
+        let conv = BaseConverter::new(n, &src_limbs, src, true, true);
+        q_part.par_chunks_mut(n).enumerate().for_each_init(
+            || pool::Scratch::dirty(n),
+            |c, (i, limb)| {
                 let m = params.inner.moduli[i];
-                params.inner.plans[i].fwd(&mut c);
+                conv.convert_into(m, &mut c.0);
+                params.inner.plans[i].fwd(&mut c.0);
                 let p_mod = src
                     .iter()
                     .fold(1u64, |acc, pm| m.mul(acc, m.reduce(pm.value())));
-                let inv = m.inv(p_mod).expect("distinct primes");
-                let inv_s = m.shoup(inv);
-                for (x, &y) in limb.iter_mut().zip(&c) {
-                    *x = m.mul_shoup(m.sub(*x, y), inv, inv_s);
+                let inv = Shoup::new(m.inv(p_mod).expect("distinct primes"), m.value());
+                let c = &c.0[..];
+                match (addend, perm) {
+                    (None, _) => kernels::sub_mul_assign(limb, c, inv, m.value()),
+                    (Some(a), None) => {
+                        let al = &a.data[i * n..(i + 1) * n];
+                        kernels::sub_mul_add_assign(limb, c, inv, al, m.value());
+                    }
+                    (Some(a), Some(perm)) => {
+                        kernels::sub_mul_assign(limb, c, inv, m.value());
+                        let al = &a.data[i * n..(i + 1) * n];
+                        for (x, &j) in limb.iter_mut().zip(perm) {
+                            *x = m.add(*x, al[j as usize]);
+                        }
+                    }
                 }
-            });
-        RnsPoly::from_data(n, q_len, 0, data)
+            },
+        );
+        self.data.truncate(q_len * n);
+        RnsPoly::from_data(n, q_len, 0, std::mem::take(&mut self.data))
     }
 }
 
-/// Fast base conversion (coefficient domain) of `x` given by its residues `src_limbs` modulo
-/// the primes `src` into the moduli `params.moduli[dst_idx[..]]`:
-/// `x̃ = Σ_i [x_i · D̂_i^{-1}]_{d_i} · D̂_i mod t`, equal to `x + u·D` with `0 ≤ u < |src|`.
+/// Fast base conversion (coefficient domain) of `x`, given by its residues modulo the primes
+/// `src`, into other moduli: `x̃ = Σ_i [x_i · D̂_i^{-1}]_{d_i} · D̂_i mod t`, equal to `x + u·D`
+/// with `0 ≤ u < |src|`.
 ///
 /// With `centered`, the overflow `u` is removed with a floating-point estimate
 /// `v = round(Σ_i y_i / d_i)` (Halevi–Polyakov–Shoup CT-RSA 2019 §2.3) and the result is the exact
-/// centred representative of `x` in `[-D/2, D/2)`; ModDown uses this so that its rounding error
-/// has zero mean (an `O(k)` bias would otherwise be multiplied by `s` in every key switch).
-pub(crate) fn fast_base_convert(
-    params: &CkksParams,
-    src_limbs: &[Vec<u64>],
-    src: &[Modulus],
-    dst_idx: &[usize],
+/// centred representative of `x` in `[-D/2, D/2)`; ModDown and the key-switching decomposition
+/// use this so that their rounding errors have zero mean (an `O(k)` bias would otherwise be
+/// multiplied by `s` in every key switch).
+///
+/// [`BaseConverter::new`] does the source-side work once (`y_i` and `v`, in pooled buffers);
+/// [`BaseConverter::convert_into`] then writes the residues modulo one target prime, so callers
+/// convert straight into the limbs of their output polynomial.
+pub(crate) struct BaseConverter<'a> {
+    n: usize,
+    src: &'a [Modulus],
+    /// `y_i = x_i · (D/d_i)^{-1} mod d_i`, limb-major.
+    y: pool::Scratch,
+    /// Overflow estimates `v` (empty unless centred).
+    v: pool::Scratch,
     centered: bool,
-) -> Vec<Vec<u64>> {
-    let n = params.n();
-    // y_i = x_i · (D/d_i)^{-1} mod d_i
-    let y: Vec<Vec<u64>> = src_limbs
-        .par_iter()
-        .zip(src.par_iter())
-        .enumerate()
-        .map(|(i, (x, m))| {
-            let hat = src
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != i)
-                .fold(1u64, |acc, (_, d)| m.mul(acc, m.reduce(d.value())));
-            let inv = m.inv(hat).expect("distinct primes");
-            let inv_s = m.shoup(inv);
-            x.iter().map(|&v| m.mul_shoup(v, inv, inv_s)).collect()
-        })
-        .collect();
-    let v: Vec<u64> = if centered {
-        let inv_d: Vec<f64> = src.iter().map(|m| 1.0 / m.value() as f64).collect();
-        let mut f = vec![0f64; n];
-        for (yi, &w) in y.iter().zip(&inv_d) {
-            for (fk, &yk) in f.iter_mut().zip(yi) {
-                *fk += yk as f64 * w;
-            }
+}
+
+impl<'a> BaseConverter<'a> {
+    /// Prepares the conversion of the residues `src_limbs` (modulo `src`). With
+    /// `times_n`, the residues are those of `N·x` (an inverse NTT without its final scaling by
+    /// `N^{-1}`), which is folded into the constant applied here.
+    pub(crate) fn new(
+        n: usize,
+        src_limbs: &[&[u64]],
+        src: &'a [Modulus],
+        centered: bool,
+        times_n: bool,
+    ) -> Self {
+        assert_eq!(src_limbs.len(), src.len());
+        let mut y = pool::Scratch::dirty(src.len() * n);
+        y.0.par_chunks_mut(n)
+            .zip(src_limbs.par_iter())
+            .enumerate()
+            .for_each(|(i, (yi, x))| {
+                let m = src[i];
+                let hat = src
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .fold(1u64, |acc, (_, d)| m.mul(acc, m.reduce(d.value())));
+                let hat = if times_n {
+                    m.mul(hat, m.reduce(n as u64))
+                } else {
+                    hat
+                };
+                let inv = m.inv(hat).expect("distinct primes");
+                kernels::mul_const_into(yi, x, Shoup::new(inv, m.value()), m.value());
+            });
+        let mut v = pool::Scratch::empty(if centered { n } else { 0 });
+        if centered {
+            let inv_d: Vec<f64> = src.iter().map(|m| 1.0 / m.value() as f64).collect();
+            let ys: Vec<&[u64]> = y.0.chunks_exact(n).collect();
+            v.0.resize(n, 0);
+            kernels::overflow_estimate(&mut v.0, &ys, &inv_d);
         }
-        f.into_iter().map(|x| x.round() as u64).collect()
-    } else {
-        Vec::new()
-    };
-    dst_idx
-        .par_iter()
-        .map(|&ti| {
-            let t = params.inner.moduli[ti];
-            // [D̂_i]_t with Shoup companions; sums of |src| terms below t stay below 2^64.
-            let hats: Vec<(u64, u64)> = (0..src.len())
-                .map(|i| {
-                    let h = src
-                        .iter()
-                        .enumerate()
-                        .filter(|&(j, _)| j != i)
-                        .fold(1u64, |acc, (_, d)| t.mul(acc, t.reduce(d.value())));
-                    (h, t.shoup(h))
-                })
-                .collect();
-            // v·D mod t for the possible overflow counts v = 0..=|src|.
+        Self {
+            n,
+            src,
+            y,
+            v,
+            centered,
+        }
+    }
+
+    /// Writes the converted residues modulo `t` into `out` (every element is overwritten).
+    pub(crate) fn convert_into(&self, t: Modulus, out: &mut [u64]) {
+        assert_eq!(out.len(), self.n);
+        let src = self.src;
+        // [D̂_i]_t with Shoup companions.
+        let hats: Vec<Shoup> = (0..src.len())
+            .map(|i| {
+                let h = src
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .fold(1u64, |acc, (_, d)| t.mul(acc, t.reduce(d.value())));
+                Shoup::new(h, t.value())
+            })
+            .collect();
+        let ys: Vec<&[u64]> = self.y.0.chunks_exact(self.n).collect();
+        // D mod t: the overflow correction is v·D.
+        let v = self.centered.then(|| {
             let d_mod = src
                 .iter()
                 .fold(1u64, |acc, d| t.mul(acc, t.reduce(d.value())));
-            let vd: Vec<u64> = (0..=src.len() as u64)
-                .map(|v| t.mul(t.reduce(v), d_mod))
-                .collect();
-            let mut out = vec![0u64; n];
-            // Streaming passes over contiguous limbs (one per source prime).
-            for (yi, &(h, hs)) in y.iter().zip(&hats) {
-                for (o, &yk) in out.iter_mut().zip(yi) {
-                    *o = t.add(*o, t.mul_shoup(yk, h, hs));
-                }
-            }
-            if centered {
-                for (o, &vk) in out.iter_mut().zip(&v) {
-                    *o = t.sub(*o, vd[vk as usize]);
-                }
-            }
-            out
-        })
-        .collect()
+            (&self.v.0[..], Shoup::new(d_mod, t.value()))
+        });
+        kernels::base_convert_into(out, &ys, &hats, v, t.value());
+    }
 }
 
 #[cfg(test)]

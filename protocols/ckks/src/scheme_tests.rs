@@ -540,3 +540,126 @@ mod props {
         }
     }
 }
+
+fn same_ct(u: &Ciphertext, v: &Ciphertext) -> bool {
+    u.c0 == v.c0 && u.c1 == v.c1 && u.scale == v.scale && u.params_id == v.params_id
+}
+
+#[test]
+fn in_place_operations_equal_out_of_place() {
+    let mut c = setup(presets::INSECURE_N10_L4_S40_TEST_ONLY, &[1], false, true);
+    let x = c.random(-1.0, 1.0);
+    let y = c.random(-1.0, 1.0);
+    let a = c.encrypt(&x);
+    let b = c.encrypt(&y);
+    let l = c.params.max_level();
+    let pt = c.enc.encode(&y, l, c.params.default_scale()).unwrap();
+
+    let mut t = a.clone();
+    c.eval.add_assign(&mut t, &b).unwrap();
+    assert!(same_ct(&t, &c.eval.add(&a, &b).unwrap()), "add_assign");
+
+    let mut t = a.clone();
+    c.eval.sub_assign(&mut t, &b).unwrap();
+    assert!(same_ct(&t, &c.eval.sub(&a, &b).unwrap()), "sub_assign");
+
+    let mut t = a.clone();
+    c.eval.mul_plain_assign(&mut t, &pt).unwrap();
+    let prod = c.eval.mul_plain(&a, &pt).unwrap();
+    assert!(same_ct(&t, &prod), "mul_plain_assign");
+    // A plaintext at a higher level than the ciphertext (its prefix is used).
+    let low = c.eval.drop_level(&a).unwrap();
+    let mut t = low.clone();
+    c.eval.mul_plain_assign(&mut t, &pt).unwrap();
+    assert!(
+        same_ct(&t, &c.eval.mul_plain(&low, &pt).unwrap()),
+        "mul_plain_assign below the plaintext's level"
+    );
+
+    let mut t = prod.clone();
+    c.eval.rescale_assign(&mut t).unwrap();
+    let r = c.eval.rescale(&prod).unwrap();
+    assert!(same_ct(&t, &r), "rescale_assign");
+    let want: Vec<f64> = x.iter().zip(&y).map(|(u, v)| u * v).collect();
+    assert_bits(
+        "mul_plain_assign+rescale_assign",
+        "N10",
+        &c.decrypt(&t),
+        &want,
+        20.0,
+    );
+
+    // Squaring (same operand twice) takes the one-product shortcut; it must equal the general
+    // product of two distinct (equal) ciphertexts.
+    let a2 = a.clone();
+    let sq = c.eval.mul(&a, &a).unwrap();
+    assert!(
+        same_ct(&sq, &c.eval.mul(&a, &a2).unwrap()),
+        "square shortcut"
+    );
+    let want: Vec<f64> = x.iter().map(|u| u * u).collect();
+    let got = c.decrypt(&c.eval.rescale(&sq).unwrap());
+    assert_bits("square shortcut", "N10", &got, &want, 20.0);
+
+    // Error paths are unchanged by the in-place forms.
+    let mut t = a.clone();
+    assert!(matches!(
+        c.eval.add_assign(&mut t, &low),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    let mut z = c.eval.drop_to_level(&a, 0).unwrap();
+    assert!(matches!(
+        c.eval.rescale_assign(&mut z),
+        Err(CkksError::LevelExhausted { .. })
+    ));
+}
+
+#[test]
+fn recycled_buffers_never_leak_into_results() {
+    // Results are written into recycled (dirty) buffers: fill the pool with buffers of every
+    // size the operations use, holding an invalid residue, and check that every operation
+    // still gives bit-for-bit the same result as before.
+    let mut c = setup(presets::INSECURE_N10_L4_S40_TEST_ONLY, &[1, 3], true, true);
+    let x = c.random(-1.0, 1.0);
+    let a = c.encrypt(&x);
+    let y = c.random(-1.0, 1.0);
+    let b = c.encrypt(&y);
+    let pt = c
+        .enc
+        .encode(&x, c.params.max_level(), c.params.default_scale())
+        .unwrap();
+    let n = c.params.n();
+    let limbs = c.params.max_level() + 1 + c.params.p_primes().len();
+    let run = |c: &Ctx| {
+        let m = c.eval.mul(&a, &b).unwrap();
+        let mut v = vec![
+            c.eval.add(&a, &b).unwrap(),
+            c.eval.sub(&a, &b).unwrap(),
+            c.eval.mul_plain(&a, &pt).unwrap(),
+            c.eval.rescale(&m).unwrap(),
+            c.eval.rotate(&a, 1).unwrap(),
+            c.eval.conjugate(&a).unwrap(),
+            c.eval.square(&a).unwrap(),
+            m,
+        ];
+        v.extend(c.eval.rotate_hoisted(&a, &[1, 3]).unwrap());
+        v
+    };
+    let before = run(&c);
+    for _ in 0..2 {
+        for t in 1..=limbs {
+            crate::pool::give(vec![u64::MAX; t * n]);
+        }
+        crate::pool::give(vec![u64::MAX; n]);
+    }
+    let after = run(&c);
+    for (i, (u, v)) in before.iter().zip(&after).enumerate() {
+        assert!(
+            same_ct(u, v),
+            "operation {i} changed with dirty pooled buffers"
+        );
+    }
+    crate::pool::trim_buffer_pool();
+    let trimmed = run(&c);
+    assert!(before.iter().zip(&trimmed).all(|(u, v)| same_ct(u, v)));
+}
