@@ -123,7 +123,7 @@ pub fn parse_csv(text: &str, file: &Path, shape: Shape) -> Result<Array4<f64>, I
             continue;
         }
         let fields: Vec<&str> = s
-            .split(|ch: char| ch == ',' || ch == ';' || ch == '\t' || ch == ' ')
+            .split([',', ';', '\t', ' '])
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .collect();
