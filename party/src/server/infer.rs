@@ -752,10 +752,12 @@ mod tests {
     }
 
     /// The session's Galois keys must be exactly the model's: extra or missing elements are
-    /// refused after the announced bytes are read, and the connection stays usable.
+    /// refused after the announced bytes are read, and the connection stays usable. A complete
+    /// upload opens a session, which expires once idle longer than `session_ttl_s` (0 here).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn galois_keys_must_match_the_model() {
-        let (m, limits) = tiny();
+    async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
+        let (m, mut limits) = tiny();
+        limits.session_ttl_s = 0;
         let params = m.he.params().clone();
         let steps = m.info.rotation_steps.clone();
         let svc = Arc::new(
@@ -835,6 +837,41 @@ mod tests {
         );
         assert_eq!(code, ErrorCode::NotFound);
         assert_eq!(svc.session_count(), 0);
+        // The complete, correct key set opens a session; with a zero TTL it is gone right after.
+        let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps).unwrap();
+        let key_lens = keys.lens.clone();
+        let mut rx = keys.rx;
+        let r = ask(
+            &mut client,
+            InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: key_lens.clone(),
+            },
+        )
+        .await;
+        assert_eq!(r, Reply::Inference(InferReply::Ready));
+        for _ in &key_lens {
+            let k = rx.recv().await.unwrap().unwrap();
+            send_object(&mut client, &k).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let session = match client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap() {
+            Reply::Inference(InferReply::SessionOpened { session, ttl_s: 0 }) => session,
+            other => panic!("{other:?}"),
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        let (code, msg) = refusal(
+            ask(
+                &mut client,
+                InferRequest::Infer {
+                    session,
+                    ct_lens: vec![1; 5],
+                },
+            )
+            .await,
+        );
+        assert_eq!(code, ErrorCode::NotFound, "{msg}");
+        assert!(msg.contains("closed or expired"), "{msg}");
         let r = ask(&mut client, InferRequest::ListModels).await;
         assert_eq!(r, Reply::Inference(InferReply::Models(vec!["tiny".into()])));
         drop(client);
