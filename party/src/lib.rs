@@ -7,10 +7,14 @@
 //! * [`store`]: the crash-safe dataset and model store with two-phase-commit states.
 //! * [`server`]: `party serve` — peer link, client endpoint, job runner.
 //! * [`client`]: the client side (used by `share-upload` and `party job`).
+//! * [`infer`]: encrypted ST-GCN inference — its messages, the client's key generation,
+//!   encryption and decryption, input files, and the `he-infer` session driver (the server side
+//!   is [`server::infer`]).
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
 pub mod client;
+pub mod infer;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -17,6 +17,9 @@
 //! [`UPLOAD_CHUNK`]) until the declared length, answered by `Reply::Prepared`; the client then
 //! asks P0 to `Commit`, which runs two-phase commit with P1 over the peer link.
 //!
+//! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
+//! [`crate::infer::msg`].
+//!
 //! # Peer link (mutual TLS with pinned certificates, see [`crate::transport`])
 //!
 //! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash
@@ -182,6 +185,8 @@ pub enum ClientRequest {
         /// The job that trained it.
         job: EntryId,
     },
+    /// A request to the encrypted-inference endpoint ([`crate::infer::msg`]).
+    Inference(crate::infer::msg::InferRequest),
 }
 
 /// A stored entry as listed to its owner.
@@ -270,6 +275,8 @@ pub enum Reply {
         /// Explanation for the client (never secret data).
         message: String,
     },
+    /// A reply of the encrypted-inference endpoint ([`crate::infer::msg`]).
+    Inference(crate::infer::msg::InferReply),
 }
 
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).

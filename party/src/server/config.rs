@@ -24,6 +24,74 @@ pub struct Config {
     /// Optional dealer for jobs that ask for dealer triples.
     #[serde(default)]
     pub dealer: Option<DealerConfig>,
+    /// Optional encrypted-inference endpoint (served models and session limits).
+    #[serde(default)]
+    pub inference: Option<InferenceConfig>,
+}
+
+/// The encrypted-inference endpoint (`[inference]`): which models this party serves under CKKS
+/// and the limits on the clients' sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InferenceConfig {
+    /// Served models.
+    #[serde(default)]
+    pub models: Vec<ServedModelConfig>,
+    /// Largest total size of one session's evaluation keys (bytes, as uploaded).
+    #[serde(default = "default_max_key_bytes")]
+    pub max_key_bytes: u64,
+    /// Sessions one client may hold at once.
+    #[serde(default = "default_sessions_per_client")]
+    pub max_sessions_per_client: usize,
+    /// Sessions of all clients together (each holds its keys in memory).
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    /// Idle seconds after which a session and its keys are dropped.
+    #[serde(default = "default_session_ttl")]
+    pub session_ttl_s: u64,
+    /// Encrypted forward passes running at once (each uses every core).
+    #[serde(default = "default_concurrent_inferences")]
+    pub max_concurrent_inferences: usize,
+}
+
+/// One served model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServedModelConfig {
+    /// Name clients ask for.
+    pub name: String,
+    /// The model's `.json` configuration; the weights are the `.safetensors` beside it.
+    pub path: PathBuf,
+    /// `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
+    #[serde(default = "default_packing")]
+    pub packing: String,
+    /// A 128-bit CKKS preset name; default: the smallest that holds the model.
+    #[serde(default)]
+    pub preset: Option<String>,
+}
+
+fn default_max_key_bytes() -> u64 {
+    8 << 30
+}
+
+fn default_sessions_per_client() -> usize {
+    2
+}
+
+fn default_max_sessions() -> usize {
+    8
+}
+
+fn default_session_ttl() -> u64 {
+    3600
+}
+
+fn default_concurrent_inferences() -> usize {
+    1
+}
+
+fn default_packing() -> String {
+    "ama".into()
 }
 
 /// The peer link.
@@ -132,6 +200,11 @@ impl Config {
         if let Some(d) = &mut c.dealer {
             fix(&mut d.certificate);
         }
+        if let Some(inf) = &mut c.inference {
+            for m in &mut inf.models {
+                fix(&mut m.path);
+            }
+        }
         anyhow::ensure!(c.role <= 1, "{}: role must be 0 or 1", path.display());
         match c.role {
             0 => anyhow::ensure!(
@@ -190,6 +263,19 @@ max_concurrent_jobs = 2          # P0 refuses jobs beyond this
 # [dealer]
 # address = "198.51.100.7:7000"
 # certificate = "dealer-cert.pem"
+
+# Optional encrypted ST-GCN inference (`he-infer` clients). Clients upload evaluation keys only;
+# the secret key never leaves them.
+# [inference]
+# max_key_bytes = 8589934592     # largest key upload of one session (bytes)
+# max_sessions_per_client = 2
+# max_sessions = 8
+# session_ttl_s = 3600           # idle sessions are dropped after this long
+# max_concurrent_inferences = 1
+# [[inference.models]]
+# name = "bodypose"
+# path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it
+# packing = "ama"                # or "channel-major"
 "#
     )
 }

@@ -1,7 +1,8 @@
 //! The party server (`party serve`): the peer link with two-phase commit and crash recovery,
 //! the client endpoint (uploads, listings, deletes, jobs, model reveal), and the job runner that
 //! trains SecureML linear/logistic regression (SecureML §IV) on the stored shares with the other
-//! party, each party in its own process.
+//! party, each party in its own process; optionally the encrypted-inference endpoint
+//! ([`infer`]) for the models listed in `[inference]`.
 //!
 //! Security: the peer link accepts only the pinned peer certificate (mutual TLS); clients are
 //! admitted by certificate fingerprint or token; a client sees and uses only its own entries; the
@@ -10,6 +11,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod infer;
 pub mod job;
 pub mod timed;
 
@@ -50,6 +52,7 @@ pub struct Server {
     jobs: Arc<Semaphore>,
     timeout: Duration,
     kind: TransportKind,
+    infer: Option<Arc<infer::InferenceService>>,
 }
 
 /// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
@@ -95,8 +98,14 @@ impl Server {
         }
         let kind: TransportKind = cfg.peer.transport.parse()?;
         anyhow::ensure!(kind.is_secure(), "the peer link must be authenticated");
+        let timeout = Duration::from_secs(cfg.peer.timeout_s.max(1));
+        let infer = match &cfg.inference {
+            Some(ic) => Some(Arc::new(infer::InferenceService::load(ic, timeout)?)),
+            None => None,
+        };
         Ok(Arc::new(Self {
-            timeout: Duration::from_secs(cfg.peer.timeout_s.max(1)),
+            infer,
+            timeout,
             jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
             store,
             peer: RwLock::new(None),
@@ -568,6 +577,15 @@ impl Server {
                         reply(ch, &err(ErrorCode::Peer, format!("{e:#}"))).await?;
                     }
                 }
+                ClientRequest::Inference(r) => match &self.infer {
+                    Some(svc) => svc.handle(ch, &owner, r).await?,
+                    None => {
+                        tracing::warn!(
+                            "refused {owner}: inference request, no [inference] section"
+                        );
+                        reply(ch, &err(ErrorCode::NotFound, "this party serves no models")).await?;
+                    }
+                },
                 ClientRequest::Reveal { job } => match self.store.get(&job) {
                     Ok(m) if m.owner == owner && m.kind == EntryKind::Model => {
                         let s = self.store.load_share(&m)?;

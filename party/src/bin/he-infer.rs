@@ -1,0 +1,335 @@
+//! `he-infer` — encrypted ST-GCN inference against a party's inference endpoint.
+//!
+//! ```text
+//! he-infer --client client.toml --list
+//! he-infer --client client.toml --model bodypose --input pose.csv [--top 5] [--check model.json]
+//! he-infer --client client.toml --model mocap15 --dataset mocap15 --index 7 [--repeat 3]
+//! ```
+//!
+//! The client makes a fresh CKKS secret key, uploads the relinearization and Galois keys once
+//! (seed-compressed, streamed while they are generated), encrypts the sequence under the
+//! parameters and layout the party announces (checked against the client's own list of 128-bit
+//! presets), receives encrypted logits, decrypts them and prints the top classes. `--check`
+//! runs the plaintext model locally on the same input and prints the largest logit error.
+//!
+//! `client.toml` (paths relative to the file; flags override it):
+//!
+//! ```toml
+//! server = "127.0.0.1:7200"        # the party's client address
+//! server_cert = "p0-cert.pem"      # the party's certificate, pinned
+//! token = "..."                    # a bearer token registered at the party, or
+//! cert_dir = "me"                  # an identity registered by fingerprint (party client-init)
+//! ```
+//!
+//! Input files: see `party::infer::input` (CSV: one line per frame, `x0,y0[,z0],x1,…`; NPY:
+//! `(C, T, V, M)` or `(C, T, V)`). `--dataset bodypose` takes sample `--index` of the BodyPose
+//! test split (stratified 20 %, seed 42) and `--dataset mocap15` of the Mocap-15 cross-view test
+//! split (20 clips per class), the splits the committed models were evaluated on.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ndarray::{Array4, Axis};
+use party::client::Client;
+use party::infer::{self, client::InferClient, ModelInfo};
+use party::transport::{Identity, PeerCert};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "he-infer",
+    about = "Encrypted ST-GCN inference (CKKS) against a Dyad party"
+)]
+struct Cli {
+    /// Client configuration (server, server_cert, token or cert_dir).
+    #[arg(long)]
+    client: Option<PathBuf>,
+    /// The party's client address (overrides the file).
+    #[arg(long)]
+    server: Option<SocketAddr>,
+    /// The party's certificate (overrides the file).
+    #[arg(long)]
+    server_cert: Option<PathBuf>,
+    /// Bearer token (overrides the file).
+    #[arg(long)]
+    token: Option<String>,
+    /// Identity directory registered by fingerprint (overrides the file).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// List the served models and exit.
+    #[arg(long)]
+    list: bool,
+    /// Served model name.
+    #[arg(long)]
+    model: Option<String>,
+    /// Input sequence (CSV or NPY).
+    #[arg(long, conflicts_with = "dataset")]
+    input: Option<PathBuf>,
+    /// Bundled dataset: bodypose or mocap15 (test split).
+    #[arg(long, requires = "index")]
+    dataset: Option<String>,
+    /// Sample index in the dataset's test split.
+    #[arg(long)]
+    index: Option<usize>,
+    /// Classes to print.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// The model's .json (weights beside it): also run the plaintext model and compare.
+    #[arg(long)]
+    check: Option<PathBuf>,
+    /// Encrypted inferences to run in the session (fresh encryption each; timings are per run).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    server: Option<SocketAddr>,
+    server_cert: Option<PathBuf>,
+    token: Option<String>,
+    cert_dir: Option<PathBuf>,
+}
+
+fn load_client_file(path: &Path) -> Result<ClientFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut f: ClientFile =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for p in [&mut f.server_cert, &mut f.cert_dir].into_iter().flatten() {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    Ok(f)
+}
+
+async fn connect(cli: &Cli) -> Result<InferClient> {
+    let file = match &cli.client {
+        Some(p) => load_client_file(p)?,
+        None => ClientFile::default(),
+    };
+    let addr = cli
+        .server
+        .or(file.server)
+        .context("no server address (--server or `server` in --client)")?;
+    let cert = cli
+        .server_cert
+        .clone()
+        .or(file.server_cert)
+        .context("no server certificate (--server-cert or `server_cert` in --client)")?;
+    let token = cli.token.clone().or(file.token);
+    let me = match cli.cert_dir.clone().or(file.cert_dir) {
+        Some(d) => Identity::load(&d).with_context(|| format!("loading {}", d.display()))?,
+        None => Identity::generate("dyad-client")?,
+    };
+    let party = PeerCert::load(&cert).with_context(|| format!("loading {}", cert.display()))?;
+    let c = Client::connect(addr, &party, &me, token)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    Ok(InferClient::new(c))
+}
+
+/// The sample and, for a dataset, its true class name.
+fn load_input(cli: &Cli, info: &ModelInfo) -> Result<(Array4<f64>, Option<String>)> {
+    let l = &info.input_layout;
+    let shape = (l.channels, l.frames, l.nodes, l.persons);
+    if let Some(p) = &cli.input {
+        return Ok((infer::input::read_sequence(p, shape)?, None));
+    }
+    let (Some(name), Some(i)) = (cli.dataset.as_deref(), cli.index) else {
+        bail!("give --input FILE or --dataset NAME --index I");
+    };
+    use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Mocap15, Mocap15Config};
+    let set = match name {
+        "bodypose" => {
+            BodyPoseSet::load_bundled(BodyPoseNormalization::AsProvided)?
+                .set
+                .split_stratified(0.2, 42)?
+                .1
+        }
+        "mocap15" => {
+            Mocap15::load_bundled(Mocap15Config {
+                frames: l.frames,
+                ..Default::default()
+            })?
+            .cross_view(40, 20)?
+            .test
+            .set
+        }
+        d => bail!("unknown dataset {d:?} (bodypose, mocap15)"),
+    };
+    anyhow::ensure!(
+        i < set.len(),
+        "--index {i}: the {name} test split has {} samples",
+        set.len()
+    );
+    let x = set.data.index_axis(Axis(0), i).mapv(f64::from);
+    anyhow::ensure!(
+        x.dim() == shape,
+        "{name} samples are {:?}, model {:?} takes (C, T, V, M) = {shape:?}",
+        x.dim(),
+        info.name
+    );
+    Ok((x, Some(set.class_names[set.labels[i]].clone())))
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1u64 << 20) as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut c = connect(&cli).await?;
+    if cli.list {
+        for m in c.list_models().await? {
+            println!("{m}");
+        }
+        return Ok(());
+    }
+    let model = cli.model.clone().context("--model NAME is needed")?;
+    let info = c.model_info(&model).await?;
+    let params = infer::params_for(&info)?;
+    let l = &info.input_layout;
+    println!(
+        "model {}: preset {} (N = 2^{}, {} levels), input level {}, (C, T, V, M) = ({}, {}, {}, {}), {} input ciphertexts, {} classes",
+        info.name,
+        info.preset,
+        info.log_n,
+        params.max_level(),
+        info.input_level,
+        l.channels,
+        l.frames,
+        l.nodes,
+        l.persons,
+        l.num_cts(),
+        info.class_names.len()
+    );
+    let (x, label) = load_input(&cli, &info)?;
+    anyhow::ensure!(cli.repeat >= 1, "--repeat must be at least 1");
+
+    let t0 = Instant::now();
+    let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
+    let keys = infer::generate_keys(&params, sk.clone(), &info.rotation_steps)?;
+    let (n_keys, key_bytes) = (keys.lens.len(), keys.total_bytes());
+    anyhow::ensure!(
+        key_bytes <= info.max_key_bytes,
+        "the session keys take {key_bytes} bytes, the party accepts at most {}",
+        info.max_key_bytes
+    );
+    let (session, ttl) = c.open_session(&model, keys).await?;
+    let keys_s = t0.elapsed().as_secs_f64();
+    println!(
+        "session {session}: {n_keys} evaluation keys ({} Galois), {key_bytes} bytes ({:.1} MiB) generated and uploaded in {keys_s:.2}s; idle expiry {ttl}s",
+        n_keys - 1,
+        mib(key_bytes)
+    );
+
+    let limit = infer::max_ciphertext_bytes(&params);
+    let (mut enc_t, mut rt_t, mut eval_t, mut dec_t) = (vec![], vec![], vec![], vec![]);
+    let mut logits = Vec::new();
+    for _ in 0..cli.repeat {
+        let t = Instant::now();
+        let cts = infer::encrypt_input(&info, &params, &sk, x.view())?;
+        enc_t.push(t.elapsed().as_secs_f64());
+        let up: u64 = cts.iter().map(|c| c.len() as u64).sum();
+        let t = Instant::now();
+        let r = c.infer(session, &cts, limit).await?;
+        rt_t.push(t.elapsed().as_secs_f64());
+        eval_t.push(r.eval_seconds);
+        let down: u64 = r.cts.iter().map(|c| c.len() as u64).sum();
+        let t = Instant::now();
+        logits = infer::decrypt_logits(&params, &sk, &r.cts, &r.positions)?;
+        dec_t.push(t.elapsed().as_secs_f64());
+        println!(
+            "inference: input {} B ({:.1} MiB) up, logits {} B down; encrypt {:.3}s, request {:.3}s (server evaluation {:.3}s: {} rotations, {} key switches, {} pt×ct, {} ct×ct, {} rescales), decrypt {:.3}s",
+            up,
+            mib(up),
+            down,
+            enc_t.last().unwrap_or(&0.0),
+            rt_t.last().unwrap_or(&0.0),
+            r.eval_seconds,
+            r.counts.rotate,
+            r.counts.key_switch,
+            r.counts.mul_plain,
+            r.counts.mul,
+            r.counts.rescale,
+            dec_t.last().unwrap_or(&0.0)
+        );
+    }
+    c.close_session(session).await?;
+    if cli.repeat > 1 {
+        println!(
+            "median over {} runs: encrypt {:.3}s, request {:.3}s, server evaluation {:.3}s, decrypt {:.3}s",
+            cli.repeat,
+            median(&mut enc_t),
+            median(&mut rt_t),
+            median(&mut eval_t),
+            median(&mut dec_t)
+        );
+    }
+    anyhow::ensure!(
+        logits.len() == info.class_names.len(),
+        "{} scores for {} classes",
+        logits.len(),
+        info.class_names.len()
+    );
+    if let Some(l) = &label {
+        println!("true class: {l}");
+    }
+    println!("top classes (decrypted logits):");
+    for (rank, &q) in infer::top_k(&logits, cli.top).iter().enumerate() {
+        println!(
+            "{:>3}. {:<28} {:>12.6}",
+            rank + 1,
+            info.class_names[q],
+            logits[q]
+        );
+    }
+    if let Some(path) = &cli.check {
+        let json =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let wpath = path.with_extension("safetensors");
+        let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
+        let m = ml::stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
+        let plain = m.fold().forward(x.view().insert_axis(Axis(0)))?;
+        let plain: Vec<f64> = plain.row(0).to_vec();
+        anyhow::ensure!(
+            plain.len() == logits.len(),
+            "{} has {} classes, the served model {}",
+            path.display(),
+            plain.len(),
+            logits.len()
+        );
+        let err = plain
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let (pt, et) = (infer::top_k(&plain, 1)[0], infer::top_k(&logits, 1)[0]);
+        println!(
+            "check: max |logit error| = {err:.3e}; plaintext top-1 {}, encrypted top-1 {}: {}",
+            info.class_names[pt],
+            info.class_names[et],
+            if pt == et { "agrees" } else { "DISAGREES" }
+        );
+    }
+    Ok(())
+}

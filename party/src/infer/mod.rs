@@ -1,0 +1,354 @@
+//! Encrypted ST-GCN inference as a service (CryptoGCN, Ran et al., NeurIPS 2022: the client
+//! encrypts a skeleton sequence under CKKS, the server evaluates the network on ciphertexts and
+//! returns encrypted class scores only the client can decrypt).
+//!
+//! * [`msg`]: the messages of the inference endpoint.
+//! * this module: the client's side of the math — rebuild and check the CKKS parameters a party
+//!   announces ([`params_for`]), generate the evaluation keys one serialized object at a time on
+//!   a background thread ([`generate_keys`]), pack and encrypt an input sequence in the model's
+//!   slot layout ([`encrypt_input`]), decrypt the logits ([`decrypt_logits`]).
+//! * [`input`]: reading a sequence from CSV or NPY with errors that name file, line and value.
+//! * [`client`]: the async driver of one inference session over a [`crate::client::Client`].
+//!
+//! The server side lives in [`crate::server::infer`]. The secret key is made by the client and
+//! never serialized onto the network; inputs are encrypted with it symmetrically (the seeded
+//! form halves their size), so the client needs no public key either.
+
+pub mod client;
+pub mod input;
+pub mod msg;
+
+pub use msg::{InferReply, InferRequest, ModelInfo};
+
+use ckks::{Ciphertext, CkksParams, Encoder, KeyGenerator, SecretKey};
+use hegcn::Layout;
+use ndarray::ArrayView4;
+use std::sync::Arc;
+
+/// Largest number of logical input entries `C·T·V·M` a client accepts in a layout.
+pub const MAX_INPUT_ENTRIES: usize = 1 << 24;
+
+/// Errors of the client side of inference.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InferError {
+    /// A CKKS operation failed.
+    #[error("CKKS: {0}")]
+    Ckks(#[from] ckks::CkksError),
+    /// The connection or the party failed.
+    #[error(transparent)]
+    Client(#[from] crate::client::ClientError),
+    /// The party named a preset this client does not know as a 128-bit preset.
+    #[error("the party uses preset {name:?}, which is not a 128-bit preset this client knows")]
+    UnknownPreset {
+        /// The announced name.
+        name: String,
+    },
+    /// The announced parameters or layout disagree with the preset or with themselves.
+    #[error("model info: {what}: expected {expected}, found {found}")]
+    BadInfo {
+        /// Which field.
+        what: &'static str,
+        /// Expected value.
+        expected: u64,
+        /// Announced value.
+        found: u64,
+    },
+    /// An input does not have the model's shape.
+    #[error("input {what}: expected {expected}, found {found}")]
+    Shape {
+        /// Which dimension.
+        what: &'static str,
+        /// Expected size.
+        expected: usize,
+        /// Actual size.
+        found: usize,
+    },
+    /// Reading an input file failed.
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+    /// The key generation thread ended early.
+    #[error("key generation stopped: {reason}")]
+    KeyGeneration {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<mpc::MpcError> for InferError {
+    fn from(e: mpc::MpcError) -> Self {
+        InferError::Client(crate::client::ClientError::Channel(e))
+    }
+}
+
+/// Result of the client side of inference.
+pub type Result<T, E = InferError> = std::result::Result<T, E>;
+
+/// Rebuilds the parameters `info` announces from the client's own list of 128-bit presets and
+/// checks the announced chain and layout against them (a party cannot make the client encrypt
+/// under weaker parameters than a known 128-bit preset).
+///
+/// # Errors
+/// [`InferError::UnknownPreset`], [`InferError::BadInfo`].
+pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
+    let preset = ckks::presets::ALL_128BIT
+        .iter()
+        .find(|p| p.name == info.preset)
+        .ok_or_else(|| InferError::UnknownPreset {
+            name: info.preset.clone(),
+        })?;
+    let params = preset.build()?;
+    let bad = |what, expected: usize, found: usize| InferError::BadInfo {
+        what,
+        expected: expected as u64,
+        found: found as u64,
+    };
+    if info.log_n != params.log_n().0 {
+        return Err(bad(
+            "log2(N)",
+            params.log_n().0 as usize,
+            info.log_n as usize,
+        ));
+    }
+    if info.q_primes != params.q_primes() || info.p_primes != params.p_primes() {
+        return Err(bad(
+            "prime chain length",
+            params.q_primes().len() + params.p_primes().len(),
+            info.q_primes.len() + info.p_primes.len(),
+        ));
+    }
+    if info.input_level as usize > params.max_level() {
+        return Err(bad(
+            "input level",
+            params.max_level(),
+            info.input_level as usize,
+        ));
+    }
+    check_layout(&info.input_layout, &params)?;
+    let (c, v) = (info.input_layout.channels, info.input_layout.nodes);
+    if let Some((scale, shift)) = &info.input_affine {
+        for (what, len) in [
+            ("input scale entries", scale.len()),
+            ("input shift entries", shift.len()),
+        ] {
+            if len != c * v {
+                return Err(bad(what, c * v, len));
+            }
+        }
+    }
+    if info.class_names.is_empty() {
+        return Err(bad("class count (at least)", 1, 0));
+    }
+    Ok(params)
+}
+
+/// Checks that every entry of `l` lands on a slot of a ciphertext (a malformed layout could
+/// otherwise make the client allocate or index out of range).
+fn check_layout(l: &Layout, params: &CkksParams) -> Result<()> {
+    let bad = |what, expected: usize, found: usize| InferError::BadInfo {
+        what,
+        expected: expected as u64,
+        found: found as u64,
+    };
+    if l.slots != params.slots() {
+        return Err(bad("layout slots", params.slots(), l.slots));
+    }
+    if l.block == 0 || l.block > l.slots || !l.block.is_power_of_two() {
+        return Err(bad("layout block (power of two ≤ slots)", l.slots, l.block));
+    }
+    let entries = [l.channels, l.frames, l.nodes, l.persons]
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d).filter(|_| d > 0));
+    match entries {
+        Some(n) if n <= MAX_INPUT_ENTRIES => {}
+        _ => return Err(bad("input entries C·T·V·M", MAX_INPUT_ENTRIES, usize::MAX)),
+    }
+    let per = l.persons.checked_mul(l.frame_stride);
+    let last = l
+        .frames
+        .checked_sub(1)
+        .and_then(|t| t.checked_mul(l.dilation));
+    match (per, last) {
+        (Some(p), Some(t)) if p <= l.block && t < l.frame_stride => {}
+        _ => return Err(bad("layout block (M·T_p)", l.block, usize::MAX)),
+    }
+    let cts = l.num_cts();
+    if cts == 0 || cts > msg::MAX_REQUEST_CTS {
+        return Err(bad("input ciphertexts", msg::MAX_REQUEST_CTS, cts));
+    }
+    // The largest block index any (c, v) uses must fit the ciphertext.
+    let max_block = match l.packing {
+        hegcn::Packing::Ama => l.blocks_per_ct(),
+        hegcn::Packing::ChannelMajor => l.nodes,
+    };
+    if max_block.checked_mul(l.block).is_none_or(|s| s > l.slots) {
+        return Err(bad("layout blocks × block size", l.slots, usize::MAX));
+    }
+    Ok(())
+}
+
+/// Serialized evaluation keys streamed from a background generator: `lens[0]` is the
+/// relinearization key, the rest one `GaloisKeys` object per rotation step.
+#[derive(Debug)]
+pub struct KeyStream {
+    /// Byte length of each object, in sending order.
+    pub lens: Vec<u64>,
+    /// The objects, in order.
+    pub rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>>>,
+}
+
+impl KeyStream {
+    /// Total bytes of all objects.
+    pub fn total_bytes(&self) -> u64 {
+        self.lens.iter().sum()
+    }
+}
+
+/// Starts generating the session keys for `steps` under `sk`: the relinearization key and one
+/// Galois key per distinct Galois element, serialized (seeded) one at a time on a background
+/// thread so that at most a few keys are in memory at once. Every Galois key object of one
+/// parameter set has the same length, so all lengths are known after the first one.
+///
+/// # Errors
+/// CKKS errors of the first keys.
+pub fn generate_keys(params: &CkksParams, sk: Arc<SecretKey>, steps: &[i64]) -> Result<KeyStream> {
+    let mut kg = KeyGenerator::new(params);
+    let relin = kg.relin_key(&sk)?.to_bytes(params)?;
+    let mut seen = std::collections::BTreeSet::new();
+    let steps: Vec<i64> = steps
+        .iter()
+        .copied()
+        .filter(|&s| {
+            let g = ckks::galois_element_for_step(params, s);
+            g != 1 && seen.insert(g)
+        })
+        .collect();
+    let mut lens = vec![relin.len() as u64];
+    let first = match steps.first() {
+        Some(&s) => {
+            let k = kg.galois_keys(&sk, &[s], false)?.to_bytes(params)?;
+            lens.extend(std::iter::repeat_n(k.len() as u64, steps.len()));
+            Some(k)
+        }
+        None => None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let params = params.clone();
+    std::thread::spawn(move || {
+        if tx.blocking_send(Ok(relin)).is_err() {
+            return;
+        }
+        if let Some(k) = first {
+            if tx.blocking_send(Ok(k)).is_err() {
+                return;
+            }
+        }
+        for &s in steps.iter().skip(1) {
+            let k = kg
+                .galois_keys(&sk, &[s], false)
+                .and_then(|g| g.to_bytes(&params))
+                .map_err(InferError::from);
+            if tx.blocking_send(k).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(KeyStream { lens, rx })
+}
+
+/// Packs one sample `(C, T, V, M)` in the announced layout after the model's input affine map
+/// and encrypts every ciphertext symmetrically under `sk` at `info.input_level` with the default
+/// scale; returns the serialized (seeded) ciphertexts in layout order.
+///
+/// # Errors
+/// [`InferError::Shape`] for a sample of the wrong shape; CKKS errors.
+pub fn encrypt_input(
+    info: &ModelInfo,
+    params: &CkksParams,
+    sk: &SecretKey,
+    x: ArrayView4<'_, f64>,
+) -> Result<Vec<Vec<u8>>> {
+    let l = &info.input_layout;
+    for (what, expected, found) in [
+        ("channels C", l.channels, x.dim().0),
+        ("frames T", l.frames, x.dim().1),
+        ("joints V", l.nodes, x.dim().2),
+        ("persons M", l.persons, x.dim().3),
+    ] {
+        if expected != found {
+            return Err(InferError::Shape {
+                what,
+                expected,
+                found,
+            });
+        }
+    }
+    let mut slots = vec![vec![0.0; l.slots]; l.num_cts()];
+    for ((c, t, v, m), &e) in x.indexed_iter() {
+        let y = match &info.input_affine {
+            Some((scale, shift)) => scale[c * l.nodes + v] * e + shift[c * l.nodes + v],
+            None => e,
+        };
+        let (ct, slot) = l.slot(c, t, v, m);
+        slots[ct][slot] = y;
+    }
+    let encoder = Encoder::new(params);
+    let level = info.input_level as usize;
+    slots
+        .iter()
+        .map(|s| {
+            let pt = encoder.encode(s, level, params.default_scale())?;
+            Ok(sk.encrypt_symmetric(&pt)?.to_bytes(params)?)
+        })
+        .collect()
+}
+
+/// Largest serialized size of a ciphertext under `params` (a full, unseeded ciphertext at the
+/// top level plus framing), used as the per-object size limit on received ciphertexts.
+pub fn max_ciphertext_bytes(params: &CkksParams) -> u64 {
+    let words = 2 * params.n() as u64 * (params.max_level() as u64 + 1);
+    words * 8 + 4096
+}
+
+/// Decrypts the logit ciphertexts and reads the class scores at `positions`.
+///
+/// # Errors
+/// CKKS errors (wrong parameters, malformed bytes); [`InferError::BadInfo`] for a position
+/// outside the ciphertexts.
+pub fn decrypt_logits(
+    params: &CkksParams,
+    sk: &SecretKey,
+    cts: &[Vec<u8>],
+    positions: &[(u32, u32)],
+) -> Result<Vec<f64>> {
+    let encoder = Encoder::new(params);
+    let limit = max_ciphertext_bytes(params);
+    let dec: Vec<Vec<f64>> = cts
+        .iter()
+        .map(|b| {
+            let ct = Ciphertext::from_bytes_with_limit(b, params, limit)?;
+            Ok(encoder.decode(&sk.decrypt(&ct)?))
+        })
+        .collect::<Result<_>>()?;
+    positions
+        .iter()
+        .map(|&(ct, slot)| {
+            dec.get(ct as usize)
+                .and_then(|d| d.get(slot as usize))
+                .copied()
+                .ok_or(InferError::BadInfo {
+                    what: "logit position (ciphertexts)",
+                    expected: dec.len() as u64,
+                    found: ct as u64,
+                })
+        })
+        .collect()
+}
+
+/// Indices of the `k` largest scores, best first.
+pub fn top_k(scores: &[f64], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    idx.truncate(k);
+    idx
+}

@@ -1,0 +1,123 @@
+//! Messages of the inference endpoint (carried inside [`crate::proto::ClientRequest::Inference`]
+//! and [`crate::proto::Reply::Inference`]).
+//!
+//! ```text
+//! client → party  Inference(ModelInfo { model })
+//! party  → client Inference(ModelInfo(info))                  parameters, layout, steps, classes
+//! client → party  Inference(OpenSession { model, key_lens })  relin key, then one Galois key each
+//! party  → client Inference(Ready) | Error                    refused before any key byte moves
+//! client → party  raw frames: each key's bytes, ≤ UPLOAD_CHUNK per frame
+//! party  → client Inference(SessionOpened { session, .. }) | Error
+//! client → party  Inference(Infer { session, ct_lens })       input ciphertexts
+//! party  → client Inference(Ready) | Error                    (Forbidden for another client)
+//! client → party  raw frames: each ciphertext's bytes
+//! party  → client Inference(Logits { ct_lens, .. }), raw frames of the logit ciphertexts
+//! client → party  Inference(CloseSession { session })
+//! party  → client Inference(Closed) | Error
+//! ```
+//!
+//! Every key and ciphertext travels in the `ckks` serialization (seeded where possible), which
+//! the party validates against the model's parameters with the declared length as size limit.
+//! The secret key never leaves the client.
+
+use crate::proto::EntryId;
+use serde::{Deserialize, Serialize};
+
+/// Most keys one session upload may declare (the relinearization key and Galois keys).
+pub const MAX_SESSION_KEYS: usize = 1024;
+/// Most ciphertexts one inference request may declare.
+pub const MAX_REQUEST_CTS: usize = 4096;
+
+/// A request to the inference endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InferRequest {
+    /// Names of the served models.
+    ListModels,
+    /// What a client needs to make keys and encrypt for `model`.
+    ModelInfo {
+        /// Served model name.
+        model: String,
+    },
+    /// Opens a session for `model`: after [`InferReply::Ready`] the client sends the serialized
+    /// relinearization key (`key_lens[0]` bytes) and then Galois keys (`key_lens[1..]`, each
+    /// one serialized `ckks::GaloisKeys`) as raw frames.
+    OpenSession {
+        /// Served model name.
+        model: String,
+        /// Byte length of each key object, relinearization key first.
+        key_lens: Vec<u64>,
+    },
+    /// Evaluates the model on encrypted input: after [`InferReply::Ready`] the client sends
+    /// the input ciphertexts (`ct_lens` bytes each, in layout order) as raw frames.
+    Infer {
+        /// The session (bound to the client that opened it).
+        session: EntryId,
+        /// Byte length of each serialized input ciphertext.
+        ct_lens: Vec<u64>,
+    },
+    /// Ends a session and drops its keys.
+    CloseSession {
+        /// The session.
+        session: EntryId,
+    },
+}
+
+/// Everything a client needs to encrypt for a served model (no model weights).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Served model name.
+    pub name: String,
+    /// CKKS preset name (one of `ckks::presets::ALL_128BIT`; the client rebuilds it).
+    pub preset: String,
+    /// `log2(N)` of the parameters.
+    pub log_n: u32,
+    /// The ciphertext prime chain `q_0..q_L` (the client checks it against the preset).
+    pub q_primes: Vec<u64>,
+    /// The special primes.
+    pub p_primes: Vec<u64>,
+    /// Level at which the input is encrypted (the model's multiplicative depth).
+    pub input_level: u32,
+    /// Slot layout of the input ciphertexts.
+    pub input_layout: hegcn::Layout,
+    /// Client-side input normalisation `x ↦ scale[c, v]·x + shift[c, v]`, row-major `(C, V)`.
+    pub input_affine: Option<(Vec<f64>, Vec<f64>)>,
+    /// Rotation steps whose Galois keys the session needs (left rotations).
+    pub rotation_steps: Vec<i64>,
+    /// Class names (one per class; generated names when the model file has none).
+    pub class_names: Vec<String>,
+    /// Largest total key upload the party accepts for one session (bytes).
+    pub max_key_bytes: u64,
+    /// Idle seconds after which a session expires.
+    pub session_ttl_s: u64,
+}
+
+/// A reply of the inference endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum InferReply {
+    /// Served model names.
+    Models(Vec<String>),
+    /// The description of a served model.
+    ModelInfo(Box<ModelInfo>),
+    /// Send the announced bytes now.
+    Ready,
+    /// The keys are validated and installed.
+    SessionOpened {
+        /// The new session.
+        session: EntryId,
+        /// Idle seconds until it expires.
+        ttl_s: u64,
+    },
+    /// Encrypted logits follow as raw frames (`ct_lens` bytes each).
+    Logits {
+        /// Byte length of each logit ciphertext.
+        ct_lens: Vec<u64>,
+        /// `(ciphertext, slot)` of each class score.
+        positions: Vec<(u32, u32)>,
+        /// Seconds the party spent on the homomorphic forward pass.
+        eval_seconds: f64,
+        /// Homomorphic operations of the forward pass.
+        counts: ckks::OpCounts,
+    },
+    /// The session is closed.
+    Closed,
+}

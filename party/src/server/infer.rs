@@ -1,0 +1,884 @@
+//! The party's encrypted-inference endpoint (CryptoGCN, Ran et al., NeurIPS 2022, served): it
+//! compiles the configured ST-GCN models for CKKS at start-up ([`hegcn::HeStgcn`], level planner
+//! choosing the 128-bit preset), accepts a client's evaluation keys once per session, evaluates
+//! the network on the client's ciphertexts and returns encrypted logits.
+//!
+//! Security: the party never receives a secret key (only the relinearization key and the Galois
+//! keys the model's rotations need, each validated against the parameters with its declared
+//! length as size limit); a session belongs to the authenticated client that opened it, and any
+//! other client is refused (`Forbidden`, logged); sessions are limited per client and in total,
+//! expire when idle, and their key upload is bounded by `max_key_bytes` before any byte moves.
+//! Semi-honest server: it learns the input shape and the timing, nothing of the values.
+//!
+//! The forward pass runs on the blocking pool (and rayon inside `hegcn`), never on the async
+//! executor's threads; at most `max_concurrent_inferences` run at once.
+
+use super::config::{InferenceConfig, ServedModelConfig};
+use crate::infer::client::{recv_object, send_object};
+use crate::infer::max_ciphertext_bytes;
+use crate::infer::msg::{InferReply, InferRequest, ModelInfo, MAX_REQUEST_CTS, MAX_SESSION_KEYS};
+use crate::proto::{EntryId, ErrorCode, Reply};
+use anyhow::{anyhow, Context, Result};
+use ckks::{Ciphertext, Evaluator, GaloisKeys, RelinKey};
+use hegcn::{HeStgcn, PackedTensor, Packing};
+use mpc::net::{Channel, ChannelExt};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// A model compiled for encrypted evaluation.
+#[derive(Debug)]
+pub struct ServedModel {
+    he: HeStgcn,
+    info: ModelInfo,
+    /// Galois elements of the rotations the model uses.
+    needed: BTreeSet<u64>,
+}
+
+impl ServedModel {
+    /// Loads `<path>.json` + `.safetensors`, folds it, plans its levels and compiles it.
+    ///
+    /// # Errors
+    /// Unreadable or invalid model files, an unknown packing or preset, a model deeper than the
+    /// largest preset.
+    pub fn load(cfg: &ServedModelConfig, limits: &InferenceConfig) -> Result<Self> {
+        let json = std::fs::read_to_string(&cfg.path)
+            .with_context(|| format!("reading {}", cfg.path.display()))?;
+        let wpath = cfg.path.with_extension("safetensors");
+        let weights =
+            std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
+        let model = ml::stgcn::StGcn::from_json_and_safetensors(&json, &weights)
+            .with_context(|| format!("loading model {}", cfg.path.display()))?;
+        Self::new(cfg, &model, limits)
+    }
+
+    /// Compiles an in-memory model under the settings of `cfg` (its `path` is not read).
+    ///
+    /// # Errors
+    /// An unknown packing or preset, a model deeper than the largest preset.
+    pub fn new(
+        cfg: &ServedModelConfig,
+        model: &ml::stgcn::StGcn,
+        limits: &InferenceConfig,
+    ) -> Result<Self> {
+        let packing = match cfg.packing.as_str() {
+            "ama" => Packing::Ama,
+            "channel-major" => Packing::ChannelMajor,
+            p => anyhow::bail!(
+                "model {:?}: unknown packing {p:?} (ama, channel-major)",
+                cfg.name
+            ),
+        };
+        let folded = model.fold();
+        let preset = match &cfg.preset {
+            None => hegcn::choose_preset(&folded, packing)?.0,
+            Some(name) => *ckks::presets::ALL_128BIT
+                .iter()
+                .find(|p| p.name == name.as_str())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "model {:?}: {name:?} is not a 128-bit preset ({})",
+                        cfg.name,
+                        ckks::presets::ALL_128BIT.map(|p| p.name).join(", ")
+                    )
+                })?,
+        };
+        let params = preset.build()?;
+        let he = HeStgcn::compile(&folded, packing, &params)
+            .with_context(|| format!("compiling model {:?} for {}", cfg.name, preset.name))?;
+        let n = folded.num_classes;
+        let mut class_names = model.config().class_names.clone();
+        if class_names.len() != n {
+            class_names = (0..n).map(|i| format!("class{i}")).collect();
+        }
+        let steps = he.rotation_steps();
+        let needed = steps
+            .iter()
+            .map(|&s| ckks::galois_element_for_step(&params, s))
+            .filter(|&g| g != 1)
+            .collect();
+        let info = ModelInfo {
+            name: cfg.name.clone(),
+            preset: preset.name.to_string(),
+            log_n: params.log_n().0,
+            q_primes: params.q_primes().to_vec(),
+            p_primes: params.p_primes().to_vec(),
+            input_level: he.plan().depth as u32,
+            input_layout: he.input_layout().clone(),
+            input_affine: folded
+                .input_affine
+                .as_ref()
+                .map(|(s, t)| (s.iter().copied().collect(), t.iter().copied().collect())),
+            rotation_steps: steps,
+            class_names,
+            max_key_bytes: limits.max_key_bytes,
+            session_ttl_s: limits.session_ttl_s,
+        };
+        Ok(Self { he, info, needed })
+    }
+
+    /// What clients are told about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Galois keys a session needs.
+    pub fn galois_key_count(&self) -> usize {
+        self.needed.len()
+    }
+}
+
+#[derive(Debug)]
+struct Session {
+    owner: String,
+    model: Arc<ServedModel>,
+    eval: Arc<Evaluator>,
+    last_used: Instant,
+}
+
+/// The inference endpoint of one party: served models and open sessions.
+#[derive(Debug)]
+pub struct InferenceService {
+    cfg: InferenceConfig,
+    models: BTreeMap<String, Arc<ServedModel>>,
+    sessions: Mutex<HashMap<EntryId, Session>>,
+    running: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// A request the service turned down (the stream stays in sync; the reply says why).
+struct Refusal(ErrorCode, String);
+
+impl InferenceService {
+    /// Loads and compiles every configured model. `timeout` bounds every wait for a client frame.
+    ///
+    /// # Errors
+    /// As [`ServedModel::load`]; duplicate model names.
+    pub fn load(cfg: &InferenceConfig, timeout: Duration) -> Result<Self> {
+        let mut models = Vec::new();
+        for m in &cfg.models {
+            let t0 = Instant::now();
+            let sm = ServedModel::load(m, cfg)?;
+            tracing::info!(
+                "serving model {:?} ({}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
+                m.name,
+                m.packing,
+                sm.info.preset,
+                sm.info.input_level,
+                sm.info.input_layout.num_cts(),
+                sm.needed.len(),
+                t0.elapsed().as_secs_f64()
+            );
+            models.push(sm);
+        }
+        Self::with_models(cfg, models, timeout)
+    }
+
+    /// A service for already compiled models (the `models` list of `cfg` is not read).
+    ///
+    /// # Errors
+    /// Duplicate model names.
+    pub fn with_models(
+        cfg: &InferenceConfig,
+        served: Vec<ServedModel>,
+        timeout: Duration,
+    ) -> Result<Self> {
+        let mut models = BTreeMap::new();
+        for sm in served {
+            let name = sm.info.name.clone();
+            anyhow::ensure!(
+                models.insert(name.clone(), Arc::new(sm)).is_none(),
+                "model name {name:?} is configured twice"
+            );
+        }
+        Ok(Self {
+            running: Arc::new(Semaphore::new(cfg.max_concurrent_inferences.max(1))),
+            cfg: cfg.clone(),
+            models,
+            sessions: Mutex::new(HashMap::new()),
+            timeout,
+        })
+    }
+
+    /// The served models by name.
+    pub fn models(&self) -> &BTreeMap<String, Arc<ServedModel>> {
+        &self.models
+    }
+
+    /// Number of open (unexpired) sessions.
+    pub fn session_count(&self) -> usize {
+        self.purge();
+        self.sessions.lock().expect("sessions lock").len()
+    }
+
+    fn purge(&self) {
+        let ttl = Duration::from_secs(self.cfg.session_ttl_s);
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .retain(|id, s| {
+                let keep = s.last_used.elapsed() <= ttl;
+                if !keep {
+                    tracing::info!("session {id} of {} expired", s.owner);
+                }
+                keep
+            });
+    }
+
+    /// Serves one request of the authenticated client `owner` on `ch`. Refusals are replied and
+    /// logged; an `Err` means the connection cannot continue (I/O failure or a client that
+    /// broke the framing).
+    ///
+    /// # Errors
+    /// Channel errors.
+    pub async fn handle<C: Channel>(
+        &self,
+        ch: &mut C,
+        owner: &str,
+        req: InferRequest,
+    ) -> Result<()> {
+        let what = match &req {
+            InferRequest::ListModels => "list models",
+            InferRequest::ModelInfo { .. } => "model info",
+            InferRequest::OpenSession { .. } => "open session",
+            InferRequest::Infer { .. } => "inference",
+            InferRequest::CloseSession { .. } => "close session",
+        };
+        let r = match req {
+            InferRequest::ListModels => {
+                Ok(InferReply::Models(self.models.keys().cloned().collect()))
+            }
+            InferRequest::ModelInfo { model } => self
+                .model(&model)
+                .map(|m| InferReply::ModelInfo(Box::new(m.info.clone()))),
+            InferRequest::OpenSession { model, key_lens } => {
+                self.open_session(ch, owner, &model, &key_lens).await?
+            }
+            InferRequest::Infer { session, ct_lens } => {
+                match self.infer(ch, owner, session, &ct_lens).await? {
+                    Ok(()) => return Ok(()),
+                    Err(r) => Err(r),
+                }
+            }
+            InferRequest::CloseSession { session } => self.close(owner, session),
+        };
+        let rep = match r {
+            Ok(r) => Reply::Inference(r),
+            Err(Refusal(code, message)) => {
+                tracing::warn!("refused {what} of {owner}: {message}");
+                Reply::Error { code, message }
+            }
+        };
+        ch.send(&rep).await?;
+        ch.flush().await?;
+        Ok(())
+    }
+
+    fn model(&self, name: &str) -> Result<&Arc<ServedModel>, Refusal> {
+        self.models.get(name).ok_or_else(|| {
+            Refusal(
+                ErrorCode::NotFound,
+                format!(
+                    "no model {name:?} (served: {})",
+                    self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+        })
+    }
+
+    /// Checks the announced upload, streams and validates the keys, installs the session.
+    async fn open_session<C: Channel>(
+        &self,
+        ch: &mut C,
+        owner: &str,
+        model: &str,
+        key_lens: &[u64],
+    ) -> Result<Result<InferReply, Refusal>> {
+        let m = match self.model(model) {
+            Ok(m) => m.clone(),
+            Err(r) => return Ok(Err(r)),
+        };
+        if let Err(r) = self.check_upload(&m, owner, key_lens) {
+            return Ok(Err(r));
+        }
+        ch.send(&Reply::Inference(InferReply::Ready)).await?;
+        ch.flush().await?;
+        // Every announced byte is read even when an object fails validation, so that the
+        // stream stays in sync and the refusal can be replied.
+        let params = m.he.params().clone();
+        let mut relin = None;
+        let mut galois = GaloisKeys::default();
+        let mut problem: Option<String> = None;
+        for (i, &len) in key_lens.iter().enumerate() {
+            let bytes = tokio::time::timeout(self.timeout, recv_object(ch, len))
+                .await
+                .map_err(|_| anyhow!("key upload of {owner} stalled"))??;
+            if problem.is_some() {
+                continue;
+            }
+            let p = params.clone();
+            let decoded = tokio::task::spawn_blocking(move || {
+                if i == 0 {
+                    RelinKey::from_bytes_with_limit(&bytes, &p, len).map(|k| (Some(k), None))
+                } else {
+                    GaloisKeys::from_bytes_with_limit(&bytes, &p, len).map(|g| (None, Some(g)))
+                }
+            })
+            .await?;
+            match decoded {
+                Ok((Some(k), _)) => relin = Some(k),
+                Ok((_, Some(g))) => {
+                    if let Some(e) = g.elements().find(|e| !m.needed.contains(e)) {
+                        problem = Some(format!(
+                            "key object {i}: Galois element {e} is not used by model {model:?}"
+                        ));
+                    } else if let Some(e) = g.elements().find(|&e| galois.contains(e)) {
+                        problem =
+                            Some(format!("key object {i}: Galois element {e} was sent twice"));
+                    }
+                    galois.extend(g);
+                }
+                Ok(_) => unreachable!("one of the two keys is decoded"),
+                Err(e) => {
+                    let what = if i == 0 {
+                        "relinearization key"
+                    } else {
+                        "Galois key"
+                    };
+                    problem = Some(format!("key object {i} ({what}): {e}"));
+                }
+            }
+        }
+        if let Some(p) = problem {
+            return Ok(Err(Refusal(ErrorCode::BadRequest, p)));
+        }
+        if let Some(missing) = m.needed.iter().find(|&&e| !galois.contains(e)) {
+            return Ok(Err(Refusal(
+                ErrorCode::BadRequest,
+                format!(
+                    "no Galois key for element {missing}: the model needs the {} steps of its model info",
+                    m.info.rotation_steps.len()
+                ),
+            )));
+        }
+        let Some(relin) = relin else {
+            return Ok(Err(Refusal(
+                ErrorCode::BadRequest,
+                "no relinearization key".into(),
+            )));
+        };
+        let eval = Evaluator::new(&params)
+            .with_relin_key(relin)
+            .with_galois_keys(galois);
+        // Limits again: another upload of the same client may have finished meanwhile.
+        if let Err(r) = self.check_limits(owner) {
+            return Ok(Err(r));
+        }
+        let session = EntryId::random();
+        self.sessions.lock().expect("sessions lock").insert(
+            session,
+            Session {
+                owner: owner.into(),
+                model: m,
+                eval: Arc::new(eval),
+                last_used: Instant::now(),
+            },
+        );
+        let total: u64 = key_lens.iter().sum();
+        tracing::info!(
+            "session {session} of {owner} opened for model {model:?} ({} keys, {total} bytes)",
+            key_lens.len()
+        );
+        Ok(Ok(InferReply::SessionOpened {
+            session,
+            ttl_s: self.cfg.session_ttl_s,
+        }))
+    }
+
+    fn check_limits(&self, owner: &str) -> Result<(), Refusal> {
+        self.purge();
+        let s = self.sessions.lock().expect("sessions lock");
+        let mine = s.values().filter(|x| x.owner == owner).count();
+        if mine >= self.cfg.max_sessions_per_client {
+            return Err(Refusal(
+                ErrorCode::Limit,
+                format!(
+                    "you hold {mine} sessions, max_sessions_per_client = {}; close one first",
+                    self.cfg.max_sessions_per_client
+                ),
+            ));
+        }
+        if s.len() >= self.cfg.max_sessions {
+            return Err(Refusal(
+                ErrorCode::Limit,
+                format!(
+                    "{} sessions open, max_sessions = {}",
+                    s.len(),
+                    self.cfg.max_sessions
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_upload(&self, m: &ServedModel, owner: &str, key_lens: &[u64]) -> Result<(), Refusal> {
+        let most = (m.needed.len() + 1).min(MAX_SESSION_KEYS);
+        if key_lens.is_empty() || key_lens.len() > most {
+            return Err(Refusal(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} key objects announced, the model takes 1 to {most} (relinearization key, then Galois keys)",
+                    key_lens.len()
+                ),
+            ));
+        }
+        let total = key_lens
+            .iter()
+            .try_fold(0u64, |a, &l| a.checked_add(l))
+            .unwrap_or(u64::MAX);
+        if total > self.cfg.max_key_bytes {
+            return Err(Refusal(
+                ErrorCode::Limit,
+                format!(
+                    "key upload of {total} bytes exceeds max_key_bytes = {}",
+                    self.cfg.max_key_bytes
+                ),
+            ));
+        }
+        if let Some((i, _)) = key_lens.iter().enumerate().find(|(_, &l)| l == 0) {
+            return Err(Refusal(
+                ErrorCode::BadRequest,
+                format!("key object {i} is announced empty"),
+            ));
+        }
+        self.check_limits(owner)
+    }
+
+    /// The session `id` if `owner` opened it.
+    fn session(
+        &self,
+        owner: &str,
+        id: EntryId,
+    ) -> Result<(Arc<ServedModel>, Arc<Evaluator>), Refusal> {
+        self.purge();
+        let s = self.sessions.lock().expect("sessions lock");
+        match s.get(&id) {
+            None => Err(Refusal(
+                ErrorCode::NotFound,
+                format!("no session {id} (closed or expired)"),
+            )),
+            Some(x) if x.owner != owner => Err(Refusal(
+                ErrorCode::Forbidden,
+                format!("session {id} belongs to another client"),
+            )),
+            Some(x) => Ok((x.model.clone(), x.eval.clone())),
+        }
+    }
+
+    fn touch(&self, id: EntryId) {
+        if let Some(s) = self.sessions.lock().expect("sessions lock").get_mut(&id) {
+            s.last_used = Instant::now();
+        }
+    }
+
+    /// Receives the input ciphertexts, runs the model, sends the logits. `Ok(Ok(()))` when the
+    /// logits went out; `Ok(Err(_))` for a refusal still to be replied.
+    async fn infer<C: Channel>(
+        &self,
+        ch: &mut C,
+        owner: &str,
+        id: EntryId,
+        ct_lens: &[u64],
+    ) -> Result<Result<(), Refusal>> {
+        let (m, eval) = match self.session(owner, id) {
+            Ok(x) => x,
+            Err(r) => return Ok(Err(r)),
+        };
+        let params = m.he.params().clone();
+        let layout = m.he.input_layout().clone();
+        let want = layout.num_cts();
+        if ct_lens.len() != want || want > MAX_REQUEST_CTS {
+            return Ok(Err(Refusal(
+                ErrorCode::BadRequest,
+                format!(
+                    "{} input ciphertexts announced, model {:?} takes {want}",
+                    ct_lens.len(),
+                    m.info.name
+                ),
+            )));
+        }
+        let limit = max_ciphertext_bytes(&params);
+        if let Some((i, &l)) = ct_lens
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l > limit || l == 0)
+        {
+            return Ok(Err(Refusal(
+                ErrorCode::Limit,
+                format!("input ciphertext {i}: {l} bytes, a ciphertext has 1 to {limit}"),
+            )));
+        }
+        ch.send(&Reply::Inference(InferReply::Ready)).await?;
+        ch.flush().await?;
+        let mut raw = Vec::with_capacity(want);
+        for &len in ct_lens {
+            let b = tokio::time::timeout(self.timeout, recv_object(ch, len))
+                .await
+                .map_err(|_| anyhow!("input upload of {owner} stalled"))??;
+            raw.push(b);
+        }
+        let level = m.info.input_level as usize;
+        let p = params.clone();
+        let cts = tokio::task::spawn_blocking(move || -> Result<Vec<Ciphertext>, String> {
+            raw.iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    let ct = Ciphertext::from_bytes_with_limit(b, &p, b.len() as u64)
+                        .map_err(|e| format!("input ciphertext {i}: {e}"))?;
+                    let rel = (ct.scale() / p.default_scale() - 1.0).abs();
+                    if ct.level() != level || rel > ckks::SCALE_TOLERANCE {
+                        return Err(format!(
+                            "input ciphertext {i}: level {} scale 2^{:.3}, the model takes level {level} scale 2^{:.3}",
+                            ct.level(),
+                            ct.scale().log2(),
+                            p.default_scale().log2()
+                        ));
+                    }
+                    Ok(ct)
+                })
+                .collect()
+        })
+        .await?;
+        let cts = match cts {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(Refusal(ErrorCode::BadRequest, e))),
+        };
+        let permit = self.running.clone().acquire_owned().await?;
+        let m2 = m.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let c0 = eval.counters();
+            let t0 = Instant::now();
+            let x = PackedTensor { cts, layout };
+            let r = m2.he.forward(&eval, &x);
+            let secs = t0.elapsed().as_secs_f64();
+            let counts = hegcn::counts_diff(&c0, &eval.counters());
+            r.and_then(|(logits, _)| {
+                let bytes = logits
+                    .cts
+                    .iter()
+                    .map(|c| c.to_bytes(m2.he.params()))
+                    .collect::<ckks::Result<Vec<_>>>()?;
+                Ok((bytes, logits.positions, secs, counts))
+            })
+        })
+        .await?;
+        self.touch(id);
+        let (bytes, positions, secs, counts) = match out {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("session {id} of {owner}: evaluation failed: {e}");
+                return Ok(Err(Refusal(
+                    ErrorCode::Internal,
+                    format!("evaluation failed: {e}"),
+                )));
+            }
+        };
+        tracing::info!(
+            "session {id} of {owner}: inference on {:?} in {secs:.2}s ({} rotations, {} key switches)",
+            m.info.name,
+            counts.rotate,
+            counts.key_switch
+        );
+        ch.send(&Reply::Inference(InferReply::Logits {
+            ct_lens: bytes.iter().map(|b| b.len() as u64).collect(),
+            positions: positions
+                .iter()
+                .map(|&(c, s)| (c as u32, s as u32))
+                .collect(),
+            eval_seconds: secs,
+            counts,
+        }))
+        .await?;
+        for b in &bytes {
+            send_object(ch, b).await?;
+        }
+        ch.flush().await?;
+        Ok(Ok(()))
+    }
+
+    fn close(&self, owner: &str, id: EntryId) -> Result<InferReply, Refusal> {
+        self.session(owner, id)?;
+        self.sessions.lock().expect("sessions lock").remove(&id);
+        tracing::info!("session {id} of {owner} closed");
+        Ok(InferReply::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::{encrypt_input, params_for, InferError};
+    use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
+    use ckks::KeyGenerator;
+    use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+    use ndarray::Array4;
+    use rand::{Rng, SeedableRng};
+
+    /// Widths 1, 2, 2, V = 5, T = 4, C = 3, all activations pruned: depth 7, `N14_L7`.
+    fn tiny() -> (ServedModel, InferenceConfig) {
+        let (c, t, v) = (3, 4, 5);
+        let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
+        let a = spatial_partition(v, &edges, 1).unwrap();
+        let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 3);
+        let all: Vec<usize> = (0..v).collect();
+        for b in 0..3 {
+            for s in 0..2 {
+                cfg.prune(b, s, &all).unwrap();
+            }
+        }
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        cfg.input_norm = Some(InputNorm {
+            mean: vec![(0..v).map(|_| rng.gen_range(-0.5..0.5)).collect(); c],
+            std: vec![(0..v).map(|_| rng.gen_range(0.5..2.0)).collect(); c],
+        });
+        let model = StGcn::new(cfg, 3).unwrap();
+        let limits = InferenceConfig {
+            models: vec![],
+            max_key_bytes: 1 << 30,
+            max_sessions_per_client: 1,
+            max_sessions: 2,
+            session_ttl_s: 60,
+            max_concurrent_inferences: 1,
+        };
+        let sc = ServedModelConfig {
+            name: "tiny".into(),
+            path: "unused.json".into(),
+            packing: "ama".into(),
+            preset: None,
+        };
+        (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
+    }
+
+    #[test]
+    fn client_packing_equals_hegcn_input_encryption() {
+        let (m, _) = tiny();
+        assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
+        assert_eq!(m.info.input_level, 7);
+        assert!(m.galois_key_count() > 0);
+        let params = params_for(&m.info).unwrap();
+        let sk = KeyGenerator::new(&params).secret_key();
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+        let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+        let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
+        let cts = bytes
+            .iter()
+            .map(|b| {
+                let c = Ciphertext::from_bytes(b, &params).unwrap();
+                assert!(c.is_seeded(), "symmetric encryption keeps the seeded form");
+                c
+            })
+            .collect();
+        let packed = PackedTensor {
+            cts,
+            layout: m.he.input_layout().clone(),
+        };
+        let dec = m.he.decrypt_tensor(&sk, &packed).unwrap();
+        let (scale, shift) = m.info.input_affine.clone().unwrap();
+        let err = dec
+            .indexed_iter()
+            .map(|((c, t, v, p), &d)| {
+                let want = scale[c * 5 + v] * x[[c, t, v, p]] + shift[c * 5 + v];
+                (d - want).abs()
+            })
+            .fold(0.0, f64::max);
+        assert!(err < 1e-6, "packing error {err}");
+        // A sample of the wrong shape is refused.
+        let y = Array4::zeros((3, 4, 6, 1));
+        assert!(matches!(
+            encrypt_input(&m.info, &params, &sk, y.view()),
+            Err(InferError::Shape {
+                what: "joints V",
+                expected: 5,
+                found: 6
+            })
+        ));
+    }
+
+    #[test]
+    fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
+        let (m, _) = tiny();
+        let mut i = m.info.clone();
+        i.preset = "INSECURE_N10_L4_S40_TEST_ONLY".into();
+        assert!(matches!(
+            params_for(&i),
+            Err(InferError::UnknownPreset { .. })
+        ));
+        let mut i = m.info.clone();
+        i.q_primes[2] += 2;
+        assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));
+        let mut i = m.info.clone();
+        i.input_layout.slots *= 2;
+        assert!(matches!(
+            params_for(&i),
+            Err(InferError::BadInfo {
+                what: "layout slots",
+                ..
+            })
+        ));
+        let mut i = m.info.clone();
+        i.input_layout.block = 0;
+        assert!(params_for(&i).is_err());
+        let mut i = m.info.clone();
+        i.input_layout.frames = 1 << 20;
+        assert!(params_for(&i).is_err());
+        let mut i = m.info.clone();
+        i.input_affine = Some((vec![1.0; 3], vec![0.0; 3]));
+        assert!(params_for(&i).is_err());
+    }
+
+    async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
+        ch.send(&ClientRequest::Inference(r)).await.unwrap();
+        ch.flush().await.unwrap();
+        ch.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap()
+    }
+
+    fn refusal(r: Reply) -> (ErrorCode, String) {
+        match r {
+            Reply::Error { code, message } => (code, message),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// The session's Galois keys must be exactly the model's: extra or missing elements are
+    /// refused after the announced bytes are read, and the connection stays usable. A complete
+    /// upload opens a session, which expires once idle longer than `session_ttl_s` (0 here).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
+        let (m, mut limits) = tiny();
+        limits.session_ttl_s = 0;
+        let params = m.he.params().clone();
+        let steps = m.info.rotation_steps.clone();
+        let svc = Arc::new(
+            InferenceService::with_models(&limits, vec![m], Duration::from_secs(30)).unwrap(),
+        );
+        let (mut client, mut server) = mpc::net::mem_pair();
+        let s2 = svc.clone();
+        let srv = tokio::spawn(async move {
+            loop {
+                let Ok(f) = server.recv_frame(MAX_CONTROL_FRAME).await else {
+                    return;
+                };
+                match decode::<ClientRequest>(&f, MAX_CONTROL_FRAME).unwrap() {
+                    ClientRequest::Inference(r) => {
+                        s2.handle(&mut server, "alice", r).await.unwrap()
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        });
+        let mut kg = KeyGenerator::new(&params);
+        let sk = kg.secret_key();
+        let relin = kg.relin_key(&sk).unwrap().to_bytes(&params).unwrap();
+        // A step the model does not rotate by.
+        let unused = (1..params.slots() as i64)
+            .find(|s| !steps.contains(s))
+            .unwrap();
+        let extra = kg
+            .galois_keys(&sk, &[unused], false)
+            .unwrap()
+            .to_bytes(&params)
+            .unwrap();
+        for (objects, want) in [
+            (vec![relin.clone(), extra], "is not used by model"),
+            (vec![relin.clone()], "no Galois key for element"),
+            (vec![extra_garbage()], "relinearization key"),
+        ] {
+            let key_lens = objects.iter().map(|o| o.len() as u64).collect();
+            let r = ask(
+                &mut client,
+                InferRequest::OpenSession {
+                    model: "tiny".into(),
+                    key_lens,
+                },
+            )
+            .await;
+            assert_eq!(r, Reply::Inference(InferReply::Ready));
+            for o in &objects {
+                send_object(&mut client, o).await.unwrap();
+            }
+            client.flush().await.unwrap();
+            let (code, msg) = refusal(client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap());
+            assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+            assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+        }
+        // Announcements the model cannot take are refused before any byte moves.
+        let (code, msg) = refusal(
+            ask(
+                &mut client,
+                InferRequest::OpenSession {
+                    model: "tiny".into(),
+                    key_lens: vec![10; steps.len() + 5],
+                },
+            )
+            .await,
+        );
+        assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+        let (code, _) = refusal(
+            ask(
+                &mut client,
+                InferRequest::Infer {
+                    session: EntryId::random(),
+                    ct_lens: vec![1],
+                },
+            )
+            .await,
+        );
+        assert_eq!(code, ErrorCode::NotFound);
+        assert_eq!(svc.session_count(), 0);
+        // The complete, correct key set opens a session; with a zero TTL it is gone right after.
+        let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps).unwrap();
+        let key_lens = keys.lens.clone();
+        let mut rx = keys.rx;
+        let r = ask(
+            &mut client,
+            InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: key_lens.clone(),
+            },
+        )
+        .await;
+        assert_eq!(r, Reply::Inference(InferReply::Ready));
+        for _ in &key_lens {
+            let k = rx.recv().await.unwrap().unwrap();
+            send_object(&mut client, &k).await.unwrap();
+        }
+        client.flush().await.unwrap();
+        let session = match client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap() {
+            Reply::Inference(InferReply::SessionOpened { session, ttl_s: 0 }) => session,
+            other => panic!("{other:?}"),
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        let (code, msg) = refusal(
+            ask(
+                &mut client,
+                InferRequest::Infer {
+                    session,
+                    ct_lens: vec![1; 5],
+                },
+            )
+            .await,
+        );
+        assert_eq!(code, ErrorCode::NotFound, "{msg}");
+        assert!(msg.contains("closed or expired"), "{msg}");
+        let r = ask(&mut client, InferRequest::ListModels).await;
+        assert_eq!(r, Reply::Inference(InferReply::Models(vec!["tiny".into()])));
+        drop(client);
+        srv.await.unwrap();
+    }
+
+    fn extra_garbage() -> Vec<u8> {
+        vec![0xAB; 64]
+    }
+}

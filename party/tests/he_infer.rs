@@ -1,0 +1,518 @@
+//! End-to-end tests of encrypted inference: a real `party serve` process on loopback with an
+//! `[inference]` section, the real `he-infer` binary and the library client.
+//!
+//! The served model is a tiny random-weight STGCN-3 (widths 1, 2, 2; V = 5 joints on a chain,
+//! T = 4 frames, C = 3) with every activation pruned, so its depth is 3·2 + 1 = 7 and the level
+//! planner picks the real 128-bit preset `N14_L7_S40_128BIT` (the binaries never use insecure
+//! parameters). The committed BodyPose/Mocap-15 models need `N15_L17_S40_128BIT`; serving the
+//! BodyPose one is the ignored test at the end (minutes per request, > 10 GB on the server).
+//!
+//! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-5` (measured ~1e-8: CKKS at Δ = 2^40 on
+//! logits of magnitude ~0.05).
+
+use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+use mpc::net::Channel;
+use ndarray::{Array4, Axis};
+use party::client::{Client, ClientError};
+use party::infer::client::InferClient;
+use party::infer::{self, InferReply, InferRequest};
+use party::proto::{ClientRequest, ErrorCode, Reply};
+use party::transport::{Identity, PeerCert};
+use rand::{Rng, SeedableRng};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+const PARTY: &str = env!("CARGO_BIN_EXE_party");
+const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");
+const ALICE: &str = "alice-token-123";
+const BOB: &str = "bob-token-456";
+const TOL: f64 = 1e-5;
+const SHAPE: (usize, usize, usize, usize) = (3, 4, 5, 1);
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Writes `tiny.json` + `tiny.safetensors` (all activations pruned, input normalisation on).
+fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
+    let (c, t, v, _) = SHAPE;
+    let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
+    let a = spatial_partition(v, &edges, 1).unwrap();
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 4);
+    cfg.class_names = ["wave", "sit", "jump", "walk"].map(String::from).to_vec();
+    let all: Vec<usize> = (0..v).collect();
+    for b in 0..3 {
+        for s in 0..2 {
+            cfg.prune(b, s, &all).unwrap();
+        }
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    cfg.input_norm = Some(InputNorm {
+        mean: (0..c)
+            .map(|_| (0..v).map(|_| rng.gen_range(-0.2..0.2)).collect())
+            .collect(),
+        std: (0..c)
+            .map(|_| (0..v).map(|_| rng.gen_range(0.5..1.5)).collect())
+            .collect(),
+    });
+    let m = StGcn::new(cfg, 9).unwrap();
+    let json = dir.join("tiny.json");
+    std::fs::write(&json, m.config_json().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("tiny.safetensors"),
+        m.to_safetensors_bytes().unwrap(),
+    )
+    .unwrap();
+    (json, m)
+}
+
+fn sample(seed: u64) -> Array4<f64> {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    Array4::from_shape_fn(SHAPE, |_| rng.gen_range(-1.0..1.0))
+}
+
+fn plain_logits(m: &StGcn, x: &Array4<f64>) -> Vec<f64> {
+    m.fold()
+        .forward(x.view().insert_axis(Axis(0)))
+        .unwrap()
+        .row(0)
+        .to_vec()
+}
+
+/// A P0 process serving the tiny model to alice and bob (tokens).
+struct Server {
+    dir: PathBuf,
+    addr: SocketAddr,
+    proc: Child,
+    model: StGcn,
+    model_json: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.proc.kill();
+        let _ = self.proc.wait();
+    }
+}
+
+impl Server {
+    fn start(dir: &Path) -> Self {
+        Self::start_serving(dir, None)
+    }
+
+    /// Serves the tiny model, or the committed model `committed` (a `.json` path) as "tiny".
+    fn start_serving(dir: &Path, committed: Option<&Path>) -> Self {
+        for id in 0..2 {
+            run_ok(Command::new(PARTY).args([
+                "init",
+                "--id",
+                &id.to_string(),
+                "--dir",
+                dir.join(format!("p{id}")).to_str().unwrap(),
+            ]));
+        }
+        std::fs::copy(dir.join("p1/cert.pem"), dir.join("p0/peer-cert.pem")).unwrap();
+        let (model_json, model) = match committed {
+            None => tiny_model(dir),
+            Some(json) => {
+                let w = std::fs::read(json.with_extension("safetensors")).unwrap();
+                let m =
+                    StGcn::from_json_and_safetensors(&std::fs::read_to_string(json).unwrap(), &w)
+                        .unwrap();
+                (json.to_path_buf(), m)
+            }
+        };
+        let hash = |t: &str| {
+            run_ok(Command::new(PARTY).args(["hash-token", t]))
+                .trim()
+                .to_string()
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let cfg = format!(
+            "role = 0\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
+             [peer]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"peer-cert.pem\"\ntimeout_s = 30\n\
+             [clients]\nlisten = \"{addr}\"\n\
+             [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\n\
+             [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\n\
+             [inference]\nmax_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
+             max_sessions = 4\nsession_ttl_s = 600\n\
+             [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n",
+            free_port(),
+            hash(ALICE),
+            hash(BOB),
+            model_json.display()
+        );
+        std::fs::write(dir.join("p0/party.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.join("p0.log")).unwrap();
+        let mut proc = Command::new(PARTY)
+            .args([
+                "serve",
+                "--config",
+                dir.join("p0/party.toml").to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .env("RUST_LOG", "info")
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+        loop {
+            let l = lines
+                .next()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "server exited:\n{}",
+                        std::fs::read_to_string(dir.join("p0.log")).unwrap_or_default()
+                    )
+                })
+                .unwrap();
+            if l.contains("listening for clients") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            dir: dir.to_path_buf(),
+            addr,
+            proc,
+            model,
+            model_json,
+        }
+    }
+
+    fn cert(&self) -> PathBuf {
+        self.dir.join("p0/cert.pem")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("p0.log")).unwrap_or_default()
+    }
+
+    async fn client(&self, token: &str) -> InferClient {
+        let cert = PeerCert::load(&self.cert()).unwrap();
+        let me = Identity::generate("test-client").unwrap();
+        InferClient::new(
+            Client::connect(self.addr, &cert, &me, Some(token.into()))
+                .await
+                .unwrap(),
+        )
+    }
+}
+
+fn assert_refused<T: std::fmt::Debug>(
+    r: Result<T, infer::InferError>,
+    want: ErrorCode,
+    text: &str,
+) {
+    match r {
+        Err(infer::InferError::Client(ClientError::Refused { code, message })) => {
+            assert_eq!(code, want, "{message}");
+            assert!(message.contains(text), "{message:?} lacks {text:?}");
+        }
+        other => panic!("expected a {want:?} refusal, got {other:?}"),
+    }
+}
+
+/// `he-infer` as a process: keys, upload, encrypted inference, decryption; its top class and
+/// logits match the plaintext model run in the test.
+#[test]
+fn he_infer_binary_matches_the_plaintext_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(tmp.path());
+    let x = sample(1);
+    let want = plain_logits(&s.model, &x);
+    // CSV: one line per frame, joint-major x,y,z.
+    let (c, t, v, _) = SHAPE;
+    let mut csv = String::from("# a test clip\n");
+    for ti in 0..t {
+        let row: Vec<String> = (0..v)
+            .flat_map(|vi| (0..c).map(move |ci| (ci, vi)))
+            .map(|(ci, vi)| format!("{:.17e}", x[[ci, ti, vi, 0]]))
+            .collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    let input = tmp.path().join("clip.csv");
+    std::fs::write(&input, csv).unwrap();
+    let client_toml = tmp.path().join("alice.toml");
+    std::fs::write(
+        &client_toml,
+        format!(
+            "server = \"{}\"\nserver_cert = \"p0/cert.pem\"\ntoken = \"{ALICE}\"\n",
+            s.addr
+        ),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let out = run_ok(Command::new(HE_INFER).args([
+        "--client",
+        client_toml.to_str().unwrap(),
+        "--model",
+        "tiny",
+        "--input",
+        input.to_str().unwrap(),
+        "--top",
+        "4",
+        "--check",
+        s.model_json.to_str().unwrap(),
+    ]));
+    eprintln!("he-infer took {:.2}s:\n{out}", t0.elapsed().as_secs_f64());
+    assert!(out.contains("preset N14_L7_S40_128BIT"), "{out}");
+    // The printed ranking: "  1. name   value".
+    let ranked: Vec<(String, f64)> = out
+        .lines()
+        .filter_map(|l| {
+            let (rank, rest) = l.trim().split_once(". ")?;
+            rank.parse::<usize>().ok()?;
+            let mut it = rest.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(ranked.len(), 4, "{out}");
+    let names = ["wave", "sit", "jump", "walk"];
+    let best = infer::top_k(&want, 1)[0];
+    assert_eq!(ranked[0].0, names[best], "{out}");
+    for (name, val) in &ranked {
+        let q = names.iter().position(|n| n == name).unwrap();
+        assert!((val - want[q]).abs() <= TOL, "{name}: {val} vs {}", want[q]);
+    }
+    let err: f64 = out
+        .split("max |logit error| = ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("no check line in {out}"));
+    assert!(err <= TOL, "{out}");
+    assert!(out.contains(": agrees"), "{out}");
+    // The session was closed at the end, and the server logged the inference.
+    let log = s.log();
+    assert!(log.contains("closed"), "{log}");
+    assert!(log.contains("inference on \"tiny\""), "{log}");
+
+    // An input file with a bad value is refused with file, line, column and value.
+    std::fs::write(&input, "1,2,3\n").unwrap();
+    let bad = Command::new(HE_INFER)
+        .args([
+            "--client",
+            client_toml.to_str().unwrap(),
+            "--model",
+            "tiny",
+            "--input",
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("clip.csv:1: 3 values, the model needs 15 per frame"),
+        "{err}"
+    );
+}
+
+/// Sessions are bound to the client that opened them; limits and validation refuse bad
+/// uploads without disturbing the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(tmp.path());
+    let mut alice = s.client(ALICE).await;
+    let mut bob = s.client(BOB).await;
+
+    assert_eq!(alice.list_models().await.unwrap(), vec!["tiny".to_string()]);
+    let info = alice.model_info("tiny").await.unwrap();
+    let params = infer::params_for(&info).unwrap();
+    assert_refused(
+        alice.model_info("nope").await,
+        ErrorCode::NotFound,
+        "no model \"nope\"",
+    );
+
+    // Bob uploads a malformed relinearization key: every announced byte is read, then refused;
+    // his connection keeps working.
+    let r = bob
+        .client()
+        .request(&ClientRequest::Inference(InferRequest::OpenSession {
+            model: "tiny".into(),
+            key_lens: vec![100],
+        }))
+        .await
+        .unwrap();
+    assert_eq!(r, Reply::Inference(InferReply::Ready));
+    bob.client()
+        .channel()
+        .send_frame(vec![7u8; 100])
+        .await
+        .unwrap();
+    bob.client().channel().flush().await.unwrap();
+    let r = bob.client().recv().await;
+    match r {
+        Err(ClientError::Refused { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest);
+            assert!(message.contains("relinearization key"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(bob.model_info("tiny").await.unwrap(), info);
+
+    // An oversized upload is refused before any key byte moves; the server keeps serving.
+    assert_refused(
+        alice
+            .client()
+            .request(&ClientRequest::Inference(InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: vec![1 << 20, 2 << 30],
+            }))
+            .await
+            .map_err(Into::into),
+        ErrorCode::Limit,
+        "exceeds max_key_bytes = 1073741824",
+    );
+    assert_eq!(alice.model_info("tiny").await.unwrap(), info);
+
+    // Alice opens a session with real keys.
+    let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
+    let keys = infer::generate_keys(&params, sk.clone(), &info.rotation_steps).unwrap();
+    let total = keys.total_bytes();
+    let t0 = Instant::now();
+    let (session, ttl) = alice.open_session("tiny", keys).await.unwrap();
+    eprintln!(
+        "keys: {} bytes generated and uploaded in {:.2}s",
+        total,
+        t0.elapsed().as_secs_f64()
+    );
+    assert_eq!(ttl, 600);
+
+    let x = sample(2);
+    let cts = infer::encrypt_input(&info, &params, &sk, x.view()).unwrap();
+    let limit = infer::max_ciphertext_bytes(&params);
+
+    // Bob cannot use or close Alice's session.
+    assert_refused(
+        bob.infer(session, &cts, limit).await,
+        ErrorCode::Forbidden,
+        "belongs to another client",
+    );
+    assert_refused(
+        bob.close_session(session).await,
+        ErrorCode::Forbidden,
+        "belongs to another client",
+    );
+    // Alice's one-session limit.
+    assert_refused(
+        alice
+            .client()
+            .request(&ClientRequest::Inference(InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: vec![1000],
+            }))
+            .await
+            .map_err(Into::into),
+        ErrorCode::Limit,
+        "max_sessions_per_client = 1",
+    );
+    // A wrong number of input ciphertexts.
+    assert_refused(
+        alice.infer(session, &cts[..1], limit).await,
+        ErrorCode::BadRequest,
+        "input ciphertexts announced",
+    );
+
+    // Alice's inference matches the plaintext model, twice in one session.
+    let want = plain_logits(&s.model, &x);
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let r = alice.infer(session, &cts, limit).await.unwrap();
+        let got = infer::decrypt_logits(&params, &sk, &r.cts, &r.positions).unwrap();
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        eprintln!(
+            "request {:.3}s (server {:.3}s, {} rotations), max |logit error| {err:.2e}",
+            t0.elapsed().as_secs_f64(),
+            r.eval_seconds,
+            r.counts.rotate
+        );
+        assert!(err <= TOL, "{got:?} vs {want:?}");
+        assert_eq!(infer::top_k(&got, 1), infer::top_k(&want, 1));
+        assert!(r.counts.rotate > 0 && r.counts.rescale > 0);
+    }
+
+    // Closing ends the session for good.
+    alice.close_session(session).await.unwrap();
+    assert_refused(
+        alice.infer(session, &cts, limit).await,
+        ErrorCode::NotFound,
+        "closed or expired",
+    );
+    let log = s.log();
+    assert!(
+        log.contains("refused inference of bob: session")
+            && log.contains("belongs to another client"),
+        "{log}"
+    );
+    assert!(
+        log.contains("refused open session of alice: key upload of"),
+        "{log}"
+    );
+    // The server still serves.
+    assert_eq!(bob.list_models().await.unwrap(), vec!["tiny".to_string()]);
+}
+
+/// The committed BodyPose x² model (STGCN-3-128 / 4, 128-bit preset N15_L17) served to
+/// `he-infer` on a test-split sample: the encrypted top class equals the plaintext one.
+#[test]
+#[ignore = "N = 2^15 at a 128-bit preset: 567 MiB of keys, minutes per request, and the server peaks above 10 GB (hegcn caches every encoded diagonal of a stage)"]
+fn he_infer_serves_the_committed_bodypose_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/models/bodypose-stgcn3x128-d4-square.json");
+    let s = Server::start_serving(tmp.path(), Some(&json));
+    let out = run_ok(Command::new(HE_INFER).args([
+        "--server",
+        &s.addr.to_string(),
+        "--server-cert",
+        s.cert().to_str().unwrap(),
+        "--token",
+        ALICE,
+        "--model",
+        "tiny",
+        "--dataset",
+        "bodypose",
+        "--index",
+        "0",
+        "--check",
+        json.to_str().unwrap(),
+    ]));
+    eprintln!("{out}");
+    assert!(out.contains("preset N15_L17_S40_128BIT"), "{out}");
+    assert!(out.contains(": agrees"), "{out}");
+    let err: f64 = out
+        .split("max |logit error| = ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("no check line in {out}"));
+    assert!(err <= 1e-2, "{out}");
+}
