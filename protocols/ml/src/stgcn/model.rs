@@ -310,9 +310,13 @@ impl StGcn {
     /// Re-initialises the affine parameters of the batch norms that feed the activation sites:
     /// `bn1` (directly before site 0) to `(γ, β) = (gamma, beta)`; `bn2` to `(gamma, beta)` and
     /// the residual BN, if any, to `(gamma, 0)` (their sum, plus an identity residual, feeds
-    /// site 1). With a small `gamma` and `beta ≠ 0`, `x²` of a unit-variance `z` starts as
-    /// `(β + γz)² = β² + 2βγ·z + γ²·z²`, i.e. near-linear, so that squares do not compound
-    /// through the blocks at the start of training. Only initial values change: the exported
+    /// site 1). `x²` of a unit-variance `z` then computes `(γz + β)² = γ²·z² + 2βγ·z + β²`:
+    /// with `(γ, β) = (0.45, 0.56)` this is `0.20·z² + 0.50·z + 0.31`, up to the constant the
+    /// least-squares quadratic fit of ReLU for a standard-normal input (Hermite coefficients
+    /// `1/(2√(2π))`, `1/2`), the start used when a trained ReLU network is turned into an `x²`
+    /// one and fine-tuned (activation replacement, CryptoGCN / LinGCN); with a small `γ` and
+    /// `β = 1` it is near-linear. Either way squares of squares do not blow up at the start of
+    /// training as they do from `γ = 1, β = 0`. Only these values change: the exported
     /// [`super::FoldedModel`] keeps its form, BN being folded into the convolutions as usual.
     pub fn init_pre_activation_bn(&mut self, gamma: f64, beta: f64) {
         let mut sets = Vec::new();
