@@ -14,7 +14,9 @@
 //! For every configured activation the same architecture is trained from the same seed on the
 //! same batches (SGD with momentum, [`ml::stgcn::Trainer`]) and evaluated on the test set after
 //! every epoch. Metrics are `<run>.test_accuracy_pct`, `<run>.train_accuracy_pct`,
-//! `<run>.final_train_loss`, `<run>.train_s`, `<run>.params_count` and, for `square` / `poly`
+//! `<run>.final_train_loss`, `<run>.train_s`, `<run>.train_per_clip_epoch_s` (training time
+//! divided by epochs and training clips), `<run>.train_cpu_per_clip_epoch_s` (the same in CPU
+//! seconds of all threads, on Linux), `<run>.params_count` and, for `square` / `poly`
 //! when `relu` is also trained, `<run>.accuracy_drop_pp` (ReLU accuracy minus this one, in
 //! percentage points); `<run>` is the activation name, followed by `_<label>` when the task has
 //! a label. Files: `curves[_<label>].svg` (test accuracy and training loss per epoch),
@@ -29,8 +31,8 @@ use datasets::skeleton::{
     BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config, SkeletonSet,
 };
 use ml::stgcn::{
-    evaluate, ActivationKind, Architecture, GraphSpec, InputNorm, LrSchedule, ModelError, StGcn,
-    StGcnConfig, TrainConfig, Trainer,
+    evaluate, ActivationInputStats, ActivationKind, Architecture, GraphSpec, InputNorm, LrSchedule,
+    ModelError, StGcn, StGcnConfig, TrainConfig, Trainer,
 };
 use ndarray::Array5;
 use serde::{Deserialize, Serialize};
@@ -91,6 +93,41 @@ pub struct StgcnTask {
     /// Largest accuracy drop of `square` / `poly` against ReLU the report calls on target.
     #[serde(default)]
     pub max_drop_pp: Option<f64>,
+    /// Linear learning-rate warm-up epochs of every run ([`TrainConfig::warmup_epochs`]).
+    #[serde(default)]
+    pub warmup_epochs: usize,
+    /// Settings that apply to the `square` run only.
+    #[serde(default)]
+    pub square: SquareSettings,
+    /// After every epoch, log the RMS and largest magnitude of the inputs of every activation
+    /// site ([`StGcn::activation_input_stats`] on the first 64 training clips) and write them
+    /// to `activations[_<label>].csv`.
+    #[serde(default)]
+    pub trace_activations: bool,
+}
+
+/// Training settings of the `x²` run that differ from the task's (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SquareSettings {
+    /// Base learning rate (default: the task's).
+    #[serde(default)]
+    pub learning_rate: Option<f64>,
+    /// Warm-up epochs (default: the task's).
+    #[serde(default)]
+    pub warmup_epochs: Option<usize>,
+    /// Epochs (default: the task's).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Initial `[γ, β]` of the batch norms that feed activation sites
+    /// ([`StGcn::init_pre_activation_bn`]; default: `γ = 1, β = 0`).
+    #[serde(default)]
+    pub bn_init: Option<[f64; 2]>,
+    /// Start from the trained ReLU model's tensors and fine-tune with `x²` in place of ReLU
+    /// (activation replacement, as CryptoGCN and LinGCN do); `relu` must come before `square`
+    /// in `activations`. `bn_init`, if set, is applied after the copy.
+    #[serde(default)]
+    pub from_relu: bool,
 }
 
 fn default_architecture() -> Architecture {
@@ -270,6 +307,29 @@ impl StgcnTask {
                 bail!("poly_init = {p:?} must be finite");
             }
         }
+        let sq = &self.square;
+        if let Some(lr) = sq.learning_rate {
+            if !(lr.is_finite() && lr > 0.0) {
+                bail!("square.learning_rate = {lr} must be positive");
+            }
+        }
+        if sq.epochs == Some(0) {
+            bail!("square.epochs must be at least 1");
+        }
+        if let Some(p) = sq.bn_init {
+            if p.iter().any(|x| !x.is_finite()) {
+                bail!("square.bn_init = {p:?} must be finite");
+            }
+        }
+        if sq.from_relu {
+            let pos = |a| self.activations.iter().position(|&x| x == a);
+            match (pos(Activation::Relu), pos(Activation::Square)) {
+                (Some(r), Some(q)) if r < q => {}
+                _ => {
+                    bail!("square.from_relu needs \"relu\" listed before \"square\" in activations")
+                }
+            }
+        }
         if let ScheduleSpec::Step { gamma, .. } = &self.schedule {
             if !(gamma.is_finite() && *gamma > 0.0) {
                 bail!("schedule.step.gamma = {gamma} must be positive");
@@ -416,29 +476,76 @@ struct RunOutcome {
     curve: Vec<EpochPoint>,
     params: usize,
     train_s: f64,
+    /// CPU seconds of the training epochs, if the platform reports them.
+    train_cpu_s: Option<f64>,
     eval_s: f64,
     test_accuracy: f64,
     diverged_at: Option<usize>,
     model: StGcn,
+    /// `(epochs completed, statistics)`; epoch 0 is the initial model.
+    trace: Vec<(usize, Vec<ActivationInputStats>)>,
+    /// Training settings that differ from the task's, for the report.
+    deviations: Vec<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
+/// (fields 14 and 15, in the kernel's fixed 100 Hz `USER_HZ` ticks); `None` where that file
+/// does not exist or cannot be parsed. Unlike wall time, it does not grow when other processes
+/// share the cores, so per-clip training costs stay comparable between runs.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Clips used by `trace_activations`.
+const TRACE_CLIPS: usize = 64;
+
+/// The training data of one task.
+struct TrainData<'a> {
+    xtr: &'a Array5<f64>,
+    ytr: &'a [usize],
+    xte: &'a Array5<f64>,
+    yte: &'a [usize],
+}
+
+fn log_line(pb: &indicatif::ProgressBar, line: &str) {
+    if pb.is_hidden() {
+        tracing::info!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
+fn trace_line(name: &str, epoch: usize, stats: &[ActivationInputStats]) -> String {
+    let parts: Vec<String> = stats
+        .iter()
+        .map(|a| format!("b{}s{} {:.3} ({:.1})", a.block, a.site, a.rms, a.max_abs))
+        .collect();
+    format!(
+        "{name} after epoch {epoch}: activation inputs rms (max |x|): {}",
+        parts.join(", ")
+    )
+}
+
 fn train_one(
     t: &StgcnTask,
     act: Activation,
     name: &str,
     base: &StGcnConfig,
     seed: u64,
-    xtr: &Array5<f64>,
-    ytr: &[usize],
-    xte: &Array5<f64>,
-    yte: &[usize],
+    data: &TrainData<'_>,
+    relu_model: Option<&StGcn>,
 ) -> Result<RunOutcome> {
     let mut mcfg = base.clone();
     mcfg.activation = act.kind();
     let mut model = StGcn::new(mcfg, seed)?;
     let params = model.num_trainable_parameters();
-    let tc = TrainConfig {
+    let mut tc = TrainConfig {
         epochs: t.epochs,
         batch_size: t.batch_size,
         learning_rate: t.learning_rate,
@@ -447,13 +554,61 @@ fn train_one(
         schedule: t.schedule.to_lr(),
         seed,
         clip_grad_norm: t.clip_grad_norm,
+        warmup_epochs: t.warmup_epochs,
     };
+    let mut deviations = Vec::new();
+    if act == Activation::Square {
+        let sq = &t.square;
+        if let Some(lr) = sq.learning_rate {
+            tc.learning_rate = lr;
+            deviations.push(format!("learning rate {lr}"));
+        }
+        if let Some(w) = sq.warmup_epochs {
+            tc.warmup_epochs = w;
+            deviations.push(format!("{w} warm-up epochs"));
+        }
+        if let Some(e) = sq.epochs {
+            tc.epochs = e;
+            deviations.push(format!("{e} epochs"));
+        }
+        if sq.from_relu {
+            let relu = relu_model.context("square.from_relu: no trained ReLU model")?;
+            for tensor in relu.tensors() {
+                model.set_tensor(&tensor.name, tensor.value.clone())?;
+            }
+            deviations.push("starts from the trained ReLU model's weights".into());
+        }
+        if let Some([g, b]) = sq.bn_init {
+            model.init_pre_activation_bn(g, b);
+            deviations.push(format!(
+                "the BNs feeding activations start at γ = {}, β = {}",
+                fmt_num(g),
+                fmt_num(b)
+            ));
+        }
+    }
+    let epochs = tc.epochs;
     let mut trainer = Trainer::new(&model, tc)?;
-    let pb = common::progress(t.epochs as u64, name);
+    let pb = common::progress(epochs as u64, name);
     let (mut curve, mut eval_s, mut diverged_at) = (Vec::new(), 0.0, None);
+    let n_trace = data.xtr.dim().0.min(TRACE_CLIPS);
+    let trace_x = data.xtr.slice(ndarray::s![..n_trace, .., .., .., ..]);
+    let mut trace = Vec::new();
+    if t.trace_activations {
+        let st = model.activation_input_stats(trace_x)?;
+        log_line(&pb, &trace_line(name, 0, &st));
+        trace.push((0, st));
+    }
     let mut last_good = model.clone();
-    for _ in 0..t.epochs {
-        let st = match trainer.run_epoch(&mut model, xtr.view(), ytr) {
+    let mut train_cpu_s = Some(0.0);
+    for _ in 0..epochs {
+        let cpu0 = process_cpu_seconds();
+        let result = trainer.run_epoch(&mut model, data.xtr.view(), data.ytr);
+        train_cpu_s = match (train_cpu_s, cpu0, process_cpu_seconds()) {
+            (Some(acc), Some(a), Some(b)) => Some(acc + (b - a)),
+            _ => None,
+        };
+        let st = match result {
             Ok(st) => st,
             Err(ModelError::NonFiniteLoss { epoch, batch }) => {
                 // Keep the model of the last completed epoch and say so in the report.
@@ -474,7 +629,8 @@ fn train_one(
             Err(e) => return Err(e).with_context(|| format!("training {name}")),
         };
         let t0 = std::time::Instant::now();
-        let ev = evaluate(&model, xte.view(), yte).with_context(|| format!("evaluating {name}"))?;
+        let ev = evaluate(&model, data.xte.view(), data.yte)
+            .with_context(|| format!("evaluating {name}"))?;
         eval_s += t0.elapsed().as_secs_f64();
         let p = EpochPoint {
             epoch: st.epoch,
@@ -488,17 +644,18 @@ fn train_one(
         let line = format!(
             "{name} epoch {:>3}/{}: lr {:.4}, train loss {:.4}, train acc {:.2} %, test acc {:.2} % ({:.1} s)",
             p.epoch + 1,
-            t.epochs,
+            epochs,
             p.learning_rate,
             p.train_loss,
             100.0 * p.train_accuracy,
             100.0 * p.test_accuracy,
             p.train_s
         );
-        if pb.is_hidden() {
-            tracing::info!("{line}");
-        } else {
-            pb.println(&line);
+        log_line(&pb, &line);
+        if t.trace_activations {
+            let st = model.activation_input_stats(trace_x)?;
+            log_line(&pb, &trace_line(name, p.epoch + 1, &st));
+            trace.push((p.epoch + 1, st));
         }
         pb.set_message(format!("{name} test {:.1}%", 100.0 * p.test_accuracy));
         pb.inc(1);
@@ -508,18 +665,21 @@ fn train_one(
     pb.finish_and_clear();
     let test_accuracy = match curve.last() {
         Some(p) => p.test_accuracy,
-        None => evaluate(&model, xte.view(), yte)?.accuracy,
+        None => evaluate(&model, data.xte.view(), data.yte)?.accuracy,
     };
     Ok(RunOutcome {
         act,
         name: name.to_string(),
         train_s: curve.iter().fold(0.0, |acc, p| acc + p.train_s),
+        train_cpu_s,
         curve,
         params,
         eval_s,
         test_accuracy,
         diverged_at,
         model,
+        trace,
+        deviations,
     })
 }
 
@@ -543,21 +703,23 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     }
     base.validate()?;
 
-    let mut runs = Vec::new();
+    let train_data = TrainData {
+        xtr: &xtr,
+        ytr: &data.train.labels,
+        xte: &xte,
+        yte: &data.test.labels,
+    };
+    let mut runs: Vec<RunOutcome> = Vec::new();
     for &act in &t.activations {
         let name = t.run_name(act);
-        runs.push(train_one(
-            t,
-            act,
-            &name,
-            &base,
-            seed,
-            &xtr,
-            &data.train.labels,
-            &xte,
-            &data.test.labels,
-        )?);
+        let relu = runs
+            .iter()
+            .find(|r| r.act == Activation::Relu)
+            .map(|r| &r.model);
+        let run = train_one(t, act, &name, &base, seed, &train_data, relu)?;
+        runs.push(run);
     }
+    let n_train = data.train.len();
 
     // Metrics.
     let relu_acc = runs
@@ -578,6 +740,19 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
             report.metric(format!("{}.final_train_loss", r.name), p.train_loss);
         }
         report.metric(format!("{}.train_s", r.name), r.train_s);
+        if !r.curve.is_empty() && n_train > 0 {
+            let clip_epochs = (r.curve.len() * n_train) as f64;
+            report.metric(
+                format!("{}.train_per_clip_epoch_s", r.name),
+                r.train_s / clip_epochs,
+            );
+            if let Some(cpu) = r.train_cpu_s {
+                report.metric(
+                    format!("{}.train_cpu_per_clip_epoch_s", r.name),
+                    cpu / clip_epochs,
+                );
+            }
+        }
         report.metric(format!("{}.params_count", r.name), r.params as f64);
         if let (Some(base_acc), true) = (relu_acc, r.act != Activation::Relu) {
             report.metric(
@@ -610,7 +785,7 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     let _ = writeln!(s, "Data: {}.\n", data.description);
     let _ = writeln!(
         s,
-        "Model: {} with widths divided by {} (blocks {}), 9-frame temporal kernels, K = 3 spatial partitions, learnable edge importance, global average pooling and a dense classifier; poly activations start at a·x² + b·x + c with [a, b, c] = {:?}. Training: {} epochs, batch {}, SGD lr {} ({}), momentum {}, weight decay {}{}, seed {seed}; every activation starts from the same seed and sees the same batches.\n",
+        "Model: {} with widths divided by {} (blocks {}), 9-frame temporal kernels, K = 3 spatial partitions, learnable edge importance, global average pooling and a dense classifier; poly activations start at a·x² + b·x + c with [a, b, c] = {:?}. Training: {} epochs, batch {}, SGD lr {} ({}), momentum {}, weight decay {}{}{}, seed {seed}; every activation starts from the same seed and sees the same batches{}.\n",
         t.architecture.name(),
         t.width_divisor,
         widths.join(", "),
@@ -623,6 +798,23 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         t.weight_decay,
         t.clip_grad_norm
             .map_or(String::new(), |c| format!(", gradient norm clipped at {}", fmt_num(c))),
+        if t.warmup_epochs > 0 {
+            format!(", linear learning-rate warm-up over {} epochs", t.warmup_epochs)
+        } else {
+            String::new()
+        },
+        {
+            let d: Vec<String> = runs
+                .iter()
+                .filter(|r| !r.deviations.is_empty())
+                .map(|r| format!("{}: {}", r.name, r.deviations.join(", ")))
+                .collect();
+            if d.is_empty() {
+                String::new()
+            } else {
+                format!(", except ({})", d.join("; "))
+            }
+        },
     );
     let _ = writeln!(
         s,
@@ -700,6 +892,34 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         s,
         "\nTraining curves: [`curves{suffix}.svg`](curves{suffix}.svg) (per-epoch numbers in `curves{suffix}.csv`)."
     );
+    let per_clip: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.curve.is_empty())
+        .map(|r| {
+            let clip_epochs = (r.curve.len() * n_train.max(1)) as f64;
+            format!(
+                "{} {:.4} s{}",
+                r.name,
+                r.train_s / clip_epochs,
+                r.train_cpu_s.map_or(String::new(), |c| format!(
+                    " ({:.4} CPU-s)",
+                    c / clip_epochs
+                ))
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "\nTraining time per clip and epoch, wall clock ({} threads; CPU seconds of all threads in parentheses, which do not grow when other processes share the cores): {}.",
+        rayon::current_num_threads(),
+        per_clip.join(", ")
+    );
+    if t.trace_activations {
+        let _ = writeln!(
+            s,
+            "\nActivation-input statistics (RMS, mean and largest magnitude per block and site, on the first {TRACE_CLIPS} training clips after every epoch): `activations{suffix}.csv`."
+        );
+    }
     if t.save_models {
         let files: Vec<String> = runs
             .iter()
@@ -727,6 +947,12 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         format!("curves{suffix}.csv"),
         curves_csv(&runs).into_bytes(),
     ));
+    if t.trace_activations {
+        report.files.push((
+            format!("activations{suffix}.csv"),
+            trace_csv(&runs).into_bytes(),
+        ));
+    }
     if t.save_models {
         for r in &runs {
             report.files.push((
@@ -770,6 +996,22 @@ fn curves_csv(runs: &[RunOutcome]) -> String {
                 p.test_accuracy,
                 p.train_s
             );
+        }
+    }
+    s
+}
+
+fn trace_csv(runs: &[RunOutcome]) -> String {
+    let mut s = String::from("run,epoch,block,site,mean,rms,max_abs\n");
+    for r in runs {
+        for (epoch, stats) in &r.trace {
+            for a in stats {
+                let _ = writeln!(
+                    s,
+                    "{},{epoch},{},{},{},{},{}",
+                    r.name, a.block, a.site, a.mean, a.rms, a.max_abs
+                );
+            }
         }
     }
     s
@@ -868,7 +1110,7 @@ mod tests {
     #[tokio::test]
     async fn mocap15_end_to_end() {
         let cfg = tiny(
-            "architecture = \"STGCN-3-128\"\nwidth_divisor = 16\nactivations = [\"relu\", \"square\", \"poly\"]\nepochs = 1\nbatch_size = 8\nlearning_rate = 0.05\nclip_grad_norm = 5.0\nsave_models = true\ndataset = { mocap15 = { train_per_class = 2, test_per_class = 1, frames = 12 } }\n",
+            "architecture = \"STGCN-3-128\"\nwidth_divisor = 16\nactivations = [\"relu\", \"square\", \"poly\"]\nepochs = 1\nbatch_size = 8\nlearning_rate = 0.05\nclip_grad_norm = 5.0\nsave_models = true\ntrace_activations = true\nsquare = { from_relu = true, bn_init = [0.05, 1.0], learning_rate = 0.02 }\ndataset = { mocap15 = { train_per_class = 2, test_per_class = 1, frames = 12 } }\n",
         );
         let report = crate::run(&cfg).await.unwrap();
         let m = &report.metrics;
@@ -894,6 +1136,28 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.contains("poly") && svg.contains("<polyline"));
         let csv = std::str::from_utf8(files["curves.csv"]).unwrap();
         assert_eq!(csv.lines().count(), 1 + 3);
+        for act in ["relu", "square", "poly"] {
+            assert!(m[&format!("{act}.train_per_clip_epoch_s")] > 0.0);
+        }
+        // Activation traces: before training and after the epoch, 3 blocks × 2 sites, 3 runs.
+        let trace = std::str::from_utf8(files["activations.csv"]).unwrap();
+        assert_eq!(trace.lines().count(), 1 + 2 * 6 * 3);
+        assert!(trace.starts_with("run,epoch,block,site,mean,rms,max_abs"));
+        // The square run started from the ReLU run's weights with the BN reset: its first
+        // trace row (block 0, site 0, before training) has mean β = 1.
+        let first_square: Vec<&str> = trace
+            .lines()
+            .find(|l| l.starts_with("square,0,0,0,"))
+            .unwrap()
+            .split(',')
+            .collect();
+        assert!((first_square[4].parse::<f64>().unwrap() - 1.0).abs() < 1e-9);
+        let section = report.sections.join("\n");
+        assert!(
+            section.contains("starts from the trained ReLU model")
+                && section.contains("learning rate 0.02"),
+            "{section}"
+        );
         // Saved models load back and reproduce the reported accuracy on the same test clips.
         let poly = StGcn::from_json_and_safetensors(
             std::str::from_utf8(files["poly.json"]).unwrap(),
@@ -951,6 +1215,11 @@ mod tests {
             ("activations = []\n", "at least one"),
             ("width_divisor = 0\n", "width_divisor"),
             ("clip_grad_norm = -1.0\n", "clip_grad_norm"),
+            (
+                "activations = [\"square\", \"relu\"]\nsquare = { from_relu = true }\n",
+                "from_relu",
+            ),
+            ("square = { learning_rate = 0.0 }\n", "square.learning_rate"),
         ] {
             let e = Config::parse(
                 &format!("[experiment]\nname = \"x\"\n[[task]]\nkind = \"stgcn\"\n{extra}{base}"),
@@ -968,11 +1237,34 @@ mod tests {
         assert!(format!("{e:#}").contains("gelu"));
     }
 
-    /// The models under `experiments/models/` (see its README) load and reproduce the test
-    /// accuracies the README states on regenerated test sets.
+    /// The models under `experiments/models/` load and reproduce the test accuracies that
+    /// `models/accuracies.json` (and the README table) records, on regenerated test sets; every
+    /// model file in the folder is listed there.
     #[test]
     fn committed_models_reproduce_their_accuracy() {
+        #[derive(Deserialize)]
+        struct Entry {
+            stem: String,
+            data: String,
+            activation: ActivationKind,
+            correct: usize,
+            of: usize,
+        }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let entries: Vec<Entry> =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("accuracies.json")).unwrap())
+                .unwrap();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".safetensors").map(str::to_string)
+            })
+            .collect();
+        files.sort();
+        let mut listed: Vec<String> = entries.iter().map(|e| e.stem.clone()).collect();
+        listed.sort();
+        assert_eq!(files, listed, "model files vs accuracies.json");
         let mocap = load(
             &SkeletonData::Mocap15 {
                 train_per_class: 40,
@@ -991,44 +1283,26 @@ mod tests {
             42,
         )
         .unwrap();
-        for (stem, data, act, correct) in [
-            (
-                "mocap15-stgcn3x128-d4-poly",
-                &mocap,
-                ActivationKind::Poly,
-                298,
-            ),
-            (
-                "mocap15-stgcn3x128-d4-relu",
-                &mocap,
-                ActivationKind::Relu,
-                295,
-            ),
-            (
-                "bodypose-stgcn3x128-d4-poly",
-                &bodypose,
-                ActivationKind::Poly,
-                2124,
-            ),
-            (
-                "bodypose-stgcn3x128-d4-square",
-                &bodypose,
-                ActivationKind::Square,
-                1918,
-            ),
-        ] {
-            let json = std::fs::read_to_string(dir.join(format!("{stem}.json"))).unwrap();
-            let bytes = std::fs::read(dir.join(format!("{stem}.safetensors"))).unwrap();
-            assert!(bytes.len() < 1 << 20, "{stem}: {} bytes", bytes.len());
+        for e in &entries {
+            let data = match e.data.as_str() {
+                "mocap15" => &mocap,
+                "bodypose" => &bodypose,
+                other => panic!("{}: unknown data {other:?}", e.stem),
+            };
+            let json = std::fs::read_to_string(dir.join(format!("{}.json", e.stem))).unwrap();
+            let bytes = std::fs::read(dir.join(format!("{}.safetensors", e.stem))).unwrap();
+            assert!(bytes.len() < 1 << 20, "{}: {} bytes", e.stem, bytes.len());
             let model = StGcn::from_json_and_safetensors(&json, &bytes).unwrap();
-            assert_eq!(model.config().activation, act, "{stem}");
+            assert_eq!(model.config().activation, e.activation, "{}", e.stem);
+            assert_eq!(data.test.len(), e.of, "{}", e.stem);
             let acc = evaluate(&model, data.test.data_f64().view(), &data.test.labels)
                 .unwrap()
                 .accuracy;
             let n = data.test.len() as f64;
             assert!(
-                (acc * n - correct as f64).abs() < 1e-6,
-                "{stem}: {acc} of {n}"
+                (acc * n - e.correct as f64).abs() < 1e-6,
+                "{}: {acc} of {n}",
+                e.stem
             );
         }
     }

@@ -110,7 +110,7 @@ pub use config::{
 pub use error::ModelError;
 pub use folded::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 pub use graph::spatial_partition;
-pub use model::{Gradients, StGcn};
+pub use model::{ActivationInputStats, Gradients, StGcn};
 pub use params::{NamedTensor, TensorRole};
 pub use train::{evaluate, train, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer};
 

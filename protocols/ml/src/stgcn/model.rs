@@ -97,6 +97,39 @@ impl Gradients {
     }
 }
 
+/// Statistics of the values entering one activation site over a batch, from a training-mode
+/// forward pass (see [`StGcn::activation_input_stats`]). `x²` maps an input of RMS `r` to an
+/// output of RMS about `r²`, so these show where un-normalised values grow through the network.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivationInputStats {
+    /// Block index.
+    pub block: usize,
+    /// Site: 0 after the first BN, 1 after the residual sum.
+    pub site: usize,
+    /// Mean over all elements.
+    pub mean: f64,
+    /// Root mean square over all elements.
+    pub rms: f64,
+    /// Largest absolute value.
+    pub max_abs: f64,
+}
+
+impl ActivationInputStats {
+    fn of(block: usize, site: usize, x: &Array4<f64>) -> Self {
+        let n = x.len().max(1) as f64;
+        let (sum, sq, max_abs) = x.fold((0.0, 0.0, 0.0f64), |(s, q, m), &e| {
+            (s + e, q + e * e, m.max(e.abs()))
+        });
+        ActivationInputStats {
+            block,
+            site,
+            mean: sum / n,
+            rms: (sq / n).sqrt(),
+            max_abs,
+        }
+    }
+}
+
 /// Intermediate values of one block kept for the backward pass.
 struct BlockTape {
     x: Array4<f64>,
@@ -272,6 +305,34 @@ impl StGcn {
     /// (activation pruning of a trained model; tensors are kept, so fine-tuning can follow).
     pub fn prune_activations(&mut self, block: usize, site: usize, nodes: &[usize]) -> Result<()> {
         self.config.prune(block, site, nodes)
+    }
+
+    /// Re-initialises the affine parameters of the batch norms that feed the activation sites:
+    /// `bn1` (directly before site 0) to `(γ, β) = (gamma, beta)`; `bn2` to `(gamma, beta)` and
+    /// the residual BN, if any, to `(gamma, 0)` (their sum, plus an identity residual, feeds
+    /// site 1). `x²` of a unit-variance `z` then computes `(γz + β)² = γ²·z² + 2βγ·z + β²`:
+    /// with `(γ, β) = (0.45, 0.56)` this is `0.20·z² + 0.50·z + 0.31`, up to the constant the
+    /// least-squares quadratic fit of ReLU for a standard-normal input (Hermite coefficients
+    /// `1/(2√(2π))`, `1/2`), the start used when a trained ReLU network is turned into an `x²`
+    /// one and fine-tuned (activation replacement, CryptoGCN / LinGCN); with a small `γ` and
+    /// `β = 1` it is near-linear. Either way squares of squares do not blow up at the start of
+    /// training as they do from `γ = 1, β = 0`. Only these values change: the exported
+    /// [`super::FoldedModel`] keeps its form, BN being folded into the convolutions as usual.
+    pub fn init_pre_activation_bn(&mut self, gamma: f64, beta: f64) {
+        let mut sets = Vec::new();
+        for b in &self.layout.blocks {
+            sets.push((b.bn1.weight, gamma));
+            sets.push((b.bn1.bias, beta));
+            sets.push((b.bn2.weight, gamma));
+            sets.push((b.bn2.bias, beta));
+            if let ResIdx::Conv { bn, .. } = &b.res {
+                sets.push((bn.weight, gamma));
+                sets.push((bn.bias, 0.0));
+            }
+        }
+        for (i, value) in sets {
+            self.store.tensors[i].value.fill(value);
+        }
     }
 
     /// The configuration as pretty JSON (the `*.json` half of a model file).
@@ -607,6 +668,30 @@ impl StGcn {
             self.store.tensors[i].value = value.into_dyn();
         }
         Ok((loss, logits, grads))
+    }
+
+    /// Statistics of the inputs of every activation site (block order, site 0 then 1) on the
+    /// clips `x`, from a training-mode forward pass (BN with the batch's statistics, as in
+    /// training) that leaves the running statistics unchanged. A diagnostic for polynomial
+    /// activations, whose outputs grow with the square of their inputs.
+    pub fn activation_input_stats(
+        &self,
+        x: ArrayView5<'_, f64>,
+    ) -> Result<Vec<ActivationInputStats>> {
+        let input = self.prepare_input(x)?;
+        let (_, tape) = self.forward_batch(input, true, &mut Vec::new());
+        let tape = tape.expect("training forward records a tape");
+        Ok(tape
+            .blocks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                [
+                    ActivationInputStats::of(i, 0, &t.z1),
+                    ActivationInputStats::of(i, 1, &t.s),
+                ]
+            })
+            .collect())
     }
 
     // ------------------------------------------------------------ backward

@@ -253,13 +253,22 @@ pub(crate) fn aggregate_backward(
 
 // ---------------------------------------------------------------- temporal convolution
 
-/// im2col of one `(C_i, T, V)` sample: row `c·K + j`, column `t_o·V + v` holds
-/// `x[c, s·t_o + j − pad, v]` (zero outside `0..T`).
-fn im2col(x: &[f64], ci: usize, t: usize, v: usize, ks: usize, stride: usize) -> Array2<f64> {
+/// im2col of one `(C_i, T, V)` sample into `col` (cleared first; its allocation is reused
+/// across the samples one thread handles): row `c·K + j`, column `t_o·V + v` holds
+/// `x[c, s·t_o + j − pad, v]` (zero outside `0..T`). Returns the `(C_i·K, T_out·V)` view.
+fn im2col<'a>(
+    col: &'a mut Vec<f64>,
+    x: &[f64],
+    ci: usize,
+    (t, v): (usize, usize),
+    ks: usize,
+    stride: usize,
+) -> ArrayView2<'a, f64> {
     let pad = ks / 2;
     let to = out_frames(t, stride);
     // Built by appending (no zero-fill pass over the whole matrix).
-    let mut col = Vec::with_capacity(ci * ks * to * v);
+    col.clear();
+    col.reserve(ci * ks * to * v);
     for c in 0..ci {
         for j in 0..ks {
             for o in 0..to {
@@ -273,7 +282,7 @@ fn im2col(x: &[f64], ci: usize, t: usize, v: usize, ks: usize, stride: usize) ->
             }
         }
     }
-    Array2::from_shape_vec((ci * ks, to * v), col).expect("im2col size")
+    ArrayView2::from_shape((ci * ks, to * v), &col[..]).expect("im2col size")
 }
 
 /// Adjoint of [`im2col`]: adds `col` back into `dx`.
@@ -315,11 +324,12 @@ pub(crate) fn tconv_forward(
         .into_shape_with_order((co, ci * ks))
         .expect("weights are contiguous");
     let mut y = Array4::zeros((n, co, to, v));
-    Zip::from(y.axis_iter_mut(Axis(0)))
-        .and(x.axis_iter(Axis(0)))
-        .par_for_each(|yb, xb| {
-            let xs = xb.as_slice().expect("contiguous sample");
-            let col = im2col(xs, ci, t, v, ks, stride);
+    y.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(x.axis_iter(Axis(0)).into_par_iter())
+        .for_each_init(Vec::new, |buf, (yb, xb)| {
+            let xs = xb.to_slice().expect("contiguous sample");
+            let col = im2col(buf, xs, ci, (t, v), ks, stride);
             let mut y2 = as_matrix_mut(yb);
             for (mut row, &bias) in y2.rows_mut().into_iter().zip(b.iter()) {
                 row.fill(bias);
@@ -327,6 +337,13 @@ pub(crate) fn tconv_forward(
             general_mat_mul(1.0, &w2, &col, 1.0, &mut y2);
         });
     y
+}
+
+/// Per-thread state of [`tconv_backward`]: gradient accumulators and reused buffers.
+struct TconvBackAcc {
+    grads: WB<Array2<f64>>,
+    col: Vec<f64>,
+    dcol: Array2<f64>,
 }
 
 /// Backward of [`tconv_forward`]: `(dx, dW, db)`.
@@ -338,40 +355,44 @@ pub(crate) fn tconv_backward(
 ) -> (Array4<f64>, WB<Array3<f64>>) {
     let (n, ci, t, v) = x.dim();
     let (co, _, ks) = w.dim();
+    let to = out_frames(t, stride);
     let w2 = w
         .into_shape_with_order((co, ci * ks))
         .expect("weights are contiguous");
+    let zero = || TconvBackAcc {
+        grads: WB {
+            w: Array2::zeros((co, ci * ks)),
+            b: Array1::zeros(co),
+        },
+        col: Vec::new(),
+        dcol: Array2::zeros((ci * ks, to * v)),
+    };
     let mut dx = Array4::zeros((n, ci, t, v));
     let acc = dx
         .axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
-        .fold(
-            || WB {
-                w: Array2::zeros((co, ci * ks)),
-                b: Array1::zeros(co),
-            },
-            |mut acc, (b, mut dxb)| {
-                let xs = x
-                    .index_axis(Axis(0), b)
-                    .to_slice()
-                    .expect("contiguous sample");
-                let col = im2col(xs, ci, t, v, ks, stride);
-                let dy2 = as_matrix(dy.index_axis(Axis(0), b));
-                general_mat_mul(1.0, &dy2, &col.t(), 1.0, &mut acc.w);
-                acc.b += &dy2.sum_axis(Axis(1));
-                let dcol = w2.t().dot(&dy2);
-                col2im(
-                    &dcol,
-                    dxb.as_slice_mut().expect("contiguous sample"),
-                    t,
-                    v,
-                    ks,
-                    stride,
-                );
-                acc
-            },
-        )
+        .fold(zero, |mut acc, (b, mut dxb)| {
+            let xs = x
+                .index_axis(Axis(0), b)
+                .to_slice()
+                .expect("contiguous sample");
+            let col = im2col(&mut acc.col, xs, ci, (t, v), ks, stride);
+            let dy2 = as_matrix(dy.index_axis(Axis(0), b));
+            general_mat_mul(1.0, &dy2, &col.t(), 1.0, &mut acc.grads.w);
+            acc.grads.b += &dy2.sum_axis(Axis(1));
+            general_mat_mul(1.0, &w2.t(), &dy2, 0.0, &mut acc.dcol);
+            col2im(
+                &acc.dcol,
+                dxb.as_slice_mut().expect("contiguous sample"),
+                t,
+                v,
+                ks,
+                stride,
+            );
+            acc
+        })
+        .map(|acc| acc.grads)
         .reduce(
             || WB {
                 w: Array2::zeros((co, ci * ks)),

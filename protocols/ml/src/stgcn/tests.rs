@@ -451,6 +451,7 @@ fn tiny_model_overfits_tiny_set() {
         schedule: LrSchedule::Cosine,
         seed: 5,
         clip_grad_norm: Some(1.0),
+        warmup_epochs: 0,
     };
     let hist = train(&mut model, x.view(), &labels, &tc, |_| {}).unwrap();
     let after = evaluate(&model, x.view(), &labels).unwrap();
@@ -503,6 +504,72 @@ fn training_is_reproducible_from_seeds() {
         ..tc.clone()
     };
     assert!(Trainer::new(&model, bad).is_err());
+}
+
+#[test]
+fn warm_up_ramps_the_learning_rate_linearly() {
+    let v = 4;
+    let cfg = tiny_config(ActivationKind::Square, 1, v);
+    let x = random_input(33, 4, 3, 6, v, 1);
+    let labels = [0, 1, 2, 0];
+    // Two batches per epoch, warm-up over two epochs: the last batch of epoch e uses
+    // (2e + 2) / 4 of the rate, then the constant rate.
+    let tc = TrainConfig {
+        epochs: 3,
+        batch_size: 2,
+        learning_rate: 0.08,
+        schedule: LrSchedule::Constant,
+        warmup_epochs: 2,
+        ..TrainConfig::default()
+    };
+    let mut model = StGcn::new(cfg, 4).unwrap();
+    let h = train(&mut model, x.view(), &labels, &tc, |_| {}).unwrap();
+    let lrs: Vec<f64> = h.iter().map(|s| s.learning_rate).collect();
+    for (got, want) in lrs.iter().zip([0.04, 0.08, 0.08]) {
+        assert!((got - want).abs() < 1e-15, "{lrs:?}");
+    }
+}
+
+#[test]
+fn activation_input_stats_and_pre_activation_bn_init() {
+    let v = 5;
+    let mut cfg = tiny_config(ActivationKind::Square, 1, v);
+    let x = random_input(41, 6, 3, 8, v, 1);
+    cfg.input_norm = Some(InputNorm::fit(x.view()));
+    let mut model = StGcn::new(cfg, 2).unwrap();
+    let before = model.clone();
+    let st = model.activation_input_stats(x.view()).unwrap();
+    assert_eq!(st.len(), 6);
+    assert_eq!((st[3].block, st[3].site), (1, 1));
+    // Site 0 sees a training-mode BN output with γ = 1, β = 0: zero mean, unit RMS per
+    // channel (up to ε = 1e-5 in the variance).
+    for a in st.iter().filter(|a| a.site == 0) {
+        assert!(a.mean.abs() < 1e-12 && (a.rms - 1.0).abs() < 1e-4, "{a:?}");
+        assert!(a.max_abs >= a.rms);
+    }
+    // The running statistics were left alone.
+    for (a, b) in model.tensors().iter().zip(before.tensors()) {
+        assert_eq!(a.value, b.value, "{}", a.name);
+    }
+    // γ = 0.1, β = 0.5 before every activation: site 0 has mean 0.5 and RMS √(0.25 + 0.01);
+    // the first block (no residual) has the same at site 1.
+    model.init_pre_activation_bn(0.1, 0.5);
+    assert_eq!(model.tensor("blocks.1.residual.bn.weight").unwrap()[0], 0.1);
+    assert_eq!(model.tensor("blocks.1.residual.bn.bias").unwrap()[0], 0.0);
+    let st = model.activation_input_stats(x.view()).unwrap();
+    let want = (0.25f64 + 0.01).sqrt();
+    for a in st.iter().filter(|a| a.site == 0 || a.block == 0) {
+        assert!(
+            (a.mean - 0.5).abs() < 1e-9 && (a.rms - want).abs() < 1e-4,
+            "{a:?}"
+        );
+    }
+    // Still a model whose folded form computes the same function.
+    let err = max_abs_diff(
+        &model.forward(x.view()).unwrap(),
+        &model.fold().forward(x.view()).unwrap(),
+    );
+    assert!(err < 1e-9, "max |diff| = {err}");
 }
 
 #[test]

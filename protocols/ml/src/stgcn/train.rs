@@ -65,6 +65,10 @@ pub struct TrainConfig {
     /// If set, gradients are rescaled so that their global L2 norm is at most this value
     /// (polynomial-activation networks can otherwise blow up once the loss is small).
     pub clip_grad_norm: Option<f64>,
+    /// Linear learning-rate warm-up over this many epochs (Goyal et al. 2017, "Accurate, large
+    /// minibatch SGD", §2.2): batch `i` of the first `warmup_epochs · batches` uses
+    /// `(i + 1) / (warmup_epochs · batches)` times the scheduled rate. 0 disables it.
+    pub warmup_epochs: usize,
 }
 
 impl Default for TrainConfig {
@@ -78,6 +82,7 @@ impl Default for TrainConfig {
             schedule: LrSchedule::Cosine,
             seed: 0,
             clip_grad_norm: None,
+            warmup_epochs: 0,
         }
     }
 }
@@ -137,7 +142,7 @@ impl Sgd {
 pub struct EpochStats {
     /// Epoch (0-based).
     pub epoch: usize,
-    /// Learning rate used.
+    /// Learning rate of the epoch's last batch (the scheduled rate once warm-up is over).
     pub learning_rate: f64,
     /// Mean training loss over the epoch's batches (weighted by batch size).
     pub loss: f64,
@@ -277,7 +282,16 @@ impl Trainer {
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut self.rng);
         let (mut loss_sum, mut hits) = (0.0, 0);
+        let batches = n.div_ceil(self.cfg.batch_size);
+        let warmup_steps = self.cfg.warmup_epochs * batches;
+        let mut lr_used = lr;
         for (batch, idx) in order.chunks(self.cfg.batch_size).enumerate() {
+            let step = epoch * batches + batch;
+            lr_used = if step < warmup_steps {
+                lr * (step + 1) as f64 / warmup_steps as f64
+            } else {
+                lr
+            };
             let xb = x.select(Axis(0), idx);
             let yb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
             let (loss, logits, mut grads) = model.loss_and_gradients(xb.view(), &yb)?;
@@ -289,12 +303,12 @@ impl Trainer {
             if let Some(max) = self.cfg.clip_grad_norm {
                 grads.clip_norm(max);
             }
-            self.opt.step(model, &grads, lr);
+            self.opt.step(model, &grads, lr_used);
         }
         self.epoch += 1;
         Ok(EpochStats {
             epoch,
-            learning_rate: lr,
+            learning_rate: lr_used,
             loss: loss_sum / n.max(1) as f64,
             train_accuracy: hits as f64 / n.max(1) as f64,
             seconds: start.elapsed().as_secs_f64(),
