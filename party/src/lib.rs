@@ -7,10 +7,14 @@
 //! * [`store`]: the crash-safe dataset and model store with two-phase-commit states.
 //! * [`server`]: `party serve` — peer link, client endpoint, job runner.
 //! * [`client`]: the client side (used by `share-upload` and `party job`).
+//! * [`fuzzing`]: every decoder of bytes from the network or disk, as fuzz entry points.
+//! * [`input`]: the data owner's file (CSV, NPY, MNIST IDX) read and range-checked for upload.
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
 pub mod client;
+pub mod fuzzing;
+pub mod input;
 pub mod proto;
 pub mod server;
 pub mod store;
