@@ -21,6 +21,8 @@ if [ $# -gt 0 ]; then
 else
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
+# Seed corpora: valid encodings of every message (party::fuzzing::seeds).
+(cd ../.. && cargo run -q -p party --release --example fuzz_stable -- write-seeds party/fuzz/corpus)
 cargo +nightly fuzz build $FUZZ_FLAGS >/dev/null
 mkdir -p logs
 printf '%-16s %12s %10s %8s %8s\n' target executions exec/s corpus crashes

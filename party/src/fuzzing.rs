@@ -130,6 +130,177 @@ pub fn manifest(b: &[u8]) {
     let _ = crate::store::parse_manifest(b);
 }
 
+/// Valid inputs of a target (encoded messages, framed streams, headers, a manifest): the
+/// starting corpus of both fuzzers, so that mutations start deep inside the decoders.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    use crate::proto::{
+        DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, ModelKind, PeerState, ShareForm,
+        TripleKind, UploadHeader, UploadOptions,
+    };
+    let id = EntryId([7; 16]);
+    let header = UploadHeader {
+        id,
+        name: "cancer".into(),
+        rows: 455,
+        cols: 31,
+        label_column: 30,
+        frac_bits: 16,
+        form: ShareForm::Matrix,
+        digest: [3; 32],
+        len: 455 * 31 * 8,
+    };
+    let spec = JobSpec {
+        model: ModelKind::Logreg,
+        dataset: "cancer".into(),
+        learning_rate: 0.125,
+        batch_size: 64,
+        epochs: 3,
+        schedule_seed: 11,
+        triples: TripleKind::Ot,
+    };
+    let requests = vec![
+        ClientRequest::Upload(header.clone()),
+        ClientRequest::UploadWith(
+            header,
+            UploadOptions {
+                appenders: vec!["bob".into()],
+                append_to: Some(DatasetRef {
+                    owner: "alice".into(),
+                    name: "cancer".into(),
+                }),
+            },
+        ),
+        ClientRequest::Commit { id },
+        ClientRequest::List,
+        ClientRequest::Delete {
+            name: "cancer".into(),
+        },
+        ClientRequest::Submit(spec.clone()),
+        ClientRequest::Reveal { job: id },
+    ];
+    let framed = |msgs: &[Vec<u8>]| {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            out.extend_from_slice(m);
+        }
+        out
+    };
+    match target {
+        "client_hello" => vec![
+            enc(&ClientHello { token: None }),
+            enc(&ClientHello {
+                token: Some("alice-token".into()),
+            }),
+        ],
+        "client_request" => requests.iter().map(enc).collect(),
+        "reply" => [
+            Reply::Welcome { role: 1 },
+            Reply::Prepared { id },
+            Reply::SendShare { id },
+            Reply::Committed { id },
+            Reply::Entries(vec![EntryInfo {
+                id,
+                name: "cancer".into(),
+                rows: 455,
+                cols: 31,
+                created: 1,
+            }]),
+            Reply::Done,
+            Reply::Progress {
+                job: id,
+                step: 3,
+                steps: 21,
+            },
+            Reply::JobDone { job: id },
+            Reply::ModelShare {
+                rows: 30,
+                cols: 1,
+                frac_bits: 16,
+            },
+            Reply::Error {
+                code: ErrorCode::Forbidden,
+                message: "not yours".into(),
+            },
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "peer_request" => [
+            PeerRequest::Vote {
+                id,
+                owner: "alice".into(),
+                name: "cancer".into(),
+                rows: 455,
+                cols: 31,
+            },
+            PeerRequest::Commit { id },
+            PeerRequest::Abort { id },
+            PeerRequest::Status { id },
+            PeerRequest::Delete {
+                id,
+                owner: "alice".into(),
+            },
+            PeerRequest::Job {
+                job: id,
+                owner: "alice".into(),
+                dataset: id,
+                spec,
+            },
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "peer_reply" => [
+            PeerReply::Vote(true),
+            PeerReply::Ack,
+            PeerReply::State(PeerState::Prepared),
+            PeerReply::Refused("no".into()),
+            PeerReply::JobStored,
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "dealer_messages" => {
+            use mpc::triples::dealer::{DealerReply, DealerRequest};
+            vec![
+                enc(&DealerRequest::Done),
+                enc(&DealerReply::Ok),
+                enc(&DealerReply::Refused { reason: "x".into() }),
+                enc(&DealerReply::Mismatch { index: 3 }),
+                enc(&mpc::share::Seed([1; 32])),
+            ]
+        }
+        "frames" => vec![
+            framed(&requests.iter().map(enc).collect::<Vec<_>>()),
+            framed(&[vec![0; 32], vec![1; 100]]),
+        ],
+        "ring" => {
+            let mut b = vec![2u8, 3];
+            b.extend_from_slice(&framed(&[vec![5; 48]]));
+            vec![b]
+        }
+        "link_headers" => {
+            use crate::transport::link;
+            vec![
+                link::quic_header(3).to_vec(),
+                link::tcp_header(&[9; 16], 2).to_vec(),
+                link::answer(0).to_vec(),
+            ]
+        }
+        "manifest" => vec![b"id = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\nkind = \"dataset\"\n\
+name = \"d\"\nowner = \"alice\"\nrows = 2\ncols = 2\nlabel_column = 1\nfrac_bits = 16\n\
+form = \"Matrix\"\nsha256 = \"00\"\ncreated = 1\nstate = \"committed\"\nappenders = [\"bob\"]\n\
+supersedes = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n\n[[appended]]\nclient = \"bob\"\nrows = 3\n"
+            .to_vec()],
+        _ => Vec::new(),
+    }
+}
+
+fn enc<T: serde::Serialize>(m: &T) -> Vec<u8> {
+    mpc::net::encode_message(m).expect("seed messages encode")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +321,29 @@ mod tests {
             for i in inputs {
                 f(i);
             }
+        }
+    }
+
+    #[test]
+    fn every_target_has_seeds_and_they_decode() {
+        for (name, f) in TARGETS {
+            let seeds = seeds(name);
+            assert!(!seeds.is_empty(), "{name}");
+            for s in seeds {
+                f(&s);
+            }
+        }
+        for s in seeds("client_request") {
+            decode::<ClientRequest>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("reply") {
+            decode::<Reply>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("peer_request") {
+            decode::<PeerRequest>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("manifest") {
+            crate::store::parse_manifest(&s).unwrap();
         }
     }
 

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::*;
 
-/// A 4 MiB share (32,768 × 16): at 2 MB/s the upload to P1 streams for about two seconds.
+/// A 4 MiB share (32,768 × 16): at 1 MB/s the upload to P1 streams for about four seconds.
 fn big_npy(dir: &Path) -> PathBuf {
     let x = Array2::from_shape_fn((32_768, 16), |(i, j)| ((i + j) % 97) as f64 / 97.0);
     let p = dir.join("big.npy");
@@ -36,7 +36,7 @@ fn small_csv(dir: &Path, rows: usize) -> PathBuf {
     p
 }
 
-const PACE: &str = "2000000";
+const PACE: &str = "1000000";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploader_killed_mid_stream_leaves_nothing_on_either_party() {
@@ -51,6 +51,9 @@ async fn an_uploader_killed_mid_stream_leaves_nothing_on_either_party() {
         .unwrap();
     c.wait_log(1, "receiving upload", 1);
     c.wait_until("a partial upload at P1", || !c.partial_files(1).is_empty());
+    c.wait_until("P0 to prepare its half", || {
+        c.log_lines(0, &["prepared", "(big) of alice"]) >= 1
+    });
     up.kill().unwrap();
     up.wait().unwrap();
     // P1 drops the partial file as the stream breaks; P0 aborts the seed it holds as prepared.
@@ -97,6 +100,9 @@ async fn a_party_killed_during_an_upload_recovers_to_nothing_and_a_retry_succeed
         .unwrap();
     c.wait_log(1, "receiving upload", 1);
     c.wait_until("a partial upload at P1", || !c.partial_files(1).is_empty());
+    c.wait_until("P0 to prepare its half", || {
+        c.log_lines(0, &["prepared", "(big) of alice"]) >= 1
+    });
     c.kill9(1);
     let e = upload_err(up.wait_with_output().unwrap());
     assert!(e.contains("P1"), "{e}");
