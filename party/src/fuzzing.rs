@@ -158,7 +158,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         schedule_seed: 11,
         triples: TripleKind::Ot,
     };
-    let requests = vec![
+    let requests = [
         ClientRequest::Upload(header.clone()),
         ClientRequest::UploadWith(
             header,
