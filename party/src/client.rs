@@ -9,7 +9,7 @@
 
 use crate::proto::{
     ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, Reply, UploadHeader,
-    MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+    UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use crate::server::auth::CLIENT_ALPN;
 use crate::transport::{tls, Identity, PeerCert, TransportError};
@@ -112,6 +112,14 @@ pub struct Client {
     ch: ClientChannel,
     role: u8,
     addr: SocketAddr,
+}
+
+/// Frame size of a paced upload: about a tenth of a second of data, at most [`UPLOAD_CHUNK`].
+fn pace_chunk(max_rate: Option<u64>) -> usize {
+    match max_rate {
+        Some(r) if r > 0 => ((r / 10) as usize).clamp(4096, UPLOAD_CHUNK),
+        _ => UPLOAD_CHUNK,
+    }
 }
 
 fn refused(r: Reply) -> ClientError {
@@ -221,6 +229,49 @@ impl Client {
             self.ch.send_frame(chunk.to_vec()).await?;
             sent += chunk.len() as u64;
             progress(sent);
+        }
+        self.ch.flush().await?;
+        match self.recv().await? {
+            Reply::Prepared { id: got } if got == id => Ok(id),
+            other => Err(refused(other)),
+        }
+    }
+
+    /// Uploads one share with [`UploadOptions`] (append rights, or appending to a dataset): the
+    /// party checks the header and options first and refuses before any byte is sent.
+    /// `max_rate` (bytes per second) paces the stream, for links shared with other traffic.
+    ///
+    /// # Errors
+    /// Connection errors, [`ClientError::Refused`].
+    pub async fn upload_with(
+        &mut self,
+        header: UploadHeader,
+        options: UploadOptions,
+        bytes: &[u8],
+        progress: &(dyn Fn(u64) + Send + Sync),
+        max_rate: Option<u64>,
+    ) -> Result<EntryId> {
+        let id = header.id;
+        match self
+            .request(&ClientRequest::UploadWith(header, options))
+            .await?
+        {
+            Reply::SendShare { id: got } if got == id => {}
+            other => return Err(refused(other)),
+        }
+        let start = std::time::Instant::now();
+        let mut sent = 0u64;
+        for chunk in bytes.chunks(pace_chunk(max_rate)) {
+            self.ch.send_frame(chunk.to_vec()).await?;
+            sent += chunk.len() as u64;
+            progress(sent);
+            if let Some(rate) = max_rate.filter(|&r| r > 0) {
+                self.ch.flush().await?;
+                let due = std::time::Duration::from_secs_f64(sent as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
         self.ch.flush().await?;
         match self.recv().await? {

@@ -10,11 +10,15 @@
 //! * [`infer`]: encrypted ST-GCN inference — its messages, the client's key generation,
 //!   encryption and decryption, input files, and the `he-infer` session driver (the server side
 //!   is [`server::infer`]).
+//! * [`fuzzing`]: every decoder of bytes from the network or disk, as fuzz entry points.
+//! * [`input`]: the data owner's file (CSV, NPY, MNIST IDX) read and range-checked for upload.
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
 pub mod client;
+pub mod fuzzing;
 pub mod infer;
+pub mod input;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -16,6 +16,9 @@
 //! An upload is `ClientRequest::Upload` followed by raw frames of share bytes (each at most
 //! [`UPLOAD_CHUNK`]) until the declared length, answered by `Reply::Prepared`; the client then
 //! asks P0 to `Commit`, which runs two-phase commit with P1 over the peer link.
+//! `ClientRequest::UploadWith` carries [`UploadOptions`] (append rights, appending to another
+//! owner's dataset) and is answered by `Reply::SendShare` (or an error, the connection staying
+//! usable) before any share byte is sent.
 //!
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
@@ -106,6 +109,25 @@ pub struct UploadHeader {
     pub len: u64,
 }
 
+/// A dataset named by its owner and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    /// The owning client (its name in the parties' configurations).
+    pub owner: String,
+    /// The dataset's name.
+    pub name: String,
+}
+
+/// What an upload does beyond storing a new dataset of the uploading client.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadOptions {
+    /// Clients (by configured name) allowed to append rows to the new dataset.
+    pub appenders: Vec<String>,
+    /// Append the rows to this dataset (the uploading client must be one of its appenders or
+    /// its owner) instead of creating one; columns, label column and fractional bits must match.
+    pub append_to: Option<DatasetRef>,
+}
+
 /// Which model a job trains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelKind {
@@ -166,6 +188,9 @@ pub struct JobSpec {
 pub enum ClientRequest {
     /// Upload one share; share bytes follow as raw frames.
     Upload(UploadHeader),
+    /// Upload one share with options; the party answers `SendShare` (or an error), then the
+    /// share bytes follow as raw frames.
+    UploadWith(UploadHeader, UploadOptions),
     /// P0 only: commit an upload prepared on both parties.
     Commit {
         /// The upload.
@@ -233,6 +258,11 @@ pub enum Reply {
     },
     /// The upload is stored as prepared.
     Prepared {
+        /// The upload.
+        id: EntryId,
+    },
+    /// The upload's header and options are accepted: send the share bytes.
+    SendShare {
         /// The upload.
         id: EntryId,
     },

@@ -2,20 +2,35 @@
 //!
 //! ```text
 //! share-upload --parties 10.0.0.1:7200,10.0.0.2:7201 --p0-cert p0.pem --p1-cert p1.pem \
-//!     (--token T | --cert-dir D) --name cancer [--label-column K] [--frac-bits 16] data.csv
+//!     (--token T | --cert-dir D) --name cancer [--label-column K] [--frac-bits 16] \
+//!     [--allow-append bob,carol] data.csv
+//! share-upload ... --append-to alice/cancer part2.npy          # rows appended by a granted client
+//! share-upload ... --name mnist --labels train-labels-idx1-ubyte.gz train-images-idx3-ubyte.gz
 //! ```
 //!
-//! The file is read with `datasets::csv` (every row features and a label; the last column is the
-//! label unless `--label-column` says otherwise), checked (every value finite and inside the
-//! fixed-point range; errors name the file, line, column, value and bound), encoded in fixed point
-//! and split with a fresh OS-seeded ChaCha20 seed: P0 receives the 32-byte seed, P1 the masked
-//! matrix (SecureML's seed-compressed sharing). Both uploads land as prepared; P0 then commits
-//! them on both parties (two-phase commit) and the dataset id is printed.
+//! The file is read by [`party::input`]: numeric CSV (last column the label unless
+//! `--label-column` says otherwise), NumPy `.npy` (2-D; labels in a column or in a 1-D
+//! `--labels` file), or MNIST IDX images with their `--labels` file (pixels scaled to [0, 1],
+//! the digit as the label; `--positive 0` makes a "0 vs rest" task). Every value is checked
+//! (finite, inside the fixed-point range; errors name the file, line or row, column, value and
+//! bound), encoded in fixed point and split with a fresh OS-seeded ChaCha20 seed: P0 receives the
+//! 32-byte seed, P1 the masked matrix (SecureML's seed-compressed sharing). Both uploads land as
+//! prepared; P0 then commits them on both parties (two-phase commit) and the dataset id is
+//! printed.
+//!
+//! Horizontal partitioning: the owner names the clients allowed to append rows
+//! (`--allow-append`); such a client appends with `--append-to OWNER/NAME`. The rows must have
+//! the dataset's columns, label column and fractional bits. The result is a new version of the
+//! owner's dataset (the old rows, then the new), committed on both parties or on neither; only
+//! the owner can train on it or delete it.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use party::client::Client;
-use party::proto::{ClientRequest, EntryId, Reply, ShareForm, UploadHeader};
+use party::input::{Format, InputSpec};
+use party::proto::{
+    ClientRequest, DatasetRef, EntryId, Reply, ShareForm, UploadHeader, UploadOptions,
+};
 use party::store::{matrix_bytes, sha256};
 use party::transport::{Identity, PeerCert};
 use std::net::SocketAddr;
@@ -42,19 +57,37 @@ struct Cli {
     /// Client identity directory (cert.pem, key.pem) registered by fingerprint.
     #[arg(long)]
     cert_dir: Option<PathBuf>,
-    /// Dataset name.
-    #[arg(long)]
-    name: String,
+    /// Dataset name (with --append-to: defaults to the dataset's name).
+    #[arg(long, required_unless_present = "append_to")]
+    name: Option<String>,
     /// The label's column (0-based); default: the last.
     #[arg(long)]
     label_column: Option<usize>,
+    /// A separate label file: an IDX label file for IDX images, or a 1-D .npy for a .npy.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Binary task: label 1 for these label values (comma separated), 0 for all others.
+    #[arg(long, value_delimiter = ',')]
+    positive: Option<Vec<f64>>,
+    /// The file's format: csv, npy or idx (default: from the file name).
+    #[arg(long)]
+    format: Option<Format>,
     /// Fixed-point fractional bits.
     #[arg(long, default_value_t = 16)]
     frac_bits: u32,
+    /// Clients (configured names, comma separated) allowed to append rows to this dataset.
+    #[arg(long, value_delimiter = ',')]
+    allow_append: Vec<String>,
+    /// Append the rows to OWNER/NAME (you must be its owner or one of its appenders).
+    #[arg(long, conflicts_with = "allow_append")]
+    append_to: Option<String>,
+    /// Pace the upload to at most this many bytes per second (for shared links).
+    #[arg(long)]
+    max_rate: Option<u64>,
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
-    /// The CSV file (gzip allowed).
+    /// The data file (gzip allowed).
     file: PathBuf,
 }
 
@@ -64,46 +97,45 @@ async fn main() -> Result<()> {
     if cli.parties.len() != 2 {
         bail!("--parties needs two addresses: P0,P1");
     }
-    let table = datasets::csv::read_csv(&cli.file)?;
-    let data = table.data;
-    let (rows, cols) = data.dim();
-    if rows == 0 || cols < 2 {
-        bail!(
-            "{}: need at least one row and two columns (features and a label), got {rows} x {cols}",
-            cli.file.display()
-        );
-    }
-    let label = cli.label_column.unwrap_or(cols - 1);
-    if label >= cols {
-        bail!(
-            "{}: --label-column {label} but the file has {cols} columns",
-            cli.file.display()
-        );
-    }
+    let append_to = match &cli.append_to {
+        None => None,
+        Some(s) => match s.split_once('/') {
+            Some((owner, name)) if !owner.is_empty() && !name.is_empty() => Some(DatasetRef {
+                owner: owner.into(),
+                name: name.into(),
+            }),
+            _ => bail!("--append-to wants OWNER/NAME, got {s:?}"),
+        },
+    };
+    let name = match (&cli.name, &append_to) {
+        (Some(n), _) => n.clone(),
+        (None, Some(r)) => r.name.clone(),
+        (None, None) => unreachable!("clap requires --name without --append-to"),
+    };
+    let table = party::input::read(&InputSpec {
+        file: cli.file.clone(),
+        format: cli.format,
+        labels: cli.labels.clone(),
+        label_column: cli.label_column,
+        positive: cli.positive.clone(),
+    })?;
+    table.check_range(cli.frac_bits)?;
+    let (rows, cols) = table.data.dim();
+    let label = table.label_column;
     let fp = mpc::FixedPoint::new(mpc::FracBits::new(cli.frac_bits)?);
-    for ((r, c), v) in data.indexed_iter() {
-        if !v.is_finite() || v.abs() >= fp.bound() {
-            bail!(
-                "{}: line {}, column {}: value {v} is outside the fixed-point range (|x| < {} with {} fractional bits)",
-                cli.file.display(),
-                table.row_lines.get(r).copied().unwrap_or(r + 1),
-                c + 1,
-                fp.bound(),
-                cli.frac_bits
-            );
-        }
-    }
     let enc = fp
-        .encode_matrix(&data.view())
+        .encode_matrix(&table.data.view())
         .with_context(|| format!("encoding {}", cli.file.display()))?;
+    drop(table);
     let (seed, s1) = mpc::share::share_seeded(&enc.view(), &mut mpc::share::os_rng());
     drop(enc);
     let seed_bytes = zeroize::Zeroizing::new(seed.0.to_vec());
     let m1 = matrix_bytes(&s1);
+    drop(s1);
     let id = EntryId::random();
     let header = |form, bytes: &[u8]| UploadHeader {
         id,
-        name: cli.name.clone(),
+        name: name.clone(),
         rows: rows as u64,
         cols: cols as u64,
         label_column: label as u64,
@@ -111,6 +143,10 @@ async fn main() -> Result<()> {
         form,
         digest: sha256(bytes),
         len: bytes.len() as u64,
+    };
+    let options = UploadOptions {
+        appenders: cli.allow_append.clone(),
+        append_to,
     };
     let me = match &cli.cert_dir {
         Some(d) => Identity::load(d)?,
@@ -144,14 +180,30 @@ async fn main() -> Result<()> {
     let f1 = |n: u64| pb1.set_position(n);
     let f0 = |n: u64| pb0.set_position(n);
     let (r1, r0) = tokio::join!(
-        c1.upload(header(ShareForm::Matrix, &m1), &m1, &f1),
-        c0.upload(header(ShareForm::Seed, &seed_bytes), &seed_bytes, &f0),
+        c1.upload_with(
+            header(ShareForm::Matrix, &m1),
+            options.clone(),
+            &m1,
+            &f1,
+            cli.max_rate
+        ),
+        c0.upload_with(
+            header(ShareForm::Seed, &seed_bytes),
+            options,
+            &seed_bytes,
+            &f0,
+            cli.max_rate
+        ),
     );
     pb1.finish_and_clear();
     pb0.finish_and_clear();
-    r1.context("uploading to P1")?;
-    r0.context("uploading to P0")?;
-    match c0.request(&ClientRequest::Commit { id }).await? {
+    r1.with_context(|| format!("uploading to P1 at {}", cli.parties[1]))?;
+    r0.with_context(|| format!("uploading to P0 at {}", cli.parties[0]))?;
+    match c0
+        .request(&ClientRequest::Commit { id })
+        .await
+        .with_context(|| format!("committing at P0 at {}", cli.parties[0]))?
+    {
         Reply::Committed { id } => println!("{id}"),
         other => bail!("unexpected reply {other:?}"),
     }

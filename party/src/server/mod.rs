@@ -17,9 +17,9 @@ pub mod timed;
 
 use crate::proto::{
     decode, ClientHello, ClientRequest, EntryId, ErrorCode, PeerReply, PeerRequest, PeerState,
-    Reply, ShareForm, UploadHeader, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+    Reply, ShareForm, UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
-use crate::store::{self, EntryKind, Manifest, State, Store};
+use crate::store::{self, AppendedPart, EntryKind, Manifest, State, Store, StoreError};
 use crate::transport::{self, Fingerprint, Identity, Link, PeerCert, TransportKind};
 use anyhow::{anyhow, bail, Context, Result};
 use config::Config;
@@ -41,6 +41,18 @@ type Ctl = Timed<transport::PeerChannel>;
 pub struct PeerLink {
     link: Link,
     out: Mutex<Ctl>,
+}
+
+/// An upload whose header and options were accepted.
+#[derive(Debug)]
+struct Incoming {
+    header: UploadHeader,
+    /// The uploading client.
+    client: String,
+    /// Append rights granted with a new dataset.
+    appenders: Vec<String>,
+    /// The current version of the dataset the rows are appended to.
+    base: Option<Manifest>,
 }
 
 /// A running party.
@@ -228,16 +240,6 @@ impl Server {
 
     async fn connect_peer(self: Arc<Self>, peer: PeerCert) {
         let addr = self.cfg.peer.address.expect("checked by Config::load");
-        let mut pending: Vec<EntryId> = self
-            .store
-            .all()
-            .map(|v| {
-                v.into_iter()
-                    .filter(|m| m.state == State::Prepared)
-                    .map(|m| m.id)
-                    .collect()
-            })
-            .unwrap_or_default();
         let opts = transport::TransportOptions::default();
         loop {
             let me = match Identity::load(&self.cfg.identity_dir) {
@@ -250,6 +252,18 @@ impl Server {
             match transport::connect(self.kind, addr, me, &peer, &opts).await {
                 Ok(link) => {
                     tracing::info!("connected to the peer at {addr}");
+                    // Every (re)connection: P0 may have restarted (aborting its undecided
+                    // uploads) or decided while the link was down.
+                    let mut pending: Vec<EntryId> = self
+                        .store
+                        .all()
+                        .map(|v| {
+                            v.into_iter()
+                                .filter(|m| m.state == State::Prepared)
+                                .map(|m| m.id)
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     if let Err(e) = self.install(link).await {
                         tracing::warn!("peer link setup failed: {e:#}");
                     } else if let Err(e) = self.resolve_prepared(&mut pending).await {
@@ -269,14 +283,15 @@ impl Server {
         }
     }
 
-    /// P1 after (re)connecting: asks P0 about uploads that were prepared when this process
-    /// started, commits those P0 decided to commit, discards those P0 does not know.
+    /// P1 after (re)connecting: asks P0 about the entries prepared here, commits those P0
+    /// decided to commit, discards those P0 does not know (it restarted, or aborted them while
+    /// the link was down).
     async fn resolve_prepared(&self, pending: &mut Vec<EntryId>) -> Result<()> {
         let mut left = Vec::new();
         for id in pending.drain(..) {
             match self.peer_request(&PeerRequest::Status { id }).await? {
                 PeerReply::State(PeerState::Committed) => {
-                    self.store.set_state(&id, State::Committed)?;
+                    self.store.commit(&id)?;
                     tracing::info!("recovery: committed {id} (P0 had decided)");
                 }
                 PeerReply::State(PeerState::Absent) => {
@@ -296,7 +311,7 @@ impl Server {
             if m.state == State::Decided {
                 match self.peer_request(&PeerRequest::Commit { id: m.id }).await? {
                     PeerReply::Ack => {
-                        self.store.set_state(&m.id, State::Committed)?;
+                        self.store.commit(&m.id)?;
                         tracing::info!("recovery: finished commit of {} ({})", m.id, m.name);
                     }
                     other => bail!("P1 answered {other:?} to a commit"),
@@ -398,6 +413,16 @@ impl Server {
         Ok(m)
     }
 
+    /// Whether `base` is the current committed version of `m`'s dataset (an appended version
+    /// may be committed only on top of the version it extends).
+    fn is_current_version(&self, m: &Manifest, base: EntryId) -> bool {
+        self.store
+            .find_committed(EntryKind::Dataset, &m.owner, &m.name)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.id == base)
+    }
+
     fn handle_peer(&self, req: PeerRequest) -> Result<PeerReply> {
         Ok(match req {
             PeerRequest::Vote {
@@ -413,11 +438,13 @@ impl Server {
                         && m.name == name
                         && m.rows == rows
                         && m.cols == cols
+                        && m.supersedes
+                            .is_none_or(|base| self.is_current_version(&m, base))
                 });
                 PeerReply::Vote(ok)
             }
             PeerRequest::Commit { id } => {
-                self.store.set_state(&id, State::Committed)?;
+                self.store.commit(&id)?;
                 tracing::info!("committed {id}");
                 PeerReply::Ack
             }
@@ -557,9 +584,35 @@ impl Server {
                 }
             };
             match req {
+                ClientRequest::UploadWith(h, opts) => {
+                    prepared.push(h.id);
+                    let inc = match self.check_upload(&owner, h, &opts) {
+                        Ok(inc) => inc,
+                        Err((code, message)) => {
+                            // Refused before any share byte: the stream stays in step.
+                            tracing::warn!("client {owner}: upload refused: {message}");
+                            reply(ch, &err(code, message)).await?;
+                            continue;
+                        }
+                    };
+                    reply(ch, &Reply::SendShare { id: inc.header.id }).await?;
+                    let r = self.receive_share(ch, inc).await;
+                    let fatal = r.is_err();
+                    let rep = r.unwrap_or_else(|e| {
+                        tracing::warn!("client {owner}: upload failed: {e:#}");
+                        err(ErrorCode::BadRequest, format!("{e:#}"))
+                    });
+                    reply(ch, &rep).await?;
+                    if fatal {
+                        return Ok(());
+                    }
+                }
                 ClientRequest::Upload(h) => {
                     prepared.push(h.id);
-                    let r = self.upload(ch, &owner, h).await;
+                    let r = match self.check_upload(&owner, h, &UploadOptions::default()) {
+                        Ok(inc) => self.receive_share(ch, inc).await,
+                        Err((_, message)) => Err(anyhow!(message)),
+                    };
                     let fatal = r.is_err();
                     let rep = r.unwrap_or_else(|e| {
                         tracing::warn!("client {owner}: upload failed: {e:#}");
@@ -587,7 +640,11 @@ impl Server {
                     }
                 },
                 ClientRequest::Reveal { job } => match self.store.get(&job) {
-                    Ok(m) if m.owner == owner && m.kind == EntryKind::Model => {
+                    Ok(m)
+                        if m.owner == owner
+                            && m.kind == EntryKind::Model
+                            && m.state == State::Committed =>
+                    {
                         let s = self.store.load_share(&m)?;
                         reply(
                             ch,
@@ -619,57 +676,205 @@ impl Server {
         }
     }
 
-    async fn upload(&self, ch: &mut ClientChan, owner: &str, h: UploadHeader) -> Result<Reply> {
+    /// Checks an upload's header and options before any share byte is received: limits,
+    /// shape, and for an append the grant and the match with the dataset it extends. A refusal
+    /// names what is wrong; a dataset that does not exist and one the client may not append to
+    /// are refused alike (the refusal does not reveal other owners' dataset names).
+    fn check_upload(
+        &self,
+        client: &str,
+        h: UploadHeader,
+        o: &UploadOptions,
+    ) -> std::result::Result<Incoming, (ErrorCode, String)> {
+        let bad = |m: String| (ErrorCode::BadRequest, m);
         if h.len > self.cfg.limits.max_upload_bytes {
-            bail!(
-                "upload of {} bytes exceeds max_upload_bytes = {}",
-                h.len,
-                self.cfg.limits.max_upload_bytes
-            );
+            return Err((
+                ErrorCode::Limit,
+                format!(
+                    "upload of {} bytes exceeds max_upload_bytes = {}",
+                    h.len, self.cfg.limits.max_upload_bytes
+                ),
+            ));
         }
         let want = match h.form {
             ShareForm::Seed => Some(32u64),
             ShareForm::Matrix => h.rows.checked_mul(h.cols).and_then(|x| x.checked_mul(8)),
         }
-        .ok_or_else(|| anyhow!("shape {} x {} overflows", h.rows, h.cols))?;
-        anyhow::ensure!(
-            h.len == want,
-            "declared {} bytes, shape needs {want}",
+        .ok_or_else(|| bad(format!("shape {} x {} overflows", h.rows, h.cols)))?;
+        if h.len != want {
+            return Err(bad(format!("declared {} bytes, shape needs {want}", h.len)));
+        }
+        if h.name.is_empty() || h.name.len() > 128 || h.rows == 0 || h.cols < 2 {
+            return Err(bad("bad name or shape".into()));
+        }
+        if h.label_column >= h.cols {
+            return Err(bad("label column out of range".into()));
+        }
+        mpc::FracBits::new(h.frac_bits).map_err(|e| bad(e.to_string()))?;
+        if o.appenders.len() > 64 || o.appenders.iter().any(|a| a.is_empty() || a.len() > 128) {
+            return Err(bad("at most 64 appenders, names of 1 to 128 bytes".into()));
+        }
+        let Some(to) = &o.append_to else {
+            return Ok(Incoming {
+                header: h,
+                client: client.into(),
+                appenders: o.appenders.clone(),
+                base: None,
+            });
+        };
+        if !o.appenders.is_empty() {
+            return Err(bad(
+                "append rights are granted by the dataset's owner when uploading it".into(),
+            ));
+        }
+        let refused = || {
+            (
+                ErrorCode::Forbidden,
+                format!(
+                    "no dataset {}/{} that {client} may append to",
+                    to.owner, to.name
+                ),
+            )
+        };
+        let base = self
+            .store
+            .find_committed(EntryKind::Dataset, &to.owner, &to.name)
+            .map_err(|e| (ErrorCode::Internal, e.to_string()))?
+            .ok_or_else(refused)?;
+        if base.owner != client && !base.appenders.iter().any(|a| a == client) {
+            return Err(refused());
+        }
+        if (h.cols, h.label_column, h.frac_bits) != (base.cols, base.label_column, base.frac_bits) {
+            return Err(bad(format!(
+                "the rows to append have {} columns, label column {} and {} fractional bits; \
+                 dataset {}/{} has {} columns, label column {} and {} fractional bits: they must match",
+                h.cols,
+                h.label_column,
+                h.frac_bits,
+                base.owner,
+                base.name,
+                base.cols,
+                base.label_column,
+                base.frac_bits
+            )));
+        }
+        Ok(Incoming {
+            header: h,
+            client: client.into(),
+            appenders: Vec::new(),
+            base: Some(base),
+        })
+    }
+
+    /// Receives the share bytes of an accepted upload into the store as prepared. For an
+    /// append, the new version's share is this party's share of the current version followed
+    /// by the received rows (a seed is expanded): appending is local to each party.
+    async fn receive_share(&self, ch: &mut ClientChan, inc: Incoming) -> Result<Reply> {
+        use sha2::Digest;
+        let Incoming {
+            header: h,
+            client,
+            appenders,
+            base,
+        } = inc;
+        tracing::info!(
+            "receiving upload {} ({}) of {client}: {} bytes",
+            h.id,
+            h.name,
             h.len
         );
-        anyhow::ensure!(
-            !h.name.is_empty() && h.name.len() <= 128 && h.rows > 0 && h.cols >= 2,
-            "bad name or shape"
-        );
-        anyhow::ensure!(h.label_column < h.cols, "label column out of range");
-        mpc::FracBits::new(h.frac_bits)?;
-        let mut bytes = Vec::new();
-        while (bytes.len() as u64) < h.len {
-            let left = (h.len - bytes.len() as u64).min(UPLOAD_CHUNK as u64) as usize;
+        let mut w = match self.store.begin(&h.id) {
+            Ok(w) => w,
+            Err(e) => return Ok(err(ErrorCode::BadRequest, e.to_string())),
+        };
+        if let Some(b) = &base {
+            let s = self.store.load_share(b)?;
+            tokio::task::block_in_place(|| w.write(&store::matrix_bytes(&s)))?;
+        }
+        let mut part = sha2::Sha256::new();
+        let mut seed = zeroize::Zeroizing::new(Vec::new());
+        let mut got = 0u64;
+        while got < h.len {
+            let left = (h.len - got).min(UPLOAD_CHUNK as u64) as usize;
             let f = tokio::time::timeout(self.timeout, ch.recv_frame(left))
                 .await
                 .map_err(|_| anyhow!("upload stalled"))??;
-            bytes.extend_from_slice(&f);
+            part.update(&f);
+            got += f.len() as u64;
+            if base.is_some() && h.form == ShareForm::Seed {
+                seed.extend_from_slice(&f);
+            } else {
+                tokio::task::block_in_place(|| w.write(&f))?;
+            }
         }
-        let m = Manifest {
-            id: h.id,
-            kind: EntryKind::Dataset,
-            name: h.name,
-            owner: owner.to_string(),
-            rows: h.rows,
-            cols: h.cols,
-            label_column: h.label_column,
-            frac_bits: h.frac_bits,
-            form: h.form,
-            sha256: hex::encode(h.digest),
-            created: store::now(),
-            state: State::Prepared,
+        if <[u8; 32]>::from(part.finalize()) != h.digest {
+            return Ok(err(
+                ErrorCode::BadRequest,
+                format!(
+                    "share of upload {}: SHA-256 digest does not match the header",
+                    h.id
+                ),
+            ));
+        }
+        if base.is_some() && h.form == ShareForm::Seed {
+            let mut s = [0u8; 32];
+            s.copy_from_slice(&seed);
+            let share = mpc::share::Seed(s).expand(h.rows as usize, h.cols as usize);
+            zeroize::Zeroize::zeroize(&mut s);
+            tokio::task::block_in_place(|| w.write(&store::matrix_bytes(&share)))?;
+        }
+        let m = match &base {
+            None => Manifest {
+                id: h.id,
+                kind: EntryKind::Dataset,
+                name: h.name,
+                owner: client.clone(),
+                rows: h.rows,
+                cols: h.cols,
+                label_column: h.label_column,
+                frac_bits: h.frac_bits,
+                form: h.form,
+                sha256: w.digest_hex(),
+                created: store::now(),
+                state: State::Prepared,
+                appenders,
+                supersedes: None,
+                appended: Vec::new(),
+            },
+            Some(b) => {
+                let mut appended = b.appended.clone();
+                appended.push(AppendedPart {
+                    client: client.clone(),
+                    rows: h.rows,
+                });
+                Manifest {
+                    id: h.id,
+                    rows: b.rows + h.rows,
+                    form: ShareForm::Matrix,
+                    sha256: w.digest_hex(),
+                    created: store::now(),
+                    state: State::Prepared,
+                    supersedes: Some(b.id),
+                    appended,
+                    ..b.clone()
+                }
+            }
         };
-        let r = tokio::task::block_in_place(|| self.store.put(&m, &bytes));
+        let r = tokio::task::block_in_place(|| self.store.finish(w, &m));
         if let Err(e) = r {
             return Ok(err(ErrorCode::BadRequest, e.to_string()));
         }
-        tracing::info!("prepared {} ({}) of {owner}", m.id, m.name);
+        match &base {
+            None => tracing::info!("prepared {} ({}) of {client}", m.id, m.name),
+            Some(b) => tracing::info!(
+                "prepared {} ({}/{}: {} rows of {client} appended to version {})",
+                m.id,
+                m.owner,
+                m.name,
+                h.rows,
+                b.id
+            ),
+        }
         fault("abort-after-prepare");
         Ok(Reply::Prepared { id: m.id })
     }
@@ -711,20 +916,23 @@ impl Server {
         })
     }
 
-    /// Two-phase commit of an upload, coordinated by P0.
-    async fn commit(&self, owner: &str, id: EntryId) -> Result<Reply> {
+    /// Two-phase commit of an upload (or of an appended version), coordinated by P0. Only
+    /// the client that uploaded the entry's newest rows may commit it.
+    async fn commit(&self, client: &str, id: EntryId) -> Result<Reply> {
         let m = match self.store.get(&id) {
-            Ok(m) if m.owner == owner => m,
+            Ok(m) if m.uploader() == client && m.kind == EntryKind::Dataset => m,
             _ => return Ok(err(ErrorCode::NotFound, format!("no upload {id} of yours"))),
         };
+        let owner = m.owner.as_str();
         match m.state {
             State::Committed => return Ok(Reply::Committed { id }),
             State::Decided => {}
             State::Prepared => {
-                if self
-                    .store
-                    .find_committed(EntryKind::Dataset, owner, &m.name)?
-                    .is_some()
+                if m.supersedes.is_none()
+                    && self
+                        .store
+                        .find_committed(EntryKind::Dataset, owner, &m.name)?
+                        .is_some()
                 {
                     self.store.remove(&id)?;
                     let _ = self.peer_request(&PeerRequest::Abort { id }).await;
@@ -748,13 +956,22 @@ impl Server {
                     tracing::warn!("aborted upload {id}: P1 voted {vote:?}");
                     return Ok(err(ErrorCode::Peer, "P1 does not hold the upload; aborted"));
                 }
-                self.store.set_state(&id, State::Decided)?;
+                match self.store.decide(&id) {
+                    Ok(_) => {}
+                    Err(StoreError::Conflict { reason, .. }) => {
+                        self.store.remove(&id)?;
+                        let _ = self.peer_request(&PeerRequest::Abort { id }).await;
+                        tracing::warn!("aborted upload {id}: {reason}");
+                        return Ok(err(ErrorCode::BadRequest, reason));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
                 fault("abort-after-decide");
             }
         }
         match self.peer_request(&PeerRequest::Commit { id }).await {
             Ok(PeerReply::Ack) => {
-                self.store.set_state(&id, State::Committed)?;
+                self.store.commit(&id)?;
                 tracing::info!("committed {id} ({}) of {owner}", m.name);
                 Ok(Reply::Committed { id })
             }
@@ -851,16 +1068,42 @@ impl Server {
         while let Some((step, steps)) = rx.recv().await {
             reply(ch, &Reply::Progress { job, step, steps }).await?;
         }
-        let (w, mut on) = task.await??;
+        let (w, mut on) = task
+            .await?
+            .with_context(|| format!("job {job} failed (peer timeout {:?})", self.timeout))?;
         self.store_model(job, owner, &m, &w)?;
-        match on.recv::<PeerReply>(MAX_CONTROL_FRAME).await? {
-            PeerReply::JobStored => {}
-            other => bail!("P1 ended the job with {other:?}"),
-        }
+        self.commit_model(job, &mut on).await?;
         drop(permit);
         tracing::info!("job {job} of {owner} done");
         reply(ch, &Reply::JobDone { job }).await?;
         Ok(())
+    }
+
+    /// Commits a model both parties stored as prepared (two-phase commit: P1's `JobStored` is
+    /// its vote); if P1 does not vote, P0's half is discarded and P1's is discarded when it
+    /// next asks about its prepared entries.
+    async fn commit_model(
+        &self,
+        job: EntryId,
+        on: &mut timed::Timed<transport::PeerChannel>,
+    ) -> Result<()> {
+        match on.recv::<PeerReply>(MAX_CONTROL_FRAME).await {
+            Ok(PeerReply::JobStored) => {}
+            other => {
+                self.store.remove(&job)?;
+                bail!("job {job}: P1 did not store its model share ({other:?}); nothing was kept");
+            }
+        }
+        self.store.decide(&job)?;
+        match self.peer_request(&PeerRequest::Commit { id: job }).await {
+            Ok(PeerReply::Ack) => {
+                self.store.commit(&job)?;
+                Ok(())
+            }
+            other => bail!(
+                "job {job}: model decided; it becomes visible when P1 is reachable again ({other:?})"
+            ),
+        }
     }
 
     fn dealer_link_params(&self) -> Option<job::DealerParams> {
@@ -894,7 +1137,11 @@ impl Server {
             form: ShareForm::Matrix,
             sha256: hex::encode(store::sha256(&bytes)),
             created: store::now(),
-            state: State::Committed,
+            // Committed by two-phase commit once both parties stored their halves.
+            state: State::Prepared,
+            appenders: Vec::new(),
+            supersedes: None,
+            appended: Vec::new(),
         };
         self.store.put(&m, &bytes)?;
         Ok(())

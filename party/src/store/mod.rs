@@ -11,6 +11,17 @@
 //! States ([`State`]): an upload lands as `Prepared` on both parties; P0 (the coordinator) writes
 //! `Decided` before telling P1 to commit, and `Committed` once P1 acknowledged; P1 goes from
 //! `Prepared` to `Committed`. Only `Committed` entries are visible to jobs and listings.
+//!
+//! Uploads are streamed to `entries/<id>.share.part` through a [`ShareWriter`] (hashing as they
+//! go, memory bounded by one frame) and renamed into place only when complete; a writer dropped
+//! before [`Store::finish`] deletes its partial file, and [`Store::open`] deletes any left by a
+//! crash.
+//!
+//! Versions (horizontal partitioning): appending rows to a dataset makes a new immutable entry
+//! holding the old rows followed by the new ones, whose [`Manifest::supersedes`] names the
+//! version it replaces. Committing it ([`Store::commit`]) removes the superseded version; a
+//! crash between the two steps is finished by [`Store::open`], and lookups by name always return
+//! the newest committed version, so a name never resolves to two datasets.
 
 use crate::proto::{EntryId, EntryInfo, ShareForm};
 use mpc::share::Seed;
@@ -63,6 +74,15 @@ pub enum StoreError {
     Exists {
         /// The id or name.
         what: String,
+    },
+    /// A decision to commit would make a name resolve to two datasets, or the dataset an
+    /// append extends is no longer the current version.
+    #[error("cannot commit {id}: {reason}")]
+    Conflict {
+        /// The entry that was to be committed.
+        id: EntryId,
+        /// What changed.
+        reason: String,
     },
 }
 
@@ -118,9 +138,36 @@ pub struct Manifest {
     pub created: u64,
     /// Commit state.
     pub state: State,
+    /// Clients (by their configured names) the owner allows to append rows to this dataset.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appenders: Vec<String>,
+    /// The version of the dataset this entry replaces (it holds that version's rows first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<EntryId>,
+    /// Rows appended by clients after the owner's upload, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appended: Vec<AppendedPart>,
+}
+
+/// Rows a client appended to a dataset (recorded in every later version's manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendedPart {
+    /// The appending client.
+    pub client: String,
+    /// Number of rows appended.
+    pub rows: u64,
 }
 
 impl Manifest {
+    /// The client that uploaded this entry's newest rows: the last appender of an appended
+    /// version, the owner otherwise. Only this client may commit the entry.
+    pub fn uploader(&self) -> &str {
+        match (&self.supersedes, self.appended.last()) {
+            (Some(_), Some(p)) => &p.client,
+            _ => &self.owner,
+        }
+    }
+
     /// The listing of this entry.
     pub fn info(&self) -> EntryInfo {
         EntryInfo {
@@ -155,9 +202,20 @@ pub fn matrix_bytes(s: &Share) -> Vec<u8> {
     out
 }
 
-fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+pub(crate) fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
     toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// The newest of several entries of one name: the one no other of them supersedes (versions form
+/// a chain), else the latest created.
+fn newest<'a>(entries: impl Iterator<Item = &'a Manifest>) -> Option<&'a Manifest> {
+    let v: Vec<&Manifest> = entries.collect();
+    let superseded: std::collections::HashSet<EntryId> =
+        v.iter().filter_map(|m| m.supersedes).collect();
+    v.into_iter()
+        .filter(|m| !superseded.contains(&m.id))
+        .max_by_key(|m| (m.created, m.id))
 }
 
 /// One party's store.
@@ -183,6 +241,61 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     fs::rename(&tmp, path).map_err(io("rename", &tmp))?;
     sync_dir(path.parent().expect("entry files live in a directory"))
+}
+
+/// A share being received: bytes go to a temporary file in the store, hashed on the way.
+/// Dropping the writer before [`Store::finish`] deletes the file.
+#[derive(Debug)]
+pub struct ShareWriter {
+    id: EntryId,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl ShareWriter {
+    /// Appends bytes.
+    ///
+    /// # Errors
+    /// File errors naming the temporary file.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        let f = self.file.as_mut().expect("open until finished");
+        f.write_all(bytes).map_err(io("write", &self.tmp))?;
+        self.hasher.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// SHA-256 of the bytes written so far, hex.
+    pub fn digest_hex(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// The entry this share is for.
+    pub fn id(&self) -> EntryId {
+        self.id
+    }
+}
+
+impl Drop for ShareWriter {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            if let Err(e) = fs::remove_file(&self.tmp) {
+                tracing::warn!("cannot remove partial upload {}: {e}", self.tmp.display());
+            }
+        }
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -245,6 +358,15 @@ impl Store {
                 self.remove(&m.id)?;
             }
         }
+        // A crash between committing a new version and removing the one it supersedes.
+        for m in self.all()? {
+            if let (State::Committed, Some(old)) = (m.state, m.supersedes) {
+                if self.manifest_path(&old).exists() {
+                    tracing::info!("recovery: removing version {old} superseded by {}", m.id);
+                    self.remove(&old)?;
+                }
+            }
+        }
         sync_dir(&self.dir)
     }
 
@@ -264,17 +386,63 @@ impl Store {
     /// # Errors
     /// [`StoreError::BadShare`], [`StoreError::Exists`], file errors.
     pub fn put(&self, m: &Manifest, share: &[u8]) -> Result<()> {
+        let mut w = self.begin(&m.id)?;
+        w.write(share)?;
+        self.finish(w, m)
+    }
+
+    /// Starts receiving the share of entry `id` into a temporary file of the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Exists`] if the entry exists or is being received; file errors.
+    pub fn begin(&self, id: &EntryId) -> Result<ShareWriter> {
+        if self.manifest_path(id).exists() {
+            return Err(StoreError::Exists {
+                what: id.to_string(),
+            });
+        }
+        let tmp = self.dir.join(format!("{id}.share.part"));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => StoreError::Exists {
+                    what: format!("{id} (an upload in progress)"),
+                },
+                _ => io("create", &tmp)(e),
+            })?;
+        Ok(ShareWriter {
+            id: *id,
+            tmp,
+            file: Some(std::io::BufWriter::with_capacity(1 << 20, file)),
+            hasher: Sha256::new(),
+            len: 0,
+        })
+    }
+
+    /// Completes a received share: checks its length for the manifest's form and shape and its
+    /// digest against `m.sha256`, then makes it durable (fsync, rename, directory fsync) and
+    /// writes the manifest. The name must not be taken by a committed (or decided) entry of the
+    /// same owner and kind other than the version `m` supersedes; prepared entries do not
+    /// reserve names (an abandoned upload must not block a retry), so P0 checks again when it
+    /// decides ([`Store::decide`]).
+    ///
+    /// # Errors
+    /// [`StoreError::BadShare`], [`StoreError::Exists`], file errors.
+    pub fn finish(&self, mut w: ShareWriter, m: &Manifest) -> Result<()> {
+        assert_eq!(w.id, m.id, "the writer belongs to another entry");
         let want = match m.form {
             ShareForm::Seed => 32,
             ShareForm::Matrix => m.rows.saturating_mul(m.cols).saturating_mul(8),
         };
-        if share.len() as u64 != want {
+        if w.len != want {
             return Err(StoreError::BadShare {
                 id: m.id,
-                reason: format!("{} bytes, expected {want}", share.len()),
+                reason: format!("{} bytes, expected {want}", w.len),
             });
         }
-        if hex::encode(sha256(share)) != m.sha256 {
+        if w.digest_hex() != m.sha256 {
             return Err(StoreError::BadShare {
                 id: m.id,
                 reason: "SHA-256 digest does not match the manifest".into(),
@@ -287,14 +455,104 @@ impl Store {
             });
         }
         if self.all()?.iter().any(|o| {
-            o.kind == m.kind && o.owner == m.owner && o.name == m.name && o.state != State::Prepared
+            o.kind == m.kind
+                && o.owner == m.owner
+                && o.name == m.name
+                && o.state != State::Prepared
+                && Some(o.id) != m.supersedes
         }) {
             return Err(StoreError::Exists {
                 what: format!("{:?} {:?} of {:?}", m.kind, m.name, m.owner),
             });
         }
-        write_atomic(&self.share_path(&m.id), share)?;
+        let mut f = w.file.take().expect("open until finished");
+        let r = f
+            .flush()
+            .map_err(io("write", &w.tmp))
+            .and_then(|()| {
+                f.into_inner()
+                    .map_err(|e| io("write", &w.tmp)(e.into_error()))?
+                    .sync_all()
+                    .map_err(io("fsync", &w.tmp))
+            })
+            .and_then(|()| {
+                let dst = self.share_path(&m.id);
+                fs::rename(&w.tmp, &dst).map_err(io("rename", &w.tmp))
+            });
+        if let Err(e) = r {
+            let _ = fs::remove_file(&w.tmp);
+            return Err(e);
+        }
+        sync_dir(&self.dir)?;
         self.write_manifest(m)
+    }
+
+    /// P0's decision to commit a prepared entry (state `Decided`), refused when it would make a
+    /// name resolve to two entries: another committed or decided entry of the same owner, kind
+    /// and name exists (other than the version this one supersedes), or, for an appended
+    /// version, the version it extends is no longer the current one (another append or a delete
+    /// came first) or another decision extends it already.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`], [`StoreError::NotFound`], file errors.
+    pub fn decide(&self, id: &EntryId) -> Result<Manifest> {
+        let _g = self.lock.lock().expect("store lock");
+        let mut m = self.get(id)?;
+        if m.state != State::Prepared {
+            return Ok(m);
+        }
+        let all = self.all()?;
+        let same = |o: &&Manifest| {
+            o.id != m.id
+                && o.kind == m.kind
+                && o.owner == m.owner
+                && o.name == m.name
+                && o.state != State::Prepared
+        };
+        let conflict = |reason: String| StoreError::Conflict { id: *id, reason };
+        match m.supersedes {
+            None => {
+                if all.iter().any(|o| same(&o)) {
+                    return Err(conflict(format!(
+                        "{} has a dataset named {:?} already",
+                        m.owner, m.name
+                    )));
+                }
+            }
+            Some(base) => {
+                let current = newest(
+                    all.iter()
+                        .filter(|o| same(o) && o.state == State::Committed),
+                );
+                if current.map(|c| c.id) != Some(base) {
+                    return Err(conflict(format!(
+                        "dataset {}/{} changed while the rows were uploaded (another append or a delete came first); upload them again",
+                        m.owner, m.name
+                    )));
+                }
+                if all.iter().any(|o| same(&o) && o.state == State::Decided) {
+                    return Err(conflict(format!(
+                        "another append to {}/{} is being committed; upload again",
+                        m.owner, m.name
+                    )));
+                }
+            }
+        }
+        m.state = State::Decided;
+        self.write_manifest(&m)?;
+        Ok(m)
+    }
+
+    /// Commits an entry (durably) and removes the version it supersedes, if any.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], file errors.
+    pub fn commit(&self, id: &EntryId) -> Result<Manifest> {
+        let m = self.set_state(id, State::Committed)?;
+        if let Some(old) = m.supersedes {
+            self.remove(&old)?;
+        }
+        Ok(m)
     }
 
     fn write_manifest(&self, m: &Manifest) -> Result<()> {
@@ -379,9 +637,11 @@ impl Store {
         owner: &str,
         name: &str,
     ) -> Result<Option<Manifest>> {
-        Ok(self.all()?.into_iter().find(|m| {
+        let all = self.all()?;
+        Ok(newest(all.iter().filter(|m| {
             m.kind == kind && m.state == State::Committed && m.owner == owner && m.name == name
         }))
+        .cloned())
     }
 
     /// The committed entries of `owner`.
@@ -389,10 +649,17 @@ impl Store {
     /// # Errors
     /// File and manifest errors.
     pub fn list(&self, owner: &str) -> Result<Vec<Manifest>> {
-        Ok(self
-            .all()?
+        let all = self.all()?;
+        let superseded: std::collections::HashSet<EntryId> = all
+            .iter()
+            .filter(|m| m.state == State::Committed)
+            .filter_map(|m| m.supersedes)
+            .collect();
+        Ok(all
             .into_iter()
-            .filter(|m| m.owner == owner && m.state == State::Committed)
+            .filter(|m| {
+                m.owner == owner && m.state == State::Committed && !superseded.contains(&m.id)
+            })
             .collect())
     }
 
@@ -462,6 +729,9 @@ mod tests {
             sha256: hex::encode(sha256(bytes)),
             created: now(),
             state: State::Prepared,
+            appenders: Vec::new(),
+            supersedes: None,
+            appended: Vec::new(),
         }
     }
 
@@ -549,5 +819,158 @@ mod tests {
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(matches!(s.get(&id), Err(StoreError::NotFound { .. })));
         assert!(s.get(&good).is_ok());
+    }
+
+    #[test]
+    fn a_dropped_writer_leaves_nothing_and_a_finished_one_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = EntryId::random();
+        let mut w = s.begin(&id).unwrap();
+        w.write(&[1u8; 16]).unwrap();
+        // A second upload of the same id while the first is running is refused.
+        assert!(matches!(s.begin(&id), Err(StoreError::Exists { .. })));
+        drop(w);
+        let left = fs::read_dir(dir.path().join("entries")).unwrap().count();
+        assert_eq!(left, 0, "the partial file is removed");
+        let mut w = s.begin(&id).unwrap();
+        w.write(&[1u8; 16]).unwrap();
+        w.write(&[1u8; 16]).unwrap();
+        assert_eq!(w.len(), 32);
+        let bytes = [1u8; 32];
+        let mut m = manifest(id, "d", &bytes, ShareForm::Matrix, 2);
+        m.sha256 = w.digest_hex();
+        s.finish(w, &m).unwrap();
+        assert_eq!(s.read_bytes(&s.get(&id).unwrap()).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_partial_upload_left_by_a_crash_is_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let mut w = s.begin(&EntryId::random()).unwrap();
+        w.write(&[3u8; 100]).unwrap();
+        // A crash: the writer's destructor never runs.
+        std::mem::forget(w);
+        drop(s);
+        let e = dir.path().join("entries");
+        assert_eq!(fs::read_dir(&e).unwrap().count(), 1);
+        let _s = Store::open(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(&e).unwrap().count(), 0);
+    }
+
+    fn version(s: &Store, base: &Manifest, rows: u64, client: &str) -> Manifest {
+        let bytes = vec![9u8; (rows * 2 * 8) as usize];
+        let mut m = manifest(
+            EntryId::random(),
+            &base.name,
+            &bytes,
+            ShareForm::Matrix,
+            rows,
+        );
+        m.supersedes = Some(base.id);
+        m.appended = vec![AppendedPart {
+            client: client.into(),
+            rows: rows - base.rows,
+        }];
+        s.put(&m, &bytes).unwrap();
+        m
+    }
+
+    #[test]
+    fn an_appended_version_replaces_the_one_it_extends_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let bytes = vec![1u8; 32];
+        let v1 = manifest(EntryId::random(), "d", &bytes, ShareForm::Matrix, 2);
+        s.put(&v1, &bytes).unwrap();
+        s.decide(&v1.id).unwrap();
+        s.commit(&v1.id).unwrap();
+        // Two appends race: both prepared, the first decided wins, the second conflicts.
+        let v2 = version(&s, &v1, 3, "bob");
+        let v2b = version(&s, &v1, 5, "carol");
+        assert_eq!(v2.uploader(), "bob");
+        assert_eq!(v1.uploader(), "alice");
+        let found = s.find_committed(EntryKind::Dataset, "alice", "d").unwrap();
+        assert_eq!(found.unwrap().id, v1.id, "prepared versions are invisible");
+        s.decide(&v2.id).unwrap();
+        assert!(matches!(
+            s.decide(&v2b.id),
+            Err(StoreError::Conflict { .. })
+        ));
+        s.commit(&v2.id).unwrap();
+        assert!(matches!(
+            s.decide(&v2b.id),
+            Err(StoreError::Conflict { .. })
+        ));
+        let found = s.find_committed(EntryKind::Dataset, "alice", "d").unwrap();
+        assert_eq!(found.unwrap().id, v2.id);
+        assert!(matches!(s.get(&v1.id), Err(StoreError::NotFound { .. })));
+        assert_eq!(s.list("alice").unwrap().len(), 1);
+        // A plain upload of a taken name is refused; one prepared before the name was taken
+        // cannot be decided.
+        let other = manifest(EntryId::random(), "d", &bytes, ShareForm::Matrix, 2);
+        assert!(matches!(
+            s.put(&other, &bytes),
+            Err(StoreError::Exists { .. })
+        ));
+        let e = manifest(EntryId::random(), "e", &bytes, ShareForm::Matrix, 2);
+        let e2 = manifest(EntryId::random(), "e", &bytes, ShareForm::Matrix, 2);
+        s.put(&e, &bytes).unwrap();
+        s.put(&e2, &bytes).unwrap();
+        s.decide(&e.id).unwrap();
+        assert!(matches!(s.decide(&e2.id), Err(StoreError::Conflict { .. })));
+    }
+
+    #[test]
+    fn a_crash_between_commit_and_removing_the_old_version_is_finished_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let bytes = vec![1u8; 32];
+        let v1 = manifest(EntryId::random(), "d", &bytes, ShareForm::Matrix, 2);
+        s.put(&v1, &bytes).unwrap();
+        s.commit(&v1.id).unwrap();
+        let v2 = version(&s, &v1, 4, "bob");
+        // The crash: v2 committed, v1 still on disk.
+        s.set_state(&v2.id, State::Committed).unwrap();
+        let found = s.find_committed(EntryKind::Dataset, "alice", "d").unwrap();
+        assert_eq!(
+            found.unwrap().id,
+            v2.id,
+            "the newest version wins meanwhile"
+        );
+        assert_eq!(s.list("alice").unwrap().len(), 1);
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert!(matches!(s.get(&v1.id), Err(StoreError::NotFound { .. })));
+        assert_eq!(s.get(&v2.id).unwrap().rows, 4);
+    }
+
+    #[test]
+    fn manifests_without_the_version_fields_still_parse() {
+        let text = r#"id = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]
+kind = "dataset"
+name = "d"
+owner = "alice"
+rows = 2
+cols = 2
+label_column = 1
+frac_bits = 16
+form = "Matrix"
+sha256 = "00"
+created = 1
+state = "committed"
+"#;
+        let m = parse_manifest(text.as_bytes()).unwrap();
+        assert!(m.appenders.is_empty() && m.supersedes.is_none() && m.appended.is_empty());
+        let mut m2 = m.clone();
+        m2.appenders = vec!["bob".into()];
+        m2.supersedes = Some(EntryId([7; 16]));
+        m2.appended = vec![AppendedPart {
+            client: "bob".into(),
+            rows: 3,
+        }];
+        let back = parse_manifest(toml::to_string_pretty(&m2).unwrap().as_bytes()).unwrap();
+        assert_eq!(back, m2);
     }
 }

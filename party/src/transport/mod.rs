@@ -79,7 +79,7 @@
 mod channel;
 mod error;
 mod identity;
-mod link;
+pub(crate) mod link;
 mod quic;
 mod tcp;
 pub mod tls;

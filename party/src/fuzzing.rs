@@ -1,0 +1,363 @@
+//! One entry point per decoder that a party, a client or the dealer runs on bytes it did not
+//! produce: the typed messages of [`crate::proto`] (client hello, client requests, replies,
+//! peer requests and replies), the dealer's messages, the length-prefixed framing with the
+//! upload-chunk and ring-matrix readers on top, the transport's link headers, and the store's
+//! manifest parser (bytes from disk). Used by the `cargo fuzz` targets in `party/fuzz`, by its
+//! bounded stable driver, and by the property tests; each function must return on any input.
+//!
+//! The framing readers run on an in-memory reader that is always ready, so their futures are
+//! polled to completion without a runtime.
+
+use crate::proto::{
+    decode, ClientHello, ClientRequest, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
+    UPLOAD_CHUNK,
+};
+use mpc::net::{Channel, ChannelExt, StreamChannel};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+/// A fuzz entry point: runs one decoder on arbitrary bytes.
+pub type Target = fn(&[u8]);
+
+/// The decoders, by name (the fuzz target of each is `party/fuzz/fuzz_targets/<name>.rs`).
+pub const TARGETS: [(&str, Target); 10] = [
+    ("client_hello", client_hello),
+    ("client_request", client_request),
+    ("reply", reply),
+    ("peer_request", peer_request),
+    ("peer_reply", peer_reply),
+    ("dealer_messages", dealer_messages),
+    ("frames", frames),
+    ("ring", ring),
+    ("link_headers", link_headers),
+    ("manifest", manifest),
+];
+
+/// Polls a future whose I/O is in memory; it never waits.
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("in-memory readers are always ready"),
+    }
+}
+
+/// `ClientHello` (the first frame of a client connection).
+pub fn client_hello(b: &[u8]) {
+    let _ = decode::<ClientHello>(b, MAX_CONTROL_FRAME);
+}
+
+/// `ClientRequest` (every later frame of a client, except share bytes).
+pub fn client_request(b: &[u8]) {
+    let _ = decode::<ClientRequest>(b, MAX_CONTROL_FRAME);
+}
+
+/// `Reply` (what a client decodes from a party).
+pub fn reply(b: &[u8]) {
+    let _ = decode::<Reply>(b, MAX_CONTROL_FRAME);
+}
+
+/// `PeerRequest` (peer link, both directions).
+pub fn peer_request(b: &[u8]) {
+    let _ = decode::<PeerRequest>(b, MAX_CONTROL_FRAME);
+}
+
+/// `PeerReply`.
+pub fn peer_reply(b: &[u8]) {
+    let _ = decode::<PeerReply>(b, MAX_CONTROL_FRAME);
+}
+
+/// The dealer's request (with its 64 MiB limit), its reply and a party's seed message.
+pub fn dealer_messages(b: &[u8]) {
+    use mpc::triples::dealer::{DealerReply, DealerRequest, MAX_REQUEST_BYTES};
+    let _ = decode::<DealerRequest>(b, MAX_REQUEST_BYTES);
+    let _ = decode::<DealerReply>(b, 4096);
+    let _ = decode::<mpc::share::Seed>(b, 64);
+}
+
+/// A byte stream read as frames: control frames decoded as client requests until the stream
+/// ends or a frame is refused, then the same bytes as upload chunks (at most
+/// [`UPLOAD_CHUNK`] each).
+pub fn frames(b: &[u8]) {
+    ready(async {
+        let mut ch = StreamChannel::new(b, tokio::io::sink());
+        for _ in 0..64 {
+            match ch.recv_frame(MAX_CONTROL_FRAME).await {
+                Ok(f) => client_request(&f),
+                Err(_) => break,
+            }
+        }
+        let mut ch = StreamChannel::new(b, tokio::io::sink());
+        let mut got = 0usize;
+        while let Ok(f) = ch.recv_frame(UPLOAD_CHUNK).await {
+            got += f.len();
+            if got > 1 << 24 {
+                break;
+            }
+        }
+    });
+}
+
+/// A model share as a client receives it: the first four bytes give the shape (rows, columns
+/// up to 255 each), the rest is the stream of ring frames.
+pub fn ring(b: &[u8]) {
+    if b.len() < 2 {
+        return;
+    }
+    let (rows, cols) = (usize::from(b[0]), usize::from(b[1]));
+    ready(async {
+        let mut ch = StreamChannel::new(&b[2..], tokio::io::sink());
+        if let Ok(m) = ch.recv_ring(rows, cols).await {
+            assert_eq!(m.dim(), (rows, cols));
+        }
+    });
+}
+
+/// The transports' link headers (QUIC stream header, TCP connection header, answer).
+pub fn link_headers(b: &[u8]) {
+    use crate::transport::link;
+    ready(async {
+        let _ = link::read_quic_header(&mut &b[..]).await;
+        let _ = link::read_tcp_header(&mut &b[..]).await;
+        let _ = link::read_answer(&mut &b[..]).await;
+    });
+}
+
+/// A manifest file of the store.
+pub fn manifest(b: &[u8]) {
+    let _ = crate::store::parse_manifest(b);
+}
+
+/// Valid inputs of a target (encoded messages, framed streams, headers, a manifest): the
+/// starting corpus of both fuzzers, so that mutations start deep inside the decoders.
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    use crate::proto::{
+        DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, ModelKind, PeerState, ShareForm,
+        TripleKind, UploadHeader, UploadOptions,
+    };
+    let id = EntryId([7; 16]);
+    let header = UploadHeader {
+        id,
+        name: "cancer".into(),
+        rows: 455,
+        cols: 31,
+        label_column: 30,
+        frac_bits: 16,
+        form: ShareForm::Matrix,
+        digest: [3; 32],
+        len: 455 * 31 * 8,
+    };
+    let spec = JobSpec {
+        model: ModelKind::Logreg,
+        dataset: "cancer".into(),
+        learning_rate: 0.125,
+        batch_size: 64,
+        epochs: 3,
+        schedule_seed: 11,
+        triples: TripleKind::Ot,
+    };
+    let requests = [
+        ClientRequest::Upload(header.clone()),
+        ClientRequest::UploadWith(
+            header,
+            UploadOptions {
+                appenders: vec!["bob".into()],
+                append_to: Some(DatasetRef {
+                    owner: "alice".into(),
+                    name: "cancer".into(),
+                }),
+            },
+        ),
+        ClientRequest::Commit { id },
+        ClientRequest::List,
+        ClientRequest::Delete {
+            name: "cancer".into(),
+        },
+        ClientRequest::Submit(spec.clone()),
+        ClientRequest::Reveal { job: id },
+    ];
+    let framed = |msgs: &[Vec<u8>]| {
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend_from_slice(&(m.len() as u32).to_le_bytes());
+            out.extend_from_slice(m);
+        }
+        out
+    };
+    match target {
+        "client_hello" => vec![
+            enc(&ClientHello { token: None }),
+            enc(&ClientHello {
+                token: Some("alice-token".into()),
+            }),
+        ],
+        "client_request" => requests.iter().map(enc).collect(),
+        "reply" => [
+            Reply::Welcome { role: 1 },
+            Reply::Prepared { id },
+            Reply::SendShare { id },
+            Reply::Committed { id },
+            Reply::Entries(vec![EntryInfo {
+                id,
+                name: "cancer".into(),
+                rows: 455,
+                cols: 31,
+                created: 1,
+            }]),
+            Reply::Done,
+            Reply::Progress {
+                job: id,
+                step: 3,
+                steps: 21,
+            },
+            Reply::JobDone { job: id },
+            Reply::ModelShare {
+                rows: 30,
+                cols: 1,
+                frac_bits: 16,
+            },
+            Reply::Error {
+                code: ErrorCode::Forbidden,
+                message: "not yours".into(),
+            },
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "peer_request" => [
+            PeerRequest::Vote {
+                id,
+                owner: "alice".into(),
+                name: "cancer".into(),
+                rows: 455,
+                cols: 31,
+            },
+            PeerRequest::Commit { id },
+            PeerRequest::Abort { id },
+            PeerRequest::Status { id },
+            PeerRequest::Delete {
+                id,
+                owner: "alice".into(),
+            },
+            PeerRequest::Job {
+                job: id,
+                owner: "alice".into(),
+                dataset: id,
+                spec,
+            },
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "peer_reply" => [
+            PeerReply::Vote(true),
+            PeerReply::Ack,
+            PeerReply::State(PeerState::Prepared),
+            PeerReply::Refused("no".into()),
+            PeerReply::JobStored,
+        ]
+        .iter()
+        .map(enc)
+        .collect(),
+        "dealer_messages" => {
+            use mpc::triples::dealer::{DealerReply, DealerRequest};
+            vec![
+                enc(&DealerRequest::Done),
+                enc(&DealerReply::Ok),
+                enc(&DealerReply::Refused { reason: "x".into() }),
+                enc(&DealerReply::Mismatch { index: 3 }),
+                enc(&mpc::share::Seed([1; 32])),
+            ]
+        }
+        "frames" => vec![
+            framed(&requests.iter().map(enc).collect::<Vec<_>>()),
+            framed(&[vec![0; 32], vec![1; 100]]),
+        ],
+        "ring" => {
+            let mut b = vec![2u8, 3];
+            b.extend_from_slice(&framed(&[vec![5; 48]]));
+            vec![b]
+        }
+        "link_headers" => {
+            use crate::transport::link;
+            vec![
+                link::quic_header(3).to_vec(),
+                link::tcp_header(&[9; 16], 2).to_vec(),
+                link::answer(0).to_vec(),
+            ]
+        }
+        "manifest" => vec![b"id = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\nkind = \"dataset\"\n\
+name = \"d\"\nowner = \"alice\"\nrows = 2\ncols = 2\nlabel_column = 1\nfrac_bits = 16\n\
+form = \"Matrix\"\nsha256 = \"00\"\ncreated = 1\nstate = \"committed\"\nappenders = [\"bob\"]\n\
+supersedes = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n\n[[appended]]\nclient = \"bob\"\nrows = 3\n"
+            .to_vec()],
+        _ => Vec::new(),
+    }
+}
+
+fn enc<T: serde::Serialize>(m: &T) -> Vec<u8> {
+    mpc::net::encode_message(m).expect("seed messages encode")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_returns_on_edge_inputs() {
+        let inputs: [&[u8]; 6] = [
+            &[],
+            &[0],
+            &[0xff; 64],
+            &[4, 0, 0, 0, 1, 2, 3, 4],
+            &[
+                2, 1, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8,
+            ],
+            b"DYAD\x01\x00\x00\x00\x00",
+        ];
+        for (_, f) in TARGETS {
+            for i in inputs {
+                f(i);
+            }
+        }
+    }
+
+    #[test]
+    fn every_target_has_seeds_and_they_decode() {
+        for (name, f) in TARGETS {
+            let seeds = seeds(name);
+            assert!(!seeds.is_empty(), "{name}");
+            for s in seeds {
+                f(&s);
+            }
+        }
+        for s in seeds("client_request") {
+            decode::<ClientRequest>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("reply") {
+            decode::<Reply>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("peer_request") {
+            decode::<PeerRequest>(&s, MAX_CONTROL_FRAME).unwrap();
+        }
+        for s in seeds("manifest") {
+            crate::store::parse_manifest(&s).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_well_formed_ring_stream_decodes() {
+        // 2 x 1 matrix: one frame of 16 bytes.
+        let mut b = vec![2u8, 1, 16, 0, 0, 0];
+        b.extend_from_slice(&5u64.to_le_bytes());
+        b.extend_from_slice(&6u64.to_le_bytes());
+        ring(&b);
+        let m = ready(async {
+            let mut ch = StreamChannel::new(&b[2..], tokio::io::sink());
+            ch.recv_ring(2, 1).await.unwrap()
+        });
+        assert_eq!(m, ndarray::array![[5u64], [6]]);
+    }
+}
