@@ -9,6 +9,7 @@ pub mod common;
 pub mod config;
 pub mod link;
 pub mod matmul_bench;
+pub mod mlp_trace;
 pub mod offline;
 pub mod ot_bench;
 pub mod report;
