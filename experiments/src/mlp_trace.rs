@@ -181,10 +181,7 @@ fn record(
         dp: worst.0,
         dp_protocol: max_abs_diff(p_s, &ideal),
         dp_conditioning: max_abs_diff(&ideal, p_p),
-        zero_rows: [
-            count(&sums_p, &|v| v <= 0.0),
-            count(&sums_s, &|v| v <= 0.0),
-        ],
+        zero_rows: [count(&sums_p, &|v| v <= 0.0), count(&sums_s, &|v| v <= 0.0)],
         tiny_rows: [count(&sums_p, &tiny), count(&sums_s, &tiny)],
         fallback_mismatch: sums_p
             .iter()
@@ -352,7 +349,14 @@ pub async fn perturb(
     let s = setup(task, cfg, steps)?;
     let mut plain = Plain::new();
     let base = mlp::train(
-        &mut plain, &s.xtr, &s.ytr, s.w_init.clone(), &s.sched, &s.hyper, s.softmax, &|_| {},
+        &mut plain,
+        &s.xtr,
+        &s.ytr,
+        s.w_init.clone(),
+        &s.sched,
+        &s.hyper,
+        s.softmax,
+        &|_| {},
     )
     .await?;
     let mut out = vec![(accuracy(&base, &s.xte, &s.yte), 0.0)];
@@ -364,7 +368,14 @@ pub async fn perturb(
             .map(|w| w.mapv(|v| v + rng.gen_range(-amplitude..amplitude)))
             .collect();
         let ws = mlp::train(
-            &mut plain, &s.xtr, &s.ytr, w, &s.sched, &s.hyper, s.softmax, &|_| {},
+            &mut plain,
+            &s.xtr,
+            &s.ytr,
+            w,
+            &s.sched,
+            &s.hyper,
+            s.softmax,
+            &|_| {},
         )
         .await?;
         let dw = ws
