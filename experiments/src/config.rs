@@ -204,6 +204,14 @@ pub struct TrainTask {
     /// Seed of the initial weights (defaults to the experiment seed).
     #[serde(default)]
     pub init_seed: Option<u64>,
+    /// MLP: extra plaintext twins whose initial weights are moved by at most half an ulp of the
+    /// fixed-point encoding (the first one: the weights rounded to the fixed-point grid, i.e.
+    /// exactly the secure run's start; the others: uniform noise of ±half an ulp), reported as
+    /// the twin's accuracy spread (`plain_perturbed.test_accuracy_{min,max}_pct`). Where the
+    /// training dynamics amplify rounding (SecureML's ReLU softmax at this learning rate), the
+    /// secure run can only be compared with that spread, not with one twin. 0: none.
+    #[serde(default)]
+    pub twin_perturbations: usize,
     /// Where the data lives for `experiment run --remote`: a dataset stored at the parties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteTask>,

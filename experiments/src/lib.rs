@@ -13,6 +13,7 @@ pub mod common;
 pub mod config;
 pub mod link;
 pub mod matmul_bench;
+pub mod mlp_trace;
 pub mod offline;
 pub mod ot_bench;
 pub mod remote;

@@ -21,6 +21,8 @@ use mpc::net::{CommStats, Metered};
 use mpc::share::{reconstruct, share_seeded};
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array1, Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -339,6 +341,40 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     .await?;
     let plain_s = t.elapsed().as_secs_f64();
 
+    // Sensitivity of the twin to perturbations as small as the fixed-point rounding.
+    let mut perturbed = Vec::new();
+    if matches!(model, Model::Mlp(_)) {
+        let half_ulp = fp.ulp() / 2.0;
+        for r in 0..task.twin_perturbations {
+            let mut rng = ChaCha20Rng::seed_from_u64(seed ^ (0x7e57 + r as u64));
+            let w: Vec<Array2<f64>> = if r == 0 {
+                let grid = fp.scale();
+                w_init
+                    .iter()
+                    .map(|w| w.mapv(|v| (v * grid).round() / grid))
+                    .collect()
+            } else {
+                w_init
+                    .iter()
+                    .map(|w| w.mapv(|v| v + rng.gen_range(-half_ulp..half_ulp)))
+                    .collect()
+            };
+            perturbed.push(
+                train(
+                    &mut Plain::new(),
+                    model,
+                    &xtr,
+                    &ytr,
+                    w,
+                    &sched,
+                    &hyper,
+                    &|_| {},
+                )
+                .await?,
+            );
+        }
+    }
+
     let what = format!(
         "secure {}",
         title.split(' ').next().unwrap_or("run").to_lowercase()
@@ -418,6 +454,30 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
                 format!("{acc_p:.2} %"),
                 format!("{tr_p:.2} %"),
             ));
+            if !perturbed.is_empty() {
+                let accs: Vec<f64> = perturbed
+                    .iter()
+                    .map(|w| accuracy(&predict(w, &xte), &yte))
+                    .collect();
+                let (lo, hi) = accs
+                    .iter()
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                        (a.min(v), b.max(v))
+                    });
+                let rq = label("plain_perturbed");
+                report.metric(format!("{rq}.test_accuracy_min_pct"), lo);
+                report.metric(format!("{rq}.test_accuracy_max_pct"), hi);
+                report.metric(format!("{rq}.runs_count"), accs.len() as f64);
+                let list: Vec<String> = accs.iter().map(|a| format!("{a:.2}")).collect();
+                rows.push((
+                    format!(
+                        "plaintext twins from initial weights moved ≤ ½ ulp ({} runs; first: rounded to the grid)",
+                        accs.len()
+                    ),
+                    format!("{lo:.2}–{hi:.2} % ({} %)", list.join(", ")),
+                    String::new(),
+                ));
+            }
             let majority = {
                 let counts = split.test.class_counts()?;
                 100.0 * *counts.iter().max().unwrap_or(&0) as f64 / yte.len().max(1) as f64

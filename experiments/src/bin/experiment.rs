@@ -41,6 +41,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Per-step differential trace of a config's `mlp` task: the secure run (in-memory channel,
+    /// dealer triples) and its plaintext twin in lockstep; one CSV line per step on stdout.
+    TraceMlp {
+        /// The TOML config.
+        config: PathBuf,
+        /// The task's label (empty: the unlabelled task).
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Steps to trace (default: the whole schedule).
+        #[arg(long, default_value_t = usize::MAX)]
+        steps: usize,
+        /// Instead of the secure run: train the twin from initial weights moved by uniform noise
+        /// of this amplitude, `--runs` times, and print each run's test accuracy.
+        #[arg(long)]
+        perturb: Option<f64>,
+        /// Perturbed runs (with `--perturb`).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Check a config without running it.
     Check {
         /// The TOML config.
@@ -65,6 +84,41 @@ fn main() -> Result<()> {
             for f in experiments::remote::export(&cfg, &out)? {
                 println!("{}", f.display());
             }
+            Ok(())
+        }
+        Cmd::TraceMlp {
+            config,
+            label,
+            steps,
+            perturb,
+            runs,
+        } => {
+            let cfg = experiments::config::Config::load(&config)?;
+            let task = experiments::mlp_trace::find_task(&cfg, &label)?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            if let Some(a) = perturb {
+                let r = rt.block_on(experiments::mlp_trace::perturb(task, &cfg, steps, a, runs))?;
+                println!("run,test_accuracy_pct,max_weight_diff");
+                for (i, (acc, dw)) in r.iter().enumerate() {
+                    println!("{i},{acc:.2},{dw:.3e}");
+                }
+                return Ok(());
+            }
+            println!(
+                "{}",
+                experiments::mlp_trace::StepRecord::csv_header(task.layers.len() - 1)
+            );
+            let t = rt.block_on(experiments::mlp_trace::trace(task, &cfg, steps, &mut |r| {
+                println!("{}", r.csv())
+            }))?;
+            println!(
+                "# test accuracy after {} steps: secure {:.2} %, plain {:.2} %",
+                t.steps.len(),
+                t.accuracy[0],
+                t.accuracy[1]
+            );
             Ok(())
         }
         Cmd::Run {

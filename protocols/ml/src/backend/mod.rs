@@ -10,7 +10,7 @@ mod plain;
 mod plan;
 mod shared;
 
-pub use plain::{Plain, SigmoidKind};
+pub use plain::{piecewise_sigmoid, softmax_rows, Plain, SigmoidKind};
 pub use plan::{Plan, PlanData, PlanTensor};
 pub use shared::Shared;
 

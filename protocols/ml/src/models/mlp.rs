@@ -29,6 +29,64 @@ pub fn init_weights(sizes: &[usize], seed: u64) -> Vec<Array2<f64>> {
         .collect()
 }
 
+/// What one SGD step computed on the way: the batch's output-layer pre-activations (logits) and
+/// their softmax, for differential traces of a secure run against its twin.
+#[derive(Debug, Clone)]
+pub struct StepOutputs<T> {
+    /// `Z_L`, the last layer's pre-activations (`|B| × classes`).
+    pub logits: T,
+    /// `P = softmax(Z_L)`.
+    pub probs: T,
+}
+
+/// One SGD step on the batch `rows`: forward, backward and the update of `ws` in place. `shift`
+/// is [`LinRegHyper::step_shift`] (α/|B| = 2^−shift). [`train`] is a loop over this.
+#[allow(clippy::too_many_arguments)]
+pub async fn step<B: Backend>(
+    b: &mut B,
+    x: &B::Data,
+    y: &B::Tensor,
+    ws: &mut [B::Tensor],
+    rows: &[usize],
+    shift: u32,
+    softmax: SoftmaxKind,
+) -> Result<StepOutputs<B::Tensor>> {
+    let l = ws.len();
+    if l == 0 {
+        return Err(MlError::InvalidHyper {
+            name: "layers",
+            value: "0".into(),
+            reason: "an MLP needs at least one weight matrix",
+        });
+    }
+    // Forward.
+    let mut hs: Vec<B::Tensor> = Vec::with_capacity(l);
+    let mut ds: Vec<B::Bits> = Vec::with_capacity(l);
+    let mut z = b.data_matmul(x, rows, false, &ws[0], 0).await?;
+    for w in ws.iter().skip(1) {
+        let (h, d) = b.relu(&z).await?;
+        z = b.matmul(&h, w, 0).await?;
+        hs.push(h);
+        ds.push(d);
+    }
+    let p = b.softmax(&z, softmax).await?;
+    // Backward.
+    let mut g = b.sub(&p, &b.select_rows(y, rows))?;
+    for j in (1..l).rev() {
+        let h = &hs[j - 1];
+        let dw = b.matmul(&b.transpose(h), &g, shift).await?;
+        let back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
+        g = b.select(&ds[j - 1], &back).await?;
+        ws[j] = b.sub(&ws[j], &dw)?;
+    }
+    let dw0 = b.data_matmul(x, rows, true, &g, shift).await?;
+    ws[0] = b.sub(&ws[0], &dw0)?;
+    Ok(StepOutputs {
+        logits: z,
+        probs: p,
+    })
+}
+
 /// Trains the weights `ws` (layer i: `sizes[i] × sizes[i+1]`) on data `x` and one-hot labels `y`.
 #[allow(clippy::too_many_arguments)]
 pub async fn train<B: Backend>(
@@ -49,31 +107,9 @@ pub async fn train<B: Backend>(
             reason: "an MLP needs at least one weight matrix",
         });
     }
-    let l = ws.len();
     for (epoch, batches) in schedule.epochs.iter().enumerate() {
         for (i, rows) in batches.iter().enumerate() {
-            // Forward.
-            let mut hs: Vec<B::Tensor> = Vec::with_capacity(l);
-            let mut ds: Vec<B::Bits> = Vec::with_capacity(l);
-            let mut z = b.data_matmul(x, rows, false, &ws[0], 0).await?;
-            for w in ws.iter().skip(1) {
-                let (h, d) = b.relu(&z).await?;
-                z = b.matmul(&h, w, 0).await?;
-                hs.push(h);
-                ds.push(d);
-            }
-            let p = b.softmax(&z, softmax).await?;
-            // Backward.
-            let mut g = b.sub(&p, &b.select_rows(y, rows))?;
-            for j in (1..l).rev() {
-                let h = &hs[j - 1];
-                let dw = b.matmul(&b.transpose(h), &g, k).await?;
-                let back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
-                g = b.select(&ds[j - 1], &back).await?;
-                ws[j] = b.sub(&ws[j], &dw)?;
-            }
-            let dw0 = b.data_matmul(x, rows, true, &g, k).await?;
-            ws[0] = b.sub(&ws[0], &dw0)?;
+            step(b, x, y, &mut ws, rows, k, softmax).await?;
             progress(Progress {
                 epoch,
                 step: i + 1,
