@@ -39,7 +39,14 @@
 //!   ciphertext. The hoisted variant alone is `V·(C_in + C_out − 2)`.
 //! * AMA temporal conv: `V · rot(C, C, K_t)` (BSGS: taps and `n1` channel blocks as baby steps),
 //!   plus `V · rot(C_in, C_out, 1)` for a convolutional residual (the identity residual is
-//!   rotation-free).
+//!   rotation-free). With `n = C/B ≥ 1` ciphertexts per node every block distance occurs and
+//!   the count per node is `min(n·(B·K_t − 1), min_{n1} n·(n1·K_t − 1) + n·(B/n1 − 1))`
+//!   (tested in `multi_ciphertext_temporal_rotations_match_formula`). Baby steps are hoisted
+//!   per input ciphertext and shared by all output ciphertexts of the node; since any split
+//!   needs `|baby|·|giant| ≥ B·K_t`, this is at least `2n·√(B·K_t) − 2n` per node — for the NTU
+//!   shape (`B = 32`, `K_t = 9`, `n = 4`) 128 rotations per node, 3,200 per layer, against the
+//!   channel-major `C·(K_t − 1) = 1,024`: AMA saves plaintext products in the aggregation,
+//!   not rotations in the temporal convolution.
 //! * AMA head: `rot(C, Q, 1) + log2(bs)` rotations (node sum by additions).
 //! * Channel-major graph conv: with `D = {(v − w) mod B : Σ_k A_k[v,w] ≠ 0}` (the diagonals of
 //!   the V×V matrices), `min(C_in·(|D| − 1), min_{n1} C_in·(|D mod n1| − 1) +

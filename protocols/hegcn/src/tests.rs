@@ -616,3 +616,45 @@ fn plaintext_cache_is_bounded_and_reused() {
         }
     }
 }
+
+/// Several ciphertexts per node (32 slots, blocks of 16 frames: B = 2, 8 and 16 channels =
+/// 4 and 8 ciphertexts per node): the temporal convolution's planned rotations equal the
+/// multi-ciphertext formula of the `model` docs, `min(n·(B·K_t − 1), min_{n1} n·(n1·K_t − 1)
+/// + n·(B/n1 − 1))` per node.
+#[test]
+fn multi_ciphertext_temporal_rotations_match_formula() {
+    let model = small_model(4, 16, 1, 8, ActivationKind::Square, &[], 71);
+    let params = test_params(6, level_plan(&model).unwrap().depth);
+    let he = HeStgcn::compile(&model, Packing::Ama, &params).unwrap();
+    let nb = he.input_layout().blocks_per_ct();
+    assert_eq!(nb, 2);
+    let kt = model.temporal_kernel;
+    let formula = |c: usize| {
+        let n = c / nb;
+        let mut best = n * (nb * kt - 1);
+        let mut n1 = 1;
+        while n1 <= nb {
+            best = best.min(n * (n1 * kt - 1) + n * (nb / n1 - 1));
+            n1 *= 2;
+        }
+        best
+    };
+    let planned = he.planned_counts();
+    for i in [0, 2] {
+        let blk = &model.blocks[i];
+        assert!(matches!(
+            blk.residual,
+            FoldedResidual::None | FoldedResidual::Identity
+        ));
+        let p = planned
+            .iter()
+            .find(|p| p.name == format!("block{i}.tcn"))
+            .unwrap();
+        assert_eq!(
+            p.rotations,
+            4 * formula(blk.out_channels),
+            "block{i}: C = {}",
+            blk.out_channels
+        );
+    }
+}
