@@ -108,6 +108,8 @@ pub enum Task {
     OtBench(OtBenchTask),
     /// Plaintext ST-GCN training with ReLU / x² / polynomial activations on skeleton data.
     Stgcn(crate::stgcn::StgcnTask),
+    /// Encrypted ST-GCN inference (CKKS): AMA vs baseline counts, sizes, latency, accuracy.
+    Cryptogcn(crate::cryptogcn::CryptogcnTask),
 }
 
 /// Where a task's data comes from.
@@ -320,6 +322,10 @@ impl Config {
         for (i, t) in self.tasks.iter().enumerate() {
             if let Task::Stgcn(s) = t {
                 s.validate()
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+            }
+            if let Task::Cryptogcn(c) = t {
+                c.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
             }
             if let Task::Linreg(l) | Task::Logreg(l) | Task::Mlp(l) = t {

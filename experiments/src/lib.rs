@@ -11,6 +11,7 @@
 
 pub mod common;
 pub mod config;
+pub mod cryptogcn;
 pub mod link;
 pub mod matmul_bench;
 pub mod mlp_trace;
@@ -46,6 +47,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }
             Task::Stgcn(t) => stgcn::run(t, cfg, &mut report)?,
+            Task::Cryptogcn(t) => cryptogcn::run(t, cfg, &mut report)?,
         }
     }
     Ok(report)

@@ -14,9 +14,13 @@
 //! ciphertext and shared by all partitions and outputs); every linear map picks hoisted or
 //! baby-step/giant-step evaluation by its rotation count; zero padding and invalid slots are
 //! zeros of the weight plaintexts; stride 2 keeps a dilated layout instead of compacting;
-//! plaintexts are encoded on the fly per output ciphertext (memory stays bounded, encoding
-//! time is part of the measured latency). Galois keys are needed only for
-//! [`HeStgcn::rotation_steps`].
+//! weight plaintexts are encoded on the fly by default (memory stays bounded, encoding time
+//! is part of the latency) or memoised by content, level and scale in a plaintext cache
+//! under a memory bound ([`HeStgcn::set_plaintext_cache_budget`]; the first forward pass
+//! fills it, later passes reuse it). Galois keys are needed only for
+//! [`HeStgcn::rotation_steps`] (per stage: [`HeStgcn::block_rotation_steps`],
+//! [`HeStgcn::head_rotation_steps`]). [`HeStgcn::planned_op_counts`] gives every evaluator
+//! operation of a forward pass from the compiled program, without running it.
 //!
 //! Tests (`cargo test -p hegcn --release`, insecure small-N parameters) compare every stage
 //! with [`reference`](mod@reference) and the logits with `FoldedModel::forward`; the ignored tests in
@@ -61,9 +65,9 @@ mod tests;
 
 pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
-pub use linear::Strategy;
+pub use linear::{PlaintextCacheStats, Strategy};
 pub use model::{
-    counts_diff, counts_sum, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts, StageReport,
-    ACT_COEFF_SCALE_BITS,
+    counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
+    PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,
 };
 pub use plan::{check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan};

@@ -24,13 +24,157 @@
 //! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
 //! count.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
+use ckks::{Ciphertext, Encoder, Evaluator, OpCounts, Plaintext};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{HeGcnError, Result};
+
+/// Statistics of the plaintext cache of a compiled model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaintextCacheStats {
+    /// Memory bound in bytes (0: the cache is off).
+    pub budget_bytes: usize,
+    /// Bytes held (encoded plaintexts plus the slot values used to check a hit).
+    pub bytes: usize,
+    /// Plaintexts held.
+    pub entries: usize,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that had to encode (the plaintext was stored if it fitted the budget).
+    pub misses: u64,
+    /// Thread-time (summed over threads) spent encoding weight plaintexts of the linear maps
+    /// since the last reset, cache on or off, in nanoseconds.
+    pub encode_ns: u64,
+}
+
+struct CacheEntry {
+    values: Box<[u64]>,
+    pt: Arc<Plaintext>,
+}
+
+/// Encoded weight plaintexts, memoised by content, level and scale under a memory bound.
+///
+/// A diagonal is looked up by `(level, scale, values)`: identical diagonals (the temporal
+/// kernel of every node under AMA, the identity residual) share one entry across nodes and
+/// stages. Entries are added until `budget` bytes are held, then lookups that miss encode
+/// on the fly without storing (no eviction: the first forward pass decides what stays, and
+/// the same diagonals recur in the same order on every sample).
+#[derive(Default)]
+pub(crate) struct PlaintextCache {
+    budget: AtomicUsize,
+    used: AtomicUsize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    encode_ns: AtomicU64,
+    map: Mutex<HashMap<(usize, u64, u64), Vec<CacheEntry>>>,
+}
+
+impl std::fmt::Debug for PlaintextCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaintextCache")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl PlaintextCache {
+    /// Sets the memory bound; `0` turns the cache off and frees it.
+    pub(crate) fn set_budget(&self, bytes: usize) {
+        self.budget.store(bytes, Ordering::Relaxed);
+        if bytes == 0 {
+            self.clear();
+        }
+    }
+
+    pub(crate) fn clear(&self) {
+        self.map.lock().expect("no poisoned lock").clear();
+        self.used.store(0, Ordering::Relaxed);
+        self.hits.store(0, Ordering::Relaxed);
+        self.misses.store(0, Ordering::Relaxed);
+        self.encode_ns.store(0, Ordering::Relaxed);
+    }
+
+    /// Encodes and adds the time to the encode counter.
+    fn timed_encode(
+        &self,
+        encoder: &Encoder,
+        values: &[f64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Plaintext> {
+        let t0 = std::time::Instant::now();
+        let pt = encoder.encode(values, level, scale)?;
+        self.encode_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(pt)
+    }
+
+    pub(crate) fn stats(&self) -> PlaintextCacheStats {
+        let entries = self
+            .map
+            .lock()
+            .map(|m| m.values().map(Vec::len).sum())
+            .unwrap_or(0);
+        PlaintextCacheStats {
+            budget_bytes: self.budget.load(Ordering::Relaxed),
+            bytes: self.used.load(Ordering::Relaxed),
+            entries,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            encode_ns: self.encode_ns.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The plaintext of `values` at `level` and `scale`, from the cache or freshly encoded.
+    fn get_or_encode(
+        &self,
+        encoder: &Encoder,
+        values: &[f64],
+        level: usize,
+        scale: f64,
+    ) -> Result<Arc<Plaintext>> {
+        let budget = self.budget.load(Ordering::Relaxed);
+        if budget == 0 {
+            return Ok(Arc::new(self.timed_encode(encoder, values, level, scale)?));
+        }
+        let bits: Vec<u64> = values.iter().map(|x| x.to_bits()).collect();
+        let mut h = DefaultHasher::new();
+        bits.hash(&mut h);
+        let key = (level, scale.to_bits(), h.finish());
+        if let Some(bucket) = self.map.lock().expect("no poisoned lock").get(&key) {
+            if let Some(e) = bucket.iter().find(|e| *e.values == bits[..]) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(e.pt.clone());
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let pt = Arc::new(self.timed_encode(encoder, values, level, scale)?);
+        // Residues of every limb (N = 2·slots coefficients) plus the values kept to check hits.
+        let size = pt.poly().limbs() * 2 * encoder.slots() * 8 + bits.len() * 8;
+        let mut map = self.map.lock().expect("no poisoned lock");
+        let bucket = map.entry(key).or_default();
+        if bucket.iter().any(|e| *e.values == bits[..]) {
+            // Another thread stored it meanwhile.
+            return Ok(pt);
+        }
+        let used = self.used.load(Ordering::Relaxed);
+        if used + size <= budget {
+            self.used.store(used + size, Ordering::Relaxed);
+            bucket.push(CacheEntry {
+                values: bits.into_boxed_slice(),
+                pt: pt.clone(),
+            });
+        }
+        Ok(pt)
+    }
+}
 
 /// One contribution of a block-diagonal linear map.
 #[derive(Clone, Copy, Debug)]
@@ -168,6 +312,47 @@ impl LinearMap {
         keys.len()
     }
 
+    /// Every evaluator operation one evaluation performs, mirroring [`Self::apply`] call by
+    /// call: hoisted rotations (one decomposition per input with a non-zero step), one
+    /// plaintext product per distinct diagonal (and one for an output without terms), the
+    /// additions that sum them, giant-step rotations, one rescale per output.
+    pub(crate) fn planned_ops(&self) -> OpCounts {
+        let mut c = OpCounts::default();
+        let nb = self.slots / self.block;
+        for steps in &self.in_steps {
+            let k = steps.iter().filter(|&&v| v != 0).count() as u64;
+            c.rotate += k;
+            c.key_switch += k;
+            c.decompose += u64::from(k > 0);
+        }
+        let mut diags: Vec<BTreeSet<(usize, u32, usize)>> = vec![BTreeSet::new(); self.n_out];
+        for t in &self.terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let key = match self.strategy {
+                Strategy::Hoisted => (0, t.j, (g + b) % self.slots),
+                Strategy::Bsgs { .. } => (g, t.j, b),
+            };
+            diags[t.q as usize].insert(key);
+        }
+        for d in &diags {
+            if d.is_empty() {
+                c.mul_plain += 1;
+            } else {
+                c.mul_plain += d.len() as u64;
+                c.add += d.len() as u64 - 1;
+            }
+            if let Strategy::Bsgs { .. } = self.strategy {
+                let giants: BTreeSet<usize> = d.iter().map(|k| k.0).filter(|&g| g != 0).collect();
+                let k = giants.len() as u64;
+                c.rotate += k;
+                c.key_switch += k;
+                c.decompose += k;
+            }
+        }
+        c.rescale += self.n_out as u64;
+        c
+    }
+
     /// Every rotation step used (for Galois key generation).
     pub(crate) fn steps(&self, out: &mut BTreeSet<usize>) {
         for s in self.in_steps.iter().chain(&self.giants) {
@@ -190,6 +375,7 @@ impl LinearMap {
         &self,
         eval: &Evaluator,
         encoder: &Encoder,
+        store: &PlaintextCache,
         inputs: &[Ciphertext],
         target: f64,
     ) -> Result<Vec<Ciphertext>> {
@@ -208,12 +394,16 @@ impl LinearMap {
         // Identical diagonals (e.g. the temporal kernel of every node under AMA) are encoded
         // once per call.
         let cache: Mutex<HashMap<Vec<u64>, Arc<Plaintext>>> = Mutex::new(HashMap::new());
+        let cache_on = store.budget.load(Ordering::Relaxed) > 0;
         let encode = |d: &[f64]| -> Result<Arc<Plaintext>> {
+            if cache_on {
+                return store.get_or_encode(encoder, d, level, pt_scale);
+            }
             let key: Vec<u64> = d.iter().map(|x| x.to_bits()).collect();
             if let Some(pt) = cache.lock().expect("no poisoned lock").get(&key) {
                 return Ok(pt.clone());
             }
-            let pt = Arc::new(encoder.encode(d, level, pt_scale)?);
+            let pt = Arc::new(store.timed_encode(encoder, d, level, pt_scale)?);
             cache
                 .lock()
                 .expect("no poisoned lock")

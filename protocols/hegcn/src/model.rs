@@ -39,7 +39,14 @@
 //!   ciphertext. The hoisted variant alone is `V·(C_in + C_out − 2)`.
 //! * AMA temporal conv: `V · rot(C, C, K_t)` (BSGS: taps and `n1` channel blocks as baby steps),
 //!   plus `V · rot(C_in, C_out, 1)` for a convolutional residual (the identity residual is
-//!   rotation-free).
+//!   rotation-free). With `n = C/B ≥ 1` ciphertexts per node every block distance occurs and
+//!   the count per node is `min(n·(B·K_t − 1), min_{n1} n·(n1·K_t − 1) + n·(B/n1 − 1))`
+//!   (tested in `multi_ciphertext_temporal_rotations_match_formula`). Baby steps are hoisted
+//!   per input ciphertext and shared by all output ciphertexts of the node; since any split
+//!   needs `|baby|·|giant| ≥ B·K_t`, this is at least `2n·√(B·K_t) − 2n` per node — for the NTU
+//!   shape (`B = 32`, `K_t = 9`, `n = 4`) 128 rotations per node, 3,200 per layer, against the
+//!   channel-major `C·(K_t − 1) = 1,024`: AMA saves plaintext products in the aggregation,
+//!   not rotations in the temporal convolution.
 //! * AMA head: `rot(C, Q, 1) + log2(bs)` rotations (node sum by additions).
 //! * Channel-major graph conv: with `D = {(v − w) mod B : Σ_k A_k[v,w] ≠ 0}` (the diagonals of
 //!   the V×V matrices), `min(C_in·(|D| − 1), min_{n1} C_in·(|D mod n1| − 1) +
@@ -58,7 +65,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};
-use crate::linear::{check_aligned, LinearMap, Strategy, Term};
+use crate::linear::{
+    check_aligned, LinearMap, PlaintextCache, PlaintextCacheStats, Strategy, Term,
+};
 use crate::plan::{check_params, site_levels, LevelPlan};
 
 /// Bits of the scale at which general polynomial coefficients `a_v` are encoded.
@@ -218,6 +227,38 @@ impl ActMap {
         v
     }
 
+    /// Operations of [`Self::apply`], call by call.
+    fn planned_ops(&self) -> OpCounts {
+        let mut c = OpCounts::default();
+        let needs_pa = self.kind.iter().any(|k| k.is_none());
+        for ct in 0..self.kind.len() {
+            let has_b = self.b[ct].iter().any(|&v| v != 0.0);
+            let square = |c: &mut OpCounts| {
+                c.mul += 1;
+                c.relinearize += 1;
+                c.key_switch += 1;
+                c.decompose += 1;
+            };
+            match (self.kind[ct], needs_pa) {
+                (Some(false), _) => c.mul_plain += 1,
+                (Some(true), false) => square(&mut c),
+                _ => {
+                    c.mul_plain += 1;
+                    square(&mut c);
+                }
+            }
+            if has_b && self.kind[ct] != Some(false) {
+                c.mul_plain += 1;
+                c.add += 1;
+            }
+            c.rescale += 1;
+            if self.c[ct].iter().any(|&v| v != 0.0) {
+                c.add += 1;
+            }
+        }
+        c
+    }
+
     fn apply(
         &self,
         eval: &Evaluator,
@@ -335,6 +376,31 @@ pub struct HeStgcn {
     input_affine: Option<(Array2<f64>, Array2<f64>)>,
     blocks: Vec<BlockProgram>,
     head: HeadProgram,
+    cache: PlaintextCache,
+}
+
+/// Planned evaluator operations of one stage (see [`HeStgcn::planned_op_counts`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedStage {
+    /// Stage name, as in [`StageReport::name`].
+    pub name: String,
+    /// Operations the stage performs.
+    pub counts: OpCounts,
+}
+
+/// All evaluator operations of `c`: additions, plaintext, constant and ciphertext products,
+/// relinearizations, rotations, rescales and level drops. Key switches and decompositions
+/// are parts of relinearizations and rotations and are not added again.
+pub fn he_ops(c: &OpCounts) -> u64 {
+    c.add + c.mul_plain + c.mul_const + c.mul + c.relinearize + c.rotate + c.rescale + c.drop_level
+}
+
+fn add_counts(a: &mut OpCounts, b: &OpCounts) {
+    *a = counts_sum([&*a, b]);
+}
+
+fn bias_adds(bias: &[Vec<f64>]) -> u64 {
+    bias.iter().filter(|b| b.iter().any(|&x| x != 0.0)).count() as u64
 }
 
 fn bias_vectors(layout: &Layout, value: impl Fn(usize, usize) -> f64) -> Vec<Vec<f64>> {
@@ -549,6 +615,7 @@ impl HeStgcn {
             input_affine: model.input_affine.clone(),
             blocks,
             head,
+            cache: PlaintextCache::default(),
         })
     }
 
@@ -665,6 +732,15 @@ impl HeStgcn {
         s.into_iter().map(|x| x as i64).collect()
     }
 
+    /// Rotation steps of the pooling and dense head — with [`Self::block_rotation_steps`], the
+    /// Galois keys of one stage at a time (for memory-bounded runs and benchmarks).
+    pub fn head_rotation_steps(&self) -> Vec<i64> {
+        let mut s = BTreeSet::new();
+        self.head.fc.steps(&mut s);
+        s.extend(self.head.sum_steps.iter().copied());
+        s.into_iter().map(|x| x as i64).collect()
+    }
+
     /// Layout of the graph-convolution output (activation and temporal input) of block `i`.
     pub fn block_mid_layout(&self, i: usize) -> Option<&Layout> {
         self.blocks.get(i).map(|b| &b.mid_layout)
@@ -700,6 +776,72 @@ impl HeStgcn {
             products: self.head.fc.products(),
         });
         out
+    }
+
+    /// Every evaluator operation of [`Self::forward`], per stage (same names and order as its
+    /// [`StageReport`]s), derived from the compiled program without running it: the counts a
+    /// forward pass will show (tested to be equal in `planned_op_counts_equal_measured`).
+    pub fn planned_op_counts(&self) -> Vec<PlannedStage> {
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            let mut g = b.gcn.planned_ops();
+            g.add += bias_adds(&b.gcn_bias);
+            out.push(PlannedStage {
+                name: format!("block{i}.gcn"),
+                counts: g,
+            });
+            out.push(PlannedStage {
+                name: format!("block{i}.act1"),
+                counts: b.act1.as_ref().map(ActMap::planned_ops).unwrap_or_default(),
+            });
+            let mut t = b.tcn.planned_ops();
+            if let ResidualProgram::Map(m) = &b.residual {
+                t.drop_level += b.in_layout.num_cts() as u64;
+                add_counts(&mut t, &m.planned_ops());
+                t.add += b.out_layout.num_cts() as u64;
+            }
+            t.add += bias_adds(&b.tcn_bias);
+            out.push(PlannedStage {
+                name: format!("block{i}.tcn"),
+                counts: t,
+            });
+            out.push(PlannedStage {
+                name: format!("block{i}.act2"),
+                counts: b.act2.as_ref().map(ActMap::planned_ops).unwrap_or_default(),
+            });
+        }
+        let h = &self.head;
+        let last = self
+            .blocks
+            .last()
+            .map_or(&self.input_layout, |b| &b.out_layout);
+        let mut c = h.fc.planned_ops();
+        if h.node_sum {
+            c.add += (last.cts_per_node() * (last.nodes - 1)) as u64;
+        }
+        let k = (h.sum_steps.len() * h.bias.len()) as u64;
+        c.rotate += k;
+        c.key_switch += k;
+        c.decompose += k;
+        c.add += k + bias_adds(&h.bias);
+        out.push(PlannedStage {
+            name: "head".into(),
+            counts: c,
+        });
+        out
+    }
+
+    /// Sets the memory bound of the plaintext cache (bytes; default 0 = off). With a bound,
+    /// every weight plaintext a linear map encodes is memoised by content, level and scale
+    /// until the bound is reached (the first forward pass fills it, later ones reuse it);
+    /// beyond the bound plaintexts are encoded on the fly. `0` frees the cache.
+    pub fn set_plaintext_cache_budget(&self, bytes: usize) {
+        self.cache.set_budget(bytes);
+    }
+
+    /// Size, bound and hit counts of the plaintext cache.
+    pub fn plaintext_cache_stats(&self) -> PlaintextCacheStats {
+        self.cache.stats()
     }
 
     /// The strategy chosen for the temporal convolution of block `i` (`None` if no such block).
@@ -747,7 +889,9 @@ impl HeStgcn {
         let b = self.block_ref(i)?;
         Self::check_layout(x, &b.in_layout, "graph convolution input")?;
         let target = self.params.default_scale();
-        let mut cts = b.gcn.apply(eval, &self.encoder, &x.cts, target)?;
+        let mut cts = b
+            .gcn
+            .apply(eval, &self.encoder, &self.cache, &x.cts, target)?;
         self.add_bias(eval, &mut cts, &b.gcn_bias)?;
         Ok(PackedTensor {
             cts,
@@ -792,7 +936,9 @@ impl HeStgcn {
         Self::check_layout(h, &b.mid_layout, "temporal convolution input")?;
         Self::check_layout(x, &b.in_layout, "residual input")?;
         let target = self.params.default_scale();
-        let mut r = b.tcn.apply(eval, &self.encoder, &h.cts, target)?;
+        let mut r = b
+            .tcn
+            .apply(eval, &self.encoder, &self.cache, &h.cts, target)?;
         match &b.residual {
             ResidualProgram::None => {}
             ResidualProgram::Map(m) => {
@@ -802,7 +948,7 @@ impl HeStgcn {
                     .par_iter()
                     .map(|c| eval.drop_to_level(c, level))
                     .collect::<ckks::Result<_>>()?;
-                let res = m.apply(eval, &self.encoder, &xd, target)?;
+                let res = m.apply(eval, &self.encoder, &self.cache, &xd, target)?;
                 r.par_iter_mut()
                     .zip(&res)
                     .try_for_each(|(ri, si)| -> Result<()> {
@@ -842,7 +988,8 @@ impl HeStgcn {
             x.cts.clone()
         };
         let target = self.params.default_scale();
-        let mut out = h.fc.apply(eval, &self.encoder, &fc_in, target)?;
+        let mut out =
+            h.fc.apply(eval, &self.encoder, &self.cache, &fc_in, target)?;
         out.par_iter_mut().try_for_each(|ct| -> Result<()> {
             for &s in &h.sum_steps {
                 let r = eval.rotate(ct, s as i64)?;

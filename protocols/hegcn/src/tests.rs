@@ -516,3 +516,145 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
         }
     ));
 }
+
+/// `planned_op_counts` equals the measured counts of every stage, field by field (rotations,
+/// key switches, decompositions, products, additions, rescales, level drops), for x² and
+/// per-node polynomial models, with pruned nodes and sites, one and several ciphertexts per
+/// node, under both packings.
+#[test]
+fn planned_op_counts_equal_measured() {
+    let cases = [
+        (
+            small_model(
+                5,
+                16,
+                2,
+                8,
+                ActivationKind::Square,
+                &[(0, 1, vec![2]), (2, 0, vec![0, 1, 2, 3, 4])],
+                51,
+            ),
+            11,
+            random_input(3, 16, 5, 2, 52),
+        ),
+        (
+            small_model(4, 8, 1, 8, ActivationKind::Poly, &[(1, 1, vec![3])], 53),
+            6,
+            random_input(3, 8, 4, 1, 54),
+        ),
+    ];
+    for (model, log_n, x) in &cases {
+        let params = test_params(*log_n, level_plan(model).unwrap().depth);
+        for packing in [Packing::Ama, Packing::ChannelMajor] {
+            let he = HeStgcn::compile(model, packing, &params).unwrap();
+            let k = keys(&he, 9);
+            let ct = he.encrypt_input(&k.pk, x.view()).unwrap();
+            let (_, reports) = he.forward(&k.eval, &ct).unwrap();
+            let planned = he.planned_op_counts();
+            assert_eq!(planned.len(), reports.len());
+            for (p, r) in planned.iter().zip(&reports) {
+                assert_eq!(p.name, r.name);
+                assert_eq!(p.counts, r.counts, "{packing:?} log_n {log_n} {}", p.name);
+            }
+            let total = counts_sum(reports.iter().map(|r| &r.counts));
+            assert_eq!(
+                crate::he_ops(&total),
+                total.add
+                    + total.mul_plain
+                    + total.mul_const
+                    + total.mul
+                    + total.relinearize
+                    + total.rotate
+                    + total.rescale
+                    + total.drop_level
+            );
+        }
+    }
+}
+
+/// The plaintext cache: a second forward pass reuses the stored plaintexts (hits, no new
+/// entries), gives the same logits up to fresh encryption noise, and never holds more than
+/// its bound; a bound smaller than one plaintext stores nothing and changes nothing.
+#[test]
+fn plaintext_cache_is_bounded_and_reused() {
+    let model = small_model(4, 8, 1, 8, ActivationKind::Poly, &[(1, 1, vec![3])], 61);
+    let x = random_input(3, 8, 4, 1, 62);
+    let params = test_params(6, level_plan(&model).unwrap().depth);
+    let want = folded_logits(&model, &x);
+    let mag = want.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1.0);
+    for packing in [Packing::Ama, Packing::ChannelMajor] {
+        let he = HeStgcn::compile(&model, packing, &params).unwrap();
+        let k = keys(&he, 4);
+        let run = || {
+            let ct = he.encrypt_input(&k.pk, x.view()).unwrap();
+            let (l, _) = he.forward(&k.eval, &ct).unwrap();
+            he.decrypt_logits(&k.sk, &l).unwrap()
+        };
+        he.set_plaintext_cache_budget(1 << 30);
+        let first = run();
+        let s1 = he.plaintext_cache_stats();
+        assert!(s1.entries > 0 && s1.misses >= s1.entries as u64, "{s1:?}");
+        let second = run();
+        let s2 = he.plaintext_cache_stats();
+        assert_eq!(s2.entries, s1.entries, "{packing:?}: nothing new to store");
+        assert_eq!(s2.misses, s1.misses, "{packing:?}: every lookup hits");
+        assert!(s2.hits > s1.hits && s2.bytes <= s2.budget_bytes);
+        for l in [&first, &second] {
+            for (a, b) in l.iter().zip(&want) {
+                assert!((a - b).abs() <= TOL * mag, "{packing:?}: {a} vs {b}");
+            }
+        }
+        // A bound below one plaintext (64 coefficients × limbs × 8 bytes) stores nothing.
+        he.set_plaintext_cache_budget(0);
+        assert_eq!(he.plaintext_cache_stats().entries, 0);
+        he.set_plaintext_cache_budget(100);
+        let third = run();
+        let s3 = he.plaintext_cache_stats();
+        assert_eq!((s3.entries, s3.bytes, s3.hits), (0, 0, 0), "{s3:?}");
+        for (a, b) in third.iter().zip(&want) {
+            assert!((a - b).abs() <= TOL * mag);
+        }
+    }
+}
+
+/// Several ciphertexts per node (32 slots, blocks of 16 frames: B = 2, 8 and 16 channels =
+/// 4 and 8 ciphertexts per node): the temporal convolution's planned rotations equal the
+/// multi-ciphertext formula of the `model` docs, `min(n·(B·K_t − 1), min_{n1} n·(n1·K_t − 1)
+/// + n·(B/n1 − 1))` per node.
+#[test]
+fn multi_ciphertext_temporal_rotations_match_formula() {
+    let model = small_model(4, 16, 1, 8, ActivationKind::Square, &[], 71);
+    let params = test_params(6, level_plan(&model).unwrap().depth);
+    let he = HeStgcn::compile(&model, Packing::Ama, &params).unwrap();
+    let nb = he.input_layout().blocks_per_ct();
+    assert_eq!(nb, 2);
+    let kt = model.temporal_kernel;
+    let formula = |c: usize| {
+        let n = c / nb;
+        let mut best = n * (nb * kt - 1);
+        let mut n1 = 1;
+        while n1 <= nb {
+            best = best.min(n * (n1 * kt - 1) + n * (nb / n1 - 1));
+            n1 *= 2;
+        }
+        best
+    };
+    let planned = he.planned_counts();
+    for i in [0, 2] {
+        let blk = &model.blocks[i];
+        assert!(matches!(
+            blk.residual,
+            FoldedResidual::None | FoldedResidual::Identity
+        ));
+        let p = planned
+            .iter()
+            .find(|p| p.name == format!("block{i}.tcn"))
+            .unwrap();
+        assert_eq!(
+            p.rotations,
+            4 * formula(blk.out_channels),
+            "block{i}: C = {}",
+            blk.out_channels
+        );
+    }
+}
