@@ -1350,6 +1350,7 @@ fn pruning_sweep(
                 schedule: ml::stgcn::LrSchedule::Cosine,
                 seed: 42,
                 clip_grad_norm: Some(1.0),
+                warmup_epochs: 0,
             };
             ml::stgcn::train(&mut m, tx.view(), ty, &cfg, |_| {})?;
         }
