@@ -322,6 +322,36 @@ fn export(config: &Path, out: &Path) -> Vec<PathBuf> {
     .collect()
 }
 
+/// Writes `text` as `<name>.toml`, starts two parties (with a dealer process if asked), exports
+/// and uploads the task's training data as `dataset`, runs `experiment run --remote` and asserts
+/// the secure test accuracy is within 2 pp of the twin's; returns the remote results.json.
+fn run_mlp_remote(
+    tmp: &Path,
+    name: &str,
+    text: &str,
+    dataset: &str,
+    with_dealer: bool,
+) -> serde_json::Value {
+    let cfg_file = tmp.join(format!("{name}.toml"));
+    std::fs::write(&cfg_file, text).unwrap();
+    let c = Cluster::start(tmp, with_dealer);
+    let files = export(&cfg_file, &tmp.join("owner-data"));
+    c.upload(dataset, &files[0]);
+    let t = Instant::now();
+    let (out, remote) = c.run_remote(&cfg_file, &tmp.join("results"));
+    eprintln!(
+        "experiment run --remote ({name}) took {:.2} s\n{}",
+        t.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (s, p) = (
+        metric(&remote, "secure.test_accuracy_pct"),
+        metric(&remote, "plain.test_accuracy_pct"),
+    );
+    assert!((s - p).abs() <= 2.0, "secure {s} % vs twin {p} %");
+    remote
+}
+
 fn metric(json: &serde_json::Value, key: &str) -> f64 {
     json["metrics"][key]
         .as_f64()
@@ -415,23 +445,8 @@ standardize = false
 data = { mnist = { train_rows = 1024, test_rows = 1000 } }
 remote = { dataset = "mnist-1k" }
 "#;
-    let cfg_file = tmp.path().join("remote-mlp.toml");
-    std::fs::write(&cfg_file, text).unwrap();
-    let c = Cluster::start(tmp.path(), true);
-    let files = export(&cfg_file, &tmp.path().join("owner-data"));
-    c.upload("mnist-1k", &files[0]);
-    let t = Instant::now();
-    let (out, remote) = c.run_remote(&cfg_file, &tmp.path().join("results"));
-    eprintln!(
-        "experiment run --remote (mlp) took {:.2} s\n{}",
-        t.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let (s, p) = (
-        metric(&remote, "secure.test_accuracy_pct"),
-        metric(&remote, "plain.test_accuracy_pct"),
-    );
-    assert!((s - p).abs() <= 2.0, "secure {s} % vs twin {p} %");
+    let remote = run_mlp_remote(tmp.path(), "remote-mlp", text, "mnist-1k", true);
+    let p = metric(&remote, "plain.test_accuracy_pct");
     assert!(
         p > 50.0,
         "32 hidden units after 32 steps should beat chance clearly: {p} %"
@@ -463,23 +478,8 @@ learning_rate = 0.25
 data = { bundled = { name = "breast_cancer", test_fraction = 0.2 } }
 remote = { dataset = "cancer" }
 "#;
-    let cfg_file = tmp.path().join("remote-mlp-ot.toml");
-    std::fs::write(&cfg_file, text).unwrap();
-    let c = Cluster::start(tmp.path(), false);
-    let files = export(&cfg_file, &tmp.path().join("owner-data"));
-    c.upload("cancer", &files[0]);
-    let t = Instant::now();
-    let (out, remote) = c.run_remote(&cfg_file, &tmp.path().join("results"));
-    eprintln!(
-        "experiment run --remote (mlp, ot) took {:.2} s\n{}",
-        t.elapsed().as_secs_f64(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let (s, p) = (
-        metric(&remote, "secure.test_accuracy_pct"),
-        metric(&remote, "plain.test_accuracy_pct"),
-    );
-    assert!((s - p).abs() <= 2.0, "secure {s} % vs twin {p} %");
+    let remote = run_mlp_remote(tmp.path(), "remote-mlp-ot", text, "cancer", false);
+    let p = metric(&remote, "plain.test_accuracy_pct");
     assert!(
         p > 80.0,
         "a 30-8-2 MLP on breast cancer after one epoch: {p} %"
