@@ -475,81 +475,162 @@ impl LinearMap {
                     .collect()
             }
             Strategy::Bsgs { .. } => {
-                let babies: Vec<Vec<Ciphertext>> = inputs
-                    .par_iter()
-                    .zip(&self.in_steps)
-                    .map(|(ct, steps)| {
-                        let nonzero: Vec<i64> = steps
-                            .iter()
-                            .filter(|&&s| s != 0)
-                            .map(|&s| s as i64)
-                            .collect();
-                        eval.rotate_hoisted(ct, &nonzero)
-                    })
-                    .collect::<ckks::Result<_>>()?;
-                let baby_of = |j: usize, b: usize| -> &Ciphertext {
-                    if b == 0 {
-                        &inputs[j]
-                    } else {
-                        let steps: Vec<usize> = self.in_steps[j]
-                            .iter()
-                            .copied()
-                            .filter(|&s| s != 0)
-                            .collect();
-                        &babies[j][steps.binary_search(&b).expect("baby step planned")]
-                    }
-                };
+                // Baby-step rotations of every input at once would hold
+                // `Σ_j |Δ_j|` ciphertexts (tens of GiB for a full-width layer at N = 2^15), so
+                // the map is evaluated one group of connected inputs/outputs at a time (under
+                // AMA a group is one joint): only that group's baby steps are alive.
+                let in_steps: Vec<Vec<usize>> = self
+                    .in_steps
+                    .iter()
+                    .map(|s| s.iter().copied().filter(|&s| s != 0).collect())
+                    .collect();
                 let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
                 for t in &self.terms {
                     by_q[t.q as usize].push(t);
                 }
-                by_q.par_iter()
-                    .map(|terms| -> Result<Ciphertext> {
-                        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
-                        for t in terms {
-                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
-                            let d = diags
-                                .entry((g, t.j, b))
-                                .or_insert_with(|| vec![0.0; self.slots]);
-                            self.diagonal(d, t, g);
+                let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
+                for chunk in self.bsgs_chunks(rayon::current_num_threads()) {
+                    let babies: HashMap<usize, Vec<Ciphertext>> = chunk
+                        .inputs
+                        .par_iter()
+                        .map(|&j| {
+                            let steps: Vec<i64> = in_steps[j].iter().map(|&s| s as i64).collect();
+                            Ok((j, eval.rotate_hoisted(&inputs[j], &steps)?))
+                        })
+                        .collect::<Result<_>>()?;
+                    let baby_of = |j: usize, b: usize| -> &Ciphertext {
+                        if b == 0 {
+                            &inputs[j]
+                        } else {
+                            let i = in_steps[j].binary_search(&b).expect("baby step planned");
+                            &babies[&j][i]
                         }
-                        let mut out: Option<Ciphertext> = None;
-                        let mut inner: Option<Ciphertext> = None;
-                        let mut cur_g = None;
-                        let flush = |g: usize,
-                                     inner: Option<Ciphertext>,
-                                     out: &mut Option<Ciphertext>|
-                         -> Result<()> {
-                            if let Some(ct) = inner {
-                                let r = if g == 0 {
-                                    ct
-                                } else {
-                                    eval.rotate(&ct, g as i64)?
-                                };
-                                accumulate(eval, out, r)?;
+                    };
+                    let done: Vec<(usize, Ciphertext)> = chunk
+                        .outputs
+                        .par_iter()
+                        .map(|&q| -> Result<(usize, Ciphertext)> {
+                            let terms = &by_q[q];
+                            let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> =
+                                BTreeMap::new();
+                            for t in terms {
+                                let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+                                let d = diags
+                                    .entry((g, t.j, b))
+                                    .or_insert_with(|| vec![0.0; self.slots]);
+                                self.diagonal(d, t, g);
                             }
-                            Ok(())
-                        };
-                        for ((g, j, b), d) in diags {
-                            if cur_g != Some(g) {
-                                if let Some(pg) = cur_g {
-                                    flush(pg, inner.take(), &mut out)?;
+                            let mut out: Option<Ciphertext> = None;
+                            let mut inner: Option<Ciphertext> = None;
+                            let mut cur_g = None;
+                            let flush = |g: usize,
+                                         inner: Option<Ciphertext>,
+                                         out: &mut Option<Ciphertext>|
+                             -> Result<()> {
+                                if let Some(ct) = inner {
+                                    let r = if g == 0 {
+                                        ct
+                                    } else {
+                                        eval.rotate(&ct, g as i64)?
+                                    };
+                                    accumulate(eval, out, r)?;
                                 }
-                                cur_g = Some(g);
+                                Ok(())
+                            };
+                            for ((g, j, b), d) in diags {
+                                if cur_g != Some(g) {
+                                    if let Some(pg) = cur_g {
+                                        flush(pg, inner.take(), &mut out)?;
+                                    }
+                                    cur_g = Some(g);
+                                }
+                                let pt = encode(&d)?;
+                                let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
+                                accumulate(eval, &mut inner, prod)?;
                             }
-                            let pt = encode(&d)?;
-                            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
-                            accumulate(eval, &mut inner, prod)?;
-                        }
-                        if let Some(pg) = cur_g {
-                            flush(pg, inner.take(), &mut out)?;
-                        }
-                        finish(eval, encoder, out, &inputs[0], pt_scale)
+                            if let Some(pg) = cur_g {
+                                flush(pg, inner.take(), &mut out)?;
+                            }
+                            Ok((q, finish(eval, encoder, out, &inputs[0], pt_scale)?))
+                        })
+                        .collect::<Result<_>>()?;
+                    for (q, ct) in done {
+                        outs[q] = Some(ct);
+                    }
+                }
+                outs.into_iter()
+                    .map(|o| match o {
+                        Some(ct) => Ok(ct),
+                        None => finish(eval, encoder, None, &inputs[0], pt_scale),
                     })
                     .collect()
             }
         }
     }
+
+    /// Groups of inputs and outputs for [`Strategy::Bsgs`] evaluation: the connected
+    /// components of the bipartite graph "input `j` feeds output `q`", merged in order until a
+    /// group has at least `min_inputs` inputs (so every thread has work). Outputs with no
+    /// term belong to no group.
+    fn bsgs_chunks(&self, min_inputs: usize) -> Vec<Chunk> {
+        // Union–find over inputs; outputs join the component of their first input.
+        let mut parent: Vec<usize> = (0..self.n_in).collect();
+        fn root(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        let mut first_in: Vec<Option<usize>> = vec![None; self.n_out];
+        for t in &self.terms {
+            let (j, q) = (t.j as usize, t.q as usize);
+            match first_in[q] {
+                None => first_in[q] = Some(j),
+                Some(j0) => {
+                    let (a, b) = (root(&mut parent, j0), root(&mut parent, j));
+                    if a != b {
+                        parent[a.max(b)] = a.min(b);
+                    }
+                }
+            }
+        }
+        let mut comps: BTreeMap<usize, Chunk> = BTreeMap::new();
+        let mut has_term = vec![false; self.n_in];
+        for t in &self.terms {
+            has_term[t.j as usize] = true;
+        }
+        for (j, used) in has_term.iter().enumerate() {
+            if *used {
+                let r = root(&mut parent, j);
+                comps.entry(r).or_default().inputs.push(j);
+            }
+        }
+        for (q, j) in first_in.iter().enumerate() {
+            if let Some(j) = j {
+                let r = root(&mut parent, *j);
+                comps.entry(r).or_default().outputs.push(q);
+            }
+        }
+        let mut chunks: Vec<Chunk> = Vec::new();
+        for c in comps.into_values() {
+            match chunks.last_mut() {
+                Some(last) if last.inputs.len() < min_inputs.max(1) => {
+                    last.inputs.extend(c.inputs);
+                    last.outputs.extend(c.outputs);
+                }
+                _ => chunks.push(c),
+            }
+        }
+        chunks
+    }
+}
+
+/// A group of inputs and the outputs that depend only on them.
+#[derive(Debug, Default)]
+struct Chunk {
+    inputs: Vec<usize>,
+    outputs: Vec<usize>,
 }
 
 /// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =
@@ -621,4 +702,39 @@ pub(crate) fn check_aligned(cts: &[Ciphertext]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    fn term(j: u32, q: u32) -> Term {
+        Term {
+            q,
+            j,
+            in_block: 0,
+            out_block: 0,
+            delta: 1,
+            weight: 1.0,
+            mask: 0,
+        }
+    }
+
+    /// Groups are the connected components (inputs 0,1 → outputs 0,1; input 2 → output 2;
+    /// input 3 unused; output 3 without terms), merged only up to the thread count.
+    #[test]
+    fn bsgs_chunks_are_components() {
+        let terms = vec![term(0, 0), term(1, 0), term(1, 1), term(2, 2)];
+        let map = LinearMap::new(16, 4, 4, 4, vec![vec![1.0; 4]], terms);
+        let norm = |c: &Chunk| {
+            let (mut i, mut o) = (c.inputs.clone(), c.outputs.clone());
+            i.sort_unstable();
+            o.sort_unstable();
+            (i, o)
+        };
+        let one: Vec<_> = map.bsgs_chunks(1).iter().map(norm).collect();
+        assert_eq!(one, vec![(vec![0, 1], vec![0, 1]), (vec![2], vec![2])]);
+        let merged: Vec<_> = map.bsgs_chunks(8).iter().map(norm).collect();
+        assert_eq!(merged, vec![(vec![0, 1, 2], vec![0, 1, 2])]);
+    }
 }
