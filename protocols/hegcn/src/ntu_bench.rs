@@ -169,3 +169,22 @@ fn ntu_stage_latency() {
         c.1.mul_plain as f64 / a.1.mul_plain.max(1) as f64
     );
 }
+
+/// Magnitude of the plaintext logits of the randomly initialised full-width NTU model (M = 2)
+/// on inputs in [−1, 1): the scale against which an absolute logit error is read.
+#[test]
+#[ignore = "full-width plaintext forward; prints the logit magnitude"]
+fn ntu_logit_scale() {
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 1, 3, 256, &ntu_graph(), 60);
+    cfg.num_persons = 2;
+    let model = StGcn::new(cfg, 42).unwrap().fold();
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    for _ in 0..3 {
+        let x = Array4::from_shape_fn((3, 256, 25, 2), |_| rng.gen_range(-1.0..1.0));
+        let y = crate::reference::forward(&model, x.view());
+        let max = y.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let mut s: Vec<f64> = y.to_vec();
+        s.sort_by(|a, b| b.partial_cmp(a).unwrap());
+        println!("max |logit| {max:.3e}, top-2 margin {:.3e}", s[0] - s[1]);
+    }
+}
