@@ -23,6 +23,7 @@ pub mod base;
 pub mod gilboa;
 pub mod hash;
 pub mod iknp;
+pub mod rlwe;
 mod source;
 pub mod transpose;
 
