@@ -889,13 +889,13 @@ fn respond_inner(
         } else {
             0
         };
-        for i in 0..PRIMES {
+        for (i, o) in one.iter_mut().enumerate() {
             let q = p.primes[i];
             let x = c0.data[i * n + j];
             let x = x + p.reduce_i128(i, flood);
             let x = if x >= q { x - q } else { x };
             let enc = p.encode_scaled(i, r);
-            one[i] = if x >= enc { x - enc } else { x + q - enc };
+            *o = if x >= enc { x - enc } else { x + q - enc };
         }
         c0s.push(p.switch_residues(|i| one[i]));
         shares.push(r);
@@ -973,8 +973,10 @@ impl<'a> BitReader<'a> {
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+    use rand::RngCore;
 
     /// Schoolbook negacyclic product modulo `q`.
+    #[allow(clippy::needless_range_loop)]
     fn schoolbook(a: &[u64], b: &[u64], q: u64) -> Vec<u64> {
         let n = a.len();
         let mut out = vec![0u128; n];
@@ -993,6 +995,7 @@ pub(crate) mod tests {
     }
 
     /// Negacyclic product over `Z_2^64`.
+    #[allow(clippy::needless_range_loop)]
     pub(crate) fn ring_product(a: &[u64], b: &[u64]) -> Vec<u64> {
         let n = a.len();
         let mut out = vec![0u64; n];
@@ -1159,8 +1162,7 @@ pub(crate) mod tests {
             .collect();
         let products: Vec<_> = qs.iter().map(|q| (q, &wp)).collect();
         let outputs: Vec<usize> = (0..n).collect();
-        let (resp, r) =
-            respond(&p, &pk, &products, count * n, &outputs, &mut g).unwrap();
+        let (resp, r) = respond(&p, &pk, &products, count * n, &outputs, &mut g).unwrap();
         let d = sk.decrypt_with_noise(&p, &resp, &outputs).unwrap();
         let one = ring_product(&m, &w);
         let bound = p.worst_case_response_error();
@@ -1171,7 +1173,10 @@ pub(crate) mod tests {
             assert_eq!(d[j].0.wrapping_add(r[j]), want, "coefficient {j}");
             worst = worst.max(d[j].1.abs());
         }
-        assert!((worst as f64) < bound, "noise {worst} above the bound {bound}");
+        assert!(
+            (worst as f64) < bound,
+            "noise {worst} above the bound {bound}"
+        );
         // Above the cap, the responder refuses.
         assert!(respond(&p, &pk, &products, MAX_RESPONSE_NNZ + 1, &outputs, &mut g).is_err());
     }
@@ -1191,8 +1196,7 @@ pub(crate) mod tests {
         let wp = plaintext(&p, &w);
         let q = sk.encrypt(&p, &m, &mut g).expand(&p);
         let outputs = vec![0usize, 7, 100];
-        let (bare, _) =
-            respond_inner(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g, false).unwrap();
+        let (bare, _) = respond_inner(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g, false).unwrap();
         let (resp, _) = respond(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g).unwrap();
         let mask = p.response_mask();
         let far = bare
