@@ -200,6 +200,8 @@ pub struct RlweParams {
     plans: Vec<Plan>,
     /// `⌊Q/t⌋ mod q_i`.
     delta: Vec<u64>,
+    /// Shoup companions `⌊delta_i·2^64/q_i⌋`.
+    delta_shoup: Vec<u64>,
     /// `Q mod 2^64`.
     q_mod_t: u64,
     /// Bits of the response modulus `Q' = 2^w`.
@@ -221,6 +223,33 @@ impl std::fmt::Debug for RlweParams {
             "RlweParams(N = 2^{}, log Q = {:.1}, t = 2^64, Q' = 2^{})",
             self.log_n, self.log_q, self.response_bits
         )
+    }
+}
+
+/// `e mod p` for a small `|e| < p`.
+#[inline(always)]
+fn small_mod(e: i64, p: u64) -> u64 {
+    if e < 0 {
+        p - e.unsigned_abs()
+    } else {
+        e as u64
+    }
+}
+
+/// `⌊w·2^64/p⌋`, the Shoup companion of a constant `w < p`.
+fn shoup(w: u64, p: u64) -> u64 {
+    (((w as u128) << 64) / p as u128) as u64
+}
+
+/// `x·w mod p` for any 64-bit `x`, with `ws = shoup(w, p)` and `p < 2^63`.
+#[inline(always)]
+fn mul_shoup(x: u64, w: u64, ws: u64, p: u64) -> u64 {
+    let qh = ((x as u128 * ws as u128) >> 64) as u64;
+    let y = x.wrapping_mul(w).wrapping_sub(qh.wrapping_mul(p));
+    if y >= p {
+        y - p
+    } else {
+        y
     }
 }
 
@@ -265,7 +294,7 @@ impl RlweParams {
             .collect();
         let q_mod_t = primes.iter().fold(1u64, |a, &p| a.wrapping_mul(p));
         // ⌊Q/t⌋ = (Q − r_t)/t ≡ −r_t · t^{-1} (mod q_i).
-        let delta = primes
+        let delta: Vec<u64> = primes
             .iter()
             .zip(&divs)
             .map(|(&p, &d)| {
@@ -273,6 +302,11 @@ impl RlweParams {
                 let r = Div64::rem(q_mod_t, d);
                 mul_mod64(d, (p - r) % p, inv_mod(t_mod, p))
             })
+            .collect();
+        let delta_shoup = delta
+            .iter()
+            .zip(&primes)
+            .map(|(&d, &p)| shoup(d, p))
             .collect();
         let rho = (0..PRIMES)
             .map(|i| {
@@ -282,7 +316,7 @@ impl RlweParams {
                     .filter(|&j| j != i)
                     .fold(1u64, |a, j| mul_mod64(d, a, primes[j] % p));
                 let r = inv_mod(prod, p);
-                (r, (((r as u128) << 64) / p as u128) as u64)
+                (r, shoup(r, p))
             })
             .collect();
         let response_bits = 65 + log_n;
@@ -305,6 +339,7 @@ impl RlweParams {
             divs,
             plans,
             delta,
+            delta_shoup,
             q_mod_t,
             response_bits,
             rho,
@@ -386,10 +421,9 @@ impl RlweParams {
 
     /// `⌊Q·m/t⌉ mod q_i` for `m ∈ [0, 2^64)`.
     fn encode_scaled(&self, i: usize, m: u64) -> u64 {
-        let d = self.divs[i];
         let hi = ((self.q_mod_t as u128 * m as u128 + (1u128 << 63)) >> 64) as u64;
-        let a = mul_mod64(d, self.delta[i], Div64::rem(m, d));
-        let b = Div64::rem(hi, d);
+        let a = mul_shoup(m, self.delta[i], self.delta_shoup[i], self.primes[i]);
+        let b = Div64::rem(hi, self.divs[i]);
         let s = a + b;
         if s >= self.primes[i] {
             s - self.primes[i]
@@ -404,14 +438,8 @@ impl RlweParams {
         let mut int = 0u128;
         let mut frac = 0u128;
         for i in 0..PRIMES {
-            let x = x(i);
             let (r, rs) = self.rho[i];
-            let p = self.primes[i];
-            let qh = ((x as u128 * rs as u128) >> 64) as u64;
-            let mut y = x.wrapping_mul(r).wrapping_sub(qh.wrapping_mul(p));
-            if y >= p {
-                y -= p;
-            }
+            let y = mul_shoup(x(i), r, rs, self.primes[i]);
             int += y as u128 * self.switch[i].0;
             frac += y as u128 * self.switch[i].1 as u128;
         }
@@ -603,7 +631,7 @@ impl SecretKey {
             let l = phase.limb_mut(i, n);
             for j in 0..n {
                 let enc = m.get(j).map_or(0, |&v| p.encode_scaled(i, v));
-                let s = enc + p.reduce_i64(i, e[j]);
+                let s = enc + small_mod(e[j], q);
                 l[j] = if s >= q { s - q } else { s };
             }
         }
@@ -858,7 +886,7 @@ fn respond_inner(
             for i in 0..PRIMES {
                 let q = p.primes[i];
                 let x = &mut c1.data[i * n + j];
-                let s = *x + p.reduce_i64(i, e);
+                let s = *x + small_mod(e, q);
                 *x = if s >= q { s - q } else { s };
             }
         }
@@ -1052,7 +1080,15 @@ pub(crate) mod tests {
 
         /// Signed reduction and the rounded scaling agree with 128-bit arithmetic.
         #[test]
-        fn reductions_match_wide_arithmetic(x in any::<i64>(), f in any::<i128>()) {
+        fn reductions_match_wide_arithmetic(x in any::<i64>(), f in any::<i128>(), m in any::<u64>()) {
+            let p0 = RlweParams::new(6).unwrap();
+            for i in 0..PRIMES {
+                let q = p0.primes()[i] as u128;
+                let want = (p0.delta[i] as u128 * (m as u128 % q)
+                    + ((p0.q_mod_t as u128 * m as u128 + (1 << 63)) >> 64))
+                    % q;
+                prop_assert_eq!(p0.encode_scaled(i, m) as u128, want);
+            }
             let p = RlweParams::new(6).unwrap();
             for i in 0..PRIMES {
                 let q = p.primes()[i] as i128;
