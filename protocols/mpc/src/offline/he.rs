@@ -26,8 +26,9 @@
 //! `(n-block, k-block)` (reused across m-blocks), one response per `(n-block, m-block, group of
 //! k-blocks)`; [`choose_blocks`] picks the block shape that minimizes bytes plus an NTT-count
 //! estimate. For SecureML Table II (`128 × 1000 · 1000 × 1` forward, `1000 × 128 · 128 × 1`
-//! backward) a batch costs about 1.4 MB per party instead of Gilboa's 2080 bits per scalar
-//! product (≈ 67 MB).
+//! backward) a batch costs about 2.3 MB per party (blocks `32 × 250 × 1` and `256 × 32 × 1`: four
+//! queries, sixteen plaintexts, four responses each way) instead of the ≈ 67 MB of Gilboa's
+//! 2080 bits per scalar product.
 //!
 //! Security: semi-honest servers; RLWE at 128 bits (`N = 8192`, `log Q ≈ 200 ≤ 218`, ternary
 //! secret, `σ = 3.2`); circuit privacy by re-randomization under the querier's public key and

@@ -15,8 +15,8 @@
 //!   the dealer run by the data owner (SecureML §V);
 //! * [`rlwe`] and [`he`]: SecureML's other offline variant (§IV-B, LHE-based triples) with a
 //!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) —
-//!   [`HeSource`] makes the matrix cross terms by RLWE plaintext products (about 100 times fewer
-//!   bytes than Gilboa's 2080 bits per scalar product) and the rest by OT.
+//!   [`HeSource`] makes the matrix cross terms by RLWE plaintext products (about 30 times fewer
+//!   bytes than Gilboa's 2080 bits per scalar product on SecureML Table II) and the rest by OT.
 //!
 //! Security: semi-honest, non-colluding servers; 128-bit computational security (128 base OTs,
 //! AES-128, Ristretto255; RLWE with N = 8192, log Q = 200, ternary secret, σ = 3.2 for

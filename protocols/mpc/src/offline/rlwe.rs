@@ -931,7 +931,7 @@ fn respond_inner(
     Ok((Response { c1: c1s, c0: c0s }, shares))
 }
 
-/// Packs values of `w ≤ 100` bits LSB-first into bytes.
+/// Packs values of `w ≤ 128` bits LSB-first into bytes, eight at a time.
 struct BitWriter {
     out: Vec<u8>,
     acc: u128,
@@ -948,24 +948,35 @@ impl BitWriter {
     }
 
     #[inline]
-    fn put(&mut self, v: u128, w: u32) {
-        self.acc |= v << self.fill;
+    fn put64(&mut self, v: u64, w: u32) {
+        self.acc |= (v as u128) << self.fill;
         self.fill += w;
-        while self.fill >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.fill -= 8;
+        if self.fill >= 64 {
+            self.out.extend_from_slice(&(self.acc as u64).to_le_bytes());
+            self.acc >>= 64;
+            self.fill -= 64;
+        }
+    }
+
+    #[inline]
+    fn put(&mut self, v: u128, w: u32) {
+        if w > 64 {
+            self.put64(v as u64, 64);
+            self.put64((v >> 64) as u64, w - 64);
+        } else {
+            self.put64(v as u64, w);
         }
     }
 
     fn finish(mut self) -> Vec<u8> {
-        if self.fill > 0 {
-            self.out.push(self.acc as u8);
-        }
+        let bytes = self.fill.div_ceil(8) as usize;
+        self.out
+            .extend_from_slice(&(self.acc as u64).to_le_bytes()[..bytes]);
         self.out
     }
 }
 
+/// Reads what [`BitWriter`] packed.
 struct BitReader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -984,16 +995,29 @@ impl<'a> BitReader<'a> {
     }
 
     #[inline]
-    fn get(&mut self, w: u32) -> u128 {
-        while self.fill < w {
-            self.acc |= (self.bytes[self.at] as u128) << self.fill;
-            self.at += 1;
-            self.fill += 8;
+    fn get64(&mut self, w: u32) -> u64 {
+        if self.fill < w {
+            let take = (self.bytes.len() - self.at).min(8);
+            let mut b = [0u8; 8];
+            b[..take].copy_from_slice(&self.bytes[self.at..self.at + take]);
+            self.at += take;
+            self.acc |= (u64::from_le_bytes(b) as u128) << self.fill;
+            self.fill += 8 * take as u32;
         }
-        let v = self.acc & ((1u128 << w) - 1);
+        let v = (self.acc & ((1u128 << w) - 1)) as u64;
         self.acc >>= w;
         self.fill -= w;
         v
+    }
+
+    #[inline]
+    fn get(&mut self, w: u32) -> u128 {
+        if w > 64 {
+            let lo = self.get64(64) as u128;
+            lo | (self.get64(w - 64) as u128) << 64
+        } else {
+            self.get64(w) as u128
+        }
     }
 }
 
@@ -1110,6 +1134,24 @@ pub(crate) mod tests {
             let mut v = self.data.clone();
             p.plans[i].fwd(&mut v);
             v
+        }
+    }
+
+    proptest! {
+        /// Bit packing round-trips values of mixed widths.
+        #[test]
+        fn bit_packing_round_trips(v in proptest::collection::vec((any::<u128>(), 1u32..=128), 0..40)) {
+            let mut w = BitWriter::with_capacity(0);
+            for &(x, b) in &v {
+                w.put(x & (u128::MAX >> (128 - b)), b);
+            }
+            let bytes = w.finish();
+            let total: u32 = v.iter().map(|x| x.1).sum();
+            prop_assert_eq!(bytes.len(), total.div_ceil(8) as usize);
+            let mut r = BitReader::new(&bytes);
+            for &(x, b) in &v {
+                prop_assert_eq!(r.get(b), x & (u128::MAX >> (128 - b)));
+            }
         }
     }
 
