@@ -202,6 +202,8 @@ pub struct RlweParams {
     delta: Vec<u64>,
     /// Shoup companions `⌊delta_i·2^64/q_i⌋`.
     delta_shoup: Vec<u64>,
+    /// `⌊2^64/q_i⌋` (reduction of 64-bit integers).
+    one_shoup: Vec<u64>,
     /// `Q mod 2^64`.
     q_mod_t: u64,
     /// Bits of the response modulus `Q' = 2^w`.
@@ -308,6 +310,7 @@ impl RlweParams {
             .zip(&primes)
             .map(|(&d, &p)| shoup(d, p))
             .collect();
+        let one_shoup = primes.iter().map(|&p| shoup(1, p)).collect();
         let rho = (0..PRIMES)
             .map(|i| {
                 let p = primes[i];
@@ -340,6 +343,7 @@ impl RlweParams {
             plans,
             delta,
             delta_shoup,
+            one_shoup,
             q_mod_t,
             response_bits,
             rho,
@@ -402,9 +406,10 @@ impl RlweParams {
     }
 
     fn reduce_i64(&self, i: usize, x: i64) -> u64 {
-        let r = Div64::rem(x.unsigned_abs(), self.divs[i]);
+        let p = self.primes[i];
+        let r = mul_shoup(x.unsigned_abs(), 1, self.one_shoup[i], p);
         if x < 0 && r != 0 {
-            self.primes[i] - r
+            p - r
         } else {
             r
         }
@@ -472,17 +477,17 @@ impl RlweParams {
     /// A uniform polynomial in NTT form, expanded from a public seed (identically on both sides).
     pub fn expand_uniform(&self, seed: &[u8; SEED_BYTES]) -> Poly<Ntt> {
         let mut rng = ChaCha20Rng::from_seed(*seed);
-        let mut out = Poly::zero(PRIMES, self.n);
+        let mut out = Poly::<Ntt>::zero(PRIMES, self.n);
+        let shift = 64 - PRIME_BITS;
+        // One bulk fill, then the rare rejections (2^50 − q_i is a few multiples of 2N) redrawn in order.
+        rng.fill_bytes(bytemuck::cast_slice_mut(&mut out.data));
         for i in 0..PRIMES {
             let p = self.primes[i];
-            let shift = 64 - PRIME_BITS;
             for o in out.limb_mut(i, self.n) {
-                *o = loop {
-                    let x = rng.next_u64() >> shift;
-                    if x < p {
-                        break x;
-                    }
-                };
+                *o = u64::from_le(*o) >> shift;
+                while *o >= p {
+                    *o = rng.next_u64() >> shift;
+                }
             }
         }
         out
