@@ -553,6 +553,37 @@ mod tests {
         }
     }
 
+    /// A hand-made block shape with several groups of k-blocks per output block (responses are
+    /// summed across groups by both parties), partial edge blocks in every dimension.
+    #[test]
+    fn grouped_responses_sum_to_the_product() {
+        let p = Arc::new(RlweParams::standard());
+        let (sk, pk) = keys(&p, 9);
+        let mut g = ChaCha20Rng::seed_from_u64(10);
+        let b = Blocks {
+            n: 5,
+            k: 40,
+            m: 3,
+            bn: 2,
+            bk: 8,
+            bm: 2,
+            group: 2,
+        };
+        assert_eq!((b.nk(), b.groups(), b.responses()), (5, 3, 18));
+        let x = ring::random(&mut g, 5, 40);
+        let v = ring::random(&mut g, 40, 3);
+        let qs = make_queries(&p, &sk, &b, &v, &fresh_seeds(&mut g, b.queries()));
+        let (resp, r) =
+            make_responses(&p, &pk, &b, &x, qs, &fresh_seeds(&mut g, b.responses())).unwrap();
+        let d = read_responses(&p, &sk, &b, resp.clone()).unwrap();
+        assert_eq!(
+            ring::add(&r.view(), &d.view()),
+            ring::matmul(&x.view(), &v.view())
+        );
+        // A missing response is refused.
+        assert!(read_responses(&p, &sk, &b, resp[1..].to_vec()).is_err());
+    }
+
     /// Block choices for the SecureML Table II shapes and their per-party bytes.
     #[test]
     fn block_choice_is_valid_and_compact() {
