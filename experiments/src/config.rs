@@ -307,10 +307,10 @@ impl Config {
                 self.transport.kind
             );
         }
-        let sources = ["dealer", "client-aided", "ot"];
+        let sources = ["dealer", "client-aided", "ot", "he"];
         if !sources.contains(&self.mpc.triples.as_str()) {
             bail!(
-                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot",
+                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot, he",
                 self.mpc.triples
             );
         }
@@ -342,7 +342,7 @@ impl Config {
                 }
                 if let Some(src) = &l.triples {
                     if !sources.contains(&src.as_str()) {
-                        bail!("{origin}: task #{}: triples = {src:?} is not one of dealer, client-aided, ot", i + 1);
+                        bail!("{origin}: task #{}: triples = {src:?} is not one of dealer, client-aided, ot, he", i + 1);
                     }
                 }
                 ml::models::linreg::LinRegHyper::new(l.learning_rate, l.batch_size)

@@ -4,12 +4,14 @@
 //! * `dealer` — a trusted third party (in this process) makes every triple;
 //! * `client-aided` — the same construction run by the data owner (SecureML §V);
 //! * `ot` — the two servers alone, by oblivious transfer (Chou–Orlandi base OT, IKNP/ALSZ
-//!   extension, Gilboa products), over the configured transport.
+//!   extension, Gilboa products), over the configured transport;
+//! * `he` — the two servers alone, matrix cross terms by RLWE homomorphic encryption (SecureML's
+//!   LHE variant with a lattice scheme, Cheetah-style packing), elementwise and AND triples by OT.
 
 use crate::link;
 use anyhow::{bail, Result};
 use mpc::net::{mem_pair, CommStats, Metered};
-use mpc::offline::{ClientAided, OtSource};
+use mpc::offline::{ClientAided, HeSource, OtSource};
 use mpc::triples::dealer::{run_dealer, DealerClient};
 use mpc::triples::{Preprocessing, TripleRequest, TripleSource};
 use mpc::Role;
@@ -28,7 +30,7 @@ pub struct Offline {
     pub trust: &'static str,
 }
 
-/// Runs the offline phase for `requests` with `source` (`dealer`, `client-aided`, `ot`).
+/// Runs the offline phase for `requests` with `source` (`dealer`, `client-aided`, `ot`, `he`).
 pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> Result<Offline> {
     match source {
         "dealer" | "client-aided" => {
@@ -88,6 +90,22 @@ pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> R
                 trust: a.trust_note(),
             })
         }
-        other => bail!("unknown triple source {other:?} (dealer, client-aided, ot)"),
+        "he" => {
+            let (c0, c1) = link::pair(transport).await?;
+            let (c0, c1) = (Metered::new(c0), Metered::new(c1));
+            let (m0, m1) = (c0.meter(), c1.meter());
+            let t = Instant::now();
+            let (a, b) = tokio::join!(HeSource::setup(c0, Role::P0), HeSource::setup(c1, Role::P1));
+            let (mut a, mut b) = (a?, b?);
+            let (p0, p1) = tokio::join!(a.generate(requests), b.generate(requests));
+            let seconds = t.elapsed().as_secs_f64();
+            Ok(Offline {
+                pre: [p0?, p1?],
+                seconds,
+                stats: [m0.stats(), m1.stats()],
+                trust: a.trust_note(),
+            })
+        }
+        other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he)"),
     }
 }

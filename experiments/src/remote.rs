@@ -301,6 +301,7 @@ async fn run_task(
     let triples = match source {
         "ot" => TripleKind::Ot,
         "dealer" => TripleKind::Dealer,
+        "he" => bail!("triples = \"he\" is not served by remote parties yet: the party protocol's TripleKind offers ot and dealer (HeSource runs in-process with `experiment run`)"),
         s => bail!("triples = {s:?} cannot run on remote parties (ot, or dealer: the parties' configured dealer)"),
     };
     let data = prepare(kind, task, seed)?;

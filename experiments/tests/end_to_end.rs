@@ -43,7 +43,7 @@ async fn every_triple_source_gives_the_same_model_quality() {
     let mut cfg = config("quickstart.toml");
     cfg.transport.kind = "memory".into();
     let mut results = Vec::new();
-    for source in ["dealer", "client-aided", "ot"] {
+    for source in ["dealer", "client-aided", "ot", "he"] {
         cfg.mpc.triples = source.into();
         let r = experiments::run(&cfg).await.unwrap();
         results.push((

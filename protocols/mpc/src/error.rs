@@ -80,6 +80,16 @@ pub enum MpcError {
         /// Why.
         reason: String,
     },
+    /// A homomorphic-encryption parameter or size is out of range.
+    #[error("invalid HE parameter: {what} = {value} (limit {max})")]
+    InvalidHeParams {
+        /// Which parameter.
+        what: &'static str,
+        /// The offending value.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A truncation or scaling parameter is out of range.
     #[error("invalid truncation by {bits} bits (must be below {max})")]
     InvalidShift {

@@ -3,6 +3,7 @@
 
 use super::and::and_triples;
 use super::gilboa::{cross_elementwise, cross_matmul};
+use super::he::{cross_matmul_he, HeKeys};
 use super::iknp::{setup_pair, OtPair};
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
@@ -32,12 +33,14 @@ const MAX_HASH_LIST_BYTES: usize = 64 << 20;
 /// draws its own shares of masks, U, V, a, b locally from its ChaCha20 generator; only the cross
 /// terms cost communication.
 pub struct OtSource<C> {
-    ch: C,
+    pub(super) ch: C,
     role: Role,
     pair: OtPair,
-    rng: ChaCha20Rng,
+    pub(super) rng: ChaCha20Rng,
     masks: HashMap<MaskId, Arc<RingMatrix>>,
     progress: Option<Progress>,
+    /// HE keys when matrix cross terms are made by [`super::he`] instead of Gilboa products.
+    pub(super) he: Option<Arc<HeKeys>>,
 }
 
 impl<C> std::fmt::Debug for OtSource<C> {
@@ -103,6 +106,7 @@ impl<C: Channel> OtSource<C> {
             rng,
             masks: HashMap::new(),
             progress: None,
+            he: None,
         })
     }
 
@@ -155,7 +159,10 @@ impl<C: Channel> OtSource<C> {
         Err(MpcError::RequestMismatch { index })
     }
 
-    async fn generate_inner(&mut self, requests: &[TripleRequest]) -> Result<Preprocessing> {
+    pub(super) async fn generate_inner(
+        &mut self,
+        requests: &[TripleRequest],
+    ) -> Result<Preprocessing> {
         self.check_same_requests(requests).await?;
         let mut dims: HashMap<MaskId, (usize, usize)> =
             self.masks.iter().map(|(k, v)| (*k, v.dim())).collect();
@@ -208,7 +215,15 @@ impl<C: Channel> OtSource<C> {
                         }
                     };
                     let v = ring::random(&mut self.rng, x.ncols(), *cols);
-                    let cross = cross_matmul(&mut self.ch, &mut self.pair, &x, &v, &tick).await?;
+                    let cross = match &self.he {
+                        Some(keys) => {
+                            let c =
+                                cross_matmul_he(&mut self.ch, keys, &x, &v, &mut self.rng).await?;
+                            tick(64 * (x.ncols() * *cols) as u64);
+                            c
+                        }
+                        None => cross_matmul(&mut self.ch, &mut self.pair, &x, &v, &tick).await?,
+                    };
                     let (x, v, z) = offload(move || {
                         let mut z = ring::matmul(&x.view(), &v.view());
                         ring::add_assign(&mut z, &cross.view());
