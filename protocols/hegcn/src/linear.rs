@@ -65,7 +65,9 @@ struct CacheEntry {
 /// kernel of every node under AMA, the identity residual) share one entry across nodes and
 /// stages. Entries are added until `budget` bytes are held, then lookups that miss encode
 /// on the fly without storing (no eviction: the first forward pass decides what stays, and
-/// the same diagonals recur in the same order on every sample).
+/// the same diagonals recur in the same order on every sample). With a budget of 0 nothing is
+/// memoised: each plaintext lives only for its product. The bound covers the cache only;
+/// besides it a linear map holds at most one diagonal being encoded per worker thread.
 #[derive(Default)]
 pub(crate) struct PlaintextCache {
     budget: AtomicUsize,
@@ -217,6 +219,11 @@ pub(crate) struct LinearMap {
     in_steps: Vec<Vec<usize>>,
     /// BSGS: giant steps per output.
     giants: Vec<Vec<usize>>,
+    /// Copies of the map side by side in every ciphertext (independent samples), and the slot
+    /// distance between copies: every diagonal repeats with this period, so rotations and
+    /// products are those of one copy.
+    replicas: usize,
+    replica_stride: usize,
 }
 
 impl LinearMap {
@@ -279,7 +286,18 @@ impl LinearMap {
                 .into_iter()
                 .map(|s| s.into_iter().collect())
                 .collect(),
+            replicas: 1,
+            replica_stride: 0,
         }
+    }
+
+    /// Repeats the map `replicas` times, copy `r` acting on the slots shifted by
+    /// `r·stride` (the caller keeps all copies inside the ciphertext and apart from each
+    /// other's blocks). Steps, rotations and products do not change.
+    pub(crate) fn with_replicas(mut self, replicas: usize, stride: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self.replica_stride = stride;
+        self
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
@@ -362,10 +380,12 @@ impl LinearMap {
 
     fn diagonal(&self, vals: &mut [f64], t: &Term, pre_rotate: usize) {
         let mask = &self.masks[t.mask as usize];
-        let base = t.out_block as usize * self.block + pre_rotate;
-        for (u, &m) in mask.iter().enumerate() {
-            if m != 0.0 {
-                vals[(base + u) % self.slots] += t.weight * m;
+        for r in 0..self.replicas {
+            let base = t.out_block as usize * self.block + r * self.replica_stride + pre_rotate;
+            for (u, &m) in mask.iter().enumerate() {
+                if m != 0.0 {
+                    vals[(base + u) % self.slots] += t.weight * m;
+                }
             }
         }
     }
@@ -391,25 +411,11 @@ impl LinearMap {
         let q = eval.params().q_prime(level)? as f64;
         let pt_scale = q * target / inputs[0].scale();
         let nb = self.slots / self.block;
-        // Identical diagonals (e.g. the temporal kernel of every node under AMA) are encoded
-        // once per call.
-        let cache: Mutex<HashMap<Vec<u64>, Arc<Plaintext>>> = Mutex::new(HashMap::new());
-        let cache_on = store.budget.load(Ordering::Relaxed) > 0;
-        let encode = |d: &[f64]| -> Result<Arc<Plaintext>> {
-            if cache_on {
-                return store.get_or_encode(encoder, d, level, pt_scale);
-            }
-            let key: Vec<u64> = d.iter().map(|x| x.to_bits()).collect();
-            if let Some(pt) = cache.lock().expect("no poisoned lock").get(&key) {
-                return Ok(pt.clone());
-            }
-            let pt = Arc::new(store.timed_encode(encoder, d, level, pt_scale)?);
-            cache
-                .lock()
-                .expect("no poisoned lock")
-                .insert(key, pt.clone());
-            Ok(pt)
-        };
+        // Every diagonal is encoded when its product is formed and dropped right after (at
+        // most one per worker thread is alive), unless the bounded cache holds it: nothing
+        // here keeps all the plaintexts of a map, whose sum can exceed the server's memory
+        // (thousands of diagonals of several MB at N = 2^15).
+        let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale);
         match self.strategy {
             Strategy::Hoisted => {
                 let acc: Vec<Mutex<Option<Ciphertext>>> =
