@@ -481,80 +481,158 @@ impl LinearMap {
                     .collect()
             }
             Strategy::Bsgs { .. } => {
-                let babies: Vec<Vec<Ciphertext>> = inputs
-                    .par_iter()
-                    .zip(&self.in_steps)
-                    .map(|(ct, steps)| {
-                        let nonzero: Vec<i64> = steps
-                            .iter()
-                            .filter(|&&s| s != 0)
-                            .map(|&s| s as i64)
-                            .collect();
-                        eval.rotate_hoisted(ct, &nonzero)
-                    })
-                    .collect::<ckks::Result<_>>()?;
-                let baby_of = |j: usize, b: usize| -> &Ciphertext {
-                    if b == 0 {
-                        &inputs[j]
-                    } else {
-                        let steps: Vec<usize> = self.in_steps[j]
-                            .iter()
-                            .copied()
-                            .filter(|&s| s != 0)
-                            .collect();
-                        &babies[j][steps.binary_search(&b).expect("baby step planned")]
-                    }
-                };
                 let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
                 for t in &self.terms {
                     by_q[t.q as usize].push(t);
                 }
-                by_q.par_iter()
-                    .map(|terms| -> Result<Ciphertext> {
-                        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
-                        for t in terms {
-                            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
-                            let d = diags
-                                .entry((g, t.j, b))
-                                .or_insert_with(|| vec![0.0; self.slots]);
-                            self.diagonal(d, t, g);
-                        }
-                        let mut out: Option<Ciphertext> = None;
-                        let mut inner: Option<Ciphertext> = None;
-                        let mut cur_g = None;
-                        let flush = |g: usize,
-                                     inner: Option<Ciphertext>,
-                                     out: &mut Option<Ciphertext>|
-                         -> Result<()> {
-                            if let Some(ct) = inner {
-                                let r = if g == 0 {
-                                    ct
+                // Baby steps of every input of one group of outputs that no other group reads
+                // (AMA temporal conv: one node), groups a thread-count at a time: the rotated
+                // copies of all inputs are never held at once, and each is computed once.
+                let comps = self.components();
+                let threads = rayon::current_num_threads().max(1);
+                let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
+                for chunk in comps.chunks(threads) {
+                    let done = chunk
+                        .par_iter()
+                        .map(|(ins, qs)| -> Result<Vec<(usize, Ciphertext)>> {
+                            let babies: Vec<(usize, Vec<Ciphertext>)> = ins
+                                .par_iter()
+                                .map(|&j| {
+                                    let nonzero: Vec<i64> = self.in_steps[j]
+                                        .iter()
+                                        .filter(|&&s| s != 0)
+                                        .map(|&s| s as i64)
+                                        .collect();
+                                    eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
+                                })
+                                .collect::<ckks::Result<_>>()?;
+                            let baby_of = |j: usize, b: usize| -> &Ciphertext {
+                                if b == 0 {
+                                    &inputs[j]
                                 } else {
-                                    eval.rotate(&ct, g as i64)?
-                                };
-                                accumulate(eval, out, r)?;
-                            }
-                            Ok(())
-                        };
-                        for ((g, j, b), d) in diags {
-                            if cur_g != Some(g) {
-                                if let Some(pg) = cur_g {
-                                    flush(pg, inner.take(), &mut out)?;
+                                    let steps: Vec<usize> = self.in_steps[j]
+                                        .iter()
+                                        .copied()
+                                        .filter(|&s| s != 0)
+                                        .collect();
+                                    let k = babies
+                                        .binary_search_by_key(&j, |x| x.0)
+                                        .expect("input of this group");
+                                    &babies[k].1
+                                        [steps.binary_search(&b).expect("baby step planned")]
                                 }
-                                cur_g = Some(g);
-                            }
-                            let pt = encode(&d)?;
-                            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
-                            accumulate(eval, &mut inner, prod)?;
-                        }
-                        if let Some(pg) = cur_g {
-                            flush(pg, inner.take(), &mut out)?;
-                        }
-                        finish(eval, encoder, out, &inputs[0], pt_scale)
-                    })
+                            };
+                            qs.par_iter()
+                                .map(|&q| {
+                                    self.bsgs_output(eval, &by_q[q], &baby_of, &encode, nb)
+                                        .map(|c| (q, c))
+                                })
+                                .collect()
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    for (q, c) in done.into_iter().flatten() {
+                        outs[q] = Some(c);
+                    }
+                }
+                outs.into_par_iter()
+                    .map(|acc| finish(eval, encoder, acc, &inputs[0], pt_scale))
                     .collect()
             }
         }
+    }
+
+    /// Groups of `(inputs, outputs)` (sorted) such that every term of a group's outputs reads
+    /// only the group's inputs: the connected components of the input–output graph of the
+    /// terms. Outputs without terms belong to no group.
+    fn components(&self) -> Vec<(Vec<usize>, Vec<usize>)> {
+        // Union-find over inputs 0..n_in and outputs n_in..n_in + n_out.
+        let mut parent: Vec<usize> = (0..self.n_in + self.n_out).collect();
+        fn root(p: &mut [usize], mut x: usize) -> usize {
+            while p[x] != x {
+                p[x] = p[p[x]];
+                x = p[x];
+            }
+            x
+        }
+        for t in &self.terms {
+            let a = root(&mut parent, t.j as usize);
+            let b = root(&mut parent, self.n_in + t.q as usize);
+            if a != b {
+                parent[a] = b;
+            }
+        }
+        let mut used = vec![false; self.n_in + self.n_out];
+        for t in &self.terms {
+            used[t.j as usize] = true;
+            used[self.n_in + t.q as usize] = true;
+        }
+        let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for x in 0..self.n_in + self.n_out {
+            if !used[x] {
+                continue;
+            }
+            let r = root(&mut parent, x);
+            let g = groups.entry(r).or_default();
+            if x < self.n_in {
+                g.0.push(x);
+            } else {
+                g.1.push(x - self.n_in);
+            }
+        }
+        groups.into_values().collect()
+    }
+
+    /// One BSGS output: `Σ_g rot(Σ_{j,b} baby(j, b) ⊙ P_{q,j,g+b}, g)`, not yet rescaled.
+    fn bsgs_output<'a>(
+        &self,
+        eval: &Evaluator,
+        terms: &[&Term],
+        baby_of: &(dyn Fn(usize, usize) -> &'a Ciphertext + Sync),
+        encode: &(dyn Fn(&[f64]) -> Result<Arc<Plaintext>> + Sync),
+        nb: usize,
+    ) -> Result<Ciphertext> {
+        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
+        for t in terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let d = diags
+                .entry((g, t.j, b))
+                .or_insert_with(|| vec![0.0; self.slots]);
+            self.diagonal(d, t, g);
+        }
+        let mut out: Option<Ciphertext> = None;
+        let mut inner: Option<Ciphertext> = None;
+        let mut cur_g = None;
+        let flush =
+            |g: usize, inner: Option<Ciphertext>, out: &mut Option<Ciphertext>| -> Result<()> {
+                if let Some(ct) = inner {
+                    let r = if g == 0 {
+                        ct
+                    } else {
+                        eval.rotate(&ct, g as i64)?
+                    };
+                    accumulate(eval, out, r)?;
+                }
+                Ok(())
+            };
+        for ((g, j, b), d) in diags {
+            if cur_g != Some(g) {
+                if let Some(pg) = cur_g {
+                    flush(pg, inner.take(), &mut out)?;
+                }
+                cur_g = Some(g);
+            }
+            let pt = encode(&d)?;
+            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
+            accumulate(eval, &mut inner, prod)?;
+        }
+        if let Some(pg) = cur_g {
+            flush(pg, inner.take(), &mut out)?;
+        }
+        out.ok_or(HeGcnError::Shape {
+            what: "terms of a BSGS output (at least one)",
+            expected: 1,
+            found: 0,
+        })
     }
 }
 
