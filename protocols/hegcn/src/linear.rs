@@ -567,10 +567,7 @@ impl LinearMap {
             used[self.n_in + t.q as usize] = true;
         }
         let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
-        for x in 0..self.n_in + self.n_out {
-            if !used[x] {
-                continue;
-            }
+        for (x, _) in used.iter().enumerate().filter(|u| *u.1) {
             let r = root(&mut parent, x);
             let g = groups.entry(r).or_default();
             if x < self.n_in {
