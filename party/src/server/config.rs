@@ -55,8 +55,9 @@ pub struct InferenceConfig {
     /// Memory bound (MiB) of the encoded weight plaintexts kept between requests, for all
     /// served models together (split evenly); 0 encodes every weight on every request. Weights
     /// beyond the bound are encoded when used and dropped at once, so the bound also caps what
-    /// the server holds of them. The default (2048) leaves room on a 16 GiB machine for the
-    /// sessions' keys (~1.2 GiB per session at N = 2^15) and a forward pass (~1–2 GiB).
+    /// the server holds of them. The default (2048) fits a 16 GiB machine: serving the committed
+    /// BodyPose / Mocap-15 poly models (N = 2^15, one session, 0.6 / 1.9 GiB of keys as
+    /// uploaded) peaked at 5.3 / 7.2 GiB RSS for one request.
     #[serde(default = "default_plaintext_cache_mib")]
     pub plaintext_cache_mib: usize,
 }
