@@ -5,7 +5,8 @@
 //! T = 4 frames, C = 3) with every activation pruned, so its depth is 3·2 + 1 = 7 and the level
 //! planner picks the real 128-bit preset `N14_L7_S40_128BIT` (the binaries never use insecure
 //! parameters). The committed BodyPose/Mocap-15 models need `N15_L17_S40_128BIT`; serving the
-//! BodyPose one is the ignored test at the end (minutes per request, > 10 GB on the server).
+//! BodyPose one is the ignored test at the end (minutes per request; the server's memory is the
+//! session keys, the bounded plaintext cache `plaintext_cache_mib` and one forward pass).
 //!
 //! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-5` (measured ~1e-8: CKKS at Δ = 2^40 on
 //! logits of magnitude ~0.05).
@@ -483,7 +484,7 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
 /// The committed BodyPose x² model (STGCN-3-128 / 4, 128-bit preset N15_L17) served to
 /// `he-infer` on a test-split sample: the encrypted top class equals the plaintext one.
 #[test]
-#[ignore = "N = 2^15 at a 128-bit preset: 567 MiB of keys, minutes per request, and the server peaks above 10 GB (hegcn caches every encoded diagonal of a stage)"]
+#[ignore = "N = 2^15 at a 128-bit preset: 567 MiB of keys and minutes of CPU per request; the server holds ~5.5 GB with the default plaintext_cache_mib = 2048"]
 fn he_infer_serves_the_committed_bodypose_model() {
     let tmp = tempfile::tempdir().unwrap();
     let json = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -52,6 +52,14 @@ pub struct InferenceConfig {
     /// Encrypted forward passes running at once (each uses every core).
     #[serde(default = "default_concurrent_inferences")]
     pub max_concurrent_inferences: usize,
+    /// Memory bound (MiB) of the encoded weight plaintexts kept between requests, for all
+    /// served models together (split evenly); 0 encodes every weight on every request. Weights
+    /// beyond the bound are encoded when used and dropped at once, so the bound also caps what
+    /// the server holds of them. The default (2048) fits a 16 GiB machine: serving the committed
+    /// BodyPose / Mocap-15 poly models (N = 2^15, one session, 0.6 / 1.9 GiB of keys as
+    /// uploaded) peaked at 5.3 / 7.2 GiB RSS for one request.
+    #[serde(default = "default_plaintext_cache_mib")]
+    pub plaintext_cache_mib: usize,
 }
 
 /// One served model.
@@ -88,6 +96,10 @@ fn default_session_ttl() -> u64 {
 
 fn default_concurrent_inferences() -> usize {
     1
+}
+
+fn default_plaintext_cache_mib() -> usize {
+    2048
 }
 
 fn default_packing() -> String {
@@ -272,6 +284,7 @@ max_concurrent_jobs = 2          # P0 refuses jobs beyond this
 # max_sessions = 8
 # session_ttl_s = 3600           # idle sessions are dropped after this long
 # max_concurrent_inferences = 1
+# plaintext_cache_mib = 2048      # encoded weights kept between requests, all models together
 # [[inference.models]]
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it

@@ -87,6 +87,7 @@ impl ServedModel {
         let params = preset.build()?;
         let he = HeStgcn::compile(&folded, packing, &params)
             .with_context(|| format!("compiling model {:?} for {}", cfg.name, preset.name))?;
+        he.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
         let n = folded.num_classes;
         let mut class_names = model.config().class_names.clone();
         if class_names.len() != n {
@@ -185,7 +186,10 @@ impl InferenceService {
         timeout: Duration,
     ) -> Result<Self> {
         let mut models = BTreeMap::new();
+        // One memory bound for the encoded weights of all models, split evenly.
+        let share = (cfg.plaintext_cache_mib << 20) / served.len().max(1);
         for sm in served {
+            sm.he.set_plaintext_cache_budget(share);
             let name = sm.info.name.clone();
             anyhow::ensure!(
                 models.insert(name.clone(), Arc::new(sm)).is_none(),
@@ -585,11 +589,16 @@ impl InferenceService {
                 )));
             }
         };
+        let cache = m.he.plaintext_cache_stats();
         tracing::info!(
-            "session {id} of {owner}: inference on {:?} in {secs:.2}s ({} rotations, {} key switches)",
+            "session {id} of {owner}: inference on {:?} in {secs:.2}s ({} rotations, {} key switches; plaintext cache {} of {} MiB, {} hits, {} misses)",
             m.info.name,
             counts.rotate,
-            counts.key_switch
+            counts.key_switch,
+            cache.bytes >> 20,
+            cache.budget_bytes >> 20,
+            cache.hits,
+            cache.misses
         );
         ch.send(&Reply::Inference(InferReply::Logits {
             ct_lens: bytes.iter().map(|b| b.len() as u64).collect(),
@@ -651,6 +660,7 @@ mod tests {
             max_sessions: 2,
             session_ttl_s: 60,
             max_concurrent_inferences: 1,
+            plaintext_cache_mib: 1,
         };
         let sc = ServedModelConfig {
             name: "tiny".into(),
@@ -876,6 +886,43 @@ mod tests {
         assert_eq!(r, Reply::Inference(InferReply::Models(vec!["tiny".into()])));
         drop(client);
         srv.await.unwrap();
+    }
+
+    /// `plaintext_cache_mib` bounds the encoded weights of all served models together: each
+    /// of two models gets half, a forward pass stores no more than that, and repeats reuse it.
+    #[test]
+    fn plaintext_cache_budget_is_split_between_models_and_respected() {
+        let (a, mut limits) = tiny();
+        let (mut b, _) = tiny();
+        b.info.name = "tiny2".into();
+        limits.plaintext_cache_mib = 8;
+        let svc =
+            InferenceService::with_models(&limits, vec![a, b], Duration::from_secs(5)).unwrap();
+        let share = 4 << 20;
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+        for m in svc.models().values() {
+            let params = m.he.params().clone();
+            let mut kg = KeyGenerator::new(&params);
+            let sk = kg.secret_key();
+            let pk = kg.public_key(&sk).unwrap();
+            let eval = Evaluator::new(&params)
+                .with_relin_key(kg.relin_key(&sk).unwrap())
+                .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+            let mut first = None;
+            for _ in 0..2 {
+                let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
+                let (l, _) = m.he.forward(&eval, &ct).unwrap();
+                let l = m.he.decrypt_logits(&sk, &l).unwrap();
+                let s = m.he.plaintext_cache_stats();
+                assert_eq!(s.budget_bytes, share, "{s:?}");
+                assert!(s.bytes <= share && s.entries > 0, "{s:?}");
+                assert!(s.misses > s.entries as u64, "the bound is binding: {s:?}");
+                let f = *first.get_or_insert(s.entries);
+                assert_eq!(s.entries, f, "nothing is added once full");
+                assert!(l.iter().all(|v| v.is_finite()));
+            }
+        }
     }
 
     fn extra_garbage() -> Vec<u8> {

@@ -65,7 +65,9 @@ struct CacheEntry {
 /// kernel of every node under AMA, the identity residual) share one entry across nodes and
 /// stages. Entries are added until `budget` bytes are held, then lookups that miss encode
 /// on the fly without storing (no eviction: the first forward pass decides what stays, and
-/// the same diagonals recur in the same order on every sample).
+/// the same diagonals recur in the same order on every sample). With a budget of 0 nothing is
+/// memoised: each plaintext lives only for its product. The bound covers the cache only;
+/// besides it a linear map holds at most one diagonal being encoded per worker thread.
 #[derive(Default)]
 pub(crate) struct PlaintextCache {
     budget: AtomicUsize,
@@ -217,6 +219,11 @@ pub(crate) struct LinearMap {
     in_steps: Vec<Vec<usize>>,
     /// BSGS: giant steps per output.
     giants: Vec<Vec<usize>>,
+    /// Copies of the map side by side in every ciphertext (independent samples), and the slot
+    /// distance between copies: every diagonal repeats with this period, so rotations and
+    /// products are those of one copy.
+    replicas: usize,
+    replica_stride: usize,
 }
 
 impl LinearMap {
@@ -279,7 +286,18 @@ impl LinearMap {
                 .into_iter()
                 .map(|s| s.into_iter().collect())
                 .collect(),
+            replicas: 1,
+            replica_stride: 0,
         }
+    }
+
+    /// Repeats the map `replicas` times, copy `r` acting on the slots shifted by
+    /// `r·stride` (the caller keeps all copies inside the ciphertext and apart from each
+    /// other's blocks). Steps, rotations and products do not change.
+    pub(crate) fn with_replicas(mut self, replicas: usize, stride: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self.replica_stride = stride;
+        self
     }
 
     pub(crate) fn strategy(&self) -> Strategy {
@@ -362,10 +380,12 @@ impl LinearMap {
 
     fn diagonal(&self, vals: &mut [f64], t: &Term, pre_rotate: usize) {
         let mask = &self.masks[t.mask as usize];
-        let base = t.out_block as usize * self.block + pre_rotate;
-        for (u, &m) in mask.iter().enumerate() {
-            if m != 0.0 {
-                vals[(base + u) % self.slots] += t.weight * m;
+        for r in 0..self.replicas {
+            let base = t.out_block as usize * self.block + r * self.replica_stride + pre_rotate;
+            for (u, &m) in mask.iter().enumerate() {
+                if m != 0.0 {
+                    vals[(base + u) % self.slots] += t.weight * m;
+                }
             }
         }
     }
@@ -391,25 +411,11 @@ impl LinearMap {
         let q = eval.params().q_prime(level)? as f64;
         let pt_scale = q * target / inputs[0].scale();
         let nb = self.slots / self.block;
-        // Identical diagonals (e.g. the temporal kernel of every node under AMA) are encoded
-        // once per call.
-        let cache: Mutex<HashMap<Vec<u64>, Arc<Plaintext>>> = Mutex::new(HashMap::new());
-        let cache_on = store.budget.load(Ordering::Relaxed) > 0;
-        let encode = |d: &[f64]| -> Result<Arc<Plaintext>> {
-            if cache_on {
-                return store.get_or_encode(encoder, d, level, pt_scale);
-            }
-            let key: Vec<u64> = d.iter().map(|x| x.to_bits()).collect();
-            if let Some(pt) = cache.lock().expect("no poisoned lock").get(&key) {
-                return Ok(pt.clone());
-            }
-            let pt = Arc::new(store.timed_encode(encoder, d, level, pt_scale)?);
-            cache
-                .lock()
-                .expect("no poisoned lock")
-                .insert(key, pt.clone());
-            Ok(pt)
-        };
+        // Every diagonal is encoded when its product is formed and dropped right after (at
+        // most one per worker thread is alive), unless the bounded cache holds it: nothing
+        // here keeps all the plaintexts of a map, whose sum can exceed the server's memory
+        // (thousands of diagonals of several MB at N = 2^15).
+        let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale);
         match self.strategy {
             Strategy::Hoisted => {
                 let acc: Vec<Mutex<Option<Ciphertext>>> =
@@ -475,106 +481,72 @@ impl LinearMap {
                     .collect()
             }
             Strategy::Bsgs { .. } => {
-                // Baby-step rotations of every input at once would hold
-                // `Σ_j |Δ_j|` ciphertexts (tens of GiB for a full-width layer at N = 2^15), so
-                // the map is evaluated one group of connected inputs/outputs at a time (under
-                // AMA a group is one joint): only that group's baby steps are alive.
-                let in_steps: Vec<Vec<usize>> = self
-                    .in_steps
-                    .iter()
-                    .map(|s| s.iter().copied().filter(|&s| s != 0).collect())
-                    .collect();
                 let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
                 for t in &self.terms {
                     by_q[t.q as usize].push(t);
                 }
+                // Baby steps of every input of one group of outputs that no other group reads
+                // (AMA temporal conv: one node), groups a thread-count at a time: the rotated
+                // copies of all inputs are never held at once, and each is computed once.
+                let comps = self.components();
+                let threads = rayon::current_num_threads().max(1);
                 let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
-                for chunk in self.bsgs_chunks(rayon::current_num_threads()) {
-                    let babies: HashMap<usize, Vec<Ciphertext>> = chunk
-                        .inputs
+                for chunk in comps.chunks(threads) {
+                    let done = chunk
                         .par_iter()
-                        .map(|&j| {
-                            let steps: Vec<i64> = in_steps[j].iter().map(|&s| s as i64).collect();
-                            Ok((j, eval.rotate_hoisted(&inputs[j], &steps)?))
-                        })
-                        .collect::<Result<_>>()?;
-                    let baby_of = |j: usize, b: usize| -> &Ciphertext {
-                        if b == 0 {
-                            &inputs[j]
-                        } else {
-                            let i = in_steps[j].binary_search(&b).expect("baby step planned");
-                            &babies[&j][i]
-                        }
-                    };
-                    let done: Vec<(usize, Ciphertext)> = chunk
-                        .outputs
-                        .par_iter()
-                        .map(|&q| -> Result<(usize, Ciphertext)> {
-                            let terms = &by_q[q];
-                            let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> =
-                                BTreeMap::new();
-                            for t in terms {
-                                let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
-                                let d = diags
-                                    .entry((g, t.j, b))
-                                    .or_insert_with(|| vec![0.0; self.slots]);
-                                self.diagonal(d, t, g);
-                            }
-                            let mut out: Option<Ciphertext> = None;
-                            let mut inner: Option<Ciphertext> = None;
-                            let mut cur_g = None;
-                            let flush = |g: usize,
-                                         inner: Option<Ciphertext>,
-                                         out: &mut Option<Ciphertext>|
-                             -> Result<()> {
-                                if let Some(ct) = inner {
-                                    let r = if g == 0 {
-                                        ct
-                                    } else {
-                                        eval.rotate(&ct, g as i64)?
-                                    };
-                                    accumulate(eval, out, r)?;
+                        .map(|(ins, qs)| -> Result<Vec<(usize, Ciphertext)>> {
+                            let babies: Vec<(usize, Vec<Ciphertext>)> = ins
+                                .par_iter()
+                                .map(|&j| {
+                                    let nonzero: Vec<i64> = self.in_steps[j]
+                                        .iter()
+                                        .filter(|&&s| s != 0)
+                                        .map(|&s| s as i64)
+                                        .collect();
+                                    eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
+                                })
+                                .collect::<ckks::Result<_>>()?;
+                            let baby_of = |j: usize, b: usize| -> &Ciphertext {
+                                if b == 0 {
+                                    &inputs[j]
+                                } else {
+                                    let steps: Vec<usize> = self.in_steps[j]
+                                        .iter()
+                                        .copied()
+                                        .filter(|&s| s != 0)
+                                        .collect();
+                                    let k = babies
+                                        .binary_search_by_key(&j, |x| x.0)
+                                        .expect("input of this group");
+                                    &babies[k].1
+                                        [steps.binary_search(&b).expect("baby step planned")]
                                 }
-                                Ok(())
                             };
-                            for ((g, j, b), d) in diags {
-                                if cur_g != Some(g) {
-                                    if let Some(pg) = cur_g {
-                                        flush(pg, inner.take(), &mut out)?;
-                                    }
-                                    cur_g = Some(g);
-                                }
-                                let pt = encode(&d)?;
-                                let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
-                                accumulate(eval, &mut inner, prod)?;
-                            }
-                            if let Some(pg) = cur_g {
-                                flush(pg, inner.take(), &mut out)?;
-                            }
-                            Ok((q, finish(eval, encoder, out, &inputs[0], pt_scale)?))
+                            qs.par_iter()
+                                .map(|&q| {
+                                    self.bsgs_output(eval, &by_q[q], &baby_of, &encode, nb)
+                                        .map(|c| (q, c))
+                                })
+                                .collect()
                         })
-                        .collect::<Result<_>>()?;
-                    for (q, ct) in done {
-                        outs[q] = Some(ct);
+                        .collect::<Result<Vec<_>>>()?;
+                    for (q, c) in done.into_iter().flatten() {
+                        outs[q] = Some(c);
                     }
                 }
-                outs.into_iter()
-                    .map(|o| match o {
-                        Some(ct) => Ok(ct),
-                        None => finish(eval, encoder, None, &inputs[0], pt_scale),
-                    })
+                outs.into_par_iter()
+                    .map(|acc| finish(eval, encoder, acc, &inputs[0], pt_scale))
                     .collect()
             }
         }
     }
 
-    /// Groups of inputs and outputs for [`Strategy::Bsgs`] evaluation: the connected
-    /// components of the bipartite graph "input `j` feeds output `q`", merged in order until a
-    /// group has at least `min_inputs` inputs (so every thread has work). Outputs with no
-    /// term belong to no group.
-    fn bsgs_chunks(&self, min_inputs: usize) -> Vec<Chunk> {
-        // Union–find over inputs; outputs join the component of their first input.
-        let mut parent: Vec<usize> = (0..self.n_in).collect();
+    /// Groups of `(inputs, outputs)` (sorted) such that every term of a group's outputs reads
+    /// only the group's inputs: the connected components of the input–output graph of the
+    /// terms. Outputs without terms belong to no group.
+    fn components(&self) -> Vec<(Vec<usize>, Vec<usize>)> {
+        // Union-find over inputs 0..n_in and outputs n_in..n_in + n_out.
+        let mut parent: Vec<usize> = (0..self.n_in + self.n_out).collect();
         fn root(p: &mut [usize], mut x: usize) -> usize {
             while p[x] != x {
                 p[x] = p[p[x]];
@@ -582,55 +554,83 @@ impl LinearMap {
             }
             x
         }
-        let mut first_in: Vec<Option<usize>> = vec![None; self.n_out];
         for t in &self.terms {
-            let (j, q) = (t.j as usize, t.q as usize);
-            match first_in[q] {
-                None => first_in[q] = Some(j),
-                Some(j0) => {
-                    let (a, b) = (root(&mut parent, j0), root(&mut parent, j));
-                    if a != b {
-                        parent[a.max(b)] = a.min(b);
-                    }
-                }
+            let a = root(&mut parent, t.j as usize);
+            let b = root(&mut parent, self.n_in + t.q as usize);
+            if a != b {
+                parent[a] = b;
             }
         }
-        let mut comps: BTreeMap<usize, Chunk> = BTreeMap::new();
-        let mut has_term = vec![false; self.n_in];
+        let mut used = vec![false; self.n_in + self.n_out];
         for t in &self.terms {
-            has_term[t.j as usize] = true;
+            used[t.j as usize] = true;
+            used[self.n_in + t.q as usize] = true;
         }
-        for (j, used) in has_term.iter().enumerate() {
-            if *used {
-                let r = root(&mut parent, j);
-                comps.entry(r).or_default().inputs.push(j);
+        let mut groups: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+        for (x, _) in used.iter().enumerate().filter(|u| *u.1) {
+            let r = root(&mut parent, x);
+            let g = groups.entry(r).or_default();
+            if x < self.n_in {
+                g.0.push(x);
+            } else {
+                g.1.push(x - self.n_in);
             }
         }
-        for (q, j) in first_in.iter().enumerate() {
-            if let Some(j) = j {
-                let r = root(&mut parent, *j);
-                comps.entry(r).or_default().outputs.push(q);
-            }
-        }
-        let mut chunks: Vec<Chunk> = Vec::new();
-        for c in comps.into_values() {
-            match chunks.last_mut() {
-                Some(last) if last.inputs.len() < min_inputs.max(1) => {
-                    last.inputs.extend(c.inputs);
-                    last.outputs.extend(c.outputs);
-                }
-                _ => chunks.push(c),
-            }
-        }
-        chunks
+        groups.into_values().collect()
     }
-}
 
-/// A group of inputs and the outputs that depend only on them.
-#[derive(Debug, Default)]
-struct Chunk {
-    inputs: Vec<usize>,
-    outputs: Vec<usize>,
+    /// One BSGS output: `Σ_g rot(Σ_{j,b} baby(j, b) ⊙ P_{q,j,g+b}, g)`, not yet rescaled.
+    fn bsgs_output<'a>(
+        &self,
+        eval: &Evaluator,
+        terms: &[&Term],
+        baby_of: &(dyn Fn(usize, usize) -> &'a Ciphertext + Sync),
+        encode: &(dyn Fn(&[f64]) -> Result<Arc<Plaintext>> + Sync),
+        nb: usize,
+    ) -> Result<Ciphertext> {
+        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
+        for t in terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let d = diags
+                .entry((g, t.j, b))
+                .or_insert_with(|| vec![0.0; self.slots]);
+            self.diagonal(d, t, g);
+        }
+        let mut out: Option<Ciphertext> = None;
+        let mut inner: Option<Ciphertext> = None;
+        let mut cur_g = None;
+        let flush =
+            |g: usize, inner: Option<Ciphertext>, out: &mut Option<Ciphertext>| -> Result<()> {
+                if let Some(ct) = inner {
+                    let r = if g == 0 {
+                        ct
+                    } else {
+                        eval.rotate(&ct, g as i64)?
+                    };
+                    accumulate(eval, out, r)?;
+                }
+                Ok(())
+            };
+        for ((g, j, b), d) in diags {
+            if cur_g != Some(g) {
+                if let Some(pg) = cur_g {
+                    flush(pg, inner.take(), &mut out)?;
+                }
+                cur_g = Some(g);
+            }
+            let pt = encode(&d)?;
+            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
+            accumulate(eval, &mut inner, prod)?;
+        }
+        if let Some(pg) = cur_g {
+            flush(pg, inner.take(), &mut out)?;
+        }
+        out.ok_or(HeGcnError::Shape {
+            what: "terms of a BSGS output (at least one)",
+            expected: 1,
+            found: 0,
+        })
+    }
 }
 
 /// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =
@@ -702,39 +702,4 @@ pub(crate) fn check_aligned(cts: &[Ciphertext]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod chunk_tests {
-    use super::*;
-
-    fn term(j: u32, q: u32) -> Term {
-        Term {
-            q,
-            j,
-            in_block: 0,
-            out_block: 0,
-            delta: 1,
-            weight: 1.0,
-            mask: 0,
-        }
-    }
-
-    /// Groups are the connected components (inputs 0,1 → outputs 0,1; input 2 → output 2;
-    /// input 3 unused; output 3 without terms), merged only up to the thread count.
-    #[test]
-    fn bsgs_chunks_are_components() {
-        let terms = vec![term(0, 0), term(1, 0), term(1, 1), term(2, 2)];
-        let map = LinearMap::new(16, 4, 4, 4, vec![vec![1.0; 4]], terms);
-        let norm = |c: &Chunk| {
-            let (mut i, mut o) = (c.inputs.clone(), c.outputs.clone());
-            i.sort_unstable();
-            o.sort_unstable();
-            (i, o)
-        };
-        let one: Vec<_> = map.bsgs_chunks(1).iter().map(norm).collect();
-        assert_eq!(one, vec![(vec![0, 1], vec![0, 1]), (vec![2], vec![2])]);
-        let merged: Vec<_> = map.bsgs_chunks(8).iter().map(norm).collect();
-        assert_eq!(merged, vec![(vec![0, 1, 2], vec![0, 1, 2])]);
-    }
 }

@@ -9,10 +9,15 @@
 //!    once and shared by all `K` partitions and all output nodes; aggregation itself is pure
 //!    plaintext products and additions under AMA (one level).
 //! 2. **Activation** — `a_v·x² + b_v·x + c_v` with node constants as slot plaintexts (one
-//!    level; pruned nodes are `b = 1`). Pure `x²` sites square directly; a site with general
-//!    `a_v` computes `x·(a⊙x) + (b⊙x)` where `a⊙x` is an unrescaled product with `a` encoded
-//!    at scale `2^20` (so `a` is quantised to ~6 decimal digits and the next layer absorbs the
-//!    larger output scale). Fully pruned sites cost nothing.
+//!    level; pruned nodes are `b = 1`). Pure `x²` sites square directly. Under AMA (one node
+//!    per ciphertext) the magnitudes `√|a_v|` are folded into the preceding graph-conv
+//!    columns, residual and biases at compile time (`fold_quadratic_coefficients`), so every
+//!    site is `±y² + b'⊙y + c'` at full scale; the intermediate tensors then differ from the
+//!    plaintext stages by known per-node factors ([`HeStgcn::stage_node_scales`]). Otherwise
+//!    (channel-major, nodes of mixed sign in one ciphertext) a general `a_v` is evaluated as
+//!    `x·(a⊙x) + (b⊙x)` with `a` encoded at scale `2^20`: `a` is quantised to ~6 decimal
+//!    digits and the next layer's weights, which absorb the larger output scale, to ~2^-20.
+//!    Fully pruned sites cost nothing.
 //! 3. **Temporal convolution** — 9 taps × channel mixing as one map; tap `j` is a shift by
 //!    `d·(j−4)` inside the block, zero padding lives in the masked plaintext diagonals, and the
 //!    map is evaluated by BSGS (taps = baby steps, channel-block distances = giant steps) when
@@ -147,15 +152,51 @@ pub fn counts_sum<'a>(it: impl IntoIterator<Item = &'a OpCounts>) -> OpCounts {
     s
 }
 
+/// The quadratic coefficients `a` of one activation ciphertext (over its used blocks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QuadKind {
+    /// All `a = 0`: `b·x + c` only.
+    Linear,
+    /// All `a = 1`: a plain square.
+    Square,
+    /// All `a = −1`: a negated square.
+    NegSquare,
+    /// Any other `a`: `x·(a⊙x)` with `a` encoded at a reduced scale.
+    General,
+}
+
+/// Independent samples side by side in every ciphertext (AMA): copy `r` of channel block
+/// `blk` sits at block `blk + r·stride_blocks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Replicas {
+    clips: usize,
+    stride_blocks: usize,
+}
+
+impl Replicas {
+    const ONE: Replicas = Replicas {
+        clips: 1,
+        stride_blocks: 0,
+    };
+
+    /// Block indices of every copy of block `blk`.
+    fn blocks(self, blk: usize) -> impl Iterator<Item = usize> {
+        (0..self.clips).map(move |r| blk + r * self.stride_blocks)
+    }
+
+    fn map(self, m: LinearMap, block: usize) -> LinearMap {
+        m.with_replicas(self.clips, self.stride_blocks * block)
+    }
+}
+
 /// Per-ciphertext, per-block coefficients of one activation site.
 #[derive(Debug)]
 struct ActMap {
     a: Vec<Vec<f64>>,
     b: Vec<Vec<f64>>,
     c: Vec<Vec<f64>>,
-    /// Per ciphertext: `Some(true)` all used blocks have `a = 1`, `Some(false)` all `a = 0`,
-    /// `None` mixed.
-    kind: Vec<Option<bool>>,
+    /// Per ciphertext: which evaluation its quadratic coefficients allow.
+    kind: Vec<QuadKind>,
     valid: Vec<f64>,
     block: usize,
     slots: usize,
@@ -167,6 +208,7 @@ impl ActMap {
         layout: &Layout,
         block_idx: usize,
         site: usize,
+        reps: Replicas,
     ) -> Result<Option<Self>> {
         if site_levels(act, block_idx, site)? == 0 {
             return Ok(None);
@@ -182,11 +224,13 @@ impl ActMap {
         let mut used = vec![vec![false; nb]; n];
         for ch in 0..layout.channels {
             for v in 0..layout.nodes {
-                let (ct, blk) = layout.position(ch, v);
-                am[ct][blk] = a[v];
-                bm[ct][blk] = b[v];
-                cm[ct][blk] = c[v];
-                used[ct][blk] = true;
+                let (ct, blk0) = layout.position(ch, v);
+                for blk in reps.blocks(blk0) {
+                    am[ct][blk] = a[v];
+                    bm[ct][blk] = b[v];
+                    cm[ct][blk] = c[v];
+                    used[ct][blk] = true;
+                }
             }
         }
         let kind = (0..n)
@@ -196,11 +240,13 @@ impl ActMap {
                     .map(|k| am[ct][k])
                     .collect();
                 if vals.iter().all(|&x| x == 1.0) {
-                    Some(true)
+                    QuadKind::Square
+                } else if vals.iter().all(|&x| x == -1.0) {
+                    QuadKind::NegSquare
                 } else if vals.iter().all(|&x| x == 0.0) {
-                    Some(false)
+                    QuadKind::Linear
                 } else {
-                    None
+                    QuadKind::General
                 }
             })
             .collect();
@@ -230,7 +276,7 @@ impl ActMap {
     /// Operations of [`Self::apply`], call by call.
     fn planned_ops(&self) -> OpCounts {
         let mut c = OpCounts::default();
-        let needs_pa = self.kind.iter().any(|k| k.is_none());
+        let needs_pa = self.kind.contains(&QuadKind::General);
         for ct in 0..self.kind.len() {
             let has_b = self.b[ct].iter().any(|&v| v != 0.0);
             let square = |c: &mut OpCounts| {
@@ -240,14 +286,18 @@ impl ActMap {
                 c.decompose += 1;
             };
             match (self.kind[ct], needs_pa) {
-                (Some(false), _) => c.mul_plain += 1,
-                (Some(true), false) => square(&mut c),
+                (QuadKind::Linear, _) => c.mul_plain += 1,
+                (QuadKind::Square, false) => square(&mut c),
+                (QuadKind::NegSquare, false) => {
+                    square(&mut c);
+                    c.add += 1;
+                }
                 _ => {
                     c.mul_plain += 1;
                     square(&mut c);
                 }
             }
-            if has_b && self.kind[ct] != Some(false) {
+            if has_b && self.kind[ct] != QuadKind::Linear {
                 c.mul_plain += 1;
                 c.add += 1;
             }
@@ -269,7 +319,7 @@ impl ActMap {
         let params = eval.params();
         let level = x[0].level();
         let s = x[0].scale();
-        let needs_pa = self.kind.iter().any(|k| k.is_none());
+        let needs_pa = self.kind.contains(&QuadKind::General);
         let pa = if needs_pa {
             let log_q: f64 = params.q_primes()[..=level]
                 .iter()
@@ -302,9 +352,12 @@ impl ActMap {
                     })
                 };
                 let mut z = match (self.kind[ct], needs_pa) {
-                    (Some(false), _) => b_term(None)?,
-                    (Some(true), false) => {
-                        let sq = eval.square(xi)?;
+                    (QuadKind::Linear, _) => b_term(None)?,
+                    (QuadKind::Square, false) | (QuadKind::NegSquare, false) => {
+                        let mut sq = eval.square(xi)?;
+                        if self.kind[ct] == QuadKind::NegSquare {
+                            sq = eval.neg(&sq)?;
+                        }
                         if has_b {
                             b_term(Some(sq))?
                         } else {
@@ -353,6 +406,11 @@ struct BlockProgram {
     tcn_bias: Vec<Vec<f64>>,
     residual: ResidualProgram,
     act2: Option<ActMap>,
+    /// Per node: factor of the graph-conv output (activation-1 input) against the plaintext
+    /// stage (quadratic coefficients folded into the weights, see [`HeStgcn::stage_node_scales`]).
+    mid_scale: Vec<f64>,
+    /// Per node: factor of the activation-1 and temporal outputs (activation-2 input).
+    out_scale: Vec<f64>,
 }
 
 #[derive(Debug)]
@@ -377,6 +435,9 @@ pub struct HeStgcn {
     blocks: Vec<BlockProgram>,
     head: HeadProgram,
     cache: PlaintextCache,
+    /// Samples per pass ([`HeStgcn::compile_batched`]) and the slot distance between them.
+    clips: usize,
+    clip_stride: usize,
 }
 
 /// Planned evaluator operations of one stage (see [`HeStgcn::planned_op_counts`]).
@@ -403,15 +464,21 @@ fn bias_adds(bias: &[Vec<f64>]) -> u64 {
     bias.iter().filter(|b| b.iter().any(|&x| x != 0.0)).count() as u64
 }
 
-fn bias_vectors(layout: &Layout, value: impl Fn(usize, usize) -> f64) -> Vec<Vec<f64>> {
+fn bias_vectors(
+    layout: &Layout,
+    reps: Replicas,
+    value: impl Fn(usize, usize) -> f64,
+) -> Vec<Vec<f64>> {
     let mut out = vec![vec![0.0; layout.slots]; layout.num_cts()];
     let mask = layout.valid_mask();
     for c in 0..layout.channels {
         for v in 0..layout.nodes {
-            let (ct, blk) = layout.position(c, v);
+            let (ct, blk0) = layout.position(c, v);
             let x = value(c, v);
-            for (u, &m) in mask.iter().enumerate() {
-                out[ct][blk * layout.block + u] = x * m;
+            for blk in reps.blocks(blk0) {
+                for (u, &m) in mask.iter().enumerate() {
+                    out[ct][blk * layout.block + u] = x * m;
+                }
             }
         }
     }
@@ -432,6 +499,9 @@ fn compile_gcn(blk: &FoldedBlock, lin: &Layout, lout: &Layout) -> LinearMap {
                     let w: f64 = (0..k)
                         .map(|ki| blk.aggregation[[ki, src, dst]] * blk.gcn_weights[[ki, o, c]])
                         .sum();
+                    if w == 0.0 {
+                        continue;
+                    }
                     let (j, pin) = lin.position(c, src);
                     let (q, pout) = lout.position(o, dst);
                     terms.push(Term {
@@ -480,6 +550,9 @@ fn compile_tcn(blk: &FoldedBlock, lin: &Layout, lout: &Layout) -> LinearMap {
         for o in 0..co {
             for c in 0..ci {
                 for j in 0..ks {
+                    if blk.tcn_weight[[o, c, j]] == 0.0 {
+                        continue;
+                    }
                     let (jin, pin) = lin.position(c, v);
                     let (q, pout) = lout.position(o, v);
                     terms.push(Term {
@@ -507,15 +580,20 @@ fn compile_tcn(blk: &FoldedBlock, lin: &Layout, lout: &Layout) -> LinearMap {
 
 fn compile_pointwise(
     weight: &Array2<f64>,
+    node_scale: &[f64],
     lin: &Layout,
     lout: &Layout,
     mask: Vec<f64>,
 ) -> LinearMap {
     let (co, ci) = weight.dim();
+    debug_assert_eq!(node_scale.len(), lin.nodes, "one scale per node");
     let mut terms = Vec::new();
-    for v in 0..lin.nodes {
+    for (v, &ns) in node_scale.iter().enumerate().take(lin.nodes) {
         for o in 0..co {
             for c in 0..ci {
+                if weight[[o, c]] == 0.0 {
+                    continue;
+                }
                 let (j, pin) = lin.position(c, v);
                 let (q, pout) = lout.position(o, v);
                 terms.push(Term {
@@ -524,7 +602,7 @@ fn compile_pointwise(
                     in_block: pin as u32,
                     out_block: pout as u32,
                     delta: 0,
-                    weight: weight[[o, c]],
+                    weight: weight[[o, c]] * ns,
                     mask: 0,
                 });
             }
@@ -540,9 +618,105 @@ fn compile_pointwise(
     )
 }
 
+/// Per-node `(a, b, c)` of an activation site (`None` for a ReLU site with a kept node).
+fn poly_coeffs(act: &FoldedActivation, nodes: usize) -> Option<[Vec<f64>; 3]> {
+    match act {
+        FoldedActivation::Poly { a, b, c } => Some([a.to_vec(), b.to_vec(), c.to_vec()]),
+        FoldedActivation::Relu { .. } if act.is_identity() => {
+            Some([vec![0.0; nodes], vec![1.0; nodes], vec![0.0; nodes]])
+        }
+        FoldedActivation::Relu { .. } => None,
+    }
+}
+
+/// Folds the magnitudes of the quadratic coefficients of both activation sites of a block into
+/// the preceding linear maps, so that every AMA activation ciphertext (one node) is `±y² + b'·y
+/// + c'` and no coefficient needs a reduced-scale plaintext (LinGCN-style operator fusion).
+///
+/// With `f_v = √|a2_v|` (1 where `a2_v = 0`) and `g_v = √(f_v·|a1_v|)` (`f_v` where
+/// `a1_v = 0`): the graph conv's column `v` of every `A_k` and its bias are multiplied by
+/// `g_v`; activation 1 becomes `(sgn a1, f·b1/g, f·c1)`, whose output is `f_v` times the
+/// plaintext one (the temporal conv is per node, so its output is too); the residual and the
+/// temporal bias are multiplied by `f_v`; activation 2 becomes `(sgn a2, b2/f, c2)` and
+/// returns the plaintext value. Returns the block and the node factors `(g, f)`; `None` if a
+/// site is a kept ReLU (refused by the planner) or nothing changes.
+///
+/// Why: a general `a_v` is otherwise encoded at scale 2^20 and the product's output carries
+/// scale 2^60, so the next map's weights are quantised at 2^-20; at N = 2^15 that rounding
+/// noise (~5e-5 per slot) dominated the logit error of the trained Mocap-15 poly model.
+fn fold_quadratic_coefficients(
+    blk: &FoldedBlock,
+    nodes: usize,
+) -> Option<(FoldedBlock, Vec<f64>, Vec<f64>)> {
+    let [a1, b1, c1] = poly_coeffs(&blk.act1, nodes)?;
+    let [a2, b2, c2] = poly_coeffs(&blk.act2, nodes)?;
+    let unit = |a: &[f64]| a.iter().all(|&x| x == 0.0 || x.abs() == 1.0);
+    if unit(&a1) && unit(&a2) {
+        return None;
+    }
+    let f: Vec<f64> = a2
+        .iter()
+        .map(|&a| if a != 0.0 { a.abs().sqrt() } else { 1.0 })
+        .collect();
+    let g: Vec<f64> = (0..nodes)
+        .map(|v| {
+            if a1[v] != 0.0 {
+                (f[v] * a1[v].abs()).sqrt()
+            } else {
+                f[v]
+            }
+        })
+        .collect();
+    if f.iter().chain(&g).any(|x| !x.is_finite() || *x <= 0.0) {
+        return None;
+    }
+    let sgn = |a: &[f64]| -> Array1<f64> {
+        a.iter()
+            .map(|&x| if x == 0.0 { 0.0 } else { x.signum() })
+            .collect()
+    };
+    let mut out = blk.clone();
+    for ((_, _, w), x) in out.aggregation.indexed_iter_mut() {
+        *x *= g[w];
+    }
+    for ((_, w), x) in out.gcn_bias.indexed_iter_mut() {
+        *x *= g[w];
+    }
+    out.act1 = FoldedActivation::Poly {
+        a: sgn(&a1),
+        b: (0..nodes).map(|v| f[v] * b1[v] / g[v]).collect(),
+        c: (0..nodes).map(|v| f[v] * c1[v]).collect(),
+    };
+    out.act2 = FoldedActivation::Poly {
+        a: sgn(&a2),
+        b: (0..nodes).map(|v| b2[v] / f[v]).collect(),
+        c: Array1::from(c2),
+    };
+    Some((out, g, f))
+}
+
 impl HeStgcn {
     /// Compiles `model` for `packing` under `params` (checks depth and slots first).
     pub fn compile(model: &FoldedModel, packing: Packing, params: &CkksParams) -> Result<Self> {
+        Self::compile_batched(model, packing, params, 1)
+    }
+
+    /// Compiles `model` to evaluate `clips` independent samples in one forward pass (AMA only):
+    /// sample `r` owns the channel blocks `r·w .. r·w + w` of every node ciphertext, `w` the
+    /// largest channel count of any layer (input, blocks, classes). Every weight diagonal, bias
+    /// and activation coefficient repeats with that period, so the pass costs the rotations
+    /// and products of one sample. Needs one ciphertext per node and `clips·w` blocks per
+    /// ciphertext ([`Self::max_clips`]); encrypt with [`Self::encrypt_clips`], and
+    /// [`Self::decrypt_logits`] returns the `clips × classes` scores sample-major.
+    ///
+    /// # Errors
+    /// As [`Self::compile`]; [`HeGcnError::LayoutTooLarge`] if the copies do not fit.
+    pub fn compile_batched(
+        model: &FoldedModel,
+        packing: Packing,
+        params: &CkksParams,
+        clips: usize,
+    ) -> Result<Self> {
         let plan = check_params(model, packing, params)?;
         let input_layout = Layout::new(
             packing,
@@ -552,9 +726,37 @@ impl HeStgcn {
             model.num_frames,
             params.slots(),
         )?;
+        let clips = clips.max(1);
+        let width = Self::sample_width(model);
+        let reps = if clips == 1 {
+            Replicas::ONE
+        } else {
+            let fits = packing == Packing::Ama && clips * width <= input_layout.blocks_per_ct();
+            if !fits {
+                return Err(HeGcnError::LayoutTooLarge {
+                    packing: packing.name(),
+                    needed: clips * width * input_layout.block,
+                    available: params.slots(),
+                });
+            }
+            Replicas {
+                clips,
+                stride_blocks: width,
+            }
+        };
+        let block = input_layout.block;
         let mut lin = input_layout.clone();
         let mut blocks = Vec::with_capacity(model.blocks.len());
         for (i, blk) in model.blocks.iter().enumerate() {
+            let ones = vec![1.0; model.num_nodes];
+            let folded = match packing {
+                Packing::Ama => fold_quadratic_coefficients(blk, model.num_nodes),
+                Packing::ChannelMajor => None,
+            };
+            let (blk, mid_scale, out_scale) = match &folded {
+                Some((b, g, f)) => (b, g.clone(), f.clone()),
+                None => (blk, ones.clone(), ones),
+            };
             if blk.in_channels != lin.channels {
                 return Err(HeGcnError::Shape {
                     what: "block input channels",
@@ -564,15 +766,17 @@ impl HeStgcn {
             }
             let mid = lin.with_channels(blk.out_channels);
             let out = mid.strided(blk.stride);
-            let gcn = compile_gcn(blk, &lin, &mid);
-            let gcn_bias = bias_vectors(&mid, |c, v| blk.gcn_bias[[c, v]]);
-            let act1 = ActMap::new(&blk.act1, &mid, i, 0)?;
-            let tcn = compile_tcn(blk, &mid, &out);
+            let gcn = reps.map(compile_gcn(blk, &lin, &mid), block);
+            let gcn_bias = bias_vectors(&mid, reps, |c, v| blk.gcn_bias[[c, v]]);
+            let act1 = ActMap::new(&blk.act1, &mid, i, 0, reps)?;
+            let tcn = reps.map(compile_tcn(blk, &mid, &out), block);
             let res_bias = match &blk.residual {
                 FoldedResidual::Conv { bias, .. } => bias.clone(),
                 _ => Array1::zeros(blk.out_channels),
             };
-            let tcn_bias = bias_vectors(&out, |c, _| blk.tcn_bias[c] + res_bias[c]);
+            let tcn_bias = bias_vectors(&out, reps, |c, v| {
+                (blk.tcn_bias[c] + res_bias[c]) * out_scale[v]
+            });
             let residual = match &blk.residual {
                 FoldedResidual::None => ResidualProgram::None,
                 FoldedResidual::Identity => {
@@ -584,13 +788,17 @@ impl HeStgcn {
                         });
                     }
                     let eye = Array2::eye(blk.out_channels);
-                    ResidualProgram::Map(compile_pointwise(&eye, &lin, &out, out.valid_mask()))
+                    ResidualProgram::Map(reps.map(
+                        compile_pointwise(&eye, &out_scale, &lin, &out, out.valid_mask()),
+                        block,
+                    ))
                 }
-                FoldedResidual::Conv { weight, .. } => {
-                    ResidualProgram::Map(compile_pointwise(weight, &lin, &out, out.valid_mask()))
-                }
+                FoldedResidual::Conv { weight, .. } => ResidualProgram::Map(reps.map(
+                    compile_pointwise(weight, &out_scale, &lin, &out, out.valid_mask()),
+                    block,
+                )),
             };
-            let act2 = ActMap::new(&blk.act2, &out, i, 1)?;
+            let act2 = ActMap::new(&blk.act2, &out, i, 1, reps)?;
             blocks.push(BlockProgram {
                 in_layout: lin.clone(),
                 mid_layout: mid,
@@ -602,10 +810,21 @@ impl HeStgcn {
                 tcn_bias,
                 residual,
                 act2,
+                mid_scale,
+                out_scale,
             });
             lin = out;
         }
-        let head = Self::compile_head(model, &lin)?;
+        if reps.clips > 1 {
+            // Copies may not spill into another ciphertext (checked against the input block
+            // count above; every layer has at most `width` channels and the same block).
+            debug_assert!(blocks.iter().all(|b: &BlockProgram| {
+                [&b.in_layout, &b.mid_layout, &b.out_layout]
+                    .iter()
+                    .all(|l| l.cts_per_node() == 1 && l.block == block)
+            }));
+        }
+        let head = Self::compile_head(model, &lin, reps)?;
         Ok(Self {
             params: params.clone(),
             encoder: Encoder::new(params),
@@ -616,10 +835,37 @@ impl HeStgcn {
             blocks,
             head,
             cache: PlaintextCache::default(),
+            clips: reps.clips,
+            clip_stride: reps.stride_blocks * block,
         })
     }
 
-    fn compile_head(model: &FoldedModel, lin: &Layout) -> Result<HeadProgram> {
+    /// Channel blocks one sample occupies under [`Self::compile_batched`]: the largest channel
+    /// count of any layer.
+    fn sample_width(model: &FoldedModel) -> usize {
+        model
+            .blocks
+            .iter()
+            .map(|b| b.in_channels.max(b.out_channels))
+            .chain([model.in_channels, model.num_classes])
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The most samples [`Self::compile_batched`] packs into one pass of `model` under AMA at
+    /// `slots` slots (1 if one sample needs more than one ciphertext per node).
+    pub fn max_clips(model: &FoldedModel, slots: usize) -> usize {
+        let frame_stride = model.num_frames.max(1).next_power_of_two();
+        let block = (model.num_persons.max(1) * frame_stride).next_power_of_two();
+        (slots / block / Self::sample_width(model)).max(1)
+    }
+
+    /// Samples evaluated per forward pass.
+    pub fn clips(&self) -> usize {
+        self.clips
+    }
+
+    fn compile_head(model: &FoldedModel, lin: &Layout, reps: Replicas) -> Result<HeadProgram> {
         let (nq, c) = model.fc_weight.dim();
         if c != lin.channels {
             return Err(HeGcnError::Shape {
@@ -637,12 +883,16 @@ impl HeStgcn {
                     ..lin.clone()
                 };
                 let classes = summed.with_channels(nq);
-                let fc = compile_pointwise(&model.fc_weight, &summed, &classes, mask);
+                let fc = reps.map(
+                    compile_pointwise(&model.fc_weight, &[1.0], &summed, &classes, mask),
+                    lin.block,
+                );
                 (fc, lin.block, classes, true)
             }
             Packing::ChannelMajor => {
                 let classes = lin.with_channels(nq);
-                let fc = compile_pointwise(&model.fc_weight, lin, &classes, mask);
+                let ones = vec![1.0; lin.nodes];
+                let fc = compile_pointwise(&model.fc_weight, &ones, lin, &classes, mask);
                 let span = (lin.block * lin.nodes.next_power_of_two()).min(lin.slots);
                 (fc, span, classes, false)
             }
@@ -650,15 +900,19 @@ impl HeStgcn {
         let sum_steps: Vec<usize> = (0..sum_span.trailing_zeros())
             .map(|i| 1usize << i)
             .collect();
-        let positions: Vec<(usize, usize)> = (0..nq)
-            .map(|q| {
-                let (ct, blk) = fc_in.position(q, 0);
-                (ct, blk * fc_in.block)
+        let fc_ref = &fc_in;
+        let positions: Vec<(usize, usize)> = (0..reps.clips)
+            .flat_map(|r| {
+                (0..nq).map(move |q| {
+                    let fc_in = fc_ref;
+                    let (ct, blk) = fc_in.position(q, 0);
+                    (ct, (blk + r * reps.stride_blocks) * fc_in.block)
+                })
             })
             .collect();
         let mut bias = vec![vec![0.0; lin.slots]; fc_in.num_cts()];
-        for (q, &(ct, slot)) in positions.iter().enumerate() {
-            bias[ct][slot] = model.fc_bias[q];
+        for (i, &(ct, slot)) in positions.iter().enumerate() {
+            bias[ct][slot] = model.fc_bias[i % nq];
         }
         Ok(HeadProgram {
             node_sum,
@@ -842,6 +1096,18 @@ impl HeStgcn {
     /// Size, bound and hit counts of the plaintext cache.
     pub fn plaintext_cache_stats(&self) -> PlaintextCacheStats {
         self.cache.stats()
+    }
+
+    /// Per-node factors `(g, f)` by which the encrypted intermediate tensors of block `i` differ
+    /// from the plaintext stages of [`crate::reference`]: the graph-conv output is `g_v` times
+    /// the plaintext one, the activation-1 and temporal-conv outputs are `f_v` times theirs, the
+    /// block output is exact. All ones except under AMA with quadratic coefficients other than
+    /// 0 and ±1, whose magnitudes are folded into the weights (`√|a|` per node) so that every
+    /// activation is a plain (possibly negated) square at full scale.
+    pub fn stage_node_scales(&self, i: usize) -> Option<(&[f64], &[f64])> {
+        self.blocks
+            .get(i)
+            .map(|b| (b.mid_scale.as_slice(), b.out_scale.as_slice()))
     }
 
     /// The strategy chosen for the temporal convolution of block `i` (`None` if no such block).
@@ -1050,31 +1316,54 @@ impl HeStgcn {
     // ---- client side ----
 
     /// Client: applies the model's input affine map to one sample `(C, T, V, M)`, packs it and
-    /// encrypts it at level `plan().depth` with the public key.
+    /// encrypts it at level `plan().depth` with the public key (as sample 0 of a batched model).
     pub fn encrypt_input(&self, pk: &PublicKey, x: ArrayView4<'_, f64>) -> Result<PackedTensor> {
+        self.encrypt_clips(pk, &[x])
+    }
+
+    /// Client: packs up to [`Self::clips`] samples `(C, T, V, M)` (sample `r` in copy `r`, see
+    /// [`Self::compile_batched`]) after the input affine map and encrypts them at level
+    /// `plan().depth`; missing samples are zeros.
+    ///
+    /// # Errors
+    /// [`HeGcnError::Shape`] for a sample of the wrong shape or more samples than clips.
+    pub fn encrypt_clips(
+        &self,
+        pk: &PublicKey,
+        xs: &[ArrayView4<'_, f64>],
+    ) -> Result<PackedTensor> {
         let l = &self.input_layout;
-        for (what, expected, found) in [
-            ("input channels C", l.channels, x.dim().0),
-            ("input frames T", l.frames, x.dim().1),
-            ("input nodes V", l.nodes, x.dim().2),
-            ("input persons M", l.persons, x.dim().3),
-        ] {
-            if expected != found {
-                return Err(HeGcnError::Shape {
-                    what,
-                    expected,
-                    found,
-                });
-            }
+        if xs.len() > self.clips {
+            return Err(HeGcnError::Shape {
+                what: "samples per pass",
+                expected: self.clips,
+                found: xs.len(),
+            });
         }
         let mut slots = vec![vec![0.0; l.slots]; l.num_cts()];
-        for ((c, t, v, m), &e) in x.indexed_iter() {
-            let y = match &self.input_affine {
-                Some((scale, shift)) => scale[[c, v]] * e + shift[[c, v]],
-                None => e,
-            };
-            let (ct, slot) = l.slot(c, t, v, m);
-            slots[ct][slot] = y;
+        for (r, x) in xs.iter().enumerate() {
+            for (what, expected, found) in [
+                ("input channels C", l.channels, x.dim().0),
+                ("input frames T", l.frames, x.dim().1),
+                ("input nodes V", l.nodes, x.dim().2),
+                ("input persons M", l.persons, x.dim().3),
+            ] {
+                if expected != found {
+                    return Err(HeGcnError::Shape {
+                        what,
+                        expected,
+                        found,
+                    });
+                }
+            }
+            for ((c, t, v, m), &e) in x.indexed_iter() {
+                let y = match &self.input_affine {
+                    Some((scale, shift)) => scale[[c, v]] * e + shift[[c, v]],
+                    None => e,
+                };
+                let (ct, slot) = l.slot(c, t, v, m);
+                slots[ct][slot + r * self.clip_stride] = y;
+            }
         }
         let level = self.plan.depth;
         let scale = self.params.default_scale();
@@ -1127,7 +1416,8 @@ impl HeStgcn {
         })
     }
 
-    /// Client (or tests): decrypts a packed tensor back to `(C, T, V, M)`.
+    /// Client (or tests): decrypts a packed tensor back to `(C, T, V, M)` (sample 0 of a batched
+    /// model).
     pub fn decrypt_tensor(&self, sk: &SecretKey, x: &PackedTensor) -> Result<Array4<f64>> {
         let l = &x.layout;
         let dec: Vec<Vec<f64>> = x
@@ -1144,7 +1434,7 @@ impl HeStgcn {
         ))
     }
 
-    /// Client: decrypts the class scores.
+    /// Client: decrypts the class scores (`clips × classes`, sample-major).
     pub fn decrypt_logits(&self, sk: &SecretKey, logits: &EncryptedLogits) -> Result<Vec<f64>> {
         let dec: Vec<Vec<f64>> = logits
             .cts
