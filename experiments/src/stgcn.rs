@@ -13,12 +13,18 @@
 //!
 //! For every configured activation the same architecture is trained from the same seed on the
 //! same batches (SGD with momentum, [`ml::stgcn::Trainer`]) and evaluated on the test set after
-//! every epoch. Metrics are `<run>.test_accuracy_pct`, `<run>.train_accuracy_pct`,
+//! every epoch. The `x²` run can instead start from the trained ReLU model (activation
+//! replacement and fine-tuning, `square.from_relu`), with the batch norms that feed every `x²`
+//! either reset to one global `(γ, β)` (`square.bn_init`) or calibrated per channel on the ReLU
+//! model's own pre-activations (`square.calibrate`, [`ml::stgcn::relu_to_square`]), and can be
+//! distilled from the ReLU model (`square.distill`, [`ml::stgcn::Distillation`]). Metrics are `<run>.test_accuracy_pct`, `<run>.train_accuracy_pct`,
 //! `<run>.final_train_loss`, `<run>.train_s`, `<run>.train_per_clip_epoch_s` (training time
 //! divided by epochs and training clips), `<run>.train_cpu_per_clip_epoch_s` (the same in CPU
-//! seconds of all threads, on Linux), `<run>.params_count` and, for `square` / `poly`
+//! seconds of all threads, on Linux), `<run>.params_count`, for `square` / `poly`
 //! when `relu` is also trained, `<run>.accuracy_drop_pp` (ReLU accuracy minus this one, in
-//! percentage points); `<run>` is the activation name, followed by `_<label>` when the task has
+//! percentage points) and, for a `square` run started from the ReLU model (`square.from_relu`),
+//! `<run>.initial_test_accuracy_pct` (the replaced model before fine-tuning); `<run>` is the
+//! activation name, followed by `_<label>` when the task has
 //! a label. Files: `curves[_<label>].svg` (test accuracy and training loss per epoch),
 //! `curves[_<label>].csv`, and with `save_models` the trained models as `<run>.safetensors` +
 //! `<run>.json` ([`ml::stgcn::StGcn::from_json_and_safetensors`] reads them back).
@@ -31,8 +37,8 @@ use datasets::skeleton::{
     BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config, SkeletonSet,
 };
 use ml::stgcn::{
-    evaluate, ActivationInputStats, ActivationKind, Architecture, GraphSpec, InputNorm, LrSchedule,
-    ModelError, StGcn, StGcnConfig, TrainConfig, Trainer,
+    evaluate, relu_to_square, ActivationInputStats, ActivationKind, Architecture, Distillation,
+    GraphSpec, InputNorm, LrSchedule, ModelError, StGcn, StGcnConfig, TrainConfig, Trainer,
 };
 use ndarray::Array5;
 use serde::{Deserialize, Serialize};
@@ -128,6 +134,27 @@ pub struct SquareSettings {
     /// in `activations`. `bn_init`, if set, is applied after the copy.
     #[serde(default)]
     pub from_relu: bool,
+    /// With `from_relu`: instead of copying the ReLU model's tensors unchanged, calibrate them
+    /// per channel ([`ml::stgcn::relu_to_square`] on the training clips) so that each `x²`
+    /// computes, on the ReLU model's own pre-activations, the least-squares quadratic fit of
+    /// ReLU (the constant removed downstream). Excludes `bn_init`.
+    #[serde(default)]
+    pub calibrate: bool,
+    /// Knowledge distillation from the trained ReLU model during the `x²` training
+    /// ([`ml::stgcn::Distillation`]); `relu` must come before `square` in `activations`.
+    #[serde(default)]
+    pub distill: Option<DistillSpec>,
+}
+
+/// Knowledge-distillation settings ([`ml::stgcn::Distillation`]): the loss is
+/// `(1 − weight)·CE + weight·T²·KL(teacher ‖ student)` at temperature `T`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSpec {
+    /// Softmax temperature `T` (> 0).
+    pub temperature: f64,
+    /// Weight of the soft term, in `[0, 1]`.
+    pub weight: f64,
 }
 
 fn default_architecture() -> Architecture {
@@ -321,12 +348,35 @@ impl StgcnTask {
                 bail!("square.bn_init = {p:?} must be finite");
             }
         }
-        if sq.from_relu {
-            let pos = |a| self.activations.iter().position(|&x| x == a);
+        if sq.calibrate && !sq.from_relu {
+            bail!("square.calibrate needs square.from_relu = true");
+        }
+        if sq.calibrate && sq.bn_init.is_some() {
+            bail!("square.calibrate and square.bn_init exclude each other (both set the BNs that feed x²)");
+        }
+        if let Some(d) = &sq.distill {
+            if !(d.temperature.is_finite() && d.temperature > 0.0) {
+                bail!(
+                    "square.distill.temperature = {} must be positive",
+                    d.temperature
+                );
+            }
+            if !(0.0..=1.0).contains(&d.weight) {
+                bail!("square.distill.weight = {} must be in [0, 1]", d.weight);
+            }
+        }
+        let pos = |a| self.activations.iter().position(|&x| x == a);
+        for (on, what) in [
+            (sq.from_relu, "from_relu"),
+            (sq.distill.is_some(), "distill"),
+        ] {
+            if !on {
+                continue;
+            }
             match (pos(Activation::Relu), pos(Activation::Square)) {
                 (Some(r), Some(q)) if r < q => {}
                 _ => {
-                    bail!("square.from_relu needs \"relu\" listed before \"square\" in activations")
+                    bail!("square.{what} needs \"relu\" listed before \"square\" in activations")
                 }
             }
         }
@@ -486,6 +536,8 @@ struct RunOutcome {
     trace: Vec<(usize, Vec<ActivationInputStats>)>,
     /// Training settings that differ from the task's, for the report.
     deviations: Vec<String>,
+    /// Test accuracy before the first epoch (the `square` run started from the ReLU model).
+    initial_test_accuracy: Option<f64>,
 }
 
 /// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
@@ -557,6 +609,7 @@ fn train_one(
         warmup_epochs: t.warmup_epochs,
     };
     let mut deviations = Vec::new();
+    let mut teacher: Option<(ndarray::Array2<f64>, Distillation)> = None;
     if act == Activation::Square {
         let sq = &t.square;
         if let Some(lr) = sq.learning_rate {
@@ -573,10 +626,52 @@ fn train_one(
         }
         if sq.from_relu {
             let relu = relu_model.context("square.from_relu: no trained ReLU model")?;
-            for tensor in relu.tensors() {
-                model.set_tensor(&tensor.name, tensor.value.clone())?;
+            if sq.calibrate {
+                let (calibrated, cal) = relu_to_square(relu, data.xtr.view())
+                    .context("calibrating the x² model from the ReLU model")?;
+                model = calibrated;
+                let errs: Vec<String> = cal
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        let n = s.relative_rms_error.len().max(1) as f64;
+                        format!(
+                            "b{}s{} {:.2}",
+                            s.block,
+                            s.site,
+                            s.relative_rms_error.iter().sum::<f64>() / n
+                        )
+                    })
+                    .collect();
+                let floored: usize = cal.sites.iter().map(|s| s.floored).sum();
+                deviations.push(format!(
+                    "starts from the trained ReLU model's weights with every x² calibrated per channel to the least-squares quadratic fit of ReLU on the ReLU model's pre-activations (mean relative RMS fit error per site: {}; {floored} channels at the curvature floor)",
+                    errs.join(", ")
+                ));
+            } else {
+                for tensor in relu.tensors() {
+                    model.set_tensor(&tensor.name, tensor.value.clone())?;
+                }
+                deviations.push("starts from the trained ReLU model's weights".into());
             }
-            deviations.push("starts from the trained ReLU model's weights".into());
+        }
+        if let Some(d) = &sq.distill {
+            let relu = relu_model.context("square.distill: no trained ReLU model")?;
+            let logits = evaluate(relu, data.xtr.view(), data.ytr)
+                .context("the ReLU teacher's logits")?
+                .logits;
+            teacher = Some((
+                logits,
+                Distillation {
+                    temperature: d.temperature,
+                    weight: d.weight,
+                },
+            ));
+            deviations.push(format!(
+                "knowledge distillation from the ReLU model (temperature {}, soft-target weight {})",
+                fmt_num(d.temperature),
+                fmt_num(d.weight)
+            ));
         }
         if let Some([g, b]) = sq.bn_init {
             model.init_pre_activation_bn(g, b);
@@ -588,6 +683,16 @@ fn train_one(
         }
     }
     let epochs = tc.epochs;
+    // The replaced model before fine-tuning, to show what the conversion itself costs.
+    let initial_test_accuracy = if act == Activation::Square && t.square.from_relu {
+        Some(
+            evaluate(&model, data.xte.view(), data.yte)
+                .with_context(|| format!("evaluating {name} before training"))?
+                .accuracy,
+        )
+    } else {
+        None
+    };
     let mut trainer = Trainer::new(&model, tc)?;
     let pb = common::progress(epochs as u64, name);
     let (mut curve, mut eval_s, mut diverged_at) = (Vec::new(), 0.0, None);
@@ -603,7 +708,12 @@ fn train_one(
     let mut train_cpu_s = Some(0.0);
     for _ in 0..epochs {
         let cpu0 = process_cpu_seconds();
-        let result = trainer.run_epoch(&mut model, data.xtr.view(), data.ytr);
+        let result = match &teacher {
+            None => trainer.run_epoch(&mut model, data.xtr.view(), data.ytr),
+            Some((logits, d)) => {
+                trainer.run_epoch_distilled(&mut model, data.xtr.view(), data.ytr, logits.view(), d)
+            }
+        };
         train_cpu_s = match (train_cpu_s, cpu0, process_cpu_seconds()) {
             (Some(acc), Some(a), Some(b)) => Some(acc + (b - a)),
             _ => None,
@@ -680,6 +790,7 @@ fn train_one(
         model,
         trace,
         deviations,
+        initial_test_accuracy,
     })
 }
 
@@ -738,6 +849,9 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
                 100.0 * p.train_accuracy,
             );
             report.metric(format!("{}.final_train_loss", r.name), p.train_loss);
+        }
+        if let Some(a) = r.initial_test_accuracy {
+            report.metric(format!("{}.initial_test_accuracy_pct", r.name), 100.0 * a);
         }
         report.metric(format!("{}.train_s", r.name), r.train_s);
         if !r.curve.is_empty() && n_train > 0 {
@@ -853,6 +967,16 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
             r.train_s,
             r.eval_s,
         );
+    }
+    for r in &runs {
+        if let Some(a) = r.initial_test_accuracy {
+            let _ = writeln!(
+                s,
+                "\n{}: {:.2} % test accuracy right after the activation replacement, before its training.",
+                r.name,
+                100.0 * a
+            );
+        }
     }
     let _ = writeln!(
         s,
@@ -1188,6 +1312,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn square_calibrated_from_relu_with_distillation() {
+        let cfg = tiny(
+            "width_divisor = 16\nactivations = [\"relu\", \"square\"]\nepochs = 2\nbatch_size = 8\nlearning_rate = 0.05\nclip_grad_norm = 1.0\nsquare = { from_relu = true, calibrate = true, distill = { temperature = 4.0, weight = 0.7 }, epochs = 1 }\ndataset = { mocap15 = { train_per_class = 2, test_per_class = 1, frames = 12 } }\n",
+        );
+        let report = crate::run(&cfg).await.unwrap();
+        let m = &report.metrics;
+        let initial = m["square.initial_test_accuracy_pct"];
+        assert!((0.0..=100.0).contains(&initial), "{initial}");
+        assert!(!m.contains_key("relu.initial_test_accuracy_pct"));
+        assert!(m["square.final_train_loss"].is_finite());
+        let section = report.sections.join("\n");
+        assert!(
+            section.contains("calibrated per channel")
+                && section.contains("knowledge distillation from the ReLU model (temperature 4")
+                && section.contains("right after the activation replacement"),
+            "{section}"
+        );
+    }
+
+    #[tokio::test]
     async fn bodypose_single_frame_with_label() {
         let cfg = tiny(
             "label = \"bp\"\nwidth_divisor = 16\nactivations = [\"relu\", \"poly\"]\nepochs = 1\nbatch_size = 16\nlearning_rate = 0.05\nclip_grad_norm = 1.0\ndataset = { bodypose = { test_fraction = 0.9 } }\n",
@@ -1220,6 +1364,19 @@ mod tests {
                 "from_relu",
             ),
             ("square = { learning_rate = 0.0 }\n", "square.learning_rate"),
+            ("square = { calibrate = true }\n", "square.calibrate"),
+            (
+                "activations = [\"relu\", \"square\"]\nsquare = { from_relu = true, calibrate = true, bn_init = [0.45, 0.56] }\n",
+                "exclude",
+            ),
+            (
+                "activations = [\"relu\", \"square\"]\nsquare = { distill = { temperature = 4.0, weight = 1.5 } }\n",
+                "square.distill.weight",
+            ),
+            (
+                "activations = [\"square\"]\nsquare = { distill = { temperature = 4.0, weight = 0.5 } }\n",
+                "square.distill needs",
+            ),
         ] {
             let e = Config::parse(
                 &format!("[experiment]\nname = \"x\"\n[[task]]\nkind = \"stgcn\"\n{extra}{base}"),

@@ -128,6 +128,22 @@ pub enum ModelError {
         /// Allowed range, in words.
         allowed: &'static str,
     },
+    /// An operation needs a model with another activation kind.
+    #[error("the model has activation {found:?}, this needs {expected:?}")]
+    WrongActivation {
+        /// Activation the operation needs.
+        expected: super::ActivationKind,
+        /// The model's activation.
+        found: super::ActivationKind,
+    },
+    /// An operation needs every node of an activation site to be active (not pruned).
+    #[error("block {block}, activation site {site}: pruned nodes are not supported here")]
+    PrunedSite {
+        /// Block index.
+        block: usize,
+        /// Activation site.
+        site: usize,
+    },
     /// Training diverged.
     #[error("loss is not finite at epoch {epoch}, batch {batch}")]
     NonFiniteLoss {

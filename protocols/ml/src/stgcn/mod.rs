@@ -93,6 +93,7 @@
 //! equal). The adjacency `A` itself is part of the JSON config, not a tensor.
 
 mod config;
+mod convert;
 mod error;
 mod folded;
 mod graph;
@@ -107,12 +108,15 @@ mod tests;
 pub use config::{
     ActivationKind, ActivationMask, Architecture, BlockSpec, GraphSpec, InputNorm, StGcnConfig,
 };
+pub use convert::{relu_to_square, SiteCalibration, SquareCalibration, MIN_CURVATURE};
 pub use error::ModelError;
 pub use folded::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 pub use graph::spatial_partition;
 pub use model::{ActivationInputStats, Gradients, StGcn};
 pub use params::{NamedTensor, TensorRole};
-pub use train::{evaluate, train, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer};
+pub use train::{
+    evaluate, train, Distillation, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer,
+};
 
 /// Result type of this module.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

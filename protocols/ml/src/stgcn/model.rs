@@ -12,7 +12,7 @@ use rand_chacha::ChaCha20Rng;
 
 use super::ops::{self, ActParams, BnCache, SparseAdjacency};
 use super::params::{NamedTensor, ParamStore, TensorRole};
-use super::{ActivationKind, ModelError, Result, StGcnConfig};
+use super::{ActivationKind, Distillation, ModelError, Result, StGcnConfig};
 
 /// Clips per chunk in evaluation-mode forward passes (bounds peak memory).
 const EVAL_CHUNK: usize = 64;
@@ -335,6 +335,17 @@ impl StGcn {
         }
     }
 
+    /// A copy with another activation kind, for switching between ReLU and `x²` (which have the
+    /// same tensors).
+    pub(crate) fn with_activation(&self, kind: ActivationKind) -> StGcn {
+        debug_assert!(
+            kind != ActivationKind::Poly && self.config.activation != ActivationKind::Poly
+        );
+        let mut m = self.clone();
+        m.config.activation = kind;
+        m
+    }
+
     /// The configuration as pretty JSON (the `*.json` half of a model file).
     pub fn config_json(&self) -> Result<String> {
         self.config.to_json()
@@ -552,6 +563,7 @@ impl StGcn {
         x: Array4<f64>,
         train: bool,
         stats: &mut Vec<(usize, Array1<f64>)>,
+        observe: &mut dyn FnMut(usize, usize, &Array4<f64>),
     ) -> (Array4<f64>, Option<BlockTape>) {
         let b = &self.layout.blocks[i];
         let stride = self.config.blocks[i].stride;
@@ -560,6 +572,7 @@ impl StGcn {
         let y = ops::aggregate_forward(&u, &a_eff);
         let (z1, bn1) = self.bn_forward(&y, &b.bn1, train, stats);
         drop(y);
+        observe(i, 0, &z1);
         let h = ops::act_forward(&z1, self.act_params(i, 0));
         let tc = ops::tconv_forward(&h, self.v3(b.tcn_w), self.v1(b.tcn_b), stride);
         let (mut s, bn2) = self.bn_forward(&tc, &b.bn2, train, stats);
@@ -575,6 +588,7 @@ impl StGcn {
                 res_bn = cache;
             }
         }
+        observe(i, 1, &s);
         let out = ops::act_forward(&s, self.act_params(i, 1));
         let tape = match (bn1, bn2) {
             (Some(bn1), Some(bn2)) if train => Some(BlockTape {
@@ -593,16 +607,19 @@ impl StGcn {
         (out, tape)
     }
 
+    /// Forward pass of an `(N·M, C, T, V)` batch; `observe(block, site, input)` sees the input
+    /// of every activation site.
     fn forward_batch(
         &self,
         x: Array4<f64>,
         train: bool,
         stats: &mut Vec<(usize, Array1<f64>)>,
+        observe: &mut dyn FnMut(usize, usize, &Array4<f64>),
     ) -> (Array2<f64>, Option<Tape>) {
         let mut h = x;
         let mut tapes = Vec::new();
         for i in 0..self.config.blocks.len() {
-            let (out, tape) = self.block_forward(i, h, train, stats);
+            let (out, tape) = self.block_forward(i, h, train, stats, observe);
             tapes.extend(tape);
             h = out;
         }
@@ -629,11 +646,29 @@ impl StGcn {
         while start < n.max(1) {
             let end = (start + EVAL_CHUNK).min(n);
             let chunk = self.prepare_input(x.slice_axis(Axis(0), (start..end).into()))?;
-            let (l, _) = self.forward_batch(chunk, false, &mut Vec::new());
+            let (l, _) = self.forward_batch(chunk, false, &mut Vec::new(), &mut |_, _, _| {});
             logits.slice_mut(ndarray::s![start..end, ..]).assign(&l);
             start = end;
         }
         Ok(logits)
+    }
+
+    /// Evaluation-mode forward pass over `(N, C, T, V, M)` clips in chunks of 64 that calls
+    /// `observe(block, site, input)` with the `(n, C, T, V)` input of every activation site.
+    pub(crate) fn observe_activation_inputs(
+        &self,
+        x: ArrayView5<'_, f64>,
+        observe: &mut dyn FnMut(usize, usize, &Array4<f64>),
+    ) -> Result<()> {
+        let n = x.dim().0;
+        let mut start = 0;
+        while start < n.max(1) {
+            let end = (start + EVAL_CHUNK).min(n);
+            let chunk = self.prepare_input(x.slice_axis(Axis(0), (start..end).into()))?;
+            self.forward_batch(chunk, false, &mut Vec::new(), observe);
+            start = end;
+        }
+        Ok(())
     }
 
     /// Training-mode forward and backward pass on one mini-batch: returns the mean softmax
@@ -642,6 +677,52 @@ impl StGcn {
         &mut self,
         x: ArrayView5<'_, f64>,
         labels: &[usize],
+    ) -> Result<(f64, Array2<f64>, Gradients)> {
+        self.loss_and_gradients_with(x, labels, |logits| {
+            ops::softmax_cross_entropy(logits, labels)
+        })
+    }
+
+    /// As [`Self::loss_and_gradients`] with the knowledge-distillation loss of
+    /// [`Distillation`] (Hinton, Vinyals and Dean 2015): `teacher_logits` are the teacher's
+    /// `(N, classes)` logits of the same clips.
+    pub fn distillation_loss_and_gradients(
+        &mut self,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+        teacher_logits: ArrayView2<'_, f64>,
+        distillation: &Distillation,
+    ) -> Result<(f64, Array2<f64>, Gradients)> {
+        distillation.validate()?;
+        let (n, q) = (x.dim().0, self.config.num_classes);
+        for (what, expected, found) in [
+            ("teacher logits (rows)", n, teacher_logits.nrows()),
+            ("teacher logits (classes)", q, teacher_logits.ncols()),
+        ] {
+            if expected != found {
+                return Err(ModelError::InputShape {
+                    what,
+                    expected,
+                    found,
+                });
+            }
+        }
+        self.loss_and_gradients_with(x, labels, |logits| {
+            ops::distillation_loss(
+                logits,
+                labels,
+                teacher_logits,
+                distillation.temperature,
+                distillation.weight,
+            )
+        })
+    }
+
+    fn loss_and_gradients_with(
+        &mut self,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+        loss: impl FnOnce(&Array2<f64>) -> (f64, Array2<f64>),
     ) -> Result<(f64, Array2<f64>, Gradients)> {
         let n = x.dim().0;
         if labels.len() != n {
@@ -660,14 +741,62 @@ impl StGcn {
         }
         let input = self.prepare_input(x)?;
         let mut stats = Vec::new();
-        let (logits, tape) = self.forward_batch(input, true, &mut stats);
+        let (logits, tape) = self.forward_batch(input, true, &mut stats, &mut |_, _, _| {});
         let tape = tape.expect("training forward records a tape");
-        let (loss, dlogits) = ops::softmax_cross_entropy(&logits, labels);
+        let (loss, dlogits) = loss(&logits);
         let grads = self.backward(&tape, &dlogits);
         for (i, value) in stats {
             self.store.tensors[i].value = value.into_dyn();
         }
         Ok((loss, logits, grads))
+    }
+
+    /// Precise BN (Wu and Johnson, "Rethinking 'Batch' in BatchNorm", 2021, §3): replaces the
+    /// running mean and variance of every batch norm by the average, over the batches of the
+    /// `(N, C, T, V, M)` clips `x` taken in order (`batch_size` clips each, weighted by size), of
+    /// the batch statistics that a training-mode forward pass with the current weights computes.
+    /// The exponential moving average kept during training mixes statistics of the last few
+    /// dozen batches and of older weights; this is the population estimate the EMA aims at.
+    /// Weights are unchanged.
+    pub fn recompute_bn_statistics(
+        &mut self,
+        x: ArrayView5<'_, f64>,
+        batch_size: usize,
+    ) -> Result<()> {
+        if batch_size == 0 {
+            return Err(ModelError::InvalidValue {
+                name: "batch_size",
+                value: 0.0,
+                allowed: ">= 1",
+            });
+        }
+        let mut probe = self.clone();
+        // Momentum 1: the "running" values a training step writes are the batch statistics.
+        probe.config.bn_momentum = 1.0;
+        let n = x.dim().0;
+        let mut sums: Vec<Option<Array1<f64>>> = vec![None; self.store.tensors.len()];
+        let mut start = 0;
+        while start < n {
+            let end = (start + batch_size).min(n);
+            let input = probe.prepare_input(x.slice_axis(Axis(0), (start..end).into()))?;
+            let mut stats = Vec::new();
+            probe.forward_batch(input, true, &mut stats, &mut |_, _, _| {});
+            let w = (end - start) as f64;
+            for (i, v) in stats {
+                let v = v * w;
+                sums[i] = Some(match sums[i].take() {
+                    Some(acc) => acc + v,
+                    None => v,
+                });
+            }
+            start = end;
+        }
+        for (i, sum) in sums.into_iter().enumerate() {
+            if let Some(sum) = sum {
+                self.store.tensors[i].value = (sum / n as f64).into_dyn();
+            }
+        }
+        Ok(())
     }
 
     /// Statistics of the inputs of every activation site (block order, site 0 then 1) on the
@@ -679,7 +808,7 @@ impl StGcn {
         x: ArrayView5<'_, f64>,
     ) -> Result<Vec<ActivationInputStats>> {
         let input = self.prepare_input(x)?;
-        let (_, tape) = self.forward_batch(input, true, &mut Vec::new());
+        let (_, tape) = self.forward_batch(input, true, &mut Vec::new(), &mut |_, _, _| {});
         let tape = tape.expect("training forward records a tape");
         Ok(tape
             .blocks

@@ -705,3 +705,38 @@ pub(crate) fn softmax_cross_entropy(logits: &Array2<f64>, labels: &[usize]) -> (
     }
     (loss / n as f64, grad)
 }
+
+/// Knowledge-distillation loss (Hinton, Vinyals and Dean, "Distilling the knowledge in a neural
+/// network", 2015, §2): `(1 − w)·CE(softmax(s), y) + w·T²·KL(softmax(t/T) ‖ softmax(s/T))`,
+/// averaged over the batch, for student logits `s`, teacher logits `t`, temperature `T` and
+/// weight `w`; the `T²` keeps the soft term's gradient scale independent of `T`. Returns the
+/// loss and its gradient with respect to `s`:
+/// `((1 − w)·(softmax(s) − onehot(y)) + w·T·(softmax(s/T) − softmax(t/T))) / N`.
+pub(crate) fn distillation_loss(
+    logits: &Array2<f64>,
+    labels: &[usize],
+    teacher: ArrayView2<'_, f64>,
+    temperature: f64,
+    weight: f64,
+) -> (f64, Array2<f64>) {
+    let (ce, ce_grad) = softmax_cross_entropy(logits, labels);
+    let n = logits.nrows();
+    let mut grad = ce_grad * (1.0 - weight);
+    let mut kl = 0.0;
+    let log_softmax = |row: ndarray::ArrayView1<'_, f64>| {
+        let scaled = row.mapv(|z| z / temperature);
+        let m = scaled.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let lse = scaled.mapv(|z| (z - m).exp()).sum().ln() + m;
+        scaled.mapv(|z| z - lse)
+    };
+    for (i, (s, t)) in logits.outer_iter().zip(teacher.outer_iter()).enumerate() {
+        let (ls, lt) = (log_softmax(s), log_softmax(t));
+        for (j, (&a, &b)) in ls.iter().zip(lt.iter()).enumerate() {
+            let pt = b.exp();
+            kl += pt * (b - a);
+            grad[[i, j]] += weight * temperature * (a.exp() - pt) / n as f64;
+        }
+    }
+    let t2 = temperature * temperature;
+    ((1.0 - weight) * ce + weight * t2 * kl / n as f64, grad)
+}

@@ -990,3 +990,222 @@ fn op_profile() {
     let s = t0.elapsed().as_secs_f64();
     println!("single-thread GEMM: {:.1} GFLOP/s", flops / s / 1e9);
 }
+
+// ------------------------------------------------------------------ distillation, conversion
+
+#[test]
+fn distillation_loss_gradient_and_limits() {
+    let mut r = rng(61);
+    let labels = [2, 0, 1];
+    let s = randn(&mut r, (3, 4)) * 3.0;
+    let t = randn(&mut r, (3, 4)) * 3.0;
+    for (temperature, weight) in [(4.0, 0.7), (1.0, 1.0), (2.5, 0.3)] {
+        let (_, g) = ops::distillation_loss(&s, &labels, t.view(), temperature, weight);
+        let f = |l: &ArrayD<f64>| {
+            let l: Array2<f64> = l.clone().into_dimensionality().unwrap();
+            ops::distillation_loss(&l, &labels, t.view(), temperature, weight).0
+        };
+        assert_grad_close(
+            &format!("KD T={temperature} w={weight}"),
+            &g.into_dyn(),
+            &numeric_grad(&s.clone().into_dyn(), f),
+        );
+    }
+    // Weight 0 is the cross-entropy; a student equal to its teacher has KL 0.
+    let (ce, ce_g) = ops::softmax_cross_entropy(&s, &labels);
+    let (kd, kd_g) = ops::distillation_loss(&s, &labels, t.view(), 4.0, 0.0);
+    assert!((ce - kd).abs() < 1e-12 && max_abs_diff(&ce_g, &kd_g) < 1e-12);
+    let (same, _) = ops::distillation_loss(&s, &labels, s.view(), 4.0, 0.6);
+    assert!((same - 0.4 * ce).abs() < 1e-12, "{same} vs {}", 0.4 * ce);
+    // The soft term is positive when the teacher differs.
+    let (soft, _) = ops::distillation_loss(&s, &labels, t.view(), 4.0, 1.0);
+    assert!(soft > 1e-3, "{soft}");
+    assert!(Distillation {
+        temperature: 0.0,
+        weight: 0.5
+    }
+    .validate()
+    .is_err());
+    assert!(Distillation {
+        temperature: 4.0,
+        weight: 1.5
+    }
+    .validate()
+    .is_err());
+}
+
+#[test]
+fn distilled_training_moves_the_student_towards_its_teacher() {
+    let v = 5;
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 16, 3, 8, &test_graph(v), 2);
+    let x = random_input(71, 8, 3, 8, v, 1);
+    cfg.input_norm = Some(InputNorm::fit(x.view()));
+    let labels = [0, 1, 0, 1, 1, 0, 0, 1];
+    let teacher = StGcn::new(cfg.clone(), 1).unwrap();
+    let t_logits = evaluate(&teacher, x.view(), &labels).unwrap().logits;
+    cfg.activation = ActivationKind::Square;
+    let mut student = StGcn::new(cfg, 2).unwrap();
+    student.init_pre_activation_bn(0.45, 0.56);
+    let kl = |m: &StGcn| {
+        let s = evaluate(m, x.view(), &labels).unwrap().logits;
+        ops::distillation_loss(&s, &labels, t_logits.view(), 2.0, 1.0).0
+    };
+    let before = kl(&student);
+    let tc = TrainConfig {
+        epochs: 30,
+        batch_size: 4,
+        learning_rate: 0.02,
+        clip_grad_norm: Some(1.0),
+        ..TrainConfig::default()
+    };
+    let d = Distillation {
+        temperature: 2.0,
+        weight: 1.0,
+    };
+    let mut trainer = Trainer::new(&student, tc).unwrap();
+    for _ in 0..30 {
+        trainer
+            .run_epoch_distilled(&mut student, x.view(), &labels, t_logits.view(), &d)
+            .unwrap();
+    }
+    let after = kl(&student);
+    assert!(after < 0.5 * before, "KL {before} -> {after}");
+    let short = t_logits.slice(ndarray::s![..3, ..]);
+    let e = trainer
+        .run_epoch_distilled(&mut student, x.view(), &labels, short, &d)
+        .unwrap_err();
+    assert!(e.to_string().contains("teacher logits"), "{e}");
+}
+
+/// Relative RMS difference of two logit matrices.
+fn rel_rms(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    let d = (a - b).mapv(|x| x * x).sum();
+    (d / b.mapv(|x| x * x).sum()).sqrt()
+}
+
+#[test]
+fn relu_to_square_keeps_the_relu_function_closer_than_a_global_reset() {
+    let v = 5;
+    let blocks_with_conv_residual = tiny_config(ActivationKind::Relu, 1, v).blocks;
+    // Two consecutive identity residuals exercise the rescaling of a block's output.
+    let identity_chain = vec![
+        BlockSpec {
+            in_channels: 3,
+            out_channels: 4,
+            stride: 1,
+            residual: false,
+        },
+        BlockSpec {
+            in_channels: 4,
+            out_channels: 4,
+            stride: 1,
+            residual: true,
+        },
+        BlockSpec {
+            in_channels: 4,
+            out_channels: 4,
+            stride: 1,
+            residual: true,
+        },
+    ];
+    for (case, blocks) in [blocks_with_conv_residual, identity_chain]
+        .into_iter()
+        .enumerate()
+    {
+        let mut cfg = tiny_config(ActivationKind::Relu, 1, v);
+        cfg.activation_mask = vec![[vec![true; v], vec![true; v]]; blocks.len()];
+        cfg.blocks = blocks;
+        let x = random_input(81, 32, 3, 40, v, 1);
+        cfg.input_norm = Some(InputNorm::fit(x.view()));
+        let mut relu = StGcn::new(cfg, 5).unwrap();
+        perturb(&mut relu, 6 + case as u64);
+        let want = relu.forward(x.view()).unwrap();
+        let (square, cal) = relu_to_square(&relu, x.view()).unwrap();
+        assert_eq!(square.config().activation, ActivationKind::Square);
+        assert_eq!(cal.sites.len(), 6);
+        for s in &cal.sites {
+            for (c, e) in s.relative_rms_error.iter().enumerate() {
+                // The quadratic fit of ReLU on a standard normal leaves 0.11·s.
+                assert!((0.0..0.25).contains(e), "case {case} {s:?} channel {c}");
+            }
+        }
+        let got = square.forward(x.view()).unwrap();
+        let mut reset = relu.with_activation(ActivationKind::Square);
+        reset.init_pre_activation_bn(0.45, 0.56);
+        let global = reset.forward(x.view()).unwrap();
+        let (e_cal, e_global) = (rel_rms(&got, &want), rel_rms(&global, &want));
+        assert!(
+            e_cal < 0.5 && e_cal < 0.5 * e_global,
+            "case {case}: calibrated {e_cal}, global reset {e_global}"
+        );
+        // Same form as any model: BN folds, the activation is exactly x².
+        let err = max_abs_diff(&got, &square.fold().forward(x.view()).unwrap());
+        assert!(err < 1e-9 * got.mapv(f64::abs).sum(), "fold {err}");
+    }
+    // Errors: not a ReLU model; pruned nodes.
+    let cfg = tiny_config(ActivationKind::Square, 1, v);
+    let x = random_input(82, 2, 3, 6, v, 1);
+    let m = StGcn::new(cfg, 1).unwrap();
+    assert!(matches!(
+        relu_to_square(&m, x.view()),
+        Err(ModelError::WrongActivation { .. })
+    ));
+    let pruned = StGcn::new(tiny_config(ActivationKind::Relu, 1, v), 1).unwrap();
+    assert!(matches!(
+        relu_to_square(&pruned, x.view()),
+        Err(ModelError::PrunedSite { block: 1, site: 0 })
+    ));
+}
+
+#[test]
+fn precise_bn_averages_the_batch_statistics() {
+    let v = 5;
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 16, 3, 8, &test_graph(v), 2);
+    let x = random_input(91, 6, 3, 8, v, 1);
+    cfg.input_norm = Some(InputNorm::fit(x.view()));
+    let mut model = StGcn::new(cfg, 4).unwrap();
+    perturb(&mut model, 5);
+    let before = model.clone();
+    model.recompute_bn_statistics(x.view(), 4).unwrap();
+    // Block 0's bn1 sees the graph convolution of the (normalised) input, which does not depend
+    // on any running statistic: its new mean is the size-weighted mean of the two batches'
+    // channel means (4 and 2 clips), which for the mean is the mean over all 6 clips.
+    let mut pcfg = before.config().clone();
+    pcfg.bn_momentum = 1.0;
+    let mut probe = StGcn::new(pcfg, 0).unwrap();
+    for t in before.tensors() {
+        probe.set_tensor(&t.name, t.value.clone()).unwrap();
+    }
+    let mut means: Vec<Array1<f64>> = Vec::new();
+    for (lo, hi) in [(0, 4), (4, 6)] {
+        let xb = x.slice(ndarray::s![lo..hi, .., .., .., ..]).to_owned();
+        probe
+            .loss_and_gradients(xb.view(), &vec![0; hi - lo])
+            .unwrap();
+        means.push(
+            probe
+                .tensor("blocks.0.bn1.running_mean")
+                .unwrap()
+                .clone()
+                .into_dimensionality()
+                .unwrap(),
+        );
+    }
+    let want = (&means[0] * 4.0 + &means[1] * 2.0) / 6.0;
+    let got = model.tensor("blocks.0.bn1.running_mean").unwrap();
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+    }
+    // Every running statistic changed, nothing else did; variances stay positive.
+    for (a, b) in model.tensors().iter().zip(before.tensors()) {
+        if a.name.contains("running") {
+            assert_ne!(a.value, b.value, "{}", a.name);
+        } else {
+            assert_eq!(a.value, b.value, "{}", a.name);
+        }
+        if a.name.ends_with("running_var") {
+            assert!(a.value.iter().all(|&x| x > 0.0), "{}", a.name);
+        }
+    }
+    assert!(model.recompute_bn_statistics(x.view(), 0).is_err());
+}

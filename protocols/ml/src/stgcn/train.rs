@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayD, ArrayView5, Axis};
+use ndarray::{Array2, ArrayD, ArrayView2, ArrayView5, Axis};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -84,6 +84,41 @@ impl Default for TrainConfig {
             clip_grad_norm: None,
             warmup_epochs: 0,
         }
+    }
+}
+
+/// Knowledge distillation from a trained teacher (Hinton, Vinyals and Dean, "Distilling the
+/// knowledge in a neural network", 2015): the loss is
+/// `(1 − weight)·CE(student, labels) + weight·T²·KL(softmax(teacher/T) ‖ softmax(student/T))`
+/// with temperature `T`. Used when a ReLU model's activations are replaced by `x²` and the
+/// network is fine-tuned: the ReLU model's softened outputs carry how similar the classes look
+/// to it, which the one-hot labels of a nearly perfectly fitted training set do not.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Distillation {
+    /// Softmax temperature `T` (> 0; Hinton et al. use 1–20).
+    pub temperature: f64,
+    /// Weight of the soft term, in `[0, 1]` (0: plain cross-entropy).
+    pub weight: f64,
+}
+
+impl Distillation {
+    /// Checks the temperature (positive, finite) and weight (in `[0, 1]`).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(ModelError::InvalidValue {
+                name: "distillation temperature",
+                value: self.temperature,
+                allowed: "> 0 and finite",
+            });
+        }
+        if !(0.0..=1.0).contains(&self.weight) {
+            return Err(ModelError::InvalidValue {
+                name: "distillation weight",
+                value: self.weight,
+                allowed: "[0, 1]",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -247,6 +282,38 @@ impl Trainer {
         x: ArrayView5<'_, f64>,
         labels: &[usize],
     ) -> Result<EpochStats> {
+        self.run_epoch_inner(model, x, labels, None)
+    }
+
+    /// As [`Self::run_epoch`], with the knowledge-distillation loss: `teacher_logits` holds the
+    /// teacher's `(N, classes)` logits of the clips `x` (e.g. [`evaluate`]'s logits of the
+    /// trained ReLU model), row `i` for clip `i`. The reported loss is the distillation loss.
+    pub fn run_epoch_distilled(
+        &mut self,
+        model: &mut StGcn,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+        teacher_logits: ArrayView2<'_, f64>,
+        distillation: &Distillation,
+    ) -> Result<EpochStats> {
+        distillation.validate()?;
+        if teacher_logits.nrows() != x.dim().0 {
+            return Err(ModelError::InputShape {
+                what: "teacher logits (rows)",
+                expected: x.dim().0,
+                found: teacher_logits.nrows(),
+            });
+        }
+        self.run_epoch_inner(model, x, labels, Some((teacher_logits, distillation)))
+    }
+
+    fn run_epoch_inner(
+        &mut self,
+        model: &mut StGcn,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+        teacher: Option<(ArrayView2<'_, f64>, &Distillation)>,
+    ) -> Result<EpochStats> {
         let n = x.dim().0;
         if labels.len() != n {
             return Err(ModelError::LabelCount {
@@ -294,7 +361,13 @@ impl Trainer {
             };
             let xb = x.select(Axis(0), idx);
             let yb: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-            let (loss, logits, mut grads) = model.loss_and_gradients(xb.view(), &yb)?;
+            let (loss, logits, mut grads) = match teacher {
+                None => model.loss_and_gradients(xb.view(), &yb)?,
+                Some((t, d)) => {
+                    let tb = t.select(Axis(0), idx);
+                    model.distillation_loss_and_gradients(xb.view(), &yb, tb.view(), d)?
+                }
+            };
             if !loss.is_finite() {
                 return Err(ModelError::NonFiniteLoss { epoch, batch });
             }
