@@ -59,7 +59,7 @@ wait_for() { # FILE TEXT SECONDS
   return 1
 }
 
-train=$("$BIN/experiment" export "$CONFIG" --out "$OUT/owner-data" | head -1)
+train=$("$BIN/experiment" export "$CONFIG" --out "$OUT/owner-data" | sed -n 1p)
 echo "| profile | mode | probe RTT median (min–max) | job (client) | offline P0 | online P0 | online P1 | online bytes P0→P1 | rounds P0 | CPU P0 / P1 during the job | load (1 min) |" >"$OUT/summary.md"
 echo "|---|---|---|---|---|---|---|---|---|---|---|" >>"$OUT/summary.md"
 

@@ -23,6 +23,7 @@
 //!   beyond, like netem's `limit`); rate limiting and its queue are the qdisc's (`tbf`).
 //! * **Sessions.** One upstream socket per UDP source address, kept for the relay's lifetime.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -131,7 +132,7 @@ pub async fn udp(
             Err(e) if transient(&e) => continue,
             Err(e) => return Err(e),
         };
-        if !sessions.contains_key(&from) {
+        if let Entry::Vacant(slot) = sessions.entry(from) {
             let up = Arc::new(UdpSocket::bind(any_of(to)).await?);
             up.connect(to).await?;
             // Target → source.
@@ -163,7 +164,7 @@ pub async fn udp(
                 let up = up.clone();
                 async move { up.send(&d).await.map(drop) }
             });
-            sessions.insert(from, fwd);
+            slot.insert(fwd);
         }
         sessions[&from].push(buf[..n].to_vec());
     }
