@@ -221,11 +221,13 @@ impl Server {
         loop {
             match l.accept().await {
                 Ok(link) => {
-                    tracing::info!("peer connected from {}", link.remote_addr());
+                    let from = link.remote_addr();
                     if let Err(e) = self.install(link).await {
                         tracing::warn!("peer link setup failed: {e:#}");
                         continue;
                     }
+                    // Logged once the link is installed: jobs and requests may use it now.
+                    tracing::info!("peer connected from {from}");
                     let srv = self.clone();
                     tokio::spawn(async move {
                         if let Err(e) = srv.finish_decided().await {
