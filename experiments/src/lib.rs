@@ -7,7 +7,8 @@
 //!
 //! `experiment run --remote p0.toml,p1.toml <config.toml>` runs the config's training tasks as
 //! jobs on two live `party serve` servers instead ([`remote`]); `experiment export` writes the
-//! training data those jobs expect (to upload with `share-upload`).
+//! training data those jobs expect (to upload with `share-upload`). `delay-relay` ([`relay`])
+//! emulates a WAN between two party hosts where `tc netem` is missing (`experiments/netem/`).
 
 pub mod common;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod matmul_bench;
 pub mod mlp_trace;
 pub mod offline;
 pub mod ot_bench;
+pub mod relay;
 pub mod remote;
 pub mod report;
 pub mod stgcn;

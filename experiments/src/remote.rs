@@ -32,11 +32,14 @@
 //! owner's local copy (bundled, MNIST, or `csv = { train = "…", test = "…" }`, where `train` may be
 //! left out: then there is no twin). MLP tasks run the same way (`layers`, `softmax`, `init_seed`
 //! are sent with the job). Timings are measured at the client: `secure.job_s` (submission to the
-//! end of the job on both parties: offline and online phases) and `secure.reveal_s`.
+//! end of the job on both parties: offline and online phases) and `secure.reveal_s`; at the end
+//! of the job both parties report their own time, bytes and rounds of each phase, recorded as the
+//! in-process runs record theirs (`secure.online_s`, `secure.offline_s`,
+//! `secure.bytes_sent_p0_bytes`, `secure.rounds_p1_count`, …).
 
 use crate::common;
 use crate::config::{Config, DataSource, Task, TrainTask};
-use crate::report::{fmt_num, Report};
+use crate::report::{fmt_bytes, fmt_num, Report};
 use anyhow::{bail, Context, Result};
 use ml::backend::{Plain, SoftmaxKind};
 use ml::models::linreg::{self, LinRegHyper};
@@ -380,7 +383,7 @@ async fn run_task(
     let what = format!("remote {}", kind.name());
     let pb = common::progress(sched.steps() as u64, &what);
     let t = Instant::now();
-    let job = c0
+    let done = c0
         .submit(&spec, &mut |p| {
             pb.set_length(p.steps);
             pb.set_position(p.step);
@@ -389,6 +392,7 @@ async fn run_task(
         .await?;
     let job_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
+    let job = done.job;
 
     // Reveal to the owner (this client) and split into layers.
     let t = Instant::now();
@@ -525,6 +529,30 @@ async fn run_task(
     report.metric(format!("{rs}.job_s"), job_s);
     report.metric(format!("{rs}.reveal_s"), reveal_s);
     report.metric(format!("{rs}.steps_count"), steps as f64);
+    let [s0, s1] = done.stats;
+    report.metric(format!("{rs}.offline_s"), s0.offline_s);
+    report.metric(format!("{rs}.online_s"), s0.online_s);
+    report.metric(format!("{rs}.offline_p1_s"), s1.offline_s);
+    report.metric(format!("{rs}.online_p1_s"), s1.online_s);
+    for (i, s) in done.stats.iter().enumerate() {
+        report.metric(
+            format!("{rs}.bytes_sent_p{i}_bytes"),
+            s.online.bytes_sent as f64,
+        );
+        report.metric(format!("{rs}.rounds_p{i}_count"), s.online.rounds as f64);
+        report.metric(
+            format!("{rs}.offline_bytes_sent_p{i}_bytes"),
+            s.offline.bytes_sent as f64,
+        );
+        report.metric(
+            format!("{rs}.offline_bytes_received_p{i}_bytes"),
+            s.offline.bytes_received as f64,
+        );
+    }
+    report.metric(
+        format!("{rs}.rounds_per_batch_count"),
+        s0.online.rounds as f64 / steps.max(1) as f64,
+    );
 
     let quality = if kind == Kind::Linreg {
         "MSE"
@@ -555,7 +583,10 @@ async fn run_task(
              {table}\n\
              | phase (measured at the client) | time |\n|---|---|\n\
              | job: offline and online phases on the parties | {job_s:.3} s |\n\
-             | reveal to the owner | {reveal_s:.3} s |\n{twin_line}",
+             | reveal to the owner | {reveal_s:.3} s |\n{twin_line}\n\
+             | phase (measured by the parties) | time P0 / P1 | P0 sent | P1 sent | rounds (P0) |\n|---|---|---|---|---|\n\
+             | offline (`{source}`) | {:.3} s / {:.3} s | {} | {} | |\n\
+             | online | {:.3} s / {:.3} s | {} | {} | {} ({:.1} per step) |\n",
             parties[0].address,
             parties[1].address,
             entry.name,
@@ -566,10 +597,20 @@ async fn run_task(
             task.epochs,
             task.batch_size,
             task.learning_rate,
+            s0.offline_s,
+            s1.offline_s,
+            fmt_bytes(s0.offline.bytes_sent as f64),
+            fmt_bytes(s1.offline.bytes_sent as f64),
+            s0.online_s,
+            s1.online_s,
+            fmt_bytes(s0.online.bytes_sent as f64),
+            fmt_bytes(s1.online.bytes_sent as f64),
+            s0.online.rounds,
+            s0.online.rounds as f64 / steps.max(1) as f64,
         ),
     );
     report.note(
-        "Remote jobs: two `party serve` processes, semi-honest and non-colluding, train on the shares in their stores over their mutually authenticated peer link; the trained model stays secret-shared in both stores and is revealed only to its owner (this client), each party sending its share to the owner alone. Byte and round counts of the parties are not reported to the client.",
+        "Remote jobs: two `party serve` processes, semi-honest and non-colluding, train on the shares in their stores over their mutually authenticated peer link; the trained model stays secret-shared in both stores and is revealed only to its owner (this client), each party sending its share to the owner alone. Each party reports its time, bytes and rounds of both phases to the client at the end of the job (counted at the framing layer, as in-process runs count them; `secure.offline_s`/`secure.online_s` are P0's, `secure.offline_p1_s`/`secure.online_p1_s` P1's); the offline traffic is with the dealer for `dealer` triples.",
     );
     if triples == TripleKind::Dealer {
         report.note("Triples (`dealer`): made by the dealer the parties are configured with, a trusted third party that must not collude with either party.");

@@ -416,6 +416,28 @@ async fn remote_logreg_on_breast_cancer_matches_the_in_process_run() {
     let dw = metric(&remote, "secure.max_weight_diff");
     assert!(dw < 1e-2, "revealed weights vs twin: {dw}");
     assert!(metric(&remote, "secure.job_s") > 0.0);
+    // The parties' own counts, reported at the end of the job: the online phase is the same
+    // protocol on the same shapes as in-process, so its traffic and rounds are identical.
+    for key in [
+        "secure.bytes_sent_p0_bytes",
+        "secure.bytes_sent_p1_bytes",
+        "secure.rounds_p0_count",
+        "secure.rounds_p1_count",
+    ] {
+        assert_eq!(metric(&remote, key), lm[key], "{key}: remote vs in-process");
+    }
+    for key in [
+        "secure.online_s",
+        "secure.offline_s",
+        "secure.offline_bytes_sent_p0_bytes",
+        "secure.offline_bytes_received_p1_bytes",
+    ] {
+        assert!(metric(&remote, key) > 0.0, "{key}");
+    }
+    assert_eq!(
+        metric(&remote, "secure.offline_bytes_sent_p0_bytes"),
+        metric(&remote, "secure.offline_bytes_received_p1_bytes")
+    );
 }
 
 /// An MLP job (784-32-10, exp softmax) on 1,024 MNIST rows uploaded as CSV, triples from a

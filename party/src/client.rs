@@ -8,8 +8,8 @@
 //! its client address, its pinned certificate and the client's identity (or token).
 
 use crate::proto::{
-    ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, Reply, UploadHeader,
-    UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+    ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, Reply,
+    UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use crate::server::auth::CLIENT_ALPN;
 use crate::transport::{tls, Identity, PeerCert, TransportError};
@@ -315,7 +315,8 @@ impl Client {
     }
 
     /// Submits `spec` (to P0) and follows the job to its end, calling `progress` after every
-    /// training step; returns the job id (the model's id, for [`reveal_model`]).
+    /// training step; returns the job id (the model's id, for [`reveal_model`]) and what both
+    /// parties measured.
     ///
     /// # Errors
     /// Connection errors, [`ClientError::Refused`] when P0 refuses or the job fails on either
@@ -324,7 +325,7 @@ impl Client {
         &mut self,
         spec: &JobSpec,
         progress: &mut (dyn FnMut(JobProgress) + Send),
-    ) -> Result<EntryId> {
+    ) -> Result<JobDone> {
         let epochs = spec.epochs.max(1);
         self.send(&ClientRequest::Submit(spec.clone())).await?;
         loop {
@@ -338,11 +339,20 @@ impl Client {
                         epochs,
                     })
                 }
-                Reply::JobDone { job } => return Ok(job),
+                Reply::JobDone { job, stats } => return Ok(JobDone { job, stats }),
                 other => return Err(refused(other)),
             }
         }
     }
+}
+
+/// A finished job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JobDone {
+    /// The job (the trained model's id).
+    pub job: EntryId,
+    /// Time and traffic of each party (P0's, then P1's).
+    pub stats: [JobStats; 2],
 }
 
 /// A job's progress as the client sees it: the parties report steps; epochs follow from the

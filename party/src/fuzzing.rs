@@ -134,10 +134,23 @@ pub fn manifest(b: &[u8]) {
 /// starting corpus of both fuzzers, so that mutations start deep inside the decoders.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     use crate::proto::{
-        DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, ModelKind, PeerState, ShareForm,
-        TripleKind, UploadHeader, UploadOptions,
+        DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, ModelKind, PeerState,
+        ShareForm, TripleKind, UploadHeader, UploadOptions,
     };
     let id = EntryId([7; 16]);
+    let traffic = mpc::net::CommStats {
+        bytes_sent: 1 << 20,
+        bytes_received: 1 << 19,
+        frames_sent: 300,
+        frames_received: 290,
+        rounds: 280,
+    };
+    let stats = JobStats {
+        offline_s: 2.5,
+        online_s: 0.75,
+        offline: traffic,
+        online: traffic,
+    };
     let header = UploadHeader {
         id,
         name: "cancer".into(),
@@ -212,7 +225,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 step: 3,
                 steps: 21,
             },
-            Reply::JobDone { job: id },
+            Reply::JobDone {
+                job: id,
+                stats: [stats, stats],
+            },
             Reply::ModelShare {
                 rows: 30,
                 cols: 1,
@@ -256,7 +272,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             PeerReply::Ack,
             PeerReply::State(PeerState::Prepared),
             PeerReply::Refused("no".into()),
-            PeerReply::JobStored,
+            PeerReply::JobStored(stats),
         ]
         .iter()
         .map(enc)

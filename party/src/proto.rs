@@ -288,6 +288,8 @@ pub enum Reply {
     JobDone {
         /// The job (reveal with it).
         job: EntryId,
+        /// What each party measured (P0's, then P1's).
+        stats: [JobStats; 2],
     },
     /// This party's model share; `rows × cols` words follow as raw frames.
     ModelShare {
@@ -382,8 +384,24 @@ pub enum PeerReply {
     State(PeerState),
     /// Job refused (the reason is logged by both).
     Refused(String),
-    /// End of a job on P1: the model share is stored.
-    JobStored,
+    /// End of a job on P1: the model share is stored; what P1 measured.
+    JobStored(JobStats),
+}
+
+/// One party's measurements of a job: time and traffic of its offline phase (the triples: with
+/// the peer for `ot`, with the dealer for `dealer`) and of its online phase (training, from the
+/// opening of the masked data to the last step), counted at the framing layer like the
+/// in-process runs' [`mpc::net::Metered`]. Public information only: sizes and times.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStats {
+    /// Seconds of the offline phase (after planning; base OTs included).
+    pub offline_s: f64,
+    /// Seconds of the online phase.
+    pub online_s: f64,
+    /// Traffic of the offline phase.
+    pub offline: mpc::net::CommStats,
+    /// Traffic of the online phase.
+    pub online: mpc::net::CommStats,
 }
 
 /// Decodes one message of type `T` from a frame of at most `max_len` bytes.

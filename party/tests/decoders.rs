@@ -6,8 +6,8 @@
 use party::fuzzing;
 use party::proto::{
     decode, ClientHello, ClientRequest, DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec,
-    ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TripleKind, UploadHeader,
-    UploadOptions, MAX_CONTROL_FRAME,
+    JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TripleKind,
+    UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -123,7 +123,8 @@ fn reply() -> impl Strategy<Value = Reply> {
             step,
             steps
         }),
-        id().prop_map(|job| Reply::JobDone { job }),
+        (id(), job_stats(), job_stats())
+            .prop_map(|(job, a, b)| Reply::JobDone { job, stats: [a, b] }),
         any::<(u64, u64, u32)>().prop_map(|(rows, cols, frac_bits)| Reply::ModelShare {
             rows,
             cols,
@@ -131,6 +132,28 @@ fn reply() -> impl Strategy<Value = Reply> {
         }),
         (error_code(), text()).prop_map(|(code, message)| Reply::Error { code, message }),
     ]
+}
+
+fn comm_stats() -> impl Strategy<Value = mpc::net::CommStats> {
+    any::<[u64; 5]>().prop_map(|v| mpc::net::CommStats {
+        bytes_sent: v[0],
+        bytes_received: v[1],
+        frames_sent: v[2],
+        frames_received: v[3],
+        rounds: v[4],
+    })
+}
+
+/// Finite times (a NaN would not compare equal to itself after the round trip).
+fn job_stats() -> impl Strategy<Value = JobStats> {
+    (0.0..1e6f64, 0.0..1e6f64, comm_stats(), comm_stats()).prop_map(
+        |(offline_s, online_s, offline, online)| JobStats {
+            offline_s,
+            online_s,
+            offline,
+            online,
+        },
+    )
 }
 
 fn peer_request() -> impl Strategy<Value = PeerRequest> {
@@ -168,7 +191,7 @@ fn peer_reply() -> impl Strategy<Value = PeerReply> {
         ]
         .prop_map(PeerReply::State),
         text().prop_map(PeerReply::Refused),
-        Just(PeerReply::JobStored),
+        job_stats().prop_map(PeerReply::JobStored),
     ]
 }
 

@@ -4,238 +4,20 @@
 //! The slowest test is `e2e_upload_train_reveal_breast_cancer` (a secure logistic regression with
 //! OT triples between two processes, tens of seconds on a loaded machine).
 
+mod support;
+
 use party::client::{Client, ClientError};
 use party::proto::{ClientRequest, ErrorCode, JobSpec, ModelKind, Reply, TripleKind};
 use party::transport::{Identity, PeerCert};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
-const PARTY: &str = env!("CARGO_BIN_EXE_party");
-const UPLOAD: &str = env!("CARGO_BIN_EXE_share-upload");
-const ALICE: &str = "alice-token-123";
-const BOB: &str = "bob-token-456";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    dir: PathBuf,
-    peer_port: u16,
-    client: [SocketAddr; 2],
-    procs: [Option<Child>; 2],
-    timeout_s: u64,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for p in self.procs.iter_mut().flatten() {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-impl Cluster {
-    fn new(dir: &Path, timeout_s: u64) -> Self {
-        for id in 0..2 {
-            run_ok(Command::new(PARTY).args([
-                "init",
-                "--id",
-                &id.to_string(),
-                "--dir",
-                dir.join(format!("p{id}")).to_str().unwrap(),
-            ]));
-        }
-        for id in 0..2 {
-            std::fs::copy(
-                dir.join(format!("p{}/cert.pem", 1 - id)),
-                dir.join(format!("p{id}/peer-cert.pem")),
-            )
-            .unwrap();
-        }
-        let peer_port = free_port();
-        let client = [0, 1].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let hash = |t: &str| {
-            run_ok(Command::new(PARTY).args(["hash-token", t]))
-                .trim()
-                .to_string()
-        };
-        let (ha, hb) = (hash(ALICE), hash(BOB));
-        let carol = dir.join("carol");
-        let fp_carol =
-            run_ok(Command::new(PARTY).args(["client-init", "--dir", carol.to_str().unwrap()]))
-                .trim()
-                .to_string();
-        for (id, caddr) in client.iter().enumerate() {
-            let peer = if id == 0 {
-                format!("listen = \"127.0.0.1:{peer_port}\"")
-            } else {
-                format!("address = \"127.0.0.1:{peer_port}\"")
-            };
-            let cfg = format!(
-                "role = {id}\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
-                 [peer]\n{peer}\ncertificate = \"peer-cert.pem\"\ntransport = \"tls-tcp\"\ntimeout_s = {timeout_s}\n\
-                 [clients]\nlisten = \"{}\"\n\
-                 [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{ha}\"\n\
-                 [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{hb}\"\n\
-                 [[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n\
-                 [limits]\nmax_upload_bytes = 10000000\nmax_concurrent_jobs = 2\n",
-                caddr
-            );
-            std::fs::write(dir.join(format!("p{id}/party.toml")), cfg).unwrap();
-        }
-        let mut c = Cluster {
-            dir: dir.to_path_buf(),
-            peer_port,
-            client,
-            procs: [None, None],
-            timeout_s,
-        };
-        c.start(0, None);
-        c.start(1, None);
-        c.wait_linked();
-        c
-    }
-
-    fn log(&self, id: usize) -> PathBuf {
-        self.dir.join(format!("p{id}.log"))
-    }
-
-    fn start(&mut self, id: usize, fault: Option<&str>) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log(id))
-            .unwrap();
-        let mut cmd = Command::new(PARTY);
-        cmd.args([
-            "serve",
-            "--config",
-            self.dir.join(format!("p{id}/party.toml")).to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .env("RUST_LOG", "info");
-        if let Some(f) = fault {
-            cmd.env(party::server::FAULT_ENV, f);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        loop {
-            let l = lines.next().expect("server exited").unwrap();
-            if l.contains("listening for clients") {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
-        self.procs[id] = Some(child);
-    }
-
-    fn kill(&mut self, id: usize) {
-        if let Some(mut p) = self.procs[id].take() {
-            let _ = p.kill();
-            let _ = p.wait();
-        }
-    }
-
-    fn wait_exit(&mut self, id: usize) {
-        if let Some(mut p) = self.procs[id].take() {
-            let _ = p.wait();
-        }
-    }
-
-    fn log_text(&self, id: usize) -> String {
-        std::fs::read_to_string(self.log(id)).unwrap_or_default()
-    }
-
-    fn wait_log(&self, id: usize, needle: &str, count: usize) {
-        let t = Instant::now();
-        while self.log_text(id).matches(needle).count() < count {
-            assert!(
-                t.elapsed() < Duration::from_secs(60),
-                "no {needle:?} in log {id}:\n{}",
-                self.log_text(id)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_linked(&self) {
-        self.wait_log(1, "connected to the peer", 1);
-        self.wait_log(0, "peer connected from", 1);
-    }
-
-    fn cert(&self, id: usize) -> PathBuf {
-        self.dir.join(format!("p{id}/cert.pem"))
-    }
-
-    fn upload(&self, token: &str, name: &str, file: &Path) -> std::process::Output {
-        Command::new(UPLOAD)
-            .args([
-                "--parties",
-                &format!("{},{}", self.client[0], self.client[1]),
-                "--p0-cert",
-                self.cert(0).to_str().unwrap(),
-                "--p1-cert",
-                self.cert(1).to_str().unwrap(),
-                "--token",
-                token,
-                "--name",
-                name,
-                "--quiet",
-                file.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap()
-    }
-
-    async fn client(&self, id: usize, token: &str) -> Result<Client, ClientError> {
-        let cert = PeerCert::load(&self.cert(id)).unwrap();
-        let me = Identity::generate("test-client").unwrap();
-        Client::connect(self.client[id], &cert, &me, Some(token.into())).await
-    }
-
-    /// (state, name) of every entry in a party's store, read from disk.
-    fn entries(&self, id: usize) -> Vec<(String, String)> {
-        let dir = self.dir.join(format!("p{id}/data/entries"));
-        let mut v: Vec<(String, String)> = std::fs::read_dir(dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.unwrap().path();
-                (p.extension()? == "toml").then(|| {
-                    let j: toml::Table =
-                        toml::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-                    (
-                        j["state"].as_str().unwrap().to_string(),
-                        j["name"].as_str().unwrap().to_string(),
-                    )
-                })
-            })
-            .collect();
-        v.sort();
-        v
-    }
-}
+/// Largest upload the clusters of these tests accept.
+const MAX_UPLOAD: u64 = 10_000_000;
 
 /// Standardized breast cancer, split 80/20 with a fixed seed: (train CSV path, test x, test y).
 fn cancer_files(
@@ -274,9 +56,9 @@ fn accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_upload_train_reveal_breast_cancer() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = Cluster::new(tmp.path(), 60);
+    let c = Cluster::new(tmp.path(), 60, MAX_UPLOAD);
     let (train, xte, yte, full) = cancer_files(tmp.path());
-    let out = c.upload(ALICE, "cancer", &train);
+    let out = c.upload(ALICE, &["--name", "cancer"], &train);
     assert!(
         out.status.success(),
         "{}",
@@ -284,13 +66,13 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     );
     let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(id.len(), 32);
-    assert_eq!(c.entries(0), vec![("committed".into(), "cancer".into())]);
-    assert_eq!(c.entries(1), vec![("committed".into(), "cancer".into())]);
+    assert_eq!(c.states(0), vec![("committed".into(), "cancer".into())]);
+    assert_eq!(c.states(1), vec![("committed".into(), "cancer".into())]);
 
     let wfile = tmp.path().join("w.csv");
     let t = Instant::now();
     let (epochs, batch, lr, seed) = (3u64, 64u64, 0.125, 11u64);
-    run_ok(Command::new(PARTY).args([
+    let out = run_ok(Command::new(PARTY).args([
         "train",
         "--p0",
         &c.client[0].to_string(),
@@ -320,8 +102,13 @@ async fn e2e_upload_train_reveal_breast_cancer() {
         wfile.to_str().unwrap(),
     ]));
     eprintln!(
-        "party train + reveal took {:.2} s",
+        "party train + reveal took {:.2} s\n{out}",
         t.elapsed().as_secs_f64()
+    );
+    // Both parties' measurements are printed.
+    assert!(
+        out.contains("P0: offline") && out.contains("P1: offline"),
+        "{out}"
     );
     let w = datasets::csv::read_csv(&wfile).unwrap().data;
     assert_eq!(w.dim(), (30, 1));
@@ -399,7 +186,23 @@ async fn e2e_upload_train_reveal_breast_cancer() {
             .unwrap(),
         Reply::Done
     );
-    assert!(c.entries(1).iter().all(|(_, n)| n != "cancer"));
+    assert!(c.states(1).iter().all(|(_, n)| n != "cancer"));
+}
+
+/// What the parties report at the end of a job: both phases took time and traffic, and what one
+/// party sent on the online channel is exactly what the other received (same framing layer).
+fn check_job_stats(stats: &[party::proto::JobStats; 2]) {
+    let [p0, p1] = stats;
+    for s in stats {
+        assert!(s.online_s > 0.0 && s.offline_s > 0.0, "{stats:?}");
+        assert!(s.offline.bytes_sent > 0 && s.online.rounds > 0, "{stats:?}");
+    }
+    assert_eq!(p0.online.bytes_sent, p1.online.bytes_received, "{stats:?}");
+    assert_eq!(p1.online.bytes_sent, p0.online.bytes_received, "{stats:?}");
+    assert_eq!(
+        p0.online.frames_sent, p1.online.frames_received,
+        "{stats:?}"
+    );
 }
 
 fn small_csv(dir: &Path) -> PathBuf {
@@ -420,7 +223,7 @@ fn small_csv(dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_refusals_and_malformed_frames() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = Cluster::new(tmp.path(), 30);
+    let c = Cluster::new(tmp.path(), 30, MAX_UPLOAD);
     // Unknown token.
     let r = c.client(0, "not-a-token").await;
     assert!(
@@ -513,7 +316,7 @@ async fn e2e_refusals_and_malformed_frames() {
         .await;
     assert!(matches!(r, Err(ClientError::Refused { .. })), "{r:?}");
     // Still serving: a normal upload works.
-    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    let out = c.upload(ALICE, &["--name", "small"], &small_csv(tmp.path()));
     assert!(
         out.status.success(),
         "{}",
@@ -527,7 +330,7 @@ async fn e2e_refusals_and_malformed_frames() {
     // Bad values are refused by share-upload, naming line, column and value.
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "1,2,0\n3,1e20,1\n").unwrap();
-    let out = c.upload(ALICE, "bad", &bad);
+    let out = c.upload(ALICE, &["--name", "bad"], &bad);
     let msg = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -539,33 +342,33 @@ async fn e2e_refusals_and_malformed_frames() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_crashes_during_upload_and_commit_leave_stores_consistent() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), 30);
+    let mut c = Cluster::new(tmp.path(), 30, MAX_UPLOAD);
     let csv = small_csv(tmp.path());
     // P0 dies right after deciding to commit (before P1 heard of it).
-    c.kill(0);
-    c.start(0, Some("abort-after-decide"));
+    c.kill9(0);
+    c.start_with_fault(0, Some("abort-after-decide"));
     c.wait_log(0, "peer connected from", 2);
-    let out = c.upload(ALICE, "d1", &csv);
+    let out = c.upload(ALICE, &["--name", "d1"], &csv);
     assert!(!out.status.success());
     c.wait_exit(0);
-    assert_eq!(c.entries(0), vec![("decided".into(), "d1".into())]);
-    assert_eq!(c.entries(1), vec![("prepared".into(), "d1".into())]);
-    c.start(0, None);
+    assert_eq!(c.states(0), vec![("decided".into(), "d1".into())]);
+    assert_eq!(c.states(1), vec![("prepared".into(), "d1".into())]);
+    c.start(0);
     c.wait_log(0, "recovery: finished commit", 1);
-    assert_eq!(c.entries(0), vec![("committed".into(), "d1".into())]);
-    assert_eq!(c.entries(1), vec![("committed".into(), "d1".into())]);
+    assert_eq!(c.states(0), vec![("committed".into(), "d1".into())]);
+    assert_eq!(c.states(1), vec![("committed".into(), "d1".into())]);
 
     // P1 dies (kill -9 equivalent: abort) right after storing its half of an upload.
-    c.kill(1);
-    c.start(1, Some("abort-after-prepare"));
+    c.kill9(1);
+    c.start_with_fault(1, Some("abort-after-prepare"));
     c.wait_log(0, "peer connected from", 3);
-    let out = c.upload(ALICE, "d2", &csv);
+    let out = c.upload(ALICE, &["--name", "d2"], &csv);
     assert!(!out.status.success());
     c.wait_exit(1);
-    c.start(1, None);
+    c.start(1);
     c.wait_log(1, "recovery: discarded", 1);
     // P0 never committed d2; whatever P0 prepared stays invisible and P1 discarded its half.
-    assert!(c.entries(1).iter().all(|(_, n)| n != "d2"));
+    assert!(c.states(1).iter().all(|(_, n)| n != "d2"));
     let mut alice = c.client(0, ALICE).await.unwrap();
     match alice.request(&ClientRequest::List).await.unwrap() {
         Reply::Entries(e) => assert_eq!(
@@ -575,27 +378,27 @@ async fn e2e_crashes_during_upload_and_commit_leave_stores_consistent() {
         r => panic!("{r:?}"),
     }
     // A retry of the same name then succeeds on both.
-    let out = c.upload(ALICE, "d2", &csv);
+    let out = c.upload(ALICE, &["--name", "d2"], &csv);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(c.entries(1).contains(&("committed".into(), "d2".into())));
+    assert!(c.states(1).contains(&("committed".into(), "d2".into())));
 
     // kill -9 of P1 (SIGKILL) and restart: nothing lost, nothing partial.
-    c.kill(1);
-    c.start(1, None);
+    c.kill9(1);
+    c.start(1);
     c.wait_log(0, "peer connected from", 4);
-    let names: Vec<_> = c.entries(1).into_iter().map(|(_, n)| n).collect();
+    let names: Vec<_> = c.states(1).into_iter().map(|(_, n)| n).collect();
     assert_eq!(names, vec!["d1", "d2"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = Cluster::new(tmp.path(), 2);
-    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    let c = Cluster::new(tmp.path(), 2, MAX_UPLOAD);
+    let out = c.upload(ALICE, &["--name", "small"], &small_csv(tmp.path()));
     assert!(
         out.status.success(),
         "{}",
@@ -629,7 +432,7 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_job_with_dealer_triples() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut c = Cluster::new(tmp.path(), 30);
+    let mut c = Cluster::new(tmp.path(), 30, MAX_UPLOAD);
     let ddir = tmp.path().join("dealer");
     run_ok(Command::new(env!("CARGO_BIN_EXE_dealer")).args([
         "init",
@@ -664,12 +467,12 @@ async fn e2e_job_with_dealer_triples() {
             ddir.join("cert.pem").display()
         ));
         std::fs::write(&p, cfg).unwrap();
-        c.kill(id);
+        c.kill9(id);
     }
-    c.start(0, None);
-    c.start(1, None);
+    c.start(0);
+    c.start(1);
     c.wait_log(0, "peer connected from", 2);
-    let out = c.upload(ALICE, "small", &small_csv(tmp.path()));
+    let out = c.upload(ALICE, &["--name", "small"], &small_csv(tmp.path()));
     assert!(
         out.status.success(),
         "{}",
@@ -691,7 +494,10 @@ async fn e2e_job_with_dealer_triples() {
     let job = loop {
         match alice.recv().await.unwrap() {
             Reply::Progress { .. } => {}
-            Reply::JobDone { job } => break job,
+            Reply::JobDone { job, stats } => {
+                check_job_stats(&stats);
+                break job;
+            }
             r => panic!("{r:?}"),
         }
     };

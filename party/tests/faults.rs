@@ -189,7 +189,7 @@ async fn run_job(c: &Cluster, spec: JobSpec) -> EntryId {
     loop {
         match alice.recv().await.unwrap() {
             Reply::Progress { .. } => {}
-            Reply::JobDone { job } => return job,
+            Reply::JobDone { job, .. } => return job,
             r => panic!("{r:?}"),
         }
     }

@@ -314,18 +314,29 @@ async fn main() -> Result<()> {
             }))
             .await?;
             let pb = indicatif::ProgressBar::new(0);
-            let job = loop {
+            let (job, stats) = loop {
                 match c.recv().await? {
                     Reply::Progress { step, steps, .. } => {
                         pb.set_length(steps);
                         pb.set_position(step);
                     }
-                    Reply::JobDone { job } => break job,
+                    Reply::JobDone { job, stats } => break (job, stats),
                     other => bail!("unexpected reply {other:?}"),
                 }
             };
             pb.finish_and_clear();
             println!("job {job} done");
+            for (i, s) in stats.iter().enumerate() {
+                println!(
+                    "  P{i}: offline {:.3} s ({} B sent), online {:.3} s ({} B sent, {} B received, {} rounds)",
+                    s.offline_s,
+                    s.offline.bytes_sent,
+                    s.online_s,
+                    s.online.bytes_sent,
+                    s.online.bytes_received,
+                    s.online.rounds
+                );
+            }
             if let Some(out) = &t.reveal {
                 reveal(&t.conn, job, out).await?;
             }

@@ -14,7 +14,7 @@
 //! as one column ([`flatten_layers`]); the owner splits them with [`unflatten_layers`].
 
 use super::timed::Timed;
-use crate::proto::{JobSpec, MlpSpec, ModelKind, TripleKind};
+use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
 use crate::store::Manifest;
 use crate::transport::{self, Identity, PeerCert, PeerChannel, TransportKind};
 use anyhow::{Context, Result};
@@ -22,6 +22,7 @@ use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{self, LinRegHyper, Progress};
 use ml::models::{logreg, mlp};
 use ml::Schedule;
+use mpc::net::Metered;
 use mpc::offline::OtSource;
 use mpc::triples::dealer::DealerClient;
 use mpc::triples::TripleSource;
@@ -29,7 +30,7 @@ use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array2, ArrayView2, Axis};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where the dealer is, for dealer triples.
 #[derive(Debug, Clone)]
@@ -260,10 +261,21 @@ pub fn one_hot_from_thresholds(role: Role, fp: &FixedPoint, t: &Share) -> Result
     Ok(Share::from_ring(lower).sub(&Share::from_ring(upper)))
 }
 
+/// What one party's half of a job leaves: its share of the model (the weight column of a linear
+/// model, the flattened layers of an MLP), the online channel (for the end-of-job messages) and
+/// its measurements.
+#[derive(Debug)]
+pub struct JobOutput {
+    /// This party's share of the trained model.
+    pub model: Share,
+    /// The job's online channel.
+    pub channel: Timed<PeerChannel>,
+    /// Time and traffic of both phases.
+    pub stats: JobStats,
+}
+
 /// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
 /// offline phase on `off`, training on `on`; sends `(step, steps)` progress on `progress`.
-/// Returns this party's share of the model (the weight column of a linear model, the flattened
-/// layers of an MLP) and the online channel (for the end-of-job message).
 ///
 /// # Errors
 /// Invalid hyper-parameters, protocol or channel errors (a silent peer fails after the timeout).
@@ -275,7 +287,7 @@ pub async fn run(
     off: PeerChannel,
     on: PeerChannel,
     progress: tokio::sync::mpsc::UnboundedSender<(u64, u64)>,
-) -> Result<(Share, Timed<PeerChannel>)> {
+) -> Result<JobOutput> {
     let (x, y) = split_label(&data, m.label_column as usize);
     drop(data);
     let (n, d) = x.dim();
@@ -304,12 +316,16 @@ pub async fn run(
     let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
     train(&mut plan, &arch, &xp, &yp, wp, &sched, &hyper, &|_| {}).await?;
     let requests = plan.into_requests();
-    let pre = match spec.triples {
+    let t_off = Instant::now();
+    let (pre, offline) = match spec.triples {
         TripleKind::Ot => {
-            let mut src = OtSource::setup(Timed::new(off, ctx.timeout), ctx.role)
+            let ch = Metered::new(Timed::new(off, ctx.timeout));
+            let meter = ch.meter();
+            let mut src = OtSource::setup(ch, ctx.role)
                 .await
                 .context("OT base phase")?;
-            src.generate(&requests).await.context("OT triples")?
+            let pre = src.generate(&requests).await.context("OT triples")?;
+            (pre, meter.stats())
         }
         TripleKind::Dealer => {
             drop(off);
@@ -327,20 +343,25 @@ pub async fn run(
             )
             .await
             .context("connecting to the dealer")?;
-            let ch = Timed::new(link.next_channel().await?, ctx.timeout);
+            let ch = Metered::new(Timed::new(link.next_channel().await?, ctx.timeout));
+            let meter = ch.meter();
             let mut dc = DealerClient::connect(ch, ctx.role).await?;
             let pre = dc.generate(&requests).await?;
             dc.finish().await?;
-            pre
+            (pre, meter.stats())
         }
     };
+    let offline_s = t_off.elapsed().as_secs_f64();
     let steps = sched.steps() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
     let cb = |_p: Progress| {
         let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         let _ = progress.send((k, steps));
     };
-    let mut b = Shared::new(Timed::new(on, ctx.timeout), ctx.role, fp, pre);
+    let t_on = Instant::now();
+    let ch = Metered::new(Timed::new(on, ctx.timeout));
+    let meter = ch.meter();
+    let mut b = Shared::new(ch, ctx.role, fp, pre);
     let y = match arch.classes() {
         Some(k) => {
             let t = one_hot_comparands(ctx.role, &fp, &y, k)?;
@@ -373,14 +394,24 @@ pub async fn run(
         b.preprocessing_drained(),
         "preprocessing left over after training"
     );
-    let w = match arch {
+    let stats = JobStats {
+        offline_s,
+        online_s: t_on.elapsed().as_secs_f64(),
+        offline,
+        online: meter.stats(),
+    };
+    let model = match arch {
         Arch::Mlp { .. } => {
             let rings: Vec<Array2<u64>> = ws.into_iter().map(Share::into_ring).collect();
             Share::from_ring(flatten_layers(&rings))
         }
         _ => ws.into_iter().next().context("one weight vector")?,
     };
-    Ok((w, b.into_channel()))
+    Ok(JobOutput {
+        model,
+        channel: b.into_channel().into_inner(),
+        stats,
+    })
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ pub mod job;
 pub mod timed;
 
 use crate::proto::{
-    decode, ClientHello, ClientRequest, EntryId, ErrorCode, PeerReply, PeerRequest, PeerState,
-    Reply, ShareForm, UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+    decode, ClientHello, ClientRequest, EntryId, ErrorCode, JobStats, PeerReply, PeerRequest,
+    PeerState, Reply, ShareForm, UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use crate::store::{self, AppendedPart, EntryKind, Manifest, State, Store, StoreError};
 use crate::transport::{self, Fingerprint, Identity, Link, PeerCert, TransportKind};
@@ -221,11 +221,13 @@ impl Server {
         loop {
             match l.accept().await {
                 Ok(link) => {
-                    tracing::info!("peer connected from {}", link.remote_addr());
+                    let from = link.remote_addr();
                     if let Err(e) = self.install(link).await {
                         tracing::warn!("peer link setup failed: {e:#}");
                         continue;
                     }
+                    // Logged once the link is installed: jobs and requests may use it now.
+                    tracing::info!("peer connected from {from}");
                     let srv = self.clone();
                     tokio::spawn(async move {
                         if let Err(e) = srv.finish_decided().await {
@@ -1068,37 +1070,54 @@ impl Server {
         while let Some((step, steps)) = rx.recv().await {
             reply(ch, &Reply::Progress { job, step, steps }).await?;
         }
-        let (w, mut on) = task
+        let mut out = task
             .await?
             .with_context(|| format!("job {job} failed (peer timeout {:?})", self.timeout))?;
-        self.store_model(job, owner, &m, &w)?;
-        self.commit_model(job, &mut on).await?;
+        self.store_model(job, owner, &m, &out.model)?;
+        let p1 = self.commit_model(job, &mut out.channel).await?;
         drop(permit);
-        tracing::info!("job {job} of {owner} done");
-        reply(ch, &Reply::JobDone { job }).await?;
+        let p0 = out.stats;
+        tracing::info!(
+            "job {job} of {owner} done: offline {:.3} s, online {:.3} s, online bytes sent \
+             P0 {} P1 {}, rounds P0 {} P1 {}",
+            p0.offline_s,
+            p0.online_s,
+            p0.online.bytes_sent,
+            p1.online.bytes_sent,
+            p0.online.rounds,
+            p1.online.rounds
+        );
+        reply(
+            ch,
+            &Reply::JobDone {
+                job,
+                stats: [p0, p1],
+            },
+        )
+        .await?;
         Ok(())
     }
 
     /// Commits a model both parties stored as prepared (two-phase commit: P1's `JobStored` is
     /// its vote); if P1 does not vote, P0's half is discarded and P1's is discarded when it
-    /// next asks about its prepared entries.
+    /// next asks about its prepared entries. Returns P1's measurements of the job.
     async fn commit_model(
         &self,
         job: EntryId,
         on: &mut timed::Timed<transport::PeerChannel>,
-    ) -> Result<()> {
-        match on.recv::<PeerReply>(MAX_CONTROL_FRAME).await {
-            Ok(PeerReply::JobStored) => {}
+    ) -> Result<JobStats> {
+        let p1 = match on.recv::<PeerReply>(MAX_CONTROL_FRAME).await {
+            Ok(PeerReply::JobStored(stats)) => stats,
             other => {
                 self.store.remove(&job)?;
                 bail!("job {job}: P1 did not store its model share ({other:?}); nothing was kept");
             }
-        }
+        };
         self.store.decide(&job)?;
         match self.peer_request(&PeerRequest::Commit { id: job }).await {
             Ok(PeerReply::Ack) => {
                 self.store.commit(&job)?;
-                Ok(())
+                Ok(p1)
             }
             other => bail!(
                 "job {job}: model decided; it becomes visible when P1 is reachable again ({other:?})"
@@ -1164,10 +1183,10 @@ impl Server {
             timeout: self.timeout,
             dealer: self.dealer_link_params(),
         };
-        let (w, mut on) = job::run(ctx, spec, m.clone(), share, off, on, tx).await?;
-        self.store_model(job, &owner, &m, &w)?;
-        on.send(&PeerReply::JobStored).await?;
-        on.flush().await?;
+        let mut out = job::run(ctx, spec, m.clone(), share, off, on, tx).await?;
+        self.store_model(job, &owner, &m, &out.model)?;
+        out.channel.send(&PeerReply::JobStored(out.stats)).await?;
+        out.channel.flush().await?;
         tracing::info!("job {job} of {owner} done");
         Ok(())
     }

@@ -1,6 +1,9 @@
-//! A two-party cluster of real `party serve` processes on loopback for the operations tests
-//! (uploads in every format, appends, kill -9 at chosen moments), with helpers that read both
-//! stores from disk. (`e2e.rs` has its own copy of the cluster; they may be merged.)
+//! A two-party cluster of real `party serve` processes on loopback for the end-to-end and
+//! operations tests (uploads in every format, appends, jobs, kill -9 or injected faults at chosen
+//! moments), with helpers that read both stores from disk.
+//!
+//! Clients: alice, bob and dave by bearer token, carol by the fingerprint of the client
+//! certificate in `<dir>/carol`.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -57,6 +60,8 @@ pub fn upload_err(out: std::process::Output) -> String {
 
 pub struct Cluster {
     pub dir: PathBuf,
+    /// P0's peer port (on 127.0.0.1).
+    pub peer_port: u16,
     pub client: [SocketAddr; 2],
     pub procs: [Option<Child>; 2],
     pub timeout_s: u64,
@@ -72,7 +77,8 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Two parties with clients alice, bob and dave (tokens); `max_upload` bytes per upload.
+    /// Two parties with clients alice, bob and dave (tokens) and carol (certificate);
+    /// `max_upload` bytes per upload.
     pub fn new(dir: &Path, timeout_s: u64, max_upload: u64) -> Self {
         for id in 0..2 {
             run_ok(Command::new(PARTY).args([
@@ -106,6 +112,13 @@ impl Cluster {
                 )
             })
             .collect();
+        let carol = dir.join("carol");
+        let fp_carol =
+            run_ok(Command::new(PARTY).args(["client-init", "--dir", carol.to_str().unwrap()]))
+                .trim()
+                .to_string();
+        let allow =
+            format!("{allow}[[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n");
         for (id, caddr) in client.iter().enumerate() {
             let peer = if id == 0 {
                 format!("listen = \"127.0.0.1:{peer_port}\"")
@@ -122,6 +135,7 @@ impl Cluster {
         }
         let mut c = Cluster {
             dir: dir.to_path_buf(),
+            peer_port,
             client,
             procs: [None, None],
             timeout_s,
@@ -137,22 +151,29 @@ impl Cluster {
     }
 
     pub fn start(&mut self, id: usize) {
+        self.start_with_fault(id, None);
+    }
+
+    /// Starts party `id`, with the fault `fault` injected (`party::server::FAULT_ENV`).
+    pub fn start_with_fault(&mut self, id: usize, fault: Option<&str>) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log(id))
             .unwrap();
-        let mut child = Command::new(PARTY)
-            .args([
-                "serve",
-                "--config",
-                self.dir.join(format!("p{id}/party.toml")).to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .env("RUST_LOG", "info")
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(PARTY);
+        cmd.args([
+            "serve",
+            "--config",
+            self.dir.join(format!("p{id}/party.toml")).to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .env("RUST_LOG", "info");
+        if let Some(f) = fault {
+            cmd.env(party::server::FAULT_ENV, f);
+        }
+        let mut child = cmd.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
             let l = lines.next().expect("server exited").unwrap();
@@ -168,6 +189,13 @@ impl Cluster {
     pub fn kill9(&mut self, id: usize) {
         if let Some(mut p) = self.procs[id].take() {
             p.kill().unwrap();
+            let _ = p.wait();
+        }
+    }
+
+    /// Waits for party `id` to exit by itself (after an injected fault) and reaps it.
+    pub fn wait_exit(&mut self, id: usize) {
+        if let Some(mut p) = self.procs[id].take() {
             let _ = p.wait();
         }
     }
@@ -266,6 +294,14 @@ impl Cluster {
         self.manifests(id)
             .into_iter()
             .map(|m| (format!("{:?}", m.state).to_lowercase(), m.name, m.rows))
+            .collect()
+    }
+
+    /// (state, name) of every entry of a party.
+    pub fn states(&self, id: usize) -> Vec<(String, String)> {
+        self.entries(id)
+            .into_iter()
+            .map(|(state, name, _)| (state, name))
             .collect()
     }
 
