@@ -1166,11 +1166,7 @@ type RefStage = (String, Array4<f64>, Vec<f64>);
 
 /// The plaintext stages of one clip, in the order of [`stages`], with the node factors the
 /// encrypted tensors carry ([`HeStgcn::stage_node_scales`]).
-fn reference_stages(
-    f: &FoldedModel,
-    he: &HeStgcn,
-    x: &Array4<f64>,
-) -> Result<Vec<RefStage>> {
+fn reference_stages(f: &FoldedModel, he: &HeStgcn, x: &Array4<f64>) -> Result<Vec<RefStage>> {
     use hegcn::reference;
     let mut out = Vec::new();
     let mut cur = reference::input_affine(f, x.view());
