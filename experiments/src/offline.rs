@@ -74,38 +74,35 @@ pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> R
                 trust,
             })
         }
-        "ot" => {
-            let (c0, c1) = link::pair(transport).await?;
-            let (c0, c1) = (Metered::new(c0), Metered::new(c1));
-            let (m0, m1) = (c0.meter(), c1.meter());
-            let t = Instant::now();
-            let (a, b) = tokio::join!(OtSource::setup(c0, Role::P0), OtSource::setup(c1, Role::P1));
-            let (mut a, mut b) = (a?, b?);
-            let (p0, p1) = tokio::join!(a.generate(requests), b.generate(requests));
-            let seconds = t.elapsed().as_secs_f64();
-            Ok(Offline {
-                pre: [p0?, p1?],
-                seconds,
-                stats: [m0.stats(), m1.stats()],
-                trust: a.trust_note(),
-            })
-        }
-        "he" => {
-            let (c0, c1) = link::pair(transport).await?;
-            let (c0, c1) = (Metered::new(c0), Metered::new(c1));
-            let (m0, m1) = (c0.meter(), c1.meter());
-            let t = Instant::now();
-            let (a, b) = tokio::join!(HeSource::setup(c0, Role::P0), HeSource::setup(c1, Role::P1));
-            let (mut a, mut b) = (a?, b?);
-            let (p0, p1) = tokio::join!(a.generate(requests), b.generate(requests));
-            let seconds = t.elapsed().as_secs_f64();
-            Ok(Offline {
-                pre: [p0?, p1?],
-                seconds,
-                stats: [m0.stats(), m1.stats()],
-                trust: a.trust_note(),
-            })
-        }
+        "ot" => two_server(transport, requests, OtSource::setup).await,
+        "he" => two_server(transport, requests, HeSource::setup).await,
         other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he)"),
     }
+}
+
+/// A source run by the two servers alone (`ot`, `he`): a fresh metered link, `setup` on each
+/// side, then both generate `requests`; the time covers setup and generation.
+async fn two_server<S, F>(
+    transport: &str,
+    requests: &[TripleRequest],
+    setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
+) -> Result<Offline>
+where
+    S: TripleSource,
+    F: std::future::Future<Output = mpc::error::Result<S>>,
+{
+    let (c0, c1) = link::pair(transport).await?;
+    let (c0, c1) = (Metered::new(c0), Metered::new(c1));
+    let (m0, m1) = (c0.meter(), c1.meter());
+    let t = Instant::now();
+    let (a, b) = tokio::join!(setup(c0, Role::P0), setup(c1, Role::P1));
+    let (mut a, mut b) = (a?, b?);
+    let (p0, p1) = tokio::join!(a.generate(requests), b.generate(requests));
+    let seconds = t.elapsed().as_secs_f64();
+    Ok(Offline {
+        pre: [p0?, p1?],
+        seconds,
+        stats: [m0.stats(), m1.stats()],
+        trust: a.trust_note(),
+    })
 }
