@@ -1553,23 +1553,27 @@ mod tests {
         )
     }
 
-    /// A tiny NTU-shaped model with every activation pruned (depth 7: the 128-bit N = 2^14
-    /// preset) end to end: counts, sizes, estimates, measured latency of both packings whose
-    /// evaluator counts equal the plan (checked inside `run`), logits equal to the plaintext
-    /// model, and accuracy under encryption of a saved model on Mocap-15 clips.
-    #[tokio::test]
-    async fn tiny_model_end_to_end() {
-        let dir = tempfile::tempdir().unwrap();
-        // A random (untrained) Mocap-15-shaped model saved like the committed ones.
-        let g = Graph::mocap15();
-        let graph = GraphSpec::from_edges("mocap15", g.num_nodes, &g.edges, g.center).unwrap();
+    /// Saves a random STGCN-3-128 / 16 with poly activations, every site pruned (depth 7), as
+    /// `<dir>/<name>.{json,safetensors}` like the committed models; returns the stem.
+    #[allow(clippy::too_many_arguments)]
+    fn save_pruned_poly_model(
+        dir: &std::path::Path,
+        name: &str,
+        graph_name: &str,
+        g: Graph,
+        channels: usize,
+        frames: usize,
+        classes: usize,
+        seed: u64,
+    ) -> std::path::PathBuf {
+        let graph = GraphSpec::from_edges(graph_name, g.num_nodes, &g.edges, g.center).unwrap();
         let mut mcfg = StGcnConfig::new(
             Architecture::Stgcn3x128,
             16,
-            3,
-            8,
+            channels,
+            frames,
             &graph.adjacency_array().unwrap(),
-            15,
+            classes,
         );
         mcfg.graph = graph;
         mcfg.activation = ml::stgcn::ActivationKind::Poly;
@@ -1579,14 +1583,27 @@ mod tests {
                     .unwrap();
             }
         }
-        let m = StGcn::new(mcfg, 9).unwrap();
-        let stem = dir.path().join("m");
+        let m = StGcn::new(mcfg, seed).unwrap();
+        let stem = dir.join(name);
         std::fs::write(stem.with_extension("json"), m.config_json().unwrap()).unwrap();
         std::fs::write(
             stem.with_extension("safetensors"),
             m.to_safetensors_bytes().unwrap(),
         )
         .unwrap();
+        stem
+    }
+
+    /// A tiny NTU-shaped model with every activation pruned (depth 7: the 128-bit N = 2^14
+    /// preset) end to end: counts, sizes, estimates, measured latency of both packings whose
+    /// evaluator counts equal the plan (checked inside `run`), logits equal to the plaintext
+    /// model, and accuracy under encryption of a saved model on Mocap-15 clips.
+    #[tokio::test]
+    async fn tiny_model_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        // A random (untrained) Mocap-15-shaped model saved like the committed ones.
+        let stem =
+            save_pruned_poly_model(dir.path(), "m", "mocap15", Graph::mocap15(), 3, 8, 15, 9);
         let cfg = parse(&format!(
             "width_divisor = 16\nframes = 8\npersons = 2\nclasses = 5\npruned_sites = [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]\nlatency_packings = [\"ama\", \"baseline\"]\nlatency_threads = [1]\nplaintext_cache_mib = 64\nestimate = false\naccuracy = {{ model = {:?}, samples = 2, train_per_class = 1, test_per_class = 1, pruning_levels = [2], pruning_epochs = 1 }}\n",
             stem.display().to_string()
@@ -1641,32 +1658,7 @@ mod tests {
     #[tokio::test]
     async fn bodypose_accuracy_batches_many_poses_per_pass() {
         let dir = tempfile::tempdir().unwrap();
-        let g = Graph::body25();
-        let graph = GraphSpec::from_edges("body25", g.num_nodes, &g.edges, g.center).unwrap();
-        let mut mcfg = StGcnConfig::new(
-            Architecture::Stgcn3x128,
-            16,
-            2,
-            1,
-            &graph.adjacency_array().unwrap(),
-            20,
-        );
-        mcfg.graph = graph;
-        mcfg.activation = ml::stgcn::ActivationKind::Poly;
-        for b in 0..3 {
-            for s in 0..2 {
-                mcfg.prune(b, s, &(0..g.num_nodes).collect::<Vec<_>>())
-                    .unwrap();
-            }
-        }
-        let m = StGcn::new(mcfg, 4).unwrap();
-        let stem = dir.path().join("bp");
-        std::fs::write(stem.with_extension("json"), m.config_json().unwrap()).unwrap();
-        std::fs::write(
-            stem.with_extension("safetensors"),
-            m.to_safetensors_bytes().unwrap(),
-        )
-        .unwrap();
+        let stem = save_pruned_poly_model(dir.path(), "bp", "body25", Graph::body25(), 2, 1, 20, 4);
         let cfg = parse(&format!(
             "width_divisor = 16\nframes = 4\npersons = 1\nclasses = 5\npruned_sites = [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]\nlatency_packings = []\nestimate = false\nplaintext_cache_mib = 64\naccuracy = {{ model = {:?}, dataset = \"bodypose\", samples = 40, stage_errors = true }}\n",
             stem.display().to_string()
