@@ -65,7 +65,7 @@ mod tests;
 
 pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
-pub use linear::{PlaintextCacheStats, Strategy};
+pub use linear::{PlaintextCacheStats, Strategy, DEFAULT_LOCKSTEP_BYTES};
 pub use model::{
     counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
     PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,

@@ -47,7 +47,8 @@ pub struct PlaintextCacheStats {
     pub entries: usize,
     /// Lookups answered from the cache.
     pub hits: u64,
-    /// Lookups that had to encode (the plaintext was stored if it fitted the budget).
+    /// Lookups that had to encode (the plaintext was stored if it fitted the budget); with
+    /// the cache off, every weight plaintext encoded.
     pub misses: u64,
     /// Thread-time (summed over threads) spent encoding weight plaintexts of the linear maps
     /// since the last reset, cache on or off, in nanoseconds.
@@ -75,8 +76,17 @@ pub(crate) struct PlaintextCache {
     hits: AtomicU64,
     misses: AtomicU64,
     encode_ns: AtomicU64,
+    /// Bound on the baby-step rotations held at once by a lockstep BSGS evaluation (bytes;
+    /// 0: [`DEFAULT_LOCKSTEP_BYTES`]).
+    lockstep_bytes: AtomicUsize,
     map: Mutex<HashMap<(usize, u64, u64), Vec<CacheEntry>>>,
 }
+
+/// Default bound on the baby-step rotations a BSGS map holds at once when it evaluates
+/// isomorphic groups (AMA temporal convolution: nodes) in lockstep: 3 GiB. At the NTU shape
+/// (N = 2^15, 4 input ciphertexts per node, 17 baby steps) one node's baby steps take
+/// 0.2–0.3 GB, so 10–13 nodes share each encoded diagonal.
+pub const DEFAULT_LOCKSTEP_BYTES: usize = 3 << 30;
 
 impl std::fmt::Debug for PlaintextCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +102,18 @@ impl PlaintextCache {
         self.budget.store(bytes, Ordering::Relaxed);
         if bytes == 0 {
             self.clear();
+        }
+    }
+
+    /// Sets the bound on baby-step rotations held by lockstep evaluation (0: the default).
+    pub(crate) fn set_lockstep_budget(&self, bytes: usize) {
+        self.lockstep_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    fn lockstep_budget(&self) -> usize {
+        match self.lockstep_bytes.load(Ordering::Relaxed) {
+            0 => DEFAULT_LOCKSTEP_BYTES,
+            b => b,
         }
     }
 
@@ -144,6 +166,7 @@ impl PlaintextCache {
     ) -> Result<Arc<Plaintext>> {
         let budget = self.budget.load(Ordering::Relaxed);
         if budget == 0 {
+            self.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Arc::new(self.timed_encode(encoder, values, level, scale)?));
         }
         let bits: Vec<u64> = values.iter().map(|x| x.to_bits()).collect();
@@ -485,53 +508,91 @@ impl LinearMap {
                 for t in &self.terms {
                     by_q[t.q as usize].push(t);
                 }
-                // Baby steps of every input of one group of outputs that no other group reads
-                // (AMA temporal conv: one node), groups a thread-count at a time: the rotated
-                // copies of all inputs are never held at once, and each is computed once.
+                // Groups of outputs that read only their own inputs (AMA temporal conv: one
+                // node) and have the same terms up to renumbering (every node: the temporal
+                // kernel is shared) are evaluated in lockstep, as many at once as their
+                // baby-step rotations fit the lockstep budget (at least one per thread):
+                // each diagonal is encoded once per chunk and multiplied into every member,
+                // instead of once per member. Rotated copies of all inputs are never held at
+                // once, and each is computed once. Operation counts are those of evaluating
+                // the groups one by one.
                 let comps = self.components();
+                let classes = isomorphic_classes(&comps, &by_q);
                 let threads = rayon::current_num_threads().max(1);
+                let ct_bytes = 2 * (level + 1) * 2 * self.slots * 8;
                 let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
-                for chunk in comps.chunks(threads) {
-                    let done = chunk
-                        .par_iter()
-                        .map(|(ins, qs)| -> Result<Vec<(usize, Ciphertext)>> {
-                            let babies: Vec<(usize, Vec<Ciphertext>)> = ins
+                for class in classes {
+                    let (ins0, _) = &comps[class[0]];
+                    let per_member: usize = ins0
+                        .iter()
+                        .map(|&j| self.in_steps[j].iter().filter(|&&s| s != 0).count())
+                        .sum::<usize>()
+                        * ct_bytes;
+                    let chunk = (store.lockstep_budget() / per_member.max(1)).max(threads);
+                    for members in class.chunks(chunk) {
+                        let groups: Vec<&(Vec<usize>, Vec<usize>)> =
+                            members.iter().map(|&m| &comps[m]).collect();
+                        let babies: Vec<(usize, Vec<Ciphertext>)> = groups
+                            .iter()
+                            .flat_map(|(ins, _)| ins.iter().copied())
+                            .collect::<Vec<_>>()
+                            .into_par_iter()
+                            .map(|j| {
+                                let nonzero: Vec<i64> = self.in_steps[j]
+                                    .iter()
+                                    .filter(|&&s| s != 0)
+                                    .map(|&s| s as i64)
+                                    .collect();
+                                eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
+                            })
+                            .collect::<ckks::Result<_>>()?;
+                        let mut babies = babies;
+                        babies.sort_by_key(|x| x.0);
+                        let baby_of = |j: usize, b: usize| -> &Ciphertext {
+                            if b == 0 {
+                                &inputs[j]
+                            } else {
+                                let k = babies
+                                    .binary_search_by_key(&j, |x| x.0)
+                                    .expect("input of this chunk");
+                                let pos = self.in_steps[j]
+                                    .iter()
+                                    .filter(|&&s| s != 0)
+                                    .position(|&s| s == b)
+                                    .expect("baby step planned");
+                                &babies[k].1[pos]
+                            }
+                        };
+                        let (ins0, qs0) = groups[0];
+                        if groups.len() < threads {
+                            // Fewer members than threads: spread over the outputs instead.
+                            let done = groups
                                 .par_iter()
-                                .map(|&j| {
-                                    let nonzero: Vec<i64> = self.in_steps[j]
-                                        .iter()
-                                        .filter(|&&s| s != 0)
-                                        .map(|&s| s as i64)
-                                        .collect();
-                                    eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
+                                .map(|(_, qs)| -> Result<Vec<(usize, Ciphertext)>> {
+                                    qs.par_iter()
+                                        .map(|&q| {
+                                            self.bsgs_output(eval, &by_q[q], &baby_of, &encode, nb)
+                                                .map(|c| (q, c))
+                                        })
+                                        .collect()
                                 })
-                                .collect::<ckks::Result<_>>()?;
-                            let baby_of = |j: usize, b: usize| -> &Ciphertext {
-                                if b == 0 {
-                                    &inputs[j]
-                                } else {
-                                    let steps: Vec<usize> = self.in_steps[j]
-                                        .iter()
-                                        .copied()
-                                        .filter(|&s| s != 0)
-                                        .collect();
-                                    let k = babies
-                                        .binary_search_by_key(&j, |x| x.0)
-                                        .expect("input of this group");
-                                    &babies[k].1
-                                        [steps.binary_search(&b).expect("baby step planned")]
-                                }
-                            };
-                            qs.par_iter()
-                                .map(|&q| {
-                                    self.bsgs_output(eval, &by_q[q], &baby_of, &encode, nb)
-                                        .map(|c| (q, c))
-                                })
-                                .collect()
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    for (q, c) in done.into_iter().flatten() {
-                        outs[q] = Some(c);
+                                .collect::<Result<Vec<_>>>()?;
+                            for (q, c) in done.into_iter().flatten() {
+                                outs[q] = Some(c);
+                            }
+                            continue;
+                        }
+                        for (r, &q0) in qs0.iter().enumerate() {
+                            // Member m's output of rank r reads its inputs of the same ranks.
+                            let ins: Vec<&[usize]> =
+                                groups.iter().map(|(ins, _)| &ins[..]).collect();
+                            let res = self.bsgs_outputs_lockstep(
+                                eval, &by_q[q0], ins0, &ins, &baby_of, &encode, nb,
+                            )?;
+                            for ((_, qs), c) in groups.iter().zip(res) {
+                                outs[qs[r]] = Some(c);
+                            }
+                        }
                     }
                 }
                 outs.into_par_iter()
@@ -577,6 +638,87 @@ impl LinearMap {
             }
         }
         groups.into_values().collect()
+    }
+
+    /// The outputs of one rank of several isomorphic groups, in lockstep: the diagonals come
+    /// from `terms` (the terms of the first group's output, whose inputs are `ins0`); member
+    /// `m` multiplies them into its own input of the same rank (`members[m]`). Each diagonal
+    /// is encoded once, the next one while the current one is multiplied into every member.
+    /// Per member the operations are those of [`Self::bsgs_output`].
+    #[allow(clippy::too_many_arguments)]
+    fn bsgs_outputs_lockstep<'a>(
+        &self,
+        eval: &Evaluator,
+        terms: &[&Term],
+        ins0: &[usize],
+        members: &[&[usize]],
+        baby_of: &(dyn Fn(usize, usize) -> &'a Ciphertext + Sync),
+        encode: &(dyn Fn(&[f64]) -> Result<Arc<Plaintext>> + Sync),
+        nb: usize,
+    ) -> Result<Vec<Ciphertext>> {
+        let mut diags: BTreeMap<(usize, usize, usize), Vec<f64>> = BTreeMap::new();
+        for t in terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let rank = ins0
+                .binary_search(&(t.j as usize))
+                .expect("input of the first group");
+            let d = diags
+                .entry((g, rank, b))
+                .or_insert_with(|| vec![0.0; self.slots]);
+            self.diagonal(d, t, g);
+        }
+        let diags: Vec<((usize, usize, usize), Vec<f64>)> = diags.into_iter().collect();
+        #[derive(Default)]
+        struct Acc {
+            inner: Option<Ciphertext>,
+            out: Option<Ciphertext>,
+        }
+        let mut acc: Vec<Acc> = members.iter().map(|_| Acc::default()).collect();
+        let flush = |g: usize, acc: &mut [Acc]| -> Result<()> {
+            acc.par_iter_mut().try_for_each(|a| -> Result<()> {
+                if let Some(ct) = a.inner.take() {
+                    let r = if g == 0 {
+                        ct
+                    } else {
+                        eval.rotate(&ct, g as i64)?
+                    };
+                    accumulate(eval, &mut a.out, r)?;
+                }
+                Ok(())
+            })
+        };
+        let mut next = diags.first().map(|(_, d)| encode(d));
+        for (i, &((g, rank, b), _)) in diags.iter().enumerate() {
+            if i > 0 && diags[i - 1].0 .0 != g {
+                flush(diags[i - 1].0 .0, &mut acc)?;
+            }
+            let pt = next.take().expect("encoded one step ahead")?;
+            let (ahead, done) = rayon::join(
+                || diags.get(i + 1).map(|(_, d)| encode(d)),
+                || {
+                    acc.par_iter_mut().zip(members.par_iter()).try_for_each(
+                        |(a, ins)| -> Result<()> {
+                            let prod = eval.mul_plain(baby_of(ins[rank], b), &pt)?;
+                            accumulate(eval, &mut a.inner, prod)
+                        },
+                    )
+                },
+            );
+            done?;
+            next = ahead;
+        }
+        if let Some(&((g, _, _), _)) = diags.last() {
+            flush(g, &mut acc)?;
+        }
+        acc.into_iter()
+            .map(|a| {
+                a.out.ok_or(HeGcnError::Shape {
+                    what: "terms of a BSGS output (at least one)",
+                    expected: 1,
+                    found: 0,
+                })
+            })
+            .collect()
     }
 
     /// One BSGS output: `Σ_g rot(Σ_{j,b} baby(j, b) ⊙ P_{q,j,g+b}, g)`, not yet rescaled.
@@ -631,6 +773,48 @@ impl LinearMap {
             found: 0,
         })
     }
+}
+
+/// Classes of isomorphic groups: groups (indices into `comps`) whose outputs have the same
+/// terms once inputs and outputs are numbered by their rank within the group (same blocks,
+/// shifts, weights and masks), in order of first appearance.
+fn isomorphic_classes(comps: &[(Vec<usize>, Vec<usize>)], by_q: &[Vec<&Term>]) -> Vec<Vec<usize>> {
+    type Sig = Vec<(u32, u32, u32, u32, i32, u64, u16)>;
+    let mut classes: Vec<(Sig, Vec<usize>)> = Vec::new();
+    let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (c, (ins, qs)) in comps.iter().enumerate() {
+        let mut sig: Sig = Vec::new();
+        for (r, &q) in qs.iter().enumerate() {
+            for t in &by_q[q] {
+                let jr = ins
+                    .binary_search(&(t.j as usize))
+                    .expect("input of the group");
+                sig.push((
+                    r as u32,
+                    jr as u32,
+                    t.in_block,
+                    t.out_block,
+                    t.delta,
+                    t.weight.to_bits(),
+                    t.mask,
+                ));
+            }
+        }
+        let mut h = DefaultHasher::new();
+        (ins.len(), &sig).hash(&mut h);
+        let bucket = index.entry(h.finish()).or_default();
+        match bucket
+            .iter()
+            .find(|&&k| classes[k].0 == sig && comps[classes[k].1[0]].0.len() == ins.len())
+        {
+            Some(&k) => classes[k].1.push(c),
+            None => {
+                bucket.push(classes.len());
+                classes.push((sig, vec![c]));
+            }
+        }
+    }
+    classes.into_iter().map(|(_, members)| members).collect()
 }
 
 /// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =

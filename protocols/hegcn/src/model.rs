@@ -1093,6 +1093,15 @@ impl HeStgcn {
         self.cache.set_budget(bytes);
     }
 
+    /// Bounds the baby-step rotations a BSGS linear map holds at once while it evaluates
+    /// isomorphic groups in lockstep (AMA temporal convolution: the nodes share the kernel,
+    /// so each weight diagonal is encoded once per chunk of nodes instead of once per node);
+    /// bytes, `0` = [`DEFAULT_LOCKSTEP_BYTES`](crate::DEFAULT_LOCKSTEP_BYTES). At least one group per worker
+    /// thread runs at once whatever the bound.
+    pub fn set_lockstep_budget(&self, bytes: usize) {
+        self.cache.set_lockstep_budget(bytes);
+    }
+
     /// Size, bound and hit counts of the plaintext cache.
     pub fn plaintext_cache_stats(&self) -> PlaintextCacheStats {
         self.cache.stats()

@@ -787,3 +787,50 @@ fn batched_clips_match_per_clip_logits() {
         Err(HeGcnError::Shape { .. })
     ));
 }
+
+/// Lockstep BSGS: the AMA temporal convolution of a multi-ciphertext model (nodes share the
+/// kernel) encodes each diagonal once per chunk of nodes. With every node in one chunk the
+/// logits equal the plaintext model's and those of the one-chunk-per-thread evaluation, the
+/// operation counts equal the plan either way, and fewer weight plaintexts are encoded.
+#[test]
+fn lockstep_nodes_share_encoded_diagonals() {
+    let model = small_model(6, 16, 1, 8, ActivationKind::Square, &[], 81);
+    let x = random_input(3, 16, 6, 1, 82);
+    let params = test_params(6, level_plan(&model).unwrap().depth);
+    let he = HeStgcn::compile(&model, Packing::Ama, &params).unwrap();
+    assert!(
+        (0..model.blocks.len())
+            .any(|i| matches!(he.temporal_strategy(i), Some(crate::Strategy::Bsgs { .. }))),
+        "the test needs a BSGS temporal map"
+    );
+    let k = keys(&he, 8);
+    let want = folded_logits(&model, &x);
+    let mag = want.iter().map(|v| v.abs()).fold(0.0, f64::max).max(1.0);
+    let mut runs = Vec::new();
+    for budget in [1, 0] {
+        he.set_lockstep_budget(budget);
+        he.set_plaintext_cache_budget(0);
+        let ct = he.encrypt_input(&k.pk, x.view()).unwrap();
+        let (l, reports) = he.forward(&k.eval, &ct).unwrap();
+        for (p, r) in he.planned_op_counts().iter().zip(&reports) {
+            assert_eq!(p.counts, r.counts, "budget {budget}: {}", p.name);
+        }
+        let logits = he.decrypt_logits(&k.sk, &l).unwrap();
+        for (a, b) in logits.iter().zip(&want) {
+            assert!((a - b).abs() <= TOL * mag, "budget {budget}: {a} vs {b}");
+        }
+        runs.push((logits, he.plaintext_cache_stats().misses));
+    }
+    let threads = rayon::current_num_threads();
+    if threads < 6 {
+        assert!(
+            runs[1].1 < runs[0].1,
+            "one chunk of 6 nodes encodes less than chunks of {threads}: {} vs {}",
+            runs[1].1,
+            runs[0].1
+        );
+    }
+    for (a, b) in runs[0].0.iter().zip(&runs[1].0) {
+        assert!((a - b).abs() <= TOL * mag);
+    }
+}
