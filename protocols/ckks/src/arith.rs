@@ -14,6 +14,8 @@ pub struct Modulus {
     ratio_hi: u64,
     bits: u32,
     mu: u64,
+    /// `floor(2^64 / p)`: single-word Barrett constant of [`Self::reduce`].
+    ratio64: u64,
 }
 
 impl Modulus {
@@ -29,6 +31,7 @@ impl Modulus {
             ratio_hi: (ratio >> 64) as u64,
             bits,
             mu: ((1u128 << (2 * bits)) / p as u128) as u64,
+            ratio64: ((1u128 << 64) / p as u128) as u64,
         }
     }
 
@@ -63,20 +66,27 @@ impl Modulus {
     /// Reduces a 64-bit value modulo `p`.
     #[inline]
     pub fn reduce(&self, x: u64) -> u64 {
-        if x < self.p {
-            x
+        // q = floor(x·floor(2^64/p) / 2^64) is the true quotient or one less (x < 2^64), so
+        // x − q·p lies in [0, 2p).
+        let q = ((x as u128 * self.ratio64 as u128) >> 64) as u64;
+        let r = x.wrapping_sub(q.wrapping_mul(self.p));
+        if r >= self.p {
+            r - self.p
         } else {
-            self.reduce_u128(x as u128)
+            r
         }
     }
 
     /// Maps a signed integer to `[0, p)`.
     #[inline]
     pub fn reduce_i64(&self, x: i64) -> u64 {
-        if x >= 0 {
-            self.reduce(x as u64)
+        // Branch-free on the sign (random-sign inputs would mispredict half the time).
+        let r = self.reduce(x.unsigned_abs());
+        let neg = if r == 0 { 0 } else { self.p - r };
+        if x < 0 {
+            neg
         } else {
-            self.neg(self.reduce(x.unsigned_abs()))
+            r
         }
     }
 
@@ -256,6 +266,18 @@ mod tests {
         fn barrett_matches_u128_rem(x in any::<u128>(), i in 0usize..4) {
             let m = Modulus::new(PRIMES[i]);
             prop_assert_eq!(m.reduce_u128(x) as u128, x % PRIMES[i] as u128);
+        }
+
+        #[test]
+        fn single_word_reduction_matches_rem(x in any::<u64>(), y in any::<i64>(), i in 0usize..4) {
+            let p = PRIMES[i];
+            let m = Modulus::new(p);
+            for x in [x, 0, 1, p - 1, p, p + 1, 2 * p, u64::MAX, u64::MAX - 1] {
+                prop_assert_eq!(m.reduce(x), x % p);
+            }
+            for y in [y, 0, -1, i64::MIN, i64::MAX, -(p as i64), p as i64] {
+                prop_assert_eq!(m.reduce_i64(y) as i128, (y as i128).rem_euclid(p as i128));
+            }
         }
 
         #[test]

@@ -85,8 +85,11 @@ impl Plaintext {
 #[derive(Clone, Debug)]
 pub struct Encoder {
     params: CkksParams,
-    rot_group: Vec<usize>,
-    ksi_pows: Vec<C64>,
+    /// Twiddles of the special FFT over `N/2` slots, stage by stage: the stage of butterfly
+    /// length `len` uses entries `len/2 − 1 .. len − 1` (forward), and the same range of
+    /// `inv_twiddles` (inverse). Precomputed so that no butterfly computes an index modulo.
+    twiddles: Vec<C64>,
+    inv_twiddles: Vec<C64>,
 }
 
 impl Encoder {
@@ -100,16 +103,28 @@ impl Encoder {
             rot_group.push(g);
             g = g * 5 % m;
         }
-        let ksi_pows = (0..=m)
+        let ksi_pows: Vec<C64> = (0..=m)
             .map(|j| {
                 let a = 2.0 * std::f64::consts::PI * j as f64 / m as f64;
                 C64::new(a.cos(), a.sin())
             })
             .collect();
+        let slots = n / 2;
+        let mut twiddles = Vec::with_capacity(slots);
+        let mut inv_twiddles = Vec::with_capacity(slots);
+        let mut len = 2;
+        while len <= slots {
+            let lenq = len * 4;
+            for &r in &rot_group[..len / 2] {
+                twiddles.push(ksi_pows[(r % lenq) * (m / lenq)]);
+                inv_twiddles.push(ksi_pows[(lenq - r % lenq) * (m / lenq)]);
+            }
+            len *= 2;
+        }
         Self {
             params: params.clone(),
-            rot_group,
-            ksi_pows,
+            twiddles,
+            inv_twiddles,
         }
     }
 
@@ -135,17 +150,16 @@ impl Encoder {
     /// Coefficients (packed as `u_i = m_i + i·m_{i+N/2}`) to slot values.
     fn fft_special(&self, vals: &mut [C64]) {
         let size = vals.len();
-        let m = 2 * self.params.n();
+        assert_eq!(size, self.slots(), "the special FFT runs over all slots");
         Self::bit_reverse(vals);
         let mut len = 2;
         while len <= size {
             let lenh = len / 2;
-            let lenq = len * 4;
+            let tw = &self.twiddles[lenh - 1..len - 1];
             for i in (0..size).step_by(len) {
                 for j in 0..lenh {
-                    let idx = (self.rot_group[j] % lenq) * (m / lenq);
                     let u = vals[i + j];
-                    let v = vals[i + j + lenh].mul(self.ksi_pows[idx]);
+                    let v = vals[i + j + lenh].mul(tw[j]);
                     vals[i + j] = u.add(v);
                     vals[i + j + lenh] = u.sub(v);
                 }
@@ -157,16 +171,15 @@ impl Encoder {
     /// Slot values to packed coefficients (inverse of [`Self::fft_special`]).
     fn fft_special_inv(&self, vals: &mut [C64]) {
         let size = vals.len();
-        let m = 2 * self.params.n();
+        assert_eq!(size, self.slots(), "the special FFT runs over all slots");
         let mut len = size;
         while len >= 2 {
             let lenh = len / 2;
-            let lenq = len * 4;
+            let tw = &self.inv_twiddles[lenh - 1..len - 1];
             for i in (0..size).step_by(len) {
                 for j in 0..lenh {
-                    let idx = (lenq - self.rot_group[j] % lenq) * (m / lenq);
                     let u = vals[i + j].add(vals[i + j + lenh]);
-                    let v = vals[i + j].sub(vals[i + j + lenh]).mul(self.ksi_pows[idx]);
+                    let v = vals[i + j].sub(vals[i + j + lenh]).mul(tw[j]);
                     vals[i + j] = u;
                     vals[i + j + lenh] = v;
                 }
@@ -277,7 +290,7 @@ pub(crate) fn coeffs_to_poly(
     // i128 holds |x| < 2^126; the value must also stay below Q_level / 2 to be decodable.
     let limit_bits = (log_q - 1.0).floor().min(126.0) as u32;
     let limit = (limit_bits as f64).exp2();
-    let mut ints = Vec::with_capacity(coeffs.len());
+    let mut max = 0f64;
     for (index, &c) in coeffs.iter().enumerate() {
         let r = c.round();
         if r.is_nan() || r.abs() >= limit {
@@ -287,10 +300,17 @@ pub(crate) fn coeffs_to_poly(
                 limit_bits,
             });
         }
-        ints.push(r as i128);
+        max = max.max(r.abs());
     }
-    let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, 0);
     let n = params.n();
+    if max < (1u64 << 62) as f64 {
+        // The common case (values of order one at scale ≤ 2^61): hardware conversion and a
+        // single-word reduction per residue.
+        let ints: Vec<i64> = coeffs.iter().map(|&c| c.round() as i64).collect();
+        return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, 0).into_ntt(params));
+    }
+    let ints: Vec<i128> = coeffs.iter().map(|&c| c.round() as i128).collect();
+    let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, 0);
     poly.data
         .par_chunks_mut(n)
         .enumerate()
