@@ -60,6 +60,14 @@ pub struct InferenceConfig {
     /// uploaded) peaked at 5.3 / 7.2 GiB RSS for one request.
     #[serde(default = "default_plaintext_cache_mib")]
     pub plaintext_cache_mib: usize,
+    /// Working memory (MiB) of one forward pass's temporal convolutions under AMA: the nodes
+    /// share the temporal kernel, so the server evaluates as many nodes at once as their
+    /// rotated inputs fit this bound and encodes each weight diagonal once for all of them.
+    /// More memory, fewer encodings (at the NTU shape one node takes 0.2–0.3 GiB; the default
+    /// 3072 lets 10–13 nodes share each diagonal; 0: one node per worker thread). Each
+    /// concurrent inference may use it.
+    #[serde(default = "default_lockstep_mib")]
+    pub lockstep_mib: usize,
 }
 
 /// One served model.
@@ -100,6 +108,10 @@ fn default_concurrent_inferences() -> usize {
 
 fn default_plaintext_cache_mib() -> usize {
     2048
+}
+
+fn default_lockstep_mib() -> usize {
+    hegcn::DEFAULT_LOCKSTEP_BYTES >> 20
 }
 
 fn default_packing() -> String {
@@ -285,6 +297,7 @@ max_concurrent_jobs = 2          # P0 refuses jobs beyond this
 # session_ttl_s = 3600           # idle sessions are dropped after this long
 # max_concurrent_inferences = 1
 # plaintext_cache_mib = 2048      # encoded weights kept between requests, all models together
+# lockstep_mib = 3072             # working memory per pass: AMA nodes sharing each encoded weight
 # [[inference.models]]
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it

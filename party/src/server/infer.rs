@@ -88,6 +88,7 @@ impl ServedModel {
         let he = HeStgcn::compile(&folded, packing, &params)
             .with_context(|| format!("compiling model {:?} for {}", cfg.name, preset.name))?;
         he.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
+        he.set_lockstep_budget((limits.lockstep_mib << 20).max(1));
         let n = folded.num_classes;
         let mut class_names = model.config().class_names.clone();
         if class_names.len() != n {
@@ -661,6 +662,7 @@ mod tests {
             session_ttl_s: 60,
             max_concurrent_inferences: 1,
             plaintext_cache_mib: 1,
+            lockstep_mib: 64,
         };
         let sc = ServedModelConfig {
             name: "tiny".into(),
