@@ -17,7 +17,11 @@
 //! weight plaintexts are encoded on the fly by default (memory stays bounded, encoding time
 //! is part of the latency) or memoised by content, level and scale in a plaintext cache
 //! under a memory bound ([`HeStgcn::set_plaintext_cache_budget`]; the first forward pass
-//! fills it, later passes reuse it). Galois keys are needed only for
+//! fills it, later passes reuse it). Under AMA every node's ciphertexts see the same
+//! temporal kernel, so the temporal maps evaluate the nodes in lockstep: each weight diagonal
+//! is encoded once and multiplied into a chunk of nodes whose baby-step rotations fit a
+//! working-memory bound ([`HeStgcn::set_lockstep_budget`], default 3 GiB: 10–13 nodes at the
+//! NTU shape), instead of once per node; the operation counts do not change. Galois keys are needed only for
 //! [`HeStgcn::rotation_steps`] (per stage: [`HeStgcn::block_rotation_steps`],
 //! [`HeStgcn::head_rotation_steps`]). [`HeStgcn::planned_op_counts`] gives every evaluator
 //! operation of a forward pass from the compiled program, without running it.
