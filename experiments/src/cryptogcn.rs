@@ -21,9 +21,10 @@
 //!   (one thread), per stage `<run>.<stage>_s[_1t]`, the client's `encrypt_s` / `decrypt_s`,
 //!   the thread-time spent encoding weight plaintexts (`encode_thread_s`), the plaintext cache
 //!   (`plaintext_cache_bytes`, `plaintext_cache_hit_pct`) and the max |logit error| against
-//!   the plaintext model (`ntu_max_logit_error`). Galois keys are generated per stage (only
-//!   that stage's steps) and dropped after it, so a full-width model runs in bounded memory;
-//!   key generation is not part of the latency;
+//!   the plaintext model (`ntu_max_logit_error`; the logits' scale is
+//!   `plain.ntu_max_abs_logit`). Galois keys are generated per stage (only that stage's
+//!   steps) and dropped after it, so a full-width model runs in bounded memory; key
+//!   generation is not part of the latency;
 //! - **estimates** (only if `estimate = true`; never presented as measurements): the cost of
 //!   each operation is probed at every level the model runs at (one thread), and
 //!   `<run>.latency_1t_estimated_s` = Σ counts × per-op costs (with pre-encoded weights),
@@ -995,6 +996,9 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         let x5: Array5<f64> = x.clone().insert_axis(Axis(0));
         model.forward(x5.view())?.row(0).to_owned()
     };
+    // The scale an absolute logit error is read against.
+    let want_max = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    report.metric("plain.ntu_max_abs_logit", want_max);
     let mut measured: Vec<(&'static str, usize, f64)> = Vec::new();
     if t.latency_packings.is_empty() {
         let _ = writeln!(lat_md, "Latency not run (`latency_packings = []`).");
@@ -1055,7 +1059,7 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
             measured.push((run, threads, total_s));
             let _ = writeln!(
                 lat_md,
-                "**{run}, {}**: {total_s:.2} s server latency for one sample (sum of the stages below; {}); client encryption {:.2} s, decryption {:.3} s; Galois keys for {} steps made stage by stage in {:.1} s (not in the latency); weight encoding took {:.1} s of thread time for {} plaintexts (pt×ct products: {}; AMA nodes share the temporal kernel's diagonals, lockstep budget {}); plaintext cache {} of {} ({} entries, {:.1} % of lookups hit); max |logit error| vs the plaintext model {err:.2e}; counts equal the plan ({} HE ops).\n",
+                "**{run}, {}**: {total_s:.2} s server latency for one sample (sum of the stages below; {}); client encryption {:.2} s, decryption {:.3} s; Galois keys for {} steps made stage by stage in {:.1} s (not in the latency); weight encoding took {:.1} s of thread time for {} plaintexts (pt×ct products: {}; AMA nodes share the temporal kernel's diagonals, lockstep budget {}); plaintext cache {} of {} ({} entries, {:.1} % of lookups hit); max |logit error| vs the plaintext model {err:.2e} (max |logit| {want_max:.3e}); counts equal the plan ({} HE ops).\n",
                 threads_text(threads),
                 if passes == 2 { "second pass, plaintext cache warm" } else { "one pass, cache cold: weights encoded on the fly except repeats" },
                 r.encrypt_s[0],
