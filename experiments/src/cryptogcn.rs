@@ -973,7 +973,7 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
                 ms(c.key_switch)
             );
         }
-        let _ = writeln!(est_md, "\n| packing | estimated latency, 1 thread, pre-encoded weights | + encoding every weight on the fly (upper bound) |\n|---|---|---|");
+        let _ = writeln!(est_md, "\n| packing | estimated latency, 1 thread, pre-encoded weights | extra time to encode every weight on the fly (upper bound: AMA nodes share diagonals) |\n|---|---|---|");
         for (i, (name, _)) in compiled.iter().enumerate() {
             let run = name.run();
             let mut secs = 0.0;
