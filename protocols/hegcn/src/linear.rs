@@ -532,7 +532,7 @@ impl LinearMap {
                     for members in class.chunks(chunk) {
                         let groups: Vec<&(Vec<usize>, Vec<usize>)> =
                             members.iter().map(|&m| &comps[m]).collect();
-                        let babies: Vec<(usize, Vec<Ciphertext>)> = groups
+                        let mut babies: Vec<(usize, Vec<Ciphertext>)> = groups
                             .iter()
                             .flat_map(|(ins, _)| ins.iter().copied())
                             .collect::<Vec<_>>()
@@ -546,7 +546,6 @@ impl LinearMap {
                                 eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
                             })
                             .collect::<ckks::Result<_>>()?;
-                        let mut babies = babies;
                         babies.sort_by_key(|x| x.0);
                         let baby_of = |j: usize, b: usize| -> &Ciphertext {
                             if b == 0 {
@@ -565,14 +564,23 @@ impl LinearMap {
                         };
                         let (ins0, qs0) = groups[0];
                         if groups.len() < threads {
-                            // Fewer members than threads: spread over the outputs instead.
+                            // Fewer members than threads: spread over the outputs instead, each
+                            // group's outputs evaluated on their own (a lockstep of one).
                             let done = groups
                                 .par_iter()
-                                .map(|(_, qs)| -> Result<Vec<(usize, Ciphertext)>> {
+                                .map(|(ins, qs)| -> Result<Vec<(usize, Ciphertext)>> {
                                     qs.par_iter()
                                         .map(|&q| {
-                                            self.bsgs_output(eval, &by_q[q], &baby_of, &encode, nb)
-                                                .map(|c| (q, c))
+                                            let mut c = self.bsgs_outputs_lockstep(
+                                                eval,
+                                                &by_q[q],
+                                                ins,
+                                                &[&ins[..]],
+                                                &baby_of,
+                                                &encode,
+                                                nb,
+                                            )?;
+                                            Ok((q, c.remove(0)))
                                         })
                                         .collect()
                                 })
@@ -644,7 +652,8 @@ impl LinearMap {
     /// from `terms` (the terms of the first group's output, whose inputs are `ins0`); member
     /// `m` multiplies them into its own input of the same rank (`members[m]`). Each diagonal
     /// is encoded once, the next one while the current one is multiplied into every member.
-    /// Per member the operations are those of [`Self::bsgs_output`].
+    /// Per member: `Σ_g rot(Σ_{j,b} baby(j, b) ⊙ P_{q,j,g+b}, g)`, not yet rescaled; with one
+    /// member, one group's output evaluated alone.
     #[allow(clippy::too_many_arguments)]
     fn bsgs_outputs_lockstep<'a>(
         &self,
@@ -719,59 +728,6 @@ impl LinearMap {
                 })
             })
             .collect()
-    }
-
-    /// One BSGS output: `Σ_g rot(Σ_{j,b} baby(j, b) ⊙ P_{q,j,g+b}, g)`, not yet rescaled.
-    fn bsgs_output<'a>(
-        &self,
-        eval: &Evaluator,
-        terms: &[&Term],
-        baby_of: &(dyn Fn(usize, usize) -> &'a Ciphertext + Sync),
-        encode: &(dyn Fn(&[f64]) -> Result<Arc<Plaintext>> + Sync),
-        nb: usize,
-    ) -> Result<Ciphertext> {
-        let mut diags: BTreeMap<(usize, u32, usize), Vec<f64>> = BTreeMap::new();
-        for t in terms {
-            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
-            let d = diags
-                .entry((g, t.j, b))
-                .or_insert_with(|| vec![0.0; self.slots]);
-            self.diagonal(d, t, g);
-        }
-        let mut out: Option<Ciphertext> = None;
-        let mut inner: Option<Ciphertext> = None;
-        let mut cur_g = None;
-        let flush =
-            |g: usize, inner: Option<Ciphertext>, out: &mut Option<Ciphertext>| -> Result<()> {
-                if let Some(ct) = inner {
-                    let r = if g == 0 {
-                        ct
-                    } else {
-                        eval.rotate(&ct, g as i64)?
-                    };
-                    accumulate(eval, out, r)?;
-                }
-                Ok(())
-            };
-        for ((g, j, b), d) in diags {
-            if cur_g != Some(g) {
-                if let Some(pg) = cur_g {
-                    flush(pg, inner.take(), &mut out)?;
-                }
-                cur_g = Some(g);
-            }
-            let pt = encode(&d)?;
-            let prod = eval.mul_plain(baby_of(j as usize, b), &pt)?;
-            accumulate(eval, &mut inner, prod)?;
-        }
-        if let Some(pg) = cur_g {
-            flush(pg, inner.take(), &mut out)?;
-        }
-        out.ok_or(HeGcnError::Shape {
-            what: "terms of a BSGS output (at least one)",
-            expected: 1,
-            found: 0,
-        })
     }
 }
 
