@@ -66,9 +66,9 @@
 //! per-stage twiddles (no index modulo per butterfly) and coefficients below 2^62 (values of
 //! order one at scale ≤ 2^61, the usual case) are converted in hardware and reduced with a
 //! single-word Barrett step instead of the 128-bit one. At N = 2^15, level 11, one thread:
-//! 3.1 ms of CPU time per `encode` against 6.1 ms before (user time of 1,000 encodes, the two
-//! builds run alternately on the loaded 2-core machine), so the encode column above is now
-//! about 0.24.
+//! 3.1 ms of CPU time per `encode` against 6.1 ms before (user time of 1,000 encodes, two runs of each; the two
+//! builds run alternately on the loaded 2-core machine), so the encode column above would now
+//! be about 0.24 (derived as 0.47 × 3.1 / 6.1, not measured against SEAL).
 //!
 //! Run-to-run spread under that load was up to 2× for the short operations (decrypt, add, pt×ct),
 //! and the load fell from ~25 to ~17 between the old and new N = 2^15 runs, so the 2^15 speed-ups
