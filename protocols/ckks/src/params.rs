@@ -10,10 +10,11 @@
 //! **Security.** [`CkksParamsBuilder::build`] refuses any set whose `log2(QP)` exceeds the
 //! 128-bit classical bound for a uniform ternary secret from the HomomorphicEncryption.org
 //! Security Standard v1.1 (Albrecht et al., 2018, Table "ternary"): N = 2^12 → 109 bits,
-//! 2^13 → 218, 2^14 → 438, 2^15 → 881. The standard's table stops at 2^15; for N = 2^16 we use
-//! 1761 bits, the value OpenFHE ships in its extension of that table (`lbcrypto::StdLatticeParm`,
-//! `HEStd_128_classic`, ternary secret). The bound applies to `log2(Q_L · P)` because key-switching
-//! keys live modulo `QP`.
+//! 2^13 → 218, 2^14 → 438, 2^15 → 881. The standard's table stops at 2^15; OpenFHE's extension
+//! of that table (`lbcrypto::StdLatticeParm`, `HEStd_128_classic`, ternary secret) lists 1772 bits
+//! for N = 2^16. We use **1761 bits**, 11 bits below OpenFHE's value: a more conservative bound
+//! than any published table, so every set accepted here is also accepted by OpenFHE's check. The
+//! bound applies to `log2(Q_L · P)` because key-switching keys live modulo `QP`.
 
 use std::sync::Arc;
 
@@ -60,8 +61,8 @@ pub struct PrimeBits(pub u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum SecurityLevel {
-    /// 128-bit classical security for a ternary secret (HE standard v1.1; OpenFHE's extension
-    /// for N = 2^16).
+    /// 128-bit classical security for a ternary secret (HE standard v1.1; for N = 2^16 a bound
+    /// 11 bits below OpenFHE's extension of that table).
     Classical128,
     /// No security claim: test-only parameters (small N or an over-budget chain).
     Insecure,
@@ -75,7 +76,8 @@ pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
         13 => Some(218),
         14 => Some(438),
         15 => Some(881),
-        // Not in the HE standard v1.1; OpenFHE's extension of its table (HEStd_128_classic).
+        // Not in the HE standard v1.1. OpenFHE's extension of its table (HEStd_128_classic)
+        // lists 1772; 1761 is deliberately 11 bits more conservative.
         16 => Some(1761),
         _ => None,
     }
@@ -623,8 +625,9 @@ pub mod presets {
     };
 
     /// N = 2^16, Δ = 2^40, L = 37, q_0: 50 bits, P: four 50-bit primes, dnum 10.
-    /// log2(QP) ≈ 1730 ≤ 1761: **128-bit classical security** by the bound OpenFHE ships for
-    /// N = 2^16 (its extension of the HE standard's table, which itself stops at 2^15).
+    /// log2(QP) ≈ 1730 ≤ 1761: **128-bit classical security**; 1761 is 11 bits below the 1772 that
+    /// OpenFHE lists for N = 2^16 in its extension of the HE standard's table (which itself stops
+    /// at 2^15).
     pub const N16_L37_S40_128BIT: Preset = Preset {
         name: "N16_L37_S40_128BIT",
         log_n: 16,
@@ -711,6 +714,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn security_bounds_never_exceed_the_published_tables() {
+        // HE standard v1.1 (ternary secret, 128-bit classical) for 2^12..2^15, and OpenFHE's
+        // extension of that table (HEStd_128_classic) for 2^16: our bound may be lower, never higher.
+        let published = [(12, 109), (13, 218), (14, 438), (15, 881), (16, 1772)];
+        for (log_n, max) in published {
+            let ours = max_log_qp_128(log_n).unwrap();
+            assert!(ours <= max, "log N = {log_n}: {ours} > {max}");
+        }
+        assert_eq!(max_log_qp_128(16), Some(1761));
+        assert_eq!(max_log_qp_128(17), None);
     }
 
     #[test]
