@@ -104,3 +104,68 @@ async fn replayed_client_credential_is_refused() {
         assert_eq!(names, vec!["tiny".to_string()], "P{id}");
     }
 }
+
+/// `party hash-token` prints each party's own value (different per party, equal to what the
+/// client derives for that party's certificate); `--config` prints the line of that party, also
+/// for a configuration that `party serve` refuses for its old `token_sha256` entry.
+#[test]
+fn hash_token_prints_one_value_per_party() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |id: usize| tmp.path().join(format!("p{id}"));
+    let party = || std::process::Command::new(PARTY);
+    for id in 0..2 {
+        let d = dir(id);
+        run_ok(party().args([
+            "init",
+            "--id",
+            &id.to_string(),
+            "--dir",
+            d.to_str().unwrap(),
+        ]));
+    }
+    let cert = |id: usize| dir(id).join("cert.pem").to_str().unwrap().to_string();
+    let config = |id: usize| dir(id).join("party.toml").to_str().unwrap().to_string();
+    let value = |line: &str| line.split('"').nth(1).unwrap().to_string();
+    let both = run_ok(party().args([
+        "hash-token",
+        ALICE,
+        "--p0-cert",
+        &cert(0),
+        "--p1-cert",
+        &cert(1),
+    ]));
+    let lines: Vec<&str> = both.lines().collect();
+    assert_eq!(lines.len(), 2, "{both}");
+    assert_ne!(value(lines[0]), value(lines[1]));
+    for (id, line) in lines.iter().enumerate() {
+        let fp = PeerCert::load(std::path::Path::new(&cert(id)))
+            .unwrap()
+            .fingerprint();
+        assert_eq!(value(line), auth::credential_sha256(ALICE, &fp), "{line}");
+        assert!(line.starts_with("credential_sha256 = ") && line.contains(&format!("at P{id}")));
+        let own = run_ok(party().args(["hash-token", ALICE, "--config", &config(id)]));
+        assert_eq!(own.lines().count(), 1, "{own}");
+        assert_eq!(value(&own), value(line), "P{id}");
+    }
+    // An old registration: `serve` refuses the configuration and names the fix, which works.
+    let old = std::fs::read_to_string(config(1)).unwrap().replace(
+        "[limits]",
+        "[[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"00\"\n[limits]",
+    );
+    std::fs::write(config(1), old).unwrap();
+    let out = party()
+        .args(["serve", "--config", &config(1)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("token_sha256") && err.contains("party hash-token TOKEN --config"),
+        "{err}"
+    );
+    let own = run_ok(party().args(["hash-token", ALICE, "--config", &config(1)]));
+    assert_eq!(value(&own), value(lines[1]));
+    let none = party().args(["hash-token", ALICE]).output().unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--p0-cert"));
+}
