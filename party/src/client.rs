@@ -6,12 +6,22 @@
 //!
 //! A [`ClientConfig`] file (`p0.toml`, `p1.toml`, written by `party client-init`) names one party:
 //! its client address, its pinned certificate and the client's identity (or token).
+//!
+//! # Authentication
+//!
+//! A client registered by certificate fingerprint proves possession of its key in the TLS
+//! handshake. A token client never sends its token: [`Client::connect`] derives the credential
+//! for the party it connects to from the token and the fingerprint of the certificate it pins
+//! for that connection ([`crate::server::auth::derive_credential`]), and sends only that. Each
+//! party thus learns only its own credential `K_i`, which is useless at the other party (it
+//! registered the hash of a different value): a curious P0 cannot replay what the client sent it
+//! to pass as the client at P1 and fetch P1's model share. The credential is zeroized after use.
 
 use crate::proto::{
     ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, Reply,
     UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
-use crate::server::auth::CLIENT_ALPN;
+use crate::server::auth::{derive_credential, CLIENT_ALPN};
 use crate::transport::{tls, Identity, PeerCert, TransportError};
 use mpc::net::{Channel, ChannelExt, StreamChannel};
 use mpc::{MpcError, Share};
@@ -133,7 +143,8 @@ fn refused(r: Reply) -> ClientError {
 
 impl Client {
     /// Connects to the party at `addr` whose certificate is `party`, presenting `me` (a
-    /// registered identity, or a fresh one when authenticating by `token`).
+    /// registered identity, or a fresh one when authenticating by `token`). With a token, the
+    /// hello carries only the credential derived for `party`'s certificate, never the token.
     ///
     /// # Errors
     /// Connection, TLS, or [`ClientError::Refused`] when the party does not admit the client.
@@ -141,10 +152,11 @@ impl Client {
         addr: SocketAddr,
         party: &PeerCert,
         me: &Identity,
-        token: Option<String>,
+        token: Option<&str>,
     ) -> Result<Self> {
+        let credential = token.map(|t| derive_credential(t, &party.fingerprint()));
         let mut ch = Self::connect_raw(addr, party, me).await?;
-        ch.send(&ClientHello { token }).await?;
+        ch.send(&ClientHello { credential }).await?;
         ch.flush().await?;
         match ch.recv::<Reply>(MAX_CONTROL_FRAME).await? {
             Reply::Welcome { role } => Ok(Self { ch, role, addr }),
@@ -413,8 +425,8 @@ pub struct ClientConfig {
     /// fingerprint; when absent, a fresh identity is used with the token.
     #[serde(default)]
     pub identity_dir: Option<PathBuf>,
-    /// A bearer token registered at the party (by its SHA-256), instead of or besides the
-    /// identity.
+    /// A bearer token, instead of or besides the identity. It is not sent: the party registers
+    /// the SHA-256 of the credential derived from it for its certificate (`party hash-token`).
     #[serde(default)]
     pub token: Option<String>,
 }
@@ -485,7 +497,9 @@ impl ClientConfig {
         }
         match &self.token {
             Some(t) => s.push_str(&format!("token = {t:?}\n")),
-            None => s.push_str("# token = \"...\"   # or a bearer token registered at the party\n"),
+            None => s.push_str(
+                "# token = \"...\"   # or a bearer token (register `party hash-token` at the party)\n",
+            ),
         }
         s
     }
@@ -500,7 +514,7 @@ impl ClientConfig {
             Some(d) => Identity::load(d)?,
             None => Identity::generate("dyad-client")?,
         };
-        Client::connect(self.address, &cert, &me, self.token.clone()).await
+        Client::connect(self.address, &cert, &me, self.token.as_deref()).await
     }
 }
 

@@ -9,8 +9,8 @@
 //! polled to completion without a runtime.
 
 use crate::proto::{
-    decode, ClientHello, ClientRequest, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
-    UPLOAD_CHUNK,
+    decode, ClientHello, ClientRequest, Credential, PeerReply, PeerRequest, Reply,
+    MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use mpc::net::{Channel, ChannelExt, StreamChannel};
 use std::future::Future;
@@ -201,9 +201,9 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     };
     match target {
         "client_hello" => vec![
-            enc(&ClientHello { token: None }),
+            enc(&ClientHello { credential: None }),
             enc(&ClientHello {
-                token: Some("alice-token".into()),
+                credential: Some(Credential([7; 32])),
             }),
         ],
         "client_request" => requests.iter().map(enc).collect(),

@@ -8,7 +8,7 @@
 //! # Client connection (TLS 1.3, party certificate pinned by the client)
 //!
 //! ```text
-//! client → party  ClientHello { token }               (the client certificate or the token authenticates)
+//! client → party  ClientHello { credential }          (the client certificate or the credential authenticates)
 //! party  → client Reply::Welcome { role } | Reply::Error
 //! client → party  ClientRequest ...                   (one request, its replies, the next request)
 //! ```
@@ -74,15 +74,30 @@ pub enum ShareForm {
 /// First frame of a client connection.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientHello {
-    /// A bearer token, for clients not registered by certificate fingerprint.
-    pub token: Option<String>,
+    /// The client's credential for this party, for clients not registered by certificate
+    /// fingerprint (derived from the client's token and this party's certificate; see
+    /// [`crate::server::auth`]). The token itself is never sent.
+    pub credential: Option<Credential>,
 }
 
 impl std::fmt::Debug for ClientHello {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientHello")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("credential", &self.credential)
             .finish()
+    }
+}
+
+/// A token client's credential for one party (`K_i`, 32 bytes): it authenticates at that party
+/// only. Zeroized on drop, never printed.
+#[derive(
+    Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
+pub struct Credential(pub [u8; 32]);
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credential(<redacted>)")
     }
 }
 

@@ -5,8 +5,8 @@
 
 use party::fuzzing;
 use party::proto::{
-    decode, ClientHello, ClientRequest, DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec,
-    JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TripleKind,
+    decode, ClientHello, ClientRequest, Credential, DatasetRef, EntryId, EntryInfo, ErrorCode,
+    JobSpec, JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TripleKind,
     UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
 };
 use proptest::prelude::*;
@@ -235,8 +235,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn client_hellos(token in proptest::option::of(text()), f in flips()) {
-        check(&ClientHello { token }, &f)?;
+    fn client_hellos(credential in proptest::option::of(any::<[u8; 32]>()), f in flips()) {
+        check(&ClientHello { credential: credential.map(Credential) }, &f)?;
     }
 
     #[test]

@@ -143,17 +143,22 @@ impl Server {
             }
         };
         let hash = |t: &str| {
-            run_ok(Command::new(PARTY).args(["hash-token", t]))
-                .trim()
-                .to_string()
+            let cert = dir.join("p0/cert.pem");
+            let line = run_ok(Command::new(PARTY).args([
+                "hash-token",
+                t,
+                "--p0-cert",
+                cert.to_str().unwrap(),
+            ]));
+            line.split('"').nth(1).unwrap().to_string()
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let cfg = format!(
             "role = 0\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
              [peer]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"peer-cert.pem\"\ntimeout_s = 30\n\
              [clients]\nlisten = \"{addr}\"\n\
-             [[clients.allow]]\nname = \"alice\"\ntoken_sha256 = \"{}\"\n\
-             [[clients.allow]]\nname = \"bob\"\ntoken_sha256 = \"{}\"\n\
+             [[clients.allow]]\nname = \"alice\"\ncredential_sha256 = \"{}\"\n\
+             [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
              [inference]\nmax_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
              max_sessions = 4\nsession_ttl_s = 600\n\
              [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n",
@@ -212,7 +217,7 @@ impl Server {
         let cert = PeerCert::load(&self.cert()).unwrap();
         let me = Identity::generate("test-client").unwrap();
         InferClient::new(
-            Client::connect(self.addr, &cert, &me, Some(token.into()))
+            Client::connect(self.addr, &cert, &me, Some(token))
                 .await
                 .unwrap(),
         )

@@ -17,7 +17,8 @@
 //! ```toml
 //! server = "127.0.0.1:7200"        # the party's client address
 //! server_cert = "p0-cert.pem"      # the party's certificate, pinned
-//! token = "..."                    # a bearer token registered at the party, or
+//! token = "..."                    # a bearer token (never sent: the client sends the credential
+//!                                  # derived for server_cert; register `party hash-token`), or
 //! cert_dir = "me"                  # an identity registered by fingerprint (party client-init)
 //! ```
 //!
@@ -122,13 +123,14 @@ async fn connect(cli: &Cli) -> Result<InferClient> {
         .clone()
         .or(file.server_cert)
         .context("no server certificate (--server-cert or `server_cert` in --client)")?;
-    let token = cli.token.clone().or(file.token);
+    // Only the credential derived for the pinned certificate is sent; the token is wiped after.
+    let token = zeroize::Zeroizing::new(cli.token.clone().or(file.token));
     let me = match cli.cert_dir.clone().or(file.cert_dir) {
         Some(d) => Identity::load(&d).with_context(|| format!("loading {}", d.display()))?,
         None => Identity::generate("dyad-client")?,
     };
     let party = PeerCert::load(&cert).with_context(|| format!("loading {}", cert.display()))?;
-    let c = Client::connect(addr, &party, &me, token)
+    let c = Client::connect(addr, &party, &me, token.as_deref())
         .await
         .with_context(|| format!("connecting to {addr}"))?;
     Ok(InferClient::new(c))

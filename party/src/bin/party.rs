@@ -3,7 +3,8 @@
 //! ```text
 //! party init --id 0 --dir p0                  # identity (cert.pem, key.pem) + party.toml template
 //! party serve --config p0/party.toml          # run the server
-//! party hash-token TOKEN                      # the token_sha256 to register a client
+//! party hash-token TOKEN --p0-cert P --p1-cert P   # credential_sha256 to register at each party
+//! party hash-token TOKEN --config p0/party.toml    # ... at the party of this configuration
 //! party client-init --dir me [--p0 ADDR --p0-cert P --p1 ADDR --p1-cert P]
 //!                                             # client identity (+ me/p0.toml, me/p1.toml)
 //! party train --p0 ADDR --p0-cert P --p1 ADDR --p1-cert P (--token T | --cert-dir D) \
@@ -47,10 +48,21 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Print the SHA-256 of a token (for `token_sha256` in `[[clients.allow]]`).
+    /// Print the value that registers a token client at each party (`credential_sha256` in
+    /// `[[clients.allow]]`), one line per party: each party registers its own line, derived
+    /// from its certificate, so what one party receives from the client is refused at the other.
     HashToken {
-        /// The token.
+        /// The token (random and long, e.g. `openssl rand -hex 32`).
         token: String,
+        /// P0's certificate (PEM), as the client pins it.
+        #[arg(long)]
+        p0_cert: Option<PathBuf>,
+        /// P1's certificate (PEM), as the client pins it.
+        #[arg(long)]
+        p1_cert: Option<PathBuf>,
+        /// A party's configuration: the value for that party (its own certificate).
+        #[arg(long, conflicts_with_all = ["p0_cert", "p1_cert"])]
+        config: Option<PathBuf>,
     },
     /// Create a client identity (for registration by fingerprint); prints the fingerprint. With
     /// --p0/--p0-cert (and --p1/--p1-cert) also writes DIR/p0.toml (DIR/p1.toml): the client
@@ -175,10 +187,42 @@ impl Conn {
             ),
         };
         let cert = PeerCert::load(&cert)?;
-        Client::connect(addr, &cert, &self.identity()?, self.token.clone())
+        Client::connect(addr, &cert, &self.identity()?, self.token.as_deref())
             .await
             .with_context(|| format!("connecting to P{role} at {addr}"))
     }
+}
+
+/// `party hash-token`: one `credential_sha256 = "…"` line per party, with the party and the
+/// certificate in a trailing comment.
+fn hash_token(
+    token: &str,
+    p0_cert: Option<PathBuf>,
+    p1_cert: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<Vec<String>> {
+    let certs: Vec<(u8, PathBuf)> = match config {
+        Some(path) => vec![config::own_certificate(&path)?],
+        None => [(0u8, p0_cert), (1, p1_cert)]
+            .into_iter()
+            .filter_map(|(role, c)| Some((role, c?)))
+            .collect(),
+    };
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "give --p0-cert and/or --p1-cert (the parties' certificates), or --config PARTY_TOML"
+    );
+    certs
+        .into_iter()
+        .map(|(role, path)| {
+            let cert = PeerCert::load(&path)?;
+            let value = party::server::auth::credential_sha256(token, &cert.fingerprint());
+            Ok(format!(
+                "credential_sha256 = \"{value}\"   # at P{role} ({})",
+                path.display()
+            ))
+        })
+        .collect()
 }
 
 async fn reveal(conn: &Conn, job: EntryId, out: &std::path::Path) -> Result<()> {
@@ -225,7 +269,17 @@ async fn main() -> Result<()> {
             let cfg = config::Config::load(&config)?;
             Server::new(cfg)?.run().await?;
         }
-        Command::HashToken { token } => println!("{}", party::server::auth::hash_token(&token)),
+        Command::HashToken {
+            token,
+            p0_cert,
+            p1_cert,
+            config,
+        } => {
+            let token = zeroize::Zeroizing::new(token);
+            for line in hash_token(&token, p0_cert, p1_cert, config)? {
+                println!("{line}");
+            }
+        }
         Command::ClientInit {
             dir,
             p0,

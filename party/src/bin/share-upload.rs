@@ -51,7 +51,8 @@ struct Cli {
     /// P1's certificate (PEM).
     #[arg(long)]
     p1_cert: PathBuf,
-    /// Bearer token.
+    /// Bearer token (never sent: each party receives a credential derived from it and from the
+    /// party's pinned certificate).
     #[arg(long)]
     token: Option<String>,
     /// Client identity directory (cert.pem, key.pem) registered by fingerprint.
@@ -93,7 +94,9 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Only the per-party credentials derived from the token are sent; the token is wiped at exit.
+    let token = cli.token.take().map(zeroize::Zeroizing::new);
     if cli.parties.len() != 2 {
         bail!("--parties needs two addresses: P0,P1");
     }
@@ -153,12 +156,22 @@ async fn main() -> Result<()> {
         None => Identity::generate("dyad-client")?,
     };
     let certs = [PeerCert::load(&cli.p0_cert)?, PeerCert::load(&cli.p1_cert)?];
-    let mut c0 = Client::connect(cli.parties[0], &certs[0], &me, cli.token.clone())
-        .await
-        .with_context(|| format!("connecting to P0 at {}", cli.parties[0]))?;
-    let mut c1 = Client::connect(cli.parties[1], &certs[1], &me, cli.token.clone())
-        .await
-        .with_context(|| format!("connecting to P1 at {}", cli.parties[1]))?;
+    let mut c0 = Client::connect(
+        cli.parties[0],
+        &certs[0],
+        &me,
+        token.as_deref().map(|t| t.as_str()),
+    )
+    .await
+    .with_context(|| format!("connecting to P0 at {}", cli.parties[0]))?;
+    let mut c1 = Client::connect(
+        cli.parties[1],
+        &certs[1],
+        &me,
+        token.as_deref().map(|t| t.as_str()),
+    )
+    .await
+    .with_context(|| format!("connecting to P1 at {}", cli.parties[1]))?;
     anyhow::ensure!(
         c0.role() == 0 && c1.role() == 1,
         "the first address must be P0's and the second P1's"

@@ -149,9 +149,9 @@ pub struct ClientConfig {
     pub allow: Vec<AllowedClient>,
 }
 
-/// A registered client: a certificate fingerprint, a token, or both. The name is the owner of
-/// its datasets and must be the same in both parties' configurations.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A registered client: a certificate fingerprint, a token credential, or both. The name is the
+/// owner of its datasets and must be the same in both parties' configurations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowedClient {
     /// Owner name.
@@ -159,9 +159,41 @@ pub struct AllowedClient {
     /// SHA-256 fingerprint of the client's certificate (64 hex digits).
     #[serde(default)]
     pub fingerprint: Option<String>,
-    /// SHA-256 of the client's bearer token (64 hex digits; `party hash-token` prints it).
+    /// SHA-256 of the credential the client derives from its token for this party (64 hex
+    /// digits; `party hash-token TOKEN --config party.toml` prints it). Each party registers a
+    /// different value; see [`crate::server::auth`].
     #[serde(default)]
-    pub token_sha256: Option<String>,
+    pub credential_sha256: Option<String>,
+    /// The old registration by the SHA-256 of the raw token: refused by [`Config::load`] (the
+    /// token it stands for would authenticate at both parties). Never admits anyone.
+    #[serde(default, rename = "token_sha256", skip_serializing)]
+    pub legacy_token_sha256: Option<String>,
+}
+
+impl AllowedClient {
+    /// Refuses the old `token_sha256` and a `credential_sha256` that is not 64 hex digits.
+    fn check(&self, path: &Path) -> anyhow::Result<()> {
+        let name = &self.name;
+        anyhow::ensure!(
+            self.legacy_token_sha256.is_none(),
+            "{}: client {name:?} is registered by token_sha256 (the hash of the raw token), which \
+             is no longer accepted: a raw token works at both parties, so either party could pass \
+             as the client at the other. Re-register it: run `party hash-token TOKEN --config {}` \
+             and replace token_sha256 with the credential_sha256 line it prints",
+            path.display(),
+            path.display()
+        );
+        if let Some(h) = &self.credential_sha256 {
+            anyhow::ensure!(
+                h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{}: client {name:?}: credential_sha256 {h:?} must be 64 hex digits (it has {} \
+                 characters); `party hash-token` prints it",
+                path.display(),
+                h.len()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Limits.
@@ -230,6 +262,9 @@ impl Config {
             }
         }
         anyhow::ensure!(c.role <= 1, "{}: role must be 0 or 1", path.display());
+        for client in &c.clients.allow {
+            client.check(path)?;
+        }
         match c.role {
             0 => anyhow::ensure!(
                 c.peer.listen.is_some(),
@@ -244,6 +279,31 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// The role and certificate file (`identity_dir/cert.pem`) of the party configured in `path`,
+/// read without checking the rest of the file: `party hash-token --config` must work on a
+/// configuration that [`Config::load`] refuses for its old `token_sha256` registrations.
+///
+/// # Errors
+/// Unreadable file, invalid TOML, a missing or invalid `role` or `identity_dir`.
+pub fn own_certificate(path: &Path) -> anyhow::Result<(u8, PathBuf)> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let role = v.get("role").and_then(toml::Value::as_integer);
+    let role = match role {
+        Some(r @ 0..=1) => r as u8,
+        _ => anyhow::bail!("{}: role must be 0 or 1, got {role:?}", path.display()),
+    };
+    let dir = v
+        .get("identity_dir")
+        .and_then(toml::Value::as_str)
+        .with_context(|| format!("{}: identity_dir is missing", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok((role, base.join(dir).join(crate::transport::CERT_FILE)))
 }
 
 /// The commented template `party init` writes.
@@ -272,12 +332,14 @@ timeout_s = 30                   # a silent peer fails requests and jobs after t
 
 [clients]
 listen = "0.0.0.0:{client_port}"          # data owners and job clients connect here (TLS 1.3)
-# Register each client by certificate fingerprint and/or by the SHA-256 of a bearer token
-# (`party hash-token TOKEN`). The name owns the client's datasets: use the same name on both parties.
+# Register each client by certificate fingerprint and/or by its token credential for this party
+# (`party hash-token TOKEN --config party.toml` prints the line; the other party registers a
+# different value, so neither can replay what it receives). The name owns the client's datasets:
+# use the same name on both parties.
 # [[clients.allow]]
 # name = "alice"
 # fingerprint = "<64 hex digits: the client's cert.pem fingerprint>"
-# token_sha256 = "<64 hex digits>"
+# credential_sha256 = "<64 hex digits>"
 
 [limits]
 max_upload_bytes = 1073741824    # largest share upload (bytes)

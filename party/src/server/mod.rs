@@ -5,7 +5,8 @@
 //! ([`infer`]) for the models listed in `[inference]`.
 //!
 //! Security: the peer link accepts only the pinned peer certificate (mutual TLS); clients are
-//! admitted by certificate fingerprint or token; a client sees and uses only its own entries; the
+//! admitted by certificate fingerprint or by a token credential valid at this party only
+//! ([`auth`]: nothing one party receives authenticates at the other); a client sees and uses only its own entries; the
 //! parties exchange only protocol messages, never their shares of data or models (a model share
 //! goes to its owner alone, who reconstructs). Semi-honest, non-colluding parties.
 
@@ -502,7 +503,7 @@ impl Server {
         let mut ch: ClientChan = StreamChannel::new(r, w);
         let hello = match tokio::time::timeout(self.timeout, ch.recv_frame(MAX_CONTROL_FRAME)).await
         {
-            Ok(Ok(f)) => decode::<ClientHello>(&f, MAX_CONTROL_FRAME),
+            Ok(Ok(f)) => decode::<ClientHello>(&zeroize::Zeroizing::new(f), MAX_CONTROL_FRAME),
             Ok(Err(e)) => Err(e),
             Err(_) => {
                 tracing::warn!("refused client {addr}: no hello");
@@ -516,13 +517,14 @@ impl Server {
                 return Ok(());
             }
         };
-        let Some(client) = auth::admit(&self.cfg.clients.allow, &fp, hello.token.as_deref()) else {
+        let Some(client) = auth::admit(&self.cfg.clients.allow, &fp, hello.credential.as_ref())
+        else {
             tracing::warn!(
                 "refused client {addr}: certificate {fp} is not registered and {}",
-                if hello.token.is_some() {
-                    "the token is unknown"
+                if hello.credential.is_some() {
+                    "the token credential is unknown"
                 } else {
-                    "no token was given"
+                    "no token credential was given"
                 }
             );
             let _ = reply(&mut ch, &err(ErrorCode::Unauthorized, "unknown client")).await;

@@ -146,6 +146,17 @@ pub enum TransportError {
         /// What the parser reported.
         reason: String,
     },
+    /// A private key file that the group or others may read (Unix mode bits `0o077`).
+    #[error(
+        "{path}: private key file has mode {mode:04o}, readable by group or others (allowed: \
+         owner only, 0600 or stricter); fix it with `chmod 600 {path}`"
+    )]
+    KeyFileMode {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// An unknown transport name in a configuration.
     #[error(
         "unknown transport {value:?}: expected one of \"quic\", \"tls-tcp\", \"tcp-insecure\""

@@ -8,7 +8,9 @@
 //!
 //! The key pair is drawn by `ring` from the operating system's CSPRNG (rcgen's key generation does
 //! not take a caller RNG). The private key is held in a zeroize-on-drop buffer, never printed by
-//! `Debug`, and written with mode 0600 on Unix.
+//! `Debug`, and written with mode 0600 on Unix; on Unix a key file that the group or others may
+//! read is refused when an identity is loaded ([`TransportError::KeyFileMode`]), since anyone who
+//! read it could pass as this party.
 
 use super::error::{Result, TransportError};
 use rustls::pki_types::pem::PemObject;
@@ -194,6 +196,7 @@ impl Identity {
     /// key belongs to the certificate.
     pub fn load_pem(cert_path: &Path, key_path: &Path) -> Result<Self> {
         let cert = PeerCert::load(cert_path)?;
+        check_key_mode(key_path)?;
         let key_bytes =
             Zeroizing::new(
                 std::fs::read(key_path).map_err(|source| TransportError::File {
@@ -257,6 +260,29 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// Refuses a private key file whose mode lets the group or others read or write it (Unix).
+fn check_key_mode(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| TransportError::File {
+            op: "read",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(TransportError::KeyFileMode {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     use std::io::Write;
     let err = |source| TransportError::File {
@@ -274,6 +300,13 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     #[cfg(not(unix))]
     let _ = private;
     let mut f = opts.open(path).map_err(err)?;
+    // `mode` applies only when the file is created: an existing key file is narrowed too.
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(err)?;
+    }
     f.write_all(bytes).map_err(err)
 }
 
@@ -328,6 +361,45 @@ mod tests {
         assert!(matches!(r, Err(TransportError::InvalidPem { .. })), "{r:?}");
         let r = PeerCert::load(&dir.path().join("missing.pem"));
         assert!(matches!(r, Err(TransportError::File { .. })), "{r:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_files_readable_by_others_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Identity::generate("dyad-p0")
+            .unwrap()
+            .save(dir.path())
+            .unwrap();
+        let key = dir.path().join(KEY_FILE);
+        let chmod =
+            |mode| std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        for mode in [0o644, 0o640, 0o604, 0o660] {
+            chmod(mode);
+            let e = Identity::load(dir.path()).unwrap_err();
+            assert!(matches!(e, TransportError::KeyFileMode { mode: m, .. } if m == mode));
+            let msg = e.to_string();
+            assert!(
+                msg.contains(&key.display().to_string())
+                    && msg.contains(&format!("{mode:04o}"))
+                    && msg.contains(&format!("chmod 600 {}", key.display())),
+                "{msg}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            chmod(mode);
+            Identity::load(dir.path()).unwrap();
+        }
+        // Saving over a key file that is too open narrows it again.
+        chmod(0o644);
+        Identity::generate("dyad-p0")
+            .unwrap()
+            .save(dir.path())
+            .unwrap();
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        Identity::load(dir.path()).unwrap();
     }
 
     #[test]

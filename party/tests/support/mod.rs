@@ -2,7 +2,8 @@
 //! operations tests (uploads in every format, appends, jobs, kill -9 or injected faults at chosen
 //! moments), with helpers that read both stores from disk.
 //!
-//! Clients: alice, bob and dave by bearer token, carol by the fingerprint of the client
+//! Clients: alice, bob and dave by bearer token (each party registers the hash of its own
+//! per-party credential, from `party hash-token`), carol by the fingerprint of the client
 //! certificate in `<dir>/carol`.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
@@ -98,27 +99,38 @@ impl Cluster {
         }
         let peer_port = free_port();
         let client = [0, 1].map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())));
-        let hash = |t: &str| {
-            run_ok(Command::new(PARTY).args(["hash-token", t]))
-                .trim()
-                .to_string()
+        // `party hash-token` prints one credential_sha256 line per party: each registers its own.
+        let hashes = |t: &str| -> Vec<String> {
+            run_ok(Command::new(PARTY).args([
+                "hash-token",
+                t,
+                "--p0-cert",
+                dir.join("p0/cert.pem").to_str().unwrap(),
+                "--p1-cert",
+                dir.join("p1/cert.pem").to_str().unwrap(),
+            ]))
+            .lines()
+            .map(|l| l.split('"').nth(1).unwrap().to_string())
+            .collect()
         };
-        let allow: String = [("alice", ALICE), ("bob", BOB), ("dave", DAVE)]
-            .iter()
-            .map(|(n, t)| {
-                format!(
-                    "[[clients.allow]]\nname = \"{n}\"\ntoken_sha256 = \"{}\"\n",
-                    hash(t)
-                )
-            })
-            .collect();
+        let mut allow = [String::new(), String::new()];
+        for (n, t) in [("alice", ALICE), ("bob", BOB), ("dave", DAVE)] {
+            for (id, h) in hashes(t).iter().enumerate() {
+                allow[id].push_str(&format!(
+                    "[[clients.allow]]\nname = \"{n}\"\ncredential_sha256 = \"{h}\"\n"
+                ));
+            }
+        }
         let carol = dir.join("carol");
         let fp_carol =
             run_ok(Command::new(PARTY).args(["client-init", "--dir", carol.to_str().unwrap()]))
                 .trim()
                 .to_string();
-        let allow =
-            format!("{allow}[[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n");
+        for a in &mut allow {
+            a.push_str(&format!(
+                "[[clients.allow]]\nname = \"carol\"\nfingerprint = \"{fp_carol}\"\n"
+            ));
+        }
         for (id, caddr) in client.iter().enumerate() {
             let peer = if id == 0 {
                 format!("listen = \"127.0.0.1:{peer_port}\"")
@@ -128,8 +140,9 @@ impl Cluster {
             let cfg = format!(
                 "role = {id}\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
                  [peer]\n{peer}\ncertificate = \"peer-cert.pem\"\ntransport = \"tls-tcp\"\ntimeout_s = {timeout_s}\n\
-                 [clients]\nlisten = \"{caddr}\"\n{allow}\
-                 [limits]\nmax_upload_bytes = {max_upload}\nmax_concurrent_jobs = 2\n"
+                 [clients]\nlisten = \"{caddr}\"\n{}\
+                 [limits]\nmax_upload_bytes = {max_upload}\nmax_concurrent_jobs = 2\n",
+                allow[id]
             );
             std::fs::write(dir.join(format!("p{id}/party.toml")), cfg).unwrap();
         }
@@ -268,7 +281,7 @@ impl Cluster {
     pub async fn client(&self, id: usize, token: &str) -> Result<Client, ClientError> {
         let cert = PeerCert::load(&self.cert(id)).unwrap();
         let me = Identity::generate("test-client").unwrap();
-        Client::connect(self.client[id], &cert, &me, Some(token.into())).await
+        Client::connect(self.client[id], &cert, &me, Some(token)).await
     }
 
     pub fn entries_dir(&self, id: usize) -> PathBuf {
