@@ -147,10 +147,10 @@ mod tests {
         let (code, msg) = upload_size(1 << 62, 4, u64::MAX).unwrap_err();
         assert_eq!(code, ErrorCode::Limit);
         assert!(msg.contains("overflows"), "{msg}");
-        // rows·cols fits, ·8 does not.
-        assert!(upload_size(1 << 31, 1 << 31, u64::MAX).is_ok());
-        assert!(upload_size(1 << 31, 1 << 30, u64::MAX).is_ok());
-        assert!(upload_size(1 << 32, 1 << 30, u64::MAX).is_err());
+        // 2^63 bytes fit; rows·cols = 2^61 fits but ·8 does not; rows·cols itself overflows.
+        assert_eq!(upload_size(1 << 30, 1 << 30, u64::MAX), Ok(1 << 63));
+        assert!(upload_size(1 << 31, 1 << 30, u64::MAX).unwrap_err().1.contains("overflows"));
+        assert!(upload_size(1 << 33, 1 << 31, u64::MAX).unwrap_err().1.contains("overflows"));
     }
 
     #[test]
