@@ -571,10 +571,16 @@ async fn concurrent_session_opens_stay_bounded() {
         keys.push(stream.rx.recv().await.unwrap().unwrap());
     }
     let total: u64 = lens.iter().sum();
-    assert_eq!(info.max_key_bytes, total + total / 64, "{total} bytes of keys");
+    assert_eq!(
+        info.max_key_bytes,
+        total + total / 64,
+        "{total} bytes of keys"
+    );
     assert!(
-        s.log()
-            .contains(&format!("max_key_bytes = {} (what the served", info.max_key_bytes)),
+        s.log().contains(&format!(
+            "max_key_bytes = {} (what the served",
+            info.max_key_bytes
+        )),
         "{}",
         s.log()
     );
@@ -618,9 +624,13 @@ async fn concurrent_session_opens_stay_bounded() {
         outcomes.push(t.await.unwrap());
     }
     eprintln!("{outcomes:?}");
-    let count = |f: &dyn Fn(&str, &Attempt) -> bool| outcomes.iter().filter(|(t, a)| f(t, a)).count();
+    let count =
+        |f: &dyn Fn(&str, &Attempt) -> bool| outcomes.iter().filter(|(t, a)| f(t, a)).count();
     let ready = count(&|_, a| matches!(a, Attempt::Ready));
-    assert!((1..=2).contains(&ready), "max_key_uploads = 2: {outcomes:?}");
+    assert!(
+        (1..=2).contains(&ready),
+        "max_key_uploads = 2: {outcomes:?}"
+    );
     for token in [ALICE, BOB, CAROL] {
         let r = count(&|t, a| t == token && matches!(a, Attempt::Ready));
         assert!(r <= 1, "max_key_uploads_per_client = 1: {outcomes:?}");
@@ -628,8 +638,14 @@ async fn concurrent_session_opens_stay_bounded() {
         assert!(conns + usize::from(token == ALICE) <= 3, "{outcomes:?}");
     }
     let connected = count(&|_, a| !matches!(a, Attempt::Connection(_)));
-    assert!(connected < 8, "max_connections = 8 with alice's first: {outcomes:?}");
-    assert!(count(&|_, a| matches!(a, Attempt::Open(_))) >= 1, "{outcomes:?}");
+    assert!(
+        connected < 8,
+        "max_connections = 8 with alice's first: {outcomes:?}"
+    );
+    assert!(
+        count(&|_, a| matches!(a, Attempt::Open(_))) >= 1,
+        "{outcomes:?}"
+    );
     for (_, a) in &outcomes {
         match a {
             Attempt::Connection(m) => assert!(

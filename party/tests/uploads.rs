@@ -383,8 +383,16 @@ async fn oversized_seed_upload_is_refused() {
     let csv = tmp.path().join("x.csv");
     datasets::csv::write_csv(&csv, None, &x).unwrap();
     upload_ok(c.upload(ALICE, &["--name", "base"], &csv));
-    let big = ["8589934592 rows x 4 columns", "274877906944 bytes", "max_upload_bytes = 1000000"];
-    let overflow = ["4611686018427387904 rows x 4 columns", "overflows", "max_upload_bytes = 1000000"];
+    let big = [
+        "8589934592 rows x 4 columns",
+        "274877906944 bytes",
+        "max_upload_bytes = 1000000",
+    ];
+    let overflow = [
+        "4611686018427387904 rows x 4 columns",
+        "overflows",
+        "max_upload_bytes = 1000000",
+    ];
     let append = UploadOptions {
         appenders: vec![],
         append_to: Some(DatasetRef {
@@ -416,10 +424,16 @@ async fn oversized_seed_upload_is_refused() {
     let h = huge_header(1 << 33, 4, ShareForm::Seed);
     p0.send(&ClientRequest::Upload(h)).await.unwrap();
     assert_limit(p0.recv().await, &big);
-    assert!(p0.list().await.is_err(), "the stream cannot be resynchronized");
+    assert!(
+        p0.list().await.is_err(),
+        "the stream cannot be resynchronized"
+    );
     // Both parties are alive and serve a normal upload and an append.
     for p in c.procs.iter_mut() {
-        assert!(p.as_mut().unwrap().try_wait().unwrap().is_none(), "a party exited");
+        assert!(
+            p.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "a party exited"
+        );
     }
     upload_ok(c.upload(ALICE, &["--name", "after"], &csv));
     assert_close(&c.reconstruct("after"), &x);

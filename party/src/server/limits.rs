@@ -149,8 +149,14 @@ mod tests {
         assert!(msg.contains("overflows"), "{msg}");
         // 2^63 bytes fit; rows·cols = 2^61 fits but ·8 does not; rows·cols itself overflows.
         assert_eq!(upload_size(1 << 30, 1 << 30, u64::MAX), Ok(1 << 63));
-        assert!(upload_size(1 << 31, 1 << 30, u64::MAX).unwrap_err().1.contains("overflows"));
-        assert!(upload_size(1 << 33, 1 << 31, u64::MAX).unwrap_err().1.contains("overflows"));
+        assert!(upload_size(1 << 31, 1 << 30, u64::MAX)
+            .unwrap_err()
+            .1
+            .contains("overflows"));
+        assert!(upload_size(1 << 33, 1 << 31, u64::MAX)
+            .unwrap_err()
+            .1
+            .contains("overflows"));
     }
 
     #[test]
@@ -161,7 +167,8 @@ mod tests {
         let (code, msg) = c.try_acquire("alice").unwrap_err();
         assert_eq!(code, ErrorCode::Limit);
         assert!(
-            msg.contains("alice has 2 key uploads") && msg.contains("max_key_uploads_per_client = 2"),
+            msg.contains("alice has 2 key uploads")
+                && msg.contains("max_key_uploads_per_client = 2"),
             "{msg}"
         );
         let _b = c.try_acquire("bob").unwrap();

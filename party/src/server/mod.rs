@@ -207,14 +207,15 @@ impl Server {
             let _ = tcp.set_nodelay(true);
             let (srv, acc) = (self.clone(), acceptor.clone());
             let max = self.cfg.limits.max_connections;
-            let permit = match limits::try_total(&self.connections, "connections", "max_connections", max) {
-                Ok(p) => p,
-                Err((_, message)) => {
-                    tracing::warn!("refused client {addr}: {message}");
-                    srv.refuse_busy(acc, tcp, message);
-                    continue;
-                }
-            };
+            let permit =
+                match limits::try_total(&self.connections, "connections", "max_connections", max) {
+                    Ok(p) => p,
+                    Err((_, message)) => {
+                        tracing::warn!("refused client {addr}: {message}");
+                        srv.refuse_busy(acc, tcp, message);
+                        continue;
+                    }
+                };
             tokio::spawn(async move {
                 let _permit = permit;
                 if let Err(e) = srv.client_session(acc, tcp, addr).await {
@@ -508,7 +509,12 @@ impl Server {
     /// Answers a connection over `max_connections` with a `Limit` error after its handshake
     /// and hello (bounded by the peer timeout), or closes it when [`BUSY_REPLIES`] such answers
     /// are under way already.
-    fn refuse_busy(self: Arc<Self>, acc: tokio_rustls::TlsAcceptor, tcp: TcpStream, message: String) {
+    fn refuse_busy(
+        self: Arc<Self>,
+        acc: tokio_rustls::TlsAcceptor,
+        tcp: TcpStream,
+        message: String,
+    ) {
         let Ok(permit) = self.busy.clone().try_acquire_owned() else {
             return;
         };
@@ -760,7 +766,10 @@ impl Server {
         if h.len > limit {
             return Err((
                 ErrorCode::Limit,
-                format!("upload of {} bytes exceeds max_upload_bytes = {limit}", h.len),
+                format!(
+                    "upload of {} bytes exceeds max_upload_bytes = {limit}",
+                    h.len
+                ),
             ));
         }
         let want = match h.form {

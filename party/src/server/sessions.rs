@@ -167,7 +167,6 @@ impl<S: Clone> SessionTable<S> {
         self.lock().open.remove(&id);
         Ok(())
     }
-
 }
 
 impl<S: Clone> Reservation<'_, S> {
@@ -221,7 +220,10 @@ mod tests {
         assert_eq!(t.counts(), (1, 0));
         assert_eq!(t.get("alice", id), Ok(7));
         assert_eq!(t.get("bob", id).unwrap_err().0, ErrorCode::Forbidden);
-        assert!(t.reserve("alice").is_err(), "the session holds alice's slot");
+        assert!(
+            t.reserve("alice").is_err(),
+            "the session holds alice's slot"
+        );
         let c = t.reserve("carol").unwrap();
         drop(c);
         t.close("alice", id).unwrap();

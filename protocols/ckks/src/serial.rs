@@ -570,7 +570,12 @@ mod tests {
             let mut kg = KeyGenerator::new(&p);
             let sk = kg.secret_key();
             let rk = kg.relin_key(&sk).unwrap().to_bytes(&p).unwrap();
-            assert_eq!(RelinKey::serialized_len(&p), rk.len() as u64, "{}", preset.name);
+            assert_eq!(
+                RelinKey::serialized_len(&p),
+                rk.len() as u64,
+                "{}",
+                preset.name
+            );
             for steps in [&[][..], &[1], &[1, 2, 5]] {
                 let gk = kg.galois_keys(&sk, steps, false).unwrap();
                 let n = gk.elements().count();
