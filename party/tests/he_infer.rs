@@ -571,6 +571,7 @@ async fn concurrent_session_opens_stay_bounded() {
         keys.push(stream.rx.recv().await.unwrap().unwrap());
     }
     let total: u64 = lens.iter().sum();
+    eprintln!("{} key objects, {total} bytes", lens.len());
     assert_eq!(
         info.max_key_bytes,
         total + total / 64,

@@ -46,9 +46,10 @@ pub struct InferenceConfig {
     pub max_key_bytes: Option<u64>,
     /// Key uploads in progress at once, of all clients (each may buffer up to
     /// `max_key_bytes`, and about as much again while decoding); more are refused (`Limit`).
+    /// Default 2.
     #[serde(default = "default_max_key_uploads")]
     pub max_key_uploads: usize,
-    /// Key uploads one client may have in progress at once.
+    /// Key uploads one client may have in progress at once (default 1).
     #[serde(default = "default_max_key_uploads_per_client")]
     pub max_key_uploads_per_client: usize,
     /// Sessions one client may hold at once (a session being opened counts from its request).
@@ -188,10 +189,10 @@ pub struct Limits {
     /// Jobs running at once (P0 refuses more).
     pub max_concurrent_jobs: usize,
     /// Client connections open at once, counted from the TCP accept (before the handshake):
-    /// more are refused (`Limit`) instead of queued.
+    /// more are refused (`Limit`) instead of queued. Default 64.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Connections one authenticated client may hold at once.
+    /// Connections one authenticated client may hold at once (default 8).
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: usize,
 }

@@ -8,6 +8,12 @@
 //! admitted by certificate fingerprint or token; a client sees and uses only its own entries; the
 //! parties exchange only protocol messages, never their shares of data or models (a model share
 //! goes to its owner alone, who reconstructs). Semi-honest, non-colluding parties.
+//!
+//! Availability: an authenticated client may still try to exhaust a party. Client connections
+//! are bounded in total (`max_connections`, counted from the TCP accept, before the handshake)
+//! and per client (`max_connections_per_client`); an upload's `rows × cols` share is bounded by
+//! `max_upload_bytes` in every form before any byte is received or a seed expanded
+//! ([`limits::upload_size`]); refusals are `Limit` errors naming the limit ([`limits`]).
 
 pub mod auth;
 pub mod config;
