@@ -31,6 +31,7 @@ const PARTY: &str = env!("CARGO_BIN_EXE_party");
 const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");
 const ALICE: &str = "alice-token-123";
 const BOB: &str = "bob-token-456";
+const CAROL: &str = "carol-token-789";
 const TOL: f64 = 1e-5;
 const SHAPE: (usize, usize, usize, usize) = (3, 4, 5, 1);
 
@@ -122,6 +123,18 @@ impl Server {
 
     /// Serves the tiny model, or the committed model `committed` (a `.json` path) as "tiny".
     fn start_serving(dir: &Path, committed: Option<&Path>) -> Self {
+        let inference = "max_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
+                         max_sessions = 4\nsession_ttl_s = 600\n";
+        Self::launch(dir, committed, inference, "")
+    }
+
+    /// Serves the tiny model with `inference` as the `[inference]` settings and `limits` as
+    /// the `[limits]` section's.
+    fn start_limited(dir: &Path, inference: &str, limits: &str) -> Self {
+        Self::launch(dir, None, inference, limits)
+    }
+
+    fn launch(dir: &Path, committed: Option<&Path>, inference: &str, limits: &str) -> Self {
         for id in 0..2 {
             run_ok(Command::new(PARTY).args([
                 "init",
@@ -159,12 +172,14 @@ impl Server {
              [clients]\nlisten = \"{addr}\"\n\
              [[clients.allow]]\nname = \"alice\"\ncredential_sha256 = \"{}\"\n\
              [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
-             [inference]\nmax_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
-             max_sessions = 4\nsession_ttl_s = 600\n\
+             [[clients.allow]]\nname = \"carol\"\ncredential_sha256 = \"{}\"\n\
+             [limits]\nmax_upload_bytes = 1073741824\nmax_concurrent_jobs = 2\n{limits}\
+             [inference]\n{inference}\
              [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n",
             free_port(),
             hash(ALICE),
             hash(BOB),
+            hash(CAROL),
             model_json.display()
         );
         std::fs::write(dir.join("p0/party.toml"), cfg).unwrap();
@@ -214,13 +229,13 @@ impl Server {
     }
 
     async fn client(&self, token: &str) -> InferClient {
+        InferClient::new(self.connect(token).await.unwrap())
+    }
+
+    async fn connect(&self, token: &str) -> Result<Client, ClientError> {
         let cert = PeerCert::load(&self.cert()).unwrap();
         let me = Identity::generate("test-client").unwrap();
-        InferClient::new(
-            Client::connect(self.addr, &cert, &me, Some(token))
-                .await
-                .unwrap(),
-        )
+        Client::connect(self.addr, &cert, &me, Some(token)).await
     }
 }
 
@@ -484,6 +499,215 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
     );
     // The server still serves.
     assert_eq!(bob.list_models().await.unwrap(), vec!["tiny".to_string()]);
+}
+
+/// What one concurrent `OpenSession` attempt got.
+#[derive(Debug)]
+enum Attempt {
+    /// The connection itself was refused (`Limit`), with this message.
+    Connection(String),
+    /// The open was refused (`Limit`), with this message.
+    Open(String),
+    /// The party asked for the keys: an upload in progress.
+    Ready,
+    /// Anything else (a failure of the test).
+    Unexpected(String),
+}
+
+/// A `Limit` refusal's message, or what came instead.
+fn limit_refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Result<String, String> {
+    match r {
+        Err(ClientError::Refused {
+            code: ErrorCode::Limit,
+            message,
+        }) => Ok(message),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+fn open_request(key_lens: &[u64]) -> ClientRequest {
+    ClientRequest::Inference(InferRequest::OpenSession {
+        model: "tiny".into(),
+        key_lens: key_lens.to_vec(),
+    })
+}
+
+fn limit_message(r: Result<Reply, ClientError>) -> String {
+    limit_refusal(r).unwrap_or_else(|e| panic!("expected a Limit refusal, got {e}"))
+}
+
+/// Streams `keys` after `Ready` and returns the opened session.
+async fn send_keys(c: &mut Client, keys: &[Vec<u8>]) -> party::proto::EntryId {
+    for k in keys {
+        for chunk in k.chunks(party::proto::UPLOAD_CHUNK) {
+            c.channel().send_frame(chunk.to_vec()).await.unwrap();
+        }
+    }
+    c.channel().flush().await.unwrap();
+    match c.recv().await.unwrap() {
+        Reply::Inference(InferReply::SessionOpened { session, .. }) => session,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Many concurrent `OpenSession` attempts from one and from several clients against limits
+/// of 8 connections (3 per client), 2 key uploads in progress (1 per client) and 2 sessions
+/// (1 per client): no more uploads are in progress at once than allowed, every refusal is a
+/// `Limit` naming its limit, clients that disconnect mid-upload leave no slot behind (a later
+/// open succeeds), installed sessions are bounded, and the server keeps serving. The default
+/// `max_key_bytes` is what the model's keys need plus 1/64.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_session_opens_stay_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Arc::new(Server::start_limited(
+        tmp.path(),
+        "max_sessions_per_client = 1\nmax_sessions = 2\nsession_ttl_s = 600\n\
+         max_key_uploads = 2\nmax_key_uploads_per_client = 1\n",
+        "max_connections = 8\nmax_connections_per_client = 3\n",
+    ));
+    let mut alice = s.client(ALICE).await;
+    let info = alice.model_info("tiny").await.unwrap();
+    let params = infer::params_for(&info).unwrap();
+    let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
+    let mut stream = infer::generate_keys(&params, sk, &info.rotation_steps).unwrap();
+    let lens = stream.lens.clone();
+    let mut keys = Vec::new();
+    for _ in &lens {
+        keys.push(stream.rx.recv().await.unwrap().unwrap());
+    }
+    let total: u64 = lens.iter().sum();
+    eprintln!("{} key objects, {total} bytes", lens.len());
+    assert_eq!(
+        info.max_key_bytes,
+        total + total / 64,
+        "{total} bytes of keys"
+    );
+    assert!(
+        s.log().contains(&format!(
+            "max_key_bytes = {} (what the served",
+            info.max_key_bytes
+        )),
+        "{}",
+        s.log()
+    );
+
+    // 9 concurrent attempts, 3 per client; alice's first connection counts too.
+    let n = 9;
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = [ALICE, BOB, CAROL]
+        .iter()
+        .flat_map(|&t| std::iter::repeat_n(t, 3))
+        .map(|token| {
+            let (s, barrier, lens) = (s.clone(), barrier.clone(), lens.clone());
+            tokio::spawn(async move {
+                // No panic before the barrier: every attempt must reach it.
+                let (got, conn) = match s.connect(token).await {
+                    Err(e) => match limit_refusal::<()>(Err(e)) {
+                        Ok(m) => (Attempt::Connection(m), None),
+                        Err(e) => (Attempt::Unexpected(e), None),
+                    },
+                    Ok(mut c) => match c.request(&open_request(&lens)).await {
+                        Ok(Reply::Inference(InferReply::Ready)) => (Attempt::Ready, Some(c)),
+                        r => match limit_refusal(r) {
+                            Ok(m) => (Attempt::Open(m), Some(c)),
+                            Err(e) => (Attempt::Unexpected(e), Some(c)),
+                        },
+                    },
+                };
+                // Every attempt holds what it got until all have answered.
+                barrier.wait().await;
+                if let (Attempt::Ready, Some(mut c)) = (&got, conn) {
+                    // Part of the first key, then the client disconnects mid-upload.
+                    c.channel().send_frame(vec![1; 1000]).await.unwrap();
+                    c.channel().flush().await.unwrap();
+                }
+                (token, got)
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.unwrap());
+    }
+    eprintln!("{outcomes:?}");
+    let count =
+        |f: &dyn Fn(&str, &Attempt) -> bool| outcomes.iter().filter(|(t, a)| f(t, a)).count();
+    let ready = count(&|_, a| matches!(a, Attempt::Ready));
+    assert!(
+        (1..=2).contains(&ready),
+        "max_key_uploads = 2: {outcomes:?}"
+    );
+    for token in [ALICE, BOB, CAROL] {
+        let r = count(&|t, a| t == token && matches!(a, Attempt::Ready));
+        assert!(r <= 1, "max_key_uploads_per_client = 1: {outcomes:?}");
+        let conns = count(&|t, a| t == token && !matches!(a, Attempt::Connection(_)));
+        assert!(conns + usize::from(token == ALICE) <= 3, "{outcomes:?}");
+    }
+    let connected = count(&|_, a| !matches!(a, Attempt::Connection(_)));
+    assert!(
+        connected < 8,
+        "max_connections = 8 with alice's first: {outcomes:?}"
+    );
+    assert!(
+        count(&|_, a| matches!(a, Attempt::Open(_))) >= 1,
+        "{outcomes:?}"
+    );
+    for (_, a) in &outcomes {
+        match a {
+            Attempt::Connection(m) => assert!(
+                m.contains("max_connections = 8") || m.contains("max_connections_per_client = 3"),
+                "{m}"
+            ),
+            Attempt::Open(m) => assert!(
+                m.contains("max_key_uploads = 2")
+                    || m.contains("max_key_uploads_per_client = 1")
+                    || m.contains("max_sessions"),
+                "{m}"
+            ),
+            Attempt::Ready => {}
+            Attempt::Unexpected(e) => panic!("an attempt got {e}"),
+        }
+    }
+
+    // The abandoned uploads leave nothing reserved: alice opens a session once the party has
+    // seen them end (at most a few seconds), then bob with the same public keys.
+    let t0 = Instant::now();
+    let a = alice.client();
+    loop {
+        match a.request(&open_request(&lens)).await {
+            Ok(Reply::Inference(InferReply::Ready)) => break,
+            r => {
+                let m = limit_message(r);
+                assert!(t0.elapsed().as_secs() < 20, "slots stay taken: {m}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let session = send_keys(a, &keys).await;
+    let mut bob = s.connect(BOB).await.unwrap();
+    let r = bob.request(&open_request(&lens)).await.unwrap();
+    assert_eq!(r, Reply::Inference(InferReply::Ready));
+    send_keys(&mut bob, &keys).await;
+
+    // Installed sessions are bounded per client and in total.
+    let mut alice2 = s.connect(ALICE).await.unwrap();
+    let m = limit_message(alice2.request(&open_request(&lens)).await);
+    assert!(m.contains("max_sessions_per_client = 1"), "{m}");
+    let mut carol = s.connect(CAROL).await.unwrap();
+    let m = limit_message(carol.request(&open_request(&lens)).await);
+    assert!(m.contains("max_sessions = 2"), "{m}");
+    // Closing one frees its slot; the server still serves.
+    alice.close_session(session).await.unwrap();
+    let r = carol.request(&open_request(&lens)).await.unwrap();
+    assert_eq!(r, Reply::Inference(InferReply::Ready));
+    drop(carol);
+    assert_eq!(alice.list_models().await.unwrap(), vec!["tiny".to_string()]);
+    // Alice holds 2 connections: a third is admitted, a fourth refused.
+    let _third = s.connect(ALICE).await.unwrap();
+    let m = limit_refusal(s.connect(ALICE).await).unwrap();
+    assert!(m.contains("max_connections_per_client = 3"), "{m}");
+    let log = s.log();
+    assert!(log.contains("refused open session of"), "{log}");
 }
 
 /// The committed BodyPose x² model (STGCN-3-128 / 4, 128-bit preset N15_L17) served to

@@ -7,7 +7,10 @@ mod support;
 
 use ndarray::{s, Array2, Axis};
 use party::client::ClientError;
-use party::proto::{ClientRequest, ErrorCode, JobSpec, ModelKind, Reply, TripleKind};
+use party::proto::{
+    ClientRequest, DatasetRef, EntryId, ErrorCode, JobSpec, ModelKind, Reply, ShareForm,
+    TripleKind, UploadHeader, UploadOptions,
+};
 use std::path::Path;
 use std::process::Command;
 use support::*;
@@ -336,4 +339,108 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
     for id in 0..2 {
         assert!(c.entries(id).iter().all(|(_, n, _)| n != "cancer"), "P{id}");
     }
+}
+
+/// A share header whose `rows × cols` would not fit `max_upload_bytes` once expanded: a seed
+/// is 32 bytes whatever the shape, so the shape itself is what must be bounded.
+fn huge_header(rows: u64, cols: u64, form: ShareForm) -> UploadHeader {
+    UploadHeader {
+        id: EntryId::random(),
+        name: "huge".into(),
+        rows,
+        cols,
+        label_column: 0,
+        frac_bits: 16,
+        form,
+        digest: [0; 32],
+        len: match form {
+            ShareForm::Seed => 32,
+            ShareForm::Matrix => 8,
+        },
+    }
+}
+
+fn assert_limit(r: Result<Reply, ClientError>, want: &[&str]) {
+    match r {
+        Err(ClientError::Refused { code, message }) => {
+            assert_eq!(code, ErrorCode::Limit, "{message}");
+            for w in want {
+                assert!(message.contains(w), "{message:?} lacks {w:?}");
+            }
+        }
+        other => panic!("expected a Limit refusal, got {other:?}"),
+    }
+}
+
+/// Seed-form uploads and appends declaring rows = 2^33, or a rows·cols·8 that overflows u64,
+/// are refused with `Limit` (naming rows, columns, bytes and the limit) before any share byte
+/// is received or expanded; the party keeps serving and a normal upload succeeds afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_seed_upload_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(tmp.path(), 30, 1_000_000);
+    let x = Array2::from_shape_fn((50, 4), |(i, j)| ((i * 5 + j) % 7) as f64 / 8.0);
+    let csv = tmp.path().join("x.csv");
+    datasets::csv::write_csv(&csv, None, &x).unwrap();
+    upload_ok(c.upload(ALICE, &["--name", "base"], &csv));
+    let big = [
+        "8589934592 rows x 4 columns",
+        "274877906944 bytes",
+        "max_upload_bytes = 1000000",
+    ];
+    let overflow = [
+        "4611686018427387904 rows x 4 columns",
+        "overflows",
+        "max_upload_bytes = 1000000",
+    ];
+    let append = UploadOptions {
+        appenders: vec![],
+        append_to: Some(DatasetRef {
+            owner: "alice".into(),
+            name: "base".into(),
+        }),
+    };
+    let mut p0 = c.client(0, ALICE).await.unwrap();
+    for (rows, want) in [(1u64 << 33, &big), (1 << 62, &overflow)] {
+        for opts in [UploadOptions::default(), append.clone()] {
+            let h = huge_header(rows, 4, ShareForm::Seed);
+            assert_limit(
+                p0.request(&ClientRequest::UploadWith(h, opts)).await,
+                &want[..],
+            );
+        }
+    }
+    // The same connection still works, and P1 bounds its matrix form alike.
+    assert_eq!(p0.list().await.unwrap().len(), 1);
+    let mut p1 = c.client(1, ALICE).await.unwrap();
+    let h = huge_header(1 << 62, 4, ShareForm::Matrix);
+    assert_limit(
+        p1.request(&ClientRequest::UploadWith(h, append.clone()))
+            .await,
+        &overflow,
+    );
+    // A plain `Upload` (its share bytes would follow unasked; not sent here, so that the
+    // party's close cannot reset the reply) is refused with `Limit` too, then closed.
+    let h = huge_header(1 << 33, 4, ShareForm::Seed);
+    p0.send(&ClientRequest::Upload(h)).await.unwrap();
+    assert_limit(p0.recv().await, &big);
+    assert!(
+        p0.list().await.is_err(),
+        "the stream cannot be resynchronized"
+    );
+    // Both parties are alive and serve a normal upload and an append.
+    for p in c.procs.iter_mut() {
+        assert!(
+            p.as_mut().unwrap().try_wait().unwrap().is_none(),
+            "a party exited"
+        );
+    }
+    upload_ok(c.upload(ALICE, &["--name", "after"], &csv));
+    assert_close(&c.reconstruct("after"), &x);
+    upload_ok(c.upload(ALICE, &["--append-to", "alice/base"], &csv));
+    assert_close(
+        &c.reconstruct("base"),
+        &ndarray::concatenate![Axis(0), x, x],
+    );
+    assert!(c.log_lines(0, &["upload refused", "max_upload_bytes"]) >= 5);
 }

@@ -37,10 +37,22 @@ pub struct InferenceConfig {
     /// Served models.
     #[serde(default)]
     pub models: Vec<ServedModelConfig>,
-    /// Largest total size of one session's evaluation keys (bytes, as uploaded).
-    #[serde(default = "default_max_key_bytes")]
-    pub max_key_bytes: u64,
-    /// Sessions one client may hold at once.
+    /// Largest total size of one session's evaluation keys (bytes, as uploaded). Unset (the
+    /// default): what the served models need — the relinearization key and the Galois keys of
+    /// each model's rotation steps at its preset, computed at start for every model — the
+    /// largest of them plus 1/64, logged at start. Set: this value is the bound, as given (a
+    /// value below what a model needs is logged as a warning: its sessions cannot open).
+    #[serde(default)]
+    pub max_key_bytes: Option<u64>,
+    /// Key uploads in progress at once, of all clients (each may buffer up to
+    /// `max_key_bytes`, and about as much again while decoding); more are refused (`Limit`).
+    /// Default 2.
+    #[serde(default = "default_max_key_uploads")]
+    pub max_key_uploads: usize,
+    /// Key uploads one client may have in progress at once (default 1).
+    #[serde(default = "default_max_key_uploads_per_client")]
+    pub max_key_uploads_per_client: usize,
+    /// Sessions one client may hold at once (a session being opened counts from its request).
     #[serde(default = "default_sessions_per_client")]
     pub max_sessions_per_client: usize,
     /// Sessions of all clients together (each holds its keys in memory).
@@ -86,8 +98,12 @@ pub struct ServedModelConfig {
     pub preset: Option<String>,
 }
 
-fn default_max_key_bytes() -> u64 {
-    8 << 30
+fn default_max_key_uploads() -> usize {
+    2
+}
+
+fn default_max_key_uploads_per_client() -> usize {
+    1
 }
 
 fn default_sessions_per_client() -> usize {
@@ -204,6 +220,13 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Jobs running at once (P0 refuses more).
     pub max_concurrent_jobs: usize,
+    /// Client connections open at once, counted from the TCP accept (before the handshake):
+    /// more are refused (`Limit`) instead of queued. Default 64.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections one authenticated client may hold at once (default 8).
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -211,8 +234,18 @@ impl Default for Limits {
         Self {
             max_upload_bytes: 1 << 30,
             max_concurrent_jobs: 2,
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
         }
     }
+}
+
+fn default_max_connections() -> usize {
+    64
+}
+
+fn default_max_connections_per_client() -> usize {
+    8
 }
 
 /// A dealer (`dealer` binary) both parties connect to for dealer triples.
@@ -344,6 +377,8 @@ listen = "0.0.0.0:{client_port}"          # data owners and job clients connect 
 [limits]
 max_upload_bytes = 1073741824    # largest share upload (bytes)
 max_concurrent_jobs = 2          # P0 refuses jobs beyond this
+max_connections = 64             # client connections at once (more are refused)
+max_connections_per_client = 8   # connections of one client at once
 
 # Optional dealer for jobs with triples = "dealer" (a trusted third party; OT needs none).
 # [dealer]
@@ -353,8 +388,11 @@ max_concurrent_jobs = 2          # P0 refuses jobs beyond this
 # Optional encrypted ST-GCN inference (`he-infer` clients). Clients upload evaluation keys only;
 # the secret key never leaves them.
 # [inference]
-# max_key_bytes = 8589934592     # largest key upload of one session (bytes)
-# max_sessions_per_client = 2
+# max_key_bytes = 1073741824     # largest key upload of one session (bytes); default: what the
+#                                # served models' keys need (+1/64), computed and logged at start
+# max_key_uploads = 2            # key uploads in progress at once, all clients (more are refused)
+# max_key_uploads_per_client = 1
+# max_sessions_per_client = 2    # sessions being opened count too
 # max_sessions = 8
 # session_ttl_s = 3600           # idle sessions are dropped after this long
 # max_concurrent_inferences = 1

@@ -6,14 +6,28 @@
 //! Security: the party never receives a secret key (only the relinearization key and the Galois
 //! keys the model's rotations need, each validated against the parameters with its declared
 //! length as size limit); a session belongs to the authenticated client that opened it, and any
-//! other client is refused (`Forbidden`, logged); sessions are limited per client and in total,
-//! expire when idle, and their key upload is bounded by `max_key_bytes` before any byte moves.
-//! Semi-honest server: it learns the input shape and the timing, nothing of the values.
+//! other client is refused (`Forbidden`, logged). Semi-honest server: it learns the input shape
+//! and the timing, nothing of the values.
+//!
+//! Availability against authenticated clients that try to exhaust the party (every bound is
+//! taken before the memory it protects is used, and refused, not queued, when exhausted):
+//! - a key upload is bounded by `max_key_bytes` before any byte moves; by default that is what
+//!   the served models' keys need (computed from the parameters at start, see
+//!   [`required_key_bytes`]), not an arbitrary large constant;
+//! - at most `max_key_uploads` uploads (`max_key_uploads_per_client` per client) are in progress,
+//!   so buffered and decoded keys stay within about `2 · max_key_uploads · max_key_bytes`;
+//! - the session slot is reserved atomically before the upload ([`super::sessions`]): concurrent
+//!   opens cannot exceed `max_sessions` / `max_sessions_per_client`, and a failed or abandoned
+//!   upload frees its slot;
+//! - an inference takes its permit (`max_concurrent_inferences`) before the input ciphertexts
+//!   are received, so only running requests buffer inputs.
 //!
 //! The forward pass runs on the blocking pool (and rayon inside `hegcn`), never on the async
-//! executor's threads; at most `max_concurrent_inferences` run at once.
+//! executor's threads.
 
 use super::config::{InferenceConfig, ServedModelConfig};
+use super::limits::{self, PerClient};
+use super::sessions::SessionTable;
 use crate::infer::client::{recv_object, send_object};
 use crate::infer::max_ciphertext_bytes;
 use crate::infer::msg::{InferReply, InferRequest, ModelInfo, MAX_REQUEST_CTS, MAX_SESSION_KEYS};
@@ -22,8 +36,8 @@ use anyhow::{anyhow, Context, Result};
 use ckks::{Ciphertext, Evaluator, GaloisKeys, RelinKey};
 use hegcn::{HeStgcn, PackedTensor, Packing};
 use mpc::net::{Channel, ChannelExt};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -34,6 +48,22 @@ pub struct ServedModel {
     info: ModelInfo,
     /// Galois elements of the rotations the model uses.
     needed: BTreeSet<u64>,
+    /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
+    key_bytes: u64,
+}
+
+/// Bytes of the evaluation keys a client uploads for a model under `params` whose rotations
+/// need `galois` Galois elements: the relinearization key and one `GaloisKeys` object per
+/// element, as `crate::infer::generate_keys` sends them (sizes from `ckks`'s serialization).
+pub fn required_key_bytes(params: &ckks::CkksParams, galois: usize) -> u64 {
+    let each = GaloisKeys::serialized_len(params, 1);
+    RelinKey::serialized_len(params).saturating_add(each.saturating_mul(galois as u64))
+}
+
+/// The default `max_key_bytes`: the largest requirement of the served models plus 1/64.
+fn default_max_key_bytes(needs: impl Iterator<Item = u64>) -> u64 {
+    let most = needs.max().unwrap_or(0);
+    most.saturating_add(most / 64)
 }
 
 impl ServedModel {
@@ -95,11 +125,12 @@ impl ServedModel {
             class_names = (0..n).map(|i| format!("class{i}")).collect();
         }
         let steps = he.rotation_steps();
-        let needed = steps
+        let needed: BTreeSet<u64> = steps
             .iter()
             .map(|&s| ckks::galois_element_for_step(&params, s))
             .filter(|&g| g != 1)
             .collect();
+        let key_bytes = required_key_bytes(&params, needed.len());
         let info = ModelInfo {
             name: cfg.name.clone(),
             preset: preset.name.to_string(),
@@ -114,10 +145,18 @@ impl ServedModel {
                 .map(|(s, t)| (s.iter().copied().collect(), t.iter().copied().collect())),
             rotation_steps: steps,
             class_names,
-            max_key_bytes: limits.max_key_bytes,
+            // The service's bound, set when the service is made from all its models.
+            max_key_bytes: limits
+                .max_key_bytes
+                .unwrap_or_else(|| default_max_key_bytes(std::iter::once(key_bytes))),
             session_ttl_s: limits.session_ttl_s,
         };
-        Ok(Self { he, info, needed })
+        Ok(Self {
+            he,
+            info,
+            needed,
+            key_bytes,
+        })
     }
 
     /// What clients are told about the model.
@@ -129,14 +168,18 @@ impl ServedModel {
     pub fn galois_key_count(&self) -> usize {
         self.needed.len()
     }
+
+    /// Bytes of the keys a session of this model uploads.
+    pub fn key_bytes(&self) -> u64 {
+        self.key_bytes
+    }
 }
 
-#[derive(Debug)]
+/// An open session's model and keys (its owner and idle time are kept by the table).
+#[derive(Debug, Clone)]
 struct Session {
-    owner: String,
     model: Arc<ServedModel>,
     eval: Arc<Evaluator>,
-    last_used: Instant,
 }
 
 /// The inference endpoint of one party: served models and open sessions.
@@ -144,9 +187,23 @@ struct Session {
 pub struct InferenceService {
     cfg: InferenceConfig,
     models: BTreeMap<String, Arc<ServedModel>>,
-    sessions: Mutex<HashMap<EntryId, Session>>,
+    sessions: SessionTable<Session>,
+    /// The bound on one session's key upload in force (configured, or what the models need).
+    max_key_bytes: u64,
+    /// Key uploads in progress (`max_key_uploads`).
+    uploads: Arc<Semaphore>,
+    /// Key uploads in progress per client (`max_key_uploads_per_client`).
+    client_uploads: PerClient,
     running: Arc<Semaphore>,
     timeout: Duration,
+}
+
+/// A key upload let in: its permits (in total and of its client) and its session slot, all
+/// given back when dropped unless the slot became a session.
+struct Admitted<'a> {
+    _total: tokio::sync::OwnedSemaphorePermit,
+    _mine: limits::PerClientGuard,
+    slot: super::sessions::Reservation<'a, Session>,
 }
 
 /// A request the service turned down (the stream stays in sync; the reply says why).
@@ -189,7 +246,9 @@ impl InferenceService {
         let mut models = BTreeMap::new();
         // One memory bound for the encoded weights of all models, split evenly.
         let share = (cfg.plaintext_cache_mib << 20) / served.len().max(1);
-        for sm in served {
+        let max_key_bytes = Self::key_bound(cfg, &served);
+        for mut sm in served {
+            sm.info.max_key_bytes = max_key_bytes;
             sm.he.set_plaintext_cache_budget(share);
             let name = sm.info.name.clone();
             anyhow::ensure!(
@@ -197,13 +256,53 @@ impl InferenceService {
                 "model name {name:?} is configured twice"
             );
         }
+        let ttl = Duration::from_secs(cfg.session_ttl_s);
         Ok(Self {
             running: Arc::new(Semaphore::new(cfg.max_concurrent_inferences.max(1))),
+            sessions: SessionTable::new(cfg.max_sessions, cfg.max_sessions_per_client, ttl),
+            max_key_bytes,
+            uploads: Arc::new(Semaphore::new(
+                cfg.max_key_uploads.min(Semaphore::MAX_PERMITS),
+            )),
+            client_uploads: PerClient::new(
+                "key uploads",
+                "max_key_uploads_per_client",
+                cfg.max_key_uploads_per_client,
+            ),
             cfg: cfg.clone(),
             models,
-            sessions: Mutex::new(HashMap::new()),
             timeout,
         })
+    }
+
+    /// The `max_key_bytes` in force: the operator's value, else what the models need; logged.
+    fn key_bound(cfg: &InferenceConfig, served: &[ServedModel]) -> u64 {
+        let need = default_max_key_bytes(served.iter().map(|m| m.key_bytes));
+        for m in served {
+            tracing::info!(
+                "model {:?} needs {} bytes of evaluation keys per session",
+                m.info.name,
+                m.key_bytes
+            );
+        }
+        match cfg.max_key_bytes {
+            None => {
+                tracing::info!("max_key_bytes = {need} (what the served models need, + 1/64)");
+                need
+            }
+            Some(set) => {
+                tracing::info!("max_key_bytes = {set} (configured)");
+                if let Some(m) = served.iter().find(|m| m.key_bytes > set) {
+                    tracing::warn!(
+                        "max_key_bytes = {set} is below the {} bytes of keys model {:?} needs: \
+                         its sessions cannot open",
+                        m.key_bytes,
+                        m.info.name
+                    );
+                }
+                set
+            }
+        }
     }
 
     /// The served models by name.
@@ -213,22 +312,12 @@ impl InferenceService {
 
     /// Number of open (unexpired) sessions.
     pub fn session_count(&self) -> usize {
-        self.purge();
-        self.sessions.lock().expect("sessions lock").len()
+        self.sessions.counts().0
     }
 
-    fn purge(&self) {
-        let ttl = Duration::from_secs(self.cfg.session_ttl_s);
-        self.sessions
-            .lock()
-            .expect("sessions lock")
-            .retain(|id, s| {
-                let keep = s.last_used.elapsed() <= ttl;
-                if !keep {
-                    tracing::info!("session {id} of {} expired", s.owner);
-                }
-                keep
-            });
+    /// The bound on one session's key upload in force.
+    pub fn max_key_bytes(&self) -> u64 {
+        self.max_key_bytes
     }
 
     /// Serves one request of the authenticated client `owner` on `ch`. Refusals are replied and
@@ -304,9 +393,14 @@ impl InferenceService {
             Ok(m) => m.clone(),
             Err(r) => return Ok(Err(r)),
         };
-        if let Err(r) = self.check_upload(&m, owner, key_lens) {
+        if let Err(r) = self.check_upload(&m, key_lens) {
             return Ok(Err(r));
         }
+        // Taken before any key byte moves, released (guards) however this function ends.
+        let admitted = match self.admit_upload(owner) {
+            Ok(x) => x,
+            Err(r) => return Ok(Err(r)),
+        };
         ch.send(&Reply::Inference(InferReply::Ready)).await?;
         ch.flush().await?;
         // Every announced byte is read even when an object fails validation, so that the
@@ -376,20 +470,10 @@ impl InferenceService {
         let eval = Evaluator::new(&params)
             .with_relin_key(relin)
             .with_galois_keys(galois);
-        // Limits again: another upload of the same client may have finished meanwhile.
-        if let Err(r) = self.check_limits(owner) {
-            return Ok(Err(r));
-        }
-        let session = EntryId::random();
-        self.sessions.lock().expect("sessions lock").insert(
-            session,
-            Session {
-                owner: owner.into(),
-                model: m,
-                eval: Arc::new(eval),
-                last_used: Instant::now(),
-            },
-        );
+        let session = admitted.slot.install(Session {
+            model: m,
+            eval: Arc::new(eval),
+        });
         let total: u64 = key_lens.iter().sum();
         tracing::info!(
             "session {session} of {owner} opened for model {model:?} ({} keys, {total} bytes)",
@@ -401,33 +485,27 @@ impl InferenceService {
         }))
     }
 
-    fn check_limits(&self, owner: &str) -> Result<(), Refusal> {
-        self.purge();
-        let s = self.sessions.lock().expect("sessions lock");
-        let mine = s.values().filter(|x| x.owner == owner).count();
-        if mine >= self.cfg.max_sessions_per_client {
-            return Err(Refusal(
-                ErrorCode::Limit,
-                format!(
-                    "you hold {mine} sessions, max_sessions_per_client = {}; close one first",
-                    self.cfg.max_sessions_per_client
-                ),
-            ));
-        }
-        if s.len() >= self.cfg.max_sessions {
-            return Err(Refusal(
-                ErrorCode::Limit,
-                format!(
-                    "{} sessions open, max_sessions = {}",
-                    s.len(),
-                    self.cfg.max_sessions
-                ),
-            ));
-        }
-        Ok(())
+    /// The upload permits (in total and of `owner`) and `owner`'s session slot, or the refusal
+    /// naming the limit that is reached.
+    fn admit_upload(&self, owner: &str) -> Result<Admitted<'_>, Refusal> {
+        let refusal = |(code, message)| Refusal(code, message);
+        let mine = self.client_uploads.try_acquire(owner).map_err(refusal)?;
+        let total = limits::try_total(
+            &self.uploads,
+            "key uploads",
+            "max_key_uploads",
+            self.cfg.max_key_uploads,
+        )
+        .map_err(refusal)?;
+        let slot = self.sessions.reserve(owner).map_err(refusal)?;
+        Ok(Admitted {
+            _total: total,
+            _mine: mine,
+            slot,
+        })
     }
 
-    fn check_upload(&self, m: &ServedModel, owner: &str, key_lens: &[u64]) -> Result<(), Refusal> {
+    fn check_upload(&self, m: &ServedModel, key_lens: &[u64]) -> Result<(), Refusal> {
         let most = (m.needed.len() + 1).min(MAX_SESSION_KEYS);
         if key_lens.is_empty() || key_lens.len() > most {
             return Err(Refusal(
@@ -442,12 +520,12 @@ impl InferenceService {
             .iter()
             .try_fold(0u64, |a, &l| a.checked_add(l))
             .unwrap_or(u64::MAX);
-        if total > self.cfg.max_key_bytes {
+        if total > self.max_key_bytes {
             return Err(Refusal(
                 ErrorCode::Limit,
                 format!(
                     "key upload of {total} bytes exceeds max_key_bytes = {}",
-                    self.cfg.max_key_bytes
+                    self.max_key_bytes
                 ),
             ));
         }
@@ -457,7 +535,7 @@ impl InferenceService {
                 format!("key object {i} is announced empty"),
             ));
         }
-        self.check_limits(owner)
+        Ok(())
     }
 
     /// The session `id` if `owner` opened it.
@@ -466,25 +544,15 @@ impl InferenceService {
         owner: &str,
         id: EntryId,
     ) -> Result<(Arc<ServedModel>, Arc<Evaluator>), Refusal> {
-        self.purge();
-        let s = self.sessions.lock().expect("sessions lock");
-        match s.get(&id) {
-            None => Err(Refusal(
-                ErrorCode::NotFound,
-                format!("no session {id} (closed or expired)"),
-            )),
-            Some(x) if x.owner != owner => Err(Refusal(
-                ErrorCode::Forbidden,
-                format!("session {id} belongs to another client"),
-            )),
-            Some(x) => Ok((x.model.clone(), x.eval.clone())),
-        }
+        let s = self
+            .sessions
+            .get(owner, id)
+            .map_err(|(code, message)| Refusal(code, message))?;
+        Ok((s.model, s.eval))
     }
 
     fn touch(&self, id: EntryId) {
-        if let Some(s) = self.sessions.lock().expect("sessions lock").get_mut(&id) {
-            s.last_used = Instant::now();
-        }
+        self.sessions.touch(id);
     }
 
     /// Receives the input ciphertexts, runs the model, sends the logits. `Ok(Ok(()))` when the
@@ -524,6 +592,8 @@ impl InferenceService {
                 format!("input ciphertext {i}: {l} bytes, a ciphertext has 1 to {limit}"),
             )));
         }
+        // The permit first: only running requests buffer their inputs.
+        let permit = self.running.clone().acquire_owned().await?;
         ch.send(&Reply::Inference(InferReply::Ready)).await?;
         ch.flush().await?;
         let mut raw = Vec::with_capacity(want);
@@ -559,7 +629,6 @@ impl InferenceService {
             Ok(c) => c,
             Err(e) => return Ok(Err(Refusal(ErrorCode::BadRequest, e))),
         };
-        let permit = self.running.clone().acquire_owned().await?;
         let m2 = m.clone();
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -619,8 +688,9 @@ impl InferenceService {
     }
 
     fn close(&self, owner: &str, id: EntryId) -> Result<InferReply, Refusal> {
-        self.session(owner, id)?;
-        self.sessions.lock().expect("sessions lock").remove(&id);
+        self.sessions
+            .close(owner, id)
+            .map_err(|(code, message)| Refusal(code, message))?;
         tracing::info!("session {id} of {owner} closed");
         Ok(InferReply::Closed)
     }
@@ -656,7 +726,9 @@ mod tests {
         let model = StGcn::new(cfg, 3).unwrap();
         let limits = InferenceConfig {
             models: vec![],
-            max_key_bytes: 1 << 30,
+            max_key_bytes: Some(1 << 30),
+            max_key_uploads: 2,
+            max_key_uploads_per_client: 1,
             max_sessions_per_client: 1,
             max_sessions: 2,
             session_ttl_s: 60,

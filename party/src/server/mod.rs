@@ -9,11 +9,19 @@
 //! ([`auth`]: nothing one party receives authenticates at the other); a client sees and uses only its own entries; the
 //! parties exchange only protocol messages, never their shares of data or models (a model share
 //! goes to its owner alone, who reconstructs). Semi-honest, non-colluding parties.
+//!
+//! Availability: an authenticated client may still try to exhaust a party. Client connections
+//! are bounded in total (`max_connections`, counted from the TCP accept, before the handshake)
+//! and per client (`max_connections_per_client`); an upload's `rows × cols` share is bounded by
+//! `max_upload_bytes` in every form before any byte is received or a seed expanded
+//! ([`limits::upload_size`]); refusals are `Limit` errors naming the limit ([`limits`]).
 
 pub mod auth;
 pub mod config;
 pub mod infer;
 pub mod job;
+pub mod limits;
+pub mod sessions;
 pub mod timed;
 
 use crate::proto::{
@@ -63,6 +71,12 @@ pub struct Server {
     store: Store,
     peer: RwLock<Option<Arc<PeerLink>>>,
     jobs: Arc<Semaphore>,
+    /// Client connections (`max_connections`), taken before the TLS handshake.
+    connections: Arc<Semaphore>,
+    /// Connections per authenticated client (`max_connections_per_client`).
+    client_connections: limits::PerClient,
+    /// Connections being told that the server is busy (at most [`BUSY_REPLIES`]).
+    busy: Arc<Semaphore>,
     timeout: Duration,
     kind: TransportKind,
     infer: Option<Arc<infer::InferenceService>>,
@@ -79,6 +93,10 @@ fn fault(point: &str) {
         std::process::abort();
     }
 }
+
+/// Connections over `max_connections` that are answered with a `Limit` error at once; beyond
+/// these the connection is closed without a reply (so refusing costs a bounded effort too).
+const BUSY_REPLIES: usize = 4;
 
 fn err(code: ErrorCode, message: impl Into<String>) -> Reply {
     Reply::Error {
@@ -120,6 +138,15 @@ impl Server {
             infer,
             timeout,
             jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
+            connections: Arc::new(Semaphore::new(
+                cfg.limits.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
+            client_connections: limits::PerClient::new(
+                "connections",
+                "max_connections_per_client",
+                cfg.limits.max_connections_per_client,
+            ),
+            busy: Arc::new(Semaphore::new(BUSY_REPLIES)),
             store,
             peer: RwLock::new(None),
             kind,
@@ -186,7 +213,18 @@ impl Server {
             };
             let _ = tcp.set_nodelay(true);
             let (srv, acc) = (self.clone(), acceptor.clone());
+            let max = self.cfg.limits.max_connections;
+            let permit =
+                match limits::try_total(&self.connections, "connections", "max_connections", max) {
+                    Ok(p) => p,
+                    Err((_, message)) => {
+                        tracing::warn!("refused client {addr}: {message}");
+                        srv.refuse_busy(acc, tcp, message);
+                        continue;
+                    }
+                };
             tokio::spawn(async move {
+                let _permit = permit;
                 if let Err(e) = srv.client_session(acc, tcp, addr).await {
                     tracing::info!("client {addr}: session ended: {e:#}");
                 }
@@ -475,6 +513,31 @@ impl Server {
         })
     }
 
+    /// Answers a connection over `max_connections` with a `Limit` error after its handshake
+    /// and hello (bounded by the peer timeout), or closes it when [`BUSY_REPLIES`] such answers
+    /// are under way already.
+    fn refuse_busy(
+        self: Arc<Self>,
+        acc: tokio_rustls::TlsAcceptor,
+        tcp: TcpStream,
+        message: String,
+    ) {
+        let Ok(permit) = self.busy.clone().try_acquire_owned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let answer = async {
+                let (r, w) = tokio::io::split(acc.accept(tcp).await?);
+                let mut ch: ClientChan = StreamChannel::new(r, w);
+                ch.recv_frame(MAX_CONTROL_FRAME).await?;
+                reply(&mut ch, &err(ErrorCode::Limit, message)).await?;
+                anyhow::Ok(())
+            };
+            let _ = tokio::time::timeout(self.timeout, answer).await;
+        });
+    }
+
     async fn client_session(
         self: Arc<Self>,
         acc: tokio_rustls::TlsAcceptor,
@@ -531,6 +594,14 @@ impl Server {
             return Ok(());
         };
         let owner = client.name.clone();
+        let _connection = match self.client_connections.try_acquire(&owner) {
+            Ok(g) => g,
+            Err((code, message)) => {
+                tracing::warn!("refused client {owner} at {addr}: {message}");
+                let _ = reply(&mut ch, &err(code, message)).await;
+                return Ok(());
+            }
+        };
         tracing::info!("client {owner} connected from {addr}");
         reply(
             &mut ch,
@@ -613,10 +684,17 @@ impl Server {
                 }
                 ClientRequest::Upload(h) => {
                     prepared.push(h.id);
-                    let r = match self.check_upload(&owner, h, &UploadOptions::default()) {
-                        Ok(inc) => self.receive_share(ch, inc).await,
-                        Err((_, message)) => Err(anyhow!(message)),
+                    let inc = match self.check_upload(&owner, h, &UploadOptions::default()) {
+                        Ok(inc) => inc,
+                        Err((code, message)) => {
+                            // The share bytes follow the header unasked: the stream cannot be
+                            // resynchronized, the connection ends after the refusal.
+                            tracing::warn!("client {owner}: upload refused: {message}");
+                            reply(ch, &err(code, message)).await?;
+                            return Ok(());
+                        }
                     };
+                    let r = self.receive_share(ch, inc).await;
                     let fatal = r.is_err();
                     let rep = r.unwrap_or_else(|e| {
                         tracing::warn!("client {owner}: upload failed: {e:#}");
@@ -691,20 +769,21 @@ impl Server {
         o: &UploadOptions,
     ) -> std::result::Result<Incoming, (ErrorCode, String)> {
         let bad = |m: String| (ErrorCode::BadRequest, m);
-        if h.len > self.cfg.limits.max_upload_bytes {
+        let limit = self.cfg.limits.max_upload_bytes;
+        let stored = limits::upload_size(h.rows, h.cols, limit)?;
+        if h.len > limit {
             return Err((
                 ErrorCode::Limit,
                 format!(
-                    "upload of {} bytes exceeds max_upload_bytes = {}",
-                    h.len, self.cfg.limits.max_upload_bytes
+                    "upload of {} bytes exceeds max_upload_bytes = {limit}",
+                    h.len
                 ),
             ));
         }
         let want = match h.form {
-            ShareForm::Seed => Some(32u64),
-            ShareForm::Matrix => h.rows.checked_mul(h.cols).and_then(|x| x.checked_mul(8)),
-        }
-        .ok_or_else(|| bad(format!("shape {} x {} overflows", h.rows, h.cols)))?;
+            ShareForm::Seed => 32u64,
+            ShareForm::Matrix => stored,
+        };
         if h.len != want {
             return Err(bad(format!("declared {} bytes, shape needs {want}", h.len)));
         }

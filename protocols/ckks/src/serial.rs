@@ -475,6 +475,39 @@ impl SecretKey {
     }
 }
 
+/// Serialized sizes of the evaluation keys, from the wire layout above (bincode, fixed-width
+/// integers: a `Vec` is a `u64` length and its elements, an array its elements): a server
+/// bounds key uploads by what its parameters need without generating any key.
+mod sizes {
+    use super::{CkksParams, GaloisKeys, RelinKey};
+
+    /// `ParamsTag`: `log2(N)` (`u32`) and the two prime lists.
+    fn tag(params: &CkksParams) -> u64 {
+        4 + 8 * (1 + params.q_primes().len() as u64) + 8 * (1 + params.p_primes().len() as u64)
+    }
+
+    /// `KeySwitchKeyWire`: the seed and `dnum` polynomials over `Q_L · P`.
+    fn key_switch_key(params: &CkksParams) -> u64 {
+        let limbs = (params.max_level() + 1 + params.p_primes().len()) as u64;
+        let poly = 8 + 8 * params.n() as u64 * limbs;
+        32 + 8 + params.dnum() as u64 * poly
+    }
+
+    impl RelinKey {
+        /// Bytes of [`RelinKey::to_bytes`] under `params`.
+        pub fn serialized_len(params: &CkksParams) -> u64 {
+            tag(params) + key_switch_key(params)
+        }
+    }
+
+    impl GaloisKeys {
+        /// Bytes of [`GaloisKeys::to_bytes`] under `params` for `count` Galois elements.
+        pub fn serialized_len(params: &CkksParams, count: usize) -> u64 {
+            tag(params) + 8 + count as u64 * (8 + key_switch_key(params))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,6 +557,37 @@ mod tests {
         let want: Vec<f64> = (0..x.len()).map(|i| x[(i + 3) % x.len()].powi(2)).collect();
         let got = Encoder::new(&p).decode(&sk2.decrypt(&rot).unwrap());
         assert!(precision_bits(&got, &want) > 20.0);
+    }
+
+    /// The computed key sizes are the serialized ones, for several parameter sets and counts.
+    #[test]
+    fn key_serialized_len_matches_to_bytes() {
+        for preset in [
+            presets::INSECURE_N10_L4_S40_TEST_ONLY,
+            presets::INSECURE_N11_L6_S40_TEST_ONLY,
+        ] {
+            let p = preset.build().unwrap();
+            let mut kg = KeyGenerator::new(&p);
+            let sk = kg.secret_key();
+            let rk = kg.relin_key(&sk).unwrap().to_bytes(&p).unwrap();
+            assert_eq!(
+                RelinKey::serialized_len(&p),
+                rk.len() as u64,
+                "{}",
+                preset.name
+            );
+            for steps in [&[][..], &[1], &[1, 2, 5]] {
+                let gk = kg.galois_keys(&sk, steps, false).unwrap();
+                let n = gk.elements().count();
+                let bytes = gk.to_bytes(&p).unwrap();
+                assert_eq!(
+                    GaloisKeys::serialized_len(&p, n),
+                    bytes.len() as u64,
+                    "{} with {n} keys",
+                    preset.name
+                );
+            }
+        }
     }
 
     #[test]
