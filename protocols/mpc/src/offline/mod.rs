@@ -25,6 +25,7 @@
 
 pub mod and;
 pub mod base;
+pub mod flood;
 pub mod gilboa;
 pub mod hash;
 pub mod he;
