@@ -26,13 +26,22 @@
 //! `(n-block, k-block)` (reused across m-blocks), one response per `(n-block, m-block, group of
 //! k-blocks)`; [`choose_blocks`] picks the block shape that minimizes bytes plus an NTT-count
 //! estimate. For SecureML Table II (`128 × 1000 · 1000 × 1` forward, `1000 × 128 · 128 × 1`
-//! backward) a batch costs about 2.3 MB per party (blocks `32 × 250 × 1` and `256 × 32 × 1`: four
-//! queries, sixteen plaintexts, four responses each way) instead of the ≈ 67 MB of Gilboa's
-//! 2080 bits per scalar product.
+//! backward) a batch costs about 3.4 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
+//! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
+//! of Gilboa's 2080 bits per scalar product.
 //!
-//! Security: semi-honest servers; RLWE at 128 bits (`N = 8192`, `log Q ≈ 200 ≤ 218`, ternary
-//! secret, `σ = 3.2`); circuit privacy by re-randomization under the querier's public key and
-//! noise flooding at statistical distance `2^-40`. Elementwise and AND triples still come from OT
+//! ## Security
+//!
+//! Semi-honest, non-colluding servers; RLWE at 128 bits (`N = 16384`, `log Q ≈ 250 ≤ 438`,
+//! ternary secret, `σ = 3.2`). The querier learns its share `X_a·V_b − R` (uniform) and
+//! ciphertexts whose `c_1` is pseudorandom (re-randomization under its own public key) and whose
+//! decryptable noise is flooded ([`super::flood`]). The flood width of each response is sized
+//! from its public shape (plaintext entries summed, never the data) for a run of at most `2^40`
+//! flooded coefficients per responder, which the [`HeKeys`] ledger enforces: everything a party
+//! receives over a run is within statistical distance `2^-41` of its simulation, and
+//! [`run_flooding`] gives the tighter figure of a given request list (SecureML Table II about
+//! `2^-64`, 15 epochs of a 784-128-128-10 MLP on MNIST about `2^-51`). The responder learns only
+//! ciphertexts under the querier's key. Elementwise and AND triples still come from OT
 //! ([`super::gilboa`], [`super::and`]): [`HeSource`] is [`super::OtSource`] with the matrix cross
 //! terms replaced.
 
@@ -528,7 +537,7 @@ pub fn run_flooding(p: &RlweParams, requests: &[TripleRequest]) -> Result<(u64, 
 }
 
 /// The trust statement of [`HeSource`].
-pub const HE_TRUST_NOTE: &str = "two-server HE offline phase (semi-honest, no third party): RLWE N=8192, log Q=200, ternary secret, sigma 3.2 (128-bit), circuit privacy by re-randomization and 2^-40 noise flooding; elementwise and AND triples by OT";
+pub const HE_TRUST_NOTE: &str = "two-server HE offline phase (semi-honest, no third party): RLWE N=16384, log Q=250, ternary secret, sigma 3.2 (128-bit), circuit privacy by re-randomization and noise flooding sized for at most 2^40 flooded coefficients per run (whole-run statistical distance at most 2^-41); elementwise and AND triples by OT";
 
 /// Triples made by the two servers with homomorphic encryption for the matrix cross terms (this
 /// module) and OT for elementwise and AND triples. Same requests, pools and checks as

@@ -7,12 +7,14 @@
 //!
 //! ## Parameters ([`RlweParams::standard`])
 //!
-//! `N = 8192`; `Q = q_0·q_1·q_2·q_3`, the four largest primes below `2^50` with `q_i ≡ 1 mod 2N`
-//! (NTT-friendly; `log2 Q ≈ 200`). The HomomorphicEncryption.org standard (v1.1, Table 1) allows
-//! `log Q ≤ 218` at `N = 8192` for 128-bit classical security with a ternary secret; here the
+//! `N = 16384`; `Q = q_0·…·q_4`, the five largest primes below `2^50` with `q_i ≡ 1 mod 2N`
+//! (NTT-friendly; `log2 Q ≈ 250.0`). The HomomorphicEncryption.org standard (v1.1, Table 1) allows
+//! `log Q ≤ 438` at `N = 16384` for 128-bit classical security with a ternary secret; here the
 //! secret is uniform ternary, errors are discrete Gaussians with `σ = 3.2` cut at
 //! [`ERROR_BOUND`]` = 19 ≈ 6σ`. The prime size keeps every NTT on tfhe-ntt's IFMA path. Degrees
-//! below 8192 ([`RlweParams::new`]) exist only for tests and are **not secure**.
+//! below 16384 ([`RlweParams::new`]) exist only for tests and are **not secure**. `N = 8192`
+//! would not do: its limit `log Q ≤ 218` leaves no room for the run-sized flooding below
+//! (correct decryption needs `log Q > 65 + 167 = 232`).
 //!
 //! ## Encoding and the error analysis (t does not divide Q)
 //!
@@ -28,40 +30,52 @@
 //! ```
 //!
 //! since `m·ŵ = [m·ŵ]_t + t·K` for an integer polynomial `K`. So a product adds at most
-//! `‖ŵ‖_1·(B_e + ½)` of error, where `‖ŵ‖_1 ≤ nnz(ŵ)·2^63` — about `N·t/2·20 ≈ 2^81` for a full
-//! plaintext, not the `N·t²/4 ≈ 2^139` that the unrounded encoding `Δ·m` would add through
+//! `‖ŵ‖_1·(B_e + ½)` of error, where `‖ŵ‖_1 ≤ nnz(ŵ)·2^63` — about `N·t/2·20 ≈ 2^82` for a full
+//! plaintext, not the `N·t²/4 ≈ 2^140` that the unrounded encoding `Δ·m` would add through
 //! `r_t·K`. No limb decomposition of `ŵ` is needed; the plaintext never leaves the responder in
 //! any form. A response sums the products of at most [`MAX_RESPONSE_NNZ`]` = 2^18` plaintext
 //! entries, so its product error is below `2^18·2^63·(19 + ½) < 2^85.3`.
 //!
 //! ## Circuit privacy (what the querier learns)
 //!
-//! The responder returns `Enc(U·v − R)` where `R` is its uniform share. Before sending it
+//! Semi-honest servers: the querier (key owner) follows the protocol and tries to learn the
+//! responder's plaintext `ŵ` from what it receives. The responder returns `Enc(U·v − R)` where
+//! `R` is its uniform share. Before sending it
 //!
 //! 1. **re-randomizes**: adds `(pk_0·u + e_0, pk_1·u + e_1)` with `u` ternary and `e_0, e_1`
 //!    Gaussian under the querier's public key `pk = (−a'·s + e', a')` — without it `c_1 = a·ŵ`,
 //!    with `a` known to the querier, would reveal `ŵ`. This adds `e'·u + e_0 + e_1·s`, at most
-//!    `(2N + 1)·19 < 2^18.3`, and makes `c_1` an RLWE sample (pseudorandom);
+//!    `(2N + 1)·19 < 2^19.3`, and makes `c_1` an RLWE sample (pseudorandom);
 //! 2. **floods** the noise of every coefficient the querier can decrypt with a uniform integer in
-//!    `[−2^126, 2^126)` ([`FLOOD_BITS`]): the product error (`< 2^85.3`) changes that distribution
-//!    by statistical distance below `2^85.3 / 2^126 < 2^-40`;
+//!    `[−2^f, 2^f)`, `f` sized for the whole run by [`super::flood`]: `f = bits(E) + 40 + 40 + 1`
+//!    where `E` bounds the product and re-randomization errors of this response's shape
+//!    (`nnz` plaintext entries), so each coefficient is within statistical distance
+//!    `E/2^f < 2^-81` of a simulation that knows only `x − R`, and the at most `2^40`
+//!    coefficients a responder floods in a run (its [`FloodLedger`] refuses more) stay within
+//!    `2^-41` together. At the largest response `f = 86 + 81 = 167`;
 //! 3. sends `c_0` **only at the output coefficients** (the querier cannot decrypt the others, which
 //!    carry partial sums of `U` with other rows' inputs) and all of `c_1`;
-//! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (78 at `N = 8192`):
+//! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (79 at `N = 16384`):
 //!    `c' = ⌊Q'·c/Q⌉`, computed from the residues by the fast base conversion
 //!    `Σ_i [c_i·(Q/q_i)^{-1}]_{q_i}·Q'/q_i ≡ Q'·c/Q (mod Q')` with the constants `Q'/q_i` in 64-bit
-//!    fixed point (each term off by less than `2^50·2^-64`, so the rounding is off by at most
-//!    `2^-12`; no big integers are needed anywhere).
+//!    fixed point (each of the five terms off by less than `2^50·2^-64`, so the rounding is off by
+//!    at most `5·2^-14 < 2^-11.6`; no big integers are needed anywhere).
+//!
+//! What the querier learns: `x − R` at the output coefficients (uniform, as `R` is), `c_1`
+//! (pseudorandom under RLWE), and noise within statistical distance `2^-41` of simulated noise
+//! over the run. What the responder learns: only RLWE ciphertexts under the querier's key.
 //!
 //! ## Decryption bound
 //!
 //! After switching, `c_0' + c_1'·s ≡ 2^(w−64)·[x − R]_t + (Q'/Q)·E + τ_0 + τ_1·s (mod 2^w)` with
-//! `|τ| ≤ ½ + 2^-12`. With `E < 2^126 + 2^85.3 + 2^18.3` and `Q > 2^199.9`, `(Q'/Q)·E < 2^4.2`;
-//! `‖τ_1·s‖∞ ≤ (½ + 2^-12)·N` (worst case, every secret coefficient nonzero). The total, below
-//! `0.51·N + 20`, is under `2^(w−65) = N`, so rounding `phase/2^(w−64)` recovers `[x − R]_t`
-//! exactly; [`RlweParams::new`] checks this inequality and tests check it at the worst-case
-//! magnitudes. The querier computes `c_1'·s` as an exact integer product by NTT over `q_0·q_1`
-//! (`|c_1'·s| ≤ N·2^78 < q_0·q_1/2`) and reduces it mod `2^w`.
+//! `|τ| ≤ ½ + 5·2^-14`. With `E < 2^167 + 2^85.3 + 2^19.3` (flooding, product, re-randomization)
+//! and `Q > 2^249.9`, `(Q'/Q)·E < 2^(79 + 167 − 250) = 2^-4`; `‖τ_1·s‖∞ ≤ (½ + 5·2^-14)·N`
+//! (worst case, every secret coefficient nonzero). The total, below `0.5004·(N + 1) + 1.07
+//! ≈ 8199`, is under `2^(w−65) = N = 16384` (a margin of 1.0 bit), so rounding `phase/2^(w−64)`
+//! recovers `[x − R]_t` exactly; [`RlweParams::new`] checks this inequality (and that the flood
+//! fits its sampler, `f ≤ 191`) and tests check it at the worst-case magnitudes. The querier
+//! computes `c_1'·s` as an exact integer product by NTT over `q_0·q_1`
+//! (`|c_1'·s| ≤ N·2^79 = 2^93 < q_0·q_1/2 ≈ 2^99`) and reduces it mod `2^w`.
 //!
 //! Randomness: every key, seed, noise and share comes from ChaCha20 seeded by the operating system
 //! (the caller passes the generator). Secret keys are zeroized on drop. The samplers are not
@@ -269,13 +283,14 @@ fn inv_mod(x: u64, p: u64) -> u64 {
 }
 
 impl RlweParams {
-    /// The 128-bit parameters: `N = 8192`, `log Q ≈ 200`.
+    /// The 128-bit parameters: `N = 16384`, `log Q ≈ 250`.
     pub fn standard() -> Self {
         Self::new(STANDARD_LOG_N).expect("the standard parameters are valid")
     }
 
-    /// Parameters of degree `2^log_n` with the same modulus. Only `log_n = 13` is the secure set;
-    /// smaller degrees are for tests of the algebra.
+    /// Parameters of degree `2^log_n` with the same modulus size. Only `log_n = 14` is the secure
+    /// set; smaller degrees are for tests of the algebra. Checks the decryption bound of the
+    /// module docs with the widest flooding noise.
     pub fn new(log_n: u32) -> Result<Self> {
         if !(6..=STANDARD_LOG_N).contains(&log_n) {
             return Err(MpcError::InvalidHeParams {
