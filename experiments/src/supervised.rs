@@ -280,16 +280,19 @@ fn target_scale(split: &common::Split) -> (f64, f64) {
     )
 }
 
-/// A task's model, training targets and initial weights (and a title), from its data.
-fn model_setup(
-    kind: Kind,
-    task: &TrainTask,
-    split: &common::Split,
-    seed: u64,
-) -> Result<(Model, Array2<f64>, Vec<Array2<f64>>, String)> {
+/// A task's model, training targets and initial weights, and a title.
+struct Setup {
+    model: Model,
+    ytr: Array2<f64>,
+    w_init: Vec<Array2<f64>>,
+    title: String,
+}
+
+/// The [`Setup`] of a task, from its data.
+fn model_setup(kind: Kind, task: &TrainTask, split: &common::Split, seed: u64) -> Result<Setup> {
     let d = split.train.x.ncols();
     let (y_mean, y_std) = target_scale(split);
-    Ok(match kind {
+    let (model, ytr, w_init, title) = match kind {
         Kind::Linreg => (
             Model::Linreg,
             split
@@ -324,6 +327,12 @@ fn model_setup(
                 format!("MLP {:?}, ReLU, {sm:?} softmax", task.layers),
             )
         }
+    };
+    Ok(Setup {
+        model,
+        ytr,
+        w_init,
+        title,
     })
 }
 
@@ -336,7 +345,9 @@ pub async fn task_requests(
 ) -> Result<Vec<TripleRequest>> {
     let seed = cfg.experiment.seed;
     let split = common::load(&task.data, seed)?;
-    let (model, ytr, w_init, _) = model_setup(kind, task, &split, seed)?;
+    let Setup {
+        model, ytr, w_init, ..
+    } = model_setup(kind, task, &split, seed)?;
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = schedule(task, split.train.x.nrows(), seed)?;
     let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
@@ -383,7 +394,12 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     };
     let (rs, rp) = (label("secure"), label("plain"));
 
-    let (model, ytr, w_init, title) = model_setup(kind, task, &split, seed)?;
+    let Setup {
+        model,
+        ytr,
+        w_init,
+        title,
+    } = model_setup(kind, task, &split, seed)?;
     let (y_mean, y_std) = target_scale(&split);
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = Arc::new(schedule(task, n, seed)?);

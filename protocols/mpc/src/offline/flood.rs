@@ -44,7 +44,7 @@ use super::rlwe::{ERROR_BOUND, FLOOD_STAT_BITS, RUN_FLOOD_BUDGET_LOG2};
 pub fn response_noise(degree: usize, nnz: usize) -> u128 {
     let b = ERROR_BOUND as u128;
     // nnz·2^63·(B_e + ½) = nnz·(2·B_e + 1)·2^62.
-    let product = nnz as u128 * (2 * b + 1) << 62;
+    let product = (nnz as u128 * (2 * b + 1)) << 62;
     product + (2 * degree as u128 + 1) * b
 }
 
