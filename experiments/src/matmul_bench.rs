@@ -47,6 +47,9 @@ pub async fn run(
             })
             .collect();
         let off = crate::offline::run(&mpc_cfg.triples, transport, &reqs).await?;
+        if let Some(fl) = &off.flooding {
+            fl.report(report, &format!("secure.matmul_{n}x{k}x{m}"));
+        }
         let [mut p0, mut p1] = off.pre;
         let (mut t0, mut t1) = (Vec::new(), Vec::new());
         let before = (c0.stats(), c1.stats());

@@ -9,8 +9,11 @@
 //!   LHE variant with a lattice scheme, Cheetah-style packing), elementwise and AND triples by OT.
 
 use crate::link;
+use crate::report::Report;
 use anyhow::{bail, Result};
 use mpc::net::{mem_pair, CommStats, Metered};
+use mpc::offline::he::run_flooding;
+use mpc::offline::rlwe::{RlweParams, FLOOD_STAT_BITS, RUN_FLOOD_BUDGET_LOG2};
 use mpc::offline::{ClientAided, HeSource, OtSource};
 use mpc::triples::dealer::{run_dealer, DealerClient};
 use mpc::triples::{Preprocessing, TripleRequest, TripleSource};
@@ -28,6 +31,49 @@ pub struct Offline {
     pub stats: [CommStats; 2],
     /// The trust assumption the source adds.
     pub trust: &'static str,
+    /// `he` only: the run's noise flooding ([`Flooding`]).
+    pub flooding: Option<Flooding>,
+}
+
+/// The noise flooding of an `he` run, from the same block plans and widths the responders use.
+#[derive(Debug, Clone, Copy)]
+pub struct Flooding {
+    /// Output coefficients each party floods as a responder.
+    pub coefficients: u64,
+    /// `log2` of the statistical distance between what each party receives as a querier and its
+    /// simulation, summed over the whole run.
+    pub distance_log2: f64,
+}
+
+impl Flooding {
+    /// The flooding of `requests` made by [`HeSource`].
+    pub fn of(requests: &[TripleRequest]) -> Result<Self> {
+        let p = RlweParams::standard();
+        let (coefficients, distance_log2) = run_flooding(&p, requests)?;
+        Ok(Self {
+            coefficients,
+            distance_log2,
+        })
+    }
+
+    /// Reports it: metrics `{prefix}.flooding_distance_log2` and `{prefix}.flooded_coefficients_count`,
+    /// and a sentence.
+    pub fn report(&self, report: &mut Report, prefix: &str) {
+        report.metric(
+            format!("{prefix}.flooding_distance_log2"),
+            self.distance_log2,
+        );
+        report.metric(
+            format!("{prefix}.flooded_coefficients_count"),
+            self.coefficients as f64,
+        );
+        report.note(format!(
+            "HE noise flooding: each party, as responder, flooded {} output coefficients (2^{:.1}; run budget 2^{RUN_FLOOD_BUDGET_LOG2}); what each party received is within statistical distance 2^{:.1} of its simulation over the whole run (required: ≤ 2^-{FLOOD_STAT_BITS}).",
+            self.coefficients,
+            (self.coefficients.max(1) as f64).log2(),
+            self.distance_log2,
+        ));
+    }
 }
 
 /// Runs the offline phase for `requests` with `source` (`dealer`, `client-aided`, `ot`, `he`).
@@ -72,10 +118,18 @@ pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> R
                 seconds,
                 stats: [m0.stats(), m1.stats()],
                 trust,
+                flooding: None,
             })
         }
         "ot" => two_server(transport, requests, OtSource::setup).await,
-        "he" => two_server(transport, requests, HeSource::setup).await,
+        "he" => {
+            let flooding = Flooding::of(requests)?;
+            let off = two_server(transport, requests, HeSource::setup).await?;
+            Ok(Offline {
+                flooding: Some(flooding),
+                ..off
+            })
+        }
         other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he)"),
     }
 }
@@ -104,5 +158,6 @@ where
         seconds,
         stats: [m0.stats(), m1.stats()],
         trust: a.trust_note(),
+        flooding: None,
     })
 }

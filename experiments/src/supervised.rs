@@ -11,6 +11,7 @@
 use crate::common;
 use crate::config::{Config, TrainTask};
 use crate::link;
+use crate::offline::Flooding;
 use crate::report::{fmt_bytes, fmt_num, Report};
 use anyhow::{Context, Result};
 use ml::backend::{Backend, Plain, Plan, PlanTensor, Shared, SigmoidKind, SoftmaxKind};
@@ -19,6 +20,7 @@ use ml::models::{logreg, mlp};
 use ml::Schedule;
 use mpc::net::{CommStats, Metered};
 use mpc::share::{reconstruct, share_seeded};
+use mpc::triples::TripleRequest;
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -123,6 +125,33 @@ struct SecureOutcome {
     stats: [CommStats; 2],
     offline_stats: [CommStats; 2],
     trust: &'static str,
+    flooding: Option<Flooding>,
+}
+
+/// The triple requests of a training run: the model code on shapes (the plan).
+async fn plan_requests(
+    model: Model,
+    x_dim: (usize, usize),
+    y_dim: (usize, usize),
+    w_dims: &[(usize, usize)],
+    sched: &Schedule,
+    hyper: &LinRegHyper,
+) -> Result<Vec<TripleRequest>> {
+    let mut plan = Plan::new();
+    let xp = plan.data(x_dim);
+    let wp = w_dims.iter().map(|&d| PlanTensor(d)).collect();
+    train(
+        &mut plan,
+        model,
+        &xp,
+        &PlanTensor(y_dim),
+        wp,
+        sched,
+        hyper,
+        &|_| {},
+    )
+    .await?;
+    Ok(plan.into_requests())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -161,21 +190,8 @@ async fn secure_run(
     }
 
     // Offline phase: plan on shapes, then make the triples.
-    let mut plan = Plan::new();
-    let xp = plan.data((n, d));
-    let wp = w_init.iter().map(|w| PlanTensor(w.dim())).collect();
-    train(
-        &mut plan,
-        model,
-        &xp,
-        &PlanTensor(ytr.dim()),
-        wp,
-        &sched,
-        &hyper,
-        &|_| {},
-    )
-    .await?;
-    let requests = plan.into_requests();
+    let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
+    let requests = plan_requests(model, (n, d), ytr.dim(), &w_dims, &sched, &hyper).await?;
     let off = crate::offline::run(source, transport, &requests).await?;
     let [pre0, pre1] = off.pre;
 
@@ -238,6 +254,7 @@ async fn secure_run(
         stats: [m0.stats(), m1.stats()],
         offline_stats: off.stats,
         trust: off.trust,
+        flooding: off.flooding,
     })
 }
 
@@ -254,33 +271,27 @@ fn binary_predict(w: &Array2<f64>, x: &Array2<f64>) -> Vec<usize> {
         .collect()
 }
 
-/// Runs a training task and adds its results to `report`.
-pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report) -> Result<()> {
-    let seed = cfg.experiment.seed;
-    let transport = cfg.transport.kind.as_str();
-    let source = task.triples.as_deref().unwrap_or(&cfg.mpc.triples);
-    let split = common::load(&task.data, seed)?;
-    let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
-    if task.standardize {
-        let st = datasets::preprocess::Standardizer::fit(&xtr);
-        xtr = st.transform(&xtr)?;
-        xte = st.transform(&xte)?;
-    }
-    let (n, d) = xtr.dim();
-    let label = |base: &str| {
-        if task.label.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}_{}", task.label)
-        }
-    };
-    let (rs, rp) = (label("secure"), label("plain"));
-
-    // Targets and initial weights.
-    let (y_mean, y_std) = (
+/// Mean and standard deviation of the training targets (linear regression trains on the
+/// standardized target).
+fn target_scale(split: &common::Split) -> (f64, f64) {
+    (
         split.train.y.mean().unwrap_or(0.0),
         split.train.y.std(0.0).max(1e-12),
-    );
+    )
+}
+
+/// A task's model, training targets and initial weights, and a title.
+struct Setup {
+    model: Model,
+    ytr: Array2<f64>,
+    w_init: Vec<Array2<f64>>,
+    title: String,
+}
+
+/// The [`Setup`] of a task, from its data.
+fn model_setup(kind: Kind, task: &TrainTask, split: &common::Split, seed: u64) -> Result<Setup> {
+    let d = split.train.x.ncols();
+    let (y_mean, y_std) = target_scale(split);
     let (model, ytr, w_init, title) = match kind {
         Kind::Linreg => (
             Model::Linreg,
@@ -317,13 +328,81 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
             )
         }
     };
+    Ok(Setup {
+        model,
+        ytr,
+        w_init,
+        title,
+    })
+}
+
+/// The triple requests a config's training task makes, planned exactly as its run plans them
+/// (the data are loaded for their shapes).
+pub async fn task_requests(
+    kind: Kind,
+    task: &TrainTask,
+    cfg: &Config,
+) -> Result<Vec<TripleRequest>> {
+    let seed = cfg.experiment.seed;
+    let split = common::load(&task.data, seed)?;
+    let Setup {
+        model, ytr, w_init, ..
+    } = model_setup(kind, task, &split, seed)?;
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
-    let sched = Arc::new(Schedule::shuffled(
+    let sched = schedule(task, split.train.x.nrows(), seed)?;
+    let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
+    plan_requests(
+        model,
+        split.train.x.dim(),
+        ytr.dim(),
+        &w_dims,
+        &sched,
+        &hyper,
+    )
+    .await
+}
+
+/// The batch schedule of a task over `n` training samples.
+fn schedule(task: &TrainTask, n: usize, seed: u64) -> Result<Schedule> {
+    Ok(Schedule::shuffled(
         n,
         task.batch_size,
         task.epochs,
         seed ^ 0x5eed,
-    )?);
+    )?)
+}
+
+/// Runs a training task and adds its results to `report`.
+pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report) -> Result<()> {
+    let seed = cfg.experiment.seed;
+    let transport = cfg.transport.kind.as_str();
+    let source = task.triples.as_deref().unwrap_or(&cfg.mpc.triples);
+    let split = common::load(&task.data, seed)?;
+    let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
+    if task.standardize {
+        let st = datasets::preprocess::Standardizer::fit(&xtr);
+        xtr = st.transform(&xtr)?;
+        xte = st.transform(&xte)?;
+    }
+    let (n, d) = xtr.dim();
+    let label = |base: &str| {
+        if task.label.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}_{}", task.label)
+        }
+    };
+    let (rs, rp) = (label("secure"), label("plain"));
+
+    let Setup {
+        model,
+        ytr,
+        w_init,
+        title,
+    } = model_setup(kind, task, &split, seed)?;
+    let (y_mean, y_std) = target_scale(&split);
+    let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
+    let sched = Arc::new(schedule(task, n, seed)?);
     let fp = FixedPoint::new(FracBits::new(cfg.mpc.frac_bits)?);
 
     // Plaintext twin.
@@ -597,6 +676,9 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         ),
     );
     report.note(format!("Triples (`{source}`): {}.", out.trust));
+    if let Some(f) = &out.flooding {
+        f.report(report, &rs);
+    }
     report.note(
         "Parties: semi-honest and non-colluding; the data matrix is masked once by a random U shared by the triple source and E = X − U is opened (SecureML §IV). The model is reconstructed only by its owner (here: this process, from both parties' shares).",
     );
@@ -618,6 +700,50 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Task;
+
+    /// The HE source's noise flooding holds for whole runs, not per coefficient: the statistical
+    /// distance summed over every coefficient the responders flood (from the block plans and
+    /// widths the source itself uses) is at most 2^-40 for the SecureML Table II workload (the
+    /// `he` task of `configs/secureml-offline.toml`, planned as its run plans it) and for 15
+    /// epochs of the MNIST MLP 784-128-128-10, batch 128 (60,000 samples).
+    #[tokio::test]
+    async fn flooding_bound_holds_per_run() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/secureml-offline.toml");
+        let cfg = Config::load(std::path::Path::new(path)).unwrap();
+        let task = cfg
+            .tasks
+            .iter()
+            .find_map(|t| match t {
+                Task::Linreg(t) if t.triples.as_deref() == Some("he") => Some(t),
+                _ => None,
+            })
+            .expect("secureml-offline has an he task");
+        let table2 = task_requests(Kind::Linreg, task, &cfg).await.unwrap();
+        let f = Flooding::of(&table2).unwrap();
+        // Per batch (78 full batches an epoch — the schedule drops the partial one — 2 epochs):
+        // a 128-output forward and a 1000-output backward cross term.
+        assert_eq!(f.coefficients, 2 * 78 * (128 + 1000));
+        assert!(f.distance_log2 <= -40.0, "Table II: 2^{}", f.distance_log2);
+
+        let layers = [784, 128, 128, 10];
+        let w_dims: Vec<_> = mlp::init_weights(&layers, 1)
+            .iter()
+            .map(|w| w.dim())
+            .collect();
+        let sched = Schedule::shuffled(60_000, 128, 15, 1).unwrap();
+        // 468 full batches of 128 an epoch (the 96-sample remainder is dropped).
+        assert_eq!(sched.steps(), 468 * 15);
+        let hyper = LinRegHyper::new(0.25, 128).unwrap();
+        let model = Model::Mlp(SoftmaxKind::Relu);
+        let mnist = plan_requests(model, (60_000, 784), (60_000, 10), &w_dims, &sched, &hyper)
+            .await
+            .unwrap();
+        let f = Flooding::of(&mnist).unwrap();
+        assert!(f.coefficients > 1 << 29, "{}", f.coefficients);
+        assert!(f.distance_log2 <= -40.0, "MNIST MLP: 2^{}", f.distance_log2);
+        eprintln!("Table II and MNIST MLP: {f:?}");
+    }
 
     #[test]
     fn sigmoid_fits_improve_with_degree() {

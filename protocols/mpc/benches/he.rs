@@ -1,7 +1,7 @@
 //! HE offline-phase benchmarks ([`mpc::offline::HeSource`], in-memory channel pair).
 //!
 //! * criterion: one query encryption, one response (a full plaintext product, re-randomization,
-//!   flooding, modulus switching) and one decryption at N = 8192;
+//!   flooding, modulus switching) and one decryption at N = 16384;
 //! * plain timed runs printed once: the SecureML Table II linear-regression setting (n = 10,000,
 //!   d = 1,000, |B| = 128, E = 2: one reusable mask and, per batch, a forward U_B·V and a backward
 //!   U_Bᵀ·V' triple) and a 128×784 · 784×128 fresh triple — the same requests as `benches/ot.rs`.
@@ -11,6 +11,7 @@
 
 use criterion::Criterion;
 use mpc::net::{mem_pair, CommStats, Metered};
+use mpc::offline::flood::FloodLedger;
 use mpc::offline::he::choose_blocks;
 use mpc::offline::rlwe::{respond, RlweParams, SecretKey, MAX_RESPONSE_NNZ};
 use mpc::offline::HeSource;
@@ -39,8 +40,18 @@ fn bench_ops(c: &mut Criterion) {
     let w: Vec<i64> = (0..n).map(|_| g.next_u64() as i64).collect();
     let wp = mpc::offline::rlwe::Poly::from_signed(&p, &w, mpc::offline::rlwe::PRIMES).into_ntt(&p);
     let outputs: Vec<usize> = (0..64).map(|i| 128 * i + 127).collect();
-    let (resp, _) = respond(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g).expect("respond");
-    let mut grp = c.benchmark_group("rlwe_n8192");
+    let ledger = FloodLedger::default();
+    let (resp, _) = respond(
+        &p,
+        &pk,
+        &[(&q, &wp)],
+        n.min(MAX_RESPONSE_NNZ),
+        &outputs,
+        &ledger,
+        &mut g,
+    )
+    .expect("respond");
+    let mut grp = c.benchmark_group("rlwe_n16384");
     grp.sample_size(20);
     grp.warm_up_time(Duration::from_secs(1));
     grp.measurement_time(Duration::from_secs(4));
@@ -53,6 +64,7 @@ fn bench_ops(c: &mut Criterion) {
                 &[(&q, &wp)],
                 n.min(MAX_RESPONSE_NNZ),
                 &outputs,
+                &ledger,
                 &mut g,
             )
         })

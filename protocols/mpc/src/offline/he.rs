@@ -26,16 +26,26 @@
 //! `(n-block, k-block)` (reused across m-blocks), one response per `(n-block, m-block, group of
 //! k-blocks)`; [`choose_blocks`] picks the block shape that minimizes bytes plus an NTT-count
 //! estimate. For SecureML Table II (`128 × 1000 · 1000 × 1` forward, `1000 × 128 · 128 × 1`
-//! backward) a batch costs about 2.3 MB per party (blocks `32 × 250 × 1` and `256 × 32 × 1`: four
-//! queries, sixteen plaintexts, four responses each way) instead of the ≈ 67 MB of Gilboa's
-//! 2080 bits per scalar product.
+//! backward) a batch costs about 3.4 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
+//! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
+//! of Gilboa's 2080 bits per scalar product.
 //!
-//! Security: semi-honest servers; RLWE at 128 bits (`N = 8192`, `log Q ≈ 200 ≤ 218`, ternary
-//! secret, `σ = 3.2`); circuit privacy by re-randomization under the querier's public key and
-//! noise flooding at statistical distance `2^-40`. Elementwise and AND triples still come from OT
+//! ## Security
+//!
+//! Semi-honest, non-colluding servers; RLWE at 128 bits (`N = 16384`, `log Q ≈ 250 ≤ 438`,
+//! ternary secret, `σ = 3.2`). The querier learns its share `X_a·V_b − R` (uniform) and
+//! ciphertexts whose `c_1` is pseudorandom (re-randomization under its own public key) and whose
+//! decryptable noise is flooded ([`super::flood`]). The flood width of each response is sized
+//! from its public shape (plaintext entries summed, never the data) for a run of at most `2^40`
+//! flooded coefficients per responder, which the [`HeKeys`] ledger enforces: everything a party
+//! receives over a run is within statistical distance `2^-41` of its simulation, and
+//! [`run_flooding`] gives the tighter figure of a given request list (SecureML Table II about
+//! `2^-64`, 15 epochs of a 784-128-128-10 MLP on MNIST about `2^-51`). The responder learns only
+//! ciphertexts under the querier's key. Elementwise and AND triples still come from OT
 //! ([`super::gilboa`], [`super::and`]): [`HeSource`] is [`super::OtSource`] with the matrix cross
 //! terms replaced.
 
+use super::flood::{self, FloodLedger};
 use super::rlwe::{
     respond, ExpandedQuery, Ntt, Poly, PublicKey, Query, Response, RlweParams, SecretKey,
     MAX_RESPONSE_NNZ, PRIMES, SEED_BYTES,
@@ -46,10 +56,11 @@ use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::ring::RingMatrix;
 use crate::share::{os_rng, Role};
-use crate::triples::{Preprocessing, TripleRequest, TripleSource};
+use crate::triples::{Lhs, MaskId, Preprocessing, TripleRequest, TripleSource};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
+use std::collections::HashMap;
 use std::sync::Arc;
 use zeroize::Zeroize;
 
@@ -124,6 +135,25 @@ impl Blocks {
         out
     }
 
+    /// Plaintext entries response `(nb, ·, g)` sums, from the shape alone (edge blocks count
+    /// their real rows and columns): this sets its flooding width.
+    pub fn response_nnz(&self, nb: usize, g: usize) -> usize {
+        let rows = self.bn.min(self.n - nb * self.bn);
+        let kbs = g * self.group..((g + 1) * self.group).min(self.nk());
+        kbs.map(|kb| rows * self.bk.min(self.k - kb * self.bk))
+            .sum()
+    }
+
+    /// Every response of this product as `(flooded output coefficients, nnz)`, in response order.
+    pub fn flooded(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (nm, groups) = (self.nm(), self.groups());
+        (0..self.responses()).map(move |ri| {
+            let (g, nbm) = (ri % groups, ri / groups);
+            let (nb, mb) = (nbm / nm, nbm % nm);
+            (self.outputs(nb, mb).len(), self.response_nnz(nb, g))
+        })
+    }
+
     /// Bytes each party sends for this product (queries and responses).
     pub fn bytes(&self, p: &RlweParams) -> usize {
         let mut resp = 0;
@@ -181,11 +211,13 @@ pub fn choose_blocks(p: &RlweParams, n: usize, k: usize, m: usize) -> Blocks {
     best.expect("a 1 × 1 × 1 block always fits").1
 }
 
-/// This party's HE keys: its secret key and the peer's public key.
+/// This party's HE keys: its secret key and the peer's public key; and the ledger of the
+/// coefficients it floods as a responder in this run.
 pub struct HeKeys {
     params: Arc<RlweParams>,
     sk: SecretKey,
     peer_pk: PublicKey,
+    ledger: FloodLedger,
 }
 
 impl std::fmt::Debug for HeKeys {
@@ -220,6 +252,7 @@ impl HeKeys {
             params,
             sk,
             peer_pk,
+            ledger: FloodLedger::default(),
         })
     }
 
@@ -296,8 +329,9 @@ fn plaintext(p: &RlweParams, b: &Blocks, x: &RingMatrix, nb: usize, kb: usize) -
 }
 
 /// Responder, step 2: parses the peer's queries and answers them with this party's `x`
-/// (`n × k`). Returns the responses (order `(nb·nm + mb)·groups + g`) and this party's share of
-/// the cross term (`n × m`, the sum of its `R`s).
+/// (`n × k`), charging the flooded coefficients to `ledger`. Returns the responses (order
+/// `(nb·nm + mb)·groups + g`) and this party's share of the cross term (`n × m`, the sum of its
+/// `R`s).
 pub fn make_responses(
     p: &RlweParams,
     peer_pk: &PublicKey,
@@ -305,6 +339,7 @@ pub fn make_responses(
     x: &RingMatrix,
     queries: Vec<Vec<u8>>,
     seeds: &[[u8; SEED_BYTES]],
+    ledger: &FloodLedger,
 ) -> Result<(Vec<Vec<u8>>, RingMatrix)> {
     if queries.len() != b.queries() {
         return Err(MpcError::Malformed {
@@ -333,8 +368,8 @@ pub fn make_responses(
                 .collect();
             let outputs: Vec<usize> = b.outputs(nb, mb).iter().map(|o| o.0).collect();
             let mut rng = ChaCha20Rng::from_seed(seeds[ri]);
-            let nnz = kbs.len() * b.bn * b.bk;
-            let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, &mut rng)?;
+            let nnz = b.response_nnz(nb, g);
+            let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, ledger, &mut rng)?;
             Ok((resp.to_bytes(p), shares))
         })
         .collect::<Result<_>>()?;
@@ -424,7 +459,8 @@ pub async fn cross_matmul_he<C: Channel>(
     let (keys2, x) = (keys.clone(), x.clone());
     let (resp, mut z) = offload(move || {
         let mut rseeds = rseeds;
-        let r = make_responses(&keys2.params, &keys2.peer_pk, &b, &x, peer, &rseeds);
+        let k = &keys2;
+        let r = make_responses(&k.params, &k.peer_pk, &b, &x, peer, &rseeds, &k.ledger);
         rseeds.zeroize();
         r
     })
@@ -443,8 +479,65 @@ pub async fn cross_matmul_he<C: Channel>(
     Ok(z)
 }
 
+/// The `(n, k, m)` shape of every matrix cross term `requests` make, in order (masks registered
+/// earlier in the same list; a mask from outside it is refused).
+pub fn cross_term_shapes(requests: &[TripleRequest]) -> Result<Vec<(usize, usize, usize)>> {
+    let mut dims: HashMap<MaskId, (usize, usize)> = HashMap::new();
+    let mut out = Vec::new();
+    for r in requests {
+        match r {
+            TripleRequest::Mask { id, rows, cols } => {
+                dims.insert(*id, (*rows, *cols));
+            }
+            TripleRequest::Matmul { lhs, cols } => out.push(match lhs {
+                Lhs::Fresh { rows, inner } => (*rows, *inner, *cols),
+                Lhs::Mask {
+                    id,
+                    rows,
+                    transpose,
+                } => {
+                    let (_, d) = dims
+                        .get(id)
+                        .copied()
+                        .ok_or_else(|| MpcError::Preprocessing {
+                            expected: format!("mask #{id} registered before use"),
+                            found: "unknown mask".into(),
+                        })?;
+                    if *transpose {
+                        (d, rows.len(), *cols)
+                    } else {
+                        (rows.len(), d, *cols)
+                    }
+                }
+            }),
+            TripleRequest::Elementwise { .. } | TripleRequest::And { .. } => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Whole-run flooding for `requests` made by [`HeSource`]: the output coefficients each
+/// responder floods, and `log2` of the statistical distance between what each querier receives
+/// and its simulation (the sum over those coefficients, each from the same block plan and widths
+/// the responder uses). Each party is responder for one of the two cross terms of every matrix
+/// triple, so both figures hold for either party.
+pub fn run_flooding(p: &RlweParams, requests: &[TripleRequest]) -> Result<(u64, f64)> {
+    // A training run repeats a few shapes thousands of times: plan each shape once.
+    let mut times: HashMap<(usize, usize, usize), usize> = HashMap::new();
+    for s in cross_term_shapes(requests)? {
+        *times.entry(s).or_default() += 1;
+    }
+    let mut responses = Vec::new();
+    for ((n, k, m), t) in times {
+        let b = choose_blocks(p, n, k, m);
+        responses.extend(b.flooded().map(|(outs, nnz)| (outs * t, nnz)));
+    }
+    let count = responses.iter().map(|r| r.0 as u64).sum();
+    Ok((count, flood::run_distance_log2(p.degree(), responses)))
+}
+
 /// The trust statement of [`HeSource`].
-pub const HE_TRUST_NOTE: &str = "two-server HE offline phase (semi-honest, no third party): RLWE N=8192, log Q=200, ternary secret, sigma 3.2 (128-bit), circuit privacy by re-randomization and 2^-40 noise flooding; elementwise and AND triples by OT";
+pub const HE_TRUST_NOTE: &str = "two-server HE offline phase (semi-honest, no third party): RLWE N=16384, log Q=250, ternary secret, sigma 3.2 (128-bit), circuit privacy by re-randomization and noise flooding sized for at most 2^40 flooded coefficients per run (whole-run statistical distance at most 2^-41); elementwise and AND triples by OT";
 
 /// Triples made by the two servers with homomorphic encryption for the matrix cross terms (this
 /// module) and OT for elementwise and AND triples. Same requests, pools and checks as
@@ -527,9 +620,18 @@ mod tests {
         let (sk, pk) = keys(p, 7);
         let b = choose_blocks(p, x.nrows(), x.ncols(), v.ncols());
         let mut g = ChaCha20Rng::seed_from_u64(8);
+        let ledger = FloodLedger::default();
         let qs = make_queries(p, &sk, &b, v, &fresh_seeds(&mut g, b.queries()));
-        let (resp, r) =
-            make_responses(p, &pk, &b, x, qs, &fresh_seeds(&mut g, b.responses())).unwrap();
+        let (resp, r) = make_responses(
+            p,
+            &pk,
+            &b,
+            x,
+            qs,
+            &fresh_seeds(&mut g, b.responses()),
+            &ledger,
+        )
+        .unwrap();
         let d = read_responses(p, &sk, &b, resp).unwrap();
         (b, ring::add(&r.view(), &d.view()))
     }
@@ -573,8 +675,15 @@ mod tests {
         let x = ring::random(&mut g, 5, 40);
         let v = ring::random(&mut g, 40, 3);
         let qs = make_queries(&p, &sk, &b, &v, &fresh_seeds(&mut g, b.queries()));
-        let (resp, r) =
-            make_responses(&p, &pk, &b, &x, qs, &fresh_seeds(&mut g, b.responses())).unwrap();
+        let ledger = FloodLedger::default();
+        let seeds = fresh_seeds(&mut g, b.responses());
+        let (resp, r) = make_responses(&p, &pk, &b, &x, qs, &seeds, &ledger).unwrap();
+        // Every flooded coefficient was charged: 5 × 3 outputs in each of 3 groups.
+        assert_eq!(ledger.used(), 45);
+        let nnz: Vec<usize> = b.flooded().map(|f| f.1).collect();
+        // Rows 2, 2, 1 per n-block; k-blocks of 8 in groups of 2, 2, 1.
+        assert_eq!(&nnz[..6], &[32, 32, 16, 32, 32, 16]);
+        assert_eq!(nnz[12..15], [16, 16, 8]);
         let d = read_responses(&p, &sk, &b, resp.clone()).unwrap();
         assert_eq!(
             ring::add(&r.view(), &d.view()),
@@ -605,7 +714,7 @@ mod tests {
         }
         let fwd = choose_blocks(&p, 128, 1000, 1).bytes(&p);
         let bwd = choose_blocks(&p, 1000, 128, 1).bytes(&p);
-        assert!(fwd + bwd < 3 << 20, "{fwd} + {bwd}");
+        assert!(fwd + bwd < 3_400_000, "{fwd} + {bwd}");
     }
 
     async fn pair() -> (HeSource<MemChannel>, HeSource<MemChannel>) {

@@ -15,16 +15,18 @@
 //!   the dealer run by the data owner (SecureML §V);
 //! * [`rlwe`] and [`he`]: SecureML's other offline variant (§IV-B, LHE-based triples) with a
 //!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) —
-//!   [`HeSource`] makes the matrix cross terms by RLWE plaintext products (about 30 times fewer
+//!   [`HeSource`] makes the matrix cross terms by RLWE plaintext products (about 20 times fewer
 //!   bytes than Gilboa's 2080 bits per scalar product on SecureML Table II) and the rest by OT.
 //!
 //! Security: semi-honest, non-colluding servers; 128-bit computational security (128 base OTs,
-//! AES-128, Ristretto255; RLWE with N = 8192, log Q = 200, ternary secret, σ = 3.2 for
-//! [`HeSource`], whose circuit privacy rests on re-randomization and 2^-40 noise flooding). Nothing here is secure against a deviating server (that would need the
+//! AES-128, Ristretto255; RLWE with N = 16384, log Q = 250, ternary secret, σ = 3.2 for
+//! [`HeSource`], whose circuit privacy rests on re-randomization and noise flooding at
+//! statistical distance 2^-41 over a whole run, [`flood`]). Nothing here is secure against a deviating server (that would need the
 //! KOS consistency check and more).
 
 pub mod and;
 pub mod base;
+pub mod flood;
 pub mod gilboa;
 pub mod hash;
 pub mod he;

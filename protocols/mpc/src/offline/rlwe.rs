@@ -7,12 +7,14 @@
 //!
 //! ## Parameters ([`RlweParams::standard`])
 //!
-//! `N = 8192`; `Q = q_0·q_1·q_2·q_3`, the four largest primes below `2^50` with `q_i ≡ 1 mod 2N`
-//! (NTT-friendly; `log2 Q ≈ 200`). The HomomorphicEncryption.org standard (v1.1, Table 1) allows
-//! `log Q ≤ 218` at `N = 8192` for 128-bit classical security with a ternary secret; here the
+//! `N = 16384`; `Q = q_0·…·q_4`, the five largest primes below `2^50` with `q_i ≡ 1 mod 2N`
+//! (NTT-friendly; `log2 Q ≈ 250.0`). The HomomorphicEncryption.org standard (v1.1, Table 1) allows
+//! `log Q ≤ 438` at `N = 16384` for 128-bit classical security with a ternary secret; here the
 //! secret is uniform ternary, errors are discrete Gaussians with `σ = 3.2` cut at
 //! [`ERROR_BOUND`]` = 19 ≈ 6σ`. The prime size keeps every NTT on tfhe-ntt's IFMA path. Degrees
-//! below 8192 ([`RlweParams::new`]) exist only for tests and are **not secure**.
+//! below 16384 ([`RlweParams::new`]) exist only for tests and are **not secure**. `N = 8192`
+//! would not do: its limit `log Q ≤ 218` leaves no room for the run-sized flooding below
+//! (correct decryption needs `log Q > 65 + 167 = 232`).
 //!
 //! ## Encoding and the error analysis (t does not divide Q)
 //!
@@ -28,45 +30,58 @@
 //! ```
 //!
 //! since `m·ŵ = [m·ŵ]_t + t·K` for an integer polynomial `K`. So a product adds at most
-//! `‖ŵ‖_1·(B_e + ½)` of error, where `‖ŵ‖_1 ≤ nnz(ŵ)·2^63` — about `N·t/2·20 ≈ 2^81` for a full
-//! plaintext, not the `N·t²/4 ≈ 2^139` that the unrounded encoding `Δ·m` would add through
+//! `‖ŵ‖_1·(B_e + ½)` of error, where `‖ŵ‖_1 ≤ nnz(ŵ)·2^63` — about `N·t/2·20 ≈ 2^82` for a full
+//! plaintext, not the `N·t²/4 ≈ 2^140` that the unrounded encoding `Δ·m` would add through
 //! `r_t·K`. No limb decomposition of `ŵ` is needed; the plaintext never leaves the responder in
 //! any form. A response sums the products of at most [`MAX_RESPONSE_NNZ`]` = 2^18` plaintext
 //! entries, so its product error is below `2^18·2^63·(19 + ½) < 2^85.3`.
 //!
 //! ## Circuit privacy (what the querier learns)
 //!
-//! The responder returns `Enc(U·v − R)` where `R` is its uniform share. Before sending it
+//! Semi-honest servers: the querier (key owner) follows the protocol and tries to learn the
+//! responder's plaintext `ŵ` from what it receives. The responder returns `Enc(U·v − R)` where
+//! `R` is its uniform share. Before sending it
 //!
 //! 1. **re-randomizes**: adds `(pk_0·u + e_0, pk_1·u + e_1)` with `u` ternary and `e_0, e_1`
 //!    Gaussian under the querier's public key `pk = (−a'·s + e', a')` — without it `c_1 = a·ŵ`,
 //!    with `a` known to the querier, would reveal `ŵ`. This adds `e'·u + e_0 + e_1·s`, at most
-//!    `(2N + 1)·19 < 2^18.3`, and makes `c_1` an RLWE sample (pseudorandom);
+//!    `(2N + 1)·19 < 2^19.3`, and makes `c_1` an RLWE sample (pseudorandom);
 //! 2. **floods** the noise of every coefficient the querier can decrypt with a uniform integer in
-//!    `[−2^126, 2^126)` ([`FLOOD_BITS`]): the product error (`< 2^85.3`) changes that distribution
-//!    by statistical distance below `2^85.3 / 2^126 < 2^-40`;
+//!    `[−2^f, 2^f)`, `f` sized for the whole run by [`super::flood`]: `f = bits(E) + 40 + 40 + 1`
+//!    where `E` bounds the product and re-randomization errors of this response's shape
+//!    (`nnz` plaintext entries), so each coefficient is within statistical distance
+//!    `E/2^f < 2^-81` of a simulation that knows only `x − R`, and the at most `2^40`
+//!    coefficients a responder floods in a run (its [`FloodLedger`] refuses more) stay within
+//!    `2^-41` together. At the largest response `f = 86 + 81 = 167`;
 //! 3. sends `c_0` **only at the output coefficients** (the querier cannot decrypt the others, which
 //!    carry partial sums of `U` with other rows' inputs) and all of `c_1`;
-//! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (78 at `N = 8192`):
+//! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (79 at `N = 16384`):
 //!    `c' = ⌊Q'·c/Q⌉`, computed from the residues by the fast base conversion
 //!    `Σ_i [c_i·(Q/q_i)^{-1}]_{q_i}·Q'/q_i ≡ Q'·c/Q (mod Q')` with the constants `Q'/q_i` in 64-bit
-//!    fixed point (each term off by less than `2^50·2^-64`, so the rounding is off by at most
-//!    `2^-12`; no big integers are needed anywhere).
+//!    fixed point (each of the five terms off by less than `2^50·2^-64`, so the rounding is off by
+//!    at most `5·2^-14 < 2^-11.6`; no big integers are needed anywhere).
+//!
+//! What the querier learns: `x − R` at the output coefficients (uniform, as `R` is), `c_1`
+//! (pseudorandom under RLWE), and noise within statistical distance `2^-41` of simulated noise
+//! over the run. What the responder learns: only RLWE ciphertexts under the querier's key.
 //!
 //! ## Decryption bound
 //!
 //! After switching, `c_0' + c_1'·s ≡ 2^(w−64)·[x − R]_t + (Q'/Q)·E + τ_0 + τ_1·s (mod 2^w)` with
-//! `|τ| ≤ ½ + 2^-12`. With `E < 2^126 + 2^85.3 + 2^18.3` and `Q > 2^199.9`, `(Q'/Q)·E < 2^4.2`;
-//! `‖τ_1·s‖∞ ≤ (½ + 2^-12)·N` (worst case, every secret coefficient nonzero). The total, below
-//! `0.51·N + 20`, is under `2^(w−65) = N`, so rounding `phase/2^(w−64)` recovers `[x − R]_t`
-//! exactly; [`RlweParams::new`] checks this inequality and tests check it at the worst-case
-//! magnitudes. The querier computes `c_1'·s` as an exact integer product by NTT over `q_0·q_1`
-//! (`|c_1'·s| ≤ N·2^78 < q_0·q_1/2`) and reduces it mod `2^w`.
+//! `|τ| ≤ ½ + 5·2^-14`. With `E < 2^167 + 2^85.3 + 2^19.3` (flooding, product, re-randomization)
+//! and `Q > 2^249.9`, `(Q'/Q)·E < 2^(79 + 167 − 250) = 2^-4`; `‖τ_1·s‖∞ ≤ (½ + 5·2^-14)·N`
+//! (worst case, every secret coefficient nonzero). The total, below `0.5004·(N + 1) + 1.07
+//! ≈ 8199`, is under `2^(w−65) = N = 16384` (a margin of 1.0 bit), so rounding `phase/2^(w−64)`
+//! recovers `[x − R]_t` exactly; [`RlweParams::new`] checks this inequality (and that the flood
+//! fits its sampler, `f ≤ 191`) and tests check it at the worst-case magnitudes. The querier
+//! computes `c_1'·s` as an exact integer product by NTT over `q_0·q_1`
+//! (`|c_1'·s| ≤ N·2^79 = 2^93 < q_0·q_1/2 ≈ 2^99`) and reduces it mod `2^w`.
 //!
 //! Randomness: every key, seed, noise and share comes from ChaCha20 seeded by the operating system
 //! (the caller passes the generator). Secret keys are zeroized on drop. The samplers are not
 //! constant-time (semi-honest servers, offline phase).
 
+use super::flood::{self, FloodLedger, FloodNoise};
 use crate::error::{MpcError, Result};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -77,9 +92,9 @@ use tfhe_ntt::prime64::Plan;
 use zeroize::Zeroize;
 
 /// log2 of the ring degree of the standard (128-bit) parameters.
-pub const STANDARD_LOG_N: u32 = 13;
+pub const STANDARD_LOG_N: u32 = 14;
 /// Number of RNS primes in `Q`.
-pub const PRIMES: usize = 4;
+pub const PRIMES: usize = 5;
 /// Every prime of `Q` lies in `(2^(PRIME_BITS−1), 2^PRIME_BITS)`.
 pub const PRIME_BITS: u32 = 50;
 /// Standard deviation of the error distribution.
@@ -88,10 +103,16 @@ pub const SIGMA: f64 = 3.2;
 pub const ERROR_BOUND: i64 = 19;
 /// Largest number of plaintext entries whose products one response sums.
 pub const MAX_RESPONSE_NNZ: usize = 1 << 18;
-/// Statistical security of noise flooding, in bits.
+/// Statistical security of noise flooding over a whole run, in bits.
 pub const FLOOD_STAT_BITS: u32 = 40;
-/// Flooding noise is uniform in `[−2^FLOOD_BITS, 2^FLOOD_BITS)`.
-pub const FLOOD_BITS: u32 = 126;
+/// log2 of the run budget: the most output coefficients one responder floods per run
+/// ([`FloodLedger`]).
+pub const RUN_FLOOD_BUDGET_LOG2: u32 = 40;
+/// Widest flooding noise the sampler draws (`[−2^b, 2^b)` with `b ≤ 128 + 63`).
+const MAX_SAMPLED_FLOOD_BITS: u32 = 191;
+/// Bound on the error of the fast base conversion in [`RlweParams::switch_residues`]: each of
+/// the `PRIMES` terms is off by less than `2^PRIME_BITS·2^-64`.
+const SWITCH_ROUNDING: f64 = PRIMES as f64 / (1u64 << (64 - PRIME_BITS)) as f64;
 /// Bytes of a seed.
 pub const SEED_BYTES: usize = 32;
 
@@ -214,6 +235,8 @@ pub struct RlweParams {
     switch: Vec<(u128, u64)>,
     /// `q_0^{-1} mod q_1`.
     q0_inv_q1: u64,
+    /// `2^128 mod q_i` (reduction of the flooding noise's high word).
+    two128: Vec<u64>,
     log_q: f64,
     gauss_cdf: Vec<u64>,
 }
@@ -260,13 +283,14 @@ fn inv_mod(x: u64, p: u64) -> u64 {
 }
 
 impl RlweParams {
-    /// The 128-bit parameters: `N = 8192`, `log Q ≈ 200`.
+    /// The 128-bit parameters: `N = 16384`, `log Q ≈ 250`.
     pub fn standard() -> Self {
         Self::new(STANDARD_LOG_N).expect("the standard parameters are valid")
     }
 
-    /// Parameters of degree `2^log_n` with the same modulus. Only `log_n = 13` is the secure set;
-    /// smaller degrees are for tests of the algebra.
+    /// Parameters of degree `2^log_n` with the same modulus size. Only `log_n = 14` is the secure
+    /// set; smaller degrees are for tests of the algebra. Checks the decryption bound of the
+    /// module docs with the widest flooding noise.
     pub fn new(log_n: u32) -> Result<Self> {
         if !(6..=STANDARD_LOG_N).contains(&log_n) {
             return Err(MpcError::InvalidHeParams {
@@ -333,6 +357,13 @@ impl RlweParams {
             })
             .collect();
         let q0_inv_q1 = inv_mod(primes[0], primes[1]);
+        let two128 = divs
+            .iter()
+            .map(|&d| {
+                let r = Div64::rem_u128(1u128 << 64, d);
+                mul_mod64(d, r, r)
+            })
+            .collect();
         let log_q = primes.iter().map(|&p| (p as f64).log2()).sum();
         let gauss_cdf = gaussian_cdf();
         let params = Self {
@@ -349,17 +380,11 @@ impl RlweParams {
             rho,
             switch,
             q0_inv_q1,
+            two128,
             log_q,
             gauss_cdf,
         };
-        let margin = params.noise_margin_bits();
-        if margin <= 0.0 {
-            return Err(MpcError::InvalidHeParams {
-                what: "noise margin (bits) of the response",
-                value: 0,
-                max: 0,
-            });
-        }
+        params.check_bounds()?;
         Ok(params)
     }
 
@@ -383,14 +408,42 @@ impl RlweParams {
         self.response_bits
     }
 
-    /// Worst-case decryption error of a response after modulus switching (see the module docs).
+    /// The inequalities of the module docs: the widest flooding noise can be sampled, and the
+    /// worst-case response decrypts exactly.
+    fn check_bounds(&self) -> Result<()> {
+        let bits = self.max_flood_bits();
+        if bits > MAX_SAMPLED_FLOOD_BITS {
+            return Err(MpcError::InvalidHeParams {
+                what: "bits of the flooding noise",
+                value: bits as u64,
+                max: MAX_SAMPLED_FLOOD_BITS as u64,
+            });
+        }
+        let err = self.worst_case_response_error();
+        let threshold = 2f64.powi(self.response_bits as i32 - 65);
+        if err >= threshold {
+            return Err(MpcError::InvalidHeParams {
+                what: "worst-case decryption error of a response",
+                value: err.ceil() as u64,
+                max: threshold as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bits of the flooding noise of the largest response ([`MAX_RESPONSE_NNZ`] entries).
+    pub fn max_flood_bits(&self) -> u32 {
+        flood::flood_bits(self.n, MAX_RESPONSE_NNZ)
+    }
+
+    /// Worst-case decryption error of a response after modulus switching (see the module docs):
+    /// the largest response, flooded at its full width.
     pub fn worst_case_response_error(&self) -> f64 {
         let n = self.n as f64;
-        let product = MAX_RESPONSE_NNZ as f64 * 2f64.powi(63) * (ERROR_BOUND as f64 + 0.5);
-        let rerand = (2.0 * n + 1.0) * ERROR_BOUND as f64 + 0.5;
-        let e = 2f64.powi(FLOOD_BITS as i32) + product + rerand;
+        let noise = flood::response_noise(self.n, MAX_RESPONSE_NNZ) as f64;
+        let e = 2f64.powi(self.max_flood_bits() as i32) + noise;
         let scaled = e * 2f64.powf(self.response_bits as f64 - self.log_q);
-        let tau = (0.5 + 2f64.powi(-12)) * (n + 1.0);
+        let tau = (0.5 + SWITCH_ROUNDING) * (n + 1.0);
         scaled + tau + 1.0
     }
 
@@ -399,10 +452,17 @@ impl RlweParams {
         (self.response_bits as f64 - 65.0) - self.worst_case_response_error().log2()
     }
 
-    /// `log2` of the statistical distance bound of flooding: product error over flooding width.
-    pub fn flooding_distance_log2(&self) -> f64 {
-        let product = MAX_RESPONSE_NNZ as f64 * 2f64.powi(63) * (ERROR_BOUND as f64 + 0.5);
-        product.log2() - FLOOD_BITS as f64
+    /// `flood mod q_i`.
+    fn reduce_flood(&self, i: usize, f: FloodNoise) -> u64 {
+        let hi = self.reduce_i64(i, f.hi);
+        let lo = Div64::rem_u128(f.lo, self.divs[i]);
+        let s = mul_mod64(self.divs[i], hi, self.two128[i]) + lo;
+        let q = self.primes[i];
+        if s >= q {
+            s - q
+        } else {
+            s
+        }
     }
 
     fn reduce_i64(&self, i: usize, x: i64) -> u64 {
@@ -410,15 +470,6 @@ impl RlweParams {
         let r = mul_shoup(x.unsigned_abs(), 1, self.one_shoup[i], p);
         if x < 0 && r != 0 {
             p - r
-        } else {
-            r
-        }
-    }
-
-    fn reduce_i128(&self, i: usize, x: i128) -> u64 {
-        let r = Div64::rem_u128(x.unsigned_abs(), self.divs[i]);
-        if x < 0 && r != 0 {
-            self.primes[i] - r
         } else {
             r
         }
@@ -841,25 +892,30 @@ impl Response {
 
 /// The responder's side: `Enc(Σ_b query_b · ŵ_b − R)` re-randomized under the querier's `pk`,
 /// flooded at `outputs`, switched to `2^w`. `products` pairs expanded queries with plaintexts in
-/// NTT form; `nnz` is the total number of nonzero plaintext entries (at most
-/// [`MAX_RESPONSE_NNZ`]). Returns the response and the responder's shares `R` (one per output).
+/// NTT form; `nnz` is the number of plaintext entries they hold, counted from the public block
+/// shape (at most [`MAX_RESPONSE_NNZ`]); it sets the flooding width ([`flood::flood_bits`]).
+/// The output coefficients are charged to `ledger` first: a response beyond the run budget is
+/// refused. Returns the response and the responder's shares `R` (one per output).
 pub fn respond(
     p: &RlweParams,
     pk: &PublicKey,
     products: &[(&ExpandedQuery, &Poly<Ntt>)],
     nnz: usize,
     outputs: &[usize],
+    ledger: &FloodLedger,
     rng: &mut impl RngCore,
 ) -> Result<(Response, Vec<u64>)> {
-    respond_inner(p, pk, products, nnz, outputs, rng, true)
+    respond_inner(p, pk, products, nnz, outputs, ledger, rng, true)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn respond_inner(
     p: &RlweParams,
     pk: &PublicKey,
     products: &[(&ExpandedQuery, &Poly<Ntt>)],
     nnz: usize,
     outputs: &[usize],
+    ledger: &FloodLedger,
     rng: &mut impl RngCore,
     rerandomize: bool,
 ) -> Result<(Response, Vec<u64>)> {
@@ -871,6 +927,12 @@ fn respond_inner(
         });
     }
     let n = p.n;
+    if let Some(&j) = outputs.iter().find(|&&j| j >= n) {
+        return Err(MpcError::Malformed {
+            reason: format!("HE output coefficient {j} beyond the degree {n}"),
+        });
+    }
+    ledger.charge(outputs.len() as u64)?;
     let mut c0 = Poly::<Ntt>::zero(PRIMES, n);
     let mut c1 = Poly::<Ntt>::zero(PRIMES, n);
     for (q, w) in products {
@@ -899,41 +961,44 @@ fn respond_inner(
     let c1s: Vec<u128> = (0..n)
         .map(|j| p.switch_residues(|i| c1.data[i * n + j]))
         .collect();
+    let bits = rerandomize.then(|| flood::flood_bits(n, nnz));
+    let (c0s, shares) = flood_outputs(p, &c0, outputs, bits, rng);
+    Ok((Response { c1: c1s, c0: c0s }, shares))
+}
+
+/// `c_0` at the outputs: minus a fresh share `R`, plus (with `flood_bits`) a Gaussian `e_0` and
+/// uniform flooding noise in `[−2^flood_bits, 2^flood_bits)`, switched to `2^w`. Returns the
+/// switched coefficients and the shares.
+fn flood_outputs(
+    p: &RlweParams,
+    c0: &Poly<Coeff>,
+    outputs: &[usize],
+    flood_bits: Option<u32>,
+    rng: &mut impl RngCore,
+) -> (Vec<u128>, Vec<u64>) {
+    let n = p.n;
     let mut shares = Vec::with_capacity(outputs.len());
     let mut c0s = Vec::with_capacity(outputs.len());
     let mut one = [0u64; PRIMES];
     for &j in outputs {
-        if j >= n {
-            return Err(MpcError::Malformed {
-                reason: format!("HE output coefficient {j} beyond the degree {n}"),
-            });
-        }
         let r = rng.next_u64();
-        let e0 = if rerandomize {
-            p.sample_gaussian(rng)
-        } else {
-            0
-        };
-        let flood = if rerandomize {
-            let mut b = [0u8; 16];
-            rng.fill_bytes(&mut b);
-            // Uniform in [−2^FLOOD_BITS, 2^FLOOD_BITS).
-            (i128::from_le_bytes(b) >> (127 - FLOOD_BITS)) + i128::from(e0)
-        } else {
-            0
-        };
+        let noise = flood_bits.map(|b| (p.sample_gaussian(rng), FloodNoise::sample(b, rng)));
         for (i, o) in one.iter_mut().enumerate() {
             let q = p.primes[i];
-            let x = c0.data[i * n + j];
-            let x = x + p.reduce_i128(i, flood);
-            let x = if x >= q { x - q } else { x };
+            let mut x = c0.data[i * n + j];
+            if let Some((e0, f)) = noise {
+                x += small_mod(e0, q);
+                x = if x >= q { x - q } else { x };
+                x += p.reduce_flood(i, f);
+                x = if x >= q { x - q } else { x };
+            }
             let enc = p.encode_scaled(i, r);
             *o = if x >= enc { x - enc } else { x + q - enc };
         }
         c0s.push(p.switch_residues(|i| one[i]));
         shares.push(r);
     }
-    Ok((Response { c1: c1s, c0: c0s }, shares))
+    (c0s, shares)
 }
 
 /// Packs values of `w ≤ 128` bits LSB-first into bytes, eight at a time.
@@ -1122,7 +1187,13 @@ pub(crate) mod tests {
             for i in 0..PRIMES {
                 let q = p.primes()[i] as i128;
                 prop_assert_eq!(p.reduce_i64(i, x) as i128, (x as i128).rem_euclid(q));
-                prop_assert_eq!(p.reduce_i128(i, f) as i128, f.rem_euclid(q));
+                // Flooding noise hi·2^128 + lo, reduced by shifting 64 bits at a time.
+                let (hi, lo) = ((f >> 64) as i64, f as u128);
+                let mut want = (hi as i128).rem_euclid(q) as u128;
+                want = (want << 64) % q as u128;
+                want = (want << 64) % q as u128;
+                want = (want + lo % q as u128) % q as u128;
+                prop_assert_eq!(p.reduce_flood(i, FloodNoise { hi, lo }) as u128, want);
             }
             // Δ = ⌊Q/t⌋ satisfies Δ·t + r_t = Q ≡ 0 (mod q_i).
             for i in 0..PRIMES {
@@ -1163,15 +1234,18 @@ pub(crate) mod tests {
     #[test]
     fn standard_parameters_meet_the_bounds() {
         let p = RlweParams::standard();
-        assert_eq!(p.degree(), 8192);
-        assert!(p.log_q() <= 218.0 && p.log_q() > 199.0, "{}", p.log_q());
+        assert_eq!(p.degree(), 16384);
+        assert!(p.log_q() <= 438.0 && p.log_q() > 249.9, "{}", p.log_q());
         assert!(p.noise_margin_bits() > 0.9, "{}", p.noise_margin_bits());
-        assert!(p.flooding_distance_log2() <= -(FLOOD_STAT_BITS as f64));
+        assert_eq!(p.max_flood_bits(), 167);
+        let worst = flood::coefficient_distance_log2(p.degree(), MAX_RESPONSE_NNZ);
+        let run = worst + RUN_FLOOD_BUDGET_LOG2 as f64;
+        assert!(run <= -(FLOOD_STAT_BITS as f64), "{run}");
         for &q in p.primes() {
-            assert_eq!(q % (2 * 8192), 1);
+            assert_eq!(q % (2 * 16384), 1);
             assert!(q < 1 << PRIME_BITS && q > 1 << (PRIME_BITS - 1));
         }
-        assert_eq!(p.response_bits(), 78);
+        assert_eq!(p.response_bits(), 79);
     }
 
     /// Encrypt, multiply by the constant 1, subtract R, decrypt every coefficient.
@@ -1194,7 +1268,16 @@ pub(crate) mod tests {
         one[0] = 1;
         let w = plaintext(&p, &one);
         let outputs: Vec<usize> = (0..n).collect();
-        let (resp, r) = respond(&p, &pk, &[(&q, &w)], 1, &outputs, &mut g).unwrap();
+        let (resp, r) = respond(
+            &p,
+            &pk,
+            &[(&q, &w)],
+            1,
+            &outputs,
+            &FloodLedger::default(),
+            &mut g,
+        )
+        .unwrap();
         let bytes = resp.to_bytes(&p);
         assert_eq!(bytes.len(), p.response_bytes(n));
         let resp2 = Response::from_bytes(&p, &bytes, n).unwrap();
@@ -1217,7 +1300,16 @@ pub(crate) mod tests {
         let w: Vec<u64> = (0..n).map(|_| g.next_u64()).collect();
         let q = sk.encrypt(&p, &m, &mut g).expand(&p);
         let outputs: Vec<usize> = (0..n).step_by(3).collect();
-        let (resp, r) = respond(&p, &pk, &[(&q, &plaintext(&p, &w))], n, &outputs, &mut g).unwrap();
+        let (resp, r) = respond(
+            &p,
+            &pk,
+            &[(&q, &plaintext(&p, &w))],
+            n,
+            &outputs,
+            &FloodLedger::default(),
+            &mut g,
+        )
+        .unwrap();
         let d = sk.decrypt(&p, &resp, &outputs).unwrap();
         let want = ring_product(&m, &w);
         for (k, &j) in outputs.iter().enumerate() {
@@ -1245,7 +1337,16 @@ pub(crate) mod tests {
             .collect();
         let products: Vec<_> = qs.iter().map(|q| (q, &wp)).collect();
         let outputs: Vec<usize> = (0..n).collect();
-        let (resp, r) = respond(&p, &pk, &products, count * n, &outputs, &mut g).unwrap();
+        let (resp, r) = respond(
+            &p,
+            &pk,
+            &products,
+            count * n,
+            &outputs,
+            &FloodLedger::default(),
+            &mut g,
+        )
+        .unwrap();
         let d = sk.decrypt_with_noise(&p, &resp, &outputs).unwrap();
         let one = ring_product(&m, &w);
         let bound = p.worst_case_response_error();
@@ -1261,7 +1362,49 @@ pub(crate) mod tests {
             "noise {worst} above the bound {bound}"
         );
         // Above the cap, the responder refuses.
-        assert!(respond(&p, &pk, &products, MAX_RESPONSE_NNZ + 1, &outputs, &mut g).is_err());
+        let ledger = FloodLedger::default();
+        assert!(respond(
+            &p,
+            &pk,
+            &products,
+            MAX_RESPONSE_NNZ + 1,
+            &outputs,
+            &ledger,
+            &mut g
+        )
+        .is_err());
+    }
+
+    /// The responder charges every flooded output coefficient to the run's ledger and refuses a
+    /// response that would exceed the budget (the refused one is not charged).
+    #[test]
+    fn responses_beyond_the_run_budget_are_refused() {
+        let p = RlweParams::new(6).unwrap();
+        let mut g = rng(6);
+        let sk = SecretKey::generate(&p, &mut g);
+        let pk = sk.public_key(&p, &mut g);
+        let q = sk.encrypt(&p, &[1, 2, 3], &mut g).expand(&p);
+        let w = plaintext(&p, &[1]);
+        let ledger = FloodLedger::with_budget(20);
+        let outputs: Vec<usize> = (0..8).collect();
+        for _ in 0..2 {
+            respond(&p, &pk, &[(&q, &w)], 1, &outputs, &ledger, &mut g).unwrap();
+        }
+        assert_eq!(ledger.used(), 16);
+        let e = respond(&p, &pk, &[(&q, &w)], 1, &outputs, &ledger, &mut g).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                MpcError::InvalidHeParams {
+                    value: 24,
+                    max: 20,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(ledger.used(), 16);
+        respond(&p, &pk, &[(&q, &w)], 1, &outputs[..4], &ledger, &mut g).unwrap();
     }
 
     /// The response's c1 is not the bare product a·ŵ (which would reveal ŵ to the key owner):
@@ -1279,8 +1422,27 @@ pub(crate) mod tests {
         let wp = plaintext(&p, &w);
         let q = sk.encrypt(&p, &m, &mut g).expand(&p);
         let outputs = vec![0usize, 7, 100];
-        let (bare, _) = respond_inner(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g, false).unwrap();
-        let (resp, _) = respond(&p, &pk, &[(&q, &wp)], n, &outputs, &mut g).unwrap();
+        let (bare, _) = respond_inner(
+            &p,
+            &pk,
+            &[(&q, &wp)],
+            n,
+            &outputs,
+            &FloodLedger::default(),
+            &mut g,
+            false,
+        )
+        .unwrap();
+        let (resp, _) = respond(
+            &p,
+            &pk,
+            &[(&q, &wp)],
+            n,
+            &outputs,
+            &FloodLedger::default(),
+            &mut g,
+        )
+        .unwrap();
         let mask = p.response_mask();
         let far = bare
             .c1()
@@ -1317,7 +1479,7 @@ pub(crate) mod tests {
             Err(MpcError::Malformed { reason }) if reason.contains("not below the prime")
         ));
         assert!(Response::from_bytes(&p, &[0u8; 3], 1).is_err());
-        assert!(RlweParams::new(14).is_err());
+        assert!(RlweParams::new(15).is_err());
         assert_eq!(format!("{sk:?}"), "SecretKey(<hidden>)");
     }
 }
