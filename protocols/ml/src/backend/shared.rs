@@ -47,7 +47,7 @@ impl<C: Channel> Shared<C> {
     pub async fn data(&mut self, x: &Share) -> Result<MaskedMatrix> {
         let id = self.next_mask;
         self.next_mask += 1;
-        Ok(MaskedMatrix::open(&mut self.ch, x, id, &self.pre).await?)
+        Ok(MaskedMatrix::open(&mut self.ch, x, id, &mut self.pre).await?)
     }
 
     /// The channel (e.g. to read its meter).
