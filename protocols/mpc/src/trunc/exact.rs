@@ -48,8 +48,12 @@ use ndarray::Array2;
 /// The public offset P0 adds: `x + 2^62 ∈ [0, 2^63)` for `−2^62 ≤ x < 2^62`.
 const OFFSET: u64 = 1 << 62;
 
-/// The preprocessing [`truncate_exact`] consumes for a `dim`-shaped input: one elementwise triple.
+/// The preprocessing [`truncate_exact`] consumes for a `dim`-shaped input: one elementwise triple
+/// (none for an empty input).
 pub fn exact_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+    if dim.0 * dim.1 == 0 {
+        return Vec::new();
+    }
     vec![TripleRequest::Elementwise {
         rows: dim.0,
         cols: dim.1,
@@ -101,6 +105,9 @@ pub async fn truncate_exact<C: Channel>(
     pre: &mut Preprocessing,
 ) -> Result<Share> {
     check_bits(bits)?;
+    if x.dim().0 * x.dim().1 == 0 {
+        return Ok(x.clone());
+    }
     let t = pre.next_elementwise(x.dim())?;
     let y = offset_share(role, x);
     let msb = Share::from_ring(y.mapv(|v| v >> 63));
