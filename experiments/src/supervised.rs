@@ -19,6 +19,7 @@ use ml::models::{logreg, mlp};
 use ml::Schedule;
 use mpc::net::{CommStats, Metered};
 use mpc::share::{reconstruct, share_seeded};
+use mpc::trunc::{self, Truncation};
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -123,6 +124,8 @@ struct SecureOutcome {
     stats: [CommStats; 2],
     offline_stats: [CommStats; 2],
     trust: &'static str,
+    /// Values truncated by the run (planned, and checked against both parties' counts).
+    truncations: u64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -133,7 +136,7 @@ async fn secure_run(
     w_init: &[Array2<f64>],
     sched: Arc<Schedule>,
     hyper: LinRegHyper,
-    fp: FixedPoint,
+    (fp, truncation): (FixedPoint, Truncation),
     source: &str,
     transport: &str,
     what: &str,
@@ -161,7 +164,7 @@ async fn secure_run(
     }
 
     // Offline phase: plan on shapes, then make the triples.
-    let mut plan = Plan::new();
+    let mut plan = Plan::with_truncation(truncation);
     let xp = plan.data((n, d));
     let wp = w_init.iter().map(|w| PlanTensor(w.dim())).collect();
     train(
@@ -175,6 +178,7 @@ async fn secure_run(
         &|_| {},
     )
     .await?;
+    let truncations = plan.truncations();
     let requests = plan.into_requests();
     let off = crate::offline::run(source, transport, &requests).await?;
     let [pre0, pre1] = off.pre;
@@ -197,7 +201,7 @@ async fn secure_run(
         let sched = sched.clone();
         let what = what.to_string();
         tokio::spawn(async move {
-            let mut b = Shared::new(ch, role, fp, pre);
+            let mut b = Shared::new(ch, role, fp, pre).with_truncation(truncation);
             let t = Instant::now();
             let xd = b.data(&x).await?;
             let setup_s = t.elapsed().as_secs_f64();
@@ -213,6 +217,12 @@ async fn secure_run(
             anyhow::ensure!(
                 b.preprocessing_drained(),
                 "preprocessing left over after training"
+            );
+            anyhow::ensure!(
+                b.truncations() == truncations,
+                "{} truncations planned but {} done",
+                truncations,
+                b.truncations()
             );
             anyhow::Ok((ws, setup_s, t.elapsed().as_secs_f64()))
         })
@@ -238,6 +248,7 @@ async fn secure_run(
         stats: [m0.stats(), m1.stats()],
         offline_stats: off.stats,
         trust: off.trust,
+        truncations,
     })
 }
 
@@ -325,6 +336,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         seed ^ 0x5eed,
     )?);
     let fp = FixedPoint::new(FracBits::new(cfg.mpc.frac_bits)?);
+    let truncation = task.truncation.unwrap_or(cfg.mpc.truncation);
 
     // Plaintext twin.
     let t = Instant::now();
@@ -386,7 +398,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         &w_init,
         sched.clone(),
         hyper,
-        fp,
+        (fp, truncation),
         source,
         transport,
         &what,
@@ -557,6 +569,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         ((n * d + ytr.len()) * 8 + 64) as f64,
     );
     report.metric(format!("{rs}.steps_count"), steps as f64);
+    report_truncation(report, &rs, truncation, out.truncations, cfg.mpc.frac_bits);
 
     let quality = if matches!(model, Model::Linreg) {
         "MSE"
@@ -600,12 +613,6 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     report.note(
         "Parties: semi-honest and non-colluding; the data matrix is masked once by a random U shared by the triple source and E = X − U is opened (SecureML §IV). The model is reconstructed only by its owner (here: this process, from both parties' shares).",
     );
-    report.note(format!(
-        "Truncation: SecureML's local truncation; a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {} a real product below 4096 has l_x = {}, i.e. {:.1e} per value.",
-        cfg.mpc.frac_bits,
-        2 * cfg.mpc.frac_bits + 12,
-        mpc::trunc::failure_probability(2 * cfg.mpc.frac_bits + 12)
-    ));
     if !matches!(model, Model::Linreg) {
         report.note("Comparisons (ReLU, piecewise sigmoid) are exact: a bit-sliced GMW parallel-prefix adder on the arithmetic shares with AND triples.");
     }
@@ -613,6 +620,28 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         report.note("Exp softmax: e^x by the limit approximation (1 + x/2^8)^(2^8) with inputs clamped to [-256, 6], and a Newton reciprocal; the twin uses the exact exp.");
     }
     Ok(())
+}
+
+/// The truncation metrics and note of a secure run: the count of truncated values, and for local
+/// truncation the per-value bound and the whole-run union bound (count × per-value).
+fn report_truncation(report: &mut Report, rs: &str, mode: Truncation, count: u64, f: u32) {
+    report.metric(format!("{rs}.truncations_count"), count as f64);
+    let l_x = 2 * f + 12;
+    match mode {
+        Truncation::Local => {
+            let p = trunc::failure_probability(l_x);
+            let run = trunc::run_failure_bound(count, l_x);
+            report.metric(format!("{rs}.truncation_failure_value_log2"), p.log2());
+            report.metric(format!("{rs}.truncation_failure_run_log2"), run.log2());
+            report.note(format!(
+                "Truncation (`{rs}`): SecureML's local truncation (`truncation = \"local\"`, the default); a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {f} a real product below 4096 has l_x = {l_x}, i.e. {p:.1e} per value. The run truncated {count} values, so it failed anywhere with probability ≤ {run:.1e} (2^{:.1}, union bound). `truncation = \"exact\"` removes the failure event at one elementwise triple and one round per truncation.",
+                run.log2()
+            ));
+        }
+        Truncation::Exact => report.note(format!(
+            "Truncation (`{rs}`): exact (`truncation = \"exact\"`): each truncation computes the wrap bit of the two shares from one Beaver product of the parties' private top bits, so every one of the {count} truncated values is ⌊x/2^d⌋ or +1 for |x| < 2^62 (encoded), with no failure event; cost: one elementwise triple, one round and 16 bytes per party per value."
+        )),
+    }
 }
 
 #[cfg(test)]
