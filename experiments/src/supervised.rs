@@ -630,12 +630,18 @@ fn report_truncation(report: &mut Report, rs: &str, mode: Truncation, count: u64
     match mode {
         Truncation::Local => {
             let p = trunc::failure_probability(l_x);
+            // The union bound before capping at 1: above 0 it says nothing about the run.
+            let run_log2 = (count as f64).log2() + p.log2();
             let run = trunc::run_failure_bound(count, l_x);
             report.metric(format!("{rs}.truncation_failure_value_log2"), p.log2());
-            report.metric(format!("{rs}.truncation_failure_run_log2"), run.log2());
+            report.metric(format!("{rs}.truncation_failure_run_log2"), run_log2);
+            let verdict = if run_log2 >= 0.0 {
+                "≥ 1: the bound guarantees nothing for this run"
+            } else {
+                "union bound"
+            };
             report.note(format!(
-                "Truncation (`{rs}`): SecureML's local truncation (`truncation = \"local\"`, the default); a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {f} a real product below 4096 has l_x = {l_x}, i.e. {p:.1e} per value. The run truncated {count} values, so it failed anywhere with probability ≤ {run:.1e} (2^{:.1}, union bound). `truncation = \"exact\"` removes the failure event at one elementwise triple and one round per truncation.",
-                run.log2()
+                "Truncation (`{rs}`): SecureML's local truncation (`truncation = \"local\"`, the default); a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {f} a real product below 4096 has l_x = {l_x}, i.e. {p:.1e} per value. The run truncated {count} values, so it failed anywhere with probability ≤ min(1, {count} · {p:.1e}) = {run:.1e} (count × p = 2^{run_log2:.1}, {verdict}). `truncation = \"exact\"` removes the failure event at one elementwise triple and one round per truncation."
             ));
         }
         Truncation::Exact => report.note(format!(
