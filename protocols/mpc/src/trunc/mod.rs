@@ -17,6 +17,13 @@
 //! **Exact** truncation ([`exact::truncate_exact`]) has no failure event for `|x| < 2^62`: it
 //! costs one elementwise triple, one round and 16 bytes per party per value (see [`exact`] for the
 //! proof and what each party sees). [`Truncation`] selects between the two.
+//!
+//! Measured (`experiment run`, both parties in one process on the in-memory channel, dealer
+//! triples, 2 shared cores): an MLP 784-32-10 with the ReLU softmax on 4,096 MNIST rows, one epoch
+//! of 64 batches, truncates 2,007,040 values. Local: 2,887 rounds, 64.5 MB sent by P0, 0.93 s
+//! online, 0.89 s offline; exact: 3,847 rounds (+15 per step: 5 products, 10 inside the softmax),
+//! 96.6 MB (+16 bytes per truncated value), 0.93 s online, 1.22 s offline. The local run's
+//! whole-run bound is 2^21 · 2^-19 ≥ 1, i.e. no guarantee at all.
 
 pub mod exact;
 
