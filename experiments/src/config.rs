@@ -73,6 +73,11 @@ pub struct MpcConfig {
     /// deals, SecureML §V) or `ot` (the two servers alone, by oblivious transfer).
     #[serde(default = "default_triples")]
     pub triples: String,
+    /// Truncation of shared products: `local` (SecureML's, the default: fails with probability
+    /// ≤ 2^(l_x+1−64) per value) or `exact` (no failure event; one elementwise triple and one
+    /// round per truncation). Training tasks run in-process; remote jobs support `local` only.
+    #[serde(default)]
+    pub truncation: mpc::trunc::Truncation,
 }
 
 fn default_frac_bits() -> u32 {
@@ -88,6 +93,7 @@ impl Default for MpcConfig {
         Self {
             frac_bits: default_frac_bits(),
             triples: default_triples(),
+            truncation: Default::default(),
         }
     }
 }
@@ -193,6 +199,9 @@ pub struct TrainTask {
     /// Triple source for this task, overriding `[mpc] triples`.
     #[serde(default)]
     pub triples: Option<String>,
+    /// Truncation for this task, overriding `[mpc] truncation` (`local` or `exact`).
+    #[serde(default)]
+    pub truncation: Option<mpc::trunc::Truncation>,
     /// MLP layer sizes, input first (e.g. `[784, 128, 128, 10]`).
     #[serde(default)]
     pub layers: Vec<usize>,
@@ -388,6 +397,33 @@ mod tests {
             }
         }
         assert!(n >= 2);
+    }
+
+    #[test]
+    fn truncation_is_local_by_default_and_selectable() {
+        use mpc::trunc::Truncation;
+        let cfg = |mpc: &str, task: &str| {
+            Config::parse(
+                &format!(
+                    "[experiment]\nname = \"x\"\n{mpc}[[task]]\nkind = \"linreg\"\nepochs = 1\nlearning_rate = 0.25\n{task}[task.data.bundled]\nname = \"diabetes\"\n"
+                ),
+                "c.toml",
+            )
+        };
+        let c = cfg("", "").unwrap();
+        assert_eq!(c.mpc.truncation, Truncation::Local);
+        let c = cfg(
+            "[mpc]\ntruncation = \"exact\"\n",
+            "truncation = \"local\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.mpc.truncation, Truncation::Exact);
+        let Task::Linreg(t) = &c.tasks[0] else {
+            panic!("{:?}", c.tasks[0])
+        };
+        assert_eq!(t.truncation, Some(Truncation::Local));
+        let e = cfg("[mpc]\ntruncation = \"lazy\"\n", "").unwrap_err();
+        assert!(format!("{e:#}").contains("lazy"), "{e:#}");
     }
 
     #[test]

@@ -301,6 +301,12 @@ async fn run_task(
     )?;
     let seed = cfg.experiment.seed;
     let source = task.triples.as_deref().unwrap_or(&cfg.mpc.triples);
+    let truncation = task.truncation.unwrap_or(cfg.mpc.truncation);
+    anyhow::ensure!(
+        truncation == mpc::trunc::Truncation::Local,
+        "truncation = {:?} cannot run on remote parties: their jobs truncate locally (run the task in-process with `experiment run` for exact truncation)",
+        truncation.name()
+    );
     let triples = match source {
         "ot" => TripleKind::Ot,
         "dealer" => TripleKind::Dealer,

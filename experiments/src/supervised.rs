@@ -21,6 +21,7 @@ use ml::Schedule;
 use mpc::net::{CommStats, Metered};
 use mpc::share::{reconstruct, share_seeded};
 use mpc::triples::TripleRequest;
+use mpc::trunc::{self, Truncation};
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::{Array1, Array2, Axis};
 use rand::{Rng, SeedableRng};
@@ -126,9 +127,12 @@ struct SecureOutcome {
     offline_stats: [CommStats; 2],
     trust: &'static str,
     flooding: Option<Flooding>,
+    /// Values truncated by the run (planned, and checked against both parties' counts).
+    truncations: u64,
 }
 
-/// The triple requests of a training run: the model code on shapes (the plan).
+/// The triple requests of a training run (the model code on shapes: the plan) and the number of
+/// values it truncates.
 async fn plan_requests(
     model: Model,
     x_dim: (usize, usize),
@@ -136,8 +140,9 @@ async fn plan_requests(
     w_dims: &[(usize, usize)],
     sched: &Schedule,
     hyper: &LinRegHyper,
-) -> Result<Vec<TripleRequest>> {
-    let mut plan = Plan::new();
+    truncation: Truncation,
+) -> Result<(Vec<TripleRequest>, u64)> {
+    let mut plan = Plan::with_truncation(truncation);
     let xp = plan.data(x_dim);
     let wp = w_dims.iter().map(|&d| PlanTensor(d)).collect();
     train(
@@ -151,7 +156,9 @@ async fn plan_requests(
         &|_| {},
     )
     .await?;
-    Ok(plan.into_requests())
+    let truncations = plan.truncations();
+    Ok((plan.into_requests(), truncations))
+}
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -162,7 +169,7 @@ async fn secure_run(
     w_init: &[Array2<f64>],
     sched: Arc<Schedule>,
     hyper: LinRegHyper,
-    fp: FixedPoint,
+    (fp, truncation): (FixedPoint, Truncation),
     source: &str,
     transport: &str,
     what: &str,
@@ -191,7 +198,8 @@ async fn secure_run(
 
     // Offline phase: plan on shapes, then make the triples.
     let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
-    let requests = plan_requests(model, (n, d), ytr.dim(), &w_dims, &sched, &hyper).await?;
+    let (requests, truncations) =
+        plan_requests(model, (n, d), ytr.dim(), &w_dims, &sched, &hyper, truncation).await?;
     let off = crate::offline::run(source, transport, &requests).await?;
     let [pre0, pre1] = off.pre;
 
@@ -213,7 +221,7 @@ async fn secure_run(
         let sched = sched.clone();
         let what = what.to_string();
         tokio::spawn(async move {
-            let mut b = Shared::new(ch, role, fp, pre);
+            let mut b = Shared::new(ch, role, fp, pre).with_truncation(truncation);
             let t = Instant::now();
             let xd = b.data(&x).await?;
             let setup_s = t.elapsed().as_secs_f64();
@@ -229,6 +237,12 @@ async fn secure_run(
             anyhow::ensure!(
                 b.preprocessing_drained(),
                 "preprocessing left over after training"
+            );
+            anyhow::ensure!(
+                b.truncations() == truncations,
+                "{} truncations planned but {} done",
+                truncations,
+                b.truncations()
             );
             anyhow::Ok((ws, setup_s, t.elapsed().as_secs_f64()))
         })
@@ -255,6 +269,7 @@ async fn secure_run(
         offline_stats: off.stats,
         trust: off.trust,
         flooding: off.flooding,
+        truncations,
     })
 }
 
@@ -351,15 +366,18 @@ pub async fn task_requests(
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = schedule(task, split.train.x.nrows(), seed)?;
     let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
-    plan_requests(
+    let truncation = task.truncation.unwrap_or(cfg.mpc.truncation);
+    let (requests, _) = plan_requests(
         model,
         split.train.x.dim(),
         ytr.dim(),
         &w_dims,
         &sched,
         &hyper,
+        truncation,
     )
-    .await
+    .await?;
+    Ok(requests)
 }
 
 /// The batch schedule of a task over `n` training samples.
@@ -404,6 +422,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = Arc::new(schedule(task, n, seed)?);
     let fp = FixedPoint::new(FracBits::new(cfg.mpc.frac_bits)?);
+    let truncation = task.truncation.unwrap_or(cfg.mpc.truncation);
 
     // Plaintext twin.
     let t = Instant::now();
@@ -465,7 +484,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         &w_init,
         sched.clone(),
         hyper,
-        fp,
+        (fp, truncation),
         source,
         transport,
         &what,
@@ -636,6 +655,7 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         ((n * d + ytr.len()) * 8 + 64) as f64,
     );
     report.metric(format!("{rs}.steps_count"), steps as f64);
+    report_truncation(report, &rs, truncation, out.truncations, cfg.mpc.frac_bits);
 
     let quality = if matches!(model, Model::Linreg) {
         "MSE"
@@ -682,12 +702,6 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     report.note(
         "Parties: semi-honest and non-colluding; the data matrix is masked once by a random U shared by the triple source and E = X − U is opened (SecureML §IV). The model is reconstructed only by its owner (here: this process, from both parties' shares).",
     );
-    report.note(format!(
-        "Truncation: SecureML's local truncation; a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {} a real product below 4096 has l_x = {}, i.e. {:.1e} per value.",
-        cfg.mpc.frac_bits,
-        2 * cfg.mpc.frac_bits + 12,
-        mpc::trunc::failure_probability(2 * cfg.mpc.frac_bits + 12)
-    ));
     if !matches!(model, Model::Linreg) {
         report.note("Comparisons (ReLU, piecewise sigmoid) are exact: a bit-sliced GMW parallel-prefix adder on the arithmetic shares with AND triples.");
     }
@@ -695,6 +709,34 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         report.note("Exp softmax: e^x by the limit approximation (1 + x/2^8)^(2^8) with inputs clamped to [-256, 6], and a Newton reciprocal; the twin uses the exact exp.");
     }
     Ok(())
+}
+
+/// The truncation metrics and note of a secure run: the count of truncated values, and for local
+/// truncation the per-value bound and the whole-run union bound (count × per-value).
+fn report_truncation(report: &mut Report, rs: &str, mode: Truncation, count: u64, f: u32) {
+    report.metric(format!("{rs}.truncations_count"), count as f64);
+    let l_x = 2 * f + 12;
+    match mode {
+        Truncation::Local => {
+            let p = trunc::failure_probability(l_x);
+            // The union bound before capping at 1: above 0 it says nothing about the run.
+            let run_log2 = (count as f64).log2() + p.log2();
+            let run = trunc::run_failure_bound(count, l_x);
+            report.metric(format!("{rs}.truncation_failure_value_log2"), p.log2());
+            report.metric(format!("{rs}.truncation_failure_run_log2"), run_log2);
+            let verdict = if run_log2 >= 0.0 {
+                "≥ 1: the bound guarantees nothing for this run"
+            } else {
+                "union bound"
+            };
+            report.note(format!(
+                "Truncation (`{rs}`): SecureML's local truncation (`truncation = \"local\"`, the default); a product below 2^l_x in magnitude (encoded) fails with probability ≤ 2^(l_x+1−64): with f = {f} a real product below 4096 has l_x = {l_x}, i.e. {p:.1e} per value. The run truncated {count} values, so it failed anywhere with probability ≤ min(1, {count} · {p:.1e}) = {run:.1e} (count × p = 2^{run_log2:.1}, {verdict}). `truncation = \"exact\"` removes the failure event at one elementwise triple and one round per truncation."
+            ));
+        }
+        Truncation::Exact => report.note(format!(
+            "Truncation (`{rs}`): exact (`truncation = \"exact\"`): each truncation computes the wrap bit of the two shares from one Beaver product of the parties' private top bits, so every one of the {count} truncated values is ⌊x/2^d⌋ or +1 for |x| < 2^62 (encoded), with no failure event; cost: one elementwise triple, one round and 16 bytes per party per value."
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -736,9 +778,17 @@ mod tests {
         assert_eq!(sched.steps(), 468 * 15);
         let hyper = LinRegHyper::new(0.25, 128).unwrap();
         let model = Model::Mlp(SoftmaxKind::Relu);
-        let mnist = plan_requests(model, (60_000, 784), (60_000, 10), &w_dims, &sched, &hyper)
-            .await
-            .unwrap();
+        let (mnist, _) = plan_requests(
+            model,
+            (60_000, 784),
+            (60_000, 10),
+            &w_dims,
+            &sched,
+            &hyper,
+            Truncation::Local,
+        )
+        .await
+        .unwrap();
         let f = Flooding::of(&mnist).unwrap();
         assert!(f.coefficients > 1 << 29, "{}", f.coefficients);
         assert!(f.distance_log2 <= -40.0, "MNIST MLP: 2^{}", f.distance_log2);

@@ -66,6 +66,49 @@ async fn every_triple_source_gives_the_same_model_quality() {
     }
 }
 
+/// `truncation = "exact"` is selectable and reported: the same number of truncations as the local
+/// default, no failure bound (the local run states its per-value and whole-run bounds), the model
+/// still within the twin's tolerance, at more rounds and bytes. Prints the cost of both modes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_truncation_is_selectable_and_reported() {
+    let mut cfg = config("quickstart.toml");
+    cfg.transport.kind = "memory".into();
+    let local = experiments::run(&cfg).await.unwrap().metrics;
+    cfg.mpc.truncation = mpc::trunc::Truncation::Exact;
+    let exact = experiments::run(&cfg).await.unwrap().metrics;
+    for rs in ["secure", "secure_logreg"] {
+        let count = local[&format!("{rs}.truncations_count")];
+        assert!(count > 0.0);
+        assert_eq!(exact[&format!("{rs}.truncations_count")], count);
+        let per_value = local[&format!("{rs}.truncation_failure_value_log2")];
+        let run = local[&format!("{rs}.truncation_failure_run_log2")];
+        assert_eq!(per_value, -19.0);
+        assert!((run - (per_value + count.log2())).abs() < 1e-9, "{run}");
+        assert!(!exact.contains_key(&format!("{rs}.truncation_failure_run_log2")));
+        let key = |k: &str| format!("{rs}.{k}");
+        assert!(exact[&key("rounds_p0_count")] > local[&key("rounds_p0_count")]);
+        assert!(exact[&key("bytes_sent_p0_bytes")] > local[&key("bytes_sent_p0_bytes")]);
+        eprintln!(
+            "{rs}: {count} truncations; local: {} rounds, {} B sent by P0, {:.3} s online, {} B offline; exact: {} rounds, {} B, {:.3} s, {} B offline",
+            local[&key("rounds_p0_count")],
+            local[&key("bytes_sent_p0_bytes")],
+            local[&key("online_s")],
+            local[&key("offline_bytes_sent_p0_bytes")],
+            exact[&key("rounds_p0_count")],
+            exact[&key("bytes_sent_p0_bytes")],
+            exact[&key("online_s")],
+            exact[&key("offline_bytes_sent_p0_bytes")],
+        );
+    }
+    let (s, p) = (exact["secure.test_mse"], exact["plain.test_mse"]);
+    assert!((s - p).abs() / p < 0.01, "secure MSE {s} vs plaintext {p}");
+    let (s, p) = (
+        exact["secure_logreg.test_accuracy_pct"],
+        exact["plain_logreg.test_accuracy_pct"],
+    );
+    assert!((s - p).abs() <= 1.0, "secure accuracy {s} vs plaintext {p}");
+}
+
 /// A small MNIST MLP with the (stable) exp softmax tracks its twin. Shares and triples come from
 /// the OS CSPRNG, so local truncation rounds stochastically and two runs differ slightly: over
 /// 1,000 test images the accuracy gap stays well inside 2 pp (measured 0.1–0.2 pp) and the weights

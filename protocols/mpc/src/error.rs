@@ -90,6 +90,13 @@ pub enum MpcError {
         /// The limit.
         max: u64,
     },
+    /// A reusable mask was asked to mask a second matrix: opening two matrices under one mask
+    /// would reveal their difference.
+    #[error("mask #{id} has already masked an opened matrix; a mask may be opened once")]
+    MaskReused {
+        /// The mask.
+        id: u32,
+    },
     /// A truncation or scaling parameter is out of range.
     #[error("invalid truncation by {bits} bits (must be below {max})")]
     InvalidShift {

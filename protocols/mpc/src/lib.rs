@@ -11,7 +11,8 @@
 //!   the [`triples::TripleSource`] trait, with the trusted [`triples::dealer`];
 //! * [`online`]: the online protocols — `open`, elementwise Beaver multiplication, matrix products
 //!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
-//! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1);
+//! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1) and an exact
+//!   interactive truncation (one private-bit product per value, no failure event);
 //! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
 //!   reciprocal/division, exp and both softmax variants;
 //! * [`offline`]: the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ extension,
@@ -23,7 +24,9 @@
 //! party is trusted to generate correlated randomness honestly and not to collude with either party
 //! (the "trusted dealer" / client-aided model of SecureML §V); every report that uses it says so.
 //! Local truncation is exact except with probability 2^(l_x + 1 − 64) per value, where 2^l_x bounds
-//! the magnitude of the encoded product (see [`trunc`]).
+//! the magnitude of the encoded product, so a run of n truncations fails with probability at most
+//! n · 2^(l_x + 1 − 64); [`trunc::Truncation::Exact`] removes the failure event at one round and one
+//! elementwise triple per truncation (see [`trunc`]).
 //!
 //! The crate never opens a socket or a file: transports implement [`net::Channel`] elsewhere
 //! (the `party` crate provides QUIC and TLS-over-TCP).

@@ -136,7 +136,8 @@ pub async fn matmul<C: Channel>(
 ///
 /// SecureML §IV: the data matrix is masked and opened once; every mini-batch product X_B·Y or
 /// X_Bᵀ·Y afterwards opens only Y − V. Revealing E leaks nothing because U is uniform and used
-/// for this matrix only.
+/// for this matrix only: [`MaskedMatrix::open`] claims the mask in the pool
+/// ([`Preprocessing::claim_mask`]), so a second matrix can never be opened under the same id.
 #[derive(Debug, Clone)]
 pub struct MaskedMatrix {
     id: MaskId,
@@ -146,14 +147,16 @@ pub struct MaskedMatrix {
 
 impl MaskedMatrix {
     /// Masks `x` with mask `id` from `pre` and opens the masked matrix (one round, |X| words).
+    /// The mask is marked used first: a second open under `id` is [`MpcError::MaskReused`] and
+    /// sends nothing. A shape mismatch leaves the mask unused.
     pub async fn open<C: Channel>(
         ch: &mut C,
         x: &Share,
         id: MaskId,
-        pre: &Preprocessing,
+        pre: &mut Preprocessing,
     ) -> Result<Self> {
-        let u = pre.mask(id)?.clone();
-        check_same("masked matrix vs mask", x.dim(), u.dim())?;
+        check_same("masked matrix vs mask", x.dim(), pre.mask(id)?.dim())?;
+        let u = pre.claim_mask(id)?;
         let e = open(ch, &x.sub(&u)).await?;
         Ok(Self {
             id,
@@ -340,7 +343,7 @@ mod tests {
         let (mut c0, mut c1) = mem_pair();
         let (r0, r1) = tokio::join!(
             async {
-                let m = MaskedMatrix::open(&mut c0, &x0, 0, &p0).await.unwrap();
+                let m = MaskedMatrix::open(&mut c0, &x0, 0, &mut p0).await.unwrap();
                 let a = m
                     .matmul_rows(&mut c0, Role::P0, &batch, false, &w0, &mut p0)
                     .await
@@ -355,7 +358,7 @@ mod tests {
                 )
             },
             async {
-                let m = MaskedMatrix::open(&mut c1, &x1, 0, &p1).await.unwrap();
+                let m = MaskedMatrix::open(&mut c1, &x1, 0, &mut p1).await.unwrap();
                 let a = m
                     .matmul_rows(&mut c1, Role::P1, &batch, false, &w1, &mut p1)
                     .await
@@ -379,6 +382,64 @@ mod tests {
         for (s, p) in b.iter().zip(xb.t().dot(&g).iter()) {
             assert!((s - p).abs() <= tol);
         }
+    }
+
+    /// A mask hides one matrix: the second open under the same id is refused with an error naming
+    /// the mask, before anything is sent, while the first matrix keeps its products.
+    #[tokio::test]
+    async fn mask_is_single_use() {
+        use crate::net::Metered;
+        let mut rng = ChaCha20Rng::seed_from_u64(7);
+        let reqs = vec![
+            TripleRequest::Mask {
+                id: 5,
+                rows: 4,
+                cols: 3,
+            },
+            TripleRequest::Matmul {
+                lhs: Lhs::Mask {
+                    id: 5,
+                    rows: vec![2, 0],
+                    transpose: false,
+                },
+                cols: 1,
+            },
+        ];
+        let (mut d0, mut d1, _h) = dealer::spawn_in_process().await.unwrap();
+        let (p0, p1) = tokio::join!(d0.generate(&reqs), d1.generate(&reqs));
+        let (mut p0, mut p1) = (p0.unwrap(), p1.unwrap());
+        let x = crate::ring::random(&mut rng, 4, 3);
+        let x2 = crate::ring::random(&mut rng, 4, 3);
+        let w = crate::ring::random(&mut rng, 3, 1);
+        let [x0, x1] = share(&x.view(), &mut rng);
+        let [y0, y1] = share(&x2.view(), &mut rng);
+        let [w0, w1] = share(&w.view(), &mut rng);
+        let (c0, c1) = mem_pair();
+        let (mut c0, mut c1) = (Metered::new(c0), Metered::new(c1));
+        let (m0, m1) = tokio::join!(
+            MaskedMatrix::open(&mut c0, &x0, 5, &mut p0),
+            MaskedMatrix::open(&mut c1, &x1, 5, &mut p1)
+        );
+        let (m0, m1) = (m0.unwrap(), m1.unwrap());
+        let sent = (c0.stats().bytes_sent, c1.stats().bytes_sent);
+        let again0 = MaskedMatrix::open(&mut c0, &y0, 5, &mut p0).await;
+        let again1 = MaskedMatrix::open(&mut c1, &y1, 5, &mut p1).await;
+        for r in [again0, again1] {
+            let e = r.unwrap_err();
+            assert!(matches!(e, MpcError::MaskReused { id: 5 }), "{e:?}");
+            assert!(e.to_string().contains("mask #5"), "{e}");
+        }
+        assert_eq!((c0.stats().bytes_sent, c1.stats().bytes_sent), sent);
+        // The first matrix still multiplies against its mask.
+        let (a, b) = tokio::join!(
+            m0.matmul_rows(&mut c0, Role::P0, &[2, 0], false, &w0, &mut p0),
+            m1.matmul_rows(&mut c1, Role::P1, &[2, 0], false, &w1, &mut p1)
+        );
+        let xb = ring::select_rows(&x.view(), &[2, 0]);
+        assert_eq!(
+            reconstruct(&a.unwrap(), &b.unwrap()),
+            ring::matmul(&xb.view(), &w.view())
+        );
     }
 
     #[tokio::test]

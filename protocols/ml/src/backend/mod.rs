@@ -5,6 +5,17 @@
 //! preprocessing the shared run needs). Values carry `f` fractional bits on the shared backend;
 //! every product takes an `extra_shift` so that a multiplication by a power of two (a learning
 //! rate over a batch size) folds into the truncation that follows it.
+//!
+//! ## Truncation
+//!
+//! The shared backend truncates after every product, in [`Backend::shift_right`] and inside the
+//! softmax (reciprocal, exp). [`mpc::trunc::Truncation::Local`] (the default) is SecureML's local
+//! truncation, which fails with probability ≤ 2^(l_x + 1 − 64) per value;
+//! [`mpc::trunc::Truncation::Exact`] never fails for |x| < 2^62 at one elementwise triple and one
+//! round per truncation. [`Plan`] and [`Shared`] count the values a run truncates
+//! (`truncations()`), which turns the per-value bound into a whole-run one
+//! ([`mpc::trunc::run_failure_bound`]); a [`Plan`] built with the same mode as the [`Shared`] run
+//! records the exact variant's extra triples, so preprocessing still matches consumption.
 
 mod plain;
 mod plan;
@@ -44,8 +55,12 @@ pub trait Backend: Send {
     /// The transpose (local).
     fn transpose(&self, t: &Self::Tensor) -> Self::Tensor;
 
-    /// `t · 2^-bits` (a local truncation on shares).
-    fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor>;
+    /// `t · 2^-bits` (a truncation on shares: local, or one round with exact truncation).
+    fn shift_right(
+        &mut self,
+        t: &Self::Tensor,
+        bits: u32,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
 
     /// `X[rows] · Y · 2^-extra_shift`, or `X[rows]ᵀ · Y · 2^-extra_shift` if `transpose`.
     fn data_matmul(

@@ -103,7 +103,7 @@ impl Backend for Plain {
         t.t().to_owned()
     }
 
-    fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
+    async fn shift_right(&mut self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
         Ok(t * pow2(bits))
     }
 

@@ -1,10 +1,13 @@
 //! The planning backend: runs a model on shapes only and records, in order, every piece of
-//! preprocessing the shared run of the same code will consume.
+//! preprocessing the shared run of the same code will consume, and counts the values it truncates
+//! (for the whole-run truncation failure bound). With [`Truncation::Exact`] every truncation adds
+//! its elementwise triple right after the product it follows, as [`super::Shared`] consumes it.
 
 use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
 use crate::error::Result;
 use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
+use mpc::trunc::Truncation;
 
 /// A tensor that is only a shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,12 +27,34 @@ pub struct PlanData {
 pub struct Plan {
     requests: Vec<TripleRequest>,
     next_mask: MaskId,
+    truncation: Truncation,
+    truncations: u64,
 }
 
 impl Plan {
-    /// An empty plan.
+    /// An empty plan for local truncation.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty plan for a shared run truncating by `truncation`.
+    pub fn with_truncation(truncation: Truncation) -> Self {
+        Self {
+            truncation,
+            ..Self::default()
+        }
+    }
+
+    /// The number of values the planned run truncates (products, shifts and the softmax's
+    /// internal truncations).
+    pub fn truncations(&self) -> u64 {
+        self.truncations
+    }
+
+    /// Records one truncation of a `dim`-shaped value.
+    fn truncate(&mut self, dim: (usize, usize)) {
+        self.truncations += (dim.0 * dim.1) as u64;
+        self.requests.extend(self.truncation.requests(dim));
     }
 
     /// Registers a data matrix of shape `dim`; masks are numbered in registration order, which
@@ -87,7 +112,8 @@ impl Backend for Plan {
         PlanTensor((t.0 .1, t.0 .0))
     }
 
-    fn shift_right(&self, t: &Self::Tensor, _bits: u32) -> Result<Self::Tensor> {
+    async fn shift_right(&mut self, t: &Self::Tensor, _bits: u32) -> Result<Self::Tensor> {
+        self.truncate(t.0);
         Ok(*t)
     }
 
@@ -109,11 +135,19 @@ impl Backend for Plan {
     }
 
     async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
-        let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
-        self.requests.extend(match kind {
-            SoftmaxKind::Exp => nonlinear::stable_softmax_requests(t.0, Default::default(), iters),
-            SoftmaxKind::Relu => nonlinear::relu_softmax_requests(t.0, iters),
-        });
+        let (iters, mode) = (nonlinear::DEFAULT_NEWTON_ITERATIONS, self.truncation);
+        let (reqs, count) = match kind {
+            SoftmaxKind::Exp => (
+                nonlinear::stable_softmax_requests_with(t.0, Default::default(), iters, mode),
+                nonlinear::stable_softmax_truncations(t.0, Default::default(), iters),
+            ),
+            SoftmaxKind::Relu => (
+                nonlinear::relu_softmax_requests_with(t.0, iters, mode),
+                nonlinear::relu_softmax_truncations(t.0, iters),
+            ),
+        };
+        self.requests.extend(reqs);
+        self.truncations += count;
         Ok(*t)
     }
 
@@ -135,6 +169,7 @@ impl Backend for Plan {
             },
             cols: y.0 .1,
         });
+        self.truncate((lhs.0, y.0 .1));
         Ok(PlanTensor((lhs.0, y.0 .1)))
     }
 
@@ -152,6 +187,7 @@ impl Backend for Plan {
             },
             cols: b.0 .1,
         });
+        self.truncate((a.0 .0, b.0 .1));
         Ok(PlanTensor((a.0 .0, b.0 .1)))
     }
 
@@ -166,6 +202,7 @@ impl Backend for Plan {
             rows: a.0 .0,
             cols: a.0 .1,
         });
+        self.truncate(a.0);
         Ok(*a)
     }
 }

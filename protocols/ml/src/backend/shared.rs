@@ -1,5 +1,6 @@
 //! The secret-shared backend: SecureML's online phase over a [`Channel`] to the other party,
-//! consuming preprocessing made beforehand from a [`super::Plan`] of the same code.
+//! consuming preprocessing made beforehand from a [`super::Plan`] of the same code (built with
+//! the same [`Truncation`] mode). It counts the values it truncates, like the plan.
 
 use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
 use crate::error::Result;
@@ -7,7 +8,7 @@ use mpc::net::Channel;
 use mpc::nonlinear::{self, BitShare};
 use mpc::online::{self, MaskedMatrix};
 use mpc::triples::{Lhs, MaskId, Preprocessing};
-use mpc::trunc::truncate;
+use mpc::trunc::{truncate_with, Truncation};
 use mpc::{FixedPoint, Role, Share};
 
 /// One party's view of a secure computation.
@@ -18,10 +19,13 @@ pub struct Shared<C> {
     fp: FixedPoint,
     pre: Preprocessing,
     next_mask: MaskId,
+    truncation: Truncation,
+    truncations: u64,
 }
 
 impl<C: Channel> Shared<C> {
-    /// A backend for `role`, talking to the peer over `ch` and consuming `pre`.
+    /// A backend for `role`, talking to the peer over `ch` and consuming `pre`, with local
+    /// truncation.
     pub fn new(ch: C, role: Role, fp: FixedPoint, pre: Preprocessing) -> Self {
         Self {
             ch,
@@ -29,7 +33,21 @@ impl<C: Channel> Shared<C> {
             fp,
             pre,
             next_mask: 0,
+            truncation: Truncation::Local,
+            truncations: 0,
         }
+    }
+
+    /// The same backend truncating by `truncation` (the plan must have been made with it).
+    pub fn with_truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    /// The number of values truncated so far (products, shifts and the softmax's internal
+    /// truncations).
+    pub fn truncations(&self) -> u64 {
+        self.truncations
     }
 
     /// This party's role.
@@ -47,7 +65,7 @@ impl<C: Channel> Shared<C> {
     pub async fn data(&mut self, x: &Share) -> Result<MaskedMatrix> {
         let id = self.next_mask;
         self.next_mask += 1;
-        Ok(MaskedMatrix::open(&mut self.ch, x, id, &self.pre).await?)
+        Ok(MaskedMatrix::open(&mut self.ch, x, id, &mut self.pre).await?)
     }
 
     /// The channel (e.g. to read its meter).
@@ -65,8 +83,14 @@ impl<C: Channel> Shared<C> {
         self.ch
     }
 
-    fn trunc(&self, s: &Share, extra: u32) -> Result<Share> {
-        Ok(truncate(self.role, s, self.fp.frac_bits().get() + extra)?)
+    async fn trunc(&mut self, s: &Share, extra: u32) -> Result<Share> {
+        self.shift(s, self.fp.frac_bits().get() + extra).await
+    }
+
+    async fn shift(&mut self, s: &Share, bits: u32) -> Result<Share> {
+        self.truncations += (s.dim().0 * s.dim().1) as u64;
+        let (ch, pre) = (&mut self.ch, &mut self.pre);
+        Ok(truncate_with(self.truncation, ch, self.role, s, bits, pre).await?)
     }
 }
 
@@ -101,8 +125,8 @@ impl<C: Channel> Backend for Shared<C> {
         t.t()
     }
 
-    fn shift_right(&self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
-        Ok(truncate(self.role, t, bits)?)
+    async fn shift_right(&mut self, t: &Self::Tensor, bits: u32) -> Result<Self::Tensor> {
+        self.shift(t, bits).await
     }
 
     async fn relu(&mut self, t: &Self::Tensor) -> Result<(Self::Tensor, Self::Bits)> {
@@ -122,23 +146,17 @@ impl<C: Channel> Backend for Shared<C> {
     }
 
     async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
-        let iters = nonlinear::DEFAULT_NEWTON_ITERATIONS;
+        let (iters, mode) = (nonlinear::DEFAULT_NEWTON_ITERATIONS, self.truncation);
+        let (ch, role, fp, pre) = (&mut self.ch, self.role, self.fp, &mut self.pre);
         Ok(match kind {
             SoftmaxKind::Exp => {
-                nonlinear::stable_softmax(
-                    &mut self.ch,
-                    self.role,
-                    self.fp,
-                    t,
-                    Default::default(),
-                    iters,
-                    &mut self.pre,
-                )
-                .await?
+                let params = Default::default();
+                self.truncations += nonlinear::stable_softmax_truncations(t.dim(), params, iters);
+                nonlinear::stable_softmax_with(ch, role, fp, t, (params, iters, mode), pre).await?
             }
             SoftmaxKind::Relu => {
-                nonlinear::relu_softmax(&mut self.ch, self.role, self.fp, t, iters, &mut self.pre)
-                    .await?
+                self.truncations += nonlinear::relu_softmax_truncations(t.dim(), iters);
+                nonlinear::relu_softmax_with(ch, role, fp, t, (iters, mode), pre).await?
             }
         })
     }
@@ -159,7 +177,7 @@ impl<C: Channel> Backend for Shared<C> {
         let p = x
             .matmul_rows(&mut self.ch, self.role, rows, transpose, y, &mut self.pre)
             .await?;
-        self.trunc(&p, extra_shift)
+        self.trunc(&p, extra_shift).await
     }
 
     async fn matmul(
@@ -175,7 +193,7 @@ impl<C: Channel> Backend for Shared<C> {
         };
         let t = self.pre.next_matmul(&lhs, b.dim().1)?;
         let p = online::matmul(&mut self.ch, self.role, a, b, t).await?;
-        self.trunc(&p, extra_shift)
+        self.trunc(&p, extra_shift).await
     }
 
     async fn mul(
@@ -187,6 +205,6 @@ impl<C: Channel> Backend for Shared<C> {
         check_same("mul", a.dim(), b.dim())?;
         let t = self.pre.next_elementwise(a.dim())?;
         let p = online::mul(&mut self.ch, self.role, a, b, &t).await?;
-        self.trunc(&p, extra_shift)
+        self.trunc(&p, extra_shift).await
     }
 }

@@ -1,7 +1,7 @@
 //! Differential tests: every model trained on shares equals its plaintext twin (same data, same
 //! batches, same initial weights) within a stated tolerance.
 
-use crate::backend::{Plain, Shared, SoftmaxKind};
+use crate::backend::{Plain, Plan, PlanTensor, Shared, SoftmaxKind};
 use crate::models::linreg::LinRegHyper;
 use crate::models::{logreg, mlp};
 use crate::Schedule;
@@ -9,6 +9,7 @@ use mpc::net::{mem_pair, MemChannel};
 use mpc::offline::OtSource;
 use mpc::share::{reconstruct, share};
 use mpc::triples::{dealer, TripleRequest, TripleSource};
+use mpc::trunc::Truncation;
 use mpc::{FixedPoint, Role, Share};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -21,17 +22,28 @@ fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
-async fn backends(
+async fn backends_with(
     reqs: &[TripleRequest],
     fp: FixedPoint,
+    mode: Truncation,
 ) -> (Shared<MemChannel>, Shared<MemChannel>) {
     let (mut s0, mut s1, _h) = dealer::spawn_in_process().await.unwrap();
     let (p0, p1) = tokio::join!(s0.generate(reqs), s1.generate(reqs));
     let (c0, c1) = mem_pair();
     (
-        Shared::new(c0, Role::P0, fp, p0.unwrap()),
-        Shared::new(c1, Role::P1, fp, p1.unwrap()),
+        Shared::new(c0, Role::P0, fp, p0.unwrap()).with_truncation(mode),
+        Shared::new(c1, Role::P1, fp, p1.unwrap()).with_truncation(mode),
     )
+}
+
+/// Elementwise-triple entries of a request list.
+fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
+    reqs.iter()
+        .map(|r| match r {
+            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Backends whose triples come from the two-server OT offline phase instead of a dealer.
@@ -68,6 +80,16 @@ fn blobs(n: usize, rng: &mut ChaCha20Rng) -> (Array2<f64>, Array2<f64>) {
 /// weights differ only by truncation error — within 2e-3 after 24 steps.
 #[tokio::test]
 async fn secure_logreg_matches_twin() {
+    logreg_case(Truncation::Local).await
+}
+
+/// The same with exact truncation: same ±1-ulp rounding, same tolerance, no failure event.
+#[tokio::test]
+async fn secure_logreg_with_exact_truncation_matches_twin() {
+    logreg_case(Truncation::Exact).await
+}
+
+async fn logreg_case(mode: Truncation) {
     let mut rng = ChaCha20Rng::seed_from_u64(21);
     let (n, d) = (128, 4);
     let (x, y) = blobs(n, &mut rng);
@@ -87,12 +109,28 @@ async fn secure_logreg_matches_twin() {
     let fp = FixedPoint::default();
     let [x0, x1] = shares(fp, &x, &mut rng);
     let [y0, y1] = shares(fp, &y, &mut rng);
-    let reqs = logreg::plan(n, d, &sched, &hyper).await.unwrap();
-    let (mut b0, mut b1) = backends(&reqs, fp).await;
+    let mut plan = Plan::with_truncation(mode);
+    let xp = plan.data((n, d));
+    logreg::train(
+        &mut plan,
+        &xp,
+        &PlanTensor((n, 1)),
+        PlanTensor((d, 1)),
+        &sched,
+        &hyper,
+        &|_| {},
+    )
+    .await
+    .unwrap();
+    let reqs = plan.requests().to_vec();
+    if mode == Truncation::Local {
+        assert_eq!(reqs, logreg::plan(n, d, &sched, &hyper).await.unwrap());
+    }
+    let (mut b0, mut b1) = backends_with(&reqs, fp, mode).await;
     let (w0, w1) = tokio::join!(
         async {
             let xd = b0.data(&x0).await.unwrap();
-            logreg::train(
+            let w = logreg::train(
                 &mut b0,
                 &xd,
                 &y0,
@@ -102,7 +140,10 @@ async fn secure_logreg_matches_twin() {
                 &|_| {},
             )
             .await
-            .unwrap()
+            .unwrap();
+            assert!(b0.preprocessing_drained());
+            assert_eq!(b0.truncations(), plan.truncations());
+            w
         },
         async {
             let xd = b1.data(&x1).await.unwrap();
@@ -130,10 +171,29 @@ async fn secure_logreg_matches_twin() {
 }
 
 async fn mlp_case(softmax: SoftmaxKind, tol: f64) {
-    mlp_case_with(softmax, tol, false).await
+    mlp_case_with(softmax, tol, false, Truncation::Local).await
 }
 
-async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool) {
+/// The plan of an MLP run with truncation `mode`.
+async fn mlp_plan(
+    sizes: &[usize],
+    n: usize,
+    sched: &Schedule,
+    hyper: &LinRegHyper,
+    softmax: SoftmaxKind,
+    mode: Truncation,
+) -> Plan {
+    let mut p = Plan::with_truncation(mode);
+    let x = p.data((n, sizes[0]));
+    let y = PlanTensor((n, *sizes.last().unwrap()));
+    let ws = sizes.windows(2).map(|w| PlanTensor((w[0], w[1]))).collect();
+    mlp::train(&mut p, &x, &y, ws, sched, hyper, softmax, &|_| {})
+        .await
+        .unwrap();
+    p
+}
+
+async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool, mode: Truncation) {
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let (n, sizes) = (64, vec![4usize, 8, 2]);
     let (x, y1) = blobs(n, &mut rng);
@@ -165,11 +225,12 @@ async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool) {
         ws0.push(a);
         ws1.push(b);
     }
-    let reqs = mlp::plan(&sizes, n, &sched, &hyper, softmax).await.unwrap();
+    let plan = mlp_plan(&sizes, n, &sched, &hyper, softmax, mode).await;
+    let reqs = plan.requests().to_vec();
     let (mut b0, mut b1) = if ot {
         backends_ot(&reqs, fp).await
     } else {
-        backends(&reqs, fp).await
+        backends_with(&reqs, fp, mode).await
     };
     let (r0, r1) = tokio::join!(
         async {
@@ -178,13 +239,16 @@ async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool) {
                 .await
                 .unwrap();
             assert!(b0.preprocessing_drained());
+            assert_eq!(b0.truncations(), plan.truncations());
             r
         },
         async {
             let xd = b1.data(&x1).await.unwrap();
-            mlp::train(&mut b1, &xd, &y1, ws1, &sched, &hyper, softmax, &|_| {})
+            let r = mlp::train(&mut b1, &xd, &y1, ws1, &sched, &hyper, softmax, &|_| {})
                 .await
-                .unwrap()
+                .unwrap();
+            assert!(b1.preprocessing_drained());
+            r
         }
     );
     let ws: Vec<Array2<f64>> = r0
@@ -217,5 +281,37 @@ async fn secure_mlp_exp_softmax_matches_twin() {
 /// the result must agree with the twin exactly as with dealer triples.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_mlp_with_ot_triples_matches_twin() {
-    mlp_case_with(SoftmaxKind::Relu, 5e-3, true).await;
+    mlp_case_with(SoftmaxKind::Relu, 5e-3, true, Truncation::Local).await;
+}
+
+/// The MLP with exact truncation everywhere (products and the softmax's reciprocal and exp):
+/// within the local variant's tolerances of the twin, the pools drained (the plan recorded every
+/// extra triple) and both backends counting the same truncations.
+#[tokio::test]
+async fn secure_mlp_with_exact_truncation_matches_twin() {
+    mlp_case_with(SoftmaxKind::Relu, 5e-3, false, Truncation::Exact).await;
+    mlp_case_with(SoftmaxKind::Exp, 3e-2, false, Truncation::Exact).await;
+}
+
+/// The plan's truncation count is the same in both modes, and exact truncation asks for exactly
+/// one elementwise-triple entry per truncated value on top of the local plan.
+#[tokio::test]
+async fn exact_plan_adds_one_triple_entry_per_truncation() {
+    let sizes = [4usize, 8, 2];
+    let hyper = LinRegHyper::new(0.5, 16).unwrap();
+    let sched = Schedule::shuffled(64, 16, 2, 6).unwrap();
+    for softmax in [SoftmaxKind::Relu, SoftmaxKind::Exp] {
+        let local = mlp_plan(&sizes, 64, &sched, &hyper, softmax, Truncation::Local).await;
+        let exact = mlp_plan(&sizes, 64, &sched, &hyper, softmax, Truncation::Exact).await;
+        assert_eq!(local.truncations(), exact.truncations());
+        assert!(local.truncations() > 0);
+        assert_eq!(
+            elementwise_entries(exact.requests()) - elementwise_entries(local.requests()),
+            exact.truncations()
+        );
+        let reqs = mlp::plan(&sizes, 64, &sched, &hyper, softmax)
+            .await
+            .unwrap();
+        assert_eq!(local.requests(), &reqs[..]);
+    }
 }

@@ -35,13 +35,16 @@
 
 use super::activation::{clamp, clamp_requests, relu, relu_requests};
 use super::convert::{flat, share_of};
-use super::recip::{mul_trunc, mul_trunc_requests, reciprocal_flat, reciprocal_requests, TOP};
+use super::recip::{
+    mul_trunc, mul_trunc_requests, reciprocal_flat, reciprocal_requests_with,
+    reciprocal_truncations, TOP,
+};
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
 use crate::share::{Role, Share};
 use crate::triples::{Preprocessing, TripleRequest};
-use crate::trunc;
+use crate::trunc::{self, Truncation};
 
 /// Parameters of [`exp`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,12 +87,26 @@ impl ExpParams {
 
 /// The preprocessing [`exp`] consumes.
 pub fn exp_requests(dim: (usize, usize), params: ExpParams) -> Vec<TripleRequest> {
+    exp_requests_with(dim, params, Truncation::Local)
+}
+
+pub(crate) fn exp_requests_with(
+    dim: (usize, usize),
+    params: ExpParams,
+    mode: Truncation,
+) -> Vec<TripleRequest> {
     let n = dim.0 * dim.1;
-    let mut r = clamp_requests(dim);
+    let mut r = mode.requests(dim);
+    r.extend(clamp_requests(dim));
     for _ in 0..params.squarings {
-        r.extend(mul_trunc_requests(n));
+        r.extend(mul_trunc_requests(n, mode));
     }
     r
+}
+
+/// How many values [`exp`] truncates: the input scaling and one per squaring, per entry.
+pub fn exp_truncations(dim: (usize, usize), params: ExpParams) -> u64 {
+    (dim.0 * dim.1) as u64 * (1 + u64::from(params.squarings))
 }
 
 /// Secure `e^x` elementwise by the limit approximation (see the module docs for range, accuracy
@@ -102,14 +119,25 @@ pub async fn exp<C: Channel>(
     params: ExpParams,
     pre: &mut Preprocessing,
 ) -> Result<Share> {
+    exp_with(ch, role, fp, x, (params, Truncation::Local), pre).await
+}
+
+async fn exp_with<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    (params, mode): (ExpParams, Truncation),
+    pre: &mut Preprocessing,
+) -> Result<Share> {
     let (lo, hi) = params.check(fp)?;
     let f = fp.frac_bits().get();
     let one = ndarray::Array2::from_elem(x.dim(), 1u64 << f);
-    let base = trunc::truncate(role, x, params.squarings)?.add_public(role, &one.view());
-    let base = clamp(ch, role, &base, lo, hi, pre).await?;
+    let scaled = trunc::truncate_with(mode, ch, role, x, params.squarings, pre).await?;
+    let base = clamp(ch, role, &scaled.add_public(role, &one.view()), lo, hi, pre).await?;
     let mut y = flat(&base);
     for _ in 0..params.squarings {
-        y = mul_trunc(ch, role, &y, &y, f, pre).await?;
+        y = mul_trunc(ch, role, (&y, &y), f, mode, pre).await?;
     }
     Ok(share_of(x.dim(), y))
 }
@@ -128,13 +156,14 @@ async fn normalize<C: Channel>(
     role: Role,
     fp: FixedPoint,
     num: &Share,
-    iterations: u32,
+    (iterations, mode): (u32, Truncation),
     pre: &mut Preprocessing,
 ) -> Result<Share> {
     let (rows, k) = num.dim();
-    let (r, zero) = reciprocal_flat(ch, role, fp, &row_sums(num), iterations, pre).await?;
+    let sums = row_sums(num);
+    let (r, zero) = reciprocal_flat(ch, role, fp, &sums, iterations, mode, pre).await?;
     let rb: Vec<u64> = (0..rows * k).map(|i| r[i / k.max(1)]).collect();
-    let q = mul_trunc(ch, role, &flat(num), &rb, fp.frac_bits().get(), pre).await?;
+    let q = mul_trunc(ch, role, (&flat(num), &rb), fp.frac_bits().get(), mode, pre).await?;
     let uniform = fp.encode(1.0 / k.max(1) as f64)?;
     let out: Vec<u64> = q
         .iter()
@@ -144,10 +173,34 @@ async fn normalize<C: Channel>(
     Ok(share_of(num.dim(), out))
 }
 
-fn normalize_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
-    let mut r = reciprocal_requests((dim.0, 1), iterations);
-    r.extend(mul_trunc_requests(dim.0 * dim.1));
+fn normalize_requests(
+    dim: (usize, usize),
+    iterations: u32,
+    mode: Truncation,
+) -> Vec<TripleRequest> {
+    let mut r = reciprocal_requests_with((dim.0, 1), iterations, mode);
+    r.extend(mul_trunc_requests(dim.0 * dim.1, mode));
     r
+}
+
+/// Truncations of [`normalize`]: the row sums' reciprocals and one product per entry.
+fn normalize_truncations(dim: (usize, usize), iterations: u32) -> u64 {
+    reciprocal_truncations(dim.0, iterations) + (dim.0 * dim.1) as u64
+}
+
+/// How many values [`softmax`] truncates.
+pub fn softmax_truncations(dim: (usize, usize), params: ExpParams, iterations: u32) -> u64 {
+    exp_truncations(dim, params) + normalize_truncations(dim, iterations)
+}
+
+/// How many values [`stable_softmax`] truncates (the row maximum is exact).
+pub fn stable_softmax_truncations(dim: (usize, usize), params: ExpParams, iterations: u32) -> u64 {
+    softmax_truncations(dim, params, iterations)
+}
+
+/// How many values [`relu_softmax`] truncates (the ReLU is exact).
+pub fn relu_softmax_truncations(dim: (usize, usize), iterations: u32) -> u64 {
+    normalize_truncations(dim, iterations)
 }
 
 fn check_softmax(fp: FixedPoint, x: &Share) -> Result<()> {
@@ -175,7 +228,7 @@ pub fn softmax_requests(
     iterations: u32,
 ) -> Vec<TripleRequest> {
     let mut r = exp_requests(dim, params);
-    r.extend(normalize_requests(dim, iterations));
+    r.extend(normalize_requests(dim, iterations, Truncation::Local));
     r
 }
 
@@ -192,13 +245,22 @@ pub async fn softmax<C: Channel>(
 ) -> Result<Share> {
     check_softmax(fp, x)?;
     let e = exp(ch, role, fp, x, params, pre).await?;
-    normalize(ch, role, fp, &e, iterations, pre).await
+    normalize(ch, role, fp, &e, (iterations, Truncation::Local), pre).await
 }
 
 /// The preprocessing [`relu_softmax`] consumes.
 pub fn relu_softmax_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    relu_softmax_requests_with(dim, iterations, Truncation::Local)
+}
+
+/// The preprocessing [`relu_softmax_with`] consumes with truncation `mode`.
+pub fn relu_softmax_requests_with(
+    dim: (usize, usize),
+    iterations: u32,
+    mode: Truncation,
+) -> Vec<TripleRequest> {
     let mut r = relu_requests(dim);
-    r.extend(normalize_requests(dim, iterations));
+    r.extend(normalize_requests(dim, iterations, mode));
     r
 }
 
@@ -212,9 +274,21 @@ pub async fn relu_softmax<C: Channel>(
     iterations: u32,
     pre: &mut Preprocessing,
 ) -> Result<Share> {
+    relu_softmax_with(ch, role, fp, x, (iterations, Truncation::Local), pre).await
+}
+
+/// [`relu_softmax`] with its truncations done by `mode`.
+pub async fn relu_softmax_with<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    (iterations, mode): (u32, Truncation),
+    pre: &mut Preprocessing,
+) -> Result<Share> {
     check_softmax(fp, x)?;
     let r = relu(ch, role, x, pre).await?;
-    normalize(ch, role, fp, &r, iterations, pre).await
+    normalize(ch, role, fp, &r, (iterations, mode), pre).await
 }
 
 /// The column pairs of each level of the max tournament over `k` columns: `(pairs, carried)` per
@@ -287,9 +361,19 @@ pub fn stable_softmax_requests(
     params: ExpParams,
     iterations: u32,
 ) -> Vec<TripleRequest> {
+    stable_softmax_requests_with(dim, params, iterations, Truncation::Local)
+}
+
+/// The preprocessing [`stable_softmax_with`] consumes with truncation `mode`.
+pub fn stable_softmax_requests_with(
+    dim: (usize, usize),
+    params: ExpParams,
+    iterations: u32,
+    mode: Truncation,
+) -> Vec<TripleRequest> {
     let mut r = row_max_requests(dim);
-    r.extend(exp_requests(dim, params));
-    r.extend(normalize_requests(dim, iterations));
+    r.extend(exp_requests_with(dim, params, mode));
+    r.extend(normalize_requests(dim, iterations, mode));
     r
 }
 
@@ -304,6 +388,19 @@ pub async fn stable_softmax<C: Channel>(
     iterations: u32,
     pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let local = Truncation::Local;
+    stable_softmax_with(ch, role, fp, x, (params, iterations, local), pre).await
+}
+
+/// [`stable_softmax`] with its truncations done by `mode`.
+pub async fn stable_softmax_with<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    fp: FixedPoint,
+    x: &Share,
+    (params, iterations, mode): (ExpParams, u32, Truncation),
+    pre: &mut Preprocessing,
+) -> Result<Share> {
     check_softmax(fp, x)?;
     if x.dim().0 == 0 {
         return Ok(x.clone());
@@ -314,6 +411,7 @@ pub async fn stable_softmax<C: Channel>(
     let shifted: Vec<u64> = (0..rows * k)
         .map(|i| xs[i].wrapping_sub(m[i / k]))
         .collect();
-    let e = exp(ch, role, fp, &share_of((rows, k), shifted), params, pre).await?;
-    normalize(ch, role, fp, &e, iterations, pre).await
+    let shifted = share_of((rows, k), shifted);
+    let e = exp_with(ch, role, fp, &shifted, (params, mode), pre).await?;
+    normalize(ch, role, fp, &e, (iterations, mode), pre).await
 }

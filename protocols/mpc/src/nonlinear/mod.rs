@@ -55,7 +55,8 @@
 //! and Beaver), so nothing about the inputs is revealed — in particular [`relu_softmax`] decides
 //! the uniform fallback of an all-non-positive row without opening anything. Products of
 //! fixed-point values use SecureML's local truncation ([`crate::trunc`]); each function states
-//! the magnitude its products reach and hence its truncation failure probability.
+//! the magnitude its products reach and hence its truncation failure probability, and the
+//! `*_truncations` counters say how many values a call truncates, for whole-run bounds.
 
 mod activation;
 mod adder;
@@ -76,11 +77,15 @@ pub use adder::{
 pub use bits::{reconstruct_bits, BitShare};
 pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
-    exp, exp_requests, relu_softmax, relu_softmax_requests, row_max, row_max_requests, softmax,
-    softmax_requests, stable_softmax, stable_softmax_requests, ExpParams,
+    exp, exp_requests, exp_truncations, relu_softmax, relu_softmax_requests,
+    relu_softmax_requests_with, relu_softmax_truncations, relu_softmax_with, row_max,
+    row_max_requests, softmax, softmax_requests, softmax_truncations, stable_softmax,
+    stable_softmax_requests, stable_softmax_requests_with, stable_softmax_truncations,
+    stable_softmax_with, ExpParams,
 };
 pub use recip::{
-    divide, divide_requests, reciprocal, reciprocal_requests, DEFAULT_NEWTON_ITERATIONS, TOP,
+    divide, divide_requests, divide_truncations, reciprocal, reciprocal_requests,
+    reciprocal_truncations, DEFAULT_NEWTON_ITERATIONS, TOP,
 };
 
 #[cfg(doc)]

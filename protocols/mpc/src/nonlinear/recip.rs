@@ -37,7 +37,7 @@ use crate::fixed::FixedPoint;
 use crate::net::Channel;
 use crate::share::{Role, Share};
 use crate::triples::{Preprocessing, TripleRequest};
-use crate::trunc;
+use crate::trunc::{self, Truncation};
 use ndarray::Array2;
 
 /// Highest leading-one position handled by the normalization: inputs with encoding below
@@ -96,6 +96,15 @@ fn mul_requests(n: usize) -> Vec<TripleRequest> {
 
 /// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
 pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
+    reciprocal_requests_with(dim, iterations, Truncation::Local)
+}
+
+/// The preprocessing of a reciprocal whose truncations are done by `mode`.
+pub(crate) fn reciprocal_requests_with(
+    dim: (usize, usize),
+    iterations: u32,
+    mode: Truncation,
+) -> Vec<TripleRequest> {
     let n = dim.0 * dim.1;
     if n == 0 {
         return Vec::new();
@@ -108,41 +117,59 @@ pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRe
         });
     }
     r.extend(ProductRound::request((TOP + 2) * n));
-    r.extend(mul_requests(n));
+    r.extend(mul_trunc_requests(n, mode));
+    r.extend(mode.requests((1, n)));
     for _ in 0..iterations {
-        r.extend(mul_requests(n));
-        r.extend(mul_requests(n));
+        r.extend(mul_trunc_requests(n, mode));
+        r.extend(mul_trunc_requests(n, mode));
     }
-    r.extend(mul_requests(n));
+    r.extend(mul_trunc_requests(n, mode));
     r
 }
 
-fn trunc_flat(role: Role, v: Vec<u64>, bits: u32) -> Result<Vec<u64>> {
+/// How many values [`reciprocal`] truncates for `n` inputs: the normalization, the initial
+/// guess, two products per Newton iteration and the final scaling.
+pub fn reciprocal_truncations(n: usize, iterations: u32) -> u64 {
+    n as u64 * (3 + 2 * u64::from(iterations))
+}
+
+/// Truncates a flat vector of shares by `mode` (exact: one more round and triple).
+pub(crate) async fn trunc_flat<C: Channel>(
+    ch: &mut C,
+    role: Role,
+    v: Vec<u64>,
+    bits: u32,
+    mode: Truncation,
+    pre: &mut Preprocessing,
+) -> Result<Vec<u64>> {
     let n = v.len();
     let s = Share::from_ring(Array2::from_shape_vec((1, n), v).expect("shape"));
-    Ok(trunc::truncate(role, &s, bits)?
+    Ok(trunc::truncate_with(mode, ch, role, &s, bits, pre)
+        .await?
         .into_ring()
         .into_raw_vec_and_offset()
         .0)
 }
 
-/// One round: shares of `trunc(x ⊙ y, bits)`.
+/// One round (two with exact truncation): shares of `trunc(x ⊙ y, bits)`.
 pub(crate) async fn mul_trunc<C: Channel>(
     ch: &mut C,
     role: Role,
-    x: &[u64],
-    y: &[u64],
+    (x, y): (&[u64], &[u64]),
     bits: u32,
+    mode: Truncation,
     pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
     let mut round = ProductRound::new();
     round.push_mul(x, y);
     let z = round.run(ch, role, pre).await?;
-    trunc_flat(role, z, bits)
+    trunc_flat(ch, role, z, bits, mode, pre).await
 }
 
-pub(crate) fn mul_trunc_requests(n: usize) -> Vec<TripleRequest> {
-    mul_requests(n)
+pub(crate) fn mul_trunc_requests(n: usize, mode: Truncation) -> Vec<TripleRequest> {
+    let mut r = mul_requests(n);
+    r.extend(mode.requests((1, n)));
+    r
 }
 
 /// Reciprocal of a flat vector; also returns shares of `[x = 0]` as integers 0/1.
@@ -152,6 +179,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     fp: FixedPoint,
     xs: &[u64],
     iterations: u32,
+    mode: Truncation,
     pre: &mut Preprocessing,
 ) -> Result<(Vec<u64>, Vec<u64>)> {
     let n = xs.len();
@@ -213,12 +241,13 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     }
     let is_zero = finish_b2a(&zs[0], &zz, zslot);
     // 4. Normalize into [½, 1).
-    let vnorm = mul_trunc(ch, role, xs, &c, TOP as u32 + 1 - f, pre).await?;
+    let vnorm = mul_trunc(ch, role, (xs, &c), TOP as u32 + 1 - f, mode, pre).await?;
     // 5. Newton–Raphson from the linear initial guess 48/17 − 32/17·v.
     let k48 = fp.encode(48.0 / 17.0)?;
     let k32 = fp.encode(32.0 / 17.0)?;
     let two = fp.encode(2.0)?;
-    let scaled = trunc_flat(role, vnorm.iter().map(|v| v.wrapping_mul(k32)).collect(), f)?;
+    let scaled: Vec<u64> = vnorm.iter().map(|v| v.wrapping_mul(k32)).collect();
+    let scaled = trunc_flat(ch, role, scaled, f, mode, pre).await?;
     let mut y: Vec<u64> = scaled
         .iter()
         .map(|s| {
@@ -231,7 +260,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
         })
         .collect();
     for _ in 0..iterations {
-        let t = mul_trunc(ch, role, &vnorm, &y, f, pre).await?;
+        let t = mul_trunc(ch, role, (&vnorm, &y), f, mode, pre).await?;
         let e: Vec<u64> = t
             .iter()
             .map(|t| {
@@ -243,10 +272,10 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
                 }
             })
             .collect();
-        y = mul_trunc(ch, role, &y, &e, f, pre).await?;
+        y = mul_trunc(ch, role, (&y, &e), f, mode, pre).await?;
     }
     // 6. Undo the normalization.
-    let r = mul_trunc(ch, role, &y, &c2, f + 1, pre).await?;
+    let r = mul_trunc(ch, role, (&y, &c2), f + 1, mode, pre).await?;
     Ok((r, is_zero))
 }
 
@@ -272,15 +301,22 @@ pub async fn reciprocal<C: Channel>(
     pre: &mut Preprocessing,
 ) -> Result<Share> {
     check_frac_bits(fp)?;
-    let (r, _) = reciprocal_flat(ch, role, fp, &flat(x), iterations, pre).await?;
+    let (r, _) =
+        reciprocal_flat(ch, role, fp, &flat(x), iterations, Truncation::Local, pre).await?;
     Ok(share_of(x.dim(), r))
 }
 
 /// The preprocessing [`divide`] consumes.
 pub fn divide_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
     let mut r = reciprocal_requests(dim, iterations);
-    r.extend(mul_requests(dim.0 * dim.1));
+    r.extend(mul_trunc_requests(dim.0 * dim.1, Truncation::Local));
     r
+}
+
+/// How many values [`divide`] truncates for a `dim`-shaped input.
+pub fn divide_truncations(dim: (usize, usize), iterations: u32) -> u64 {
+    let n = dim.0 * dim.1;
+    reciprocal_truncations(n, iterations) + n as u64
 }
 
 /// Secure division `a / b` elementwise, as `a · (1/b)` with [`reciprocal`] (23 rounds with 3
@@ -304,8 +340,9 @@ pub async fn divide<C: Channel>(
             right: b.dim(),
         });
     }
-    let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, pre).await?;
-    let q = mul_trunc(ch, role, &flat(a), &r, fp.frac_bits().get(), pre).await?;
+    let local = Truncation::Local;
+    let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, local, pre).await?;
+    let q = mul_trunc(ch, role, (&flat(a), &r), fp.frac_bits().get(), local, pre).await?;
     Ok(share_of(a.dim(), q))
 }
 

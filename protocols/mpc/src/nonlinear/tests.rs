@@ -783,3 +783,74 @@ async fn cost_matches_the_documented_table() {
     assert_eq!(o[3].1.bytes_sent, (16 * n + 4) as u64);
     assert_eq!(o[4].1.bytes_sent, (32 * n + 4) as u64);
 }
+
+/// Elementwise-triple entries a request list asks for.
+fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
+    reqs.iter()
+        .map(|r| match r {
+            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The softmax variants with exact truncation: every truncation takes one elementwise triple per
+/// value (so the `*_truncations` counters are checked against the planners), the planners match
+/// consumption, and the results stay within the local variants' tolerances.
+#[tokio::test]
+async fn exact_truncation_softmax_matches_f64_and_counts() {
+    let fp = fp();
+    let params = ExpParams::default();
+    let it = DEFAULT_NEWTON_ITERATIONS;
+    let (rows, k) = (20, 10);
+    let exact = crate::trunc::Truncation::Exact;
+    let local = crate::trunc::Truncation::Local;
+    let relu_extra = elementwise_entries(&relu_softmax_requests_with((rows, k), it, exact))
+        - elementwise_entries(&relu_softmax_requests_with((rows, k), it, local));
+    assert_eq!(relu_extra, relu_softmax_truncations((rows, k), it));
+    let stable_extra =
+        elementwise_entries(&stable_softmax_requests_with((rows, k), params, it, exact))
+            - elementwise_entries(&stable_softmax_requests((rows, k), params, it));
+    assert_eq!(
+        stable_extra,
+        stable_softmax_truncations((rows, k), params, it)
+    );
+    assert_eq!(
+        elementwise_entries(&super::exp::exp_requests_with((rows, k), params, exact))
+            - elementwise_entries(&exp_requests((rows, k), params)),
+        exp_truncations((rows, k), params)
+    );
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let x = Array2::from_shape_fn((rows, k), |_| rng.gen_range(-4.0..4.0));
+    let xe = fp.encode_matrix(&x.view()).unwrap();
+    let mut reqs = relu_softmax_requests_with((rows, k), it, exact);
+    reqs.extend(stable_softmax_requests_with((rows, k), params, it, exact));
+    let (o0, o1, _) = run2(reqs, &[xe], move |role, mut ch, mut pre, s| async move {
+        let a = relu_softmax_with(&mut ch, role, fp, &s[0], (it, exact), &mut pre)
+            .await
+            .unwrap();
+        let b = stable_softmax_with(&mut ch, role, fp, &s[0], (params, it, exact), &mut pre)
+            .await
+            .unwrap();
+        ((a, b), ch, pre)
+    })
+    .await;
+    let a = fp.decode_matrix(&reconstruct(&o0.0, &o1.0).view());
+    let b = fp.decode_matrix(&reconstruct(&o0.1, &o1.1).view());
+    let (mut wa, mut wb) = (0f64, 0f64);
+    for i in 0..rows {
+        let row = x.row(i);
+        let re: Vec<f64> = row.iter().map(|v| v.max(0.0)).collect();
+        let sr: f64 = re.iter().sum();
+        let mx = row.iter().cloned().fold(f64::MIN, f64::max);
+        let ex: Vec<f64> = row.iter().map(|v| (v - mx).exp()).collect();
+        let se: f64 = ex.iter().sum();
+        for j in 0..k {
+            let pa = if sr == 0.0 { 0.1 } else { re[j] / sr };
+            wa = wa.max((a[[i, j]] - pa).abs());
+            wb = wb.max((b[[i, j]] - ex[j] / se).abs());
+        }
+    }
+    assert!(wa <= 5e-4, "exact relu softmax error {wa}");
+    assert!(wb <= 0.01, "exact stable softmax error {wb}");
+}

@@ -459,7 +459,7 @@ mod tests {
         let [wt0, wt1] = share(&wt.view(), &mut rng);
         let (r0, r1) = tokio::join!(
             async {
-                let m = MaskedMatrix::open(&mut c0, &x0, 3, &p0).await.unwrap();
+                let m = MaskedMatrix::open(&mut c0, &x0, 3, &mut p0).await.unwrap();
                 let f = m
                     .matmul_rows(&mut c0, Role::P0, &[1, 4, 6], false, &w0, &mut p0)
                     .await
@@ -474,7 +474,7 @@ mod tests {
                 (f, b, z)
             },
             async {
-                let m = MaskedMatrix::open(&mut c1, &x1, 3, &p1).await.unwrap();
+                let m = MaskedMatrix::open(&mut c1, &x1, 3, &mut p1).await.unwrap();
                 let f = m
                     .matmul_rows(&mut c1, Role::P1, &[1, 4, 6], false, &w1, &mut p1)
                     .await

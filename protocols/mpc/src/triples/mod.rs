@@ -10,6 +10,12 @@
 //! turns them into a [`Preprocessing`] pool in the offline phase, and the online phase pops from
 //! it; a request that does not match what the online phase needs is an error, never a silent reuse.
 //!
+//! A mask U hides exactly one matrix: opening E = X − U and E' = X' − U would reveal
+//! E − E' = X − X'. [`Preprocessing::claim_mask`] therefore marks a mask used the first time a
+//! matrix is opened under it and refuses every later claim with [`MpcError::MaskReused`], so a
+//! second opening fails before any byte is sent. Its share stays readable ([`Preprocessing::mask`])
+//! for the mini-batch products against the one matrix it masks.
+//!
 //! Sources: [`dealer`] (a trusted third party; also the client-aided mode of SecureML §V). The
 //! two-server OT offline phase implements the same trait.
 
@@ -18,7 +24,7 @@ pub mod dealer;
 use crate::error::{MpcError, Result};
 use crate::share::Share;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 
 /// Identifier of a reusable mask.
@@ -122,6 +128,7 @@ impl std::fmt::Debug for AndTriples {
 #[derive(Debug, Default)]
 pub struct Preprocessing {
     masks: HashMap<MaskId, Share>,
+    used_masks: HashSet<MaskId>,
     matmul: VecDeque<(Lhs, usize, MatmulTriple)>,
     elementwise: VecDeque<ElemTriple>,
     and: VecDeque<AndTriples>,
@@ -159,6 +166,16 @@ impl Preprocessing {
             expected: format!("mask #{id}"),
             found: "no such mask".into(),
         })
+    }
+
+    /// This party's share of mask `id` for masking one matrix: marks the mask used, and refuses
+    /// ([`MpcError::MaskReused`]) a mask claimed before.
+    pub fn claim_mask(&mut self, id: MaskId) -> Result<Share> {
+        let u = self.mask(id)?.clone();
+        if !self.used_masks.insert(id) {
+            return Err(MpcError::MaskReused { id });
+        }
+        Ok(u)
     }
 
     /// Takes the next matrix triple, which must have been made for exactly `(lhs, cols)`.
@@ -201,6 +218,7 @@ impl Preprocessing {
     /// Merges another pool's contents after this one's.
     pub fn extend(&mut self, other: Preprocessing) {
         self.masks.extend(other.masks);
+        self.used_masks.extend(other.used_masks);
         self.matmul.extend(other.matmul);
         self.elementwise.extend(other.elementwise);
         self.and.extend(other.and);
