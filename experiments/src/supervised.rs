@@ -159,7 +159,6 @@ async fn plan_requests(
     let truncations = plan.truncations();
     Ok((plan.into_requests(), truncations))
 }
-}
 
 #[allow(clippy::too_many_arguments)]
 async fn secure_run(
