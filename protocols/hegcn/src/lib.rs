@@ -68,6 +68,8 @@ pub mod reference;
 pub mod sanitize;
 
 #[cfg(test)]
+mod bodypose_flood;
+#[cfg(test)]
 mod ntu_bench;
 #[cfg(test)]
 mod tests;

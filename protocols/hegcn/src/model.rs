@@ -1262,7 +1262,7 @@ impl HeStgcn {
     /// `q_ℓ` (the prime the rescale removes, so the scale comes back exactly), and rescales.
     /// Without it the log-step rotate-and-sum leaves partial sums of the dense layer (weights
     /// times activations) in every other slot of a class block, which the client would decrypt.
-    fn mask_logits(&self, eval: &Evaluator, cts: &mut [Ciphertext]) -> Result<()> {
+    pub(crate) fn mask_logits(&self, eval: &Evaluator, cts: &mut [Ciphertext]) -> Result<()> {
         let positions = &self.head.positions;
         cts.par_iter_mut()
             .enumerate()
