@@ -125,9 +125,10 @@ pub enum InferReply {
         ct_lens: Vec<u64>,
         /// `(ciphertext, slot)` of each class score.
         positions: Vec<(u32, u32)>,
-        /// Seconds the party spent on the homomorphic forward pass.
+        /// Seconds the party spent on the homomorphic forward pass and the sanitization of the
+        /// logits (re-randomization and noise flood).
         eval_seconds: f64,
-        /// Homomorphic operations of the forward pass.
+        /// Homomorphic operations of the forward pass (the sanitization is not counted).
         counts: ckks::OpCounts,
     },
     /// The session is closed.

@@ -27,8 +27,8 @@
 
 use super::config::{InferenceConfig, ServedModelConfig};
 use crate::infer::client::{recv_object, send_object};
-use crate::infer::{max_ciphertext_bytes, max_public_key_bytes};
 use crate::infer::msg::{InferReply, InferRequest, ModelInfo, MAX_REQUEST_CTS, MAX_SESSION_KEYS};
+use crate::infer::{max_ciphertext_bytes, max_public_key_bytes};
 use crate::proto::{EntryId, ErrorCode, Reply};
 use anyhow::{anyhow, Context, Result};
 use ckks::{Ciphertext, Evaluator, GaloisKeys, PublicKey, RelinKey};
@@ -181,7 +181,12 @@ struct Evaluated {
 impl ServedModel {
     /// Runs the model (the head masks its output to the logit slots), sanitizes the logits with
     /// the client's public key (fresh `c1`, flooded noise) and serializes them.
-    fn evaluate(&self, eval: &Evaluator, pk: &PublicKey, x: PackedTensor) -> hegcn::Result<Evaluated> {
+    fn evaluate(
+        &self,
+        eval: &Evaluator,
+        pk: &PublicKey,
+        x: PackedTensor,
+    ) -> hegcn::Result<Evaluated> {
         let c0 = eval.counters();
         let t0 = Instant::now();
         let (logits, _) = self.he.forward(eval, &x)?;
@@ -984,7 +989,10 @@ mod tests {
         );
         // A key above the output level is larger than the limit (one limb at N = 2^14).
         assert_eq!(code, ErrorCode::BadRequest, "{msg}");
-        let want = format!("public key of {} bytes announced, one takes 1 to 135168", pk_top.len());
+        let want = format!(
+            "public key of {} bytes announced, one takes 1 to 135168",
+            pk_top.len()
+        );
         assert!(msg.contains(&want), "{msg}");
         let (code, _) = refusal(
             ask(
@@ -1105,8 +1113,11 @@ mod tests {
         assert_ne!(ca.parts().1, plain.cts[0].parts().1);
         let sd = m.info.flood_sd;
         assert!(sd > 0.0 && sd < 0.05, "flood sd {sd}");
-        let positions: Vec<(u32, u32)> =
-            a.positions.iter().map(|&(c, s)| (c as u32, s as u32)).collect();
+        let positions: Vec<(u32, u32)> = a
+            .positions
+            .iter()
+            .map(|&(c, s)| (c as u32, s as u32))
+            .collect();
         let got = crate::infer::decrypt_logits(&params, &sk, &a.bytes, &positions).unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= 8.0 * sd, "{g} vs {w} (flood sd {sd})");
@@ -1117,7 +1128,10 @@ mod tests {
             .map(|s| slots[s])
             .collect();
         let rms = (rest.iter().map(|v| v * v).sum::<f64>() / rest.len() as f64).sqrt();
-        assert!((0.8..1.2).contains(&(rms / sd)), "rms {rms} vs flood sd {sd}");
+        assert!(
+            (0.8..1.2).contains(&(rms / sd)),
+            "rms {rms} vs flood sd {sd}"
+        );
         assert!(rest.iter().all(|v| v.abs() <= 8.0 * sd));
     }
 

@@ -216,7 +216,13 @@ mod tests {
         coeff
             .limb(0)
             .iter()
-            .map(|&x| if x > q / 2 { x as i64 - q as i64 } else { x as i64 })
+            .map(|&x| {
+                if x > q / 2 {
+                    x as i64 - q as i64
+                } else {
+                    x as i64
+                }
+            })
             .collect()
     }
 
@@ -249,7 +255,10 @@ mod tests {
         let bound = w + f.hidden_bound(n);
         let max = noise.iter().map(|v| v.abs()).max().unwrap() as f64;
         assert!(max <= bound, "noise {max:e} above W + B = {bound:e}");
-        assert!(max > 0.9 * w, "noise {max:e} does not reach the flood width {w:e}");
+        assert!(
+            max > 0.9 * w,
+            "noise {max:e} does not reach the flood width {w:e}"
+        );
         let mean_sq = noise.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / n as f64;
         let var = w * (w + 1.0) / 3.0;
         assert!((mean_sq / var - 1.0).abs() < 0.2, "{mean_sq:e} vs {var:e}");
@@ -280,7 +289,11 @@ mod tests {
         let b = 2f64.powi(20) + 19.0 * (2 * n + 1) as f64;
         assert_eq!(f.width(n), (b * 2f64.powi(30)).ceil());
         // δ = N·B/(2W+1) ≈ N·2^−(s+1): s = 30 at N = 2^15 gives ~16 bits.
-        assert!((f.hiding_bits(n) - 16.0).abs() < 0.01, "{}", f.hiding_bits(n));
+        assert!(
+            (f.hiding_bits(n) - 16.0).abs() < 0.01,
+            "{}",
+            f.hiding_bits(n)
+        );
         assert_eq!(flood(0).statistical_distance(n), 1.0);
         let sd = f.slot_error_sd(n, 2f64.powi(40));
         let want = f.width(n) * (n as f64 / 6.0).sqrt() / 2f64.powi(40);
@@ -302,7 +315,8 @@ mod tests {
             Err(CkksError::FloodTooWide { room_bits, .. }) if room_bits == 62.0
         ));
         // A key restricted below the ciphertext's level cannot encrypt the zero.
-        let ct3 = c.pk.encrypt(&Encoder::new(&p).encode(&x, 3, p.default_scale()).unwrap());
+        let ct3 =
+            c.pk.encrypt(&Encoder::new(&p).encode(&x, 3, p.default_scale()).unwrap());
         assert!(matches!(
             eval.sanitize(&ct3.unwrap(), &c.pk.at_level(0).unwrap(), &flood(2)),
             Err(CkksError::LevelMismatch { left: 3, right: 0 })
@@ -322,7 +336,11 @@ mod tests {
         let x = c.random(-1.0, 1.0);
         let pt = Encoder::new(&p).encode(&x, 0, p.default_scale()).unwrap();
         let got = c.decrypt(&back.encrypt(&pt).unwrap());
-        let err = got.iter().zip(&x).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let err = got
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(err < 1e-6, "{err}");
         assert!(matches!(
             c.pk.at_level(9),

@@ -26,7 +26,11 @@ fn compare(got: &[f64], want: &Array2<f64>) -> (f64, usize) {
     let mut agree = 0;
     for (i, row) in want.outer_iter().enumerate() {
         let g = &got[i * q..(i + 1) * q];
-        err = g.iter().zip(row).map(|(a, b)| (a - b).abs()).fold(err, f64::max);
+        err = g
+            .iter()
+            .zip(row)
+            .map(|(a, b)| (a - b).abs())
+            .fold(err, f64::max);
         agree += usize::from(argmax(g) == argmax(row.as_slice().unwrap()));
     }
     (err, agree)
@@ -81,7 +85,10 @@ fn bodypose_flood() {
     println!("forward without the mask {:.1}s", t.elapsed().as_secs_f64());
     let positions = he.head(&eval, &cur).unwrap().positions;
     let dec = |cts: Vec<Ciphertext>| {
-        let l = EncryptedLogits { cts, positions: positions.clone() };
+        let l = EncryptedLogits {
+            cts,
+            positions: positions.clone(),
+        };
         he.decrypt_logits(&sk, &l).unwrap()
     };
     let (err, agree) = compare(&dec(old.clone()), &want);
@@ -93,11 +100,17 @@ fn bodypose_flood() {
     let (err, agree) = compare(&dec(masked.clone()), &want);
     println!("masked: max |logit error| {err:.3e}, top-1 {agree}/{POSES}; mask {:.1} ms for {} ciphertexts", mask_s * 1e3, masked.len());
     let pk0 = pk.at_level(he.output_level()).unwrap();
-    let logits = EncryptedLogits { cts: masked, positions: positions.clone() };
+    let logits = EncryptedLogits {
+        cts: masked,
+        positions: positions.clone(),
+    };
     let enc = Encoder::new(&params);
     let n = params.n();
     for bits in [0u32, 2, 4, 6, 8, 54] {
-        let cfg = FloodConfig { flood_bits: bits, ..FloodConfig::default() };
+        let cfg = FloodConfig {
+            flood_bits: bits,
+            ..FloodConfig::default()
+        };
         let f = he.logit_flood(&cfg);
         let t = Instant::now();
         match he.sanitize_logits(&eval, &logits, &pk0, &cfg) {

@@ -869,7 +869,9 @@ fn returned_logits_hide_other_slots() {
     let reply = he.sanitize_logits(&k.eval, &masked, &pk_out, &cfg).unwrap();
     let enc = ckks::Encoder::new(&params);
     let dec = |c: &ckks::Ciphertext| enc.decode(&k.sk.decrypt(c).unwrap());
-    let sd = he.logit_flood(&cfg).slot_error_sd(params.n(), params.default_scale());
+    let sd = he
+        .logit_flood(&cfg)
+        .slot_error_sd(params.n(), params.default_scale());
     let want = folded_logits(&model, &x);
     let logit_tol = 8.0 * sd + 1e-6;
     let (mut partial, mut flooded, mut unflooded) = (Vec::new(), Vec::new(), Vec::new());
@@ -878,7 +880,12 @@ fn returned_logits_hide_other_slots() {
         for slot in 0..params.slots() {
             match reply.positions.iter().position(|&p| p == (i, slot)) {
                 Some(q) => {
-                    assert!((r[slot] - want[q]).abs() <= logit_tol, "logit {q}: {} vs {}", r[slot], want[q]);
+                    assert!(
+                        (r[slot] - want[q]).abs() <= logit_tol,
+                        "logit {q}: {} vs {}",
+                        r[slot],
+                        want[q]
+                    );
                     assert!((o[slot] - want[q]).abs() <= 1e-6, "unmasked logit {q}");
                 }
                 None => {
@@ -897,12 +904,26 @@ fn returned_logits_hide_other_slots() {
     assert!(nonzero >= classes * 4, "{nonzero} nonzero partial sums");
     assert!(max_abs(&partial) > 1e-2, "{}", max_abs(&partial));
     // The mask alone leaves noise far below them; the flood then dominates.
-    assert!(max_abs(&partial) > 1e3 * max_abs(&unflooded), "the mask keeps partial sums");
-    assert!(max_abs(&unflooded) < 1e-2 * sd, "{} vs flood sd {sd}", max_abs(&unflooded));
+    assert!(
+        max_abs(&partial) > 1e3 * max_abs(&unflooded),
+        "the mask keeps partial sums"
+    );
+    assert!(
+        max_abs(&unflooded) < 1e-2 * sd,
+        "{} vs flood sd {sd}",
+        max_abs(&unflooded)
+    );
     // Masked and flooded: within the flood's width, spread like it, uncorrelated with them.
-    assert!(max_abs(&flooded) <= 8.0 * sd, "{} > 8·{sd}", max_abs(&flooded));
+    assert!(
+        max_abs(&flooded) <= 8.0 * sd,
+        "{} > 8·{sd}",
+        max_abs(&flooded)
+    );
     let rms = (flooded.iter().map(|v| v * v).sum::<f64>() / flooded.len() as f64).sqrt();
-    assert!((0.7..1.3).contains(&(rms / sd)), "rms {rms} vs flood sd {sd}");
+    assert!(
+        (0.7..1.3).contains(&(rms / sd)),
+        "rms {rms} vs flood sd {sd}"
+    );
     let corr = correlation(&partial, &flooded);
     assert!(corr.abs() < 0.2, "correlation {corr} with the partial sums");
     println!(
