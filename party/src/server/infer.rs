@@ -209,6 +209,9 @@ impl ServedModel {
     }
 }
 
+/// What a request needs of its session: the model, the evaluation keys, the public key.
+type SessionParts = (Arc<ServedModel>, Arc<Evaluator>, Arc<PublicKey>);
+
 #[derive(Debug)]
 struct Session {
     owner: String,
@@ -591,11 +594,7 @@ impl InferenceService {
     }
 
     /// The session `id` if `owner` opened it.
-    fn session(
-        &self,
-        owner: &str,
-        id: EntryId,
-    ) -> Result<(Arc<ServedModel>, Arc<Evaluator>, Arc<PublicKey>), Refusal> {
+    fn session(&self, owner: &str, id: EntryId) -> Result<SessionParts, Refusal> {
         self.purge();
         let s = self.sessions.lock().expect("sessions lock");
         match s.get(&id) {

@@ -94,10 +94,10 @@ impl Flood {
         (n as f64 * self.hidden_bound(n) / (2.0 * self.width(n) + 1.0)).min(1.0)
     }
 
-    /// `−log2 δ`: the bits of statistical hiding reached (`≈ s + 1 − log2 N`; 0 or less means no
+    /// `−log2 δ`: the bits of statistical hiding reached (`≈ s + 1 − log2 N`; 0 means no
     /// statistical guarantee at all).
     pub fn hiding_bits(&self, n: usize) -> f64 {
-        -self.statistical_distance(n).log2()
+        (-self.statistical_distance(n).log2()).max(0.0)
     }
 
     /// Standard deviation of the error the flood adds to each decoded slot (real part) at scale

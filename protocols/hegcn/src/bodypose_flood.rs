@@ -117,14 +117,20 @@ fn bodypose_flood() {
             Ok(r) => {
                 let secs = t.elapsed().as_secs_f64();
                 let (err, agree) = compare(&he.decrypt_logits(&sk, &r).unwrap(), &want);
-                let rest = enc.decode(&sk.decrypt(&r.cts[0]).unwrap());
+                let slots = enc.decode(&sk.decrypt(&r.cts[0]).unwrap());
+                let rest: Vec<f64> = (0..slots.len())
+                    .filter(|&s| !positions.contains(&(0, s)))
+                    .map(|s| slots[s])
+                    .collect();
+                let rms =
+                    (rest.iter().map(|v| v * v).sum::<f64>() / rest.len().max(1) as f64).sqrt();
                 println!(
-                    "flood_bits {bits}: W = 2^{:.1}, hiding {:.1} bits, flood sd {:.3e}, max |logit error| {err:.3e}, top-1 {agree}/{POSES}; sanitize {:.1} ms; slot 1 {:.3e}",
+                    "flood_bits {bits}: W = 2^{:.1}, hiding {:.1} bits, flood sd {:.3e}, max |logit error| {err:.3e}, top-1 {agree}/{POSES}; sanitize {:.1} ms; rms of the {} other slots {rms:.3e}",
                     f.width(n).log2(),
                     f.hiding_bits(n),
                     f.slot_error_sd(n, params.default_scale()),
                     secs * 1e3,
-                    rest[1]
+                    rest.len()
                 );
             }
             Err(e) => println!("flood_bits {bits}: refused: {e}"),
