@@ -27,6 +27,10 @@
 //! an RLWE sample under the secret `v`: `c1 + z1` is computationally indistinguishable from
 //! uniform (decision RLWE, the assumption the scheme's own security rests on) and hides `c1`.
 //! So the client's view is simulatable from `m` alone up to `δ` plus the RLWE advantage.
+//! This assumes a well-formed public key (`b = −a·s + e`, small `e`; `a` is always expanded from
+//! its seed). A malicious client choosing `b` freely adds `v·(b + a·s)` to the phase, which can
+//! dominate the flood and reveal `v`, and with it `c1` up to `e1`: malicious clients are outside
+//! this model (defending needs a proof of well-formedness of the key).
 //! Noise flooding with `W = 2^σ·B` (σ = 40 for the usual 40-bit statistical security) is the
 //! standard tool (Gentry's thesis §21, "circuit privacy"; Bergerat et al., "Noise flooding for
 //! FHE", 2023, for CKKS). Here `W = 2^s·B` with `s` = [`Flood::flood_bits`], so
