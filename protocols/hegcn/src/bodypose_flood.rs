@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ckks::{Ciphertext, Encoder, Evaluator, KeyGenerator};
+use ckks::{Ciphertext, Encoder, Evaluator, KeyGenerator, PublicKey, SecretKey};
 use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet};
 use ndarray::{s, Array2, Axis};
 
@@ -102,9 +102,23 @@ fn bodypose_flood() {
     let pk0 = pk.at_level(he.output_level()).unwrap();
     let logits = EncryptedLogits {
         cts: masked,
-        positions: positions.clone(),
+        positions,
     };
-    let enc = Encoder::new(&params);
+    print_floods(&he, &eval, &sk, &pk0, &logits, &want);
+}
+
+/// Sanitizes the masked logits at several `flood_bits` and prints error, agreement and time.
+fn print_floods(
+    he: &HeStgcn,
+    eval: &Evaluator,
+    sk: &SecretKey,
+    pk0: &PublicKey,
+    logits: &EncryptedLogits,
+    want: &Array2<f64>,
+) {
+    let params = he.params();
+    let positions = &logits.positions;
+    let enc = Encoder::new(params);
     let n = params.n();
     for bits in [0u32, 2, 4, 6, 8, 54] {
         let cfg = FloodConfig {
@@ -113,10 +127,10 @@ fn bodypose_flood() {
         };
         let f = he.logit_flood(&cfg);
         let t = Instant::now();
-        match he.sanitize_logits(&eval, &logits, &pk0, &cfg) {
+        match he.sanitize_logits(eval, logits, pk0, &cfg) {
             Ok(r) => {
                 let secs = t.elapsed().as_secs_f64();
-                let (err, agree) = compare(&he.decrypt_logits(&sk, &r).unwrap(), &want);
+                let (err, agree) = compare(&he.decrypt_logits(sk, &r).unwrap(), want);
                 let slots = enc.decode(&sk.decrypt(&r.cts[0]).unwrap());
                 let rest: Vec<f64> = (0..slots.len())
                     .filter(|&s| !positions.contains(&(0, s)))
