@@ -1574,7 +1574,7 @@ mod tests {
         )
     }
 
-    /// Saves a random STGCN-3-128 / 16 with poly activations, every site pruned (depth 7), as
+    /// Saves a random STGCN-3-128 / 16 with poly activations, every site pruned (depth 8), as
     /// `<dir>/<name>.{json,safetensors}` like the committed models; returns the stem.
     #[allow(clippy::too_many_arguments)]
     fn save_pruned_poly_model(
@@ -1615,8 +1615,8 @@ mod tests {
         stem
     }
 
-    /// A tiny NTU-shaped model with every activation pruned (depth 7: the 128-bit N = 2^14
-    /// preset) end to end: counts, sizes, estimates, measured latency of both packings whose
+    /// A tiny NTU-shaped model with every activation pruned (depth 8 with the head's logit mask:
+    /// the 128-bit N = 2^15 preset) end to end: counts, sizes, estimates, measured latency of both packings whose
     /// evaluator counts equal the plan (checked inside `run`), logits equal to the plaintext
     /// model, and accuracy under encryption of a saved model on Mocap-15 clips.
     #[tokio::test]
@@ -1632,7 +1632,7 @@ mod tests {
         .unwrap();
         let report = crate::run(&cfg).await.unwrap();
         let mt = &report.metrics;
-        assert_eq!(mt["model.depth_count"], 7.0);
+        assert_eq!(mt["model.depth_count"], 8.0);
         for run in ["ama", "baseline"] {
             for q in [
                 "he_ops_count",

@@ -1,15 +1,17 @@
 //! End-to-end tests of encrypted inference: a real `party serve` process on loopback with an
 //! `[inference]` section, the real `he-infer` binary and the library client.
 //!
-//! The served model is a tiny random-weight STGCN-3 (widths 1, 2, 2; V = 5 joints on a chain,
-//! T = 4 frames, C = 3) with every activation pruned, so its depth is 3·2 + 1 = 7 and the level
-//! planner picks the real 128-bit preset `N14_L7_S40_128BIT` (the binaries never use insecure
-//! parameters). The committed BodyPose/Mocap-15 models need `N15_L17_S40_128BIT`; serving the
+//! The served model is a tiny random-weight two-block ST-GCN (widths 1, 2; V = 5 joints on a
+//! chain, T = 4 frames, C = 3) with every activation pruned, so its depth is 2·2 + 2 (dense layer
+//! and logit mask) = 6 and the level planner picks the real 128-bit preset `N14_L7_S40_128BIT`
+//! (the binaries never use insecure parameters). The committed BodyPose/Mocap-15 models need `N15_L17_S40_128BIT`; serving the
 //! BodyPose one is the ignored test at the end (minutes per request; the server's memory is the
 //! session keys, the bounded plaintext cache `plaintext_cache_mib` and one forward pass).
 //!
-//! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-5` (measured ~1e-8: CKKS at Δ = 2^40 on
-//! logits of magnitude ~0.05).
+//! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-4`. The evaluation error is ~1e-8 (CKKS at
+//! Δ = 2^40 on logits of magnitude ~0.05); the party's noise flood dominates: the tiny model is
+//! served with `eval_error_bound = 2^-24` (above its measured error), so the flood adds a logit
+//! error of standard deviation ≈ 2^-23·√(N/6) ≈ 6e-6 at N = 2^14 (`ModelInfo::flood_sd`).
 
 use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 use mpc::net::Channel;
@@ -32,7 +34,7 @@ const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");
 const ALICE: &str = "alice-token-123";
 const BOB: &str = "bob-token-456";
 const CAROL: &str = "carol-token-789";
-const TOL: f64 = 1e-5;
+const TOL: f64 = 1e-4;
 const SHAPE: (usize, usize, usize, usize) = (3, 4, 5, 1);
 
 fn free_port() -> u16 {
@@ -54,15 +56,19 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Writes `tiny.json` + `tiny.safetensors` (all activations pruned, input normalisation on).
+/// Writes `tiny.json` + `tiny.safetensors` (two blocks, all activations pruned, input
+/// normalisation on).
 fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
     let (c, t, v, _) = SHAPE;
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
     let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 4);
     cfg.class_names = ["wave", "sit", "jump", "walk"].map(String::from).to_vec();
+    cfg.architecture = None;
+    cfg.blocks.truncate(2);
+    cfg.activation_mask.truncate(2);
     let all: Vec<usize> = (0..v).collect();
-    for b in 0..3 {
+    for b in 0..2 {
         for s in 0..2 {
             cfg.prune(b, s, &all).unwrap();
         }
@@ -145,6 +151,12 @@ impl Server {
             ]));
         }
         std::fs::copy(dir.join("p1/cert.pem"), dir.join("p0/peer-cert.pem")).unwrap();
+        // The tiny model's logits are accurate to ~1e-8: a flood sized for 2^-24 leaves them
+        // within TOL; a committed model is served with the default bound.
+        let flood = match committed {
+            None => "eval_error_bound = 5.9604644775390625e-8\n",
+            Some(_) => "",
+        };
         let (model_json, model) = match committed {
             None => tiny_model(dir),
             Some(json) => {
@@ -174,7 +186,7 @@ impl Server {
              [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
              [[clients.allow]]\nname = \"carol\"\ncredential_sha256 = \"{}\"\n\
              [limits]\nmax_upload_bytes = 1073741824\nmax_concurrent_jobs = 2\n{limits}\
-             [inference]\n{inference}\
+             [inference]\n{inference}{flood}\
              [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n",
             free_port(),
             hash(ALICE),
@@ -375,15 +387,18 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
         .request(&ClientRequest::Inference(InferRequest::OpenSession {
             model: "tiny".into(),
             key_lens: vec![100],
+            public_key_len: 50,
         }))
         .await
         .unwrap();
     assert_eq!(r, Reply::Inference(InferReply::Ready));
-    bob.client()
-        .channel()
-        .send_frame(vec![7u8; 100])
-        .await
-        .unwrap();
+    for len in [100, 50] {
+        bob.client()
+            .channel()
+            .send_frame(vec![7u8; len])
+            .await
+            .unwrap();
+    }
     bob.client().channel().flush().await.unwrap();
     let r = bob.client().recv().await;
     match r {
@@ -402,6 +417,7 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
             .request(&ClientRequest::Inference(InferRequest::OpenSession {
                 model: "tiny".into(),
                 key_lens: vec![1 << 20, 2 << 30],
+                public_key_len: 100,
             }))
             .await
             .map_err(Into::into),
@@ -412,7 +428,13 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
 
     // Alice opens a session with real keys.
     let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
-    let keys = infer::generate_keys(&params, sk.clone(), &info.rotation_steps).unwrap();
+    let keys = infer::generate_keys(
+        &params,
+        sk.clone(),
+        &info.rotation_steps,
+        info.output_level as usize,
+    )
+    .unwrap();
     let total = keys.total_bytes();
     let t0 = Instant::now();
     let (session, ttl) = alice.open_session("tiny", keys).await.unwrap();
@@ -445,6 +467,7 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
             .request(&ClientRequest::Inference(InferRequest::OpenSession {
                 model: "tiny".into(),
                 key_lens: vec![1000],
+                public_key_len: 100,
             }))
             .await
             .map_err(Into::into),
@@ -744,5 +767,6 @@ fn he_infer_serves_the_committed_bodypose_model() {
         .and_then(|r| r.split(';').next())
         .and_then(|e| e.parse().ok())
         .unwrap_or_else(|| panic!("no check line in {out}"));
-    assert!(err <= 1e-2, "{out}");
+    // The default flood adds a logit error of standard deviation ~0.036 at N = 2^15.
+    assert!(err <= 0.3, "{out}");
 }

@@ -211,7 +211,7 @@ async fn main() -> Result<()> {
     let params = infer::params_for(&info)?;
     let l = &info.input_layout;
     println!(
-        "model {}: preset {} (N = 2^{}, {} levels), input level {}, (C, T, V, M) = ({}, {}, {}, {}), {} input ciphertexts, {} classes",
+        "model {}: preset {} (N = 2^{}, {} levels), input level {}, (C, T, V, M) = ({}, {}, {}, {}), {} input ciphertexts, {} classes; the party's noise flood adds a logit error of sd {:.2e}",
         info.name,
         info.preset,
         info.log_n,
@@ -222,14 +222,20 @@ async fn main() -> Result<()> {
         l.nodes,
         l.persons,
         l.num_cts(),
-        info.class_names.len()
+        info.class_names.len(),
+        info.flood_sd
     );
     let (x, label) = load_input(&cli, &info)?;
     anyhow::ensure!(cli.repeat >= 1, "--repeat must be at least 1");
 
     let t0 = Instant::now();
     let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
-    let keys = infer::generate_keys(&params, sk.clone(), &info.rotation_steps)?;
+    let keys = infer::generate_keys(
+        &params,
+        sk.clone(),
+        &info.rotation_steps,
+        info.output_level as usize,
+    )?;
     let (n_keys, key_bytes) = (keys.lens.len(), keys.total_bytes());
     anyhow::ensure!(
         key_bytes <= info.max_key_bytes,

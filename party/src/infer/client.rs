@@ -101,7 +101,7 @@ impl InferClient {
     }
 
     /// Opens a session: announces the key sizes, and once the party accepts them streams every
-    /// key object as the generator produces it. Returns the session and its idle expiry.
+    /// key object as the generator produces it, then the public key. Returns the session and its idle expiry.
     ///
     /// # Errors
     /// Refusals (limits, validation), connection errors, key generation errors.
@@ -114,6 +114,7 @@ impl InferClient {
             .request(InferRequest::OpenSession {
                 model: model.into(),
                 key_lens: keys.lens.clone(),
+                public_key_len: keys.public_key.len() as u64,
             })
             .await?
         {
@@ -135,6 +136,7 @@ impl InferClient {
             }
             send_object(self.client.channel(), &k).await?;
         }
+        send_object(self.client.channel(), &keys.public_key).await?;
         self.client.channel().flush().await?;
         match self.client.recv().await? {
             Reply::Inference(InferReply::SessionOpened { session, ttl_s }) => Ok((session, ttl_s)),

@@ -12,7 +12,8 @@
 //!
 //! The server side lives in [`crate::server::infer`]. The secret key is made by the client and
 //! never serialized onto the network; inputs are encrypted with it symmetrically (the seeded
-//! form halves their size), so the client needs no public key either.
+//! form halves their size). The client sends a public key at the logits' level only, with which
+//! the party sanitizes every reply (see [`msg`] and `hegcn::sanitize`).
 
 pub mod client;
 pub mod input;
@@ -124,6 +125,13 @@ pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
             info.input_level as usize,
         ));
     }
+    if info.output_level > info.input_level {
+        return Err(bad(
+            "output level (at most the input level)",
+            info.input_level as usize,
+            info.output_level as usize,
+        ));
+    }
     check_layout(&info.input_layout, &params)?;
     let (c, v) = (info.input_layout.channels, info.input_layout.nodes);
     if let Some((scale, shift)) = &info.input_affine {
@@ -188,31 +196,41 @@ fn check_layout(l: &Layout, params: &CkksParams) -> Result<()> {
 }
 
 /// Serialized evaluation keys streamed from a background generator: `lens[0]` is the
-/// relinearization key, the rest one `GaloisKeys` object per rotation step.
+/// relinearization key, the rest one `GaloisKeys` object per rotation step; the public key at
+/// the output level goes after them.
 #[derive(Debug)]
 pub struct KeyStream {
     /// Byte length of each object, in sending order.
     pub lens: Vec<u64>,
+    /// The serialized public key at the model's output level (sent last).
+    pub public_key: Vec<u8>,
     /// The objects, in order.
     pub rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>>>,
 }
 
 impl KeyStream {
-    /// Total bytes of all objects.
+    /// Total bytes of all objects and the public key.
     pub fn total_bytes(&self) -> u64 {
-        self.lens.iter().sum()
+        self.lens.iter().sum::<u64>() + self.public_key.len() as u64
     }
 }
 
 /// Starts generating the session keys for `steps` under `sk`: the relinearization key and one
 /// Galois key per distinct Galois element, serialized (seeded) one at a time on a background
-/// thread so that at most a few keys are in memory at once. Every Galois key object of one
-/// parameter set has the same length, so all lengths are known after the first one.
+/// thread so that at most a few keys are in memory at once, and the public key restricted to
+/// `output_level`. Every Galois key object of one parameter set has the same length, so all
+/// lengths are known after the first one.
 ///
 /// # Errors
-/// CKKS errors of the first keys.
-pub fn generate_keys(params: &CkksParams, sk: Arc<SecretKey>, steps: &[i64]) -> Result<KeyStream> {
+/// CKKS errors of the first keys; an `output_level` above the parameters' top level.
+pub fn generate_keys(
+    params: &CkksParams,
+    sk: Arc<SecretKey>,
+    steps: &[i64],
+    output_level: usize,
+) -> Result<KeyStream> {
     let mut kg = KeyGenerator::new(params);
+    let public_key = kg.public_key(&sk)?.at_level(output_level)?.to_bytes()?;
     let relin = kg.relin_key(&sk)?.to_bytes(params)?;
     let mut seen = std::collections::BTreeSet::new();
     let steps: Vec<i64> = steps
@@ -253,7 +271,11 @@ pub fn generate_keys(params: &CkksParams, sk: Arc<SecretKey>, steps: &[i64]) -> 
             }
         }
     });
-    Ok(KeyStream { lens, rx })
+    Ok(KeyStream {
+        lens,
+        public_key,
+        rx,
+    })
 }
 
 /// Packs one sample `(C, T, V, M)` in the announced layout after the model's input affine map
@@ -308,6 +330,12 @@ pub fn encrypt_input(
 pub fn max_ciphertext_bytes(params: &CkksParams) -> u64 {
     let words = 2 * params.n() as u64 * (params.max_level() as u64 + 1);
     words * 8 + 4096
+}
+
+/// Largest serialized size of a (seeded) public key at `level` under `params`, used as the
+/// limit on the announced public key.
+pub fn max_public_key_bytes(params: &CkksParams, level: usize) -> u64 {
+    8 * params.n() as u64 * (level as u64 + 1) + 4096
 }
 
 /// Decrypts the logit ciphertexts and reads the class scores at `positions`.

@@ -4,9 +4,11 @@
 //! ```text
 //! client → party  Inference(ModelInfo { model })
 //! party  → client Inference(ModelInfo(info))                  parameters, layout, steps, classes
-//! client → party  Inference(OpenSession { model, key_lens })  relin key, then one Galois key each
+//! client → party  Inference(OpenSession { model, key_lens, public_key_len })
+//!                                                             relin key, one Galois key each,
+//!                                                             public key at the output level
 //! party  → client Inference(Ready) | Error                    refused before any key byte moves
-//! client → party  raw frames: each key's bytes, ≤ UPLOAD_CHUNK per frame
+//! client → party  raw frames: each key's bytes, then the public key's, ≤ UPLOAD_CHUNK per frame
 //! party  → client Inference(SessionOpened { session, .. }) | Error
 //! client → party  Inference(Infer { session, ct_lens })       input ciphertexts
 //! party  → client Inference(Ready) | Error                    (Forbidden for another client)
@@ -18,7 +20,10 @@
 //!
 //! Every key and ciphertext travels in the `ckks` serialization (seeded where possible), which
 //! the party validates against the model's parameters with the declared length as size limit.
-//! The secret key never leaves the client.
+//! The secret key never leaves the client. The public key (restricted to the logits' level
+//! `ModelInfo::output_level`, seeded: 32 bytes plus one limb) lets the party re-randomize the
+//! logit ciphertexts before it returns them (`hegcn::sanitize`): their `c1` is then a fresh RLWE
+//! sample, not a function of the client's keys and the weights, and their noise is flooded.
 
 use crate::proto::EntryId;
 use serde::{Deserialize, Serialize};
@@ -39,13 +44,16 @@ pub enum InferRequest {
         model: String,
     },
     /// Opens a session for `model`: after [`InferReply::Ready`] the client sends the serialized
-    /// relinearization key (`key_lens[0]` bytes) and then Galois keys (`key_lens[1..]`, each
-    /// one serialized `ckks::GaloisKeys`) as raw frames.
+    /// relinearization key (`key_lens[0]` bytes), then Galois keys (`key_lens[1..]`, each
+    /// one serialized `ckks::GaloisKeys`) and then its public key as raw frames.
     OpenSession {
         /// Served model name.
         model: String,
         /// Byte length of each key object, relinearization key first.
         key_lens: Vec<u64>,
+        /// Byte length of the serialized `ckks::PublicKey` at [`ModelInfo::output_level`],
+        /// sent after the key objects.
+        public_key_len: u64,
     },
     /// Evaluates the model on encrypted input: after [`InferReply::Ready`] the client sends
     /// the input ciphertexts (`ct_lens` bytes each, in layout order) as raw frames.
@@ -77,6 +85,10 @@ pub struct ModelInfo {
     pub p_primes: Vec<u64>,
     /// Level at which the input is encrypted (the model's multiplicative depth).
     pub input_level: u32,
+    /// Level of the returned logit ciphertexts: the session's public key is sent at this level.
+    pub output_level: u32,
+    /// Standard deviation of the error the party's noise flood adds to every returned logit.
+    pub flood_sd: f64,
     /// Slot layout of the input ciphertexts.
     pub input_layout: hegcn::Layout,
     /// Client-side input normalisation `x ↦ scale[c, v]·x + shift[c, v]`, row-major `(C, V)`.
@@ -113,9 +125,10 @@ pub enum InferReply {
         ct_lens: Vec<u64>,
         /// `(ciphertext, slot)` of each class score.
         positions: Vec<(u32, u32)>,
-        /// Seconds the party spent on the homomorphic forward pass.
+        /// Seconds the party spent on the homomorphic forward pass and the sanitization of the
+        /// logits (re-randomization and noise flood).
         eval_seconds: f64,
-        /// Homomorphic operations of the forward pass.
+        /// Homomorphic operations of the forward pass (the sanitization is not counted).
         counts: ckks::OpCounts,
     },
     /// The session is closed.

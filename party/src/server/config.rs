@@ -80,6 +80,29 @@ pub struct InferenceConfig {
     /// concurrent inference may use it.
     #[serde(default = "default_lockstep_mib")]
     pub lockstep_mib: usize,
+    /// Noise flooding of the returned logits (`hegcn::sanitize`): the flood is uniform on
+    /// `[−W, W]` with `W = 2^flood_bits · 2Δ·eval_error_bound`. Each bit doubles the logit error
+    /// the flood adds (standard deviation ≈ `2^(flood_bits+1)·eval_error_bound·√(N/6)`, 0.036 at
+    /// N = 2^15 with the defaults) and the statistical distance hiding the weight-dependent noise
+    /// is ≈ `N·2^−(flood_bits+1)`: it is no guarantee below `flood_bits = log2 N`, and 40 bits of
+    /// hiding (`flood_bits` ≈ 54) would destroy the logits. Default 0 (see the README).
+    #[serde(default)]
+    pub flood_bits: u32,
+    /// Bound `ε` on the evaluation error of the logit ciphertexts' slots, which sizes the flood
+    /// (`B_eval = 2Δ·ε`); default `2^−12`, above the largest measured on the committed models
+    /// (4.4e-5 BodyPose, 1.1e-4 NTU-shaped STGCN-3-128).
+    #[serde(default = "default_eval_error_bound")]
+    pub eval_error_bound: f64,
+}
+
+impl InferenceConfig {
+    /// The flood of the returned logits these settings ask for.
+    pub fn flood(&self) -> hegcn::FloodConfig {
+        hegcn::FloodConfig {
+            flood_bits: self.flood_bits,
+            eval_error_bound: self.eval_error_bound,
+        }
+    }
 }
 
 /// One served model.
@@ -128,6 +151,10 @@ fn default_plaintext_cache_mib() -> usize {
 
 fn default_lockstep_mib() -> usize {
     hegcn::DEFAULT_LOCKSTEP_BYTES >> 20
+}
+
+fn default_eval_error_bound() -> f64 {
+    hegcn::DEFAULT_EVAL_ERROR_BOUND
 }
 
 fn default_packing() -> String {
@@ -398,6 +425,8 @@ max_connections_per_client = 8   # connections of one client at once
 # max_concurrent_inferences = 1
 # plaintext_cache_mib = 2048      # encoded weights kept between requests, all models together
 # lockstep_mib = 3072             # working memory per pass: AMA nodes sharing each encoded weight
+# flood_bits = 0                 # noise flood of the returned logits: 2^flood_bits × 2Δ·eval_error_bound
+# eval_error_bound = 0.000244140625   # bound on the logits' evaluation error (sizes the flood)
 # [[inference.models]]
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it

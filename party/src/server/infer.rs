@@ -22,6 +22,18 @@
 //! - an inference takes its permit (`max_concurrent_inferences`) before the input ciphertexts
 //!   are received, so only running requests buffer inputs.
 //!
+//! What the client learns of the model: the logits at the logit positions, up to the flood, and
+//! what [`ModelInfo`] announces (architecture-derived layout, parameters, rotation steps,
+//! classes). The head masks its output to the logit slots (the rotate-and-sum left partial sums
+//! of the dense layer in the others) and every reply is sanitized with the public key the client
+//! sent when opening the session (`hegcn::HeStgcn::sanitize_logits`): a fresh encryption of zero
+//! makes `c1` a new RLWE sample, and a uniform flood `2^flood_bits` times the evaluation-noise
+//! bound covers the weight-dependent noise. At the default `flood_bits = 0` this is no
+//! statistical guarantee (distance bound ≈ `N/2`, vacuous; per coefficient `1/2`), it only
+//! drowns the noise's low-order bits and costs a logit error of standard deviation
+//! `ModelInfo::flood_sd` (0.036 at N = 2^15); 40-bit hiding would need `flood_bits ≈ 54` and
+//! destroy the logits (see the README).
+//!
 //! The forward pass runs on the blocking pool (and rayon inside `hegcn`), never on the async
 //! executor's threads.
 
@@ -29,11 +41,11 @@ use super::config::{InferenceConfig, ServedModelConfig};
 use super::limits::{self, PerClient};
 use super::sessions::SessionTable;
 use crate::infer::client::{recv_object, send_object};
-use crate::infer::max_ciphertext_bytes;
 use crate::infer::msg::{InferReply, InferRequest, ModelInfo, MAX_REQUEST_CTS, MAX_SESSION_KEYS};
+use crate::infer::{max_ciphertext_bytes, max_public_key_bytes};
 use crate::proto::{EntryId, ErrorCode, Reply};
 use anyhow::{anyhow, Context, Result};
-use ckks::{Ciphertext, Evaluator, GaloisKeys, RelinKey};
+use ckks::{Ciphertext, Evaluator, GaloisKeys, PublicKey, RelinKey};
 use hegcn::{HeStgcn, PackedTensor, Packing};
 use mpc::net::{Channel, ChannelExt};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +58,8 @@ use tokio::sync::Semaphore;
 pub struct ServedModel {
     he: HeStgcn,
     info: ModelInfo,
+    /// The flood of every reply.
+    flood: hegcn::FloodConfig,
     /// Galois elements of the rotations the model uses.
     needed: BTreeSet<u64>,
     /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
@@ -130,7 +144,24 @@ impl ServedModel {
             .map(|&s| ckks::galois_element_for_step(&params, s))
             .filter(|&g| g != 1)
             .collect();
-        let key_bytes = required_key_bytes(&params, needed.len());
+        let flood = limits.flood();
+        let eps = flood.eval_error_bound;
+        anyhow::ensure!(
+            eps.is_finite() && eps > 0.0 && eps < 1.0,
+            "[inference] eval_error_bound = {eps}: must be finite, above 0 and below 1"
+        );
+        let max_bits = ckks::sanitize::MAX_FLOOD_WIDTH_BITS;
+        anyhow::ensure!(
+            flood.flood_bits <= max_bits,
+            "[inference] flood_bits = {}: at most {max_bits}",
+            flood.flood_bits
+        );
+        let flood_sd = he
+            .logit_flood(&flood)
+            .slot_error_sd(params.n(), params.default_scale());
+        // The relinearization and Galois keys, and the public key at the logits' level.
+        let key_bytes = required_key_bytes(&params, needed.len())
+            .saturating_add(max_public_key_bytes(&params, he.output_level()));
         let info = ModelInfo {
             name: cfg.name.clone(),
             preset: preset.name.to_string(),
@@ -138,6 +169,8 @@ impl ServedModel {
             q_primes: params.q_primes().to_vec(),
             p_primes: params.p_primes().to_vec(),
             input_level: he.plan().depth as u32,
+            output_level: he.output_level() as u32,
+            flood_sd,
             input_layout: he.input_layout().clone(),
             input_affine: folded
                 .input_affine
@@ -154,6 +187,7 @@ impl ServedModel {
         Ok(Self {
             he,
             info,
+            flood,
             needed,
             key_bytes,
         })
@@ -175,11 +209,58 @@ impl ServedModel {
     }
 }
 
+/// The serialized reply of one forward pass.
+struct Evaluated {
+    bytes: Vec<Vec<u8>>,
+    positions: Vec<(usize, usize)>,
+    /// Seconds of the forward pass and the sanitization together.
+    secs: f64,
+    /// Seconds of the sanitization alone.
+    sanitize: f64,
+    counts: ckks::OpCounts,
+}
+
+impl ServedModel {
+    /// Runs the model (the head masks its output to the logit slots), sanitizes the logits with
+    /// the client's public key (fresh `c1`, flooded noise) and serializes them.
+    fn evaluate(
+        &self,
+        eval: &Evaluator,
+        pk: &PublicKey,
+        x: PackedTensor,
+    ) -> hegcn::Result<Evaluated> {
+        let c0 = eval.counters();
+        let t0 = Instant::now();
+        let (logits, _) = self.he.forward(eval, &x)?;
+        let counts = hegcn::counts_diff(&c0, &eval.counters());
+        let t1 = Instant::now();
+        let logits = self.he.sanitize_logits(eval, &logits, pk, &self.flood)?;
+        let sanitize = t1.elapsed().as_secs_f64();
+        let bytes = logits
+            .cts
+            .iter()
+            .map(|c| c.to_bytes(self.he.params()))
+            .collect::<ckks::Result<Vec<_>>>()?;
+        Ok(Evaluated {
+            bytes,
+            positions: logits.positions,
+            secs: t0.elapsed().as_secs_f64(),
+            sanitize,
+            counts,
+        })
+    }
+}
+
+/// What a request needs of its session: the model, the evaluation keys, the public key.
+type SessionParts = (Arc<ServedModel>, Arc<Evaluator>, Arc<PublicKey>);
+
 /// An open session's model and keys (its owner and idle time are kept by the table).
 #[derive(Debug, Clone)]
 struct Session {
     model: Arc<ServedModel>,
     eval: Arc<Evaluator>,
+    /// The client's public key at the output level (sanitizes the replies).
+    pk: Arc<PublicKey>,
 }
 
 /// The inference endpoint of one party: served models and open sessions.
@@ -346,8 +427,13 @@ impl InferenceService {
             InferRequest::ModelInfo { model } => self
                 .model(&model)
                 .map(|m| InferReply::ModelInfo(Box::new(m.info.clone()))),
-            InferRequest::OpenSession { model, key_lens } => {
-                self.open_session(ch, owner, &model, &key_lens).await?
+            InferRequest::OpenSession {
+                model,
+                key_lens,
+                public_key_len,
+            } => {
+                self.open_session(ch, owner, &model, &key_lens, public_key_len)
+                    .await?
             }
             InferRequest::Infer { session, ct_lens } => {
                 match self.infer(ch, owner, session, &ct_lens).await? {
@@ -388,12 +474,13 @@ impl InferenceService {
         owner: &str,
         model: &str,
         key_lens: &[u64],
+        pk_len: u64,
     ) -> Result<Result<InferReply, Refusal>> {
         let m = match self.model(model) {
             Ok(m) => m.clone(),
             Err(r) => return Ok(Err(r)),
         };
-        if let Err(r) = self.check_upload(&m, key_lens) {
+        if let Err(r) = self.check_upload(&m, key_lens, pk_len) {
             return Ok(Err(r));
         }
         // Taken before any key byte moves, released (guards) however this function ends.
@@ -449,9 +536,11 @@ impl InferenceService {
                 }
             }
         }
-        if let Some(p) = problem {
-            return Ok(Err(Refusal(ErrorCode::BadRequest, p)));
-        }
+        let pk = self.recv_public_key(ch, owner, &m, pk_len).await?;
+        let pk = match (problem, pk) {
+            (Some(p), _) | (None, Err(p)) => return Ok(Err(Refusal(ErrorCode::BadRequest, p))),
+            (None, Ok(pk)) => pk,
+        };
         if let Some(missing) = m.needed.iter().find(|&&e| !galois.contains(e)) {
             return Ok(Err(Refusal(
                 ErrorCode::BadRequest,
@@ -473,8 +562,9 @@ impl InferenceService {
         let session = admitted.slot.install(Session {
             model: m,
             eval: Arc::new(eval),
+            pk: Arc::new(pk),
         });
-        let total: u64 = key_lens.iter().sum();
+        let total: u64 = key_lens.iter().sum::<u64>() + pk_len;
         tracing::info!(
             "session {session} of {owner} opened for model {model:?} ({} keys, {total} bytes)",
             key_lens.len()
@@ -505,7 +595,42 @@ impl InferenceService {
         })
     }
 
-    fn check_upload(&self, m: &ServedModel, key_lens: &[u64]) -> Result<(), Refusal> {
+    /// Receives the client's public key (every announced byte, so the stream stays in sync) and
+    /// validates it: the model's parameters, the declared length as size limit, the output level.
+    async fn recv_public_key<C: Channel>(
+        &self,
+        ch: &mut C,
+        owner: &str,
+        m: &ServedModel,
+        len: u64,
+    ) -> Result<Result<PublicKey, String>> {
+        let bytes = tokio::time::timeout(self.timeout, recv_object(ch, len))
+            .await
+            .map_err(|_| anyhow!("public key upload of {owner} stalled"))??;
+        let params = m.he.params().clone();
+        let want = m.he.output_level();
+        Ok(tokio::task::spawn_blocking(move || {
+            let pk = PublicKey::from_bytes_with_limit(&bytes, &params, len)
+                .map_err(|e| format!("public key: {e}"))?;
+            if pk.level() != want {
+                return Err(format!(
+                    "public key at level {}, the logits are returned at level {want}",
+                    pk.level()
+                ));
+            }
+            Ok(pk)
+        })
+        .await?)
+    }
+
+    fn check_upload(&self, m: &ServedModel, key_lens: &[u64], pk_len: u64) -> Result<(), Refusal> {
+        let pk_limit = max_public_key_bytes(m.he.params(), m.he.output_level());
+        if pk_len == 0 || pk_len > pk_limit {
+            return Err(Refusal(
+                ErrorCode::BadRequest,
+                format!("public key of {pk_len} bytes announced, one takes 1 to {pk_limit}"),
+            ));
+        }
         let most = (m.needed.len() + 1).min(MAX_SESSION_KEYS);
         if key_lens.is_empty() || key_lens.len() > most {
             return Err(Refusal(
@@ -518,7 +643,7 @@ impl InferenceService {
         }
         let total = key_lens
             .iter()
-            .try_fold(0u64, |a, &l| a.checked_add(l))
+            .try_fold(pk_len, |a, &l| a.checked_add(l))
             .unwrap_or(u64::MAX);
         if total > self.max_key_bytes {
             return Err(Refusal(
@@ -539,16 +664,12 @@ impl InferenceService {
     }
 
     /// The session `id` if `owner` opened it.
-    fn session(
-        &self,
-        owner: &str,
-        id: EntryId,
-    ) -> Result<(Arc<ServedModel>, Arc<Evaluator>), Refusal> {
+    fn session(&self, owner: &str, id: EntryId) -> Result<SessionParts, Refusal> {
         let s = self
             .sessions
             .get(owner, id)
             .map_err(|(code, message)| Refusal(code, message))?;
-        Ok((s.model, s.eval))
+        Ok((s.model, s.eval, s.pk))
     }
 
     fn touch(&self, id: EntryId) {
@@ -564,7 +685,7 @@ impl InferenceService {
         id: EntryId,
         ct_lens: &[u64],
     ) -> Result<Result<(), Refusal>> {
-        let (m, eval) = match self.session(owner, id) {
+        let (m, eval, pk) = match self.session(owner, id) {
             Ok(x) => x,
             Err(r) => return Ok(Err(r)),
         };
@@ -632,24 +753,17 @@ impl InferenceService {
         let m2 = m.clone();
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let c0 = eval.counters();
-            let t0 = Instant::now();
-            let x = PackedTensor { cts, layout };
-            let r = m2.he.forward(&eval, &x);
-            let secs = t0.elapsed().as_secs_f64();
-            let counts = hegcn::counts_diff(&c0, &eval.counters());
-            r.and_then(|(logits, _)| {
-                let bytes = logits
-                    .cts
-                    .iter()
-                    .map(|c| c.to_bytes(m2.he.params()))
-                    .collect::<ckks::Result<Vec<_>>>()?;
-                Ok((bytes, logits.positions, secs, counts))
-            })
+            m2.evaluate(&eval, &pk, PackedTensor { cts, layout })
         })
         .await?;
         self.touch(id);
-        let (bytes, positions, secs, counts) = match out {
+        let Evaluated {
+            bytes,
+            positions,
+            secs,
+            sanitize,
+            counts,
+        } = match out {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("session {id} of {owner}: evaluation failed: {e}");
@@ -661,8 +775,9 @@ impl InferenceService {
         };
         let cache = m.he.plaintext_cache_stats();
         tracing::info!(
-            "session {id} of {owner}: inference on {:?} in {secs:.2}s ({} rotations, {} key switches; plaintext cache {} of {} MiB, {} hits, {} misses)",
+            "session {id} of {owner}: inference on {:?} in {secs:.2}s (sanitizing {:.1} ms; {} rotations, {} key switches; plaintext cache {} of {} MiB, {} hits, {} misses)",
             m.info.name,
+            sanitize * 1e3,
             counts.rotate,
             counts.key_switch,
             cache.bytes >> 20,
@@ -706,14 +821,19 @@ mod tests {
     use ndarray::Array4;
     use rand::{Rng, SeedableRng};
 
-    /// Widths 1, 2, 2, V = 5, T = 4, C = 3, all activations pruned: depth 7, `N14_L7`.
+    /// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6,
+    /// `N14_L7`.
     fn tiny() -> (ServedModel, InferenceConfig) {
         let (c, t, v) = (3, 4, 5);
         let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
         let a = spatial_partition(v, &edges, 1).unwrap();
         let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 3);
+        // Two blocks: depth 2·2 + 2 (dense layer and logit mask) = 6 fits N = 2^14.
+        cfg.architecture = None;
+        cfg.blocks.truncate(2);
+        cfg.activation_mask.truncate(2);
         let all: Vec<usize> = (0..v).collect();
-        for b in 0..3 {
+        for b in 0..2 {
             for s in 0..2 {
                 cfg.prune(b, s, &all).unwrap();
             }
@@ -735,6 +855,8 @@ mod tests {
             max_concurrent_inferences: 1,
             plaintext_cache_mib: 1,
             lockstep_mib: 64,
+            flood_bits: 0,
+            eval_error_bound: hegcn::DEFAULT_EVAL_ERROR_BOUND,
         };
         let sc = ServedModelConfig {
             name: "tiny".into(),
@@ -749,7 +871,7 @@ mod tests {
     fn client_packing_equals_hegcn_input_encryption() {
         let (m, _) = tiny();
         assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
-        assert_eq!(m.info.input_level, 7);
+        assert_eq!((m.info.input_level, m.info.output_level), (6, 0));
         assert!(m.galois_key_count() > 0);
         let params = params_for(&m.info).unwrap();
         let sk = KeyGenerator::new(&params).secret_key();
@@ -874,10 +996,15 @@ mod tests {
             .unwrap()
             .to_bytes(&params)
             .unwrap();
-        for (objects, want) in [
-            (vec![relin.clone(), extra], "is not used by model"),
-            (vec![relin.clone()], "no Galois key for element"),
-            (vec![extra_garbage()], "relinearization key"),
+        // The public key at the output level (level 0), and one at the top level (refused).
+        let pk_top = kg.public_key(&sk).unwrap();
+        let pk0 = pk_top.at_level(0).unwrap().to_bytes().unwrap();
+        let pk_top = pk_top.to_bytes().unwrap();
+        for (objects, pk, want) in [
+            (vec![relin.clone(), extra], &pk0, "is not used by model"),
+            (vec![relin.clone()], &pk0, "no Galois key for element"),
+            (vec![extra_garbage()], &pk0, "relinearization key"),
+            (vec![relin.clone()], &extra_garbage(), "public key: "),
         ] {
             let key_lens = objects.iter().map(|o| o.len() as u64).collect();
             let r = ask(
@@ -885,6 +1012,7 @@ mod tests {
                 InferRequest::OpenSession {
                     model: "tiny".into(),
                     key_lens,
+                    public_key_len: pk.len() as u64,
                 },
             )
             .await;
@@ -892,6 +1020,7 @@ mod tests {
             for o in &objects {
                 send_object(&mut client, o).await.unwrap();
             }
+            send_object(&mut client, pk).await.unwrap();
             client.flush().await.unwrap();
             let (code, msg) = refusal(client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap());
             assert_eq!(code, ErrorCode::BadRequest, "{msg}");
@@ -904,11 +1033,30 @@ mod tests {
                 InferRequest::OpenSession {
                     model: "tiny".into(),
                     key_lens: vec![10; steps.len() + 5],
+                    public_key_len: 10,
                 },
             )
             .await,
         );
         assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+        let (code, msg) = refusal(
+            ask(
+                &mut client,
+                InferRequest::OpenSession {
+                    model: "tiny".into(),
+                    key_lens: vec![10],
+                    public_key_len: pk_top.len() as u64,
+                },
+            )
+            .await,
+        );
+        // A key above the output level is larger than the limit (one limb at N = 2^14).
+        assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+        let want = format!(
+            "public key of {} bytes announced, one takes 1 to 135168",
+            pk_top.len()
+        );
+        assert!(msg.contains(&want), "{msg}");
         let (code, _) = refusal(
             ask(
                 &mut client,
@@ -922,7 +1070,7 @@ mod tests {
         assert_eq!(code, ErrorCode::NotFound);
         assert_eq!(svc.session_count(), 0);
         // The complete, correct key set opens a session; with a zero TTL it is gone right after.
-        let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps).unwrap();
+        let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps, 0).unwrap();
         let key_lens = keys.lens.clone();
         let mut rx = keys.rx;
         let r = ask(
@@ -930,6 +1078,7 @@ mod tests {
             InferRequest::OpenSession {
                 model: "tiny".into(),
                 key_lens: key_lens.clone(),
+                public_key_len: keys.public_key.len() as u64,
             },
         )
         .await;
@@ -938,6 +1087,7 @@ mod tests {
             let k = rx.recv().await.unwrap().unwrap();
             send_object(&mut client, &k).await.unwrap();
         }
+        send_object(&mut client, &keys.public_key).await.unwrap();
         client.flush().await.unwrap();
         let session = match client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap() {
             Reply::Inference(InferReply::SessionOpened { session, ttl_s: 0 }) => session,
@@ -997,6 +1147,55 @@ mod tests {
                 assert!(l.iter().all(|v| v.is_finite()));
             }
         }
+    }
+
+    /// A server reply is masked and sanitized with the session's public key: it decrypts to the
+    /// logits within the announced flood (`flood_sd`, default settings), every other slot holds
+    /// flood noise of that spread, and two replies to the same ciphertexts differ in `c1`.
+    #[test]
+    fn server_replies_are_sanitized_with_the_session_public_key() {
+        let (m, _) = tiny();
+        let params = m.he.params().clone();
+        let mut kg = KeyGenerator::new(&params);
+        let sk = kg.secret_key();
+        let pk = kg.public_key(&sk).unwrap();
+        let pk_out = pk.at_level(m.info.output_level as usize).unwrap();
+        let eval = Evaluator::new(&params)
+            .with_relin_key(kg.relin_key(&sk).unwrap())
+            .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+        let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+        let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
+        let (plain, _) = m.he.forward(&eval, &ct).unwrap();
+        let want = m.he.decrypt_logits(&sk, &plain).unwrap();
+        let a = m.evaluate(&eval, &pk_out, ct.clone()).unwrap();
+        let b = m.evaluate(&eval, &pk_out, ct).unwrap();
+        let load = |r: &Evaluated| Ciphertext::from_bytes(&r.bytes[0], &params).unwrap();
+        let (ca, cb) = (load(&a), load(&b));
+        assert_ne!(ca.parts().1, cb.parts().1, "c1 must be fresh per reply");
+        assert_ne!(ca.parts().1, plain.cts[0].parts().1);
+        let sd = m.info.flood_sd;
+        assert!(sd > 0.0 && sd < 0.05, "flood sd {sd}");
+        let positions: Vec<(u32, u32)> = a
+            .positions
+            .iter()
+            .map(|&(c, s)| (c as u32, s as u32))
+            .collect();
+        let got = crate::infer::decrypt_logits(&params, &sk, &a.bytes, &positions).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 8.0 * sd, "{g} vs {w} (flood sd {sd})");
+        }
+        let slots = ckks::Encoder::new(&params).decode(&sk.decrypt(&ca).unwrap());
+        let rest: Vec<f64> = (0..slots.len())
+            .filter(|&s| !a.positions.contains(&(0, s)))
+            .map(|s| slots[s])
+            .collect();
+        let rms = (rest.iter().map(|v| v * v).sum::<f64>() / rest.len() as f64).sqrt();
+        assert!(
+            (0.8..1.2).contains(&(rms / sd)),
+            "rms {rms} vs flood sd {sd}"
+        );
+        assert!(rest.iter().all(|v| v.abs() <= 8.0 * sd));
     }
 
     fn extra_garbage() -> Vec<u8> {

@@ -207,6 +207,22 @@ pub enum CkksError {
         /// The limit.
         limit: u64,
     },
+    /// A flooding noise (see [`crate::sanitize`]) does not fit the ciphertext modulus: the flood
+    /// width `W` plus the message `Δ·max|m|` and the noise must stay below `Q_level / 2`, and
+    /// `W` below `2^62`.
+    #[error(
+        "flood of width 2^{flood_bits:.2} plus message and noise of 2^{message_bits:.2} exceed the room of 2^{room_bits:.2} at level {level}"
+    )]
+    FloodTooWide {
+        /// `log2` of the flood width `W`.
+        flood_bits: f64,
+        /// `log2(Δ·max|m| + noise bound)`.
+        message_bits: f64,
+        /// `log2` of the limit (`Q_level / 2`, or `2^62` for the width alone).
+        room_bits: f64,
+        /// The ciphertext level.
+        level: usize,
+    },
     /// bincode could not decode or encode the data.
     #[error("bincode (de)serialization failed: {0}")]
     Bincode(#[from] bincode::Error),

@@ -127,7 +127,8 @@ impl SecretKey {
     }
 }
 
-/// The public key `(b, a) = (-a·s + e, a)` modulo `Q_L`.
+/// The public key `(b, a) = (-a·s + e, a)` modulo `Q_ℓ` (`ℓ = L` as generated; a key
+/// restricted with [`PublicKey::at_level`] encrypts only at levels up to `ℓ`).
 #[derive(Clone)]
 pub struct PublicKey {
     pub(crate) params: CkksParams,
@@ -145,13 +146,10 @@ impl std::fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
+    /// The key with `b` as given (over `q_0..q_ℓ`) and `a` regenerated from `seed` over the
+    /// same primes (`a` is drawn limb by limb, so a restricted key keeps its seed).
     pub(crate) fn from_seed_and_b(params: &CkksParams, seed: [u8; 32], b: RnsPoly<Ntt>) -> Self {
-        let a = sampling::uniform_ntt(
-            params,
-            &mut ChaCha20Rng::from_seed(seed),
-            params.max_level() + 1,
-            0,
-        );
+        let a = sampling::uniform_ntt(params, &mut ChaCha20Rng::from_seed(seed), b.q_len(), 0);
         Self {
             params: params.clone(),
             seed,
@@ -163,6 +161,31 @@ impl PublicKey {
     /// The parameters this key belongs to.
     pub fn params(&self) -> &CkksParams {
         &self.params
+    }
+
+    /// The highest level this key encrypts at.
+    pub fn level(&self) -> usize {
+        self.b.q_len() - 1
+    }
+
+    /// The same key restricted to `q_0..q_level` (it keeps its seed, so it serializes as the
+    /// seed plus `level + 1` limbs of `b`): enough to encrypt at `level` and below.
+    ///
+    /// # Errors
+    /// [`CkksError::InvalidLevel`] if `level` is above [`Self::level`].
+    pub fn at_level(&self, level: usize) -> Result<PublicKey> {
+        if level > self.level() {
+            return Err(CkksError::InvalidLevel {
+                level,
+                max: self.level(),
+            });
+        }
+        Ok(PublicKey {
+            params: self.params.clone(),
+            seed: self.seed,
+            b: self.b.restrict(level + 1, false),
+            a: self.a.restrict(level + 1, false),
+        })
     }
 
     /// Public-key encryption with an OS-seeded ChaCha20 generator:
@@ -181,6 +204,12 @@ impl PublicKey {
         pt.check_params(params)?;
         let n = params.n();
         let q_len = pt.poly.q_len();
+        if q_len > self.b.q_len() {
+            return Err(CkksError::LevelMismatch {
+                left: pt.level(),
+                right: self.level(),
+            });
+        }
         let mut v_coeffs = sampling::ternary(rng, n);
         let mut v = RnsPoly::from_signed(params, &v_coeffs, q_len, 0).into_ntt(params);
         v_coeffs.zeroize();

@@ -12,7 +12,8 @@
 //! type, NTT via `tfhe-ntt`, base conversion, rescale, automorphisms), [`encoder`] (canonical
 //! embedding), [`keys`] (secret/public/relinearization/Galois keys), [`evaluator`] (homomorphic
 //! operations and operation counters), [`serial`] (validated, size-limited serialization),
-//! [`sampling`] (ChaCha20-based ternary/Gaussian/uniform sampling) and [`pool`] (process-wide
+//! [`sampling`] (ChaCha20-based ternary/Gaussian/uniform sampling), [`sanitize`] (re-randomizing
+//! and noise-flooding a result before it goes back to the key owner) and [`pool`] (process-wide
 //! recycling of polynomial buffers, as SEAL's memory pool).
 //!
 //! ```
@@ -97,6 +98,7 @@ pub mod params;
 pub mod poly;
 pub mod pool;
 pub mod sampling;
+pub mod sanitize;
 pub mod serial;
 
 pub use ciphertext::{Ciphertext, Ciphertext3};
@@ -112,5 +114,6 @@ pub use params::{
     SecurityLevel, SpecialPrimes,
 };
 pub use pool::{buffer_pool_bytes, trim_buffer_pool};
+pub use sanitize::Flood;
 #[cfg(test)]
 mod scheme_tests;

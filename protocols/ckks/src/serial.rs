@@ -275,15 +275,17 @@ impl Plaintext {
 #[derive(Serialize, Deserialize)]
 struct PublicKeyWire {
     tag: ParamsTag,
+    level: u32,
     seed: [u8; 32],
     b: Vec<u64>,
 }
 
 impl PublicKey {
-    /// Serializes the public key (seed of `a` plus `b`).
+    /// Serializes the public key (its level, the seed of `a` and `b` over `q_0..q_level`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         encode(&PublicKeyWire {
             tag: ParamsTag::of(&self.params),
+            level: self.level() as u32,
             seed: self.seed,
             b: self.b.data.clone(),
         })
@@ -294,7 +296,8 @@ impl PublicKey {
         const OBJ: &str = "public key";
         let w: PublicKeyWire = decode(bytes, limit)?;
         w.tag.check(params, OBJ)?;
-        let b = load_poly(params, OBJ, w.b, params.max_level() + 1, 0)?;
+        let level = check_level(params, OBJ, w.level)?;
+        let b = load_poly(params, OBJ, w.b, level + 1, 0)?;
         Ok(PublicKey::from_seed_and_b(params, w.seed, b))
     }
 

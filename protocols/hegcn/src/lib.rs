@@ -6,7 +6,7 @@
 //! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
 //! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`]: compiled stages, server
 //! evaluation, client encryption/decryption, op-count formulas), [`reference`](mod@reference) (the plaintext
-//! twin of every stage). The internal `linear` module implements block-diagonal linear maps
+//! twin of every stage), [`sanitize`](mod@sanitize) (the flood of the returned logits). The internal `linear` module implements block-diagonal linear maps
 //! (diagonal method with hoisted rotations or baby-step/giant-step).
 //!
 //! Design choices (see the module docs for details): the graph convolution is one fused
@@ -24,7 +24,9 @@
 //! NTU shape), instead of once per node; the operation counts do not change. Galois keys are needed only for
 //! [`HeStgcn::rotation_steps`] (per stage: [`HeStgcn::block_rotation_steps`],
 //! [`HeStgcn::head_rotation_steps`]). [`HeStgcn::planned_op_counts`] gives every evaluator
-//! operation of a forward pass from the compiled program, without running it.
+//! operation of a forward pass from the compiled program, without running it. The head masks
+//! its output to the logit slots and [`HeStgcn::sanitize_logits`] re-randomizes and floods it
+//! with the client's public key before it is returned ([`sanitize`](mod@sanitize)).
 //!
 //! Tests (`cargo test -p hegcn --release`, insecure small-N parameters) compare every stage
 //! with [`reference`](mod@reference) and the logits with `FoldedModel::forward`; the ignored tests in
@@ -48,6 +50,8 @@
 //! let ct = he.encrypt_input(&pk, x)?;
 //! // server
 //! let (logits, stages) = he.forward(&eval, &ct)?;
+//! let pk_out = pk.at_level(he.output_level())?; // sent by the client with its keys
+//! let logits = he.sanitize_logits(&eval, &logits, &pk_out, &hegcn::FloodConfig::default())?;
 //! // client
 //! let scores = he.decrypt_logits(&sk, &logits)?;
 //! # let _ = (plan, stages, scores); Ok(()) }
@@ -61,7 +65,10 @@ mod linear;
 pub mod model;
 pub mod plan;
 pub mod reference;
+pub mod sanitize;
 
+#[cfg(test)]
+mod bodypose_flood;
 #[cfg(test)]
 mod ntu_bench;
 #[cfg(test)]
@@ -74,4 +81,7 @@ pub use model::{
     counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
     PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,
 };
-pub use plan::{check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan};
+pub use plan::{
+    check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan, HEAD_MASK_LEVELS,
+};
+pub use sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS};

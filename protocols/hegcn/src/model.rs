@@ -28,7 +28,10 @@
 //!    level: it costs no extra level.
 //! 5. **Head** — node sum (AMA: ciphertext additions), dense layer with the `1/(T·V·M)` pooling
 //!    factor and the frame mask folded into its diagonals, then a log-step rotate-and-sum inside
-//!    each block; logits land at the first slot of their class block.
+//!    each block; logits land at the first slot of their class block. A 0/1 plaintext mask
+//!    (one more level) then zeroes every other slot, which held partial sums of the dense
+//!    layer; [`HeStgcn::sanitize_logits`] re-randomizes and floods the result before it is
+//!    returned (see [`crate::sanitize`]).
 //!
 //! # Rotation counts (formulas, tested in `op_counts_match_formulas`)
 //! Notation: `B` blocks per ciphertext, `bs` slots per block, `V` nodes, `K_t` temporal taps
@@ -114,7 +117,8 @@ pub struct PlannedCounts {
     pub name: String,
     /// Rotations.
     pub rotations: usize,
-    /// Plaintext × ciphertext products of the linear maps.
+    /// Plaintext × ciphertext products of the linear maps (and of the head's logit mask, one
+    /// per logit ciphertext).
     pub products: usize,
 }
 
@@ -1027,7 +1031,7 @@ impl HeStgcn {
         out.push(PlannedCounts {
             name: "head".into(),
             rotations: self.head.fc.rotations() + self.head.sum_steps.len() * self.head.bias.len(),
-            products: self.head.fc.products(),
+            products: self.head.fc.products() + self.head.bias.len(),
         });
         out
     }
@@ -1078,6 +1082,9 @@ impl HeStgcn {
         c.key_switch += k;
         c.decompose += k;
         c.add += k + bias_adds(&h.bias);
+        // The logit mask: one product and one rescale per logit ciphertext.
+        c.mul_plain += h.bias.len() as u64;
+        c.rescale += h.bias.len() as u64;
         out.push(PlannedStage {
             name: "head".into(),
             counts: c,
@@ -1239,8 +1246,47 @@ impl HeStgcn {
         })
     }
 
-    /// Average pooling and the dense head (one level).
+    /// Average pooling, the dense head (one level) and the logit mask (one level: a 0/1
+    /// plaintext product and a rescale): the returned ciphertexts hold the logits at `positions` and zeros
+    /// (up to noise) in every other slot.
     pub fn head(&self, eval: &Evaluator, x: &PackedTensor) -> Result<EncryptedLogits> {
+        let mut out = self.head_unmasked(eval, x)?;
+        self.mask_logits(eval, &mut out)?;
+        Ok(EncryptedLogits {
+            cts: out,
+            positions: self.head.positions.clone(),
+        })
+    }
+
+    /// Multiplies each logit ciphertext by the 0/1 mask of its logit slots, encoded at scale
+    /// `q_ℓ` (the prime the rescale removes, so the scale comes back exactly), and rescales.
+    /// Without it the log-step rotate-and-sum leaves partial sums of the dense layer (weights
+    /// times activations) in every other slot of a class block, which the client would decrypt.
+    pub(crate) fn mask_logits(&self, eval: &Evaluator, cts: &mut [Ciphertext]) -> Result<()> {
+        let positions = &self.head.positions;
+        cts.par_iter_mut()
+            .enumerate()
+            .try_for_each(|(i, ct)| -> Result<()> {
+                let mut mask = vec![0.0; self.params.slots()];
+                for &(_, slot) in positions.iter().filter(|p| p.0 == i) {
+                    mask[slot] = 1.0;
+                }
+                let level = ct.level();
+                let q = self.params.q_primes()[level] as f64;
+                let pt = self.encoder.encode(&mask, level, q)?;
+                eval.mul_plain_assign(ct, &pt)?;
+                eval.rescale_assign(ct)?;
+                Ok(())
+            })
+    }
+
+    /// The head without the logit mask: partial sums of the dense layer in every slot of a
+    /// class block (what the returned ciphertexts held before the mask; tests compare).
+    pub(crate) fn head_unmasked(
+        &self,
+        eval: &Evaluator,
+        x: &PackedTensor,
+    ) -> Result<Vec<Ciphertext>> {
         let expected = self
             .blocks
             .last()
@@ -1273,10 +1319,7 @@ impl HeStgcn {
             Ok(())
         })?;
         self.add_bias(eval, &mut out, &h.bias)?;
-        Ok(EncryptedLogits {
-            cts: out,
-            positions: h.positions.clone(),
-        })
+        Ok(out)
     }
 
     /// Runs block `i` (graph conv, activation, temporal conv + residual, activation).

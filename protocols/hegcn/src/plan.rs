@@ -1,7 +1,7 @@
 //! Level planning: the multiplicative depth of a folded ST-GCN under the packings of this crate
 //! and the choice of the smallest 128-bit CKKS preset that holds it.
 //!
-//! Every stage that multiplies by a plaintext or squares spends exactly one level (one rescale):
+//! Every plaintext product or squaring spends exactly one level (one rescale):
 //!
 //! | stage | levels |
 //! |---|---|
@@ -9,10 +9,12 @@
 //! | activation site with at least one non-linear node | 1 (`a·x²+b·x+c` included) |
 //! | activation site pruned on every node | 0 |
 //! | temporal convolution (+ residual, which runs beside it on a lower level) | 1 |
-//! | average pooling + dense head | 1 |
+//! | average pooling + dense head, then the 0/1 logit mask | 1 + [`HEAD_MASK_LEVELS`] |
 //!
-//! so a block costs 2–4 levels and STGCN-3-128 without pruning needs `3·4 + 1 = 13`. The input
-//! is encrypted at exactly that level and the logits arrive at level 0.
+//! so a block costs 2–4 levels and STGCN-3-128 without pruning needs `3·4 + 2 = 14`. The input
+//! is encrypted at exactly that level and the logits arrive at level 0. The mask (see
+//! `HeStgcn::head`) keeps only the logit slots of the returned ciphertexts: without it the
+//! rotate-and-sum of the head leaves partial sums of the dense layer in every other slot.
 
 use ckks::{presets, CkksParams, Preset};
 use ml::stgcn::{FoldedActivation, FoldedModel};
@@ -26,7 +28,7 @@ use crate::layout::{Layout, Packing};
 pub struct StagePlan {
     /// Stage name, e.g. `"block1.gcn"`.
     pub name: String,
-    /// Levels consumed (0 or 1).
+    /// Levels consumed (0 to 2: the head includes the logit mask).
     pub levels: usize,
     /// Ciphertext level after the stage.
     pub level_after: usize,
@@ -40,6 +42,9 @@ pub struct LevelPlan {
     /// Total multiplicative depth (= the level at which the input is encrypted).
     pub depth: usize,
 }
+
+/// Levels of the 0/1 mask applied to the head's output (one plaintext product and rescale).
+pub const HEAD_MASK_LEVELS: usize = 1;
 
 /// Whether an activation site spends a level; errors on a ReLU node that is kept.
 pub(crate) fn site_levels(act: &FoldedActivation, block: usize, site: usize) -> Result<usize> {
@@ -65,7 +70,7 @@ pub fn level_plan(model: &FoldedModel) -> Result<LevelPlan> {
         raw.push((format!("block{i}.tcn"), 1));
         raw.push((format!("block{i}.act2"), site_levels(&b.act2, i, 1)?));
     }
-    raw.push(("head".to_string(), 1));
+    raw.push(("head".to_string(), 1 + HEAD_MASK_LEVELS));
     let depth = raw.iter().map(|r| r.1).sum();
     let mut level = depth;
     let stages = raw

@@ -227,7 +227,8 @@ fn stagewise(model: &FoldedModel, packing: Packing, log_n: u32, x: &Array4<f64>)
         assert!((a - b).abs() <= TOL * mag, "{tag}: logit {a} vs {b}");
     }
     assert_eq!(argmax(&logits), argmax(want.as_slice().unwrap()));
-    assert_eq!(ct.cts[0].level(), 1, "head input at level 1");
+    // The head spends one level on the dense layer and one on the logit mask.
+    assert_eq!(ct.cts[0].level(), 2, "head input at level 2");
 }
 
 #[test]
@@ -459,16 +460,17 @@ fn full_model(arch: Architecture, v: usize, t: usize, m: usize) -> FoldedModel {
 
 #[test]
 fn level_planner_picks_presets_and_refuses_deep_models() {
-    // STGCN-3-128 on the NTU shape: 3 blocks × (gcn, x², tcn, x²) + head = 13 levels.
+    // STGCN-3-128 on the NTU shape: 3 blocks × (gcn, x², tcn, x²) + head (dense layer and
+    // logit mask) = 14 levels.
     let ntu = full_model(Architecture::Stgcn3x128, 25, 256, 2);
     let (preset, plan) = choose_preset(&ntu, Packing::Ama).unwrap();
-    assert_eq!(plan.depth, 13);
+    assert_eq!(plan.depth, 14);
     assert_eq!(plan.stages.len(), 13);
     assert_eq!(plan.stages.last().unwrap().level_after, 0);
     assert_eq!(preset.name, "N15_L17_S40_128BIT");
     let (preset_cm, _) = choose_preset(&ntu, Packing::ChannelMajor).unwrap();
     assert_eq!(preset_cm.name, "N15_L17_S40_128BIT");
-    // Pruning every activation leaves 3 × 2 + 1 = 7 levels: N = 2^14 suffices.
+    // Pruning every activation leaves 3 × 2 + 2 = 8 levels: one more than N = 2^14 holds.
     let mut pruned = full_model(Architecture::Stgcn3x128, 25, 64, 1);
     for b in &mut pruned.blocks {
         for act in [&mut b.act1, &mut b.act2] {
@@ -480,12 +482,17 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
         }
     }
     let (p, plan) = choose_preset(&pruned, Packing::Ama).unwrap();
-    assert_eq!((plan.depth, p.name), (7, "N14_L7_S40_128BIT"));
-    // STGCN-6-256: 25 levels → N = 2^16.
+    assert_eq!((plan.depth, p.name), (8, "N15_L17_S40_128BIT"));
+    // Two pruned blocks (2 × 2 + 2 = 6 levels) fit N = 2^14.
+    let mut two = pruned.clone();
+    two.blocks.pop();
+    let (p, plan) = choose_preset(&two, Packing::Ama).unwrap();
+    assert_eq!((plan.depth, p.name), (6, "N14_L7_S40_128BIT"));
+    // STGCN-6-256: 26 levels → N = 2^16.
     let six = full_model(Architecture::Stgcn6x256, 25, 64, 1);
     let (p, plan) = choose_preset(&six, Packing::Ama).unwrap();
-    assert_eq!((plan.depth, p.name), (25, "N16_L37_S40_128BIT"));
-    // Ten 4-level blocks: 41 levels exceed the largest preset (37).
+    assert_eq!((plan.depth, p.name), (26, "N16_L37_S40_128BIT"));
+    // Ten 4-level blocks: 42 levels exceed the largest preset (37).
     let mut deep = six.clone();
     let extra = deep.blocks[5].clone();
     while deep.blocks.len() < 10 {
@@ -496,7 +503,7 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
         matches!(
             err,
             HeGcnError::DepthExceeded {
-                needed: 41,
+                needed: 42,
                 available: 37
             }
         ),
@@ -510,7 +517,7 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
         matches!(
             err,
             HeGcnError::DepthExceeded {
-                needed: 13,
+                needed: 14,
                 available: 4
             }
         ),
@@ -833,4 +840,105 @@ fn lockstep_nodes_share_encoded_diagonals() {
     for (a, b) in runs[0].0.iter().zip(&runs[1].0) {
         assert!((a - b).abs() <= TOL * mag);
     }
+}
+
+/// The returned logits show the logits and nothing else: a sanitized reply (masked head,
+/// re-randomized with the client's level-0 public key, flooded) decrypts to the plaintext
+/// logits at the logit slots within the flood's stated error, and to flood noise in every other
+/// slot: within the flood's width and uncorrelated with the dense layer's partial sums, which the
+/// unmasked head (the old reply) held in those slots.
+#[test]
+fn returned_logits_hide_other_slots() {
+    let model = small_model(4, 8, 1, 8, ActivationKind::Poly, &[(1, 1, vec![3])], 61);
+    let params = test_params(10, level_plan(&model).unwrap().depth);
+    let he = HeStgcn::compile(&model, Packing::Ama, &params).unwrap();
+    let k = keys(&he, 6);
+    let x = random_input(3, 8, 4, 1, 62);
+    let mut cur = he.encrypt_input(&k.pk, x.view()).unwrap();
+    for i in 0..he.num_blocks() {
+        cur = he.block(&k.eval, i, &cur).unwrap();
+    }
+    let old = he.head_unmasked(&k.eval, &cur).unwrap();
+    let masked = he.head(&k.eval, &cur).unwrap();
+    assert_eq!(masked.cts[0].level(), he.output_level());
+    // The client sends its public key at the output level only.
+    let pk_out = k.pk.at_level(he.output_level()).unwrap();
+    let cfg = crate::FloodConfig {
+        flood_bits: 8,
+        eval_error_bound: 2f64.powi(-20),
+    };
+    let reply = he.sanitize_logits(&k.eval, &masked, &pk_out, &cfg).unwrap();
+    let enc = ckks::Encoder::new(&params);
+    let dec = |c: &ckks::Ciphertext| enc.decode(&k.sk.decrypt(c).unwrap());
+    let sd = he
+        .logit_flood(&cfg)
+        .slot_error_sd(params.n(), params.default_scale());
+    let want = folded_logits(&model, &x);
+    let logit_tol = 8.0 * sd + 1e-6;
+    let (mut partial, mut flooded, mut unflooded) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, ct) in reply.cts.iter().enumerate() {
+        let (o, m, r) = (dec(&old[i]), dec(&masked.cts[i]), dec(ct));
+        for slot in 0..params.slots() {
+            match reply.positions.iter().position(|&p| p == (i, slot)) {
+                Some(q) => {
+                    assert!(
+                        (r[slot] - want[q]).abs() <= logit_tol,
+                        "logit {q}: {} vs {}",
+                        r[slot],
+                        want[q]
+                    );
+                    assert!((o[slot] - want[q]).abs() <= 1e-6, "unmasked logit {q}");
+                }
+                None => {
+                    partial.push(o[slot]);
+                    unflooded.push(m[slot]);
+                    flooded.push(r[slot]);
+                }
+            }
+        }
+    }
+    let max_abs = |v: &[f64]| v.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    // The old reply leaked partial sums of the dense layer in the other slots.
+    // (every slot of a class block but its first; the unused blocks hold zeros).
+    let nonzero = partial.iter().filter(|p| p.abs() > 1e-3).count();
+    let classes = model.num_classes;
+    assert!(nonzero >= classes * 4, "{nonzero} nonzero partial sums");
+    assert!(max_abs(&partial) > 1e-2, "{}", max_abs(&partial));
+    // The mask alone leaves noise far below them; the flood then dominates.
+    assert!(
+        max_abs(&partial) > 1e3 * max_abs(&unflooded),
+        "the mask keeps partial sums"
+    );
+    assert!(
+        max_abs(&unflooded) < 1e-2 * sd,
+        "{} vs flood sd {sd}",
+        max_abs(&unflooded)
+    );
+    // Masked and flooded: within the flood's width, spread like it, uncorrelated with them.
+    assert!(
+        max_abs(&flooded) <= 8.0 * sd,
+        "{} > 8·{sd}",
+        max_abs(&flooded)
+    );
+    let rms = (flooded.iter().map(|v| v * v).sum::<f64>() / flooded.len() as f64).sqrt();
+    assert!(
+        (0.7..1.3).contains(&(rms / sd)),
+        "rms {rms} vs flood sd {sd}"
+    );
+    let corr = correlation(&partial, &flooded);
+    assert!(corr.abs() < 0.2, "correlation {corr} with the partial sums");
+    println!(
+        "flood sd {sd:.3e}, max |partial sum| {:.3e}, max |masked| {:.3e}, correlation {corr:.3}",
+        max_abs(&partial),
+        max_abs(&unflooded)
+    );
+}
+
+fn correlation(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
 }
