@@ -197,8 +197,16 @@ async fn secure_run(
 
     // Offline phase: plan on shapes, then make the triples.
     let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
-    let (requests, truncations) =
-        plan_requests(model, (n, d), ytr.dim(), &w_dims, &sched, &hyper, truncation).await?;
+    let (requests, truncations) = plan_requests(
+        model,
+        (n, d),
+        ytr.dim(),
+        &w_dims,
+        &sched,
+        &hyper,
+        truncation,
+    )
+    .await?;
     let off = crate::offline::run(source, transport, &requests).await?;
     let [pre0, pre1] = off.pre;
 

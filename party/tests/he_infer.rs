@@ -548,10 +548,12 @@ fn limit_refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Result<String
     }
 }
 
-fn open_request(key_lens: &[u64]) -> ClientRequest {
+/// An `OpenSession` for `key_lens` evaluation keys and a public key of `public_key_len` bytes.
+fn open_request(key_lens: &[u64], public_key_len: u64) -> ClientRequest {
     ClientRequest::Inference(InferRequest::OpenSession {
         model: "tiny".into(),
         key_lens: key_lens.to_vec(),
+        public_key_len,
     })
 }
 
@@ -559,7 +561,8 @@ fn limit_message(r: Result<Reply, ClientError>) -> String {
     limit_refusal(r).unwrap_or_else(|e| panic!("expected a Limit refusal, got {e}"))
 }
 
-/// Streams `keys` after `Ready` and returns the opened session.
+/// Streams `keys` (the evaluation keys, then the public key) after `Ready` and returns the
+/// opened session.
 async fn send_keys(c: &mut Client, keys: &[Vec<u8>]) -> party::proto::EntryId {
     for k in keys {
         for chunk in k.chunks(party::proto::UPLOAD_CHUNK) {
@@ -592,19 +595,23 @@ async fn concurrent_session_opens_stay_bounded() {
     let info = alice.model_info("tiny").await.unwrap();
     let params = infer::params_for(&info).unwrap();
     let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
-    let mut stream = infer::generate_keys(&params, sk, &info.rotation_steps).unwrap();
+    let out = info.output_level as usize;
+    let mut stream = infer::generate_keys(&params, sk, &info.rotation_steps, out).unwrap();
     let lens = stream.lens.clone();
+    let pk_len = stream.public_key.len() as u64;
     let mut keys = Vec::new();
     for _ in &lens {
         keys.push(stream.rx.recv().await.unwrap().unwrap());
     }
+    keys.push(stream.public_key.clone());
     let total: u64 = lens.iter().sum();
-    eprintln!("{} key objects, {total} bytes", lens.len());
-    assert_eq!(
-        info.max_key_bytes,
-        total + total / 64,
-        "{total} bytes of keys"
+    eprintln!(
+        "{} key objects, {total} bytes, public key {pk_len} bytes",
+        lens.len()
     );
+    // What the model needs: its evaluation keys and the largest public key at the logits' level.
+    let need = total + infer::max_public_key_bytes(&params, out);
+    assert_eq!(info.max_key_bytes, need + need / 64, "{need} bytes of keys");
     assert!(
         s.log().contains(&format!(
             "max_key_bytes = {} (what the served",
@@ -629,7 +636,7 @@ async fn concurrent_session_opens_stay_bounded() {
                         Ok(m) => (Attempt::Connection(m), None),
                         Err(e) => (Attempt::Unexpected(e), None),
                     },
-                    Ok(mut c) => match c.request(&open_request(&lens)).await {
+                    Ok(mut c) => match c.request(&open_request(&lens, pk_len)).await {
                         Ok(Reply::Inference(InferReply::Ready)) => (Attempt::Ready, Some(c)),
                         r => match limit_refusal(r) {
                             Ok(m) => (Attempt::Open(m), Some(c)),
@@ -697,7 +704,7 @@ async fn concurrent_session_opens_stay_bounded() {
     let t0 = Instant::now();
     let a = alice.client();
     loop {
-        match a.request(&open_request(&lens)).await {
+        match a.request(&open_request(&lens, pk_len)).await {
             Ok(Reply::Inference(InferReply::Ready)) => break,
             r => {
                 let m = limit_message(r);
@@ -708,20 +715,20 @@ async fn concurrent_session_opens_stay_bounded() {
     }
     let session = send_keys(a, &keys).await;
     let mut bob = s.connect(BOB).await.unwrap();
-    let r = bob.request(&open_request(&lens)).await.unwrap();
+    let r = bob.request(&open_request(&lens, pk_len)).await.unwrap();
     assert_eq!(r, Reply::Inference(InferReply::Ready));
     send_keys(&mut bob, &keys).await;
 
     // Installed sessions are bounded per client and in total.
     let mut alice2 = s.connect(ALICE).await.unwrap();
-    let m = limit_message(alice2.request(&open_request(&lens)).await);
+    let m = limit_message(alice2.request(&open_request(&lens, pk_len)).await);
     assert!(m.contains("max_sessions_per_client = 1"), "{m}");
     let mut carol = s.connect(CAROL).await.unwrap();
-    let m = limit_message(carol.request(&open_request(&lens)).await);
+    let m = limit_message(carol.request(&open_request(&lens, pk_len)).await);
     assert!(m.contains("max_sessions = 2"), "{m}");
     // Closing one frees its slot; the server still serves.
     alice.close_session(session).await.unwrap();
-    let r = carol.request(&open_request(&lens)).await.unwrap();
+    let r = carol.request(&open_request(&lens, pk_len)).await.unwrap();
     assert_eq!(r, Reply::Inference(InferReply::Ready));
     drop(carol);
     assert_eq!(alice.list_models().await.unwrap(), vec!["tiny".to_string()]);
