@@ -1,8 +1,10 @@
 //! One entry point per decoder that a party, a client or the dealer runs on bytes it did not
 //! produce: the typed messages of [`crate::proto`] (client hello, client requests, replies,
 //! peer requests and replies), the dealer's messages, the length-prefixed framing with the
-//! upload-chunk and ring-matrix readers on top, the transport's link headers, and the store's
-//! manifest parser (bytes from disk). Used by the `cargo fuzz` targets in `party/fuzz`, by its
+//! upload-chunk and ring-matrix readers on top, the transport's link headers, the store's
+//! manifest parser (bytes from disk), the CKKS objects an inference client uploads (public key
+//! at a level, relinearization and Galois keys, ciphertexts) and the RLWE triple source's
+//! messages (public key, query, response) that one party decodes from the other. Used by the `cargo fuzz` targets in `party/fuzz`, by its
 //! bounded stable driver, and by the property tests; each function must return on any input.
 //!
 //! The framing readers run on an in-memory reader that is always ready, so their futures are
@@ -21,7 +23,7 @@ use std::task::{Context, Poll, Waker};
 pub type Target = fn(&[u8]);
 
 /// The decoders, by name (the fuzz target of each is `party/fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 12] = [
     ("client_hello", client_hello),
     ("client_request", client_request),
     ("reply", reply),
@@ -32,6 +34,8 @@ pub const TARGETS: [(&str, Target); 10] = [
     ("ring", ring),
     ("link_headers", link_headers),
     ("manifest", manifest),
+    ("he_keys", he_keys),
+    ("rlwe_messages", rlwe_messages),
 ];
 
 /// Polls a future whose I/O is in memory; it never waits.
@@ -130,9 +134,49 @@ pub fn manifest(b: &[u8]) {
     let _ = crate::store::parse_manifest(b);
 }
 
+/// The smallest 128-bit CKKS parameters (made once: prime generation is not cheap).
+fn ckks_params() -> &'static ckks::CkksParams {
+    static P: std::sync::OnceLock<ckks::CkksParams> = std::sync::OnceLock::new();
+    P.get_or_init(|| {
+        ckks::presets::N12_L1_S30_128BIT
+            .build()
+            .expect("preset builds")
+    })
+}
+
+/// The RLWE triple source's standard parameters (made once).
+fn rlwe_params() -> &'static mpc::offline::rlwe::RlweParams {
+    static P: std::sync::OnceLock<mpc::offline::rlwe::RlweParams> = std::sync::OnceLock::new();
+    P.get_or_init(mpc::offline::rlwe::RlweParams::standard)
+}
+
+/// What an inference client uploads, decoded as the serving party does (declared length as the
+/// limit): a public key (at any level), a relinearization key, Galois keys and a ciphertext.
+pub fn he_keys(b: &[u8]) {
+    let p = ckks_params();
+    let limit = b.len() as u64;
+    let _ = ckks::PublicKey::from_bytes_with_limit(b, p, limit);
+    let _ = ckks::RelinKey::from_bytes_with_limit(b, p, limit);
+    let _ = ckks::GaloisKeys::from_bytes_with_limit(b, p, limit);
+    let _ = ckks::Ciphertext::from_bytes_with_limit(b, p, limit);
+}
+
+/// The RLWE triple source's messages as the other party decodes them: the querier's public key
+/// and query, and a response whose output count is given by the first byte.
+pub fn rlwe_messages(b: &[u8]) {
+    use mpc::offline::rlwe::{PublicKey, Query, Response};
+    let p = rlwe_params();
+    let _ = PublicKey::from_bytes(p, b);
+    let _ = Query::from_bytes(p, b);
+    if let Some((&outputs, rest)) = b.split_first() {
+        let _ = Response::from_bytes(p, rest, usize::from(outputs) * 64);
+    }
+}
+
 /// Valid inputs of a target (encoded messages, framed streams, headers, a manifest): the
 /// starting corpus of both fuzzers, so that mutations start deep inside the decoders.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    use crate::infer::msg::InferRequest;
     use crate::proto::{
         DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, ModelKind, PeerState,
         ShareForm, TripleKind, UploadHeader, UploadOptions,
@@ -190,6 +234,19 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         },
         ClientRequest::Submit(spec.clone()),
         ClientRequest::Reveal { job: id },
+        ClientRequest::Inference(InferRequest::ModelInfo {
+            model: "bodypose".into(),
+        }),
+        ClientRequest::Inference(InferRequest::OpenSession {
+            model: "bodypose".into(),
+            key_lens: vec![1 << 20, 1 << 19, 1 << 19],
+            public_key_len: 1 << 16,
+        }),
+        ClientRequest::Inference(InferRequest::Infer {
+            session: id,
+            ct_lens: vec![1 << 18; 4],
+        }),
+        ClientRequest::Inference(InferRequest::CloseSession { session: id }),
     ];
     let framed = |msgs: &[Vec<u8>]| {
         let mut out = Vec::new();
@@ -309,8 +366,51 @@ name = \"d\"\nowner = \"alice\"\nrows = 2\ncols = 2\nlabel_column = 1\nfrac_bits
 form = \"Matrix\"\nsha256 = \"00\"\ncreated = 1\nstate = \"committed\"\nappenders = [\"bob\"]\n\
 supersedes = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\n\n[[appended]]\nclient = \"bob\"\nrows = 3\n"
             .to_vec()],
+        "he_keys" => he_key_seeds(),
+        "rlwe_messages" => rlwe_seeds(),
         _ => Vec::new(),
     }
+}
+
+/// Valid encodings of the objects [`he_keys`] decodes, under fixed-seed keys (fuzz seeds only).
+fn he_key_seeds() -> Vec<Vec<u8>> {
+    let p = ckks_params();
+    let mut kg = ckks::KeyGenerator::from_seed(p, [1; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).expect("public key");
+    let mut out = vec![
+        pk.to_bytes().expect("pk encodes"),
+        pk.at_level(0)
+            .and_then(|k| k.to_bytes())
+            .expect("pk at level 0"),
+        kg.relin_key(&sk)
+            .and_then(|k| k.to_bytes(p))
+            .expect("relin key"),
+        kg.galois_keys(&sk, &[1], false)
+            .and_then(|k| k.to_bytes(p))
+            .expect("galois key"),
+    ];
+    let enc = ckks::Encoder::new(p);
+    let pt = enc
+        .encode(&[1.0, 2.0], p.max_level(), p.default_scale())
+        .expect("encode");
+    let ct = sk.encrypt_symmetric(&pt).expect("encrypt");
+    out.push(ct.to_bytes(p).expect("ct encodes"));
+    out
+}
+
+/// Valid encodings of the RLWE messages [`rlwe_messages`] decodes (fixed seeds).
+fn rlwe_seeds() -> Vec<Vec<u8>> {
+    use mpc::offline::rlwe::SecretKey;
+    use rand::SeedableRng;
+    let p = rlwe_params();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let sk = SecretKey::generate(p, &mut rng);
+    let m = vec![3u64; p.degree()];
+    vec![
+        sk.public_key(p, &mut rng).to_bytes(p),
+        sk.encrypt(p, &m, &mut rng).to_bytes(p),
+    ]
 }
 
 fn enc<T: serde::Serialize>(m: &T) -> Vec<u8> {
