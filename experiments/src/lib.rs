@@ -2,7 +2,7 @@
 //!
 //! `experiment run <config.toml>` runs every task of a config with both parties in this process
 //! (over the same transport the `party` servers use, on loopback), the dealer beside them, and the
-//! plaintext twin of every secure run; it writes `report.md` and `results.json` (DESIGN.md,
+//! plaintext twin of every secure run; it writes `report.md` and `results.json` (ARCHITECTURE.md,
 //! "Experiments and reports") to `results/<name>/<timestamp>/`.
 //!
 //! `experiment run --remote p0.toml,p1.toml <config.toml>` runs the config's training tasks as

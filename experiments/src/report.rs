@@ -1,5 +1,5 @@
-//! Reports: `report.md` for people, `results.json` for machines (DESIGN.md, "Experiments and
-//! reports": `{"config": …, "metrics": {"<run>.<quantity>_<unit>": number}, …}`).
+//! Reports: `report.md` for people, `results.json` for machines (ARCHITECTURE.md, "Experiments
+//! and reports": `{"config": …, "metrics": {"<run>.<quantity>_<unit>": number}, …}`).
 
 use anyhow::{Context, Result};
 use serde_json::json;

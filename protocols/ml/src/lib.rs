@@ -1,7 +1,8 @@
 //! # ml — models written once, run on a plaintext or a secret-shared backend
 //!
-//! DESIGN.md, "ML": one model code path, two backends. [`backend::Plain`] computes in `f64`
-//! (the *plaintext twin*, the reference every secure result is compared with);
+//! One model code path, two backends (ARCHITECTURE.md, "Data flow … (2PC)").
+//! [`backend::Plain`] computes in `f64` (the *plaintext twin*, the reference every secure result
+//! is compared with);
 //! [`backend::Shared`] computes on 2PC shares with the `mpc` crate (SecureML). A third backend,
 //! [`backend::Plan`], runs the same code on shapes only and records the preprocessing (triples)
 //! the shared run will consume, so the offline phase can be done before going online.

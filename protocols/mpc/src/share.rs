@@ -2,7 +2,7 @@
 //!
 //! A value `x` is split as `x = x0 + x1 (mod 2^64)` with `x0` uniform; P0 holds `x0`, P1 holds `x1`.
 //! A data owner may instead send P0 a 32-byte ChaCha20 [`Seed`] whose expansion is `x0` and P1 the
-//! matrix `x − PRG(seed)`, halving the upload (DESIGN.md, "2PC protocols").
+//! matrix `x − PRG(seed)`, halving the upload (ARCHITECTURE.md, "Data flow … (2PC)").
 
 use crate::ring::{self, RingMatrix};
 use ndarray::{Array2, ArrayView2};
