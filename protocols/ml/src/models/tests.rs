@@ -8,7 +8,7 @@ use crate::Schedule;
 use mpc::net::{mem_pair, MemChannel};
 use mpc::offline::OtSource;
 use mpc::share::{reconstruct, share};
-use mpc::triples::{dealer, TripleRequest, TripleSource};
+use mpc::triples::{dealer, elementwise_entries, TripleRequest, TripleSource};
 use mpc::trunc::Truncation;
 use mpc::{FixedPoint, Role, Share};
 use ndarray::Array2;
@@ -34,16 +34,6 @@ async fn backends_with(
         Shared::new(c0, Role::P0, fp, p0.unwrap()).with_truncation(mode),
         Shared::new(c1, Role::P1, fp, p1.unwrap()).with_truncation(mode),
     )
-}
-
-/// Elementwise-triple entries of a request list.
-fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
-    reqs.iter()
-        .map(|r| match r {
-            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// Backends whose triples come from the two-server OT offline phase instead of a dealer.

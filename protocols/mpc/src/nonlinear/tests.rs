@@ -5,7 +5,7 @@ use super::*;
 use crate::fixed::FixedPoint;
 use crate::net::{mem_pair, CommStats, MemChannel, Metered};
 use crate::share::{reconstruct, share, Role, Share};
-use crate::triples::{dealer, Preprocessing, TripleRequest, TripleSource};
+use crate::triples::{dealer, elementwise_entries, Preprocessing, TripleRequest, TripleSource};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -782,16 +782,6 @@ async fn cost_matches_the_documented_table() {
     );
     assert_eq!(o[3].1.bytes_sent, (16 * n + 4) as u64);
     assert_eq!(o[4].1.bytes_sent, (32 * n + 4) as u64);
-}
-
-/// Elementwise-triple entries a request list asks for.
-fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
-    reqs.iter()
-        .map(|r| match r {
-            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
-            _ => 0,
-        })
-        .sum()
 }
 
 /// The softmax variants with exact truncation: every truncation takes one elementwise triple per

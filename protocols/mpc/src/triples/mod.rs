@@ -245,6 +245,16 @@ fn describe(lhs: &Lhs) -> String {
     }
 }
 
+/// Elementwise-triple entries (values) a request list asks for.
+pub fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
+    reqs.iter()
+        .map(|r| match r {
+            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The shape of V for a request: (inner, cols).
 pub fn v_shape(
     lhs: &Lhs,
