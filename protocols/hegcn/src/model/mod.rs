@@ -1,4 +1,4 @@
-//! Compiled encrypted ST-GCN: every stage of a [`FoldedModel`] as block-diagonal linear maps
+//! Compiled encrypted ST-GCN: every stage of a `FoldedModel` as block-diagonal linear maps
 //! (the `linear` module) and per-node polynomial activations, for either packing.
 //!
 //! Stages (CryptoGCN, Ran et al. 2022, §3; LinGCN, Peng et al. 2023, §3.3 for the node-wise
