@@ -4,10 +4,19 @@
 //! operation counts.
 //!
 //! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
-//! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`]: compiled stages, server
-//! evaluation, client encryption/decryption, op-count formulas), [`reference`](mod@reference) (the plaintext
-//! twin of every stage), [`sanitize`](mod@sanitize) (the flood of the returned logits). The internal `linear` module implements block-diagonal linear maps
-//! (diagonal method with hoisted rotations or baby-step/giant-step).
+//! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`] and the packed tensors
+//! it exchanges; inside it, one job per submodule: `compile` and `maps` (lowering of every
+//! stage to linear maps), `fold` (AMA coefficient folding), `activation` (polynomial sites),
+//! `forward` (server evaluation stage by stage), `head` (pooling, dense layer, logit mask),
+//! `client` (encryption and decryption), `counts` (measured and planned op counts, the
+//! rotation-count formulas) and `keys` (rotation steps for Galois keys)),
+//! [`reference`](mod@reference) (the plaintext twin of every stage), [`sanitize`](mod@sanitize)
+//! (the flood of the returned logits), [`error`]. The internal `linear` module implements
+//! block-diagonal linear maps (diagonal method with hoisted rotations or baby-step/giant-step):
+//! the plan in `linear` itself, evaluation in `linear::hoisted`, `linear::bsgs` and
+//! `linear::lockstep` (isomorphic groups from `linear::groups`), costs in `linear::counts`
+//! and the bounded plaintext cache in `linear::cache`. Tests live in `tests` (one submodule
+//! per topic), besides the ignored benchmarks `ntu_bench` and `bodypose_flood`.
 //!
 //! Design choices (see the module docs for details): the graph convolution is one fused
 //! level (`Σ_k A_k[v,w]·W_k` folded into the weight plaintexts, rotations hoisted per source

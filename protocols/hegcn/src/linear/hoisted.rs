@@ -1,0 +1,117 @@
+//! Hoisted evaluation of a linear map: all rotations of an input share one key-switching
+//! decomposition, and each output sums the products of the rotated inputs by its diagonals.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use ckks::{Ciphertext, Encoder, Evaluator};
+use rayon::prelude::*;
+
+use super::{accumulate, finish, split, Encode, LinearMap, Term};
+use crate::error::Result;
+
+impl LinearMap {
+    /// `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`, input by input, rescaled.
+    pub(super) fn apply_hoisted(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        inputs: &[Ciphertext],
+        encode: &Encode<'_>,
+        pt_scale: f64,
+    ) -> Result<Vec<Ciphertext>> {
+        let acc: Vec<Mutex<Option<Ciphertext>>> =
+            (0..self.n_out).map(|_| Mutex::new(None)).collect();
+        let mut start = 0;
+        while start < self.terms.len() {
+            let j = self.terms[start].j;
+            let end = start + self.terms[start..].partition_point(|t| t.j == j);
+            self.hoisted_input(
+                eval,
+                inputs,
+                j as usize,
+                &self.terms[start..end],
+                encode,
+                &acc,
+            )?;
+            start = end;
+        }
+        acc.into_iter()
+            .map(|m| {
+                let ct = m.into_inner().expect("no poisoned lock");
+                finish(eval, encoder, ct, &inputs[0], pt_scale)
+            })
+            .collect()
+    }
+
+    /// Rotates input `j` over its steps (hoisted) and adds the products of its terms `group`
+    /// (sorted by output) into the outputs' accumulators, one output per task.
+    fn hoisted_input(
+        &self,
+        eval: &Evaluator,
+        inputs: &[Ciphertext],
+        j: usize,
+        group: &[Term],
+        encode: &Encode<'_>,
+        acc: &[Mutex<Option<Ciphertext>>],
+    ) -> Result<()> {
+        let steps = &self.in_steps[j];
+        let nonzero: Vec<i64> = steps
+            .iter()
+            .filter(|&&s| s != 0)
+            .map(|&s| s as i64)
+            .collect();
+        let rotated = eval.rotate_hoisted(&inputs[j], &nonzero)?;
+        let rot_of = |s: usize| -> &Ciphertext {
+            if s == 0 {
+                &inputs[j]
+            } else {
+                let i = nonzero.binary_search(&(s as i64)).expect("step planned");
+                &rotated[i]
+            }
+        };
+        // Group this input's terms by output ciphertext.
+        let mut bounds = vec![0];
+        for i in 1..group.len() {
+            if group[i].q != group[i - 1].q {
+                bounds.push(i);
+            }
+        }
+        bounds.push(group.len());
+        bounds.par_windows(2).try_for_each(|w| -> Result<()> {
+            self.hoisted_output(eval, &group[w[0]..w[1]], &rot_of, encode, acc)
+        })
+    }
+
+    /// The products of one input's `terms` for one output, summed into its accumulator.
+    fn hoisted_output<'a>(
+        &self,
+        eval: &Evaluator,
+        terms: &[Term],
+        rot_of: &(dyn Fn(usize) -> &'a Ciphertext + Sync),
+        encode: &Encode<'_>,
+        acc: &[Mutex<Option<Ciphertext>>],
+    ) -> Result<()> {
+        let nb = self.slots / self.block;
+        let qo = terms[0].q as usize;
+        let mut diags: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for t in terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let d = diags
+                .entry((g + b) % self.slots)
+                .or_insert_with(|| vec![0.0; self.slots]);
+            self.diagonal(d, t, 0);
+        }
+        let mut part: Option<Ciphertext> = None;
+        for (s, d) in diags {
+            let pt = encode(&d)?;
+            let prod = eval.mul_plain(rot_of(s), &pt)?;
+            accumulate(eval, &mut part, prod)?;
+        }
+        if let Some(p) = part {
+            let mut slot = acc[qo].lock().expect("no poisoned lock");
+            accumulate(eval, &mut slot, p)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,304 @@
+//! Block-diagonal linear maps on packed ciphertexts: the diagonal method (Halevi–Shoup,
+//! CRYPTO 2014) generalised to maps between groups of ciphertexts whose slots are cut into
+//! equal blocks, with hoisted rotations or baby-step/giant-step (BSGS) evaluation.
+//!
+//! A map is a list of *terms* `(input ct j, input block p', output ct q, output block p,
+//! shift δ, weight w, block mask)`: output slot `p·bs + u` receives
+//! `w · mask[u] · in_j[p'·bs + u + δ]`. With `g = ((p' − p) mod B)·bs` and `s = g + δ` every
+//! term is a product of `rot(in_j, s)` by a plaintext diagonal that is zero outside the output
+//! block, so
+//!
+//! * **hoisted**: `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`; the rotations of `in_j` over its
+//!   step set `S_j` share one key-switching decomposition; rotations = `Σ_j |S_j \ {0}|`;
+//! * **BSGS** with `n1` baby blocks: a step `s = r·bs + δ` (block distance `r`) is split into
+//!   a baby step `b = (r mod n1)·bs + δ` and a giant step `g = (r − r mod n1)·bs`;
+//!   `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`; baby steps are
+//!   hoisted per input, giant steps applied once per output; rotations =
+//!   `Σ_j |Δ_j \ {0}| + Σ_q |G_q \ {0}|`. With `n1 = 1` the taps of a temporal convolution
+//!   are the baby steps and the channel-block distances the giant steps.
+//!
+//! The plan evaluates the hoisted cost and the BSGS cost for every power of two `n1 ≤ B`
+//! and keeps the cheapest (hoisted on ties, then the smallest `n1`). Both spend one level:
+//! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
+//! requested output scale. Zero weights and all-zero masks produce no term, so zero padding of
+//! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
+//!
+//! Modules: `cache` (the bounded plaintext cache and its statistics), `counts` (rotations,
+//! products and every evaluator operation of a map, from its plan), `hoisted` (hoisted
+//! evaluation), `bsgs` (BSGS evaluation in chunks of isomorphic groups), `groups` (the
+//! isomorphic groups of a map) and `lockstep` (one output rank of a chunk, each diagonal
+//! encoded once for all members). This module holds the terms, the plan (strategy and step
+//! sets) and the entry point [`LinearMap::apply`].
+
+mod bsgs;
+mod cache;
+mod counts;
+mod groups;
+mod hoisted;
+mod lockstep;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
+
+use crate::error::{HeGcnError, Result};
+
+pub(crate) use cache::PlaintextCache;
+pub use cache::{PlaintextCacheStats, DEFAULT_LOCKSTEP_BYTES};
+
+/// Encodes a weight diagonal at the level and scale of the map's products (cached or not).
+type Encode<'a> = dyn Fn(&[f64]) -> Result<Arc<Plaintext>> + Sync + 'a;
+
+/// One contribution of a block-diagonal linear map.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Term {
+    pub q: u32,
+    pub j: u32,
+    pub in_block: u32,
+    pub out_block: u32,
+    pub delta: i32,
+    pub weight: f64,
+    pub mask: u16,
+}
+
+/// How the rotations of a map are organised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// All rotations on the inputs, hoisted per input ciphertext.
+    Hoisted,
+    /// Baby steps hoisted on the inputs, giant steps on per-output partial sums. A term at
+    /// block distance `r` and in-block shift `δ` uses baby step `(r mod n1)·bs + δ` and giant
+    /// step `(r − r mod n1)·bs`, `n1 = baby_blocks`.
+    Bsgs {
+        /// Block distances covered by the baby steps (a power of two).
+        baby_blocks: usize,
+    },
+}
+
+/// A compiled block-diagonal linear map (terms, rotation sets, strategy).
+#[derive(Debug)]
+pub(crate) struct LinearMap {
+    slots: usize,
+    block: usize,
+    n_in: usize,
+    n_out: usize,
+    masks: Vec<Vec<f64>>,
+    /// Terms sorted by `(j, q)`.
+    terms: Vec<Term>,
+    strategy: Strategy,
+    /// Hoisted: full steps per input; BSGS: baby steps per input (sorted, may contain 0).
+    in_steps: Vec<Vec<usize>>,
+    /// BSGS: giant steps per output.
+    giants: Vec<Vec<usize>>,
+    /// Copies of the map side by side in every ciphertext (independent samples), and the slot
+    /// distance between copies: every diagonal repeats with this period, so rotations and
+    /// products are those of one copy.
+    replicas: usize,
+    replica_stride: usize,
+}
+
+impl LinearMap {
+    pub(crate) fn new(
+        slots: usize,
+        block: usize,
+        n_in: usize,
+        n_out: usize,
+        masks: Vec<Vec<f64>>,
+        mut terms: Vec<Term>,
+    ) -> Self {
+        terms.retain(|t| t.weight != 0.0 && masks[t.mask as usize].iter().any(|&m| m != 0.0));
+        terms.sort_by_key(|t| (t.j, t.q));
+        let (strategy, in_steps, giants) = plan_steps(slots, block, n_in, n_out, &terms);
+        Self {
+            slots,
+            block,
+            n_in,
+            n_out,
+            masks,
+            terms,
+            strategy,
+            in_steps,
+            giants,
+            replicas: 1,
+            replica_stride: 0,
+        }
+    }
+
+    /// Repeats the map `replicas` times, copy `r` acting on the slots shifted by
+    /// `r·stride` (the caller keeps all copies inside the ciphertext and apart from each
+    /// other's blocks). Steps, rotations and products do not change.
+    pub(crate) fn with_replicas(mut self, replicas: usize, stride: usize) -> Self {
+        self.replicas = replicas.max(1);
+        self.replica_stride = stride;
+        self
+    }
+
+    pub(crate) fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    fn n1(&self) -> usize {
+        match self.strategy {
+            Strategy::Hoisted => 1,
+            Strategy::Bsgs { baby_blocks } => baby_blocks,
+        }
+    }
+
+    fn diagonal(&self, vals: &mut [f64], t: &Term, pre_rotate: usize) {
+        let mask = &self.masks[t.mask as usize];
+        for r in 0..self.replicas {
+            let base = t.out_block as usize * self.block + r * self.replica_stride + pre_rotate;
+            for (u, &m) in mask.iter().enumerate() {
+                if m != 0.0 {
+                    vals[(base + u) % self.slots] += t.weight * m;
+                }
+            }
+        }
+    }
+
+    /// Evaluates the map; the outputs are rescaled once and carry scale `target`.
+    pub(crate) fn apply(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        store: &PlaintextCache,
+        inputs: &[Ciphertext],
+        target: f64,
+    ) -> Result<Vec<Ciphertext>> {
+        if inputs.len() != self.n_in {
+            return Err(HeGcnError::Shape {
+                what: "linear map input ciphertexts",
+                expected: self.n_in,
+                found: inputs.len(),
+            });
+        }
+        check_aligned(inputs)?;
+        let level = inputs[0].level();
+        let q = eval.params().q_prime(level)? as f64;
+        let pt_scale = q * target / inputs[0].scale();
+        // Every diagonal is encoded when its product is formed and dropped right after (at
+        // most one per worker thread is alive), unless the bounded cache holds it: nothing
+        // here keeps all the plaintexts of a map, whose sum can exceed the server's memory
+        // (thousands of diagonals of several MB at N = 2^15).
+        let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale);
+        match self.strategy {
+            Strategy::Hoisted => self.apply_hoisted(eval, encoder, inputs, &encode, pt_scale),
+            Strategy::Bsgs { .. } => {
+                self.apply_bsgs(eval, encoder, store, inputs, &encode, pt_scale)
+            }
+        }
+    }
+}
+
+/// The cheapest organisation of the rotations of `terms` (sorted by `(j, q)`): the hoisted
+/// cost against BSGS for every power of two `n1 ≤ B` (hoisted on ties, then the smallest
+/// `n1`). Returns the strategy, the (hoisted or baby) steps per input and the giant steps
+/// per output, each sorted.
+fn plan_steps(
+    slots: usize,
+    block: usize,
+    n_in: usize,
+    n_out: usize,
+    terms: &[Term],
+) -> (Strategy, Vec<Vec<usize>>, Vec<Vec<usize>>) {
+    let nb = slots / block;
+    let nonzero = |s: &Vec<BTreeSet<usize>>| -> usize {
+        s.iter()
+            .map(|x| x.iter().filter(|&&v| v != 0).count())
+            .sum()
+    };
+    let mut full = vec![BTreeSet::new(); n_in];
+    for t in terms {
+        let (g, b) = split(slots, block, nb, 1, t);
+        full[t.j as usize].insert((g + b) % slots);
+    }
+    let mut best_cost = nonzero(&full);
+    let mut strategy = Strategy::Hoisted;
+    let mut in_steps = full;
+    let mut giants = vec![BTreeSet::new(); n_out];
+    let mut n1 = 1;
+    while n1 <= nb {
+        let mut baby = vec![BTreeSet::new(); n_in];
+        let mut giant = vec![BTreeSet::new(); n_out];
+        for t in terms {
+            let (g, b) = split(slots, block, nb, n1, t);
+            baby[t.j as usize].insert(b);
+            giant[t.q as usize].insert(g);
+        }
+        let cost = nonzero(&baby) + nonzero(&giant);
+        if cost < best_cost {
+            best_cost = cost;
+            strategy = Strategy::Bsgs { baby_blocks: n1 };
+            in_steps = baby;
+            giants = giant;
+        }
+        n1 *= 2;
+    }
+    let sorted = |s: Vec<BTreeSet<usize>>| -> Vec<Vec<usize>> {
+        s.into_iter().map(|x| x.into_iter().collect()).collect()
+    };
+    (strategy, sorted(in_steps), sorted(giants))
+}
+
+/// `(giant, baby)` steps of a term for `n1` baby blocks: with block distance `r`, giant =
+/// `(r − r mod n1)·bs`, baby = `(r mod n1)·bs + δ`, both mod slots (`n1 = 1`: baby = δ).
+fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, usize) {
+    let r = (t.in_block as i64 - t.out_block as i64).rem_euclid(nb as i64) as usize;
+    let rb = r % n1;
+    let g = (r - rb) * block;
+    let b = ((rb * block) as i64 + t.delta as i64).rem_euclid(slots as i64) as usize;
+    (g, b)
+}
+
+fn accumulate(eval: &Evaluator, acc: &mut Option<Ciphertext>, x: Ciphertext) -> Result<()> {
+    match acc {
+        None => *acc = Some(x),
+        Some(a) => eval.add_assign(a, &x)?,
+    }
+    Ok(())
+}
+
+/// Rescales an accumulated output; an output with no term becomes an encryption-free zero
+/// (a zero plaintext product of the first input) so that every output has the same shape.
+fn finish(
+    eval: &Evaluator,
+    encoder: &Encoder,
+    acc: Option<Ciphertext>,
+    like: &Ciphertext,
+    pt_scale: f64,
+) -> Result<Ciphertext> {
+    let ct = match acc {
+        Some(ct) => ct,
+        None => {
+            let zero = encoder.encode(&[], like.level(), pt_scale)?;
+            eval.mul_plain(like, &zero)?
+        }
+    };
+    Ok(eval.rescale(&ct)?)
+}
+
+/// Checks that all ciphertexts share one level and scale.
+pub(crate) fn check_aligned(cts: &[Ciphertext]) -> Result<()> {
+    let Some(first) = cts.first() else {
+        return Err(HeGcnError::Shape {
+            what: "ciphertexts (at least one)",
+            expected: 1,
+            found: 0,
+        });
+    };
+    for (index, ct) in cts.iter().enumerate() {
+        if ct.level() != first.level()
+            || ((ct.scale() - first.scale()) / first.scale()).abs() > ckks::SCALE_TOLERANCE
+        {
+            return Err(HeGcnError::Misaligned {
+                index,
+                level: ct.level(),
+                log_scale: ct.scale().log2(),
+                first_level: first.level(),
+                first_log_scale: first.scale().log2(),
+            });
+        }
+    }
+    Ok(())
+}

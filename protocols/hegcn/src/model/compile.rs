@@ -1,0 +1,278 @@
+//! Compilation of a [`FoldedModel`] into the program a [`HeStgcn`] evaluates: per block the
+//! graph-convolution map and bias, the activation sites, the temporal map with its residual
+//! branch and bias (after coefficient folding under AMA), then the head; and the copies of
+//! independent samples side by side in every ciphertext ([`HeStgcn::compile_batched`]).
+
+use ckks::{CkksParams, Encoder};
+use ml::stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
+use ndarray::{Array1, Array2};
+
+use super::activation::ActMap;
+use super::fold::fold_quadratic_coefficients;
+use super::maps::{bias_vectors, compile_gcn, compile_pointwise, compile_tcn};
+use super::HeStgcn;
+use crate::error::{HeGcnError, Result};
+use crate::layout::{Layout, Packing};
+use crate::linear::{LinearMap, PlaintextCache};
+use crate::plan::check_params;
+
+/// Independent samples side by side in every ciphertext (AMA): copy `r` of channel block
+/// `blk` sits at block `blk + r·stride_blocks`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Replicas {
+    pub(super) clips: usize,
+    pub(super) stride_blocks: usize,
+}
+
+impl Replicas {
+    const ONE: Replicas = Replicas {
+        clips: 1,
+        stride_blocks: 0,
+    };
+
+    /// Block indices of every copy of block `blk`.
+    pub(super) fn blocks(self, blk: usize) -> impl Iterator<Item = usize> {
+        (0..self.clips).map(move |r| blk + r * self.stride_blocks)
+    }
+
+    /// `m` repeated for every copy (`block` slots per channel block).
+    pub(super) fn map(self, m: LinearMap, block: usize) -> LinearMap {
+        m.with_replicas(self.clips, self.stride_blocks * block)
+    }
+}
+
+/// The residual branch as a (rotation-free) pointwise map: an identity residual is the identity
+/// matrix, so its plaintext product also brings the block input to the output's level and scale.
+#[derive(Debug)]
+pub(super) enum ResidualProgram {
+    None,
+    Map(LinearMap),
+}
+
+/// One compiled ST-GCN block: layouts, maps, biases and activation sites of its stages.
+#[derive(Debug)]
+pub(super) struct BlockProgram {
+    pub(super) in_layout: Layout,
+    pub(super) mid_layout: Layout,
+    pub(super) out_layout: Layout,
+    pub(super) gcn: LinearMap,
+    pub(super) gcn_bias: Vec<Vec<f64>>,
+    pub(super) act1: Option<ActMap>,
+    pub(super) tcn: LinearMap,
+    pub(super) tcn_bias: Vec<Vec<f64>>,
+    pub(super) residual: ResidualProgram,
+    pub(super) act2: Option<ActMap>,
+    /// Per node: factor of the graph-conv output (activation-1 input) against the plaintext
+    /// stage (quadratic coefficients folded into the weights, see [`HeStgcn::stage_node_scales`]).
+    pub(super) mid_scale: Vec<f64>,
+    /// Per node: factor of the activation-1 and temporal outputs (activation-2 input).
+    pub(super) out_scale: Vec<f64>,
+}
+
+impl HeStgcn {
+    /// Compiles `model` for `packing` under `params` (checks depth and slots first).
+    pub fn compile(model: &FoldedModel, packing: Packing, params: &CkksParams) -> Result<Self> {
+        Self::compile_batched(model, packing, params, 1)
+    }
+
+    /// Compiles `model` to evaluate `clips` independent samples in one forward pass (AMA only):
+    /// sample `r` owns the channel blocks `r·w .. r·w + w` of every node ciphertext, `w` the
+    /// largest channel count of any layer (input, blocks, classes). Every weight diagonal, bias
+    /// and activation coefficient repeats with that period, so the pass costs the rotations
+    /// and products of one sample. Needs one ciphertext per node and `clips·w` blocks per
+    /// ciphertext ([`Self::max_clips`]); encrypt with [`Self::encrypt_clips`], and
+    /// [`Self::decrypt_logits`] returns the `clips × classes` scores sample-major.
+    ///
+    /// # Errors
+    /// As [`Self::compile`]; [`HeGcnError::LayoutTooLarge`] if the copies do not fit.
+    pub fn compile_batched(
+        model: &FoldedModel,
+        packing: Packing,
+        params: &CkksParams,
+        clips: usize,
+    ) -> Result<Self> {
+        let plan = check_params(model, packing, params)?;
+        let input_layout = Layout::new(
+            packing,
+            model.in_channels,
+            model.num_nodes,
+            model.num_persons,
+            model.num_frames,
+            params.slots(),
+        )?;
+        let reps = Self::replicas(model, packing, params, &input_layout, clips)?;
+        let block = input_layout.block;
+        let mut lin = input_layout.clone();
+        let mut blocks = Vec::with_capacity(model.blocks.len());
+        for (i, blk) in model.blocks.iter().enumerate() {
+            let program = compile_block(blk, i, &lin, packing, model.num_nodes, reps)?;
+            lin = program.out_layout.clone();
+            blocks.push(program);
+        }
+        if reps.clips > 1 {
+            // Copies may not spill into another ciphertext (checked against the input block
+            // count above; every layer has at most `width` channels and the same block).
+            debug_assert!(blocks.iter().all(|b: &BlockProgram| {
+                [&b.in_layout, &b.mid_layout, &b.out_layout]
+                    .iter()
+                    .all(|l| l.cts_per_node() == 1 && l.block == block)
+            }));
+        }
+        let head = Self::compile_head(model, &lin, reps)?;
+        Ok(Self {
+            params: params.clone(),
+            encoder: Encoder::new(params),
+            packing,
+            plan,
+            input_layout,
+            input_affine: model.input_affine.clone(),
+            blocks,
+            head,
+            cache: PlaintextCache::default(),
+            clips: reps.clips,
+            clip_stride: reps.stride_blocks * block,
+        })
+    }
+
+    /// The copies for `clips` samples (at least one) of `model` in `input_layout`.
+    ///
+    /// # Errors
+    /// [`HeGcnError::LayoutTooLarge`] for several samples under channel-major or more than
+    /// fit the blocks of a ciphertext.
+    fn replicas(
+        model: &FoldedModel,
+        packing: Packing,
+        params: &CkksParams,
+        input_layout: &Layout,
+        clips: usize,
+    ) -> Result<Replicas> {
+        let clips = clips.max(1);
+        if clips == 1 {
+            return Ok(Replicas::ONE);
+        }
+        let width = Self::sample_width(model);
+        let fits = packing == Packing::Ama && clips * width <= input_layout.blocks_per_ct();
+        if !fits {
+            return Err(HeGcnError::LayoutTooLarge {
+                packing: packing.name(),
+                needed: clips * width * input_layout.block,
+                available: params.slots(),
+            });
+        }
+        Ok(Replicas {
+            clips,
+            stride_blocks: width,
+        })
+    }
+
+    /// Channel blocks one sample occupies under [`Self::compile_batched`]: the largest channel
+    /// count of any layer.
+    fn sample_width(model: &FoldedModel) -> usize {
+        model
+            .blocks
+            .iter()
+            .map(|b| b.in_channels.max(b.out_channels))
+            .chain([model.in_channels, model.num_classes])
+            .max()
+            .unwrap_or(1)
+    }
+
+    /// The most samples [`Self::compile_batched`] packs into one pass of `model` under AMA at
+    /// `slots` slots (1 if one sample needs more than one ciphertext per node).
+    pub fn max_clips(model: &FoldedModel, slots: usize) -> usize {
+        let frame_stride = model.num_frames.max(1).next_power_of_two();
+        let block = (model.num_persons.max(1) * frame_stride).next_power_of_two();
+        (slots / block / Self::sample_width(model)).max(1)
+    }
+}
+
+/// Compiles block `i` of a model with `nodes` nodes on the input layout `lin`: folds the
+/// quadratic coefficients under AMA, then lowers every stage.
+fn compile_block(
+    blk: &FoldedBlock,
+    i: usize,
+    lin: &Layout,
+    packing: Packing,
+    nodes: usize,
+    reps: Replicas,
+) -> Result<BlockProgram> {
+    let block = lin.block;
+    let ones = vec![1.0; nodes];
+    let folded = match packing {
+        Packing::Ama => fold_quadratic_coefficients(blk, nodes),
+        Packing::ChannelMajor => None,
+    };
+    let (blk, mid_scale, out_scale) = match &folded {
+        Some((b, g, f)) => (b, g.clone(), f.clone()),
+        None => (blk, ones.clone(), ones),
+    };
+    if blk.in_channels != lin.channels {
+        return Err(HeGcnError::Shape {
+            what: "block input channels",
+            expected: lin.channels,
+            found: blk.in_channels,
+        });
+    }
+    let mid = lin.with_channels(blk.out_channels);
+    let out = mid.strided(blk.stride);
+    let gcn = reps.map(compile_gcn(blk, lin, &mid), block);
+    let gcn_bias = bias_vectors(&mid, reps, |c, v| blk.gcn_bias[[c, v]]);
+    let act1 = ActMap::new(&blk.act1, &mid, i, 0, reps)?;
+    let tcn = reps.map(compile_tcn(blk, &mid, &out), block);
+    let res_bias = match &blk.residual {
+        FoldedResidual::Conv { bias, .. } => bias.clone(),
+        _ => Array1::zeros(blk.out_channels),
+    };
+    let tcn_bias = bias_vectors(&out, reps, |c, v| {
+        (blk.tcn_bias[c] + res_bias[c]) * out_scale[v]
+    });
+    let residual = compile_residual(blk, lin, &out, &out_scale, reps)?;
+    let act2 = ActMap::new(&blk.act2, &out, i, 1, reps)?;
+    Ok(BlockProgram {
+        in_layout: lin.clone(),
+        mid_layout: mid,
+        out_layout: out,
+        gcn,
+        gcn_bias,
+        act1,
+        tcn,
+        tcn_bias,
+        residual,
+        act2,
+        mid_scale,
+        out_scale,
+    })
+}
+
+/// The residual branch of `blk` from its input layout `lin` to its output layout `out`,
+/// node `v` scaled by `out_scale[v]`.
+fn compile_residual(
+    blk: &FoldedBlock,
+    lin: &Layout,
+    out: &Layout,
+    out_scale: &[f64],
+    reps: Replicas,
+) -> Result<ResidualProgram> {
+    let block = lin.block;
+    Ok(match &blk.residual {
+        FoldedResidual::None => ResidualProgram::None,
+        FoldedResidual::Identity => {
+            if blk.stride != 1 || blk.in_channels != blk.out_channels {
+                return Err(HeGcnError::Shape {
+                    what: "identity residual channels (stride must be 1)",
+                    expected: blk.in_channels,
+                    found: blk.out_channels,
+                });
+            }
+            let eye = Array2::eye(blk.out_channels);
+            ResidualProgram::Map(reps.map(
+                compile_pointwise(&eye, out_scale, lin, out, out.valid_mask()),
+                block,
+            ))
+        }
+        FoldedResidual::Conv { weight, .. } => ResidualProgram::Map(reps.map(
+            compile_pointwise(weight, out_scale, lin, out, out.valid_mask()),
+            block,
+        )),
+    })
+}
