@@ -34,7 +34,6 @@
 //! with a typed coefficient/NTT representation, pooled buffers and the exact centred base
 //! conversion that CKKS key switching needs, nor the HE-standard parameter check; the NTT itself
 //! is `tfhe-ntt`'s (Zama, with AVX-512 IFMA), and only the layer around it is ours.
-//!
 
 #![warn(missing_docs)]
 
