@@ -247,6 +247,30 @@ impl RnsPoly<Ntt> {
             .for_each(|(((acc, x), y), &i)| params.plans()[i].mul_accumulate(acc, x, y));
     }
 
+    /// `self += a * b` pointwise on `self`'s `q` limbs, where `a` and `b` may have more `q` limbs
+    /// (their prefix is used). No special primes.
+    pub fn mul_add_prefix_assign(
+        &mut self,
+        basis: &(impl AsRef<RnsBasis> + ?Sized),
+        a: &Self,
+        b: &Self,
+    ) {
+        let params = basis.as_ref();
+        for x in [a, b] {
+            assert!(
+                self.n == x.n && self.p_len == 0 && x.p_len == 0 && x.q_len >= self.q_len,
+                "RNS basis mismatch (internal invariant)"
+            );
+        }
+        let n = self.n;
+        self.data
+            .par_chunks_mut(n)
+            .zip(a.data.par_chunks(n))
+            .zip(b.data.par_chunks(n))
+            .enumerate()
+            .for_each(|(i, ((acc, x), y))| params.plans()[i].mul_accumulate(acc, x, y));
+    }
+
     /// Adds the constant polynomial `c` (an integer, the same in every NTT slot).
     pub fn add_scalar_assign(&mut self, basis: &(impl AsRef<RnsBasis> + ?Sized), c: i128) {
         let params = basis.as_ref();
