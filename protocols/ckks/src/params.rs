@@ -683,6 +683,28 @@ mod tests {
         }
     }
 
+    /// The primes (and so the fingerprint stamped on every ciphertext) are those the chain
+    /// search produced before it moved to the lattice crate.
+    #[test]
+    fn chain_matches_the_recorded_primes() {
+        let a = presets::N14_L7_S40_128BIT.build().unwrap();
+        let q: [u64; 8] = [
+            1125899904679937,
+            1099511922689,
+            1099510054913,
+            1099512938497,
+            1099508121601,
+            1099514314753,
+            1099507695617,
+            1099514478593,
+        ];
+        assert_eq!(a.q_primes(), q);
+        assert_eq!(a.p_primes(), [1125899903991809, 1125899903827969]);
+        let b = presets::N12_L1_S30_128BIT.build().unwrap();
+        assert_eq!(b.q_primes(), [274877816833, 1073750017]);
+        assert_eq!(b.p_primes(), [274877734913]);
+    }
+
     #[test]
     fn chain_is_deterministic() {
         let a = presets::N14_L7_S40_128BIT.build().unwrap();

@@ -22,11 +22,14 @@
 //! by the HomomorphicEncryption.org Security Standard v1.1 for a uniform ternary secret and
 //! errors of σ = 3.2 ([`security::max_log_qp_128`]); nothing here checks other secret or error
 //! distributions. All randomness must come from a cryptographically secure generator (the
-//! schemes use ChaCha20). The Gaussian and ternary samplers run in constant time per draw apart
-//! from the ternary sampler's rejection of one byte value in 256 (which reveals nothing about the
-//! accepted values); the NTT and modular arithmetic have no secret-dependent branches or memory
-//! accesses. The RNS buffers return to the pool uncleared: owners of secret polynomials zeroize
-//! them first ([`RnsPoly::zeroize_data`]).
+//! schemes use ChaCha20). The Gaussian sampler is constant-time (a full scan of its table per
+//! draw); the ternary and uniform samplers reject a data-independent fraction of draws (which
+//! reveals nothing about the accepted values). The word arithmetic has no secret-dependent
+//! memory accesses, and its conditional corrections are comparisons that compilers usually lower
+//! to conditional moves, which is not a guarantee: constant-time execution is not claimed for
+//! the arithmetic (the deployments assume semi-honest parties that do not time each other). The
+//! RNS buffers return to the pool uncleared: owners of secret polynomials zeroize them first
+//! ([`RnsPoly::zeroize_data`]).
 //!
 //! ## Why hand-written
 //!

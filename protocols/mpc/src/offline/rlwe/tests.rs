@@ -162,6 +162,43 @@ fn standard_parameters_meet_the_bounds() {
     assert_eq!(p.response_bits(), 79);
 }
 
+/// The primes of `Q` (on which the wire format's residues depend) are those of the search the
+/// triple source used before it moved to the lattice crate (tfhe-ntt's).
+#[test]
+fn standard_primes_are_the_recorded_ones() {
+    let p = RlweParams::standard();
+    let want = [
+        1125899904679937,
+        1125899903991809,
+        1125899903827969,
+        1125899903795201,
+        1125899903500289,
+    ];
+    assert_eq!(p.primes(), want);
+    assert!(p.is_128_bit_secure());
+    assert_eq!(N14_Q250_128BIT.build().unwrap().primes(), want);
+}
+
+/// The preset refuses what it cannot support, and the test degrees claim no security.
+#[test]
+fn presets_are_validated() {
+    let wrong_shape = RlwePreset {
+        primes: 4,
+        ..N14_Q250_128BIT
+    };
+    assert!(wrong_shape.build().is_err());
+    let small = RlwePreset {
+        name: "test",
+        log_n: 9,
+        ..N14_Q250_128BIT
+    };
+    assert!(matches!(
+        small.build(),
+        Err(MpcError::InvalidHeParams { max: 0, .. })
+    ));
+    assert!(!RlweParams::new(9).unwrap().is_128_bit_secure());
+}
+
 /// Encrypt, multiply by the constant 1, subtract R, decrypt every coefficient.
 #[test]
 fn encrypt_respond_decrypt_round_trip() {
