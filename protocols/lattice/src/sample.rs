@@ -222,8 +222,8 @@ mod tests {
         let mut rng = ChaCha20Rng::from_seed([3; SEED_BYTES]);
         let b = uniform_ntt(&basis, &mut rng, 3, 0);
         for poly in [&a, &b] {
-            for t in 0..3 {
-                assert!(poly.limb(t).iter().all(|&x| x < q[t]));
+            for (t, &prime) in q.iter().enumerate() {
+                assert!(poly.limb(t).iter().all(|&x| x < prime));
             }
         }
     }
