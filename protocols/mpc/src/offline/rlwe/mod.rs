@@ -9,7 +9,7 @@
 //! and the HE-standard security bound) is the `lattice` crate's, shared with CKKS; this module
 //! keeps what is specific to the triple source: [`params`] (the validated, named parameter set
 //! and the `t = 2^64` encoding constants), [`poly`] (the RNS polynomial as this scheme uses it),
-//! [`keys`] (keys, queries, responses and their wire formats), [`respond`] (the responder's
+//! [`keys`] (keys, queries, responses and their wire formats), [`responder`] (the responder's
 //! products, re-randomization, flooding and modulus switching) and `bits` (bit packing).
 //!
 //! ## Parameters ([`RlweParams::standard`], the preset [`N14_Q250_128BIT`])
@@ -59,8 +59,8 @@
 //!    where `E` bounds the product and re-randomization errors of this response's shape
 //!    (`nnz` plaintext entries), so each coefficient is within statistical distance
 //!    `E/2^f < 2^-81` of a simulation that knows only `x − R`, and the at most `2^40`
-//!    coefficients a responder floods in a run (its [`FloodLedger`](super::flood::FloodLedger) refuses more) stay within
-//!    `2^-41` together. At the largest response `f = 86 + 81 = 167`;
+//!    coefficients a responder floods in a run (its
+//!    [`FloodLedger`](super::flood::FloodLedger) refuses more) stay within `2^-41` together. At the largest response `f = 86 + 81 = 167`;
 //! 3. sends `c_0` **only at the output coefficients** (the querier cannot decrypt the others, which
 //!    carry partial sums of `U` with other rows' inputs) and all of `c_1`;
 //! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (79 at `N = 16384`):
@@ -95,7 +95,7 @@ mod bits;
 pub mod keys;
 pub mod params;
 pub mod poly;
-pub mod respond;
+pub mod responder;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -103,7 +103,7 @@ pub use keys::{ExpandedQuery, PublicKey, Query, Response, SecretKey};
 pub use lattice::sample::{ERROR_BOUND, SIGMA};
 pub use params::{RlweParams, RlwePreset, N14_Q250_128BIT};
 pub use poly::{Coeff, Ntt, Poly};
-pub use respond::respond;
+pub use responder::respond;
 
 /// log2 of the ring degree of the standard (128-bit) parameters.
 pub const STANDARD_LOG_N: u32 = 14;

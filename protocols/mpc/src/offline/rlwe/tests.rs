@@ -2,7 +2,7 @@
 //! the bit packing, the parameter bounds and the end-to-end noise and privacy properties.
 
 use super::bits::{BitReader, BitWriter};
-use super::respond::respond_inner;
+use super::responder::respond_inner;
 use super::*;
 use crate::error::MpcError;
 use crate::offline::flood::{self, FloodLedger, FloodNoise};
