@@ -60,7 +60,8 @@
 //!    (`nnz` plaintext entries), so each coefficient is within statistical distance
 //!    `E/2^f < 2^-81` of a simulation that knows only `x − R`, and the at most `2^40`
 //!    coefficients a responder floods in a run (its
-//!    [`FloodLedger`](super::flood::FloodLedger) refuses more) stay within `2^-41` together. At the largest response `f = 86 + 81 = 167`;
+//!    [`FloodLedger`](super::flood::FloodLedger) refuses more) stay within `2^-41` together. At
+//!    the largest response `f = 86 + 81 = 167`;
 //! 3. sends `c_0` **only at the output coefficients** (the querier cannot decrypt the others, which
 //!    carry partial sums of `U` with other rows' inputs) and all of `c_1`;
 //! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (79 at `N = 16384`):
