@@ -1,12 +1,13 @@
 //! Process-wide recycling of RNS limb buffers.
 //!
-//! Every [`crate::poly::RnsPoly`] (of any scheme: CKKS and the RLWE triple source share the
-//! pool) hands its residue buffer back here when it is dropped, and new polynomials (results,
-//! key-switching digits, scratch limbs) take their buffers from here. This is the same strategy as Microsoft SEAL's global memory pool (`MemoryManager::GetPool`): a
-//! ciphertext at N = 2^14 is 2 MiB, and without recycling every operation result would be a
-//! fresh allocation that the system allocator serves with newly mapped (zero-filled,
-//! page-faulting) memory once it has trimmed the previous result's pages. With recycling,
-//! results are written once into memory that is already mapped and usually cache-resident.
+//! Every [`crate::poly::RnsPoly`] (of any scheme: CKKS and the RLWE triple source share the pool)
+//! hands its residue buffer back here when it is dropped, and new polynomials (results,
+//! key-switching digits, scratch limbs) take their buffers from here. This is the same strategy as
+//! Microsoft SEAL's global memory pool (`MemoryManager::GetPool`): a ciphertext at N = 2^14 is 2
+//! MiB, and without recycling every operation result would be a fresh allocation that the system
+//! allocator serves with newly mapped (zero-filled, page-faulting) memory once it has trimmed the
+//! previous result's pages. With recycling, results are written once into memory that is already
+//! mapped and usually cache-resident.
 //!
 //! The pool keeps at most [`MAX_BUFFERS`] buffers and [`MAX_BYTES`] bytes (the oldest buffers
 //! are returned to the system allocator first). [`trim_buffer_pool`] releases everything. Buffers are not
