@@ -311,11 +311,11 @@ pub(crate) fn coeffs_to_poly(
     }
     let ints: Vec<i128> = coeffs.iter().map(|&c| c.round() as i128).collect();
     let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, 0);
-    poly.data
+    poly.data_mut()
         .par_chunks_mut(n)
         .enumerate()
         .for_each(|(t, limb)| {
-            let m = params.inner.moduli[t];
+            let m = params.inner.basis.moduli()[t];
             for (x, &v) in limb.iter_mut().zip(&ints) {
                 *x = m.reduce_i128(v);
             }
@@ -328,7 +328,7 @@ pub(crate) fn coeffs_to_poly(
 pub(crate) fn crt_to_f64(params: &CkksParams, poly: &RnsPoly<Coeff>) -> Vec<f64> {
     let q_len = poly.q_len();
     let n = params.n();
-    let moduli = &params.inner.moduli[..q_len];
+    let moduli = &params.inner.basis.moduli()[..q_len];
     if q_len == 1 {
         return poly
             .limb(0)

@@ -420,7 +420,7 @@ impl KeyGenerator {
                 bj.neg_assign(params);
                 bj.add_assign(params, &e);
                 for i in j * alpha..((j + 1) * alpha).min(q_len) {
-                    let m = params.inner.moduli[i];
+                    let m = params.inner.basis.moduli()[i];
                     let p_mod = params
                         .p_primes()
                         .iter()

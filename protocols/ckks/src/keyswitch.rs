@@ -37,21 +37,27 @@ pub(crate) fn decompose(params: &CkksParams, d: &RnsPoly<Ntt>) -> Vec<RnsPoly<Nt
     // N·d in coefficient form (one pooled copy of its q limbs; the inverse NTT's scaling by
     // N^{-1} is folded into the base conversion's constants).
     let mut coeff = pool::Scratch::empty(q_len * n);
-    coeff.0.extend_from_slice(&d.data[..q_len * n]);
+    coeff.0.extend_from_slice(&d.data()[..q_len * n]);
     coeff
         .0
         .par_chunks_mut(n)
         .enumerate()
-        .for_each(|(i, limb)| params.inner.plans[i].inv(limb));
+        .for_each(|(i, limb)| params.inner.basis.plans()[i].inv(limb));
     let beta = q_len.div_ceil(alpha);
     (0..beta)
         .map(|j| {
             let lo = j * alpha;
             let hi = ((j + 1) * alpha).min(q_len);
             let src_limbs: Vec<&[u64]> = (lo..hi).map(|i| &coeff.0[i * n..(i + 1) * n]).collect();
-            let conv = BaseConverter::new(n, &src_limbs, &params.inner.moduli[lo..hi], true, true);
+            let conv = BaseConverter::new(
+                n,
+                &src_limbs,
+                &params.inner.basis.moduli()[lo..hi],
+                true,
+                true,
+            );
             let mut out = RnsPoly::<Ntt>::dirty(n, q_len, k);
-            out.data
+            out.data_mut()
                 .par_chunks_mut(n)
                 .enumerate()
                 .for_each(|(t, limb)| {
@@ -59,8 +65,8 @@ pub(crate) fn decompose(params: &CkksParams, d: &RnsPoly<Ntt>) -> Vec<RnsPoly<Nt
                         limb.copy_from_slice(d.limb(t));
                     } else {
                         let gi = if t < q_len { t } else { big_l + (t - q_len) };
-                        conv.convert_into(params.inner.moduli[gi], limb);
-                        params.inner.plans[gi].fwd(limb);
+                        conv.convert_into(params.inner.basis.moduli()[gi], limb);
+                        params.inner.basis.plans()[gi].fwd(limb);
                     }
                 });
             out
@@ -84,22 +90,22 @@ pub(crate) fn inner_product(
     let n = params.n();
     let mut acc0 = RnsPoly::<Ntt>::dirty(n, q_len, k);
     let mut acc1 = RnsPoly::<Ntt>::dirty(n, q_len, k);
-    acc0.data
+    acc0.data_mut()
         .par_chunks_mut(n)
-        .zip(acc1.data.par_chunks_mut(n))
+        .zip(acc1.data_mut().par_chunks_mut(n))
         .enumerate()
         .for_each_init(
             || pool::Scratch::dirty(if perm.is_some() { n } else { 0 }),
             |scratch, (t, (o0, o1))| {
                 let gi = digits[0].modulus_index(params, t);
-                let plan = &params.inner.plans[gi];
+                let plan = &params.inner.basis.plans()[gi];
                 // The accumulators start from arbitrary pooled contents.
                 o0.fill(0);
                 o1.fill(0);
                 // Key polynomials live over the full basis, where the global index is the limb
                 // index.
                 for (j, dj) in digits.iter().enumerate() {
-                    let limb = &dj.data[t * n..(t + 1) * n];
+                    let limb = &dj.data()[t * n..(t + 1) * n];
                     let x: &[u64] = match perm {
                         Some(perm) => {
                             for (s, &src) in scratch.0.iter_mut().zip(perm) {
@@ -109,8 +115,8 @@ pub(crate) fn inner_product(
                         }
                         None => limb,
                     };
-                    plan.mul_accumulate(o0, x, &key.b[j].data[gi * n..(gi + 1) * n]);
-                    plan.mul_accumulate(o1, x, &key.a[j].data[gi * n..(gi + 1) * n]);
+                    plan.mul_accumulate(o0, x, &key.b[j].data()[gi * n..(gi + 1) * n]);
+                    plan.mul_accumulate(o1, x, &key.a[j].data()[gi * n..(gi + 1) * n]);
                 }
             },
         );

@@ -7,22 +7,26 @@
 //! deterministically from the requested sizes, and default to at most 50 bits so that
 //! `tfhe-ntt` takes its AVX-512 IFMA path.
 //!
+//! The primes come from the lattice crate's NTT-prime search ([`lattice::primes`]) and the
+//! arithmetic over them lives in a [`lattice::RnsBasis`] (reduction constants and NTT plans),
+//! which [`CkksParams`] holds and hands to every polynomial operation.
+//!
 //! **Security.** [`CkksParamsBuilder::build`] refuses any set whose `log2(QP)` exceeds the
-//! 128-bit classical bound for a uniform ternary secret from the HomomorphicEncryption.org
-//! Security Standard v1.1 (Albrecht et al., 2018, Table "ternary"): N = 2^12 → 109 bits,
-//! 2^13 → 218, 2^14 → 438, 2^15 → 881. The standard's table stops at 2^15; OpenFHE's extension
-//! of that table (`lbcrypto::StdLatticeParm`, `HEStd_128_classic`, ternary secret) lists 1772 bits
-//! for N = 2^16. We use **1761 bits**, 11 bits below OpenFHE's value: a more conservative bound
-//! than any published table, so every set accepted here is also accepted by OpenFHE's check. The
-//! bound applies to `log2(Q_L · P)` because key-switching keys live modulo `QP`.
+//! 128-bit classical bound for a uniform ternary secret of the HomomorphicEncryption.org
+//! Security Standard v1.1 ([`max_log_qp_128`], from [`lattice::security`]: N = 2^12 → 109 bits,
+//! 2^13 → 218, 2^14 → 438, 2^15 → 881, and 1761 for N = 2^16, 11 bits below OpenFHE's
+//! extension of the table). The bound applies to `log2(Q_L · P)` because key-switching keys live
+//! modulo `QP`.
 
 use std::sync::Arc;
 
+use lattice::primes::{ntt_primes_of_bits, NttPrimeWalk};
+use lattice::RnsBasis;
 use serde::{Deserialize, Serialize};
-use tfhe_ntt::prime64::Plan;
 
-use crate::arith::{is_prime, Modulus};
 use crate::error::{CkksError, Result};
+
+pub use lattice::security::max_log_qp_128;
 
 /// Smallest `log2(N)` accepted for secure parameters.
 pub const MIN_LOG_N: u32 = 12;
@@ -66,21 +70,6 @@ pub enum SecurityLevel {
     Classical128,
     /// No security claim: test-only parameters (small N or an over-budget chain).
     Insecure,
-}
-
-/// The largest `log2(QP)` with 128-bit classical security for a uniform ternary secret, or
-/// `None` if the standard (and its OpenFHE extension) has no entry for `log2(N)`.
-pub fn max_log_qp_128(log_n: u32) -> Option<u32> {
-    match log_n {
-        12 => Some(109),
-        13 => Some(218),
-        14 => Some(438),
-        15 => Some(881),
-        // Not in the HE standard v1.1. OpenFHE's extension of its table (HEStd_128_classic)
-        // lists 1772; 1761 is deliberately 11 bits more conservative.
-        16 => Some(1761),
-        _ => None,
-    }
 }
 
 /// Builder for [`CkksParams`]; every setting is validated by [`CkksParamsBuilder::build`].
@@ -263,12 +252,7 @@ impl CkksParamsBuilder {
         if log_p + 1.0 < log_digit {
             return Err(CkksError::KeySwitchBasisTooSmall { log_p, log_digit });
         }
-        let moduli: Vec<Modulus> = q.iter().chain(p.iter()).map(|&x| Modulus::new(x)).collect();
-        let plans: Vec<Plan> = q
-            .iter()
-            .chain(p.iter())
-            .map(|&x| Plan::try_new(n, x).expect("primes are 1 mod 2N, so the NTT plan exists"))
-            .collect();
+        let basis = RnsBasis::new(log_n, &q, &p);
         let fingerprint = fingerprint(log_n, alpha, &q, &p);
         Ok(CkksParams {
             inner: Arc::new(ParamsInner {
@@ -278,8 +262,7 @@ impl CkksParamsBuilder {
                 scale_bits,
                 q,
                 p,
-                moduli,
-                plans,
+                basis,
                 alpha,
                 dnum,
                 log_qp,
@@ -309,18 +292,10 @@ fn generate_chain(
 ) -> Result<(Vec<u64>, Vec<u64>)> {
     let mut used: Vec<u64> = Vec::new();
     let below = |bits: u32, used: &mut Vec<u64>| -> Option<u64> {
-        // Largest candidate c ≡ 1 mod 2N with c < 2^bits, then walk down.
-        let top = (1u64 << bits) - 1;
-        let mut c = (top - 1) / two_n * two_n + 1;
-        let floor = 1u64 << (bits - 1);
-        while c > floor {
-            if is_prime(c) && !used.contains(&c) {
-                used.push(c);
-                return Some(c);
-            }
-            c -= two_n;
-        }
-        None
+        // Largest prime c ≡ 1 mod 2N with c < 2^bits not used yet.
+        let c = ntt_primes_of_bits(two_n, bits).find(|c| !used.contains(c))?;
+        used.push(c);
+        Some(c)
     };
     let not_enough = |bits, needed| CkksError::NotEnoughPrimes {
         bits,
@@ -330,35 +305,21 @@ fn generate_chain(
     let q0 = below(first_bits, &mut used).ok_or(not_enough(first_bits, 1))?;
     // Scale primes around 2^scale_bits.
     let center = 1u64 << scale_bits;
-    let mut up = center + 1;
-    let mut down = center - two_n + 1;
     let lo_limit = 1u64 << (scale_bits - 1);
     let hi_limit = 1u64 << (scale_bits + 1).min(61);
+    let mut up = NttPrimeWalk::up(center + 1, two_n, hi_limit);
+    let mut down = NttPrimeWalk::down(center - two_n + 1, two_n, lo_limit);
     let mut q = vec![q0];
     let mut take_up = true;
     while q.len() < levels + 1 {
         let mut found = None;
         for attempt in 0..2 {
-            let dir_up = take_up ^ (attempt == 1);
-            if dir_up {
-                while up < hi_limit {
-                    let c = up;
-                    up += two_n;
-                    if is_prime(c) && !used.contains(&c) {
-                        found = Some(c);
-                        break;
-                    }
-                }
+            let walk = if take_up ^ (attempt == 1) {
+                &mut up
             } else {
-                while down > lo_limit {
-                    let c = down;
-                    down -= two_n;
-                    if is_prime(c) && !used.contains(&c) {
-                        found = Some(c);
-                        break;
-                    }
-                }
-            }
+                &mut down
+            };
+            found = walk.find(|c| !used.contains(c));
             if found.is_some() {
                 break;
             }
@@ -381,10 +342,8 @@ pub(crate) struct ParamsInner {
     pub(crate) scale_bits: u32,
     pub(crate) q: Vec<u64>,
     pub(crate) p: Vec<u64>,
-    /// `q_0..q_L` then `p_0..p_{k-1}`.
-    pub(crate) moduli: Vec<Modulus>,
-    /// NTT plans in the same order as `moduli`.
-    pub(crate) plans: Vec<Plan>,
+    /// `q_0..q_L` then `p_0..p_{k-1}`: their constants and NTT plans.
+    pub(crate) basis: RnsBasis,
     pub(crate) alpha: usize,
     pub(crate) dnum: usize,
     pub(crate) log_qp: f64,
@@ -425,6 +384,13 @@ impl std::fmt::Debug for CkksParams {
             .field("log_qp", &self.inner.log_qp)
             .field("security", &self.inner.security)
             .finish()
+    }
+}
+
+impl AsRef<RnsBasis> for CkksParams {
+    /// The RNS basis `q_0..q_L, p_0..p_{k-1}` every polynomial operation runs over.
+    fn as_ref(&self) -> &RnsBasis {
+        &self.inner.basis
     }
 }
 
@@ -685,6 +651,7 @@ pub mod presets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lattice::primes::is_prime;
 
     #[test]
     fn presets_build_and_meet_their_bound() {
@@ -716,17 +683,26 @@ mod tests {
         }
     }
 
+    /// The primes (and so the fingerprint stamped on every ciphertext) are those the chain
+    /// search produced before it moved to the lattice crate.
     #[test]
-    fn security_bounds_never_exceed_the_published_tables() {
-        // HE standard v1.1 (ternary secret, 128-bit classical) for 2^12..2^15, and OpenFHE's
-        // extension of that table (HEStd_128_classic) for 2^16: our bound may be lower, never higher.
-        let published = [(12, 109), (13, 218), (14, 438), (15, 881), (16, 1772)];
-        for (log_n, max) in published {
-            let ours = max_log_qp_128(log_n).unwrap();
-            assert!(ours <= max, "log N = {log_n}: {ours} > {max}");
-        }
-        assert_eq!(max_log_qp_128(16), Some(1761));
-        assert_eq!(max_log_qp_128(17), None);
+    fn chain_matches_the_recorded_primes() {
+        let a = presets::N14_L7_S40_128BIT.build().unwrap();
+        let q: [u64; 8] = [
+            1125899904679937,
+            1099511922689,
+            1099510054913,
+            1099512938497,
+            1099508121601,
+            1099514314753,
+            1099507695617,
+            1099514478593,
+        ];
+        assert_eq!(a.q_primes(), q);
+        assert_eq!(a.p_primes(), [1125899903991809, 1125899903827969]);
+        let b = presets::N12_L1_S30_128BIT.build().unwrap();
+        assert_eq!(b.q_primes(), [274877816833, 1073750017]);
+        assert_eq!(b.p_primes(), [274877734913]);
     }
 
     #[test]

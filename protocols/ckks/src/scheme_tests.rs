@@ -663,3 +663,36 @@ fn recycled_buffers_never_leak_into_results() {
     let trimmed = run(&c);
     assert!(before.iter().zip(&trimmed).all(|(u, v)| same_ct(u, v)));
 }
+
+/// A polynomial with uniform residues over the first `q_len` primes and `p_len` special primes.
+fn random_poly(
+    params: &CkksParams,
+    seed: u64,
+    q_len: usize,
+    p_len: usize,
+) -> poly::RnsPoly<poly::Coeff> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut p = poly::RnsPoly::<poly::Coeff>::zero(params, q_len, p_len);
+    for t in 0..p.limbs() {
+        let m = params.inner.basis.moduli()[p.modulus_index(params, t)];
+        for x in p.limb_mut(t) {
+            *x = rng.gen_range(0..m.value());
+        }
+    }
+    p
+}
+
+#[test]
+fn ntt_order_holds_for_all_preset_primes() {
+    // The NTT-domain automorphism relies on tfhe-ntt's output order; check it for every
+    // prime of two real presets by comparing with the coefficient-domain automorphism.
+    for preset in [presets::N12_L1_S30_128BIT, presets::N14_L7_S40_128BIT] {
+        let params = preset.build().unwrap();
+        let a = random_poly(&params, 7, params.max_level() + 1, params.p_primes().len());
+        for g in [5u64, 25, 2 * params.n() as u64 - 1] {
+            let via_coeff = a.automorphism(&params, g).into_ntt(&params);
+            let via_ntt = a.clone().into_ntt(&params).automorphism(&params, g);
+            assert!(via_coeff == via_ntt, "{} g={g}", preset.name);
+        }
+    }
+}

@@ -130,7 +130,7 @@ fn load_poly(
     }
     let poly = RnsPoly::<Ntt>::from_data(n, q_len, p_len, data);
     for t in 0..poly.limbs() {
-        let m = params.inner.moduli[poly.modulus_index(params, t)].value();
+        let m = params.inner.basis.moduli()[poly.modulus_index(params, t)].value();
         if let Some((index, &value)) = poly.limb(t).iter().enumerate().find(|(_, &v)| v >= m) {
             return Err(CkksError::CoefficientOutOfRange {
                 object,
@@ -190,10 +190,10 @@ impl Ciphertext {
             tag: ParamsTag::of(params),
             level: self.level() as u32,
             scale: self.scale,
-            c0: self.c0.data.clone(),
+            c0: self.c0.data().to_vec(),
             c1: match self.seed {
                 Some(s) => C1Wire::Seed(s),
-                None => C1Wire::Poly(self.c1.data.clone()),
+                None => C1Wire::Poly(self.c1.data().to_vec()),
             },
         })
     }
@@ -249,7 +249,7 @@ impl Plaintext {
             tag: ParamsTag::of(params),
             level: self.level() as u32,
             scale: self.scale,
-            poly: self.poly.data.clone(),
+            poly: self.poly.data().to_vec(),
         })
     }
 
@@ -287,7 +287,7 @@ impl PublicKey {
             tag: ParamsTag::of(&self.params),
             level: self.level() as u32,
             seed: self.seed,
-            b: self.b.data.clone(),
+            b: self.b.data().to_vec(),
         })
     }
 
@@ -317,7 +317,7 @@ impl KeySwitchKeyWire {
     fn of(k: &KeySwitchKey) -> Self {
         Self {
             seed: k.seed,
-            b: k.b.iter().map(|p| p.data.clone()).collect(),
+            b: k.b.iter().map(|p| p.data().to_vec()).collect(),
         }
     }
     fn load(self, params: &CkksParams, object: &'static str) -> Result<KeySwitchKey> {

@@ -1,7 +1,8 @@
 //! Vectorized word kernels for the RNS passes outside the NTT: Shoup products by constants,
 //! base-conversion sums, ModDown/rescale corrections and modular additions.
 //!
-//! The arithmetic is V. Shoup's multiplication by a precomputed constant (as in [`crate::arith`])
+//! The arithmetic is V. Shoup's multiplication by a precomputed constant (as in [`crate::arith`],
+//! with the same companion [`crate::arith::shoup_companion`])
 //! written with 32-bit partial products and branch-free `min`-based corrections, so that the
 //! compiler vectorizes it; each kernel body is compiled three times and the AVX-512
 //! (x86-64-v4) or AVX2 (x86-64-v3) copy is selected at run time through `pulp`'s safe
@@ -77,10 +78,9 @@ pub(crate) struct Shoup {
 
 impl Shoup {
     pub(crate) fn new(w: u64, p: u64) -> Self {
-        debug_assert!(w < p);
         Self {
             w,
-            ws: (((w as u128) << 64) / p as u128) as u64,
+            ws: crate::arith::shoup_companion(w, p),
         }
     }
 }

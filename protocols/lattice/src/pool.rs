@@ -1,12 +1,13 @@
 //! Process-wide recycling of RNS limb buffers.
 //!
-//! Every [`crate::poly::RnsPoly`] hands its residue buffer back here when it is dropped, and new
-//! polynomials (results, key-switching digits, scratch limbs) take their buffers from here. This
-//! is the same strategy as Microsoft SEAL's global memory pool (`MemoryManager::GetPool`): a
-//! ciphertext at N = 2^14 is 2 MiB, and without recycling every operation result would be a
-//! fresh allocation that the system allocator serves with newly mapped (zero-filled,
-//! page-faulting) memory once it has trimmed the previous result's pages. With recycling,
-//! results are written once into memory that is already mapped and usually cache-resident.
+//! Every [`crate::poly::RnsPoly`] (of any scheme: CKKS and the RLWE triple source share the pool)
+//! hands its residue buffer back here when it is dropped, and new polynomials (results,
+//! key-switching digits, scratch limbs) take their buffers from here. This is the same strategy as
+//! Microsoft SEAL's global memory pool (`MemoryManager::GetPool`): a ciphertext at N = 2^14 is 2
+//! MiB, and without recycling every operation result would be a fresh allocation that the system
+//! allocator serves with newly mapped (zero-filled, page-faulting) memory once it has trimmed the
+//! previous result's pages. With recycling, results are written once into memory that is already
+//! mapped and usually cache-resident.
 //!
 //! The pool keeps at most [`MAX_BUFFERS`] buffers and [`MAX_BYTES`] bytes (the oldest buffers
 //! are returned to the system allocator first). [`trim_buffer_pool`] releases everything. Buffers are not
@@ -66,7 +67,7 @@ fn take(len: usize) -> Vec<u64> {
 
 /// A buffer of length `len` whose contents are arbitrary (left over from an earlier use); the
 /// caller must overwrite every element before the values can be observed.
-pub(crate) fn take_dirty(len: usize) -> Vec<u64> {
+pub fn take_dirty(len: usize) -> Vec<u64> {
     let mut v = take(len);
     if v.len() >= len {
         v.truncate(len);
@@ -77,7 +78,7 @@ pub(crate) fn take_dirty(len: usize) -> Vec<u64> {
 }
 
 /// A zero-filled buffer of length `len`.
-pub(crate) fn take_zeroed(len: usize) -> Vec<u64> {
+pub fn take_zeroed(len: usize) -> Vec<u64> {
     let mut v = take(len);
     v.clear();
     v.resize(len, 0);
@@ -85,14 +86,14 @@ pub(crate) fn take_zeroed(len: usize) -> Vec<u64> {
 }
 
 /// An empty buffer with capacity for `len` words (for write-once `extend`).
-pub(crate) fn take_empty(len: usize) -> Vec<u64> {
+pub fn take_empty(len: usize) -> Vec<u64> {
     let mut v = take(len);
     v.clear();
     v
 }
 
 /// Returns a buffer to the pool (or to the system allocator when the pool is full).
-pub(crate) fn give(v: Vec<u64>) {
+pub fn give(v: Vec<u64>) {
     let c = v.capacity();
     if c == 0 {
         return;
@@ -118,15 +119,22 @@ pub(crate) fn give(v: Vec<u64>) {
 }
 
 /// A pooled scratch buffer that returns to the pool when dropped.
-pub(crate) struct Scratch(pub(crate) Vec<u64>);
+pub struct Scratch(pub Vec<u64>);
+
+impl std::fmt::Debug for Scratch {
+    // Scratch limbs may hold secret-derived values: print the length only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scratch({} words)", self.0.len())
+    }
+}
 
 impl Scratch {
     /// Empty, with capacity for `len` words.
-    pub(crate) fn empty(len: usize) -> Self {
+    pub fn empty(len: usize) -> Self {
         Self(take_empty(len))
     }
     /// Length `len`, arbitrary contents (overwrite before reading).
-    pub(crate) fn dirty(len: usize) -> Self {
+    pub fn dirty(len: usize) -> Self {
         Self(take_dirty(len))
     }
 }

@@ -1,10 +1,18 @@
-//! Word-size modular arithmetic for RNS limbs: Barrett reduction of 128-bit values, Shoup
-//! multiplication by precomputed constants, modular exponentiation/inversion and the
-//! deterministic NTT-friendly prime search used by the parameter builder.
+//! Word-size modular arithmetic for RNS limbs: Barrett reduction of 64- and 128-bit values,
+//! Shoup multiplication by precomputed constants and modular exponentiation/inversion. Every
+//! scheme of the workspace (CKKS, the RLWE triple source) reduces through [`Modulus`]; the
+//! vectorized kernels of [`crate::poly`] use the same Shoup companion ([`shoup_companion`]).
 //!
 //! Barrett reduction follows the 128-bit variant used by SEAL (floor(2^128/p) precomputed);
 //! Shoup multiplication is V. Shoup's "multiplication by a fixed operand" (NTL), with the
 //! quotient estimate `floor(w * 2^64 / p)`. All moduli are odd primes below 2^62.
+
+/// The Shoup companion `floor(w * 2^64 / p)` of a constant `w < p`.
+#[inline]
+pub fn shoup_companion(w: u64, p: u64) -> u64 {
+    debug_assert!(w < p);
+    (((w as u128) << 64) / p as u128) as u64
+}
 
 /// An odd modulus `p < 2^62` with its Barrett constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +156,7 @@ impl Modulus {
     /// The Shoup companion `floor(w * 2^64 / p)` of a reduced constant `w`.
     #[inline]
     pub fn shoup(&self, w: u64) -> u64 {
-        (((w as u128) << 64) / self.p as u128) as u64
+        shoup_companion(w, self.p)
     }
 
     /// `a * w mod p` with `w_shoup = self.shoup(w)`; `a` may be any 64-bit value.
@@ -196,57 +204,6 @@ impl Modulus {
             a as i64
         }
     }
-}
-
-fn mul_mod_u64(a: u64, b: u64, m: u64) -> u64 {
-    ((a as u128 * b as u128) % m as u128) as u64
-}
-
-fn pow_mod_u64(mut b: u64, mut e: u64, m: u64) -> u64 {
-    let mut r = 1u64 % m;
-    b %= m;
-    while e > 0 {
-        if e & 1 == 1 {
-            r = mul_mod_u64(r, b, m);
-        }
-        b = mul_mod_u64(b, b, m);
-        e >>= 1;
-    }
-    r
-}
-
-/// Deterministic Miller–Rabin primality test, exact for all 64-bit inputs (the first twelve
-/// prime bases suffice below 3.3 * 10^24).
-pub fn is_prime(n: u64) -> bool {
-    if n < 2 {
-        return false;
-    }
-    const BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
-    for &b in &BASES {
-        if n % b == 0 {
-            return n == b;
-        }
-    }
-    let mut d = n - 1;
-    let mut s = 0;
-    while d % 2 == 0 {
-        d /= 2;
-        s += 1;
-    }
-    'outer: for &a in &BASES {
-        let mut x = pow_mod_u64(a, d, n);
-        if x == 1 || x == n - 1 {
-            continue;
-        }
-        for _ in 1..s {
-            x = mul_mod_u64(x, x, n);
-            if x == n - 1 {
-                continue 'outer;
-            }
-        }
-        return false;
-    }
-    true
 }
 
 #[cfg(test)]
@@ -306,17 +263,5 @@ mod tests {
             }
             prop_assert_eq!(m.reduce_i64(m.centered(a)), a);
         }
-    }
-
-    #[test]
-    fn primality_known_answers() {
-        for p in PRIMES {
-            assert!(is_prime(p), "{p}");
-        }
-        assert!(!is_prime(1));
-        assert!(!is_prime(561)); // Carmichael
-        assert!(!is_prime(3_215_031_751)); // strong pseudoprime to bases 2,3,5,7
-        assert!(!is_prime((1 << 61) - 3));
-        assert!(is_prime((1 << 61) - 1));
     }
 }
