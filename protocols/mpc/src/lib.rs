@@ -8,15 +8,17 @@
 //! * [`net`]: the async [`net::Channel`] trait with typed, size-limited messages, an in-memory pair
 //!   and the [`net::Metered`] wrapper that counts bytes and rounds;
 //! * [`triples`]: correlated randomness (Beaver triples, matrix triples with reusable masks) behind
-//!   the [`triples::TripleSource`] trait, with the trusted [`triples::dealer`];
+//!   the [`triples::TripleSource`] trait, and every source of it: the trusted
+//!   [`triples::dealer`], the client-aided dealer, the two-server OT and HE sources;
 //! * [`online`]: the online protocols — `open`, elementwise Beaver multiplication, matrix products
 //!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
 //! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1) and an exact
 //!   interactive truncation (one private-bit product per value, no failure event);
 //! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
 //!   reciprocal/division, exp and both softmax variants;
-//! * [`offline`]: the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ extension,
-//!   Gilboa and matrix triples with SecureML's column reuse, AND triples — and the client-aided mode.
+//! * [`offline`]: the engines of the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ
+//!   extension, Gilboa and matrix triples with SecureML's column reuse, AND triples, the RLWE
+//!   scheme and its noise flooding — that the sources in [`triples`] run.
 //!
 //! ## Security model
 //!
