@@ -5,6 +5,7 @@
 //! * [`ring`]: the ring Z_2^64 as wrapping `u64`, with ndarray tensors and a wrapping matrix product;
 //! * [`fixed`]: fixed-point encoding with `f` fractional bits (SecureML §IV-A);
 //! * [`share`]: additive secret shares, the two [`Role`]s, sharing from a 32-byte ChaCha20 seed;
+//! * [`session`]: the [`Session`] a party runs protocols with (channel, role, encoding, pool);
 //! * [`net`]: the async [`net::Channel`] trait with typed, size-limited messages, an in-memory pair
 //!   and the [`net::Metered`] wrapper that counts bytes and rounds;
 //! * [`triples`]: correlated randomness (Beaver triples, matrix triples with reusable masks) behind
@@ -41,10 +42,12 @@ pub mod nonlinear;
 pub mod offline;
 pub mod online;
 pub mod ring;
+pub mod session;
 pub mod share;
 pub mod triples;
 pub mod trunc;
 
 pub use error::MpcError;
 pub use fixed::{FixedPoint, FracBits};
+pub use session::Session;
 pub use share::{Role, Seed, Share};

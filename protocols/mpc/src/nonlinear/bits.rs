@@ -6,8 +6,9 @@
 
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, ChannelExt};
+use crate::session::Session;
 use crate::share::Role;
-use crate::triples::{AndTriples, Preprocessing};
+use crate::triples::AndTriples;
 use ndarray::{Array2, ArrayView2};
 
 /// Number of words needed for `n` bit-sliced instances.
@@ -93,18 +94,17 @@ pub(crate) fn and_finish(role: Role, d: &[u64], e: &[u64], t: &AndTriples) -> Ve
 /// One layer of bit-sliced AND gates (one round): this party's XOR shares of `x ∧ y`, consuming
 /// `x.len()` words of AND triples.
 pub(crate) async fn and_gates<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     x: &[u64],
     y: &[u64],
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
+    let role = cx.role;
     debug_assert_eq!(x.len(), y.len());
     let m = x.len();
-    let t = pre.next_and(m)?;
+    let t = cx.pre.next_and(m)?;
     let msg = and_mask(x, y, &t);
     let mine = ArrayView2::from_shape((1, 2 * m), &msg).expect("shape");
-    let theirs = ch.exchange_ring(&mine).await?;
+    let theirs = cx.ch.exchange_ring(&mine).await?;
     let theirs = theirs.as_slice().ok_or_else(|| MpcError::Malformed {
         reason: "AND-gate reply not contiguous".into(),
     })?;

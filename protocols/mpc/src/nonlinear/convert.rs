@@ -17,8 +17,9 @@ use super::bits::{unpack_bits, BitShare};
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::online;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::triples::TripleRequest;
 use ndarray::Array2;
 
 /// The products of one round, collected as this party's shares of the two operands.
@@ -98,20 +99,16 @@ impl ProductRound {
     }
 
     /// Runs the round: one Beaver product over everything queued, one flight.
-    pub(crate) async fn run<C: Channel>(
-        self,
-        ch: &mut C,
-        role: Role,
-        pre: &mut Preprocessing,
-    ) -> Result<Vec<u64>> {
+    pub(crate) async fn run<C: Channel>(self, cx: &mut Session<'_, C>) -> Result<Vec<u64>> {
+        let role = cx.role;
         let n = self.x.len();
         if n == 0 {
             return Ok(Vec::new());
         }
-        let t = pre.next_elementwise((1, n))?;
+        let t = cx.pre.next_elementwise((1, n))?;
         let x = Share::from_ring(Array2::from_shape_vec((1, n), self.x).expect("shape"));
         let y = Share::from_ring(Array2::from_shape_vec((1, n), self.y).expect("shape"));
-        let z = online::mul(ch, role, &x, &y, &t).await?;
+        let z = online::mul(cx.ch, role, &x, &y, &t).await?;
         Ok(z.into_ring().into_raw_vec_and_offset().0)
     }
 }
@@ -166,11 +163,9 @@ pub fn and_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 /// Elementwise AND of two shared bit matrices: one round of bit-sliced GMW gates (2 bits sent
 /// per entry). XOR and NOT are local ([`BitShare::xor`], [`BitShare::not`]).
 pub async fn and<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     a: &BitShare,
     b: &BitShare,
-    pre: &mut Preprocessing,
 ) -> Result<BitShare> {
     if a.dim() != b.dim() {
         return Err(MpcError::ShapeMismatch {
@@ -182,7 +177,7 @@ pub async fn and<C: Channel>(
     if a.words().is_empty() {
         return Ok(a.clone());
     }
-    let z = super::bits::and_gates(ch, role, a.words(), b.words(), pre).await?;
+    let z = super::bits::and_gates(cx, a.words(), b.words()).await?;
     Ok(BitShare::from_words(a.dim(), z))
 }
 
@@ -193,16 +188,12 @@ pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 
 /// Boolean-to-arithmetic conversion: additive shares of the bits as integers 0/1 (multiply by
 /// 2^f with [`Share::mul_const`] for fixed-point 1.0). One round, one product per bit.
-pub async fn b2a<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    b: &BitShare,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn b2a<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare) -> Result<Share> {
+    let role = cx.role;
     let bits = bits_of(b);
     let mut round = ProductRound::new();
     let slot = round.push_b2a(role, &bits);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     Ok(share_of(b.dim(), finish_b2a(&bits, &z, slot)))
 }
 
@@ -214,13 +205,8 @@ pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 /// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
 /// entry. `select(b, x − y) + y` chooses between two shared values; ReLU's backward pass is
 /// `select(drelu, grad)` with the derivative from [`super::relu_with_derivative`].
-pub async fn select<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    b: &BitShare,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn select<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare, x: &Share) -> Result<Share> {
+    let role = cx.role;
     if b.dim() != x.dim() {
         return Err(MpcError::ShapeMismatch {
             op: "select",
@@ -232,7 +218,7 @@ pub async fn select<C: Channel>(
     let xs = flat(x);
     let mut round = ProductRound::new();
     let slot = round.push_select(role, &bits, &xs);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     Ok(share_of(x.dim(), finish_select(&bits, &xs, &z, slot)))
 }
 

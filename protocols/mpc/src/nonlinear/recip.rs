@@ -35,8 +35,9 @@ use super::convert::{finish_b2a, flat, share_of, ProductRound};
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::triples::TripleRequest;
 use crate::trunc::{self, Truncation};
 use ndarray::Array2;
 
@@ -135,16 +136,15 @@ pub fn reciprocal_truncations(n: usize, iterations: u32) -> u64 {
 
 /// Truncates a flat vector of shares by `mode` (exact: one more round and triple).
 pub(crate) async fn trunc_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     v: Vec<u64>,
     bits: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
+    let role = cx.role;
     let n = v.len();
     let s = Share::from_ring(Array2::from_shape_vec((1, n), v).expect("shape"));
-    Ok(trunc::truncate_with(mode, ch, role, &s, bits, pre)
+    Ok(trunc::truncate_with(mode, cx.ch, role, &s, bits, cx.pre)
         .await?
         .into_ring()
         .into_raw_vec_and_offset()
@@ -153,17 +153,15 @@ pub(crate) async fn trunc_flat<C: Channel>(
 
 /// One round (two with exact truncation): shares of `trunc(x ⊙ y, bits)`.
 pub(crate) async fn mul_trunc<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     (x, y): (&[u64], &[u64]),
     bits: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
     let mut round = ProductRound::new();
     round.push_mul(x, y);
-    let z = round.run(ch, role, pre).await?;
-    trunc_flat(ch, role, z, bits, mode, pre).await
+    let z = round.run(cx).await?;
+    trunc_flat(cx, z, bits, mode).await
 }
 
 pub(crate) fn mul_trunc_requests(n: usize, mode: Truncation) -> Vec<TripleRequest> {
@@ -174,14 +172,13 @@ pub(crate) fn mul_trunc_requests(n: usize, mode: Truncation) -> Vec<TripleReques
 
 /// Reciprocal of a flat vector; also returns shares of `[x = 0]` as integers 0/1.
 pub(crate) async fn reciprocal_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     xs: &[u64],
     iterations: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<(Vec<u64>, Vec<u64>)> {
+    let role = cx.role;
+    let fp = cx.fp;
     let n = xs.len();
     if n == 0 {
         return Ok((Vec::new(), Vec::new()));
@@ -189,7 +186,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     let f = fp.frac_bits().get();
     let p0 = role == Role::P0;
     // 1. Bits of X.
-    let (planes, w) = a2b_flat(ch, role, xs, pre).await?;
+    let (planes, w) = a2b_flat(cx, xs).await?;
     // 2. Suffix-AND of the negated bits, position r = 63 − j.
     let mut v: Vec<u64> = vec![0; 64 * w];
     for r in 0..64 {
@@ -206,7 +203,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
             x.extend_from_slice(&v[j * w..(j + 1) * w]);
             y.extend_from_slice(&v[l * w..(l + 1) * w]);
         }
-        let out = and_gates(ch, role, &x, &y, pre).await?;
+        let out = and_gates(cx, &x, &y).await?;
         for (i, &(j, _)) in level.iter().enumerate() {
             v[j * w..(j + 1) * w].copy_from_slice(&out[i * w..(i + 1) * w]);
         }
@@ -223,7 +220,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
         onehot.push(l);
     }
     let zslot = round.push_b2a(role, &zs[0]);
-    let zz = round.run(ch, role, pre).await?;
+    let zz = round.run(cx).await?;
     let mut c = vec![0u64; n];
     let mut c2 = vec![0u64; n];
     for j in 0..=TOP {
@@ -241,13 +238,13 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     }
     let is_zero = finish_b2a(&zs[0], &zz, zslot);
     // 4. Normalize into [½, 1).
-    let vnorm = mul_trunc(ch, role, (xs, &c), TOP as u32 + 1 - f, mode, pre).await?;
+    let vnorm = mul_trunc(cx, (xs, &c), TOP as u32 + 1 - f, mode).await?;
     // 5. Newton–Raphson from the linear initial guess 48/17 − 32/17·v.
     let k48 = fp.encode(48.0 / 17.0)?;
     let k32 = fp.encode(32.0 / 17.0)?;
     let two = fp.encode(2.0)?;
     let scaled: Vec<u64> = vnorm.iter().map(|v| v.wrapping_mul(k32)).collect();
-    let scaled = trunc_flat(ch, role, scaled, f, mode, pre).await?;
+    let scaled = trunc_flat(cx, scaled, f, mode).await?;
     let mut y: Vec<u64> = scaled
         .iter()
         .map(|s| {
@@ -260,7 +257,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
         })
         .collect();
     for _ in 0..iterations {
-        let t = mul_trunc(ch, role, (&vnorm, &y), f, mode, pre).await?;
+        let t = mul_trunc(cx, (&vnorm, &y), f, mode).await?;
         let e: Vec<u64> = t
             .iter()
             .map(|t| {
@@ -272,10 +269,10 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
                 }
             })
             .collect();
-        y = mul_trunc(ch, role, (&y, &e), f, mode, pre).await?;
+        y = mul_trunc(cx, (&y, &e), f, mode).await?;
     }
     // 6. Undo the normalization.
-    let r = mul_trunc(ch, role, (&y, &c2), f + 1, mode, pre).await?;
+    let r = mul_trunc(cx, (&y, &c2), f + 1, mode).await?;
     Ok((r, is_zero))
 }
 
@@ -293,16 +290,13 @@ fn check_frac_bits(fp: FixedPoint) -> Result<()> {
 /// Secure reciprocal `1/x` for `2^−f ≤ x < 2^(TOP+1−f)`, `x ≤ 0` and larger `x` giving 0 (see the
 /// module docs for rounds, accuracy and truncation bounds).
 pub async fn reciprocal<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_frac_bits(fp)?;
-    let (r, _) =
-        reciprocal_flat(ch, role, fp, &flat(x), iterations, Truncation::Local, pre).await?;
+    let (r, _) = reciprocal_flat(cx, &flat(x), iterations, Truncation::Local).await?;
     Ok(share_of(x.dim(), r))
 }
 
@@ -324,14 +318,12 @@ pub fn divide_truncations(dim: (usize, usize), iterations: u32) -> u64 {
 /// below 2^40 or so for the truncation bound (|a/b| < 2^(40−2f) = 256 with f = 16 gives failure
 /// probability 2^−23).
 pub async fn divide<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     a: &Share,
     b: &Share,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_frac_bits(fp)?;
     if a.dim() != b.dim() {
         return Err(MpcError::ShapeMismatch {
@@ -341,8 +333,8 @@ pub async fn divide<C: Channel>(
         });
     }
     let local = Truncation::Local;
-    let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, local, pre).await?;
-    let q = mul_trunc(ch, role, (&flat(a), &r), fp.frac_bits().get(), local, pre).await?;
+    let (r, _) = reciprocal_flat(cx, &flat(b), iterations, local).await?;
+    let q = mul_trunc(cx, (&flat(a), &r), fp.frac_bits().get(), local).await?;
     Ok(share_of(a.dim(), q))
 }
 

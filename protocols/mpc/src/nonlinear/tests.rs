@@ -4,6 +4,7 @@
 use super::*;
 use crate::fixed::FixedPoint;
 use crate::net::{mem_pair, CommStats, MemChannel, Metered};
+use crate::session::Session;
 use crate::share::{reconstruct, share, Role, Share};
 use crate::triples::{dealer, elementwise_entries, Preprocessing, TripleRequest, TripleSource};
 use ndarray::Array2;
@@ -103,7 +104,12 @@ async fn msb_and_drelu_are_exact_on_the_whole_ring() {
         msb_requests((1, n)),
         std::slice::from_ref(&x),
         |role, mut ch, mut pre, s| async move {
-            let m = msb(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let m = msb(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (m, ch, pre)
         },
     )
@@ -118,7 +124,12 @@ async fn msb_and_drelu_are_exact_on_the_whole_ring() {
         drelu_requests((1, n)),
         &[x],
         |role, mut ch, mut pre, s| async move {
-            let d = drelu(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let d = drelu(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (d, ch, pre)
         },
     )
@@ -138,7 +149,12 @@ async fn a2b_gives_every_bit() {
         a2b_requests(x.dim()),
         &[x],
         |role, mut ch, mut pre, s| async move {
-            let b = a2b(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let b = a2b(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (b, ch, pre)
         },
     )
@@ -179,9 +195,26 @@ async fn b2a_and_select_are_exact() {
             let b = bs[role.index()].clone();
             let o = os[role.index()].clone();
             async move {
-                let a = b2a(&mut ch, role, &b, &mut pre).await.unwrap();
-                let y = select(&mut ch, role, &b, &s[0], &mut pre).await.unwrap();
-                let z = and(&mut ch, role, &b, &o, &mut pre).await.unwrap();
+                let a = b2a(
+                    &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                    &b,
+                )
+                .await
+                .unwrap();
+                let y = select(
+                    &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                    &b,
+                    &s[0],
+                )
+                .await
+                .unwrap();
+                let z = and(
+                    &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                    &b,
+                    &o,
+                )
+                .await
+                .unwrap();
                 ((a, y, z), ch, pre)
             }
         },
@@ -203,9 +236,12 @@ async fn relu_and_its_derivative_are_exact() {
         relu_requests(x.dim()),
         &[x],
         |role, mut ch, mut pre, s| async move {
-            let o = relu_with_derivative(&mut ch, role, &s[0], &mut pre)
-                .await
-                .unwrap();
+            let o = relu_with_derivative(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (o, ch, pre)
         },
     )
@@ -238,7 +274,7 @@ async fn piecewise_sigmoid_is_exact() {
         piecewise_sigmoid_requests(x.dim()),
         &[x],
         move |role, mut ch, mut pre, s| async move {
-            let o = piecewise_sigmoid(&mut ch, role, fp, &s[0], &mut pre)
+            let o = piecewise_sigmoid(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0])
                 .await
                 .unwrap();
             (o, ch, pre)
@@ -281,10 +317,21 @@ async fn less_than_and_clamp_are_exact() {
         reqs,
         &[xa.clone(), xb.clone()],
         move |role, mut ch, mut pre, s| async move {
-            let lt = less_than(&mut ch, role, &s[0], &s[1], &mut pre)
-                .await
-                .unwrap();
-            let c = clamp(&mut ch, role, &s[0], lo, hi, &mut pre).await.unwrap();
+            let lt = less_than(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+                &s[1],
+            )
+            .await
+            .unwrap();
+            let c = clamp(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+                lo,
+                hi,
+            )
+            .await
+            .unwrap();
             ((lt, c), ch, pre)
         },
     )
@@ -346,13 +393,18 @@ async fn reciprocal_and_division_within_tolerance() {
         &[xe, ae],
         move |role, mut ch, mut pre, s| async move {
             let before = ch.stats();
-            let r = reciprocal(&mut ch, role, fp, &s[0], it, &mut pre)
+            let r = reciprocal(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0], it)
                 .await
                 .unwrap();
             let rounds = ch.stats().since(&before).rounds;
-            let q = divide(&mut ch, role, fp, &s[1], &s[0], it, &mut pre)
-                .await
-                .unwrap();
+            let q = divide(
+                &mut Session::new(&mut ch, role, fp, &mut pre),
+                &s[1],
+                &s[0],
+                it,
+            )
+            .await
+            .unwrap();
             ((r, q, rounds), ch, pre)
         },
     )
@@ -416,9 +468,13 @@ async fn exp_within_tolerance_and_clamped() {
         exp_requests((1, n), params),
         &[xe],
         move |role, mut ch, mut pre, s| async move {
-            let e = exp(&mut ch, role, fp, &s[0], params, &mut pre)
-                .await
-                .unwrap();
+            let e = exp(
+                &mut Session::new(&mut ch, role, fp, &mut pre),
+                &s[0],
+                params,
+            )
+            .await
+            .unwrap();
             (e, ch, pre)
         },
     )
@@ -477,12 +533,17 @@ async fn softmax_variants_match_f64() {
     reqs.extend(relu_softmax_requests((rows, k), it));
     let (o0, o1, _) = run2(reqs, &[xe], move |role, mut ch, mut pre, s| async move {
         let b0 = ch.stats();
-        let a = softmax(&mut ch, role, fp, &s[0], params, it, &mut pre)
-            .await
-            .unwrap();
+        let a = softmax(
+            &mut Session::new(&mut ch, role, fp, &mut pre),
+            &s[0],
+            params,
+            it,
+        )
+        .await
+        .unwrap();
         let r1 = ch.stats().since(&b0).rounds;
         let b1 = ch.stats();
-        let b = relu_softmax(&mut ch, role, fp, &s[0], it, &mut pre)
+        let b = relu_softmax(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0], it)
             .await
             .unwrap();
         let r2 = ch.stats().since(&b1).rounds;
@@ -551,14 +612,29 @@ async fn row_max_and_stable_softmax() {
         reqs,
         &[xe.clone(), wide.clone()],
         move |role, mut ch, mut pre, s| async move {
-            let m = row_max(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let m = row_max(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             let b = ch.stats();
-            let w = row_max(&mut ch, role, &s[1], &mut pre).await.unwrap();
+            let w = row_max(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[1],
+            )
+            .await
+            .unwrap();
             let r = ch.stats().since(&b).rounds;
             let b = ch.stats();
-            let p = stable_softmax(&mut ch, role, fp, &s[0], params, it, &mut pre)
-                .await
-                .unwrap();
+            let p = stable_softmax(
+                &mut Session::new(&mut ch, role, fp, &mut pre),
+                &s[0],
+                params,
+                it,
+            )
+            .await
+            .unwrap();
             let rs = ch.stats().since(&b).rounds;
             ((m, w, p, r, rs), ch, pre)
         },
@@ -605,13 +681,22 @@ async fn empty_inputs_and_shapes_are_handled() {
         Vec::new(),
         std::slice::from_ref(&x),
         move |role, mut ch, mut pre, s| async move {
-            let r = relu(&mut ch, role, &s[0], &mut pre).await.unwrap();
-            let q = reciprocal(&mut ch, role, fp, &s[0], 3, &mut pre)
+            let r = relu(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
+            let q = reciprocal(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0], 3)
                 .await
                 .unwrap();
-            let e = exp(&mut ch, role, fp, &s[0], ExpParams::default(), &mut pre)
-                .await
-                .unwrap();
+            let e = exp(
+                &mut Session::new(&mut ch, role, fp, &mut pre),
+                &s[0],
+                ExpParams::default(),
+            )
+            .await
+            .unwrap();
             ((r.dim(), q.dim(), e.dim()), ch, pre)
         },
     )
@@ -625,13 +710,16 @@ async fn empty_inputs_and_shapes_are_handled() {
         relu_requests((3, 70)),
         std::slice::from_ref(&x),
         |role, mut ch, mut pre, s| async move {
-            let r = relu(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let r = relu(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             let bad = select(
-                &mut ch,
-                role,
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
                 &BitShare::from_bits(&Array2::zeros((70, 3)).view()).unwrap(),
                 &s[0],
-                &mut pre,
             )
             .await;
             ((r, bad.is_err()), ch, pre)
@@ -647,7 +735,12 @@ async fn empty_inputs_and_shapes_are_handled() {
         squarings: 17,
         ..ExpParams::default()
     };
-    let r = exp(&mut c0, Role::P0, fp, &Share::zeros(1, 1), bad, &mut p0).await;
+    let r = exp(
+        &mut Session::new(&mut c0, Role::P0, fp, &mut p0),
+        &Share::zeros(1, 1),
+        bad,
+    )
+    .await;
     assert!(
         matches!(r, Err(crate::MpcError::InvalidShift { bits: 17, .. })),
         "{r:?}"
@@ -656,7 +749,12 @@ async fn empty_inputs_and_shapes_are_handled() {
         max_input: -1e3,
         ..ExpParams::default()
     };
-    let r = exp(&mut c0, Role::P0, fp, &Share::zeros(1, 1), bad, &mut p0).await;
+    let r = exp(
+        &mut Session::new(&mut c0, Role::P0, fp, &mut p0),
+        &Share::zeros(1, 1),
+        bad,
+    )
+    .await;
     assert!(
         matches!(r, Err(crate::MpcError::OutOfRange { .. })),
         "{r:?}"
@@ -668,7 +766,11 @@ async fn mismatched_preprocessing_is_an_error() {
     // No preprocessing at all.
     let x = col(&[1, 2, 3]);
     let (o0, o1, _) = run2(Vec::new(), &[x], |role, mut ch, mut pre, s| async move {
-        let r = relu(&mut ch, role, &s[0], &mut pre).await;
+        let r = relu(
+            &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+            &s[0],
+        )
+        .await;
         (r.is_err(), ch, pre)
     })
     .await;
@@ -677,7 +779,11 @@ async fn mismatched_preprocessing_is_an_error() {
     // anything is sent.
     let (mut p0, _p1) = preprocess(&msb_requests((1, 3))).await;
     let (mut c0, _c1) = mem_pair();
-    let r = msb(&mut c0, Role::P0, &Share::zeros(1, 70), &mut p0).await;
+    let r = msb(
+        &mut Session::new(&mut c0, Role::P0, FixedPoint::default(), &mut p0),
+        &Share::zeros(1, 70),
+    )
+    .await;
     assert!(
         matches!(r, Err(crate::MpcError::Preprocessing { .. })),
         "{r:?}"
@@ -697,7 +803,12 @@ async fn cost_matches_the_documented_table() {
         msb_requests((1, n)),
         std::slice::from_ref(&x),
         |role, mut ch, mut pre, s| async move {
-            let m = msb(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let m = msb(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (m, ch, pre)
         },
     )
@@ -709,7 +820,12 @@ async fn cost_matches_the_documented_table() {
         a2b_requests((1, n)),
         std::slice::from_ref(&x),
         |role, mut ch, mut pre, s| async move {
-            let m = a2b(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let m = a2b(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (m, ch, pre)
         },
     )
@@ -719,7 +835,12 @@ async fn cost_matches_the_documented_table() {
         relu_requests((1, n)),
         &[x],
         |role, mut ch, mut pre, s| async move {
-            let m = relu(&mut ch, role, &s[0], &mut pre).await.unwrap();
+            let m = relu(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &s[0],
+            )
+            .await
+            .unwrap();
             (m, ch, pre)
         },
     )
@@ -744,26 +865,41 @@ async fn cost_matches_the_documented_table() {
         move |role, mut ch, mut pre, s| async move {
             let mut out = Vec::new();
             let b = ch.stats();
-            piecewise_sigmoid(&mut ch, role, fp, &s[0], &mut pre)
+            piecewise_sigmoid(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0])
                 .await
                 .unwrap();
             out.push(("sigmoid", ch.stats().since(&b)));
             let b = ch.stats();
-            reciprocal(&mut ch, role, fp, &s[0], it, &mut pre)
+            reciprocal(&mut Session::new(&mut ch, role, fp, &mut pre), &s[0], it)
                 .await
                 .unwrap();
             out.push(("reciprocal", ch.stats().since(&b)));
             let b = ch.stats();
-            exp(&mut ch, role, fp, &s[0], params, &mut pre)
-                .await
-                .unwrap();
+            exp(
+                &mut Session::new(&mut ch, role, fp, &mut pre),
+                &s[0],
+                params,
+            )
+            .await
+            .unwrap();
             out.push(("exp", ch.stats().since(&b)));
             let bits = BitShare::from_bits(&Array2::zeros((1, n)).view()).unwrap();
             let b = ch.stats();
-            b2a(&mut ch, role, &bits, &mut pre).await.unwrap();
+            b2a(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &bits,
+            )
+            .await
+            .unwrap();
             out.push(("b2a", ch.stats().since(&b)));
             let b = ch.stats();
-            select(&mut ch, role, &bits, &s[0], &mut pre).await.unwrap();
+            select(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &bits,
+                &s[0],
+            )
+            .await
+            .unwrap();
             out.push(("select", ch.stats().since(&b)));
             (out, ch, pre)
         },
@@ -816,12 +952,20 @@ async fn exact_truncation_softmax_matches_f64_and_counts() {
     let mut reqs = relu_softmax_requests_with((rows, k), it, exact);
     reqs.extend(stable_softmax_requests_with((rows, k), params, it, exact));
     let (o0, o1, _) = run2(reqs, &[xe], move |role, mut ch, mut pre, s| async move {
-        let a = relu_softmax_with(&mut ch, role, fp, &s[0], (it, exact), &mut pre)
-            .await
-            .unwrap();
-        let b = stable_softmax_with(&mut ch, role, fp, &s[0], (params, it, exact), &mut pre)
-            .await
-            .unwrap();
+        let a = relu_softmax_with(
+            &mut Session::new(&mut ch, role, fp, &mut pre),
+            &s[0],
+            (it, exact),
+        )
+        .await
+        .unwrap();
+        let b = stable_softmax_with(
+            &mut Session::new(&mut ch, role, fp, &mut pre),
+            &s[0],
+            (params, it, exact),
+        )
+        .await
+        .unwrap();
         ((a, b), ch, pre)
     })
     .await;
