@@ -35,6 +35,7 @@
 //! (the `party` crate provides QUIC and TLS-over-TCP).
 
 pub mod compute;
+mod dry_run;
 pub mod error;
 pub mod fixed;
 pub mod net;

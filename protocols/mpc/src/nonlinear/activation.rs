@@ -4,22 +4,20 @@
 //! Every function runs one adder pass (7 rounds) for all of its comparisons and one round of
 //! products, so a whole layer costs 8 rounds whatever its size.
 
-use super::adder::{msb_flat, msb_flat_requests};
+use super::adder::msb_flat;
 use super::bits::{unpack_bits, BitShare};
 use super::convert::{finish_b2a, finish_select, flat, share_of, ProductRound};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::session::Session;
 use crate::share::{Role, Share};
 use crate::triples::TripleRequest;
 
-fn concat(reqs: impl IntoIterator<Item = Vec<TripleRequest>>) -> Vec<TripleRequest> {
-    reqs.into_iter().flatten().collect()
-}
-
 /// The preprocessing [`less_than`] consumes.
 pub fn less_than_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("less_than {dim:?}"), |cx| less_than(cx, &z, &z))
 }
 
 /// XOR shares of `[x < y]` (signed), as `msb(x − y)`: exact whenever `x − y` does not wrap,
@@ -41,7 +39,8 @@ pub async fn less_than<C: Channel>(
 
 /// The preprocessing [`drelu`] consumes.
 pub fn drelu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("drelu {dim:?}"), |cx| drelu(cx, &z))
 }
 
 /// XOR shares of ReLU's derivative `[x ≥ 0] = 1 − msb(x)`, exact for every ring element. 7 rounds.
@@ -53,8 +52,8 @@ pub async fn drelu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Bit
 /// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the adder, then `2n`
 /// products.
 pub fn relu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(n), ProductRound::request(2 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("relu {dim:?}"), |cx| relu_with_derivative(cx, &z))
 }
 
 /// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 8 rounds, exact.
@@ -75,8 +74,11 @@ pub async fn relu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Shar
 /// The preprocessing [`piecewise_sigmoid`] consumes: one adder pass over `2n` values, then `3n`
 /// products.
 pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(2 * n), ProductRound::request(3 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(
+        format!("piecewise_sigmoid {dim:?}"),
+        |cx| piecewise_sigmoid(cx, &z)
+    )
 }
 
 /// SecureML's piecewise sigmoid (§IV-C, Eq. 4): `0` for `x < −½`, `x + ½` for `−½ ≤ x < ½`, `1`
@@ -126,8 +128,8 @@ pub async fn piecewise_sigmoid<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -
 
 /// The preprocessing [`clamp`] consumes: one adder pass over `2n` values, then `4n` products.
 pub fn clamp_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(2 * n), ProductRound::request(4 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("clamp {dim:?}"), |cx| clamp(cx, &z, 0, 0))
 }
 
 /// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 8 rounds, exact

@@ -14,7 +14,8 @@
 //! The adder works modulo 2^64 exactly, so the MSB is exact for every two's-complement value —
 //! no range assumption.
 
-use super::bits::{and_gates, bit_planes, words_for, BitShare};
+use super::bits::{and_gates, bit_planes, BitShare};
+use crate::dry_run::planned;
 use crate::error::Result;
 use crate::net::Channel;
 use crate::session::Session;
@@ -181,17 +182,6 @@ fn a2b_plan() -> CarryPlan {
     CarryPlan::new(&(0..WIDTH).collect::<Vec<_>>())
 }
 
-fn requests_for(plan: &CarryPlan, n: usize) -> Vec<TripleRequest> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let w = words_for(n);
-    plan.gates_per_round()
-        .into_iter()
-        .map(|g| TripleRequest::And { words: g * w })
-        .collect()
-}
-
 /// AND gates per instance in each round of [`msb`] (the first entry is the generate round).
 pub fn msb_and_gates() -> Vec<usize> {
     msb_plan().gates_per_round()
@@ -204,17 +194,20 @@ pub fn a2b_and_gates() -> Vec<usize> {
 
 /// The preprocessing [`msb`] consumes for `n` values: one `And` block per round (7 rounds).
 pub fn msb_flat_requests(n: usize) -> Vec<TripleRequest> {
-    requests_for(&msb_plan(), n)
+    let z = vec![0; n];
+    planned!(format!("msb_flat {n}"), |cx| msb_flat(cx, &z))
 }
 
 /// The preprocessing [`msb`] consumes for a `dim`-shaped input.
 pub fn msb_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("msb {dim:?}"), |cx| msb(cx, &z))
 }
 
 /// The preprocessing [`a2b`] consumes for a `dim`-shaped input.
 pub fn a2b_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    requests_for(&a2b_plan(), dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("a2b {dim:?}"), |cx| a2b(cx, &z))
 }
 
 /// MSB of a flat vector of this party's shares, as packed XOR-share words.

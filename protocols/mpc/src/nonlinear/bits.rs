@@ -128,6 +128,11 @@ impl std::fmt::Debug for BitShare {
 }
 
 impl BitShare {
+    /// All-zero shares of a `dim`-shaped bit matrix.
+    pub(crate) fn zeros(dim: (usize, usize)) -> Self {
+        Self::from_words(dim, vec![0; words_for(dim.0 * dim.1)])
+    }
+
     pub(crate) fn from_words(dim: (usize, usize), words: Vec<u64>) -> Self {
         debug_assert_eq!(words.len(), words_for(dim.0 * dim.1));
         Self { dim, words }

@@ -14,6 +14,7 @@
 //! `1 × N` and one flight. Results are exact (no truncation: `b ∈ {0, 1}`).
 
 use super::bits::{unpack_bits, BitShare};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::online;
@@ -89,15 +90,6 @@ impl ProductRound {
         Slot { at, n: 2 * n }
     }
 
-    /// The preprocessing this round consumes: one elementwise triple `1 × len` (none if empty).
-    pub(crate) fn request(len: usize) -> Vec<TripleRequest> {
-        if len == 0 {
-            Vec::new()
-        } else {
-            vec![TripleRequest::Elementwise { rows: 1, cols: len }]
-        }
-    }
-
     /// Runs the round: one Beaver product over everything queued, one flight.
     pub(crate) async fn run<C: Channel>(self, cx: &mut Session<'_, C>) -> Result<Vec<u64>> {
         let role = cx.role;
@@ -150,14 +142,8 @@ pub(crate) fn bits_of(b: &BitShare) -> Vec<u64> {
 
 /// The preprocessing [`and`] consumes for `dim`-shaped bit matrices (one round).
 pub fn and_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    if n == 0 {
-        Vec::new()
-    } else {
-        vec![TripleRequest::And {
-            words: super::bits::words_for(n),
-        }]
-    }
+    let z = BitShare::zeros(dim);
+    planned!(format!("and {dim:?}"), |cx| and(cx, &z, &z))
 }
 
 /// Elementwise AND of two shared bit matrices: one round of bit-sliced GMW gates (2 bits sent
@@ -183,7 +169,8 @@ pub async fn and<C: Channel>(
 
 /// The preprocessing [`b2a`] consumes for a `dim`-shaped bit matrix (one round).
 pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    ProductRound::request(dim.0 * dim.1)
+    let z = BitShare::zeros(dim);
+    planned!(format!("b2a {dim:?}"), |cx| b2a(cx, &z))
 }
 
 /// Boolean-to-arithmetic conversion: additive shares of the bits as integers 0/1 (multiply by
@@ -199,7 +186,8 @@ pub async fn b2a<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare) -> Result<Sh
 
 /// The preprocessing [`select`] consumes for `dim`-shaped operands (one round).
 pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    ProductRound::request(2 * dim.0 * dim.1)
+    let (b, x) = (BitShare::zeros(dim), Share::zeros(dim.0, dim.1));
+    planned!(format!("select {dim:?}"), |cx| select(cx, &b, &x))
 }
 
 /// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per

@@ -33,12 +33,10 @@
 //! (2^23 with f = 16). Tested on logits in `[−4, 4]`, k = 10: max absolute error ≤ 5·10^−4
 //! (measured 6·10^−5), exact uniform rows for all-non-positive inputs.
 
-use super::activation::{clamp, clamp_requests, relu, relu_requests};
+use super::activation::{clamp, relu};
 use super::convert::{flat, share_of};
-use super::recip::{
-    mul_trunc, mul_trunc_requests, reciprocal_flat, reciprocal_requests_with,
-    reciprocal_truncations, TOP,
-};
+use super::recip::{mul_trunc, reciprocal_flat, reciprocal_truncations, TOP};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
@@ -88,21 +86,21 @@ impl ExpParams {
 
 /// The preprocessing [`exp`] consumes.
 pub fn exp_requests(dim: (usize, usize), params: ExpParams) -> Vec<TripleRequest> {
-    exp_requests_with(dim, params, Truncation::Local)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("exp {dim:?} {params:?}"), |cx| exp(cx, &z, params))
 }
 
+/// The preprocessing of an [`exp`] whose truncations are done by `mode` (for the tests; the
+/// softmax planners dry-run `exp_with` inside their own runs).
+#[cfg(test)]
 pub(crate) fn exp_requests_with(
     dim: (usize, usize),
     params: ExpParams,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    let mut r = mode.requests(dim);
-    r.extend(clamp_requests(dim));
-    for _ in 0..params.squarings {
-        r.extend(mul_trunc_requests(n, mode));
-    }
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("exp {dim:?} {params:?} {mode:?}");
+    planned!(key, |cx| exp_with(cx, &z, (params, mode)))
 }
 
 /// How many values [`exp`] truncates: the input scaling and one per squaring, per entry.
@@ -168,16 +166,6 @@ async fn normalize<C: Channel>(
     Ok(share_of(num.dim(), out))
 }
 
-fn normalize_requests(
-    dim: (usize, usize),
-    iterations: u32,
-    mode: Truncation,
-) -> Vec<TripleRequest> {
-    let mut r = reciprocal_requests_with((dim.0, 1), iterations, mode);
-    r.extend(mul_trunc_requests(dim.0 * dim.1, mode));
-    r
-}
-
 /// Truncations of [`normalize`]: the row sums' reciprocals and one product per entry.
 fn normalize_truncations(dim: (usize, usize), iterations: u32) -> u64 {
     reciprocal_truncations(dim.0, iterations) + (dim.0 * dim.1) as u64
@@ -222,9 +210,9 @@ pub fn softmax_requests(
     params: ExpParams,
     iterations: u32,
 ) -> Vec<TripleRequest> {
-    let mut r = exp_requests(dim, params);
-    r.extend(normalize_requests(dim, iterations, Truncation::Local));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("softmax {dim:?} {params:?} {iterations}");
+    planned!(key, |cx| softmax(cx, &z, params, iterations))
 }
 
 /// Row-wise softmax `e^(x_ij) / Σ_j e^(x_ij)` with [`exp`] and the reciprocal (see the module
@@ -252,9 +240,9 @@ pub fn relu_softmax_requests_with(
     iterations: u32,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let mut r = relu_requests(dim);
-    r.extend(normalize_requests(dim, iterations, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("relu_softmax {dim:?} {iterations} {mode:?}");
+    planned!(key, |cx| relu_softmax_with(cx, &z, (iterations, mode)))
 }
 
 /// SecureML's ReLU-normalized softmax `relu(x_ij) / Σ_j relu(x_ij)`, `1/k` for a row with no
@@ -293,12 +281,8 @@ fn tournament(k: usize) -> Vec<(usize, bool)> {
 
 /// The preprocessing [`row_max`] consumes for a `rows × k` input.
 pub fn row_max_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let (rows, k) = dim;
-    let mut r = Vec::new();
-    for (pairs, _) in tournament(k) {
-        r.extend(relu_requests((1, rows * pairs)));
-    }
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("row_max {dim:?}"), |cx| row_max(cx, &z))
 }
 
 /// The maximum of each row (a `rows × 1` share), by a tournament of `max(a, b) = b + relu(a − b)`:
@@ -354,10 +338,13 @@ pub fn stable_softmax_requests_with(
     iterations: u32,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let mut r = row_max_requests(dim);
-    r.extend(exp_requests_with(dim, params, mode));
-    r.extend(normalize_requests(dim, iterations, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("stable_softmax {dim:?} {params:?} {iterations} {mode:?}");
+    planned!(key, |cx| stable_softmax_with(
+        cx,
+        &z,
+        (params, iterations, mode)
+    ))
 }
 
 /// Row-wise softmax with the row maximum subtracted first (see the module docs): no logit is

@@ -29,9 +29,10 @@
 //! (failure probability 2^−24 per value); the final product is `(1/x)·2^(2f+1)`, so the failure
 //! probability is `2^(2f+2−64)/x` — 2^−30/x for f = 16, i.e. 2^−24 for `x ≥ 2^−6`.
 
-use super::adder::{a2b_flat, a2b_requests};
-use super::bits::{and_gates, unpack_bits, words_for};
+use super::adder::a2b_flat;
+use super::bits::{and_gates, unpack_bits};
 use super::convert::{finish_b2a, flat, share_of, ProductRound};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
@@ -91,41 +92,12 @@ impl AndPrefixPlan {
     }
 }
 
-fn mul_requests(n: usize) -> Vec<TripleRequest> {
-    ProductRound::request(n)
-}
-
 /// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
 pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
-    reciprocal_requests_with(dim, iterations, Truncation::Local)
-}
-
-/// The preprocessing of a reciprocal whose truncations are done by `mode`.
-pub(crate) fn reciprocal_requests_with(
-    dim: (usize, usize),
-    iterations: u32,
-    mode: Truncation,
-) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    if n == 0 {
-        return Vec::new();
-    }
-    let w = words_for(n);
-    let mut r = a2b_requests(dim);
-    for level in AndPrefixPlan::suffix().levels {
-        r.push(TripleRequest::And {
-            words: level.len() * w,
-        });
-    }
-    r.extend(ProductRound::request((TOP + 2) * n));
-    r.extend(mul_trunc_requests(n, mode));
-    r.extend(mode.requests((1, n)));
-    for _ in 0..iterations {
-        r.extend(mul_trunc_requests(n, mode));
-        r.extend(mul_trunc_requests(n, mode));
-    }
-    r.extend(mul_trunc_requests(n, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("reciprocal {dim:?} {iterations}"), |cx| reciprocal(
+        cx, &z, iterations
+    ))
 }
 
 /// How many values [`reciprocal`] truncates for `n` inputs: the normalization, the initial
@@ -162,12 +134,6 @@ pub(crate) async fn mul_trunc<C: Channel>(
     round.push_mul(x, y);
     let z = round.run(cx).await?;
     trunc_flat(cx, z, bits, mode).await
-}
-
-pub(crate) fn mul_trunc_requests(n: usize, mode: Truncation) -> Vec<TripleRequest> {
-    let mut r = mul_requests(n);
-    r.extend(mode.requests((1, n)));
-    r
 }
 
 /// Reciprocal of a flat vector; also returns shares of `[x = 0]` as integers 0/1.
@@ -302,9 +268,10 @@ pub async fn reciprocal<C: Channel>(
 
 /// The preprocessing [`divide`] consumes.
 pub fn divide_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
-    let mut r = reciprocal_requests(dim, iterations);
-    r.extend(mul_trunc_requests(dim.0 * dim.1, Truncation::Local));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("divide {dim:?} {iterations}"), |cx| divide(
+        cx, &z, &z, iterations
+    ))
 }
 
 /// How many values [`divide`] truncates for a `dim`-shaped input.
