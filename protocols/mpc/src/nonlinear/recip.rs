@@ -95,9 +95,8 @@ impl AndPrefixPlan {
 /// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
 pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
-    planned!(format!("reciprocal {dim:?} {iterations}"), |cx| reciprocal(
-        cx, &z, iterations
-    ))
+    let key = format!("reciprocal {dim:?} {iterations}");
+    planned!(key, |cx| reciprocal(cx, &z, iterations))
 }
 
 /// How many values [`reciprocal`] truncates for `n` inputs: the normalization, the initial
@@ -269,9 +268,8 @@ pub async fn reciprocal<C: Channel>(
 /// The preprocessing [`divide`] consumes.
 pub fn divide_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
-    planned!(format!("divide {dim:?} {iterations}"), |cx| divide(
-        cx, &z, &z, iterations
-    ))
+    let key = format!("divide {dim:?} {iterations}");
+    planned!(key, |cx| divide(cx, &z, &z, iterations))
 }
 
 /// How many values [`divide`] truncates for a `dim`-shaped input.
