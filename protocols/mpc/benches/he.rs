@@ -1,4 +1,4 @@
-//! HE offline-phase benchmarks ([`mpc::offline::HeSource`], in-memory channel pair).
+//! HE offline-phase benchmarks ([`mpc::triples::HeSource`], in-memory channel pair).
 //!
 //! * criterion: one query encryption, one response (a full plaintext product, re-randomization,
 //!   flooding, modulus switching) and one decryption at N = 16384;
@@ -14,8 +14,8 @@ use mpc::net::{mem_pair, CommStats, Metered};
 use mpc::offline::flood::FloodLedger;
 use mpc::offline::he::choose_blocks;
 use mpc::offline::rlwe::{respond, RlweParams, SecretKey, MAX_RESPONSE_NNZ};
-use mpc::offline::HeSource;
 use mpc::share::Role;
+use mpc::triples::HeSource;
 use mpc::triples::{Lhs, TripleRequest, TripleSource};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;

@@ -9,6 +9,7 @@ use mpc::net::{mem_pair, CommStats, Metered};
 use mpc::nonlinear::{msb, msb_requests, relu, relu_requests};
 use mpc::share::{share, Role, Share};
 use mpc::triples::{dealer, Preprocessing, TripleRequest, TripleSource};
+use mpc::{FixedPoint, Session};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -52,14 +53,34 @@ async fn online(
     let (a, b) = tokio::join!(
         async {
             match op {
-                Op::Msb => msb(&mut c0, Role::P0, &x[0], &mut pre.0).await.map(|_| ()),
-                Op::Relu => relu(&mut c0, Role::P0, &x[0], &mut pre.0).await.map(|_| ()),
+                Op::Msb => msb(
+                    &mut Session::new(&mut c0, Role::P0, FixedPoint::default(), &mut pre.0),
+                    &x[0],
+                )
+                .await
+                .map(|_| ()),
+                Op::Relu => relu(
+                    &mut Session::new(&mut c0, Role::P0, FixedPoint::default(), &mut pre.0),
+                    &x[0],
+                )
+                .await
+                .map(|_| ()),
             }
         },
         async {
             match op {
-                Op::Msb => msb(&mut c1, Role::P1, &x[1], &mut pre.1).await.map(|_| ()),
-                Op::Relu => relu(&mut c1, Role::P1, &x[1], &mut pre.1).await.map(|_| ()),
+                Op::Msb => msb(
+                    &mut Session::new(&mut c1, Role::P1, FixedPoint::default(), &mut pre.1),
+                    &x[1],
+                )
+                .await
+                .map(|_| ()),
+                Op::Relu => relu(
+                    &mut Session::new(&mut c1, Role::P1, FixedPoint::default(), &mut pre.1),
+                    &x[1],
+                )
+                .await
+                .map(|_| ()),
             }
         }
     );

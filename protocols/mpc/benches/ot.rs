@@ -12,8 +12,8 @@
 use criterion::{Criterion, Throughput};
 use mpc::net::{mem_pair, CommStats, MemChannel, Metered};
 use mpc::offline::iknp::{self, state, Receiver, Sender};
-use mpc::offline::OtSource;
 use mpc::share::Role;
+use mpc::triples::OtSource;
 use mpc::triples::{Lhs, TripleRequest, TripleSource};
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;

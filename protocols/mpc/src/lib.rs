@@ -5,18 +5,21 @@
 //! * [`ring`]: the ring Z_2^64 as wrapping `u64`, with ndarray tensors and a wrapping matrix product;
 //! * [`fixed`]: fixed-point encoding with `f` fractional bits (SecureML §IV-A);
 //! * [`share`]: additive secret shares, the two [`Role`]s, sharing from a 32-byte ChaCha20 seed;
+//! * [`session`]: the [`Session`] a party runs protocols with (channel, role, encoding, pool);
 //! * [`net`]: the async [`net::Channel`] trait with typed, size-limited messages, an in-memory pair
 //!   and the [`net::Metered`] wrapper that counts bytes and rounds;
 //! * [`triples`]: correlated randomness (Beaver triples, matrix triples with reusable masks) behind
-//!   the [`triples::TripleSource`] trait, with the trusted [`triples::dealer`];
+//!   the [`triples::TripleSource`] trait, and every source of it: the trusted
+//!   [`triples::dealer`], the client-aided dealer, the two-server OT and HE sources;
 //! * [`online`]: the online protocols — `open`, elementwise Beaver multiplication, matrix products
 //!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
 //! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1) and an exact
 //!   interactive truncation (one private-bit product per value, no failure event);
 //! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
 //!   reciprocal/division, exp and both softmax variants;
-//! * [`offline`]: the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ extension,
-//!   Gilboa and matrix triples with SecureML's column reuse, AND triples — and the client-aided mode.
+//! * [`offline`]: the engines of the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ
+//!   extension, Gilboa and matrix triples with SecureML's column reuse, AND triples, the RLWE
+//!   scheme and its noise flooding — that the sources in [`triples`] run.
 //!
 //! ## Security model
 //!
@@ -32,6 +35,7 @@
 //! (the `party` crate provides QUIC and TLS-over-TCP).
 
 pub mod compute;
+mod dry_run;
 pub mod error;
 pub mod fixed;
 pub mod net;
@@ -39,10 +43,12 @@ pub mod nonlinear;
 pub mod offline;
 pub mod online;
 pub mod ring;
+pub mod session;
 pub mod share;
 pub mod triples;
 pub mod trunc;
 
 pub use error::MpcError;
 pub use fixed::{FixedPoint, FracBits};
+pub use session::Session;
 pub use share::{Role, Seed, Share};

@@ -9,7 +9,7 @@ use mpc::nonlinear::{self, BitShare};
 use mpc::online::{self, MaskedMatrix};
 use mpc::triples::{Lhs, MaskId, Preprocessing};
 use mpc::trunc::{truncate_with, Truncation};
-use mpc::{FixedPoint, Role, Share};
+use mpc::{FixedPoint, Role, Session, Share};
 
 /// One party's view of a secure computation.
 #[derive(Debug)]
@@ -53,6 +53,12 @@ impl<C: Channel> Shared<C> {
     /// This party's role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The session the protocols of one call run with: this backend's channel, role, codec and
+    /// pool, lent for the call.
+    fn session(&mut self) -> Session<'_, C> {
+        Session::new(&mut self.ch, self.role, self.fp, &mut self.pre)
     }
 
     /// The fixed-point codec.
@@ -130,33 +136,30 @@ impl<C: Channel> Backend for Shared<C> {
     }
 
     async fn relu(&mut self, t: &Self::Tensor) -> Result<(Self::Tensor, Self::Bits)> {
-        Ok(nonlinear::relu_with_derivative(&mut self.ch, self.role, t, &mut self.pre).await?)
+        Ok(nonlinear::relu_with_derivative(&mut self.session(), t).await?)
     }
 
     async fn select(&mut self, b: &Self::Bits, t: &Self::Tensor) -> Result<Self::Tensor> {
         check_same("select", b.dim(), t.dim())?;
-        Ok(nonlinear::select(&mut self.ch, self.role, b, t, &mut self.pre).await?)
+        Ok(nonlinear::select(&mut self.session(), b, t).await?)
     }
 
     async fn sigmoid(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
-        Ok(
-            nonlinear::piecewise_sigmoid(&mut self.ch, self.role, self.fp, t, &mut self.pre)
-                .await?,
-        )
+        Ok(nonlinear::piecewise_sigmoid(&mut self.session(), t).await?)
     }
 
     async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
         let (iters, mode) = (nonlinear::DEFAULT_NEWTON_ITERATIONS, self.truncation);
-        let (ch, role, fp, pre) = (&mut self.ch, self.role, self.fp, &mut self.pre);
         Ok(match kind {
             SoftmaxKind::Exp => {
                 let params = Default::default();
                 self.truncations += nonlinear::stable_softmax_truncations(t.dim(), params, iters);
-                nonlinear::stable_softmax_with(ch, role, fp, t, (params, iters, mode), pre).await?
+                let cx = &mut self.session();
+                nonlinear::stable_softmax_with(cx, t, (params, iters, mode)).await?
             }
             SoftmaxKind::Relu => {
                 self.truncations += nonlinear::relu_softmax_truncations(t.dim(), iters);
-                nonlinear::relu_softmax_with(ch, role, fp, t, (iters, mode), pre).await?
+                nonlinear::relu_softmax_with(&mut self.session(), t, (iters, mode)).await?
             }
         })
     }

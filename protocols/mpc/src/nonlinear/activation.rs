@@ -4,32 +4,28 @@
 //! Every function runs one adder pass (7 rounds) for all of its comparisons and one round of
 //! products, so a whole layer costs 8 rounds whatever its size.
 
-use super::adder::{msb_flat, msb_flat_requests};
+use super::adder::msb_flat;
 use super::bits::{unpack_bits, BitShare};
 use super::convert::{finish_b2a, finish_select, flat, share_of, ProductRound};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
-use crate::fixed::FixedPoint;
 use crate::net::Channel;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
-
-fn concat(reqs: impl IntoIterator<Item = Vec<TripleRequest>>) -> Vec<TripleRequest> {
-    reqs.into_iter().flatten().collect()
-}
+use crate::triples::TripleRequest;
 
 /// The preprocessing [`less_than`] consumes.
 pub fn less_than_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("less_than {dim:?}"), |cx| less_than(cx, &z, &z))
 }
 
 /// XOR shares of `[x < y]` (signed), as `msb(x − y)`: exact whenever `x − y` does not wrap,
 /// i.e. `|x − y| < 2^63` (always true for two fixed-point encodings). 7 rounds.
 pub async fn less_than<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     x: &Share,
     y: &Share,
-    pre: &mut Preprocessing,
 ) -> Result<BitShare> {
     if x.dim() != y.dim() {
         return Err(MpcError::ShapeMismatch {
@@ -38,58 +34,51 @@ pub async fn less_than<C: Channel>(
             right: y.dim(),
         });
     }
-    super::adder::msb(ch, role, &x.sub(y), pre).await
+    super::adder::msb(cx, &x.sub(y)).await
 }
 
 /// The preprocessing [`drelu`] consumes.
 pub fn drelu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("drelu {dim:?}"), |cx| drelu(cx, &z))
 }
 
 /// XOR shares of ReLU's derivative `[x ≥ 0] = 1 − msb(x)`, exact for every ring element. 7 rounds.
-pub async fn drelu<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<BitShare> {
-    Ok(super::adder::msb(ch, role, x, pre).await?.not(role))
+pub async fn drelu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<BitShare> {
+    let role = cx.role;
+    Ok(super::adder::msb(cx, x).await?.not(role))
 }
 
 /// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the adder, then `2n`
 /// products.
 pub fn relu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(n), ProductRound::request(2 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("relu {dim:?}"), |cx| relu_with_derivative(cx, &z))
 }
 
 /// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 8 rounds, exact.
 pub async fn relu_with_derivative<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     x: &Share,
-    pre: &mut Preprocessing,
 ) -> Result<(Share, BitShare)> {
-    let d = drelu(ch, role, x, pre).await?;
-    let r = super::convert::select(ch, role, &d, x, pre).await?;
+    let d = drelu(cx, x).await?;
+    let r = super::convert::select(cx, &d, x).await?;
     Ok((r, d))
 }
 
 /// ReLU `max(x, 0)`: 8 rounds, exact for every ring element.
-pub async fn relu<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
-    Ok(relu_with_derivative(ch, role, x, pre).await?.0)
+pub async fn relu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
+    Ok(relu_with_derivative(cx, x).await?.0)
 }
 
 /// The preprocessing [`piecewise_sigmoid`] consumes: one adder pass over `2n` values, then `3n`
 /// products.
 pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(2 * n), ProductRound::request(3 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(
+        format!("piecewise_sigmoid {dim:?}"),
+        |cx| piecewise_sigmoid(cx, &z)
+    )
 }
 
 /// SecureML's piecewise sigmoid (§IV-C, Eq. 4): `0` for `x < −½`, `x + ½` for `−½ ≤ x < ½`, `1`
@@ -101,13 +90,9 @@ pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 /// range that [`FixedPoint::encode`] accepts (`2^(63−f) − ½ ≤ |x| < 2^(63−f)`) `x ± ½` wraps
 /// around the ring and the result is wrong; exactness there would need a third comparison
 /// (`msb(x)`) and more products.
-pub async fn piecewise_sigmoid<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn piecewise_sigmoid<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
+    let role = cx.role;
+    let fp = cx.fp;
     let half = 1u64 << (fp.frac_bits().get() - 1);
     let one = 1u64 << fp.frac_bits().get();
     let n = x.dim().0 * x.dim().1;
@@ -118,7 +103,7 @@ pub async fn piecewise_sigmoid<C: Channel>(
     ));
     let mut both = hi.clone();
     both.extend_from_slice(&lo);
-    let m = msb_flat(ch, role, &both, pre).await?;
+    let m = msb_flat(cx, &both).await?;
     let m = unpack_bits(&m, 2 * n);
     let (m1, m2) = m.split_at(n);
     // c1 ⊕ c2 = (1 − m1) ⊕ (1 − m2) = m1 ⊕ m2; c2 = 1 − m2 (P0 flips).
@@ -130,7 +115,7 @@ pub async fn piecewise_sigmoid<C: Channel>(
     let mut round = ProductRound::new();
     let s_sel = round.push_select(role, &d, &hi);
     let s_b2a = round.push_b2a(role, &c2);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     let sel = finish_select(&d, &hi, &z, s_sel);
     let c2a = finish_b2a(&c2, &z, s_b2a);
     let out: Vec<u64> = sel
@@ -143,20 +128,19 @@ pub async fn piecewise_sigmoid<C: Channel>(
 
 /// The preprocessing [`clamp`] consumes: one adder pass over `2n` values, then `4n` products.
 pub fn clamp_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    concat([msb_flat_requests(2 * n), ProductRound::request(4 * n)])
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("clamp {dim:?}"), |cx| clamp(cx, &z, 0, 0))
 }
 
 /// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 8 rounds, exact
 /// whenever `x − lo` and `hi − x` do not wrap (|x|, |lo|, |hi| below 2^62 suffices).
 pub async fn clamp<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     x: &Share,
     lo: u64,
     hi: u64,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let role = cx.role;
     let n = x.dim().0 * x.dim().1;
     let xs = flat(x);
     let p0 = role == Role::P0;
@@ -178,7 +162,7 @@ pub async fn clamp<C: Channel>(
         .collect();
     let mut both = below.clone();
     both.extend_from_slice(&above);
-    let m = msb_flat(ch, role, &both, pre).await?;
+    let m = msb_flat(cx, &both).await?;
     let m = unpack_bits(&m, 2 * n);
     let (c_lo, c_hi) = m.split_at(n);
     // x + [x < lo]·(lo − x) + [x > hi]·(hi − x): lo − x = −below, hi − x = above.
@@ -186,7 +170,7 @@ pub async fn clamp<C: Channel>(
     let mut round = ProductRound::new();
     let s1 = round.push_select(role, c_lo, &neg_below);
     let s2 = round.push_select(role, c_hi, &above);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     let a = finish_select(c_lo, &neg_below, &z, s1);
     let b = finish_select(c_hi, &above, &z, s2);
     let out: Vec<u64> = (0..n)

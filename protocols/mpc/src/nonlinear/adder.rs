@@ -14,11 +14,13 @@
 //! The adder works modulo 2^64 exactly, so the MSB is exact for every two's-complement value —
 //! no range assumption.
 
-use super::bits::{and_gates, bit_planes, words_for, BitShare};
+use super::bits::{and_gates, bit_planes, BitShare};
+use crate::dry_run::planned;
 use crate::error::Result;
 use crate::net::Channel;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::triples::TripleRequest;
 
 /// Width of the carry prefix: positions 0..=62 produce the carries into bits 1..=63.
 const WIDTH: usize = 63;
@@ -115,12 +117,11 @@ impl CarryPlan {
     /// (`WIDTH × w` words; only the planned outputs are meaningful).
     async fn eval<C: Channel>(
         &self,
-        ch: &mut C,
-        role: Role,
+        cx: &mut Session<'_, C>,
         planes: &[u64],
         w: usize,
-        pre: &mut Preprocessing,
     ) -> Result<Vec<u64>> {
+        let role = cx.role;
         let plane = |j: usize| &planes[j * w..(j + 1) * w];
         let zeros = vec![0u64; w];
         // Round 0: g_j = x0_j ∧ x1_j with inputs shared as (x0_j, 0) and (0, x1_j).
@@ -139,7 +140,7 @@ impl CarryPlan {
                 }
             }
         }
-        let leaf = and_gates(ch, role, &x, &y, pre).await?;
+        let leaf = and_gates(cx, &x, &y).await?;
         let mut g = vec![0u64; WIDTH * w];
         for (i, &j) in self.leaves.iter().enumerate() {
             g[j * w..(j + 1) * w].copy_from_slice(&leaf[i * w..(i + 1) * w]);
@@ -156,7 +157,7 @@ impl CarryPlan {
                 };
                 y.extend_from_slice(&src[gate.l * w..(gate.l + 1) * w]);
             }
-            let out = and_gates(ch, role, &x, &y, pre).await?;
+            let out = and_gates(cx, &x, &y).await?;
             for (i, gate) in level.iter().enumerate() {
                 let o = &out[i * w..(i + 1) * w];
                 let dst = &mut match gate.kind {
@@ -181,17 +182,6 @@ fn a2b_plan() -> CarryPlan {
     CarryPlan::new(&(0..WIDTH).collect::<Vec<_>>())
 }
 
-fn requests_for(plan: &CarryPlan, n: usize) -> Vec<TripleRequest> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let w = words_for(n);
-    plan.gates_per_round()
-        .into_iter()
-        .map(|g| TripleRequest::And { words: g * w })
-        .collect()
-}
-
 /// AND gates per instance in each round of [`msb`] (the first entry is the generate round).
 pub fn msb_and_gates() -> Vec<usize> {
     msb_plan().gates_per_round()
@@ -204,31 +194,32 @@ pub fn a2b_and_gates() -> Vec<usize> {
 
 /// The preprocessing [`msb`] consumes for `n` values: one `And` block per round (7 rounds).
 pub fn msb_flat_requests(n: usize) -> Vec<TripleRequest> {
-    requests_for(&msb_plan(), n)
+    let z = vec![0; n];
+    planned!(format!("msb_flat {n}"), |cx| msb_flat(cx, &z))
 }
 
 /// The preprocessing [`msb`] consumes for a `dim`-shaped input.
 pub fn msb_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    msb_flat_requests(dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("msb {dim:?}"), |cx| msb(cx, &z))
 }
 
 /// The preprocessing [`a2b`] consumes for a `dim`-shaped input.
 pub fn a2b_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    requests_for(&a2b_plan(), dim.0 * dim.1)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("a2b {dim:?}"), |cx| a2b(cx, &z))
 }
 
 /// MSB of a flat vector of this party's shares, as packed XOR-share words.
 pub(crate) async fn msb_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     values: &[u64],
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
     if values.is_empty() {
         return Ok(Vec::new());
     }
     let (planes, w) = bit_planes(values);
-    let g = msb_plan().eval(ch, role, &planes, w, pre).await?;
+    let g = msb_plan().eval(cx, &planes, w).await?;
     let top = &planes[63 * w..64 * w];
     let carry = &g[(WIDTH - 1) * w..WIDTH * w];
     Ok(top.iter().zip(carry).map(|(a, c)| a ^ c).collect())
@@ -236,30 +227,23 @@ pub(crate) async fn msb_flat<C: Channel>(
 
 /// XOR shares of the most significant bit of a shared matrix (1 where the two's-complement value
 /// is negative): 7 rounds, [`msb_and_gates`] AND gates per value.
-pub async fn msb<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<BitShare> {
+pub async fn msb<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<BitShare> {
     let values: Vec<u64> = x.view().iter().copied().collect();
-    let words = msb_flat(ch, role, &values, pre).await?;
+    let words = msb_flat(cx, &values).await?;
     Ok(BitShare::from_words(x.dim(), words))
 }
 
 /// Bit planes of a flat vector (this party's XOR shares of every bit of every value; plane `j`
 /// at `[j * w, (j + 1) * w)`, `w = ⌈n/64⌉`).
 pub(crate) async fn a2b_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     values: &[u64],
-    pre: &mut Preprocessing,
 ) -> Result<(Vec<u64>, usize)> {
     if values.is_empty() {
         return Ok((Vec::new(), 0));
     }
     let (planes, w) = bit_planes(values);
-    let g = a2b_plan().eval(ch, role, &planes, w, pre).await?;
+    let g = a2b_plan().eval(cx, &planes, w).await?;
     let mut sum = planes;
     for j in 1..64 {
         for i in 0..w {
@@ -271,15 +255,10 @@ pub(crate) async fn a2b_flat<C: Channel>(
 
 /// Arithmetic-to-boolean conversion: XOR shares of all 64 bits of a shared matrix, bit `j` at
 /// index `j` (7 rounds, [`a2b_and_gates`] AND gates per value).
-pub async fn a2b<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Vec<BitShare>> {
+pub async fn a2b<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Vec<BitShare>> {
     let values: Vec<u64> = x.view().iter().copied().collect();
     let n = values.len();
-    let (planes, w) = a2b_flat(ch, role, &values, pre).await?;
+    let (planes, w) = a2b_flat(cx, &values).await?;
     Ok((0..64)
         .map(|j| {
             let words = if n == 0 {

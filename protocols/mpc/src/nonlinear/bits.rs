@@ -6,8 +6,9 @@
 
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, ChannelExt};
+use crate::session::Session;
 use crate::share::Role;
-use crate::triples::{AndTriples, Preprocessing};
+use crate::triples::AndTriples;
 use ndarray::{Array2, ArrayView2};
 
 /// Number of words needed for `n` bit-sliced instances.
@@ -93,18 +94,17 @@ pub(crate) fn and_finish(role: Role, d: &[u64], e: &[u64], t: &AndTriples) -> Ve
 /// One layer of bit-sliced AND gates (one round): this party's XOR shares of `x ∧ y`, consuming
 /// `x.len()` words of AND triples.
 pub(crate) async fn and_gates<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     x: &[u64],
     y: &[u64],
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
+    let role = cx.role;
     debug_assert_eq!(x.len(), y.len());
     let m = x.len();
-    let t = pre.next_and(m)?;
+    let t = cx.pre.next_and(m)?;
     let msg = and_mask(x, y, &t);
     let mine = ArrayView2::from_shape((1, 2 * m), &msg).expect("shape");
-    let theirs = ch.exchange_ring(&mine).await?;
+    let theirs = cx.ch.exchange_ring(&mine).await?;
     let theirs = theirs.as_slice().ok_or_else(|| MpcError::Malformed {
         reason: "AND-gate reply not contiguous".into(),
     })?;
@@ -128,6 +128,11 @@ impl std::fmt::Debug for BitShare {
 }
 
 impl BitShare {
+    /// All-zero shares of a `dim`-shaped bit matrix.
+    pub(crate) fn zeros(dim: (usize, usize)) -> Self {
+        Self::from_words(dim, vec![0; words_for(dim.0 * dim.1)])
+    }
+
     pub(crate) fn from_words(dim: (usize, usize), words: Vec<u64>) -> Self {
         debug_assert_eq!(words.len(), words_for(dim.0 * dim.1));
         Self { dim, words }

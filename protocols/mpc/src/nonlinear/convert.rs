@@ -14,11 +14,13 @@
 //! `1 × N` and one flight. Results are exact (no truncation: `b ∈ {0, 1}`).
 
 use super::bits::{unpack_bits, BitShare};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::online;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::triples::TripleRequest;
 use ndarray::Array2;
 
 /// The products of one round, collected as this party's shares of the two operands.
@@ -88,30 +90,17 @@ impl ProductRound {
         Slot { at, n: 2 * n }
     }
 
-    /// The preprocessing this round consumes: one elementwise triple `1 × len` (none if empty).
-    pub(crate) fn request(len: usize) -> Vec<TripleRequest> {
-        if len == 0 {
-            Vec::new()
-        } else {
-            vec![TripleRequest::Elementwise { rows: 1, cols: len }]
-        }
-    }
-
     /// Runs the round: one Beaver product over everything queued, one flight.
-    pub(crate) async fn run<C: Channel>(
-        self,
-        ch: &mut C,
-        role: Role,
-        pre: &mut Preprocessing,
-    ) -> Result<Vec<u64>> {
+    pub(crate) async fn run<C: Channel>(self, cx: &mut Session<'_, C>) -> Result<Vec<u64>> {
+        let role = cx.role;
         let n = self.x.len();
         if n == 0 {
             return Ok(Vec::new());
         }
-        let t = pre.next_elementwise((1, n))?;
+        let t = cx.pre.next_elementwise((1, n))?;
         let x = Share::from_ring(Array2::from_shape_vec((1, n), self.x).expect("shape"));
         let y = Share::from_ring(Array2::from_shape_vec((1, n), self.y).expect("shape"));
-        let z = online::mul(ch, role, &x, &y, &t).await?;
+        let z = online::mul(cx.ch, role, &x, &y, &t).await?;
         Ok(z.into_ring().into_raw_vec_and_offset().0)
     }
 }
@@ -153,24 +142,16 @@ pub(crate) fn bits_of(b: &BitShare) -> Vec<u64> {
 
 /// The preprocessing [`and`] consumes for `dim`-shaped bit matrices (one round).
 pub fn and_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    if n == 0 {
-        Vec::new()
-    } else {
-        vec![TripleRequest::And {
-            words: super::bits::words_for(n),
-        }]
-    }
+    let z = BitShare::zeros(dim);
+    planned!(format!("and {dim:?}"), |cx| and(cx, &z, &z))
 }
 
 /// Elementwise AND of two shared bit matrices: one round of bit-sliced GMW gates (2 bits sent
 /// per entry). XOR and NOT are local ([`BitShare::xor`], [`BitShare::not`]).
 pub async fn and<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     a: &BitShare,
     b: &BitShare,
-    pre: &mut Preprocessing,
 ) -> Result<BitShare> {
     if a.dim() != b.dim() {
         return Err(MpcError::ShapeMismatch {
@@ -182,45 +163,38 @@ pub async fn and<C: Channel>(
     if a.words().is_empty() {
         return Ok(a.clone());
     }
-    let z = super::bits::and_gates(ch, role, a.words(), b.words(), pre).await?;
+    let z = super::bits::and_gates(cx, a.words(), b.words()).await?;
     Ok(BitShare::from_words(a.dim(), z))
 }
 
 /// The preprocessing [`b2a`] consumes for a `dim`-shaped bit matrix (one round).
 pub fn b2a_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    ProductRound::request(dim.0 * dim.1)
+    let z = BitShare::zeros(dim);
+    planned!(format!("b2a {dim:?}"), |cx| b2a(cx, &z))
 }
 
 /// Boolean-to-arithmetic conversion: additive shares of the bits as integers 0/1 (multiply by
 /// 2^f with [`Share::mul_const`] for fixed-point 1.0). One round, one product per bit.
-pub async fn b2a<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    b: &BitShare,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn b2a<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare) -> Result<Share> {
+    let role = cx.role;
     let bits = bits_of(b);
     let mut round = ProductRound::new();
     let slot = round.push_b2a(role, &bits);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     Ok(share_of(b.dim(), finish_b2a(&bits, &z, slot)))
 }
 
 /// The preprocessing [`select`] consumes for `dim`-shaped operands (one round).
 pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    ProductRound::request(2 * dim.0 * dim.1)
+    let (b, x) = (BitShare::zeros(dim), Share::zeros(dim.0, dim.1));
+    planned!(format!("select {dim:?}"), |cx| select(cx, &b, &x))
 }
 
 /// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
 /// entry. `select(b, x − y) + y` chooses between two shared values; ReLU's backward pass is
 /// `select(drelu, grad)` with the derivative from [`super::relu_with_derivative`].
-pub async fn select<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    b: &BitShare,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn select<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare, x: &Share) -> Result<Share> {
+    let role = cx.role;
     if b.dim() != x.dim() {
         return Err(MpcError::ShapeMismatch {
             op: "select",
@@ -232,7 +206,7 @@ pub async fn select<C: Channel>(
     let xs = flat(x);
     let mut round = ProductRound::new();
     let slot = round.push_select(role, &bits, &xs);
-    let z = round.run(ch, role, pre).await?;
+    let z = round.run(cx).await?;
     Ok(share_of(x.dim(), finish_select(&bits, &xs, &z, slot)))
 }
 

@@ -33,17 +33,16 @@
 //! (2^23 with f = 16). Tested on logits in `[−4, 4]`, k = 10: max absolute error ≤ 5·10^−4
 //! (measured 6·10^−5), exact uniform rows for all-non-positive inputs.
 
-use super::activation::{clamp, clamp_requests, relu, relu_requests};
+use super::activation::{clamp, relu};
 use super::convert::{flat, share_of};
-use super::recip::{
-    mul_trunc, mul_trunc_requests, reciprocal_flat, reciprocal_requests_with,
-    reciprocal_truncations, TOP,
-};
+use super::recip::{mul_trunc, reciprocal_flat, reciprocal_truncations, TOP};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
-use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::session::Session;
+use crate::share::Share;
+use crate::triples::TripleRequest;
 use crate::trunc::{self, Truncation};
 
 /// Parameters of [`exp`].
@@ -87,21 +86,21 @@ impl ExpParams {
 
 /// The preprocessing [`exp`] consumes.
 pub fn exp_requests(dim: (usize, usize), params: ExpParams) -> Vec<TripleRequest> {
-    exp_requests_with(dim, params, Truncation::Local)
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("exp {dim:?} {params:?}"), |cx| exp(cx, &z, params))
 }
 
+/// The preprocessing of an [`exp`] whose truncations are done by `mode` (for the tests; the
+/// softmax planners dry-run `exp_with` inside their own runs).
+#[cfg(test)]
 pub(crate) fn exp_requests_with(
     dim: (usize, usize),
     params: ExpParams,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    let mut r = mode.requests(dim);
-    r.extend(clamp_requests(dim));
-    for _ in 0..params.squarings {
-        r.extend(mul_trunc_requests(n, mode));
-    }
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("exp {dim:?} {params:?} {mode:?}");
+    planned!(key, |cx| exp_with(cx, &z, (params, mode)))
 }
 
 /// How many values [`exp`] truncates: the input scaling and one per squaring, per entry.
@@ -112,32 +111,28 @@ pub fn exp_truncations(dim: (usize, usize), params: ExpParams) -> u64 {
 /// Secure `e^x` elementwise by the limit approximation (see the module docs for range, accuracy
 /// and rounds).
 pub async fn exp<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     params: ExpParams,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
-    exp_with(ch, role, fp, x, (params, Truncation::Local), pre).await
+    exp_with(cx, x, (params, Truncation::Local)).await
 }
 
 async fn exp_with<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     (params, mode): (ExpParams, Truncation),
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let role = cx.role;
+    let fp = cx.fp;
     let (lo, hi) = params.check(fp)?;
     let f = fp.frac_bits().get();
     let one = ndarray::Array2::from_elem(x.dim(), 1u64 << f);
-    let scaled = trunc::truncate_with(mode, ch, role, x, params.squarings, pre).await?;
-    let base = clamp(ch, role, &scaled.add_public(role, &one.view()), lo, hi, pre).await?;
+    let scaled = trunc::truncate_with(mode, cx.ch, role, x, params.squarings, cx.pre).await?;
+    let base = clamp(cx, &scaled.add_public(role, &one.view()), lo, hi).await?;
     let mut y = flat(&base);
     for _ in 0..params.squarings {
-        y = mul_trunc(ch, role, (&y, &y), f, mode, pre).await?;
+        y = mul_trunc(cx, (&y, &y), f, mode).await?;
     }
     Ok(share_of(x.dim(), y))
 }
@@ -152,18 +147,16 @@ fn row_sums(x: &Share) -> Vec<u64> {
 
 /// `out_ij = trunc(num_ij · r_i) + zero_i · (1/k)`, one round.
 async fn normalize<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     num: &Share,
     (iterations, mode): (u32, Truncation),
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     let (rows, k) = num.dim();
     let sums = row_sums(num);
-    let (r, zero) = reciprocal_flat(ch, role, fp, &sums, iterations, mode, pre).await?;
+    let (r, zero) = reciprocal_flat(cx, &sums, iterations, mode).await?;
     let rb: Vec<u64> = (0..rows * k).map(|i| r[i / k.max(1)]).collect();
-    let q = mul_trunc(ch, role, (&flat(num), &rb), fp.frac_bits().get(), mode, pre).await?;
+    let q = mul_trunc(cx, (&flat(num), &rb), fp.frac_bits().get(), mode).await?;
     let uniform = fp.encode(1.0 / k.max(1) as f64)?;
     let out: Vec<u64> = q
         .iter()
@@ -171,16 +164,6 @@ async fn normalize<C: Channel>(
         .map(|(i, q)| q.wrapping_add(zero[i / k.max(1)].wrapping_mul(uniform)))
         .collect();
     Ok(share_of(num.dim(), out))
-}
-
-fn normalize_requests(
-    dim: (usize, usize),
-    iterations: u32,
-    mode: Truncation,
-) -> Vec<TripleRequest> {
-    let mut r = reciprocal_requests_with((dim.0, 1), iterations, mode);
-    r.extend(mul_trunc_requests(dim.0 * dim.1, mode));
-    r
 }
 
 /// Truncations of [`normalize`]: the row sums' reciprocals and one product per entry.
@@ -227,25 +210,23 @@ pub fn softmax_requests(
     params: ExpParams,
     iterations: u32,
 ) -> Vec<TripleRequest> {
-    let mut r = exp_requests(dim, params);
-    r.extend(normalize_requests(dim, iterations, Truncation::Local));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("softmax {dim:?} {params:?} {iterations}");
+    planned!(key, |cx| softmax(cx, &z, params, iterations))
 }
 
 /// Row-wise softmax `e^(x_ij) / Σ_j e^(x_ij)` with [`exp`] and the reciprocal (see the module
 /// docs). A row whose exponentials all clamp to 0 (every entry below −2^n) gives `1/k`.
 pub async fn softmax<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     params: ExpParams,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_softmax(fp, x)?;
-    let e = exp(ch, role, fp, x, params, pre).await?;
-    normalize(ch, role, fp, &e, (iterations, Truncation::Local), pre).await
+    let e = exp(cx, x, params).await?;
+    normalize(cx, &e, (iterations, Truncation::Local)).await
 }
 
 /// The preprocessing [`relu_softmax`] consumes.
@@ -259,36 +240,31 @@ pub fn relu_softmax_requests_with(
     iterations: u32,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let mut r = relu_requests(dim);
-    r.extend(normalize_requests(dim, iterations, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("relu_softmax {dim:?} {iterations} {mode:?}");
+    planned!(key, |cx| relu_softmax_with(cx, &z, (iterations, mode)))
 }
 
 /// SecureML's ReLU-normalized softmax `relu(x_ij) / Σ_j relu(x_ij)`, `1/k` for a row with no
 /// positive entry, decided without opening anything (see the module docs).
 pub async fn relu_softmax<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
-    relu_softmax_with(ch, role, fp, x, (iterations, Truncation::Local), pre).await
+    relu_softmax_with(cx, x, (iterations, Truncation::Local)).await
 }
 
 /// [`relu_softmax`] with its truncations done by `mode`.
 pub async fn relu_softmax_with<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     (iterations, mode): (u32, Truncation),
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_softmax(fp, x)?;
-    let r = relu(ch, role, x, pre).await?;
-    normalize(ch, role, fp, &r, (iterations, mode), pre).await
+    let r = relu(cx, x).await?;
+    normalize(cx, &r, (iterations, mode)).await
 }
 
 /// The column pairs of each level of the max tournament over `k` columns: `(pairs, carried)` per
@@ -305,22 +281,13 @@ fn tournament(k: usize) -> Vec<(usize, bool)> {
 
 /// The preprocessing [`row_max`] consumes for a `rows × k` input.
 pub fn row_max_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    let (rows, k) = dim;
-    let mut r = Vec::new();
-    for (pairs, _) in tournament(k) {
-        r.extend(relu_requests((1, rows * pairs)));
-    }
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    planned!(format!("row_max {dim:?}"), |cx| row_max(cx, &z))
 }
 
 /// The maximum of each row (a `rows × 1` share), by a tournament of `max(a, b) = b + relu(a − b)`:
 /// exact (no truncation) for entries with `|a − b| < 2^63`, 8 rounds per level, ⌈log2 k⌉ levels.
-pub async fn row_max<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    x: &Share,
-    pre: &mut Preprocessing,
-) -> Result<Share> {
+pub async fn row_max<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
     let (rows, k) = x.dim();
     if k == 0 {
         return Err(MpcError::ShapeMismatch {
@@ -337,7 +304,7 @@ pub async fn row_max<C: Channel>(
             let (a, b) = (&cols[2 * p], &cols[2 * p + 1]);
             diff.extend(a.iter().zip(b).map(|(a, b)| a.wrapping_sub(*b)));
         }
-        let r = relu(ch, role, &share_of((1, rows * pairs), diff), pre).await?;
+        let r = relu(cx, &share_of((1, rows * pairs), diff)).await?;
         let r = flat(&r);
         let mut next: Vec<Vec<u64>> = (0..pairs)
             .map(|p| {
@@ -371,47 +338,45 @@ pub fn stable_softmax_requests_with(
     iterations: u32,
     mode: Truncation,
 ) -> Vec<TripleRequest> {
-    let mut r = row_max_requests(dim);
-    r.extend(exp_requests_with(dim, params, mode));
-    r.extend(normalize_requests(dim, iterations, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("stable_softmax {dim:?} {params:?} {iterations} {mode:?}");
+    planned!(key, |cx| stable_softmax_with(
+        cx,
+        &z,
+        (params, iterations, mode)
+    ))
 }
 
 /// Row-wise softmax with the row maximum subtracted first (see the module docs): no logit is
 /// clamped, at the price of the max tournament's rounds.
 pub async fn stable_softmax<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     params: ExpParams,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
     let local = Truncation::Local;
-    stable_softmax_with(ch, role, fp, x, (params, iterations, local), pre).await
+    stable_softmax_with(cx, x, (params, iterations, local)).await
 }
 
 /// [`stable_softmax`] with its truncations done by `mode`.
 pub async fn stable_softmax_with<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     (params, iterations, mode): (ExpParams, u32, Truncation),
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_softmax(fp, x)?;
     if x.dim().0 == 0 {
         return Ok(x.clone());
     }
     let (rows, k) = x.dim();
-    let m = flat(&row_max(ch, role, x, pre).await?);
+    let m = flat(&row_max(cx, x).await?);
     let xs = flat(x);
     let shifted: Vec<u64> = (0..rows * k)
         .map(|i| xs[i].wrapping_sub(m[i / k]))
         .collect();
     let shifted = share_of((rows, k), shifted);
-    let e = exp_with(ch, role, fp, &shifted, (params, mode), pre).await?;
-    normalize(ch, role, fp, &e, (iterations, mode), pre).await
+    let e = exp_with(cx, &shifted, (params, mode)).await?;
+    normalize(cx, &e, (iterations, mode)).await
 }

@@ -20,7 +20,12 @@
 //!
 //! Every protocol comes with a `*_requests` planner listing exactly the preprocessing it consumes,
 //! in order, so a trainer concatenates the plans of a whole step and calls
-//! [`crate::triples::TripleSource::generate`] once before going online. All parallel work of a
+//! [`crate::triples::TripleSource::generate`] once before going online. A planner is not a
+//! second description of the protocol: it dry-runs the protocol itself (as P0, on zero shares of
+//! the planned shape, against a channel that echoes and a pool that logs every triple asked of
+//! it and hands out zeros), so plan and consumption agree by construction — the protocols are
+//! oblivious, what they consume depends on shapes and parameters only. Each distinct call is
+//! dry-run once and remembered. All parallel work of a
 //! call shares its rounds: a 128×128 ReLU layer costs the same 8 rounds as a single ReLU.
 //!
 //! ## Cost (measured with [`crate::net::Metered`] over the in-memory pair; per party)

@@ -29,14 +29,16 @@
 //! (failure probability 2^−24 per value); the final product is `(1/x)·2^(2f+1)`, so the failure
 //! probability is `2^(2f+2−64)/x` — 2^−30/x for f = 16, i.e. 2^−24 for `x ≥ 2^−6`.
 
-use super::adder::{a2b_flat, a2b_requests};
-use super::bits::{and_gates, unpack_bits, words_for};
+use super::adder::a2b_flat;
+use super::bits::{and_gates, unpack_bits};
 use super::convert::{finish_b2a, flat, share_of, ProductRound};
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
 use crate::net::Channel;
+use crate::session::Session;
 use crate::share::{Role, Share};
-use crate::triples::{Preprocessing, TripleRequest};
+use crate::triples::TripleRequest;
 use crate::trunc::{self, Truncation};
 use ndarray::Array2;
 
@@ -90,41 +92,11 @@ impl AndPrefixPlan {
     }
 }
 
-fn mul_requests(n: usize) -> Vec<TripleRequest> {
-    ProductRound::request(n)
-}
-
 /// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
 pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
-    reciprocal_requests_with(dim, iterations, Truncation::Local)
-}
-
-/// The preprocessing of a reciprocal whose truncations are done by `mode`.
-pub(crate) fn reciprocal_requests_with(
-    dim: (usize, usize),
-    iterations: u32,
-    mode: Truncation,
-) -> Vec<TripleRequest> {
-    let n = dim.0 * dim.1;
-    if n == 0 {
-        return Vec::new();
-    }
-    let w = words_for(n);
-    let mut r = a2b_requests(dim);
-    for level in AndPrefixPlan::suffix().levels {
-        r.push(TripleRequest::And {
-            words: level.len() * w,
-        });
-    }
-    r.extend(ProductRound::request((TOP + 2) * n));
-    r.extend(mul_trunc_requests(n, mode));
-    r.extend(mode.requests((1, n)));
-    for _ in 0..iterations {
-        r.extend(mul_trunc_requests(n, mode));
-        r.extend(mul_trunc_requests(n, mode));
-    }
-    r.extend(mul_trunc_requests(n, mode));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("reciprocal {dim:?} {iterations}");
+    planned!(key, |cx| reciprocal(cx, &z, iterations))
 }
 
 /// How many values [`reciprocal`] truncates for `n` inputs: the normalization, the initial
@@ -135,16 +107,15 @@ pub fn reciprocal_truncations(n: usize, iterations: u32) -> u64 {
 
 /// Truncates a flat vector of shares by `mode` (exact: one more round and triple).
 pub(crate) async fn trunc_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     v: Vec<u64>,
     bits: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
+    let role = cx.role;
     let n = v.len();
     let s = Share::from_ring(Array2::from_shape_vec((1, n), v).expect("shape"));
-    Ok(trunc::truncate_with(mode, ch, role, &s, bits, pre)
+    Ok(trunc::truncate_with(mode, cx.ch, role, &s, bits, cx.pre)
         .await?
         .into_ring()
         .into_raw_vec_and_offset()
@@ -153,35 +124,26 @@ pub(crate) async fn trunc_flat<C: Channel>(
 
 /// One round (two with exact truncation): shares of `trunc(x ⊙ y, bits)`.
 pub(crate) async fn mul_trunc<C: Channel>(
-    ch: &mut C,
-    role: Role,
+    cx: &mut Session<'_, C>,
     (x, y): (&[u64], &[u64]),
     bits: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<Vec<u64>> {
     let mut round = ProductRound::new();
     round.push_mul(x, y);
-    let z = round.run(ch, role, pre).await?;
-    trunc_flat(ch, role, z, bits, mode, pre).await
-}
-
-pub(crate) fn mul_trunc_requests(n: usize, mode: Truncation) -> Vec<TripleRequest> {
-    let mut r = mul_requests(n);
-    r.extend(mode.requests((1, n)));
-    r
+    let z = round.run(cx).await?;
+    trunc_flat(cx, z, bits, mode).await
 }
 
 /// Reciprocal of a flat vector; also returns shares of `[x = 0]` as integers 0/1.
 pub(crate) async fn reciprocal_flat<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     xs: &[u64],
     iterations: u32,
     mode: Truncation,
-    pre: &mut Preprocessing,
 ) -> Result<(Vec<u64>, Vec<u64>)> {
+    let role = cx.role;
+    let fp = cx.fp;
     let n = xs.len();
     if n == 0 {
         return Ok((Vec::new(), Vec::new()));
@@ -189,7 +151,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     let f = fp.frac_bits().get();
     let p0 = role == Role::P0;
     // 1. Bits of X.
-    let (planes, w) = a2b_flat(ch, role, xs, pre).await?;
+    let (planes, w) = a2b_flat(cx, xs).await?;
     // 2. Suffix-AND of the negated bits, position r = 63 − j.
     let mut v: Vec<u64> = vec![0; 64 * w];
     for r in 0..64 {
@@ -206,7 +168,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
             x.extend_from_slice(&v[j * w..(j + 1) * w]);
             y.extend_from_slice(&v[l * w..(l + 1) * w]);
         }
-        let out = and_gates(ch, role, &x, &y, pre).await?;
+        let out = and_gates(cx, &x, &y).await?;
         for (i, &(j, _)) in level.iter().enumerate() {
             v[j * w..(j + 1) * w].copy_from_slice(&out[i * w..(i + 1) * w]);
         }
@@ -223,7 +185,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
         onehot.push(l);
     }
     let zslot = round.push_b2a(role, &zs[0]);
-    let zz = round.run(ch, role, pre).await?;
+    let zz = round.run(cx).await?;
     let mut c = vec![0u64; n];
     let mut c2 = vec![0u64; n];
     for j in 0..=TOP {
@@ -241,13 +203,13 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     }
     let is_zero = finish_b2a(&zs[0], &zz, zslot);
     // 4. Normalize into [½, 1).
-    let vnorm = mul_trunc(ch, role, (xs, &c), TOP as u32 + 1 - f, mode, pre).await?;
+    let vnorm = mul_trunc(cx, (xs, &c), TOP as u32 + 1 - f, mode).await?;
     // 5. Newton–Raphson from the linear initial guess 48/17 − 32/17·v.
     let k48 = fp.encode(48.0 / 17.0)?;
     let k32 = fp.encode(32.0 / 17.0)?;
     let two = fp.encode(2.0)?;
     let scaled: Vec<u64> = vnorm.iter().map(|v| v.wrapping_mul(k32)).collect();
-    let scaled = trunc_flat(ch, role, scaled, f, mode, pre).await?;
+    let scaled = trunc_flat(cx, scaled, f, mode).await?;
     let mut y: Vec<u64> = scaled
         .iter()
         .map(|s| {
@@ -260,7 +222,7 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
         })
         .collect();
     for _ in 0..iterations {
-        let t = mul_trunc(ch, role, (&vnorm, &y), f, mode, pre).await?;
+        let t = mul_trunc(cx, (&vnorm, &y), f, mode).await?;
         let e: Vec<u64> = t
             .iter()
             .map(|t| {
@@ -272,10 +234,10 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
                 }
             })
             .collect();
-        y = mul_trunc(ch, role, (&y, &e), f, mode, pre).await?;
+        y = mul_trunc(cx, (&y, &e), f, mode).await?;
     }
     // 6. Undo the normalization.
-    let r = mul_trunc(ch, role, (&y, &c2), f + 1, mode, pre).await?;
+    let r = mul_trunc(cx, (&y, &c2), f + 1, mode).await?;
     Ok((r, is_zero))
 }
 
@@ -293,24 +255,21 @@ fn check_frac_bits(fp: FixedPoint) -> Result<()> {
 /// Secure reciprocal `1/x` for `2^−f ≤ x < 2^(TOP+1−f)`, `x ≤ 0` and larger `x` giving 0 (see the
 /// module docs for rounds, accuracy and truncation bounds).
 pub async fn reciprocal<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     x: &Share,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_frac_bits(fp)?;
-    let (r, _) =
-        reciprocal_flat(ch, role, fp, &flat(x), iterations, Truncation::Local, pre).await?;
+    let (r, _) = reciprocal_flat(cx, &flat(x), iterations, Truncation::Local).await?;
     Ok(share_of(x.dim(), r))
 }
 
 /// The preprocessing [`divide`] consumes.
 pub fn divide_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
-    let mut r = reciprocal_requests(dim, iterations);
-    r.extend(mul_trunc_requests(dim.0 * dim.1, Truncation::Local));
-    r
+    let z = Share::zeros(dim.0, dim.1);
+    let key = format!("divide {dim:?} {iterations}");
+    planned!(key, |cx| divide(cx, &z, &z, iterations))
 }
 
 /// How many values [`divide`] truncates for a `dim`-shaped input.
@@ -324,14 +283,12 @@ pub fn divide_truncations(dim: (usize, usize), iterations: u32) -> u64 {
 /// below 2^40 or so for the truncation bound (|a/b| < 2^(40−2f) = 256 with f = 16 gives failure
 /// probability 2^−23).
 pub async fn divide<C: Channel>(
-    ch: &mut C,
-    role: Role,
-    fp: FixedPoint,
+    cx: &mut Session<'_, C>,
     a: &Share,
     b: &Share,
     iterations: u32,
-    pre: &mut Preprocessing,
 ) -> Result<Share> {
+    let fp = cx.fp;
     check_frac_bits(fp)?;
     if a.dim() != b.dim() {
         return Err(MpcError::ShapeMismatch {
@@ -341,8 +298,8 @@ pub async fn divide<C: Channel>(
         });
     }
     let local = Truncation::Local;
-    let (r, _) = reciprocal_flat(ch, role, fp, &flat(b), iterations, local, pre).await?;
-    let q = mul_trunc(ch, role, (&flat(a), &r), fp.frac_bits().get(), local, pre).await?;
+    let (r, _) = reciprocal_flat(cx, &flat(b), iterations, local).await?;
+    let q = mul_trunc(cx, (&flat(a), &r), fp.frac_bits().get(), local).await?;
     Ok(share_of(a.dim(), q))
 }
 

@@ -11,16 +11,18 @@
 //!   and matrix triples with SecureML's one-choice-bit-per-column reuse (§IV-B), messages shrinking
 //!   with the bit index;
 //! * [`and`]: bit-sliced AND triples from two random OTs per triple;
-//! * [`OtSource`]: the [`crate::triples::TripleSource`] that runs all of it, and [`ClientAided`],
-//!   the dealer run by the data owner (SecureML §V);
 //! * [`rlwe`] and [`he`]: SecureML's other offline variant (§IV-B, LHE-based triples) with a
-//!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) —
-//!   [`HeSource`] makes the matrix cross terms by RLWE plaintext products (about 20 times fewer
-//!   bytes than Gilboa's 2080 bits per scalar product on SecureML Table II) and the rest by OT.
+//!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) — matrix cross
+//!   terms by RLWE plaintext products (about 20 times fewer bytes than Gilboa's 2080 bits per
+//!   scalar product on SecureML Table II).
+//!
+//! These are engines: the [`crate::triples::TripleSource`]s that run them are
+//! [`crate::triples::OtSource`] (OT only), [`crate::triples::HeSource`] (HE cross terms, the
+//! rest by OT) and [`crate::triples::ClientAided`] (the dealer run by the data owner, SecureML §V).
 //!
 //! Security: semi-honest, non-colluding servers; 128-bit computational security (128 base OTs,
 //! AES-128, Ristretto255; RLWE with N = 16384, log Q = 250, ternary secret, σ = 3.2 for
-//! [`HeSource`], whose circuit privacy rests on re-randomization and noise flooding at
+//! [`crate::triples::HeSource`], whose circuit privacy rests on re-randomization and noise flooding at
 //! statistical distance 2^-41 over a whole run, [`flood`]). Nothing here is secure against a deviating server (that would need the
 //! KOS consistency check and more).
 
@@ -32,11 +34,7 @@ pub mod hash;
 pub mod he;
 pub mod iknp;
 pub mod rlwe;
-mod source;
 pub mod transpose;
-
-pub use he::HeSource;
-pub use source::{client_aided_in_process, ClientAided, OtSource, Progress};
 
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, RING_CHUNK_WORDS};

@@ -37,6 +37,7 @@
 //! it, i.e. uniformly masked bits, and learns nothing about the other's bit or about `x`. Cost per
 //! value: one elementwise triple, one round, two ring words sent by each party (16 bytes).
 
+use super::Truncation;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::online;
@@ -49,15 +50,9 @@ use ndarray::Array2;
 const OFFSET: u64 = 1 << 62;
 
 /// The preprocessing [`truncate_exact`] consumes for a `dim`-shaped input: one elementwise triple
-/// (none for an empty input).
+/// (none for an empty input), as its dry run finds ([`Truncation::requests`]).
 pub fn exact_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
-    if dim.0 * dim.1 == 0 {
-        return Vec::new();
-    }
-    vec![TripleRequest::Elementwise {
-        rows: dim.0,
-        cols: dim.1,
-    }]
+    Truncation::Exact.requests(dim)
 }
 
 fn check_bits(bits: u32) -> Result<()> {

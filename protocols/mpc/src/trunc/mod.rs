@@ -29,6 +29,7 @@ pub mod exact;
 
 pub use exact::{exact_requests, truncate_exact};
 
+use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::share::{Role, Share};
@@ -49,11 +50,12 @@ pub enum Truncation {
 
 impl Truncation {
     /// The preprocessing one truncation of a `dim`-shaped value consumes.
+    /// Found by a dry run of [`truncate_with`] (local: nothing).
     pub fn requests(self, dim: (usize, usize)) -> Vec<TripleRequest> {
-        match self {
-            Truncation::Local => Vec::new(),
-            Truncation::Exact => exact_requests(dim),
-        }
+        let z = Share::zeros(dim.0, dim.1);
+        planned!(format!("truncate {self:?} {dim:?}"), |cx| {
+            truncate_with(self, cx.ch, cx.role, &z, 1, cx.pre)
+        })
     }
 
     /// The probability that one value below 2^l_x in magnitude is truncated wrongly.

@@ -1,19 +1,17 @@
-//! [`OtSource`]: the two-server offline phase behind [`TripleSource`], and [`ClientAided`], the
-//! dealer run by the data owner (SecureML §V).
+//! [`OtSource`]: the two-server offline phase behind [`TripleSource`] — base OTs, IKNP/ALSZ
+//! extension, Gilboa products and AND triples from [`crate::offline`], or the HE cross terms of
+//! [`crate::offline::he`] when [`super::HeSource`] installs its keys.
 
-use super::and::and_triples;
-use super::gilboa::{cross_elementwise, cross_matmul};
-use super::he::{cross_matmul_he, HeKeys};
-use super::iknp::{setup_pair, OtPair};
+use super::{ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource};
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
-use crate::net::{decode_message, encode_message, Channel, MemChannel};
+use crate::net::{decode_message, encode_message, Channel};
+use crate::offline::and::and_triples;
+use crate::offline::gilboa::{cross_elementwise, cross_matmul};
+use crate::offline::he::{cross_matmul_he, HeKeys};
+use crate::offline::iknp::{setup_pair, OtPair};
 use crate::ring::{self, RingMatrix};
 use crate::share::{os_rng, Role, Share};
-use crate::triples::dealer::{self, DealerClient};
-use crate::triples::{
-    ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource,
-};
 use rand_chacha::ChaCha20Rng;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,7 +37,8 @@ pub struct OtSource<C> {
     pub(super) rng: ChaCha20Rng,
     masks: HashMap<MaskId, Arc<RingMatrix>>,
     progress: Option<Progress>,
-    /// HE keys when matrix cross terms are made by [`super::he`] instead of Gilboa products.
+    /// HE keys when matrix cross terms are made by [`crate::offline::he`] instead of Gilboa
+    /// products.
     pub(super) he: Option<Arc<HeKeys>>,
 }
 
@@ -278,53 +277,13 @@ impl<C: Channel> TripleSource for OtSource<C> {
     }
 }
 
-/// Client-aided triples (SecureML §V): the data owner runs the dealer
-/// ([`crate::triples::dealer::run_dealer`]) and each server connects to it with this wrapper. Same
-/// material and protocol as the dealer; only the trust statement differs.
-#[derive(Debug)]
-pub struct ClientAided<C>(DealerClient<C>);
-
-impl<C: Channel> ClientAided<C> {
-    /// Connects to the data owner's dealer as `role`.
-    pub async fn connect(ch: C, role: Role) -> Result<Self> {
-        Ok(Self(DealerClient::connect(ch, role).await?))
-    }
-
-    /// Tells the data owner the session is over.
-    pub async fn finish(self) -> Result<()> {
-        self.0.finish().await
-    }
-}
-
-impl<C: Channel> TripleSource for ClientAided<C> {
-    fn generate(
-        &mut self,
-        requests: &[TripleRequest],
-    ) -> impl std::future::Future<Output = Result<Preprocessing>> + Send {
-        self.0.generate(requests)
-    }
-
-    fn trust_note(&self) -> &'static str {
-        "client-aided (SecureML §V): the data owner generates triples and must not collude with either server"
-    }
-}
-
-/// A data-owner dealer task on the current runtime and the two servers' client-aided sources.
-pub async fn client_aided_in_process() -> Result<(
-    ClientAided<MemChannel>,
-    ClientAided<MemChannel>,
-    tokio::task::JoinHandle<Result<()>>,
-)> {
-    let (c0, c1, h) = dealer::spawn_in_process().await?;
-    Ok((ClientAided(c0), ClientAided(c1), h))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::net::{mem_pair, Metered};
+    use crate::net::{mem_pair, MemChannel, Metered};
     use crate::online::{self, MaskedMatrix};
     use crate::share::{reconstruct, share};
+    use crate::triples::dealer;
     use rand::SeedableRng;
     use std::sync::Mutex;
 
@@ -647,27 +606,5 @@ mod tests {
             s0.trust_note(),
             "two-server OT offline phase (semi-honest, no third party)"
         );
-    }
-
-    #[tokio::test]
-    async fn client_aided_is_the_dealer_with_its_own_trust_note() {
-        let (mut c0, mut c1, h) = client_aided_in_process().await.unwrap();
-        assert!(c0.trust_note().starts_with("client-aided (SecureML §V)"));
-        let r = reqs();
-        let (p0, p1) = tokio::join!(c0.generate(&r), c1.generate(&r));
-        let (mut p0, mut p1) = (p0.unwrap(), p1.unwrap());
-        let (e0, e1) = (
-            p0.next_elementwise((4, 4)).unwrap(),
-            p1.next_elementwise((4, 4)).unwrap(),
-        );
-        let a = reconstruct(&e0.a, &e1.a);
-        let b = reconstruct(&e0.b, &e1.b);
-        assert_eq!(
-            reconstruct(&e0.c, &e1.c),
-            ring::hadamard(&a.view(), &b.view())
-        );
-        c0.finish().await.unwrap();
-        c1.finish().await.unwrap();
-        h.await.unwrap().unwrap();
     }
 }

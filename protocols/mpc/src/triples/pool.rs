@@ -1,0 +1,275 @@
+//! [`Preprocessing`]: one party's pool of triples, consumed in order by the online phase, with
+//! the shares it holds ([`MatmulTriple`], [`ElemTriple`], [`AndTriples`]) and the one-matrix-per-
+//! mask rule ([`Preprocessing::claim_mask`]).
+
+use super::source::{v_shape, Lhs, MaskId, TripleRequest};
+use crate::error::{MpcError, Result};
+use crate::share::Share;
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// Shares of a matrix triple: Z = U · V.
+#[derive(Debug, Clone)]
+pub struct MatmulTriple {
+    /// This party's share of U; `None` when U is a registered mask (its share lives in the pool).
+    pub u: Option<Share>,
+    /// This party's share of V.
+    pub v: Share,
+    /// This party's share of Z.
+    pub z: Share,
+}
+
+/// Shares of an elementwise triple c = a ⊙ b.
+#[derive(Debug, Clone)]
+pub struct ElemTriple {
+    /// Share of a.
+    pub a: Share,
+    /// Share of b.
+    pub b: Share,
+    /// Share of c.
+    pub c: Share,
+}
+
+/// XOR shares of bit-sliced AND triples: c = a ∧ b, 64 triples per word.
+#[derive(Clone)]
+pub struct AndTriples {
+    /// Share of a.
+    pub a: Vec<u64>,
+    /// Share of b.
+    pub b: Vec<u64>,
+    /// Share of c.
+    pub c: Vec<u64>,
+}
+
+impl std::fmt::Debug for AndTriples {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AndTriples({} words)", self.a.len())
+    }
+}
+
+/// One party's pool of preprocessed material, consumed in order by the online phase.
+#[derive(Debug, Default)]
+pub struct Preprocessing {
+    masks: HashMap<MaskId, Share>,
+    used_masks: HashSet<MaskId>,
+    matmul: VecDeque<(Lhs, usize, MatmulTriple)>,
+    elementwise: VecDeque<ElemTriple>,
+    and: VecDeque<AndTriples>,
+    /// In a recorder ([`crate::dry_run`]): every request the consumer made, in order.
+    recording: Option<Vec<TripleRequest>>,
+}
+
+impl Preprocessing {
+    /// An empty pool.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A recorder: a pool that logs every triple asked of it and hands out zero shares of the
+    /// asked shape (for dry runs only: the material is public).
+    pub(crate) fn recorder() -> Self {
+        Self {
+            recording: Some(Vec::new()),
+            ..Self::default()
+        }
+    }
+
+    /// A recorder's log so far (empty for an ordinary pool).
+    pub(crate) fn take_recorded(&mut self) -> Vec<TripleRequest> {
+        self.recording
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// In a recorder: logs `req` and queues zero material for it, which the pop that follows
+    /// hands out (with the ordinary checks). A no-op in an ordinary pool.
+    fn supply(&mut self, req: TripleRequest) -> Result<()> {
+        let Some(log) = self.recording.as_mut() else {
+            return Ok(());
+        };
+        log.push(req.clone());
+        match req {
+            TripleRequest::Matmul { lhs, cols } => {
+                let t = self.zero_matmul(&lhs, cols)?;
+                self.matmul.push_back((lhs, cols, t));
+            }
+            TripleRequest::Elementwise { rows, cols } => {
+                let z = || Share::zeros(rows, cols);
+                self.elementwise.push_back(ElemTriple {
+                    a: z(),
+                    b: z(),
+                    c: z(),
+                });
+            }
+            TripleRequest::And { words } => self.and.push_back(AndTriples {
+                a: vec![0; words],
+                b: vec![0; words],
+                c: vec![0; words],
+            }),
+            TripleRequest::Mask { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Zero shares of a matrix triple for `(lhs, cols)`.
+    fn zero_matmul(&self, lhs: &Lhs, cols: usize) -> Result<MatmulTriple> {
+        let (inner, _) = v_shape(lhs, cols, |id| Ok(self.mask(id)?.dim().1))?;
+        let (rows, u) = match lhs {
+            Lhs::Fresh { rows, inner } => (*rows, Some(Share::zeros(*rows, *inner))),
+            Lhs::Mask { id, transpose, .. } if *transpose => (self.mask(*id)?.dim().1, None),
+            Lhs::Mask { rows, .. } => (rows.len(), None),
+        };
+        Ok(MatmulTriple {
+            u,
+            v: Share::zeros(inner, cols),
+            z: Share::zeros(rows, cols),
+        })
+    }
+
+    /// Adds a mask share.
+    pub fn insert_mask(&mut self, id: MaskId, u: Share) {
+        self.masks.insert(id, u);
+    }
+
+    /// Adds a matrix triple made for `(lhs, cols)`.
+    pub fn push_matmul(&mut self, lhs: Lhs, cols: usize, t: MatmulTriple) {
+        self.matmul.push_back((lhs, cols, t));
+    }
+
+    /// Adds an elementwise triple.
+    pub fn push_elementwise(&mut self, t: ElemTriple) {
+        self.elementwise.push_back(t);
+    }
+
+    /// Adds AND triples.
+    pub fn push_and(&mut self, t: AndTriples) {
+        self.and.push_back(t);
+    }
+
+    /// This party's share of mask `id`.
+    pub fn mask(&self, id: MaskId) -> Result<&Share> {
+        self.masks.get(&id).ok_or_else(|| MpcError::Preprocessing {
+            expected: format!("mask #{id}"),
+            found: "no such mask".into(),
+        })
+    }
+
+    /// This party's share of mask `id` for masking one matrix: marks the mask used, and refuses
+    /// ([`MpcError::MaskReused`]) a mask claimed before.
+    pub fn claim_mask(&mut self, id: MaskId) -> Result<Share> {
+        let u = self.mask(id)?.clone();
+        if !self.used_masks.insert(id) {
+            return Err(MpcError::MaskReused { id });
+        }
+        Ok(u)
+    }
+
+    /// Takes the next matrix triple, which must have been made for exactly `(lhs, cols)`.
+    pub fn next_matmul(&mut self, lhs: &Lhs, cols: usize) -> Result<MatmulTriple> {
+        self.supply(TripleRequest::Matmul {
+            lhs: lhs.clone(),
+            cols,
+        })?;
+        match self.matmul.pop_front() {
+            Some((l, c, t)) if &l == lhs && c == cols => Ok(t),
+            Some((l, c, _)) => Err(MpcError::Preprocessing {
+                expected: format!("matmul triple {} x {cols}", describe(lhs)),
+                found: format!("matmul triple {} x {c}", describe(&l)),
+            }),
+            None => Err(MpcError::Preprocessing {
+                expected: format!("matmul triple {} x {cols}", describe(lhs)),
+                found: "empty pool".into(),
+            }),
+        }
+    }
+
+    /// Takes the next elementwise triple, which must have shape `dim`.
+    pub fn next_elementwise(&mut self, dim: (usize, usize)) -> Result<ElemTriple> {
+        self.supply(TripleRequest::Elementwise {
+            rows: dim.0,
+            cols: dim.1,
+        })?;
+        match self.elementwise.pop_front() {
+            Some(t) if t.a.dim() == dim => Ok(t),
+            other => Err(MpcError::Preprocessing {
+                expected: format!("elementwise triple {dim:?}"),
+                found: other.map_or("empty pool".into(), |t| format!("{:?}", t.a.dim())),
+            }),
+        }
+    }
+
+    /// Takes the next block of AND triples, which must hold `words` words.
+    pub fn next_and(&mut self, words: usize) -> Result<AndTriples> {
+        self.supply(TripleRequest::And { words })?;
+        match self.and.pop_front() {
+            Some(t) if t.a.len() == words => Ok(t),
+            other => Err(MpcError::Preprocessing {
+                expected: format!("{words} words of AND triples"),
+                found: other.map_or("empty pool".into(), |t| format!("{} words", t.a.len())),
+            }),
+        }
+    }
+
+    /// Merges another pool's contents after this one's.
+    pub fn extend(&mut self, other: Preprocessing) {
+        self.masks.extend(other.masks);
+        self.used_masks.extend(other.used_masks);
+        self.matmul.extend(other.matmul);
+        self.elementwise.extend(other.elementwise);
+        self.and.extend(other.and);
+    }
+
+    /// Whether every queued triple has been consumed (masks are kept).
+    pub fn is_drained(&self) -> bool {
+        self.matmul.is_empty() && self.elementwise.is_empty() && self.and.is_empty()
+    }
+}
+
+fn describe(lhs: &Lhs) -> String {
+    match lhs {
+        Lhs::Fresh { rows, inner } => format!("{rows}x{inner}"),
+        Lhs::Mask {
+            id,
+            rows,
+            transpose,
+        } => format!(
+            "mask#{id}[{} rows{}]",
+            rows.len(),
+            if *transpose { ", transposed" } else { "" }
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorder logs every kind of request in order and hands out zero material of the asked
+    /// shapes (mask rows, transposed or not, against a mask it holds).
+    #[test]
+    fn a_recorder_logs_requests_and_hands_out_zeros() {
+        let mut r = Preprocessing::recorder();
+        r.insert_mask(1, Share::zeros(10, 4));
+        let fresh = Lhs::Fresh { rows: 3, inner: 5 };
+        let t = r.next_matmul(&fresh, 2).unwrap();
+        assert_eq!(
+            (t.u.unwrap().dim(), t.v.dim(), t.z.dim()),
+            ((3, 5), (5, 2), (3, 2))
+        );
+        for (transpose, v, z) in [(false, (4, 1), (2, 1)), (true, (2, 1), (4, 1))] {
+            let l = Lhs::Mask {
+                id: 1,
+                rows: vec![0, 9],
+                transpose,
+            };
+            let t = r.next_matmul(&l, 1).unwrap();
+            assert!(t.u.is_none() && t.v.dim() == v && t.z.dim() == z);
+        }
+        assert_eq!(r.next_elementwise((2, 2)).unwrap().c.dim(), (2, 2));
+        assert_eq!(r.next_and(3).unwrap().c, vec![0; 3]);
+        let log = r.take_recorded();
+        assert_eq!(log.len(), 5);
+        assert_eq!(log[4], TripleRequest::And { words: 3 });
+        assert!(r.is_drained() && Preprocessing::new().take_recorded().is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! The [`TripleSource`] trait and what it is asked for: [`TripleRequest`]s (masks, matrix,
+//! elementwise and AND triples) with the left factor [`Lhs`] of a matrix triple, and the shape
+//! arithmetic every source shares.
+
+use super::pool::Preprocessing;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// Identifier of a reusable mask.
+pub type MaskId = u32;
+
+/// The left factor of a matrix triple.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lhs {
+    /// A fresh random `rows × inner` matrix U.
+    Fresh {
+        /// Rows of U.
+        rows: usize,
+        /// Columns of U (the inner dimension of the product).
+        inner: usize,
+    },
+    /// The rows `rows` of the registered mask `id`, transposed if `transpose` (then the product is
+    /// `U[rows]ᵀ · V` and the inner dimension is `rows.len()`).
+    Mask {
+        /// The mask.
+        id: MaskId,
+        /// Selected rows of the mask (a mini-batch).
+        rows: Vec<usize>,
+        /// Whether the selected block is transposed.
+        transpose: bool,
+    },
+}
+
+/// One item of preprocessing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TripleRequest {
+    /// A reusable random mask U (`rows × cols`).
+    Mask {
+        /// Its identifier (unique per session).
+        id: MaskId,
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// A matrix triple Z = L · V with V fresh (`inner × cols`).
+    Matmul {
+        /// The left factor.
+        lhs: Lhs,
+        /// Columns of V and Z.
+        cols: usize,
+    },
+    /// An elementwise triple c = a ⊙ b of shape `rows × cols`.
+    Elementwise {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+    /// `words` 64-bit words of bit-sliced AND triples c = a ∧ b (XOR shares).
+    And {
+        /// Number of 64-bit words.
+        words: usize,
+    },
+}
+
+/// Elementwise-triple entries (values) a request list asks for.
+pub fn elementwise_entries(reqs: &[TripleRequest]) -> u64 {
+    reqs.iter()
+        .map(|r| match r {
+            TripleRequest::Elementwise { rows, cols } => (rows * cols) as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The shape of V for a request: (inner, cols).
+pub fn v_shape(
+    lhs: &Lhs,
+    cols: usize,
+    mask_cols: impl Fn(MaskId) -> Result<usize>,
+) -> Result<(usize, usize)> {
+    Ok(match lhs {
+        Lhs::Fresh { inner, .. } => (*inner, cols),
+        Lhs::Mask {
+            id,
+            rows,
+            transpose,
+        } => {
+            if *transpose {
+                (rows.len(), cols)
+            } else {
+                (mask_cols(*id)?, cols)
+            }
+        }
+    })
+}
+
+/// Something that turns a list of requests into this party's [`Preprocessing`].
+///
+/// Both parties must call [`TripleSource::generate`] with the same requests in the same order.
+pub trait TripleSource: Send {
+    /// Generates the material for `requests`.
+    fn generate(
+        &mut self,
+        requests: &[TripleRequest],
+    ) -> impl Future<Output = Result<Preprocessing>> + Send;
+
+    /// The trust assumption this source adds, for reports (e.g. "trusted dealer").
+    fn trust_note(&self) -> &'static str;
+}
