@@ -188,9 +188,8 @@ impl Server {
             ClientRequest::Upload(h) => {
                 return Ok(self.upload(ch, owner, h, None, prepared).await?);
             }
-            ClientRequest::Submit(spec) => self.submit(ch, owner, spec).await.map_err(|e| {
+            ClientRequest::Submit(spec) => self.submit(ch, owner, spec).await.inspect_err(|e| {
                 tracing::warn!("client {owner}: job failed: {}", e.message());
-                e
             }),
             ClientRequest::Inference(r) => match &self.infer {
                 // An `Err` of the endpoint means the stream is out of step: fatal.

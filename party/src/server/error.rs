@@ -55,7 +55,7 @@ pub enum ServerError {
         timeout: Duration,
         /// What failed.
         #[source]
-        source: JobError,
+        source: Box<JobError>,
     },
     /// The encrypted-inference endpoint failed.
     #[error(transparent)]

@@ -46,7 +46,7 @@ impl Server {
         let mut out = task.await?.map_err(|source| ServerError::Job {
             job,
             timeout: self.timeout,
-            source,
+            source: Box::new(source),
         })?;
         self.store_model(job, owner, &m, &out.model)?;
         let p1 = self.commit_model(job, &mut out.channel).await?;
@@ -167,7 +167,7 @@ impl Server {
         let mut out = out.map_err(|source| ServerError::Job {
             job,
             timeout: self.timeout,
-            source,
+            source: Box::new(source),
         })?;
         self.store_model(job, &owner, &m, &out.model)?;
         let ch: &mut Timed<PeerChannel> = &mut out.channel;

@@ -23,8 +23,8 @@
 //!   are received, so only running requests buffer inputs.
 //!
 //! What the client learns of the model: the logits at the logit positions, up to the flood, and
-//! what [`ModelInfo`] announces (architecture-derived layout, parameters, rotation steps,
-//! classes). The head masks its output to the logit slots (the rotate-and-sum left partial sums
+//! what [`ModelInfo`](crate::infer::msg::ModelInfo) announces (architecture-derived layout,
+//! parameters, rotation steps, classes). The head masks its output to the logit slots (the rotate-and-sum left partial sums
 //! of the dense layer in the others) and every reply is sanitized with the public key the client
 //! sent when opening the session (`hegcn::HeStgcn::sanitize_logits`): a fresh encryption of zero
 //! makes `c1` a new RLWE sample, and a uniform flood `2^flood_bits` times the evaluation-noise
@@ -304,30 +304,10 @@ impl InferenceService {
             Ok(x) => x,
             Err(r) => return Ok(Err(r)),
         };
-        let params = m.he.params().clone();
+        if let Err(r) = check_inputs(&m, ct_lens) {
+            return Ok(Err(r));
+        }
         let layout = m.he.input_layout().clone();
-        let want = layout.num_cts();
-        if ct_lens.len() != want || want > MAX_REQUEST_CTS {
-            return Ok(Err(Refusal(
-                ErrorCode::BadRequest,
-                format!(
-                    "{} input ciphertexts announced, model {:?} takes {want}",
-                    ct_lens.len(),
-                    m.info.name
-                ),
-            )));
-        }
-        let limit = max_ciphertext_bytes(&params);
-        if let Some((i, &l)) = ct_lens
-            .iter()
-            .enumerate()
-            .find(|(_, &l)| l > limit || l == 0)
-        {
-            return Ok(Err(Refusal(
-                ErrorCode::Limit,
-                format!("input ciphertext {i}: {l} bytes, a ciphertext has 1 to {limit}"),
-            )));
-        }
         // The permit first: only running requests buffer their inputs.
         let permit = self.running.clone().acquire_owned().await?;
         ch.send(&Reply::Inference(InferReply::Ready)).await?;
@@ -426,6 +406,34 @@ impl InferenceService {
         tracing::info!("session {id} of {owner} closed");
         Ok(InferReply::Closed)
     }
+}
+
+/// Checks the announced input ciphertexts: as many as the model takes, each of a size a
+/// ciphertext can have.
+fn check_inputs(m: &ServedModel, ct_lens: &[u64]) -> Result<(), Refusal> {
+    let want = m.he.input_layout().num_cts();
+    if ct_lens.len() != want || want > MAX_REQUEST_CTS {
+        return Err(Refusal(
+            ErrorCode::BadRequest,
+            format!(
+                "{} input ciphertexts announced, model {:?} takes {want}",
+                ct_lens.len(),
+                m.info.name
+            ),
+        ));
+    }
+    let limit = max_ciphertext_bytes(m.he.params());
+    if let Some((i, &l)) = ct_lens
+        .iter()
+        .enumerate()
+        .find(|(_, &l)| l > limit || l == 0)
+    {
+        return Err(Refusal(
+            ErrorCode::Limit,
+            format!("input ciphertext {i}: {l} bytes, a ciphertext has 1 to {limit}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Logs a finished inference: its time, the key switches and the plaintext cache.

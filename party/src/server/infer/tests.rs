@@ -2,9 +2,9 @@
 //! session checks, expiry, the plaintext cache budget and the sanitized replies.
 
 use super::*;
-use crate::server::config::ServedModelConfig;
 use crate::infer::{encrypt_input, params_for, InferError};
 use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
+use crate::server::config::ServedModelConfig;
 use ckks::KeyGenerator;
 use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 use ndarray::Array4;
