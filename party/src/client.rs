@@ -296,7 +296,7 @@ impl Client {
     ///
     /// # Errors
     /// Connection errors, [`ClientError::Refused`].
-    pub async fn model_share(&mut self, job: EntryId) -> Result<(Share, u32)> {
+    pub async fn model_share(&mut self, job: EntryId) -> Result<(Share, mpc::FracBits)> {
         match self.request(&ClientRequest::Reveal { job }).await? {
             Reply::ModelShare {
                 rows,
@@ -403,12 +403,12 @@ pub async fn reveal_model(p0: &mut Client, p1: &mut Client, job: EntryId) -> Res
     let (s1, f1) = p1.model_share(job).await?;
     if s0.dim() != s1.dim() || f0 != f1 {
         return Err(ClientError::ModelMismatch {
-            p0: (s0.dim().0, s0.dim().1, f0),
-            p1: (s1.dim().0, s1.dim().1, f1),
+            p0: (s0.dim().0, s0.dim().1, f0.get()),
+            p1: (s1.dim().0, s1.dim().1, f1.get()),
             expected: "the same shape and fractional bits".into(),
         });
     }
-    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f0)?);
+    let fp = mpc::FixedPoint::new(f0);
     Ok(fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view()))
 }
 

@@ -201,7 +201,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         rows: 455,
         cols: 31,
         label_column: 30,
-        frac_bits: 16,
+        frac_bits: mpc::FracBits::new(16).unwrap(),
         form: ShareForm::Matrix,
         digest: [3; 32],
         len: 455 * 31 * 8,
@@ -289,7 +289,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             Reply::ModelShare {
                 rows: 30,
                 cols: 1,
-                frac_bits: 16,
+                frac_bits: mpc::FracBits::new(16).unwrap(),
             },
             Reply::Error {
                 code: ErrorCode::Forbidden,

@@ -307,16 +307,8 @@ impl Table {
     ///
     /// # Errors
     /// [`InputError::OutOfRange`] for the first bad value, naming where it is.
-    pub fn check_range(&self, frac_bits: u32) -> Result<()> {
-        let fp = mpc::FixedPoint::new(mpc::FracBits::new(frac_bits).map_err(|_| {
-            InputError::OutOfRange {
-                file: self.file.clone(),
-                at: "--frac-bits".into(),
-                value: f64::from(frac_bits),
-                bound: f64::from(mpc::FracBits::MAX + 1),
-                frac_bits,
-            }
-        })?);
+    pub fn check_range(&self, frac_bits: mpc::FracBits) -> Result<()> {
+        let fp = mpc::FixedPoint::new(frac_bits);
         let bound = fp.bound();
         match self
             .data
@@ -329,7 +321,7 @@ impl Table {
                 at: self.locate(r, c),
                 value,
                 bound,
-                frac_bits,
+                frac_bits: frac_bits.get(),
             }),
         }
     }
@@ -370,9 +362,12 @@ mod tests {
         let t = read(&spec(&p)).unwrap();
         assert_eq!(t.data, array![[1.0, 2.0, 0.0], [3.0, 4.0, 1.0]]);
         assert_eq!(t.label_column, 2);
-        t.check_range(16).unwrap();
+        t.check_range(mpc::FracBits::new(16).unwrap()).unwrap();
         std::fs::write(&p, "a,b,y\n1,2,0\n3,-1e15,1\n").unwrap();
-        let e = read(&spec(&p)).unwrap().check_range(16).unwrap_err();
+        let e = read(&spec(&p))
+            .unwrap()
+            .check_range(mpc::FracBits::new(16).unwrap())
+            .unwrap_err();
         let msg = e.to_string();
         // The bound with 16 fractional bits is 2^47.
         assert!(
@@ -384,7 +379,10 @@ mod tests {
             "{msg}"
         );
         // With 8 fractional bits the bound is 2^55 and -1e15 fits.
-        read(&spec(&p)).unwrap().check_range(8).unwrap();
+        read(&spec(&p))
+            .unwrap()
+            .check_range(mpc::FracBits::new(8).unwrap())
+            .unwrap();
     }
 
     #[test]
@@ -428,7 +426,7 @@ mod tests {
         datasets::npy::write_npy(&p, &array![[1.0f64, 2.0], [3.0, f64::NAN]]).unwrap();
         let msg = read(&spec(&p))
             .unwrap()
-            .check_range(16)
+            .check_range(mpc::FracBits::new(16).unwrap())
             .unwrap_err()
             .to_string();
         assert!(

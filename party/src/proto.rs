@@ -114,8 +114,9 @@ pub struct UploadHeader {
     pub cols: u64,
     /// Column holding the label.
     pub label_column: u64,
-    /// Fixed-point fractional bits of the encoding.
-    pub frac_bits: u32,
+    /// Fixed-point fractional bits of the encoding (validated when decoded; a `u32` on the
+    /// wire).
+    pub frac_bits: mpc::FracBits,
     /// What follows: a seed or a matrix.
     pub form: ShareForm,
     /// SHA-256 of the share bytes that follow.
@@ -312,8 +313,8 @@ pub enum Reply {
         rows: u64,
         /// Columns.
         cols: u64,
-        /// Fixed-point fractional bits.
-        frac_bits: u32,
+        /// Fixed-point fractional bits (validated when decoded; a `u32` on the wire).
+        frac_bits: mpc::FracBits,
     },
     /// The request failed.
     Error {
@@ -490,6 +491,28 @@ mod tests {
             decode::<ClientRequest>(&big, MAX_CONTROL_FRAME),
             Err(mpc::MpcError::FrameTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn fractional_bits_are_a_u32_on_the_wire_and_validated_when_decoded() {
+        let reply = |frac_bits| Reply::ModelShare {
+            rows: 2,
+            cols: 1,
+            frac_bits,
+        };
+        let f = mpc::FracBits::new(16).unwrap();
+        let b = mpc::net::encode_message(&reply(f)).unwrap();
+        let mut raw = mpc::net::encode_message(&8u32).unwrap(); // the variant index
+        raw.extend_from_slice(&2u64.to_le_bytes());
+        raw.extend_from_slice(&1u64.to_le_bytes());
+        raw.extend_from_slice(&16u32.to_le_bytes());
+        assert_eq!(b, raw);
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), reply(f));
+        let n = raw.len();
+        raw[n - 4..].copy_from_slice(&0u32.to_le_bytes());
+        assert!(decode::<Reply>(&raw, MAX_CONTROL_FRAME).is_err());
+        raw[n - 4..].copy_from_slice(&31u32.to_le_bytes());
+        assert!(decode::<Reply>(&raw, MAX_CONTROL_FRAME).is_err());
     }
 
     #[test]

@@ -20,11 +20,16 @@ fn text() -> impl Strategy<Value = String> {
     "\\PC{0,24}"
 }
 
+/// Valid fractional bits (others are not representable: decoding refuses them).
+fn frac_bits() -> impl Strategy<Value = mpc::FracBits> {
+    (1..=mpc::FracBits::MAX).prop_map(|b| mpc::FracBits::new(b).unwrap())
+}
+
 fn header() -> impl Strategy<Value = UploadHeader> {
     (
         id(),
         text(),
-        any::<(u64, u64, u64, u32)>(),
+        (any::<u64>(), any::<u64>(), any::<u64>(), frac_bits()),
         prop_oneof![Just(ShareForm::Seed), Just(ShareForm::Matrix)],
         any::<[u8; 32]>(),
         any::<u64>(),
@@ -125,10 +130,12 @@ fn reply() -> impl Strategy<Value = Reply> {
         }),
         (id(), job_stats(), job_stats())
             .prop_map(|(job, a, b)| Reply::JobDone { job, stats: [a, b] }),
-        any::<(u64, u64, u32)>().prop_map(|(rows, cols, frac_bits)| Reply::ModelShare {
-            rows,
-            cols,
-            frac_bits
+        (any::<u64>(), any::<u64>(), frac_bits()).prop_map(|(rows, cols, frac_bits)| {
+            Reply::ModelShare {
+                rows,
+                cols,
+                frac_bits,
+            }
         }),
         (error_code(), text()).prop_map(|(code, message)| Reply::Error { code, message }),
     ]

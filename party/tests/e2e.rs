@@ -305,7 +305,7 @@ async fn e2e_refusals_and_malformed_frames() {
                 rows: 1_000_000,
                 cols: 2,
                 label_column: 1,
-                frac_bits: 16,
+                frac_bits: mpc::FracBits::new(16).unwrap(),
                 form: party::proto::ShareForm::Matrix,
                 digest: [0; 32],
                 len: 16_000_000,
@@ -509,7 +509,7 @@ async fn e2e_job_with_dealer_triples() {
         .model_share(job)
         .await
         .unwrap();
-    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f).unwrap());
+    let fp = mpc::FixedPoint::new(f);
     let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
     assert_eq!(w.dim(), (2, 1));
     assert!(w.iter().all(|v| v.is_finite() && v.abs() < 100.0), "{w:?}");

@@ -299,7 +299,7 @@ async fn a_party_killed_during_training_fails_the_job_in_time_and_a_retry_comple
         .model_share(job2)
         .await
         .unwrap();
-    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f).unwrap());
+    let fp = mpc::FixedPoint::new(f);
     let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
     assert!(w.iter().all(|v| v.is_finite() && v.abs() < 100.0), "{w:?}");
 }

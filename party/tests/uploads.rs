@@ -350,7 +350,7 @@ fn huge_header(rows: u64, cols: u64, form: ShareForm) -> UploadHeader {
         rows,
         cols,
         label_column: 0,
-        frac_bits: 16,
+        frac_bits: mpc::FracBits::new(16).unwrap(),
         form,
         digest: [0; 32],
         len: match form {

@@ -228,7 +228,7 @@ fn hash_token(
 async fn reveal(conn: &Conn, job: EntryId, out: &std::path::Path) -> Result<()> {
     let (s0, f) = conn.connect(0).await?.model_share(job).await?;
     let (s1, _) = conn.connect(1).await?.model_share(job).await?;
-    let fp = mpc::FixedPoint::new(mpc::FracBits::new(f)?);
+    let fp = mpc::FixedPoint::new(f);
     let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
     datasets::csv::write_csv(out, None, &w)?;
     println!("model written to {}", out.display());

@@ -74,8 +74,8 @@ struct Cli {
     #[arg(long)]
     format: Option<Format>,
     /// Fixed-point fractional bits.
-    #[arg(long, default_value_t = 16)]
-    frac_bits: u32,
+    #[arg(long, default_value = "16", value_parser = frac_bits)]
+    frac_bits: mpc::FracBits,
     /// Clients (configured names, comma separated) allowed to append rows to this dataset.
     #[arg(long, value_delimiter = ',')]
     allow_append: Vec<String>,
@@ -90,6 +90,12 @@ struct Cli {
     quiet: bool,
     /// The data file (gzip allowed).
     file: PathBuf,
+}
+
+/// `--frac-bits`, validated where it is read.
+fn frac_bits(s: &str) -> Result<mpc::FracBits, String> {
+    let bits: u32 = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    mpc::FracBits::new(bits).map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -125,7 +131,7 @@ async fn main() -> Result<()> {
     table.check_range(cli.frac_bits)?;
     let (rows, cols) = table.data.dim();
     let label = table.label_column;
-    let fp = mpc::FixedPoint::new(mpc::FracBits::new(cli.frac_bits)?);
+    let fp = mpc::FixedPoint::new(cli.frac_bits);
     let enc = fp
         .encode_matrix(&table.data.view())
         .with_context(|| format!("encoding {}", cli.file.display()))?;

@@ -215,25 +215,29 @@ pub struct AllowedClient {
 
 impl AllowedClient {
     /// Refuses the old `token_sha256` and a `credential_sha256` that is not 64 hex digits.
-    fn check(&self, path: &Path) -> anyhow::Result<()> {
+    fn check(&self, path: &Path) -> Result<()> {
         let name = &self.name;
-        anyhow::ensure!(
-            self.legacy_token_sha256.is_none(),
-            "{}: client {name:?} is registered by token_sha256 (the hash of the raw token), which \
+        ensure(self.legacy_token_sha256.is_none(), || {
+            format!("{}: client {name:?} is registered by token_sha256 (the hash of the raw token), which \
              is no longer accepted: a raw token works at both parties, so either party could pass \
              as the client at the other. Re-register it: run `party hash-token TOKEN --config {}` \
              and replace token_sha256 with the credential_sha256 line it prints",
             path.display(),
             path.display()
-        );
+        )
+        })?;
         if let Some(h) = &self.credential_sha256 {
-            anyhow::ensure!(
+            ensure(
                 h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()),
-                "{}: client {name:?}: credential_sha256 {h:?} must be 64 hex digits (it has {} \
-                 characters); `party hash-token` prints it",
-                path.display(),
-                h.len()
-            );
+                || {
+                    format!(
+                    "{}: client {name:?}: credential_sha256 {h:?} must be 64 hex digits (it has {} \
+                     characters); `party hash-token` prints it",
+                    path.display(),
+                    h.len()
+                )
+                },
+            )?;
         }
         Ok(())
     }
@@ -298,12 +302,8 @@ impl Config {
     ///
     /// # Errors
     /// Unreadable file or invalid TOML, naming the file.
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut c: Config =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut c: Config = parse(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let fix = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -321,21 +321,19 @@ impl Config {
                 fix(&mut m.path);
             }
         }
-        anyhow::ensure!(c.role <= 1, "{}: role must be 0 or 1", path.display());
+        ensure(c.role <= 1, || {
+            format!("{}: role must be 0 or 1", path.display())
+        })?;
         for client in &c.clients.allow {
             client.check(path)?;
         }
         match c.role {
-            0 => anyhow::ensure!(
-                c.peer.listen.is_some(),
-                "{}: P0 needs peer.listen",
-                path.display()
-            ),
-            _ => anyhow::ensure!(
-                c.peer.address.is_some(),
-                "{}: P1 needs peer.address",
-                path.display()
-            ),
+            0 => ensure(c.peer.listen.is_some(), || {
+                format!("{}: P0 needs peer.listen", path.display())
+            })?,
+            _ => ensure(c.peer.address.is_some(), || {
+                format!("{}: P1 needs peer.address", path.display())
+            })?,
         }
         Ok(c)
     }
@@ -347,23 +345,77 @@ impl Config {
 ///
 /// # Errors
 /// Unreadable file, invalid TOML, a missing or invalid `role` or `identity_dir`.
-pub fn own_certificate(path: &Path) -> anyhow::Result<(u8, PathBuf)> {
-    use anyhow::Context;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: toml::Table =
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+pub fn own_certificate(path: &Path) -> Result<(u8, PathBuf)> {
+    let v: toml::Table = parse(path)?;
     let role = v.get("role").and_then(toml::Value::as_integer);
     let role = match role {
         Some(r @ 0..=1) => r as u8,
-        _ => anyhow::bail!("{}: role must be 0 or 1, got {role:?}", path.display()),
+        _ => {
+            return Err(ConfigError::Invalid(format!(
+                "{}: role must be 0 or 1, got {role:?}",
+                path.display()
+            )))
+        }
     };
     let dir = v
         .get("identity_dir")
         .and_then(toml::Value::as_str)
-        .with_context(|| format!("{}: identity_dir is missing", path.display()))?;
+        .ok_or_else(|| {
+            ConfigError::Invalid(format!("{}: identity_dir is missing", path.display()))
+        })?;
     let base = path.parent().unwrap_or(Path::new("."));
     Ok((role, base.join(dir).join(crate::transport::CERT_FILE)))
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or not a configuration.
+    #[error("parsing {path}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A setting is missing or invalid (the message names the file and the setting).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result of reading a configuration.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// Reads and parses the TOML file `path`.
+fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// `Ok` if `ok`, else the invalid setting `why` describes.
+fn ensure(ok: bool, why: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(why()))
+    }
 }
 
 /// The commented template `party init` writes.

@@ -16,8 +16,7 @@
 use super::timed::Timed;
 use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
 use crate::store::Manifest;
-use crate::transport::{self, Identity, PeerCert, PeerChannel, TransportKind};
-use anyhow::{Context, Result};
+use crate::transport::{self, Identity, PeerCert, PeerChannel, TransportError, TransportKind};
 use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{self, LinRegHyper, Progress};
 use ml::models::{logreg, mlp};
@@ -26,11 +25,61 @@ use mpc::net::Metered;
 use mpc::triples::dealer::DealerClient;
 use mpc::triples::OtSource;
 use mpc::triples::TripleSource;
-use mpc::{FixedPoint, FracBits, Role, Share};
+use mpc::{FixedPoint, Role, Share};
 use ndarray::{Array2, ArrayView2, Axis};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// Why a job was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The job's model does not fit the limits or the dataset.
+    #[error("{0}")]
+    Invalid(String),
+    /// Model code, or an invalid hyper-parameter.
+    #[error(transparent)]
+    Ml(#[from] ml::MlError),
+    /// A protocol step or a channel.
+    #[error(transparent)]
+    Mpc(#[from] mpc::MpcError),
+    /// The dealer link or this party's identity.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A step of the job (named) failed.
+    #[error("{step}")]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// What failed.
+        #[source]
+        source: Box<JobError>,
+    },
+    /// `triples = dealer` without a dealer.
+    #[error("triples = dealer but no [dealer] in the configuration")]
+    NoDealer,
+    /// A broken invariant of the job runner.
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+/// Result of the job runner.
+pub type Result<T, E = JobError> = std::result::Result<T, E>;
+
+/// Names the step a failure happened in.
+trait Step<T> {
+    fn step(self, step: &'static str) -> Result<T>;
+}
+
+impl<T, E: Into<JobError>> Step<T> for std::result::Result<T, E> {
+    fn step(self, step: &'static str) -> Result<T> {
+        self.map_err(|e| JobError::Step {
+            step,
+            source: Box::new(e.into()),
+        })
+    }
+}
 
 /// Where the dealer is, for dealer triples.
 #[derive(Debug, Clone)]
@@ -76,31 +125,39 @@ pub const MAX_MLP_PARAMS: u64 = 1 << 24;
 /// # Errors
 /// A message naming the offending layer, its width and the limit.
 pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
-    anyhow::ensure!(
-        m.layers.len() >= 2,
-        "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
-        m.layers.len()
-    );
-    for (i, &w) in m.layers.iter().enumerate() {
-        anyhow::ensure!(
-            (1..=MAX_MLP_WIDTH).contains(&w),
+    let invalid = |msg: String| Err(JobError::Invalid(msg));
+    if m.layers.len() < 2 {
+        return invalid(format!(
+            "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
+            m.layers.len()
+        ));
+    }
+    if let Some((i, w)) = m
+        .layers
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(1..=MAX_MLP_WIDTH).contains(*w))
+    {
+        return invalid(format!(
             "mlp layer {i} has width {w}, outside 1..={MAX_MLP_WIDTH}"
-        );
+        ));
     }
     let k = *m.layers.last().expect("two layers");
-    anyhow::ensure!(
-        k >= 2,
-        "mlp output width {k}: a classifier needs at least 2 classes"
-    );
+    if k < 2 {
+        return invalid(format!(
+            "mlp output width {k}: a classifier needs at least 2 classes"
+        ));
+    }
     let params: u64 = m
         .layers
         .windows(2)
         .map(|w| u64::from(w[0]) * u64::from(w[1]))
         .sum();
-    anyhow::ensure!(
-        params <= MAX_MLP_PARAMS,
-        "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
-    );
+    if params > MAX_MLP_PARAMS {
+        return invalid(format!(
+            "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
+        ));
+    }
     Ok(())
 }
 
@@ -172,11 +229,12 @@ impl Arch {
             ModelKind::Mlp(m) => {
                 validate_mlp(m)?;
                 let sizes: Vec<usize> = m.layers.iter().map(|&w| w as usize).collect();
-                anyhow::ensure!(
-                    sizes[0] == d,
-                    "mlp input width {} but the dataset has {d} feature columns",
-                    sizes[0]
-                );
+                if sizes[0] != d {
+                    return Err(JobError::Invalid(format!(
+                        "mlp input width {} but the dataset has {d} feature columns",
+                        sizes[0]
+                    )));
+                }
                 Self::Mlp {
                     sizes,
                     softmax: m.softmax,
@@ -292,7 +350,7 @@ pub async fn run(
     drop(data);
     let (n, d) = x.dim();
     let arch = Arch::of(&spec.model, d)?;
-    let fp = FixedPoint::new(FracBits::new(m.frac_bits)?);
+    let fp = FixedPoint::new(m.frac_bits);
     let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
     let sched = Schedule::shuffled(
         n,
@@ -301,56 +359,9 @@ pub async fn run(
         spec.schedule_seed,
     )?;
     let dims = arch.weight_dims(d);
-
-    // Plan: the same steps on shapes, in the same order as below.
-    let mut plan = Plan::new();
-    let yp = match arch.classes() {
-        Some(k) => {
-            let t = PlanTensor((n, k - 1));
-            threshold_bits(&mut plan, &t, &t).await?;
-            PlanTensor((n, k))
-        }
-        None => PlanTensor((n, 1)),
-    };
-    let xp = plan.data((n, d));
-    let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
-    train(&mut plan, &arch, &xp, &yp, wp, &sched, &hyper, &|_| {}).await?;
-    let requests = plan.into_requests();
+    let requests = plan(&arch, &sched, &hyper, (n, d), &dims).await?;
     let t_off = Instant::now();
-    let (pre, offline) = match spec.triples {
-        TripleKind::Ot => {
-            let ch = Metered::new(Timed::new(off, ctx.timeout));
-            let meter = ch.meter();
-            let mut src = OtSource::setup(ch, ctx.role)
-                .await
-                .context("OT base phase")?;
-            let pre = src.generate(&requests).await.context("OT triples")?;
-            (pre, meter.stats())
-        }
-        TripleKind::Dealer => {
-            drop(off);
-            let p = ctx
-                .dealer
-                .context("triples = dealer but no [dealer] in the configuration")?;
-            let me = Identity::load(&p.identity_dir)?;
-            let cert = PeerCert::load(&p.certificate)?;
-            let link = transport::connect(
-                p.kind,
-                p.address,
-                me,
-                &cert,
-                &transport::TransportOptions::default(),
-            )
-            .await
-            .context("connecting to the dealer")?;
-            let ch = Metered::new(Timed::new(link.next_channel().await?, ctx.timeout));
-            let meter = ch.meter();
-            let mut dc = DealerClient::connect(ch, ctx.role).await?;
-            let pre = dc.generate(&requests).await?;
-            dc.finish().await?;
-            (pre, meter.stats())
-        }
-    };
+    let (pre, offline) = offline_phase(&ctx, spec.triples, off, &requests).await?;
     let offline_s = t_off.elapsed().as_secs_f64();
     let steps = sched.steps() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
@@ -363,37 +374,16 @@ pub async fn run(
     let meter = ch.meter();
     let mut b = Shared::new(ch, ctx.role, fp, pre);
     let y = match arch.classes() {
-        Some(k) => {
-            let t = one_hot_comparands(ctx.role, &fp, &y, k)?;
-            let one = Array2::from_elem((n, k - 1), fp.encode(1.0)?);
-            let ones = Share::of_public(ctx.role, &one.view());
-            let bits = threshold_bits(&mut b, &t, &ones).await?;
-            one_hot_from_thresholds(ctx.role, &fp, &bits)?
-        }
+        Some(k) => one_hot_labels(&mut b, ctx.role, &fp, &y, k).await?,
         None => y,
     };
-    let w0 = match &arch {
-        Arch::Mlp {
-            sizes, init_seed, ..
-        } => mlp::init_weights(sizes, *init_seed)
-            .iter()
-            .map(|w| {
-                Ok(Share::of_public(
-                    ctx.role,
-                    &fp.encode_matrix(&w.view())?.view(),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()
-            .context("encoding the initial weights")?,
-        _ => dims.iter().map(|&(r, c)| Share::zeros(r, c)).collect(),
-    };
+    let w0 = initial_weights(&arch, ctx.role, &fp, &dims)?;
     let xd = b.data(&x).await?;
     drop(x);
     let ws = train(&mut b, &arch, &xd, &y, w0, &sched, &hyper, &cb).await?;
-    anyhow::ensure!(
-        b.preprocessing_drained(),
-        "preprocessing left over after training"
-    );
+    if !b.preprocessing_drained() {
+        return Err(JobError::Internal("preprocessing left over after training"));
+    }
     let stats = JobStats {
         offline_s,
         online_s: t_on.elapsed().as_secs_f64(),
@@ -405,13 +395,120 @@ pub async fn run(
             let rings: Vec<Array2<u64>> = ws.into_iter().map(Share::into_ring).collect();
             Share::from_ring(flatten_layers(&rings))
         }
-        _ => ws.into_iter().next().context("one weight vector")?,
+        _ => ws
+            .into_iter()
+            .next()
+            .ok_or(JobError::Internal("one weight vector"))?,
     };
     Ok(JobOutput {
         model,
         channel: b.into_channel().into_inner(),
         stats,
     })
+}
+
+/// The preprocessing requests of the job: the same steps as the shared run, on shapes, in the
+/// same order (`nd`: samples and features of the data).
+async fn plan(
+    arch: &Arch,
+    sched: &Schedule,
+    hyper: &LinRegHyper,
+    (n, d): (usize, usize),
+    dims: &[(usize, usize)],
+) -> Result<Vec<mpc::triples::TripleRequest>> {
+    let mut plan = Plan::new();
+    let yp = match arch.classes() {
+        Some(k) => {
+            let t = PlanTensor((n, k - 1));
+            threshold_bits(&mut plan, &t, &t).await?;
+            PlanTensor((n, k))
+        }
+        None => PlanTensor((n, 1)),
+    };
+    let xp = plan.data((n, d));
+    let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
+    train(&mut plan, arch, &xp, &yp, wp, sched, hyper, &|_| {}).await?;
+    Ok(plan.into_requests())
+}
+
+/// The offline phase: the triples of `requests` from the peer (OT, on `off`) or the dealer,
+/// with the traffic it took.
+async fn offline_phase(
+    ctx: &JobContext,
+    triples: TripleKind,
+    off: PeerChannel,
+    requests: &[mpc::triples::TripleRequest],
+) -> Result<(mpc::triples::Preprocessing, mpc::net::CommStats)> {
+    match triples {
+        TripleKind::Ot => {
+            let ch = Metered::new(Timed::new(off, ctx.timeout));
+            let meter = ch.meter();
+            let mut src = OtSource::setup(ch, ctx.role).await.step("OT base phase")?;
+            let pre = src.generate(requests).await.step("OT triples")?;
+            Ok((pre, meter.stats()))
+        }
+        TripleKind::Dealer => {
+            drop(off);
+            let p = ctx.dealer.as_ref().ok_or(JobError::NoDealer)?;
+            dealer_triples(p, ctx, requests).await
+        }
+    }
+}
+
+/// Triples from the dealer `p`, with the traffic they took.
+async fn dealer_triples(
+    p: &DealerParams,
+    ctx: &JobContext,
+    requests: &[mpc::triples::TripleRequest],
+) -> Result<(mpc::triples::Preprocessing, mpc::net::CommStats)> {
+    let me = Identity::load(&p.identity_dir)?;
+    let cert = PeerCert::load(&p.certificate)?;
+    let opts = transport::TransportOptions::default();
+    let link = transport::connect(p.kind, p.address, me, &cert, &opts)
+        .await
+        .step("connecting to the dealer")?;
+    let ch = Metered::new(Timed::new(link.next_channel().await?, ctx.timeout));
+    let meter = ch.meter();
+    let mut dc = DealerClient::connect(ch, ctx.role).await?;
+    let pre = dc.generate(requests).await?;
+    dc.finish().await?;
+    Ok((pre, meter.stats()))
+}
+
+/// The shared one-hot rows of the labels `y` (class indices `0..k`).
+async fn one_hot_labels<B: Backend<Tensor = Share>>(
+    b: &mut B,
+    role: Role,
+    fp: &FixedPoint,
+    y: &Share,
+    k: usize,
+) -> Result<Share> {
+    let n = y.dim().0;
+    let t = one_hot_comparands(role, fp, y, k)?;
+    let one = Array2::from_elem((n, k - 1), fp.encode(1.0)?);
+    let ones = Share::of_public(role, &one.view());
+    let bits = threshold_bits(b, &t, &ones).await?;
+    one_hot_from_thresholds(role, fp, &bits)
+}
+
+/// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1
+/// zero), zeros for the GLMs.
+fn initial_weights(
+    arch: &Arch,
+    role: Role,
+    fp: &FixedPoint,
+    dims: &[(usize, usize)],
+) -> Result<Vec<Share>> {
+    match arch {
+        Arch::Mlp {
+            sizes, init_seed, ..
+        } => mlp::init_weights(sizes, *init_seed)
+            .iter()
+            .map(|w| Ok(Share::of_public(role, &fp.encode_matrix(&w.view())?.view())))
+            .collect::<Result<Vec<_>>>()
+            .step("encoding the initial weights"),
+        _ => Ok(dims.iter().map(|&(r, c)| Share::zeros(r, c)).collect()),
+    }
 }
 
 #[cfg(test)]

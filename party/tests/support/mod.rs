@@ -360,7 +360,7 @@ impl Cluster {
             (s, m.frac_bits)
         };
         let ((s0, f), (s1, _)) = (share(0), share(1));
-        let fp = mpc::FixedPoint::new(mpc::FracBits::new(f).unwrap());
+        let fp = mpc::FixedPoint::new(f);
         fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view())
     }
 }

@@ -11,7 +11,11 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 /// Number of fractional bits of the fixed-point encoding.
+///
+/// Serialized as its `u32`; deserializing goes through [`FracBits::new`], so a decoded value is
+/// always valid (the bytes are those of the bare `u32`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct FracBits(u32);
 
 impl FracBits {
@@ -32,6 +36,26 @@ impl FracBits {
     /// The number of bits.
     pub fn get(self) -> u32 {
         self.0
+    }
+}
+
+impl TryFrom<u32> for FracBits {
+    type Error = MpcError;
+
+    fn try_from(bits: u32) -> Result<Self> {
+        Self::new(bits)
+    }
+}
+
+impl From<FracBits> for u32 {
+    fn from(f: FracBits) -> u32 {
+        f.0
+    }
+}
+
+impl std::fmt::Display for FracBits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -175,6 +199,25 @@ mod tests {
         assert!(FracBits::new(0).is_err());
         assert!(FracBits::new(31).is_err());
         assert_eq!(FracBits::new(13).unwrap().get(), 13);
+    }
+
+    #[test]
+    fn frac_bits_travel_as_u32_and_are_validated_when_decoded() {
+        use crate::net::{decode_message, encode_message};
+        let f = FracBits::new(20).unwrap();
+        assert_eq!(encode_message(&f).unwrap(), encode_message(&20u32).unwrap());
+        assert_eq!(
+            decode_message::<FracBits>(&20u32.to_le_bytes(), 8).unwrap(),
+            f
+        );
+        for bad in [0u32, FracBits::MAX + 1, u32::MAX] {
+            let e = decode_message::<FracBits>(&bad.to_le_bytes(), 8).unwrap_err();
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        }
+        let fp = FixedPoint::new(f);
+        let b = encode_message(&fp).unwrap();
+        assert_eq!(decode_message::<FixedPoint>(&b, 8).unwrap(), fp);
+        assert!(decode_message::<FixedPoint>(&0u32.to_le_bytes(), 8).is_err());
     }
 
     #[test]

@@ -1,0 +1,241 @@
+//! A model as the inference endpoint serves it: loaded, folded, planned for a 128-bit CKKS
+//! preset and compiled ([`ServedModel`]), with what clients are told about it, the bytes of the
+//! keys a session uploads, and one sanitized forward pass.
+
+use super::error::{InferenceError, Result};
+use crate::infer::max_public_key_bytes;
+use crate::infer::msg::ModelInfo;
+use crate::server::config::{InferenceConfig, ServedModelConfig};
+use ckks::{Evaluator, GaloisKeys, PublicKey, RelinKey};
+use hegcn::{HeStgcn, PackedTensor, Packing};
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+/// A model compiled for encrypted evaluation.
+#[derive(Debug)]
+pub struct ServedModel {
+    pub(super) he: HeStgcn,
+    pub(super) info: ModelInfo,
+    /// The flood of every reply.
+    flood: hegcn::FloodConfig,
+    /// Galois elements of the rotations the model uses.
+    pub(super) needed: BTreeSet<u64>,
+    /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
+    pub(super) key_bytes: u64,
+}
+
+/// Bytes of the evaluation keys a client uploads for a model under `params` whose rotations
+/// need `galois` Galois elements: the relinearization key and one `GaloisKeys` object per
+/// element, as `crate::infer::generate_keys` sends them (sizes from `ckks`'s serialization).
+pub fn required_key_bytes(params: &ckks::CkksParams, galois: usize) -> u64 {
+    let each = GaloisKeys::serialized_len(params, 1);
+    RelinKey::serialized_len(params).saturating_add(each.saturating_mul(galois as u64))
+}
+
+/// The default `max_key_bytes`: the largest requirement of the served models plus 1/64.
+pub(super) fn default_max_key_bytes(needs: impl Iterator<Item = u64>) -> u64 {
+    let most = needs.max().unwrap_or(0);
+    most.saturating_add(most / 64)
+}
+
+impl ServedModel {
+    /// Loads `<path>.json` + `.safetensors`, folds it, plans its levels and compiles it.
+    ///
+    /// # Errors
+    /// Unreadable or invalid model files, an unknown packing or preset, a model deeper than the
+    /// largest preset.
+    pub fn load(cfg: &ServedModelConfig, limits: &InferenceConfig) -> Result<Self> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| InferenceError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let json = read(&cfg.path)?;
+        let json = String::from_utf8(json).map_err(|e| InferenceError::Read {
+            path: cfg.path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        let weights = read(&cfg.path.with_extension("safetensors"))?;
+        let model = ml::stgcn::StGcn::from_json_and_safetensors(&json, &weights).map_err(|e| {
+            InferenceError::model(format!("loading model {}", cfg.path.display()), e)
+        })?;
+        Self::new(cfg, &model, limits)
+    }
+
+    /// Compiles an in-memory model under the settings of `cfg` (its `path` is not read).
+    ///
+    /// # Errors
+    /// An unknown packing or preset, a model deeper than the largest preset.
+    pub fn new(
+        cfg: &ServedModelConfig,
+        model: &ml::stgcn::StGcn,
+        limits: &InferenceConfig,
+    ) -> Result<Self> {
+        let packing = packing(cfg)?;
+        let folded = model.fold();
+        let preset = match &cfg.preset {
+            None => hegcn::choose_preset(&folded, packing)?.0,
+            Some(name) => named_preset(cfg, name)?,
+        };
+        let params = preset.build()?;
+        let he = HeStgcn::compile(&folded, packing, &params).map_err(|e| {
+            InferenceError::model(
+                format!("compiling model {:?} for {}", cfg.name, preset.name),
+                e,
+            )
+        })?;
+        he.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
+        he.set_lockstep_budget((limits.lockstep_mib << 20).max(1));
+        let n = folded.num_classes;
+        let mut class_names = model.config().class_names.clone();
+        if class_names.len() != n {
+            class_names = (0..n).map(|i| format!("class{i}")).collect();
+        }
+        let steps = he.rotation_steps();
+        let needed: BTreeSet<u64> = steps
+            .iter()
+            .map(|&s| ckks::galois_element_for_step(&params, s))
+            .filter(|&g| g != 1)
+            .collect();
+        let flood = checked_flood(limits)?;
+        let flood_sd = he
+            .logit_flood(&flood)
+            .slot_error_sd(params.n(), params.default_scale());
+        // The relinearization and Galois keys, and the public key at the logits' level.
+        let key_bytes = required_key_bytes(&params, needed.len())
+            .saturating_add(max_public_key_bytes(&params, he.output_level()));
+        let info = ModelInfo {
+            name: cfg.name.clone(),
+            preset: preset.name.to_string(),
+            log_n: params.log_n().0,
+            q_primes: params.q_primes().to_vec(),
+            p_primes: params.p_primes().to_vec(),
+            input_level: he.plan().depth as u32,
+            output_level: he.output_level() as u32,
+            flood_sd,
+            input_layout: he.input_layout().clone(),
+            input_affine: folded
+                .input_affine
+                .as_ref()
+                .map(|(s, t)| (s.iter().copied().collect(), t.iter().copied().collect())),
+            rotation_steps: steps,
+            class_names,
+            // The service's bound, set when the service is made from all its models.
+            max_key_bytes: limits
+                .max_key_bytes
+                .unwrap_or_else(|| default_max_key_bytes(std::iter::once(key_bytes))),
+            session_ttl_s: limits.session_ttl_s,
+        };
+        Ok(Self {
+            he,
+            info,
+            flood,
+            needed,
+            key_bytes,
+        })
+    }
+
+    /// What clients are told about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Galois keys a session needs.
+    pub fn galois_key_count(&self) -> usize {
+        self.needed.len()
+    }
+
+    /// Bytes of the keys a session of this model uploads.
+    pub fn key_bytes(&self) -> u64 {
+        self.key_bytes
+    }
+}
+
+/// The packing `cfg` names.
+fn packing(cfg: &ServedModelConfig) -> Result<Packing> {
+    match cfg.packing.as_str() {
+        "ama" => Ok(Packing::Ama),
+        "channel-major" => Ok(Packing::ChannelMajor),
+        p => Err(InferenceError::Config(format!(
+            "model {:?}: unknown packing {p:?} (ama, channel-major)",
+            cfg.name
+        ))),
+    }
+}
+
+/// The 128-bit preset `name` that `cfg` names.
+fn named_preset(cfg: &ServedModelConfig, name: &str) -> Result<ckks::Preset> {
+    ckks::presets::ALL_128BIT
+        .iter()
+        .find(|p| p.name == name)
+        .copied()
+        .ok_or_else(|| {
+            InferenceError::Config(format!(
+                "model {:?}: {name:?} is not a 128-bit preset ({})",
+                cfg.name,
+                ckks::presets::ALL_128BIT.map(|p| p.name).join(", ")
+            ))
+        })
+}
+
+/// The flood of `[inference]`, its error bound and width checked.
+fn checked_flood(limits: &InferenceConfig) -> Result<hegcn::FloodConfig> {
+    let flood = limits.flood();
+    let eps = flood.eval_error_bound;
+    if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
+        return Err(InferenceError::Config(format!(
+            "[inference] eval_error_bound = {eps}: must be finite, above 0 and below 1"
+        )));
+    }
+    let max_bits = ckks::sanitize::MAX_FLOOD_WIDTH_BITS;
+    if flood.flood_bits > max_bits {
+        return Err(InferenceError::Config(format!(
+            "[inference] flood_bits = {}: at most {max_bits}",
+            flood.flood_bits
+        )));
+    }
+    Ok(flood)
+}
+
+/// The serialized reply of one forward pass.
+pub(super) struct Evaluated {
+    pub(super) bytes: Vec<Vec<u8>>,
+    pub(super) positions: Vec<(usize, usize)>,
+    /// Seconds of the forward pass and the sanitization together.
+    pub(super) secs: f64,
+    /// Seconds of the sanitization alone.
+    pub(super) sanitize: f64,
+    pub(super) counts: ckks::OpCounts,
+}
+
+impl ServedModel {
+    /// Runs the model (the head masks its output to the logit slots), sanitizes the logits with
+    /// the client's public key (fresh `c1`, flooded noise) and serializes them.
+    pub(super) fn evaluate(
+        &self,
+        eval: &Evaluator,
+        pk: &PublicKey,
+        x: PackedTensor,
+    ) -> hegcn::Result<Evaluated> {
+        let c0 = eval.counters();
+        let t0 = Instant::now();
+        let (logits, _) = self.he.forward(eval, &x)?;
+        let counts = hegcn::counts_diff(&c0, &eval.counters());
+        let t1 = Instant::now();
+        let logits = self.he.sanitize_logits(eval, &logits, pk, &self.flood)?;
+        let sanitize = t1.elapsed().as_secs_f64();
+        let bytes = logits
+            .cts
+            .iter()
+            .map(|c| c.to_bytes(self.he.params()))
+            .collect::<ckks::Result<Vec<_>>>()?;
+        Ok(Evaluated {
+            bytes,
+            positions: logits.positions,
+            secs: t0.elapsed().as_secs_f64(),
+            sanitize,
+            counts,
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Tests of the encrypted-inference endpoint: packing, announced parameters, key and
+//! session checks, expiry, the plaintext cache budget and the sanitized replies.
+
+use super::*;
+use crate::infer::{encrypt_input, params_for, InferError};
+use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
+use crate::server::config::ServedModelConfig;
+use ckks::KeyGenerator;
+use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+use ndarray::Array4;
+use rand::{Rng, SeedableRng};
+
+/// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6,
+/// `N14_L7`.
+fn tiny() -> (ServedModel, InferenceConfig) {
+    let (c, t, v) = (3, 4, 5);
+    let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
+    let a = spatial_partition(v, &edges, 1).unwrap();
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 3);
+    // Two blocks: depth 2·2 + 2 (dense layer and logit mask) = 6 fits N = 2^14.
+    cfg.architecture = None;
+    cfg.blocks.truncate(2);
+    cfg.activation_mask.truncate(2);
+    let all: Vec<usize> = (0..v).collect();
+    for b in 0..2 {
+        for s in 0..2 {
+            cfg.prune(b, s, &all).unwrap();
+        }
+    }
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    cfg.input_norm = Some(InputNorm {
+        mean: vec![(0..v).map(|_| rng.gen_range(-0.5..0.5)).collect(); c],
+        std: vec![(0..v).map(|_| rng.gen_range(0.5..2.0)).collect(); c],
+    });
+    let model = StGcn::new(cfg, 3).unwrap();
+    let limits = InferenceConfig {
+        models: vec![],
+        max_key_bytes: Some(1 << 30),
+        max_key_uploads: 2,
+        max_key_uploads_per_client: 1,
+        max_sessions_per_client: 1,
+        max_sessions: 2,
+        session_ttl_s: 60,
+        max_concurrent_inferences: 1,
+        plaintext_cache_mib: 1,
+        lockstep_mib: 64,
+        flood_bits: 0,
+        eval_error_bound: hegcn::DEFAULT_EVAL_ERROR_BOUND,
+    };
+    let sc = ServedModelConfig {
+        name: "tiny".into(),
+        path: "unused.json".into(),
+        packing: "ama".into(),
+        preset: None,
+    };
+    (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
+}
+
+#[test]
+fn client_packing_equals_hegcn_input_encryption() {
+    let (m, _) = tiny();
+    assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
+    assert_eq!((m.info.input_level, m.info.output_level), (6, 0));
+    assert!(m.galois_key_count() > 0);
+    let params = params_for(&m.info).unwrap();
+    let sk = KeyGenerator::new(&params).secret_key();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(2);
+    let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+    let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
+    let cts = bytes
+        .iter()
+        .map(|b| {
+            let c = Ciphertext::from_bytes(b, &params).unwrap();
+            assert!(c.is_seeded(), "symmetric encryption keeps the seeded form");
+            c
+        })
+        .collect();
+    let packed = PackedTensor {
+        cts,
+        layout: m.he.input_layout().clone(),
+    };
+    let dec = m.he.decrypt_tensor(&sk, &packed).unwrap();
+    let (scale, shift) = m.info.input_affine.clone().unwrap();
+    let err = dec
+        .indexed_iter()
+        .map(|((c, t, v, p), &d)| {
+            let want = scale[c * 5 + v] * x[[c, t, v, p]] + shift[c * 5 + v];
+            (d - want).abs()
+        })
+        .fold(0.0, f64::max);
+    assert!(err < 1e-6, "packing error {err}");
+    // A sample of the wrong shape is refused.
+    let y = Array4::zeros((3, 4, 6, 1));
+    assert!(matches!(
+        encrypt_input(&m.info, &params, &sk, y.view()),
+        Err(InferError::Shape {
+            what: "joints V",
+            expected: 5,
+            found: 6
+        })
+    ));
+}
+
+#[test]
+fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
+    let (m, _) = tiny();
+    let mut i = m.info.clone();
+    i.preset = "INSECURE_N10_L4_S40_TEST_ONLY".into();
+    assert!(matches!(
+        params_for(&i),
+        Err(InferError::UnknownPreset { .. })
+    ));
+    let mut i = m.info.clone();
+    i.q_primes[2] += 2;
+    assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));
+    let mut i = m.info.clone();
+    i.input_layout.slots *= 2;
+    assert!(matches!(
+        params_for(&i),
+        Err(InferError::BadInfo {
+            what: "layout slots",
+            ..
+        })
+    ));
+    let mut i = m.info.clone();
+    i.input_layout.block = 0;
+    assert!(params_for(&i).is_err());
+    let mut i = m.info.clone();
+    i.input_layout.frames = 1 << 20;
+    assert!(params_for(&i).is_err());
+    let mut i = m.info.clone();
+    i.input_affine = Some((vec![1.0; 3], vec![0.0; 3]));
+    assert!(params_for(&i).is_err());
+}
+
+async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
+    ch.send(&ClientRequest::Inference(r)).await.unwrap();
+    ch.flush().await.unwrap();
+    ch.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap()
+}
+
+fn refusal(r: Reply) -> (ErrorCode, String) {
+    match r {
+        Reply::Error { code, message } => (code, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// The session's Galois keys must be exactly the model's: extra or missing elements are
+/// refused after the announced bytes are read, and the connection stays usable. A complete
+/// upload opens a session, which expires once idle longer than `session_ttl_s` (0 here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
+    let (m, mut limits) = tiny();
+    limits.session_ttl_s = 0;
+    let params = m.he.params().clone();
+    let steps = m.info.rotation_steps.clone();
+    let svc =
+        Arc::new(InferenceService::with_models(&limits, vec![m], Duration::from_secs(30)).unwrap());
+    let (mut client, mut server) = mpc::net::mem_pair();
+    let s2 = svc.clone();
+    let srv = tokio::spawn(async move {
+        loop {
+            let Ok(f) = server.recv_frame(MAX_CONTROL_FRAME).await else {
+                return;
+            };
+            match decode::<ClientRequest>(&f, MAX_CONTROL_FRAME).unwrap() {
+                ClientRequest::Inference(r) => s2.handle(&mut server, "alice", r).await.unwrap(),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let relin = kg.relin_key(&sk).unwrap().to_bytes(&params).unwrap();
+    // A step the model does not rotate by.
+    let unused = (1..params.slots() as i64)
+        .find(|s| !steps.contains(s))
+        .unwrap();
+    let extra = kg
+        .galois_keys(&sk, &[unused], false)
+        .unwrap()
+        .to_bytes(&params)
+        .unwrap();
+    // The public key at the output level (level 0), and one at the top level (refused).
+    let pk_top = kg.public_key(&sk).unwrap();
+    let pk0 = pk_top.at_level(0).unwrap().to_bytes().unwrap();
+    let pk_top = pk_top.to_bytes().unwrap();
+    for (objects, pk, want) in [
+        (vec![relin.clone(), extra], &pk0, "is not used by model"),
+        (vec![relin.clone()], &pk0, "no Galois key for element"),
+        (vec![extra_garbage()], &pk0, "relinearization key"),
+        (vec![relin.clone()], &extra_garbage(), "public key: "),
+    ] {
+        let key_lens = objects.iter().map(|o| o.len() as u64).collect();
+        let r = ask(
+            &mut client,
+            InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens,
+                public_key_len: pk.len() as u64,
+            },
+        )
+        .await;
+        assert_eq!(r, Reply::Inference(InferReply::Ready));
+        for o in &objects {
+            send_object(&mut client, o).await.unwrap();
+        }
+        send_object(&mut client, pk).await.unwrap();
+        client.flush().await.unwrap();
+        let (code, msg) = refusal(client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap());
+        assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+        assert!(msg.contains(want), "{msg:?} lacks {want:?}");
+    }
+    // Announcements the model cannot take are refused before any byte moves.
+    let (code, msg) = refusal(
+        ask(
+            &mut client,
+            InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: vec![10; steps.len() + 5],
+                public_key_len: 10,
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+    let (code, msg) = refusal(
+        ask(
+            &mut client,
+            InferRequest::OpenSession {
+                model: "tiny".into(),
+                key_lens: vec![10],
+                public_key_len: pk_top.len() as u64,
+            },
+        )
+        .await,
+    );
+    // A key above the output level is larger than the limit (one limb at N = 2^14).
+    assert_eq!(code, ErrorCode::BadRequest, "{msg}");
+    let want = format!(
+        "public key of {} bytes announced, one takes 1 to 135168",
+        pk_top.len()
+    );
+    assert!(msg.contains(&want), "{msg}");
+    let (code, _) = refusal(
+        ask(
+            &mut client,
+            InferRequest::Infer {
+                session: EntryId::random(),
+                ct_lens: vec![1],
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::NotFound);
+    assert_eq!(svc.session_count(), 0);
+    // The complete, correct key set opens a session; with a zero TTL it is gone right after.
+    let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps, 0).unwrap();
+    let key_lens = keys.lens.clone();
+    let mut rx = keys.rx;
+    let r = ask(
+        &mut client,
+        InferRequest::OpenSession {
+            model: "tiny".into(),
+            key_lens: key_lens.clone(),
+            public_key_len: keys.public_key.len() as u64,
+        },
+    )
+    .await;
+    assert_eq!(r, Reply::Inference(InferReply::Ready));
+    for _ in &key_lens {
+        let k = rx.recv().await.unwrap().unwrap();
+        send_object(&mut client, &k).await.unwrap();
+    }
+    send_object(&mut client, &keys.public_key).await.unwrap();
+    client.flush().await.unwrap();
+    let session = match client.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap() {
+        Reply::Inference(InferReply::SessionOpened { session, ttl_s: 0 }) => session,
+        other => panic!("{other:?}"),
+    };
+    std::thread::sleep(Duration::from_millis(5));
+    let (code, msg) = refusal(
+        ask(
+            &mut client,
+            InferRequest::Infer {
+                session,
+                ct_lens: vec![1; 5],
+            },
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::NotFound, "{msg}");
+    assert!(msg.contains("closed or expired"), "{msg}");
+    let r = ask(&mut client, InferRequest::ListModels).await;
+    assert_eq!(r, Reply::Inference(InferReply::Models(vec!["tiny".into()])));
+    drop(client);
+    srv.await.unwrap();
+}
+
+/// `plaintext_cache_mib` bounds the encoded weights of all served models together: each
+/// of two models gets half, a forward pass stores no more than that, and repeats reuse it.
+#[test]
+fn plaintext_cache_budget_is_split_between_models_and_respected() {
+    let (a, mut limits) = tiny();
+    let (mut b, _) = tiny();
+    b.info.name = "tiny2".into();
+    limits.plaintext_cache_mib = 8;
+    let svc = InferenceService::with_models(&limits, vec![a, b], Duration::from_secs(5)).unwrap();
+    let share = 4 << 20;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+    let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+    for m in svc.models().values() {
+        let params = m.he.params().clone();
+        let mut kg = KeyGenerator::new(&params);
+        let sk = kg.secret_key();
+        let pk = kg.public_key(&sk).unwrap();
+        let eval = Evaluator::new(&params)
+            .with_relin_key(kg.relin_key(&sk).unwrap())
+            .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+        let mut first = None;
+        for _ in 0..2 {
+            let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
+            let (l, _) = m.he.forward(&eval, &ct).unwrap();
+            let l = m.he.decrypt_logits(&sk, &l).unwrap();
+            let s = m.he.plaintext_cache_stats();
+            assert_eq!(s.budget_bytes, share, "{s:?}");
+            assert!(s.bytes <= share && s.entries > 0, "{s:?}");
+            assert!(s.misses > s.entries as u64, "the bound is binding: {s:?}");
+            let f = *first.get_or_insert(s.entries);
+            assert_eq!(s.entries, f, "nothing is added once full");
+            assert!(l.iter().all(|v| v.is_finite()));
+        }
+    }
+}
+
+/// A server reply is masked and sanitized with the session's public key: it decrypts to the
+/// logits within the announced flood (`flood_sd`, default settings), every other slot holds
+/// flood noise of that spread, and two replies to the same ciphertexts differ in `c1`.
+#[test]
+fn server_replies_are_sanitized_with_the_session_public_key() {
+    let (m, _) = tiny();
+    let params = m.he.params().clone();
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let pk_out = pk.at_level(m.info.output_level as usize).unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
+    let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
+    let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
+    let (plain, _) = m.he.forward(&eval, &ct).unwrap();
+    let want = m.he.decrypt_logits(&sk, &plain).unwrap();
+    let a = m.evaluate(&eval, &pk_out, ct.clone()).unwrap();
+    let b = m.evaluate(&eval, &pk_out, ct).unwrap();
+    let load = |r: &Evaluated| Ciphertext::from_bytes(&r.bytes[0], &params).unwrap();
+    let (ca, cb) = (load(&a), load(&b));
+    assert_ne!(ca.parts().1, cb.parts().1, "c1 must be fresh per reply");
+    assert_ne!(ca.parts().1, plain.cts[0].parts().1);
+    let sd = m.info.flood_sd;
+    assert!(sd > 0.0 && sd < 0.05, "flood sd {sd}");
+    let positions: Vec<(u32, u32)> = a
+        .positions
+        .iter()
+        .map(|&(c, s)| (c as u32, s as u32))
+        .collect();
+    let got = crate::infer::decrypt_logits(&params, &sk, &a.bytes, &positions).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 8.0 * sd, "{g} vs {w} (flood sd {sd})");
+    }
+    let slots = ckks::Encoder::new(&params).decode(&sk.decrypt(&ca).unwrap());
+    let rest: Vec<f64> = (0..slots.len())
+        .filter(|&s| !a.positions.contains(&(0, s)))
+        .map(|s| slots[s])
+        .collect();
+    let rms = (rest.iter().map(|v| v * v).sum::<f64>() / rest.len() as f64).sqrt();
+    assert!(
+        (0.8..1.2).contains(&(rms / sd)),
+        "rms {rms} vs flood sd {sd}"
+    );
+    assert!(rest.iter().all(|v| v.abs() <= 8.0 * sd));
+}
+
+fn extra_garbage() -> Vec<u8> {
+    vec![0xAB; 64]
+}

@@ -1,0 +1,81 @@
+//! Trained models at a party: storing this party's share of a job's model as a prepared entry
+//! (committed by two-phase commit), and revealing a committed model's share to its owner alone.
+
+use super::{err, reply, ClientChan, Result, Server};
+use crate::proto::{EntryId, ErrorCode, Reply, ShareForm};
+use crate::store::{self, EntryKind, Manifest, State};
+use mpc::net::{Channel, ChannelExt};
+
+impl Server {
+    /// Stores this party's share `w` of job `job`'s model (trained on `data` for `owner`) as
+    /// prepared.
+    pub(super) fn store_model(
+        &self,
+        job: EntryId,
+        owner: &str,
+        data: &Manifest,
+        w: &mpc::Share,
+    ) -> Result<()> {
+        let bytes = store::matrix_bytes(w);
+        let (rows, cols) = w.dim();
+        let m = Manifest {
+            id: job,
+            kind: EntryKind::Model,
+            name: format!("model-{job}"),
+            owner: owner.into(),
+            rows: rows as u64,
+            cols: cols as u64,
+            label_column: 0,
+            frac_bits: data.frac_bits,
+            form: ShareForm::Matrix,
+            sha256: hex::encode(store::sha256(&bytes)),
+            created: store::now(),
+            // Committed by two-phase commit once both parties stored their halves.
+            state: State::Prepared,
+            appenders: Vec::new(),
+            supersedes: None,
+            appended: Vec::new(),
+        };
+        self.store.put(&m, &bytes)?;
+        Ok(())
+    }
+
+    /// Sends this party's share of `owner`'s committed model `job` (header, then the words), or
+    /// a refusal. An `Err` means the connection cannot continue.
+    pub(super) async fn reveal(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        job: EntryId,
+    ) -> Result<()> {
+        let m = match self.store.get(&job) {
+            Ok(m)
+                if m.owner == owner
+                    && m.kind == EntryKind::Model
+                    && m.state == State::Committed =>
+            {
+                m
+            }
+            Ok(_) => {
+                tracing::warn!("refused {owner}: model {job} is not theirs");
+                reply(ch, &err(ErrorCode::Forbidden, "not your model")).await?;
+                return Ok(());
+            }
+            Err(_) => {
+                reply(ch, &err(ErrorCode::NotFound, "no such model")).await?;
+                return Ok(());
+            }
+        };
+        let s = self.store.load_share(&m)?;
+        let header = Reply::ModelShare {
+            rows: m.rows,
+            cols: m.cols,
+            frac_bits: m.frac_bits,
+        };
+        reply(ch, &header).await?;
+        ch.send_ring(&s.view()).await?;
+        ch.flush().await?;
+        tracing::info!("revealed model share {job} to its owner {owner}");
+        Ok(())
+    }
+}
