@@ -92,7 +92,7 @@ impl ServedModel {
         let wpath = cfg.path.with_extension("safetensors");
         let weights =
             std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
-        let model = ml::stgcn::StGcn::from_json_and_safetensors(&json, &weights)
+        let model = stgcn::StGcn::from_json_and_safetensors(&json, &weights)
             .with_context(|| format!("loading model {}", cfg.path.display()))?;
         Self::new(cfg, &model, limits)
     }
@@ -103,7 +103,7 @@ impl ServedModel {
     /// An unknown packing or preset, a model deeper than the largest preset.
     pub fn new(
         cfg: &ServedModelConfig,
-        model: &ml::stgcn::StGcn,
+        model: &stgcn::StGcn,
         limits: &InferenceConfig,
     ) -> Result<Self> {
         let packing = match cfg.packing.as_str() {
@@ -817,9 +817,9 @@ mod tests {
     use crate::infer::{encrypt_input, params_for, InferError};
     use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
     use ckks::KeyGenerator;
-    use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
     use ndarray::Array4;
     use rand::{Rng, SeedableRng};
+    use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 
     /// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6,
     /// `N14_L7`.

@@ -66,10 +66,10 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts, Plaintext, PublicKey, SecretKey};
-use ml::stgcn::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 use ndarray::{Array1, Array2, Array4, ArrayView4};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use stgcn::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};

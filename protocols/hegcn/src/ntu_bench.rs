@@ -6,10 +6,10 @@
 use std::time::Instant;
 
 use ckks::{presets, Evaluator, KeyGenerator};
-use ml::stgcn::{spatial_partition, Architecture, FoldedModel, StGcn, StGcnConfig};
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use stgcn::{spatial_partition, Architecture, FoldedModel, StGcn, StGcnConfig};
 
 use crate::{choose_preset, HeStgcn, Packing};
 

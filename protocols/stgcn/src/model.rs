@@ -356,7 +356,7 @@ impl StGcn {
         &self.adjacency
     }
 
-    /// All tensors in a fixed order (see the module docs for names and shapes).
+    /// All tensors in a fixed order (see the crate docs for names and shapes).
     pub fn tensors(&self) -> &[NamedTensor] {
         &self.store.tensors
     }
