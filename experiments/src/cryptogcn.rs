@@ -53,7 +53,6 @@ use ckks::{
 };
 use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config};
 use hegcn::{choose_preset, counts_diff, counts_sum, he_ops, HeStgcn, PackedTensor, Packing};
-use ml::stgcn::{Architecture, FoldedModel, GraphSpec, StGcn, StGcnConfig};
 use ndarray::{Array4, Array5, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -61,6 +60,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use stgcn::{Architecture, FoldedModel, GraphSpec, StGcn, StGcnConfig};
 
 /// Settings of a `cryptogcn` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1467,20 +1467,20 @@ fn pruning_sweep(
             m.prune_activations(b, s, &nodes)?;
         }
         if k > 0 {
-            let cfg = ml::stgcn::TrainConfig {
+            let cfg = stgcn::TrainConfig {
                 epochs: acc.pruning_epochs,
                 batch_size: 16,
                 learning_rate: 0.01,
                 momentum: 0.9,
                 weight_decay: 1e-4,
-                schedule: ml::stgcn::LrSchedule::Cosine,
+                schedule: stgcn::LrSchedule::Cosine,
                 seed: 42,
                 clip_grad_norm: Some(1.0),
                 warmup_epochs: 0,
             };
-            ml::stgcn::train(&mut m, tx.view(), ty, &cfg, |_| {})?;
+            stgcn::train(&mut m, tx.view(), ty, &cfg, |_| {})?;
         }
-        let a = 100.0 * ml::stgcn::evaluate(&m, ex.view(), ey)?.accuracy;
+        let a = 100.0 * stgcn::evaluate(&m, ex.view(), ey)?.accuracy;
         let (secs, ops, depth, preset) = estimate_latency(&m.fold(), &mut probes)?;
         report.metric(format!("prune{k}.test_accuracy_pct"), a);
         report.metric(format!("prune{k}.latency_1t_estimated_s"), secs);
@@ -1597,7 +1597,7 @@ mod tests {
             classes,
         );
         mcfg.graph = graph;
-        mcfg.activation = ml::stgcn::ActivationKind::Poly;
+        mcfg.activation = stgcn::ActivationKind::Poly;
         for b in 0..3 {
             for s in 0..2 {
                 mcfg.prune(b, s, &(0..g.num_nodes).collect::<Vec<_>>())

@@ -4,7 +4,7 @@
 //!
 //! Models are the ST-GCN of Yan, Xiong and Lin (AAAI 2018) in the published sizes used by
 //! CryptoGCN (Ran et al., NeurIPS 2022) and LinGCN (Peng et al., NeurIPS 2023), optionally with
-//! every width divided ([`ml::stgcn::Architecture::blocks`]). Data:
+//! every width divided ([`stgcn::Architecture::blocks`]). Data:
 //! - **Mocap-15 cross-view** ([`datasets::skeleton::Mocap15`]): the NTU RGB+D cross-view protocol
 //!   (Shahroudy et al., CVPR 2016, §4) on clips rendered from the bundled DeepMimic motions —
 //!   training cameras at ±45° yaw, test camera at 0°;
@@ -12,12 +12,12 @@
 //!   each, with a stratified train/test split.
 //!
 //! For every configured activation the same architecture is trained from the same seed on the
-//! same batches (SGD with momentum, [`ml::stgcn::Trainer`]) and evaluated on the test set after
+//! same batches (SGD with momentum, [`stgcn::Trainer`]) and evaluated on the test set after
 //! every epoch. The `x²` run can instead start from the trained ReLU model (activation
 //! replacement and fine-tuning, `square.from_relu`), with the batch norms that feed every `x²`
 //! either reset to one global `(γ, β)` (`square.bn_init`) or calibrated per channel on the ReLU
-//! model's own pre-activations (`square.calibrate`, [`ml::stgcn::relu_to_square`]), and can be
-//! distilled from the ReLU model (`square.distill`, [`ml::stgcn::Distillation`]). Metrics are `<run>.test_accuracy_pct`, `<run>.train_accuracy_pct`,
+//! model's own pre-activations (`square.calibrate`, [`stgcn::relu_to_square`]), and can be
+//! distilled from the ReLU model (`square.distill`, [`stgcn::Distillation`]). Metrics are `<run>.test_accuracy_pct`, `<run>.train_accuracy_pct`,
 //! `<run>.final_train_loss`, `<run>.train_s`, `<run>.train_per_clip_epoch_s` (training time
 //! divided by epochs and training clips), `<run>.train_cpu_per_clip_epoch_s` (the same in CPU
 //! seconds of all threads, on Linux), `<run>.params_count`, for `square` / `poly`
@@ -27,7 +27,7 @@
 //! activation name, followed by `_<label>` when the task has
 //! a label. Files: `curves[_<label>].svg` (test accuracy and training loss per epoch),
 //! `curves[_<label>].csv`, and with `save_models` the trained models as `<run>.safetensors` +
-//! `<run>.json` ([`ml::stgcn::StGcn::from_json_and_safetensors`] reads them back).
+//! `<run>.json` ([`stgcn::StGcn::from_json_and_safetensors`] reads them back).
 
 use crate::common;
 use crate::config::Config;
@@ -36,13 +36,13 @@ use anyhow::{bail, Context, Result};
 use datasets::skeleton::{
     BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config, SkeletonSet,
 };
-use ml::stgcn::{
-    evaluate, relu_to_square, ActivationInputStats, ActivationKind, Architecture, Distillation,
-    GraphSpec, InputNorm, LrSchedule, ModelError, StGcn, StGcnConfig, TrainConfig, Trainer,
-};
 use ndarray::Array5;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use stgcn::{
+    evaluate, relu_to_square, ActivationInputStats, ActivationKind, Architecture, Distillation,
+    GraphSpec, InputNorm, LrSchedule, ModelError, StGcn, StGcnConfig, TrainConfig, Trainer,
+};
 
 /// Settings of an `stgcn` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,18 +135,18 @@ pub struct SquareSettings {
     #[serde(default)]
     pub from_relu: bool,
     /// With `from_relu`: instead of copying the ReLU model's tensors unchanged, calibrate them
-    /// per channel ([`ml::stgcn::relu_to_square`] on the training clips) so that each `x²`
+    /// per channel ([`stgcn::relu_to_square`] on the training clips) so that each `x²`
     /// computes, on the ReLU model's own pre-activations, the least-squares quadratic fit of
     /// ReLU (the constant removed downstream). Excludes `bn_init`.
     #[serde(default)]
     pub calibrate: bool,
     /// Knowledge distillation from the trained ReLU model during the `x²` training
-    /// ([`ml::stgcn::Distillation`]); `relu` must come before `square` in `activations`.
+    /// ([`stgcn::Distillation`]); `relu` must come before `square` in `activations`.
     #[serde(default)]
     pub distill: Option<DistillSpec>,
 }
 
-/// Knowledge-distillation settings ([`ml::stgcn::Distillation`]): the loss is
+/// Knowledge-distillation settings ([`stgcn::Distillation`]): the loss is
 /// `(1 − weight)·CE + weight·T²·KL(teacher ‖ student)` at temperature `T`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -1051,13 +1051,13 @@ pub fn run(t: &StgcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
             .collect();
         let _ = writeln!(
             s,
-            "\nModels: {} (F64 safetensors and the JSON config with graph, input normalisation and class names; `ml::stgcn::StGcn::from_json_and_safetensors` reads them).",
+            "\nModels: {} (F64 safetensors and the JSON config with graph, input normalisation and class names; `stgcn::StGcn::from_json_and_safetensors` reads them).",
             files.join(", ")
         );
     }
     report.section(&title, s);
     report.note(
-        "ST-GCN inputs are normalised per (coordinate, joint) by the mean and standard deviation of the training set only (ml::stgcn::InputNorm). The map is stored in the model's JSON config, not learned; under encryption the client applies it to its own plaintext before encrypting.",
+        "ST-GCN inputs are normalised per (coordinate, joint) by the mean and standard deviation of the training set only (stgcn::InputNorm). The map is stored in the model's JSON config, not learned; under encryption the client applies it to its own plaintext before encrypting.",
     );
     report.note(data.protocol_note.clone());
     report.note("ST-GCN training is plaintext (f64); square and poly are the HE-friendly activations for CKKS inference (CryptoGCN x², LinGCN per-node a·x² + b·x + c), ReLU the plaintext baseline.");

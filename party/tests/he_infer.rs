@@ -16,7 +16,6 @@
 //! dominates) and adds a logit error of sd ≈ B·√(N/6)/Δ ≈ 3.6e-5 at N = 2^14. A fixed 1e-4 was
 //! under 3 sd and failed about once in 25 runs; 8 sd fails with probability ~1e-15 per logit.
 
-use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 use mpc::net::Channel;
 use ndarray::{Array4, Axis};
 use party::client::{Client, ClientError};
@@ -31,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
+use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 
 const PARTY: &str = env!("CARGO_BIN_EXE_party");
 const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");

@@ -256,6 +256,9 @@ impl Graph {
 
     /// ST-GCN spatial configuration partitions, `(K = 3, V, V)`, with exact hop distances to the
     /// center (see the module documentation for the exact normalization and order).
+    ///
+    /// On a graph built field by field rather than by [`Graph::new`], repeated edges count once
+    /// and joints unreachable from the center are infinitely far (two of them compare equal).
     pub fn spatial_partitions(&self) -> Array3<f64> {
         let r: Vec<f64> = self
             .hop_distances_to_center()

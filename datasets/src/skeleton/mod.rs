@@ -3,7 +3,7 @@
 //! mocap clips (3-D joint positions, and the raw joint rotations with forward kinematics), the
 //! augmented "Mocap-15" action set with an NTU-style cross-view split, the BodyPose BODY_25 set,
 //! and readers/writers for the NTU RGB+D `.skeleton` text format and `(N, C, T, V, M)` `.npy`
-//! arrays.
+//! arrays (through the crate's `.npy` reader, [`crate::npy`]).
 //!
 //! All tensors use the layout of ST-GCN / 2s-AGCN: `(N, C, T, V, M)` = (samples, coordinate
 //! channels, frames, joints, persons), stored as `f32` ([`SkeletonSet::data`]).
@@ -28,7 +28,6 @@ pub mod bodypose;
 pub mod fk;
 pub mod graph;
 pub mod mocap;
-pub mod npy;
 pub mod ntu;
 mod text;
 pub mod urdf;
@@ -138,6 +137,10 @@ pub enum SkeletonError {
         /// What was found there.
         found: String,
     },
+    /// A `.npy` file could not be read or written ([`crate::npy`]'s error, which names the file
+    /// and, for malformed content, the byte offset).
+    #[error(transparent)]
+    NpyFile(#[from] crate::DatasetError),
     /// An array has the wrong shape.
     #[error("{what}: expected shape {expected}, found {found:?}")]
     Shape {

@@ -21,9 +21,9 @@ use std::path::Path;
 
 use ndarray::{Array4, Array5, Axis};
 
-use super::npy::{read_npy, write_npy};
 use super::text::{parse_f64, parse_usize};
 use super::{read_to_string, Result, SkeletonError, SkeletonSet};
+use crate::npy::{read_npy, write_npy};
 
 /// Joints per body in NTU RGB+D.
 pub const NTU_JOINTS: usize = 25;
@@ -380,7 +380,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<usize>> {
         let ints = a.into_i64().ok_or_else(|| SkeletonError::Npy {
             file: file.clone(),
             offset: 0,
-            reason: "labels must be an integer array (<i4 or <i8)",
+            reason: "labels must be an integer array (<i4, <i8 or |u1)",
             found: format!("{shape:?}"),
         })?;
         if shape.len() != 1 {
@@ -464,7 +464,8 @@ pub fn load_arrays(data_path: &Path, labels_path: &Path, num_joints: usize) -> R
 pub fn save_arrays(set: &SkeletonSet, data_path: &Path, labels_path: &Path) -> Result<()> {
     write_npy(data_path, &set.data.view().into_dyn())?;
     let labels: Vec<i64> = set.labels.iter().map(|&l| l as i64).collect();
-    write_npy(labels_path, &ndarray::ArrayView1::from(&labels).into_dyn())
+    write_npy(labels_path, &ndarray::ArrayView1::from(&labels))?;
+    Ok(())
 }
 
 #[cfg(test)]

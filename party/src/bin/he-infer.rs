@@ -316,7 +316,7 @@ async fn main() -> Result<()> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let wpath = path.with_extension("safetensors");
         let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
-        let m = ml::stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
+        let m = stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
         let plain = m.fold().forward(x.view().insert_axis(Axis(0)))?;
         let plain: Vec<f64> = plain.row(0).to_vec();
         anyhow::ensure!(

@@ -5,7 +5,7 @@
 //!   order). A first line whose first field is not a number is a header; blank lines and lines
 //!   starting with `#` are skipped. Separators: comma, semicolon, tab or spaces.
 //! * **NPY** — a float or integer array of shape `(C, T, V, M)`, `(C, T, V)` (one person) or
-//!   `(1, C, T, V, M)` (a batch of one), as `ml::stgcn` uses.
+//!   `(1, C, T, V, M)` (a batch of one), as `stgcn` uses.
 //!
 //! Every error names the file, and for CSV the line, column and offending value; values must be
 //! finite.

@@ -43,7 +43,7 @@ fn bodypose_flood() {
         .join("../../experiments/models/bodypose-stgcn3x128-d4-poly");
     let json = std::fs::read_to_string(stem.with_extension("json")).unwrap();
     let w = std::fs::read(stem.with_extension("safetensors")).unwrap();
-    let folded = ml::stgcn::StGcn::from_json_and_safetensors(&json, &w)
+    let folded = stgcn::StGcn::from_json_and_safetensors(&json, &w)
         .unwrap()
         .fold();
     let (preset, plan) = choose_preset(&folded, Packing::Ama).unwrap();

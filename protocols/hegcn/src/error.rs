@@ -11,7 +11,7 @@ pub enum HeGcnError {
     Ckks(#[from] ckks::CkksError),
     /// An error of the plaintext model.
     #[error("model: {0}")]
-    Model(#[from] ml::stgcn::ModelError),
+    Model(#[from] stgcn::ModelError),
     /// The model needs more levels than the largest available parameter set provides.
     #[error("model needs multiplicative depth {needed}, the largest 128-bit preset has {available} levels")]
     DepthExceeded {

@@ -45,7 +45,7 @@
 //! ```no_run
 //! use ckks::{presets, Evaluator, KeyGenerator};
 //! use hegcn::{choose_preset, HeStgcn, Packing};
-//! # fn run(model: &ml::stgcn::FoldedModel, x: ndarray::ArrayView4<'_, f64>) -> hegcn::Result<()> {
+//! # fn run(model: &stgcn::FoldedModel, x: ndarray::ArrayView4<'_, f64>) -> hegcn::Result<()> {
 //! let (preset, plan) = choose_preset(model, Packing::Ama)?;
 //! let params = preset.build()?;
 //! let he = HeStgcn::compile(model, Packing::Ama, &params)?;

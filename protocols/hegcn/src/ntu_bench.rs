@@ -6,43 +6,18 @@
 use std::time::Instant;
 
 use ckks::{presets, Evaluator, KeyGenerator};
-use ml::stgcn::{spatial_partition, Architecture, FoldedModel, StGcn, StGcnConfig};
+use datasets::skeleton::Graph;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use stgcn::{spatial_partition, Architecture, FoldedModel, StGcn, StGcnConfig};
 
 use crate::{choose_preset, HeStgcn, Packing};
 
 /// The NTU RGB+D 25-joint skeleton (ST-GCN's `ntu-rgb+d` layout, 0-based), centre joint 20.
 fn ntu_graph() -> ndarray::Array3<f64> {
-    let inward = [
-        (1, 2),
-        (2, 21),
-        (3, 21),
-        (4, 3),
-        (5, 21),
-        (6, 5),
-        (7, 6),
-        (8, 7),
-        (9, 21),
-        (10, 9),
-        (11, 10),
-        (12, 11),
-        (13, 1),
-        (14, 13),
-        (15, 14),
-        (16, 15),
-        (17, 1),
-        (18, 17),
-        (19, 18),
-        (20, 19),
-        (22, 23),
-        (23, 8),
-        (24, 25),
-        (25, 12),
-    ];
-    let edges: Vec<(usize, usize)> = inward.iter().map(|&(a, b)| (a - 1, b - 1)).collect();
-    spatial_partition(25, &edges, 20).unwrap()
+    let g = Graph::ntu25();
+    spatial_partition(g.num_nodes, &g.edges, g.center).unwrap()
 }
 
 fn ntu_model(divisor: usize) -> FoldedModel {

@@ -17,8 +17,8 @@
 //! rotate-and-sum of the head leaves partial sums of the dense layer in every other slot.
 
 use ckks::{presets, CkksParams, Preset};
-use ml::stgcn::{FoldedActivation, FoldedModel};
 use serde::{Deserialize, Serialize};
+use stgcn::{FoldedActivation, FoldedModel};
 
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};

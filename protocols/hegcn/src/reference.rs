@@ -1,9 +1,9 @@
 //! Plaintext (f64) twin of every encrypted stage, on one sample `(C, T, V, M)`, following the
-//! equations of [`ml::stgcn::FoldedModel`]; the tests check that chaining these stages
+//! equations of [`stgcn::FoldedModel`]; the tests check that chaining these stages
 //! reproduces `FoldedModel::forward`, and that each encrypted stage matches its twin.
 
-use ml::stgcn::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 use ndarray::{Array1, Array4, ArrayView4};
+use stgcn::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 
 /// The client-side input map `x ↦ scale[c, v]·x + shift[c, v]` (identity if the model has none).
 pub fn input_affine(model: &FoldedModel, x: ArrayView4<'_, f64>) -> Array4<f64> {

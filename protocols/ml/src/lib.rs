@@ -9,15 +9,14 @@
 //!
 //! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD, the learning rate
 //! divided by the batch size being a power of two so the update is a truncation),
-//! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend;
-//! [`stgcn`], the ST-GCN family (Yan et al., AAAI 2018) trained in plaintext with HE-friendly
-//! activations for encrypted inference.
+//! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend.
+//! The plaintext ST-GCN family trained for encrypted inference is the separate `stgcn` crate,
+//! which needs neither the 2PC backend nor `mpc`.
 
 pub mod backend;
 pub mod error;
 pub mod models;
 pub mod schedule;
-pub mod stgcn;
 
 pub use backend::{Backend, Plain, Plan, Shared};
 pub use error::MlError;

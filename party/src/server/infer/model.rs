@@ -57,7 +57,7 @@ impl ServedModel {
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
         let weights = read(&cfg.path.with_extension("safetensors"))?;
-        let model = ml::stgcn::StGcn::from_json_and_safetensors(&json, &weights).map_err(|e| {
+        let model = stgcn::StGcn::from_json_and_safetensors(&json, &weights).map_err(|e| {
             InferenceError::model(format!("loading model {}", cfg.path.display()), e)
         })?;
         Self::new(cfg, &model, limits)
@@ -69,7 +69,7 @@ impl ServedModel {
     /// An unknown packing or preset, a model deeper than the largest preset.
     pub fn new(
         cfg: &ServedModelConfig,
-        model: &ml::stgcn::StGcn,
+        model: &stgcn::StGcn,
         limits: &InferenceConfig,
     ) -> Result<Self> {
         let packing = packing(cfg)?;

@@ -6,7 +6,7 @@ use crate::infer::{encrypt_input, params_for, InferError};
 use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
 use crate::server::config::ServedModelConfig;
 use ckks::KeyGenerator;
-use ml::stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 

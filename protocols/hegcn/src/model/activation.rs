@@ -4,7 +4,7 @@
 //! reduced scale [`ACT_COEFF_SCALE_BITS`]), the evaluation itself and its operation counts.
 
 use ckks::{Ciphertext, Encoder, Evaluator, OpCounts};
-use ml::stgcn::FoldedActivation;
+use stgcn::FoldedActivation;
 use rayon::prelude::*;
 
 use super::compile::Replicas;

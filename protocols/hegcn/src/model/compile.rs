@@ -4,7 +4,7 @@
 //! independent samples side by side in every ciphertext ([`HeStgcn::compile_batched`]).
 
 use ckks::{CkksParams, Encoder};
-use ml::stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
+use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 use ndarray::{Array1, Array2};
 
 use super::activation::ActMap;

@@ -4,7 +4,7 @@
 //! factors it leaves on the intermediate tensors are reported by
 //! [`HeStgcn::stage_node_scales`](super::HeStgcn::stage_node_scales).
 
-use ml::stgcn::{FoldedActivation, FoldedBlock};
+use stgcn::{FoldedActivation, FoldedBlock};
 use ndarray::Array1;
 
 /// Per-node `(a, b, c)` of an activation site (`None` for a ReLU site with a kept node).

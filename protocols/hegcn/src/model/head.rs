@@ -4,7 +4,7 @@
 //! logit mask that zeroes every other slot before the logits are returned.
 
 use ckks::{Ciphertext, Evaluator};
-use ml::stgcn::FoldedModel;
+use stgcn::FoldedModel;
 use rayon::prelude::*;
 
 use super::compile::Replicas;

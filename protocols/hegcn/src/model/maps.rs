@@ -3,7 +3,7 @@
 //! (1×1) maps for residuals and the dense head, and the slot vectors of per-channel, per-node
 //! biases.
 
-use ml::stgcn::FoldedBlock;
+use stgcn::FoldedBlock;
 use ndarray::Array2;
 
 use super::compile::Replicas;

@@ -18,7 +18,7 @@ use ckks::{
     CkksParams, Dnum, Evaluator, KeyGenerator, Levels, LogN, PrimeBits, PublicKey, ScaleBits,
     SecretKey, SpecialPrimes,
 };
-use ml::stgcn::{
+use stgcn::{
     spatial_partition, ActivationKind, Architecture, FoldedActivation, FoldedModel, FoldedResidual,
     StGcn, StGcnConfig,
 };

@@ -23,7 +23,7 @@ pub enum TensorRole {
 /// One named tensor of the model.
 #[derive(Clone, Debug)]
 pub struct NamedTensor {
-    /// Name, see the table in the module docs.
+    /// Name, see the table in the crate docs.
     pub name: String,
     /// Value.
     pub value: ArrayD<f64>,

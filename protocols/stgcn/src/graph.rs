@@ -1,8 +1,10 @@
-//! ST-GCN spatial-configuration partitioning (Yan et al., AAAI 2018, §3.4) of a skeleton graph
-//! into K = 3 column-normalised adjacency matrices.
+//! The K = 3 spatial-configuration partition (Yan et al., AAAI 2018, §3.4) of an edge list, as
+//! a model configuration takes it. The partitioning itself is the skeleton graph's
+//! ([`datasets::skeleton::Graph::spatial_partitions`]); this checks the arguments with the
+//! model's errors and accepts edge lists the graph constructor refuses (repeated edges,
+//! self-loops, nodes unreachable from the centre).
 
-use std::collections::VecDeque;
-
+use datasets::skeleton::Graph;
 use ndarray::Array3;
 
 use super::{ModelError, Result};
@@ -23,7 +25,8 @@ use super::{ModelError, Result};
 /// `max_hop = 1` (so all nodes two or more hops from the centre count as equally far), distances
 /// here are true breadth-first hop counts; nodes unreachable from the centre are treated as
 /// infinitely far (two such nodes are "equally far"). Pass the reference matrices directly to
-/// [`super::StGcnConfig`] if bit-compatibility with a PyTorch checkpoint is needed.
+/// [`super::StGcnConfig`] if bit-compatibility with a PyTorch checkpoint is needed
+/// ([`Graph::spatial_partitions_capped`] computes them).
 ///
 /// Duplicate edges and self-loops in `edges` are ignored.
 pub fn spatial_partition(
@@ -46,48 +49,18 @@ pub fn spatial_partition(
         }
     };
     check(center)?;
-    let mut adj = vec![vec![false; num_nodes]; num_nodes];
     for &(i, j) in edges {
         check(i)?;
         check(j)?;
-        adj[i][j] = true;
-        adj[j][i] = true;
     }
-    for (i, row) in adj.iter_mut().enumerate() {
-        row[i] = true;
-    }
-    // Breadth-first hop distance to the centre.
-    let mut dist = vec![usize::MAX; num_nodes];
-    dist[center] = 0;
-    let mut queue = VecDeque::from([center]);
-    while let Some(u) = queue.pop_front() {
-        for w in 0..num_nodes {
-            if adj[u][w] && dist[w] == usize::MAX {
-                dist[w] = dist[u] + 1;
-                queue.push_back(w);
-            }
-        }
-    }
-    let col_sum: Vec<f64> = (0..num_nodes)
-        .map(|w| (0..num_nodes).filter(|&v| adj[v][w]).count() as f64)
-        .collect();
-    let mut a = Array3::zeros((3, num_nodes, num_nodes));
-    for v in 0..num_nodes {
-        for w in 0..num_nodes {
-            if !adj[v][w] {
-                continue;
-            }
-            let k = if v == w {
-                0
-            } else if dist[v] >= dist[w] {
-                1
-            } else {
-                2
-            };
-            a[[k, v, w]] = 1.0 / col_sum[w];
-        }
-    }
-    Ok(a)
+    // Built field by field: `Graph::new` would refuse the repeated edges and the disconnected
+    // graphs this function accepts, which the partitioning handles as documented above.
+    let graph = Graph {
+        num_nodes,
+        edges: edges.iter().copied().filter(|&(i, j)| i != j).collect(),
+        center,
+    };
+    Ok(graph.spatial_partitions())
 }
 
 #[cfg(test)]
@@ -126,5 +99,27 @@ mod tests {
             }
         ));
         assert!(spatial_partition(3, &[], 5).is_err());
+    }
+
+    #[test]
+    fn is_the_skeleton_graph_partition() {
+        let g = Graph::ntu25();
+        let a = spatial_partition(g.num_nodes, &g.edges, g.center).unwrap();
+        assert_eq!(a, g.spatial_partitions());
+        // Repeated edges and self-loops change nothing.
+        let mut noisy = g.edges.clone();
+        noisy.extend([(3, 2), (2, 3), (7, 7)]);
+        assert_eq!(spatial_partition(25, &noisy, g.center).unwrap(), a);
+    }
+
+    #[test]
+    fn unreachable_nodes_are_equally_far() {
+        // 0 - 1 - 2 and 3 - 4 with centre 0: 3 and 4 are both infinitely far, so each is in the
+        // other's k = 1 subset; node 2 sees 1 as closer.
+        let a = spatial_partition(5, &[(0, 1), (1, 2), (3, 4)], 0).unwrap();
+        assert_eq!(a[[1, 3, 4]], 0.5);
+        assert_eq!(a[[1, 4, 3]], 0.5);
+        assert_eq!(a[[2, 1, 2]], 0.5);
+        assert_eq!(a[[1, 2, 1]], 1.0 / 3.0);
     }
 }

@@ -1,5 +1,8 @@
-//! Plaintext (f64) ST-GCN for skeleton action recognition, with backward passes, training,
-//! batch-norm folding and a model file format shared with the encrypted-inference crate.
+//! # stgcn — plaintext ST-GCN for skeleton action recognition
+//!
+//! An `f64` ST-GCN with backward passes, training, batch-norm folding and a model file format
+//! shared with the encrypted-inference crate (`hegcn`). It depends on no 2PC code: neither the
+//! `mpc` crate nor the backends of `ml`.
 //!
 //! Implements the spatial-temporal graph convolutional network of Yan, Xiong and Lin
 //! (ST-GCN, AAAI 2018): spatial partitioning with K = 3 subsets (§3.4, "spatial configuration
@@ -10,7 +13,7 @@
 //!
 //! # Example
 //! ```no_run
-//! use ml::stgcn::*;
+//! use stgcn::*;
 //! use ndarray::Array5;
 //!
 //! # fn main() -> Result<(), ModelError> {
@@ -118,5 +121,5 @@ pub use train::{
     evaluate, train, Distillation, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer,
 };
 
-/// Result type of this module.
+/// Result type of this crate.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;

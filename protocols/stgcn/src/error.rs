@@ -1,4 +1,4 @@
-//! Errors of the ST-GCN module.
+//! Errors of the ST-GCN crate.
 
 /// Everything that can go wrong when building, loading, running or training an ST-GCN.
 #[derive(Debug, thiserror::Error)]

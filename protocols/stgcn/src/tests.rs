@@ -1,4 +1,4 @@
-//! Acceptance tests of the ST-GCN module: finite-difference gradient checks of every layer and of
+//! Acceptance tests of the ST-GCN crate: finite-difference gradient checks of every layer and of
 //! a whole model, over-fitting a tiny set, model-file round trips and BN folding.
 
 use ndarray::{Array1, Array2, Array3, Array4, Array5, ArrayD, Axis};
