@@ -1,9 +1,12 @@
 //! Experiment configs (TOML). Unknown keys are errors, so a typo never silently falls back to a
 //! default; parse errors name the file, line and column.
 
+pub mod supervised;
+
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+pub use supervised::{RemoteTask, TrainTask};
 
 /// A whole experiment config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,75 +180,6 @@ fn default_noise() -> f64 {
     0.1
 }
 
-/// Settings of a training task (linear / logistic regression, MLP).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainTask {
-    /// Label for the runs' metric names (`secure_<label>.…`); empty for `secure.…`.
-    #[serde(default)]
-    pub label: String,
-    /// The data.
-    pub data: DataSource,
-    /// Epochs.
-    pub epochs: usize,
-    /// Batch size (a power of two).
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-    /// Learning rate (a power of two).
-    pub learning_rate: f64,
-    /// Standardize features with the training set's mean and deviation.
-    #[serde(default = "yes")]
-    pub standardize: bool,
-    /// Triple source for this task, overriding `[mpc] triples`.
-    #[serde(default)]
-    pub triples: Option<String>,
-    /// Truncation for this task, overriding `[mpc] truncation` (`local` or `exact`).
-    #[serde(default)]
-    pub truncation: Option<mpc::trunc::Truncation>,
-    /// MLP layer sizes, input first (e.g. `[784, 128, 128, 10]`).
-    #[serde(default)]
-    pub layers: Vec<usize>,
-    /// MLP output normalization: `relu` (SecureML) or `exp`.
-    #[serde(default)]
-    pub softmax: Option<ml::backend::SoftmaxKind>,
-    /// Logistic regression: extra plaintext-only runs with other logistic functions
-    /// (`logistic`, `poly2`, `poly5`, `poly10`, … least-squares fits on [-8, 8]).
-    #[serde(default)]
-    pub plain_sigmoids: Vec<String>,
-    /// Seed of the initial weights (defaults to the experiment seed).
-    #[serde(default)]
-    pub init_seed: Option<u64>,
-    /// MLP: extra plaintext twins whose initial weights are moved by at most half an ulp of the
-    /// fixed-point encoding (the first one: the weights rounded to the fixed-point grid, i.e.
-    /// exactly the secure run's start; the others: uniform noise of ±half an ulp), reported as
-    /// the twin's accuracy spread (`plain_perturbed.test_accuracy_{min,max}_pct`). Where the
-    /// training dynamics amplify rounding (SecureML's ReLU softmax at this learning rate), the
-    /// secure run can only be compared with that spread, not with one twin. 0: none.
-    #[serde(default)]
-    pub twin_perturbations: usize,
-    /// Where the data lives for `experiment run --remote`: a dataset stored at the parties.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<RemoteTask>,
-}
-
-/// The stored data of a task run as a job on live parties (`experiment run --remote`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemoteTask {
-    /// The dataset to train on: its name or its id, as `party list` prints them. It must hold
-    /// exactly the training data the task's `data` describes after preprocessing (what
-    /// `experiment export` writes), so that the local twin and test set fit it.
-    pub dataset: String,
-}
-
-fn default_batch() -> usize {
-    128
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// Matrix-product benchmark settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,44 +271,8 @@ impl Config {
                 c.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
             }
-            if let Task::Linreg(l) | Task::Logreg(l) | Task::Mlp(l) = t {
-                if matches!(t, Task::Mlp(_)) && l.layers.len() < 2 {
-                    bail!(
-                        "{origin}: task #{}: an mlp needs layers = [inputs, …, outputs]",
-                        i + 1
-                    );
-                }
-                for s in &l.plain_sigmoids {
-                    if crate::supervised::sigmoid_kind(s).is_none() {
-                        bail!("{origin}: task #{}: plain_sigmoids entry {s:?} is not logistic or polyN (N in 1..=15)", i + 1);
-                    }
-                }
-                if let Some(src) = &l.triples {
-                    if !sources.contains(&src.as_str()) {
-                        bail!("{origin}: task #{}: triples = {src:?} is not one of dealer, client-aided, ot, he", i + 1);
-                    }
-                }
-                ml::models::linreg::LinRegHyper::new(l.learning_rate, l.batch_size)
-                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
-                if l.epochs == 0 {
-                    bail!("{origin}: task #{}: epochs must be at least 1", i + 1);
-                }
-                if let DataSource::Csv { regression, .. } = &l.data {
-                    if *regression != matches!(t, Task::Linreg(_)) {
-                        bail!(
-                            "{origin}: task #{}: a csv source has regression = true exactly for linreg tasks",
-                            i + 1
-                        );
-                    }
-                }
-                if let DataSource::Bundled { test_fraction, .. } = &l.data {
-                    if !(0.0..1.0).contains(test_fraction) {
-                        bail!(
-                            "{origin}: task #{}: test_fraction {test_fraction} must be in [0, 1)",
-                            i + 1
-                        );
-                    }
-                }
+            if let Some((kind, l)) = t.training() {
+                l.validate(kind, &format!("{origin}: task #{}", i + 1), &sources)?;
             }
         }
         Ok(())

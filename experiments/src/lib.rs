@@ -21,6 +21,7 @@ pub mod ot_bench;
 pub mod relay;
 pub mod remote;
 pub mod report;
+pub mod sigmoid;
 pub mod stgcn;
 pub mod supervised;
 

@@ -18,8 +18,8 @@ use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
 use crate::store::Manifest;
 use crate::transport::{self, Identity, PeerCert, PeerChannel, TransportError, TransportKind};
 use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
-use ml::models::linreg::{self, LinRegHyper, Progress};
-use ml::models::{logreg, mlp};
+use ml::models::linreg::{LinRegHyper, Progress};
+use ml::models::{self, mlp, Model};
 use ml::Schedule;
 use mpc::net::Metered;
 use mpc::triples::dealer::DealerClient;
@@ -259,27 +259,15 @@ impl Arch {
             _ => None,
         }
     }
-}
 
-/// Trains `arch` on any backend (one code path for the plan and the shared run).
-#[allow(clippy::too_many_arguments)] // the model code's own arguments plus the model choice
-async fn train<B: Backend>(
-    b: &mut B,
-    arch: &Arch,
-    x: &B::Data,
-    y: &B::Tensor,
-    mut ws: Vec<B::Tensor>,
-    sched: &Schedule,
-    hyper: &LinRegHyper,
-    progress: &(dyn Fn(Progress) + Send + Sync),
-) -> Result<Vec<B::Tensor>> {
-    Ok(match arch {
-        Arch::Linreg => vec![linreg::train(b, x, y, ws.remove(0), sched, hyper, progress).await?],
-        Arch::Logreg => vec![logreg::train(b, x, y, ws.remove(0), sched, hyper, progress).await?],
-        Arch::Mlp { softmax, .. } => {
-            mlp::train(b, x, y, ws, sched, hyper, *softmax, progress).await?
+    /// The model [`models::train`] dispatches on (one code path for the plan and the shared run).
+    fn model(&self) -> Model {
+        match self {
+            Self::Linreg => Model::Linreg,
+            Self::Logreg => Model::Logreg,
+            Self::Mlp { softmax, .. } => Model::Mlp(*softmax),
         }
-    })
+    }
 }
 
 /// `[t ≥ 0] ⊙ ones`: the comparison bits of `t` as arithmetic shares of 0/1 (fixed point).
@@ -380,7 +368,7 @@ pub async fn run(
     let w0 = initial_weights(&arch, ctx.role, &fp, &dims)?;
     let xd = b.data(&x).await?;
     drop(x);
-    let ws = train(&mut b, &arch, &xd, &y, w0, &sched, &hyper, &cb).await?;
+    let ws = models::train(&mut b, arch.model(), &xd, &y, w0, &sched, &hyper, &cb).await?;
     if !b.preprocessing_drained() {
         return Err(JobError::Internal("preprocessing left over after training"));
     }
@@ -427,7 +415,7 @@ async fn plan(
     };
     let xp = plan.data((n, d));
     let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
-    train(&mut plan, arch, &xp, &yp, wp, sched, hyper, &|_| {}).await?;
+    models::train(&mut plan, arch.model(), &xp, &yp, wp, sched, hyper, &|_| {}).await?;
     Ok(plan.into_requests())
 }
 

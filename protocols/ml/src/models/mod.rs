@@ -1,8 +1,11 @@
-//! Models written once against [`crate::Backend`].
+//! Models written once against [`crate::Backend`], and [`train`], the one dispatch over them.
 
+mod dispatch;
 pub mod linreg;
 pub mod logreg;
 pub mod mlp;
+
+pub use dispatch::{train, Model};
 
 #[cfg(test)]
 mod tests;
