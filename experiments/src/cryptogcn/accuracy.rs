@@ -254,6 +254,17 @@ fn tally(logits: &[Vec<f64>], plain: &Array2<f64>, labels: &[usize]) -> Tally {
     t
 }
 
+/// The logits of each of the `n` clips, cut out of the passes' decrypted logits (clip `i` is
+/// slot block `i % per_pass` of pass `i / per_pass`).
+fn per_clip(passes: &[Vec<f64>], n: usize, per_pass: usize, classes: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|i| {
+            let (b, j) = (i / per_pass, i % per_pass);
+            passes[b][j * classes..(j + 1) * classes].to_vec()
+        })
+        .collect()
+}
+
 /// Clips per forward pass: one without batching, else as configured (0: as many as the slots
 /// hold), never more than the slots hold or the clips there are.
 fn clips_per_pass(acc: &AccuracySpec, max_clips: usize, n: usize) -> usize {
@@ -310,13 +321,7 @@ pub(super) fn measure(
         };
         run_staged(&he, &mut keys, &passes, 1, &label, p)
     })??;
-    let nq = folded.num_classes;
-    let logits: Vec<Vec<f64>> = (0..n)
-        .map(|i| {
-            let (b, j) = (i / per_ct, i % per_ct);
-            r.logits[b][j * nq..(j + 1) * nq].to_vec()
-        })
-        .collect();
+    let logits = per_clip(&r.logits, n, per_ct, folded.num_classes);
     let t = tally(&logits, &plain, &test.labels);
     let pass_s = (0..passes.len())
         .map(|b| r.stages.iter().map(|st| st.1[b]).sum())
