@@ -1,6 +1,8 @@
 //! Experiment configs (TOML). Unknown keys are errors, so a typo never silently falls back to a
 //! default; parse errors name the file, line and column.
 
+pub mod cryptogcn;
+pub mod stgcn;
 pub mod supervised;
 
 use anyhow::{bail, Context, Result};
@@ -116,9 +118,9 @@ pub enum Task {
     /// OT extension throughput over the transport.
     OtBench(OtBenchTask),
     /// Plaintext ST-GCN training with ReLU / x² / polynomial activations on skeleton data.
-    Stgcn(crate::stgcn::StgcnTask),
+    Stgcn(stgcn::StgcnTask),
     /// Encrypted ST-GCN inference (CKKS): AMA vs baseline counts, sizes, latency, accuracy.
-    Cryptogcn(crate::cryptogcn::CryptogcnTask),
+    Cryptogcn(cryptogcn::CryptogcnTask),
 }
 
 /// Where a task's data comes from.

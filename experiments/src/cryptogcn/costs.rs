@@ -1,0 +1,149 @@
+//! Per-operation costs of CKKS at the levels a model runs at, probed on one thread, and the
+//! estimate of a stage's latency from its operation counts (counts × costs).
+
+use super::engine::ClientKeys;
+use crate::common;
+use anyhow::Result;
+use ckks::{CkksParams, Evaluator, OpCounts, PublicKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use std::time::Instant;
+
+/// Per-operation costs at one level (seconds, one thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct OpCosts {
+    pub(super) encode: f64,
+    pub(super) mul_plain: f64,
+    pub(super) add: f64,
+    pub(super) rescale: f64,
+    pub(super) tensor: f64,
+    pub(super) decompose: f64,
+    pub(super) key_switch: f64,
+}
+
+impl OpCosts {
+    /// Seconds of `c` with pre-encoded plaintexts.
+    pub(super) fn seconds(&self, c: &OpCounts) -> f64 {
+        c.decompose as f64 * self.decompose
+            + c.key_switch as f64 * self.key_switch
+            + c.mul_plain as f64 * self.mul_plain
+            + (c.add + c.mul_const) as f64 * self.add
+            + c.mul as f64 * self.tensor
+            + c.rescale as f64 * self.rescale
+    }
+}
+
+/// The costs probed at `level` in `costs` (zero where that level was not probed).
+pub(super) fn cost_at(costs: &[(usize, OpCosts)], level: usize) -> OpCosts {
+    costs
+        .iter()
+        .find(|c| c.0 == level)
+        .map(|c| c.1)
+        .unwrap_or_default()
+}
+
+fn time_median(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut v = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        f()?;
+        v.push(t0.elapsed().as_secs_f64());
+    }
+    Ok(common::median(&v))
+}
+
+/// Probes the cost of each operation at each of `levels` on one thread: a rotation (one
+/// decomposition + one key switch) and a hoisted batch of 4 (one decomposition + 4 key
+/// switches) separate the two parts.
+pub(super) fn probe_costs(
+    params: &CkksParams,
+    keys: &mut ClientKeys,
+    levels: &[usize],
+) -> Result<Vec<(usize, OpCosts)>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let eval = keys.evaluator(params, &[1, 2, 3, 4])?;
+    let enc = ckks::Encoder::new(params);
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    let vals: Vec<f64> = (0..params.slots())
+        .map(|_| rng.gen_range(-1.0..1.0))
+        .collect();
+    let probe = Probe {
+        params,
+        eval: &eval,
+        enc: &enc,
+        pk: &keys.pk,
+        vals: &vals,
+    };
+    let pb = common::progress(levels.len() as u64, "probing op costs");
+    let mut out = Vec::new();
+    for &level in levels {
+        let costs = pool.install(|| probe.at(level))?;
+        out.push((level, costs));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(out)
+}
+
+/// What probing needs: an evaluator with Galois keys for steps 1..=4, an encoder, the public
+/// key and the slot values every probe encodes.
+struct Probe<'a> {
+    params: &'a CkksParams,
+    eval: &'a Evaluator,
+    enc: &'a ckks::Encoder,
+    pk: &'a PublicKey,
+    vals: &'a [f64],
+}
+
+impl Probe<'_> {
+    /// The costs at one level (run inside a one-thread pool).
+    fn at(&self, level: usize) -> Result<OpCosts> {
+        let (eval, enc, vals) = (self.eval, self.enc, self.vals);
+        let scale = self.params.default_scale();
+        let pt = enc.encode(vals, level, scale)?;
+        let ct = self.pk.encrypt(&pt)?;
+        let encode = time_median(3, || {
+            enc.encode(vals, level, scale)?;
+            Ok(())
+        })?;
+        let mul_plain = time_median(5, || {
+            eval.mul_plain(&ct, &pt)?;
+            Ok(())
+        })?;
+        let add = time_median(5, || {
+            eval.add(&ct, &ct)?;
+            Ok(())
+        })?;
+        let prod = eval.mul_plain(&ct, &pt)?;
+        let rescale = if level > 0 {
+            time_median(3, || {
+                eval.rescale(&prod)?;
+                Ok(())
+            })?
+        } else {
+            0.0
+        };
+        let tensor = time_median(3, || {
+            eval.mul_no_relin(&ct, &ct)?;
+            Ok(())
+        })?;
+        let rot = time_median(3, || {
+            eval.rotate(&ct, 1)?;
+            Ok(())
+        })?;
+        let hoisted = time_median(2, || {
+            eval.rotate_hoisted(&ct, &[1, 2, 3, 4])?;
+            Ok(())
+        })?;
+        let key_switch = ((hoisted - rot) / 3.0).max(0.0);
+        Ok(OpCosts {
+            encode,
+            mul_plain,
+            add,
+            rescale,
+            tensor,
+            decompose: (rot - key_switch).max(0.0),
+            key_switch,
+        })
+    }
+}

@@ -1,0 +1,112 @@
+//! The `cryptogcn` task: encrypted ST-GCN inference with CKKS (crate [`hegcn`]), CryptoGCN's AMA
+//! packing (Ran et al., NeurIPS 2022, §3) against the channel-major baseline packing, on the NTU
+//! RGB+D shape (V = 25 joints, T frames, M persons, C = 3) with random weights and a random
+//! input, and accuracy under encryption of a trained model on the Mocap-15 test set.
+//!
+//! What a run measures, per packing (`ama`, `baseline`):
+//! - **counts** of every evaluator operation per stage and in total, from the compiled
+//!   program ([`HeStgcn::planned_op_counts`], equal to what a forward pass counts — a latency
+//!   run re-checks it): `<run>.he_ops_count` (all operations, [`hegcn::he_ops`]),
+//!   `.rotations_count`, `.keyswitch_count`, `.pt_ct_mul_count`, `.ct_ct_mul_count`,
+//!   `.rescale_count`, `.add_count`, per stage `<run>.<stage>_rotations_count` /
+//!   `_he_ops_count`, and the ratios `ratio.<quantity>_baseline_over_ama`,
+//!   `ama.he_ops_reduction_pct` (CryptoGCN reports 77.4 % fewer operations);
+//! - **sizes**: input ciphertexts (`<run>.input_ciphertexts_count`, `.input_bytes`), one
+//!   ciphertext at the top level and at level 0, Galois keys (`<run>.galois_keys_count`,
+//!   `.galois_keys_bytes`: keys for exactly the steps the packing uses), public and
+//!   relinearization keys (`keys.*_bytes`); byte sizes are the serialized sizes (seed-compressed
+//!   key halves);
+//! - **latency** of one sample, measured, for each configured packing and thread count
+//!   (`latency_threads`, 0 = all cores): `<run>.latency_s` (all cores), `<run>.latency_1t_s`
+//!   (one thread), per stage `<run>.<stage>_s[_1t]`, the client's `encrypt_s` / `decrypt_s`,
+//!   the thread-time spent encoding weight plaintexts (`encode_thread_s`), the plaintext cache
+//!   (`plaintext_cache_bytes`, `plaintext_cache_hit_pct`) and the max |logit error| against
+//!   the plaintext model (`ntu_max_logit_error`; the logits' scale is
+//!   `plain.ntu_max_abs_logit`). Galois keys are generated per stage (only that stage's
+//!   steps) and dropped after it, so a full-width model runs in bounded memory; key
+//!   generation is not part of the latency;
+//! - **estimates** (only if `estimate = true`; never presented as measurements): the cost of
+//!   each operation is probed at every level the model runs at (one thread), and
+//!   `<run>.latency_1t_estimated_s` = Σ counts × per-op costs (with pre-encoded weights),
+//!   `<run>.encode_1t_estimated_s` = plaintext products × encode cost (the extra time of
+//!   encoding every weight on the fly, an upper bound);
+//! - **accuracy** (`[task.accuracy]`): a trained model (JSON + safetensors) on the first
+//!   `samples` clips of the Mocap-15 cross-view test set (`dataset = "mocap15"`) or of the
+//!   BodyPose test split (`"bodypose"`) under AMA at the model's 128-bit preset, as many clips
+//!   per forward pass as the slots hold (`HeStgcn::compile_batched`):
+//!   `ama.agreement_pct` (encrypted top-1 = plaintext top-1), `ama.max_logit_error`,
+//!   `ama.encrypted_accuracy_pct`, `plain.accuracy_pct` on the same clips, `ama.samples_count`,
+//!   the smallest plaintext top-1 margin `plain.min_logit_margin` (what the logit error must
+//!   stay below), and the server latency per pass and per clip (`ama.<data>_pass_latency_s`,
+//!   median over the passes after the first, when the plaintext cache is warm;
+//!   `ama.<data>_latency_per_clip_s`, `<data>` = `mocap` or `bodypose`); with
+//!   `stage_errors = true` the first clip is decrypted after every stage and compared with the
+//!   plaintext twin (`ama.<stage>_max_error`, `ama.<stage>_max_abs`).
+
+//!
+//! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy` and
+//! `pruning` return typed figures, built on the stage-major evaluation of `engine` and the
+//! cost probes of `costs`; `report` renders the figures into markdown tables, results.json
+//! metrics and the pruning plot. The task's settings live in [`crate::config::cryptogcn`].
+
+mod accuracy;
+mod costs;
+mod engine;
+mod measure;
+mod pruning;
+mod report;
+#[cfg(test)]
+mod tests;
+
+pub use crate::config::cryptogcn::{AccuracyData, AccuracySpec, CryptogcnTask, PackingName};
+
+use crate::config::Config;
+use crate::report::Report;
+use anyhow::Result;
+use engine::ClientKeys;
+
+/// Runs a `cryptogcn` task: measures the NTU-shaped model (counts, sizes, estimates, latency),
+/// reports it, then the accuracy under encryption and the pruning sweep if configured.
+pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
+    let seed = cfg.experiment.seed;
+    let ntu = measure::compile(t, seed)?;
+    let counts = measure::counts(&ntu);
+    let mut keys = ClientKeys::new(&ntu.params)?;
+    let x = measure::ntu_input(t, seed);
+    let sizes = measure::sizes(&ntu, &mut keys, &x)?;
+    let estimates = if t.estimate {
+        Some(measure::estimates(&ntu, &counts, &mut keys)?)
+    } else {
+        None
+    };
+    let latency = measure::latency(t, &ntu, &counts, &mut keys, &x)?;
+    let figures = measure::NtuFigures {
+        preset: ntu.preset,
+        depth: ntu.depth,
+        compile_s: ntu.compile_s.iter().map(|(p, s)| (p.run(), *s)).collect(),
+        counts,
+        sizes,
+        estimates,
+        latency,
+    };
+    drop(ntu);
+    report::ntu(report, t, seed, &figures);
+    if let Some(acc) = &t.accuracy {
+        run_accuracy(acc, t.plaintext_cache_mib, report)?;
+    }
+    report::notes(report);
+    Ok(())
+}
+
+/// Accuracy under encryption on the configured test set, then the pruning sweep if any.
+fn run_accuracy(acc: &AccuracySpec, cache_mib: usize, report: &mut Report) -> Result<()> {
+    let inputs = accuracy::load(acc)?;
+    let figures = accuracy::measure(acc, &inputs, cache_mib)?;
+    report::accuracy(report, acc, &figures);
+    if !acc.pruning_levels.is_empty() {
+        let points = pruning::sweep(acc, &inputs.model, &inputs.train, &inputs.test)?;
+        let clips = (inputs.train.len(), inputs.test.len());
+        report::sweep(report, acc, &points, clips)?;
+    }
+    Ok(())
+}
