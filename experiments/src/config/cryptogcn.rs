@@ -5,8 +5,8 @@
 use anyhow::{bail, Context, Result};
 use ckks::presets;
 use hegcn::Packing;
-use stgcn::Architecture;
 use serde::{Deserialize, Serialize};
+use stgcn::Architecture;
 
 /// Settings of a `cryptogcn` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]

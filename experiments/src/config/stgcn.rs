@@ -3,8 +3,8 @@
 //! defaults and the checks run when a config is parsed.
 
 use anyhow::{bail, Result};
-use stgcn::{ActivationKind, Architecture, LrSchedule};
 use serde::{Deserialize, Serialize};
+use stgcn::{ActivationKind, Architecture, LrSchedule};
 
 /// Settings of an `stgcn` task.
 #[derive(Debug, Clone, Serialize, Deserialize)]

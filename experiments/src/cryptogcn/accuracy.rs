@@ -10,9 +10,9 @@ use anyhow::{bail, Context, Result};
 use ckks::SecretKey;
 use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Mocap15, Mocap15Config, SkeletonSet};
 use hegcn::{choose_preset, HeStgcn, PackedTensor, Packing, PlaintextCacheStats};
-use stgcn::{ActivationKind, FoldedModel, StGcn};
 use ndarray::{Array2, Array4, Axis};
 use std::path::{Path, PathBuf};
+use stgcn::{ActivationKind, FoldedModel, StGcn};
 
 /// Per-stage error of the first clip against the plaintext twin ([`hegcn::reference`]).
 #[derive(Debug, Clone)]

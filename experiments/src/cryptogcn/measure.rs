@@ -11,11 +11,11 @@ use anyhow::{bail, Context, Result};
 use ckks::{CkksParams, Evaluator, GaloisKeys, OpCounts};
 use datasets::skeleton::Graph;
 use hegcn::{choose_preset, counts_sum, HeStgcn, Packing, PlaintextCacheStats, PlannedStage};
-use stgcn::{FoldedModel, GraphSpec, StGcn, StGcnConfig};
 use ndarray::{Array4, Array5, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::time::Instant;
+use stgcn::{FoldedModel, GraphSpec, StGcn, StGcnConfig};
 
 /// The NTU-shaped model at its preset, compiled for both packings.
 pub(super) struct Ntu {

@@ -10,8 +10,8 @@ use crate::config::cryptogcn::AccuracySpec;
 use anyhow::{bail, Context, Result};
 use datasets::skeleton::SkeletonSet;
 use hegcn::{choose_preset, counts_sum, he_ops, HeStgcn, Packing};
-use stgcn::{FoldedModel, StGcn};
 use ndarray::ArrayView5;
+use stgcn::{FoldedModel, StGcn};
 
 /// One pruned model of the sweep.
 #[derive(Debug, Clone)]

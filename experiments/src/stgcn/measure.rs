@@ -6,11 +6,11 @@ use crate::common;
 use crate::config::stgcn::{Activation, StgcnTask};
 use crate::report::fmt_num;
 use anyhow::{Context, Result};
+use ndarray::{Array2, Array5, ArrayView5};
 use stgcn::{
     evaluate, relu_to_square, ActivationInputStats, Distillation, ModelError, StGcn, StGcnConfig,
     TrainConfig, Trainer,
 };
-use ndarray::{Array2, Array5, ArrayView5};
 
 /// One epoch of one run.
 #[derive(Debug, Clone)]

@@ -7,8 +7,8 @@ use super::measure::{EpochPoint, RunOutcome, TaskSetup, TRACE_CLIPS};
 use crate::config::stgcn::{Activation, ScheduleSpec, StgcnTask};
 use crate::report::{fmt_num, Report};
 use anyhow::Result;
-use stgcn::StGcn;
 use std::fmt::Write as _;
+use stgcn::StGcn;
 
 /// Everything the task reports about its runs: metrics, the section, notes and files (the
 /// trained models aside, see [`model_files`]).

@@ -6,8 +6,8 @@ use super::measure::{EpochPoint, RunOutcome, TaskSetup};
 use crate::config::stgcn::{Activation, BodyPoseNorm, SkeletonData};
 use crate::config::Config;
 use crate::report::Report;
-use stgcn::{evaluate, ActivationKind, StGcn};
 use serde::Deserialize;
+use stgcn::{evaluate, ActivationKind, StGcn};
 
 fn tiny(kind_body: &str) -> Config {
     Config::parse(

@@ -6,9 +6,9 @@ use crate::infer::{encrypt_input, params_for, InferError};
 use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
 use crate::server::config::ServedModelConfig;
 use ckks::KeyGenerator;
-use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
+use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 
 /// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6,
 /// `N14_L7`.

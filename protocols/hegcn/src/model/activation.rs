@@ -4,8 +4,8 @@
 //! reduced scale [`ACT_COEFF_SCALE_BITS`]), the evaluation itself and its operation counts.
 
 use ckks::{Ciphertext, Encoder, Evaluator, OpCounts};
-use stgcn::FoldedActivation;
 use rayon::prelude::*;
+use stgcn::FoldedActivation;
 
 use super::compile::Replicas;
 use crate::error::{HeGcnError, Result};

@@ -4,8 +4,8 @@
 //! independent samples side by side in every ciphertext ([`HeStgcn::compile_batched`]).
 
 use ckks::{CkksParams, Encoder};
-use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 use ndarray::{Array1, Array2};
+use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 
 use super::activation::ActMap;
 use super::fold::fold_quadratic_coefficients;

@@ -4,8 +4,8 @@
 //! factors it leaves on the intermediate tensors are reported by
 //! [`HeStgcn::stage_node_scales`](super::HeStgcn::stage_node_scales).
 
-use stgcn::{FoldedActivation, FoldedBlock};
 use ndarray::Array1;
+use stgcn::{FoldedActivation, FoldedBlock};
 
 /// Per-node `(a, b, c)` of an activation site (`None` for a ReLU site with a kept node).
 fn poly_coeffs(act: &FoldedActivation, nodes: usize) -> Option<[Vec<f64>; 3]> {

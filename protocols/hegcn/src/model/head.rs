@@ -4,8 +4,8 @@
 //! logit mask that zeroes every other slot before the logits are returned.
 
 use ckks::{Ciphertext, Evaluator};
-use stgcn::FoldedModel;
 use rayon::prelude::*;
+use stgcn::FoldedModel;
 
 use super::compile::Replicas;
 use super::maps::compile_pointwise;

@@ -3,8 +3,8 @@
 //! (1×1) maps for residuals and the dense head, and the slot vectors of per-channel, per-node
 //! biases.
 
-use stgcn::FoldedBlock;
 use ndarray::Array2;
+use stgcn::FoldedBlock;
 
 use super::compile::Replicas;
 use crate::layout::Layout;

@@ -18,13 +18,13 @@ use ckks::{
     CkksParams, Dnum, Evaluator, KeyGenerator, Levels, LogN, PrimeBits, PublicKey, ScaleBits,
     SecretKey, SpecialPrimes,
 };
+use ndarray::{Array1, Array2, Array4, Array5, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use stgcn::{
     spatial_partition, ActivationKind, Architecture, FoldedActivation, FoldedModel, FoldedResidual,
     StGcn, StGcnConfig,
 };
-use ndarray::{Array1, Array2, Array4, Array5, Axis};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha20Rng;
 
 use crate::model::{counts_sum, StageReport};
 use crate::reference;
