@@ -37,7 +37,8 @@ pub enum ServerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The client's channel failed or carried a malformed message.
+    /// A channel failed or carried a malformed message (the client's, where a client is told;
+    /// failures on the peer link that a client is told about are [`ServerError::PeerLink`]).
     #[error(transparent)]
     Channel(#[from] mpc::MpcError),
     /// The peer link failed in the middle of a request.

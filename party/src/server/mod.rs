@@ -15,6 +15,13 @@
 //! and per client (`max_connections_per_client`); an upload's `rows × cols` share is bounded by
 //! `max_upload_bytes` in every form before any byte is received or a seed expanded
 //! ([`limits::upload_size`]); refusals are `Limit` errors naming the limit ([`limits`]).
+//!
+//! Layout: this module wires the server together and runs it ([`Server::run`]); the peer link
+//! is in `peer`, two-phase commit and recovery in `commit`, the client endpoint and request
+//! dispatch in `client`, uploads in `upload`, model storage and reveal in `models`, the
+//! server side of training jobs in `training` (the training itself in [`job`]), encrypted
+//! inference in [`infer`]. Every failure is a [`ServerError`], whose
+//! [`code`](ServerError::code) is the wire [`ErrorCode`] a client is told.
 
 pub mod auth;
 mod client;
