@@ -99,6 +99,13 @@ pub(super) struct LatencyRun {
     pub(super) max_logit_error: f64,
 }
 
+impl LatencyRun {
+    /// Server seconds: the sum of the stages.
+    pub(super) fn total_s(&self) -> f64 {
+        self.stages.iter().map(|s| s.1).sum()
+    }
+}
+
 /// The measured latency runs and the scale of the plaintext logits.
 pub(super) struct Latency {
     /// Largest |logit| of the plaintext model on the timing input.

@@ -315,13 +315,6 @@ fn latency(report: &mut Report, t: &CryptogcnTask, l: &Latency) -> String {
     md
 }
 
-impl LatencyRun {
-    /// Server seconds: the sum of the stages.
-    pub(super) fn total_s(&self) -> f64 {
-        self.stages.iter().map(|s| s.1).sum()
-    }
-}
-
 /// One latency run's metrics, paragraph and per-stage table.
 fn latency_run(report: &mut Report, md: &mut String, r: &LatencyRun, want_max: f64) {
     let (run, sfx) = (r.run, threads_suffix(r.threads));
