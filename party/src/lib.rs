@@ -17,6 +17,7 @@
 
 pub mod client;
 pub mod fuzzing;
+pub mod ids;
 pub mod infer;
 pub mod input;
 pub mod proto;

@@ -28,39 +28,13 @@
 //! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash
 //! recovery); each job then opens two fresh channels (offline phase, online phase).
 
+pub use crate::ids::EntryId;
 use serde::{Deserialize, Serialize};
 
 /// Largest control frame (requests and replies other than share data).
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
 /// Largest frame of share data in an upload or a reveal.
 pub const UPLOAD_CHUNK: usize = 1 << 20;
-
-/// A dataset or model identifier: 16 random bytes chosen by the uploading client (or by P0 for
-/// a job), printed as 32 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-pub struct EntryId(pub [u8; 16]);
-
-impl EntryId {
-    /// A fresh random identifier from the OS generator.
-    pub fn random() -> Self {
-        use rand::RngCore;
-        let mut b = [0u8; 16];
-        mpc::share::os_rng().fill_bytes(&mut b);
-        Self(b)
-    }
-
-    /// Parses 32 hex digits.
-    pub fn parse(s: &str) -> Option<Self> {
-        let v = hex::decode(s).ok()?;
-        Some(Self(v.try_into().ok()?))
-    }
-}
-
-impl std::fmt::Display for EntryId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
 
 /// What a party stores for one share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

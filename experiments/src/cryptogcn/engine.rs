@@ -287,3 +287,12 @@ pub(super) fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build()?;
     Ok(pool.install(f))
 }
+
+/// Metric suffix of a thread count (`""` for all cores, `_1t`, `_<n>t`).
+pub(super) fn threads_suffix(t: usize) -> String {
+    match t {
+        0 => String::new(),
+        1 => "_1t".into(),
+        n => format!("_{n}t"),
+    }
+}

@@ -308,7 +308,7 @@ fn latency_run(
     warm_cache: bool,
 ) -> Result<Timed> {
     let run = name.run();
-    let label = format!("{run}{}", super::report::threads_suffix(threads));
+    let label = format!("{run}{}", super::engine::threads_suffix(threads));
     let cache_before = he.plaintext_cache_stats();
     let passes = if warm_cache { 2 } else { 1 };
     let r = in_pool(threads, || {

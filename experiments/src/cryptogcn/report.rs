@@ -3,6 +3,7 @@
 //! here measures; every function takes figures the measuring modules returned.
 
 use super::accuracy::AccuracyFigures;
+use super::engine::threads_suffix;
 use super::measure::{Counts, Estimates, Latency, LatencyRun, NtuFigures, Sizes};
 use super::pruning::SweepPoint;
 use crate::config::cryptogcn::{AccuracySpec, CryptogcnTask, PackingName};
@@ -15,15 +16,6 @@ use std::fmt::Write as _;
 /// Stage names as metric quantities (`block0.gcn` → `block0_gcn`).
 fn key_of(stage: &str) -> String {
     stage.replace('.', "_")
-}
-
-/// Metric suffix of a thread count (`""` for all cores, `_1t`, `_<n>t`).
-pub(super) fn threads_suffix(t: usize) -> String {
-    match t {
-        0 => String::new(),
-        1 => "_1t".into(),
-        n => format!("_{n}t"),
-    }
 }
 
 fn threads_text(t: usize) -> String {

@@ -3,7 +3,7 @@
 //! ([`SecureOutcome`], [`Measured`]) for [`super::report`] to render.
 
 use super::quality::{self, Quality};
-use super::Inputs;
+use super::{plain_train, Inputs};
 use crate::common;
 use crate::link::{self, AnyChannel};
 use crate::offline::Flooding;
@@ -108,16 +108,6 @@ pub(super) async fn measure(inp: &Inputs<'_>, what: &str) -> Result<Measured> {
         steps: inp.sched.steps(),
         upload_bytes: ((n * d + inp.ytr.len()) * 8 + 64) as f64,
     })
-}
-
-/// Trains the task's model in plaintext on backend `b` from `w`.
-pub(super) async fn plain_train(
-    inp: &Inputs<'_>,
-    b: &mut Plain,
-    w: Vec<Array2<f64>>,
-) -> Result<Vec<Array2<f64>>> {
-    let (x, y) = (&inp.xtr, &inp.ytr);
-    Ok(models::train(b, inp.model, x, y, w, &inp.sched, &inp.hyper, &|_| {}).await?)
 }
 
 /// MLP only: twins whose initial weights are moved by at most half an ulp of the fixed-point

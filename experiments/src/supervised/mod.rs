@@ -12,9 +12,10 @@ use crate::common;
 use crate::config::{Config, TrainTask};
 use crate::report::Report;
 use anyhow::{Context, Result};
+use ml::backend::Plain;
 use ml::backend::SoftmaxKind;
 use ml::models::linreg::LinRegHyper;
-use ml::models::{mlp, Model};
+use ml::models::{self, mlp, Model};
 use ml::Schedule;
 use mpc::triples::TripleRequest;
 use mpc::trunc::Truncation;
@@ -211,4 +212,14 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     };
     report::render(report, &info, &measured);
     Ok(())
+}
+
+/// Trains the task's model in plaintext on backend `b` from `w`.
+pub(super) async fn plain_train(
+    inp: &Inputs<'_>,
+    b: &mut Plain,
+    w: Vec<Array2<f64>>,
+) -> Result<Vec<Array2<f64>>> {
+    let (x, y) = (&inp.xtr, &inp.ytr);
+    Ok(models::train(b, inp.model, x, y, w, &inp.sched, &inp.hyper, &|_| {}).await?)
 }

@@ -2,8 +2,7 @@
 //! regression, or accuracies of a classifier with the twin's agreement, the perturbed twins'
 //! spread, the majority class and the plaintext runs with other logistic functions.
 
-use super::measure::plain_train;
-use super::Inputs;
+use super::{plain_train, Inputs};
 use anyhow::{Context, Result};
 use ml::backend::{Plain, SigmoidKind};
 use ml::models::{mlp, Model};

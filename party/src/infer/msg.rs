@@ -25,7 +25,7 @@
 //! logit ciphertexts before it returns them (`hegcn::sanitize`): their `c1` is then a fresh RLWE
 //! sample, not a function of the client's keys and the weights, and their noise is flooded.
 
-use crate::proto::EntryId;
+use crate::ids::EntryId;
 use serde::{Deserialize, Serialize};
 
 /// Most keys one session upload may declare (the relinearization key and Galois keys).

@@ -5,7 +5,7 @@
 //! [`mpc::net::Channel`] boundary as [`mpc::MpcError::ChannelClosed`] (or
 //! [`mpc::MpcError::FrameTooLarge`]), because protocol code only needs to know that the link is gone.
 
-use super::identity::Fingerprint;
+use super::fingerprint::Fingerprint;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -13,9 +13,9 @@
 //! read it could pass as this party.
 
 use super::error::{Result, TransportError};
+pub use super::fingerprint::Fingerprint;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
@@ -24,29 +24,6 @@ use zeroize::Zeroizing;
 pub const CERT_FILE: &str = "cert.pem";
 /// File name of the private key inside an identity directory.
 pub const KEY_FILE: &str = "key.pem";
-
-/// SHA-256 of a certificate's DER encoding; printed as 64 lowercase hex digits.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    /// The fingerprint of DER bytes.
-    pub fn of(der: &[u8]) -> Self {
-        Fingerprint(Sha256::digest(der).into())
-    }
-}
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({self})")
-    }
-}
 
 /// A peer's certificate, pinned: the only certificate accepted for that peer.
 #[derive(Clone, PartialEq, Eq)]
@@ -217,7 +194,7 @@ impl Identity {
             cert,
             key_pkcs8: Zeroizing::new(key.secret_pkcs8_der().to_vec()),
         };
-        let provider = super::tls::provider();
+        let provider = super::provider::provider();
         rustls::sign::CertifiedKey::from_der(
             vec![id.cert.der().clone()],
             id.private_key(),

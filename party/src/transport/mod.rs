@@ -78,8 +78,10 @@
 
 mod channel;
 mod error;
+mod fingerprint;
 mod identity;
 pub(crate) mod link;
+mod provider;
 mod quic;
 mod tcp;
 pub mod tls;

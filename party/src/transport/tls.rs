@@ -12,6 +12,7 @@
 
 use super::error::{Result, TransportError};
 use super::identity::{Fingerprint, Identity, PeerCert};
+pub use super::provider::provider;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -24,17 +25,6 @@ pub const ALPN: &[u8] = b"dyad/1";
 
 /// Server name sent in the TLS SNI extension; certificates are pinned, so it is not checked.
 pub(crate) const SERVER_NAME: &str = "dyad-peer";
-
-/// The ring crypto provider with AES-128-GCM first.
-pub fn provider() -> Arc<CryptoProvider> {
-    let mut p = rustls::crypto::ring::default_provider();
-    p.cipher_suites = vec![
-        rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256,
-        rustls::crypto::ring::cipher_suite::TLS13_AES_256_GCM_SHA384,
-        rustls::crypto::ring::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-    ];
-    Arc::new(p)
-}
 
 /// The certificates one side accepts, and what the verifier saw when it refused one.
 #[derive(Debug)]

@@ -7,7 +7,7 @@ use ckks::{Ciphertext, Encoder, Evaluator, OpCounts};
 use rayon::prelude::*;
 use stgcn::FoldedActivation;
 
-use super::compile::Replicas;
+use super::replicas::Replicas;
 use crate::error::{HeGcnError, Result};
 use crate::layout::Layout;
 use crate::linear::check_aligned;

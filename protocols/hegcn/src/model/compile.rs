@@ -10,36 +10,12 @@ use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 use super::activation::ActMap;
 use super::fold::fold_quadratic_coefficients;
 use super::maps::{bias_vectors, compile_gcn, compile_pointwise, compile_tcn};
+use super::replicas::Replicas;
 use super::HeStgcn;
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};
 use crate::linear::{LinearMap, PlaintextCache};
 use crate::plan::check_params;
-
-/// Independent samples side by side in every ciphertext (AMA): copy `r` of channel block
-/// `blk` sits at block `blk + r·stride_blocks`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Replicas {
-    pub(super) clips: usize,
-    pub(super) stride_blocks: usize,
-}
-
-impl Replicas {
-    const ONE: Replicas = Replicas {
-        clips: 1,
-        stride_blocks: 0,
-    };
-
-    /// Block indices of every copy of block `blk`.
-    pub(super) fn blocks(self, blk: usize) -> impl Iterator<Item = usize> {
-        (0..self.clips).map(move |r| blk + r * self.stride_blocks)
-    }
-
-    /// `m` repeated for every copy (`block` slots per channel block).
-    pub(super) fn map(self, m: LinearMap, block: usize) -> LinearMap {
-        m.with_replicas(self.clips, self.stride_blocks * block)
-    }
-}
 
 /// The residual branch as a (rotation-free) pointwise map: an identity residual is the identity
 /// matrix, so its plaintext product also brings the block input to the output's level and scale.

@@ -7,8 +7,8 @@ use ckks::{Ciphertext, Evaluator};
 use rayon::prelude::*;
 use stgcn::FoldedModel;
 
-use super::compile::Replicas;
 use super::maps::compile_pointwise;
+use super::replicas::Replicas;
 use super::{EncryptedLogits, HeStgcn, PackedTensor};
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};

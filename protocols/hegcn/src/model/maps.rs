@@ -6,7 +6,7 @@
 use ndarray::Array2;
 use stgcn::FoldedBlock;
 
-use super::compile::Replicas;
+use super::replicas::Replicas;
 use crate::layout::Layout;
 use crate::linear::{LinearMap, Term};
 

@@ -39,7 +39,8 @@
 //! tensors it exchanges; the work is split by job:
 //!
 //! * `compile` — [`HeStgcn::compile`] / [`HeStgcn::compile_batched`]: the program of every
-//!   block and the copies of independent samples;
+//!   block;
+//! * `replicas` — where the copies of independent samples sit (AMA batching);
 //! * `maps` — lowering of the graph, temporal and pointwise convolutions to linear maps, and
 //!   bias slot vectors;
 //! * `fold` — the AMA coefficient folding ([`HeStgcn::stage_node_scales`]);
@@ -59,6 +60,7 @@ mod forward;
 mod head;
 mod keys;
 mod maps;
+mod replicas;
 
 use ckks::{Ciphertext, CkksParams, Encoder};
 use ndarray::Array2;

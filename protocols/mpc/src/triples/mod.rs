@@ -16,7 +16,7 @@
 //! second opening fails before any byte is sent. Its share stays readable ([`Preprocessing::mask`])
 //! for the mini-batch products against the one matrix it masks.
 //!
-//! Sources, all behind the one trait ([`source`]):
+//! Sources, all behind the one trait [`TripleSource`] (requests in [`request`]):
 //!
 //! * [`dealer`]: a trusted third party; [`client_aided`] is the same dealer run by the data owner
 //!   (SecureML §V);
@@ -31,7 +31,7 @@ pub mod dealer;
 pub mod he;
 pub mod ot;
 pub mod pool;
-pub mod source;
+pub mod request;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -39,6 +39,23 @@ pub use client_aided::{client_aided_in_process, ClientAided};
 pub use he::{HeSource, HE_TRUST_NOTE};
 pub use ot::{OtSource, Progress};
 pub use pool::{AndTriples, ElemTriple, MatmulTriple, Preprocessing};
-pub use source::{elementwise_entries, v_shape, Lhs, MaskId, TripleRequest, TripleSource};
+pub use request::{elementwise_entries, v_shape, Lhs, MaskId, TripleRequest};
 #[cfg(test)]
 pub(crate) use testing::{check_sample_pool, sample_requests};
+
+use crate::error::Result;
+use std::future::Future;
+
+/// Something that turns a list of requests into this party's [`Preprocessing`].
+///
+/// Both parties must call [`TripleSource::generate`] with the same requests in the same order.
+pub trait TripleSource: Send {
+    /// Generates the material for `requests`.
+    fn generate(
+        &mut self,
+        requests: &[TripleRequest],
+    ) -> impl Future<Output = Result<Preprocessing>> + Send;
+
+    /// The trust assumption this source adds, for reports (e.g. "trusted dealer").
+    fn trust_note(&self) -> &'static str;
+}

@@ -2,7 +2,7 @@
 //! the shares it holds ([`MatmulTriple`], [`ElemTriple`], [`AndTriples`]) and the one-matrix-per-
 //! mask rule ([`Preprocessing::claim_mask`]).
 
-use super::source::{v_shape, Lhs, MaskId, TripleRequest};
+use super::request::{v_shape, Lhs, MaskId, TripleRequest};
 use crate::error::{MpcError, Result};
 use crate::share::Share;
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -1,11 +1,9 @@
-//! The [`TripleSource`] trait and what it is asked for: [`TripleRequest`]s (masks, matrix,
-//! elementwise and AND triples) with the left factor [`Lhs`] of a matrix triple, and the shape
-//! arithmetic every source shares.
+//! What a triple source is asked for: [`TripleRequest`]s (masks, matrix, elementwise and AND
+//! triples) with the left factor [`Lhs`] of a matrix triple, and the shape arithmetic every
+//! source shares.
 
-use super::pool::Preprocessing;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
-use std::future::Future;
 
 /// Identifier of a reusable mask.
 pub type MaskId = u32;
@@ -95,18 +93,4 @@ pub fn v_shape(
             }
         }
     })
-}
-
-/// Something that turns a list of requests into this party's [`Preprocessing`].
-///
-/// Both parties must call [`TripleSource::generate`] with the same requests in the same order.
-pub trait TripleSource: Send {
-    /// Generates the material for `requests`.
-    fn generate(
-        &mut self,
-        requests: &[TripleRequest],
-    ) -> impl Future<Output = Result<Preprocessing>> + Send;
-
-    /// The trust assumption this source adds, for reports (e.g. "trusted dealer").
-    fn trust_note(&self) -> &'static str;
 }
