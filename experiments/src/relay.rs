@@ -37,7 +37,7 @@ use tokio::time::Instant;
 /// Largest UDP datagram the relay forwards.
 const MAX_DATAGRAM: usize = 65_535;
 /// Chunks of a TCP stream held per direction before the relay stops reading (each at most
-/// [`TCP_CHUNK`] bytes).
+/// `TCP_CHUNK` bytes).
 pub const TCP_QUEUE_CHUNKS: usize = 256;
 /// Largest chunk read from a TCP stream at once.
 const TCP_CHUNK: usize = 64 << 10;

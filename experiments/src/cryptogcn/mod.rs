@@ -5,7 +5,7 @@
 //!
 //! What a run measures, per packing (`ama`, `baseline`):
 //! - **counts** of every evaluator operation per stage and in total, from the compiled
-//!   program ([`HeStgcn::planned_op_counts`], equal to what a forward pass counts — a latency
+//!   program ([`HeStgcn::planned_op_counts`](hegcn::HeStgcn::planned_op_counts), equal to what a forward pass counts — a latency
 //!   run re-checks it): `<run>.he_ops_count` (all operations, [`hegcn::he_ops`]),
 //!   `.rotations_count`, `.keyswitch_count`, `.pt_ct_mul_count`, `.ct_ct_mul_count`,
 //!   `.rescale_count`, `.add_count`, per stage `<run>.<stage>_rotations_count` /

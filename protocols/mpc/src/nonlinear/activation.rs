@@ -87,7 +87,7 @@ pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 /// With `c1 = [x + ½ ≥ 0]` and `c2 = [x − ½ ≥ 0]` (both comparisons in one adder pass), the
 /// output is `(c1 ⊕ c2)·(x + ½) + c2` — one select and one B2A in the same round. Exact (no
 /// truncation) for every `|x| < 2^(63−f) − ½`. Known limit: in the outermost half unit of the
-/// range that [`FixedPoint::encode`] accepts (`2^(63−f) − ½ ≤ |x| < 2^(63−f)`) `x ± ½` wraps
+/// range that [`FixedPoint::encode`](crate::FixedPoint::encode) accepts (`2^(63−f) − ½ ≤ |x| < 2^(63−f)`) `x ± ½` wraps
 /// around the ring and the result is wrong; exactness there would need a third comparison
 /// (`msb(x)`) and more products.
 pub async fn piecewise_sigmoid<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {

@@ -12,7 +12,7 @@
 //!
 //! A mask U hides exactly one matrix: opening E = X − U and E' = X' − U would reveal
 //! E − E' = X − X'. [`Preprocessing::claim_mask`] therefore marks a mask used the first time a
-//! matrix is opened under it and refuses every later claim with [`MpcError::MaskReused`], so a
+//! matrix is opened under it and refuses every later claim with [`MpcError::MaskReused`](crate::MpcError::MaskReused), so a
 //! second opening fails before any byte is sent. Its share stays readable ([`Preprocessing::mask`])
 //! for the mini-batch products against the one matrix it masks.
 //!
