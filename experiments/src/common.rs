@@ -4,6 +4,7 @@ use crate::config::DataSource;
 use anyhow::{bail, Context, Result};
 use datasets::Dataset;
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 
 /// Train and test sets.
 #[derive(Debug)]
@@ -14,6 +15,17 @@ pub struct Split {
     pub test: Dataset,
     /// Where it came from, for the report.
     pub description: String,
+}
+
+/// The split's feature matrices `(train, test)`, standardized by the training set's statistics
+/// when `standardize` is set (the test set never contributes to them).
+pub fn features(split: &Split, standardize: bool) -> Result<(Array2<f64>, Array2<f64>)> {
+    let (xtr, xte) = (split.train.x.clone(), split.test.x.clone());
+    if !standardize {
+        return Ok((xtr, xte));
+    }
+    let st = datasets::preprocess::Standardizer::fit(&xtr);
+    Ok((st.transform(&xtr)?, st.transform(&xte)?))
 }
 
 /// Loads the data a task names and splits it.

@@ -224,12 +224,7 @@ struct Setup {
 fn setup(task: &TrainTask, cfg: &Config, steps: usize) -> Result<Setup> {
     let seed = cfg.experiment.seed;
     let split = common::load(&task.data, seed)?;
-    let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
-    if task.standardize {
-        let st = datasets::preprocess::Standardizer::fit(&xtr);
-        xtr = st.transform(&xtr)?;
-        xte = st.transform(&xte)?;
-    }
+    let (xtr, xte) = common::features(&split, task.standardize)?;
     // The same schedule and initial weights as `supervised::run`.
     let mut sched = Schedule::shuffled(xtr.nrows(), task.batch_size, task.epochs, seed ^ 0x5eed)?;
     let mut left = steps;

@@ -61,12 +61,7 @@ pub fn prepare(kind: Kind, task: &TrainTask, seed: u64) -> Result<Prepared> {
         return prepare_test_only(task, test, *regression);
     }
     let split = common::load(&task.data, seed)?;
-    let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
-    if task.standardize {
-        let st = datasets::preprocess::Standardizer::fit(&xtr);
-        xtr = st.transform(&xtr)?;
-        xte = st.transform(&xte)?;
-    }
+    let (xtr, xte) = common::features(&split, task.standardize)?;
     let (ytr, y_scale) = match kind {
         Kind::Linreg => {
             let (m, s) = (

@@ -162,12 +162,7 @@ pub(crate) struct Inputs<'a> {
 pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report) -> Result<()> {
     let seed = cfg.experiment.seed;
     let split = common::load(&task.data, seed)?;
-    let (mut xtr, mut xte) = (split.train.x.clone(), split.test.x.clone());
-    if task.standardize {
-        let st = datasets::preprocess::Standardizer::fit(&xtr);
-        xtr = st.transform(&xtr)?;
-        xte = st.transform(&xte)?;
-    }
+    let (xtr, xte) = common::features(&split, task.standardize)?;
     let setup = model_setup(kind, task, &split, seed)?;
     let inputs = Inputs {
         model: setup.model,
