@@ -118,6 +118,33 @@ pub struct UploadOptions {
     pub append_to: Option<DatasetRef>,
 }
 
+/// The tensor behind a skeleton dataset's rows: row `n` holds clip `n` of an `(N, C, T, V, M)`
+/// array flattened in C order (`c`, then `t`, `v`, `m`), followed by the label column (the
+/// dataset's `label_column`, the last one); `N` is the dataset's row count (it grows with
+/// appends), the other four dimensions are fixed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TensorMeta {
+    /// `[C, T, V, M]`: coordinates, frames, graph nodes (joints) and persons per clip.
+    pub dims: [u64; 4],
+    /// The skeleton graph's name (`mocap15`, `body25` or `ntu25`: `datasets::skeleton::Graph::by_name`).
+    pub graph: String,
+    /// Class names, one per label value (may be empty: labels are then `0..classes`).
+    #[serde(default)]
+    pub class_names: Vec<String>,
+}
+
+/// What a model entry's share column holds, for models other than the single-matrix ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelMeta {
+    /// An ST-GCN: the column is every tensor of `stgcn::StGcn::tensors()` (in that order, each
+    /// flattened row-major) at the entry's fractional bits; the configuration is public and
+    /// stored in the clear (the JSON half of the model file).
+    Stgcn {
+        /// `stgcn::StGcn::config_json()` of the trained model.
+        config_json: String,
+    },
+}
+
 /// Which model a job trains.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelKind {
@@ -129,6 +156,45 @@ pub enum ModelKind {
     /// Table III: 784-128-128-10 on MNIST). The stored model is one column: every layer's
     /// weights, row-major, layer after layer (see `server::job::unflatten_layers`).
     Mlp(MlpSpec),
+}
+
+/// A public ST-GCN model file as a job's starting point: the two halves of the files
+/// `stgcn::StGcn::from_json_and_safetensors` loads.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitModel {
+    /// The JSON configuration.
+    pub config_json: String,
+    /// The safetensors weights.
+    pub safetensors: Vec<u8>,
+}
+
+impl std::fmt::Debug for InitModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitModel")
+            .field("config_json_bytes", &self.config_json.len())
+            .field("safetensors_bytes", &self.safetensors.len())
+            .finish()
+    }
+}
+
+/// The architecture and optimizer of an ST-GCN job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StgcnSpec {
+    /// The public model to fine-tune; `None` trains `architecture` from scratch.
+    pub init: Option<InitModel>,
+    /// Architecture name (`stgcn::Architecture`, e.g. `STGCN-3-128`) when training from
+    /// scratch; checked against `init` otherwise.
+    pub architecture: String,
+    /// Every channel width divided by this (from scratch).
+    pub width_divisor: u32,
+    /// Activation from scratch: `square` (x²) or `poly` (node-wise `a·x² + b·x + c`).
+    pub activation: String,
+    /// Seed of the public initial weights (from scratch).
+    pub init_seed: u64,
+    /// SGD momentum (e.g. 0.9).
+    pub momentum: f64,
+    /// L2 weight decay (0 for none).
+    pub weight_decay: f64,
 }
 
 /// The architecture of an MLP job.

@@ -35,6 +35,8 @@ impl Server {
             appenders: Vec::new(),
             supersedes: None,
             appended: Vec::new(),
+            tensor: None,
+            model: None,
         };
         self.store.put(&m, &bytes)?;
         Ok(())

@@ -268,6 +268,8 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             appenders: inc.appenders.clone(),
             supersedes: None,
             appended: Vec::new(),
+            tensor: None,
+            model: None,
         };
     };
     let mut appended = b.appended.clone();

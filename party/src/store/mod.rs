@@ -147,6 +147,14 @@ pub struct Manifest {
     /// Rows appended by clients after the owner's upload, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub appended: Vec<AppendedPart>,
+    /// Skeleton datasets: the tensor each row flattens and the skeleton graph it lives on
+    /// (absent for tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor: Option<crate::proto::TensorMeta>,
+    /// Models other than the single-matrix ones (linear models, MLPs): the format their share
+    /// column follows (absent for those).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<crate::proto::ModelMeta>,
 }
 
 /// Rows a client appended to a dataset (recorded in every later version's manifest).

@@ -19,6 +19,8 @@ fn manifest(id: EntryId, name: &str, bytes: &[u8], form: ShareForm, rows: u64) -
         appenders: Vec::new(),
         supersedes: None,
         appended: Vec::new(),
+        tensor: None,
+        model: None,
     }
 }
 
