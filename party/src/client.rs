@@ -97,6 +97,10 @@ pub enum ClientError {
         /// What was expected.
         expected: String,
     },
+    /// A revealed ST-GCN model does not decode (wrong length, a non-finite value) or cannot
+    /// be written.
+    #[error(transparent)]
+    ModelFile(#[from] crate::model_file::ModelFileError),
     /// The client connected to P1 where P0 was expected, or the other way round.
     #[error("{addr} is party {got}, expected party {want}")]
     WrongRole {
@@ -132,7 +136,7 @@ fn pace_chunk(max_rate: Option<u64>) -> usize {
     }
 }
 
-fn refused(r: Reply) -> ClientError {
+pub(crate) fn refused(r: Reply) -> ClientError {
     match r {
         Reply::Error { code, message } => ClientError::Refused { code, message },
         other => ClientError::Unexpected {
@@ -308,6 +312,34 @@ impl Client {
             }
             other => Err(refused(other)),
         }
+    }
+
+    /// Fetches this party's share of the model trained by `job` with its fractional bits and
+    /// what its column holds (`None` for the single-matrix models).
+    ///
+    /// # Errors
+    /// Connection errors, [`ClientError::Refused`].
+    pub async fn model_share_meta(
+        &mut self,
+        job: EntryId,
+    ) -> Result<(Share, mpc::FracBits, Option<crate::proto::ModelMeta>)> {
+        match self.request(&ClientRequest::RevealModel { job }).await? {
+            Reply::ModelShareMeta {
+                rows,
+                cols,
+                frac_bits,
+                model,
+            } => {
+                let m = self.ch.recv_ring(rows as usize, cols as usize).await?;
+                Ok((Share::from_ring(m), frac_bits, model))
+            }
+            other => Err(refused(other)),
+        }
+    }
+
+    /// The party's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The raw channel (tests).

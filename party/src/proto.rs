@@ -239,6 +239,87 @@ pub struct JobSpec {
     pub triples: TripleKind,
 }
 
+/// Which party serves a deployed model (and so learns its weights).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServeAt {
+    /// P0 serves: P1 sends its share to P0.
+    P0,
+    /// P1 serves: P0 sends its share to P1.
+    P1,
+    /// Both serve: each sends its share to the other.
+    Both,
+}
+
+impl ServeAt {
+    /// Whether the party of `role` (0 or 1) serves.
+    pub fn serves(self, role: u8) -> bool {
+        matches!(
+            (self, role),
+            (ServeAt::Both, _) | (ServeAt::P0, 0) | (ServeAt::P1, 1)
+        )
+    }
+
+    /// The parties that serve, P0 first.
+    pub fn roles(self) -> Vec<u8> {
+        (0..2).filter(|&r| self.serves(r)).collect()
+    }
+}
+
+impl std::str::FromStr for ServeAt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "p0" | "0" => Ok(ServeAt::P0),
+            "p1" | "1" => Ok(ServeAt::P1),
+            "both" => Ok(ServeAt::Both),
+            _ => Err(format!("serving party {s:?}: p0, p1 or both")),
+        }
+    }
+}
+
+impl std::fmt::Display for ServeAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServeAt::P0 => "P0",
+            ServeAt::P1 => "P1",
+            ServeAt::Both => "both",
+        })
+    }
+}
+
+/// A deployment of a trained ST-GCN model to the inference service, as its owner authorizes it
+/// at each party separately (`ClientRequest::Deploy`). Every field binds the authorization: a
+/// party releases its share only for a peer request carrying this exact spec, once
+/// (see `server::deploy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploySpec {
+    /// A fresh random identifier the owner chose for this deployment (the same at both parties).
+    pub deploy: EntryId,
+    /// The model entry (the job that trained it).
+    pub job: EntryId,
+    /// The name clients of the inference service ask for.
+    pub name: String,
+    /// Which party serves.
+    pub serve: ServeAt,
+    /// `ama` or `channel-major`; `None`: the `[inference]` default (`ama`).
+    pub packing: Option<String>,
+}
+
+/// What a serving party reports of a model it now serves (public information only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedInfo {
+    /// The served name.
+    pub name: String,
+    /// The serving party (0 or 1).
+    pub role: u8,
+    /// The CKKS preset the level planner chose.
+    pub preset: String,
+    /// The packing.
+    pub packing: String,
+    /// Bytes of evaluation keys a session of the model uploads.
+    pub key_bytes: u64,
+}
+
 /// A request of a client.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ClientRequest {
@@ -268,6 +349,21 @@ pub enum ClientRequest {
     },
     /// A request to the encrypted-inference endpoint ([`crate::infer::msg`]).
     Inference(crate::infer::msg::InferRequest),
+    /// The owner authorizes this party's part of a deployment (releasing its share to a
+    /// serving peer, serving); answered by `DeployAuthorized`.
+    Deploy(DeploySpec),
+    /// At a serving party, after both parties authorized `deploy`: fetch the peer's share,
+    /// reconstruct, compile and serve; answered by `Deployed`.
+    DeployStart {
+        /// The deployment.
+        deploy: EntryId,
+    },
+    /// This party's share of a trained model with what its column holds (`ModelShareMeta`, then
+    /// the words): the reveal of ST-GCN models.
+    RevealModel {
+        /// The job that trained it.
+        job: EntryId,
+    },
 }
 
 /// A stored entry as listed to its owner.
@@ -365,6 +461,24 @@ pub enum Reply {
     },
     /// A reply of the encrypted-inference endpoint ([`crate::infer::msg`]).
     Inference(crate::infer::msg::InferReply),
+    /// The deployment is authorized at this party.
+    DeployAuthorized {
+        /// The deployment.
+        deploy: EntryId,
+    },
+    /// This party serves the deployed model.
+    Deployed(DeployedInfo),
+    /// This party's model share; `rows × cols` words follow as raw frames.
+    ModelShareMeta {
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+        /// Fixed-point fractional bits (validated when decoded; a `u32` on the wire).
+        frac_bits: mpc::FracBits,
+        /// What the column holds (`None` for the single-matrix models).
+        model: Option<ModelMeta>,
+    },
 }
 
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
@@ -416,6 +530,10 @@ pub enum PeerRequest {
         /// The job.
         spec: JobSpec,
     },
+    /// Deployment: the serving party asks for the other's share of `spec.job`; answered by
+    /// `PeerReply::DeployShare` and the words, only under the owner's authorization of exactly
+    /// this spec at the answering party, once.
+    DeployShare(DeploySpec),
 }
 
 /// Entry state as reported by the peer in recovery.
@@ -442,6 +560,15 @@ pub enum PeerReply {
     Refused(String),
     /// End of a job on P1: the model share is stored; what P1 measured.
     JobStored(JobStats),
+    /// The share of a deployed model; `rows × cols` words follow as raw frames.
+    DeployShare {
+        /// Rows.
+        rows: u64,
+        /// Columns.
+        cols: u64,
+        /// Fixed-point fractional bits.
+        frac_bits: mpc::FracBits,
+    },
 }
 
 /// One party's measurements of a job: time and traffic of its offline phase (the triples: with

@@ -12,13 +12,21 @@
 //!       [--layers 784,128,128,10 --softmax relu --init-seed 1]   # for --model mlp
 //!       [--reveal weights.csv]                # submit a job to P0, stream progress, reveal
 //! party list / party delete NAME              # the client's entries (same connection flags)
+//! party reveal --job J --out DIR/NAME         # a trained model: DIR/NAME.json + .safetensors
+//!                                             # for an ST-GCN, the weights as CSV otherwise
+//! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major]
+//!                                             # publish a trained ST-GCN to the inference
+//!                                             # service (the serving party learns the weights)
 //! ```
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ml::backend::SoftmaxKind;
 use party::client::Client;
-use party::proto::{ClientRequest, EntryId, JobSpec, MlpSpec, ModelKind, Reply, TripleKind};
+use party::deploy::Revealed;
+use party::proto::{
+    ClientRequest, EntryId, JobSpec, MlpSpec, ModelKind, Reply, ServeAt, TripleKind,
+};
 use party::server::{config, Server};
 use party::transport::{Identity, PeerCert};
 use std::net::SocketAddr;
@@ -96,15 +104,40 @@ enum Command {
         /// Dataset name.
         name: String,
     },
-    /// Reveal a model trained earlier (both parties send you their shares).
+    /// Reveal a model trained earlier (both parties send you their shares): an ST-GCN as
+    /// OUT.json + OUT.safetensors (the format `[inference]` loads), other models as CSV at OUT.
     Reveal {
         #[command(flatten)]
         conn: Conn,
+        /// Job id printed by `train` (or give --job).
+        #[arg(required_unless_present = "job_flag", conflicts_with = "job_flag")]
+        job: Option<String>,
         /// Job id printed by `train`.
-        job: String,
-        /// Write the weights here as CSV.
+        #[arg(long = "job", id = "job_flag")]
+        job_flag: Option<String>,
+        /// Where to write the model (DIR/NAME for an ST-GCN, a CSV file otherwise).
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Publish a trained ST-GCN to the parties' encrypted-inference service: you authorize it at
+    /// both parties; the serving party receives the other's share, compiles the model and serves
+    /// it as NAME without a restart (`he-infer --model NAME`). The serving party learns the
+    /// weights.
+    Deploy {
+        #[command(flatten)]
+        conn: Conn,
+        /// Job id of the trained model.
+        #[arg(long)]
+        job: String,
+        /// Name under which the model is served.
+        #[arg(long)]
+        name: String,
+        /// Which party serves it (and learns the weights): p0, p1 or both.
+        #[arg(long, default_value = "p0")]
+        serve: ServeAt,
+        /// ama (default) or channel-major.
+        #[arg(long)]
+        packing: Option<String>,
     },
 }
 
@@ -226,12 +259,39 @@ fn hash_token(
 }
 
 async fn reveal(conn: &Conn, job: EntryId, out: &std::path::Path) -> Result<()> {
-    let (s0, f) = conn.connect(0).await?.model_share(job).await?;
-    let (s1, _) = conn.connect(1).await?.model_share(job).await?;
-    let fp = mpc::FixedPoint::new(f);
-    let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
-    datasets::csv::write_csv(out, None, &w)?;
-    println!("model written to {}", out.display());
+    let (mut p0, mut p1) = (conn.connect(0).await?, conn.connect(1).await?);
+    match party::deploy::reveal(&mut p0, &mut p1, job).await? {
+        Revealed::Weights(w) => {
+            datasets::csv::write_csv(out, None, &w)?;
+            println!("model written to {}", out.display());
+        }
+        Revealed::Stgcn(m) => {
+            let (json, weights) = party::model_file::write_files(&m, out)?;
+            println!(
+                "ST-GCN model written to {} and {}",
+                json.display(),
+                weights.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn deploy(
+    conn: &Conn,
+    job: EntryId,
+    name: &str,
+    serve: ServeAt,
+    packing: Option<&str>,
+) -> Result<()> {
+    let (mut p0, mut p1) = (conn.connect(0).await?, conn.connect(1).await?);
+    let served = party::deploy::deploy(&mut p0, &mut p1, job, name, serve, packing).await?;
+    for d in served {
+        println!(
+            "P{} serves {:?}: preset {}, packing {}, {} bytes of evaluation keys per session",
+            d.role, d.name, d.preset, d.packing, d.key_bytes
+        );
+    }
     Ok(())
 }
 
@@ -332,9 +392,25 @@ async fn main() -> Result<()> {
                 .await?;
             println!("deleted {name}");
         }
-        Command::Reveal { conn, job, out } => {
+        Command::Reveal {
+            conn,
+            job,
+            job_flag,
+            out,
+        } => {
+            let job = job.or(job_flag).context("give the job id")?;
             let job = EntryId::parse(&job).context("job ids are 32 hex digits")?;
             reveal(&conn, job, &out).await?;
+        }
+        Command::Deploy {
+            conn,
+            job,
+            name,
+            serve,
+            packing,
+        } => {
+            let job = EntryId::parse(&job).context("job ids are 32 hex digits")?;
+            deploy(&conn, job, &name, serve, packing.as_deref()).await?;
         }
         Command::Train(t) => {
             let model = match t.model.as_str() {

@@ -199,7 +199,8 @@ impl Server {
                     Err(ServerError::NotFound("this party serves no models".into()))
                 }
             },
-            ClientRequest::Reveal { job } => Ok(self.reveal(ch, owner, job).await?),
+            ClientRequest::Reveal { job } => Ok(self.reveal(ch, owner, job, false).await?),
+            ClientRequest::RevealModel { job } => Ok(self.reveal(ch, owner, job, true).await?),
             other => match self.simple(owner, other).await {
                 Ok(rep) => reply(ch, &rep).await.map_err(ServerError::from),
                 Err(e) => {
@@ -214,7 +215,7 @@ impl Server {
         Ok(Then::Continue)
     }
 
-    /// The requests answered by one reply: listing, commit and delete.
+    /// The requests answered by one reply: listing, commit, delete and deployment.
     async fn simple(&self, owner: &str, req: ClientRequest) -> Result<Reply> {
         match req {
             ClientRequest::List => Ok(Reply::Entries(
@@ -228,6 +229,8 @@ impl Server {
                 self.require_p0("delete at P0")?;
                 self.delete(owner, &name).await
             }
+            ClientRequest::Deploy(spec) => self.authorize_deploy(owner, spec),
+            ClientRequest::DeployStart { deploy } => self.start_deploy(owner, deploy).await,
             _ => Err(ServerError::BadRequest("unexpected request".into())),
         }
     }

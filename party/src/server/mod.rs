@@ -18,7 +18,8 @@
 //!
 //! Layout: this module wires the server together and runs it ([`Server::run`]); the peer link
 //! is in `peer`, two-phase commit and recovery in `commit`, the client endpoint and request
-//! dispatch in `client`, uploads in `upload`, model storage and reveal in `models`, the
+//! dispatch in `client`, uploads in `upload`, model storage and reveal in `models`, deploying a
+//! trained ST-GCN to the inference service in `deploy`, the
 //! server side of training jobs in `training` (the training itself in [`job`]), encrypted
 //! inference in [`infer`]. Every failure is a [`ServerError`], whose
 //! [`code`](ServerError::code) is the wire [`ErrorCode`] a client is told.
@@ -27,6 +28,7 @@ pub mod auth;
 mod client;
 mod commit;
 pub mod config;
+mod deploy;
 pub mod error;
 pub mod infer;
 pub mod job;
@@ -71,6 +73,8 @@ pub struct Server {
     timeout: Duration,
     kind: TransportKind,
     infer: Option<Arc<infer::InferenceService>>,
+    /// The owner's deploy authorizations at this party.
+    grants: deploy::Grants,
 }
 
 /// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
@@ -129,7 +133,8 @@ impl Server {
             Some(ic) => Some(Arc::new(infer::InferenceService::load(ic, timeout)?)),
             None => None,
         };
-        Ok(Arc::new(Self {
+        let srv = Arc::new(Self {
+            grants: deploy::Grants::new(cfg.role, deploy::GRANT_TTL),
             infer,
             timeout,
             jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
@@ -146,7 +151,9 @@ impl Server {
             peer: RwLock::new(None),
             kind,
             cfg,
-        }))
+        });
+        srv.reload_deployed();
+        Ok(srv)
     }
 
     fn identity(&self) -> Result<Identity> {

@@ -1,5 +1,6 @@
 //! Trained models at a party: storing this party's share of a job's model as a prepared entry
-//! (committed by two-phase commit), and revealing a committed model's share to its owner alone.
+//! (committed by two-phase commit), and revealing a committed model's share to its owner alone
+//! (with what its column holds, for `RevealModel`).
 
 use super::{err, reply, ClientChan, Result, Server};
 use crate::proto::{EntryId, ErrorCode, Reply, ShareForm};
@@ -43,12 +44,14 @@ impl Server {
     }
 
     /// Sends this party's share of `owner`'s committed model `job` (header, then the words), or
-    /// a refusal. An `Err` means the connection cannot continue.
+    /// a refusal; `with_meta` answers `ModelShareMeta` (for `RevealModel`), else `ModelShare`.
+    /// An `Err` means the connection cannot continue.
     pub(super) async fn reveal(
         &self,
         ch: &mut ClientChan,
         owner: &str,
         job: EntryId,
+        with_meta: bool,
     ) -> Result<()> {
         let m = match self.store.get(&job) {
             Ok(m)
@@ -69,10 +72,19 @@ impl Server {
             }
         };
         let s = self.store.load_share(&m)?;
-        let header = Reply::ModelShare {
-            rows: m.rows,
-            cols: m.cols,
-            frac_bits: m.frac_bits,
+        let header = if with_meta {
+            Reply::ModelShareMeta {
+                rows: m.rows,
+                cols: m.cols,
+                frac_bits: m.frac_bits,
+                model: m.model.clone(),
+            }
+        } else {
+            Reply::ModelShare {
+                rows: m.rows,
+                cols: m.cols,
+                frac_bits: m.frac_bits,
+            }
         };
         reply(ch, &header).await?;
         ch.send_ring(&s.view()).await?;

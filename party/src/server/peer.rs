@@ -1,6 +1,6 @@
 //! The peer link of a party: accepting (P0) or connecting to (P1) the other party, installing a
 //! link's two request channels, sending this party's requests and serving the peer's (votes,
-//! commits, aborts, recovery status, deletes, job starts).
+//! commits, aborts, recovery status, deletes, job starts, deployment shares).
 
 use super::timed::Timed;
 use super::{Result, Server, ServerError};
@@ -160,6 +160,11 @@ impl Server {
                 let frame = inc.recv_frame(MAX_CONTROL_FRAME).await?;
                 let req: PeerRequest = decode(&frame, MAX_CONTROL_FRAME)?;
                 let rep = match req {
+                    PeerRequest::DeployShare(spec) => {
+                        // Replies itself: a refusal, or the share's header and words.
+                        self.release_share(&mut inc, spec).await?;
+                        continue;
+                    }
                     PeerRequest::Job {
                         job,
                         owner,
@@ -283,7 +288,9 @@ impl Server {
                 }
                 PeerReply::Ack
             }
-            PeerRequest::Job { .. } => unreachable!("handled by serve_peer"),
+            PeerRequest::Job { .. } | PeerRequest::DeployShare(_) => {
+                unreachable!("handled by serve_peer")
+            }
         })
     }
 }

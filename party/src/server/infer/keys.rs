@@ -56,7 +56,7 @@ impl InferenceService {
         pk_len: u64,
     ) -> Result<Result<InferReply, Refusal>> {
         let m = match self.model(model) {
-            Ok(m) => m.clone(),
+            Ok(m) => m,
             Err(r) => return Ok(Err(r)),
         };
         if let Err(r) = self.check_upload(&m, key_lens, pk_len) {
@@ -239,13 +239,11 @@ impl InferenceService {
             .iter()
             .try_fold(pk_len, |a, &l| a.checked_add(l))
             .unwrap_or(u64::MAX);
-        if total > self.max_key_bytes {
+        let bound = self.max_key_bytes();
+        if total > bound {
             return Err(Refusal(
                 ErrorCode::Limit,
-                format!(
-                    "key upload of {total} bytes exceeds max_key_bytes = {}",
-                    self.max_key_bytes
-                ),
+                format!("key upload of {total} bytes exceeds max_key_bytes = {bound}"),
             ));
         }
         if let Some((i, _)) = key_lens.iter().enumerate().find(|(_, &l)| l == 0) {

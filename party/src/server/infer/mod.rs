@@ -57,7 +57,8 @@ use hegcn::PackedTensor;
 use model::{default_max_key_bytes, Evaluated};
 use mpc::net::{Channel, ChannelExt};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
@@ -77,10 +78,13 @@ struct Session {
 #[derive(Debug)]
 pub struct InferenceService {
     cfg: InferenceConfig,
-    models: BTreeMap<String, Arc<ServedModel>>,
+    /// The live registry: configured models, and deployed ones added while serving
+    /// ([`InferenceService::register`]).
+    models: RwLock<BTreeMap<String, Arc<ServedModel>>>,
     sessions: SessionTable<Session>,
-    /// The bound on one session's key upload in force (configured, or what the models need).
-    max_key_bytes: u64,
+    /// The bound on one session's key upload in force (configured, or what the models need;
+    /// it grows when a deployed model needs more).
+    max_key_bytes: AtomicU64,
     /// Key uploads in progress (`max_key_uploads`).
     uploads: Arc<Semaphore>,
     /// Key uploads in progress per client (`max_key_uploads_per_client`).
@@ -137,7 +141,7 @@ impl InferenceService {
         let mut models = BTreeMap::new();
         // One memory bound for the encoded weights of all models, split evenly.
         let share = (cfg.plaintext_cache_mib << 20) / served.len().max(1);
-        let max_key_bytes = Self::key_bound(cfg, &served);
+        let max_key_bytes = Self::key_bound(cfg, served.iter());
         for mut sm in served {
             sm.info.max_key_bytes = max_key_bytes;
             sm.he.set_plaintext_cache_budget(share);
@@ -152,7 +156,7 @@ impl InferenceService {
         Ok(Self {
             running: Arc::new(Semaphore::new(cfg.max_concurrent_inferences.max(1))),
             sessions: SessionTable::new(cfg.max_sessions, cfg.max_sessions_per_client, ttl),
-            max_key_bytes,
+            max_key_bytes: AtomicU64::new(max_key_bytes),
             uploads: Arc::new(Semaphore::new(
                 cfg.max_key_uploads.min(Semaphore::MAX_PERMITS),
             )),
@@ -162,15 +166,18 @@ impl InferenceService {
                 cfg.max_key_uploads_per_client,
             ),
             cfg: cfg.clone(),
-            models,
+            models: RwLock::new(models),
             timeout,
         })
     }
 
     /// The `max_key_bytes` in force: the operator's value, else what the models need; logged.
-    fn key_bound(cfg: &InferenceConfig, served: &[ServedModel]) -> u64 {
-        let need = default_max_key_bytes(served.iter().map(|m| m.key_bytes));
-        for m in served {
+    fn key_bound<'a>(
+        cfg: &InferenceConfig,
+        served: impl Iterator<Item = &'a ServedModel> + Clone,
+    ) -> u64 {
+        let need = default_max_key_bytes(served.clone().map(|m| m.key_bytes));
+        for m in served.clone() {
             tracing::info!(
                 "model {:?} needs {} bytes of evaluation keys per session",
                 m.info.name,
@@ -184,7 +191,7 @@ impl InferenceService {
             }
             Some(set) => {
                 tracing::info!("max_key_bytes = {set} (configured)");
-                if let Some(m) = served.iter().find(|m| m.key_bytes > set) {
+                if let Some(m) = served.clone().find(|m| m.key_bytes > set) {
                     tracing::warn!(
                         "max_key_bytes = {set} is below the {} bytes of keys model {:?} needs: \
                          its sessions cannot open",
@@ -197,9 +204,67 @@ impl InferenceService {
         }
     }
 
-    /// The served models by name.
-    pub fn models(&self) -> &BTreeMap<String, Arc<ServedModel>> {
-        &self.models
+    /// The served models by name (a snapshot of the live registry).
+    pub fn models(&self) -> BTreeMap<String, Arc<ServedModel>> {
+        self.models.read().expect("model registry lock").clone()
+    }
+
+    /// The configuration the service was started with.
+    pub fn config(&self) -> &InferenceConfig {
+        &self.cfg
+    }
+
+    /// `Err` naming the served models when `name` is served already.
+    pub fn check_free(&self, name: &str) -> Result<(), String> {
+        let models = self.models.read().expect("model registry lock");
+        if models.contains_key(name) {
+            return Err(format!(
+                "a model named {name:?} is served already (served: {})",
+                models.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a compiled model to the live registry while serving (a deployed model): the name
+    /// must be free; the plaintext-cache budget is split again over all models; an unset
+    /// `max_key_bytes` grows to what the new model needs (+1/64), so its sessions can open.
+    ///
+    /// # Errors
+    /// [`InferenceError::Config`] when the name is served already.
+    pub fn register(&self, mut sm: ServedModel) -> Result<Arc<ServedModel>> {
+        let mut models = self.models.write().expect("model registry lock");
+        let name = sm.info.name.clone();
+        if models.contains_key(&name) {
+            return Err(InferenceError::Config(format!(
+                "a model named {name:?} is served already"
+            )));
+        }
+        let bound = match self.cfg.max_key_bytes {
+            Some(set) => set,
+            None => default_max_key_bytes(
+                models
+                    .values()
+                    .map(|m| m.key_bytes)
+                    .chain(std::iter::once(sm.key_bytes)),
+            ),
+        };
+        self.max_key_bytes.fetch_max(bound, Ordering::SeqCst);
+        sm.info.max_key_bytes = self.max_key_bytes();
+        let sm = Arc::new(sm);
+        models.insert(name.clone(), sm.clone());
+        let share = (self.cfg.plaintext_cache_mib << 20) / models.len();
+        for m in models.values() {
+            m.he.set_plaintext_cache_budget(share);
+        }
+        tracing::info!(
+            "serving model {name:?} (deployed): preset {}, {} bytes of evaluation keys per \
+             session; max_key_bytes = {}",
+            sm.info.preset,
+            sm.key_bytes,
+            self.max_key_bytes()
+        );
+        Ok(sm)
     }
 
     /// Number of open (unexpired) sessions.
@@ -209,7 +274,7 @@ impl InferenceService {
 
     /// The bound on one session's key upload in force.
     pub fn max_key_bytes(&self) -> u64 {
-        self.max_key_bytes
+        self.max_key_bytes.load(Ordering::SeqCst)
     }
 
     /// Serves one request of the authenticated client `owner` on `ch`. Refusals are replied and
@@ -232,12 +297,20 @@ impl InferenceService {
             InferRequest::CloseSession { .. } => "close session",
         };
         let r = match req {
-            InferRequest::ListModels => {
-                Ok(InferReply::Models(self.models.keys().cloned().collect()))
-            }
-            InferRequest::ModelInfo { model } => self
-                .model(&model)
-                .map(|m| InferReply::ModelInfo(Box::new(m.info.clone()))),
+            InferRequest::ListModels => Ok(InferReply::Models(
+                self.models
+                    .read()
+                    .expect("model registry lock")
+                    .keys()
+                    .cloned()
+                    .collect(),
+            )),
+            InferRequest::ModelInfo { model } => self.model(&model).map(|m| {
+                // The bound in force now (a deployed model may have raised it).
+                let mut info = m.info.clone();
+                info.max_key_bytes = self.max_key_bytes();
+                InferReply::ModelInfo(Box::new(info))
+            }),
             InferRequest::OpenSession {
                 model,
                 key_lens,
@@ -266,13 +339,14 @@ impl InferenceService {
         Ok(())
     }
 
-    fn model(&self, name: &str) -> Result<&Arc<ServedModel>, Refusal> {
-        self.models.get(name).ok_or_else(|| {
+    fn model(&self, name: &str) -> Result<Arc<ServedModel>, Refusal> {
+        let models = self.models.read().expect("model registry lock");
+        models.get(name).cloned().ok_or_else(|| {
             Refusal(
                 ErrorCode::NotFound,
                 format!(
                     "no model {name:?} (served: {})",
-                    self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                    models.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             )
         })

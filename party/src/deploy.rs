@@ -1,0 +1,113 @@
+//! The model owner's side of deploying a 2PC-trained ST-GCN to the parties' inference service
+//! ([`deploy`]) and of revealing a trained model in its file format ([`reveal`]); the server
+//! side is `server::deploy` and the reveal in `server::models`.
+//!
+//! Security: the owner authorizes a deployment at each party over its own authenticated
+//! connection (a party never releases its share on the other party's word), with a fresh
+//! random deployment id binding the model entry, the served name, the serving party and the
+//! packing; each authorization is used once. Deploying reveals the weights to the serving
+//! party (P0, P1 or both) and nothing to the owner beyond the public compile results
+//! ([`DeployedInfo`]). Revealing sends each party's share to the owner alone, who
+//! reconstructs (semi-honest, non-colluding parties).
+
+use crate::client::{refused, Client, ClientError, Result};
+use crate::proto::{ClientRequest, DeploySpec, DeployedInfo, EntryId, ModelMeta, Reply, ServeAt};
+use ndarray::Array2;
+
+/// A revealed model: the weights of a linear model or MLP as stored, or an ST-GCN.
+#[derive(Debug)]
+pub enum Revealed {
+    /// The stored weight matrix (linear models; an MLP's layers flattened into one column).
+    Weights(Array2<f64>),
+    /// An ST-GCN, ready for `model_file::write_files`.
+    Stgcn(Box<stgcn::StGcn>),
+}
+
+fn check_roles(p0: &Client, p1: &Client) -> Result<()> {
+    for (c, want) in [(p0, 0u8), (p1, 1)] {
+        if c.role() != want {
+            return Err(ClientError::WrongRole {
+                addr: c.addr(),
+                got: c.role(),
+                want,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Deploys the ST-GCN trained by `job` as `name`, served by `serve` with `packing` (`None`:
+/// `ama`): authorizes it at P0 and P1 under a fresh deployment id, then starts it at each
+/// serving party, which fetches the other's share, compiles and serves it. Returns what each
+/// serving party reports, P0 first.
+///
+/// # Errors
+/// Connection errors, [`ClientError::WrongRole`], [`ClientError::Refused`] (not the owner, not
+/// an ST-GCN, no `[inference]` at a serving party, the name is taken, the peer refused).
+pub async fn deploy(
+    p0: &mut Client,
+    p1: &mut Client,
+    job: EntryId,
+    name: &str,
+    serve: ServeAt,
+    packing: Option<&str>,
+) -> Result<Vec<DeployedInfo>> {
+    check_roles(p0, p1)?;
+    let spec = DeploySpec {
+        deploy: EntryId::random(),
+        job,
+        name: name.into(),
+        serve,
+        packing: packing.map(Into::into),
+    };
+    for c in [&mut *p0, &mut *p1] {
+        match c.request(&ClientRequest::Deploy(spec.clone())).await? {
+            Reply::DeployAuthorized { deploy } if deploy == spec.deploy => {}
+            other => return Err(refused(other)),
+        }
+    }
+    let mut out = Vec::new();
+    for c in [&mut *p0, &mut *p1] {
+        if !serve.serves(c.role()) {
+            continue;
+        }
+        let start = ClientRequest::DeployStart {
+            deploy: spec.deploy,
+        };
+        match c.request(&start).await? {
+            Reply::Deployed(info) => out.push(info),
+            other => return Err(refused(other)),
+        }
+    }
+    Ok(out)
+}
+
+/// Reveals the model trained by `job` to its owner: each party sends its share (to the owner
+/// only) with what the column holds; the owner reconstructs and decodes it. An ST-GCN entry
+/// becomes the model (every value finite, the column as long as the configuration's tensors).
+///
+/// # Errors
+/// Connection errors, [`ClientError::Refused`], [`ClientError::WrongRole`],
+/// [`ClientError::ModelMismatch`] (shares or metadata that differ), [`ClientError::ModelFile`].
+pub async fn reveal(p0: &mut Client, p1: &mut Client, job: EntryId) -> Result<Revealed> {
+    check_roles(p0, p1)?;
+    let (s0, f0, m0) = p0.model_share_meta(job).await?;
+    let (s1, f1, m1) = p1.model_share_meta(job).await?;
+    if s0.dim() != s1.dim() || f0 != f1 || m0 != m1 {
+        return Err(ClientError::ModelMismatch {
+            p0: (s0.dim().0, s0.dim().1, f0.get()),
+            p1: (s1.dim().0, s1.dim().1, f1.get()),
+            expected: "the same shape, fractional bits and model configuration".into(),
+        });
+    }
+    let fp = mpc::FixedPoint::new(f0);
+    let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
+    match m0 {
+        None => Ok(Revealed::Weights(w)),
+        Some(ModelMeta::Stgcn { config_json }) => {
+            let column: Vec<f64> = w.iter().copied().collect();
+            let m = crate::model_file::stgcn_from_column(&config_json, &column)?;
+            Ok(Revealed::Stgcn(Box::new(m)))
+        }
+    }
+}
