@@ -37,9 +37,11 @@ fn check_roles(p0: &Client, p1: &Client) -> Result<()> {
 }
 
 /// Deploys the ST-GCN trained by `job` as `name`, served by `serve` with `packing` (`None`:
-/// `ama`): authorizes it at P0 and P1 under a fresh deployment id, then starts it at each
-/// serving party, which fetches the other's share, compiles and serves it. Returns what each
-/// serving party reports, P0 first.
+/// `ama`): authorizes it at P0 and P1 under a fresh deployment id (the serving parties first,
+/// so a party that cannot serve refuses before the other is authorized to release its share),
+/// then starts it at each serving party, which fetches the other's share, compiles and serves
+/// it. If any step fails, the authorizations given are withdrawn (best effort; they expire
+/// anyway). Returns what each serving party reports, P0 first.
 ///
 /// # Errors
 /// Connection errors, [`ClientError::WrongRole`], [`ClientError::Refused`] (not the owner, not
@@ -60,26 +62,42 @@ pub async fn deploy(
         serve,
         packing: packing.map(Into::into),
     };
-    for c in [&mut *p0, &mut *p1] {
-        match c.request(&ClientRequest::Deploy(spec.clone())).await? {
-            Reply::DeployAuthorized { deploy } if deploy == spec.deploy => {}
-            other => return Err(refused(other)),
+    let mut parties = [p0, p1];
+    // Serving parties first (a stable sort keeps P0 before P1).
+    let mut order = [0usize, 1];
+    order.sort_by_key(|&i| !serve.serves(i as u8));
+    let mut authorized = Vec::new();
+    let r = async {
+        for &i in &order {
+            let c = &mut *parties[i];
+            match c.request(&ClientRequest::Deploy(spec.clone())).await? {
+                Reply::DeployAuthorized { deploy } if deploy == spec.deploy => authorized.push(i),
+                other => return Err(refused(other)),
+            }
+        }
+        let mut out = Vec::new();
+        for c in parties.iter_mut().filter(|c| serve.serves(c.role())) {
+            let start = ClientRequest::DeployStart {
+                deploy: spec.deploy,
+            };
+            match c.request(&start).await? {
+                Reply::Deployed(info) => out.push(info),
+                other => return Err(refused(other)),
+            }
+        }
+        Ok(out)
+    }
+    .await;
+    if r.is_err() {
+        for i in authorized {
+            let cancel = ClientRequest::DeployCancel {
+                deploy: spec.deploy,
+            };
+            // A spent or already withdrawn authorization is refused: nothing to undo.
+            let _ = parties[i].request(&cancel).await;
         }
     }
-    let mut out = Vec::new();
-    for c in [&mut *p0, &mut *p1] {
-        if !serve.serves(c.role()) {
-            continue;
-        }
-        let start = ClientRequest::DeployStart {
-            deploy: spec.deploy,
-        };
-        match c.request(&start).await? {
-            Reply::Deployed(info) => out.push(info),
-            other => return Err(refused(other)),
-        }
-    }
-    Ok(out)
+    r
 }
 
 /// Reveals the model trained by `job` to its owner: each party sends its share (to the owner

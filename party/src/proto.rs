@@ -358,6 +358,12 @@ pub enum ClientRequest {
         /// The deployment.
         deploy: EntryId,
     },
+    /// Withdraws the owner's authorization of a deployment at this party (its unspent uses);
+    /// answered by `Done`. The client sends it when a deployment fails elsewhere.
+    DeployCancel {
+        /// The deployment.
+        deploy: EntryId,
+    },
     /// This party's share of a trained model with what its column holds (`ModelShareMeta`, then
     /// the words): the reveal of ST-GCN models.
     RevealModel {

@@ -231,6 +231,7 @@ impl Server {
             }
             ClientRequest::Deploy(spec) => self.authorize_deploy(owner, spec),
             ClientRequest::DeployStart { deploy } => self.start_deploy(owner, deploy).await,
+            ClientRequest::DeployCancel { deploy } => self.cancel_deploy(owner, deploy),
             _ => Err(ServerError::BadRequest("unexpected request".into())),
         }
     }

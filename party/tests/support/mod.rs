@@ -81,6 +81,12 @@ impl Cluster {
     /// Two parties with clients alice, bob and dave (tokens) and carol (certificate);
     /// `max_upload` bytes per upload.
     pub fn new(dir: &Path, timeout_s: u64, max_upload: u64) -> Self {
+        Self::with_sections(dir, timeout_s, max_upload, ["", ""])
+    }
+
+    /// As [`Cluster::new`], with `extra[id]` appended to party `id`'s configuration (e.g. an
+    /// `[inference]` section).
+    pub fn with_sections(dir: &Path, timeout_s: u64, max_upload: u64, extra: [&str; 2]) -> Self {
         for id in 0..2 {
             run_ok(Command::new(PARTY).args([
                 "init",
@@ -141,8 +147,9 @@ impl Cluster {
                 "role = {id}\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
                  [peer]\n{peer}\ncertificate = \"peer-cert.pem\"\ntransport = \"tls-tcp\"\ntimeout_s = {timeout_s}\n\
                  [clients]\nlisten = \"{caddr}\"\n{}\
-                 [limits]\nmax_upload_bytes = {max_upload}\nmax_concurrent_jobs = 2\n",
-                allow[id]
+                 [limits]\nmax_upload_bytes = {max_upload}\nmax_concurrent_jobs = 2\n{}",
+                allow[id],
+                extra[id]
             );
             std::fs::write(dir.join(format!("p{id}/party.toml")), cfg).unwrap();
         }

@@ -83,6 +83,17 @@ impl Grants {
         Ok(())
     }
 
+    /// Withdraws `owner`'s authorization `deploy` (whatever of it is unspent); whether there
+    /// was one.
+    pub(crate) fn cancel(&self, owner: &str, deploy: EntryId) -> bool {
+        let mut map = self.lock();
+        if map.get(&deploy).is_some_and(|g| g.owner == owner) {
+            map.remove(&deploy);
+            return true;
+        }
+        false
+    }
+
     /// The peer asks for this party's share under `spec`: allowed once, when the owner
     /// authorized exactly `spec` here and it names the peer as a serving party. Returns the
     /// owner; the use is spent.
@@ -199,6 +210,17 @@ mod tests {
         assert_eq!(g.take_release(&s).unwrap(), "alice");
         // Replayed: spent (and the spent grant is gone).
         assert!(g.take_release(&s).unwrap_err().contains("no authorization"));
+    }
+
+    #[test]
+    fn only_the_owner_withdraws_an_authorization() {
+        let g = Grants::new(0, GRANT_TTL);
+        let s = spec(ServeAt::P1);
+        g.authorize("alice", s.clone()).unwrap();
+        assert!(!g.cancel("bob", s.deploy));
+        assert!(g.cancel("alice", s.deploy));
+        assert!(g.take_release(&s).unwrap_err().contains("no authorization"));
+        assert!(!g.cancel("alice", s.deploy));
     }
 
     #[test]

@@ -110,6 +110,18 @@ impl Server {
         Ok(Reply::DeployAuthorized { deploy })
     }
 
+    /// `ClientRequest::DeployCancel`: withdraws `owner`'s authorization `deploy` here.
+    pub(super) fn cancel_deploy(&self, owner: &str, deploy: EntryId) -> Result<Reply> {
+        if self.grants.cancel(owner, deploy) {
+            tracing::info!("{owner} withdrew deployment {deploy}");
+            Ok(Reply::Done)
+        } else {
+            Err(ServerError::NotFound(format!(
+                "no open authorization of deployment {deploy} by you"
+            )))
+        }
+    }
+
     /// `ClientRequest::DeployStart`: fetches the peer's share, reconstructs, compiles, persists
     /// and registers the model under the authorized name.
     pub(super) async fn start_deploy(&self, owner: &str, deploy: EntryId) -> Result<Reply> {
@@ -173,22 +185,26 @@ impl Server {
                     let w = out.recv_ring(rows as usize, cols as usize).await?;
                     Ok(Ok(Share::from_ring(w)))
                 }
-                PeerReply::Refused(why) => Ok(Err(ServerError::Peer(format!(
-                    "the peer refused to send its share: {why}"
-                )))),
-                other => Ok(Err(ServerError::Peer(format!(
-                    "the peer answered {other:?} for a share of {} x {} at {} fractional bits",
-                    m.rows,
-                    m.cols,
-                    m.frac_bits.get()
-                )))),
+                PeerReply::Refused(why) => {
+                    Ok(Err(format!("the peer refused to send its share: {why}")))
+                }
+                other => Err(mpc::MpcError::Malformed {
+                    reason: format!(
+                        "the peer answered {other:?} for a share of {} x {} at {} fractional bits",
+                        m.rows,
+                        m.cols,
+                        m.frac_bits.get()
+                    ),
+                }),
             }
         }
         .await;
         drop(out);
         match r {
-            Ok(x) => x,
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(why)) => Err(ServerError::Peer(why)),
             Err(e) => {
+                // Out of step (or failed): the link is dropped and re-established.
                 self.drop_peer(&pl).await;
                 Err(ServerError::PeerLink(e))
             }
