@@ -23,6 +23,12 @@
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
 //!
+//! Deploying a trained ST-GCN (`crate::server` module `deploy` has the sequence): the owner sends
+//! `Deploy(DeploySpec)` to each party (`DeployAuthorized`), then `DeployStart` to each serving
+//! party (`Deployed`), which sends `PeerRequest::DeployShare` to the other party and receives
+//! `PeerReply::DeployShare` and the share's words; `DeployCancel` withdraws an unused
+//! authorization. `RevealModel` is `Reveal` with the entry's [`ModelMeta`] in the reply.
+//!
 //! # Peer link (mutual TLS with pinned certificates, see [`crate::transport`])
 //!
 //! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash

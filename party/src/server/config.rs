@@ -34,7 +34,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InferenceConfig {
-    /// Served models.
+    /// Served models (may be empty: models deployed by their owners with `party deploy` are
+    /// added while serving, see `server::deploy`).
     #[serde(default)]
     pub models: Vec<ServedModelConfig>,
     /// Largest total size of one session's evaluation keys (bytes, as uploaded). Unset (the

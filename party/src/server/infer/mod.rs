@@ -1,7 +1,9 @@
 //! The party's encrypted-inference endpoint (CryptoGCN, Ran et al., NeurIPS 2022, served): it
 //! compiles the configured ST-GCN models for CKKS at start-up ([`hegcn::HeStgcn`], level planner
-//! choosing the 128-bit preset), accepts a client's evaluation keys once per session, evaluates
-//! the network on the client's ciphertexts and returns encrypted logits.
+//! choosing the 128-bit preset) and deployed ones while serving
+//! ([`InferenceService::register`]: the registry is live, no restart), accepts a client's
+//! evaluation keys once per session, evaluates the network on the client's ciphertexts and
+//! returns encrypted logits.
 //!
 //! Security: the party never receives a secret key (only the relinearization key and the Galois
 //! keys the model's rotations need, each validated against the parameters with its declared
