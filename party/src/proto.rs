@@ -695,6 +695,58 @@ mod tests {
     }
 
     #[test]
+    fn deploy_messages_round_trip_and_serving_parties_parse() {
+        let spec = DeploySpec {
+            deploy: EntryId::random(),
+            job: EntryId::random(),
+            name: "net".into(),
+            serve: ServeAt::Both,
+            packing: Some("ama".into()),
+        };
+        let msgs = [
+            ClientRequest::Deploy(spec.clone()),
+            ClientRequest::DeployStart {
+                deploy: spec.deploy,
+            },
+            ClientRequest::DeployCancel {
+                deploy: spec.deploy,
+            },
+            ClientRequest::RevealModel { job: spec.job },
+        ];
+        for r in msgs {
+            let b = mpc::net::encode_message(&r).unwrap();
+            assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+        }
+        let p = PeerRequest::DeployShare(spec);
+        let b = mpc::net::encode_message(&p).unwrap();
+        assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
+        let r = Reply::ModelShareMeta {
+            rows: 3,
+            cols: 1,
+            frac_bits: mpc::FracBits::new(20).unwrap(),
+            model: Some(ModelMeta::Stgcn {
+                config_json: "{}".into(),
+            }),
+        };
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+        for (text, want) in [
+            ("p0", ServeAt::P0),
+            ("P1", ServeAt::P1),
+            ("both", ServeAt::Both),
+        ] {
+            assert_eq!(text.parse::<ServeAt>().unwrap(), want);
+        }
+        assert!("p2"
+            .parse::<ServeAt>()
+            .unwrap_err()
+            .contains("p0, p1 or both"));
+        assert_eq!(ServeAt::Both.roles(), vec![0, 1]);
+        assert_eq!(ServeAt::P1.roles(), vec![1]);
+        assert!(ServeAt::P0.serves(0) && !ServeAt::P0.serves(1));
+    }
+
+    #[test]
     fn entry_ids_print_and_parse() {
         let id = EntryId::random();
         assert_eq!(EntryId::parse(&id.to_string()), Some(id));

@@ -386,3 +386,32 @@ fn server_replies_are_sanitized_with_the_session_public_key() {
 fn extra_garbage() -> Vec<u8> {
     vec![0xAB; 64]
 }
+
+/// A model registered while serving (a deployment) is listed and announced at once; an unset
+/// `max_key_bytes` grows from 0 (no model) to what it needs, a configured one stays; a name
+/// cannot be registered twice.
+#[test]
+fn registering_a_model_while_serving_updates_the_registry_and_the_key_bound() {
+    let (m, mut limits) = tiny();
+    limits.max_key_bytes = None;
+    let svc = InferenceService::with_models(&limits, vec![], Duration::from_secs(5)).unwrap();
+    assert!(svc.models().is_empty());
+    assert_eq!(svc.max_key_bytes(), 0);
+    svc.check_free("tiny").unwrap();
+    let need = m.key_bytes();
+    let sm = svc.register(m).unwrap();
+    assert_eq!(svc.max_key_bytes(), need + need / 64);
+    assert_eq!(sm.info().max_key_bytes, need + need / 64);
+    assert_eq!(svc.models().keys().collect::<Vec<_>>(), ["tiny"]);
+    assert!(svc
+        .check_free("tiny")
+        .unwrap_err()
+        .contains("served already"));
+    let (again, _) = tiny();
+    assert!(matches!(svc.register(again), Err(InferenceError::Config(e)) if e.contains("tiny")));
+    // A configured bound is kept as set.
+    let (m, limits) = tiny();
+    let svc = InferenceService::with_models(&limits, vec![], Duration::from_secs(5)).unwrap();
+    svc.register(m).unwrap();
+    assert_eq!(svc.max_key_bytes(), 1 << 30);
+}
