@@ -513,15 +513,16 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
     ]));
     assert!(out.contains("preset N14_L7_S40_128BIT"), "{out}");
     assert!(out.contains(": agrees"), "{out}");
-    let number = |after: &str, end: char| -> f64 {
+    // The number right after `after` (up to white space or ';').
+    let number = |after: &str| -> f64 {
         out.split(after)
             .nth(1)
-            .and_then(|r| r.split(end).next())
+            .and_then(|r| r.split([';', ' ', '\n']).next())
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {after:?} in {out}"))
+            .unwrap_or_else(|| panic!("no number after {after:?} in {out}"))
     };
-    let sd = number("logit error of sd ", ' ');
-    let err = number("max |logit error| = ", ';');
+    let sd = number("logit error of sd ");
+    let err = number("max |logit error| = ");
     assert!(sd > 0.0 && sd <= 5e-5 && err <= 1e-6 + 8.0 * sd, "{out}");
     let best = infer::top_k(&plain_logits(&model, &x), 1)[0];
     let names = ["wave", "sit", "jump", "walk"];
