@@ -6,6 +6,9 @@
 //! he-infer --client client.toml --model mocap15 --dataset mocap15 --index 7 [--repeat 3]
 //! ```
 //!
+//! `--model` names a model the party serves: one configured in its `[inference]` section or one
+//! its owner deployed with `party deploy` (the same format, the same announcement).
+//!
 //! The client makes a fresh CKKS secret key, uploads the relinearization and Galois keys once
 //! (seed-compressed, streamed while they are generated), encrypts the sequence under the
 //! parameters and layout the party announces (checked against the client's own list of 128-bit

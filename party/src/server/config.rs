@@ -480,6 +480,8 @@ max_connections_per_client = 8   # connections of one client at once
 # lockstep_mib = 3072             # working memory per pass: AMA nodes sharing each encoded weight
 # flood_bits = 0                 # noise flood of the returned logits: 2^flood_bits × 2Δ·eval_error_bound
 # eval_error_bound = 0.000244140625   # bound on the logits' evaluation error (sizes the flood)
+# Models listed here are served from the start; an owner's `party deploy` adds a 2PC-trained one
+# while the party runs (kept in data_dir/deployed/ and served again after a restart).
 # [[inference.models]]
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it
