@@ -89,7 +89,16 @@ fn frac_bits() -> mpc::FracBits {
 /// Splits `m`'s column into two additive shares (OS randomness) and stores one at each
 /// party as `owner`'s committed ST-GCN model entry, as a training job would; returns its id.
 fn store_shared_model(c: &Cluster, owner: &str, m: &StGcn) -> EntryId {
-    let col = party::model_file::stgcn_column(m);
+    store_shared_column(
+        c,
+        owner,
+        party::model_file::stgcn_column(m),
+        &m.config_json().unwrap(),
+    )
+}
+
+/// Stores `col` as `owner`'s shared ST-GCN entry under the configuration `config_json`.
+fn store_shared_column(c: &Cluster, owner: &str, col: Vec<f64>, config_json: &str) -> EntryId {
     let n = col.len();
     let x = Array2::from_shape_vec((n, 1), col).unwrap();
     let ring = mpc::FixedPoint::new(frac_bits())
@@ -97,7 +106,6 @@ fn store_shared_model(c: &Cluster, owner: &str, m: &StGcn) -> EntryId {
         .unwrap();
     let shares = mpc::share::share(&ring.view(), &mut mpc::share::os_rng());
     let job = EntryId::random();
-    let config_json = m.config_json().unwrap();
     for (id, s) in shares.iter().enumerate() {
         let bytes = party::store::matrix_bytes(s);
         let manifest = Manifest {
@@ -118,7 +126,7 @@ fn store_shared_model(c: &Cluster, owner: &str, m: &StGcn) -> EntryId {
             appended: Vec::new(),
             tensor: None,
             model: Some(ModelMeta::Stgcn {
-                config_json: config_json.clone(),
+                config_json: config_json.into(),
             }),
         };
         let store = Store::open(&c.dir.join(format!("p{id}/data"))).unwrap();
@@ -282,6 +290,25 @@ async fn deploying_to_p0_serves_the_model_and_reveal_writes_its_files() {
         served[0].key_bytes + served[0].key_bytes / 64
     );
     assert!(c.log_text(1).contains("sent this party's share of model"));
+    // An entry whose column does not fit its configuration is refused at the serving party,
+    // naming both lengths (and the owner's reveal refuses it too).
+    let mut short = party::model_file::stgcn_column(&model);
+    short.pop();
+    let n = short.len();
+    let bad = store_shared_column(&c, "alice", short, &model.config_json().unwrap());
+    let lengths = format!(
+        "model column has {n} values, the configuration's tensors take {}",
+        n + 1
+    );
+    assert_refused(
+        deploy::deploy(&mut a0, &mut a1, bad, "bad", ServeAt::P0, None).await,
+        ErrorCode::BadRequest,
+        &lengths,
+    );
+    match deploy::reveal(&mut a0, &mut a1, bad).await {
+        Err(ClientError::ModelFile(e)) => assert!(e.to_string().contains(&lengths), "{e}"),
+        other => panic!("{other:?}"),
+    }
     // The name is taken now.
     assert_refused(
         deploy::deploy(&mut a0, &mut a1, job, "net", ServeAt::P0, None).await,
