@@ -559,3 +559,35 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
         assert!(c.log_text(id).contains("serving model \"net\" (deployed)"));
     }
 }
+
+/// The committed Mocap-15 poly model (STGCN-3-128 / 4) as a shared entry: `party reveal`
+/// writes files that load to the same tensors within half a fixed-point unit.
+#[test]
+fn reveal_writes_the_committed_mocap15_model_in_the_inference_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), 30, 1 << 30);
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/models/mocap15-stgcn3x128-d4-poly");
+    let model = party::model_file::read_files(&base).unwrap();
+    let job = store_shared_model(&c, "alice", &model).to_string();
+    let out = tmp.path().join("mocap15");
+    run_ok(Command::new(PARTY).args([
+        "reveal",
+        "--p0",
+        &c.client[0].to_string(),
+        "--p0-cert",
+        c.cert(0).to_str().unwrap(),
+        "--p1",
+        &c.client[1].to_string(),
+        "--p1-cert",
+        c.cert(1).to_str().unwrap(),
+        "--token",
+        ALICE,
+        &job,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let back = party::model_file::read_files(&out).unwrap();
+    assert_tensors_close(&back, &model);
+    assert_eq!(back.config_json().unwrap(), model.config_json().unwrap());
+}
