@@ -591,3 +591,29 @@ fn reveal_writes_the_committed_mocap15_model_in_the_inference_format() {
     assert_tensors_close(&back, &model);
     assert_eq!(back.config_json().unwrap(), model.config_json().unwrap());
 }
+
+/// Deploying the committed Mocap-15 poly model (STGCN-3-128 / 4): P0 compiles it at the preset
+/// the level planner picks for a configured copy (`N15_L17_S40_128BIT`) and announces it (the
+/// weights are encoded lazily per request, so this takes well under a second; no inference is
+/// run: minutes at N = 2^15, see `he_infer.rs`). The time the deployment took is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploying_the_committed_mocap15_model_compiles_it_at_n15() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::with_sections(tmp.path(), 120, 1 << 30, [INFERENCE, ""]);
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/models/mocap15-stgcn3x128-d4-poly");
+    let model = party::model_file::read_files(&base).unwrap();
+    let job = store_shared_model(&c, "alice", &model);
+    let (mut a0, mut a1) = clients(&c, ALICE).await;
+    let t0 = std::time::Instant::now();
+    let served = deploy::deploy(&mut a0, &mut a1, job, "mocap15", ServeAt::P0, None)
+        .await
+        .unwrap();
+    eprintln!("deployed in {:.2}s: {served:?}", t0.elapsed().as_secs_f64());
+    assert_eq!(served[0].preset, "N15_L17_S40_128BIT");
+    let info = InferClient::new(c.client(0, BOB).await.unwrap())
+        .model_info("mocap15")
+        .await
+        .unwrap();
+    assert_eq!(info.class_names, model.config().class_names);
+}
