@@ -9,6 +9,41 @@ use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
 use mpc::trunc::Truncation;
 
+/// The ring words (8 bytes each) one party stores for `reqs`: masks, matrix triples `(U, V, Z)`
+/// (`V, Z` only against a registered mask, whose `U` is the mask), elementwise triples
+/// `(a, b, c)` and AND triples (three words per word).
+pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
+    let mut masks = std::collections::HashMap::new();
+    let mut words = 0usize;
+    for r in reqs {
+        words += match r {
+            TripleRequest::Mask { id, rows, cols } => {
+                masks.insert(*id, *cols);
+                rows * cols
+            }
+            TripleRequest::Matmul { lhs, cols } => match lhs {
+                Lhs::Fresh { rows, inner } => rows * inner + inner * cols + rows * cols,
+                Lhs::Mask {
+                    id,
+                    rows,
+                    transpose,
+                } => {
+                    let mcols = masks.get(id).copied().unwrap_or(0);
+                    let (out, inner) = if *transpose {
+                        (mcols, rows.len())
+                    } else {
+                        (rows.len(), mcols)
+                    };
+                    inner * cols + out * cols
+                }
+            },
+            TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
+            TripleRequest::And { words } => 3 * words,
+        };
+    }
+    words as u64
+}
+
 /// A tensor that is only a shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanTensor(pub (usize, usize));

@@ -84,6 +84,7 @@ async fn act_back<B: Backend>(
 
 /// Backward of one block from the gradient of its output; returns the input gradient (if
 /// `need_dx`).
+#[allow(clippy::too_many_arguments)] // the block's tape, maps, params and the gradient sink
 async fn block_back<B: Backend>(
     b: &mut B,
     p: &[B::Tensor],
