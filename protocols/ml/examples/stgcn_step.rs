@@ -8,7 +8,7 @@ use ml::backend::{preprocessing_words, Plain, Shared};
 use ml::models::stgcn::{self, StgcnHyper, StgcnShape, StgcnState};
 use mpc::net::mem_pair;
 use mpc::share::{os_rng, reconstruct, share};
-use mpc::triples::{dealer, TripleSource};
+use mpc::triples::{dealer, TripleRequest, TripleSource};
 use mpc::trunc::Truncation;
 use mpc::{FixedPoint, FracBits, Role, Share};
 use ndarray::Array2;
@@ -69,8 +69,17 @@ async fn main() -> Res {
     // Preprocessing of one step (plus the one-off input normalisation).
     let mut reqs = stgcn::plan_prepare_with(&shape, batch, mode).await?;
     let prep_words = preprocessing_words(&reqs);
-    let step_reqs = stgcn::plan_steps_with(&shape, batch, &[rows.clone()], &hyper, mode).await?;
+    let step_reqs =
+        stgcn::plan_steps_with(&shape, batch, std::slice::from_ref(&rows), &hyper, mode).await?;
     let step_words = preprocessing_words(&step_reqs);
+    let kind = |k: fn(&TripleRequest) -> bool| {
+        let sel: Vec<TripleRequest> = step_reqs.iter().filter(|r| k(r)).cloned().collect();
+        preprocessing_words(&sel) as f64 * 8e-6
+    };
+    let (mm, ew) = (
+        kind(|r| matches!(r, TripleRequest::Matmul { .. })),
+        kind(|r| matches!(r, TripleRequest::Elementwise { .. })),
+    );
     reqs.extend(step_reqs);
     let fp = FixedPoint::new(FracBits::new(frac)?);
     let t = Instant::now();
@@ -141,6 +150,7 @@ async fn main() -> Res {
         step_words as f64 * 8e-6,
         prep_words as f64 * 8e-6
     );
+    println!("  of which        {mm:.1} MB matrix triples, {ew:.1} MB elementwise triples");
     println!("truncations/step  {}", b0.truncations());
     println!("logits[0]         {:?}", logits.row(0));
     println!("max |param secure − twin| after one step: {diff:.2e}");

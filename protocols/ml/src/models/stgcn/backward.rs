@@ -3,8 +3,8 @@
 //! column sums of `g ⊙ x` for BN scales). Gradients are sums over the batch (the loss gradient
 //! is `P − Y`, the `1/|B|` is applied in the update).
 
-use super::forward::{ActTape, BlockTape, ResTape, Tape};
-use super::layers::BlockMaps;
+use super::forward::{ActTape, BlockTape, FoldTape, ResTape, Tape};
+use super::layers::{BlockMaps, FoldMaps};
 use super::shape::{BlockShape, Residual, StgcnShape};
 use crate::backend::{Backend, IndexMap};
 use crate::error::Result;
@@ -37,17 +37,41 @@ async fn affine_back<B: Backend>(
     Ok((dx, dw, db))
 }
 
-/// Backward of the BN affine `s ⊙ x + t`: `(dx, ds, dt)`.
-async fn bn_back<B: Backend>(
+/// A BN-folded convolution `x·(W ⊙ S_w) + b ⊙ S_b`, then `+ t` (for the GCN after the
+/// aggregation): parameter indices `[W, b, s, t]`, its input and tape.
+struct Conv<'a, T> {
+    idx: [usize; 4],
+    x: &'a T,
+    fold: &'a FoldTape<T>,
+    fm: &'a FoldMaps,
+}
+
+/// Backward of a [`Conv`] from the gradient `g_conv` of the conv output (rows broadcast by
+/// `b_map`): the input gradient (if `need_dx`), and the gradients of `W`, `b`, `s` into
+/// `grads`: `dW = dW' ⊙ S_w`, `db = db' ⊙ S_b`, `ds = Σ_cols(W ⊙ dW') + Σ_cols(b ⊙ db')`.
+/// The shift's gradient is the caller's (it sits after the aggregation for the GCN).
+async fn conv_back<B: Backend>(
     b: &mut B,
-    x: &B::Tensor,
-    sb: &B::Tensor,
-    g: &B::Tensor,
-    bcast: &IndexMap,
-) -> Result<(B::Tensor, B::Tensor, B::Tensor)> {
-    let gx = b.mul(g, x, 0).await?;
-    let dx = b.mul(g, sb, 0).await?;
-    Ok((dx, b.scatter_add(&gx, bcast)?, b.scatter_add(g, bcast)?))
+    p: &[B::Tensor],
+    c: Conv<'_, B::Tensor>,
+    (g_conv, b_map): (&B::Tensor, &IndexMap),
+    grads: &mut [Option<B::Tensor>],
+    need_dx: bool,
+) -> Result<Option<B::Tensor>> {
+    let [w, bias, s, _] = c.idx;
+    let (dx, dws, dbs) = affine_back(b, c.x, &c.fold.w, g_conv, b_map, need_dx).await?;
+    let dw = b.mul(&dws, &c.fold.sw, 0).await?;
+    put(b, grads, w, dw)?;
+    let db = b.mul(&dbs, &c.fold.sb, 0).await?;
+    put(b, grads, bias, db)?;
+    let wd = b.mul(&p[w], &dws, 0).await?;
+    let bd = b.mul(&p[bias], &dbs, 0).await?;
+    let ds = b.add(
+        &b.scatter_add(&wd, &c.fm.weight)?,
+        &b.scatter_add(&bd, &c.fm.bias)?,
+    )?;
+    put(b, grads, s, ds)?;
+    Ok(dx)
 }
 
 /// Backward of an activation site; polynomial coefficient gradients go to `grads`.
@@ -97,35 +121,45 @@ async fn block_back<B: Backend>(
 ) -> Result<Option<B::Tensor>> {
     let gs = act_back(b, blk, m, 1, &t.act[1], g, grads).await?;
     let dx_res = match (&t.res, blk.residual) {
-        (ResTape::Conv { xs, r, sr }, Residual::Conv { weight, bias, bn }) => {
-            let (gr, ds, dt) = bn_back(b, r, sr, &gs, &m.bcast_out).await?;
-            put(b, grads, bn.scale, ds)?;
-            put(b, grads, bn.shift, dt)?;
-            let (dxs, dw, db) = affine_back(b, xs, &p[weight], &gr, &m.bcast_out, need_dx).await?;
-            put(b, grads, weight, dw)?;
-            put(b, grads, bias, db)?;
+        (ResTape::Conv { xs, fold }, Residual::Conv { weight, bias, bn }) => {
+            put(b, grads, bn.shift, b.scatter_add(&gs, &m.bcast_out)?)?;
+            let fm = m.fold_res.as_ref().expect("conv residual maps");
+            let idx = [weight, bias, bn.scale, bn.shift];
+            let conv = Conv {
+                idx,
+                x: xs,
+                fold,
+                fm,
+            };
+            let dxs = conv_back(b, p, conv, (&gs, &m.bcast_out), grads, need_dx).await?;
             let map = m.stride_rows.as_ref().expect("conv residual map");
             dxs.map(|d| b.scatter_add(&d, map)).transpose()?
         }
         (ResTape::Identity, _) => Some(gs.clone()),
         _ => None,
     };
-    let (gtc, ds2, dt2) = bn_back(b, &t.tc, &t.s2, &gs, &m.bcast_out).await?;
-    put(b, grads, blk.bn2.scale, ds2)?;
-    put(b, grads, blk.bn2.shift, dt2)?;
-    let (dcol, dw, db) = affine_back(b, &t.col, &p[blk.tcn_w], &gtc, &m.bcast_out, true).await?;
-    put(b, grads, blk.tcn_w, dw)?;
-    put(b, grads, blk.tcn_b, db)?;
+    put(b, grads, blk.bn2.shift, b.scatter_add(&gs, &m.bcast_out)?)?;
+    let idx = [blk.tcn_w, blk.tcn_b, blk.bn2.scale, blk.bn2.shift];
+    let conv = Conv {
+        idx,
+        x: &t.col,
+        fold: &t.tcn,
+        fm: &m.fold_tcn,
+    };
+    let dcol = conv_back(b, p, conv, (&gs, &m.bcast_out), grads, true).await?;
     let gh = b.scatter_add(&dcol.expect("requested"), &m.unfold)?;
     let gz1 = act_back(b, blk, m, 0, &t.act[0], &gh, grads).await?;
-    let (gy, ds1, dt1) = bn_back(b, &t.y, &t.s1, &gz1, &m.bcast_in).await?;
-    put(b, grads, blk.bn1.scale, ds1)?;
-    put(b, grads, blk.bn1.shift, dt1)?;
-    let gstack = b.linear_public(&gy, &m.aggregate_t).await?;
+    put(b, grads, blk.bn1.shift, b.scatter_add(&gz1, &m.bcast_in)?)?;
+    let gstack = b.linear_public(&gz1, &m.aggregate_t).await?;
     let gu = b.scatter_add(&gstack, &m.stack)?;
-    let (dx, dw, db) = affine_back(b, &t.x, &p[blk.gcn_w], &gu, &m.bcast_gcn, need_dx).await?;
-    put(b, grads, blk.gcn_w, dw)?;
-    put(b, grads, blk.gcn_b, db)?;
+    let idx = [blk.gcn_w, blk.gcn_b, blk.bn1.scale, blk.bn1.shift];
+    let conv = Conv {
+        idx,
+        x: &t.x,
+        fold: &t.gcn,
+        fm: &m.fold_gcn,
+    };
+    let dx = conv_back(b, p, conv, (&gu, &m.bcast_gcn), grads, need_dx).await?;
     match (dx, dx_res) {
         (Some(a), Some(r)) => Ok(Some(b.add(&a, &r)?)),
         (a, _) => Ok(a),
