@@ -114,6 +114,15 @@ pub trait Backend: Send {
         extra_shift: u32,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
 
+    /// `scatter_add(A · B, map)` truncated once, after the sum (a transposed convolution's
+    /// input gradient: one truncation per input entry instead of one per unfolded entry).
+    fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
     /// A public matrix as a tensor (local; on shares P0 holds its encoding and P1 zero).
     fn constant(&self, x: &Array2<f64>) -> Result<Self::Tensor>;
 

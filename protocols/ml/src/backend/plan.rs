@@ -241,6 +241,25 @@ impl Backend for Plan {
         Ok(*a)
     }
 
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.0, b.0)?;
+        map.check("matmul_scatter", (a.0 .0, b.0 .1), true)?;
+        self.requests.push(TripleRequest::Matmul {
+            lhs: Lhs::Fresh {
+                rows: a.0 .0,
+                inner: a.0 .1,
+            },
+            cols: b.0 .1,
+        });
+        self.truncate(map.in_dim());
+        Ok(PlanTensor(map.in_dim()))
+    }
+
     fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {
         Ok(PlanTensor(x.dim()))
     }

@@ -211,6 +211,24 @@ impl<C: Channel> Backend for Shared<C> {
         self.trunc(&p, extra_shift).await
     }
 
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.dim(), b.dim())?;
+        map.check("matmul_scatter", (a.dim().0, b.dim().1), true)?;
+        let lhs = Lhs::Fresh {
+            rows: a.dim().0,
+            inner: a.dim().1,
+        };
+        let t = self.pre.next_matmul(&lhs, b.dim().1)?;
+        let p = online::matmul(&mut self.ch, self.role, a, b, t).await?;
+        let summed = self.scatter_add(&p, map)?;
+        self.trunc(&summed, 0).await
+    }
+
     fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {
         Ok(Share::of_public(
             self.role,

@@ -18,21 +18,22 @@ fn put<B: Backend>(b: &B, grads: &mut [Option<B::Tensor>], i: usize, g: B::Tenso
     Ok(())
 }
 
-/// Backward of `x·W + b`: `(dx, dW, db)`; `dx` only if `need_dx`.
+/// Backward of `x·W + b`: `(dx, dW, db)`; `dx` only if `need_dx`, scattered back by
+/// `dx_map` (if `x` was a gather) before its one truncation.
 async fn affine_back<B: Backend>(
     b: &mut B,
-    x: &B::Tensor,
-    w: &B::Tensor,
+    (x, w): (&B::Tensor, &B::Tensor),
     g: &B::Tensor,
-    bcast: &IndexMap,
+    (bcast, dx_map): (&IndexMap, Option<&IndexMap>),
     need_dx: bool,
 ) -> Result<(Option<B::Tensor>, B::Tensor, B::Tensor)> {
     let dw = b.matmul(&b.transpose(x), g, 0).await?;
     let db = b.scatter_add(g, bcast)?;
-    let dx = if need_dx {
-        Some(b.matmul(g, &b.transpose(w), 0).await?)
-    } else {
-        None
+    let wt = b.transpose(w);
+    let dx = match (need_dx, dx_map) {
+        (false, _) => None,
+        (true, None) => Some(b.matmul(g, &wt, 0).await?),
+        (true, Some(map)) => Some(b.matmul_scatter(g, &wt, map).await?),
     };
     Ok((dx, dw, db))
 }
@@ -44,6 +45,8 @@ struct Conv<'a, T> {
     x: &'a T,
     fold: &'a FoldTape<T>,
     fm: &'a FoldMaps,
+    /// The gather that made `x` (unfolding, strided rows), if any.
+    x_map: Option<&'a IndexMap>,
 }
 
 /// Backward of a [`Conv`] from the gradient `g_conv` of the conv output (rows broadcast by
@@ -59,7 +62,8 @@ async fn conv_back<B: Backend>(
     need_dx: bool,
 ) -> Result<Option<B::Tensor>> {
     let [w, bias, s, _] = c.idx;
-    let (dx, dws, dbs) = affine_back(b, c.x, &c.fold.w, g_conv, b_map, need_dx).await?;
+    let maps = (b_map, c.x_map);
+    let (dx, dws, dbs) = affine_back(b, (c.x, &c.fold.w), g_conv, maps, need_dx).await?;
     let dw = b.mul(&dws, &c.fold.sw, 0).await?;
     put(b, grads, w, dw)?;
     let db = b.mul(&dbs, &c.fold.sb, 0).await?;
@@ -125,15 +129,15 @@ async fn block_back<B: Backend>(
             put(b, grads, bn.shift, b.scatter_add(&gs, &m.bcast_out)?)?;
             let fm = m.fold_res.as_ref().expect("conv residual maps");
             let idx = [weight, bias, bn.scale, bn.shift];
+            let x_map = m.stride_rows.as_ref();
             let conv = Conv {
                 idx,
                 x: xs,
                 fold,
                 fm,
+                x_map,
             };
-            let dxs = conv_back(b, p, conv, (&gs, &m.bcast_out), grads, need_dx).await?;
-            let map = m.stride_rows.as_ref().expect("conv residual map");
-            dxs.map(|d| b.scatter_add(&d, map)).transpose()?
+            conv_back(b, p, conv, (&gs, &m.bcast_out), grads, need_dx).await?
         }
         (ResTape::Identity, _) => Some(gs.clone()),
         _ => None,
@@ -145,9 +149,10 @@ async fn block_back<B: Backend>(
         x: &t.col,
         fold: &t.tcn,
         fm: &m.fold_tcn,
+        x_map: Some(&m.unfold),
     };
-    let dcol = conv_back(b, p, conv, (&gs, &m.bcast_out), grads, true).await?;
-    let gh = b.scatter_add(&dcol.expect("requested"), &m.unfold)?;
+    let gh = conv_back(b, p, conv, (&gs, &m.bcast_out), grads, true).await?;
+    let gh = gh.expect("requested");
     let gz1 = act_back(b, blk, m, 0, &t.act[0], &gh, grads).await?;
     put(b, grads, blk.bn1.shift, b.scatter_add(&gz1, &m.bcast_in)?)?;
     let gstack = b.linear_public(&gz1, &m.aggregate_t).await?;
@@ -158,6 +163,7 @@ async fn block_back<B: Backend>(
         x: &t.x,
         fold: &t.gcn,
         fm: &m.fold_gcn,
+        x_map: None,
     };
     let dx = conv_back(b, p, conv, (&gu, &m.bcast_gcn), grads, need_dx).await?;
     match (dx, dx_res) {
@@ -177,15 +183,8 @@ pub(crate) async fn backward<B: Backend>(
 ) -> Result<Vec<B::Tensor>> {
     let mut grads: Vec<Option<B::Tensor>> = vec![None; params.len()];
     let maps = &tape.maps;
-    let (dp, dw, db) = affine_back(
-        b,
-        &tape.pooled,
-        &params[shape.fc_w],
-        g,
-        &maps.bcast_classes,
-        true,
-    )
-    .await?;
+    let fc = (&tape.pooled, &params[shape.fc_w]);
+    let (dp, dw, db) = affine_back(b, fc, g, (&maps.bcast_classes, None), true).await?;
     put(b, &mut grads, shape.fc_w, dw)?;
     put(b, &mut grads, shape.fc_b, db)?;
     let mut gh = b
