@@ -25,9 +25,12 @@
 //!
 //! # Preprocessing
 //! Measured with `examples/stgcn_step.rs` (Mocap-15 STGCN-3-128/4 poly, batch 16): one step
-//! asks for about 238 MB of triples per party (132 MB matrix, 105 MB elementwise), so a job
-//! runs the offline phase in chunks of steps ([`plan_steps`] per chunk). The largest items are
-//! the temporal convolutions' unfolded inputs (`(n·T·V) × 9C`).
+//! truncates about 9.5 M values and asks for about 238 MB of triples per party with local
+//! truncation (132 MB matrix, 105 MB elementwise), 464 MB with exact truncation (one
+//! elementwise triple per truncated value), so a job runs the offline phase in chunks of steps
+//! ([`plan_steps`] per chunk). The largest items are the temporal convolutions' unfolded
+//! inputs (`(n·T·V) × 9C`, fresh matrix triples in the forward product and the weight
+//! gradient).
 //!
 //! # What is frozen, and why
 //! * **Edge importance** `E_k` is frozen at the starting model's values: the aggregation's
