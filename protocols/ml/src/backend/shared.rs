@@ -79,6 +79,12 @@ impl<C: Channel> Shared<C> {
         &self.ch
     }
 
+    /// Appends the next chunk of preprocessing (made from the plan of the next steps) after what
+    /// is left, so the offline phase can run in chunks of steps to bound memory.
+    pub fn add_preprocessing(&mut self, pre: Preprocessing) {
+        self.pre.extend(pre);
+    }
+
     /// Whether all preprocessing has been consumed.
     pub fn preprocessing_drained(&self) -> bool {
         self.pre.is_drained()
