@@ -3,11 +3,46 @@
 //! (for the whole-run truncation failure bound). With [`Truncation::Exact`] every truncation adds
 //! its elementwise triple right after the product it follows, as [`super::Shared`] consumes it.
 
-use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
+use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
 use crate::error::Result;
 use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
 use mpc::trunc::Truncation;
+
+/// The ring words (8 bytes each) one party stores for `reqs`: masks, matrix triples `(U, V, Z)`
+/// (`V, Z` only against a registered mask, whose `U` is the mask), elementwise triples
+/// `(a, b, c)` and AND triples (three words per word).
+pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
+    let mut masks = std::collections::HashMap::new();
+    let mut words = 0usize;
+    for r in reqs {
+        words += match r {
+            TripleRequest::Mask { id, rows, cols } => {
+                masks.insert(*id, *cols);
+                rows * cols
+            }
+            TripleRequest::Matmul { lhs, cols } => match lhs {
+                Lhs::Fresh { rows, inner } => rows * inner + inner * cols + rows * cols,
+                Lhs::Mask {
+                    id,
+                    rows,
+                    transpose,
+                } => {
+                    let mcols = masks.get(id).copied().unwrap_or(0);
+                    let (out, inner) = if *transpose {
+                        (mcols, rows.len())
+                    } else {
+                        (rows.len(), mcols)
+                    };
+                    inner * cols + out * cols
+                }
+            },
+            TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
+            TripleRequest::And { words } => 3 * words,
+        };
+    }
+    words as u64
+}
 
 /// A tensor that is only a shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,5 +239,58 @@ impl Backend for Plan {
         });
         self.truncate(a.0);
         Ok(*a)
+    }
+
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.0, b.0)?;
+        map.check("matmul_scatter", (a.0 .0, b.0 .1), true)?;
+        self.requests.push(TripleRequest::Matmul {
+            lhs: Lhs::Fresh {
+                rows: a.0 .0,
+                inner: a.0 .1,
+            },
+            cols: b.0 .1,
+        });
+        self.truncate(map.in_dim());
+        Ok(PlanTensor(map.in_dim()))
+    }
+
+    fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {
+        Ok(PlanTensor(x.dim()))
+    }
+
+    fn gather(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("gather", t.0, false)?;
+        Ok(PlanTensor(map.out_dim()))
+    }
+
+    fn scatter_add(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("scatter_add", t.0, true)?;
+        Ok(PlanTensor(map.in_dim()))
+    }
+
+    async fn linear_public(
+        &mut self,
+        t: &Self::Tensor,
+        map: &PublicLinear,
+    ) -> Result<Self::Tensor> {
+        map.check("linear_public", t.0)?;
+        let out = (map.dim().0, t.0 .1);
+        self.truncate(out);
+        Ok(PlanTensor(out))
+    }
+
+    async fn scale(&mut self, t: &Self::Tensor, _c: f64) -> Result<Self::Tensor> {
+        self.truncate(t.0);
+        Ok(*t)
+    }
+
+    async fn square(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        self.mul(t, t, 0).await
     }
 }
