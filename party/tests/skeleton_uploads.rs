@@ -95,6 +95,19 @@ async fn skeleton_sets_upload_with_their_tensor_and_appends_must_match_it() {
     let mut alice = c.client(0, ALICE).await.unwrap();
     let listed = alice.list().await.unwrap();
     assert_eq!(listed[0].tensor_dims, Some([3, 4, 15, 1]));
+    let out = run_ok(std::process::Command::new(PARTY).args([
+        "list",
+        "--p0",
+        &c.client[0].to_string(),
+        "--p0-cert",
+        c.cert(0).to_str().unwrap(),
+        "--token",
+        ALICE,
+    ]));
+    assert!(
+        out.contains("moves  6 x 181  clips (C, T, V, M) = (3, 4, 15, 1)"),
+        "{out}"
+    );
 
     // Bob appends four clips of the same tensor (class names left out).
     let (x2, y2) = clips(4, dims, 3.0);
