@@ -35,7 +35,8 @@
 //! the dataset's columns, label column and fractional bits. The result is a new version of the
 //! owner's dataset (the old rows, then the new), committed on both parties or on neither; only
 //! the owner can train on it or delete it. Clips appended to a skeleton dataset must have its
-//! `(C, T, V, M)` and graph (`--graph` again; `--class-names` the same or left out).
+//! `(C, T, V, M)` and graph (`--graph` again; `--class-names` the same or left out — given, they
+//! also bound the appended labels, which the parties cannot check: they only see shares).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
