@@ -179,7 +179,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     use crate::infer::msg::InferRequest;
     use crate::proto::{
         DatasetRef, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, ModelKind, PeerState,
-        ShareForm, TripleKind, UploadHeader, UploadOptions,
+        ShareForm, TensorMeta, TripleKind, UploadHeader, UploadOptions,
     };
     let id = EntryId([7; 16]);
     let traffic = mpc::net::CommStats {
@@ -224,6 +224,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 append_to: Some(DatasetRef {
                     owner: "alice".into(),
                     name: "cancer".into(),
+                }),
+                tensor: Some(TensorMeta {
+                    dims: [3, 32, 15, 1],
+                    graph: "mocap15".into(),
+                    class_names: vec!["walk".into(), "run".into()],
                 }),
             },
         ),
@@ -275,6 +280,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 rows: 455,
                 cols: 31,
                 created: 1,
+                tensor_dims: Some([3, 32, 15, 1]),
             }]),
             Reply::Done,
             Reply::Progress {
@@ -306,6 +312,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 name: "cancer".into(),
                 rows: 455,
                 cols: 31,
+                tensor: None,
             },
             PeerRequest::Commit { id },
             PeerRequest::Abort { id },

@@ -122,6 +122,11 @@ pub struct UploadOptions {
     /// Append the rows to this dataset (the uploading client must be one of its appenders or
     /// its owner) instead of creating one; columns, label column and fractional bits must match.
     pub append_to: Option<DatasetRef>,
+    /// Skeleton datasets: the tensor each row flattens (checked by the party against the
+    /// header: `cols = C·T·V·M + 1`, label last, a known graph with `V` nodes; an append must
+    /// carry the dataset's own dimensions and graph). `None` for tables.
+    #[serde(default)]
+    pub tensor: Option<TensorMeta>,
 }
 
 /// The tensor behind a skeleton dataset's rows: row `n` holds clip `n` of an `(N, C, T, V, M)`
@@ -391,6 +396,9 @@ pub struct EntryInfo {
     pub cols: u64,
     /// Creation time (seconds since the Unix epoch).
     pub created: u64,
+    /// Skeleton datasets: `[C, T, V, M]` of the clips (absent for tables and models).
+    #[serde(default)]
+    pub tensor_dims: Option<[u64; 4]>,
 }
 
 /// Why a party refused or failed a request.
@@ -496,7 +504,7 @@ pub enum Reply {
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum PeerRequest {
-    /// Two-phase commit, phase 1: is this upload prepared (same name, owner, shape)?
+    /// Two-phase commit, phase 1: is this upload prepared (same name, owner, shape and tensor)?
     Vote {
         /// Upload.
         id: EntryId,
@@ -508,6 +516,9 @@ pub enum PeerRequest {
         rows: u64,
         /// Columns.
         cols: u64,
+        /// The skeleton tensor of P0's half (P1's must be the same).
+        #[serde(default)]
+        tensor: Option<TensorMeta>,
     },
     /// Phase 2: commit (idempotent).
     Commit {
@@ -657,7 +668,7 @@ mod tests {
             });
             let b = mpc::net::encode_message(&r).unwrap();
             prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
-            let p = PeerRequest::Vote { id: EntryId([7; 16]), owner: name.clone(), name, rows, cols: 3 };
+            let p = PeerRequest::Vote { id: EntryId([7; 16]), owner: name.clone(), name, rows, cols: 3, tensor: None };
             let b = mpc::net::encode_message(&p).unwrap();
             prop_assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
         }

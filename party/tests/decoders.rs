@@ -6,8 +6,8 @@
 use party::fuzzing;
 use party::proto::{
     decode, ClientHello, ClientRequest, Credential, DatasetRef, EntryId, EntryInfo, ErrorCode,
-    JobSpec, JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TripleKind,
-    UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
+    JobSpec, JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TensorMeta,
+    TripleKind, UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -53,10 +53,25 @@ fn options() -> impl Strategy<Value = UploadOptions> {
     (
         proptest::collection::vec(text(), 0..4),
         proptest::option::of((text(), text()).prop_map(|(owner, name)| DatasetRef { owner, name })),
+        proptest::option::of(tensor_meta()),
     )
-        .prop_map(|(appenders, append_to)| UploadOptions {
+        .prop_map(|(appenders, append_to, tensor)| UploadOptions {
             appenders,
             append_to,
+            tensor,
+        })
+}
+
+fn tensor_meta() -> impl Strategy<Value = TensorMeta> {
+    (
+        any::<[u64; 4]>(),
+        text(),
+        proptest::collection::vec(text(), 0..4),
+    )
+        .prop_map(|(dims, graph, class_names)| TensorMeta {
+            dims,
+            graph,
+            class_names,
         })
 }
 
@@ -106,15 +121,19 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn reply() -> impl Strategy<Value = Reply> {
-    let info =
-        (id(), text(), any::<(u64, u64, u64)>()).prop_map(|(id, name, (rows, cols, created))| {
-            EntryInfo {
-                id,
-                name,
-                rows,
-                cols,
-                created,
-            }
+    let info = (
+        id(),
+        text(),
+        any::<(u64, u64, u64)>(),
+        any::<Option<[u64; 4]>>(),
+    )
+        .prop_map(|(id, name, (rows, cols, created), tensor_dims)| EntryInfo {
+            id,
+            name,
+            rows,
+            cols,
+            created,
+            tensor_dims,
         });
     prop_oneof![
         any::<u8>().prop_map(|role| Reply::Welcome { role }),
@@ -165,15 +184,23 @@ fn job_stats() -> impl Strategy<Value = JobStats> {
 
 fn peer_request() -> impl Strategy<Value = PeerRequest> {
     prop_oneof![
-        (id(), text(), text(), any::<(u64, u64)>()).prop_map(|(id, owner, name, (rows, cols))| {
-            PeerRequest::Vote {
-                id,
-                owner,
-                name,
-                rows,
-                cols,
-            }
-        }),
+        (
+            id(),
+            text(),
+            text(),
+            any::<(u64, u64)>(),
+            proptest::option::of(tensor_meta())
+        )
+            .prop_map(|(id, owner, name, (rows, cols), tensor)| {
+                PeerRequest::Vote {
+                    id,
+                    owner,
+                    name,
+                    rows,
+                    cols,
+                    tensor,
+                }
+            }),
         id().prop_map(|id| PeerRequest::Commit { id }),
         id().prop_map(|id| PeerRequest::Abort { id }),
         id().prop_map(|id| PeerRequest::Status { id }),

@@ -200,6 +200,34 @@ impl Graph {
         Self::new(25, edges, NTU25_CENTER).expect("constant layout is valid")
     }
 
+    /// The names [`Graph::by_name`] knows, in the order it lists them.
+    pub const NAMES: [&'static str; 3] = ["mocap15", "body25", "ntu25"];
+
+    /// A bundled layout by name: `mocap15` ([`Graph::mocap15`]), `body25` ([`Graph::body25`])
+    /// or `ntu25` ([`Graph::ntu25`]).
+    ///
+    /// # Errors
+    /// [`SkeletonError::UnknownGraph`] naming the unknown name and listing the known ones.
+    pub fn by_name(name: &str) -> Result<Self> {
+        match name {
+            "mocap15" => Ok(Self::mocap15()),
+            "body25" => Ok(Self::body25()),
+            "ntu25" => Ok(Self::ntu25()),
+            _ => Err(SkeletonError::UnknownGraph {
+                name: name.to_owned(),
+                known: Self::NAMES.join(", "),
+            }),
+        }
+    }
+
+    /// The name of this graph if it is one of the bundled layouts (same nodes, edges in the
+    /// same order and centre as [`Graph::by_name`] builds), `None` for any other graph.
+    pub fn name(&self) -> Option<&'static str> {
+        Self::NAMES
+            .into_iter()
+            .find(|n| Self::by_name(n).is_ok_and(|g| &g == self))
+    }
+
     /// Binary symmetric adjacency without self-loops, `(V, V)`.
     pub fn adjacency(&self) -> Array2<f64> {
         let mut a = Array2::zeros((self.num_nodes, self.num_nodes));
@@ -381,6 +409,28 @@ mod tests {
         assert!(exact[[2, 10, 11]] > 0.0 && exact[[1, 11, 10]] > 0.0);
         // Near the center both agree: 2 is closer to 21 than 1 (1-based).
         assert!(a[[2, 1, 0]] > 0.0 && exact[[2, 1, 0]] > 0.0);
+    }
+
+    #[test]
+    fn graphs_by_name_round_trip_and_unknown_names_list_the_known_ones() {
+        for (n, g, v) in [
+            ("mocap15", Graph::mocap15(), 15),
+            ("body25", Graph::body25(), 25),
+            ("ntu25", Graph::ntu25(), 25),
+        ] {
+            let by = Graph::by_name(n).unwrap();
+            assert_eq!((by.num_nodes, by.name()), (v, Some(n)));
+            assert_eq!(by, g);
+        }
+        // Same node count, other edges: body25 and ntu25 are told apart.
+        assert_ne!(Graph::body25(), Graph::ntu25());
+        let e = Graph::by_name("NTU25").unwrap_err().to_string();
+        assert!(
+            e.contains("\"NTU25\"") && e.contains("mocap15, body25, ntu25"),
+            "{e}"
+        );
+        // A graph built by hand has no name.
+        assert_eq!(Graph::new(2, vec![(0, 1)], 0).unwrap().name(), None);
     }
 
     #[test]

@@ -161,6 +161,14 @@ pub enum SkeletonError {
         /// Number of nodes of the graph.
         num_nodes: usize,
     },
+    /// A skeleton graph name that is not one of the bundled layouts.
+    #[error("unknown skeleton graph {name:?}; known graphs: {known}")]
+    UnknownGraph {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma separated.
+        known: String,
+    },
     /// A configuration value is invalid.
     #[error("invalid configuration: {field} = {value}: {reason}")]
     InvalidConfig {

@@ -33,7 +33,9 @@ enum Cmd {
         remote: Vec<PathBuf>,
     },
     /// Write the training data of each linreg/logreg/mlp task, preprocessed as the run does, to
-    /// CSV files for `share-upload` (and the test sets beside them).
+    /// CSV files for `share-upload` (and the test sets beside them); for each stgcn task, its
+    /// skeleton clips as (N, C, T, V, M) .npy files with label files and a JSON file naming the
+    /// graph and class names (`share-upload --graph ... --labels ... --class-names ...`).
     Export {
         /// The TOML config.
         config: PathBuf,

@@ -249,6 +249,18 @@ impl ScheduleSpec {
     }
 }
 
+impl super::Task {
+    /// The skeleton data of a task that trains on clips, with the task's own seed (which fixes
+    /// the BodyPose split; the experiment seed when `None`); `None` for the other tasks.
+    /// `experiment export` writes these sets for `share-upload`.
+    pub fn skeleton(&self) -> Option<(&SkeletonData, Option<u64>)> {
+        match self {
+            super::Task::Stgcn(t) => Some((&t.dataset, t.seed)),
+            _ => None,
+        }
+    }
+}
+
 impl StgcnTask {
     /// Checks the settings (called by config validation); errors name the field and value.
     pub fn validate(&self) -> Result<()> {

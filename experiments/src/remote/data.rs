@@ -1,6 +1,6 @@
 //! The data side of remote runs: a training task's data after the in-process run's
 //! preprocessing ([`prepare`]), and `experiment export` ([`export`]), which writes the training
-//! data the parties' jobs expect.
+//! data the parties' jobs expect (tables here, skeleton clips in [`super::skeleton`]).
 
 use super::training_tasks;
 use crate::common;
@@ -88,7 +88,9 @@ fn with_label(x: &Array2<f64>, y: &Array1<f64>) -> Array2<f64> {
 /// Writes, for every training task of `cfg`, the data its remote job trains on —
 /// `<out>/<name>-task<i>-train.csv` (preprocessed features, then the target as trained: the class
 /// index, or linreg's scaled target) — and the preprocessed test set `…-test.csv` (features, then
-/// the unscaled target). Returns the files written.
+/// the unscaled target); for every task on skeleton clips (`stgcn`), the splits as `.npy` files
+/// with their labels and a `…-skeleton.json` ([`super::skeleton::export`]). Returns the files
+/// written.
 ///
 /// # Errors
 /// Data loading or writing errors.
@@ -108,9 +110,19 @@ pub fn export(cfg: &Config, out: &Path) -> Result<Vec<PathBuf>> {
         datasets::csv::write_csv(&f, None, &with_label(&p.test_x, &p.test_y))?;
         files.push(f);
     }
+    for (i, task) in cfg.tasks.iter().enumerate() {
+        if let Some((d, seed)) = task.skeleton() {
+            let stem = format!("{}-task{}", cfg.experiment.name, i + 1);
+            let seed = seed.unwrap_or(cfg.experiment.seed);
+            files.extend(
+                super::skeleton::export(d, seed, &stem, out)
+                    .with_context(|| format!("task #{} (skeleton clips)", i + 1))?,
+            );
+        }
+    }
     anyhow::ensure!(
         !files.is_empty(),
-        "the config has no linreg, logreg or mlp task"
+        "the config has no linreg, logreg, mlp or stgcn task"
     );
     Ok(files)
 }

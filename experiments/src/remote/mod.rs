@@ -48,6 +48,7 @@ use std::path::PathBuf;
 pub mod data;
 pub mod measure;
 pub mod report;
+pub mod skeleton;
 #[cfg(test)]
 mod tests;
 

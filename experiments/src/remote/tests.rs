@@ -113,6 +113,7 @@ fn datasets_are_found_by_name_or_id() {
         rows: 1,
         cols: 2,
         created: 0,
+        tensor_dims: None,
     };
     let es = vec![e("cancer", 1), e("mnist", 2)];
     assert_eq!(find_dataset(&es, "mnist").unwrap().name, "mnist");
@@ -152,6 +153,7 @@ fn info(kind: Kind, label: &str) -> RunInfo {
             rows: 455,
             cols: 31,
             created: 0,
+            tensor_dims: None,
         },
         data: "hand-built".into(),
         epochs: 2,
@@ -247,4 +249,69 @@ fn remote_regression_without_twin_renders_one_row() {
     assert_eq!(r.metrics["secure.test_mse"], 2.5);
     assert!(!r.metrics.contains_key("plain.test_mse"));
     assert!(r.notes.iter().any(|n| n.starts_with("No plaintext twin")));
+}
+
+/// `experiment export` on an `stgcn` task: the Mocap-15 splits as rank-5 `.npy` files with
+/// label files and a JSON sidecar, which `share-upload`'s reader takes with the sidecar's
+/// options, holding the clips the in-process run trains on.
+#[test]
+fn export_writes_skeleton_clips_that_share_upload_reads() {
+    let c = cfg(r#"
+[experiment]
+name = "sk"
+seed = 5
+[[task]]
+kind = "stgcn"
+epochs = 1
+learning_rate = 0.1
+dataset = { mocap15 = { train_per_class = 1, test_per_class = 1, frames = 8 } }
+"#);
+    let dir = tempfile::tempdir().unwrap();
+    let files = export(&c, dir.path()).unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sk-task1-train.npy",
+            "sk-task1-train-labels.npy",
+            "sk-task1-test.npy",
+            "sk-task1-test-labels.npy",
+            "sk-task1-skeleton.json"
+        ]
+    );
+    let meta: skeleton::SkeletonExport =
+        serde_json::from_str(&std::fs::read_to_string(&files[4]).unwrap()).unwrap();
+    assert_eq!((meta.graph.as_str(), meta.dims), ("mocap15", [3, 8, 15, 1]));
+    assert_eq!((meta.train_clips, meta.test_clips), (15, 15));
+    assert_eq!(meta.class_names.len(), 15);
+    let want = crate::stgcn::data::load(c.tasks[0].skeleton().unwrap().0, 5).unwrap();
+    assert_eq!(meta.class_names, want.train.class_names);
+    assert_eq!(
+        meta.share_upload_args[..2],
+        ["--graph".to_string(), "mocap15".to_string()]
+    );
+    for (split, set) in [(0, &want.train), (2, &want.test)] {
+        let t = party::input::read(&party::input::InputSpec {
+            file: files[split].clone(),
+            labels: Some(files[split + 1].clone()),
+            graph: Some(meta.graph.clone()),
+            class_names: meta.class_names.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        t.check_range(mpc::FracBits::new(16).unwrap()).unwrap();
+        assert_eq!(t.data.dim(), (15, 3 * 8 * 15 + 1));
+        assert_eq!(t.tensor.unwrap().dims, [3, 8, 15, 1]);
+        let flat = set
+            .data
+            .mapv(f64::from)
+            .into_shape_with_order((15, 360))
+            .unwrap();
+        assert_eq!(t.data.slice(ndarray::s![.., ..360]), flat);
+        let labels: Vec<f64> = set.labels.iter().map(|&l| l as f64).collect();
+        assert_eq!(t.data.column(360).to_vec(), labels);
+    }
 }

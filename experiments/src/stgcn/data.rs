@@ -9,17 +9,17 @@ use datasets::skeleton::{
 use stgcn::GraphSpec;
 
 /// Train and test clips with their graph.
-pub(super) struct Data {
-    pub(super) train: SkeletonSet,
-    pub(super) test: SkeletonSet,
-    pub(super) graph: GraphSpec,
-    pub(super) description: String,
-    pub(super) protocol_note: String,
-    pub(super) short_name: &'static str,
+pub(crate) struct Data {
+    pub(crate) train: SkeletonSet,
+    pub(crate) test: SkeletonSet,
+    pub(crate) graph: GraphSpec,
+    pub(crate) description: String,
+    pub(crate) protocol_note: String,
+    pub(crate) short_name: &'static str,
 }
 
 /// Loads the configured data (`seed` fixes the BodyPose split).
-pub(super) fn load(d: &SkeletonData, seed: u64) -> Result<Data> {
+pub(crate) fn load(d: &SkeletonData, seed: u64) -> Result<Data> {
     match d {
         SkeletonData::Mocap15 {
             train_per_class,

@@ -33,7 +33,7 @@
 //! returns typed outcomes, `report` renders them into the section, metrics, notes and files.
 //! The task's settings live in [`crate::config::stgcn`].
 
-mod data;
+pub(crate) mod data;
 mod measure;
 mod report;
 #[cfg(test)]

@@ -380,7 +380,13 @@ async fn main() -> Result<()> {
             match c.request(&ClientRequest::List).await? {
                 Reply::Entries(es) => {
                     for e in es {
-                        println!("{}  {}  {} x {}", e.id, e.name, e.rows, e.cols);
+                        let clips = match e.tensor_dims {
+                            Some([c, t, v, m]) => {
+                                format!("  clips (C, T, V, M) = ({c}, {t}, {v}, {m})")
+                            }
+                            None => String::new(),
+                        };
+                        println!("{}  {}  {} x {}{clips}", e.id, e.name, e.rows, e.cols);
                     }
                 }
                 other => bail!("unexpected reply {other:?}"),

@@ -6,23 +6,37 @@
 //!     [--allow-append bob,carol] data.csv
 //! share-upload ... --append-to alice/cancer part2.npy          # rows appended by a granted client
 //! share-upload ... --name mnist --labels train-labels-idx1-ubyte.gz train-images-idx3-ubyte.gz
+//! share-upload ... --name moves --graph mocap15 --labels moves-train-labels.npy \
+//!     [--class-names walk,run,...] moves-train.npy                # skeleton clips (N, C, T, V, M)
 //! ```
 //!
 //! The file is read by [`party::input`]: numeric CSV (last column the label unless
 //! `--label-column` says otherwise), NumPy `.npy` (2-D; labels in a column or in a 1-D
-//! `--labels` file), or MNIST IDX images with their `--labels` file (pixels scaled to [0, 1],
-//! the digit as the label; `--positive 0` makes a "0 vs rest" task). Every value is checked
-//! (finite, inside the fixed-point range; errors name the file, line or row, column, value and
-//! bound), encoded in fixed point and split with a fresh OS-seeded ChaCha20 seed: P0 receives the
-//! 32-byte seed, P1 the masked matrix (SecureML's seed-compressed sharing). Both uploads land as
-//! prepared; P0 then commits them on both parties (two-phase commit) and the dataset id is
-//! printed.
+//! `--labels` file), skeleton clips as a rank-5 `.npy` `(N, C, T, V, M)` with `--graph` and a
+//! `--labels` file (a 1-D `.npy` or a text file with one class index per line), or MNIST IDX
+//! images with their `--labels` file (pixels scaled to [0, 1], the digit as the label;
+//! `--positive 0` makes a "0 vs rest" task). Every value is checked (finite, inside the
+//! fixed-point range; errors name the file, line or row, column — for clips the clip and
+//! `(c, t, v, m)` — value and bound; labels of clips must be integers in `0..Q`, `Q` the number
+//! of `--class-names` or 2^16), encoded in fixed point and split with a fresh OS-seeded ChaCha20
+//! seed: P0 receives the 32-byte seed, P1 the masked matrix (SecureML's seed-compressed
+//! sharing). Both uploads land as prepared; P0 then commits them on both parties (two-phase
+//! commit) and the dataset id is printed. Nothing is sent before the whole file has been read
+//! and checked.
+//!
+//! Skeleton clips are stored as a matrix of `N` rows: clip `n` flattened in C order (`c`, then
+//! `t`, `v`, `m`), then its label; the parties keep `(C, T, V, M)`, the graph's name and the
+//! class names with the dataset (`party::proto::TensorMeta`) and check them against the shape
+//! (known graph with `V` nodes, dimensions within their limits). `experiment export` writes such
+//! files for the bundled Mocap-15 and BodyPose sets.
 //!
 //! Horizontal partitioning: the owner names the clients allowed to append rows
 //! (`--allow-append`); such a client appends with `--append-to OWNER/NAME`. The rows must have
 //! the dataset's columns, label column and fractional bits. The result is a new version of the
 //! owner's dataset (the old rows, then the new), committed on both parties or on neither; only
-//! the owner can train on it or delete it.
+//! the owner can train on it or delete it. Clips appended to a skeleton dataset must have its
+//! `(C, T, V, M)` and graph (`--graph` again; `--class-names` the same or left out — given, they
+//! also bound the appended labels, which the parties cannot check: they only see shares).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -61,12 +75,21 @@ struct Cli {
     /// Dataset name (with --append-to: defaults to the dataset's name).
     #[arg(long, required_unless_present = "append_to")]
     name: Option<String>,
-    /// The label's column (0-based); default: the last.
+    /// The label's column (0-based); default: the last. Not for skeleton clips.
     #[arg(long)]
     label_column: Option<usize>,
-    /// A separate label file: an IDX label file for IDX images, or a 1-D .npy for a .npy.
+    /// A separate label file: an IDX label file for IDX images, a 1-D .npy for a 2-D .npy, and
+    /// for skeleton clips a 1-D .npy or a text file with one class index per clip.
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Skeleton clips (a rank-5 .npy, N x C x T x V x M): the skeleton graph, mocap15, body25 or
+    /// ntu25 (V must be its node count).
+    #[arg(long)]
+    graph: Option<String>,
+    /// Skeleton clips: the class names, comma separated, one per label value (labels must be
+    /// below their count).
+    #[arg(long, value_delimiter = ',', requires = "graph")]
+    class_names: Vec<String>,
     /// Binary task: label 1 for these label values (comma separated), 0 for all others.
     #[arg(long, value_delimiter = ',')]
     positive: Option<Vec<f64>>,
@@ -127,10 +150,13 @@ async fn main() -> Result<()> {
         labels: cli.labels.clone(),
         label_column: cli.label_column,
         positive: cli.positive.clone(),
+        graph: cli.graph.clone(),
+        class_names: cli.class_names.clone(),
     })?;
     table.check_range(cli.frac_bits)?;
     let (rows, cols) = table.data.dim();
     let label = table.label_column;
+    let tensor = table.tensor.clone();
     let fp = mpc::FixedPoint::new(cli.frac_bits);
     let enc = fp
         .encode_matrix(&table.data.view())
@@ -156,6 +182,7 @@ async fn main() -> Result<()> {
     let options = UploadOptions {
         appenders: cli.allow_append.clone(),
         append_to,
+        tensor,
     };
     let me = match &cli.cert_dir {
         Some(d) => Identity::load(d)?,

@@ -119,6 +119,7 @@ impl Server {
                 name: m.name.clone(),
                 rows: m.rows,
                 cols: m.cols,
+                tensor: m.tensor.clone(),
             })
             .await;
         if !matches!(vote, Ok(PeerReply::Vote(true))) {

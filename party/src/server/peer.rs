@@ -247,6 +247,7 @@ impl Server {
                 name,
                 rows,
                 cols,
+                tensor,
             } => {
                 let ok = self.store.get(&id).is_ok_and(|m| {
                     m.state == State::Prepared
@@ -254,6 +255,7 @@ impl Server {
                         && m.name == name
                         && m.rows == rows
                         && m.cols == cols
+                        && m.tensor == tensor
                         && m.supersedes
                             .is_none_or(|base| self.is_current_version(&m, base))
                 });

@@ -1,6 +1,6 @@
 //! Share uploads at a party: checking an upload's header and options before any share byte
-//! (limits, shape, append grants), receiving the share bytes into the store as prepared, and
-//! the one request flow `Upload` and `UploadWith` share.
+//! (limits, shape, a skeleton dataset's tensor, append grants), receiving the share bytes into
+//! the store as prepared, and the one request flow `Upload` and `UploadWith` share.
 
 use super::{limits, reply, ClientChan, Result, Server, ServerError};
 use crate::proto::{EntryId, Reply, ShareForm, UploadHeader, UploadOptions, UPLOAD_CHUNK};
@@ -14,6 +14,8 @@ struct Incoming {
     client: String,
     /// Append rights granted with a new dataset.
     appenders: Vec<String>,
+    /// The skeleton tensor of a new dataset (checked against the header).
+    tensor: Option<crate::proto::TensorMeta>,
     /// The current version of the dataset the rows are appended to.
     base: Option<Manifest>,
 }
@@ -71,11 +73,17 @@ impl Server {
     }
 
     /// Checks an upload's header and options before any share byte is received: limits,
-    /// shape, and for an append the grant and the match with the dataset it extends. A refusal
+    /// shape, a skeleton tensor's fit with the header ([`store::tensor::check`]), and for an
+    /// append the grant and the match with the dataset it extends (layout and tensor). A refusal
     /// names what is wrong; a dataset that does not exist and one the client may not append to
     /// are refused alike (the refusal does not reveal other owners' dataset names).
     fn check_upload(&self, client: &str, h: UploadHeader, o: &UploadOptions) -> Result<Incoming> {
         self.check_header(&h)?;
+        if let Some(t) = &o.tensor {
+            store::tensor::check(t, h.cols, h.label_column).map_err(|e| {
+                ServerError::BadRequest(format!("skeleton dataset {:?}: {e}", h.name))
+            })?;
+        }
         if o.appenders.len() > 64 || o.appenders.iter().any(|a| a.is_empty() || a.len() > 128) {
             return Err(ServerError::BadRequest(
                 "at most 64 appenders, names of 1 to 128 bytes".into(),
@@ -86,6 +94,7 @@ impl Server {
                 header: h,
                 client: client.into(),
                 appenders: o.appenders.clone(),
+                tensor: o.tensor.clone(),
                 base: None,
             });
         };
@@ -96,10 +105,14 @@ impl Server {
         }
         let base = self.append_base(client, to)?;
         check_same_layout(&h, &base)?;
+        store::tensor::check_append(o.tensor.as_ref(), base.tensor.as_ref()).map_err(|e| {
+            ServerError::BadRequest(format!("appending to {}/{}: {e}", to.owner, to.name))
+        })?;
         Ok(Incoming {
             header: h,
             client: client.into(),
             appenders: Vec::new(),
+            tensor: None,
             base: Some(base),
         })
     }
@@ -248,7 +261,8 @@ fn check_same_layout(h: &UploadHeader, base: &Manifest) -> Result<()> {
     )))
 }
 
-/// The manifest of a received upload, prepared: a new dataset, or the next version of `base`.
+/// The manifest of a received upload, prepared: a new dataset, or the next version of `base`
+/// (which keeps the base's tensor, class names included).
 fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
     let h = &inc.header;
     let Some(b) = &inc.base else {
@@ -268,7 +282,7 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             appenders: inc.appenders.clone(),
             supersedes: None,
             appended: Vec::new(),
-            tensor: None,
+            tensor: inc.tensor.clone(),
             model: None,
         };
     };

@@ -23,6 +23,8 @@
 //! crash between the two steps is finished by [`Store::open`], and lookups by name always return
 //! the newest committed version, so a name never resolves to two datasets.
 
+pub mod tensor;
+
 use crate::proto::{EntryId, EntryInfo, ShareForm};
 use mpc::share::Seed;
 use mpc::Share;
@@ -184,6 +186,7 @@ impl Manifest {
             rows: self.rows,
             cols: self.cols,
             created: self.created,
+            tensor_dims: self.tensor.as_ref().map(|t| t.dims),
         }
     }
 }
@@ -210,9 +213,18 @@ pub fn matrix_bytes(s: &Share) -> Vec<u8> {
     out
 }
 
+/// Parses a manifest and checks what its fields say together: a skeleton dataset's tensor
+/// must fit its columns and label column ([`tensor::check`]).
 pub(crate) fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-    toml::from_str(text).map_err(|e| e.to_string())
+    let m: Manifest = toml::from_str(text).map_err(|e| e.to_string())?;
+    if let Some(t) = &m.tensor {
+        if m.kind != EntryKind::Dataset {
+            return Err("a tensor description on an entry that is not a dataset".into());
+        }
+        tensor::check(t, m.cols, m.label_column).map_err(|e| format!("tensor: {e}"))?;
+    }
+    Ok(m)
 }
 
 /// The newest of several entries of one name: the one no other of them supersedes (versions form

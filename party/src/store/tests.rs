@@ -262,3 +262,50 @@ state = "committed"
     let back = parse_manifest(toml::to_string_pretty(&m2).unwrap().as_bytes()).unwrap();
     assert_eq!(back, m2);
 }
+
+/// A skeleton dataset's tensor round-trips through the manifest, and a manifest whose tensor
+/// does not fit its columns, or names an unknown graph, or sits on a model, is refused when read.
+#[test]
+fn manifests_with_a_tensor_are_checked_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let share = Share::from_ring(ndarray::Array2::zeros((2, 3 * 2 * 15 + 1)));
+    let bytes = matrix_bytes(&share);
+    let id = EntryId::random();
+    let mut m = manifest(id, "moves", &bytes, ShareForm::Matrix, 2);
+    (m.cols, m.label_column) = (91, 90);
+    m.tensor = Some(crate::proto::TensorMeta {
+        dims: [3, 2, 15, 1],
+        graph: "mocap15".into(),
+        class_names: vec!["walk".into(), "run".into()],
+    });
+    s.put(&m, &bytes).unwrap();
+    assert_eq!(s.get(&id).unwrap(), m);
+    let text = toml::to_string_pretty(&m).unwrap();
+    let bad = |from: &str, to: &str, want: &str| {
+        let t = text.replacen(from, to, 1);
+        assert_ne!(t, text, "{from:?} not in the manifest");
+        let e = parse_manifest(t.as_bytes()).unwrap_err();
+        assert!(e.contains(want), "{e:?} lacks {want:?}");
+    };
+    bad("label_column = 90", "label_column = 0", "label column 0");
+    bad(
+        "graph = \"mocap15\"",
+        "graph = \"ntu25\"",
+        "ntu25 has 25 nodes",
+    );
+    bad(
+        "graph = \"mocap15\"",
+        "graph = \"kinect\"",
+        "unknown skeleton graph",
+    );
+    bad("kind = \"dataset\"", "kind = \"model\"", "not a dataset");
+    // On disk: the store refuses to read the entry, naming the manifest.
+    let path = dir.path().join("entries").join(format!("{id}.toml"));
+    std::fs::write(&path, text.replacen("cols = 91", "cols = 92", 1)).unwrap();
+    let e = s.get(&id).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("{id}.toml")) && e.contains("92 columns"),
+        "{e}"
+    );
+}

@@ -1,13 +1,20 @@
 //! A data owner's file as `share-upload` reads it: numeric CSV, NumPy `.npy` (2-D, `f8`/`f4` or
-//! integer) or MNIST IDX (an image file with its label file), turned into one matrix of features
-//! and a label column, and checked against the fixed-point range before it is encoded
-//! (SecureML §IV fixed point: `|x| < 2^(63 − f)` with `f` fractional bits, see
-//! [`mpc::FixedPoint::bound`]).
+//! integer), a skeleton `.npy` of rank 5 `(N, C, T, V, M)` with its label file ([`skeleton`]),
+//! or MNIST IDX (an image file with its label file), turned into one matrix of features and a
+//! label column, and checked against the fixed-point range before it is encoded (SecureML §IV
+//! fixed point: `|x| < 2^(63 − f)` with `f` fractional bits, see [`mpc::FixedPoint::bound`]).
 //!
 //! Every error names the file and where in it the bad value is (CSV: line and 1-based column;
-//! NPY: 0-based row and column as NumPy indexes them; IDX: the item), the value and the limit.
-//! The readers are `datasets`' (`datasets::csv`, `datasets::npy`, `datasets::mnist`), so format
-//! errors (bad magic, truncation, type) name the file and byte offset too.
+//! NPY: 0-based row and column as NumPy indexes them; skeletons: clip and `(c, t, v, m)`; IDX:
+//! the item), the value and the limit. The readers are `datasets`' (`datasets::csv`,
+//! `datasets::npy`, `datasets::mnist`), so format errors (bad magic, truncation, type) name the
+//! file and byte offset too.
+//!
+//! Security model: the file is the data owner's own and is read on the owner's machine; nothing
+//! is sent before every value has been read and checked, so a bad file leaves nothing behind at
+//! the parties.
+
+pub mod skeleton;
 
 use datasets::DatasetError;
 use ndarray::{Array2, Axis};
@@ -70,6 +77,37 @@ pub enum InputError {
         column: usize,
         /// Columns of the data.
         cols: usize,
+    },
+    /// An option that does not fit the file (a skeleton array without its graph or labels, a
+    /// label column or `--positive` with one, a graph with a table).
+    #[error("{file}: {reason}")]
+    Skeleton {
+        /// The file.
+        file: String,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A label is not a number, not an integer or outside the class range.
+    #[error("{file}: {at}: label {value} {reason}")]
+    Label {
+        /// The label file.
+        file: String,
+        /// Where (`line 4`, `index 3 (0-based)`).
+        at: String,
+        /// The label as read.
+        value: String,
+        /// What is wrong, with the bound.
+        reason: String,
+    },
+    /// A skeleton tensor's description does not hold (unknown graph, `V` not the graph's node
+    /// count, a dimension over its limit, bad class names).
+    #[error("{file}: {source}")]
+    Tensor {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        #[source]
+        source: crate::store::tensor::TensorMetaError,
     },
     /// Too little data to train on.
     #[error(
@@ -143,6 +181,12 @@ pub struct InputSpec {
     pub label_column: Option<usize>,
     /// Map labels to a binary task: 1 when the label is one of these, else 0.
     pub positive: Option<Vec<f64>>,
+    /// The skeleton graph of a rank-5 `.npy` (`mocap15`, `body25`, `ntu25`); required for one,
+    /// refused for tables.
+    pub graph: Option<String>,
+    /// Class names of a skeleton set, one per label value (labels must then be below their
+    /// count); may be empty.
+    pub class_names: Vec<String>,
 }
 
 /// Where each row came from, for error messages.
@@ -154,6 +198,14 @@ enum Origin {
     Npy,
     /// IDX: image index, pixel index; the label column is last.
     Idx,
+    /// A skeleton array: clip, then `(c, t, v, m)` of the flattened column; the label column
+    /// (last) comes from the named label file.
+    Tensor {
+        /// `[C, T, V, M]`.
+        dims: [usize; 4],
+        /// The label file.
+        labels: String,
+    },
 }
 
 /// A data owner's table: one sample per row, features and a label column.
@@ -165,6 +217,8 @@ pub struct Table {
     pub data: Array2<f64>,
     /// The label's column.
     pub label_column: usize,
+    /// Skeleton sets: the tensor each row flattens (`None` for tables).
+    pub tensor: Option<crate::proto::TensorMeta>,
     origin: Origin,
 }
 
@@ -183,6 +237,12 @@ pub fn read(spec: &InputSpec) -> Result<Table> {
         Some(f) => f,
         None => return Err(InputError::UnknownFormat { file }),
     };
+    if spec.graph.is_some() && format != Format::Npy {
+        return Err(InputError::Skeleton {
+            file,
+            reason: "--graph is for skeleton arrays: a rank-5 (N, C, T, V, M) .npy".into(),
+        });
+    }
     let mut t = match format {
         Format::Csv => {
             if spec.labels.is_some() {
@@ -196,10 +256,17 @@ pub fn read(spec: &InputSpec) -> Result<Table> {
                 file,
                 data: table.data,
                 label_column: 0,
+                tensor: None,
                 origin: Origin::Csv(table.row_lines),
             }
         }
-        Format::Npy => read_npy(spec, file)?,
+        Format::Npy => {
+            let a = datasets::npy::read_npy_f64(&spec.file)?;
+            if a.ndim() == 5 {
+                return skeleton::from_array(spec, file, a);
+            }
+            read_npy(spec, file, a)?
+        }
         Format::Idx => read_idx(spec, file)?,
     };
     let (rows, cols) = t.data.dim();
@@ -231,15 +298,22 @@ pub fn read(spec: &InputSpec) -> Result<Table> {
     Ok(t)
 }
 
-fn read_npy(spec: &InputSpec, file: String) -> Result<Table> {
-    let a = datasets::npy::read_npy_f64(&spec.file)?;
+fn read_npy(spec: &InputSpec, file: String, a: ndarray::ArrayD<f64>) -> Result<Table> {
     let shape = a.shape().to_vec();
+    if spec.graph.is_some() {
+        return Err(InputError::Skeleton {
+            file,
+            reason: format!(
+                "--graph is for skeleton arrays of rank 5 (N, C, T, V, M), found shape {shape:?}"
+            ),
+        });
+    }
     let data = a
         .into_dimensionality::<ndarray::Ix2>()
         .map_err(|_| InputError::Shape {
             file: file.clone(),
             what: "array dimensions",
-            expected: "2-D (samples × columns)".into(),
+            expected: "2-D (samples × columns) or a rank-5 skeleton array (N, C, T, V, M)".into(),
             found: format!("{shape:?}"),
         })?;
     let data = match &spec.labels {
@@ -264,6 +338,7 @@ fn read_npy(spec: &InputSpec, file: String) -> Result<Table> {
         file,
         data,
         label_column: 0,
+        tensor: None,
         origin: Origin::Npy,
     })
 }
@@ -284,6 +359,7 @@ fn read_idx(spec: &InputSpec, file: String) -> Result<Table> {
         file,
         data,
         label_column: 0,
+        tensor: None,
         origin: Origin::Idx,
     })
 }
@@ -300,6 +376,19 @@ impl Table {
             Origin::Npy => format!("row {r}, column {c} (0-based)"),
             Origin::Idx if c + 1 == self.data.ncols() => format!("label of image {r} (0-based)"),
             Origin::Idx => format!("image {r}, pixel {c} (0-based)"),
+            Origin::Tensor { labels, .. } if c + 1 == self.data.ncols() => {
+                format!("label of clip {r} (from {labels})")
+            }
+            Origin::Tensor { dims, .. } => {
+                let [_, t, v, m] = *dims;
+                let (ci, rest) = (c / (t * v * m), c % (t * v * m));
+                let (ti, rest) = (rest / (v * m), rest % (v * m));
+                format!(
+                    "clip {r}, (c, t, v, m) = ({ci}, {ti}, {}, {}) (0-based)",
+                    rest / m,
+                    rest % m
+                )
+            }
         }
     }
 
