@@ -35,6 +35,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
 /// Largest frame of share data in an upload or a reveal.
 pub const UPLOAD_CHUNK: usize = 1 << 20;
+/// Largest job frame: a job spec carrying a public initial model ([`InitModel`]), announced by
+/// [`ClientRequest::SubmitFollows`] or [`PeerRequest::JobFollows`]. Only the one frame that
+/// follows such an announcement may be this large; every other request stays within
+/// [`MAX_CONTROL_FRAME`].
+pub const MAX_JOB_FRAME: usize = 32 << 20;
 
 /// What a party stores for one share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,7 +151,7 @@ pub enum ModelMeta {
 }
 
 /// Which model a job trains.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelKind {
     /// Linear regression (SecureML §IV-A).
     Linreg,
@@ -156,6 +161,10 @@ pub enum ModelKind {
     /// Table III: 784-128-128-10 on MNIST). The stored model is one column: every layer's
     /// weights, row-major, layer after layer (see `server::job::unflatten_layers`).
     Mlp(MlpSpec),
+    /// An ST-GCN on a skeleton dataset (one whose manifest has a [`TensorMeta`]), trained by
+    /// SGD with momentum in 2PC with exact truncation. The stored model is a [`ModelMeta::Stgcn`]
+    /// entry: one column holding every tensor of `stgcn::StGcn::tensors()` in order.
+    Stgcn(StgcnSpec),
 }
 
 /// A public ST-GCN model file as a job's starting point: the two halves of the files
@@ -195,6 +204,10 @@ pub struct StgcnSpec {
     pub momentum: f64,
     /// L2 weight decay (0 for none).
     pub weight_decay: f64,
+    /// Number of classes when training from scratch on a dataset without class names (the
+    /// label values must lie in `0..classes`); checked against the class names or `init`.
+    #[serde(default)]
+    pub classes: Option<u32>,
 }
 
 /// The architecture of an MLP job.
@@ -218,6 +231,9 @@ pub enum TripleKind {
     Ot,
     /// The dealer named in both parties' configurations (a trusted third party).
     Dealer,
+    /// Two-server offline phase with RLWE encryption for the matrix triples and OT for the
+    /// elementwise and AND triples (`mpc::triples::HeSource`; no third party).
+    He,
 }
 
 /// A training job as a client submits it.
@@ -268,6 +284,19 @@ pub enum ClientRequest {
     },
     /// A request to the encrypted-inference endpoint ([`crate::infer::msg`]).
     Inference(crate::infer::msg::InferRequest),
+    /// P0 only: a `Submit` too large for a control frame follows in one frame of `bytes`
+    /// (at most [`MAX_JOB_FRAME`]): a job with a public initial model.
+    SubmitFollows {
+        /// Length of the encoded `ClientRequest::Submit` frame that follows.
+        bytes: u64,
+    },
+    /// P1 only: stream this party's shares of the per-epoch training statistics of the
+    /// client's job (see [`Reply::EpochShares`]); the party checks the client owns the job.
+    /// Answered by `EpochShares` replies until `Done` (the job ended on this party) or `Error`.
+    Watch {
+        /// The job (from the first `Progress` reply of P0).
+        job: EntryId,
+    },
 }
 
 /// A stored entry as listed to its owner.
@@ -365,6 +394,22 @@ pub enum Reply {
     },
     /// A reply of the encrypted-inference endpoint ([`crate::infer::msg`]).
     Inference(crate::infer::msg::InferReply),
+    /// One party's shares of an epoch's per-sample probabilities of the true class (fixed
+    /// point), for the job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
+    /// owner's `Watch` stream; the owner adds them and computes the epoch's cross-entropy.
+    /// `count` words follow as raw ring frames.
+    EpochShares {
+        /// The job.
+        job: EntryId,
+        /// The epoch (1-based).
+        epoch: u64,
+        /// All epochs.
+        epochs: u64,
+        /// Samples of the epoch (words that follow).
+        count: u64,
+        /// Fractional bits of the shared values.
+        frac_bits: mpc::FracBits,
+    },
 }
 
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
@@ -415,6 +460,12 @@ pub enum PeerRequest {
         dataset: EntryId,
         /// The job.
         spec: JobSpec,
+    },
+    /// A `Job` request too large for a control frame follows in one frame of `bytes` (at most
+    /// [`MAX_JOB_FRAME`]): a job with a public initial model.
+    JobFollows {
+        /// Length of the encoded `PeerRequest::Job` frame that follows.
+        bytes: u64,
     },
 }
 

@@ -19,7 +19,8 @@
 //! Layout: this module wires the server together and runs it ([`Server::run`]); the peer link
 //! is in `peer`, two-phase commit and recovery in `commit`, the client endpoint and request
 //! dispatch in `client`, uploads in `upload`, model storage and reveal in `models`, the
-//! server side of training jobs in `training` (the training itself in [`job`]), encrypted
+//! server side of training jobs in `training` (the training itself in [`job`], P1's buffers of
+//! per-epoch statistics for the owner in [`feeds`]), encrypted
 //! inference in [`infer`]. Every failure is a [`ServerError`], whose
 //! [`code`](ServerError::code) is the wire [`ErrorCode`] a client is told.
 
@@ -28,6 +29,7 @@ mod client;
 mod commit;
 pub mod config;
 pub mod error;
+pub mod feeds;
 pub mod infer;
 pub mod job;
 pub mod limits;
@@ -71,6 +73,8 @@ pub struct Server {
     timeout: Duration,
     kind: TransportKind,
     infer: Option<Arc<infer::InferenceService>>,
+    /// P1: per-epoch statistics shares of running jobs, for their owners' watches.
+    feeds: Arc<feeds::Feeds>,
 }
 
 /// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
@@ -131,6 +135,7 @@ impl Server {
         };
         Ok(Arc::new(Self {
             infer,
+            feeds: Arc::default(),
             timeout,
             jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
             connections: Arc::new(Semaphore::new(
