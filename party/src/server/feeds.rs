@@ -78,13 +78,19 @@ pub struct Feeds {
 
 impl Feeds {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<EntryId, Feed>> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Opens the feed of `job` for `owner` (when P1 accepts the job), dropping expired feeds.
     pub fn open(&self, job: EntryId, owner: &str) {
         let mut g = self.lock();
-        g.retain(|_, f| f.end.as_ref().is_none_or(|(_, at)| at.elapsed() < FEED_GRACE));
+        g.retain(|_, f| {
+            f.end
+                .as_ref()
+                .is_none_or(|(_, at)| at.elapsed() < FEED_GRACE)
+        });
         g.insert(
             job,
             Feed {
@@ -105,7 +111,9 @@ impl Feeds {
         f.bytes += e.p_true.dim().0 * e.p_true.dim().1 * 8;
         f.queue.push_back(e);
         while f.bytes > MAX_FEED_BYTES {
-            let Some(old) = f.queue.pop_front() else { break };
+            let Some(old) = f.queue.pop_front() else {
+                break;
+            };
             f.bytes -= old.p_true.dim().0 * old.p_true.dim().1 * 8;
             tracing::warn!(
                 "job {job}: epoch {} statistics dropped unread (feed over {MAX_FEED_BYTES} bytes)",
@@ -231,7 +239,10 @@ mod tests {
         assert!(matches!(w.next().await, Some(FeedItem::End(Ok(())))));
         assert!(w.next().await.is_none());
         drop(w);
-        assert_eq!(feeds.watch(job, "alice").unwrap_err(), WatchRefusal::Unknown);
+        assert_eq!(
+            feeds.watch(job, "alice").unwrap_err(),
+            WatchRefusal::Unknown
+        );
     }
 
     #[tokio::test]

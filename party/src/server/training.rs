@@ -5,8 +5,8 @@
 //! itself is [`super::job`].
 
 use super::feeds::{EpochShares, FeedItem, WatchRefusal};
-use super::upload::Then;
 use super::timed::Timed;
+use super::upload::Then;
 use super::{job, reply, ClientChan, Result, Server, ServerError};
 use crate::proto::{
     decode, ClientRequest, EntryId, JobSpec, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
@@ -41,7 +41,15 @@ impl Server {
         let share = self.store.load_share(&m)?;
         // The job id before any step: the owner watches P1's statistics with it.
         let steps = (m.rows / spec.batch_size.max(1)) * spec.epochs;
-        reply(ch, &Reply::Progress { job, step: 0, steps }).await?;
+        reply(
+            ch,
+            &Reply::Progress {
+                job,
+                step: 0,
+                steps,
+            },
+        )
+        .await?;
         let task = tokio::spawn(job::run(
             self.job_context(),
             spec,
@@ -216,7 +224,10 @@ impl Server {
         on: PeerChannel,
     ) -> Result<()> {
         tracing::info!("job {job} of {owner} started on {}", m.name);
-        let r = self.clone().run_p1_half(job, &owner, m, spec, off, on).await;
+        let r = self
+            .clone()
+            .run_p1_half(job, &owner, m, spec, off, on)
+            .await;
         self.feeds
             .end(job, r.as_ref().map(|_| ()).map_err(ServerError::message));
         r
@@ -355,7 +366,9 @@ impl Server {
                     return Ok(());
                 }
                 FeedItem::End(Err(m)) => {
-                    return Err(ServerError::Internal(format!("job {job} failed at P1: {m}")))
+                    return Err(ServerError::Internal(format!(
+                        "job {job} failed at P1: {m}"
+                    )))
                 }
             }
         }

@@ -16,7 +16,7 @@ use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
-use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::backend::{Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{LinRegHyper, Progress};
 use ml::models::{self, mlp, Model};
 use ml::Schedule;

@@ -43,6 +43,9 @@ pub enum JobError {
     /// Model code, or an invalid hyper-parameter.
     #[error(transparent)]
     Ml(#[from] ml::MlError),
+    /// The ST-GCN model file code.
+    #[error(transparent)]
+    Model(#[from] ::stgcn::ModelError),
     /// A protocol step or a channel.
     #[error(transparent)]
     Mpc(#[from] mpc::MpcError),
@@ -121,7 +124,6 @@ pub struct JobOutput {
     /// Time and traffic of both phases.
     pub stats: JobStats,
 }
-
 
 /// What a job reports while it runs.
 #[derive(Debug, Clone)]

@@ -141,7 +141,10 @@ pub fn parse_architecture(name: &str) -> Result<Architecture> {
         Architecture::Stgcn3x256,
         Architecture::Stgcn6x256,
     ];
-    match all.into_iter().find(|a| a.name().eq_ignore_ascii_case(name)) {
+    match all
+        .into_iter()
+        .find(|a| a.name().eq_ignore_ascii_case(name))
+    {
         Some(a) => Ok(a),
         None => invalid(format!(
             "unknown architecture {name:?} (STGCN-3-128, STGCN-3-256, STGCN-6-256)"
@@ -186,7 +189,8 @@ fn from_init(init: &InitModel, s: &StgcnSpec) -> Result<StGcn> {
         if cfg.architecture != Some(want) {
             return invalid(format!(
                 "the initial model is {}, the job names {}",
-                cfg.architecture.map_or("a custom architecture", |a| a.name()),
+                cfg.architecture
+                    .map_or("a custom architecture", |a| a.name()),
                 want.name()
             ));
         }
@@ -274,7 +278,12 @@ fn scratch_classes(s: &StgcnSpec, t: &TensorMeta) -> Result<usize> {
 fn check_model(model: &StGcn, t: &TensorMeta, dims: [usize; 4], name: &str) -> Result<()> {
     let cfg = model.config();
     let [c, frames, v, m] = dims;
-    let have = [cfg.in_channels, cfg.num_frames, cfg.num_nodes(), cfg.num_persons];
+    let have = [
+        cfg.in_channels,
+        cfg.num_frames,
+        cfg.num_nodes(),
+        cfg.num_persons,
+    ];
     if have != [c, frames, v, m] {
         return invalid(format!(
             "the model expects (C, T, V, M) = {have:?}, dataset {name:?} has {:?}",
@@ -291,6 +300,8 @@ fn check_model(model: &StGcn, t: &TensorMeta, dims: [usize; 4], name: &str) -> R
             t.class_names.len()
         ));
     }
+    ml::models::stgcn::StgcnShape::from_model(model)
+        .map_err(|e| JobError::Invalid(format!("the model cannot be trained in 2PC: {e}")))?;
     let params: usize = model.tensors().iter().map(|x| x.value.len()).sum();
     if params > MAX_STGCN_PARAMS {
         return invalid(format!(

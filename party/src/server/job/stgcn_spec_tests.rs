@@ -118,7 +118,10 @@ fn architectures_activations_and_divisors_are_checked() {
         },
         &m,
     );
-    assert!(e.contains("STGCN-9-999") && e.contains("STGCN-3-128"), "{e}");
+    assert!(
+        e.contains("STGCN-9-999") && e.contains("STGCN-3-128"),
+        "{e}"
+    );
     for div in [0, 3, 256] {
         let e = err(
             StgcnSpec {
