@@ -51,6 +51,8 @@ mod shape;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_secure;
 
 pub use convert::{export_tensors, initial_params, to_model};
 pub use optim::{prepare_inputs, step, train};

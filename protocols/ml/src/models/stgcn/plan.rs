@@ -3,7 +3,8 @@
 //! run (exact truncation adds one elementwise triple per truncation); the plain names plan for
 //! local truncation.
 
-use super::{StgcnHyper, StgcnShape};
+use super::{StgcnHyper, StgcnShape, StgcnState};
+use crate::backend::{Plan, PlanTensor};
 use crate::error::Result;
 use mpc::triples::TripleRequest;
 use mpc::trunc::Truncation;
@@ -19,8 +20,9 @@ pub async fn plan_prepare_with(
     n: usize,
     mode: Truncation,
 ) -> Result<Vec<TripleRequest>> {
-    let _ = (shape, n, mode);
-    unimplemented!()
+    let mut p = Plan::with_truncation(mode);
+    super::prepare_inputs(&mut p, shape, &PlanTensor((n, shape.input_cols()))).await?;
+    Ok(p.into_requests())
 }
 
 /// The preprocessing of [`super::train`] over `batches` of a prepared `n`-clip dataset (local
@@ -43,8 +45,26 @@ pub async fn plan_steps_with(
     hyper: &StgcnHyper,
     mode: Truncation,
 ) -> Result<Vec<TripleRequest>> {
-    let _ = (shape, n, batches, hyper, mode);
-    unimplemented!()
+    let mut p = Plan::with_truncation(mode);
+    let params: Vec<PlanTensor> = shape.param_dims().into_iter().map(PlanTensor).collect();
+    let mut state = StgcnState {
+        velocity: params.clone(),
+        params,
+    };
+    let x = PlanTensor((n, shape.input_cols()));
+    let y = PlanTensor((n, shape.num_classes()));
+    super::train(
+        &mut p,
+        shape,
+        &x,
+        &y,
+        &mut state,
+        batches,
+        hyper,
+        &mut |_, _| {},
+    )
+    .await?;
+    Ok(p.into_requests())
 }
 
 /// The preprocessing of [`super::export_tensors`] (local truncation).
@@ -54,6 +74,8 @@ pub async fn plan_export(shape: &StgcnShape) -> Result<Vec<TripleRequest>> {
 
 /// [`plan_export`] for a run truncating by `mode`.
 pub async fn plan_export_with(shape: &StgcnShape, mode: Truncation) -> Result<Vec<TripleRequest>> {
-    let _ = (shape, mode);
-    unimplemented!()
+    let mut p = Plan::with_truncation(mode);
+    let params: Vec<PlanTensor> = shape.param_dims().into_iter().map(PlanTensor).collect();
+    super::export_tensors(&mut p, shape, &params).await?;
+    Ok(p.into_requests())
 }

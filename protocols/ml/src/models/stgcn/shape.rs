@@ -81,6 +81,20 @@ pub(crate) struct BlockShape {
     pub(crate) residual: Residual,
 }
 
+/// Where one tensor of the model file comes from on export.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ExportSource {
+    /// The transpose of trainable parameter `i` (weights `in × out` → `out × in`, rows `1 × d`
+    /// → `d × 1`).
+    Param(usize),
+    /// BN `γ = s·√(var+eps)` from the scale parameter `scale`.
+    BnWeight { scale: usize },
+    /// BN `β = t + mean·s`.
+    BnBias { scale: usize, shift: usize },
+    /// A public tensor kept as it is (running statistics, edge importance), as a matrix.
+    Public(Array2<f64>),
+}
+
 /// The public structure of an ST-GCN trained on shares (config, adjacency with the frozen edge
 /// importance, frozen BN statistics, input normalisation, parameter list) from a starting model.
 #[derive(Debug, Clone)]
@@ -94,6 +108,43 @@ pub struct StgcnShape {
     pub(crate) input_norm: Option<(Array2<f64>, Array2<f64>)>,
     /// Frozen BN running statistics `(mean, var)` by BN param index (the scale's index).
     pub(crate) bn_stats: Vec<(usize, Array1<f64>, Array1<f64>)>,
+    /// Every tensor of the model file in `StGcn::tensors()` order: name, shape, source.
+    pub(crate) exports: Vec<(String, Vec<usize>, ExportSource)>,
+}
+
+/// A tensor of shape `(d0, d1, …)` as the `d0 × (d1·…)` matrix of its row-major values.
+pub(crate) fn as_matrix(t: &ndarray::ArrayD<f64>) -> Array2<f64> {
+    let d0 = t.shape().first().copied().unwrap_or(1);
+    let rest = t.len() / d0.max(1);
+    Array2::from_shape_vec((d0, rest), t.iter().copied().collect()).expect("sizes agree")
+}
+
+/// The export source of every model tensor: a parameter of the same name, a BN affine solved
+/// back, or the public tensor itself.
+fn export_sources(model: &StGcn, params: &[ParamSpec]) -> Vec<(String, Vec<usize>, ExportSource)> {
+    let index = |name: &str| params.iter().position(|p| p.name == name);
+    model
+        .tensors()
+        .iter()
+        .map(|t| {
+            let bn = |suffix: &str| {
+                t.name
+                    .strip_suffix(suffix)
+                    .and_then(|prefix| Some((index(&format!("{prefix}.scale"))?, prefix)))
+            };
+            let src = if let Some(i) = index(&t.name) {
+                ExportSource::Param(i)
+            } else if let Some((scale, _)) = bn(".weight") {
+                ExportSource::BnWeight { scale }
+            } else if let Some((scale, prefix)) = bn(".bias") {
+                let shift = index(&format!("{prefix}.shift")).expect("BN shift beside scale");
+                ExportSource::BnBias { scale, shift }
+            } else {
+                ExportSource::Public(as_matrix(&t.value))
+            };
+            (t.name.clone(), t.value.shape().to_vec(), src)
+        })
+        .collect()
 }
 
 fn tensor1(model: &StGcn, name: &str) -> Result<Array1<f64>> {
@@ -230,7 +281,9 @@ impl StgcnShape {
         let fc_w = b.add("fc.weight".into(), (c_last, q), ParamKind::Weight);
         let fc_b = b.add("fc.bias".into(), (1, q), ParamKind::Bias);
         let input_norm = cfg.input_norm.as_ref().map(stgcn::InputNorm::affine);
+        let exports = export_sources(model, &b.params);
         Ok(Self {
+            exports,
             config: cfg,
             params: b.params,
             blocks,
