@@ -28,11 +28,13 @@ const MAX_UPLOAD: u64 = 10_000_000;
 const DIMS: [usize; 4] = [3, 8, 15, 1];
 const N: usize = 8;
 const CLASSES: usize = 4;
-/// Largest difference allowed between a revealed tensor value and the twin's (fixed point with
-/// 16 fractional bits; each value passes through four steps of products and exact truncations).
-const TENSOR_TOL: f64 = 2e-2;
-/// Largest difference allowed between the owner's reconstructed epoch loss and the twin's.
-const LOSS_TOL: f64 = 2e-2;
+/// Largest difference allowed between a revealed tensor value and the twin's: fixed point
+/// with 16 fractional bits, every value through four steps of products, exact truncations and
+/// the secure exp softmax; measured 5.4e-4 (the largest training update is 0.81).
+const TENSOR_TOL: f64 = 5e-3;
+/// Largest difference allowed between the owner's reconstructed epoch loss and the twin's
+/// (measured 5e-4: losses 4.62 then 1.77).
+const LOSS_TOL: f64 = 5e-3;
 
 /// Clips whose coordinates depend on the class (so the loss can fall), labels `i mod 4`.
 fn clips() -> (Array2<f64>, Vec<usize>) {
@@ -50,17 +52,19 @@ fn as_clips(x: &Array2<f64>) -> Array5<f64> {
     x.to_owned().into_shape_with_order((N, c, t, v, m)).unwrap()
 }
 
-/// The public starting model: STGCN-3-128 / 16 (widths 4, 8, 8), x², input normalisation.
+/// The public starting model: STGCN-3-128 / 8 (widths 8, 16, 16), node-wise polynomial
+/// activations, input normalisation.
 fn init_model(x: &Array2<f64>) -> StGcn {
     let g = Graph::mocap15();
     let graph = GraphSpec::from_edges("mocap15", g.num_nodes, &g.edges, g.center).unwrap();
     let a = graph.adjacency_array().unwrap();
-    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 16, DIMS[0], DIMS[1], &a, CLASSES);
+    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 8, DIMS[0], DIMS[1], &a, CLASSES);
     cfg.graph = graph;
     cfg.input_norm = Some(InputNorm::fit(as_clips(x).view()));
-    let mut m = StGcn::new(cfg, 7).unwrap();
-    m.init_pre_activation_bn(0.45, 0.56);
-    m
+    // Near the identity with a small square term, so values stay in range through three blocks.
+    cfg.activation = stgcn::ActivationKind::Poly;
+    cfg.poly_init = [0.1, 1.0, 0.0];
+    StGcn::new(cfg, 7).unwrap()
 }
 
 fn write_csv(dir: &Path, x: &Array2<f64>, labels: &[usize]) -> std::path::PathBuf {
@@ -139,7 +143,7 @@ fn spec(init: &StGcn, epochs: u64) -> JobSpec {
                 safetensors: init.to_safetensors_bytes().unwrap(),
             }),
             architecture: "STGCN-3-128".into(),
-            width_divisor: 16,
+            width_divisor: 8,
             activation: String::new(),
             init_seed: 0,
             momentum: 0.9,
@@ -147,7 +151,7 @@ fn spec(init: &StGcn, epochs: u64) -> JobSpec {
             classes: None,
         }),
         dataset: "clips".into(),
-        learning_rate: 0.05,
+        learning_rate: 0.01,
         batch_size: 4,
         epochs,
         schedule_seed: 11,
@@ -198,6 +202,14 @@ async fn twin(
         tensors.iter().flat_map(|t| t.iter().copied()).collect(),
         losses,
     )
+}
+
+/// The starting model's tensors as the stored column.
+fn initial_column(init: &StGcn) -> Vec<f64> {
+    init.tensors()
+        .iter()
+        .flat_map(|t| t.value.iter().copied())
+        .collect()
 }
 
 async fn reveal(c: &Cluster, job: EntryId) -> Vec<f64> {
@@ -259,6 +271,10 @@ async fn stgcn_job_matches_its_plaintext_twin_and_reports_losses_to_the_owner() 
     assert_eq!(steps, 4);
     let (want, want_losses) = twin(&init, &x, &labels, &s).await;
     assert_eq!(epochs.len(), 2);
+    eprintln!(
+        "losses: owner {:?}, twin {want_losses:?}",
+        epochs.iter().map(|e| e.loss).collect::<Vec<_>>()
+    );
     for (e, want) in epochs.iter().zip(&want_losses) {
         assert_eq!((e.epochs, e.samples), (2, N as u64));
         assert!(
@@ -278,7 +294,17 @@ async fn stgcn_job_matches_its_plaintext_twin_and_reports_losses_to_the_owner() 
         .zip(&want)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
+    let moved = want
+        .iter()
+        .zip(initial_column(&init))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!("tensors: largest difference {worst}, largest training update {moved}");
     assert!(worst < TENSOR_TOL, "largest difference {worst}");
+    assert!(
+        moved > 10.0 * TENSOR_TOL,
+        "training moved the model by {moved} only"
+    );
     for id in 0..2 {
         let m = c
             .manifests(id)
