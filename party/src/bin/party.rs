@@ -92,7 +92,7 @@ enum Command {
         p1_cert: Option<PathBuf>,
     },
     /// Submit a training job to P0, follow it, optionally reveal the model to yourself.
-    Train(Train),
+    Train(Box<Train>),
     /// List your datasets and models (at P0).
     List(Conn),
     /// Delete one of your datasets on both parties.
@@ -377,7 +377,7 @@ async fn main() -> Result<()> {
             let job = EntryId::parse(&job).context("job ids are 32 hex digits")?;
             reveal(&conn, job, &out).await?;
         }
-        Command::Train(t) => train(t).await?,
+        Command::Train(t) => train(*t).await?,
     }
     Ok(())
 }
