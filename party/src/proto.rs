@@ -20,13 +20,29 @@
 //! owner's dataset) and is answered by `Reply::SendShare` (or an error, the connection staying
 //! usable) before any share byte is sent.
 //!
+//! A job is `ClientRequest::Submit` to P0 (or `SubmitFollows { bytes }` and then the `Submit`
+//! in one frame of at most [`MAX_JOB_FRAME`] bytes, for a job carrying an initial model),
+//! answered by `Progress` (the first one, step 0, names the job as soon as P1 accepted it),
+//! `EpochShares` and ring frames for jobs with per-epoch statistics, then `JobDone` or `Error`:
+//!
+//! ```text
+//! client → P0     Submit(spec)                        | SubmitFollows { bytes } + one frame
+//! P0     → client Progress { job, step: 0, steps }    (the job id: watch P1 with it)
+//! client → P1     Watch { job }                       (optional, the job's owner only)
+//! P0     → client Progress … / EpochShares + words    (P0's shares of each epoch's p_true)
+//! P1     → client EpochShares + words …, Done         (P1's shares, on the watch connection)
+//! P0     → client JobDone { job, stats }
+//! ```
+//!
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
 //!
 //! # Peer link (mutual TLS with pinned certificates, see [`crate::transport`])
 //!
 //! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash
-//! recovery); each job then opens two fresh channels (offline phase, online phase).
+//! recovery); each job then opens two fresh channels (offline phase, online phase). A `Job`
+//! larger than a control frame is announced by `JobFollows { bytes }` (at most
+//! [`MAX_JOB_FRAME`]).
 
 pub use crate::ids::EntryId;
 use serde::{Deserialize, Serialize};
@@ -547,7 +563,12 @@ mod tests {
             let mut bytes = tag.to_le_bytes().to_vec();
             bytes.extend_from_slice(&len.to_le_bytes());
             prop_assert!(decode::<ClientRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
-            prop_assert!(decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
+            match decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME) {
+                // JobFollows carries just a length, checked against MAX_JOB_FRAME by P1 before
+                // it reads the frame.
+                Ok(PeerRequest::JobFollows { bytes }) => prop_assert!(tag == 6 && bytes == len),
+                other => prop_assert!(other.is_err()),
+            }
         }
 
         #[test]
@@ -573,6 +594,60 @@ mod tests {
             let b = mpc::net::encode_message(&p).unwrap();
             prop_assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
         }
+    }
+
+    /// The ST-GCN job messages round-trip; a job carrying a large initial model fits only the
+    /// job frame it is announced for.
+    #[test]
+    fn stgcn_job_messages_round_trip_within_their_limits() {
+        let spec = JobSpec {
+            model: ModelKind::Stgcn(StgcnSpec {
+                init: Some(InitModel {
+                    config_json: "{}".into(),
+                    safetensors: vec![7; 100_000],
+                }),
+                architecture: "STGCN-3-128".into(),
+                width_divisor: 4,
+                activation: "poly".into(),
+                init_seed: 3,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                classes: Some(10),
+            }),
+            dataset: "clips".into(),
+            learning_rate: 0.01,
+            batch_size: 16,
+            epochs: 10,
+            schedule_seed: 1,
+            triples: TripleKind::He,
+        };
+        let r = ClientRequest::Submit(spec.clone());
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).is_err());
+        assert_eq!(decode::<ClientRequest>(&b, MAX_JOB_FRAME).unwrap(), r);
+        let id = EntryId([3; 16]);
+        let msgs = [
+            ClientRequest::SubmitFollows {
+                bytes: b.len() as u64,
+            },
+            ClientRequest::Watch { job: id },
+        ];
+        for m in msgs {
+            let b = mpc::net::encode_message(&m).unwrap();
+            assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), m);
+        }
+        let rep = Reply::EpochShares {
+            job: id,
+            epoch: 2,
+            epochs: 10,
+            count: 64,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+        };
+        let b = mpc::net::encode_message(&rep).unwrap();
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), rep);
+        let p = PeerRequest::JobFollows { bytes: 1 << 20 };
+        let b = mpc::net::encode_message(&p).unwrap();
+        assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
     }
 
     #[test]
