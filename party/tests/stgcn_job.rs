@@ -30,11 +30,12 @@ const N: usize = 8;
 const CLASSES: usize = 4;
 /// Largest difference allowed between a revealed tensor value and the twin's: fixed point
 /// with 16 fractional bits, every value through four steps of products, exact truncations and
-/// the secure exp softmax; measured 5.4e-4 (the largest training update is 0.81).
+/// the secure exp softmax; measured 3.1e-4 to 6.5e-4 over runs (the largest training update
+/// is 0.42).
 const TENSOR_TOL: f64 = 5e-3;
-/// Largest difference allowed between the owner's reconstructed epoch loss and the twin's
-/// (measured 5e-4: losses 4.62 then 1.77).
-const LOSS_TOL: f64 = 5e-3;
+/// Largest difference allowed between the owner's reconstructed epoch loss and the twin's:
+/// measured up to 1.9e-3 (losses 1.64 then 1.07; the secure softmax approximates exp).
+const LOSS_TOL: f64 = 1e-2;
 
 /// Clips whose coordinates depend on the class (so the loss can fall), labels `i mod 4`.
 fn clips() -> (Array2<f64>, Vec<usize>) {
@@ -64,7 +65,12 @@ fn init_model(x: &Array2<f64>) -> StGcn {
     // Near the identity with a small square term, so values stay in range through three blocks.
     cfg.activation = stgcn::ActivationKind::Poly;
     cfg.poly_init = [0.1, 1.0, 0.0];
-    StGcn::new(cfg, 7).unwrap()
+    let mut m = StGcn::new(cfg, 7).unwrap();
+    // Small logits at the start: no probability of the true class near the fixed-point
+    // resolution, where its logarithm (the loss) would be ill-conditioned.
+    let fc = m.tensor("fc.weight").unwrap().mapv(|w| 0.1 * w);
+    m.set_tensor("fc.weight", fc).unwrap();
+    m
 }
 
 fn write_csv(dir: &Path, x: &Array2<f64>, labels: &[usize]) -> std::path::PathBuf {

@@ -145,8 +145,8 @@ ST-GCN (--model stgcn) on a skeleton dataset uploaded with its (C, T, V, M) shap
   from a public initial model:  --init model.json   (model.safetensors beside it)
   from scratch:                 --arch STGCN-3-128 --width-divisor 4 --activation square|poly
                                 [--classes K when the dataset has no class names]
-  optimizer:                    --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4
-With --p1/--p1-cert (or P1 reachable through the same flags) the per-epoch loss is shown:
+  optimizer:                    --learning-rate 0.01 --momentum 0.9 --weight-decay 1e-4
+With --p1 and --p1-cert the per-epoch loss is shown (`epoch 3/10  loss 0.412`):
 each party sends you its shares of every sample's probability of the true class, P0 in the
 job's stream and P1 on a second connection that only you (the job's owner) may open; you add
 them and compute the loss. Neither party learns it. Triples: dealer (the parties' configured
@@ -195,10 +195,10 @@ struct Train {
     #[arg(long, default_value_t = 5)]
     epochs: u64,
     /// Mini-batch size.
-    #[arg(long, alias = "batch-size", default_value_t = 64)]
+    #[arg(long, visible_alias = "batch-size", default_value_t = 64)]
     batch: u64,
     /// Learning rate.
-    #[arg(long, alias = "learning-rate", default_value_t = 0.125)]
+    #[arg(long, visible_alias = "learning-rate", default_value_t = 0.125)]
     lr: f64,
     /// Seed of the public batch schedule.
     #[arg(long, default_value_t = 1)]
