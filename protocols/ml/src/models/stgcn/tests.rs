@@ -282,3 +282,31 @@ async fn bad_models_and_inputs_are_refused() {
     let short = Array2::zeros((N, shape.input_cols() - 1));
     assert!(prepare_inputs(b, &shape, &short).await.is_err());
 }
+
+/// The offline phase can run in chunks of steps: the plans of consecutive chunks, concatenated,
+/// are the plan of the whole run (no state carries over between steps in the plan).
+#[tokio::test]
+async fn step_plans_concatenate_over_chunks() {
+    let (model, _, _) = tiny_model(ActivationKind::Poly, 6);
+    let shape = StgcnShape::from_model(&model).unwrap();
+    let hyper = StgcnHyper {
+        learning_rate: 0.1,
+        momentum: 0.9,
+        weight_decay: 1e-4,
+        batch_size: 2,
+    };
+    let batches = vec![vec![0, 1], vec![2, 3], vec![4, 5]];
+    let whole = plan_steps(&shape, N, &batches, &hyper).await.unwrap();
+    let mut chunks = plan_steps(&shape, N, &batches[..1], &hyper).await.unwrap();
+    chunks.extend(plan_steps(&shape, N, &batches[1..], &hyper).await.unwrap());
+    assert_eq!(whole, chunks);
+    assert!(!whole.is_empty());
+    assert!(
+        plan_prepare(&shape, N).await.unwrap().is_empty(),
+        "local: no triples"
+    );
+    assert!(!plan_export_with(&shape, mpc::trunc::Truncation::Exact)
+        .await
+        .unwrap()
+        .is_empty());
+}

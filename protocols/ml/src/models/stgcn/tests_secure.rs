@@ -208,3 +208,82 @@ async fn secure_training_with_exact_truncation_matches_the_twin() {
     secure_case(ActivationKind::Poly, Truncation::Exact, 20, 5e-4).await;
     secure_case(ActivationKind::Square, Truncation::Exact, 20, 1e-4).await;
 }
+
+/// The offline phase in chunks: triples for the input preparation and the first step, then for
+/// the remaining steps added to each party's pool between steps; the run drains every chunk and
+/// ends where the run with one big pool ends (same twin tolerance as above).
+#[tokio::test]
+async fn chunked_preprocessing_trains_like_one_pool() {
+    let (model, x, labels) = tiny_model(ActivationKind::Poly, 7);
+    let shape = StgcnShape::from_model(&model).unwrap();
+    let init = initial_params(&shape, &model);
+    let (rows, y) = as_rows(&x, &labels);
+    let mode = Truncation::Exact;
+    let all = batches();
+    let mut twin = StgcnState {
+        params: init.clone(),
+        velocity: zeros_like(&init),
+    };
+    let pb = &mut Plain::new();
+    let xp = prepare_inputs(pb, &shape, &rows).await.unwrap();
+    train(pb, &shape, &xp, &y, &mut twin, &all, &HYPER, &mut |_, _| {})
+        .await
+        .unwrap();
+    let mut first = plan_prepare_with(&shape, rows.nrows(), mode).await.unwrap();
+    first.extend(
+        plan_steps_with(&shape, rows.nrows(), &all[..1], &HYPER, mode)
+            .await
+            .unwrap(),
+    );
+    let rest = plan_steps_with(&shape, rows.nrows(), &all[1..], &HYPER, mode)
+        .await
+        .unwrap();
+    let fp = FixedPoint::new(FracBits::new(20).unwrap());
+    let (mut b0, mut b1) = backends(&first, fp, mode).await;
+    let (mut d0, mut d1, _h) = dealer::spawn_in_process().await.unwrap();
+    let (r0, r1) = tokio::join!(d0.generate(&rest), d1.generate(&rest));
+    let (mut rest0, mut rest1) = (Some(r0.unwrap()), Some(r1.unwrap()));
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let [x0, x1] = shares(fp, &rows, &mut rng);
+    let [y0, y1] = shares(fp, &y, &mut rng);
+    let (mut p0, mut p1) = (Vec::new(), Vec::new());
+    for p in &init {
+        let [a, b] = shares(fp, p, &mut rng);
+        p0.push(a);
+        p1.push(b);
+    }
+    let zero = |ps: &[Share]| {
+        ps.iter()
+            .map(|p| Share::zeros(p.dim().0, p.dim().1))
+            .collect()
+    };
+    let mut s0 = StgcnState {
+        velocity: zero(&p0),
+        params: p0,
+    };
+    let mut s1 = StgcnState {
+        velocity: zero(&p1),
+        params: p1,
+    };
+    let (xp0, xp1) = tokio::join!(
+        prepare_inputs(&mut b0, &shape, &x0),
+        prepare_inputs(&mut b1, &shape, &x1)
+    );
+    let (xp0, xp1) = (xp0.unwrap(), xp1.unwrap());
+    for (i, batch) in all.iter().enumerate() {
+        if i == 1 {
+            assert!(b0.preprocessing_drained() && b1.preprocessing_drained());
+            b0.add_preprocessing(rest0.take().unwrap());
+            b1.add_preprocessing(rest1.take().unwrap());
+        }
+        let (o0, o1) = tokio::join!(
+            step(&mut b0, &shape, &xp0, &y0, &mut s0, batch, &HYPER),
+            step(&mut b1, &shape, &xp1, &y1, &mut s1, batch, &HYPER)
+        );
+        o0.unwrap();
+        o1.unwrap();
+    }
+    assert!(b0.preprocessing_drained() && b1.preprocessing_drained());
+    let d = max_diff(&decode(fp, &s0.params, &s1.params), &twin.params);
+    assert!(d < 5e-4, "chunked run vs twin: {d}");
+}
