@@ -1,8 +1,8 @@
 //! The party server (`party serve`): the peer link with two-phase commit and crash recovery,
 //! the client endpoint (uploads, listings, deletes, jobs, model reveal), and the job runner that
-//! trains SecureML linear/logistic regression (SecureML §IV) on the stored shares with the other
-//! party, each party in its own process; optionally the encrypted-inference endpoint
-//! ([`infer`]) for the models listed in `[inference]`.
+//! trains SecureML linear/logistic regression and MLPs (SecureML §IV) and ST-GCNs on the stored
+//! shares with the other party, each party in its own process; optionally the
+//! encrypted-inference endpoint ([`infer`]) for the models listed in `[inference]`.
 //!
 //! Security: the peer link accepts only the pinned peer certificate (mutual TLS); clients are
 //! admitted by certificate fingerprint or by a token credential valid at this party only
