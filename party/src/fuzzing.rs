@@ -252,6 +252,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             ct_lens: vec![1 << 18; 4],
         }),
         ClientRequest::Inference(InferRequest::CloseSession { session: id }),
+        ClientRequest::SubmitFollows { bytes: 1 << 20 },
+        ClientRequest::Watch { job: id },
     ];
     let framed = |msgs: &[Vec<u8>]| {
         let mut out = Vec::new();
@@ -295,6 +297,13 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             Reply::ModelShare {
                 rows: 30,
                 cols: 1,
+                frac_bits: mpc::FracBits::new(16).unwrap(),
+            },
+            Reply::EpochShares {
+                job: id,
+                epoch: 1,
+                epochs: 3,
+                count: 64,
                 frac_bits: mpc::FracBits::new(16).unwrap(),
             },
             Reply::Error {

@@ -20,6 +20,20 @@
 //! owner's dataset) and is answered by `Reply::SendShare` (or an error, the connection staying
 //! usable) before any share byte is sent.
 //!
+//! A job is `ClientRequest::Submit` to P0 (or `SubmitFollows { bytes }` and then the `Submit`
+//! in one frame of at most [`MAX_JOB_FRAME`] bytes, for a job carrying an initial model),
+//! answered by `Progress` (the first one, step 0, names the job as soon as P1 accepted it),
+//! `EpochShares` and ring frames for jobs with per-epoch statistics, then `JobDone` or `Error`:
+//!
+//! ```text
+//! client → P0     Submit(spec)                        | SubmitFollows { bytes } + one frame
+//! P0     → client Progress { job, step: 0, steps }    (the job id: watch P1 with it)
+//! client → P1     Watch { job }                       (optional, the job's owner only)
+//! P0     → client Progress … / EpochShares + words    (P0's shares of each epoch's p_true)
+//! P1     → client EpochShares + words …, Done         (P1's shares, on the watch connection)
+//! P0     → client JobDone { job, stats }
+//! ```
+//!
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
 //!
@@ -32,7 +46,9 @@
 //! # Peer link (mutual TLS with pinned certificates, see [`crate::transport`])
 //!
 //! Channel 0 carries [`PeerRequest`]s from P0 to P1, channel 1 requests from P1 to P0 (crash
-//! recovery); each job then opens two fresh channels (offline phase, online phase).
+//! recovery); each job then opens two fresh channels (offline phase, online phase). A `Job`
+//! larger than a control frame is announced by `JobFollows { bytes }` (at most
+//! [`MAX_JOB_FRAME`]).
 
 pub use crate::ids::EntryId;
 use serde::{Deserialize, Serialize};
@@ -41,6 +57,11 @@ use serde::{Deserialize, Serialize};
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
 /// Largest frame of share data in an upload or a reveal.
 pub const UPLOAD_CHUNK: usize = 1 << 20;
+/// Largest job frame: a job spec carrying a public initial model ([`InitModel`]), announced by
+/// [`ClientRequest::SubmitFollows`] or [`PeerRequest::JobFollows`]. Only the one frame that
+/// follows such an announcement may be this large; every other request stays within
+/// [`MAX_CONTROL_FRAME`].
+pub const MAX_JOB_FRAME: usize = 32 << 20;
 
 /// What a party stores for one share.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +178,7 @@ pub enum ModelMeta {
 }
 
 /// Which model a job trains.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelKind {
     /// Linear regression (SecureML §IV-A).
     Linreg,
@@ -167,6 +188,10 @@ pub enum ModelKind {
     /// Table III: 784-128-128-10 on MNIST). The stored model is one column: every layer's
     /// weights, row-major, layer after layer (see `server::job::unflatten_layers`).
     Mlp(MlpSpec),
+    /// An ST-GCN on a skeleton dataset (one whose manifest has a [`TensorMeta`]), trained by
+    /// SGD with momentum in 2PC with exact truncation. The stored model is a [`ModelMeta::Stgcn`]
+    /// entry: one column holding every tensor of `stgcn::StGcn::tensors()` in order.
+    Stgcn(StgcnSpec),
 }
 
 /// A public ST-GCN model file as a job's starting point: the two halves of the files
@@ -206,6 +231,10 @@ pub struct StgcnSpec {
     pub momentum: f64,
     /// L2 weight decay (0 for none).
     pub weight_decay: f64,
+    /// Number of classes when training from scratch on a dataset without class names (the
+    /// label values must lie in `0..classes`); checked against the class names or `init`.
+    #[serde(default)]
+    pub classes: Option<u32>,
 }
 
 /// The architecture of an MLP job.
@@ -229,6 +258,9 @@ pub enum TripleKind {
     Ot,
     /// The dealer named in both parties' configurations (a trusted third party).
     Dealer,
+    /// Two-server offline phase with RLWE encryption for the matrix triples and OT for the
+    /// elementwise and AND triples (`mpc::triples::HeSource`; no third party).
+    He,
 }
 
 /// A training job as a client submits it.
@@ -381,6 +413,19 @@ pub enum ClientRequest {
         /// The job that trained it.
         job: EntryId,
     },
+    /// P0 only: a `Submit` too large for a control frame follows in one frame of `bytes`
+    /// (at most [`MAX_JOB_FRAME`]): a job with a public initial model.
+    SubmitFollows {
+        /// Length of the encoded `ClientRequest::Submit` frame that follows.
+        bytes: u64,
+    },
+    /// P1 only: stream this party's shares of the per-epoch training statistics of the
+    /// client's job (see [`Reply::EpochShares`]); the party checks the client owns the job.
+    /// Answered by `EpochShares` replies until `Done` (the job ended on this party) or `Error`.
+    Watch {
+        /// The job (from the first `Progress` reply of P0).
+        job: EntryId,
+    },
 }
 
 /// A stored entry as listed to its owner.
@@ -499,6 +544,22 @@ pub enum Reply {
         /// What the column holds (`None` for the single-matrix models).
         model: Option<ModelMeta>,
     },
+    /// One party's shares of an epoch's per-sample probabilities of the true class (fixed
+    /// point), for the job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
+    /// owner's `Watch` stream; the owner adds them and computes the epoch's cross-entropy.
+    /// `count` words follow as raw ring frames.
+    EpochShares {
+        /// The job.
+        job: EntryId,
+        /// The epoch (1-based).
+        epoch: u64,
+        /// All epochs.
+        epochs: u64,
+        /// Samples of the epoch (words that follow).
+        count: u64,
+        /// Fractional bits of the shared values.
+        frac_bits: mpc::FracBits,
+    },
 }
 
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
@@ -557,6 +618,12 @@ pub enum PeerRequest {
     /// `PeerReply::DeployShare` and the words, only under the owner's authorization of exactly
     /// this spec at the answering party, once.
     DeployShare(DeploySpec),
+    /// A `Job` request too large for a control frame follows in one frame of `bytes` (at most
+    /// [`MAX_JOB_FRAME`]): a job with a public initial model.
+    JobFollows {
+        /// Length of the encoded `PeerRequest::Job` frame that follows.
+        bytes: u64,
+    },
 }
 
 /// Entry state as reported by the peer in recovery.
@@ -646,7 +713,12 @@ mod tests {
             let mut bytes = tag.to_le_bytes().to_vec();
             bytes.extend_from_slice(&len.to_le_bytes());
             prop_assert!(decode::<ClientRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
-            prop_assert!(decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME).is_err());
+            match decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME) {
+                // JobFollows carries just a length, checked against MAX_JOB_FRAME by P1 before
+                // it reads the frame.
+                Ok(PeerRequest::JobFollows { bytes }) => prop_assert!(tag == 6 && bytes == len),
+                other => prop_assert!(other.is_err()),
+            }
         }
 
         #[test]
@@ -672,6 +744,60 @@ mod tests {
             let b = mpc::net::encode_message(&p).unwrap();
             prop_assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
         }
+    }
+
+    /// The ST-GCN job messages round-trip; a job carrying a large initial model fits only the
+    /// job frame it is announced for.
+    #[test]
+    fn stgcn_job_messages_round_trip_within_their_limits() {
+        let spec = JobSpec {
+            model: ModelKind::Stgcn(StgcnSpec {
+                init: Some(InitModel {
+                    config_json: "{}".into(),
+                    safetensors: vec![7; 100_000],
+                }),
+                architecture: "STGCN-3-128".into(),
+                width_divisor: 4,
+                activation: "poly".into(),
+                init_seed: 3,
+                momentum: 0.9,
+                weight_decay: 1e-4,
+                classes: Some(10),
+            }),
+            dataset: "clips".into(),
+            learning_rate: 0.01,
+            batch_size: 16,
+            epochs: 10,
+            schedule_seed: 1,
+            triples: TripleKind::He,
+        };
+        let r = ClientRequest::Submit(spec.clone());
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).is_err());
+        assert_eq!(decode::<ClientRequest>(&b, MAX_JOB_FRAME).unwrap(), r);
+        let id = EntryId([3; 16]);
+        let msgs = [
+            ClientRequest::SubmitFollows {
+                bytes: b.len() as u64,
+            },
+            ClientRequest::Watch { job: id },
+        ];
+        for m in msgs {
+            let b = mpc::net::encode_message(&m).unwrap();
+            assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), m);
+        }
+        let rep = Reply::EpochShares {
+            job: id,
+            epoch: 2,
+            epochs: 10,
+            count: 64,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+        };
+        let b = mpc::net::encode_message(&rep).unwrap();
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), rep);
+        let p = PeerRequest::JobFollows { bytes: 1 << 20 };
+        let b = mpc::net::encode_message(&p).unwrap();
+        assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
     }
 
     #[test]

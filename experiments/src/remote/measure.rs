@@ -107,6 +107,9 @@ pub fn job_plan(
         ),
         ModelKind::Linreg => (vec![Array2::zeros((d, 1))], Model::Linreg),
         ModelKind::Logreg => (vec![Array2::zeros((d, 1))], Model::Logreg),
+        ModelKind::Stgcn(_) => {
+            anyhow::bail!("remote ST-GCN tasks are submitted with `party train --model stgcn`")
+        }
     };
     Ok(JobPlan {
         spec,

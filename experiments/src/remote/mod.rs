@@ -141,13 +141,13 @@ fn find_dataset<'a>(entries: &'a [EntryInfo], wanted: &str) -> Result<&'a EntryI
         })
 }
 
-/// The job's triple source for the configured `source` (the parties serve `ot` and `dealer`).
+/// The job's triple source for the configured `source` (the parties serve `ot`, `he` and `dealer`).
 fn triple_kind(source: &str) -> Result<TripleKind> {
     Ok(match source {
         "ot" => TripleKind::Ot,
         "dealer" => TripleKind::Dealer,
-        "he" => bail!("triples = \"he\" is not served by remote parties yet: the party protocol's TripleKind offers ot and dealer (HeSource runs in-process with `experiment run`)"),
-        s => bail!("triples = {s:?} cannot run on remote parties (ot, or dealer: the parties' configured dealer)"),
+        "he" => TripleKind::He,
+        s => bail!("triples = {s:?} cannot run on remote parties (ot, he, or dealer: the parties' configured dealer)"),
     })
 }
 

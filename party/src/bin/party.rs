@@ -11,6 +11,10 @@
 //!       --dataset cancer --model logreg [--epochs 5 --batch 64 --lr 0.125 --seed 1 --triples ot] \
 //!       [--layers 784,128,128,10 --softmax relu --init-seed 1]   # for --model mlp
 //!       [--reveal weights.csv]                # submit a job to P0, stream progress, reveal
+//! party train ... --model stgcn --dataset clips (--init model.json | --arch STGCN-3-128 \
+//!       --width-divisor 4 --activation square|poly) --epochs 10 --batch-size 16 \
+//!       --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4 --triples dealer|ot|he
+//!                                             # ST-GCN in 2PC; per-epoch loss with --p1
 //! party list / party delete NAME              # the client's entries (same connection flags)
 //! party reveal --job J --out DIR/NAME         # a trained model: DIR/NAME.json + .safetensors
 //!                                             # for an ST-GCN, the weights as CSV otherwise
@@ -22,10 +26,11 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use ml::backend::SoftmaxKind;
-use party::client::Client;
+use party::client::{Client, JobUpdate};
 use party::deploy::Revealed;
 use party::proto::{
-    ClientRequest, EntryId, JobSpec, MlpSpec, ModelKind, Reply, ServeAt, TripleKind,
+    ClientRequest, EntryId, InitModel, JobSpec, MlpSpec, ModelKind, Reply, ServeAt, StgcnSpec,
+    TripleKind,
 };
 use party::server::{config, Server};
 use party::transport::{Identity, PeerCert};
@@ -94,7 +99,7 @@ enum Command {
         p1_cert: Option<PathBuf>,
     },
     /// Submit a training job to P0, follow it, optionally reveal the model to yourself.
-    Train(Train),
+    Train(Box<Train>),
     /// List your datasets and models (at P0).
     List(Conn),
     /// Delete one of your datasets on both parties.
@@ -164,14 +169,27 @@ struct Conn {
     cert_dir: Option<PathBuf>,
 }
 
+/// `party train`: submit a job to P0 and follow it. The model stays secret-shared between the
+/// parties: the job id printed at the end reveals it (`party reveal`) or deploys it.
 #[derive(Args, Debug)]
+#[command(after_help = "\
+ST-GCN (--model stgcn) on a skeleton dataset uploaded with its (C, T, V, M) shape and graph:
+  from a public initial model:  --init model.json   (model.safetensors beside it)
+  from scratch:                 --arch STGCN-3-128 --width-divisor 4 --activation square|poly
+                                [--classes K when the dataset has no class names]
+  optimizer:                    --learning-rate 0.01 --momentum 0.9 --weight-decay 1e-4
+With --p1 and --p1-cert the per-epoch loss is shown (`epoch 3/10  loss 0.412`):
+each party sends you its shares of every sample's probability of the true class, P0 in the
+job's stream and P1 on a second connection that only you (the job's owner) may open; you add
+them and compute the loss. Neither party learns it. Triples: dealer (the parties' configured
+dealer), ot or he (two-server, no third party).")]
 struct Train {
     #[command(flatten)]
     conn: Conn,
     /// Dataset name.
     #[arg(long)]
     dataset: String,
-    /// linreg, logreg or mlp.
+    /// linreg, logreg, mlp or stgcn.
     #[arg(long, default_value = "logreg")]
     model: String,
     /// MLP layer widths, input first (e.g. 784,128,128,10).
@@ -180,25 +198,47 @@ struct Train {
     /// MLP output normalization: relu (SecureML) or exp.
     #[arg(long, default_value = "relu")]
     softmax: String,
-    /// Seed of the MLP's public initial weights.
+    /// Seed of the public initial weights (MLP; ST-GCN from scratch).
     #[arg(long, default_value_t = 1)]
     init_seed: u64,
+    /// ST-GCN: the public initial model's JSON configuration (its safetensors weights next to
+    /// it, same name with .safetensors).
+    #[arg(long, conflicts_with = "arch")]
+    init: Option<PathBuf>,
+    /// ST-GCN from scratch: the architecture (STGCN-3-128, STGCN-3-256, STGCN-6-256).
+    #[arg(long)]
+    arch: Option<String>,
+    /// ST-GCN from scratch: every channel width divided by this.
+    #[arg(long, default_value_t = 1)]
+    width_divisor: u32,
+    /// ST-GCN from scratch: square (x²) or poly (a·x² + b·x + c per node); relu is refused.
+    #[arg(long)]
+    activation: Option<String>,
+    /// ST-GCN from scratch: number of classes (default: the dataset's class names).
+    #[arg(long)]
+    classes: Option<u32>,
+    /// ST-GCN: SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// ST-GCN: weight decay on convolution and dense weights.
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f64,
     /// Epochs.
     #[arg(long, default_value_t = 5)]
     epochs: u64,
     /// Mini-batch size.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, visible_alias = "batch-size", default_value_t = 64)]
     batch: u64,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.125)]
+    #[arg(long, visible_alias = "learning-rate", default_value_t = 0.125)]
     lr: f64,
     /// Seed of the public batch schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// ot or dealer.
+    /// Triple source: ot, he or dealer.
     #[arg(long, default_value = "ot")]
     triples: String,
-    /// Reveal the trained model to yourself and write it here as CSV.
+    /// Reveal the trained model to yourself and write it here as CSV (linear models, MLPs).
     #[arg(long)]
     reveal: Option<PathBuf>,
 }
@@ -418,65 +458,134 @@ async fn main() -> Result<()> {
             let job = EntryId::parse(&job).context("job ids are 32 hex digits")?;
             deploy(&conn, job, &name, serve, packing.as_deref()).await?;
         }
-        Command::Train(t) => {
-            let model = match t.model.as_str() {
-                "linreg" => ModelKind::Linreg,
-                "logreg" => ModelKind::Logreg,
-                "mlp" => ModelKind::Mlp(MlpSpec {
-                    layers: t.layers.clone(),
-                    softmax: match t.softmax.as_str() {
-                        "relu" => SoftmaxKind::Relu,
-                        "exp" => SoftmaxKind::Exp,
-                        s => bail!("unknown softmax {s:?} (relu, exp)"),
-                    },
-                    init_seed: t.init_seed,
-                }),
-                m => bail!("unknown model {m:?} (linreg, logreg, mlp)"),
-            };
-            let triples = match t.triples.as_str() {
-                "ot" => TripleKind::Ot,
-                "dealer" => TripleKind::Dealer,
-                s => bail!("unknown triple source {s:?} (ot, dealer)"),
-            };
-            let mut c = t.conn.connect(0).await?;
-            c.send(&ClientRequest::Submit(JobSpec {
-                model,
-                dataset: t.dataset,
-                learning_rate: t.lr,
-                batch_size: t.batch,
-                epochs: t.epochs,
-                schedule_seed: t.seed,
-                triples,
-            }))
-            .await?;
-            let pb = indicatif::ProgressBar::new(0);
-            let (job, stats) = loop {
-                match c.recv().await? {
-                    Reply::Progress { step, steps, .. } => {
-                        pb.set_length(steps);
-                        pb.set_position(step);
-                    }
-                    Reply::JobDone { job, stats } => break (job, stats),
-                    other => bail!("unexpected reply {other:?}"),
-                }
-            };
-            pb.finish_and_clear();
-            println!("job {job} done");
-            for (i, s) in stats.iter().enumerate() {
-                println!(
-                    "  P{i}: offline {:.3} s ({} B sent), online {:.3} s ({} B sent, {} B received, {} rounds)",
-                    s.offline_s,
-                    s.offline.bytes_sent,
-                    s.online_s,
-                    s.online.bytes_sent,
-                    s.online.bytes_received,
-                    s.online.rounds
-                );
-            }
-            if let Some(out) = &t.reveal {
-                reveal(&t.conn, job, out).await?;
-            }
+        Command::Train(t) => train(*t).await?,
+    }
+    Ok(())
+}
+
+/// The job `party train` submits.
+fn job_spec(t: &Train) -> Result<JobSpec> {
+    let model = match t.model.as_str() {
+        "linreg" => ModelKind::Linreg,
+        "logreg" => ModelKind::Logreg,
+        "mlp" => ModelKind::Mlp(MlpSpec {
+            layers: t.layers.clone(),
+            softmax: match t.softmax.as_str() {
+                "relu" => SoftmaxKind::Relu,
+                "exp" => SoftmaxKind::Exp,
+                s => bail!("unknown softmax {s:?} (relu, exp)"),
+            },
+            init_seed: t.init_seed,
+        }),
+        "stgcn" => ModelKind::Stgcn(stgcn_spec(t)?),
+        m => bail!("unknown model {m:?} (linreg, logreg, mlp, stgcn)"),
+    };
+    let triples = match t.triples.as_str() {
+        "ot" => TripleKind::Ot,
+        "dealer" => TripleKind::Dealer,
+        "he" => TripleKind::He,
+        s => bail!("unknown triple source {s:?} (ot, he, dealer)"),
+    };
+    Ok(JobSpec {
+        model,
+        dataset: t.dataset.clone(),
+        learning_rate: t.lr,
+        batch_size: t.batch,
+        epochs: t.epochs,
+        schedule_seed: t.seed,
+        triples,
+    })
+}
+
+/// The ST-GCN part of `party train`'s job: an initial model file, or an architecture.
+fn stgcn_spec(t: &Train) -> Result<StgcnSpec> {
+    let init = match &t.init {
+        Some(json) => Some(load_init(json)?),
+        None if t.arch.is_none() => {
+            bail!("--model stgcn needs --init model.json or --arch (e.g. STGCN-3-128)")
         }
+        None => None,
+    };
+    let activation = match (&t.activation, &init) {
+        (Some(a), _) => a.clone(),
+        (None, Some(_)) => String::new(),
+        (None, None) => "square".into(),
+    };
+    Ok(StgcnSpec {
+        init,
+        architecture: t.arch.clone().unwrap_or_default(),
+        width_divisor: t.width_divisor,
+        activation,
+        init_seed: t.init_seed,
+        momentum: t.momentum,
+        weight_decay: t.weight_decay,
+        classes: t.classes,
+    })
+}
+
+/// A model file pair: `json` and the safetensors beside it.
+fn load_init(json: &std::path::Path) -> Result<InitModel> {
+    let weights = json.with_extension("safetensors");
+    let config_json = std::fs::read_to_string(json)
+        .with_context(|| format!("reading the initial model {}", json.display()))?;
+    let safetensors = std::fs::read(&weights)
+        .with_context(|| format!("reading the initial weights {}", weights.display()))?;
+    stgcn::StGcn::from_json_and_safetensors(&config_json, &safetensors)
+        .with_context(|| format!("loading the initial model {}", json.display()))?;
+    Ok(InitModel {
+        config_json,
+        safetensors,
+    })
+}
+
+/// `party train`: submits the job, shows progress (and the per-epoch loss when P1 is given),
+/// prints the job id and both parties' measurements.
+async fn train(t: Train) -> Result<()> {
+    let spec = job_spec(&t)?;
+    let mut c = t.conn.connect(0).await?;
+    let pb = indicatif::ProgressBar::new(0);
+    let mut on = |u: JobUpdate| match u {
+        JobUpdate::Progress(p) => {
+            pb.set_length(p.steps);
+            pb.set_position(p.step);
+        }
+        JobUpdate::Epoch(e) => pb.println(format!(
+            "epoch {}/{}  loss {:.3}  (p_true > 0.5 for {:.1}% of {} clips)",
+            e.epoch,
+            e.epochs,
+            e.loss,
+            100.0 * e.confident,
+            e.samples
+        )),
+    };
+    let done = match (&spec.model, t.conn.p1.is_some()) {
+        (ModelKind::Stgcn(_), true) => {
+            let mut p1 = t.conn.connect(1).await?;
+            c.submit_watched(&mut p1, &spec, &mut on).await?
+        }
+        _ => {
+            let mut progress = |p: party::client::JobProgress| on(JobUpdate::Progress(p));
+            c.submit(&spec, &mut progress).await?
+        }
+    };
+    pb.finish_and_clear();
+    for (i, s) in done.stats.iter().enumerate() {
+        println!(
+            "  P{i}: offline {:.3} s ({} B sent), online {:.3} s ({} B sent, {} B received, {} rounds)",
+            s.offline_s,
+            s.offline.bytes_sent,
+            s.online_s,
+            s.online.bytes_sent,
+            s.online.bytes_received,
+            s.online.rounds
+        );
+    }
+    println!(
+        "job {} done; the model stays secret-shared (reveal or deploy it with this id)",
+        done.job
+    );
+    if let Some(out) = &t.reveal {
+        reveal(&t.conn, done.job, out).await?;
     }
     Ok(())
 }

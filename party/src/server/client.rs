@@ -201,6 +201,10 @@ impl Server {
             },
             ClientRequest::Reveal { job } => Ok(self.reveal(ch, owner, job, false).await?),
             ClientRequest::RevealModel { job } => Ok(self.reveal(ch, owner, job, true).await?),
+            ClientRequest::SubmitFollows { bytes } => {
+                return self.submit_follows(ch, owner, bytes).await;
+            }
+            ClientRequest::Watch { job } => self.watch(ch, owner, job).await,
             other => match self.simple(owner, other).await {
                 Ok(rep) => reply(ch, &rep).await.map_err(ServerError::from),
                 Err(e) => {

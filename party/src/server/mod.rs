@@ -1,8 +1,8 @@
 //! The party server (`party serve`): the peer link with two-phase commit and crash recovery,
 //! the client endpoint (uploads, listings, deletes, jobs, model reveal), and the job runner that
-//! trains SecureML linear/logistic regression (SecureML §IV) on the stored shares with the other
-//! party, each party in its own process; optionally the encrypted-inference endpoint
-//! ([`infer`]) for the models listed in `[inference]`.
+//! trains SecureML linear/logistic regression and MLPs (SecureML §IV) and ST-GCNs on the stored
+//! shares with the other party, each party in its own process; optionally the
+//! encrypted-inference endpoint ([`infer`]) for the models listed in `[inference]`.
 //!
 //! Security: the peer link accepts only the pinned peer certificate (mutual TLS); clients are
 //! admitted by certificate fingerprint or by a token credential valid at this party only
@@ -20,7 +20,8 @@
 //! is in `peer`, two-phase commit and recovery in `commit`, the client endpoint and request
 //! dispatch in `client`, uploads in `upload`, model storage and reveal in `models`, deploying a
 //! trained ST-GCN to the inference service in `deploy`, the
-//! server side of training jobs in `training` (the training itself in [`job`]), encrypted
+//! server side of training jobs in `training` (the training itself in [`job`], P1's buffers of
+//! per-epoch statistics for the owner in [`feeds`]), encrypted
 //! inference in [`infer`]. Every failure is a [`ServerError`], whose
 //! [`code`](ServerError::code) is the wire [`ErrorCode`] a client is told.
 
@@ -30,6 +31,7 @@ mod commit;
 pub mod config;
 mod deploy;
 pub mod error;
+pub mod feeds;
 pub mod infer;
 pub mod job;
 pub mod limits;
@@ -75,6 +77,8 @@ pub struct Server {
     infer: Option<Arc<infer::InferenceService>>,
     /// The owner's deploy authorizations at this party.
     grants: deploy::Grants,
+    /// P1: per-epoch statistics shares of running jobs, for their owners' watches.
+    feeds: Arc<feeds::Feeds>,
 }
 
 /// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
@@ -136,6 +140,7 @@ impl Server {
         let srv = Arc::new(Self {
             grants: deploy::Grants::new(cfg.role, deploy::GRANT_TTL),
             infer,
+            feeds: Arc::default(),
             timeout,
             jobs: Arc::new(Semaphore::new(cfg.limits.max_concurrent_jobs.max(1))),
             connections: Arc::new(Semaphore::new(

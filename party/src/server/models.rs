@@ -8,14 +8,15 @@ use crate::store::{self, EntryKind, Manifest, State};
 use mpc::net::{Channel, ChannelExt};
 
 impl Server {
-    /// Stores this party's share `w` of job `job`'s model (trained on `data` for `owner`) as
-    /// prepared.
+    /// Stores this party's share `w` of job `job`'s model (trained on `data` for `owner`, in the
+    /// format `meta` for models other than the single-matrix ones) as prepared.
     pub(super) fn store_model(
         &self,
         job: EntryId,
         owner: &str,
         data: &Manifest,
         w: &mpc::Share,
+        meta: Option<crate::proto::ModelMeta>,
     ) -> Result<()> {
         let bytes = store::matrix_bytes(w);
         let (rows, cols) = w.dim();
@@ -37,7 +38,7 @@ impl Server {
             supersedes: None,
             appended: Vec::new(),
             tensor: None,
-            model: None,
+            model: meta,
         };
         self.store.put(&m, &bytes)?;
         Ok(())

@@ -4,7 +4,9 @@
 
 use super::timed::Timed;
 use super::{Result, Server, ServerError};
-use crate::proto::{decode, EntryId, PeerReply, PeerRequest, PeerState, MAX_CONTROL_FRAME};
+use crate::proto::{
+    decode, EntryId, PeerReply, PeerRequest, PeerState, MAX_CONTROL_FRAME, MAX_JOB_FRAME,
+};
 use crate::store::{EntryKind, Manifest, State};
 use crate::transport::{self, Identity, Link, PeerCert};
 use mpc::net::{Channel, ChannelExt};
@@ -158,7 +160,10 @@ impl Server {
         let r: Result<()> = async {
             loop {
                 let frame = inc.recv_frame(MAX_CONTROL_FRAME).await?;
-                let req: PeerRequest = decode(&frame, MAX_CONTROL_FRAME)?;
+                let mut req: PeerRequest = decode(&frame, MAX_CONTROL_FRAME)?;
+                if let PeerRequest::JobFollows { bytes } = req {
+                    req = recv_large_job(&mut inc, bytes).await?;
+                }
                 let rep = match req {
                     PeerRequest::DeployShare(spec) => {
                         // Replies itself: a refusal, or the share's header and words.
@@ -202,8 +207,15 @@ impl Server {
     ) -> Result<PeerReply> {
         let off = pl.link.next_channel().await?;
         let on = pl.link.next_channel().await?;
-        match self.check_job_dataset(&owner, &dataset) {
+        let checked = self.check_job_dataset(&owner, &dataset).and_then(|m| {
+            // P1 checks the job on its own: it does not rely on P0's check.
+            super::job::validate(&spec, &m)
+                .map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
+            Ok(m)
+        });
+        match checked {
             Ok(m) => {
+                self.feeds.open(job, &owner);
                 tokio::spawn(async move {
                     let r = self.run_job_p1(job, owner, m, spec, off, on).await;
                     if let Err(e) = r {
@@ -293,6 +305,24 @@ impl Server {
             PeerRequest::Job { .. } | PeerRequest::DeployShare(_) => {
                 unreachable!("handled by serve_peer")
             }
+            PeerRequest::JobFollows { .. } => unreachable!("resolved by serve_peer"),
         })
+    }
+}
+
+/// The `Job` request announced by `JobFollows { bytes }`: one frame of at most
+/// [`MAX_JOB_FRAME`] bytes (a job carrying its initial model).
+async fn recv_large_job(inc: &mut transport::PeerChannel, bytes: u64) -> Result<PeerRequest> {
+    if bytes > MAX_JOB_FRAME as u64 {
+        return Err(ServerError::Peer(format!(
+            "P0 announced a job of {bytes} bytes, above the limit of {MAX_JOB_FRAME}"
+        )));
+    }
+    let frame = inc.recv_frame(bytes as usize).await?;
+    match decode(&frame, MAX_JOB_FRAME)? {
+        r @ PeerRequest::Job { .. } => Ok(r),
+        _ => Err(ServerError::Peer(
+            "JobFollows must be followed by a Job request".into(),
+        )),
     }
 }

@@ -1,12 +1,20 @@
 //! Training jobs as the server runs them: P0 checks a client's submission, starts the job at
-//! P1 over the peer link, streams progress to the client and commits the model; P1 runs its
-//! half when P0 asks. The training itself is [`super::job`].
+//! P1 over the peer link, streams progress (and its own shares of the per-epoch statistics) to
+//! the client and commits the model; P1 checks the job on its own, runs its half when P0 asks
+//! and buffers its statistics shares for the owner's watch ([`super::feeds`]). The training
+//! itself is [`super::job`].
 
+use super::feeds::{EpochShares, FeedItem, WatchRefusal};
 use super::timed::Timed;
+use super::upload::Then;
 use super::{job, reply, ClientChan, Result, Server, ServerError};
-use crate::proto::{EntryId, JobSpec, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME};
+use crate::proto::{
+    decode, ClientRequest, EntryId, JobSpec, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
+    MAX_JOB_FRAME,
+};
 use crate::store::{EntryKind, Manifest};
 use crate::transport::PeerChannel;
+use job::JobEvent;
 use mpc::net::{Channel, ChannelExt};
 use std::sync::Arc;
 
@@ -31,6 +39,17 @@ impl Server {
         tracing::info!("job {job} of {owner} started on {}", m.name);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let share = self.store.load_share(&m)?;
+        // The job id before any step: the owner watches P1's statistics with it.
+        let steps = (m.rows / spec.batch_size.max(1)) * spec.epochs;
+        reply(
+            ch,
+            &Reply::Progress {
+                job,
+                step: 0,
+                steps,
+            },
+        )
+        .await?;
         let task = tokio::spawn(job::run(
             self.job_context(),
             spec,
@@ -40,15 +59,15 @@ impl Server {
             on,
             tx,
         ));
-        while let Some((step, steps)) = rx.recv().await {
-            reply(ch, &Reply::Progress { job, step, steps }).await?;
+        while let Some(e) = rx.recv().await {
+            self.forward_event(ch, job, &m, e).await?;
         }
         let mut out = task.await?.map_err(|source| ServerError::Job {
             job,
             timeout: self.timeout,
             source: Box::new(source),
         })?;
-        self.store_model(job, owner, &m, &out.model)?;
+        self.store_model(job, owner, &m, &out.model, out.meta.clone())?;
         let p1 = self.commit_model(job, &mut out.channel).await?;
         drop(permit);
         let p0 = out.stats;
@@ -70,8 +89,40 @@ impl Server {
         Ok(())
     }
 
-    /// The committed dataset of `owner` a job names, with the job's hyper-parameters checked
-    /// against it.
+    /// Sends one event of a running job to its owner: a step as `Progress`, an epoch's
+    /// statistics as P0's shares (`EpochShares` and the words).
+    async fn forward_event(
+        &self,
+        ch: &mut ClientChan,
+        job: EntryId,
+        m: &Manifest,
+        e: JobEvent,
+    ) -> Result<()> {
+        match e {
+            JobEvent::Step { step, steps } => {
+                reply(ch, &Reply::Progress { job, step, steps }).await?;
+            }
+            JobEvent::Epoch {
+                epoch,
+                epochs,
+                p_true,
+            } => {
+                let head = Reply::EpochShares {
+                    job,
+                    epoch,
+                    epochs,
+                    count: p_true.dim().0 as u64,
+                    frac_bits: m.frac_bits,
+                };
+                ch.send(&head).await?;
+                ch.send_ring(&p_true.view()).await?;
+                ch.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed dataset of `owner` a job names, with the job checked against it.
     fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
         let Some(m) = self
             .store
@@ -86,8 +137,7 @@ impl Server {
                 spec.dataset
             )));
         };
-        job::validate(spec, m.rows as usize)
-            .map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
+        job::validate(spec, &m).map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
         Ok(m)
     }
 
@@ -108,7 +158,20 @@ impl Server {
             dataset: m.id,
             spec: spec.clone(),
         };
-        out.send(&req).await.map_err(ServerError::PeerLink)?;
+        let frame = mpc::net::encode_message(&req)?;
+        if frame.len() > MAX_CONTROL_FRAME {
+            if frame.len() > MAX_JOB_FRAME {
+                return Err(ServerError::Limit(format!(
+                    "the job is {} bytes, above the limit of {MAX_JOB_FRAME}",
+                    frame.len()
+                )));
+            }
+            let head = PeerRequest::JobFollows {
+                bytes: frame.len() as u64,
+            };
+            out.send(&head).await.map_err(ServerError::PeerLink)?;
+        }
+        out.send_frame(frame).await.map_err(ServerError::PeerLink)?;
         out.flush().await.map_err(ServerError::PeerLink)?;
         let open = async {
             let off = pl.link.next_channel().await?;
@@ -161,19 +224,154 @@ impl Server {
         on: PeerChannel,
     ) -> Result<()> {
         tracing::info!("job {job} of {owner} started on {}", m.name);
+        let r = self
+            .clone()
+            .run_p1_half(job, &owner, m, spec, off, on)
+            .await;
+        self.feeds
+            .end(job, r.as_ref().map(|_| ()).map_err(ServerError::message));
+        r
+    }
+
+    /// P1's half of `job`: the training (its epoch statistics into the job's feed), the model
+    /// share stored, the `JobStored` vote.
+    async fn run_p1_half(
+        self: Arc<Self>,
+        job: EntryId,
+        owner: &str,
+        m: Manifest,
+        spec: JobSpec,
+        off: PeerChannel,
+        on: PeerChannel,
+    ) -> Result<()> {
         let share = self.store.load_share(&m)?;
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (srv, frac_bits) = (self.clone(), m.frac_bits);
+        let forward = tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let JobEvent::Epoch {
+                    epoch,
+                    epochs,
+                    p_true,
+                } = e
+                {
+                    let shares = EpochShares {
+                        epoch,
+                        epochs,
+                        p_true,
+                        frac_bits,
+                    };
+                    srv.feeds.push(job, shares);
+                }
+            }
+        });
         let out = job::run(self.job_context(), spec, m.clone(), share, off, on, tx).await;
+        forward.await?;
         let mut out = out.map_err(|source| ServerError::Job {
             job,
             timeout: self.timeout,
             source: Box::new(source),
         })?;
-        self.store_model(job, &owner, &m, &out.model)?;
+        self.store_model(job, owner, &m, &out.model, out.meta.clone())?;
         let ch: &mut Timed<PeerChannel> = &mut out.channel;
         ch.send(&PeerReply::JobStored(out.stats)).await?;
         ch.flush().await?;
         tracing::info!("job {job} of {owner} done");
         Ok(())
+    }
+}
+
+impl Server {
+    /// P0: a `Submit` announced by `SubmitFollows` (a job carrying its initial model): reads
+    /// the one frame of `bytes` (at most [`MAX_JOB_FRAME`]) and runs it like a `Submit`. A
+    /// refusal before the frame is read closes the connection (the stream cannot be
+    /// resynchronized without reading it).
+    pub(super) async fn submit_follows(
+        &self,
+        ch: &mut ClientChan,
+        owner: &str,
+        bytes: u64,
+    ) -> Result<Then> {
+        let refuse = if self.cfg.role != 0 {
+            Some(ServerError::BadRequest("submit jobs to P0".into()))
+        } else if bytes > MAX_JOB_FRAME as u64 {
+            Some(ServerError::Limit(format!(
+                "a job of {bytes} bytes is above the limit of {MAX_JOB_FRAME}"
+            )))
+        } else if self.jobs.available_permits() == 0 {
+            Some(ServerError::Limit("too many jobs running".into()))
+        } else {
+            None
+        };
+        if let Some(e) = refuse {
+            tracing::warn!("refused job of {owner}: {}", e.message());
+            reply(ch, &e.reply()).await?;
+            return Ok(Then::Close);
+        }
+        let frame = ch.recv_frame(bytes as usize).await?;
+        let r = match decode::<ClientRequest>(&frame, MAX_JOB_FRAME) {
+            Ok(ClientRequest::Submit(spec)) => {
+                drop(frame);
+                self.submit(ch, owner, spec).await
+            }
+            Ok(_) => Err(ServerError::BadRequest(
+                "SubmitFollows must be followed by a Submit".into(),
+            )),
+            Err(e) => Err(ServerError::BadRequest(e.to_string())),
+        };
+        if let Err(e) = r {
+            tracing::warn!("client {owner}: job failed: {}", e.message());
+            reply(ch, &e.reply()).await?;
+        }
+        Ok(Then::Continue)
+    }
+
+    /// P1: streams this party's shares of the per-epoch statistics of `owner`'s job `job`
+    /// (buffered in its feed) until the job ends here (`Done`) or fails (`Error`).
+    pub(super) async fn watch(&self, ch: &mut ClientChan, owner: &str, job: EntryId) -> Result<()> {
+        if self.cfg.role != 1 {
+            return Err(ServerError::BadRequest(
+                "watch jobs at P1 (P0 sends its shares in the submit stream)".into(),
+            ));
+        }
+        let mut w = self.feeds.watch(job, owner).map_err(|r| match r {
+            WatchRefusal::Unknown => {
+                ServerError::NotFound(format!("no running or unread job {job} here"))
+            }
+            WatchRefusal::NotOwner => {
+                tracing::warn!("refused {owner}: watching job {job}, which is not theirs");
+                ServerError::Forbidden("not your job".into())
+            }
+            WatchRefusal::Busy => ServerError::Limit(format!(
+                "job {job} is watched by another connection of yours"
+            )),
+        })?;
+        tracing::info!("{owner} watches job {job}");
+        while let Some(item) = w.next().await {
+            match item {
+                FeedItem::Epoch(e) => {
+                    let head = Reply::EpochShares {
+                        job,
+                        epoch: e.epoch,
+                        epochs: e.epochs,
+                        count: e.p_true.dim().0 as u64,
+                        frac_bits: e.frac_bits,
+                    };
+                    ch.send(&head).await?;
+                    ch.send_ring(&e.p_true.view()).await?;
+                    ch.flush().await?;
+                }
+                FeedItem::End(Ok(())) => {
+                    reply(ch, &Reply::Done).await?;
+                    return Ok(());
+                }
+                FeedItem::End(Err(m)) => {
+                    return Err(ServerError::Internal(format!(
+                        "job {job} failed at P1: {m}"
+                    )))
+                }
+            }
+        }
+        Err(ServerError::NotFound(format!("job {job} is gone")))
     }
 }

@@ -18,8 +18,8 @@
 //! to pass as the client at P1 and fetch P1's model share. The credential is zeroized after use.
 
 use crate::proto::{
-    ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, JobSpec, JobStats, Reply,
-    UploadHeader, UploadOptions, MAX_CONTROL_FRAME, UPLOAD_CHUNK,
+    ClientHello, ClientRequest, EntryId, EntryInfo, ErrorCode, Reply, UploadHeader, UploadOptions,
+    MAX_CONTROL_FRAME, UPLOAD_CHUNK,
 };
 use crate::server::auth::{derive_credential, CLIENT_ALPN};
 use crate::transport::{tls, Identity, PeerCert, TransportError};
@@ -33,6 +33,10 @@ use std::sync::Arc;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+mod job;
+
+pub use job::{cross_entropy, EpochLoss, JobDone, JobProgress, JobUpdate, P_TRUE_FLOOR};
 
 /// Errors of a client.
 #[derive(Debug, thiserror::Error)]
@@ -357,60 +361,6 @@ impl Client {
             other => Err(refused(other)),
         }
     }
-
-    /// Submits `spec` (to P0) and follows the job to its end, calling `progress` after every
-    /// training step; returns the job id (the model's id, for [`reveal_model`]) and what both
-    /// parties measured.
-    ///
-    /// # Errors
-    /// Connection errors, [`ClientError::Refused`] when P0 refuses or the job fails on either
-    /// party (the message says why).
-    pub async fn submit(
-        &mut self,
-        spec: &JobSpec,
-        progress: &mut (dyn FnMut(JobProgress) + Send),
-    ) -> Result<JobDone> {
-        let epochs = spec.epochs.max(1);
-        self.send(&ClientRequest::Submit(spec.clone())).await?;
-        loop {
-            match self.recv().await? {
-                Reply::Progress { step, steps, .. } => {
-                    let per_epoch = (steps / epochs).max(1);
-                    progress(JobProgress {
-                        step,
-                        steps,
-                        epoch: (step.saturating_sub(1) / per_epoch + 1).min(epochs),
-                        epochs,
-                    })
-                }
-                Reply::JobDone { job, stats } => return Ok(JobDone { job, stats }),
-                other => return Err(refused(other)),
-            }
-        }
-    }
-}
-
-/// A finished job.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct JobDone {
-    /// The job (the trained model's id).
-    pub job: EntryId,
-    /// Time and traffic of each party (P0's, then P1's).
-    pub stats: [JobStats; 2],
-}
-
-/// A job's progress as the client sees it: the parties report steps; epochs follow from the
-/// job's epoch count (every epoch has the same number of full batches).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobProgress {
-    /// Training steps done.
-    pub step: u64,
-    /// All steps of the job.
-    pub steps: u64,
-    /// The epoch the last step belonged to (1-based).
-    pub epoch: u64,
-    /// All epochs.
-    pub epochs: u64,
 }
 
 /// Reveals the model trained by `job` to its owner: each party sends the owner its share (and

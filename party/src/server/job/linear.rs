@@ -1,0 +1,335 @@
+//! The SecureML models of a job: linear or logistic regression by mini-batch SGD on fixed-point
+//! shares (SecureML §IV) and the ReLU MLP with a softmax output (§IV-C / Table III), planned on
+//! shapes first (`ml::backend::Plan`) so that the offline phase makes exactly the triples the
+//! online phase consumes, in one chunk.
+//!
+//! An MLP's initial weights are public (He-uniform from the job's seed, as in the owner's
+//! plaintext twin): P0 holds them as its share, P1 zero; only the data-dependent updates make the
+//! model secret. The trained layers are stored as one column ([`flatten_layers`]); the owner
+//! splits them with [`unflatten_layers`]. Semi-honest, non-colluding parties; SecureML's local
+//! truncation (failure probability ≤ 2^(l_x+1−64) per value, as in the in-process experiments).
+
+use super::labels::{one_hot_labels, plan_one_hot, split_label};
+use super::offline::Offline;
+use super::{JobContext, JobError, JobEvent, JobOutput, Result, Step};
+use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind};
+use crate::server::timed::Timed;
+use crate::store::Manifest;
+use crate::transport::PeerChannel;
+use ml::backend::{Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::models::linreg::{LinRegHyper, Progress};
+use ml::models::{self, mlp, Model};
+use ml::Schedule;
+use mpc::net::Metered;
+use mpc::{FixedPoint, Role, Share};
+use ndarray::{Array2, ArrayView2};
+use std::time::Instant;
+
+/// Widest MLP layer a job may ask for.
+pub const MAX_MLP_WIDTH: u32 = 1 << 14;
+/// Most MLP weights a job may ask for (all layers together).
+pub const MAX_MLP_PARAMS: u64 = 1 << 24;
+
+/// Checks an MLP architecture: at least an input and an output layer, every width in
+/// `1..=MAX_MLP_WIDTH`, at least two classes, at most [`MAX_MLP_PARAMS`] weights.
+///
+/// # Errors
+/// A message naming the offending layer, its width and the limit.
+pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
+    let invalid = |msg: String| Err(JobError::Invalid(msg));
+    if m.layers.len() < 2 {
+        return invalid(format!(
+            "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
+            m.layers.len()
+        ));
+    }
+    if let Some((i, w)) = m
+        .layers
+        .iter()
+        .enumerate()
+        .find(|(_, w)| !(1..=MAX_MLP_WIDTH).contains(*w))
+    {
+        return invalid(format!(
+            "mlp layer {i} has width {w}, outside 1..={MAX_MLP_WIDTH}"
+        ));
+    }
+    let k = *m.layers.last().expect("two layers");
+    if k < 2 {
+        return invalid(format!(
+            "mlp output width {k}: a classifier needs at least 2 classes"
+        ));
+    }
+    let params: u64 = m
+        .layers
+        .windows(2)
+        .map(|w| u64::from(w[0]) * u64::from(w[1]))
+        .sum();
+    if params > MAX_MLP_PARAMS {
+        return invalid(format!(
+            "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a linear model's or an MLP's hyper-parameters against a dataset of `rows` samples.
+pub(super) fn validate(spec: &JobSpec, rows: usize) -> Result<()> {
+    LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
+    Schedule::shuffled(
+        rows,
+        spec.batch_size as usize,
+        spec.epochs as usize,
+        spec.schedule_seed,
+    )?;
+    if let ModelKind::Mlp(m) = &spec.model {
+        validate_mlp(m)?;
+    }
+    Ok(())
+}
+
+/// Every layer's weights, row-major, layer after layer, as one column (how a trained MLP is
+/// stored and revealed).
+pub fn flatten_layers<T: Clone>(ws: &[Array2<T>]) -> Array2<T> {
+    let v: Vec<T> = ws.iter().flat_map(|w| w.iter().cloned()).collect();
+    let n = v.len();
+    Array2::from_shape_vec((n, 1), v).expect("one column")
+}
+
+/// The inverse of [`flatten_layers`] for layer widths `sizes` (input first); `None` when `flat`
+/// is not one column of exactly the weights of `sizes`.
+pub fn unflatten_layers<T: Clone>(
+    sizes: &[usize],
+    flat: ArrayView2<'_, T>,
+) -> Option<Vec<Array2<T>>> {
+    let need: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    if flat.ncols() != 1 || flat.nrows() != need {
+        return None;
+    }
+    let col: Vec<T> = flat.iter().cloned().collect();
+    let mut at = 0;
+    let mut ws = Vec::with_capacity(sizes.len().saturating_sub(1));
+    for w in sizes.windows(2) {
+        let len = w[0] * w[1];
+        ws.push(Array2::from_shape_vec((w[0], w[1]), col[at..at + len].to_vec()).ok()?);
+        at += len;
+    }
+    Some(ws)
+}
+
+/// A job's model with its non-numeric hyper-parameters.
+#[derive(Debug, Clone)]
+enum Arch {
+    Linreg,
+    Logreg,
+    Mlp {
+        sizes: Vec<usize>,
+        softmax: SoftmaxKind,
+        init_seed: u64,
+    },
+}
+
+impl Arch {
+    /// The architecture of `model` on data with `d` features.
+    fn of(model: &ModelKind, d: usize) -> Result<Self> {
+        Ok(match model {
+            ModelKind::Linreg => Self::Linreg,
+            ModelKind::Logreg => Self::Logreg,
+            ModelKind::Mlp(m) => {
+                validate_mlp(m)?;
+                let sizes: Vec<usize> = m.layers.iter().map(|&w| w as usize).collect();
+                if sizes[0] != d {
+                    return Err(JobError::Invalid(format!(
+                        "mlp input width {} but the dataset has {d} feature columns",
+                        sizes[0]
+                    )));
+                }
+                Self::Mlp {
+                    sizes,
+                    softmax: m.softmax,
+                    init_seed: m.init_seed,
+                }
+            }
+            ModelKind::Stgcn(_) => return Err(JobError::Internal("an ST-GCN is not linear")),
+        })
+    }
+
+    /// Shapes of the initial weights.
+    fn weight_dims(&self, d: usize) -> Vec<(usize, usize)> {
+        match self {
+            Self::Mlp { sizes, .. } => sizes.windows(2).map(|w| (w[0], w[1])).collect(),
+            _ => vec![(d, 1)],
+        }
+    }
+
+    /// Number of classes whose one-hot labels the job computes (none for the GLMs).
+    fn classes(&self) -> Option<usize> {
+        match self {
+            Self::Mlp { sizes, .. } => sizes.last().copied(),
+            _ => None,
+        }
+    }
+
+    /// The model [`models::train`] dispatches on (one code path for the plan and the shared run).
+    fn model(&self) -> Model {
+        match self {
+            Self::Linreg => Model::Linreg,
+            Self::Logreg => Model::Logreg,
+            Self::Mlp { softmax, .. } => Model::Mlp(*softmax),
+        }
+    }
+}
+
+/// Runs one party's half of a linear-model or MLP job (see [`super::run`]).
+pub(super) async fn run(
+    ctx: JobContext,
+    spec: JobSpec,
+    m: Manifest,
+    data: Share,
+    off: PeerChannel,
+    on: PeerChannel,
+    events: tokio::sync::mpsc::UnboundedSender<JobEvent>,
+) -> Result<JobOutput> {
+    let (x, y) = split_label(&data, m.label_column as usize);
+    drop(data);
+    let (n, d) = x.dim();
+    let arch = Arch::of(&spec.model, d)?;
+    let fp = FixedPoint::new(m.frac_bits);
+    let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
+    let sched = Schedule::shuffled(
+        n,
+        spec.batch_size as usize,
+        spec.epochs as usize,
+        spec.schedule_seed,
+    )?;
+    let dims = arch.weight_dims(d);
+    let requests = plan(&arch, &sched, &hyper, (n, d), &dims).await?;
+    let mut offline = Offline::setup(&ctx, spec.triples, off).await?;
+    let pre = offline.generate(&requests).await?;
+    let (offline_s, offline) = offline.finish().await?;
+    let steps = sched.steps() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let cb = |_p: Progress| {
+        let step = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let _ = events.send(JobEvent::Step { step, steps });
+    };
+    let t_on = Instant::now();
+    let ch = Metered::new(Timed::new(on, ctx.timeout));
+    let meter = ch.meter();
+    let mut b = Shared::new(ch, ctx.role, fp, pre);
+    let y = match arch.classes() {
+        Some(k) => one_hot_labels(&mut b, ctx.role, &fp, &y, k).await?,
+        None => y,
+    };
+    let w0 = initial_weights(&arch, ctx.role, &fp, &dims)?;
+    let xd = b.data(&x).await?;
+    drop(x);
+    let ws = models::train(&mut b, arch.model(), &xd, &y, w0, &sched, &hyper, &cb).await?;
+    if !b.preprocessing_drained() {
+        return Err(JobError::Internal("preprocessing left over after training"));
+    }
+    let stats = JobStats {
+        offline_s,
+        online_s: t_on.elapsed().as_secs_f64(),
+        offline,
+        online: meter.stats(),
+    };
+    let model = match arch {
+        Arch::Mlp { .. } => {
+            let rings: Vec<Array2<u64>> = ws.into_iter().map(Share::into_ring).collect();
+            Share::from_ring(flatten_layers(&rings))
+        }
+        _ => ws
+            .into_iter()
+            .next()
+            .ok_or(JobError::Internal("one weight vector"))?,
+    };
+    Ok(JobOutput {
+        model,
+        meta: None,
+        channel: b.into_channel().into_inner(),
+        stats,
+    })
+}
+
+/// The preprocessing requests of the job: the same steps as the shared run, on shapes, in the
+/// same order (`nd`: samples and features of the data).
+async fn plan(
+    arch: &Arch,
+    sched: &Schedule,
+    hyper: &LinRegHyper,
+    (n, d): (usize, usize),
+    dims: &[(usize, usize)],
+) -> Result<Vec<mpc::triples::TripleRequest>> {
+    let mut plan = Plan::new();
+    let yp = match arch.classes() {
+        Some(k) => {
+            plan_one_hot(&mut plan, n, k).await?;
+            PlanTensor((n, k))
+        }
+        None => PlanTensor((n, 1)),
+    };
+    let xp = plan.data((n, d));
+    let wp = dims.iter().map(|&dim| PlanTensor(dim)).collect();
+    models::train(&mut plan, arch.model(), &xp, &yp, wp, sched, hyper, &|_| {}).await?;
+    Ok(plan.into_requests())
+}
+
+/// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1
+/// zero), zeros for the GLMs.
+fn initial_weights(
+    arch: &Arch,
+    role: Role,
+    fp: &FixedPoint,
+    dims: &[(usize, usize)],
+) -> Result<Vec<Share>> {
+    match arch {
+        Arch::Mlp {
+            sizes, init_seed, ..
+        } => mlp::init_weights(sizes, *init_seed)
+            .iter()
+            .map(|w| Ok(Share::of_public(role, &fp.encode_matrix(&w.view())?.view())))
+            .collect::<Result<Vec<_>>>()
+            .step("encoding the initial weights"),
+        _ => Ok(dims.iter().map(|&(r, c)| Share::zeros(r, c)).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_flatten_and_unflatten() {
+        let sizes = [3usize, 4, 2];
+        let ws = ml::models::mlp::init_weights(&sizes, 5);
+        let flat = flatten_layers(&ws);
+        assert_eq!(flat.dim(), (3 * 4 + 4 * 2, 1));
+        assert_eq!(flat[[0, 0]], ws[0][[0, 0]]);
+        assert_eq!(flat[[4, 0]], ws[0][[1, 0]]);
+        assert_eq!(flat[[12, 0]], ws[1][[0, 0]]);
+        assert_eq!(unflatten_layers(&sizes, flat.view()).unwrap(), ws);
+        assert!(unflatten_layers(&[3, 4, 3], flat.view()).is_none());
+        assert!(unflatten_layers(&sizes, flat.t()).is_none());
+    }
+
+    #[test]
+    fn mlp_architectures_are_validated() {
+        let m = |layers: Vec<u32>| MlpSpec {
+            layers,
+            softmax: SoftmaxKind::Relu,
+            init_seed: 1,
+        };
+        assert!(validate_mlp(&m(vec![784, 128, 128, 10])).is_ok());
+        assert!(validate_mlp(&m(vec![784])).is_err());
+        assert!(validate_mlp(&m(vec![784, 0, 10])).is_err());
+        assert!(validate_mlp(&m(vec![784, 1])).is_err());
+        let e = validate_mlp(&m(vec![784, MAX_MLP_WIDTH + 1, 10])).unwrap_err();
+        assert!(
+            format!("{e}").contains(&(MAX_MLP_WIDTH + 1).to_string()),
+            "{e}"
+        );
+        assert!(validate_mlp(&m(vec![MAX_MLP_WIDTH; 3])).is_err());
+        let wrong_input = Arch::of(&ModelKind::Mlp(m(vec![30, 8, 2])), 29).unwrap_err();
+        assert!(format!("{wrong_input}").contains("29"), "{wrong_input}");
+    }
+}

@@ -1,0 +1,179 @@
+//! The job runner: one party's half of a secure training run on a stored dataset share, the
+//! same model code as the in-process experiments (`ml::models`), planned on shapes first
+//! (`ml::backend::Plan`) so that the offline phase makes exactly the triples the online phase
+//! consumes.
+//!
+//! Layout: [`linear`] runs the SecureML models (linear and logistic regression, the MLP) in one
+//! chunk; [`stgcn`] runs an ST-GCN chunk by chunk (plan, offline, online) and reports per-epoch
+//! statistics; [`stgcn_spec`] validates an ST-GCN job against its dataset and builds its
+//! starting model; [`labels`] turns shared class indices into shared one-hot rows;
+//! [`offline`] holds the triple sources (`dealer`, `ot`, `he`).
+//!
+//! Security model: two semi-honest parties that do not collude (and a dealer colluding with
+//! neither, for `dealer` triples). Each party holds uniform shares of the data, the labels and
+//! the model throughout; it sees only openings masked by single-use random values. The trained
+//! model stays shared: each party stores its share, and only the owner, by asking both, learns
+//! it. Per-epoch statistics are shares too, sent by each party to the owner alone.
+
+use crate::proto::{JobSpec, JobStats, ModelKind, ModelMeta};
+use crate::server::timed::Timed;
+use crate::store::Manifest;
+use crate::transport::{PeerChannel, TransportError, TransportKind};
+use mpc::{Role, Share};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod labels;
+pub mod linear;
+pub mod offline;
+pub mod stgcn;
+pub mod stgcn_spec;
+
+pub use labels::{one_hot_comparands, one_hot_from_thresholds, split_label};
+pub use linear::{flatten_layers, unflatten_layers, validate_mlp, MAX_MLP_PARAMS, MAX_MLP_WIDTH};
+
+/// Why a job was refused or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// The job's model does not fit the limits or the dataset.
+    #[error("{0}")]
+    Invalid(String),
+    /// Model code, or an invalid hyper-parameter.
+    #[error(transparent)]
+    Ml(#[from] ml::MlError),
+    /// The ST-GCN model file code.
+    #[error(transparent)]
+    Model(#[from] ::stgcn::ModelError),
+    /// A protocol step or a channel.
+    #[error(transparent)]
+    Mpc(#[from] mpc::MpcError),
+    /// The dealer link or this party's identity.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A step of the job (named) failed.
+    #[error("{step}")]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// What failed.
+        #[source]
+        source: Box<JobError>,
+    },
+    /// `triples = dealer` without a dealer.
+    #[error("triples = dealer but no [dealer] in the configuration")]
+    NoDealer,
+    /// A broken invariant of the job runner.
+    #[error("{0}")]
+    Internal(&'static str),
+}
+
+/// Result of the job runner.
+pub type Result<T, E = JobError> = std::result::Result<T, E>;
+
+/// Names the step a failure happened in.
+trait Step<T> {
+    fn step(self, step: &'static str) -> Result<T>;
+}
+
+impl<T, E: Into<JobError>> Step<T> for std::result::Result<T, E> {
+    fn step(self, step: &'static str) -> Result<T> {
+        self.map_err(|e| JobError::Step {
+            step,
+            source: Box::new(e.into()),
+        })
+    }
+}
+
+/// Where the dealer is, for dealer triples.
+#[derive(Debug, Clone)]
+pub struct DealerParams {
+    /// Dealer address.
+    pub address: SocketAddr,
+    /// Dealer certificate (pinned).
+    pub certificate: PathBuf,
+    /// This party's identity directory.
+    pub identity_dir: PathBuf,
+    /// Transport.
+    pub kind: TransportKind,
+}
+
+/// What a job needs besides its data.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// This party.
+    pub role: Role,
+    /// Peer timeout on every receive.
+    pub timeout: Duration,
+    /// Dealer, if configured.
+    pub dealer: Option<DealerParams>,
+}
+
+/// What one party's half of a job leaves: its share of the model (the weight column of a linear
+/// model, the flattened layers of an MLP, the flattened tensors of an ST-GCN), the online
+/// channel (for the end-of-job messages) and its measurements.
+#[derive(Debug)]
+pub struct JobOutput {
+    /// This party's share of the trained model.
+    pub model: Share,
+    /// The format of the model column, for models other than the single-matrix ones.
+    pub meta: Option<ModelMeta>,
+    /// The job's online channel.
+    pub channel: Timed<PeerChannel>,
+    /// Time and traffic of both phases.
+    pub stats: JobStats,
+}
+
+/// What a job reports while it runs.
+#[derive(Debug, Clone)]
+pub enum JobEvent {
+    /// A training step finished.
+    Step {
+        /// Steps done.
+        step: u64,
+        /// All steps.
+        steps: u64,
+    },
+    /// An epoch finished: this party's shares (`samples × 1`, fixed point) of the probability
+    /// the model gave each of the epoch's samples' true class, for the owner alone.
+    Epoch {
+        /// The epoch (1-based).
+        epoch: u64,
+        /// All epochs.
+        epochs: u64,
+        /// This party's shares.
+        p_true: Share,
+    },
+}
+
+/// Checks a job against its dataset `m` (each party on its own, before it starts).
+///
+/// # Errors
+/// [`JobError::Invalid`] or the model code's error, naming the bad value and its limit.
+pub fn validate(spec: &JobSpec, m: &Manifest) -> Result<()> {
+    match &spec.model {
+        ModelKind::Stgcn(s) => stgcn_spec::validate(spec, s, m).map(|_| ()),
+        _ => linear::validate(spec, m.rows as usize),
+    }
+}
+
+/// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
+/// offline phase on `off`, training on `on`; reports steps and epochs on `events`.
+///
+/// # Errors
+/// Invalid hyper-parameters, protocol or channel errors (a silent peer fails after the timeout).
+pub async fn run(
+    ctx: JobContext,
+    spec: JobSpec,
+    m: Manifest,
+    data: Share,
+    off: PeerChannel,
+    on: PeerChannel,
+    events: tokio::sync::mpsc::UnboundedSender<JobEvent>,
+) -> Result<JobOutput> {
+    match &spec.model {
+        ModelKind::Stgcn(_) => stgcn::run(ctx, spec, m, data, off, on, events).await,
+        _ => linear::run(ctx, spec, m, data, off, on, events).await,
+    }
+}
