@@ -716,7 +716,11 @@ mod tests {
             match decode::<PeerRequest>(&bytes, MAX_CONTROL_FRAME) {
                 // JobFollows carries just a length, checked against MAX_JOB_FRAME by P1 before
                 // it reads the frame.
-                Ok(PeerRequest::JobFollows { bytes }) => prop_assert!(tag == 6 && bytes == len),
+                Ok(PeerRequest::JobFollows { bytes }) => {
+                    let follows = mpc::net::encode_message(&PeerRequest::JobFollows { bytes: 0 });
+                    let follows_tag = u32::from_le_bytes(follows.unwrap()[..4].try_into().unwrap());
+                    prop_assert!(tag == follows_tag && bytes == len)
+                }
                 other => prop_assert!(other.is_err()),
             }
         }
