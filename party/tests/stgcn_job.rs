@@ -18,9 +18,8 @@ use party::proto::{
     TensorMeta, TripleKind, MAX_CONTROL_FRAME,
 };
 use party::store::Manifest;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use stgcn::{Architecture, GraphSpec, InputNorm, StGcn, StGcnConfig};
 use support::*;
 
@@ -108,37 +107,6 @@ fn mark_skeleton(c: &Cluster, name: &str) {
             }
         }
     }
-}
-
-/// Starts a `dealer` process and names it in both configurations; the parties are restarted
-/// by the caller.
-fn start_dealer(c: &Cluster, tmp: &Path) -> Child {
-    let ddir = tmp.join("dealer");
-    let dealer = env!("CARGO_BIN_EXE_dealer");
-    run_ok(Command::new(dealer).args(["init", "--dir", ddir.to_str().unwrap()]));
-    let port = free_port();
-    let mut child = Command::new(dealer)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--cert-dir", ddir.to_str().unwrap()])
-        .args(["--p0-cert", c.cert(0).to_str().unwrap()])
-        .args(["--p1-cert", c.cert(1).to_str().unwrap()])
-        .args(["--transport", "tls-tcp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().contains("dealer listening"));
-    for id in 0..2 {
-        let p = tmp.join(format!("p{id}/party.toml"));
-        let mut cfg = std::fs::read_to_string(&p).unwrap();
-        cfg.push_str(&format!(
-            "[dealer]\naddress = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n",
-            ddir.join("cert.pem").display()
-        ));
-        std::fs::write(&p, cfg).unwrap();
-    }
-    child
 }
 
 fn spec(init: &StGcn, epochs: u64, triples: TripleKind) -> JobSpec {
@@ -244,7 +212,7 @@ async fn reveal(c: &Cluster, job: EntryId) -> Vec<f64> {
 fn cluster(tmp: &Path, x: &Array2<f64>, labels: &[usize]) -> (Cluster, Child) {
     let mut c = Cluster::new(tmp, 60, MAX_UPLOAD);
     upload_ok(c.upload(ALICE, &["--name", "clips"], &write_csv(tmp, x, labels)));
-    let dealer = start_dealer(&c, tmp);
+    let dealer = c.start_dealer(tmp);
     for id in 0..2 {
         c.kill9(id);
     }

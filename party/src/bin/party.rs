@@ -549,14 +549,18 @@ async fn train(t: Train) -> Result<()> {
             pb.set_length(p.steps);
             pb.set_position(p.step);
         }
-        JobUpdate::Epoch(e) => pb.println(format!(
-            "epoch {}/{}  loss {:.3}  (p_true > 0.5 for {:.1}% of {} clips)",
-            e.epoch,
-            e.epochs,
-            e.loss,
-            100.0 * e.confident,
-            e.samples
-        )),
+        // `suspend` prints above a visible bar and also when the bar is hidden (no terminal),
+        // where `println` of the bar would drop the line.
+        JobUpdate::Epoch(e) => pb.suspend(|| {
+            println!(
+                "epoch {}/{}  loss {:.3}  (p_true > 0.5 for {:.1}% of {} clips)",
+                e.epoch,
+                e.epochs,
+                e.loss,
+                100.0 * e.confident,
+                e.samples
+            )
+        }),
     };
     let done = match (&spec.model, t.conn.p1.is_some()) {
         (ModelKind::Stgcn(_), true) => {

@@ -166,6 +166,37 @@ impl Cluster {
         c
     }
 
+    /// Starts a `dealer` process and names it in both configurations; the parties are restarted
+    /// by the caller.
+    pub fn start_dealer(&self, tmp: &Path) -> Child {
+        let ddir = tmp.join("dealer");
+        let dealer = env!("CARGO_BIN_EXE_dealer");
+        run_ok(Command::new(dealer).args(["init", "--dir", ddir.to_str().unwrap()]));
+        let port = free_port();
+        let mut child = Command::new(dealer)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--cert-dir", ddir.to_str().unwrap()])
+            .args(["--p0-cert", self.cert(0).to_str().unwrap()])
+            .args(["--p1-cert", self.cert(1).to_str().unwrap()])
+            .args(["--transport", "tls-tcp"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert!(lines.next().unwrap().unwrap().contains("dealer listening"));
+        for id in 0..2 {
+            let p = tmp.join(format!("p{id}/party.toml"));
+            let mut cfg = std::fs::read_to_string(&p).unwrap();
+            cfg.push_str(&format!(
+                "[dealer]\naddress = \"127.0.0.1:{port}\"\ncertificate = \"{}\"\n",
+                ddir.join("cert.pem").display()
+            ));
+            std::fs::write(&p, cfg).unwrap();
+        }
+        child
+    }
+
     pub fn log(&self, id: usize) -> PathBuf {
         self.dir.join(format!("p{id}.log"))
     }
