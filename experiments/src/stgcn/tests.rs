@@ -84,6 +84,7 @@ async fn mocap15_end_to_end() {
             test_per_class: 1,
             frames: 12,
             seed: None,
+            views: None,
         },
         7,
     )
@@ -173,6 +174,7 @@ fn committed_models_reproduce_their_accuracy() {
             test_per_class: 20,
             frames: 32,
             seed: None,
+            views: None,
         },
         42,
     )
