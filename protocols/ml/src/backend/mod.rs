@@ -17,15 +17,18 @@
 //! ([`mpc::trunc::run_failure_bound`]); a [`Plan`] built with the same mode as the [`Shared`] run
 //! records the exact variant's extra triples, so preprocessing still matches consumption.
 
+mod maps;
 mod plain;
 mod plan;
 mod shared;
 
+pub use maps::{IndexMap, PublicLinear};
 pub use plain::{piecewise_sigmoid, softmax_rows, Plain, SigmoidKind};
 pub use plan::{Plan, PlanData, PlanTensor};
 pub use shared::Shared;
 
 use crate::error::Result;
+use ndarray::Array2;
 use std::future::Future;
 
 /// The arithmetic a model needs. Matrices throughout; vectors are n×1.
@@ -110,6 +113,36 @@ pub trait Backend: Send {
         b: &Self::Tensor,
         extra_shift: u32,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// A public matrix as a tensor (local; on shares P0 holds its encoding and P1 zero).
+    fn constant(&self, x: &Array2<f64>) -> Result<Self::Tensor>;
+
+    /// The public re-indexing `map` of `t`: every output entry a copy of one input entry or 0
+    /// (local and exact on shares).
+    fn gather(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor>;
+
+    /// The adjoint of [`Backend::gather`]: every entry of `t` (shaped like the map's output)
+    /// added into the input entry it was copied from (local and exact on shares).
+    fn scatter_add(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor>;
+
+    /// `M · t` for a public sparse matrix `M` with real coefficients: on shares the
+    /// coefficients are encoded at the backend's fractional bits, applied locally, and the
+    /// result truncated once (no interaction with local truncation).
+    fn linear_public(
+        &mut self,
+        t: &Self::Tensor,
+        map: &PublicLinear,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `c · t` for a public real `c` (encoded at the fractional bits; one truncation).
+    fn scale(
+        &mut self,
+        t: &Self::Tensor,
+        c: f64,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `t ⊙ t` (on shares a Beaver product with an elementwise triple, one truncation).
+    fn square(&mut self, t: &Self::Tensor) -> impl Future<Output = Result<Self::Tensor>> + Send;
 }
 
 /// The output normalization of a classifier.

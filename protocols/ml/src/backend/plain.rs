@@ -1,6 +1,6 @@
 //! The plaintext twin: `f64` matrices (ndarray).
 
-use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
+use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
 use crate::error::Result;
 use ndarray::{Array2, Axis};
 
@@ -167,5 +167,45 @@ impl Backend for Plain {
     ) -> Result<Self::Tensor> {
         check_same("mul", a.dim(), b.dim())?;
         Ok(a * b * pow2(extra_shift))
+    }
+
+    fn constant(&self, x: &Array2<f64>) -> Result<Self::Tensor> {
+        Ok(x.clone())
+    }
+
+    fn gather(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("gather", t.dim(), false)?;
+        let x = t.as_standard_layout();
+        let v = map.gather_slice(x.as_slice().expect("standard layout"), 0.0);
+        Ok(Array2::from_shape_vec(map.out_dim(), v).expect("map size"))
+    }
+
+    fn scatter_add(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("scatter_add", t.dim(), true)?;
+        let x = t.as_standard_layout();
+        let v = map.scatter_slice(x.as_slice().expect("standard layout"), 0.0, |a, b| a + b);
+        Ok(Array2::from_shape_vec(map.in_dim(), v).expect("map size"))
+    }
+
+    async fn linear_public(
+        &mut self,
+        t: &Self::Tensor,
+        map: &PublicLinear,
+    ) -> Result<Self::Tensor> {
+        map.check("linear_public", t.dim())?;
+        let x = t.as_standard_layout();
+        let coef: Vec<f64> = map.coefficients().collect();
+        let cols = t.ncols();
+        let xs = x.as_slice().expect("standard layout");
+        let v = map.apply_with(xs, cols, &coef, 0.0, |a, c, x| a + c * x);
+        Ok(Array2::from_shape_vec((map.dim().0, cols), v).expect("map size"))
+    }
+
+    async fn scale(&mut self, t: &Self::Tensor, c: f64) -> Result<Self::Tensor> {
+        Ok(t * c)
+    }
+
+    async fn square(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        Ok(t * t)
     }
 }

@@ -3,7 +3,7 @@
 //! (for the whole-run truncation failure bound). With [`Truncation::Exact`] every truncation adds
 //! its elementwise triple right after the product it follows, as [`super::Shared`] consumes it.
 
-use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
+use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
 use crate::error::Result;
 use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
@@ -204,5 +204,39 @@ impl Backend for Plan {
         });
         self.truncate(a.0);
         Ok(*a)
+    }
+
+    fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {
+        Ok(PlanTensor(x.dim()))
+    }
+
+    fn gather(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("gather", t.0, false)?;
+        Ok(PlanTensor(map.out_dim()))
+    }
+
+    fn scatter_add(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("scatter_add", t.0, true)?;
+        Ok(PlanTensor(map.in_dim()))
+    }
+
+    async fn linear_public(
+        &mut self,
+        t: &Self::Tensor,
+        map: &PublicLinear,
+    ) -> Result<Self::Tensor> {
+        map.check("linear_public", t.0)?;
+        let out = (map.dim().0, t.0 .1);
+        self.truncate(out);
+        Ok(PlanTensor(out))
+    }
+
+    async fn scale(&mut self, t: &Self::Tensor, _c: f64) -> Result<Self::Tensor> {
+        self.truncate(t.0);
+        Ok(*t)
+    }
+
+    async fn square(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        self.mul(t, t, 0).await
     }
 }

@@ -2,7 +2,7 @@
 //! consuming preprocessing made beforehand from a [`super::Plan`] of the same code (built with
 //! the same [`Truncation`] mode). It counts the values it truncates, like the plan.
 
-use super::{batch_dim, check_matmul, check_same, Backend, SoftmaxKind};
+use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
 use crate::error::Result;
 use mpc::net::Channel;
 use mpc::nonlinear::{self, BitShare};
@@ -209,5 +209,65 @@ impl<C: Channel> Backend for Shared<C> {
         let t = self.pre.next_elementwise(a.dim())?;
         let p = online::mul(&mut self.ch, self.role, a, b, &t).await?;
         self.trunc(&p, extra_shift).await
+    }
+
+    fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {
+        Ok(Share::of_public(
+            self.role,
+            &self.fp.encode_matrix(&x.view())?.view(),
+        ))
+    }
+
+    fn gather(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("gather", t.dim(), false)?;
+        let x = t.view();
+        let x = x.as_standard_layout();
+        let v = map.gather_slice(x.as_slice().expect("standard layout"), 0u64);
+        Ok(Share::from_ring(
+            ndarray::Array2::from_shape_vec(map.out_dim(), v).expect("map size"),
+        ))
+    }
+
+    fn scatter_add(&self, t: &Self::Tensor, map: &IndexMap) -> Result<Self::Tensor> {
+        map.check("scatter_add", t.dim(), true)?;
+        let x = t.view();
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let v = map.scatter_slice(xs, 0u64, u64::wrapping_add);
+        Ok(Share::from_ring(
+            ndarray::Array2::from_shape_vec(map.in_dim(), v).expect("map size"),
+        ))
+    }
+
+    async fn linear_public(
+        &mut self,
+        t: &Self::Tensor,
+        map: &PublicLinear,
+    ) -> Result<Self::Tensor> {
+        map.check("linear_public", t.dim())?;
+        let coef = map
+            .coefficients()
+            .map(|c| self.fp.encode(c))
+            .collect::<std::result::Result<Vec<u64>, _>>()?;
+        let cols = t.dim().1;
+        let x = t.view();
+        let x = x.as_standard_layout();
+        let xs = x.as_slice().expect("standard layout");
+        let v = map.apply_with(xs, cols, &coef, 0u64, |a, c, x| {
+            a.wrapping_add(c.wrapping_mul(x))
+        });
+        let p = Share::from_ring(
+            ndarray::Array2::from_shape_vec((map.dim().0, cols), v).expect("map size"),
+        );
+        self.trunc(&p, 0).await
+    }
+
+    async fn scale(&mut self, t: &Self::Tensor, c: f64) -> Result<Self::Tensor> {
+        let p = t.mul_const(self.fp.encode(c)?);
+        self.trunc(&p, 0).await
+    }
+
+    async fn square(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        self.mul(t, t, 0).await
     }
 }

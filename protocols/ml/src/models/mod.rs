@@ -4,6 +4,7 @@ mod dispatch;
 pub mod linreg;
 pub mod logreg;
 pub mod mlp;
+pub mod stgcn;
 
 pub use dispatch::{train, Model};
 
