@@ -52,6 +52,9 @@ pub struct SecureStgcnTask {
     /// extrapolated from them.
     #[serde(default)]
     pub he_steps: usize,
+    /// Serve the first model's secure-trained weights under CKKS (default `true`).
+    #[serde(default = "yes")]
+    pub serve: bool,
     /// Test clips classified under CKKS (AMA packing; the first ones of the test set, 0 = all).
     #[serde(default = "default_he_clips")]
     pub he_clips: usize,
@@ -61,6 +64,10 @@ pub struct SecureStgcnTask {
     /// Generator seed of the clips (default: the generator's own, 2024).
     #[serde(default)]
     pub data_seed: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn one() -> usize {

@@ -90,7 +90,9 @@ pub async fn run(t: &SecureStgcnTask, cfg: &Config, report: &mut Report) -> Resu
             let m = o.secure_model.clone();
             let (tr, te, desc) = (&data.train, &data.test, &data.description);
             let (clips, cache) = (t.he_clips, t.plaintext_cache_mib);
-            served = Some(serve::serve(&m, tr, te, desc, clips, cache)?);
+            if t.serve {
+                served = Some(serve::serve(&m, tr, te, desc, clips, cache)?);
+            }
             report::data_section(report, &data.description, &epochs, per_epoch, t);
         }
         outcomes.push(o);
