@@ -5,7 +5,8 @@
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
-/// Settings of a `secure-stgcn` task.
+/// Settings of a `secure-stgcn` task. The 2PC run always truncates exactly (no failure event,
+/// whatever `[mpc] truncation` says); `[mpc] triples` and `frac_bits` and the transport apply.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecureStgcnTask {

@@ -46,7 +46,7 @@ pub(super) fn data_section(
     report.section(
         &format!("2PC fine-tuning of a public ST-GCN{}", suffix_title(t)),
         format!(
-            "{description}.\n\nSchedule: {steps} SGD steps of {} clips ({} epoch(s) of at most {per_epoch} full batches, shuffled per epoch from the experiment seed, last partial batch dropped), learning rate {}, momentum {}, weight decay {}, offline phase in chunks of at most {} steps.",
+            "{description}.\n\nSchedule: {steps} SGD steps of {} clips ({} epoch(s) of at most {per_epoch} full batches, shuffled per epoch from the experiment seed, last partial batch dropped), learning rate {}, momentum {}, weight decay {}, exact truncation (no failure event), offline phase in chunks of at most {} steps.",
             t.batch_size,
             epochs.len(),
             fmt_num(t.learning_rate),
