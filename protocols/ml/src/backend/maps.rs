@@ -217,8 +217,8 @@ impl PublicLinear {
         let mut out = vec![zero; self.out_rows * cols];
         for i in 0..self.out_rows {
             let o = &mut out[i * cols..(i + 1) * cols];
-            for k in self.start[i]..self.start[i + 1] {
-                let (j, cf) = (self.entries[k].0, coef[k]);
+            let range = self.start[i]..self.start[i + 1];
+            for (&(j, _), &cf) in self.entries[range.clone()].iter().zip(&coef[range]) {
                 for (a, &x) in o.iter_mut().zip(&input[j * cols..(j + 1) * cols]) {
                     *a = fma(*a, cf, x);
                 }

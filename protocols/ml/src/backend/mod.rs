@@ -24,7 +24,7 @@ mod shared;
 
 pub use maps::{IndexMap, PublicLinear};
 pub use plain::{piecewise_sigmoid, softmax_rows, Plain, SigmoidKind};
-pub use plan::{Plan, PlanData, PlanTensor};
+pub use plan::{preprocessing_words, Plan, PlanData, PlanTensor};
 pub use shared::Shared;
 
 use crate::error::Result;
@@ -112,6 +112,15 @@ pub trait Backend: Send {
         a: &Self::Tensor,
         b: &Self::Tensor,
         extra_shift: u32,
+    ) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `scatter_add(A · B, map)` truncated once, after the sum (a transposed convolution's
+    /// input gradient: one truncation per input entry instead of one per unfolded entry).
+    fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
 
     /// A public matrix as a tensor (local; on shares P0 holds its encoding and P1 zero).

@@ -169,6 +169,16 @@ impl Backend for Plain {
         Ok(a * b * pow2(extra_shift))
     }
 
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.dim(), b.dim())?;
+        self.scatter_add(&a.dot(b), map)
+    }
+
     fn constant(&self, x: &Array2<f64>) -> Result<Self::Tensor> {
         Ok(x.clone())
     }

@@ -9,6 +9,41 @@ use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
 use mpc::trunc::Truncation;
 
+/// The ring words (8 bytes each) one party stores for `reqs`: masks, matrix triples `(U, V, Z)`
+/// (`V, Z` only against a registered mask, whose `U` is the mask), elementwise triples
+/// `(a, b, c)` and AND triples (three words per word).
+pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
+    let mut masks = std::collections::HashMap::new();
+    let mut words = 0usize;
+    for r in reqs {
+        words += match r {
+            TripleRequest::Mask { id, rows, cols } => {
+                masks.insert(*id, *cols);
+                rows * cols
+            }
+            TripleRequest::Matmul { lhs, cols } => match lhs {
+                Lhs::Fresh { rows, inner } => rows * inner + inner * cols + rows * cols,
+                Lhs::Mask {
+                    id,
+                    rows,
+                    transpose,
+                } => {
+                    let mcols = masks.get(id).copied().unwrap_or(0);
+                    let (out, inner) = if *transpose {
+                        (mcols, rows.len())
+                    } else {
+                        (rows.len(), mcols)
+                    };
+                    inner * cols + out * cols
+                }
+            },
+            TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
+            TripleRequest::And { words } => 3 * words,
+        };
+    }
+    words as u64
+}
+
 /// A tensor that is only a shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlanTensor(pub (usize, usize));
@@ -204,6 +239,25 @@ impl Backend for Plan {
         });
         self.truncate(a.0);
         Ok(*a)
+    }
+
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.0, b.0)?;
+        map.check("matmul_scatter", (a.0 .0, b.0 .1), true)?;
+        self.requests.push(TripleRequest::Matmul {
+            lhs: Lhs::Fresh {
+                rows: a.0 .0,
+                inner: a.0 .1,
+            },
+            cols: b.0 .1,
+        });
+        self.truncate(map.in_dim());
+        Ok(PlanTensor(map.in_dim()))
     }
 
     fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {

@@ -79,6 +79,12 @@ impl<C: Channel> Shared<C> {
         &self.ch
     }
 
+    /// Appends the next chunk of preprocessing (made from the plan of the next steps) after what
+    /// is left, so the offline phase can run in chunks of steps to bound memory.
+    pub fn add_preprocessing(&mut self, pre: Preprocessing) {
+        self.pre.extend(pre);
+    }
+
     /// Whether all preprocessing has been consumed.
     pub fn preprocessing_drained(&self) -> bool {
         self.pre.is_drained()
@@ -209,6 +215,24 @@ impl<C: Channel> Backend for Shared<C> {
         let t = self.pre.next_elementwise(a.dim())?;
         let p = online::mul(&mut self.ch, self.role, a, b, &t).await?;
         self.trunc(&p, extra_shift).await
+    }
+
+    async fn matmul_scatter(
+        &mut self,
+        a: &Self::Tensor,
+        b: &Self::Tensor,
+        map: &IndexMap,
+    ) -> Result<Self::Tensor> {
+        check_matmul("matmul_scatter", a.dim(), b.dim())?;
+        map.check("matmul_scatter", (a.dim().0, b.dim().1), true)?;
+        let lhs = Lhs::Fresh {
+            rows: a.dim().0,
+            inner: a.dim().1,
+        };
+        let t = self.pre.next_matmul(&lhs, b.dim().1)?;
+        let p = online::matmul(&mut self.ch, self.role, a, b, t).await?;
+        let summed = self.scatter_add(&p, map)?;
+        self.trunc(&summed, 0).await
     }
 
     fn constant(&self, x: &ndarray::Array2<f64>) -> Result<Self::Tensor> {

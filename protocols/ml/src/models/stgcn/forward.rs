@@ -1,7 +1,7 @@
 //! The forward pass on any backend, recording what the backward pass needs (a tape). Products
 //! of secret values are Beaver products; re-indexings and public linear maps are local.
 
-use super::layers::{BlockMaps, StepMaps};
+use super::layers::{BlockMaps, FoldMaps, StepMaps};
 use super::shape::{BlockShape, Residual, StgcnShape};
 use crate::backend::{Backend, IndexMap};
 use crate::error::Result;
@@ -14,16 +14,23 @@ pub(crate) struct ActTape<T> {
     pub(crate) poly: Option<(T, T)>,
 }
 
+/// A convolution with its BN scale folded in: `W ⊙ S_w`, and the broadcasts `S_w`, `S_b`.
+#[derive(Debug)]
+pub(crate) struct FoldTape<T> {
+    pub(crate) w: T,
+    pub(crate) sw: T,
+    pub(crate) sb: T,
+}
+
 /// The residual branch's tape.
 #[derive(Debug)]
 pub(crate) enum ResTape<T> {
     None,
     Identity,
-    /// Strided input, conv output before BN, broadcast BN scale.
+    /// Strided input and the folded conv.
     Conv {
         xs: T,
-        r: T,
-        sr: T,
+        fold: FoldTape<T>,
     },
 }
 
@@ -31,12 +38,10 @@ pub(crate) enum ResTape<T> {
 #[derive(Debug)]
 pub(crate) struct BlockTape<T> {
     pub(crate) x: T,
-    pub(crate) y: T,
-    pub(crate) s1: T,
+    pub(crate) gcn: FoldTape<T>,
     pub(crate) act: [ActTape<T>; 2],
     pub(crate) col: T,
-    pub(crate) tc: T,
-    pub(crate) s2: T,
+    pub(crate) tcn: FoldTape<T>,
     pub(crate) res: ResTape<T>,
 }
 
@@ -60,17 +65,21 @@ pub(crate) async fn affine<B: Backend>(
     b.add(&p, &b.gather(bias, bcast)?)
 }
 
-/// The BN affine `s ⊙ x + t` with per-channel rows broadcast; returns it and the broadcast `s`.
-async fn bn<B: Backend>(
+/// The BN scale `s` folded into a convolution: `(W ⊙ S_w, b ⊙ S_b)`. A BN after a linear map
+/// `s ⊙ (X·W + b) + t = X·(W ⊙ S_w) + b ⊙ S_b + t` (for the GCN the aggregation acts on rows
+/// and commutes with the column scale), so the products are on the small weights, not on the
+/// `(n·T·V) × C` activations.
+async fn fold<B: Backend>(
     b: &mut B,
-    x: &B::Tensor,
+    w: &B::Tensor,
+    bias: &B::Tensor,
     s: &B::Tensor,
-    t: &B::Tensor,
-    bcast: &IndexMap,
-) -> Result<(B::Tensor, B::Tensor)> {
-    let sb = b.gather(s, bcast)?;
-    let y = b.mul(x, &sb, 0).await?;
-    Ok((b.add(&y, &b.gather(t, bcast)?)?, sb))
+    m: &FoldMaps,
+) -> Result<(B::Tensor, FoldTape<B::Tensor>)> {
+    let (sw, sb) = (b.gather(s, &m.weight)?, b.gather(s, &m.bias)?);
+    let ws = b.mul(w, &sw, 0).await?;
+    let bs = b.mul(bias, &sb, 0).await?;
+    Ok((bs, FoldTape { w: ws, sw, sb }))
 }
 
 /// The activation of `site`: `z − d + act(d)` with `d = keep ⊙ z` (pruned nodes the identity).
@@ -117,42 +126,53 @@ async fn block<B: Backend>(
     m: &BlockMaps,
     x: B::Tensor,
 ) -> Result<(B::Tensor, BlockTape<B::Tensor>)> {
-    let u = affine(b, &x, &p[blk.gcn_w], &p[blk.gcn_b], &m.bcast_gcn).await?;
+    let (bs, gcn) = fold(
+        b,
+        &p[blk.gcn_w],
+        &p[blk.gcn_b],
+        &p[blk.bn1.scale],
+        &m.fold_gcn,
+    )
+    .await?;
+    let u = affine(b, &x, &gcn.w, &bs, &m.bcast_gcn).await?;
     let y = b
         .linear_public(&b.gather(&u, &m.stack)?, &m.aggregate)
         .await?;
-    let (z1, s1) = bn(b, &y, &p[blk.bn1.scale], &p[blk.bn1.shift], &m.bcast_in).await?;
+    let z1 = b.add(&y, &b.gather(&p[blk.bn1.shift], &m.bcast_in)?)?;
     let (h, act0) = activation(b, p, blk, m, 0, &z1).await?;
     let col = b.gather(&h, &m.unfold)?;
-    let tc = affine(b, &col, &p[blk.tcn_w], &p[blk.tcn_b], &m.bcast_out).await?;
-    let (mut s, s2) = bn(b, &tc, &p[blk.bn2.scale], &p[blk.bn2.shift], &m.bcast_out).await?;
+    let (bs, tcn) = fold(
+        b,
+        &p[blk.tcn_w],
+        &p[blk.tcn_b],
+        &p[blk.bn2.scale],
+        &m.fold_tcn,
+    )
+    .await?;
+    let tc = affine(b, &col, &tcn.w, &bs, &m.bcast_out).await?;
+    let mut s = b.add(&tc, &b.gather(&p[blk.bn2.shift], &m.bcast_out)?)?;
     let res = match blk.residual {
         Residual::None => ResTape::None,
         Residual::Identity => {
             s = b.add(&s, &x)?;
             ResTape::Identity
         }
-        Residual::Conv {
-            weight,
-            bias,
-            bn: rb,
-        } => {
+        Residual::Conv { weight, bias, bn } => {
             let xs = b.gather(&x, m.stride_rows.as_ref().expect("conv residual map"))?;
-            let r = affine(b, &xs, &p[weight], &p[bias], &m.bcast_out).await?;
-            let (rn, sr) = bn(b, &r, &p[rb.scale], &p[rb.shift], &m.bcast_out).await?;
-            s = b.add(&s, &rn)?;
-            ResTape::Conv { xs, r, sr }
+            let fm = m.fold_res.as_ref().expect("conv residual maps");
+            let (bs, fold) = fold(b, &p[weight], &p[bias], &p[bn.scale], fm).await?;
+            let r = affine(b, &xs, &fold.w, &bs, &m.bcast_out).await?;
+            s = b.add(&b.add(&s, &r)?, &b.gather(&p[bn.shift], &m.bcast_out)?)?;
+            ResTape::Conv { xs, fold }
         }
     };
     let (out, act1) = activation(b, p, blk, m, 1, &s).await?;
     let tape = BlockTape {
         x,
-        y,
-        s1,
+        gcn,
         act: [act0, act1],
         col,
-        tc,
-        s2,
+        tcn,
         res,
     };
     Ok((out, tape))

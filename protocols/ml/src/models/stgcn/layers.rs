@@ -29,6 +29,29 @@ pub(crate) struct BlockMaps {
     /// Per site: keep-mask identity and node broadcast (`1 × V` → rows, zero at pruned nodes).
     pub(crate) keep: [IndexMap; 2],
     pub(crate) nodes: [IndexMap; 2],
+    /// BN scale broadcasts onto the weights and biases of the GCN conv, the temporal conv and
+    /// the residual conv (folding the BN scale into the small weights).
+    pub(crate) fold_gcn: FoldMaps,
+    pub(crate) fold_tcn: FoldMaps,
+    pub(crate) fold_res: Option<FoldMaps>,
+}
+
+/// A BN scale `1 × Co` broadcast onto a weight `rows × (m·Co)` and a bias `1 × (m·Co)`
+/// (column `j` gets `s[j mod Co]`).
+#[derive(Debug)]
+pub(crate) struct FoldMaps {
+    pub(crate) weight: IndexMap,
+    pub(crate) bias: IndexMap,
+}
+
+impl FoldMaps {
+    fn new(rows: usize, cols: usize, co: usize) -> Result<Self> {
+        let f = |_: usize, j: usize| Some((0, j % co));
+        Ok(Self {
+            weight: IndexMap::from_fn((1, co), (rows, cols), f)?,
+            bias: IndexMap::from_fn((1, co), (1, cols), f)?,
+        })
+    }
 }
 
 /// The maps of one step.
@@ -114,7 +137,7 @@ fn unfold(n: usize, blk: &BlockShape, v: usize, kt: usize) -> Result<IndexMap> {
 fn block_maps(shape: &StgcnShape, blk: &BlockShape, n: usize) -> Result<BlockMaps> {
     let (v, k, kt) = (shape.nodes(), shape.subsets(), shape.kernel());
     let (r_in, r_out) = (n * blk.t_in * v, n * blk.t_out * v);
-    let co = blk.c_out;
+    let (ci, co) = (blk.c_in, blk.c_out);
     let aggregate = aggregation(n * blk.t_in, blk)?;
     let stride_rows = match blk.residual {
         super::shape::Residual::Conv { .. } => Some(IndexMap::from_fn(
@@ -146,6 +169,12 @@ fn block_maps(shape: &StgcnShape, blk: &BlockShape, n: usize) -> Result<BlockMap
             broadcast_nodes(r_in, co, &blk.keep[0])?,
             broadcast_nodes(r_out, co, &blk.keep[1])?,
         ],
+        fold_gcn: FoldMaps::new(ci, k * co, co)?,
+        fold_tcn: FoldMaps::new(kt * co, co, co)?,
+        fold_res: match blk.residual {
+            super::shape::Residual::Conv { .. } => Some(FoldMaps::new(ci, co, co)?),
+            _ => None,
+        },
     })
 }
 

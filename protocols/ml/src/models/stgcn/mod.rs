@@ -18,6 +18,20 @@
 //! momentum and weight decay (on weights only, as the plaintext trainer does):
 //! `v ← μ·v + g/|B| + wd·w`, `w ← w − lr·v`.
 //!
+//! Each BN scale is folded into the convolution before it, `s ⊙ (X·W + b) + t =
+//! X·(W ⊙ s) + b ⊙ s + t` (the aggregation acts on rows and commutes with a column scale), so
+//! the Beaver products of the BN are on the small weights, not on the `(n·T·V) × C`
+//! activations; the parameters (and their gradients) are still `W, b, s, t`.
+//!
+//! # Preprocessing
+//! Measured with `examples/stgcn_step.rs` (Mocap-15 STGCN-3-128/4 poly, batch 16): one step
+//! truncates about 9.5 M values and asks for about 238 MB of triples per party with local
+//! truncation (132 MB matrix, 105 MB elementwise), 464 MB with exact truncation (one
+//! elementwise triple per truncated value), so a job runs the offline phase in chunks of steps
+//! ([`plan_steps`] per chunk). The largest items are the temporal convolutions' unfolded
+//! inputs (`(n·T·V) × 9C`, fresh matrix triples in the forward product and the weight
+//! gradient).
+//!
 //! # What is frozen, and why
 //! * **Edge importance** `E_k` is frozen at the starting model's values: the aggregation's
 //!   coefficients `A_k ⊙ E_k` are public, so it is a local linear map plus one truncation.
@@ -51,6 +65,8 @@ mod shape;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_secure;
 
 pub use convert::{export_tensors, initial_params, to_model};
 pub use optim::{prepare_inputs, step, train};
