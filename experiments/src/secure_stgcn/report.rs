@@ -107,10 +107,6 @@ fn model_metrics(report: &mut Report, t: &SecureStgcnTask, i: usize, o: &ModelOu
             format!("{s}_he.steps_count"),
             h.epoch_steps.iter().sum::<usize>() as f64,
         );
-        report.metric(
-            format!("{s}_he.max_weight_diff"),
-            super::measure::max_diff(&h.params, &o.secure.params),
-        );
         if let Some(f) = h.flooding {
             f.report(report, &format!("{s}_he"));
         }
@@ -134,10 +130,14 @@ fn row(out: &mut String, name: &str, acc: f64, dw: &str, e: Option<&PerEpoch>, p
             "—".into(),
         ),
     };
+    let acc = if acc.is_nan() {
+        "—".to_string()
+    } else {
+        format!("{:.2} %", 100.0 * acc)
+    };
     let _ = writeln!(
         out,
-        "| {name} | {:.2} % | {dw} | {on} | {off} | {b} | {ob} | {r} |",
-        100.0 * acc
+        "| {name} | {acc} | {dw} | {on} | {off} | {b} | {ob} | {r} |"
     );
 }
 
