@@ -2,6 +2,7 @@
 //! default; parse errors name the file, line and column.
 
 pub mod cryptogcn;
+pub mod secure_stgcn;
 pub mod stgcn;
 pub mod supervised;
 
@@ -121,6 +122,9 @@ pub enum Task {
     Stgcn(stgcn::StgcnTask),
     /// Encrypted ST-GCN inference (CKKS): AMA vs baseline counts, sizes, latency, accuracy.
     Cryptogcn(cryptogcn::CryptogcnTask),
+    /// A public ST-GCN fine-tuned in 2PC on private skeleton clips beside its twin, then served
+    /// under CKKS.
+    SecureStgcn(secure_stgcn::SecureStgcnTask),
 }
 
 /// Where a task's data comes from.
@@ -266,6 +270,10 @@ impl Config {
         }
         for (i, t) in self.tasks.iter().enumerate() {
             if let Task::Stgcn(s) = t {
+                s.validate()
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+            }
+            if let Task::SecureStgcn(s) = t {
                 s.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
             }

@@ -21,6 +21,7 @@ pub mod ot_bench;
 pub mod relay;
 pub mod remote;
 pub mod report;
+pub mod secure_stgcn;
 pub mod sigmoid;
 pub mod stgcn;
 pub mod supervised;
@@ -51,6 +52,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
             }
             Task::Stgcn(t) => stgcn::run(t, cfg, &mut report)?,
             Task::Cryptogcn(t) => cryptogcn::run(t, cfg, &mut report)?,
+            Task::SecureStgcn(t) => secure_stgcn::run(t, cfg, &mut report).await?,
         }
     }
     Ok(report)

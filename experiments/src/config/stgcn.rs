@@ -159,6 +159,10 @@ pub enum SkeletonData {
         /// Seed of the clip generator (default: the generator's own default, 2024).
         #[serde(default)]
         seed: Option<u64>,
+        /// Other camera views instead of the cross-view split (e.g. to pretrain a public model
+        /// on clips the private ±45° / 0° data does not contain).
+        #[serde(default)]
+        views: Option<OtherViews>,
     },
     /// BodyPose (BODY_25, 20 pose classes), `(N, 2, 1, 25, 1)`, stratified split.
     Bodypose {
@@ -172,6 +176,39 @@ pub enum SkeletonData {
 
 fn default_frames() -> usize {
     64
+}
+
+/// Mocap-15 clips seen from other cameras than the cross-view split's (±45° train, 0° test):
+/// sample `i` of each class is seen from `angles_deg[i % len]`, training clips from random
+/// stream [`OTHER_VIEWS_TRAIN_STREAM`] and held-out clips from [`OTHER_VIEWS_TEST_STREAM`] of the
+/// generator, which the cross-view (1, 2) and random-view (3, 4) splits never use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtherViews {
+    /// Camera yaw angles, degrees; none of them may be −45, 0 or 45.
+    pub angles_deg: Vec<f64>,
+}
+
+/// Generator stream of the training clips of [`OtherViews`].
+pub const OTHER_VIEWS_TRAIN_STREAM: u64 = 5;
+/// Generator stream of the held-out clips of [`OtherViews`].
+pub const OTHER_VIEWS_TEST_STREAM: u64 = 6;
+
+impl OtherViews {
+    /// Checks that there is at least one angle, all finite and none a cross-view camera.
+    pub fn validate(&self) -> Result<()> {
+        if self.angles_deg.is_empty() {
+            bail!("mocap15.views.angles_deg must name at least one angle");
+        }
+        for (i, a) in self.angles_deg.iter().enumerate() {
+            if !a.is_finite() || [-45.0, 0.0, 45.0].contains(a) {
+                bail!(
+                    "mocap15.views.angles_deg[{i}] = {a} must be finite and not a cross-view camera (-45, 0, 45)"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Keypoint normalisation of BodyPose (see [`datasets::skeleton::BodyPoseNormalization`]).
@@ -383,8 +420,12 @@ impl StgcnTask {
                 train_per_class,
                 test_per_class,
                 frames,
+                views,
                 ..
             } => {
+                if let Some(v) = views {
+                    v.validate()?;
+                }
                 if *train_per_class == 0 || *test_per_class == 0 || *frames == 0 {
                     bail!(
                         "mocap15: train_per_class = {train_per_class}, test_per_class = {test_per_class} and frames = {frames} must all be at least 1"

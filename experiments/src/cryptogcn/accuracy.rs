@@ -16,50 +16,50 @@ use stgcn::{ActivationKind, FoldedModel, StGcn};
 
 /// Per-stage error of the first clip against the plaintext twin ([`hegcn::reference`]).
 #[derive(Debug, Clone)]
-pub(super) struct StageError {
-    pub(super) name: String,
-    pub(super) level: usize,
-    pub(super) log_scale: f64,
-    pub(super) max_abs: f64,
-    pub(super) max_err: f64,
+pub(crate) struct StageError {
+    pub(crate) name: String,
+    pub(crate) level: usize,
+    pub(crate) log_scale: f64,
+    pub(crate) max_abs: f64,
+    pub(crate) max_err: f64,
 }
 
 /// What the accuracy run measured.
-pub(super) struct AccuracyFigures {
+pub(crate) struct AccuracyFigures {
     /// The configured model path (without extension).
-    pub(super) model: String,
+    pub(crate) model: String,
     /// Published variant name, or `ST-GCN` when the model does not record one.
-    pub(super) architecture: &'static str,
-    pub(super) width_divisor: usize,
-    pub(super) activation: ActivationKind,
+    pub(crate) architecture: &'static str,
+    pub(crate) width_divisor: usize,
+    pub(crate) activation: ActivationKind,
     /// `(C, T, V, M)` of a clip.
-    pub(super) shape: [usize; 4],
-    pub(super) preset: &'static str,
-    pub(super) depth: usize,
+    pub(crate) shape: [usize; 4],
+    pub(crate) preset: &'static str,
+    pub(crate) depth: usize,
     /// The test set, for the report.
-    pub(super) data_desc: String,
+    pub(crate) data_desc: String,
     /// Clips evaluated under encryption (the first ones of the test set).
-    pub(super) samples: usize,
-    pub(super) clips_per_pass: usize,
+    pub(crate) samples: usize,
+    pub(crate) clips_per_pass: usize,
     /// Server seconds of every pass, in order.
-    pub(super) pass_s: Vec<f64>,
+    pub(crate) pass_s: Vec<f64>,
     /// Clips whose encrypted top-1 equals the plaintext top-1.
-    pub(super) agree: usize,
-    pub(super) correct_encrypted: usize,
-    pub(super) correct_plain: usize,
-    pub(super) max_logit_error: f64,
+    pub(crate) agree: usize,
+    pub(crate) correct_encrypted: usize,
+    pub(crate) correct_plain: usize,
+    pub(crate) max_logit_error: f64,
     /// Smallest plaintext top-1 − top-2 logit.
-    pub(super) min_logit_margin: f64,
-    pub(super) max_abs_logit: f64,
-    pub(super) cache: PlaintextCacheStats,
+    pub(crate) min_logit_margin: f64,
+    pub(crate) max_abs_logit: f64,
+    pub(crate) cache: PlaintextCacheStats,
     /// Per-stage errors of the first clip (empty without `stage_errors`).
-    pub(super) stage_errors: Vec<StageError>,
+    pub(crate) stage_errors: Vec<StageError>,
 }
 
 impl AccuracyFigures {
     /// Median seconds of the passes after the first (the plaintext cache warm); the first
     /// pass's when there is only one.
-    pub(super) fn warm_pass_s(&self) -> f64 {
+    pub(crate) fn warm_pass_s(&self) -> f64 {
         if self.pass_s.len() > 1 {
             common::median(&self.pass_s[1..])
         } else {
@@ -69,11 +69,11 @@ impl AccuracyFigures {
 }
 
 /// The loaded model and its data set (the pruning sweep reuses them).
-pub(super) struct AccuracyInputs {
-    pub(super) model: StGcn,
-    pub(super) train: SkeletonSet,
-    pub(super) test: SkeletonSet,
-    pub(super) data_desc: String,
+pub(crate) struct AccuracyInputs {
+    pub(crate) model: StGcn,
+    pub(crate) train: SkeletonSet,
+    pub(crate) test: SkeletonSet,
+    pub(crate) data_desc: String,
 }
 
 fn resolve_model(stem: &str) -> Result<PathBuf> {
@@ -89,7 +89,7 @@ fn resolve_model(stem: &str) -> Result<PathBuf> {
     bail!("model {stem}.json not found in the working directory or the workspace root")
 }
 
-fn load_model(stem: &str) -> Result<StGcn> {
+pub(crate) fn load_model(stem: &str) -> Result<StGcn> {
     let base = resolve_model(stem)?;
     let json_path = PathBuf::from(format!("{}.json", base.display()));
     let st_path = PathBuf::from(format!("{}.safetensors", base.display()));
@@ -145,7 +145,7 @@ fn accuracy_data(acc: &AccuracySpec, frames: usize) -> Result<(SkeletonSet, Skel
 }
 
 /// Loads the configured model and the train and test splits of its data set.
-pub(super) fn load(acc: &AccuracySpec) -> Result<AccuracyInputs> {
+pub(crate) fn load(acc: &AccuracySpec) -> Result<AccuracyInputs> {
     let model = load_model(&acc.model)?;
     let frames = model.config().num_frames;
     let (train, test, data_desc) = accuracy_data(acc, frames)?;
@@ -278,7 +278,7 @@ fn clips_per_pass(acc: &AccuracySpec, max_clips: usize, n: usize) -> usize {
 
 /// Evaluates the first `samples` test clips (0 = all) under encryption, many per forward pass
 /// ([`HeStgcn::compile_batched`]), and compares them with the plaintext model.
-pub(super) fn measure(
+pub(crate) fn measure(
     acc: &AccuracySpec,
     inputs: &AccuracyInputs,
     cache_mib: usize,

@@ -49,7 +49,7 @@
 //! cost probes of `costs`; `report` renders the figures into markdown tables, results.json
 //! metrics and the pruning plot. The task's settings live in [`crate::config::cryptogcn`].
 
-mod accuracy;
+pub(crate) mod accuracy;
 mod costs;
 mod engine;
 mod measure;

@@ -1,10 +1,12 @@
 //! The skeleton data of the `stgcn` task: the Mocap-15 cross-view split or the BodyPose
 //! stratified split, with the skeleton graph and the descriptions the report prints.
 
-use crate::config::stgcn::{BodyPoseNorm, SkeletonData};
+use crate::config::stgcn::{
+    BodyPoseNorm, OtherViews, SkeletonData, OTHER_VIEWS_TEST_STREAM, OTHER_VIEWS_TRAIN_STREAM,
+};
 use anyhow::{Context, Result};
 use datasets::skeleton::{
-    BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config, SkeletonSet,
+    BodyPoseNormalization, BodyPoseSet, Graph, Mocap15, Mocap15Config, SkeletonSet, ViewSet,
 };
 use stgcn::GraphSpec;
 
@@ -26,7 +28,14 @@ pub(crate) fn load(d: &SkeletonData, seed: u64) -> Result<Data> {
             test_per_class,
             frames,
             seed: data_seed,
-        } => load_mocap15(*train_per_class, *test_per_class, *frames, *data_seed),
+            views,
+        } => load_mocap15(
+            *train_per_class,
+            *test_per_class,
+            *frames,
+            *data_seed,
+            views.as_ref(),
+        ),
         SkeletonData::Bodypose {
             test_fraction,
             normalization,
@@ -39,6 +48,7 @@ fn load_mocap15(
     test_per_class: usize,
     frames: usize,
     data_seed: Option<u64>,
+    views: Option<&OtherViews>,
 ) -> Result<Data> {
     let mut mc = Mocap15Config {
         frames,
@@ -49,6 +59,9 @@ fn load_mocap15(
     }
     let gen_seed = mc.seed;
     let gen = Mocap15::load_bundled(mc).context("loading the bundled mocap clips")?;
+    if let Some(v) = views {
+        return other_views(&gen, v, train_per_class, test_per_class, frames, gen_seed);
+    }
     let split = gen
         .cross_view(train_per_class, test_per_class)
         .context("generating the Mocap-15 cross-view split")?;
@@ -64,6 +77,44 @@ fn load_mocap15(
         ),
         protocol_note: "Mocap-15 cross-view follows the NTU RGB+D cross-view protocol (train on the ±45° cameras, test on the 0° camera). The clips are renderings of the 15 bundled DeepMimic motions with random speed, temporal crop, bone scale, mirroring and joint noise from independent random streams, so test clips are new renderings of the same 15 source motions and one performer: an easier setting than NTU RGB+D, where test clips come from other people and repetitions.".into(),
         short_name: "Mocap-15 cross-view",
+        train,
+        test,
+        graph,
+    })
+}
+
+/// Mocap-15 clips from the views of `v`: training and held-out clips from the two streams
+/// reserved for them (see [`OtherViews`]).
+fn other_views(
+    gen: &Mocap15,
+    v: &OtherViews,
+    train_per_class: usize,
+    test_per_class: usize,
+    frames: usize,
+    gen_seed: u64,
+) -> Result<Data> {
+    let views = ViewSet::Fixed(v.angles_deg.clone());
+    let train = gen
+        .generate(train_per_class, &views, OTHER_VIEWS_TRAIN_STREAM)
+        .context("generating the Mocap-15 other-view training clips")?
+        .set;
+    let test = gen
+        .generate(test_per_class, &views, OTHER_VIEWS_TEST_STREAM)
+        .context("generating the Mocap-15 other-view held-out clips")?
+        .set;
+    let g = Graph::mocap15();
+    let graph = GraphSpec::from_edges("mocap15", g.num_nodes, &g.edges, g.center)?;
+    let angles: Vec<String> = v.angles_deg.iter().map(|a| format!("{a}°")).collect();
+    Ok(Data {
+        description: format!(
+            "Mocap-15 other views: {} training and {} held-out clips ({train_per_class} and {test_per_class} per class, cameras at {} yaw in turn, generator streams {OTHER_VIEWS_TRAIN_STREAM} and {OTHER_VIEWS_TEST_STREAM}), {} classes, (C, T, V, M) = (3, {frames}, 15, 1), generator seed {gen_seed}",
+            train.len(),
+            test.len(),
+            angles.join(", "),
+            train.num_classes(),
+        ),
+        protocol_note: "Other-view Mocap-15 clips come from cameras and random streams the cross-view split (±45° training, 0° test, streams 1 and 2) does not use: a model trained on them is public with respect to the cross-view data and can be fine-tuned on it.".into(),
+        short_name: "Mocap-15 other views",
         train,
         test,
         graph,

@@ -40,7 +40,8 @@ mod report;
 mod tests;
 
 pub use crate::config::stgcn::{
-    Activation, BodyPoseNorm, DistillSpec, ScheduleSpec, SkeletonData, SquareSettings, StgcnTask,
+    Activation, BodyPoseNorm, DistillSpec, OtherViews, ScheduleSpec, SkeletonData, SquareSettings,
+    StgcnTask,
 };
 
 use crate::config::Config;
