@@ -481,18 +481,7 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
     let c = Cluster::with_sections(tmp.path(), 30, 1 << 30, [INFERENCE, INFERENCE]);
     let model = tiny_model();
     let job = store_shared_model(&c, "alice", &model).to_string();
-    let conn = [
-        "--p0".to_string(),
-        c.client[0].to_string(),
-        "--p0-cert".into(),
-        c.cert(0).display().to_string(),
-        "--p1".into(),
-        c.client[1].to_string(),
-        "--p1-cert".into(),
-        c.cert(1).display().to_string(),
-        "--token".into(),
-        ALICE.into(),
-    ];
+    let conn = c.conn_args(ALICE);
     let out = run_ok(
         Command::new(PARTY)
             .arg("deploy")

@@ -136,18 +136,7 @@ fn upload_train_deploy_and_classify_encrypted_with_real_processes() {
         .unwrap();
     assert_eq!(m.tensor.unwrap().dims, DIMS.map(|d| d as u64));
 
-    let conn = [
-        "--p0".to_string(),
-        c.client[0].to_string(),
-        "--p0-cert".into(),
-        c.cert(0).display().to_string(),
-        "--p1".into(),
-        c.client[1].to_string(),
-        "--p1-cert".into(),
-        c.cert(1).display().to_string(),
-        "--token".into(),
-        ALICE.into(),
-    ];
+    let conn = c.conn_args(ALICE);
     let init_json = dir.join("public.json");
     let out = run_ok(Command::new(PARTY).arg("train").args(&conn).args([
         "--dataset",

@@ -166,6 +166,22 @@ impl Cluster {
         c
     }
 
+    /// The connection options of the `party` client commands for `token`'s client.
+    pub fn conn_args(&self, token: &str) -> Vec<String> {
+        vec![
+            "--p0".into(),
+            self.client[0].to_string(),
+            "--p0-cert".into(),
+            self.cert(0).display().to_string(),
+            "--p1".into(),
+            self.client[1].to_string(),
+            "--p1-cert".into(),
+            self.cert(1).display().to_string(),
+            "--token".into(),
+            token.into(),
+        ]
+    }
+
     /// Starts a `dealer` process and names it in both configurations; the parties are restarted
     /// by the caller.
     pub fn start_dealer(&self, tmp: &Path) -> Child {
