@@ -9,7 +9,7 @@
 //! Chunks never span two epochs and hold at most [`MAX_CHUNK_PREPROCESSING_BYTES`] of
 //! preprocessing (estimated per party from the requests), so memory stays bounded for any
 //! number of epochs; the source is kept from chunk to chunk. Every chunk's backend is made by
-//! one function ([`session`]) with the same codec (the dataset's fractional bits), role and
+//! one function (`session`) with the same codec (the dataset's fractional bits), role and
 //! truncation mode, and must consume exactly its preprocessing.
 //!
 //! Truncation is exact ([`Truncation::Exact`]): SecureML's local truncation fails with

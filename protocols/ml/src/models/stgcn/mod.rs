@@ -1,5 +1,5 @@
 //! An ST-GCN trained on secret shares: the model of the `stgcn` crate written once against
-//! [`Backend`], so the same code trains in plaintext ([`crate::Plain`], the twin), on 2PC
+//! [`Backend`](crate::backend::Backend), so the same code trains in plaintext ([`crate::Plain`], the twin), on 2PC
 //! shares ([`crate::Shared`], SecureML-style, semi-honest two servers, preprocessing from any
 //! triple source) and on shapes ([`crate::Plan`], the offline phase's request list).
 //!
