@@ -16,7 +16,7 @@
 mod support;
 
 use mpc::net::{Channel, ChannelExt};
-use ndarray::{Array2, Array4, Axis};
+use ndarray::{Array2, Array4};
 use party::client::{Client, ClientError};
 use party::deploy::{self, Revealed};
 use party::infer::client::InferClient;
@@ -27,60 +27,18 @@ use party::proto::{
 };
 use party::store::{EntryKind, Manifest, State, Store};
 use party::transport::{self, Identity, PeerCert, TransportKind};
-use rand::{Rng, SeedableRng};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
-use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+use stgcn::StGcn;
+use support::tiny_stgcn::{self, plain_logits, sample, SHAPE};
 use support::{run_ok, Cluster, ALICE, BOB, PARTY};
 
-const SHAPE: (usize, usize, usize, usize) = (3, 4, 5, 1);
 const FRAC_BITS: u32 = 20;
 /// The `[inference]` section of a serving party: no configured model, the default
 /// `max_key_bytes` (what the served models need), a flood sized for the tiny model.
 const INFERENCE: &str = "[inference]\nmax_sessions_per_client = 2\nmax_sessions = 4\n\
                          session_ttl_s = 600\neval_error_bound = 5.9604644775390625e-8\n";
-
-/// The tiny model (two blocks, all activations pruned, input normalisation on).
-fn tiny_model() -> StGcn {
-    let (c, t, v, _) = SHAPE;
-    let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
-    let a = spatial_partition(v, &edges, 1).unwrap();
-    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 4);
-    cfg.class_names = ["wave", "sit", "jump", "walk"].map(String::from).to_vec();
-    cfg.architecture = None;
-    cfg.blocks.truncate(2);
-    cfg.activation_mask.truncate(2);
-    let all: Vec<usize> = (0..v).collect();
-    for b in 0..2 {
-        for s in 0..2 {
-            cfg.prune(b, s, &all).unwrap();
-        }
-    }
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-    cfg.input_norm = Some(InputNorm {
-        mean: (0..c)
-            .map(|_| (0..v).map(|_| rng.gen_range(-0.2..0.2)).collect())
-            .collect(),
-        std: (0..c)
-            .map(|_| (0..v).map(|_| rng.gen_range(0.5..1.5)).collect())
-            .collect(),
-    });
-    StGcn::new(cfg, 9).unwrap()
-}
-
-fn sample(seed: u64) -> Array4<f64> {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    Array4::from_shape_fn(SHAPE, |_| rng.gen_range(-1.0..1.0))
-}
-
-fn plain_logits(m: &StGcn, x: &Array4<f64>) -> Vec<f64> {
-    m.fold()
-        .forward(x.view().insert_axis(Axis(0)))
-        .unwrap()
-        .row(0)
-        .to_vec()
-}
 
 fn frac_bits() -> mpc::FracBits {
     mpc::FracBits::new(FRAC_BITS).unwrap()
@@ -242,7 +200,7 @@ fn assert_tensors_close(got: &StGcn, want: &StGcn) {
 async fn deploying_to_p0_serves_the_model_and_reveal_writes_its_files() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = Cluster::with_sections(tmp.path(), 30, 1 << 30, [INFERENCE, ""]);
-    let model = tiny_model();
+    let model = tiny_stgcn::model();
     let job = store_shared_model(&c, "alice", &model);
     let (mut a0, mut a1) = clients(&c, ALICE).await;
 
@@ -371,7 +329,7 @@ async fn deploying_to_p0_serves_the_model_and_reveal_writes_its_files() {
 async fn p1_releases_its_share_only_under_the_owners_authorization_once() {
     let tmp = tempfile::tempdir().unwrap();
     let mut c = Cluster::with_sections(tmp.path(), 30, 1 << 30, ["", INFERENCE]);
-    let model = tiny_model();
+    let model = tiny_stgcn::model();
     let job = store_shared_model(&c, "alice", &model);
     c.kill9(0);
     let me = Identity::load(&c.dir.join("p0")).unwrap();
@@ -479,7 +437,7 @@ async fn p1_releases_its_share_only_under_the_owners_authorization_once() {
 fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
     let tmp = tempfile::tempdir().unwrap();
     let c = Cluster::with_sections(tmp.path(), 30, 1 << 30, [INFERENCE, INFERENCE]);
-    let model = tiny_model();
+    let model = tiny_stgcn::model();
     let job = store_shared_model(&c, "alice", &model).to_string();
     let conn = c.conn_args(ALICE);
     let out = run_ok(
@@ -541,7 +499,7 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
     let err = number("max |logit error| = ");
     assert!(sd > 0.0 && sd <= 5e-5 && err <= 1e-6 + 8.0 * sd, "{out}");
     let best = infer::top_k(&plain_logits(&model, &x), 1)[0];
-    let names = ["wave", "sit", "jump", "walk"];
+    let names = tiny_stgcn::CLASSES;
     assert!(out.contains(&format!("1. {}", names[best])), "{out}");
     for id in 0..2 {
         assert!(c.log_text(id).contains("sent this party's share of model"));

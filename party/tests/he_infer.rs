@@ -16,21 +16,22 @@
 //! dominates) and adds a logit error of sd ≈ B·√(N/6)/Δ ≈ 3.6e-5 at N = 2^14. A fixed 1e-4 was
 //! under 3 sd and failed about once in 25 runs; 8 sd fails with probability ~1e-15 per logit.
 
+mod support;
+
 use mpc::net::Channel;
-use ndarray::{Array4, Axis};
 use party::client::{Client, ClientError};
 use party::infer::client::InferClient;
 use party::infer::{self, InferReply, InferRequest};
 use party::proto::{ClientRequest, ErrorCode, Reply};
 use party::transport::{Identity, PeerCert};
-use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
+use stgcn::StGcn;
+use support::tiny_stgcn::{self, plain_logits, sample, SHAPE};
 
 const PARTY: &str = env!("CARGO_BIN_EXE_party");
 const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");
@@ -49,7 +50,6 @@ fn tol(flood_sd: f64) -> f64 {
     );
     1e-6 + 8.0 * flood_sd
 }
-const SHAPE: (usize, usize, usize, usize) = (3, 4, 5, 1);
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -70,33 +70,9 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Writes `tiny.json` + `tiny.safetensors` (two blocks, all activations pruned, input
-/// normalisation on).
+/// Writes `tiny.json` + `tiny.safetensors` (the shared tiny model).
 fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
-    let (c, t, v, _) = SHAPE;
-    let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
-    let a = spatial_partition(v, &edges, 1).unwrap();
-    let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 4);
-    cfg.class_names = ["wave", "sit", "jump", "walk"].map(String::from).to_vec();
-    cfg.architecture = None;
-    cfg.blocks.truncate(2);
-    cfg.activation_mask.truncate(2);
-    let all: Vec<usize> = (0..v).collect();
-    for b in 0..2 {
-        for s in 0..2 {
-            cfg.prune(b, s, &all).unwrap();
-        }
-    }
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
-    cfg.input_norm = Some(InputNorm {
-        mean: (0..c)
-            .map(|_| (0..v).map(|_| rng.gen_range(-0.2..0.2)).collect())
-            .collect(),
-        std: (0..c)
-            .map(|_| (0..v).map(|_| rng.gen_range(0.5..1.5)).collect())
-            .collect(),
-    });
-    let m = StGcn::new(cfg, 9).unwrap();
+    let m = tiny_stgcn::model();
     let json = dir.join("tiny.json");
     std::fs::write(&json, m.config_json().unwrap()).unwrap();
     std::fs::write(
@@ -105,19 +81,6 @@ fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
     )
     .unwrap();
     (json, m)
-}
-
-fn sample(seed: u64) -> Array4<f64> {
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
-    Array4::from_shape_fn(SHAPE, |_| rng.gen_range(-1.0..1.0))
-}
-
-fn plain_logits(m: &StGcn, x: &Array4<f64>) -> Vec<f64> {
-    m.fold()
-        .forward(x.view().insert_axis(Axis(0)))
-        .unwrap()
-        .row(0)
-        .to_vec()
 }
 
 /// A P0 process serving the tiny model to alice and bob (tokens).
@@ -343,7 +306,7 @@ fn he_infer_binary_matches_the_plaintext_model() {
         })
         .collect();
     assert_eq!(ranked.len(), 4, "{out}");
-    let names = ["wave", "sit", "jump", "walk"];
+    let names = tiny_stgcn::CLASSES;
     let best = infer::top_k(&want, 1)[0];
     assert_eq!(ranked[0].0, names[best], "{out}");
     for (name, val) in &ranked {

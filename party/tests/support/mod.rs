@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod tiny_stgcn;
+
 use party::client::{Client, ClientError};
 use party::store::Manifest;
 use party::transport::{Identity, PeerCert};
