@@ -56,7 +56,7 @@ pub fn initial_params(shape: &StgcnShape, model: &stgcn::StGcn) -> Vec<Array2<f6
 }
 
 /// The diagonal public map with entries `d`.
-fn diagonal(d: impl ExactSizeIterator<Item = f64>) -> Result<PublicLinear> {
+pub(crate) fn diagonal(d: impl ExactSizeIterator<Item = f64>) -> Result<PublicLinear> {
     let n = d.len();
     PublicLinear::from_triplets(n, n, d.enumerate().map(|(i, c)| (i, i, c)))
 }

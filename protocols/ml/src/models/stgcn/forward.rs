@@ -1,8 +1,9 @@
 //! The forward pass on any backend, recording what the backward pass needs (a tape). Products
 //! of secret values are Beaver products; re-indexings and public linear maps are local.
 
+use super::calibrate::Recalibration;
 use super::layers::{BlockMaps, FoldMaps, StepMaps};
-use super::shape::{BlockShape, Residual, StgcnShape};
+use super::shape::{BlockShape, BnParams, Residual, StgcnShape};
 use crate::backend::{Backend, IndexMap};
 use crate::error::Result;
 
@@ -119,12 +120,26 @@ async fn activation<B: Backend>(
     }
 }
 
+/// A BN's output `z`: as it is in training, re-normalised on a calibration pass.
+async fn bn_out<B: Backend>(
+    b: &mut B,
+    cal: &mut Option<&mut Recalibration<'_, B::Tensor>>,
+    bn: BnParams,
+    z: B::Tensor,
+    bcast: &IndexMap,
+) -> Result<B::Tensor> {
+    match cal {
+        None => Ok(z),
+        Some(c) => c.normalize(b, bn, z, bcast).await,
+    }
+}
+
 async fn block<B: Backend>(
     b: &mut B,
     p: &[B::Tensor],
-    blk: &BlockShape,
-    m: &BlockMaps,
+    (blk, m): (&BlockShape, &BlockMaps),
     x: B::Tensor,
+    cal: &mut Option<&mut Recalibration<'_, B::Tensor>>,
 ) -> Result<(B::Tensor, BlockTape<B::Tensor>)> {
     let (bs, gcn) = fold(
         b,
@@ -139,6 +154,7 @@ async fn block<B: Backend>(
         .linear_public(&b.gather(&u, &m.stack)?, &m.aggregate)
         .await?;
     let z1 = b.add(&y, &b.gather(&p[blk.bn1.shift], &m.bcast_in)?)?;
+    let z1 = bn_out(b, cal, blk.bn1, z1, &m.bcast_in).await?;
     let (h, act0) = activation(b, p, blk, m, 0, &z1).await?;
     let col = b.gather(&h, &m.unfold)?;
     let (bs, tcn) = fold(
@@ -150,7 +166,8 @@ async fn block<B: Backend>(
     )
     .await?;
     let tc = affine(b, &col, &tcn.w, &bs, &m.bcast_out).await?;
-    let mut s = b.add(&tc, &b.gather(&p[blk.bn2.shift], &m.bcast_out)?)?;
+    let s = b.add(&tc, &b.gather(&p[blk.bn2.shift], &m.bcast_out)?)?;
+    let mut s = bn_out(b, cal, blk.bn2, s, &m.bcast_out).await?;
     let res = match blk.residual {
         Residual::None => ResTape::None,
         Residual::Identity => {
@@ -162,7 +179,9 @@ async fn block<B: Backend>(
             let fm = m.fold_res.as_ref().expect("conv residual maps");
             let (bs, fold) = fold(b, &p[weight], &p[bias], &p[bn.scale], fm).await?;
             let r = affine(b, &xs, &fold.w, &bs, &m.bcast_out).await?;
-            s = b.add(&b.add(&s, &r)?, &b.gather(&p[bn.shift], &m.bcast_out)?)?;
+            let r = b.add(&r, &b.gather(&p[bn.shift], &m.bcast_out)?)?;
+            let r = bn_out(b, cal, bn, r, &m.bcast_out).await?;
+            s = b.add(&s, &r)?;
             ResTape::Conv { xs, fold }
         }
     };
@@ -187,13 +206,25 @@ pub(crate) async fn forward<B: Backend>(
     params: &[B::Tensor],
     rows: &[usize],
 ) -> Result<(B::Tensor, Tape<B::Tensor>)> {
+    forward_with(b, shape, x, params, rows, None).await
+}
+
+/// [`forward`], with every BN output re-normalised by `cal` when given (the calibration pass).
+pub(crate) async fn forward_with<B: Backend>(
+    b: &mut B,
+    shape: &StgcnShape,
+    x: &B::Tensor,
+    params: &[B::Tensor],
+    rows: &[usize],
+    mut cal: Option<&mut Recalibration<'_, B::Tensor>>,
+) -> Result<(B::Tensor, Tape<B::Tensor>)> {
     super::optim::check_params::<B>(shape, params)?;
     crate::backend::check_same("stgcn input", (B::dim(x).0, shape.input_cols()), B::dim(x))?;
     let maps = StepMaps::new(shape, B::dim(x).0, rows)?;
     let mut h = b.gather(x, &maps.batch)?;
     let mut blocks = Vec::with_capacity(shape.blocks.len());
     for (blk, m) in shape.blocks.iter().zip(&maps.blocks) {
-        let (out, tape) = block(b, params, blk, m, h).await?;
+        let (out, tape) = block(b, params, (blk, m), h, &mut cal).await?;
         blocks.push(tape);
         h = out;
     }

@@ -56,6 +56,7 @@
 //! product opens only Beaver-masked differences, every other step is local.
 
 mod backward;
+mod calibrate;
 mod convert;
 mod forward;
 mod layers;
@@ -66,12 +67,16 @@ mod shape;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_calibrate;
+#[cfg(test)]
 mod tests_secure;
 
+pub use calibrate::{calibrate, NEWTON_ITERATIONS};
 pub use convert::{export_tensors, initial_params, to_model};
 pub use optim::{prepare_inputs, step, train};
 pub use plan::{
-    plan_export, plan_export_with, plan_prepare, plan_prepare_with, plan_steps, plan_steps_with,
+    plan_calibrate_with, plan_export, plan_export_with, plan_prepare, plan_prepare_with,
+    plan_steps, plan_steps_with,
 };
 pub use shape::StgcnShape;
 

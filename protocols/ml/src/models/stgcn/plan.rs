@@ -67,6 +67,21 @@ pub async fn plan_steps_with(
     Ok(p.into_requests())
 }
 
+/// The preprocessing of [`super::calibrate`] on the clips `rows` of a prepared `n`-clip
+/// dataset, for a run truncating by `mode`.
+pub async fn plan_calibrate_with(
+    shape: &StgcnShape,
+    n: usize,
+    rows: &[usize],
+    mode: Truncation,
+) -> Result<Vec<TripleRequest>> {
+    let mut p = Plan::with_truncation(mode);
+    let mut params: Vec<PlanTensor> = shape.param_dims().into_iter().map(PlanTensor).collect();
+    let x = PlanTensor((n, shape.input_cols()));
+    super::calibrate(&mut p, shape, &x, &mut params, rows).await?;
+    Ok(p.into_requests())
+}
+
 /// The preprocessing of [`super::export_tensors`] (local truncation).
 pub async fn plan_export(shape: &StgcnShape) -> Result<Vec<TripleRequest>> {
     plan_export_with(shape, Truncation::Local).await

@@ -81,6 +81,18 @@ pub(crate) struct BlockShape {
     pub(crate) residual: Residual,
 }
 
+/// What the starting model says of one BN (public): running statistics and the affine `γ, β`
+/// (the re-calibration on private data keeps `γ, β` and replaces the statistics).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BnFrozen {
+    /// The BN's affine parameters.
+    pub(crate) params: BnParams,
+    pub(crate) mean: Array1<f64>,
+    pub(crate) var: Array1<f64>,
+    pub(crate) gamma: Array1<f64>,
+    pub(crate) beta: Array1<f64>,
+}
+
 /// Where one tensor of the model file comes from on export.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ExportSource {
@@ -106,8 +118,8 @@ pub struct StgcnShape {
     pub(crate) fc_b: usize,
     /// Input normalisation `x ↦ scale[c,v]·x + shift[c,v]`, `(C × V)` each.
     pub(crate) input_norm: Option<(Array2<f64>, Array2<f64>)>,
-    /// Frozen BN running statistics `(mean, var)` by BN param index (the scale's index).
-    pub(crate) bn_stats: Vec<(usize, Array1<f64>, Array1<f64>)>,
+    /// Frozen BN running statistics and the starting affine, by BN param index.
+    pub(crate) bn_stats: Vec<BnFrozen>,
     /// Every tensor of the model file in `StGcn::tensors()` order: name, shape, source.
     pub(crate) exports: Vec<(String, Vec<usize>, ExportSource)>,
 }
@@ -160,7 +172,7 @@ fn tensor1(model: &StGcn, name: &str) -> Result<Array1<f64>> {
 struct Builder<'a> {
     model: &'a StGcn,
     params: Vec<ParamSpec>,
-    bn_stats: Vec<(usize, Array1<f64>, Array1<f64>)>,
+    bn_stats: Vec<BnFrozen>,
 }
 
 impl Builder<'_> {
@@ -172,9 +184,15 @@ impl Builder<'_> {
     fn bn(&mut self, prefix: &str, c: usize) -> Result<BnParams> {
         let scale = self.add(format!("{prefix}.scale"), (1, c), ParamKind::BnScale);
         let shift = self.add(format!("{prefix}.shift"), (1, c), ParamKind::BnShift);
-        let mean = tensor1(self.model, &format!("{prefix}.running_mean"))?;
-        let var = tensor1(self.model, &format!("{prefix}.running_var"))?;
-        self.bn_stats.push((scale, mean, var));
+        let get = |x: &str| tensor1(self.model, &format!("{prefix}.{x}"));
+        let frozen = BnFrozen {
+            params: BnParams { scale, shift },
+            mean: get("running_mean")?,
+            var: get("running_var")?,
+            gamma: get("weight")?,
+            beta: get("bias")?,
+        };
+        self.bn_stats.push(frozen);
         Ok(BnParams { scale, shift })
     }
 
@@ -342,12 +360,16 @@ impl StgcnShape {
 
     /// Frozen `(mean, var)` of the BN whose scale is parameter `scale`.
     pub(crate) fn bn_stats(&self, scale: usize) -> (&Array1<f64>, &Array1<f64>) {
-        let (_, m, v) = self
-            .bn_stats
+        let f = self.bn_frozen(scale);
+        (&f.mean, &f.var)
+    }
+
+    /// What the starting model says of the BN whose scale is parameter `scale`.
+    pub(crate) fn bn_frozen(&self, scale: usize) -> &BnFrozen {
+        self.bn_stats
             .iter()
-            .find(|(i, _, _)| *i == scale)
-            .expect("every BN scale has statistics");
-        (m, v)
+            .find(|f| f.params.scale == scale)
+            .expect("every BN scale has statistics")
     }
 
     /// BN epsilon.
