@@ -123,6 +123,7 @@ fn spec(init: &StGcn, epochs: u64, triples: TripleKind) -> JobSpec {
             momentum: 0.9,
             weight_decay: 1e-4,
             classes: None,
+            calibration_clips: 6,
         }),
         dataset: "clips".into(),
         learning_rate: 0.01,
@@ -155,7 +156,11 @@ async fn twin(
     let sched = Schedule::shuffled(N, 4, s.epochs as usize, s.schedule_seed).unwrap();
     let mut b = Plain::new();
     let xp = model::prepare_inputs(&mut b, &shape, x).await.unwrap();
-    let params = model::initial_params(&shape, init);
+    let mut params = model::initial_params(&shape, init);
+    let rows = model::calibration_rows(N, st.calibration_clips as usize, s.schedule_seed);
+    model::calibrate(&mut b, &shape, &xp, &mut params, &rows)
+        .await
+        .unwrap();
     let velocity = params.iter().map(|p| Array2::zeros(p.dim())).collect();
     let mut state = StgcnState { params, velocity };
     let mut losses = Vec::new();

@@ -44,6 +44,11 @@ pub struct SecureStgcnTask {
     /// L2 weight decay on convolution and dense weights.
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
+    /// Training clips on which every BN is re-calibrated in 2PC before fine-tuning (per-channel
+    /// mean and variance on shares, see `ml::models::stgcn::calibrate`; the first clips of a
+    /// public shuffle, at most the training set; 0 = keep the public model's statistics).
+    #[serde(default = "default_calibration")]
+    pub calibration_clips: usize,
     /// Steps whose triples are made at once (the offline phase runs in chunks to bound
     /// memory; one chunk never spans two epochs).
     #[serde(default = "default_chunk")]
@@ -85,6 +90,10 @@ fn default_momentum() -> f64 {
 
 fn default_weight_decay() -> f64 {
     1e-4
+}
+
+fn default_calibration() -> usize {
+    128
 }
 
 fn default_chunk() -> usize {
@@ -177,6 +186,7 @@ mod tests {
         };
         assert_eq!((t.epochs, t.batch_size, t.chunk_steps), (1, 16, 8));
         assert_eq!((t.he_clips, t.he_steps, t.max_steps), (60, 0, None));
+        assert_eq!(t.calibration_clips, 128);
         assert_eq!(t.prefix("secure_stgcn"), "secure_stgcn");
     }
 

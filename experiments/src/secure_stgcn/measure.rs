@@ -22,6 +22,8 @@ pub(super) struct Twin {
     pub(super) epoch_s: Vec<f64>,
     /// Mean training loss of the last epoch (`−mean ln p_true`).
     pub(super) last_loss: f64,
+    /// The starting model after BN re-calibration (the public model when there is none).
+    pub(super) calibrated: StGcn,
 }
 
 /// Everything measured for one public model.
@@ -30,6 +32,10 @@ pub(super) struct ModelOutcome {
     pub(super) activation: &'static str,
     pub(super) stem: String,
     pub(super) public_accuracy: f64,
+    /// Accuracy after the BN re-calibration, before any SGD step (twin).
+    pub(super) calibrated_accuracy: f64,
+    /// Clips the BNs were re-calibrated on (0: none).
+    pub(super) calibration_clips: usize,
     pub(super) secure: SecureRun,
     pub(super) secure_model: StGcn,
     pub(super) secure_accuracy: f64,
@@ -51,12 +57,19 @@ pub(super) async fn twin(
     start: &[Array2<f64>],
     epochs: &[Vec<Vec<usize>>],
     hyper: &mst::StgcnHyper,
+    calibration: &[usize],
 ) -> Result<Twin> {
     let mut b = Plain::new();
     let x = mst::prepare_inputs(&mut b, shape, &data.x).await?;
+    let mut params = start.to_vec();
+    if !calibration.is_empty() {
+        mst::calibrate(&mut b, shape, &x, &mut params, calibration).await?;
+    }
+    let tensors = mst::export_tensors(&mut b, shape, &params).await?;
+    let calibrated = mst::to_model(shape, base, &tensors).context("the calibrated model")?;
     let mut state = StgcnState {
-        params: start.to_vec(),
-        velocity: start.iter().map(|p| Array2::zeros(p.dim())).collect(),
+        velocity: params.iter().map(|p| Array2::zeros(p.dim())).collect(),
+        params,
     };
     let mut epoch_s = Vec::new();
     let mut last_loss = f64::NAN;
@@ -80,6 +93,7 @@ pub(super) async fn twin(
         model,
         epoch_s,
         last_loss,
+        calibrated,
     })
 }
 
@@ -120,8 +134,10 @@ pub(super) async fn measure_model(j: &ModelJob<'_>) -> Result<ModelOutcome> {
     let s = &j.setting;
     let start = mst::initial_params(&s.shape, j.base);
     let public_accuracy = accuracy(j.base, j.data)?;
-    let twin = twin(&s.shape, j.base, j.data, &start, j.epochs, &s.hyper).await?;
+    let cal = &s.calibration;
+    let twin = twin(&s.shape, j.base, j.data, &start, j.epochs, &s.hyper, cal).await?;
     let twin_accuracy = accuracy(&twin.model, j.data)?;
+    let calibrated_accuracy = accuracy(&twin.calibrated, j.data)?;
     let steps: usize = j.epochs.iter().map(Vec::len).sum();
     let pb = crate::common::progress(steps as u64, &format!("2PC fine-tune {}", j.stem));
     let secure = secure::run(s, &j.data.x, &j.data.y, &start, j.epochs, &pb).await?;
@@ -132,8 +148,11 @@ pub(super) async fn measure_model(j: &ModelJob<'_>) -> Result<ModelOutcome> {
     let max_weight_diff = max_diff(&secure.params, &twin.params);
     let he = if j.he_steps > 0 {
         let first: Vec<Vec<usize>> = j.epochs[0].iter().take(j.he_steps).cloned().collect();
+        // Measures the steps' offline cost only: no re-calibration (its triples would cost
+        // more than the steps measured, and the plan of a step does not depend on it).
         let hs = Setting {
             source: "he".into(),
+            calibration: Default::default(),
             ..s.clone()
         };
         let pb = crate::common::progress(first.len() as u64, "2PC steps, he triples");
@@ -147,6 +166,8 @@ pub(super) async fn measure_model(j: &ModelJob<'_>) -> Result<ModelOutcome> {
         activation: act_name(j.base.config().activation),
         stem: j.stem.to_string(),
         public_accuracy,
+        calibrated_accuracy,
+        calibration_clips: cal.len(),
         trainable: start.iter().map(Array2::len).sum(),
         secure,
         secure_model,

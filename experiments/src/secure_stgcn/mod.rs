@@ -1,6 +1,8 @@
 //! The `secure-stgcn` task: one system from private skeletons to encrypted predictions. A
 //! public ST-GCN (pretrained in plaintext on other data, e.g. `stgcn-mocap15-otherviews.toml`)
-//! is fine-tuned in 2PC on secret-shared private Mocap-15 cross-view clips beside its plaintext
+//! has its BNs re-calibrated on `calibration_clips` private clips in 2PC
+//! ([`ml::models::stgcn::calibrate`]), then is fine-tuned in 2PC on secret-shared private
+//! Mocap-15 cross-view clips beside its plaintext
 //! twin ([`ml::models::stgcn`] on `Shared` and on `Plain`, same start, same batches); the owner
 //! reconstructs the trained model, which is then served under CKKS (AMA packing, in process) on
 //! the private test clips and compared with its own plaintext evaluation.
@@ -8,6 +10,8 @@
 //! Metrics (`<p>` = `secure_stgcn`, `plain_stgcn`, … with `_<label>` when the task has one;
 //! the second and later models add `_<activation>`): `secure_stgcn.test_accuracy_pct`,
 //! `plain_stgcn.test_accuracy_pct`, `public_stgcn.test_accuracy_pct` (before fine-tuning),
+//! with a re-calibration `calibrated_stgcn.test_accuracy_pct` (after it, before any step),
+//! `secure_stgcn.calibration_online_s` and `secure_stgcn.calibration_offline_s`,
 //! `secure_stgcn.max_weight_diff`, `secure_stgcn.online_per_epoch_s`,
 //! `secure_stgcn.offline_per_epoch_s`, `secure_stgcn.online_per_epoch_bytes` and
 //! `…_rounds_per_epoch_count` (both parties), `plain_stgcn.train_per_epoch_s`,
@@ -82,6 +86,11 @@ pub async fn run(t: &SecureStgcnTask, cfg: &Config, report: &mut Report) -> Resu
                 source: cfg.mpc.triples.clone(),
                 transport: cfg.transport.kind.clone(),
                 chunk_steps: t.chunk_steps,
+                calibration: Arc::new(ml::models::stgcn::calibration_rows(
+                    data.x.nrows(),
+                    t.calibration_clips,
+                    cfg.experiment.seed,
+                )),
             },
             he_steps: if i == 0 { t.he_steps } else { 0 },
         };

@@ -35,6 +35,9 @@ pub(super) struct SecureRun {
     pub(super) epoch_offline_s: Vec<f64>,
     /// Steps of each epoch.
     pub(super) epoch_steps: Vec<usize>,
+    /// Online and offline seconds of the BN re-calibration (0 without one).
+    pub(super) calibration_online_s: f64,
+    pub(super) calibration_offline_s: f64,
     /// Online and offline seconds of the input preparation and the export together.
     pub(super) setup_online_s: f64,
     pub(super) setup_offline_s: f64,
@@ -56,6 +59,7 @@ pub(super) struct SecureRun {
 #[derive(Clone)]
 enum Op {
     Prepare,
+    Calibrate,
     Steps(Vec<Vec<usize>>),
     Export,
 }
@@ -78,6 +82,8 @@ pub(super) struct Setting {
     pub(super) source: String,
     pub(super) transport: String,
     pub(super) chunk_steps: usize,
+    /// The public calibration clips (empty: no BN re-calibration).
+    pub(super) calibration: Arc<Vec<usize>>,
 }
 
 const TRUNC: Truncation = Truncation::Exact;
@@ -119,6 +125,7 @@ fn deal(
 async fn plan(s: &Setting, n: usize, op: &Op) -> Result<Vec<TripleRequest>> {
     Ok(match op {
         Op::Prepare => mst::plan_prepare_with(&s.shape, n, TRUNC).await?,
+        Op::Calibrate => mst::plan_calibrate_with(&s.shape, n, &s.calibration, TRUNC).await?,
         Op::Steps(b) => mst::plan_steps_with(&s.shape, n, b, &s.hyper, TRUNC).await?,
         Op::Export => mst::plan_export_with(&s.shape, TRUNC).await?,
     })
@@ -136,6 +143,10 @@ async fn party_chunk(
     let mut out = Vec::new();
     match &op {
         Op::Prepare => p.x = Arc::new(mst::prepare_inputs(&mut b, &s.shape, &p.x).await?),
+        Op::Calibrate => {
+            let params = &mut p.state.params;
+            mst::calibrate(&mut b, &s.shape, &p.x, params, &s.calibration).await?
+        }
         Op::Steps(batches) => {
             let h = &s.hyper;
             let (x, y) = (&*p.x, &*p.y);
@@ -253,6 +264,8 @@ pub(super) async fn run(
         epoch_online_s: Vec::new(),
         epoch_offline_s: Vec::new(),
         epoch_steps: Vec::new(),
+        calibration_online_s: 0.0,
+        calibration_offline_s: 0.0,
         setup_online_s: 0.0,
         setup_offline_s: 0.0,
         step_stats: Default::default(),
@@ -267,6 +280,13 @@ pub(super) async fn run(
     run.setup_online_s += c.online_s;
     run.setup_offline_s += c.offline_s;
     run.flooding = add_flooding(run.flooding, c.flooding);
+    if !s.calibration.is_empty() {
+        let (ps, _, c) = chunk(s, parties, n, Op::Calibrate).await?;
+        parties = ps;
+        run.calibration_online_s = c.online_s;
+        run.calibration_offline_s = c.offline_s;
+        run.flooding = add_flooding(run.flooding, c.flooding);
+    }
     let before = [m0.stats(), m1.stats()];
     for batches in epochs {
         let (mut on, mut off) = (0.0, 0.0);

@@ -178,6 +178,7 @@ ST-GCN (--model stgcn) on a skeleton dataset uploaded with its (C, T, V, M) shap
   from scratch:                 --arch STGCN-3-128 --width-divisor 4 --activation square|poly
                                 [--classes K when the dataset has no class names]
   optimizer:                    --learning-rate 0.01 --momentum 0.9 --weight-decay 1e-4
+  batch norms:                  --calibrate-clips 64 (re-normalized on private clips in 2PC)
 With --p1 and --p1-cert the per-epoch loss is shown (`epoch 3/10  loss 0.412`):
 each party sends you its shares of every sample's probability of the true class, P0 in the
 job's stream and P1 on a second connection that only you (the job's owner) may open; you add
@@ -220,6 +221,11 @@ struct Train {
     /// ST-GCN: SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     momentum: f64,
+    /// ST-GCN: re-calibrate every batch norm on this many training clips in 2PC before the
+    /// first step (their per-channel mean and variance on shares; 0 = keep the starting
+    /// model's statistics). Fine-tuning a model trained on other data needs it.
+    #[arg(long, default_value_t = 64)]
+    calibrate_clips: u32,
     /// ST-GCN: weight decay on convolution and dense weights.
     #[arg(long, default_value_t = 1e-4)]
     weight_decay: f64,
@@ -520,6 +526,7 @@ fn stgcn_spec(t: &Train) -> Result<StgcnSpec> {
         momentum: t.momentum,
         weight_decay: t.weight_decay,
         classes: t.classes,
+        calibration_clips: t.calibrate_clips,
     })
 }
 

@@ -235,6 +235,12 @@ pub struct StgcnSpec {
     /// label values must lie in `0..classes`); checked against the class names or `init`.
     #[serde(default)]
     pub classes: Option<u32>,
+    /// Training clips on which every BN is re-calibrated in 2PC before the first step
+    /// (`ml::models::stgcn::calibrate`: per-channel statistics of those clips on shares; the
+    /// clips are `ml::models::stgcn::calibration_rows(rows, k, schedule_seed)`); 0 = keep the
+    /// starting model's statistics.
+    #[serde(default)]
+    pub calibration_clips: u32,
 }
 
 /// The architecture of an MLP job.

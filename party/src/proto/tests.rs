@@ -77,6 +77,7 @@ fn stgcn_job_messages_round_trip_within_their_limits() {
             momentum: 0.9,
             weight_decay: 1e-4,
             classes: Some(10),
+            calibration_clips: 7,
         }),
         dataset: "clips".into(),
         learning_rate: 0.01,

@@ -72,6 +72,8 @@ async fn main() -> Res {
     let step_reqs =
         stgcn::plan_steps_with(&shape, batch, std::slice::from_ref(&rows), &hyper, mode).await?;
     let step_words = preprocessing_words(&step_reqs);
+    let cal_words =
+        preprocessing_words(&stgcn::plan_calibrate_with(&shape, batch, &rows, mode).await?);
     let kind = |k: fn(&TripleRequest) -> bool| {
         let sel: Vec<TripleRequest> = step_reqs.iter().filter(|r| k(r)).cloned().collect();
         preprocessing_words(&sel) as f64 * 8e-6
@@ -141,6 +143,10 @@ async fn main() -> Res {
     println!(
         "mocap15 poly, batch {batch}, f = {frac}, {} truncation",
         mode.name()
+    );
+    println!(
+        "calibration on the {batch} clips: {:.1} MB of triples per party",
+        cal_words as f64 * 8e-6
     );
     println!("plain step        {plain_s:.3} s");
     println!("shared step       {shared_s:.3} s (online, both parties, mem channel)");

@@ -1,5 +1,6 @@
 //! One party's half of an ST-GCN job (`ml::models::stgcn` on `Shared`): the shared labels
-//! become one-hot rows and the clips are normalized (the first chunk), then the schedule's
+//! become one-hot rows and the clips are normalized (the first chunk), the BNs are optionally
+//! re-calibrated on public-chosen clips (`calibration_clips`, one chunk), then the schedule's
 //! steps run in chunks — each planned on shapes, its preprocessing made by the job's triple
 //! source, then consumed by the online steps — and finally the trained parameters are exported
 //! as the model file's tensors and stored as this party's share of a
@@ -59,9 +60,15 @@ struct Setup {
     hyper: StgcnHyper,
     sched: Schedule,
     fp: FixedPoint,
+    calibration_clips: u32,
 }
 
 impl Setup {
+    /// Clips of the BN re-calibration (0: none).
+    fn job_calibration_clips(&self) -> usize {
+        self.calibration_clips as usize
+    }
+
     fn of(spec: &JobSpec, m: &Manifest, n: usize) -> Result<Self> {
         let ModelKind::Stgcn(s) = &spec.model else {
             return Err(JobError::Internal("not an ST-GCN job"));
@@ -87,6 +94,7 @@ impl Setup {
             hyper,
             sched,
             fp,
+            calibration_clips: s.calibration_clips,
         })
     }
 }
@@ -133,6 +141,15 @@ pub(super) async fn run(
     let (xp, y1h) = online.prepare(&st, &mut offline, &x, &y).await?;
     drop((x, y));
     let mut state = initial_state(&st, ctx.role)?;
+    let k = st.job_calibration_clips();
+    if k > 0 {
+        let rows = model::calibration_rows(n, k, spec.schedule_seed);
+        let reqs = model::plan_calibrate_with(&st.shape, n, &rows, TRUNCATION).await?;
+        let pre = offline.generate(&reqs).await?;
+        online
+            .calibrate(&st, pre, &xp, &mut state.params, &rows)
+            .await?;
+    }
     let steps = st.sched.steps() as u64;
     let mut done = 0u64;
     let epochs = st.sched.epochs.len() as u64;
@@ -231,6 +248,21 @@ impl Online {
         let xp = model::prepare_inputs(&mut b, &st.shape, x).await?;
         self.close(b, t, "preprocessing left over after preparing the inputs")?;
         Ok((xp, y1h))
+    }
+
+    /// The BN re-calibration on the clips `rows` (one chunk before the first step).
+    async fn calibrate(
+        &mut self,
+        st: &Setup,
+        pre: Preprocessing,
+        x: &Share,
+        params: &mut [Share],
+        rows: &[usize],
+    ) -> Result<()> {
+        let t = Instant::now();
+        let mut b = self.open(pre)?;
+        model::calibrate(&mut b, &st.shape, x, params, rows).await?;
+        self.close(b, t, "preprocessing left over after the BN re-calibration")
     }
 
     /// One chunk of training steps over `batches`, calling `report` after each step.

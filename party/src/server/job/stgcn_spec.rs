@@ -22,6 +22,11 @@ use stgcn::{ActivationKind, Architecture, GraphSpec, StGcn, StGcnConfig};
 pub const MAX_STGCN_PARAMS: usize = 2_000_000;
 /// Most epochs an ST-GCN job may run.
 pub const MAX_STGCN_EPOCHS: u64 = 1_000;
+/// Most clips a job's BN re-calibration may use: its one chunk of preprocessing grows with
+/// them, ~17.6 MB per clip per party at the committed Mocap-15 size (STGCN-3-128 / 4, T = 32,
+/// exact truncation: 2.25 GB for 128 clips, `cargo run --release -p ml --example stgcn_step
+/// -- 128 16 exact`).
+pub const MAX_CALIBRATION_CLIPS: u32 = 256;
 
 /// A checked ST-GCN job: the public starting model and the dataset's clip dimensions.
 #[derive(Debug, Clone)]
@@ -156,6 +161,12 @@ fn check_hyper(spec: &JobSpec, s: &StgcnSpec, m: &Manifest) -> Result<()> {
     }
     if !(s.weight_decay.is_finite() && (0.0..1.0).contains(&s.weight_decay)) {
         return invalid(format!("weight decay {} outside [0, 1)", s.weight_decay));
+    }
+    if s.calibration_clips > MAX_CALIBRATION_CLIPS {
+        return invalid(format!(
+            "{} calibration clips above the limit {MAX_CALIBRATION_CLIPS}",
+            s.calibration_clips
+        ));
     }
     if !(1..=MAX_STGCN_EPOCHS).contains(&spec.epochs) {
         return invalid(format!(

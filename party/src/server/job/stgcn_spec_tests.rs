@@ -39,6 +39,7 @@ fn scratch() -> StgcnSpec {
         momentum: 0.9,
         weight_decay: 1e-4,
         classes: None,
+        calibration_clips: 0,
     }
 }
 
@@ -179,6 +180,11 @@ fn hyper_parameters_are_bounded() {
     assert!(run(&|j, _| j.epochs = 0).contains("0 epochs"));
     let e = run(&|j, _| j.batch_size = 9);
     assert!(e.contains("batch size 9") && e.contains("1..=8"), "{e}");
+    let e = run(&|_, s| s.calibration_clips = 257);
+    assert!(
+        e.contains("257 calibration clips") && e.contains("256"),
+        "{e}"
+    );
 }
 
 #[test]

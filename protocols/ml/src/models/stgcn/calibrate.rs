@@ -61,7 +61,8 @@ async fn column_sums_over<B: Backend>(
     let k = divisor.ilog2();
     let sum = b.scatter_add(t, bcast)?;
     let shifted = b.shift_right(&sum, k).await?;
-    b.scale(&shifted, f64::from(1u32 << k) / divisor as f64).await
+    b.scale(&shifted, f64::from(1u32 << k) / divisor as f64)
+        .await
 }
 
 /// `1/√x` of a `C × 1` tensor whose entries lie in `[10⁻⁴, 3·2¹²)` (Newton from below).
@@ -97,7 +98,10 @@ impl<T: Clone + Send + Sync> Recalibration<'_, T> {
         let sq = b.square(&d).await?;
         let var = column_sums_over(b, &sq, bcast, rows).await?;
         let v = b
-            .linear_public(&b.transpose(&var), &diagonal(reference.iter().map(|p| 1.0 / p))?)
+            .linear_public(
+                &b.transpose(&var),
+                &diagonal(reference.iter().map(|p| 1.0 / p))?,
+            )
             .await?;
         let eps_col = reference.mapv(|p| eps / p).insert_axis(ndarray::Axis(1));
         let v = b.add(&v, &b.constant(&eps_col)?)?;
@@ -113,6 +117,19 @@ impl<T: Clone + Send + Sync> Recalibration<'_, T> {
         self.updates.push((bn, s, t));
         Ok(out)
     }
+}
+
+/// The public calibration clips of a run: the first `min(k, n)` of a shuffle of `0..n` drawn
+/// from `seed` (a stream apart from the batch schedule's), so every party and the twin pick
+/// the same clips.
+pub fn calibration_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let k = k.min(n);
+    if k == 0 {
+        return Vec::new();
+    }
+    crate::Schedule::shuffled(n, k, 1, seed ^ 0xca1_1b7a_7e00_0000)
+        .map(|s| s.epochs[0][0].clone())
+        .unwrap_or_default()
 }
 
 /// Re-calibrates every BN of `params` on the clips `rows` of the prepared dataset `x`: one

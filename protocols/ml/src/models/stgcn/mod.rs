@@ -30,18 +30,26 @@
 //! elementwise triple per truncated value), so a job runs the offline phase in chunks of steps
 //! ([`plan_steps`] per chunk). The largest items are the temporal convolutions' unfolded
 //! inputs (`(n·T·V) × 9C`, fresh matrix triples in the forward product and the weight
-//! gradient).
+//! gradient). The BN re-calibration ([`calibrate`]) is one forward pass over its clips plus
+//! a square per activation: 2.25 GB per party for 128 clips with exact truncation (the same
+//! example with batch 128), made once.
 //!
 //! # What is frozen, and why
 //! * **Edge importance** `E_k` is frozen at the starting model's values: the aggregation's
 //!   coefficients `A_k ⊙ E_k` are public, so it is a local linear map plus one truncation.
 //!   Learning `E` would need a Beaver product per (edge, channel, frame) per step.
-//! * **BN statistics** are frozen; the BN *affine* is learned. Each BN is `y = s ⊙ x + t` with
-//!   `s = γ/√(var+eps)`, `t = β − mean·s` from the starting model's running statistics (public),
-//!   and `(s, t)` are trained on shares. Batch statistics would need a secure inverse square
-//!   root per channel per step, and fine-tuning freezes BN statistics anyway. On export `γ, β`
-//!   are solved back (`γ = s·√(var+eps)`, `β = t + mean·s`) with the running statistics
-//!   unchanged, so the exported [`stgcn::StGcn`] folds into HE exactly like any other model.
+//! * **BN statistics** are fixed during SGD; the BN *affine* is learned. Each BN is
+//!   `y = s ⊙ x + t` with `s = γ/√(var+eps)`, `t = β − mean·s`, and `(s, t)` are trained on
+//!   shares. The statistics come from the starting model's running statistics (public) or,
+//!   better for a model trained on other data, from [`calibrate`]: one 2PC forward pass over
+//!   public-chosen private clips ([`calibration_rows`]) computing each BN's per-channel batch
+//!   mean and variance on shares, layer by layer, with a Newton inverse square root, and
+//!   setting `(s, t)` from them and the starting `γ, β` (AdaBN; the new statistics stay
+//!   secret, folded into the shared affine). Batch statistics at every step would need a
+//!   secure inverse square root per channel per step; fine-tuning freezes BN statistics
+//!   anyway. On export `γ, β` are solved back (`γ = s·√(var+eps)`, `β = t + mean·s`) with the
+//!   starting model's running statistics, so the exported [`stgcn::StGcn`] evaluates exactly
+//!   as trained and folds into HE like any other model.
 //!
 //! # Activations
 //! `x²` or the node-wise polynomial `a_v·x² + b_v·x + c_v` (coefficients trainable, broadcast
@@ -51,8 +59,8 @@
 //!
 //! # Security model
 //! Semi-honest two-server 2PC (SecureML). Public: the model structure, the starting model's
-//! frozen parts (graph, BN statistics, input normalisation), the hyper-parameters and the batch
-//! schedule. Secret: data, labels, every trainable parameter and every intermediate value; each
+//! frozen parts (graph, BN statistics, input normalisation), the hyper-parameters, the batch
+//! schedule and the calibration clips' indices (not their statistics). Secret: data, labels, every trainable parameter and every intermediate value; each
 //! product opens only Beaver-masked differences, every other step is local.
 
 mod backward;
@@ -71,7 +79,7 @@ mod tests_calibrate;
 #[cfg(test)]
 mod tests_secure;
 
-pub use calibrate::{calibrate, NEWTON_ITERATIONS};
+pub use calibrate::{calibrate, calibration_rows, NEWTON_ITERATIONS};
 pub use convert::{export_tensors, initial_params, to_model};
 pub use optim::{prepare_inputs, step, train};
 pub use plan::{

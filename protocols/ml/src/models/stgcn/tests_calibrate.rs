@@ -53,28 +53,51 @@ async fn calibration_is_batch_statistics_folded_into_the_affine() {
         let ours = to_model(&shape, &model, &tensors).unwrap();
         let xs = x.select(Axis(0), &ROWS);
         let labels = vec![0; ROWS.len()];
-        let (_, train_mode, _) = model.clone().loss_and_gradients(xs.view(), &labels).unwrap();
+        let (_, train_mode, _) = model
+            .clone()
+            .loss_and_gradients(xs.view(), &labels)
+            .unwrap();
         let (a, b) = (ours.forward(xs.view()).unwrap(), train_mode);
         let d = max_diff(&[a.clone()], &[b]);
         let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(d < 1e-9 * scale.max(1.0), "{act:?}: logits differ by {d}");
         let before = model.forward(xs.view()).unwrap();
         let moved = max_diff(&[a], &[before]);
-        assert!(moved > 1e-3, "{act:?}: calibration changed nothing ({moved})");
+        assert!(
+            moved > 1e-3,
+            "{act:?}: calibration changed nothing ({moved})"
+        );
         // Only BN affines change.
         for (i, (p, q)) in params.iter().zip(&init).enumerate() {
-            let bn = shape.bn_stats.iter().any(|f| {
-                f.params.scale == i || f.params.shift == i
-            });
+            let bn = shape
+                .bn_stats
+                .iter()
+                .any(|f| f.params.scale == i || f.params.shift == i);
             assert!(bn || p == q, "{act:?}: parameter {i} changed");
         }
     }
 }
 
+#[test]
+fn calibration_rows_are_distinct_public_and_capped() {
+    let r = calibration_rows(50, 20, 7);
+    let mut s = r.clone();
+    s.sort_unstable();
+    s.dedup();
+    assert_eq!((r.len(), s.len()), (20, 20));
+    assert!(r.iter().all(|&i| i < 50));
+    assert_eq!(r, calibration_rows(50, 20, 7));
+    assert_ne!(r, calibration_rows(50, 20, 8));
+    assert_eq!(calibration_rows(5, 20, 7).len(), 5);
+    assert!(calibration_rows(5, 0, 7).is_empty());
+}
+
 /// Newton from below reaches 1e-9 relative error from x = 1e-4 to 1.2e4 on the twin.
 #[tokio::test]
 async fn inverse_sqrt_converges_over_its_range() {
-    let xs: Vec<f64> = (0..=32).map(|i| 10f64.powf(-4.0 + 0.25 * f64::from(i))).collect();
+    let xs: Vec<f64> = (0..=32)
+        .map(|i| 10f64.powf(-4.0 + 0.25 * f64::from(i)))
+        .collect();
     let b = &mut Plain::new();
     let x = Array2::from_shape_vec((xs.len(), 1), xs.clone()).unwrap();
     let r = inverse_sqrt(b, &x).await.unwrap();
@@ -134,7 +157,10 @@ async fn secure_case(frac: u32, tol: f64) {
         .collect();
     let d = max_diff(&secure, &twin);
     assert!(d < tol, "f = {frac}: affines differ from the twin's by {d}");
-    assert!(max_diff(&twin, &init) > 1e-2, "the tiny model's statistics moved");
+    assert!(
+        max_diff(&twin, &init) > 1e-2,
+        "the tiny model's statistics moved"
+    );
     let _ = model;
 }
 
