@@ -127,7 +127,7 @@ pub fn calibration_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
     if k == 0 {
         return Vec::new();
     }
-    crate::Schedule::shuffled(n, k, 1, seed ^ 0xca1_1b7a_7e00_0000)
+    crate::Schedule::shuffled(n, k, 1, seed ^ 0xca1_b4a7e)
         .map(|s| s.epochs[0][0].clone())
         .unwrap_or_default()
 }
