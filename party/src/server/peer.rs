@@ -209,7 +209,7 @@ impl Server {
         let on = pl.link.next_channel().await?;
         let checked = self.check_job_dataset(&owner, &dataset).and_then(|m| {
             // P1 checks the job on its own: it does not rely on P0's check.
-            super::job::validate(&spec, &m)
+            super::job::validate(&spec, &m, &self.job_context())
                 .map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
             Ok(m)
         });
@@ -226,7 +226,10 @@ impl Server {
             }
             Err(e) => {
                 tracing::warn!("refused job {job} of {owner}: {}", e.message());
-                Ok(PeerReply::Refused(e.message()))
+                Ok(PeerReply::JobRefused {
+                    code: e.code(),
+                    message: e.message(),
+                })
             }
         }
     }

@@ -137,7 +137,10 @@ impl Server {
                 spec.dataset
             )));
         };
-        job::validate(spec, &m).map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
+        job::validate(spec, &m, &self.job_context()).map_err(|e| {
+            tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
+            ServerError::BadRequest(super::error::chain(&e))
+        })?;
         Ok(m)
     }
 
@@ -189,12 +192,16 @@ impl Server {
         };
         match out.recv::<PeerReply>(MAX_CONTROL_FRAME).await {
             Ok(PeerReply::Ack) => Ok((off, on)),
+            Ok(PeerReply::JobRefused { code, message }) => Err(ServerError::refused((
+                code,
+                format!("P1 refused the job: {message}"),
+            ))),
             Ok(other) => Err(ServerError::Peer(format!("P1 refused the job: {other:?}"))),
             Err(e) => Err(ServerError::PeerLink(e)),
         }
     }
 
-    fn job_context(&self) -> job::JobContext {
+    pub(super) fn job_context(&self) -> job::JobContext {
         job::JobContext {
             role: self.role(),
             timeout: self.timeout,

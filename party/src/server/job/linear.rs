@@ -10,9 +10,10 @@
 //! truncation (failure probability ≤ 2^(l_x+1−64) per value, as in the in-process experiments).
 
 use super::labels::{one_hot_labels, plan_one_hot, split_label};
+use super::linear_spec::{check_mlp_input, validate_mlp};
 use super::offline::Offline;
 use super::{JobContext, JobError, JobEvent, JobOutput, Result, Step};
-use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind};
+use crate::proto::{JobSpec, JobStats, ModelKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
@@ -24,68 +25,6 @@ use mpc::net::Metered;
 use mpc::{FixedPoint, Role, Share};
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
-
-/// Widest MLP layer a job may ask for.
-pub const MAX_MLP_WIDTH: u32 = 1 << 14;
-/// Most MLP weights a job may ask for (all layers together).
-pub const MAX_MLP_PARAMS: u64 = 1 << 24;
-
-/// Checks an MLP architecture: at least an input and an output layer, every width in
-/// `1..=MAX_MLP_WIDTH`, at least two classes, at most [`MAX_MLP_PARAMS`] weights.
-///
-/// # Errors
-/// A message naming the offending layer, its width and the limit.
-pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
-    let invalid = |msg: String| Err(JobError::Invalid(msg));
-    if m.layers.len() < 2 {
-        return invalid(format!(
-            "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
-            m.layers.len()
-        ));
-    }
-    if let Some((i, w)) = m
-        .layers
-        .iter()
-        .enumerate()
-        .find(|(_, w)| !(1..=MAX_MLP_WIDTH).contains(*w))
-    {
-        return invalid(format!(
-            "mlp layer {i} has width {w}, outside 1..={MAX_MLP_WIDTH}"
-        ));
-    }
-    let k = *m.layers.last().expect("two layers");
-    if k < 2 {
-        return invalid(format!(
-            "mlp output width {k}: a classifier needs at least 2 classes"
-        ));
-    }
-    let params: u64 = m
-        .layers
-        .windows(2)
-        .map(|w| u64::from(w[0]) * u64::from(w[1]))
-        .sum();
-    if params > MAX_MLP_PARAMS {
-        return invalid(format!(
-            "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a linear model's or an MLP's hyper-parameters against a dataset of `rows` samples.
-pub(super) fn validate(spec: &JobSpec, rows: usize) -> Result<()> {
-    LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
-    Schedule::shuffled(
-        rows,
-        spec.batch_size as usize,
-        spec.epochs as usize,
-        spec.schedule_seed,
-    )?;
-    if let ModelKind::Mlp(m) = &spec.model {
-        validate_mlp(m)?;
-    }
-    Ok(())
-}
 
 /// Every layer's weights, row-major, layer after layer, as one column (how a trained MLP is
 /// stored and revealed).
@@ -129,24 +68,19 @@ enum Arch {
 }
 
 impl Arch {
-    /// The architecture of `model` on data with `d` features.
-    fn of(model: &ModelKind, d: usize) -> Result<Self> {
+    /// The architecture of `model` on data with `d` features (the dataset `m`).
+    fn of(model: &ModelKind, d: usize, m: &Manifest) -> Result<Self> {
         Ok(match model {
             ModelKind::Linreg => Self::Linreg,
             ModelKind::Logreg => Self::Logreg,
-            ModelKind::Mlp(m) => {
-                validate_mlp(m)?;
-                let sizes: Vec<usize> = m.layers.iter().map(|&w| w as usize).collect();
-                if sizes[0] != d {
-                    return Err(JobError::Invalid(format!(
-                        "mlp input width {} but the dataset has {d} feature columns",
-                        sizes[0]
-                    )));
-                }
+            ModelKind::Mlp(n) => {
+                validate_mlp(n)?;
+                let sizes: Vec<usize> = n.layers.iter().map(|&w| w as usize).collect();
+                check_mlp_input(sizes[0], d, m)?;
                 Self::Mlp {
                     sizes,
-                    softmax: m.softmax,
-                    init_seed: m.init_seed,
+                    softmax: n.softmax,
+                    init_seed: n.init_seed,
                 }
             }
             ModelKind::Stgcn(_) => return Err(JobError::Internal("an ST-GCN is not linear")),
@@ -192,7 +126,7 @@ pub(super) async fn run(
     let (x, y) = split_label(&data, m.label_column as usize);
     drop(data);
     let (n, d) = x.dim();
-    let arch = Arch::of(&spec.model, d)?;
+    let arch = Arch::of(&spec.model, d, &m)?;
     let fp = FixedPoint::new(m.frac_bits);
     let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
     let sched = Schedule::shuffled(
@@ -310,26 +244,5 @@ mod tests {
         assert_eq!(unflatten_layers(&sizes, flat.view()).unwrap(), ws);
         assert!(unflatten_layers(&[3, 4, 3], flat.view()).is_none());
         assert!(unflatten_layers(&sizes, flat.t()).is_none());
-    }
-
-    #[test]
-    fn mlp_architectures_are_validated() {
-        let m = |layers: Vec<u32>| MlpSpec {
-            layers,
-            softmax: SoftmaxKind::Relu,
-            init_seed: 1,
-        };
-        assert!(validate_mlp(&m(vec![784, 128, 128, 10])).is_ok());
-        assert!(validate_mlp(&m(vec![784])).is_err());
-        assert!(validate_mlp(&m(vec![784, 0, 10])).is_err());
-        assert!(validate_mlp(&m(vec![784, 1])).is_err());
-        let e = validate_mlp(&m(vec![784, MAX_MLP_WIDTH + 1, 10])).unwrap_err();
-        assert!(
-            format!("{e}").contains(&(MAX_MLP_WIDTH + 1).to_string()),
-            "{e}"
-        );
-        assert!(validate_mlp(&m(vec![MAX_MLP_WIDTH; 3])).is_err());
-        let wrong_input = Arch::of(&ModelKind::Mlp(m(vec![30, 8, 2])), 29).unwrap_err();
-        assert!(format!("{wrong_input}").contains("29"), "{wrong_input}");
     }
 }
