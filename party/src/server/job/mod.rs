@@ -210,3 +210,34 @@ pub async fn run(
         _ => linear::run(ctx, spec, m, data, off, on, events).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(role: Role, dealer: bool) -> JobContext {
+        JobContext {
+            role,
+            timeout: Duration::from_secs(1),
+            dealer: dealer.then(|| DealerParams {
+                address: ([127, 0, 0, 1], 1).into(),
+                certificate: "dealer.pem".into(),
+                identity_dir: ".".into(),
+                kind: TransportKind::TlsTcp,
+            }),
+        }
+    }
+
+    /// Every triple source serves every model; dealer triples need this party's `[dealer]`, and
+    /// the refusal names the parameter, the value and the party lacking it.
+    #[test]
+    fn dealer_triples_need_a_configured_dealer() {
+        for kind in [TripleKind::Ot, TripleKind::He] {
+            check_triples(kind, &ctx(Role::P1, false)).unwrap();
+        }
+        check_triples(TripleKind::Dealer, &ctx(Role::P0, true)).unwrap();
+        let e = check_triples(TripleKind::Dealer, &ctx(Role::P1, false)).unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with("triples = dealer: P1 has no [dealer]"), "{e}");
+    }
+}
