@@ -352,7 +352,10 @@ mod tests {
         )
         .unwrap_err();
         let m = format!("{e:#}");
-        assert!(m.contains("learning_rate = -0.3") && m.contains("2^-30 ..= 64"), "{m}");
+        assert!(
+            m.contains("learning_rate = -0.3") && m.contains("2^-30 ..= 64"),
+            "{m}"
+        );
         let e = Config::parse(
             "[experiment]\nname = \"a b\"\n[[task]]\nkind = \"matmul-bench\"\nshapes = []\n",
             "c.toml",

@@ -108,11 +108,7 @@ pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
     }
     let k = *m.layers.last().expect("two layers");
     if k < 2 {
-        return refuse(
-            "mlp layers[last] (classes)",
-            k,
-            "at least 2: a classifier",
-        );
+        return refuse("mlp layers[last] (classes)", k, "at least 2: a classifier");
     }
     let params: u64 = m
         .layers
@@ -181,13 +177,20 @@ fn common(spec: &JobSpec, m: &Manifest) -> Result<LinearJob> {
         );
     }
     if !(1..=MAX_EPOCHS).contains(&spec.epochs) {
-        return refuse("epochs", spec.epochs, format!("1..={MAX_EPOCHS} (MAX_EPOCHS)"));
+        return refuse(
+            "epochs",
+            spec.epochs,
+            format!("1..={MAX_EPOCHS} (MAX_EPOCHS)"),
+        );
     }
     let steps = (m.rows / spec.batch_size).saturating_mul(spec.epochs);
     if steps > MAX_STEPS {
         return refuse(
             "steps (rows / batch_size × epochs)",
-            format!("{} / {} × {} = {steps}", m.rows, spec.batch_size, spec.epochs),
+            format!(
+                "{} / {} × {} = {steps}",
+                m.rows, spec.batch_size, spec.epochs
+            ),
             format!("at most {MAX_STEPS} (MAX_STEPS)"),
         );
     }

@@ -84,7 +84,11 @@ fn a_wrong_mlp_input_width_names_both_widths() {
     let n = mlp(vec![30, 8, 2]);
     let e = refusal(
         validate_mlp_job(&spec(ModelKind::Mlp(n.clone())), &n, &table(50, 3)),
-        &["mlp layers[0] (input width) = 30", "2 feature columns", "\"small\""],
+        &[
+            "mlp layers[0] (input width) = 30",
+            "2 feature columns",
+            "\"small\"",
+        ],
     );
     assert!(e.contains("3 columns less the label"), "{e}");
 }
@@ -109,15 +113,32 @@ fn mlp_architectures_are_validated() {
     let ok = |l: Vec<u32>| validate_mlp(&mlp(l));
     assert!(ok(vec![784, 128, 128, 10]).is_ok());
     let e = ok(vec![784]).unwrap_err().to_string();
-    assert!(e.contains("mlp layers = [784]") && e.contains("at least 2"), "{e}");
+    assert!(
+        e.contains("mlp layers = [784]") && e.contains("at least 2"),
+        "{e}"
+    );
     let e = ok(vec![784, 0, 10]).unwrap_err().to_string();
-    assert!(e.contains("mlp layers[1] = 0") && e.contains("1..=16384"), "{e}");
+    assert!(
+        e.contains("mlp layers[1] = 0") && e.contains("1..=16384"),
+        "{e}"
+    );
     let e = ok(vec![784, 1]).unwrap_err().to_string();
-    assert!(e.contains("(classes) = 1") && e.contains("at least 2"), "{e}");
-    let e = ok(vec![784, MAX_MLP_WIDTH + 1, 10]).unwrap_err().to_string();
-    assert!(e.contains(&format!("layers[1] = {}", MAX_MLP_WIDTH + 1)), "{e}");
+    assert!(
+        e.contains("(classes) = 1") && e.contains("at least 2"),
+        "{e}"
+    );
+    let e = ok(vec![784, MAX_MLP_WIDTH + 1, 10])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("layers[1] = {}", MAX_MLP_WIDTH + 1)),
+        "{e}"
+    );
     let e = ok(vec![MAX_MLP_WIDTH; 3]).unwrap_err().to_string();
-    assert!(e.contains("mlp weights = 536870912") && e.contains("16777216"), "{e}");
+    assert!(
+        e.contains("mlp weights = 536870912") && e.contains("16777216"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -128,14 +149,23 @@ fn batch_epochs_and_steps_are_bounded() {
         f(&mut s);
         validate_linreg(&s, &m)
     };
-    refusal(with(&|s| s.batch_size = 0), &["batch_size = 0", "1..=50", "\"small\""]);
+    refusal(
+        with(&|s| s.batch_size = 0),
+        &["batch_size = 0", "1..=50", "\"small\""],
+    );
     refusal(with(&|s| s.batch_size = 51), &["batch_size = 51", "1..=50"]);
     refusal(with(&|s| s.epochs = 0), &["epochs = 0", "1..=1000"]);
-    refusal(with(&|s| s.epochs = u64::MAX), &["epochs = 18446744073709551615", "1..=1000"]);
+    refusal(
+        with(&|s| s.epochs = u64::MAX),
+        &["epochs = 18446744073709551615", "1..=1000"],
+    );
     let big = table(1 << 21, 3);
     let mut s = spec(ModelKind::Linreg);
     s.batch_size = 1;
-    refusal(validate_linreg(&s, &big), &["steps", "2097152 / 1 × 3 = 6291456", "at most 1048576"]);
+    refusal(
+        validate_linreg(&s, &big),
+        &["steps", "2097152 / 1 × 3 = 6291456", "at most 1048576"],
+    );
 }
 
 #[test]

@@ -134,9 +134,21 @@ mod tests {
     #[test]
     fn powers_of_two_are_pure_shifts() {
         let s = LinRegHyper::new(0.25, 128).unwrap().step_size();
-        assert_eq!(s, StepSize { shift: 9, factor: None });
+        assert_eq!(
+            s,
+            StepSize {
+                shift: 9,
+                factor: None
+            }
+        );
         let s = LinRegHyper::new(1.0, 1).unwrap().step_size();
-        assert_eq!(s, StepSize { shift: 0, factor: None });
+        assert_eq!(
+            s,
+            StepSize {
+                shift: 0,
+                factor: None
+            }
+        );
     }
 
     #[test]
@@ -145,7 +157,13 @@ mod tests {
         assert_eq!(s.shift, 6);
         assert!((s.factor.unwrap() - 0.3 * 64.0 / 16.0).abs() < 1e-15);
         let s = LinRegHyper::new(6.0, 2).unwrap().step_size();
-        assert_eq!(s, StepSize { shift: 0, factor: Some(3.0) });
+        assert_eq!(
+            s,
+            StepSize {
+                shift: 0,
+                factor: Some(3.0)
+            }
+        );
         // Batch sizes need not be powers of two either.
         let s = LinRegHyper::new(0.5, 3).unwrap().step_size();
         assert_eq!(s.shift, 3);
@@ -156,13 +174,24 @@ mod tests {
     fn out_of_range_values_are_refused_by_name_value_and_limit() {
         for lr in [0.0, -0.25, f64::NAN, f64::INFINITY, 65.0, 1e-10] {
             let e = LinRegHyper::new(lr, 8).unwrap_err().to_string();
-            assert!(e.contains("learning_rate") && e.contains(&lr.to_string()), "{e}");
+            assert!(
+                e.contains("learning_rate") && e.contains(&lr.to_string()),
+                "{e}"
+            );
             assert!(e.contains("2^-30 ..= 64"), "{e}");
         }
         let e = LinRegHyper::new(0.25, 0).unwrap_err().to_string();
-        assert!(e.contains("batch_size = 0") && e.contains("at least 1"), "{e}");
-        let e = LinRegHyper::new(MIN_LEARNING_RATE, 1 << 20).unwrap_err().to_string();
-        assert!(e.contains("learning_rate / batch_size") && e.contains("2^-32"), "{e}");
+        assert!(
+            e.contains("batch_size = 0") && e.contains("at least 1"),
+            "{e}"
+        );
+        let e = LinRegHyper::new(MIN_LEARNING_RATE, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("learning_rate / batch_size") && e.contains("2^-32"),
+            "{e}"
+        );
     }
 
     proptest! {

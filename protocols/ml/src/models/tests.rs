@@ -85,7 +85,11 @@ async fn secure_logreg_with_exact_truncation_matches_twin() {
 /// tolerance holds, in both truncation modes (the plan records the multiply's truncation).
 #[tokio::test]
 async fn secure_logreg_with_a_non_power_of_two_rate_matches_twin() {
-    assert!(LinRegHyper::new(3.0, 10).unwrap().step_size().factor.is_some());
+    assert!(LinRegHyper::new(3.0, 10)
+        .unwrap()
+        .step_size()
+        .factor
+        .is_some());
     logreg_case(Truncation::Local, 3.0, 10).await;
     logreg_case(Truncation::Exact, 3.0, 10).await;
 }
