@@ -30,7 +30,7 @@ impl Server {
         if self.cfg.role != 0 {
             return Err(ServerError::BadRequest("submit jobs to P0".into()));
         }
-        let m = self.job_dataset(owner, &spec)?;
+        let m = self.job_dataset(owner, &spec).await?;
         let Ok(permit) = self.jobs.clone().try_acquire_owned() else {
             return Err(ServerError::Limit("too many jobs running".into()));
         };
@@ -123,7 +123,7 @@ impl Server {
     }
 
     /// The committed dataset of `owner` a job names, with the job checked against it.
-    fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
+    async fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
         let Some(m) = self
             .store
             .find_committed(EntryKind::Dataset, owner, &spec.dataset)?
@@ -137,10 +137,12 @@ impl Server {
                 spec.dataset
             )));
         };
-        job::validate(spec, &m, &self.job_context()).map_err(|e| {
-            tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
-            ServerError::BadRequest(super::error::chain(&e))
-        })?;
+        job::validate(spec, &m, &self.job_context())
+            .await
+            .map_err(|e| {
+                tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
+                ServerError::BadRequest(super::error::chain(&e))
+            })?;
         Ok(m)
     }
 
@@ -206,6 +208,7 @@ impl Server {
             role: self.role(),
             timeout: self.timeout,
             dealer: self.dealer_link_params(),
+            max_preprocessing_bytes: self.cfg.limits.max_job_preprocessing_bytes,
         }
     }
 

@@ -10,14 +10,14 @@
 //! truncation (failure probability ≤ 2^(l_x+1−64) per value, as in the in-process experiments).
 
 use super::labels::{one_hot_labels, plan_one_hot, split_label};
-use super::linear_spec::{check_mlp_input, validate_mlp};
+use super::linear_spec::{check_mlp_input, validate_mlp, LinearJob};
 use super::offline::Offline;
 use super::{JobContext, JobError, JobEvent, JobOutput, Result, Step};
 use crate::proto::{JobSpec, JobStats, ModelKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
-use ml::backend::{Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::backend::{preprocessing_words, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{LinRegHyper, Progress};
 use ml::models::{self, mlp, Model};
 use ml::Schedule;
@@ -208,6 +208,34 @@ async fn plan(
     Ok(plan.into_requests())
 }
 
+/// The preprocessing (bytes per party) of the checked job `job` of `model` on `m`: every step
+/// has the same shapes, so the plans of one and of two steps give the fixed part (the data mask,
+/// the one-hot labels) and the part per step, extrapolated to the job's steps (shapes only, no
+/// triple is made).
+///
+/// # Errors
+/// A model that does not fit the dataset (see [`super::linear_spec`]).
+pub(super) async fn preprocessing_bytes(
+    model: &ModelKind,
+    m: &Manifest,
+    job: &LinearJob,
+) -> Result<u64> {
+    let (n, d) = (m.rows as usize, job.features);
+    let arch = Arch::of(model, d, m)?;
+    let dims = arch.weight_dims(d);
+    let batch: Vec<usize> = (0..job.hyper.batch_size()).collect();
+    let mut words = [0u64; 2];
+    for (i, w) in words.iter_mut().enumerate() {
+        let sched = Schedule {
+            epochs: vec![vec![batch.clone(); i + 1]],
+        };
+        *w = preprocessing_words(&plan(&arch, &sched, &job.hyper, (n, d), &dims).await?);
+    }
+    let per_step = words[1].saturating_sub(words[0]);
+    let rest = per_step.saturating_mul(job.steps.saturating_sub(1));
+    Ok(words[0].saturating_add(rest).saturating_mul(8))
+}
+
 /// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1
 /// zero), zeros for the GLMs.
 fn initial_weights(
@@ -244,5 +272,57 @@ mod tests {
         assert_eq!(unflatten_layers(&sizes, flat.view()).unwrap(), ws);
         assert!(unflatten_layers(&[3, 4, 3], flat.view()).is_none());
         assert!(unflatten_layers(&sizes, flat.t()).is_none());
+    }
+
+    /// The estimate from one and two steps is exactly the whole job's plan, for every kind.
+    #[tokio::test]
+    async fn the_preprocessing_estimate_equals_the_full_plan() {
+        use crate::proto::{EntryId, MlpSpec, ShareForm, TripleKind};
+        use crate::store::{EntryKind, State};
+        let m = Manifest {
+            id: EntryId([1; 16]),
+            kind: EntryKind::Dataset,
+            name: "t".into(),
+            owner: "alice".into(),
+            rows: 53,
+            cols: 4,
+            label_column: 3,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+            form: ShareForm::Matrix,
+            sha256: String::new(),
+            created: 0,
+            state: State::Committed,
+            appenders: Vec::new(),
+            supersedes: None,
+            appended: Vec::new(),
+            tensor: None,
+            model: None,
+        };
+        let mlp = MlpSpec {
+            layers: vec![3, 5, 4],
+            softmax: SoftmaxKind::Relu,
+            init_seed: 1,
+        };
+        for model in [ModelKind::Linreg, ModelKind::Logreg, ModelKind::Mlp(mlp)] {
+            let spec = JobSpec {
+                model: model.clone(),
+                dataset: "t".into(),
+                learning_rate: 0.3,
+                batch_size: 7,
+                epochs: 3,
+                schedule_seed: 2,
+                triples: TripleKind::Ot,
+            };
+            let job = super::super::linear_spec::validate_linreg(&spec, &m).unwrap();
+            assert_eq!(job.steps, 21);
+            let got = preprocessing_bytes(&model, &m, &job).await.unwrap();
+            let arch = Arch::of(&model, 3, &m).unwrap();
+            let sched = Schedule::shuffled(53, 7, 3, 2).unwrap();
+            let dims = arch.weight_dims(3);
+            let reqs = plan(&arch, &sched, &job.hyper, (53, 3), &dims)
+                .await
+                .unwrap();
+            assert_eq!(got, 8 * preprocessing_words(&reqs), "{model:?}");
+        }
     }
 }

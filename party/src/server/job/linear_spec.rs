@@ -204,4 +204,4 @@ fn common(spec: &JobSpec, m: &Manifest) -> Result<LinearJob> {
 
 #[cfg(test)]
 #[path = "linear_spec_tests.rs"]
-mod tests;
+pub(super) mod tests;

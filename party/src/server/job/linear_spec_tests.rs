@@ -4,7 +4,7 @@ use crate::store::{EntryKind, State};
 use ml::backend::SoftmaxKind;
 
 /// A table of `rows × cols` (the label last) named `small`.
-fn table(rows: u64, cols: u64) -> Manifest {
+pub(in crate::server::job) fn table(rows: u64, cols: u64) -> Manifest {
     Manifest {
         id: EntryId([1; 16]),
         kind: EntryKind::Dataset,

@@ -121,6 +121,8 @@ pub struct JobContext {
     pub timeout: Duration,
     /// Dealer, if configured.
     pub dealer: Option<DealerParams>,
+    /// Most preprocessing (bytes per party) a linear, logistic or MLP job may need.
+    pub max_preprocessing_bytes: u64,
 }
 
 /// What one party's half of a job leaves: its share of the model (the weight column of a linear
@@ -167,14 +169,27 @@ pub enum JobEvent {
 /// # Errors
 /// [`JobError::Param`], [`JobError::Invalid`] or the model code's error, naming the parameter,
 /// its value and its limit.
-pub fn validate(spec: &JobSpec, m: &Manifest, ctx: &JobContext) -> Result<()> {
+pub async fn validate(spec: &JobSpec, m: &Manifest, ctx: &JobContext) -> Result<()> {
     check_triples(spec.triples, ctx)?;
-    match &spec.model {
-        ModelKind::Linreg => linear_spec::validate_linreg(spec, m).map(|_| ()),
-        ModelKind::Logreg => linear_spec::validate_logreg(spec, m).map(|_| ()),
-        ModelKind::Mlp(n) => linear_spec::validate_mlp_job(spec, n, m).map(|_| ()),
-        ModelKind::Stgcn(s) => stgcn_spec::validate(spec, s, m).map(|_| ()),
+    let job = match &spec.model {
+        ModelKind::Linreg => linear_spec::validate_linreg(spec, m)?,
+        ModelKind::Logreg => linear_spec::validate_logreg(spec, m)?,
+        ModelKind::Mlp(n) => linear_spec::validate_mlp_job(spec, n, m)?,
+        // Chunked: its preprocessing is bounded per chunk.
+        ModelKind::Stgcn(s) => return stgcn_spec::validate(spec, s, m).map(|_| ()),
+    };
+    let bytes = linear::preprocessing_bytes(&spec.model, m, &job).await?;
+    if bytes > ctx.max_preprocessing_bytes {
+        return linear_spec::refuse(
+            "preprocessing per party",
+            format!("{bytes} bytes for {} steps", job.steps),
+            format!(
+                "at most {} bytes ([limits] max_job_preprocessing_bytes)",
+                ctx.max_preprocessing_bytes
+            ),
+        );
     }
+    Ok(())
 }
 
 /// Every model runs on every triple source; `dealer` needs a `[dealer]` in this party's
@@ -225,6 +240,7 @@ mod tests {
                 identity_dir: ".".into(),
                 kind: TransportKind::TlsTcp,
             }),
+            max_preprocessing_bytes: 1 << 30,
         }
     }
 
@@ -239,5 +255,30 @@ mod tests {
         let e = check_triples(TripleKind::Dealer, &ctx(Role::P1, false)).unwrap_err();
         let e = e.to_string();
         assert!(e.starts_with("triples = dealer: P1 has no [dealer]"), "{e}");
+    }
+
+    /// A job whose preprocessing exceeds this party's limit is refused naming both sizes.
+    #[tokio::test]
+    async fn preprocessing_over_the_limit_is_refused() {
+        let mut m = linear_spec::tests::table(50, 3);
+        m.name = "small".into();
+        let spec = JobSpec {
+            model: ModelKind::Logreg,
+            dataset: "small".into(),
+            learning_rate: 0.3,
+            batch_size: 10,
+            epochs: 2,
+            schedule_seed: 1,
+            triples: TripleKind::Ot,
+        };
+        let mut c = ctx(Role::P0, false);
+        validate(&spec, &m, &c).await.unwrap();
+        c.max_preprocessing_bytes = 1000;
+        let e = validate(&spec, &m, &c).await.unwrap_err().to_string();
+        assert!(e.starts_with("preprocessing per party = "), "{e}");
+        assert!(
+            e.contains("bytes for 10 steps") && e.contains("at most 1000 bytes"),
+            "{e}"
+        );
     }
 }
