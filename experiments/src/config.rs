@@ -347,12 +347,15 @@ mod tests {
             "{m}"
         );
         let e = Config::parse(
-            "[experiment]\nname = \"x\"\n[[task]]\nkind = \"linreg\"\nepochs = 1\nlearning_rate = 0.3\n[task.data.bundled]\nname = \"diabetes\"\n",
+            "[experiment]\nname = \"x\"\n[[task]]\nkind = \"linreg\"\nepochs = 1\nlearning_rate = -0.3\n[task.data.bundled]\nname = \"diabetes\"\n",
             "c.toml",
         )
         .unwrap_err();
         let m = format!("{e:#}");
-        assert!(m.contains("0.3") && m.contains("power of two"), "{m}");
+        assert!(
+            m.contains("learning_rate = -0.3") && m.contains("2^-30 ..= 64"),
+            "{m}"
+        );
         let e = Config::parse(
             "[experiment]\nname = \"a b\"\n[[task]]\nkind = \"matmul-bench\"\nshapes = []\n",
             "c.toml",

@@ -271,7 +271,7 @@ pub async fn trace(
     let s = setup(task, cfg, steps)?;
     let fp = s.fp;
     let ulp = 1.0 / fp.scale();
-    let shift = s.hyper.step_shift()?;
+    let lr = s.hyper.step_size();
     let n = s.xtr.nrows();
     let reqs = mlp::plan(&task.layers, n, &s.sched, &s.hyper, s.softmax).await?;
     let off = offline::run("dealer", "memory", &reqs).await?;
@@ -300,11 +300,11 @@ pub async fn trace(
     let mut out = Vec::new();
     for rows in s.sched.epochs.iter().flatten() {
         let (o0, o1) = tokio::join!(
-            mlp::step(&mut b0, &xd0, &y0, &mut w0, rows, shift, s.softmax),
-            mlp::step(&mut b1, &xd1, &y1, &mut w1, rows, shift, s.softmax)
+            mlp::step(&mut b0, &xd0, &y0, &mut w0, rows, lr, s.softmax),
+            mlp::step(&mut b1, &xd1, &y1, &mut w1, rows, lr, s.softmax)
         );
         let (o0, o1) = (o0?, o1?);
-        let op = mlp::step(&mut plain, &s.xtr, &s.ytr, &mut wp, rows, shift, s.softmax).await?;
+        let op = mlp::step(&mut plain, &s.xtr, &s.ytr, &mut wp, rows, lr, s.softmax).await?;
         let ws: Vec<Array2<f64>> = w0.iter().zip(&w1).map(|(a, b)| open(a, b)).collect();
         let r = record(
             out.len() + 1,

@@ -346,6 +346,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
             PeerReply::State(PeerState::Prepared),
             PeerReply::Refused("no".into()),
             PeerReply::JobStored(stats),
+            PeerReply::JobRefused {
+                code: ErrorCode::BadRequest,
+                message: "epochs = 0: 1..=1000".into(),
+            },
         ]
         .iter()
         .map(enc)

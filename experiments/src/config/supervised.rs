@@ -51,10 +51,11 @@ pub struct TrainTask {
     pub data: DataSource,
     /// Epochs.
     pub epochs: usize,
-    /// Batch size (a power of two).
+    /// Batch size.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
-    /// Learning rate (a power of two).
+    /// Learning rate (any value in 2^-30 ..= 64: the power of two of α/|B| is a truncation, the
+    /// rest one public fixed-point multiply per update).
     pub learning_rate: f64,
     /// Standardize features with the training set's mean and deviation.
     #[serde(default = "yes")]

@@ -22,6 +22,8 @@
 //!
 //! A job is `ClientRequest::Submit` to P0 (or `SubmitFollows { bytes }` and then the `Submit`
 //! in one frame of at most [`MAX_JOB_FRAME`] bytes, for a job carrying an initial model),
+//! checked by each party against its dataset before any work (a refusal is an `Error` naming the
+//! parameter, its value and the limit, from P0 at once or from P1's answer to P0's `Job`),
 //! answered by `Progress` (the first one, step 0, names the job as soon as P1 accepted it),
 //! `EpochShares` and ring frames for jobs with per-epoch statistics, then `JobDone` or `Error`:
 //!
@@ -276,7 +278,9 @@ pub struct JobSpec {
     pub model: ModelKind,
     /// Name of a committed dataset of the submitting client.
     pub dataset: String,
-    /// Learning rate (a power of two after rounding, see `ml::models::linreg::LinRegHyper`).
+    /// Learning rate: any value in `2^-30 ..= 64` (`ml::models::linreg::LinRegHyper`; the
+    /// power of two of learning rate / batch size is a truncation, the rest one public
+    /// fixed-point multiply per update).
     pub learning_rate: f64,
     /// Mini-batch size.
     pub batch_size: u64,
@@ -664,6 +668,15 @@ pub enum PeerReply {
         cols: u64,
         /// Fixed-point fractional bits.
         frac_bits: mpc::FracBits,
+    },
+    /// P1 refused a job before any work (its own checks of the job against its dataset and
+    /// configuration, or the dataset's owner and state): P0 tells the client this code and
+    /// message at once.
+    JobRefused {
+        /// The category the client is told.
+        code: ErrorCode,
+        /// Why, naming the parameter, its value and the limit.
+        message: String,
     },
 }
 

@@ -207,12 +207,14 @@ impl Server {
     ) -> Result<PeerReply> {
         let off = pl.link.next_channel().await?;
         let on = pl.link.next_channel().await?;
-        let checked = self.check_job_dataset(&owner, &dataset).and_then(|m| {
+        let checked = match self.check_job_dataset(&owner, &dataset) {
             // P1 checks the job on its own: it does not rely on P0's check.
-            super::job::validate(&spec, &m)
-                .map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
-            Ok(m)
-        });
+            Ok(m) => super::job::validate(&spec, &m, &self.job_context())
+                .await
+                .map(|()| m)
+                .map_err(|e| ServerError::BadRequest(super::error::chain(&e))),
+            Err(e) => Err(e),
+        };
         match checked {
             Ok(m) => {
                 self.feeds.open(job, &owner);
@@ -226,7 +228,10 @@ impl Server {
             }
             Err(e) => {
                 tracing::warn!("refused job {job} of {owner}: {}", e.message());
-                Ok(PeerReply::Refused(e.message()))
+                Ok(PeerReply::JobRefused {
+                    code: e.code(),
+                    message: e.message(),
+                })
             }
         }
     }

@@ -30,7 +30,7 @@ impl Server {
         if self.cfg.role != 0 {
             return Err(ServerError::BadRequest("submit jobs to P0".into()));
         }
-        let m = self.job_dataset(owner, &spec)?;
+        let m = self.job_dataset(owner, &spec).await?;
         let Ok(permit) = self.jobs.clone().try_acquire_owned() else {
             return Err(ServerError::Limit("too many jobs running".into()));
         };
@@ -123,7 +123,7 @@ impl Server {
     }
 
     /// The committed dataset of `owner` a job names, with the job checked against it.
-    fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
+    async fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
         let Some(m) = self
             .store
             .find_committed(EntryKind::Dataset, owner, &spec.dataset)?
@@ -137,7 +137,12 @@ impl Server {
                 spec.dataset
             )));
         };
-        job::validate(spec, &m).map_err(|e| ServerError::BadRequest(super::error::chain(&e)))?;
+        job::validate(spec, &m, &self.job_context())
+            .await
+            .map_err(|e| {
+                tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
+                ServerError::BadRequest(super::error::chain(&e))
+            })?;
         Ok(m)
     }
 
@@ -189,16 +194,21 @@ impl Server {
         };
         match out.recv::<PeerReply>(MAX_CONTROL_FRAME).await {
             Ok(PeerReply::Ack) => Ok((off, on)),
+            Ok(PeerReply::JobRefused { code, message }) => Err(ServerError::refused((
+                code,
+                format!("P1 refused the job: {message}"),
+            ))),
             Ok(other) => Err(ServerError::Peer(format!("P1 refused the job: {other:?}"))),
             Err(e) => Err(ServerError::PeerLink(e)),
         }
     }
 
-    fn job_context(&self) -> job::JobContext {
+    pub(super) fn job_context(&self) -> job::JobContext {
         job::JobContext {
             role: self.role(),
             timeout: self.timeout,
             dealer: self.dealer_link_params(),
+            max_preprocessing_bytes: self.cfg.limits.max_job_preprocessing_bytes,
         }
     }
 

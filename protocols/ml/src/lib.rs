@@ -7,8 +7,9 @@
 //! [`backend::Plan`], runs the same code on shapes only and records the preprocessing (triples)
 //! the shared run will consume, so the offline phase can be done before going online.
 //!
-//! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD, the learning rate
-//! divided by the batch size being a power of two so the update is a truncation),
+//! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD; the power of two
+//! of the learning rate over the batch size folds into a truncation, any other factor is one
+//! public fixed-point multiply per update),
 //! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend.
 //! The plaintext ST-GCN family trained for encrypted inference is the separate `stgcn` crate,
 //! which needs neither the 2PC backend nor `mpc`.

@@ -16,7 +16,7 @@ pub struct Schedule {
 impl Schedule {
     /// Shuffles `0..n` anew for each epoch (ChaCha20 from `seed`) and cuts it into full batches of
     /// `batch` rows (a trailing partial batch is dropped, as SecureML does, so every step has the
-    /// same power-of-two scaling).
+    /// same step size α/|B|).
     pub fn shuffled(n: usize, batch: usize, epochs: usize, seed: u64) -> Result<Self> {
         if batch == 0 || batch > n {
             return Err(MlError::InvalidHyper {

@@ -10,13 +10,14 @@
 //! truncation (failure probability ≤ 2^(l_x+1−64) per value, as in the in-process experiments).
 
 use super::labels::{one_hot_labels, plan_one_hot, split_label};
+use super::linear_spec::{check_mlp_input, validate_mlp, LinearJob};
 use super::offline::Offline;
 use super::{JobContext, JobError, JobEvent, JobOutput, Result, Step};
-use crate::proto::{JobSpec, JobStats, MlpSpec, ModelKind};
+use crate::proto::{JobSpec, JobStats, ModelKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
-use ml::backend::{Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::backend::{preprocessing_words, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::models::linreg::{LinRegHyper, Progress};
 use ml::models::{self, mlp, Model};
 use ml::Schedule;
@@ -24,68 +25,6 @@ use mpc::net::Metered;
 use mpc::{FixedPoint, Role, Share};
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
-
-/// Widest MLP layer a job may ask for.
-pub const MAX_MLP_WIDTH: u32 = 1 << 14;
-/// Most MLP weights a job may ask for (all layers together).
-pub const MAX_MLP_PARAMS: u64 = 1 << 24;
-
-/// Checks an MLP architecture: at least an input and an output layer, every width in
-/// `1..=MAX_MLP_WIDTH`, at least two classes, at most [`MAX_MLP_PARAMS`] weights.
-///
-/// # Errors
-/// A message naming the offending layer, its width and the limit.
-pub fn validate_mlp(m: &MlpSpec) -> Result<()> {
-    let invalid = |msg: String| Err(JobError::Invalid(msg));
-    if m.layers.len() < 2 {
-        return invalid(format!(
-            "an mlp needs layers = [inputs, …, classes], got {} layer(s)",
-            m.layers.len()
-        ));
-    }
-    if let Some((i, w)) = m
-        .layers
-        .iter()
-        .enumerate()
-        .find(|(_, w)| !(1..=MAX_MLP_WIDTH).contains(*w))
-    {
-        return invalid(format!(
-            "mlp layer {i} has width {w}, outside 1..={MAX_MLP_WIDTH}"
-        ));
-    }
-    let k = *m.layers.last().expect("two layers");
-    if k < 2 {
-        return invalid(format!(
-            "mlp output width {k}: a classifier needs at least 2 classes"
-        ));
-    }
-    let params: u64 = m
-        .layers
-        .windows(2)
-        .map(|w| u64::from(w[0]) * u64::from(w[1]))
-        .sum();
-    if params > MAX_MLP_PARAMS {
-        return invalid(format!(
-            "mlp with {params} weights exceeds the limit of {MAX_MLP_PARAMS}"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a linear model's or an MLP's hyper-parameters against a dataset of `rows` samples.
-pub(super) fn validate(spec: &JobSpec, rows: usize) -> Result<()> {
-    LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
-    Schedule::shuffled(
-        rows,
-        spec.batch_size as usize,
-        spec.epochs as usize,
-        spec.schedule_seed,
-    )?;
-    if let ModelKind::Mlp(m) = &spec.model {
-        validate_mlp(m)?;
-    }
-    Ok(())
-}
 
 /// Every layer's weights, row-major, layer after layer, as one column (how a trained MLP is
 /// stored and revealed).
@@ -129,24 +68,19 @@ enum Arch {
 }
 
 impl Arch {
-    /// The architecture of `model` on data with `d` features.
-    fn of(model: &ModelKind, d: usize) -> Result<Self> {
+    /// The architecture of `model` on data with `d` features (the dataset `m`).
+    fn of(model: &ModelKind, d: usize, m: &Manifest) -> Result<Self> {
         Ok(match model {
             ModelKind::Linreg => Self::Linreg,
             ModelKind::Logreg => Self::Logreg,
-            ModelKind::Mlp(m) => {
-                validate_mlp(m)?;
-                let sizes: Vec<usize> = m.layers.iter().map(|&w| w as usize).collect();
-                if sizes[0] != d {
-                    return Err(JobError::Invalid(format!(
-                        "mlp input width {} but the dataset has {d} feature columns",
-                        sizes[0]
-                    )));
-                }
+            ModelKind::Mlp(n) => {
+                validate_mlp(n)?;
+                let sizes: Vec<usize> = n.layers.iter().map(|&w| w as usize).collect();
+                check_mlp_input(sizes[0], d, m)?;
                 Self::Mlp {
                     sizes,
-                    softmax: m.softmax,
-                    init_seed: m.init_seed,
+                    softmax: n.softmax,
+                    init_seed: n.init_seed,
                 }
             }
             ModelKind::Stgcn(_) => return Err(JobError::Internal("an ST-GCN is not linear")),
@@ -192,7 +126,7 @@ pub(super) async fn run(
     let (x, y) = split_label(&data, m.label_column as usize);
     drop(data);
     let (n, d) = x.dim();
-    let arch = Arch::of(&spec.model, d)?;
+    let arch = Arch::of(&spec.model, d, &m)?;
     let fp = FixedPoint::new(m.frac_bits);
     let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
     let sched = Schedule::shuffled(
@@ -274,6 +208,34 @@ async fn plan(
     Ok(plan.into_requests())
 }
 
+/// The preprocessing (bytes per party) of the checked job `job` of `model` on `m`: every step
+/// has the same shapes, so the plans of one and of two steps give the fixed part (the data mask,
+/// the one-hot labels) and the part per step, extrapolated to the job's steps (shapes only, no
+/// triple is made).
+///
+/// # Errors
+/// A model that does not fit the dataset (see [`super::linear_spec`]).
+pub(super) async fn preprocessing_bytes(
+    model: &ModelKind,
+    m: &Manifest,
+    job: &LinearJob,
+) -> Result<u64> {
+    let (n, d) = (m.rows as usize, job.features);
+    let arch = Arch::of(model, d, m)?;
+    let dims = arch.weight_dims(d);
+    let batch: Vec<usize> = (0..job.hyper.batch_size()).collect();
+    let mut words = [0u64; 2];
+    for (i, w) in words.iter_mut().enumerate() {
+        let sched = Schedule {
+            epochs: vec![vec![batch.clone(); i + 1]],
+        };
+        *w = preprocessing_words(&plan(&arch, &sched, &job.hyper, (n, d), &dims).await?);
+    }
+    let per_step = words[1].saturating_sub(words[0]);
+    let rest = per_step.saturating_mul(job.steps.saturating_sub(1));
+    Ok(words[0].saturating_add(rest).saturating_mul(8))
+}
+
 /// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1
 /// zero), zeros for the GLMs.
 fn initial_weights(
@@ -312,24 +274,55 @@ mod tests {
         assert!(unflatten_layers(&sizes, flat.t()).is_none());
     }
 
-    #[test]
-    fn mlp_architectures_are_validated() {
-        let m = |layers: Vec<u32>| MlpSpec {
-            layers,
+    /// The estimate from one and two steps is exactly the whole job's plan, for every kind.
+    #[tokio::test]
+    async fn the_preprocessing_estimate_equals_the_full_plan() {
+        use crate::proto::{EntryId, MlpSpec, ShareForm, TripleKind};
+        use crate::store::{EntryKind, State};
+        let m = Manifest {
+            id: EntryId([1; 16]),
+            kind: EntryKind::Dataset,
+            name: "t".into(),
+            owner: "alice".into(),
+            rows: 53,
+            cols: 4,
+            label_column: 3,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+            form: ShareForm::Matrix,
+            sha256: String::new(),
+            created: 0,
+            state: State::Committed,
+            appenders: Vec::new(),
+            supersedes: None,
+            appended: Vec::new(),
+            tensor: None,
+            model: None,
+        };
+        let mlp = MlpSpec {
+            layers: vec![3, 5, 4],
             softmax: SoftmaxKind::Relu,
             init_seed: 1,
         };
-        assert!(validate_mlp(&m(vec![784, 128, 128, 10])).is_ok());
-        assert!(validate_mlp(&m(vec![784])).is_err());
-        assert!(validate_mlp(&m(vec![784, 0, 10])).is_err());
-        assert!(validate_mlp(&m(vec![784, 1])).is_err());
-        let e = validate_mlp(&m(vec![784, MAX_MLP_WIDTH + 1, 10])).unwrap_err();
-        assert!(
-            format!("{e}").contains(&(MAX_MLP_WIDTH + 1).to_string()),
-            "{e}"
-        );
-        assert!(validate_mlp(&m(vec![MAX_MLP_WIDTH; 3])).is_err());
-        let wrong_input = Arch::of(&ModelKind::Mlp(m(vec![30, 8, 2])), 29).unwrap_err();
-        assert!(format!("{wrong_input}").contains("29"), "{wrong_input}");
+        for model in [ModelKind::Linreg, ModelKind::Logreg, ModelKind::Mlp(mlp)] {
+            let spec = JobSpec {
+                model: model.clone(),
+                dataset: "t".into(),
+                learning_rate: 0.3,
+                batch_size: 7,
+                epochs: 3,
+                schedule_seed: 2,
+                triples: TripleKind::Ot,
+            };
+            let job = super::super::linear_spec::validate_linreg(&spec, &m).unwrap();
+            assert_eq!(job.steps, 21);
+            let got = preprocessing_bytes(&model, &m, &job).await.unwrap();
+            let arch = Arch::of(&model, 3, &m).unwrap();
+            let sched = Schedule::shuffled(53, 7, 3, 2).unwrap();
+            let dims = arch.weight_dims(3);
+            let reqs = plan(&arch, &sched, &job.hyper, (53, 3), &dims)
+                .await
+                .unwrap();
+            assert_eq!(got, 8 * preprocessing_words(&reqs), "{model:?}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! consumes.
 //!
 //! Layout: [`linear`] runs the SecureML models (linear and logistic regression, the MLP) in one
-//! chunk; [`stgcn`] runs an ST-GCN chunk by chunk (plan, offline, online) and reports per-epoch
+//! chunk; [`linear_spec`] validates those jobs against their dataset (one function per model
+//! kind); [`stgcn`] runs an ST-GCN chunk by chunk (plan, offline, online) and reports per-epoch
 //! statistics; [`stgcn_spec`] validates an ST-GCN job against its dataset and builds its
 //! starting model; [`labels`] turns shared class indices into shared one-hot rows;
 //! [`offline`] holds the triple sources (`dealer`, `ot`, `he`).
@@ -15,7 +16,7 @@
 //! model stays shared: each party stores its share, and only the owner, by asking both, learns
 //! it. Per-epoch statistics are shares too, sent by each party to the owner alone.
 
-use crate::proto::{JobSpec, JobStats, ModelKind, ModelMeta};
+use crate::proto::{JobSpec, JobStats, ModelKind, ModelMeta, TripleKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::{PeerChannel, TransportError, TransportKind};
@@ -26,12 +27,14 @@ use std::time::Duration;
 
 pub mod labels;
 pub mod linear;
+pub mod linear_spec;
 pub mod offline;
 pub mod stgcn;
 pub mod stgcn_spec;
 
 pub use labels::{one_hot_comparands, one_hot_from_thresholds, split_label};
-pub use linear::{flatten_layers, unflatten_layers, validate_mlp, MAX_MLP_PARAMS, MAX_MLP_WIDTH};
+pub use linear::{flatten_layers, unflatten_layers};
+pub use linear_spec::{validate_mlp, MAX_MLP_PARAMS, MAX_MLP_WIDTH};
 
 /// Why a job was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,16 @@ pub enum JobError {
     /// The job's model does not fit the limits or the dataset.
     #[error("{0}")]
     Invalid(String),
+    /// A job parameter outside its limit (each party checks before any work).
+    #[error("{parameter} = {value}: {limit}")]
+    Param {
+        /// The parameter (e.g. `mlp layers[0] (input width)`).
+        parameter: String,
+        /// Its value in the job.
+        value: String,
+        /// The limit it breaks.
+        limit: String,
+    },
     /// Model code, or an invalid hyper-parameter.
     #[error(transparent)]
     Ml(#[from] ml::MlError),
@@ -108,6 +121,8 @@ pub struct JobContext {
     pub timeout: Duration,
     /// Dealer, if configured.
     pub dealer: Option<DealerParams>,
+    /// Most preprocessing (bytes per party) a linear, logistic or MLP job may need.
+    pub max_preprocessing_bytes: u64,
 }
 
 /// What one party's half of a job leaves: its share of the model (the weight column of a linear
@@ -147,15 +162,48 @@ pub enum JobEvent {
     },
 }
 
-/// Checks a job against its dataset `m` (each party on its own, before it starts).
+/// Checks a job against its dataset `m` and this party's configuration (`ctx`), each party on
+/// its own, before any message to the peer and any offline work: the triple source this party
+/// can serve, then the model kind's own checks.
 ///
 /// # Errors
-/// [`JobError::Invalid`] or the model code's error, naming the bad value and its limit.
-pub fn validate(spec: &JobSpec, m: &Manifest) -> Result<()> {
-    match &spec.model {
-        ModelKind::Stgcn(s) => stgcn_spec::validate(spec, s, m).map(|_| ()),
-        _ => linear::validate(spec, m.rows as usize),
+/// [`JobError::Param`], [`JobError::Invalid`] or the model code's error, naming the parameter,
+/// its value and its limit.
+pub async fn validate(spec: &JobSpec, m: &Manifest, ctx: &JobContext) -> Result<()> {
+    check_triples(spec.triples, ctx)?;
+    let job = match &spec.model {
+        ModelKind::Linreg => linear_spec::validate_linreg(spec, m)?,
+        ModelKind::Logreg => linear_spec::validate_logreg(spec, m)?,
+        ModelKind::Mlp(n) => linear_spec::validate_mlp_job(spec, n, m)?,
+        // Chunked: its preprocessing is bounded per chunk.
+        ModelKind::Stgcn(s) => return stgcn_spec::validate(spec, s, m).map(|_| ()),
+    };
+    let bytes = linear::preprocessing_bytes(&spec.model, m, &job).await?;
+    if bytes > ctx.max_preprocessing_bytes {
+        return linear_spec::refuse(
+            "preprocessing per party",
+            format!("{bytes} bytes for {} steps", job.steps),
+            format!(
+                "at most {} bytes ([limits] max_job_preprocessing_bytes)",
+                ctx.max_preprocessing_bytes
+            ),
+        );
     }
+    Ok(())
+}
+
+/// Every model runs on every triple source; `dealer` needs a `[dealer]` in this party's
+/// configuration.
+fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
+    if kind == TripleKind::Dealer && ctx.dealer.is_none() {
+        let party = if ctx.role == Role::P0 { "P0" } else { "P1" };
+        return linear_spec::refuse(
+            "triples",
+            "dealer",
+            format!("{party} has no [dealer] in its configuration (ot and he need none)"),
+        );
+    }
+    Ok(())
 }
 
 /// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
@@ -175,5 +223,62 @@ pub async fn run(
     match &spec.model {
         ModelKind::Stgcn(_) => stgcn::run(ctx, spec, m, data, off, on, events).await,
         _ => linear::run(ctx, spec, m, data, off, on, events).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(role: Role, dealer: bool) -> JobContext {
+        JobContext {
+            role,
+            timeout: Duration::from_secs(1),
+            dealer: dealer.then(|| DealerParams {
+                address: ([127, 0, 0, 1], 1).into(),
+                certificate: "dealer.pem".into(),
+                identity_dir: ".".into(),
+                kind: TransportKind::TlsTcp,
+            }),
+            max_preprocessing_bytes: 1 << 30,
+        }
+    }
+
+    /// Every triple source serves every model; dealer triples need this party's `[dealer]`, and
+    /// the refusal names the parameter, the value and the party lacking it.
+    #[test]
+    fn dealer_triples_need_a_configured_dealer() {
+        for kind in [TripleKind::Ot, TripleKind::He] {
+            check_triples(kind, &ctx(Role::P1, false)).unwrap();
+        }
+        check_triples(TripleKind::Dealer, &ctx(Role::P0, true)).unwrap();
+        let e = check_triples(TripleKind::Dealer, &ctx(Role::P1, false)).unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with("triples = dealer: P1 has no [dealer]"), "{e}");
+    }
+
+    /// A job whose preprocessing exceeds this party's limit is refused naming both sizes.
+    #[tokio::test]
+    async fn preprocessing_over_the_limit_is_refused() {
+        let mut m = linear_spec::tests::table(50, 3);
+        m.name = "small".into();
+        let spec = JobSpec {
+            model: ModelKind::Logreg,
+            dataset: "small".into(),
+            learning_rate: 0.3,
+            batch_size: 10,
+            epochs: 2,
+            schedule_seed: 1,
+            triples: TripleKind::Ot,
+        };
+        let mut c = ctx(Role::P0, false);
+        validate(&spec, &m, &c).await.unwrap();
+        c.max_preprocessing_bytes = 1000;
+        let e = validate(&spec, &m, &c).await.unwrap_err().to_string();
+        assert!(e.starts_with("preprocessing per party = "), "{e}");
+        assert!(
+            e.contains("bytes for 10 steps") && e.contains("at most 1000 bytes"),
+            "{e}"
+        );
     }
 }

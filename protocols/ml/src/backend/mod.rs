@@ -3,8 +3,8 @@
 //! A model is an `async fn` generic over [`Backend`]; the same code trains in plaintext
 //! ([`Plain`]), on secret shares ([`Shared`]) and on shapes only ([`Plan`], which records the
 //! preprocessing the shared run needs). Values carry `f` fractional bits on the shared backend;
-//! every product takes an `extra_shift` so that a multiplication by a power of two (a learning
-//! rate over a batch size) folds into the truncation that follows it.
+//! every product takes an `extra_shift` so that a multiplication by a power of two (the power of
+//! two of a learning rate over a batch size) folds into the truncation that follows it.
 //!
 //! ## Truncation
 //!

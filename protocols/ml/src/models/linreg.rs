@@ -1,57 +1,17 @@
 //! Linear regression by mini-batch SGD (SecureML §IV-A, Fig. 4).
 //!
-//! Per batch B: `w ← w − (α/|B|) · X_Bᵀ (X_B w − y_B)`. With α/|B| = 2^-k the scaling is folded
-//! into the truncation of the gradient product, so a step costs two matrix products against the
-//! masked data matrix (forward and backward) and no extra multiplication.
+//! Per batch B: `w ← w − (α/|B|) · X_Bᵀ (X_B w − y_B)`. The power-of-two part 2^-k of α/|B| is
+//! folded into the truncation of the gradient product, so a step costs two matrix products
+//! against the masked data matrix (forward and backward); any other factor is one public
+//! fixed-point multiply of the d×1 update ([`StepSize`]).
 
 use crate::backend::Backend;
 use crate::error::{MlError, Result};
 use crate::schedule::Schedule;
 
-/// Hyper-parameters: learning rate α = 2^-lr_log2 and the batch size (a power of two).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinRegHyper {
-    /// α = 2^-lr_log2 (may be negative: α = 2 is lr_log2 = −1).
-    pub lr_log2: i32,
-    /// |B|, a power of two.
-    pub batch_size: usize,
-}
-
-impl LinRegHyper {
-    /// Validates and builds from a real learning rate and batch size, both powers of two.
-    pub fn new(learning_rate: f64, batch_size: usize) -> Result<Self> {
-        let l = -learning_rate.log2();
-        if !learning_rate.is_finite() || learning_rate <= 0.0 || l.fract() != 0.0 || l.abs() > 30.0
-        {
-            return Err(MlError::InvalidHyper {
-                name: "learning_rate",
-                value: learning_rate.to_string(),
-                reason: "must be a power of two (2^-30 ..= 2^30) so that the step is a truncation",
-            });
-        }
-        if !batch_size.is_power_of_two() {
-            return Err(MlError::InvalidHyper {
-                name: "batch_size",
-                value: batch_size.to_string(),
-                reason: "must be a power of two so that α/|B| is a truncation",
-            });
-        }
-        Ok(Self {
-            lr_log2: l as i32,
-            batch_size,
-        })
-    }
-
-    /// k with α/|B| = 2^-k.
-    pub fn step_shift(&self) -> Result<u32> {
-        let k = self.lr_log2 + self.batch_size.trailing_zeros() as i32;
-        u32::try_from(k).map_err(|_| MlError::InvalidHyper {
-            name: "learning_rate",
-            value: format!("2^{}", -self.lr_log2),
-            reason: "α/|B| must not exceed 1",
-        })
-    }
-}
+pub use super::hyper::{
+    LinRegHyper, StepSize, MAX_LEARNING_RATE, MAX_STEP_SHIFT, MIN_LEARNING_RATE,
+};
 
 /// Progress of a training run, reported after every step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,11 +51,11 @@ pub(crate) async fn train_glm<B: Backend>(
     sigmoid: bool,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<B::Tensor> {
-    let k = hyper.step_shift()?;
+    let step_size = hyper.step_size();
     let mut w = w0;
     for (epoch, batches) in schedule.epochs.iter().enumerate() {
         for (i, rows) in batches.iter().enumerate() {
-            if rows.len() != hyper.batch_size {
+            if rows.len() != hyper.batch_size() {
                 return Err(MlError::InvalidHyper {
                     name: "batch_size",
                     value: rows.len().to_string(),
@@ -107,7 +67,8 @@ pub(crate) async fn train_glm<B: Backend>(
                 pred = b.sigmoid(&pred).await?;
             }
             let err = b.sub(&pred, &b.select_rows(y, rows))?;
-            let step = b.data_matmul(x, rows, true, &err, k).await?;
+            let grad = b.data_matmul(x, rows, true, &err, step_size.shift).await?;
+            let step = step_size.apply(b, grad).await?;
             w = b.sub(&w, &step)?;
             progress(Progress {
                 epoch,
@@ -156,19 +117,6 @@ mod tests {
     use ndarray::Array2;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha20Rng;
-
-    #[test]
-    fn hyper_validation() {
-        assert_eq!(
-            LinRegHyper::new(0.25, 128).unwrap().step_shift().unwrap(),
-            9
-        );
-        assert!(LinRegHyper::new(0.3, 128).is_err());
-        assert!(LinRegHyper::new(0.25, 100).is_err());
-        assert!(LinRegHyper::new(-0.25, 128).is_err());
-        assert!(LinRegHyper::new(f64::NAN, 128).is_err());
-        assert!(LinRegHyper::new(4.0, 2).unwrap().step_shift().is_err());
-    }
 
     /// The secure run and its plaintext twin (same data, same batches, same initial weights)
     /// end with weights within 1e-3 of each other (fixed point with f = 16: each step adds at

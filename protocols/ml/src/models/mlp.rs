@@ -3,14 +3,16 @@
 //!
 //! Layers have no bias (as in SecureML's network). Forward: `H_0 = X_B`, `Z_i = H_{i−1} W_i`,
 //! `H_i = relu(Z_i)`, `P = softmax(Z_L)`. Backward: `G_L = P − Y_B` (the softmax–cross-entropy
-//! gradient), `ΔW_i = H_{i−1}ᵀ G_i · α/|B|`, `G_{i−1} = relu'(Z_{i−1}) ⊙ (G_i W_iᵀ)`. One ReLU
+//! gradient), `ΔW_i = H_{i−1}ᵀ G_i · α/|B|`, `G_{i−1} = relu'(Z_{i−1}) ⊙ (G_i W_iᵀ)`. The power of
+//! two of α/|B| folds into the truncation of the `ΔW_i` product, any other factor is one public
+//! fixed-point multiply of `ΔW_i` ([`StepSize`]). One ReLU
 //! comparison per hidden unit serves both the activation and its derivative. The first layer
 //! multiplies the masked data matrix (SecureML's reuse of E = X − U); all other products use fresh
 //! matrix triples.
 
 use crate::backend::{Backend, SoftmaxKind};
 use crate::error::{MlError, Result};
-use crate::models::linreg::{LinRegHyper, Progress};
+use crate::models::linreg::{LinRegHyper, Progress, StepSize};
 use crate::schedule::Schedule;
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -39,8 +41,8 @@ pub struct StepOutputs<T> {
     pub probs: T,
 }
 
-/// One SGD step on the batch `rows`: forward, backward and the update of `ws` in place. `shift`
-/// is [`LinRegHyper::step_shift`] (α/|B| = 2^−shift). [`train`] is a loop over this.
+/// One SGD step on the batch `rows`: forward, backward and the update of `ws` in place. `lr` is
+/// [`LinRegHyper::step_size`] (α/|B| = factor · 2^−shift). [`train`] is a loop over this.
 #[allow(clippy::too_many_arguments)]
 pub async fn step<B: Backend>(
     b: &mut B,
@@ -48,7 +50,7 @@ pub async fn step<B: Backend>(
     y: &B::Tensor,
     ws: &mut [B::Tensor],
     rows: &[usize],
-    shift: u32,
+    lr: StepSize,
     softmax: SoftmaxKind,
 ) -> Result<StepOutputs<B::Tensor>> {
     let l = ws.len();
@@ -74,12 +76,14 @@ pub async fn step<B: Backend>(
     let mut g = b.sub(&p, &b.select_rows(y, rows))?;
     for j in (1..l).rev() {
         let h = &hs[j - 1];
-        let dw = b.matmul(&b.transpose(h), &g, shift).await?;
+        let dw = b.matmul(&b.transpose(h), &g, lr.shift).await?;
+        let dw = lr.apply(b, dw).await?;
         let back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
         g = b.select(&ds[j - 1], &back).await?;
         ws[j] = b.sub(&ws[j], &dw)?;
     }
-    let dw0 = b.data_matmul(x, rows, true, &g, shift).await?;
+    let dw0 = b.data_matmul(x, rows, true, &g, lr.shift).await?;
+    let dw0 = lr.apply(b, dw0).await?;
     ws[0] = b.sub(&ws[0], &dw0)?;
     Ok(StepOutputs {
         logits: z,
@@ -99,7 +103,7 @@ pub async fn train<B: Backend>(
     softmax: SoftmaxKind,
     progress: &(dyn Fn(Progress) + Send + Sync),
 ) -> Result<Vec<B::Tensor>> {
-    let k = hyper.step_shift()?;
+    let k = hyper.step_size();
     if ws.is_empty() {
         return Err(MlError::InvalidHyper {
             name: "layers",

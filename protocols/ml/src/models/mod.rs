@@ -1,6 +1,7 @@
 //! Models written once against [`crate::Backend`], and [`train`], the one dispatch over them.
 
 mod dispatch;
+mod hyper;
 pub mod linreg;
 pub mod logreg;
 pub mod mlp;

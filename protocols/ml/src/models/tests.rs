@@ -70,21 +70,36 @@ fn blobs(n: usize, rng: &mut ChaCha20Rng) -> (Array2<f64>, Array2<f64>) {
 /// weights differ only by truncation error — within 2e-3 after 24 steps.
 #[tokio::test]
 async fn secure_logreg_matches_twin() {
-    logreg_case(Truncation::Local).await
+    logreg_case(Truncation::Local, 1.0, 16).await
 }
 
 /// The same with exact truncation: same ±1-ulp rounding, same tolerance, no failure event.
 #[tokio::test]
 async fn secure_logreg_with_exact_truncation_matches_twin() {
-    logreg_case(Truncation::Exact).await
+    logreg_case(Truncation::Exact, 1.0, 16).await
 }
 
-async fn logreg_case(mode: Truncation) {
+/// A learning rate and a batch size that are not powers of two (α = 3, |B| = 10: α/|B| = 0.3 =
+/// 2^-2 · 1.2): the factor 1.2 is one public fixed-point multiply
+/// per update (one more truncation, ±1 ulp, and 1.2 encoded to within 2^-17), so the same 2e-3
+/// tolerance holds, in both truncation modes (the plan records the multiply's truncation).
+#[tokio::test]
+async fn secure_logreg_with_a_non_power_of_two_rate_matches_twin() {
+    assert!(LinRegHyper::new(3.0, 10)
+        .unwrap()
+        .step_size()
+        .factor
+        .is_some());
+    logreg_case(Truncation::Local, 3.0, 10).await;
+    logreg_case(Truncation::Exact, 3.0, 10).await;
+}
+
+async fn logreg_case(mode: Truncation, lr: f64, batch: usize) {
     let mut rng = ChaCha20Rng::seed_from_u64(21);
     let (n, d) = (128, 4);
     let (x, y) = blobs(n, &mut rng);
-    let hyper = LinRegHyper::new(1.0, 16).unwrap();
-    let sched = Schedule::shuffled(n, 16, 3, 5).unwrap();
+    let hyper = LinRegHyper::new(lr, batch).unwrap();
+    let sched = Schedule::shuffled(n, batch, 3, 5).unwrap();
     let w_plain = logreg::train(
         &mut Plain::new(),
         &x,
@@ -164,6 +179,11 @@ async fn mlp_case(softmax: SoftmaxKind, tol: f64) {
     mlp_case_with(softmax, tol, false, Truncation::Local).await
 }
 
+async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool, mode: Truncation) {
+    let hyper = LinRegHyper::new(0.5, 16).unwrap();
+    mlp_case_hyper(softmax, tol, ot, mode, hyper).await
+}
+
 /// The plan of an MLP run with truncation `mode`.
 async fn mlp_plan(
     sizes: &[usize],
@@ -183,7 +203,13 @@ async fn mlp_plan(
     p
 }
 
-async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool, mode: Truncation) {
+async fn mlp_case_hyper(
+    softmax: SoftmaxKind,
+    tol: f64,
+    ot: bool,
+    mode: Truncation,
+    hyper: LinRegHyper,
+) {
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let (n, sizes) = (64, vec![4usize, 8, 2]);
     let (x, y1) = blobs(n, &mut rng);
@@ -191,8 +217,7 @@ async fn mlp_case_with(softmax: SoftmaxKind, tol: f64, ot: bool, mode: Truncatio
         (n, 2),
         |(i, j)| if y1[[i, 0]] as usize == j { 1.0 } else { 0.0 },
     );
-    let hyper = LinRegHyper::new(0.5, 16).unwrap();
-    let sched = Schedule::shuffled(n, 16, 3, 6).unwrap();
+    let sched = Schedule::shuffled(n, hyper.batch_size(), 3, 6).unwrap();
     let w_init = mlp::init_weights(&sizes, 3);
     let w_plain = mlp::train(
         &mut Plain::new(),
@@ -303,5 +328,39 @@ async fn exact_plan_adds_one_triple_entry_per_truncation() {
             .await
             .unwrap();
         assert_eq!(local.requests(), &reqs[..]);
+    }
+}
+
+/// The MLP with α = 0.3 and |B| = 16 (α/|B| = 2^-6 · 1.2): every weight update is truncated once
+/// more after the public multiply by 1.2 (±1 ulp, 1.2 encoded to within 2^-17), well inside the
+/// 5e-3 tolerance of the power-of-two runs, in both truncation modes.
+#[tokio::test]
+async fn secure_mlp_with_learning_rate_0_3_matches_twin() {
+    let hyper = LinRegHyper::new(0.3, 16).unwrap();
+    assert!(hyper.step_size().factor.is_some());
+    for mode in [Truncation::Local, Truncation::Exact] {
+        mlp_case_hyper(SoftmaxKind::Relu, 5e-3, false, mode, hyper).await;
+    }
+}
+
+/// The factor of a non-power-of-two step is applied exactly once per weight update: the plan
+/// truncates one more value per weight entry per step than the power-of-two plan, and not one
+/// more for a power-of-two step.
+#[tokio::test]
+async fn a_step_factor_costs_one_truncation_per_weight_per_update() {
+    let sizes = [4usize, 8, 2];
+    let sched = Schedule::shuffled(64, 16, 2, 6).unwrap();
+    let weights = (4 * 8 + 8 * 2) as u64;
+    let pow2 = LinRegHyper::new(0.25, 16).unwrap();
+    let other = LinRegHyper::new(0.3, 16).unwrap();
+    for mode in [Truncation::Local, Truncation::Exact] {
+        let sm = SoftmaxKind::Relu;
+        let a = mlp_plan(&sizes, 64, &sched, &pow2, sm, mode).await;
+        let b = mlp_plan(&sizes, 64, &sched, &other, sm, mode).await;
+        let steps = sched.steps() as u64;
+        assert_eq!(b.truncations() - a.truncations(), steps * weights);
+        let pow2_again = LinRegHyper::new(2.0, 16).unwrap();
+        let same = mlp_plan(&sizes, 64, &sched, &pow2_again, sm, mode).await;
+        assert_eq!(same.truncations(), a.truncations());
     }
 }
