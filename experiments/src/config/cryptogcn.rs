@@ -52,6 +52,10 @@ pub struct CryptogcnTask {
     /// Accuracy under encryption of a trained model on Mocap-15.
     #[serde(default)]
     pub accuracy: Option<AccuracySpec>,
+    /// One test sample of the `accuracy` model and data set through the party's inference
+    /// service, in process, as `party serve` and `he-infer` run it (metrics `<data>_single.*`).
+    #[serde(default)]
+    pub single: Option<SingleSpec>,
 }
 
 /// Accuracy-under-encryption settings.
@@ -95,6 +99,26 @@ pub struct AccuracySpec {
     /// Fine-tuning epochs of each pruned model.
     #[serde(default = "default_pruning_epochs")]
     pub pruning_epochs: usize,
+}
+
+/// One sample through the party's inference service (`experiments::cryptogcn::single`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SingleSpec {
+    /// Index of the sample in the test set.
+    #[serde(default)]
+    pub index: usize,
+    /// Requests in the session (the first fills the plaintext cache).
+    #[serde(default = "default_single_requests")]
+    pub requests: usize,
+    /// Also serve the model under this named 128-bit preset, for comparison
+    /// (`<data>_single_preset.*`).
+    #[serde(default)]
+    pub compare_preset: Option<String>,
+}
+
+fn default_single_requests() -> usize {
+    2
 }
 
 fn default_pruning_epochs() -> usize {
@@ -225,6 +249,17 @@ impl CryptogcnTask {
         seen.dedup();
         if seen.len() != self.latency_packings.len() {
             bail!("latency_packings names a packing twice");
+        }
+        if let Some(single) = &self.single {
+            if self.accuracy.is_none() {
+                bail!("single needs an accuracy section (its model and data set)");
+            }
+            if single.requests == 0 {
+                bail!("single.requests must be at least 1");
+            }
+            if let Some(p) = &single.compare_preset {
+                preset_by_name(p)?;
+            }
         }
         if let Some(a) = &self.accuracy {
             if a.test_per_class == 0 {
