@@ -739,6 +739,85 @@ async fn concurrent_session_opens_stay_bounded() {
     assert!(log.contains("refused open session of"), "{log}");
 }
 
+/// A tiny BodyPose-shaped model: C = 2, T = 1, V = 25 on the BODY_25 graph, 20 classes, two
+/// blocks of widths 1 and 2 with every activation pruned (depth 6), written to `dir`.
+fn tiny_bodypose_model(dir: &Path) -> PathBuf {
+    let g = datasets::skeleton::Graph::body25();
+    let a = stgcn::spatial_partition(g.num_nodes, &g.edges, g.center).unwrap();
+    let mut cfg = stgcn::StGcnConfig::new(stgcn::Architecture::Stgcn3x128, 64, 2, 1, &a, 20);
+    cfg.architecture = None;
+    cfg.blocks.truncate(2);
+    cfg.activation_mask.truncate(2);
+    let all: Vec<usize> = (0..g.num_nodes).collect();
+    for b in 0..2 {
+        for s in 0..2 {
+            cfg.prune(b, s, &all).unwrap();
+        }
+    }
+    let m = StGcn::new(cfg, 17).unwrap();
+    let json = dir.join("pose.json");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(&json, m.config_json().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("pose.safetensors"),
+        m.to_safetensors_bytes().unwrap(),
+    )
+    .unwrap();
+    json
+}
+
+/// A tiny BodyPose-shaped model (T = 1, V = 25, depth 6) served under the parameters the party
+/// tailors to it (N = 2^14 with exactly 6 levels): `he-infer --dataset bodypose --index 3
+/// --check` on a real test pose agrees with the plaintext model within the tolerance, and the
+/// session uploads one Galois key per announced rotation step (the unit tests of
+/// `party::server::infer` refuse a session that lacks one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn he_infer_serves_a_bodypose_shaped_model_under_tailored_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tiny_bodypose_model(&tmp.path().join("model"));
+    let inference = "max_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
+                     max_sessions = 4\nsession_ttl_s = 600\n\
+                     eval_error_bound = 5.9604644775390625e-8\n";
+    let s = Server::launch(tmp.path(), Some(&json), inference, "", "");
+    let info = s.client(ALICE).await.model_info("tiny").await.unwrap();
+    let spec = info.params.expect("served under tailored parameters");
+    assert_eq!((spec.log_n, spec.levels, info.input_level), (14, 6, 6));
+    assert_eq!(info.preset, "N14_L6_S40_Q50_P2x50_D4_128BIT");
+    let l = &info.input_layout;
+    assert_eq!((l.channels, l.frames, l.nodes, l.persons), (2, 1, 25, 1));
+    let out = run_ok(Command::new(HE_INFER).args([
+        "--server",
+        &s.addr.to_string(),
+        "--server-cert",
+        s.cert().to_str().unwrap(),
+        "--token",
+        ALICE,
+        "--model",
+        "tiny",
+        "--dataset",
+        "bodypose",
+        "--index",
+        "3",
+        "--check",
+        json.to_str().unwrap(),
+    ]));
+    eprintln!("{out}");
+    assert!(out.contains(": agrees"), "{out}");
+    let galois = format!("({} Galois)", info.rotation_steps.len());
+    assert!(out.contains(&galois), "{galois} not in {out}");
+    let err: f64 = out
+        .split("max |logit error| = ")
+        .nth(1)
+        .and_then(|r| r.split(';').next())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("no check line in {out}"));
+    assert!(
+        err <= tol(info.flood_sd),
+        "{err:e} > {:e}",
+        tol(info.flood_sd)
+    );
+}
+
 /// The committed BodyPose poly model (STGCN-3-128 / 4, depth 14, so N = 2^15) served to
 /// `he-infer` on a test-split sample, twice in one session (the second request finds the
 /// weights the first encoded): the encrypted top class equals the plaintext one. Prints the

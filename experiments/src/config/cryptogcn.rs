@@ -115,6 +115,10 @@ pub struct SingleSpec {
     /// (`<data>_single_preset.*`).
     #[serde(default)]
     pub compare_preset: Option<String>,
+    /// The party's `[inference] eval_error_bound` (what its reply flood hides; default: the
+    /// party's default).
+    #[serde(default)]
+    pub eval_error_bound: Option<f64>,
 }
 
 fn default_single_requests() -> usize {

@@ -70,8 +70,12 @@ pub(crate) fn measure(
     cache_mib: usize,
 ) -> Result<SingleFigures> {
     ensure!(spec.requests >= 1, "single.requests must be at least 1");
-    let limits: InferenceConfig = toml::from_str(&format!("plaintext_cache_mib = {cache_mib}"))
-        .context("the party's default [inference] settings")?;
+    let mut settings = format!("plaintext_cache_mib = {cache_mib}\n");
+    if let Some(b) = spec.eval_error_bound {
+        settings.push_str(&format!("eval_error_bound = {b:e}\n"));
+    }
+    let limits: InferenceConfig =
+        toml::from_str(&settings).context("the party's default [inference] settings")?;
     let sc = ServedModelConfig {
         name: "model".into(),
         path: "in-memory.json".into(),
@@ -89,11 +93,18 @@ pub(crate) fn measure(
         .forward(x.insert_axis(Axis(0)))?
         .row(0)
         .to_vec();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(session(run, svc, x, &plain, spec.requests))
+    // Its own runtime on its own thread: the task runner may already be inside one.
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(session(run, svc, x, &plain, spec.requests))
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the {run} session panicked"))?
+    })
 }
 
 /// The party's side: answers every inference request on `ch` until the client hangs up.
