@@ -320,6 +320,15 @@ mod tests {
             ("preset = \"N9\"\n", "N9"),
             ("latency_packings = [\"ama\", \"ama\"]\n", "twice"),
             ("latency_packings = [\"cm\"]\n", "cm"),
+            ("single = { index = 0 }\n", "accuracy section"),
+            (
+                "accuracy = { model = \"m\", samples = 1 }\nsingle = { requests = 0 }\n",
+                "single.requests",
+            ),
+            (
+                "accuracy = { model = \"m\", samples = 1 }\nsingle = { compare_preset = \"N9\" }\n",
+                "N9",
+            ),
         ] {
             let e = parse(body).unwrap_err();
             let m = format!("{e:#}");
