@@ -50,7 +50,9 @@
 //!   preset (`<data>_single_preset.*`): `.server_s` (the last request's server seconds),
 //!   `.first_server_s`, `.key_bytes` (the whole key upload), `.galois_keys_count`,
 //!   `.ring_degree_log2`, `.levels_count`, `.max_logit_error`, `.agreement_pct`, `.keys_s`,
-//!   `.cache_hits_count` / `.cache_misses_count` (last request), `.flood_sd`.
+//!   `.cache_hits_count` / `.cache_misses_count` (last request), `.plaintext_need_bytes` (the
+//!   first request's misses × bytes per cache entry: what keeping every weight would take),
+//!   `.flood_sd`.
 
 //!
 //! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`

@@ -548,7 +548,7 @@ fn plot_sweep(points: &[(usize, f64, f64)], data: &str) -> Result<String> {
 /// one table comparing them.
 pub(super) fn single(report: &mut Report, data: &str, index: usize, runs: &[SingleFigures]) {
     let mut md = format!(
-        "Test sample {index} of {data} through the party's inference service in process (`party::server::infer::InferenceService` answering `party::infer::client::InferClient` over an in-memory channel: the code `party serve` and `he-infer` run, without TLS), one session, {} requests on the same sample. Server seconds are the party's forward pass and sanitization (`eval_seconds`); keys are the session's whole upload (relinearization key, one Galois key per announced rotation, public key at the logits' level).\n\n| run | parameters | Galois keys | key upload | keys made + sent | server s per request | plaintext cache hits / misses per request | max \\|logit error\\| | top-1 agrees |\n|---|---|---|---|---|---|---|---|---|\n",
+        "Test sample {index} of {data} through the party's inference service in process (`party::server::infer::InferenceService` answering `party::infer::client::InferClient` over an in-memory channel: the code `party serve` and `he-infer` run, without TLS), one session, {} requests on the same sample. Server seconds are the party's forward pass and sanitization (`eval_seconds`); keys are the session's whole upload (relinearization key, one Galois key per announced rotation, public key at the logits' level).\n\n| run | parameters | Galois keys | key upload | keys made + sent | server s per request | plaintext cache hits / misses per request | weights of one request, encoded | max \\|logit error\\| | top-1 agrees |\n|---|---|---|---|---|---|---|---|---|---|\n",
         runs.first().map_or(0, |r| r.server_s.len())
     );
     for r in runs {
@@ -564,6 +564,7 @@ pub(super) fn single(report: &mut Report, data: &str, index: usize, runs: &[Sing
         report.metric(format!("{k}.flood_sd"), r.flood_sd);
         let agree = 100.0 * r.agree as f64 / r.server_s.len() as f64;
         report.metric(format!("{k}.agreement_pct"), agree);
+        report.metric(format!("{k}.plaintext_need_bytes"), r.cache_need_bytes());
         if let Some(&(hits, misses)) = r.cache.last() {
             report.metric(format!("{k}.cache_hits_count"), hits as f64);
             report.metric(format!("{k}.cache_misses_count"), misses as f64);
@@ -572,7 +573,7 @@ pub(super) fn single(report: &mut Report, data: &str, index: usize, runs: &[Sing
         let cache: Vec<String> = r.cache.iter().map(|(h, m)| format!("{h} / {m}")).collect();
         let _ = writeln!(
             md,
-            "| `{k}` | `{}` (N = 2^{}, L = {}) | {} | {} | {:.1} s | {} | {} | {:.2e} (flood sd {:.1e}) | {}/{} |",
+            "| `{k}` | `{}` (N = 2^{}, L = {}) | {} | {} | {:.1} s | {} | {} | ≤ {} | {:.2e} (flood sd {:.1e}) | {}/{} |",
             r.params,
             r.log_n,
             r.levels,
@@ -581,6 +582,7 @@ pub(super) fn single(report: &mut Report, data: &str, index: usize, runs: &[Sing
             r.keys_s,
             secs.join(", "),
             cache.join(", "),
+            fmt_bytes(r.cache_need_bytes()),
             r.max_logit_error,
             r.flood_sd,
             r.agree,

@@ -50,12 +50,21 @@ pub(crate) struct SingleFigures {
     pub(crate) agree: usize,
     /// Standard deviation of the party's noise flood on every logit.
     pub(crate) flood_sd: f64,
+    /// Bytes per plaintext-cache entry at the end (0 when nothing was stored).
+    pub(crate) cache_entry_bytes: f64,
 }
 
 impl SingleFigures {
     /// Server seconds of the last request (the plaintext cache as warm as it gets).
     pub(crate) fn warm_server_s(&self) -> f64 {
         self.server_s.last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// Bytes the plaintext cache would need to keep every weight plaintext of one request: the
+    /// first request's misses (each a distinct plaintext while the cache had room; an upper
+    /// bound once it was full) times the bytes of an entry.
+    pub(crate) fn cache_need_bytes(&self) -> f64 {
+        self.cache.first().map_or(0.0, |c| c.1 as f64) * self.cache_entry_bytes
     }
 }
 
@@ -163,6 +172,8 @@ async fn session(
         }
         agree += usize::from(client_side::top_k(&logits, 1) == client_side::top_k(plain, 1));
     }
+    let stats = model.plaintext_cache_stats();
+    let cache_entry_bytes = stats.bytes as f64 / stats.entries.max(1) as f64;
     c.close_session(session).await?;
     drop(c);
     server.await??;
@@ -179,5 +190,6 @@ async fn session(
         max_logit_error: max_err,
         agree,
         flood_sd: info.flood_sd,
+        cache_entry_bytes,
     })
 }

@@ -147,6 +147,11 @@ async fn one_pose_through_the_party_service_under_tailored_parameters() {
     let err = mt[&format!("{t}.max_logit_error")];
     assert!(err <= 1e-6 + 8.0 * sd, "{err} vs sd {sd}");
     assert!(mt[&format!("{t}.cache_hits_count")] > 0.0);
+    // 64 MiB hold ~50 of the ~2,000 plaintexts (1.2 MB each at N = 2^14, level ≤ 8) a
+    // request encodes: the second request still encodes most, and the need says how much more.
+    let need = mt[&format!("{t}.plaintext_need_bytes")];
+    assert!(need > 64.0 * 1048576.0, "{need}");
+    assert!(mt[&format!("{t}.cache_misses_count")] > 0.0);
     assert!(mt[&format!("{t}.server_s")] > 0.0);
     let (_, params) = hegcn::smallest_params(8, 1, hegcn::Packing::Ama).unwrap();
     let galois = mt[&format!("{t}.galois_keys_count")] as u64;
