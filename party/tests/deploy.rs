@@ -4,7 +4,8 @@
 //! training job stores it (one committed entry per party, same manifest, `ModelMeta::Stgcn`).
 //!
 //! The model is a tiny random-weight two-block ST-GCN (widths 1, 2; V = 5 joints on a chain,
-//! T = 4, C = 3, every activation pruned: depth 6, preset `N14_L7_S40_128BIT`), so an encrypted
+//! T = 4, C = 3, every activation pruned: depth 6, served under the parameters the party tailors
+//! to it, `N14_L6_S40_Q50_P2x50_D4_128BIT`), so an encrypted
 //! inference takes about a second. Its entry is at 20 fractional bits: every revealed tensor is
 //! within half a unit (2^-21) of the original.
 //!
@@ -236,7 +237,7 @@ async fn deploying_to_p0_serves_the_model_and_reveal_writes_its_files() {
     assert_eq!(served.len(), 1, "{served:?}");
     assert_eq!(
         (served[0].role, served[0].preset.as_str()),
-        (0, "N14_L7_S40_128BIT")
+        (0, "N14_L6_S40_Q50_P2x50_D4_128BIT")
     );
     let x = sample(1);
     let (got, sd) = encrypted_logits(&c, 0, "net", &x).await;
@@ -485,7 +486,10 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
         "--check",
         files.with_extension("json").to_str().unwrap(),
     ]));
-    assert!(out.contains("preset N14_L7_S40_128BIT"), "{out}");
+    assert!(
+        out.contains("preset N14_L6_S40_Q50_P2x50_D4_128BIT"),
+        "{out}"
+    );
     assert!(out.contains(": agrees"), "{out}");
     // The number right after `after` (up to white space or ';').
     let number = |after: &str| -> f64 {
@@ -539,8 +543,8 @@ fn reveal_writes_the_committed_mocap15_model_in_the_inference_format() {
     assert_eq!(back.config_json().unwrap(), model.config_json().unwrap());
 }
 
-/// Deploying the committed Mocap-15 poly model (STGCN-3-128 / 4): P0 compiles it at the preset
-/// the level planner picks for a configured copy (`N15_L17_S40_128BIT`) and announces it (the
+/// Deploying the committed Mocap-15 poly model (STGCN-3-128 / 4): P0 compiles it under the
+/// parameters it tailors to the model (depth 14: `N15_L14_S40_Q50_P5x50_D3_128BIT`) and announces them (the
 /// weights are encoded lazily per request, so this takes well under a second; no inference is
 /// run: minutes at N = 2^15, see `he_infer.rs`). The time the deployment took is printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -557,7 +561,7 @@ async fn deploying_the_committed_mocap15_model_compiles_it_at_n15() {
         .await
         .unwrap();
     eprintln!("deployed in {:.2}s: {served:?}", t0.elapsed().as_secs_f64());
-    assert_eq!(served[0].preset, "N15_L17_S40_128BIT");
+    assert_eq!(served[0].preset, "N15_L14_S40_Q50_P5x50_D3_128BIT");
     let info = InferClient::new(c.client(0, BOB).await.unwrap())
         .model_info("mocap15")
         .await

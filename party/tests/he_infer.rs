@@ -3,12 +3,13 @@
 //!
 //! The served model is a tiny random-weight two-block ST-GCN (widths 1, 2; V = 5 joints on a
 //! chain, T = 4 frames, C = 3) with every activation pruned, so its depth is 2·2 + 2 (dense layer
-//! and logit mask) = 6 and the level planner picks the real 128-bit preset `N14_L7_S40_128BIT`
-//! (the binaries never use insecure parameters). The committed BodyPose/Mocap-15 models need `N15_L17_S40_128BIT`; serving the
-//! BodyPose one is the ignored test at the end (minutes per request; the server's memory is the
-//! session keys, the bounded plaintext cache `plaintext_cache_mib` and one forward pass).
+//! and logit mask) = 6 and the party tailors real 128-bit parameters to it, `N14_L6_S40_Q50_P2x50_D4_128BIT`
+//! (`hegcn::choose_params`; the binaries never use insecure parameters). The committed
+//! BodyPose/Mocap-15 models (depth 14) need N = 2^15 (`N15_L14_S40_Q50_P5x50_D3_128BIT`); serving the
+//! BodyPose one, and a BodyPose-shaped tiny model, is in `he_infer_pose.rs`. The server harness is
+//! `support::serving`.
 //!
-//! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-6 + 8·sd` ([`tol`]), `sd` the flood's
+//! Tolerance: `max |encrypted − plaintext logit| ≤ 1e-6 + 8·sd` (`support::serving::tol`), `sd` the flood's
 //! standard deviation the server announces (`ModelInfo::flood_sd`). The evaluation error is
 //! ~1e-8 (CKKS at Δ = 2^40 on logits of magnitude ~0.05); the party's noise flood dominates: the
 //! tiny model is served with `eval_error_bound = 2^-24` (above its measured error), so the flood
@@ -20,213 +21,13 @@ mod support;
 
 use mpc::net::Channel;
 use party::client::{Client, ClientError};
-use party::infer::client::InferClient;
 use party::infer::{self, InferReply, InferRequest};
 use party::proto::{ClientRequest, ErrorCode, Reply};
-use party::transport::{Identity, PeerCert};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
-use stgcn::StGcn;
+use support::serving::{run_ok, tol, Server, ALICE, BOB, CAROL, HE_INFER};
 use support::tiny_stgcn::{self, plain_logits, sample, SHAPE};
-
-const PARTY: &str = env!("CARGO_BIN_EXE_party");
-const HE_INFER: &str = env!("CARGO_BIN_EXE_he-infer");
-const ALICE: &str = "alice-token-123";
-const BOB: &str = "bob-token-456";
-const CAROL: &str = "carol-token-789";
-/// Largest flood sd the tiny model may announce (3.6e-5 expected; see the module docs).
-const MAX_FLOOD_SD: f64 = 5e-5;
-
-/// Tolerance on one logit under a flood of standard deviation `flood_sd`: the evaluation error
-/// plus 8 sd.
-fn tol(flood_sd: f64) -> f64 {
-    assert!(
-        flood_sd > 0.0 && flood_sd <= MAX_FLOOD_SD,
-        "flood sd {flood_sd:e} outside (0, {MAX_FLOOD_SD:e}]"
-    );
-    1e-6 + 8.0 * flood_sd
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Writes `tiny.json` + `tiny.safetensors` (the shared tiny model).
-fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
-    let m = tiny_stgcn::model();
-    let json = dir.join("tiny.json");
-    std::fs::write(&json, m.config_json().unwrap()).unwrap();
-    std::fs::write(
-        dir.join("tiny.safetensors"),
-        m.to_safetensors_bytes().unwrap(),
-    )
-    .unwrap();
-    (json, m)
-}
-
-/// A P0 process serving the tiny model to alice and bob (tokens).
-struct Server {
-    dir: PathBuf,
-    addr: SocketAddr,
-    proc: Child,
-    model: StGcn,
-    model_json: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.proc.kill();
-        let _ = self.proc.wait();
-    }
-}
-
-impl Server {
-    fn start(dir: &Path) -> Self {
-        Self::start_serving(dir, None)
-    }
-
-    /// Serves the tiny model, or the committed model `committed` (a `.json` path) as "tiny".
-    fn start_serving(dir: &Path, committed: Option<&Path>) -> Self {
-        let inference = "max_key_bytes = 1073741824\nmax_sessions_per_client = 1\n\
-                         max_sessions = 4\nsession_ttl_s = 600\n";
-        Self::launch(dir, committed, inference, "")
-    }
-
-    /// Serves the tiny model with `inference` as the `[inference]` settings and `limits` as
-    /// the `[limits]` section's.
-    fn start_limited(dir: &Path, inference: &str, limits: &str) -> Self {
-        Self::launch(dir, None, inference, limits)
-    }
-
-    fn launch(dir: &Path, committed: Option<&Path>, inference: &str, limits: &str) -> Self {
-        for id in 0..2 {
-            run_ok(Command::new(PARTY).args([
-                "init",
-                "--id",
-                &id.to_string(),
-                "--dir",
-                dir.join(format!("p{id}")).to_str().unwrap(),
-            ]));
-        }
-        std::fs::copy(dir.join("p1/cert.pem"), dir.join("p0/peer-cert.pem")).unwrap();
-        // The tiny model's logits are accurate to ~1e-8: a flood sized for 2^-24 leaves them
-        // within `tol`; a committed model is served with the default bound.
-        let flood = match committed {
-            None => "eval_error_bound = 5.9604644775390625e-8\n",
-            Some(_) => "",
-        };
-        let (model_json, model) = match committed {
-            None => tiny_model(dir),
-            Some(json) => {
-                let w = std::fs::read(json.with_extension("safetensors")).unwrap();
-                let m =
-                    StGcn::from_json_and_safetensors(&std::fs::read_to_string(json).unwrap(), &w)
-                        .unwrap();
-                (json.to_path_buf(), m)
-            }
-        };
-        let hash = |t: &str| {
-            let cert = dir.join("p0/cert.pem");
-            let line = run_ok(Command::new(PARTY).args([
-                "hash-token",
-                t,
-                "--p0-cert",
-                cert.to_str().unwrap(),
-            ]));
-            line.split('"').nth(1).unwrap().to_string()
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cfg = format!(
-            "role = 0\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
-             [peer]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"peer-cert.pem\"\ntimeout_s = 30\n\
-             [clients]\nlisten = \"{addr}\"\n\
-             [[clients.allow]]\nname = \"alice\"\ncredential_sha256 = \"{}\"\n\
-             [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
-             [[clients.allow]]\nname = \"carol\"\ncredential_sha256 = \"{}\"\n\
-             [limits]\nmax_upload_bytes = 1073741824\nmax_concurrent_jobs = 2\n{limits}\
-             [inference]\n{inference}{flood}\
-             [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n",
-            free_port(),
-            hash(ALICE),
-            hash(BOB),
-            hash(CAROL),
-            model_json.display()
-        );
-        std::fs::write(dir.join("p0/party.toml"), cfg).unwrap();
-        let log = std::fs::File::create(dir.join("p0.log")).unwrap();
-        let mut proc = Command::new(PARTY)
-            .args([
-                "serve",
-                "--config",
-                dir.join("p0/party.toml").to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .env("RUST_LOG", "info")
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-        loop {
-            let l = lines
-                .next()
-                .unwrap_or_else(|| {
-                    panic!(
-                        "server exited:\n{}",
-                        std::fs::read_to_string(dir.join("p0.log")).unwrap_or_default()
-                    )
-                })
-                .unwrap();
-            if l.contains("listening for clients") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            dir: dir.to_path_buf(),
-            addr,
-            proc,
-            model,
-            model_json,
-        }
-    }
-
-    fn cert(&self) -> PathBuf {
-        self.dir.join("p0/cert.pem")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("p0.log")).unwrap_or_default()
-    }
-
-    async fn client(&self, token: &str) -> InferClient {
-        InferClient::new(self.connect(token).await.unwrap())
-    }
-
-    async fn connect(&self, token: &str) -> Result<Client, ClientError> {
-        let cert = PeerCert::load(&self.cert()).unwrap();
-        let me = Identity::generate("test-client").unwrap();
-        Client::connect(self.addr, &cert, &me, Some(token)).await
-    }
-}
 
 fn assert_refused<T: std::fmt::Debug>(
     r: Result<T, infer::InferError>,
@@ -286,7 +87,10 @@ fn he_infer_binary_matches_the_plaintext_model() {
         s.model_json.to_str().unwrap(),
     ]));
     eprintln!("he-infer took {:.2}s:\n{out}", t0.elapsed().as_secs_f64());
-    assert!(out.contains("preset N14_L7_S40_128BIT"), "{out}");
+    assert!(
+        out.contains("preset N14_L6_S40_Q50_P2x50_D4_128BIT"),
+        "{out}"
+    );
     // "... adds a logit error of sd 3.58e-5": the tolerance follows the announced flood.
     let flood_sd: f64 = out
         .split("logit error of sd ")
@@ -724,42 +528,4 @@ async fn concurrent_session_opens_stay_bounded() {
     assert!(m.contains("max_connections_per_client = 3"), "{m}");
     let log = s.log();
     assert!(log.contains("refused open session of"), "{log}");
-}
-
-/// The committed BodyPose x² model (STGCN-3-128 / 4, 128-bit preset N15_L17) served to
-/// `he-infer` on a test-split sample: the encrypted top class equals the plaintext one.
-#[test]
-#[ignore = "N = 2^15 at a 128-bit preset: 567 MiB of keys and minutes of CPU per request; the server holds ~5.5 GB with the default plaintext_cache_mib = 2048"]
-fn he_infer_serves_the_committed_bodypose_model() {
-    let tmp = tempfile::tempdir().unwrap();
-    let json = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../experiments/models/bodypose-stgcn3x128-d4-square.json");
-    let s = Server::start_serving(tmp.path(), Some(&json));
-    let out = run_ok(Command::new(HE_INFER).args([
-        "--server",
-        &s.addr.to_string(),
-        "--server-cert",
-        s.cert().to_str().unwrap(),
-        "--token",
-        ALICE,
-        "--model",
-        "tiny",
-        "--dataset",
-        "bodypose",
-        "--index",
-        "0",
-        "--check",
-        json.to_str().unwrap(),
-    ]));
-    eprintln!("{out}");
-    assert!(out.contains("preset N15_L17_S40_128BIT"), "{out}");
-    assert!(out.contains(": agrees"), "{out}");
-    let err: f64 = out
-        .split("max |logit error| = ")
-        .nth(1)
-        .and_then(|r| r.split(';').next())
-        .and_then(|e| e.parse().ok())
-        .unwrap_or_else(|| panic!("no check line in {out}"));
-    // The default flood adds a logit error of standard deviation ~0.036 at N = 2^15.
-    assert!(err <= 0.3, "{out}");
 }

@@ -52,6 +52,10 @@ pub struct CryptogcnTask {
     /// Accuracy under encryption of a trained model on Mocap-15.
     #[serde(default)]
     pub accuracy: Option<AccuracySpec>,
+    /// One test sample of the `accuracy` model and data set through the party's inference
+    /// service, in process, as `party serve` and `he-infer` run it (metrics `<data>_single.*`).
+    #[serde(default)]
+    pub single: Option<SingleSpec>,
 }
 
 /// Accuracy-under-encryption settings.
@@ -95,6 +99,30 @@ pub struct AccuracySpec {
     /// Fine-tuning epochs of each pruned model.
     #[serde(default = "default_pruning_epochs")]
     pub pruning_epochs: usize,
+}
+
+/// One sample through the party's inference service (`experiments::cryptogcn::single`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SingleSpec {
+    /// Index of the sample in the test set.
+    #[serde(default)]
+    pub index: usize,
+    /// Requests in the session (the first fills the plaintext cache).
+    #[serde(default = "default_single_requests")]
+    pub requests: usize,
+    /// Also serve the model under this named 128-bit preset, for comparison
+    /// (`<data>_single_preset.*`).
+    #[serde(default)]
+    pub compare_preset: Option<String>,
+    /// The party's `[inference] eval_error_bound` (what its reply flood hides; default: the
+    /// party's default).
+    #[serde(default)]
+    pub eval_error_bound: Option<f64>,
+}
+
+fn default_single_requests() -> usize {
+    2
 }
 
 fn default_pruning_epochs() -> usize {
@@ -226,6 +254,17 @@ impl CryptogcnTask {
         if seen.len() != self.latency_packings.len() {
             bail!("latency_packings names a packing twice");
         }
+        if let Some(single) = &self.single {
+            if self.accuracy.is_none() {
+                bail!("single needs an accuracy section (its model and data set)");
+            }
+            if single.requests == 0 {
+                bail!("single.requests must be at least 1");
+            }
+            if let Some(p) = &single.compare_preset {
+                preset_by_name(p)?;
+            }
+        }
         if let Some(a) = &self.accuracy {
             if a.test_per_class == 0 {
                 bail!("accuracy.test_per_class must be at least 1");
@@ -281,6 +320,15 @@ mod tests {
             ("preset = \"N9\"\n", "N9"),
             ("latency_packings = [\"ama\", \"ama\"]\n", "twice"),
             ("latency_packings = [\"cm\"]\n", "cm"),
+            ("single = { index = 0 }\n", "accuracy section"),
+            (
+                "accuracy = { model = \"m\", samples = 1 }\nsingle = { requests = 0 }\n",
+                "single.requests",
+            ),
+            (
+                "accuracy = { model = \"m\", samples = 1 }\nsingle = { compare_preset = \"N9\" }\n",
+                "N9",
+            ),
         ] {
             let e = parse(body).unwrap_err();
             let m = format!("{e:#}");

@@ -41,11 +41,22 @@
 //!   median over the passes after the first, when the plaintext cache is warm;
 //!   `ama.<data>_latency_per_clip_s`, `<data>` = `mocap` or `bodypose`); with
 //!   `stage_errors = true` the first clip is decrypted after every stage and compared with the
-//!   plaintext twin (`ama.<stage>_max_error`, `ama.<stage>_max_abs`).
+//!   plaintext twin (`ama.<stage>_max_error`, `ama.<stage>_max_abs`);
+//! - **one sample through the party's service** (`[task.single]`, needs `accuracy`): test
+//!   sample `index` in one session of `requests` requests through
+//!   `party::server::infer::InferenceService` and `party::infer::client::InferClient` (the code
+//!   of `party serve` and `he-infer`, over an in-memory channel), under the parameters the party
+//!   tailors to the model (`<data>_single.*`) and, with `compare_preset`, under that named
+//!   preset (`<data>_single_preset.*`): `.server_s` (the last request's server seconds),
+//!   `.first_server_s`, `.key_bytes` (the whole key upload), `.galois_keys_count`,
+//!   `.ring_degree_log2`, `.levels_count`, `.max_logit_error`, `.agreement_pct`, `.keys_s`,
+//!   `.cache_hits_count` / `.cache_misses_count` (last request), `.plaintext_need_bytes` (the
+//!   first request's misses × bytes per cache entry: what keeping every weight would take),
+//!   `.flood_sd`.
 
 //!
-//! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy` and
-//! `pruning` return typed figures, built on the stage-major evaluation of `engine` and the
+//! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`
+//! and `pruning` return typed figures, built on the stage-major evaluation of `engine` and the
 //! cost probes of `costs`; `report` renders the figures into markdown tables, results.json
 //! metrics and the pruning plot. The task's settings live in [`crate::config::cryptogcn`].
 
@@ -55,10 +66,13 @@ mod engine;
 mod measure;
 mod pruning;
 mod report;
+mod single;
 #[cfg(test)]
 mod tests;
 
-pub use crate::config::cryptogcn::{AccuracyData, AccuracySpec, CryptogcnTask, PackingName};
+pub use crate::config::cryptogcn::{
+    AccuracyData, AccuracySpec, CryptogcnTask, PackingName, SingleSpec,
+};
 
 use crate::config::Config;
 use crate::report::Report;
@@ -92,16 +106,65 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     drop(ntu);
     report::ntu(report, t, seed, &figures);
     if let Some(acc) = &t.accuracy {
-        run_accuracy(acc, t.plaintext_cache_mib, report)?;
+        let inputs = accuracy::load(acc)?;
+        if let Some(s) = &t.single {
+            run_single(acc, s, &inputs, t.plaintext_cache_mib, report)?;
+        }
+        run_accuracy(acc, &inputs, t.plaintext_cache_mib, report)?;
     }
     report::notes(report);
     Ok(())
 }
 
+/// One test sample through the party's inference service under the parameters it tailors to
+/// the model and, if configured, under a named preset for comparison.
+fn run_single(
+    acc: &AccuracySpec,
+    s: &SingleSpec,
+    inputs: &accuracy::AccuracyInputs,
+    cache_mib: usize,
+    report: &mut Report,
+) -> Result<()> {
+    let data = inputs.test.data_f64();
+    anyhow::ensure!(
+        s.index < data.dim().0,
+        "single.index = {} but the test set has {} samples",
+        s.index,
+        data.dim().0
+    );
+    let x = data.index_axis(ndarray::Axis(0), s.index);
+    let name = format!("{}_single", acc.dataset.name());
+    let mut runs = vec![single::measure(
+        &name,
+        &inputs.model,
+        x,
+        s,
+        None,
+        cache_mib,
+    )?];
+    if let Some(p) = &s.compare_preset {
+        let run = format!("{name}_preset");
+        runs.push(single::measure(
+            &run,
+            &inputs.model,
+            x,
+            s,
+            Some(p),
+            cache_mib,
+        )?);
+    }
+    report::single(report, acc.dataset.name(), s.index, &runs);
+    Ok(())
+}
+
 /// Accuracy under encryption on the configured test set, then the pruning sweep if any.
-fn run_accuracy(acc: &AccuracySpec, cache_mib: usize, report: &mut Report) -> Result<()> {
-    let inputs = accuracy::load(acc)?;
-    let figures = accuracy::measure(acc, &inputs, cache_mib)?;
+fn run_accuracy(
+    acc: &AccuracySpec,
+    inputs: &accuracy::AccuracyInputs,
+    cache_mib: usize,
+    report: &mut Report,
+) -> Result<()> {
+    let figures = accuracy::measure(acc, inputs, cache_mib)?;
     report::accuracy(report, acc, &figures);
     if !acc.pruning_levels.is_empty() {
         let points = pruning::sweep(acc, &inputs.model, &inputs.train, &inputs.test)?;

@@ -6,6 +6,7 @@ use super::accuracy::AccuracyFigures;
 use super::engine::threads_suffix;
 use super::measure::{Counts, Estimates, Latency, LatencyRun, NtuFigures, Sizes};
 use super::pruning::SweepPoint;
+use super::single::SingleFigures;
 use crate::config::cryptogcn::{AccuracySpec, CryptogcnTask, PackingName};
 use crate::report::{fmt_bytes, fmt_num, Report};
 use anyhow::Result;
@@ -541,4 +542,52 @@ fn plot_sweep(points: &[(usize, f64, f64)], data: &str) -> Result<String> {
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
+}
+
+/// The single-sample sessions through the party's service: metrics `<run>.*` per session and
+/// one table comparing them.
+pub(super) fn single(report: &mut Report, data: &str, index: usize, runs: &[SingleFigures]) {
+    let mut md = format!(
+        "Test sample {index} of {data} through the party's inference service in process (`party::server::infer::InferenceService` answering `party::infer::client::InferClient` over an in-memory channel: the code `party serve` and `he-infer` run, without TLS), one session, {} requests on the same sample. Server seconds are the party's forward pass and sanitization (`eval_seconds`); keys are the session's whole upload (relinearization key, one Galois key per announced rotation, public key at the logits' level).\n\n| run | parameters | Galois keys | key upload | keys made + sent | server s per request | plaintext cache hits / misses per request | weights of one request, encoded | max \\|logit error\\| | top-1 agrees |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        runs.first().map_or(0, |r| r.server_s.len())
+    );
+    for r in runs {
+        let k = &r.run;
+        report.metric(format!("{k}.server_s"), r.warm_server_s());
+        report.metric(format!("{k}.first_server_s"), r.server_s[0]);
+        report.metric(format!("{k}.key_bytes"), r.key_bytes as f64);
+        report.metric(format!("{k}.keys_s"), r.keys_s);
+        report.metric(format!("{k}.galois_keys_count"), r.galois_keys as f64);
+        report.metric(format!("{k}.ring_degree_log2"), f64::from(r.log_n));
+        report.metric(format!("{k}.levels_count"), r.levels as f64);
+        report.metric(format!("{k}.max_logit_error"), r.max_logit_error);
+        report.metric(format!("{k}.flood_sd"), r.flood_sd);
+        let agree = 100.0 * r.agree as f64 / r.server_s.len() as f64;
+        report.metric(format!("{k}.agreement_pct"), agree);
+        report.metric(format!("{k}.plaintext_need_bytes"), r.cache_need_bytes());
+        if let Some(&(hits, misses)) = r.cache.last() {
+            report.metric(format!("{k}.cache_hits_count"), hits as f64);
+            report.metric(format!("{k}.cache_misses_count"), misses as f64);
+        }
+        let secs: Vec<String> = r.server_s.iter().map(|s| format!("{s:.2}")).collect();
+        let cache: Vec<String> = r.cache.iter().map(|(h, m)| format!("{h} / {m}")).collect();
+        let _ = writeln!(
+            md,
+            "| `{k}` | `{}` (N = 2^{}, L = {}) | {} | {} | {:.1} s | {} | {} | ≤ {} | {:.2e} (flood sd {:.1e}) | {}/{} |",
+            r.params,
+            r.log_n,
+            r.levels,
+            r.galois_keys,
+            fmt_bytes(r.key_bytes as f64),
+            r.keys_s,
+            secs.join(", "),
+            cache.join(", "),
+            fmt_bytes(r.cache_need_bytes()),
+            r.max_logit_error,
+            r.flood_sd,
+            r.agree,
+            r.server_s.len()
+        );
+    }
+    report.section("One sample through the party's inference service", md);
 }

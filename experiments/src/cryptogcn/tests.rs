@@ -120,6 +120,52 @@ async fn tiny_model_end_to_end() {
     assert!(j["metrics"]["ama.rotations_count"].is_number());
 }
 
+/// One BodyPose pose through the party's inference service (the code of `party serve` and
+/// `he-infer`, in process) under the parameters the party tailors to a depth-8 model: N = 2^14
+/// with exactly 8 levels (every named preset that holds depth 8 is at N = 2^15). Both requests
+/// agree with the plaintext model within `1e-6 + 8·sd` (CKKS error ~1e-8 plus the flood sized
+/// for `eval_error_bound = 2^-24`, sd ≤ 1e-4), the key upload is exactly the relinearization
+/// key, one Galois key per announced rotation and a public key at level 0, and the second request
+/// finds weights the first one encoded.
+#[tokio::test]
+async fn one_pose_through_the_party_service_under_tailored_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = save_pruned_poly_model(dir.path(), "bp", "body25", Graph::body25(), 2, 1, 20, 4);
+    let cfg = parse(&format!(
+        "width_divisor = 16\nframes = 4\npersons = 1\nclasses = 5\npruned_sites = [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]\nlatency_packings = []\nestimate = false\nplaintext_cache_mib = 64\naccuracy = {{ model = {:?}, dataset = \"bodypose\", samples = 1 }}\nsingle = {{ index = 5, requests = 2, eval_error_bound = 5.9604644775390625e-8 }}\n",
+        stem.display().to_string()
+    ))
+    .unwrap();
+    let report = crate::run(&cfg).await.unwrap();
+    let mt = &report.metrics;
+    let t = "bodypose_single";
+    assert_eq!(mt[&format!("{t}.levels_count")], 8.0);
+    assert_eq!(mt[&format!("{t}.ring_degree_log2")], 14.0);
+    assert_eq!(mt[&format!("{t}.agreement_pct")], 100.0);
+    let sd = mt[&format!("{t}.flood_sd")];
+    assert!(sd > 0.0 && sd <= 1e-4, "flood sd {sd}");
+    let err = mt[&format!("{t}.max_logit_error")];
+    assert!(err <= 1e-6 + 8.0 * sd, "{err} vs sd {sd}");
+    assert!(mt[&format!("{t}.cache_hits_count")] > 0.0);
+    // 64 MiB hold ~50 of the ~2,000 plaintexts (1.2 MB each at N = 2^14, level ≤ 8) a
+    // request encodes: the second request still encodes most, and the need says how much more.
+    let need = mt[&format!("{t}.plaintext_need_bytes")];
+    assert!(need > 64.0 * 1048576.0, "{need}");
+    assert!(mt[&format!("{t}.cache_misses_count")] > 0.0);
+    assert!(mt[&format!("{t}.server_s")] > 0.0);
+    let (_, params) = hegcn::smallest_params(8, 1, hegcn::Packing::Ama).unwrap();
+    let galois = mt[&format!("{t}.galois_keys_count")] as u64;
+    let keys = ckks::RelinKey::serialized_len(&params)
+        + galois * ckks::GaloisKeys::serialized_len(&params, 1);
+    let pk = mt[&format!("{t}.key_bytes")] as u64 - keys;
+    assert!(galois > 0 && pk > 0 && pk <= party::infer::max_public_key_bytes(&params, 0));
+    assert!(!mt.contains_key("bodypose_single_preset.key_bytes"));
+    assert!(report
+        .sections
+        .iter()
+        .any(|s| s.contains("through the party's inference service")));
+}
+
 /// BodyPose under encryption with many poses per pass (T = 1: hundreds fit one
 /// ciphertext per node), the per-stage errors of the first pose, and the logit margin.
 #[tokio::test]

@@ -6,7 +6,7 @@ use super::msg::{InferReply, InferRequest, ModelInfo};
 use super::{InferError, KeyStream, Result};
 use crate::client::{Client, ClientError};
 use crate::proto::{ClientRequest, EntryId, Reply, UPLOAD_CHUNK};
-use mpc::net::Channel;
+use mpc::net::{Channel, ChannelExt};
 
 /// Encrypted logits as received, with the party's timing and operation counts.
 #[derive(Debug, Clone)]
@@ -21,10 +21,39 @@ pub struct EncryptedResult {
     pub counts: ckks::OpCounts,
 }
 
+/// What carries the client's requests to an inference endpoint: a party connection
+/// ([`Client`]) or, in process, a [`Local`] channel to an
+/// [`InferenceService`](crate::server::infer::InferenceService) (the experiments measure the
+/// service that way; the messages are the same).
+pub trait Endpoint {
+    /// The channel the frames travel on.
+    type Ch: Channel;
+    /// The channel.
+    fn channel(&mut self) -> &mut Self::Ch;
+}
+
+impl Endpoint for Client {
+    type Ch = crate::client::ClientChannel;
+    fn channel(&mut self) -> &mut Self::Ch {
+        Client::channel(self)
+    }
+}
+
+/// Any channel whose other end an `InferenceService` answers (`mpc::net::mem_pair`).
+#[derive(Debug)]
+pub struct Local<C>(pub C);
+
+impl<C: Channel> Endpoint for Local<C> {
+    type Ch = C;
+    fn channel(&mut self) -> &mut C {
+        &mut self.0
+    }
+}
+
 /// A connection to a party's inference endpoint.
 #[derive(Debug)]
-pub struct InferClient {
-    client: Client,
+pub struct InferClient<E = Client> {
+    client: E,
 }
 
 fn unexpected(r: &impl std::fmt::Debug) -> InferError {
@@ -60,14 +89,26 @@ pub(crate) async fn recv_object<C: Channel>(
     Ok(out)
 }
 
-impl InferClient {
-    /// Wraps an authenticated connection.
-    pub fn new(client: Client) -> Self {
+impl<E: Endpoint> InferClient<E> {
+    /// Wraps an authenticated connection (or a [`Local`] channel).
+    pub fn new(client: E) -> Self {
         Self { client }
     }
 
+    /// The next reply; an `Error` reply is [`ClientError::Refused`].
+    async fn recv(&mut self) -> Result<Reply> {
+        let ch = self.client.channel();
+        match ch.recv::<Reply>(crate::proto::MAX_CONTROL_FRAME).await? {
+            e @ Reply::Error { .. } => Err(crate::client::refused(e).into()),
+            r => Ok(r),
+        }
+    }
+
     async fn request(&mut self, r: InferRequest) -> Result<InferReply> {
-        match self.client.request(&ClientRequest::Inference(r)).await? {
+        let ch = self.client.channel();
+        ch.send(&ClientRequest::Inference(r)).await?;
+        ch.flush().await?;
+        match self.recv().await? {
             Reply::Inference(r) => Ok(r),
             other => Err(unexpected(&other)),
         }
@@ -138,7 +179,7 @@ impl InferClient {
         }
         send_object(self.client.channel(), &keys.public_key).await?;
         self.client.channel().flush().await?;
-        match self.client.recv().await? {
+        match self.recv().await? {
             Reply::Inference(InferReply::SessionOpened { session, ttl_s }) => Ok((session, ttl_s)),
             other => Err(unexpected(&other)),
         }
@@ -167,7 +208,7 @@ impl InferClient {
             send_object(self.client.channel(), c).await?;
         }
         self.client.channel().flush().await?;
-        match self.client.recv().await? {
+        match self.recv().await? {
             Reply::Inference(InferReply::Logits {
                 ct_lens,
                 positions,
@@ -208,7 +249,7 @@ impl InferClient {
     }
 
     /// The underlying connection (tests send malformed requests through it).
-    pub fn client(&mut self) -> &mut Client {
+    pub fn client(&mut self) -> &mut E {
         &mut self.client
     }
 }

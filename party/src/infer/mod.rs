@@ -85,20 +85,32 @@ impl From<mpc::MpcError> for InferError {
 /// Result of the client side of inference.
 pub type Result<T, E = InferError> = std::result::Result<T, E>;
 
-/// Rebuilds the parameters `info` announces from the client's own list of 128-bit presets and
-/// checks the announced chain and layout against them (a party cannot make the client encrypt
-/// under weaker parameters than a known 128-bit preset).
+/// Rebuilds the parameters `info` announces — a preset from the client's own list of 128-bit
+/// presets, or a tailored set from its spec with the client's own builder, which refuses any
+/// set above the 128-bit bound — and checks the announced chain and layout against them (a
+/// party cannot make the client encrypt under parameters weaker than 128-bit).
 ///
 /// # Errors
-/// [`InferError::UnknownPreset`], [`InferError::BadInfo`].
+/// [`InferError::UnknownPreset`], [`InferError::BadInfo`]; CKKS errors for a spec the builder
+/// refuses (insecure or invalid).
 pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
-    let preset = ckks::presets::ALL_128BIT
-        .iter()
-        .find(|p| p.name == info.preset)
-        .ok_or_else(|| InferError::UnknownPreset {
-            name: info.preset.clone(),
-        })?;
-    let params = preset.build()?;
+    let params = match &info.params {
+        Some(spec) => {
+            if spec.name() != info.preset {
+                return Err(InferError::UnknownPreset {
+                    name: format!("{} (its spec is {})", info.preset, spec.name()),
+                });
+            }
+            spec.build()?
+        }
+        None => ckks::presets::ALL_128BIT
+            .iter()
+            .find(|p| p.name == info.preset)
+            .ok_or_else(|| InferError::UnknownPreset {
+                name: info.preset.clone(),
+            })?
+            .build()?,
+    };
     let bad = |what, expected: usize, found: usize| InferError::BadInfo {
         what,
         expected: expected as u64,

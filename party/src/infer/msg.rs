@@ -75,7 +75,8 @@ pub enum InferRequest {
 pub struct ModelInfo {
     /// Served model name.
     pub name: String,
-    /// CKKS preset name (one of `ckks::presets::ALL_128BIT`; the client rebuilds it).
+    /// Name of the CKKS parameter set: one of `ckks::presets::ALL_128BIT`, or the name of the
+    /// tailored set in [`ModelInfo::params`] (the client rebuilds either).
     pub preset: String,
     /// `log2(N)` of the parameters.
     pub log_n: u32,
@@ -101,6 +102,10 @@ pub struct ModelInfo {
     pub max_key_bytes: u64,
     /// Idle seconds after which a session expires.
     pub session_ttl_s: u64,
+    /// The parameter set as a spec, when the party serves the model under parameters tailored
+    /// to its depth and shape (`hegcn::params`); `None` for a named preset (older parties).
+    #[serde(default)]
+    pub params: Option<hegcn::ParamSpec>,
 }
 
 /// A reply of the inference endpoint.

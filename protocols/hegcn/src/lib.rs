@@ -4,7 +4,8 @@
 //! operation counts.
 //!
 //! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
-//! a folded model, choice of a 128-bit preset), [`model`] ([`HeStgcn`] and the packed tensors
+//! a folded model, choice of a 128-bit preset), [`params`] (parameters tailored to a model:
+//! the smallest ring, exactly its depth, the smallest keys), [`model`] ([`HeStgcn`] and the packed tensors
 //! it exchanges; inside it, one job per submodule: `compile` and `maps` (lowering of every
 //! stage to linear maps), `fold` (AMA coefficient folding), `activation` (polynomial sites),
 //! `forward` (server evaluation stage by stage), `head` (pooling, dense layer, logit mask),
@@ -72,6 +73,7 @@ pub mod error;
 pub mod layout;
 mod linear;
 pub mod model;
+pub mod params;
 pub mod plan;
 pub mod reference;
 pub mod sanitize;
@@ -90,6 +92,7 @@ pub use model::{
     counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
     PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,
 };
+pub use params::{choose_params, smallest_params, ParamChoice, ParamSpec};
 pub use plan::{
     check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan, HEAD_MASK_LEVELS,
 };

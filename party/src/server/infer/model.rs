@@ -1,5 +1,6 @@
-//! A model as the inference endpoint serves it: loaded, folded, planned for a 128-bit CKKS
-//! preset and compiled ([`ServedModel`]), with what clients are told about it, the bytes of the
+//! A model as the inference endpoint serves it: loaded, folded, planned for 128-bit CKKS
+//! parameters (a named preset, or by default the set `hegcn::choose_params` tailors to the
+//! model's depth and slots: the smallest ring, exactly its levels, the smallest keys) and compiled ([`ServedModel`]), with what clients are told about it, the bytes of the
 //! keys a session uploads, and one sanitized forward pass.
 
 use super::error::{InferenceError, Result};
@@ -74,14 +75,19 @@ impl ServedModel {
     ) -> Result<Self> {
         let packing = packing(cfg)?;
         let folded = model.fold();
-        let preset = match &cfg.preset {
-            None => hegcn::choose_preset(&folded, packing)?.0,
-            Some(name) => named_preset(cfg, name)?,
+        let (spec, params) = match &cfg.preset {
+            None => {
+                let c = hegcn::choose_params(&folded, packing)?;
+                (c.spec, c.params)
+            }
+            Some(name) => {
+                let p = named_preset(cfg, name)?;
+                (hegcn::ParamSpec::of_preset(&p), p.build()?)
+            }
         };
-        let params = preset.build()?;
         let he = HeStgcn::compile(&folded, packing, &params).map_err(|e| {
             InferenceError::model(
-                format!("compiling model {:?} for {}", cfg.name, preset.name),
+                format!("compiling model {:?} for {}", cfg.name, spec.name()),
                 e,
             )
         })?;
@@ -107,7 +113,7 @@ impl ServedModel {
             .saturating_add(max_public_key_bytes(&params, he.output_level()));
         let info = ModelInfo {
             name: cfg.name.clone(),
-            preset: preset.name.to_string(),
+            preset: spec.name(),
             log_n: params.log_n().0,
             q_primes: params.q_primes().to_vec(),
             p_primes: params.p_primes().to_vec(),
@@ -126,6 +132,7 @@ impl ServedModel {
                 .max_key_bytes
                 .unwrap_or_else(|| default_max_key_bytes(std::iter::once(key_bytes))),
             session_ttl_s: limits.session_ttl_s,
+            params: spec.preset().is_none().then_some(spec),
         };
         Ok(Self {
             he,
@@ -149,6 +156,12 @@ impl ServedModel {
     /// Bytes of the keys a session of this model uploads.
     pub fn key_bytes(&self) -> u64 {
         self.key_bytes
+    }
+
+    /// Size, bound, hits and misses of the model's plaintext cache (the encoded weights kept
+    /// between requests).
+    pub fn plaintext_cache_stats(&self) -> hegcn::PlaintextCacheStats {
+        self.he.plaintext_cache_stats()
     }
 }
 

@@ -10,9 +10,13 @@ use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 
-/// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6,
-/// `N14_L7`.
+/// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6, served under
+/// the tailored `N14_L6_S40_Q50_P2x50_D4_128BIT` (or the named `preset`).
 fn tiny() -> (ServedModel, InferenceConfig) {
+    tiny_at(None)
+}
+
+fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
     let (c, t, v) = (3, 4, 5);
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
@@ -51,7 +55,7 @@ fn tiny() -> (ServedModel, InferenceConfig) {
         name: "tiny".into(),
         path: "unused.json".into(),
         packing: "ama".into(),
-        preset: None,
+        preset: preset.map(str::to_string),
     };
     (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
 }
@@ -59,7 +63,7 @@ fn tiny() -> (ServedModel, InferenceConfig) {
 #[test]
 fn client_packing_equals_hegcn_input_encryption() {
     let (m, _) = tiny();
-    assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
+    assert_eq!(m.info.preset, "N14_L6_S40_Q50_P2x50_D4_128BIT");
     assert_eq!((m.info.input_level, m.info.output_level), (6, 0));
     assert!(m.galois_key_count() > 0);
     let params = params_for(&m.info).unwrap();
@@ -101,6 +105,30 @@ fn client_packing_equals_hegcn_input_encryption() {
     ));
 }
 
+/// By default a model is served under the parameters tailored to it (exactly its depth, smaller
+/// keys than the preset with spare levels), announced as a spec the client rebuilds; a named
+/// preset is served as before, without a spec.
+#[test]
+fn served_models_get_tailored_parameters_unless_a_preset_is_named() {
+    let (tailored, _) = tiny();
+    let (named, _) = tiny_at(Some("N14_L7_S40_128BIT"));
+    let spec = tailored
+        .info
+        .params
+        .expect("a tailored set travels as a spec");
+    assert_eq!((spec.log_n, spec.levels), (14, 6));
+    assert_eq!(tailored.info.preset, spec.name());
+    assert_eq!(named.info.params, None);
+    assert_eq!(named.info.preset, "N14_L7_S40_128BIT");
+    // Same rotations, so the same number of Galois keys, each smaller.
+    assert_eq!(tailored.info.rotation_steps, named.info.rotation_steps);
+    assert!(tailored.key_bytes() < named.key_bytes());
+    let params = params_for(&tailored.info).unwrap();
+    assert_eq!(params.q_primes(), tailored.info.q_primes);
+    assert_eq!(params.max_level(), 6);
+    assert!(params_for(&named.info).is_ok());
+}
+
 #[test]
 fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
     let (m, _) = tiny();
@@ -131,6 +159,29 @@ fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
     let mut i = m.info.clone();
     i.input_affine = Some((vec![1.0; 3], vec![0.0; 3]));
     assert!(params_for(&i).is_err());
+    // A tailored spec: its name must match, the client's builder refuses one above the
+    // 128-bit bound (the same chain at N = 2^13), and the announced chain must be the spec's.
+    let mut i = m.info.clone();
+    i.preset = "N14_L7_S40_128BIT".into();
+    assert!(matches!(
+        params_for(&i),
+        Err(InferError::UnknownPreset { .. })
+    ));
+    let mut i = m.info.clone();
+    let mut spec = i.params.unwrap();
+    spec.log_n = 13;
+    i.params = Some(spec);
+    i.preset = spec.name();
+    assert!(matches!(
+        params_for(&i),
+        Err(InferError::Ckks(ckks::CkksError::InsecureParameters { .. }))
+    ));
+    let mut i = m.info.clone();
+    let mut spec = i.params.unwrap();
+    (spec.special_primes, spec.dnum) = (1, 7);
+    i.params = Some(spec);
+    i.preset = spec.name();
+    assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));
 }
 
 async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
