@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 /// Buffer size of the reader and writer around each byte stream.
 pub(crate) const IO_BUFFER: usize = 64 << 10;
 
-type Tls = tokio_rustls::TlsStream<TcpStream>;
+type Tls = tokio_rustls::TlsStream<super::tcp::TlsIo>;
 type Framed<R, W> = StreamChannel<BufReader<R>, BufWriter<W>>;
 
 enum Inner {
