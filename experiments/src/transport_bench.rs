@@ -41,15 +41,19 @@ pub struct KindResult {
     pub cpu_s_per_gib: Vec<f64>,
 }
 
-/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
+/// CPU seconds this process's threads have run so far, at nanosecond resolution (the sum of
+/// `/proc/self/task/*/schedstat`; Linux only, `None` elsewhere). Threads that already exited are
+/// not counted; the runtime's workers live for the whole run.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (in parentheses, which may contain spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    // USER_HZ is 100 on every mainstream Linux configuration.
-    Some((utime + stime) / 100.0)
+    let mut ns = 0u64;
+    for t in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = t.ok()?.path().join("schedstat");
+        // A thread may exit between listing and reading: skip it.
+        if let Ok(s) = std::fs::read_to_string(path) {
+            ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(ns as f64 * 1e-9)
 }
 
 /// The frame sizes of one one-way transfer: full messages, then a shorter last one if needed.

@@ -44,10 +44,14 @@
 //!   congestion events per GiB, +6 % CPU per byte), while 4/8/8 lost none. UDP socket buffers:
 //!   8 MiB requested with socket2 (the kernel caps this at `net.core.{r,w}mem_max`, 4 MiB here;
 //!   raise those sysctls on servers, and the windows with them for long fat paths).
-//! * UDP payload: MTU discovery on, from 1200 up to 1452 bytes (the Ethernet path). Asking for
-//!   8 KiB datagrams on loopback (MTU 65536), discovery off, did not take effect: quinn ran at
-//!   1200-byte datagrams with losses and black-hole fallbacks (likely the "stall" an earlier prototype saw), so the
-//!   portable default stays; see [`TransportOptions::max_udp_payload`].
+//! * UDP payload: MTU discovery on, from 1200 up to 6500 bytes. quinn hands the kernel up to 10
+//!   datagrams at once (UDP GSO), and one such batch must fit a 64 KiB UDP packet: with an upper
+//!   bound of 8 KiB or 64 KiB, discovery succeeded (a probe is a single datagram), the batches of
+//!   ten that followed were refused, the losses looked like a black hole and quinn fell back to
+//!   1200-byte datagrams — the "did not take effect" and "stall" earlier measurements saw. Up to
+//!   6500 bytes (10 × 6500 < 65 507) loopback runs at 6.5 KB datagrams, 1.7–2× the throughput of
+//!   1452-byte ones (`experiments/configs/transport-bench.toml`); on an Ethernet path the probes
+//!   above 1452 bytes are lost and discovery settles there, on a jumbo-frame path at 6500.
 //! * ACK frequency (ACK every 16th packet instead of every 2nd) changed nothing measurable, so it
 //!   stays off ([`TransportOptions::ack_eliciting_threshold`]).
 //! * Congestion control: Cubic (quinn's default; BBR, experimental in quinn, measured the same).
@@ -58,7 +62,11 @@
 //!   Linux auto-tuning (setting SO_SNDBUF/SO_RCVBUF would switch it off). TLS 1.3 only,
 //!   AES-128-GCM first.
 //! * Every frame is flushed when `send_frame` returns (mpc's protocols do not call `flush`); a
-//!   64 KiB write buffer only joins a frame's header and a small payload into one write.
+//!   64 KiB write buffer joins a small frame and its header into one write, and a large frame
+//!   leaves with its header in one vectored write (one TCP send, one run of TLS records).
+//! * TLS over TCP reads the socket through a 256 KiB buffer: rustls asks for 4 KiB per read, so a
+//!   16 KiB record cost four system calls (see `experiments/configs/transport-bench.toml` for the
+//!   three kinds measured in one run).
 //!
 //! Measured with `cargo bench -p party --bench transport` on a shared 2-core VM (load ≈ 11, so
 //! the benchmark got a third to half of a core): moving 64 MiB in 1 MiB frames one way, sender
@@ -185,7 +193,9 @@ pub struct TransportOptions {
     pub send_window: u64,
     /// QUIC: initial UDP payload size (at least 1200).
     pub initial_mtu: u16,
-    /// QUIC: largest UDP payload MTU discovery may reach, and the largest accepted.
+    /// QUIC: largest UDP payload MTU discovery may reach, and the largest accepted. Keep it at or
+    /// below 6550: quinn passes up to 10 datagrams to the kernel at once (UDP GSO) and the batch
+    /// must fit one 64 KiB UDP packet, else the batches fail and quinn falls back to 1200 bytes.
     pub max_udp_payload: u16,
     /// QUIC: probe for larger packets (DPLPMTUD, RFC 8899).
     pub mtu_discovery: bool,
@@ -208,7 +218,7 @@ impl Default for TransportOptions {
             connection_window: 8 << 20,
             send_window: 8 << 20,
             initial_mtu: 1200,
-            max_udp_payload: 1452,
+            max_udp_payload: 6500,
             mtu_discovery: true,
             congestion: Congestion::Cubic,
             ack_eliciting_threshold: None,
