@@ -3,8 +3,9 @@
 //! Frames use mpc's [`StreamChannel`] framing (a `u32` length, then the payload) over the byte
 //! stream of the transport: a QUIC bidirectional stream, one TLS 1.3 connection, or one plain TCP
 //! connection. Every frame is written through (flushed) when `send_frame` returns, so a peer never
-//! waits on bytes parked in a buffer while this side computes; the 64 KiB write buffer only makes
-//! the header and a small payload leave in one packet / TLS record. Reads are buffered too, so a
+//! waits on bytes parked in a buffer while this side computes; the 64 KiB write buffer makes the
+//! header and a small payload leave in one packet / TLS record, and a large payload leaves with
+//! its header in one vectored write. Reads are buffered too, so a
 //! small frame costs one system call. `exchange_frame` sends and receives concurrently (inherited
 //! from [`StreamChannel`]), so two parties sending large matrices at the same time cannot block
 //! each other on flow control.

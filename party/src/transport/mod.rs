@@ -68,21 +68,20 @@
 //!   16 KiB record cost four system calls (see `experiments/configs/transport-bench.toml` for the
 //!   three kinds measured in one run).
 //!
-//! Measured with `cargo bench -p party --bench transport` on a shared 2-core VM (load ≈ 11, so
-//! the benchmark got a third to half of a core): moving 64 MiB in 1 MiB frames one way, sender
-//! and receiver in one process, QUIC costs ≈ 2.8 CPU-seconds per GiB, TLS over TCP ≈ 0.95 and
-//! plain TCP ≈ 0.3 (wall-clock there: 0.1–0.2, 0.3–0.6 and 1–4 GiB/s, depending on the load).
-//! QUIC is thus bounded by CPU work per byte, about three times that of TLS over TCP, not by
-//! windows, congestion control (BBR: same) or ACK frequency (larger packets could not be tried,
-//! see above). A profile shows where it goes: memory copies (≈ 17 %: application buffer →
-//! quinn's send queue, received packets → stream reassembly → application), per-packet AES-GCM
-//! sealing/opening plus header protection, and quinn's per-packet bookkeeping (frame encoding, ACK processing, sent-packet tracking) on one
-//! connection task, with every ~1.4 KB packet a separate datagram through the kernel's UDP stack;
-//! TCP instead moves 64 KiB segments and TLS seals 16 KiB records. Each side spends about
-//! 1.4 CPU-seconds per GiB, much of it on its connection's single driver task, so we estimate
-//! one quinn connection tops out well below 1 GiB/s even on an idle fast core — consistent with the
-//! 0.25–0.6 GB/s an earlier prototype measured on a quieter machine. **Use `tls-tcp` for
-//! bulk 2PC traffic**; QUIC remains available for its stream multiplexing and lossy networks.
+//! Measured with `experiments/configs/transport-bench.toml` (64 MiB one way in 1 MiB frames,
+//! sender and receiver on separate tasks, 9 repetitions, medians) on a shared 2-core VM under a
+//! load of 8–9, before and after the changes above, in alternating runs: plain TCP 1,350–1,630
+//! MiB/s at ≈ 0.47 CPU-seconds per GiB; TLS over TCP 805–844 → 865–868 MiB/s, 0.80–0.96 → 0.82–0.84
+//! CPU-s/GiB (53–60 % of TCP in the same run either way: within the noise of the machine); QUIC
+//! 392–411 → 612–705 MiB/s, 1.76 → 0.98–1.05 CPU-s/GiB (26–30 % → 43 % of TCP). What remains for TLS is AES-GCM (a
+//! quarter of a profile), the kernel's loopback path and two copies of every byte inside rustls
+//! (plaintext into the record, the opened record out to the reader); sealing and opening run on
+//! one rustls connection, so one link cannot spread them over two cores. QUIC stays bounded by
+//! per-packet work on its connection's single driver task (AES-GCM and header protection per
+//! packet, frame encoding, ACK processing), now amortized over 6.5 KB instead of 1.4 KB where the
+//! path allows. Smaller QUIC windows (2/3/3 MiB) ran faster still on loopback but would cap a
+//! long fat path, so the windows stay. **`tls-tcp` remains the choice for bulk 2PC traffic**;
+//! QUIC remains available for its stream multiplexing and lossy networks.
 
 mod channel;
 mod error;
