@@ -118,6 +118,8 @@ pub enum Task {
     MatmulBench(MatmulBenchTask),
     /// OT extension throughput over the transport.
     OtBench(OtBenchTask),
+    /// Throughput and round trips of plain TCP, TLS over TCP and QUIC on loopback, in one run.
+    TransportBench(TransportBenchTask),
     /// Plaintext ST-GCN training with ReLU / x² / polynomial activations on skeleton data.
     Stgcn(stgcn::StgcnTask),
     /// Encrypted ST-GCN inference (CKKS): AMA vs baseline counts, sizes, latency, accuracy.
@@ -212,6 +214,101 @@ fn default_reps() -> usize {
     5
 }
 
+/// Transport benchmark settings (task `transport-bench`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportBenchTask {
+    /// KiB sent one way per repetition.
+    #[serde(default = "default_total_kib")]
+    pub total_kib: usize,
+    /// KiB per frame of the one-way transfer.
+    #[serde(default = "default_message_kib")]
+    pub message_kib: usize,
+    /// Round trips per repetition.
+    #[serde(default = "default_pings")]
+    pub pings: usize,
+    /// Bytes per ping frame.
+    #[serde(default = "default_ping_bytes")]
+    pub ping_bytes: usize,
+    /// Repetitions per transport (medians are reported).
+    #[serde(default = "default_reps")]
+    pub repetitions: usize,
+    /// The transports to measure (`tcp-insecure`, `tls-tcp`, `quic`); all three if omitted.
+    #[serde(default)]
+    pub kinds: Option<Vec<String>>,
+}
+
+fn default_total_kib() -> usize {
+    64 << 10
+}
+
+fn default_message_kib() -> usize {
+    1 << 10
+}
+
+fn default_pings() -> usize {
+    2000
+}
+
+fn default_ping_bytes() -> usize {
+    8
+}
+
+impl TransportBenchTask {
+    /// The transports to measure, plain TCP first (the baseline of the ratios).
+    pub fn transport_kinds(&self) -> Result<Vec<party::transport::TransportKind>> {
+        use party::transport::TransportKind;
+        let all = [
+            TransportKind::Tcp,
+            TransportKind::TlsTcp,
+            TransportKind::Quic,
+        ];
+        let Some(names) = &self.kinds else {
+            return Ok(all.to_vec());
+        };
+        let mut kinds = Vec::new();
+        for n in names {
+            let k: TransportKind = n.parse().map_err(|_| {
+                anyhow::anyhow!("kinds: {n:?} is not one of tcp-insecure, tls-tcp, quic")
+            })?;
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        kinds.sort_by_key(|k| all.iter().position(|a| a == k));
+        Ok(kinds)
+    }
+
+    /// Checks sizes and names.
+    pub fn validate(&self) -> Result<()> {
+        let max_kib = mpc::net::MAX_FRAME_LEN >> 10;
+        if self.message_kib == 0 || self.message_kib > max_kib {
+            bail!(
+                "message_kib = {} must be between 1 and {max_kib} (the largest frame)",
+                self.message_kib
+            );
+        }
+        if self.total_kib < self.message_kib {
+            bail!(
+                "total_kib = {} must be at least message_kib = {}",
+                self.total_kib,
+                self.message_kib
+            );
+        }
+        if self.pings == 0 || self.ping_bytes == 0 || self.ping_bytes > 1 << 20 {
+            bail!(
+                "pings = {} and ping_bytes = {} must be positive (ping_bytes at most 1 MiB)",
+                self.pings,
+                self.ping_bytes
+            );
+        }
+        if self.transport_kinds()?.is_empty() {
+            bail!("kinds = [] names no transport");
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self> {
@@ -277,6 +374,10 @@ impl Config {
                 s.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
             }
+            if let Task::TransportBench(b) = t {
+                b.validate()
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+            }
             if let Task::Cryptogcn(c) = t {
                 c.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
@@ -332,6 +433,56 @@ mod tests {
         assert_eq!(t.truncation, Some(Truncation::Local));
         let e = cfg("[mpc]\ntruncation = \"lazy\"\n", "").unwrap_err();
         assert!(format!("{e:#}").contains("lazy"), "{e:#}");
+    }
+
+    #[test]
+    fn transport_bench_parses_with_defaults_and_refuses_bad_sizes() {
+        use party::transport::TransportKind;
+        let cfg = |task: &str| {
+            Config::parse(
+                &format!(
+                    "[experiment]\nname = \"t\"\n[[task]]\nkind = \"transport-bench\"\n{task}"
+                ),
+                "t.toml",
+            )
+        };
+        let c = cfg("").unwrap();
+        let Task::TransportBench(t) = &c.tasks[0] else {
+            panic!("{:?}", c.tasks[0])
+        };
+        assert_eq!((t.total_kib, t.message_kib, t.ping_bytes), (65536, 1024, 8));
+        assert_eq!(
+            t.transport_kinds().unwrap(),
+            [
+                TransportKind::Tcp,
+                TransportKind::TlsTcp,
+                TransportKind::Quic
+            ]
+        );
+        let c = cfg("kinds = [\"quic\", \"tcp-insecure\"]\n").unwrap();
+        let Task::TransportBench(t) = &c.tasks[0] else {
+            panic!()
+        };
+        assert_eq!(
+            t.transport_kinds().unwrap(),
+            [TransportKind::Tcp, TransportKind::Quic]
+        );
+        let e = format!("{:#}", cfg("kinds = [\"udp\"]\n").unwrap_err());
+        assert!(
+            e.contains("t.toml: task #1") && e.contains("\"udp\""),
+            "{e}"
+        );
+        let e = format!("{:#}", cfg("message_kib = 0\n").unwrap_err());
+        assert!(e.contains("message_kib = 0"), "{e}");
+        let e = format!(
+            "{:#}",
+            cfg("message_kib = 4096\ntotal_kib = 1024\n").unwrap_err()
+        );
+        assert!(e.contains("total_kib = 1024"), "{e}");
+        let e = format!("{:#}", cfg("message_kib = 1048576\n").unwrap_err());
+        assert!(e.contains("262144"), "{e}");
+        let e = format!("{:#}", cfg("total_mib = 3\n").unwrap_err());
+        assert!(e.contains("total_mib"), "{e}");
     }
 
     #[test]

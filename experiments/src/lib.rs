@@ -25,6 +25,7 @@ pub mod secure_stgcn;
 pub mod sigmoid;
 pub mod stgcn;
 pub mod supervised;
+pub mod transport_bench;
 
 use anyhow::Result;
 use config::{Config, Task};
@@ -50,6 +51,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
             Task::MatmulBench(t) => {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }
+            Task::TransportBench(t) => transport_bench::run(t, &mut report).await?,
             Task::Stgcn(t) => stgcn::run(t, cfg, &mut report)?,
             Task::Cryptogcn(t) => cryptogcn::run(t, cfg, &mut report)?,
             Task::SecureStgcn(t) => secure_stgcn::run(t, cfg, &mut report).await?,

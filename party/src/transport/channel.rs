@@ -3,8 +3,9 @@
 //! Frames use mpc's [`StreamChannel`] framing (a `u32` length, then the payload) over the byte
 //! stream of the transport: a QUIC bidirectional stream, one TLS 1.3 connection, or one plain TCP
 //! connection. Every frame is written through (flushed) when `send_frame` returns, so a peer never
-//! waits on bytes parked in a buffer while this side computes; the 64 KiB write buffer only makes
-//! the header and a small payload leave in one packet / TLS record. Reads are buffered too, so a
+//! waits on bytes parked in a buffer while this side computes; the 64 KiB write buffer makes the
+//! header and a small payload leave in one packet / TLS record, and a large payload leaves with
+//! its header in one vectored write. Reads are buffered too, so a
 //! small frame costs one system call. `exchange_frame` sends and receives concurrently (inherited
 //! from [`StreamChannel`]), so two parties sending large matrices at the same time cannot block
 //! each other on flow control.
@@ -22,7 +23,7 @@ use tokio::net::TcpStream;
 /// Buffer size of the reader and writer around each byte stream.
 pub(crate) const IO_BUFFER: usize = 64 << 10;
 
-type Tls = tokio_rustls::TlsStream<TcpStream>;
+type Tls = tokio_rustls::TlsStream<super::tcp::TlsIo>;
 type Framed<R, W> = StreamChannel<BufReader<R>, BufWriter<W>>;
 
 enum Inner {

@@ -44,10 +44,14 @@
 //!   congestion events per GiB, +6 % CPU per byte), while 4/8/8 lost none. UDP socket buffers:
 //!   8 MiB requested with socket2 (the kernel caps this at `net.core.{r,w}mem_max`, 4 MiB here;
 //!   raise those sysctls on servers, and the windows with them for long fat paths).
-//! * UDP payload: MTU discovery on, from 1200 up to 1452 bytes (the Ethernet path). Asking for
-//!   8 KiB datagrams on loopback (MTU 65536), discovery off, did not take effect: quinn ran at
-//!   1200-byte datagrams with losses and black-hole fallbacks (likely the "stall" an earlier prototype saw), so the
-//!   portable default stays; see [`TransportOptions::max_udp_payload`].
+//! * UDP payload: MTU discovery on, from 1200 up to 6500 bytes. quinn hands the kernel up to 10
+//!   datagrams at once (UDP GSO), and one such batch must fit a 64 KiB UDP packet: with an upper
+//!   bound of 8 KiB or 64 KiB, discovery succeeded (a probe is a single datagram), the batches of
+//!   ten that followed were refused, the losses looked like a black hole and quinn fell back to
+//!   1200-byte datagrams — the "did not take effect" and "stall" earlier measurements saw. Up to
+//!   6500 bytes (10 × 6500 < 65 507) loopback runs at 6.5 KB datagrams, 1.7–2× the throughput of
+//!   1452-byte ones (`experiments/configs/transport-bench.toml`); on an Ethernet path the probes
+//!   above 1452 bytes are lost and discovery settles there, on a jumbo-frame path at 6500.
 //! * ACK frequency (ACK every 16th packet instead of every 2nd) changed nothing measurable, so it
 //!   stays off ([`TransportOptions::ack_eliciting_threshold`]).
 //! * Congestion control: Cubic (quinn's default; BBR, experimental in quinn, measured the same).
@@ -58,23 +62,26 @@
 //!   Linux auto-tuning (setting SO_SNDBUF/SO_RCVBUF would switch it off). TLS 1.3 only,
 //!   AES-128-GCM first.
 //! * Every frame is flushed when `send_frame` returns (mpc's protocols do not call `flush`); a
-//!   64 KiB write buffer only joins a frame's header and a small payload into one write.
+//!   64 KiB write buffer joins a small frame and its header into one write, and a large frame
+//!   leaves with its header in one vectored write (one TCP send, one run of TLS records).
+//! * TLS over TCP reads the socket through a 256 KiB buffer: rustls asks for 4 KiB per read, so a
+//!   16 KiB record cost four system calls (see `experiments/configs/transport-bench.toml` for the
+//!   three kinds measured in one run).
 //!
-//! Measured with `cargo bench -p party --bench transport` on a shared 2-core VM (load ≈ 11, so
-//! the benchmark got a third to half of a core): moving 64 MiB in 1 MiB frames one way, sender
-//! and receiver in one process, QUIC costs ≈ 2.8 CPU-seconds per GiB, TLS over TCP ≈ 0.95 and
-//! plain TCP ≈ 0.3 (wall-clock there: 0.1–0.2, 0.3–0.6 and 1–4 GiB/s, depending on the load).
-//! QUIC is thus bounded by CPU work per byte, about three times that of TLS over TCP, not by
-//! windows, congestion control (BBR: same) or ACK frequency (larger packets could not be tried,
-//! see above). A profile shows where it goes: memory copies (≈ 17 %: application buffer →
-//! quinn's send queue, received packets → stream reassembly → application), per-packet AES-GCM
-//! sealing/opening plus header protection, and quinn's per-packet bookkeeping (frame encoding, ACK processing, sent-packet tracking) on one
-//! connection task, with every ~1.4 KB packet a separate datagram through the kernel's UDP stack;
-//! TCP instead moves 64 KiB segments and TLS seals 16 KiB records. Each side spends about
-//! 1.4 CPU-seconds per GiB, much of it on its connection's single driver task, so we estimate
-//! one quinn connection tops out well below 1 GiB/s even on an idle fast core — consistent with the
-//! 0.25–0.6 GB/s an earlier prototype measured on a quieter machine. **Use `tls-tcp` for
-//! bulk 2PC traffic**; QUIC remains available for its stream multiplexing and lossy networks.
+//! Measured with `experiments/configs/transport-bench.toml` (64 MiB one way in 1 MiB frames,
+//! sender and receiver on separate tasks, 9 repetitions, medians) on a shared 2-core VM under a
+//! load of 8–9, before and after the changes above, in alternating runs: plain TCP 1,350–1,630
+//! MiB/s at ≈ 0.47 CPU-seconds per GiB; TLS over TCP 805–844 → 865–868 MiB/s, 0.80–0.96 → 0.82–0.84
+//! CPU-s/GiB (53–60 % of TCP in the same run either way: within the noise of the machine); QUIC
+//! 392–411 → 612–705 MiB/s, 1.76 → 0.98–1.05 CPU-s/GiB (26–30 % → 43 % of TCP). What remains for TLS is AES-GCM (a
+//! quarter of a profile), the kernel's loopback path and two copies of every byte inside rustls
+//! (plaintext into the record, the opened record out to the reader); sealing and opening run on
+//! one rustls connection, so one link cannot spread them over two cores. QUIC stays bounded by
+//! per-packet work on its connection's single driver task (AES-GCM and header protection per
+//! packet, frame encoding, ACK processing), now amortized over 6.5 KB instead of 1.4 KB where the
+//! path allows. Smaller QUIC windows (2/3/3 MiB) ran faster still on loopback but would cap a
+//! long fat path, so the windows stay. **`tls-tcp` remains the choice for bulk 2PC traffic**;
+//! QUIC remains available for its stream multiplexing and lossy networks.
 
 mod channel;
 mod error;
@@ -185,7 +192,9 @@ pub struct TransportOptions {
     pub send_window: u64,
     /// QUIC: initial UDP payload size (at least 1200).
     pub initial_mtu: u16,
-    /// QUIC: largest UDP payload MTU discovery may reach, and the largest accepted.
+    /// QUIC: largest UDP payload MTU discovery may reach, and the largest accepted. Keep it at or
+    /// below 6550: quinn passes up to 10 datagrams to the kernel at once (UDP GSO) and the batch
+    /// must fit one 64 KiB UDP packet, else the batches fail and quinn falls back to 1200 bytes.
     pub max_udp_payload: u16,
     /// QUIC: probe for larger packets (DPLPMTUD, RFC 8899).
     pub mtu_discovery: bool,
@@ -208,7 +217,7 @@ impl Default for TransportOptions {
             connection_window: 8 << 20,
             send_window: 8 << 20,
             initial_mtu: 1200,
-            max_udp_payload: 1452,
+            max_udp_payload: 6500,
             mtu_discovery: true,
             congestion: Congestion::Cubic,
             ack_eliciting_threshold: None,

@@ -293,16 +293,7 @@ where
     W: AsyncWrite + Unpin + Send,
 {
     async fn send_frame(&mut self, frame: Vec<u8>) -> Result<()> {
-        if frame.len() > MAX_FRAME_LEN {
-            return Err(MpcError::FrameTooLarge {
-                len: frame.len(),
-                max: MAX_FRAME_LEN,
-            });
-        }
-        let len = (frame.len() as u32).to_le_bytes();
-        self.writer.write_all(&len).await.map_err(io_err)?;
-        self.writer.write_all(&frame).await.map_err(io_err)?;
-        Ok(())
+        write_frame(&mut self.writer, &frame).await
     }
 
     fn recv_frame(&mut self, max_len: usize) -> impl Future<Output = Result<Vec<u8>>> + Send {
@@ -316,17 +307,7 @@ where
     async fn exchange_frame(&mut self, frame: Vec<u8>, max_len: usize) -> Result<Vec<u8>> {
         let (reader, writer) = (&mut self.reader, &mut self.writer);
         let send = async move {
-            if frame.len() > MAX_FRAME_LEN {
-                return Err(MpcError::FrameTooLarge {
-                    len: frame.len(),
-                    max: MAX_FRAME_LEN,
-                });
-            }
-            writer
-                .write_all(&(frame.len() as u32).to_le_bytes())
-                .await
-                .map_err(io_err)?;
-            writer.write_all(&frame).await.map_err(io_err)?;
+            write_frame(writer, &frame).await?;
             writer.flush().await.map_err(io_err)
         };
         let recv = read_frame(reader, max_len);
@@ -336,6 +317,40 @@ where
     }
 }
 
+/// Writes one frame — its length, then the payload — as one vectored write where the writer
+/// supports it, so a large frame leaves in one system call or TLS record run with its header
+/// instead of after a separate 4-byte write (a packet or record of its own).
+async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &[u8]) -> Result<()> {
+    if frame.len() > MAX_FRAME_LEN {
+        return Err(MpcError::FrameTooLarge {
+            len: frame.len(),
+            max: MAX_FRAME_LEN,
+        });
+    }
+    let header = (frame.len() as u32).to_le_bytes();
+    let mut done = 0;
+    let total = FRAME_HEADER_LEN + frame.len();
+    while done < total {
+        let n = if done < FRAME_HEADER_LEN {
+            let parts = [
+                std::io::IoSlice::new(&header[done..]),
+                std::io::IoSlice::new(frame),
+            ];
+            writer.write_vectored(&parts).await
+        } else {
+            writer.write(&frame[done - FRAME_HEADER_LEN..]).await
+        }
+        .map_err(io_err)?;
+        if n == 0 {
+            return Err(io_err(std::io::ErrorKind::WriteZero.into()));
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads one frame: the length, refused above `max_len` (and [`MAX_FRAME_LEN`]) before anything
+/// is allocated, then the payload straight into a buffer of exactly that size (not zeroed first).
 async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_len: usize) -> Result<Vec<u8>> {
     let mut len = [0u8; FRAME_HEADER_LEN];
     reader.read_exact(&mut len).await.map_err(io_err)?;
@@ -344,8 +359,13 @@ async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max_len: usize) -> Res
     if len > max {
         return Err(MpcError::FrameTooLarge { len, max });
     }
-    let mut buf = vec![0u8; len];
-    reader.read_exact(&mut buf).await.map_err(io_err)?;
+    let mut buf = Vec::with_capacity(len);
+    // `read_buf` fills the spare capacity only, so the buffer never grows past `len`.
+    while buf.len() < len {
+        if reader.read_buf(&mut buf).await.map_err(io_err)? == 0 {
+            return Err(io_err(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(buf)
 }
 
@@ -643,5 +663,105 @@ mod tests {
         assert_eq!(b.stats().rounds, 3);
         assert_eq!(a.stats().bytes_sent, 6 * 5);
         assert_eq!(b.stats().bytes_received, 6 * 5);
+    }
+
+    /// Frames of 0 bytes, 1, around the writer's buffer size and far above it cross intact
+    /// whether the writer takes vectored writes (TCP) or not (an in-memory pipe), with and
+    /// without a buffered writer in between.
+    #[tokio::test]
+    async fn frames_of_boundary_sizes_round_trip() {
+        use tokio::io::{BufReader, BufWriter};
+        const CAP: usize = 1 << 12;
+        let sizes = [
+            0,
+            1,
+            3,
+            CAP - 5,
+            CAP - 4,
+            CAP - 3,
+            CAP,
+            CAP + 1,
+            3 * CAP + 7,
+            1 << 20,
+        ];
+        let frames: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&n| (0..n).map(|i| (i * 7 + n) as u8).collect())
+            .collect();
+        async fn run<R, W>(
+            mut tx: StreamChannel<R, W>,
+            mut rx: StreamChannel<R, W>,
+            frames: &[Vec<u8>],
+        ) where
+            R: AsyncRead + Unpin + Send,
+            W: AsyncWrite + Unpin + Send,
+        {
+            let send = async {
+                for f in frames {
+                    tx.send_frame(f.clone()).await.unwrap();
+                }
+                tx.flush().await.unwrap();
+            };
+            let recv = async {
+                for f in frames {
+                    assert_eq!(
+                        &rx.recv_frame(f.len()).await.unwrap(),
+                        f,
+                        "{} bytes",
+                        f.len()
+                    );
+                }
+            };
+            tokio::join!(send, recv);
+        }
+        // In-memory pipe (no vectored writes), bare and behind a small BufWriter.
+        let (x, y) = tokio::io::duplex(1 << 14);
+        let ((xr, xw), (yr, yw)) = (tokio::io::split(x), tokio::io::split(y));
+        run(
+            StreamChannel::new(xr, xw),
+            StreamChannel::new(yr, yw),
+            &frames,
+        )
+        .await;
+        let (x, y) = tokio::io::duplex(1 << 14);
+        let ((xr, xw), (yr, yw)) = (tokio::io::split(x), tokio::io::split(y));
+        let buffered = |r, w| {
+            StreamChannel::new(
+                BufReader::with_capacity(CAP, r),
+                BufWriter::with_capacity(CAP, w),
+            )
+        };
+        run(buffered(xr, xw), buffered(yr, yw), &frames).await;
+        // TCP on loopback (vectored writes) behind the same buffers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (a, b) = tokio::join!(tokio::net::TcpStream::connect(addr), l.accept());
+        let (a, (b, _)) = (a.unwrap(), b.unwrap());
+        assert!(tokio::io::AsyncWrite::is_write_vectored(&a));
+        let ((ar, aw), (br, bw)) = (a.into_split(), b.into_split());
+        let wrap = |r, w| {
+            StreamChannel::new(
+                BufReader::with_capacity(CAP, r),
+                BufWriter::with_capacity(CAP, w),
+            )
+        };
+        run(wrap(ar, aw), wrap(br, bw), &frames).await;
+    }
+
+    /// A stream that ends inside a frame's payload is a closed channel, not a short frame.
+    #[tokio::test]
+    async fn a_stream_ending_mid_frame_is_an_error() {
+        let (x, y) = tokio::io::duplex(1 << 10);
+        let (_xr, mut xw) = tokio::io::split(x);
+        let (yr, yw) = tokio::io::split(y);
+        let mut cy = StreamChannel::new(yr, yw);
+        xw.write_all(&10u32.to_le_bytes()).await.unwrap();
+        xw.write_all(&[1, 2, 3]).await.unwrap();
+        drop(xw);
+        drop(_xr);
+        assert!(matches!(
+            cy.recv_frame(100).await,
+            Err(MpcError::ChannelClosed { .. })
+        ));
     }
 }

@@ -7,11 +7,11 @@
 
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
-use crate::net::{Channel, ChannelExt};
+use crate::net::{Channel, RING_CHUNK_WORDS};
 use crate::ring::{self, RingMatrix};
 use crate::share::{Role, Share};
 use crate::triples::{ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing};
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2};
 use std::sync::Arc;
 
 /// Opens several shared matrices in one flight: both parties learn their sums.
@@ -21,18 +21,85 @@ pub async fn open_many<C: Channel>(ch: &mut C, xs: &[&Share]) -> Result<Vec<Ring
     for x in xs {
         flat.extend(x.view().iter().copied());
     }
-    let mine = Array2::from_shape_vec((1, total), flat).expect("shape");
-    let theirs = ch.exchange_ring(&mine.view()).await?;
-    let sum = ring::add(&mine.view(), &theirs.view());
+    let sum = open_words(ch, &flat, None).await?;
     let mut out = Vec::with_capacity(xs.len());
     let mut at = 0;
     for x in xs {
         let (r, c) = x.dim();
-        let part = sum.slice(s![0, at..at + r * c]).to_owned();
-        out.push(part.into_shape_with_order((r, c)).expect("shape"));
+        let part = Array2::from_shape_vec((r, c), sum[at..at + r * c].to_vec()).expect("shape");
+        out.push(part);
         at += r * c;
     }
     Ok(out)
+}
+
+/// Opens `a − b` (or `a` alone) word by word: this party's words go out and the peer's come in
+/// chunk by chunk, [`RING_CHUNK_WORDS`] words per [`Channel::exchange_frame`] (the framing of
+/// [`crate::net::ChannelExt::exchange_ring`], so either end may use either), and the opened sum is
+/// accumulated as each chunk arrives. This party's share of the difference is never stored
+/// whole: each chunk is encoded straight into the frame it leaves in, and the peer's frame is
+/// reused as the next outgoing one.
+async fn open_words<C: Channel>(ch: &mut C, a: &[u64], b: Option<&[u64]>) -> Result<Vec<u64>> {
+    if let Some(b) = b {
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "open_words: operands of different lengths"
+        );
+    }
+    let mut out = Vec::with_capacity(a.len());
+    let mut frame = Vec::new();
+    for (k, ac) in a.chunks(RING_CHUNK_WORDS).enumerate() {
+        let bc = b.map(|b| &b[k * RING_CHUNK_WORDS..k * RING_CHUNK_WORDS + ac.len()]);
+        frame.clear();
+        frame.resize(ac.len() * 8, 0);
+        for (i, dst) in frame.chunks_exact_mut(8).enumerate() {
+            let w = bc.map_or(ac[i], |bc| ac[i].wrapping_sub(bc[i]));
+            dst.copy_from_slice(&w.to_le_bytes());
+        }
+        let theirs = ch
+            .exchange_frame(std::mem::take(&mut frame), ac.len() * 8)
+            .await?;
+        if theirs.len() != ac.len() * 8 {
+            return Err(MpcError::Malformed {
+                reason: format!(
+                    "ring frame of {} bytes, expected {} ({} of {} words opened)",
+                    theirs.len(),
+                    ac.len() * 8,
+                    out.len(),
+                    a.len()
+                ),
+            });
+        }
+        let peer = theirs
+            .chunks_exact(8)
+            .map(|t| u64::from_le_bytes(t.try_into().expect("8 bytes")));
+        match bc {
+            Some(bc) => out.extend(
+                ac.iter()
+                    .zip(bc)
+                    .zip(peer)
+                    .map(|((x, u), t)| x.wrapping_sub(*u).wrapping_add(t)),
+            ),
+            None => out.extend(ac.iter().zip(peer).map(|(x, t)| x.wrapping_add(t))),
+        }
+        frame = theirs;
+    }
+    Ok(out)
+}
+
+/// Opens `x − u` to both parties without forming this party's share of it as a matrix (see
+/// [`open_words`]): what crosses the channel is exactly what [`open`] of `x.sub(u)` sends.
+pub async fn open_difference<C: Channel>(ch: &mut C, x: &Share, u: &Share) -> Result<RingMatrix> {
+    check_same("open x − u", x.dim(), u.dim())?;
+    let (xv, uv) = (x.view(), u.view());
+    let (xs, us) = (xv.as_standard_layout(), uv.as_standard_layout());
+    let (xs, us) = (
+        xs.as_slice().expect("standard layout"),
+        us.as_slice().expect("standard layout"),
+    );
+    let e = open_words(ch, xs, Some(us)).await?;
+    Ok(Array2::from_shape_vec(x.dim(), e).expect("shape"))
 }
 
 /// Opens a shared matrix to both parties.
@@ -157,11 +224,11 @@ impl MaskedMatrix {
     ) -> Result<Self> {
         check_same("masked matrix vs mask", x.dim(), pre.mask(id)?.dim())?;
         let u = pre.claim_mask(id)?;
-        let e = open(ch, &x.sub(&u)).await?;
+        let e = open_difference(ch, x, &u).await?;
         Ok(Self {
             id,
             e: Arc::new(e),
-            u: Arc::new(u),
+            u,
         })
     }
 
@@ -481,5 +548,61 @@ mod tests {
             &beaver_local(Role::P1, &e.view(), &f.view(), &t1),
         );
         assert_eq!(z, ring::hadamard(&x.view(), &y.view()));
+    }
+
+    /// `open_difference` returns X − U for shapes of no word, one word, exactly one chunk, one
+    /// word past it and a few chunks, with either layout, and sends what `exchange_ring` of the
+    /// difference would (the peer here uses the older path).
+    #[tokio::test]
+    async fn open_difference_streams_chunks_and_matches_exchange_ring() {
+        use crate::net::ChannelExt;
+        let mut rng = crate::share::os_rng();
+        let c = RING_CHUNK_WORDS;
+        for (r, k) in [(0, 5), (1, 1), (1, c), (c + 1, 1), (3, c / 2 + 7)] {
+            let x = ring::random(&mut rng, r, k);
+            let u = ring::random(&mut rng, r, k);
+            let [x0, x1] = share(&x.view(), &mut rng);
+            let [u0, u1] = share(&u.view(), &mut rng);
+            let want = ring::sub(&x.view(), &u.view());
+            let (mut c0, mut c1) = mem_pair();
+            let d1 = x1.sub(&u1);
+            let d1v = d1.view();
+            let (e0, e1) = tokio::join!(open_difference(&mut c0, &x0, &u0), c1.exchange_ring(&d1v));
+            assert_eq!(e0.unwrap(), want, "{r}x{k}");
+            assert_eq!(ring::add(&e1.unwrap().view(), &d1.view()), want, "{r}x{k}");
+        }
+        // Column-major shares (transposed views) are read in logical order.
+        let x = ring::random(&mut rng, 4, 9);
+        let u = ring::random(&mut rng, 4, 9);
+        let t = |m: &RingMatrix| {
+            let f = m.t().as_standard_layout().into_owned().reversed_axes();
+            assert!(!f.is_standard_layout() && f == m);
+            Share::from_ring(f)
+        };
+        let [x0, x1] = share(&x.view(), &mut rng);
+        let [u0, u1] = share(&u.view(), &mut rng);
+        let (x0t, u1t) = (t(&x0.view().to_owned()), t(&u1.view().to_owned()));
+        let (mut c0, mut c1) = mem_pair();
+        let (e0, e1) = tokio::join!(
+            open_difference(&mut c0, &x0t, &u0),
+            open_difference(&mut c1, &x1, &u1t)
+        );
+        let want = ring::sub(&x.view(), &u.view());
+        assert_eq!(e0.unwrap(), want);
+        assert_eq!(e1.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn open_difference_refuses_a_short_frame_and_a_shape_mismatch() {
+        let (mut c0, mut c1) = mem_pair();
+        let x = Share::zeros(2, 3);
+        c1.send_frame(vec![0u8; 40]).await.unwrap();
+        let r = open_difference(&mut c0, &x, &Share::zeros(2, 3)).await;
+        assert!(
+            matches!(&r, Err(MpcError::Malformed { reason }) if reason.contains("40 bytes")),
+            "{r:?}"
+        );
+        let r = open_difference(&mut c0, &x, &Share::zeros(3, 2)).await;
+        assert!(matches!(r, Err(MpcError::ShapeMismatch { .. })), "{r:?}");
     }
 }

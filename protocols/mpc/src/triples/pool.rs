@@ -6,6 +6,7 @@ use super::request::{v_shape, Lhs, MaskId, TripleRequest};
 use crate::error::{MpcError, Result};
 use crate::share::Share;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 /// Shares of a matrix triple: Z = U · V.
 #[derive(Debug, Clone)]
@@ -49,7 +50,7 @@ impl std::fmt::Debug for AndTriples {
 /// One party's pool of preprocessed material, consumed in order by the online phase.
 #[derive(Debug, Default)]
 pub struct Preprocessing {
-    masks: HashMap<MaskId, Share>,
+    masks: HashMap<MaskId, Arc<Share>>,
     used_masks: HashSet<MaskId>,
     matmul: VecDeque<(Lhs, usize, MatmulTriple)>,
     elementwise: VecDeque<ElemTriple>,
@@ -128,7 +129,7 @@ impl Preprocessing {
 
     /// Adds a mask share.
     pub fn insert_mask(&mut self, id: MaskId, u: Share) {
-        self.masks.insert(id, u);
+        self.masks.insert(id, Arc::new(u));
     }
 
     /// Adds a matrix triple made for `(lhs, cols)`.
@@ -148,16 +149,21 @@ impl Preprocessing {
 
     /// This party's share of mask `id`.
     pub fn mask(&self, id: MaskId) -> Result<&Share> {
-        self.masks.get(&id).ok_or_else(|| MpcError::Preprocessing {
-            expected: format!("mask #{id}"),
-            found: "no such mask".into(),
-        })
+        self.masks
+            .get(&id)
+            .map(|u| &**u)
+            .ok_or_else(|| MpcError::Preprocessing {
+                expected: format!("mask #{id}"),
+                found: "no such mask".into(),
+            })
     }
 
     /// This party's share of mask `id` for masking one matrix: marks the mask used, and refuses
-    /// ([`MpcError::MaskReused`]) a mask claimed before.
-    pub fn claim_mask(&mut self, id: MaskId) -> Result<Share> {
-        let u = self.mask(id)?.clone();
+    /// ([`MpcError::MaskReused`]) a mask claimed before. The share is handed out shared, not
+    /// copied (a data matrix's mask is as large as the data).
+    pub fn claim_mask(&mut self, id: MaskId) -> Result<Arc<Share>> {
+        self.mask(id)?;
+        let u = self.masks[&id].clone();
         if !self.used_masks.insert(id) {
             return Err(MpcError::MaskReused { id });
         }
