@@ -58,7 +58,7 @@ async fn calibration_is_batch_statistics_folded_into_the_affine() {
             .loss_and_gradients(xs.view(), &labels)
             .unwrap();
         let (a, b) = (ours.forward(xs.view()).unwrap(), train_mode);
-        let d = max_diff(&[a.clone()], &[b]);
+        let d = max_diff(std::slice::from_ref(&a), &[b]);
         let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(d < 1e-9 * scale.max(1.0), "{act:?}: logits differ by {d}");
         let before = model.forward(xs.view()).unwrap();
