@@ -277,27 +277,8 @@ mod tests {
     /// The estimate from one and two steps is exactly the whole job's plan, for every kind.
     #[tokio::test]
     async fn the_preprocessing_estimate_equals_the_full_plan() {
-        use crate::proto::{EntryId, MlpSpec, ShareForm, TripleKind};
-        use crate::store::{EntryKind, State};
-        let m = Manifest {
-            id: EntryId([1; 16]),
-            kind: EntryKind::Dataset,
-            name: "t".into(),
-            owner: "alice".into(),
-            rows: 53,
-            cols: 4,
-            label_column: 3,
-            frac_bits: mpc::FracBits::new(16).unwrap(),
-            form: ShareForm::Matrix,
-            sha256: String::new(),
-            created: 0,
-            state: State::Committed,
-            appenders: Vec::new(),
-            supersedes: None,
-            appended: Vec::new(),
-            tensor: None,
-            model: None,
-        };
+        use crate::proto::{MlpSpec, TripleKind};
+        let m = crate::server::job::linear_spec::tests::table(53, 4);
         let mlp = MlpSpec {
             layers: vec![3, 5, 4],
             softmax: SoftmaxKind::Relu,

@@ -1,32 +1,16 @@
 use super::*;
-use crate::proto::{EntryId, ModelKind, ShareForm, TripleKind};
-use crate::store::{EntryKind, State};
+use crate::proto::{ModelKind, TripleKind};
 
 fn manifest(dims: [u64; 4], graph: &str, classes: usize) -> Manifest {
     let cols = dims.iter().product::<u64>() + 1;
-    Manifest {
-        id: EntryId([1; 16]),
-        kind: EntryKind::Dataset,
-        name: "clips".into(),
-        owner: "alice".into(),
-        rows: 8,
-        cols,
-        label_column: cols - 1,
-        frac_bits: mpc::FracBits::new(16).unwrap(),
-        form: ShareForm::Matrix,
-        sha256: String::new(),
-        created: 0,
-        state: State::Committed,
-        appenders: Vec::new(),
-        supersedes: None,
-        appended: Vec::new(),
-        tensor: Some(TensorMeta {
-            dims,
-            graph: graph.into(),
-            class_names: (0..classes).map(|c| format!("class{c}")).collect(),
-        }),
-        model: None,
-    }
+    let mut m = crate::server::job::linear_spec::tests::table(8, cols);
+    m.name = "clips".into();
+    m.tensor = Some(TensorMeta {
+        dims,
+        graph: graph.into(),
+        class_names: (0..classes).map(|c| format!("class{c}")).collect(),
+    });
+    m
 }
 
 fn scratch() -> StgcnSpec {
