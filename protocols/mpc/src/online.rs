@@ -89,7 +89,7 @@ async fn open_words<C: Channel>(ch: &mut C, a: &[u64], b: Option<&[u64]>) -> Res
 }
 
 /// Opens `x − u` to both parties without forming this party's share of it as a matrix (see
-/// [`open_words`]): what crosses the channel is exactly what [`open`] of `x.sub(u)` sends.
+/// `open_words`): what crosses the channel is exactly what [`open`] of `x.sub(u)` sends.
 pub async fn open_difference<C: Channel>(ch: &mut C, x: &Share, u: &Share) -> Result<RingMatrix> {
     check_same("open x − u", x.dim(), u.dim())?;
     let (xv, uv) = (x.view(), u.view());
