@@ -32,24 +32,7 @@ pub fn tol(flood_sd: f64) -> f64 {
     1e-6 + 8.0 * flood_sd
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+pub use super::{free_port, run_ok};
 
 /// Writes `tiny.json` + `tiny.safetensors` (the shared tiny model).
 pub fn tiny_model(dir: &Path) -> (PathBuf, StGcn) {
