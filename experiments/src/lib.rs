@@ -13,6 +13,7 @@
 pub mod common;
 pub mod config;
 pub mod cryptogcn;
+pub mod entry;
 pub mod link;
 pub mod matmul_bench;
 pub mod mlp_trace;

@@ -14,6 +14,7 @@
 //!   is [`server::infer`]).
 //! * [`fuzzing`]: every decoder of bytes from the network or disk, as fuzz entry points.
 //! * [`input`]: the data owner's file (CSV, NPY, MNIST IDX) read and range-checked for upload.
+//! * [`logging`]: the binaries' log output and its `RUST_LOG` filter.
 //! * [`model_file`]: the ST-GCN model ↔ share-column conversion of trained model entries, and
 //!   the `NAME.json` + `NAME.safetensors` model files.
 //!
@@ -25,6 +26,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod infer;
 pub mod input;
+pub mod logging;
 pub mod model_file;
 pub mod proto;
 pub mod server;

@@ -70,10 +70,7 @@ enum Cmd {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
+    party::logging::init("error");
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Check { config } => {
@@ -97,11 +94,8 @@ fn main() -> Result<()> {
         } => {
             let cfg = experiments::config::Config::load(&config)?;
             let task = experiments::mlp_trace::find_task(&cfg, &label)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
             if let Some(a) = perturb {
-                let r = rt.block_on(experiments::mlp_trace::perturb(task, &cfg, steps, a, runs))?;
+                let r = experiments::entry::perturb_mlp(task, &cfg, steps, a, runs)?;
                 println!("run,test_accuracy_pct,max_weight_diff");
                 for (i, (acc, dw)) in r.iter().enumerate() {
                     println!("{i},{acc:.2},{dw:.3e}");
@@ -112,9 +106,8 @@ fn main() -> Result<()> {
                 "{}",
                 experiments::mlp_trace::StepRecord::csv_header(task.layers.len() - 1)
             );
-            let t = rt.block_on(experiments::mlp_trace::trace(task, &cfg, steps, &mut |r| {
-                println!("{}", r.csv())
-            }))?;
+            let t =
+                experiments::entry::trace_mlp(task, &cfg, steps, &mut |r| println!("{}", r.csv()))?;
             println!(
                 "# test accuracy after {} steps: secure {:.2} %, plain {:.2} %",
                 t.steps.len(),
@@ -137,14 +130,11 @@ fn main() -> Result<()> {
                     &config.display().to_string(),
                 )?;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
             let report = if remote.is_empty() {
-                rt.block_on(experiments::run(&cfg))?
+                experiments::entry::run_local(&cfg)?
             } else {
                 let parties = experiments::remote::load_parties(&remote)?;
-                rt.block_on(experiments::remote::run(&cfg, &parties))?
+                experiments::entry::run_remote(&cfg, &parties)?
             };
             let dir = report.write(&out).context("writing the report")?;
             print!("{}", summary(&report));

@@ -66,13 +66,7 @@ struct Serve {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    party::logging::init("info");
     let cli = Cli::parse();
     match (cli.command, cli.serve) {
         (Some(Command::Init { dir, name }), _) => {

@@ -195,13 +195,7 @@ fn median(v: &mut [f64]) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    party::logging::init("warn");
     let mut c = connect(&cli).await?;
     if cli.list {
         for m in c.list_models().await? {
