@@ -69,6 +69,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dense;
 pub mod error;
 pub mod layout;
 mod linear;
@@ -85,6 +86,7 @@ mod ntu_bench;
 #[cfg(test)]
 mod tests;
 
+pub use dense::{DenseLayout, DenseStgcn};
 pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
 pub use linear::{PlaintextCacheStats, Strategy, DEFAULT_LOCKSTEP_BYTES};
