@@ -6,6 +6,7 @@ use crate::infer::{encrypt_input, params_for, InferError};
 use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
 use crate::server::config::ServedModelConfig;
 use ckks::KeyGenerator;
+use hegcn::PackedTensor;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
@@ -404,8 +405,8 @@ fn server_replies_are_sanitized_with_the_session_public_key() {
     let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
     let (plain, _) = m.he.forward(&eval, &ct).unwrap();
     let want = m.he.decrypt_logits(&sk, &plain).unwrap();
-    let a = m.evaluate(&eval, &pk_out, ct.clone()).unwrap();
-    let b = m.evaluate(&eval, &pk_out, ct).unwrap();
+    let a = m.evaluate(&eval, &pk_out, ct.cts.clone()).unwrap();
+    let b = m.evaluate(&eval, &pk_out, ct.cts).unwrap();
     let load = |r: &Evaluated| Ciphertext::from_bytes(&r.bytes[0], &params).unwrap();
     let (ca, cb) = (load(&a), load(&b));
     assert_ne!(ca.parts().1, cb.parts().1, "c1 must be fresh per reply");

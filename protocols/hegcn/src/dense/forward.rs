@@ -14,7 +14,7 @@ use crate::model::EncryptedLogits;
 /// Bits by which a linear map's output scale sits below `Δ` when an activation site follows
 /// (the site's quadratic coefficients are then encoded at `≈ 2^(2·drop)` and its output is at
 /// `Δ` again).
-pub const PRE_ACT_SCALE_DROP: u32 = 10;
+pub const PRE_ACT_SCALE_DROP: u32 = 13;
 
 impl DenseStgcn {
     /// The replicated slot vector of one sample `(C, T, V, M)` with `T = M = 1`, after the

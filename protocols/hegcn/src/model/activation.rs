@@ -256,7 +256,7 @@ struct SiteOp {
 ///
 /// # Errors
 /// [`HeGcnError::LevelTooLow`] if less than `2^8` fits.
-pub(crate) fn general_coeff_scale(eval: &Evaluator, x: &Ciphertext) -> Result<f64> {
+fn general_coeff_scale(eval: &Evaluator, x: &Ciphertext) -> Result<f64> {
     let level = x.level();
     let s = x.scale();
     let log_q: f64 = eval.params().q_primes()[..=level]

@@ -70,7 +70,6 @@ use crate::linear::{PlaintextCache, PlaintextCacheStats, Strategy};
 use crate::plan::LevelPlan;
 
 pub use activation::ACT_COEFF_SCALE_BITS;
-pub(crate) use activation::general_coeff_scale;
 pub use counts::{counts_diff, counts_sum, he_ops, PlannedCounts, PlannedStage, StageReport};
 
 use compile::BlockProgram;
