@@ -227,7 +227,11 @@ fn check_dense(d: &hegcn::DenseLayout, params: &CkksParams) -> Result<()> {
         return Err(bad("dense layout slots", params.slots(), d.slots));
     }
     if !d.period.is_power_of_two() || d.period > d.slots {
-        return Err(bad("dense period (power of two ≤ slots)", d.slots, d.period));
+        return Err(bad(
+            "dense period (power of two ≤ slots)",
+            d.slots,
+            d.period,
+        ));
     }
     if !d.node_stride.is_power_of_two() || d.channels == 0 || d.channels > d.node_stride {
         return Err(bad(
@@ -238,7 +242,11 @@ fn check_dense(d: &hegcn::DenseLayout, params: &CkksParams) -> Result<()> {
     }
     match d.nodes.checked_mul(d.node_stride) {
         Some(s) if d.nodes > 0 && s <= d.period => Ok(()),
-        _ => Err(bad("dense nodes × node stride (≤ period)", d.period, usize::MAX)),
+        _ => Err(bad(
+            "dense nodes × node stride (≤ period)",
+            d.period,
+            usize::MAX,
+        )),
     }
 }
 
@@ -411,7 +419,8 @@ fn encrypt_dense(
         expected: d.channels * d.nodes,
         found: flat.len(),
     })?;
-    let pt = Encoder::new(params).encode(&slots, info.input_level as usize, params.default_scale())?;
+    let pt =
+        Encoder::new(params).encode(&slots, info.input_level as usize, params.default_scale())?;
     Ok(vec![sk.encrypt_symmetric(&pt)?.to_bytes(params)?])
 }
 

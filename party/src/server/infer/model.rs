@@ -88,8 +88,8 @@ impl ServedModel {
         let (spec, params) = match &cfg.preset {
             None if use_dense => {
                 let depth = hegcn::level_plan(&folded)?.depth;
-                let slots = DenseLayout::period_for(&folded)
-                    .max(hegcn::slots_needed(&folded, packing));
+                let slots =
+                    DenseLayout::period_for(&folded).max(hegcn::slots_needed(&folded, packing));
                 hegcn::smallest_params(depth, slots, packing)?
             }
             None => {

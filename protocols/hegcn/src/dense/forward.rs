@@ -73,7 +73,12 @@ impl DenseStgcn {
     }
 
     /// A period vector replicated over the slots, encoded at the level and scale of `like`.
-    fn encode_like(&self, period: &[f64], like: &Ciphertext, scale: f64) -> Result<ckks::Plaintext> {
+    fn encode_like(
+        &self,
+        period: &[f64],
+        like: &Ciphertext,
+        scale: f64,
+    ) -> Result<ckks::Plaintext> {
         let s = self.params.slots();
         let v: Vec<f64> = (0..s).map(|i| period[i % period.len()]).collect();
         Ok(self.encoder.encode(&v, like.level(), scale)?)
@@ -143,7 +148,9 @@ impl DenseStgcn {
     fn head(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
         let l = &self.layout;
         let target = self.params.default_scale();
-        let z = self.head.apply(eval, &self.encoder, &self.cache, x, target)?;
+        let z = self
+            .head
+            .apply(eval, &self.encoder, &self.cache, x, target)?;
         let mut acc = z.clone();
         for _ in 1..l.period / l.node_stride {
             acc = eval.rotate(&acc, l.node_stride as i64)?;
@@ -155,7 +162,9 @@ impl DenseStgcn {
             *m = 1.0;
         }
         let q = self.params.q_prime(acc.level())? as f64;
-        let pt = self.encoder.encode(&mask, acc.level(), q * target / acc.scale())?;
+        let pt = self
+            .encoder
+            .encode(&mask, acc.level(), q * target / acc.scale())?;
         let out = eval.rescale(&eval.mul_plain(&acc, &pt)?)?;
         Ok(EncryptedLogits {
             cts: vec![out],

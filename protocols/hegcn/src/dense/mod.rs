@@ -202,7 +202,10 @@ impl DenseStgcn {
         let input_affine = model.input_affine.as_ref().map(|(s, t)| {
             let (c, v) = s.dim();
             let flat = |a: &ndarray::Array2<f64>| -> Vec<f64> {
-                (0..c).flat_map(|ci| (0..v).map(move |vi| (ci, vi))).map(|p| a[p]).collect()
+                (0..c)
+                    .flat_map(|ci| (0..v).map(move |vi| (ci, vi)))
+                    .map(|p| a[p])
+                    .collect()
             };
             (flat(s), flat(t))
         });
@@ -243,10 +246,7 @@ impl DenseStgcn {
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
     /// `{1, P, −P}`; the head's node sum rotates by `P`).
     pub fn rotation_steps(&self) -> Vec<i64> {
-        let mut s: Vec<i64> = self
-            .maps()
-            .flat_map(|m| m.rotation_steps())
-            .collect();
+        let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
         if self.layout.period > self.layout.node_stride {
             s.push(self.layout.node_stride as i64);
         }
