@@ -168,7 +168,7 @@ impl DenseStgcn {
         let out = eval.rescale(&eval.mul_plain(&acc, &pt)?)?;
         Ok(EncryptedLogits {
             cts: vec![out],
-            positions: (0..self.classes).map(|q| (0, l.slot(q, 0))).collect(),
+            positions: (0..self.classes).map(|q| (0, q)).collect(),
         })
     }
 

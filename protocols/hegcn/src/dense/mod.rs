@@ -1,6 +1,7 @@
 //! The dense single-sample layout: for one pose (`T·M = 1`), the whole state of a stage — `V`
 //! nodes × at most `P` channels, `P` the next power of two of the widest stage and of the class
-//! count — sits in one period of `n = next_pow2(V·P)` slots (entry `(c, v)` at slot `v·P + c`),
+//! count — sits in one period of `n = next_pow2(V·P)` slots (entry `(c, v)` at slot
+//! `pos(v)·P + c`, with node positions from [`node_order`]),
 //! and the ciphertext holds that period replicated over all `N/2` slots. Every linear stage
 //! (graph convolution with the folded BN, the temporal convolution — with one frame only its
 //! centre tap survives —, the residual, pooling + dense head) is one `n × n` matrix–vector
@@ -60,6 +61,103 @@ pub struct DenseLayout {
     pub period: usize,
     /// Slots per ciphertext (`N/2`; a multiple of the period).
     pub slots: usize,
+    /// Position of every node inside a period (a permutation of `0..V`, see
+    /// [`node_order`]): node `v`'s channels sit at `node_order[v]·P + c`.
+    pub node_order: Vec<usize>,
+}
+
+/// Node positions that make the graph convolution cheap: its products are one per distinct
+/// `(node offset, channel offset)`, so the order minimises the number of distinct signed
+/// position differences `pos[u] − pos[w]` over the edges of every block's aggregation. The
+/// candidates are the identity and, from every root, the depth-first order of a BFS spanning
+/// tree that visits small subtrees first (on a tree most edges then join consecutive
+/// positions); the first candidate with the fewest differences wins.
+pub fn node_order(model: &FoldedModel) -> Vec<usize> {
+    let v = model.num_nodes;
+    let (adj, edges) = graph_edges(model);
+    let cost = |pos: &[usize]| order_cost(&edges, pos);
+    let mut best: Vec<usize> = (0..v).collect();
+    let mut best_cost = cost(&best);
+    for root in 0..v {
+        let pos = dfs_positions(&adj, root);
+        let c = cost(&pos);
+        if c < best_cost {
+            best = pos;
+            best_cost = c;
+        }
+    }
+    best
+}
+
+/// Neighbour lists and directed edges `(u, w)`, `u ≠ w`, of every block's aggregation.
+pub(crate) fn graph_edges(model: &FoldedModel) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
+    let v = model.num_nodes;
+    let mut adj = vec![Vec::new(); v];
+    let mut edges = Vec::new();
+    for b in &model.blocks {
+        for ((_, u, w), &a) in b.aggregation.indexed_iter() {
+            if a != 0.0 && u != w {
+                edges.push((u, w));
+                if !adj[u].contains(&w) {
+                    adj[u].push(w);
+                }
+            }
+        }
+    }
+    (adj, edges)
+}
+
+/// Distinct signed position differences over `edges` under positions `pos`.
+pub(crate) fn order_cost(edges: &[(usize, usize)], pos: &[usize]) -> usize {
+    let mut d: Vec<i64> = edges
+        .iter()
+        .map(|&(u, w)| pos[u] as i64 - pos[w] as i64)
+        .collect();
+    d.sort_unstable();
+    d.dedup();
+    d.len()
+}
+
+/// Positions of a depth-first walk from `root` over a BFS spanning tree, smaller subtrees
+/// first; unreachable nodes follow in index order.
+fn dfs_positions(adj: &[Vec<usize>], root: usize) -> Vec<usize> {
+    let v = adj.len();
+    let mut parent = vec![usize::MAX; v];
+    let mut bfs = vec![root];
+    parent[root] = root;
+    let mut i = 0;
+    while i < bfs.len() {
+        let u = bfs[i];
+        for &w in &adj[u] {
+            if parent[w] == usize::MAX {
+                parent[w] = u;
+                bfs.push(w);
+            }
+        }
+        i += 1;
+    }
+    let mut size = vec![1usize; v];
+    for &u in bfs.iter().skip(1).rev() {
+        size[parent[u]] += size[u];
+    }
+    let mut children = vec![Vec::new(); v];
+    for &u in bfs.iter().skip(1) {
+        children[parent[u]].push(u);
+    }
+    let mut order = Vec::with_capacity(v);
+    let mut stack = vec![root];
+    while let Some(u) = stack.pop() {
+        order.push(u);
+        let mut c = children[u].clone();
+        c.sort_by_key(|&x| std::cmp::Reverse(size[x]));
+        stack.extend(c);
+    }
+    order.extend((0..v).filter(|&u| parent[u] == usize::MAX));
+    let mut pos = vec![0; v];
+    for (p, &u) in order.iter().enumerate() {
+        pos[u] = p;
+    }
+    pos
 }
 
 impl DenseLayout {
@@ -111,12 +209,13 @@ impl DenseLayout {
             node_stride: Self::node_stride_for(model),
             period,
             slots,
+            node_order: node_order(model),
         })
     }
 
     /// Slot of entry `(c, v)` inside a period.
     pub fn slot(&self, c: usize, v: usize) -> usize {
-        v * self.node_stride + c
+        self.node_order[v] * self.node_stride + c
     }
 
     /// The slot vector of a state `x[(c, v)]` (`channels × nodes` row-major), replicated.
@@ -412,7 +511,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
 }
 
 /// The head: `z[v, q] = Σ_c W[q, c]·x[c, v] / V` (summed over nodes by rotations afterwards)
-/// and the bias at the logit slots `(q, node 0)`.
+/// and the bias at the logit slots `q` (node position 0).
 fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
     let (classes, c_last) = model.fc_weight.dim();
     let norm = 1.0 / l.nodes as f64;
@@ -425,8 +524,8 @@ fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
         }
     }
     let mut bias = vec![0.0; l.period];
-    for q in 0..classes {
-        bias[l.slot(q, 0)] = model.fc_bias[q];
+    for (b, &f) in bias.iter_mut().zip(model.fc_bias.iter()) {
+        *b = f;
     }
     (DiagMap::from_entries(l.period, l.node_stride, e), bias)
 }

@@ -121,10 +121,25 @@ fn dense_matches_the_committed_bodypose_model() {
     assert!(DenseLayout::applies(&folded));
     let period = DenseLayout::period_for(&folded);
     assert_eq!(period, 1024, "25 nodes × 32 slots");
+    // The node order cuts the distinct node offsets of the graph convolution.
+    let order = crate::dense::node_order(&folded);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..25).collect::<Vec<_>>(), "a permutation");
+    let (_, edges) = crate::dense::graph_edges(&folded);
+    let identity: Vec<usize> = (0..25).collect();
+    let (before, after) = (
+        crate::dense::order_cost(&edges, &identity),
+        crate::dense::order_cost(&edges, &order),
+    );
+    println!("BodyPose node offsets: {before} in index order, {after} in the chosen order");
+    assert!(after < before);
     let depth = crate::level_plan(&folded).unwrap().depth;
     // Insecure small ring (one replica) to keep the test fast; the layout is the same.
     let params = test_params(period.trailing_zeros() + 1, depth);
     let he = DenseStgcn::compile(&folded, &params).unwrap();
+    let (products, switches) = he.planned_linear_ops();
+    println!("BodyPose dense: {products} products, {switches} key switches per pose");
     let test = BodyPoseSet::load_bundled(BodyPoseNormalization::AsProvided)
         .unwrap()
         .set
