@@ -115,6 +115,17 @@ pub struct ModelInfo {
     pub dense: Option<hegcn::DenseLayout>,
 }
 
+impl ModelInfo {
+    /// Input ciphertexts a request carries: one in the dense layout, the packed layout's count
+    /// otherwise.
+    pub fn input_cts(&self) -> usize {
+        match &self.dense {
+            Some(_) => 1,
+            None => self.input_layout.num_cts(),
+        }
+    }
+}
+
 /// A reply of the inference endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum InferReply {
