@@ -119,6 +119,9 @@ pub struct SingleSpec {
     /// party's default).
     #[serde(default)]
     pub eval_error_bound: Option<f64>,
+    /// Run only this part of the accuracy section (skip the whole-test-set accuracy run).
+    #[serde(default)]
+    pub only: bool,
 }
 
 fn default_single_requests() -> usize {

@@ -52,7 +52,9 @@
 //!   `.ring_degree_log2`, `.levels_count`, `.max_logit_error`, `.agreement_pct`, `.keys_s`,
 //!   `.cache_hits_count` / `.cache_misses_count` (last request), `.plaintext_need_bytes` (the
 //!   first request's misses × bytes per cache entry: what keeping every weight would take),
-//!   `.flood_sd`.
+//!   `.flood_sd`. With `only = true` the whole-test-set accuracy run is skipped (the single
+//!   part alone, e.g. `cryptogcn-single-bodypose.toml`). A one-frame, one-person model is
+//!   served in the dense single-pose layout (`party::server::infer`'s layout rule).
 
 //!
 //! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`
@@ -110,7 +112,9 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         if let Some(s) = &t.single {
             run_single(acc, s, &inputs, t.plaintext_cache_mib, report)?;
         }
-        run_accuracy(acc, &inputs, t.plaintext_cache_mib, report)?;
+        if !t.single.as_ref().is_some_and(|s| s.only) {
+            run_accuracy(acc, &inputs, t.plaintext_cache_mib, report)?;
+        }
     }
     report::notes(report);
     Ok(())

@@ -218,7 +218,7 @@ async fn main() -> Result<()> {
         l.frames,
         l.nodes,
         l.persons,
-        l.num_cts(),
+        info.input_cts(),
         info.class_names.len(),
         info.flood_sd
     );

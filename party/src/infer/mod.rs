@@ -144,8 +144,16 @@ pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
             info.output_level as usize,
         ));
     }
-    check_layout(&info.input_layout, &params)?;
-    let (c, v) = (info.input_layout.channels, info.input_layout.nodes);
+    let (c, v) = match &info.dense {
+        Some(d) => {
+            check_dense(d, &params)?;
+            (d.channels, d.nodes)
+        }
+        None => {
+            check_layout(&info.input_layout, &params)?;
+            (info.input_layout.channels, info.input_layout.nodes)
+        }
+    };
     if let Some((scale, shift)) = &info.input_affine {
         for (what, len) in [
             ("input scale entries", scale.len()),
@@ -205,6 +213,41 @@ fn check_layout(l: &Layout, params: &CkksParams) -> Result<()> {
         return Err(bad("layout blocks × block size", l.slots, usize::MAX));
     }
     Ok(())
+}
+
+/// Checks an announced dense layout: a power-of-two period that divides the slots and holds
+/// `V` nodes of `P ≥ C` slots each, and a bounded input.
+fn check_dense(d: &hegcn::DenseLayout, params: &CkksParams) -> Result<()> {
+    let bad = |what, expected: usize, found: usize| InferError::BadInfo {
+        what,
+        expected: expected as u64,
+        found: found as u64,
+    };
+    if d.slots != params.slots() {
+        return Err(bad("dense layout slots", params.slots(), d.slots));
+    }
+    if !d.period.is_power_of_two() || d.period > d.slots {
+        return Err(bad(
+            "dense period (power of two ≤ slots)",
+            d.slots,
+            d.period,
+        ));
+    }
+    if !d.node_stride.is_power_of_two() || d.channels == 0 || d.channels > d.node_stride {
+        return Err(bad(
+            "dense node stride (power of two ≥ channels)",
+            d.channels,
+            d.node_stride,
+        ));
+    }
+    match d.nodes.checked_mul(d.node_stride) {
+        Some(s) if d.nodes > 0 && s <= d.period => Ok(()),
+        _ => Err(bad(
+            "dense nodes × node stride (≤ period)",
+            d.period,
+            usize::MAX,
+        )),
+    }
 }
 
 /// Serialized evaluation keys streamed from a background generator: `lens[0]` is the
@@ -302,6 +345,9 @@ pub fn encrypt_input(
     sk: &SecretKey,
     x: ArrayView4<'_, f64>,
 ) -> Result<Vec<Vec<u8>>> {
+    if let Some(d) = &info.dense {
+        return encrypt_dense(info, d, params, sk, x);
+    }
     let l = &info.input_layout;
     for (what, expected, found) in [
         ("channels C", l.channels, x.dim().0),
@@ -335,6 +381,47 @@ pub fn encrypt_input(
             Ok(sk.encrypt_symmetric(&pt)?.to_bytes(params)?)
         })
         .collect()
+}
+
+/// [`encrypt_input`] in the dense single-pose layout: one ciphertext holding the state
+/// `(c, v)` at slot `v·P + c`, replicated over every period.
+fn encrypt_dense(
+    info: &ModelInfo,
+    d: &hegcn::DenseLayout,
+    params: &CkksParams,
+    sk: &SecretKey,
+    x: ArrayView4<'_, f64>,
+) -> Result<Vec<Vec<u8>>> {
+    for (what, expected, found) in [
+        ("channels C", d.channels, x.dim().0),
+        ("frames T", 1, x.dim().1),
+        ("joints V", d.nodes, x.dim().2),
+        ("persons M", 1, x.dim().3),
+    ] {
+        if expected != found {
+            return Err(InferError::Shape {
+                what,
+                expected,
+                found,
+            });
+        }
+    }
+    let mut flat = vec![0.0; d.channels * d.nodes];
+    for ((c, _, v, _), &e) in x.indexed_iter() {
+        let i = c * d.nodes + v;
+        flat[i] = match &info.input_affine {
+            Some((scale, shift)) => scale[i] * e + shift[i],
+            None => e,
+        };
+    }
+    let slots = d.pack(&flat).map_err(|_| InferError::Shape {
+        what: "dense input entries C·V",
+        expected: d.channels * d.nodes,
+        found: flat.len(),
+    })?;
+    let pt =
+        Encoder::new(params).encode(&slots, info.input_level as usize, params.default_scale())?;
+    Ok(vec![sk.encrypt_symmetric(&pt)?.to_bytes(params)?])
 }
 
 /// Largest serialized size of a ciphertext under `params` (a full, unseeded ciphertext at the

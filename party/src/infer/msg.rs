@@ -106,6 +106,24 @@ pub struct ModelInfo {
     /// to its depth and shape (`hegcn::params`); `None` for a named preset (older parties).
     #[serde(default)]
     pub params: Option<hegcn::ParamSpec>,
+    /// The dense single-pose layout (`hegcn::dense`), when the party serves the model in it
+    /// (models of one frame and one person): the client then encrypts one ciphertext holding
+    /// the replicated state, and `input_layout` announces zero slots, which clients that do
+    /// not know this field refuse (`params_for`: "layout slots") instead of encrypting in the
+    /// wrong layout. `None` for the packed layouts and from older parties.
+    #[serde(default)]
+    pub dense: Option<hegcn::DenseLayout>,
+}
+
+impl ModelInfo {
+    /// Input ciphertexts a request carries: one in the dense layout, the packed layout's count
+    /// otherwise.
+    pub fn input_cts(&self) -> usize {
+        match &self.dense {
+            Some(_) => 1,
+            None => self.input_layout.num_cts(),
+        }
+    }
 }
 
 /// A reply of the inference endpoint.

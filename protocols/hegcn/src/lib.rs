@@ -12,7 +12,9 @@
 //! `client` (encryption and decryption), `counts` (measured and planned op counts, the
 //! rotation-count formulas) and `keys` (rotation steps for Galois keys)),
 //! [`reference`](mod@reference) (the plaintext twin of every stage), [`sanitize`](mod@sanitize)
-//! (the flood of the returned logits), [`error`]. The internal `linear` module implements
+//! (the flood of the returned logits), [`dense`] (the dense single-pose layout: a model of one
+//! frame and one person as one replicated ciphertext, one BSGS matrix–vector product per
+//! linear stage, Galois keys for three steps only: [`DenseStgcn`]), [`error`]. The internal `linear` module implements
 //! block-diagonal linear maps (diagonal method with hoisted rotations or baby-step/giant-step):
 //! the plan in `linear` itself, evaluation in `linear::hoisted`, `linear::bsgs` and
 //! `linear::lockstep` (isomorphic groups from `linear::groups`), costs in `linear::counts`
@@ -69,6 +71,7 @@
 
 #![warn(missing_docs)]
 
+pub mod dense;
 pub mod error;
 pub mod layout;
 mod linear;
@@ -85,6 +88,7 @@ mod ntu_bench;
 #[cfg(test)]
 mod tests;
 
+pub use dense::{DenseLayout, DenseStgcn};
 pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
 pub use linear::{PlaintextCacheStats, Strategy, DEFAULT_LOCKSTEP_BYTES};

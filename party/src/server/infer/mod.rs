@@ -55,7 +55,6 @@ use crate::infer::msg::{InferReply, InferRequest, MAX_REQUEST_CTS};
 use crate::proto::{EntryId, ErrorCode, Reply};
 use ckks::{Ciphertext, Evaluator, PublicKey};
 use error::Result;
-use hegcn::PackedTensor;
 use model::{default_max_key_bytes, Evaluated};
 use mpc::net::{Channel, ChannelExt};
 use std::collections::BTreeMap;
@@ -122,7 +121,7 @@ impl InferenceService {
                 m.packing,
                 sm.info.preset,
                 sm.info.input_level,
-                sm.info.input_layout.num_cts(),
+                sm.input_cts(),
                 sm.needed.len(),
                 t0.elapsed().as_secs_f64()
             );
@@ -146,7 +145,7 @@ impl InferenceService {
         let max_key_bytes = Self::key_bound(cfg, served.iter());
         for mut sm in served {
             sm.info.max_key_bytes = max_key_bytes;
-            sm.he.set_plaintext_cache_budget(share);
+            sm.set_plaintext_cache_budget(share);
             let name = sm.info.name.clone();
             if models.insert(name.clone(), Arc::new(sm)).is_some() {
                 return Err(InferenceError::Config(format!(
@@ -257,7 +256,7 @@ impl InferenceService {
         models.insert(name.clone(), sm.clone());
         let share = (self.cfg.plaintext_cache_mib << 20) / models.len();
         for m in models.values() {
-            m.he.set_plaintext_cache_budget(share);
+            m.set_plaintext_cache_budget(share);
         }
         tracing::info!(
             "serving model {name:?} (deployed): preset {}, {} bytes of evaluation keys per \
@@ -383,7 +382,6 @@ impl InferenceService {
         if let Err(r) = check_inputs(&m, ct_lens) {
             return Ok(Err(r));
         }
-        let layout = m.he.input_layout().clone();
         // The permit first: only running requests buffer their inputs.
         let permit = self.running.clone().acquire_owned().await?;
         ch.send(&Reply::Inference(InferReply::Ready)).await?;
@@ -395,7 +393,7 @@ impl InferenceService {
         let m2 = m.clone();
         let out = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            m2.evaluate(&eval, &pk, PackedTensor { cts, layout })
+            m2.evaluate(&eval, &pk, cts)
         })
         .await?;
         self.touch(id);
@@ -487,7 +485,7 @@ impl InferenceService {
 /// Checks the announced input ciphertexts: as many as the model takes, each of a size a
 /// ciphertext can have.
 fn check_inputs(m: &ServedModel, ct_lens: &[u64]) -> Result<(), Refusal> {
-    let want = m.he.input_layout().num_cts();
+    let want = m.input_cts();
     if ct_lens.len() != want || want > MAX_REQUEST_CTS {
         return Err(Refusal(
             ErrorCode::BadRequest,
@@ -521,7 +519,7 @@ fn log_inference(
     sanitize: f64,
     counts: &ckks::OpCounts,
 ) {
-    let cache = m.he.plaintext_cache_stats();
+    let cache = m.plaintext_cache_stats();
     tracing::info!(
             "session {id} of {owner}: inference on {:?} in {secs:.2}s (sanitizing {:.1} ms; {} rotations, {} key switches; plaintext cache {} of {} MiB, {} hits, {} misses)",
             m.info.name,

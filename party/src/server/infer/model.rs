@@ -2,13 +2,19 @@
 //! parameters (a named preset, or by default the set `hegcn::choose_params` tailors to the
 //! model's depth and slots: the smallest ring, exactly its levels, the smallest keys) and compiled ([`ServedModel`]), with what clients are told about it, the bytes of the
 //! keys a session uploads, and one sanitized forward pass.
+//!
+//! **Layout rule.** A model configured for one frame and one person (`T·M = 1`, a single
+//! pose) is served in the dense layout of `hegcn::dense` whatever `packing` names: its whole
+//! state fits one period of `next_pow2(V·P)` slots, where the packed layouts would spend a
+//! block per (channel, node) and thousands of products. Its sessions need the Galois keys of
+//! the dense plan only (steps `1`, `P`, `−P`). Every other model uses the configured packing.
 
 use super::error::{InferenceError, Result};
 use crate::infer::max_public_key_bytes;
 use crate::infer::msg::ModelInfo;
 use crate::server::config::{InferenceConfig, ServedModelConfig};
 use ckks::{Evaluator, GaloisKeys, PublicKey, RelinKey};
-use hegcn::{HeStgcn, PackedTensor, Packing};
+use hegcn::{DenseLayout, DenseStgcn, HeStgcn, PackedTensor, Packing};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -16,6 +22,9 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct ServedModel {
     pub(super) he: HeStgcn,
+    /// The dense single-pose program that answers requests when the model takes one pose
+    /// (see the module docs); `he` then only provides the parameters and levels.
+    pub(super) dense: Option<DenseStgcn>,
     pub(super) info: ModelInfo,
     /// The flood of every reply.
     flood: hegcn::FloodConfig,
@@ -75,7 +84,14 @@ impl ServedModel {
     ) -> Result<Self> {
         let packing = packing(cfg)?;
         let folded = model.fold();
+        let use_dense = DenseLayout::applies(&folded);
         let (spec, params) = match &cfg.preset {
+            None if use_dense => {
+                let depth = hegcn::level_plan(&folded)?.depth;
+                let slots =
+                    DenseLayout::period_for(&folded).max(hegcn::slots_needed(&folded, packing));
+                hegcn::smallest_params(depth, slots, packing)?
+            }
             None => {
                 let c = hegcn::choose_params(&folded, packing)?;
                 (c.spec, c.params)
@@ -91,14 +107,25 @@ impl ServedModel {
                 e,
             )
         })?;
-        he.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
+        let dense = match use_dense {
+            true => Some(DenseStgcn::compile(&folded, &params).map_err(|e| {
+                InferenceError::model(
+                    format!("compiling model {:?} densely for {}", cfg.name, spec.name()),
+                    e,
+                )
+            })?),
+            false => None,
+        };
         he.set_lockstep_budget((limits.lockstep_mib << 20).max(1));
         let n = folded.num_classes;
         let mut class_names = model.config().class_names.clone();
         if class_names.len() != n {
             class_names = (0..n).map(|i| format!("class{i}")).collect();
         }
-        let steps = he.rotation_steps();
+        let steps = match &dense {
+            Some(d) => d.rotation_steps(),
+            None => he.rotation_steps(),
+        };
         let needed: BTreeSet<u64> = steps
             .iter()
             .map(|&s| ckks::galois_element_for_step(&params, s))
@@ -120,7 +147,14 @@ impl ServedModel {
             input_level: he.plan().depth as u32,
             output_level: he.output_level() as u32,
             flood_sd,
-            input_layout: he.input_layout().clone(),
+            // Zero slots for a dense model: clients without `dense` refuse it.
+            input_layout: match &dense {
+                Some(_) => hegcn::Layout {
+                    slots: 0,
+                    ..he.input_layout().clone()
+                },
+                None => he.input_layout().clone(),
+            },
             input_affine: folded
                 .input_affine
                 .as_ref()
@@ -133,14 +167,39 @@ impl ServedModel {
                 .unwrap_or_else(|| default_max_key_bytes(std::iter::once(key_bytes))),
             session_ttl_s: limits.session_ttl_s,
             params: spec.preset().is_none().then_some(spec),
+            dense: dense.as_ref().map(|d| d.layout().clone()),
         };
-        Ok(Self {
+        let sm = Self {
             he,
+            dense,
             info,
             flood,
             needed,
             key_bytes,
-        })
+        };
+        sm.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
+        Ok(sm)
+    }
+
+    /// Input ciphertexts a request carries.
+    pub fn input_cts(&self) -> usize {
+        match &self.dense {
+            Some(_) => 1,
+            None => self.he.input_layout().num_cts(),
+        }
+    }
+
+    /// Whether requests are evaluated in the dense single-pose layout.
+    pub fn is_dense(&self) -> bool {
+        self.dense.is_some()
+    }
+
+    /// Bounds the memory of the encoded weights kept between requests (bytes).
+    pub(super) fn set_plaintext_cache_budget(&self, bytes: usize) {
+        match &self.dense {
+            Some(d) => d.set_plaintext_cache_budget(bytes),
+            None => self.he.set_plaintext_cache_budget(bytes),
+        }
     }
 
     /// What clients are told about the model.
@@ -161,7 +220,10 @@ impl ServedModel {
     /// Size, bound, hits and misses of the model's plaintext cache (the encoded weights kept
     /// between requests).
     pub fn plaintext_cache_stats(&self) -> hegcn::PlaintextCacheStats {
-        self.he.plaintext_cache_stats()
+        match &self.dense {
+            Some(d) => d.plaintext_cache_stats(),
+            None => self.he.plaintext_cache_stats(),
+        }
     }
 }
 
@@ -229,11 +291,26 @@ impl ServedModel {
         &self,
         eval: &Evaluator,
         pk: &PublicKey,
-        x: PackedTensor,
+        cts: Vec<ckks::Ciphertext>,
     ) -> hegcn::Result<Evaluated> {
         let c0 = eval.counters();
         let t0 = Instant::now();
-        let (logits, _) = self.he.forward(eval, &x)?;
+        let logits = match &self.dense {
+            Some(d) => {
+                let [x] = <[ckks::Ciphertext; 1]>::try_from(cts).map_err(|c| {
+                    hegcn::HeGcnError::Shape {
+                        what: "dense input ciphertexts",
+                        expected: 1,
+                        found: c.len(),
+                    }
+                })?;
+                d.forward(eval, &x)?
+            }
+            None => {
+                let layout = self.he.input_layout().clone();
+                self.he.forward(eval, &PackedTensor { cts, layout })?.0
+            }
+        };
         let counts = hegcn::counts_diff(&c0, &eval.counters());
         let t1 = Instant::now();
         let logits = self.he.sanitize_logits(eval, &logits, pk, &self.flood)?;

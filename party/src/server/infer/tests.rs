@@ -6,6 +6,7 @@ use crate::infer::{encrypt_input, params_for, InferError};
 use crate::proto::{decode, ClientRequest, MAX_CONTROL_FRAME};
 use crate::server::config::ServedModelConfig;
 use ckks::KeyGenerator;
+use hegcn::PackedTensor;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
@@ -17,7 +18,20 @@ fn tiny() -> (ServedModel, InferenceConfig) {
 }
 
 fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
-    let (c, t, v) = (3, 4, 5);
+    let model = tiny_model(4);
+    let limits = tiny_limits();
+    let sc = ServedModelConfig {
+        name: "tiny".into(),
+        path: "unused.json".into(),
+        packing: "ama".into(),
+        preset: preset.map(str::to_string),
+    };
+    (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
+}
+
+/// The tiny two-block model of `tiny` with `t` frames.
+fn tiny_model(t: usize) -> StGcn {
+    let (c, v) = (3, 5);
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
     let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 3);
@@ -36,8 +50,11 @@ fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
         mean: vec![(0..v).map(|_| rng.gen_range(-0.5..0.5)).collect(); c],
         std: vec![(0..v).map(|_| rng.gen_range(0.5..2.0)).collect(); c],
     });
-    let model = StGcn::new(cfg, 3).unwrap();
-    let limits = InferenceConfig {
+    StGcn::new(cfg, 3).unwrap()
+}
+
+fn tiny_limits() -> InferenceConfig {
+    InferenceConfig {
         models: vec![],
         max_key_bytes: Some(1 << 30),
         max_key_uploads: 2,
@@ -50,14 +67,74 @@ fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
         lockstep_mib: 64,
         flood_bits: 0,
         eval_error_bound: hegcn::DEFAULT_EVAL_ERROR_BOUND,
-    };
+    }
+}
+
+/// A one-frame, one-person model is served in the dense layout: one input ciphertext, the
+/// dense plan's keys only (steps 1, P, −P), a layout older clients refuse, and replies that
+/// decrypt to the plaintext logits within the flood.
+#[test]
+fn single_pose_models_are_served_densely() {
+    let model = tiny_model(1);
     let sc = ServedModelConfig {
-        name: "tiny".into(),
+        name: "pose".into(),
         path: "unused.json".into(),
         packing: "ama".into(),
-        preset: preset.map(str::to_string),
+        preset: None,
     };
-    (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
+    let m = ServedModel::new(&sc, &model, &tiny_limits()).unwrap();
+    assert!(m.is_dense());
+    assert_eq!(m.input_cts(), 1);
+    let d = m.info.dense.clone().expect("the dense layout is announced");
+    let p = d.node_stride as i64;
+    assert!(!m.info.rotation_steps.is_empty());
+    assert!(m.info.rotation_steps.iter().all(|s| [1, p, -p].contains(s)));
+    let params = params_for(&m.info).unwrap();
+    // A client that does not know `dense` sees a zero-slot layout and refuses it.
+    let mut old = m.info.clone();
+    old.dense = None;
+    assert!(matches!(
+        params_for(&old),
+        Err(InferError::BadInfo {
+            what: "layout slots",
+            ..
+        })
+    ));
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk_out = kg
+        .public_key(&sk)
+        .unwrap()
+        .at_level(m.info.output_level as usize)
+        .unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let x = Array4::from_shape_fn((3, 1, 5, 1), |_| rng.gen_range(-1.0..1.0));
+    let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
+    assert_eq!(bytes.len(), 1);
+    let cts = vec![Ciphertext::from_bytes(&bytes[0], &params).unwrap()];
+    let r = m.evaluate(&eval, &pk_out, cts).unwrap();
+    let positions: Vec<(u32, u32)> = r
+        .positions
+        .iter()
+        .map(|&(c, s)| (c as u32, s as u32))
+        .collect();
+    let got = crate::infer::decrypt_logits(&params, &sk, &r.bytes, &positions).unwrap();
+    let want = model
+        .fold()
+        .forward(x.view().insert_axis(ndarray::Axis(0)))
+        .unwrap();
+    let sd = m.info.flood_sd;
+    for (g, w) in got.iter().zip(want.row(0)) {
+        assert!(
+            (g - w).abs() <= 8.0 * sd + 1e-4,
+            "{g} vs {w} (flood sd {sd})"
+        );
+    }
+    // A request with two ciphertexts is refused before any byte moves.
+    assert!(check_inputs(&m, &[100, 100]).is_err());
 }
 
 #[test]
@@ -404,8 +481,8 @@ fn server_replies_are_sanitized_with_the_session_public_key() {
     let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
     let (plain, _) = m.he.forward(&eval, &ct).unwrap();
     let want = m.he.decrypt_logits(&sk, &plain).unwrap();
-    let a = m.evaluate(&eval, &pk_out, ct.clone()).unwrap();
-    let b = m.evaluate(&eval, &pk_out, ct).unwrap();
+    let a = m.evaluate(&eval, &pk_out, ct.cts.clone()).unwrap();
+    let b = m.evaluate(&eval, &pk_out, ct.cts).unwrap();
     let load = |r: &Evaluated| Ciphertext::from_bytes(&r.bytes[0], &params).unwrap();
     let (ca, cb) = (load(&a), load(&b));
     assert_ne!(ca.parts().1, cb.parts().1, "c1 must be fresh per reply");

@@ -134,7 +134,7 @@ impl PlaintextCache {
     }
 
     /// The plaintext of `values` at `level` and `scale`, from the cache or freshly encoded.
-    pub(super) fn get_or_encode(
+    pub(crate) fn get_or_encode(
         &self,
         encoder: &Encoder,
         values: &[f64],

@@ -4,8 +4,8 @@
 //! keys, small random models and inputs, comparison helpers); the tests are grouped by topic:
 //! `stages` (stage-by-stage and logit agreement, coefficient-folding precision), `counts`
 //! (measured against formula and plan), `planner` (presets and refusals), `cache` (plaintext
-//! cache and lockstep budgets), `batching` (several samples per pass) and `logits` (what the
-//! returned ciphertexts reveal).
+//! cache and lockstep budgets), `batching` (several samples per pass), `logits` (what the
+//! returned ciphertexts reveal) and `dense` (the dense single-pose layout).
 //!
 //! Tolerance: `max |enc − plain| ≤ TOL · max(1, max |plain|)` with `TOL = 2e-4`, the budget of
 //! the channel-major packing, where general polynomial coefficients are evaluated at a reduced
@@ -33,6 +33,7 @@ use crate::{choose_preset, level_plan, HeGcnError, HeStgcn, Packing};
 mod batching;
 mod cache;
 mod counts;
+mod dense;
 mod logits;
 mod planner;
 mod stages;

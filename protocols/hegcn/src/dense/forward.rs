@@ -1,0 +1,193 @@
+//! The dense layout's client side (packing, encryption, decryption of the logits) and the
+//! server's forward pass: per block graph conv, activation, temporal conv + residual,
+//! activation; then the head (dense layer, node sum by rotations, bias, 0/1 logit mask).
+//!
+//! Security model: that of [`super`] (semi-honest server, the client holds the secret key).
+
+use ckks::{Ciphertext, Evaluator, PublicKey, SecretKey};
+use ndarray::ArrayView4;
+
+use super::{DenseAct, DenseStgcn};
+use crate::error::{HeGcnError, Result};
+use crate::model::EncryptedLogits;
+
+/// Bits by which a linear map's output scale sits below `Δ` when an activation site follows
+/// (the site's quadratic coefficients are then encoded at `≈ 2^(2·drop)` and its output is at
+/// `Δ` again).
+pub const PRE_ACT_SCALE_DROP: u32 = 13;
+
+impl DenseStgcn {
+    /// The replicated slot vector of one sample `(C, T, V, M)` with `T = M = 1`, after the
+    /// input affine map.
+    ///
+    /// # Errors
+    /// [`HeGcnError::Shape`] for another shape.
+    pub fn pack_input(&self, x: ArrayView4<'_, f64>) -> Result<Vec<f64>> {
+        let l = &self.layout;
+        let want = (l.channels, 1, l.nodes, 1);
+        if x.dim() != want {
+            let (c, t, v, m) = x.dim();
+            return Err(HeGcnError::Shape {
+                what: "dense input C·T·V·M (one frame, one person)",
+                expected: l.channels * l.nodes,
+                found: c * t * v * m,
+            });
+        }
+        let flat: Vec<f64> = (0..l.channels)
+            .flat_map(|c| (0..l.nodes).map(move |v| (c, v)))
+            .map(|(c, v)| {
+                let e = x[[c, 0, v, 0]];
+                match &self.input_affine {
+                    Some((s, t)) => s[c * l.nodes + v] * e + t[c * l.nodes + v],
+                    None => e,
+                }
+            })
+            .collect();
+        l.pack(&flat)
+    }
+
+    /// Encrypts one sample with the public key at the input level.
+    ///
+    /// # Errors
+    /// Shape and CKKS errors.
+    pub fn encrypt_input(&self, pk: &PublicKey, x: ArrayView4<'_, f64>) -> Result<Ciphertext> {
+        let pt = self.encoder.encode(
+            &self.pack_input(x)?,
+            self.plan.depth,
+            self.params.default_scale(),
+        )?;
+        Ok(pk.encrypt(&pt)?)
+    }
+
+    /// Decrypts the class scores.
+    ///
+    /// # Errors
+    /// CKKS errors.
+    pub fn decrypt_logits(&self, sk: &SecretKey, logits: &EncryptedLogits) -> Result<Vec<f64>> {
+        let dec: Vec<Vec<f64>> = logits
+            .cts
+            .iter()
+            .map(|c| Ok(self.encoder.decode(&sk.decrypt(c)?)))
+            .collect::<Result<_>>()?;
+        Ok(logits.positions.iter().map(|&(c, s)| dec[c][s]).collect())
+    }
+
+    /// A period vector replicated over the slots, encoded at the level and scale of `like`.
+    fn encode_like(
+        &self,
+        period: &[f64],
+        like: &Ciphertext,
+        scale: f64,
+    ) -> Result<ckks::Plaintext> {
+        let s = self.params.slots();
+        let v: Vec<f64> = (0..s).map(|i| period[i % period.len()]).collect();
+        Ok(self.encoder.encode(&v, like.level(), scale)?)
+    }
+
+    fn add_bias(&self, eval: &Evaluator, ct: &Ciphertext, bias: &[f64]) -> Result<Ciphertext> {
+        if bias.iter().all(|&b| b == 0.0) {
+            return Ok(ct.clone());
+        }
+        let pt = self.encode_like(bias, ct, ct.scale())?;
+        Ok(eval.add_plain(ct, &pt)?)
+    }
+
+    /// `a⊙x² + b⊙x + c` as `x·(a⊙x) + (b⊙x)` (one level). The input comes at the reduced
+    /// scale `t` = [`PRE_ACT_SCALE_DROP`] bits below `Δ` (the preceding map's target), so `a`
+    /// is encoded at `pa = q_ℓ·Δ/t² ≈ 2^(2·drop)` and the output lands at exactly `Δ`: the next
+    /// map's weights keep full precision, `a` is quantised to `~1/pa`.
+    fn activation(&self, eval: &Evaluator, act: &DenseAct, x: &Ciphertext) -> Result<Ciphertext> {
+        let t = x.scale();
+        let q = self.params.q_prime(x.level())? as f64;
+        let pa = q * self.params.default_scale() / (t * t);
+        let ax = eval.mul_plain(x, &self.encode_like(&act.a, x, pa)?)?;
+        let mut z = eval.mul(x, &ax)?;
+        if act.b.iter().any(|&b| b != 0.0) {
+            let bx = eval.mul_plain(x, &self.encode_like(&act.b, x, t * pa)?)?;
+            eval.add_assign(&mut z, &bx)?;
+        }
+        let z = eval.rescale(&z)?;
+        self.add_bias(eval, &z, &act.c)
+    }
+
+    /// The scale a linear map targets: reduced before an activation site, `Δ` otherwise.
+    fn target_before(&self, act: Option<&DenseAct>) -> f64 {
+        let d = self.params.default_scale();
+        match act {
+            Some(_) => d / f64::from(PRE_ACT_SCALE_DROP).exp2(),
+            None => d,
+        }
+    }
+
+    /// Block `i` on `x`.
+    fn block(&self, eval: &Evaluator, i: usize, x: &Ciphertext) -> Result<Ciphertext> {
+        let b = &self.blocks[i];
+        let target = self.target_before(b.act1.as_ref());
+        let g = b.gcn.apply(eval, &self.encoder, &self.cache, x, target)?;
+        let g = self.add_bias(eval, &g, &b.gcn_bias)?;
+        let h = match &b.act1 {
+            Some(a) => self.activation(eval, a, &g)?,
+            None => g,
+        };
+        let target = self.target_before(b.act2.as_ref());
+        let mut r = b.tcn.apply(eval, &self.encoder, &self.cache, &h, target)?;
+        if let Some(res) = &b.residual {
+            let xd = eval.drop_to_level(x, h.level())?;
+            let s = res.apply(eval, &self.encoder, &self.cache, &xd, target)?;
+            eval.add_assign(&mut r, &s)?;
+        }
+        let r = self.add_bias(eval, &r, &b.tcn_bias)?;
+        match &b.act2 {
+            Some(a) => self.activation(eval, a, &r),
+            None => Ok(r),
+        }
+    }
+
+    /// The head: dense layer with the `1/V` pooling factor, node sum by `V_p − 1` rotations by
+    /// `P`, bias, and the 0/1 mask that keeps only the logit slots of the first period.
+    fn head(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
+        let l = &self.layout;
+        let target = self.params.default_scale();
+        let z = self
+            .head
+            .apply(eval, &self.encoder, &self.cache, x, target)?;
+        let mut acc = z.clone();
+        for _ in 1..l.period / l.node_stride {
+            acc = eval.rotate(&acc, l.node_stride as i64)?;
+            eval.add_assign(&mut acc, &z)?;
+        }
+        let acc = self.add_bias(eval, &acc, &self.head_bias)?;
+        let mut mask = vec![0.0; self.params.slots()];
+        for m in mask.iter_mut().take(self.classes) {
+            *m = 1.0;
+        }
+        let q = self.params.q_prime(acc.level())? as f64;
+        let pt = self
+            .encoder
+            .encode(&mask, acc.level(), q * target / acc.scale())?;
+        let out = eval.rescale(&eval.mul_plain(&acc, &pt)?)?;
+        Ok(EncryptedLogits {
+            cts: vec![out],
+            positions: (0..self.classes).map(|q| (0, q)).collect(),
+        })
+    }
+
+    /// The whole network on an input encrypted at level `plan().depth`.
+    ///
+    /// # Errors
+    /// [`HeGcnError::Shape`] for an input at another level; CKKS errors (a missing key).
+    pub fn forward(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
+        if x.level() != self.plan.depth {
+            return Err(HeGcnError::Shape {
+                what: "dense input level",
+                expected: self.plan.depth,
+                found: x.level(),
+            });
+        }
+        let mut cur = x.clone();
+        for i in 0..self.blocks.len() {
+            cur = self.block(eval, i, &cur)?;
+        }
+        self.head(eval, &cur)
+    }
+}

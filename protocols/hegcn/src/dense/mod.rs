@@ -1,0 +1,531 @@
+//! The dense single-sample layout: for one pose (`T·M = 1`), the whole state of a stage — `V`
+//! nodes × at most `P` channels, `P` the next power of two of the widest stage and of the class
+//! count — sits in one period of `n = next_pow2(V·P)` slots (entry `(c, v)` at slot
+//! `pos(v)·P + c`, with node positions from [`node_order`]),
+//! and the ciphertext holds that period replicated over all `N/2` slots. Every linear stage
+//! (graph convolution with the folded BN, the temporal convolution — with one frame only its
+//! centre tap survives —, the residual, pooling + dense head) is one `n × n` matrix–vector
+//! product ([`diag`]); activations are slot-wise `a⊙x² + b⊙x + c` as in the other layouts.
+//!
+//! **When.** [`DenseLayout::applies`]: the model is configured for one frame and one person
+//! (`T·M = 1`). The AMA and channel-major packings spend a block of `next_pow2(M·T)` slots per
+//! (channel, node), so at `T·M = 1` they leave most slots empty and need thousands of products.
+//!
+//! **Cost and keys.** A stage costs one product per non-zero diagonal of its matrix (graph
+//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`), `B − 1` baby and
+//! `g_max − g_min` giant rotations with `B = P`. *Key rule*: only the steps `1`, `P` and `−P`
+//! ([`DenseStgcn::rotation_steps`], those the plan uses) get Galois keys, all other rotations
+//! are composed from them (one key switch per baby or giant step): at `N = 2^15` a Galois key is
+//! ~16 MB, so three keys keep a session's upload near 65 MB where one key per distinct step
+//! (~60 steps) would be ~1 GB. Replicating the period is what makes rotations cyclic mod `n`
+//! without masks. (Carrying *different* diagonals in the replicas would cut the products by
+//! the replica count, but a periodic input yields only rotations that are the same in every
+//! replica, so it needs a staggered input and one masking level per stage to re-stagger: not
+//! done, the model's depth is kept.)
+//!
+//! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
+//! activation site, the head's dense layer and its 0/1 logit mask.
+//!
+//! **Security model.** As the rest of the crate: semi-honest server holding the weights,
+//! client holding the secret key; the head masks every slot but the logits, and
+//! [`DenseStgcn::sanitize_logits`] re-randomizes and floods them before they are returned.
+
+mod diag;
+mod forward;
+
+pub use forward::PRE_ACT_SCALE_DROP;
+
+use ckks::{CkksParams, Encoder, Evaluator, Flood, PublicKey};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use stgcn::{FoldedActivation, FoldedModel, FoldedResidual};
+
+use crate::error::{HeGcnError, Result};
+use crate::linear::{PlaintextCache, PlaintextCacheStats};
+use crate::model::EncryptedLogits;
+use crate::plan::{level_plan, site_levels, LevelPlan};
+use crate::sanitize::{FloodConfig, LOGIT_BOUND};
+
+use diag::DiagMap;
+
+/// Where entry `(c, v)` of a dense single-sample state lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DenseLayout {
+    /// Input channels `C`.
+    pub channels: usize,
+    /// Nodes `V`.
+    pub nodes: usize,
+    /// Slots per node `P` (a power of two ≥ every stage's channels and the class count).
+    pub node_stride: usize,
+    /// The period `n = next_pow2(V·P)`.
+    pub period: usize,
+    /// Slots per ciphertext (`N/2`; a multiple of the period).
+    pub slots: usize,
+    /// Position of every node inside a period (a permutation of `0..V`, see
+    /// [`node_order`]): node `v`'s channels sit at `node_order[v]·P + c`.
+    pub node_order: Vec<usize>,
+}
+
+/// Node positions that make the graph convolution cheap: its products are one per distinct
+/// `(node offset, channel offset)`, so the order minimises the number of distinct signed
+/// position differences `pos[u] − pos[w]` over the edges of every block's aggregation. The
+/// candidates are the identity and, from every root, the depth-first order of a BFS spanning
+/// tree that visits small subtrees first (on a tree most edges then join consecutive
+/// positions); the first candidate with the fewest differences wins.
+pub fn node_order(model: &FoldedModel) -> Vec<usize> {
+    let v = model.num_nodes;
+    let (adj, edges) = graph_edges(model);
+    let cost = |pos: &[usize]| order_cost(&edges, pos);
+    let mut best: Vec<usize> = (0..v).collect();
+    let mut best_cost = cost(&best);
+    for root in 0..v {
+        let pos = dfs_positions(&adj, root);
+        let c = cost(&pos);
+        if c < best_cost {
+            best = pos;
+            best_cost = c;
+        }
+    }
+    best
+}
+
+/// Neighbour lists and directed edges `(u, w)`, `u ≠ w`, of every block's aggregation.
+pub(crate) fn graph_edges(model: &FoldedModel) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
+    let v = model.num_nodes;
+    let mut adj = vec![Vec::new(); v];
+    let mut edges = Vec::new();
+    for b in &model.blocks {
+        for ((_, u, w), &a) in b.aggregation.indexed_iter() {
+            if a != 0.0 && u != w {
+                edges.push((u, w));
+                if !adj[u].contains(&w) {
+                    adj[u].push(w);
+                }
+            }
+        }
+    }
+    (adj, edges)
+}
+
+/// Distinct signed position differences over `edges` under positions `pos`.
+pub(crate) fn order_cost(edges: &[(usize, usize)], pos: &[usize]) -> usize {
+    let mut d: Vec<i64> = edges
+        .iter()
+        .map(|&(u, w)| pos[u] as i64 - pos[w] as i64)
+        .collect();
+    d.sort_unstable();
+    d.dedup();
+    d.len()
+}
+
+/// Positions of a depth-first walk from `root` over a BFS spanning tree, smaller subtrees
+/// first; unreachable nodes follow in index order.
+fn dfs_positions(adj: &[Vec<usize>], root: usize) -> Vec<usize> {
+    let v = adj.len();
+    let mut parent = vec![usize::MAX; v];
+    let mut bfs = vec![root];
+    parent[root] = root;
+    let mut i = 0;
+    while i < bfs.len() {
+        let u = bfs[i];
+        for &w in &adj[u] {
+            if parent[w] == usize::MAX {
+                parent[w] = u;
+                bfs.push(w);
+            }
+        }
+        i += 1;
+    }
+    let mut size = vec![1usize; v];
+    for &u in bfs.iter().skip(1).rev() {
+        size[parent[u]] += size[u];
+    }
+    let mut children = vec![Vec::new(); v];
+    for &u in bfs.iter().skip(1) {
+        children[parent[u]].push(u);
+    }
+    let mut order = Vec::with_capacity(v);
+    let mut stack = vec![root];
+    while let Some(u) = stack.pop() {
+        order.push(u);
+        let mut c = children[u].clone();
+        c.sort_by_key(|&x| std::cmp::Reverse(size[x]));
+        stack.extend(c);
+    }
+    order.extend((0..v).filter(|&u| parent[u] == usize::MAX));
+    let mut pos = vec![0; v];
+    for (p, &u) in order.iter().enumerate() {
+        pos[u] = p;
+    }
+    pos
+}
+
+impl DenseLayout {
+    /// Whether the dense layout serves `model`: configured for one frame and one person.
+    pub fn applies(model: &FoldedModel) -> bool {
+        model.num_frames * model.num_persons == 1
+    }
+
+    /// The slots one period needs for `model` (what the ring must hold at least).
+    pub fn period_for(model: &FoldedModel) -> usize {
+        (model.num_nodes * Self::node_stride_for(model)).next_power_of_two()
+    }
+
+    fn node_stride_for(model: &FoldedModel) -> usize {
+        let widest = model
+            .blocks
+            .iter()
+            .map(|b| b.gcn_weights.dim().1)
+            .chain([model.in_channels, model.num_classes])
+            .max()
+            .unwrap_or(1);
+        widest.next_power_of_two()
+    }
+
+    /// The layout of `model` in ciphertexts of `slots` slots.
+    ///
+    /// # Errors
+    /// [`HeGcnError::Shape`] for a model with `T·M ≠ 1`; [`HeGcnError::LayoutTooLarge`] when
+    /// a period does not fit the slots.
+    pub fn new(model: &FoldedModel, slots: usize) -> Result<Self> {
+        if !Self::applies(model) {
+            return Err(HeGcnError::Shape {
+                what: "frames × persons of a dense single-sample model",
+                expected: 1,
+                found: model.num_frames * model.num_persons,
+            });
+        }
+        let period = Self::period_for(model);
+        if period > slots || slots % period != 0 {
+            return Err(HeGcnError::LayoutTooLarge {
+                packing: "dense",
+                needed: period,
+                available: slots,
+            });
+        }
+        Ok(Self {
+            channels: model.in_channels,
+            nodes: model.num_nodes,
+            node_stride: Self::node_stride_for(model),
+            period,
+            slots,
+            node_order: node_order(model),
+        })
+    }
+
+    /// Slot of entry `(c, v)` inside a period.
+    pub fn slot(&self, c: usize, v: usize) -> usize {
+        self.node_order[v] * self.node_stride + c
+    }
+
+    /// The slot vector of a state `x[(c, v)]` (`channels × nodes` row-major), replicated.
+    ///
+    /// # Errors
+    /// [`HeGcnError::Shape`] for a wrong length.
+    pub fn pack(&self, x: &[f64]) -> Result<Vec<f64>> {
+        if x.len() != self.channels * self.nodes {
+            return Err(HeGcnError::Shape {
+                what: "dense input entries C·V",
+                expected: self.channels * self.nodes,
+                found: x.len(),
+            });
+        }
+        let mut period = vec![0.0; self.period];
+        for c in 0..self.channels {
+            for v in 0..self.nodes {
+                period[self.slot(c, v)] = x[c * self.nodes + v];
+            }
+        }
+        Ok((0..self.slots).map(|i| period[i % self.period]).collect())
+    }
+}
+
+/// A slot-wise activation site: per-slot `a`, `b`, `c` over one period.
+#[derive(Debug)]
+struct DenseAct {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+}
+
+/// One block: graph conv, activation, temporal conv (+ residual), activation.
+#[derive(Debug)]
+struct DenseBlock {
+    gcn: DiagMap,
+    gcn_bias: Vec<f64>,
+    act1: Option<DenseAct>,
+    tcn: DiagMap,
+    residual: Option<DiagMap>,
+    tcn_bias: Vec<f64>,
+    act2: Option<DenseAct>,
+}
+
+/// A folded single-pose ST-GCN compiled for the dense layout under one parameter set.
+#[derive(Debug)]
+pub struct DenseStgcn {
+    params: CkksParams,
+    encoder: Encoder,
+    layout: DenseLayout,
+    plan: LevelPlan,
+    input_affine: Option<(Vec<f64>, Vec<f64>)>,
+    blocks: Vec<DenseBlock>,
+    head: DiagMap,
+    head_bias: Vec<f64>,
+    classes: usize,
+    cache: PlaintextCache,
+}
+
+impl DenseStgcn {
+    /// Compiles `model` for `params`.
+    ///
+    /// # Errors
+    /// The layout's refusals ([`DenseLayout::new`]); [`HeGcnError::UnsupportedActivation`] for
+    /// a kept ReLU; [`HeGcnError::LevelTooLow`] when the parameters lack the model's depth.
+    pub fn compile(model: &FoldedModel, params: &CkksParams) -> Result<Self> {
+        let layout = DenseLayout::new(model, params.slots())?;
+        let plan = level_plan(model)?;
+        if plan.depth > params.max_level() {
+            return Err(HeGcnError::LevelTooLow {
+                stage: "dense model input".into(),
+                level: params.max_level(),
+                needed: plan.depth,
+            });
+        }
+        let blocks = model
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, b)| compile_block(&layout, b, i))
+            .collect::<Result<_>>()?;
+        let (head, head_bias) = compile_head(&layout, model);
+        let input_affine = model.input_affine.as_ref().map(|(s, t)| {
+            let (c, v) = s.dim();
+            let flat = |a: &ndarray::Array2<f64>| -> Vec<f64> {
+                (0..c)
+                    .flat_map(|ci| (0..v).map(move |vi| (ci, vi)))
+                    .map(|p| a[p])
+                    .collect()
+            };
+            (flat(s), flat(t))
+        });
+        Ok(Self {
+            params: params.clone(),
+            encoder: Encoder::new(params),
+            layout,
+            plan,
+            input_affine,
+            blocks,
+            head,
+            head_bias,
+            classes: model.num_classes,
+            cache: PlaintextCache::default(),
+        })
+    }
+
+    /// The layout of the encrypted input.
+    pub fn layout(&self) -> &DenseLayout {
+        &self.layout
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// The level plan (the input is encrypted at level `plan().depth`).
+    pub fn plan(&self) -> &LevelPlan {
+        &self.plan
+    }
+
+    /// The client's input map `x ↦ scale⊙x + shift`, `(C, V)` row-major.
+    pub fn input_affine(&self) -> Option<&(Vec<f64>, Vec<f64>)> {
+        self.input_affine.as_ref()
+    }
+
+    /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
+    /// `{1, P, −P}`; the head's node sum rotates by `P`).
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
+        if self.layout.period > self.layout.node_stride {
+            s.push(self.layout.node_stride as i64);
+        }
+        s.sort_unstable();
+        s.dedup();
+        s
+    }
+
+    /// Plaintext products and key switches of the linear stages of one forward pass (the head's
+    /// node sum included; activations not counted).
+    pub fn planned_linear_ops(&self) -> (usize, usize) {
+        let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
+        let nodesum = self.layout.period / self.layout.node_stride - 1;
+        let switches = self.maps().map(|m| m.key_switches()).sum::<usize>() + nodesum;
+        (products, switches)
+    }
+
+    fn maps(&self) -> impl Iterator<Item = &DiagMap> {
+        self.blocks
+            .iter()
+            .flat_map(|b| [Some(&b.gcn), Some(&b.tcn), b.residual.as_ref()])
+            .flatten()
+            .chain([&self.head])
+    }
+
+    /// Sets the memory bound of the plaintext cache (bytes; 0 = off), as
+    /// [`crate::HeStgcn::set_plaintext_cache_budget`].
+    pub fn set_plaintext_cache_budget(&self, bytes: usize) {
+        self.cache.set_budget(bytes);
+    }
+
+    /// Size, bound and hit counts of the plaintext cache.
+    pub fn plaintext_cache_stats(&self) -> PlaintextCacheStats {
+        self.cache.stats()
+    }
+
+    /// The flood of the logit ciphertexts (as [`crate::HeStgcn::logit_flood`]).
+    pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
+        Flood {
+            noise_bound: 2.0 * self.params.default_scale() * cfg.eval_error_bound.abs(),
+            flood_bits: cfg.flood_bits,
+            message_bound: LOGIT_BOUND,
+        }
+    }
+
+    /// Re-randomizes and floods the logits with the client's public key (see
+    /// [`crate::sanitize`]).
+    ///
+    /// # Errors
+    /// CKKS errors.
+    pub fn sanitize_logits(
+        &self,
+        eval: &Evaluator,
+        logits: &EncryptedLogits,
+        pk: &PublicKey,
+        cfg: &FloodConfig,
+    ) -> Result<EncryptedLogits> {
+        let flood = self.logit_flood(cfg);
+        let cts = logits
+            .cts
+            .par_iter()
+            .map(|ct| eval.sanitize(ct, pk, &flood))
+            .collect::<ckks::Result<_>>()?;
+        Ok(EncryptedLogits {
+            cts,
+            positions: logits.positions.clone(),
+        })
+    }
+
+    /// The level of the logit ciphertexts.
+    pub fn output_level(&self) -> usize {
+        0
+    }
+}
+
+/// A per-slot vector over one period with `f(c, v)` on channels `< channels` of every node.
+fn per_slot(l: &DenseLayout, channels: usize, f: impl Fn(usize, usize) -> f64) -> Vec<f64> {
+    let mut out = vec![0.0; l.period];
+    for v in 0..l.nodes {
+        for c in 0..channels {
+            out[l.slot(c, v)] = f(c, v);
+        }
+    }
+    out
+}
+
+fn compile_act(
+    l: &DenseLayout,
+    act: &FoldedActivation,
+    channels: usize,
+    block: usize,
+    site: usize,
+) -> Result<Option<DenseAct>> {
+    if site_levels(act, block, site)? == 0 {
+        return Ok(None);
+    }
+    let FoldedActivation::Poly { a, b, c } = act else {
+        unreachable!("site_levels refuses kept ReLU nodes")
+    };
+    Ok(Some(DenseAct {
+        a: per_slot(l, channels, |_, v| a[v]),
+        b: per_slot(l, channels, |_, v| b[v]),
+        c: per_slot(l, channels, |_, v| c[v]),
+    }))
+}
+
+fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<DenseBlock> {
+    let (k, co, ci) = b.gcn_weights.dim();
+    let (n, p) = (l.period, l.node_stride);
+    let mut gcn = Vec::new();
+    for ki in 0..k {
+        for u in 0..l.nodes {
+            for w in 0..l.nodes {
+                let a = b.aggregation[[ki, u, w]];
+                if a == 0.0 {
+                    continue;
+                }
+                for o in 0..co {
+                    for c in 0..ci {
+                        gcn.push((l.slot(o, w), l.slot(c, u), a * b.gcn_weights[[ki, o, c]]));
+                    }
+                }
+            }
+        }
+    }
+    let gcn = DiagMap::from_entries(n, p, gcn);
+    let gcn_bias = per_slot(l, co, |o, w| b.gcn_bias[[o, w]]);
+    let (tco, tci, ks) = b.tcn_weight.dim();
+    let centre = (ks - 1) / 2;
+    let node_diag = |co: usize, ci: usize, f: &dyn Fn(usize, usize) -> f64| {
+        let mut e = Vec::new();
+        for v in 0..l.nodes {
+            for o in 0..co {
+                for c in 0..ci {
+                    e.push((l.slot(o, v), l.slot(c, v), f(o, c)));
+                }
+            }
+        }
+        DiagMap::from_entries(n, p, e)
+    };
+    let tcn = node_diag(tco, tci, &|o, c| b.tcn_weight[[o, c, centre]]);
+    let (residual, res_bias) = match &b.residual {
+        FoldedResidual::None => (None, vec![0.0; tco]),
+        FoldedResidual::Identity => (
+            Some(node_diag(tco, tco, &|o, c| f64::from(u8::from(o == c)))),
+            vec![0.0; tco],
+        ),
+        FoldedResidual::Conv { weight, bias } => (
+            Some(node_diag(tco, weight.dim().1, &|o, c| weight[[o, c]])),
+            bias.to_vec(),
+        ),
+    };
+    let tcn_bias = per_slot(l, tco, |o, _| b.tcn_bias[o] + res_bias[o]);
+    Ok(DenseBlock {
+        gcn,
+        gcn_bias,
+        act1: compile_act(l, &b.act1, co, i, 0)?,
+        tcn,
+        residual,
+        tcn_bias,
+        act2: compile_act(l, &b.act2, tco, i, 1)?,
+    })
+}
+
+/// The head: `z[v, q] = Σ_c W[q, c]·x[c, v] / V` (summed over nodes by rotations afterwards)
+/// and the bias at the logit slots `q` (node position 0).
+fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
+    let (classes, c_last) = model.fc_weight.dim();
+    let norm = 1.0 / l.nodes as f64;
+    let mut e = Vec::new();
+    for v in 0..l.nodes {
+        for q in 0..classes {
+            for c in 0..c_last {
+                e.push((l.slot(q, v), l.slot(c, v), model.fc_weight[[q, c]] * norm));
+            }
+        }
+    }
+    let mut bias = vec![0.0; l.period];
+    for (b, &f) in bias.iter_mut().zip(model.fc_bias.iter()) {
+        *b = f;
+    }
+    (DiagMap::from_entries(l.period, l.node_stride, e), bias)
+}

@@ -1,0 +1,156 @@
+//! The dense single-pose layout ([`crate::dense`]) against the plaintext model: logits of a
+//! small random model and of the committed BodyPose model, the key set (exactly the rotation
+//! steps the plan uses) and the refusal of multi-frame models.
+//!
+//! Tolerance: `max |enc − plain| ≤ TOL · max(1, max |plain|)` with the crate's `TOL = 2e-4`
+//! (general polynomial coefficients at the reduced scale, as the channel-major packing).
+
+use std::path::Path;
+
+use ckks::{Evaluator, KeyGenerator};
+use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet};
+use ndarray::{s, Axis};
+use stgcn::ActivationKind;
+
+use super::{argmax, folded_logits, random_input, small_model, test_params, TOL};
+use crate::dense::{DenseLayout, DenseStgcn};
+use crate::HeGcnError;
+
+/// Keys for exactly `steps` and the dense logits of `x` (`None` when evaluation fails).
+fn dense_logits(
+    he: &DenseStgcn,
+    steps: &[i64],
+    x: &ndarray::Array4<f64>,
+    seed: u8,
+) -> Option<Vec<f64>> {
+    let params = he.params();
+    let mut kg = KeyGenerator::from_seed(params, [seed; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let eval = Evaluator::new(params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, steps, false).unwrap());
+    let ct = he.encrypt_input(&pk, x.view()).unwrap();
+    let logits = he.forward(&eval, &ct).ok()?;
+    Some(he.decrypt_logits(&sk, &logits).unwrap())
+}
+
+fn check_logits(what: &str, got: &[f64], want: &[f64]) {
+    let err = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    let mag = want.iter().map(|x| x.abs()).fold(0.0, f64::max);
+    println!("{what}: max |logit error| {err:.3e}, max |logit| {mag:.3e}");
+    assert!(err <= TOL * mag.max(1.0), "{what}: err {err} > {TOL}·{mag}");
+    assert_eq!(argmax(got), argmax(want), "{what}: top-1");
+}
+
+#[test]
+fn dense_logits_match_plaintext_on_a_small_model() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 31);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 2, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    assert_eq!(he.layout().slots / he.layout().period, 2, "two replicas");
+    for seed in [3u64, 4] {
+        let x = random_input(3, 1, 5, 1, seed);
+        let want = folded_logits(&model, &x);
+        let got = dense_logits(&he, &he.rotation_steps(), &x, seed as u8).unwrap();
+        check_logits("dense small model", &got, want.as_slice().unwrap());
+    }
+}
+
+#[test]
+fn dense_keys_are_exactly_the_planned_steps() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 32);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let p = he.layout().node_stride as i64;
+    let steps = he.rotation_steps();
+    assert_eq!(steps, vec![-p, 1, p], "the key rule: 1, P, −P");
+    let x = random_input(3, 1, 5, 1, 9);
+    let want = folded_logits(&model, &x);
+    let got = dense_logits(&he, &steps, &x, 1).expect("the planned keys suffice");
+    check_logits("dense, planned keys", &got, want.as_slice().unwrap());
+    // Every requested key is used: without any one of them the forward pass fails.
+    for drop in &steps {
+        let fewer: Vec<i64> = steps.iter().copied().filter(|s| s != drop).collect();
+        assert!(
+            dense_logits(&he, &fewer, &x, 1).is_none(),
+            "step {drop} requested but not needed"
+        );
+    }
+    let (products, switches) = he.planned_linear_ops();
+    println!("dense small model: {products} products, {switches} key switches");
+    assert!(products > 0 && switches > 0);
+}
+
+#[test]
+fn dense_refuses_multi_frame_models_and_wrong_inputs() {
+    let model = small_model(5, 4, 1, 16, ActivationKind::Square, &[], 33);
+    assert!(!DenseLayout::applies(&model));
+    let params = test_params(10, 14);
+    assert!(matches!(
+        DenseStgcn::compile(&model, &params),
+        Err(HeGcnError::Shape { found: 4, .. })
+    ));
+    let one = small_model(5, 1, 1, 16, ActivationKind::Square, &[], 33);
+    let he = DenseStgcn::compile(&one, &params).unwrap();
+    assert!(he.pack_input(random_input(3, 2, 5, 1, 1).view()).is_err());
+    let small = test_params(5, 14);
+    assert!(matches!(
+        DenseStgcn::compile(&one, &small),
+        Err(HeGcnError::LayoutTooLarge { .. })
+    ));
+}
+
+#[test]
+fn dense_matches_the_committed_bodypose_model() {
+    let stem = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../experiments/models/bodypose-stgcn3x128-d4-poly");
+    let json = std::fs::read_to_string(stem.with_extension("json")).unwrap();
+    let w = std::fs::read(stem.with_extension("safetensors")).unwrap();
+    let folded = stgcn::StGcn::from_json_and_safetensors(&json, &w)
+        .unwrap()
+        .fold();
+    assert!(DenseLayout::applies(&folded));
+    let period = DenseLayout::period_for(&folded);
+    assert_eq!(period, 1024, "25 nodes × 32 slots");
+    // The node order cuts the distinct node offsets of the graph convolution.
+    let order = crate::dense::node_order(&folded);
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..25).collect::<Vec<_>>(), "a permutation");
+    let (_, edges) = crate::dense::graph_edges(&folded);
+    let identity: Vec<usize> = (0..25).collect();
+    let (before, after) = (
+        crate::dense::order_cost(&edges, &identity),
+        crate::dense::order_cost(&edges, &order),
+    );
+    println!("BodyPose node offsets: {before} in index order, {after} in the chosen order");
+    assert!(after < before);
+    let depth = crate::level_plan(&folded).unwrap().depth;
+    // Insecure small ring (one replica) to keep the test fast; the layout is the same.
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&folded, &params).unwrap();
+    let (products, switches) = he.planned_linear_ops();
+    println!("BodyPose dense: {products} products, {switches} key switches per pose");
+    let test = BodyPoseSet::load_bundled(BodyPoseNormalization::AsProvided)
+        .unwrap()
+        .set
+        .split_stratified(0.2, 42)
+        .unwrap()
+        .1;
+    let data = test.data.slice(s![..3, .., .., .., ..]).mapv(f64::from);
+    let want = folded.forward(data.view()).unwrap();
+    for i in 0..3 {
+        let x = data.index_axis(Axis(0), i).to_owned();
+        let got = dense_logits(&he, &he.rotation_steps(), &x, i as u8).unwrap();
+        check_logits("dense BodyPose", &got, want.row(i).as_slice().unwrap());
+    }
+}
