@@ -25,6 +25,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod infer;
 pub mod input;
+pub mod linear_model;
 pub mod model_file;
 pub mod proto;
 pub mod server;

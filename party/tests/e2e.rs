@@ -146,6 +146,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     assert!(
@@ -417,6 +418,7 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     let took = t.elapsed();
@@ -488,6 +490,7 @@ async fn e2e_job_with_dealer_triples() {
             epochs: 2,
             schedule_seed: 3,
             triples: TripleKind::Dealer,
+            intercept: false,
         }))
         .await
         .unwrap();

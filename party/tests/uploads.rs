@@ -236,6 +236,7 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     assert!(

@@ -40,6 +40,7 @@ proptest! {
         let r = ClientRequest::Submit(JobSpec {
             model: ModelKind::Logreg, dataset: name.clone(), learning_rate: 0.5,
             batch_size: rows, epochs: 3, schedule_seed: seed, triples: TripleKind::Ot,
+            intercept: false,
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -51,6 +52,7 @@ proptest! {
             }),
             dataset: "mnist".into(), learning_rate: 0.25, batch_size: 64, epochs: 1,
             schedule_seed: seed, triples: TripleKind::Dealer,
+            intercept: false,
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -85,6 +87,7 @@ fn stgcn_job_messages_round_trip_within_their_limits() {
         epochs: 10,
         schedule_seed: 1,
         triples: TripleKind::He,
+        intercept: false,
     };
     let r = ClientRequest::Submit(spec.clone());
     let b = mpc::net::encode_message(&r).unwrap();
