@@ -125,24 +125,12 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     assert_eq!(w.dim(), (31, 1));
     // The same model as the CSV weight column.
     let csv = tmp.path().join("w.csv");
-    let mut conn: Vec<String> = ["--p0", &c.client[0].to_string(), "--p0-cert"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    conn.extend([c.cert(0).to_str().unwrap().into(), "--p1".into()]);
-    conn.extend([c.client[1].to_string(), "--p1-cert".into()]);
-    conn.extend([
-        c.cert(1).to_str().unwrap().into(),
-        "--token".into(),
-        ALICE.into(),
-    ]);
-    run_ok(
-        Command::new(PARTY)
-            .args(["reveal", "--job", &model.job.to_string(), "--out"])
-            .arg(&csv)
-            .args(&conn),
-    );
-    assert_eq!(datasets::csv::read_csv(&csv).unwrap().data, w);
+    let job_id = model.job.to_string();
+    let reveal = ["reveal", "--job", &job_id, "--out", csv.to_str().unwrap()];
+    run_ok(Command::new(PARTY).args(reveal).args(c.conn_args(ALICE)));
+    let back = datasets::csv::read_csv(&csv).unwrap().data;
+    assert_eq!(back.dim(), w.dim());
+    assert!(back.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-9));
 
     // The plaintext twin: same data, schedule, hyper-parameters and zero initial weights.
     let d = full.ncols() - 1;

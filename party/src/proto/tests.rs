@@ -207,3 +207,12 @@ fn entry_ids_print_and_parse() {
     assert_eq!(EntryId::parse(&id.to_string()), Some(id));
     assert_eq!(EntryId::parse("zz"), None);
 }
+
+/// A job spec written before `intercept` existed (JSON) keeps its old meaning: no intercept.
+#[test]
+fn a_job_spec_without_intercept_means_none() {
+    let old = r#"{"model":"Linreg","dataset":"d","learning_rate":0.5,"batch_size":8,
+                  "epochs":1,"schedule_seed":1,"triples":"Ot"}"#;
+    let spec: JobSpec = serde_json::from_str(old).unwrap();
+    assert!(!spec.intercept);
+}

@@ -341,6 +341,43 @@ mod tests {
         assert!(unflatten_layers(&sizes, flat.view()).is_none());
     }
 
+    /// A model entry's description survives its TOML manifest (seeds beyond i64 included) and
+    /// says what the job trained.
+    #[test]
+    fn model_descriptions_round_trip_through_the_manifest() {
+        use crate::proto::{MlpSpec, TripleKind};
+        let data = crate::server::job::linear_spec::tests::table(53, 4);
+        let mlp = MlpSpec {
+            layers: vec![3, 5, 4],
+            softmax: SoftmaxKind::Exp,
+            init_seed: u64::MAX,
+        };
+        let mut spec = JobSpec {
+            model: ModelKind::Mlp(mlp),
+            dataset: "small".into(),
+            learning_rate: 0.3,
+            batch_size: 7,
+            epochs: 3,
+            schedule_seed: u64::MAX - 1,
+            triples: TripleKind::He,
+            intercept: true,
+        };
+        for (model, kind) in [(None, "mlp"), (Some(ModelKind::Logreg), "logreg")] {
+            spec.model = model.unwrap_or(spec.model);
+            let arch = Arch::of(&spec.model, 3, &data).unwrap();
+            let meta = model_meta(&spec, &arch, 3, &data);
+            assert_eq!((meta.kind.as_str(), meta.intercept), (kind, true));
+            assert_eq!(meta.schedule_seed, (u64::MAX - 1).to_string());
+            assert_eq!((meta.dataset_id, meta.rows), (data.id, 53));
+            let mut m = data.clone();
+            m.kind = crate::store::EntryKind::Model;
+            m.model = Some(ModelMeta::Linear(meta));
+            let text = toml::to_string_pretty(&m).unwrap();
+            let back = crate::store::parse_manifest(text.as_bytes()).unwrap();
+            assert_eq!(back, m, "{text}");
+        }
+    }
+
     /// The estimate from one and two steps is exactly the whole job's plan, for every kind.
     #[tokio::test]
     async fn the_preprocessing_estimate_equals_the_full_plan() {
