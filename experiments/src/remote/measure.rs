@@ -13,7 +13,8 @@ use ml::models::linreg::LinRegHyper;
 use ml::models::{self, mlp, Model};
 use ml::Schedule;
 use ndarray::{Array1, Array2, Axis};
-use party::client::{reveal_model, Client};
+use party::client::Client;
+use party::deploy::Revealed;
 use party::proto::{EntryId, JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
 use party::server::job::unflatten_layers_with_bias;
 use std::time::Instant;
@@ -180,20 +181,38 @@ pub async fn run_job(
     let job_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
 
-    // Reveal to the owner (this client) and split into layers.
+    // Reveal to the owner (this client): the model with its description (checked against the
+    // job), or the bare column of parties that store none, split into layers.
     let t = Instant::now();
     let mut c1 = c1.await?;
-    let flat = reveal_model(c0, &mut c1, done.job).await?;
+    let revealed = party::deploy::reveal(c0, &mut c1, done.job).await?;
     let reveal_s = t.elapsed().as_secs_f64();
     let sizes = &plan.sizes;
-    let ws =
-        unflatten_layers_with_bias(sizes, plan.spec.intercept, flat.view()).with_context(|| {
-            format!(
-                "the revealed model is {} x {}, not the weights of layers {sizes:?}",
-                flat.nrows(),
-                flat.ncols()
-            )
-        })?;
+    let widths: Vec<u64> = sizes.iter().map(|&w| w as u64).collect();
+    let ws = match revealed {
+        Revealed::Linear(m, _) => {
+            anyhow::ensure!(
+                m.meta.layers == widths && m.meta.intercept == plan.spec.intercept,
+                "the revealed model has layers {:?} (intercept {}), the job {sizes:?} (intercept {})",
+                m.meta.layers,
+                m.meta.intercept,
+                plan.spec.intercept
+            );
+            m.weights
+        }
+        Revealed::Weights(flat) => {
+            unflatten_layers_with_bias(sizes, plan.spec.intercept, flat.view()).with_context(
+                || {
+                    format!(
+                        "the revealed model is {} x {}, not the weights of layers {sizes:?}",
+                        flat.nrows(),
+                        flat.ncols()
+                    )
+                },
+            )?
+        }
+        Revealed::Stgcn(_) => anyhow::bail!("job {} trained an ST-GCN", done.job),
+    };
     Ok((done, ws, job_s, reveal_s))
 }
 
