@@ -16,6 +16,8 @@
 //! * [`input`]: the data owner's file (CSV, NPY, MNIST IDX) read and range-checked for upload.
 //! * [`model_file`]: the ST-GCN model ↔ share-column conversion of trained model entries, and
 //!   the `NAME.json` + `NAME.safetensors` model files.
+//! * [`linear_model`]: the `dyad-model/1` file of a revealed linear model or MLP (weights,
+//!   intercept, training parameters, dataset version) and its one loader.
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
