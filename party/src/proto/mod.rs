@@ -193,7 +193,7 @@ pub struct LinearModelMeta {
     /// Layer widths, input first: `[features, 1]` for the regressions, the MLP's `layers`.
     pub layers: Vec<u64>,
     /// MLP: the output normalization.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub softmax: Option<ml::backend::SoftmaxKind>,
     /// Whether every weight matrix has an intercept / bias row (its last row).
     pub intercept: bool,
@@ -206,7 +206,7 @@ pub struct LinearModelMeta {
     /// Seed of the batch schedule, in decimal (manifests are TOML, whose integers are i64).
     pub schedule_seed: String,
     /// MLP: seed of the public initial weights, in decimal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub init_seed: Option<String>,
     /// Where the job's triples came from.
     pub triples: TripleKind,

@@ -216,3 +216,34 @@ fn a_job_spec_without_intercept_means_none() {
     let spec: JobSpec = serde_json::from_str(old).unwrap();
     assert!(!spec.intercept);
 }
+
+/// A linear model's description crosses the wire (bincode) intact, with and without the MLP's
+/// optional fields.
+#[test]
+fn linear_model_descriptions_round_trip_on_the_wire() {
+    for mlp in [false, true] {
+        let meta = LinearModelMeta {
+            kind: if mlp { "mlp" } else { "logreg" }.into(),
+            layers: if mlp { vec![4, 3, 2] } else { vec![4, 1] },
+            softmax: mlp.then_some(ml::backend::SoftmaxKind::Relu),
+            intercept: true,
+            learning_rate: 0.3,
+            batch_size: 8,
+            epochs: 2,
+            schedule_seed: u64::MAX.to_string(),
+            init_seed: mlp.then(|| "7".to_string()),
+            triples: TripleKind::Ot,
+            dataset: "cancer".into(),
+            dataset_id: EntryId([9; 16]),
+            rows: 455,
+        };
+        let r = Reply::ModelShareMeta {
+            rows: 5,
+            cols: 1,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+            model: Some(ModelMeta::Linear(meta)),
+        };
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+    }
+}
