@@ -225,7 +225,14 @@ fn setup(task: &TrainTask, cfg: &Config, steps: usize) -> Result<Setup> {
     let seed = cfg.experiment.seed;
     let split = common::load(&task.data, seed)?;
     let (xtr, xte) = common::features(&split, task.standardize)?;
-    // The same schedule and initial weights as `supervised::run`.
+    // The same features (a ones column for the biases), schedule and initial weights as
+    // `supervised::run`.
+    let (xtr, xte) = if task.intercept {
+        let ones = ml::models::bias::append_ones_plain;
+        (ones(&xtr), ones(&xte))
+    } else {
+        (xtr, xte)
+    };
     let mut sched = Schedule::shuffled(xtr.nrows(), task.batch_size, task.epochs, seed ^ 0x5eed)?;
     let mut left = steps;
     for e in &mut sched.epochs {
@@ -238,7 +245,11 @@ fn setup(task: &TrainTask, cfg: &Config, steps: usize) -> Result<Setup> {
         yte: split.test.labels()?,
         xtr,
         xte,
-        w_init: mlp::init_weights(&task.layers, task.init_seed.unwrap_or(seed)),
+        w_init: mlp::init_weights_with_bias(
+            &task.layers,
+            task.init_seed.unwrap_or(seed),
+            task.intercept,
+        ),
         sched,
         hyper: LinRegHyper::new(task.learning_rate, task.batch_size)?,
         softmax: task.softmax.unwrap_or(SoftmaxKind::Relu),
@@ -273,7 +284,15 @@ pub async fn trace(
     let ulp = 1.0 / fp.scale();
     let lr = s.hyper.step_size();
     let n = s.xtr.nrows();
-    let reqs = mlp::plan(&task.layers, n, &s.sched, &s.hyper, s.softmax).await?;
+    let reqs = mlp::plan_with_bias(
+        &task.layers,
+        n,
+        &s.sched,
+        &s.hyper,
+        s.softmax,
+        task.intercept,
+    );
+    let reqs = reqs.await?;
     let off = offline::run("dealer", "memory", &reqs).await?;
     let [pre0, pre1] = off.pre;
     let mut rng = mpc::share::os_rng();

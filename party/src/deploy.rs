@@ -14,10 +14,15 @@ use crate::client::{refused, Client, ClientError, Result};
 use crate::proto::{ClientRequest, DeploySpec, DeployedInfo, EntryId, ModelMeta, Reply, ServeAt};
 use ndarray::Array2;
 
-/// A revealed model: the weights of a linear model or MLP as stored, or an ST-GCN.
+/// A revealed model: a linear model or MLP with its description, the bare weights of one
+/// trained before descriptions were stored, or an ST-GCN.
 #[derive(Debug)]
 pub enum Revealed {
-    /// The stored weight matrix (linear models; an MLP's layers flattened into one column).
+    /// A linear model or MLP with what it is (`linear_model::LinearModel::write` writes it)
+    /// and its stored column (what the CSV form holds).
+    Linear(Box<crate::linear_model::LinearModel>, Array2<f64>),
+    /// The stored weight matrix of an entry without a description (linear models; an MLP's
+    /// layers flattened into one column).
     Weights(Array2<f64>),
     /// An ST-GCN, ready for `model_file::write_files`.
     Stgcn(Box<stgcn::StGcn>),
@@ -122,6 +127,10 @@ pub async fn reveal(p0: &mut Client, p1: &mut Client, job: EntryId) -> Result<Re
     let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
     match m0 {
         None => Ok(Revealed::Weights(w)),
+        Some(ModelMeta::Linear(meta)) => {
+            let m = crate::linear_model::LinearModel::from_column(job, meta, f0.get(), w.view())?;
+            Ok(Revealed::Linear(Box::new(m), w))
+        }
         Some(ModelMeta::Stgcn { config_json }) => {
             let column: Vec<f64> = w.iter().copied().collect();
             let m = crate::model_file::stgcn_from_column(&config_json, &column)?;

@@ -214,6 +214,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         epochs: 3,
         schedule_seed: 11,
         triples: TripleKind::Ot,
+        intercept: false,
     };
     let requests = [
         ClientRequest::Upload(header.clone()),

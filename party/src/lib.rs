@@ -17,6 +17,8 @@
 //! * [`logging`]: the binaries' log output and its `RUST_LOG` filter.
 //! * [`model_file`]: the ST-GCN model ↔ share-column conversion of trained model entries, and
 //!   the `NAME.json` + `NAME.safetensors` model files.
+//! * [`linear_model`]: the `dyad-model/1` file of a revealed linear model or MLP (weights,
+//!   intercept, training parameters, dataset version) and its one loader.
 //!
 //! This crate may open sockets and files; the protocol crates it drives never do.
 
@@ -26,6 +28,7 @@ pub mod fuzzing;
 pub mod ids;
 pub mod infer;
 pub mod input;
+pub mod linear_model;
 pub mod logging;
 pub mod model_file;
 pub mod proto;

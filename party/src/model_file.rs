@@ -48,6 +48,29 @@ pub enum ModelFileError {
         #[source]
         source: stgcn::ModelError,
     },
+    /// A field of a model file is missing, malformed or out of its limits.
+    #[error("{path}: {field} = {value}: {limit}")]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// The field (a JSON key path, or a tensor name).
+        field: String,
+        /// The value found.
+        value: String,
+        /// What the field must be.
+        limit: String,
+    },
+    /// A model file is not the JSON its format describes.
+    #[error("{path}: not a {format} file: {source}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The expected format.
+        format: &'static str,
+        /// The parser's error (line and column).
+        #[source]
+        source: serde_json::Error,
+    },
     /// A model file could not be written or read.
     #[error("{op} {path}: {source}")]
     Io {

@@ -92,6 +92,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
                 epochs: e,
                 schedule_seed: s,
                 triples,
+                intercept: false,
             },
         )
 }

@@ -41,7 +41,7 @@ fn cancer_files(
 }
 
 fn accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> f64 {
-    let s = x.dot(w);
+    let s = ml::models::linreg::predict(w, x).unwrap();
     let ok = s
         .column(0)
         .iter()
@@ -51,8 +51,9 @@ fn accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> 
     100.0 * ok as f64 / y.len() as f64
 }
 
-/// Slow (secure training between two processes): upload, train with OT triples, reveal; the
-/// revealed model's accuracy matches the plaintext twin within 1 pp.
+/// Slow (secure training between two processes): upload, train with OT triples and an intercept
+/// (`party train`'s default), reveal as a `dyad-model/1` file and as CSV; the revealed model's
+/// accuracy matches the plaintext twin's (on the data with its ones column) within 1 pp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_upload_train_reveal_breast_cancer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -69,7 +70,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     assert_eq!(c.states(0), vec![("committed".into(), "cancer".into())]);
     assert_eq!(c.states(1), vec![("committed".into(), "cancer".into())]);
 
-    let wfile = tmp.path().join("w.csv");
+    let wfile = tmp.path().join("model.json");
     let t = Instant::now();
     let (epochs, batch, lr, seed) = (3u64, 64u64, 0.125, 11u64);
     let out = run_ok(Command::new(PARTY).args([
@@ -110,8 +111,26 @@ async fn e2e_upload_train_reveal_breast_cancer() {
         out.contains("P0: offline") && out.contains("P1: offline"),
         "{out}"
     );
-    let w = datasets::csv::read_csv(&wfile).unwrap().data;
-    assert_eq!(w.dim(), (30, 1));
+    let model = party::linear_model::LinearModel::read(&wfile).unwrap();
+    assert_eq!(model.meta.kind, "logreg");
+    assert_eq!(model.meta.layers, vec![30, 1]);
+    assert!(model.meta.intercept);
+    assert_eq!(
+        (model.meta.dataset.as_str(), model.meta.rows),
+        ("cancer", full.nrows() as u64)
+    );
+    assert_eq!(model.meta.triples, TripleKind::Ot);
+    assert_eq!((model.meta.epochs, model.meta.batch_size), (epochs, batch));
+    let w = model.weights[0].clone();
+    assert_eq!(w.dim(), (31, 1));
+    // The same model as the CSV weight column.
+    let csv = tmp.path().join("w.csv");
+    let job_id = model.job.to_string();
+    let reveal = ["reveal", "--job", &job_id, "--out", csv.to_str().unwrap()];
+    run_ok(Command::new(PARTY).args(reveal).args(c.conn_args(ALICE)));
+    let back = datasets::csv::read_csv(&csv).unwrap().data;
+    assert_eq!(back.dim(), w.dim());
+    assert!(back.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-9));
 
     // The plaintext twin: same data, schedule, hyper-parameters and zero initial weights.
     let d = full.ncols() - 1;
@@ -121,9 +140,9 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
     let w_plain = ml::models::logreg::train(
         &mut ml::backend::Plain::new(),
-        &x,
+        &ml::models::bias::append_ones_plain(&x),
         &y,
-        ndarray::Array2::zeros((d, 1)),
+        ndarray::Array2::zeros((d + 1, 1)),
         &sched,
         &hyper,
         &|_| {},
@@ -146,6 +165,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     assert!(
@@ -417,6 +437,7 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     let took = t.elapsed();
@@ -488,6 +509,7 @@ async fn e2e_job_with_dealer_triples() {
             epochs: 2,
             schedule_seed: 3,
             triples: TripleKind::Dealer,
+            intercept: false,
         }))
         .await
         .unwrap();

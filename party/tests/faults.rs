@@ -170,6 +170,7 @@ fn long_job() -> JobSpec {
         epochs: 8,
         schedule_seed: 3,
         triples: TripleKind::Ot,
+        intercept: false,
     }
 }
 

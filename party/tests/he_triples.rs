@@ -34,6 +34,7 @@ async fn train(c: &Cluster, triples: TripleKind) -> ndarray::Array2<f64> {
         epochs: 2,
         schedule_seed: 5,
         triples,
+        intercept: false,
     };
     let mut p0 = c.client(0, ALICE).await.unwrap();
     let done = p0.submit(&spec, &mut |_| {}).await.unwrap();

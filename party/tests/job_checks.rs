@@ -40,6 +40,7 @@ fn spec(model: ModelKind, triples: TripleKind) -> JobSpec {
         epochs: 1,
         schedule_seed: 5,
         triples,
+        intercept: false,
     }
 }
 

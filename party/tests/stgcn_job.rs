@@ -131,6 +131,7 @@ fn spec(init: &StGcn, epochs: u64, triples: TripleKind) -> JobSpec {
         epochs,
         schedule_seed: 11,
         triples,
+        intercept: false,
     }
 }
 

@@ -236,6 +236,7 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
             epochs: 1,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         }))
         .await;
     assert!(
@@ -279,6 +280,8 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
         &seed.to_string(),
         "--triples",
         "ot",
+        // SecureML's model, no intercept: the CSV holds the d weights.
+        "--no-intercept",
         "--reveal",
         wfile.to_str().unwrap(),
     ]));

@@ -60,6 +60,11 @@ pub struct TrainTask {
     /// Standardize features with the training set's mean and deviation.
     #[serde(default = "yes")]
     pub standardize: bool,
+    /// Fit an intercept (linreg, logreg) or a bias in every layer (mlp): a public column of
+    /// ones appended to the features (`ml::models::bias`). On by default, as scikit-learn's
+    /// `fit_intercept`; SecureML's networks have none (`intercept = false`).
+    #[serde(default = "yes")]
+    pub intercept: bool,
     /// Triple source for this task, overriding `[mpc] triples`.
     #[serde(default)]
     pub triples: Option<String>,

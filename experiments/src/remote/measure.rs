@@ -6,16 +6,17 @@ use super::data::Prepared;
 use crate::common;
 use crate::config::supervised::Kind;
 use crate::config::TrainTask;
-use crate::supervised::quality::{accuracy, binary_predict, Score};
+use crate::supervised::quality::{accuracy, binary_predict, glm_output, Score};
 use anyhow::{Context, Result};
 use ml::backend::{Plain, SoftmaxKind};
 use ml::models::linreg::LinRegHyper;
 use ml::models::{self, mlp, Model};
 use ml::Schedule;
 use ndarray::{Array1, Array2, Axis};
-use party::client::{reveal_model, Client};
+use party::client::Client;
+use party::deploy::Revealed;
 use party::proto::{EntryId, JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
-use party::server::job::unflatten_layers;
+use party::server::job::unflatten_layers_with_bias;
 use std::time::Instant;
 
 /// A task's job: the spec sent to P0 and what the owner needs to read and twin its result.
@@ -25,7 +26,8 @@ pub struct JobPlan {
     pub spec: JobSpec,
     /// The model, for the local twin.
     pub model: Model,
-    /// Layer widths of the revealed weights (`[d, 1]` for the regressions).
+    /// Layer widths of the revealed weights (`[d, 1]` for the regressions;
+    /// each weight matrix has a bias row more when `spec.intercept`).
     pub sizes: Vec<usize>,
     /// Section title.
     pub title: String,
@@ -97,16 +99,18 @@ pub fn job_plan(
         epochs: task.epochs as u64,
         schedule_seed: seed ^ 0x5eed,
         triples,
+        intercept: task.intercept,
     };
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = Schedule::shuffled(n, task.batch_size, task.epochs, spec.schedule_seed)?;
+    let rows = d + usize::from(task.intercept);
     let (w_init, model) = match &model {
         ModelKind::Mlp(m) => (
-            mlp::init_weights(&sizes, m.init_seed),
+            mlp::init_weights_with_bias(&sizes, m.init_seed, task.intercept),
             Model::Mlp(m.softmax),
         ),
-        ModelKind::Linreg => (vec![Array2::zeros((d, 1))], Model::Linreg),
-        ModelKind::Logreg => (vec![Array2::zeros((d, 1))], Model::Logreg),
+        ModelKind::Linreg => (vec![Array2::zeros((rows, 1))], Model::Linreg),
+        ModelKind::Logreg => (vec![Array2::zeros((rows, 1))], Model::Logreg),
         ModelKind::Stgcn(_) => {
             anyhow::bail!("remote ST-GCN tasks are submitted with `party train --model stgcn`")
         }
@@ -177,19 +181,38 @@ pub async fn run_job(
     let job_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
 
-    // Reveal to the owner (this client) and split into layers.
+    // Reveal to the owner (this client): the model with its description (checked against the
+    // job), or the bare column of parties that store none, split into layers.
     let t = Instant::now();
     let mut c1 = c1.await?;
-    let flat = reveal_model(c0, &mut c1, done.job).await?;
+    let revealed = party::deploy::reveal(c0, &mut c1, done.job).await?;
     let reveal_s = t.elapsed().as_secs_f64();
     let sizes = &plan.sizes;
-    let ws = unflatten_layers(sizes, flat.view()).with_context(|| {
-        format!(
-            "the revealed model is {} x {}, not the weights of layers {sizes:?}",
-            flat.nrows(),
-            flat.ncols()
-        )
-    })?;
+    let widths: Vec<u64> = sizes.iter().map(|&w| w as u64).collect();
+    let ws = match revealed {
+        Revealed::Linear(m, _) => {
+            anyhow::ensure!(
+                m.meta.layers == widths && m.meta.intercept == plan.spec.intercept,
+                "the revealed model has layers {:?} (intercept {}), the job {sizes:?} (intercept {})",
+                m.meta.layers,
+                m.meta.intercept,
+                plan.spec.intercept
+            );
+            m.weights
+        }
+        Revealed::Weights(flat) => {
+            unflatten_layers_with_bias(sizes, plan.spec.intercept, flat.view()).with_context(
+                || {
+                    format!(
+                        "the revealed model is {} x {}, not the weights of layers {sizes:?}",
+                        flat.nrows(),
+                        flat.ncols()
+                    )
+                },
+            )?
+        }
+        Revealed::Stgcn(_) => anyhow::bail!("job {} trained an ST-GCN", done.job),
+    };
     Ok((done, ws, job_s, reveal_s))
 }
 
@@ -218,6 +241,13 @@ pub async fn twin(
         }
         _ => y.clone().insert_axis(Axis(1)),
     };
+    let xi;
+    let x = if plan.spec.intercept {
+        xi = ml::models::bias::append_ones_plain(x);
+        &xi
+    } else {
+        x
+    };
     let t = Instant::now();
     let (w0, s, h) = (plan.w_init.clone(), &plan.sched, &plan.hyper);
     let w = models::train(&mut Plain::new(), plan.model, x, &yt, w0, s, h, &|_| {}).await?;
@@ -234,7 +264,7 @@ pub fn quality(
     let train = data.train.as_ref();
     let (m, s) = data.y_scale;
     let mse = |w: &[Array2<f64>], x: &Array2<f64>, y: &Array1<f64>| {
-        let p = x.dot(&w[0]).column(0).mapv(|v| v * s + m);
+        let p = glm_output(&w[0], x).column(0).mapv(|v| v * s + m);
         (&p - y).mapv(|e| e * e).mean().unwrap_or(f64::NAN)
     };
     // The figure of weights `w` on (x, y): MSE against the unscaled target, or accuracy.

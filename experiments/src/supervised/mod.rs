@@ -7,6 +7,10 @@
 //! configured source makes them (offline phase); the two parties train over the configured
 //! transport (online phase) and the owner reconstructs the model from the two shares. The plaintext
 //! twin runs the same code on `f64` from the same initial weights with the same batches.
+//!
+//! With the task's `intercept` (the default) the features get a column of ones (the owner's
+//! data in this in-process run; at the parties a public column, `ml::models::bias`): the
+//! regressions' last weight is the intercept, every MLP layer gets a bias row.
 
 use crate::common;
 use crate::config::{Config, TrainTask};
@@ -51,6 +55,7 @@ struct Setup {
 /// The [`Setup`] of a task, from its data.
 fn model_setup(kind: Kind, task: &TrainTask, split: &common::Split, seed: u64) -> Result<Setup> {
     let d = split.train.x.ncols();
+    let rows = d + usize::from(task.intercept);
     let (y_mean, y_std) = target_scale(split);
     let (model, ytr, w_init, title) = match kind {
         Kind::Linreg => (
@@ -60,13 +65,13 @@ fn model_setup(kind: Kind, task: &TrainTask, split: &common::Split, seed: u64) -
                 .y
                 .mapv(|v| (v - y_mean) / y_std)
                 .insert_axis(Axis(1)),
-            vec![Array2::zeros((d, 1))],
+            vec![Array2::zeros((rows, 1))],
             "Linear regression".to_string(),
         ),
         Kind::Logreg => (
             Model::Logreg,
             split.train.y.clone().insert_axis(Axis(1)),
-            vec![Array2::zeros((d, 1))],
+            vec![Array2::zeros((rows, 1))],
             "Logistic regression (piecewise sigmoid)".to_string(),
         ),
         Kind::Mlp => {
@@ -83,10 +88,19 @@ fn model_setup(kind: Kind, task: &TrainTask, split: &common::Split, seed: u64) -
             (
                 Model::Mlp(sm),
                 split.train.one_hot()?,
-                mlp::init_weights(&task.layers, task.init_seed.unwrap_or(seed)),
+                mlp::init_weights_with_bias(
+                    &task.layers,
+                    task.init_seed.unwrap_or(seed),
+                    task.intercept,
+                ),
                 format!("MLP {:?}, ReLU, {sm:?} softmax", task.layers),
             )
         }
+    };
+    let title = match (task.intercept, kind) {
+        (false, _) => title,
+        (true, Kind::Mlp) => format!("{title}, with biases"),
+        (true, _) => format!("{title}, with intercept"),
     };
     Ok(Setup {
         model,
@@ -112,9 +126,10 @@ pub async fn task_requests(
     let sched = schedule(task, split.train.x.nrows(), seed)?;
     let w_dims: Vec<_> = w_init.iter().map(|w| w.dim()).collect();
     let truncation = task.truncation.unwrap_or(cfg.mpc.truncation);
+    let (n, d) = split.train.x.dim();
     let (requests, _) = measure::plan_requests(
         model,
-        split.train.x.dim(),
+        (n, d + usize::from(task.intercept)),
         ytr.dim(),
         &w_dims,
         &sched,
@@ -163,6 +178,12 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
     let seed = cfg.experiment.seed;
     let split = common::load(&task.data, seed)?;
     let (xtr, xte) = common::features(&split, task.standardize)?;
+    let (xtr, xte) = if task.intercept {
+        let ones = ml::models::bias::append_ones_plain;
+        (ones(&xtr), ones(&xte))
+    } else {
+        (xtr, xte)
+    };
     let setup = model_setup(kind, task, &split, seed)?;
     let inputs = Inputs {
         model: setup.model,

@@ -65,9 +65,18 @@ pub fn accuracy(pred: &[usize], truth: &[usize]) -> f64 {
     100.0 * ok as f64 / truth.len().max(1) as f64
 }
 
+/// `x·w` of a regression's weights on the features `x` (with the intercept when `w` has one
+/// more row than `x` has columns: `ml::models::linreg::predict`).
+///
+/// # Panics
+/// Weights that fit neither `d` nor `d + 1` features (a bug: the runners build both).
+pub fn glm_output(w: &Array2<f64>, x: &Array2<f64>) -> Array2<f64> {
+    ml::models::linreg::predict(w, x).expect("regression weights fit the features")
+}
+
 /// Class predictions of a single-column linear classifier (`x · w ≥ 0`).
 pub fn binary_predict(w: &Array2<f64>, x: &Array2<f64>) -> Vec<usize> {
-    x.dot(w)
+    glm_output(w, x)
         .column(0)
         .iter()
         .map(|&v| usize::from(v >= 0.0))
@@ -93,7 +102,7 @@ pub(super) async fn evaluate(
 fn regression(inp: &Inputs<'_>, secure: &Array2<f64>, plain: &Array2<f64>) -> Quality {
     let (y_mean, y_std) = inp.y_scale;
     let mse = |w: &Array2<f64>, x: &Array2<f64>, y: &Array1<f64>| {
-        let p = x.dot(w).column(0).mapv(|v| v * y_std + y_mean);
+        let p = glm_output(w, x).column(0).mapv(|v| v * y_std + y_mean);
         (&p - y).mapv(|e| e * e).mean().unwrap_or(f64::NAN)
     };
     let (test, train) = (&inp.split.test, &inp.split.train);

@@ -10,14 +10,17 @@
 //! party train --p0 ADDR --p0-cert P --p1 ADDR --p1-cert P (--token T | --cert-dir D) \
 //!       --dataset cancer --model logreg [--epochs 5 --batch 64 --lr 0.125 --seed 1 --triples ot] \
 //!       [--layers 784,128,128,10 --softmax relu --init-seed 1]   # for --model mlp
+//!       [--no-intercept]                      # SecureML's model: no intercept / layer biases
 //!       [--reveal weights.csv]                # submit a job to P0, stream progress, reveal
 //! party train ... --model stgcn --dataset clips (--init model.json | --arch STGCN-3-128 \
 //!       --width-divisor 4 --activation square|poly) --epochs 10 --batch-size 16 \
 //!       --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4 --triples dealer|ot|he
 //!                                             # ST-GCN in 2PC; per-epoch loss with --p1
 //! party list / party delete NAME              # the client's entries (same connection flags)
-//! party reveal --job J --out DIR/NAME         # a trained model: DIR/NAME.json + .safetensors
-//!                                             # for an ST-GCN, the weights as CSV otherwise
+//! party reveal --job J --out DIR/NAME.json    # a trained model: DIR/NAME.json (+ .safetensors
+//!                                             # for an ST-GCN or a large MLP), dyad-model/1 for
+//!                                             # linear models and MLPs (party::linear_model)
+//! party reveal --job J --out w.csv            # or --format csv: the weight column as CSV
 //! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major]
 //!                                             # publish a trained ST-GCN to the inference
 //!                                             # service (the serving party learns the weights)
@@ -110,7 +113,9 @@ enum Command {
         name: String,
     },
     /// Reveal a model trained earlier (both parties send you their shares): an ST-GCN as
-    /// OUT.json + OUT.safetensors (the format `[inference]` loads), other models as CSV at OUT.
+    /// OUT.json + OUT.safetensors (the format `[inference]` loads); a linear model or MLP as the
+    /// `dyad-model/1` file OUT.json (weights inline, or in OUT.safetensors when large), or its
+    /// weight column as CSV with `--format csv` or an OUT ending in .csv.
     Reveal {
         #[command(flatten)]
         conn: Conn,
@@ -120,9 +125,13 @@ enum Command {
         /// Job id printed by `train`.
         #[arg(long = "job", id = "job_flag")]
         job_flag: Option<String>,
-        /// Where to write the model (DIR/NAME for an ST-GCN, a CSV file otherwise).
+        /// Where to write the model (DIR/NAME.json, or a .csv file).
         #[arg(long)]
         out: PathBuf,
+        /// json (the model file) or csv (the weight column); default: csv for an OUT ending in
+        /// .csv, json otherwise.
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Publish a trained ST-GCN to the parties' encrypted-inference service: you authorize it at
     /// both parties; the serving party receives the other's share, compiles the model and serves
@@ -244,9 +253,14 @@ struct Train {
     /// Triple source: ot, he or dealer.
     #[arg(long, default_value = "ot")]
     triples: String,
-    /// Reveal the trained model to yourself and write it here as CSV (linear models, MLPs).
+    /// Reveal the trained model to yourself and write it here (as `party reveal --out`: a
+    /// .csv file gets the weight column, another name the model file).
     #[arg(long)]
     reveal: Option<PathBuf>,
+    /// Fit no intercept (linreg, logreg) and no layer biases (mlp): SecureML's model. By default
+    /// the model has them, as scikit-learn's `fit_intercept`.
+    #[arg(long)]
+    no_intercept: bool,
 }
 
 impl Conn {
@@ -304,13 +318,40 @@ fn hash_token(
         .collect()
 }
 
-async fn reveal(conn: &Conn, job: EntryId, out: &std::path::Path) -> Result<()> {
+/// Whether `party reveal` writes CSV: `--format csv`, or no format and an OUT ending in .csv.
+fn csv_format(format: Option<&str>, out: &std::path::Path) -> Result<bool> {
+    match format {
+        Some("csv") => Ok(true),
+        Some("json") => Ok(false),
+        Some(f) => bail!("--format {f:?}: json or csv"),
+        None => Ok(out
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))),
+    }
+}
+
+async fn reveal(
+    conn: &Conn,
+    job: EntryId,
+    out: &std::path::Path,
+    format: Option<&str>,
+) -> Result<()> {
+    let csv = csv_format(format, out)?;
     let (mut p0, mut p1) = (conn.connect(0).await?, conn.connect(1).await?);
     match party::deploy::reveal(&mut p0, &mut p1, job).await? {
-        Revealed::Weights(w) => {
+        Revealed::Linear(_, w) | Revealed::Weights(w) if csv => {
             datasets::csv::write_csv(out, None, &w)?;
-            println!("model written to {}", out.display());
+            println!("model weights written to {} (CSV)", out.display());
         }
+        Revealed::Linear(m, _) => {
+            let files = m.write(out)?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            println!("{} model written to {}", m.meta.kind, names.join(" and "));
+        }
+        Revealed::Weights(_) => bail!(
+            "model {job} was trained before models carried their description: reveal it with \
+             --format csv (or an --out ending in .csv)"
+        ),
         Revealed::Stgcn(m) => {
             let (json, weights) = party::model_file::write_files(&m, out)?;
             println!(
@@ -444,10 +485,11 @@ async fn main() -> Result<()> {
             job,
             job_flag,
             out,
+            format,
         } => {
             let job = job.or(job_flag).context("give the job id")?;
             let job = EntryId::parse(&job).context("job ids are 32 hex digits")?;
-            reveal(&conn, job, &out).await?;
+            reveal(&conn, job, &out, format.as_deref()).await?;
         }
         Command::Deploy {
             conn,
@@ -495,6 +537,7 @@ fn job_spec(t: &Train) -> Result<JobSpec> {
         epochs: t.epochs,
         schedule_seed: t.seed,
         triples,
+        intercept: !t.no_intercept,
     })
 }
 
@@ -591,7 +634,7 @@ async fn train(t: Train) -> Result<()> {
         done.job
     );
     if let Some(out) = &t.reveal {
-        reveal(&t.conn, done.job, out).await?;
+        reveal(&t.conn, done.job, out, None).await?;
     }
     Ok(())
 }

@@ -177,7 +177,49 @@ pub enum ModelMeta {
         /// `stgcn::StGcn::config_json()` of the trained model.
         config_json: String,
     },
+    /// A linear or logistic regression or an MLP trained by a job: the column is the weights
+    /// (a regression's column; an MLP's layers flattened, see
+    /// `server::job::unflatten_layers_with_bias`), described by the public job that made it.
+    /// Absent on entries trained before it existed (their reveal is the bare column).
+    Linear(LinearModelMeta),
 }
+
+/// What a trained linear model or MLP is, from its job and dataset (all public to both
+/// parties): what `party reveal --out model.json` writes beside the weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModelMeta {
+    /// `linreg`, `logreg` or `mlp`.
+    pub kind: String,
+    /// Layer widths, input first: `[features, 1]` for the regressions, the MLP's `layers`.
+    pub layers: Vec<u64>,
+    /// MLP: the output normalization.
+    #[serde(default)]
+    pub softmax: Option<ml::backend::SoftmaxKind>,
+    /// Whether every weight matrix has an intercept / bias row (its last row).
+    pub intercept: bool,
+    /// The job's learning rate (finite: validated at submission).
+    pub learning_rate: f64,
+    /// The job's batch size.
+    pub batch_size: u64,
+    /// The job's epochs.
+    pub epochs: u64,
+    /// Seed of the batch schedule, in decimal (manifests are TOML, whose integers are i64).
+    pub schedule_seed: String,
+    /// MLP: seed of the public initial weights, in decimal.
+    #[serde(default)]
+    pub init_seed: Option<String>,
+    /// Where the job's triples came from.
+    pub triples: TripleKind,
+    /// The training dataset's name, entry id (its version) and rows.
+    pub dataset: String,
+    /// The dataset version's entry id.
+    pub dataset_id: EntryId,
+    /// Rows trained on.
+    pub rows: u64,
+}
+
+// The learning rate is validated finite before a job runs, so equality is reflexive.
+impl Eq for LinearModelMeta {}
 
 /// Which model a job trains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +332,13 @@ pub struct JobSpec {
     pub schedule_seed: u64,
     /// Triple source.
     pub triples: TripleKind,
+    /// Fit an intercept (linear and logistic regression) or a bias in every layer (MLP): one
+    /// more shared weight on a public column of ones (`ml::models::bias`), without weight
+    /// decay. Ignored by ST-GCN jobs (their layers have their own biases). A spec without the
+    /// field (JSON written before it existed) means `false`, the old model; `party train`
+    /// sends `true` unless `--no-intercept`.
+    #[serde(default)]
+    pub intercept: bool,
 }
 
 /// Which party serves a deployed model (and so learns its weights).

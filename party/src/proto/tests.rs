@@ -40,6 +40,7 @@ proptest! {
         let r = ClientRequest::Submit(JobSpec {
             model: ModelKind::Logreg, dataset: name.clone(), learning_rate: 0.5,
             batch_size: rows, epochs: 3, schedule_seed: seed, triples: TripleKind::Ot,
+            intercept: false,
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -51,6 +52,7 @@ proptest! {
             }),
             dataset: "mnist".into(), learning_rate: 0.25, batch_size: 64, epochs: 1,
             schedule_seed: seed, triples: TripleKind::Dealer,
+            intercept: false,
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -85,6 +87,7 @@ fn stgcn_job_messages_round_trip_within_their_limits() {
         epochs: 10,
         schedule_seed: 1,
         triples: TripleKind::He,
+        intercept: false,
     };
     let r = ClientRequest::Submit(spec.clone());
     let b = mpc::net::encode_message(&r).unwrap();
@@ -203,4 +206,44 @@ fn entry_ids_print_and_parse() {
     let id = EntryId::random();
     assert_eq!(EntryId::parse(&id.to_string()), Some(id));
     assert_eq!(EntryId::parse("zz"), None);
+}
+
+/// A job spec written before `intercept` existed (JSON) keeps its old meaning: no intercept.
+#[test]
+fn a_job_spec_without_intercept_means_none() {
+    let old = r#"{"model":"Linreg","dataset":"d","learning_rate":0.5,"batch_size":8,
+                  "epochs":1,"schedule_seed":1,"triples":"Ot"}"#;
+    let spec: JobSpec = serde_json::from_str(old).unwrap();
+    assert!(!spec.intercept);
+}
+
+/// A linear model's description crosses the wire (bincode) intact, with and without the MLP's
+/// optional fields.
+#[test]
+fn linear_model_descriptions_round_trip_on_the_wire() {
+    for mlp in [false, true] {
+        let meta = LinearModelMeta {
+            kind: if mlp { "mlp" } else { "logreg" }.into(),
+            layers: if mlp { vec![4, 3, 2] } else { vec![4, 1] },
+            softmax: mlp.then_some(ml::backend::SoftmaxKind::Relu),
+            intercept: true,
+            learning_rate: 0.3,
+            batch_size: 8,
+            epochs: 2,
+            schedule_seed: u64::MAX.to_string(),
+            init_seed: mlp.then(|| "7".to_string()),
+            triples: TripleKind::Ot,
+            dataset: "cancer".into(),
+            dataset_id: EntryId([9; 16]),
+            rows: 455,
+        };
+        let r = Reply::ModelShareMeta {
+            rows: 5,
+            cols: 1,
+            frac_bits: mpc::FracBits::new(16).unwrap(),
+            model: Some(ModelMeta::Linear(meta)),
+        };
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+    }
 }

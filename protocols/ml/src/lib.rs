@@ -10,7 +10,8 @@
 //! Models: [`models::linreg`] (SecureML §IV linear regression by mini-batch SGD; the power of two
 //! of the learning rate over the batch size folds into a truncation, any other factor is one
 //! public fixed-point multiply per update),
-//! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend.
+//! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend,
+//! each with an optional intercept / layer biases on a public column of ones ([`models::bias`]).
 //! The plaintext ST-GCN family trained for encrypted inference is the separate `stgcn` crate,
 //! which needs neither the 2PC backend nor `mpc`.
 

@@ -3,6 +3,10 @@
 //! shapes first (`ml::backend::Plan`) so that the offline phase makes exactly the triples the
 //! online phase consumes, in one chunk.
 //!
+//! With the job's `intercept`, the data matrix gets a public column of ones (P0 holds the
+//! encoding of 1, P1 zero: `ml::models::bias`): a regression's last weight is its intercept, an
+//! MLP layer's last weight row its bias.
+//!
 //! An MLP's initial weights are public (He-uniform from the job's seed, as in the owner's
 //! plaintext twin): P0 holds them as its share, P1 zero; only the data-dependent updates make the
 //! model secret. The trained layers are stored as one column ([`flatten_layers`]); the owner
@@ -13,7 +17,7 @@ use super::labels::{one_hot_labels, plan_one_hot, split_label};
 use super::linear_spec::{check_mlp_input, validate_mlp, LinearJob};
 use super::offline::Offline;
 use super::{JobContext, JobError, JobEvent, JobOutput, Result, Step};
-use crate::proto::{JobSpec, JobStats, ModelKind};
+use crate::proto::{JobSpec, JobStats, LinearModelMeta, ModelKind, ModelMeta};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
@@ -40,7 +44,18 @@ pub fn unflatten_layers<T: Clone>(
     sizes: &[usize],
     flat: ArrayView2<'_, T>,
 ) -> Option<Vec<Array2<T>>> {
-    let need: usize = sizes.windows(2).map(|w| w[0] * w[1]).sum();
+    unflatten_layers_with_bias(sizes, false, flat)
+}
+
+/// [`unflatten_layers`] for layers with a bias row each when `bias` (layer i:
+/// `(sizes[i] + 1) × sizes[i+1]`, the bias last).
+pub fn unflatten_layers_with_bias<T: Clone>(
+    sizes: &[usize],
+    bias: bool,
+    flat: ArrayView2<'_, T>,
+) -> Option<Vec<Array2<T>>> {
+    let extra = usize::from(bias);
+    let need: usize = sizes.windows(2).map(|w| (w[0] + extra) * w[1]).sum();
     if flat.ncols() != 1 || flat.nrows() != need {
         return None;
     }
@@ -48,8 +63,9 @@ pub fn unflatten_layers<T: Clone>(
     let mut at = 0;
     let mut ws = Vec::with_capacity(sizes.len().saturating_sub(1));
     for w in sizes.windows(2) {
-        let len = w[0] * w[1];
-        ws.push(Array2::from_shape_vec((w[0], w[1]), col[at..at + len].to_vec()).ok()?);
+        let (rows, cols) = (w[0] + extra, w[1]);
+        let len = rows * cols;
+        ws.push(Array2::from_shape_vec((rows, cols), col[at..at + len].to_vec()).ok()?);
         at += len;
     }
     Some(ws)
@@ -87,11 +103,13 @@ impl Arch {
         })
     }
 
-    /// Shapes of the initial weights.
-    fn weight_dims(&self, d: usize) -> Vec<(usize, usize)> {
+    /// Shapes of the initial weights on `d` features, with a bias row per weight matrix when
+    /// `intercept`.
+    fn weight_dims(&self, d: usize, intercept: bool) -> Vec<(usize, usize)> {
+        let extra = usize::from(intercept);
         match self {
-            Self::Mlp { sizes, .. } => sizes.windows(2).map(|w| (w[0], w[1])).collect(),
-            _ => vec![(d, 1)],
+            Self::Mlp { sizes, .. } => sizes.windows(2).map(|w| (w[0] + extra, w[1])).collect(),
+            _ => vec![(d + extra, 1)],
         }
     }
 
@@ -128,6 +146,11 @@ pub(super) async fn run(
     let (n, d) = x.dim();
     let arch = Arch::of(&spec.model, d, &m)?;
     let fp = FixedPoint::new(m.frac_bits);
+    let x = if spec.intercept {
+        ml::models::bias::append_ones_share(ctx.role, &fp, &x)?
+    } else {
+        x
+    };
     let hyper = LinRegHyper::new(spec.learning_rate, spec.batch_size as usize)?;
     let sched = Schedule::shuffled(
         n,
@@ -135,8 +158,8 @@ pub(super) async fn run(
         spec.epochs as usize,
         spec.schedule_seed,
     )?;
-    let dims = arch.weight_dims(d);
-    let requests = plan(&arch, &sched, &hyper, (n, d), &dims).await?;
+    let dims = arch.weight_dims(d, spec.intercept);
+    let requests = plan(&arch, &sched, &hyper, x.dim(), &dims).await?;
     let mut offline = Offline::setup(&ctx, spec.triples, off).await?;
     let pre = offline.generate(&requests).await?;
     let (offline_s, offline) = offline.finish().await?;
@@ -154,7 +177,7 @@ pub(super) async fn run(
         Some(k) => one_hot_labels(&mut b, ctx.role, &fp, &y, k).await?,
         None => y,
     };
-    let w0 = initial_weights(&arch, ctx.role, &fp, &dims)?;
+    let w0 = initial_weights(&arch, ctx.role, &fp, &dims, spec.intercept)?;
     let xd = b.data(&x).await?;
     drop(x);
     let ws = models::train(&mut b, arch.model(), &xd, &y, w0, &sched, &hyper, &cb).await?;
@@ -179,14 +202,48 @@ pub(super) async fn run(
     };
     Ok(JobOutput {
         model,
-        meta: None,
+        meta: Some(ModelMeta::Linear(model_meta(&spec, &arch, d, &m))),
         channel: b.into_channel().into_inner(),
         stats,
     })
 }
 
+/// The public description of the model `spec` trains on `m` (`d` features), stored with the
+/// entry: the same on both parties, from the job and the manifest alone.
+fn model_meta(spec: &JobSpec, arch: &Arch, d: usize, m: &Manifest) -> LinearModelMeta {
+    let (kind, layers, softmax, init_seed) = match arch {
+        Arch::Linreg => ("linreg", vec![d as u64, 1], None, None),
+        Arch::Logreg => ("logreg", vec![d as u64, 1], None, None),
+        Arch::Mlp {
+            sizes,
+            softmax,
+            init_seed,
+        } => (
+            "mlp",
+            sizes.iter().map(|&w| w as u64).collect(),
+            Some(*softmax),
+            Some(init_seed.to_string()),
+        ),
+    };
+    LinearModelMeta {
+        kind: kind.into(),
+        layers,
+        softmax,
+        intercept: spec.intercept,
+        learning_rate: spec.learning_rate,
+        batch_size: spec.batch_size,
+        epochs: spec.epochs,
+        schedule_seed: spec.schedule_seed.to_string(),
+        init_seed,
+        triples: spec.triples,
+        dataset: m.name.clone(),
+        dataset_id: m.id,
+        rows: m.rows,
+    }
+}
+
 /// The preprocessing requests of the job: the same steps as the shared run, on shapes, in the
-/// same order (`nd`: samples and features of the data).
+/// same order (`nd`: samples and columns of the data matrix, an intercept's ones included).
 async fn plan(
     arch: &Arch,
     sched: &Schedule,
@@ -222,14 +279,15 @@ pub(super) async fn preprocessing_bytes(
 ) -> Result<u64> {
     let (n, d) = (m.rows as usize, job.features);
     let arch = Arch::of(model, d, m)?;
-    let dims = arch.weight_dims(d);
+    let dims = arch.weight_dims(d, job.intercept);
+    let cols = d + usize::from(job.intercept);
     let batch: Vec<usize> = (0..job.hyper.batch_size()).collect();
     let mut words = [0u64; 2];
     for (i, w) in words.iter_mut().enumerate() {
         let sched = Schedule {
             epochs: vec![vec![batch.clone(); i + 1]],
         };
-        *w = preprocessing_words(&plan(&arch, &sched, &job.hyper, (n, d), &dims).await?);
+        *w = preprocessing_words(&plan(&arch, &sched, &job.hyper, (n, cols), &dims).await?);
     }
     let per_step = words[1].saturating_sub(words[0]);
     let rest = per_step.saturating_mul(job.steps.saturating_sub(1));
@@ -237,17 +295,18 @@ pub(super) async fn preprocessing_bytes(
 }
 
 /// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1
-/// zero), zeros for the GLMs.
+/// zero; biases start at 0), zeros for the GLMs.
 fn initial_weights(
     arch: &Arch,
     role: Role,
     fp: &FixedPoint,
     dims: &[(usize, usize)],
+    bias: bool,
 ) -> Result<Vec<Share>> {
     match arch {
         Arch::Mlp {
             sizes, init_seed, ..
-        } => mlp::init_weights(sizes, *init_seed)
+        } => mlp::init_weights_with_bias(sizes, *init_seed, bias)
             .iter()
             .map(|w| Ok(Share::of_public(role, &fp.encode_matrix(&w.view())?.view())))
             .collect::<Result<Vec<_>>>()
@@ -272,6 +331,51 @@ mod tests {
         assert_eq!(unflatten_layers(&sizes, flat.view()).unwrap(), ws);
         assert!(unflatten_layers(&[3, 4, 3], flat.view()).is_none());
         assert!(unflatten_layers(&sizes, flat.t()).is_none());
+        let wb = ml::models::mlp::init_weights_with_bias(&sizes, 5, true);
+        let flat = flatten_layers(&wb);
+        assert_eq!(flat.dim(), (4 * 4 + 5 * 2, 1));
+        assert_eq!(
+            unflatten_layers_with_bias(&sizes, true, flat.view()).unwrap(),
+            wb
+        );
+        assert!(unflatten_layers(&sizes, flat.view()).is_none());
+    }
+
+    /// A model entry's description survives its TOML manifest (seeds beyond i64 included) and
+    /// says what the job trained.
+    #[test]
+    fn model_descriptions_round_trip_through_the_manifest() {
+        use crate::proto::{MlpSpec, TripleKind};
+        let data = crate::server::job::linear_spec::tests::table(53, 4);
+        let mlp = MlpSpec {
+            layers: vec![3, 5, 4],
+            softmax: SoftmaxKind::Exp,
+            init_seed: u64::MAX,
+        };
+        let mut spec = JobSpec {
+            model: ModelKind::Mlp(mlp),
+            dataset: "small".into(),
+            learning_rate: 0.3,
+            batch_size: 7,
+            epochs: 3,
+            schedule_seed: u64::MAX - 1,
+            triples: TripleKind::He,
+            intercept: true,
+        };
+        for (model, kind) in [(None, "mlp"), (Some(ModelKind::Logreg), "logreg")] {
+            spec.model = model.unwrap_or(spec.model);
+            let arch = Arch::of(&spec.model, 3, &data).unwrap();
+            let meta = model_meta(&spec, &arch, 3, &data);
+            assert_eq!((meta.kind.as_str(), meta.intercept), (kind, true));
+            assert_eq!(meta.schedule_seed, (u64::MAX - 1).to_string());
+            assert_eq!((meta.dataset_id, meta.rows), (data.id, 53));
+            let mut m = data.clone();
+            m.kind = crate::store::EntryKind::Model;
+            m.model = Some(ModelMeta::Linear(meta));
+            let text = toml::to_string_pretty(&m).unwrap();
+            let back = crate::store::parse_manifest(text.as_bytes()).unwrap();
+            assert_eq!(back, m, "{text}");
+        }
     }
 
     /// The estimate from one and two steps is exactly the whole job's plan, for every kind.
@@ -284,7 +388,11 @@ mod tests {
             softmax: SoftmaxKind::Relu,
             init_seed: 1,
         };
-        for model in [ModelKind::Linreg, ModelKind::Logreg, ModelKind::Mlp(mlp)] {
+        let models = [ModelKind::Linreg, ModelKind::Logreg, ModelKind::Mlp(mlp)];
+        for (model, intercept) in models
+            .into_iter()
+            .flat_map(|m| [(m.clone(), false), (m, true)])
+        {
             let spec = JobSpec {
                 model: model.clone(),
                 dataset: "t".into(),
@@ -293,14 +401,16 @@ mod tests {
                 epochs: 3,
                 schedule_seed: 2,
                 triples: TripleKind::Ot,
+                intercept,
             };
             let job = super::super::linear_spec::validate_linreg(&spec, &m).unwrap();
             assert_eq!(job.steps, 21);
             let got = preprocessing_bytes(&model, &m, &job).await.unwrap();
             let arch = Arch::of(&model, 3, &m).unwrap();
             let sched = Schedule::shuffled(53, 7, 3, 2).unwrap();
-            let dims = arch.weight_dims(3);
-            let reqs = plan(&arch, &sched, &job.hyper, (53, 3), &dims)
+            let dims = arch.weight_dims(3, intercept);
+            let cols = 3 + usize::from(intercept);
+            let reqs = plan(&arch, &sched, &job.hyper, (53, cols), &dims)
                 .await
                 .unwrap();
             assert_eq!(got, 8 * preprocessing_words(&reqs), "{model:?}");

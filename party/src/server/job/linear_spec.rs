@@ -34,6 +34,8 @@ pub struct LinearJob {
     pub hyper: LinRegHyper,
     /// SGD steps over all epochs.
     pub steps: u64,
+    /// Whether the model has an intercept / biases (one more weight row per weight matrix).
+    pub intercept: bool,
 }
 
 /// The refusal of `parameter = value`, with the limit it breaks.
@@ -199,6 +201,7 @@ fn common(spec: &JobSpec, m: &Manifest) -> Result<LinearJob> {
         features: (m.cols - 1) as usize,
         hyper,
         steps,
+        intercept: spec.intercept,
     })
 }
 

@@ -54,6 +54,7 @@ fn spec(model: ModelKind) -> JobSpec {
         epochs: 3,
         schedule_seed: 1,
         triples: TripleKind::Ot,
+        intercept: false,
     }
 }
 

@@ -33,7 +33,7 @@ pub mod stgcn;
 pub mod stgcn_spec;
 
 pub use labels::{one_hot_comparands, one_hot_from_thresholds, split_label};
-pub use linear::{flatten_layers, unflatten_layers};
+pub use linear::{flatten_layers, unflatten_layers, unflatten_layers_with_bias};
 pub use linear_spec::{validate_mlp, MAX_MLP_PARAMS, MAX_MLP_WIDTH};
 
 /// Why a job was refused or failed.
@@ -270,6 +270,7 @@ mod tests {
             epochs: 2,
             schedule_seed: 1,
             triples: TripleKind::Ot,
+            intercept: false,
         };
         let mut c = ctx(Role::P0, false);
         validate(&spec, &m, &c).await.unwrap();

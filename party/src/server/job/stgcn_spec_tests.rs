@@ -36,6 +36,7 @@ fn job(s: StgcnSpec) -> JobSpec {
         epochs: 2,
         schedule_seed: 1,
         triples: TripleKind::Dealer,
+        intercept: false,
     }
 }
 

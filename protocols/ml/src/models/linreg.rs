@@ -4,6 +4,11 @@
 //! folded into the truncation of the gradient product, so a step costs two matrix products
 //! against the masked data matrix (forward and backward); any other factor is one public
 //! fixed-point multiply of the d×1 update ([`StepSize`]).
+//!
+//! An intercept is one more weight on a public column of ones appended to the data
+//! ([`super::bias`]): train on `[X | 1]` (plan with `d + 1` columns) and the last weight is the
+//! intercept; [`predict`] recognizes it by the weight count. It has no weight decay (there is
+//! none here).
 
 use crate::backend::Backend;
 use crate::error::{MlError, Result};
@@ -80,8 +85,30 @@ pub(crate) async fn train_glm<B: Backend>(
     Ok(w)
 }
 
+/// Predictions `x·w` of plaintext weights on the raw features `x` (`n × d`); `w` has `d` rows,
+/// or `d + 1` with the intercept last.
+///
+/// # Errors
+/// [`MlError::InvalidHyper`] when `w` has neither `d` nor `d + 1` rows, or is not one column.
+pub fn predict(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>) -> Result<ndarray::Array2<f64>> {
+    if w.ncols() != 1 {
+        return Err(MlError::InvalidHyper {
+            name: "regression weights",
+            value: format!("{} columns", w.ncols()),
+            reason: "a regression has one weight column",
+        });
+    }
+    Ok(
+        if super::bias::has_bias("regression weights", x.ncols(), w.nrows())? {
+            super::bias::append_ones_plain(x).dot(w)
+        } else {
+            x.dot(w)
+        },
+    )
+}
+
 /// The requests of the preprocessing a shared run of [`train`] consumes, for data of shape
-/// `(n, d)`; the data matrix is mask #0.
+/// `(n, d)` (`d` counting an intercept's ones column); the data matrix is mask #0.
 pub async fn plan(
     n: usize,
     d: usize,

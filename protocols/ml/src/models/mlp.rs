@@ -1,7 +1,11 @@
 //! A multi-layer perceptron with ReLU hidden layers and a softmax output, trained by mini-batch
 //! SGD on the cross-entropy loss (SecureML §IV-C / Table III: 784-128-128-10 on MNIST).
 //!
-//! Layers have no bias (as in SecureML's network). Forward: `H_0 = X_B`, `Z_i = H_{i−1} W_i`,
+//! Layers have no bias in SecureML's network; a layer may have one here ([`super::bias`]): its
+//! weight matrix then has one row more than its input has columns, the bias last, and its input
+//! gets a public column of ones (the first layer's through the data matrix, which the caller
+//! builds with the ones column: [`init_weights_with_bias`] and [`predict`] follow the same
+//! convention). Forward: `H_0 = X_B`, `Z_i = H_{i−1} W_i`,
 //! `H_i = relu(Z_i)`, `P = softmax(Z_L)`. Backward: `G_L = P − Y_B` (the softmax–cross-entropy
 //! gradient), `ΔW_i = H_{i−1}ᵀ G_i · α/|B|`, `G_{i−1} = relu'(Z_{i−1}) ⊙ (G_i W_iᵀ)`. The power of
 //! two of α/|B| folds into the truncation of the `ΔW_i` product, any other factor is one public
@@ -12,6 +16,7 @@
 
 use crate::backend::{Backend, SoftmaxKind};
 use crate::error::{MlError, Result};
+use crate::models::bias;
 use crate::models::linreg::{LinRegHyper, Progress, StepSize};
 use crate::schedule::Schedule;
 use ndarray::Array2;
@@ -21,12 +26,26 @@ use rand_chacha::ChaCha20Rng;
 /// Initial weights: He-uniform `U(−√(6/fan_in), √(6/fan_in))` from a public seed (the same for the
 /// secure run and its twin).
 pub fn init_weights(sizes: &[usize], seed: u64) -> Vec<Array2<f64>> {
+    init_weights_with_bias(sizes, seed, false)
+}
+
+/// [`init_weights`], and with `bias` one more row per layer (the bias, starting at 0): the
+/// weight rows above it are the same draws as without a bias.
+pub fn init_weights_with_bias(sizes: &[usize], seed: u64, bias: bool) -> Vec<Array2<f64>> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     sizes
         .windows(2)
         .map(|w| {
             let a = (6.0 / w[0] as f64).sqrt();
-            Array2::from_shape_fn((w[0], w[1]), |_| rng.gen_range(-a..a))
+            let rows = w[0] + usize::from(bias);
+            Array2::from_shape_fn((rows, w[1]), |(i, _)| {
+                let v = rng.gen_range(-a..a);
+                if i < w[0] {
+                    v
+                } else {
+                    0.0
+                }
+            })
         })
         .collect()
 }
@@ -65,11 +84,17 @@ pub async fn step<B: Backend>(
     let mut hs: Vec<B::Tensor> = Vec::with_capacity(l);
     let mut ds: Vec<B::Bits> = Vec::with_capacity(l);
     let mut z = b.data_matmul(x, rows, false, &ws[0], 0).await?;
+    let mut biased = Vec::with_capacity(l);
     for w in ws.iter().skip(1) {
-        let (h, d) = b.relu(&z).await?;
+        let (mut h, d) = b.relu(&z).await?;
+        let has = bias::has_bias("mlp layer weights", B::dim(&h).1, B::dim(w).0)?;
+        if has {
+            h = bias::append_ones(b, &h)?;
+        }
         z = b.matmul(&h, w, 0).await?;
         hs.push(h);
         ds.push(d);
+        biased.push(has);
     }
     let p = b.softmax(&z, softmax).await?;
     // Backward.
@@ -78,7 +103,10 @@ pub async fn step<B: Backend>(
         let h = &hs[j - 1];
         let dw = b.matmul(&b.transpose(h), &g, lr.shift).await?;
         let dw = lr.apply(b, dw).await?;
-        let back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
+        let mut back = b.matmul(&g, &b.transpose(&ws[j]), 0).await?;
+        if biased[j - 1] {
+            back = bias::drop_last_column(b, &back)?;
+        }
         g = b.select(&ds[j - 1], &back).await?;
         ws[j] = b.sub(&ws[j], &dw)?;
     }
@@ -132,21 +160,39 @@ pub async fn plan(
     hyper: &LinRegHyper,
     softmax: SoftmaxKind,
 ) -> Result<Vec<mpc::triples::TripleRequest>> {
+    plan_with_bias(sizes, n, schedule, hyper, softmax, false).await
+}
+
+/// [`plan`] for layers with biases when `bias` (the data matrix then has `sizes[0] + 1`
+/// columns, the last one ones).
+pub async fn plan_with_bias(
+    sizes: &[usize],
+    n: usize,
+    schedule: &Schedule,
+    hyper: &LinRegHyper,
+    softmax: SoftmaxKind,
+    bias: bool,
+) -> Result<Vec<mpc::triples::TripleRequest>> {
+    let extra = usize::from(bias);
     let mut p = crate::backend::Plan::new();
-    let x = p.data((n, sizes[0]));
+    let x = p.data((n, sizes[0] + extra));
     let y = crate::backend::PlanTensor((n, *sizes.last().expect("sizes")));
     let ws = sizes
         .windows(2)
-        .map(|w| crate::backend::PlanTensor((w[0], w[1])))
+        .map(|w| crate::backend::PlanTensor((w[0] + extra, w[1])))
         .collect();
     train(&mut p, &x, &y, ws, schedule, hyper, softmax, &|_| {}).await?;
     Ok(p.into_requests())
 }
 
-/// Class predictions (argmax of the last layer's pre-activations) of plaintext weights.
+/// Class predictions (argmax of the last layer's pre-activations) of plaintext weights on the
+/// raw features `x`: a layer with a bias row gets its ones column here.
 pub fn predict(ws: &[Array2<f64>], x: &Array2<f64>) -> Vec<usize> {
     let mut h = x.clone();
     for (i, w) in ws.iter().enumerate() {
+        if w.nrows() == h.ncols() + 1 {
+            h = bias::append_ones_plain(&h);
+        }
         h = h.dot(w);
         if i + 1 < ws.len() {
             h.mapv_inplace(|v| v.max(0.0));

@@ -1,5 +1,6 @@
 //! Models written once against [`crate::Backend`], and [`train`], the one dispatch over them.
 
+pub mod bias;
 mod dispatch;
 mod hyper;
 pub mod linreg;
@@ -9,5 +10,7 @@ pub mod stgcn;
 
 pub use dispatch::{train, Model};
 
+#[cfg(test)]
+mod intercept_tests;
 #[cfg(test)]
 mod tests;

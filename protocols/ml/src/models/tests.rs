@@ -15,14 +15,14 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+pub(super) fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     a.iter()
         .zip(b.iter())
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
 }
 
-async fn backends_with(
+pub(super) async fn backends_with(
     reqs: &[TripleRequest],
     fp: FixedPoint,
     mode: Truncation,
@@ -52,12 +52,12 @@ async fn backends_ot(
     )
 }
 
-fn shares(fp: FixedPoint, x: &Array2<f64>, rng: &mut ChaCha20Rng) -> [Share; 2] {
+pub(super) fn shares(fp: FixedPoint, x: &Array2<f64>, rng: &mut ChaCha20Rng) -> [Share; 2] {
     share(&fp.encode_matrix(&x.view()).unwrap().view(), rng)
 }
 
 /// Two Gaussian blobs in 4-D, labels 0/1.
-fn blobs(n: usize, rng: &mut ChaCha20Rng) -> (Array2<f64>, Array2<f64>) {
+pub(super) fn blobs(n: usize, rng: &mut ChaCha20Rng) -> (Array2<f64>, Array2<f64>) {
     let y = Array2::from_shape_fn((n, 1), |(i, _)| (i % 2) as f64);
     let x = Array2::from_shape_fn((n, 4), |(i, j)| {
         let c = if i % 2 == 0 { -0.6 } else { 0.6 };
