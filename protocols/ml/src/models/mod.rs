@@ -1,5 +1,6 @@
 //! Models written once against [`crate::Backend`], and [`train`], the one dispatch over them.
 
+pub mod cnn;
 mod dispatch;
 mod hyper;
 pub mod linreg;
