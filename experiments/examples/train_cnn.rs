@@ -1,4 +1,4 @@
-//! Trains the MNIST CNNs of `experiments/models/` (CryptoNets and the wider variant) on the
+//! Trains the MNIST CNNs of `experiments/models/cnn/` (CryptoNets and the wider variant) on the
 //! bundled MNIST training set, in plaintext, and writes `<name>.json` + `<name>.safetensors`.
 //!
 //! `cargo run --release -p experiments --example train_cnn -- [cryptonets|wide] [out_dir]`
@@ -13,7 +13,7 @@ use std::path::PathBuf;
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let which = args.first().map_or("cryptonets", String::as_str);
-    let out = PathBuf::from(args.get(1).map_or("experiments/models", String::as_str));
+    let out = PathBuf::from(args.get(1).map_or("experiments/models/cnn", String::as_str));
     let (spec, hyper) = match which {
         "cryptonets" => (CnnSpec::cryptonets(), CnnHyper::default()),
         "wide" => (CnnSpec::wide(), CnnHyper::default()),

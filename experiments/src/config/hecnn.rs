@@ -28,7 +28,7 @@ fn default_designs() -> Vec<String> {
 }
 
 fn default_model() -> String {
-    "experiments/models/mnist-cryptonets".into()
+    "experiments/models/cnn/mnist-cryptonets".into()
 }
 
 fn default_images() -> usize {

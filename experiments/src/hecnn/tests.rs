@@ -8,6 +8,7 @@ use std::path::PathBuf;
 fn model_path(name: &str) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     root.join("models")
+        .join("cnn")
         .join(name)
         .to_string_lossy()
         .into_owned()
