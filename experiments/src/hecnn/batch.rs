@@ -55,7 +55,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         fwd_s.push(t.elapsed().as_secs_f64());
         // The evaluation error alone (before the flood), for the report.
         let rows = b * cap..b * cap + ct.images;
-        let unflooded = he.decrypt_logits(&sk, &raw)? - &plain.slice(s![rows, ..]);
+        let unflooded = he.decrypt_logits(&sk, &raw)? - plain.slice(s![rows, ..]);
         eval_err = unflooded.iter().fold(eval_err, |m, v| m.max(v.abs()));
         if b == 0 {
             ops = eval.counters();

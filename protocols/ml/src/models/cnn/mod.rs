@@ -24,5 +24,5 @@ mod tests;
 pub use spec::{CnnActivation, CnnModel, CnnSpec};
 pub use train::{
     backend_logits, from_tensors, one_hot, plain_logits, sgd_step, to_tensors, train_plain,
-    CnnBatchMaps, CnnHyper, CnnTensors, EpochReport,
+    CnnBatchMaps, CnnHyper, CnnTensors, EpochReport, SgdState,
 };

@@ -72,13 +72,12 @@ fn sgd_step_moves_along_the_finite_difference_gradient() {
         ..CnnHyper::default()
     };
     let maps = CnnBatchMaps::new(&spec, 4).unwrap();
-    let mut params = to_tensors(&model);
-    let mut vel = params.clone().map(|t| Array2::zeros(t.dim()));
+    let mut state = SgdState::plain(&model);
     let mut be = crate::Plain::new();
-    let fut = sgd_step(&mut be, &mut params, &mut vel, &maps, &x, &y, 1.0, &hyper);
+    let fut = sgd_step(&mut be, &mut state, &maps, &x, &y, 1.0, &hyper);
     tokio_free_ready(fut).unwrap();
     let before = to_tensors(&model);
-    for (i, (p0, p1)) in before.iter().zip(&params).enumerate() {
+    for (i, (p0, p1)) in before.iter().zip(&state.params).enumerate() {
         for idx in [(0, 0), (p0.nrows() - 1, p0.ncols() - 1)] {
             let grad = p0[idx] - p1[idx]; // lr 1: the step is the mean gradient
             let h = 1e-6;

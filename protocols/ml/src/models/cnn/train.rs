@@ -143,8 +143,7 @@ async fn backward<B: Backend>(
 /// Shape errors of the backend, or a protocol error on shares.
 pub async fn sgd_step<B: Backend>(
     be: &mut B,
-    params: &mut CnnTensors<B::Tensor>,
-    velocity: &mut CnnTensors<B::Tensor>,
+    state: &mut SgdState<B::Tensor>,
     spec_maps: &CnnBatchMaps,
     x: &B::Tensor,
     y: &B::Tensor,
@@ -152,6 +151,7 @@ pub async fn sgd_step<B: Backend>(
     hyper: &CnnHyper,
 ) -> Result<B::Tensor> {
     let maps = &spec_maps.0;
+    let SgdState { params, velocity } = state;
     let (cache, z3) = forward(be, params, maps, x).await?;
     let probs = be.softmax(&z3, SoftmaxKind::Exp).await?;
     let dz3 = be.sub(&probs, y)?;
@@ -169,6 +169,24 @@ pub async fn sgd_step<B: Backend>(
         params[i] = be.sub(&params[i], &delta)?;
     }
     Ok(probs)
+}
+
+/// Parameters and momentum buffers of SGD.
+#[derive(Debug, Clone)]
+pub struct SgdState<T> {
+    /// The parameters.
+    pub params: CnnTensors<T>,
+    /// One momentum buffer per parameter.
+    pub velocity: CnnTensors<T>,
+}
+
+impl SgdState<Array2<f64>> {
+    /// The model's parameters with zero momentum.
+    pub fn plain(model: &CnnModel) -> Self {
+        let params = to_tensors(model);
+        let velocity = params.clone().map(|t| Array2::zeros(t.dim()));
+        Self { params, velocity }
+    }
 }
 
 /// The public unfolding, flattening and bias maps of one batch size (built once per run).
@@ -262,8 +280,7 @@ pub fn train_plain(
     let CnnActivation::Square = spec.activation;
     let maps = CnnBatchMaps::new(spec, hyper.batch)?;
     let mut be = Plain::new();
-    let mut params = to_tensors(&model);
-    let mut velocity = params.clone().map(|t| Array2::zeros(t.dim()));
+    let mut state = SgdState::plain(&model);
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(hyper.seed ^ 0x5eed);
     let mut order: Vec<usize> = (0..images.nrows()).collect();
     let mut lr = hyper.lr;
@@ -273,16 +290,7 @@ pub fn train_plain(
         for rows in order.chunks_exact(hyper.batch) {
             let x = images.select(Axis(0), rows);
             let y = onehot.select(Axis(0), rows);
-            let probs = ready(sgd_step(
-                &mut be,
-                &mut params,
-                &mut velocity,
-                &maps,
-                &x,
-                &y,
-                lr,
-                hyper,
-            ))?;
+            let probs = ready(sgd_step(&mut be, &mut state, &maps, &x, &y, lr, hyper))?;
             for (p, t) in probs.outer_iter().zip(rows) {
                 let l = usize::from(labels[*t]);
                 loss -= p[l].max(1e-300).ln();
@@ -306,7 +314,7 @@ pub fn train_plain(
         on_epoch(&report);
         lr *= hyper.lr_decay;
     }
-    Ok(from_tensors(spec, &params))
+    Ok(from_tensors(spec, &state.params))
 }
 
 fn check_hyper(h: &CnnHyper, n: usize) -> Result<()> {
