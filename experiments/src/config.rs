@@ -2,6 +2,7 @@
 //! default; parse errors name the file, line and column.
 
 pub mod cryptogcn;
+pub mod hecnn;
 pub mod secure_stgcn;
 pub mod stgcn;
 pub mod supervised;
@@ -127,6 +128,8 @@ pub enum Task {
     /// A public ST-GCN fine-tuned in 2PC on private skeleton clips beside its twin, then served
     /// under CKKS.
     SecureStgcn(secure_stgcn::SecureStgcnTask),
+    /// Encrypted CNN inference on MNIST (CKKS): CryptoNets batch layout on the test set.
+    Hecnn(hecnn::HecnnTask),
 }
 
 /// Where a task's data comes from.
@@ -376,6 +379,10 @@ impl Config {
             }
             if let Task::TransportBench(b) = t {
                 b.validate()
+                    .with_context(|| format!("{origin}: task #{}", i + 1))?;
+            }
+            if let Task::Hecnn(h) = t {
+                h.validate()
                     .with_context(|| format!("{origin}: task #{}", i + 1))?;
             }
             if let Task::Cryptogcn(c) = t {

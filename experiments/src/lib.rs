@@ -14,6 +14,7 @@ pub mod common;
 pub mod config;
 pub mod cryptogcn;
 pub mod entry;
+pub mod hecnn;
 pub mod link;
 pub mod matmul_bench;
 pub mod mlp_trace;
@@ -56,6 +57,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
             Task::Stgcn(t) => stgcn::run(t, cfg, &mut report)?,
             Task::Cryptogcn(t) => cryptogcn::run(t, cfg, &mut report)?,
             Task::SecureStgcn(t) => secure_stgcn::run(t, cfg, &mut report).await?,
+            Task::Hecnn(t) => hecnn::run(t, &mut report)?,
         }
     }
     Ok(report)

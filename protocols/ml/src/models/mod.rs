@@ -1,6 +1,7 @@
 //! Models written once against [`crate::Backend`], and [`train`], the one dispatch over them.
 
 pub mod bias;
+pub mod cnn;
 mod dispatch;
 mod hyper;
 pub mod linreg;

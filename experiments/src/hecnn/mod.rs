@@ -1,0 +1,46 @@
+//! The `hecnn` task: encrypted CNN inference on MNIST with CKKS, design by design, beside the
+//! published figures. So far one design, `cryptonets` (the batch layout of
+//! [`hecnn::batch::BatchCnn`]: the whole test set in batches of one image per slot), in
+//! [`batch`]; [`report`] writes the comparison table. Metrics `<design>.test_accuracy_pct`,
+//! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
+//! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
+
+pub mod batch;
+pub mod report;
+
+#[cfg(test)]
+mod tests;
+
+use crate::config::hecnn::HecnnTask;
+use crate::report::Report;
+use anyhow::{Context, Result};
+use ml::models::cnn::CnnModel;
+
+/// Runs every design of the task.
+///
+/// # Errors
+/// A model or data file that cannot be read, or a CKKS error.
+pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
+    let mut rows = Vec::new();
+    for design in &task.designs {
+        if design == "cryptonets" {
+            let model = load_model(&task.model)?;
+            rows.push(batch::run(task, &model, report)?);
+        }
+    }
+    report.section("Encrypted CNN inference on MNIST", report::table(&rows));
+    Ok(())
+}
+
+/// Loads `<path>.json` and `<path>.safetensors`.
+///
+/// # Errors
+/// A missing or malformed file, named.
+pub fn load_model(path: &str) -> Result<CnnModel> {
+    let json = std::fs::read_to_string(format!("{path}.json"))
+        .with_context(|| format!("reading {path}.json"))?;
+    let st = std::fs::read(format!("{path}.safetensors"))
+        .with_context(|| format!("reading {path}.safetensors"))?;
+    CnnModel::from_json_and_safetensors(&json, &st)
+        .with_context(|| format!("loading the CNN model {path}"))
+}

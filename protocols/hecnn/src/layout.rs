@@ -1,0 +1,72 @@
+//! What every encrypted layout of a CNN provides ([`CnnLayout`]) and the catalogue of layouts
+//! ([`LayoutKind`]): which exist and which are still to come.
+
+use crate::error::Result;
+use ckks::{Evaluator, OpCounts};
+
+/// The layouts of the CNN papers Dyad reproduces. Only [`LayoutKind::Batch`] is implemented;
+/// the others are named so that reports and the planner can refer to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayoutKind {
+    /// CryptoNets: one image per slot, one ciphertext per pixel/neuron; no rotations
+    /// ([`crate::batch::BatchCnn`]).
+    Batch,
+    /// LoLa's dense representation (one vector per ciphertext). Not implemented yet.
+    Dense,
+    /// LoLa's convolution representation (one ciphertext per kernel tap). Not implemented yet.
+    Convolution,
+    /// LoLa's interleaved representation. Not implemented yet.
+    Interleaved,
+    /// LoLa's stacked representation. Not implemented yet.
+    Stacked,
+    /// Matrix encoding (A and Bᵀ in one ciphertext each). Not implemented yet.
+    Matrix,
+    /// HElayers-style tile tensors. Not implemented yet.
+    Tile,
+}
+
+impl LayoutKind {
+    /// Short name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Batch => "batch",
+            Self::Dense => "dense",
+            Self::Convolution => "convolution",
+            Self::Interleaved => "interleaved",
+            Self::Stacked => "stacked",
+            Self::Matrix => "matrix",
+            Self::Tile => "tile",
+        }
+    }
+
+    /// Whether this crate can evaluate the layout.
+    pub fn implemented(self) -> bool {
+        matches!(self, Self::Batch)
+    }
+}
+
+/// An encrypted evaluation of a CNN in one layout: the server's side. Client-side encryption
+/// and decryption are inherent methods of each layout (their inputs differ: a batch of images,
+/// one image, a matrix).
+pub trait CnnLayout {
+    /// The encrypted input the client sends.
+    type Input;
+    /// The encrypted output the server returns.
+    type Output;
+
+    /// Which layout this is.
+    fn kind(&self) -> LayoutKind;
+
+    /// Levels the forward pass consumes.
+    fn depth(&self) -> usize;
+
+    /// Every evaluator operation of one forward pass, from the model's shape alone.
+    fn planned_op_counts(&self) -> OpCounts;
+
+    /// The forward pass (the evaluator's counters count its operations).
+    ///
+    /// # Errors
+    /// CKKS errors, or an input of the wrong shape or level.
+    fn forward(&self, eval: &Evaluator, input: &Self::Input) -> Result<Self::Output>;
+}

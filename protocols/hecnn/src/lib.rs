@@ -1,0 +1,63 @@
+//! Encrypted CNN inference with CKKS on the project's `ckks` crate, for the MNIST networks of
+//! `ml::models::cnn` (CryptoNets and wider LoLa-style variants).
+//!
+//! **What is here.** The CryptoNets batch layout ([`batch`], Dowlin et al., ICML 2016): one
+//! image per slot, one ciphertext per pixel, scalar-weighted sums, `x²` by squaring, one rescale
+//! per layer, no rotations; the [`CnnLayout`] trait every layout implements (depth, planned op
+//! counts, forward pass) and the catalogue [`LayoutKind`]; the choice of the smallest 128-bit
+//! preset for a depth ([`plan`]); the flood of returned logits ([`sanitize`](mod@sanitize));
+//! [`error`].
+//!
+//! **What is not here yet.** LoLa's single-image layouts (dense, convolution, interleaved,
+//! stacked) and the conversions between them, FFConv low-rank convolutions, matrix encoding,
+//! tile tensors, the planner that chooses among them by a priced op-count model, and pruning
+//! under HE. They plug in beside [`batch`] as further [`CnnLayout`] implementations; the op
+//! counts are the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports
+//! in the same units. Nothing is shared with `hegcn` yet beyond the `ckks` crate and the flood
+//! convention (the same `FloodConfig` defaults).
+//!
+//! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
+//! secret key; see [`batch`] and [`sanitize`](mod@sanitize).
+//!
+//! ```no_run
+//! use ckks::{Evaluator, KeyGenerator};
+//! use hecnn::{batch::BatchCnn, choose_preset, CnnLayout, BATCH_DEPTH};
+//! # fn run(model: &ml::models::cnn::CnnModel, images: ndarray::ArrayView2<'_, f64>) -> hecnn::Result<()> {
+//! let params = choose_preset("batch", BATCH_DEPTH)?.build()?;
+//! let he = BatchCnn::new(model, &params)?;
+//! // client: keys and the encrypted batch (no Galois keys needed)
+//! let mut kg = KeyGenerator::new(&params);
+//! let sk = kg.secret_key();
+//! let pk = kg.public_key(&sk)?;
+//! let eval = Evaluator::new(&params).with_relin_key(kg.relin_key(&sk)?);
+//! let ct = he.encrypt_batch(&pk, images)?;
+//! // server
+//! let logits = he.forward(&eval, &ct)?;
+//! let logits = he.sanitize_logits(&eval, &logits, &pk.at_level(0)?, &Default::default())?;
+//! // client
+//! let scores = he.decrypt_logits(&sk, &logits)?;
+//! # let _ = scores; Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod error;
+pub mod layout;
+pub mod plan;
+pub mod sanitize;
+
+#[cfg(test)]
+mod tests;
+
+pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
+pub use error::{HeCnnError, Result};
+pub use layout::{CnnLayout, LayoutKind};
+pub use plan::choose_preset;
+pub use sanitize::FloodConfig;
+
+/// Total of every operation count (additions, products, key switches' parents, rescales),
+/// the experiment's `he_ops_count`.
+pub fn he_ops(c: &ckks::OpCounts) -> u64 {
+    c.add + c.mul_plain + c.mul_const + c.mul + c.relinearize + c.rotate + c.rescale + c.drop_level
+}
