@@ -74,6 +74,6 @@ pub use params::{
     SecurityLevel, SpecialPrimes,
 };
 pub use pool::{buffer_pool_bytes, trim_buffer_pool};
-pub use sanitize::Flood;
+pub use sanitize::{Flood, FloodConfig};
 #[cfg(test)]
 mod scheme_tests;

@@ -134,6 +134,68 @@ impl Flood {
     }
 }
 
+/// Default `s` of a model's logit flood ([`FloodConfig`]).
+pub const DEFAULT_FLOOD_BITS: u32 = 0;
+
+/// Default `ε` of a model's logit flood: bound on the evaluation error of any slot of its
+/// result ciphertexts (an empirical bound with margin, see the model crates' docs).
+pub const DEFAULT_EVAL_ERROR_BOUND: f64 = 1.0 / 4096.0;
+
+/// Largest `|logit|` a model's flood leaves room for (at `Δ = 2^40` and a 50-bit `q_0`, values
+/// beyond `q_0/(2Δ) = 512` wrap around anyway).
+pub const LOGIT_BOUND: f64 = 256.0;
+
+/// How a served model's result ciphertexts (its logits) are flooded — the one rule of the model
+/// crates (`hegcn`'s layouts, `hecnn`): `W = 2^s·(B_eval + fresh-encryption noise)` with
+/// `B_eval = 2·Δ·ε`, because a polynomial whose slots (real and imaginary parts below `ε`) are
+/// bounded by `Δ·ε·√2` has coefficients at most that large (inverse canonical embedding).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FloodConfig {
+    /// `s`: the flood is uniform on `[−W, W]`, `W = 2^s·(B_eval + fresh-encryption noise)`.
+    pub flood_bits: u32,
+    /// `ε`: bound on the slot error of the result ciphertexts before the flood.
+    pub eval_error_bound: f64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        Self {
+            flood_bits: DEFAULT_FLOOD_BITS,
+            eval_error_bound: DEFAULT_EVAL_ERROR_BOUND,
+        }
+    }
+}
+
+impl FloodConfig {
+    /// The flood of result ciphertexts at scale `scale` (`Δ`): `B_eval = 2·Δ·ε`, messages up
+    /// to [`LOGIT_BOUND`].
+    pub fn flood(&self, scale: f64) -> Flood {
+        Flood {
+            noise_bound: 2.0 * scale * self.eval_error_bound.abs(),
+            flood_bits: self.flood_bits,
+            message_bound: LOGIT_BOUND,
+        }
+    }
+}
+
+impl Evaluator {
+    /// [`Self::sanitize`] on every ciphertext of `cts` (in parallel), each with fresh randomness.
+    ///
+    /// # Errors
+    /// As [`Self::sanitize`], for the first ciphertext that fails.
+    pub fn sanitize_all(
+        &self,
+        cts: &[Ciphertext],
+        pk: &PublicKey,
+        flood: &Flood,
+    ) -> Result<Vec<Ciphertext>> {
+        use rayon::prelude::*;
+        cts.par_iter()
+            .map(|ct| self.sanitize(ct, pk, flood))
+            .collect()
+    }
+}
+
 /// `N` coefficients uniform on `[−w, w]` (zeroized when dropped: they would reveal `e_eval`).
 fn flood_coeffs<R: RngCore + CryptoRng>(rng: &mut R, n: usize, w: i64) -> Zeroizing<Vec<i64>> {
     Zeroizing::new((0..n).map(|_| rng.gen_range(-w..=w)).collect())

@@ -1,6 +1,7 @@
 //! Sanitizing the encrypted logits before they leave the server, as `hegcn` does for ST-GCN
 //! logits: an encryption of zero under the client's public key and a uniform flood of the
-//! phase ([`ckks::Evaluator::sanitize`]).
+//! phase ([`ckks::Evaluator::sanitize`]), with the flood rule and defaults of
+//! [`ckks::sanitize::FloodConfig`], which `hegcn` uses too.
 //!
 //! **Security model.** Semi-honest server (holds the weights) and client (holds the secret
 //! key). The flood width is `W = 2^s·B_eval` with `B_eval = 2·Δ·ε` and `ε` an empirical bound
@@ -13,41 +14,13 @@
 use crate::batch::{BatchCnn, EncryptedLogits};
 use crate::error::Result;
 use ckks::{Evaluator, Flood, PublicKey};
-use rayon::prelude::*;
 
-/// Default `s` of the flood width.
-pub const DEFAULT_FLOOD_BITS: u32 = 0;
-/// Default `ε`, bound on the slot error of a logit ciphertext.
-pub const DEFAULT_EVAL_ERROR_BOUND: f64 = 1.0 / 4096.0;
-/// Largest `|logit|` the flood leaves room for.
-pub const LOGIT_BOUND: f64 = 256.0;
-
-/// How the logits are flooded.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FloodConfig {
-    /// `s`: the flood is uniform on `[−W, W]`, `W = 2^s·(B_eval + fresh-encryption noise)`.
-    pub flood_bits: u32,
-    /// `ε`: bound on the slot error of the logit ciphertexts before the flood.
-    pub eval_error_bound: f64,
-}
-
-impl Default for FloodConfig {
-    fn default() -> Self {
-        Self {
-            flood_bits: DEFAULT_FLOOD_BITS,
-            eval_error_bound: DEFAULT_EVAL_ERROR_BOUND,
-        }
-    }
-}
+pub use ckks::sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS, LOGIT_BOUND};
 
 impl BatchCnn {
     /// The flood of this model's logit ciphertexts.
     pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
-        Flood {
-            noise_bound: 2.0 * self.params().default_scale() * cfg.eval_error_bound.abs(),
-            flood_bits: cfg.flood_bits,
-            message_bound: LOGIT_BOUND,
-        }
+        cfg.flood(self.params().default_scale())
     }
 
     /// Sanitizes every logit ciphertext with the client's public key `pk` (at the logits'
@@ -63,14 +36,8 @@ impl BatchCnn {
         pk: &PublicKey,
         cfg: &FloodConfig,
     ) -> Result<EncryptedLogits> {
-        let flood = self.logit_flood(cfg);
-        let classes = logits
-            .classes
-            .par_iter()
-            .map(|ct| eval.sanitize(ct, pk, &flood))
-            .collect::<ckks::Result<_>>()?;
         Ok(EncryptedLogits {
-            classes,
+            classes: eval.sanitize_all(&logits.classes, pk, &self.logit_flood(cfg))?,
             images: logits.images,
         })
     }

@@ -16,7 +16,8 @@
 //! the mask's rescale, far below the logit error). A polynomial whose slots (complex, real and
 //! imaginary parts each below `ε`) are bounded by `Δ·ε·√2` has coefficients at most that large
 //! (inverse canonical embedding: `c_k = (2/N)·Re Σ_j z_j ζ_j^−k` over `N/2` slots), so
-//! `B_eval = 2·Δ·ε` with `ε` = [`FloodConfig::eval_error_bound`]. No analytic bound on `ε`
+//! `B_eval = 2·Δ·ε` with `ε` = [`FloodConfig::eval_error_bound`] (the rule and its defaults
+//! live in [`ckks::sanitize`], shared with the other model layouts). No analytic bound on `ε`
 //! through the whole network is derived: `ε` is an empirical bound, the largest logit error
 //! measured on the committed models (BodyPose 4.4e-5, NTU-shaped STGCN-3-128 1.1e-4, the
 //! tiny test models ~1e-8) with margin: the default is `2^−12 ≈ 2.4e-4`.
@@ -34,48 +35,29 @@
 //! `c1` (computationally, under RLWE), nothing more.
 
 use ckks::{Evaluator, Flood, PublicKey};
-use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{EncryptedLogits, HeStgcn};
 
-/// Default `s` of the flood width `W = 2^s·B_eval` (see the module docs for what it reaches).
-pub const DEFAULT_FLOOD_BITS: u32 = 0;
+pub use ckks::sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS, LOGIT_BOUND};
 
-/// Default `ε`: bound on the evaluation error of any slot of the logit ciphertexts.
-pub const DEFAULT_EVAL_ERROR_BOUND: f64 = 1.0 / 4096.0;
-
-/// Largest `|logit|` the flood leaves room for (at `Δ = 2^40` and a 50-bit `q_0`, values beyond
-/// `q_0/(2Δ) = 512` wrap around anyway).
-pub const LOGIT_BOUND: f64 = 256.0;
-
-/// How the logits are flooded.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FloodConfig {
-    /// `s`: the flood is uniform on `[−W, W]`, `W = 2^s·(B_eval + fresh-encryption noise)`.
-    pub flood_bits: u32,
-    /// `ε`: bound on the slot error of the logit ciphertexts before the flood.
-    pub eval_error_bound: f64,
-}
-
-impl Default for FloodConfig {
-    fn default() -> Self {
-        Self {
-            flood_bits: DEFAULT_FLOOD_BITS,
-            eval_error_bound: DEFAULT_EVAL_ERROR_BOUND,
-        }
-    }
+/// Sanitizes every logit ciphertext of `logits` with the client's public key and `flood`.
+pub(crate) fn sanitize_all(
+    eval: &Evaluator,
+    logits: &EncryptedLogits,
+    pk: &PublicKey,
+    flood: &Flood,
+) -> Result<EncryptedLogits> {
+    Ok(EncryptedLogits {
+        cts: eval.sanitize_all(&logits.cts, pk, flood)?,
+        positions: logits.positions.clone(),
+    })
 }
 
 impl HeStgcn {
     /// The flood of this model's logit ciphertexts: `B_eval = 2·Δ·ε` (see the module docs).
     pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
-        Flood {
-            noise_bound: 2.0 * self.params().default_scale() * cfg.eval_error_bound.abs(),
-            flood_bits: cfg.flood_bits,
-            message_bound: LOGIT_BOUND,
-        }
+        cfg.flood(self.params().default_scale())
     }
 
     /// Sanitizes every logit ciphertext with the client's public key `pk` (at the logits' level
@@ -91,16 +73,7 @@ impl HeStgcn {
         pk: &PublicKey,
         cfg: &FloodConfig,
     ) -> Result<EncryptedLogits> {
-        let flood = self.logit_flood(cfg);
-        let cts = logits
-            .cts
-            .par_iter()
-            .map(|ct| eval.sanitize(ct, pk, &flood))
-            .collect::<ckks::Result<_>>()?;
-        Ok(EncryptedLogits {
-            cts,
-            positions: logits.positions.clone(),
-        })
+        sanitize_all(eval, logits, pk, &self.logit_flood(cfg))
     }
 
     /// The level of the logit ciphertexts (the client's public key must reach it).

@@ -36,7 +36,6 @@ mod forward;
 pub use forward::PRE_ACT_SCALE_DROP;
 
 use ckks::{CkksParams, Encoder, Evaluator, Flood, PublicKey};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use stgcn::{FoldedActivation, FoldedModel, FoldedResidual};
 
@@ -44,7 +43,7 @@ use crate::error::{HeGcnError, Result};
 use crate::linear::{PlaintextCache, PlaintextCacheStats};
 use crate::model::EncryptedLogits;
 use crate::plan::{level_plan, site_levels, LevelPlan};
-use crate::sanitize::{FloodConfig, LOGIT_BOUND};
+use crate::sanitize::FloodConfig;
 
 use diag::DiagMap;
 
@@ -384,11 +383,7 @@ impl DenseStgcn {
 
     /// The flood of the logit ciphertexts (as [`crate::HeStgcn::logit_flood`]).
     pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
-        Flood {
-            noise_bound: 2.0 * self.params.default_scale() * cfg.eval_error_bound.abs(),
-            flood_bits: cfg.flood_bits,
-            message_bound: LOGIT_BOUND,
-        }
+        cfg.flood(self.params.default_scale())
     }
 
     /// Re-randomizes and floods the logits with the client's public key (see
@@ -403,16 +398,7 @@ impl DenseStgcn {
         pk: &PublicKey,
         cfg: &FloodConfig,
     ) -> Result<EncryptedLogits> {
-        let flood = self.logit_flood(cfg);
-        let cts = logits
-            .cts
-            .par_iter()
-            .map(|ct| eval.sanitize(ct, pk, &flood))
-            .collect::<ckks::Result<_>>()?;
-        Ok(EncryptedLogits {
-            cts,
-            positions: logits.positions.clone(),
-        })
+        crate::sanitize::sanitize_all(eval, logits, pk, &self.logit_flood(cfg))
     }
 
     /// The level of the logit ciphertexts.
