@@ -357,6 +357,39 @@ impl Evaluator {
         Ok(out)
     }
 
+    /// `acc += c·ct`, fused: what `add_assign(acc, &mul_const(ct, c))` computes, in one pass
+    /// over both ciphertexts and without the temporary (`acc` at `ct`'s level with the scale of
+    /// [`Self::mul_const`]'s result, `ct.scale · q_ℓ`). Counted as one constant product and one
+    /// addition.
+    ///
+    /// # Errors
+    /// Ciphertexts of other parameters, levels or scales that do not match, a constant out of
+    /// range.
+    pub fn mul_const_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        ct: &Ciphertext,
+        c: f64,
+    ) -> Result<()> {
+        ct.check_params(&self.params)?;
+        acc.check_params(&self.params)?;
+        if acc.level() != ct.level() {
+            return Err(CkksError::LevelMismatch {
+                left: acc.level(),
+                right: ct.level(),
+            });
+        }
+        let q = self.params.inner.q[ct.level()] as f64;
+        check_scales(acc.scale, ct.scale * q)?;
+        let v = scaled_int(c, q)?;
+        acc.c0.mul_scalar_add_assign(&self.params, &ct.c0, v);
+        acc.c1.mul_scalar_add_assign(&self.params, &ct.c1, v);
+        acc.seed = None;
+        bump(&self.counters.mul_const, 1);
+        bump(&self.counters.add, 1);
+        Ok(())
+    }
+
     /// Multiplies every slot by the integer `k` (no scale change, no rescale needed).
     pub fn mul_int(&self, ct: &Ciphertext, k: i64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;

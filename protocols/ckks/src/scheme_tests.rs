@@ -601,6 +601,18 @@ fn in_place_operations_equal_out_of_place() {
     let got = c.decrypt(&c.eval.rescale(&sq).unwrap());
     assert_bits("square shortcut", "N10", &got, &want, 20.0);
 
+    // The fused multiply-accumulate equals the product then the sum, to the bit; it refuses an
+    // accumulator at another scale (`a` is at Δ, not at the product scale).
+    let mut t = c.eval.mul_const(&a, 0.75).unwrap();
+    c.eval.mul_const_add_assign(&mut t, &b, -1.5).unwrap();
+    let mut want_ct = c.eval.mul_const(&a, 0.75).unwrap();
+    c.eval
+        .add_assign(&mut want_ct, &c.eval.mul_const(&b, -1.5).unwrap())
+        .unwrap();
+    assert!(same_ct(&t, &want_ct), "mul_const_add_assign");
+    let mut t = a.clone();
+    assert!(c.eval.mul_const_add_assign(&mut t, &b, 2.0).is_err());
+
     // Error paths are unchanged by the in-place forms.
     let mut t = a.clone();
     assert!(matches!(

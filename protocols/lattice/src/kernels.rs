@@ -96,6 +96,15 @@ pub(crate) fn mul_const_into(out: &mut [u64], x: &[u64], w: Shoup, p: u64) {
     })
 }
 
+/// `acc[c] = acc[c] + x[c]·w mod p` (any `x[c]`, reduced `acc[c]`).
+pub(crate) fn mul_const_add_assign(acc: &mut [u64], x: &[u64], w: Shoup, p: u64) {
+    dispatch!({
+        for (o, &a) in acc.iter_mut().zip(x) {
+            *o = add_mod(*o, mul_shoup(a, w.w, w.ws, p), p);
+        }
+    })
+}
+
 /// `out = a + b mod p`, or `a - b` with `subtract`.
 pub(crate) fn add_into(out: &mut [u64], a: &[u64], b: &[u64], p: u64, subtract: bool) {
     dispatch!({

@@ -16,10 +16,9 @@ fn weighted_sum(
 ) -> Result<Ciphertext> {
     let mut acc: Option<Ciphertext> = None;
     for (i, w) in terms {
-        let t = eval.mul_const(&xs[i], w)?;
         match acc.as_mut() {
-            None => acc = Some(t),
-            Some(a) => eval.add_assign(a, &t)?,
+            None => acc = Some(eval.mul_const(&xs[i], w)?),
+            Some(a) => eval.mul_const_add_assign(a, &xs[i], w)?,
         }
     }
     let acc = acc.ok_or(HeCnnError::Shape {

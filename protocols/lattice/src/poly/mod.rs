@@ -258,6 +258,30 @@ impl<R: Repr> RnsPoly<R> {
         })
     }
 
+    /// `self += c·other` limb by limb, for the integer `c` (given modulo each limb's prime):
+    /// one pass over both polynomials, no temporary (a sum of scalar multiples, as in a dense
+    /// layer over ciphertexts, costs one read of each term).
+    pub fn mul_scalar_add_assign(
+        &mut self,
+        basis: &(impl AsRef<RnsBasis> + ?Sized),
+        other: &Self,
+        c: i128,
+    ) {
+        let params = basis.as_ref();
+        self.same_basis(other);
+        let moduli = self.moduli(params);
+        let n = self.n;
+        for ((a, b), m) in self
+            .data
+            .chunks_mut(n)
+            .zip(other.data.chunks(n))
+            .zip(moduli)
+        {
+            let w = kernels::Shoup::new(m.reduce_i128(c), m.value());
+            kernels::mul_const_add_assign(a, b, w, m.value());
+        }
+    }
+
     /// Multiplies every limb by the integer `c` (given modulo each limb's prime).
     pub fn mul_scalar_assign(&mut self, basis: &(impl AsRef<RnsBasis> + ?Sized), c: i128) {
         let params = basis.as_ref();
