@@ -202,7 +202,7 @@ mod tests {
         bad[0] = b'X';
         assert!(read_quic_header(&mut &bad[..]).await.is_err());
         let mut bad = answer(STATUS_OK);
-        bad[4] = 2;
+        bad[4] = VERSION.wrapping_add(1);
         assert!(read_answer(&mut &bad[..]).await.is_err());
         assert_eq!(
             read_answer(&mut &answer(STATUS_UNKNOWN_LINK)[..])
