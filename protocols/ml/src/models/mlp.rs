@@ -19,7 +19,7 @@ use crate::error::{MlError, Result};
 use crate::models::bias;
 use crate::models::linreg::{LinRegHyper, Progress, StepSize};
 use crate::schedule::Schedule;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
@@ -198,7 +198,13 @@ pub fn predict(ws: &[Array2<f64>], x: &Array2<f64>) -> Vec<usize> {
             h.mapv_inplace(|v| v.max(0.0));
         }
     }
-    h.rows()
+    argmax_rows(h.view())
+}
+
+/// Row-wise index of the largest value (the first one on ties; 0 for a row of NaNs): the class
+/// each row of logits predicts.
+pub fn argmax_rows(m: ArrayView2<'_, f64>) -> Vec<usize> {
+    m.rows()
         .into_iter()
         .map(|r| {
             r.iter()

@@ -76,21 +76,7 @@ impl CnnModel {
 
     /// Row-wise index of the largest logit.
     pub fn predictions(logits: ArrayView2<'_, f64>) -> Vec<usize> {
-        logits
-            .outer_iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                        if v > bv {
-                            (i, v)
-                        } else {
-                            (bi, bv)
-                        }
-                    })
-                    .0
-            })
-            .collect()
+        crate::models::mlp::argmax_rows(logits)
     }
 
     /// Fraction of `images` classified as `labels` says.
