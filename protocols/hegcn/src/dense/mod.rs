@@ -5,7 +5,7 @@
 //! and the ciphertext holds that period replicated over all `N/2` slots. Every linear stage
 //! (graph convolution with the folded BN, the temporal convolution — with one frame only its
 //! centre tap survives —, the residual, pooling + dense head) is one `n × n` matrix–vector
-//! product ([`diag`]); activations are slot-wise `a⊙x² + b⊙x + c` as in the other layouts.
+//! product (module `diag`); activations are slot-wise `a⊙x² + b⊙x + c` as in the other layouts.
 //!
 //! **When.** [`DenseLayout::applies`]: the model is configured for one frame and one person
 //! (`T·M = 1`). The AMA and channel-major packings spend a block of `next_pow2(M·T)` slots per

@@ -3,7 +3,7 @@
 //! stride, `x²`, a dense layer, `x²`, a dense output layer.
 //!
 //! [`spec`] holds the architecture ([`CnnSpec`]), the parameters ([`CnnModel`]) and their files
-//! (JSON + safetensors); [`reference`] the plaintext forward pass in `f64` that encrypted
+//! (JSON + safetensors); [`reference`](mod@reference) the plaintext forward pass in `f64` that encrypted
 //! inference (the `hecnn` crate) is compared against; [`train`] the training code written
 //! against [`Backend`](crate::Backend) (the convolution as a public unfolding and a product,
 //! exactly as the ST-GCN model's temporal convolution) and [`train_plain`], its driver on the
