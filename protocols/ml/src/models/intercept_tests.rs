@@ -3,7 +3,7 @@
 //! tolerance, the plan equals what the run consumes, and an intercept fits what a model without
 //! one cannot.
 
-use super::tests::{backends_with, blobs, max_abs_diff, shares};
+use super::tests::{backends_with, blobs, max_abs_diff, share_each, shares};
 use crate::backend::{Plain, Shared, SoftmaxKind};
 use crate::models::bias::{append_ones_plain, append_ones_share};
 use crate::models::linreg::{self, LinRegHyper};
@@ -177,12 +177,7 @@ async fn mlp_with_biases_matches_twin() {
     let fp = FixedPoint::default();
     let [x0, x1] = shares(fp, &x, &mut rng);
     let [y0, y1] = shares(fp, &y, &mut rng);
-    let (mut ws0, mut ws1) = (Vec::new(), Vec::new());
-    for w in &w_init {
-        let [a, b] = shares(fp, w, &mut rng);
-        ws0.push(a);
-        ws1.push(b);
-    }
+    let (ws0, ws1) = share_each(fp, &w_init, &mut rng);
     let reqs = mlp::plan_with_bias(&sizes, n, &sched, &hyper, sm, true);
     let reqs = reqs.await.unwrap();
     let (mut b0, mut b1) = backends_with(&reqs, fp, Truncation::Local).await;

@@ -52,6 +52,20 @@ async fn backends_ot(
     )
 }
 
+/// Each matrix of `ws` split into two shares: (party 0's shares, party 1's).
+pub(super) fn share_each(
+    fp: FixedPoint,
+    ws: &[Array2<f64>],
+    rng: &mut ChaCha20Rng,
+) -> (Vec<Share>, Vec<Share>) {
+    ws.iter()
+        .map(|w| {
+            let [a, b] = shares(fp, w, rng);
+            (a, b)
+        })
+        .unzip()
+}
+
 pub(super) fn shares(fp: FixedPoint, x: &Array2<f64>, rng: &mut ChaCha20Rng) -> [Share; 2] {
     share(&fp.encode_matrix(&x.view()).unwrap().view(), rng)
 }
@@ -234,12 +248,7 @@ async fn mlp_case_hyper(
     let fp = FixedPoint::default();
     let [x0, x1] = shares(fp, &x, &mut rng);
     let [y0, y1] = shares(fp, &y, &mut rng);
-    let (mut ws0, mut ws1) = (Vec::new(), Vec::new());
-    for w in &w_init {
-        let [a, b] = shares(fp, w, &mut rng);
-        ws0.push(a);
-        ws1.push(b);
-    }
+    let (ws0, ws1) = share_each(fp, &w_init, &mut rng);
     let plan = mlp_plan(&sizes, n, &sched, &hyper, softmax, mode).await;
     let reqs = plan.requests().to_vec();
     let (mut b0, mut b1) = if ot {
