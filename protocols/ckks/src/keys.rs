@@ -5,8 +5,10 @@
 //! Kim–Polyakov–Zucca / OpenFHE) has one pair per digit `j` of the decomposition of `Q_L`
 //! into `dnum` groups of `α` primes: `b_j = -a_j·s + e_j + P·[Q/Q_j]·[(Q/Q_j)^{-1}]_{Q_j}·s'`
 //! modulo `Q_L·P`, i.e. modulo a prime of digit `j` the gadget term is `P·s'`, and it is zero
-//! modulo every other prime. All `a_j` come from one 32-byte ChaCha20 seed, so a key can be
-//! stored as the seed and the `b_j` (seeded `a` compression).
+//! modulo every other prime. All `a_j` come from one 32-byte ChaCha20 seed (`a_j` from the
+//! cipher's stream `j`), so a key can be stored as the seed and the `b_j` (seeded `a`
+//! compression). Key generation draws every seed (per key, per digit's error) from the
+//! generator's own OS-seeded stream in order, then makes keys and digits in parallel (rayon).
 //!
 //! Galois keys are generated only for the rotation steps a caller asks for
 //! ([`KeyGenerator::galois_keys`]); rotation by `r` slots uses the element `5^r mod 2N`,
@@ -16,6 +18,7 @@ use std::collections::BTreeMap;
 
 use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
+use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::encoder::Plaintext;
@@ -255,11 +258,14 @@ impl std::fmt::Debug for KeySwitchKey {
 }
 
 impl KeySwitchKey {
-    /// Regenerates the `a_j` from the seed.
+    /// Regenerates the `a_j` from the seed: `a_j` from the ChaCha20 stream `j` of the seed, so
+    /// the digits expand in parallel.
     pub(crate) fn expand_a(params: &CkksParams, seed: [u8; 32]) -> Vec<RnsPoly<Ntt>> {
-        let mut rng = ChaCha20Rng::from_seed(seed);
         (0..params.dnum())
-            .map(|_| {
+            .into_par_iter()
+            .map(|j| {
+                let mut rng = ChaCha20Rng::from_seed(seed);
+                rng.set_stream(j as u64);
                 sampling::uniform_ntt(
                     params,
                     &mut rng,
@@ -396,44 +402,9 @@ impl KeyGenerator {
         })
     }
 
-    /// A key switching from `s_from` (NTT over `Q_L·P`) to `sk`.
+    /// A key switching from `s_from` (NTT over `Q_L·P`) to `sk`, drawn from this generator.
     fn key_switch_key(&mut self, sk: &SecretKey, s_from: &RnsPoly<Ntt>) -> KeySwitchKey {
-        let params = &self.params;
-        let q_len = params.max_level() + 1;
-        let k = params.p_primes().len();
-        let alpha = params.alpha();
-        let seed = sampling::fresh_seed(&mut self.rng);
-        let a = KeySwitchKey::expand_a(params, seed);
-        let b = a
-            .iter()
-            .enumerate()
-            .map(|(j, aj)| {
-                let e = RnsPoly::from_signed(
-                    params,
-                    &sampling::gaussian(&mut self.rng, params.n()),
-                    q_len,
-                    k,
-                )
-                .into_ntt(params);
-                let mut bj = aj.clone();
-                bj.mul_assign(params, &sk.ntt);
-                bj.neg_assign(params);
-                bj.add_assign(params, &e);
-                for i in j * alpha..((j + 1) * alpha).min(q_len) {
-                    let m = params.inner.basis.moduli()[i];
-                    let p_mod = params
-                        .p_primes()
-                        .iter()
-                        .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
-                    let ps = m.shoup(p_mod);
-                    for (x, &s) in bj.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
-                        *x = m.add(*x, m.mul_shoup(s, p_mod, ps));
-                    }
-                }
-                bj
-            })
-            .collect();
-        KeySwitchKey { seed, b, a }
+        key_switch_key(&self.params, &mut self.rng, sk, s_from)
     }
 
     /// The relinearization key (switching from `s²` to `s`).
@@ -449,10 +420,12 @@ impl KeyGenerator {
     /// The key for one Galois element `g` (switching from `σ_g(s)` to `s`).
     pub fn galois_key(&mut self, sk: &SecretKey, galois_element: u64) -> Result<KeySwitchKey> {
         sk.params.ensure_same(&self.params, "secret key")?;
-        let mut s_g = sk.ntt.automorphism(&self.params, galois_element);
-        let key = self.key_switch_key(sk, &s_g);
-        s_g.zeroize_data();
-        Ok(key)
+        Ok(galois_key_from(
+            &self.params,
+            &mut self.rng,
+            sk,
+            galois_element,
+        ))
     }
 
     /// Galois keys for exactly the requested rotation `steps` (left rotations by `step` slots;
@@ -464,6 +437,7 @@ impl KeyGenerator {
         steps: &[i64],
         conjugate: bool,
     ) -> Result<GaloisKeys> {
+        sk.params.ensure_same(&self.params, "secret key")?;
         let mut elements: Vec<u64> = steps
             .iter()
             .map(|&s| galois_element_for_step(&self.params, s))
@@ -474,11 +448,97 @@ impl KeyGenerator {
         }
         elements.sort_unstable();
         elements.dedup();
-        let mut keys = BTreeMap::new();
-        for g in elements {
-            keys.insert(g, self.galois_key(sk, g)?);
-        }
+        // One seed per key from this generator, in order; the keys themselves are made in
+        // parallel, each from its own ChaCha20 stream.
+        let seeded: Vec<(u64, [u8; 32])> = elements
+            .into_iter()
+            .map(|g| (g, sampling::fresh_seed(&mut self.rng)))
+            .collect();
+        let params = &self.params;
+        let keys = seeded
+            .into_par_iter()
+            .map(|(g, seed)| {
+                let mut rng = ChaCha20Rng::from_seed(seed);
+                (g, galois_key_from(params, &mut rng, sk, g))
+            })
+            .collect();
         Ok(GaloisKeys { keys })
+    }
+}
+
+/// The key switching from `σ_g(s)` to `s` for Galois element `g`, drawn from `rng`.
+fn galois_key_from(
+    params: &CkksParams,
+    rng: &mut ChaCha20Rng,
+    sk: &SecretKey,
+    galois_element: u64,
+) -> KeySwitchKey {
+    let mut s_g = sk.ntt.automorphism(params, galois_element);
+    let key = key_switch_key(params, rng, sk, &s_g);
+    s_g.zeroize_data();
+    key
+}
+
+/// A key switching from `s_from` (NTT over `Q_L·P`) to `sk`: the seed of every `a_j` and one
+/// error seed per digit are drawn from `rng` in order, then the digits are made in parallel.
+fn key_switch_key(
+    params: &CkksParams,
+    rng: &mut ChaCha20Rng,
+    sk: &SecretKey,
+    s_from: &RnsPoly<Ntt>,
+) -> KeySwitchKey {
+    let q_len = params.max_level() + 1;
+    let k = params.p_primes().len();
+    let alpha = params.alpha();
+    let seed = sampling::fresh_seed(rng);
+    let a = KeySwitchKey::expand_a(params, seed);
+    let error_seeds: Vec<[u8; 32]> = a.iter().map(|_| sampling::fresh_seed(rng)).collect();
+    let b = a
+        .par_iter()
+        .zip(error_seeds)
+        .enumerate()
+        .map(|(j, (aj, error_seed))| {
+            let mut error_rng = ChaCha20Rng::from_seed(error_seed);
+            let e = RnsPoly::from_signed(
+                params,
+                &sampling::gaussian(&mut error_rng, params.n()),
+                q_len,
+                k,
+            )
+            .into_ntt(params);
+            let mut bj = aj.clone();
+            bj.mul_assign(params, &sk.ntt);
+            bj.neg_assign(params);
+            bj.add_assign(params, &e);
+            add_gadget_term(
+                params,
+                &mut bj,
+                s_from,
+                j * alpha..((j + 1) * alpha).min(q_len),
+            );
+            bj
+        })
+        .collect();
+    KeySwitchKey { seed, b, a }
+}
+
+/// Adds `P·s'` modulo the primes `limbs` of digit `j` (the gadget term is zero elsewhere).
+fn add_gadget_term(
+    params: &CkksParams,
+    bj: &mut RnsPoly<Ntt>,
+    s_from: &RnsPoly<Ntt>,
+    limbs: std::ops::Range<usize>,
+) {
+    for i in limbs {
+        let m = params.inner.basis.moduli()[i];
+        let p_mod = params
+            .p_primes()
+            .iter()
+            .fold(1u64, |acc, &p| m.mul(acc, m.reduce(p)));
+        let ps = m.shoup(p_mod);
+        for (x, &s) in bj.limb_mut(i).iter_mut().zip(s_from.limb(i)) {
+            *x = m.add(*x, m.mul_shoup(s, p_mod, ps));
+        }
     }
 }
 

@@ -487,6 +487,31 @@ fn galois_keys_only_for_requested_steps() {
         .contains(galois_element_for_step(&c.params, -1)));
 }
 
+#[test]
+fn parallel_key_generation_is_reproducible_and_digits_independent() {
+    let params = presets::INSECURE_N11_L6_S40_TEST_ONLY.build().unwrap();
+    let make = || {
+        let mut kg = KeyGenerator::from_seed(&params, [7; 32]);
+        let sk = kg.secret_key();
+        kg.galois_keys(&sk, &[1, 2, 3, -1, 5], true).unwrap()
+    };
+    let (a, b) = (make(), make());
+    assert_eq!(
+        a.to_bytes(&params).unwrap(),
+        b.to_bytes(&params).unwrap(),
+        "same seed, same keys, whatever the thread schedule"
+    );
+    let key = a.keys.values().next().unwrap();
+    assert!(key.digits() >= 2);
+    assert_ne!(
+        key.a[0].limb(0),
+        key.a[1].limb(0),
+        "each digit's a_j has its own stream"
+    );
+    let keys: Vec<_> = a.keys.values().collect();
+    assert_ne!(keys[0].seed, keys[1].seed, "each key has its own seed");
+}
+
 mod props {
     use super::*;
     use proptest::prelude::*;
