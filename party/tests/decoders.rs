@@ -59,6 +59,7 @@ fn options() -> impl Strategy<Value = UploadOptions> {
             appenders,
             append_to,
             tensor,
+            keys: None,
         })
 }
 
