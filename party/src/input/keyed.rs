@@ -46,7 +46,8 @@ pub fn read_keyed(
         file: file.clone(),
         reason,
     };
-    if spec.labels.is_some() || spec.graph.is_some() {
+    let format = spec.format.or_else(|| super::Format::detect(&spec.file));
+    if spec.labels.is_some() || spec.graph.is_some() || format.is_some_and(|f| f != super::Format::Csv) {
         return Err(bad(
             "a keyed upload is one CSV file (no --labels, no --graph)".into(),
         ));

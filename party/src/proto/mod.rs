@@ -36,6 +36,12 @@
 //! P0     → client JobDone { job, stats }
 //! ```
 //!
+//! Vertical partitioning (`crate::server` module `join` has the sequence): an upload with
+//! [`RowKeys`] in its options sends one key tag per row after the share bytes; each owner of two
+//! keyed datasets sends `JoinConsent(JoinSpec)` to each party (`JoinConsented`), then one of them
+//! sends `JoinStart { join }` to P0, which prepares its half, asks P1 with
+//! `PeerRequest::Join(spec)` and commits the joined dataset on both (`Committed`).
+//!
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
 //!
