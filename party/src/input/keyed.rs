@@ -47,7 +47,10 @@ pub fn read_keyed(
         reason,
     };
     let format = spec.format.or_else(|| super::Format::detect(&spec.file));
-    if spec.labels.is_some() || spec.graph.is_some() || format.is_some_and(|f| f != super::Format::Csv) {
+    if spec.labels.is_some()
+        || spec.graph.is_some()
+        || format.is_some_and(|f| f != super::Format::Csv)
+    {
         return Err(bad(
             "a keyed upload is one CSV file (no --labels, no --graph)".into(),
         ));
