@@ -231,6 +231,10 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                     graph: "mocap15".into(),
                     class_names: vec!["walk".into(), "run".into()],
                 }),
+                keys: Some(crate::proto::RowKeys {
+                    digest: [7; 32],
+                    labelled: false,
+                }),
             },
         ),
         ClientRequest::Commit { id },

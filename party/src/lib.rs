@@ -32,6 +32,7 @@ pub mod linear_model;
 pub mod logging;
 pub mod model_file;
 pub mod proto;
+pub mod rowkeys;
 pub mod server;
 pub mod store;
 pub mod transport;

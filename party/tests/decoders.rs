@@ -6,8 +6,8 @@
 use party::fuzzing;
 use party::proto::{
     decode, ClientHello, ClientRequest, Credential, DatasetRef, EntryId, EntryInfo, ErrorCode,
-    JobSpec, JobStats, ModelKind, PeerReply, PeerRequest, PeerState, Reply, ShareForm, TensorMeta,
-    TripleKind, UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
+    JobSpec, JobStats, JoinSpec, ModelKind, PeerReply, PeerRequest, PeerState, Reply, RowKeys,
+    ShareForm, TensorMeta, TripleKind, UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -54,12 +54,28 @@ fn options() -> impl Strategy<Value = UploadOptions> {
         proptest::collection::vec(text(), 0..4),
         proptest::option::of((text(), text()).prop_map(|(owner, name)| DatasetRef { owner, name })),
         proptest::option::of(tensor_meta()),
+        proptest::option::of(
+            (any::<[u8; 32]>(), any::<bool>())
+                .prop_map(|(digest, labelled)| RowKeys { digest, labelled }),
+        ),
     )
-        .prop_map(|(appenders, append_to, tensor)| UploadOptions {
+        .prop_map(|(appenders, append_to, tensor, keys)| UploadOptions {
             appenders,
             append_to,
             tensor,
+            keys,
         })
+}
+
+fn join_spec() -> impl Strategy<Value = JoinSpec> {
+    let r = || (text(), text()).prop_map(|(owner, name)| DatasetRef { owner, name });
+    (id(), r(), r(), text(), text()).prop_map(|(join, left, right, name, owner)| JoinSpec {
+        join,
+        left,
+        right,
+        name,
+        owner,
+    })
 }
 
 fn tensor_meta() -> impl Strategy<Value = TensorMeta> {
@@ -106,6 +122,8 @@ fn client_request() -> impl Strategy<Value = ClientRequest> {
         text().prop_map(|name| ClientRequest::Delete { name }),
         spec().prop_map(ClientRequest::Submit),
         id().prop_map(|job| ClientRequest::Reveal { job }),
+        join_spec().prop_map(ClientRequest::JoinConsent),
+        id().prop_map(|join| ClientRequest::JoinStart { join }),
     ]
 }
 
@@ -141,6 +159,7 @@ fn reply() -> impl Strategy<Value = Reply> {
         id().prop_map(|id| Reply::Prepared { id }),
         id().prop_map(|id| Reply::SendShare { id }),
         id().prop_map(|id| Reply::Committed { id }),
+        id().prop_map(|join| Reply::JoinConsented { join }),
         proptest::collection::vec(info, 0..4).prop_map(Reply::Entries),
         Just(Reply::Done),
         (id(), any::<(u64, u64)>()).prop_map(|(job, (step, steps))| Reply::Progress {
@@ -212,6 +231,7 @@ fn peer_request() -> impl Strategy<Value = PeerRequest> {
             dataset,
             spec
         }),
+        join_spec().prop_map(PeerRequest::Join),
     ]
 }
 

@@ -24,6 +24,10 @@
 //! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major]
 //!                                             # publish a trained ST-GCN to the inference
 //!                                             # service (the serving party learns the weights)
+//! party join-propose --left bank/accounts --right insurer/policies --name joined --owner bank
+//!                                             # two owners' keyed column uploads: one proposes
+//! party join-confirm --join ID --left ... --right ... --name joined --owner bank
+//!                                             # the other confirms the same terms; joined
 //! ```
 
 use anyhow::{bail, Context, Result};
@@ -153,6 +157,64 @@ enum Command {
         #[arg(long)]
         packing: Option<String>,
     },
+    /// Vertical partitioning, step 1 (either owner): consent at both parties to joining two
+    /// keyed column uploads (share-upload --key-column) into one table; prints the join id and
+    /// the command the other owner runs.
+    #[command(after_help = JOIN_HELP)]
+    JoinPropose {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        terms: JoinTerms,
+    },
+    /// Vertical partitioning, step 2 (the other owner): consent to the same terms at both
+    /// parties and run the join; prints the joined dataset's id.
+    #[command(after_help = JOIN_HELP)]
+    JoinConfirm {
+        #[command(flatten)]
+        conn: Conn,
+        /// The join id printed by join-propose.
+        #[arg(long)]
+        join: String,
+        #[command(flatten)]
+        terms: JoinTerms,
+        /// Only consent; start it later with `join-confirm --start-only` (by either owner).
+        #[arg(long, conflicts_with = "start_only")]
+        no_start: bool,
+        /// Only start a join both owners consented to.
+        #[arg(long)]
+        start_only: bool,
+    },
+}
+
+const JOIN_HELP: &str = "\
+Two owners hold different columns of the same individuals. Beforehand they agree on the rows
+(the same keys, in the same order) and on a fresh secret (`openssl rand -hex 32 > join.key`,
+never given to the parties). Each uploads a CSV with its key column:
+  share-upload ... --name accounts --key-column id --key-secret join.key bank.csv
+  share-upload ... --name policies --key-column id --key-secret join.key --no-label ins.csv
+Then one owner proposes and the other confirms the same terms:
+  party join-propose ... --left bank/accounts --right insurer/policies --name joined --owner bank
+  party join-confirm ... --join ID --left bank/accounts --right insurer/policies --name joined --owner bank
+The joined table holds the left's features, the right's, then the label; it belongs to --owner,
+who trains on it like on any dataset. The parties compare per-row HMAC tags of the keys: they
+learn the row count and, if the lists differ, the first differing row, never a key.";
+
+/// The terms of a join, as both owners state them.
+#[derive(Args, Debug, Clone)]
+struct JoinTerms {
+    /// The dataset whose columns come first, OWNER/NAME.
+    #[arg(long, value_parser = party::client::join::dataset_ref)]
+    left: party::proto::DatasetRef,
+    /// The dataset whose columns follow, OWNER/NAME.
+    #[arg(long, value_parser = party::client::join::dataset_ref)]
+    right: party::proto::DatasetRef,
+    /// The joined dataset's name.
+    #[arg(long)]
+    name: String,
+    /// The client who owns the joined dataset (trains on it and owns its models).
+    #[arg(long)]
+    owner: String,
 }
 
 /// How a client reaches and authenticates to the parties.
@@ -502,6 +564,54 @@ async fn main() -> Result<()> {
             deploy(&conn, job, &name, serve, packing.as_deref()).await?;
         }
         Command::Train(t) => train(*t).await?,
+        Command::JoinPropose { conn, terms } => join(&conn, None, terms, true, false).await?,
+        Command::JoinConfirm {
+            conn,
+            join: id,
+            terms,
+            no_start,
+            start_only,
+        } => {
+            let id = EntryId::parse(&id).context("join ids are 32 hex digits")?;
+            join(&conn, Some(id), terms, !start_only, !no_start).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `join-propose` (a new id, consent) and `join-confirm` (consent and/or start).
+async fn join(
+    conn: &Conn,
+    id: Option<EntryId>,
+    t: JoinTerms,
+    consent: bool,
+    start: bool,
+) -> Result<()> {
+    let spec = party::proto::JoinSpec {
+        join: id.unwrap_or_else(EntryId::random),
+        left: t.left,
+        right: t.right,
+        name: t.name,
+        owner: t.owner,
+    };
+    let mut p0 = conn.connect(0).await?;
+    if consent {
+        let mut p1 = conn.connect(1).await?;
+        party::client::join::consent(&mut p0, &mut p1, &spec).await?;
+    }
+    if id.is_none() {
+        println!("{}", spec.join);
+        let (l, r) = (&spec.left, &spec.right);
+        eprintln!(
+            "consented at both parties; the other owner runs:\n  party join-confirm --join {} \
+             --left {}/{} --right {}/{} --name {} --owner {} (with its connection options)",
+            spec.join, l.owner, l.name, r.owner, r.name, spec.name, spec.owner
+        );
+    } else if start {
+        let joined = party::client::join::start(&mut p0, spec.join).await?;
+        println!("{joined}");
+    } else {
+        println!("consented to join {} at both parties", spec.join);
     }
     Ok(())
 }

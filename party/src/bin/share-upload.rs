@@ -37,6 +37,13 @@
 //! the owner can train on it or delete it. Clips appended to a skeleton dataset must have its
 //! `(C, T, V, M)` and graph (`--graph` again; `--class-names` the same or left out — given, they
 //! also bound the appended labels, which the parties cannot check: they only see shares).
+//!
+//! Vertical partitioning (two owners hold different columns of the same individuals): each
+//! owner uploads a CSV file with a row key column, `--key-column id --key-secret join.key`, the
+//! owner without the label with `--no-label`. The key column is not a feature and never leaves
+//! the machine: each party receives one tag per row, an HMAC of the key under the secret the
+//! owners agreed on (`party::rowkeys`). Both owners must upload the same keys in the same
+//! order; `party join-propose` / `party join-confirm` then join the two uploads.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -111,6 +118,18 @@ struct Cli {
     /// Do not draw progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Vertical partitioning: the column holding each row's key (0-based index or a header
+    /// name; CSV only). Not a feature: only its tag under --key-secret is sent.
+    #[arg(long, requires = "key_secret", conflicts_with_all = ["append_to", "allow_append"])]
+    key_column: Option<party::input::keyed::KeyColumn>,
+    /// The secret both owners of a join share, as hex in a file (at least 32 bytes, e.g.
+    /// `openssl rand -hex 32`; a fresh one per join; never give it to the parties).
+    #[arg(long, requires = "key_column")]
+    key_secret: Option<PathBuf>,
+    /// With --key-column: the file has no label column (features only; the other owner of
+    /// the join uploads the label).
+    #[arg(long, requires = "key_column", conflicts_with_all = ["label_column", "positive"])]
+    no_label: bool,
     /// The data file (gzip allowed).
     file: PathBuf,
 }
@@ -144,7 +163,7 @@ async fn main() -> Result<()> {
         (None, Some(r)) => r.name.clone(),
         (None, None) => unreachable!("clap requires --name without --append-to"),
     };
-    let table = party::input::read(&InputSpec {
+    let spec = InputSpec {
         file: cli.file.clone(),
         format: cli.format,
         labels: cli.labels.clone(),
@@ -152,7 +171,20 @@ async fn main() -> Result<()> {
         positive: cli.positive.clone(),
         graph: cli.graph.clone(),
         class_names: cli.class_names.clone(),
-    })?;
+    };
+    let (table, keys) = match (&cli.key_column, &cli.key_secret) {
+        (Some(kc), Some(ks)) => {
+            let secret = party::rowkeys::KeySecret::load(ks)?;
+            let (t, keys) = party::input::keyed::read_keyed(&spec, kc, !cli.no_label)?;
+            let tags = party::rowkeys::tags(&secret, &keys);
+            let rk = party::proto::RowKeys {
+                digest: sha256(&tags),
+                labelled: !cli.no_label,
+            };
+            (t, Some((tags, rk)))
+        }
+        _ => (party::input::read(&spec)?, None),
+    };
     table.check_range(cli.frac_bits)?;
     let (rows, cols) = table.data.dim();
     let label = table.label_column;
@@ -183,7 +215,9 @@ async fn main() -> Result<()> {
         appenders: cli.allow_append.clone(),
         append_to,
         tensor,
+        keys: keys.as_ref().map(|(_, rk)| rk.clone()),
     };
+    let tags: &[u8] = keys.as_ref().map_or(&[], |(t, _)| t);
     let me = match &cli.cert_dir {
         Some(d) => Identity::load(d)?,
         None => Identity::generate("dyad-client")?,
@@ -226,17 +260,19 @@ async fn main() -> Result<()> {
     let f1 = |n: u64| pb1.set_position(n);
     let f0 = |n: u64| pb0.set_position(n);
     let (r1, r0) = tokio::join!(
-        c1.upload_with(
+        c1.upload_keyed(
             header(ShareForm::Matrix, &m1),
             options.clone(),
             &m1,
+            tags,
             &f1,
             cli.max_rate
         ),
-        c0.upload_with(
+        c0.upload_keyed(
             header(ShareForm::Seed, &seed_bytes),
             options,
             &seed_bytes,
+            tags,
             &f0,
             cli.max_rate
         ),

@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 mod job;
+pub mod join;
 
 pub use job::{cross_entropy, EpochLoss, JobDone, JobProgress, JobUpdate, P_TRUE_FLOOR};
 
@@ -271,6 +272,24 @@ impl Client {
         progress: &(dyn Fn(u64) + Send + Sync),
         max_rate: Option<u64>,
     ) -> Result<EntryId> {
+        self.upload_keyed(header, options, bytes, &[], progress, max_rate)
+            .await
+    }
+
+    /// As [`Client::upload_with`], then the row key tags `keys` (vertical partitioning: the
+    /// options carry their digest in `keys`; empty for an upload without keys).
+    ///
+    /// # Errors
+    /// Connection errors, [`ClientError::Refused`].
+    pub async fn upload_keyed(
+        &mut self,
+        header: UploadHeader,
+        options: UploadOptions,
+        bytes: &[u8],
+        keys: &[u8],
+        progress: &(dyn Fn(u64) + Send + Sync),
+        max_rate: Option<u64>,
+    ) -> Result<EntryId> {
         let id = header.id;
         match self
             .request(&ClientRequest::UploadWith(header, options))
@@ -292,6 +311,9 @@ impl Client {
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+        for chunk in keys.chunks(UPLOAD_CHUNK) {
+            self.ch.send_frame(chunk.to_vec()).await?;
         }
         self.ch.flush().await?;
         match self.recv().await? {

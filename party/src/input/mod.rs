@@ -14,6 +14,7 @@
 //! is sent before every value has been read and checked, so a bad file leaves nothing behind at
 //! the parties.
 
+pub mod keyed;
 pub mod skeleton;
 
 use datasets::DatasetError;
@@ -121,6 +122,14 @@ pub enum InputError {
         /// Columns.
         cols: usize,
     },
+    /// The row keys of a keyed upload: a missing key column, an empty or repeated key.
+    #[error("{file}: {reason}")]
+    Keys {
+        /// The file.
+        file: String,
+        /// What is wrong, with the line.
+        reason: String,
+    },
 }
 
 /// Result of input reading.
@@ -194,6 +203,13 @@ pub struct InputSpec {
 enum Origin {
     /// CSV: the 1-based line of each row.
     Csv(Vec<usize>),
+    /// CSV with a key column taken out: the line of each row, the key's 0-based column.
+    KeyedCsv {
+        /// 1-based line of each row.
+        lines: Vec<usize>,
+        /// The key column in the owner's file.
+        key: usize,
+    },
     /// NPY: 0-based row index.
     Npy,
     /// IDX: image index, pixel index; the label column is last.
@@ -372,6 +388,11 @@ impl Table {
                 "line {}, column {}",
                 lines.get(r).copied().unwrap_or(r + 1),
                 c + 1
+            ),
+            Origin::KeyedCsv { lines, key } => format!(
+                "line {}, column {}",
+                lines.get(r).copied().unwrap_or(r + 1),
+                c + 1 + usize::from(c >= *key)
             ),
             Origin::Npy => format!("row {r}, column {c} (0-based)"),
             Origin::Idx if c + 1 == self.data.ncols() => format!("label of image {r} (0-based)"),

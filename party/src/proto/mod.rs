@@ -36,6 +36,12 @@
 //! P0     → client JobDone { job, stats }
 //! ```
 //!
+//! Vertical partitioning (`crate::server` module `join` has the sequence): an upload with
+//! [`RowKeys`] in its options sends one key tag per row after the share bytes; each owner of two
+//! keyed datasets sends `JoinConsent(JoinSpec)` to each party (`JoinConsented`), then one of them
+//! sends `JoinStart { join }` to P0, which prepares its half, asks P1 with
+//! `PeerRequest::Join(spec)` and commits the joined dataset on both (`Committed`).
+//!
 //! Encrypted inference (`ClientRequest::Inference`, `Reply::Inference`) is described in
 //! [`crate::infer::msg`].
 //!
@@ -53,7 +59,10 @@
 //! [`MAX_JOB_FRAME`]).
 
 pub use crate::ids::EntryId;
+pub use join::{JoinSpec, RowKeys, KEY_TAG_BYTES};
 use serde::{Deserialize, Serialize};
+
+mod join;
 
 /// Largest control frame (requests and replies other than share data).
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
@@ -150,6 +159,9 @@ pub struct UploadOptions {
     /// carry the dataset's own dimensions and graph). `None` for tables.
     #[serde(default)]
     pub tensor: Option<TensorMeta>,
+    /// Vertical partitioning: the rows' key tags follow the share bytes ([`RowKeys`]).
+    #[serde(default)]
+    pub keys: Option<RowKeys>,
 }
 
 /// The tensor behind a skeleton dataset's rows: row `n` holds clip `n` of an `(N, C, T, V, M)`
@@ -485,6 +497,15 @@ pub enum ClientRequest {
         /// The job (from the first `Progress` reply of P0).
         job: EntryId,
     },
+    /// The owner of one of the two datasets consents to a join at this party (each owner at
+    /// each party, over its own connection); answered by `JoinConsented`.
+    JoinConsent(JoinSpec),
+    /// P0 only, from one of the two datasets' owners: run the join both owners consented to
+    /// at both parties (one use); answered by `Committed` with the joined dataset's id.
+    JoinStart {
+        /// The join.
+        join: EntryId,
+    },
 }
 
 /// A stored entry as listed to its owner.
@@ -619,6 +640,11 @@ pub enum Reply {
         /// Fractional bits of the shared values.
         frac_bits: mpc::FracBits,
     },
+    /// The client's consent to a join is recorded at this party.
+    JoinConsented {
+        /// The join.
+        join: EntryId,
+    },
 }
 
 /// A request of P0 to P1 (channel 0), or of P1 to P0 (channel 1: `Status` only).
@@ -683,6 +709,10 @@ pub enum PeerRequest {
         /// Length of the encoded `PeerRequest::Job` frame that follows.
         bytes: u64,
     },
+    /// P0 ran its checks of a join and prepared its half: P1 checks the consents it holds and
+    /// the two datasets on its own and prepares its half (answered by `Ack` or `JobRefused`);
+    /// the joined dataset is then committed by two-phase commit.
+    Join(JoinSpec),
 }
 
 /// Entry state as reported by the peer in recovery.

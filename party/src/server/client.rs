@@ -236,6 +236,8 @@ impl Server {
             ClientRequest::Deploy(spec) => self.authorize_deploy(owner, spec),
             ClientRequest::DeployStart { deploy } => self.start_deploy(owner, deploy).await,
             ClientRequest::DeployCancel { deploy } => self.cancel_deploy(owner, deploy),
+            ClientRequest::JoinConsent(spec) => self.consent_join(owner, spec),
+            ClientRequest::JoinStart { join } => self.start_join(owner, join).await,
             _ => Err(ServerError::BadRequest("unexpected request".into())),
         }
     }

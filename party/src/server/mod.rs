@@ -34,6 +34,7 @@ pub mod error;
 pub mod feeds;
 pub mod infer;
 pub mod job;
+mod join;
 pub mod limits;
 mod models;
 mod peer;
@@ -79,6 +80,8 @@ pub struct Server {
     grants: deploy::Grants,
     /// P1: per-epoch statistics shares of running jobs, for their owners' watches.
     feeds: Arc<feeds::Feeds>,
+    /// The owners' consents to joins of their keyed datasets (vertical partitioning).
+    joins: join::consent::Consents,
 }
 
 /// Environment variable naming a fault-injection point (tests only): `abort-after-decide` makes
@@ -139,6 +142,7 @@ impl Server {
         };
         let srv = Arc::new(Self {
             grants: deploy::Grants::new(cfg.role, deploy::GRANT_TTL),
+            joins: Default::default(),
             infer,
             feeds: Arc::default(),
             timeout,

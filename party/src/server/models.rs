@@ -39,6 +39,7 @@ impl Server {
             appended: Vec::new(),
             tensor: None,
             model: meta,
+            keys: None,
         };
         self.store.put(&m, &bytes)?;
         Ok(())

@@ -181,6 +181,7 @@ impl Server {
                             .start_job_p1(&pl, job, owner, dataset, spec)
                             .await?
                     }
+                    PeerRequest::Join(spec) => self.join_p1(&spec),
                     other => self.handle_peer(other).unwrap_or_else(|e| {
                         tracing::warn!("peer request failed: {}", e.message());
                         PeerReply::Refused(e.message())
@@ -307,7 +308,7 @@ impl Server {
                 }
                 PeerReply::Ack
             }
-            PeerRequest::Job { .. } | PeerRequest::DeployShare(_) => {
+            PeerRequest::Job { .. } | PeerRequest::DeployShare(_) | PeerRequest::Join(_) => {
                 unreachable!("handled by serve_peer")
             }
             PeerRequest::JobFollows { .. } => unreachable!("resolved by serve_peer"),

@@ -18,6 +18,8 @@ struct Incoming {
     tensor: Option<crate::proto::TensorMeta>,
     /// The current version of the dataset the rows are appended to.
     base: Option<Manifest>,
+    /// Vertical partitioning: the row key tags that follow the share.
+    keys: Option<crate::proto::RowKeys>,
 }
 
 /// What a connection does after an upload request.
@@ -78,7 +80,10 @@ impl Server {
     /// names what is wrong; a dataset that does not exist and one the client may not append to
     /// are refused alike (the refusal does not reveal other owners' dataset names).
     fn check_upload(&self, client: &str, h: UploadHeader, o: &UploadOptions) -> Result<Incoming> {
-        self.check_header(&h)?;
+        self.check_header(&h, o.keys.as_ref().is_none_or(|k| k.labelled))?;
+        if o.keys.is_some() {
+            self.check_keyed(&h, o)?;
+        }
         if let Some(t) = &o.tensor {
             store::tensor::check(t, h.cols, h.label_column).map_err(|e| {
                 ServerError::BadRequest(format!("skeleton dataset {:?}: {e}", h.name))
@@ -96,6 +101,7 @@ impl Server {
                 appenders: o.appenders.clone(),
                 tensor: o.tensor.clone(),
                 base: None,
+                keys: o.keys.clone(),
             });
         };
         if !o.appenders.is_empty() {
@@ -104,6 +110,12 @@ impl Server {
             ));
         }
         let base = self.append_base(client, to)?;
+        if base.keys.is_some() {
+            return Err(ServerError::BadRequest(format!(
+                "dataset {}/{} has row keys (vertical partitioning): rows cannot be appended to it",
+                to.owner, to.name
+            )));
+        }
         check_same_layout(&h, &base)?;
         store::tensor::check_append(o.tensor.as_ref(), base.tensor.as_ref()).map_err(|e| {
             ServerError::BadRequest(format!("appending to {}/{}: {e}", to.owner, to.name))
@@ -114,12 +126,13 @@ impl Server {
             appenders: Vec::new(),
             tensor: None,
             base: Some(base),
+            keys: None,
         })
     }
 
     /// The size, length, name and shape of an upload (its fractional bits were validated when
     /// the header was decoded).
-    fn check_header(&self, h: &UploadHeader) -> Result<()> {
+    fn check_header(&self, h: &UploadHeader, labelled: bool) -> Result<()> {
         let limit = self.cfg.limits.max_upload_bytes;
         let stored = limits::upload_size(h.rows, h.cols, limit).map_err(ServerError::refused)?;
         if h.len > limit {
@@ -138,11 +151,38 @@ impl Server {
                 h.len
             )));
         }
-        if h.name.is_empty() || h.name.len() > 128 || h.rows == 0 || h.cols < 2 {
+        let min_cols = if labelled { 2 } else { 1 };
+        if h.name.is_empty() || h.name.len() > 128 || h.rows == 0 || h.cols < min_cols {
             return Err(ServerError::BadRequest("bad name or shape".into()));
         }
-        if h.label_column >= h.cols {
+        if labelled && h.label_column >= h.cols {
             return Err(ServerError::BadRequest("label column out of range".into()));
+        }
+        if !labelled && h.label_column != h.cols {
+            return Err(ServerError::BadRequest(format!(
+                "an upload without a label must name label column {} (its column count), not {}",
+                h.cols, h.label_column
+            )));
+        }
+        Ok(())
+    }
+
+    /// A keyed upload (vertical partitioning): a new table of its own (no append, no
+    /// skeleton tensor) whose key tags fit `max_upload_bytes`.
+    fn check_keyed(&self, h: &UploadHeader, o: &UploadOptions) -> Result<()> {
+        if o.append_to.is_some() || o.tensor.is_some() || !o.appenders.is_empty() {
+            return Err(ServerError::BadRequest(
+                "an upload with row keys is a table of its own: no append, append rights or \
+                 skeleton tensor"
+                    .into(),
+            ));
+        }
+        let limit = self.cfg.limits.max_upload_bytes;
+        let bytes = h.rows.saturating_mul(crate::proto::KEY_TAG_BYTES as u64);
+        if bytes > limit {
+            return Err(ServerError::Limit(format!(
+                "{bytes} bytes of row keys exceed max_upload_bytes = {limit}"
+            )));
         }
         Ok(())
     }
@@ -201,9 +241,16 @@ impl Server {
             zeroize::Zeroize::zeroize(&mut s);
             tokio::task::block_in_place(|| w.write(&store::matrix_bytes(&share)))?;
         }
-        let m = prepared_manifest(&inc, w.digest_hex());
+        let mut m = prepared_manifest(&inc, w.digest_hex());
+        if let Some(k) = &inc.keys {
+            match self.receive_keys(ch, h, k).await? {
+                Ok(digest) => m.keys = Some(digest),
+                Err(e) => return Ok(e.reply()),
+            }
+        }
         let r = tokio::task::block_in_place(|| self.store.finish(w, &m));
         if let Err(e) = r {
+            self.store.discard_keys(&m.id);
             return Ok(ServerError::from(e).reply());
         }
         log_prepared(&inc, &m);
@@ -239,6 +286,43 @@ impl Server {
             }
         }
         Ok((<[u8; 32]>::from(part.finalize()) == h.digest).then_some(kept))
+    }
+}
+
+impl Server {
+    /// Receives the row key tags of a keyed upload (`rows × 32` bytes after the share) and
+    /// stores them; the inner `Err` is a refusal (digest, a repeated tag), the outer one a
+    /// stream out of step.
+    async fn receive_keys(
+        &self,
+        ch: &mut ClientChan,
+        h: &UploadHeader,
+        k: &crate::proto::RowKeys,
+    ) -> Result<Result<String>> {
+        use mpc::net::Channel;
+        let len = h.rows * crate::proto::KEY_TAG_BYTES as u64;
+        let mut tags = Vec::with_capacity(len as usize);
+        while (tags.len() as u64) < len {
+            let left = (len - tags.len() as u64).min(UPLOAD_CHUNK as u64) as usize;
+            let f = tokio::time::timeout(self.timeout, ch.recv_frame(left))
+                .await
+                .map_err(|_| ServerError::BadRequest("upload stalled".into()))??;
+            tags.extend_from_slice(&f);
+        }
+        if store::sha256(&tags) != k.digest {
+            return Ok(Err(ServerError::BadRequest(format!(
+                "row keys of upload {}: SHA-256 digest does not match the options",
+                h.id
+            ))));
+        }
+        if let Some(r) = crate::rowkeys::first_repeat(&tags) {
+            return Ok(Err(ServerError::BadRequest(format!(
+                "row keys of upload {}: row {r} (0-based) repeats an earlier row's key",
+                h.id
+            ))));
+        }
+        let r = tokio::task::block_in_place(|| self.store.write_keys(&h.id, h.rows, &tags));
+        Ok(r.map_err(ServerError::from))
     }
 }
 
@@ -284,6 +368,7 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             appended: Vec::new(),
             tensor: inc.tensor.clone(),
             model: None,
+            keys: None,
         };
     };
     let mut appended = b.appended.clone();

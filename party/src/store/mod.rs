@@ -23,6 +23,7 @@
 //! crash between the two steps is finished by [`Store::open`], and lookups by name always return
 //! the newest committed version, so a name never resolves to two datasets.
 
+pub mod keys;
 pub mod tensor;
 
 use crate::proto::{EntryId, EntryInfo, ShareForm};
@@ -157,6 +158,10 @@ pub struct Manifest {
     /// column follows (absent for those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::proto::ModelMeta>,
+    /// Keyed datasets (vertical partitioning): SHA-256 (hex) of the row key tags stored beside
+    /// the share (`<id>.keys`, see [`keys`]); absent for other entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
 }
 
 /// Rows a client appended to a dataset (recorded in every later version's manifest).
@@ -351,7 +356,7 @@ impl Store {
                 Some("toml") => {
                     manifests.insert(p.with_extension(""));
                 }
-                Some("share") => shares.push(p),
+                Some("share") | Some("keys") => shares.push(p),
                 _ => {
                     tracing::info!("recovery: deleting partial file {}", p.display());
                     fs::remove_file(&p).map_err(io("remove", &p))?;
@@ -360,7 +365,7 @@ impl Store {
         }
         for s in shares {
             if !manifests.contains(&s.with_extension("")) {
-                tracing::info!("recovery: deleting share without manifest {}", s.display());
+                tracing::info!("recovery: deleting {} without manifest", s.display());
                 fs::remove_file(&s).map_err(io("remove", &s))?;
             }
         }
@@ -368,7 +373,8 @@ impl Store {
             let p = self.share_path(&m.id);
             let ok = fs::read(&p)
                 .map(|b| hex::encode(sha256(&b)) == m.sha256)
-                .unwrap_or(false);
+                .unwrap_or(false)
+                && self.keys_intact(&m);
             if !ok {
                 tracing::warn!(
                     "recovery: entry {} ({}) has a missing or corrupt share; deleting it",
@@ -599,7 +605,11 @@ impl Store {
     /// # Errors
     /// File errors.
     pub fn remove(&self, id: &EntryId) -> Result<()> {
-        for p in [self.manifest_path(id), self.share_path(id)] {
+        for p in [
+            self.manifest_path(id),
+            self.share_path(id),
+            self.keys_path(id),
+        ] {
             match fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

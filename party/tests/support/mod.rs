@@ -383,7 +383,7 @@ impl Cluster {
             .filter(|p| {
                 !matches!(
                     p.extension().and_then(|x| x.to_str()),
-                    Some("toml") | Some("share")
+                    Some("toml") | Some("share") | Some("keys")
                 )
             })
             .collect()
