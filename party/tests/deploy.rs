@@ -87,6 +87,8 @@ fn store_shared_column(c: &Cluster, owner: &str, col: Vec<f64>, config_json: &st
             model: Some(ModelMeta::Stgcn {
                 config_json: config_json.into(),
             }),
+
+            standardization: None,
         };
         let store = Store::open(&c.dir.join(format!("p{id}/data"))).unwrap();
         store.put(&manifest, &bytes).unwrap();

@@ -35,8 +35,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 mod job;
+mod prep;
 
 pub use job::{cross_entropy, EpochLoss, JobDone, JobProgress, JobUpdate, P_TRUE_FLOOR};
+pub use prep::{evaluate_spec, standardize_spec, JobResult, ResultKind};
 
 /// Errors of a client.
 #[derive(Debug, thiserror::Error)]

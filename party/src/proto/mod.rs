@@ -236,6 +236,39 @@ pub enum ModelKind {
     /// SGD with momentum in 2PC with exact truncation. The stored model is a [`ModelMeta::Stgcn`]
     /// entry: one column holding every tensor of `stgcn::StGcn::tensors()` in order.
     Stgcn(StgcnSpec),
+    /// Not a training run: column means and standard deviations of the dataset in 2PC, and
+    /// the dataset standardized in place as a new version (its statistics' shares kept with it,
+    /// `server::job::prep`). The job's learning rate, batch size, epochs and intercept are
+    /// ignored (`party standardize` sends 1, 1, 1, false).
+    Standardize(StandardizeSpec),
+    /// Not a training run: a trained model of the owner applied to the dataset (a test set) in
+    /// 2PC, and only the metrics or the predictions revealed, to the owner (`server::job::prep`).
+    /// Learning rate, batch size, epochs and intercept are ignored, as for `Standardize`.
+    Evaluate(EvaluateSpec),
+}
+
+/// What a standardization job does beyond the new version of the dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandardizeSpec {
+    /// Send each party's shares of the statistics (means, then standard deviations, of every
+    /// standardized column) to the owner alone; otherwise they stay shared on the parties.
+    pub reveal_stats: bool,
+    /// Standardize the label column too (a regression target: the model is then trained in
+    /// standardized units and evaluated or used in the original ones); classifiers refuse a
+    /// dataset whose label was standardized.
+    pub label: bool,
+}
+
+/// A trained model applied to a dataset: what is revealed to the owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvaluateSpec {
+    /// The model entry (the job that trained it), a model of the owner's.
+    pub model: EntryId,
+    /// `false`: the metrics (MSE for a linear regression; accuracy for a logistic regression
+    /// or an MLP); `true`: the model's output on every row (original units for a regression
+    /// trained on standardized data, the sigmoid's probability for a logistic regression, the
+    /// class scores for an MLP).
+    pub predict: bool,
 }
 
 /// A public ST-GCN model file as a job's starting point: the two halves of the files
@@ -604,7 +637,9 @@ pub enum Reply {
         model: Option<ModelMeta>,
     },
     /// One party's shares of an epoch's per-sample probabilities of the true class (fixed
-    /// point), for the job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
+    /// point) — or, for `Standardize` with `reveal_stats` and `Evaluate` jobs, of the job's
+    /// result column (epoch 1 of 1: the statistics, the metrics or the predictions) — for the
+    /// job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
     /// owner's `Watch` stream; the owner adds them and computes the epoch's cross-entropy.
     /// `count` words follow as raw ring frames.
     EpochShares {

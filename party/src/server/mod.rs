@@ -36,6 +36,7 @@ pub mod infer;
 pub mod job;
 pub mod limits;
 mod models;
+mod outputs;
 mod peer;
 pub mod sessions;
 pub mod timed;

@@ -39,6 +39,7 @@ impl Server {
             appended: Vec::new(),
             tensor: None,
             model: meta,
+            standardization: data.standardization.clone(),
         };
         self.store.put(&m, &bytes)?;
         Ok(())

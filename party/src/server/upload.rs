@@ -162,6 +162,14 @@ impl Server {
         if base.owner != client && !base.appenders.iter().any(|a| a == client) {
             return Err(refused());
         }
+        if base.standardization.is_some() {
+            // Raw rows after standardized ones would train on a mix of units.
+            return Err(ServerError::BadRequest(format!(
+                "dataset {}/{} is standardized (version {}): append raw rows to a raw dataset \
+                 and standardize after the last append",
+                to.owner, to.name, base.id
+            )));
+        }
         Ok(base)
     }
 
@@ -284,6 +292,7 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             appended: Vec::new(),
             tensor: inc.tensor.clone(),
             model: None,
+            standardization: None,
         };
     };
     let mut appended = b.appended.clone();

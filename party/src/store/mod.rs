@@ -25,6 +25,8 @@
 
 pub mod tensor;
 
+mod standardization;
+pub use standardization::Standardization;
 use crate::proto::{EntryId, EntryInfo, ShareForm};
 use mpc::share::Seed;
 use mpc::Share;
@@ -157,6 +159,10 @@ pub struct Manifest {
     /// column follows (absent for those).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<crate::proto::ModelMeta>,
+    /// A standardized dataset version (`party standardize`), or a model trained on one: this
+    /// party's shares of the statistics (absent for raw data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardization: Option<Standardization>,
 }
 
 /// Rows a client appended to a dataset (recorded in every later version's manifest).

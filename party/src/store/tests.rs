@@ -21,6 +21,7 @@ fn manifest(id: EntryId, name: &str, bytes: &[u8], form: ShareForm, rows: u64) -
         appended: Vec::new(),
         tensor: None,
         model: None,
+        standardization: None,
     }
 }
 

@@ -23,6 +23,7 @@ pub(in crate::server::job) fn table(rows: u64, cols: u64) -> Manifest {
         appended: Vec::new(),
         tensor: None,
         model: None,
+        standardization: None,
     }
 }
 

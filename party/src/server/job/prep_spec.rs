@@ -1,0 +1,134 @@
+//! Checks of the jobs that are not training runs ([`super::prep`]), each party on its own
+//! before any work: a standardization on a raw table; an evaluation of a trained model of the
+//! owner on a test table of the model's width, standardized alike or raw.
+//!
+//! Security model: as the job runner's; everything checked is public to both parties (shapes,
+//! model descriptions, which job standardized a dataset).
+
+use super::linear_spec::refuse;
+use super::{JobError, Result};
+use crate::proto::{EntryId, LinearModelMeta, ModelMeta};
+use crate::store::{Manifest, Standardization};
+
+/// The columns a standardization of `m` covers: every feature, the label too when `label`.
+///
+/// # Errors
+/// A skeleton dataset, fewer than two rows, a dataset standardized already.
+pub fn standardize_columns(m: &Manifest, label: bool) -> Result<Vec<u64>> {
+    if m.tensor.is_some() {
+        return refuse(
+            "dataset",
+            &m.name,
+            "a skeleton dataset: standardize tables (its clips' BNs normalize on their own)",
+        );
+    }
+    if m.rows < 2 {
+        return refuse("dataset rows", m.rows, "at least 2 to standardize");
+    }
+    if let Some(s) = &m.standardization {
+        return refuse(
+            "dataset",
+            &m.name,
+            format!("already standardized (by job {}): upload the raw data again", s.origin),
+        );
+    }
+    let cols: Vec<u64> = (0..m.cols)
+        .filter(|&c| label || c != m.label_column)
+        .collect();
+    if cols.is_empty() {
+        return refuse("dataset columns", m.cols, "at least one feature to standardize");
+    }
+    Ok(cols)
+}
+
+/// A classifier cannot train on a dataset whose label column was standardized (its labels are
+/// no longer class indices).
+///
+/// # Errors
+/// [`JobError::Param`] naming the dataset and the standardization.
+pub fn check_classifier_labels(m: &Manifest, kind: &str) -> Result<()> {
+    match &m.standardization {
+        Some(s) if s.label => refuse(
+            "model",
+            kind,
+            format!(
+                "dataset {} has its label standardized (job {}): standardize without --label \
+                 for a classifier",
+                m.name, s.origin
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// How a test set meets a model's preprocessing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alignment {
+    /// Both raw.
+    Raw,
+    /// The model was trained on standardized data, the test set is raw: apply the model's
+    /// statistics to it.
+    ApplyModels,
+    /// Both standardized by the same job.
+    Same,
+}
+
+/// The model description of `model` and how the test set `m` aligns with it.
+///
+/// # Errors
+/// A model without a description, a test set of another width, preprocessing that differs.
+pub fn check_evaluation(model: &Manifest, m: &Manifest) -> Result<(LinearModelMeta, Alignment)> {
+    let Some(ModelMeta::Linear(meta)) = &model.model else {
+        return refuse(
+            "model",
+            model.id,
+            "not a linear model or MLP with a description (trained by this version's jobs)",
+        );
+    };
+    if m.tensor.is_some() {
+        return refuse("dataset", &m.name, "a skeleton dataset: evaluate on tables");
+    }
+    let features = m.cols.saturating_sub(1);
+    if meta.layers.first() != Some(&features) {
+        return refuse(
+            "dataset width",
+            format!("{features} features ({})", m.name),
+            format!("model {} takes {} features", model.id, meta.layers[0]),
+        );
+    }
+    if m.frac_bits != model.frac_bits {
+        return refuse(
+            "dataset fractional bits",
+            m.frac_bits.get(),
+            format!("model {} has {}", model.id, model.frac_bits.get()),
+        );
+    }
+    let align = align(model.id, model.standardization.as_ref(), m)?;
+    Ok((meta.clone(), align))
+}
+
+fn align(id: EntryId, ms: Option<&Standardization>, m: &Manifest) -> Result<Alignment> {
+    match (ms, &m.standardization) {
+        (None, None) => Ok(Alignment::Raw),
+        (Some(s), None) if s.columns.len() as u64 >= m.cols.saturating_sub(1) => {
+            Ok(Alignment::ApplyModels)
+        }
+        (Some(s), Some(t)) if s.origin == t.origin => Ok(Alignment::Same),
+        (s, t) => Err(JobError::Param {
+            parameter: "dataset preprocessing".into(),
+            value: format!("{} ({})", describe(t.as_ref()), m.name),
+            limit: format!(
+                "model {id} was trained on {}: give a raw test set or one standardized by the \
+                 same job",
+                describe(s)
+            ),
+        }),
+    }
+}
+
+fn describe(s: Option<&Standardization>) -> String {
+    match s {
+        None => "raw data".into(),
+        Some(s) => format!("data standardized by job {}", s.origin),
+    }
+}
