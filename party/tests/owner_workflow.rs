@@ -39,23 +39,38 @@ fn predict(w: &Array2<f64>, (m, sd): &(Vec<f64>, Vec<f64>), x: &Array2<f64>) -> 
     x.rows()
         .into_iter()
         .map(|r| {
-            let z: f64 = (0..3).map(|j| (r[j] - m[j]) / sd[j] * w[[j, 0]]).sum::<f64>() + w[[3, 0]];
+            let z: f64 = (0..3)
+                .map(|j| (r[j] - m[j]) / sd[j] * w[[j, 0]])
+                .sum::<f64>()
+                + w[[3, 0]];
             m[3] + sd[3] * z
         })
         .collect()
 }
 
 fn mse(p: &[f64], t: &Array2<f64>) -> f64 {
-    p.iter().zip(t.column(3)).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / p.len() as f64
+    p.iter()
+        .zip(t.column(3))
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / p.len() as f64
 }
 
 fn party(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
-    Command::new(PARTY).args(args).args(c.conn_args(token)).output().unwrap()
+    Command::new(PARTY)
+        .args(args)
+        .args(c.conn_args(token))
+        .output()
+        .unwrap()
 }
 
 fn refused(out: std::process::Output, needle: &str) {
     let e = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(e.contains(needle), "{needle:?} not in: {e}");
 }
 
@@ -75,20 +90,49 @@ async fn standardize_train_evaluate_predict() {
     }
     let stats_csv = tmp.path().join("stats.csv");
     let st = stats_csv.to_str().unwrap();
-    let args = ["standardize", "--dataset", "reg", "--label", "--reveal-stats", "--stats-out", st];
+    let args = [
+        "standardize",
+        "--dataset",
+        "reg",
+        "--label",
+        "--reveal-stats",
+        "--stats-out",
+        st,
+    ];
     run_ok(Command::new(PARTY).args(args).args(c.conn_args(ALICE)));
     let got = datasets::csv::read_csv(&stats_csv).unwrap();
     let want = stats(&train);
     for j in 0..4 {
         let (m, sd) = (got.data[[0, j]], got.data[[1, j]]);
-        assert!((m - want.0[j]).abs() < 1e-3 * want.0[j].abs().max(1.0), "mean {j}: {m}");
-        assert!((sd - want.1[j]).abs() < 1e-3 * want.1[j], "sd {j}: {sd} vs {}", want.1[j]);
+        assert!(
+            (m - want.0[j]).abs() < 1e-3 * want.0[j].abs().max(1.0),
+            "mean {j}: {m}"
+        );
+        assert!(
+            (sd - want.1[j]).abs() < 1e-3 * want.1[j],
+            "sd {j}: {sd} vs {}",
+            want.1[j]
+        );
     }
 
     let model_json = tmp.path().join("model.json");
     let train_args = [
-        "train", "--dataset", "reg", "--model", "linreg", "--epochs", "8", "--batch", "32",
-        "--lr", "0.5", "--seed", "4", "--triples", "ot", "--reveal",
+        "train",
+        "--dataset",
+        "reg",
+        "--model",
+        "linreg",
+        "--epochs",
+        "8",
+        "--batch",
+        "32",
+        "--lr",
+        "0.5",
+        "--seed",
+        "4",
+        "--triples",
+        "ot",
+        "--reveal",
     ];
     let out = run_ok(
         Command::new(PARTY)
@@ -112,7 +156,8 @@ async fn standardize_train_evaluate_predict() {
     let sched = ml::Schedule::shuffled(200, 32, 8, 4).unwrap();
     let hyper = ml::models::linreg::LinRegHyper::new(0.5, 32).unwrap();
     let p = &mut ml::backend::Plain::new();
-    let twin = ml::models::linreg::train(p, &xi, &zy, Array2::zeros((4, 1)), &sched, &hyper, &|_| {});
+    let twin =
+        ml::models::linreg::train(p, &xi, &zy, Array2::zeros((4, 1)), &sched, &hyper, &|_| {});
     let twin = twin.await.unwrap();
     let x_test = test.slice(s![.., ..3]).to_owned();
     let twin_mse = mse(&predict(&twin, &want, &x_test), &test);
@@ -128,42 +173,91 @@ async fn standardize_train_evaluate_predict() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no MSE in {ev:?}"));
     eprintln!("test MSE: job {job_mse:.5}, twin {twin_mse:.5}");
-    assert!(((job_mse - twin_mse) / twin_mse).abs() < 0.01, "{job_mse} vs {twin_mse}");
+    assert!(
+        ((job_mse - twin_mse) / twin_mse).abs() < 0.01,
+        "{job_mse} vs {twin_mse}"
+    );
     assert!(twin_mse < 2.0, "the twin fits the noise level: {twin_mse}");
 
     let pred_csv = tmp.path().join("p.csv");
     let pc = pred_csv.to_str().unwrap();
     run_ok(
         Command::new(PARTY)
-            .args(["predict", "--model", &job, "--dataset", "reg-test", "--out", pc])
+            .args([
+                "predict",
+                "--model",
+                &job,
+                "--dataset",
+                "reg-test",
+                "--out",
+                pc,
+            ])
             .args(c.conn_args(ALICE)),
     );
     let preds = datasets::csv::read_csv(&pred_csv).unwrap().data;
     assert_eq!(preds.dim(), (100, 1));
-    let mine = predict(&model.weights[0], &(got.data.row(0).to_vec(), got.data.row(1).to_vec()), &x_test);
-    let d = preds.iter().zip(&mine).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let mine = predict(
+        &model.weights[0],
+        &(got.data.row(0).to_vec(), got.data.row(1).to_vec()),
+        &x_test,
+    );
+    let d = preds
+        .iter()
+        .zip(&mine)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
     eprintln!("max |predict − revealed model| = {d:.2e}");
-    assert!(d < 0.02, "predictions differ from the revealed model's by {d}");
+    assert!(
+        d < 0.02,
+        "predictions differ from the revealed model's by {d}"
+    );
 
     // Refusals, before any work.
     let unknown = "0123456789abcdef0123456789abcdef";
-    refused(party(&c, ALICE, &["evaluate", "--model", unknown, "--dataset", "reg-test"]), "no model");
+    refused(
+        party(
+            &c,
+            ALICE,
+            &["evaluate", "--model", unknown, "--dataset", "reg-test"],
+        ),
+        "no model",
+    );
     let narrow = tmp.path().join("narrow.csv");
     datasets::csv::write_csv(&narrow, None, &test.slice(s![.., 1..]).to_owned()).unwrap();
     upload_ok(c.upload(ALICE, &["--name", "narrow"], &narrow));
     refused(
-        party(&c, ALICE, &["evaluate", "--model", &job, "--dataset", "narrow"]),
+        party(
+            &c,
+            ALICE,
+            &["evaluate", "--model", &job, "--dataset", "narrow"],
+        ),
         "dataset width = 2 features",
     );
     let bob_csv = tmp.path().join("bob.csv");
     datasets::csv::write_csv(&bob_csv, None, &test).unwrap();
     upload_ok(c.upload(BOB, &["--name", "reg-test"], &bob_csv));
     refused(
-        party(&c, BOB, &["predict", "--model", &job, "--dataset", "reg-test", "--out", pc]),
+        party(
+            &c,
+            BOB,
+            &[
+                "predict",
+                "--model",
+                &job,
+                "--dataset",
+                "reg-test",
+                "--out",
+                pc,
+            ],
+        ),
         "no model",
     );
     refused(
-        party(&c, ALICE, &["train", "--dataset", "reg", "--model", "logreg"]),
+        party(
+            &c,
+            ALICE,
+            &["train", "--dataset", "reg", "--model", "logreg"],
+        ),
         "label standardized",
     );
 }

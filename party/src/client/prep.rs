@@ -36,7 +36,12 @@ pub struct JobResult {
 
 /// The job that standardizes `dataset` on the parties (`label`: the label column too, for a
 /// regression target; `reveal_stats`: send the statistics to the owner).
-pub fn standardize_spec(dataset: &str, reveal_stats: bool, label: bool, triples: TripleKind) -> JobSpec {
+pub fn standardize_spec(
+    dataset: &str,
+    reveal_stats: bool,
+    label: bool,
+    triples: TripleKind,
+) -> JobSpec {
     prep_job(
         ModelKind::Standardize(StandardizeSpec {
             reveal_stats,
@@ -50,7 +55,11 @@ pub fn standardize_spec(dataset: &str, reveal_stats: bool, label: bool, triples:
 /// The job that applies the trained model `model` to the test set `dataset`: its metric, or its
 /// predictions when `predict`.
 pub fn evaluate_spec(model: EntryId, dataset: &str, predict: bool, triples: TripleKind) -> JobSpec {
-    prep_job(ModelKind::Evaluate(EvaluateSpec { model, predict }), dataset, triples)
+    prep_job(
+        ModelKind::Evaluate(EvaluateSpec { model, predict }),
+        dataset,
+        triples,
+    )
 }
 
 fn prep_job(model: ModelKind, dataset: &str, triples: TripleKind) -> JobSpec {
@@ -70,7 +79,11 @@ fn prep_job(model: ModelKind, dataset: &str, triples: TripleKind) -> JobSpec {
 fn decode_result(col: &Array2<f64>) -> Result<JobResult> {
     let bad = |what: String| ClientError::Unexpected { got: what };
     if col.ncols() != 1 || col.nrows() < 2 {
-        return Err(bad(format!("a result of {} × {}", col.nrows(), col.ncols())));
+        return Err(bad(format!(
+            "a result of {} × {}",
+            col.nrows(),
+            col.ncols()
+        )));
     }
     let (what, width) = (col[[0, 0]].round(), col[[1, 0]].round());
     let kind = match what as i64 {
@@ -162,7 +175,10 @@ mod tests {
         assert_eq!(r.kind, ResultKind::Mlp);
         assert_eq!(r.values, ndarray::array![[0.1, 0.9], [0.7, 0.3]]);
         let stats = decode_result(&ndarray::array![[0.0], [1.0], [5.0], [2.0]]).unwrap();
-        assert_eq!((stats.kind, stats.values.dim()), (ResultKind::Stats, (2, 1)));
+        assert_eq!(
+            (stats.kind, stats.values.dim()),
+            (ResultKind::Stats, (2, 1))
+        );
         assert!(decode_result(&ndarray::array![[7.0], [1.0], [1.0]]).is_err());
         assert!(decode_result(&ndarray::array![[1.0], [2.0], [1.0]]).is_err());
     }

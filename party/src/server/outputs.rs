@@ -10,7 +10,9 @@
 use super::job::{JobOutput, Produced};
 use super::timed::Timed;
 use super::{Result, Server, ServerError};
-use crate::proto::{EntryId, JobSpec, JobStats, ModelKind, PeerReply, ShareForm, MAX_CONTROL_FRAME};
+use crate::proto::{
+    EntryId, JobSpec, JobStats, ModelKind, PeerReply, ShareForm, MAX_CONTROL_FRAME,
+};
 use crate::store::{self, EntryKind, Manifest, Standardization, State};
 use crate::transport::PeerChannel;
 use mpc::net::ChannelExt;
@@ -27,7 +29,10 @@ impl Server {
         let m = self.store.get(&e.model).map_err(|_| missing())?;
         if m.kind != EntryKind::Model || m.owner != owner || m.state != State::Committed {
             if m.owner != owner {
-                tracing::warn!("refused {owner}: evaluating model {}, which is not theirs", e.model);
+                tracing::warn!(
+                    "refused {owner}: evaluating model {}, which is not theirs",
+                    e.model
+                );
             }
             return Err(missing());
         }

@@ -26,12 +26,12 @@
 pub mod tensor;
 
 mod standardization;
-pub use standardization::Standardization;
 use crate::proto::{EntryId, EntryInfo, ShareForm};
 use mpc::share::Seed;
 use mpc::Share;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+pub use standardization::Standardization;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -44,7 +44,8 @@ fn row(words: &[String], what: &str) -> Result<Share, String> {
         .iter()
         .enumerate()
         .map(|(i, w)| {
-            u64::from_str_radix(w, 16).map_err(|e| format!("standardization {what}[{i}] = {w:?}: {e}"))
+            u64::from_str_radix(w, 16)
+                .map_err(|e| format!("standardization {what}[{i}] = {w:?}: {e}"))
         })
         .collect::<Result<Vec<u64>, String>>()?;
     let n = v.len();
@@ -90,7 +91,9 @@ impl Standardization {
             return Err(format!("standardization lists do not all have {c} words"));
         }
         if let Some(&bad) = at.iter().find(|&&i| i >= c) {
-            return Err(format!("standardization column position {bad}: only {c} columns"));
+            return Err(format!(
+                "standardization column position {bad}: only {c} columns"
+            ));
         }
         let pick = |s: &Share| {
             let v: Vec<u64> = at.iter().map(|&i| s.view()[[0, i]]).collect();

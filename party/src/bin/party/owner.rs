@@ -78,7 +78,10 @@ async fn run(conn: &Conn, spec: &JobSpec) -> Result<(EntryId, Option<JobResult>)
 pub async fn standardize(s: Standardize) -> Result<()> {
     let spec = standardize_spec(&s.dataset, s.reveal_stats, s.label, triples(&s.triples)?);
     let (job, result) = run(&s.conn, &spec).await?;
-    println!("dataset {} standardized on the parties: version {job}", s.dataset);
+    println!(
+        "dataset {} standardized on the parties: version {job}",
+        s.dataset
+    );
     match result {
         Some(r) if r.kind == ResultKind::Stats => {
             println!("column  mean  sd   (the standardized columns in order)");
@@ -109,7 +112,10 @@ pub async fn evaluate(e: Evaluate) -> Result<()> {
     match r.kind {
         ResultKind::Linreg => println!("mse {v:.6}  (model {}, dataset {})", e.model, e.dataset),
         ResultKind::Logreg | ResultKind::Mlp => {
-            println!("accuracy {v:.4}  (model {}, dataset {})", e.model, e.dataset)
+            println!(
+                "accuracy {v:.4}  (model {}, dataset {})",
+                e.model, e.dataset
+            )
         }
         ResultKind::Stats => bail!("unexpected statistics"),
     }

@@ -215,7 +215,8 @@ pub async fn validate(
         // O(rows × columns) preprocessing, like the data mask of any job on the table.
         ModelKind::Standardize(s) => return prep_spec::standardize_columns(m, s.label).map(|_| ()),
         ModelKind::Evaluate(e) => {
-            let mm = model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", e.model)))?;
+            let mm =
+                model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", e.model)))?;
             return prep_spec::check_evaluation(mm, m).map(|_| ());
         }
         // Chunked: its preprocessing is bounded per chunk.

@@ -22,8 +22,8 @@ use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
 use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
-use ml::ops::stats::{self, ColumnStats};
 use ml::ops::metrics;
+use ml::ops::stats::{self, ColumnStats};
 use mpc::net::Metered;
 use mpc::triples::{Preprocessing, TripleRequest};
 use mpc::trunc::Truncation;
@@ -58,7 +58,11 @@ fn with_header(role: mpc::Role, fp: &FixedPoint, what: u64, body: &Share) -> Res
     let (r, c) = body.dim();
     let head = Array2::from_shape_vec((2, 1), vec![fp.encode(what as f64)?, fp.encode(c as f64)?])
         .map_err(|_| JobError::Internal("a result header"))?;
-    let mut words: Vec<u64> = Share::of_public(role, &head.view()).view().iter().copied().collect();
+    let mut words: Vec<u64> = Share::of_public(role, &head.view())
+        .view()
+        .iter()
+        .copied()
+        .collect();
     words.extend(body.view().iter().copied());
     let col = Array2::from_shape_vec((RESULT_HEADER + r * c, 1), words)
         .map_err(|_| JobError::Internal("a result column"))?;
@@ -146,7 +150,12 @@ pub(super) async fn run_standardize(
     }
     let reveal = if s.reveal_stats {
         let both = ndarray::concatenate![Axis(0), st.mean.view(), st.sd.view()];
-        Some(with_header(ctx.role, &fp, RESULT_STATS, &Share::from_ring(both))?)
+        Some(with_header(
+            ctx.role,
+            &fp,
+            RESULT_STATS,
+            &Share::from_ring(both),
+        )?)
     } else {
         None
     };
@@ -170,14 +179,22 @@ pub(super) async fn run_standardize(
 enum Kind {
     Linreg,
     Logreg,
-    Mlp { classes: usize, softmax: SoftmaxKind },
+    Mlp {
+        classes: usize,
+        softmax: SoftmaxKind,
+    },
 }
 
 impl Kind {
     /// The kind and the weight matrices (an MLP's column split into its layers).
     fn of(meta: &LinearModelMeta, w: &Share) -> Result<(Self, Vec<Share>)> {
         let sizes: Vec<usize> = meta.layers.iter().map(|&l| l as usize).collect();
-        let bad = || JobError::Invalid(format!("the model's {} weights do not fit its layers {sizes:?}", w.dim().0));
+        let bad = || {
+            JobError::Invalid(format!(
+                "the model's {} weights do not fit its layers {sizes:?}",
+                w.dim().0
+            ))
+        };
         let kind = match meta.kind.as_str() {
             "linreg" => Self::Linreg,
             "logreg" => Self::Logreg,
@@ -185,7 +202,11 @@ impl Kind {
                 classes: *sizes.last().ok_or_else(bad)?,
                 softmax: meta.softmax.unwrap_or(SoftmaxKind::Relu),
             },
-            other => return Err(JobError::Invalid(format!("model kind {other:?}: linreg, logreg or mlp"))),
+            other => {
+                return Err(JobError::Invalid(format!(
+                    "model kind {other:?}: linreg, logreg or mlp"
+                )))
+            }
         };
         let ws = match kind {
             Self::Mlp { .. } => super::unflatten_layers_with_bias(&sizes, meta.intercept, w.view())
@@ -211,7 +232,11 @@ struct Prep<T> {
 
 impl Prep<Share> {
     fn of(align: &Alignment, model: &Manifest, m: &Manifest, kind: &Kind) -> Result<Self> {
-        let none = Self { features: None, pred: None, truth: None };
+        let none = Self {
+            features: None,
+            pred: None,
+            truth: None,
+        };
         let Some(s) = &model.standardization else {
             return Ok(none);
         };
@@ -247,7 +272,11 @@ impl Prep<Share> {
                 sd: PlanTensor(s.sd.dim()),
             })
         };
-        Prep { features: f(&self.features), pred: f(&self.pred), truth: f(&self.truth) }
+        Prep {
+            features: f(&self.features),
+            pred: f(&self.pred),
+            truth: f(&self.truth),
+        }
     }
 }
 
@@ -335,7 +364,17 @@ pub(super) async fn run_evaluate(
     };
     let wp: Vec<PlanTensor> = ws.iter().map(|w| PlanTensor(w.dim())).collect();
     let xp = PlanTensor((n, d));
-    evaluate(&mut plan, &kind, e.predict, xp, yp, &wp, &prep.shapes(), pre_shift).await?;
+    evaluate(
+        &mut plan,
+        &kind,
+        e.predict,
+        xp,
+        yp,
+        &wp,
+        &prep.shapes(),
+        pre_shift,
+    )
+    .await?;
     let (pre, offline_s, offline) = offline_phase(&ctx, &spec, off, &plan.into_requests()).await?;
     let t_on = Instant::now();
     let mut b = backend(&ctx, fp, on, pre);

@@ -29,14 +29,21 @@ pub fn standardize_columns(m: &Manifest, label: bool) -> Result<Vec<u64>> {
         return refuse(
             "dataset",
             &m.name,
-            format!("already standardized (by job {}): upload the raw data again", s.origin),
+            format!(
+                "already standardized (by job {}): upload the raw data again",
+                s.origin
+            ),
         );
     }
     let cols: Vec<u64> = (0..m.cols)
         .filter(|&c| label || c != m.label_column)
         .collect();
     if cols.is_empty() {
-        return refuse("dataset columns", m.cols, "at least one feature to standardize");
+        return refuse(
+            "dataset columns",
+            m.cols,
+            "at least one feature to standardize",
+        );
     }
     Ok(cols)
 }

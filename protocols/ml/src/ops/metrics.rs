@@ -123,9 +123,14 @@ pub async fn class_accuracy<B: Backend>(
     let (_, bits) = b.relu(&margins).await?;
     let wins = b.select(&bits, &b.constant(&Array2::ones((n, k)))?).await?;
     let count = b.scatter_add(&wins, &rows)?;
-    let gap = b.sub(&count, &b.constant(&Array2::from_elem((n, 1), k as f64 - 0.5))?)?;
+    let gap = b.sub(
+        &count,
+        &b.constant(&Array2::from_elem((n, 1), k as f64 - 0.5))?,
+    )?;
     let (_, right) = b.relu(&gap).await?;
-    let right = b.select(&right, &b.constant(&Array2::ones((n, 1)))?).await?;
+    let right = b
+        .select(&right, &b.constant(&Array2::ones((n, 1)))?)
+        .await?;
     mean(b, &right).await
 }
 

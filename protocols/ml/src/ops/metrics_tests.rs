@@ -14,7 +14,13 @@ fn uniform(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
 
 /// Logits kept at least 0.05 away from 0 (no sign can flip by rounding).
 fn away_from_zero(t: Array2<f64>) -> Array2<f64> {
-    t.mapv(|v| if v.abs() < 0.05 { v.signum() * 0.05 + v } else { v })
+    t.mapv(|v| {
+        if v.abs() < 0.05 {
+            v.signum() * 0.05 + v
+        } else {
+            v
+        }
+    })
 }
 
 #[tokio::test]
@@ -27,7 +33,11 @@ async fn the_twin_matches_direct_formulas() {
     let z = away_from_zero(uniform(40, 1, 3));
     let y01 = uniform(40, 1, 4).mapv(|v| f64::from(u8::from(v > 0.0)));
     let acc = binary_accuracy(b, &z, &y01).await.unwrap()[[0, 0]];
-    let right = z.iter().zip(&y01).filter(|(z, y)| (**z >= 0.0) == (**y == 1.0)).count();
+    let right = z
+        .iter()
+        .zip(&y01)
+        .filter(|(z, y)| (**z >= 0.0) == (**y == 1.0))
+        .count();
     assert!((acc - right as f64 / 40.0).abs() < 1e-12);
     let logits = uniform(40, 4, 5);
     let classes: Vec<usize> = (0..40).map(|i| (i * 7) % 4).collect();
@@ -48,12 +58,19 @@ async fn outputs_match_the_models_predictions() {
     for rows in [3, 4] {
         let w = uniform(rows, 1, 7);
         let got = linear_outputs(b, &x, &w).await.unwrap();
-        let xx = if rows == 4 { crate::models::bias::append_ones_plain(&x) } else { x.clone() };
+        let xx = if rows == 4 {
+            crate::models::bias::append_ones_plain(&x)
+        } else {
+            x.clone()
+        };
         assert!((&got - &xx.dot(&w)).iter().all(|d| d.abs() < 1e-12));
     }
     let ws = crate::models::mlp::init_weights_with_bias(&[3, 5, 2], 9, true);
     let logits = mlp_logits(b, &x, &ws).await.unwrap();
-    assert_eq!(crate::models::mlp::argmax_rows(logits.view()), crate::models::mlp::predict(&ws, &x));
+    assert_eq!(
+        crate::models::mlp::argmax_rows(logits.view()),
+        crate::models::mlp::predict(&ws, &x)
+    );
     assert!(linear_outputs(b, &x, &uniform(5, 1, 1)).await.is_err());
 }
 
@@ -86,9 +103,19 @@ async fn metrics_on_shares_match_the_twin() {
         ]
     });
     let rel = ((secure[0][[0, 0]] - twin[0][[0, 0]]) / twin[0][[0, 0]]).abs();
-    assert!(rel < 1e-3, "MSE {} vs {}", secure[0][[0, 0]], twin[0][[0, 0]]);
+    assert!(
+        rel < 1e-3,
+        "MSE {} vs {}",
+        secure[0][[0, 0]],
+        twin[0][[0, 0]]
+    );
     for k in [1, 2] {
         let d = (secure[k][[0, 0]] - twin[k][[0, 0]]).abs();
-        assert!(d < 1e-3, "accuracy {k}: {} vs {}", secure[k][[0, 0]], twin[k][[0, 0]]);
+        assert!(
+            d < 1e-3,
+            "accuracy {k}: {} vs {}",
+            secure[k][[0, 0]],
+            twin[k][[0, 0]]
+        );
     }
 }
