@@ -160,7 +160,7 @@ pub enum Produced {
         /// Whether the statistics went to the owner.
         revealed: bool,
         /// This party's shares of the statistics (`1 × columns` each).
-        stats: ml::ops::stats::ColumnStats<Share>,
+        stats: Box<ml::ops::stats::ColumnStats<Share>>,
     },
     /// Nothing is stored (an evaluation: its result went to the owner).
     Nothing,

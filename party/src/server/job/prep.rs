@@ -169,7 +169,7 @@ pub(super) async fn run_standardize(
             columns: cols,
             label: s.label,
             revealed: s.reveal_stats,
-            stats: st,
+            stats: Box::new(st),
         },
     })
 }

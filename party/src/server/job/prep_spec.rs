@@ -152,10 +152,17 @@ mod tests {
     fn standardized(m: &Manifest, origin: EntryId, label: bool) -> Manifest {
         let c = m.cols as usize - usize::from(!label);
         let z = || Share::zeros(1, c);
-        let stats = ColumnStats { mean: z(), inv_sd: z(), sd: z() };
+        let stats = ColumnStats {
+            mean: z(),
+            inv_sd: z(),
+            sd: z(),
+        };
         let cols = standardize_columns(m, label).unwrap();
         let st = Standardization::new(origin, cols, (label, m.label_column), false, &stats);
-        Manifest { standardization: Some(st), ..m.clone() }
+        Manifest {
+            standardization: Some(st),
+            ..m.clone()
+        }
     }
 
     fn model(features: u64, trained_on: &Manifest) -> Manifest {
@@ -189,13 +196,17 @@ mod tests {
         let m = table(10, 4);
         assert_eq!(standardize_columns(&m, false).unwrap(), vec![0, 1, 2]);
         assert_eq!(standardize_columns(&m, true).unwrap(), vec![0, 1, 2, 3]);
-        let e = standardize_columns(&table(1, 4), false).unwrap_err().to_string();
+        let e = standardize_columns(&table(1, 4), false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("dataset rows = 1: at least 2"), "{e}");
         let s = standardized(&m, EntryId([2; 16]), true);
         let e = standardize_columns(&s, true).unwrap_err().to_string();
         assert!(e.contains("already standardized"), "{e}");
         check_classifier_labels(&standardized(&m, EntryId([2; 16]), false), "logreg").unwrap();
-        let e = check_classifier_labels(&s, "logreg").unwrap_err().to_string();
+        let e = check_classifier_labels(&s, "logreg")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label standardized"), "{e}");
     }
 
@@ -203,18 +214,32 @@ mod tests {
     fn evaluation_checks_width_and_preprocessing() {
         let train = table(10, 4);
         let raw_model = model(3, &train);
-        assert_eq!(check_evaluation(&raw_model, &table(5, 4)).unwrap().1, Alignment::Raw);
-        let e = check_evaluation(&raw_model, &table(5, 3)).unwrap_err().to_string();
-        assert!(e.starts_with("dataset width = 2 features (small): model"), "{e}");
+        assert_eq!(
+            check_evaluation(&raw_model, &table(5, 4)).unwrap().1,
+            Alignment::Raw
+        );
+        let e = check_evaluation(&raw_model, &table(5, 3))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("dataset width = 2 features (small): model"),
+            "{e}"
+        );
         assert!(e.ends_with("takes 3 features"), "{e}");
         let s = standardized(&train, EntryId([2; 16]), true);
-        let std_model = Manifest { standardization: s.standardization.clone(), ..model(3, &s) };
+        let std_model = Manifest {
+            standardization: s.standardization.clone(),
+            ..model(3, &s)
+        };
         let align = |t: &Manifest| check_evaluation(&std_model, t).map(|r| r.1);
         assert_eq!(align(&table(5, 4)).unwrap(), Alignment::ApplyModels);
         assert_eq!(align(&s).unwrap(), Alignment::Same);
         let other = standardized(&table(5, 4), EntryId([3; 16]), true);
         let e = align(&other).unwrap_err().to_string();
-        assert!(e.starts_with("dataset preprocessing = data standardized by job"), "{e}");
+        assert!(
+            e.starts_with("dataset preprocessing = data standardized by job"),
+            "{e}"
+        );
         let e = check_evaluation(&raw_model, &s).unwrap_err().to_string();
         assert!(e.contains("was trained on raw data"), "{e}");
         let mut bare = raw_model.clone();

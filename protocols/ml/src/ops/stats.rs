@@ -17,7 +17,10 @@
 //! `1.7·10⁷`, standard deviations from `0.004` to `4096`). A constant column gets a large but
 //! finite `1/sd` (about `6.6·10³`) and standardizes to values within a few units of the last
 //! fractional bit times that (near 0, as scikit-learn maps a constant column to 0); a variance
-//! above the range breaks Newton's convergence. Nothing is opened but
+//! above the range breaks Newton's convergence. `1/sd` is held at the backend's `f` fractional
+//! bits, so its relative precision is about `2^-f·sd` (0.7 % for `sd = 900` at `f = 16`; `sd`
+//! itself and the means stay precise): give columns with large deviations more fractional
+//! bits, and `f ≥ 12` for the whole range (`h` reaches `2^-12`). Nothing is opened but
 //! Beaver-masked differences and masked comparison inputs: the parties learn no statistic,
 //! not even its power of two. Use exact truncation ([`mpc::trunc::Truncation::Exact`]): the
 //! Gram sums reach `2^60` before their truncation, where local truncation fails too often.
@@ -101,13 +104,15 @@ pub async fn column_stats<B: Backend>(
     let s = b.gather(&gram, &diag)?;
     let unit = f64::powi(4.0, pre_shift as i32) / n as f64;
     let h = normalizer(b, &s, n as f64 / f64::powi(4.0, pre_shift as i32)).await?;
-    let g = b.square(&h).await?;
-    let sg = b.mul(&s, &g, 0).await?;
-    let vn = scale_public(b, &sg, unit).await?;
+    // `s·h·h`, not `s·h²`: `h²` can be below the last fractional bit.
+    let sh = b.mul(&s, &h, 0).await?;
+    let shh = b.mul(&sh, &h, 0).await?;
+    let vn = scale_public(b, &shh, unit).await?;
     let r = inverse_sqrt_from(b, &vn, 1.0, NORMALIZED_NEWTON_STEPS).await?;
     let inv_sd = b.mul(&r, &h, 0).await?;
-    let s_inv = b.mul(&s, &inv_sd, 0).await?;
-    let sd = scale_public(b, &s_inv, unit).await?;
+    // sd = var/sd = s·unit·h·r, with `s·h` and `r` both well inside the fixed-point range.
+    let shr = b.mul(&sh, &r, 0).await?;
+    let sd = scale_public(b, &shr, unit).await?;
     Ok(ColumnStats {
         mean,
         inv_sd: b.transpose(&inv_sd),
