@@ -88,6 +88,7 @@ fn store_shared_column(c: &Cluster, owner: &str, col: Vec<f64>, config_json: &st
                 config_json: config_json.into(),
             }),
             keys: None,
+            standardization: None,
         };
         let store = Store::open(&c.dir.join(format!("p{id}/data"))).unwrap();
         store.put(&manifest, &bytes).unwrap();

@@ -114,6 +114,9 @@ pub fn job_plan(
         ModelKind::Stgcn(_) => {
             anyhow::bail!("remote ST-GCN tasks are submitted with `party train --model stgcn`")
         }
+        ModelKind::Standardize(_) | ModelKind::Evaluate(_) => {
+            anyhow::bail!("standardization and evaluation are not training tasks")
+        }
     };
     Ok(JobPlan {
         spec,

@@ -16,6 +16,10 @@
 //!       --width-divisor 4 --activation square|poly) --epochs 10 --batch-size 16 \
 //!       --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4 --triples dealer|ot|he
 //!                                             # ST-GCN in 2PC; per-epoch loss with --p1
+//! party standardize --dataset T [--label] [--reveal-stats [--stats-out s.csv]]
+//!                                             # standardize on the parties (new version)
+//! party evaluate --model J --dataset T        # test MSE / accuracy, revealed to you only
+//! party predict --model J --dataset T --out p.csv   # predictions, revealed to you only
 //! party list / party delete NAME              # the client's entries (same connection flags)
 //! party reveal --job J --out DIR/NAME.json    # a trained model: DIR/NAME.json (+ .safetensors
 //!                                             # for an ST-GCN or a large MLP), dyad-model/1 for
@@ -29,6 +33,9 @@
 //! party join-confirm --join ID --left ... --right ... --name joined --owner bank
 //!                                             # the other confirms the same terms; joined
 //! ```
+
+#[path = "party/owner.rs"]
+mod owner;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -137,6 +144,15 @@ enum Command {
         #[arg(long)]
         format: Option<String>,
     },
+    /// Standardize one of your datasets on the parties (column means and deviations in 2PC; the
+    /// dataset's next version is standardized): the statistics stay shared unless
+    /// --reveal-stats sends them to you.
+    Standardize(owner::Standardize),
+    /// A trained model's test metric on one of your datasets, computed on the parties and
+    /// revealed to you only: MSE (linear regression) or accuracy (logistic regression, MLP).
+    Evaluate(owner::Evaluate),
+    /// A trained model's predictions on one of your datasets, revealed to you only, as CSV.
+    Predict(owner::Predict),
     /// Publish a trained ST-GCN to the parties' encrypted-inference service: you authorize it at
     /// both parties; the serving party receives the other's share, compiles the model and serves
     /// it as NAME without a restart (`he-infer --model NAME`). The serving party learns the
@@ -564,6 +580,9 @@ async fn main() -> Result<()> {
             deploy(&conn, job, &name, serve, packing.as_deref()).await?;
         }
         Command::Train(t) => train(*t).await?,
+        Command::Standardize(s) => owner::standardize(s).await?,
+        Command::Evaluate(e) => owner::evaluate(e).await?,
+        Command::Predict(p) => owner::predict(p).await?,
         Command::JoinPropose { conn, terms } => join(&conn, None, terms, true, false).await?,
         Command::JoinConfirm {
             conn,

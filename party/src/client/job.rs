@@ -90,15 +90,15 @@ fn epoch_loss(epoch: u64, epochs: u64, s0: &Share, s1: &Share, fp: FixedPoint) -
 }
 
 /// One epoch's shares from one party.
-struct Shares {
-    epoch: u64,
-    share: Share,
-    frac_bits: FracBits,
+pub(super) struct Shares {
+    pub(super) epoch: u64,
+    pub(super) share: Share,
+    pub(super) frac_bits: FracBits,
 }
 
 impl Client {
     /// Sends `Submit(spec)`, announced by `SubmitFollows` when it exceeds a control frame.
-    async fn send_submit(&mut self, spec: &JobSpec) -> Result<()> {
+    pub(super) async fn send_submit(&mut self, spec: &JobSpec) -> Result<()> {
         let frame = mpc::net::encode_message(&ClientRequest::Submit(spec.clone()))?;
         if frame.len() > MAX_CONTROL_FRAME {
             if frame.len() > MAX_JOB_FRAME {
@@ -120,14 +120,14 @@ impl Client {
     }
 
     /// The words of an `EpochShares` reply whose header announced `count`.
-    async fn recv_shares(&mut self, count: u64) -> Result<Share> {
+    pub(super) async fn recv_shares(&mut self, count: u64) -> Result<Share> {
         Ok(Share::from_ring(
             self.ch.recv_ring(count as usize, 1).await?,
         ))
     }
 
     /// P1's next epoch shares on a watch connection.
-    async fn next_watched(&mut self, job: EntryId) -> Result<Shares> {
+    pub(super) async fn next_watched(&mut self, job: EntryId) -> Result<Shares> {
         match self.recv().await? {
             Reply::EpochShares {
                 job: j,
@@ -258,7 +258,7 @@ impl Client {
     }
 
     /// Reads P1's watch stream to its end (`Done`), skipping epochs P0's stream did not match.
-    async fn end_watch(&mut self, job: EntryId) -> Result<()> {
+    pub(super) async fn end_watch(&mut self, job: EntryId) -> Result<()> {
         loop {
             match self.recv().await? {
                 Reply::Done => return Ok(()),

@@ -36,8 +36,10 @@ use tokio_rustls::client::TlsStream;
 
 mod job;
 pub mod join;
+mod prep;
 
 pub use job::{cross_entropy, EpochLoss, JobDone, JobProgress, JobUpdate, P_TRUE_FLOOR};
+pub use prep::{evaluate_spec, standardize_spec, JobResult, ResultKind};
 
 /// Errors of a client.
 #[derive(Debug, thiserror::Error)]

@@ -60,9 +60,11 @@
 
 pub use crate::ids::EntryId;
 pub use join::{JoinSpec, RowKeys, KEY_TAG_BYTES};
+pub use model_specs::{EvaluateSpec, InitModel, MlpSpec, StandardizeSpec, StgcnSpec};
 use serde::{Deserialize, Serialize};
 
 mod join;
+mod model_specs;
 
 /// Largest control frame (requests and replies other than share data).
 pub const MAX_CONTROL_FRAME: usize = 64 << 10;
@@ -248,69 +250,15 @@ pub enum ModelKind {
     /// SGD with momentum in 2PC with exact truncation. The stored model is a [`ModelMeta::Stgcn`]
     /// entry: one column holding every tensor of `stgcn::StGcn::tensors()` in order.
     Stgcn(StgcnSpec),
-}
-
-/// A public ST-GCN model file as a job's starting point: the two halves of the files
-/// `stgcn::StGcn::from_json_and_safetensors` loads.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InitModel {
-    /// The JSON configuration.
-    pub config_json: String,
-    /// The safetensors weights.
-    pub safetensors: Vec<u8>,
-}
-
-impl std::fmt::Debug for InitModel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InitModel")
-            .field("config_json_bytes", &self.config_json.len())
-            .field("safetensors_bytes", &self.safetensors.len())
-            .finish()
-    }
-}
-
-/// The architecture and optimizer of an ST-GCN job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StgcnSpec {
-    /// The public model to fine-tune; `None` trains `architecture` from scratch.
-    pub init: Option<InitModel>,
-    /// Architecture name (`stgcn::Architecture`, e.g. `STGCN-3-128`) when training from
-    /// scratch; checked against `init` otherwise.
-    pub architecture: String,
-    /// Every channel width divided by this (from scratch).
-    pub width_divisor: u32,
-    /// Activation from scratch: `square` (x²) or `poly` (node-wise `a·x² + b·x + c`).
-    pub activation: String,
-    /// Seed of the public initial weights (from scratch).
-    pub init_seed: u64,
-    /// SGD momentum (e.g. 0.9).
-    pub momentum: f64,
-    /// L2 weight decay (0 for none).
-    pub weight_decay: f64,
-    /// Number of classes when training from scratch on a dataset without class names (the
-    /// label values must lie in `0..classes`); checked against the class names or `init`.
-    #[serde(default)]
-    pub classes: Option<u32>,
-    /// Training clips on which every BN is re-calibrated in 2PC before the first step
-    /// (`ml::models::stgcn::calibrate`: per-channel statistics of those clips on shares; the
-    /// clips are `ml::models::stgcn::calibration_rows(rows, k, schedule_seed)`); 0 = keep the
-    /// starting model's statistics.
-    #[serde(default)]
-    pub calibration_clips: u32,
-}
-
-/// The architecture of an MLP job.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MlpSpec {
-    /// Layer widths, input first: the dataset's feature count, the hidden widths, and the number
-    /// of classes `k` (the label column holds class indices `0..k`; the parties turn it into
-    /// one-hot rows by secure comparisons).
-    pub layers: Vec<u32>,
-    /// The output normalization (SecureML's ReLU normalization or the exp softmax).
-    pub softmax: ml::backend::SoftmaxKind,
-    /// Seed of the public initial weights (`ml::models::mlp::init_weights`; the owner's
-    /// plaintext twin starts from the same weights).
-    pub init_seed: u64,
+    /// Not a training run: column means and standard deviations of the dataset in 2PC, and
+    /// the dataset standardized in place as a new version (its statistics' shares kept with it,
+    /// `server::job::prep`). The job's learning rate, batch size, epochs and intercept are
+    /// ignored (`party standardize` sends 1, 1, 1, false).
+    Standardize(StandardizeSpec),
+    /// Not a training run: a trained model of the owner applied to the dataset (a test set) in
+    /// 2PC, and only the metrics or the predictions revealed, to the owner (`server::job::prep`).
+    /// Learning rate, batch size, epochs and intercept are ignored, as for `Standardize`.
+    Evaluate(EvaluateSpec),
 }
 
 /// Where a job's Beaver triples come from.
@@ -625,7 +573,9 @@ pub enum Reply {
         model: Option<ModelMeta>,
     },
     /// One party's shares of an epoch's per-sample probabilities of the true class (fixed
-    /// point), for the job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
+    /// point) — or, for `Standardize` with `reveal_stats` and `Evaluate` jobs, of the job's
+    /// result column (epoch 1 of 1: the statistics, the metrics or the predictions) — for the
+    /// job's owner only: P0 sends its shares in the `Submit` stream, P1 in the
     /// owner's `Watch` stream; the owner adds them and computes the epoch's cross-entropy.
     /// `count` words follow as raw ring frames.
     EpochShares {

@@ -247,3 +247,32 @@ fn linear_model_descriptions_round_trip_on_the_wire() {
         assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);
     }
 }
+
+/// The jobs that are not training runs round-trip as control frames, their specs intact.
+#[test]
+fn standardize_and_evaluate_jobs_round_trip() {
+    let kinds = [
+        ModelKind::Standardize(StandardizeSpec {
+            reveal_stats: true,
+            label: false,
+        }),
+        ModelKind::Evaluate(EvaluateSpec {
+            model: EntryId([9; 16]),
+            predict: true,
+        }),
+    ];
+    for model in kinds {
+        let r = ClientRequest::Submit(JobSpec {
+            model,
+            dataset: "reg".into(),
+            learning_rate: 1.0,
+            batch_size: 1,
+            epochs: 1,
+            schedule_seed: 0,
+            triples: TripleKind::Ot,
+            intercept: false,
+        });
+        let b = mpc::net::encode_message(&r).unwrap();
+        assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
+    }
+}

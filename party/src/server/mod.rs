@@ -37,6 +37,7 @@ pub mod job;
 mod join;
 pub mod limits;
 mod models;
+mod outputs;
 mod peer;
 pub mod sessions;
 pub mod timed;

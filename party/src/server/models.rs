@@ -40,6 +40,7 @@ impl Server {
             tensor: None,
             model: meta,
             keys: None,
+            standardization: data.standardization.clone(),
         };
         self.store.put(&m, &bytes)?;
         Ok(())

@@ -210,10 +210,13 @@ impl Server {
         let on = pl.link.next_channel().await?;
         let checked = match self.check_job_dataset(&owner, &dataset) {
             // P1 checks the job on its own: it does not rely on P0's check.
-            Ok(m) => super::job::validate(&spec, &m, &self.job_context())
-                .await
-                .map(|()| m)
-                .map_err(|e| ServerError::BadRequest(super::error::chain(&e))),
+            Ok(m) => match self.job_model(&owner, &spec) {
+                Ok(model) => super::job::validate(&spec, &m, model.as_ref(), &self.job_context())
+                    .await
+                    .map(|()| m)
+                    .map_err(|e| ServerError::BadRequest(super::error::chain(&e))),
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match checked {

@@ -39,6 +39,7 @@ impl Server {
         tracing::info!("job {job} of {owner} started on {}", m.name);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let share = self.store.load_share(&m)?;
+        let model = self.job_model_input(owner, &spec)?;
         // The job id before any step: the owner watches P1's statistics with it.
         let steps = (m.rows / spec.batch_size.max(1)) * spec.epochs;
         reply(
@@ -55,6 +56,7 @@ impl Server {
             spec,
             m.clone(),
             share,
+            model,
             off,
             on,
             tx,
@@ -67,8 +69,8 @@ impl Server {
             timeout: self.timeout,
             source: Box::new(source),
         })?;
-        self.store_model(job, owner, &m, &out.model, out.meta.clone())?;
-        let p1 = self.commit_model(job, &mut out.channel).await?;
+        self.store_output(job, owner, &m, &out)?;
+        let p1 = self.keep_output(job, &mut out).await?;
         drop(permit);
         let p0 = out.stats;
         tracing::info!(
@@ -137,7 +139,8 @@ impl Server {
                 spec.dataset
             )));
         };
-        job::validate(spec, &m, &self.job_context())
+        let model = self.job_model(owner, spec)?;
+        job::validate(spec, &m, model.as_ref(), &self.job_context())
             .await
             .map_err(|e| {
                 tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
@@ -255,6 +258,7 @@ impl Server {
         on: PeerChannel,
     ) -> Result<()> {
         let share = self.store.load_share(&m)?;
+        let model = self.job_model_input(owner, &spec)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let (srv, frac_bits) = (self.clone(), m.frac_bits);
         let forward = tokio::spawn(async move {
@@ -275,14 +279,15 @@ impl Server {
                 }
             }
         });
-        let out = job::run(self.job_context(), spec, m.clone(), share, off, on, tx).await;
+        let ctx = self.job_context();
+        let out = job::run(ctx, spec, m.clone(), share, model, off, on, tx).await;
         forward.await?;
         let mut out = out.map_err(|source| ServerError::Job {
             job,
             timeout: self.timeout,
             source: Box::new(source),
         })?;
-        self.store_model(job, owner, &m, &out.model, out.meta.clone())?;
+        self.store_output(job, owner, &m, &out)?;
         let ch: &mut Timed<PeerChannel> = &mut out.channel;
         ch.send(&PeerReply::JobStored(out.stats)).await?;
         ch.flush().await?;

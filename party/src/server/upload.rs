@@ -202,6 +202,14 @@ impl Server {
         if base.owner != client && !base.appenders.iter().any(|a| a == client) {
             return Err(refused());
         }
+        if base.standardization.is_some() {
+            // Raw rows after standardized ones would train on a mix of units.
+            return Err(ServerError::BadRequest(format!(
+                "dataset {}/{} is standardized (version {}): append raw rows to a raw dataset \
+                 and standardize after the last append",
+                to.owner, to.name, base.id
+            )));
+        }
         Ok(base)
     }
 
@@ -369,6 +377,7 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             tensor: inc.tensor.clone(),
             model: None,
             keys: None,
+            standardization: None,
         };
     };
     let mut appended = b.appended.clone();

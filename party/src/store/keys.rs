@@ -99,6 +99,7 @@ mod tests {
             tensor: None,
             model: None,
             keys,
+            standardization: None,
         }
     }
 

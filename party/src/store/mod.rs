@@ -26,11 +26,13 @@
 pub mod keys;
 pub mod tensor;
 
+mod standardization;
 use crate::proto::{EntryId, EntryInfo, ShareForm};
 use mpc::share::Seed;
 use mpc::Share;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+pub use standardization::Standardization;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -162,6 +164,10 @@ pub struct Manifest {
     /// the share (`<id>.keys`, see [`keys`]); absent for other entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<String>,
+    /// A standardized dataset version (`party standardize`), or a model trained on one: this
+    /// party's shares of the statistics (absent for raw data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardization: Option<Standardization>,
 }
 
 /// Rows a client appended to a dataset (recorded in every later version's manifest).

@@ -22,6 +22,7 @@ fn manifest(id: EntryId, name: &str, bytes: &[u8], form: ShareForm, rows: u64) -
         tensor: None,
         model: None,
         keys: None,
+        standardization: None,
     }
 }
 

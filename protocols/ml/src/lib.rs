@@ -12,12 +12,15 @@
 //! public fixed-point multiply per update),
 //! [`models::logreg`] (piecewise sigmoid) and [`models::mlp`] (ReLU, softmax) on every backend,
 //! each with an optional intercept / layer biases on a public column of ones ([`models::bias`]).
+//! Shared building blocks in [`ops`]: Newton's inverse square root, column statistics and
+//! standardization of a table on shares, evaluation metrics (MSE, accuracy) of a trained model.
 //! The plaintext ST-GCN family trained for encrypted inference is the separate `stgcn` crate,
 //! which needs neither the 2PC backend nor `mpc`.
 
 pub mod backend;
 pub mod error;
 pub mod models;
+pub mod ops;
 pub mod schedule;
 
 pub use backend::{Backend, Plain, Plan, Shared};

@@ -99,7 +99,9 @@ impl Arch {
                     init_seed: n.init_seed,
                 }
             }
-            ModelKind::Stgcn(_) => return Err(JobError::Internal("an ST-GCN is not linear")),
+            ModelKind::Stgcn(_) | ModelKind::Standardize(_) | ModelKind::Evaluate(_) => {
+                return Err(JobError::Internal("not a linear model or MLP"))
+            }
         })
     }
 
@@ -205,6 +207,7 @@ pub(super) async fn run(
         meta: Some(ModelMeta::Linear(model_meta(&spec, &arch, d, &m))),
         channel: b.into_channel().into_inner(),
         stats,
+        produced: super::Produced::Model,
     })
 }
 

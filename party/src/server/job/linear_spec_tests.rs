@@ -24,6 +24,7 @@ pub(in crate::server::job) fn table(rows: u64, cols: u64) -> Manifest {
         tensor: None,
         model: None,
         keys: None,
+        standardization: None,
     }
 }
 

@@ -7,7 +7,8 @@
 //! chunk; [`linear_spec`] validates those jobs against their dataset (one function per model
 //! kind); [`stgcn`] runs an ST-GCN chunk by chunk (plan, offline, online) and reports per-epoch
 //! statistics; [`stgcn_spec`] validates an ST-GCN job against its dataset and builds its
-//! starting model; [`labels`] turns shared class indices into shared one-hot rows;
+//! starting model; [`prep`] runs the jobs that are not training runs (standardization,
+//! evaluation and prediction) and [`prep_spec`] checks them; [`labels`] turns shared class indices into shared one-hot rows;
 //! [`offline`] holds the triple sources (`dealer`, `ot`, `he`).
 //!
 //! Security model: two semi-honest parties that do not collude (and a dealer colluding with
@@ -29,6 +30,8 @@ pub mod labels;
 pub mod linear;
 pub mod linear_spec;
 pub mod offline;
+pub mod prep;
+pub mod prep_spec;
 pub mod stgcn;
 pub mod stgcn_spec;
 
@@ -138,6 +141,29 @@ pub struct JobOutput {
     pub channel: Timed<PeerChannel>,
     /// Time and traffic of both phases.
     pub stats: JobStats,
+    /// What `model` is.
+    pub produced: Produced,
+}
+
+/// What a job leaves in [`JobOutput::model`].
+#[derive(Debug)]
+pub enum Produced {
+    /// A trained model's share, stored as a model entry.
+    Model,
+    /// A standardized version of the dataset (the whole matrix), stored as its next version
+    /// with this party's shares of the statistics of `columns`.
+    Dataset {
+        /// The standardized columns.
+        columns: Vec<u64>,
+        /// Whether the label column is among them.
+        label: bool,
+        /// Whether the statistics went to the owner.
+        revealed: bool,
+        /// This party's shares of the statistics (`1 × columns` each).
+        stats: Box<ml::ops::stats::ColumnStats<Share>>,
+    },
+    /// Nothing is stored (an evaluation: its result went to the owner).
+    Nothing,
 }
 
 /// What a job reports while it runs.
@@ -169,12 +195,30 @@ pub enum JobEvent {
 /// # Errors
 /// [`JobError::Param`], [`JobError::Invalid`] or the model code's error, naming the parameter,
 /// its value and its limit.
-pub async fn validate(spec: &JobSpec, m: &Manifest, ctx: &JobContext) -> Result<()> {
+pub async fn validate(
+    spec: &JobSpec,
+    m: &Manifest,
+    model: Option<&Manifest>,
+    ctx: &JobContext,
+) -> Result<()> {
     check_triples(spec.triples, ctx)?;
     let job = match &spec.model {
         ModelKind::Linreg => linear_spec::validate_linreg(spec, m)?,
-        ModelKind::Logreg => linear_spec::validate_logreg(spec, m)?,
-        ModelKind::Mlp(n) => linear_spec::validate_mlp_job(spec, n, m)?,
+        ModelKind::Logreg => {
+            prep_spec::check_classifier_labels(m, "logreg")?;
+            linear_spec::validate_logreg(spec, m)?
+        }
+        ModelKind::Mlp(n) => {
+            prep_spec::check_classifier_labels(m, "mlp")?;
+            linear_spec::validate_mlp_job(spec, n, m)?
+        }
+        // O(rows × columns) preprocessing, like the data mask of any job on the table.
+        ModelKind::Standardize(s) => return prep_spec::standardize_columns(m, s.label).map(|_| ()),
+        ModelKind::Evaluate(e) => {
+            let mm =
+                model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", e.model)))?;
+            return prep_spec::check_evaluation(mm, m).map(|_| ());
+        }
         // Chunked: its preprocessing is bounded per chunk.
         ModelKind::Stgcn(s) => return stgcn_spec::validate(spec, s, m).map(|_| ()),
     };
@@ -206,22 +250,31 @@ fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
     Ok(())
 }
 
-/// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
-/// offline phase on `off`, training on `on`; reports steps and epochs on `events`.
+/// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`; for an
+/// evaluation `model` is the model's manifest and this party's share): the offline phase on
+/// `off`, the online phase on `on`; reports steps and epochs (a result's shares) on `events`.
 ///
 /// # Errors
 /// Invalid hyper-parameters, protocol or channel errors (a silent peer fails after the timeout).
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     ctx: JobContext,
     spec: JobSpec,
     m: Manifest,
     data: Share,
+    model: Option<(Manifest, Share)>,
     off: PeerChannel,
     on: PeerChannel,
     events: tokio::sync::mpsc::UnboundedSender<JobEvent>,
 ) -> Result<JobOutput> {
-    match &spec.model {
+    match spec.model.clone() {
         ModelKind::Stgcn(_) => stgcn::run(ctx, spec, m, data, off, on, events).await,
+        ModelKind::Standardize(s) => {
+            prep::run_standardize(ctx, spec, s, m, data, (off, on), events).await
+        }
+        ModelKind::Evaluate(e) => {
+            prep::run_evaluate(ctx, (spec, e), m, data, model, (off, on), events).await
+        }
         _ => linear::run(ctx, spec, m, data, off, on, events).await,
     }
 }
@@ -273,9 +326,9 @@ mod tests {
             intercept: false,
         };
         let mut c = ctx(Role::P0, false);
-        validate(&spec, &m, &c).await.unwrap();
+        validate(&spec, &m, None, &c).await.unwrap();
         c.max_preprocessing_bytes = 1000;
-        let e = validate(&spec, &m, &c).await.unwrap_err().to_string();
+        let e = validate(&spec, &m, None, &c).await.unwrap_err().to_string();
         assert!(e.starts_with("preprocessing per party = "), "{e}");
         assert!(
             e.contains("bytes for 10 steps") && e.contains("at most 1000 bytes"),

@@ -198,6 +198,7 @@ pub(super) async fn run(
         meta: Some(ModelMeta::Stgcn { config_json }),
         channel: ch,
         stats,
+        produced: super::Produced::Model,
     })
 }
 

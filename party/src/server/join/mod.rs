@@ -124,6 +124,13 @@ impl Server {
                 show(r)
             )));
         }
+        if m.standardization.is_some() {
+            return Err(ServerError::BadRequest(format!(
+                "dataset {} is a standardized version: join the raw uploads, then standardize \
+                 the joined table (party standardize)",
+                show(r)
+            )));
+        }
         Ok(m)
     }
 }
@@ -213,6 +220,7 @@ fn joined_manifest(spec: &JoinSpec, a: &Manifest, cols: u64, sha256: String) -> 
         tensor: None,
         model: None,
         keys: None,
+        standardization: None,
     }
 }
 

@@ -19,7 +19,8 @@
 //! model's `P = max(var₀ + eps, 10⁻³)` as a public reference and the public start
 //! `r₀ = 2⁻⁶`: it converges (monotonically from below) whenever the new variance is below
 //! `3·2¹²·P`, and reaches ~10⁻⁴ relative error from `v ≥ 10⁻⁴` within
-//! [`NEWTON_ITERATIONS`]. Nothing is opened but Beaver-masked differences; the calibration
+//! [`NEWTON_ITERATIONS`] (`crate::ops::newton`, shared with the column statistics of tables).
+//! Nothing is opened but Beaver-masked differences; the calibration
 //! clips are public indices, like a batch. The new statistics stay secret (folded into the
 //! shared `(s, t)`); the exported model keeps the old running statistics and solves `γ, β`
 //! back, so it evaluates exactly as the re-calibrated network does.
@@ -37,12 +38,10 @@ use super::forward::forward_with;
 use super::shape::{BnParams, StgcnShape};
 use crate::backend::{Backend, IndexMap};
 use crate::error::Result;
+use crate::ops::inverse_sqrt;
+pub use crate::ops::NEWTON_ITERATIONS;
 use ndarray::{Array1, Array2};
 
-/// Newton steps of the inverse square root (3 products of `C` values each).
-pub const NEWTON_ITERATIONS: usize = 30;
-/// Newton's public start on the normalised variance.
-const NEWTON_START: f64 = 1.0 / 64.0;
 /// Floor of the public reference variance `P`.
 const REFERENCE_FLOOR: f64 = 1e-3;
 
@@ -71,20 +70,6 @@ async fn column_sums_over<B: Backend>(
     let shifted = b.shift_right(&sum, k).await?;
     b.scale(&shifted, f64::from(1u32 << k) / divisor as f64)
         .await
-}
-
-/// `1/√x` of a `C × 1` tensor whose entries lie in `[10⁻⁴, 3·2¹²)` (Newton from below).
-pub(crate) async fn inverse_sqrt<B: Backend>(b: &mut B, x: &B::Tensor) -> Result<B::Tensor> {
-    let dims = B::dim(x);
-    let three = b.constant(&Array2::from_elem(dims, 3.0))?;
-    let mut r = b.constant(&Array2::from_elem(dims, NEWTON_START))?;
-    for _ in 0..NEWTON_ITERATIONS {
-        let xr = b.mul(x, &r, 0).await?;
-        let xrr = b.mul(&xr, &r, 0).await?;
-        let u = b.sub(&three, &xrr)?;
-        r = b.mul(&r, &u, 1).await?;
-    }
-    Ok(r)
 }
 
 impl<T: Clone + Send + Sync> Recalibration<'_, T> {

@@ -1,0 +1,149 @@
+//! The statistics a standardized dataset keeps, and a model trained on one carries: this
+//! party's shares of the column means, `1/sd` and `sd` (`ml::ops::stats`), as hex words in the
+//! manifest (TOML integers are `i64`; shares are uniform `u64` words).
+//!
+//! Security model: as the store's (semi-honest, non-colluding parties): one party's words are
+//! uniform and say nothing about the statistics; the owner learns them only if the
+//! standardization job revealed them (both parties' shares sent to the owner alone).
+
+use crate::proto::EntryId;
+use ml::ops::stats::ColumnStats;
+use mpc::Share;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+/// How a dataset version was standardized, with this party's shares of the statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standardization {
+    /// The standardization job (a model and a test set were standardized alike when their
+    /// origins are equal).
+    pub origin: EntryId,
+    /// The standardized columns of the dataset, ascending (every feature; the label column too
+    /// when it is a regression target).
+    pub columns: Vec<u64>,
+    /// Whether the label column is among them.
+    pub label: bool,
+    /// The dataset's label column (features are the other columns, in order).
+    pub label_column: u64,
+    /// Whether the owner received the statistics.
+    pub revealed: bool,
+    /// This party's shares of the means of `columns`, hex.
+    pub mean: Vec<String>,
+    /// This party's shares of `1/sd`, hex.
+    pub inv_sd: Vec<String>,
+    /// This party's shares of `sd`, hex.
+    pub sd: Vec<String>,
+}
+
+fn hex_words(t: &Share) -> Vec<String> {
+    t.view().iter().map(|w| format!("{w:016x}")).collect()
+}
+
+fn row(words: &[String], what: &str) -> Result<Share, String> {
+    let v = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            u64::from_str_radix(w, 16)
+                .map_err(|e| format!("standardization {what}[{i}] = {w:?}: {e}"))
+        })
+        .collect::<Result<Vec<u64>, String>>()?;
+    let n = v.len();
+    Ok(Share::from_ring(
+        Array2::from_shape_vec((1, n), v).map_err(|e| e.to_string())?,
+    ))
+}
+
+impl Standardization {
+    /// The record of `stats` (each `1 × columns.len()`) computed by the job `origin`.
+    pub fn new(
+        origin: EntryId,
+        columns: Vec<u64>,
+        (label, label_column): (bool, u64),
+        revealed: bool,
+        stats: &ColumnStats<Share>,
+    ) -> Self {
+        Self {
+            origin,
+            columns,
+            label,
+            label_column,
+            revealed,
+            mean: hex_words(&stats.mean),
+            inv_sd: hex_words(&stats.inv_sd),
+            sd: hex_words(&stats.sd),
+        }
+    }
+
+    /// This party's shares of the statistics of the columns at positions `at` of
+    /// [`Standardization::columns`].
+    ///
+    /// # Errors
+    /// A word that is not hex, lists of different lengths, a position out of range.
+    pub fn stats(&self, at: &[usize]) -> Result<ColumnStats<Share>, String> {
+        let all = [
+            row(&self.mean, "mean")?,
+            row(&self.inv_sd, "inv_sd")?,
+            row(&self.sd, "sd")?,
+        ];
+        let c = self.columns.len();
+        if all.iter().any(|s| s.dim() != (1, c)) {
+            return Err(format!("standardization lists do not all have {c} words"));
+        }
+        if let Some(&bad) = at.iter().find(|&&i| i >= c) {
+            return Err(format!(
+                "standardization column position {bad}: only {c} columns"
+            ));
+        }
+        let pick = |s: &Share| {
+            let v: Vec<u64> = at.iter().map(|&i| s.view()[[0, i]]).collect();
+            Share::from_ring(Array2::from_shape_vec((1, at.len()), v).expect("one row"))
+        };
+        let [mean, inv_sd, sd] = all;
+        Ok(ColumnStats {
+            mean: pick(&mean),
+            inv_sd: pick(&inv_sd),
+            sd: pick(&sd),
+        })
+    }
+
+    /// Positions in [`Standardization::columns`] of the features (every column but the label).
+    pub fn feature_positions(&self) -> Vec<usize> {
+        (0..self.columns.len())
+            .filter(|&i| self.columns[i] != self.label_column)
+            .collect()
+    }
+
+    /// The position of the label column, when it was standardized.
+    pub fn label_position(&self) -> Option<usize> {
+        self.columns.iter().position(|&c| c == self.label_column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_round_trip_through_hex_and_pick_columns() {
+        let s = |v: Vec<u64>| Share::from_ring(Array2::from_shape_vec((1, 3), v).unwrap());
+        let stats = ColumnStats {
+            mean: s(vec![1, u64::MAX, 3]),
+            inv_sd: s(vec![4, 5, 6]),
+            sd: s(vec![7, 8, 9]),
+        };
+        let st = Standardization::new(EntryId::random(), vec![0, 1, 2], (true, 2), false, &stats);
+        let text = toml::to_string(&st).unwrap();
+        let back: Standardization = toml::from_str(&text).unwrap();
+        assert_eq!(back, st);
+        let got = back.stats(&[1, 2]).unwrap();
+        assert_eq!(got.mean.view().to_owned(), ndarray::array![[u64::MAX, 3]]);
+        assert_eq!(got.sd.view().to_owned(), ndarray::array![[8, 9]]);
+        assert_eq!(st.feature_positions(), vec![0, 1]);
+        assert_eq!(st.label_position(), Some(2));
+        assert!(back.stats(&[3]).unwrap_err().contains("only 3 columns"));
+        let mut bad = st.clone();
+        bad.sd[1] = "xyz".into();
+        assert!(bad.stats(&[0]).unwrap_err().contains("sd[1]"));
+    }
+}

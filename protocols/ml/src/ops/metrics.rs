@@ -1,0 +1,139 @@
+//! Evaluation of a trained linear model or MLP on a test table, on any backend: the model's
+//! outputs ([`linear_outputs`], [`mlp_logits`]) and the metrics the owner asks for, each a
+//! `1 × 1` tensor (a share on [`crate::Shared`], opened to the owner only by the caller):
+//! [`mean_squared_error`], [`binary_accuracy`] (logistic regression: the sign of the logit
+//! against a 0/1 label) and [`class_accuracy`] (MLP: the true class's logit at least every
+//! other, so a tie counts as correct; the plaintext twin's argmax picks the first of tied
+//! classes, which differs only on exact ties).
+//!
+//! On shares a metric costs one product per value and, for the accuracies, one or two batches
+//! of secure comparisons; the per-sample correctness bits and errors stay shared, only the mean
+//! is a result. No log-loss: it needs a logarithm on shares (a piecewise or iterative
+//! approximation of `ln p` near `p → 0`), left out; the owner's per-epoch training cross-entropy
+//! (`party train --watch`) covers the training set.
+
+use super::stats::{column_sums, divide_by};
+use crate::backend::{Backend, IndexMap};
+use crate::error::Result;
+use crate::models::bias;
+use ndarray::Array2;
+
+/// `x · w` (`n × 1`), with the public column of ones appended to `x` when `w` has one more row
+/// than `x` has columns (the intercept).
+///
+/// # Errors
+/// Shapes that fit neither way; the backend's errors.
+pub async fn linear_outputs<B: Backend>(
+    b: &mut B,
+    x: &B::Tensor,
+    w: &B::Tensor,
+) -> Result<B::Tensor> {
+    let x = if bias::has_bias("linear model weights", B::dim(x).1, B::dim(w).0)? {
+        bias::append_ones(b, x)?
+    } else {
+        x.clone()
+    };
+    b.matmul(&x, w, 0).await
+}
+
+/// The MLP's last pre-activations (`n × classes`) on `x`: ReLU hidden layers, biases where a
+/// weight matrix has one more row than its input has columns.
+///
+/// # Errors
+/// Shapes that do not chain; the backend's errors.
+pub async fn mlp_logits<B: Backend>(
+    b: &mut B,
+    x: &B::Tensor,
+    ws: &[B::Tensor],
+) -> Result<B::Tensor> {
+    let mut h = x.clone();
+    for (i, w) in ws.iter().enumerate() {
+        if i > 0 {
+            h = b.relu(&h).await?.0;
+        }
+        if bias::has_bias("mlp layer weights", B::dim(&h).1, B::dim(w).0)? {
+            h = bias::append_ones(b, &h)?;
+        }
+        h = b.matmul(&h, w, 0).await?;
+    }
+    Ok(h)
+}
+
+/// The mean of an `n × 1` tensor (`1 × 1`).
+async fn mean<B: Backend>(b: &mut B, t: &B::Tensor) -> Result<B::Tensor> {
+    let n = B::dim(t).0;
+    let s = column_sums(b, t)?;
+    divide_by(b, &s, n).await
+}
+
+/// `Σ (pred − y)² / n` (`1 × 1`), the errors pre-scaled by `2^-pre_shift` so that
+/// `Σ (e/2^p)² · 2^(2f)` stays below the ring's `2^62` (one Gram product, truncated once).
+///
+/// # Errors
+/// Shapes other than two equal `n × 1`; the backend's errors.
+pub async fn mean_squared_error<B: Backend>(
+    b: &mut B,
+    pred: &B::Tensor,
+    y: &B::Tensor,
+    pre_shift: u32,
+) -> Result<B::Tensor> {
+    let n = B::dim(y).0;
+    let e = b.sub(pred, y)?;
+    let e = b.shift_right(&e, pre_shift).await?;
+    let s = b.matmul(&b.transpose(&e), &e, 0).await?;
+    let s = divide_by(b, &s, n).await?;
+    b.scale(&s, f64::powi(4.0, pre_shift as i32)).await
+}
+
+/// The share of samples whose logit's sign matches its 0/1 label (`1 × 1`): the prediction bit
+/// `c = [z ≥ 0]`, then `1 − c − y + 2·c·y`.
+///
+/// # Errors
+/// Shapes other than two equal `n × 1`; the backend's errors.
+pub async fn binary_accuracy<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    y: &B::Tensor,
+) -> Result<B::Tensor> {
+    let dims = B::dim(y);
+    let (_, bits) = b.relu(logits).await?;
+    let ones = b.constant(&Array2::ones(dims))?;
+    let c = b.select(&bits, &ones).await?;
+    let cy = b.mul(&c, y, 0).await?;
+    let agree = b.add(&b.sub(&b.sub(&ones, &c)?, y)?, &b.add(&cy, &cy)?)?;
+    mean(b, &agree).await
+}
+
+/// The share of samples whose true class's logit is at least every other's (`1 × 1`), from
+/// the logits and the one-hot labels (`n × k` both): the true logit `t` (one product and a row
+/// sum), the bits `[t ≥ z_j]` for every class, their count, and `[count ≥ k − ½]`.
+///
+/// # Errors
+/// Shapes other than two equal `n × k`; the backend's errors.
+pub async fn class_accuracy<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    one_hot: &B::Tensor,
+) -> Result<B::Tensor> {
+    let (n, k) = B::dim(one_hot);
+    let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
+    let picked = b.mul(logits, one_hot, 0).await?;
+    let truth = b.scatter_add(&picked, &rows)?;
+    let margins = b.sub(&b.gather(&truth, &rows)?, logits)?;
+    let (_, bits) = b.relu(&margins).await?;
+    let wins = b.select(&bits, &b.constant(&Array2::ones((n, k)))?).await?;
+    let count = b.scatter_add(&wins, &rows)?;
+    let gap = b.sub(
+        &count,
+        &b.constant(&Array2::from_elem((n, 1), k as f64 - 0.5))?,
+    )?;
+    let (_, right) = b.relu(&gap).await?;
+    let right = b
+        .select(&right, &b.constant(&Array2::ones((n, 1)))?)
+        .await?;
+    mean(b, &right).await
+}
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
