@@ -21,8 +21,8 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// Link protocol version: bumped whenever a message on the links changes its bincode encoding
 /// (bincode has no optional fields), so a peer or client of another version is refused with the
 /// two versions named instead of failing to decode a message. 2: `JobSpec.intercept`,
-/// `ModelMeta::Linear`, `ModelInfo.dense`.
-pub(crate) const VERSION: u8 = 2;
+/// `ModelMeta::Linear`, `ModelInfo.dense`. 3: `TripleKind::Auto`, `Reply::Progress.triples`.
+pub(crate) const VERSION: u8 = 3;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

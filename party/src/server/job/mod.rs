@@ -20,6 +20,7 @@ use crate::proto::{JobSpec, JobStats, ModelKind, ModelMeta, TripleKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::{PeerChannel, TransportError, TransportKind};
+use mpc::triples::choice::{DealerFree, Estimate};
 use mpc::{Role, Share};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -193,8 +194,15 @@ pub async fn validate(spec: &JobSpec, m: &Manifest, ctx: &JobContext) -> Result<
 }
 
 /// Every model runs on every triple source; `dealer` needs a `[dealer]` in this party's
-/// configuration.
+/// configuration; `auto` reaches only P0, which resolves it ([`resolve_triples`]).
 fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
+    if kind == TripleKind::Auto && ctx.role != Role::P0 {
+        return linear_spec::refuse(
+            "triples",
+            "auto",
+            "P0 resolves auto to ot or he before it starts a job at P1",
+        );
+    }
     if kind == TripleKind::Dealer && ctx.dealer.is_none() {
         let party = if ctx.role == Role::P0 { "P0" } else { "P1" };
         return linear_spec::refuse(
@@ -204,6 +212,36 @@ fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// P0: the triple source a job runs with. `auto` becomes the cheaper of `ot` and `he` for the
+/// job on `m` by `mpc::triples::choice`'s cost model (with the estimate, for the log); any other
+/// source stays as asked.
+///
+/// # Errors
+/// The job's checks or a planner's error (as [`validate`]).
+pub async fn resolve_triples(spec: &JobSpec, m: &Manifest) -> Result<(TripleKind, Option<Estimate>)> {
+    if spec.triples != TripleKind::Auto {
+        return Ok((spec.triples, None));
+    }
+    let e = match &spec.model {
+        ModelKind::Linreg => {
+            linear::triple_estimate(&spec.model, m, &linear_spec::validate_linreg(spec, m)?).await?
+        }
+        ModelKind::Logreg => {
+            linear::triple_estimate(&spec.model, m, &linear_spec::validate_logreg(spec, m)?).await?
+        }
+        ModelKind::Mlp(n) => {
+            let job = linear_spec::validate_mlp_job(spec, n, m)?;
+            linear::triple_estimate(&spec.model, m, &job).await?
+        }
+        ModelKind::Stgcn(_) => stgcn::triple_estimate(spec, m).await?,
+    };
+    let kind = match e.cheapest() {
+        DealerFree::Ot => TripleKind::Ot,
+        DealerFree::He => TripleKind::He,
+    };
+    Ok((kind, Some(e)))
 }
 
 /// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`): the
