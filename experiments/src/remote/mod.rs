@@ -232,8 +232,12 @@ async fn run_task(
         epochs: task.epochs,
         batch_size: task.batch_size,
         learning_rate: task.learning_rate,
-        source: source.to_string(),
-        triples,
+        // `auto` as P0 resolved it.
+        source: match triples {
+            TripleKind::Auto => format!("auto → {}", done.triples.name()),
+            _ => source.to_string(),
+        },
+        triples: done.triples,
     };
     report::render(report, &info, &measured);
     Ok(())

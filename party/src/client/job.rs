@@ -10,8 +10,7 @@
 
 use super::{refused, Client, ClientError, Result};
 use crate::proto::{
-    ClientRequest, EntryId, JobSpec, JobStats, Reply, TripleKind, MAX_CONTROL_FRAME,
-    MAX_JOB_FRAME,
+    ClientRequest, EntryId, JobSpec, JobStats, Reply, TripleKind, MAX_CONTROL_FRAME, MAX_JOB_FRAME,
 };
 use mpc::net::{Channel, ChannelExt};
 use mpc::{FixedPoint, FracBits, Share};

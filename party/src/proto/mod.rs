@@ -338,7 +338,11 @@ impl TripleKind {
             "dealer" => TripleKind::Dealer,
             "he" => TripleKind::He,
             "auto" => TripleKind::Auto,
-            s => return Err(format!("unknown triple source {s:?} (auto, ot, he, dealer)")),
+            s => {
+                return Err(format!(
+                    "unknown triple source {s:?} (auto, ot, he, dealer)"
+                ))
+            }
         })
     }
 }

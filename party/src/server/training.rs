@@ -137,13 +137,22 @@ impl Server {
     }
 
     /// `spec` with its triple source resolved (`auto` → `ot` or `he`, logged with the estimate).
-    async fn resolve_triples(&self, owner: &str, mut spec: JobSpec, m: &Manifest) -> Result<JobSpec> {
+    async fn resolve_triples(
+        &self,
+        owner: &str,
+        mut spec: JobSpec,
+        m: &Manifest,
+    ) -> Result<JobSpec> {
         let (kind, estimate) = job::resolve_triples(&spec, m).await.map_err(|e| {
             tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
             ServerError::BadRequest(super::error::chain(&e))
         })?;
         if let Some(e) = estimate {
-            tracing::info!("job of {owner} on {}: triples auto → {}", m.name, e.describe());
+            tracing::info!(
+                "job of {owner} on {}: triples auto → {}",
+                m.name,
+                e.describe()
+            );
         }
         spec.triples = kind;
         Ok(spec)

@@ -75,11 +75,11 @@ pub fn matmul(a: &ArrayView2<'_, u64>, b: &ArrayView2<'_, u64>) -> RingMatrix {
         .with_min_len(grain)
         .enumerate()
         .for_each(|(i, row)| {
-        let ai = &a_rows[i * k..(i + 1) * k];
-        for (j, o) in row.iter_mut().enumerate() {
-            *o = dot(ai, &bt_rows[j * k..(j + 1) * k]);
-        }
-    });
+            let ai = &a_rows[i * k..(i + 1) * k];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = dot(ai, &bt_rows[j * k..(j + 1) * k]);
+            }
+        });
     Array2::from_shape_vec((n, m), out).expect("shape")
 }
 

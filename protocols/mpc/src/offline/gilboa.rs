@@ -330,8 +330,10 @@ pub async fn cross_terms<C: Channel>(
         let (rblocks, sblocks) = extend_both(ch, pair, ys[at..at + n].to_vec()).await?;
         let xs2 = xs.clone();
         let work = 64 * n * len;
-        let (corr, sshare) =
-            offload_sized(work, move || sender_correct(&sblocks, &xs2, len, pairing, at)).await;
+        let (corr, sshare) = offload_sized(work, move || {
+            sender_correct(&sblocks, &xs2, len, pairing, at)
+        })
+        .await;
         let peer_corr = exchange_words(ch, &corr).await?;
         drop(corr);
         out = offload_sized(work, move || -> Result<Vec<u64>> {

@@ -193,14 +193,14 @@ impl Estimator {
                 rows,
                 transpose,
             } => {
-                let (_, d) = self
-                    .masks
-                    .get(id)
-                    .copied()
-                    .ok_or_else(|| MpcError::Preprocessing {
-                        expected: format!("mask #{id} registered before use"),
-                        found: "unknown mask".into(),
-                    })?;
+                let (_, d) =
+                    self.masks
+                        .get(id)
+                        .copied()
+                        .ok_or_else(|| MpcError::Preprocessing {
+                            expected: format!("mask #{id} registered before use"),
+                            found: "unknown mask".into(),
+                        })?;
                 if *transpose {
                     (d, rows.len(), cols)
                 } else {
