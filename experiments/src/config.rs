@@ -77,7 +77,9 @@ pub struct MpcConfig {
     #[serde(default = "default_frac_bits")]
     pub frac_bits: u32,
     /// Triple source: `dealer` (trusted third party, in-process), `client-aided` (the data owner
-    /// deals, SecureML §V) or `ot` (the two servers alone, by oblivious transfer).
+    /// deals, SecureML §V), `ot` (the two servers alone, by oblivious transfer), `he` (the two
+    /// servers alone, matrix cross terms by RLWE encryption) or `auto` (the cheaper of `ot` and
+    /// `he` for the run's requests, `mpc::triples::choice`; remote jobs: chosen by P0).
     #[serde(default = "default_triples")]
     pub triples: String,
     /// Truncation of shared products: `local` (SecureML's, the default: fails with probability
@@ -356,10 +358,10 @@ impl Config {
                 self.transport.kind
             );
         }
-        let sources = ["dealer", "client-aided", "ot", "he"];
+        let sources = ["dealer", "client-aided", "ot", "he", "auto"];
         if !sources.contains(&self.mpc.triples.as_str()) {
             bail!(
-                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot, he",
+                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot, he, auto",
                 self.mpc.triples
             );
         }

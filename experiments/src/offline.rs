@@ -6,7 +6,8 @@
 //! * `ot` — the two servers alone, by oblivious transfer (Chou–Orlandi base OT, IKNP/ALSZ
 //!   extension, Gilboa products), over the configured transport;
 //! * `he` — the two servers alone, matrix cross terms by RLWE homomorphic encryption (SecureML's
-//!   LHE variant with a lattice scheme, Cheetah-style packing), elementwise and AND triples by OT.
+//!   LHE variant with a lattice scheme, Cheetah-style packing), elementwise and AND triples by OT;
+//! * `auto` — the cheaper of `ot` and `he` for the requests (`mpc::triples::choice`), printed.
 
 use crate::link;
 use crate::report::Report;
@@ -76,8 +77,24 @@ impl Flooding {
     }
 }
 
-/// Runs the offline phase for `requests` with `source` (`dealer`, `client-aided`, `ot`, `he`).
+/// The source `auto` stands for with `requests`: `ot` or `he` by `mpc::triples::choice`'s cost
+/// model (printed with the estimate).
+///
+/// # Errors
+/// A product against an unregistered mask.
+pub fn auto_source(requests: &[TripleRequest]) -> Result<&'static str> {
+    let e = mpc::triples::choice::estimate(requests)?;
+    println!("triples auto → {}", e.describe());
+    Ok(e.cheapest().name())
+}
+
+/// Runs the offline phase for `requests` with `source` (`dealer`, `client-aided`, `ot`, `he`,
+/// `auto`).
 pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> Result<Offline> {
+    let source = match source {
+        "auto" => auto_source(requests)?,
+        s => s,
+    };
     match source {
         "dealer" | "client-aided" => {
             let (d0, c0) = mem_pair();
@@ -130,7 +147,7 @@ pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> R
                 ..off
             })
         }
-        other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he)"),
+        other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he, auto)"),
     }
 }
 

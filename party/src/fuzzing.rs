@@ -294,6 +294,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 job: id,
                 step: 3,
                 steps: 21,
+                triples: TripleKind::He,
             },
             Reply::JobDone {
                 job: id,

@@ -32,7 +32,7 @@
 //! model is built, with errors naming the file, the field, the value and the limit.
 
 use crate::model_file::{file_paths, ModelFileError, Result};
-use crate::proto::{EntryId, LinearModelMeta, TripleKind};
+use crate::proto::{EntryId, LinearModelMeta};
 use ml::backend::SoftmaxKind;
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -96,14 +96,6 @@ struct TrainingDoc {
     schedule_seed: u64,
     init_seed: Option<u64>,
     triples: String,
-}
-
-fn triples_name(t: TripleKind) -> &'static str {
-    match t {
-        TripleKind::Ot => "ot",
-        TripleKind::Dealer => "dealer",
-        TripleKind::He => "he",
-    }
 }
 
 impl LinearModel {
@@ -248,7 +240,7 @@ impl LinearModel {
                 epochs: m.epochs,
                 schedule_seed: parse_seed(&m.schedule_seed),
                 init_seed: m.init_seed.as_deref().map(parse_seed),
-                triples: triples_name(m.triples).into(),
+                triples: m.triples.name().into(),
             },
             preprocessing: None,
             weights: None,

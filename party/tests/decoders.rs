@@ -91,13 +91,22 @@ fn tensor_meta() -> impl Strategy<Value = TensorMeta> {
         })
 }
 
+fn triple_kind() -> impl Strategy<Value = TripleKind> {
+    prop_oneof![
+        Just(TripleKind::Ot),
+        Just(TripleKind::Dealer),
+        Just(TripleKind::He),
+        Just(TripleKind::Auto)
+    ]
+}
+
 fn spec() -> impl Strategy<Value = JobSpec> {
     (
         prop_oneof![Just(ModelKind::Linreg), Just(ModelKind::Logreg)],
         text(),
         -1e9f64..1e9,
         any::<(u64, u64, u64)>(),
-        prop_oneof![Just(TripleKind::Ot), Just(TripleKind::Dealer)],
+        triple_kind(),
     )
         .prop_map(
             |(model, dataset, learning_rate, (b, e, s), triples)| JobSpec {
@@ -162,10 +171,13 @@ fn reply() -> impl Strategy<Value = Reply> {
         id().prop_map(|join| Reply::JoinConsented { join }),
         proptest::collection::vec(info, 0..4).prop_map(Reply::Entries),
         Just(Reply::Done),
-        (id(), any::<(u64, u64)>()).prop_map(|(job, (step, steps))| Reply::Progress {
-            job,
-            step,
-            steps
+        (id(), any::<(u64, u64)>(), triple_kind()).prop_map(|(job, (step, steps), triples)| {
+            Reply::Progress {
+                job,
+                step,
+                steps,
+                triples,
+            }
         }),
         (id(), job_stats(), job_stats())
             .prop_map(|(job, a, b)| Reply::JobDone { job, stats: [a, b] }),

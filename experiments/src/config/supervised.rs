@@ -129,7 +129,7 @@ impl TrainTask {
         }
         if let Some(src) = &self.triples {
             if !sources.contains(&src.as_str()) {
-                bail!("{at}: triples = {src:?} is not one of dealer, client-aided, ot, he");
+                bail!("{at}: triples = {src:?} is not one of dealer, client-aided, ot, he, auto");
             }
         }
         ml::models::linreg::LinRegHyper::new(self.learning_rate, self.batch_size)

@@ -141,14 +141,13 @@ fn find_dataset<'a>(entries: &'a [EntryInfo], wanted: &str) -> Result<&'a EntryI
         })
 }
 
-/// The job's triple source for the configured `source` (the parties serve `ot`, `he` and `dealer`).
+/// The job's triple source for the configured `source` (the parties serve `auto`, `ot`, `he`
+/// and `dealer`; P0 resolves `auto`).
 fn triple_kind(source: &str) -> Result<TripleKind> {
-    Ok(match source {
-        "ot" => TripleKind::Ot,
-        "dealer" => TripleKind::Dealer,
-        "he" => TripleKind::He,
-        s => bail!("triples = {s:?} cannot run on remote parties (ot, he, or dealer: the parties' configured dealer)"),
-    })
+    match TripleKind::parse(source) {
+        Ok(k) => Ok(k),
+        Err(_) => bail!("triples = {source:?} cannot run on remote parties (auto, ot, he, or dealer: the parties' configured dealer)"),
+    }
 }
 
 /// P0's stored dataset for the task, checked against the shape of the local data.
@@ -233,8 +232,12 @@ async fn run_task(
         epochs: task.epochs,
         batch_size: task.batch_size,
         learning_rate: task.learning_rate,
-        source: source.to_string(),
-        triples,
+        // `auto` as P0 resolved it.
+        source: match triples {
+            TripleKind::Auto => format!("auto → {}", done.triples.name()),
+            _ => source.to_string(),
+        },
+        triples: done.triples,
     };
     report::render(report, &info, &measured);
     Ok(())

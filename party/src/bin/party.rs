@@ -8,13 +8,13 @@
 //! party client-init --dir me [--p0 ADDR --p0-cert P --p1 ADDR --p1-cert P]
 //!                                             # client identity (+ me/p0.toml, me/p1.toml)
 //! party train --p0 ADDR --p0-cert P --p1 ADDR --p1-cert P (--token T | --cert-dir D) \
-//!       --dataset cancer --model logreg [--epochs 5 --batch 64 --lr 0.125 --seed 1 --triples ot] \
+//!       --dataset cancer --model logreg [--epochs 5 --batch 64 --lr 0.125 --seed 1 --triples auto] \
 //!       [--layers 784,128,128,10 --softmax relu --init-seed 1]   # for --model mlp
 //!       [--no-intercept]                      # SecureML's model: no intercept / layer biases
 //!       [--reveal weights.csv]                # submit a job to P0, stream progress, reveal
 //! party train ... --model stgcn --dataset clips (--init model.json | --arch STGCN-3-128 \
 //!       --width-divisor 4 --activation square|poly) --epochs 10 --batch-size 16 \
-//!       --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4 --triples dealer|ot|he
+//!       --learning-rate 0.05 --momentum 0.9 --weight-decay 1e-4 --triples auto|dealer|ot|he
 //!                                             # ST-GCN in 2PC; per-epoch loss with --p1
 //! party standardize --dataset T [--label] [--reveal-stats [--stats-out s.csv]]
 //!                                             # standardize on the parties (new version)
@@ -328,8 +328,9 @@ struct Train {
     /// Seed of the public batch schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Triple source: ot, he or dealer.
-    #[arg(long, default_value = "ot")]
+    /// Triple source: auto (the cheaper of ot and he for the job, chosen by P0 from the job's
+    /// plan and printed when the job starts), ot, he or dealer.
+    #[arg(long, default_value = "auto")]
     triples: String,
     /// Reveal the trained model to yourself and write it here (as `party reveal --out`: a
     /// .csv file gets the weight column, another name the model file).
@@ -652,12 +653,7 @@ fn job_spec(t: &Train) -> Result<JobSpec> {
         "stgcn" => ModelKind::Stgcn(stgcn_spec(t)?),
         m => bail!("unknown model {m:?} (linreg, logreg, mlp, stgcn)"),
     };
-    let triples = match t.triples.as_str() {
-        "ot" => TripleKind::Ot,
-        "dealer" => TripleKind::Dealer,
-        "he" => TripleKind::He,
-        s => bail!("unknown triple source {s:?} (ot, he, dealer)"),
-    };
+    let triples = TripleKind::parse(&t.triples).map_err(anyhow::Error::msg)?;
     Ok(JobSpec {
         model,
         dataset: t.dataset.clone(),
@@ -718,8 +714,13 @@ async fn train(t: Train) -> Result<()> {
     let spec = job_spec(&t)?;
     let mut c = t.conn.connect(0).await?;
     let pb = indicatif::ProgressBar::new(0);
+    let mut announced = false;
     let mut on = |u: JobUpdate| match u {
         JobUpdate::Progress(p) => {
+            if !std::mem::replace(&mut announced, true) {
+                let asked = spec.triples.name();
+                pb.suspend(|| println!("triples: {} (asked: {asked})", p.triples.name()));
+            }
             pb.set_length(p.steps);
             pb.set_position(p.step);
         }
@@ -759,8 +760,9 @@ async fn train(t: Train) -> Result<()> {
         );
     }
     println!(
-        "job {} done; the model stays secret-shared (reveal or deploy it with this id)",
-        done.job
+        "job {} done ({} triples); the model stays secret-shared (reveal or deploy it with this id)",
+        done.job,
+        done.triples.name()
     );
     if let Some(out) = &t.reveal {
         reveal(&t.conn, done.job, out, None).await?;

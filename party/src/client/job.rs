@@ -10,7 +10,7 @@
 
 use super::{refused, Client, ClientError, Result};
 use crate::proto::{
-    ClientRequest, EntryId, JobSpec, JobStats, Reply, MAX_CONTROL_FRAME, MAX_JOB_FRAME,
+    ClientRequest, EntryId, JobSpec, JobStats, Reply, TripleKind, MAX_CONTROL_FRAME, MAX_JOB_FRAME,
 };
 use mpc::net::{Channel, ChannelExt};
 use mpc::{FixedPoint, FracBits, Share};
@@ -25,6 +25,8 @@ pub struct JobDone {
     pub job: EntryId,
     /// Time and traffic of each party (P0's, then P1's).
     pub stats: [JobStats; 2],
+    /// The triple source the job ran with (`auto` resolved by P0).
+    pub triples: TripleKind,
 }
 
 /// A job's progress as the client sees it: the parties report steps; epochs follow from the
@@ -39,6 +41,8 @@ pub struct JobProgress {
     pub epoch: u64,
     /// All epochs.
     pub epochs: u64,
+    /// The triple source the job runs with (`auto` resolved by P0).
+    pub triples: TripleKind,
 }
 
 /// An epoch's training statistics, reconstructed by the owner.
@@ -198,9 +202,16 @@ impl Client {
         self.send_submit(spec).await?;
         let mut watching = false;
         let mut pending: Option<Shares> = None;
+        let mut source = spec.triples;
         loop {
             match self.recv().await? {
-                Reply::Progress { job, step, steps } => {
+                Reply::Progress {
+                    job,
+                    step,
+                    steps,
+                    triples,
+                } => {
+                    source = triples;
                     if let (false, Some(c)) = (watching, p1.as_deref_mut()) {
                         c.send(&ClientRequest::Watch { job }).await?;
                         watching = true;
@@ -211,6 +222,7 @@ impl Client {
                         steps,
                         epoch: (step.saturating_sub(1) / per_epoch + 1).min(epochs),
                         epochs,
+                        triples,
                     }));
                 }
                 Reply::EpochShares {
@@ -250,7 +262,11 @@ impl Client {
                     if let (true, Some(c)) = (watching, p1) {
                         c.end_watch(job).await?;
                     }
-                    return Ok(JobDone { job, stats });
+                    return Ok(JobDone {
+                        job,
+                        stats,
+                        triples: source,
+                    });
                 }
                 other => return Err(refused(other)),
             }

@@ -126,13 +126,16 @@ impl Client {
         }
         self.send_submit(spec).await?;
         let (mut watching, mut result) = (false, None);
+        let mut source = spec.triples;
         loop {
             match self.recv().await? {
-                Reply::Progress { job, .. } if !watching => {
-                    p1.send(&ClientRequest::Watch { job }).await?;
-                    watching = true;
+                Reply::Progress { job, triples, .. } => {
+                    source = triples;
+                    if !watching {
+                        p1.send(&ClientRequest::Watch { job }).await?;
+                        watching = true;
+                    }
                 }
-                Reply::Progress { .. } => {}
                 Reply::EpochShares {
                     job,
                     count,
@@ -156,7 +159,15 @@ impl Client {
                     if watching {
                         p1.end_watch(job).await?;
                     }
-                    return Ok((JobDone { job, stats }, result));
+                    let triples = source;
+                    return Ok((
+                        JobDone {
+                            job,
+                            stats,
+                            triples,
+                        },
+                        result,
+                    ));
                 }
                 other => return Err(refused(other)),
             }

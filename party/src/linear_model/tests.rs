@@ -2,6 +2,7 @@
 //! malformed ones, each naming the field.
 
 use super::*;
+use crate::proto::TripleKind;
 
 fn meta(kind: &str, layers: Vec<u64>, intercept: bool) -> LinearModelMeta {
     LinearModelMeta {

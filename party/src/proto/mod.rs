@@ -271,6 +271,40 @@ pub enum TripleKind {
     /// Two-server offline phase with RLWE encryption for the matrix triples and OT for the
     /// elementwise and AND triples (`mpc::triples::HeSource`; no third party).
     He,
+    /// The cheaper of `ot` and `he` for the job by `mpc::triples::choice`'s cost model (no third
+    /// party): P0 resolves it from the job's plan before it starts the job at P1, which only
+    /// ever sees `ot` or `he`; progress replies and the model's metadata name the resolved source.
+    Auto,
+}
+
+impl TripleKind {
+    /// The source's name in the CLI and configurations (`ot`, `dealer`, `he`, `auto`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TripleKind::Ot => "ot",
+            TripleKind::Dealer => "dealer",
+            TripleKind::He => "he",
+            TripleKind::Auto => "auto",
+        }
+    }
+
+    /// The source named `name` (`ot`, `dealer`, `he`, `auto`).
+    ///
+    /// # Errors
+    /// An unknown name, with the ones allowed.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Ok(match name {
+            "ot" => TripleKind::Ot,
+            "dealer" => TripleKind::Dealer,
+            "he" => TripleKind::He,
+            "auto" => TripleKind::Auto,
+            s => {
+                return Err(format!(
+                    "unknown triple source {s:?} (auto, ot, he, dealer)"
+                ))
+            }
+        })
+    }
 }
 
 /// A training job as a client submits it.
@@ -528,6 +562,8 @@ pub enum Reply {
         step: u64,
         /// All steps.
         steps: u64,
+        /// The triple source the job runs with (`auto` resolved by P0 to `ot` or `he`).
+        triples: TripleKind,
     },
     /// A job finished on both parties; the model stays secret-shared.
     JobDone {

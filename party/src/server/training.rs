@@ -9,8 +9,8 @@ use super::timed::Timed;
 use super::upload::Then;
 use super::{job, reply, ClientChan, Result, Server, ServerError};
 use crate::proto::{
-    decode, ClientRequest, EntryId, JobSpec, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
-    MAX_JOB_FRAME,
+    decode, ClientRequest, EntryId, JobSpec, PeerReply, PeerRequest, Reply, TripleKind,
+    MAX_CONTROL_FRAME, MAX_JOB_FRAME,
 };
 use crate::store::{EntryKind, Manifest};
 use crate::transport::PeerChannel;
@@ -31,12 +31,17 @@ impl Server {
             return Err(ServerError::BadRequest("submit jobs to P0".into()));
         }
         let m = self.job_dataset(owner, &spec).await?;
+        let spec = self.resolve_triples(owner, spec, &m).await?;
         let Ok(permit) = self.jobs.clone().try_acquire_owned() else {
             return Err(ServerError::Limit("too many jobs running".into()));
         };
         let job = EntryId::random();
         let (off, on) = self.start_at_p1(job, owner, &m, &spec).await?;
-        tracing::info!("job {job} of {owner} started on {}", m.name);
+        tracing::info!(
+            "job {job} of {owner} started on {} with {} triples",
+            m.name,
+            spec.triples.name()
+        );
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let share = self.store.load_share(&m)?;
         let model = self.job_model_input(owner, &spec)?;
@@ -48,9 +53,11 @@ impl Server {
                 job,
                 step: 0,
                 steps,
+                triples: spec.triples,
             },
         )
         .await?;
+        let triples = spec.triples;
         let task = tokio::spawn(job::run(
             self.job_context(),
             spec,
@@ -62,7 +69,7 @@ impl Server {
             tx,
         ));
         while let Some(e) = rx.recv().await {
-            self.forward_event(ch, job, &m, e).await?;
+            self.forward_event(ch, job, triples, &m, e).await?;
         }
         let mut out = task.await?.map_err(|source| ServerError::Job {
             job,
@@ -97,12 +104,19 @@ impl Server {
         &self,
         ch: &mut ClientChan,
         job: EntryId,
+        triples: TripleKind,
         m: &Manifest,
         e: JobEvent,
     ) -> Result<()> {
         match e {
             JobEvent::Step { step, steps } => {
-                reply(ch, &Reply::Progress { job, step, steps }).await?;
+                let p = Reply::Progress {
+                    job,
+                    step,
+                    steps,
+                    triples,
+                };
+                reply(ch, &p).await?;
             }
             JobEvent::Epoch {
                 epoch,
@@ -122,6 +136,28 @@ impl Server {
             }
         }
         Ok(())
+    }
+
+    /// `spec` with its triple source resolved (`auto` → `ot` or `he`, logged with the estimate).
+    async fn resolve_triples(
+        &self,
+        owner: &str,
+        mut spec: JobSpec,
+        m: &Manifest,
+    ) -> Result<JobSpec> {
+        let (kind, estimate) = job::resolve_triples(&spec, m).await.map_err(|e| {
+            tracing::warn!("refused job of {owner}: {}", super::error::chain(&e));
+            ServerError::BadRequest(super::error::chain(&e))
+        })?;
+        if let Some(e) = estimate {
+            tracing::info!(
+                "job of {owner} on {}: triples auto → {}",
+                m.name,
+                e.describe()
+            );
+        }
+        spec.triples = kind;
+        Ok(spec)
     }
 
     /// The committed dataset of `owner` a job names, with the job checked against it.

@@ -22,8 +22,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// (bincode has no optional fields), so a peer or client of another version is refused with the
 /// two versions named instead of failing to decode a message. 2: `JobSpec.intercept`,
 /// `ModelMeta::Linear`, `ModelInfo.dense`. 3: `UploadOptions.keys` and the join messages,
-/// `ModelKind::Standardize` and `ModelKind::Evaluate`; a client's seeded Galois and
-/// relinearization keys expand `a_j` from stream `j` of their seed (same bytes, another meaning).
+/// `ModelKind::Standardize` and `ModelKind::Evaluate`, `TripleKind::Auto`,
+/// `Reply::Progress.triples`; a client's seeded Galois and relinearization keys expand `a_j`
+/// from stream `j` of their seed (same bytes, another meaning).
 pub(crate) const VERSION: u8 = 3;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;

@@ -5,7 +5,7 @@
 //! [`crate::trunc::truncate`]. Each protocol is a thin async driver around local math that is
 //! also exposed (`*_local`) so it can be unit-tested without a channel.
 
-use crate::compute::offload;
+use crate::compute::offload_sized;
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, RING_CHUNK_WORDS};
 use crate::ring::{self, RingMatrix};
@@ -193,10 +193,11 @@ pub async fn matmul<C: Channel>(
     let mut it = opened.into_iter();
     let (e, f) = (it.next().expect("e"), it.next().expect("f"));
     let (v, z) = (t.v, t.z);
-    Ok(
-        offload(move || matmul_local(role, &e.view(), &f.view(), &u.view(), &v.view(), &z.view()))
-            .await,
-    )
+    let work = e.nrows() * e.ncols() * f.ncols();
+    Ok(offload_sized(work, move || {
+        matmul_local(role, &e.view(), &f.view(), &u.view(), &v.view(), &z.view())
+    })
+    .await)
 }
 
 /// A shared matrix X masked once by a registered mask U: E = X − U is public, U stays shared.
@@ -269,7 +270,8 @@ impl MaskedMatrix {
         check_same("masked matmul rhs vs triple", y.dim(), t.v.dim())?;
         let f = open(ch, &y.sub(&t.v)).await?;
         let (e, u, rows) = (self.e.clone(), self.u.clone(), rows.to_vec());
-        Ok(offload(move || {
+        let work = rows.len() * d * f.ncols();
+        Ok(offload_sized(work, move || {
             let eb = ring::select_rows(&e.view(), &rows);
             let ub = ring::select_rows(&u.view(), &rows);
             if transpose {

@@ -70,12 +70,16 @@ pub fn matmul(a: &ArrayView2<'_, u64>, b: &ArrayView2<'_, u64>) -> RingMatrix {
     if k == 0 || n == 0 || m == 0 {
         return Array2::from_shape_vec((n, m), out).expect("shape");
     }
-    out.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
-        let ai = &a_rows[i * k..(i + 1) * k];
-        for (j, o) in row.iter_mut().enumerate() {
-            *o = dot(ai, &bt_rows[j * k..(j + 1) * k]);
-        }
-    });
+    let grain = crate::compute::min_len(k.saturating_mul(m));
+    out.par_chunks_mut(m)
+        .with_min_len(grain)
+        .enumerate()
+        .for_each(|(i, row)| {
+            let ai = &a_rows[i * k..(i + 1) * k];
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = dot(ai, &bt_rows[j * k..(j + 1) * k]);
+            }
+        });
     Array2::from_shape_vec((n, m), out).expect("shape")
 }
 

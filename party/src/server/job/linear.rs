@@ -26,6 +26,7 @@ use ml::models::linreg::{LinRegHyper, Progress};
 use ml::models::{self, mlp, Model};
 use ml::Schedule;
 use mpc::net::Metered;
+use mpc::triples::choice::{self, Estimate};
 use mpc::{FixedPoint, Role, Share};
 use ndarray::{Array2, ArrayView2};
 use std::time::Instant;
@@ -280,21 +281,50 @@ pub(super) async fn preprocessing_bytes(
     m: &Manifest,
     job: &LinearJob,
 ) -> Result<u64> {
+    let mut words = [0u64; 2];
+    for (w, reqs) in words.iter_mut().zip(first_steps(model, m, job).await?) {
+        *w = preprocessing_words(&reqs);
+    }
+    let per_step = words[1].saturating_sub(words[0]);
+    let rest = per_step.saturating_mul(job.steps.saturating_sub(1));
+    Ok(words[0].saturating_add(rest).saturating_mul(8))
+}
+
+/// The estimated matrix offline time of the checked job `job` by `ot` and by `he`
+/// (`mpc::triples::choice`), extrapolated from its first one and two steps as
+/// [`preprocessing_bytes`].
+///
+/// # Errors
+/// As [`preprocessing_bytes`].
+pub(super) async fn triple_estimate(
+    model: &ModelKind,
+    m: &Manifest,
+    job: &LinearJob,
+) -> Result<Estimate> {
+    let [one, two] = first_steps(model, m, job).await?;
+    let (one, two) = (choice::estimate(&one)?, choice::estimate(&two)?);
+    Ok(Estimate::extrapolate(one, two, job.steps))
+}
+
+/// The requests of the job's first step and of its first two steps (same shapes every step).
+async fn first_steps(
+    model: &ModelKind,
+    m: &Manifest,
+    job: &LinearJob,
+) -> Result<[Vec<mpc::triples::TripleRequest>; 2]> {
     let (n, d) = (m.rows as usize, job.features);
     let arch = Arch::of(model, d, m)?;
     let dims = arch.weight_dims(d, job.intercept);
     let cols = d + usize::from(job.intercept);
     let batch: Vec<usize> = (0..job.hyper.batch_size()).collect();
-    let mut words = [0u64; 2];
-    for (i, w) in words.iter_mut().enumerate() {
+    let mut out: [Vec<_>; 2] = Default::default();
+    for (i, reqs) in out.iter_mut().enumerate() {
         let sched = Schedule {
             epochs: vec![vec![batch.clone(); i + 1]],
         };
-        *w = preprocessing_words(&plan(&arch, &sched, &job.hyper, (n, cols), &dims).await?);
+        *reqs = plan(&arch, &sched, &job.hyper, (n, cols), &dims).await?;
     }
-    let per_step = words[1].saturating_sub(words[0]);
-    let rest = per_step.saturating_mul(job.steps.saturating_sub(1));
-    Ok(words[0].saturating_add(rest).saturating_mul(8))
+    Ok(out)
 }
 
 /// The initial weights as shares: the MLP's public He-uniform weights (P0 holds them, P1

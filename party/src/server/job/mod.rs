@@ -21,6 +21,7 @@ use crate::proto::{JobSpec, JobStats, ModelKind, ModelMeta, TripleKind};
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::{PeerChannel, TransportError, TransportKind};
+use mpc::triples::choice::{DealerFree, Estimate};
 use mpc::{Role, Share};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -237,8 +238,15 @@ pub async fn validate(
 }
 
 /// Every model runs on every triple source; `dealer` needs a `[dealer]` in this party's
-/// configuration.
+/// configuration; `auto` reaches only P0, which resolves it ([`resolve_triples`]).
 fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
+    if kind == TripleKind::Auto && ctx.role != Role::P0 {
+        return linear_spec::refuse(
+            "triples",
+            "auto",
+            "P0 resolves auto to ot or he before it starts a job at P1",
+        );
+    }
     if kind == TripleKind::Dealer && ctx.dealer.is_none() {
         let party = if ctx.role == Role::P0 { "P0" } else { "P1" };
         return linear_spec::refuse(
@@ -248,6 +256,42 @@ fn check_triples(kind: TripleKind, ctx: &JobContext) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// P0: the triple source a job runs with. `auto` becomes the cheaper of `ot` and `he` for the
+/// job on `m` by `mpc::triples::choice`'s cost model (with the estimate, for the log); any other
+/// source stays as asked.
+///
+/// # Errors
+/// The job's checks or a planner's error (as [`validate`]).
+pub async fn resolve_triples(
+    spec: &JobSpec,
+    m: &Manifest,
+) -> Result<(TripleKind, Option<Estimate>)> {
+    if spec.triples != TripleKind::Auto {
+        return Ok((spec.triples, None));
+    }
+    let e = match &spec.model {
+        ModelKind::Linreg => {
+            linear::triple_estimate(&spec.model, m, &linear_spec::validate_linreg(spec, m)?).await?
+        }
+        ModelKind::Logreg => {
+            linear::triple_estimate(&spec.model, m, &linear_spec::validate_logreg(spec, m)?).await?
+        }
+        ModelKind::Mlp(n) => {
+            let job = linear_spec::validate_mlp_job(spec, n, m)?;
+            linear::triple_estimate(&spec.model, m, &job).await?
+        }
+        ModelKind::Stgcn(_) => stgcn::triple_estimate(spec, m).await?,
+        // Standardization and evaluation use elementwise and AND triples (made the same way by
+        // both sources) and, at most, thin products with one model column: OT's cost.
+        ModelKind::Standardize(_) | ModelKind::Evaluate(_) => return Ok((TripleKind::Ot, None)),
+    };
+    let kind = match e.cheapest() {
+        DealerFree::Ot => TripleKind::Ot,
+        DealerFree::He => TripleKind::He,
+    };
+    Ok((kind, Some(e)))
 }
 
 /// Runs one party's half of `spec` on `data` (this party's share of the dataset in `m`; for an
@@ -308,6 +352,103 @@ mod tests {
         let e = check_triples(TripleKind::Dealer, &ctx(Role::P1, false)).unwrap_err();
         let e = e.to_string();
         assert!(e.starts_with("triples = dealer: P1 has no [dealer]"), "{e}");
+    }
+
+    /// `auto` is P0's to resolve: P1 refuses a job that still says `auto`.
+    #[test]
+    fn only_p0_accepts_auto() {
+        check_triples(TripleKind::Auto, &ctx(Role::P0, false)).unwrap();
+        let e = check_triples(TripleKind::Auto, &ctx(Role::P1, true)).unwrap_err();
+        assert!(
+            e.to_string().starts_with("triples = auto: P0 resolves"),
+            "{e}"
+        );
+    }
+
+    fn auto_job(model: ModelKind, batch_size: u64, epochs: u64) -> JobSpec {
+        JobSpec {
+            model,
+            dataset: "small".into(),
+            learning_rate: 0.125,
+            batch_size,
+            epochs,
+            schedule_seed: 1,
+            triples: TripleKind::Auto,
+            intercept: true,
+        }
+    }
+
+    /// The resolved source of `spec` on `m`, with its estimate.
+    async fn resolved(spec: &JobSpec, m: &Manifest) -> (TripleKind, Estimate) {
+        let (kind, e) = resolve_triples(spec, m).await.unwrap();
+        let e = e.expect("auto is resolved with an estimate");
+        assert!(
+            e.ot_s.is_finite() && e.he_s.is_finite() && e.macs > 0,
+            "{e:?}"
+        );
+        (kind, e)
+    }
+
+    /// A logistic regression on breast cancer (455 × 30, batch 32, 10 epochs): ~1,000
+    /// multiply-accumulates per product, far below one RLWE query's cost: `ot`. A source other
+    /// than `auto` is kept as asked.
+    #[tokio::test]
+    async fn auto_picks_ot_for_a_small_regression() {
+        let m = linear_spec::tests::table(455, 31);
+        for model in [ModelKind::Linreg, ModelKind::Logreg] {
+            let (kind, e) = resolved(&auto_job(model.clone(), 32, 10), &m).await;
+            assert_eq!(kind, TripleKind::Ot, "{}", e.describe());
+            // 140 steps of 32 × 31 · 31 × 1 and 31 × 32 · 32 × 1.
+            assert_eq!(e.macs, 140 * 2 * 32 * 31, "{e:?}");
+            let mut asked = auto_job(model, 32, 10);
+            asked.triples = TripleKind::He;
+            assert_eq!(
+                resolve_triples(&asked, &m).await.unwrap(),
+                (TripleKind::He, None)
+            );
+        }
+    }
+
+    /// SecureML's MLP (784-128-128-10, batch 128) on MNIST-sized data (60,000 × 784): its
+    /// products of 128 × 785 · 785 × 128 per step make `he` cheaper by an order of magnitude.
+    #[tokio::test]
+    async fn auto_picks_he_for_the_secureml_mlp() {
+        let m = linear_spec::tests::table(60_000, 785);
+        let net = crate::proto::MlpSpec {
+            layers: vec![784, 128, 128, 10],
+            softmax: ml::backend::SoftmaxKind::Exp,
+            init_seed: 1,
+        };
+        let (kind, e) = resolved(&auto_job(ModelKind::Mlp(net), 128, 1), &m).await;
+        assert_eq!(kind, TripleKind::He, "{}", e.describe());
+        assert!(e.ot_s > 10.0 * e.he_total_s(), "{}", e.describe());
+    }
+
+    /// An ST-GCN (STGCN-3-128 at a quarter width) on clips of 3 × 32 frames × 15 joints: its
+    /// graph and temporal convolutions are products of thousands of rows: `he`.
+    #[tokio::test]
+    async fn auto_picks_he_for_an_stgcn() {
+        let mut m = linear_spec::tests::table(64, 3 * 32 * 15 + 1);
+        m.tensor = Some(crate::proto::TensorMeta {
+            dims: [3, 32, 15, 1],
+            graph: "mocap15".into(),
+            class_names: (0..4).map(|c| format!("class{c}")).collect(),
+        });
+        let s = crate::proto::StgcnSpec {
+            init: None,
+            architecture: "STGCN-3-128".into(),
+            width_divisor: 4,
+            activation: "square".into(),
+            init_seed: 3,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            classes: None,
+            calibration_clips: 0,
+        };
+        let mut spec = auto_job(ModelKind::Stgcn(s), 4, 1);
+        spec.learning_rate = 0.05;
+        let (kind, e) = resolved(&spec, &m).await;
+        assert_eq!(kind, TripleKind::He, "{}", e.describe());
     }
 
     /// A job whose preprocessing exceeds this party's limit is refused naming both sizes.

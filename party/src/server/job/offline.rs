@@ -71,6 +71,11 @@ impl Offline {
                     .step("HE key exchange and OT base phase")?;
                 (Source::He(src), meter)
             }
+            TripleKind::Auto => {
+                return Err(JobError::Internal(
+                    "triples = auto reached the job runner unresolved (P0 resolves it)",
+                ))
+            }
             TripleKind::Dealer => {
                 drop(off);
                 let p = ctx.dealer.as_ref().ok_or(JobError::NoDealer)?;

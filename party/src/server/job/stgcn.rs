@@ -37,6 +37,7 @@ use ml::backend::{Plan, Shared};
 use ml::models::stgcn::{self as model, StgcnHyper, StgcnShape, StgcnState};
 use ml::Schedule;
 use mpc::net::Metered;
+use mpc::triples::choice::{Estimate, Estimator};
 use mpc::triples::{Preprocessing, TripleRequest};
 use mpc::trunc::Truncation;
 use mpc::{FixedPoint, Role, Share};
@@ -322,6 +323,29 @@ fn initial_state(st: &Setup, role: Role) -> Result<StgcnState<Share>> {
         .map(|p| Share::zeros(p.dim().0, p.dim().1))
         .collect();
     Ok(StgcnState { params, velocity })
+}
+
+/// The estimated matrix offline time of an ST-GCN job by `ot` and by `he`
+/// (`mpc::triples::choice`): the inputs' preparation and every step (each has the first step's
+/// shapes); the BN re-calibration and the export are left out (one chunk each, small beside
+/// the steps).
+///
+/// # Errors
+/// The job's checks ([`stgcn_spec::validate`]) or a planner's error.
+pub(super) async fn triple_estimate(spec: &JobSpec, m: &Manifest) -> Result<Estimate> {
+    let n = m.rows as usize;
+    let st = Setup::of(spec, m, n)?;
+    let mut plan = Plan::with_truncation(TRUNCATION);
+    plan_one_hot(&mut plan, n, st.job.classes).await?;
+    let mut reqs = plan.into_requests();
+    reqs.extend(model::plan_prepare_with(&st.shape, n, TRUNCATION).await?);
+    let mut est = Estimator::new();
+    let prepare = est.add(&reqs)?;
+    let Some(first) = st.sched.epochs.first().and_then(|e| e.first()) else {
+        return Ok(prepare);
+    };
+    let step = est.add(&plan_steps(&st, n, std::slice::from_ref(first)).await?)?;
+    Ok(prepare.plus(step.times(st.sched.steps() as u64)))
 }
 
 /// The preprocessing requests of the steps over `batches`.

@@ -8,7 +8,7 @@
 //! `(a_0 ⊕ a_1)·(b_0 ⊕ b_1)`. No message beyond the IKNP columns is needed. 64 triples per word.
 
 use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
-use crate::compute::offload;
+use crate::compute::offload_sized;
 use crate::error::Result;
 use crate::net::Channel;
 use crate::triples::AndTriples;
@@ -59,7 +59,7 @@ pub async fn and_triples<C: Channel, R: rand::RngCore>(
     };
     for chunk in a.chunks(CHUNK) {
         let (r, s) = extend_both(ch, pair, chunk.to_vec()).await?;
-        let t = offload(move || and_triples_local(&r, &s)).await;
+        let t = offload_sized(chunk.len() * 64 * 8, move || and_triples_local(&r, &s)).await;
         out.a.extend(t.a);
         out.b.extend(t.b);
         out.c.extend(t.c);

@@ -22,7 +22,7 @@
 use super::exchange_words;
 use super::hash::{expand_pad, tccr_batch};
 use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
-use crate::compute::offload;
+use crate::compute::{min_len, offload_sized};
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::ring::RingMatrix;
@@ -180,6 +180,7 @@ pub fn sender_correct(
     let mut share = vec![0u64; n * len];
     corr.par_chunks_mut(seg)
         .zip(share.par_chunks_mut(len))
+        .with_min_len(min_len(64 * len))
         .enumerate()
         .for_each_init(
             || (Vec::new(), Vec::new(), vec![0u64; len], vec![0u64; len]),
@@ -234,6 +235,7 @@ pub fn receiver_finish(blocks: &ReceiverBlocks, corr: &[u64], len: usize) -> Res
     share
         .par_chunks_mut(len)
         .zip(corr.par_chunks(seg))
+        .with_min_len(min_len(64 * len))
         .enumerate()
         .for_each_init(
             || (Vec::new(), Vec::new(), vec![0u64; len]),
@@ -327,11 +329,14 @@ pub async fn cross_terms<C: Channel>(
         let n = step.min(ys.len() - at);
         let (rblocks, sblocks) = extend_both(ch, pair, ys[at..at + n].to_vec()).await?;
         let xs2 = xs.clone();
-        let (corr, sshare) =
-            offload(move || sender_correct(&sblocks, &xs2, len, pairing, at)).await;
+        let work = 64 * n * len;
+        let (corr, sshare) = offload_sized(work, move || {
+            sender_correct(&sblocks, &xs2, len, pairing, at)
+        })
+        .await;
         let peer_corr = exchange_words(ch, &corr).await?;
         drop(corr);
-        out = offload(move || -> Result<Vec<u64>> {
+        out = offload_sized(work, move || -> Result<Vec<u64>> {
             let rshare = receiver_finish(&rblocks, &peer_corr, len)?;
             accumulate(&mut out, &sshare, len, pairing, at);
             accumulate(&mut out, &rshare, len, pairing, at);

@@ -165,7 +165,9 @@ impl Blocks {
         self.queries() * p.query_bytes() + resp
     }
 
-    fn cost(&self, p: &RlweParams) -> usize {
+    /// Bytes sent plus the NTT work in bytes-equivalents: what [`choose_blocks`] minimizes and
+    /// what [`crate::triples::choice`] prices.
+    pub(crate) fn cost(&self, p: &RlweParams) -> usize {
         let products = self.nn() * self.nk() * self.nm();
         let ntts = 4 * self.plaintexts() + 12 * self.responses() + 8 * self.queries() + products;
         self.bytes(p) + NTT_COST_BYTES * PRIMES / 4 * ntts

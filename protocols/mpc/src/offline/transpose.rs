@@ -39,16 +39,20 @@ pub fn transpose_128(rows: &[u64], m: usize) -> Vec<u128> {
     let words = m / 64;
     assert_eq!(rows.len(), 128 * words, "transpose_128: input size");
     let mut out = vec![0u128; m];
-    out.par_chunks_mut(128).enumerate().for_each(|(b, dst)| {
-        let mut tile = [0u128; 128];
-        for (i, t) in tile.iter_mut().enumerate() {
-            let lo = rows[i * words + 2 * b] as u128;
-            let hi = rows[i * words + 2 * b + 1] as u128;
-            *t = lo | (hi << 64);
-        }
-        transpose_tile(&mut tile);
-        dst.copy_from_slice(&tile);
-    });
+    let grain = crate::compute::min_len(128 * 16);
+    out.par_chunks_mut(128)
+        .with_min_len(grain)
+        .enumerate()
+        .for_each(|(b, dst)| {
+            let mut tile = [0u128; 128];
+            for (i, t) in tile.iter_mut().enumerate() {
+                let lo = rows[i * words + 2 * b] as u128;
+                let hi = rows[i * words + 2 * b + 1] as u128;
+                *t = lo | (hi << 64);
+            }
+            transpose_tile(&mut tile);
+            dst.copy_from_slice(&tile);
+        });
     out
 }
 

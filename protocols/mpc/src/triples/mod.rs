@@ -26,6 +26,7 @@
 //! The protocol engines they run (base OT, IKNP extension, Gilboa products, the RLWE scheme and
 //! its flooding) live in [`crate::offline`].
 
+pub mod choice;
 pub mod client_aided;
 pub mod dealer;
 pub mod he;

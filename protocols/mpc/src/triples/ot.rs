@@ -3,7 +3,7 @@
 //! [`crate::offline::he`] when [`super::HeSource`] installs its keys.
 
 use super::{ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource};
-use crate::compute::offload;
+use crate::compute::offload_sized;
 use crate::error::{MpcError, Result};
 use crate::net::{decode_message, encode_message, Channel};
 use crate::offline::and::and_triples;
@@ -201,7 +201,8 @@ impl<C: Channel> OtSource<C> {
                             let m = self.masks[id].clone();
                             let rows = rows.clone();
                             let t = *transpose;
-                            let x = offload(move || {
+                            let work = rows.len() * m.ncols();
+                            let x = offload_sized(work, move || {
                                 let b = ring::select_rows(&m.view(), &rows);
                                 if t {
                                     b.t().as_standard_layout().into_owned()
@@ -223,7 +224,8 @@ impl<C: Channel> OtSource<C> {
                         }
                         None => cross_matmul(&mut self.ch, &mut self.pair, &x, &v, &tick).await?,
                     };
-                    let (x, v, z) = offload(move || {
+                    let work = x.nrows() * x.ncols() * *cols;
+                    let (x, v, z) = offload_sized(work, move || {
                         let mut z = ring::matmul(&x.view(), &v.view());
                         ring::add_assign(&mut z, &cross.view());
                         (x, v, z)

@@ -24,7 +24,7 @@ use super::base::{self, BaseSender, OtKey, ReceiverReply, SenderSetup, BASE_OTS}
 use super::hash::{expand, tccr_batch, Block128, ColumnPrg};
 use super::transpose::transpose_128;
 use super::{exchange_words, recv_words, send_words, CHUNK_WORDS};
-use crate::compute::offload;
+use crate::compute::{min_len, offload_sized};
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, ChannelExt};
 use rand::{CryptoRng, RngCore};
@@ -257,6 +257,7 @@ impl ReceiverJob {
         t.par_chunks_mut(pw)
             .zip(u.par_chunks_mut(pw))
             .zip(self.cols.par_iter())
+            .with_min_len(min_len(8 * pw))
             .for_each(|((ti, ui), [g0, g1])| {
                 g0.fill(self.counter, ti);
                 g1.fill(self.counter, ui);
@@ -317,6 +318,7 @@ impl SenderJob {
         q.par_chunks_mut(pw)
             .zip(msg.u.par_chunks(pw))
             .zip(self.cols.par_iter())
+            .with_min_len(min_len(8 * pw))
             .enumerate()
             .for_each(|(i, ((qi, ui), g))| {
                 g.fill(self.counter, qi);
@@ -339,6 +341,10 @@ impl SenderJob {
 
 /// Instances hashed per rayon task.
 const PAR_GRAIN: usize = 1 << 12;
+
+/// Word operations per extended OT (PRG expansion, transposition and hashing), for
+/// [`offload_sized`].
+const OT_WORK: usize = 16;
 
 impl SenderBlocks {
     /// Random OT: both messages `(H(q_j), H(q_j ⊕ Δ))` of every instance, truncated to 64 bits.
@@ -415,6 +421,7 @@ impl SenderBlocks {
         x.par_chunks_mut(len)
             .zip(d.par_chunks_mut(len))
             .zip(correlations.par_chunks(len))
+            .with_min_len(min_len(8 * len))
             .enumerate()
             .for_each_init(
                 || (Vec::new(), vec![0u64; len]),
@@ -489,6 +496,7 @@ impl ReceiverBlocks {
         let mut out = vec![0u64; m * len];
         out.par_chunks_mut(len)
             .zip(msg.par_chunks(len))
+            .with_min_len(min_len(8 * len))
             .enumerate()
             .for_each_init(Vec::new, |scratch, (j, (o, d))| {
                 let mut h = [self.t[j]];
@@ -583,7 +591,9 @@ where
         let u = recv_words(ch, BASE_OTS * padded_words(w)).await?;
         let job = sender.reserve(w);
         let f = each.clone();
-        let (part, msg) = offload(move || f(job.run(&ExtendMsg { u })?, at * 64)).await?;
+        let work = w * 64 * OT_WORK;
+        let (part, msg) =
+            offload_sized(work, move || f(job.run(&ExtendMsg { u })?, at * 64)).await?;
         if let Some(msg) = msg {
             send_words(ch, &msg).await?;
             ch.flush().await?;
@@ -613,7 +623,8 @@ where
     for chunk in choices.chunks(CHUNK_WORDS) {
         let job = receiver.reserve(chunk.len());
         let c = chunk.to_vec();
-        let (msg, blocks) = offload(move || job.run(&c)).await;
+        let work = chunk.len() * 64 * OT_WORK;
+        let (msg, blocks) = offload_sized(work, move || job.run(&c)).await;
         send_words(ch, &msg.u).await?;
         ch.flush().await?;
         let n = msg_words(chunk.len() * 64);
@@ -623,7 +634,7 @@ where
             Vec::new()
         };
         let f = each.clone();
-        out.extend(offload(move || f(blocks, d)).await?);
+        out.extend(offload_sized(work, move || f(blocks, d)).await?);
     }
     Ok(out)
 }
@@ -687,9 +698,10 @@ pub(crate) async fn extend_both<C: Channel>(
     let words = choices.len();
     let rjob = pair.receiver.reserve(words);
     let sjob = pair.sender.reserve(words);
-    let (msg, rblocks) = offload(move || rjob.run(&choices)).await;
+    let work = words * 64 * OT_WORK;
+    let (msg, rblocks) = offload_sized(work, move || rjob.run(&choices)).await;
     let peer_u = exchange_words(ch, &msg.u).await?;
-    let sblocks = offload(move || sjob.run(&ExtendMsg { u: peer_u })).await?;
+    let sblocks = offload_sized(work, move || sjob.run(&ExtendMsg { u: peer_u })).await?;
     Ok((rblocks, sblocks))
 }
 
