@@ -99,6 +99,11 @@ pub struct AccuracySpec {
     /// Fine-tuning epochs of each pruned model.
     #[serde(default = "default_pruning_epochs")]
     pub pruning_epochs: usize,
+    /// Serve under the parameters `hegcn::choose_params` tailors to the model (the smallest
+    /// ring for its slots and depth, exactly its levels, the smallest keys: what `party serve`
+    /// uses by default) instead of the smallest named preset that holds its depth.
+    #[serde(default)]
+    pub tailored_params: bool,
 }
 
 /// One sample through the party's inference service (`experiments::cryptogcn::single`).

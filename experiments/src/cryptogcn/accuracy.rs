@@ -34,7 +34,7 @@ pub(crate) struct AccuracyFigures {
     pub(crate) activation: ActivationKind,
     /// `(C, T, V, M)` of a clip.
     pub(crate) shape: [usize; 4],
-    pub(crate) preset: &'static str,
+    pub(crate) preset: String,
     pub(crate) depth: usize,
     /// The test set, for the report.
     pub(crate) data_desc: String,
@@ -291,8 +291,13 @@ pub(crate) fn measure(
         acc.samples.min(test.len())
     };
     let data = test.data_f64();
-    let (preset, plan) = choose_preset(&folded, Packing::Ama)?;
-    let params = preset.build()?;
+    let (preset, params, plan) = if acc.tailored_params {
+        let c = hegcn::choose_params(&folded, Packing::Ama)?;
+        (c.spec.name(), c.params, c.plan)
+    } else {
+        let (p, plan) = choose_preset(&folded, Packing::Ama)?;
+        (p.name.to_string(), p.build()?, plan)
+    };
     let per_ct = clips_per_pass(acc, HeStgcn::max_clips(&folded, params.slots()), n);
     let he = HeStgcn::compile_batched(&folded, Packing::Ama, &params, per_ct)?;
     he.set_plaintext_cache_budget(cache_mib << 20);
@@ -337,7 +342,7 @@ pub(crate) fn measure(
             folded.num_nodes,
             folded.num_persons,
         ],
-        preset: preset.name,
+        preset,
         depth: plan.depth,
         data_desc: inputs.data_desc.clone(),
         samples: n,

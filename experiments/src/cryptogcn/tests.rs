@@ -284,7 +284,7 @@ fn accuracy_renders_from_typed_figures() {
         width_divisor: 16,
         activation: stgcn::ActivationKind::Poly,
         shape: [2, 1, 25, 1],
-        preset: "N15_L17_S40_128BIT",
+        preset: "N15_L17_S40_128BIT".into(),
         depth: 8,
         data_desc: "BodyPose".into(),
         samples: 4,

@@ -1,7 +1,8 @@
 //! Serving the secure-trained model under CKKS: the owner's reconstructed model, BN-folded,
 //! evaluated on encrypted test clips in this process through the `cryptogcn` task's path (AMA
-//! packing, the 128-bit preset the level planner picks, many clips per pass), the decrypted
-//! logits compared with the plaintext evaluation of the same weights.
+//! packing, many clips per pass, under the 128-bit parameters `hegcn::choose_params` tailors to
+//! the model, as `party serve` does by default), the decrypted logits compared with the
+//! plaintext evaluation of the same weights.
 //!
 //! Security model: a semi-honest serving party; the client's key never leaves the client
 //! (here: the same process, for measurement).
@@ -33,6 +34,7 @@ pub(super) fn serve(
         dataset: AccuracyData::Mocap15,
         stage_errors: false,
         pruning_epochs: 0,
+        tailored_params: true,
     };
     let inputs = AccuracyInputs {
         model: model.clone(),
