@@ -40,17 +40,6 @@ fn cancer_files(
     (p, xte, te.labels().unwrap(), full)
 }
 
-fn accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> f64 {
-    let s = ml::models::linreg::predict(w, x).unwrap();
-    let ok = s
-        .column(0)
-        .iter()
-        .zip(y)
-        .filter(|(v, &t)| usize::from(**v >= 0.0) == t)
-        .count();
-    100.0 * ok as f64 / y.len() as f64
-}
-
 /// Slow (secure training between two processes): upload, train with OT triples and an intercept
 /// (`party train`'s default), reveal as a `dyad-model/1` file and as CSV; the revealed model's
 /// accuracy matches the plaintext twin's (on the data with its ones column) within 1 pp.
@@ -149,7 +138,10 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     )
     .await
     .unwrap();
-    let (a, b) = (accuracy(&w, &xte, &yte), accuracy(&w_plain, &xte, &yte));
+    let (a, b) = (
+        sign_accuracy(&w, &xte, &yte),
+        sign_accuracy(&w_plain, &xte, &yte),
+    );
     eprintln!("test accuracy: secure {a:.2}%, plaintext twin {b:.2}%");
     assert!((a - b).abs() <= 1.0, "secure {a}% vs plaintext {b}%");
     assert!(a > 90.0, "secure accuracy {a}%");

@@ -121,17 +121,6 @@ fn upload_both(c: &Cluster, dir: &Path, full: &Array2<f64>) -> PathBuf {
     secret
 }
 
-fn accuracy(w: &Array2<f64>, x: &Array2<f64>, y: &[usize]) -> f64 {
-    let s = ml::models::linreg::predict(w, x).unwrap();
-    let ok = s
-        .column(0)
-        .iter()
-        .zip(y)
-        .filter(|(v, &t)| usize::from(**v >= 0.0) == t)
-        .count();
-    100.0 * ok as f64 / y.len() as f64
-}
-
 /// Slow-ish (a secure logistic regression between two processes, as `e2e.rs`'s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_owners_columns_join_and_train_within_one_point_of_the_twin() {
@@ -258,7 +247,10 @@ async fn two_owners_columns_join_and_train_within_one_point_of_the_twin() {
     )
     .await
     .unwrap();
-    let (a, b) = (accuracy(&w, &xte, &yte), accuracy(&w_plain, &xte, &yte));
+    let (a, b) = (
+        sign_accuracy(&w, &xte, &yte),
+        sign_accuracy(&w_plain, &xte, &yte),
+    );
     eprintln!("joined table: secure {a:.2}%, plaintext twin {b:.2}%");
     assert!((a - b).abs() <= 1.0, "secure {a}% vs plaintext {b}%");
     assert!(a > 90.0, "secure accuracy {a}%");

@@ -423,6 +423,19 @@ impl Cluster {
 }
 
 /// Asserts two matrices agree to within one fixed-point unit (16 fractional bits).
+/// Accuracy (%) of the linear classifier `w` on `x` against labels `y`: class 1 where the score
+/// `x·w` (with `ml::models::linreg::predict`, so `w` may carry an intercept row) is ≥ 0.
+pub fn sign_accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> f64 {
+    let s = ml::models::linreg::predict(w, x).unwrap();
+    let ok = s
+        .column(0)
+        .iter()
+        .zip(y)
+        .filter(|(v, &t)| usize::from(**v >= 0.0) == t)
+        .count();
+    100.0 * ok as f64 / y.len() as f64
+}
+
 pub fn assert_close(a: &ndarray::Array2<f64>, b: &ndarray::Array2<f64>) {
     assert_eq!(a.dim(), b.dim());
     let worst = a
