@@ -143,17 +143,6 @@ fn cancer() -> (Array2<f64>, Array2<f64>, Vec<usize>) {
     )
 }
 
-fn accuracy(w: &Array2<f64>, x: &Array2<f64>, y: &[usize]) -> f64 {
-    let s = x.dot(w);
-    let ok = s
-        .column(0)
-        .iter()
-        .zip(y)
-        .filter(|(v, &t)| usize::from(**v >= 0.0) == t)
-        .count();
-    100.0 * ok as f64 / y.len() as f64
-}
-
 /// Horizontal partitioning: alice uploads the first 200 rows and grants bob append rights; dave
 /// (not granted) is refused, a part of another shape is refused with both shapes named; bob
 /// appends the other rows; the version on both parties is the concatenation; bob can
@@ -307,7 +296,10 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
     )
     .await
     .unwrap();
-    let (a, b) = (accuracy(&w, &xte, &yte), accuracy(&w_plain, &xte, &yte));
+    let (a, b) = (
+        sign_accuracy(&w, &xte, &yte),
+        sign_accuracy(&w_plain, &xte, &yte),
+    );
     let dw = w
         .iter()
         .zip(&w_plain)
