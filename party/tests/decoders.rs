@@ -7,7 +7,7 @@ use party::fuzzing;
 use party::proto::{
     decode, ClientHello, ClientRequest, Credential, DatasetRef, EntryId, EntryInfo, ErrorCode,
     JobSpec, JobStats, JoinSpec, ModelKind, PeerReply, PeerRequest, PeerState, Reply, RowKeys,
-    ShareForm, TensorMeta, TripleKind, UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
+    ShareForm, StatsShares, TensorMeta, TripleKind, UploadHeader, UploadOptions, MAX_CONTROL_FRAME,
 };
 use proptest::prelude::*;
 use serde::{de::DeserializeOwned, Serialize};
@@ -58,13 +58,27 @@ fn options() -> impl Strategy<Value = UploadOptions> {
             (any::<[u8; 32]>(), any::<bool>())
                 .prop_map(|(digest, labelled)| RowKeys { digest, labelled }),
         ),
+        proptest::option::of(stats_shares()),
     )
-        .prop_map(|(appenders, append_to, tensor, keys)| UploadOptions {
-            appenders,
-            append_to,
-            tensor,
-            keys,
-        })
+        .prop_map(
+            |(appenders, append_to, tensor, keys, standardized)| UploadOptions {
+                appenders,
+                append_to,
+                tensor,
+                keys,
+                standardized,
+            },
+        )
+}
+
+fn stats_shares() -> impl Strategy<Value = StatsShares> {
+    let words = || proptest::collection::vec(any::<u64>(), 0..4);
+    (any::<bool>(), words(), words(), words()).prop_map(|(label, mean, inv_sd, sd)| StatsShares {
+        label,
+        mean,
+        inv_sd,
+        sd,
+    })
 }
 
 fn join_spec() -> impl Strategy<Value = JoinSpec> {
@@ -221,9 +235,10 @@ fn peer_request() -> impl Strategy<Value = PeerRequest> {
             text(),
             text(),
             any::<(u64, u64)>(),
-            proptest::option::of(tensor_meta())
+            proptest::option::of(tensor_meta()),
+            proptest::option::of(proptest::collection::vec(any::<u64>(), 0..4))
         )
-            .prop_map(|(id, owner, name, (rows, cols), tensor)| {
+            .prop_map(|(id, owner, name, (rows, cols), tensor, standardized)| {
                 PeerRequest::Vote {
                     id,
                     owner,
@@ -231,6 +246,7 @@ fn peer_request() -> impl Strategy<Value = PeerRequest> {
                     rows,
                     cols,
                     tensor,
+                    standardized,
                 }
             }),
         id().prop_map(|id| PeerRequest::Commit { id }),

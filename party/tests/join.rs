@@ -1,9 +1,11 @@
 //! Vertical partitioning end to end with real `party serve` processes: a bank (alice) and an
 //! insurer (bob) upload different columns of the same customers with a row key; both consent to
 //! the join; the joined table reconstructs to the plaintext join and a logistic regression on it
-//! lands within 1 pp of the plaintext twin's test accuracy. Refusals: a join one owner did not
-//! consent to, a third client's consent, a replayed start, and key lists that disagree (the
-//! refusal names the first differing row, not the key).
+//! lands within 1 pp of the plaintext twin's test accuracy. Consents survive a restart of both
+//! parties (the bank proposes, both restart, the insurer confirms), and a spent one stays spent
+//! across another restart. Refusals: a join one owner did not consent to, a third client's
+//! consent, a replayed start, and key lists that disagree (the refusal names the first
+//! differing row, not the key).
 
 mod support;
 
@@ -42,6 +44,15 @@ fn write_keyed(path: &Path, key: &str, cols: &Array2<f64>, order: &[usize]) {
         out.push('\n');
     }
     std::fs::write(path, out).unwrap();
+}
+
+/// Kills both parties (SIGKILL) and starts them again; their `links`-th peer link.
+fn restart(c: &mut Cluster, links: usize) {
+    c.kill9(0);
+    c.kill9(1);
+    c.start(0);
+    c.start(1);
+    c.wait_linked(links);
 }
 
 fn party_cmd(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
@@ -125,7 +136,7 @@ fn upload_both(c: &Cluster, dir: &Path, full: &Array2<f64>) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_owners_columns_join_and_train_within_one_point_of_the_twin() {
     let tmp = tempfile::tempdir().unwrap();
-    let c = Cluster::new(tmp.path(), 60, 10_000_000);
+    let mut c = Cluster::new(tmp.path(), 60, 10_000_000);
     let (full, xte, yte) = cancer();
     upload_both(&c, tmp.path(), &full);
 
@@ -165,13 +176,18 @@ async fn two_owners_columns_join_and_train_within_one_point_of_the_twin() {
     assert!(e.contains("differ first at row 5 (0-based)"), "{e}");
     assert!(!e.contains("C-0005") && !e.contains("C-0006"), "{e}");
 
-    // Both consent to j1: joined, owned by alice; a replayed start finds nothing to run.
+    // The bank's consent to j1 survives a restart of both parties: the insurer's confirmation
+    // afterwards runs the join.
+    restart(&mut c, 2);
+    // Both consent to j1: joined, owned by alice; a replayed start finds nothing to run, even
+    // after another restart.
     let out = ok(party_cmd(
         &c,
         BOB,
         &[&["join-confirm", "--join", j1][..], &TERMS].concat(),
     ));
     assert_eq!(out.trim(), j1);
+    restart(&mut c, 3);
     let e = refused(party_cmd(
         &c,
         BOB,

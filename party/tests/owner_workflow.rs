@@ -9,6 +9,7 @@ mod support;
 use ndarray::{concatenate, s, Array2, Axis};
 use party::linear_model::LinearModel;
 use rand::{Rng, SeedableRng};
+use std::path::Path;
 use std::process::Command;
 use support::*;
 
@@ -54,6 +55,100 @@ fn mse(p: &[f64], t: &Array2<f64>) -> f64 {
         .map(|(a, b)| (a - b).powi(2))
         .sum::<f64>()
         / p.len() as f64
+}
+
+/// `party train` of a linear regression with intercept on `dataset` (8 epochs, batch 32,
+/// learning rate 0.5, seed 4, OT triples), revealed to `out`; returns the job id.
+fn train_linreg(c: &Cluster, dataset: &str, out: &Path) -> String {
+    let train_args = [
+        "train",
+        "--dataset",
+        dataset,
+        "--model",
+        "linreg",
+        "--epochs",
+        "8",
+        "--batch",
+        "32",
+        "--lr",
+        "0.5",
+        "--seed",
+        "4",
+        "--triples",
+        "ot",
+        "--reveal",
+    ];
+    let out = run_ok(
+        Command::new(PARTY)
+            .args(train_args)
+            .arg(out)
+            .args(c.conn_args(ALICE)),
+    );
+    out.lines()
+        .find_map(|l| l.strip_prefix("job ")?.split_whitespace().next())
+        .expect("the job id")
+        .to_string()
+}
+
+/// The in-process twin's test MSE: the same training on `train` standardized (plaintext) with
+/// `st`, the same schedule, predictions mapped back to the original units.
+async fn twin_mse(train: &Array2<f64>, test: &Array2<f64>, st: &(Vec<f64>, Vec<f64>)) -> f64 {
+    let row = |v: &Vec<f64>| Array2::from_shape_vec((1, 4), v.clone()).unwrap();
+    let z = (train - &row(&st.0)) / &row(&st.1);
+    let xi = ml::models::bias::append_ones_plain(&z.slice(s![.., ..3]).to_owned());
+    let zy = z.slice(s![.., 3..]).to_owned();
+    let sched = ml::Schedule::shuffled(train.nrows(), 32, 8, 4).unwrap();
+    let hyper = ml::models::linreg::LinRegHyper::new(0.5, 32).unwrap();
+    let p = &mut ml::backend::Plain::new();
+    let twin =
+        ml::models::linreg::train(p, &xi, &zy, Array2::zeros((4, 1)), &sched, &hyper, &|_| {});
+    let twin = twin.await.unwrap();
+    let x_test = test.slice(s![.., ..3]).to_owned();
+    mse(&predict(&twin, st, &x_test), test)
+}
+
+/// `party evaluate`'s MSE of model `job` on `dataset`.
+fn evaluate_mse(c: &Cluster, job: &str, dataset: &str) -> f64 {
+    let ev = run_ok(
+        Command::new(PARTY)
+            .args(["evaluate", "--model", job, "--dataset", dataset])
+            .args(c.conn_args(ALICE)),
+    );
+    ev.split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no MSE in {ev:?}"))
+}
+
+/// The largest gap between `party predict`'s predictions of model `job` on the raw
+/// `reg-test` (written to `csv`) and the revealed `model` applied to `test`'s rows with the
+/// statistics `st`.
+fn predictions_gap(
+    c: &Cluster,
+    job: &str,
+    csv: &str,
+    model: &LinearModel,
+    st: &(Vec<f64>, Vec<f64>),
+    test: &Array2<f64>,
+) -> f64 {
+    let args = [
+        "predict",
+        "--model",
+        job,
+        "--dataset",
+        "reg-test",
+        "--out",
+        csv,
+    ];
+    run_ok(Command::new(PARTY).args(args).args(c.conn_args(ALICE)));
+    let preds = datasets::csv::read_csv(Path::new(csv)).unwrap().data;
+    assert_eq!(preds.dim(), (test.nrows(), 1));
+    let mine = predict(&model.weights[0], st, &test.slice(s![.., ..3]).to_owned());
+    preds
+        .iter()
+        .zip(&mine)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max)
 }
 
 fn party(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
@@ -115,62 +210,12 @@ async fn standardize_train_evaluate_predict() {
     }
 
     let model_json = tmp.path().join("model.json");
-    let train_args = [
-        "train",
-        "--dataset",
-        "reg",
-        "--model",
-        "linreg",
-        "--epochs",
-        "8",
-        "--batch",
-        "32",
-        "--lr",
-        "0.5",
-        "--seed",
-        "4",
-        "--triples",
-        "ot",
-        "--reveal",
-    ];
-    let out = run_ok(
-        Command::new(PARTY)
-            .args(train_args)
-            .arg(&model_json)
-            .args(c.conn_args(ALICE)),
-    );
-    let job = out
-        .lines()
-        .find_map(|l| l.strip_prefix("job ")?.split_whitespace().next())
-        .expect("the job id")
-        .to_string();
+    let job = train_linreg(&c, "reg", &model_json);
     let model = LinearModel::read(&model_json).unwrap();
     assert!(model.meta.intercept);
 
-    // The twin: the same standardization (plaintext), the same schedule.
-    let z = (&train - &Array2::from_shape_vec((1, 4), want.0.clone()).unwrap())
-        / &Array2::from_shape_vec((1, 4), want.1.clone()).unwrap();
-    let xi = ml::models::bias::append_ones_plain(&z.slice(s![.., ..3]).to_owned());
-    let zy = z.slice(s![.., 3..]).to_owned();
-    let sched = ml::Schedule::shuffled(200, 32, 8, 4).unwrap();
-    let hyper = ml::models::linreg::LinRegHyper::new(0.5, 32).unwrap();
-    let p = &mut ml::backend::Plain::new();
-    let twin =
-        ml::models::linreg::train(p, &xi, &zy, Array2::zeros((4, 1)), &sched, &hyper, &|_| {});
-    let twin = twin.await.unwrap();
-    let x_test = test.slice(s![.., ..3]).to_owned();
-    let twin_mse = mse(&predict(&twin, &want, &x_test), &test);
-
-    let ev = run_ok(
-        Command::new(PARTY)
-            .args(["evaluate", "--model", &job, "--dataset", "reg-test"])
-            .args(c.conn_args(ALICE)),
-    );
-    let job_mse: f64 = ev
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no MSE in {ev:?}"));
+    let twin_mse = twin_mse(&train, &test, &want).await;
+    let job_mse = evaluate_mse(&c, &job, "reg-test");
     eprintln!("test MSE: job {job_mse:.5}, twin {twin_mse:.5}");
     assert!(
         ((job_mse - twin_mse) / twin_mse).abs() < 0.01,
@@ -180,31 +225,8 @@ async fn standardize_train_evaluate_predict() {
 
     let pred_csv = tmp.path().join("p.csv");
     let pc = pred_csv.to_str().unwrap();
-    run_ok(
-        Command::new(PARTY)
-            .args([
-                "predict",
-                "--model",
-                &job,
-                "--dataset",
-                "reg-test",
-                "--out",
-                pc,
-            ])
-            .args(c.conn_args(ALICE)),
-    );
-    let preds = datasets::csv::read_csv(&pred_csv).unwrap().data;
-    assert_eq!(preds.dim(), (100, 1));
-    let mine = predict(
-        &model.weights[0],
-        &(got.data.row(0).to_vec(), got.data.row(1).to_vec()),
-        &x_test,
-    );
-    let d = preds
-        .iter()
-        .zip(&mine)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
+    let revealed = (got.data.row(0).to_vec(), got.data.row(1).to_vec());
+    let d = predictions_gap(&c, &job, pc, &model, &revealed, &test);
     eprintln!("max |predict − revealed model| = {d:.2e}");
     assert!(
         d < 0.02,
@@ -258,5 +280,65 @@ async fn standardize_train_evaluate_predict() {
             &["train", "--dataset", "reg", "--model", "logreg"],
         ),
         "label standardized",
+    );
+}
+
+/// `share-upload --standardize --standardize-label`: the owner standardizes the training table
+/// itself (population statistics, as the twin's); the parties keep the statistics as shares with
+/// the dataset, so training, evaluation on a raw test set and prediction run as after
+/// `party standardize`. Tolerances as above. Refusals: appending to such a dataset, a constant
+/// column (named with the file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locally_standardized_upload_trains_evaluates_and_predicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = Cluster::new(tmp.path(), 60, 10_000_000);
+    let (train, test) = (table(200, 1), table(100, 2));
+    let (csv, test_csv) = (tmp.path().join("reg.csv"), tmp.path().join("reg-test.csv"));
+    datasets::csv::write_csv(&csv, None, &train).unwrap();
+    datasets::csv::write_csv(&test_csv, None, &test).unwrap();
+    let local = ["--name", "reg", "--standardize", "--standardize-label"];
+    let id = upload_ok(c.upload(ALICE, &local, &csv));
+    upload_ok(c.upload(ALICE, &["--name", "reg-test"], &test_csv));
+    for p in 0..2 {
+        let m = c.manifests(p);
+        let st = m.iter().find(|m| m.name == "reg").unwrap();
+        let st = st
+            .standardization
+            .as_ref()
+            .expect("stored with the dataset");
+        assert_eq!(st.origin.to_string(), id);
+        assert!(st.revealed && st.label);
+        assert_eq!(st.columns, vec![0, 1, 2, 3]);
+    }
+    let e = upload_err(c.upload(ALICE, &["--append-to", "alice/reg"], &test_csv));
+    assert!(e.contains("is standardized"), "{e}");
+
+    let model_json = tmp.path().join("model.json");
+    let job = train_linreg(&c, "reg", &model_json);
+    let model = LinearModel::read(&model_json).unwrap();
+    let want = stats(&train);
+    let twin_mse = twin_mse(&train, &test, &want).await;
+    let job_mse = evaluate_mse(&c, &job, "reg-test");
+    eprintln!("locally standardized: test MSE job {job_mse:.5}, twin {twin_mse:.5}");
+    assert!(
+        ((job_mse - twin_mse) / twin_mse).abs() < 0.01,
+        "{job_mse} vs {twin_mse}"
+    );
+    let pc = tmp.path().join("p.csv");
+    let d = predictions_gap(&c, &job, pc.to_str().unwrap(), &model, &want, &test);
+    eprintln!("max |predict − revealed model| = {d:.2e}");
+    assert!(
+        d < 0.02,
+        "predictions differ from the revealed model's by {d}"
+    );
+
+    let mut flat = test.clone();
+    flat.column_mut(1).fill(7.5);
+    let flat_csv = tmp.path().join("flat.csv");
+    datasets::csv::write_csv(&flat_csv, None, &flat).unwrap();
+    let e = upload_err(c.upload(ALICE, &["--name", "flat", "--standardize"], &flat_csv));
+    assert!(
+        e.contains("flat.csv: column 1 (0-based) is constant (7.5)"),
+        "{e}"
     );
 }

@@ -394,8 +394,7 @@ async fn oversized_seed_upload_is_refused() {
             owner: "alice".into(),
             name: "base".into(),
         }),
-        tensor: None,
-        keys: None,
+        ..Default::default()
     };
     let mut p0 = c.client(0, ALICE).await.unwrap();
     for (rows, want) in [(1u64 << 33, &big), (1 << 62, &overflow)] {

@@ -6,6 +6,7 @@
 //!     [--allow-append bob,carol] data.csv
 //! share-upload ... --append-to alice/cancer part2.npy          # rows appended by a granted client
 //! share-upload ... --name mnist --labels train-labels-idx1-ubyte.gz train-images-idx3-ubyte.gz
+//! share-upload ... --name houses --standardize [--standardize-label] houses.csv  # z-scored here
 //! share-upload ... --name moves --graph mocap15 --labels moves-train-labels.npy \
 //!     [--class-names walk,run,...] moves-train.npy                # skeleton clips (N, C, T, V, M)
 //! ```
@@ -30,6 +31,15 @@
 //! (known graph with `V` nodes, dimensions within their limits). `experiment export` writes such
 //! files for the bundled Mocap-15 and BodyPose sets.
 //!
+//! `--standardize` (a single owner who may see its own table's statistics): the features, and
+//! with `--standardize-label` a regression target, are standardized here with the column means
+//! and population standard deviations (`party::input::standardize`; a constant column is
+//! refused); each party receives its shares of the statistics with the upload and keeps them
+//! with the dataset exactly as `party standardize` does on shares (the upload's id names the
+//! standardization), so `party train`, `evaluate`, `predict` and `reveal` treat both alike.
+//! Such a dataset takes no appends (raw rows after standardized ones would mix units): owners
+//! who append rows upload raw data and run `party standardize` after the last append.
+//!
 //! Horizontal partitioning: the owner names the clients allowed to append rows
 //! (`--allow-append`); such a client appends with `--append-to OWNER/NAME`. The rows must have
 //! the dataset's columns, label column and fractional bits. The result is a new version of the
@@ -50,7 +60,7 @@ use clap::Parser;
 use party::client::Client;
 use party::input::{Format, InputSpec};
 use party::proto::{
-    ClientRequest, DatasetRef, EntryId, Reply, ShareForm, UploadHeader, UploadOptions,
+    ClientRequest, DatasetRef, EntryId, Reply, ShareForm, StatsShares, UploadHeader, UploadOptions,
 };
 use party::store::{matrix_bytes, sha256};
 use party::transport::{Identity, PeerCert};
@@ -130,8 +140,43 @@ struct Cli {
     /// the join uploads the label).
     #[arg(long, requires = "key_column", conflicts_with_all = ["label_column", "positive"])]
     no_label: bool,
+    /// Standardize the table here before sharing it: every feature column to mean 0 and
+    /// population standard deviation 1; the parties keep your statistics with the dataset as
+    /// shares, as `party standardize` does on shares. A table of its own: no appends.
+    #[arg(long, conflicts_with_all = ["append_to", "allow_append", "key_column", "graph"])]
+    standardize: bool,
+    /// With --standardize: standardize the label column too (a regression target).
+    #[arg(long, requires = "standardize")]
+    standardize_label: bool,
     /// The data file (gzip allowed).
     file: PathBuf,
+}
+
+/// P0's and P1's shares of the statistics `st` (fixed point, a fresh OS-seeded split each).
+fn stats_shares(
+    fp: &mpc::FixedPoint,
+    st: &party::input::standardize::LocalStats,
+) -> Result<[StatsShares; 2]> {
+    let mut rng = mpc::share::os_rng();
+    let mut words: [Vec<Vec<u64>>; 2] = [Vec::new(), Vec::new()];
+    for (row, what) in st.rows().iter().zip(["means", "1/sd", "deviations"]) {
+        let enc = fp
+            .encode_matrix(&row.view())
+            .with_context(|| format!("the {what}"))?;
+        let shares = mpc::share::share(&enc.view(), &mut rng);
+        for (w, s) in words.iter_mut().zip(shares) {
+            w.push(s.view().iter().copied().collect());
+        }
+    }
+    Ok(words.map(|w| {
+        let [mean, inv_sd, sd]: [Vec<u64>; 3] = w.try_into().expect("three statistics");
+        StatsShares {
+            label: st.label,
+            mean,
+            inv_sd,
+            sd,
+        }
+    }))
 }
 
 /// `--frac-bits`, validated where it is read.
@@ -172,7 +217,7 @@ async fn main() -> Result<()> {
         graph: cli.graph.clone(),
         class_names: cli.class_names.clone(),
     };
-    let (table, keys) = match (&cli.key_column, &cli.key_secret) {
+    let (mut table, keys) = match (&cli.key_column, &cli.key_secret) {
         (Some(kc), Some(ks)) => {
             let secret = party::rowkeys::KeySecret::load(ks)?;
             let (t, keys) = party::input::keyed::read_keyed(&spec, kc, !cli.no_label)?;
@@ -185,11 +230,25 @@ async fn main() -> Result<()> {
         }
         _ => (party::input::read(&spec)?, None),
     };
+    let fp = mpc::FixedPoint::new(cli.frac_bits);
+    let standardized = if cli.standardize {
+        let st = party::input::standardize::standardize(&mut table, cli.standardize_label)?;
+        eprintln!(
+            "standardized {} columns of {} here (population statistics)",
+            st.columns.len(),
+            cli.file.display()
+        );
+        Some(
+            stats_shares(&fp, &st)
+                .with_context(|| format!("encoding the statistics of {}", cli.file.display()))?,
+        )
+    } else {
+        None
+    };
     table.check_range(cli.frac_bits)?;
     let (rows, cols) = table.data.dim();
     let label = table.label_column;
     let tensor = table.tensor.clone();
-    let fp = mpc::FixedPoint::new(cli.frac_bits);
     let enc = fp
         .encode_matrix(&table.data.view())
         .with_context(|| format!("encoding {}", cli.file.display()))?;
@@ -216,6 +275,14 @@ async fn main() -> Result<()> {
         append_to,
         tensor,
         keys: keys.as_ref().map(|(_, rk)| rk.clone()),
+        standardized: None,
+    };
+    let [o0, o1] = match standardized {
+        Some([s0, s1]) => [(s0, &options), (s1, &options)].map(|(s, o)| UploadOptions {
+            standardized: Some(s),
+            ..o.clone()
+        }),
+        None => [options.clone(), options],
     };
     let tags: &[u8] = keys.as_ref().map_or(&[], |(t, _)| t);
     let me = match &cli.cert_dir {
@@ -262,7 +329,7 @@ async fn main() -> Result<()> {
     let (r1, r0) = tokio::join!(
         c1.upload_keyed(
             header(ShareForm::Matrix, &m1),
-            options.clone(),
+            o1,
             &m1,
             tags,
             &f1,
@@ -270,7 +337,7 @@ async fn main() -> Result<()> {
         ),
         c0.upload_keyed(
             header(ShareForm::Seed, &seed_bytes),
-            options,
+            o0,
             &seed_bytes,
             tags,
             &f0,

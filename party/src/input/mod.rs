@@ -16,6 +16,7 @@
 
 pub mod keyed;
 pub mod skeleton;
+pub mod standardize;
 
 use datasets::DatasetError;
 use ndarray::{Array2, Axis};
@@ -121,6 +122,14 @@ pub enum InputError {
         rows: usize,
         /// Columns.
         cols: usize,
+    },
+    /// A table `--standardize` cannot standardize (a constant column, too few rows, clips).
+    #[error("{file}: {reason}")]
+    Standardize {
+        /// The file.
+        file: String,
+        /// What is wrong, with the column and value.
+        reason: String,
     },
     /// The row keys of a keyed upload: a missing key column, an empty or repeated key.
     #[error("{file}: {reason}")]

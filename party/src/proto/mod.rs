@@ -164,6 +164,26 @@ pub struct UploadOptions {
     /// Vertical partitioning: the rows' key tags follow the share bytes ([`RowKeys`]).
     #[serde(default)]
     pub keys: Option<RowKeys>,
+    /// `share-upload --standardize`: the owner standardized the table before sharing it; this
+    /// party's shares of the statistics (a new table of its own: no append, no append rights,
+    /// no keys, no skeleton tensor).
+    #[serde(default)]
+    pub standardized: Option<StatsShares>,
+}
+
+/// One party's shares of the statistics of a table its owner standardized before uploading
+/// (`share-upload --standardize`): the columns are the table's, ascending, the label column
+/// among them only when `label`; each list has one fixed-point word per column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsShares {
+    /// Whether the label column (a regression target) was standardized too.
+    pub label: bool,
+    /// Shares of the column means.
+    pub mean: Vec<u64>,
+    /// Shares of `1/sd`.
+    pub inv_sd: Vec<u64>,
+    /// Shares of the population standard deviations.
+    pub sd: Vec<u64>,
 }
 
 /// The tensor behind a skeleton dataset's rows: row `n` holds clip `n` of an `(N, C, T, V, M)`
@@ -651,6 +671,10 @@ pub enum PeerRequest {
         /// The skeleton tensor of P0's half (P1's must be the same).
         #[serde(default)]
         tensor: Option<TensorMeta>,
+        /// The standardized columns of P0's half when its owner standardized it before
+        /// uploading (P1's must be the same).
+        #[serde(default)]
+        standardized: Option<Vec<u64>>,
     },
     /// Phase 2: commit (idempotent).
     Commit {

@@ -56,7 +56,7 @@ proptest! {
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
-        let p = PeerRequest::Vote { id: EntryId([7; 16]), owner: name.clone(), name, rows, cols: 3, tensor: None };
+        let p = PeerRequest::Vote { id: EntryId([7; 16]), owner: name.clone(), name, rows, cols: 3, tensor: None, standardized: Some(vec![0, 2]) };
         let b = mpc::net::encode_message(&p).unwrap();
         prop_assert_eq!(decode::<PeerRequest>(&b, MAX_CONTROL_FRAME).unwrap(), p);
     }

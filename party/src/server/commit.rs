@@ -120,6 +120,7 @@ impl Server {
                 rows: m.rows,
                 cols: m.cols,
                 tensor: m.tensor.clone(),
+                standardized: m.standardization.as_ref().map(|s| s.columns.clone()),
             })
             .await;
         if !matches!(vote, Ok(PeerReply::Vote(true))) {

@@ -143,7 +143,7 @@ impl Server {
         };
         let srv = Arc::new(Self {
             grants: deploy::Grants::new(cfg.role, deploy::GRANT_TTL),
-            joins: Default::default(),
+            joins: join::consent::Consents::open(&cfg.data_dir, join::consent::CONSENT_TTL)?,
             infer,
             feeds: Arc::default(),
             timeout,

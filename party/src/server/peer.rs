@@ -269,6 +269,7 @@ impl Server {
                 rows,
                 cols,
                 tensor,
+                standardized,
             } => {
                 let ok = self.store.get(&id).is_ok_and(|m| {
                     m.state == State::Prepared
@@ -277,6 +278,7 @@ impl Server {
                         && m.rows == rows
                         && m.cols == cols
                         && m.tensor == tensor
+                        && m.standardization.as_ref().map(|s| &s.columns) == standardized.as_ref()
                         && m.supersedes
                             .is_none_or(|base| self.is_current_version(&m, base))
                 });

@@ -20,6 +20,9 @@ struct Incoming {
     base: Option<Manifest>,
     /// Vertical partitioning: the row key tags that follow the share.
     keys: Option<crate::proto::RowKeys>,
+    /// A table its owner standardized before uploading it, with this party's shares of the
+    /// statistics.
+    standardization: Option<store::Standardization>,
 }
 
 /// What a connection does after an upload request.
@@ -94,6 +97,7 @@ impl Server {
                 "at most 64 appenders, names of 1 to 128 bytes".into(),
             ));
         }
+        let standardization = check_standardized(&h, o)?;
         let Some(to) = &o.append_to else {
             return Ok(Incoming {
                 header: h,
@@ -102,6 +106,7 @@ impl Server {
                 tensor: o.tensor.clone(),
                 base: None,
                 keys: o.keys.clone(),
+                standardization,
             });
         };
         if !o.appenders.is_empty() {
@@ -127,6 +132,7 @@ impl Server {
             tensor: None,
             base: Some(base),
             keys: None,
+            standardization: None,
         })
     }
 
@@ -334,6 +340,35 @@ impl Server {
     }
 }
 
+/// The standardization of a table its owner standardized before uploading it (the upload's id
+/// is its origin): a new table of its own, since appended rows would mix units (an append to a
+/// standardized dataset is refused too, [`Server::append_base`]) and the join of keyed uploads
+/// does not carry statistics.
+fn check_standardized(
+    h: &UploadHeader,
+    o: &UploadOptions,
+) -> Result<Option<store::Standardization>> {
+    let Some(s) = &o.standardized else {
+        return Ok(None);
+    };
+    if o.append_to.is_some() || !o.appenders.is_empty() || o.keys.is_some() || o.tensor.is_some() {
+        return Err(ServerError::BadRequest(format!(
+            "standardized upload {:?}: a table of its own (no append, append rights, row keys \
+             or skeleton tensor); standardize appended data on the parties after the last append",
+            h.name
+        )));
+    }
+    if h.rows < 2 {
+        return Err(ServerError::BadRequest(format!(
+            "standardized upload {:?}: {} row(s), statistics need at least 2",
+            h.name, h.rows
+        )));
+    }
+    store::Standardization::uploaded(h.id, (h.cols, h.label_column), s)
+        .map(Some)
+        .map_err(|e| ServerError::BadRequest(format!("standardized upload {:?}: {e}", h.name)))
+}
+
 /// Columns, label column and fractional bits of rows appended to `base` must be its own.
 fn check_same_layout(h: &UploadHeader, base: &Manifest) -> Result<()> {
     if (h.cols, h.label_column, h.frac_bits) == (base.cols, base.label_column, base.frac_bits) {
@@ -377,7 +412,7 @@ fn prepared_manifest(inc: &Incoming, sha256: String) -> Manifest {
             tensor: inc.tensor.clone(),
             model: None,
             keys: None,
-            standardization: None,
+            standardization: inc.standardization.clone(),
         };
     };
     let mut appended = b.appended.clone();

@@ -257,13 +257,13 @@ pub struct Store {
     lock: Mutex<()>,
 }
 
-fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io { op, path, source }
 }
 
 /// Writes `bytes` to `path` atomically: temporary file, fsync, rename, directory fsync.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
         let mut f = File::create(&tmp).map_err(io("create", &tmp))?;
@@ -329,7 +329,8 @@ impl Drop for ShareWriter {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// `fsync` of a directory, so renames and removals in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("fsync directory", dir))

@@ -75,6 +75,46 @@ impl Standardization {
         }
     }
 
+    /// The record of a table its owner standardized before uploading it as `origin`
+    /// (`share-upload --standardize`; `revealed`: the owner computed the statistics): the
+    /// columns are every feature of the `cols`-column table, then its label column when
+    /// `s.label`; `s` holds this party's shares, one word per column each.
+    ///
+    /// # Errors
+    /// Share lists of another length than the columns, naming both.
+    pub fn uploaded(
+        origin: EntryId,
+        (cols, label_column): (u64, u64),
+        s: &crate::proto::StatsShares,
+    ) -> Result<Self, String> {
+        let columns: Vec<u64> = (0..cols)
+            .filter(|&c| s.label || c != label_column)
+            .collect();
+        let c = columns.len();
+        let lists = [("mean", &s.mean), ("inv_sd", &s.inv_sd), ("sd", &s.sd)];
+        if let Some((what, l)) = lists.iter().find(|(_, l)| l.len() != c) {
+            return Err(format!(
+                "standardization {what}: {} words, the {c} standardized columns need {c}",
+                l.len()
+            ));
+        }
+        let row = |v: &Vec<u64>| {
+            Share::from_ring(Array2::from_shape_vec((1, c), v.clone()).expect("one row"))
+        };
+        let stats = ColumnStats {
+            mean: row(&s.mean),
+            inv_sd: row(&s.inv_sd),
+            sd: row(&s.sd),
+        };
+        Ok(Self::new(
+            origin,
+            columns,
+            (s.label, label_column),
+            true,
+            &stats,
+        ))
+    }
+
     /// This party's shares of the statistics of the columns at positions `at` of
     /// [`Standardization::columns`].
     ///
@@ -145,5 +185,43 @@ mod tests {
         let mut bad = st.clone();
         bad.sd[1] = "xyz".into();
         assert!(bad.stats(&[0]).unwrap_err().contains("sd[1]"));
+    }
+
+    #[test]
+    fn an_uploaded_standardization_covers_the_features_and_the_label_on_request() {
+        let id = EntryId::random();
+        let mut s = crate::proto::StatsShares {
+            label: false,
+            mean: vec![1, 2],
+            inv_sd: vec![3, 4],
+            sd: vec![5, 6],
+        };
+        let st = Standardization::uploaded(id, (3, 1), &s).unwrap();
+        assert_eq!(
+            (st.columns.clone(), st.label, st.label_column),
+            (vec![0, 2], false, 1)
+        );
+        assert!(st.revealed && st.origin == id);
+        assert_eq!(
+            st.stats(&[1]).unwrap().sd.view().to_owned(),
+            ndarray::array![[6]]
+        );
+        assert_eq!(st.label_position(), None);
+        let e = Standardization::uploaded(id, (4, 3), &s).unwrap_err();
+        assert!(
+            e.contains("mean: 2 words, the 3 standardized columns need 3"),
+            "{e}"
+        );
+        s.label = true;
+        s.mean.push(7);
+        let e = Standardization::uploaded(id, (3, 1), &s).unwrap_err();
+        assert!(e.starts_with("standardization inv_sd: 2 words"), "{e}");
+        s.inv_sd.push(8);
+        s.sd.push(9);
+        let st = Standardization::uploaded(id, (3, 1), &s).unwrap();
+        assert_eq!(
+            (st.columns.clone(), st.label_position()),
+            (vec![0, 1, 2], Some(1))
+        );
     }
 }

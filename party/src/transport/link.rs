@@ -24,8 +24,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// `ModelMeta::Linear`, `ModelInfo.dense`. 3: `UploadOptions.keys` and the join messages,
 /// `ModelKind::Standardize` and `ModelKind::Evaluate`, `TripleKind::Auto`,
 /// `Reply::Progress.triples`; a client's seeded Galois and relinearization keys expand `a_j`
-/// from stream `j` of their seed (same bytes, another meaning).
-pub(crate) const VERSION: u8 = 3;
+/// from stream `j` of their seed (same bytes, another meaning). 4: `UploadOptions.standardized`,
+/// `PeerRequest::Vote.standardized`.
+pub(crate) const VERSION: u8 = 4;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).
