@@ -8,9 +8,12 @@
 //! packing; each authorization is used once. Deploying reveals the weights to the serving
 //! party (P0, P1 or both) and nothing to the owner beyond the public compile results
 //! ([`DeployedInfo`]). Revealing sends each party's share to the owner alone, who
-//! reconstructs (semi-honest, non-colluding parties).
+//! reconstructs (semi-honest, non-colluding parties); a linear model or MLP trained on
+//! standardized data is revealed only with its standardization folded in (the `Fold` job), so
+//! the owner receives a model for raw inputs and never the standardized weights.
 
 use crate::client::{refused, Client, ClientError, Result};
+use crate::linear_model::LinearModel;
 use crate::proto::{ClientRequest, DeploySpec, DeployedInfo, EntryId, ModelMeta, Reply, ServeAt};
 use ndarray::Array2;
 
@@ -39,6 +42,22 @@ fn check_roles(p0: &Client, p1: &Client) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The weights of the model trained by `job` with its standardization folded in, from the
+/// `Fold` job on the parties (each sends its shares to the owner only).
+async fn fold(p0: &mut Client, p1: &mut Client, job: EntryId) -> Result<Array2<f64>> {
+    let (_, result) = p0
+        .run_for_result(p1, &crate::client::fold_spec(job))
+        .await?;
+    match result {
+        Some(r) if r.kind == crate::client::ResultKind::Folded && r.values.ncols() == 1 => {
+            Ok(r.values)
+        }
+        other => Err(ClientError::Unexpected {
+            got: format!("the fold of model {job} returned {other:?}"),
+        }),
+    }
 }
 
 /// Deploys the ST-GCN trained by `job` as `name`, served by `serve` with `packing` (`None`:
@@ -114,23 +133,33 @@ pub async fn deploy(
 /// [`ClientError::ModelMismatch`] (shares or metadata that differ), [`ClientError::ModelFile`].
 pub async fn reveal(p0: &mut Client, p1: &mut Client, job: EntryId) -> Result<Revealed> {
     check_roles(p0, p1)?;
-    let (s0, f0, m0) = p0.model_share_meta(job).await?;
-    let (s1, f1, m1) = p1.model_share_meta(job).await?;
-    if s0.dim() != s1.dim() || f0 != f1 || m0 != m1 {
+    let a = p0.model_share_meta(job).await?;
+    let b = p1.model_share_meta(job).await?;
+    let (s0, s1, f0) = (&a.share, &b.share, a.frac_bits);
+    let same = (&a.model, &a.standardization) == (&b.model, &b.standardization);
+    if s0.dim() != s1.dim() || f0 != b.frac_bits || !same {
         return Err(ClientError::ModelMismatch {
             p0: (s0.dim().0, s0.dim().1, f0.get()),
-            p1: (s1.dim().0, s1.dim().1, f1.get()),
-            expected: "the same shape, fractional bits and model configuration".into(),
+            p1: (s1.dim().0, s1.dim().1, b.frac_bits.get()),
+            expected: "the same shape, fractional bits, model configuration and preprocessing"
+                .into(),
         });
     }
     let fp = mpc::FixedPoint::new(f0);
-    let w = fp.decode_matrix(&mpc::share::reconstruct(&s0, &s1).view());
-    match m0 {
+    let w = fp.decode_matrix(&mpc::share::reconstruct(s0, s1).view());
+    match a.model {
         None => Ok(Revealed::Weights(w)),
-        Some(ModelMeta::Linear(meta)) => {
-            let m = crate::linear_model::LinearModel::from_column(job, meta, f0.get(), w.view())?;
-            Ok(Revealed::Linear(Box::new(m), w))
-        }
+        Some(ModelMeta::Linear(meta)) => match a.standardization {
+            None => {
+                let m = LinearModel::from_column(job, meta, f0.get(), w.view())?;
+                Ok(Revealed::Linear(Box::new(m), w))
+            }
+            Some(st) => {
+                let folded = fold(p0, p1, job).await?;
+                let m = LinearModel::folded(job, meta, f0.get(), &st, folded.view())?;
+                Ok(Revealed::Linear(Box::new(m), folded))
+            }
+        },
         Some(ModelMeta::Stgcn { config_json }) => {
             let column: Vec<f64> = w.iter().copied().collect();
             let m = crate::model_file::stgcn_from_column(&config_json, &column)?;

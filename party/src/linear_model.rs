@@ -1,10 +1,11 @@
 //! The model file of a revealed linear regression, logistic regression or MLP: the documented
-//! JSON format `dyad-model/1` that `party reveal --out model.json` writes and [`LinearModel::read`]
-//! loads (the one loader, for `party` and the `experiments` runner).
+//! JSON format `dyad-model/2` that `party reveal --out model.json` writes and [`LinearModel::read`]
+//! loads (the one loader, for `party` and the `experiments` runner; it reads `dyad-model/1`
+//! files too, whose `preprocessing` is always null).
 //!
 //! ```json
 //! {
-//!   "format": "dyad-model/1",
+//!   "format": "dyad-model/2",
 //!   "kind": "logreg",                     // linreg | logreg | mlp
 //!   "features": 30,                       // input columns (the label excluded)
 //!   "layers": [30, 1],                    // widths, input first ([features, 1] for regressions)
@@ -16,7 +17,7 @@
 //!   "dataset": { "name": "cancer", "id": "…", "rows": 455 },
 //!   "training": { "learning_rate": 0.25, "batch_size": 32, "epochs": 10,
 //!                 "schedule_seed": 1, "init_seed": null, "triples": "ot" },
-//!   "preprocessing": null,                // reserved: the statistics a model's inputs need
+//!   "preprocessing": null,                // or what was folded into the weights, see below
 //!   "weights": [[[0.1], [0.2], …]],       // per weight matrix, its rows; or null and
 //!   "weights_file": null                  // "NAME.safetensors" beside the JSON: F64 tensors
 //! }                                       // "layer0", "layer1", … of the same shapes
@@ -24,6 +25,25 @@
 //!
 //! Weight matrix `i` is `(layers[i] + intercept) × layers[i+1]`, the bias last: a regression's
 //! prediction is `[x | 1]·w`, an MLP's `relu` between layers (see `ml::models::mlp::predict`).
+//!
+//! `preprocessing` is null for a model trained on raw data. A model trained on standardized
+//! data is revealed with the standardization folded into its first weight matrix in 2PC (the
+//! `Fold` job): it takes raw inputs, and a regression trained on a standardized target predicts
+//! in the target's original units. Such a model has `"intercept": true` (folding gives the
+//! first matrix a bias row; later MLP layers get a zero one if they had none) and
+//!
+//! ```json
+//! "preprocessing": {
+//!   "standardization": "…32 hex digits…", // the job (or upload) that standardized the data
+//!   "folded": true,                       // the weights take raw inputs (always true)
+//!   "columns": [0, 1, 2, 3],              // the training set's standardized columns
+//!   "label": true                         // the target was standardized (outputs unscaled)
+//! }
+//! ```
+//!
+//! The statistics themselves are not in the file: the owner has them only if the
+//! standardization revealed them (`party standardize --reveal-stats`, or a local
+//! `share-upload --standardize`).
 //! Models of at most [`INLINE_MAX_WEIGHTS`] weights carry them inline, larger ones in the
 //! safetensors side file (the paths of [`crate::model_file::file_paths`]).
 //!
@@ -38,8 +58,10 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The format tag of the files this module reads and writes.
-pub const FORMAT: &str = "dyad-model/1";
+/// The format tag of the files this module writes (and reads).
+pub const FORMAT: &str = "dyad-model/2";
+/// The earlier format tag it still reads (`preprocessing` always null).
+pub const FORMAT_V1: &str = "dyad-model/1";
 /// Models with at most this many weights keep them inline in the JSON.
 pub const INLINE_MAX_WEIGHTS: usize = 4096;
 
@@ -54,6 +76,22 @@ pub struct LinearModel {
     pub frac_bits: u32,
     /// The weight matrices, `(layers[i] + intercept) × layers[i+1]`.
     pub weights: Vec<Array2<f64>>,
+    /// What was folded into the weights (`None`: trained on raw data).
+    pub preprocessing: Option<Preprocessing>,
+}
+
+/// The standardization folded into a model's weights (the file's `preprocessing`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocessing {
+    /// The job (or upload) that standardized the training set, 32 hex digits.
+    pub standardization: String,
+    /// The weights take raw inputs (always `true` in files this module writes).
+    pub folded: bool,
+    /// The training set's standardized columns (0-based, ascending).
+    pub columns: Vec<u64>,
+    /// Whether the target was standardized too (a regression's outputs are unscaled).
+    pub label: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,7 +179,31 @@ impl LinearModel {
             meta,
             frac_bits,
             weights,
+            preprocessing: None,
         })
+    }
+
+    /// The model revealed from the column of the `Fold` job (`column`: every weight matrix with
+    /// its bias row, the standardization `st` folded into the first), for raw inputs.
+    ///
+    /// # Errors
+    /// As [`LinearModel::from_column`].
+    pub fn folded(
+        job: EntryId,
+        mut meta: LinearModelMeta,
+        frac_bits: u32,
+        st: &crate::proto::StandardizationInfo,
+        column: ArrayView2<'_, f64>,
+    ) -> Result<Self> {
+        meta.intercept = true;
+        let mut m = Self::from_column(job, meta, frac_bits, column)?;
+        m.preprocessing = Some(Preprocessing {
+            standardization: st.origin.to_string(),
+            folded: true,
+            columns: st.columns.clone(),
+            label: st.label,
+        });
+        Ok(m)
     }
 
     /// Number of weights (all matrices).
@@ -242,7 +304,10 @@ impl LinearModel {
                 init_seed: m.init_seed.as_deref().map(parse_seed),
                 triples: m.triples.name().into(),
             },
-            preprocessing: None,
+            preprocessing: self
+                .preprocessing
+                .as_ref()
+                .map(|p| serde_json::to_value(p).expect("preprocessing serializes")),
             weights: None,
             weights_file: None,
         }

@@ -1,8 +1,12 @@
 //! The data owner's whole path with real processes: a raw regression set whose target has a
 //! large mean is uploaded, standardized on the parties (statistics revealed to the owner only),
 //! trained with an intercept, evaluated (test MSE) and used for predictions on a raw test set —
-//! against the in-process plaintext twin with the same standardization and schedule. Plus the
-//! refusals: an unknown model, a test set of another width, a client who does not own the model.
+//! against the in-process plaintext twin with the same standardization and schedule; the model
+//! revealed to `model.json` (the standardization folded in on the parties) applied locally to the
+//! raw test rows gives `party predict`'s predictions and the evaluation's MSE. The same path with
+//! a table the owner standardized itself (`share-upload --standardize`). Plus the refusals: an
+//! unknown model, a test set of another width, a client who does not own the model, the
+//! standardized weights themselves, appends to and constant columns of a standardized upload.
 
 mod support;
 
@@ -120,17 +124,22 @@ fn evaluate_mse(c: &Cluster, job: &str, dataset: &str) -> f64 {
         .unwrap_or_else(|| panic!("no MSE in {ev:?}"))
 }
 
-/// The largest gap between `party predict`'s predictions of model `job` on the raw
-/// `reg-test` (written to `csv`) and the revealed `model` applied to `test`'s rows with the
-/// statistics `st`.
-fn predictions_gap(
+/// The revealed model file (`dyad-model/2`, the standardization folded in): its test MSE
+/// applied locally to the **raw** test rows, and the largest gap between its predictions and
+/// `party predict`'s of model `job` on the raw `reg-test` (written to `csv`).
+fn check_revealed(
     c: &Cluster,
     job: &str,
     csv: &str,
     model: &LinearModel,
-    st: &(Vec<f64>, Vec<f64>),
     test: &Array2<f64>,
-) -> f64 {
+) -> (f64, f64) {
+    let p = model
+        .preprocessing
+        .as_ref()
+        .expect("the file records the folding");
+    assert!(p.folded && p.label && model.meta.intercept);
+    assert_eq!(p.columns, vec![0, 1, 2, 3]);
     let args = [
         "predict",
         "--model",
@@ -143,12 +152,37 @@ fn predictions_gap(
     run_ok(Command::new(PARTY).args(args).args(c.conn_args(ALICE)));
     let preds = datasets::csv::read_csv(Path::new(csv)).unwrap().data;
     assert_eq!(preds.dim(), (test.nrows(), 1));
-    let mine = predict(&model.weights[0], st, &test.slice(s![.., ..3]).to_owned());
-    preds
+    let mine = model.outputs(&test.slice(s![.., ..3]).to_owned()).unwrap();
+    let gap = preds
         .iter()
         .zip(&mine)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max)
+        .fold(0.0, f64::max);
+    (mse(&mine.column(0).to_vec(), test), gap)
+}
+
+/// The revealed model against the job's: its MSE on the raw test rows within 1 % of
+/// `job_mse`, its predictions within 0.02 of `party predict`'s (values near 1000).
+async fn assert_revealed_model_agrees(
+    c: &Cluster,
+    job: &str,
+    csv: &str,
+    model: &LinearModel,
+    (test, job_mse): (&Array2<f64>, f64),
+) {
+    let (local_mse, gap) = check_revealed(c, job, csv, model, test);
+    eprintln!("revealed model on raw rows: MSE {local_mse:.5}, max |predict − it| {gap:.2e}");
+    let rel = ((local_mse - job_mse) / job_mse).abs();
+    assert!(rel < 0.01, "{local_mse} vs {job_mse}");
+    assert!(
+        gap < 0.02,
+        "predictions differ from the revealed model's by {gap}"
+    );
+    // The standardized weights themselves are never sent: only the folded model.
+    let mut p0 = c.client(0, ALICE).await.unwrap();
+    let id = party::proto::EntryId::parse(job).unwrap();
+    let e = p0.model_share(id).await.unwrap_err().to_string();
+    assert!(e.contains("folded"), "{e}");
 }
 
 fn party(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
@@ -225,13 +259,7 @@ async fn standardize_train_evaluate_predict() {
 
     let pred_csv = tmp.path().join("p.csv");
     let pc = pred_csv.to_str().unwrap();
-    let revealed = (got.data.row(0).to_vec(), got.data.row(1).to_vec());
-    let d = predictions_gap(&c, &job, pc, &model, &revealed, &test);
-    eprintln!("max |predict − revealed model| = {d:.2e}");
-    assert!(
-        d < 0.02,
-        "predictions differ from the revealed model's by {d}"
-    );
+    assert_revealed_model_agrees(&c, &job, pc, &model, (&test, job_mse)).await;
 
     // Refusals, before any work.
     let unknown = "0123456789abcdef0123456789abcdef";
@@ -325,12 +353,8 @@ async fn locally_standardized_upload_trains_evaluates_and_predicts() {
         "{job_mse} vs {twin_mse}"
     );
     let pc = tmp.path().join("p.csv");
-    let d = predictions_gap(&c, &job, pc.to_str().unwrap(), &model, &want, &test);
-    eprintln!("max |predict − revealed model| = {d:.2e}");
-    assert!(
-        d < 0.02,
-        "predictions differ from the revealed model's by {d}"
-    );
+    let pc = pc.to_str().unwrap();
+    assert_revealed_model_agrees(&c, &job, pc, &model, (&test, job_mse)).await;
 
     let mut flat = test.clone();
     flat.column_mut(1).fill(7.5);

@@ -114,8 +114,8 @@ pub fn job_plan(
         ModelKind::Stgcn(_) => {
             anyhow::bail!("remote ST-GCN tasks are submitted with `party train --model stgcn`")
         }
-        ModelKind::Standardize(_) | ModelKind::Evaluate(_) => {
-            anyhow::bail!("standardization and evaluation are not training tasks")
+        ModelKind::Standardize(_) | ModelKind::Evaluate(_) | ModelKind::Fold(_) => {
+            anyhow::bail!("standardization, evaluation and folding are not training tasks")
         }
     };
     Ok(JobPlan {

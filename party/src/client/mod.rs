@@ -39,7 +39,7 @@ pub mod join;
 mod prep;
 
 pub use job::{cross_entropy, EpochLoss, JobDone, JobProgress, JobUpdate, P_TRUE_FLOOR};
-pub use prep::{evaluate_spec, standardize_spec, JobResult, ResultKind};
+pub use prep::{evaluate_spec, fold_spec, standardize_spec, JobResult, ResultKind};
 
 /// Errors of a client.
 #[derive(Debug, thiserror::Error)]
@@ -342,24 +342,31 @@ impl Client {
         }
     }
 
-    /// Fetches this party's share of the model trained by `job` with its fractional bits and
-    /// what its column holds (`None` for the single-matrix models).
+    /// Fetches this party's share of the model trained by `job` with its description; a model
+    /// trained on standardized data comes without share words (it is revealed folded).
     ///
     /// # Errors
     /// Connection errors, [`ClientError::Refused`].
-    pub async fn model_share_meta(
-        &mut self,
-        job: EntryId,
-    ) -> Result<(Share, mpc::FracBits, Option<crate::proto::ModelMeta>)> {
+    pub async fn model_share_meta(&mut self, job: EntryId) -> Result<ModelShare> {
         match self.request(&ClientRequest::RevealModel { job }).await? {
             Reply::ModelShareMeta {
                 rows,
                 cols,
                 frac_bits,
                 model,
+                standardization,
             } => {
-                let m = self.ch.recv_ring(rows as usize, cols as usize).await?;
-                Ok((Share::from_ring(m), frac_bits, model))
+                let share = if rows == 0 {
+                    Share::zeros(0, cols as usize)
+                } else {
+                    Share::from_ring(self.ch.recv_ring(rows as usize, cols as usize).await?)
+                };
+                Ok(ModelShare {
+                    share,
+                    frac_bits,
+                    model,
+                    standardization,
+                })
             }
             other => Err(refused(other)),
         }
@@ -385,6 +392,19 @@ impl Client {
             other => Err(refused(other)),
         }
     }
+}
+
+/// One party's answer to `RevealModel`.
+#[derive(Debug)]
+pub struct ModelShare {
+    /// The party's share (no rows for a model revealed only folded).
+    pub share: Share,
+    /// The model's fractional bits.
+    pub frac_bits: mpc::FracBits,
+    /// What the column holds (`None` for the single-matrix models of earlier versions).
+    pub model: Option<crate::proto::ModelMeta>,
+    /// How its training set was standardized (`None`: raw data).
+    pub standardization: Option<crate::proto::StandardizationInfo>,
 }
 
 /// Reveals the model trained by `job` to its owner: each party sends the owner its share (and

@@ -1,13 +1,15 @@
 //! The owner's side of the jobs that are not training runs: `Standardize` (a dataset
-//! standardized on the parties, its statistics kept shared or sent to the owner) and `Evaluate`
-//! (a trained model's metric or predictions on a test set). Each party sends its shares of the
+//! standardized on the parties, its statistics kept shared or sent to the owner), `Evaluate`
+//! (a trained model's metric or predictions on a test set) and `Fold` (a model trained on
+//! standardized data, its weights with the standardization folded in). Each party sends its shares of the
 //! result to the owner only: P0 in the job's stream, P1 on the owner's watch connection; the
 //! owner adds them. The result column starts with two public words `[what, width]`
 //! (`server::job::prep::RESULT_HEADER`) that say how to read the rest.
 
 use super::{refused, Client, ClientError, JobDone, Result};
 use crate::proto::{
-    ClientRequest, EntryId, EvaluateSpec, JobSpec, ModelKind, Reply, StandardizeSpec, TripleKind,
+    ClientRequest, EntryId, EvaluateSpec, FoldSpec, JobSpec, ModelKind, Reply, StandardizeSpec,
+    TripleKind,
 };
 use mpc::FixedPoint;
 use ndarray::Array2;
@@ -23,6 +25,9 @@ pub enum ResultKind {
     Logreg,
     /// An MLP's accuracy or class scores (`n × classes`).
     Mlp,
+    /// A model's weights with its standardization folded in (`n × 1`: every weight matrix
+    /// row-major, each with its bias row).
+    Folded,
 }
 
 /// A job's result as the owner reconstructs it.
@@ -62,6 +67,12 @@ pub fn evaluate_spec(model: EntryId, dataset: &str, predict: bool, triples: Trip
     )
 }
 
+/// The job that folds the standardization of the trained model `model` into its weights, for
+/// the owner ([`crate::deploy::reveal`] runs it). Its dataset is the model itself.
+pub fn fold_spec(model: EntryId) -> JobSpec {
+    prep_job(ModelKind::Fold(FoldSpec { model }), "", TripleKind::Ot)
+}
+
 fn prep_job(model: ModelKind, dataset: &str, triples: TripleKind) -> JobSpec {
     JobSpec {
         model,
@@ -91,6 +102,7 @@ fn decode_result(col: &Array2<f64>) -> Result<JobResult> {
         1 => ResultKind::Linreg,
         2 => ResultKind::Logreg,
         3 => ResultKind::Mlp,
+        4 => ResultKind::Folded,
         _ => return Err(bad(format!("a result of kind {what}"))),
     };
     let body: Vec<f64> = col.iter().skip(2).copied().collect();

@@ -1,7 +1,7 @@
-//! Checks a parsed `dyad-model/1` document field by field and builds the [`LinearModel`]:
+//! Checks a parsed `dyad-model/2` (or `/1`) document field by field and builds the [`LinearModel`]:
 //! every refusal names the file, the field, the value and the limit.
 
-use super::{weight_dims, Doc, LinearModel, FORMAT};
+use super::{weight_dims, Doc, LinearModel, Preprocessing, FORMAT, FORMAT_V1};
 use crate::model_file::{ModelFileError, Result};
 use crate::proto::{EntryId, LinearModelMeta, TripleKind};
 use crate::server::job::linear_spec::MAX_MLP_WIDTH;
@@ -24,12 +24,12 @@ fn refuse<T>(
 }
 
 pub(super) fn from_doc(path: &Path, doc: Doc) -> Result<LinearModel> {
-    if doc.format != FORMAT {
+    if doc.format != FORMAT && doc.format != FORMAT_V1 {
         return refuse(
             path,
             "format",
             format!("{:?}", doc.format),
-            format!("must be {FORMAT:?}"),
+            format!("must be {FORMAT:?} (or {FORMAT_V1:?})"),
         );
     }
     check_shape(path, &doc)?;
@@ -41,16 +41,7 @@ pub(super) fn from_doc(path: &Path, doc: Doc) -> Result<LinearModel> {
             "a fixed-point precision mpc accepts",
         );
     }
-    if let Some(p) = &doc.preprocessing {
-        if !p.is_null() {
-            return refuse(
-                path,
-                "preprocessing",
-                p,
-                "must be null in dyad-model/1 (reserved)",
-            );
-        }
-    }
+    let preprocessing = preprocessing(path, &doc)?;
     let t = &doc.training;
     if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
         return refuse(
@@ -100,7 +91,61 @@ pub(super) fn from_doc(path: &Path, doc: Doc) -> Result<LinearModel> {
         meta,
         frac_bits: doc.frac_bits,
         weights,
+        preprocessing,
     })
+}
+
+/// The folded standardization of a `dyad-model/2` file (null in `/1` files): a job id, raw
+/// inputs (`folded`), one column per feature plus the target's for a regression's, a bias row.
+fn preprocessing(path: &Path, doc: &Doc) -> Result<Option<Preprocessing>> {
+    let Some(v) = doc.preprocessing.as_ref().filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if doc.format == FORMAT_V1 {
+        return refuse(
+            path,
+            "preprocessing",
+            v,
+            "must be null in dyad-model/1 (reserved)",
+        );
+    }
+    let p: Preprocessing = match serde_json::from_value(v.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return refuse(
+                path,
+                "preprocessing",
+                v,
+                format!("null or {{standardization, folded, columns, label}}: {e}"),
+            )
+        }
+    };
+    if EntryId::parse(&p.standardization).is_none() {
+        return refuse(
+            path,
+            "preprocessing.standardization",
+            format!("{:?}", p.standardization),
+            "32 hex digits",
+        );
+    }
+    if !p.folded || !doc.intercept {
+        return refuse(
+            path,
+            "preprocessing.folded",
+            p.folded,
+            "true, with \"intercept\": true (the folded weights have bias rows)",
+        );
+    }
+    let want = doc.features + u64::from(p.label);
+    if p.columns.len() as u64 != want || (p.label && doc.kind != "linreg") {
+        return refuse(
+            path,
+            "preprocessing.columns",
+            format!("{:?} (label {})", p.columns, p.label),
+            format!("{want} columns: the features, and the target only for a linreg"),
+        );
+    }
+    Ok(Some(p))
 }
 
 /// Kind, layer widths, features, classes and softmax agree with each other.

@@ -1,4 +1,4 @@
-//! Round trips of `dyad-model/1` files (inline and with a safetensors side file) and refusals of
+//! Round trips of `dyad-model/2` files (and reading `/1` ones) (inline and with a safetensors side file) and refusals of
 //! malformed ones, each naming the field.
 
 use super::*;
@@ -106,6 +106,14 @@ fn malformed_files_are_refused_by_field_value_and_limit() {
     let e = refused(&m, |v| {
         v["preprocessing"] = serde_json::json!({"mean": [1]})
     });
+    assert!(
+        e.contains("preprocessing") && e.contains("{standardization, folded, columns, label}"),
+        "{e}"
+    );
+    let e = refused(&m, |v| {
+        v["format"] = "dyad-model/1".into();
+        v["preprocessing"] = serde_json::json!({"mean": [1]})
+    });
     assert!(e.contains("preprocessing") && e.contains("reserved"), "{e}");
     let e = refused(&m, |v| v["weights_file"] = "../x.safetensors".into());
     assert!(e.contains("weights / weights_file"), "{e}");
@@ -113,7 +121,7 @@ fn malformed_files_are_refused_by_field_value_and_limit() {
     assert!(e.contains("frac_bits = 99"), "{e}");
     let e = refused(&m, |v| v["extra"] = 1.into());
     assert!(
-        e.contains("not a dyad-model/1 file") && e.contains("extra"),
+        e.contains("not a dyad-model/2 file") && e.contains("extra"),
         "{e}"
     );
     let e = refused(&m, |v| v["training"]["learning_rate"] = (-1.0).into());
@@ -159,4 +167,50 @@ fn a_column_of_the_wrong_length_or_with_nan_is_refused() {
         e.to_string().contains("value 2") && e.to_string().contains("NaN"),
         "{e}"
     );
+}
+
+fn info(columns: Vec<u64>, label: bool) -> crate::proto::StandardizationInfo {
+    crate::proto::StandardizationInfo {
+        origin: EntryId([6; 16]),
+        columns,
+        label,
+        revealed: false,
+    }
+}
+
+#[test]
+fn folded_models_round_trip_with_their_preprocessing_and_v1_files_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let col = Array2::from_shape_fn((4, 1), |(i, _)| i as f64 - 1.5);
+    let meta = meta("linreg", vec![3, 1], false);
+    let st = info(vec![0, 1, 2, 3], true);
+    let m = LinearModel::folded(EntryId([3; 16]), meta, 16, &st, col.view()).unwrap();
+    assert!(m.meta.intercept, "folding gives the bias row");
+    let out = dir.path().join("f.json");
+    m.write(&out).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(v["format"], "dyad-model/2");
+    assert_eq!(v["preprocessing"]["folded"], true);
+    assert_eq!(
+        v["preprocessing"]["standardization"],
+        EntryId([6; 16]).to_string()
+    );
+    assert_eq!(LinearModel::read(&out).unwrap(), m);
+    let e = refused(&m, |v| {
+        v["preprocessing"]["columns"] = serde_json::json!([0, 1])
+    });
+    assert!(
+        e.contains("preprocessing.columns") && e.contains("4 columns"),
+        "{e}"
+    );
+    let e = refused(&m, |v| v["preprocessing"]["folded"] = false.into());
+    assert!(e.contains("preprocessing.folded = false"), "{e}");
+    // A file of the earlier format reads as a model on raw data.
+    let raw = model("logreg", vec![3, 1], true);
+    let old = dir.path().join("old.json");
+    raw.write(&old).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&old).unwrap()).unwrap();
+    v["format"] = "dyad-model/1".into();
+    std::fs::write(&old, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(LinearModel::read(&old).unwrap(), raw);
 }

@@ -60,7 +60,7 @@
 
 pub use crate::ids::EntryId;
 pub use join::{JoinSpec, RowKeys, KEY_TAG_BYTES};
-pub use model_specs::{EvaluateSpec, InitModel, MlpSpec, StandardizeSpec, StgcnSpec};
+pub use model_specs::{EvaluateSpec, FoldSpec, InitModel, MlpSpec, StandardizeSpec, StgcnSpec};
 use serde::{Deserialize, Serialize};
 
 mod join;
@@ -201,6 +201,20 @@ pub struct TensorMeta {
     pub class_names: Vec<String>,
 }
 
+/// The public half of a standardization (`store::Standardization` without the shares): which
+/// job standardized which columns, and whether the owner received the statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandardizationInfo {
+    /// The standardization job, or the upload of a table its owner standardized.
+    pub origin: EntryId,
+    /// The standardized columns of the training set, ascending.
+    pub columns: Vec<u64>,
+    /// Whether the label column (a regression target) is among them.
+    pub label: bool,
+    /// Whether the owner received (or computed) the statistics.
+    pub revealed: bool,
+}
+
 /// What a model entry's share column holds, for models other than the single-matrix ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelMeta {
@@ -279,6 +293,10 @@ pub enum ModelKind {
     /// 2PC, and only the metrics or the predictions revealed, to the owner (`server::job::prep`).
     /// Learning rate, batch size, epochs and intercept are ignored, as for `Standardize`.
     Evaluate(EvaluateSpec),
+    /// Not a training run: a trained model's standardization folded into its weights in 2PC,
+    /// the folded weights revealed to the owner only (`server::job::fold`). The job's dataset
+    /// is ignored (the model is its input); learning rate, batch size, epochs and intercept too.
+    Fold(FoldSpec),
 }
 
 /// Where a job's Beaver triples come from.
@@ -619,7 +637,8 @@ pub enum Reply {
     Deployed(DeployedInfo),
     /// This party's model share; `rows × cols` words follow as raw frames.
     ModelShareMeta {
-        /// Rows.
+        /// Rows of the share that follows (0, and no words follow, for a model revealed only
+        /// folded: see `standardization`).
         rows: u64,
         /// Columns.
         cols: u64,
@@ -627,6 +646,10 @@ pub enum Reply {
         frac_bits: mpc::FracBits,
         /// What the column holds (`None` for the single-matrix models).
         model: Option<ModelMeta>,
+        /// How the model's training set was standardized (`None`: raw data): `party reveal`
+        /// then folds it into the weights ([`ModelKind::Fold`]).
+        #[serde(default)]
+        standardization: Option<StandardizationInfo>,
     },
     /// One party's shares of an epoch's per-sample probabilities of the true class (fixed
     /// point) — or, for `Standardize` with `reveal_stats` and `Evaluate` jobs, of the job's

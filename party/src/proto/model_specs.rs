@@ -28,6 +28,15 @@ pub struct EvaluateSpec {
     pub predict: bool,
 }
 
+/// A trained model of the owner whose standardization (of its training set's features, and of
+/// a regression target) is folded into its first weight matrix in 2PC (`ml::ops::fold`): the
+/// owner receives the shares of the folded weights only (`party reveal`), never the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldSpec {
+    /// The model entry (the job that trained it), trained on a standardized dataset.
+    pub model: EntryId,
+}
+
 /// A public ST-GCN model file as a job's starting point: the two halves of the files
 /// `stgcn::StGcn::from_json_and_safetensors` loads.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -182,6 +182,7 @@ fn deploy_messages_round_trip_and_serving_parties_parse() {
         model: Some(ModelMeta::Stgcn {
             config_json: "{}".into(),
         }),
+        standardization: None,
     };
     let b = mpc::net::encode_message(&r).unwrap();
     assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -242,6 +243,12 @@ fn linear_model_descriptions_round_trip_on_the_wire() {
             cols: 1,
             frac_bits: mpc::FracBits::new(16).unwrap(),
             model: Some(ModelMeta::Linear(meta)),
+            standardization: Some(super::StandardizationInfo {
+                origin: EntryId([4; 16]),
+                columns: vec![0, 1, 2, 3],
+                label: true,
+                revealed: false,
+            }),
         };
         let b = mpc::net::encode_message(&r).unwrap();
         assert_eq!(decode::<Reply>(&b, MAX_CONTROL_FRAME).unwrap(), r);

@@ -1,6 +1,11 @@
 //! Trained models at a party: storing this party's share of a job's model as a prepared entry
 //! (committed by two-phase commit), and revealing a committed model's share to its owner alone
 //! (with what its column holds, for `RevealModel`).
+//!
+//! A linear model or MLP trained on standardized data is revealed only with its
+//! standardization folded in (the `Fold` job, `job::fold`): `RevealModel` answers its
+//! description without share words and `Reveal` refuses it, so the owner never holds both the
+//! standardized and the folded weights (their ratio is the statistics, `W' = W / sd`).
 
 use super::{err, reply, ClientChan, Result, Server};
 use crate::proto::{EntryId, ErrorCode, Reply, ShareForm};
@@ -74,13 +79,28 @@ impl Server {
                 return Ok(());
             }
         };
-        let s = self.store.load_share(&m)?;
+        let folded_only = m.standardization.is_some()
+            && matches!(m.model, Some(crate::proto::ModelMeta::Linear(_)));
+        if folded_only && !with_meta {
+            let why = format!(
+                "model {job} was trained on standardized data: it is revealed with its \
+                 standardization folded in (party reveal)"
+            );
+            reply(ch, &err(ErrorCode::BadRequest, why)).await?;
+            return Ok(());
+        }
+        let s = if folded_only {
+            mpc::Share::zeros(0, 1)
+        } else {
+            self.store.load_share(&m)?
+        };
         let header = if with_meta {
             Reply::ModelShareMeta {
-                rows: m.rows,
+                rows: s.dim().0 as u64,
                 cols: m.cols,
                 frac_bits: m.frac_bits,
                 model: m.model.clone(),
+                standardization: m.standardization.as_ref().map(|s| s.info()),
             }
         } else {
             Reply::ModelShare {
@@ -90,7 +110,9 @@ impl Server {
             }
         };
         reply(ch, &header).await?;
-        ch.send_ring(&s.view()).await?;
+        if !folded_only {
+            ch.send_ring(&s.view()).await?;
+        }
         ch.flush().await?;
         tracing::info!("revealed model share {job} to its owner {owner}");
         Ok(())

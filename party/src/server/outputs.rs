@@ -19,19 +19,21 @@ use mpc::net::ChannelExt;
 use mpc::Share;
 
 impl Server {
-    /// The committed model of `owner` an evaluation names (`None` for other jobs). Another
-    /// client's model is answered like a missing one.
+    /// The committed model of `owner` an evaluation or a fold names (`None` for other jobs).
+    /// Another client's model is answered like a missing one.
     pub(super) fn job_model(&self, owner: &str, spec: &JobSpec) -> Result<Option<Manifest>> {
-        let ModelKind::Evaluate(e) = &spec.model else {
-            return Ok(None);
+        let model = match &spec.model {
+            ModelKind::Evaluate(e) => e.model,
+            ModelKind::Fold(f) => f.model,
+            _ => return Ok(None),
         };
-        let missing = || ServerError::NotFound(format!("no model {} of yours", e.model));
-        let m = self.store.get(&e.model).map_err(|_| missing())?;
+        let missing = || ServerError::NotFound(format!("no model {model} of yours"));
+        let m = self.store.get(&model).map_err(|_| missing())?;
         if m.kind != EntryKind::Model || m.owner != owner || m.state != State::Committed {
             if m.owner != owner {
                 tracing::warn!(
                     "refused {owner}: evaluating model {}, which is not theirs",
-                    e.model
+                    model
                 );
             }
             return Err(missing());

@@ -208,7 +208,7 @@ impl Server {
     ) -> Result<PeerReply> {
         let off = pl.link.next_channel().await?;
         let on = pl.link.next_channel().await?;
-        let checked = match self.check_job_dataset(&owner, &dataset) {
+        let checked = match self.check_job_dataset(&owner, &dataset, &spec) {
             // P1 checks the job on its own: it does not rely on P0's check.
             Ok(m) => match self.job_model(&owner, &spec) {
                 Ok(model) => super::job::validate(&spec, &m, model.as_ref(), &self.job_context())
@@ -240,9 +240,19 @@ impl Server {
         }
     }
 
-    fn check_job_dataset(&self, owner: &str, id: &EntryId) -> Result<Manifest> {
+    /// The committed dataset `id` of `owner` a job runs on (for a fold: the model it names).
+    fn check_job_dataset(
+        &self,
+        owner: &str,
+        id: &EntryId,
+        spec: &crate::proto::JobSpec,
+    ) -> Result<Manifest> {
         let m = self.store.get(id)?;
-        if m.kind == EntryKind::Dataset && m.owner == owner && m.state == State::Committed {
+        let kind = match &spec.model {
+            crate::proto::ModelKind::Fold(f) if f.model == *id => EntryKind::Model,
+            _ => EntryKind::Dataset,
+        };
+        if m.kind == kind && m.owner == owner && m.state == State::Committed {
             return Ok(m);
         }
         Err(ServerError::Forbidden(format!(

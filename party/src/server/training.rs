@@ -160,12 +160,16 @@ impl Server {
         Ok(spec)
     }
 
-    /// The committed dataset of `owner` a job names, with the job checked against it.
+    /// The committed dataset of `owner` a job names, with the job checked against it (for a
+    /// fold, the model it names: the model is its input).
     async fn job_dataset(&self, owner: &str, spec: &JobSpec) -> Result<Manifest> {
-        let Some(m) = self
-            .store
-            .find_committed(EntryKind::Dataset, owner, &spec.dataset)?
-        else {
+        let m = match &spec.model {
+            crate::proto::ModelKind::Fold(_) => self.job_model(owner, spec)?,
+            _ => self
+                .store
+                .find_committed(EntryKind::Dataset, owner, &spec.dataset)?,
+        };
+        let Some(m) = m else {
             tracing::warn!(
                 "refused job of {owner}: no dataset {:?} of theirs",
                 spec.dataset

@@ -147,6 +147,16 @@ impl Standardization {
         })
     }
 
+    /// The public half of the record (no shares).
+    pub fn info(&self) -> crate::proto::StandardizationInfo {
+        crate::proto::StandardizationInfo {
+            origin: self.origin,
+            columns: self.columns.clone(),
+            label: self.label,
+            revealed: self.revealed,
+        }
+    }
+
     /// Positions in [`Standardization::columns`] of the features (every column but the label).
     pub fn feature_positions(&self) -> Vec<usize> {
         (0..self.columns.len())

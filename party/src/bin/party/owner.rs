@@ -117,7 +117,7 @@ pub async fn evaluate(e: Evaluate) -> Result<()> {
                 e.model, e.dataset
             )
         }
-        ResultKind::Stats => bail!("unexpected statistics"),
+        ResultKind::Stats | ResultKind::Folded => bail!("unexpected result {:?}", r.kind),
     }
     Ok(())
 }

@@ -100,9 +100,10 @@ impl Arch {
                     init_seed: n.init_seed,
                 }
             }
-            ModelKind::Stgcn(_) | ModelKind::Standardize(_) | ModelKind::Evaluate(_) => {
-                return Err(JobError::Internal("not a linear model or MLP"))
-            }
+            ModelKind::Stgcn(_)
+            | ModelKind::Standardize(_)
+            | ModelKind::Evaluate(_)
+            | ModelKind::Fold(_) => return Err(JobError::Internal("not a linear model or MLP")),
         })
     }
 

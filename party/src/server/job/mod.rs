@@ -27,6 +27,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod fold;
 pub mod labels;
 pub mod linear;
 pub mod linear_spec;
@@ -220,6 +221,12 @@ pub async fn validate(
                 model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", e.model)))?;
             return prep_spec::check_evaluation(mm, m).map(|_| ());
         }
+        // O(weights): the model is the job's input.
+        ModelKind::Fold(f) => {
+            let mm =
+                model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", f.model)))?;
+            return fold::check_fold(mm).map(|_| ());
+        }
         // Chunked: its preprocessing is bounded per chunk.
         ModelKind::Stgcn(s) => return stgcn_spec::validate(spec, s, m).map(|_| ()),
     };
@@ -285,7 +292,9 @@ pub async fn resolve_triples(
         ModelKind::Stgcn(_) => stgcn::triple_estimate(spec, m).await?,
         // Standardization and evaluation use elementwise and AND triples (made the same way by
         // both sources) and, at most, thin products with one model column: OT's cost.
-        ModelKind::Standardize(_) | ModelKind::Evaluate(_) => return Ok((TripleKind::Ot, None)),
+        ModelKind::Standardize(_) | ModelKind::Evaluate(_) | ModelKind::Fold(_) => {
+            return Ok((TripleKind::Ot, None))
+        }
     };
     let kind = match e.cheapest() {
         DealerFree::Ot => TripleKind::Ot,
@@ -319,6 +328,8 @@ pub async fn run(
         ModelKind::Evaluate(e) => {
             prep::run_evaluate(ctx, (spec, e), m, data, model, (off, on), events).await
         }
+        // The job's "dataset" is the model itself (`Server::job_dataset`).
+        ModelKind::Fold(_) => fold::run_fold(ctx, spec, m, data, (off, on), events).await,
         _ => linear::run(ctx, spec, m, data, off, on, events).await,
     }
 }

@@ -32,7 +32,7 @@ use ndarray::{Array2, Axis};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
-const MODE: Truncation = Truncation::Exact;
+pub(super) const MODE: Truncation = Truncation::Exact;
 
 /// The columns `cols` of a share (local).
 fn columns(s: &Share, cols: &[usize]) -> Share {
@@ -52,9 +52,17 @@ pub const RESULT_LINREG: u64 = 1;
 pub const RESULT_LOGREG: u64 = 2;
 /// An MLP's accuracy (1 value) or class scores (`width` per row, row-major).
 pub const RESULT_MLP: u64 = 3;
+/// A model's weights with its standardization folded in (`width` 1: every weight matrix,
+/// row-major, one after the other, each with its bias row; [`super::fold`]).
+pub const RESULT_FOLDED: u64 = 4;
 
 /// `[what, width]` (public) above `body` (`r × c`, flattened row-major into one column).
-fn with_header(role: mpc::Role, fp: &FixedPoint, what: u64, body: &Share) -> Result<Share> {
+pub(super) fn with_header(
+    role: mpc::Role,
+    fp: &FixedPoint,
+    what: u64,
+    body: &Share,
+) -> Result<Share> {
     let (r, c) = body.dim();
     let head = Array2::from_shape_vec((2, 1), vec![fp.encode(what as f64)?, fp.encode(c as f64)?])
         .map_err(|_| JobError::Internal("a result header"))?;
@@ -70,7 +78,7 @@ fn with_header(role: mpc::Role, fp: &FixedPoint, what: u64, body: &Share) -> Res
 }
 
 /// The offline phase of `reqs`: preprocessing, its seconds and traffic.
-async fn offline_phase(
+pub(super) async fn offline_phase(
     ctx: &JobContext,
     spec: &JobSpec,
     off: PeerChannel,
@@ -83,7 +91,7 @@ async fn offline_phase(
 }
 
 /// The backend of the online phase on `on`, with exact truncation.
-fn backend(
+pub(super) fn backend(
     ctx: &JobContext,
     fp: FixedPoint,
     on: PeerChannel,
@@ -94,7 +102,7 @@ fn backend(
 
 /// Ends the online phase: checks every triple was used, measures, sends `result` (a column)
 /// to the owner as the job's one "epoch" of shares.
-fn finish(
+pub(super) fn finish(
     b: Shared<Metered<Timed<PeerChannel>>>,
     (offline_s, offline, t_on): (f64, mpc::net::CommStats, Instant),
     result: Option<Share>,
