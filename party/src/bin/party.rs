@@ -22,8 +22,9 @@
 //! party predict --model J --dataset T --out p.csv   # predictions, revealed to you only
 //! party list / party delete NAME              # the client's entries (same connection flags)
 //! party reveal --job J --out DIR/NAME.json    # a trained model: DIR/NAME.json (+ .safetensors
-//!                                             # for an ST-GCN or a large MLP), dyad-model/1 for
-//!                                             # linear models and MLPs (party::linear_model)
+//!                                             # for an ST-GCN or a large MLP), dyad-model/2 for
+//!                                             # linear models and MLPs (party::linear_model;
+//!                                             # standardization folded in on the parties)
 //! party reveal --job J --out w.csv            # or --format csv: the weight column as CSV
 //! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major]
 //!                                             # publish a trained ST-GCN to the inference
@@ -125,8 +126,10 @@ enum Command {
     },
     /// Reveal a model trained earlier (both parties send you their shares): an ST-GCN as
     /// OUT.json + OUT.safetensors (the format `[inference]` loads); a linear model or MLP as the
-    /// `dyad-model/1` file OUT.json (weights inline, or in OUT.safetensors when large), or its
-    /// weight column as CSV with `--format csv` or an OUT ending in .csv.
+    /// `dyad-model/2` file OUT.json (weights inline, or in OUT.safetensors when large), or its
+    /// weight column as CSV with `--format csv` or an OUT ending in .csv. A model trained on
+    /// standardized data comes with the standardization folded in on the parties (raw inputs,
+    /// original units; the standardized weights are never sent).
     Reveal {
         #[command(flatten)]
         conn: Conn,

@@ -8,7 +8,9 @@
 //! kind); [`stgcn`] runs an ST-GCN chunk by chunk (plan, offline, online) and reports per-epoch
 //! statistics; [`stgcn_spec`] validates an ST-GCN job against its dataset and builds its
 //! starting model; [`prep`] runs the jobs that are not training runs (standardization,
-//! evaluation and prediction) and [`prep_spec`] checks them; [`labels`] turns shared class indices into shared one-hot rows;
+//! evaluation and prediction) and [`prep_spec`] checks them; [`fold`] folds a model's
+//! standardization into its weights for the owner's reveal; [`labels`] turns shared class
+//! indices into shared one-hot rows;
 //! [`offline`] holds the triple sources (`dealer`, `ot`, `he`).
 //!
 //! Security model: two semi-honest parties that do not collude (and a dealer colluding with
