@@ -173,8 +173,9 @@ pub struct UploadOptions {
 
 /// One party's shares of the statistics of a table its owner standardized before uploading
 /// (`share-upload --standardize`): the columns are the table's, ascending, the label column
-/// among them only when `label`; each list has one fixed-point word per column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// among them only when `label`; each list has one fixed-point word per column. `Debug` prints
+/// the lengths, not the words.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsShares {
     /// Whether the label column (a regression target) was standardized too.
     pub label: bool,
@@ -199,6 +200,17 @@ pub struct TensorMeta {
     /// Class names, one per label value (may be empty: labels are then `0..classes`).
     #[serde(default)]
     pub class_names: Vec<String>,
+}
+
+impl std::fmt::Debug for StatsShares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StatsShares {{ label: {}, columns: {}, words: <hidden> }}",
+            self.label,
+            self.mean.len()
+        )
+    }
 }
 
 /// The public half of a standardization (`store::Standardization` without the shares): which
