@@ -1,19 +1,14 @@
 //! From rows to OT outputs: the correlation-robust hash ([`tccr_batch`], tweak = global instance
 //! index) applied to a run of rows, as random OT or ALSZ correlated OT over Z_2^64. Shared by the
 //! block-level API ([`super::SenderBlocks`], [`super::ReceiverBlocks`]) and the fused chunk drivers,
-//! so both compute exactly the same values. Runs are at most [`SUPER_OTS`] rows (stack buffers).
+//! so both compute exactly the same values.
 
-use super::tiles::SUPER_OTS;
 use crate::offline::hash::{tccr_batch, Block128};
 
 /// Sender rows `q` (instances `first, first + 1, …`) → both random-OT messages, truncated to 64
 /// bits: `(H(q_j), H(q_j ⊕ Δ))`. Hashes `q` in place.
 pub(crate) fn sender_rot(first: u64, q: &mut [Block128], delta: Block128, out: &mut [[u64; 2]]) {
-    let mut h1 = [0u128; SUPER_OTS];
-    let h1 = hash_both(first, q, delta, &mut h1);
-    for ((o, a), b) in out.iter_mut().zip(q.iter()).zip(h1.iter()) {
-        *o = [*a as u64, *b as u64];
-    }
+    hash_both(first, q, delta, |j, a, b| out[j] = [a as u64, b as u64]);
 }
 
 /// Sender rows `q` → ALSZ correlated OT with correlations `corr`: this party's outputs
@@ -27,33 +22,35 @@ pub(crate) fn sender_cot(
     x: &mut [u64],
     d: &mut [u8],
 ) {
-    let mut h1 = [0u128; SUPER_OTS];
-    let h1 = hash_both(first, q, delta, &mut h1);
-    for (((x, d), (a, b)), c) in x
-        .iter_mut()
-        .zip(d.chunks_exact_mut(8))
-        .zip(q.iter().zip(h1.iter()))
-        .zip(corr)
-    {
-        *x = *a as u64;
-        d.copy_from_slice(&(*x).wrapping_add(*c).wrapping_sub(*b as u64).to_le_bytes());
-    }
+    hash_both(first, q, delta, |j, a, b| {
+        x[j] = a as u64;
+        let dj = x[j].wrapping_add(corr[j]).wrapping_sub(b as u64);
+        d[8 * j..8 * j + 8].copy_from_slice(&dj.to_le_bytes());
+    });
 }
 
-/// `q_j ← H(q_j)` in place, and `H(q_j ⊕ Δ)` in `h1` (returned, cut to `q`'s length).
-fn hash_both<'a>(
+/// Rows hashed per batch (a stack buffer, filled from the rows, never cleared).
+const HASH_BATCH: usize = 64;
+
+/// Calls `emit(j, H(q_j), H(q_j ⊕ Δ))` for every row, [`HASH_BATCH`] rows at a time; `q` is
+/// hashed in place.
+fn hash_both(
     first: u64,
     q: &mut [Block128],
     delta: Block128,
-    h1: &'a mut [Block128; SUPER_OTS],
-) -> &'a [Block128] {
-    let h1 = &mut h1[..q.len()];
-    for (b, q) in h1.iter_mut().zip(q.iter()) {
-        *b = *q ^ delta;
+    mut emit: impl FnMut(usize, Block128, Block128),
+) {
+    for (c, qc) in q.chunks_mut(HASH_BATCH).enumerate() {
+        let n = qc.len();
+        let mut h1: [Block128; HASH_BATCH] =
+            core::array::from_fn(|k| qc.get(k).map_or(0, |x| x ^ delta));
+        let tweak = first + (c * HASH_BATCH) as u64;
+        tccr_batch(tweak, qc);
+        tccr_batch(tweak, &mut h1[..n]);
+        for (k, (a, b)) in qc.iter().zip(h1.iter()).enumerate() {
+            emit(c * HASH_BATCH + k, *a, *b);
+        }
     }
-    tccr_batch(first, q);
-    tccr_batch(first, h1);
-    h1
 }
 
 /// Receiver rows `t` → `H(t_j)` truncated to 64 bits (random OT: the chosen message; correlated
