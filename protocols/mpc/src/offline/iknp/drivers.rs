@@ -3,8 +3,8 @@
 //! words (131,072 OTs: a 2 MiB message, one frame).
 //!
 //! * Fused: every chunk goes from message to hashed outputs superblock by superblock
-//!   ([`super::tiles`], [`super::outputs`]); the chunk's rows are never stored, and the output
-//!   buffers of a chunk are reused by the next.
+//!   ([`super::tiles`], [`super::outputs`]); the chunk's rows are never stored, and the outputs
+//!   are written in place into the result (moved to the worker and back, not copied).
 //! * Pipelined: the sender receives chunk `k + 1`'s message while it processes chunk `k`; the
 //!   receiver expands chunk `k + 1` while the sender processes chunk `k`, and sends it while it
 //!   receives the sender's answer to chunk `k` ([`Channel::exchange_frame`], so neither party's
