@@ -1,6 +1,9 @@
 //! OT offline-phase benchmarks (in-memory channel pair; the QUIC figures come from the `party`
 //! crate's benches).
 //!
+//! * criterion, local kernels (`ot_kernels`): the column PRG (AES-128-CTR), the 128 × 128 tile
+//!   transpose, the correlation-robust hash, and one whole local extension (receiver's message and
+//!   rows, sender's rows) — 1024 instances each;
 //! * criterion: correlated OT over Z_2^64 and random OT, 2^22 instances per iteration;
 //! * plain timed runs printed once (too long for criterion's repetitions): the SecureML Table II
 //!   linear-regression setting (n = 10,000, d = 1,000, |B| = 128, E = 2: one reusable mask and, per
@@ -11,11 +14,13 @@
 
 use criterion::{Criterion, Throughput};
 use mpc::net::{mem_pair, CommStats, MemChannel, Metered};
+use mpc::offline::hash::{tccr_batch, ColumnPrg};
 use mpc::offline::iknp::{self, state, Receiver, Sender};
+use mpc::offline::transpose::transpose_tile;
 use mpc::share::Role;
 use mpc::triples::OtSource;
 use mpc::triples::{Lhs, TripleRequest, TripleSource};
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use std::time::{Duration, Instant};
 
@@ -72,6 +77,51 @@ fn run_rot(rt: &tokio::runtime::Runtime, w: &mut OneWay, choices: &[u64]) {
         );
         assert_eq!(x.expect("send").len(), y.expect("receive").len());
     });
+}
+
+/// Instances per iteration of the kernel benches.
+const KERNEL_OTS: usize = 1024;
+
+fn bench_kernels(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut g = c.benchmark_group("ot_kernels");
+    g.throughput(Throughput::Elements(KERNEL_OTS as u64));
+    let prg = ColumnPrg::new(&[7u8; 16]);
+    let mut blocks = vec![0u128; KERNEL_OTS];
+    g.bench_function("column_prg_1024_blocks", |b| {
+        b.iter(|| prg.blocks(std::hint::black_box(5), &mut blocks))
+    });
+    let mut tiles: Vec<[u128; 128]> = (0..KERNEL_OTS / 128)
+        .map(|_| {
+            core::array::from_fn(|_| ((rng.next_u64() as u128) << 64) | rng.next_u64() as u128)
+        })
+        .collect();
+    g.bench_function("transpose_8_tiles", |b| {
+        b.iter(|| tiles.iter_mut().for_each(transpose_tile))
+    });
+    g.bench_function("tccr_1024", |b| {
+        b.iter(|| tccr_batch(std::hint::black_box(9), &mut blocks))
+    });
+    let (s, r) = local_pair(&mut rng);
+    let (mut s, mut r) = (s, r);
+    let choices: Vec<u64> = (0..KERNEL_OTS / 64).map(|_| rng.next_u64()).collect();
+    g.bench_function("extend_local_1024", |b| {
+        b.iter(|| {
+            let (msg, rb) = r.extend(&choices);
+            let sb = s.extend(choices.len(), &msg).expect("extend");
+            (rb.t.len(), sb.q.len())
+        })
+    });
+    g.finish();
+}
+
+/// An extension pair set up without a channel (base OTs run directly).
+fn local_pair(rng: &mut ChaCha20Rng) -> (Sender<state::Extension>, Receiver<state::Extension>) {
+    let (r, setup) = Receiver::new(rng);
+    let (s, reply) = Sender::new(rng)
+        .receive_base(&setup, rng)
+        .expect("base OTs");
+    (s, r.finish_base(&reply).expect("base OTs"))
 }
 
 fn bench_extension(c: &mut Criterion) {
@@ -197,6 +247,7 @@ fn large_runs() {
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();
+    bench_kernels(&mut c);
     bench_extension(&mut c);
     c.final_summary();
     if std::env::var("DYAD_OT_SKIP_LARGE").is_err() {

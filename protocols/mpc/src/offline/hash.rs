@@ -13,9 +13,12 @@
 //! * [`ColumnPrg`]: AES-128 keyed by a base-OT seed in counter mode; it expands one column of the
 //!   IKNP matrix and keeps its counter across extensions, so no keystream is ever reused.
 //!
-//! The `aes` crate selects AES-NI at run time when the processor has it.
+//! The `aes` crate selects AES-NI at run time when the processor has it; every batch of blocks
+//! under one key goes through a single call into its backend, eight blocks in flight
+//! (`aes_batch`).
 
-use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::cipher::consts::U16;
+use aes::cipher::{BlockBackend, BlockClosure, BlockEncrypt, BlockSizeUser, KeyInit, ParBlocks};
 use aes::Aes128;
 pub use aes::Block;
 use std::sync::OnceLock;
@@ -37,17 +40,37 @@ fn fixed_key() -> &'static Aes128 {
     })
 }
 
-/// Applies the AES permutation under `key` to every block of `xs` in place.
+/// Applies the AES permutation under `key` to every block of `xs` in place. The whole slice goes
+/// through one call into the cipher's backend (AES-NI where the processor has it, chosen once per
+/// call), [`ParBlocks`] at a time, so the round keys are loaded once and the pipeline stays full.
 pub(crate) fn aes_batch(key: &Aes128, xs: &mut [Block128]) {
-    let mut buf = [Block::default(); BATCH];
-    for chunk in xs.chunks_mut(BATCH) {
-        let n = chunk.len();
-        for (b, x) in buf.iter_mut().zip(chunk.iter()) {
-            *b = Block::from(x.to_le_bytes());
+    key.encrypt_with_backend(InPlace(xs));
+}
+
+/// The backend closure of [`aes_batch`].
+struct InPlace<'a>(&'a mut [Block128]);
+
+impl BlockSizeUser for InPlace<'_> {
+    type BlockSize = U16;
+}
+
+impl BlockClosure for InPlace<'_> {
+    fn call<B: BlockBackend<BlockSize = U16>>(self, backend: &mut B) {
+        let mut par = ParBlocks::<B>::default();
+        let mut chunks = self.0.chunks_exact_mut(par.len());
+        for chunk in &mut chunks {
+            for (b, x) in par.iter_mut().zip(chunk.iter()) {
+                *b = Block::from(x.to_le_bytes());
+            }
+            backend.proc_par_blocks_inplace(&mut par);
+            for (x, b) in chunk.iter_mut().zip(par.iter()) {
+                *x = u128::from_le_bytes((*b).into());
+            }
         }
-        key.encrypt_blocks(&mut buf[..n]);
-        for (x, b) in chunk.iter_mut().zip(buf.iter()) {
-            *x = u128::from_le_bytes((*b).into());
+        for x in chunks.into_remainder() {
+            let mut b = Block::from(x.to_le_bytes());
+            backend.proc_block_inplace(&mut b);
+            *x = u128::from_le_bytes(b.into());
         }
     }
 }
@@ -152,22 +175,15 @@ impl ColumnPrg {
         }
     }
 
-    /// Fills `out` with the keystream blocks `counter, counter + 1, …` as little-endian words
-    /// (`out.len()` must be even: two words per block).
-    pub fn fill(&self, counter: u64, out: &mut [u64]) {
-        debug_assert!(out.len() % 2 == 0);
-        let mut buf = [0u128; BATCH];
-        for (c, chunk) in out.chunks_mut(2 * BATCH).enumerate() {
-            let n = chunk.len() / 2;
+    /// Writes the keystream blocks `counter, counter + 1, …` into `out` (as little-endian
+    /// integers).
+    pub fn blocks(&self, counter: u64, out: &mut [Block128]) {
+        for (c, chunk) in out.chunks_mut(BATCH).enumerate() {
             let base = counter + (c * BATCH) as u64;
-            for (k, b) in buf[..n].iter_mut().enumerate() {
+            for (k, b) in chunk.iter_mut().enumerate() {
                 *b = (base + k as u64) as u128;
             }
-            aes_batch(&self.key, &mut buf[..n]);
-            for (pair, b) in chunk.chunks_mut(2).zip(buf.iter()) {
-                pair[0] = *b as u64;
-                pair[1] = (*b >> 64) as u64;
-            }
+            aes_batch(&self.key, chunk);
         }
     }
 }
@@ -219,12 +235,16 @@ mod tests {
     }
 
     #[test]
-    fn column_prg_counter_continues() {
-        let p = ColumnPrg::new(&[3u8; 16]);
-        let mut all = vec![0u64; 300];
-        p.fill(10, &mut all);
-        let mut tail = vec![0u64; 100];
-        p.fill(110, &mut tail);
-        assert_eq!(all[200..], tail[..]);
+    fn column_prg_counter_continues_and_is_aes_ctr() {
+        let seed = [3u8; 16];
+        let p = ColumnPrg::new(&seed);
+        let mut all = vec![0u128; 150];
+        p.blocks(10, &mut all);
+        let mut tail = vec![0u128; 50];
+        p.blocks(110, &mut tail);
+        assert_eq!(all[100..], tail[..]);
+        let mut one = [Block::from(37u128.to_le_bytes())];
+        Aes128::new(&seed.into()).encrypt_blocks(&mut one);
+        assert_eq!(all[27], u128::from_le_bytes(one[0].into()));
     }
 }

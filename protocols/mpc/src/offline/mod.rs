@@ -42,6 +42,9 @@ use crate::net::{Channel, RING_CHUNK_WORDS};
 /// Choice words (64 OTs each) per extension chunk of the one-directional drivers.
 pub const CHUNK_WORDS: usize = 1 << 11;
 
+/// Bytes per frame of the OT messages: frames stay within the channels' usual size.
+pub(crate) const FRAME_BYTES: usize = 8 * RING_CHUNK_WORDS;
+
 fn to_bytes(words: &[u64]) -> Vec<u8> {
     if cfg!(target_endian = "little") {
         bytemuck::cast_slice(words).to_vec()
@@ -50,66 +53,86 @@ fn to_bytes(words: &[u64]) -> Vec<u8> {
     }
 }
 
-fn extend_from_bytes(out: &mut Vec<u64>, bytes: &[u8]) {
+fn words_from_bytes(bytes: &[u8]) -> Vec<u64> {
     if cfg!(target_endian = "little") {
-        let at = out.len();
-        out.resize(at + bytes.len() / 8, 0);
-        bytemuck::cast_slice_mut::<u64, u8>(&mut out[at..]).copy_from_slice(bytes);
+        let mut out = vec![0u64; bytes.len() / 8];
+        bytemuck::cast_slice_mut::<u64, u8>(&mut out).copy_from_slice(bytes);
+        out
     } else {
-        out.extend(
-            bytes
-                .chunks_exact(8)
-                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes"))),
-        );
+        bytes
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect()
     }
 }
 
-/// Sends raw words in frames of at most [`RING_CHUNK_WORDS`].
-pub(crate) async fn send_words<C: Channel>(ch: &mut C, words: &[u64]) -> Result<()> {
-    for chunk in words.chunks(RING_CHUNK_WORDS) {
-        ch.send_frame(to_bytes(chunk)).await?;
+/// Sends `bytes` in frames of at most [`FRAME_BYTES`] (one frame, not copied, when it fits).
+pub(crate) async fn send_bytes<C: Channel>(ch: &mut C, bytes: Vec<u8>) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if bytes.len() <= FRAME_BYTES {
+        return ch.send_frame(bytes).await;
+    }
+    for chunk in bytes.chunks(FRAME_BYTES) {
+        ch.send_frame(chunk.to_vec()).await?;
     }
     Ok(())
 }
 
-/// Receives exactly `n` words sent by [`send_words`].
-pub(crate) async fn recv_words<C: Channel>(ch: &mut C, n: usize) -> Result<Vec<u64>> {
+fn check_frame(got: usize, want: usize, at: usize, n: usize) -> Result<()> {
+    if got == want {
+        return Ok(());
+    }
+    Err(MpcError::Malformed {
+        reason: format!("OT frame of {got} bytes, expected {want} ({at} of {n} bytes received)"),
+    })
+}
+
+/// Receives exactly `n` bytes sent by [`send_bytes`] (a single frame is returned as it came).
+pub(crate) async fn recv_bytes<C: Channel>(ch: &mut C, n: usize) -> Result<Vec<u8>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if n <= FRAME_BYTES {
+        let f = ch.recv_frame(n).await?;
+        check_frame(f.len(), n, 0, n)?;
+        return Ok(f);
+    }
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let want = (n - out.len()).min(RING_CHUNK_WORDS);
-        let f = ch.recv_frame(want * 8).await?;
-        if f.len() != want * 8 {
-            return Err(MpcError::Malformed {
-                reason: format!(
-                    "OT frame of {} bytes, expected {} ({} of {} words received)",
-                    f.len(),
-                    want * 8,
-                    out.len(),
-                    n
-                ),
-            });
-        }
-        extend_from_bytes(&mut out, &f);
+        let want = (n - out.len()).min(FRAME_BYTES);
+        let f = ch.recv_frame(want).await?;
+        check_frame(f.len(), want, out.len(), n)?;
+        out.extend_from_slice(&f);
     }
     Ok(out)
 }
 
-/// Sends `words` and receives as many from the peer, frame by frame (one flight per frame), so two
+/// Sends `bytes` and receives as many from the peer, frame by frame (one flight per frame), so two
 /// large simultaneous sends cannot deadlock on a flow-controlled transport.
-pub(crate) async fn exchange_words<C: Channel>(ch: &mut C, words: &[u64]) -> Result<Vec<u64>> {
-    let mut out = Vec::with_capacity(words.len());
-    for chunk in words.chunks(RING_CHUNK_WORDS) {
-        let f = ch.exchange_frame(to_bytes(chunk), chunk.len() * 8).await?;
-        if f.len() != chunk.len() * 8 {
-            return Err(MpcError::Malformed {
-                reason: format!(
-                    "OT frame of {} bytes, expected {}",
-                    f.len(),
-                    chunk.len() * 8
-                ),
-            });
-        }
-        extend_from_bytes(&mut out, &f);
+pub(crate) async fn exchange_bytes<C: Channel>(ch: &mut C, bytes: Vec<u8>) -> Result<Vec<u8>> {
+    let n = bytes.len();
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if n <= FRAME_BYTES {
+        let f = ch.exchange_frame(bytes, n).await?;
+        check_frame(f.len(), n, 0, n)?;
+        return Ok(f);
+    }
+    let mut out = Vec::with_capacity(n);
+    for chunk in bytes.chunks(FRAME_BYTES) {
+        let f = ch.exchange_frame(chunk.to_vec(), chunk.len()).await?;
+        check_frame(f.len(), chunk.len(), out.len(), n)?;
+        out.extend_from_slice(&f);
     }
     Ok(out)
+}
+
+/// [`exchange_bytes`] on little-endian words.
+pub(crate) async fn exchange_words<C: Channel>(ch: &mut C, words: &[u64]) -> Result<Vec<u64>> {
+    Ok(words_from_bytes(
+        &exchange_bytes(ch, to_bytes(words)).await?,
+    ))
 }

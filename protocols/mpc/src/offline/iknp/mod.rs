@@ -6,7 +6,11 @@
 //! Extending `m` OTs with choices `r ∈ {0,1}^m`: the receiver sends the columns
 //! `u_i = G(k_i^0) ⊕ G(k_i^1) ⊕ r` ([`ExtendMsg`]); the sender forms `q_i = G(k_i^{Δ_i}) ⊕ Δ_i·u_i`.
 //! After the 128 × m transpose ([`super::transpose`]), row `j` satisfies `q_j = t_j ⊕ r_j·Δ`
-//! ([`SenderBlocks`], [`ReceiverBlocks`]). Hashing with the tweakable correlation-robust hash
+//! ([`SenderBlocks`], [`ReceiverBlocks`]). Both sides work a superblock of up to 2048 OTs at a
+//! time, PRG, transpose and hash in cache; the chunked drivers
+//! ([`send_cot`], [`receive_cot`], [`send_rot`], [`receive_rot`]) go from message to outputs
+//! without storing rows and overlap one chunk's work with the next chunk's transfer.
+//! Hashing with the tweakable correlation-robust hash
 //! ([`super::hash::tccr`], tweak = the global instance index) turns the rows into
 //!
 //! * random OT: the sender gets `H(q_j)`, `H(q_j ⊕ Δ)`, the receiver `H(t_j)`;
@@ -21,9 +25,8 @@
 //! [`setup_pair`] set both up at once, in two symmetric flights.
 
 use super::base::{self, BaseSender, OtKey, ReceiverReply, SenderSetup, BASE_OTS};
+use super::exchange_bytes;
 use super::hash::{expand, tccr_batch, Block128, ColumnPrg};
-use super::transpose::transpose_128;
-use super::{exchange_words, recv_words, send_words, CHUNK_WORDS};
 use crate::compute::{min_len, offload_sized};
 use crate::error::{MpcError, Result};
 use crate::net::{Channel, ChannelExt};
@@ -31,7 +34,14 @@ use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use zeroize::Zeroize;
+use tiles::{receiver_tiles, sender_tiles, SUPER_BYTES, SUPER_OTS, TILES, TILE_BYTES};
+use zeroize::{Zeroize, Zeroizing};
+
+mod drivers;
+mod outputs;
+mod tiles;
+
+pub use drivers::{receive_cot, receive_rot, send_cot, send_rot};
 
 /// The phases of an extension endpoint.
 pub mod state {
@@ -48,7 +58,7 @@ fn bits_of(delta: u128) -> Vec<bool> {
 }
 
 /// Words of choices after padding to a multiple of 128 instances.
-fn padded_words(words: usize) -> usize {
+const fn padded_words(words: usize) -> usize {
     words + (words & 1)
 }
 
@@ -163,12 +173,18 @@ impl Receiver<state::Initialized> {
     }
 }
 
-/// Receiver → sender: the 128 columns `u_i`, each `m'` bits (`m` rounded up to 128), one after the
-/// other.
+/// Receiver → sender: the 128 columns `u_i` of `m'` bits each (`m` rounded up to 128), as
+/// little-endian bytes: superblock after superblock, column after column within one, a 16-byte
+/// block per tile (a permutation of the columns; `16 · m'` bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtendMsg {
-    /// `128 · m' / 64` words.
-    pub u: Vec<u64>,
+    /// `16 · m'` bytes.
+    pub u: Vec<u8>,
+}
+
+/// Bytes of the receiver's message for `words` choice words.
+pub(crate) const fn msg_bytes(words: usize) -> usize {
+    padded_words(words) / 2 * TILE_BYTES
 }
 
 /// The sender's rows `q_j = t_j ⊕ r_j·Δ` of one extension. `Debug` prints no secret.
@@ -246,36 +262,69 @@ impl Receiver<state::Extension> {
     }
 }
 
+/// The rows of one superblock, reused by the superblocks of a rayon task and wiped when it ends.
+fn scratch() -> Zeroizing<Vec<Block128>> {
+    Zeroizing::new(vec![0; SUPER_OTS])
+}
+
+/// Superblocks per rayon task: at least [`crate::compute::INLINE_WORK`] of work.
+fn superblock_grain() -> usize {
+    min_len(SUPER_OTS * OT_WORK)
+}
+
 impl ReceiverJob {
-    pub(crate) fn run(self, choices: &[u64]) -> (ExtendMsg, ReceiverBlocks) {
-        let words = choices.len();
-        let pw = padded_words(words);
-        let mut r = choices.to_vec();
-        r.resize(pw, 0);
-        let mut t = vec![0u64; BASE_OTS * pw];
-        let mut u = vec![0u64; BASE_OTS * pw];
-        t.par_chunks_mut(pw)
-            .zip(u.par_chunks_mut(pw))
-            .zip(self.cols.par_iter())
-            .with_min_len(min_len(8 * pw))
-            .for_each(|((ti, ui), [g0, g1])| {
-                g0.fill(self.counter, ti);
-                g1.fill(self.counter, ui);
-                for ((u, t), r) in ui.iter_mut().zip(ti.iter()).zip(r.iter()) {
-                    *u ^= t ^ r;
-                }
+    /// The rows of superblock `s` (choice words `c`) into `buf`, and its message part into `u`;
+    /// returns the rows of real (unpadded) instances.
+    fn superblock<'a>(
+        &self,
+        s: usize,
+        c: &[u64],
+        u: &mut [u8],
+        buf: &'a mut [Block128],
+    ) -> &'a mut [Block128] {
+        let counter = self.counter + (s * TILES) as u64;
+        receiver_tiles(&self.cols, counter, c, u, buf);
+        &mut buf[..64 * c.len()]
+    }
+
+    /// Runs `f(first instance, rows, outputs)` on every superblock, in parallel; `out` holds `per`
+    /// outputs per instance. Returns the message.
+    fn for_each<O: Send>(
+        &self,
+        choices: &[u64],
+        out: &mut [O],
+        per: usize,
+        f: impl Fn(u64, &mut [Block128], &mut [O]) + Send + Sync,
+    ) -> ExtendMsg {
+        let mut u = vec![0u8; msg_bytes(choices.len())];
+        u.par_chunks_mut(SUPER_BYTES)
+            .zip(choices.par_chunks(2 * TILES))
+            .zip(out.par_chunks_mut(SUPER_OTS * per))
+            .with_min_len(superblock_grain())
+            .enumerate()
+            .for_each_init(scratch, |buf, (s, ((u, c), o))| {
+                let rows = self.superblock(s, c, u, buf);
+                f(self.first + (s * SUPER_OTS) as u64, rows, o);
             });
-        let mut blocks = transpose_128(&t, pw * 64);
-        blocks.truncate(words * 64);
-        t.zeroize();
-        (
-            ExtendMsg { u },
-            ReceiverBlocks {
-                t: blocks,
-                choices: choices.to_vec(),
-                first: self.first,
-            },
-        )
+        ExtendMsg { u }
+    }
+
+    pub(crate) fn run(self, choices: &[u64]) -> (ExtendMsg, ReceiverBlocks) {
+        let mut t = vec![0u128; 64 * choices.len()];
+        let msg = self.for_each(choices, &mut t, 1, |_, rows, t| t.copy_from_slice(rows));
+        let blocks = ReceiverBlocks {
+            t,
+            choices: choices.to_vec(),
+            first: self.first,
+        };
+        (msg, blocks)
+    }
+
+    /// The message, and `H(t_j)` of every instance in `out` (`64 · choices.len()` words): the
+    /// random-OT outputs, or the correlated-OT outputs before the sender's message.
+    pub(crate) fn run_hashed(self, choices: &[u64], out: &mut [u64]) -> ExtendMsg {
+        assert_eq!(out.len(), 64 * choices.len(), "IKNP receiver outputs");
+        self.for_each(choices, out, 1, outputs::receiver_rot)
     }
 }
 
@@ -302,66 +351,107 @@ impl Sender<state::Extension> {
 }
 
 impl SenderJob {
-    pub(crate) fn run(self, msg: &ExtendMsg) -> Result<SenderBlocks> {
-        let pw = padded_words(self.words);
-        if msg.u.len() != BASE_OTS * pw {
+    fn check(&self, u: &[u8]) -> Result<()> {
+        let want = msg_bytes(self.words);
+        if u.len() != want {
             return Err(MpcError::Malformed {
                 reason: format!(
-                    "IKNP message of {} words, expected {} for {} OTs",
-                    msg.u.len(),
-                    BASE_OTS * pw,
+                    "IKNP message of {} bytes, expected {want} for {} OTs",
+                    u.len(),
                     self.words * 64
                 ),
             });
         }
-        let mut q = vec![0u64; BASE_OTS * pw];
-        q.par_chunks_mut(pw)
-            .zip(msg.u.par_chunks(pw))
-            .zip(self.cols.par_iter())
-            .with_min_len(min_len(8 * pw))
+        Ok(())
+    }
+
+    /// Runs `f(first instance, rows, s)` on every superblock `s` (message part `u`) in parallel,
+    /// zipped with the output pieces `out` (one per superblock).
+    fn for_each<I: Send>(
+        &self,
+        u: &[u8],
+        out: impl IndexedParallelIterator<Item = I>,
+        f: impl Fn(u64, &mut [Block128], I) + Send + Sync,
+    ) {
+        let m = self.words * 64;
+        u.par_chunks(SUPER_BYTES)
+            .zip(out)
+            .with_min_len(superblock_grain())
             .enumerate()
-            .for_each(|(i, ((qi, ui), g))| {
-                g.fill(self.counter, qi);
-                if (self.delta >> i) & 1 == 1 {
-                    for (q, u) in qi.iter_mut().zip(ui.iter()) {
-                        *q ^= u;
-                    }
-                }
+            .for_each_init(scratch, |buf, (s, (u, o))| {
+                let counter = self.counter + (s * TILES) as u64;
+                sender_tiles(&self.cols, self.delta, counter, u, buf);
+                let n = SUPER_OTS.min(m - s * SUPER_OTS);
+                f(self.first + (s * SUPER_OTS) as u64, &mut buf[..n], o);
             });
-        let mut blocks = transpose_128(&q, pw * 64);
-        blocks.truncate(self.words * 64);
-        q.zeroize();
+    }
+
+    pub(crate) fn run(self, msg: &ExtendMsg) -> Result<SenderBlocks> {
+        self.check(&msg.u)?;
+        let mut q = vec![0u128; self.words * 64];
+        self.for_each(&msg.u, q.par_chunks_mut(SUPER_OTS), |_, rows, q| {
+            q.copy_from_slice(rows)
+        });
         Ok(SenderBlocks {
-            q: blocks,
+            q,
             delta: self.delta,
             first: self.first,
         })
     }
+
+    /// Random OT straight from the message: both messages of every instance into `out`
+    /// (`64 · words` pairs).
+    pub(crate) fn rot(self, u: &[u8], out: &mut [[u64; 2]]) -> Result<()> {
+        self.check(u)?;
+        assert_eq!(out.len(), self.words * 64, "IKNP sender outputs");
+        let delta = self.delta;
+        self.for_each(u, out.par_chunks_mut(SUPER_OTS), |first, q, o| {
+            outputs::sender_rot(first, q, delta, o)
+        });
+        Ok(())
+    }
+
+    /// Correlated OT straight from the message: this party's outputs into `x` (`64 · words`)
+    /// and the message for the receiver (little-endian words).
+    pub(crate) fn cot(self, u: &[u8], corr: &[u64], x: &mut [u64]) -> Result<Vec<u8>> {
+        self.check(u)?;
+        let m = self.words * 64;
+        if corr.len() != m || x.len() != m {
+            return Err(MpcError::ShapeMismatch {
+                op: "cot correlations and outputs",
+                left: (corr.len(), x.len()),
+                right: (m, m),
+            });
+        }
+        let mut d = vec![0u8; 8 * m];
+        let delta = self.delta;
+        let pieces = x
+            .par_chunks_mut(SUPER_OTS)
+            .zip(d.par_chunks_mut(8 * SUPER_OTS))
+            .zip(corr.par_chunks(SUPER_OTS));
+        self.for_each(u, pieces, |first, q, ((x, d), c)| {
+            outputs::sender_cot(first, q, delta, c, x, d)
+        });
+        Ok(d)
+    }
 }
 
-/// Instances hashed per rayon task.
-const PAR_GRAIN: usize = 1 << 12;
-
 /// Word operations per extended OT (PRG expansion, transposition and hashing), for
-/// [`offload_sized`].
+/// [`offload_sized`] and the parallel grain.
 const OT_WORK: usize = 16;
 
 impl SenderBlocks {
     /// Random OT: both messages `(H(q_j), H(q_j ⊕ Δ))` of every instance, truncated to 64 bits.
     pub fn rot(&self) -> Vec<[u64; 2]> {
         let mut out = vec![[0u64; 2]; self.q.len()];
-        out.par_chunks_mut(PAR_GRAIN)
-            .zip(self.q.par_chunks(PAR_GRAIN))
+        out.par_chunks_mut(SUPER_OTS)
+            .zip(self.q.par_chunks(SUPER_OTS))
             .enumerate()
             .for_each(|(c, (o, q))| {
-                let first = self.first + (c * PAR_GRAIN) as u64;
-                let mut h0 = q.to_vec();
-                let mut h1: Vec<u128> = q.iter().map(|x| x ^ self.delta).collect();
-                tccr_batch(first, &mut h0);
-                tccr_batch(first, &mut h1);
-                for ((o, a), b) in o.iter_mut().zip(&h0).zip(&h1) {
-                    *o = [*a as u64, *b as u64];
-                }
+                let mut h = [0u128; SUPER_OTS];
+                h[..q.len()].copy_from_slice(q);
+                let first = self.first + (c * SUPER_OTS) as u64;
+                outputs::sender_rot(first, &mut h[..q.len()], self.delta, o);
             });
         out
     }
@@ -377,32 +467,22 @@ impl SenderBlocks {
             });
         }
         let mut x = vec![0u64; self.q.len()];
-        let mut d = vec![0u64; self.q.len()];
-        x.par_chunks_mut(PAR_GRAIN)
-            .zip(d.par_chunks_mut(PAR_GRAIN))
+        let mut d = vec![0u8; 8 * self.q.len()];
+        x.par_chunks_mut(SUPER_OTS)
+            .zip(d.par_chunks_mut(8 * SUPER_OTS))
             .zip(
                 self.q
-                    .par_chunks(PAR_GRAIN)
-                    .zip(correlations.par_chunks(PAR_GRAIN)),
+                    .par_chunks(SUPER_OTS)
+                    .zip(correlations.par_chunks(SUPER_OTS)),
             )
             .enumerate()
             .for_each(|(c, ((x, d), (q, corr)))| {
-                let first = self.first + (c * PAR_GRAIN) as u64;
-                let mut h0 = q.to_vec();
-                let mut h1: Vec<u128> = q.iter().map(|v| v ^ self.delta).collect();
-                tccr_batch(first, &mut h0);
-                tccr_batch(first, &mut h1);
-                for (((x, d), (a, b)), c) in x
-                    .iter_mut()
-                    .zip(d.iter_mut())
-                    .zip(h0.iter().zip(&h1))
-                    .zip(corr)
-                {
-                    *x = *a as u64;
-                    *d = (*a as u64).wrapping_add(*c).wrapping_sub(*b as u64);
-                }
+                let mut h = [0u128; SUPER_OTS];
+                h[..q.len()].copy_from_slice(q);
+                let first = self.first + (c * SUPER_OTS) as u64;
+                outputs::sender_cot(first, &mut h[..q.len()], self.delta, corr, x, d);
             });
-        Ok((x, d))
+        Ok((x, outputs::le_words(&d).collect()))
     }
 
     /// Correlated OT on vectors: `correlations` holds `len` words per instance; returns this
@@ -450,15 +530,13 @@ impl ReceiverBlocks {
     /// Random OT: `H(t_j)` truncated to 64 bits, the message the choice bit selected.
     pub fn rot(&self) -> Vec<u64> {
         let mut out = vec![0u64; self.t.len()];
-        out.par_chunks_mut(PAR_GRAIN)
-            .zip(self.t.par_chunks(PAR_GRAIN))
+        out.par_chunks_mut(SUPER_OTS)
+            .zip(self.t.par_chunks(SUPER_OTS))
             .enumerate()
             .for_each(|(c, (o, t))| {
-                let mut h = t.to_vec();
-                tccr_batch(self.first + (c * PAR_GRAIN) as u64, &mut h);
-                for (o, h) in o.iter_mut().zip(&h) {
-                    *o = *h as u64;
-                }
+                let mut h = [0u128; SUPER_OTS];
+                h[..t.len()].copy_from_slice(t);
+                outputs::receiver_rot(self.first + (c * SUPER_OTS) as u64, &mut h[..t.len()], o);
             });
         out
     }
@@ -475,9 +553,7 @@ impl ReceiverBlocks {
             });
         }
         let mut out = self.rot();
-        for (j, (o, d)) in out.iter_mut().zip(msg).enumerate() {
-            *o = o.wrapping_add(d & self.choice(j).wrapping_neg());
-        }
+        outputs::receiver_cot_finish(&mut out, msg.iter().copied(), &self.choices);
         Ok(out)
     }
 
@@ -570,126 +646,7 @@ pub async fn setup_receiver<C: Channel, R: RngCore + CryptoRng>(
     init.finish_base(&reply)
 }
 
-/// Extends `words · 64` OTs as sender, in chunks of [`CHUNK_WORDS`] choice words; `each` turns every
-/// chunk's blocks into output and an optional message for the receiver.
-async fn send_chunks<C, T, F>(
-    ch: &mut C,
-    sender: &mut Sender<state::Extension>,
-    words: usize,
-    each: F,
-) -> Result<Vec<T>>
-where
-    C: Channel,
-    T: Send + 'static,
-    F: Fn(SenderBlocks, usize) -> Result<(Vec<T>, Option<Vec<u64>>)> + Send + Sync + 'static,
-{
-    let each = Arc::new(each);
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at < words {
-        let w = CHUNK_WORDS.min(words - at);
-        let u = recv_words(ch, BASE_OTS * padded_words(w)).await?;
-        let job = sender.reserve(w);
-        let f = each.clone();
-        let work = w * 64 * OT_WORK;
-        let (part, msg) =
-            offload_sized(work, move || f(job.run(&ExtendMsg { u })?, at * 64)).await?;
-        if let Some(msg) = msg {
-            send_words(ch, &msg).await?;
-            ch.flush().await?;
-        }
-        out.extend(part);
-        at += w;
-    }
-    Ok(out)
-}
-
-/// Extends OTs as receiver with `choices`, in chunks; `each` gets every chunk's blocks and the
-/// sender's message for the chunk (if `msg_words(instances)` is nonzero).
-async fn receive_chunks<C, T, F>(
-    ch: &mut C,
-    receiver: &mut Receiver<state::Extension>,
-    choices: &[u64],
-    msg_words: impl Fn(usize) -> usize,
-    each: F,
-) -> Result<Vec<T>>
-where
-    C: Channel,
-    T: Send + 'static,
-    F: Fn(ReceiverBlocks, Vec<u64>) -> Result<Vec<T>> + Send + Sync + 'static,
-{
-    let each = Arc::new(each);
-    let mut out = Vec::new();
-    for chunk in choices.chunks(CHUNK_WORDS) {
-        let job = receiver.reserve(chunk.len());
-        let c = chunk.to_vec();
-        let work = chunk.len() * 64 * OT_WORK;
-        let (msg, blocks) = offload_sized(work, move || job.run(&c)).await;
-        send_words(ch, &msg.u).await?;
-        ch.flush().await?;
-        let n = msg_words(chunk.len() * 64);
-        let d = if n > 0 {
-            recv_words(ch, n).await?
-        } else {
-            Vec::new()
-        };
-        let f = each.clone();
-        out.extend(offload_sized(work, move || f(blocks, d)).await?);
-    }
-    Ok(out)
-}
-
-/// Sender side of `64 · words` random OTs: `(m_0, m_1)` per instance.
-pub async fn send_rot<C: Channel>(
-    ch: &mut C,
-    sender: &mut Sender<state::Extension>,
-    words: usize,
-) -> Result<Vec<[u64; 2]>> {
-    send_chunks(ch, sender, words, |b, _| Ok((b.rot(), None))).await
-}
-
-/// Receiver side of random OTs with `choices` (packed LSB first): `m_{r_j}` per instance.
-pub async fn receive_rot<C: Channel>(
-    ch: &mut C,
-    receiver: &mut Receiver<state::Extension>,
-    choices: &[u64],
-) -> Result<Vec<u64>> {
-    receive_chunks(ch, receiver, choices, |_| 0, |b, _| Ok(b.rot())).await
-}
-
-/// Sender side of correlated OTs over Z_2^64 (`correlations.len()` a multiple of 64): returns the
-/// sender's outputs `x_j`; the receiver gets `x_j + r_j·c_j`.
-pub async fn send_cot<C: Channel>(
-    ch: &mut C,
-    sender: &mut Sender<state::Extension>,
-    correlations: &[u64],
-) -> Result<Vec<u64>> {
-    if correlations.len() % 64 != 0 {
-        return Err(MpcError::ShapeMismatch {
-            op: "send_cot: instances must be a multiple of 64",
-            left: (correlations.len(), 1),
-            right: (64, 1),
-        });
-    }
-    let corr: Arc<[u64]> = correlations.into();
-    send_chunks(ch, sender, correlations.len() / 64, move |b, at| {
-        let (x, d) = b.cot(&corr[at..at + b.q.len()])?;
-        Ok((x, Some(d)))
-    })
-    .await
-}
-
-/// Receiver side of correlated OTs over Z_2^64.
-pub async fn receive_cot<C: Channel>(
-    ch: &mut C,
-    receiver: &mut Receiver<state::Extension>,
-    choices: &[u64],
-) -> Result<Vec<u64>> {
-    receive_chunks(ch, receiver, choices, |m| m, |b, d| b.cot(&d)).await
-}
-
-/// Exchanges `words` words of IKNP columns both ways (each party as receiver towards the peer) and
-/// returns (this party's receiver blocks, the peer-derived sender blocks).
+/// Exchanges the IKNP messages both ways (each party as receiver towards the peer) and returns (this party's receiver blocks, the peer-derived sender blocks).
 pub(crate) async fn extend_both<C: Channel>(
     ch: &mut C,
     pair: &mut OtPair,
@@ -700,7 +657,7 @@ pub(crate) async fn extend_both<C: Channel>(
     let sjob = pair.sender.reserve(words);
     let work = words * 64 * OT_WORK;
     let (msg, rblocks) = offload_sized(work, move || rjob.run(&choices)).await;
-    let peer_u = exchange_words(ch, &msg.u).await?;
+    let peer_u = exchange_bytes(ch, msg.u).await?;
     let sblocks = offload_sized(work, move || sjob.run(&ExtendMsg { u: peer_u })).await?;
     Ok((rblocks, sblocks))
 }
