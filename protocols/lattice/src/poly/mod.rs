@@ -27,6 +27,7 @@ use crate::kernels;
 use crate::pool;
 
 pub mod base_conv;
+pub mod extended;
 pub mod rescale;
 #[cfg(test)]
 mod tests;
