@@ -332,9 +332,7 @@ pub(crate) fn coeffs_to_poly(
         // The common case (values of order one at scale ≤ 2^61): hardware conversion and a
         // single-word reduction per residue.
         let ints: Vec<i64> = coeffs.iter().map(|&c| c.round() as i64).collect();
-        return Ok(
-            RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, p_len).into_ntt(params),
-        );
+        return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, p_len).into_ntt(params));
     }
     let ints: Vec<i128> = coeffs.iter().map(|&c| c.round() as i128).collect();
     let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, p_len);

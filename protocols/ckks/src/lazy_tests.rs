@@ -105,7 +105,10 @@ fn giant_step_rotation_before_mod_down_matches() {
     let scale = c.params.q_primes()[level] as f64;
     let pt = c.enc.encode(&w, level, scale).unwrap();
     let pt_ext = c.enc.encode_ext(&w, level, scale).unwrap();
-    let old = c.eval.mul_plain(&c.eval.rotate(&ct, 2).unwrap(), &pt).unwrap();
+    let old = c
+        .eval
+        .mul_plain(&c.eval.rotate(&ct, 2).unwrap(), &pt)
+        .unwrap();
     let old = c.eval.rescale(&c.eval.rotate(&old, 5).unwrap()).unwrap();
     let r = c.eval.rotate_hoisted_ext(&ct, &[2]).unwrap();
     let sum = c.eval.mul_plain_ext(&r[0], &pt_ext).unwrap();
@@ -144,7 +147,9 @@ fn lazy_counters_count_mod_downs() {
     c.eval.reset_counters();
     let r = c.eval.rotate_hoisted_ext(&ct, &[1, 2, 3]).unwrap();
     let mut acc = c.eval.mul_plain_ext(&r[0], &pt).unwrap();
-    c.eval.mul_plain_add_assign_ext(&mut acc, &r[1], &pt).unwrap();
+    c.eval
+        .mul_plain_add_assign_ext(&mut acc, &r[1], &pt)
+        .unwrap();
     let r2 = c.eval.rotate_ext(&acc, 1).unwrap();
     c.eval.add_assign_ext(&mut acc, &r2).unwrap();
     let _ = c.eval.mod_down_ext(acc).unwrap();

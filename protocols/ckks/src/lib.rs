@@ -67,11 +67,11 @@ pub use ciphertext::{Ciphertext, Ciphertext3};
 pub use encoder::{Encoder, Plaintext, C64};
 pub use error::{CkksError, Result};
 pub use evaluator::{Evaluator, OpCounters, OpCounts, SCALE_TOLERANCE};
-pub use lazy::ExtCiphertext;
 pub use keys::{
     galois_element_conjugate, galois_element_for_step, GaloisKeys, KeyGenerator, KeySwitchKey,
     PublicKey, RelinKey, SecretKey,
 };
+pub use lazy::ExtCiphertext;
 pub use params::{
     presets, CkksParams, CkksParamsBuilder, Dnum, Levels, LogN, Preset, PrimeBits, ScaleBits,
     SecurityLevel, SpecialPrimes,
