@@ -19,9 +19,10 @@
 //!
 //! **Noise.** With `(u0 + u1·s) = P·σ(c1)·σ(s) + e_ks` (key switching), the sum
 //! `Σ pt_s·(a0_s + a1_s·s)` equals `P·Σ pt_s·σ_s(c0 + c1·s) + Σ pt_s·e_ks,s`, and its division
-//! by `P` adds one rounding error (`≤ (k/2)·(1 + ‖s‖₁)` per coefficient) instead of one per
-//! rotation multiplied by `pt_s`: the result is the per-rotation path's within the key-switching
-//! noise, which the tests check (`scheme_tests::lazy_*`).
+//! by `P` adds one rounding error (`≤ (1 + ‖s‖₁)/2` per coefficient, the conversion of the
+//! special limbs being exact and centred) instead of one per rotation multiplied by `pt_s`:
+//! the result is the per-rotation path's within the key-switching noise, which the tests check
+//! (`lazy_tests`: at least as precise as the per-rotation path, within one bit).
 //!
 //! **Security.** No new message and no new key: these are server-side evaluations under the
 //! evaluation keys the client already provides (semi-honest server, CKKS's IND-CPA security);

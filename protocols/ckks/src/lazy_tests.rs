@@ -207,3 +207,20 @@ fn lazy_operands_are_checked() {
         Err(CkksError::LevelMismatch { .. })
     ));
 }
+
+#[test]
+fn higher_level_extended_plaintext_uses_its_prefix() {
+    // The same integer polynomial encoded at level 4 and at the ciphertext's level 2: its
+    // first q limbs and its special limbs give the same product, bit for bit.
+    let mut c = ctx();
+    let x = c.random(-1.0, 1.0);
+    let fresh = c.encrypt(&x);
+    let ct = c.eval.drop_to_level(&fresh, 2).unwrap();
+    let r = c.eval.rotate_hoisted_ext(&ct, &[3]).unwrap();
+    let scale = c.params.q_primes()[2] as f64;
+    let high = c.enc.encode_ext(&x, 4, scale).unwrap();
+    let same = c.enc.encode_ext(&x, 2, scale).unwrap();
+    let a = c.eval.mul_plain_ext(&r[0], &high).unwrap();
+    let b = c.eval.mul_plain_ext(&r[0], &same).unwrap();
+    assert!(a.a0 == b.a0 && a.a1 == b.a1);
+}

@@ -158,7 +158,6 @@ impl LinearMap {
         self.strategy
     }
 
-
     fn n1(&self) -> usize {
         match self.strategy {
             Strategy::Hoisted => 1,
