@@ -288,6 +288,13 @@ fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, 
 /// and 0.8 ms fused over `Q·P`. The parts scale alike with the level (all are linear in the
 /// number of limbs), except the products over `Q·P`, which carry the special limbs at every
 /// level; the weights are those of the middle of the model.
+///
+/// Not weighed: encoding the diagonals, 1.9 ms over `Q` and 2.3 ms over `Q·P` per diagonal,
+/// because how often a diagonal is encoded depends on the cache and on lockstep evaluation
+/// (a temporal map encodes each diagonal once for a chunk of nodes; weighing it per product
+/// turned the temporal maps back to the per-rotation ModDown, which measured 14 % slower on
+/// the quickstart). On graph convolutions, whose diagonals are encoded once per product, the
+/// extra encoding time about cancels the ModDowns saved (quickstart: same CPU time).
 mod weight {
     pub(super) const DECOMPOSE: f64 = 1.4;
     pub(super) const MOD_DOWN: f64 = 0.93;
