@@ -18,7 +18,10 @@ pub(super) struct OpCosts {
     pub(super) rescale: f64,
     pub(super) tensor: f64,
     pub(super) decompose: f64,
+    /// A key switch's inner product, without its division by `P`.
     pub(super) key_switch: f64,
+    /// The division of one polynomial by `P` (ModDown).
+    pub(super) mod_down: f64,
 }
 
 impl OpCosts {
@@ -26,6 +29,7 @@ impl OpCosts {
     pub(super) fn seconds(&self, c: &OpCounts) -> f64 {
         c.decompose as f64 * self.decompose
             + c.key_switch as f64 * self.key_switch
+            + c.mod_down as f64 * self.mod_down
             + c.mul_plain as f64 * self.mul_plain
             + (c.add + c.mul_const) as f64 * self.add
             + c.mul as f64 * self.tensor
@@ -52,9 +56,9 @@ fn time_median(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     Ok(common::median(&v))
 }
 
-/// Probes the cost of each operation at each of `levels` on one thread: a rotation (one
-/// decomposition + one key switch) and a hoisted batch of 4 (one decomposition + 4 key
-/// switches) separate the two parts.
+/// Probes the cost of each operation at each of `levels` on one thread: a rotation kept over
+/// `Q·P` (one decomposition + one inner product) and a batch of 4 (one decomposition + 4
+/// inner products) separate the two parts; a ModDown is timed on its own.
 pub(super) fn probe_costs(
     params: &CkksParams,
     keys: &mut ClientKeys,
@@ -127,23 +131,31 @@ impl Probe<'_> {
             eval.mul_no_relin(&ct, &ct)?;
             Ok(())
         })?;
-        let rot = time_median(3, || {
-            eval.rotate(&ct, 1)?;
+        // Rotations kept over Q·P (no ModDown) separate the decomposition from the inner
+        // products; the ModDown is timed on its own.
+        let one = time_median(3, || {
+            eval.rotate_hoisted_ext(&ct, &[1])?;
             Ok(())
         })?;
-        let hoisted = time_median(2, || {
-            eval.rotate_hoisted(&ct, &[1, 2, 3, 4])?;
+        let four = time_median(2, || {
+            eval.rotate_hoisted_ext(&ct, &[1, 2, 3, 4])?;
             Ok(())
         })?;
-        let key_switch = ((hoisted - rot) / 3.0).max(0.0);
+        let lifted = eval.lift_ext(&ct)?;
+        let mod_down_pair = time_median(3, || {
+            eval.mod_down_ext(lifted.clone())?;
+            Ok(())
+        })?;
+        let key_switch = ((four - one) / 3.0).max(0.0);
         Ok(OpCosts {
             encode,
             mul_plain,
             add,
             rescale,
             tensor,
-            decompose: (rot - key_switch).max(0.0),
+            decompose: (one - key_switch).max(0.0),
             key_switch,
+            mod_down: mod_down_pair / 2.0,
         })
     }
 }

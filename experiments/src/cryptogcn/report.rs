@@ -37,6 +37,7 @@ fn total_metrics(report: &mut Report, run: &str, c: &OpCounts) {
     report.metric(format!("{run}.add_count"), c.add as f64);
     report.metric(format!("{run}.relinearize_count"), c.relinearize as f64);
     report.metric(format!("{run}.decompose_count"), c.decompose as f64);
+    report.metric(format!("{run}.mod_down_count"), c.mod_down as f64);
 }
 
 /// The sections and metrics of the NTU-shaped part, in the report's order: setup, counts,
@@ -160,6 +161,7 @@ fn ratios(report: &mut Report, totals: &[OpCounts]) -> String {
         ("he_ops", he_ops(ta), he_ops(tb)),
         ("rotations", ta.rotate, tb.rotate),
         ("keyswitch", ta.key_switch, tb.key_switch),
+        ("mod_down", ta.mod_down, tb.mod_down),
         ("pt_ct_mul", ta.mul_plain, tb.mul_plain),
         ("ct_ct_mul", ta.mul, tb.mul),
         ("rescale", ta.rescale, tb.rescale),
@@ -240,20 +242,21 @@ fn estimates(report: &mut Report, e: &Estimates) -> String {
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "Per-operation costs probed on one thread (medians of 2–5 runs), at the top and bottom levels used:\n\n| level | encode | pt×ct | add | rescale | ct×ct (tensor) | decomposition | key switch (inner product) |\n|---|---|---|---|---|---|---|---|"
+        "Per-operation costs probed on one thread (medians of 2–5 runs), at the top and bottom levels used:\n\n| level | encode | pt×ct | add | rescale | ct×ct (tensor) | decomposition | key switch (inner product) | ModDown (one polynomial) |\n|---|---|---|---|---|---|---|---|---|"
     );
     for (l, c) in [e.costs.last(), e.costs.first()].into_iter().flatten() {
         let ms = |x: f64| format!("{:.2} ms", 1e3 * x);
         let _ = writeln!(
             md,
-            "| {l} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {l} | {} | {} | {} | {} | {} | {} | {} | {} |",
             ms(c.encode),
             ms(c.mul_plain),
             ms(c.add),
             ms(c.rescale),
             ms(c.tensor),
             ms(c.decompose),
-            ms(c.key_switch)
+            ms(c.key_switch),
+            ms(c.mod_down)
         );
     }
     let _ = writeln!(md, "\n| packing | estimated latency, 1 thread, pre-encoded weights | extra time to encode every weight on the fly (upper bound: AMA nodes share diagonals) |\n|---|---|---|");

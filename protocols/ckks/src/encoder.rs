@@ -69,6 +69,11 @@ impl Plaintext {
     pub fn poly(&self) -> &RnsPoly<Ntt> {
         &self.poly
     }
+    /// Whether the plaintext also has residues modulo the special primes
+    /// ([`Encoder::encode_ext`]), for products over `Q_l ∪ P`.
+    pub fn is_extended(&self) -> bool {
+        self.poly.p_len() > 0
+    }
     pub(crate) fn check_params(&self, params: &CkksParams) -> Result<()> {
         if self.params_id != params.fingerprint() {
             return Err(CkksError::ForeignObject {
@@ -201,6 +206,25 @@ impl Encoder {
 
     /// Encodes complex values (zero-padded to `N/2` slots) at `level` with `scale`.
     pub fn encode_complex(&self, values: &[C64], level: usize, scale: f64) -> Result<Plaintext> {
+        self.encode_with_special(values, level, scale, 0)
+    }
+
+    /// Encodes real values like [`Self::encode`], with residues modulo the special primes as
+    /// well: the plaintext of a product over `Q_l ∪ P` (see [`crate::lazy`]). The value must
+    /// stay below `Q_level / 2` as for [`Self::encode`]; it is the same integer polynomial.
+    pub fn encode_ext(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
+        let c: Vec<C64> = values.iter().map(|&v| C64::new(v, 0.0)).collect();
+        let k = self.params.p_primes().len();
+        self.encode_with_special(&c, level, scale, k)
+    }
+
+    fn encode_with_special(
+        &self,
+        values: &[C64],
+        level: usize,
+        scale: f64,
+        p_len: usize,
+    ) -> Result<Plaintext> {
         self.params.check_level(level)?;
         check_scale(&self.params, scale, level)?;
         let slots = self.slots();
@@ -228,7 +252,7 @@ impl Encoder {
             coeffs[i] = z.re * scale;
             coeffs[i + slots] = z.im * scale;
         }
-        let poly = coeffs_to_poly(&self.params, &coeffs, level)?;
+        let poly = coeffs_to_poly(&self.params, &coeffs, level, p_len)?;
         Ok(Plaintext {
             poly,
             scale,
@@ -282,6 +306,7 @@ pub(crate) fn coeffs_to_poly(
     params: &CkksParams,
     coeffs: &[f64],
     level: usize,
+    p_len: usize,
 ) -> Result<RnsPoly<Ntt>> {
     let log_q: f64 = params.inner.q[..=level]
         .iter()
@@ -307,15 +332,16 @@ pub(crate) fn coeffs_to_poly(
         // The common case (values of order one at scale ≤ 2^61): hardware conversion and a
         // single-word reduction per residue.
         let ints: Vec<i64> = coeffs.iter().map(|&c| c.round() as i64).collect();
-        return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, 0).into_ntt(params));
+        return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, p_len).into_ntt(params));
     }
     let ints: Vec<i128> = coeffs.iter().map(|&c| c.round() as i128).collect();
-    let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, 0);
+    let mut poly = RnsPoly::<Coeff>::zero(params, level + 1, p_len);
+    let moduli = poly.moduli(params);
     poly.data_mut()
         .par_chunks_mut(n)
         .enumerate()
         .for_each(|(t, limb)| {
-            let m = params.inner.basis.moduli()[t];
+            let m = moduli[t];
             for (x, &v) in limb.iter_mut().zip(&ints) {
                 *x = m.reduce_i128(v);
             }
@@ -464,7 +490,7 @@ mod tests {
         let n = params.n();
         // A plaintext with small known integer coefficients.
         let coeffs: Vec<f64> = (0..n).map(|i| ((i * 7919) % 23) as f64 - 11.0).collect();
-        let poly = coeffs_to_poly(&params, &coeffs, 2).unwrap();
+        let poly = coeffs_to_poly(&params, &coeffs, 2, 0).unwrap();
         let pt = Plaintext {
             poly,
             scale: 1.0,
@@ -491,7 +517,7 @@ mod tests {
         let coeffs: Vec<f64> = (0..params.n())
             .map(|i| (i as f64 - 512.0) * 2f64.powi(90) + i as f64)
             .collect();
-        let poly = coeffs_to_poly(&params, &coeffs, 3)
+        let poly = coeffs_to_poly(&params, &coeffs, 3, 0)
             .unwrap()
             .into_coeff(&params);
         let back = crt_to_f64(&params, &poly);

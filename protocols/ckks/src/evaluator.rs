@@ -54,21 +54,28 @@ pub struct OpCounts {
     pub rescale: u64,
     /// Level drops.
     pub drop_level: u64,
+    /// Divisions by the special modulus `P` (ModDown), counted per polynomial: two per plain
+    /// rotation or relinearization, none per rotation kept over `Q_l ∪ P` (see
+    /// [`crate::lazy`]), one per rotation of such a ciphertext and two per
+    /// [`Evaluator::mod_down_ext`].
+    #[serde(default)]
+    pub mod_down: u64,
 }
 
 /// Thread-safe operation counters.
 #[derive(Debug, Default)]
 pub struct OpCounters {
-    add: AtomicU64,
-    mul_plain: AtomicU64,
+    pub(crate) add: AtomicU64,
+    pub(crate) mul_plain: AtomicU64,
     mul_const: AtomicU64,
     mul: AtomicU64,
     relinearize: AtomicU64,
-    rotate: AtomicU64,
-    key_switch: AtomicU64,
-    decompose: AtomicU64,
+    pub(crate) rotate: AtomicU64,
+    pub(crate) key_switch: AtomicU64,
+    pub(crate) decompose: AtomicU64,
     rescale: AtomicU64,
     drop_level: AtomicU64,
+    pub(crate) mod_down: AtomicU64,
 }
 
 impl OpCounters {
@@ -86,6 +93,7 @@ impl OpCounters {
             decompose: r(&self.decompose),
             rescale: r(&self.rescale),
             drop_level: r(&self.drop_level),
+            mod_down: r(&self.mod_down),
         }
     }
     /// Sets all counters to zero.
@@ -101,13 +109,14 @@ impl OpCounters {
             &self.decompose,
             &self.rescale,
             &self.drop_level,
+            &self.mod_down,
         ] {
             a.store(0, Ordering::Relaxed);
         }
     }
 }
 
-fn bump(a: &AtomicU64, by: u64) {
+pub(crate) fn bump(a: &AtomicU64, by: u64) {
     a.fetch_add(by, Ordering::Relaxed);
 }
 
@@ -134,7 +143,7 @@ pub struct Evaluator {
     relin: Option<RelinKey>,
     galois: GaloisKeys,
     perms: PermTables,
-    counters: OpCounters,
+    pub(crate) counters: OpCounters,
 }
 
 impl Evaluator {
@@ -261,6 +270,15 @@ impl Evaluator {
     fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check_params(&self.params)?;
         pt.check_params(&self.params)?;
+        if pt.is_extended() {
+            // Its special limbs are for products over Q_l ∪ P (`mul_plain_ext`).
+            return Err(CkksError::ParamsMismatch {
+                object: "plaintext for a product over Q_l",
+                field: "special limbs",
+                expected: 0,
+                found: pt.poly.p_len() as u64,
+            });
+        }
         if pt.level() < ct.level() || pt.poly.limb(0).len() != self.params.n() {
             return Err(CkksError::LevelMismatch {
                 left: ct.level(),
@@ -456,6 +474,7 @@ impl Evaluator {
             keyswitch::key_switch_add(&self.params, &ct.d2, &key.0, &ct.d0, Some(&ct.d1));
         bump(&self.counters.relinearize, 1);
         bump(&self.counters.key_switch, 1);
+        bump(&self.counters.mod_down, 2);
         bump(&self.counters.decompose, 1);
         Ok(Ciphertext {
             c0,
@@ -554,14 +573,14 @@ impl Evaluator {
         self.drop_to_level(ct, ct.level() - 1)
     }
 
-    fn key_for(&self, g: u64, step: i64) -> Result<&crate::keys::KeySwitchKey> {
+    pub(crate) fn key_for(&self, g: u64, step: i64) -> Result<&crate::keys::KeySwitchKey> {
         self.galois.keys.get(&g).ok_or(CkksError::MissingGaloisKey {
             step,
             galois_element: g,
         })
     }
 
-    fn perm_for(&self, g: u64) -> std::borrow::Cow<'_, [u32]> {
+    pub(crate) fn perm_for(&self, g: u64) -> std::borrow::Cow<'_, [u32]> {
         match self.perms.0.get(&g) {
             Some(p) => std::borrow::Cow::Borrowed(p),
             None => std::borrow::Cow::Owned(ntt_automorphism_perm(self.params.inner.log_n, g)),
@@ -599,6 +618,7 @@ impl Evaluator {
         );
         bump(&self.counters.key_switch, 1);
         bump(&self.counters.rotate, 1);
+        bump(&self.counters.mod_down, 2);
         Ciphertext {
             c0,
             c1,
@@ -661,7 +681,7 @@ impl Evaluator {
     }
 }
 
-fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
+pub(crate) fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<()> {
     let log_q: f64 = params.inner.q[..=level]
         .iter()
         .map(|&q| (q as f64).log2())
@@ -675,7 +695,7 @@ fn check_product_scale(params: &CkksParams, scale: f64, level: usize) -> Result<
     Ok(())
 }
 
-fn check_scales(left: f64, right: f64) -> Result<()> {
+pub(crate) fn check_scales(left: f64, right: f64) -> Result<()> {
     if ((left - right) / left).abs() > SCALE_TOLERANCE {
         return Err(CkksError::ScaleMismatch {
             left,

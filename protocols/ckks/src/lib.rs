@@ -9,7 +9,8 @@
 //!
 //! Modules: [`params`] (validated parameters, prime chain, presets), [`encoder`] (canonical
 //! embedding), [`keys`] (secret/public/relinearization/Galois keys), [`evaluator`] (homomorphic
-//! operations and operation counters), [`serial`] (validated, size-limited serialization) and
+//! operations and operation counters), [`lazy`] (hoisted rotations kept over `Q·P` and summed
+//! before one ModDown: double hoisting), [`serial`] (validated, size-limited serialization) and
 //! [`sanitize`] (re-randomizing and noise-flooding a result before it goes back to the key
 //! owner). The scheme-independent layer comes from the `lattice` crate and is re-exported
 //! at its former paths: [`arith`] (Barrett/Shoup word arithmetic), [`poly`] (RNS polynomials
@@ -54,6 +55,7 @@ pub mod error;
 pub mod evaluator;
 pub mod keys;
 mod keyswitch;
+pub mod lazy;
 pub mod params;
 pub use lattice::poly;
 pub use lattice::pool;
@@ -69,11 +71,14 @@ pub use keys::{
     galois_element_conjugate, galois_element_for_step, GaloisKeys, KeyGenerator, KeySwitchKey,
     PublicKey, RelinKey, SecretKey,
 };
+pub use lazy::ExtCiphertext;
 pub use params::{
     presets, CkksParams, CkksParamsBuilder, Dnum, Levels, LogN, Preset, PrimeBits, ScaleBits,
     SecurityLevel, SpecialPrimes,
 };
 pub use pool::{buffer_pool_bytes, trim_buffer_pool};
 pub use sanitize::{Flood, FloodConfig};
+#[cfg(test)]
+mod lazy_tests;
 #[cfg(test)]
 mod scheme_tests;

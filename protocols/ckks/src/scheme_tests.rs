@@ -449,6 +449,7 @@ fn counters_count_every_call_and_reset() {
             decompose: 4,
             rescale: 1,
             drop_level: 1,
+            mod_down: 12,
         }
     );
     c.eval.reset_counters();

@@ -243,8 +243,18 @@ struct PlaintextWire {
 
 impl Plaintext {
     /// Serializes the plaintext.
+    /// An extended plaintext ([`crate::Encoder::encode_ext`]) is refused: it is a server-side
+    /// operand, re-encoded where it is used.
     pub fn to_bytes(&self, params: &CkksParams) -> Result<Vec<u8>> {
         self.check_params(params)?;
+        if self.is_extended() {
+            return Err(CkksError::ParamsMismatch {
+                object: "plaintext to serialize",
+                field: "special limbs",
+                expected: 0,
+                found: self.poly.p_len() as u64,
+            });
+        }
         encode(&PlaintextWire {
             tag: ParamsTag::of(params),
             level: self.level() as u32,

@@ -17,14 +17,18 @@
 //! linear stage, Galois keys for three steps only: [`DenseStgcn`]), [`error`]. The internal `linear` module implements
 //! block-diagonal linear maps (diagonal method with hoisted rotations or baby-step/giant-step):
 //! the plan in `linear` itself, evaluation in `linear::hoisted`, `linear::bsgs` and
-//! `linear::lockstep` (isomorphic groups from `linear::groups`), costs in `linear::counts`
-//! and the bounded plaintext cache in `linear::cache`. Tests live in `tests` (one submodule
+//! `linear::lockstep` (isomorphic groups from `linear::groups`), generic over the two
+//! representations of `linear::lane` (ModDown per rotation, or kept over `Q·P` and divided
+//! once per output), costs in `linear::counts` and the bounded plaintext cache in
+//! `linear::cache`. Tests live in `tests` (one submodule
 //! per topic), besides the ignored benchmarks `ntu_bench` and `bodypose_flood`.
 //!
 //! Design choices (see the module docs for details): the graph convolution is one fused
 //! level (`Σ_k A_k[v,w]·W_k` folded into the weight plaintexts, rotations hoisted per source
 //! ciphertext and shared by all partitions and outputs); every linear map picks hoisted or
-//! baby-step/giant-step evaluation by its rotation count; zero padding and invalid slots are
+//! baby-step/giant-step evaluation by its rotation count, and keeps its rotations and sums
+//! over `Q·P` with one ModDown per output (double hoisting, `ckks::lazy`) when its cost model
+//! says that is cheaper (every map with rotations, in practice); zero padding and invalid slots are
 //! zeros of the weight plaintexts; stride 2 keeps a dilated layout instead of compacting;
 //! weight plaintexts are encoded on the fly by default (memory stays bounded, encoding time
 //! is part of the latency) or memoised by content, level and scale in a plaintext cache

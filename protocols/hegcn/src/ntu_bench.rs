@@ -60,6 +60,60 @@ fn ntu_stgcn3_planned_counts() {
         ama.rotation_steps().len(),
         cm.rotation_steps().len()
     );
+    println!("AMA:");
+    print_planned_ops(&ama);
+}
+
+/// Planned per-stage operations (rotations, key switches, decompositions, ModDowns,
+/// products) of a compiled model, and their totals.
+fn print_planned_ops(he: &HeStgcn) {
+    println!("stage        | rotate | key_switch | decompose | mod_down | mul_plain | strategy");
+    let planned = he.planned_op_counts();
+    for p in &planned {
+        let c = &p.counts;
+        let block = p
+            .name
+            .get(5..)
+            .unwrap_or("")
+            .split('.')
+            .next()
+            .and_then(|b| b.parse::<usize>().ok());
+        let strategy = match (block, p.name.ends_with(".tcn")) {
+            (Some(i), true) => format!("{:?}", he.temporal_strategy(i)),
+            _ => String::new(),
+        };
+        println!(
+            "{:12} | {:6} | {:10} | {:9} | {:8} | {:9} | {strategy}",
+            p.name, c.rotate, c.key_switch, c.decompose, c.mod_down, c.mul_plain
+        );
+    }
+    let t = crate::counts_sum(planned.iter().map(|p| &p.counts));
+    println!(
+        "total        | {:6} | {:10} | {:9} | {:8} | {:9}",
+        t.rotate, t.key_switch, t.decompose, t.mod_down, t.mul_plain
+    );
+}
+
+/// The quickstart's served ST-GCN (`experiments/models/mocap15-otherviews-stgcn3x128-d8-t16-poly`,
+/// 30 clips in one pass under `choose_params`): its planned operations per stage, without
+/// running it.
+#[test]
+#[ignore = "reads the committed quickstart model; prints planned op counts"]
+fn quickstart_planned_ops() {
+    let base = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../experiments/models/mocap15-otherviews-stgcn3x128-d8-t16-poly"
+    );
+    let json = std::fs::read_to_string(format!("{base}.json")).unwrap();
+    let weights = std::fs::read(format!("{base}.safetensors")).unwrap();
+    let model = StGcn::from_json_and_safetensors(&json, &weights)
+        .unwrap()
+        .fold();
+    let choice = crate::choose_params(&model, Packing::Ama).unwrap();
+    let clips = HeStgcn::max_clips(&model, choice.params.slots()).min(30);
+    let he = HeStgcn::compile_batched(&model, Packing::Ama, &choice.params, clips).unwrap();
+    println!("{} clips per pass under {}", clips, choice.spec.name());
+    print_planned_ops(&he);
 }
 
 /// Times the graph convolution (`HEGCN_STAGE=gcn`, default) or the temporal convolution with

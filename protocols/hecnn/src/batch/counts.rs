@@ -21,6 +21,7 @@ fn squares(n: u64) -> OpCounts {
         relinearize: n,
         key_switch: n,
         decompose: n,
+        mod_down: 2 * n,
         rescale: n,
         ..OpCounts::default()
     }
@@ -38,6 +39,7 @@ fn sum(parts: &[OpCounts]) -> OpCounts {
         decompose: a.decompose + b.decompose,
         rescale: a.rescale + b.rescale,
         drop_level: a.drop_level + b.drop_level,
+        mod_down: a.mod_down + b.mod_down,
     })
 }
 

@@ -142,8 +142,13 @@ impl DiagMap {
             .map(|(g, bs)| -> Result<(i64, Ciphertext)> {
                 let mut acc: Option<Ciphertext> = None;
                 for (b, e) in bs {
-                    let pt =
-                        cache.get_or_encode(encoder, &self.slots_of(e, slots), level, pt_scale)?;
+                    let pt = cache.get_or_encode(
+                        encoder,
+                        &self.slots_of(e, slots),
+                        level,
+                        pt_scale,
+                        false,
+                    )?;
                     let p = eval.mul_plain(&babies[b], &pt)?;
                     match &mut acc {
                         None => acc = Some(p),

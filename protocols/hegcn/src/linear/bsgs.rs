@@ -1,23 +1,33 @@
 //! Baby-step/giant-step evaluation of a linear map: isomorphic groups of outputs (AMA
 //! temporal convolution: nodes sharing the kernel) are evaluated in chunks whose baby-step
 //! rotations fit the lockstep budget, each chunk in lockstep (`lockstep`) or, with fewer
-//! members than threads, output by output.
+//! members than threads, output by output. Baby steps, inner sums and giant steps are in the
+//! map's representation ([`Lane`]); each output is divided by `P` once at the end when that is
+//! the lazy one.
 
 use ckks::{Ciphertext, Encoder, Evaluator};
 use rayon::prelude::*;
 
 use super::cache::PlaintextCache;
 use super::groups::{isomorphic_classes, Group};
+use super::lane::Lane;
 use super::{finish, Encode, LinearMap, Term};
 use crate::error::Result;
 
-/// The baby-step rotations of the inputs of one chunk: `(input, rotations by its non-zero
-/// baby steps)`, sorted by input.
-type Babies = Vec<(usize, Vec<Ciphertext>)>;
+/// The baby steps of one input of a chunk: the input itself when baby step 0 is planned, and
+/// its rotations by the non-zero baby steps.
+struct Baby<L> {
+    input: usize,
+    unrotated: Option<L>,
+    rotated: Vec<L>,
+}
+
+/// The baby steps of the inputs of one chunk, sorted by input.
+type Babies<L> = Vec<Baby<L>>;
 
 impl LinearMap {
     /// `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`, rescaled.
-    pub(super) fn apply_bsgs(
+    pub(super) fn apply_bsgs<L: Lane>(
         &self,
         eval: &Evaluator,
         encoder: &Encoder,
@@ -42,7 +52,12 @@ impl LinearMap {
         let comps = self.components();
         let classes = isomorphic_classes(&comps, &by_q);
         let threads = rayon::current_num_threads().max(1);
-        let ct_bytes = 2 * (level + 1) * 2 * self.slots * 8;
+        let k = if L::EXTENDED {
+            eval.params().p_primes().len()
+        } else {
+            0
+        };
+        let ct_bytes = 2 * (level + 1 + k) * 2 * self.slots * 8;
         let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
         for class in classes {
             let (ins0, _) = &comps[class[0]];
@@ -60,7 +75,7 @@ impl LinearMap {
                     by_q: &by_q,
                     encode,
                 };
-                self.bsgs_chunk(eval, &chunk, threads, &mut outs)?;
+                self.bsgs_chunk::<L>(eval, &chunk, threads, &mut outs)?;
             }
         }
         outs.into_par_iter()
@@ -69,7 +84,7 @@ impl LinearMap {
     }
 
     /// Evaluates the outputs of one chunk of isomorphic groups into `outs` (not rescaled).
-    fn bsgs_chunk(
+    fn bsgs_chunk<L: Lane>(
         &self,
         eval: &Evaluator,
         chunk: &Chunk<'_>,
@@ -77,20 +92,20 @@ impl LinearMap {
         outs: &mut [Option<Ciphertext>],
     ) -> Result<()> {
         let Chunk { inputs, groups, .. } = *chunk;
-        let babies = self.chunk_babies(eval, inputs, groups)?;
-        let baby_of = |j: usize, b: usize| -> &Ciphertext {
+        let babies: Babies<L> = self.chunk_babies(eval, inputs, groups)?;
+        let baby_of = |j: usize, b: usize| -> &L {
+            let k = babies
+                .binary_search_by_key(&j, |x| x.input)
+                .expect("input of this chunk");
             if b == 0 {
-                &inputs[j]
+                babies[k].unrotated.as_ref().expect("baby step 0 planned")
             } else {
-                let k = babies
-                    .binary_search_by_key(&j, |x| x.0)
-                    .expect("input of this chunk");
                 let pos = self.in_steps[j]
                     .iter()
                     .filter(|&&s| s != 0)
                     .position(|&s| s == b)
                     .expect("baby step planned");
-                &babies[k].1[pos]
+                &babies[k].rotated[pos]
             }
         };
         if groups.len() < threads {
@@ -119,13 +134,13 @@ impl LinearMap {
     }
 
     /// The hoisted baby-step rotations of every input of the chunk's groups.
-    fn chunk_babies(
+    fn chunk_babies<L: Lane>(
         &self,
         eval: &Evaluator,
         inputs: &[Ciphertext],
         groups: &[&Group],
-    ) -> Result<Babies> {
-        let mut babies: Babies = groups
+    ) -> Result<Babies<L>> {
+        let mut babies: Babies<L> = groups
             .iter()
             .flat_map(|(ins, _)| ins.iter().copied())
             .collect::<Vec<_>>()
@@ -136,19 +151,28 @@ impl LinearMap {
                     .filter(|&&s| s != 0)
                     .map(|&s| s as i64)
                     .collect();
-                eval.rotate_hoisted(&inputs[j], &nonzero).map(|r| (j, r))
+                let unrotated = if self.in_steps[j].contains(&0) {
+                    Some(L::identity(eval, &inputs[j])?)
+                } else {
+                    None
+                };
+                Ok(Baby {
+                    input: j,
+                    unrotated,
+                    rotated: L::rotations(eval, &inputs[j], &nonzero)?,
+                })
             })
-            .collect::<ckks::Result<_>>()?;
-        babies.sort_by_key(|x| x.0);
+            .collect::<Result<_>>()?;
+        babies.sort_by_key(|x| x.input);
         Ok(babies)
     }
 
     /// Every output of the chunk evaluated on its own, in parallel over groups and outputs.
-    fn bsgs_spread<'a>(
+    fn bsgs_spread<'a, L: Lane + 'a>(
         &self,
         eval: &Evaluator,
         chunk: &Chunk<'_>,
-        baby_of: &(dyn Fn(usize, usize) -> &'a Ciphertext + Sync),
+        baby_of: &(dyn Fn(usize, usize) -> &'a L + Sync),
         outs: &mut [Option<Ciphertext>],
     ) -> Result<()> {
         let nb = self.slots / self.block;

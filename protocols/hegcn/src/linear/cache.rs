@@ -109,9 +109,14 @@ impl PlaintextCache {
         values: &[f64],
         level: usize,
         scale: f64,
+        extended: bool,
     ) -> Result<Plaintext> {
         let t0 = std::time::Instant::now();
-        let pt = encoder.encode(values, level, scale)?;
+        let pt = if extended {
+            encoder.encode_ext(values, level, scale)?
+        } else {
+            encoder.encode(values, level, scale)?
+        };
         self.encode_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(pt)
@@ -134,35 +139,47 @@ impl PlaintextCache {
     }
 
     /// The plaintext of `values` at `level` and `scale`, from the cache or freshly encoded.
+    /// With `extended`, the plaintext also has residues modulo the special primes (for
+    /// products over `Q·P`, `Encoder::encode_ext`); extended and plain encodings are cached
+    /// apart.
     pub(crate) fn get_or_encode(
         &self,
         encoder: &Encoder,
         values: &[f64],
         level: usize,
         scale: f64,
+        extended: bool,
     ) -> Result<Arc<Plaintext>> {
         let budget = self.budget.load(Ordering::Relaxed);
         if budget == 0 {
             self.misses.fetch_add(1, Ordering::Relaxed);
-            return Ok(Arc::new(self.timed_encode(encoder, values, level, scale)?));
+            let pt = self.timed_encode(encoder, values, level, scale, extended)?;
+            return Ok(Arc::new(pt));
         }
         let bits: Vec<u64> = values.iter().map(|x| x.to_bits()).collect();
         let mut h = DefaultHasher::new();
         bits.hash(&mut h);
+        extended.hash(&mut h);
         let key = (level, scale.to_bits(), h.finish());
         if let Some(bucket) = self.map.lock().expect("no poisoned lock").get(&key) {
-            if let Some(e) = bucket.iter().find(|e| *e.values == bits[..]) {
+            if let Some(e) = bucket
+                .iter()
+                .find(|e| *e.values == bits[..] && e.pt.is_extended() == extended)
+            {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(e.pt.clone());
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let pt = Arc::new(self.timed_encode(encoder, values, level, scale)?);
+        let pt = Arc::new(self.timed_encode(encoder, values, level, scale, extended)?);
         // Residues of every limb (N = 2·slots coefficients) plus the values kept to check hits.
         let size = pt.poly().limbs() * 2 * encoder.slots() * 8 + bits.len() * 8;
         let mut map = self.map.lock().expect("no poisoned lock");
         let bucket = map.entry(key).or_default();
-        if bucket.iter().any(|e| *e.values == bits[..]) {
+        if bucket
+            .iter()
+            .any(|e| *e.values == bits[..] && e.pt.is_extended() == extended)
+        {
             // Another thread stored it meanwhile.
             return Ok(pt);
         }

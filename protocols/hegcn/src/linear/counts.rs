@@ -38,15 +38,18 @@ impl LinearMap {
     /// Every evaluator operation one evaluation performs, mirroring [`Self::apply`] call by
     /// call: hoisted rotations (one decomposition per input with a non-zero step), one
     /// plaintext product per distinct diagonal (and one for an output without terms), the
-    /// additions that sum them, giant-step rotations, one rescale per output.
+    /// additions that sum them, giant-step rotations, one rescale per output; ModDowns two per
+    /// rotation, or, lazy, one per giant step and two per output with terms.
     pub(crate) fn planned_ops(&self) -> OpCounts {
         let mut c = OpCounts::default();
         let nb = self.slots / self.block;
+        let (per_rotation, per_giant) = if self.lazy { (0, 1) } else { (2, 2) };
         for steps in &self.in_steps {
             let k = steps.iter().filter(|&&v| v != 0).count() as u64;
             c.rotate += k;
             c.key_switch += k;
             c.decompose += u64::from(k > 0);
+            c.mod_down += per_rotation * k;
         }
         let mut diags: Vec<BTreeSet<(usize, u32, usize)>> = vec![BTreeSet::new(); self.n_out];
         for t in &self.terms {
@@ -63,6 +66,7 @@ impl LinearMap {
             } else {
                 c.mul_plain += d.len() as u64;
                 c.add += d.len() as u64 - 1;
+                c.mod_down += if self.lazy { 2 } else { 0 };
             }
             if let Strategy::Bsgs { .. } = self.strategy {
                 let giants: BTreeSet<usize> = d.iter().map(|k| k.0).filter(|&g| g != 0).collect();
@@ -70,6 +74,7 @@ impl LinearMap {
                 c.rotate += k;
                 c.key_switch += k;
                 c.decompose += k;
+                c.mod_down += per_giant * k;
             }
         }
         c.rescale += self.n_out as u64;

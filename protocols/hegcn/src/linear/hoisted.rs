@@ -1,5 +1,6 @@
 //! Hoisted evaluation of a linear map: all rotations of an input share one key-switching
-//! decomposition, and each output sums the products of the rotated inputs by its diagonals.
+//! decomposition, and each output sums the products of the rotated inputs by its diagonals,
+//! in the map's representation ([`Lane`]: one ModDown per rotation, or per output).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -7,12 +8,13 @@ use std::sync::Mutex;
 use ckks::{Ciphertext, Encoder, Evaluator};
 use rayon::prelude::*;
 
-use super::{accumulate, finish, split, Encode, LinearMap, Term};
+use super::lane::{accumulate, mul_plain_accumulate, Lane};
+use super::{finish, split, Encode, LinearMap, Term};
 use crate::error::Result;
 
 impl LinearMap {
     /// `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`, input by input, rescaled.
-    pub(super) fn apply_hoisted(
+    pub(super) fn apply_hoisted<L: Lane>(
         &self,
         eval: &Evaluator,
         encoder: &Encoder,
@@ -20,8 +22,7 @@ impl LinearMap {
         encode: &Encode<'_>,
         pt_scale: f64,
     ) -> Result<Vec<Ciphertext>> {
-        let acc: Vec<Mutex<Option<Ciphertext>>> =
-            (0..self.n_out).map(|_| Mutex::new(None)).collect();
+        let acc: Vec<Mutex<Option<L>>> = (0..self.n_out).map(|_| Mutex::new(None)).collect();
         let mut start = 0;
         while start < self.terms.len() {
             let j = self.terms[start].j;
@@ -36,9 +37,10 @@ impl LinearMap {
             )?;
             start = end;
         }
-        acc.into_iter()
+        acc.into_par_iter()
             .map(|m| {
-                let ct = m.into_inner().expect("no poisoned lock");
+                let sum = m.into_inner().expect("no poisoned lock");
+                let ct = sum.map(|s| L::finish(eval, s)).transpose()?;
                 finish(eval, encoder, ct, &inputs[0], pt_scale)
             })
             .collect()
@@ -46,14 +48,14 @@ impl LinearMap {
 
     /// Rotates input `j` over its steps (hoisted) and adds the products of its terms `group`
     /// (sorted by output) into the outputs' accumulators, one output per task.
-    fn hoisted_input(
+    fn hoisted_input<L: Lane>(
         &self,
         eval: &Evaluator,
         inputs: &[Ciphertext],
         j: usize,
         group: &[Term],
         encode: &Encode<'_>,
-        acc: &[Mutex<Option<Ciphertext>>],
+        acc: &[Mutex<Option<L>>],
     ) -> Result<()> {
         let steps = &self.in_steps[j];
         let nonzero: Vec<i64> = steps
@@ -61,10 +63,15 @@ impl LinearMap {
             .filter(|&&s| s != 0)
             .map(|&s| s as i64)
             .collect();
-        let rotated = eval.rotate_hoisted(&inputs[j], &nonzero)?;
-        let rot_of = |s: usize| -> &Ciphertext {
+        let rotated = L::rotations(eval, &inputs[j], &nonzero)?;
+        let unrotated = if steps.contains(&0) {
+            Some(L::identity(eval, &inputs[j])?)
+        } else {
+            None
+        };
+        let rot_of = |s: usize| -> &L {
             if s == 0 {
-                &inputs[j]
+                unrotated.as_ref().expect("step 0 planned")
             } else {
                 let i = nonzero.binary_search(&(s as i64)).expect("step planned");
                 &rotated[i]
@@ -84,13 +91,13 @@ impl LinearMap {
     }
 
     /// The products of one input's `terms` for one output, summed into its accumulator.
-    fn hoisted_output<'a>(
+    fn hoisted_output<'a, L: Lane + 'a>(
         &self,
         eval: &Evaluator,
         terms: &[Term],
-        rot_of: &(dyn Fn(usize) -> &'a Ciphertext + Sync),
+        rot_of: &(dyn Fn(usize) -> &'a L + Sync),
         encode: &Encode<'_>,
-        acc: &[Mutex<Option<Ciphertext>>],
+        acc: &[Mutex<Option<L>>],
     ) -> Result<()> {
         let nb = self.slots / self.block;
         let qo = terms[0].q as usize;
@@ -102,11 +109,10 @@ impl LinearMap {
                 .or_insert_with(|| vec![0.0; self.slots]);
             self.diagonal(d, t, 0);
         }
-        let mut part: Option<Ciphertext> = None;
+        let mut part: Option<L> = None;
         for (s, d) in diags {
             let pt = encode(&d)?;
-            let prod = eval.mul_plain(rot_of(s), &pt)?;
-            accumulate(eval, &mut part, prod)?;
+            mul_plain_accumulate(eval, &mut part, rot_of(s), &pt)?;
         }
         if let Some(p) = part {
             let mut slot = acc[qo].lock().expect("no poisoned lock");

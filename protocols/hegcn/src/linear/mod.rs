@@ -18,7 +18,18 @@
 //!   are the baby steps and the channel-block distances the giant steps.
 //!
 //! The plan evaluates the hoisted cost and the BSGS cost for every power of two `n1 ≤ B`
-//! and keeps the cheapest (hoisted on ties, then the smallest `n1`). Both spend one level:
+//! and keeps the one with the fewest rotations (hoisted on ties, then the smallest `n1`).
+//!
+//! **Lazy ModDown.** Every rotation ends with a division by the special modulus `P`
+//! (ModDown), which at the quickstart's parameters costs about twice a hoisted key-switching
+//! inner product. A map whose rotations feed only products and sums can keep them over
+//! `Q·P` and divide each output once (`ckks::lazy`, double hoisting): baby steps and hoisted
+//! rotations need no ModDown, a giant step divides only the `c1` of its inner sum, each output
+//! ends with one ModDown of both components, and the products are taken with plaintexts
+//! extended to the special primes. The plan takes the lazy representation when its cost
+//! ([`plan_cost`]: `2·rotations + giants > 2·outputs` in ModDowns, products weighed too) is
+//! lower: a map whose outputs outnumber its rotations (a rotation-free identity) keeps the
+//! per-rotation one. Both spend one level:
 //! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
 //! requested output scale. Zero weights and all-zero masks produce no term, so zero padding of
 //! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
@@ -26,8 +37,9 @@
 //! Modules: `cache` (the bounded plaintext cache and its statistics), `counts` (rotations,
 //! products and every evaluator operation of a map, from its plan), `hoisted` (hoisted
 //! evaluation), `bsgs` (BSGS evaluation in chunks of isomorphic groups), `groups` (the
-//! isomorphic groups of a map) and `lockstep` (one output rank of a chunk, each diagonal
-//! encoded once for all members). This module holds the terms, the plan (strategy and step
+//! isomorphic groups of a map), `lockstep` (one output rank of a chunk, each diagonal
+//! encoded once for all members) and `lane` (the per-rotation and the lazy-ModDown
+//! representations the evaluations are generic over). This module holds the terms, the plan (strategy and step
 //! sets) and the entry point [`LinearMap::apply`].
 
 mod bsgs;
@@ -35,12 +47,15 @@ mod cache;
 mod counts;
 mod groups;
 mod hoisted;
+mod lane;
 mod lockstep;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use ckks::{Ciphertext, Encoder, Evaluator, Plaintext};
+use ckks::{Ciphertext, Encoder, Evaluator, ExtCiphertext, Plaintext};
 
 use crate::error::{HeGcnError, Result};
 
@@ -91,6 +106,8 @@ pub(crate) struct LinearMap {
     in_steps: Vec<Vec<usize>>,
     /// BSGS: giant steps per output.
     giants: Vec<Vec<usize>>,
+    /// Whether rotations and sums stay over `Q·P` until one ModDown per output.
+    lazy: bool,
     /// Copies of the map side by side in every ciphertext (independent samples), and the slot
     /// distance between copies: every diagonal repeats with this period, so rotations and
     /// products are those of one copy.
@@ -110,6 +127,8 @@ impl LinearMap {
         terms.retain(|t| t.weight != 0.0 && masks[t.mask as usize].iter().any(|&m| m != 0.0));
         terms.sort_by_key(|t| (t.j, t.q));
         let (strategy, in_steps, giants) = plan_steps(slots, block, n_in, n_out, &terms);
+        let lazy = plan_cost(&in_steps, &giants, &terms, true)
+            < plan_cost(&in_steps, &giants, &terms, false);
         Self {
             slots,
             block,
@@ -120,6 +139,7 @@ impl LinearMap {
             strategy,
             in_steps,
             giants,
+            lazy,
             replicas: 1,
             replica_stride: 0,
         }
@@ -181,11 +201,20 @@ impl LinearMap {
         // most one per worker thread is alive), unless the bounded cache holds it: nothing
         // here keeps all the plaintexts of a map, whose sum can exceed the server's memory
         // (thousands of diagonals of several MB at N = 2^15).
-        let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale);
-        match self.strategy {
-            Strategy::Hoisted => self.apply_hoisted(eval, encoder, inputs, &encode, pt_scale),
-            Strategy::Bsgs { .. } => {
-                self.apply_bsgs(eval, encoder, store, inputs, &encode, pt_scale)
+        let lazy = self.lazy;
+        let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale, lazy);
+        match (self.strategy, lazy) {
+            (Strategy::Hoisted, false) => {
+                self.apply_hoisted::<Ciphertext>(eval, encoder, inputs, &encode, pt_scale)
+            }
+            (Strategy::Hoisted, true) => {
+                self.apply_hoisted::<ExtCiphertext>(eval, encoder, inputs, &encode, pt_scale)
+            }
+            (Strategy::Bsgs { .. }, false) => {
+                self.apply_bsgs::<Ciphertext>(eval, encoder, store, inputs, &encode, pt_scale)
+            }
+            (Strategy::Bsgs { .. }, true) => {
+                self.apply_bsgs::<ExtCiphertext>(eval, encoder, store, inputs, &encode, pt_scale)
             }
         }
     }
@@ -251,12 +280,50 @@ fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, 
     (g, b)
 }
 
-fn accumulate(eval: &Evaluator, acc: &mut Option<Ciphertext>, x: Ciphertext) -> Result<()> {
-    match acc {
-        None => *acc = Some(x),
-        Some(a) => eval.add_assign(a, &x)?,
+/// Relative costs of the parts of a map's evaluation, in hoisted key-switching inner
+/// products (one rotation of an already decomposed input), measured at N = 2^15, level 8 of
+/// the quickstart's parameters (14 levels, 5 special primes, dnum 3) with one thread
+/// (`cargo bench -p ckks --bench hoisted_sum`): inner product 5.4 ms, decomposition 7.6 ms,
+/// ModDown of one polynomial 5.1 ms, plaintext product with its addition 0.9 ms over `Q`
+/// and 0.8 ms fused over `Q·P`. The parts scale alike with the level (all are linear in the
+/// number of limbs), except the products over `Q·P`, which carry the special limbs at every
+/// level; the weights are those of the middle of the model.
+///
+/// Not weighed: encoding the diagonals, 1.9 ms over `Q` and 2.3 ms over `Q·P` per diagonal,
+/// because how often a diagonal is encoded depends on the cache and on lockstep evaluation
+/// (a temporal map encodes each diagonal once for a chunk of nodes; weighing it per product
+/// turned the temporal maps back to the per-rotation ModDown, which measured 14 % slower on
+/// the quickstart). On graph convolutions, whose diagonals are encoded once per product, the
+/// extra encoding time about cancels the ModDowns saved (quickstart: same CPU time).
+mod weight {
+    pub(super) const DECOMPOSE: f64 = 1.4;
+    pub(super) const MOD_DOWN: f64 = 0.93;
+    pub(super) const PRODUCT_Q: f64 = 0.16;
+    pub(super) const PRODUCT_QP: f64 = 0.14;
+}
+
+/// The cost of evaluating a plan (in inner products, see [`weight`]) with ModDowns per
+/// rotation or, `lazy`, per output: one decomposition per input with a non-zero step, one
+/// inner product per rotation, a full rotation per giant step (whose ModDown divides only
+/// `c1` when lazy), the products, and, lazy, one ModDown of both components per output.
+fn plan_cost(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term], lazy: bool) -> f64 {
+    let nonzero = |s: &Vec<usize>| s.iter().filter(|&&v| v != 0).count();
+    let rot: usize = in_steps.iter().map(nonzero).sum();
+    let dec = in_steps.iter().filter(|s| nonzero(s) > 0).count();
+    let giant: usize = giants.iter().map(nonzero).sum();
+    // Terms stand in for products (several terms may share a diagonal), outputs with terms
+    // for the final ModDowns.
+    let mut outs: Vec<u32> = terms.iter().map(|t| t.q).collect();
+    outs.sort_unstable();
+    outs.dedup();
+    let products = terms.len() as f64;
+    use weight::*;
+    let base = dec as f64 * DECOMPOSE + rot as f64 + giant as f64 * (DECOMPOSE + 1.0);
+    if lazy {
+        base + giant as f64 * MOD_DOWN + products * PRODUCT_QP + outs.len() as f64 * 2.0 * MOD_DOWN
+    } else {
+        base + (rot + giant) as f64 * 2.0 * MOD_DOWN + products * PRODUCT_Q
     }
-    Ok(())
 }
 
 /// Rescales an accumulated output; an output with no term becomes an encryption-free zero

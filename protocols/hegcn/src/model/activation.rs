@@ -132,6 +132,7 @@ impl ActMap {
                 c.relinearize += 1;
                 c.key_switch += 1;
                 c.decompose += 1;
+                c.mod_down += 2;
             };
             match (self.kind[ct], needs_pa) {
                 (QuadKind::Linear, _) => c.mul_plain += 1,

@@ -30,6 +30,14 @@
 //!   C_out·(|D − D mod n1| − 1))` rotations and `C_in·C_out·|D|` products.
 //! * Channel-major temporal conv: `C_in·(K_t − 1)` rotations, `C_in·C_out·K_t` products.
 //! * Channel-major head: `Q · log2(bs · V')` rotations (`V'` = V rounded up to a power of two).
+//!
+//! # ModDowns (divisions by `P`, counted per polynomial)
+//! Two per relinearization and per rotation outside the linear maps (the head's
+//! rotate-and-sum). A linear map with rotations keeps its rotations and partial sums over
+//! `Q·P` (lazy ModDown, see `linear`): one per giant step and two per output ciphertext with
+//! terms, none per hoisted or baby-step rotation; a rotation-free map needs none. The
+//! quickstart's served model (30 clips per pass, `ntu_bench::quickstart_planned_ops`):
+//! 1,352 ModDowns for 1,844 key switches, where dividing every key switch would take 3,688.
 
 use ckks::OpCounts;
 use serde::{Deserialize, Serialize};
@@ -74,6 +82,7 @@ pub fn counts_diff(a: &OpCounts, b: &OpCounts) -> OpCounts {
         decompose: b.decompose - a.decompose,
         rescale: b.rescale - a.rescale,
         drop_level: b.drop_level - a.drop_level,
+        mod_down: b.mod_down - a.mod_down,
     }
 }
 
@@ -91,6 +100,7 @@ pub fn counts_sum<'a>(it: impl IntoIterator<Item = &'a OpCounts>) -> OpCounts {
         s.decompose += c.decompose;
         s.rescale += c.rescale;
         s.drop_level += c.drop_level;
+        s.mod_down += c.mod_down;
     }
     s
 }
@@ -209,6 +219,7 @@ impl HeStgcn {
         c.rotate += k;
         c.key_switch += k;
         c.decompose += k;
+        c.mod_down += 2 * k;
         c.add += k + bias_adds(&h.bias);
         // The logit mask: one product and one rescale per logit ciphertext.
         c.mul_plain += h.bias.len() as u64;

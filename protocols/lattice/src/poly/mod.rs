@@ -7,7 +7,9 @@
 //! `q_0..q_{q_len-1}` optionally followed by all special primes `p_0..p_{k-1}`.
 //!
 //! This module holds the type, its storage and the limb-wise additions; [`transform`] the NTT,
-//! the pointwise products and the ring automorphisms `X ↦ X^g` used for rotations; [`rescale`]
+//! the pointwise products and the ring automorphisms `X ↦ X^g` used for rotations; [`extended`]
+//! products and `P`-multiples over `Q_l ∪ P` for key-switching results kept before their
+//! division by `P` (lazy ModDown); [`rescale`]
 //! rescaling by the last prime and division by `P` (Han–Ki "ModDown"); [`base_conv`] fast RNS base
 //! conversion (SAC 2018 §2.2), made exact and centred with the floating-point overflow estimate of
 //! Halevi–Polyakov–Shoup (CT-RSA 2019 §2.3) so that key-switching digits and ModDown roundings
@@ -27,6 +29,7 @@ use crate::kernels;
 use crate::pool;
 
 pub mod base_conv;
+pub mod extended;
 pub mod rescale;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,155 @@
+//! The two representations of a linear map's evaluation (ModDown per rotation, lazy ModDown
+//! per output) against the plaintext map and each other, for a hoisted and a BSGS plan, with
+//! their operation counts against `planned_ops`; and the plan's choice between them.
+//!
+//! Tolerance: inputs and weights in [−1, 1], at most 32 terms per output, insecure N = 2^11
+//! test parameters (Δ = 2^40): both evaluations within 1e-6 of the plaintext map (CKKS noise
+//! after one rescale is near 2^-25 here).
+
+use std::collections::BTreeSet;
+
+use ckks::{
+    CkksParams, Dnum, Encoder, Evaluator, KeyGenerator, Levels, LogN, PrimeBits, ScaleBits,
+    SpecialPrimes,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::{LinearMap, PlaintextCache, Strategy, Term};
+
+fn params() -> CkksParams {
+    CkksParams::builder()
+        .name("INSECURE_LINEAR_TEST")
+        .log_n(LogN(11))
+        .scale_bits(ScaleBits(40))
+        .levels(Levels(2))
+        .first_prime_bits(PrimeBits(50))
+        .special_primes(SpecialPrimes(2))
+        .special_prime_bits(PrimeBits(55))
+        .dnum(Dnum(3))
+        .insecure_skip_security_check()
+        .build()
+        .unwrap()
+}
+
+/// A map over `slots` slots in blocks of `bs` with random weights: every output block reads
+/// the input blocks at the given distances with the given in-block shifts.
+fn random_map(slots: usize, bs: usize, distances: &[u32], shifts: &[i32], seed: u64) -> LinearMap {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let nb = (slots / bs) as u32;
+    let mask: Vec<f64> = (0..bs)
+        .map(|u| if u % 5 == 4 { 0.0 } else { 1.0 })
+        .collect();
+    let mut terms = Vec::new();
+    for q in 0..2 {
+        for j in 0..2 {
+            for out_block in 0..4 {
+                for &r in distances {
+                    for &delta in shifts {
+                        terms.push(Term {
+                            q,
+                            j,
+                            in_block: (out_block + r) % nb,
+                            out_block,
+                            delta,
+                            weight: rng.gen_range(-1.0..1.0),
+                            mask: 0,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    LinearMap::new(slots, bs, 2, 2, vec![mask], terms)
+}
+
+/// The map in f64: output slot `p·bs + u` gets `w·mask[u]·in_j[p'·bs + u + δ]`.
+fn plain(map: &LinearMap, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    let mut out = vec![vec![0.0; map.slots]; map.n_out];
+    for t in &map.terms {
+        let mask = &map.masks[t.mask as usize];
+        for (u, &m) in mask.iter().enumerate() {
+            let src = (t.in_block as i64 * map.block as i64 + u as i64 + t.delta as i64)
+                .rem_euclid(map.slots as i64) as usize;
+            out[t.q as usize][t.out_block as usize * map.block + u] +=
+                t.weight * m * inputs[t.j as usize][src];
+        }
+    }
+    out
+}
+
+fn check_both_lanes(map: LinearMap, want_strategy: fn(Strategy) -> bool) {
+    assert!(want_strategy(map.strategy()), "{:?}", map.strategy());
+    let params = params();
+    let mut kg = KeyGenerator::from_seed(&params, [3u8; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let mut steps = BTreeSet::new();
+    map.steps(&mut steps);
+    let steps: Vec<i64> = steps.into_iter().map(|s| s as i64).collect();
+    let eval =
+        Evaluator::new(&params).with_galois_keys(kg.galois_keys(&sk, &steps, false).unwrap());
+    let enc = Encoder::new(&params);
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let xs: Vec<Vec<f64>> = (0..2)
+        .map(|_| {
+            (0..params.slots())
+                .map(|_| rng.gen_range(-1.0..1.0))
+                .collect()
+        })
+        .collect();
+    let cts: Vec<_> = xs
+        .iter()
+        .map(|x| {
+            let pt = enc
+                .encode(x, params.max_level(), params.default_scale())
+                .unwrap();
+            pk.encrypt(&pt).unwrap()
+        })
+        .collect();
+    let want = plain(&map, &xs);
+    let store = PlaintextCache::default();
+    let mut map = map;
+    for lazy in [true, false] {
+        map.lazy = lazy;
+        eval.reset_counters();
+        let out = map
+            .apply(&eval, &enc, &store, &cts, params.default_scale())
+            .unwrap();
+        assert_eq!(eval.counters(), map.planned_ops(), "lazy {lazy}");
+        for (ct, w) in out.iter().zip(&want) {
+            let got = enc.decode(&sk.decrypt(ct).unwrap());
+            let err = got
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(err < 1e-6, "lazy {lazy}: error {err}");
+        }
+    }
+}
+
+#[test]
+fn hoisted_map_agrees_in_both_representations() {
+    // One block distance, three shifts: 3 steps per input, no fewer with BSGS (hoisted on ties).
+    let map = random_map(1024, 64, &[1], &[-1, 0, 2], 1);
+    // 6 rotations save 12 ModDowns; 2 outputs cost 4 and the products over Q·P little more.
+    assert!(map.lazy, "a map with rotations plans the lazy ModDown");
+    check_both_lanes(map, |s| s == Strategy::Hoisted);
+}
+
+#[test]
+fn bsgs_map_agrees_in_both_representations() {
+    // Every block distance 0..16 with two shifts: BSGS splits them into baby and giant steps.
+    let distances: Vec<u32> = (0..16).collect();
+    let map = random_map(1024, 64, &distances, &[0, 1], 2);
+    check_both_lanes(map, |s| matches!(s, Strategy::Bsgs { .. }));
+}
+
+#[test]
+fn rotation_free_map_keeps_the_per_rotation_representation() {
+    // Only distance 0 without shift: no rotation, so a lazy ModDown per output is pure cost.
+    let map = random_map(1024, 64, &[0], &[0], 3);
+    assert_eq!(map.rotations(), 0);
+    assert!(!map.lazy);
+}
