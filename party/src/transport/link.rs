@@ -26,7 +26,8 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// `Reply::Progress.triples`; a client's seeded Galois and relinearization keys expand `a_j`
 /// from stream `j` of their seed (same bytes, another meaning). 4: `UploadOptions.standardized`,
 /// `PeerRequest::Vote.standardized`, `ModelKind::Fold`, `Reply::ModelShareMeta.standardization`;
-/// IKNP's extension message (`mpc::offline::iknp::ExtendMsg`) carries its bits superblock-major.
+/// IKNP's extension message (`mpc::offline::iknp::ExtendMsg`) carries its bits superblock-major;
+/// `ckks::OpCounts.mod_down` in the inference replies.
 pub(crate) const VERSION: u8 = 4;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
