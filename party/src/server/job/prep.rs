@@ -5,8 +5,8 @@
 //! sends its shares of the means and deviations to the owner. `Evaluate`: a trained model of the
 //! owner applied to a test table (its standardization applied first when the model was trained
 //! on standardized data and the test set is raw; a regression's outputs mapped back to the
-//! original units), then the metric (`ml::ops::metrics`) or the predictions, whose shares each
-//! party sends to the owner only.
+//! original units), then the metrics (`ml::ops::metrics`: the MSE; a classifier's accuracy and
+//! log-loss) or the predictions, whose shares each party sends to the owner only.
 //!
 //! Both plan on shapes first, like training, and run with exact truncation (the Gram sums of
 //! the statistics reach `2^60` before truncation). Security model: two semi-honest,
@@ -48,9 +48,11 @@ pub const RESULT_HEADER: usize = 2;
 pub const RESULT_STATS: u64 = 0;
 /// A linear regression's MSE (1 value) or predictions (1 per row).
 pub const RESULT_LINREG: u64 = 1;
-/// A logistic regression's accuracy (1 value) or probabilities (1 per row).
+/// A logistic regression's accuracy and log-loss (1 row of 2 values) or probabilities (1 per
+/// row).
 pub const RESULT_LOGREG: u64 = 2;
-/// An MLP's accuracy (1 value) or class scores (`width` per row, row-major).
+/// An MLP's accuracy and log-loss (1 row of 2 values) or class scores (`width` per row,
+/// row-major).
 pub const RESULT_MLP: u64 = 3;
 /// A model's weights with its standardization folded in (`width` 1: every weight matrix,
 /// row-major, one after the other, each with its bias row; [`super::fold`]).
@@ -288,8 +290,8 @@ impl Prep<Share> {
     }
 }
 
-/// The metric (`1 × 1`) or the predictions of `kind` with weights `ws` on `x`, `y` (one-hot
-/// rows for an MLP's accuracy).
+/// The metrics (`1 × 1` each: the MSE; a classifier's accuracy and log-loss) or the
+/// predictions of `kind` with weights `ws` on `x`, `y` (one-hot rows for an MLP's metrics).
 #[allow(clippy::too_many_arguments)]
 async fn evaluate<B: Backend>(
     b: &mut B,
@@ -300,43 +302,60 @@ async fn evaluate<B: Backend>(
     ws: &[B::Tensor],
     prep: &Prep<B::Tensor>,
     pre_shift: u32,
-) -> ml::error::Result<B::Tensor> {
+) -> ml::error::Result<Vec<B::Tensor>> {
     let x = match &prep.features {
         Some(s) => stats::standardize(b, &x, s).await?,
         None => x,
     };
-    match kind {
+    Ok(match kind {
         Kind::Linreg => {
             let mut out = metrics::linear_outputs(b, &x, &ws[0]).await?;
             if let Some(s) = &prep.pred {
                 out = stats::unstandardize(b, &out, s).await?;
             }
             if predict {
-                return Ok(out);
+                return Ok(vec![out]);
             }
             let y = match &prep.truth {
                 Some(s) => stats::unstandardize(b, &y, s).await?,
                 None => y,
             };
-            metrics::mean_squared_error(b, &out, &y, pre_shift).await
+            vec![metrics::mean_squared_error(b, &out, &y, pre_shift).await?]
         }
         Kind::Logreg => {
             let z = metrics::linear_outputs(b, &x, &ws[0]).await?;
             if predict {
-                b.sigmoid(&z).await
+                vec![b.sigmoid(&z).await?]
             } else {
-                metrics::binary_accuracy(b, &z, &y).await
+                vec![
+                    metrics::binary_accuracy(b, &z, &y).await?,
+                    metrics::binary_log_loss(b, &z, &y).await?,
+                ]
             }
         }
         Kind::Mlp { softmax, .. } => {
             let logits = metrics::mlp_logits(b, &x, ws).await?;
             if predict {
-                b.softmax(&logits, *softmax).await
+                vec![b.softmax(&logits, *softmax).await?]
             } else {
-                metrics::class_accuracy(b, &logits, &y).await
+                vec![
+                    metrics::class_accuracy(b, &logits, &y).await?,
+                    metrics::class_log_loss(b, &logits, &y).await?,
+                ]
             }
         }
+    })
+}
+
+/// The metrics (`1 × 1` each) side by side in one row, or the one prediction matrix.
+fn side_by_side(parts: Vec<Share>) -> Result<Share> {
+    if parts.len() == 1 {
+        return Ok(parts.into_iter().next().expect("one part"));
     }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let row = ndarray::concatenate(Axis(1), &views)
+        .map_err(|_| JobError::Internal("metrics of one row each"))?;
+    Ok(Share::from_ring(row))
 }
 
 /// One party's half of an `Evaluate` job: `model` (its manifest and this party's share) on
@@ -396,7 +415,7 @@ pub(super) async fn run_evaluate(
         Kind::Logreg => RESULT_LOGREG,
         Kind::Mlp { .. } => RESULT_MLP,
     };
-    let column = with_header(ctx.role, &fp, what, &r)?;
+    let column = with_header(ctx.role, &fp, what, &side_by_side(r)?)?;
     let (channel, stats) = finish(b, (offline_s, offline, t_on), Some(column), &events)?;
     Ok(JobOutput {
         model: Share::zeros(0, 1),
