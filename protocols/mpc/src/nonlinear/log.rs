@@ -32,8 +32,8 @@
 //! **Accuracy** (f = 16): `t` carries the normalization's rounding (one ulp, weighted by
 //! `g' ≤ ½`), the powers and the final sum one ulp each (the powers' weighted by `|c_i|`), the
 //! public encodings of `k·ln 2` and `c_0` half an ulp each. Tested bound on encoded inputs over
-//! the whole range: `|ln̂ x − ln x| ≤ 2^−13` (about 8 ulp; the largest error measured is printed
-//! by the test).
+//! the whole range: `|ln̂ x − ln x| ≤ 2^−13` (8 ulp; measured at most 2.3 ulp on 640 values over
+//! every leading-one position, the largest printed by the test).
 //!
 //! **Truncation** ([`crate::trunc`]): the normalization product is below 2^(TOP+1) = 2^39
 //! (failure probability 2^−24 per value), the powers' products below 2^(2f) and the final sum
