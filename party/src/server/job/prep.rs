@@ -21,7 +21,7 @@ use crate::proto::{EvaluateSpec, JobSpec, JobStats, LinearModelMeta, Standardize
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
-use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::backend::{preprocessing_words, Backend, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::ops::metrics;
 use ml::ops::stats::{self, ColumnStats};
 use mpc::net::Metered;
@@ -358,6 +358,69 @@ fn side_by_side(parts: Vec<Share>) -> Result<Share> {
     Ok(Share::from_ring(row))
 }
 
+/// What an evaluation of a model on a test set needs before its online phase: the model's
+/// kind and weight matrices, the standardization it applies, the one-hot width of the labels
+/// (an MLP's metrics) and the MSE's pre-shift.
+struct Evaluation {
+    kind: Kind,
+    ws: Vec<Share>,
+    prep: Prep<Share>,
+    one_hot: Option<usize>,
+    pre_shift: u32,
+}
+
+impl Evaluation {
+    /// The evaluation of model `mm` (this party's weights `w`) on the test set `m`.
+    fn of(mm: &Manifest, m: &Manifest, w: &Share, predict: bool) -> Result<Self> {
+        let (meta, align) = check_evaluation(mm, m)?;
+        let (kind, ws) = Kind::of(&meta, w)?;
+        let prep = Prep::of(&align, mm, m, &kind)?;
+        let one_hot = match kind {
+            Kind::Mlp { classes, .. } if !predict => Some(classes),
+            _ => None,
+        };
+        let pre_shift = stats::auto_pre_shift(m.rows as usize, m.frac_bits.get());
+        Ok(Self {
+            kind,
+            ws,
+            prep,
+            one_hot,
+            pre_shift,
+        })
+    }
+
+    /// The preprocessing it consumes on `n × d` features, planned on shapes.
+    async fn requests(&self, (n, d): (usize, usize), predict: bool) -> Result<Vec<TripleRequest>> {
+        let mut plan = Plan::with_truncation(MODE);
+        let yp = match self.one_hot {
+            Some(k) => {
+                plan_one_hot(&mut plan, n, k).await?;
+                PlanTensor((n, k))
+            }
+            None => PlanTensor((n, 1)),
+        };
+        let wp: Vec<PlanTensor> = self.ws.iter().map(|w| PlanTensor(w.dim())).collect();
+        let shapes = self.prep.shapes();
+        let xp = PlanTensor((n, d));
+        evaluate(&mut plan, &self.kind, predict, xp, yp, &wp, &shapes, self.pre_shift).await?;
+        Ok(plan.into_requests())
+    }
+}
+
+/// The bytes of preprocessing each party stores for an evaluation of model `mm` on the test
+/// set `m` (checked at submission against `max_job_preprocessing_bytes`: the log-losses'
+/// exponentials and logarithms make it grow with rows × classes).
+///
+/// # Errors
+/// As [`check_evaluation`]; a model whose weights do not fit its description.
+pub(super) async fn evaluation_bytes(mm: &Manifest, m: &Manifest, predict: bool) -> Result<u64> {
+    let w = Share::zeros(mm.rows as usize, mm.cols as usize);
+    let ev = Evaluation::of(mm, m, &w, predict)?;
+    let d = m.cols.saturating_sub(1) as usize;
+    let reqs = ev.requests((m.rows as usize, d), predict).await?;
+    Ok(preprocessing_words(&reqs).saturating_mul(8))
+}
+
 /// One party's half of an `Evaluate` job: `model` (its manifest and this party's share) on
 /// `data` (this party's share of the test set `m`).
 pub(super) async fn run_evaluate(
@@ -370,46 +433,19 @@ pub(super) async fn run_evaluate(
     events: UnboundedSender<JobEvent>,
 ) -> Result<JobOutput> {
     let (mm, w) = model.ok_or(JobError::Internal("an evaluation without its model"))?;
-    let (meta, align) = check_evaluation(&mm, &m)?;
-    let (kind, ws) = Kind::of(&meta, &w)?;
-    let prep = Prep::of(&align, &mm, &m, &kind)?;
+    let ev = Evaluation::of(&mm, &m, &w, e.predict)?;
     let (x, y) = split_label(&data, m.label_column as usize);
-    let (n, d) = x.dim();
     let fp = FixedPoint::new(m.frac_bits);
-    let pre_shift = stats::auto_pre_shift(n, m.frac_bits.get());
-    let one_hot = match kind {
-        Kind::Mlp { classes, .. } if !e.predict => Some(classes),
-        _ => None,
-    };
-    let mut plan = Plan::with_truncation(MODE);
-    let yp = match one_hot {
-        Some(k) => {
-            plan_one_hot(&mut plan, n, k).await?;
-            PlanTensor((n, k))
-        }
-        None => PlanTensor((n, 1)),
-    };
-    let wp: Vec<PlanTensor> = ws.iter().map(|w| PlanTensor(w.dim())).collect();
-    let xp = PlanTensor((n, d));
-    evaluate(
-        &mut plan,
-        &kind,
-        e.predict,
-        xp,
-        yp,
-        &wp,
-        &prep.shapes(),
-        pre_shift,
-    )
-    .await?;
-    let (pre, offline_s, offline) = offline_phase(&ctx, &spec, off, &plan.into_requests()).await?;
+    let reqs = ev.requests(x.dim(), e.predict).await?;
+    let (pre, offline_s, offline) = offline_phase(&ctx, &spec, off, &reqs).await?;
     let t_on = Instant::now();
     let mut b = backend(&ctx, fp, on, pre);
-    let y = match one_hot {
+    let y = match ev.one_hot {
         Some(k) => one_hot_labels(&mut b, ctx.role, &fp, &y, k).await?,
         None => y,
     };
-    let r = evaluate(&mut b, &kind, e.predict, x, y, &ws, &prep, pre_shift).await?;
+    let (kind, ws, prep) = (&ev.kind, &ev.ws, &ev.prep);
+    let r = evaluate(&mut b, kind, e.predict, x, y, ws, prep, ev.pre_shift).await?;
     let what = match kind {
         Kind::Linreg => RESULT_LINREG,
         Kind::Logreg => RESULT_LOGREG,
