@@ -113,7 +113,10 @@ pub async fn evaluate(e: Evaluate) -> Result<()> {
         ResultKind::Linreg => println!("mse {v:.6}  (model {}, dataset {})", e.model, e.dataset),
         ResultKind::Logreg | ResultKind::Mlp => {
             if r.values.dim() != (1, 2) {
-                bail!("expected accuracy and log-loss, got {:?} values", r.values.dim());
+                bail!(
+                    "expected accuracy and log-loss, got {:?} values",
+                    r.values.dim()
+                );
             }
             println!(
                 "accuracy {v:.4}  log-loss {:.4}  (model {}, dataset {})",

@@ -482,7 +482,10 @@ mod tests {
             let mm = prep_spec::tests::model_of(kind, layers, &m);
             let metrics = prep::evaluation_bytes(&mm, &m, false).await.unwrap();
             let predict = prep::evaluation_bytes(&mm, &m, true).await.unwrap();
-            assert!(metrics > predict && predict > 0, "{kind}: {metrics} vs {predict}");
+            assert!(
+                metrics > predict && predict > 0,
+                "{kind}: {metrics} vs {predict}"
+            );
             let spec = JobSpec {
                 model: ModelKind::Evaluate(crate::proto::EvaluateSpec {
                     model: mm.id,
@@ -501,7 +504,10 @@ mod tests {
             c.max_preprocessing_bytes = metrics - 1;
             let e = validate(&spec, &m, Some(&mm), &c).await.unwrap_err();
             let e = e.to_string();
-            assert!(e.starts_with(&format!("preprocessing per party = {metrics} bytes")), "{e}");
+            assert!(
+                e.starts_with(&format!("preprocessing per party = {metrics} bytes")),
+                "{e}"
+            );
         }
     }
 

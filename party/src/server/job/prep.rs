@@ -402,7 +402,17 @@ impl Evaluation {
         let wp: Vec<PlanTensor> = self.ws.iter().map(|w| PlanTensor(w.dim())).collect();
         let shapes = self.prep.shapes();
         let xp = PlanTensor((n, d));
-        evaluate(&mut plan, &self.kind, predict, xp, yp, &wp, &shapes, self.pre_shift).await?;
+        evaluate(
+            &mut plan,
+            &self.kind,
+            predict,
+            xp,
+            yp,
+            &wp,
+            &shapes,
+            self.pre_shift,
+        )
+        .await?;
         Ok(plan.into_requests())
     }
 }

@@ -1,6 +1,9 @@
 //! The plaintext twin: `f64` matrices (ndarray).
 
-use super::{batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use ndarray::{Array2, Axis};
 

@@ -3,7 +3,10 @@
 //! (for the whole-run truncation failure bound). With [`Truncation::Exact`] every truncation adds
 //! its elementwise triple right after the product it follows, as [`super::Shared`] consumes it.
 
-use super::{batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};

@@ -2,7 +2,10 @@
 //! consuming preprocessing made beforehand from a [`super::Plan`] of the same code (built with
 //! the same [`Truncation`] mode). It counts the values it truncates, like the plan.
 
-use super::{batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use mpc::net::Channel;
 use mpc::nonlinear::{self, BitShare};

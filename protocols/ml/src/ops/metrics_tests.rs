@@ -151,7 +151,10 @@ async fn the_twin_log_losses_match_direct_formulas() {
     // A logistic regression's logit: the difference of the two columns.
     let z = z.column(1).to_owned() - z.column(0);
     let y: Vec<f64> = classes.iter().map(|&c| c as f64).collect();
-    let (z, y) = (z.insert_axis(Axis(1)), Array2::from_shape_vec((50, 1), y).unwrap());
+    let (z, y) = (
+        z.insert_axis(Axis(1)),
+        Array2::from_shape_vec((50, 1), y).unwrap(),
+    );
     let got = binary_log_loss(b, &z, &y).await.unwrap()[[0, 0]];
     let want = -z
         .iter()
@@ -173,7 +176,10 @@ async fn the_twin_log_losses_match_direct_formulas() {
         .sum::<f64>()
         / 50.0;
     assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-    assert!(want > 0.05 && want < 2.0, "a loss of a mostly right model: {want}");
+    assert!(
+        want > 0.05 && want < 2.0,
+        "a loss of a mostly right model: {want}"
+    );
 }
 
 /// At f = 16 with exact truncation, the log-losses on shares against the twin: within 1e-2
@@ -195,7 +201,10 @@ async fn log_losses_on_shares_match_the_twin() {
     });
     for (k, tol) in [(0, 1e-2), (1, 1e-2 + 4.0 / 4096.0)] {
         let (s, t) = (secure[k][[0, 0]], twin[k][[0, 0]]);
-        eprintln!("log-loss {k}: secure {s:.6}, twin {t:.6}, difference {:.2e}", s - t);
+        eprintln!(
+            "log-loss {k}: secure {s:.6}, twin {t:.6}, difference {:.2e}",
+            s - t
+        );
         assert!((s - t).abs() < tol, "log-loss {k}: {s} vs {t}");
     }
 }

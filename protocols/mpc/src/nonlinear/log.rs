@@ -136,7 +136,11 @@ pub async fn ln_with<C: Channel>(
     }
     let (t, kln2) = reduce(cx, &xs, mode).await?;
     let p = polynomial(cx, &t, mode).await?;
-    let out = p.iter().zip(&kln2).map(|(a, b)| a.wrapping_add(*b)).collect();
+    let out = p
+        .iter()
+        .zip(&kln2)
+        .map(|(a, b)| a.wrapping_add(*b))
+        .collect();
     Ok(share_of(x.dim(), out))
 }
 
@@ -164,7 +168,11 @@ async fn reduce<C: Channel>(
         .zip(&valid)
         .map(|(m, v)| {
             // t = 4v − 3 + (1 − valid)·4: the public 1 is P0's.
-            let fallback = if p0 { 1u64.wrapping_sub(*v) } else { v.wrapping_neg() };
+            let fallback = if p0 {
+                1u64.wrapping_sub(*v)
+            } else {
+                v.wrapping_neg()
+            };
             let t = m.wrapping_add(fallback.wrapping_mul(four));
             if p0 {
                 t.wrapping_sub(three)
@@ -242,5 +250,4 @@ mod tests {
         let at_one: f64 = c.iter().sum();
         assert!(at_one.abs() < 2f64.powi(-21));
     }
-
 }

@@ -85,9 +85,9 @@ pub use adder::{
 pub use bits::{reconstruct_bits, BitShare};
 pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
-    exp, exp_requests, exp_truncations, relu_softmax, relu_softmax_requests,
-    exp_requests_with, exp_with, relu_softmax_requests_with, relu_softmax_truncations, relu_softmax_with, row_max,
-    row_max_requests, softmax, softmax_requests, softmax_truncations, stable_softmax,
+    exp, exp_requests, exp_requests_with, exp_truncations, exp_with, relu_softmax,
+    relu_softmax_requests, relu_softmax_requests_with, relu_softmax_truncations, relu_softmax_with,
+    row_max, row_max_requests, softmax, softmax_requests, softmax_truncations, stable_softmax,
     stable_softmax_requests, stable_softmax_requests_with, stable_softmax_truncations,
     stable_softmax_with, ExpParams,
 };

@@ -59,7 +59,12 @@ async fn ln_within_tolerance_over_the_range_and_clamped_outside() {
         assert!(err <= LN_TOL, "ln({x}) = {} (err {err:e})", r[i]);
     }
     for i in n_in..xe.len() {
-        assert!(r[i].abs() <= LN_TOL, "clamp: ln({}) gave {}", fp.decode(xe[i]), r[i]);
+        assert!(
+            r[i].abs() <= LN_TOL,
+            "clamp: ln({}) gave {}",
+            fp.decode(xe[i]),
+            r[i]
+        );
     }
     eprintln!("ln: worst error {worst:e} = {:.2} ulp", worst / fp.ulp());
     // 7 + 6 + 1 rounds of normalization, 1 of reduction, 3 of powers.
