@@ -486,6 +486,7 @@ mod tests {
                 metrics > predict && predict > 0,
                 "{kind}: {metrics} vs {predict}"
             );
+            eprintln!("{kind}, 50 rows: metrics {metrics} bytes, predictions {predict} bytes");
             let spec = JobSpec {
                 model: ModelKind::Evaluate(crate::proto::EvaluateSpec {
                     model: mm.id,
