@@ -5,7 +5,8 @@
 //! revealed to `model.json` (the standardization folded in on the parties) applied locally to the
 //! raw test rows gives `party predict`'s predictions and the evaluation's MSE. The same path with
 //! a table the owner standardized itself (`share-upload --standardize`), and classifiers (a
-//! logistic regression, an MLP without biases) on features whose statistics stay shared. Plus
+//! logistic regression, an MLP without biases) on features whose statistics stay shared, their
+//! evaluated accuracy and log-loss against the revealed models' on the raw test rows. Plus
 //! the refusals: an unknown model, a test set of another width, a client who does not own the
 //! model, the standardized weights themselves, appends to and constant columns of a
 //! standardized upload.
@@ -384,24 +385,51 @@ fn classes(n: usize, seed: u64) -> Array2<f64> {
     t
 }
 
-/// `party evaluate`'s accuracy of model `job` on `dataset`.
-fn evaluate_accuracy(c: &Cluster, job: &str, dataset: &str) -> f64 {
+/// `party evaluate`'s accuracy and log-loss of model `job` on `dataset`.
+fn evaluate_classifier(c: &Cluster, job: &str, dataset: &str) -> (f64, f64) {
     let ev = run_ok(
         Command::new(PARTY)
             .args(["evaluate", "--model", job, "--dataset", dataset])
             .args(c.conn_args(ALICE)),
     );
-    ev.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no accuracy in {ev:?}"))
+    let words: Vec<&str> = ev.split_whitespace().collect();
+    let value = |at: usize, name: &str| -> f64 {
+        assert_eq!(words.get(at - 1), Some(&name), "{ev:?}");
+        words[at]
+            .parse()
+            .unwrap_or_else(|_| panic!("no {name} in {ev:?}"))
+    };
+    (value(1, "accuracy"), value(3, "log-loss"))
 }
+
+/// The log-loss of outputs `o` (a logit column, or one logit per class) against the classes:
+/// `mean(softplus(z) − y·z)` or `mean(logsumexp(z) − z_y)`, in `f64`.
+fn log_loss(o: &Array2<f64>, y: &[usize]) -> f64 {
+    let per_row = |r: usize| match o.ncols() {
+        1 => {
+            let z = o[[r, 0]];
+            z.max(0.0) + (-z.abs()).exp().ln_1p() - y[r] as f64 * z
+        }
+        _ => {
+            let m = o.row(r).fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            m + o.row(r).iter().map(|z| (z - m).exp()).sum::<f64>().ln() - o[[r, y[r]]]
+        }
+    };
+    (0..y.len()).map(per_row).sum::<f64>() / y.len() as f64
+}
+
+/// How far `party evaluate`'s log-loss may be from the revealed model's on the same rows: the
+/// per-sample bound of the log-losses on shares (`ml::ops::metrics`: 0.01, plus 2·2^−12 for
+/// two classes) and the logits' difference between the shared evaluation and the folded
+/// weights (both at 16 fractional bits; the loss moves by at most that difference).
+const LOG_LOSS_TOL: f64 = 0.02;
 
 /// Classifiers on features standardized on the parties with the statistics kept shared: a
 /// logistic regression and an MLP without biases, each revealed folded (the MLP's layers gain
 /// bias rows, zero after the first); applied locally to the raw test rows, each classifies as
-/// `party evaluate` measured. Tolerance: 2 of 100 test rows (rows on the boundary may flip
-/// between the shared evaluation and the folded weights, both at 16 fractional bits).
+/// `party evaluate` measured, and its log-loss is the evaluated one. Tolerance: 2 of 100 test
+/// rows (rows on the boundary may flip between the shared evaluation and the folded weights,
+/// both at 16 fractional bits); [`LOG_LOSS_TOL`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn classifiers_on_standardized_features_reveal_folded_models() {
     let tmp = tempfile::tempdir().unwrap();
@@ -462,12 +490,19 @@ async fn classifiers_on_standardized_features_reveal_folded_models() {
             .filter(|&r| class(r) as f64 == test[[r, 3]])
             .count();
         let local = right as f64 / 100.0;
-        let job_acc = evaluate_accuracy(&c, &job, "cls-test");
+        let (job_acc, job_loss) = evaluate_classifier(&c, &job, "cls-test");
+        let labels: Vec<usize> = (0..100).map(|r| test[[r, 3]] as usize).collect();
+        let local_loss = log_loss(&o, &labels);
         eprintln!(
-            "{}: accuracy job {job_acc:.2}, revealed model on raw rows {local:.2}",
+            "{}: accuracy job {job_acc:.2}, revealed model on raw rows {local:.2}; log-loss \
+             job {job_loss:.4}, revealed model {local_loss:.4}",
             model.meta.kind
         );
         assert!((local - job_acc).abs() <= 0.02, "{local} vs {job_acc}");
+        assert!(
+            (local_loss - job_loss).abs() <= LOG_LOSS_TOL,
+            "log-loss {local_loss} vs {job_loss}"
+        );
         // Measured: logreg 0.98, MLP 0.85 (both the job's and the file's).
         assert!(local > 0.7, "a model that learned the classes: {local}");
         if k == 1 {

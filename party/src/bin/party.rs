@@ -18,7 +18,7 @@
 //!                                             # ST-GCN in 2PC; per-epoch loss with --p1
 //! party standardize --dataset T [--label] [--reveal-stats [--stats-out s.csv]]
 //!                                             # standardize on the parties (new version)
-//! party evaluate --model J --dataset T        # test MSE / accuracy, revealed to you only
+//! party evaluate --model J --dataset T        # test MSE / accuracy and log-loss, to you only
 //! party predict --model J --dataset T --out p.csv   # predictions, revealed to you only
 //! party list / party delete NAME              # the client's entries (same connection flags)
 //! party reveal --job J --out DIR/NAME.json    # a trained model: DIR/NAME.json (+ .safetensors
@@ -151,8 +151,9 @@ enum Command {
     /// dataset's next version is standardized): the statistics stay shared unless
     /// --reveal-stats sends them to you.
     Standardize(owner::Standardize),
-    /// A trained model's test metric on one of your datasets, computed on the parties and
-    /// revealed to you only: MSE (linear regression) or accuracy (logistic regression, MLP).
+    /// A trained model's test metrics on one of your datasets, computed on the parties and
+    /// revealed to you only: MSE (linear regression) or accuracy and log-loss (logistic
+    /// regression: of the true logistic function; MLP: of the exp softmax of its logits).
     Evaluate(owner::Evaluate),
     /// A trained model's predictions on one of your datasets, revealed to you only, as CSV.
     Predict(owner::Predict),

@@ -21,9 +21,9 @@ pub enum ResultKind {
     Stats,
     /// A linear regression's MSE (`1 × 1`) or predictions (`n × 1`).
     Linreg,
-    /// A logistic regression's accuracy or probabilities.
+    /// A logistic regression's accuracy and log-loss (`1 × 2`) or probabilities (`n × 1`).
     Logreg,
-    /// An MLP's accuracy or class scores (`n × classes`).
+    /// An MLP's accuracy and log-loss (`1 × 2`) or class scores (`n × classes`).
     Mlp,
     /// A model's weights with its standardization folded in (`n × 1`: every weight matrix
     /// row-major, each with its bias row).
@@ -35,7 +35,8 @@ pub enum ResultKind {
 pub struct JobResult {
     /// What it is.
     pub kind: ResultKind,
-    /// The values, one row per sample (a metric: `1 × 1`; statistics: `2 × columns`).
+    /// The values, one row per sample (metrics: one row, `1 × 1` for an MSE, `1 × 2` for a
+    /// classifier's accuracy and log-loss; statistics: `2 × columns`).
     pub values: Array2<f64>,
 }
 
@@ -57,7 +58,7 @@ pub fn standardize_spec(
     )
 }
 
-/// The job that applies the trained model `model` to the test set `dataset`: its metric, or its
+/// The job that applies the trained model `model` to the test set `dataset`: its metrics, or its
 /// predictions when `predict`.
 pub fn evaluate_spec(model: EntryId, dataset: &str, predict: bool, triples: TripleKind) -> JobSpec {
     prep_job(

@@ -21,8 +21,8 @@ pub struct StandardizeSpec {
 pub struct EvaluateSpec {
     /// The model entry (the job that trained it), a model of the owner's.
     pub model: EntryId,
-    /// `false`: the metrics (MSE for a linear regression; accuracy for a logistic regression
-    /// or an MLP); `true`: the model's output on every row (original units for a regression
+    /// `false`: the metrics (MSE for a linear regression; accuracy and log-loss for a logistic
+    /// regression or an MLP); `true`: the model's output on every row (original units for a regression
     /// trained on standardized data, the sigmoid's probability for a logistic regression, the
     /// class scores for an MLP).
     pub predict: bool,

@@ -260,8 +260,8 @@ pub struct Limits {
     #[serde(default = "default_max_connections_per_client")]
     pub max_connections_per_client: usize,
     /// Preprocessing (bytes per party, estimated from the job's plan) a linear, logistic or MLP
-    /// job may need: it is made in one piece before training, so each party refuses a larger job
-    /// at submission. Default 8 GiB.
+    /// job, or an evaluation, may need: it is made in one piece before the online phase, so each
+    /// party refuses a larger job at submission. Default 8 GiB.
     #[serde(default = "default_max_job_preprocessing_bytes")]
     pub max_job_preprocessing_bytes: u64,
 }
@@ -469,7 +469,7 @@ max_upload_bytes = 1073741824    # largest share upload (bytes)
 max_concurrent_jobs = 2          # P0 refuses jobs beyond this
 max_connections = 64             # client connections at once (more are refused)
 max_connections_per_client = 8   # connections of one client at once
-max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's preprocessing per party (refused beyond)
+max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's preprocessing per party (refused beyond)
 
 # Optional dealer for jobs with triples = "dealer" (a trusted third party; OT needs none).
 # [dealer]

@@ -16,7 +16,7 @@
 //! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1) and an exact
 //!   interactive truncation (one private-bit product per value, no failure event);
 //! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
-//!   reciprocal/division, exp and both softmax variants;
+//!   reciprocal/division, exp, natural logarithm and both softmax variants;
 //! * [`offline`]: the engines of the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ
 //!   extension, Gilboa and matrix triples with SecureML's column reuse, AND triples, the RLWE
 //!   scheme and its noise flooding — that the sources in [`triples`] run.

@@ -112,9 +112,17 @@ pub async fn evaluate(e: Evaluate) -> Result<()> {
     match r.kind {
         ResultKind::Linreg => println!("mse {v:.6}  (model {}, dataset {})", e.model, e.dataset),
         ResultKind::Logreg | ResultKind::Mlp => {
+            if r.values.dim() != (1, 2) {
+                bail!(
+                    "expected accuracy and log-loss, got {:?} values",
+                    r.values.dim()
+                );
+            }
             println!(
-                "accuracy {v:.4}  (model {}, dataset {})",
-                e.model, e.dataset
+                "accuracy {v:.4}  log-loss {:.4}  (model {}, dataset {})",
+                r.values[[0, 1]],
+                e.model,
+                e.dataset
             )
         }
         ResultKind::Stats | ResultKind::Folded => bail!("unexpected result {:?}", r.kind),

@@ -221,7 +221,8 @@ pub async fn validate(
         ModelKind::Evaluate(e) => {
             let mm =
                 model.ok_or_else(|| JobError::Invalid(format!("no model {} of yours", e.model)))?;
-            return prep_spec::check_evaluation(mm, m).map(|_| ());
+            let bytes = prep::evaluation_bytes(mm, m, e.predict).await?;
+            return check_preprocessing(bytes, format!("{bytes} bytes"), ctx);
         }
         // O(weights): the model is the job's input.
         ModelKind::Fold(f) => {
@@ -233,10 +234,16 @@ pub async fn validate(
         ModelKind::Stgcn(s) => return stgcn_spec::validate(spec, s, m).map(|_| ()),
     };
     let bytes = linear::preprocessing_bytes(&spec.model, m, &job).await?;
+    check_preprocessing(bytes, format!("{bytes} bytes for {} steps", job.steps), ctx)
+}
+
+/// Refuses a job whose preprocessing per party (`bytes`, described as `value`) exceeds the
+/// configured limit.
+fn check_preprocessing(bytes: u64, value: String, ctx: &JobContext) -> Result<()> {
     if bytes > ctx.max_preprocessing_bytes {
         return linear_spec::refuse(
             "preprocessing per party",
-            format!("{bytes} bytes for {} steps", job.steps),
+            value,
             format!(
                 "at most {} bytes ([limits] max_job_preprocessing_bytes)",
                 ctx.max_preprocessing_bytes
@@ -462,6 +469,47 @@ mod tests {
         spec.learning_rate = 0.05;
         let (kind, e) = resolved(&spec, &m).await;
         assert_eq!(kind, TripleKind::He, "{}", e.describe());
+    }
+
+    /// An evaluation is sized at submission: a classifier's metrics (accuracy and log-loss)
+    /// need more preprocessing than its predictions, and over the limit it is refused.
+    #[tokio::test]
+    async fn evaluations_over_the_limit_are_refused() {
+        let mut m = linear_spec::tests::table(50, 4);
+        m.name = "test".into();
+        let mut c = ctx(Role::P0, false);
+        for (kind, layers) in [("logreg", vec![3, 1]), ("mlp", vec![3, 4, 3])] {
+            let mm = prep_spec::tests::model_of(kind, layers, &m);
+            let metrics = prep::evaluation_bytes(&mm, &m, false).await.unwrap();
+            let predict = prep::evaluation_bytes(&mm, &m, true).await.unwrap();
+            assert!(
+                metrics > predict && predict > 0,
+                "{kind}: {metrics} vs {predict}"
+            );
+            eprintln!("{kind}, 50 rows: metrics {metrics} bytes, predictions {predict} bytes");
+            let spec = JobSpec {
+                model: ModelKind::Evaluate(crate::proto::EvaluateSpec {
+                    model: mm.id,
+                    predict: false,
+                }),
+                dataset: "test".into(),
+                learning_rate: 1.0,
+                batch_size: 1,
+                epochs: 1,
+                schedule_seed: 0,
+                triples: TripleKind::Ot,
+                intercept: false,
+            };
+            c.max_preprocessing_bytes = metrics;
+            validate(&spec, &m, Some(&mm), &c).await.unwrap();
+            c.max_preprocessing_bytes = metrics - 1;
+            let e = validate(&spec, &m, Some(&mm), &c).await.unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!("preprocessing per party = {metrics} bytes")),
+                "{e}"
+            );
+        }
     }
 
     /// A job whose preprocessing exceeds this party's limit is refused naming both sizes.

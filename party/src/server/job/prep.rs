@@ -5,8 +5,8 @@
 //! sends its shares of the means and deviations to the owner. `Evaluate`: a trained model of the
 //! owner applied to a test table (its standardization applied first when the model was trained
 //! on standardized data and the test set is raw; a regression's outputs mapped back to the
-//! original units), then the metric (`ml::ops::metrics`) or the predictions, whose shares each
-//! party sends to the owner only.
+//! original units), then the metrics (`ml::ops::metrics`: the MSE; a classifier's accuracy and
+//! log-loss) or the predictions, whose shares each party sends to the owner only.
 //!
 //! Both plan on shapes first, like training, and run with exact truncation (the Gram sums of
 //! the statistics reach `2^60` before truncation). Security model: two semi-honest,
@@ -21,7 +21,7 @@ use crate::proto::{EvaluateSpec, JobSpec, JobStats, LinearModelMeta, Standardize
 use crate::server::timed::Timed;
 use crate::store::Manifest;
 use crate::transport::PeerChannel;
-use ml::backend::{Backend, Plan, PlanTensor, Shared, SoftmaxKind};
+use ml::backend::{preprocessing_words, Backend, Plan, PlanTensor, Shared, SoftmaxKind};
 use ml::ops::metrics;
 use ml::ops::stats::{self, ColumnStats};
 use mpc::net::Metered;
@@ -48,9 +48,11 @@ pub const RESULT_HEADER: usize = 2;
 pub const RESULT_STATS: u64 = 0;
 /// A linear regression's MSE (1 value) or predictions (1 per row).
 pub const RESULT_LINREG: u64 = 1;
-/// A logistic regression's accuracy (1 value) or probabilities (1 per row).
+/// A logistic regression's accuracy and log-loss (1 row of 2 values) or probabilities (1 per
+/// row).
 pub const RESULT_LOGREG: u64 = 2;
-/// An MLP's accuracy (1 value) or class scores (`width` per row, row-major).
+/// An MLP's accuracy and log-loss (1 row of 2 values) or class scores (`width` per row,
+/// row-major).
 pub const RESULT_MLP: u64 = 3;
 /// A model's weights with its standardization folded in (`width` 1: every weight matrix,
 /// row-major, one after the other, each with its bias row; [`super::fold`]).
@@ -288,8 +290,8 @@ impl Prep<Share> {
     }
 }
 
-/// The metric (`1 × 1`) or the predictions of `kind` with weights `ws` on `x`, `y` (one-hot
-/// rows for an MLP's accuracy).
+/// The metrics (`1 × 1` each: the MSE; a classifier's accuracy and log-loss) or the
+/// predictions of `kind` with weights `ws` on `x`, `y` (one-hot rows for an MLP's metrics).
 #[allow(clippy::too_many_arguments)]
 async fn evaluate<B: Backend>(
     b: &mut B,
@@ -300,43 +302,133 @@ async fn evaluate<B: Backend>(
     ws: &[B::Tensor],
     prep: &Prep<B::Tensor>,
     pre_shift: u32,
-) -> ml::error::Result<B::Tensor> {
+) -> ml::error::Result<Vec<B::Tensor>> {
     let x = match &prep.features {
         Some(s) => stats::standardize(b, &x, s).await?,
         None => x,
     };
-    match kind {
+    Ok(match kind {
         Kind::Linreg => {
             let mut out = metrics::linear_outputs(b, &x, &ws[0]).await?;
             if let Some(s) = &prep.pred {
                 out = stats::unstandardize(b, &out, s).await?;
             }
             if predict {
-                return Ok(out);
+                return Ok(vec![out]);
             }
             let y = match &prep.truth {
                 Some(s) => stats::unstandardize(b, &y, s).await?,
                 None => y,
             };
-            metrics::mean_squared_error(b, &out, &y, pre_shift).await
+            vec![metrics::mean_squared_error(b, &out, &y, pre_shift).await?]
         }
         Kind::Logreg => {
             let z = metrics::linear_outputs(b, &x, &ws[0]).await?;
             if predict {
-                b.sigmoid(&z).await
+                vec![b.sigmoid(&z).await?]
             } else {
-                metrics::binary_accuracy(b, &z, &y).await
+                vec![
+                    metrics::binary_accuracy(b, &z, &y).await?,
+                    metrics::binary_log_loss(b, &z, &y).await?,
+                ]
             }
         }
         Kind::Mlp { softmax, .. } => {
             let logits = metrics::mlp_logits(b, &x, ws).await?;
             if predict {
-                b.softmax(&logits, *softmax).await
+                vec![b.softmax(&logits, *softmax).await?]
             } else {
-                metrics::class_accuracy(b, &logits, &y).await
+                vec![
+                    metrics::class_accuracy(b, &logits, &y).await?,
+                    metrics::class_log_loss(b, &logits, &y).await?,
+                ]
             }
         }
+    })
+}
+
+/// The metrics (`1 × 1` each) side by side in one row, or the one prediction matrix.
+fn side_by_side(parts: Vec<Share>) -> Result<Share> {
+    if parts.len() == 1 {
+        return Ok(parts.into_iter().next().expect("one part"));
     }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    let row = ndarray::concatenate(Axis(1), &views)
+        .map_err(|_| JobError::Internal("metrics of one row each"))?;
+    Ok(Share::from_ring(row))
+}
+
+/// What an evaluation of a model on a test set needs before its online phase: the model's
+/// kind and weight matrices, the standardization it applies, the one-hot width of the labels
+/// (an MLP's metrics) and the MSE's pre-shift.
+struct Evaluation {
+    kind: Kind,
+    ws: Vec<Share>,
+    prep: Prep<Share>,
+    one_hot: Option<usize>,
+    pre_shift: u32,
+}
+
+impl Evaluation {
+    /// The evaluation of model `mm` (this party's weights `w`) on the test set `m`.
+    fn of(mm: &Manifest, m: &Manifest, w: &Share, predict: bool) -> Result<Self> {
+        let (meta, align) = check_evaluation(mm, m)?;
+        let (kind, ws) = Kind::of(&meta, w)?;
+        let prep = Prep::of(&align, mm, m, &kind)?;
+        let one_hot = match kind {
+            Kind::Mlp { classes, .. } if !predict => Some(classes),
+            _ => None,
+        };
+        let pre_shift = stats::auto_pre_shift(m.rows as usize, m.frac_bits.get());
+        Ok(Self {
+            kind,
+            ws,
+            prep,
+            one_hot,
+            pre_shift,
+        })
+    }
+
+    /// The preprocessing it consumes on `n × d` features, planned on shapes.
+    async fn requests(&self, (n, d): (usize, usize), predict: bool) -> Result<Vec<TripleRequest>> {
+        let mut plan = Plan::with_truncation(MODE);
+        let yp = match self.one_hot {
+            Some(k) => {
+                plan_one_hot(&mut plan, n, k).await?;
+                PlanTensor((n, k))
+            }
+            None => PlanTensor((n, 1)),
+        };
+        let wp: Vec<PlanTensor> = self.ws.iter().map(|w| PlanTensor(w.dim())).collect();
+        let shapes = self.prep.shapes();
+        let xp = PlanTensor((n, d));
+        evaluate(
+            &mut plan,
+            &self.kind,
+            predict,
+            xp,
+            yp,
+            &wp,
+            &shapes,
+            self.pre_shift,
+        )
+        .await?;
+        Ok(plan.into_requests())
+    }
+}
+
+/// The bytes of preprocessing each party stores for an evaluation of model `mm` on the test
+/// set `m` (checked at submission against `max_job_preprocessing_bytes`: the log-losses'
+/// exponentials and logarithms make it grow with rows × classes).
+///
+/// # Errors
+/// As [`check_evaluation`]; a model whose weights do not fit its description.
+pub(super) async fn evaluation_bytes(mm: &Manifest, m: &Manifest, predict: bool) -> Result<u64> {
+    let w = Share::zeros(mm.rows as usize, mm.cols as usize);
+    let ev = Evaluation::of(mm, m, &w, predict)?;
+    let d = m.cols.saturating_sub(1) as usize;
+    let reqs = ev.requests((m.rows as usize, d), predict).await?;
+    Ok(preprocessing_words(&reqs).saturating_mul(8))
 }
 
 /// One party's half of an `Evaluate` job: `model` (its manifest and this party's share) on
@@ -351,52 +443,25 @@ pub(super) async fn run_evaluate(
     events: UnboundedSender<JobEvent>,
 ) -> Result<JobOutput> {
     let (mm, w) = model.ok_or(JobError::Internal("an evaluation without its model"))?;
-    let (meta, align) = check_evaluation(&mm, &m)?;
-    let (kind, ws) = Kind::of(&meta, &w)?;
-    let prep = Prep::of(&align, &mm, &m, &kind)?;
+    let ev = Evaluation::of(&mm, &m, &w, e.predict)?;
     let (x, y) = split_label(&data, m.label_column as usize);
-    let (n, d) = x.dim();
     let fp = FixedPoint::new(m.frac_bits);
-    let pre_shift = stats::auto_pre_shift(n, m.frac_bits.get());
-    let one_hot = match kind {
-        Kind::Mlp { classes, .. } if !e.predict => Some(classes),
-        _ => None,
-    };
-    let mut plan = Plan::with_truncation(MODE);
-    let yp = match one_hot {
-        Some(k) => {
-            plan_one_hot(&mut plan, n, k).await?;
-            PlanTensor((n, k))
-        }
-        None => PlanTensor((n, 1)),
-    };
-    let wp: Vec<PlanTensor> = ws.iter().map(|w| PlanTensor(w.dim())).collect();
-    let xp = PlanTensor((n, d));
-    evaluate(
-        &mut plan,
-        &kind,
-        e.predict,
-        xp,
-        yp,
-        &wp,
-        &prep.shapes(),
-        pre_shift,
-    )
-    .await?;
-    let (pre, offline_s, offline) = offline_phase(&ctx, &spec, off, &plan.into_requests()).await?;
+    let reqs = ev.requests(x.dim(), e.predict).await?;
+    let (pre, offline_s, offline) = offline_phase(&ctx, &spec, off, &reqs).await?;
     let t_on = Instant::now();
     let mut b = backend(&ctx, fp, on, pre);
-    let y = match one_hot {
+    let y = match ev.one_hot {
         Some(k) => one_hot_labels(&mut b, ctx.role, &fp, &y, k).await?,
         None => y,
     };
-    let r = evaluate(&mut b, &kind, e.predict, x, y, &ws, &prep, pre_shift).await?;
+    let (kind, ws, prep) = (&ev.kind, &ev.ws, &ev.prep);
+    let r = evaluate(&mut b, kind, e.predict, x, y, ws, prep, ev.pre_shift).await?;
     let what = match kind {
         Kind::Linreg => RESULT_LINREG,
         Kind::Logreg => RESULT_LOGREG,
         Kind::Mlp { .. } => RESULT_MLP,
     };
-    let column = with_header(ctx.role, &fp, what, &r)?;
+    let column = with_header(ctx.role, &fp, what, &side_by_side(r)?)?;
     let (channel, stats) = finish(b, (offline_s, offline, t_on), Some(column), &events)?;
     Ok(JobOutput {
         model: Share::zeros(0, 1),

@@ -141,7 +141,7 @@ fn describe(s: Option<&Standardization>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::proto::TripleKind;
     use crate::server::job::linear_spec::tests::table;
@@ -166,9 +166,19 @@ mod tests {
     }
 
     fn model(features: u64, trained_on: &Manifest) -> Manifest {
+        model_of("linreg", vec![features, 1], trained_on)
+    }
+
+    /// A trained model of `kind` with `layers` and biases, on `trained_on`.
+    pub(in crate::server::job) fn model_of(
+        kind: &str,
+        layers: Vec<u64>,
+        trained_on: &Manifest,
+    ) -> Manifest {
+        let rows = layers.windows(2).map(|w| (w[0] + 1) * w[1]).sum();
         let meta = LinearModelMeta {
-            kind: "linreg".into(),
-            layers: vec![features, 1],
+            kind: kind.into(),
+            layers,
             softmax: None,
             intercept: true,
             learning_rate: 0.5,
@@ -185,7 +195,7 @@ mod tests {
             id: EntryId([5; 16]),
             kind: EntryKind::Model,
             cols: 1,
-            rows: features + 1,
+            rows,
             model: Some(ModelMeta::Linear(meta)),
             ..trained_on.clone()
         }

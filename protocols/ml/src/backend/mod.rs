@@ -106,6 +106,20 @@ pub trait Backend: Send {
         kind: SoftmaxKind,
     ) -> impl Future<Output = Result<Self::Tensor>> + Send;
 
+    /// `e^t` elementwise. On shares the limit approximation `(1 + t/2^8)^(2^8)`
+    /// ([`mpc::nonlinear::exp`], default parameters: inputs above 6 clamped, below −256 giving
+    /// 0, absolute error within `e^t·(t²/2^9 + 2^−7) + 2^−12` on `[−8, 6]`); use it on
+    /// non-positive inputs. The twin is the exact `f64` exponential.
+    fn exp(&mut self, t: &Self::Tensor) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// `ln t` elementwise for `t > 0`. On shares [`mpc::nonlinear::ln`] (inputs in
+    /// `[2^−f, 2^(39−f))`, absolute error ≤ 2^−13; others give ≈ 0). The twin is the exact `f64`
+    /// logarithm.
+    fn ln(&mut self, t: &Self::Tensor) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
+    /// The maximum of each row (`rows × 1`; exact on shares, [`mpc::nonlinear::row_max`]).
+    fn row_max(&mut self, t: &Self::Tensor) -> impl Future<Output = Result<Self::Tensor>> + Send;
+
     /// `A ⊙ B · 2^-extra_shift` (elementwise).
     fn mul(
         &mut self,
@@ -171,6 +185,18 @@ pub(crate) fn check_same(op: &'static str, a: (usize, usize), b: (usize, usize))
             op,
             left: a,
             right: b,
+        });
+    }
+    Ok(())
+}
+
+/// A row-wise reduction needs at least one column.
+pub(crate) fn check_columns(op: &'static str, dim: (usize, usize)) -> Result<()> {
+    if dim.1 == 0 {
+        return Err(crate::MlError::Shape {
+            op,
+            left: dim,
+            right: (dim.0, 1),
         });
     }
     Ok(())

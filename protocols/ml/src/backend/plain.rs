@@ -1,6 +1,9 @@
 //! The plaintext twin: `f64` matrices (ndarray).
 
-use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use ndarray::{Array2, Axis};
 
@@ -129,6 +132,20 @@ impl Backend for Plain {
 
     async fn softmax(&mut self, t: &Self::Tensor, kind: SoftmaxKind) -> Result<Self::Tensor> {
         Ok(softmax_rows(t, kind))
+    }
+
+    async fn exp(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        Ok(t.mapv(f64::exp))
+    }
+
+    async fn ln(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        Ok(t.mapv(f64::ln))
+    }
+
+    async fn row_max(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_columns("row_max", t.dim())?;
+        let m = t.map_axis(Axis(1), |r| r.fold(f64::NEG_INFINITY, |a, &b| a.max(b)));
+        Ok(m.insert_axis(Axis(1)))
     }
 
     async fn data_matmul(

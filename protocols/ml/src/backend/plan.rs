@@ -3,7 +3,10 @@
 //! (for the whole-run truncation failure bound). With [`Truncation::Exact`] every truncation adds
 //! its elementwise triple right after the product it follows, as [`super::Shared`] consumes it.
 
-use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use mpc::nonlinear;
 use mpc::triples::{Lhs, MaskId, TripleRequest};
@@ -184,6 +187,27 @@ impl Backend for Plan {
         self.requests.extend(reqs);
         self.truncations += count;
         Ok(*t)
+    }
+
+    async fn exp(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        let params = nonlinear::ExpParams::default();
+        let reqs = nonlinear::exp_requests_with(t.0, params, self.truncation);
+        self.requests.extend(reqs);
+        self.truncations += nonlinear::exp_truncations(t.0, params);
+        Ok(*t)
+    }
+
+    async fn ln(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        let reqs = nonlinear::ln_requests_with(t.0, self.truncation);
+        self.requests.extend(reqs);
+        self.truncations += nonlinear::ln_truncations(t.0 .0 * t.0 .1);
+        Ok(*t)
+    }
+
+    async fn row_max(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_columns("row_max", t.0)?;
+        self.requests.extend(nonlinear::row_max_requests(t.0));
+        Ok(PlanTensor((t.0 .0, 1)))
     }
 
     async fn data_matmul(

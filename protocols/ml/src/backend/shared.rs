@@ -2,7 +2,10 @@
 //! consuming preprocessing made beforehand from a [`super::Plan`] of the same code (built with
 //! the same [`Truncation`] mode). It counts the values it truncates, like the plan.
 
-use super::{batch_dim, check_matmul, check_same, Backend, IndexMap, PublicLinear, SoftmaxKind};
+use super::{
+    batch_dim, check_columns, check_matmul, check_same, Backend, IndexMap, PublicLinear,
+    SoftmaxKind,
+};
 use crate::error::Result;
 use mpc::net::Channel;
 use mpc::nonlinear::{self, BitShare};
@@ -168,6 +171,23 @@ impl<C: Channel> Backend for Shared<C> {
                 nonlinear::relu_softmax_with(&mut self.session(), t, (iters, mode)).await?
             }
         })
+    }
+
+    async fn exp(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        let (params, mode) = (nonlinear::ExpParams::default(), self.truncation);
+        self.truncations += nonlinear::exp_truncations(t.dim(), params);
+        Ok(nonlinear::exp_with(&mut self.session(), t, (params, mode)).await?)
+    }
+
+    async fn ln(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        let mode = self.truncation;
+        self.truncations += nonlinear::ln_truncations(t.dim().0 * t.dim().1);
+        Ok(nonlinear::ln_with(&mut self.session(), t, mode).await?)
+    }
+
+    async fn row_max(&mut self, t: &Self::Tensor) -> Result<Self::Tensor> {
+        check_columns("row_max", t.dim())?;
+        Ok(nonlinear::row_max(&mut self.session(), t).await?)
     }
 
     async fn data_matmul(

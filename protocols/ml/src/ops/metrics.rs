@@ -2,15 +2,29 @@
 //! outputs ([`linear_outputs`], [`mlp_logits`]) and the metrics the owner asks for, each a
 //! `1 × 1` tensor (a share on [`crate::Shared`], opened to the owner only by the caller):
 //! [`mean_squared_error`], [`binary_accuracy`] (logistic regression: the sign of the logit
-//! against a 0/1 label) and [`class_accuracy`] (MLP: the true class's logit at least every
+//! against a 0/1 label), [`class_accuracy`] (MLP: the true class's logit at least every
 //! other, so a tie counts as correct; the plaintext twin's argmax picks the first of tied
-//! classes, which differs only on exact ties).
+//! classes, which differs only on exact ties), and the log-losses [`binary_log_loss`] and
+//! [`class_log_loss`].
 //!
 //! On shares a metric costs one product per value and, for the accuracies, one or two batches
 //! of secure comparisons; the per-sample correctness bits and errors stay shared, only the mean
-//! is a result. No log-loss: it needs a logarithm on shares (a piecewise or iterative
-//! approximation of `ln p` near `p → 0`), left out; the owner's per-epoch training cross-entropy
-//! (`party train --watch`) covers the training set.
+//! is a result.
+//!
+//! **Log-loss**, in the numerically stable forms that never take the logarithm of a
+//! probability near 0: logistic regression `mean(softplus(z) − y·z)` with
+//! `softplus(z) = relu(z) + ln(1 + e^(−|z|))` — the cross-entropy of the true logistic
+//! function `σ(z)` (scikit-learn's `log_loss` of `predict_proba`), not of the piecewise sigmoid
+//! the model trains with; MLP `mean(m + ln Σ_j e^(z_j − m) − z_y)` with `m` the row maximum —
+//! the cross-entropy of the exp softmax of the logits (for a model trained with the ReLU
+//! softmax too: its probabilities can be exactly 0, whose log-loss is infinite). The logarithm's
+//! argument lies in `[1, 2]` and `[1, k]`, inside [`mpc::nonlinear::ln`]'s range; the
+//! exponentials' inputs are ≤ 0. On shares the error is that of the exponential (absolute
+//! `≤ e^x·(x²/2^9 + 2^−7) + 2^−12` per value, [`mpc::nonlinear::exp`]) plus the logarithm's
+//! (`≤ 2^−13`) and a few ulps: at most about `0.01` per sample for the binary loss and
+//! `0.01 + k·2^−12` for `k` classes; the mean inherits the bound. Cost: a ReLU, an exp, a
+//! logarithm and one product per sample (binary); a max tournament, `k` exps, one logarithm
+//! and `k` products per row (MLP).
 
 use super::stats::{column_sums, divide_by};
 use crate::backend::{Backend, IndexMap};
@@ -104,6 +118,58 @@ pub async fn binary_accuracy<B: Backend>(
     mean(b, &agree).await
 }
 
+/// The logistic log-loss `mean(softplus(z) − y·z)` (`1 × 1`) of the logits `z` against 0/1
+/// labels (`n × 1` both), `softplus(z) = relu(z) + ln(1 + e^(−|z|))`, `|z| = 2·relu(z) − z`.
+///
+/// # Errors
+/// Shapes other than two equal `n × 1`; the backend's errors.
+pub async fn binary_log_loss<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    y: &B::Tensor,
+) -> Result<B::Tensor> {
+    let dims = B::dim(y);
+    let yz = b.mul(y, logits, 0).await?;
+    let (r, _) = b.relu(logits).await?;
+    let neg_abs = b.sub(logits, &b.add(&r, &r)?)?;
+    let e = b.exp(&neg_abs).await?;
+    let l = b.ln(&b.add(&e, &b.constant(&Array2::ones(dims))?)?).await?;
+    let loss = b.sub(&b.add(&r, &l)?, &yz)?;
+    mean(b, &loss).await
+}
+
+/// The cross-entropy of the exp softmax `mean(m + ln Σ_j e^(z_j − m) − z_y)` (`1 × 1`) from the
+/// logits and the one-hot labels (`n × k` both), `m` the row maximum.
+///
+/// # Errors
+/// Shapes other than two equal `n × k` with `k ≥ 1`; the backend's errors.
+pub async fn class_log_loss<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    one_hot: &B::Tensor,
+) -> Result<B::Tensor> {
+    let (n, k) = B::dim(one_hot);
+    let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
+    let truth = true_logit(b, logits, one_hot, &rows).await?;
+    let m = b.row_max(logits).await?;
+    let e = b.exp(&b.sub(logits, &b.gather(&m, &rows)?)?).await?;
+    let l = b.ln(&b.scatter_add(&e, &rows)?).await?;
+    let loss = b.sub(&b.add(&m, &l)?, &truth)?;
+    mean(b, &loss).await
+}
+
+/// The logit of each row's true class (`n × 1`): one product with the one-hot labels and a
+/// row sum (`rows` maps the `n × k` entries to their row).
+async fn true_logit<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    one_hot: &B::Tensor,
+    rows: &IndexMap,
+) -> Result<B::Tensor> {
+    let picked = b.mul(logits, one_hot, 0).await?;
+    b.scatter_add(&picked, rows)
+}
+
 /// The share of samples whose true class's logit is at least every other's (`1 × 1`), from
 /// the logits and the one-hot labels (`n × k` both): the true logit `t` (one product and a row
 /// sum), the bits `[t ≥ z_j]` for every class, their count, and `[count ≥ k − ½]`.
@@ -117,8 +183,7 @@ pub async fn class_accuracy<B: Backend>(
 ) -> Result<B::Tensor> {
     let (n, k) = B::dim(one_hot);
     let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
-    let picked = b.mul(logits, one_hot, 0).await?;
-    let truth = b.scatter_add(&picked, &rows)?;
+    let truth = true_logit(b, logits, one_hot, &rows).await?;
     let margins = b.sub(&b.gather(&truth, &rows)?, logits)?;
     let (_, bits) = b.relu(&margins).await?;
     let wins = b.select(&bits, &b.constant(&Array2::ones((n, k)))?).await?;

@@ -119,3 +119,92 @@ async fn metrics_on_shares_match_the_twin() {
         );
     }
 }
+
+/// Logits of a classifier that is mostly right: `n` rows, the true class's logit raised by
+/// `margin` in 80% of the rows, entries spread over `±spread`.
+fn classifier_logits(n: usize, k: usize, spread: f64, seed: u64) -> (Array2<f64>, Vec<usize>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let classes: Vec<usize> = (0..n).map(|_| rng.gen_range(0..k)).collect();
+    let z = Array2::from_shape_fn((n, k), |(i, j)| {
+        let base = rng.gen_range(-spread..spread);
+        if j == classes[i] && rng.gen_bool(0.8) {
+            base.abs()
+        } else {
+            base
+        }
+    });
+    (z, classes)
+}
+
+fn one_hot(classes: &[usize], k: usize) -> Array2<f64> {
+    Array2::from_shape_fn((classes.len(), k), |(i, j)| {
+        f64::from(u8::from(classes[i] == j))
+    })
+}
+
+/// The twin's log-losses are the textbook ones: `−mean(y ln σ(z) + (1 − y) ln(1 − σ(z)))`
+/// and `−mean(ln softmax(z)_y)`.
+#[tokio::test]
+async fn the_twin_log_losses_match_direct_formulas() {
+    let b = &mut Plain::new();
+    let (z, classes) = classifier_logits(50, 2, 6.0, 20);
+    // A logistic regression's logit: the difference of the two columns.
+    let z = z.column(1).to_owned() - z.column(0);
+    let y: Vec<f64> = classes.iter().map(|&c| c as f64).collect();
+    let (z, y) = (
+        z.insert_axis(Axis(1)),
+        Array2::from_shape_vec((50, 1), y).unwrap(),
+    );
+    let got = binary_log_loss(b, &z, &y).await.unwrap()[[0, 0]];
+    let want = -z
+        .iter()
+        .zip(&y)
+        .map(|(&z, &y)| {
+            let p = 1.0 / (1.0 + (-z).exp());
+            y * p.ln() + (1.0 - y) * (1.0 - p).ln()
+        })
+        .sum::<f64>()
+        / 50.0;
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    let (z, classes) = classifier_logits(50, 4, 6.0, 21);
+    let got = class_log_loss(b, &z, &one_hot(&classes, 4)).await.unwrap()[[0, 0]];
+    let p = crate::backend::softmax_rows(&z, crate::backend::SoftmaxKind::Exp);
+    let want = -classes
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| p[[i, c]].ln())
+        .sum::<f64>()
+        / 50.0;
+    assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    assert!(
+        want > 0.05 && want < 2.0,
+        "a loss of a mostly right model: {want}"
+    );
+}
+
+/// At f = 16 with exact truncation, the log-losses on shares against the twin: within 1e-2
+/// (binary) and 1e-2 + k·2^−12 (k = 4 classes), the module docs' per-sample bounds, which the
+/// mean inherits.
+#[tokio::test]
+async fn log_losses_on_shares_match_the_twin() {
+    let n = 120;
+    let (z2, classes2) = classifier_logits(n, 2, 5.0, 30);
+    let z = (z2.column(1).to_owned() - z2.column(0)).insert_axis(Axis(1));
+    let y = Array2::from_shape_fn((n, 1), |(i, _)| classes2[i] as f64);
+    let (logits, classes) = classifier_logits(n, 4, 8.0, 31);
+    let inputs = vec![z, y, logits, one_hot(&classes, 4)];
+    let (twin, secure) = on_shares!(16, inputs, |b, xs| {
+        vec![
+            binary_log_loss(b, &xs[0], &xs[1]).await.unwrap(),
+            class_log_loss(b, &xs[2], &xs[3]).await.unwrap(),
+        ]
+    });
+    for (k, tol) in [(0, 1e-2), (1, 1e-2 + 4.0 / 4096.0)] {
+        let (s, t) = (secure[k][[0, 0]], twin[k][[0, 0]]);
+        eprintln!(
+            "log-loss {k}: secure {s:.6}, twin {t:.6}, difference {:.2e}",
+            s - t
+        );
+        assert!((s - t).abs() < tol, "log-loss {k}: {s} vs {t}");
+    }
+}

@@ -35,7 +35,8 @@
 
 use super::activation::{clamp, relu};
 use super::convert::{flat, share_of};
-use super::recip::{mul_trunc, reciprocal_flat, reciprocal_truncations, TOP};
+use super::normalize::TOP;
+use super::recip::{mul_trunc, reciprocal_flat, reciprocal_truncations};
 use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
@@ -90,10 +91,8 @@ pub fn exp_requests(dim: (usize, usize), params: ExpParams) -> Vec<TripleRequest
     planned!(format!("exp {dim:?} {params:?}"), |cx| exp(cx, &z, params))
 }
 
-/// The preprocessing of an [`exp`] whose truncations are done by `mode` (for the tests; the
-/// softmax planners dry-run `exp_with` inside their own runs).
-#[cfg(test)]
-pub(crate) fn exp_requests_with(
+/// The preprocessing [`exp_with`] consumes with truncation `mode`.
+pub fn exp_requests_with(
     dim: (usize, usize),
     params: ExpParams,
     mode: Truncation,
@@ -118,7 +117,8 @@ pub async fn exp<C: Channel>(
     exp_with(cx, x, (params, Truncation::Local)).await
 }
 
-async fn exp_with<C: Channel>(
+/// [`exp`] with its truncations done by `mode`.
+pub async fn exp_with<C: Channel>(
     cx: &mut Session<'_, C>,
     x: &Share,
     (params, mode): (ExpParams, Truncation),

@@ -1,5 +1,5 @@
 //! Non-linear functions on shares of Z_2^64: comparison, boolean/arithmetic conversion, ReLU,
-//! piecewise sigmoid, reciprocal and division, exp, softmax (SecureML, Mohassel–Zhang S&P 2017,
+//! piecewise sigmoid, reciprocal and division, exp, natural logarithm, softmax (SecureML, Mohassel–Zhang S&P 2017,
 //! §IV-C; conversions after ABY, Demmler–Schneider–Zohner NDSS 2015).
 //!
 //! ## Building blocks
@@ -13,7 +13,7 @@
 //!   product per bit) and [`select`] (`b·x`, two products per entry, **one round** — the cross
 //!   terms are grouped so no B2A round precedes the product).
 //! * On top: [`relu`], [`drelu`], [`relu_with_derivative`], [`piecewise_sigmoid`], [`less_than`],
-//!   [`clamp`], [`row_max`], [`reciprocal`], [`divide`], [`exp`], [`softmax`],
+//!   [`clamp`], [`row_max`], [`reciprocal`], [`divide`], [`exp`], [`ln`], [`softmax`],
 //!   [`stable_softmax`] (row maximum subtracted first), [`relu_softmax`].
 //!
 //! ## Planning the offline phase
@@ -41,6 +41,7 @@
 //! | [`clamp`] | 8 | 362 | 154.5 |
 //! | [`reciprocal`] (3 iterations; [`divide`]: +1 round, +1 product) | 22 | 373 + 162 (suffix-AND), then 40 B2A + 8 products | 901.75 |
 //! | [`exp`] (8 squarings) | 16 | 362 | 282.5 |
+//! | [`ln`] (degree 7) | 18 | 373 + 162 (suffix-AND), then 40 B2A + 7 products | 885.75 |
 //! | [`row_max`] (k columns) | 8⌈log2 k⌉ | 181 per pair | 77.25 per pair |
 //!
 //! Each AND gate sends 2 bits per party and each Beaver product 2 words; the figures add one
@@ -68,6 +69,8 @@ mod adder;
 mod bits;
 mod convert;
 mod exp;
+mod log;
+mod normalize;
 mod recip;
 #[cfg(test)]
 mod tests;
@@ -82,15 +85,19 @@ pub use adder::{
 pub use bits::{reconstruct_bits, BitShare};
 pub use convert::{and, and_requests, b2a, b2a_requests, select, select_requests};
 pub use exp::{
-    exp, exp_requests, exp_truncations, relu_softmax, relu_softmax_requests,
-    relu_softmax_requests_with, relu_softmax_truncations, relu_softmax_with, row_max,
-    row_max_requests, softmax, softmax_requests, softmax_truncations, stable_softmax,
+    exp, exp_requests, exp_requests_with, exp_truncations, exp_with, relu_softmax,
+    relu_softmax_requests, relu_softmax_requests_with, relu_softmax_truncations, relu_softmax_with,
+    row_max, row_max_requests, softmax, softmax_requests, softmax_truncations, stable_softmax,
     stable_softmax_requests, stable_softmax_requests_with, stable_softmax_truncations,
     stable_softmax_with, ExpParams,
 };
+pub use log::{
+    ln, ln_polynomial, ln_requests, ln_requests_with, ln_truncations, ln_with, LN_DEGREE,
+};
+pub use normalize::TOP;
 pub use recip::{
     divide, divide_requests, divide_truncations, reciprocal, reciprocal_requests,
-    reciprocal_truncations, DEFAULT_NEWTON_ITERATIONS, TOP,
+    reciprocal_truncations, DEFAULT_NEWTON_ITERATIONS,
 };
 
 #[cfg(doc)]

@@ -4,10 +4,9 @@
 //!
 //! For a shared fixed-point `x > 0` with encoding `X ∈ [2^j, 2^(j+1))`:
 //!
-//! 1. bits of `X` by [`super::adder::a2b`] (7 rounds);
-//! 2. `z_i = [X < 2^i]` for `i ≤ TOP + 1` by a Sklansky suffix-AND of the negated bits
-//!    (6 rounds); the one-hot leading-one indicator is `l_j = z_j ⊕ z_(j+1)` and `z_0 = [X = 0]`;
-//! 3. B2A of `l_0 … l_TOP` and `z_0` in one round; `c = Σ l_j 2^(TOP−j)`, `c' = Σ l_j 2^(2f−j)`;
+//! 1.–3. the one-hot leading-one indicators `l_j` and the zero flag `[X = 0]` as arithmetic
+//!    shares ([`super::normalize`]: bit decomposition, suffix-AND, B2A; 14 rounds);
+//!    `c = Σ l_j 2^(TOP−j)`, `c' = Σ l_j 2^(2f−j)` (local);
 //! 4. `v = X·c / 2^(TOP+1−f)` is `x` normalized into `[½, 1)` (1 round);
 //! 5. Newton: `y₀ = 48/17 − 32/17·v` (max relative error 1/17), `y ← y (2 − v y)` (2 rounds per
 //!    iteration; the relative error squares each time: 1/17 → 3.5e-3 → 1.2e-5 → 1.4e-10);
@@ -29,9 +28,8 @@
 //! (failure probability 2^−24 per value); the final product is `(1/x)·2^(2f+1)`, so the failure
 //! probability is `2^(2f+2−64)/x` — 2^−30/x for f = 16, i.e. 2^−24 for `x ≥ 2^−6`.
 
-use super::adder::a2b_flat;
-use super::bits::{and_gates, unpack_bits};
-use super::convert::{finish_b2a, flat, share_of, ProductRound};
+use super::convert::{flat, share_of, ProductRound};
+use super::normalize::{leading_one, TOP};
 use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::fixed::FixedPoint;
@@ -42,55 +40,8 @@ use crate::triples::TripleRequest;
 use crate::trunc::{self, Truncation};
 use ndarray::Array2;
 
-/// Highest leading-one position handled by the normalization: inputs with encoding below
-/// 2^(TOP+1) are inverted.
-pub const TOP: usize = 38;
-
 /// Newton iterations used by the softmax functions and recommended for f = 16.
 pub const DEFAULT_NEWTON_ITERATIONS: u32 = 3;
-
-/// A pruned Sklansky prefix-AND network over 64 positions.
-#[derive(Debug, Clone)]
-struct AndPrefixPlan {
-    levels: Vec<Vec<(usize, usize)>>,
-}
-
-impl AndPrefixPlan {
-    fn new(width: usize, outputs: &[usize]) -> Self {
-        let mut full = Vec::new();
-        let mut k = 0;
-        while (1usize << k) < width {
-            let level: Vec<(usize, usize)> = (0..width)
-                .filter(|j| (j >> k) & 1 == 1)
-                .map(|j| (j, ((j >> k) << k) - 1))
-                .collect();
-            full.push(level);
-            k += 1;
-        }
-        let mut need = vec![false; width];
-        for &o in outputs {
-            need[o] = true;
-        }
-        let mut levels = Vec::new();
-        for level in full.into_iter().rev() {
-            let kept: Vec<(usize, usize)> = level.into_iter().filter(|&(j, _)| need[j]).collect();
-            for &(_, l) in &kept {
-                need[l] = true;
-            }
-            if !kept.is_empty() {
-                levels.push(kept);
-            }
-        }
-        levels.reverse();
-        Self { levels }
-    }
-
-    /// The suffix plan of the normalization: position `r` holds bit `63 − r`, outputs `z_j` for
-    /// `j ≤ TOP + 1`.
-    fn suffix() -> Self {
-        Self::new(64, &((62 - TOP)..64).collect::<Vec<_>>())
-    }
-}
 
 /// The preprocessing [`reciprocal`] consumes for a `dim`-shaped input.
 pub fn reciprocal_requests(dim: (usize, usize), iterations: u32) -> Vec<TripleRequest> {
@@ -150,58 +101,17 @@ pub(crate) async fn reciprocal_flat<C: Channel>(
     }
     let f = fp.frac_bits().get();
     let p0 = role == Role::P0;
-    // 1. Bits of X.
-    let (planes, w) = a2b_flat(cx, xs).await?;
-    // 2. Suffix-AND of the negated bits, position r = 63 − j.
-    let mut v: Vec<u64> = vec![0; 64 * w];
-    for r in 0..64 {
-        let j = 63 - r;
-        for i in 0..w {
-            let s = planes[j * w + i];
-            v[r * w + i] = if p0 { !s } else { s };
-        }
-    }
-    for level in &AndPrefixPlan::suffix().levels {
-        let mut x = Vec::with_capacity(level.len() * w);
-        let mut y = Vec::with_capacity(level.len() * w);
-        for &(j, l) in level {
-            x.extend_from_slice(&v[j * w..(j + 1) * w]);
-            y.extend_from_slice(&v[l * w..(l + 1) * w]);
-        }
-        let out = and_gates(cx, &x, &y).await?;
-        for (i, &(j, _)) in level.iter().enumerate() {
-            v[j * w..(j + 1) * w].copy_from_slice(&out[i * w..(i + 1) * w]);
-        }
-    }
-    let z = |j: usize| unpack_bits(&v[(63 - j) * w..(64 - j) * w], n);
-    // 3. One-hot leading one and the zero flag, converted in one round.
-    let zs: Vec<Vec<u64>> = (0..=TOP + 1).map(z).collect();
-    let mut round = ProductRound::new();
-    let mut slots = Vec::with_capacity(TOP + 2);
-    let mut onehot = Vec::with_capacity(TOP + 1);
-    for j in 0..=TOP {
-        let l: Vec<u64> = zs[j].iter().zip(&zs[j + 1]).map(|(a, b)| a ^ b).collect();
-        slots.push(round.push_b2a(role, &l));
-        onehot.push(l);
-    }
-    let zslot = round.push_b2a(role, &zs[0]);
-    let zz = round.run(cx).await?;
-    let mut c = vec![0u64; n];
-    let mut c2 = vec![0u64; n];
-    for j in 0..=TOP {
-        let a = finish_b2a(&onehot[j], &zz, slots[j]);
-        let wc = 1u64 << (TOP - j);
-        let wc2 = if j <= 2 * f as usize {
+    // 1.–3. The one-hot leading one and the zero flag.
+    let lead = leading_one(cx, xs).await?;
+    let c = lead.weighted(|j| 1u64 << (TOP - j));
+    let c2 = lead.weighted(|j| {
+        if j <= 2 * f as usize {
             1u64 << (2 * f as usize - j)
         } else {
             0
-        };
-        for i in 0..n {
-            c[i] = c[i].wrapping_add(a[i].wrapping_mul(wc));
-            c2[i] = c2[i].wrapping_add(a[i].wrapping_mul(wc2));
         }
-    }
-    let is_zero = finish_b2a(&zs[0], &zz, zslot);
+    });
+    let is_zero = lead.is_zero;
     // 4. Normalize into [½, 1).
     let vnorm = mul_trunc(cx, (xs, &c), TOP as u32 + 1 - f, mode).await?;
     // 5. Newton–Raphson from the linear initial guess 48/17 − 32/17·v.
@@ -301,32 +211,4 @@ pub async fn divide<C: Channel>(
     let (r, _) = reciprocal_flat(cx, &flat(b), iterations, local).await?;
     let q = mul_trunc(cx, (&flat(a), &r), fp.frac_bits().get(), local).await?;
     Ok(share_of(a.dim(), q))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The pruned suffix network computes `z_j = [X < 2^j]` for every `j ≤ TOP + 1` (plaintext).
-    #[test]
-    fn suffix_plan_finds_the_leading_one() {
-        let plan = AndPrefixPlan::suffix();
-        assert_eq!(plan.levels.len(), 6);
-        let mut xs: Vec<u64> = vec![0, 1, 2, 3, u64::MAX, 1 << 63, (1 << 39) - 1, 1 << 39];
-        xs.extend((0..64).map(|j| 1u64 << j));
-        xs.extend((0..64).map(|j| (1u64 << j).wrapping_mul(0x9E37_79B9) | (1 << j)));
-        for x in xs {
-            let mut v: Vec<bool> = (0..64).map(|r| (x >> (63 - r)) & 1 == 0).collect();
-            for level in &plan.levels {
-                let old = v.clone();
-                for &(j, l) in level {
-                    v[j] = old[j] && old[l];
-                }
-            }
-            for j in 0..=TOP + 1 {
-                let want = x < (1u64 << j);
-                assert_eq!(v[63 - j], want, "z_{j} of {x:#x}");
-            }
-        }
-    }
 }

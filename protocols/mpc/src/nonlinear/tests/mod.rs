@@ -1,7 +1,7 @@
 //! Two-party differential tests of the non-linear protocols against f64 / exact ring semantics,
 //! with dealer triples over the in-memory channel pair: the shared harness ([`run2`] runs both
 //! parties on exactly a planner's preprocessing and checks it drained) and the comparison,
-//! conversion and activation tests; [`arith`] and [`edges`] hold the rest.
+//! conversion and activation tests; [`arith`], [`log`] and [`edges`] hold the rest.
 
 use super::*;
 use crate::fixed::FixedPoint;
@@ -349,3 +349,4 @@ async fn less_than_and_clamp_are_exact() {
 
 mod arith;
 mod edges;
+mod log;
