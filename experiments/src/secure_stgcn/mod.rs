@@ -18,7 +18,8 @@
 //! `secure_stgcn.online_vs_plain` (ratio), with `he_steps`: `secure_stgcn_he.offline_per_epoch_s`
 //! and `…_bytes` (extrapolated from the steps run); `he_served.agreement_pct`,
 //! `he_served.max_logit_error`, `he_served.encrypted_accuracy_pct`, `he_served.clips_count`,
-//! `he_served.per_clip_s`; with `summary = "<s>"` also `<s>.secure_test_accuracy_pct`,
+//! `he_served.per_clip_s`, `he_served.encode_cpu_s` (thread-time encoding weight plaintexts),
+//! `he_served.cache_hits_count` and `…_misses_count` (the plaintext cache); with `summary = "<s>"` also `<s>.secure_test_accuracy_pct`,
 //! `<s>.plain_test_accuracy_pct`, `<s>.he_agreement_pct`. Per-epoch figures of a run shorter
 //! than an epoch are per step × the full epoch's steps.
 //!

@@ -243,6 +243,9 @@ fn served_metrics(report: &mut Report, t: &SecureStgcnTask, f: &AccuracyFigures)
     );
     report.metric(format!("{p}.clips_count"), f.samples as f64);
     report.metric(format!("{p}.per_clip_s"), f.pass_s.iter().sum::<f64>() / n);
+    report.metric(format!("{p}.encode_cpu_s"), f.cache.encode_ns as f64 * 1e-9);
+    report.metric(format!("{p}.cache_hits_count"), f.cache.hits as f64);
+    report.metric(format!("{p}.cache_misses_count"), f.cache.misses as f64);
 }
 
 /// Adds the tables, metrics and notes of the task.
