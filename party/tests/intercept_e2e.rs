@@ -40,24 +40,7 @@ async fn linreg_with_its_default_intercept_fits_a_large_mean_target() {
     upload_ok(c.upload(ALICE, &["--name", "reg"], &csv));
     let out = tmp.path().join("reg-model.json");
     let (epochs, batch, lr, seed) = (8usize, 32usize, 0.5, 4u64);
-    let args = [
-        "train",
-        "--dataset",
-        "reg",
-        "--model",
-        "linreg",
-        "--epochs",
-        "8",
-        "--batch",
-        "32",
-        "--lr",
-        "0.5",
-        "--seed",
-        "4",
-        "--triples",
-        "ot",
-        "--reveal",
-    ];
+    let args = linreg_train_args("reg");
     run_ok(
         Command::new(PARTY)
             .args(args)

@@ -67,24 +67,7 @@ fn mse(p: &[f64], t: &Array2<f64>) -> f64 {
 /// `party train` of a linear regression with intercept on `dataset` (8 epochs, batch 32,
 /// learning rate 0.5, seed 4, OT triples), revealed to `out`; returns the job id.
 fn train_linreg(c: &Cluster, dataset: &str, out: &Path) -> String {
-    let train_args = [
-        "train",
-        "--dataset",
-        dataset,
-        "--model",
-        "linreg",
-        "--epochs",
-        "8",
-        "--batch",
-        "32",
-        "--lr",
-        "0.5",
-        "--seed",
-        "4",
-        "--triples",
-        "ot",
-        "--reveal",
-    ];
+    let train_args = linreg_train_args(dataset);
     let out = run_ok(
         Command::new(PARTY)
             .args(train_args)

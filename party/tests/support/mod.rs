@@ -422,7 +422,6 @@ impl Cluster {
     }
 }
 
-/// Asserts two matrices agree to within one fixed-point unit (16 fractional bits).
 /// Accuracy (%) of the linear classifier `w` on `x` against labels `y`: class 1 where the score
 /// `x·w` (with `ml::models::linreg::predict`, so `w` may carry an intercept row) is ≥ 0.
 pub fn sign_accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[usize]) -> f64 {
@@ -436,6 +435,31 @@ pub fn sign_accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[us
     100.0 * ok as f64 / y.len() as f64
 }
 
+/// `party train` arguments of a linear regression with its default intercept on `dataset`
+/// (8 epochs, batch 32, learning rate 0.5, seed 4, OT triples), ending in `--reveal`: the caller
+/// appends the model file's path.
+pub fn linreg_train_args(dataset: &str) -> [&str; 16] {
+    [
+        "train",
+        "--dataset",
+        dataset,
+        "--model",
+        "linreg",
+        "--epochs",
+        "8",
+        "--batch",
+        "32",
+        "--lr",
+        "0.5",
+        "--seed",
+        "4",
+        "--triples",
+        "ot",
+        "--reveal",
+    ]
+}
+
+/// Asserts two matrices agree to within one fixed-point unit (16 fractional bits).
 pub fn assert_close(a: &ndarray::Array2<f64>, b: &ndarray::Array2<f64>) {
     assert_eq!(a.dim(), b.dim());
     let worst = a
