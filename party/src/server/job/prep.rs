@@ -327,10 +327,7 @@ async fn evaluate<B: Backend>(
             if predict {
                 vec![b.sigmoid(&z).await?]
             } else {
-                vec![
-                    metrics::binary_accuracy(b, &z, &y).await?,
-                    metrics::binary_log_loss(b, &z, &y).await?,
-                ]
+                metrics::binary_metrics(b, &z, &y).await?.into()
             }
         }
         Kind::Mlp { softmax, .. } => {
@@ -338,10 +335,7 @@ async fn evaluate<B: Backend>(
             if predict {
                 vec![b.softmax(&logits, *softmax).await?]
             } else {
-                vec![
-                    metrics::class_accuracy(b, &logits, &y).await?,
-                    metrics::class_log_loss(b, &logits, &y).await?,
-                ]
+                metrics::class_metrics(b, &logits, &y).await?.into()
             }
         }
     })

@@ -109,13 +109,8 @@ pub async fn binary_accuracy<B: Backend>(
     logits: &B::Tensor,
     y: &B::Tensor,
 ) -> Result<B::Tensor> {
-    let dims = B::dim(y);
     let (_, bits) = b.relu(logits).await?;
-    let ones = b.constant(&Array2::ones(dims))?;
-    let c = b.select(&bits, &ones).await?;
-    let cy = b.mul(&c, y, 0).await?;
-    let agree = b.add(&b.sub(&b.sub(&ones, &c)?, y)?, &b.add(&cy, &cy)?)?;
-    mean(b, &agree).await
+    accuracy_of_signs(b, &bits, y).await
 }
 
 /// The logistic log-loss `mean(softplus(z) − y·z)` (`1 × 1`) of the logits `z` against 0/1
@@ -128,13 +123,52 @@ pub async fn binary_log_loss<B: Backend>(
     logits: &B::Tensor,
     y: &B::Tensor,
 ) -> Result<B::Tensor> {
-    let dims = B::dim(y);
-    let yz = b.mul(y, logits, 0).await?;
     let (r, _) = b.relu(logits).await?;
-    let neg_abs = b.sub(logits, &b.add(&r, &r)?)?;
+    softplus_loss(b, logits, &r, y).await
+}
+
+/// [`binary_accuracy`] and [`binary_log_loss`] from one batch of comparisons (`relu(z)` and
+/// its bits serve both).
+///
+/// # Errors
+/// As [`binary_accuracy`].
+pub async fn binary_metrics<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    y: &B::Tensor,
+) -> Result<[B::Tensor; 2]> {
+    let (r, bits) = b.relu(logits).await?;
+    let accuracy = accuracy_of_signs(b, &bits, y).await?;
+    Ok([accuracy, softplus_loss(b, logits, &r, y).await?])
+}
+
+/// `mean(1 − c − y + 2·c·y)` from the prediction bits `c = [z ≥ 0]`.
+async fn accuracy_of_signs<B: Backend>(
+    b: &mut B,
+    bits: &B::Bits,
+    y: &B::Tensor,
+) -> Result<B::Tensor> {
+    let ones = b.constant(&Array2::ones(B::dim(y)))?;
+    let c = b.select(bits, &ones).await?;
+    let cy = b.mul(&c, y, 0).await?;
+    let agree = b.add(&b.sub(&b.sub(&ones, &c)?, y)?, &b.add(&cy, &cy)?)?;
+    mean(b, &agree).await
+}
+
+/// `mean(r + ln(1 + e^(−|z|)) − y·z)` with `r = relu(z)`.
+async fn softplus_loss<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    r: &B::Tensor,
+    y: &B::Tensor,
+) -> Result<B::Tensor> {
+    let yz = b.mul(y, logits, 0).await?;
+    let neg_abs = b.sub(logits, &b.add(r, r)?)?;
     let e = b.exp(&neg_abs).await?;
-    let l = b.ln(&b.add(&e, &b.constant(&Array2::ones(dims))?)?).await?;
-    let loss = b.sub(&b.add(&r, &l)?, &yz)?;
+    let l = b
+        .ln(&b.add(&e, &b.constant(&Array2::ones(B::dim(y)))?)?)
+        .await?;
+    let loss = b.sub(&b.add(r, &l)?, &yz)?;
     mean(b, &loss).await
 }
 
@@ -148,26 +182,8 @@ pub async fn class_log_loss<B: Backend>(
     logits: &B::Tensor,
     one_hot: &B::Tensor,
 ) -> Result<B::Tensor> {
-    let (n, k) = B::dim(one_hot);
-    let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
-    let truth = true_logit(b, logits, one_hot, &rows).await?;
-    let m = b.row_max(logits).await?;
-    let e = b.exp(&b.sub(logits, &b.gather(&m, &rows)?)?).await?;
-    let l = b.ln(&b.scatter_add(&e, &rows)?).await?;
-    let loss = b.sub(&b.add(&m, &l)?, &truth)?;
-    mean(b, &loss).await
-}
-
-/// The logit of each row's true class (`n × 1`): one product with the one-hot labels and a
-/// row sum (`rows` maps the `n × k` entries to their row).
-async fn true_logit<B: Backend>(
-    b: &mut B,
-    logits: &B::Tensor,
-    one_hot: &B::Tensor,
-    rows: &IndexMap,
-) -> Result<B::Tensor> {
-    let picked = b.mul(logits, one_hot, 0).await?;
-    b.scatter_add(&picked, rows)
+    let t = TrueLogits::new(b, logits, one_hot).await?;
+    t.log_loss(b, logits).await
 }
 
 /// The share of samples whose true class's logit is at least every other's (`1 × 1`), from
@@ -181,22 +197,69 @@ pub async fn class_accuracy<B: Backend>(
     logits: &B::Tensor,
     one_hot: &B::Tensor,
 ) -> Result<B::Tensor> {
-    let (n, k) = B::dim(one_hot);
-    let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
-    let truth = true_logit(b, logits, one_hot, &rows).await?;
-    let margins = b.sub(&b.gather(&truth, &rows)?, logits)?;
-    let (_, bits) = b.relu(&margins).await?;
-    let wins = b.select(&bits, &b.constant(&Array2::ones((n, k)))?).await?;
-    let count = b.scatter_add(&wins, &rows)?;
-    let gap = b.sub(
-        &count,
-        &b.constant(&Array2::from_elem((n, 1), k as f64 - 0.5))?,
-    )?;
-    let (_, right) = b.relu(&gap).await?;
-    let right = b
-        .select(&right, &b.constant(&Array2::ones((n, 1)))?)
-        .await?;
-    mean(b, &right).await
+    let t = TrueLogits::new(b, logits, one_hot).await?;
+    t.accuracy(b, logits).await
+}
+
+/// [`class_accuracy`] and [`class_log_loss`] from one true-logit product.
+///
+/// # Errors
+/// As [`class_log_loss`].
+pub async fn class_metrics<B: Backend>(
+    b: &mut B,
+    logits: &B::Tensor,
+    one_hot: &B::Tensor,
+) -> Result<[B::Tensor; 2]> {
+    let t = TrueLogits::new(b, logits, one_hot).await?;
+    Ok([t.accuracy(b, logits).await?, t.log_loss(b, logits).await?])
+}
+
+/// The logit of each row's true class (`n × 1`) and the map of the `n × k` entries to their
+/// row, shared by the class metrics.
+struct TrueLogits<T> {
+    rows: IndexMap,
+    truth: T,
+    classes: usize,
+}
+
+impl<T> TrueLogits<T> {
+    /// One product with the one-hot labels and a row sum.
+    async fn new<B: Backend<Tensor = T>>(b: &mut B, logits: &T, one_hot: &T) -> Result<Self> {
+        let (n, k) = B::dim(one_hot);
+        let rows = IndexMap::from_fn((n, 1), (n, k), |i, _| Some((i, 0)))?;
+        let picked = b.mul(logits, one_hot, 0).await?;
+        let truth = b.scatter_add(&picked, &rows)?;
+        Ok(Self {
+            rows,
+            truth,
+            classes: k,
+        })
+    }
+
+    async fn log_loss<B: Backend<Tensor = T>>(&self, b: &mut B, logits: &T) -> Result<T> {
+        let m = b.row_max(logits).await?;
+        let e = b.exp(&b.sub(logits, &b.gather(&m, &self.rows)?)?).await?;
+        let l = b.ln(&b.scatter_add(&e, &self.rows)?).await?;
+        let loss = b.sub(&b.add(&m, &l)?, &self.truth)?;
+        mean(b, &loss).await
+    }
+
+    async fn accuracy<B: Backend<Tensor = T>>(&self, b: &mut B, logits: &T) -> Result<T> {
+        let (n, k) = (B::dim(&self.truth).0, self.classes);
+        let margins = b.sub(&b.gather(&self.truth, &self.rows)?, logits)?;
+        let (_, bits) = b.relu(&margins).await?;
+        let wins = b.select(&bits, &b.constant(&Array2::ones((n, k)))?).await?;
+        let count = b.scatter_add(&wins, &self.rows)?;
+        let gap = b.sub(
+            &count,
+            &b.constant(&Array2::from_elem((n, 1), k as f64 - 0.5))?,
+        )?;
+        let (_, right) = b.relu(&gap).await?;
+        let right = b
+            .select(&right, &b.constant(&Array2::ones((n, 1)))?)
+            .await?;
+        mean(b, &right).await
+    }
 }
 
 #[cfg(test)]

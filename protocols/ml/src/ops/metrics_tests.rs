@@ -208,3 +208,36 @@ async fn log_losses_on_shares_match_the_twin() {
         assert!((s - t).abs() < tol, "log-loss {k}: {s} vs {t}");
     }
 }
+
+/// The combined metrics (one comparison batch or one true-logit product for both) give the
+/// separate functions' values: exactly on the twin, and on shares within the tolerances of
+/// the separate tests (accuracies: the same count, so only the fixed-point mean's rounding,
+/// 1e-3 relative as above; the logits sit ≥ 0.05 from every decision boundary).
+#[tokio::test]
+async fn combined_metrics_equal_the_separate_ones() {
+    let n = 60;
+    let (z2, c2) = classifier_logits(n, 2, 5.0, 40);
+    let z = away_from_zero((z2.column(1).to_owned() - z2.column(0)).insert_axis(Axis(1)));
+    let y = Array2::from_shape_fn((n, 1), |(i, _)| c2[i] as f64);
+    let (logits, classes) = classifier_logits(n, 4, 8.0, 41);
+    let hot = one_hot(&classes, 4);
+    let b = &mut Plain::new();
+    let separate = [
+        binary_accuracy(b, &z, &y).await.unwrap(),
+        binary_log_loss(b, &z, &y).await.unwrap(),
+        class_accuracy(b, &logits, &hot).await.unwrap(),
+        class_log_loss(b, &logits, &hot).await.unwrap(),
+    ];
+    let inputs = vec![z, y, logits, hot];
+    let (twin, secure) = on_shares!(16, inputs, |b, xs| {
+        let [a, l] = binary_metrics(b, &xs[0], &xs[1]).await.unwrap();
+        let [ca, cl] = class_metrics(b, &xs[2], &xs[3]).await.unwrap();
+        vec![a, l, ca, cl]
+    });
+    let tol = [1e-3, 1e-2, 1e-3, 1e-2 + 4.0 / 4096.0];
+    for k in 0..4 {
+        assert_eq!(twin[k], separate[k], "metric {k} on the twin");
+        let (s, t) = (secure[k][[0, 0]], twin[k][[0, 0]]);
+        assert!((s - t).abs() < tol[k], "metric {k}: {s} vs {t}");
+    }
+}
