@@ -122,22 +122,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
     assert!(back.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-9));
 
     // The plaintext twin: same data, schedule, hyper-parameters and zero initial weights.
-    let d = full.ncols() - 1;
-    let x = full.slice(ndarray::s![.., ..d]).to_owned();
-    let y = full.slice(ndarray::s![.., d..]).to_owned();
-    let sched = ml::Schedule::shuffled(x.nrows(), batch as usize, epochs as usize, seed).unwrap();
-    let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
-    let w_plain = ml::models::logreg::train(
-        &mut ml::backend::Plain::new(),
-        &ml::models::bias::append_ones_plain(&x),
-        &y,
-        ndarray::Array2::zeros((d + 1, 1)),
-        &sched,
-        &hyper,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let w_plain = twin_logreg(&full, (epochs, batch, lr, seed), true).await;
     let (a, b) = (
         sign_accuracy(&w, &xte, &yte),
         sign_accuracy(&w_plain, &xte, &yte),

@@ -247,22 +247,7 @@ async fn two_owners_columns_join_and_train_within_one_point_of_the_twin() {
         .weights[0]
         .clone();
 
-    let d = full.ncols() - 1;
-    let x = full.slice(s![.., ..d]).to_owned();
-    let y = full.slice(s![.., d..]).to_owned();
-    let sched = ml::Schedule::shuffled(x.nrows(), batch as usize, epochs as usize, seed).unwrap();
-    let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
-    let w_plain = ml::models::logreg::train(
-        &mut ml::backend::Plain::new(),
-        &ml::models::bias::append_ones_plain(&x),
-        &y,
-        Array2::zeros((d + 1, 1)),
-        &sched,
-        &hyper,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let w_plain = twin_logreg(&full, (epochs, batch, lr, seed), true).await;
     let (a, b) = (
         sign_accuracy(&w, &xte, &yte),
         sign_accuracy(&w_plain, &xte, &yte),

@@ -281,21 +281,7 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
     let w = datasets::csv::read_csv(&wfile).unwrap().data;
     let d = cols - 1;
     assert_eq!(w.dim(), (d, 1));
-    let x = full.slice(s![.., ..d]).to_owned();
-    let y = full.slice(s![.., d..]).to_owned();
-    let sched = ml::Schedule::shuffled(n, batch as usize, epochs as usize, seed).unwrap();
-    let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
-    let w_plain = ml::models::logreg::train(
-        &mut ml::backend::Plain::new(),
-        &x,
-        &y,
-        Array2::zeros((d, 1)),
-        &sched,
-        &hyper,
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let w_plain = twin_logreg(&full, (epochs, batch, lr, seed), false).await;
     let (a, b) = (
         sign_accuracy(&w, &xte, &yte),
         sign_accuracy(&w_plain, &xte, &yte),

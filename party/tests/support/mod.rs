@@ -435,6 +435,31 @@ pub fn sign_accuracy(w: &ndarray::Array2<f64>, x: &ndarray::Array2<f64>, y: &[us
     100.0 * ok as f64 / y.len() as f64
 }
 
+/// The plaintext twin of a `party train --model logreg` job on `full` (the features, then the
+/// 0/1 label): the same rows, schedule (`epochs`, `batch`, shuffle `seed`), learning rate and
+/// zero initial weights; an intercept row when `intercept` (the jobs' default).
+pub async fn twin_logreg(
+    full: &ndarray::Array2<f64>,
+    (epochs, batch, lr, seed): (u64, u64, f64, u64),
+    intercept: bool,
+) -> ndarray::Array2<f64> {
+    let d = full.ncols() - 1;
+    let x = full.slice(ndarray::s![.., ..d]).to_owned();
+    let y = full.slice(ndarray::s![.., d..]).to_owned();
+    let sched = ml::Schedule::shuffled(x.nrows(), batch as usize, epochs as usize, seed).unwrap();
+    let hyper = ml::models::linreg::LinRegHyper::new(lr, batch as usize).unwrap();
+    let x = if intercept {
+        ml::models::bias::append_ones_plain(&x)
+    } else {
+        x
+    };
+    let w0 = ndarray::Array2::zeros((x.ncols(), 1));
+    let mut plain = ml::backend::Plain::new();
+    ml::models::logreg::train(&mut plain, &x, &y, w0, &sched, &hyper, &|_| {})
+        .await
+        .unwrap()
+}
+
 /// `party train` arguments of a linear regression with its default intercept on `dataset`
 /// (8 epochs, batch 32, learning rate 0.5, seed 4, OT triples), ending in `--reveal`: the caller
 /// appends the model file's path.
