@@ -15,7 +15,7 @@
 
 use super::linear_spec::refuse;
 use super::prep::{backend, finish, offline_phase, with_header, MODE, RESULT_FOLDED};
-use super::{JobContext, JobError, JobEvent, JobOutput, Produced, Result};
+use super::{JobContext, JobError, JobEvent, JobOutput, Result};
 use crate::proto::{JobSpec, LinearModelMeta, ModelMeta};
 use crate::store::{Manifest, Standardization};
 use ml::backend::{Backend, IndexMap, Plan, PlanTensor};
@@ -146,13 +146,7 @@ pub(super) async fn run_fold(
     let folded = fold(&mut b, &ws, meta.intercept, &st).await?;
     let result = with_header(ctx.role, &fp, RESULT_FOLDED, &column(&folded))?;
     let (channel, stats) = finish(b, (offline_s, offline, t_on), Some(result), &events)?;
-    Ok(JobOutput {
-        model: Share::zeros(0, 1),
-        meta: None,
-        channel,
-        stats,
-        produced: Produced::Nothing,
-    })
+    Ok(JobOutput::result_only(channel, stats))
 }
 
 #[cfg(test)]

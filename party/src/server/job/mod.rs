@@ -149,6 +149,19 @@ pub struct JobOutput {
     pub produced: Produced,
 }
 
+impl JobOutput {
+    /// The output of a job that stores nothing (its result went to the owner on `channel`).
+    pub(crate) fn result_only(channel: Timed<PeerChannel>, stats: JobStats) -> Self {
+        Self {
+            model: Share::zeros(0, 1),
+            meta: None,
+            channel,
+            stats,
+            produced: Produced::Nothing,
+        }
+    }
+}
+
 /// What a job leaves in [`JobOutput::model`].
 #[derive(Debug)]
 pub enum Produced {

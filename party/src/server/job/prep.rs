@@ -457,11 +457,5 @@ pub(super) async fn run_evaluate(
     };
     let column = with_header(ctx.role, &fp, what, &side_by_side(r)?)?;
     let (channel, stats) = finish(b, (offline_s, offline, t_on), Some(column), &events)?;
-    Ok(JobOutput {
-        model: Share::zeros(0, 1),
-        meta: None,
-        channel,
-        stats,
-        produced: Produced::Nothing,
-    })
+    Ok(JobOutput::result_only(channel, stats))
 }
