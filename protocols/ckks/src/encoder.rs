@@ -74,6 +74,19 @@ impl Plaintext {
     pub fn is_extended(&self) -> bool {
         self.poly.p_len() > 0
     }
+    /// Refuses an extended plaintext where `object` (what it was given as) must live over `Q_l`
+    /// alone.
+    pub(crate) fn refuse_extended(&self, object: &'static str) -> Result<()> {
+        if self.is_extended() {
+            return Err(CkksError::ParamsMismatch {
+                object,
+                field: "special limbs",
+                expected: 0,
+                found: self.poly.p_len() as u64,
+            });
+        }
+        Ok(())
+    }
     pub(crate) fn check_params(&self, params: &CkksParams) -> Result<()> {
         if self.params_id != params.fingerprint() {
             return Err(CkksError::ForeignObject {

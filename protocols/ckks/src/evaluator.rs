@@ -270,15 +270,8 @@ impl Evaluator {
     fn check_plain(&self, ct: &Ciphertext, pt: &Plaintext) -> Result<()> {
         ct.check_params(&self.params)?;
         pt.check_params(&self.params)?;
-        if pt.is_extended() {
-            // Its special limbs are for products over Q_l ∪ P (`mul_plain_ext`).
-            return Err(CkksError::ParamsMismatch {
-                object: "plaintext for a product over Q_l",
-                field: "special limbs",
-                expected: 0,
-                found: pt.poly.p_len() as u64,
-            });
-        }
+        // An extended plaintext's special limbs are for products over Q_l ∪ P (`mul_plain_ext`).
+        pt.refuse_extended("plaintext for a product over Q_l")?;
         if pt.level() < ct.level() || pt.poly.limb(0).len() != self.params.n() {
             return Err(CkksError::LevelMismatch {
                 left: ct.level(),

@@ -247,14 +247,7 @@ impl Plaintext {
     /// operand, re-encoded where it is used.
     pub fn to_bytes(&self, params: &CkksParams) -> Result<Vec<u8>> {
         self.check_params(params)?;
-        if self.is_extended() {
-            return Err(CkksError::ParamsMismatch {
-                object: "plaintext to serialize",
-                field: "special limbs",
-                expected: 0,
-                found: self.poly.p_len() as u64,
-            });
-        }
+        self.refuse_extended("plaintext to serialize")?;
         encode(&PlaintextWire {
             tag: ParamsTag::of(params),
             level: self.level() as u32,
