@@ -42,6 +42,18 @@ pub enum HeCnnError {
         /// Actual size.
         found: usize,
     },
+    /// A layer the single-image layout cannot pack into one ciphertext.
+    #[error("{layer}: {what} = {value} does not fit the single-image layout (limit {limit})")]
+    Packing {
+        /// The layer (`fc1`, `fc2`).
+        layer: &'static str,
+        /// What does not fit.
+        what: &'static str,
+        /// The value.
+        value: usize,
+        /// The limit it breaks.
+        limit: usize,
+    },
     /// A pixel outside the range the layout was sized for.
     #[error("image {image} pixel {pixel}: value {value} outside [{min}, {max}]")]
     PixelOutOfRange {

@@ -4,15 +4,19 @@
 use crate::error::Result;
 use ckks::{Evaluator, OpCounts};
 
-/// The layouts of the CNN papers Dyad reproduces. Only [`LayoutKind::Batch`] is implemented;
-/// the others are named so that reports and the planner can refer to them.
+/// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`] and [`LayoutKind::Lola`]
+/// are implemented; the others are named so that reports and the planner can refer to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayoutKind {
     /// CryptoNets: one image per slot, one ciphertext per pixel/neuron; no rotations
     /// ([`crate::batch::BatchCnn`]).
     Batch,
-    /// LoLa's dense representation (one vector per ciphertext). Not implemented yet.
+    /// LoLa-style single image: convolution representation at the input (one ciphertext per
+    /// kernel tap), arranged dense layers by diagonals with hoisted rotations
+    /// ([`crate::lola::LolaCnn`]).
+    Lola,
+    /// LoLa's dense representation (one vector per ciphertext) on its own. Not implemented yet.
     Dense,
     /// LoLa's convolution representation (one ciphertext per kernel tap). Not implemented yet.
     Convolution,
@@ -31,6 +35,7 @@ impl LayoutKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Batch => "batch",
+            Self::Lola => "lola",
             Self::Dense => "dense",
             Self::Convolution => "convolution",
             Self::Interleaved => "interleaved",
@@ -42,7 +47,7 @@ impl LayoutKind {
 
     /// Whether this crate can evaluate the layout.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Batch)
+        matches!(self, Self::Batch | Self::Lola)
     }
 }
 

@@ -3,18 +3,23 @@
 //!
 //! **What is here.** The CryptoNets batch layout ([`batch`], Dowlin et al., ICML 2016): one
 //! image per slot, one ciphertext per pixel, scalar-weighted sums, `x²` by squaring, one rescale
-//! per layer, no rotations; the [`CnnLayout`] trait every layout implements (depth, planned op
-//! counts, forward pass) and the catalogue [`LayoutKind`]; the choice of the smallest 128-bit
-//! preset for a depth ([`plan`]); the flood of returned logits ([`sanitize`](mod@sanitize));
-//! [`error`].
+//! per layer, no rotations; a LoLa-style single-image layout ([`lola`], Brutzkus et al., ICML
+//! 2019) for latency: the client unfolds its image into one ciphertext per kernel tap, the
+//! convolution is slot-wise, the dense layers are diagonal products with hoisted
+//! baby-step/giant-step rotations on one ciphertext; the [`CnnLayout`] trait every layout
+//! implements (depth, planned op counts, forward pass) and the catalogue [`LayoutKind`]; the
+//! choice of the smallest 128-bit preset for a depth ([`plan`]); the flood of returned logits
+//! ([`sanitize`](mod@sanitize)); [`error`].
 //!
-//! **What is not here yet.** LoLa's single-image layouts (dense, convolution, interleaved,
-//! stacked) and the conversions between them, FFConv low-rank convolutions, matrix encoding,
-//! tile tensors, the planner that chooses among them by a priced op-count model, and pruning
-//! under HE. They plug in beside [`batch`] as further [`CnnLayout`] implementations; the op
-//! counts are the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports
-//! in the same units. Nothing is shared with `hegcn` yet beyond the `ckks` crate and the flood
-//! convention (the same `FloodConfig` defaults).
+//! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
+//! conversions between them, FFConv low-rank convolutions, matrix encoding, tile tensors, the
+//! planner that chooses among them by a priced op-count model, and pruning under HE. They plug
+//! in beside [`batch`] and [`lola`] as further [`CnnLayout`] implementations; the op counts are
+//! the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same
+//! units. Nothing is shared with `hegcn` yet beyond the `ckks` crate (its hoisted and lazy
+//! rotations, which `lola` uses directly) and the flood convention (the same `FloodConfig`
+//! defaults); `hegcn`'s block-diagonal maps are built for its node-and-channel blocks, and the
+//! single-image dense layers need a slot arrangement of their own.
 //!
 //! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
 //! secret key; see [`batch`] and [`sanitize`](mod@sanitize).
@@ -42,8 +47,10 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+mod counts;
 pub mod error;
 pub mod layout;
+pub mod lola;
 pub mod plan;
 pub mod sanitize;
 
@@ -53,6 +60,7 @@ mod tests;
 pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 pub use error::{HeCnnError, Result};
 pub use layout::{CnnLayout, LayoutKind};
+pub use lola::{EncryptedImage, EncryptedLogit, LolaCnn, LOLA_DEPTH};
 pub use plan::choose_preset;
 pub use sanitize::FloodConfig;
 

@@ -13,14 +13,20 @@
 
 use crate::batch::{BatchCnn, EncryptedLogits};
 use crate::error::Result;
-use ckks::{Evaluator, Flood, PublicKey};
+use crate::lola::{EncryptedLogit, LolaCnn};
+use ckks::{CkksParams, Evaluator, Flood, PublicKey};
 
 pub use ckks::sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS, LOGIT_BOUND};
+
+/// The flood of logits at the parameters' default scale (every layout's logits carry it).
+fn flood_of(params: &CkksParams, cfg: &FloodConfig) -> Flood {
+    cfg.flood(params.default_scale())
+}
 
 impl BatchCnn {
     /// The flood of this model's logit ciphertexts.
     pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
-        cfg.flood(self.params().default_scale())
+        flood_of(self.params(), cfg)
     }
 
     /// Sanitizes every logit ciphertext with the client's public key `pk` (at the logits'
@@ -39,6 +45,31 @@ impl BatchCnn {
         Ok(EncryptedLogits {
             classes: eval.sanitize_all(&logits.classes, pk, &self.logit_flood(cfg))?,
             images: logits.images,
+        })
+    }
+}
+
+impl LolaCnn {
+    /// The flood of this model's logit ciphertext.
+    pub fn logit_flood(&self, cfg: &FloodConfig) -> Flood {
+        flood_of(self.params(), cfg)
+    }
+
+    /// Sanitizes the logit ciphertext with the client's public key `pk` (at the logits' level
+    /// or above), as [`BatchCnn::sanitize_logits`] does.
+    ///
+    /// # Errors
+    /// CKKS errors: a key of other parameters or below the logits' level, a flood that does
+    /// not fit the last modulus.
+    pub fn sanitize_logits(
+        &self,
+        eval: &Evaluator,
+        logits: &EncryptedLogit,
+        pk: &PublicKey,
+        cfg: &FloodConfig,
+    ) -> Result<EncryptedLogit> {
+        Ok(EncryptedLogit {
+            ct: eval.sanitize(&logits.ct, pk, &self.logit_flood(cfg))?,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 /// Largest |logit| error accepted between the encrypted and the plaintext forward pass.
 const LOGIT_TOLERANCE: f64 = 1e-3;
 
-fn committed(name: &str) -> CnnModel {
+pub(crate) fn committed(name: &str) -> CnnModel {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../experiments/models/cnn");
     let json = std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap();
     let st = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();

@@ -1,6 +1,7 @@
 //! The operation count of a batch-layout forward pass, from the model's shape alone.
 
 use super::BatchCnn;
+use crate::counts::{squares, sum};
 use ckks::OpCounts;
 
 /// Counts of one layer of `outputs` weighted sums of `terms` products each, a rescale and a
@@ -12,35 +13,6 @@ fn linear(outputs: u64, terms: u64) -> OpCounts {
         rescale: outputs,
         ..OpCounts::default()
     }
-}
-
-/// Counts of `n` squares (product, relinearization by one key switch, rescale).
-fn squares(n: u64) -> OpCounts {
-    OpCounts {
-        mul: n,
-        relinearize: n,
-        key_switch: n,
-        decompose: n,
-        mod_down: 2 * n,
-        rescale: n,
-        ..OpCounts::default()
-    }
-}
-
-fn sum(parts: &[OpCounts]) -> OpCounts {
-    parts.iter().fold(OpCounts::default(), |a, b| OpCounts {
-        add: a.add + b.add,
-        mul_plain: a.mul_plain + b.mul_plain,
-        mul_const: a.mul_const + b.mul_const,
-        mul: a.mul + b.mul,
-        relinearize: a.relinearize + b.relinearize,
-        rotate: a.rotate + b.rotate,
-        key_switch: a.key_switch + b.key_switch,
-        decompose: a.decompose + b.decompose,
-        rescale: a.rescale + b.rescale,
-        drop_level: a.drop_level + b.drop_level,
-        mod_down: a.mod_down + b.mod_down,
-    })
 }
 
 pub(super) fn planned(he: &BatchCnn) -> OpCounts {

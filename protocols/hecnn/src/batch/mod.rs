@@ -19,6 +19,8 @@ mod client;
 mod counts;
 mod forward;
 
+pub use client::PIXEL_MAX;
+
 use crate::error::{HeCnnError, Result};
 use crate::layout::{CnnLayout, LayoutKind};
 use ckks::{Ciphertext, CkksParams, Evaluator, OpCounts};

@@ -1,0 +1,122 @@
+//! The convolution on LoLa's convolution representation: the client sends one ciphertext per
+//! kernel tap, slot `s` of tap `k` holding the pixel that tap `k` reads for the feature
+//! arranged in slot `s` (map `m`, position `p`); the convolution is then slot-wise: `Σ_k
+//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`. No rotation.
+
+use super::arrange::Arrangement;
+use crate::error::{HeCnnError, Result};
+use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts, Plaintext};
+use ml::models::cnn::CnnModel;
+use rayon::prelude::*;
+
+/// The convolution compiled for one level and input scale.
+#[derive(Debug, Clone)]
+pub(crate) struct EncodedConv {
+    taps: Vec<Plaintext>,
+    bias: Plaintext,
+    level: usize,
+    out_scale: f64,
+}
+
+/// The map of each arranged feature (features are map-major: `m·positions + p`).
+fn map_of(model: &CnnModel, a: &Arrangement, s: usize) -> Option<usize> {
+    a[s].map(|f| f / model.spec.positions())
+}
+
+/// Slot values of tap `k` for `image` (`side²` pixels) under arrangement `a`.
+pub(crate) fn tap_values(model: &CnnModel, a: &Arrangement, image: &[f64], k: usize) -> Vec<f64> {
+    let np = model.spec.positions();
+    a.iter()
+        .map(|f| {
+            f.and_then(|f| model.spec.tap_source(f % np, k))
+                .map_or(0.0, |src| image[src])
+        })
+        .collect()
+}
+
+impl EncodedConv {
+    /// Encodes the kernels and biases of `model` for tap ciphertexts at `level` with scale
+    /// `in_scale`; the outputs carry `target`.
+    ///
+    /// # Errors
+    /// CKKS encoding errors (level 0).
+    pub fn new(
+        model: &CnnModel,
+        a: &Arrangement,
+        params: &CkksParams,
+        encoder: &Encoder,
+        level: usize,
+        in_scale: f64,
+        target: f64,
+    ) -> Result<Self> {
+        let q = params.q_prime(level)? as f64;
+        let pt_scale = q * target / in_scale;
+        let taps = (0..model.spec.taps())
+            .into_par_iter()
+            .map(|k| {
+                let v: Vec<f64> = (0..a.len())
+                    .map(|s| map_of(model, a, s).map_or(0.0, |m| model.conv_w[[m, k]]))
+                    .collect();
+                Ok(encoder.encode(&v, level, pt_scale)?)
+            })
+            .collect::<Result<_>>()?;
+        let out_scale = in_scale * pt_scale / q;
+        let b: Vec<f64> = (0..a.len())
+            .map(|s| map_of(model, a, s).map_or(0.0, |m| model.conv_b[m]))
+            .collect();
+        Ok(Self {
+            taps,
+            bias: encoder.encode(&b, level - 1, out_scale)?,
+            level,
+            out_scale,
+        })
+    }
+
+    /// The scale of the outputs.
+    pub fn out_scale(&self) -> f64 {
+        self.out_scale
+    }
+
+    /// The convolution's pre-activations, one level below the taps.
+    ///
+    /// # Errors
+    /// A tap count or level other than the compiled ones, CKKS errors.
+    pub fn apply(&self, eval: &Evaluator, taps: &[Ciphertext]) -> Result<Ciphertext> {
+        if taps.len() != self.taps.len() {
+            return Err(HeCnnError::Shape {
+                what: "tap ciphertexts",
+                expected: self.taps.len(),
+                found: taps.len(),
+            });
+        }
+        if let Some(t) = taps.iter().find(|t| t.level() != self.level) {
+            return Err(HeCnnError::Shape {
+                what: "tap ciphertext level",
+                expected: self.level,
+                found: t.level(),
+            });
+        }
+        let products: Vec<Ciphertext> = taps
+            .par_iter()
+            .zip(&self.taps)
+            .map(|(t, p)| Ok(eval.mul_plain(t, p)?))
+            .collect::<Result<_>>()?;
+        let mut it = products.into_iter();
+        let mut acc = it.next().expect("at least one tap");
+        for p in it {
+            eval.add_assign(&mut acc, &p)?;
+        }
+        Ok(eval.add_plain(&eval.rescale(&acc)?, &self.bias)?)
+    }
+
+    /// Every evaluator operation of [`Self::apply`].
+    pub fn planned(&self) -> OpCounts {
+        let taps = self.taps.len() as u64;
+        OpCounts {
+            mul_plain: taps,
+            add: taps, // taps − 1 accumulations + the bias
+            rescale: 1,
+            ..OpCounts::default()
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! A single-image latency layout in the line of LoLa (Brutzkus, Gilad-Bachrach, Elisha,
+//! "Low Latency Privacy Preserving Inference", ICML 2019): one image in a few ciphertexts,
+//! rotations instead of one ciphertext per pixel.
+//!
+//! * **Input (convolution representation).** The client unfolds its image in plaintext before
+//!   encrypting it, as in LoLa: one ciphertext per kernel tap (25 for 5 × 5), slot `s` holding
+//!   the pixel that tap reads for the convolution output arranged in slot `s`. The arrangement
+//!   (`arrange`) is public, derived from the model's shape and the slot count alone.
+//! * **Convolution** (`conv`): slot-wise products with the kernels and a sum, no rotation.
+//! * **`x²`**: one square and relinearization of one ciphertext.
+//! * **Dense layers** (`dense`): the diagonal method on the arranged vector, baby-step/giant-
+//!   step with double hoisting, then `log2` rotate-and-add steps that leave every slot holding
+//!   `y[s mod R]`: the first dense layer's output is the periodic input of the second, whose
+//!   output holds copies of the logits (and zeros in the padding rows) in every slot.
+//!
+//! Depth 5 ([`LOLA_DEPTH`]), as the batch layout: the smallest 128-bit preset is
+//! `N14_L7_S40_128BIT` (8,192 slots, enough for the 845 features of CryptoNets and the 2,704
+//! of the wide network). The input is encrypted at level 5 and the logits return at level 0.
+//!
+//! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
+//! secret key; the server sees only ciphertexts (IND-CPA under RLWE) and the arrangement is a
+//! public function of the model's shape. The client receives one ciphertext whose every slot
+//! holds a logit or an exact zero (padding rows), no partial sum of the weights; it is
+//! sanitized like the batch layout's logits ([`crate::sanitize`]). The Galois keys the client
+//! provides are exactly [`LolaCnn::rotation_steps`] (rotations by public amounts).
+
+mod arrange;
+mod client;
+mod conv;
+mod dense;
+#[cfg(test)]
+mod tests;
+
+use crate::counts::{squares, sum};
+use crate::error::{HeCnnError, Result};
+use crate::layout::{CnnLayout, LayoutKind};
+use arrange::{dense_input_arrangement, Arrangement, DensePlan};
+use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts};
+use conv::EncodedConv;
+use dense::EncodedDense;
+use ml::models::cnn::{CnnActivation, CnnModel};
+
+/// Levels the single-image layout consumes: conv, x², dense, x², dense.
+pub const LOLA_DEPTH: usize = 5;
+
+/// One image in LoLa's convolution representation: one ciphertext per kernel tap.
+#[derive(Debug, Clone)]
+pub struct EncryptedImage {
+    /// `taps[k]` holds, in each arranged slot, the pixel that tap `k` reads.
+    pub taps: Vec<Ciphertext>,
+}
+
+/// The encrypted logits of one image: every slot `s` holds logit `s mod R` (`R` the class
+/// count rounded up to a power of two; padding rows hold zero).
+#[derive(Debug, Clone)]
+pub struct EncryptedLogit {
+    /// The ciphertext.
+    pub ct: Ciphertext,
+}
+
+/// A CNN compiled for the single-image layout at given CKKS parameters (the kernels and
+/// diagonals encoded once).
+#[derive(Debug, Clone)]
+pub struct LolaCnn {
+    model: CnnModel,
+    params: CkksParams,
+    arrangement: Arrangement,
+    conv: EncodedConv,
+    fc1: EncodedDense,
+    fc2: EncodedDense,
+}
+
+impl LolaCnn {
+    /// Compiles `model` for `params`: plans the arrangement and the dense layers, encodes the
+    /// kernels and diagonals.
+    ///
+    /// # Errors
+    /// [`HeCnnError::DepthExceeded`] below [`LOLA_DEPTH`] levels, [`HeCnnError::Packing`] if
+    /// the features do not fit one ciphertext at these parameters, CKKS encoding errors.
+    pub fn new(model: &CnnModel, params: &CkksParams) -> Result<Self> {
+        model.spec.validate()?;
+        let CnnActivation::Square = model.spec.activation;
+        if params.max_level() < LOLA_DEPTH {
+            return Err(HeCnnError::DepthExceeded {
+                layout: LayoutKind::Lola.name(),
+                needed: LOLA_DEPTH,
+                available: params.max_level(),
+            });
+        }
+        let sp = &model.spec;
+        let slots = params.slots();
+        let (r1, arrangement) = dense_input_arrangement("fc1", sp.hidden, sp.features(), slots)?;
+        let plan1 = DensePlan::new("fc1", model.fc1_w.view(), &arrangement, slots, r1)?;
+        let r2 = sp.classes.next_power_of_two();
+        let plan2 = DensePlan::new(
+            "fc2",
+            model.fc2_w.view(),
+            &plan1.output_arrangement(),
+            slots,
+            r2,
+        )?;
+        let enc = Encoder::new(params);
+        let delta = params.default_scale();
+        let l = LOLA_DEPTH;
+        let conv = EncodedConv::new(model, &arrangement, params, &enc, l, delta, delta)?;
+        let sq =
+            |s: f64, level: usize| -> Result<f64> { Ok(s * s / params.q_prime(level)? as f64) };
+        let s1 = sq(conv.out_scale(), l - 1)?;
+        let fc1 = EncodedDense::new(
+            plan1,
+            model.fc1_b.as_slice().expect("contiguous"),
+            params,
+            &enc,
+            l - 2,
+            s1,
+            delta,
+        )?;
+        let s2 = sq(fc1.out_scale(), l - 3)?;
+        let fc2 = EncodedDense::new(
+            plan2,
+            model.fc2_b.as_slice().expect("contiguous"),
+            params,
+            &enc,
+            l - 4,
+            s2,
+            delta,
+        )?;
+        Ok(Self {
+            model: model.clone(),
+            params: params.clone(),
+            arrangement,
+            conv,
+            fc1,
+            fc2,
+        })
+    }
+
+    /// The plaintext model.
+    pub fn model(&self) -> &CnnModel {
+        &self.model
+    }
+
+    /// The CKKS parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// The level the client encrypts at (the depth: the logits arrive at level 0).
+    pub fn input_level(&self) -> usize {
+        LOLA_DEPTH
+    }
+
+    /// The level of the returned logits.
+    pub fn output_level(&self) -> usize {
+        0
+    }
+
+    /// The rotation steps whose Galois keys the forward pass needs (and no others).
+    pub fn rotation_steps(&self) -> Vec<i64> {
+        let mut s = self.fc1.plan().rotation_steps();
+        s.extend(self.fc2.plan().rotation_steps());
+        s.sort_unstable();
+        s.dedup();
+        s.into_iter().map(|v| v as i64).collect()
+    }
+
+    /// Row blocks and shift counts of the two dense layers, for reports:
+    /// `[(block, shifts, baby steps per giant step); 2]`.
+    pub fn dense_shapes(&self) -> [(usize, usize, usize); 2] {
+        let f = |d: &EncodedDense| (d.plan().block, d.plan().shifts.len(), d.plan().baby);
+        [f(&self.fc1), f(&self.fc2)]
+    }
+}
+
+impl CnnLayout for LolaCnn {
+    type Input = EncryptedImage;
+    type Output = EncryptedLogit;
+
+    fn kind(&self) -> LayoutKind {
+        LayoutKind::Lola
+    }
+
+    fn depth(&self) -> usize {
+        LOLA_DEPTH
+    }
+
+    fn planned_op_counts(&self) -> OpCounts {
+        sum(&[
+            self.conv.planned(),
+            squares(1),
+            self.fc1.planned(),
+            squares(1),
+            self.fc2.planned(),
+        ])
+    }
+
+    fn forward(&self, eval: &Evaluator, input: &EncryptedImage) -> Result<EncryptedLogit> {
+        let square = |x: &Ciphertext| -> Result<Ciphertext> { Ok(eval.rescale(&eval.square(x)?)?) };
+        let z1 = self.conv.apply(eval, &input.taps)?;
+        let z2 = self.fc1.apply(eval, &square(&z1)?)?;
+        let ct = self.fc2.apply(eval, &square(&z2)?)?;
+        Ok(EncryptedLogit { ct })
+    }
+}
