@@ -143,3 +143,37 @@ fn shallow_or_narrow_parameters_and_bad_images_are_refused() {
     let ct = he.encrypt_image(&pk, &[0.0; 784]).unwrap();
     assert!(he.forward(&eval, &ct).is_err());
 }
+
+#[test]
+fn secret_key_encryption_halves_the_upload_and_gives_the_same_logits() {
+    let model = committed("mnist-cryptonets");
+    let params = presets::N14_L7_S40_128BIT.build().unwrap();
+    let he = LolaCnn::new(&model, &params).unwrap();
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let x = datasets::mnist::load_bundled(datasets::mnist::Split::Test)
+        .unwrap()
+        .head(1)
+        .images_f64();
+    let image = x.row(0).to_vec();
+    let by_pk = he.encrypt_image(&pk, &image).unwrap();
+    let by_sk = he.encrypt_image_symmetric(&sk, &image).unwrap();
+    let bytes = |ct: &ckks::Ciphertext| ct.to_bytes(&params).unwrap().len() as f64;
+    let ratio = bytes(&by_sk.taps[0]) / bytes(&by_pk.taps[0]);
+    assert!(ratio < 0.55, "seeded / public-key ciphertext size {ratio}");
+    let a = he
+        .decrypt_logits(&sk, &he.forward(&eval, &by_pk).unwrap())
+        .unwrap();
+    let b = he
+        .decrypt_logits(&sk, &he.forward(&eval, &by_sk).unwrap())
+        .unwrap();
+    let plain = model.logits(x.view()).unwrap();
+    for c in 0..10 {
+        assert!((a[c] - plain[[0, c]]).abs() < LOGIT_TOLERANCE);
+        assert!((b[c] - plain[[0, c]]).abs() < LOGIT_TOLERANCE);
+    }
+}
