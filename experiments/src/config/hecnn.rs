@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecnnTask {
-    /// Designs to run; only `"cryptonets"` (the batch layout) exists so far.
+    /// Designs to run: `"cryptonets"` (the batch layout) and `"lola"` (the single-image
+    /// layout).
     #[serde(default = "default_designs")]
     pub designs: Vec<String>,
     /// The CryptoNets model: path without extension of `<model>.json` + `<model>.safetensors`.
@@ -18,6 +19,14 @@ pub struct HecnnTask {
     /// MNIST test images evaluated under encryption (the first `images` of the 10,000).
     #[serde(default = "default_images")]
     pub images: usize,
+    /// Test images the `lola` design evaluates one by one under encryption for its accuracy
+    /// and agreement (the first `lola_images`; default all 10,000).
+    #[serde(default = "default_images")]
+    pub lola_images: usize,
+    /// Images whose single-image latency the `lola` design times (median), on one thread and
+    /// on all cores.
+    #[serde(default = "default_latency_runs")]
+    pub lola_latency_runs: usize,
     /// A 128-bit preset by name (default: the smallest that leaves the depth).
     #[serde(default)]
     pub preset: Option<String>,
@@ -35,6 +44,10 @@ fn default_images() -> usize {
     10_000
 }
 
+fn default_latency_runs() -> usize {
+    5
+}
+
 impl HecnnTask {
     /// Checks the design names and the image count.
     ///
@@ -42,14 +55,19 @@ impl HecnnTask {
     /// An unknown design or an image count outside `1..=10000`.
     pub fn validate(&self) -> Result<()> {
         for (i, d) in self.designs.iter().enumerate() {
-            if d != "cryptonets" {
-                bail!("designs[{i}] = {d:?}: only \"cryptonets\" is implemented (lola, ffconv, matrix, planned are not yet)");
+            if d != "cryptonets" && d != "lola" {
+                bail!("designs[{i}] = {d:?}: only \"cryptonets\" and \"lola\" are implemented (ffconv, matrix, planned are not yet)");
             }
         }
-        if self.images == 0 || self.images > 10_000 {
+        for (name, n) in [("images", self.images), ("lola_images", self.lola_images)] {
+            if n == 0 || n > 10_000 {
+                bail!("{name} = {n}: must be in 1..=10000 (the MNIST test set)");
+            }
+        }
+        if self.lola_latency_runs == 0 || self.lola_latency_runs > 100 {
             bail!(
-                "images = {}: must be in 1..=10000 (the MNIST test set)",
-                self.images
+                "lola_latency_runs = {}: must be in 1..=100",
+                self.lola_latency_runs
             );
         }
         if let Some(p) = &self.preset {

@@ -1,11 +1,14 @@
 //! The `hecnn` task: encrypted CNN inference on MNIST with CKKS, design by design, beside the
-//! published figures. So far one design, `cryptonets` (the batch layout of
+//! published figures. Two designs so far: `cryptonets` (the batch layout of
 //! [`hecnn::batch::BatchCnn`]: the whole test set in batches of one image per slot), in
-//! [`batch`]; [`report`] writes the comparison table. Metrics `<design>.test_accuracy_pct`,
+//! [`batch`], and `lola` (the single-image layout of [`hecnn::LolaCnn`]: images one at a
+//! time, latency on one thread and on all cores), in [`lola`]; [`report`] writes the
+//! comparison table. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
 
 pub mod batch;
+pub mod lola;
 pub mod report;
 
 #[cfg(test)]
@@ -23,9 +26,11 @@ use ml::models::cnn::CnnModel;
 pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     for design in &task.designs {
-        if design == "cryptonets" {
-            let model = load_model(&task.model)?;
-            rows.push(batch::run(task, &model, report)?);
+        let model = load_model(&task.model)?;
+        match design.as_str() {
+            "cryptonets" => rows.push(batch::run(task, &model, report)?),
+            "lola" => rows.push(lola::run(task, &model, report)?),
+            other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }
     report.section("Encrypted CNN inference on MNIST", report::table(&rows));

@@ -36,8 +36,17 @@ fn committed_wide_model_reaches_98_5_pct_on_the_test_set() {
 
 #[test]
 fn config_refuses_unknown_designs_and_image_counts() {
-    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"lola\"]").unwrap();
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"ffconv\"]").unwrap();
     assert!(t.validate().unwrap_err().to_string().contains("designs[0]"));
     let t: crate::config::hecnn::HecnnTask = toml::from_str("images = 0").unwrap();
     assert!(t.validate().is_err());
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("lola_images = 10001").unwrap();
+    assert!(t
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("lola_images = 10001"));
+    let t: crate::config::hecnn::HecnnTask =
+        toml::from_str("designs = [\"cryptonets\", \"lola\"]").unwrap();
+    t.validate().unwrap();
 }

@@ -1,0 +1,186 @@
+//! The `lola` design: MNIST test images one at a time under encryption in the single-image
+//! layout (client packing and encryption, server forward pass and sanitizing, client
+//! decryption): accuracy and agreement on `lola_images` images, the latency of one image (the
+//! server's forward pass and sanitizing, median of `lola_latency_runs` images) on one thread
+//! and on all cores, op counts, key and ciphertext sizes (the upload of one image encrypted
+//! with the client's secret key, seeded, and with its public key). `lola.throughput_per_h` is one image
+//! after the other on all cores (`3600 / latency_all_cores_s`), not a batch layout's figure;
+//! `lola.accuracy_run_s` is the wall time of the accuracy run (client and server work, images
+//! in parallel).
+
+use super::report::Row;
+use crate::config::hecnn::HecnnTask;
+use crate::report::Report;
+use anyhow::Result;
+use ckks::{Evaluator, KeyGenerator, PublicKey};
+use datasets::mnist::{load_bundled, Split};
+use hecnn::{CnnLayout, FloodConfig, LolaCnn, LOLA_DEPTH};
+use ml::models::cnn::CnnModel;
+use ndarray::Array2;
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// The server's time for one image (forward + sanitize), median over `images`.
+fn median_latency(
+    he: &LolaCnn,
+    eval: &Evaluator,
+    pk: &PublicKey,
+    images: &Array2<f64>,
+) -> Result<f64> {
+    let pk0 = pk.at_level(he.output_level())?;
+    let mut t = Vec::new();
+    for row in images.outer_iter() {
+        let ct = he.encrypt_image(pk, row.as_slice().expect("contiguous"))?;
+        let start = Instant::now();
+        let out = he.forward(eval, &ct)?;
+        he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// Runs the design and records its metrics under `lola.`.
+///
+/// # Errors
+/// Data, model or CKKS errors.
+pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Row> {
+    let preset = match &task.preset {
+        Some(p) => crate::config::cryptogcn::preset_by_name(p)?,
+        None => hecnn::choose_preset("lola", LOLA_DEPTH)?,
+    };
+    let params = preset.build()?;
+    let t = Instant::now();
+    let he = LolaCnn::new(model, &params)?;
+    let compile_s = t.elapsed().as_secs_f64();
+    let test = load_bundled(Split::Test)?.head(task.lola_images);
+    let x = test.images_f64();
+    let plain = model.logits(x.view())?;
+
+    let t = Instant::now();
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk)?;
+    let rk = kg.relin_key(&sk)?;
+    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
+    let keygen_s = t.elapsed().as_secs_f64();
+    let sizes = [
+        pk.to_bytes()?.len(),
+        rk.to_bytes(&params)?.len(),
+        gk.to_bytes(&params)?.len(),
+    ];
+    let galois_keys = gk.len();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(rk)
+        .with_galois_keys(gk);
+    let pk0 = pk.at_level(he.output_level())?;
+
+    // Accuracy: every image through the whole protocol, images in parallel.
+    let t = Instant::now();
+    let he_logits: Vec<Vec<f64>> = x
+        .outer_iter()
+        .into_par_iter()
+        .map(|row| {
+            let ct = he.encrypt_image(&pk, row.as_slice().expect("contiguous"))?;
+            let out = he.forward(&eval, &ct)?;
+            let out = he.sanitize_logits(&eval, &out, &pk0, &FloodConfig::default())?;
+            Ok(he.decrypt_logits(&sk, &out)?)
+        })
+        .collect::<Result<_>>()?;
+    let all_s = t.elapsed().as_secs_f64();
+    let he_logits = Array2::from_shape_fn(plain.dim(), |(i, c)| he_logits[i][c]);
+
+    // Latency and op counts of one image, then sizes.
+    let runs = x
+        .slice(ndarray::s![..task.lola_latency_runs.min(x.nrows()), ..])
+        .to_owned();
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let latency_1 = one.install(|| median_latency(&he, &eval, &pk, &runs))?;
+    let latency_all = median_latency(&he, &eval, &pk, &runs)?;
+    let ct = he.encrypt_image(&pk, x.row(0).as_slice().expect("contiguous"))?;
+    eval.reset_counters();
+    let out = he.forward(&eval, &ct)?;
+    let ops = eval.counters();
+    let planned = he.planned_op_counts();
+    anyhow::ensure!(
+        ops == planned,
+        "lola op counts {ops:?} differ from the plan {planned:?}"
+    );
+    let in_ct = ct.taps[0].to_bytes(&params)?.len();
+    let seeded = he.encrypt_image_symmetric(&sk, x.row(0).as_slice().expect("contiguous"))?;
+    let in_ct_seeded = seeded.taps[0].to_bytes(&params)?.len();
+    let out_ct = out.ct.to_bytes(&params)?.len();
+
+    let labels = test.labels.to_vec();
+    let hp = CnnModel::predictions(he_logits.view());
+    let pp = CnnModel::predictions(plain.view());
+    let n = labels.len() as f64;
+    let pct = |k: usize| 100.0 * k as f64 / n;
+    let right = |p: &[usize]| {
+        p.iter()
+            .zip(&labels)
+            .filter(|(p, &l)| **p == usize::from(l))
+            .count()
+    };
+    let acc = pct(right(&hp));
+    let agree = pct(hp.iter().zip(&pp).filter(|(a, b)| a == b).count());
+    let max_err = (&he_logits - &plain)
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let he_ops = hecnn::he_ops(&ops);
+    let m = |k: &str, v: f64, r: &mut Report| r.metric(format!("lola.{k}"), v);
+    m("test_accuracy_pct", acc, report);
+    m("plaintext_accuracy_pct", pct(right(&pp)), report);
+    m("agreement_pct", agree, report);
+    m("images", n, report);
+    m("max_logit_error", max_err, report);
+    m("latency_s", latency_1, report);
+    m("latency_all_cores_s", latency_all, report);
+    m("throughput_per_h", 3600.0 / latency_all, report);
+    m("accuracy_run_s", all_s, report);
+    m("he_ops_count", he_ops as f64, report);
+    m("rotate", ops.rotate as f64, report);
+    m("key_switch", ops.key_switch as f64, report);
+    m("mul_plain", ops.mul_plain as f64, report);
+    m("ct_mul", ops.mul as f64, report);
+    m("rescale", ops.rescale as f64, report);
+    m("compile_s", compile_s, report);
+    m("keygen_s", keygen_s, report);
+    m("galois_keys", galois_keys as f64, report);
+    m("public_key_bytes", sizes[0] as f64, report);
+    m("relin_key_bytes", sizes[1] as f64, report);
+    m("galois_key_bytes", sizes[2] as f64, report);
+    m("input_ct_bytes", in_ct as f64, report);
+    m(
+        "upload_bytes_per_image",
+        (in_ct_seeded * ct.taps.len()) as f64,
+        report,
+    );
+    m(
+        "upload_bytes_per_image_public_key",
+        (in_ct * ct.taps.len()) as f64,
+        report,
+    );
+    m("output_ct_bytes", out_ct as f64, report);
+    let [(r1, k1, n1), (r2, k2, n2)] = he.dense_shapes();
+    report.note(format!(
+        "lola: {} at {}, depth {LOLA_DEPTH}, {} tap ciphertexts per image; fc1 row block {r1}, \
+         {k1} shifts ({n1} baby steps per giant); fc2 row block {r2}, {k2} shifts ({n2}); \
+         latency = server forward + sanitize of one image, median of {} images, 1 thread \
+         (`lola.latency_s`) and all cores; machine {}",
+        model.spec.name,
+        params.name(),
+        ct.taps.len(),
+        runs.nrows(),
+        crate::report::machine()
+    ));
+    Ok(Row {
+        design: "lola (single image, 1 thread)".into(),
+        preset: params.name().to_string(),
+        accuracy_pct: acc,
+        agreement_pct: agree,
+        latency_s: latency_1,
+        throughput_per_h: 3600.0 / latency_all,
+        he_ops,
+    })
+}
