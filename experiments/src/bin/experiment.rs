@@ -20,7 +20,7 @@ enum Cmd {
     Run {
         /// The TOML config.
         config: PathBuf,
-        /// Where results go: <out>/<name>/<timestamp>/{report.md,results.json}.
+        /// Where results go: OUT/NAME/TIMESTAMP/{report.md,results.json}, NAME being the config's name.
         #[arg(long, default_value = "results")]
         out: PathBuf,
         /// Override the config's transport (quic, tls-tcp, tcp-insecure, memory).

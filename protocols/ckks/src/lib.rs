@@ -50,6 +50,7 @@
 
 pub use lattice::arith;
 pub mod ciphertext;
+pub mod cost;
 pub mod encoder;
 pub mod error;
 pub mod evaluator;

@@ -26,19 +26,19 @@
 //! **Rotations.** `D` is evaluated baby-step/giant-step: `d = g + b` with `b = d mod n1`;
 //! `Σ_g rot(Σ_b rot(P_{g+b}, −g) ⊙ rot(X, b), g)`, baby steps hoisted on `X`. The split `n1`
 //! minimises the cost in hoisted key-switching inner products, with the relative weights
-//! `hegcn::linear` measured (decomposition 1.4, ModDown of one polynomial 0.93): a baby step
+//! of [`ckks::cost`] (decomposition 1.4, ModDown of one polynomial 0.93): a baby step
 //! (hoisted, lazy ModDown) costs 1, a giant step 3.33 (decomposition, inner product, ModDown of
 //! `c1`), a rotate-and-add step 4.26 (decomposition, inner product, two ModDowns).
 
 use crate::error::{HeCnnError, Result};
 use ndarray::ArrayView2;
 
-/// Cost of a hoisted baby step, in key-switching inner products.
-const BABY: f64 = 1.0;
+/// Cost of a hoisted baby step, in key-switching inner products ([`ckks::cost`]).
+const BABY: f64 = ckks::cost::INNER_PRODUCT;
 /// Cost of a giant step (a rotation of a sum kept over `Q·P`).
-const GIANT: f64 = 1.0 + 1.4 + 0.93;
+const GIANT: f64 = ckks::cost::GIANT_STEP;
 /// Cost of a full rotation (the rotate-and-add steps).
-const FULL: f64 = 1.0 + 1.4 + 2.0 * 0.93;
+const FULL: f64 = ckks::cost::FULL_ROTATION;
 
 /// Which value each slot of one period holds.
 pub(crate) type Arrangement = Vec<Option<usize>>;

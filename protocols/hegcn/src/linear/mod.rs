@@ -280,32 +280,20 @@ fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, 
     (g, b)
 }
 
-/// Relative costs of the parts of a map's evaluation, in hoisted key-switching inner
-/// products (one rotation of an already decomposed input), measured at N = 2^15, level 8 of
-/// the quickstart's parameters (14 levels, 5 special primes, dnum 3) with one thread
-/// (`cargo bench -p ckks --bench hoisted_sum`): inner product 5.4 ms, decomposition 7.6 ms,
-/// ModDown of one polynomial 5.1 ms, plaintext product with its addition 0.9 ms over `Q`
-/// and 0.8 ms fused over `Q·P`. The parts scale alike with the level (all are linear in the
-/// number of limbs), except the products over `Q·P`, which carry the special limbs at every
-/// level; the weights are those of the middle of the model.
-///
-/// Not weighed: encoding the diagonals, 1.9 ms over `Q` and 2.3 ms over `Q·P` per diagonal,
-/// because how often a diagonal is encoded depends on the cache and on lockstep evaluation
-/// (a temporal map encodes each diagonal once for a chunk of nodes; weighing it per product
-/// turned the temporal maps back to the per-rotation ModDown, which measured 14 % slower on
-/// the quickstart). On graph convolutions, whose diagonals are encoded once per product, the
-/// extra encoding time about cancels the ModDowns saved (quickstart: same CPU time).
-mod weight {
-    pub(super) const DECOMPOSE: f64 = 1.4;
-    pub(super) const MOD_DOWN: f64 = 0.93;
-    pub(super) const PRODUCT_Q: f64 = 0.16;
-    pub(super) const PRODUCT_QP: f64 = 0.14;
-}
-
-/// The cost of evaluating a plan (in inner products, see [`weight`]) with ModDowns per
+/// The cost of evaluating a plan (in inner products, see [`ckks::cost`]) with ModDowns per
 /// rotation or, `lazy`, per output: one decomposition per input with a non-zero step, one
 /// inner product per rotation, a full rotation per giant step (whose ModDown divides only
 /// `c1` when lazy), the products, and, lazy, one ModDown of both components per output.
+///
+/// The relative costs of a map's parts are [`ckks::cost`]'s (hoisted key-switching inner
+/// products, measured at the quickstart's parameters).
+///
+/// Not weighed: encoding the diagonals, because how often a diagonal is encoded depends on the
+/// cache and on lockstep evaluation (a temporal map encodes each diagonal once for a chunk of
+/// nodes; weighing it per product turned the temporal maps back to the per-rotation ModDown,
+/// which measured 14 % slower on the quickstart). On graph convolutions, whose diagonals are
+/// encoded once per product, the extra encoding time about cancels the ModDowns saved
+/// (quickstart: same CPU time).
 fn plan_cost(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term], lazy: bool) -> f64 {
     let nonzero = |s: &Vec<usize>| s.iter().filter(|&&v| v != 0).count();
     let rot: usize = in_steps.iter().map(nonzero).sum();
@@ -317,7 +305,7 @@ fn plan_cost(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term], laz
     outs.sort_unstable();
     outs.dedup();
     let products = terms.len() as f64;
-    use weight::*;
+    use ckks::cost::{DECOMPOSE, MOD_DOWN, PRODUCT_Q, PRODUCT_QP};
     let base = dec as f64 * DECOMPOSE + rot as f64 + giant as f64 * (DECOMPOSE + 1.0);
     if lazy {
         base + giant as f64 * MOD_DOWN + products * PRODUCT_QP + outs.len() as f64 * 2.0 * MOD_DOWN
