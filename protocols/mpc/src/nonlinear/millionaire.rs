@@ -24,8 +24,16 @@
 //! 45.25). Offline by OT: 8 leaf OTs of 4 random OTs each per direction (32 random OTs, 512
 //! bytes of IKNP columns sent) and 26 AND triples (one random OT received per triple, 416 bytes
 //! sent), 928 bytes; the adder's 181 AND triples cost 2,896. From the dealer P1 receives
-//! 4 + 3.25 = 7.25 bytes (adder: 22.6). These figures are asserted in this module's tests; the
-//! `experiments` task `relu-offline` measures them with time for every m.
+//! 4 + 3.25 = 7.25 bytes (adder: 22.6). The online bytes, rounds and requests are asserted in
+//! the tests (`cost_matches_the_module_docs`).
+//!
+//! Measured (`experiments/configs/relu-bench.toml`: a 128 × 128 ReLU layer, OT triples over TLS
+//! on loopback, both parties on one 2-core machine at load average ≈ 9, so times are upper
+//! bounds): offline bytes sent per ReLU 5,472 with the adder, 3,504 / 3,416 / 3,360 with m = 4 /
+//! 5 / 6 — the comparison itself 2,896 → 928; the rest is the select's two elementwise
+//! triples (Gilboa products), now the larger part. Online bytes 77.3 → 74.5 / 93.1 / 128.1;
+//! online time 0.45 µs → about 4 µs per ReLU (the table work, not yet optimized). m = 4 is the
+//! default: m = 5 and 6 save 2–4 % offline for 25–72 % more online bytes.
 //!
 //! ## Security
 //!
@@ -79,13 +87,17 @@ impl Layout {
         }
     }
 
-    /// Block of `ops` at instance `t` (zero for the padding instance).
-    fn block(&self, ops: &[u64], t: usize) -> usize {
-        if t >= self.n * self.q {
-            return 0;
+    /// Every block of `ops` by instance (`2·half` entries, the padding instance zero).
+    fn blocks(&self, ops: &[u64]) -> Vec<usize> {
+        let mut out = Vec::with_capacity(2 * self.half);
+        for k in 0..self.q {
+            out.extend(
+                ops.iter()
+                    .map(|x| ((x >> (k * self.m)) & ((1 << self.m) - 1)) as usize),
+            );
         }
-        let (k, i) = (t / self.n, t % self.n);
-        ((ops[i] >> (k * self.m)) & ((1 << self.m) - 1)) as usize
+        out.resize(2 * self.half, 0);
+        out
     }
 }
 
@@ -98,29 +110,50 @@ fn leaf_value(sender: Role, own: usize, j: usize) -> u8 {
     u8::from(u < v) | (u8::from(u == v) << 1)
 }
 
-/// Packs `width`-bit values LSB first.
-fn pack(vals: impl IntoIterator<Item = u8>, width: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (i, v) in vals.into_iter().enumerate() {
-        let bit = i * width;
-        if out.len() < (bit + width).div_ceil(8) {
-            out.resize((bit + width).div_ceil(8), 0);
-        }
-        let w = u16::from(v) << (bit % 8);
-        out[bit / 8] |= w as u8;
-        if bit % 8 + width > 8 {
-            out[bit / 8 + 1] |= (w >> 8) as u8;
-        }
-    }
-    out
+/// A bit stream, LSB first, in little-endian words.
+#[derive(Default)]
+struct BitStream {
+    words: Vec<u64>,
+    len: usize,
 }
 
-/// The `i`-th `width`-bit value of a [`pack`]ed stream.
-fn unpack(bytes: &[u8], width: usize, i: usize) -> usize {
-    let bit = i * width;
-    let lo = usize::from(bytes[bit / 8]);
-    let hi = bytes.get(bit / 8 + 1).map_or(0, |&b| usize::from(b));
-    ((lo | hi << 8) >> (bit % 8)) & ((1 << width) - 1)
+impl BitStream {
+    /// Appends the low `width` bits of `v` (`width` ≤ 128, `v` has no higher bits).
+    fn push(&mut self, v: u128, width: usize) {
+        let (lo, hi) = (v as u64, (v >> 64) as u64);
+        self.push64(lo, width.min(64));
+        if width > 64 {
+            self.push64(hi, width - 64);
+        }
+    }
+
+    fn push64(&mut self, v: u64, width: usize) {
+        let off = self.len % 64;
+        if off == 0 {
+            self.words.push(0);
+        }
+        *self.words.last_mut().expect("pushed") |= v << off;
+        if off > 0 && off + width > 64 {
+            self.words.push(v >> (64 - off));
+        }
+        self.len += width;
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        let mut b: Vec<u8> = self.words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        b.truncate(self.len.div_ceil(8));
+        b
+    }
+}
+
+/// The `width`-bit field (`width` ≤ 64) at bit `bit` of a [`BitStream`]'s bytes.
+fn field(bytes: &[u8], bit: usize, width: usize) -> usize {
+    let start = bit / 8;
+    let end = (start + 16).min(bytes.len());
+    let mut buf = [0u8; 16];
+    buf[..end - start].copy_from_slice(&bytes[start..end]);
+    let v = (u128::from_le_bytes(buf) >> (bit % 8)) as u64;
+    (v & (u64::MAX >> (64 - width))) as usize
 }
 
 /// Exchanges one flight of exactly `len` bytes each way.
@@ -135,6 +168,35 @@ async fn flight<C: Channel>(cx: &mut Session<'_, C>, mine: Vec<u8>, len: usize) 
     Ok(theirs)
 }
 
+/// Packs 2-bit messages `msg(j)`, `j < size ≤ 64`, into two words (message `j` at bit `2j`).
+fn packed(size: usize, msg: impl Fn(usize) -> u8) -> [u64; 2] {
+    let mut t = [0u64; 2];
+    for j in 0..size {
+        t[j >> 5] |= u64::from(msg(j)) << (2 * (j & 31));
+    }
+    t
+}
+
+/// This party's derandomized tables for its sender slots, given the peer's shifts: entry `j` of
+/// slot `e` is `R[j ⊕ s] ⊕ f(own, j) ⊕ r`, 2 bits each.
+fn tables(role: Role, lay: Layout, blocks: &[usize], ots: &LeafOts, shifts: &[u8]) -> Vec<u8> {
+    let (m, size) = (lay.m, 1usize << lay.m);
+    let f: Vec<[u64; 2]> = (0..size)
+        .map(|own| packed(size, |j| leaf_value(role, own, j)))
+        .collect();
+    let spread = packed(size, |_| 1);
+    let mut out = BitStream::default();
+    for e in 0..lay.half {
+        let own = blocks[lay.instance(role, e)];
+        let (s, r) = (field(shifts, e * m, m), u64::from(ots.mask[e]));
+        let row = &ots.table[e * size..(e + 1) * size];
+        let t = packed(size, |j| row[j ^ s]);
+        let w = |h: usize| t[h] ^ f[own][h] ^ (r * spread[h]);
+        out.push(u128::from(w(0)) | u128::from(w(1)) << 64, 2 * size);
+    }
+    out.into_bytes()
+}
+
 /// Both leaf flights: this party's 2-bit shares `lt | eq << 1` of every leaf instance.
 async fn leaves<C: Channel>(
     cx: &mut Session<'_, C>,
@@ -142,25 +204,22 @@ async fn leaves<C: Channel>(
     ops: &[u64],
     ots: &LeafOts,
 ) -> Result<Vec<u8>> {
-    let (role, m, half) = (cx.role, lay.m, lay.half);
+    let (role, m, half, size) = (cx.role, lay.m, lay.half, 1usize << lay.m);
     let peer = role.peer();
-    let shifts = (0..half).map(|e| (lay.block(ops, lay.instance(peer, e)) as u8) ^ ots.choice[e]);
-    let theirs = flight(cx, pack(shifts, m), (half * m).div_ceil(8)).await?;
-    let size = 1usize << m;
-    let mut tables = Vec::with_capacity(half * size);
+    let blocks = lay.blocks(ops);
+    let mut shifts = BitStream::default();
     for e in 0..half {
-        let own = lay.block(ops, lay.instance(role, e));
-        let (s, r) = (unpack(&theirs, m, e), ots.mask[e]);
-        let row = &ots.table[e * size..(e + 1) * size];
-        tables.extend((0..size).map(|j| row[j ^ s] ^ leaf_value(role, own, j) ^ r));
+        let s = blocks[lay.instance(peer, e)] ^ usize::from(ots.choice[e]);
+        shifts.push(s as u128, m);
     }
-    let theirs = flight(cx, pack(tables, 2), (half * size * 2).div_ceil(8)).await?;
+    let theirs = flight(cx, shifts.into_bytes(), (half * m).div_ceil(8)).await?;
+    let mine = tables(role, lay, &blocks, ots, &theirs);
+    let theirs = flight(cx, mine, (half * size * 2).div_ceil(8)).await?;
     let mut out = vec![0u8; 2 * half];
     for e in 0..half {
         out[lay.instance(role, e)] = ots.mask[e];
         let t = lay.instance(peer, e);
-        let y = lay.block(ops, t);
-        out[t] = unpack(&theirs, 2, e * size + y) as u8 ^ ots.chosen[e];
+        out[t] = field(&theirs, 2 * (e * size + blocks[t]), 2) as u8 ^ ots.chosen[e];
     }
     Ok(out)
 }

@@ -62,7 +62,7 @@
 //! on the in-memory pair, dealer triples made beforehand; 2 cores shared with other builds, load
 //! average ≈ 12, so upper bounds): 10^5 comparisons in 48 ms median (≈ 2.1·10^6 comparisons/s),
 //! a 128 × 128 ReLU layer in 8.4 ms (both with the GMW adder, before the millionaires' comparison
-//! replaced it; the `relu-offline` experiment times both side by side).
+//! replaced it; the `relu-bench` experiment times both side by side).
 //!
 //! ## Security
 //!
