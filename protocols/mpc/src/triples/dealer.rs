@@ -604,10 +604,11 @@ mod tests {
         h.await.unwrap().unwrap();
         // seed (32 + 4 header) + one ack (4 + 4 header)
         assert_eq!(m0.stats().bytes_received, 36 + 8);
-        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words.
+        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words, and 4 bits per
+        // leaf OT (70 of them: 5 words).
         assert_eq!(
             m1.stats().bytes_received,
-            36 + 8 + (6 + 3 + 12 + 16 + 5) * 8 + 5 * 4
+            36 + 8 + (6 + 3 + 12 + 16 + 5 + 5) * 8 + 6 * 4
         );
     }
 }
