@@ -28,12 +28,14 @@
 //! the tests (`cost_matches_the_module_docs`).
 //!
 //! Measured (`experiments/configs/relu-bench.toml`: a 128 × 128 ReLU layer, OT triples over TLS
-//! on loopback, both parties on one 2-core machine at load average ≈ 9, so times are upper
-//! bounds): offline bytes sent per ReLU 5,472 with the adder, 3,504 / 3,416 / 3,360 with m = 4 /
-//! 5 / 6 — the comparison itself 2,896 → 928; the rest is the select's two elementwise
-//! triples (Gilboa products), now the larger part. Online bytes 77.3 → 74.5 / 93.1 / 128.1;
-//! online time 0.45 µs → about 4 µs per ReLU (the table work, not yet optimized). m = 4 is the
-//! default: m = 5 and 6 save 2–4 % offline for 25–72 % more online bytes.
+//! on loopback, both parties on one 2-core machine at load average ≈ 7.5, so times are noisy
+//! upper bounds; two runs): offline bytes sent per ReLU 5,472 with the adder, 3,504 / 3,416 /
+//! 3,360 with m = 4 / 5 / 6 — the comparison itself 2,896 → 928; the rest is the select's two
+//! elementwise triples (Gilboa products), now the larger part. Offline time per ReLU 212 / 197 µs
+//! (adder) against 95 / 148 µs (m = 4). Online bytes 77.3 → 74.5 / 93.1 / 128.1; online time per
+//! ReLU 0.48 / 1.04 µs (adder) against 2.7 / 1.6 µs (m = 4): the leaf tables cost more CPU than
+//! the adder's few extra bytes save on loopback. m = 4 is the default: m = 5 and 6 save 2–4 %
+//! offline for 25–72 % more online bytes.
 //!
 //! ## Security
 //!
