@@ -121,6 +121,8 @@ pub enum Task {
     MatmulBench(MatmulBenchTask),
     /// OT extension throughput over the transport.
     OtBench(OtBenchTask),
+    /// A layer of ReLUs with the GMW adder and the millionaires' comparison, side by side.
+    ReluBench(ReluBenchTask),
     /// Throughput and round trips of plain TCP, TLS over TCP and QUIC on loopback, in one run.
     TransportBench(TransportBenchTask),
     /// Plaintext ST-GCN training with ReLU / x² / polynomial activations on skeleton data.
@@ -213,6 +215,28 @@ pub struct OtBenchTask {
     /// Runs (the median is reported).
     #[serde(default = "default_reps")]
     pub repetitions: usize,
+}
+
+/// ReLU comparison benchmark settings (task `relu-bench`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReluBenchTask {
+    /// Rows of the ReLU layer.
+    pub rows: usize,
+    /// Columns of the ReLU layer.
+    pub cols: usize,
+    /// Leaf widths of the millionaires' comparison to run beside the adder (1 to 6).
+    pub leaf_bits: Vec<u8>,
+    /// Triple source (`ot`, `he`, `dealer`, …).
+    #[serde(default = "default_bench_triples")]
+    pub triples: String,
+    /// Runs (the median online time is reported; bytes are per run).
+    #[serde(default = "default_reps")]
+    pub repetitions: usize,
+}
+
+fn default_bench_triples() -> String {
+    "ot".into()
 }
 
 fn default_reps() -> usize {

@@ -21,6 +21,7 @@ pub mod mlp_trace;
 pub mod offline;
 pub mod ot_bench;
 pub mod relay;
+pub mod relu_bench;
 pub mod remote;
 pub mod report;
 pub mod secure_stgcn;
@@ -50,6 +51,7 @@ pub async fn run(cfg: &Config) -> Result<Report> {
             }
             Task::Mlp(t) => supervised::run(supervised::Kind::Mlp, t, cfg, &mut report).await?,
             Task::OtBench(t) => ot_bench::run(t, &cfg.transport.kind, &mut report).await?,
+            Task::ReluBench(t) => relu_bench::run(t, &cfg.transport.kind, &mut report).await?,
             Task::MatmulBench(t) => {
                 matmul_bench::run(t, &cfg.mpc, &cfg.transport.kind, &mut report).await?
             }

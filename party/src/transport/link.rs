@@ -27,8 +27,10 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// from stream `j` of their seed (same bytes, another meaning). 4: `UploadOptions.standardized`,
 /// `PeerRequest::Vote.standardized`, `ModelKind::Fold`, `Reply::ModelShareMeta.standardization`;
 /// IKNP's extension message (`mpc::offline::iknp::ExtendMsg`) carries its bits superblock-major;
-/// `ckks::OpCounts.mod_down` in the inference replies.
-pub(crate) const VERSION: u8 = 4;
+/// `ckks::OpCounts.mod_down` in the inference replies. 5: comparisons (ReLU, sigmoid, clamp,
+/// row maximum) run the millionaires' protocol (`mpc::nonlinear::msb_millionaire`) in place of
+/// the GMW adder, with the new preprocessing `TripleRequest::LeafOt`.
+pub(crate) const VERSION: u8 = 5;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

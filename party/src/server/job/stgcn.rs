@@ -384,6 +384,9 @@ pub fn preprocessing_bytes(reqs: &[TripleRequest]) -> u64 {
             },
             TripleRequest::Elementwise { rows, cols } => 3 * (rows * cols) as u64,
             TripleRequest::And { words } => 3 * *words as u64,
+            TripleRequest::LeafOt { count, bits } => {
+                (*count as u64 * ((1u64 << bits) + 3)).div_ceil(8)
+            }
         })
         .sum();
     words.saturating_mul(8)

@@ -42,6 +42,7 @@ pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
             },
             TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
             TripleRequest::And { words } => 3 * words,
+            TripleRequest::LeafOt { count, bits } => (count * ((1 << bits) + 3)).div_ceil(8),
         };
     }
     words as u64

@@ -1,12 +1,14 @@
 //! Comparisons and piecewise-linear activations on top of the MSB: ReLU and its derivative,
 //! SecureML's piecewise sigmoid (Mohassel–Zhang §IV-C, Eq. 4), comparison and clamping.
 //!
-//! Every function runs one adder pass (7 rounds) for all of its comparisons and one round of
-//! products, so a whole layer costs 8 rounds whatever its size.
+//! Every function runs one millionaires' comparison pass ([`super::millionaire`], 6 rounds at
+//! the default leaf width) for all of its comparisons and one round of products, so a whole
+//! layer costs 7 rounds whatever its size. The GMW adder ([`super::msb`]) stays as the
+//! reference; both compute the same bits.
 
-use super::adder::msb_flat;
 use super::bits::{unpack_bits, BitShare};
 use super::convert::{finish_b2a, finish_select, flat, share_of, ProductRound};
+use super::millionaire::{msb_flat, msb_millionaire, LEAF_BITS};
 use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
@@ -21,7 +23,7 @@ pub fn less_than_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// XOR shares of `[x < y]` (signed), as `msb(x − y)`: exact whenever `x − y` does not wrap,
-/// i.e. `|x − y| < 2^63` (always true for two fixed-point encodings). 7 rounds.
+/// i.e. `|x − y| < 2^63` (always true for two fixed-point encodings). 6 rounds.
 pub async fn less_than<C: Channel>(
     cx: &mut Session<'_, C>,
     x: &Share,
@@ -34,7 +36,7 @@ pub async fn less_than<C: Channel>(
             right: y.dim(),
         });
     }
-    super::adder::msb(cx, &x.sub(y)).await
+    msb_millionaire(cx, &x.sub(y), LEAF_BITS).await
 }
 
 /// The preprocessing [`drelu`] consumes.
@@ -43,20 +45,20 @@ pub fn drelu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     planned!(format!("drelu {dim:?}"), |cx| drelu(cx, &z))
 }
 
-/// XOR shares of ReLU's derivative `[x ≥ 0] = 1 − msb(x)`, exact for every ring element. 7 rounds.
+/// XOR shares of ReLU's derivative `[x ≥ 0] = 1 − msb(x)`, exact for every ring element. 6 rounds.
 pub async fn drelu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<BitShare> {
     let role = cx.role;
-    Ok(super::adder::msb(cx, x).await?.not(role))
+    Ok(msb_millionaire(cx, x, LEAF_BITS).await?.not(role))
 }
 
-/// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the adder, then `2n`
+/// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the comparison, then `2n`
 /// products.
 pub fn relu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
     planned!(format!("relu {dim:?}"), |cx| relu_with_derivative(cx, &z))
 }
 
-/// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 8 rounds, exact.
+/// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 7 rounds, exact.
 pub async fn relu_with_derivative<C: Channel>(
     cx: &mut Session<'_, C>,
     x: &Share,
@@ -66,12 +68,12 @@ pub async fn relu_with_derivative<C: Channel>(
     Ok((r, d))
 }
 
-/// ReLU `max(x, 0)`: 8 rounds, exact for every ring element.
+/// ReLU `max(x, 0)`: 7 rounds, exact for every ring element.
 pub async fn relu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
     Ok(relu_with_derivative(cx, x).await?.0)
 }
 
-/// The preprocessing [`piecewise_sigmoid`] consumes: one adder pass over `2n` values, then `3n`
+/// The preprocessing [`piecewise_sigmoid`] consumes: one comparison pass over `2n` values, then `3n`
 /// products.
 pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
@@ -82,9 +84,9 @@ pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// SecureML's piecewise sigmoid (§IV-C, Eq. 4): `0` for `x < −½`, `x + ½` for `−½ ≤ x < ½`, `1`
-/// for `x ≥ ½`, in fixed point with `fp`'s fractional bits. 8 rounds.
+/// for `x ≥ ½`, in fixed point with `fp`'s fractional bits. 7 rounds.
 ///
-/// With `c1 = [x + ½ ≥ 0]` and `c2 = [x − ½ ≥ 0]` (both comparisons in one adder pass), the
+/// With `c1 = [x + ½ ≥ 0]` and `c2 = [x − ½ ≥ 0]` (both comparisons in one pass), the
 /// output is `(c1 ⊕ c2)·(x + ½) + c2` — one select and one B2A in the same round. Exact (no
 /// truncation) for every `|x| < 2^(63−f) − ½`. Known limit: in the outermost half unit of the
 /// range that [`FixedPoint::encode`](crate::FixedPoint::encode) accepts (`2^(63−f) − ½ ≤ |x| < 2^(63−f)`) `x ± ½` wraps
@@ -126,13 +128,14 @@ pub async fn piecewise_sigmoid<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -
     Ok(share_of(x.dim(), out))
 }
 
-/// The preprocessing [`clamp`] consumes: one adder pass over `2n` values, then `4n` products.
+/// The preprocessing [`clamp`] consumes: one comparison pass over `2n` values, then `4n`
+/// products.
 pub fn clamp_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
     planned!(format!("clamp {dim:?}"), |cx| clamp(cx, &z, 0, 0))
 }
 
-/// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 8 rounds, exact
+/// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 7 rounds, exact
 /// whenever `x − lo` and `hi − x` do not wrap (|x|, |lo|, |hi| below 2^62 suffices).
 pub async fn clamp<C: Channel>(
     cx: &mut Session<'_, C>,

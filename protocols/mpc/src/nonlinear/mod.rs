@@ -9,6 +9,11 @@
 //!   position), AND gates from boolean Beaver triples ([`TripleRequest::And`]). The MSB uses a
 //!   pruned network that keeps only the chain to the carry into bit 63. Exact for every ring
 //!   element (two's complement, no range assumption).
+//! * [`msb_millionaire`]: the same MSB by a **millionaires' comparison** over random
+//!   1-out-of-2^m OT ([`TripleRequest::LeafOt`]) and a tree of AND gates: one round fewer and
+//!   about a third of the adder's correlated bytes (module `millionaire`). Every comparison
+//!   below ([`drelu`], [`less_than`], [`relu`], [`piecewise_sigmoid`], [`clamp`], [`row_max`])
+//!   uses it with [`LEAF_BITS`]-bit leaves; [`msb`] stays as the reference.
 //! * [`and`] (one round of GMW gates; XOR and NOT are local on [`BitShare`]), [`b2a`] (one
 //!   product per bit) and [`select`] (`b·x`, two products per entry, **one round** — the cross
 //!   terms are grouped so no B2A round precedes the product).
@@ -26,34 +31,38 @@
 //! it and hands out zeros), so plan and consumption agree by construction — the protocols are
 //! oblivious, what they consume depends on shapes and parameters only. Each distinct call is
 //! dry-run once and remembered. All parallel work of a
-//! call shares its rounds: a 128×128 ReLU layer costs the same 8 rounds as a single ReLU.
+//! call shares its rounds: a 128×128 ReLU layer costs the same 7 rounds as a single ReLU.
 //!
 //! ## Cost (measured with [`crate::net::Metered`] over the in-memory pair; per party)
 //!
-//! | operation | rounds | AND gates / value (per round) | bytes sent / value |
+//! | operation | rounds | preprocessing / value | bytes sent / value |
 //! |---|---|---|---|
-//! | [`msb`], [`drelu`], [`less_than`] | 7 | 181 (63, 61, 31, 15, 7, 3, 1) | 45.25 |
-//! | [`a2b`] (all 64 bits) | 7 | 373 (63, 61, 60, 58, 54, 46, 31) | 93.25 |
-//! | [`b2a`] | 1 | — (1 product) | 16 |
-//! | [`select`] | 1 | — (2 products) | 32 |
-//! | [`relu`], [`relu_with_derivative`] | 8 | 181 | 77.25 |
-//! | [`piecewise_sigmoid`] | 8 | 362 | 138.5 |
-//! | [`clamp`] | 8 | 362 | 154.5 |
-//! | [`reciprocal`] (3 iterations; [`divide`]: +1 round, +1 product) | 22 | 373 + 162 (suffix-AND), then 40 B2A + 8 products | 901.75 |
-//! | [`exp`] (8 squarings) | 16 | 362 | 282.5 |
-//! | [`ln`] (degree 7) | 18 | 373 + 162 (suffix-AND), then 40 B2A + 7 products | 885.75 |
-//! | [`row_max`] (k columns) | 8⌈log2 k⌉ | 181 per pair | 77.25 per pair |
+//! | [`msb`] (adder) | 7 | 181 AND (63, 61, 31, 15, 7, 3, 1) | 45.25 |
+//! | [`msb_millionaire`] (m = 4), [`drelu`], [`less_than`] | 6 | 8 + 8 leaf OTs (1-of-16), 26 AND (15, 7, 3, 1) | 42.5 |
+//! | [`a2b`] (all 64 bits) | 7 | 373 AND (63, 61, 60, 58, 54, 46, 31) | 93.25 |
+//! | [`b2a`] | 1 | 1 product | 16 |
+//! | [`select`] | 1 | 2 products | 32 |
+//! | [`relu`], [`relu_with_derivative`] | 7 | 1 comparison, 2 products | 74.5 |
+//! | [`piecewise_sigmoid`] | 7 | 2 comparisons, 3 products | 133 |
+//! | [`clamp`] | 7 | 2 comparisons, 4 products | 149 |
+//! | [`reciprocal`] (3 iterations; [`divide`]: +1 round, +1 product) | 22 | 373 + 162 AND (suffix-AND), then 40 B2A + 8 products | 901.75 |
+//! | [`exp`] (8 squarings) | 15 | [`clamp`], then 8 squarings | 277 |
+//! | [`ln`] (degree 7) | 18 | 373 + 162 AND (suffix-AND), then 40 B2A + 7 products | 885.75 |
+//! | [`row_max`] (k columns) | 7⌈log2 k⌉ | 1 comparison per pair | 74.5 per pair |
 //!
 //! Each AND gate sends 2 bits per party and each Beaver product 2 words; the figures add one
-//! 4-byte frame header per flight, negligible at n = 6400 where they were measured. The MSB, A2B,
-//! ReLU, sigmoid, B2A and select rows are asserted exactly in this module's tests
-//! (`cost_matches_the_documented_table`); the benchmark `benches/nonlinear.rs` reports time.
+//! 4-byte frame header per flight, negligible at n = 6400 where they were measured. The MSB (both),
+//! A2B, ReLU, sigmoid, B2A and select rows are asserted exactly in this module's tests
+//! (`cost_matches_the_documented_table`, `cost_matches_the_module_docs`); the benchmark
+//! `benches/nonlinear.rs` reports time. The offline cost of a comparison (bytes of IKNP columns
+//! per value: adder 2,896, millionaires' 928) is in module `millionaire`'s docs.
 //! Sending is symmetric: P1 sends as many bytes as P0.
 //!
 //! Time (`cargo bench -p mpc --bench nonlinear`, online phase only, both parties in one process
 //! on the in-memory pair, dealer triples made beforehand; 2 cores shared with other builds, load
 //! average ≈ 12, so upper bounds): 10^5 comparisons in 48 ms median (≈ 2.1·10^6 comparisons/s),
-//! a 128 × 128 ReLU layer in 8.4 ms.
+//! a 128 × 128 ReLU layer in 8.4 ms (both with the GMW adder, before the millionaires' comparison
+//! replaced it; the `relu-bench` experiment times both side by side).
 //!
 //! ## Security
 //!
@@ -70,6 +79,7 @@ mod bits;
 mod convert;
 mod exp;
 mod log;
+mod millionaire;
 mod normalize;
 mod recip;
 #[cfg(test)]
@@ -94,6 +104,7 @@ pub use exp::{
 pub use log::{
     ln, ln_polynomial, ln_requests, ln_requests_with, ln_truncations, ln_with, LN_DEGREE,
 };
+pub use millionaire::{msb_millionaire, msb_millionaire_requests, LEAF_BITS};
 pub use normalize::TOP;
 pub use recip::{
     divide, divide_requests, divide_truncations, reciprocal, reciprocal_requests,

@@ -510,7 +510,9 @@ pub fn cross_term_shapes(requests: &[TripleRequest]) -> Result<Vec<(usize, usize
                     }
                 }
             }),
-            TripleRequest::Elementwise { .. } | TripleRequest::And { .. } => {}
+            TripleRequest::Elementwise { .. }
+            | TripleRequest::And { .. }
+            | TripleRequest::LeafOt { .. } => {}
         }
     }
     Ok(out)

@@ -11,6 +11,8 @@
 //!   and matrix triples with SecureML's one-choice-bit-per-column reuse (§IV-B), messages shrinking
 //!   with the bit index;
 //! * [`and`]: bit-sliced AND triples from two random OTs per triple;
+//! * [`leaf`]: random 1-out-of-2^m OTs with 2-bit messages from m random OTs (the leaves of the
+//!   millionaires' comparison);
 //! * [`rlwe`] and [`he`]: SecureML's other offline variant (§IV-B, LHE-based triples) with a
 //!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) — matrix cross
 //!   terms by RLWE plaintext products (about 20 times fewer bytes than Gilboa's 2080 bits per
@@ -33,6 +35,7 @@ pub mod gilboa;
 pub mod hash;
 pub mod he;
 pub mod iknp;
+pub mod leaf;
 pub mod rlwe;
 pub mod transpose;
 

@@ -178,7 +178,9 @@ impl Estimator {
                     let (n, k, m) = self.shape(lhs, *cols)?;
                     e = e.plus(self.cross_term(n, k, m));
                 }
-                TripleRequest::Elementwise { .. } | TripleRequest::And { .. } => {}
+                TripleRequest::Elementwise { .. }
+                | TripleRequest::And { .. }
+                | TripleRequest::LeafOt { .. } => {}
             }
         }
         Ok(e)

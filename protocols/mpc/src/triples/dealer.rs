@@ -6,13 +6,18 @@
 //! share of Z) is drawn by the party itself from its seed, in the same order as the dealer draws
 //! it; the dealer sends only P1's share of each product, `Z − z0`, which is uniform to P1 because z0
 //! comes from P0's seed. So P0 receives 32 bytes in total and P1 receives one matrix per product.
+//! Leaf OTs ([`TripleRequest::LeafOt`]) follow the same rule: both parties draw their tables,
+//! choices and output shares, P0 also its chosen messages, and P1 receives 4 bits per instance —
+//! its chosen message from P0's table and an offset that aligns its own table with P0's chosen
+//! message, both uniform to P1.
 //!
 //! Trust: the dealer sees every triple and must not collude with either party (semi-honest,
 //! non-colluding). It never sees data or models. Runnable in-process ([`spawn_in_process`]) or as
 //! its own process over any [`Channel`] ([`run_dealer`]).
 
 use super::{
-    AndTriples, ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource,
+    check_leaf_bits, AndTriples, ElemTriple, LeafOts, Lhs, MaskId, MatmulTriple, Preprocessing,
+    TripleRequest, TripleSource,
 };
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
@@ -124,6 +129,61 @@ fn words(rng: &mut ChaCha20Rng, n: usize) -> Vec<u64> {
     w
 }
 
+fn two_bit_bytes(rng: &mut ChaCha20Rng, n: usize, bits: u8) -> Vec<u8> {
+    let mut b = vec![0u8; n];
+    rand::RngCore::fill_bytes(rng, &mut b);
+    let keep = (1u8 << bits) - 1;
+    b.iter_mut().for_each(|x| *x &= keep);
+    b
+}
+
+/// A party's seeded part of `count` leaf OTs per direction: its tables and output shares as
+/// sender, its choices as receiver and, for P0, its chosen messages (P1's come from the dealer,
+/// and P1's tables are shifted by the dealer's offsets, see [`leaf_corrections`]).
+fn draw_leaf(rng: &mut ChaCha20Rng, role: Role, count: usize, bits: u8) -> LeafOts {
+    let table = two_bit_bytes(rng, count << bits, 2);
+    let mask = two_bit_bytes(rng, count, 2);
+    let choice = two_bit_bytes(rng, count, bits);
+    let chosen = match role {
+        Role::P0 => two_bit_bytes(rng, count, 2),
+        Role::P1 => vec![0; count],
+    };
+    LeafOts {
+        bits,
+        table,
+        mask,
+        choice,
+        chosen,
+    }
+}
+
+/// What the dealer sends P1 for one leaf-OT request, 16 instances per word, 4 bits each: P1's
+/// chosen message `T0[c1]` (low 2 bits) and the offset `T1'[c0] ⊕ chosen0` that makes P1's drawn
+/// table `T1'` agree with P0's chosen message (high 2 bits). Both are uniform to P1: `T0` and
+/// `chosen0` come from P0's seed.
+fn leaf_corrections(p0: &LeafOts, p1: &LeafOts) -> Vec<u64> {
+    let n = 1usize << p0.bits;
+    let mut out = vec![0u64; p0.count().div_ceil(16)];
+    for e in 0..p0.count() {
+        let chosen1 = p0.table[e * n + p1.choice[e] as usize];
+        let offset = p1.table[e * n + p0.choice[e] as usize] ^ p0.chosen[e];
+        out[e / 16] |= u64::from(chosen1 | (offset << 2)) << (4 * (e % 16));
+    }
+    out
+}
+
+/// P1 applies [`leaf_corrections`] to its seeded part.
+fn apply_leaf_corrections(t: &mut LeafOts, words: &[u64]) {
+    let n = 1usize << t.bits;
+    for e in 0..t.count() {
+        let v = (words[e / 16] >> (4 * (e % 16))) as u8;
+        t.chosen[e] = v & 3;
+        t.table[e * n..(e + 1) * n]
+            .iter_mut()
+            .for_each(|x| *x ^= (v >> 2) & 3);
+    }
+}
+
 /// The dealer's state for one session.
 struct DealerState {
     rng: [ChaCha20Rng; 2],
@@ -193,6 +253,13 @@ impl DealerState {
                         .map(|i| ((a0[i] ^ a1[i]) & (b0[i] ^ b1[i])) ^ c0[i])
                         .collect();
                     out.push(Array2::from_shape_vec((1, *n), c1).expect("shape"));
+                }
+                TripleRequest::LeafOt { count, bits } => {
+                    check_leaf_bits(*bits)?;
+                    let p0 = draw_leaf(&mut self.rng[0], Role::P0, *count, *bits);
+                    let p1 = draw_leaf(&mut self.rng[1], Role::P1, *count, *bits);
+                    let w = leaf_corrections(&p0, &p1);
+                    out.push(Array2::from_shape_vec((1, w.len()), w).expect("shape"));
                 }
             }
         }
@@ -368,6 +435,13 @@ impl<C: Channel> DealerClient<C> {
                     };
                     pre.push_and(AndTriples { a, b, c });
                 }
+                (TripleRequest::LeafOt { count, .. }, PartyDraw::Leaf(mut t)) => {
+                    if self.role == Role::P1 {
+                        let w = self.ch.recv_ring(1, count.div_ceil(16)).await?;
+                        apply_leaf_corrections(&mut t, w.as_slice().expect("contiguous"));
+                    }
+                    pre.push_leaf(t);
+                }
                 _ => unreachable!("draw kinds follow request kinds"),
             }
         }
@@ -380,6 +454,7 @@ enum PartyDraw {
     Matmul(Drawn, Option<RingMatrix>),
     Elem(RingMatrix, RingMatrix, Option<RingMatrix>),
     And(Vec<u64>, Vec<u64>, Option<Vec<u64>>),
+    Leaf(LeafOts),
 }
 
 /// What a party draws from its own seed for one request; P0 also draws its product share.
@@ -410,6 +485,10 @@ fn draw_party(
             let b = words(rng, *n);
             let c = (role == Role::P0).then(|| words(rng, *n));
             PartyDraw::And(a, b, c)
+        }
+        TripleRequest::LeafOt { count, bits } => {
+            check_leaf_bits(*bits)?;
+            PartyDraw::Leaf(draw_leaf(rng, role, *count, *bits))
         }
     })
 }
@@ -525,10 +604,11 @@ mod tests {
         h.await.unwrap().unwrap();
         // seed (32 + 4 header) + one ack (4 + 4 header)
         assert_eq!(m0.stats().bytes_received, 36 + 8);
-        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words.
+        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words, and 4 bits per
+        // leaf OT (70 of them: 5 words).
         assert_eq!(
             m1.stats().bytes_received,
-            36 + 8 + (6 + 3 + 12 + 16 + 5) * 8 + 5 * 4
+            36 + 8 + (6 + 3 + 12 + 16 + 5 + 5) * 8 + 6 * 4
         );
     }
 }

@@ -39,8 +39,10 @@ pub(crate) mod testing;
 pub use client_aided::{client_aided_in_process, ClientAided};
 pub use he::{HeSource, HE_TRUST_NOTE};
 pub use ot::{OtSource, Progress};
-pub use pool::{AndTriples, ElemTriple, MatmulTriple, Preprocessing};
-pub use request::{elementwise_entries, v_shape, Lhs, MaskId, TripleRequest};
+pub use pool::{AndTriples, ElemTriple, LeafOts, MatmulTriple, Preprocessing};
+pub use request::{
+    check_leaf_bits, elementwise_entries, v_shape, Lhs, MaskId, TripleRequest, MAX_LEAF_BITS,
+};
 #[cfg(test)]
 pub(crate) use testing::{check_sample_pool, sample_requests};
 

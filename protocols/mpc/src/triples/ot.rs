@@ -2,7 +2,10 @@
 //! extension, Gilboa products and AND triples from [`crate::offline`], or the HE cross terms of
 //! [`crate::offline::he`] when [`super::HeSource`] installs its keys.
 
-use super::{ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest, TripleSource};
+use super::{
+    check_leaf_bits, ElemTriple, Lhs, MaskId, MatmulTriple, Preprocessing, TripleRequest,
+    TripleSource,
+};
 use crate::compute::offload_sized;
 use crate::error::{MpcError, Result};
 use crate::net::{decode_message, encode_message, Channel};
@@ -10,6 +13,7 @@ use crate::offline::and::and_triples;
 use crate::offline::gilboa::{cross_elementwise, cross_matmul};
 use crate::offline::he::{cross_matmul_he, HeKeys};
 use crate::offline::iknp::{setup_pair, OtPair};
+use crate::offline::leaf::leaf_ots;
 use crate::ring::{self, RingMatrix};
 use crate::share::{os_rng, Role, Share};
 use rand_chacha::ChaCha20Rng;
@@ -85,6 +89,10 @@ fn check_request(req: &TripleRequest, dims: &mut HashMap<MaskId, (usize, usize)>
         },
         TripleRequest::Elementwise { rows, cols } => 64 * (*rows * *cols) as u64,
         TripleRequest::And { words } => 64 * *words as u64,
+        TripleRequest::LeafOt { count, bits } => {
+            check_leaf_bits(*bits).map_err(refused)?;
+            (*count * *bits as usize) as u64
+        }
     })
 }
 
@@ -259,6 +267,18 @@ impl<C: Channel> OtSource<C> {
                         .await?;
                     pre.push_and(t);
                 }
+                TripleRequest::LeafOt { count, bits } => {
+                    let t = leaf_ots(
+                        &mut self.ch,
+                        &mut self.pair,
+                        *count,
+                        *bits,
+                        &mut self.rng,
+                        &tick,
+                    )
+                    .await?;
+                    pre.push_leaf(t);
+                }
             }
         }
         self.ch.flush().await?;
@@ -360,6 +380,10 @@ mod tests {
                         (a.a.len(), a.b.len(), a.c.len()),
                         (b.a.len(), b.b.len(), b.c.len())
                     );
+                }
+                TripleRequest::LeafOt { count, bits } => {
+                    let (a, b) = (o.next_leaf(*count, *bits), e.next_leaf(*count, *bits));
+                    assert_eq!(a.unwrap().table.len(), b.unwrap().table.len());
                 }
                 TripleRequest::Mask { .. } => {}
             }

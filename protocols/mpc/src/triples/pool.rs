@@ -47,6 +47,49 @@ impl std::fmt::Debug for AndTriples {
     }
 }
 
+/// One party's share of random 1-out-of-2^`bits` OTs with 2-bit messages, in both directions
+/// ([`TripleRequest::LeafOt`]): as sender of instance `e` it holds the table
+/// `table[e·2^bits .. (e+1)·2^bits]` of random messages and a random output share `mask[e]`; as
+/// receiver of instance `e` (of the peer's table) the choice `choice[e]` and the chosen message
+/// `chosen[e]`. Messages and masks are 2-bit values in the low bits of a byte.
+#[derive(Clone)]
+pub struct LeafOts {
+    /// log2 of the messages per instance.
+    pub bits: u8,
+    /// Sender: the tables, `2^bits` messages per instance.
+    pub table: Vec<u8>,
+    /// Sender: the output shares.
+    pub mask: Vec<u8>,
+    /// Receiver: the choices.
+    pub choice: Vec<u8>,
+    /// Receiver: the messages chosen from the peer's tables.
+    pub chosen: Vec<u8>,
+}
+
+impl LeafOts {
+    /// Instances per direction.
+    pub fn count(&self) -> usize {
+        self.mask.len()
+    }
+
+    /// All-zero material for `count` instances (dry runs).
+    pub(crate) fn zeros(count: usize, bits: u8) -> Self {
+        Self {
+            bits,
+            table: vec![0; count << bits],
+            mask: vec![0; count],
+            choice: vec![0; count],
+            chosen: vec![0; count],
+        }
+    }
+}
+
+impl std::fmt::Debug for LeafOts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeafOts({} x 1-of-2^{})", self.count(), self.bits)
+    }
+}
+
 /// One party's pool of preprocessed material, consumed in order by the online phase.
 #[derive(Debug, Default)]
 pub struct Preprocessing {
@@ -55,6 +98,7 @@ pub struct Preprocessing {
     matmul: VecDeque<(Lhs, usize, MatmulTriple)>,
     elementwise: VecDeque<ElemTriple>,
     and: VecDeque<AndTriples>,
+    leaf: VecDeque<LeafOts>,
     /// In a recorder ([`crate::dry_run`]): every request the consumer made, in order.
     recording: Option<Vec<TripleRequest>>,
 }
@@ -107,6 +151,9 @@ impl Preprocessing {
                 b: vec![0; words],
                 c: vec![0; words],
             }),
+            TripleRequest::LeafOt { count, bits } => {
+                self.leaf.push_back(LeafOts::zeros(count, bits))
+            }
             TripleRequest::Mask { .. } => {}
         }
         Ok(())
@@ -145,6 +192,11 @@ impl Preprocessing {
     /// Adds AND triples.
     pub fn push_and(&mut self, t: AndTriples) {
         self.and.push_back(t);
+    }
+
+    /// Adds random 1-out-of-2^m OTs.
+    pub fn push_leaf(&mut self, t: LeafOts) {
+        self.leaf.push_back(t);
     }
 
     /// This party's share of mask `id`.
@@ -216,6 +268,21 @@ impl Preprocessing {
         }
     }
 
+    /// Takes the next block of random 1-out-of-2^`bits` OTs, which must hold `count` instances
+    /// per direction.
+    pub fn next_leaf(&mut self, count: usize, bits: u8) -> Result<LeafOts> {
+        self.supply(TripleRequest::LeafOt { count, bits })?;
+        match self.leaf.pop_front() {
+            Some(t) if t.count() == count && t.bits == bits => Ok(t),
+            other => Err(MpcError::Preprocessing {
+                expected: format!("{count} leaf OTs of 1-of-2^{bits}"),
+                found: other.map_or("empty pool".into(), |t| {
+                    format!("{} leaf OTs of 1-of-2^{}", t.count(), t.bits)
+                }),
+            }),
+        }
+    }
+
     /// Merges another pool's contents after this one's.
     pub fn extend(&mut self, other: Preprocessing) {
         self.masks.extend(other.masks);
@@ -223,11 +290,15 @@ impl Preprocessing {
         self.matmul.extend(other.matmul);
         self.elementwise.extend(other.elementwise);
         self.and.extend(other.and);
+        self.leaf.extend(other.leaf);
     }
 
     /// Whether every queued triple has been consumed (masks are kept).
     pub fn is_drained(&self) -> bool {
-        self.matmul.is_empty() && self.elementwise.is_empty() && self.and.is_empty()
+        self.matmul.is_empty()
+            && self.elementwise.is_empty()
+            && self.and.is_empty()
+            && self.leaf.is_empty()
     }
 }
 
@@ -273,9 +344,11 @@ mod tests {
         }
         assert_eq!(r.next_elementwise((2, 2)).unwrap().c.dim(), (2, 2));
         assert_eq!(r.next_and(3).unwrap().c, vec![0; 3]);
+        assert_eq!(r.next_leaf(5, 3).unwrap().table, vec![0; 40]);
         let log = r.take_recorded();
-        assert_eq!(log.len(), 5);
+        assert_eq!(log.len(), 6);
         assert_eq!(log[4], TripleRequest::And { words: 3 });
+        assert_eq!(log[5], TripleRequest::LeafOt { count: 5, bits: 3 });
         assert!(r.is_drained() && Preprocessing::new().take_recorded().is_empty());
     }
 }

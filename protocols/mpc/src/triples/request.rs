@@ -61,6 +61,30 @@ pub enum TripleRequest {
         /// Number of 64-bit words.
         words: usize,
     },
+    /// `count` random 1-out-of-2^`bits` OTs with 2-bit messages in each direction
+    /// ([`super::LeafOts`]): each party is the sender of `count` and the receiver of `count`.
+    /// `bits` is 1 to [`MAX_LEAF_BITS`].
+    LeafOt {
+        /// Instances per direction.
+        count: usize,
+        /// log2 of the number of messages per instance.
+        bits: u8,
+    },
+}
+
+/// Largest `bits` of a [`TripleRequest::LeafOt`]: a sender's 2^(bits−1) two-bit slots per key
+/// must fit one 64-bit random-OT message ([`crate::offline::leaf`]).
+pub const MAX_LEAF_BITS: u8 = 6;
+
+/// Checks the `bits` of a [`TripleRequest::LeafOt`].
+pub fn check_leaf_bits(bits: u8) -> Result<()> {
+    if (1..=MAX_LEAF_BITS).contains(&bits) {
+        return Ok(());
+    }
+    Err(crate::error::MpcError::Preprocessing {
+        expected: format!("leaf OT bits between 1 and {MAX_LEAF_BITS}"),
+        found: format!("bits = {bits}"),
+    })
 }
 
 /// Elementwise-triple entries (values) a request list asks for.

@@ -3,8 +3,8 @@
 
 use super::{Lhs, Preprocessing, TripleRequest};
 
-/// One request of every kind (fresh, mask rows, mask rows transposed, elementwise, AND), for the
-/// tests of every triple source.
+/// One request of every kind (fresh, mask rows, mask rows transposed, elementwise, AND, leaf OT),
+/// for the tests of every triple source.
 pub(crate) fn sample_requests() -> Vec<TripleRequest> {
     vec![
         TripleRequest::Mask {
@@ -34,6 +34,7 @@ pub(crate) fn sample_requests() -> Vec<TripleRequest> {
         },
         TripleRequest::Elementwise { rows: 4, cols: 4 },
         TripleRequest::And { words: 5 },
+        TripleRequest::LeafOt { count: 70, bits: 3 },
     ]
 }
 
@@ -89,6 +90,17 @@ pub(crate) fn check_sample_pool(p0: &mut Preprocessing, p1: &mut Preprocessing) 
     let (a0, a1) = (p0.next_and(5).unwrap(), p1.next_and(5).unwrap());
     for i in 0..5 {
         assert_eq!((a0.a[i] ^ a1.a[i]) & (a0.b[i] ^ a1.b[i]), a0.c[i] ^ a1.c[i]);
+    }
+    let (l0, l1) = (p0.next_leaf(70, 3).unwrap(), p1.next_leaf(70, 3).unwrap());
+    for (s, r) in [(&l0, &l1), (&l1, &l0)] {
+        for e in 0..70 {
+            assert_eq!(
+                s.table[8 * e + r.choice[e] as usize],
+                r.chosen[e],
+                "leaf {e}"
+            );
+            assert!(r.choice[e] < 8 && s.mask[e] < 4);
+        }
     }
     assert!(p0.is_drained() && p1.is_drained());
     assert!(p0.next_elementwise((4, 4)).is_err());

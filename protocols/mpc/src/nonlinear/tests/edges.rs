@@ -177,8 +177,10 @@ async fn cost_matches_the_documented_table() {
         },
     )
     .await;
-    assert_eq!(s.bytes_sent, (gates_msb * n / 4 + 32 * n + 4 * 8) as u64);
-    assert_eq!(s.rounds, 8);
+    // The millionaires' comparison (42.5 bytes per value, 6 flights), then one select.
+    let comparison = |n: usize| 85 * n / 2 + 4 * 6;
+    assert_eq!(s.bytes_sent, (comparison(n) + 32 * n + 4) as u64);
+    assert_eq!(s.rounds, 7);
     eprintln!("gates: msb {:?} a2b {:?}", msb_and_gates(), a2b_and_gates());
 
     // Per-value bytes of the composite protocols (printed for the module docs).
@@ -246,7 +248,7 @@ async fn cost_matches_the_documented_table() {
     }
     assert_eq!(
         o[0].1.bytes_sent,
-        (2 * gates_msb * n / 4 + 8 * 3 * 2 * n + 4 * 8) as u64
+        (comparison(2 * n) + 8 * 3 * 2 * n + 4) as u64
     );
     assert_eq!(o[3].1.bytes_sent, (16 * n + 4) as u64);
     assert_eq!(o[4].1.bytes_sent, (32 * n + 4) as u64);

@@ -248,7 +248,7 @@ async fn relu_and_its_derivative_are_exact() {
         },
     )
     .await;
-    assert_eq!(stats.rounds, 8);
+    assert_eq!(stats.rounds, 7);
     let r = reconstruct(&o0.0, &o1.0);
     let d = reconstruct_bits(&o0.1, &o1.1);
     for (i, &val) in v.iter().enumerate() {
@@ -283,7 +283,7 @@ async fn piecewise_sigmoid_is_exact() {
         },
     )
     .await;
-    assert_eq!(stats.rounds, 8);
+    assert_eq!(stats.rounds, 7);
     let o = reconstruct(&o0, &o1);
     for (i, &val) in v.iter().enumerate() {
         let xi = val as i64;
@@ -350,3 +350,4 @@ async fn less_than_and_clamp_are_exact() {
 mod arith;
 mod edges;
 mod log;
+mod millionaire;
