@@ -120,7 +120,8 @@ pub use graph::spatial_partition;
 pub use model::{ActivationInputStats, Gradients, SoftGates, StGcn};
 pub use params::{NamedTensor, TensorRole};
 pub use train::{
-    evaluate, train, Distillation, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer,
+    evaluate, train, AfterBatch, Distillation, EpochStats, Evaluation, LrSchedule, Sgd,
+    TrainConfig, Trainer,
 };
 
 /// Result type of this crate.

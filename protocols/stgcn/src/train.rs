@@ -122,6 +122,9 @@ impl Distillation {
     }
 }
 
+/// The per-batch callback of [`Trainer::run_epoch_with`].
+pub type AfterBatch<'a> = &'a mut dyn FnMut(&mut StGcn, &Gradients) -> Result<()>;
+
 /// SGD with momentum and weight decay; holds one velocity per tensor.
 #[derive(Clone, Debug)]
 pub struct Sgd {
@@ -293,7 +296,7 @@ impl Trainer {
         model: &mut StGcn,
         x: ArrayView5<'_, f64>,
         labels: &[usize],
-        after_batch: &mut dyn FnMut(&mut StGcn, &Gradients) -> Result<()>,
+        after_batch: AfterBatch<'_>,
     ) -> Result<EpochStats> {
         self.run_epoch_inner(model, x, labels, None, Some(after_batch))
     }
@@ -326,7 +329,7 @@ impl Trainer {
         x: ArrayView5<'_, f64>,
         labels: &[usize],
         teacher: Option<(ArrayView2<'_, f64>, &Distillation)>,
-        mut after_batch: Option<&mut dyn FnMut(&mut StGcn, &Gradients) -> Result<()>>,
+        mut after_batch: Option<AfterBatch<'_>>,
     ) -> Result<EpochStats> {
         let n = x.dim().0;
         if labels.len() != n {
