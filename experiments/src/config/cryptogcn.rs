@@ -104,6 +104,50 @@ pub struct AccuracySpec {
     /// uses by default) instead of the smallest named preset that holds its depth.
     #[serde(default)]
     pub tailored_params: bool,
+    /// The learned-linearisation frontier on this model (an `x²` or polynomial model) and
+    /// data set.
+    #[serde(default)]
+    pub frontier: Option<FrontierSpec>,
+}
+
+/// The accuracy–latency frontier of learned structural linearisation
+/// (`ml::models::stgcn_gates`): for each budget `k` of non-linear nodes, gates are searched
+/// jointly with the weights, projected onto `⌈k / V⌉` sites, the model fine-tuned, evaluated
+/// in plaintext on the whole test set and under CKKS (AMA, tailored parameters) on a few clips.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontierSpec {
+    /// Budgets `k` (non-linear `(site, node)` pairs, at most sites × V).
+    pub budgets: Vec<usize>,
+    /// Epochs of the joint gate and weight search.
+    #[serde(default = "default_search_epochs")]
+    pub search_epochs: usize,
+    /// Fine-tuning epochs after hardening.
+    #[serde(default = "default_pruning_epochs")]
+    pub finetune_epochs: usize,
+    /// Test clips timed one per pass (the first ones); the latency is the median of the
+    /// passes after the first (plaintext cache warm).
+    #[serde(default = "default_latency_samples")]
+    pub latency_samples: usize,
+    /// Test clips whose encrypted top-1 is compared with the plaintext top-1 (batched passes).
+    #[serde(default = "default_agreement_samples")]
+    pub agreement_samples: usize,
+    /// A ReLU twin evaluated in plaintext on the same test set (the accuracy ceiling).
+    #[serde(default)]
+    pub relu_model: Option<String>,
+    /// Skip the whole-test-set accuracy run of the base model.
+    #[serde(default)]
+    pub only: bool,
+}
+
+fn default_search_epochs() -> usize {
+    4
+}
+fn default_latency_samples() -> usize {
+    3
+}
+fn default_agreement_samples() -> usize {
+    16
 }
 
 /// One sample through the party's inference service (`experiments::cryptogcn::single`).

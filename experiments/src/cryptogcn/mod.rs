@@ -55,16 +55,26 @@
 //!   `.flood_sd`. With `only = true` the whole-test-set accuracy run is skipped (the single
 //!   part alone, e.g. `cryptogcn-single-bodypose.toml`). A one-frame, one-person model is
 //!   served in the dense single-pose layout (`party::server::infer`'s layout rule).
+//! - **learned-linearisation frontier** (`[task.accuracy.frontier]`, on the accuracy model, an
+//!   `x²` or polynomial model): for each budget k, gates learned and the model fine-tuned
+//!   (`ml::models::stgcn_gates`), then `frontier.<k>.test_accuracy_pct` (plaintext, whole test
+//!   set), `frontier.<k>.latency_s` (**measured** server seconds per sample, AMA, tailored
+//!   parameters, median of warm one-clip passes), `.agreement_pct`, `.max_logit_error`,
+//!   `.depth_count`, `.nonlinear_nodes_count`; the same for the unpruned model
+//!   (`frontier.x2.*`) and `frontier.relu.test_accuracy_pct` for a ReLU twin; plot
+//!   `frontier.svg`. With `only = true` the whole-test-set accuracy run is skipped.
 
 //!
-//! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`
-//! and `pruning` return typed figures, built on the stage-major evaluation of `engine` and the
-//! cost probes of `costs`; `report` renders the figures into markdown tables, results.json
-//! metrics and the pruning plot. The task's settings live in [`crate::config::cryptogcn`].
+//! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`,
+//! `pruning` and `frontier` (learned linearisation) return typed figures, built on the
+//! stage-major evaluation of `engine` and the cost probes of `costs`; `report` (and
+//! `frontier_report`) render the figures into markdown tables, results.json metrics and plots. The task's settings live in [`crate::config::cryptogcn`].
 
 pub(crate) mod accuracy;
 mod costs;
 mod engine;
+mod frontier;
+mod frontier_report;
 mod measure;
 mod pruning;
 mod report;
@@ -112,8 +122,14 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         if let Some(s) = &t.single {
             run_single(acc, s, &inputs, t.plaintext_cache_mib, report)?;
         }
-        if !t.single.as_ref().is_some_and(|s| s.only) {
+        let frontier_only = acc.frontier.as_ref().is_some_and(|f| f.only);
+        if !t.single.as_ref().is_some_and(|s| s.only) && !frontier_only {
             run_accuracy(acc, &inputs, t.plaintext_cache_mib, report)?;
+        }
+        if let Some(f) = &acc.frontier {
+            let fr = frontier::run(acc, f, &inputs, t.plaintext_cache_mib)?;
+            let clips = (inputs.train.len(), inputs.test.len());
+            frontier_report::frontier(report, (acc, f), &fr, clips)?;
         }
     }
     report::notes(report);

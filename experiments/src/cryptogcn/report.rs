@@ -472,14 +472,21 @@ pub(super) fn sweep(
         md,
         "\nPlot: [`accuracy_latency.svg`](accuracy_latency.svg)."
     );
-    let xy: Vec<(usize, f64, f64)> = points
+    let xy: Vec<(String, f64, f64)> = points
         .iter()
-        .map(|p| (p.sites, p.latency_1t_estimated_s, p.test_accuracy_pct))
+        .map(|p| {
+            let label = format!("{} pruned", p.sites);
+            (label, p.latency_1t_estimated_s, p.test_accuracy_pct)
+        })
         .collect();
-    report.files.push((
-        "accuracy_latency.svg".into(),
-        plot_sweep(&xy, acc.dataset.title())?.into_bytes(),
-    ));
+    let caption = format!(
+        "{}: accuracy vs estimated encrypted latency (AMA)",
+        acc.dataset.title()
+    );
+    let svg = plot_points(&xy, &caption, "estimated latency, 1 thread (s)")?;
+    report
+        .files
+        .push(("accuracy_latency.svg".into(), svg.into_bytes()));
     report.section(
         &format!(
             "Accuracy–latency trade-off of activation pruning ({})",
@@ -496,11 +503,15 @@ pub(super) fn notes(report: &mut Report) {
     report.note("Latency is wall-clock time of the server's evaluation only; key generation, client encryption and decryption are reported separately. The machine is shared with other jobs (load not controlled), so timings are indicative.");
 }
 
-/// Test accuracy against estimated latency, one labelled point per `(sites pruned, seconds,
-/// accuracy %)`.
-fn plot_sweep(points: &[(usize, f64, f64)], data: &str) -> Result<String> {
+/// Test accuracy against latency, one labelled point per `(label, seconds, accuracy %)`,
+/// joined in the given order.
+pub(super) fn plot_points(
+    points: &[(String, f64, f64)],
+    caption: &str,
+    x_desc: &str,
+) -> Result<String> {
     use plotters::prelude::*;
-    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing the pruning plot: {e:?}");
+    let err = |e: &dyn std::fmt::Debug| anyhow::anyhow!("drawing the plot {caption}: {e:?}");
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 440)).into_drawing_area();
@@ -510,17 +521,14 @@ fn plot_sweep(points: &[(usize, f64, f64)], data: &str) -> Result<String> {
         let y0 = ((ymin - 5.0) / 10.0).floor().max(0.0) * 10.0;
         let mut chart = ChartBuilder::on(&root)
             .margin(16)
-            .caption(
-                format!("{data}: accuracy vs estimated encrypted latency (AMA)"),
-                ("sans-serif", 18),
-            )
+            .caption(caption, ("sans-serif", 18))
             .x_label_area_size(40)
             .y_label_area_size(52)
             .build_cartesian_2d(0f64..xmax, y0..100.0)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc("estimated latency, 1 thread (s)")
+            .x_desc(x_desc)
             .y_desc("test accuracy (%)")
             .draw()
             .map_err(|e| err(&e))?;
@@ -535,11 +543,7 @@ fn plot_sweep(points: &[(usize, f64, f64)], data: &str) -> Result<String> {
             .draw_series(points.iter().map(|p| {
                 EmptyElement::at((p.1, p.2))
                     + Circle::new((0, 0), 4, blue.filled())
-                    + Text::new(
-                        format!("{} pruned", p.0),
-                        (6, -14),
-                        ("sans-serif", 13).into_font(),
-                    )
+                    + Text::new(p.0.clone(), (6, -14), ("sans-serif", 13).into_font())
             }))
             .map_err(|e| err(&e))?;
         root.present().map_err(|e| err(&e))?;

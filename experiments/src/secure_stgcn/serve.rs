@@ -35,6 +35,7 @@ pub(super) fn serve(
         stage_errors: false,
         pruning_epochs: 0,
         tailored_params: true,
+        frontier: None,
     };
     let inputs = AccuracyInputs {
         model: model.clone(),

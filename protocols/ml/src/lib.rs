@@ -15,7 +15,8 @@
 //! Shared building blocks in [`ops`]: Newton's inverse square root, column statistics and
 //! standardization of a table on shares, evaluation metrics (MSE, accuracy) of a trained model.
 //! The plaintext ST-GCN family trained for encrypted inference is the separate `stgcn` crate,
-//! which needs neither the 2PC backend nor `mpc`.
+//! which needs neither the 2PC backend nor `mpc`; [`models::stgcn_gates`] learns on it which
+//! nodes keep their activation under a budget (plaintext, for the HE frontier).
 
 pub mod backend;
 pub mod error;

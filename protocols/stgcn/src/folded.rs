@@ -54,6 +54,7 @@ impl FoldedActivation {
                     kind: ActivationKind::Relu,
                     poly: None,
                     keep,
+                    gate: None,
                 },
                 Vec::new(),
             ),
@@ -66,6 +67,7 @@ impl FoldedActivation {
                         c.as_slice().expect("owned 1-D array"),
                     )),
                     keep: &[],
+                    gate: None,
                 },
                 vec![true; a.len()],
             ),
@@ -263,11 +265,15 @@ impl StGcn {
                     _ => (Array1::ones(v), Array1::zeros(v), Array1::zeros(v)),
                 };
                 for (vi, &k) in keep.iter().enumerate() {
-                    if !k {
-                        a[vi] = 0.0;
-                        b[vi] = 1.0;
-                        c[vi] = 0.0;
-                    }
+                    // Pruned: the identity; soft gate g: x + g·(act(x) − x).
+                    let g = if k {
+                        p.gate.map_or(1.0, |g| g[vi])
+                    } else {
+                        0.0
+                    };
+                    a[vi] *= g;
+                    b[vi] = g * b[vi] + 1.0 - g;
+                    c[vi] *= g;
                 }
                 FoldedActivation::Poly { a, b, c }
             }

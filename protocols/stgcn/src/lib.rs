@@ -107,6 +107,8 @@ mod train;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gates;
 
 pub use config::{
     ActivationKind, ActivationMask, Architecture, BlockSpec, GraphSpec, InputNorm, StGcnConfig,
@@ -115,10 +117,11 @@ pub use convert::{relu_to_square, SiteCalibration, SquareCalibration, MIN_CURVAT
 pub use error::ModelError;
 pub use folded::{FoldedActivation, FoldedBlock, FoldedModel, FoldedResidual};
 pub use graph::spatial_partition;
-pub use model::{ActivationInputStats, Gradients, StGcn};
+pub use model::{ActivationInputStats, Gradients, SoftGates, StGcn};
 pub use params::{NamedTensor, TensorRole};
 pub use train::{
-    evaluate, train, Distillation, EpochStats, Evaluation, LrSchedule, Sgd, TrainConfig, Trainer,
+    evaluate, train, AfterBatch, Distillation, EpochStats, Evaluation, LrSchedule, Sgd,
+    TrainConfig, Trainer,
 };
 
 /// Result type of this crate.

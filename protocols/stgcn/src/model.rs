@@ -17,6 +17,9 @@ use super::{ActivationKind, ModelError, Result, StGcnConfig};
 
 mod backward;
 mod forward;
+mod gates;
+
+pub use gates::SoftGates;
 
 /// Clips per chunk in evaluation-mode forward passes (bounds peak memory).
 const EVAL_CHUNK: usize = 64;
@@ -73,12 +76,19 @@ pub(crate) struct Layout {
 #[derive(Clone, Debug)]
 pub struct Gradients {
     pub(crate) grads: Vec<ArrayD<f64>>,
+    pub(crate) gates: Option<SoftGates>,
 }
 
 impl Gradients {
     /// Gradients aligned with [`StGcn::tensors`].
     pub fn as_slice(&self) -> &[ArrayD<f64>] {
         &self.grads
+    }
+
+    /// Gradients of the soft gates (`None` when the model has none); not part of
+    /// [`Self::norm`] or [`Self::clip_norm`].
+    pub fn gates(&self) -> Option<&SoftGates> {
+        self.gates.as_ref()
     }
 
     /// Global L2 norm over all tensors.
@@ -160,6 +170,8 @@ pub struct StGcn {
     adjacency: Array3<f64>,
     store: ParamStore,
     layout: Layout,
+    /// Soft activation gates during gate training (see `gates`).
+    gates: Option<SoftGates>,
 }
 
 /// Standard-normal sample by Box–Muller (rand 0.8 has no normal distribution without rand_distr).
@@ -290,6 +302,7 @@ impl StGcn {
             adjacency,
             store,
             layout: Layout { blocks, fc_w, fc_b },
+            gates: None,
         })
     }
 
@@ -467,6 +480,7 @@ impl StGcn {
                 .as_ref()
                 .map(|p| (self.slice(p.a), self.slice(p.b), self.slice(p.c))),
             keep: &self.config.activation_mask[block][site],
+            gate: self.gates.as_ref().map(|g| g[block][site].as_slice()),
         }
     }
 

@@ -532,14 +532,15 @@ pub(crate) struct ActParams<'a> {
     pub(crate) poly: Option<(&'a [f64], &'a [f64], &'a [f64])>,
     /// `keep[v]`: node v keeps its non-linearity.
     pub(crate) keep: &'a [bool],
+    /// Soft gates `g[v] ∈ [0, 1]` of the kept nodes during gate training: the site computes
+    /// `x + g[v]·(act(x) − x)`; `None` is `g = 1`.
+    pub(crate) gate: Option<&'a [f64]>,
 }
 
 impl ActParams<'_> {
+    /// The activation itself, ignoring `keep` and `gate`.
     #[inline]
-    fn apply(&self, v: usize, x: f64) -> f64 {
-        if !self.keep[v] {
-            return x;
-        }
+    fn raw(&self, v: usize, x: f64) -> f64 {
         match (self.kind, self.poly) {
             (ActivationKind::Relu, _) => x.max(0.0),
             (ActivationKind::Square, _) => x * x,
@@ -548,11 +549,9 @@ impl ActParams<'_> {
         }
     }
 
+    /// Derivative of [`Self::raw`].
     #[inline]
-    fn derivative(&self, v: usize, x: f64) -> f64 {
-        if !self.keep[v] {
-            return 1.0;
-        }
+    fn raw_derivative(&self, v: usize, x: f64) -> f64 {
         match (self.kind, self.poly) {
             (ActivationKind::Relu, _) => {
                 if x > 0.0 {
@@ -564,6 +563,36 @@ impl ActParams<'_> {
             (ActivationKind::Square, _) => 2.0 * x,
             (ActivationKind::Poly, Some((a, b, _))) => 2.0 * a[v] * x + b[v],
             (ActivationKind::Poly, None) => unreachable!("poly activation without coefficients"),
+        }
+    }
+
+    /// The gate of node `v` (1 without soft gates).
+    #[inline]
+    fn gate(&self, v: usize) -> f64 {
+        self.gate.map_or(1.0, |g| g[v])
+    }
+
+    #[inline]
+    fn apply(&self, v: usize, x: f64) -> f64 {
+        if !self.keep[v] {
+            return x;
+        }
+        let y = self.raw(v, x);
+        match self.gate {
+            None => y,
+            Some(g) => x + g[v] * (y - x),
+        }
+    }
+
+    #[inline]
+    fn derivative(&self, v: usize, x: f64) -> f64 {
+        if !self.keep[v] {
+            return 1.0;
+        }
+        let d = self.raw_derivative(v, x);
+        match self.gate {
+            None => d,
+            Some(g) => 1.0 + g[v] * (d - 1.0),
         }
     }
 }
@@ -628,9 +657,10 @@ pub(crate) fn act_backward(
                 for (dl, xl) in ds.chunks_exact(v).zip(xs.chunks_exact(v)) {
                     for vi in 0..v {
                         if p.keep[vi] {
-                            acc[[0, vi]] += dl[vi] * xl[vi] * xl[vi];
-                            acc[[1, vi]] += dl[vi] * xl[vi];
-                            acc[[2, vi]] += dl[vi];
+                            let d = dl[vi] * p.gate(vi);
+                            acc[[0, vi]] += d * xl[vi] * xl[vi];
+                            acc[[1, vi]] += d * xl[vi];
+                            acc[[2, vi]] += d;
                         }
                     }
                 }
@@ -640,6 +670,33 @@ pub(crate) fn act_backward(
         Array2::zeros((3, v))
     };
     (dx, coeff)
+}
+
+/// Gradient of the soft gates of [`act_forward`] given its input `x`: per node,
+/// `Σ dy·(act(x) − x)` over the batch, channels and frames (zero at pruned nodes).
+pub(crate) fn gate_backward(x: &Array4<f64>, dy: &Array4<f64>, p: ActParams<'_>) -> Array1<f64> {
+    let (n, _, _, v) = x.dim();
+    par_sum(
+        n,
+        || Array1::zeros(v),
+        |b, acc| {
+            let xs = x
+                .index_axis(Axis(0), b)
+                .to_slice()
+                .expect("contiguous sample");
+            let ds = dy
+                .index_axis(Axis(0), b)
+                .to_slice()
+                .expect("contiguous sample");
+            for (dl, xl) in ds.chunks_exact(v).zip(xs.chunks_exact(v)) {
+                for vi in 0..v {
+                    if p.keep[vi] {
+                        acc[vi] += dl[vi] * (p.raw(vi, xl[vi]) - xl[vi]);
+                    }
+                }
+            }
+        },
+    )
 }
 
 // ---------------------------------------------------------------- pooling, dense, loss

@@ -8,11 +8,11 @@ use rand_chacha::ChaCha20Rng;
 use super::ops::{self, ActParams};
 use super::*;
 
-fn rng(seed: u64) -> ChaCha20Rng {
+pub(super) fn rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
 
-fn randn<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
+pub(super) fn randn<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
     r: &mut ChaCha20Rng,
     shape: Sh,
 ) -> ndarray::Array<f64, D> {
@@ -20,7 +20,7 @@ fn randn<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
 }
 
 /// Central finite differences of `f` at `x`.
-fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64> {
+pub(super) fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64> {
     let h = 1e-6;
     let mut g = ArrayD::zeros(x.raw_dim());
     let mut xp = x.clone();
@@ -36,7 +36,7 @@ fn numeric_grad(x: &ArrayD<f64>, f: impl Fn(&ArrayD<f64>) -> f64) -> ArrayD<f64>
     g
 }
 
-fn assert_grad_close(what: &str, analytic: &ArrayD<f64>, numeric: &ArrayD<f64>) {
+pub(super) fn assert_grad_close(what: &str, analytic: &ArrayD<f64>, numeric: &ArrayD<f64>) {
     assert_eq!(analytic.shape(), numeric.shape(), "{what}: shapes");
     let scale = numeric.iter().fold(1e-3_f64, |m, x| m.max(x.abs()));
     for (i, (a, n)) in analytic.iter().zip(numeric.iter()).enumerate() {
@@ -48,11 +48,11 @@ fn assert_grad_close(what: &str, analytic: &ArrayD<f64>, numeric: &ArrayD<f64>) 
     }
 }
 
-fn dot(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
+pub(super) fn dot(a: &Array4<f64>, b: &Array4<f64>) -> f64 {
     (a * b).sum()
 }
 
-fn to4(x: &ArrayD<f64>) -> Array4<f64> {
+pub(super) fn to4(x: &ArrayD<f64>) -> Array4<f64> {
     x.clone().into_dimensionality().unwrap()
 }
 
@@ -255,6 +255,7 @@ fn grad_activations_relu_square_poly_with_mask() {
                 kind,
                 poly: Some((&c[0..3], &c[3..6], &c[6..9])),
                 keep: &keep,
+                gate: None,
             };
             dot(&ops::act_forward(&to4(x), p), &up)
         };
@@ -263,6 +264,7 @@ fn grad_activations_relu_square_poly_with_mask() {
             kind,
             poly: Some((&c[0..3], &c[3..6], &c[6..9])),
             keep: &keep,
+            gate: None,
         };
         let (dx, dcoef) = ops::act_backward(&to4(&x), &up, p);
         let tag = format!("{kind:?}");
@@ -336,7 +338,7 @@ fn test_graph(v: usize) -> Array3<f64> {
 }
 
 /// Three small blocks: no residual, strided conv residual, identity residual.
-fn tiny_config(activation: ActivationKind, persons: usize, v: usize) -> StGcnConfig {
+pub(super) fn tiny_config(activation: ActivationKind, persons: usize, v: usize) -> StGcnConfig {
     let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 16, 3, 6, &test_graph(v), 3);
     cfg.blocks = vec![
         BlockSpec {
@@ -369,14 +371,21 @@ fn tiny_config(activation: ActivationKind, persons: usize, v: usize) -> StGcnCon
     cfg
 }
 
-fn random_input(seed: u64, n: usize, c: usize, t: usize, v: usize, m: usize) -> Array5<f64> {
+pub(super) fn random_input(
+    seed: u64,
+    n: usize,
+    c: usize,
+    t: usize,
+    v: usize,
+    m: usize,
+) -> Array5<f64> {
     let mut r = rng(seed);
     randn(&mut r, (n, c, t, v, m))
 }
 
 /// Randomises BN statistics and affine parameters, poly coefficients and edge importance so
 /// that folding and loading are exercised on non-trivial values.
-fn perturb(model: &mut StGcn, seed: u64) {
+pub(super) fn perturb(model: &mut StGcn, seed: u64) {
     let mut r = rng(seed);
     let names: Vec<String> = model.tensors().iter().map(|t| t.name.clone()).collect();
     for name in names {
@@ -769,7 +778,7 @@ fn config_json_round_trip_and_validation() {
 
 // ------------------------------------------------------------------ folding
 
-fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+pub(super) fn max_abs_diff(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
     (a - b).mapv(f64::abs).fold(0.0, |m: f64, &x| m.max(x))
 }
 
@@ -933,6 +942,7 @@ fn op_profile() {
         kind: ActivationKind::Square,
         poly: None,
         keep: &keep,
+        gate: None,
     };
     let time = |name: &str, f: &mut dyn FnMut()| {
         let t0 = Instant::now();

@@ -122,6 +122,9 @@ impl Distillation {
     }
 }
 
+/// The per-batch callback of [`Trainer::run_epoch_with`].
+pub type AfterBatch<'a> = &'a mut dyn FnMut(&mut StGcn, &Gradients) -> Result<()>;
+
 /// SGD with momentum and weight decay; holds one velocity per tensor.
 #[derive(Clone, Debug)]
 pub struct Sgd {
@@ -282,7 +285,20 @@ impl Trainer {
         x: ArrayView5<'_, f64>,
         labels: &[usize],
     ) -> Result<EpochStats> {
-        self.run_epoch_inner(model, x, labels, None)
+        self.run_epoch_inner(model, x, labels, None, None)
+    }
+
+    /// As [`Self::run_epoch`], calling `after_batch(model, gradients)` after each batch's
+    /// weight update (before the next batch's forward pass): how gate training updates the
+    /// soft gates from [`Gradients::gates`] between steps. An error from it stops the epoch.
+    pub fn run_epoch_with(
+        &mut self,
+        model: &mut StGcn,
+        x: ArrayView5<'_, f64>,
+        labels: &[usize],
+        after_batch: AfterBatch<'_>,
+    ) -> Result<EpochStats> {
+        self.run_epoch_inner(model, x, labels, None, Some(after_batch))
     }
 
     /// As [`Self::run_epoch`], with the knowledge-distillation loss: `teacher_logits` holds the
@@ -304,7 +320,7 @@ impl Trainer {
                 found: teacher_logits.nrows(),
             });
         }
-        self.run_epoch_inner(model, x, labels, Some((teacher_logits, distillation)))
+        self.run_epoch_inner(model, x, labels, Some((teacher_logits, distillation)), None)
     }
 
     fn run_epoch_inner(
@@ -313,6 +329,7 @@ impl Trainer {
         x: ArrayView5<'_, f64>,
         labels: &[usize],
         teacher: Option<(ArrayView2<'_, f64>, &Distillation)>,
+        mut after_batch: Option<AfterBatch<'_>>,
     ) -> Result<EpochStats> {
         let n = x.dim().0;
         if labels.len() != n {
@@ -377,6 +394,9 @@ impl Trainer {
                 grads.clip_norm(max);
             }
             self.opt.step(model, &grads, lr_used);
+            if let Some(f) = after_batch.as_deref_mut() {
+                f(model, &grads)?;
+            }
         }
         self.epoch += 1;
         Ok(EpochStats {

@@ -287,3 +287,64 @@ fn multi_ciphertext_temporal_rotations_match_formula() {
         );
     }
 }
+
+/// A site-structured linearisation (the shape `ml::models::stgcn_gates::project` returns: a few
+/// sites keep some of their nodes, every other site is the identity on all nodes) under AMA:
+/// each linear site gives back its level, each activation stage relinearises only the
+/// ciphertexts of its kept nodes, and the encrypted logits match the plaintext ones.
+#[test]
+fn site_structured_linearisation_drops_levels_and_squarings() {
+    let v = 5;
+    let all: Vec<usize> = (0..v).collect();
+    // Sites kept: block 0 site 0 (nodes 0, 1, 3) and block 1 site 1 (node 4); 4 sites linear.
+    let prune = [
+        (0, 0, vec![2, 4]),
+        (0, 1, all.clone()),
+        (1, 0, all.clone()),
+        (1, 1, vec![0, 1, 2, 3]),
+        (2, 0, all.clone()),
+        (2, 1, all.clone()),
+    ];
+    let full = small_model(v, 16, 1, 8, ActivationKind::Square, &[], 81);
+    let gated = small_model(v, 16, 1, 8, ActivationKind::Square, &prune, 81);
+    let (d_full, d_gated) = (
+        level_plan(&full).unwrap().depth,
+        level_plan(&gated).unwrap().depth,
+    );
+    assert_eq!(d_full - d_gated, 4);
+    let x = random_input(3, 16, v, 1, 82);
+    let mut relin = Vec::new();
+    for (model, depth) in [(&full, d_full), (&gated, d_gated)] {
+        let he = HeStgcn::compile(model, Packing::Ama, &test_params(11, depth)).unwrap();
+        let k = keys(&he, 3);
+        let ct = he.encrypt_input(&k.pk, x.view()).unwrap();
+        let (logits, reports) = he.forward(&k.eval, &ct).unwrap();
+        let got = he.decrypt_logits(&k.sk, &logits).unwrap();
+        let want = folded_logits(model, &x);
+        let mag = want.iter().fold(1.0_f64, |m, w| m.max(w.abs()));
+        for (a, b) in got.iter().zip(want.iter()) {
+            assert!((a - b).abs() <= TOL * mag, "logit {a} vs {b} (scale {mag})");
+        }
+        relin.push(
+            reports
+                .iter()
+                .map(|r| (r.name.clone(), r.counts.relinearize))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let kept = |name: &str| match name {
+        "block0.act1" => 3,
+        "block1.act2" => 1,
+        _ => 0,
+    };
+    for (f, g) in relin[0].iter().zip(&relin[1]) {
+        if f.0.contains(".act") {
+            // Kept nodes' ciphertexts only: |K| / V of the unpruned stage's squarings.
+            assert_eq!(g.1 * v as u64, f.1 * kept(&f.0), "{}", f.0);
+        } else {
+            assert_eq!(g.1, f.1, "{}", f.0);
+        }
+    }
+    let total = |r: &Vec<(String, u64)>| r.iter().map(|x| x.1).sum::<u64>();
+    assert!(total(&relin[1]) * 5 < total(&relin[0]));
+}

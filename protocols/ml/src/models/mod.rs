@@ -8,6 +8,7 @@ pub mod linreg;
 pub mod logreg;
 pub mod mlp;
 pub mod stgcn;
+pub mod stgcn_gates;
 
 pub use dispatch::{train, Model};
 

@@ -19,10 +19,11 @@ impl StGcn {
         grads[l.fc_w] = dw.into_dyn();
         grads[l.fc_b] = db.into_dyn();
         let mut d = ops::pool_backward(&dp, tape.last_shape, self.config.num_persons);
+        let mut gates = self.gates.clone();
         for (i, bt) in tape.blocks.iter().enumerate().rev() {
-            d = self.block_backward(i, bt, d, &mut grads);
+            d = self.block_backward(i, bt, d, &mut grads, gates.as_mut().map(|g| &mut g[i]));
         }
-        Gradients { grads }
+        Gradients { grads, gates }
     }
 
     fn store_poly(grads: &mut [ArrayD<f64>], idx: &Option<PolyIdx>, g: &Array2<f64>) {
@@ -39,9 +40,13 @@ impl StGcn {
         t: &BlockTape,
         dout: Array4<f64>,
         grads: &mut [ArrayD<f64>],
+        mut gate_grads: Option<&mut [Vec<f64>; 2]>,
     ) -> Array4<f64> {
         let b = &self.layout.blocks[i];
         let stride = self.config.blocks[i].stride;
+        if let Some(g) = gate_grads.as_deref_mut() {
+            g[1] = ops::gate_backward(&t.s, &dout, self.act_params(i, 1)).to_vec();
+        }
         let (ds, g2) = ops::act_backward(&t.s, &dout, self.act_params(i, 1));
         drop(dout);
         Self::store_poly(grads, &b.act2, &g2);
@@ -68,6 +73,9 @@ impl StGcn {
         drop(dtc);
         grads[b.tcn_w] = wb.w.into_dyn();
         grads[b.tcn_b] = wb.b.into_dyn();
+        if let Some(g) = gate_grads {
+            g[0] = ops::gate_backward(&t.z1, &dh, self.act_params(i, 0)).to_vec();
+        }
         let (dz1, g1) = ops::act_backward(&t.z1, &dh, self.act_params(i, 0));
         drop(dh);
         Self::store_poly(grads, &b.act1, &g1);
