@@ -519,6 +519,31 @@ mod tests {
     }
 
     #[test]
+    fn steps_cut_training_tasks_and_must_be_positive() {
+        let cfg = |extra: &str| {
+            Config::parse(
+                &format!("[experiment]\nname = \"s\"\n[[task]]\nkind = \"logreg\"\nepochs = 3\nlearning_rate = 0.25\n{extra}[task.data.bundled]\nname = \"breast_cancer\"\n"),
+                "s.toml",
+            )
+        };
+        let mut c = cfg("twin_label = \"\"\n").unwrap();
+        let Task::Logreg(t) = &c.tasks[0] else {
+            panic!("{:?}", c.tasks[0])
+        };
+        assert_eq!((t.steps, t.twin_label.as_deref()), (None, Some("")));
+        c.set_steps(5);
+        let Task::Logreg(t) = &c.tasks[0] else {
+            panic!()
+        };
+        assert_eq!(t.steps, Some(5));
+        let e = format!("{:#}", cfg("steps = 0\n").unwrap_err());
+        assert!(
+            e.contains("s.toml: task #1") && e.contains("steps = 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_value() {
         let e = Config::parse(
             "[experiment]\nname = \"x\"\n[mpc]\nfrac_bitz = 3\n",

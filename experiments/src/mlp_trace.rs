@@ -233,13 +233,8 @@ fn setup(task: &TrainTask, cfg: &Config, steps: usize) -> Result<Setup> {
     } else {
         (xtr, xte)
     };
-    let mut sched = Schedule::shuffled(xtr.nrows(), task.batch_size, task.epochs, seed ^ 0x5eed)?;
-    let mut left = steps;
-    for e in &mut sched.epochs {
-        e.truncate(left);
-        left -= e.len();
-    }
-    sched.epochs.retain(|e| !e.is_empty());
+    let mut sched = crate::supervised::schedule(task, xtr.nrows(), seed)?;
+    sched.truncate(steps);
     Ok(Setup {
         ytr: split.train.one_hot()?,
         yte: split.test.labels()?,

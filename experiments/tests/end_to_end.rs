@@ -148,3 +148,48 @@ data = { mnist = { train_rows = 4096, test_rows = 1000 } }
         "32 hidden units after 64 steps should beat chance (10 %) clearly: {p}"
     );
 }
+
+/// `secureml-nn-mnist-nodealer.toml` is SecureML's network for 15 whole epochs with `he` triples
+/// over TLS; cut to two steps on a slice of MNIST (in-memory channels), it reports the issue's
+/// keys: the secure run under `secure_he`, the twin under `plain`, offline bytes measured on the
+/// link, total = offline + online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodealer_config_runs_he_and_reports_its_keys() {
+    use experiments::config::{DataSource, Task};
+    let mut cfg = config("secureml-nn-mnist-nodealer.toml");
+    assert_eq!(
+        (cfg.transport.kind.as_str(), cfg.mpc.triples.as_str()),
+        ("tls-tcp", "he")
+    );
+    let Task::Mlp(t) = &mut cfg.tasks[0] else {
+        panic!("{:?}", cfg.tasks[0])
+    };
+    assert_eq!(t.layers, [784, 128, 128, 10]);
+    assert_eq!((t.epochs, t.batch_size, t.steps), (15, 128, None));
+    assert_eq!(t.softmax, Some(ml::backend::SoftmaxKind::Exp));
+    t.data = DataSource::Mnist {
+        positive: vec![],
+        train_rows: Some(1000),
+        test_rows: Some(200),
+    };
+    cfg.set_steps(2);
+    cfg.transport.kind = "memory".into();
+    let m = experiments::run(&cfg).await.unwrap().metrics;
+    for k in [
+        "secure_he.test_accuracy_pct",
+        "plain.test_accuracy_pct",
+        "secure_he.offline_s",
+        "secure_he.online_s",
+        "secure_he.total_s",
+        "secure_he.offline_bytes_sent_p0_bytes",
+        "secure_he.steps_count",
+    ] {
+        assert!(m.contains_key(k), "{k} missing: {:?}", m.keys());
+    }
+    assert_eq!(m["secure_he.steps_count"], 2.0);
+    let total = m["secure_he.offline_s"] + m["secure_he.online_s"];
+    assert!((m["secure_he.total_s"] - total).abs() < 1e-9);
+    // The HE requests alone (the products' ciphertexts) are megabytes.
+    assert!(m["secure_he.offline_bytes_sent_p0_bytes"] > 1e6);
+    assert!(!m.contains_key("plain_he.test_accuracy_pct"));
+}

@@ -26,6 +26,10 @@ enum Cmd {
         /// Override the config's transport (quic, tls-tcp, tcp-insecure, memory).
         #[arg(long)]
         transport: Option<String>,
+        /// Stop every training task (linreg, logreg, mlp) after this many SGD steps in all: sets
+        /// each one's `steps`, for a quick check of a long config.
+        #[arg(long)]
+        steps: Option<usize>,
         /// Run the training tasks as jobs on two live parties: the client configurations of P0
         /// and P1 (`party client-init ... --p0 ... --p1 ...` writes them), comma separated. Each
         /// task names its stored dataset in `remote = { dataset = "NAME" }`.
@@ -120,11 +124,16 @@ fn main() -> Result<()> {
             config,
             out,
             transport,
+            steps,
             remote,
         } => {
             let mut cfg = experiments::config::Config::load(&config)?;
-            if let Some(t) = transport {
-                cfg.transport.kind = t;
+            if transport.is_some() || steps.is_some() {
+                cfg.transport.kind = transport.unwrap_or(cfg.transport.kind);
+                if let Some(n) = steps {
+                    cfg.set_steps(n);
+                }
+                // Checked as a config file would be.
                 cfg = experiments::config::Config::parse(
                     &toml::to_string(&cfg)?,
                     &config.display().to_string(),

@@ -2,7 +2,7 @@
 //! dataset of a remote run ([`RemoteTask`]), which model a task trains ([`Kind`]) and the
 //! validation of those settings. Config types only: the runners import these, never the reverse.
 
-use super::{DataSource, Task};
+use super::{Config, DataSource, Task};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,17 @@ impl Kind {
     }
 }
 
+impl Config {
+    /// Cuts every training task after `steps` SGD steps (`experiment run --steps`).
+    pub fn set_steps(&mut self, steps: usize) {
+        for t in &mut self.tasks {
+            if let Task::Linreg(t) | Task::Logreg(t) | Task::Mlp(t) = t {
+                t.steps = Some(steps);
+            }
+        }
+    }
+}
+
 impl Task {
     /// The model and settings of a training task; `None` for the other tasks.
     pub fn training(&self) -> Option<(Kind, &TrainTask)> {
@@ -47,10 +58,21 @@ pub struct TrainTask {
     /// Label for the runs' metric names (`secure_<label>.…`); empty for `secure.…`.
     #[serde(default)]
     pub label: String,
+    /// Label for the plaintext twins' metric names (`plain_<twin_label>.…`,
+    /// `plain_perturbed_<twin_label>.…`) where it differs from `label`; `""` for `plain.…`.
+    /// For labels that describe the secure run only (e.g. its triple source): the twin does not
+    /// depend on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub twin_label: Option<String>,
     /// The data.
     pub data: DataSource,
     /// Epochs.
     pub epochs: usize,
+    /// Stop after this many SGD steps in all (a quick check of a long run: the first steps of
+    /// the epochs' schedule, for the secure run and its twins alike). Unset: every epoch.
+    /// In-process runs only (`experiment run` without `--remote`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
     /// Batch size.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
@@ -136,6 +158,9 @@ impl TrainTask {
             .with_context(|| at.to_string())?;
         if self.epochs == 0 {
             bail!("{at}: epochs must be at least 1");
+        }
+        if self.steps == Some(0) {
+            bail!("{at}: steps = 0: must be at least 1 (or left out for every epoch)");
         }
         self.validate_data(kind, at)
     }

@@ -193,6 +193,11 @@ async fn run_task(
         "truncation = {:?} cannot run on remote parties: their jobs truncate locally (run the task in-process with `experiment run` for exact truncation)",
         truncation.name()
     );
+    anyhow::ensure!(
+        task.steps.is_none() && task.twin_label.is_none(),
+        "steps and twin_label are for in-process runs only (remote jobs train whole epochs and \
+         label the twin as the task): leave them out of the task or run without --remote"
+    );
     let triples = triple_kind(source)?;
     let data = prepare(kind, task, seed)?;
     let mut c0 = connect(&parties[0], 0).await?;

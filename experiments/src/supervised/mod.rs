@@ -140,14 +140,14 @@ pub async fn task_requests(
     Ok(requests)
 }
 
-/// The batch schedule of a task over `n` training samples.
-fn schedule(task: &TrainTask, n: usize, seed: u64) -> Result<Schedule> {
-    Ok(Schedule::shuffled(
-        n,
-        task.batch_size,
-        task.epochs,
-        seed ^ 0x5eed,
-    )?)
+/// The batch schedule of a task over `n` training samples: its epochs, cut after the task's
+/// `steps` where set.
+pub(crate) fn schedule(task: &TrainTask, n: usize, seed: u64) -> Result<Schedule> {
+    let mut sched = Schedule::shuffled(n, task.batch_size, task.epochs, seed ^ 0x5eed)?;
+    if let Some(steps) = task.steps {
+        sched.truncate(steps);
+    }
+    Ok(sched)
 }
 
 /// A task's prepared data and settings: what every stage of its run reads.
@@ -217,8 +217,10 @@ pub async fn run(kind: Kind, task: &TrainTask, cfg: &Config, report: &mut Report
         model: inputs.model,
         title: setup.title,
         label: task.label.clone(),
+        twin_label: task.twin_label.clone(),
         data: split.description.clone(),
-        epochs: task.epochs,
+        // The epochs run (a `steps` cut may end inside one).
+        epochs: inputs.sched.epochs.len(),
         batch_size: task.batch_size,
         learning_rate: task.learning_rate,
         frac_bits: cfg.mpc.frac_bits,

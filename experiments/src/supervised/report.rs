@@ -18,6 +18,8 @@ pub struct RunInfo {
     pub title: String,
     /// The task's label (empty: none).
     pub label: String,
+    /// The twins' label where it differs from `label` (`Some("")`: the twins are `plain.…`).
+    pub twin_label: Option<String>,
     /// Where the data came from.
     pub data: String,
     /// SGD epochs.
@@ -39,11 +41,22 @@ pub struct RunInfo {
 impl RunInfo {
     /// A run's metric prefix: `base`, or `base_<label>`.
     pub fn run_name(&self, base: &str) -> String {
-        if self.label.is_empty() {
-            base.to_string()
-        } else {
-            format!("{base}_{}", self.label)
-        }
+        labelled(base, &self.label)
+    }
+
+    /// A plaintext twin's metric prefix: `base`, or `base_<twin label>` (the twin label
+    /// defaults to the label).
+    pub fn twin_name(&self, base: &str) -> String {
+        labelled(base, self.twin_label.as_deref().unwrap_or(&self.label))
+    }
+}
+
+/// `base`, or `base_<label>` for a non-empty label.
+fn labelled(base: &str, label: &str) -> String {
+    if label.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}_{label}")
     }
 }
 
@@ -71,7 +84,7 @@ pub fn render(report: &mut Report, info: &RunInfo, m: &Measured) {
 }
 
 fn regression(report: &mut Report, info: &RunInfo, s: Score, p: Score) -> Vec<Row> {
-    let (rs, rp) = (info.run_name("secure"), info.run_name("plain"));
+    let (rs, rp) = (info.run_name("secure"), info.twin_name("plain"));
     report.metric(format!("{rs}.test_mse"), s.test);
     report.metric(format!("{rp}.test_mse"), p.test);
     report.metric(format!("{rs}.train_mse"), s.train);
@@ -95,7 +108,7 @@ fn regression(report: &mut Report, info: &RunInfo, s: Score, p: Score) -> Vec<Ro
 }
 
 fn classification(report: &mut Report, info: &RunInfo, c: &Classification) -> Vec<Row> {
-    let (rs, rp) = (info.run_name("secure"), info.run_name("plain"));
+    let (rs, rp) = (info.run_name("secure"), info.twin_name("plain"));
     report.metric(format!("{rs}.test_accuracy_pct"), c.secure.test);
     report.metric(format!("{rp}.test_accuracy_pct"), c.plain.test);
     report.metric(format!("{rs}.train_accuracy_pct"), c.secure.train);
@@ -140,7 +153,7 @@ fn perturbed(report: &mut Report, info: &RunInfo, accs: &[f64]) -> Row {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
             (a.min(v), b.max(v))
         });
-    let rq = info.run_name("plain_perturbed");
+    let rq = info.twin_name("plain_perturbed");
     report.metric(format!("{rq}.test_accuracy_min_pct"), lo);
     report.metric(format!("{rq}.test_accuracy_max_pct"), hi);
     report.metric(format!("{rq}.runs_count"), accs.len() as f64);
@@ -157,7 +170,7 @@ fn perturbed(report: &mut Report, info: &RunInfo, accs: &[f64]) -> Row {
 
 /// Time, traffic and round metrics of the secure run and the twin.
 fn cost_metrics(report: &mut Report, info: &RunInfo, m: &Measured) {
-    let (rs, rp) = (info.run_name("secure"), info.run_name("plain"));
+    let (rs, rp) = (info.run_name("secure"), info.twin_name("plain"));
     let out = &m.secure;
     let (s0, s1) = (out.stats[0], out.stats[1]);
     let mut put = |k: &str, v: f64| report.metric(format!("{rs}.{k}"), v);
@@ -166,6 +179,7 @@ fn cost_metrics(report: &mut Report, info: &RunInfo, m: &Measured) {
     put("online_train_s", out.train_s);
     put("online_per_epoch_s", out.train_s / info.epochs as f64);
     put("offline_s", out.offline_s);
+    put("total_s", out.offline_s + out.online_s);
     put("bytes_sent_p0_bytes", s0.bytes_sent as f64);
     put("bytes_sent_p1_bytes", s1.bytes_sent as f64);
     put("rounds_p0_count", s0.rounds as f64);

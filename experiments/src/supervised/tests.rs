@@ -95,6 +95,7 @@ fn info(model: Model, label: &str) -> RunInfo {
         model,
         title: "Linear regression".into(),
         label: label.into(),
+        twin_label: None,
         data: "hand-built".into(),
         epochs: 2,
         batch_size: 32,
@@ -144,7 +145,8 @@ fn regression_results_render_rows_and_metrics() {
     ] {
         assert!(r.metrics.contains_key(k), "{k}");
     }
-    assert_eq!(r.metrics.len(), 26);
+    assert_eq!(r.metrics["secure.total_s"], 2.25);
+    assert_eq!(r.metrics.len(), 27);
 }
 
 /// A hand-built classifier result renders its accuracy rows and labelled metric names.

@@ -39,6 +39,17 @@ impl Schedule {
     pub fn steps(&self) -> usize {
         self.epochs.iter().map(Vec::len).sum()
     }
+
+    /// Keeps only the first `steps` steps in order (a quick check of a long run); epochs left
+    /// empty are dropped. A no-op when the schedule is no longer than `steps`.
+    pub fn truncate(&mut self, steps: usize) {
+        let mut left = steps;
+        for e in &mut self.epochs {
+            e.truncate(left);
+            left -= e.len();
+        }
+        self.epochs.retain(|e| !e.is_empty());
+    }
 }
 
 #[cfg(test)]
@@ -59,5 +70,21 @@ mod tests {
         assert_eq!(s, Schedule::shuffled(10, 3, 2, 1).unwrap());
         assert!(Schedule::shuffled(10, 0, 1, 1).is_err());
         assert!(Schedule::shuffled(10, 11, 1, 1).is_err());
+    }
+
+    #[test]
+    fn truncate_keeps_the_first_steps_in_order() {
+        let full = Schedule::shuffled(10, 3, 3, 7).unwrap();
+        let mut s = full.clone();
+        s.truncate(4);
+        assert_eq!(s.steps(), 4);
+        assert_eq!(s.epochs.len(), 2);
+        assert_eq!(s.epochs[0], full.epochs[0]);
+        assert_eq!(s.epochs[1], full.epochs[1][..1]);
+        let mut all = full.clone();
+        all.truncate(100);
+        assert_eq!(all, full);
+        s.truncate(0);
+        assert!(s.epochs.is_empty());
     }
 }
