@@ -622,7 +622,7 @@ pub(crate) fn act_backward(
     dy: &Array4<f64>,
     p: ActParams<'_>,
 ) -> (Array4<f64>, Array2<f64>) {
-    let (n, _, _, v) = x.dim();
+    let v = x.dim().3;
     let mut dx = Array4::zeros(x.raw_dim());
     Zip::from(dx.axis_iter_mut(Axis(0)))
         .and(x.axis_iter(Axis(0)))
@@ -642,28 +642,16 @@ pub(crate) fn act_backward(
             }
         });
     let coeff = if p.kind == ActivationKind::Poly {
-        par_sum(
-            n,
+        kept_node_sums(
+            x,
+            dy,
+            p.keep,
             || Array2::zeros((3, v)),
-            |b, acc| {
-                let xs = x
-                    .index_axis(Axis(0), b)
-                    .to_slice()
-                    .expect("contiguous sample");
-                let ds = dy
-                    .index_axis(Axis(0), b)
-                    .to_slice()
-                    .expect("contiguous sample");
-                for (dl, xl) in ds.chunks_exact(v).zip(xs.chunks_exact(v)) {
-                    for vi in 0..v {
-                        if p.keep[vi] {
-                            let d = dl[vi] * p.gate(vi);
-                            acc[[0, vi]] += d * xl[vi] * xl[vi];
-                            acc[[1, vi]] += d * xl[vi];
-                            acc[[2, vi]] += d;
-                        }
-                    }
-                }
+            |acc, vi, d, xv| {
+                let d = d * p.gate(vi);
+                acc[[0, vi]] += d * xv * xv;
+                acc[[1, vi]] += d * xv;
+                acc[[2, vi]] += d;
             },
         )
     } else {
@@ -675,28 +663,43 @@ pub(crate) fn act_backward(
 /// Gradient of the soft gates of [`act_forward`] given its input `x`: per node,
 /// `Σ dy·(act(x) − x)` over the batch, channels and frames (zero at pruned nodes).
 pub(crate) fn gate_backward(x: &Array4<f64>, dy: &Array4<f64>, p: ActParams<'_>) -> Array1<f64> {
-    let (n, _, _, v) = x.dim();
-    par_sum(
-        n,
+    let v = x.dim().3;
+    kept_node_sums(
+        x,
+        dy,
+        p.keep,
         || Array1::zeros(v),
-        |b, acc| {
-            let xs = x
-                .index_axis(Axis(0), b)
-                .to_slice()
-                .expect("contiguous sample");
-            let ds = dy
-                .index_axis(Axis(0), b)
-                .to_slice()
-                .expect("contiguous sample");
-            for (dl, xl) in ds.chunks_exact(v).zip(xs.chunks_exact(v)) {
-                for vi in 0..v {
-                    if p.keep[vi] {
-                        acc[vi] += dl[vi] * (p.raw(vi, xl[vi]) - xl[vi]);
-                    }
-                }
-            }
+        |acc, vi, d, xv| {
+            acc[vi] += d * (p.raw(vi, xv) - xv);
         },
     )
+}
+
+/// `Σ f(acc, v, dy, x)` over every sample, channel and frame of the nodes `keep` marks, one
+/// accumulator per rayon task (the per-node reductions of the activation's backward pass).
+fn kept_node_sums<T: Send + Accumulate>(
+    x: &Array4<f64>,
+    dy: &Array4<f64>,
+    keep: &[bool],
+    zero: impl Fn() -> T + Sync + Send,
+    f: impl Fn(&mut T, usize, f64, f64) + Sync + Send,
+) -> T {
+    let (n, _, _, v) = x.dim();
+    par_sum(n, zero, |b, acc| {
+        let xs = x
+            .index_axis(Axis(0), b)
+            .to_slice()
+            .expect("contiguous sample");
+        let ds = dy
+            .index_axis(Axis(0), b)
+            .to_slice()
+            .expect("contiguous sample");
+        for (dl, xl) in ds.chunks_exact(v).zip(xs.chunks_exact(v)) {
+            for vi in (0..v).filter(|&vi| keep[vi]) {
+                f(acc, vi, dl[vi], xl[vi]);
+            }
+        }
+    })
 }
 
 // ---------------------------------------------------------------- pooling, dense, loss
