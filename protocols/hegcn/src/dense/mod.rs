@@ -47,6 +47,10 @@ use crate::sanitize::FloodConfig;
 
 use diag::DiagMap;
 
+/// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
+/// of `±B`, so three keep a session at most 7 Galois keys (~110 MB at `N = 2^15`).
+pub const BABY_CHOICES: usize = 3;
+
 /// Where entry `(c, v)` of a dense single-sample state lives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DenseLayout {
@@ -212,6 +216,16 @@ impl DenseLayout {
         })
     }
 
+    /// The baby-step counts a linear map may choose from: `P`, `P/2` and `P/4` (at least 1),
+    /// so the Galois keys of all maps together are at most `1, ±P, ±P/2, ±P/4` (the key
+    /// budget, see the module docs).
+    pub fn baby_candidates(&self) -> Vec<usize> {
+        let p = self.node_stride;
+        let mut c: Vec<usize> = (0..BABY_CHOICES).map(|i| (p >> i).max(1)).collect();
+        c.dedup();
+        c
+    }
+
     /// Slot of entry `(c, v)` inside a period.
     pub fn slot(&self, c: usize, v: usize) -> usize {
         self.node_order[v] * self.node_stride + c
@@ -354,11 +368,23 @@ impl DenseStgcn {
     }
 
     /// Plaintext products and key switches of the linear stages of one forward pass (the head's
-    /// node sum included; activations not counted).
+    /// node sum included; activations not counted). A temporal convolution and its residual
+    /// share their giant steps.
     pub fn planned_linear_ops(&self) -> (usize, usize) {
         let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
-        let nodesum = self.layout.period / self.layout.node_stride - 1;
-        let switches = self.maps().map(|m| m.key_switches()).sum::<usize>() + nodesum;
+        let nodesum = self.layout.nodes - 1;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let tcn: Vec<&DiagMap> = [Some(&b.tcn), b.residual.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn)
+            })
+            .sum();
+        let switches = blocks + DiagMap::sum_key_switches(&[&self.head]) + nodesum;
         (products, switches)
     }
 
@@ -440,7 +466,7 @@ fn compile_act(
 
 fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<DenseBlock> {
     let (k, co, ci) = b.gcn_weights.dim();
-    let (n, p) = (l.period, l.node_stride);
+    let n = l.period;
     let mut gcn = Vec::new();
     for ki in 0..k {
         for u in 0..l.nodes {
@@ -457,11 +483,11 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
             }
         }
     }
-    let gcn = DiagMap::from_entries(n, p, gcn);
+    let gcn = DiagMap::planned(n, &l.baby_candidates(), gcn);
     let gcn_bias = per_slot(l, co, |o, w| b.gcn_bias[[o, w]]);
     let (tco, tci, ks) = b.tcn_weight.dim();
     let centre = (ks - 1) / 2;
-    let node_diag = |co: usize, ci: usize, f: &dyn Fn(usize, usize) -> f64| {
+    let node_diag = |co: usize, ci: usize, babies: &[usize], f: &dyn Fn(usize, usize) -> f64| {
         let mut e = Vec::new();
         for v in 0..l.nodes {
             for o in 0..co {
@@ -470,17 +496,25 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
                 }
             }
         }
-        DiagMap::from_entries(n, p, e)
+        DiagMap::planned(n, babies, e)
     };
-    let tcn = node_diag(tco, tci, &|o, c| b.tcn_weight[[o, c, centre]]);
+    let tcn = node_diag(tco, tci, &l.baby_candidates(), &|o, c| {
+        b.tcn_weight[[o, c, centre]]
+    });
+    // The residual shares the temporal convolution's giant steps, hence its baby steps.
+    let same = [tcn.baby()];
     let (residual, res_bias) = match &b.residual {
         FoldedResidual::None => (None, vec![0.0; tco]),
         FoldedResidual::Identity => (
-            Some(node_diag(tco, tco, &|o, c| f64::from(u8::from(o == c)))),
+            Some(node_diag(tco, tco, &same, &|o, c| {
+                f64::from(u8::from(o == c))
+            })),
             vec![0.0; tco],
         ),
         FoldedResidual::Conv { weight, bias } => (
-            Some(node_diag(tco, weight.dim().1, &|o, c| weight[[o, c]])),
+            Some(node_diag(tco, weight.dim().1, &same, &|o, c| {
+                weight[[o, c]]
+            })),
             bias.to_vec(),
         ),
     };
@@ -513,5 +547,5 @@ fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
     for (b, &f) in bias.iter_mut().zip(model.fc_bias.iter()) {
         *b = f;
     }
-    (DiagMap::from_entries(l.period, l.node_stride, e), bias)
+    (DiagMap::planned(l.period, &l.baby_candidates(), e), bias)
 }
