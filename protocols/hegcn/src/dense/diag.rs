@@ -6,9 +6,11 @@
 //!
 //! With `class = col − row (mod n)` written as `g·B + b` (`0 ≤ b < B`, `g` signed), the map is
 //! `y = Σ_g rot(u_g, g·B)`, `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)`. The baby rotations are a
-//! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so the whole
-//! layout needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key
-//! switch per baby and per giant step (see the `dense` module docs for the rule).
+//! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so a map
+//! needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key switch
+//! per baby and per giant step (see the `dense` module docs for the rule). `B` is chosen per
+//! map among a few powers of two for the fewest key switches ([`DiagMap::planned`]); maps with
+//! one `B` can share their giant steps ([`DiagMap::apply_sum`]).
 //!
 //! Security model: that of the crate (semi-honest server holding the weights, which only ever
 //! appear as plaintexts multiplied into client ciphertexts).
@@ -343,5 +345,47 @@ mod tests {
                 prop_assert!((a - b).abs() < 1e-9, "{a} vs {b}");
             }
         }
+
+        /// The planned baby-step count is a candidate with the fewest key switches, and the
+        /// planned map computes the same product.
+        #[test]
+        fn planned_baby_steps_are_the_cheapest_candidate(
+            entries in proptest::collection::vec((0usize..64, 0usize..64, -1.0f64..1.0), 1..80),
+            x in proptest::collection::vec(-1.0f64..1.0, 64),
+        ) {
+            let babies = [16, 8, 4];
+            let m = DiagMap::planned(64, &babies, entries.iter().copied());
+            prop_assert!(babies.contains(&m.baby()));
+            let cost = DiagMap::sum_key_switches(&[&m]);
+            for b in babies {
+                let other = DiagMap::from_entries(64, b, entries.iter().copied());
+                prop_assert!(cost <= DiagMap::sum_key_switches(&[&other]), "B {} vs {b}", m.baby());
+                prop_assert_eq!(other.products(), m.products());
+            }
+            let fixed = DiagMap::from_entries(64, 16, entries.iter().copied());
+            for (a, b) in m.apply_plain(&x).iter().zip(fixed.apply_plain(&x)) {
+                prop_assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// Channel mixing inside 32-slot nodes (offsets −31..31) over a 1,024-slot period: B = 8
+    /// needs 7 baby and 7 giant steps where B = 32 needs 31 + 1; a residual of the same shape
+    /// sharing the giant steps adds only its 7 baby steps.
+    #[test]
+    fn channel_mixing_takes_eight_baby_steps() {
+        let mix = |seed: f64| {
+            let e = (0..25).flat_map(move |v| {
+                (0..32).flat_map(move |o| {
+                    (0..32).map(move |c| (v * 32 + o, v * 32 + c, 1.0 + seed + (o * c) as f64))
+                })
+            });
+            DiagMap::planned(1024, &[32, 16, 8], e)
+        };
+        let (tcn, res) = (mix(0.0), mix(0.5));
+        assert_eq!((tcn.baby(), tcn.products()), (8, 63));
+        assert_eq!(DiagMap::sum_key_switches(&[&tcn]), 14);
+        assert_eq!(DiagMap::sum_key_switches(&[&tcn, &res]), 21);
+        assert_eq!(tcn.rotation_steps(), vec![1, 8, -8]);
     }
 }

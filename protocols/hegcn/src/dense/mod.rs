@@ -12,16 +12,27 @@
 //! (channel, node), so at `T·M = 1` they leave most slots empty and need thousands of products.
 //!
 //! **Cost and keys.** A stage costs one product per non-zero diagonal of its matrix (graph
-//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`), `B − 1` baby and
-//! `g_max − g_min` giant rotations with `B = P`. *Key rule*: only the steps `1`, `P` and `−P`
-//! ([`DenseStgcn::rotation_steps`], those the plan uses) get Galois keys, all other rotations
-//! are composed from them (one key switch per baby or giant step): at `N = 2^15` a Galois key is
-//! ~16 MB, so three keys keep a session's upload near 65 MB where one key per distinct step
-//! (~60 steps) would be ~1 GB. Replicating the period is what makes rotations cyclic mod `n`
+//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`) and, with `B` baby
+//! steps, `max b` baby and `g_max − g_min` giant rotations. Each map picks its own `B` among
+//! [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for the fewest key switches (the
+//! products do not depend on it): channel mixing over offsets `−31..31` takes `B = 8`
+//! (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph convolution whatever its
+//! node offsets favour. A temporal convolution and its residual sum their inner products
+//! before one set of giant steps, and the head's node sum is a Horner chain over the `V`
+//! occupied node positions (`V − 1` rotations by `P`). *Key rule*: only the steps `1` and
+//! `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`], those the plan uses: at most 7)
+//! get Galois keys, all other rotations are composed from them (one key switch per baby or
+//! giant step): at `N = 2^15` a Galois key is ~16 MB, so a session's upload stays ≤ ~130 MB
+//! where one key per distinct step (~60 steps) would be ~1 GB. On the committed BodyPose
+//! model this is 217 key switches per pose (was 329 with `B = P` everywhere, the residual's
+//! own giant steps and a node sum over all 32 positions) and 1,286 products.
+//! Replicating the period is what makes rotations cyclic mod `n`
 //! without masks. (Carrying *different* diagonals in the replicas would cut the products by
 //! the replica count, but a periodic input yields only rotations that are the same in every
-//! replica, so it needs a staggered input and one masking level per stage to re-stagger: not
-//! done, the model's depth is kept.)
+//! replica, so it needs a staggered input — 15 more rotations per stage to build it, whose
+//! masks could be folded into the preceding activation's coefficients — or a stage output
+//! valid in one replica only plus a broadcast: either keeps the key switches near today's
+//! count while cutting the products 16×. Not done.)
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -48,7 +59,8 @@ use crate::sanitize::FloodConfig;
 use diag::DiagMap;
 
 /// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
-/// of `±B`, so three keep a session at most 7 Galois keys (~110 MB at `N = 2^15`).
+/// of `±B`, so three keep a session at most 7 Galois keys (~110 MB at `N = 2^15`, ~130 MB
+/// with the relinearization key).
 pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
@@ -356,7 +368,8 @@ impl DenseStgcn {
     }
 
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
-    /// `{1, P, −P}`; the head's node sum rotates by `P`).
+    /// `{1} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
+    /// by `P`).
     pub fn rotation_steps(&self) -> Vec<i64> {
         let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
         if self.layout.period > self.layout.node_stride {
