@@ -218,10 +218,9 @@ impl DiagMap {
                 for (b, e) in bs {
                     let v = self.slots_of(e, slots);
                     let pt = cache.get_or_encode(encoder, &v, level, pt_scale, false)?;
-                    let p = eval.mul_plain(&babies[b], &pt)?;
                     match &mut acc {
-                        None => acc = Some(p),
-                        Some(a) => eval.add_assign(a, &p)?,
+                        None => acc = Some(eval.mul_plain(&babies[b], &pt)?),
+                        Some(a) => eval.mul_plain_add_assign(a, &babies[b], &pt)?,
                     }
                 }
                 Ok((g, acc.expect("every giant index has a term")))
