@@ -22,7 +22,7 @@
 //! occupied node positions (`V − 1` rotations by `P`). *Key rule*: only the steps `1` and
 //! `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`], those the plan uses: at most 7)
 //! get Galois keys, all other rotations are composed from them (one key switch per baby or
-//! giant step): at `N = 2^15` a Galois key is ~16 MB, so a session's upload stays ≤ ~130 MB
+//! giant step): at `N = 2^15` a Galois key is ~15 MB, so a session's upload stays ≤ ~130 MB
 //! where one key per distinct step (~60 steps) would be ~1 GB. On the committed BodyPose
 //! model this is 217 key switches per pose (was 329 with `B = P` everywhere, the residual's
 //! own giant steps and a node sum over all 32 positions) and 1,286 products.
@@ -59,8 +59,8 @@ use crate::sanitize::FloodConfig;
 use diag::DiagMap;
 
 /// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
-/// of `±B`, so three keep a session at most 7 Galois keys (~110 MB at `N = 2^15`, ~130 MB
-/// with the relinearization key).
+/// of `±B`, so three keep a session at most 7 Galois keys (~15 MB each at `N = 2^15`: the
+/// BodyPose session's whole upload, relinearization and public key included, is 126 MB).
 pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
