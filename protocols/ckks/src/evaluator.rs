@@ -335,6 +335,40 @@ impl Evaluator {
         })
     }
 
+    /// `acc += ct · pt`, fused: what `add_assign(acc, &mul_plain(ct, pt))` computes, in one
+    /// pass and without the temporary ciphertext (`acc` at `ct`'s level with the product's
+    /// scale; the plaintext at that level or above). Counted as one plaintext product and one
+    /// addition.
+    ///
+    /// # Errors
+    /// Objects of other parameters, levels that do not match, scales that do not match.
+    pub fn mul_plain_add_assign(
+        &self,
+        acc: &mut Ciphertext,
+        ct: &Ciphertext,
+        pt: &Plaintext,
+    ) -> Result<()> {
+        self.check_plain(ct, pt)?;
+        acc.check_params(&self.params)?;
+        if acc.level() != ct.level() {
+            return Err(CkksError::LevelMismatch {
+                left: acc.level(),
+                right: ct.level(),
+            });
+        }
+        check_scales(acc.scale, ct.scale * pt.scale)?;
+        let p = &self.params;
+        let (c0, c1) = (&mut acc.c0, &mut acc.c1);
+        rayon::join(
+            || c0.mul_add_prefix_assign(p, &ct.c0, &pt.poly),
+            || c1.mul_add_prefix_assign(p, &ct.c1, &pt.poly),
+        );
+        acc.seed = None;
+        bump(&self.counters.mul_plain, 1);
+        bump(&self.counters.add, 1);
+        Ok(())
+    }
+
     /// `ct *= pt` in place (same rules as [`Self::mul_plain`]).
     pub fn mul_plain_assign(&self, ct: &mut Ciphertext, pt: &Plaintext) -> Result<()> {
         self.check_plain(ct, pt)?;

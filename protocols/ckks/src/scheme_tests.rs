@@ -639,6 +639,34 @@ fn in_place_operations_equal_out_of_place() {
     let mut t = a.clone();
     assert!(c.eval.mul_const_add_assign(&mut t, &b, 2.0).is_err());
 
+    // The fused plaintext multiply-accumulate likewise, also with the plaintext above the
+    // ciphertexts' level; it refuses an accumulator at another scale or level.
+    let mut t = c.eval.mul_plain(&a, &pt).unwrap();
+    c.eval.mul_plain_add_assign(&mut t, &b, &pt).unwrap();
+    let mut want_ct = c.eval.mul_plain(&a, &pt).unwrap();
+    c.eval
+        .add_assign(&mut want_ct, &c.eval.mul_plain(&b, &pt).unwrap())
+        .unwrap();
+    assert!(same_ct(&t, &want_ct), "mul_plain_add_assign");
+    let low_b = c.eval.drop_level(&b).unwrap();
+    let mut t = c.eval.mul_plain(&low, &pt).unwrap();
+    c.eval.mul_plain_add_assign(&mut t, &low_b, &pt).unwrap();
+    let mut want_ct = c.eval.mul_plain(&low, &pt).unwrap();
+    c.eval
+        .add_assign(&mut want_ct, &c.eval.mul_plain(&low_b, &pt).unwrap())
+        .unwrap();
+    assert!(
+        same_ct(&t, &want_ct),
+        "mul_plain_add_assign below the plaintext's level"
+    );
+    let mut t = a.clone();
+    assert!(c.eval.mul_plain_add_assign(&mut t, &b, &pt).is_err());
+    let mut t = c.eval.mul_plain(&a, &pt).unwrap();
+    assert!(matches!(
+        c.eval.mul_plain_add_assign(&mut t, &low_b, &pt),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+
     // Error paths are unchanged by the in-place forms.
     let mut t = a.clone();
     assert!(matches!(

@@ -6,9 +6,11 @@
 //!
 //! With `class = col − row (mod n)` written as `g·B + b` (`0 ≤ b < B`, `g` signed), the map is
 //! `y = Σ_g rot(u_g, g·B)`, `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)`. The baby rotations are a
-//! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so the whole
-//! layout needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key
-//! switch per baby and per giant step (see the `dense` module docs for the rule).
+//! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so a map
+//! needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key switch
+//! per baby and per giant step (see the `dense` module docs for the rule). `B` is chosen per
+//! map among a few powers of two for the fewest key switches ([`DiagMap::planned`]); maps with
+//! one `B` can share their giant steps ([`DiagMap::apply_sum`]).
 //!
 //! Security model: that of the crate (semi-honest server holding the weights, which only ever
 //! appear as plaintexts multiplied into client ciphertexts).
@@ -34,31 +36,47 @@ pub(crate) struct DiagMap {
 
 impl DiagMap {
     /// The map with entries `(row, col, value)` (rows and columns below `n`; repeated entries
-    /// add up), `baby` baby steps (a power of two dividing `n`).
+    /// add up) and the baby-step count among `babies` (powers of two dividing `n`) that needs
+    /// the fewest key switches ([`Self::sum_key_switches`]; the first such candidate on a tie). The
+    /// products do not depend on the choice: one per non-zero diagonal.
+    pub(crate) fn planned(
+        n: usize,
+        babies: &[usize],
+        entries: impl IntoIterator<Item = (usize, usize, f64)>,
+    ) -> Self {
+        let diags = diagonals(n, entries);
+        let signed: Vec<i64> = diags.keys().map(|&c| signed_class(c, n)).collect();
+        let cost = |b: usize| {
+            let bi = b as i64;
+            let max_baby = signed.iter().map(|s| s.rem_euclid(bi)).max().unwrap_or(0);
+            switch_count(
+                [max_baby as usize].into_iter(),
+                signed.iter().map(|s| s.div_euclid(bi)),
+            )
+        };
+        let baby = babies
+            .iter()
+            .copied()
+            .min_by_key(|&b| cost(b))
+            .expect("at least one baby-step candidate");
+        Self::from_diagonals(n, baby, diags)
+    }
+
+    /// The map with entries `(row, col, value)` and exactly `baby` baby steps (a power of two
+    /// dividing `n`).
+    #[cfg(test)]
     pub(crate) fn from_entries(
         n: usize,
         baby: usize,
         entries: impl IntoIterator<Item = (usize, usize, f64)>,
     ) -> Self {
-        let mut diags: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for (row, col, v) in entries {
-            if v == 0.0 {
-                continue;
-            }
-            let class = (col + n - row) % n;
-            diags.entry(class).or_insert_with(|| vec![0.0; n])[row] += v;
-        }
+        Self::from_diagonals(n, baby, diagonals(n, entries))
+    }
+
+    fn from_diagonals(n: usize, baby: usize, diags: BTreeMap<usize, Vec<f64>>) -> Self {
         let mut terms = BTreeMap::new();
         for (class, d) in diags {
-            if d.iter().all(|&x| x == 0.0) {
-                continue;
-            }
-            // Signed class in (−n/2, n/2]: negative giant steps rotate right.
-            let signed = if class > n / 2 {
-                class as i64 - n as i64
-            } else {
-                class as i64
-            };
+            let signed = signed_class(class, n);
             let g = signed.div_euclid(baby as i64);
             let b = signed.rem_euclid(baby as i64) as usize;
             let shift = (g * baby as i64).rem_euclid(n as i64) as usize;
@@ -103,11 +121,18 @@ impl DiagMap {
         s
     }
 
-    /// Key switches of one evaluation: one per baby step up to the largest, one per giant
-    /// step between the smallest and the largest giant index.
-    pub(crate) fn key_switches(&self) -> usize {
-        let (lo, hi) = self.giant_range();
-        self.max_baby() + (hi - lo) as usize
+    /// The baby-step count `B`.
+    pub(crate) fn baby(&self) -> usize {
+        self.baby
+    }
+
+    /// Key switches of [`Self::apply_sum`] over `maps`: each input's baby steps up to its map's
+    /// largest, and one giant step per index between the smallest and the largest of all maps.
+    pub(crate) fn sum_key_switches(maps: &[&DiagMap]) -> usize {
+        switch_count(
+            maps.iter().map(|m| m.max_baby()),
+            maps.iter().flat_map(|m| m.terms.keys().map(|k| k.0)),
+        )
     }
 
     /// One period of diagonal `(g, b)` replicated over `slots` slots.
@@ -124,10 +149,60 @@ impl DiagMap {
         x: &Ciphertext,
         target: f64,
     ) -> Result<Ciphertext> {
-        let level = x.level();
-        let slots = eval.params().slots();
-        let q = eval.params().q_prime(level)? as f64;
-        let pt_scale = q * target / x.scale();
+        Self::apply_sum(eval, encoder, cache, &[(self, x)], target)
+    }
+
+    /// `Σ_i M_i·x_i` rescaled once to scale `target`: the maps share the period and the baby
+    /// steps, and the giant steps are taken once on the
+    /// summed inner products (a temporal convolution and its residual cost one set of giant
+    /// steps). Each input pays its own baby steps; the inputs share their level.
+    ///
+    /// # Panics
+    /// On an empty list or maps with different periods or baby steps (a compile-time bug).
+    pub(crate) fn apply_sum(
+        eval: &Evaluator,
+        encoder: &Encoder,
+        cache: &PlaintextCache,
+        maps: &[(&DiagMap, &Ciphertext)],
+        target: f64,
+    ) -> Result<Ciphertext> {
+        let (first, x) = maps[0];
+        assert!(
+            maps.iter()
+                .all(|(m, _)| m.n == first.n && m.baby == first.baby),
+            "summed dense maps share the period and the baby steps"
+        );
+        let q = eval.params().q_prime(x.level())? as f64;
+        let mut inner: BTreeMap<i64, Ciphertext> = BTreeMap::new();
+        for &(m, xi) in maps {
+            // Every product lands at `q·target`, whatever the input's scale.
+            for (g, u) in m.inner_sums(eval, encoder, cache, xi, q * target / xi.scale())? {
+                match inner.get_mut(&g) {
+                    Some(a) => eval.add_assign(a, &u)?,
+                    None => {
+                        inner.insert(g, u);
+                    }
+                }
+            }
+        }
+        let sum = match first.giant_sum(eval, &inner)? {
+            Some(s) => s,
+            None => eval.mul_plain(x, &encoder.encode(&[], x.level(), q * target / x.scale())?)?,
+        };
+        Ok(eval.rescale(&sum)?)
+    }
+
+    /// The inner products `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)` per giant index `g`
+    /// (baby steps: a chain of rotations by 1).
+    fn inner_sums(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        cache: &PlaintextCache,
+        x: &Ciphertext,
+        pt_scale: f64,
+    ) -> Result<BTreeMap<i64, Ciphertext>> {
+        let (level, slots) = (x.level(), eval.params().slots());
         let mut babies = vec![x.clone()];
         for _ in 0..self.max_baby() {
             let next = eval.rotate(babies.last().expect("non-empty"), 1)?;
@@ -137,28 +212,31 @@ impl DiagMap {
         for (&(g, b), e) in &self.terms {
             by_g.entry(g).or_default().push((b, e));
         }
-        let inner: BTreeMap<i64, Ciphertext> = by_g
-            .into_par_iter()
+        by_g.into_par_iter()
             .map(|(g, bs)| -> Result<(i64, Ciphertext)> {
                 let mut acc: Option<Ciphertext> = None;
                 for (b, e) in bs {
-                    let pt = cache.get_or_encode(
-                        encoder,
-                        &self.slots_of(e, slots),
-                        level,
-                        pt_scale,
-                        false,
-                    )?;
-                    let p = eval.mul_plain(&babies[b], &pt)?;
+                    let v = self.slots_of(e, slots);
+                    let pt = cache.get_or_encode(encoder, &v, level, pt_scale, false)?;
                     match &mut acc {
-                        None => acc = Some(p),
-                        Some(a) => eval.add_assign(a, &p)?,
+                        None => acc = Some(eval.mul_plain(&babies[b], &pt)?),
+                        Some(a) => eval.mul_plain_add_assign(a, &babies[b], &pt)?,
                     }
                 }
                 Ok((g, acc.expect("every giant index has a term")))
             })
-            .collect::<Result<_>>()?;
-        let (lo, hi) = self.giant_range();
+            .collect()
+    }
+
+    /// `Σ_g rot(u_g, gB)`: for `g ≥ 0` by Horner from the top with rotations by `B`, for
+    /// `g < 0` likewise with `−B` and one last rotation (`None` when there is no term).
+    fn giant_sum(
+        &self,
+        eval: &Evaluator,
+        inner: &BTreeMap<i64, Ciphertext>,
+    ) -> Result<Option<Ciphertext>> {
+        let lo = inner.keys().next().map_or(0, |&g| g.min(0));
+        let hi = inner.keys().next_back().map_or(0, |&g| g.max(0));
         let b = self.baby as i64;
         let horner = |range: Vec<i64>, step: i64| -> Result<Option<Ciphertext>> {
             let mut acc: Option<Ciphertext> = None;
@@ -175,25 +253,18 @@ impl DiagMap {
             }
             Ok(acc)
         };
-        // Σ_{g ≥ 0} rot(u_g, gB) by Horner from the top; Σ_{g < 0} likewise with −B and one
-        // last rotation.
         let pos = horner((0..=hi).rev().collect(), b)?;
         let neg = match horner((lo..0).collect(), -b)? {
             Some(a) => Some(eval.rotate(&a, -b)?),
             None => None,
         };
-        let sum = match (pos, neg) {
+        Ok(match (pos, neg) {
             (Some(mut p), Some(n)) => {
                 eval.add_assign(&mut p, &n)?;
-                p
+                Some(p)
             }
-            (Some(p), None) | (None, Some(p)) => p,
-            (None, None) => {
-                let zero = encoder.encode(&[], level, pt_scale)?;
-                eval.mul_plain(x, &zero)?
-            }
-        };
-        Ok(eval.rescale(&sum)?)
+            (p, n) => p.or(n),
+        })
     }
 
     /// The plaintext twin of [`Self::apply`] on one period (for tests).
@@ -211,6 +282,44 @@ impl DiagMap {
         }
         y
     }
+}
+
+/// The non-zero diagonals `class = col − row (mod n) ↦ d[row]` of a sparse matrix.
+fn diagonals(
+    n: usize,
+    entries: impl IntoIterator<Item = (usize, usize, f64)>,
+) -> BTreeMap<usize, Vec<f64>> {
+    let mut diags: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for (row, col, v) in entries {
+        if v == 0.0 {
+            continue;
+        }
+        let class = (col + n - row) % n;
+        diags.entry(class).or_insert_with(|| vec![0.0; n])[row] += v;
+    }
+    diags.retain(|_, d| d.iter().any(|&x| x != 0.0));
+    diags
+}
+
+/// A class as a signed offset in `(−n/2, n/2]`: negative giant steps rotate right.
+fn signed_class(class: usize, n: usize) -> i64 {
+    if class > n / 2 {
+        class as i64 - n as i64
+    } else {
+        class as i64
+    }
+}
+
+/// Key switches of BSGS evaluations whose inputs have the largest baby indices `max_babies`
+/// (one chain of rotations by 1 each) and whose summed inner products have the giant indices
+/// `giants`: the baby steps plus one giant step per index between the smallest and the
+/// largest (0 included).
+fn switch_count(
+    max_babies: impl Iterator<Item = usize>,
+    giants: impl Iterator<Item = i64>,
+) -> usize {
+    let (lo, hi) = giants.fold((0, 0), |(lo, hi), g| (g.min(lo), g.max(hi)));
+    max_babies.sum::<usize>() + (hi - lo) as usize
 }
 
 #[cfg(test)]
@@ -235,5 +344,47 @@ mod tests {
                 prop_assert!((a - b).abs() < 1e-9, "{a} vs {b}");
             }
         }
+
+        /// The planned baby-step count is a candidate with the fewest key switches, and the
+        /// planned map computes the same product.
+        #[test]
+        fn planned_baby_steps_are_the_cheapest_candidate(
+            entries in proptest::collection::vec((0usize..64, 0usize..64, -1.0f64..1.0), 1..80),
+            x in proptest::collection::vec(-1.0f64..1.0, 64),
+        ) {
+            let babies = [16, 8, 4];
+            let m = DiagMap::planned(64, &babies, entries.iter().copied());
+            prop_assert!(babies.contains(&m.baby()));
+            let cost = DiagMap::sum_key_switches(&[&m]);
+            for b in babies {
+                let other = DiagMap::from_entries(64, b, entries.iter().copied());
+                prop_assert!(cost <= DiagMap::sum_key_switches(&[&other]), "B {} vs {b}", m.baby());
+                prop_assert_eq!(other.products(), m.products());
+            }
+            let fixed = DiagMap::from_entries(64, 16, entries.iter().copied());
+            for (a, b) in m.apply_plain(&x).iter().zip(fixed.apply_plain(&x)) {
+                prop_assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+            }
+        }
+    }
+
+    /// Channel mixing inside 32-slot nodes (offsets −31..31) over a 1,024-slot period: B = 8
+    /// needs 7 baby and 7 giant steps where B = 32 needs 31 + 1; a residual of the same shape
+    /// sharing the giant steps adds only its 7 baby steps.
+    #[test]
+    fn channel_mixing_takes_eight_baby_steps() {
+        let mix = |seed: f64| {
+            let e = (0..25).flat_map(move |v| {
+                (0..32).flat_map(move |o| {
+                    (0..32).map(move |c| (v * 32 + o, v * 32 + c, 1.0 + seed + (o * c) as f64))
+                })
+            });
+            DiagMap::planned(1024, &[32, 16, 8], e)
+        };
+        let (tcn, res) = (mix(0.0), mix(0.5));
+        assert_eq!((tcn.baby(), tcn.products()), (8, 63));
+        assert_eq!(DiagMap::sum_key_switches(&[&tcn]), 14);
+        assert_eq!(DiagMap::sum_key_switches(&[&tcn, &res]), 21);
+        assert_eq!(tcn.rotation_steps(), vec![1, 8, -8]);
     }
 }

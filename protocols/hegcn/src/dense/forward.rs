@@ -7,6 +7,7 @@
 use ckks::{Ciphertext, Evaluator, PublicKey, SecretKey};
 use ndarray::ArrayView4;
 
+use super::diag::DiagMap;
 use super::{DenseAct, DenseStgcn};
 use crate::error::{HeGcnError, Result};
 use crate::model::EncryptedLogits;
@@ -130,12 +131,14 @@ impl DenseStgcn {
             None => g,
         };
         let target = self.target_before(b.act2.as_ref());
-        let mut r = b.tcn.apply(eval, &self.encoder, &self.cache, &h, target)?;
-        if let Some(res) = &b.residual {
-            let xd = eval.drop_to_level(x, h.level())?;
-            let s = res.apply(eval, &self.encoder, &self.cache, &xd, target)?;
-            eval.add_assign(&mut r, &s)?;
-        }
+        let r = match &b.residual {
+            Some(res) => {
+                let xd = eval.drop_to_level(x, h.level())?;
+                let maps = [(&b.tcn, &h), (res, &xd)];
+                DiagMap::apply_sum(eval, &self.encoder, &self.cache, &maps, target)?
+            }
+            None => b.tcn.apply(eval, &self.encoder, &self.cache, &h, target)?,
+        };
         let r = self.add_bias(eval, &r, &b.tcn_bias)?;
         match &b.act2 {
             Some(a) => self.activation(eval, a, &r),
@@ -143,7 +146,7 @@ impl DenseStgcn {
         }
     }
 
-    /// The head: dense layer with the `1/V` pooling factor, node sum by `V_p − 1` rotations by
+    /// The head: dense layer with the `1/V` pooling factor, node sum by `V − 1` rotations by
     /// `P`, bias, and the 0/1 mask that keeps only the logit slots of the first period.
     fn head(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
         let l = &self.layout;
@@ -152,7 +155,8 @@ impl DenseStgcn {
             .head
             .apply(eval, &self.encoder, &self.cache, x, target)?;
         let mut acc = z.clone();
-        for _ in 1..l.period / l.node_stride {
+        // Horner over the occupied node positions `0..V`: position 0 gathers all `V` nodes.
+        for _ in 1..l.nodes {
             acc = eval.rotate(&acc, l.node_stride as i64)?;
             eval.add_assign(&mut acc, &z)?;
         }

@@ -12,16 +12,27 @@
 //! (channel, node), so at `T·M = 1` they leave most slots empty and need thousands of products.
 //!
 //! **Cost and keys.** A stage costs one product per non-zero diagonal of its matrix (graph
-//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`), `B − 1` baby and
-//! `g_max − g_min` giant rotations with `B = P`. *Key rule*: only the steps `1`, `P` and `−P`
-//! ([`DenseStgcn::rotation_steps`], those the plan uses) get Galois keys, all other rotations
-//! are composed from them (one key switch per baby or giant step): at `N = 2^15` a Galois key is
-//! ~16 MB, so three keys keep a session's upload near 65 MB where one key per distinct step
-//! (~60 steps) would be ~1 GB. Replicating the period is what makes rotations cyclic mod `n`
+//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`) and, with `B` baby
+//! steps, `max b` baby and `g_max − g_min` giant rotations. Each map picks its own `B` among
+//! [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for the fewest key switches (the
+//! products do not depend on it): channel mixing over offsets `−31..31` takes `B = 8`
+//! (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph convolution whatever its
+//! node offsets favour. A temporal convolution and its residual sum their inner products
+//! before one set of giant steps, and the head's node sum is a Horner chain over the `V`
+//! occupied node positions (`V − 1` rotations by `P`). *Key rule*: only the steps `1` and
+//! `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`], those the plan uses: at most 7)
+//! get Galois keys, all other rotations are composed from them (one key switch per baby or
+//! giant step): at `N = 2^15` a Galois key is ~15 MB, so a session's upload stays ≤ ~130 MB
+//! where one key per distinct step (~60 steps) would be ~1 GB. On the committed BodyPose
+//! model this is 217 key switches per pose (was 329 with `B = P` everywhere, the residual's
+//! own giant steps and a node sum over all 32 positions) and 1,286 products.
+//! Replicating the period is what makes rotations cyclic mod `n`
 //! without masks. (Carrying *different* diagonals in the replicas would cut the products by
 //! the replica count, but a periodic input yields only rotations that are the same in every
-//! replica, so it needs a staggered input and one masking level per stage to re-stagger: not
-//! done, the model's depth is kept.)
+//! replica, so it needs a staggered input — 15 more rotations per stage to build it, whose
+//! masks could be folded into the preceding activation's coefficients — or a stage output
+//! valid in one replica only plus a broadcast: either keeps the key switches near today's
+//! count while cutting the products 16×. Not done.)
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -46,6 +57,11 @@ use crate::plan::{level_plan, site_levels, LevelPlan};
 use crate::sanitize::FloodConfig;
 
 use diag::DiagMap;
+
+/// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
+/// of `±B`, so three keep a session at most 7 Galois keys (~15 MB each at `N = 2^15`: the
+/// BodyPose session's whole upload, relinearization and public key included, is 126 MB).
+pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,6 +228,16 @@ impl DenseLayout {
         })
     }
 
+    /// The baby-step counts a linear map may choose from: `P`, `P/2` and `P/4` (at least 1),
+    /// so the Galois keys of all maps together are at most `1, ±P, ±P/2, ±P/4` (the key
+    /// budget, see the module docs).
+    pub fn baby_candidates(&self) -> Vec<usize> {
+        let p = self.node_stride;
+        let mut c: Vec<usize> = (0..BABY_CHOICES).map(|i| (p >> i).max(1)).collect();
+        c.dedup();
+        c
+    }
+
     /// Slot of entry `(c, v)` inside a period.
     pub fn slot(&self, c: usize, v: usize) -> usize {
         self.node_order[v] * self.node_stride + c
@@ -342,7 +368,8 @@ impl DenseStgcn {
     }
 
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
-    /// `{1, P, −P}`; the head's node sum rotates by `P`).
+    /// `{1} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
+    /// by `P`).
     pub fn rotation_steps(&self) -> Vec<i64> {
         let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
         if self.layout.period > self.layout.node_stride {
@@ -354,11 +381,23 @@ impl DenseStgcn {
     }
 
     /// Plaintext products and key switches of the linear stages of one forward pass (the head's
-    /// node sum included; activations not counted).
+    /// node sum included; activations not counted). A temporal convolution and its residual
+    /// share their giant steps.
     pub fn planned_linear_ops(&self) -> (usize, usize) {
         let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
-        let nodesum = self.layout.period / self.layout.node_stride - 1;
-        let switches = self.maps().map(|m| m.key_switches()).sum::<usize>() + nodesum;
+        let nodesum = self.layout.nodes - 1;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| {
+                let tcn: Vec<&DiagMap> = [Some(&b.tcn), b.residual.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn)
+            })
+            .sum();
+        let switches = blocks + DiagMap::sum_key_switches(&[&self.head]) + nodesum;
         (products, switches)
     }
 
@@ -440,7 +479,7 @@ fn compile_act(
 
 fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<DenseBlock> {
     let (k, co, ci) = b.gcn_weights.dim();
-    let (n, p) = (l.period, l.node_stride);
+    let n = l.period;
     let mut gcn = Vec::new();
     for ki in 0..k {
         for u in 0..l.nodes {
@@ -457,11 +496,11 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
             }
         }
     }
-    let gcn = DiagMap::from_entries(n, p, gcn);
+    let gcn = DiagMap::planned(n, &l.baby_candidates(), gcn);
     let gcn_bias = per_slot(l, co, |o, w| b.gcn_bias[[o, w]]);
     let (tco, tci, ks) = b.tcn_weight.dim();
     let centre = (ks - 1) / 2;
-    let node_diag = |co: usize, ci: usize, f: &dyn Fn(usize, usize) -> f64| {
+    let node_diag = |co: usize, ci: usize, babies: &[usize], f: &dyn Fn(usize, usize) -> f64| {
         let mut e = Vec::new();
         for v in 0..l.nodes {
             for o in 0..co {
@@ -470,17 +509,25 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
                 }
             }
         }
-        DiagMap::from_entries(n, p, e)
+        DiagMap::planned(n, babies, e)
     };
-    let tcn = node_diag(tco, tci, &|o, c| b.tcn_weight[[o, c, centre]]);
+    let tcn = node_diag(tco, tci, &l.baby_candidates(), &|o, c| {
+        b.tcn_weight[[o, c, centre]]
+    });
+    // The residual shares the temporal convolution's giant steps, hence its baby steps.
+    let same = [tcn.baby()];
     let (residual, res_bias) = match &b.residual {
         FoldedResidual::None => (None, vec![0.0; tco]),
         FoldedResidual::Identity => (
-            Some(node_diag(tco, tco, &|o, c| f64::from(u8::from(o == c)))),
+            Some(node_diag(tco, tco, &same, &|o, c| {
+                f64::from(u8::from(o == c))
+            })),
             vec![0.0; tco],
         ),
         FoldedResidual::Conv { weight, bias } => (
-            Some(node_diag(tco, weight.dim().1, &|o, c| weight[[o, c]])),
+            Some(node_diag(tco, weight.dim().1, &same, &|o, c| {
+                weight[[o, c]]
+            })),
             bias.to_vec(),
         ),
     };
@@ -513,5 +560,5 @@ fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
     for (b, &f) in bias.iter_mut().zip(model.fc_bias.iter()) {
         *b = f;
     }
-    (DiagMap::from_entries(l.period, l.node_stride, e), bias)
+    (DiagMap::planned(l.period, &l.baby_candidates(), e), bias)
 }

@@ -41,8 +41,7 @@ impl Lane for Ciphertext {
         Ok(eval.mul_plain(x, pt)?)
     }
     fn mul_plain_add(eval: &Evaluator, acc: &mut Self, x: &Self, pt: &Plaintext) -> Result<()> {
-        let p = eval.mul_plain(x, pt)?;
-        Ok(eval.add_assign(acc, &p)?)
+        Ok(eval.mul_plain_add_assign(acc, x, pt)?)
     }
     fn add(eval: &Evaluator, acc: &mut Self, x: &Self) -> Result<()> {
         Ok(eval.add_assign(acc, x)?)
