@@ -308,8 +308,9 @@ pub fn make_queries(
         .collect()
 }
 
+/// The plaintext `ŵ` of block `(nb, kb)` of `x` in NTT form (its `n'·k'` entries placed sparsely).
 fn plaintext(p: &RlweParams, b: &Blocks, x: &RingMatrix, nb: usize, kb: usize) -> Poly<Ntt> {
-    let mut w = vec![0i64; p.degree()];
+    let mut w = Vec::with_capacity(b.bn * b.bk);
     for i in 0..b.bn {
         let row = nb * b.bn + i;
         if row >= b.n {
@@ -320,12 +321,38 @@ fn plaintext(p: &RlweParams, b: &Blocks, x: &RingMatrix, nb: usize, kb: usize) -
             if r >= b.k {
                 break;
             }
-            w[i * b.bk * b.bm + b.bk - 1 - j] = x[(row, r)] as i64;
+            w.push((i * b.bk * b.bm + b.bk - 1 - j, x[(row, r)] as i64));
         }
     }
-    let out = Poly::from_signed(p, &w, PRIMES).into_ntt(p);
+    let out = Poly::from_sparse_signed(p, &w, PRIMES).into_ntt(p);
     w.zeroize();
     out
+}
+
+/// Response `ri` (order `(nb·nm + mb)·groups + g`) from the expanded queries and the plaintexts
+/// of its n-block `pts` (indexed by k-block).
+#[allow(clippy::too_many_arguments)]
+fn respond_one(
+    p: &RlweParams,
+    peer_pk: &PublicKey,
+    b: &Blocks,
+    qs: &[ExpandedQuery],
+    pts: &[Poly<Ntt>],
+    ri: usize,
+    seed: &[u8; SEED_BYTES],
+    ledger: &FloodLedger,
+) -> Result<(Vec<u8>, Vec<u64>)> {
+    let (nm, groups) = (b.nm(), b.groups());
+    let (g, nbm) = (ri % groups, ri / groups);
+    let (nb, mb) = (nbm / nm, nbm % nm);
+    let kbs = g * b.group..((g + 1) * b.group).min(b.nk());
+    let products: Vec<(&ExpandedQuery, &Poly<Ntt>)> =
+        kbs.map(|kb| (&qs[kb * nm + mb], &pts[kb])).collect();
+    let outputs: Vec<usize> = b.outputs(nb, mb).iter().map(|o| o.0).collect();
+    let mut rng = ChaCha20Rng::from_seed(*seed);
+    let nnz = b.response_nnz(nb, g);
+    let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, ledger, &mut rng)?;
+    Ok((resp.to_bytes(p), shares))
 }
 
 /// Responder, step 2: parses the peer's queries and answers them with this party's `x`
@@ -350,29 +377,24 @@ pub fn make_responses(
         .into_par_iter()
         .map(|q| Query::from_bytes(p, &q).map(|q| q.expand(p)))
         .collect::<Result<_>>()?;
-    let nk = b.nk();
-    let pts: Vec<Poly<Ntt>> = (0..b.plaintexts())
+    // One n-block at a time: its `nk` plaintexts live only while its responses are made (a
+    // product's plaintexts all at once were hundreds of MB, the bulk of the page faults).
+    let per_nb = b.nm() * b.groups();
+    let made: Vec<Vec<(Vec<u8>, Vec<u64>)>> = (0..b.nn())
         .into_par_iter()
-        .map(|pi| plaintext(p, b, x, pi / nk, pi % nk))
-        .collect();
-    let (nm, groups) = (b.nm(), b.groups());
-    let made: Vec<(Vec<u8>, Vec<u64>)> = (0..b.responses())
-        .into_par_iter()
-        .map(|ri| {
-            let (g, nbm) = (ri % groups, ri / groups);
-            let (nb, mb) = (nbm / nm, nbm % nm);
-            let kbs = g * b.group..((g + 1) * b.group).min(nk);
-            let products: Vec<(&ExpandedQuery, &Poly<Ntt>)> = kbs
-                .clone()
-                .map(|kb| (&qs[kb * nm + mb], &pts[nb * nk + kb]))
+        .map(|nb| {
+            let pts: Vec<Poly<Ntt>> = (0..b.nk())
+                .into_par_iter()
+                .map(|kb| plaintext(p, b, x, nb, kb))
                 .collect();
-            let outputs: Vec<usize> = b.outputs(nb, mb).iter().map(|o| o.0).collect();
-            let mut rng = ChaCha20Rng::from_seed(seeds[ri]);
-            let nnz = b.response_nnz(nb, g);
-            let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, ledger, &mut rng)?;
-            Ok((resp.to_bytes(p), shares))
+            (nb * per_nb..(nb + 1) * per_nb)
+                .into_par_iter()
+                .map(|ri| respond_one(p, peer_pk, b, &qs, &pts, ri, &seeds[ri], ledger))
+                .collect::<Result<_>>()
         })
         .collect::<Result<_>>()?;
+    let made: Vec<(Vec<u8>, Vec<u64>)> = made.into_iter().flatten().collect();
+    let (nm, groups) = (b.nm(), b.groups());
     let mut z = RingMatrix::zeros((b.n, b.m));
     let mut out = Vec::with_capacity(made.len());
     for (ri, (bytes, shares)) in made.into_iter().enumerate() {

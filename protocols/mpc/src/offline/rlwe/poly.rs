@@ -62,6 +62,21 @@ impl Poly<Coeff> {
         padded.resize(n, 0);
         Self(RnsPoly::from_signed(p, &padded, limbs, 0))
     }
+
+    /// The polynomial whose coefficient `j` is `x` for each `(j, x)` of `entries` (positions below
+    /// `N`, each at most once) and zero elsewhere, on the first `limbs` primes: a sparse
+    /// plaintext costs its entries, not `N` reductions per prime.
+    pub fn from_sparse_signed(p: &RlweParams, entries: &[(usize, i64)], limbs: usize) -> Self {
+        let mut out = Self::zero(p, limbs);
+        for i in 0..limbs {
+            let q = p.modulus(i);
+            let limb = out.limb_mut(i);
+            for &(j, x) in entries {
+                limb[j] = q.reduce_i64(x);
+            }
+        }
+        out
+    }
 }
 
 impl Poly<Ntt> {

@@ -86,6 +86,25 @@ proptest! {
         }
     }
 
+    /// A sparse plaintext equals the dense one with the same coefficients, zeros elsewhere.
+    #[test]
+    fn sparse_plaintext_equals_dense(seed in any::<u64>(), count in 0usize..64) {
+        let p = RlweParams::new(6).unwrap();
+        let n = p.degree();
+        let mut g = rng(seed);
+        let mut dense = vec![0i64; n];
+        let mut entries = Vec::new();
+        for _ in 0..count {
+            let j = g.next_u64() as usize % n;
+            if dense[j] == 0 {
+                dense[j] = g.next_u64() as i64;
+                entries.push((j, dense[j]));
+            }
+        }
+        let sparse = Poly::from_sparse_signed(&p, &entries, PRIMES);
+        prop_assert!(sparse == Poly::from_signed(&p, &dense, PRIMES));
+    }
+
     /// Signed reduction and the rounded scaling agree with 128-bit arithmetic.
     #[test]
     fn reductions_match_wide_arithmetic(x in any::<i64>(), f in any::<i128>(), m in any::<u64>()) {
