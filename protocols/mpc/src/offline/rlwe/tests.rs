@@ -105,6 +105,29 @@ proptest! {
         prop_assert!(sparse == Poly::from_signed(&p, &dense, PRIMES));
     }
 
+    /// The limb-major pair of sums equals one `mul_acc` per term, on a prefix of the limbs.
+    #[test]
+    fn dot_pair_equals_mul_acc_per_term(seed in any::<u64>(), count in 0usize..4) {
+        let p = RlweParams::new(6).unwrap();
+        let n = p.degree();
+        let mut g = rng(seed);
+        let mut poly = || {
+            let v: Vec<i64> = (0..n).map(|_| g.next_u64() as i64).collect();
+            Poly::from_signed(&p, &v, PRIMES).into_ntt(&p)
+        };
+        let polys: Vec<[Poly<Ntt>; 3]> = (0..count).map(|_| [poly(), poly(), poly()]).collect();
+        let terms: Vec<_> = polys.iter().map(|[x, y, w]| (x, y, w)).collect();
+        for limbs in [1, PRIMES] {
+            let (mut w0, mut w1) = (Poly::<Ntt>::zero(&p, limbs), Poly::<Ntt>::zero(&p, limbs));
+            for (x, y, w) in &terms {
+                w0.mul_acc(&p, x, w);
+                w1.mul_acc(&p, y, w);
+            }
+            let (c0, c1) = Poly::dot_pair(&p, &terms, limbs);
+            prop_assert!(c0 == w0 && c1 == w1);
+        }
+    }
+
     /// Signed reduction and the rounded scaling agree with 128-bit arithmetic.
     #[test]
     fn reductions_match_wide_arithmetic(x in any::<i64>(), f in any::<i128>(), m in any::<u64>()) {
