@@ -30,6 +30,44 @@
 //! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
 //! of Gilboa's 2080 bits per scalar product.
 //!
+//! ## Cost model
+//!
+//! A query is `c_0` at `log Q` bits per coefficient (512 KB at `N = 16384`); a response is all of
+//! `c_1` and `c_0` at the outputs, 79 bits each (162 KB plus 10 bytes per output). Bytes per
+//! party per product are [`Blocks::bytes`]; the CPU goes to the plaintexts' NTTs (one per
+//! `(n-block, k-block)`), the products under the queries (two per `(n-block, k-block, m-block)`;
+//! in `perf`, more time than all forward NTTs together) and each response's
+//! re-randomization (one forward, two inverse NTTs) and flooding. The eight products of one step
+//! of SecureML's network (784-128-128-10, batch 128), measured by `cargo run --release -p ml
+//! --example he_step_profile` (both parties in one process on this 2-core machine, CPU seconds of
+//! both parties, 2026-12-06, load ~8):
+//!
+//! | product (`n × k · k × m`) | per step | blocks `n'·k'·m'` | bytes / party | B per MAC | CPU s (both) | MAC / s / core |
+//! |---|---|---|---|---|---|---|
+//! | `U[B]`: 128 × 784 · 784 × 128 | 1 | 5·49·64 | 24.96 MB | 1.94 | 1.27 | 20 M |
+//! | `U[B]ᵀ`: 784 × 128 · 128 × 128 | 1 | 32·8·64 | 25.47 MB | 1.98 | 1.14 | 23 M |
+//! | 128 × 128 · 128 × 128 | 3 | 8·16·128 | 6.85 MB | 3.26 | 0.28 each | 15 M |
+//! | 128 × 128 · 128 × 10 | 2 | 38·43·10 | 2.20 MB | 13.4 | 0.055 each | 6 M |
+//! | 128 × 10 · 10 × 128 | 1 | 32·4·128 | 2.35 MB | 14.3 | 0.06 | 5 M |
+//!
+//! That is 77.7 MB and ≈ 3.4 CPU s per step (MAC: one multiply-add of the product; a party does
+//! half the CPU). The rest of a step's 313.8 MB is OT: 201 MB of elementwise Gilboa triples (1,288
+//! bytes per 64-bit product, 169 MB of them the ReLUs' selects), 18.7 MB of leaf OTs and 16.3 MB
+//! of AND triples. Bytes alone would allow 60.7 MB for the eight products ([`choose_blocks`] with
+//! no NTT weight: 3 × 42 × 128 and 16 × 8 × 128 for the two data products) at 29 % more NTT
+//! work; the weight keeps the CPU, the scarcer resource here.
+//!
+//! Nothing can be prepared once for a whole run. Six of the eight products have a fresh `U` and
+//! all eight a fresh `V`. The data mask `U` is fixed, but the responder's plaintexts pack `n'`
+//! rows of the mini-batch `U[B]`, and `B` changes every step (batches are reshuffled every
+//! epoch): caching per row of `U` instead (each row's `k`-block as an NTT polynomial, shifted into
+//! place by a monomial) would hold 60,000 × 16 × 655 KB ≈ 629 GB at MNIST's size, and encrypting
+//! `U`'s rows once as queries (the roles swapped) 60,000 × 512 KB ≈ 31 GB sent and ≈ 79 GB of
+//! expanded queries held by the responder. Merging several steps' products into one flight saves
+//! only round trips (about 250 frames per step), not bytes or CPU: no two products share an
+//! operand, and each product's blocks already fill `N`. Both parties' work and both directions
+//! already run at once, and the CPU is the bound on this machine.
+//!
 //! ## Security
 //!
 //! Semi-honest, non-colluding servers; RLWE at 128 bits (`N = 16384`, `log Q ≈ 250 ≤ 438`,
