@@ -30,6 +30,44 @@
 //! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
 //! of Gilboa's 2080 bits per scalar product.
 //!
+//! ## Cost model
+//!
+//! A query is `c_0` at `log Q` bits per coefficient (512 KB at `N = 16384`); a response is all of
+//! `c_1` and `c_0` at the outputs, 79 bits each (162 KB plus 10 bytes per output). Bytes per
+//! party per product are [`Blocks::bytes`]; the CPU goes to the plaintexts' NTTs (one per
+//! `(n-block, k-block)`), the products under the queries (two per `(n-block, k-block, m-block)`;
+//! in `perf`, more time than all forward NTTs together) and each response's
+//! re-randomization (one forward, two inverse NTTs) and flooding. The eight products of one step
+//! of SecureML's network (784-128-128-10, batch 128), measured by `cargo run --release -p ml
+//! --example he_step_profile` (both parties in one process on this 2-core machine, CPU seconds of
+//! both parties, 2026-12-06, load ~8):
+//!
+//! | product (`n × k · k × m`) | per step | blocks `n'·k'·m'` | bytes / party | B per MAC | CPU s (both) | MAC / s / core |
+//! |---|---|---|---|---|---|---|
+//! | `U[B]`: 128 × 784 · 784 × 128 | 1 | 5·49·64 | 24.96 MB | 1.94 | 1.27 | 20 M |
+//! | `U[B]ᵀ`: 784 × 128 · 128 × 128 | 1 | 32·8·64 | 25.47 MB | 1.98 | 1.14 | 23 M |
+//! | 128 × 128 · 128 × 128 | 3 | 8·16·128 | 6.85 MB | 3.26 | 0.28 each | 15 M |
+//! | 128 × 128 · 128 × 10 | 2 | 38·43·10 | 2.20 MB | 13.4 | 0.055 each | 6 M |
+//! | 128 × 10 · 10 × 128 | 1 | 32·4·128 | 2.35 MB | 14.3 | 0.06 | 5 M |
+//!
+//! That is 77.7 MB and ≈ 3.4 CPU s per step (MAC: one multiply-add of the product; a party does
+//! half the CPU). The rest of a step's 313.8 MB is OT: 201 MB of elementwise Gilboa triples (1,288
+//! bytes per 64-bit product, 169 MB of them the ReLUs' selects), 18.7 MB of leaf OTs and 16.3 MB
+//! of AND triples. Bytes alone would allow 60.7 MB for the eight products ([`choose_blocks`] with
+//! no NTT weight: 3 × 42 × 128 and 16 × 8 × 128 for the two data products) at 29 % more NTT
+//! work; the weight keeps the CPU, the scarcer resource here.
+//!
+//! Nothing can be prepared once for a whole run. Six of the eight products have a fresh `U` and
+//! all eight a fresh `V`. The data mask `U` is fixed, but the responder's plaintexts pack `n'`
+//! rows of the mini-batch `U[B]`, and `B` changes every step (batches are reshuffled every
+//! epoch): caching per row of `U` instead (each row's `k`-block as an NTT polynomial, shifted into
+//! place by a monomial) would hold 60,000 × 16 × 655 KB ≈ 629 GB at MNIST's size, and encrypting
+//! `U`'s rows once as queries (the roles swapped) 60,000 × 512 KB ≈ 31 GB sent and ≈ 79 GB of
+//! expanded queries held by the responder. Merging several steps' products into one flight saves
+//! only round trips (about 250 frames per step), not bytes or CPU: no two products share an
+//! operand, and each product's blocks already fill `N`. Both parties' work and both directions
+//! already run at once, and the CPU is the bound on this machine.
+//!
 //! ## Security
 //!
 //! Semi-honest, non-colluding servers; RLWE at 128 bits (`N = 16384`, `log Q ≈ 250 ≤ 438`,
@@ -308,8 +346,9 @@ pub fn make_queries(
         .collect()
 }
 
+/// The plaintext `ŵ` of block `(nb, kb)` of `x` in NTT form (its `n'·k'` entries placed sparsely).
 fn plaintext(p: &RlweParams, b: &Blocks, x: &RingMatrix, nb: usize, kb: usize) -> Poly<Ntt> {
-    let mut w = vec![0i64; p.degree()];
+    let mut w = Vec::with_capacity(b.bn * b.bk);
     for i in 0..b.bn {
         let row = nb * b.bn + i;
         if row >= b.n {
@@ -320,12 +359,38 @@ fn plaintext(p: &RlweParams, b: &Blocks, x: &RingMatrix, nb: usize, kb: usize) -
             if r >= b.k {
                 break;
             }
-            w[i * b.bk * b.bm + b.bk - 1 - j] = x[(row, r)] as i64;
+            w.push((i * b.bk * b.bm + b.bk - 1 - j, x[(row, r)] as i64));
         }
     }
-    let out = Poly::from_signed(p, &w, PRIMES).into_ntt(p);
+    let out = Poly::from_sparse_signed(p, &w, PRIMES).into_ntt(p);
     w.zeroize();
     out
+}
+
+/// Response `ri` (order `(nb·nm + mb)·groups + g`) from the expanded queries and the plaintexts
+/// of its n-block `pts` (indexed by k-block).
+#[allow(clippy::too_many_arguments)]
+fn respond_one(
+    p: &RlweParams,
+    peer_pk: &PublicKey,
+    b: &Blocks,
+    qs: &[ExpandedQuery],
+    pts: &[Poly<Ntt>],
+    ri: usize,
+    seed: &[u8; SEED_BYTES],
+    ledger: &FloodLedger,
+) -> Result<(Vec<u8>, Vec<u64>)> {
+    let (nm, groups) = (b.nm(), b.groups());
+    let (g, nbm) = (ri % groups, ri / groups);
+    let (nb, mb) = (nbm / nm, nbm % nm);
+    let kbs = g * b.group..((g + 1) * b.group).min(b.nk());
+    let products: Vec<(&ExpandedQuery, &Poly<Ntt>)> =
+        kbs.map(|kb| (&qs[kb * nm + mb], &pts[kb])).collect();
+    let outputs: Vec<usize> = b.outputs(nb, mb).iter().map(|o| o.0).collect();
+    let mut rng = ChaCha20Rng::from_seed(*seed);
+    let nnz = b.response_nnz(nb, g);
+    let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, ledger, &mut rng)?;
+    Ok((resp.to_bytes(p), shares))
 }
 
 /// Responder, step 2: parses the peer's queries and answers them with this party's `x`
@@ -350,29 +415,24 @@ pub fn make_responses(
         .into_par_iter()
         .map(|q| Query::from_bytes(p, &q).map(|q| q.expand(p)))
         .collect::<Result<_>>()?;
-    let nk = b.nk();
-    let pts: Vec<Poly<Ntt>> = (0..b.plaintexts())
+    // One n-block at a time: its `nk` plaintexts live only while its responses are made (a
+    // product's plaintexts all at once were hundreds of MB, the bulk of the page faults).
+    let per_nb = b.nm() * b.groups();
+    let made: Vec<Vec<(Vec<u8>, Vec<u64>)>> = (0..b.nn())
         .into_par_iter()
-        .map(|pi| plaintext(p, b, x, pi / nk, pi % nk))
-        .collect();
-    let (nm, groups) = (b.nm(), b.groups());
-    let made: Vec<(Vec<u8>, Vec<u64>)> = (0..b.responses())
-        .into_par_iter()
-        .map(|ri| {
-            let (g, nbm) = (ri % groups, ri / groups);
-            let (nb, mb) = (nbm / nm, nbm % nm);
-            let kbs = g * b.group..((g + 1) * b.group).min(nk);
-            let products: Vec<(&ExpandedQuery, &Poly<Ntt>)> = kbs
-                .clone()
-                .map(|kb| (&qs[kb * nm + mb], &pts[nb * nk + kb]))
+        .map(|nb| {
+            let pts: Vec<Poly<Ntt>> = (0..b.nk())
+                .into_par_iter()
+                .map(|kb| plaintext(p, b, x, nb, kb))
                 .collect();
-            let outputs: Vec<usize> = b.outputs(nb, mb).iter().map(|o| o.0).collect();
-            let mut rng = ChaCha20Rng::from_seed(seeds[ri]);
-            let nnz = b.response_nnz(nb, g);
-            let (resp, shares) = respond(p, peer_pk, &products, nnz, &outputs, ledger, &mut rng)?;
-            Ok((resp.to_bytes(p), shares))
+            (nb * per_nb..(nb + 1) * per_nb)
+                .into_par_iter()
+                .map(|ri| respond_one(p, peer_pk, b, &qs, &pts, ri, &seeds[ri], ledger))
+                .collect::<Result<_>>()
         })
         .collect::<Result<_>>()?;
+    let made: Vec<(Vec<u8>, Vec<u64>)> = made.into_iter().flatten().collect();
+    let (nm, groups) = (b.nm(), b.groups());
     let mut z = RingMatrix::zeros((b.n, b.m));
     let mut out = Vec::with_capacity(made.len());
     for (ri, (bytes, shares)) in made.into_iter().enumerate() {

@@ -62,6 +62,21 @@ impl Poly<Coeff> {
         padded.resize(n, 0);
         Self(RnsPoly::from_signed(p, &padded, limbs, 0))
     }
+
+    /// The polynomial whose coefficient `j` is `x` for each `(j, x)` of `entries` (positions below
+    /// `N`, each at most once) and zero elsewhere, on the first `limbs` primes: a sparse
+    /// plaintext costs its entries, not `N` reductions per prime.
+    pub fn from_sparse_signed(p: &RlweParams, entries: &[(usize, i64)], limbs: usize) -> Self {
+        let mut out = Self::zero(p, limbs);
+        for i in 0..limbs {
+            let q = p.modulus(i);
+            let limb = out.limb_mut(i);
+            for &(j, x) in entries {
+                limb[j] = q.reduce_i64(x);
+            }
+        }
+        out
+    }
 }
 
 impl Poly<Ntt> {
@@ -73,6 +88,28 @@ impl Poly<Ntt> {
     /// `self += a ⊙ b` on the limbs of `self` (`a` and `b` may have more).
     pub fn mul_acc(&mut self, p: &RlweParams, a: &Poly<Ntt>, b: &Poly<Ntt>) {
         self.0.mul_add_prefix_assign(p, &a.0, &b.0);
+    }
+
+    /// `(Σ_j x_j ⊙ w_j, Σ_j y_j ⊙ w_j)` over `terms = [(x_j, y_j, w_j)]` on the first `limbs`
+    /// primes (the inputs may have more), one limb at a time: the two accumulators of a limb stay
+    /// in cache while the terms stream through, where a [`Poly::mul_acc`] per term reads and
+    /// writes both whole accumulators again for every term.
+    pub fn dot_pair(
+        p: &RlweParams,
+        terms: &[(&Poly<Ntt>, &Poly<Ntt>, &Poly<Ntt>)],
+        limbs: usize,
+    ) -> (Poly<Ntt>, Poly<Ntt>) {
+        let (mut c0, mut c1) = (Self::zero(p, limbs), Self::zero(p, limbs));
+        for i in 0..limbs {
+            let plan = &p.as_ref().plans()[i];
+            let (a0, a1) = (c0.limb_mut(i), c1.limb_mut(i));
+            for (x, y, w) in terms {
+                let w = w.limb(i);
+                plan.mul_accumulate(a0, x.limb(i), w);
+                plan.mul_accumulate(a1, y.limb(i), w);
+            }
+        }
+        (c0, c1)
     }
 
     /// `self -= other`, limb by limb.

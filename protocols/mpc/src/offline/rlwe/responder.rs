@@ -55,18 +55,16 @@ pub(super) fn respond_inner(
         });
     }
     ledger.charge(outputs.len() as u64)?;
-    let mut c0 = Poly::<Ntt>::zero(p, PRIMES);
-    let mut c1 = Poly::<Ntt>::zero(p, PRIMES);
-    for (q, w) in products {
-        c0.mul_acc(p, &q.c0, w);
-        c1.mul_acc(p, &q.c1, w);
-    }
-    if rerandomize {
+    let u = rerandomize.then(|| {
         let u = sample::ternary(rng, n);
-        let u = Poly::from_signed(p, &u, PRIMES).into_ntt(p);
-        c0.mul_acc(p, &pk.b, &u);
-        c1.mul_acc(p, &pk.a, &u);
+        Poly::from_signed(p, &u, PRIMES).into_ntt(p)
+    });
+    let mut terms: Vec<(&Poly<Ntt>, &Poly<Ntt>, &Poly<Ntt>)> =
+        products.iter().map(|(q, w)| (&q.c0, &q.c1, *w)).collect();
+    if let Some(u) = &u {
+        terms.push((&pk.b, &pk.a, u));
     }
+    let (c0, c1) = Poly::dot_pair(p, &terms, PRIMES);
     let c0 = c0.into_coeff(p);
     let mut c1 = c1.into_coeff(p);
     if rerandomize {

@@ -86,6 +86,48 @@ proptest! {
         }
     }
 
+    /// A sparse plaintext equals the dense one with the same coefficients, zeros elsewhere.
+    #[test]
+    fn sparse_plaintext_equals_dense(seed in any::<u64>(), count in 0usize..64) {
+        let p = RlweParams::new(6).unwrap();
+        let n = p.degree();
+        let mut g = rng(seed);
+        let mut dense = vec![0i64; n];
+        let mut entries = Vec::new();
+        for _ in 0..count {
+            let j = g.next_u64() as usize % n;
+            if dense[j] == 0 {
+                dense[j] = g.next_u64() as i64;
+                entries.push((j, dense[j]));
+            }
+        }
+        let sparse = Poly::from_sparse_signed(&p, &entries, PRIMES);
+        prop_assert!(sparse == Poly::from_signed(&p, &dense, PRIMES));
+    }
+
+    /// The limb-major pair of sums equals one `mul_acc` per term, on a prefix of the limbs.
+    #[test]
+    fn dot_pair_equals_mul_acc_per_term(seed in any::<u64>(), count in 0usize..4) {
+        let p = RlweParams::new(6).unwrap();
+        let n = p.degree();
+        let mut g = rng(seed);
+        let mut poly = || {
+            let v: Vec<i64> = (0..n).map(|_| g.next_u64() as i64).collect();
+            Poly::from_signed(&p, &v, PRIMES).into_ntt(&p)
+        };
+        let polys: Vec<[Poly<Ntt>; 3]> = (0..count).map(|_| [poly(), poly(), poly()]).collect();
+        let terms: Vec<_> = polys.iter().map(|[x, y, w]| (x, y, w)).collect();
+        for limbs in [1, PRIMES] {
+            let (mut w0, mut w1) = (Poly::<Ntt>::zero(&p, limbs), Poly::<Ntt>::zero(&p, limbs));
+            for (x, y, w) in &terms {
+                w0.mul_acc(&p, x, w);
+                w1.mul_acc(&p, y, w);
+            }
+            let (c0, c1) = Poly::dot_pair(&p, &terms, limbs);
+            prop_assert!(c0 == w0 && c1 == w1);
+        }
+    }
+
     /// Signed reduction and the rounded scaling agree with 128-bit arithmetic.
     #[test]
     fn reductions_match_wide_arithmetic(x in any::<i64>(), f in any::<i128>(), m in any::<u64>()) {
