@@ -387,6 +387,7 @@ pub fn preprocessing_bytes(reqs: &[TripleRequest]) -> u64 {
             TripleRequest::LeafOt { count, bits } => {
                 (*count as u64 * ((1u64 << bits) + 3)).div_ceil(8)
             }
+            TripleRequest::Rot { count } => (3 * count + count.div_ceil(64)) as u64,
         })
         .sum();
     words.saturating_mul(8)
