@@ -30,6 +30,11 @@
 //! P1 receives 16 bytes and P0 nothing, as for two elementwise triples. The bytes and flights are
 //! asserted in the tests (`cost_matches_the_documented_table`).
 //!
+//! Measured (`experiments/configs/relu-bench.toml`, a 128 × 128 ReLU layer, OT triples over TLS on
+//! loopback, both parties on one 2-core machine at load average 7.4, so times are noisy): with
+//! m = 4 leaves, offline bytes per ReLU and party 3,504 (Beaver select) → 944 (multiplexer),
+//! online bytes 74.5 → 50.6, rounds 7 → 8; offline µs per ReLU 154 → 38, online 2.1 → 1.9.
+//!
 //! Every shared-bit product of [`crate::nonlinear`] (ReLU and its derivative in backprop through
 //! [`select`], the piecewise sigmoid, clamp) uses this multiplexer with every triple source: with
 //! OT or HE triples it removes almost all of the select's offline bytes, and with the dealer it

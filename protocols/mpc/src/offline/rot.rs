@@ -2,7 +2,7 @@
 //! the correlations of [`crate::nonlinear`]'s OT multiplexer), straight from IKNP.
 //!
 //! Each party draws its choice bits, runs one extension as receiver and one as sender
-//! ([`super::iknp::extend_both`]), and keeps the hashed rows as they come: the sender both
+//! (`extend_both` of [`super::iknp`]), and keeps the hashed rows as they come: the sender both
 //! messages `H(q_j)`, `H(q_j ⊕ Δ)`, the receiver `H(t_j)`, truncated to 64 bits. Security is that
 //! of IKNP with the tweakable correlation-robust hash (semi-honest): the message the receiver did
 //! not choose is pseudorandom given its view, and the sender's view is independent of the
