@@ -33,7 +33,9 @@
 //! Measured (`experiments/configs/relu-bench.toml`, a 128 × 128 ReLU layer, OT triples over TLS on
 //! loopback, both parties on one 2-core machine at load average 7.4, so times are noisy): with
 //! m = 4 leaves, offline bytes per ReLU and party 3,504 (Beaver select) → 944 (multiplexer),
-//! online bytes 74.5 → 50.6, rounds 7 → 8; offline µs per ReLU 154 → 38, online 2.1 → 1.9.
+//! online bytes 74.5 → 50.6, rounds 7 → 8; offline µs per ReLU 154 → 38 and 47 → 22 (two
+//! runs), online 2.1 → 1.9 and 1.5 → 2.0 (on loopback the extra round can cost more than the
+//! 24 bytes saved).
 //!
 //! Every shared-bit product of [`crate::nonlinear`] (ReLU and its derivative in backprop through
 //! [`select`], the piecewise sigmoid, clamp) uses this multiplexer with every triple source: with
