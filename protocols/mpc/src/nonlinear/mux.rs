@@ -41,7 +41,8 @@
 //! [`select`], the piecewise sigmoid, clamp) uses this multiplexer with every triple source: with
 //! OT or HE triples it removes almost all of the select's offline bytes, and with the dealer it
 //! sends a quarter of the online bytes for one more flight. The Beaver select stays as the
-//! reference.
+//! reference. Not converted: the B2A conversions of the reciprocal, `ln` and the softmax
+//! normalization ([`super::b2a`] and its batched form), still one Beaver product per bit.
 //!
 //! ## Security
 //!
