@@ -225,7 +225,8 @@ pub struct ReluBenchTask {
     pub rows: usize,
     /// Columns of the ReLU layer.
     pub cols: usize,
-    /// Leaf widths of the millionaires' comparison to run beside the adder (1 to 6).
+    /// Leaf widths of the millionaires' comparison to run beside the adder (1 to 6), each with
+    /// the Beaver select and with the OT multiplexer (the adder with the Beaver select only).
     pub leaf_bits: Vec<u8>,
     /// Triple source (`ot`, `he`, `dealer`, …).
     #[serde(default = "default_bench_triples")]

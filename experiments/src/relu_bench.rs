@@ -1,8 +1,10 @@
 //! Task `relu-bench`: a layer of ReLUs (e.g. the SecureML MLP's 128 × 128) with the comparison by
 //! the GMW adder (`mpc::nonlinear::msb`, AND triples) and by the millionaires' protocol
 //! (`mpc::nonlinear::msb_millionaire`, leaf OTs and fewer AND triples) for each configured leaf
-//! width, side by side in one run: offline and online bytes sent per party and time, per ReLU.
-//! Every variant's output is checked against the plaintext ReLU.
+//! width, and the select `[x ≥ 0]·x` by two Beaver products (`mpc::nonlinear::select_beaver`,
+//! elementwise triples) or by the OT multiplexer (`mpc::nonlinear::select`, random OTs), side by
+//! side in one run: offline and online bytes sent per party and time, per ReLU. Every variant's
+//! output is checked against the plaintext ReLU.
 
 use crate::common::median;
 use crate::config::ReluBenchTask;
@@ -11,26 +13,42 @@ use crate::report::Report;
 use anyhow::{ensure, Result};
 use mpc::net::{Channel, Metered};
 use mpc::nonlinear::{
-    msb, msb_millionaire, msb_millionaire_requests, msb_requests, select, select_requests,
+    msb, msb_millionaire, msb_millionaire_requests, msb_requests, select, select_beaver,
+    select_beaver_requests, select_requests,
 };
 use mpc::triples::{Preprocessing, TripleRequest};
 use mpc::{FixedPoint, Role, Session, Share};
 use std::fmt::Write as _;
 use std::time::Instant;
 
-/// A comparison: the adder (`None`) or the millionaires' protocol with `m`-bit leaves.
-type Variant = Option<u8>;
+/// A ReLU: the comparison — the adder (`None`) or the millionaires' protocol with `m`-bit
+/// leaves — and whether the select is the OT multiplexer (else two Beaver products).
+#[derive(Debug, Clone, Copy)]
+struct Variant {
+    leaf: Option<u8>,
+    mux: bool,
+}
 
 fn name(v: Variant) -> String {
-    v.map_or("adder".into(), |m| format!("millionaire_m{m}"))
+    let cmp = v
+        .leaf
+        .map_or("adder".into(), |m| format!("millionaire_m{m}"));
+    if v.mux {
+        format!("{cmp}_mux")
+    } else {
+        cmp
+    }
 }
 
 fn requests(v: Variant, dim: (usize, usize)) -> Vec<TripleRequest> {
-    let mut r = match v {
+    let mut r = match v.leaf {
         None => msb_requests(dim),
         Some(m) => msb_millionaire_requests(dim, m),
     };
-    r.extend(select_requests(dim));
+    r.extend(match v.mux {
+        true => select_requests(dim),
+        false => select_beaver_requests(dim),
+    });
     r
 }
 
@@ -43,11 +61,15 @@ async fn relu<C: Channel>(
     v: Variant,
 ) -> Result<Share> {
     let cx = &mut Session::new(ch, role, FixedPoint::default(), pre);
-    let m = match v {
+    let m = match v.leaf {
         None => msb(cx, x).await?,
         Some(m) => msb_millionaire(cx, x, m).await?,
     };
-    Ok(select(cx, &m.not(role), x).await?)
+    let d = m.not(role);
+    Ok(match v.mux {
+        true => select(cx, &d, x).await?,
+        false => select_beaver(cx, &d, x).await?,
+    })
 }
 
 /// Per-ReLU figures of one variant.
@@ -102,9 +124,15 @@ async fn measure(task: &ReluBenchTask, transport: &str, v: Variant) -> Result<Fi
 /// Runs the task and adds its results to `report`.
 pub async fn run(task: &ReluBenchTask, transport: &str, report: &mut Report) -> Result<()> {
     let mut table = String::from(
-        "| comparison | offline bytes / ReLU | offline µs / ReLU | online bytes / ReLU | online µs / ReLU (median) | rounds |\n|---|---|---|---|---|---|\n",
+        "| comparison, select | offline bytes / ReLU | offline µs / ReLU | online bytes / ReLU | online µs / ReLU (median) | rounds |\n|---|---|---|---|---|---|\n",
     );
-    let variants = std::iter::once(None).chain(task.leaf_bits.iter().map(|&m| Some(m)));
+    let beaver = |leaf| Variant { leaf, mux: false };
+    let variants = std::iter::once(beaver(None))
+        .chain(task.leaf_bits.iter().map(|&m| beaver(Some(m))))
+        .chain(task.leaf_bits.iter().map(|&m| Variant {
+            leaf: Some(m),
+            mux: true,
+        }));
     for v in variants {
         let f = measure(task, transport, v).await?;
         let key = format!("relu.{}", name(v));
@@ -125,7 +153,7 @@ pub async fn run(task: &ReluBenchTask, transport: &str, report: &mut Report) -> 
         );
     }
     report.section(
-        "ReLU: GMW adder vs millionaires' comparison",
+        "ReLU: GMW adder vs millionaires' comparison, Beaver select vs OT multiplexer",
         format!(
             "{} × {} ReLUs per run, {} runs; triples `{}` over `{transport}`; bytes sent by P0 (P1 alike), offline time both parties concurrently.\n\n{table}",
             task.rows, task.cols, task.repetitions.max(1), task.triples

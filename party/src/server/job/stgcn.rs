@@ -387,6 +387,7 @@ pub fn preprocessing_bytes(reqs: &[TripleRequest]) -> u64 {
             TripleRequest::LeafOt { count, bits } => {
                 (*count as u64 * ((1u64 << bits) + 3)).div_ceil(8)
             }
+            TripleRequest::Rot { count } => (3 * count + count.div_ceil(64)) as u64,
         })
         .sum();
     words.saturating_mul(8)
@@ -430,8 +431,13 @@ mod tests {
             },
             TripleRequest::Elementwise { rows: 5, cols: 1 },
             TripleRequest::And { words: 2 },
+            TripleRequest::Rot { count: 65 },
         ];
-        assert_eq!(preprocessing_bytes(&reqs), 8 * ((6 + 12 + 8) + 15 + 6));
+        // A random OT: a pair, a chosen message and a choice bit (65 bits: 2 words).
+        assert_eq!(
+            preprocessing_bytes(&reqs),
+            8 * ((6 + 12 + 8) + 15 + 6 + (3 * 65 + 2))
+        );
     }
 
     #[test]

@@ -14,7 +14,8 @@ use mpc::trunc::Truncation;
 
 /// The ring words (8 bytes each) one party stores for `reqs`: masks, matrix triples `(U, V, Z)`
 /// (`V, Z` only against a registered mask, whose `U` is the mask), elementwise triples
-/// `(a, b, c)` and AND triples (three words per word).
+/// `(a, b, c)`, AND triples (three words per word), leaf OTs (bytes) and random OTs (three words
+/// and a choice bit per instance).
 pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
     let mut masks = std::collections::HashMap::new();
     let mut words = 0usize;
@@ -43,6 +44,7 @@ pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
             TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
             TripleRequest::And { words } => 3 * words,
             TripleRequest::LeafOt { count, bits } => (count * ((1 << bits) + 3)).div_ceil(8),
+            TripleRequest::Rot { count } => 3 * count + count.div_ceil(64),
         };
     }
     words as u64

@@ -2,13 +2,15 @@
 //! SecureML's piecewise sigmoid (Mohassel–Zhang §IV-C, Eq. 4), comparison and clamping.
 //!
 //! Every function runs one millionaires' comparison pass ([`super::millionaire`], 6 rounds at
-//! the default leaf width) for all of its comparisons and one round of products, so a whole
-//! layer costs 7 rounds whatever its size. The GMW adder ([`super::msb`]) stays as the
-//! reference; both compute the same bits.
+//! the default leaf width) for all of its comparisons and one pass of the OT multiplexer
+//! ([`super::mux`], 2 rounds) for all of its bit products, so a whole layer costs 8 rounds
+//! whatever its size. The GMW adder ([`super::msb`]) and the Beaver select
+//! ([`super::select_beaver`]) stay as the references; they compute the same values.
 
 use super::bits::{unpack_bits, BitShare};
-use super::convert::{finish_b2a, finish_select, flat, share_of, ProductRound};
+use super::convert::{flat, share_of};
 use super::millionaire::{msb_flat, msb_millionaire, LEAF_BITS};
+use super::mux::{select, MuxRound};
 use crate::dry_run::planned;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
@@ -51,30 +53,31 @@ pub async fn drelu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Bit
     Ok(msb_millionaire(cx, x, LEAF_BITS).await?.not(role))
 }
 
-/// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the comparison, then `2n`
-/// products.
+/// The preprocessing [`relu`] and [`relu_with_derivative`] consume: the comparison, then `n`
+/// random OTs per direction.
 pub fn relu_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
     planned!(format!("relu {dim:?}"), |cx| relu_with_derivative(cx, &z))
 }
 
-/// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison: 7 rounds, exact.
+/// ReLU `max(x, 0)` and its derivative `[x ≥ 0]` from one comparison and one multiplexer:
+/// 8 rounds, exact.
 pub async fn relu_with_derivative<C: Channel>(
     cx: &mut Session<'_, C>,
     x: &Share,
 ) -> Result<(Share, BitShare)> {
     let d = drelu(cx, x).await?;
-    let r = super::convert::select(cx, &d, x).await?;
+    let r = select(cx, &d, x).await?;
     Ok((r, d))
 }
 
-/// ReLU `max(x, 0)`: 7 rounds, exact for every ring element.
+/// ReLU `max(x, 0)`: 8 rounds, exact for every ring element.
 pub async fn relu<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
     Ok(relu_with_derivative(cx, x).await?.0)
 }
 
-/// The preprocessing [`piecewise_sigmoid`] consumes: one comparison pass over `2n` values, then `3n`
-/// products.
+/// The preprocessing [`piecewise_sigmoid`] consumes: one comparison pass over `2n` values, then
+/// `2n` random OTs per direction.
 pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
     planned!(
@@ -84,10 +87,11 @@ pub fn piecewise_sigmoid_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// SecureML's piecewise sigmoid (§IV-C, Eq. 4): `0` for `x < −½`, `x + ½` for `−½ ≤ x < ½`, `1`
-/// for `x ≥ ½`, in fixed point with `fp`'s fractional bits. 7 rounds.
+/// for `x ≥ ½`, in fixed point with `fp`'s fractional bits. 8 rounds.
 ///
 /// With `c1 = [x + ½ ≥ 0]` and `c2 = [x − ½ ≥ 0]` (both comparisons in one pass), the
-/// output is `(c1 ⊕ c2)·(x + ½) + c2` — one select and one B2A in the same round. Exact (no
+/// output is `(c1 ⊕ c2)·(x + ½) + c2·1` — two multiplexer entries in the same pass (the second
+/// on the public 1, shared as P0's). Exact (no
 /// truncation) for every `|x| < 2^(63−f) − ½`. Known limit: in the outermost half unit of the
 /// range that [`FixedPoint::encode`](crate::FixedPoint::encode) accepts (`2^(63−f) − ½ ≤ |x| < 2^(63−f)`) `x ± ½` wraps
 /// around the ring and the result is wrong; exactness there would need a third comparison
@@ -114,28 +118,27 @@ pub async fn piecewise_sigmoid<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -
         .iter()
         .map(|&b| if role == Role::P0 { b ^ 1 } else { b })
         .collect();
-    let mut round = ProductRound::new();
-    let s_sel = round.push_select(role, &d, &hi);
-    let s_b2a = round.push_b2a(role, &c2);
+    let ones = vec![if role == Role::P0 { one } else { 0 }; n];
+    let mut round = MuxRound::new();
+    let s_sel = round.push(&d, &hi);
+    let s_one = round.push(&c2, &ones);
     let z = round.run(cx).await?;
-    let sel = finish_select(&d, &hi, &z, s_sel);
-    let c2a = finish_b2a(&c2, &z, s_b2a);
-    let out: Vec<u64> = sel
+    let out: Vec<u64> = z[s_sel]
         .iter()
-        .zip(&c2a)
-        .map(|(s, c)| s.wrapping_add(c.wrapping_mul(one)))
+        .zip(&z[s_one])
+        .map(|(s, c)| s.wrapping_add(*c))
         .collect();
     Ok(share_of(x.dim(), out))
 }
 
-/// The preprocessing [`clamp`] consumes: one comparison pass over `2n` values, then `4n`
-/// products.
+/// The preprocessing [`clamp`] consumes: one comparison pass over `2n` values, then `2n`
+/// random OTs per direction.
 pub fn clamp_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let z = Share::zeros(dim.0, dim.1);
     planned!(format!("clamp {dim:?}"), |cx| clamp(cx, &z, 0, 0))
 }
 
-/// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 7 rounds, exact
+/// Clamps every entry to `[lo, hi]` (public ring elements, compared as signed): 8 rounds, exact
 /// whenever `x − lo` and `hi − x` do not wrap (|x|, |lo|, |hi| below 2^62 suffices).
 pub async fn clamp<C: Channel>(
     cx: &mut Session<'_, C>,
@@ -170,12 +173,11 @@ pub async fn clamp<C: Channel>(
     let (c_lo, c_hi) = m.split_at(n);
     // x + [x < lo]·(lo − x) + [x > hi]·(hi − x): lo − x = −below, hi − x = above.
     let neg_below: Vec<u64> = below.iter().map(|v| v.wrapping_neg()).collect();
-    let mut round = ProductRound::new();
-    let s1 = round.push_select(role, c_lo, &neg_below);
-    let s2 = round.push_select(role, c_hi, &above);
+    let mut round = MuxRound::new();
+    let s1 = round.push(c_lo, &neg_below);
+    let s2 = round.push(c_hi, &above);
     let z = round.run(cx).await?;
-    let a = finish_select(c_lo, &neg_below, &z, s1);
-    let b = finish_select(c_hi, &above, &z, s2);
+    let (a, b) = (&z[s1], &z[s2]);
     let out: Vec<u64> = (0..n)
         .map(|i| xs[i].wrapping_add(a[i]).wrapping_add(b[i]))
         .collect();

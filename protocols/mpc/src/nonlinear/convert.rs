@@ -1,5 +1,6 @@
-//! Boolean-to-arithmetic conversion and secure select, batched into rounds of Beaver products
-//! (ABY §III-C, with the cross terms grouped so that select needs one round).
+//! Boolean-to-arithmetic conversion and the Beaver select, batched into rounds of Beaver products
+//! (ABY §III-C, with the cross terms grouped so that select needs one round). The protocols
+//! select with the OT multiplexer (module `mux`); [`select_beaver`] stays as its reference.
 //!
 //! For a bit `b = b0 ⊕ b1` (P0 knows `b0`, P1 knows `b1`):
 //!
@@ -184,16 +185,22 @@ pub async fn b2a<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare) -> Result<Sh
     Ok(share_of(b.dim(), finish_b2a(&bits, &z, slot)))
 }
 
-/// The preprocessing [`select`] consumes for `dim`-shaped operands (one round).
-pub fn select_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
+/// The preprocessing [`select_beaver`] consumes for `dim`-shaped operands (one round).
+pub fn select_beaver_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
     let (b, x) = (BitShare::zeros(dim), Share::zeros(dim.0, dim.1));
-    planned!(format!("select {dim:?}"), |cx| select(cx, &b, &x))
+    planned!(format!("select_beaver {dim:?}"), |cx| select_beaver(
+        cx, &b, &x
+    ))
 }
 
-/// Secure select `b · x` (x where the shared bit is 1, else 0), exact, one round, two products per
-/// entry. `select(b, x − y) + y` chooses between two shared values; ReLU's backward pass is
-/// `select(drelu, grad)` with the derivative from [`super::relu_with_derivative`].
-pub async fn select<C: Channel>(cx: &mut Session<'_, C>, b: &BitShare, x: &Share) -> Result<Share> {
+/// Secure select `b · x` by two Beaver products per entry: exact, one round, 32 bytes sent per
+/// entry. The reference for the OT multiplexer [`super::select`], which the protocols use (a
+/// quarter of the online bytes and almost none of the offline ones, for one more flight).
+pub async fn select_beaver<C: Channel>(
+    cx: &mut Session<'_, C>,
+    b: &BitShare,
+    x: &Share,
+) -> Result<Share> {
     let role = cx.role;
     if b.dim() != x.dim() {
         return Err(MpcError::ShapeMismatch {

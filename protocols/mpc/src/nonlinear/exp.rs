@@ -3,7 +3,7 @@
 //! ReLU-normalized one (Mohassel–Zhang §IV-C).
 //!
 //! **Exp.** `x/2^n` is a local truncation; the base `1 + x/2^n` is clamped to
-//! `[0, 1 + max_input/2^n]` with [`super::activation::clamp`] (7 rounds), so inputs below `−2^n`
+//! `[0, 1 + max_input/2^n]` with [`super::activation::clamp`] (8 rounds), so inputs below `−2^n`
 //! give 0 (the true value is below e^−256) and inputs above `max_input` give
 //! `≈ e^max_input` instead of wrapping around the ring; then n squarings, one round each.
 //! **Rounds** 8 + n. **Accuracy** (f = 16, n = 8): the approximation underestimates by a relative
@@ -13,23 +13,23 @@
 //! f = 16 and `max_input = 6` it stays below 2^41 (failure probability 2^−22 per value).
 //!
 //! **Softmax** (row-wise, each row a distribution over its columns): `e = exp(x)`, `s = Σ_j e_j`
-//! (local), `out = e·(1/s)` with [`super::recip`]'s reciprocal; 7 + n + 22 + 1 rounds. Tested
+//! (local), `out = e·(1/s)` with [`super::recip`]'s reciprocal; 8 + n + 22 + 1 rounds. Tested
 //! with f = 16, n = 8 on logits in `[−4, 4]`, k = 10: max absolute error ≤ 0.01 per probability
 //! (measured 5·10^−3, dominated by exp's `x²/2^(n+1)` bias, which does not cancel between rows'
 //! entries). Logits above `max_input` are clamped (subtracting a row maximum first would need
 //! k − 1 more comparisons; not done).
 //!
 //! **Stable softmax** ([`stable_softmax`]): subtracts the row maximum first ([`row_max`]: a
-//! tournament of `max(a, b) = b + relu(a − b)`, ⌈log2 k⌉ levels of 7 rounds, all rows and pairs of
+//! tournament of `max(a, b) = b + relu(a − b)`, ⌈log2 k⌉ levels of 8 rounds, all rows and pairs of
 //! a level batched), so every exponent is ≤ 0 and no logit is clamped, and the row sum lies in
-//! `[1, k]` where the reciprocal is most accurate. 7⌈log2 k⌉ + 7 + n + 23 rounds (66 for k = 10).
+//! `[1, k]` where the reciprocal is most accurate. 8⌈log2 k⌉ + 8 + n + 31 rounds (71 for k = 10).
 //! Use it when logits may exceed `max_input`; tested on logits in `[−20, 20]`.
 //!
 //! **ReLU softmax**: `r = relu(x)`, `s = Σ_j r_j`, `out = r·(1/s) + [s = 0]/k`. When every entry
 //! of a row is ≤ 0 the output is the uniform `1/k` — decided without opening anything: the zero
 //! flag `[s = 0]` falls out of the reciprocal's bit decomposition (it is the suffix-AND of all
 //! negated bits), is converted in the reciprocal's B2A round, and `1/s` is 0 there, so the
-//! formula needs no select. 7 + 22 + 1 = 30 rounds. Row sums must stay below 2^(TOP+1−f)
+//! formula needs no select. 8 + 22 + 1 = 31 rounds. Row sums must stay below 2^(TOP+1−f)
 //! (2^23 with f = 16). Tested on logits in `[−4, 4]`, k = 10: max absolute error ≤ 5·10^−4
 //! (measured 6·10^−5), exact uniform rows for all-non-positive inputs.
 
@@ -286,7 +286,7 @@ pub fn row_max_requests(dim: (usize, usize)) -> Vec<TripleRequest> {
 }
 
 /// The maximum of each row (a `rows × 1` share), by a tournament of `max(a, b) = b + relu(a − b)`:
-/// exact (no truncation) for entries with `|a − b| < 2^63`, 7 rounds per level, ⌈log2 k⌉ levels.
+/// exact (no truncation) for entries with `|a − b| < 2^63`, 8 rounds per level, ⌈log2 k⌉ levels.
 pub async fn row_max<C: Channel>(cx: &mut Session<'_, C>, x: &Share) -> Result<Share> {
     let (rows, k) = x.dim();
     if k == 0 {

@@ -30,8 +30,8 @@
 //! Measured (`experiments/configs/relu-bench.toml`: a 128 × 128 ReLU layer, OT triples over TLS
 //! on loopback, both parties on one 2-core machine at load average ≈ 7.5, so times are noisy
 //! upper bounds; two runs): offline bytes sent per ReLU 5,472 with the adder, 3,504 / 3,416 /
-//! 3,360 with m = 4 / 5 / 6 — the comparison itself 2,896 → 928; the rest is the select's two
-//! elementwise triples (Gilboa products), now the larger part. Offline time per ReLU 212 / 197 µs
+//! 3,360 with m = 4 / 5 / 6 — the comparison itself 2,896 → 928; the rest was the select's two
+//! elementwise triples (Gilboa products), since replaced by the OT multiplexer (module `mux`). Offline time per ReLU 212 / 197 µs
 //! (adder) against 95 / 148 µs (m = 4). Online bytes 77.3 → 74.5 / 93.1 / 128.1; online time per
 //! ReLU 0.48 / 1.04 µs (adder) against 2.7 / 1.6 µs (m = 4): the leaf tables cost more CPU than
 //! the adder's few extra bytes save on loopback. m = 4 is the default: m = 5 and 6 save 2–4 %
@@ -158,13 +158,18 @@ fn field(bytes: &[u8], bit: usize, width: usize) -> usize {
     (v & (u64::MAX >> (64 - width))) as usize
 }
 
-/// Exchanges one flight of exactly `len` bytes each way.
-async fn flight<C: Channel>(cx: &mut Session<'_, C>, mine: Vec<u8>, len: usize) -> Result<Vec<u8>> {
+/// Exchanges one flight of exactly `len` bytes each way (`what` names it in the error).
+pub(super) async fn flight<C: Channel>(
+    cx: &mut Session<'_, C>,
+    mine: Vec<u8>,
+    len: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
     debug_assert_eq!(mine.len(), len);
     let theirs = exchange_bytes(cx.ch, mine).await?;
     if theirs.len() != len {
         return Err(MpcError::Malformed {
-            reason: format!("leaf OT flight of {} bytes, expected {len}", theirs.len()),
+            reason: format!("{what} flight of {} bytes, expected {len}", theirs.len()),
         });
     }
     Ok(theirs)
@@ -214,9 +219,9 @@ async fn leaves<C: Channel>(
         let s = blocks[lay.instance(peer, e)] ^ usize::from(ots.choice[e]);
         shifts.push(s as u128, m);
     }
-    let theirs = flight(cx, shifts.into_bytes(), (half * m).div_ceil(8)).await?;
+    let theirs = flight(cx, shifts.into_bytes(), (half * m).div_ceil(8), "leaf OT").await?;
     let mine = tables(role, lay, &blocks, ots, &theirs);
-    let theirs = flight(cx, mine, (half * size * 2).div_ceil(8)).await?;
+    let theirs = flight(cx, mine, (half * size * 2).div_ceil(8), "leaf OT").await?;
     let mut out = vec![0u8; 2 * half];
     for e in 0..half {
         out[lay.instance(role, e)] = ots.mask[e];

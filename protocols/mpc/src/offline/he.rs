@@ -572,7 +572,8 @@ pub fn cross_term_shapes(requests: &[TripleRequest]) -> Result<Vec<(usize, usize
             }),
             TripleRequest::Elementwise { .. }
             | TripleRequest::And { .. }
-            | TripleRequest::LeafOt { .. } => {}
+            | TripleRequest::LeafOt { .. }
+            | TripleRequest::Rot { .. } => {}
         }
     }
     Ok(out)

@@ -13,6 +13,7 @@
 //! * [`and`]: bit-sliced AND triples from two random OTs per triple;
 //! * [`leaf`]: random 1-out-of-2^m OTs with 2-bit messages from m random OTs (the leaves of the
 //!   millionaires' comparison);
+//! * [`rot`]: random 1-out-of-2 OTs with 64-bit messages (the OT multiplexer's correlations);
 //! * [`rlwe`] and [`he`]: SecureML's other offline variant (§IV-B, LHE-based triples) with a
 //!   lattice AHE in place of Paillier, Cheetah-style (HomFC, USENIX Security 2022) — matrix cross
 //!   terms by RLWE plaintext products (about 20 times fewer bytes than Gilboa's 2080 bits per
@@ -37,6 +38,7 @@ pub mod he;
 pub mod iknp;
 pub mod leaf;
 pub mod rlwe;
+pub mod rot;
 pub mod transpose;
 
 use crate::error::{MpcError, Result};

@@ -180,7 +180,8 @@ impl Estimator {
                 }
                 TripleRequest::Elementwise { .. }
                 | TripleRequest::And { .. }
-                | TripleRequest::LeafOt { .. } => {}
+                | TripleRequest::LeafOt { .. }
+                | TripleRequest::Rot { .. } => {}
             }
         }
         Ok(e)

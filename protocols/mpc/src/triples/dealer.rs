@@ -9,7 +9,9 @@
 //! Leaf OTs ([`TripleRequest::LeafOt`]) follow the same rule: both parties draw their tables,
 //! choices and output shares, P0 also its chosen messages, and P1 receives 4 bits per instance —
 //! its chosen message from P0's table and an offset that aligns its own table with P0's chosen
-//! message, both uniform to P1.
+//! message, both uniform to P1. Random 1-out-of-2 OTs ([`TripleRequest::Rot`]) alike: P1
+//! receives two words per instance, its chosen message from P0's pair and an offset XORed into
+//! both of its own messages so that the one at P0's choice is P0's seeded chosen message.
 //!
 //! Trust: the dealer sees every triple and must not collude with either party (semi-honest,
 //! non-colluding). It never sees data or models. Runnable in-process ([`spawn_in_process`]) or as
@@ -17,7 +19,7 @@
 
 use super::{
     check_leaf_bits, AndTriples, ElemTriple, LeafOts, Lhs, MaskId, MatmulTriple, Preprocessing,
-    TripleRequest, TripleSource,
+    RandomOts, TripleRequest, TripleSource,
 };
 use crate::compute::offload;
 use crate::error::{MpcError, Result};
@@ -184,6 +186,45 @@ fn apply_leaf_corrections(t: &mut LeafOts, words: &[u64]) {
     }
 }
 
+/// A party's seeded part of `count` random OTs per direction: its pairs as sender, its choices
+/// as receiver and, for P0, its chosen messages (see [`rot_corrections`]).
+fn draw_rot(rng: &mut ChaCha20Rng, role: Role, count: usize) -> RandomOts {
+    let flat = words(rng, 2 * count);
+    let mut choice = words(rng, count.div_ceil(64));
+    if count % 64 != 0 {
+        *choice.last_mut().expect("count > 0") &= (1 << (count % 64)) - 1;
+    }
+    let chosen = match role {
+        Role::P0 => words(rng, count),
+        Role::P1 => vec![0; count],
+    };
+    RandomOts {
+        pairs: flat.chunks(2).map(|p| [p[0], p[1]]).collect(),
+        choice,
+        chosen,
+    }
+}
+
+/// What the dealer sends P1 for one random-OT request: P1's chosen messages `K0[c1]` (the first
+/// `count` words), then the offsets `K1'[c0] ⊕ chosen0` that make P1's drawn pairs `K1'` agree
+/// with P0's chosen messages. Both are uniform to P1: `K0` and `chosen0` come from P0's seed.
+fn rot_corrections(p0: &RandomOts, p1: &RandomOts) -> Vec<u64> {
+    let n = p0.count();
+    let chosen1 = (0..n).map(|e| p0.pairs[e][p1.choice_bit(e) as usize]);
+    let offset = (0..n).map(|e| p1.pairs[e][p0.choice_bit(e) as usize] ^ p0.chosen[e]);
+    chosen1.chain(offset).collect()
+}
+
+/// P1 applies [`rot_corrections`] to its seeded part.
+fn apply_rot_corrections(t: &mut RandomOts, words: &[u64]) {
+    let n = t.count();
+    t.chosen.copy_from_slice(&words[..n]);
+    for (p, d) in t.pairs.iter_mut().zip(&words[n..]) {
+        p[0] ^= d;
+        p[1] ^= d;
+    }
+}
+
 /// The dealer's state for one session.
 struct DealerState {
     rng: [ChaCha20Rng; 2],
@@ -259,6 +300,12 @@ impl DealerState {
                     let p0 = draw_leaf(&mut self.rng[0], Role::P0, *count, *bits);
                     let p1 = draw_leaf(&mut self.rng[1], Role::P1, *count, *bits);
                     let w = leaf_corrections(&p0, &p1);
+                    out.push(Array2::from_shape_vec((1, w.len()), w).expect("shape"));
+                }
+                TripleRequest::Rot { count } => {
+                    let p0 = draw_rot(&mut self.rng[0], Role::P0, *count);
+                    let p1 = draw_rot(&mut self.rng[1], Role::P1, *count);
+                    let w = rot_corrections(&p0, &p1);
                     out.push(Array2::from_shape_vec((1, w.len()), w).expect("shape"));
                 }
             }
@@ -442,6 +489,13 @@ impl<C: Channel> DealerClient<C> {
                     }
                     pre.push_leaf(t);
                 }
+                (TripleRequest::Rot { count }, PartyDraw::Rot(mut t)) => {
+                    if self.role == Role::P1 {
+                        let w = self.ch.recv_ring(1, 2 * count).await?;
+                        apply_rot_corrections(&mut t, w.as_slice().expect("contiguous"));
+                    }
+                    pre.push_rot(t);
+                }
                 _ => unreachable!("draw kinds follow request kinds"),
             }
         }
@@ -455,6 +509,7 @@ enum PartyDraw {
     Elem(RingMatrix, RingMatrix, Option<RingMatrix>),
     And(Vec<u64>, Vec<u64>, Option<Vec<u64>>),
     Leaf(LeafOts),
+    Rot(RandomOts),
 }
 
 /// What a party draws from its own seed for one request; P0 also draws its product share.
@@ -490,6 +545,7 @@ fn draw_party(
             check_leaf_bits(*bits)?;
             PartyDraw::Leaf(draw_leaf(rng, role, *count, *bits))
         }
+        TripleRequest::Rot { count } => PartyDraw::Rot(draw_rot(rng, role, *count)),
     })
 }
 
@@ -604,11 +660,11 @@ mod tests {
         h.await.unwrap().unwrap();
         // seed (32 + 4 header) + one ack (4 + 4 header)
         assert_eq!(m0.stats().bytes_received, 36 + 8);
-        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words, and 4 bits per
-        // leaf OT (70 of them: 5 words).
+        // P1 additionally receives Z shares: 3x2 + 3x1 + 4x3 + 4x4 + 1x5 words, 4 bits per
+        // leaf OT (70 of them: 5 words) and 2 words per random OT (70 of them).
         assert_eq!(
             m1.stats().bytes_received,
-            36 + 8 + (6 + 3 + 12 + 16 + 5 + 5) * 8 + 6 * 4
+            36 + 8 + (6 + 3 + 12 + 16 + 5 + 5 + 140) * 8 + 7 * 4
         );
     }
 }

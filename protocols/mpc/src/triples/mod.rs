@@ -39,7 +39,7 @@ pub(crate) mod testing;
 pub use client_aided::{client_aided_in_process, ClientAided};
 pub use he::{HeSource, HE_TRUST_NOTE};
 pub use ot::{OtSource, Progress};
-pub use pool::{AndTriples, ElemTriple, LeafOts, MatmulTriple, Preprocessing};
+pub use pool::{AndTriples, ElemTriple, LeafOts, MatmulTriple, Preprocessing, RandomOts};
 pub use request::{
     check_leaf_bits, elementwise_entries, v_shape, Lhs, MaskId, TripleRequest, MAX_LEAF_BITS,
 };

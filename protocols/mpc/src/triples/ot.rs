@@ -1,5 +1,5 @@
 //! [`OtSource`]: the two-server offline phase behind [`TripleSource`] — base OTs, IKNP/ALSZ
-//! extension, Gilboa products and AND triples from [`crate::offline`], or the HE cross terms of
+//! extension, Gilboa products, AND triples, leaf and random OTs from [`crate::offline`], or the HE cross terms of
 //! [`crate::offline::he`] when [`super::HeSource`] installs its keys.
 
 use super::{
@@ -14,6 +14,7 @@ use crate::offline::gilboa::{cross_elementwise, cross_matmul};
 use crate::offline::he::{cross_matmul_he, HeKeys};
 use crate::offline::iknp::{setup_pair, OtPair};
 use crate::offline::leaf::leaf_ots;
+use crate::offline::rot::random_ots;
 use crate::ring::{self, RingMatrix};
 use crate::share::{os_rng, Role, Share};
 use rand_chacha::ChaCha20Rng;
@@ -93,6 +94,7 @@ fn check_request(req: &TripleRequest, dims: &mut HashMap<MaskId, (usize, usize)>
             check_leaf_bits(*bits).map_err(refused)?;
             (*count * *bits as usize) as u64
         }
+        TripleRequest::Rot { count } => *count as u64,
     })
 }
 
@@ -279,6 +281,11 @@ impl<C: Channel> OtSource<C> {
                     .await?;
                     pre.push_leaf(t);
                 }
+                TripleRequest::Rot { count } => {
+                    let t = random_ots(&mut self.ch, &mut self.pair, *count, &mut self.rng, &tick)
+                        .await?;
+                    pre.push_rot(t);
+                }
             }
         }
         self.ch.flush().await?;
@@ -384,6 +391,10 @@ mod tests {
                 TripleRequest::LeafOt { count, bits } => {
                     let (a, b) = (o.next_leaf(*count, *bits), e.next_leaf(*count, *bits));
                     assert_eq!(a.unwrap().table.len(), b.unwrap().table.len());
+                }
+                TripleRequest::Rot { count } => {
+                    let (a, b) = (o.next_rot(*count), e.next_rot(*count));
+                    assert_eq!(a.unwrap().choice.len(), b.unwrap().choice.len());
                 }
                 TripleRequest::Mask { .. } => {}
             }

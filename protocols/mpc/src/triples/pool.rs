@@ -1,5 +1,6 @@
 //! [`Preprocessing`]: one party's pool of triples, consumed in order by the online phase, with
-//! the shares it holds ([`MatmulTriple`], [`ElemTriple`], [`AndTriples`]) and the one-matrix-per-
+//! the shares it holds ([`MatmulTriple`], [`ElemTriple`], [`AndTriples`], [`LeafOts`],
+//! [`RandomOts`]) and the one-matrix-per-
 //! mask rule ([`Preprocessing::claim_mask`]).
 
 use super::request::{v_shape, Lhs, MaskId, TripleRequest};
@@ -84,6 +85,47 @@ impl LeafOts {
     }
 }
 
+/// One party's share of random 1-out-of-2 OTs with 64-bit messages, in both directions
+/// ([`TripleRequest::Rot`]): as sender of instance `e` it holds both messages `pairs[e]`; as
+/// receiver of instance `e` (of the peer's pair) the choice bit `e` of `choice` (packed LSB
+/// first) and the chosen message `chosen[e]`.
+#[derive(Clone)]
+pub struct RandomOts {
+    /// Sender: both messages of every instance.
+    pub pairs: Vec<[u64; 2]>,
+    /// Receiver: the choice bits, packed LSB first (`count.div_ceil(64)` words).
+    pub choice: Vec<u64>,
+    /// Receiver: the messages chosen from the peer's pairs.
+    pub chosen: Vec<u64>,
+}
+
+impl RandomOts {
+    /// Instances per direction.
+    pub fn count(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Receiver: the choice bit of instance `e`.
+    pub fn choice_bit(&self, e: usize) -> u64 {
+        (self.choice[e / 64] >> (e % 64)) & 1
+    }
+
+    /// All-zero material for `count` instances (dry runs).
+    pub(crate) fn zeros(count: usize) -> Self {
+        Self {
+            pairs: vec![[0; 2]; count],
+            choice: vec![0; count.div_ceil(64)],
+            chosen: vec![0; count],
+        }
+    }
+}
+
+impl std::fmt::Debug for RandomOts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RandomOts({} x 1-of-2)", self.count())
+    }
+}
+
 impl std::fmt::Debug for LeafOts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "LeafOts({} x 1-of-2^{})", self.count(), self.bits)
@@ -99,6 +141,7 @@ pub struct Preprocessing {
     elementwise: VecDeque<ElemTriple>,
     and: VecDeque<AndTriples>,
     leaf: VecDeque<LeafOts>,
+    rot: VecDeque<RandomOts>,
     /// In a recorder ([`crate::dry_run`]): every request the consumer made, in order.
     recording: Option<Vec<TripleRequest>>,
 }
@@ -154,6 +197,7 @@ impl Preprocessing {
             TripleRequest::LeafOt { count, bits } => {
                 self.leaf.push_back(LeafOts::zeros(count, bits))
             }
+            TripleRequest::Rot { count } => self.rot.push_back(RandomOts::zeros(count)),
             TripleRequest::Mask { .. } => {}
         }
         Ok(())
@@ -197,6 +241,11 @@ impl Preprocessing {
     /// Adds random 1-out-of-2^m OTs.
     pub fn push_leaf(&mut self, t: LeafOts) {
         self.leaf.push_back(t);
+    }
+
+    /// Adds random 1-out-of-2 OTs.
+    pub fn push_rot(&mut self, t: RandomOts) {
+        self.rot.push_back(t);
     }
 
     /// This party's share of mask `id`.
@@ -283,6 +332,19 @@ impl Preprocessing {
         }
     }
 
+    /// Takes the next block of random 1-out-of-2 OTs, which must hold `count` instances per
+    /// direction. Each block is handed out once: its messages mask exactly one use.
+    pub fn next_rot(&mut self, count: usize) -> Result<RandomOts> {
+        self.supply(TripleRequest::Rot { count })?;
+        match self.rot.pop_front() {
+            Some(t) if t.count() == count => Ok(t),
+            other => Err(MpcError::Preprocessing {
+                expected: format!("{count} random OTs"),
+                found: other.map_or("empty pool".into(), |t| format!("{} random OTs", t.count())),
+            }),
+        }
+    }
+
     /// Merges another pool's contents after this one's.
     pub fn extend(&mut self, other: Preprocessing) {
         self.masks.extend(other.masks);
@@ -291,6 +353,7 @@ impl Preprocessing {
         self.elementwise.extend(other.elementwise);
         self.and.extend(other.and);
         self.leaf.extend(other.leaf);
+        self.rot.extend(other.rot);
     }
 
     /// Whether every queued triple has been consumed (masks are kept).
@@ -299,6 +362,7 @@ impl Preprocessing {
             && self.elementwise.is_empty()
             && self.and.is_empty()
             && self.leaf.is_empty()
+            && self.rot.is_empty()
     }
 }
 
@@ -345,8 +409,10 @@ mod tests {
         assert_eq!(r.next_elementwise((2, 2)).unwrap().c.dim(), (2, 2));
         assert_eq!(r.next_and(3).unwrap().c, vec![0; 3]);
         assert_eq!(r.next_leaf(5, 3).unwrap().table, vec![0; 40]);
+        assert_eq!(r.next_rot(65).unwrap().choice, vec![0; 2]);
         let log = r.take_recorded();
-        assert_eq!(log.len(), 6);
+        assert_eq!(log.len(), 7);
+        assert_eq!(log[6], TripleRequest::Rot { count: 65 });
         assert_eq!(log[4], TripleRequest::And { words: 3 });
         assert_eq!(log[5], TripleRequest::LeafOt { count: 5, bits: 3 });
         assert!(r.is_drained() && Preprocessing::new().take_recorded().is_empty());

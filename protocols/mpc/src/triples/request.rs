@@ -1,5 +1,5 @@
 //! What a triple source is asked for: [`TripleRequest`]s (masks, matrix, elementwise and AND
-//! triples) with the left factor [`Lhs`] of a matrix triple, and the shape arithmetic every
+//! triples, random OTs) with the left factor [`Lhs`] of a matrix triple, and the shape arithmetic every
 //! source shares.
 
 use crate::error::Result;
@@ -69,6 +69,13 @@ pub enum TripleRequest {
         count: usize,
         /// log2 of the number of messages per instance.
         bits: u8,
+    },
+    /// `count` random 1-out-of-2 OTs with 64-bit messages in each direction
+    /// ([`super::RandomOts`], the correlations of [`crate::nonlinear`]'s OT multiplexer): each
+    /// party is the sender of `count` and the receiver of `count`.
+    Rot {
+        /// Instances per direction.
+        count: usize,
     },
 }
 

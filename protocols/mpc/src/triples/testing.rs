@@ -3,7 +3,8 @@
 
 use super::{Lhs, Preprocessing, TripleRequest};
 
-/// One request of every kind (fresh, mask rows, mask rows transposed, elementwise, AND, leaf OT),
+/// One request of every kind (fresh, mask rows, mask rows transposed, elementwise, AND, leaf OT,
+/// random OT),
 /// for the tests of every triple source.
 pub(crate) fn sample_requests() -> Vec<TripleRequest> {
     vec![
@@ -35,11 +36,12 @@ pub(crate) fn sample_requests() -> Vec<TripleRequest> {
         TripleRequest::Elementwise { rows: 4, cols: 4 },
         TripleRequest::And { words: 5 },
         TripleRequest::LeafOt { count: 70, bits: 3 },
+        TripleRequest::Rot { count: 70 },
     ]
 }
 
 /// Checks a pair of pools made for [`sample_requests`]: every item reconstructs correctly (fresh,
-/// mask rows, mask rows transposed, elementwise, AND), the pools drain, and further use is refused.
+/// mask rows, mask rows transposed, elementwise, AND, leaf and random OTs), the pools drain, and further use is refused.
 pub(crate) fn check_sample_pool(p0: &mut Preprocessing, p1: &mut Preprocessing) {
     use crate::ring;
     use crate::share::reconstruct;
@@ -101,6 +103,15 @@ pub(crate) fn check_sample_pool(p0: &mut Preprocessing, p1: &mut Preprocessing) 
             );
             assert!(r.choice[e] < 8 && s.mask[e] < 4);
         }
+    }
+    let (r0, r1) = (p0.next_rot(70).unwrap(), p1.next_rot(70).unwrap());
+    for (s, r) in [(&r0, &r1), (&r1, &r0)] {
+        for e in 0..70 {
+            let c = r.choice_bit(e) as usize;
+            assert_eq!(s.pairs[e][c], r.chosen[e], "random OT {e}");
+            assert_ne!(s.pairs[e][1 - c], r.chosen[e], "random OT {e}");
+        }
+        assert_eq!(r.choice[1] >> 6, 0);
     }
     assert!(p0.is_drained() && p1.is_drained());
     assert!(p0.next_elementwise((4, 4)).is_err());

@@ -177,10 +177,12 @@ async fn cost_matches_the_documented_table() {
         },
     )
     .await;
-    // The millionaires' comparison (42.5 bytes per value, 6 flights), then one select.
+    // The millionaires' comparison (42.5 bytes per value, 6 flights), then one multiplexer
+    // (a correction bit and a word per value, 2 flights).
     let comparison = |n: usize| 85 * n / 2 + 4 * 6;
-    assert_eq!(s.bytes_sent, (comparison(n) + 32 * n + 4) as u64);
-    assert_eq!(s.rounds, 7);
+    let mux = |n: usize| n / 8 + 8 * n + 4 * 2;
+    assert_eq!(s.bytes_sent, (comparison(n) + mux(n)) as u64);
+    assert_eq!(s.rounds, 8);
     eprintln!("gates: msb {:?} a2b {:?}", msb_and_gates(), a2b_and_gates());
 
     // Per-value bytes of the composite protocols (printed for the module docs).
@@ -193,6 +195,7 @@ async fn cost_matches_the_documented_table() {
     reqs.extend(exp_requests((1, n), params));
     reqs.extend(b2a_requests((1, n)));
     reqs.extend(select_requests((1, n)));
+    reqs.extend(select_beaver_requests((1, n)));
     let (o, _, _) = run2(
         reqs,
         std::slice::from_ref(&x),
@@ -235,6 +238,15 @@ async fn cost_matches_the_documented_table() {
             .await
             .unwrap();
             out.push(("select", ch.stats().since(&b)));
+            let b = ch.stats();
+            select_beaver(
+                &mut Session::new(&mut ch, role, FixedPoint::default(), &mut pre),
+                &bits,
+                &s[0],
+            )
+            .await
+            .unwrap();
+            out.push(("select_beaver", ch.stats().since(&b)));
             (out, ch, pre)
         },
     )
@@ -246,10 +258,9 @@ async fn cost_matches_the_documented_table() {
             st.bytes_sent as f64 / n as f64
         );
     }
-    assert_eq!(
-        o[0].1.bytes_sent,
-        (comparison(2 * n) + 8 * 3 * 2 * n + 4) as u64
-    );
+    // Sigmoid: both comparisons in one pass, both multiplexers in one pass.
+    assert_eq!(o[0].1.bytes_sent, (comparison(2 * n) + mux(2 * n)) as u64);
     assert_eq!(o[3].1.bytes_sent, (16 * n + 4) as u64);
-    assert_eq!(o[4].1.bytes_sent, (32 * n + 4) as u64);
+    assert_eq!((o[4].1.bytes_sent, o[4].1.rounds), (mux(n) as u64, 2));
+    assert_eq!((o[5].1.bytes_sent, o[5].1.rounds), ((32 * n + 4) as u64, 1));
 }

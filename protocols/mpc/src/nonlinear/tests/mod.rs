@@ -222,7 +222,7 @@ async fn b2a_and_select_are_exact() {
         },
     )
     .await;
-    assert_eq!(stats.rounds, 3);
+    assert_eq!(stats.rounds, 4);
     assert_eq!(reconstruct(&o0.0, &o1.0), bits);
     assert_eq!(reconstruct_bits(&o0.2, &o1.2), &bits & &other);
     let expect = Array2::from_shape_fn((r, c), |(i, j)| bits[[i, j]].wrapping_mul(x[[i, j]]));
@@ -248,7 +248,7 @@ async fn relu_and_its_derivative_are_exact() {
         },
     )
     .await;
-    assert_eq!(stats.rounds, 7);
+    assert_eq!(stats.rounds, 8);
     let r = reconstruct(&o0.0, &o1.0);
     let d = reconstruct_bits(&o0.1, &o1.1);
     for (i, &val) in v.iter().enumerate() {
@@ -283,7 +283,7 @@ async fn piecewise_sigmoid_is_exact() {
         },
     )
     .await;
-    assert_eq!(stats.rounds, 7);
+    assert_eq!(stats.rounds, 8);
     let o = reconstruct(&o0, &o1);
     for (i, &val) in v.iter().enumerate() {
         let xi = val as i64;
@@ -351,3 +351,4 @@ mod arith;
 mod edges;
 mod log;
 mod millionaire;
+mod mux;
