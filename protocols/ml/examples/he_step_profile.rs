@@ -34,6 +34,7 @@ fn kind(r: &TripleRequest) -> String {
         TripleRequest::Elementwise { rows, cols } => format!("elementwise {rows}x{cols}"),
         TripleRequest::And { words } => format!("and {words} words"),
         TripleRequest::LeafOt { count, bits } => format!("leaf-ot {count}x{bits}b"),
+        TripleRequest::Rot { count } => format!("random-ot {count}"),
     }
 }
 
