@@ -1,9 +1,11 @@
-//! `he-infer` — encrypted ST-GCN inference against a party's inference endpoint.
+//! `he-infer` — encrypted ST-GCN or CNN inference against a party's inference endpoint.
 //!
 //! ```text
 //! he-infer --client client.toml --list
 //! he-infer --client client.toml --model bodypose --input pose.csv [--top 5] [--check model.json]
 //! he-infer --client client.toml --model mocap15 --dataset mocap15 --index 7 [--repeat 3]
+//! he-infer --client client.toml --model mnist-lola --input digit.png [--check mnist-cryptonets.json]
+//! he-infer --client client.toml --model mnist-lola --dataset mnist --index 0 --check mnist-cryptonets.json
 //! ```
 //!
 //! `--model` names a model the party serves: one configured in its `[inference]` section or one
@@ -29,6 +31,12 @@
 //! `(C, T, V, M)` or `(C, T, V)`). `--dataset bodypose` takes sample `--index` of the BodyPose
 //! test split (stratified 20 %, seed 42) and `--dataset mocap15` of the Mocap-15 cross-view test
 //! split (20 clips per class), the splits the committed models were evaluated on.
+//!
+//! CNN models (the party announces the architecture): `--input digit.png` (8-bit grayscale or
+//! RGB, 28 × 28, white digit on black as in MNIST; pixels / 255) or `digit.npy` (28 × 28 or
+//! 784 values in `[0, 1]`), see `party::infer::image`; `--dataset mnist --index I` takes image
+//! `I` of the bundled MNIST test set. The image is unfolded into one ciphertext per kernel tap
+//! (LoLa's convolution representation) and encrypted; the party returns one logit ciphertext.
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -45,7 +53,7 @@ use std::time::Instant;
 #[derive(Parser, Debug)]
 #[command(
     name = "he-infer",
-    about = "Encrypted ST-GCN inference (CKKS) against a Dyad party"
+    about = "Encrypted ST-GCN or CNN inference (CKKS) against a Dyad party"
 )]
 struct Cli {
     /// Client configuration (server, server_cert, token or cert_dir).
@@ -69,10 +77,11 @@ struct Cli {
     /// Served model name.
     #[arg(long)]
     model: Option<String>,
-    /// Input sequence (CSV or NPY).
+    /// Input: a sequence (CSV or NPY) for an ST-GCN, an image (PNG or NPY, 28 × 28) for a CNN.
     #[arg(long, conflicts_with = "dataset")]
     input: Option<PathBuf>,
-    /// Bundled dataset: bodypose or mocap15 (test split).
+    /// Bundled dataset: bodypose or mocap15 (test split) for an ST-GCN, mnist (test set) for a
+    /// CNN.
     #[arg(long, requires = "index")]
     dataset: Option<String>,
     /// Sample index in the dataset's test split.
@@ -139,8 +148,96 @@ async fn connect(cli: &Cli) -> Result<InferClient> {
     Ok(InferClient::new(c))
 }
 
+/// One input: a sequence `(C, T, V, M)` for an ST-GCN, an image's pixels for a CNN.
+enum Sample {
+    Sequence(Array4<f64>),
+    Image(Vec<f64>),
+}
+
+impl Sample {
+    /// The serialized input ciphertexts of the sample, freshly encrypted.
+    fn encrypt(
+        &self,
+        info: &ModelInfo,
+        params: &ckks::CkksParams,
+        sk: &ckks::SecretKey,
+    ) -> Result<Vec<Vec<u8>>> {
+        Ok(match self {
+            Sample::Sequence(x) => infer::encrypt_input(info, params, sk, x.view())?,
+            Sample::Image(x) => infer::cnn::encrypt_image(info, params, sk, x)?,
+        })
+    }
+}
+
+/// The image for a CNN model and, for a dataset, its true class.
+fn load_image(cli: &Cli, spec: &ml::models::cnn::CnnSpec) -> Result<(Vec<f64>, Option<String>)> {
+    if let Some(p) = &cli.input {
+        return Ok((infer::image::read_image(p, spec.side)?, None));
+    }
+    let (Some(name), Some(i)) = (cli.dataset.as_deref(), cli.index) else {
+        bail!("give --input FILE (PNG or NPY) or --dataset mnist --index I");
+    };
+    anyhow::ensure!(
+        name == "mnist",
+        "unknown dataset {name:?} for a CNN (mnist)"
+    );
+    let set = datasets::mnist::load_bundled(datasets::mnist::Split::Test)?;
+    anyhow::ensure!(
+        i < set.len(),
+        "--index {i}: the MNIST test set has {} images",
+        set.len()
+    );
+    anyhow::ensure!(
+        (set.rows, set.cols) == (spec.side, spec.side),
+        "MNIST images are {} × {}, the model takes {} × {}",
+        set.rows,
+        set.cols,
+        spec.side,
+        spec.side
+    );
+    let x = set
+        .images
+        .row(i)
+        .iter()
+        .map(|&p| f64::from(p) / 255.0)
+        .collect();
+    Ok((x, Some(set.labels[i].to_string())))
+}
+
+/// The plaintext logits of the model in `path` (its weights beside it) on `sample`.
+fn plain_logits(path: &Path, sample: &Sample) -> Result<Vec<f64>> {
+    let json =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let wpath = path.with_extension("safetensors");
+    let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
+    Ok(match sample {
+        Sample::Sequence(x) => {
+            let m = stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
+            m.fold()
+                .forward(x.view().insert_axis(Axis(0)))?
+                .row(0)
+                .to_vec()
+        }
+        Sample::Image(x) => {
+            let m = ml::models::cnn::CnnModel::from_json_and_safetensors(&json, &w)?;
+            let x = ndarray::Array2::from_shape_vec((1, x.len()), x.clone())?;
+            m.logits(x.view())?.row(0).to_vec()
+        }
+    })
+}
+
 /// The sample and, for a dataset, its true class name.
-fn load_input(cli: &Cli, info: &ModelInfo) -> Result<(Array4<f64>, Option<String>)> {
+fn load_input(cli: &Cli, info: &ModelInfo) -> Result<(Sample, Option<String>)> {
+    if let Some(cnn) = &info.cnn {
+        let (x, label) = load_image(cli, &cnn.spec)?;
+        return Ok((Sample::Image(x), label));
+    }
+    let (x, label) = load_sequence(cli, info)?;
+    Ok((Sample::Sequence(x), label))
+}
+
+/// The sequence for an ST-GCN model and, for a dataset, its true class name.
+fn load_sequence(cli: &Cli, info: &ModelInfo) -> Result<(Array4<f64>, Option<String>)> {
     let l = &info.input_layout;
     let shape = (l.channels, l.frames, l.nodes, l.persons);
     if let Some(p) = &cli.input {
@@ -207,17 +304,24 @@ async fn main() -> Result<()> {
     let info = c.model_info(&model).await?;
     let params = infer::params_for(&info)?;
     let l = &info.input_layout;
+    let shape = match &info.cnn {
+        Some(c) => format!(
+            "CNN in the {} layout, {s} × {s} images",
+            c.layout.name(),
+            s = c.spec.side
+        ),
+        None => format!(
+            "(C, T, V, M) = ({}, {}, {}, {})",
+            l.channels, l.frames, l.nodes, l.persons
+        ),
+    };
     println!(
-        "model {}: preset {} (N = 2^{}, {} levels), input level {}, (C, T, V, M) = ({}, {}, {}, {}), {} input ciphertexts, {} classes; the party's noise flood adds a logit error of sd {:.2e}",
+        "model {}: preset {} (N = 2^{}, {} levels), input level {}, {shape}, {} input ciphertexts, {} classes; the party's noise flood adds a logit error of sd {:.2e}",
         info.name,
         info.preset,
         info.log_n,
         params.max_level(),
         info.input_level,
-        l.channels,
-        l.frames,
-        l.nodes,
-        l.persons,
         info.input_cts(),
         info.class_names.len(),
         info.flood_sd
@@ -252,7 +356,7 @@ async fn main() -> Result<()> {
     let mut logits = Vec::new();
     for _ in 0..cli.repeat {
         let t = Instant::now();
-        let cts = infer::encrypt_input(&info, &params, &sk, x.view())?;
+        let cts = x.encrypt(&info, &params, &sk)?;
         enc_t.push(t.elapsed().as_secs_f64());
         let up: u64 = cts.iter().map(|c| c.len() as u64).sum();
         let t = Instant::now();
@@ -309,13 +413,7 @@ async fn main() -> Result<()> {
         );
     }
     if let Some(path) = &cli.check {
-        let json =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let wpath = path.with_extension("safetensors");
-        let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
-        let m = stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
-        let plain = m.fold().forward(x.view().insert_axis(Axis(0)))?;
-        let plain: Vec<f64> = plain.row(0).to_vec();
+        let plain = plain_logits(path, &x)?;
         anyhow::ensure!(
             plain.len() == logits.len(),
             "{} has {} classes, the served model {}",

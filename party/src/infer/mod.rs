@@ -8,6 +8,8 @@
 //!   a background thread ([`generate_keys`]), pack and encrypt an input sequence in the model's
 //!   slot layout ([`encrypt_input`]), decrypt the logits ([`decrypt_logits`]).
 //! * [`input`]: reading a sequence from CSV or NPY with errors that name file, line and value.
+//! * [`cnn`] and [`image`]: the same for the CNN models (`hecnn`): checking the announced
+//!   architecture, encrypting one image in the LoLa layout; reading a digit from PNG or NPY.
 //! * [`client`]: the async driver of one inference session over a [`crate::client::Client`].
 //!
 //! The server side lives in [`crate::server::infer`]. The secret key is made by the client and
@@ -16,6 +18,8 @@
 //! the party sanitizes every reply (see [`msg`] and `hegcn::sanitize`).
 
 pub mod client;
+pub mod cnn;
+pub mod image;
 pub mod input;
 pub mod msg;
 
@@ -68,6 +72,18 @@ pub enum InferError {
     /// Reading an input file failed.
     #[error(transparent)]
     Input(#[from] input::InputError),
+    /// Reading an image failed.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// The CNN client refused an architecture or an image.
+    #[error(transparent)]
+    Cnn(#[from] hecnn::HeCnnError),
+    /// The party serves a CNN in a layout this client does not encrypt for.
+    #[error("the party serves the model in the {layout} layout; this client encrypts for lola")]
+    UnsupportedLayout {
+        /// The announced layout.
+        layout: &'static str,
+    },
     /// The key generation thread ended early.
     #[error("key generation stopped: {reason}")]
     KeyGeneration {
@@ -143,6 +159,10 @@ pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
             info.input_level as usize,
             info.output_level as usize,
         ));
+    }
+    if let Some(cnn) = &info.cnn {
+        cnn::check_cnn(info, cnn, &params)?;
+        return Ok(params);
     }
     let (c, v) = match &info.dense {
         Some(d) => {

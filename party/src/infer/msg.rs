@@ -113,15 +113,31 @@ pub struct ModelInfo {
     /// wrong layout. `None` for the packed layouts and from older parties.
     #[serde(default)]
     pub dense: Option<hegcn::DenseLayout>,
+    /// The CNN's architecture and layout, when the model is an MNIST-style CNN
+    /// (`ml::models::cnn`, `hecnn`); `input_layout` then announces zero slots (it describes
+    /// ST-GCN inputs only) and `input_affine` is `None`. `None` for ST-GCN models.
+    #[serde(default)]
+    pub cnn: Option<CnnInfo>,
+}
+
+/// What a client needs to encrypt for a served CNN: its public architecture (shapes, no
+/// weights) and the layout the party evaluates it in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnInfo {
+    /// The layout (`hecnn::LayoutKind::Lola`: one image as one ciphertext per kernel tap).
+    pub layout: hecnn::LayoutKind,
+    /// The architecture (`side`, `kernel`, `stride`, `pad`, `maps`, `hidden`, `classes`).
+    pub spec: ml::models::cnn::CnnSpec,
 }
 
 impl ModelInfo {
-    /// Input ciphertexts a request carries: one in the dense layout, the packed layout's count
-    /// otherwise.
+    /// Input ciphertexts a request carries: one per kernel tap for a CNN in the LoLa layout,
+    /// one in the dense layout, the packed layout's count otherwise.
     pub fn input_cts(&self) -> usize {
-        match &self.dense {
-            Some(_) => 1,
-            None => self.input_layout.num_cts(),
+        match (&self.cnn, &self.dense) {
+            (Some(c), _) => c.spec.taps(),
+            (None, Some(_)) => 1,
+            (None, None) => self.input_layout.num_cts(),
         }
     }
 }

@@ -114,9 +114,13 @@ pub struct ServedModelConfig {
     pub name: String,
     /// The model's `.json` configuration; the weights are the `.safetensors` beside it.
     pub path: PathBuf,
-    /// `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
+    /// ST-GCN models: `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
     #[serde(default = "default_packing")]
     pub packing: String,
+    /// CNN models (`ml::models::cnn`, detected from the model file): `"lola"` (one image per
+    /// request, `hecnn::lola`; the default). Refused for an ST-GCN model.
+    #[serde(default)]
+    pub layout: Option<String>,
     /// A 128-bit CKKS preset name; default: the smallest that holds the model.
     #[serde(default)]
     pub preset: Option<String>,

@@ -29,8 +29,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// IKNP's extension message (`mpc::offline::iknp::ExtendMsg`) carries its bits superblock-major;
 /// `ckks::OpCounts.mod_down` in the inference replies. 5: comparisons (ReLU, sigmoid, clamp,
 /// row maximum) run the millionaires' protocol (`mpc::nonlinear::msb_millionaire`) in place of
-/// the GMW adder, with the new preprocessing `TripleRequest::LeafOt`.
-pub(crate) const VERSION: u8 = 5;
+/// the GMW adder, with the new preprocessing `TripleRequest::LeafOt`. 6: `ModelInfo.cnn`
+/// (CNN models served by the inference endpoint).
+pub(crate) const VERSION: u8 = 6;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

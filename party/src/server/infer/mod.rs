@@ -39,12 +39,13 @@
 //! The forward pass runs on the blocking pool (and rayon inside `hegcn`), never on the async
 //! executor's threads.
 
+mod cnn;
 mod error;
 mod keys;
 mod model;
 
 pub use error::InferenceError;
-pub use model::{required_key_bytes, ServedModel};
+pub use model::{required_key_bytes, ModelKind, ServedModel};
 
 use super::config::InferenceConfig;
 use super::limits::{self, PerClient};
@@ -115,10 +116,13 @@ impl InferenceService {
         for m in &cfg.models {
             let t0 = Instant::now();
             let sm = ServedModel::load(m, cfg)?;
+            let layout = match &sm.info.cnn {
+                Some(c) => format!("CNN, layout {}", c.layout.name()),
+                None => m.packing.clone(),
+            };
             tracing::info!(
-                "serving model {:?} ({}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
+                "serving model {:?} ({layout}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
                 m.name,
-                m.packing,
                 sm.info.preset,
                 sm.info.input_level,
                 sm.input_cts(),
@@ -450,7 +454,7 @@ impl InferenceService {
             raw.push(b);
         }
         let level = m.info.input_level as usize;
-        let p = m.he.params().clone();
+        let p = m.params().clone();
         Ok(tokio::task::spawn_blocking(move || -> Result<Vec<Ciphertext>, String> {
             raw.iter()
                 .enumerate()
@@ -496,7 +500,7 @@ fn check_inputs(m: &ServedModel, ct_lens: &[u64]) -> Result<(), Refusal> {
             ),
         ));
     }
-    let limit = max_ciphertext_bytes(m.he.params());
+    let limit = max_ciphertext_bytes(m.params());
     if let Some((i, &l)) = ct_lens
         .iter()
         .enumerate()
