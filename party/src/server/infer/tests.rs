@@ -545,3 +545,96 @@ fn registering_a_model_while_serving_updates_the_registry_and_the_key_bound() {
     svc.register(m).unwrap();
     assert_eq!(svc.max_key_bytes(), 1 << 30);
 }
+
+/// The committed CryptoNets model (`experiments/models/cnn`).
+fn cryptonets() -> ml::models::cnn::CnnModel {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models/cnn");
+    let json = std::fs::read_to_string(dir.join("mnist-cryptonets.json")).unwrap();
+    let w = std::fs::read(dir.join("mnist-cryptonets.safetensors")).unwrap();
+    ml::models::cnn::CnnModel::from_json_and_safetensors(&json, &w).unwrap()
+}
+
+/// A CNN is detected from its file, compiled in the LoLa layout at the smallest preset of
+/// depth 5 with the layout's Galois keys only, announced with its architecture, and requests
+/// of the wrong count or size are refused naming the limit; a layout it does not know and an
+/// ST-GCN with a CNN layout are refused at start.
+#[test]
+fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models");
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    let p = std::path::Path::new("m.json");
+    assert_eq!(
+        ModelKind::detect(&read("cnn/mnist-cryptonets.json"), p).unwrap(),
+        ModelKind::Cnn
+    );
+    assert_eq!(
+        ModelKind::detect(&read("bodypose-stgcn3x128-d4-square.json"), p).unwrap(),
+        ModelKind::Stgcn
+    );
+    let e = ModelKind::detect("{\"side\": 28}", p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("m.json: neither an ST-GCN") && e.contains("fields: side"),
+        "{e}"
+    );
+
+    let model = cryptonets();
+    let mut sc = ServedModelConfig {
+        name: "digits".into(),
+        path: "unused.json".into(),
+        packing: "ama".into(),
+        layout: None,
+        preset: None,
+    };
+    let m = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
+    assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
+    let cnn = m.info.cnn.clone().expect("the architecture is announced");
+    assert_eq!(cnn.layout, hecnn::LayoutKind::Lola);
+    assert_eq!(cnn.spec, model.spec);
+    assert_eq!(m.input_cts(), 25);
+    assert_eq!((m.info.input_level, m.info.output_level), (5, 0));
+    assert_eq!(m.galois_key_count(), m.info.rotation_steps.len());
+    assert_eq!(m.info.class_names[7], "7");
+    params_for(&m.info).unwrap();
+    // A client that does not know `cnn` sees a zero-slot ST-GCN layout and refuses it.
+    let mut old = m.info.clone();
+    old.cnn = None;
+    assert!(matches!(
+        params_for(&old),
+        Err(InferError::BadInfo {
+            what: "layout slots",
+            ..
+        })
+    ));
+    let Refusal(code, msg) = check_inputs(&m, &[100; 24]).unwrap_err();
+    assert_eq!(code, ErrorCode::BadRequest);
+    assert!(
+        msg.contains("24 input ciphertexts announced, model \"digits\" takes 25"),
+        "{msg}"
+    );
+    let limit = max_ciphertext_bytes(m.params());
+    let mut lens = vec![100; 25];
+    lens[3] = limit + 1;
+    let Refusal(code, msg) = check_inputs(&m, &lens).unwrap_err();
+    assert_eq!(code, ErrorCode::Limit);
+    assert!(
+        msg.contains(&format!("input ciphertext 3: {} bytes", limit + 1)),
+        "{msg}"
+    );
+    assert!(check_inputs(&m, &[100; 25]).is_ok());
+
+    sc.layout = Some("tiles".into());
+    let e = ServedModel::new_cnn(&sc, &model, &tiny_limits())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unknown CNN layout \"tiles\" (served: lola)"),
+        "{e}"
+    );
+    sc.layout = Some("lola".into());
+    let e = ServedModel::new(&sc, &tiny_model(4), &tiny_limits())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("layout = \"lola\" is for CNN models"), "{e}");
+}
