@@ -480,7 +480,7 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # address = "198.51.100.7:7000"
 # certificate = "dealer-cert.pem"
 
-# Optional encrypted ST-GCN inference (`he-infer` clients). Clients upload evaluation keys only;
+# Optional encrypted ST-GCN and CNN inference (`he-infer` clients). Clients upload evaluation keys only;
 # the secret key never leaves them.
 # [inference]
 # max_key_bytes = 1073741824     # largest key upload of one session (bytes); default: what the
@@ -501,6 +501,11 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it
 # packing = "ama"                # or "channel-major"
+# A CNN (experiments/models/cnn, detected from its .json) is served the same way:
+# [[inference.models]]
+# name = "mnist-lola"
+# path = "models/cnn/mnist-cryptonets.json"
+# layout = "lola"                # one image per request (the default; CNNs only)
 "#
     )
 }

@@ -3,7 +3,9 @@
 //! choosing the 128-bit preset) and deployed ones while serving
 //! ([`InferenceService::register`]: the registry is live, no restart), accepts a client's
 //! evaluation keys once per session, evaluates the network on the client's ciphertexts and
-//! returns encrypted logits.
+//! returns encrypted logits. It serves MNIST CNNs the same way (`ml::models::cnn` in
+//! `hecnn`'s LoLa layout, see `cnn`): the model file's kind is detected ([`ModelKind`]); the
+//! sessions, key checks, input checks and the sanitized reply are shared.
 //!
 //! Security: the party never receives a secret key (only the relinearization key and the Galois
 //! keys the model's rotations need, each validated against the parameters with its declared
