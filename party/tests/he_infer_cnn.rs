@@ -101,3 +101,51 @@ fn he_infer_serves_the_committed_cryptonets_model_in_the_lola_layout() {
     let _ = proc.kill();
     let _ = proc.wait();
 }
+
+/// The CryptoNets batch layout: `he-infer --dataset mnist --range 0..8 --check` sends eight
+/// test images in one request (784 pixel ciphertexts, no Galois keys) and every image's
+/// encrypted top class equals the plaintext model's.
+#[test]
+#[ignore = "the batch layout: 784 ciphertexts (about 0.6 GiB) up and tens of CPU-seconds per request"]
+fn he_infer_serves_the_committed_cryptonets_model_in_the_batch_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let json = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/models/cnn/mnist-cryptonets.json");
+    let inference = "max_sessions_per_client = 1\nsession_ttl_s = 600\n";
+    let (addr, mut proc) = spawn(
+        "mnist-batch",
+        tmp.path(),
+        &json,
+        inference,
+        "",
+        "layout = \"cryptonets\"\n",
+    );
+    let out = run_ok(Command::new(HE_INFER).args([
+        "--server",
+        &addr.to_string(),
+        "--server-cert",
+        tmp.path().join("p0/cert.pem").to_str().unwrap(),
+        "--token",
+        ALICE,
+        "--model",
+        "mnist-batch",
+        "--dataset",
+        "mnist",
+        "--range",
+        "0..8",
+        "--check",
+        json.to_str().unwrap(),
+    ]));
+    eprintln!("{out}");
+    assert!(
+        out.contains("CNN in the batch layout, 28 × 28 images, 784 input ciphertexts"),
+        "{out}"
+    );
+    assert!(out.contains("1 evaluation keys (0 Galois)"), "{out}");
+    assert!(
+        out.contains("top-1 agrees with the plaintext model on 8 of 8 images"),
+        "{out}"
+    );
+    let _ = proc.kill();
+    let _ = proc.wait();
+}

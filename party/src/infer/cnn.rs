@@ -1,12 +1,15 @@
 //! The client's side of a CNN query (`hecnn`): check what the party announces for a CNN
-//! ([`check_cnn`], called by [`super::params_for`]), unfold and encrypt one image in the
-//! announced layout ([`encrypt_image`]). The client needs the public architecture only; the
-//! unfolding is `hecnn::LolaClient`'s, the same the party's compiled model expects.
+//! ([`check_cnn`], called by [`super::params_for`]), encrypt images in the announced layout
+//! ([`encrypt_images`]: one image unfolded into tap ciphertexts for LoLa, a batch packed one
+//! image per slot for CryptoNets), decrypt the logits of every image ([`decrypt_logits`]). The
+//! client needs the public architecture only; the packing is `hecnn`'s (`LolaClient`,
+//! `encrypt_batch_symmetric`), the same the party's compiled model expects.
 
 use super::msg::{CnnInfo, ModelInfo};
 use super::{InferError, Result};
 use ckks::{CkksParams, SecretKey};
-use hecnn::{LayoutKind, LolaClient, LOLA_DEPTH};
+use hecnn::{LayoutKind, LolaClient, BATCH_DEPTH, LOLA_DEPTH};
+use ndarray::ArrayView2;
 
 /// Largest image side a client accepts in an announced architecture.
 pub const MAX_SIDE: usize = 1024;
@@ -27,20 +30,28 @@ fn bad(what: &'static str, expected: usize, found: usize) -> InferError {
 /// [`InferError::BadInfo`] naming the field; [`InferError::Cnn`] for an architecture
 /// `hecnn` refuses.
 pub fn check_cnn(info: &ModelInfo, cnn: &CnnInfo, params: &CkksParams) -> Result<()> {
-    if cnn.layout != LayoutKind::Lola {
-        return Err(InferError::UnsupportedLayout {
-            layout: cnn.layout.name(),
-        });
-    }
+    let depth = match cnn.layout {
+        LayoutKind::Lola => LOLA_DEPTH,
+        LayoutKind::Batch => BATCH_DEPTH,
+        other => {
+            return Err(InferError::UnsupportedLayout {
+                layout: other.name(),
+            })
+        }
+    };
     let sp = &cnn.spec;
     if sp.side > MAX_SIDE || sp.kernel > sp.side {
         return Err(bad("image side (at most)", MAX_SIDE, sp.side));
     }
-    if sp.taps() > super::msg::MAX_REQUEST_CTS {
-        return Err(bad("kernel taps", super::msg::MAX_REQUEST_CTS, sp.taps()));
+    if cnn.input_cts() > super::msg::MAX_REQUEST_CTS {
+        return Err(bad(
+            "input ciphertexts",
+            super::msg::MAX_REQUEST_CTS,
+            cnn.input_cts(),
+        ));
     }
-    if info.input_level as usize != LOLA_DEPTH {
-        return Err(bad("input level", LOLA_DEPTH, info.input_level as usize));
+    if info.input_level as usize != depth {
+        return Err(bad("input level", depth, info.input_level as usize));
     }
     if info.class_names.len() != sp.classes {
         return Err(bad("class names", sp.classes, info.class_names.len()));
@@ -48,24 +59,80 @@ pub fn check_cnn(info: &ModelInfo, cnn: &CnnInfo, params: &CkksParams) -> Result
     if info.input_affine.is_some() {
         return Err(bad("input affine map entries", 0, 1));
     }
-    LolaClient::new(sp, params)?;
+    if cnn.layout == LayoutKind::Lola {
+        LolaClient::new(sp, params)?;
+    }
     Ok(())
 }
 
-/// Encrypts one image (`side²` pixels in `[0, 1]`, row-major) for a CNN served in the LoLa
-/// layout: one ciphertext per kernel tap, under `sk` (seeded), serialized in tap order.
+/// Encrypts `images` (`n × side²`, pixels in `[0, 1]`, row-major) for a served CNN under `sk`
+/// (seeded), serialized in the layout's order: LoLa takes one image (one ciphertext per kernel
+/// tap), the batch layout up to `N/2` (one ciphertext per pixel, image `j` in slot `j`).
 ///
 /// # Errors
-/// [`InferError::BadInfo`] for a model that is no CNN; [`InferError::Cnn`] for a wrong pixel
-/// count or a pixel outside `[0, 1]`; CKKS errors.
-pub fn encrypt_image(
+/// [`InferError::BadInfo`] for a model that is no CNN; [`InferError::Shape`] for more than one
+/// image in the LoLa layout; [`InferError::Cnn`] for a wrong pixel count, a pixel outside
+/// `[0, 1]` or too many images; CKKS errors.
+pub fn encrypt_images(
     info: &ModelInfo,
     params: &CkksParams,
     sk: &SecretKey,
-    image: &[f64],
+    images: ArrayView2<'_, f64>,
 ) -> Result<Vec<Vec<u8>>> {
-    let cnn = info.cnn.as_ref().ok_or(bad("CNN architecture", 1, 0))?;
-    let client = LolaClient::new(&cnn.spec, params)?;
-    let img = client.encrypt_image_symmetric(sk, image)?;
-    img.taps.iter().map(|c| Ok(c.to_bytes(params)?)).collect()
+    let cnn = cnn_of(info)?;
+    let cts = match cnn.layout {
+        LayoutKind::Batch => {
+            hecnn::batch::encrypt_batch_symmetric(&cnn.spec, params, sk, images)?.pixels
+        }
+        _ => {
+            if images.nrows() != 1 {
+                return Err(InferError::Shape {
+                    what: "images of a LoLa request",
+                    expected: 1,
+                    found: images.nrows(),
+                });
+            }
+            let row = images.row(0).to_vec();
+            let client = LolaClient::new(&cnn.spec, params)?;
+            client.encrypt_image_symmetric(sk, &row)?.taps
+        }
+    };
+    cts.iter().map(|c| Ok(c.to_bytes(params)?)).collect()
+}
+
+/// Decrypts a CNN reply into the logits of each of the `images` images sent: LoLa reads the
+/// class scores at `positions`; the batch layout reads image `j`'s class `c` in slot `j` of
+/// ciphertext `c`.
+///
+/// # Errors
+/// [`InferError::BadInfo`] for a reply of the wrong ciphertext count, a position outside the
+/// ciphertexts, or more images than slots; CKKS errors.
+pub fn decrypt_logits(
+    info: &ModelInfo,
+    params: &CkksParams,
+    sk: &SecretKey,
+    cts: &[Vec<u8>],
+    positions: &[(u32, u32)],
+    images: usize,
+) -> Result<Vec<Vec<f64>>> {
+    let cnn = cnn_of(info)?;
+    if cnn.layout != LayoutKind::Batch {
+        return Ok(vec![super::decrypt_logits(params, sk, cts, positions)?]);
+    }
+    let classes = cnn.spec.classes;
+    if cts.len() != classes {
+        return Err(bad("logit ciphertexts (one per class)", classes, cts.len()));
+    }
+    if images > params.slots() {
+        return Err(bad("images (at most the slots)", params.slots(), images));
+    }
+    let dec = super::decrypt_slots(params, sk, cts)?;
+    Ok((0..images)
+        .map(|j| dec.iter().map(|c| c[j]).collect())
+        .collect())
+}
+
+/// The CNN part of `info`, or the error that the model is no CNN.
+fn cnn_of(info: &ModelInfo) -> Result<&CnnInfo> {
+    info.cnn.as_ref().ok_or(bad("CNN architecture", 1, 0))
 }

@@ -468,15 +468,7 @@ pub fn decrypt_logits(
     cts: &[Vec<u8>],
     positions: &[(u32, u32)],
 ) -> Result<Vec<f64>> {
-    let encoder = Encoder::new(params);
-    let limit = max_ciphertext_bytes(params);
-    let dec: Vec<Vec<f64>> = cts
-        .iter()
-        .map(|b| {
-            let ct = Ciphertext::from_bytes_with_limit(b, params, limit)?;
-            Ok(encoder.decode(&sk.decrypt(&ct)?))
-        })
-        .collect::<Result<_>>()?;
+    let dec = decrypt_slots(params, sk, cts)?;
     positions
         .iter()
         .map(|&(ct, slot)| {
@@ -488,6 +480,26 @@ pub fn decrypt_logits(
                     expected: dec.len() as u64,
                     found: ct as u64,
                 })
+        })
+        .collect()
+}
+
+/// Decrypts and decodes serialized ciphertexts (each within the size of a ciphertext under
+/// `params`) into their slot values.
+///
+/// # Errors
+/// CKKS errors (wrong parameters, malformed bytes, another key).
+pub(crate) fn decrypt_slots(
+    params: &CkksParams,
+    sk: &SecretKey,
+    cts: &[Vec<u8>],
+) -> Result<Vec<Vec<f64>>> {
+    let encoder = Encoder::new(params);
+    let limit = max_ciphertext_bytes(params);
+    cts.iter()
+        .map(|b| {
+            let ct = Ciphertext::from_bytes_with_limit(b, params, limit)?;
+            Ok(encoder.decode(&sk.decrypt(&ct)?))
         })
         .collect()
 }

@@ -51,6 +51,8 @@ pub(super) enum Engine {
     },
     /// A CNN in the single-image layout (`hecnn::lola`).
     Lola(Box<hecnn::LolaCnn>),
+    /// A CNN in the CryptoNets batch layout (`hecnn::batch`).
+    Batch(Box<hecnn::BatchCnn>),
 }
 
 /// What a model file holds, told by its JSON's top-level fields.
@@ -277,7 +279,7 @@ impl ServedModel {
     pub(super) fn stgcn(&self) -> &HeStgcn {
         match &self.engine {
             Engine::Stgcn { he, .. } => he,
-            Engine::Lola(_) => panic!("model {:?} is a CNN", self.info.name),
+            Engine::Lola(_) | Engine::Batch(_) => panic!("model {:?} is a CNN", self.info.name),
         }
     }
 
@@ -292,7 +294,7 @@ impl ServedModel {
         match &self.engine {
             Engine::Stgcn { dense: Some(d), .. } => d.set_plaintext_cache_budget(bytes),
             Engine::Stgcn { he, .. } => he.set_plaintext_cache_budget(bytes),
-            Engine::Lola(_) => {}
+            Engine::Lola(_) | Engine::Batch(_) => {}
         }
     }
 
@@ -317,7 +319,7 @@ impl ServedModel {
         match &self.engine {
             Engine::Stgcn { dense: Some(d), .. } => d.plaintext_cache_stats(),
             Engine::Stgcn { he, .. } => he.plaintext_cache_stats(),
-            Engine::Lola(_) => Default::default(),
+            Engine::Lola(_) | Engine::Batch(_) => Default::default(),
         }
     }
 }
@@ -408,6 +410,7 @@ impl ServedModel {
         let (he, dense) = match &self.engine {
             Engine::Stgcn { he, dense } => (he, dense),
             Engine::Lola(cnn) => return self.evaluate_lola(cnn, eval, pk, cts),
+            Engine::Batch(cnn) => return self.evaluate_batch(cnn, eval, pk, cts),
         };
         let logits = match dense {
             Some(d) => {

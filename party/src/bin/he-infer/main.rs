@@ -6,6 +6,8 @@
 //! he-infer --client client.toml --model mocap15 --dataset mocap15 --index 7 [--repeat 3]
 //! he-infer --client client.toml --model mnist-lola --input digit.png [--check mnist-cryptonets.json]
 //! he-infer --client client.toml --model mnist-lola --dataset mnist --index 0 --check mnist-cryptonets.json
+//! he-infer --client client.toml --model mnist-batch --dataset mnist --range 0..1000 --check mnist-cryptonets.json
+//! he-infer --client client.toml --model mnist-batch --input a.png --input b.png
 //! ```
 //!
 //! `--model` names a model the party serves: one configured in its `[inference]` section or one
@@ -35,12 +37,17 @@
 //! CNN models (the party announces the architecture): `--input digit.png` (8-bit grayscale or
 //! RGB, 28 × 28, white digit on black as in MNIST; pixels / 255) or `digit.npy` (28 × 28 or
 //! 784 values in `[0, 1]`), see `party::infer::image`; `--dataset mnist --index I` takes image
-//! `I` of the bundled MNIST test set. The image is unfolded into one ciphertext per kernel tap
-//! (LoLa's convolution representation) and encrypted; the party returns one logit ciphertext.
+//! `I` of the bundled MNIST test set. In the LoLa layout the image is unfolded into one
+//! ciphertext per kernel tap (LoLa's convolution representation) and the party returns one
+//! logit ciphertext. In the CryptoNets batch layout one request carries up to `N/2` images
+//! (several `--input`s, or `--range A..B` of the test set) as one ciphertext per pixel, image
+//! `j` in slot `j`, and the party returns one ciphertext per class; `he-infer` prints each
+//! image's class (and with `--check` how many agree with the plaintext model).
 
-use anyhow::{bail, Context, Result};
+mod sample;
+
+use anyhow::{Context, Result};
 use clap::Parser;
-use ndarray::{Array4, Axis};
 use party::client::Client;
 use party::infer::{self, client::InferClient, ModelInfo};
 use party::transport::{Identity, PeerCert};
@@ -77,16 +84,20 @@ struct Cli {
     /// Served model name.
     #[arg(long)]
     model: Option<String>,
-    /// Input: a sequence (CSV or NPY) for an ST-GCN, an image (PNG or NPY, 28 × 28) for a CNN.
+    /// Input: a sequence (CSV or NPY) for an ST-GCN, an image (PNG or NPY, 28 × 28) for a CNN
+    /// (repeat it to send several images in one request of a CNN in the batch layout).
     #[arg(long, conflicts_with = "dataset")]
-    input: Option<PathBuf>,
+    input: Vec<PathBuf>,
     /// Bundled dataset: bodypose or mocap15 (test split) for an ST-GCN, mnist (test set) for a
     /// CNN.
-    #[arg(long, requires = "index")]
+    #[arg(long)]
     dataset: Option<String>,
     /// Sample index in the dataset's test split.
-    #[arg(long)]
+    #[arg(long, requires = "dataset", conflicts_with = "range")]
     index: Option<usize>,
+    /// Images `A..B` of the MNIST test set in one request (a CNN in the batch layout).
+    #[arg(long, requires = "dataset")]
+    range: Option<String>,
     /// Classes to print.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -148,138 +159,6 @@ async fn connect(cli: &Cli) -> Result<InferClient> {
     Ok(InferClient::new(c))
 }
 
-/// One input: a sequence `(C, T, V, M)` for an ST-GCN, an image's pixels for a CNN.
-enum Sample {
-    Sequence(Array4<f64>),
-    Image(Vec<f64>),
-}
-
-impl Sample {
-    /// The serialized input ciphertexts of the sample, freshly encrypted.
-    fn encrypt(
-        &self,
-        info: &ModelInfo,
-        params: &ckks::CkksParams,
-        sk: &ckks::SecretKey,
-    ) -> Result<Vec<Vec<u8>>> {
-        Ok(match self {
-            Sample::Sequence(x) => infer::encrypt_input(info, params, sk, x.view())?,
-            Sample::Image(x) => infer::cnn::encrypt_image(info, params, sk, x)?,
-        })
-    }
-}
-
-/// The image for a CNN model and, for a dataset, its true class.
-fn load_image(cli: &Cli, spec: &ml::models::cnn::CnnSpec) -> Result<(Vec<f64>, Option<String>)> {
-    if let Some(p) = &cli.input {
-        return Ok((infer::image::read_image(p, spec.side)?, None));
-    }
-    let (Some(name), Some(i)) = (cli.dataset.as_deref(), cli.index) else {
-        bail!("give --input FILE (PNG or NPY) or --dataset mnist --index I");
-    };
-    anyhow::ensure!(
-        name == "mnist",
-        "unknown dataset {name:?} for a CNN (mnist)"
-    );
-    let set = datasets::mnist::load_bundled(datasets::mnist::Split::Test)?;
-    anyhow::ensure!(
-        i < set.len(),
-        "--index {i}: the MNIST test set has {} images",
-        set.len()
-    );
-    anyhow::ensure!(
-        (set.rows, set.cols) == (spec.side, spec.side),
-        "MNIST images are {} × {}, the model takes {} × {}",
-        set.rows,
-        set.cols,
-        spec.side,
-        spec.side
-    );
-    let x = set
-        .images
-        .row(i)
-        .iter()
-        .map(|&p| f64::from(p) / 255.0)
-        .collect();
-    Ok((x, Some(set.labels[i].to_string())))
-}
-
-/// The plaintext logits of the model in `path` (its weights beside it) on `sample`.
-fn plain_logits(path: &Path, sample: &Sample) -> Result<Vec<f64>> {
-    let json =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let wpath = path.with_extension("safetensors");
-    let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
-    Ok(match sample {
-        Sample::Sequence(x) => {
-            let m = stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
-            m.fold()
-                .forward(x.view().insert_axis(Axis(0)))?
-                .row(0)
-                .to_vec()
-        }
-        Sample::Image(x) => {
-            let m = ml::models::cnn::CnnModel::from_json_and_safetensors(&json, &w)?;
-            let x = ndarray::Array2::from_shape_vec((1, x.len()), x.clone())?;
-            m.logits(x.view())?.row(0).to_vec()
-        }
-    })
-}
-
-/// The sample and, for a dataset, its true class name.
-fn load_input(cli: &Cli, info: &ModelInfo) -> Result<(Sample, Option<String>)> {
-    if let Some(cnn) = &info.cnn {
-        let (x, label) = load_image(cli, &cnn.spec)?;
-        return Ok((Sample::Image(x), label));
-    }
-    let (x, label) = load_sequence(cli, info)?;
-    Ok((Sample::Sequence(x), label))
-}
-
-/// The sequence for an ST-GCN model and, for a dataset, its true class name.
-fn load_sequence(cli: &Cli, info: &ModelInfo) -> Result<(Array4<f64>, Option<String>)> {
-    let l = &info.input_layout;
-    let shape = (l.channels, l.frames, l.nodes, l.persons);
-    if let Some(p) = &cli.input {
-        return Ok((infer::input::read_sequence(p, shape)?, None));
-    }
-    let (Some(name), Some(i)) = (cli.dataset.as_deref(), cli.index) else {
-        bail!("give --input FILE or --dataset NAME --index I");
-    };
-    use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Mocap15, Mocap15Config};
-    let set = match name {
-        "bodypose" => {
-            BodyPoseSet::load_bundled(BodyPoseNormalization::AsProvided)?
-                .set
-                .split_stratified(0.2, 42)?
-                .1
-        }
-        "mocap15" => {
-            Mocap15::load_bundled(Mocap15Config {
-                frames: l.frames,
-                ..Default::default()
-            })?
-            .cross_view(40, 20)?
-            .test
-            .set
-        }
-        d => bail!("unknown dataset {d:?} (bodypose, mocap15)"),
-    };
-    anyhow::ensure!(
-        i < set.len(),
-        "--index {i}: the {name} test split has {} samples",
-        set.len()
-    );
-    let x = set.data.index_axis(Axis(0), i).mapv(f64::from);
-    anyhow::ensure!(
-        x.dim() == shape,
-        "{name} samples are {:?}, model {:?} takes (C, T, V, M) = {shape:?}",
-        x.dim(),
-        info.name
-    );
-    Ok((x, Some(set.class_names[set.labels[i]].clone())))
-}
-
 fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
@@ -326,7 +205,7 @@ async fn main() -> Result<()> {
         info.class_names.len(),
         info.flood_sd
     );
-    let (x, label) = load_input(&cli, &info)?;
+    let (x, labels) = sample::load(&cli, &info)?;
     anyhow::ensure!(cli.repeat >= 1, "--repeat must be at least 1");
 
     let t0 = Instant::now();
@@ -365,7 +244,12 @@ async fn main() -> Result<()> {
         eval_t.push(r.eval_seconds);
         let down: u64 = r.cts.iter().map(|c| c.len() as u64).sum();
         let t = Instant::now();
-        logits = infer::decrypt_logits(&params, &sk, &r.cts, &r.positions)?;
+        logits = match &info.cnn {
+            Some(_) => {
+                infer::cnn::decrypt_logits(&info, &params, &sk, &r.cts, &r.positions, x.len())?
+            }
+            None => vec![infer::decrypt_logits(&params, &sk, &r.cts, &r.positions)?],
+        };
         dec_t.push(t.elapsed().as_secs_f64());
         println!(
             "inference: input {} B ({:.1} MiB) up, logits {} B down; encrypt {:.3}s, request {:.3}s (server evaluation {:.3}s: {} rotations, {} key switches, {} pt×ct, {} ct×ct, {} rescales), decrypt {:.3}s",
@@ -394,44 +278,82 @@ async fn main() -> Result<()> {
             median(&mut dec_t)
         );
     }
-    anyhow::ensure!(
-        logits.len() == info.class_names.len(),
-        "{} scores for {} classes",
-        logits.len(),
-        info.class_names.len()
-    );
-    if let Some(l) = &label {
-        println!("true class: {l}");
+    let plain = cli.check.as_ref().map(|p| x.plain_logits(p)).transpose()?;
+    report(&cli, &info, &logits, &labels, plain.as_deref())
+}
+
+/// Prints the top classes of one input, or each image's class for a batch, and with the
+/// plaintext logits `plain` the largest logit error and the agreement of the top classes.
+fn report(
+    cli: &Cli,
+    info: &ModelInfo,
+    logits: &[Vec<f64>],
+    labels: &[Option<String>],
+    plain: Option<&[Vec<f64>]>,
+) -> Result<()> {
+    let names = &info.class_names;
+    if let Some(l) = logits.iter().find(|l| l.len() != names.len()) {
+        anyhow::bail!("{} scores for {} classes", l.len(), names.len());
     }
-    println!("top classes (decrypted logits):");
-    for (rank, &q) in infer::top_k(&logits, cli.top).iter().enumerate() {
-        println!(
-            "{:>3}. {:<28} {:>12.6}",
-            rank + 1,
-            info.class_names[q],
-            logits[q]
-        );
-    }
-    if let Some(path) = &cli.check {
-        let plain = plain_logits(path, &x)?;
-        anyhow::ensure!(
-            plain.len() == logits.len(),
-            "{} has {} classes, the served model {}",
-            path.display(),
-            plain.len(),
-            logits.len()
-        );
-        let err = plain
+    let top1 = |l: &[f64]| infer::top_k(l, 1)[0];
+    if let [one] = logits {
+        if let Some(Some(l)) = labels.first() {
+            println!("true class: {l}");
+        }
+        println!("top classes (decrypted logits):");
+        for (rank, &q) in infer::top_k(one, cli.top).iter().enumerate() {
+            println!("{:>3}. {:<28} {:>12.6}", rank + 1, names[q], one[q]);
+        }
+    } else {
+        let right = labels
             .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        let (pt, et) = (infer::top_k(&plain, 1)[0], infer::top_k(&logits, 1)[0]);
+            .zip(logits)
+            .filter(|(l, g)| l.as_deref() == Some(names[top1(g)].as_str()))
+            .count();
+        for (j, (l, g)) in logits.iter().zip(labels).enumerate().take(cli.top) {
+            let truth = g
+                .as_deref()
+                .map_or(String::new(), |t| format!(" (true {t})"));
+            println!("image {j}: class {}{truth}", names[top1(l)]);
+        }
+        if labels.iter().all(Option::is_some) {
+            println!("correct: {right} of {} images", logits.len());
+        }
+    }
+    let Some(plain) = plain else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        plain.len() == logits.len() && plain.iter().all(|p| p.len() == names.len()),
+        "the --check model gives {} × {} logits, the served model {} × {}",
+        plain.len(),
+        plain.first().map_or(0, Vec::len),
+        logits.len(),
+        names.len()
+    );
+    let err = plain
+        .iter()
+        .flatten()
+        .zip(logits.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    if let ([p], [e]) = (plain, logits) {
+        let (pt, et) = (top1(p), top1(e));
         println!(
             "check: max |logit error| = {err:.3e}; plaintext top-1 {}, encrypted top-1 {}: {}",
-            info.class_names[pt],
-            info.class_names[et],
+            names[pt],
+            names[et],
             if pt == et { "agrees" } else { "DISAGREES" }
+        );
+    } else {
+        let agree = plain
+            .iter()
+            .zip(logits)
+            .filter(|(p, e)| top1(p) == top1(e))
+            .count();
+        println!(
+            "check: max |logit error| = {err:.3e}; top-1 agrees with the plaintext model on {agree} of {} images",
+            logits.len()
         );
     }
     Ok(())
