@@ -624,12 +624,26 @@ fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
     );
     assert!(check_inputs(&m, &[100; 25]).is_ok());
 
+    // The batch layout: one ciphertext per pixel, no Galois keys, logits at level 0.
+    sc.layout = Some("cryptonets".into());
+    let b = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
+    assert_eq!(
+        b.info.cnn.as_ref().unwrap().layout,
+        hecnn::LayoutKind::Batch
+    );
+    assert_eq!(b.input_cts(), 784);
+    assert!(b.info.rotation_steps.is_empty() && b.galois_key_count() == 0);
+    assert!(b.key_bytes() < m.key_bytes());
+    params_for(&b.info).unwrap();
+    let Refusal(_, msg) = check_inputs(&b, &[100; 25]).unwrap_err();
+    assert!(msg.contains("takes 784"), "{msg}");
+
     sc.layout = Some("tiles".into());
     let e = ServedModel::new_cnn(&sc, &model, &tiny_limits())
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unknown CNN layout \"tiles\" (served: lola)"),
+        e.contains("unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch))"),
         "{e}"
     );
     sc.layout = Some("lola".into());
