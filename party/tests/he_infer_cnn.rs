@@ -14,8 +14,9 @@ use std::path::Path;
 use std::process::Command;
 use support::serving::{run_ok, spawn, ALICE, HE_INFER};
 
-/// `he-infer --dataset mnist --index 0 --check` against a party serving the CryptoNets model;
-/// a PNG of the wrong size is refused naming the file and both sizes.
+/// `he-infer --dataset mnist --index 0 --repeat 3 --check` against a party serving the
+/// CryptoNets model (three requests in one session); a PNG of the wrong size is refused naming
+/// the file and both sizes.
 #[test]
 #[ignore = "N = 2^14 at 128-bit security: about 20 Galois keys and a few CPU-seconds per request"]
 fn he_infer_serves_the_committed_cryptonets_model_in_the_lola_layout() {
@@ -56,6 +57,8 @@ fn he_infer_serves_the_committed_cryptonets_model_in_the_lola_layout() {
         "mnist",
         "--index",
         "0",
+        "--repeat",
+        "3",
         "--check",
         json.to_str().unwrap(),
     ]));
@@ -66,6 +69,7 @@ fn he_infer_serves_the_committed_cryptonets_model_in_the_lola_layout() {
         "{out}"
     );
     assert!(out.contains("true class: 7"), "{out}");
+    assert!(out.contains("median over 3 runs"), "{out}");
     assert!(out.contains(": agrees"), "{out}");
     let sd: f64 = out
         .split("logit error of sd ")
