@@ -540,4 +540,6 @@ fn log_inference(
 }
 
 #[cfg(test)]
+mod cnn_tests;
+#[cfg(test)]
 mod tests;

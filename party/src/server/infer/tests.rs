@@ -31,7 +31,7 @@ fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
 }
 
 /// The tiny two-block model of `tiny` with `t` frames.
-fn tiny_model(t: usize) -> StGcn {
+pub(super) fn tiny_model(t: usize) -> StGcn {
     let (c, v) = (3, 5);
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
@@ -54,7 +54,7 @@ fn tiny_model(t: usize) -> StGcn {
     StGcn::new(cfg, 3).unwrap()
 }
 
-fn tiny_limits() -> InferenceConfig {
+pub(super) fn tiny_limits() -> InferenceConfig {
     InferenceConfig {
         models: vec![],
         max_key_bytes: Some(1 << 30),
@@ -263,13 +263,13 @@ fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
     assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));
 }
 
-async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
+pub(super) async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
     ch.send(&ClientRequest::Inference(r)).await.unwrap();
     ch.flush().await.unwrap();
     ch.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap()
 }
 
-fn refusal(r: Reply) -> (ErrorCode, String) {
+pub(super) fn refusal(r: Reply) -> (ErrorCode, String) {
     match r {
         Reply::Error { code, message } => (code, message),
         other => panic!("expected a refusal, got {other:?}"),
@@ -544,111 +544,4 @@ fn registering_a_model_while_serving_updates_the_registry_and_the_key_bound() {
     let svc = InferenceService::with_models(&limits, vec![], Duration::from_secs(5)).unwrap();
     svc.register(m).unwrap();
     assert_eq!(svc.max_key_bytes(), 1 << 30);
-}
-
-/// The committed CryptoNets model (`experiments/models/cnn`).
-fn cryptonets() -> ml::models::cnn::CnnModel {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models/cnn");
-    let json = std::fs::read_to_string(dir.join("mnist-cryptonets.json")).unwrap();
-    let w = std::fs::read(dir.join("mnist-cryptonets.safetensors")).unwrap();
-    ml::models::cnn::CnnModel::from_json_and_safetensors(&json, &w).unwrap()
-}
-
-/// A CNN is detected from its file, compiled in the LoLa layout at the smallest preset of
-/// depth 5 with the layout's Galois keys only, announced with its architecture, and requests
-/// of the wrong count or size are refused naming the limit; a layout it does not know and an
-/// ST-GCN with a CNN layout are refused at start.
-#[test]
-fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/models");
-    let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
-    let p = std::path::Path::new("m.json");
-    assert_eq!(
-        ModelKind::detect(&read("cnn/mnist-cryptonets.json"), p).unwrap(),
-        ModelKind::Cnn
-    );
-    assert_eq!(
-        ModelKind::detect(&read("bodypose-stgcn3x128-d4-square.json"), p).unwrap(),
-        ModelKind::Stgcn
-    );
-    let e = ModelKind::detect("{\"side\": 28}", p)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("m.json: neither an ST-GCN") && e.contains("fields: side"),
-        "{e}"
-    );
-
-    let model = cryptonets();
-    let mut sc = ServedModelConfig {
-        name: "digits".into(),
-        path: "unused.json".into(),
-        packing: "ama".into(),
-        layout: None,
-        preset: None,
-    };
-    let m = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
-    assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
-    let cnn = m.info.cnn.clone().expect("the architecture is announced");
-    assert_eq!(cnn.layout, hecnn::LayoutKind::Lola);
-    assert_eq!(cnn.spec, model.spec);
-    assert_eq!(m.input_cts(), 25);
-    assert_eq!((m.info.input_level, m.info.output_level), (5, 0));
-    assert_eq!(m.galois_key_count(), m.info.rotation_steps.len());
-    assert_eq!(m.info.class_names[7], "7");
-    params_for(&m.info).unwrap();
-    // A client that does not know `cnn` sees a zero-slot ST-GCN layout and refuses it.
-    let mut old = m.info.clone();
-    old.cnn = None;
-    assert!(matches!(
-        params_for(&old),
-        Err(InferError::BadInfo {
-            what: "layout slots",
-            ..
-        })
-    ));
-    let Refusal(code, msg) = check_inputs(&m, &[100; 24]).unwrap_err();
-    assert_eq!(code, ErrorCode::BadRequest);
-    assert!(
-        msg.contains("24 input ciphertexts announced, model \"digits\" takes 25"),
-        "{msg}"
-    );
-    let limit = max_ciphertext_bytes(m.params());
-    let mut lens = vec![100; 25];
-    lens[3] = limit + 1;
-    let Refusal(code, msg) = check_inputs(&m, &lens).unwrap_err();
-    assert_eq!(code, ErrorCode::Limit);
-    assert!(
-        msg.contains(&format!("input ciphertext 3: {} bytes", limit + 1)),
-        "{msg}"
-    );
-    assert!(check_inputs(&m, &[100; 25]).is_ok());
-
-    // The batch layout: one ciphertext per pixel, no Galois keys, logits at level 0.
-    sc.layout = Some("cryptonets".into());
-    let b = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
-    assert_eq!(
-        b.info.cnn.as_ref().unwrap().layout,
-        hecnn::LayoutKind::Batch
-    );
-    assert_eq!(b.input_cts(), 784);
-    assert!(b.info.rotation_steps.is_empty() && b.galois_key_count() == 0);
-    assert!(b.key_bytes() < m.key_bytes());
-    params_for(&b.info).unwrap();
-    let Refusal(_, msg) = check_inputs(&b, &[100; 25]).unwrap_err();
-    assert!(msg.contains("takes 784"), "{msg}");
-
-    sc.layout = Some("tiles".into());
-    let e = ServedModel::new_cnn(&sc, &model, &tiny_limits())
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch))"),
-        "{e}"
-    );
-    sc.layout = Some("lola".into());
-    let e = ServedModel::new(&sc, &tiny_model(4), &tiny_limits())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("layout = \"lola\" is for CNN models"), "{e}");
 }
