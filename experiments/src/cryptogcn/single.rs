@@ -89,6 +89,7 @@ pub(crate) fn measure(
         name: "model".into(),
         path: "in-memory.json".into(),
         packing: "ama".into(),
+        layout: None,
         preset: preset.map(str::to_string),
     };
     let served = ServedModel::new(&sc, model, &limits)?;

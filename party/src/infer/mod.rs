@@ -8,6 +8,8 @@
 //!   a background thread ([`generate_keys`]), pack and encrypt an input sequence in the model's
 //!   slot layout ([`encrypt_input`]), decrypt the logits ([`decrypt_logits`]).
 //! * [`input`]: reading a sequence from CSV or NPY with errors that name file, line and value.
+//! * [`cnn`] and [`image`]: the same for the CNN models (`hecnn`): checking the announced
+//!   architecture, encrypting one image in the LoLa layout; reading a digit from PNG or NPY.
 //! * [`client`]: the async driver of one inference session over a [`crate::client::Client`].
 //!
 //! The server side lives in [`crate::server::infer`]. The secret key is made by the client and
@@ -16,6 +18,8 @@
 //! the party sanitizes every reply (see [`msg`] and `hegcn::sanitize`).
 
 pub mod client;
+pub mod cnn;
+pub mod image;
 pub mod input;
 pub mod msg;
 
@@ -68,6 +72,18 @@ pub enum InferError {
     /// Reading an input file failed.
     #[error(transparent)]
     Input(#[from] input::InputError),
+    /// Reading an image failed.
+    #[error(transparent)]
+    Image(#[from] image::ImageError),
+    /// The CNN client refused an architecture or an image.
+    #[error(transparent)]
+    Cnn(#[from] hecnn::HeCnnError),
+    /// The party serves a CNN in a layout this client does not encrypt for.
+    #[error("the party serves the model in the {layout} layout; this client encrypts for lola")]
+    UnsupportedLayout {
+        /// The announced layout.
+        layout: &'static str,
+    },
     /// The key generation thread ended early.
     #[error("key generation stopped: {reason}")]
     KeyGeneration {
@@ -143,6 +159,10 @@ pub fn params_for(info: &ModelInfo) -> Result<CkksParams> {
             info.input_level as usize,
             info.output_level as usize,
         ));
+    }
+    if let Some(cnn) = &info.cnn {
+        cnn::check_cnn(info, cnn, &params)?;
+        return Ok(params);
     }
     let (c, v) = match &info.dense {
         Some(d) => {
@@ -448,15 +468,7 @@ pub fn decrypt_logits(
     cts: &[Vec<u8>],
     positions: &[(u32, u32)],
 ) -> Result<Vec<f64>> {
-    let encoder = Encoder::new(params);
-    let limit = max_ciphertext_bytes(params);
-    let dec: Vec<Vec<f64>> = cts
-        .iter()
-        .map(|b| {
-            let ct = Ciphertext::from_bytes_with_limit(b, params, limit)?;
-            Ok(encoder.decode(&sk.decrypt(&ct)?))
-        })
-        .collect::<Result<_>>()?;
+    let dec = decrypt_slots(params, sk, cts)?;
     positions
         .iter()
         .map(|&(ct, slot)| {
@@ -468,6 +480,26 @@ pub fn decrypt_logits(
                     expected: dec.len() as u64,
                     found: ct as u64,
                 })
+        })
+        .collect()
+}
+
+/// Decrypts and decodes serialized ciphertexts (each within the size of a ciphertext under
+/// `params`) into their slot values.
+///
+/// # Errors
+/// CKKS errors (wrong parameters, malformed bytes, another key).
+pub(crate) fn decrypt_slots(
+    params: &CkksParams,
+    sk: &SecretKey,
+    cts: &[Vec<u8>],
+) -> Result<Vec<Vec<f64>>> {
+    let encoder = Encoder::new(params);
+    let limit = max_ciphertext_bytes(params);
+    cts.iter()
+        .map(|b| {
+            let ct = Ciphertext::from_bytes_with_limit(b, params, limit)?;
+            Ok(encoder.decode(&sk.decrypt(&ct)?))
         })
         .collect()
 }

@@ -113,15 +113,43 @@ pub struct ModelInfo {
     /// wrong layout. `None` for the packed layouts and from older parties.
     #[serde(default)]
     pub dense: Option<hegcn::DenseLayout>,
+    /// The CNN's architecture and layout, when the model is an MNIST-style CNN
+    /// (`ml::models::cnn`, `hecnn`); `input_layout` then announces zero slots (it describes
+    /// ST-GCN inputs only) and `input_affine` is `None`. `None` for ST-GCN models.
+    #[serde(default)]
+    pub cnn: Option<CnnInfo>,
+}
+
+/// What a client needs to encrypt for a served CNN: its public architecture (shapes, no
+/// weights) and the layout the party evaluates it in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnInfo {
+    /// The layout: `hecnn::LayoutKind::Lola` (one image as one ciphertext per kernel tap) or
+    /// `hecnn::LayoutKind::Batch` (CryptoNets: one ciphertext per pixel, image `j` in slot `j`;
+    /// the logits come back as one ciphertext per class, image `j`'s in slot `j`).
+    pub layout: hecnn::LayoutKind,
+    /// The architecture (`side`, `kernel`, `stride`, `pad`, `maps`, `hidden`, `classes`).
+    pub spec: ml::models::cnn::CnnSpec,
+}
+
+impl CnnInfo {
+    /// Input ciphertexts of a request: one per kernel tap (LoLa) or per pixel (batch).
+    pub fn input_cts(&self) -> usize {
+        match self.layout {
+            hecnn::LayoutKind::Batch => self.spec.pixels(),
+            _ => self.spec.taps(),
+        }
+    }
 }
 
 impl ModelInfo {
-    /// Input ciphertexts a request carries: one in the dense layout, the packed layout's count
-    /// otherwise.
+    /// Input ciphertexts a request carries: [`CnnInfo::input_cts`] for a CNN, one in the dense
+    /// layout, the packed layout's count otherwise.
     pub fn input_cts(&self) -> usize {
-        match &self.dense {
-            Some(_) => 1,
-            None => self.input_layout.num_cts(),
+        match (&self.cnn, &self.dense) {
+            (Some(c), _) => c.input_cts(),
+            (None, Some(_)) => 1,
+            (None, None) => self.input_layout.num_cts(),
         }
     }
 }

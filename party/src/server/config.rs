@@ -114,9 +114,14 @@ pub struct ServedModelConfig {
     pub name: String,
     /// The model's `.json` configuration; the weights are the `.safetensors` beside it.
     pub path: PathBuf,
-    /// `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
+    /// ST-GCN models: `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
     #[serde(default = "default_packing")]
     pub packing: String,
+    /// CNN models (`ml::models::cnn`, detected from the model file): `"lola"` (one image per
+    /// request, `hecnn::lola`; the default) or `"cryptonets"` / `"batch"` (up to `N/2` images
+    /// per request, `hecnn::batch`). Refused for an ST-GCN model.
+    #[serde(default)]
+    pub layout: Option<String>,
     /// A 128-bit CKKS preset name; default: the smallest that holds the model.
     #[serde(default)]
     pub preset: Option<String>,
@@ -476,7 +481,7 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # address = "198.51.100.7:7000"
 # certificate = "dealer-cert.pem"
 
-# Optional encrypted ST-GCN inference (`he-infer` clients). Clients upload evaluation keys only;
+# Optional encrypted ST-GCN and CNN inference (`he-infer` clients). Clients upload evaluation keys only;
 # the secret key never leaves them.
 # [inference]
 # max_key_bytes = 1073741824     # largest key upload of one session (bytes); default: what the
@@ -497,6 +502,12 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it
 # packing = "ama"                # or "channel-major"
+# A CNN (experiments/models/cnn, detected from its .json) is served the same way:
+# [[inference.models]]
+# name = "mnist-lola"
+# path = "models/cnn/mnist-cryptonets.json"
+# layout = "lola"                # one image per request (the default; CNNs only), or
+#                                # "cryptonets": up to N/2 images per request, one ciphertext per pixel
 "#
     )
 }

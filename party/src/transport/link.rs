@@ -32,8 +32,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// the GMW adder, with the new preprocessing `TripleRequest::LeafOt`. 6: every shared-bit
 /// multiplication (ReLU, its derivative in backprop, sigmoid, clamp) runs the OT multiplexer
 /// (`mpc::nonlinear::select`, two flights) in place of two Beaver products, with the new
-/// preprocessing `TripleRequest::Rot`.
-pub(crate) const VERSION: u8 = 6;
+/// preprocessing `TripleRequest::Rot`. 7: `ModelInfo.cnn` (CNN models served by the inference
+/// endpoint).
+pub(crate) const VERSION: u8 = 7;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

@@ -91,16 +91,6 @@ impl Server {
         limits: &str,
         model_extra: &str,
     ) -> Self {
-        for id in 0..2 {
-            run_ok(Command::new(PARTY).args([
-                "init",
-                "--id",
-                &id.to_string(),
-                "--dir",
-                dir.join(format!("p{id}")).to_str().unwrap(),
-            ]));
-        }
-        std::fs::copy(dir.join("p1/cert.pem"), dir.join("p0/peer-cert.pem")).unwrap();
         // The tiny model's logits are accurate to ~1e-8: a flood sized for 2^-24 leaves them
         // within `tol`; a committed model is served with the default bound.
         let flood = match committed {
@@ -117,62 +107,8 @@ impl Server {
                 (json.to_path_buf(), m)
             }
         };
-        let hash = |t: &str| {
-            let cert = dir.join("p0/cert.pem");
-            let line = run_ok(Command::new(PARTY).args([
-                "hash-token",
-                t,
-                "--p0-cert",
-                cert.to_str().unwrap(),
-            ]));
-            line.split('"').nth(1).unwrap().to_string()
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let cfg = format!(
-            "role = 0\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
-             [peer]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"peer-cert.pem\"\ntimeout_s = 30\n\
-             [clients]\nlisten = \"{addr}\"\n\
-             [[clients.allow]]\nname = \"alice\"\ncredential_sha256 = \"{}\"\n\
-             [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
-             [[clients.allow]]\nname = \"carol\"\ncredential_sha256 = \"{}\"\n\
-             [limits]\nmax_upload_bytes = 1073741824\nmax_concurrent_jobs = 2\n{limits}\
-             [inference]\n{inference}{flood}\
-             [[inference.models]]\nname = \"tiny\"\npath = \"{}\"\npacking = \"ama\"\n{model_extra}",
-            free_port(),
-            hash(ALICE),
-            hash(BOB),
-            hash(CAROL),
-            model_json.display()
-        );
-        std::fs::write(dir.join("p0/party.toml"), cfg).unwrap();
-        let log = std::fs::File::create(dir.join("p0.log")).unwrap();
-        let mut proc = Command::new(PARTY)
-            .args([
-                "serve",
-                "--config",
-                dir.join("p0/party.toml").to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .env("RUST_LOG", "info")
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
-        loop {
-            let l = lines
-                .next()
-                .unwrap_or_else(|| {
-                    panic!(
-                        "server exited:\n{}",
-                        std::fs::read_to_string(dir.join("p0.log")).unwrap_or_default()
-                    )
-                })
-                .unwrap();
-            if l.contains("listening for clients") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let inference = format!("{inference}{flood}");
+        let (addr, proc) = spawn("tiny", dir, &model_json, &inference, limits, model_extra);
         Server {
             dir: dir.to_path_buf(),
             addr,
@@ -181,7 +117,88 @@ impl Server {
             model_json,
         }
     }
+}
 
+/// Starts P0 serving the model file `model_json` as `name` with the given `[inference]`
+/// settings, `[limits]` settings and model-entry settings; its client address and process.
+pub fn spawn(
+    name: &str,
+    dir: &Path,
+    model_json: &Path,
+    inference: &str,
+    limits: &str,
+    model_extra: &str,
+) -> (SocketAddr, Child) {
+    for id in 0..2 {
+        run_ok(Command::new(PARTY).args([
+            "init",
+            "--id",
+            &id.to_string(),
+            "--dir",
+            dir.join(format!("p{id}")).to_str().unwrap(),
+        ]));
+    }
+    std::fs::copy(dir.join("p1/cert.pem"), dir.join("p0/peer-cert.pem")).unwrap();
+    let hash = |t: &str| {
+        let cert = dir.join("p0/cert.pem");
+        let line = run_ok(Command::new(PARTY).args([
+            "hash-token",
+            t,
+            "--p0-cert",
+            cert.to_str().unwrap(),
+        ]));
+        line.split('"').nth(1).unwrap().to_string()
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let cfg = format!(
+            "role = 0\nidentity_dir = \".\"\ndata_dir = \"data\"\n\
+             [peer]\nlisten = \"127.0.0.1:{}\"\ncertificate = \"peer-cert.pem\"\ntimeout_s = 30\n\
+             [clients]\nlisten = \"{addr}\"\n\
+             [[clients.allow]]\nname = \"alice\"\ncredential_sha256 = \"{}\"\n\
+             [[clients.allow]]\nname = \"bob\"\ncredential_sha256 = \"{}\"\n\
+             [[clients.allow]]\nname = \"carol\"\ncredential_sha256 = \"{}\"\n\
+             [limits]\nmax_upload_bytes = 1073741824\nmax_concurrent_jobs = 2\n{limits}\
+             [inference]\n{inference}\
+             [[inference.models]]\nname = \"{name}\"\npath = \"{}\"\npacking = \"ama\"\n{model_extra}",
+            free_port(),
+            hash(ALICE),
+            hash(BOB),
+            hash(CAROL),
+            model_json.display()
+        );
+    std::fs::write(dir.join("p0/party.toml"), cfg).unwrap();
+    let log = std::fs::File::create(dir.join("p0.log")).unwrap();
+    let mut proc = Command::new(PARTY)
+        .args([
+            "serve",
+            "--config",
+            dir.join("p0/party.toml").to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .env("RUST_LOG", "info")
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(proc.stdout.take().unwrap()).lines();
+    loop {
+        let l = lines
+            .next()
+            .unwrap_or_else(|| {
+                panic!(
+                    "server exited:\n{}",
+                    std::fs::read_to_string(dir.join("p0.log")).unwrap_or_default()
+                )
+            })
+            .unwrap();
+        if l.contains("listening for clients") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (addr, proc)
+}
+
+impl Server {
     pub fn cert(&self) -> PathBuf {
         self.dir.join("p0/cert.pem")
     }

@@ -60,7 +60,7 @@ mod tests;
 pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 pub use error::{HeCnnError, Result};
 pub use layout::{CnnLayout, LayoutKind};
-pub use lola::{EncryptedImage, EncryptedLogit, LolaCnn, LOLA_DEPTH};
+pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LOLA_DEPTH};
 pub use plan::choose_preset;
 pub use sanitize::FloodConfig;
 

@@ -116,3 +116,45 @@ fn shallow_parameters_big_batches_and_bad_pixels_are_refused() {
         "{err}"
     );
 }
+
+/// The weightless batch packing equals the model's: pixel ciphertext `i` decrypts to pixel `i`
+/// of every image, in image order.
+#[test]
+fn the_weightless_batch_packing_puts_image_j_in_slot_j() {
+    let model = committed("mnist-cryptonets");
+    let params = crate::plan::choose_preset("batch", crate::BATCH_DEPTH)
+        .unwrap()
+        .build()
+        .unwrap();
+    let sk = KeyGenerator::new(&params).secret_key();
+    let x = ndarray::Array2::from_shape_fn((3, model.spec.pixels()), |(j, i)| {
+        ((i + 5 * j) % 11) as f64 / 11.0
+    });
+    let b = crate::batch::encrypt_batch_symmetric(&model.spec, &params, &sk, x.view()).unwrap();
+    assert_eq!((b.pixels.len(), b.images), (model.spec.pixels(), 3));
+    let enc = ckks::Encoder::new(&params);
+    for i in [0, 300, 783] {
+        let v = enc.decode(&sk.decrypt(&b.pixels[i]).unwrap());
+        for j in 0..3 {
+            assert!((v[j] - x[[j, i]]).abs() < 1e-6, "pixel {i} image {j}");
+        }
+    }
+    let e = crate::batch::encrypt_batch_symmetric(
+        &model.spec,
+        &params,
+        &sk,
+        x.slice(ndarray::s![.., ..10]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            HeCnnError::Shape {
+                expected: 784,
+                found: 10,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}

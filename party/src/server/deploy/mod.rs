@@ -291,6 +291,7 @@ fn served_config(name: &str, packing: &str) -> ServedModelConfig {
         name: name.into(),
         path: Default::default(),
         packing: packing.into(),
+        layout: None,
         preset: None,
     }
 }

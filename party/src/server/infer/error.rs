@@ -1,5 +1,5 @@
-//! The error type of the encrypted-inference endpoint: a model that cannot be loaded or
-//! compiled, a configuration it cannot serve, and a client connection that cannot continue.
+//! The error type of the encrypted-inference endpoint: a model that cannot be loaded, compiled
+//! or evaluated, a configuration it cannot serve, and a client connection that cannot continue.
 
 use std::path::PathBuf;
 
@@ -28,6 +28,9 @@ pub enum InferenceError {
     /// Planning or compiling a model for CKKS failed.
     #[error(transparent)]
     He(#[from] hegcn::HeGcnError),
+    /// Compiling or evaluating a CNN failed.
+    #[error(transparent)]
+    Cnn(#[from] hecnn::HeCnnError),
     /// CKKS parameters could not be built.
     #[error(transparent)]
     Ckks(#[from] ckks::CkksError),

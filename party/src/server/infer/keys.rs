@@ -95,7 +95,7 @@ impl InferenceService {
                 "no relinearization key".into(),
             )));
         };
-        let eval = Evaluator::new(m.he.params())
+        let eval = Evaluator::new(m.params())
             .with_relin_key(relin)
             .with_galois_keys(galois);
         let session = admitted.slot.install(Session {
@@ -124,7 +124,7 @@ impl InferenceService {
         model: &str,
         key_lens: &[u64],
     ) -> Result<Keys> {
-        let params = m.he.params().clone();
+        let params = m.params().clone();
         let mut keys = Keys {
             relin: None,
             galois: GaloisKeys::default(),
@@ -200,8 +200,8 @@ impl InferenceService {
             .map_err(|_| {
                 InferenceError::Stalled(format!("public key upload of {owner} stalled"))
             })??;
-        let params = m.he.params().clone();
-        let want = m.he.output_level();
+        let params = m.params().clone();
+        let want = m.output_level();
         Ok(tokio::task::spawn_blocking(move || {
             let pk = PublicKey::from_bytes_with_limit(&bytes, &params, len)
                 .map_err(|e| format!("public key: {e}"))?;
@@ -218,7 +218,7 @@ impl InferenceService {
 
     /// Checks the announced sizes of a key upload against the model and the limits.
     fn check_upload(&self, m: &ServedModel, key_lens: &[u64], pk_len: u64) -> Result<(), Refusal> {
-        let pk_limit = max_public_key_bytes(m.he.params(), m.he.output_level());
+        let pk_limit = max_public_key_bytes(m.params(), m.output_level());
         if pk_len == 0 || pk_len > pk_limit {
             return Err(Refusal(
                 ErrorCode::BadRequest,

@@ -3,7 +3,9 @@
 //! choosing the 128-bit preset) and deployed ones while serving
 //! ([`InferenceService::register`]: the registry is live, no restart), accepts a client's
 //! evaluation keys once per session, evaluates the network on the client's ciphertexts and
-//! returns encrypted logits.
+//! returns encrypted logits. It serves MNIST CNNs the same way (`ml::models::cnn` in
+//! `hecnn`'s LoLa layout, see `cnn`): the model file's kind is detected ([`ModelKind`]); the
+//! sessions, key checks, input checks and the sanitized reply are shared.
 //!
 //! Security: the party never receives a secret key (only the relinearization key and the Galois
 //! keys the model's rotations need, each validated against the parameters with its declared
@@ -39,12 +41,13 @@
 //! The forward pass runs on the blocking pool (and rayon inside `hegcn`), never on the async
 //! executor's threads.
 
+mod cnn;
 mod error;
 mod keys;
 mod model;
 
 pub use error::InferenceError;
-pub use model::{required_key_bytes, ServedModel};
+pub use model::{required_key_bytes, ModelKind, ServedModel};
 
 use super::config::InferenceConfig;
 use super::limits::{self, PerClient};
@@ -115,10 +118,13 @@ impl InferenceService {
         for m in &cfg.models {
             let t0 = Instant::now();
             let sm = ServedModel::load(m, cfg)?;
+            let layout = match &sm.info.cnn {
+                Some(c) => format!("CNN, layout {}", c.layout.name()),
+                None => m.packing.clone(),
+            };
             tracing::info!(
-                "serving model {:?} ({}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
+                "serving model {:?} ({layout}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
                 m.name,
-                m.packing,
                 sm.info.preset,
                 sm.info.input_level,
                 sm.input_cts(),
@@ -450,7 +456,7 @@ impl InferenceService {
             raw.push(b);
         }
         let level = m.info.input_level as usize;
-        let p = m.he.params().clone();
+        let p = m.params().clone();
         Ok(tokio::task::spawn_blocking(move || -> Result<Vec<Ciphertext>, String> {
             raw.iter()
                 .enumerate()
@@ -496,7 +502,7 @@ fn check_inputs(m: &ServedModel, ct_lens: &[u64]) -> Result<(), Refusal> {
             ),
         ));
     }
-    let limit = max_ciphertext_bytes(m.he.params());
+    let limit = max_ciphertext_bytes(m.params());
     if let Some((i, &l)) = ct_lens
         .iter()
         .enumerate()
@@ -533,5 +539,7 @@ fn log_inference(
         );
 }
 
+#[cfg(test)]
+mod cnn_tests;
 #[cfg(test)]
 mod tests;

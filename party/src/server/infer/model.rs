@@ -3,6 +3,11 @@
 //! model's depth and slots: the smallest ring, exactly its levels, the smallest keys) and compiled ([`ServedModel`]), with what clients are told about it, the bytes of the
 //! keys a session uploads, and one sanitized forward pass.
 //!
+//! **Model kinds.** A model file is an ST-GCN (`stgcn`, its JSON has `blocks`) or an
+//! MNIST-style CNN (`ml::models::cnn`, its JSON has `kernel` and `maps`), detected by
+//! [`ModelKind::detect`]; CNNs are compiled by `super::cnn`. Both share everything after
+//! compilation: sessions, key checks, the input checks and the sanitized reply.
+//!
 //! **Layout rule.** A model configured for one frame and one person (`T·M = 1`, a single
 //! pose) is served in the dense layout of `hegcn::dense` whatever `packing` names: its whole
 //! state fits one period of `next_pow2(V·P)` slots, where the packed layouts would spend a
@@ -13,7 +18,7 @@ use super::error::{InferenceError, Result};
 use crate::infer::max_public_key_bytes;
 use crate::infer::msg::ModelInfo;
 use crate::server::config::{InferenceConfig, ServedModelConfig};
-use ckks::{Evaluator, GaloisKeys, PublicKey, RelinKey};
+use ckks::{CkksParams, Evaluator, GaloisKeys, PublicKey, RelinKey};
 use hegcn::{DenseLayout, DenseStgcn, HeStgcn, PackedTensor, Packing};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -21,17 +26,74 @@ use std::time::Instant;
 /// A model compiled for encrypted evaluation.
 #[derive(Debug)]
 pub struct ServedModel {
-    pub(super) he: HeStgcn,
-    /// The dense single-pose program that answers requests when the model takes one pose
-    /// (see the module docs); `he` then only provides the parameters and levels.
-    pub(super) dense: Option<DenseStgcn>,
+    pub(super) engine: Engine,
+    /// The CKKS parameters every key and ciphertext of a session is checked against.
+    pub(super) params: CkksParams,
     pub(super) info: ModelInfo,
     /// The flood of every reply.
-    flood: hegcn::FloodConfig,
+    pub(super) flood: hegcn::FloodConfig,
     /// Galois elements of the rotations the model uses.
     pub(super) needed: BTreeSet<u64>,
     /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
     pub(super) key_bytes: u64,
+}
+
+/// The compiled program that answers a model's requests.
+#[derive(Debug)]
+pub(super) enum Engine {
+    /// An ST-GCN; `dense` is the single-pose program that answers requests when the model
+    /// takes one pose (see the module docs), `he` then only provides the parameters and levels.
+    Stgcn {
+        /// The packed program.
+        he: Box<HeStgcn>,
+        /// The dense single-pose program.
+        dense: Option<Box<DenseStgcn>>,
+    },
+    /// A CNN in the single-image layout (`hecnn::lola`).
+    Lola(Box<hecnn::LolaCnn>),
+    /// A CNN in the CryptoNets batch layout (`hecnn::batch`).
+    Batch(Box<hecnn::BatchCnn>),
+}
+
+/// What a model file holds, told by its JSON's top-level fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// An ST-GCN (`stgcn::StGcnConfig`: has `blocks`).
+    Stgcn,
+    /// An MNIST-style CNN (`ml::models::cnn::CnnSpec`: has `kernel` and `maps`).
+    Cnn,
+}
+
+impl ModelKind {
+    /// The kind of the model whose JSON is `json`; `file` names it in the error.
+    ///
+    /// # Errors
+    /// [`InferenceError::Config`] for text that is not a JSON object, or holds neither
+    /// kind's fields (naming the fields looked for and those found).
+    pub fn detect(json: &str, file: &std::path::Path) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(json).map_err(|e| {
+            InferenceError::Config(format!("model file {}: not JSON: {e}", file.display()))
+        })?;
+        let Some(obj) = v.as_object() else {
+            return Err(InferenceError::Config(format!(
+                "model file {}: the architecture must be a JSON object",
+                file.display()
+            )));
+        };
+        match (
+            obj.contains_key("blocks"),
+            obj.contains_key("kernel") && obj.contains_key("maps"),
+        ) {
+            (true, false) => Ok(Self::Stgcn),
+            (false, true) => Ok(Self::Cnn),
+            _ => Err(InferenceError::Config(format!(
+                "model file {}: neither an ST-GCN (field `blocks`) nor a CNN (fields `kernel` \
+                 and `maps`) architecture; its fields: {}",
+                file.display(),
+                obj.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
 }
 
 /// Bytes of the evaluation keys a client uploads for a model under `params` whose rotations
@@ -66,22 +128,38 @@ impl ServedModel {
             path: cfg.path.clone(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
+        let kind = ModelKind::detect(&json, &cfg.path)?;
         let weights = read(&cfg.path.with_extension("safetensors"))?;
-        let model = stgcn::StGcn::from_json_and_safetensors(&json, &weights).map_err(|e| {
-            InferenceError::model(format!("loading model {}", cfg.path.display()), e)
-        })?;
-        Self::new(cfg, &model, limits)
+        let loading = || format!("loading model {}", cfg.path.display());
+        match kind {
+            ModelKind::Stgcn => {
+                let model = stgcn::StGcn::from_json_and_safetensors(&json, &weights)
+                    .map_err(|e| InferenceError::model(loading(), e))?;
+                Self::new(cfg, &model, limits)
+            }
+            ModelKind::Cnn => {
+                let model = ml::models::cnn::CnnModel::from_json_and_safetensors(&json, &weights)
+                    .map_err(|e| InferenceError::model(loading(), e))?;
+                Self::new_cnn(cfg, &model, limits)
+            }
+        }
     }
 
     /// Compiles an in-memory model under the settings of `cfg` (its `path` is not read).
     ///
     /// # Errors
-    /// An unknown packing or preset, a model deeper than the largest preset.
+    /// An unknown packing or preset, a model deeper than the largest preset, a CNN `layout`.
     pub fn new(
         cfg: &ServedModelConfig,
         model: &stgcn::StGcn,
         limits: &InferenceConfig,
     ) -> Result<Self> {
+        if let Some(l) = &cfg.layout {
+            return Err(InferenceError::Config(format!(
+                "model {:?}: layout = {l:?} is for CNN models; an ST-GCN takes `packing`",
+                cfg.name
+            )));
+        }
         let packing = packing(cfg)?;
         let folded = model.fold();
         let use_dense = DenseLayout::applies(&folded);
@@ -108,12 +186,14 @@ impl ServedModel {
             )
         })?;
         let dense = match use_dense {
-            true => Some(DenseStgcn::compile(&folded, &params).map_err(|e| {
-                InferenceError::model(
-                    format!("compiling model {:?} densely for {}", cfg.name, spec.name()),
-                    e,
-                )
-            })?),
+            true => Some(Box::new(DenseStgcn::compile(&folded, &params).map_err(
+                |e| {
+                    InferenceError::model(
+                        format!("compiling model {:?} densely for {}", cfg.name, spec.name()),
+                        e,
+                    )
+                },
+            )?)),
             false => None,
         };
         he.set_lockstep_budget((limits.lockstep_mib << 20).max(1));
@@ -126,18 +206,12 @@ impl ServedModel {
             Some(d) => d.rotation_steps(),
             None => he.rotation_steps(),
         };
-        let needed: BTreeSet<u64> = steps
-            .iter()
-            .map(|&s| ckks::galois_element_for_step(&params, s))
-            .filter(|&g| g != 1)
-            .collect();
+        let needed = galois_elements(&params, &steps);
         let flood = checked_flood(limits)?;
         let flood_sd = he
             .logit_flood(&flood)
             .slot_error_sd(params.n(), params.default_scale());
-        // The relinearization and Galois keys, and the public key at the logits' level.
-        let key_bytes = required_key_bytes(&params, needed.len())
-            .saturating_add(max_public_key_bytes(&params, he.output_level()));
+        let key_bytes = session_key_bytes(&params, needed.len(), he.output_level());
         let info = ModelInfo {
             name: cfg.name.clone(),
             preset: spec.name(),
@@ -168,10 +242,14 @@ impl ServedModel {
             session_ttl_s: limits.session_ttl_s,
             params: spec.preset().is_none().then_some(spec),
             dense: dense.as_ref().map(|d| d.layout().clone()),
+            cnn: None,
         };
         let sm = Self {
-            he,
-            dense,
+            params,
+            engine: Engine::Stgcn {
+                he: Box::new(he),
+                dense,
+            },
             info,
             flood,
             needed,
@@ -183,22 +261,40 @@ impl ServedModel {
 
     /// Input ciphertexts a request carries.
     pub fn input_cts(&self) -> usize {
-        match &self.dense {
-            Some(_) => 1,
-            None => self.he.input_layout().num_cts(),
+        self.info.input_cts()
+    }
+
+    /// The CKKS parameters of the model's sessions.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// Level of the returned logits (the session's public key is at this level).
+    pub fn output_level(&self) -> usize {
+        self.info.output_level as usize
+    }
+
+    /// The ST-GCN program (tests); panics for a CNN.
+    #[cfg(test)]
+    pub(super) fn stgcn(&self) -> &HeStgcn {
+        match &self.engine {
+            Engine::Stgcn { he, .. } => he,
+            Engine::Lola(_) | Engine::Batch(_) => panic!("model {:?} is a CNN", self.info.name),
         }
     }
 
     /// Whether requests are evaluated in the dense single-pose layout.
     pub fn is_dense(&self) -> bool {
-        self.dense.is_some()
+        matches!(self.engine, Engine::Stgcn { dense: Some(_), .. })
     }
 
-    /// Bounds the memory of the encoded weights kept between requests (bytes).
+    /// Bounds the memory of the encoded weights kept between requests (bytes); a CNN encodes
+    /// its weights once when compiled and keeps them (no cache).
     pub(super) fn set_plaintext_cache_budget(&self, bytes: usize) {
-        match &self.dense {
-            Some(d) => d.set_plaintext_cache_budget(bytes),
-            None => self.he.set_plaintext_cache_budget(bytes),
+        match &self.engine {
+            Engine::Stgcn { dense: Some(d), .. } => d.set_plaintext_cache_budget(bytes),
+            Engine::Stgcn { he, .. } => he.set_plaintext_cache_budget(bytes),
+            Engine::Lola(_) | Engine::Batch(_) => {}
         }
     }
 
@@ -218,13 +314,29 @@ impl ServedModel {
     }
 
     /// Size, bound, hits and misses of the model's plaintext cache (the encoded weights kept
-    /// between requests).
+    /// between requests); all zero for a CNN (no cache: its weights are encoded once).
     pub fn plaintext_cache_stats(&self) -> hegcn::PlaintextCacheStats {
-        match &self.dense {
-            Some(d) => d.plaintext_cache_stats(),
-            None => self.he.plaintext_cache_stats(),
+        match &self.engine {
+            Engine::Stgcn { dense: Some(d), .. } => d.plaintext_cache_stats(),
+            Engine::Stgcn { he, .. } => he.plaintext_cache_stats(),
+            Engine::Lola(_) | Engine::Batch(_) => Default::default(),
         }
     }
+}
+
+/// Bytes of a session's uploads: the relinearization key, `galois` Galois keys and the public
+/// key at `output_level`.
+pub(super) fn session_key_bytes(params: &CkksParams, galois: usize, output_level: usize) -> u64 {
+    required_key_bytes(params, galois).saturating_add(max_public_key_bytes(params, output_level))
+}
+
+/// The Galois elements (identity left out) of the rotation `steps` under `params`.
+pub(super) fn galois_elements(params: &CkksParams, steps: &[i64]) -> BTreeSet<u64> {
+    steps
+        .iter()
+        .map(|&s| ckks::galois_element_for_step(params, s))
+        .filter(|&g| g != 1)
+        .collect()
 }
 
 /// The packing `cfg` names.
@@ -240,7 +352,7 @@ fn packing(cfg: &ServedModelConfig) -> Result<Packing> {
 }
 
 /// The 128-bit preset `name` that `cfg` names.
-fn named_preset(cfg: &ServedModelConfig, name: &str) -> Result<ckks::Preset> {
+pub(super) fn named_preset(cfg: &ServedModelConfig, name: &str) -> Result<ckks::Preset> {
     ckks::presets::ALL_128BIT
         .iter()
         .find(|p| p.name == name)
@@ -255,7 +367,7 @@ fn named_preset(cfg: &ServedModelConfig, name: &str) -> Result<ckks::Preset> {
 }
 
 /// The flood of `[inference]`, its error bound and width checked.
-fn checked_flood(limits: &InferenceConfig) -> Result<hegcn::FloodConfig> {
+pub(super) fn checked_flood(limits: &InferenceConfig) -> Result<hegcn::FloodConfig> {
     let flood = limits.flood();
     let eps = flood.eval_error_bound;
     if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
@@ -292,10 +404,15 @@ impl ServedModel {
         eval: &Evaluator,
         pk: &PublicKey,
         cts: Vec<ckks::Ciphertext>,
-    ) -> hegcn::Result<Evaluated> {
+    ) -> Result<Evaluated> {
         let c0 = eval.counters();
         let t0 = Instant::now();
-        let logits = match &self.dense {
+        let (he, dense) = match &self.engine {
+            Engine::Stgcn { he, dense } => (he, dense),
+            Engine::Lola(cnn) => return self.evaluate_lola(cnn, eval, pk, cts),
+            Engine::Batch(cnn) => return self.evaluate_batch(cnn, eval, pk, cts),
+        };
+        let logits = match dense {
             Some(d) => {
                 let [x] = <[ckks::Ciphertext; 1]>::try_from(cts).map_err(|c| {
                     hegcn::HeGcnError::Shape {
@@ -307,18 +424,18 @@ impl ServedModel {
                 d.forward(eval, &x)?
             }
             None => {
-                let layout = self.he.input_layout().clone();
-                self.he.forward(eval, &PackedTensor { cts, layout })?.0
+                let layout = he.input_layout().clone();
+                he.forward(eval, &PackedTensor { cts, layout })?.0
             }
         };
         let counts = hegcn::counts_diff(&c0, &eval.counters());
         let t1 = Instant::now();
-        let logits = self.he.sanitize_logits(eval, &logits, pk, &self.flood)?;
+        let logits = he.sanitize_logits(eval, &logits, pk, &self.flood)?;
         let sanitize = t1.elapsed().as_secs_f64();
         let bytes = logits
             .cts
             .iter()
-            .map(|c| c.to_bytes(self.he.params()))
+            .map(|c| c.to_bytes(&self.params))
             .collect::<ckks::Result<Vec<_>>>()?;
         Ok(Evaluated {
             bytes,

@@ -24,13 +24,14 @@ fn tiny_at(preset: Option<&str>) -> (ServedModel, InferenceConfig) {
         name: "tiny".into(),
         path: "unused.json".into(),
         packing: "ama".into(),
+        layout: None,
         preset: preset.map(str::to_string),
     };
     (ServedModel::new(&sc, &model, &limits).unwrap(), limits)
 }
 
 /// The tiny two-block model of `tiny` with `t` frames.
-fn tiny_model(t: usize) -> StGcn {
+pub(super) fn tiny_model(t: usize) -> StGcn {
     let (c, v) = (3, 5);
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
@@ -53,7 +54,7 @@ fn tiny_model(t: usize) -> StGcn {
     StGcn::new(cfg, 3).unwrap()
 }
 
-fn tiny_limits() -> InferenceConfig {
+pub(super) fn tiny_limits() -> InferenceConfig {
     InferenceConfig {
         models: vec![],
         max_key_bytes: Some(1 << 30),
@@ -80,6 +81,7 @@ fn single_pose_models_are_served_densely() {
         name: "pose".into(),
         path: "unused.json".into(),
         packing: "ama".into(),
+        layout: None,
         preset: None,
     };
     let m = ServedModel::new(&sc, &model, &tiny_limits()).unwrap();
@@ -159,9 +161,9 @@ fn client_packing_equals_hegcn_input_encryption() {
         .collect();
     let packed = PackedTensor {
         cts,
-        layout: m.he.input_layout().clone(),
+        layout: m.stgcn().input_layout().clone(),
     };
-    let dec = m.he.decrypt_tensor(&sk, &packed).unwrap();
+    let dec = m.stgcn().decrypt_tensor(&sk, &packed).unwrap();
     let (scale, shift) = m.info.input_affine.clone().unwrap();
     let err = dec
         .indexed_iter()
@@ -262,13 +264,13 @@ fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
     assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));
 }
 
-async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
+pub(super) async fn ask<C: Channel>(ch: &mut C, r: InferRequest) -> Reply {
     ch.send(&ClientRequest::Inference(r)).await.unwrap();
     ch.flush().await.unwrap();
     ch.recv::<Reply>(MAX_CONTROL_FRAME).await.unwrap()
 }
 
-fn refusal(r: Reply) -> (ErrorCode, String) {
+pub(super) fn refusal(r: Reply) -> (ErrorCode, String) {
     match r {
         Reply::Error { code, message } => (code, message),
         other => panic!("expected a refusal, got {other:?}"),
@@ -282,7 +284,7 @@ fn refusal(r: Reply) -> (ErrorCode, String) {
 async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
     let (m, mut limits) = tiny();
     limits.session_ttl_s = 0;
-    let params = m.he.params().clone();
+    let params = m.stgcn().params().clone();
     let steps = m.info.rotation_steps.clone();
     let svc =
         Arc::new(InferenceService::with_models(&limits, vec![m], Duration::from_secs(30)).unwrap());
@@ -440,7 +442,7 @@ fn plaintext_cache_budget_is_split_between_models_and_respected() {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
     let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
     for m in svc.models().values() {
-        let params = m.he.params().clone();
+        let params = m.stgcn().params().clone();
         let mut kg = KeyGenerator::new(&params);
         let sk = kg.secret_key();
         let pk = kg.public_key(&sk).unwrap();
@@ -449,10 +451,10 @@ fn plaintext_cache_budget_is_split_between_models_and_respected() {
             .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
         let mut first = None;
         for _ in 0..2 {
-            let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
-            let (l, _) = m.he.forward(&eval, &ct).unwrap();
-            let l = m.he.decrypt_logits(&sk, &l).unwrap();
-            let s = m.he.plaintext_cache_stats();
+            let ct = m.stgcn().encrypt_input(&pk, x.view()).unwrap();
+            let (l, _) = m.stgcn().forward(&eval, &ct).unwrap();
+            let l = m.stgcn().decrypt_logits(&sk, &l).unwrap();
+            let s = m.stgcn().plaintext_cache_stats();
             assert_eq!(s.budget_bytes, share, "{s:?}");
             assert!(s.bytes <= share && s.entries > 0, "{s:?}");
             assert!(s.misses > s.entries as u64, "the bound is binding: {s:?}");
@@ -469,7 +471,7 @@ fn plaintext_cache_budget_is_split_between_models_and_respected() {
 #[test]
 fn server_replies_are_sanitized_with_the_session_public_key() {
     let (m, _) = tiny();
-    let params = m.he.params().clone();
+    let params = m.stgcn().params().clone();
     let mut kg = KeyGenerator::new(&params);
     let sk = kg.secret_key();
     let pk = kg.public_key(&sk).unwrap();
@@ -479,9 +481,9 @@ fn server_replies_are_sanitized_with_the_session_public_key() {
         .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(4);
     let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
-    let ct = m.he.encrypt_input(&pk, x.view()).unwrap();
-    let (plain, _) = m.he.forward(&eval, &ct).unwrap();
-    let want = m.he.decrypt_logits(&sk, &plain).unwrap();
+    let ct = m.stgcn().encrypt_input(&pk, x.view()).unwrap();
+    let (plain, _) = m.stgcn().forward(&eval, &ct).unwrap();
+    let want = m.stgcn().decrypt_logits(&sk, &plain).unwrap();
     let a = m.evaluate(&eval, &pk_out, ct.cts.clone()).unwrap();
     let b = m.evaluate(&eval, &pk_out, ct.cts).unwrap();
     let load = |r: &Evaluated| Ciphertext::from_bytes(&r.bytes[0], &params).unwrap();

@@ -1,8 +1,13 @@
 //! The client's side of the batch layout: pixels of a batch into ciphertexts, logits out.
+//!
+//! Packing needs the architecture and the slot count only: a client that knows the public
+//! [`CnnSpec`] encrypts with [`encrypt_batch_symmetric`]; [`BatchCnn::encrypt_batch`] packs
+//! the same way under the public key.
 
-use super::{BatchCnn, EncryptedBatch, EncryptedLogits};
+use super::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 use crate::error::{HeCnnError, Result};
-use ckks::{Encoder, PublicKey, SecretKey};
+use ckks::{Ciphertext, CkksParams, Encoder, Plaintext, PublicKey, SecretKey};
+use ml::models::cnn::CnnSpec;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
@@ -24,37 +29,15 @@ impl BatchCnn {
         images: ArrayView2<'_, f64>,
     ) -> Result<EncryptedBatch> {
         self.model.check_images(images)?;
-        let (n, slots) = (images.nrows(), self.batch_capacity());
-        if n > slots {
-            return Err(HeCnnError::BatchTooLarge { images: n, slots });
-        }
-        for ((image, pixel), &value) in images.indexed_iter() {
-            if !(0.0..=PIXEL_MAX).contains(&value) {
-                return Err(HeCnnError::PixelOutOfRange {
-                    image,
-                    pixel,
-                    value,
-                    min: 0.0,
-                    max: PIXEL_MAX,
-                });
-            }
-        }
         let level = self.input_level();
         let pk = if pk.level() > level {
             pk.at_level(level)?
         } else {
             pk.clone()
         };
-        let encoder = Encoder::new(&self.params);
-        let scale = self.params.default_scale();
-        let pixels = (0..images.ncols())
-            .into_par_iter()
-            .map(|i| {
-                let column = images.column(i).to_vec();
-                Ok(pk.encrypt(&encoder.encode(&column, level, scale)?)?)
-            })
-            .collect::<Result<_>>()?;
-        Ok(EncryptedBatch { pixels, images: n })
+        encrypt_pixels(&self.model.spec, &self.params, images, |pt| {
+            Ok(pk.encrypt(pt)?)
+        })
     }
 
     /// Decrypts the logits: `images × classes`.
@@ -80,4 +63,69 @@ impl BatchCnn {
         }
         Ok(out)
     }
+}
+
+/// Encrypts `images` (`n × side²` of architecture `spec`, pixels in `[0, 1]`) with the client's
+/// secret key, packed as [`BatchCnn::encrypt_batch`] packs them, at [`BATCH_DEPTH`]: the same
+/// ciphertexts in distribution, each serializing at about half the size (seeded `c1`).
+///
+/// # Errors
+/// As [`BatchCnn::encrypt_batch`]; [`HeCnnError::DepthExceeded`] below [`BATCH_DEPTH`] levels.
+pub fn encrypt_batch_symmetric(
+    spec: &CnnSpec,
+    params: &CkksParams,
+    sk: &SecretKey,
+    images: ArrayView2<'_, f64>,
+) -> Result<EncryptedBatch> {
+    spec.validate()?;
+    if params.max_level() < BATCH_DEPTH {
+        return Err(HeCnnError::DepthExceeded {
+            layout: crate::LayoutKind::Batch.name(),
+            needed: BATCH_DEPTH,
+            available: params.max_level(),
+        });
+    }
+    if images.ncols() != spec.pixels() {
+        return Err(HeCnnError::Shape {
+            what: "image pixels",
+            expected: spec.pixels(),
+            found: images.ncols(),
+        });
+    }
+    encrypt_pixels(spec, params, images, |pt| Ok(sk.encrypt_symmetric(pt)?))
+}
+
+/// Checks the batch size and the pixels, and encrypts pixel column `i` into ciphertext `i`
+/// with `enc` at [`BATCH_DEPTH`] and the default scale.
+fn encrypt_pixels(
+    spec: &CnnSpec,
+    params: &CkksParams,
+    images: ArrayView2<'_, f64>,
+    enc: impl Fn(&Plaintext) -> Result<Ciphertext> + Sync,
+) -> Result<EncryptedBatch> {
+    let (n, slots) = (images.nrows(), params.slots());
+    if n > slots {
+        return Err(HeCnnError::BatchTooLarge { images: n, slots });
+    }
+    for ((image, pixel), &value) in images.indexed_iter() {
+        if !(0.0..=PIXEL_MAX).contains(&value) {
+            return Err(HeCnnError::PixelOutOfRange {
+                image,
+                pixel,
+                value,
+                min: 0.0,
+                max: PIXEL_MAX,
+            });
+        }
+    }
+    let encoder = Encoder::new(params);
+    let scale = params.default_scale();
+    let pixels = (0..spec.pixels())
+        .into_par_iter()
+        .map(|i| {
+            let column = images.column(i).to_vec();
+            enc(&encoder.encode(&column, BATCH_DEPTH, scale)?)
+        })
+        .collect::<Result<_>>()?;
+    Ok(EncryptedBatch { pixels, images: n })
 }

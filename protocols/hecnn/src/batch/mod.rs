@@ -19,7 +19,7 @@ mod client;
 mod counts;
 mod forward;
 
-pub use client::PIXEL_MAX;
+pub use client::{encrypt_batch_symmetric, PIXEL_MAX};
 
 use crate::error::{HeCnnError, Result};
 use crate::layout::{CnnLayout, LayoutKind};

@@ -1,12 +1,74 @@
 //! The client's side of the single-image layout: the image unfolded into one slot vector per
 //! kernel tap (in plaintext, before encryption, as in LoLa) and encrypted; logits out.
+//!
+//! The unfolding needs the architecture and the slot count only, never the weights: a client
+//! that knows the public [`CnnSpec`] and the CKKS parameters encrypts with [`LolaClient`]
+//! (what a party serving the model announces is enough); [`LolaCnn`] encrypts the same way.
 
+use super::arrange::{dense_input_arrangement, Arrangement};
 use super::conv::tap_values;
-use super::{EncryptedImage, EncryptedLogit, LolaCnn};
+use super::{EncryptedImage, EncryptedLogit, LolaCnn, LOLA_DEPTH};
 use crate::batch::PIXEL_MAX;
 use crate::error::{HeCnnError, Result};
-use ckks::{Ciphertext, Encoder, Plaintext, PublicKey, SecretKey};
+use ckks::{Ciphertext, CkksParams, Encoder, Plaintext, PublicKey, SecretKey};
+use ml::models::cnn::CnnSpec;
 use rayon::prelude::*;
+
+/// The client of the single-image layout for a model of architecture `spec` (no weights):
+/// the arrangement of the convolution's outputs, derived from the shape and the slot count.
+#[derive(Debug, Clone)]
+pub struct LolaClient {
+    spec: CnnSpec,
+    params: CkksParams,
+    arrangement: Arrangement,
+}
+
+impl LolaClient {
+    /// The client for `spec` under `params`.
+    ///
+    /// # Errors
+    /// An invalid architecture (`CnnSpec::validate`), [`HeCnnError::DepthExceeded`] below
+    /// [`LOLA_DEPTH`] levels, [`HeCnnError::Packing`] if the features do not fit one
+    /// ciphertext at these parameters.
+    pub fn new(spec: &CnnSpec, params: &CkksParams) -> Result<Self> {
+        spec.validate()?;
+        if params.max_level() < LOLA_DEPTH {
+            return Err(HeCnnError::DepthExceeded {
+                layout: crate::LayoutKind::Lola.name(),
+                needed: LOLA_DEPTH,
+                available: params.max_level(),
+            });
+        }
+        let (_, arrangement) =
+            dense_input_arrangement("fc1", spec.hidden, spec.features(), params.slots())?;
+        Ok(Self {
+            spec: spec.clone(),
+            params: params.clone(),
+            arrangement,
+        })
+    }
+
+    /// The architecture.
+    pub fn spec(&self) -> &CnnSpec {
+        &self.spec
+    }
+
+    /// Ciphertexts of one encrypted image (one per kernel tap).
+    pub fn input_cts(&self) -> usize {
+        self.spec.taps()
+    }
+
+    /// Encrypts one image (`side²` pixels in `[0, 1]`) with the client's secret key at
+    /// [`LOLA_DEPTH`], as [`LolaCnn::encrypt_image_symmetric`] does.
+    ///
+    /// # Errors
+    /// As [`LolaCnn::encrypt_image`].
+    pub fn encrypt_image_symmetric(&self, sk: &SecretKey, image: &[f64]) -> Result<EncryptedImage> {
+        encrypt_taps(&self.spec, &self.arrangement, &self.params, image, |pt| {
+            Ok(sk.encrypt_symmetric(pt)?)
+        })
+    }
+}
 
 impl LolaCnn {
     /// Encrypts one image (`side²` pixels in `[0, 1]`) under the client's public key: one
@@ -22,7 +84,10 @@ impl LolaCnn {
         } else {
             pk.clone()
         };
-        self.encrypt_taps(image, |pt| Ok(pk.encrypt(pt)?))
+        let sp = &self.model.spec;
+        encrypt_taps(sp, &self.arrangement, &self.params, image, |pt| {
+            Ok(pk.encrypt(pt)?)
+        })
     }
 
     /// Encrypts one image as [`Self::encrypt_image`] does, with the client's secret key: the
@@ -33,46 +98,10 @@ impl LolaCnn {
     /// # Errors
     /// As [`Self::encrypt_image`].
     pub fn encrypt_image_symmetric(&self, sk: &SecretKey, image: &[f64]) -> Result<EncryptedImage> {
-        self.encrypt_taps(image, |pt| Ok(sk.encrypt_symmetric(pt)?))
-    }
-
-    /// Checks `image`, unfolds it into one slot vector per tap and encrypts each with `enc`.
-    fn encrypt_taps(
-        &self,
-        image: &[f64],
-        enc: impl Fn(&Plaintext) -> Result<Ciphertext> + Sync,
-    ) -> Result<EncryptedImage> {
         let sp = &self.model.spec;
-        if image.len() != sp.pixels() {
-            return Err(HeCnnError::Shape {
-                what: "image pixels",
-                expected: sp.pixels(),
-                found: image.len(),
-            });
-        }
-        if let Some((pixel, &value)) = image
-            .iter()
-            .enumerate()
-            .find(|(_, v)| !(0.0..=PIXEL_MAX).contains(*v))
-        {
-            return Err(HeCnnError::PixelOutOfRange {
-                image: 0,
-                pixel,
-                value,
-                min: 0.0,
-                max: PIXEL_MAX,
-            });
-        }
-        let encoder = Encoder::new(&self.params);
-        let (level, scale) = (self.input_level(), self.params.default_scale());
-        let taps = (0..sp.taps())
-            .into_par_iter()
-            .map(|k| {
-                let v = tap_values(&self.model, &self.arrangement, image, k);
-                enc(&encoder.encode(&v, level, scale)?)
-            })
-            .collect::<Result<_>>()?;
-        Ok(EncryptedImage { taps })
+        encrypt_taps(sp, &self.arrangement, &self.params, image, |pt| {
+            Ok(sk.encrypt_symmetric(pt)?)
+        })
     }
 
     /// Decrypts the logits of one image (slots `0..classes`).
@@ -83,4 +112,45 @@ impl LolaCnn {
         let slots = Encoder::new(&self.params).decode(&sk.decrypt(&logits.ct)?);
         Ok(slots[..self.model.spec.classes].to_vec())
     }
+}
+
+/// Checks `image`, unfolds it into one slot vector per tap of `spec` under arrangement `a` and
+/// encrypts each with `enc` at [`LOLA_DEPTH`] and the default scale.
+fn encrypt_taps(
+    spec: &CnnSpec,
+    a: &Arrangement,
+    params: &CkksParams,
+    image: &[f64],
+    enc: impl Fn(&Plaintext) -> Result<Ciphertext> + Sync,
+) -> Result<EncryptedImage> {
+    if image.len() != spec.pixels() {
+        return Err(HeCnnError::Shape {
+            what: "image pixels",
+            expected: spec.pixels(),
+            found: image.len(),
+        });
+    }
+    if let Some((pixel, &value)) = image
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(0.0..=PIXEL_MAX).contains(*v))
+    {
+        return Err(HeCnnError::PixelOutOfRange {
+            image: 0,
+            pixel,
+            value,
+            min: 0.0,
+            max: PIXEL_MAX,
+        });
+    }
+    let encoder = Encoder::new(params);
+    let scale = params.default_scale();
+    let taps = (0..spec.taps())
+        .into_par_iter()
+        .map(|k| {
+            let v = tap_values(spec, a, image, k);
+            enc(&encoder.encode(&v, LOLA_DEPTH, scale)?)
+        })
+        .collect::<Result<_>>()?;
+    Ok(EncryptedImage { taps })
 }

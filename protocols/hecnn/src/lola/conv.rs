@@ -6,7 +6,7 @@
 use super::arrange::Arrangement;
 use crate::error::{HeCnnError, Result};
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts, Plaintext};
-use ml::models::cnn::CnnModel;
+use ml::models::cnn::{CnnModel, CnnSpec};
 use rayon::prelude::*;
 
 /// The convolution compiled for one level and input scale.
@@ -24,11 +24,11 @@ fn map_of(model: &CnnModel, a: &Arrangement, s: usize) -> Option<usize> {
 }
 
 /// Slot values of tap `k` for `image` (`side²` pixels) under arrangement `a`.
-pub(crate) fn tap_values(model: &CnnModel, a: &Arrangement, image: &[f64], k: usize) -> Vec<f64> {
-    let np = model.spec.positions();
+pub(crate) fn tap_values(spec: &CnnSpec, a: &Arrangement, image: &[f64], k: usize) -> Vec<f64> {
+    let np = spec.positions();
     a.iter()
         .map(|f| {
-            f.and_then(|f| model.spec.tap_source(f % np, k))
+            f.and_then(|f| spec.tap_source(f % np, k))
                 .map_or(0.0, |src| image[src])
         })
         .collect()

@@ -36,6 +36,7 @@ use crate::error::{HeCnnError, Result};
 use crate::layout::{CnnLayout, LayoutKind};
 use arrange::{dense_input_arrangement, Arrangement, DensePlan};
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts};
+pub use client::LolaClient;
 use conv::EncodedConv;
 use dense::EncodedDense;
 use ml::models::cnn::{CnnActivation, CnnModel};

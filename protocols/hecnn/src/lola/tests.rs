@@ -177,3 +177,44 @@ fn secret_key_encryption_halves_the_upload_and_gives_the_same_logits() {
         assert!((b[c] - plain[[0, c]]).abs() < LOGIT_TOLERANCE);
     }
 }
+
+/// A client that knows the architecture only (no weights) encrypts what the compiled model
+/// evaluates: its tap ciphertexts decrypt to the model's own unfolding, and a preset too
+/// shallow for the layout is refused.
+#[test]
+fn the_weightless_client_unfolds_as_the_model_does() {
+    let model = committed("mnist-cryptonets");
+    let params = choose_preset("lola", LOLA_DEPTH).unwrap().build().unwrap();
+    let he = LolaCnn::new(&model, &params).unwrap();
+    let client = super::LolaClient::new(&model.spec, &params).unwrap();
+    assert_eq!(client.input_cts(), model.spec.taps());
+    let sk = KeyGenerator::new(&params).secret_key();
+    let image: Vec<f64> = (0..model.spec.pixels())
+        .map(|i| (i % 7) as f64 / 7.0)
+        .collect();
+    let a = client.encrypt_image_symmetric(&sk, &image).unwrap();
+    let b = he.encrypt_image_symmetric(&sk, &image).unwrap();
+    let enc = ckks::Encoder::new(&params);
+    for (k, (x, y)) in a.taps.iter().zip(&b.taps).enumerate() {
+        assert_eq!(x.level(), y.level());
+        let (x, y) = (
+            enc.decode(&sk.decrypt(x).unwrap()),
+            enc.decode(&sk.decrypt(y).unwrap()),
+        );
+        let err = x
+            .iter()
+            .zip(&y)
+            .fold(0.0f64, |e, (p, q)| e.max((p - q).abs()));
+        assert!(err < 1e-6, "tap {k}: {err}");
+    }
+    let shallow = presets::ALL_128BIT
+        .iter()
+        .find(|p| p.levels < LOLA_DEPTH)
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(matches!(
+        super::LolaClient::new(&model.spec, &shallow),
+        Err(HeCnnError::DepthExceeded { .. })
+    ));
+}

@@ -1,9 +1,13 @@
-//! `he-infer` — encrypted ST-GCN inference against a party's inference endpoint.
+//! `he-infer` — encrypted ST-GCN or CNN inference against a party's inference endpoint.
 //!
 //! ```text
 //! he-infer --client client.toml --list
 //! he-infer --client client.toml --model bodypose --input pose.csv [--top 5] [--check model.json]
 //! he-infer --client client.toml --model mocap15 --dataset mocap15 --index 7 [--repeat 3]
+//! he-infer --client client.toml --model mnist-lola --input digit.png [--check mnist-cryptonets.json]
+//! he-infer --client client.toml --model mnist-lola --dataset mnist --index 0 --check mnist-cryptonets.json
+//! he-infer --client client.toml --model mnist-batch --dataset mnist --range 0..1000 --check mnist-cryptonets.json
+//! he-infer --client client.toml --model mnist-batch --input a.png --input b.png
 //! ```
 //!
 //! `--model` names a model the party serves: one configured in its `[inference]` section or one
@@ -29,10 +33,21 @@
 //! `(C, T, V, M)` or `(C, T, V)`). `--dataset bodypose` takes sample `--index` of the BodyPose
 //! test split (stratified 20 %, seed 42) and `--dataset mocap15` of the Mocap-15 cross-view test
 //! split (20 clips per class), the splits the committed models were evaluated on.
+//!
+//! CNN models (the party announces the architecture): `--input digit.png` (8-bit grayscale or
+//! RGB, 28 × 28, white digit on black as in MNIST; pixels / 255) or `digit.npy` (28 × 28 or
+//! 784 values in `[0, 1]`), see `party::infer::image`; `--dataset mnist --index I` takes image
+//! `I` of the bundled MNIST test set. In the LoLa layout the image is unfolded into one
+//! ciphertext per kernel tap (LoLa's convolution representation) and the party returns one
+//! logit ciphertext. In the CryptoNets batch layout one request carries up to `N/2` images
+//! (several `--input`s, or `--range A..B` of the test set) as one ciphertext per pixel, image
+//! `j` in slot `j`, and the party returns one ciphertext per class; `he-infer` prints each
+//! image's class (and with `--check` how many agree with the plaintext model).
 
-use anyhow::{bail, Context, Result};
+mod sample;
+
+use anyhow::{Context, Result};
 use clap::Parser;
-use ndarray::{Array4, Axis};
 use party::client::Client;
 use party::infer::{self, client::InferClient, ModelInfo};
 use party::transport::{Identity, PeerCert};
@@ -45,7 +60,7 @@ use std::time::Instant;
 #[derive(Parser, Debug)]
 #[command(
     name = "he-infer",
-    about = "Encrypted ST-GCN inference (CKKS) against a Dyad party"
+    about = "Encrypted ST-GCN or CNN inference (CKKS) against a Dyad party"
 )]
 struct Cli {
     /// Client configuration (server, server_cert, token or cert_dir).
@@ -69,15 +84,20 @@ struct Cli {
     /// Served model name.
     #[arg(long)]
     model: Option<String>,
-    /// Input sequence (CSV or NPY).
+    /// Input: a sequence (CSV or NPY) for an ST-GCN, an image (PNG or NPY, 28 × 28) for a CNN
+    /// (repeat it to send several images in one request of a CNN in the batch layout).
     #[arg(long, conflicts_with = "dataset")]
-    input: Option<PathBuf>,
-    /// Bundled dataset: bodypose or mocap15 (test split).
-    #[arg(long, requires = "index")]
+    input: Vec<PathBuf>,
+    /// Bundled dataset: bodypose or mocap15 (test split) for an ST-GCN, mnist (test set) for a
+    /// CNN.
+    #[arg(long)]
     dataset: Option<String>,
     /// Sample index in the dataset's test split.
-    #[arg(long)]
+    #[arg(long, requires = "dataset", conflicts_with = "range")]
     index: Option<usize>,
+    /// Images `A..B` of the MNIST test set in one request (a CNN in the batch layout).
+    #[arg(long, requires = "dataset")]
+    range: Option<String>,
     /// Classes to print.
     #[arg(long, default_value_t = 5)]
     top: usize,
@@ -139,50 +159,6 @@ async fn connect(cli: &Cli) -> Result<InferClient> {
     Ok(InferClient::new(c))
 }
 
-/// The sample and, for a dataset, its true class name.
-fn load_input(cli: &Cli, info: &ModelInfo) -> Result<(Array4<f64>, Option<String>)> {
-    let l = &info.input_layout;
-    let shape = (l.channels, l.frames, l.nodes, l.persons);
-    if let Some(p) = &cli.input {
-        return Ok((infer::input::read_sequence(p, shape)?, None));
-    }
-    let (Some(name), Some(i)) = (cli.dataset.as_deref(), cli.index) else {
-        bail!("give --input FILE or --dataset NAME --index I");
-    };
-    use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Mocap15, Mocap15Config};
-    let set = match name {
-        "bodypose" => {
-            BodyPoseSet::load_bundled(BodyPoseNormalization::AsProvided)?
-                .set
-                .split_stratified(0.2, 42)?
-                .1
-        }
-        "mocap15" => {
-            Mocap15::load_bundled(Mocap15Config {
-                frames: l.frames,
-                ..Default::default()
-            })?
-            .cross_view(40, 20)?
-            .test
-            .set
-        }
-        d => bail!("unknown dataset {d:?} (bodypose, mocap15)"),
-    };
-    anyhow::ensure!(
-        i < set.len(),
-        "--index {i}: the {name} test split has {} samples",
-        set.len()
-    );
-    let x = set.data.index_axis(Axis(0), i).mapv(f64::from);
-    anyhow::ensure!(
-        x.dim() == shape,
-        "{name} samples are {:?}, model {:?} takes (C, T, V, M) = {shape:?}",
-        x.dim(),
-        info.name
-    );
-    Ok((x, Some(set.class_names[set.labels[i]].clone())))
-}
-
 fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
@@ -207,22 +183,29 @@ async fn main() -> Result<()> {
     let info = c.model_info(&model).await?;
     let params = infer::params_for(&info)?;
     let l = &info.input_layout;
+    let shape = match &info.cnn {
+        Some(c) => format!(
+            "CNN in the {} layout, {s} × {s} images",
+            c.layout.name(),
+            s = c.spec.side
+        ),
+        None => format!(
+            "(C, T, V, M) = ({}, {}, {}, {})",
+            l.channels, l.frames, l.nodes, l.persons
+        ),
+    };
     println!(
-        "model {}: preset {} (N = 2^{}, {} levels), input level {}, (C, T, V, M) = ({}, {}, {}, {}), {} input ciphertexts, {} classes; the party's noise flood adds a logit error of sd {:.2e}",
+        "model {}: preset {} (N = 2^{}, {} levels), input level {}, {shape}, {} input ciphertexts, {} classes; the party's noise flood adds a logit error of sd {:.2e}",
         info.name,
         info.preset,
         info.log_n,
         params.max_level(),
         info.input_level,
-        l.channels,
-        l.frames,
-        l.nodes,
-        l.persons,
         info.input_cts(),
         info.class_names.len(),
         info.flood_sd
     );
-    let (x, label) = load_input(&cli, &info)?;
+    let (x, labels) = sample::load(&cli, &info)?;
     anyhow::ensure!(cli.repeat >= 1, "--repeat must be at least 1");
 
     let t0 = Instant::now();
@@ -252,7 +235,7 @@ async fn main() -> Result<()> {
     let mut logits = Vec::new();
     for _ in 0..cli.repeat {
         let t = Instant::now();
-        let cts = infer::encrypt_input(&info, &params, &sk, x.view())?;
+        let cts = x.encrypt(&info, &params, &sk)?;
         enc_t.push(t.elapsed().as_secs_f64());
         let up: u64 = cts.iter().map(|c| c.len() as u64).sum();
         let t = Instant::now();
@@ -261,7 +244,12 @@ async fn main() -> Result<()> {
         eval_t.push(r.eval_seconds);
         let down: u64 = r.cts.iter().map(|c| c.len() as u64).sum();
         let t = Instant::now();
-        logits = infer::decrypt_logits(&params, &sk, &r.cts, &r.positions)?;
+        logits = match &info.cnn {
+            Some(_) => {
+                infer::cnn::decrypt_logits(&info, &params, &sk, &r.cts, &r.positions, x.len())?
+            }
+            None => vec![infer::decrypt_logits(&params, &sk, &r.cts, &r.positions)?],
+        };
         dec_t.push(t.elapsed().as_secs_f64());
         println!(
             "inference: input {} B ({:.1} MiB) up, logits {} B down; encrypt {:.3}s, request {:.3}s (server evaluation {:.3}s: {} rotations, {} key switches, {} pt×ct, {} ct×ct, {} rescales), decrypt {:.3}s",
@@ -290,50 +278,82 @@ async fn main() -> Result<()> {
             median(&mut dec_t)
         );
     }
-    anyhow::ensure!(
-        logits.len() == info.class_names.len(),
-        "{} scores for {} classes",
-        logits.len(),
-        info.class_names.len()
-    );
-    if let Some(l) = &label {
-        println!("true class: {l}");
+    let plain = cli.check.as_ref().map(|p| x.plain_logits(p)).transpose()?;
+    report(&cli, &info, &logits, &labels, plain.as_deref())
+}
+
+/// Prints the top classes of one input, or each image's class for a batch, and with the
+/// plaintext logits `plain` the largest logit error and the agreement of the top classes.
+fn report(
+    cli: &Cli,
+    info: &ModelInfo,
+    logits: &[Vec<f64>],
+    labels: &[Option<String>],
+    plain: Option<&[Vec<f64>]>,
+) -> Result<()> {
+    let names = &info.class_names;
+    if let Some(l) = logits.iter().find(|l| l.len() != names.len()) {
+        anyhow::bail!("{} scores for {} classes", l.len(), names.len());
     }
-    println!("top classes (decrypted logits):");
-    for (rank, &q) in infer::top_k(&logits, cli.top).iter().enumerate() {
-        println!(
-            "{:>3}. {:<28} {:>12.6}",
-            rank + 1,
-            info.class_names[q],
-            logits[q]
-        );
-    }
-    if let Some(path) = &cli.check {
-        let json =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let wpath = path.with_extension("safetensors");
-        let w = std::fs::read(&wpath).with_context(|| format!("reading {}", wpath.display()))?;
-        let m = stgcn::StGcn::from_json_and_safetensors(&json, &w)?;
-        let plain = m.fold().forward(x.view().insert_axis(Axis(0)))?;
-        let plain: Vec<f64> = plain.row(0).to_vec();
-        anyhow::ensure!(
-            plain.len() == logits.len(),
-            "{} has {} classes, the served model {}",
-            path.display(),
-            plain.len(),
-            logits.len()
-        );
-        let err = plain
+    let top1 = |l: &[f64]| infer::top_k(l, 1)[0];
+    if let [one] = logits {
+        if let Some(Some(l)) = labels.first() {
+            println!("true class: {l}");
+        }
+        println!("top classes (decrypted logits):");
+        for (rank, &q) in infer::top_k(one, cli.top).iter().enumerate() {
+            println!("{:>3}. {:<28} {:>12.6}", rank + 1, names[q], one[q]);
+        }
+    } else {
+        let right = labels
             .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        let (pt, et) = (infer::top_k(&plain, 1)[0], infer::top_k(&logits, 1)[0]);
+            .zip(logits)
+            .filter(|(l, g)| l.as_deref() == Some(names[top1(g)].as_str()))
+            .count();
+        for (j, (l, g)) in logits.iter().zip(labels).enumerate().take(cli.top) {
+            let truth = g
+                .as_deref()
+                .map_or(String::new(), |t| format!(" (true {t})"));
+            println!("image {j}: class {}{truth}", names[top1(l)]);
+        }
+        if labels.iter().all(Option::is_some) {
+            println!("correct: {right} of {} images", logits.len());
+        }
+    }
+    let Some(plain) = plain else {
+        return Ok(());
+    };
+    anyhow::ensure!(
+        plain.len() == logits.len() && plain.iter().all(|p| p.len() == names.len()),
+        "the --check model gives {} × {} logits, the served model {} × {}",
+        plain.len(),
+        plain.first().map_or(0, Vec::len),
+        logits.len(),
+        names.len()
+    );
+    let err = plain
+        .iter()
+        .flatten()
+        .zip(logits.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    if let ([p], [e]) = (plain, logits) {
+        let (pt, et) = (top1(p), top1(e));
         println!(
             "check: max |logit error| = {err:.3e}; plaintext top-1 {}, encrypted top-1 {}: {}",
-            info.class_names[pt],
-            info.class_names[et],
+            names[pt],
+            names[et],
             if pt == et { "agrees" } else { "DISAGREES" }
+        );
+    } else {
+        let agree = plain
+            .iter()
+            .zip(logits)
+            .filter(|(p, e)| top1(p) == top1(e))
+            .count();
+        println!(
+            "check: max |logit error| = {err:.3e}; top-1 agrees with the plaintext model on {agree} of {} images",
+            logits.len()
         );
     }
     Ok(())
