@@ -119,6 +119,9 @@ pub const FLOOD_STAT_BITS: u32 = 40;
 /// log2 of the run budget: the most output coefficients one responder floods per run
 /// ([`FloodLedger`](super::flood::FloodLedger)).
 pub const RUN_FLOOD_BUDGET_LOG2: u32 = 40;
+/// log2 of the largest probability that one output coefficient of a response decrypts wrongly
+/// (the response widths of [`RlweParams`] are chosen for it; see the module docs).
+pub const DECRYPT_FAILURE_LOG2: u32 = 80;
 /// Widest flooding noise the sampler draws (`[−2^b, 2^b)` with `b ≤ 128 + 63`).
 const MAX_SAMPLED_FLOOD_BITS: u32 = 191;
 /// Bound on the error of the fast base conversion in [`RlweParams`]' modulus switching: each of
