@@ -26,7 +26,7 @@
 //! `(n-block, k-block)` (reused across m-blocks), one response per `(n-block, m-block, group of
 //! k-blocks)`; [`choose_blocks`] picks the block shape that minimizes bytes plus an NTT-count
 //! estimate. For SecureML Table II (`128 × 1000 · 1000 × 1` forward, `1000 × 128 · 128 × 1`
-//! backward) a batch costs about 3.4 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
+//! backward) a batch costs about 3.3 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
 //! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
 //! of Gilboa's 2080 bits per scalar product.
 //!
