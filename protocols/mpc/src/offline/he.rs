@@ -26,36 +26,44 @@
 //! `(n-block, k-block)` (reused across m-blocks), one response per `(n-block, m-block, group of
 //! k-blocks)`; [`choose_blocks`] picks the block shape that minimizes bytes plus an NTT-count
 //! estimate. For SecureML Table II (`128 × 1000 · 1000 × 1` forward, `1000 × 128 · 128 × 1`
-//! backward) a batch costs about 3.4 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
+//! backward) a batch costs about 3.3 MB per party (blocks `32 × 500 × 1` and `256 × 64 × 1`: two
 //! queries, eight plaintexts, four responses for each product, each way) instead of the ≈ 67 MB
 //! of Gilboa's 2080 bits per scalar product.
 //!
 //! ## Cost model
 //!
-//! A query is `c_0` at `log Q` bits per coefficient (512 KB at `N = 16384`); a response is all of
-//! `c_1` and `c_0` at the outputs, 79 bits each (162 KB plus 10 bytes per output). Bytes per
+//! A query is `c_0` at `log Q` bits per coefficient and its 32-byte seed (512 KB at
+//! `N = 16384`); a response is all of `c_1` at 75 bits and `c_0` at the outputs at 66 bits
+//! (153.6 KB plus 8.25 bytes per output; the widths and their decryption bound are in
+//! [`super::rlwe`]'s docs). Bytes per
 //! party per product are [`Blocks::bytes`]; the CPU goes to the plaintexts' NTTs (one per
 //! `(n-block, k-block)`), the products under the queries (two per `(n-block, k-block, m-block)`;
 //! in `perf`, more time than all forward NTTs together) and each response's
 //! re-randomization (one forward, two inverse NTTs) and flooding. The eight products of one step
 //! of SecureML's network (784-128-128-10, batch 128), measured by `cargo run --release -p ml
 //! --example he_step_profile` (both parties in one process on this 2-core machine, CPU seconds of
-//! both parties, 2026-12-06, load ~8):
+//! both parties, medians of 3 runs alternating with the previous build, 2026-12-06 06:06 UTC,
+//! load 5.5–6.1):
 //!
 //! | product (`n × k · k × m`) | per step | blocks `n'·k'·m'` | bytes / party | B per MAC | CPU s (both) | MAC / s / core |
 //! |---|---|---|---|---|---|---|
-//! | `U[B]`: 128 × 784 · 784 × 128 | 1 | 5·49·64 | 24.96 MB | 1.94 | 1.27 | 20 M |
-//! | `U[B]ᵀ`: 784 × 128 · 128 × 128 | 1 | 32·8·64 | 25.47 MB | 1.98 | 1.14 | 23 M |
-//! | 128 × 128 · 128 × 128 | 3 | 8·16·128 | 6.85 MB | 3.26 | 0.28 each | 15 M |
-//! | 128 × 128 · 128 × 10 | 2 | 38·43·10 | 2.20 MB | 13.4 | 0.055 each | 6 M |
-//! | 128 × 10 · 10 × 128 | 1 | 32·4·128 | 2.35 MB | 14.3 | 0.06 | 5 M |
+//! | `U[B]`: 128 × 784 · 784 × 128 | 1 | 4·61·64 | 23.28 MB | 1.81 | 1.16 | 22 M |
+//! | `U[B]ᵀ`: 784 × 128 · 128 × 128 | 1 | 32·8·64 | 24.89 MB | 1.94 | 1.07 | 24 M |
+//! | 128 × 128 · 128 × 128 | 3 | 8·16·128 | 6.69 MB | 3.19 | 0.25 each | 17 M |
+//! | 128 × 128 · 128 × 10 | 2 | 25·64·10 | 1.96 MB | 11.9 | 0.06 each | 5 M |
+//! | 128 × 10 · 10 × 128 | 1 | 25·5·128 | 2.08 MB | 12.7 | 0.06 | 5 M |
 //!
-//! That is 77.7 MB and ≈ 3.4 CPU s per step (MAC: one multiply-add of the product; a party does
-//! half the CPU). The rest of a step's 313.8 MB is OT: 201 MB of elementwise Gilboa triples (1,288
-//! bytes per 64-bit product, 169 MB of them the ReLUs' selects), 18.7 MB of leaf OTs and 16.3 MB
-//! of AND triples. Bytes alone would allow 60.7 MB for the eight products ([`choose_blocks`] with
-//! no NTT weight: 3 × 42 × 128 and 16 × 8 × 128 for the two data products) at 29 % more NTT
-//! work; the weight keeps the CPU, the scarcer resource here.
+//! That is 74.2 MB and ≈ 3.4 CPU s per step (MAC: one multiply-add of the product; a party does
+//! half the CPU). With both response halves at 79 bits (link version 7) the same step took
+//! 77.7 MB for the eight products (blocks 5·49·64, 32·8·64, 8·16·128, 38·43·10, 32·4·128; the
+//! cheaper responses moved [`choose_blocks`] to more of them in three shapes) and 136.5 MB in all
+//! against 133.0 MB now; the CPU is unchanged within the noise (3.54 against 3.63 CPU s per step,
+//! medians, same runs). The rest of a step's bytes is OT (elementwise Gilboa triples, leaf OTs,
+//! AND triples, random OTs; `he_step_profile` lists them). A query is at its floor for these
+//! parameters: `log Q ≈ 250` is what the run-sized flooding needs, and `c_1` already travels as
+//! a seed. Bytes alone would allow fewer for the eight products ([`choose_blocks`] with no NTT
+//! weight picks fewer, larger queries for the two data products) at more NTT work; the weight
+//! keeps the CPU, the scarcer resource here.
 //!
 //! Nothing can be prepared once for a whole run. Six of the eight products have a fresh `U` and
 //! all eight a fresh `V`. The data mask `U` is fixed, but the responder's plaintexts pack `n'`

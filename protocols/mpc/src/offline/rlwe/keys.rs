@@ -61,7 +61,8 @@ pub struct ExpandedQuery {
     pub(super) c1: Poly<Ntt>,
 }
 
-/// A response modulo `2^w`: all of `c_1` and `c_0` at the output coefficients only.
+/// A response: all of `c_1` modulo `2^w` and `c_0` at the output coefficients only, modulo
+/// `2^(w−d)` (its low `d` bits dropped; [`RlweParams::c0_bits`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Response {
     pub(super) c1: Vec<u128>,
@@ -160,6 +161,7 @@ impl SecretKey {
         let prod = self.c1_times_s(p, &r.c1);
         let mask = p.response_mask();
         let shift = p.response_bits() - 64;
+        let drop = p.c0_drop();
         let mut out = Vec::with_capacity(outputs.len());
         for (&j, &c0) in outputs.iter().zip(&r.c0) {
             if j >= n {
@@ -167,7 +169,7 @@ impl SecretKey {
                     reason: format!("HE output coefficient {j} beyond the degree {n}"),
                 });
             }
-            let phase = c0.wrapping_add(prod[j]) & mask;
+            let phase = (c0 << drop).wrapping_add(prod[j]) & mask;
             let m = ((phase + (1u128 << (shift - 1))) >> shift) as u64;
             let back = ((m as u128) << shift) & mask;
             let noise = phase.wrapping_sub(back) & mask;
@@ -182,7 +184,7 @@ impl SecretKey {
     }
 
     /// `c_1'·s` over the integers (centered, as a two's-complement `u128`), by NTT modulo
-    /// `q_0·q_1` and the CRT lift (`|c_1'·s| ≤ N·2^79 < q_0·q_1/2`).
+    /// `q_0·q_1` and the CRT lift (`|c_1'·s| ≤ N·2^w ≤ 2^89 < q_0·q_1/2`).
     fn c1_times_s(&self, p: &RlweParams, c1: &[u128]) -> Vec<u128> {
         let n = p.degree();
         let mut c1p = Poly::<Coeff>::zero(p, 2);
@@ -297,11 +299,14 @@ fn ntt_from_bytes(
 }
 
 impl Response {
-    /// Serializes: `c_1` then `c_0`, `w` bits per coefficient.
+    /// Serializes: `c_1` at `w` bits per coefficient, then `c_0` at `w − d`.
     pub fn to_bytes(&self, p: &RlweParams) -> Vec<u8> {
         let mut w = BitWriter::with_capacity(p.response_bytes(self.c0.len()));
-        for &x in self.c1.iter().chain(&self.c0) {
+        for &x in &self.c1 {
             w.put(x, p.response_bits());
+        }
+        for &x in &self.c0 {
+            w.put(x, p.c0_bits());
         }
         w.finish()
     }
@@ -316,7 +321,7 @@ impl Response {
         }
         let mut r = BitReader::new(bytes);
         let c1 = (0..p.degree()).map(|_| r.get(p.response_bits())).collect();
-        let c0 = (0..outputs).map(|_| r.get(p.response_bits())).collect();
+        let c0 = (0..outputs).map(|_| r.get(p.c0_bits())).collect();
         Ok(Self { c1, c0 })
     }
 

@@ -64,27 +64,56 @@
 //!    the largest response `f = 86 + 81 = 167`;
 //! 3. sends `c_0` **only at the output coefficients** (the querier cannot decrypt the others, which
 //!    carry partial sums of `U` with other rows' inputs) and all of `c_1`;
-//! 4. **switches modulus** from `Q` to `Q' = 2^w`, `w = 65 + log2 N` (79 at `N = 16384`):
+//! 4. **switches modulus** from `Q` to `Q' = 2^w` (`w = 75` at `N = 16384`):
 //!    `c' = ⌊Q'·c/Q⌉`, computed from the residues by the fast base conversion
 //!    `Σ_i [c_i·(Q/q_i)^{-1}]_{q_i}·Q'/q_i ≡ Q'·c/Q (mod Q')` with the constants `Q'/q_i` in 64-bit
 //!    fixed point (each of the five terms off by less than `2^50·2^-64`, so the rounding is off by
-//!    at most `5·2^-14 < 2^-11.6`; no big integers are needed anywhere).
+//!    at most `δ = 5·2^-14 < 2^-11.6`; no big integers are needed anywhere), and then **drops the
+//!    low `d` bits of `c_0`** (`d = 9`: `c_0` travels at `w − d = 66` bits, rounded; Cheetah's
+//!    trick, Huang et al. 2022 §4.1). `w` and `d` are the smallest response widths the decryption
+//!    bound below allows ([`RlweParams::response_bits`], [`RlweParams::c0_bits`]).
 //!
 //! What the querier learns: `x − R` at the output coefficients (uniform, as `R` is), `c_1`
 //! (pseudorandom under RLWE), and noise within statistical distance `2^-41` of simulated noise
-//! over the run. What the responder learns: only RLWE ciphertexts under the querier's key.
+//! over the run. Switching and dropping bits are deterministic functions of what the responder
+//! would otherwise send, so they reveal nothing more. What the responder learns: only RLWE
+//! ciphertexts under the querier's key — a query is a *symmetric* encryption
+//! `(c_0 = −a·s + ⌊Q·m/t⌉ + e, a)` with `a` expanded by ChaCha20 from a fresh 32-byte seed drawn
+//! for that query alone (never reused), sent as `(c_0, seed)`. Its security is RLWE with a
+//! uniform `a` replaced by a PRG's output (PRG or random-oracle model), as in SEAL's seeded
+//! ciphertexts and Cheetah's queries; the public key `(pk_0, seed)` is the same form.
 //!
 //! ## Decryption bound
 //!
-//! After switching, `c_0' + c_1'·s ≡ 2^(w−64)·[x − R]_t + (Q'/Q)·E + τ_0 + τ_1·s (mod 2^w)` with
-//! `|τ| ≤ ½ + 5·2^-14`. With `E < 2^167 + 2^85.3 + 2^19.3` (flooding, product, re-randomization)
-//! and `Q > 2^249.9`, `(Q'/Q)·E < 2^(79 + 167 − 250) = 2^-4`; `‖τ_1·s‖∞ ≤ (½ + 5·2^-14)·N`
-//! (worst case, every secret coefficient nonzero). The total, below `0.5004·(N + 1) + 1.07
-//! ≈ 8199`, is under `2^(w−65) = N = 16384` (a margin of 1.0 bit), so rounding `phase/2^(w−64)`
-//! recovers `[x − R]_t` exactly; [`RlweParams::new`] checks this inequality (and that the flood
-//! fits its sampler, `f ≤ 191`) and tests check it at the worst-case magnitudes. The querier
-//! computes `c_1'·s` as an exact integer product by NTT over `q_0·q_1`
-//! (`|c_1'·s| ≤ N·2^79 = 2^93 < q_0·q_1/2 ≈ 2^99`) and reduces it mod `2^w`.
+//! The querier computes `2^d·c_0' + c_1'·s ≡ 2^(w−64)·[x − R]_t + (Q'/Q)·E + 2^d·τ_0 + τ_1·s
+//! (mod 2^w)`, where `τ_0` (`|τ_0| ≤ ½ + (½ + δ)·2^-d`) and `τ_1` (`|τ_{1,l}| ≤ ½ + δ`) are the
+//! rounding errors. It decrypts correctly when the error is below `2^(w−65)` (1024 at `w = 75`):
+//!
+//! - `(Q'/Q)·E < 2^(75 + 167 − 249.9) < 2^-7`, with `E < 2^167 + 2^85.3 + 2^19.3` (flooding,
+//!   product, re-randomization) and `Q > 2^249.9`;
+//! - `2^d·|τ_0| ≤ 2^(d−1) + ½ + δ = 256.5`;
+//! - `τ_1·s`: always at most `(½ + δ)·N ≈ 8197` (every secret coefficient nonzero) — too much for
+//!   `w = 75`. Its coefficients are sums of at most `N` rounding errors `τ_{1,l}`, each in an
+//!   interval of width `1 + 2δ` with mean within `δ` of 0. Treating them as independent and
+//!   uniform — the standard average-case assumption of BFV/CKKS noise analyses (SEAL, Cheetah):
+//!   `c_1` is pseudorandom after re-randomization, so its fractional parts `Q'·c_1/Q` are — the
+//!   Hoeffding bound gives `|τ_1·s|_j ≤ N·δ + (1 + 2δ)·√(N·ln(2^(F+1))/2) = 5 + 678.6` except
+//!   with probability `2^-F`, `F` = [`DECRYPT_FAILURE_LOG2`]` = 80`.
+//!
+//! The total, `941.1 + 1` of slack, is below 1024 (a margin of 0.12 bits; at the threshold itself
+//! the Hoeffding tail is `2^-101`). So each output coefficient decrypts correctly except with
+//! probability below `2^-80` (`2^-101` at the actual margin), and a run — at most `2^40` flooded
+//! coefficients per responder ([`FloodLedger`](super::flood::FloodLedger)) — has no wrong triple
+//! entry except with probability below `2^-61` per responder (a failure gives a wrong triple,
+//! never a leak: the querier sees the same noise it would otherwise). At `w = 74` the same
+//! failure target would not fit (678.6 > 512); at the test degree `N = 64` the worst-case bound
+//! is the smaller one and is used. [`RlweParams::new`] chooses `w` then `d` by this bound, checks
+//! it (and that the flood fits its sampler, `f ≤ 191`), and tests check the noise at the
+//! worst-case magnitudes. Before (through link version 7) both halves travelled at the
+//! worst-case width `w = 65 + log2 N = 79`: 162 KB of `c_1` and 10 bytes per output, now
+//! 154 KB and 8.25 bytes (−5.1 % and −16 %). The querier computes `c_1'·s` as an exact integer
+//! product by NTT over `q_0·q_1` (`|c_1'·s| ≤ N·2^75 = 2^89 < q_0·q_1/2 ≈ 2^99`) and reduces it
+//! mod `2^w`.
 //!
 //! Randomness: every key, seed, noise and share comes from ChaCha20 seeded by the operating system
 //! (the caller passes the generator). Secret keys are zeroized on drop. The Gaussian sampler is
@@ -119,6 +148,9 @@ pub const FLOOD_STAT_BITS: u32 = 40;
 /// log2 of the run budget: the most output coefficients one responder floods per run
 /// ([`FloodLedger`](super::flood::FloodLedger)).
 pub const RUN_FLOOD_BUDGET_LOG2: u32 = 40;
+/// log2 of the largest probability that one output coefficient of a response decrypts wrongly
+/// (the response widths of [`RlweParams`] are chosen for it; see the module docs).
+pub const DECRYPT_FAILURE_LOG2: u32 = 80;
 /// Widest flooding noise the sampler draws (`[−2^b, 2^b)` with `b ≤ 128 + 63`).
 const MAX_SAMPLED_FLOOD_BITS: u32 = 191;
 /// Bound on the error of the fast base conversion in [`RlweParams`]' modulus switching: each of

@@ -8,8 +8,8 @@ use lattice::{Modulus, RnsBasis};
 
 use super::poly::{Ntt, Poly};
 use super::{
-    MAX_RESPONSE_NNZ, MAX_SAMPLED_FLOOD_BITS, PRIMES, PRIME_BITS, SEED_BYTES, STANDARD_LOG_N,
-    SWITCH_ROUNDING,
+    DECRYPT_FAILURE_LOG2, MAX_RESPONSE_NNZ, MAX_SAMPLED_FLOOD_BITS, PRIMES, PRIME_BITS, SEED_BYTES,
+    STANDARD_LOG_N, SWITCH_ROUNDING,
 };
 use crate::error::{MpcError, Result};
 use crate::offline::flood::{self, FloodNoise};
@@ -75,8 +75,10 @@ pub struct RlweParams {
     delta_shoup: Vec<u64>,
     /// `Q mod 2^64`.
     pub(super) q_mod_t: u64,
-    /// Bits of the response modulus `Q' = 2^w`.
+    /// Bits of the response modulus `Q' = 2^w` (of `c_1`, and of the decryption).
     response_bits: u32,
+    /// Low bits of `c_0` dropped after switching: `c_0` travels modulo `2^(w − c0_drop)`.
+    c0_drop: u32,
     /// `(Q/q_i)^{-1} mod q_i` and its Shoup companion.
     rho: Vec<(u64, u64)>,
     /// `Q'/q_i = int + frac/2^64`.
@@ -92,8 +94,11 @@ impl std::fmt::Debug for RlweParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "RlweParams(N = 2^{}, log Q = {:.1}, t = 2^64, Q' = 2^{})",
-            self.log_n, self.log_q, self.response_bits
+            "RlweParams(N = 2^{}, log Q = {:.1}, t = 2^64, Q' = 2^{}, c_0 at {} bits)",
+            self.log_n,
+            self.log_q,
+            self.response_bits,
+            self.c0_bits()
         )
     }
 }
@@ -145,6 +150,43 @@ fn switch_constants(primes: &[u64], response_bits: u32) -> Vec<(u128, u64)> {
         .collect()
 }
 
+/// `(w, d)`: the fewest bits `w` of the response modulus, then the most bits `d` dropped from
+/// `c_0`, for which [`response_error_bound`] stays below the threshold `2^(w−65)` (the module
+/// docs' decryption bound). Valid parameters always find one: at `w = 128` the threshold is
+/// `2^63`.
+fn response_widths(n: usize, log_q: f64) -> (u32, u32) {
+    for w in 66..=128 {
+        let threshold = 2f64.powi(w as i32 - 65);
+        if let Some(d) = (0..=w - 65)
+            .rev()
+            .find(|&d| response_error_bound(n, log_q, w, d) < threshold)
+        {
+            return (w, d);
+        }
+    }
+    (128, 0)
+}
+
+/// The decryption error of a response after switching `c_1` to `2^w` and `c_0` to `2^(w−d)`
+/// (in units of the phase modulo `2^w`), for the largest response flooded at full width: the
+/// scaled error `(2^w/Q)·E`, the rounding of `c_0` (`2^(d−1) + ½ + δ` with the base
+/// conversion's `δ`), the conversion's bias `N·δ`, and `‖τ_1·s‖∞` — at most `(½ + δ)·N` always,
+/// and at most the Hoeffding bound `(1 + 2δ)·√(N·ln(2^(F+1))/2)` except with probability `2^-F`
+/// (`F` = [`DECRYPT_FAILURE_LOG2`]) when `c_1`'s rounding errors are independent and uniform —
+/// the smaller of the two — plus 1.
+fn response_error_bound(n: usize, log_q: f64, w: u32, d: u32) -> f64 {
+    let n_f = n as f64;
+    let noise = flood::response_noise(n, MAX_RESPONSE_NNZ) as f64;
+    let e = 2f64.powi(flood::flood_bits(n, MAX_RESPONSE_NNZ) as i32) + noise;
+    let scaled = e * 2f64.powf(w as f64 - log_q);
+    let c0 = 2f64.powi(d as i32 - 1) + 0.5 + SWITCH_ROUNDING;
+    let worst = (0.5 + SWITCH_ROUNDING) * n_f;
+    let ln_fail = (DECRYPT_FAILURE_LOG2 + 1) as f64 * std::f64::consts::LN_2;
+    let hoeffding = (1.0 + 2.0 * SWITCH_ROUNDING) * (n_f * ln_fail / 2.0).sqrt();
+    let tau1 = worst.min(hoeffding + n_f * SWITCH_ROUNDING);
+    scaled + c0 + tau1 + 1.0
+}
+
 impl RlweParams {
     /// The 128-bit parameters, the preset [`N14_Q250_128BIT`]: `N = 16384`, `log Q ≈ 250`.
     pub fn standard() -> Self {
@@ -177,7 +219,8 @@ impl RlweParams {
             .map(|(m, &d)| m.shoup(d))
             .collect();
         let rho = crt_inverses(moduli);
-        let response_bits = 65 + log_n;
+        let log_q = primes.iter().map(|&p| (p as f64).log2()).sum();
+        let (response_bits, c0_drop) = response_widths(n, log_q);
         let switch = switch_constants(&primes, response_bits);
         let q0_inv_q1 = moduli[1].inv(primes[0]).expect("distinct primes");
         let two128 = moduli
@@ -187,7 +230,6 @@ impl RlweParams {
                 m.mul(r, r)
             })
             .collect();
-        let log_q = primes.iter().map(|&p| (p as f64).log2()).sum();
         let params = Self {
             log_n,
             n,
@@ -197,6 +239,7 @@ impl RlweParams {
             delta_shoup,
             q_mod_t,
             response_bits,
+            c0_drop,
             rho,
             switch,
             q0_inv_q1,
@@ -238,13 +281,24 @@ impl RlweParams {
         self.response_bits
     }
 
+    /// Bits `w − d` of `c_0` on the wire (its low `d` bits after switching are dropped).
+    pub fn c0_bits(&self) -> u32 {
+        self.response_bits - self.c0_drop
+    }
+
+    /// Bits `d` dropped from `c_0`: the querier scales it by `2^d` before adding `c_1·s`.
+    pub(super) fn c0_drop(&self) -> u32 {
+        self.c0_drop
+    }
+
     /// `q_0^{-1} mod q_1` (the CRT lift of a decryption product).
     pub(super) fn q0_inv_q1(&self) -> u64 {
         self.q0_inv_q1
     }
 
     /// The inequalities of the module docs: the widest flooding noise can be sampled, and the
-    /// worst-case response decrypts exactly.
+    /// largest response decrypts exactly except with probability `2^-DECRYPT_FAILURE_LOG2` per
+    /// coefficient.
     fn check_bounds(&self) -> Result<()> {
         let bits = self.max_flood_bits();
         if bits > MAX_SAMPLED_FLOOD_BITS {
@@ -254,11 +308,20 @@ impl RlweParams {
                 max: MAX_SAMPLED_FLOOD_BITS as u64,
             });
         }
-        let err = self.worst_case_response_error();
+        // The querier's exact c_1'·s modulo q_0·q_1 (keys.rs) needs N·2^w < q_0·q_1/2.
+        let lift_bits = self.log_n + self.response_bits;
+        if lift_bits > 2 * (PRIME_BITS - 1) - 1 {
+            return Err(MpcError::InvalidHeParams {
+                what: "bits of c_1'·s in the decryption (log2 N + w)",
+                value: lift_bits as u64,
+                max: 2 * (PRIME_BITS as u64 - 1) - 1,
+            });
+        }
+        let err = self.response_error_bound();
         let threshold = 2f64.powi(self.response_bits as i32 - 65);
         if err >= threshold {
             return Err(MpcError::InvalidHeParams {
-                what: "worst-case decryption error of a response",
+                what: "decryption error bound of a response",
                 value: err.ceil() as u64,
                 max: threshold as u64,
             });
@@ -271,20 +334,16 @@ impl RlweParams {
         flood::flood_bits(self.n, MAX_RESPONSE_NNZ)
     }
 
-    /// Worst-case decryption error of a response after modulus switching (see the module docs):
-    /// the largest response, flooded at its full width.
-    pub fn worst_case_response_error(&self) -> f64 {
-        let n = self.n as f64;
-        let noise = flood::response_noise(self.n, MAX_RESPONSE_NNZ) as f64;
-        let e = 2f64.powi(self.max_flood_bits() as i32) + noise;
-        let scaled = e * 2f64.powf(self.response_bits as f64 - self.log_q);
-        let tau = (0.5 + SWITCH_ROUNDING) * (n + 1.0);
-        scaled + tau + 1.0
+    /// Bound on the decryption error of the largest response (in units of the phase modulo
+    /// `2^w`) that holds for each coefficient except with probability
+    /// `2^-DECRYPT_FAILURE_LOG2` (see the module docs).
+    pub fn response_error_bound(&self) -> f64 {
+        response_error_bound(self.n, self.log_q, self.response_bits, self.c0_drop)
     }
 
-    /// log2 of (decryption threshold `2^(w−65)` / worst-case error); positive means correct.
+    /// log2 of (decryption threshold `2^(w−65)` / error bound); positive means correct.
     pub fn noise_margin_bits(&self) -> f64 {
-        (self.response_bits as f64 - 65.0) - self.worst_case_response_error().log2()
+        (self.response_bits as f64 - 65.0) - self.response_error_bound().log2()
     }
 
     /// `flood mod q_i`.
@@ -322,6 +381,17 @@ impl RlweParams {
         (int + ((frac + (1u128 << 63)) >> 64)) & self.response_mask()
     }
 
+    /// `⌊2^(w−d)·c/Q⌉ mod 2^(w−d)`: the switched coefficient with its low `d` bits rounded
+    /// away (the `c_0` of a response).
+    #[inline]
+    pub(super) fn switch_c0(&self, x: impl Fn(usize) -> u64) -> u128 {
+        let c = self.switch_residues(x);
+        match self.c0_drop {
+            0 => c,
+            d => ((c + (1u128 << (d - 1))) >> d) & (self.response_mask() >> d),
+        }
+    }
+
     pub(super) fn response_mask(&self) -> u128 {
         (1u128 << self.response_bits) - 1
     }
@@ -348,6 +418,6 @@ impl RlweParams {
 
     /// Bytes of a serialized response with `outputs` output coefficients.
     pub fn response_bytes(&self, outputs: usize) -> usize {
-        ((self.n + outputs) * self.response_bits as usize).div_ceil(8)
+        (self.n * self.response_bits as usize + outputs * self.c0_bits() as usize).div_ceil(8)
     }
 }

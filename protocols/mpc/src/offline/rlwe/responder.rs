@@ -1,7 +1,7 @@
 //! The responder's side of the RLWE triple source: the sum of plaintext products under the
 //! querier's ciphertexts, minus a fresh share, re-randomized under the querier's public key,
-//! flooded at the output coefficients and switched to the response modulus `2^w` (the steps and
-//! their bounds are in the parent module's docs).
+//! flooded at the output coefficients and switched to the response moduli (`2^w` for `c_1`,
+//! `2^(w−d)` for `c_0`; the steps and their bounds are in the parent module's docs).
 
 use lattice::sample;
 use rand::RngCore;
@@ -86,7 +86,7 @@ pub(super) fn respond_inner(
 }
 
 /// `c_0` at the outputs: minus a fresh share `R`, plus (with `flood_bits`) a Gaussian `e_0` and
-/// uniform flooding noise in `[−2^flood_bits, 2^flood_bits)`, switched to `2^w`. Returns the
+/// uniform flooding noise in `[−2^flood_bits, 2^flood_bits)`, switched to `2^(w−d)`. Returns the
 /// switched coefficients and the shares.
 fn flood_outputs(
     p: &RlweParams,
@@ -111,7 +111,7 @@ fn flood_outputs(
             }
             *o = q.sub(x, p.encode_scaled(i, r));
         }
-        c0s.push(p.switch_residues(|i| one[i]));
+        c0s.push(p.switch_c0(|i| one[i]));
         shares.push(r);
     }
     (c0s, shares)
