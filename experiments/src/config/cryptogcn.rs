@@ -108,6 +108,23 @@ pub struct AccuracySpec {
     /// data set.
     #[serde(default)]
     pub frontier: Option<FrontierSpec>,
+    /// Throughput mode: as many clips per pass as the slots hold, timed against one clip per
+    /// pass (metrics `ama.throughput_s_per_sample`, `ama.clips_per_pass`, `ama.latency_s`, …).
+    #[serde(default)]
+    pub throughput: Option<ThroughputSpec>,
+}
+
+/// Throughput mode: one pass of `HeStgcn::max_clips` test clips and one pass of one clip,
+/// under AMA at the accuracy run's parameters, timed at every thread count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThroughputSpec {
+    /// Thread counts (0 = all cores).
+    #[serde(default = "default_throughput_threads")]
+    pub threads: Vec<usize>,
+    /// Skip the whole-test-set accuracy run of the model.
+    #[serde(default)]
+    pub only: bool,
 }
 
 /// The accuracy–latency frontier of learned structural linearisation
@@ -267,6 +284,9 @@ fn default_packings() -> Vec<PackingName> {
 fn default_threads() -> Vec<usize> {
     vec![0]
 }
+fn default_throughput_threads() -> Vec<usize> {
+    vec![1, 0]
+}
 fn default_cache_mib() -> usize {
     4096
 }
@@ -327,6 +347,27 @@ impl CryptogcnTask {
                     2 * blocks
                 );
             }
+            if let Some(tp) = &a.throughput {
+                self.validate_throughput(tp)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl CryptogcnTask {
+    fn validate_throughput(&self, tp: &ThroughputSpec) -> Result<()> {
+        let mut t = tp.threads.clone();
+        t.sort_unstable();
+        t.dedup();
+        if tp.threads.is_empty() || t.len() != tp.threads.len() {
+            bail!(
+                "accuracy.throughput.threads = {:?}: name at least one thread count, each once",
+                tp.threads
+            );
+        }
+        if self.latency_packings.contains(&PackingName::Ama) {
+            bail!("accuracy.throughput reports ama.latency_s of the accuracy model, which latency_packings = [\"ama\", ...] writes for the NTU-shaped model: drop \"ama\" from latency_packings or the throughput section");
         }
         Ok(())
     }
@@ -373,6 +414,18 @@ mod tests {
             ("latency_packings = [\"ama\", \"ama\"]\n", "twice"),
             ("latency_packings = [\"cm\"]\n", "cm"),
             ("single = { index = 0 }\n", "accuracy section"),
+            (
+                "latency_packings = []\naccuracy = { model = \"m\", samples = 1, throughput = { threads = [] } }\n",
+                "throughput.threads",
+            ),
+            (
+                "latency_packings = []\naccuracy = { model = \"m\", samples = 1, throughput = { threads = [1, 1] } }\n",
+                "throughput.threads",
+            ),
+            (
+                "accuracy = { model = \"m\", samples = 1, throughput = {} }\n",
+                "latency_packings",
+            ),
             (
                 "accuracy = { model = \"m\", samples = 1 }\nsingle = { requests = 0 }\n",
                 "single.requests",

@@ -7,9 +7,9 @@ use super::engine::{in_pool, run_staged, ClientKeys, StageProbe};
 use crate::common;
 use crate::config::cryptogcn::{AccuracyData, AccuracySpec};
 use anyhow::{bail, Context, Result};
-use ckks::SecretKey;
+use ckks::{CkksParams, SecretKey};
 use datasets::skeleton::{BodyPoseNormalization, BodyPoseSet, Mocap15, Mocap15Config, SkeletonSet};
-use hegcn::{choose_preset, HeStgcn, PackedTensor, Packing, PlaintextCacheStats};
+use hegcn::{choose_preset, HeStgcn, LevelPlan, PackedTensor, Packing, PlaintextCacheStats};
 use ndarray::{Array2, Array4, Axis};
 use std::path::{Path, PathBuf};
 use stgcn::{ActivationKind, FoldedModel, StGcn};
@@ -209,7 +209,7 @@ fn stage_error(
     }))
 }
 
-fn argmax(v: &[f64]) -> usize {
+pub(super) fn argmax(v: &[f64]) -> usize {
     v.iter()
         .enumerate()
         .max_by(|a, b| a.1.total_cmp(b.1))
@@ -256,12 +256,43 @@ fn tally(logits: &[Vec<f64>], plain: &Array2<f64>, labels: &[usize]) -> Tally {
 
 /// The logits of each of the `n` clips, cut out of the passes' decrypted logits (clip `i` is
 /// slot block `i % per_pass` of pass `i / per_pass`).
-fn per_clip(passes: &[Vec<f64>], n: usize, per_pass: usize, classes: usize) -> Vec<Vec<f64>> {
+pub(super) fn per_clip(
+    passes: &[Vec<f64>],
+    n: usize,
+    per_pass: usize,
+    classes: usize,
+) -> Vec<Vec<f64>> {
     (0..n)
         .map(|i| {
             let (b, j) = (i / per_pass, i % per_pass);
             passes[b][j * classes..(j + 1) * classes].to_vec()
         })
+        .collect()
+}
+
+/// The parameters the model is served under: the ones `hegcn::choose_params` tailors to it
+/// (`tailored_params`) or the smallest named 128-bit preset that holds it; with the preset's
+/// name and the level plan.
+pub(super) fn serving_params(
+    acc: &AccuracySpec,
+    folded: &FoldedModel,
+) -> Result<(String, CkksParams, LevelPlan)> {
+    Ok(if acc.tailored_params {
+        let c = hegcn::choose_params(folded, Packing::Ama)?;
+        (c.spec.name(), c.params, c.plan)
+    } else {
+        let (p, plan) = choose_preset(folded, Packing::Ama)?;
+        (p.name.to_string(), p.build()?, plan)
+    })
+}
+
+/// The first `n` clips of `test`, each `(C, T, V, M)`; the set's clips repeated in order when
+/// it holds fewer than `n`.
+pub(super) fn test_clips(test: &SkeletonSet, n: usize) -> Vec<Array4<f64>> {
+    let data = test.data_f64();
+    let len = data.dim().0.max(1);
+    (0..n)
+        .map(|i| data.index_axis(Axis(0), i % len).to_owned())
         .collect()
 }
 
@@ -291,19 +322,11 @@ pub(crate) fn measure(
         acc.samples.min(test.len())
     };
     let data = test.data_f64();
-    let (preset, params, plan) = if acc.tailored_params {
-        let c = hegcn::choose_params(&folded, Packing::Ama)?;
-        (c.spec.name(), c.params, c.plan)
-    } else {
-        let (p, plan) = choose_preset(&folded, Packing::Ama)?;
-        (p.name.to_string(), p.build()?, plan)
-    };
+    let (preset, params, plan) = serving_params(acc, &folded)?;
     let per_ct = clips_per_pass(acc, HeStgcn::max_clips(&folded, params.slots()), n);
     let he = HeStgcn::compile_batched(&folded, Packing::Ama, &params, per_ct)?;
     he.set_plaintext_cache_budget(cache_mib << 20);
-    let clips: Vec<Array4<f64>> = (0..n)
-        .map(|i| data.index_axis(Axis(0), i).to_owned())
-        .collect();
+    let clips = test_clips(test, n);
     let passes: Vec<Vec<Array4<f64>>> = clips.chunks(per_ct).map(<[_]>::to_vec).collect();
     let plain = folded.forward(data.slice(ndarray::s![..n, .., .., .., ..]))?;
     let mut keys = ClientKeys::new(&params)?;

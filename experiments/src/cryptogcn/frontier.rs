@@ -51,6 +51,7 @@ fn encrypted(
         tailored_params: true,
         pruning_levels: Vec::new(),
         frontier: None,
+        throughput: None,
         ..acc.clone()
     };
     let inputs = AccuracyInputs {

@@ -63,12 +63,24 @@
 //!   `.depth_count`, `.nonlinear_nodes_count`; the same for the unpruned model
 //!   (`frontier.x2.*`) and `frontier.relu.test_accuracy_pct` for a ReLU twin; plot
 //!   `frontier.svg`. With `only = true` the whole-test-set accuracy run is skipped.
+//! - **throughput** (`[task.accuracy.throughput]`, module `throughput`): the accuracy model
+//!   under AMA at the accuracy run's parameters, one pass of as many test clips as the slots
+//!   hold ([`HeStgcn::max_clips`](hegcn::HeStgcn::max_clips), the test clips repeated if
+//!   fewer) against one pass of one clip, timed at every thread count of `threads` (default
+//!   1 and all cores; suffix `_1t` for one thread): `ama.latency_s[_1t]` (one clip),
+//!   `ama.pass_s[_1t]`, `ama.throughput_s_per_sample[_1t]` (pass ÷ clips),
+//!   `ama.throughput_per_h[_1t]`, `ama.clips_per_pass`, `ama.throughput_agreement_pct` (every
+//!   clip's encrypted top-1 against the plaintext model's), `ama.throughput_max_logit_error`
+//!   and `ama.batch_vs_single_max_logit_diff` (the first clip batched against alone). A shape
+//!   whose one clip fills the slots (`max_clips` = 1) is reported with throughput = latency.
+//!   With `only = true` the whole-test-set accuracy run is skipped.
 
 //!
 //! The runner measures, then reports: `measure` (the NTU-shaped part), `accuracy`, `single`,
-//! `pruning` and `frontier` (learned linearisation) return typed figures, built on the
-//! stage-major evaluation of `engine` and the cost probes of `costs`; `report` (and
-//! `frontier_report`) render the figures into markdown tables, results.json metrics and plots. The task's settings live in [`crate::config::cryptogcn`].
+//! `pruning`, `frontier` (learned linearisation) and `throughput` return typed figures, built
+//! on the stage-major evaluation of `engine` and the cost probes of `costs`; `report` (with
+//! `frontier_report` and `throughput_report`) renders the figures into markdown tables,
+//! results.json metrics and plots. The task's settings live in [`crate::config::cryptogcn`].
 
 pub(crate) mod accuracy;
 mod costs;
@@ -81,9 +93,11 @@ mod report;
 mod single;
 #[cfg(test)]
 mod tests;
+mod throughput;
+mod throughput_report;
 
 pub use crate::config::cryptogcn::{
-    AccuracyData, AccuracySpec, CryptogcnTask, PackingName, SingleSpec,
+    AccuracyData, AccuracySpec, CryptogcnTask, PackingName, SingleSpec, ThroughputSpec,
 };
 
 use crate::config::Config;
@@ -123,8 +137,14 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
             run_single(acc, s, &inputs, t.plaintext_cache_mib, report)?;
         }
         let frontier_only = acc.frontier.as_ref().is_some_and(|f| f.only);
-        if !t.single.as_ref().is_some_and(|s| s.only) && !frontier_only {
+        let throughput_only = acc.throughput.as_ref().is_some_and(|tp| tp.only);
+        if !t.single.as_ref().is_some_and(|s| s.only) && !frontier_only && !throughput_only {
             run_accuracy(acc, &inputs, t.plaintext_cache_mib, report)?;
+        }
+        if let Some(tp) = &acc.throughput {
+            let cache = t.plaintext_cache_mib;
+            let f = throughput::measure(acc, tp, &inputs, cache, t.warm_cache)?;
+            throughput_report::throughput(report, acc, &inputs.data_desc, &f);
         }
         if let Some(f) = &acc.frontier {
             let fr = frontier::run(acc, f, &inputs, t.plaintext_cache_mib)?;

@@ -19,7 +19,7 @@ fn key_of(stage: &str) -> String {
     stage.replace('.', "_")
 }
 
-fn threads_text(t: usize) -> String {
+pub(super) fn threads_text(t: usize) -> String {
     match t {
         0 => format!("all cores ({})", super::engine::num_cores()),
         1 => "1 thread".into(),

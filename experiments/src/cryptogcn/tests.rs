@@ -326,3 +326,121 @@ fn accuracy_renders_from_typed_figures() {
     assert_eq!(m["ama.bodypose_latency_per_clip_s"], 0.5);
     assert_eq!(m["ama.block0_gcn_max_error"], 1e-6);
 }
+
+/// Throughput mode on a tiny Mocap-15-shaped model: the batched pass's logits of every clip
+/// equal the logits of the same clip evaluated alone, and both the plaintext model's. Each
+/// pass is within the CKKS error of the plaintext logits (~1e-7 at Δ = 2^40 and depth 8 for
+/// logits of order one), so the stated tolerance is 1e-4 · max(1, max |logit|).
+#[test]
+fn batched_pass_logits_equal_single_clip_logits() {
+    use super::throughput::timed_pass;
+    let dir = tempfile::tempdir().unwrap();
+    let stem = save_pruned_poly_model(dir.path(), "m", "mocap15", Graph::mocap15(), 3, 8, 15, 9);
+    let acc: AccuracySpec = toml::from_str(&format!(
+        "model = {:?}\nsamples = 3\ntrain_per_class = 1\ntest_per_class = 1\ntailored_params = true\n",
+        stem.display().to_string()
+    ))
+    .unwrap();
+    let inputs = super::accuracy::load(&acc).unwrap();
+    let folded = inputs.model.fold();
+    let (_, params, _) = super::accuracy::serving_params(&acc, &folded).unwrap();
+    assert!(hegcn::HeStgcn::max_clips(&folded, params.slots()) >= 3);
+    let clips = super::accuracy::test_clips(&inputs.test, 3);
+    let mut keys = super::engine::ClientKeys::new(&params).unwrap();
+    let single = hegcn::HeStgcn::compile(&folded, hegcn::Packing::Ama, &params).unwrap();
+    let batched =
+        hegcn::HeStgcn::compile_batched(&folded, hegcn::Packing::Ama, &params, 3).unwrap();
+    let (_, many) = timed_pass(&batched, &mut keys, &clips, 1, 1).unwrap();
+    let x: Vec<_> = clips
+        .iter()
+        .map(|c| c.view().insert_axis(ndarray::Axis(0)))
+        .collect();
+    let plain = folded
+        .forward(ndarray::concatenate(ndarray::Axis(0), &x).unwrap().view())
+        .unwrap();
+    let scale = plain.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    for (i, clip) in clips.iter().enumerate() {
+        let (_, one) = timed_pass(&single, &mut keys, std::slice::from_ref(clip), 1, 1).unwrap();
+        assert_eq!((one[0].len(), many[i].len()), (15, 15));
+        for ((a, b), p) in one[0].iter().zip(&many[i]).zip(plain.row(i)) {
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "clip {i}: alone {a}, batched {b}"
+            );
+            assert!(
+                (b - p).abs() <= 1e-4 * scale,
+                "clip {i}: batched {b}, plain {p}"
+            );
+        }
+    }
+}
+
+/// The throughput section end to end on a tiny model (one thread, the test set of 15 clips
+/// repeated to fill a pass): the report carries every key, the per-sample and per-hour
+/// figures follow from the pass time, and every clip agrees with the plaintext model (no
+/// timing is asserted).
+#[tokio::test]
+async fn throughput_reports_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let stem = save_pruned_poly_model(dir.path(), "m", "mocap15", Graph::mocap15(), 3, 8, 15, 9);
+    let cfg = parse(&format!(
+        "width_divisor = 16\nframes = 4\npersons = 1\nclasses = 5\npruned_sites = [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]]\nlatency_packings = []\nestimate = false\nplaintext_cache_mib = 64\naccuracy = {{ model = {:?}, samples = 1, train_per_class = 1, test_per_class = 1, tailored_params = true, throughput = {{ threads = [1], only = true }} }}\n",
+        stem.display().to_string()
+    ))
+    .unwrap();
+    let report = crate::run(&cfg).await.unwrap();
+    let mt = &report.metrics;
+    let per_ct = mt["ama.clips_per_pass"];
+    assert!(per_ct > 15.0, "{per_ct}");
+    for k in ["latency_1t_s", "pass_1t_s", "throughput_1t_s_per_sample"] {
+        assert!(mt[&format!("ama.{k}")] > 0.0, "{k}");
+    }
+    let per_sample = mt["ama.throughput_1t_s_per_sample"];
+    assert_eq!(per_sample, mt["ama.pass_1t_s"] / per_ct);
+    assert_eq!(mt["ama.throughput_1t_per_h"], 3600.0 / per_sample);
+    assert_eq!(mt["ama.throughput_agreement_pct"], 100.0);
+    assert!(mt["ama.throughput_max_logit_error"] < 1e-3);
+    assert!(mt["ama.batch_vs_single_max_logit_diff"] < 1e-3);
+    assert!(
+        !mt.contains_key("ama.samples_count"),
+        "only = true skips the accuracy run"
+    );
+    assert!(report
+        .sections
+        .iter()
+        .any(|s| s.contains("repeated in order")));
+}
+
+/// A shape whose one clip fills the slots is reported with throughput = latency, and says so.
+#[test]
+fn throughput_without_free_slots_is_the_latency() {
+    use super::throughput::{ThroughputFigures, ThroughputRun};
+    let acc: AccuracySpec = toml::from_str("model = \"m\"\nsamples = 1\n").unwrap();
+    let f = ThroughputFigures {
+        preset: "N15_L17_S40_128BIT".into(),
+        clips_per_pass: 1,
+        distinct_clips: 1,
+        warm_cache: false,
+        runs: vec![ThroughputRun {
+            threads: 0,
+            latency_s: 400.0,
+            pass_s: 400.0,
+        }],
+        agree: 1,
+        max_logit_error: 1e-6,
+        max_batch_vs_single: 0.0,
+    };
+    let mut report = Report::default();
+    super::throughput_report::throughput(&mut report, &acc, "NTU", &f);
+    let m = &report.metrics;
+    assert_eq!(m["ama.latency_s"], 400.0);
+    assert_eq!(m["ama.throughput_s_per_sample"], 400.0);
+    assert_eq!(m["ama.throughput_per_h"], 9.0);
+    assert_eq!(m["ama.clips_per_pass"], 1.0);
+    let s = report.sections.join("\n");
+    assert!(s.contains("the throughput is the latency"), "{s}");
+    assert!(
+        s.contains("| 400.00 s | 400.00 s | 400.000 s | 9 | 1.0× |"),
+        "{s}"
+    );
+}

@@ -36,6 +36,7 @@ pub(super) fn serve(
         pruning_epochs: 0,
         tailored_params: true,
         frontier: None,
+        throughput: None,
     };
     let inputs = AccuracyInputs {
         model: model.clone(),
