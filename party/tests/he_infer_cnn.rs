@@ -18,7 +18,6 @@ use support::serving::{run_ok, spawn, ALICE, HE_INFER};
 /// CryptoNets model (three requests in one session); a PNG of the wrong size is refused naming
 /// the file and both sizes.
 #[test]
-#[ignore = "N = 2^14 at 128-bit security: about 20 Galois keys and a few CPU-seconds per request"]
 fn he_infer_serves_the_committed_cryptonets_model_in_the_lola_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let json = Path::new(env!("CARGO_MANIFEST_DIR"))
