@@ -15,6 +15,20 @@ use rayon::prelude::*;
 /// modulus was sized for the activations of such inputs.
 pub const PIXEL_MAX: f64 = 1.0;
 
+/// Refuses a pixel outside `[0, PIXEL_MAX]` (NaN included), naming the image and the pixel.
+pub(crate) fn check_pixel(image: usize, pixel: usize, value: f64) -> Result<()> {
+    if (0.0..=PIXEL_MAX).contains(&value) {
+        return Ok(());
+    }
+    Err(HeCnnError::PixelOutOfRange {
+        image,
+        pixel,
+        value,
+        min: 0.0,
+        max: PIXEL_MAX,
+    })
+}
+
 impl BatchCnn {
     /// Encrypts `images` (`n × side²`, pixels in `[0, 1]`, `n ≤` [`Self::batch_capacity`]) under
     /// the client's public key: ciphertext `i` holds pixel `i` of image `j` in slot `j`,
@@ -108,15 +122,7 @@ fn encrypt_pixels(
         return Err(HeCnnError::BatchTooLarge { images: n, slots });
     }
     for ((image, pixel), &value) in images.indexed_iter() {
-        if !(0.0..=PIXEL_MAX).contains(&value) {
-            return Err(HeCnnError::PixelOutOfRange {
-                image,
-                pixel,
-                value,
-                min: 0.0,
-                max: PIXEL_MAX,
-            });
-        }
+        check_pixel(image, pixel, value)?;
     }
     let encoder = Encoder::new(params);
     let scale = params.default_scale();

@@ -15,7 +15,7 @@
 //! could query anyway); [`BatchCnn::sanitize_logits`] floods the returned ciphertexts so their
 //! noise does not carry the weights beyond what the logits show (see [`crate::sanitize`]).
 
-mod client;
+pub(crate) mod client;
 mod counts;
 mod forward;
 

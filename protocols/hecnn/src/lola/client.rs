@@ -8,7 +8,7 @@
 use super::arrange::{dense_input_arrangement, Arrangement};
 use super::conv::tap_values;
 use super::{EncryptedImage, EncryptedLogit, LolaCnn, LOLA_DEPTH};
-use crate::batch::PIXEL_MAX;
+use crate::batch::client::check_pixel;
 use crate::error::{HeCnnError, Result};
 use ckks::{Ciphertext, CkksParams, Encoder, Plaintext, PublicKey, SecretKey};
 use ml::models::cnn::CnnSpec;
@@ -130,18 +130,8 @@ fn encrypt_taps(
             found: image.len(),
         });
     }
-    if let Some((pixel, &value)) = image
-        .iter()
-        .enumerate()
-        .find(|(_, v)| !(0.0..=PIXEL_MAX).contains(*v))
-    {
-        return Err(HeCnnError::PixelOutOfRange {
-            image: 0,
-            pixel,
-            value,
-            min: 0.0,
-            max: PIXEL_MAX,
-        });
+    for (pixel, &value) in image.iter().enumerate() {
+        check_pixel(0, pixel, value)?;
     }
     let encoder = Encoder::new(params);
     let scale = params.default_scale();
