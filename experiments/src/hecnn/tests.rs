@@ -35,9 +35,24 @@ fn committed_wide_model_reaches_98_5_pct_on_the_test_set() {
 }
 
 #[test]
+fn committed_ffconv_reaches_98_9_pct_and_its_pruned_levels_lose_at_most_half_a_point() {
+    let base = test_accuracy("mnist-ffconv-r8");
+    assert!(base >= 0.989, "mnist-ffconv-r8 test accuracy {base}");
+    for level in ["p30", "p50", "p70"] {
+        let acc = test_accuracy(&format!("mnist-ffconv-r8-{level}"));
+        assert!(
+            acc >= base - 0.005,
+            "mnist-ffconv-r8-{level}: {acc} vs {base}"
+        );
+    }
+}
+
+#[test]
 fn config_refuses_unknown_designs_and_image_counts() {
-    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"ffconv\"]").unwrap();
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"matrix\"]").unwrap();
     assert!(t.validate().unwrap_err().to_string().contains("designs[0]"));
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"pruned\"]").unwrap();
+    assert!(t.validate().unwrap_err().to_string().contains("pruned = "));
     let t: crate::config::hecnn::HecnnTask = toml::from_str("images = 0").unwrap();
     assert!(t.validate().is_err());
     let t: crate::config::hecnn::HecnnTask = toml::from_str("lola_images = 10001").unwrap();
