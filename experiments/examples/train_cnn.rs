@@ -1,7 +1,11 @@
-//! Trains the MNIST CNNs of `experiments/models/cnn/` (CryptoNets and the wider variant) on the
-//! bundled MNIST training set, in plaintext, and writes `<name>.json` + `<name>.safetensors`.
+//! Trains the MNIST CNNs of `experiments/models/cnn/` (CryptoNets, the wider variant and the
+//! FFConv low-rank variant) on the bundled MNIST training set, in plaintext, and writes
+//! `<name>.json` + `<name>.safetensors`.
 //!
-//! `cargo run --release -p experiments --example train_cnn -- [cryptonets|wide] [out_dir]`
+//! `cargo run --release -p experiments --example train_cnn -- [cryptonets|wide|ffconv] [out_dir]`
+//!
+//! `ffconv`: a rank-8 convolution mixed into 16 maps after the activation
+//! (`CnnSpec::ffconv(8, 16)`), 20 epochs, learning-rate decay 0.88.
 //!
 //! Reproducible: the initial weights and the shuffling are seeded (`CnnHyper::seed`).
 
@@ -17,7 +21,15 @@ fn main() -> Result<()> {
     let (spec, hyper) = match which {
         "cryptonets" => (CnnSpec::cryptonets(), CnnHyper::default()),
         "wide" => (CnnSpec::wide(), CnnHyper::default()),
-        other => bail!("unknown network {other:?}: expected cryptonets or wide"),
+        "ffconv" => (
+            CnnSpec::ffconv(8, 16),
+            CnnHyper {
+                epochs: 20,
+                lr_decay: 0.88,
+                ..CnnHyper::default()
+            },
+        ),
+        other => bail!("unknown network {other:?}: expected cryptonets, wide or ffconv"),
     };
     let train = load_bundled(Split::Train)?;
     let test = load_bundled(Split::Test)?;

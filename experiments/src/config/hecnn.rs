@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecnnTask {
-    /// Designs to run: `"cryptonets"` (the batch layout) and `"lola"` (the single-image
-    /// layout).
+    /// Designs to run: `"cryptonets"` (the batch layout), `"lola"` (the single-image
+    /// layout), `"ffconv"` (the FFConv model in the single-image layout) and `"pruned"` (the
+    /// pruning levels of the FFConv model, with the accuracy–latency plot).
     #[serde(default = "default_designs")]
     pub designs: Vec<String>,
     /// The CryptoNets model: path without extension of `<model>.json` + `<model>.safetensors`.
@@ -27,10 +28,20 @@ pub struct HecnnTask {
     /// on all cores.
     #[serde(default = "default_latency_runs")]
     pub lola_latency_runs: usize,
+    /// The FFConv model of the `ffconv` design (path without extension).
+    #[serde(default = "default_ffconv_model")]
+    pub ffconv_model: String,
+    /// Pruning levels of the `pruned` design: level `L` is the model `<ffconv_model>-L`
+    /// (written by `cargo run --release -p experiments --example prune_cnn`).
+    #[serde(default)]
+    pub pruned: Vec<String>,
     /// A 128-bit preset by name (default: the smallest that leaves the depth).
     #[serde(default)]
     pub preset: Option<String>,
 }
+
+/// The designs this task runs.
+const DESIGNS: [&str; 4] = ["cryptonets", "lola", "ffconv", "pruned"];
 
 fn default_designs() -> Vec<String> {
     vec!["cryptonets".into()]
@@ -38,6 +49,10 @@ fn default_designs() -> Vec<String> {
 
 fn default_model() -> String {
     "experiments/models/cnn/mnist-cryptonets".into()
+}
+
+fn default_ffconv_model() -> String {
+    "experiments/models/cnn/mnist-ffconv-r8".into()
 }
 
 fn default_images() -> usize {
@@ -55,9 +70,14 @@ impl HecnnTask {
     /// An unknown design or an image count outside `1..=10000`.
     pub fn validate(&self) -> Result<()> {
         for (i, d) in self.designs.iter().enumerate() {
-            if d != "cryptonets" && d != "lola" {
-                bail!("designs[{i}] = {d:?}: only \"cryptonets\" and \"lola\" are implemented (ffconv, matrix, planned are not yet)");
+            if !DESIGNS.contains(&d.as_str()) {
+                bail!("designs[{i}] = {d:?}: only {DESIGNS:?} are implemented (matrix, planned are not yet)");
             }
+        }
+        if self.designs.iter().any(|d| d == "pruned") && self.pruned.is_empty() {
+            bail!(
+                "design \"pruned\" needs pruned = [\"<level>\", …] (models <ffconv_model>-<level>)"
+            );
         }
         for (name, n) in [("images", self.images), ("lola_images", self.lola_images)] {
             if n == 0 || n > 10_000 {

@@ -89,7 +89,7 @@ mod frontier;
 mod frontier_report;
 mod measure;
 mod pruning;
-mod report;
+pub(crate) mod report;
 mod single;
 #[cfg(test)]
 mod tests;

@@ -505,7 +505,7 @@ pub(super) fn notes(report: &mut Report) {
 
 /// Test accuracy against latency, one labelled point per `(label, seconds, accuracy %)`,
 /// joined in the given order.
-pub(super) fn plot_points(
+pub(crate) fn plot_points(
     points: &[(String, f64, f64)],
     caption: &str,
     x_desc: &str,

@@ -12,16 +12,20 @@ use super::report::Row;
 use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::Result;
+use ckks::CkksParams;
 use ckks::{Evaluator, KeyGenerator, PublicKey};
 use datasets::mnist::{load_bundled, Split};
-use hecnn::{CnnLayout, FloodConfig, LolaCnn, LOLA_DEPTH};
+use hecnn::{
+    CnnLayout, EncryptedImage, EncryptedLogit, FfConvCnn, FloodConfig, LolaCnn, LOLA_DEPTH,
+};
 use ml::models::cnn::CnnModel;
 use ndarray::Array2;
 use rayon::prelude::*;
 use std::time::Instant;
 
 /// The server's time for one image (forward + sanitize), median over `images`.
-fn median_latency(
+fn median_latency<L: CnnLayout<Input = EncryptedImage, Output = EncryptedLogit>>(
+    layout: &L,
     he: &LolaCnn,
     eval: &Evaluator,
     pk: &PublicKey,
@@ -32,7 +36,7 @@ fn median_latency(
     for row in images.outer_iter() {
         let ct = he.encrypt_image(pk, row.as_slice().expect("contiguous"))?;
         let start = Instant::now();
-        let out = he.forward(eval, &ct)?;
+        let out = layout.forward(eval, &ct)?;
         he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
         t.push(start.elapsed().as_secs_f64());
     }
@@ -40,19 +44,93 @@ fn median_latency(
     Ok(t[t.len() / 2])
 }
 
-/// Runs the design and records its metrics under `lola.`.
-///
-/// # Errors
-/// Data, model or CKKS errors.
-pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Row> {
+/// The preset of the single-image designs: the task's, or the smallest with their depth.
+fn params(task: &HecnnTask) -> Result<CkksParams> {
     let preset = match &task.preset {
         Some(p) => crate::config::cryptogcn::preset_by_name(p)?,
         None => hecnn::choose_preset("lola", LOLA_DEPTH)?,
     };
-    let params = preset.build()?;
+    Ok(preset.build()?)
+}
+
+/// Runs the `lola` design and records its metrics under `lola.`.
+///
+/// # Errors
+/// Data, model or CKKS errors.
+pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Row> {
+    let params = params(task)?;
     let t = Instant::now();
     let he = LolaCnn::new(model, &params)?;
     let compile_s = t.elapsed().as_secs_f64();
+    let design = "lola (single image, 1 thread)";
+    single(task, (&he, &he), model, ("lola", design, compile_s), report)
+}
+
+/// Runs the `ffconv` design (an FFConv model in the single-image layout, its mixing folded
+/// into the first dense layer) and records its metrics under `ffconv.`.
+///
+/// # Errors
+/// Data, model or CKKS errors; a model without FFConv's rank.
+pub fn run_ffconv(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Row> {
+    let params = params(task)?;
+    let t = Instant::now();
+    let ff = FfConvCnn::new(model, &params)?;
+    let compile_s = t.elapsed().as_secs_f64();
+    let design = format!(
+        "ffconv r{} (single image, 1 thread)",
+        model.spec.conv_maps()
+    );
+    let row = single(
+        task,
+        (&ff, ff.folded()),
+        model,
+        ("ffconv", &design, compile_s),
+        report,
+    )?;
+    Ok(row)
+}
+
+/// Runs a pruned model (plain, after folding) in the single-image layout and records its
+/// metrics under `pruned.<level>.`.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_pruned(
+    task: &HecnnTask,
+    level: &str,
+    model: &CnnModel,
+    report: &mut Report,
+) -> Result<Row> {
+    let params = params(task)?;
+    let t = Instant::now();
+    let he = LolaCnn::new(model, &params)?;
+    let compile_s = t.elapsed().as_secs_f64();
+    let (prefix, design) = (format!("pruned.{level}"), format!("pruned {level}"));
+    let taps = he.live_taps().len();
+    report.metric(format!("{prefix}.live_taps"), taps as f64);
+    single(
+        task,
+        (&he, &he),
+        model,
+        (&prefix, &design, compile_s),
+        report,
+    )
+}
+
+/// The images of `task` one at a time through `layout` (the client's side by `he`, the
+/// compiled network it runs), compared with `model`'s plaintext logits; metrics under
+/// `names.0`, table row named `names.1`, `names.2` the compile time.
+fn single<L>(
+    task: &HecnnTask,
+    (layout, he): (&L, &LolaCnn),
+    model: &CnnModel,
+    (prefix, design, compile_s): (&str, &str, f64),
+    report: &mut Report,
+) -> Result<Row>
+where
+    L: CnnLayout<Input = EncryptedImage, Output = EncryptedLogit> + Sync,
+{
+    let params = he.params().clone();
     let test = load_bundled(Split::Test)?.head(task.lola_images);
     let x = test.images_f64();
     let plain = model.logits(x.view())?;
@@ -82,7 +160,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .into_par_iter()
         .map(|row| {
             let ct = he.encrypt_image(&pk, row.as_slice().expect("contiguous"))?;
-            let out = he.forward(&eval, &ct)?;
+            let out = layout.forward(&eval, &ct)?;
             let out = he.sanitize_logits(&eval, &out, &pk0, &FloodConfig::default())?;
             Ok(he.decrypt_logits(&sk, &out)?)
         })
@@ -95,16 +173,16 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .slice(ndarray::s![..task.lola_latency_runs.min(x.nrows()), ..])
         .to_owned();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let latency_1 = one.install(|| median_latency(&he, &eval, &pk, &runs))?;
-    let latency_all = median_latency(&he, &eval, &pk, &runs)?;
+    let latency_1 = one.install(|| median_latency(layout, he, &eval, &pk, &runs))?;
+    let latency_all = median_latency(layout, he, &eval, &pk, &runs)?;
     let ct = he.encrypt_image(&pk, x.row(0).as_slice().expect("contiguous"))?;
     eval.reset_counters();
-    let out = he.forward(&eval, &ct)?;
+    let out = layout.forward(&eval, &ct)?;
     let ops = eval.counters();
-    let planned = he.planned_op_counts();
+    let planned = layout.planned_op_counts();
     anyhow::ensure!(
         ops == planned,
-        "lola op counts {ops:?} differ from the plan {planned:?}"
+        "{prefix} op counts {ops:?} differ from the plan {planned:?}"
     );
     let in_ct = ct.taps[0].to_bytes(&params)?.len();
     let seeded = he.encrypt_image_symmetric(&sk, x.row(0).as_slice().expect("contiguous"))?;
@@ -128,7 +206,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .iter()
         .fold(0.0f64, |m, v| m.max(v.abs()));
     let he_ops = hecnn::he_ops(&ops);
-    let m = |k: &str, v: f64, r: &mut Report| r.metric(format!("lola.{k}"), v);
+    let m = |k: &str, v: f64, r: &mut Report| r.metric(format!("{prefix}.{k}"), v);
     m("test_accuracy_pct", acc, report);
     m("plaintext_accuracy_pct", pct(right(&pp)), report);
     m("agreement_pct", agree, report);
@@ -164,10 +242,10 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     m("output_ct_bytes", out_ct as f64, report);
     let [(r1, k1, n1), (r2, k2, n2)] = he.dense_shapes();
     report.note(format!(
-        "lola: {} at {}, depth {LOLA_DEPTH}, {} tap ciphertexts per image; fc1 row block {r1}, \
+        "{prefix}: {} at {}, depth {LOLA_DEPTH}, {} tap ciphertexts per image; fc1 row block {r1}, \
          {k1} shifts ({n1} baby steps per giant); fc2 row block {r2}, {k2} shifts ({n2}); \
          latency = server forward + sanitize of one image, median of {} images, 1 thread \
-         (`lola.latency_s`) and all cores; machine {}",
+         (`{prefix}.latency_s`) and all cores; machine {}",
         model.spec.name,
         params.name(),
         ct.taps.len(),
@@ -175,7 +253,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         crate::report::machine()
     ));
     Ok(Row {
-        design: "lola (single image, 1 thread)".into(),
+        design: design.to_string(),
         preset: params.name().to_string(),
         accuracy_pct: acc,
         agreement_pct: agree,

@@ -1,9 +1,10 @@
 //! The `hecnn` task: encrypted CNN inference on MNIST with CKKS, design by design, beside the
-//! published figures. Two designs so far: `cryptonets` (the batch layout of
-//! [`hecnn::batch::BatchCnn`]: the whole test set in batches of one image per slot), in
-//! [`batch`], and `lola` (the single-image layout of [`hecnn::LolaCnn`]: images one at a
-//! time, latency on one thread and on all cores), in [`lola`]; [`report`] writes the
-//! comparison table. Metrics `<design>.test_accuracy_pct`,
+//! published figures: `cryptonets` (the batch layout of [`hecnn::batch::BatchCnn`]: the whole
+//! test set in batches of one image per slot), in [`batch`]; `lola` (the single-image layout
+//! of [`hecnn::LolaCnn`]: images one at a time, latency on one thread and on all cores),
+//! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (its pruning levels,
+//! [`hecnn::prune`], metrics `pruned.<level>.*`), in [`lola`]; [`report`] writes the
+//! comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
 
@@ -26,15 +27,37 @@ use ml::models::cnn::CnnModel;
 pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
     let mut rows = Vec::new();
     for design in &task.designs {
-        let model = load_model(&task.model)?;
         match design.as_str() {
-            "cryptonets" => rows.push(batch::run(task, &model, report)?),
-            "lola" => rows.push(lola::run(task, &model, report)?),
+            "cryptonets" => rows.push(batch::run(task, &load_model(&task.model)?, report)?),
+            "lola" => rows.push(lola::run(task, &load_model(&task.model)?, report)?),
+            "ffconv" => {
+                let model = load_model(&task.ffconv_model)?;
+                rows.push(lola::run_ffconv(task, &model, report)?);
+            }
+            "pruned" => pruned(task, report, &mut rows)?,
             other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }
     report.section("Encrypted CNN inference on MNIST", report::table(&rows));
     Ok(())
+}
+
+/// The pruning levels of the FFConv model: each through the single-image layout, then the
+/// table and the accuracy–latency plot (the unpruned model first, from the `ffconv` row if
+/// that design ran before).
+fn pruned(task: &HecnnTask, report: &mut Report, rows: &mut Vec<report::Row>) -> Result<()> {
+    let mut points: Vec<report::Row> = rows
+        .iter()
+        .filter(|r| r.design.starts_with("ffconv"))
+        .cloned()
+        .collect();
+    for level in &task.pruned {
+        let model = load_model(&format!("{}-{level}", task.ffconv_model))?;
+        let row = lola::run_pruned(task, level, &model, report)?;
+        points.push(row.clone());
+        rows.push(row);
+    }
+    report::pruning(report, &points)
 }
 
 /// Loads `<path>.json` and `<path>.safetensors`.

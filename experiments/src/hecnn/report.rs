@@ -1,7 +1,9 @@
 //! The comparison table of the `hecnn` task: each measured design beside the published
 //! figures of the papers it reproduces.
 
-use crate::report::fmt_num;
+use crate::report::{fmt_num, Report};
+use anyhow::Result;
+use std::fmt::Write as _;
 
 /// One measured design.
 #[derive(Debug, Clone)]
@@ -22,8 +24,49 @@ pub struct Row {
     pub he_ops: u64,
 }
 
+/// The pruning table and the accuracy–latency plot (`pruning_accuracy_latency.svg`) of
+/// `points` (the unpruned model first when it ran).
+///
+/// # Errors
+/// A drawing error of the plot.
+pub fn pruning(report: &mut Report, points: &[Row]) -> Result<()> {
+    let base = points.first().map(|p| p.he_ops as f64);
+    let mut md = String::from(
+        "Structured pruning for the single-image layout (`hecnn::prune`): whole kernel taps and whole diagonals of the dense layers' diagonal products, lowest sum of squares first, then plaintext fine-tuning with the mask fixed (`prune_cnn`). Latency: server forward + sanitize of one image, 1 thread, median.\n\n| model | accuracy | agreement | latency (1 thread) | HE ops | ops removed |\n|---|---|---|---|---|---|\n",
+    );
+    for p in points {
+        let removed = base.map_or(0.0, |b| 100.0 * (1.0 - p.he_ops as f64 / b));
+        let _ = writeln!(
+            md,
+            "| {} | {:.2} % | {:.2} % | {:.3} s | {} | {removed:.1} % |",
+            p.design, p.accuracy_pct, p.agreement_pct, p.latency_s, p.he_ops
+        );
+    }
+    md.push_str("\nPlot: [`pruning_accuracy_latency.svg`](pruning_accuracy_latency.svg).\n");
+    let xy: Vec<(String, f64, f64)> = points
+        .iter()
+        .map(|p| {
+            (
+                format!("{} ({} ops)", p.design, p.he_ops),
+                p.latency_s,
+                p.accuracy_pct,
+            )
+        })
+        .collect();
+    let svg = crate::cryptogcn::report::plot_points(
+        &xy,
+        "MNIST FFConv: accuracy under encryption vs latency per pruning level",
+        "latency of one image, 1 thread (s)",
+    )?;
+    report
+        .files
+        .push(("pruning_accuracy_latency.svg".into(), svg.into_bytes()));
+    report.section("Pruning under HE (FFConv, single-image layout)", md);
+    Ok(())
+}
+
 /// Published figures (design, latency, throughput, accuracy).
-const PUBLISHED: [(&str, &str, &str, &str); 2] = [
+const PUBLISHED: [(&str, &str, &str, &str); 3] = [
     (
         "CryptoNets (Dowlin et al. 2016, SEAL, 1 core)",
         "~250 s per batch of 8,192",
@@ -35,6 +78,12 @@ const PUBLISHED: [(&str, &str, &str, &str); 2] = [
         "~2.2 s",
         "—",
         "98.95 %",
+    ),
+    (
+        "FFConv (Lu et al. 2021), one image",
+        "−88 % vs LoLa",
+        "—",
+        "comparable to LoLa",
     ),
 ];
 

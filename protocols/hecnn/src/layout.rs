@@ -4,8 +4,9 @@
 use crate::error::Result;
 use ckks::{Evaluator, OpCounts};
 
-/// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`] and [`LayoutKind::Lola`]
-/// are implemented; the others are named so that reports and the planner can refer to them.
+/// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`], [`LayoutKind::Lola`]
+/// and [`LayoutKind::FfConv`] are implemented; the others are named so that reports and the
+/// planner can refer to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayoutKind {
@@ -16,6 +17,10 @@ pub enum LayoutKind {
     /// kernel tap), arranged dense layers by diagonals with hoisted rotations
     /// ([`crate::lola::LolaCnn`]).
     Lola,
+    /// FFConv (low-rank convolution, activation, 1×1 mixing) in the single-image layout: the
+    /// mixing folded into the first dense layer, the rank-`r` convolution slot-wise
+    /// ([`crate::ffconv::FfConvCnn`]).
+    FfConv,
     /// LoLa's dense representation (one vector per ciphertext) on its own. Not implemented yet.
     Dense,
     /// LoLa's convolution representation (one ciphertext per kernel tap). Not implemented yet.
@@ -36,6 +41,7 @@ impl LayoutKind {
         match self {
             Self::Batch => "batch",
             Self::Lola => "lola",
+            Self::FfConv => "ffconv",
             Self::Dense => "dense",
             Self::Convolution => "convolution",
             Self::Interleaved => "interleaved",
@@ -47,7 +53,7 @@ impl LayoutKind {
 
     /// Whether this crate can evaluate the layout.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Batch | Self::Lola)
+        matches!(self, Self::Batch | Self::Lola | Self::FfConv)
     }
 }
 
@@ -74,4 +80,22 @@ pub trait CnnLayout {
     /// # Errors
     /// CKKS errors, or an input of the wrong shape or level.
     fn forward(&self, eval: &Evaluator, input: &Self::Input) -> Result<Self::Output>;
+}
+
+/// Refuses an FFConv model (`spec.rank` set) in a layout that reads one kernel per map: its
+/// convolution has `rank` maps, not `maps`.
+///
+/// # Errors
+/// [`crate::HeCnnError::Model`] naming the rank and the layout to use instead.
+pub(crate) fn require_plain(model: &ml::models::cnn::CnnModel) -> Result<()> {
+    match model.spec.rank {
+        None => Ok(()),
+        Some(r) => Err(ml::MlError::Unsupported {
+            what: "CNN spec.rank (FFConv)",
+            value: r.to_string(),
+            reason: "this layout reads a plain convolution: use hecnn::ffconv::FfConvCnn or \
+                     CnnModel::folded",
+        }
+        .into()),
+    }
 }

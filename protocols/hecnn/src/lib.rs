@@ -6,14 +6,17 @@
 //! per layer, no rotations; a LoLa-style single-image layout ([`lola`], Brutzkus et al., ICML
 //! 2019) for latency: the client unfolds its image into one ciphertext per kernel tap, the
 //! convolution is slot-wise, the dense layers are diagonal products with hoisted
-//! baby-step/giant-step rotations on one ciphertext; the [`CnnLayout`] trait every layout
+//! baby-step/giant-step rotations on one ciphertext; FFConv low-rank networks in that layout
+//! ([`ffconv`]: the 1×1 mixing folded into the first dense layer); structured pruning of
+//! kernel taps and dense diagonals, the units that layout pays for ([`prune`]); the
+//! [`CnnLayout`] trait every layout
 //! implements (depth, planned op counts, forward pass) and the catalogue [`LayoutKind`]; the
 //! choice of the smallest 128-bit preset for a depth ([`plan`]); the flood of returned logits
 //! ([`sanitize`](mod@sanitize)); [`error`].
 //!
 //! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
-//! conversions between them, FFConv low-rank convolutions, matrix encoding, tile tensors, the
-//! planner that chooses among them by a priced op-count model, and pruning under HE. They plug
+//! conversions between them, matrix encoding, tile tensors, the planner that chooses among
+//! them by a priced op-count model, and pruning for the batch layout. They plug
 //! in beside [`batch`] and [`lola`] as further [`CnnLayout`] implementations; the op counts are
 //! the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same
 //! units. Nothing is shared with `hegcn` yet beyond the `ckks` crate (its hoisted and lazy
@@ -49,19 +52,25 @@
 pub mod batch;
 mod counts;
 pub mod error;
+pub mod ffconv;
 pub mod layout;
 pub mod lola;
 pub mod plan;
+pub mod prune;
 pub mod sanitize;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ffconv;
 
 pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 pub use error::{HeCnnError, Result};
+pub use ffconv::FfConvCnn;
 pub use layout::{CnnLayout, LayoutKind};
 pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LOLA_DEPTH};
 pub use plan::choose_preset;
+pub use prune::{PruneLevel, PruneMask};
 pub use sanitize::FloodConfig;
 
 /// Total of every operation count (additions, products, key switches' parents, rescales),

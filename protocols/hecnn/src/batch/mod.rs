@@ -60,9 +60,11 @@ impl BatchCnn {
     /// Compiles `model` for `params`.
     ///
     /// # Errors
-    /// [`HeCnnError::DepthExceeded`] if the parameters have fewer than [`BATCH_DEPTH`] levels.
+    /// [`HeCnnError::DepthExceeded`] if the parameters have fewer than [`BATCH_DEPTH`] levels;
+    /// [`HeCnnError::Model`] for an FFConv model (compile `CnnModel::folded` instead).
     pub fn new(model: &CnnModel, params: &CkksParams) -> Result<Self> {
         model.spec.validate()?;
+        crate::layout::require_plain(model)?;
         let CnnActivation::Square = model.spec.activation;
         if params.max_level() < BATCH_DEPTH {
             return Err(HeCnnError::DepthExceeded {

@@ -72,6 +72,31 @@ fn packing(layer: &'static str, what: &'static str, value: usize, limit: usize) 
     }
 }
 
+/// Where each weight `(i, c)` (index `i·cols + c`) lands over shifts `0..k`: the shift `d`
+/// and the slot `b·R + i` of its first occurrence in the scan over `(b, i, d)`, `None` if no
+/// shift reaches it. Every weight is owned by exactly one diagonal, whatever its value: the
+/// diagonal holds it, and no other diagonal does.
+pub(crate) fn owners(
+    (rows, cols): (usize, usize),
+    a: &[Option<usize>],
+    block: usize,
+    k: usize,
+) -> Vec<Option<(usize, usize)>> {
+    let t = a.len();
+    let mut owner = vec![None; rows * cols];
+    for b in 0..t / block {
+        for i in 0..rows {
+            for d in 0..k {
+                let Some(c) = a[(b * block + i + d) % t] else {
+                    continue;
+                };
+                owner[i * cols + c].get_or_insert((d, b * block + i));
+            }
+        }
+    }
+    owner
+}
+
 /// The diagonals of shifts `0..k` (`None` if some non-zero weight is not reached).
 fn assign(
     w: ArrayView2<'_, f64>,
@@ -79,30 +104,27 @@ fn assign(
     block: usize,
     k: usize,
 ) -> Option<Vec<Vec<f64>>> {
-    let (rows, cols, t) = (w.nrows(), w.ncols(), a.len());
-    let mut covered = vec![false; rows * cols];
-    let mut left = w.iter().filter(|&&v| v != 0.0).count();
-    let mut diag = vec![vec![0.0; t]; k];
-    for b in 0..t / block {
-        for i in 0..rows {
-            for (d, dg) in diag.iter_mut().enumerate() {
-                let Some(c) = a[(b * block + i + d) % t] else {
-                    continue;
-                };
-                if !std::mem::replace(&mut covered[i * cols + c], true) && w[[i, c]] != 0.0 {
-                    left -= 1;
-                    dg[b * block + i] = w[[i, c]];
-                }
-            }
+    let mut diag = vec![vec![0.0; a.len()]; k];
+    let owner = owners(w.dim(), a, block, k);
+    for ((i, c), &v) in w.indexed_iter() {
+        if v != 0.0 {
+            let (d, slot) = owner[i * w.ncols() + c]?;
+            diag[d][slot] = v;
         }
     }
-    (left == 0).then_some(diag)
+    Some(diag)
 }
 
-/// The smallest `k` such that shifts `0..k` reach every non-zero weight: row `i` reaches
+/// The smallest `k` such that shifts `0..k` reach every non-zero weight (every weight, zero or
+/// not, with `all`): row `i` reaches
 /// column `c` held in slot `t` at shift `(t − i) mod R` (some block `b` gives the rest), so
 /// `k = 1 + max_{i,c} min_t (t − i) mod R`; `None` if a weight's column is in no slot.
-fn shifts_needed(w: ArrayView2<'_, f64>, a: &[Option<usize>], block: usize) -> Option<usize> {
+pub(crate) fn shifts_needed(
+    w: ArrayView2<'_, f64>,
+    a: &[Option<usize>],
+    block: usize,
+    all: bool,
+) -> Option<usize> {
     let mut pos = vec![Vec::new(); w.ncols()];
     for (t, c) in a.iter().enumerate() {
         if let Some(c) = c {
@@ -111,7 +133,7 @@ fn shifts_needed(w: ArrayView2<'_, f64>, a: &[Option<usize>], block: usize) -> O
     }
     let mut k = 1;
     for ((i, c), &v) in w.indexed_iter() {
-        if v != 0.0 {
+        if all || v != 0.0 {
             let d = pos[c]
                 .iter()
                 .map(|&t| (t + block - i % block) % block)
@@ -176,7 +198,7 @@ impl DensePlan {
         if let Some(c) = a.iter().flatten().find(|&&c| c >= w.ncols()) {
             return Err(packing(layer, "arranged column", *c, w.ncols() - 1));
         }
-        let Some(k) = shifts_needed(w, a, block) else {
+        let Some(k) = shifts_needed(w, a, block, false) else {
             return Err(packing(layer, "columns reached", 0, w.ncols()));
         };
         let diag = assign(w, a, block, k).expect("k reaches every weight");
@@ -382,6 +404,30 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn every_weight_has_one_owner_whose_slot_holds_it(
+            rows in 1usize..12,
+            cols in 1usize..90,
+            log_slots in 7u32..10,
+        ) {
+            let slots = 1usize << log_slots;
+            prop_assume!(dense_input_arrangement("t", rows, cols, slots).is_ok());
+            let (r, a) = dense_input_arrangement("t", rows, cols, slots).unwrap();
+            let w = Array2::from_elem((rows, cols), 1.0);
+            let k = shifts_needed(w.view(), &a, r, true).unwrap();
+            let own = owners((rows, cols), &a, r, k);
+            for (idx, o) in own.iter().enumerate() {
+                let (i, c) = (idx / cols, idx % cols);
+                let (d, slot) = o.expect("every weight reached");
+                prop_assert!(d < k && slot % r == i);
+                prop_assert_eq!(a[(slot + d) % a.len()], Some(c));
+            }
+            // The plan's diagonals hold each weight once, at its owner.
+            let plan = DensePlan::new("t", w.view(), &a, slots, r).unwrap();
+            let held: f64 = plan.diagonals.iter().flatten().sum();
+            prop_assert_eq!(held as usize, rows * cols);
+        }
+
         #[test]
         fn planned_rotations_compute_the_matrix_vector_product(
             rows in 1usize..12,

@@ -24,7 +24,8 @@ pub struct LolaClient {
 }
 
 impl LolaClient {
-    /// The client for `spec` under `params`.
+    /// The client for `spec` under `params` (an FFConv architecture is encrypted for as its
+    /// folded network, [`CnnSpec::folded`]: the client's input depends on the convolution only).
     ///
     /// # Errors
     /// An invalid architecture (`CnnSpec::validate`), [`HeCnnError::DepthExceeded`] below
@@ -32,6 +33,7 @@ impl LolaClient {
     /// ciphertext at these parameters.
     pub fn new(spec: &CnnSpec, params: &CkksParams) -> Result<Self> {
         spec.validate()?;
+        let spec = &spec.folded();
         if params.max_level() < LOLA_DEPTH {
             return Err(HeCnnError::DepthExceeded {
                 layout: crate::LayoutKind::Lola.name(),

@@ -1,7 +1,10 @@
 //! The convolution on LoLa's convolution representation: the client sends one ciphertext per
 //! kernel tap, slot `s` of tap `k` holding the pixel that tap `k` reads for the feature
 //! arranged in slot `s` (map `m`, position `p`); the convolution is then slot-wise: `Σ_k
-//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`. No rotation.
+//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`. No rotation. A tap
+//! whose kernel weights are zero in every map (a pruned tap, [`crate::prune`]) is skipped:
+//! no product, no addition (the client still sends its ciphertext: the input format does not
+//! depend on the weights).
 
 use super::arrange::Arrangement;
 use crate::error::{HeCnnError, Result};
@@ -12,7 +15,10 @@ use rayon::prelude::*;
 /// The convolution compiled for one level and input scale.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodedConv {
-    taps: Vec<Plaintext>,
+    /// Taps the client sends.
+    inputs: usize,
+    /// The live taps (some non-zero weight) and their kernels.
+    taps: Vec<(usize, Plaintext)>,
     bias: Plaintext,
     level: usize,
     out_scale: f64,
@@ -39,7 +45,7 @@ impl EncodedConv {
     /// `in_scale`; the outputs carry `target`.
     ///
     /// # Errors
-    /// CKKS encoding errors (level 0).
+    /// CKKS encoding errors (level 0); [`HeCnnError::Packing`] if every tap is pruned.
     pub fn new(
         model: &CnnModel,
         a: &Arrangement,
@@ -51,13 +57,25 @@ impl EncodedConv {
     ) -> Result<Self> {
         let q = params.q_prime(level)? as f64;
         let pt_scale = q * target / in_scale;
-        let taps = (0..model.spec.taps())
+        let inputs = model.spec.taps();
+        let live: Vec<usize> = (0..inputs)
+            .filter(|&k| model.conv_w.column(k).iter().any(|&w| w != 0.0))
+            .collect();
+        if live.is_empty() {
+            return Err(HeCnnError::Packing {
+                layer: "conv",
+                what: "live kernel taps",
+                value: 0,
+                limit: inputs,
+            });
+        }
+        let taps = live
             .into_par_iter()
             .map(|k| {
                 let v: Vec<f64> = (0..a.len())
                     .map(|s| map_of(model, a, s).map_or(0.0, |m| model.conv_w[[m, k]]))
                     .collect();
-                Ok(encoder.encode(&v, level, pt_scale)?)
+                Ok((k, encoder.encode(&v, level, pt_scale)?))
             })
             .collect::<Result<_>>()?;
         let out_scale = in_scale * pt_scale / q;
@@ -65,6 +83,7 @@ impl EncodedConv {
             .map(|s| map_of(model, a, s).map_or(0.0, |m| model.conv_b[m]))
             .collect();
         Ok(Self {
+            inputs,
             taps,
             bias: encoder.encode(&b, level - 1, out_scale)?,
             level,
@@ -82,10 +101,10 @@ impl EncodedConv {
     /// # Errors
     /// A tap count or level other than the compiled ones, CKKS errors.
     pub fn apply(&self, eval: &Evaluator, taps: &[Ciphertext]) -> Result<Ciphertext> {
-        if taps.len() != self.taps.len() {
+        if taps.len() != self.inputs {
             return Err(HeCnnError::Shape {
                 what: "tap ciphertexts",
-                expected: self.taps.len(),
+                expected: self.inputs,
                 found: taps.len(),
             });
         }
@@ -96,10 +115,10 @@ impl EncodedConv {
                 found: t.level(),
             });
         }
-        let products: Vec<Ciphertext> = taps
+        let products: Vec<Ciphertext> = self
+            .taps
             .par_iter()
-            .zip(&self.taps)
-            .map(|(t, p)| Ok(eval.mul_plain(t, p)?))
+            .map(|(k, p)| Ok(eval.mul_plain(&taps[*k], p)?))
             .collect::<Result<_>>()?;
         let mut it = products.into_iter();
         let mut acc = it.next().expect("at least one tap");
@@ -107,6 +126,11 @@ impl EncodedConv {
             eval.add_assign(&mut acc, &p)?;
         }
         Ok(eval.add_plain(&eval.rescale(&acc)?, &self.bias)?)
+    }
+
+    /// The live taps (those with a non-zero weight), ascending.
+    pub fn live_taps(&self) -> Vec<usize> {
+        self.taps.iter().map(|(k, _)| *k).collect()
     }
 
     /// Every evaluator operation of [`Self::apply`].

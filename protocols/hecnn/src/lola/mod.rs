@@ -24,7 +24,7 @@
 //! sanitized like the batch layout's logits ([`crate::sanitize`]). The Galois keys the client
 //! provides are exactly [`LolaCnn::rotation_steps`] (rotations by public amounts).
 
-mod arrange;
+pub(crate) mod arrange;
 mod client;
 mod conv;
 mod dense;
@@ -77,9 +77,11 @@ impl LolaCnn {
     ///
     /// # Errors
     /// [`HeCnnError::DepthExceeded`] below [`LOLA_DEPTH`] levels, [`HeCnnError::Packing`] if
-    /// the features do not fit one ciphertext at these parameters, CKKS encoding errors.
+    /// the features do not fit one ciphertext at these parameters, CKKS encoding errors;
+    /// [`HeCnnError::Model`] for an FFConv model (use [`crate::ffconv::FfConvCnn`]).
     pub fn new(model: &CnnModel, params: &CkksParams) -> Result<Self> {
         model.spec.validate()?;
+        crate::layout::require_plain(model)?;
         let CnnActivation::Square = model.spec.activation;
         if params.max_level() < LOLA_DEPTH {
             return Err(HeCnnError::DepthExceeded {
@@ -163,6 +165,16 @@ impl LolaCnn {
         s.sort_unstable();
         s.dedup();
         s.into_iter().map(|v| v as i64).collect()
+    }
+
+    /// The kernel taps the convolution multiplies (those with a non-zero weight).
+    pub fn live_taps(&self) -> Vec<usize> {
+        self.conv.live_taps()
+    }
+
+    /// The planned shifts (non-zero diagonals) of the two dense layers.
+    pub fn dense_shifts(&self) -> [&[usize]; 2] {
+        [&self.fc1.plan().shifts, &self.fc2.plan().shifts]
     }
 
     /// Row blocks and shift counts of the two dense layers, for reports:

@@ -23,6 +23,6 @@ mod tests;
 
 pub use spec::{CnnActivation, CnnModel, CnnSpec};
 pub use train::{
-    backend_logits, from_tensors, one_hot, plain_logits, sgd_step, to_tensors, train_plain,
-    CnnBatchMaps, CnnHyper, CnnTensors, EpochReport, SgdState,
+    backend_logits, fine_tune_plain, from_tensors, one_hot, plain_logits, sgd_step, to_tensors,
+    train_plain, CnnBatchMaps, CnnHyper, CnnTensors, EpochReport, SgdState,
 };

@@ -31,7 +31,8 @@ impl CnnModel {
         Ok(())
     }
 
-    /// The convolution's outputs before the activation, `N × features` (map-major).
+    /// The convolution's outputs before the activation, `N × conv_maps·positions` (map-major;
+    /// `N × features` for a plain network).
     ///
     /// # Errors
     /// Images of the wrong width.
@@ -39,7 +40,8 @@ impl CnnModel {
         self.check_images(images)?;
         let sp = &self.spec;
         let (np, nt) = (sp.positions(), sp.taps());
-        let mut out = Array2::zeros((images.nrows(), sp.features()));
+        let cm = sp.conv_maps();
+        let mut out = Array2::zeros((images.nrows(), cm * np));
         for (c, chunk) in images.axis_chunks_iter(Axis(0), CHUNK).enumerate() {
             let mut unf = Array2::zeros((chunk.nrows() * np, nt));
             for (i, img) in chunk.outer_iter().enumerate() {
@@ -54,7 +56,7 @@ impl CnnModel {
             let z = unf.dot(&self.conv_w.t()); // (n·P) × maps
             let base = c * CHUNK;
             for i in 0..chunk.nrows() {
-                for m in 0..sp.maps {
+                for m in 0..cm {
                     for p in 0..np {
                         out[[base + i, m * np + p]] = z[[i * np + p, m]] + self.conv_b[m];
                     }
@@ -64,13 +66,34 @@ impl CnnModel {
         Ok(out)
     }
 
+    /// FFConv's 1×1 mixing of the activated maps (`N × rank·P` → `N × maps·P`, map-major);
+    /// the identity for a plain network.
+    fn mixed(&self, a1: Array2<f64>) -> Array2<f64> {
+        let Some((w, b)) = &self.mix else {
+            return a1;
+        };
+        let np = self.spec.positions();
+        let mut out = Array2::zeros((a1.nrows(), self.spec.features()));
+        for (row, mut o) in a1.outer_iter().zip(out.outer_iter_mut()) {
+            let a = row.into_shape_with_order((w.ncols(), np)).expect("rank·P");
+            let m = w.dot(&a) + b.view().insert_axis(Axis(1));
+            o.assign(&ndarray::Array::from_iter(m.iter().copied()));
+        }
+        out
+    }
+
+    /// The first dense layer's pre-activations, `N × hidden`.
+    fn dense1(&self, images: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+        let a1 = self.mixed(self.conv(images)?.mapv(|x| self.act(x)));
+        Ok(a1.dot(&self.fc1_w.t()) + &self.fc1_b)
+    }
+
     /// The logits, `N × classes`, of images with pixels in `[0, 1]` (`N × side²`).
     ///
     /// # Errors
     /// Images of the wrong width.
     pub fn logits(&self, images: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-        let a1 = self.conv(images)?.mapv(|x| self.act(x));
-        let a2 = (a1.dot(&self.fc1_w.t()) + &self.fc1_b).mapv(|x| self.act(x));
+        let a2 = self.dense1(images)?.mapv(|x| self.act(x));
         Ok(a2.dot(&self.fc2_w.t()) + &self.fc2_b)
     }
 
@@ -101,7 +124,8 @@ impl CnnModel {
     }
 
     /// The largest `|value|` at each stage (conv, act, dense, act, logits) over `images`: what
-    /// the CKKS scale and first modulus must leave room for.
+    /// the CKKS scale and first modulus must leave room for (FFConv's mixing is part of the
+    /// dense stage, as under encryption).
     ///
     /// # Errors
     /// Images of the wrong width.
@@ -109,7 +133,7 @@ impl CnnModel {
         let m = |a: &Array2<f64>| a.iter().fold(0.0f64, |x, v| x.max(v.abs()));
         let z1 = self.conv(images)?;
         let a1 = z1.mapv(|x| self.act(x));
-        let z2 = a1.dot(&self.fc1_w.t()) + &self.fc1_b;
+        let z2 = self.dense1(images)?;
         let a2 = z2.mapv(|x| self.act(x));
         let z3 = a2.dot(&self.fc2_w.t()) + &self.fc2_b;
         Ok([m(&z1), m(&a1), m(&z2), m(&a2), m(&z3)])

@@ -21,6 +21,14 @@ pub enum CnnActivation {
 /// `stride`, `pad` zero rows and columns added at the top and left only, as CryptoNets pads
 /// 28 × 28 to 29 × 29) → activation → dense `hidden` → activation → dense `classes`. The
 /// scaled mean-pool layers of the paper are linear and folded into the dense layer.
+///
+/// **FFConv** (`rank: Some(r)`, the low-rank factorisation of Lu et al., "FFConv: Fast
+/// Factorized Convolutional Neural Network Inference on Encrypted Data", 2021): the
+/// `kernel × kernel` convolution has `r` maps, the activation applies to them, and a 1×1
+/// convolution (`maps × r` plus a bias) mixes them into the `maps` maps the dense layer reads.
+/// The activation sits *before* the mixing so that, under encryption, the mixing and the dense
+/// layer are one linear map (`fc1 · (mix ⊗ I)`, [`crate::models::cnn::CnnModel::folded`]) and
+/// the dense layer's input holds `r · positions` values instead of `maps · positions`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CnnSpec {
     /// Model name (file stem).
@@ -41,6 +49,10 @@ pub struct CnnSpec {
     pub classes: usize,
     /// Activation of both hidden layers.
     pub activation: CnnActivation,
+    /// FFConv: maps of the `kernel × kernel` convolution, mixed into `maps` by a 1×1
+    /// convolution after the activation (`None`: a plain convolution of `maps` maps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
 }
 
 impl CnnSpec {
@@ -57,6 +69,7 @@ impl CnnSpec {
             hidden: 100,
             classes: 10,
             activation: CnnActivation::Square,
+            rank: None,
         }
     }
 
@@ -66,6 +79,32 @@ impl CnnSpec {
             name: "mnist-wide".into(),
             maps: 16,
             ..Self::cryptonets()
+        }
+    }
+
+    /// FFConv: the CryptoNets geometry with a rank-`rank` convolution mixed into `maps` maps
+    /// (named `mnist-ffconv-r<rank>`).
+    pub fn ffconv(rank: usize, maps: usize) -> Self {
+        Self {
+            name: format!("mnist-ffconv-r{rank}"),
+            maps,
+            rank: Some(rank),
+            ..Self::cryptonets()
+        }
+    }
+
+    /// Maps of the `kernel × kernel` convolution: `rank` for FFConv, else `maps`.
+    pub fn conv_maps(&self) -> usize {
+        self.rank.unwrap_or(self.maps)
+    }
+
+    /// The architecture of the equivalent plain network (FFConv's mixing folded into the dense
+    /// layer: `conv_maps()` maps, no rank); a plain architecture is returned unchanged.
+    pub fn folded(&self) -> Self {
+        Self {
+            maps: self.conv_maps(),
+            rank: None,
+            ..self.clone()
         }
     }
 
@@ -123,6 +162,7 @@ impl CnnSpec {
             ("maps", self.maps),
             ("hidden", self.hidden),
             ("classes", self.classes),
+            ("rank", self.conv_maps()),
         ] {
             if v == 0 {
                 return bad(name, v, "must be positive");
@@ -139,16 +179,20 @@ impl CnnSpec {
 }
 
 /// A CNN's parameters, stored as the layers apply them (`y = W·x + b`, PyTorch's layout):
-/// `conv_w` is `maps × taps`, `fc1_w` is `hidden × features` (features map-major:
-/// `m·positions + p`), `fc2_w` is `classes × hidden`.
+/// `conv_w` is `conv_maps × taps`, `mix` (FFConv only) `maps × rank` with its bias, `fc1_w`
+/// is `hidden × features` (features map-major: `m·positions + p`), `fc2_w` is
+/// `classes × hidden`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CnnModel {
     /// The architecture.
     pub spec: CnnSpec,
-    /// Convolution kernels, `maps × taps` (tap `ky·kernel + kx`).
+    /// Convolution kernels, `conv_maps × taps` (tap `ky·kernel + kx`).
     pub conv_w: Array2<f64>,
     /// Convolution biases, one per map.
     pub conv_b: Array1<f64>,
+    /// FFConv's 1×1 mixing after the activation: weights `maps × rank` and biases (`None` for
+    /// a plain network).
+    pub mix: Option<(Array2<f64>, Array1<f64>)>,
     /// First dense layer, `hidden × features`.
     pub fc1_w: Array2<f64>,
     /// First dense biases.
@@ -159,19 +203,16 @@ pub struct CnnModel {
     pub fc2_b: Array1<f64>,
 }
 
-const TENSORS: [&str; 6] = [
-    "conv.weight",
-    "conv.bias",
-    "fc1.weight",
-    "fc1.bias",
-    "fc2.weight",
-    "fc2.bias",
-];
+/// A tensor's name, shape and row-major values.
+type Flat = (&'static str, Vec<usize>, Vec<f64>);
 
 impl CnnModel {
     /// A freshly initialised model: weights normal with standard deviation `gain/√fan_in`
     /// (`gain` 0.5 keeps the squares of the first epochs small), biases 0; `seed` makes the
-    /// start reproducible (initial weights are not secret).
+    /// start reproducible (initial weights are not secret). FFConv's mixing starts as a
+    /// selection (map `m` reads conv map `m mod rank`, weight `√(rank/maps)`), so that the
+    /// first steps see the plain rank-map network (a random mixing of the non-negative squares
+    /// diverged at the default learning rate).
     ///
     /// # Errors
     /// An invalid spec.
@@ -187,9 +228,17 @@ impl CnnModel {
                 sd * (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
             })
         };
+        let conv_w = normal(spec.conv_maps(), spec.taps(), 1.0);
+        let mix = spec.rank.map(|r| {
+            let w = (r as f64 / spec.maps as f64).sqrt();
+            let sel =
+                Array2::from_shape_fn((spec.maps, r), |(m, j)| if m % r == j { w } else { 0.0 });
+            (sel, Array1::zeros(spec.maps))
+        });
         Ok(Self {
-            conv_w: normal(spec.maps, spec.taps(), 1.0),
-            conv_b: Array1::zeros(spec.maps),
+            conv_w,
+            conv_b: Array1::zeros(spec.conv_maps()),
+            mix,
             fc1_w: normal(spec.hidden, spec.features(), 0.5),
             fc1_b: Array1::zeros(spec.hidden),
             fc2_w: normal(spec.classes, spec.hidden, 0.5),
@@ -200,12 +249,42 @@ impl CnnModel {
 
     /// Number of trainable values.
     pub fn parameter_count(&self) -> usize {
-        self.conv_w.len()
-            + self.conv_b.len()
-            + self.fc1_w.len()
-            + self.fc1_b.len()
-            + self.fc2_w.len()
-            + self.fc2_b.len()
+        self.flat().iter().map(|(_, _, v)| v.len()).sum()
+    }
+
+    /// The equivalent plain network of an FFConv model: the 1×1 mixing `M` (`maps × rank`,
+    /// bias `c`) and the dense layer `W1` (`hidden × maps·P`) are consecutive linear maps, so
+    /// `W1·(M ⊗ I_P)` (`hidden × rank·P`) and `b1 + W1·(c ⊗ 1_P)` give exactly the same
+    /// outputs (up to `f64` rounding). A plain model is returned unchanged.
+    pub fn folded(&self) -> Self {
+        let Some((mw, mb)) = &self.mix else {
+            return self.clone();
+        };
+        let sp = &self.spec;
+        let (np, r) = (sp.positions(), sp.conv_maps());
+        let mut w1 = Array2::zeros((sp.hidden, r * np));
+        let mut b1 = self.fc1_b.clone();
+        for h in 0..sp.hidden {
+            for m in 0..sp.maps {
+                for p in 0..np {
+                    let w = self.fc1_w[[h, m * np + p]];
+                    b1[h] += w * mb[m];
+                    for j in 0..r {
+                        w1[[h, j * np + p]] += w * mw[[m, j]];
+                    }
+                }
+            }
+        }
+        Self {
+            spec: sp.folded(),
+            conv_w: self.conv_w.clone(),
+            conv_b: self.conv_b.clone(),
+            mix: None,
+            fc1_w: w1,
+            fc1_b: b1,
+            fc2_w: self.fc2_w.clone(),
+            fc2_b: self.fc2_b.clone(),
+        }
     }
 
     /// The architecture as pretty JSON.
@@ -213,20 +292,27 @@ impl CnnModel {
         serde_json::to_string_pretty(&self.spec).expect("spec serializes")
     }
 
-    fn flat(&self) -> [(Vec<usize>, Vec<f64>); 6] {
-        let v2 = |a: &Array2<f64>| (a.shape().to_vec(), a.iter().copied().collect());
-        let v1 = |a: &Array1<f64>| (vec![a.len()], a.to_vec());
-        [
-            v2(&self.conv_w),
-            v1(&self.conv_b),
-            v2(&self.fc1_w),
-            v1(&self.fc1_b),
-            v2(&self.fc2_w),
-            v1(&self.fc2_b),
-        ]
+    fn flat(&self) -> Vec<Flat> {
+        let v2 = |n, a: &Array2<f64>| (n, a.shape().to_vec(), a.iter().copied().collect());
+        let v1 = |n, a: &Array1<f64>| (n, vec![a.len()], a.to_vec());
+        let mut out = vec![
+            v2("conv.weight", &self.conv_w),
+            v1("conv.bias", &self.conv_b),
+        ];
+        if let Some((w, b)) = &self.mix {
+            out.extend([v2("mix.weight", w), v1("mix.bias", b)]);
+        }
+        out.extend([
+            v2("fc1.weight", &self.fc1_w),
+            v1("fc1.bias", &self.fc1_b),
+            v2("fc2.weight", &self.fc2_w),
+            v1("fc2.bias", &self.fc2_b),
+        ]);
+        out
     }
 
-    /// All tensors as safetensors bytes (F64, names as in PyTorch: `conv.weight`, …).
+    /// All tensors as safetensors bytes (F64, names as in PyTorch: `conv.weight`, …, and
+    /// `mix.weight`, `mix.bias` for FFConv).
     ///
     /// # Errors
     /// A serialization error of the safetensors crate.
@@ -234,10 +320,10 @@ impl CnnModel {
         let flat = self.flat();
         let bytes: Vec<Vec<u8>> = flat
             .iter()
-            .map(|(_, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+            .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
             .collect();
         let mut views = Vec::new();
-        for ((name, (shape, _)), b) in TENSORS.iter().zip(&flat).zip(&bytes) {
+        for ((name, shape, _), b) in flat.iter().zip(&bytes) {
             let view = TensorView::new(Dtype::F64, shape.clone(), b).map_err(st_err)?;
             views.push((name.to_string(), view));
         }
@@ -258,9 +344,8 @@ impl CnnModel {
         })?;
         let mut model = Self::init(spec, 0)?;
         let st = SafeTensors::deserialize(weights).map_err(st_err)?;
-        let shapes: Vec<Vec<usize>> = model.flat().iter().map(|(s, _)| s.clone()).collect();
         let mut values = Vec::new();
-        for (name, shape) in TENSORS.iter().zip(&shapes) {
+        for (name, shape, _) in model.flat() {
             let view = st.tensor(name).map_err(st_err)?;
             let bad = |reason| MlError::Unsupported {
                 what: "CNN tensor",
@@ -283,18 +368,27 @@ impl CnnModel {
             }
             values.push(v);
         }
-        let mut it = values.into_iter().zip(shapes);
-        let mut next = || it.next().expect("6 tensors");
-        let m2 = |(v, s): (Vec<f64>, Vec<usize>)| {
-            Array2::from_shape_vec((s[0], s[1]), v).expect("shape checked")
-        };
-        model.conv_w = m2(next());
-        model.conv_b = Array1::from(next().0);
-        model.fc1_w = m2(next());
-        model.fc1_b = Array1::from(next().0);
-        model.fc2_w = m2(next());
-        model.fc2_b = Array1::from(next().0);
+        model.set_flat(values);
         Ok(model)
+    }
+
+    /// Overwrites the tensors with `values` in the order of `flat` (shapes already checked).
+    fn set_flat(&mut self, values: Vec<Vec<f64>>) {
+        let mut it = values.into_iter();
+        let mut next = || it.next().expect("one value vector per tensor");
+        let fill2 = |a: &mut Array2<f64>, v: Vec<f64>| {
+            *a = Array2::from_shape_vec(a.dim(), v).expect("shape checked");
+        };
+        fill2(&mut self.conv_w, next());
+        self.conv_b = Array1::from(next());
+        if let Some((w, b)) = self.mix.as_mut() {
+            fill2(w, next());
+            *b = Array1::from(next());
+        }
+        fill2(&mut self.fc1_w, next());
+        self.fc1_b = Array1::from(next());
+        fill2(&mut self.fc2_w, next());
+        self.fc2_b = Array1::from(next());
     }
 }
 
@@ -302,6 +396,6 @@ fn st_err(e: safetensors::SafeTensorError) -> MlError {
     MlError::Unsupported {
         what: "safetensors file",
         value: e.to_string(),
-        reason: "expected the tensors conv.weight, conv.bias, fc1.weight, fc1.bias, fc2.weight, fc2.bias",
+        reason: "expected the tensors conv.weight, conv.bias, [mix.weight, mix.bias,] fc1.weight, fc1.bias, fc2.weight, fc2.bias",
     }
 }

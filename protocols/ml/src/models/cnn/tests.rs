@@ -17,6 +17,16 @@ fn tiny() -> CnnSpec {
         hidden: 4,
         classes: 3,
         activation: CnnActivation::Square,
+        rank: None,
+    }
+}
+
+/// The tiny network as FFConv: a rank-2 convolution mixed into 3 maps.
+fn tiny_ff() -> CnnSpec {
+    CnnSpec {
+        maps: 3,
+        rank: Some(2),
+        ..tiny()
     }
 }
 
@@ -61,7 +71,11 @@ fn mean_loss(m: &CnnModel, x: &Array2<f64>, labels: &[u8]) -> f64 {
 
 #[test]
 fn sgd_step_moves_along_the_finite_difference_gradient() {
-    let spec = tiny();
+    check_gradient(tiny());
+    check_gradient(tiny_ff());
+}
+
+fn check_gradient(spec: CnnSpec) {
     let model = CnnModel::init(spec.clone(), 3).unwrap();
     let x = images(4, spec.pixels(), 2);
     let labels = [0u8, 2, 1, 2];
@@ -133,7 +147,64 @@ fn training_learns_a_separable_toy_task() {
 }
 
 #[test]
+fn ffconv_backend_forward_matches_the_reference_and_its_fold() {
+    let spec = CnnSpec::ffconv(3, 8);
+    let mut model = CnnModel::init(spec, 11).unwrap();
+    assert_eq!(model.conv_w.dim(), (3, 25));
+    // A dense mixing with a bias (the initial one is a selection).
+    let mix = images(8, 3, 12).mapv(|v| v - 0.5);
+    model.mix = Some((mix, ndarray::Array1::linspace(-0.2, 0.3, 8)));
+    let x = images(4, 784, 2);
+    let a = plain_logits(&model, &x).unwrap();
+    let b = model.logits(x.view()).unwrap();
+    let folded = model.folded();
+    assert_eq!((folded.spec.maps, folded.spec.rank), (3, None));
+    assert_eq!(folded.fc1_w.dim(), (100, 3 * 169));
+    let c = folded.logits(x.view()).unwrap();
+    let max = |d: ndarray::Array2<f64>| d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert!(max(&a - &b) < 1e-9, "backend vs reference");
+    assert!(max(&b - &c) < 1e-9, "folded vs FFConv");
+}
+
+#[test]
+fn a_fixed_mask_keeps_pruned_weights_at_zero() {
+    let spec = tiny_ff();
+    let model = CnnModel::init(spec.clone(), 4).unwrap();
+    let x = images(40, spec.pixels(), 6);
+    let labels: Vec<u8> = (0..40).map(|i| (i % 3) as u8).collect();
+    let mut mask: Vec<Array2<f64>> = to_tensors(&model)
+        .iter()
+        .map(|t| Array2::ones(t.dim()))
+        .collect();
+    let fc1 = 4; // conv w, b, mix w, b, then fc1 (features × hidden)
+    for ((r, c), m) in mask[fc1].indexed_iter_mut() {
+        *m = f64::from(u8::from((r + c) % 3 != 0));
+    }
+    let hyper = CnnHyper {
+        epochs: 2,
+        batch: 8,
+        lr: 0.01,
+        ..CnnHyper::default()
+    };
+    let tuned = fine_tune_plain(&model, Some(&mask), &x, &labels, &hyper, |_| {}).unwrap();
+    let t = to_tensors(&tuned);
+    for ((idx, &m), &w) in mask[fc1].indexed_iter().zip(t[fc1].iter()) {
+        assert!(m == 1.0 || w == 0.0, "{idx:?} pruned but {w}");
+    }
+    assert!(t[fc1].iter().any(|&w| w != 0.0) && t[fc1] != to_tensors(&model)[fc1]);
+    let mut bad = mask.clone();
+    bad.pop();
+    assert!(fine_tune_plain(&model, Some(&bad), &x, &labels, &hyper, |_| {}).is_err());
+}
+
+#[test]
 fn files_round_trip_exactly_and_refuse_wrong_shapes() {
+    let ff = CnnModel::init(tiny_ff(), 9).unwrap();
+    let bytes = ff.to_safetensors_bytes().unwrap();
+    assert_eq!(
+        CnnModel::from_json_and_safetensors(&ff.spec_json(), &bytes).unwrap(),
+        ff
+    );
     let m = CnnModel::init(tiny(), 9).unwrap();
     let bytes = m.to_safetensors_bytes().unwrap();
     let back = CnnModel::from_json_and_safetensors(&m.spec_json(), &bytes).unwrap();

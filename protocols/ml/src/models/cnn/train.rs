@@ -50,7 +50,11 @@ impl Default for CnnHyper {
 struct Maps {
     unfold: IndexMap,
     flatten: IndexMap,
-    bias: [IndexMap; 3],
+    /// Bias broadcasts: conv (`B·P × conv_maps`), mixing (`B·P × maps`, FFConv only), fc1,
+    /// fc2.
+    bias: [IndexMap; 4],
+    /// Whether the parameters hold FFConv's mixing (indices 2 and 3).
+    mix: bool,
 }
 
 impl Maps {
@@ -69,25 +73,51 @@ impl Maps {
             unfold,
             flatten,
             bias: [
+                row(batch * np, spec.conv_maps())?,
                 row(batch * np, spec.maps)?,
                 row(batch, spec.hidden)?,
                 row(batch, spec.classes)?,
             ],
+            mix: spec.rank.is_some(),
         })
+    }
+
+    /// Index of fc1's weight in the parameters (fc1 bias, fc2 weight and bias follow).
+    fn fc1(&self) -> usize {
+        if self.mix {
+            4
+        } else {
+            2
+        }
     }
 }
 
-/// The six parameters as the products use them (`X·W`): `[wc, bc, w1, b1, w2, b2]` with
-/// `wc: taps × maps`, `w1: features × hidden`, `w2: hidden × classes`, biases `1 × n`.
-pub type CnnTensors<T> = [T; 6];
+/// The parameters as the products use them (`X·W`): `[wc, bc, w1, b1, w2, b2]` with
+/// `wc: taps × conv_maps`, `w1: features × hidden`, `w2: hidden × classes`, biases `1 × n`;
+/// FFConv inserts the mixing `wm: rank × maps`, `bm` after `bc`.
+pub type CnnTensors<T> = Vec<T>;
 
 /// What the backward pass needs from the forward pass.
 struct Cache<T> {
     u: T,
     z1: T,
+    /// The activated conv maps, when FFConv mixes them (the mixing's input).
+    a1: Option<T>,
     f: T,
     z2: T,
     a2: T,
+}
+
+/// `x·w + broadcast(b)`.
+async fn affine<B: Backend>(
+    be: &mut B,
+    x: &B::Tensor,
+    w: &B::Tensor,
+    b: &B::Tensor,
+    map: &IndexMap,
+) -> Result<B::Tensor> {
+    let z = be.matmul(x, w, 0).await?;
+    be.add(&z, &be.gather(b, map)?)
 }
 
 async fn forward<B: Backend>(
@@ -97,16 +127,30 @@ async fn forward<B: Backend>(
     x: &B::Tensor,
 ) -> Result<(Cache<B::Tensor>, B::Tensor)> {
     let u = be.gather(x, &maps.unfold)?;
-    let z1 = be.matmul(&u, &p[0], 0).await?;
-    let z1 = be.add(&z1, &be.gather(&p[1], &maps.bias[0])?)?;
+    let z1 = affine(be, &u, &p[0], &p[1], &maps.bias[0]).await?;
     let a1 = be.square(&z1).await?;
-    let f = be.gather(&a1, &maps.flatten)?;
-    let z2 = be.matmul(&f, &p[2], 0).await?;
-    let z2 = be.add(&z2, &be.gather(&p[3], &maps.bias[1])?)?;
+    let (a1, mixed) = if maps.mix {
+        let m = affine(be, &a1, &p[2], &p[3], &maps.bias[1]).await?;
+        (Some(a1), m)
+    } else {
+        (None, a1)
+    };
+    let f = be.gather(&mixed, &maps.flatten)?;
+    let i = maps.fc1();
+    let z2 = affine(be, &f, &p[i], &p[i + 1], &maps.bias[2]).await?;
     let a2 = be.square(&z2).await?;
-    let z3 = be.matmul(&a2, &p[4], 0).await?;
-    let z3 = be.add(&z3, &be.gather(&p[5], &maps.bias[2])?)?;
-    Ok((Cache { u, z1, f, z2, a2 }, z3))
+    let z3 = affine(be, &a2, &p[i + 2], &p[i + 3], &maps.bias[3]).await?;
+    Ok((
+        Cache {
+            u,
+            z1,
+            a1,
+            f,
+            z2,
+            a2,
+        },
+        z3,
+    ))
 }
 
 /// `2·z ⊙ d`: the gradient through `x²`.
@@ -122,18 +166,28 @@ async fn backward<B: Backend>(
     c: &Cache<B::Tensor>,
     dz3: &B::Tensor,
 ) -> Result<CnnTensors<B::Tensor>> {
+    let i = maps.fc1();
     let dw2 = be.matmul(&be.transpose(&c.a2), dz3, 0).await?;
-    let db2 = be.scatter_add(dz3, &maps.bias[2])?;
-    let da2 = be.matmul(dz3, &be.transpose(&p[4]), 0).await?;
+    let db2 = be.scatter_add(dz3, &maps.bias[3])?;
+    let da2 = be.matmul(dz3, &be.transpose(&p[i + 2]), 0).await?;
     let dz2 = through_square(be, &c.z2, &da2).await?;
     let dw1 = be.matmul(&be.transpose(&c.f), &dz2, 0).await?;
-    let db1 = be.scatter_add(&dz2, &maps.bias[1])?;
-    let df = be.matmul(&dz2, &be.transpose(&p[2]), 0).await?;
-    let da1 = be.scatter_add(&df, &maps.flatten)?;
+    let db1 = be.scatter_add(&dz2, &maps.bias[2])?;
+    let df = be.matmul(&dz2, &be.transpose(&p[i]), 0).await?;
+    let mut dmix = Vec::new();
+    let mut da1 = be.scatter_add(&df, &maps.flatten)?;
+    if let Some(a1) = &c.a1 {
+        dmix.push(be.matmul(&be.transpose(a1), &da1, 0).await?);
+        dmix.push(be.scatter_add(&da1, &maps.bias[1])?);
+        da1 = be.matmul(&da1, &be.transpose(&p[2]), 0).await?;
+    }
     let dz1 = through_square(be, &c.z1, &da1).await?;
     let dwc = be.matmul(&be.transpose(&c.u), &dz1, 0).await?;
     let dbc = be.scatter_add(&dz1, &maps.bias[0])?;
-    Ok([dwc, dbc, dw1, db1, dw2, db2])
+    let mut grads = vec![dwc, dbc];
+    grads.extend(dmix);
+    grads.extend([dw1, db1, dw2, db2]);
+    Ok(grads)
 }
 
 /// One SGD step with momentum on the batch `x` (`B × pixels`) with one-hot labels `y`;
@@ -184,7 +238,7 @@ impl SgdState<Array2<f64>> {
     /// The model's parameters with zero momentum.
     pub fn plain(model: &CnnModel) -> Self {
         let params = to_tensors(model);
-        let velocity = params.clone().map(|t| Array2::zeros(t.dim()));
+        let velocity = params.iter().map(|t| Array2::zeros(t.dim())).collect();
         Self { params, velocity }
     }
 }
@@ -213,27 +267,32 @@ impl CnnBatchMaps {
 /// The model's parameters as [`CnnTensors`] of `f64` (transposed to `X·W` form).
 pub fn to_tensors(m: &CnnModel) -> CnnTensors<Array2<f64>> {
     let row = |b: &Array1<f64>| b.clone().insert_axis(Axis(0));
-    [
-        m.conv_w.t().to_owned(),
-        row(&m.conv_b),
+    let mut t = vec![m.conv_w.t().to_owned(), row(&m.conv_b)];
+    if let Some((w, b)) = &m.mix {
+        t.extend([w.t().to_owned(), row(b)]);
+    }
+    t.extend([
         m.fc1_w.t().to_owned(),
         row(&m.fc1_b),
         m.fc2_w.t().to_owned(),
         row(&m.fc2_b),
-    ]
+    ]);
+    t
 }
 
 /// The model with parameters `t` (the inverse of [`to_tensors`]).
 pub fn from_tensors(spec: &CnnSpec, t: &CnnTensors<Array2<f64>>) -> CnnModel {
     let row = |b: &Array2<f64>| b.row(0).to_owned();
+    let i = if spec.rank.is_some() { 4 } else { 2 };
     CnnModel {
         spec: spec.clone(),
         conv_w: t[0].t().to_owned(),
         conv_b: row(&t[1]),
-        fc1_w: t[2].t().to_owned(),
-        fc1_b: row(&t[3]),
-        fc2_w: t[4].t().to_owned(),
-        fc2_b: row(&t[5]),
+        mix: spec.rank.map(|_| (t[2].t().to_owned(), row(&t[3]))),
+        fc1_w: t[i].t().to_owned(),
+        fc1_b: row(&t[i + 1]),
+        fc2_w: t[i + 2].t().to_owned(),
+        fc2_b: row(&t[i + 3]),
     }
 }
 
@@ -271,16 +330,38 @@ pub fn train_plain(
     images: &Array2<f64>,
     labels: &[u8],
     hyper: &CnnHyper,
-    mut on_epoch: impl FnMut(&EpochReport),
+    on_epoch: impl FnMut(&EpochReport),
 ) -> Result<CnnModel> {
     let model = CnnModel::init(spec.clone(), hyper.seed)?;
+    fine_tune_plain(&model, None, images, labels, hyper, on_epoch)
+}
+
+/// Trains on from `model` as [`train_plain`] does; with a `mask` (one 0/1 tensor per
+/// parameter, shaped as [`to_tensors`] gives them) every weight whose mask is 0 is zeroed at
+/// the start and after every step, with its momentum: fine-tuning with a fixed pruning mask.
+///
+/// # Errors
+/// As [`train_plain`], and a mask whose shapes differ from the parameters'.
+pub fn fine_tune_plain(
+    model: &CnnModel,
+    mask: Option<&CnnTensors<Array2<f64>>>,
+    images: &Array2<f64>,
+    labels: &[u8],
+    hyper: &CnnHyper,
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<CnnModel> {
+    let spec = &model.spec;
     model.check_images(images.view())?;
     check_hyper(hyper, images.nrows())?;
     let onehot = one_hot(labels, spec.classes)?;
     let CnnActivation::Square = spec.activation;
     let maps = CnnBatchMaps::new(spec, hyper.batch)?;
     let mut be = Plain::new();
-    let mut state = SgdState::plain(&model);
+    let mut state = SgdState::plain(model);
+    if let Some(mask) = mask {
+        check_mask(&state.params, mask)?;
+        state.apply_mask(mask);
+    }
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(hyper.seed ^ 0x5eed);
     let mut order: Vec<usize> = (0..images.nrows()).collect();
     let mut lr = hyper.lr;
@@ -291,6 +372,9 @@ pub fn train_plain(
             let x = images.select(Axis(0), rows);
             let y = onehot.select(Axis(0), rows);
             let probs = ready(sgd_step(&mut be, &mut state, &maps, &x, &y, lr, hyper))?;
+            if let Some(mask) = mask {
+                state.apply_mask(mask);
+            }
             for (p, t) in probs.outer_iter().zip(rows) {
                 let l = usize::from(labels[*t]);
                 loss -= p[l].max(1e-300).ln();
@@ -315,6 +399,28 @@ pub fn train_plain(
         lr *= hyper.lr_decay;
     }
     Ok(from_tensors(spec, &state.params))
+}
+
+impl SgdState<Array2<f64>> {
+    /// Zeroes the parameters and momenta whose mask entry is 0.
+    fn apply_mask(&mut self, mask: &CnnTensors<Array2<f64>>) {
+        for ((p, v), m) in self.params.iter_mut().zip(&mut self.velocity).zip(mask) {
+            *p *= m;
+            *v *= m;
+        }
+    }
+}
+
+fn check_mask(params: &CnnTensors<Array2<f64>>, mask: &CnnTensors<Array2<f64>>) -> Result<()> {
+    let shapes = |t: &CnnTensors<Array2<f64>>| t.iter().map(|a| a.dim()).collect::<Vec<_>>();
+    if shapes(params) != shapes(mask) {
+        return Err(MlError::InvalidHyper {
+            name: "mask",
+            value: format!("{:?}", shapes(mask)),
+            reason: "one tensor per parameter, shaped as the model's (to_tensors)",
+        });
+    }
+    Ok(())
 }
 
 fn check_hyper(h: &CnnHyper, n: usize) -> Result<()> {
