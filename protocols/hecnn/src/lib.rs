@@ -52,6 +52,7 @@ pub mod error;
 pub mod layout;
 pub mod lola;
 pub mod plan;
+pub mod planner;
 pub mod sanitize;
 
 #[cfg(test)]
@@ -59,8 +60,8 @@ mod tests;
 
 pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 pub use error::{HeCnnError, Result};
-pub use layout::{CnnLayout, LayoutKind};
-pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LOLA_DEPTH};
+pub use layout::{CnnLayout, LayoutKind, Stage};
+pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LolaPlan, LOLA_DEPTH};
 pub use plan::choose_preset;
 pub use sanitize::FloodConfig;
 

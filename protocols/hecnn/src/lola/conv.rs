@@ -5,6 +5,7 @@
 
 use super::arrange::Arrangement;
 use crate::error::{HeCnnError, Result};
+use crate::layout::Stage;
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts, Plaintext};
 use ml::models::cnn::{CnnModel, CnnSpec};
 use rayon::prelude::*;
@@ -108,15 +109,16 @@ impl EncodedConv {
         }
         Ok(eval.add_plain(&eval.rescale(&acc)?, &self.bias)?)
     }
+}
 
-    /// Every evaluator operation of [`Self::apply`].
-    pub fn planned(&self) -> OpCounts {
-        let taps = self.taps.len() as u64;
-        OpCounts {
-            mul_plain: taps,
-            add: taps, // taps − 1 accumulations + the bias
-            rescale: 1,
-            ..OpCounts::default()
-        }
-    }
+/// The operations of the convolution on `taps` tap ciphertexts at `level`: one plaintext
+/// product per tap, their sum and the bias, one rescale.
+pub(crate) fn planned_stage(taps: u64, level: usize) -> Stage {
+    let ops = OpCounts {
+        mul_plain: taps,
+        add: taps, // taps − 1 accumulations + the bias
+        rescale: 1,
+        ..OpCounts::default()
+    };
+    Stage::new("conv", level, ops, 0)
 }
