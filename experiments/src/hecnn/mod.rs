@@ -1,14 +1,16 @@
 //! The `hecnn` task: encrypted CNN inference on MNIST with CKKS, design by design, beside the
-//! published figures. Two designs so far: `cryptonets` (the batch layout of
+//! published figures. Three designs so far: `cryptonets` (the batch layout of
 //! [`hecnn::batch::BatchCnn`]: the whole test set in batches of one image per slot), in
-//! [`batch`], and `lola` (the single-image layout of [`hecnn::LolaCnn`]: images one at a
-//! time, latency on one thread and on all cores), in [`lola`]; [`report`] writes the
-//! comparison table. Metrics `<design>.test_accuracy_pct`,
+//! [`batch`], `lola` (the single-image layout of [`hecnn::LolaCnn`]: images one at a
+//! time, latency on one thread and on all cores), in [`lola`]; `planned` (the packing
+//! planner's choice, run and checked against its estimate), in [`planned`]; [`report`] writes
+//! the comparison table. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
 
 pub mod batch;
 pub mod lola;
+pub mod planned;
 pub mod report;
 
 #[cfg(test)]
@@ -30,6 +32,7 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
         match design.as_str() {
             "cryptonets" => rows.push(batch::run(task, &model, report)?),
             "lola" => rows.push(lola::run(task, &model, report)?),
+            "planned" => rows.push(planned::run(task, &model, report)?),
             other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }

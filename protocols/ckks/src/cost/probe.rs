@@ -6,7 +6,8 @@
 //! [`OpCounts`] it plans, at the level it runs, and sum [`OpCosts::price`]).
 //!
 //! **What is timed** ([`probe`]), each a few times after one warm-up, the median kept, at each
-//! requested level, in the calling rayon pool (run it inside a pool of `t` threads to price
+//! requested level, each run on the least recently used of sixteen operands (and four rotation
+//! keys) so that it reads them from memory as a model's layer does, in the calling rayon pool (run it inside a pool of `t` threads to price
 //! plans on `t` threads): a ciphertext addition; a plaintext product accumulated over `Q`
 //! (`mul_plain_add_assign`) and over `Q·P` (`mul_plain_add_assign_ext`, lazy ModDown); a
 //! constant product accumulated; a ciphertext product without relinearization (the tensor);
@@ -32,7 +33,7 @@ use crate::ciphertext::Ciphertext;
 use crate::encoder::Encoder;
 use crate::error::{CkksError, Result};
 use crate::evaluator::{Evaluator, OpCounts};
-use crate::keys::{galois_element_for_step, KeyGenerator};
+use crate::keys::{galois_element_for_step, KeyGenerator, PublicKey};
 use crate::keyswitch;
 use crate::params::CkksParams;
 use crate::sanitize::FloodConfig;
@@ -213,87 +214,184 @@ impl OpCosts {
     }
 }
 
-/// Median seconds of `reps` runs of `f` after one warm-up.
-fn median_secs<T>(reps: usize, mut f: impl FnMut() -> T) -> f64 {
-    std::hint::black_box(f());
-    let mut t: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            std::hint::black_box(f());
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+/// Which operand the next timed run takes: one counter for every kind, so that each run
+/// takes the operand least recently touched and finds it out of the core's cache, as the
+/// operands of a model's layer are.
+#[derive(Default)]
+struct Cycle(std::cell::Cell<usize>);
+
+impl Cycle {
+    fn next(&self) -> usize {
+        let j = (self.0.get() + 1) % OPERANDS;
+        self.0.set(j);
+        j
+    }
 }
 
-/// Times every [`OpKind`] at `level`.
-fn probe_level(
-    eval: &Evaluator,
-    kg_pk: &crate::keys::PublicKey,
-    enc: &Encoder,
-    level: usize,
-    reps: usize,
-) -> Result<BTreeMap<OpKind, f64>> {
+/// Median seconds of `reps` runs of `f` on the operands `cycle` hands out, after one warm-up.
+fn median_secs(reps: usize, cycle: &Cycle, mut f: impl FnMut(usize) -> Result<()>) -> Result<f64> {
+    f(cycle.next())?;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let j = cycle.next();
+        let start = Instant::now();
+        f(j)?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok(t[t.len() / 2])
+}
+
+/// Distinct operands the timed runs cycle through (with four rotation keys), so that the
+/// probe's working set (tens of megabytes at N = 2^14) outgrows a core's cache as a model's
+/// does: an operand reused at once is several times faster than one read from memory.
+const OPERANDS: usize = 16;
+
+/// Rotation keys the inner products cycle through.
+const KEYS: usize = 4;
+
+/// The operands of the probe at one level: `OPERANDS` of each.
+struct Operands {
+    values: Vec<Vec<f64>>,
+    cts: Vec<Ciphertext>,
+    pts: Vec<crate::encoder::Plaintext>,
+    pts_ext: Vec<crate::encoder::Plaintext>,
+    exts: Vec<crate::lazy::ExtCiphertext>,
+}
+
+fn operands(pk: &PublicKey, eval: &Evaluator, enc: &Encoder, level: usize) -> Result<Operands> {
     let p = eval.params();
     let scale = p.default_scale();
-    let x: Vec<f64> = (0..p.slots())
-        .map(|i| ((i * 37) % 101) as f64 / 101.0)
+    let values: Vec<Vec<f64>> = (0..OPERANDS + 2)
+        .map(|j| {
+            (0..p.slots())
+                .map(|i| ((i * 37 + j * 11) % 101) as f64 / 101.0)
+                .collect()
+        })
         .collect();
-    let pk = kg_pk.at_level(level)?;
-    let ct: Ciphertext = pk.encrypt(&enc.encode(&x, level, scale)?)?;
-    let pt = enc.encode(&x, level, scale)?;
-    let pt_ext = enc.encode_ext(&x, level, scale)?;
-    let ext = eval.lift_ext(&ct)?;
-    let mut acc = eval.mul_plain(&ct, &pt)?;
-    let mut acc_c = eval.mul_const(&ct, 0.5)?;
-    let mut acc_ext = eval.mul_plain_ext(&ext, &pt_ext)?;
-    let g = galois_element_for_step(p, 1);
-    let key = eval.key_for(g, 1)?;
-    let perm = eval.perm_for(g);
-    let digits = keyswitch::decompose(p, &ct.c1);
-    let ct3 = eval.mul_no_relin(&ct, &ct)?;
+    let mut o = Operands {
+        values: Vec::new(),
+        cts: Vec::new(),
+        pts: Vec::new(),
+        pts_ext: Vec::new(),
+        exts: Vec::new(),
+    };
+    for j in 0..OPERANDS {
+        let ct = pk.encrypt(&enc.encode(&values[j], level, scale)?)?;
+        o.pts.push(enc.encode(&values[j + 1], level, scale)?);
+        o.pts_ext
+            .push(enc.encode_ext(&values[j + 2], level, scale)?);
+        o.exts.push(eval.lift_ext(&ct)?);
+        o.cts.push(ct);
+    }
+    o.values = values;
+    Ok(o)
+}
+
+/// Times the products, additions, rescales, encodings and sanitizing at the operands' level.
+fn probe_arithmetic(
+    eval: &Evaluator,
+    pk: &PublicKey,
+    enc: &Encoder,
+    o: &Operands,
+    reps: usize,
+    m: &mut BTreeMap<OpKind, f64>,
+) -> Result<()> {
+    let (cts, level) = (&o.cts, o.cts[0].level());
+    let scale = eval.params().default_scale();
+    let mut accs = (0..OPERANDS)
+        .map(|j| eval.mul_plain(&cts[j], &o.pts[j]))
+        .collect::<Result<Vec<_>>>()?;
+    let mut accs_c = (0..OPERANDS)
+        .map(|j| eval.mul_const(&cts[j], 0.5))
+        .collect::<Result<Vec<_>>>()?;
+    let mut accs_ext = (0..OPERANDS)
+        .map(|j| eval.mul_plain_ext(&o.exts[j], &o.pts_ext[j]))
+        .collect::<Result<Vec<_>>>()?;
     let flood = FloodConfig::default().flood(scale);
-    let mut m = BTreeMap::new();
-    m.insert(OpKind::Add, median_secs(reps, || eval.add(&ct, &ct)));
-    let t = median_secs(reps, || eval.mul_plain_add_assign(&mut acc, &ct, &pt));
-    m.insert(OpKind::MulPlain, t);
-    let t = median_secs(reps, || {
-        eval.mul_plain_add_assign_ext(&mut acc_ext, &ext, &pt_ext)
-    });
-    m.insert(OpKind::MulPlainExt, t);
-    let t = median_secs(reps, || eval.mul_const_add_assign(&mut acc_c, &ct, 0.25));
-    m.insert(OpKind::MulConst, t);
-    m.insert(
-        OpKind::Tensor,
-        median_secs(reps, || eval.mul_no_relin(&ct, &ct)),
-    );
-    let dec = median_secs(reps, || keyswitch::decompose(p, &ct.c1));
-    let ip = median_secs(reps, || {
-        keyswitch::inner_product(p, &digits, key, Some(&perm))
-    });
-    let md =
-        median_secs(reps, || ext.a1.clone().mod_down(p)) - median_secs(reps, || ext.a1.clone());
-    let parts = dec + ip + 2.0 * md.max(0.0);
-    let rot = median_secs(reps, || eval.rotate(&ct, 1));
-    let relin = median_secs(reps, || eval.relinearize(&ct3));
+    let cycle = Cycle::default();
+    let mut t = |k: OpKind, f: &mut dyn FnMut(usize) -> Result<()>| -> Result<()> {
+        m.insert(k, median_secs(reps, &cycle, f)?);
+        Ok(())
+    };
+    t(OpKind::Add, &mut |j| eval.add(&cts[j], &cts[j]).map(drop))?;
+    t(OpKind::MulPlain, &mut |j| {
+        eval.mul_plain_add_assign(&mut accs[j], &cts[j], &o.pts[j])
+    })?;
+    t(OpKind::MulPlainExt, &mut |j| {
+        eval.mul_plain_add_assign_ext(&mut accs_ext[j], &o.exts[j], &o.pts_ext[j])
+    })?;
+    t(OpKind::MulConst, &mut |j| {
+        eval.mul_const_add_assign(&mut accs_c[j], &cts[j], 0.25)
+    })?;
+    t(OpKind::Tensor, &mut |j| {
+        eval.mul_no_relin(&cts[j], &cts[j]).map(drop)
+    })?;
+    t(OpKind::Rescale, &mut |j| eval.rescale(&cts[j]).map(drop))?;
+    t(OpKind::DropLevel, &mut |j| {
+        eval.drop_level(&cts[j]).map(drop)
+    })?;
+    t(OpKind::Encode, &mut |j| {
+        enc.encode(&o.values[j], level, scale).map(drop)
+    })?;
+    t(OpKind::Sanitize, &mut |j| {
+        eval.sanitize(&cts[j], pk, &flood).map(drop)
+    })
+}
+
+/// Times the parts of a key switch (decomposition, inner product with each of the keys of
+/// `steps`, ModDown) and the excess of a full rotation and a relinearization over them.
+fn probe_key_switching(
+    eval: &Evaluator,
+    o: &Operands,
+    steps: &[i64],
+    reps: usize,
+    m: &mut BTreeMap<OpKind, f64>,
+) -> Result<()> {
+    let p = eval.params();
+    let cts = &o.cts;
+    let digits: Vec<_> = cts.iter().map(|c| keyswitch::decompose(p, &c.c1)).collect();
+    let ct3s = cts
+        .iter()
+        .map(|c| eval.mul_no_relin(c, c))
+        .collect::<Result<Vec<_>>>()?;
+    let keys = steps
+        .iter()
+        .map(|&s| {
+            let g = galois_element_for_step(p, s);
+            Ok((eval.key_for(g, s)?, eval.perm_for(g)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let cycle = Cycle::default();
+    let dec = median_secs(reps, &cycle, |j| {
+        drop(keyswitch::decompose(p, &cts[j].c1));
+        Ok(())
+    })?;
+    let ip = median_secs(reps, &cycle, |j| {
+        let (key, perm) = &keys[j % KEYS];
+        drop(keyswitch::inner_product(p, &digits[j], key, Some(perm)));
+        Ok(())
+    })?;
+    let md_clone = median_secs(reps, &cycle, |j| {
+        drop(o.exts[j].a1.clone().mod_down(p));
+        Ok(())
+    })?;
+    let clone = median_secs(reps, &cycle, |j| {
+        drop(o.exts[j].a1.clone());
+        Ok(())
+    })?;
+    let md = (md_clone - clone).max(0.0);
+    let parts = dec + ip + 2.0 * md;
+    let rot = median_secs(reps, &cycle, |j| {
+        eval.rotate(&cts[j], steps[j % KEYS]).map(drop)
+    })?;
+    let relin = median_secs(reps, &cycle, |j| eval.relinearize(&ct3s[j]).map(drop))?;
     m.insert(OpKind::Decompose, dec);
     m.insert(OpKind::InnerProduct, ip);
-    m.insert(OpKind::ModDown, md.max(0.0));
+    m.insert(OpKind::ModDown, md);
     m.insert(OpKind::Rotate, (rot - parts).max(0.0));
     m.insert(OpKind::Relinearize, (relin - parts).max(0.0));
-    m.insert(OpKind::Rescale, median_secs(reps, || eval.rescale(&ct)));
-    m.insert(
-        OpKind::DropLevel,
-        median_secs(reps, || eval.drop_level(&ct)),
-    );
-    m.insert(
-        OpKind::Encode,
-        median_secs(reps, || enc.encode(&x, level, scale)),
-    );
-    let t = median_secs(reps, || eval.sanitize(&ct, &pk, &flood));
-    m.insert(OpKind::Sanitize, t);
-    Ok(m)
+    Ok(())
 }
 
 /// Probes this machine's costs of every [`OpKind`] at each of `levels` of `params`: `reps`
@@ -315,14 +413,20 @@ pub fn probe(params: &CkksParams, levels: &[usize], reps: usize) -> Result<OpCos
     }
     let mut kg = KeyGenerator::new(params);
     let sk = kg.secret_key();
+    let steps: Vec<i64> = (1..=KEYS as i64).collect();
     let pk = kg.public_key(&sk)?;
     let eval = Evaluator::new(params)
         .with_relin_key(kg.relin_key(&sk)?)
-        .with_galois_keys(kg.galois_keys(&sk, &[1], false)?);
+        .with_galois_keys(kg.galois_keys(&sk, &steps, false)?);
     let enc = Encoder::new(params);
     let mut secs: BTreeMap<OpKind, Vec<f64>> = BTreeMap::new();
     for &l in &levels {
-        for (k, t) in probe_level(&eval, &pk, &enc, l, reps)? {
+        let pk_l = pk.at_level(l)?;
+        let o = operands(&pk_l, &eval, &enc, l)?;
+        let mut m = BTreeMap::new();
+        probe_arithmetic(&eval, &pk_l, &enc, &o, reps, &mut m)?;
+        probe_key_switching(&eval, &o, &steps, reps, &mut m)?;
+        for (k, t) in m {
             secs.entry(k).or_default().push(t);
         }
     }

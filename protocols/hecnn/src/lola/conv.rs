@@ -1,7 +1,8 @@
 //! The convolution on LoLa's convolution representation: the client sends one ciphertext per
 //! kernel tap, slot `s` of tap `k` holding the pixel that tap `k` reads for the feature
 //! arranged in slot `s` (map `m`, position `p`); the convolution is then slot-wise: `Σ_k
-//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`. No rotation.
+//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`, the products
+//! accumulated in place. No rotation.
 
 use super::arrange::Arrangement;
 use crate::error::{HeCnnError, Result};
@@ -97,16 +98,34 @@ impl EncodedConv {
                 found: t.level(),
             });
         }
-        let products: Vec<Ciphertext> = taps
+        // Products accumulated in place (one accumulator per rayon chunk, no ciphertext per
+        // tap), then the chunks' sums added: taps − 1 additions whatever the chunking.
+        let acc = taps
             .par_iter()
             .zip(&self.taps)
-            .map(|(t, p)| Ok(eval.mul_plain(t, p)?))
-            .collect::<Result<_>>()?;
-        let mut it = products.into_iter();
-        let mut acc = it.next().expect("at least one tap");
-        for p in it {
-            eval.add_assign(&mut acc, &p)?;
-        }
+            .try_fold(
+                || None,
+                |acc: Option<Ciphertext>, (t, p)| -> Result<_> {
+                    Ok(Some(match acc {
+                        None => eval.mul_plain(t, p)?,
+                        Some(mut a) => {
+                            eval.mul_plain_add_assign(&mut a, t, p)?;
+                            a
+                        }
+                    }))
+                },
+            )
+            .try_reduce(
+                || None,
+                |a, b| match (a, b) {
+                    (Some(mut a), Some(b)) => {
+                        eval.add_assign(&mut a, &b)?;
+                        Ok(Some(a))
+                    }
+                    (a, b) => Ok(a.or(b)),
+                },
+            )?
+            .expect("at least one tap");
         Ok(eval.add_plain(&eval.rescale(&acc)?, &self.bias)?)
     }
 }
