@@ -7,18 +7,23 @@
 //! 2019) for latency: the client unfolds its image into one ciphertext per kernel tap, the
 //! convolution is slot-wise, the dense layers are diagonal products with hoisted
 //! baby-step/giant-step rotations on one ciphertext; the [`CnnLayout`] trait every layout
-//! implements (depth, planned op counts, forward pass) and the catalogue [`LayoutKind`]; the
-//! choice of the smallest 128-bit preset for a depth ([`plan`]); the flood of returned logits
-//! ([`sanitize`](mod@sanitize)); [`error`].
+//! implements (depth, planned op counts by [`Stage`], forward pass) and the catalogue
+//! [`LayoutKind`]; the choice of the smallest 128-bit preset for a depth ([`plan`]); the packing
+//! planner ([`planner`]): every candidate (batch; single image with each baby-step/giant-step
+//! split of each dense layer; thread counts) priced stage by stage with a probe of this
+//! machine's op costs per level ([`ckks::cost::probe`]), chosen for latency or throughput and
+//! explained in a table; the flood of returned logits ([`sanitize`](mod@sanitize)); [`error`].
 //!
 //! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
-//! conversions between them, FFConv low-rank convolutions, matrix encoding, tile tensors, the
-//! planner that chooses among them by a priced op-count model, and pruning under HE. They plug
-//! in beside [`batch`] and [`lola`] as further [`CnnLayout`] implementations; the op counts are
-//! the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same
-//! units. Nothing is shared with `hegcn` yet beyond the `ckks` crate (its hoisted and lazy
-//! rotations, which `lola` uses directly) and the flood convention (the same `FloodConfig`
-//! defaults); `hegcn`'s block-diagonal maps are built for its node-and-channel blocks, and the
+//! conversions between them, FFConv low-rank convolutions, matrix encoding, tile tensors (and
+//! so tile shapes for the planner to choose), and pruning under HE. They plug in beside
+//! [`batch`] and [`lola`] as further [`CnnLayout`] implementations, which the planner prices
+//! through their [`CnnLayout::planned_stages`] ([`planner::Candidate::of_layout`]); the op
+//! counts are the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in
+//! the same units. Shared with `hegcn`: the `ckks` crate (its hoisted and lazy rotations, which
+//! `lola` uses directly, and the cost probe the planner prices with, which `hegcn` can use to
+//! price its AMA, channel-major or mixed stages the same way), and the flood convention (the
+//! same `FloodConfig` defaults); `hegcn`'s block-diagonal maps are built for its node-and-channel blocks, and the
 //! single-image dense layers need a slot arrangement of their own.
 //!
 //! **Security model.** Semi-honest server holding the weights, semi-honest client holding the

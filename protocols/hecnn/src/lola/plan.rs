@@ -83,7 +83,8 @@ impl LolaPlan {
             .inspect_err(|_| self.fc1.baby = old)
     }
 
-    /// The operations of a forward pass by stage ([`stages`]).
+    /// The operations of a forward pass by stage: conv, x², fc1 (products, rotate-and-add),
+    /// x², fc2 (products, rotate-and-add), from the input level down.
     pub fn stages(&self) -> Vec<Stage> {
         stages(self.taps, &self.fc1, &self.fc2)
     }
