@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct HecnnTask {
     /// Designs to run: `"cryptonets"` (the batch layout), `"lola"` (the single-image
-    /// layout), `"ffconv"` (the FFConv model in the single-image layout) and `"pruned"` (the
-    /// pruning levels of the FFConv model, with the accuracy–latency plot).
+    /// layout), `"ffconv"` (the FFConv model in the single-image layout), `"pruned"` (the
+    /// pruning levels of the FFConv model, with the accuracy–latency plot) and `"planned"` (the
+    /// planner's choice for `objective`).
     #[serde(default = "default_designs")]
     pub designs: Vec<String>,
     /// The CryptoNets model: path without extension of `<model>.json` + `<model>.safetensors`.
@@ -24,8 +25,8 @@ pub struct HecnnTask {
     /// and agreement (the first `lola_images`; default all 10,000).
     #[serde(default = "default_images")]
     pub lola_images: usize,
-    /// Images whose single-image latency the `lola` design times (median), on one thread and
-    /// on all cores.
+    /// Images whose single-image latency the `lola` and `planned` designs time (median), on
+    /// one thread and on all cores.
     #[serde(default = "default_latency_runs")]
     pub lola_latency_runs: usize,
     /// The FFConv model of the `ffconv` design (path without extension).
@@ -38,10 +39,33 @@ pub struct HecnnTask {
     /// A 128-bit preset by name (default: the smallest that leaves the depth).
     #[serde(default)]
     pub preset: Option<String>,
+    /// What the `planned` design's planner optimises: `"latency"` (one image) or
+    /// `"throughput"` (a batch); the other objective's choice is reported beside it.
+    #[serde(default = "default_objective")]
+    pub objective: String,
+    /// Test images the `planned` design evaluates under encryption (the first
+    /// `planned_images`); its latency is timed on `lola_latency_runs` of them.
+    #[serde(default = "default_planned_images")]
+    pub planned_images: usize,
+    /// Timed runs of each operation kind in the planner's cost probe (median).
+    #[serde(default = "default_probe_reps")]
+    pub probe_reps: usize,
+}
+
+fn default_objective() -> String {
+    "latency".into()
+}
+
+fn default_planned_images() -> usize {
+    200
+}
+
+fn default_probe_reps() -> usize {
+    5
 }
 
 /// The designs this task runs.
-const DESIGNS: [&str; 4] = ["cryptonets", "lola", "ffconv", "pruned"];
+const DESIGNS: [&str; 5] = ["cryptonets", "lola", "ffconv", "pruned", "planned"];
 
 fn default_designs() -> Vec<String> {
     vec!["cryptonets".into()]
@@ -71,7 +95,7 @@ impl HecnnTask {
     pub fn validate(&self) -> Result<()> {
         for (i, d) in self.designs.iter().enumerate() {
             if !DESIGNS.contains(&d.as_str()) {
-                bail!("designs[{i}] = {d:?}: only {DESIGNS:?} are implemented (matrix, planned are not yet)");
+                bail!("designs[{i}] = {d:?}: only {DESIGNS:?} are implemented (matrix is not yet)");
             }
         }
         if self.designs.iter().any(|d| d == "pruned") && self.pruned.is_empty() {
@@ -79,7 +103,17 @@ impl HecnnTask {
                 "design \"pruned\" needs pruned = [\"<level>\", …] (models <ffconv_model>-<level>)"
             );
         }
-        for (name, n) in [("images", self.images), ("lola_images", self.lola_images)] {
+        if let Err(e) = self.objective.parse::<hecnn::planner::Objective>() {
+            bail!("objective = {:?}: {e}", self.objective);
+        }
+        if self.probe_reps == 0 || self.probe_reps > 100 {
+            bail!("probe_reps = {}: must be in 1..=100", self.probe_reps);
+        }
+        for (name, n) in [
+            ("images", self.images),
+            ("lola_images", self.lola_images),
+            ("planned_images", self.planned_images),
+        ] {
             if n == 0 || n > 10_000 {
                 bail!("{name} = {n}: must be in 1..=10000 (the MNIST test set)");
             }

@@ -75,25 +75,17 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
             "hecnn cryptonets batch done"
         );
     }
-    let labels = test.labels.to_vec();
-    let hp = CnnModel::predictions(he_logits.view());
-    let pp = CnnModel::predictions(plain.view());
-    let n = labels.len() as f64;
-    let pct = |k: usize| 100.0 * k as f64 / n;
-    let acc = pct(hp
-        .iter()
-        .zip(&labels)
-        .filter(|(p, &l)| **p == usize::from(l))
-        .count());
-    let plain_acc = pct(pp
-        .iter()
-        .zip(&labels)
-        .filter(|(p, &l)| **p == usize::from(l))
-        .count());
-    let agree = pct(hp.iter().zip(&pp).filter(|(a, b)| a == b).count());
-    let max_err = (&he_logits - &plain)
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let sc = super::report::scores(
+        &he_logits,
+        &plain,
+        test.labels.as_slice().expect("contiguous"),
+    );
+    let (acc, plain_acc, agree, max_err) = (
+        sc.accuracy_pct,
+        sc.plaintext_accuracy_pct,
+        sc.agreement_pct,
+        sc.max_logit_error,
+    );
     // Latency of one batch: the first (full) batch's server time, forward + sanitize.
     let latency = fwd_s[0];
     let throughput = cap.min(task.images) as f64 * 3600.0 / latency;

@@ -13,7 +13,7 @@ use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::Result;
 use ckks::CkksParams;
-use ckks::{Evaluator, KeyGenerator, PublicKey};
+use ckks::{Evaluator, KeyGenerator, PublicKey, SecretKey};
 use datasets::mnist::{load_bundled, Split};
 use hecnn::{
     CnnLayout, EncryptedImage, EncryptedLogit, FfConvCnn, FloodConfig, LolaCnn, LOLA_DEPTH,
@@ -23,8 +23,39 @@ use ndarray::Array2;
 use rayon::prelude::*;
 use std::time::Instant;
 
+/// Each image of `x` through the whole protocol (client encryption under `pk` by `he`'s
+/// client side, server forward pass of `layout` and sanitizing, client decryption with `sk`),
+/// images in parallel: one row of logits per image.
+pub(crate) fn encrypted_logits<L>(
+    layout: &L,
+    he: &LolaCnn,
+    eval: &Evaluator,
+    pk: &PublicKey,
+    sk: &SecretKey,
+    x: &Array2<f64>,
+) -> Result<Array2<f64>>
+where
+    L: CnnLayout<Input = EncryptedImage, Output = EncryptedLogit> + Sync,
+{
+    let pk0 = pk.at_level(he.output_level())?;
+    let rows: Vec<Vec<f64>> = x
+        .outer_iter()
+        .into_par_iter()
+        .map(|row| {
+            let ct = he.encrypt_image(pk, row.as_slice().expect("contiguous"))?;
+            let out = layout.forward(eval, &ct)?;
+            let out = he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
+            Ok(he.decrypt_logits(sk, &out)?)
+        })
+        .collect::<Result<_>>()?;
+    let classes = he.model().spec.classes;
+    Ok(Array2::from_shape_fn((rows.len(), classes), |(i, c)| {
+        rows[i][c]
+    }))
+}
+
 /// The server's time for one image (forward + sanitize), median over `images`.
-fn median_latency<L: CnnLayout<Input = EncryptedImage, Output = EncryptedLogit>>(
+pub(crate) fn median_latency<L: CnnLayout<Input = EncryptedImage, Output = EncryptedLogit>>(
     layout: &L,
     he: &LolaCnn,
     eval: &Evaluator,
@@ -151,22 +182,11 @@ where
     let eval = Evaluator::new(&params)
         .with_relin_key(rk)
         .with_galois_keys(gk);
-    let pk0 = pk.at_level(he.output_level())?;
 
     // Accuracy: every image through the whole protocol, images in parallel.
     let t = Instant::now();
-    let he_logits: Vec<Vec<f64>> = x
-        .outer_iter()
-        .into_par_iter()
-        .map(|row| {
-            let ct = he.encrypt_image(&pk, row.as_slice().expect("contiguous"))?;
-            let out = layout.forward(&eval, &ct)?;
-            let out = he.sanitize_logits(&eval, &out, &pk0, &FloodConfig::default())?;
-            Ok(he.decrypt_logits(&sk, &out)?)
-        })
-        .collect::<Result<_>>()?;
+    let he_logits = encrypted_logits(layout, he, &eval, &pk, &sk, &x)?;
     let all_s = t.elapsed().as_secs_f64();
-    let he_logits = Array2::from_shape_fn(plain.dim(), |(i, c)| he_logits[i][c]);
 
     // Latency and op counts of one image, then sizes.
     let runs = x
@@ -189,29 +209,19 @@ where
     let in_ct_seeded = seeded.taps[0].to_bytes(&params)?.len();
     let out_ct = out.ct.to_bytes(&params)?.len();
 
-    let labels = test.labels.to_vec();
-    let hp = CnnModel::predictions(he_logits.view());
-    let pp = CnnModel::predictions(plain.view());
-    let n = labels.len() as f64;
-    let pct = |k: usize| 100.0 * k as f64 / n;
-    let right = |p: &[usize]| {
-        p.iter()
-            .zip(&labels)
-            .filter(|(p, &l)| **p == usize::from(l))
-            .count()
-    };
-    let acc = pct(right(&hp));
-    let agree = pct(hp.iter().zip(&pp).filter(|(a, b)| a == b).count());
-    let max_err = (&he_logits - &plain)
-        .iter()
-        .fold(0.0f64, |m, v| m.max(v.abs()));
+    let sc = super::report::scores(
+        &he_logits,
+        &plain,
+        test.labels.as_slice().expect("contiguous"),
+    );
+    let (acc, agree, n) = (sc.accuracy_pct, sc.agreement_pct, x.nrows() as f64);
     let he_ops = hecnn::he_ops(&ops);
     let m = |k: &str, v: f64, r: &mut Report| r.metric(format!("{prefix}.{k}"), v);
     m("test_accuracy_pct", acc, report);
-    m("plaintext_accuracy_pct", pct(right(&pp)), report);
+    m("plaintext_accuracy_pct", sc.plaintext_accuracy_pct, report);
     m("agreement_pct", agree, report);
     m("images", n, report);
-    m("max_logit_error", max_err, report);
+    m("max_logit_error", sc.max_logit_error, report);
     m("latency_s", latency_1, report);
     m("latency_all_cores_s", latency_all, report);
     m("throughput_per_h", 3600.0 / latency_all, report);

@@ -3,13 +3,15 @@
 //! test set in batches of one image per slot), in [`batch`]; `lola` (the single-image layout
 //! of [`hecnn::LolaCnn`]: images one at a time, latency on one thread and on all cores),
 //! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (its pruning levels,
-//! [`hecnn::prune`], metrics `pruned.<level>.*`), in [`lola`]; [`report`] writes the
-//! comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
+//! [`hecnn::prune`], metrics `pruned.<level>.*`), in [`lola`]; `planned` (the packing
+//! planner's choice, run and checked against its estimate), in [`planned`]; [`report`] writes
+//! the comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
 
 pub mod batch;
 pub mod lola;
+pub mod planned;
 pub mod report;
 
 #[cfg(test)]
@@ -35,6 +37,7 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
                 rows.push(lola::run_ffconv(task, &model, report)?);
             }
             "pruned" => pruned(task, report, &mut rows)?,
+            "planned" => rows.push(planned::run(task, &load_model(&task.model)?, report)?),
             other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }

@@ -3,7 +3,41 @@
 
 use crate::report::{fmt_num, Report};
 use anyhow::Result;
+use ml::models::cnn::CnnModel;
+use ndarray::Array2;
 use std::fmt::Write as _;
+
+/// How encrypted logits score against the labels and the plaintext model's logits.
+#[derive(Debug, Clone, Copy)]
+pub struct Scores {
+    /// Accuracy under encryption, %.
+    pub accuracy_pct: f64,
+    /// Accuracy of the plaintext model on the same images, %.
+    pub plaintext_accuracy_pct: f64,
+    /// Predictions equal to the plaintext model's, %.
+    pub agreement_pct: f64,
+    /// Largest |encrypted − plaintext| logit.
+    pub max_logit_error: f64,
+}
+
+/// The scores of `he` (encrypted logits, one row per image) against `plain` and `labels`.
+pub fn scores(he: &Array2<f64>, plain: &Array2<f64>, labels: &[u8]) -> Scores {
+    let hp = CnnModel::predictions(he.view());
+    let pp = CnnModel::predictions(plain.view());
+    let pct = |k: usize| 100.0 * k as f64 / labels.len() as f64;
+    let right = |p: &[usize]| {
+        p.iter()
+            .zip(labels)
+            .filter(|(p, &l)| **p == usize::from(l))
+            .count()
+    };
+    Scores {
+        accuracy_pct: pct(right(&hp)),
+        plaintext_accuracy_pct: pct(right(&pp)),
+        agreement_pct: pct(hp.iter().zip(&pp).filter(|(a, b)| a == b).count()),
+        max_logit_error: (he - plain).iter().fold(0.0f64, |m, v| m.max(v.abs())),
+    }
+}
 
 /// One measured design.
 #[derive(Debug, Clone)]

@@ -68,3 +68,39 @@ fn config_refuses_unknown_designs_and_image_counts() {
         toml::from_str("designs = [\"cryptonets\", \"lola\"]").unwrap();
     t.validate().unwrap();
 }
+
+#[test]
+fn config_takes_the_planned_design_and_refuses_a_bad_objective() {
+    let parse = |s: &str| -> crate::config::hecnn::HecnnTask { toml::from_str(s).unwrap() };
+    parse("designs = [\"planned\"]\nobjective = \"throughput\"")
+        .validate()
+        .unwrap();
+    let e = parse("designs = [\"planned\"]\nobjective = \"speed\"")
+        .validate()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("objective = \"speed\""), "{e}");
+    let e = parse("probe_reps = 0").validate().unwrap_err().to_string();
+    assert!(e.contains("probe_reps = 0"), "{e}");
+}
+
+/// The planned design end to end on a few images: the planner's choice runs, its operation
+/// counts are the priced ones (checked inside the run) and its estimate is compared.
+#[test]
+fn the_planned_design_runs_its_choice_and_reports_the_estimate_error() {
+    let task: crate::config::hecnn::HecnnTask = toml::from_str(&format!(
+        "designs = [\"planned\"]\nmodel = \"{}\"\nplanned_images = 3\nlola_latency_runs = 1\nprobe_reps = 1",
+        model_path("mnist-cryptonets")
+    ))
+    .unwrap();
+    task.validate().unwrap();
+    let model = load_model(&task.model).unwrap();
+    let mut report = crate::report::Report::default();
+    let row = super::planned::run(&task, &model, &mut report).unwrap();
+    assert!(row.design.starts_with("planned: lola"), "{}", row.design);
+    let m = &report.metrics;
+    assert_eq!(m["planned.agreement_pct"], 100.0);
+    assert!(m["planned.estimate_s"] > 0.0 && m["planned.estimate_error_pct"].is_finite());
+    assert!(m["planned.throughput_choice_images_per_h"] > 0.0);
+    assert_eq!(report.sections.len(), 2, "one table per objective");
+}

@@ -118,8 +118,9 @@ pub struct ServedModelConfig {
     #[serde(default = "default_packing")]
     pub packing: String,
     /// CNN models (`ml::models::cnn`, detected from the model file): `"lola"` (one image per
-    /// request, `hecnn::lola`; the default) or `"cryptonets"` / `"batch"` (up to `N/2` images
-    /// per request, `hecnn::batch`). Refused for an ST-GCN model.
+    /// request, `hecnn::lola`; the default), `"cryptonets"` / `"batch"` (up to `N/2` images
+    /// per request, `hecnn::batch`) or `"auto"` (the packing planner's choice for the latency
+    /// of one image, `hecnn::planner`, with no `preset`). Refused for an ST-GCN model.
     #[serde(default)]
     pub layout: Option<String>,
     /// A 128-bit CKKS preset name; default: the smallest that holds the model.
@@ -507,7 +508,8 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # name = "mnist-lola"
 # path = "models/cnn/mnist-cryptonets.json"
 # layout = "lola"                # one image per request (the default; CNNs only), or
-#                                # "cryptonets": up to N/2 images per request, one ciphertext per pixel
+#                                # "cryptonets": up to N/2 images per request, one ciphertext per pixel,
+#                                # or "auto": the packing planner's choice for latency (no preset)
 "#
     )
 }

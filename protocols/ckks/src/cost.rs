@@ -12,6 +12,14 @@
 //!
 //! Not weighed: encoding a diagonal, 1.9 ms over `Q` and 2.3 ms over `Q·P`, because how often
 //! a diagonal is encoded depends on the caller's cache and evaluation order.
+//!
+//! These fixed weights choose between forms of one linear map. To price whole plans in
+//! seconds on the machine at hand, [`probe`] measures each operation kind per level and
+//! [`probe::OpCosts::price`] prices a block of evaluator operations with the result.
+
+pub mod probe;
+
+pub use probe::{OpCosts, OpKind};
 
 /// One hoisted key-switching inner product (the unit).
 pub const INNER_PRODUCT: f64 = 1.0;

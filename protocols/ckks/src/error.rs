@@ -223,6 +223,17 @@ pub enum CkksError {
         /// The ciphertext level.
         level: usize,
     },
+    /// An entry of an operation-cost table that is negative or not finite
+    /// ([`crate::cost::probe::OpCosts::from_table`]).
+    #[error("cost of {kind} at level {level} = {value} s: must be finite and non-negative")]
+    InvalidCost {
+        /// The operation kind.
+        kind: String,
+        /// The level.
+        level: usize,
+        /// The value given.
+        value: f64,
+    },
     /// bincode could not decode or encode the data.
     #[error("bincode (de)serialization failed: {0}")]
     Bincode(#[from] bincode::Error),

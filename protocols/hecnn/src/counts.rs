@@ -1,6 +1,7 @@
 //! Operation counts shared by the layouts: the squares of an `x²` activation and the sum of
 //! the counts of a pass's parts (every layout plans its counts from these and its own layers).
 
+use crate::layout::Stage;
 use ckks::OpCounts;
 
 /// Counts of `n` squares (product, relinearization by one key switch, rescale).
@@ -31,4 +32,9 @@ pub(crate) fn sum(parts: &[OpCounts]) -> OpCounts {
         drop_level: a.drop_level + b.drop_level,
         mod_down: a.mod_down + b.mod_down,
     })
+}
+
+/// The field-wise sum of the operations of `stages`.
+pub(crate) fn sum_stages(stages: &[Stage]) -> OpCounts {
+    sum(&stages.iter().map(|s| s.ops).collect::<Vec<_>>())
 }

@@ -54,6 +54,14 @@ pub enum HeCnnError {
         /// The limit it breaks.
         limit: usize,
     },
+    /// The planner could not price or choose: what is missing, and for what.
+    #[error("planner: {what}: {value}")]
+    Planner {
+        /// What is missing or wrong.
+        what: &'static str,
+        /// The preset, setting or value concerned.
+        value: String,
+    },
     /// A pixel outside the range the layout was sized for.
     #[error("image {image} pixel {pixel}: value {value} outside [{min}, {max}]")]
     PixelOutOfRange {

@@ -27,7 +27,7 @@
 //! spec (`CnnSpec::folded`), and receives the same one logit ciphertext.
 
 use crate::error::{HeCnnError, Result};
-use crate::layout::{CnnLayout, LayoutKind};
+use crate::layout::{CnnLayout, LayoutKind, Stage};
 use crate::lola::{EncryptedImage, EncryptedLogit, LolaCnn};
 use ckks::{CkksParams, Evaluator, OpCounts};
 use ml::models::cnn::CnnModel;
@@ -85,6 +85,10 @@ impl CnnLayout for FfConvCnn {
 
     fn planned_op_counts(&self) -> OpCounts {
         self.folded.planned_op_counts()
+    }
+
+    fn planned_stages(&self) -> Vec<Stage> {
+        self.folded.planned_stages()
     }
 
     fn forward(&self, eval: &Evaluator, input: &EncryptedImage) -> Result<EncryptedLogit> {

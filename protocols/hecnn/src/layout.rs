@@ -1,5 +1,6 @@
-//! What every encrypted layout of a CNN provides ([`CnnLayout`]) and the catalogue of layouts
-//! ([`LayoutKind`]): which exist and which are still to come.
+//! What every encrypted layout of a CNN provides ([`CnnLayout`]), the catalogue of layouts
+//! ([`LayoutKind`]): which exist and which are still to come, and the stages a layout's
+//! operations fall into for pricing ([`Stage`]).
 
 use crate::error::Result;
 use ckks::{Evaluator, OpCounts};
@@ -75,6 +76,19 @@ pub trait CnnLayout {
     /// Every evaluator operation of one forward pass, from the model's shape alone.
     fn planned_op_counts(&self) -> OpCounts;
 
+    /// The same operations by stage, each at the level it runs, for the planner to price
+    /// ([`crate::planner`]); their sum is [`Self::planned_op_counts`]. The default is one stage
+    /// at the input level (every operation priced at the top level: an upper bound); the
+    /// layouts here override it with their layers.
+    fn planned_stages(&self) -> Vec<Stage> {
+        vec![Stage::new(
+            "forward",
+            self.depth(),
+            self.planned_op_counts(),
+            0,
+        )]
+    }
+
     /// The forward pass (the evaluator's counters count its operations).
     ///
     /// # Errors
@@ -97,5 +111,32 @@ pub(crate) fn require_plain(model: &ml::models::cnn::CnnModel) -> Result<()> {
                      CnnModel::folded",
         }
         .into()),
+    }
+}
+
+/// A block of a forward pass's operations that run at one level: what the planner prices
+/// ([`crate::planner`], with [`ckks::cost::OpCosts::price`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    /// The layer (`conv`, `x²`, `fc1`, `fc1 rotate-and-add`, …).
+    pub layer: String,
+    /// The level of the stage's inputs.
+    pub level: usize,
+    /// The evaluator operations.
+    pub ops: OpCounts,
+    /// How many of `ops.mul_plain` (with their accumulations) are taken over `Q·P` (lazy
+    /// ModDown, `ckks::lazy`).
+    pub over_qp: u64,
+}
+
+impl Stage {
+    /// A stage of `ops` at `level`, `over_qp` of whose plaintext products are over `Q·P`.
+    pub fn new(layer: impl Into<String>, level: usize, ops: OpCounts, over_qp: u64) -> Self {
+        Self {
+            layer: layer.into(),
+            level,
+            ops,
+            over_qp,
+        }
     }
 }

@@ -9,20 +9,25 @@
 //! baby-step/giant-step rotations on one ciphertext; FFConv low-rank networks in that layout
 //! ([`ffconv`]: the 1×1 mixing folded into the first dense layer); structured pruning of
 //! kernel taps and dense diagonals, the units that layout pays for ([`prune`]); the
-//! [`CnnLayout`] trait every layout
-//! implements (depth, planned op counts, forward pass) and the catalogue [`LayoutKind`]; the
-//! choice of the smallest 128-bit preset for a depth ([`plan`]); the flood of returned logits
+//! [`CnnLayout`] trait every layout implements (depth, planned op counts by [`Stage`], forward
+//! pass) and the catalogue [`LayoutKind`]; the choice of the smallest 128-bit preset for a
+//! depth ([`plan`]); the packing planner ([`planner`]): every candidate (batch; single image
+//! with each baby-step/giant-step split of each dense layer; thread counts) priced stage by
+//! stage with a probe of this machine's op costs per level ([`ckks::cost::probe`]), chosen for
+//! latency or throughput and explained in a table; the flood of returned logits
 //! ([`sanitize`](mod@sanitize)); [`error`].
 //!
 //! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
-//! conversions between them, matrix encoding, tile tensors, the planner that chooses among
-//! them by a priced op-count model, and pruning for the batch layout. They plug
-//! in beside [`batch`] and [`lola`] as further [`CnnLayout`] implementations; the op counts are
-//! the evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same
-//! units. Nothing is shared with `hegcn` yet beyond the `ckks` crate (its hoisted and lazy
-//! rotations, which `lola` uses directly) and the flood convention (the same `FloodConfig`
-//! defaults); `hegcn`'s block-diagonal maps are built for its node-and-channel blocks, and the
-//! single-image dense layers need a slot arrangement of their own.
+//! conversions between them, matrix encoding, tile tensors (and so tile shapes for the planner
+//! to choose), and pruning for the batch layout. They plug in beside [`batch`] and [`lola`] as
+//! further [`CnnLayout`] implementations, which the planner prices through their
+//! [`CnnLayout::planned_stages`] ([`planner::Candidate::of_layout`]); the op counts are the
+//! evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same units.
+//! Shared with `hegcn`: the `ckks` crate (its hoisted and lazy rotations, which `lola` uses
+//! directly, and the cost probe the planner prices with, which `hegcn` can use to price its
+//! AMA, channel-major or mixed stages the same way), and the flood convention (the same
+//! `FloodConfig` defaults); `hegcn`'s block-diagonal maps are built for its node-and-channel
+//! blocks, and the single-image dense layers need a slot arrangement of their own.
 //!
 //! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
 //! secret key; see [`batch`] and [`sanitize`](mod@sanitize).
@@ -56,6 +61,7 @@ pub mod ffconv;
 pub mod layout;
 pub mod lola;
 pub mod plan;
+pub mod planner;
 pub mod prune;
 pub mod sanitize;
 
@@ -67,8 +73,8 @@ mod tests_ffconv;
 pub use batch::{BatchCnn, EncryptedBatch, EncryptedLogits, BATCH_DEPTH};
 pub use error::{HeCnnError, Result};
 pub use ffconv::FfConvCnn;
-pub use layout::{CnnLayout, LayoutKind};
-pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LOLA_DEPTH};
+pub use layout::{CnnLayout, LayoutKind, Stage};
+pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LolaPlan, LOLA_DEPTH};
 pub use plan::choose_preset;
 pub use prune::{PruneLevel, PruneMask};
 pub use sanitize::FloodConfig;

@@ -1,7 +1,8 @@
 //! CNN models served by the inference endpoint (`ml::models::cnn`, evaluated by `hecnn`): the
 //! layout a model entry names (`lola`, the default: one image per request as one ciphertext
 //! per kernel tap, `hecnn::lola`; `cryptonets` or `batch`: up to `N/2` images per request, one
-//! ciphertext per pixel, `hecnn::batch`), the smallest 128-bit preset that leaves the layout's
+//! ciphertext per pixel, `hecnn::batch`; `auto`: the packing planner's choice for latency,
+//! `hecnn::planner`), the smallest 128-bit preset that leaves the layout's
 //! depth (or the named one), the Galois keys of the layout's rotations only (none in the batch
 //! layout), what clients are told ([`CnnInfo`]: the architecture, never the weights) and one
 //! sanitized forward pass.
@@ -28,7 +29,38 @@ use ml::models::cnn::CnnModel;
 use std::time::Instant;
 
 /// The layouts a CNN model entry may name.
-const LAYOUTS: &str = "lola, cryptonets (or batch)";
+const LAYOUTS: &str = "lola, cryptonets (or batch), auto";
+
+/// `layout = "auto"`: the packing planner's choice for the latency of one image
+/// (`hecnn::planner`, priced with a probe of this machine's op costs on all its cores: a few
+/// seconds at start), with the dense layers' baby-step/giant-step splits of a single-image
+/// choice. The planner picks its own preset, so `preset` may not be named beside it.
+fn planned_layout(
+    cfg: &ServedModelConfig,
+    model: &CnnModel,
+) -> Result<(LayoutKind, Option<[usize; 2]>)> {
+    use hecnn::planner::{candidates, choose, probe_costs, Objective};
+    if let Some(p) = &cfg.preset {
+        return Err(InferenceError::Config(format!(
+            "model {:?}: layout \"auto\" chooses its preset; remove preset = {p:?}",
+            cfg.name
+        )));
+    }
+    let planning = |e| InferenceError::model(format!("planning model {:?}", cfg.name), e);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cands = candidates(model).map_err(planning)?;
+    let costs = probe_costs(&cands, &[threads], 5).map_err(planning)?;
+    let plan = choose(&cands, &costs, Objective::Latency).map_err(planning)?;
+    let chosen = plan.chosen();
+    let c = &chosen.candidate;
+    tracing::info!(
+        model = %cfg.name,
+        plan = %c.label(),
+        estimate_s = chosen.total_s,
+        "CNN layout chosen by the planner"
+    );
+    Ok((c.layout, <[usize; 2]>::try_from(c.splits.as_slice()).ok()))
+}
 
 impl ServedModel {
     /// Compiles an in-memory CNN under the settings of `cfg` (its `path` is not read; its
@@ -42,9 +74,10 @@ impl ServedModel {
         model: &CnnModel,
         limits: &InferenceConfig,
     ) -> Result<Self> {
-        let layout = match cfg.layout.as_deref().unwrap_or("lola") {
-            "lola" => LayoutKind::Lola,
-            "cryptonets" | "batch" => LayoutKind::Batch,
+        let (layout, splits) = match cfg.layout.as_deref().unwrap_or("lola") {
+            "lola" => (LayoutKind::Lola, None),
+            "cryptonets" | "batch" => (LayoutKind::Batch, None),
+            "auto" => planned_layout(cfg, model)?,
             l => {
                 return Err(InferenceError::Config(format!(
                     "model {:?}: unknown CNN layout {l:?} (served: {LAYOUTS})",
@@ -72,7 +105,11 @@ impl ServedModel {
                 (Engine::Batch(Box::new(he)), vec![], levels.0, levels.1, f)
             }
             _ => {
-                let he = LolaCnn::new(model, &params).map_err(compiling)?;
+                let he = match splits {
+                    Some(s) => LolaCnn::with_splits(model, &params, s),
+                    None => LolaCnn::new(model, &params),
+                }
+                .map_err(compiling)?;
                 let (f, steps) = (he.logit_flood(&flood), he.rotation_steps());
                 let levels = (he.input_level(), he.output_level());
                 (Engine::Lola(Box::new(he)), steps, levels.0, levels.1, f)

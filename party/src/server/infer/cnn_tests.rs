@@ -107,7 +107,7 @@ fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch))"),
+        e.contains("unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch), auto)"),
         "{e}"
     );
     sc.layout = Some("lola".into());
@@ -194,4 +194,43 @@ async fn cnn_inputs_at_the_wrong_level_are_refused_and_right_ones_answered() {
     let want = model.logits(image.view()).unwrap();
     let top = |v: &[f64]| crate::infer::top_k(v, 1)[0];
     assert_eq!(top(&got[0]), top(want.row(0).as_slice().unwrap()));
+}
+
+/// `layout = "auto"`: the planner's choice for latency (the single-image layout for the
+/// CryptoNets network), compiled with the splits it chose and announced with their rotation
+/// steps; a preset beside it is refused.
+#[test]
+fn the_auto_layout_serves_the_planners_choice() {
+    let model = cryptonets();
+    let mut sc = ServedModelConfig {
+        name: "digits".into(),
+        path: "unused.json".into(),
+        packing: "ama".into(),
+        layout: Some("auto".into()),
+        preset: None,
+    };
+    let m = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
+    let cnn = m.info.cnn.clone().expect("the architecture is announced");
+    assert_eq!(cnn.layout, hecnn::LayoutKind::Lola);
+    assert_eq!(m.info.preset, "N14_L7_S40_128BIT");
+    let params = ckks::presets::N14_L7_S40_128BIT.build().unwrap();
+    let steps_of = |s: [usize; 2]| {
+        hecnn::LolaCnn::with_splits(&model, &params, s)
+            .unwrap()
+            .rotation_steps()
+    };
+    let plan = hecnn::LolaPlan::new(&model, &params).unwrap();
+    let [c1, c2] = plan.split_choices();
+    let announced = &m.info.rotation_steps;
+    assert!(
+        c1.iter()
+            .any(|&a| c2.iter().any(|&b| steps_of([a, b]) == *announced)),
+        "announced steps {announced:?} are those of some split"
+    );
+    sc.preset = Some("N14_L7_S40_128BIT".into());
+    let e = ServedModel::new_cnn(&sc, &model, &tiny_limits())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("auto") && e.contains("preset"), "{e}");
 }

@@ -1,7 +1,8 @@
-//! The operation count of a batch-layout forward pass, from the model's shape alone.
+//! The operations of a batch-layout forward pass by stage, from the model's shape alone.
 
-use super::BatchCnn;
-use crate::counts::{squares, sum};
+use super::{BatchCnn, BATCH_DEPTH};
+use crate::counts::squares;
+use crate::layout::Stage;
 use ckks::OpCounts;
 
 /// Counts of one layer of `outputs` weighted sums of `terms` products each, a rescale and a
@@ -15,7 +16,8 @@ fn linear(outputs: u64, terms: u64) -> OpCounts {
     }
 }
 
-pub(super) fn planned(he: &BatchCnn) -> OpCounts {
+/// conv, x², fc1, x², fc2: one level each, from the input level down.
+pub(super) fn stages(he: &BatchCnn) -> Vec<Stage> {
     let sp = &he.model.spec;
     let maps = sp.maps as u64;
     let conv_terms: u64 = he.taps.iter().map(|t| t.len() as u64).sum();
@@ -26,5 +28,12 @@ pub(super) fn planned(he: &BatchCnn) -> OpCounts {
         ..OpCounts::default()
     };
     let (f, h, c) = (sp.features() as u64, sp.hidden as u64, sp.classes as u64);
-    sum(&[conv, squares(f), linear(h, f), squares(h), linear(c, h)])
+    let l = BATCH_DEPTH;
+    vec![
+        Stage::new("conv", l, conv, 0),
+        Stage::new("x²", l - 1, squares(f), 0),
+        Stage::new("fc1", l - 2, linear(h, f), 0),
+        Stage::new("x²", l - 3, squares(h), 0),
+        Stage::new("fc2", l - 4, linear(c, h), 0),
+    ]
 }

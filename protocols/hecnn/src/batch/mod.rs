@@ -6,7 +6,7 @@
 //! come back at level 0.
 //!
 //! Submodules: `client` (encryption of a batch, decryption of the logits), `forward` (the
-//! server's layers), `counts` (the operation count of a forward pass from the model's shape).
+//! server's layers), `counts` (the operations of a forward pass by stage, from the model's shape).
 //!
 //! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
 //! secret key. The server sees ciphertexts only (IND-CPA under RLWE); the batch size is public.
@@ -22,7 +22,7 @@ mod forward;
 pub use client::{encrypt_batch_symmetric, PIXEL_MAX};
 
 use crate::error::{HeCnnError, Result};
-use crate::layout::{CnnLayout, LayoutKind};
+use crate::layout::{CnnLayout, LayoutKind, Stage};
 use ckks::{Ciphertext, CkksParams, Evaluator, OpCounts};
 use ml::models::cnn::{CnnActivation, CnnModel};
 
@@ -127,7 +127,11 @@ impl CnnLayout for BatchCnn {
     }
 
     fn planned_op_counts(&self) -> OpCounts {
-        counts::planned(self)
+        crate::counts::sum_stages(&self.planned_stages())
+    }
+
+    fn planned_stages(&self) -> Vec<Stage> {
+        counts::stages(self)
     }
 
     fn forward(&self, eval: &Evaluator, input: &EncryptedBatch) -> Result<EncryptedLogits> {

@@ -219,6 +219,35 @@ impl DensePlan {
         })
     }
 
+    /// The baby-step counts worth considering: for each distinct pair (hoisted baby steps,
+    /// giant steps) the smallest `n1` that gives it, ascending.
+    pub fn split_choices(&self) -> Vec<usize> {
+        let top = self.shifts.last().map_or(1, |&d| d + 1);
+        let mut seen = Vec::new();
+        (1..=top)
+            .filter(|&n1| {
+                let c = split_counts(&self.shifts, n1);
+                let new = !seen.contains(&c);
+                seen.push(c);
+                new
+            })
+            .collect()
+    }
+
+    /// Sets `n1` baby steps per giant step instead of the cheapest by the fixed
+    /// weights of [`ckks::cost`].
+    ///
+    /// # Errors
+    /// [`HeCnnError::Packing`] naming `layer` if `n1` is outside `1..=` the largest shift + 1.
+    pub fn set_baby(&mut self, layer: &'static str, n1: usize) -> Result<()> {
+        let top = self.shifts.last().map_or(1, |&d| d + 1);
+        if n1 == 0 || n1 > top {
+            return Err(packing(layer, "baby steps per giant step", n1, top));
+        }
+        self.baby = n1;
+        Ok(())
+    }
+
     /// The output's arrangement: period `block`, row `i` in slot `i`.
     pub fn output_arrangement(&self) -> Arrangement {
         (0..self.block)

@@ -1,13 +1,14 @@
 //! The convolution on LoLa's convolution representation: the client sends one ciphertext per
 //! kernel tap, slot `s` of tap `k` holding the pixel that tap `k` reads for the feature
 //! arranged in slot `s` (map `m`, position `p`); the convolution is then slot-wise: `Σ_k
-//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`. No rotation. A tap
-//! whose kernel weights are zero in every map (a pruned tap, [`crate::prune`]) is skipped:
-//! no product, no addition (the client still sends its ciphertext: the input format does not
-//! depend on the weights).
+//! P_k ⊙ T_k + bias`, `P_k` holding `w[m, k]` in the slots of map `m`, the products
+//! accumulated in place. No rotation. A tap whose kernel weights are zero in every map (a
+//! pruned tap, [`crate::prune`]) is skipped: no product, no addition (the client still sends
+//! its ciphertext: the input format does not depend on the weights).
 
 use super::arrange::Arrangement;
 use crate::error::{HeCnnError, Result};
+use crate::layout::Stage;
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts, Plaintext};
 use ml::models::cnn::{CnnModel, CnnSpec};
 use rayon::prelude::*;
@@ -58,9 +59,7 @@ impl EncodedConv {
         let q = params.q_prime(level)? as f64;
         let pt_scale = q * target / in_scale;
         let inputs = model.spec.taps();
-        let live: Vec<usize> = (0..inputs)
-            .filter(|&k| model.conv_w.column(k).iter().any(|&w| w != 0.0))
-            .collect();
+        let live = live_taps(model);
         if live.is_empty() {
             return Err(HeCnnError::Packing {
                 layer: "conv",
@@ -115,16 +114,35 @@ impl EncodedConv {
                 found: t.level(),
             });
         }
-        let products: Vec<Ciphertext> = self
+        // Products accumulated in place (one accumulator per rayon chunk, no ciphertext per
+        // tap), then the chunks' sums added: live taps − 1 additions whatever the chunking.
+        let acc = self
             .taps
             .par_iter()
-            .map(|(k, p)| Ok(eval.mul_plain(&taps[*k], p)?))
-            .collect::<Result<_>>()?;
-        let mut it = products.into_iter();
-        let mut acc = it.next().expect("at least one tap");
-        for p in it {
-            eval.add_assign(&mut acc, &p)?;
-        }
+            .try_fold(
+                || None,
+                |acc: Option<Ciphertext>, (k, p)| -> Result<_> {
+                    let t = &taps[*k];
+                    Ok(Some(match acc {
+                        None => eval.mul_plain(t, p)?,
+                        Some(mut a) => {
+                            eval.mul_plain_add_assign(&mut a, t, p)?;
+                            a
+                        }
+                    }))
+                },
+            )
+            .try_reduce(
+                || None,
+                |a, b| match (a, b) {
+                    (Some(mut a), Some(b)) => {
+                        eval.add_assign(&mut a, &b)?;
+                        Ok(Some(a))
+                    }
+                    (a, b) => Ok(a.or(b)),
+                },
+            )?
+            .expect("at least one live tap");
         Ok(eval.add_plain(&eval.rescale(&acc)?, &self.bias)?)
     }
 
@@ -132,15 +150,23 @@ impl EncodedConv {
     pub fn live_taps(&self) -> Vec<usize> {
         self.taps.iter().map(|(k, _)| *k).collect()
     }
+}
 
-    /// Every evaluator operation of [`Self::apply`].
-    pub fn planned(&self) -> OpCounts {
-        let taps = self.taps.len() as u64;
-        OpCounts {
-            mul_plain: taps,
-            add: taps, // taps − 1 accumulations + the bias
-            rescale: 1,
-            ..OpCounts::default()
-        }
-    }
+/// The live taps of `model`'s kernels (some non-zero weight in some map), ascending.
+pub(crate) fn live_taps(model: &CnnModel) -> Vec<usize> {
+    (0..model.spec.taps())
+        .filter(|&k| model.conv_w.column(k).iter().any(|&w| w != 0.0))
+        .collect()
+}
+
+/// The operations of the convolution on `taps` live tap ciphertexts at `level`: one plaintext
+/// product per live tap, their sum and the bias, one rescale.
+pub(crate) fn planned_stage(taps: u64, level: usize) -> Stage {
+    let ops = OpCounts {
+        mul_plain: taps,
+        add: taps, // taps − 1 accumulations + the bias
+        rescale: 1,
+        ..OpCounts::default()
+    };
+    Stage::new("conv", level, ops, 0)
 }

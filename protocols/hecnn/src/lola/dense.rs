@@ -6,6 +6,7 @@
 
 use super::arrange::DensePlan;
 use crate::error::{HeCnnError, Result};
+use crate::layout::Stage;
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, ExtCiphertext, OpCounts, Plaintext};
 use rayon::prelude::*;
 
@@ -136,24 +137,38 @@ impl EncodedDense {
         }
         Ok(eval.add_plain(&z, &self.bias)?)
     }
+}
 
-    /// Every evaluator operation of [`Self::apply`].
-    pub fn planned(&self) -> OpCounts {
-        let babies = self.plan.baby_steps().iter().filter(|&&b| b != 0).count() as u64;
-        let groups = self.plan.groups();
-        let giants = groups.iter().filter(|(g, _)| *g != 0).count() as u64;
-        let terms = self.plan.shifts.len() as u64;
-        let steps = self.plan.collapse_steps().len() as u64;
-        OpCounts {
-            rotate: babies + giants + steps,
-            key_switch: babies + giants + steps,
-            decompose: u64::from(babies > 0) + giants + steps,
-            mod_down: giants + 2 + 2 * steps,
-            mul_plain: terms,
-            // products accumulated, giant sums added, rotate-and-add steps, the bias
-            add: (terms - groups.len() as u64) + (groups.len() as u64 - 1) + steps + 1,
-            rescale: 1,
-            ..OpCounts::default()
-        }
-    }
+/// The operations of `plan` applied at `level` (what [`EncodedDense::apply`] does): the products
+/// stage at `level` (hoisted baby steps, giant steps, products over `Q·P`, one ModDown and
+/// rescale) and the rotate-and-add stage one level down (full rotations, the bias).
+pub(crate) fn planned_stages(plan: &DensePlan, layer: &str, level: usize) -> Vec<Stage> {
+    let babies = plan.baby_steps().iter().filter(|&&b| b != 0).count() as u64;
+    let groups = plan.groups();
+    let giants = groups.iter().filter(|(g, _)| *g != 0).count() as u64;
+    let terms = plan.shifts.len() as u64;
+    let steps = plan.collapse_steps().len() as u64;
+    let products = OpCounts {
+        rotate: babies + giants,
+        key_switch: babies + giants,
+        decompose: u64::from(babies > 0) + giants,
+        mod_down: giants + 2,
+        mul_plain: terms,
+        // products accumulated, giant sums added
+        add: (terms - groups.len() as u64) + (groups.len() as u64 - 1),
+        rescale: 1,
+        ..OpCounts::default()
+    };
+    let collapse = OpCounts {
+        rotate: steps,
+        key_switch: steps,
+        decompose: steps,
+        mod_down: 2 * steps,
+        add: steps + 1, // rotate-and-add steps, the bias
+        ..OpCounts::default()
+    };
+    vec![
+        Stage::new(layer, level, products, terms),
+        Stage::new(format!("{layer} rotate-and-add"), level - 1, collapse, 0),
+    ]
 }

@@ -28,18 +28,20 @@ pub(crate) mod arrange;
 mod client;
 mod conv;
 mod dense;
+mod plan;
 #[cfg(test)]
 mod tests;
 
-use crate::counts::{squares, sum};
-use crate::error::{HeCnnError, Result};
-use crate::layout::{CnnLayout, LayoutKind};
-use arrange::{dense_input_arrangement, Arrangement, DensePlan};
+use crate::counts::sum_stages;
+use crate::error::Result;
+use crate::layout::{CnnLayout, LayoutKind, Stage};
+use arrange::Arrangement;
 use ckks::{Ciphertext, CkksParams, Encoder, Evaluator, OpCounts};
 pub use client::LolaClient;
 use conv::EncodedConv;
 use dense::EncodedDense;
-use ml::models::cnn::{CnnActivation, CnnModel};
+use ml::models::cnn::CnnModel;
+pub use plan::LolaPlan;
 
 /// Levels the single-image layout consumes: conv, x², dense, x², dense.
 pub const LOLA_DEPTH: usize = 5;
@@ -76,32 +78,34 @@ impl LolaCnn {
     /// kernels and diagonals.
     ///
     /// # Errors
-    /// [`HeCnnError::DepthExceeded`] below [`LOLA_DEPTH`] levels, [`HeCnnError::Packing`] if
-    /// the features do not fit one ciphertext at these parameters, CKKS encoding errors;
-    /// [`HeCnnError::Model`] for an FFConv model (use [`crate::ffconv::FfConvCnn`]).
+    /// [`crate::HeCnnError::DepthExceeded`] below [`LOLA_DEPTH`] levels,
+    /// [`crate::HeCnnError::Packing`] if the features do not fit one ciphertext at these
+    /// parameters, CKKS encoding errors; [`crate::HeCnnError::Model`] for an FFConv model (use
+    /// [`crate::ffconv::FfConvCnn`]).
     pub fn new(model: &CnnModel, params: &CkksParams) -> Result<Self> {
-        model.spec.validate()?;
-        crate::layout::require_plain(model)?;
-        let CnnActivation::Square = model.spec.activation;
-        if params.max_level() < LOLA_DEPTH {
-            return Err(HeCnnError::DepthExceeded {
-                layout: LayoutKind::Lola.name(),
-                needed: LOLA_DEPTH,
-                available: params.max_level(),
-            });
-        }
-        let sp = &model.spec;
-        let slots = params.slots();
-        let (r1, arrangement) = dense_input_arrangement("fc1", sp.hidden, sp.features(), slots)?;
-        let plan1 = DensePlan::new("fc1", model.fc1_w.view(), &arrangement, slots, r1)?;
-        let r2 = sp.classes.next_power_of_two();
-        let plan2 = DensePlan::new(
-            "fc2",
-            model.fc2_w.view(),
-            &plan1.output_arrangement(),
-            slots,
-            r2,
-        )?;
+        Self::compile(model, params, LolaPlan::new(model, params)?)
+    }
+
+    /// Compiles `model` for `params` with `splits` baby steps per giant step in `[fc1, fc2]`
+    /// (one of [`LolaPlan::split_choices`], as the planner chooses) instead of the split the
+    /// fixed weights of [`ckks::cost`] prefer.
+    ///
+    /// # Errors
+    /// As [`Self::new`]; [`crate::HeCnnError::Packing`] for a split outside the layer's range.
+    pub fn with_splits(model: &CnnModel, params: &CkksParams, splits: [usize; 2]) -> Result<Self> {
+        let mut plan = LolaPlan::new(model, params)?;
+        plan.set_splits(splits)?;
+        Self::compile(model, params, plan)
+    }
+
+    /// Encodes the kernels and diagonals of `plan` (made for `model` at `params`).
+    fn compile(model: &CnnModel, params: &CkksParams, plan: LolaPlan) -> Result<Self> {
+        let LolaPlan {
+            arrangement,
+            fc1: plan1,
+            fc2: plan2,
+            ..
+        } = plan;
         let enc = Encoder::new(params);
         let delta = params.default_scale();
         let l = LOLA_DEPTH;
@@ -160,11 +164,7 @@ impl LolaCnn {
 
     /// The rotation steps whose Galois keys the forward pass needs (and no others).
     pub fn rotation_steps(&self) -> Vec<i64> {
-        let mut s = self.fc1.plan().rotation_steps();
-        s.extend(self.fc2.plan().rotation_steps());
-        s.sort_unstable();
-        s.dedup();
-        s.into_iter().map(|v| v as i64).collect()
+        plan::rotation_steps(self.fc1.plan(), self.fc2.plan())
     }
 
     /// The kernel taps the convolution multiplies (those with a non-zero weight).
@@ -180,8 +180,7 @@ impl LolaCnn {
     /// Row blocks and shift counts of the two dense layers, for reports:
     /// `[(block, shifts, baby steps per giant step); 2]`.
     pub fn dense_shapes(&self) -> [(usize, usize, usize); 2] {
-        let f = |d: &EncodedDense| (d.plan().block, d.plan().shifts.len(), d.plan().baby);
-        [f(&self.fc1), f(&self.fc2)]
+        plan::dense_shapes(self.fc1.plan(), self.fc2.plan())
     }
 }
 
@@ -198,13 +197,15 @@ impl CnnLayout for LolaCnn {
     }
 
     fn planned_op_counts(&self) -> OpCounts {
-        sum(&[
-            self.conv.planned(),
-            squares(1),
-            self.fc1.planned(),
-            squares(1),
-            self.fc2.planned(),
-        ])
+        sum_stages(&self.planned_stages())
+    }
+
+    fn planned_stages(&self) -> Vec<Stage> {
+        plan::stages(
+            self.conv.live_taps().len(),
+            self.fc1.plan(),
+            self.fc2.plan(),
+        )
     }
 
     fn forward(&self, eval: &Evaluator, input: &EncryptedImage) -> Result<EncryptedLogit> {
