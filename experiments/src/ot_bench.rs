@@ -105,7 +105,8 @@ async fn silent<C: Channel>(
         random_both(c0, &mut s0, boot, &mut r0),
         random_both(c1, &mut s1, boot, &mut r1)
     );
-    (a?, b?);
+    a?;
+    b?;
     let boot_bytes = (bytes(c0, c1) - start) as f64;
     let words = FERRET.kept() / 64;
     let (mut times, mut sent) = (Vec::new(), 0.0);
@@ -116,7 +117,8 @@ async fn silent<C: Channel>(
             random_both(c0, &mut s0, words, &mut r0),
             random_both(c1, &mut s1, words, &mut r1)
         );
-        (a?, b?);
+        a?;
+        b?;
         times.push(t.elapsed().as_secs_f64());
         sent = (bytes(c0, c1) - before) as f64;
     }
