@@ -383,11 +383,22 @@ impl Config {
                 self.transport.kind
             );
         }
-        let sources = ["dealer", "client-aided", "ot", "he", "auto"];
+        let sources = [
+            "dealer",
+            "client-aided",
+            "ot",
+            "he",
+            "auto",
+            "ot-iknp",
+            "he-iknp",
+            "ot-silent",
+            "he-silent",
+        ];
         if !sources.contains(&self.mpc.triples.as_str()) {
             bail!(
-                "{origin}: mpc.triples = {:?} is not one of dealer, client-aided, ot, he, auto",
-                self.mpc.triples
+                "{origin}: mpc.triples = {:?} is not one of {}",
+                self.mpc.triples,
+                sources.join(", ")
             );
         }
         mpc::FracBits::new(self.mpc.frac_bits)

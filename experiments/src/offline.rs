@@ -4,17 +4,23 @@
 //! * `dealer` — a trusted third party (in this process) makes every triple;
 //! * `client-aided` — the same construction run by the data owner (SecureML §V);
 //! * `ot` — the two servers alone, by oblivious transfer (Chou–Orlandi base OT, IKNP/ALSZ
-//!   extension, Gilboa products), over the configured transport;
+//!   extension or the silent extension on top of it, Gilboa products), over the configured
+//!   transport;
 //! * `he` — the two servers alone, matrix cross terms by RLWE homomorphic encryption (SecureML's
 //!   LHE variant with a lattice scheme, Cheetah-style packing), elementwise and AND triples by OT;
 //! * `auto` — the cheaper of `ot` and `he` for the requests (`mpc::triples::choice`), printed.
+//!
+//! `ot` and `he` use the default OT extension (`mpc::offline::cot::OtExtension`, silent);
+//! `ot-iknp`, `he-iknp`, `ot-silent`, `he-silent` name it.
 
 use crate::link;
 use crate::report::Report;
 use anyhow::{bail, Result};
 use mpc::net::{mem_pair, CommStats, Metered};
+use mpc::offline::cot::OtExtension;
 use mpc::offline::he::run_flooding;
 use mpc::offline::rlwe::{RlweParams, FLOOD_STAT_BITS, RUN_FLOOD_BUDGET_LOG2};
+use mpc::share::os_rng;
 use mpc::triples::dealer::{run_dealer, DealerClient};
 use mpc::triples::{ClientAided, HeSource, OtSource};
 use mpc::triples::{Preprocessing, TripleRequest, TripleSource};
@@ -138,17 +144,35 @@ pub async fn run(source: &str, transport: &str, requests: &[TripleRequest]) -> R
                 flooding: None,
             })
         }
-        "ot" => two_server(transport, requests, OtSource::setup).await,
-        "he" => {
+        "ot" | "ot-iknp" | "ot-silent" => {
+            let ext = extension(source)?;
+            let setup = |c, r| OtSource::setup_with(c, r, os_rng(), ext);
+            two_server(transport, requests, setup).await
+        }
+        "he" | "he-iknp" | "he-silent" => {
+            let ext = extension(source)?;
             let flooding = Flooding::of(requests)?;
-            let off = two_server(transport, requests, HeSource::setup).await?;
+            let setup = |c, r| HeSource::setup_with(c, r, os_rng(), ext);
+            let off = two_server(transport, requests, setup).await?;
             Ok(Offline {
                 flooding: Some(flooding),
                 ..off
             })
         }
-        other => bail!("unknown triple source {other:?} (dealer, client-aided, ot, he, auto)"),
+        other => bail!(
+            "unknown triple source {other:?} (dealer, client-aided, ot, he, auto; ot-iknp, \
+             he-iknp, ot-silent, he-silent)"
+        ),
     }
+}
+
+/// The OT extension a two-server source name asks for: its `-iknp` / `-silent` suffix, else the
+/// default.
+fn extension(source: &str) -> Result<OtExtension> {
+    Ok(match source.split_once('-') {
+        Some((_, ext)) => ext.parse()?,
+        None => OtExtension::default(),
+    })
 }
 
 /// A source run by the two servers alone (`ot`, `he`): a fresh metered link, `setup` on each

@@ -151,7 +151,10 @@ impl TrainTask {
         }
         if let Some(src) = &self.triples {
             if !sources.contains(&src.as_str()) {
-                bail!("{at}: triples = {src:?} is not one of dealer, client-aided, ot, he, auto");
+                bail!(
+                    "{at}: triples = {src:?} is not one of {}",
+                    sources.join(", ")
+                );
             }
         }
         ml::models::linreg::LinRegHyper::new(self.learning_rate, self.batch_size)

@@ -5,9 +5,11 @@
 //! Party P as ROT receiver with a random choice bit `a_P` gets `u_P = m_{a_P}` from the peer's pair
 //! `(m_0, m_1)`; as ROT sender with its own pair `(x_0, x_1)` it sets `b_P = x_0 ⊕ x_1` and keeps
 //! `x_0`. Then `a_Q·b_P = u_Q ⊕ x_0` for the peer Q, so `c_P = a_P·b_P ⊕ u_P ⊕ x_0` are XOR shares of
-//! `(a_0 ⊕ a_1)·(b_0 ⊕ b_1)`. No message beyond the IKNP columns is needed. 64 triples per word.
+//! `(a_0 ⊕ a_1)·(b_0 ⊕ b_1)`. No message beyond the OT extension's own is needed (IKNP's columns,
+//! or nothing per triple with the silent extension, [`super::cot`]). 64 triples per word.
 
-use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
+use super::cot::{random_both, Cots};
+use super::iknp::{ReceiverBlocks, SenderBlocks};
 use crate::compute::offload_sized;
 use crate::error::Result;
 use crate::net::Channel;
@@ -42,28 +44,30 @@ pub fn and_triples_local(recv: &ReceiverBlocks, send: &SenderBlocks) -> AndTripl
     AndTriples { a, b, c }
 }
 
-/// Both parties call it: `words · 64` AND triples, `a` drawn from `rng`.
+/// Both parties call it: `words · 64` AND triples, `a` the random choices of the COTs
+/// ([`random_both`]; drawn from `rng` under IKNP).
 pub async fn and_triples<C: Channel, R: rand::RngCore>(
     ch: &mut C,
-    pair: &mut OtPair,
+    pair: &mut Cots,
     words: usize,
     rng: &mut R,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<AndTriples> {
-    let mut a = vec![0u64; words];
-    crate::ring::fill_random(rng, &mut a);
     let mut out = AndTriples {
         a: Vec::with_capacity(words),
         b: Vec::with_capacity(words),
         c: Vec::with_capacity(words),
     };
-    for chunk in a.chunks(CHUNK) {
-        let (r, s) = extend_both(ch, pair, chunk.to_vec()).await?;
-        let t = offload_sized(chunk.len() * 64 * 8, move || and_triples_local(&r, &s)).await;
+    let mut done = 0;
+    while done < words {
+        let n = CHUNK.min(words - done);
+        let (r, s) = random_both(ch, pair, n, rng).await?;
+        let t = offload_sized(n * 64 * 8, move || and_triples_local(&r, &s)).await;
         out.a.extend(t.a);
         out.b.extend(t.b);
         out.c.extend(t.c);
-        progress(64 * chunk.len() as u64);
+        progress(64 * n as u64);
+        done += n;
     }
     Ok(out)
 }
@@ -72,26 +76,35 @@ pub async fn and_triples<C: Channel, R: rand::RngCore>(
 mod tests {
     use super::*;
     use crate::net::mem_pair;
-    use crate::offline::iknp::setup_pair;
+    use crate::offline::cot::OtExtension;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
 
     #[tokio::test]
-    async fn and_triples_are_correct_and_nontrivial() {
+    async fn and_triples_are_correct_iknp() {
+        and_triples_are_correct(OtExtension::Iknp).await;
+    }
+
+    #[tokio::test]
+    async fn and_triples_are_correct_silent() {
+        and_triples_are_correct(OtExtension::Silent).await;
+    }
+
+    async fn and_triples_are_correct(kind: OtExtension) {
         let (mut c0, mut c1) = mem_pair();
         let none = |_| {};
         let words = CHUNK + 5;
         let (t0, t1) = tokio::join!(
             async {
                 let mut rng = ChaCha20Rng::seed_from_u64(1);
-                let mut p = setup_pair(&mut c0, &mut rng).await.unwrap();
+                let mut p = Cots::setup(&mut c0, &mut rng, kind).await.unwrap();
                 and_triples(&mut c0, &mut p, words, &mut rng, &none)
                     .await
                     .unwrap()
             },
             async {
                 let mut rng = ChaCha20Rng::seed_from_u64(2);
-                let mut p = setup_pair(&mut c1, &mut rng).await.unwrap();
+                let mut p = Cots::setup(&mut c1, &mut rng, kind).await.unwrap();
                 and_triples(&mut c1, &mut p, words, &mut rng, &none)
                     .await
                     .unwrap()

@@ -19,9 +19,10 @@
 //!
 //! [`sender_correct`] and [`receiver_finish`] are the sans-I/O core on extension blocks.
 
+use super::cot::{extend_both, Cots};
 use super::exchange_words;
 use super::hash::{expand_pad, tccr_batch};
-use super::iknp::{extend_both, OtPair, ReceiverBlocks, SenderBlocks};
+use super::iknp::{ReceiverBlocks, SenderBlocks};
 use crate::compute::{min_len, offload_sized};
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
@@ -308,7 +309,7 @@ impl std::fmt::Debug for CrossBatch {
 /// shape. Calls `progress(ots)` after each chunk with the OTs done in it (per direction).
 pub async fn cross_terms<C: Channel>(
     ch: &mut C,
-    pair: &mut OtPair,
+    pair: &mut Cots,
     batch: CrossBatch,
     progress: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Vec<u64>> {
@@ -353,7 +354,7 @@ pub async fn cross_terms<C: Channel>(
 /// (`inner × cols`) and the peer holds the other shares of the same shapes.
 pub async fn cross_matmul<C: Channel>(
     ch: &mut C,
-    pair: &mut OtPair,
+    pair: &mut Cots,
     x: &RingMatrix,
     y: &RingMatrix,
     progress: &(dyn Fn(u64) + Send + Sync),
@@ -386,7 +387,7 @@ pub async fn cross_matmul<C: Channel>(
 /// This party's share of `a0 ⊙ b1 + a1 ⊙ b0` where it holds `a` and `b` of the same shape.
 pub async fn cross_elementwise<C: Channel>(
     ch: &mut C,
-    pair: &mut OtPair,
+    pair: &mut Cots,
     a: &RingMatrix,
     b: &RingMatrix,
     progress: &(dyn Fn(u64) + Send + Sync),
@@ -416,7 +417,8 @@ pub async fn cross_elementwise<C: Channel>(
 mod tests {
     use super::*;
     use crate::net::mem_pair;
-    use crate::offline::iknp::{setup_pair, Receiver, Sender};
+    use crate::offline::cot::OtExtension;
+    use crate::offline::iknp::{Receiver, Sender};
     use crate::ring;
     use rand::{RngCore, SeedableRng};
     use rand_chacha::ChaCha20Rng;
@@ -495,7 +497,16 @@ mod tests {
     const KAT_GILBOA: &str = "2f9307349fafe03fe700106afa7e68b023c941144429134eede543d5c2014d40";
 
     #[tokio::test]
-    async fn cross_terms_give_matrix_and_elementwise_products() {
+    async fn cross_terms_give_products_iknp() {
+        cross_terms_give_products(OtExtension::Iknp).await;
+    }
+
+    #[tokio::test]
+    async fn cross_terms_give_products_silent() {
+        cross_terms_give_products(OtExtension::Silent).await;
+    }
+
+    async fn cross_terms_give_products(kind: OtExtension) {
         let (mut c0, mut c1) = mem_pair();
         let mut rng = ChaCha20Rng::seed_from_u64(3);
         let x0 = ring::random(&mut rng, 3, 4);
@@ -509,7 +520,7 @@ mod tests {
         let none = |_| {};
         let (r0, r1) = tokio::join!(
             async {
-                let mut p = setup_pair(&mut c0, &mut ChaCha20Rng::from_entropy())
+                let mut p = Cots::setup(&mut c0, &mut ChaCha20Rng::from_entropy(), kind)
                     .await
                     .unwrap();
                 let m = cross_matmul(&mut c0, &mut p, &x0, &y0, &none)
@@ -521,7 +532,7 @@ mod tests {
                 (m, e)
             },
             async {
-                let mut p = setup_pair(&mut c1, &mut ChaCha20Rng::from_entropy())
+                let mut p = Cots::setup(&mut c1, &mut ChaCha20Rng::from_entropy(), kind)
                     .await
                     .unwrap();
                 let m = cross_matmul(&mut c1, &mut p, &x1, &y1, &none)

@@ -14,13 +14,14 @@
 //! slot `j without bit i` of `k_{i, 1−c_i}` enters `R[j]` and no other message (it fixes `i`,
 //! `j_i` and all other bits of `j`), and the receiver never sees `k_{i, 1−c_i}`; so the messages
 //! other than `R[c]` are jointly uniform given the receiver's view, and the sender's view (the
-//! random-OT sender's) is independent of `c`. Security is that of the random OTs: IKNP with the
-//! correlation-robust hash ([`super::iknp`]), semi-honest.
+//! random-OT sender's) is independent of `c`. Security is that of the random OTs: IKNP or the
+//! silent extension with the correlation-robust hash ([`super::cot`]), semi-honest.
 //!
-//! Cost per instance and direction: m random OTs, i.e. 16·m bytes of IKNP columns sent by the
-//! receiver; nothing else. The sender's output share `mask` is drawn from its own generator.
+//! Cost per instance and direction: m random COTs ([`super::cot::random_both`]), i.e. 16·m bytes
+//! of IKNP columns sent by the receiver, or about 0.06·m bytes with the silent extension; nothing
+//! else. The sender's output share `mask` is drawn from its own generator.
 
-use super::iknp::{extend_both, OtPair};
+use super::cot::{random_both, Cots};
 use crate::compute::offload_sized;
 use crate::error::Result;
 use crate::net::Channel;
@@ -92,7 +93,7 @@ pub fn leaf_ots_local(
 /// output shares drawn from `rng`; `progress` gets the random OTs made per direction.
 pub async fn leaf_ots<C: Channel, R: rand::RngCore>(
     ch: &mut C,
-    pair: &mut OtPair,
+    pair: &mut Cots,
     count: usize,
     bits: u8,
     rng: &mut R,
@@ -104,12 +105,10 @@ pub async fn leaf_ots<C: Channel, R: rand::RngCore>(
     let mut done = 0;
     while done < count {
         let n = CHUNK_INSTANCES.min(count - done);
-        let mut choices = vec![0u64; (n * m).div_ceil(64)];
-        crate::ring::fill_random(rng, &mut choices);
+        let (r, s) = random_both(ch, pair, (n * m).div_ceil(64), rng).await?;
         let mut mask = vec![0u8; n];
         rng.fill_bytes(&mut mask);
         mask.iter_mut().for_each(|b| *b &= 3);
-        let (r, s) = extend_both(ch, pair, choices).await?;
         let t = offload_sized(n << (m + 2), move || {
             leaf_ots_local(bits, &r.choices, &r.rot(), &s.rot(), mask)
         })
@@ -128,7 +127,7 @@ pub async fn leaf_ots<C: Channel, R: rand::RngCore>(
 mod tests {
     use super::*;
     use crate::net::mem_pair;
-    use crate::offline::iknp::setup_pair;
+    use crate::offline::cot::OtExtension;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha20Rng;
@@ -172,21 +171,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn leaf_ots_over_iknp_are_correct_and_nontrivial() {
+    async fn leaf_ots_are_correct_iknp() {
+        leaf_ots_are_correct(OtExtension::Iknp).await;
+    }
+
+    #[tokio::test]
+    async fn leaf_ots_are_correct_silent() {
+        leaf_ots_are_correct(OtExtension::Silent).await;
+    }
+
+    async fn leaf_ots_are_correct(kind: OtExtension) {
         let (mut c0, mut c1) = mem_pair();
         let none = |_| {};
         let (count, bits) = (CHUNK_INSTANCES + 77, 4u8);
         let (t0, t1) = tokio::join!(
             async {
                 let mut rng = ChaCha20Rng::seed_from_u64(1);
-                let mut p = setup_pair(&mut c0, &mut rng).await.unwrap();
+                let mut p = Cots::setup(&mut c0, &mut rng, kind).await.unwrap();
                 leaf_ots(&mut c0, &mut p, count, bits, &mut rng, &none)
                     .await
                     .unwrap()
             },
             async {
                 let mut rng = ChaCha20Rng::seed_from_u64(2);
-                let mut p = setup_pair(&mut c1, &mut rng).await.unwrap();
+                let mut p = Cots::setup(&mut c1, &mut rng, kind).await.unwrap();
                 leaf_ots(&mut c1, &mut p, count, bits, &mut rng, &none)
                     .await
                     .unwrap()

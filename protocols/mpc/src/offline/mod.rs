@@ -5,6 +5,10 @@
 //!
 //! * [`base`]: Chou–Orlandi base OT on Ristretto (LATINCRYPT 2015);
 //! * [`iknp`]: IKNP OT extension (CRYPTO 2003) with ALSZ correlated OT (CCS 2013), phases as types;
+//! * [`silent`]: Ferret-style silent correlated OT (CCS 2020; GGM trees, regular-noise LPN),
+//!   bootstrapped from IKNP, about 0.06 bytes per COT against IKNP's 16;
+//! * [`cot`]: where the consumers below get their COTs — IKNP alone or the silent extension
+//!   ([`cot::OtExtension`], silent by default);
 //! * [`hash`]: fixed-key AES tweakable correlation-robust hash (GKWY, S&P 2020) and PRGs;
 //! * [`transpose`]: the cache-friendly 128 × m bit transpose;
 //! * [`gilboa`]: arithmetic products from correlated OT (Gilboa, CRYPTO 1999) — elementwise triples
@@ -24,13 +28,14 @@
 //! rest by OT) and [`crate::triples::ClientAided`] (the dealer run by the data owner, SecureML §V).
 //!
 //! Security: semi-honest, non-colluding servers; 128-bit computational security (128 base OTs,
-//! AES-128, Ristretto255; RLWE with N = 16384, log Q = 250, ternary secret, σ = 3.2 for
+//! AES-128, Ristretto255; LPN with regular noise at Ferret's parameters for [`silent`]; RLWE with N = 16384, log Q = 250, ternary secret, σ = 3.2 for
 //! [`crate::triples::HeSource`], whose circuit privacy rests on re-randomization and noise flooding at
 //! statistical distance 2^-41 over a whole run, [`flood`]). Nothing here is secure against a deviating server (that would need the
 //! KOS consistency check and more).
 
 pub mod and;
 pub mod base;
+pub mod cot;
 pub mod flood;
 pub mod gilboa;
 pub mod hash;
@@ -39,6 +44,7 @@ pub mod iknp;
 pub mod leaf;
 pub mod rlwe;
 pub mod rot;
+pub mod silent;
 pub mod transpose;
 
 use crate::error::{MpcError, Result};

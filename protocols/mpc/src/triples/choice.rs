@@ -4,8 +4,8 @@
 //!
 //! ## The rule
 //!
-//! Both sources make masks, elementwise and AND triples the same way (IKNP OT, Gilboa products,
-//! bit-sliced AND triples), so they differ only in the matrix cross terms and in `he`'s setup
+//! Both sources make masks, elementwise and AND triples the same way (OT extension, Gilboa
+//! products, bit-sliced AND triples), so they differ only in the matrix cross terms and in `he`'s setup
 //! (RLWE parameters and the public-key exchange). For every cross term `X (n × k) · V (k × m)` of
 //! the requests (two per matrix triple, one each way, run at the same time):
 //!
@@ -26,6 +26,8 @@
 //! 2 epochs: 156 steps, 39,936,000 multiply-accumulates) of `experiments/configs/
 //! secureml-offline.toml`, both parties on one 2-core machine over TLS on loopback: `ot` 48.5 s
 //! (10.6 GB per party), `he` 7.9 s (0.52 GB per party) of which about [`HE_SETUP_S`] is setup.
+//! Those `ot` figures were taken with IKNP alone ([`crate::offline::cot::OtExtension::Iknp`]);
+//! the silent extension sends less per Gilboa product but has not been calibrated here.
 //! Times on other machines scale both sources alike to first order (both are CPU-bound here), so
 //! the choice, a ratio, carries over better than the seconds.
 //!

@@ -7,6 +7,7 @@ use super::{Preprocessing, TripleRequest, TripleSource};
 use crate::compute::offload;
 use crate::error::Result;
 use crate::net::Channel;
+use crate::offline::cot::OtExtension;
 use crate::offline::he::HeKeys;
 use crate::offline::rlwe::RlweParams;
 use crate::share::{os_rng, Role};
@@ -36,7 +37,18 @@ impl<C: Channel> HeSource<C> {
 
     /// As [`HeSource::setup`] with a caller-given generator (fixed seeds in tests only).
     pub async fn setup_with_rng(ch: C, role: Role, rng: ChaCha20Rng) -> Result<Self> {
-        let mut s = OtSource::setup_with_rng(ch, role, rng).await?;
+        Self::setup_with(ch, role, rng, OtExtension::default()).await
+    }
+
+    /// As [`HeSource::setup`] with a caller-given generator and OT extension for the OT part (both
+    /// parties must pass the same `kind`).
+    pub async fn setup_with(
+        ch: C,
+        role: Role,
+        rng: ChaCha20Rng,
+        kind: OtExtension,
+    ) -> Result<Self> {
+        let mut s = OtSource::setup_with(ch, role, rng, kind).await?;
         let params = Arc::new(offload(RlweParams::standard).await);
         let keys = HeKeys::exchange(&mut s.ch, params, &mut s.rng).await?;
         s.he = Some(Arc::new(keys));
@@ -51,6 +63,11 @@ impl<C: Channel> HeSource<C> {
     /// This party's role.
     pub fn role(&self) -> Role {
         self.0.role()
+    }
+
+    /// The OT extension of the OT part.
+    pub fn ot_extension(&self) -> OtExtension {
+        self.0.ot_extension()
     }
 
     /// The channel (e.g. to read a [`crate::net::Metered`] wrapper's counters).

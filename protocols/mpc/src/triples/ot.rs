@@ -1,5 +1,5 @@
 //! [`OtSource`]: the two-server offline phase behind [`TripleSource`] — base OTs, IKNP/ALSZ
-//! extension, Gilboa products, AND triples, leaf and random OTs from [`crate::offline`], or the HE cross terms of
+//! extension or the silent extension on top of it ([`crate::offline::cot`]), Gilboa products, AND triples, leaf and random OTs from [`crate::offline`], or the HE cross terms of
 //! [`crate::offline::he`] when [`super::HeSource`] installs its keys.
 
 use super::{
@@ -10,9 +10,9 @@ use crate::compute::offload_sized;
 use crate::error::{MpcError, Result};
 use crate::net::{decode_message, encode_message, Channel};
 use crate::offline::and::and_triples;
+use crate::offline::cot::{Cots, OtExtension};
 use crate::offline::gilboa::{cross_elementwise, cross_matmul};
 use crate::offline::he::{cross_matmul_he, HeKeys};
-use crate::offline::iknp::{setup_pair, OtPair};
 use crate::offline::leaf::leaf_ots;
 use crate::offline::rot::random_ots;
 use crate::ring::{self, RingMatrix};
@@ -38,7 +38,7 @@ const MAX_HASH_LIST_BYTES: usize = 64 << 20;
 pub struct OtSource<C> {
     pub(super) ch: C,
     role: Role,
-    pair: OtPair,
+    pair: Cots,
     pub(super) rng: ChaCha20Rng,
     masks: HashMap<MaskId, Arc<RingMatrix>>,
     progress: Option<Progress>,
@@ -100,14 +100,25 @@ fn check_request(req: &TripleRequest, dims: &mut HashMap<MaskId, (usize, usize)>
 
 impl<C: Channel> OtSource<C> {
     /// Runs the base OTs in both directions over `ch` (both parties call it) with a generator seeded
-    /// by the operating system.
+    /// by the operating system and the default OT extension ([`OtExtension::default`]).
     pub async fn setup(ch: C, role: Role) -> Result<Self> {
-        Self::setup_with_rng(ch, role, os_rng()).await
+        Self::setup_with(ch, role, os_rng(), OtExtension::default()).await
     }
 
     /// As [`OtSource::setup`] with a caller-given generator (fixed seeds in tests only).
-    pub async fn setup_with_rng(mut ch: C, role: Role, mut rng: ChaCha20Rng) -> Result<Self> {
-        let pair = setup_pair(&mut ch, &mut rng).await?;
+    pub async fn setup_with_rng(ch: C, role: Role, rng: ChaCha20Rng) -> Result<Self> {
+        Self::setup_with(ch, role, rng, OtExtension::default()).await
+    }
+
+    /// As [`OtSource::setup`] with a caller-given generator and OT extension (both parties must
+    /// pass the same `kind`).
+    pub async fn setup_with(
+        mut ch: C,
+        role: Role,
+        mut rng: ChaCha20Rng,
+        kind: OtExtension,
+    ) -> Result<Self> {
+        let pair = Cots::setup(&mut ch, &mut rng, kind).await?;
         Ok(Self {
             ch,
             role,
@@ -128,6 +139,11 @@ impl<C: Channel> OtSource<C> {
     /// This party's role.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The OT extension in use.
+    pub fn ot_extension(&self) -> OtExtension {
+        self.pair.kind()
     }
 
     /// The channel (e.g. to read a [`crate::net::Metered`] wrapper's counters).
@@ -347,6 +363,23 @@ mod tests {
         let (e0, e1) = tokio::join!(d0.generate(&r), d1.generate(&r));
         for (mut p0, mut p1) in [(o0.unwrap(), o1.unwrap()), (e0.unwrap(), e1.unwrap())] {
             crate::triples::check_sample_pool(&mut p0, &mut p1);
+        }
+    }
+
+    /// IKNP alone (the reference path) and the silent extension both make valid material for
+    /// every kind of request, and each source reports the extension it was set up with.
+    #[tokio::test]
+    async fn both_ot_extensions_make_valid_material() {
+        for kind in [OtExtension::Iknp, OtExtension::Silent] {
+            let (a, b) = mem_pair();
+            let (s0, s1) = tokio::join!(
+                OtSource::setup_with(a, Role::P0, os_rng(), kind),
+                OtSource::setup_with(b, Role::P1, os_rng(), kind)
+            );
+            let (mut s0, mut s1) = (s0.unwrap(), s1.unwrap());
+            assert_eq!((s0.ot_extension(), s1.ot_extension()), (kind, kind));
+            let (p0, p1) = generate_both(&mut s0, &mut s1, &reqs()).await;
+            crate::triples::check_sample_pool(&mut p0.unwrap(), &mut p1.unwrap());
         }
     }
 
