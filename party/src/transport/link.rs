@@ -34,8 +34,10 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// (`mpc::nonlinear::select`, two flights) in place of two Beaver products, with the new
 /// preprocessing `TripleRequest::Rot`. 7: `ModelInfo.cnn` (CNN models served by the inference
 /// endpoint). 8: an `he` triple response carries `c_1` at 75 bits and `c_0` at 66 (was 79 and
-/// 79; `mpc::offline::rlwe`).
-pub(crate) const VERSION: u8 = 8;
+/// 79; `mpc::offline::rlwe`). 9: the `ot`/`he` offline phases take their correlated OTs from the
+/// silent extension (`mpc::offline::silent`: a bootstrap message, the GGM trees' flights, one bit
+/// per chosen-choice COT) in place of IKNP's column messages.
+pub(crate) const VERSION: u8 = 9;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).
