@@ -74,6 +74,8 @@ fn party_bins() -> &'static (PathBuf, PathBuf, PathBuf) {
                 "party",
                 "--bin",
                 "share-upload",
+                "--bin",
+                "dealer",
             ])
             .arg("--target-dir")
             .arg(target)
