@@ -185,3 +185,38 @@ pub enum InferReply {
     /// The session is closed.
     Closed,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::MAX_CONTROL_FRAME;
+    use ml::models::cnn::CnnSpec;
+
+    /// A CNN's announcement crosses the link (bincode) intact, for plain and FFConv specs in
+    /// every layout: bincode has no optional fields, so a field the spec skipped when absent
+    /// would shorten the message and the client would fail at its end.
+    #[test]
+    fn cnn_announcements_round_trip_on_the_wire() {
+        let specs = [
+            CnnSpec::cryptonets(),
+            CnnSpec::wide(),
+            CnnSpec::ffconv(8, 16),
+        ];
+        let layouts = [
+            hecnn::LayoutKind::Lola,
+            hecnn::LayoutKind::Batch,
+            hecnn::LayoutKind::FfConv,
+        ];
+        for spec in specs {
+            for layout in layouts {
+                let info = CnnInfo {
+                    layout,
+                    spec: spec.clone(),
+                };
+                let b = mpc::net::encode_message(&info).unwrap();
+                let back: CnnInfo = crate::proto::decode(&b, MAX_CONTROL_FRAME).unwrap();
+                assert_eq!(back, info);
+            }
+        }
+    }
+}

@@ -36,7 +36,8 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// endpoint). 8: an `he` triple response carries `c_1` at 75 bits and `c_0` at 66 (was 79 and
 /// 79; `mpc::offline::rlwe`). 9: the `ot`/`he` offline phases take their correlated OTs from the
 /// silent extension (`mpc::offline::silent`: a bootstrap message, the GGM trees' flights, one bit
-/// per chosen-choice COT) in place of IKNP's column messages.
+/// per chosen-choice COT) in place of IKNP's column messages; `ModelInfo.cnn`'s spec carries the
+/// FFConv `rank` (always, `None` for plain CNNs).
 pub(crate) const VERSION: u8 = 9;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;

@@ -50,8 +50,10 @@ pub struct CnnSpec {
     /// Activation of both hidden layers.
     pub activation: CnnActivation,
     /// FFConv: maps of the `kernel × kernel` convolution, mixed into `maps` by a 1×1
-    /// convolution after the activation (`None`: a plain convolution of `maps` maps).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// convolution after the activation (`None`: a plain convolution of `maps` maps). Always
+    /// serialized (`null` in JSON): the spec also crosses the party's links in bincode, which
+    /// has no optional fields, so skipping it there would shorten the message.
+    #[serde(default)]
     pub rank: Option<usize>,
 }
 
