@@ -43,8 +43,12 @@
 
 mod diag;
 mod forward;
+mod order;
 
-pub use forward::PRE_ACT_SCALE_DROP;
+pub use forward::{Stage, PRE_ACT_SCALE_DROP};
+pub use order::node_order;
+#[cfg(test)]
+pub(crate) use order::{bandwidth, graph_edges, order_cost};
 
 use ckks::{CkksParams, Encoder, Evaluator, Flood, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -79,100 +83,10 @@ pub struct DenseLayout {
     /// Position of every node inside a period (a permutation of `0..V`, see
     /// [`node_order`]): node `v`'s channels sit at `node_order[v]·P + c`.
     pub node_order: Vec<usize>,
-}
-
-/// Node positions that make the graph convolution cheap: its products are one per distinct
-/// `(node offset, channel offset)`, so the order minimises the number of distinct signed
-/// position differences `pos[u] − pos[w]` over the edges of every block's aggregation. The
-/// candidates are the identity and, from every root, the depth-first order of a BFS spanning
-/// tree that visits small subtrees first (on a tree most edges then join consecutive
-/// positions); the first candidate with the fewest differences wins.
-pub fn node_order(model: &FoldedModel) -> Vec<usize> {
-    let v = model.num_nodes;
-    let (adj, edges) = graph_edges(model);
-    let cost = |pos: &[usize]| order_cost(&edges, pos);
-    let mut best: Vec<usize> = (0..v).collect();
-    let mut best_cost = cost(&best);
-    for root in 0..v {
-        let pos = dfs_positions(&adj, root);
-        let c = cost(&pos);
-        if c < best_cost {
-            best = pos;
-            best_cost = c;
-        }
-    }
-    best
-}
-
-/// Neighbour lists and directed edges `(u, w)`, `u ≠ w`, of every block's aggregation.
-pub(crate) fn graph_edges(model: &FoldedModel) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
-    let v = model.num_nodes;
-    let mut adj = vec![Vec::new(); v];
-    let mut edges = Vec::new();
-    for b in &model.blocks {
-        for ((_, u, w), &a) in b.aggregation.indexed_iter() {
-            if a != 0.0 && u != w {
-                edges.push((u, w));
-                if !adj[u].contains(&w) {
-                    adj[u].push(w);
-                }
-            }
-        }
-    }
-    (adj, edges)
-}
-
-/// Distinct signed position differences over `edges` under positions `pos`.
-pub(crate) fn order_cost(edges: &[(usize, usize)], pos: &[usize]) -> usize {
-    let mut d: Vec<i64> = edges
-        .iter()
-        .map(|&(u, w)| pos[u] as i64 - pos[w] as i64)
-        .collect();
-    d.sort_unstable();
-    d.dedup();
-    d.len()
-}
-
-/// Positions of a depth-first walk from `root` over a BFS spanning tree, smaller subtrees
-/// first; unreachable nodes follow in index order.
-fn dfs_positions(adj: &[Vec<usize>], root: usize) -> Vec<usize> {
-    let v = adj.len();
-    let mut parent = vec![usize::MAX; v];
-    let mut bfs = vec![root];
-    parent[root] = root;
-    let mut i = 0;
-    while i < bfs.len() {
-        let u = bfs[i];
-        for &w in &adj[u] {
-            if parent[w] == usize::MAX {
-                parent[w] = u;
-                bfs.push(w);
-            }
-        }
-        i += 1;
-    }
-    let mut size = vec![1usize; v];
-    for &u in bfs.iter().skip(1).rev() {
-        size[parent[u]] += size[u];
-    }
-    let mut children = vec![Vec::new(); v];
-    for &u in bfs.iter().skip(1) {
-        children[parent[u]].push(u);
-    }
-    let mut order = Vec::with_capacity(v);
-    let mut stack = vec![root];
-    while let Some(u) = stack.pop() {
-        order.push(u);
-        let mut c = children[u].clone();
-        c.sort_by_key(|&x| std::cmp::Reverse(size[x]));
-        stack.extend(c);
-    }
-    order.extend((0..v).filter(|&u| parent[u] == usize::MAX));
-    let mut pos = vec![0; v];
-    for (p, &u) in order.iter().enumerate() {
-        pos[u] = p;
-    }
-    pos
+    /// The input's channels repeat every `input_repeat` slots of a node (the next power of
+    /// two ≥ `C`, dividing `P`): the client's slot `node_order[v]·P + j` holds channel
+    /// `j mod input_repeat` (zero when that is `≥ C`), see [`Self::pack`].
+    pub input_repeat: usize,
 }
 
 impl DenseLayout {
@@ -225,6 +139,7 @@ impl DenseLayout {
             period,
             slots,
             node_order: node_order(model),
+            input_repeat: model.in_channels.next_power_of_two(),
         })
     }
 
@@ -243,7 +158,22 @@ impl DenseLayout {
         self.node_order[v] * self.node_stride + c
     }
 
-    /// The slot vector of a state `x[(c, v)]` (`channels × nodes` row-major), replicated.
+    /// The input slot the first stage reads channel `c` of node `v` from for output channel
+    /// `o`: of the copies of `c` in `v`'s node (every `input_repeat` slots), the first at or
+    /// after slot `o` of the node, else the last before it — so the channel offset of every
+    /// term lies in `0..input_repeat` (or just below 0 near the node's end).
+    pub fn input_slot(&self, c: usize, v: usize, o: usize) -> usize {
+        let (p, r) = (self.node_stride, self.input_repeat);
+        let mut j = o + (c + p - o % r) % r;
+        if j >= p {
+            j -= r;
+        }
+        self.node_order[v] * p + j
+    }
+
+    /// The client's slot vector of an input `x[(c, v)]` (`channels × nodes` row-major),
+    /// replicated over the slots, each node's channels repeated every `input_repeat` slots
+    /// ([`Self::input_slot`]).
     ///
     /// # Errors
     /// [`HeGcnError::Shape`] for a wrong length.
@@ -258,7 +188,9 @@ impl DenseLayout {
         let mut period = vec![0.0; self.period];
         for c in 0..self.channels {
             for v in 0..self.nodes {
-                period[self.slot(c, v)] = x[c * self.nodes + v];
+                for j in (c..self.node_stride).step_by(self.input_repeat) {
+                    period[self.slot(j, v)] = x[c * self.nodes + v];
+                }
             }
         }
         Ok((0..self.slots).map(|i| period[i % self.period]).collect())
@@ -480,6 +412,12 @@ fn compile_act(
 fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<DenseBlock> {
     let (k, co, ci) = b.gcn_weights.dim();
     let n = l.period;
+    // The block's input slot of channel `c` of node `u` for output channel `o`: the client's
+    // repeated channels for the first block, the plain layout after.
+    let col = |c: usize, u: usize, o: usize| match i {
+        0 => l.input_slot(c, u, o),
+        _ => l.slot(c, u),
+    };
     let mut gcn = Vec::new();
     for ki in 0..k {
         for u in 0..l.nodes {
@@ -490,7 +428,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
                 }
                 for o in 0..co {
                     for c in 0..ci {
-                        gcn.push((l.slot(o, w), l.slot(c, u), a * b.gcn_weights[[ki, o, c]]));
+                        gcn.push((l.slot(o, w), col(c, u, o), a * b.gcn_weights[[ki, o, c]]));
                     }
                 }
             }
@@ -511,6 +449,18 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
         }
         DiagMap::planned(n, babies, e)
     };
+    // The residual reads the block's input.
+    let res_diag = |co: usize, ci: usize, babies: &[usize], f: &dyn Fn(usize, usize) -> f64| {
+        let mut e = Vec::new();
+        for v in 0..l.nodes {
+            for o in 0..co {
+                for c in 0..ci {
+                    e.push((l.slot(o, v), col(c, v, o), f(o, c)));
+                }
+            }
+        }
+        DiagMap::planned(n, babies, e)
+    };
     let tcn = node_diag(tco, tci, &l.baby_candidates(), &|o, c| {
         b.tcn_weight[[o, c, centre]]
     });
@@ -519,15 +469,13 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
     let (residual, res_bias) = match &b.residual {
         FoldedResidual::None => (None, vec![0.0; tco]),
         FoldedResidual::Identity => (
-            Some(node_diag(tco, tco, &same, &|o, c| {
+            Some(res_diag(tco, tco, &same, &|o, c| {
                 f64::from(u8::from(o == c))
             })),
             vec![0.0; tco],
         ),
         FoldedResidual::Conv { weight, bias } => (
-            Some(node_diag(tco, weight.dim().1, &same, &|o, c| {
-                weight[[o, c]]
-            })),
+            Some(res_diag(tco, weight.dim().1, &same, &|o, c| weight[[o, c]])),
             bias.to_vec(),
         ),
     };
