@@ -7,7 +7,7 @@
 use ckks::{Ciphertext, Evaluator, PublicKey, SecretKey};
 use ndarray::ArrayView4;
 
-use super::diag::DiagMap;
+use super::diag::{baby_steps, DiagMap};
 use super::{DenseAct, DenseStgcn};
 use crate::error::{HeGcnError, Result};
 use crate::model::EncryptedLogits;
@@ -150,7 +150,14 @@ impl DenseStgcn {
     ) -> Result<Ciphertext> {
         let b = &self.blocks[i];
         let target = self.target_before(b.act1.as_ref());
-        let g = b.gcn.apply(eval, &self.encoder, &self.cache, x, target)?;
+        let babies = baby_steps(eval, vec![x.clone()], b.gcn.max_baby())?;
+        let g = DiagMap::apply_sum(
+            eval,
+            &self.encoder,
+            &self.cache,
+            &[(&b.gcn, &babies)],
+            target,
+        )?;
         let g = self.add_bias(eval, &g, &b.gcn_bias)?;
         trace(Stage::Gcn(i), &g);
         let h = match &b.act1 {
@@ -161,8 +168,16 @@ impl DenseStgcn {
         let target = self.target_before(b.act2.as_ref());
         let r = match &b.residual {
             Some(res) => {
-                let xd = eval.drop_to_level(x, h.level())?;
-                let maps = [(&b.tcn, &h), (res, &xd)];
+                // The residual reads the block input, whose rotations the graph convolution
+                // took: reuse them, dropped to this level.
+                let xb = babies
+                    .iter()
+                    .take(res.max_baby() + 1)
+                    .map(|c| eval.drop_to_level(c, h.level()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let xb = baby_steps(eval, xb, res.max_baby())?;
+                let hb = baby_steps(eval, vec![h.clone()], b.tcn.max_baby())?;
+                let maps = [(&b.tcn, &hb[..]), (res, &xb[..])];
                 DiagMap::apply_sum(eval, &self.encoder, &self.cache, &maps, target)?
             }
             None => b.tcn.apply(eval, &self.encoder, &self.cache, &h, target)?,

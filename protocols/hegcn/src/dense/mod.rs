@@ -314,7 +314,8 @@ impl DenseStgcn {
 
     /// Plaintext products and key switches of the linear stages of one forward pass (the head's
     /// node sum included; activations not counted). A temporal convolution and its residual
-    /// share their giant steps.
+    /// share their giant steps, and the residual reuses the graph convolution's baby steps of
+    /// the block input.
     pub fn planned_linear_ops(&self) -> (usize, usize) {
         let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
         let nodesum = self.layout.nodes - 1;
@@ -326,7 +327,12 @@ impl DenseStgcn {
                     .into_iter()
                     .flatten()
                     .collect();
-                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn)
+                // The residual reuses the graph convolution's baby steps of the block input.
+                let reused = b
+                    .residual
+                    .as_ref()
+                    .map_or(0, |r| r.max_baby().min(b.gcn.max_baby()));
+                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn) - reused
             })
             .sum();
         let switches = blocks + DiagMap::sum_key_switches(&[&self.head]) + nodesum;

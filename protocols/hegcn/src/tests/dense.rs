@@ -94,6 +94,35 @@ fn dense_keys_are_exactly_the_planned_steps() {
     assert!(products > 0 && switches > 0);
 }
 
+/// The forward pass takes exactly the planned key switches and products (plus one
+/// relinearization and two products per activation site and the logit mask's product), on a
+/// model with a convolutional residual (which reuses its block's baby steps).
+#[test]
+fn dense_forward_takes_the_planned_operations() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 34);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let mut kg = KeyGenerator::from_seed(&params, [5; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let ct = he
+        .encrypt_input(&pk, random_input(3, 1, 5, 1, 2).view())
+        .unwrap();
+    eval.reset_counters();
+    he.forward(&eval, &ct).unwrap();
+    let ops = eval.counters();
+    let (products, switches) = he.planned_linear_ops();
+    let sites = ops.relinearize as usize;
+    assert_eq!(ops.key_switch as usize - sites, switches);
+    // Per site `a⊙x` and `b⊙x`; the planned products count the mask's.
+    assert_eq!(ops.mul_plain as usize, products + 2 * sites);
+}
+
 #[test]
 fn dense_refuses_multi_frame_models_and_wrong_inputs() {
     let model = small_model(5, 4, 1, 16, ActivationKind::Square, &[], 33);
