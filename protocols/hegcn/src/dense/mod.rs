@@ -12,27 +12,46 @@
 //! (channel, node), so at `T·M = 1` they leave most slots empty and need thousands of products.
 //!
 //! **Cost and keys.** A stage costs one product per non-zero diagonal of its matrix (graph
-//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`) and, with `B` baby
-//! steps, `max b` baby and `g_max − g_min` giant rotations. Each map picks its own `B` among
-//! [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for the fewest key switches (the
-//! products do not depend on it): channel mixing over offsets `−31..31` takes `B = 8`
-//! (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph convolution whatever its
-//! node offsets favour. A temporal convolution and its residual sum their inner products
-//! before one set of giant steps, and the head's node sum is a Horner chain over the `V`
-//! occupied node positions (`V − 1` rotations by `P`). *Key rule*: only the steps `1` and
-//! `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`], those the plan uses: at most 7)
-//! get Galois keys, all other rotations are composed from them (one key switch per baby or
-//! giant step): at `N = 2^15` a Galois key is ~15 MB, so a session's upload stays ≤ ~130 MB
-//! where one key per distinct step (~60 steps) would be ~1 GB. On the committed BodyPose
-//! model this is 217 key switches per pose (was 329 with `B = P` everywhere, the residual's
-//! own giant steps and a node sum over all 32 positions) and 1,286 products.
-//! Replicating the period is what makes rotations cyclic mod `n`
-//! without masks. (Carrying *different* diagonals in the replicas would cut the products by
-//! the replica count, but a periodic input yields only rotations that are the same in every
-//! replica, so it needs a staggered input — 15 more rotations per stage to build it, whose
-//! masks could be folded into the preceding activation's coefficients — or a stage output
-//! valid in one replica only plus a broadcast: either keeps the key switches near today's
-//! count while cutting the products 16×. Not done.)
+//! convolution: the classes `P·δ + (c − o)` over its node offsets `δ`, channel mixing: at
+//! most `2P − 1`) and, with `B` baby steps, `max b` baby and `g_max − g_min` giant rotations.
+//! Each map picks its own `B` among [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for
+//! the fewest key switches (the products do not depend on it): channel mixing over offsets
+//! `−31..31` takes `B = 8` (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph
+//! convolution whatever its node offsets favour. A temporal convolution and its residual sum
+//! their inner products before one set of giant steps, the residual reuses the baby steps the
+//! block's graph convolution took of the block input (dropped to its level), the giant steps'
+//! Horner sums stay over `Q·P` (one ModDown per giant step, two per map), and the head's node
+//! sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
+//! *Key rule*: only the steps `1` and `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`],
+//! those the plan uses: at most 7) get Galois keys, all other rotations are composed from them
+//! (one key switch per baby or giant step): at `N = 2^15` a Galois key is ~15 MB, so a
+//! session's upload stays ≤ ~130 MB where one key per distinct step (~60 steps) would be ~1 GB.
+//!
+//! *What sets the count.* The node order ([`node_order`], module `order`) has the least
+//! bandwidth the search finds — on BODY25 node offsets `−3..3` — since a graph convolution's
+//! giant steps span its class range `±(P·bandwidth + P − 1)`, and with `P = 32` neighbouring
+//! offsets' channel ranges overlap, so the range also bounds its diagonals. The client repeats
+//! its input channels every [`DenseLayout::input_repeat`] slots of a node, so the first graph
+//! convolution reads each input channel within one repeat of its output slot: 2 diagonals per
+//! node offset on BodyPose (2 input channels) instead of 17, one baby step instead of 15. On
+//! the committed BodyPose model this is 141 key switches (plus 6 relinearizations) and 765
+//! products per pose, where the depth-first order of fewest distinct offsets (offsets up to
+//! ±7), the plain input and per-input baby steps took 217 and 1,286 (`cargo bench -p hegcn
+//! --bench dense_bodypose` prints the stage-by-stage breakdown). At `N = 2^15` the key
+//! switches dominate: in that breakdown a graph convolution's ~30 key switches cost ~5× its
+//! ~250 products.
+//!
+//! *Not done: staggered replicas.* Replicating the period is what makes rotations cyclic mod
+//! `n` without masks. Carrying *different* diagonals in the 16 replicas would cut the products
+//! 16×: with the state placed at least 15 slots into the period, an input whose replica `r`
+//! holds the state rotated by `r` reads class `16k + r` in replica `r` after one rotation by
+//! `16k`, without wrap-around. But the replicas' partial sums then need a replica sum (4
+//! rotations by `n·2^i`: 4 more keys, which the 150 MB budget only holds if every map drops to
+//! `B = 16`) and the next stage a staggered input again (15 rotations by 1 per stage, their
+//! masks folded into the preceding activation's coefficients: `Σ_r rot(a_r⊙R + b_r⊙y + c_r,
+//! r)` with one relinearized square `R`): a graph convolution would take ~34 key switches
+//! instead of ~30 while saving ~240 products, which the breakdown above prices below the 4
+//! extra key switches at the levels where they run.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
