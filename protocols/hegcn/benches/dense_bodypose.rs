@@ -9,11 +9,16 @@
 //! every weight (the first run encodes them; the table is the median run of the last two) and
 //! once with the cache off (every product encodes its diagonal).
 //!
+//! With `DENSE_PROBE=1` the uncached pass is also priced by operation kind with this
+//! machine's probed costs per level (`ckks::cost::probe`, in the same pool): key switches,
+//! plaintext products, encodings and the rest, stage by stage.
+//!
 //! Run: `cargo bench -p hegcn --bench dense_bodypose` (`DENSE_THREADS=1,2` picks the pools).
 
 use std::path::Path;
 use std::time::Instant;
 
+use ckks::cost::{OpCosts, OpKind};
 use ckks::{
     CkksParams, Dnum, Evaluator, KeyGenerator, Levels, LogN, OpCounts, PrimeBits, ScaleBits,
     SpecialPrimes,
@@ -55,12 +60,45 @@ struct Row {
 
 fn delta(a: OpCounts, b: OpCounts) -> OpCounts {
     OpCounts {
-        key_switch: b.key_switch - a.key_switch,
+        add: b.add - a.add,
         mul_plain: b.mul_plain - a.mul_plain,
-        rescale: b.rescale - a.rescale,
+        mul_const: b.mul_const - a.mul_const,
         mul: b.mul - a.mul,
-        ..OpCounts::default()
+        relinearize: b.relinearize - a.relinearize,
+        rotate: b.rotate - a.rotate,
+        key_switch: b.key_switch - a.key_switch,
+        decompose: b.decompose - a.decompose,
+        rescale: b.rescale - a.rescale,
+        drop_level: b.drop_level - a.drop_level,
+        mod_down: b.mod_down - a.mod_down,
     }
+}
+
+/// The stages' operations priced with this machine's probed costs ([`ckks::cost::probe`]) by
+/// kind: key switches (rotations and relinearizations with their decompositions, inner
+/// products and ModDowns), plaintext products, encodings (the cache misses), the rest.
+fn print_priced(rows: &[Row], costs: &OpCosts) {
+    println!("  priced (probe): stage  level  key_sw_s  products_s  encodes_s  other_s");
+    let mut sum = [0.0; 4];
+    for r in rows {
+        let (o, l) = (&r.ops, r.level_in);
+        let c = |k: OpKind, n: u64| n as f64 * costs.at(k, l);
+        let ks = c(OpKind::InnerProduct, o.key_switch)
+            + c(OpKind::Decompose, o.decompose)
+            + c(OpKind::ModDown, o.mod_down)
+            + c(OpKind::Rotate, o.rotate)
+            + c(OpKind::Relinearize, o.relinearize);
+        let pr = c(OpKind::MulPlain, o.mul_plain);
+        let en = c(OpKind::Encode, r.misses);
+        let rest = costs.price(o, 0, l) - ks - pr;
+        for (s, v) in sum.iter_mut().zip([ks, pr, en, rest]) {
+            *s += v;
+        }
+        let st = format!("{:?}", r.stage);
+        println!("  {st:<12} {l:>5}  {ks:>8.3}  {pr:>10.3}  {en:>9.3}  {rest:>7.3}");
+    }
+    let [ks, pr, en, rest] = sum;
+    println!("  priced total: key switches {ks:.3} s, products {pr:.3} s, encodes {en:.3} s, rest {rest:.3} s");
 }
 
 fn run(he: &DenseStgcn, eval: &Evaluator, ct: &ckks::Ciphertext) -> (f64, Vec<Row>) {
@@ -141,6 +179,11 @@ fn main() {
             let (total, rows) = run(&he, &eval, &ct);
             println!("{t} thread(s), no cache:");
             print(&rows, total);
+            if std::env::var("DENSE_PROBE").is_ok_and(|v| v == "1") {
+                let costs =
+                    ckks::cost::probe::probe(&params, &[1, 4, 8, 11, 14], 3).expect("probe");
+                print_priced(&rows, &costs);
+            }
         });
     }
 }

@@ -8,8 +8,7 @@
 //! `y = Σ_g rot(u_g, g·B)`, `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)`. The baby rotations are a
 //! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so a map
 //! needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key switch
-//! per baby and per giant step (see the `dense` module docs for the rule); the giant steps'
-//! Horner sums stay over `Q_l ∪ P` (lazy ModDown, [`ckks::lazy`]). `B` is chosen per
+//! per baby and per giant step (see the `dense` module docs for the rule). `B` is chosen per
 //! map among a few powers of two for the fewest key switches ([`DiagMap::planned`]); maps with
 //! one `B` can share their giant steps ([`DiagMap::apply_sum`]).
 //!
@@ -18,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use ckks::{Ciphertext, Encoder, Evaluator, ExtCiphertext};
+use ckks::{Ciphertext, Encoder, Evaluator};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -232,10 +231,7 @@ impl DiagMap {
     }
 
     /// `Σ_g rot(u_g, gB)`: for `g ≥ 0` by Horner from the top with rotations by `B`, for
-    /// `g < 0` likewise with `−B` and one last rotation (`None` when there is no term). The
-    /// Horner sums stay over `Q_l ∪ P` ([`ckks::lazy`]): each giant step divides only the
-    /// rotated `c1` by `P`, and the sum is divided once at the end — one ModDown per giant step
-    /// and two per map instead of two per giant step.
+    /// `g < 0` likewise with `−B` and one last rotation (`None` when there is no term).
     fn giant_sum(
         &self,
         eval: &Evaluator,
@@ -243,21 +239,17 @@ impl DiagMap {
     ) -> Result<Option<Ciphertext>> {
         let lo = inner.keys().next().map_or(0, |&g| g.min(0));
         let hi = inner.keys().next_back().map_or(0, |&g| g.max(0));
-        if (lo, hi) == (0, 0) {
-            return Ok(inner.get(&0).cloned());
-        }
         let b = self.baby as i64;
-        let horner = |range: Vec<i64>, step: i64| -> Result<Option<ExtCiphertext>> {
-            let mut acc: Option<ExtCiphertext> = None;
+        let horner = |range: Vec<i64>, step: i64| -> Result<Option<Ciphertext>> {
+            let mut acc: Option<Ciphertext> = None;
             for g in range {
                 if let Some(a) = acc.take() {
-                    acc = Some(eval.rotate_ext(&a, step)?);
+                    acc = Some(eval.rotate(&a, step)?);
                 }
                 if let Some(u) = inner.get(&g) {
-                    let u = eval.lift_ext(u)?;
                     match &mut acc {
-                        None => acc = Some(u),
-                        Some(a) => eval.add_assign_ext(a, &u)?,
+                        None => acc = Some(u.clone()),
+                        Some(a) => eval.add_assign(a, u)?,
                     }
                 }
             }
@@ -265,19 +257,15 @@ impl DiagMap {
         };
         let pos = horner((0..=hi).rev().collect(), b)?;
         let neg = match horner((lo..0).collect(), -b)? {
-            Some(a) => Some(eval.rotate_ext(&a, -b)?),
+            Some(a) => Some(eval.rotate(&a, -b)?),
             None => None,
         };
-        let sum = match (pos, neg) {
+        Ok(match (pos, neg) {
             (Some(mut p), Some(n)) => {
-                eval.add_assign_ext(&mut p, &n)?;
+                eval.add_assign(&mut p, &n)?;
                 Some(p)
             }
             (p, n) => p.or(n),
-        };
-        Ok(match sum {
-            Some(s) => Some(eval.mod_down_ext(s)?),
-            None => None,
         })
     }
 

@@ -1,7 +1,8 @@
 //! The dense single-sample layout: for one pose (`T·M = 1`), the whole state of a stage — `V`
 //! nodes × at most `P` channels, `P` the next power of two of the widest stage and of the class
 //! count — sits in one period of `n = next_pow2(V·P)` slots (entry `(c, v)` at slot
-//! `pos(v)·P + c`, with node positions from [`node_order`]),
+//! `pos(v)·P + c`, with node positions from [`node_order`]; the client's input also at every
+//! `input_repeat`-th slot after it, [`DenseLayout::pack`]),
 //! and the ciphertext holds that period replicated over all `N/2` slots. Every linear stage
 //! (graph convolution with the folded BN, the temporal convolution — with one frame only its
 //! centre tap survives —, the residual, pooling + dense head) is one `n × n` matrix–vector
@@ -19,9 +20,10 @@
 //! `−31..31` takes `B = 8` (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph
 //! convolution whatever its node offsets favour. A temporal convolution and its residual sum
 //! their inner products before one set of giant steps, the residual reuses the baby steps the
-//! block's graph convolution took of the block input (dropped to its level), the giant steps'
-//! Horner sums stay over `Q·P` (one ModDown per giant step, two per map), and the head's node
-//! sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
+//! block's graph convolution took of the block input (dropped to its level), and the head's
+//! node sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
+//! (Keeping the giant steps' Horner sums over `Q·P` — lazy ModDown, one ModDown per giant step
+//! instead of two — measured within 2 % on one thread, so it is not done.)
 //! *Key rule*: only the steps `1` and `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`],
 //! those the plan uses: at most 7) get Galois keys, all other rotations are composed from them
 //! (one key switch per baby or giant step): at `N = 2^15` a Galois key is ~15 MB, so a
@@ -36,22 +38,24 @@
 //! node offset on BodyPose (2 input channels) instead of 17, one baby step instead of 15. On
 //! the committed BodyPose model this is 141 key switches (plus 6 relinearizations) and 765
 //! products per pose, where the depth-first order of fewest distinct offsets (offsets up to
-//! ±7), the plain input and per-input baby steps took 217 and 1,286 (`cargo bench -p hegcn
-//! --bench dense_bodypose` prints the stage-by-stage breakdown). At `N = 2^15` the key
-//! switches dominate: in that breakdown a graph convolution's ~30 key switches cost ~5× its
-//! ~250 products.
+//! ±7), the plain input and per-input baby steps took 217 and 1,286. At `N = 2^15` the key
+//! switches dominate: `cargo bench -p hegcn --bench dense_bodypose` (with `DENSE_PROBE=1`)
+//! prices one pose on one thread at ~4.6 s of key switches, ~0.8 s of products and ~0.5 s of
+//! the rest (plus ~1.3 s of encodings when the plaintext cache misses), the two inner graph
+//! convolutions (29 and 30 key switches at levels 10 and 6) half of the key switches.
 //!
 //! *Not done: staggered replicas.* Replicating the period is what makes rotations cyclic mod
 //! `n` without masks. Carrying *different* diagonals in the 16 replicas would cut the products
 //! 16×: with the state placed at least 15 slots into the period, an input whose replica `r`
 //! holds the state rotated by `r` reads class `16k + r` in replica `r` after one rotation by
 //! `16k`, without wrap-around. But the replicas' partial sums then need a replica sum (4
-//! rotations by `n·2^i`: 4 more keys, which the 150 MB budget only holds if every map drops to
-//! `B = 16`) and the next stage a staggered input again (15 rotations by 1 per stage, their
-//! masks folded into the preceding activation's coefficients: `Σ_r rot(a_r⊙R + b_r⊙y + c_r,
-//! r)` with one relinearized square `R`): a graph convolution would take ~34 key switches
-//! instead of ~30 while saving ~240 products, which the breakdown above prices below the 4
-//! extra key switches at the levels where they run.
+//! rotations by `n·2^i`: 4 more keys, which the 150 MB budget only holds if the channel-mixing
+//! maps give up `B = 8`, +4 key switches each) and the next stage a staggered input again (15
+//! rotations by 1 per stage, their masks folded into the preceding activation's coefficients:
+//! `Σ_r rot(a_r⊙R + b_r⊙y + c_r, r)` with one relinearized square `R`). A graph convolution
+//! would take ~34 key switches instead of ~30 while saving ~240 products: priced as above, at
+//! level 10 that is +0.19 s against −0.30 s, at level 6 +0.10 s against −0.21 s, which the
+//! channel-mixing maps' 12 extra key switches (~0.4 s) cancel.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -59,6 +63,8 @@
 //! **Security model.** As the rest of the crate: semi-honest server holding the weights,
 //! client holding the secret key; the head masks every slot but the logits, and
 //! [`DenseStgcn::sanitize_logits`] re-randomizes and floods them before they are returned.
+//! The announced layout's node order and input repeat are functions of the public graph and
+//! input width; the repeated input is the client's own data in one ciphertext, as before.
 
 mod diag;
 mod forward;
