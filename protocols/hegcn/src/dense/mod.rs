@@ -40,9 +40,10 @@
 //! products per pose, where the depth-first order of fewest distinct offsets (offsets up to
 //! ±7), the plain input and per-input baby steps took 217 and 1,286. At `N = 2^15` the key
 //! switches dominate: `cargo bench -p hegcn --bench dense_bodypose` (with `DENSE_PROBE=1`)
-//! prices one pose on one thread at ~4.6 s of key switches, ~0.8 s of products and ~0.5 s of
-//! the rest (plus ~1.3 s of encodings when the plaintext cache misses), the two inner graph
-//! convolutions (29 and 30 key switches at levels 10 and 6) half of the key switches.
+//! prices one pose on one thread of a loaded 2-core Xeon at ~2.8 s of key switches, ~0.8 s of
+//! products and ~0.5 s of the rest (plus ~1.2 s of encodings when the plaintext cache misses;
+//! 3.8 s measured with every weight cached), the two inner graph convolutions (29 and 30 key
+//! switches at levels 10 and 6) half of the key switches.
 //!
 //! *Not done: staggered replicas.* Replicating the period is what makes rotations cyclic mod
 //! `n` without masks. Carrying *different* diagonals in the 16 replicas would cut the products
@@ -54,8 +55,9 @@
 //! rotations by 1 per stage, their masks folded into the preceding activation's coefficients:
 //! `Σ_r rot(a_r⊙R + b_r⊙y + c_r, r)` with one relinearized square `R`). A graph convolution
 //! would take ~34 key switches instead of ~30 while saving ~240 products: priced as above, at
-//! level 10 that is +0.19 s against −0.30 s, at level 6 +0.10 s against −0.21 s, which the
-//! channel-mixing maps' 12 extra key switches (~0.4 s) cancel.
+//! level 10 that is +0.12 s against −0.29 s, at level 6 +0.06 s against −0.19 s, which the
+//! ~18 extra key switches of the channel-mixing maps at `B = 16` (~0.4 s; or of the first graph
+//! convolution and the node sum without `±P`) cancel. Not built.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
