@@ -236,7 +236,8 @@ fn check_layout(l: &Layout, params: &CkksParams) -> Result<()> {
 }
 
 /// Checks an announced dense layout: a power-of-two period that divides the slots and holds
-/// `V` nodes of `P ≥ C` slots each, and a bounded input.
+/// `V` nodes of `P ≥ C` slots each, an input repeat between `C` and `P` (a power of two), and a
+/// bounded input.
 fn check_dense(d: &hegcn::DenseLayout, params: &CkksParams) -> Result<()> {
     let bad = |what, expected: usize, found: usize| InferError::BadInfo {
         what,
@@ -258,6 +259,16 @@ fn check_dense(d: &hegcn::DenseLayout, params: &CkksParams) -> Result<()> {
             "dense node stride (power of two ≥ channels)",
             d.channels,
             d.node_stride,
+        ));
+    }
+    if !d.input_repeat.is_power_of_two()
+        || d.input_repeat < d.channels
+        || d.input_repeat > d.node_stride
+    {
+        return Err(bad(
+            "dense input repeat (power of two, C ≤ it ≤ node stride)",
+            d.channels,
+            d.input_repeat,
         ));
     }
     match d.nodes.checked_mul(d.node_stride) {

@@ -37,8 +37,10 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// 79; `mpc::offline::rlwe`). 9: the `ot`/`he` offline phases take their correlated OTs from the
 /// silent extension (`mpc::offline::silent`: a bootstrap message, the GGM trees' flights, one bit
 /// per chosen-choice COT) in place of IKNP's column messages; `ModelInfo.cnn`'s spec carries the
-/// FFConv `rank` (always, `None` for plain CNNs).
-pub(crate) const VERSION: u8 = 9;
+/// FFConv `rank` (always, `None` for plain CNNs). 10: `hegcn::DenseLayout`
+/// (`ModelInfo.dense`) carries `input_repeat`, and the dense client packs each node's input
+/// channels repeated every `input_repeat` slots (another node order may be announced too).
+pub(crate) const VERSION: u8 = 10;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

@@ -103,6 +103,15 @@ fn single_pose_models_are_served_densely() {
             ..
         })
     ));
+    // An input repeat beyond the node stride (or below the channels) is refused.
+    for r in [2 * d.node_stride, d.channels.next_power_of_two() / 2] {
+        let mut bad = m.info.clone();
+        bad.dense.as_mut().expect("dense").input_repeat = r;
+        assert!(
+            matches!(params_for(&bad), Err(InferError::BadInfo { found, .. }) if found == r as u64),
+            "input repeat {r}"
+        );
+    }
     let mut kg = KeyGenerator::new(&params);
     let sk = kg.secret_key();
     let pk_out = kg

@@ -126,8 +126,9 @@ impl DiagMap {
         self.baby
     }
 
-    /// Key switches of [`Self::apply_sum`] over `maps`: each input's baby steps up to its map's
-    /// largest, and one giant step per index between the smallest and the largest of all maps.
+    /// Key switches of [`Self::apply_sum`] over `maps` when each input pays its baby steps: up
+    /// to its map's largest, and one giant step per index between the smallest and the largest
+    /// of all maps.
     pub(crate) fn sum_key_switches(maps: &[&DiagMap]) -> usize {
         switch_count(
             maps.iter().map(|m| m.max_baby()),
@@ -149,34 +150,40 @@ impl DiagMap {
         x: &Ciphertext,
         target: f64,
     ) -> Result<Ciphertext> {
-        Self::apply_sum(eval, encoder, cache, &[(self, x)], target)
+        let babies = baby_steps(eval, vec![x.clone()], self.max_baby())?;
+        Self::apply_sum(eval, encoder, cache, &[(self, &babies)], target)
     }
 
-    /// `Σ_i M_i·x_i` rescaled once to scale `target`: the maps share the period and the baby
-    /// steps, and the giant steps are taken once on the
-    /// summed inner products (a temporal convolution and its residual cost one set of giant
-    /// steps). Each input pays its own baby steps; the inputs share their level.
+    /// `Σ_i M_i·x_i` rescaled once to scale `target`, each input given as its baby steps
+    /// `rot(x_i, b)` for `b = 0..=max_baby` ([`baby_steps`]; a caller that already rotated an
+    /// input, at a higher level, passes those rotations dropped: the residual reuses its
+    /// block's graph convolution's). The maps share the period and the baby steps, and the
+    /// giant steps are taken once on the summed inner products (a temporal convolution and its
+    /// residual cost one set of giant steps); the inputs share their level.
     ///
     /// # Panics
-    /// On an empty list or maps with different periods or baby steps (a compile-time bug).
+    /// On an empty list, maps with different periods or baby steps (a compile-time bug), or
+    /// fewer baby steps than a map uses.
     pub(crate) fn apply_sum(
         eval: &Evaluator,
         encoder: &Encoder,
         cache: &PlaintextCache,
-        maps: &[(&DiagMap, &Ciphertext)],
+        maps: &[(&DiagMap, &[Ciphertext])],
         target: f64,
     ) -> Result<Ciphertext> {
-        let (first, x) = maps[0];
+        let (first, xs) = maps[0];
+        let x = &xs[0];
         assert!(
             maps.iter()
-                .all(|(m, _)| m.n == first.n && m.baby == first.baby),
-            "summed dense maps share the period and the baby steps"
+                .all(|(m, b)| m.n == first.n && m.baby == first.baby && b.len() > m.max_baby()),
+            "summed dense maps share the period and the baby steps, and get theirs"
         );
         let q = eval.params().q_prime(x.level())? as f64;
         let mut inner: BTreeMap<i64, Ciphertext> = BTreeMap::new();
-        for &(m, xi) in maps {
+        for &(m, babies) in maps {
             // Every product lands at `q·target`, whatever the input's scale.
-            for (g, u) in m.inner_sums(eval, encoder, cache, xi, q * target / xi.scale())? {
+            let pt_scale = q * target / babies[0].scale();
+            for (g, u) in m.inner_sums(eval, encoder, cache, babies, pt_scale)? {
                 match inner.get_mut(&g) {
                     Some(a) => eval.add_assign(a, &u)?,
                     None => {
@@ -192,22 +199,17 @@ impl DiagMap {
         Ok(eval.rescale(&sum)?)
     }
 
-    /// The inner products `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)` per giant index `g`
-    /// (baby steps: a chain of rotations by 1).
+    /// The inner products `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)` per giant index `g`,
+    /// `babies[b] = rot(x, b)`.
     fn inner_sums(
         &self,
         eval: &Evaluator,
         encoder: &Encoder,
         cache: &PlaintextCache,
-        x: &Ciphertext,
+        babies: &[Ciphertext],
         pt_scale: f64,
     ) -> Result<BTreeMap<i64, Ciphertext>> {
-        let (level, slots) = (x.level(), eval.params().slots());
-        let mut babies = vec![x.clone()];
-        for _ in 0..self.max_baby() {
-            let next = eval.rotate(babies.last().expect("non-empty"), 1)?;
-            babies.push(next);
-        }
+        let (level, slots) = (babies[0].level(), eval.params().slots());
         let mut by_g: BTreeMap<i64, Vec<(usize, &Vec<f64>)>> = BTreeMap::new();
         for (&(g, b), e) in &self.terms {
             by_g.entry(g).or_default().push((b, e));
@@ -282,6 +284,20 @@ impl DiagMap {
         }
         y
     }
+}
+
+/// `babies` (`rot(x, b)` for `b < babies.len()`, non-empty) extended to `b = 0..=max` by a
+/// chain of rotations by 1 (one key switch each).
+pub(crate) fn baby_steps(
+    eval: &Evaluator,
+    mut babies: Vec<Ciphertext>,
+    max: usize,
+) -> Result<Vec<Ciphertext>> {
+    while babies.len() <= max {
+        let next = eval.rotate(babies.last().expect("non-empty"), 1)?;
+        babies.push(next);
+    }
+    Ok(babies)
 }
 
 /// The non-zero diagonals `class = col − row (mod n) ↦ d[row]` of a sparse matrix.

@@ -7,7 +7,7 @@
 use ckks::{Ciphertext, Evaluator, PublicKey, SecretKey};
 use ndarray::ArrayView4;
 
-use super::diag::DiagMap;
+use super::diag::{baby_steps, DiagMap};
 use super::{DenseAct, DenseStgcn};
 use crate::error::{HeGcnError, Result};
 use crate::model::EncryptedLogits;
@@ -16,6 +16,26 @@ use crate::model::EncryptedLogits;
 /// (the site's quadratic coefficients are then encoded at `≈ 2^(2·drop)` and its output is at
 /// `Δ` again).
 pub const PRE_ACT_SCALE_DROP: u32 = 13;
+
+/// A stage of the dense forward pass, as [`DenseStgcn::forward_traced`] reports it (block
+/// index inside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Graph convolution (with its bias).
+    Gcn(usize),
+    /// The activation after the graph convolution (the input passes when it is pruned).
+    Act1(usize),
+    /// Temporal convolution and residual (with their bias).
+    Tcn(usize),
+    /// The activation closing the block.
+    Act2(usize),
+    /// The head's dense layer.
+    HeadDense,
+    /// The head's node sum and bias.
+    NodeSum,
+    /// The 0/1 logit mask.
+    Mask,
+}
 
 impl DenseStgcn {
     /// The replicated slot vector of one sample `(C, T, V, M)` with `T = M = 1`, after the
@@ -120,40 +140,72 @@ impl DenseStgcn {
         }
     }
 
-    /// Block `i` on `x`.
-    fn block(&self, eval: &Evaluator, i: usize, x: &Ciphertext) -> Result<Ciphertext> {
+    /// Block `i` on `x`; `trace` sees every stage's output.
+    fn block(
+        &self,
+        eval: &Evaluator,
+        i: usize,
+        x: &Ciphertext,
+        trace: &mut dyn FnMut(Stage, &Ciphertext),
+    ) -> Result<Ciphertext> {
         let b = &self.blocks[i];
         let target = self.target_before(b.act1.as_ref());
-        let g = b.gcn.apply(eval, &self.encoder, &self.cache, x, target)?;
+        let babies = baby_steps(eval, vec![x.clone()], b.gcn.max_baby())?;
+        let g = DiagMap::apply_sum(
+            eval,
+            &self.encoder,
+            &self.cache,
+            &[(&b.gcn, &babies)],
+            target,
+        )?;
         let g = self.add_bias(eval, &g, &b.gcn_bias)?;
+        trace(Stage::Gcn(i), &g);
         let h = match &b.act1 {
             Some(a) => self.activation(eval, a, &g)?,
             None => g,
         };
+        trace(Stage::Act1(i), &h);
         let target = self.target_before(b.act2.as_ref());
         let r = match &b.residual {
             Some(res) => {
-                let xd = eval.drop_to_level(x, h.level())?;
-                let maps = [(&b.tcn, &h), (res, &xd)];
+                // The residual reads the block input, whose rotations the graph convolution
+                // took: reuse them, dropped to this level.
+                let xb = babies
+                    .iter()
+                    .take(res.max_baby() + 1)
+                    .map(|c| eval.drop_to_level(c, h.level()))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let xb = baby_steps(eval, xb, res.max_baby())?;
+                let hb = baby_steps(eval, vec![h.clone()], b.tcn.max_baby())?;
+                let maps = [(&b.tcn, &hb[..]), (res, &xb[..])];
                 DiagMap::apply_sum(eval, &self.encoder, &self.cache, &maps, target)?
             }
             None => b.tcn.apply(eval, &self.encoder, &self.cache, &h, target)?,
         };
         let r = self.add_bias(eval, &r, &b.tcn_bias)?;
-        match &b.act2 {
-            Some(a) => self.activation(eval, a, &r),
-            None => Ok(r),
-        }
+        trace(Stage::Tcn(i), &r);
+        let out = match &b.act2 {
+            Some(a) => self.activation(eval, a, &r)?,
+            None => r,
+        };
+        trace(Stage::Act2(i), &out);
+        Ok(out)
     }
 
     /// The head: dense layer with the `1/V` pooling factor, node sum by `V − 1` rotations by
     /// `P`, bias, and the 0/1 mask that keeps only the logit slots of the first period.
-    fn head(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
+    fn head(
+        &self,
+        eval: &Evaluator,
+        x: &Ciphertext,
+        trace: &mut dyn FnMut(Stage, &Ciphertext),
+    ) -> Result<EncryptedLogits> {
         let l = &self.layout;
         let target = self.params.default_scale();
         let z = self
             .head
             .apply(eval, &self.encoder, &self.cache, x, target)?;
+        trace(Stage::HeadDense, &z);
         let mut acc = z.clone();
         // Horner over the occupied node positions `0..V`: position 0 gathers all `V` nodes.
         for _ in 1..l.nodes {
@@ -161,6 +213,7 @@ impl DenseStgcn {
             eval.add_assign(&mut acc, &z)?;
         }
         let acc = self.add_bias(eval, &acc, &self.head_bias)?;
+        trace(Stage::NodeSum, &acc);
         let mut mask = vec![0.0; self.params.slots()];
         for m in mask.iter_mut().take(self.classes) {
             *m = 1.0;
@@ -170,6 +223,7 @@ impl DenseStgcn {
             .encoder
             .encode(&mask, acc.level(), q * target / acc.scale())?;
         let out = eval.rescale(&eval.mul_plain(&acc, &pt)?)?;
+        trace(Stage::Mask, &out);
         Ok(EncryptedLogits {
             cts: vec![out],
             positions: (0..self.classes).map(|q| (0, q)).collect(),
@@ -181,6 +235,20 @@ impl DenseStgcn {
     /// # Errors
     /// [`HeGcnError::Shape`] for an input at another level; CKKS errors (a missing key).
     pub fn forward(&self, eval: &Evaluator, x: &Ciphertext) -> Result<EncryptedLogits> {
+        self.forward_traced(eval, x, &mut |_, _| {})
+    }
+
+    /// [`Self::forward`], calling `trace` with every stage's output as it is produced (what
+    /// the `dense_bodypose` bench times per stage).
+    ///
+    /// # Errors
+    /// As [`Self::forward`].
+    pub fn forward_traced(
+        &self,
+        eval: &Evaluator,
+        x: &Ciphertext,
+        trace: &mut dyn FnMut(Stage, &Ciphertext),
+    ) -> Result<EncryptedLogits> {
         if x.level() != self.plan.depth {
             return Err(HeGcnError::Shape {
                 what: "dense input level",
@@ -190,8 +258,8 @@ impl DenseStgcn {
         }
         let mut cur = x.clone();
         for i in 0..self.blocks.len() {
-            cur = self.block(eval, i, &cur)?;
+            cur = self.block(eval, i, &cur, trace)?;
         }
-        self.head(eval, &cur)
+        self.head(eval, &cur, trace)
     }
 }

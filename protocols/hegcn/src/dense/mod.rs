@@ -1,7 +1,8 @@
 //! The dense single-sample layout: for one pose (`T·M = 1`), the whole state of a stage — `V`
 //! nodes × at most `P` channels, `P` the next power of two of the widest stage and of the class
 //! count — sits in one period of `n = next_pow2(V·P)` slots (entry `(c, v)` at slot
-//! `pos(v)·P + c`, with node positions from [`node_order`]),
+//! `pos(v)·P + c`, with node positions from [`node_order`]; the client's input also at every
+//! `input_repeat`-th slot after it, [`DenseLayout::pack`]),
 //! and the ciphertext holds that period replicated over all `N/2` slots. Every linear stage
 //! (graph convolution with the folded BN, the temporal convolution — with one frame only its
 //! centre tap survives —, the residual, pooling + dense head) is one `n × n` matrix–vector
@@ -12,27 +13,51 @@
 //! (channel, node), so at `T·M = 1` they leave most slots empty and need thousands of products.
 //!
 //! **Cost and keys.** A stage costs one product per non-zero diagonal of its matrix (graph
-//! convolution: up to `63·|node offsets|`, channel mixing: at most `2P − 1`) and, with `B` baby
-//! steps, `max b` baby and `g_max − g_min` giant rotations. Each map picks its own `B` among
-//! [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for the fewest key switches (the
-//! products do not depend on it): channel mixing over offsets `−31..31` takes `B = 8`
-//! (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph convolution whatever its
-//! node offsets favour. A temporal convolution and its residual sum their inner products
-//! before one set of giant steps, and the head's node sum is a Horner chain over the `V`
-//! occupied node positions (`V − 1` rotations by `P`). *Key rule*: only the steps `1` and
-//! `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`], those the plan uses: at most 7)
-//! get Galois keys, all other rotations are composed from them (one key switch per baby or
-//! giant step): at `N = 2^15` a Galois key is ~15 MB, so a session's upload stays ≤ ~130 MB
-//! where one key per distinct step (~60 steps) would be ~1 GB. On the committed BodyPose
-//! model this is 217 key switches per pose (was 329 with `B = P` everywhere, the residual's
-//! own giant steps and a node sum over all 32 positions) and 1,286 products.
-//! Replicating the period is what makes rotations cyclic mod `n`
-//! without masks. (Carrying *different* diagonals in the replicas would cut the products by
-//! the replica count, but a periodic input yields only rotations that are the same in every
-//! replica, so it needs a staggered input — 15 more rotations per stage to build it, whose
-//! masks could be folded into the preceding activation's coefficients — or a stage output
-//! valid in one replica only plus a broadcast: either keeps the key switches near today's
-//! count while cutting the products 16×. Not done.)
+//! convolution: the classes `P·δ + (c − o)` over its node offsets `δ`, channel mixing: at
+//! most `2P − 1`) and, with `B` baby steps, `max b` baby and `g_max − g_min` giant rotations.
+//! Each map picks its own `B` among [`DenseLayout::baby_candidates`] (`P`, `P/2`, `P/4`) for
+//! the fewest key switches (the products do not depend on it): channel mixing over offsets
+//! `−31..31` takes `B = 8` (7 baby + 7 giant steps instead of 31 + 1 at `B = 32`), a graph
+//! convolution whatever its node offsets favour. A temporal convolution and its residual sum
+//! their inner products before one set of giant steps, the residual reuses the baby steps the
+//! block's graph convolution took of the block input (dropped to its level), and the head's
+//! node sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
+//! (Keeping the giant steps' Horner sums over `Q·P` — lazy ModDown, one ModDown per giant step
+//! instead of two — measured within 2 % on one thread, so it is not done.)
+//! *Key rule*: only the steps `1` and `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`],
+//! those the plan uses: at most 7) get Galois keys, all other rotations are composed from them
+//! (one key switch per baby or giant step): at `N = 2^15` a Galois key is ~15 MB, so a
+//! session's upload stays ≤ ~130 MB where one key per distinct step (~60 steps) would be ~1 GB.
+//!
+//! *What sets the count.* The node order ([`node_order`], module `order`) has the least
+//! bandwidth the search finds — on BODY25 node offsets `−3..3` — since a graph convolution's
+//! giant steps span its class range `±(P·bandwidth + P − 1)`, and with `P = 32` neighbouring
+//! offsets' channel ranges overlap, so the range also bounds its diagonals. The client repeats
+//! its input channels every [`DenseLayout::input_repeat`] slots of a node, so the first graph
+//! convolution reads each input channel within one repeat of its output slot: 2 diagonals per
+//! node offset on BodyPose (2 input channels) instead of 17, one baby step instead of 15. On
+//! the committed BodyPose model this is 141 key switches (plus 6 relinearizations) and 765
+//! products per pose, where the depth-first order of fewest distinct offsets (offsets up to
+//! ±7), the plain input and per-input baby steps took 217 and 1,286. At `N = 2^15` the key
+//! switches dominate: `cargo bench -p hegcn --bench dense_bodypose` (with `DENSE_PROBE=1`)
+//! prices one pose on one thread of a loaded 2-core Xeon at ~2.8 s of key switches, ~0.8 s of
+//! products and ~0.5 s of the rest (plus ~1.2 s of encodings when the plaintext cache misses;
+//! 3.8 s measured with every weight cached), the two inner graph convolutions (29 and 30 key
+//! switches at levels 10 and 6) half of the key switches.
+//!
+//! *Not done: staggered replicas.* Replicating the period is what makes rotations cyclic mod
+//! `n` without masks. Carrying *different* diagonals in the 16 replicas would cut the products
+//! 16×: with the state placed at least 15 slots into the period, an input whose replica `r`
+//! holds the state rotated by `r` reads class `16k + r` in replica `r` after one rotation by
+//! `16k`, without wrap-around. But the replicas' partial sums then need a replica sum (4
+//! rotations by `n·2^i`: 4 more keys, which the 150 MB budget only holds if the channel-mixing
+//! maps give up `B = 8`, +4 key switches each) and the next stage a staggered input again (15
+//! rotations by 1 per stage, their masks folded into the preceding activation's coefficients:
+//! `Σ_r rot(a_r⊙R + b_r⊙y + c_r, r)` with one relinearized square `R`). A graph convolution
+//! would take ~34 key switches instead of ~30 while saving ~240 products: priced as above, at
+//! level 10 that is +0.12 s against −0.29 s, at level 6 +0.06 s against −0.19 s, which the
+//! ~18 extra key switches of the channel-mixing maps at `B = 16` (~0.4 s; or of the first graph
+//! convolution and the node sum without `±P`) cancel. Not built.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -40,11 +65,17 @@
 //! **Security model.** As the rest of the crate: semi-honest server holding the weights,
 //! client holding the secret key; the head masks every slot but the logits, and
 //! [`DenseStgcn::sanitize_logits`] re-randomizes and floods them before they are returned.
+//! The announced layout's node order and input repeat are functions of the public graph and
+//! input width; the repeated input is the client's own data in one ciphertext, as before.
 
 mod diag;
 mod forward;
+mod order;
 
-pub use forward::PRE_ACT_SCALE_DROP;
+pub use forward::{Stage, PRE_ACT_SCALE_DROP};
+pub use order::node_order;
+#[cfg(test)]
+pub(crate) use order::{bandwidth, graph_edges, order_cost};
 
 use ckks::{CkksParams, Encoder, Evaluator, Flood, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -79,100 +110,10 @@ pub struct DenseLayout {
     /// Position of every node inside a period (a permutation of `0..V`, see
     /// [`node_order`]): node `v`'s channels sit at `node_order[v]·P + c`.
     pub node_order: Vec<usize>,
-}
-
-/// Node positions that make the graph convolution cheap: its products are one per distinct
-/// `(node offset, channel offset)`, so the order minimises the number of distinct signed
-/// position differences `pos[u] − pos[w]` over the edges of every block's aggregation. The
-/// candidates are the identity and, from every root, the depth-first order of a BFS spanning
-/// tree that visits small subtrees first (on a tree most edges then join consecutive
-/// positions); the first candidate with the fewest differences wins.
-pub fn node_order(model: &FoldedModel) -> Vec<usize> {
-    let v = model.num_nodes;
-    let (adj, edges) = graph_edges(model);
-    let cost = |pos: &[usize]| order_cost(&edges, pos);
-    let mut best: Vec<usize> = (0..v).collect();
-    let mut best_cost = cost(&best);
-    for root in 0..v {
-        let pos = dfs_positions(&adj, root);
-        let c = cost(&pos);
-        if c < best_cost {
-            best = pos;
-            best_cost = c;
-        }
-    }
-    best
-}
-
-/// Neighbour lists and directed edges `(u, w)`, `u ≠ w`, of every block's aggregation.
-pub(crate) fn graph_edges(model: &FoldedModel) -> (Vec<Vec<usize>>, Vec<(usize, usize)>) {
-    let v = model.num_nodes;
-    let mut adj = vec![Vec::new(); v];
-    let mut edges = Vec::new();
-    for b in &model.blocks {
-        for ((_, u, w), &a) in b.aggregation.indexed_iter() {
-            if a != 0.0 && u != w {
-                edges.push((u, w));
-                if !adj[u].contains(&w) {
-                    adj[u].push(w);
-                }
-            }
-        }
-    }
-    (adj, edges)
-}
-
-/// Distinct signed position differences over `edges` under positions `pos`.
-pub(crate) fn order_cost(edges: &[(usize, usize)], pos: &[usize]) -> usize {
-    let mut d: Vec<i64> = edges
-        .iter()
-        .map(|&(u, w)| pos[u] as i64 - pos[w] as i64)
-        .collect();
-    d.sort_unstable();
-    d.dedup();
-    d.len()
-}
-
-/// Positions of a depth-first walk from `root` over a BFS spanning tree, smaller subtrees
-/// first; unreachable nodes follow in index order.
-fn dfs_positions(adj: &[Vec<usize>], root: usize) -> Vec<usize> {
-    let v = adj.len();
-    let mut parent = vec![usize::MAX; v];
-    let mut bfs = vec![root];
-    parent[root] = root;
-    let mut i = 0;
-    while i < bfs.len() {
-        let u = bfs[i];
-        for &w in &adj[u] {
-            if parent[w] == usize::MAX {
-                parent[w] = u;
-                bfs.push(w);
-            }
-        }
-        i += 1;
-    }
-    let mut size = vec![1usize; v];
-    for &u in bfs.iter().skip(1).rev() {
-        size[parent[u]] += size[u];
-    }
-    let mut children = vec![Vec::new(); v];
-    for &u in bfs.iter().skip(1) {
-        children[parent[u]].push(u);
-    }
-    let mut order = Vec::with_capacity(v);
-    let mut stack = vec![root];
-    while let Some(u) = stack.pop() {
-        order.push(u);
-        let mut c = children[u].clone();
-        c.sort_by_key(|&x| std::cmp::Reverse(size[x]));
-        stack.extend(c);
-    }
-    order.extend((0..v).filter(|&u| parent[u] == usize::MAX));
-    let mut pos = vec![0; v];
-    for (p, &u) in order.iter().enumerate() {
-        pos[u] = p;
-    }
-    pos
+    /// The input's channels repeat every `input_repeat` slots of a node (the next power of
+    /// two ≥ `C`, dividing `P`): the client's slot `node_order[v]·P + j` holds channel
+    /// `j mod input_repeat` (zero when that is `≥ C`), see [`Self::pack`].
+    pub input_repeat: usize,
 }
 
 impl DenseLayout {
@@ -225,6 +166,7 @@ impl DenseLayout {
             period,
             slots,
             node_order: node_order(model),
+            input_repeat: model.in_channels.next_power_of_two(),
         })
     }
 
@@ -243,7 +185,22 @@ impl DenseLayout {
         self.node_order[v] * self.node_stride + c
     }
 
-    /// The slot vector of a state `x[(c, v)]` (`channels × nodes` row-major), replicated.
+    /// The input slot the first stage reads channel `c` of node `v` from for output channel
+    /// `o`: of the copies of `c` in `v`'s node (every `input_repeat` slots), the first at or
+    /// after slot `o` of the node, else the last before it — so the channel offset of every
+    /// term lies in `0..input_repeat` (or just below 0 near the node's end).
+    pub fn input_slot(&self, c: usize, v: usize, o: usize) -> usize {
+        let (p, r) = (self.node_stride, self.input_repeat);
+        let mut j = o + (c + p - o % r) % r;
+        if j >= p {
+            j -= r;
+        }
+        self.node_order[v] * p + j
+    }
+
+    /// The client's slot vector of an input `x[(c, v)]` (`channels × nodes` row-major),
+    /// replicated over the slots, each node's channels repeated every `input_repeat` slots
+    /// ([`Self::input_slot`]).
     ///
     /// # Errors
     /// [`HeGcnError::Shape`] for a wrong length.
@@ -258,7 +215,9 @@ impl DenseLayout {
         let mut period = vec![0.0; self.period];
         for c in 0..self.channels {
             for v in 0..self.nodes {
-                period[self.slot(c, v)] = x[c * self.nodes + v];
+                for j in (c..self.node_stride).step_by(self.input_repeat) {
+                    period[self.slot(j, v)] = x[c * self.nodes + v];
+                }
             }
         }
         Ok((0..self.slots).map(|i| period[i % self.period]).collect())
@@ -382,7 +341,8 @@ impl DenseStgcn {
 
     /// Plaintext products and key switches of the linear stages of one forward pass (the head's
     /// node sum included; activations not counted). A temporal convolution and its residual
-    /// share their giant steps.
+    /// share their giant steps, and the residual reuses the graph convolution's baby steps of
+    /// the block input.
     pub fn planned_linear_ops(&self) -> (usize, usize) {
         let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
         let nodesum = self.layout.nodes - 1;
@@ -394,7 +354,12 @@ impl DenseStgcn {
                     .into_iter()
                     .flatten()
                     .collect();
-                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn)
+                // The residual reuses the graph convolution's baby steps of the block input.
+                let reused = b
+                    .residual
+                    .as_ref()
+                    .map_or(0, |r| r.max_baby().min(b.gcn.max_baby()));
+                DiagMap::sum_key_switches(&[&b.gcn]) + DiagMap::sum_key_switches(&tcn) - reused
             })
             .sum();
         let switches = blocks + DiagMap::sum_key_switches(&[&self.head]) + nodesum;
@@ -480,6 +445,12 @@ fn compile_act(
 fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<DenseBlock> {
     let (k, co, ci) = b.gcn_weights.dim();
     let n = l.period;
+    // The block's input slot of channel `c` of node `u` for output channel `o`: the client's
+    // repeated channels for the first block, the plain layout after.
+    let col = |c: usize, u: usize, o: usize| match i {
+        0 => l.input_slot(c, u, o),
+        _ => l.slot(c, u),
+    };
     let mut gcn = Vec::new();
     for ki in 0..k {
         for u in 0..l.nodes {
@@ -490,7 +461,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
                 }
                 for o in 0..co {
                     for c in 0..ci {
-                        gcn.push((l.slot(o, w), l.slot(c, u), a * b.gcn_weights[[ki, o, c]]));
+                        gcn.push((l.slot(o, w), col(c, u, o), a * b.gcn_weights[[ki, o, c]]));
                     }
                 }
             }
@@ -511,6 +482,18 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
         }
         DiagMap::planned(n, babies, e)
     };
+    // The residual reads the block's input.
+    let res_diag = |co: usize, ci: usize, babies: &[usize], f: &dyn Fn(usize, usize) -> f64| {
+        let mut e = Vec::new();
+        for v in 0..l.nodes {
+            for o in 0..co {
+                for c in 0..ci {
+                    e.push((l.slot(o, v), col(c, v, o), f(o, c)));
+                }
+            }
+        }
+        DiagMap::planned(n, babies, e)
+    };
     let tcn = node_diag(tco, tci, &l.baby_candidates(), &|o, c| {
         b.tcn_weight[[o, c, centre]]
     });
@@ -519,15 +502,13 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
     let (residual, res_bias) = match &b.residual {
         FoldedResidual::None => (None, vec![0.0; tco]),
         FoldedResidual::Identity => (
-            Some(node_diag(tco, tco, &same, &|o, c| {
+            Some(res_diag(tco, tco, &same, &|o, c| {
                 f64::from(u8::from(o == c))
             })),
             vec![0.0; tco],
         ),
         FoldedResidual::Conv { weight, bias } => (
-            Some(node_diag(tco, weight.dim().1, &same, &|o, c| {
-                weight[[o, c]]
-            })),
+            Some(res_diag(tco, weight.dim().1, &same, &|o, c| weight[[o, c]])),
             bias.to_vec(),
         ),
     };

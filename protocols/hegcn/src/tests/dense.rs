@@ -94,6 +94,35 @@ fn dense_keys_are_exactly_the_planned_steps() {
     assert!(products > 0 && switches > 0);
 }
 
+/// The forward pass takes exactly the planned key switches and products (plus one
+/// relinearization and two products per activation site and the logit mask's product), on a
+/// model with a convolutional residual (which reuses its block's baby steps).
+#[test]
+fn dense_forward_takes_the_planned_operations() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 34);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let mut kg = KeyGenerator::from_seed(&params, [5; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let ct = he
+        .encrypt_input(&pk, random_input(3, 1, 5, 1, 2).view())
+        .unwrap();
+    eval.reset_counters();
+    he.forward(&eval, &ct).unwrap();
+    let ops = eval.counters();
+    let (products, switches) = he.planned_linear_ops();
+    let sites = ops.relinearize as usize;
+    assert_eq!(ops.key_switch as usize - sites, switches);
+    // Per site `a⊙x` and `b⊙x`; the planned products count the mask's.
+    assert_eq!(ops.mul_plain as usize, products + 2 * sites);
+}
+
 #[test]
 fn dense_refuses_multi_frame_models_and_wrong_inputs() {
     let model = small_model(5, 4, 1, 16, ActivationKind::Square, &[], 33);
@@ -136,7 +165,17 @@ fn dense_matches_the_committed_bodypose_model() {
         crate::dense::order_cost(&edges, &identity),
         crate::dense::order_cost(&edges, &order),
     );
-    println!("BodyPose node offsets: {before} in index order, {after} in the chosen order");
+    let (wide, narrow) = (
+        crate::dense::bandwidth(&edges, &identity),
+        crate::dense::bandwidth(&edges, &order),
+    );
+    println!(
+        "BodyPose node offsets: {before} distinct up to ±{wide} in index order, \
+         {after} up to ±{narrow} in the chosen order"
+    );
+    // BODY25's least bandwidth is 3 (its centre has degree 4, so 2 cannot hold, and the
+    // search finds 3): offsets −3..3.
+    assert_eq!(narrow, 3);
     assert!(after < before);
     let depth = crate::level_plan(&folded).unwrap().depth;
     // Insecure small ring (one replica) to keep the test fast; the layout is the same.
@@ -156,5 +195,40 @@ fn dense_matches_the_committed_bodypose_model() {
         let x = data.index_axis(Axis(0), i).to_owned();
         let got = dense_logits(&he, &he.rotation_steps(), &x, i as u8).unwrap();
         check_logits("dense BodyPose", &got, want.row(i).as_slice().unwrap());
+    }
+}
+
+proptest::proptest! {
+    /// The client's input repeats every channel every `input_repeat` slots of its node, and
+    /// the slot the first stage reads channel `c` of node `v` from for output channel `o`
+    /// holds that entry, within one repeat of slot `o` of the node.
+    #[test]
+    fn packed_input_holds_every_channel_where_the_first_stage_reads_it(
+        channels in 1usize..6,
+        seed in 0u64..1000,
+        o in 0usize..16,
+    ) {
+        let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 40 + seed % 3);
+        let mut l = DenseLayout::new(&model, 1 << 10).unwrap();
+        let (channels, o) = (1 + (channels - 1) % l.node_stride, o % l.node_stride);
+        l.channels = channels;
+        l.input_repeat = channels.next_power_of_two();
+        let x: Vec<f64> = (0..channels * l.nodes).map(|i| i as f64 + 0.5).collect();
+        let packed = l.pack(&x).unwrap();
+        for v in 0..l.nodes {
+            let base = l.node_order[v] * l.node_stride;
+            for j in 0..l.node_stride {
+                let c = j % l.input_repeat;
+                let want = if c < channels { x[c * l.nodes + v] } else { 0.0 };
+                proptest::prop_assert_eq!(packed[base + j], want);
+            }
+            for c in 0..channels {
+                let s = l.input_slot(c, v, o);
+                proptest::prop_assert_eq!(packed[s], x[c * l.nodes + v]);
+                proptest::prop_assert!(s >= base && s < base + l.node_stride);
+                let off = s as i64 - (base + o) as i64;
+                proptest::prop_assert!(off.unsigned_abs() < l.input_repeat as u64);
+            }
+        }
     }
 }
