@@ -45,17 +45,27 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The pruning levels of the FFConv model: each through the single-image layout, then the
-/// table and the accuracy–latency plot (the unpruned model first, from the `ffconv` row if
-/// that design ran before).
+/// The pruning levels of `pruned_model` (default the FFConv model): each through the
+/// single-image layout, then the table and the accuracy–latency plot (the unpruned model
+/// first, from the row of the design that ran it before: `ffconv` for the FFConv model,
+/// `lola` or `planned` when the base is `model`).
 fn pruned(task: &HecnnTask, report: &mut Report, rows: &mut Vec<report::Row>) -> Result<()> {
+    let base = task.pruned_base();
+    let base_designs: &[&str] = if base == task.ffconv_model {
+        &["ffconv"]
+    } else if base == task.model {
+        &["lola", "planned"]
+    } else {
+        &[]
+    };
     let mut points: Vec<report::Row> = rows
         .iter()
-        .filter(|r| r.design.starts_with("ffconv"))
+        .find(|r| base_designs.iter().any(|d| r.design.starts_with(d)))
         .cloned()
+        .into_iter()
         .collect();
     for level in &task.pruned {
-        let model = load_model(&format!("{}-{level}", task.ffconv_model))?;
+        let model = load_model(&format!("{base}-{level}"))?;
         let row = lola::run_pruned(task, level, &model, report)?;
         points.push(row.clone());
         rows.push(row);
