@@ -2,8 +2,9 @@
 //! published figures: `cryptonets` (the batch layout of [`hecnn::batch::BatchCnn`]: the whole
 //! test set in batches of one image per slot), in [`batch`]; `lola` (the single-image layout
 //! of [`hecnn::LolaCnn`]: images one at a time, latency on one thread and on all cores),
-//! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (its pruning levels,
-//! [`hecnn::prune`], metrics `pruned.<level>.*`), in [`lola`]; `planned` (the packing
+//! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (the pruning levels of
+//! `pruned_model`, default the FFConv model, [`hecnn::prune`], metrics `pruned.<level>.*`), in
+//! [`lola`]; `planned` (the packing
 //! planner's choice, run and checked against its estimate), in [`planned`]; [`report`] writes
 //! the comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
