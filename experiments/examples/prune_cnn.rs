@@ -1,52 +1,42 @@
 //! Prunes a committed MNIST CNN for the single-image layout (`hecnn::prune`: whole kernel taps
 //! and whole diagonals of the dense layers, lowest sum of squares first), fine-tunes each level
-//! in plaintext with the mask fixed, and writes `<name>-p<level>.json` + `.safetensors`.
+//! in plaintext with the mask fixed, and writes `<name>-<level>.json` + `.safetensors`.
 //! FFConv models are folded first (the encrypted pass runs the folded network).
 //!
-//! `cargo run --release -p experiments --example prune_cnn -- [model_path] [out_dir]`
+//! `cargo run --release -p experiments --example prune_cnn -- [model_path] [out_dir]
+//! [--levels NAME:TAPS/FC1/FC2,…] [--epochs E] [--lr LR] [--lr-decay D] [--shift S]
+//! [--steps K]`
 //! (default `experiments/models/cnn/mnist-ffconv-r8`, written beside it).
 //!
-//! Levels (fractions of taps, fc1 diagonals, fc2 diagonals): `p30` 0.2/0.3/0.3, `p50`
+//! Default levels (fractions of taps, fc1 diagonals, fc2 diagonals): `p30` 0.2/0.3/0.3, `p50`
 //! 0.32/0.5/0.5, `p70` 0.4/0.7/0.7; fine-tuning 3 epochs, lr 0.005 × 0.7 per epoch, batch 64,
-//! momentum 0.9, seed 2. Masks are computed at 8,192 slots (`N14_L7_S40_128BIT`, the preset
-//! of the single-image layout).
+//! momentum 0.9, seed 2, no augmentation. `--shift S` fine-tunes on random translations of up
+//! to S pixels (`CnnHyper::max_shift`); `--steps K` prunes iteratively: K masks of growing
+//! fractions (`i/K` of the level's, each computed on the previous step's fine-tuned model, so
+//! they nest), `E` epochs of fine-tuning after each. Masks are computed at 8,192 slots
+//! (`N14_L7_S40_128BIT`, the preset of the single-image layout); each level's planned HE
+//! operations per image (`hecnn::he_ops` of `hecnn::LolaPlan`'s stages) are printed beside the
+//! unpruned model's.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use datasets::mnist::{load_bundled, Split};
 use experiments::hecnn::load_model;
 use hecnn::{PruneLevel, PruneMask};
-use ml::models::cnn::{fine_tune_plain, CnnHyper};
+use ml::models::cnn::{fine_tune_plain, CnnHyper, CnnModel};
+use ndarray::Array2;
 use std::path::PathBuf;
 
-const LEVELS: [(&str, PruneLevel); 3] = [
-    (
-        "p30",
-        PruneLevel {
-            taps: 0.2,
-            fc1: 0.3,
-            fc2: 0.3,
-        },
-    ),
-    (
-        "p50",
-        PruneLevel {
-            taps: 0.32,
-            fc1: 0.5,
-            fc2: 0.5,
-        },
-    ),
-    (
-        "p70",
-        PruneLevel {
-            taps: 0.4,
-            fc1: 0.7,
-            fc2: 0.7,
-        },
-    ),
-];
+/// Training and test images with their labels.
+struct Data {
+    x: Array2<f64>,
+    labels: Vec<u8>,
+    xt: Array2<f64>,
+    test_labels: Vec<u8>,
+}
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let (args, opts) = split_options(&all)?;
     let path = args
         .first()
         .map_or("experiments/models/cnn/mnist-ffconv-r8", String::as_str);
@@ -60,69 +50,170 @@ fn main() -> Result<()> {
         },
         PathBuf::from,
     );
-    let train = load_bundled(Split::Train)?;
-    let test = load_bundled(Split::Test)?;
-    let (x, xt) = (train.images_f64(), test.images_f64());
-    let (labels, test_labels) = (train.labels.to_vec(), test.labels.to_vec());
-    let slots = hecnn::choose_preset("prune", hecnn::LOLA_DEPTH)?
-        .build()?
-        .slots();
-    let base = model.accuracy(xt.view(), &test_labels)?;
+    let (train, test) = (load_bundled(Split::Train)?, load_bundled(Split::Test)?);
+    let data = Data {
+        x: train.images_f64(),
+        labels: train.labels.to_vec(),
+        xt: test.images_f64(),
+        test_labels: test.labels.to_vec(),
+    };
+    let params = hecnn::choose_preset("prune", hecnn::LOLA_DEPTH)?.build()?;
+    let base = model.accuracy(data.xt.view(), &data.test_labels)?;
     println!(
-        "{} (folded): test accuracy {:.2} %",
+        "{} (folded): test accuracy {:.2} %, {} HE ops",
         model.spec.name,
-        100.0 * base
+        100.0 * base,
+        planned_ops(&model, &params)?
     );
     let hyper = CnnHyper {
-        epochs: 3,
-        lr: 0.005,
-        lr_decay: 0.7,
+        epochs: opt(&opts, "epochs")?.unwrap_or(3),
+        lr: opt(&opts, "lr")?.unwrap_or(0.005),
+        lr_decay: opt(&opts, "lr-decay")?.unwrap_or(0.7),
         seed: 2,
+        max_shift: opt(&opts, "shift")?.unwrap_or(0),
         ..CnnHyper::default()
     };
-    for (name, level) in LEVELS {
-        let mask = PruneMask::new(&model, slots, &level)?;
-        let pruned = mask.apply(&model);
-        let before = pruned.accuracy(xt.view(), &test_labels)?;
+    let steps: usize = opt(&opts, "steps")?.unwrap_or(1).max(1);
+    println!("fine-tuning {hyper:?}, {steps} step(s)");
+    for (name, level) in levels(&opts)? {
         let t0 = std::time::Instant::now();
-        let mut tuned = fine_tune_plain(
-            &pruned,
-            Some(&mask.tensors(&model)),
-            &x,
-            &labels,
-            &hyper,
-            |r| {
-                println!(
-                    "  {name} epoch {} loss {:.4} train {:.2} %",
-                    r.epoch,
-                    r.loss,
-                    100.0 * r.train_accuracy
-                );
-            },
-        )?;
+        let mut tuned = model.clone();
+        let mut last = None;
+        for step in 1..=steps {
+            let frac = step as f64 / steps as f64;
+            let mask = PruneMask::new(&tuned, params.slots(), &scaled(&level, frac))?;
+            let pruned = mask.apply(&tuned);
+            let before = pruned.accuracy(data.xt.view(), &data.test_labels)?;
+            println!(
+                "  {name} step {step}: {:.2} % after pruning",
+                100.0 * before
+            );
+            tuned = tune(&pruned, &mask, &data, &hyper, &name)?;
+            last = Some(mask);
+        }
+        let mask = last.context("at least one step")?;
         tuned.spec.name = format!("{}-{name}", model.spec.name);
-        let after = tuned.accuracy(xt.view(), &test_labels)?;
+        let after = tuned.accuracy(data.xt.view(), &data.test_labels)?;
         println!(
-            "{}: taps kept {}/25, fc1 diagonals {}, fc2 diagonals {}; test accuracy {:.2} % after \
-             pruning, {:.2} % after fine-tuning ({:.0} s)",
+            "{}: taps kept {}/25, fc1 diagonals {}, fc2 diagonals {}; {} HE ops; test accuracy \
+             {:.2} % after fine-tuning ({:.0} s)",
             tuned.spec.name,
             mask.taps.iter().filter(|&&k| k).count(),
             mask.kept[0].len(),
             mask.kept[1].len(),
-            100.0 * before,
+            planned_ops(&tuned, &params)?,
             100.0 * after,
             t0.elapsed().as_secs_f64()
         );
         anyhow::ensure!(mask.apply(&tuned) == tuned, "fine-tuning left the mask");
-        std::fs::write(
-            out.join(format!("{}.json", tuned.spec.name)),
-            tuned.spec_json(),
-        )
-        .context("writing the model")?;
-        std::fs::write(
-            out.join(format!("{}.safetensors", tuned.spec.name)),
-            tuned.to_safetensors_bytes()?,
-        )?;
+        println!(
+            "  stage max |x| on test: {:?}",
+            tuned.stage_max_abs(data.xt.view())?
+        );
+        write(&tuned, &out)?;
     }
     Ok(())
+}
+
+/// Fine-tunes `pruned` with `mask` fixed.
+fn tune(
+    pruned: &CnnModel,
+    mask: &PruneMask,
+    d: &Data,
+    hyper: &CnnHyper,
+    name: &str,
+) -> Result<CnnModel> {
+    let tensors = mask.tensors(pruned);
+    Ok(fine_tune_plain(
+        pruned,
+        Some(&tensors),
+        &d.x,
+        &d.labels,
+        hyper,
+        |r| {
+            println!(
+                "    {name} epoch {} loss {:.4} train {:.2} % lr {:.5}",
+                r.epoch,
+                r.loss,
+                100.0 * r.train_accuracy,
+                r.lr
+            );
+        },
+    )?)
+}
+
+/// The planned HE operations of one image of `model` in the single-image layout.
+fn planned_ops(model: &CnnModel, params: &ckks::CkksParams) -> Result<u64> {
+    let plan = hecnn::LolaPlan::new(model, params)?;
+    Ok(plan.stages().iter().map(|s| hecnn::he_ops(&s.ops)).sum())
+}
+
+fn scaled(l: &PruneLevel, f: f64) -> PruneLevel {
+    PruneLevel {
+        taps: l.taps * f,
+        fc1: l.fc1 * f,
+        fc2: l.fc2 * f,
+    }
+}
+
+fn write(m: &CnnModel, out: &std::path::Path) -> Result<()> {
+    std::fs::write(out.join(format!("{}.json", m.spec.name)), m.spec_json())
+        .context("writing the model")?;
+    std::fs::write(
+        out.join(format!("{}.safetensors", m.spec.name)),
+        m.to_safetensors_bytes()?,
+    )?;
+    Ok(())
+}
+
+/// `--levels p50:0.32/0.5/0.5,p70:…`, or the three default levels.
+fn levels(opts: &[(String, String)]) -> Result<Vec<(String, PruneLevel)>> {
+    let spec = opts.iter().find(|(k, _)| k == "levels").map_or(
+        "p30:0.2/0.3/0.3,p50:0.32/0.5/0.5,p70:0.4/0.7/0.7",
+        |(_, v)| v,
+    );
+    spec.split(',')
+        .map(|item| {
+            let (name, f) = item.split_once(':').context("NAME:TAPS/FC1/FC2")?;
+            let f: Vec<f64> = f.split('/').map(str::parse).collect::<Result<_, _>>()?;
+            let [taps, fc1, fc2] = f[..] else {
+                bail!("{item}: three fractions TAPS/FC1/FC2");
+            };
+            Ok((name.to_string(), PruneLevel { taps, fc1, fc2 }))
+        })
+        .collect()
+}
+
+/// `--key value` pairs, in order.
+type Options = Vec<(String, String)>;
+
+/// Positional arguments and `--key value` options.
+fn split_options(all: &[String]) -> Result<(Vec<String>, Options)> {
+    let (mut args, mut opts) = (Vec::new(), Vec::new());
+    let mut it = all.iter();
+    while let Some(a) = it.next() {
+        if let Some(key) = a.strip_prefix("--") {
+            if !["levels", "epochs", "lr", "lr-decay", "shift", "steps"].contains(&key) {
+                bail!("unknown option --{key}");
+            }
+            let value = it
+                .next()
+                .with_context(|| format!("--{key} needs a value"))?;
+            opts.push((key.to_string(), value.clone()));
+        } else {
+            args.push(a.clone());
+        }
+    }
+    Ok((args, opts))
+}
+
+/// The value of option `key`, parsed.
+fn opt<T: std::str::FromStr>(opts: &[(String, String)], key: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    opts.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.parse().map_err(|e| anyhow::anyhow!("--{key} {v}: {e}")))
+        .transpose()
 }

@@ -2,10 +2,13 @@
 //! FFConv low-rank variant) on the bundled MNIST training set, in plaintext, and writes
 //! `<name>.json` + `<name>.safetensors`.
 //!
-//! `cargo run --release -p experiments --example train_cnn -- [cryptonets|wide|ffconv] [out_dir]`
+//! `cargo run --release -p experiments --example train_cnn -- [cryptonets|wide|ffconv] [out_dir]
+//! [--shift S] [--epochs E] [--lr LR] [--lr-decay D] [--wd W] [--rank R] [--name NAME]`
 //!
 //! `ffconv`: a rank-8 convolution mixed into 16 maps after the activation
 //! (`CnnSpec::ffconv(8, 16)`), 20 epochs, learning-rate decay 0.88.
+//! The options override the network's hyper-parameters (`--shift`: random translations of up
+//! to S pixels, `CnnHyper::max_shift`), FFConv's rank (`--rank`) and the file stem (`--name`).
 //!
 //! Reproducible: the initial weights and the shuffling are seeded (`CnnHyper::seed`).
 
@@ -15,14 +18,16 @@ use ml::models::cnn::{train_plain, CnnHyper, CnnSpec};
 use std::path::PathBuf;
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let (args, opts) = split_options(&all)?;
     let which = args.first().map_or("cryptonets", String::as_str);
     let out = PathBuf::from(args.get(1).map_or("experiments/models/cnn", String::as_str));
-    let (spec, hyper) = match which {
+    let rank = opt(&opts, "rank")?.unwrap_or(8);
+    let (mut spec, mut hyper) = match which {
         "cryptonets" => (CnnSpec::cryptonets(), CnnHyper::default()),
         "wide" => (CnnSpec::wide(), CnnHyper::default()),
         "ffconv" => (
-            CnnSpec::ffconv(8, 16),
+            CnnSpec::ffconv(rank, 16),
             CnnHyper {
                 epochs: 20,
                 lr_decay: 0.88,
@@ -31,6 +36,11 @@ fn main() -> Result<()> {
         ),
         other => bail!("unknown network {other:?}: expected cryptonets, wide or ffconv"),
     };
+    override_hyper(&mut hyper, &opts)?;
+    if let Some(name) = opts.iter().find(|(k, _)| k == "name") {
+        spec.name.clone_from(&name.1);
+    }
+    println!("{}: {hyper:?}", spec.name);
     let train = load_bundled(Split::Train)?;
     let test = load_bundled(Split::Test)?;
     let (x, xt) = (train.images_f64(), test.images_f64());
@@ -58,5 +68,55 @@ fn main() -> Result<()> {
         out.join(format!("{}.safetensors", spec.name)),
         model.to_safetensors_bytes()?,
     )?;
+    Ok(())
+}
+
+/// `--key value` pairs, in order.
+type Options = Vec<(String, String)>;
+
+/// Positional arguments and `--key value` options.
+fn split_options(all: &[String]) -> Result<(Vec<String>, Options)> {
+    let (mut args, mut opts) = (Vec::new(), Vec::new());
+    let mut it = all.iter();
+    while let Some(a) = it.next() {
+        if let Some(key) = a.strip_prefix("--") {
+            let value = it
+                .next()
+                .with_context(|| format!("--{key} needs a value"))?;
+            opts.push((key.to_string(), value.clone()));
+        } else {
+            args.push(a.clone());
+        }
+    }
+    Ok((args, opts))
+}
+
+/// The value of option `key`, parsed.
+fn opt<T: std::str::FromStr>(opts: &[(String, String)], key: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    opts.iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.parse().map_err(|e| anyhow::anyhow!("--{key} {v}: {e}")))
+        .transpose()
+}
+
+fn override_hyper(h: &mut CnnHyper, opts: &[(String, String)]) -> Result<()> {
+    for (k, _) in opts {
+        if ![
+            "shift", "epochs", "lr", "lr-decay", "wd", "rank", "name", "seed",
+        ]
+        .contains(&k.as_str())
+        {
+            bail!("unknown option --{k}");
+        }
+    }
+    h.max_shift = opt(opts, "shift")?.unwrap_or(h.max_shift);
+    h.epochs = opt(opts, "epochs")?.unwrap_or(h.epochs);
+    h.lr = opt(opts, "lr")?.unwrap_or(h.lr);
+    h.lr_decay = opt(opts, "lr-decay")?.unwrap_or(h.lr_decay);
+    h.weight_decay = opt(opts, "wd")?.unwrap_or(h.weight_decay);
+    h.seed = opt(opts, "seed")?.unwrap_or(h.seed);
     Ok(())
 }

@@ -32,10 +32,14 @@ pub struct HecnnTask {
     /// The FFConv model of the `ffconv` design (path without extension).
     #[serde(default = "default_ffconv_model")]
     pub ffconv_model: String,
-    /// Pruning levels of the `pruned` design: level `L` is the model `<ffconv_model>-L`
+    /// Pruning levels of the `pruned` design: level `L` is the model `<pruned_model>-L`
     /// (written by `cargo run --release -p experiments --example prune_cnn`).
     #[serde(default)]
     pub pruned: Vec<String>,
+    /// The model whose pruning levels the `pruned` design runs (path without extension; an
+    /// FFConv or a plain model; default `ffconv_model`).
+    #[serde(default)]
+    pub pruned_model: Option<String>,
     /// A 128-bit preset by name (default: the smallest that leaves the depth).
     #[serde(default)]
     pub preset: Option<String>,
@@ -100,7 +104,7 @@ impl HecnnTask {
         }
         if self.designs.iter().any(|d| d == "pruned") && self.pruned.is_empty() {
             bail!(
-                "design \"pruned\" needs pruned = [\"<level>\", …] (models <ffconv_model>-<level>)"
+                "design \"pruned\" needs pruned = [\"<level>\", …] (models <pruned_model>-<level>)"
             );
         }
         if let Err(e) = self.objective.parse::<hecnn::planner::Objective>() {
@@ -128,5 +132,12 @@ impl HecnnTask {
             super::cryptogcn::preset_by_name(p)?;
         }
         Ok(())
+    }
+}
+
+impl HecnnTask {
+    /// The base of the `pruned` levels: `pruned_model`, or `ffconv_model`.
+    pub fn pruned_base(&self) -> &str {
+        self.pruned_model.as_deref().unwrap_or(&self.ffconv_model)
     }
 }

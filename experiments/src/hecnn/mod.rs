@@ -2,8 +2,9 @@
 //! published figures: `cryptonets` (the batch layout of [`hecnn::batch::BatchCnn`]: the whole
 //! test set in batches of one image per slot), in [`batch`]; `lola` (the single-image layout
 //! of [`hecnn::LolaCnn`]: images one at a time, latency on one thread and on all cores),
-//! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (its pruning levels,
-//! [`hecnn::prune`], metrics `pruned.<level>.*`), in [`lola`]; `planned` (the packing
+//! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (the pruning levels of
+//! `pruned_model`, default the FFConv model, [`hecnn::prune`], metrics `pruned.<level>.*`), in
+//! [`lola`]; `planned` (the packing
 //! planner's choice, run and checked against its estimate), in [`planned`]; [`report`] writes
 //! the comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
@@ -45,17 +46,27 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-/// The pruning levels of the FFConv model: each through the single-image layout, then the
-/// table and the accuracy–latency plot (the unpruned model first, from the `ffconv` row if
-/// that design ran before).
+/// The pruning levels of `pruned_model` (default the FFConv model): each through the
+/// single-image layout, then the table and the accuracy–latency plot (the unpruned model
+/// first, from the row of the design that ran it before: `ffconv` for the FFConv model,
+/// `lola` or `planned` when the base is `model`).
 fn pruned(task: &HecnnTask, report: &mut Report, rows: &mut Vec<report::Row>) -> Result<()> {
+    let base = task.pruned_base();
+    let base_designs: &[&str] = if base == task.ffconv_model {
+        &["ffconv"]
+    } else if base == task.model {
+        &["lola", "planned"]
+    } else {
+        &[]
+    };
     let mut points: Vec<report::Row> = rows
         .iter()
-        .filter(|r| r.design.starts_with("ffconv"))
+        .find(|r| base_designs.iter().any(|d| r.design.starts_with(d)))
         .cloned()
+        .into_iter()
         .collect();
     for level in &task.pruned {
-        let model = load_model(&format!("{}-{level}", task.ffconv_model))?;
+        let model = load_model(&format!("{base}-{level}"))?;
         let row = lola::run_pruned(task, level, &model, report)?;
         points.push(row.clone());
         rows.push(row);

@@ -89,13 +89,13 @@ pub fn pruning(report: &mut Report, points: &[Row]) -> Result<()> {
         .collect();
     let svg = crate::cryptogcn::report::plot_points(
         &xy,
-        "MNIST FFConv: accuracy under encryption vs latency per pruning level",
+        "MNIST CNN: accuracy under encryption vs latency per pruning level",
         "latency of one image, 1 thread (s)",
     )?;
     report
         .files
         .push(("pruning_accuracy_latency.svg".into(), svg.into_bytes()));
-    report.section("Pruning under HE (FFConv, single-image layout)", md);
+    report.section("Pruning under HE (single-image layout)", md);
     Ok(())
 }
 

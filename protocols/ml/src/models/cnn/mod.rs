@@ -4,7 +4,8 @@
 //!
 //! [`spec`] holds the architecture ([`CnnSpec`]), the parameters ([`CnnModel`]) and their files
 //! (JSON + safetensors); [`reference`](mod@reference) the plaintext forward pass in `f64` that encrypted
-//! inference (the `hecnn` crate) is compared against; [`train`] the training code written
+//! inference (the `hecnn` crate) is compared against; [`augment`] the random translations of
+//! training images (`CnnHyper::max_shift`); [`train`] the training code written
 //! against [`Backend`](crate::Backend) (the convolution as a public unfolding and a product,
 //! exactly as the ST-GCN model's temporal convolution) and [`train_plain`], its driver on the
 //! plaintext backend.
@@ -14,10 +15,13 @@
 //! code is the same that would run on shares (semi-honest two-server 2PC, see
 //! [`crate::backend`]); only [`train_plain`] is wired up.
 
+pub mod augment;
 pub mod reference;
 pub mod spec;
 pub mod train;
 
+#[cfg(test)]
+mod augment_tests;
 #[cfg(test)]
 mod tests;
 

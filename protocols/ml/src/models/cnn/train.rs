@@ -28,8 +28,14 @@ pub struct CnnHyper {
     pub momentum: f64,
     /// Weight decay on weights (not biases).
     pub weight_decay: f64,
-    /// Seed of the initial weights and of the shuffling (neither is secret).
+    /// Seed of the initial weights, the shuffling and the augmentation draws (none is
+    /// secret).
     pub seed: u64,
+    /// Data augmentation: each training image of a batch is translated by up to this many
+    /// pixels in each direction, drawn per image and per epoch ([`super::augment`]); 0 (the
+    /// default, and what older hyper-parameter files mean) trains on the images as given.
+    #[serde(default)]
+    pub max_shift: usize,
 }
 
 impl Default for CnnHyper {
@@ -42,6 +48,7 @@ impl Default for CnnHyper {
             momentum: 0.9,
             weight_decay: 5e-5,
             seed: 1,
+            max_shift: 0,
         }
     }
 }
@@ -363,13 +370,16 @@ pub fn fine_tune_plain(
         state.apply_mask(mask);
     }
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(hyper.seed ^ 0x5eed);
+    // A stream of its own, so that turning augmentation on leaves the shuffling unchanged.
+    let mut aug_rng = rand_chacha::ChaCha20Rng::seed_from_u64(hyper.seed ^ 0xa06);
     let mut order: Vec<usize> = (0..images.nrows()).collect();
     let mut lr = hyper.lr;
     for epoch in 1..=hyper.epochs {
         order.shuffle(&mut rng);
         let (mut loss, mut hits, mut seen) = (0.0, 0usize, 0usize);
         for rows in order.chunks_exact(hyper.batch) {
-            let x = images.select(Axis(0), rows);
+            let mut x = images.select(Axis(0), rows);
+            super::augment::shift_batch(&mut x, spec.side, hyper.max_shift, &mut aug_rng);
             let y = onehot.select(Axis(0), rows);
             let probs = ready(sgd_step(&mut be, &mut state, &maps, &x, &y, lr, hyper))?;
             if let Some(mask) = mask {
