@@ -18,7 +18,10 @@
 //! operations per image (`hecnn::he_ops` of `hecnn::LolaPlan`'s stages) are printed beside the
 //! unpruned model's.
 
+mod cli;
+
 use anyhow::{bail, Context, Result};
+use cli::{opt, split_options};
 use datasets::mnist::{load_bundled, Split};
 use experiments::hecnn::load_model;
 use hecnn::{PruneLevel, PruneMask};
@@ -36,7 +39,10 @@ struct Data {
 
 fn main() -> Result<()> {
     let all: Vec<String> = std::env::args().skip(1).collect();
-    let (args, opts) = split_options(&all)?;
+    let (args, opts) = split_options(
+        &all,
+        &["levels", "epochs", "lr", "lr-decay", "shift", "steps"],
+    )?;
     let path = args
         .first()
         .map_or("experiments/models/cnn/mnist-ffconv-r8", String::as_str);
@@ -182,38 +188,4 @@ fn levels(opts: &[(String, String)]) -> Result<Vec<(String, PruneLevel)>> {
             Ok((name.to_string(), PruneLevel { taps, fc1, fc2 }))
         })
         .collect()
-}
-
-/// `--key value` pairs, in order.
-type Options = Vec<(String, String)>;
-
-/// Positional arguments and `--key value` options.
-fn split_options(all: &[String]) -> Result<(Vec<String>, Options)> {
-    let (mut args, mut opts) = (Vec::new(), Vec::new());
-    let mut it = all.iter();
-    while let Some(a) = it.next() {
-        if let Some(key) = a.strip_prefix("--") {
-            if !["levels", "epochs", "lr", "lr-decay", "shift", "steps"].contains(&key) {
-                bail!("unknown option --{key}");
-            }
-            let value = it
-                .next()
-                .with_context(|| format!("--{key} needs a value"))?;
-            opts.push((key.to_string(), value.clone()));
-        } else {
-            args.push(a.clone());
-        }
-    }
-    Ok((args, opts))
-}
-
-/// The value of option `key`, parsed.
-fn opt<T: std::str::FromStr>(opts: &[(String, String)], key: &str) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    opts.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.parse().map_err(|e| anyhow::anyhow!("--{key} {v}: {e}")))
-        .transpose()
 }

@@ -12,14 +12,22 @@
 //!
 //! Reproducible: the initial weights and the shuffling are seeded (`CnnHyper::seed`).
 
+mod cli;
+
 use anyhow::{bail, Context, Result};
+use cli::{opt, split_options};
 use datasets::mnist::{load_bundled, Split};
 use ml::models::cnn::{train_plain, CnnHyper, CnnSpec};
 use std::path::PathBuf;
 
 fn main() -> Result<()> {
     let all: Vec<String> = std::env::args().skip(1).collect();
-    let (args, opts) = split_options(&all)?;
+    let (args, opts) = split_options(
+        &all,
+        &[
+            "shift", "epochs", "lr", "lr-decay", "wd", "rank", "name", "seed",
+        ],
+    )?;
     let which = args.first().map_or("cryptonets", String::as_str);
     let out = PathBuf::from(args.get(1).map_or("experiments/models/cnn", String::as_str));
     let rank = opt(&opts, "rank")?.unwrap_or(8);
@@ -71,47 +79,7 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// `--key value` pairs, in order.
-type Options = Vec<(String, String)>;
-
-/// Positional arguments and `--key value` options.
-fn split_options(all: &[String]) -> Result<(Vec<String>, Options)> {
-    let (mut args, mut opts) = (Vec::new(), Vec::new());
-    let mut it = all.iter();
-    while let Some(a) = it.next() {
-        if let Some(key) = a.strip_prefix("--") {
-            let value = it
-                .next()
-                .with_context(|| format!("--{key} needs a value"))?;
-            opts.push((key.to_string(), value.clone()));
-        } else {
-            args.push(a.clone());
-        }
-    }
-    Ok((args, opts))
-}
-
-/// The value of option `key`, parsed.
-fn opt<T: std::str::FromStr>(opts: &[(String, String)], key: &str) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    opts.iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.parse().map_err(|e| anyhow::anyhow!("--{key} {v}: {e}")))
-        .transpose()
-}
-
 fn override_hyper(h: &mut CnnHyper, opts: &[(String, String)]) -> Result<()> {
-    for (k, _) in opts {
-        if ![
-            "shift", "epochs", "lr", "lr-decay", "wd", "rank", "name", "seed",
-        ]
-        .contains(&k.as_str())
-        {
-            bail!("unknown option --{k}");
-        }
-    }
     h.max_shift = opt(opts, "shift")?.unwrap_or(h.max_shift);
     h.epochs = opt(opts, "epochs")?.unwrap_or(h.epochs);
     h.lr = opt(opts, "lr")?.unwrap_or(h.lr);
