@@ -19,24 +19,23 @@ use std::path::Path;
 use std::time::Instant;
 
 use ckks::cost::{OpCosts, OpKind};
-use ckks::{
-    CkksParams, Dnum, Evaluator, KeyGenerator, Levels, LogN, OpCounts, PrimeBits, ScaleBits,
-    SpecialPrimes,
-};
+use ckks::{CkksParams, Evaluator, KeyGenerator, OpCounts};
 use hegcn::dense::{DenseStgcn, Stage};
+use hegcn::{counts_diff, ParamSpec};
 
+/// The set the party tailors to the committed BodyPose model (`N15_L14_S40_Q50_P5x50_D3`).
 fn params() -> CkksParams {
-    CkksParams::builder()
-        .name("N15_L14_S40_Q50_P5x50_D3_128BIT")
-        .log_n(LogN(15))
-        .scale_bits(ScaleBits(40))
-        .levels(Levels(14))
-        .first_prime_bits(PrimeBits(50))
-        .special_primes(SpecialPrimes(5))
-        .special_prime_bits(PrimeBits(50))
-        .dnum(Dnum(3))
-        .build()
-        .expect("BodyPose parameters build")
+    ParamSpec {
+        log_n: 15,
+        scale_bits: 40,
+        levels: 14,
+        first_prime_bits: 50,
+        special_primes: 5,
+        special_prime_bits: 50,
+        dnum: 3,
+    }
+    .build()
+    .expect("BodyPose parameters build")
 }
 
 fn model() -> stgcn::FoldedModel {
@@ -56,22 +55,6 @@ struct Row {
     secs: f64,
     ops: OpCounts,
     misses: u64,
-}
-
-fn delta(a: OpCounts, b: OpCounts) -> OpCounts {
-    OpCounts {
-        add: b.add - a.add,
-        mul_plain: b.mul_plain - a.mul_plain,
-        mul_const: b.mul_const - a.mul_const,
-        mul: b.mul - a.mul,
-        relinearize: b.relinearize - a.relinearize,
-        rotate: b.rotate - a.rotate,
-        key_switch: b.key_switch - a.key_switch,
-        decompose: b.decompose - a.decompose,
-        rescale: b.rescale - a.rescale,
-        drop_level: b.drop_level - a.drop_level,
-        mod_down: b.mod_down - a.mod_down,
-    }
 }
 
 /// The stages' operations priced with this machine's probed costs ([`ckks::cost::probe`]) by
@@ -114,7 +97,7 @@ fn run(he: &DenseStgcn, eval: &Evaluator, ct: &ckks::Ciphertext) -> (f64, Vec<Ro
             stage,
             level_in: level,
             secs: t.elapsed().as_secs_f64(),
-            ops: delta(ops, now),
+            ops: counts_diff(&ops, &now),
             misses: m - misses,
         });
         (level, ops, misses, t) = (out.level(), now, m, Instant::now());
