@@ -28,17 +28,27 @@ fn mnist_test(n: usize) -> (Array2<f64>, Vec<u8>) {
     (m.images_f64(), m.labels.to_vec())
 }
 
-struct Keys {
-    sk: SecretKey,
-    pk: PublicKey,
-    eval: Evaluator,
+/// A fresh key set and the evaluator a server would hold.
+pub(crate) struct Keys {
+    pub(crate) sk: SecretKey,
+    pub(crate) pk: PublicKey,
+    pub(crate) eval: Evaluator,
 }
 
 fn keys(params: &ckks::CkksParams) -> Keys {
+    keys_with_rotations(params, &[])
+}
+
+/// Keys with the relinearization key and, when `steps` is not empty, the Galois keys of
+/// `steps` installed in the evaluator.
+pub(crate) fn keys_with_rotations(params: &ckks::CkksParams, steps: &[i64]) -> Keys {
     let mut kg = KeyGenerator::new(params);
     let sk = kg.secret_key();
     let pk = kg.public_key(&sk).unwrap();
-    let eval = Evaluator::new(params).with_relin_key(kg.relin_key(&sk).unwrap());
+    let mut eval = Evaluator::new(params).with_relin_key(kg.relin_key(&sk).unwrap());
+    if !steps.is_empty() {
+        eval = eval.with_galois_keys(kg.galois_keys(&sk, steps, false).unwrap());
+    }
     Keys { sk, pk, eval }
 }
 

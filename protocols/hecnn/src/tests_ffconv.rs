@@ -9,8 +9,8 @@ use crate::layout::{CnnLayout, LayoutKind};
 use crate::lola::{LolaCnn, LOLA_DEPTH};
 use crate::plan::choose_preset;
 use crate::prune::{PruneLevel, PruneMask};
-use crate::tests::committed;
-use ckks::{CkksParams, Evaluator, KeyGenerator};
+use crate::tests::{committed, keys_with_rotations, Keys};
+use ckks::CkksParams;
 use ml::models::cnn::{to_tensors, CnnModel, CnnSpec};
 
 /// Largest |logit| error accepted between the encrypted and the plaintext forward pass.
@@ -30,12 +30,7 @@ where
     L: CnnLayout<Input = crate::EncryptedImage, Output = crate::EncryptedLogit>,
 {
     let p = lola.params();
-    let mut kg = KeyGenerator::new(p);
-    let sk = kg.secret_key();
-    let gk = kg.galois_keys(&sk, &lola.rotation_steps(), false).unwrap();
-    let eval = Evaluator::new(p)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(gk);
+    let Keys { sk, eval, .. } = keys_with_rotations(p, &lola.rotation_steps());
     let m = datasets::mnist::load_bundled(datasets::mnist::Split::Test)
         .unwrap()
         .head(images);

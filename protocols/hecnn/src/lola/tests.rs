@@ -8,7 +8,7 @@ use crate::error::HeCnnError;
 use crate::layout::CnnLayout;
 use crate::plan::choose_preset;
 use crate::sanitize::FloodConfig;
-use crate::tests::committed;
+use crate::tests::{committed, keys_with_rotations, Keys};
 use ckks::{presets, Evaluator, KeyGenerator};
 use ml::models::cnn::{CnnModel, CnnSpec};
 
@@ -21,13 +21,7 @@ fn differential(name: &str, images: usize) {
     let params = choose_preset("lola", LOLA_DEPTH).unwrap().build().unwrap();
     assert_eq!(params.name(), "N14_L7_S40_128BIT");
     let he = LolaCnn::new(&model, &params).unwrap();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
-    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(gk);
+    let Keys { sk, pk, eval } = keys_with_rotations(&params, &he.rotation_steps());
     let m = datasets::mnist::load_bundled(datasets::mnist::Split::Test)
         .unwrap()
         .head(images);
@@ -84,12 +78,7 @@ fn every_returned_slot_is_a_logit_or_zero() {
     let he = LolaCnn::new(&model, &params).unwrap();
     let [(r1, k1, _), (r2, k2, _)] = he.dense_shapes();
     assert_eq!((r1, k1, r2, k2), (128, 14, 16, 16));
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let Keys { sk, pk, eval } = keys_with_rotations(&params, &he.rotation_steps());
     let image = vec![0.5; 784];
     let out = he
         .forward(&eval, &he.encrypt_image(&pk, &image).unwrap())
@@ -149,12 +138,7 @@ fn secret_key_encryption_halves_the_upload_and_gives_the_same_logits() {
     let model = committed("mnist-cryptonets");
     let params = presets::N14_L7_S40_128BIT.build().unwrap();
     let he = LolaCnn::new(&model, &params).unwrap();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let Keys { sk, pk, eval } = keys_with_rotations(&params, &he.rotation_steps());
     let x = datasets::mnist::load_bundled(datasets::mnist::Split::Test)
         .unwrap()
         .head(1)

@@ -5,9 +5,8 @@
 use super::*;
 use crate::layout::{CnnLayout, LayoutKind};
 use crate::lola::{LolaCnn, LolaPlan};
-use crate::tests::committed;
+use crate::tests::{committed, keys_with_rotations, Keys};
 use ckks::cost::{self as weights, OpCosts, OpKind};
-use ckks::{Evaluator, KeyGenerator};
 
 /// A fixed (non-probed) table in milliseconds per limb, from the relative weights of
 /// [`ckks::cost`] (inner product = 1) and rough ratios for the rest.
@@ -82,12 +81,7 @@ fn the_priced_counts_are_the_compiled_layouts_planned_and_measured_counts() {
     assert_eq!(he.planned_stages(), c.stages);
     assert_eq!(he.planned_op_counts(), c.op_counts());
     assert_eq!(he.dense_shapes()[0].2, 4);
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let Keys { sk, pk, eval } = keys_with_rotations(&params, &he.rotation_steps());
     let x = datasets::mnist::load_bundled(datasets::mnist::Split::Test)
         .unwrap()
         .head(1)

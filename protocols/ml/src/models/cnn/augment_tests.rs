@@ -85,18 +85,7 @@ fn shifted_batches_stay_in_the_unit_interval_and_are_reproducible() {
 
 #[test]
 fn training_with_shifts_is_reproducible_and_differs_from_training_without() {
-    let spec = super::CnnSpec {
-        name: "tiny".into(),
-        side: 7,
-        kernel: 3,
-        stride: 2,
-        pad: 1,
-        maps: 2,
-        hidden: 4,
-        classes: 3,
-        activation: super::CnnActivation::Square,
-        rank: None,
-    };
+    let spec = super::tests::tiny();
     let x = random_images(30, 7, 2);
     let labels: Vec<u8> = (0..30).map(|i| (i % 3) as u8).collect();
     let train = |max_shift| {

@@ -6,7 +6,7 @@ use ndarray::Array2;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-fn tiny() -> CnnSpec {
+pub(super) fn tiny() -> CnnSpec {
     CnnSpec {
         name: "tiny".into(),
         side: 7,
