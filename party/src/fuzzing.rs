@@ -215,6 +215,7 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         schedule_seed: 11,
         triples: TripleKind::Ot,
         intercept: false,
+        ot_extension: Default::default(),
     };
     let requests = [
         ClientRequest::Upload(header.clone()),

@@ -132,6 +132,7 @@ fn spec() -> impl Strategy<Value = JobSpec> {
                 schedule_seed: s,
                 triples,
                 intercept: false,
+                ot_extension: Default::default(),
             },
         )
 }

@@ -143,6 +143,7 @@ async fn e2e_upload_train_reveal_breast_cancer() {
             schedule_seed: 1,
             triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: Default::default(),
         }))
         .await;
     assert!(
@@ -415,6 +416,7 @@ async fn e2e_a_vanished_peer_fails_the_job_within_the_timeout() {
             schedule_seed: 1,
             triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: Default::default(),
         }))
         .await;
     let took = t.elapsed();
@@ -487,6 +489,7 @@ async fn e2e_job_with_dealer_triples() {
             schedule_seed: 3,
             triples: TripleKind::Dealer,
             intercept: false,
+            ot_extension: Default::default(),
         }))
         .await
         .unwrap();

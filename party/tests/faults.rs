@@ -171,6 +171,7 @@ fn long_job() -> JobSpec {
         schedule_seed: 3,
         triples: TripleKind::Ot,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 

@@ -41,6 +41,7 @@ fn spec(model: ModelKind, triples: TripleKind) -> JobSpec {
         schedule_seed: 5,
         triples,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 

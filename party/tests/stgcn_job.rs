@@ -132,6 +132,7 @@ fn spec(init: &StGcn, epochs: u64, triples: TripleKind) -> JobSpec {
         schedule_seed: 11,
         triples,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 

@@ -226,6 +226,7 @@ async fn a_granted_owner_appends_rows_and_the_owner_trains_on_the_union() {
             schedule_seed: 1,
             triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: Default::default(),
         }))
         .await;
     assert!(

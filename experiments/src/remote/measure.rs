@@ -15,7 +15,7 @@ use ml::Schedule;
 use ndarray::{Array1, Array2, Axis};
 use party::client::Client;
 use party::deploy::Revealed;
-use party::proto::{EntryId, JobSpec, JobStats, MlpSpec, ModelKind, TripleKind};
+use party::proto::{EntryId, JobSpec, JobStats, MlpSpec, ModelKind, OtExtension, TripleKind};
 use party::server::job::unflatten_layers_with_bias;
 use std::time::Instant;
 
@@ -88,7 +88,7 @@ pub fn job_plan(
     task: &TrainTask,
     seed: u64,
     (dataset, n, d): (&str, usize, usize),
-    triples: TripleKind,
+    (triples, ot_extension): (TripleKind, OtExtension),
 ) -> Result<JobPlan> {
     let (model, sizes, title) = job_model(kind, task, seed, d)?;
     let spec = JobSpec {
@@ -100,6 +100,7 @@ pub fn job_plan(
         schedule_seed: seed ^ 0x5eed,
         triples,
         intercept: task.intercept,
+        ot_extension,
     };
     let hyper = LinRegHyper::new(task.learning_rate, task.batch_size)?;
     let sched = Schedule::shuffled(n, task.batch_size, task.epochs, spec.schedule_seed)?;

@@ -42,7 +42,7 @@ use crate::config::{Config, TrainTask};
 use crate::report::Report;
 use anyhow::{bail, Context, Result};
 use party::client::{Client, ClientConfig, ClientError};
-use party::proto::{EntryInfo, TripleKind};
+use party::proto::{EntryInfo, OtExtension, TripleKind};
 use std::path::PathBuf;
 
 pub mod data;
@@ -141,13 +141,26 @@ fn find_dataset<'a>(entries: &'a [EntryInfo], wanted: &str) -> Result<&'a EntryI
         })
 }
 
-/// The job's triple source for the configured `source` (the parties serve `auto`, `ot`, `he`
-/// and `dealer`; P0 resolves `auto`).
-fn triple_kind(source: &str) -> Result<TripleKind> {
-    match TripleKind::parse(source) {
-        Ok(k) => Ok(k),
-        Err(_) => bail!("triples = {source:?} cannot run on remote parties (auto, ot, he, or dealer: the parties' configured dealer)"),
-    }
+/// The job's triple source and OT extension for the configured `source` (the parties serve
+/// `auto`, `ot`, `he` and `dealer`; P0 resolves `auto`). A two-server source may name its OT
+/// extension as in-process configs do (`ot-iknp`, `he-silent`, `auto-iknp`); without a suffix
+/// the job asks for the default (silent).
+fn triple_kind(source: &str) -> Result<(TripleKind, OtExtension)> {
+    let (base, ext) = match source.split_once('-') {
+        Some((base, ext)) => (base, Some(ext)),
+        None => (source, None),
+    };
+    let Ok(kind) = TripleKind::parse(base) else {
+        bail!("triples = {source:?} cannot run on remote parties (auto, ot, he, or dealer: the parties' configured dealer; ot, he and auto may end in -iknp or -silent)")
+    };
+    let ext = match (kind, ext) {
+        (_, None) => OtExtension::default(),
+        (TripleKind::Dealer, Some(_)) => {
+            bail!("triples = {source:?}: the dealer makes no OTs (use \"dealer\")")
+        }
+        (_, Some(e)) => e.parse().with_context(|| format!("triples = {source:?}"))?,
+    };
+    Ok((kind, ext))
 }
 
 /// P0's stored dataset for the task, checked against the shape of the local data.
@@ -198,7 +211,7 @@ async fn run_task(
         "steps and twin_label are for in-process runs only (remote jobs train whole epochs and \
          label the twin as the task): leave them out of the task or run without --remote"
     );
-    let triples = triple_kind(source)?;
+    let (triples, ext) = triple_kind(source)?;
     let data = prepare(kind, task, seed)?;
     let mut c0 = connect(&parties[0], 0).await?;
     let entry = stored_dataset(&mut c0, &remote.dataset, &data).await?;
@@ -207,7 +220,7 @@ async fn run_task(
         entry.rows as usize,
         data.test_x.ncols(),
     );
-    let plan = measure::job_plan(kind, task, seed, shape, triples)?;
+    let plan = measure::job_plan(kind, task, seed, shape, (triples, ext))?;
 
     let c1 = connect(&parties[1], 1);
     let (done, ws, job_s, reveal_s) = measure::run_job(&mut c0, c1, kind, &plan).await?;

@@ -315,3 +315,18 @@ dataset = { mocap15 = { train_per_class = 1, test_per_class = 1, frames = 8 } }
         assert_eq!(t.data.column(360).to_vec(), labels);
     }
 }
+
+#[test]
+fn remote_triple_sources_name_their_ot_extension_or_take_the_default() {
+    use party::proto::{OtExtension, TripleKind};
+    let k = |s: &str| triple_kind(s).unwrap();
+    assert_eq!(k("he"), (TripleKind::He, OtExtension::Silent));
+    assert_eq!(k("ot-iknp"), (TripleKind::Ot, OtExtension::Iknp));
+    assert_eq!(k("auto-iknp"), (TripleKind::Auto, OtExtension::Iknp));
+    assert_eq!(k("he-silent"), (TripleKind::He, OtExtension::Silent));
+    assert_eq!(k("dealer"), (TripleKind::Dealer, OtExtension::Silent));
+    for bad in ["dealer-iknp", "he-ferret", "client-aided", "gilboa"] {
+        let e = triple_kind(bad).unwrap_err();
+        assert!(format!("{e:#}").contains(bad), "{bad}: {e:#}");
+    }
+}

@@ -84,6 +84,7 @@ fn prep_job(model: ModelKind, dataset: &str, triples: TripleKind) -> JobSpec {
         schedule_seed: 0,
         triples,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 

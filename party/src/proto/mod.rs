@@ -61,6 +61,7 @@
 pub use crate::ids::EntryId;
 pub use join::{JoinSpec, RowKeys, KEY_TAG_BYTES};
 pub use model_specs::{EvaluateSpec, FoldSpec, InitModel, MlpSpec, StandardizeSpec, StgcnSpec};
+pub use mpc::offline::cot::OtExtension;
 use serde::{Deserialize, Serialize};
 pub use upload::{DatasetRef, StatsShares, TensorMeta, UploadHeader, UploadOptions};
 
@@ -287,6 +288,14 @@ pub struct JobSpec {
     /// sends `true` unless `--no-intercept`.
     #[serde(default)]
     pub intercept: bool,
+    /// The OT extension behind the `ot` and `he` sources' correlated OTs (AND and elementwise
+    /// triples, leaf OTs, the multiplexer, Gilboa products): `silent` (Ferret-style, about 0.06
+    /// bytes per COT, semi-honest under LPN) or `iknp` (IKNP/ALSZ, 16 bytes per OT and
+    /// direction, no LPN assumption). Both parties run the spec P0 forwards, so they agree.
+    /// Ignored by `dealer`. A spec without the field (JSON written before it existed) means
+    /// `silent`, the default.
+    #[serde(default)]
+    pub ot_extension: OtExtension,
 }
 
 /// Which party serves a deployed model (and so learns its weights).

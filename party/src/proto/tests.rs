@@ -41,6 +41,7 @@ proptest! {
             model: ModelKind::Logreg, dataset: name.clone(), learning_rate: 0.5,
             batch_size: rows, epochs: 3, schedule_seed: seed, triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: if seed % 2 == 0 { OtExtension::Iknp } else { OtExtension::Silent },
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -53,6 +54,7 @@ proptest! {
             dataset: "mnist".into(), learning_rate: 0.25, batch_size: 64, epochs: 1,
             schedule_seed: seed, triples: TripleKind::Dealer,
             intercept: false,
+            ot_extension: Default::default(),
         });
         let b = mpc::net::encode_message(&r).unwrap();
         prop_assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);
@@ -88,6 +90,7 @@ fn stgcn_job_messages_round_trip_within_their_limits() {
         schedule_seed: 1,
         triples: TripleKind::He,
         intercept: false,
+        ot_extension: Default::default(),
     };
     let r = ClientRequest::Submit(spec.clone());
     let b = mpc::net::encode_message(&r).unwrap();
@@ -278,6 +281,7 @@ fn standardize_and_evaluate_jobs_round_trip() {
             schedule_seed: 0,
             triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: Default::default(),
         });
         let b = mpc::net::encode_message(&r).unwrap();
         assert_eq!(decode::<ClientRequest>(&b, MAX_CONTROL_FRAME).unwrap(), r);

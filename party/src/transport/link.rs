@@ -40,7 +40,8 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// FFConv `rank` (always, `None` for plain CNNs). 10: `hegcn::DenseLayout`
 /// (`ModelInfo.dense`) carries `input_repeat`, and the dense client packs each node's input
 /// channels repeated every `input_repeat` slots (another node order may be announced too).
-pub(crate) const VERSION: u8 = 10;
+/// 11: `JobSpec.ot_extension` (the job names the OT extension both parties run).
+pub(crate) const VERSION: u8 = 11;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

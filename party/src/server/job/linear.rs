@@ -164,7 +164,7 @@ pub(super) async fn run(
     )?;
     let dims = arch.weight_dims(d, spec.intercept);
     let requests = plan(&arch, &sched, &hyper, x.dim(), &dims).await?;
-    let mut offline = Offline::setup(&ctx, spec.triples, off).await?;
+    let mut offline = Offline::setup(&ctx, spec.triples, spec.ot_extension, off).await?;
     let pre = offline.generate(&requests).await?;
     let (offline_s, offline) = offline.finish().await?;
     let steps = sched.steps() as u64;
@@ -395,6 +395,7 @@ mod tests {
             schedule_seed: u64::MAX - 1,
             triples: TripleKind::He,
             intercept: true,
+            ot_extension: Default::default(),
         };
         for (model, kind) in [(None, "mlp"), (Some(ModelKind::Logreg), "logreg")] {
             spec.model = model.unwrap_or(spec.model);
@@ -436,6 +437,7 @@ mod tests {
                 schedule_seed: 2,
                 triples: TripleKind::Ot,
                 intercept,
+                ot_extension: Default::default(),
             };
             let job = super::super::linear_spec::validate_linreg(&spec, &m).unwrap();
             assert_eq!(job.steps, 21);

@@ -57,6 +57,7 @@ fn spec(model: ModelKind) -> JobSpec {
         schedule_seed: 1,
         triples: TripleKind::Ot,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 

@@ -408,6 +408,7 @@ mod tests {
             schedule_seed: 1,
             triples: TripleKind::Auto,
             intercept: true,
+            ot_extension: Default::default(),
         }
     }
 
@@ -512,6 +513,7 @@ mod tests {
                 schedule_seed: 0,
                 triples: TripleKind::Ot,
                 intercept: false,
+                ot_extension: Default::default(),
             };
             c.max_preprocessing_bytes = metrics;
             validate(&spec, &m, Some(&mm), &c).await.unwrap();
@@ -539,6 +541,7 @@ mod tests {
             schedule_seed: 1,
             triples: TripleKind::Ot,
             intercept: false,
+            ot_extension: Default::default(),
         };
         let mut c = ctx(Role::P0, false);
         validate(&spec, &m, None, &c).await.unwrap();

@@ -9,10 +9,11 @@
 //! drawn from a CSPRNG seeded by the operating system (the sources' `setup`/`connect`).
 
 use super::{DealerParams, JobContext, JobError, Result, Step};
-use crate::proto::TripleKind;
+use crate::proto::{OtExtension, TripleKind};
 use crate::server::timed::Timed;
 use crate::transport::{self, Identity, Link, PeerCert, PeerChannel};
 use mpc::net::{CommStats, Metered};
+use mpc::share::os_rng;
 use mpc::triples::dealer::DealerClient;
 use mpc::triples::{HeSource, OtSource, Preprocessing, TripleRequest, TripleSource};
 use std::sync::Arc;
@@ -49,24 +50,32 @@ impl std::fmt::Debug for Offline {
 }
 
 impl Offline {
-    /// Sets up the source of `kind`: base OTs (and RLWE key exchange for `he`) with the peer
-    /// on `off`, or a connection to the dealer (`off` is then unused and closed).
+    /// Sets up the source of `kind`: base OTs and the OT extension `ext` (and RLWE key exchange
+    /// for `he`) with the peer on `off`, or a connection to the dealer (`off` is then unused and
+    /// closed; `ext` is ignored).
     ///
     /// # Errors
     /// [`JobError::NoDealer`], channel, transport or protocol errors (named by step).
-    pub async fn setup(ctx: &JobContext, kind: TripleKind, off: PeerChannel) -> Result<Self> {
+    pub async fn setup(
+        ctx: &JobContext,
+        kind: TripleKind,
+        ext: OtExtension,
+        off: PeerChannel,
+    ) -> Result<Self> {
         let t = Instant::now();
         let (source, meter) = match kind {
             TripleKind::Ot => {
                 let ch = Metered::new(Timed::new(off, ctx.timeout));
                 let meter = ch.meter();
-                let src = OtSource::setup(ch, ctx.role).await.step("OT base phase")?;
+                let src = OtSource::setup_with(ch, ctx.role, os_rng(), ext)
+                    .await
+                    .step("OT base phase")?;
                 (Source::Ot(src), meter)
             }
             TripleKind::He => {
                 let ch = Metered::new(Timed::new(off, ctx.timeout));
                 let meter = ch.meter();
-                let src = HeSource::setup(ch, ctx.role)
+                let src = HeSource::setup_with(ch, ctx.role, os_rng(), ext)
                     .await
                     .step("HE key exchange and OT base phase")?;
                 (Source::He(src), meter)

@@ -86,7 +86,7 @@ pub(super) async fn offline_phase(
     off: PeerChannel,
     reqs: &[TripleRequest],
 ) -> Result<(Preprocessing, f64, mpc::net::CommStats)> {
-    let mut offline = Offline::setup(ctx, spec.triples, off).await?;
+    let mut offline = Offline::setup(ctx, spec.triples, spec.ot_extension, off).await?;
     let pre = offline.generate(reqs).await?;
     let (s, c) = offline.finish().await?;
     Ok((pre, s, c))

@@ -130,7 +130,7 @@ pub(super) async fn run(
     drop(data);
     let n = x.dim().0;
     let st = Setup::of(&spec, &m, n)?;
-    let mut offline = Offline::setup(&ctx, spec.triples, off).await?;
+    let mut offline = Offline::setup(&ctx, spec.triples, spec.ot_extension, off).await?;
     let mut online = Online {
         ch: Some(Metered::new(Timed::new(on, ctx.timeout))),
         role: ctx.role,

@@ -37,6 +37,7 @@ fn job(s: StgcnSpec) -> JobSpec {
         schedule_seed: 1,
         triples: TripleKind::Dealer,
         intercept: false,
+        ot_extension: Default::default(),
     }
 }
 
