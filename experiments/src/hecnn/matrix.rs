@@ -1,0 +1,186 @@
+//! The `matrix` design: MNIST test images under encryption in the matrix layout
+//! ([`hecnn::MatrixCnn`]: a batch of `slots / 1024` images as one data matrix in one
+//! ciphertext), batch by batch through the whole protocol (client encryption, server forward
+//! pass and sanitizing, client decryption): accuracy and agreement on `matrix_images` images,
+//! the latency of one batch (server forward + sanitize, median over the batches, on all cores
+//! and on one thread), throughput, op counts (checked against the plan), the upload of one
+//! batch (one ciphertext, seeded with the client's secret key, and under its public key) and
+//! the keys, beside the published matrix-encoding figure (32 images in ~287 s on 40 vCPUs,
+//! one 19.8 MB upload).
+
+use super::report::Row;
+use crate::config::hecnn::HecnnTask;
+use crate::report::Report;
+use anyhow::Result;
+use ckks::{Evaluator, KeyGenerator, PublicKey};
+use datasets::mnist::{load_bundled, Split};
+use hecnn::{CnnLayout, FloodConfig, MatrixCnn, MATRIX_DEPTH};
+use ml::models::cnn::CnnModel;
+use ndarray::{s, Array2, Axis};
+use std::time::Instant;
+
+/// Per-batch timings of the accuracy run.
+#[derive(Default)]
+struct Times {
+    encrypt: Vec<f64>,
+    server: Vec<f64>,
+    decrypt: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The server's time for one batch: forward pass and sanitizing.
+fn server_pass(
+    he: &MatrixCnn,
+    eval: &Evaluator,
+    pk0: &PublicKey,
+    ct: &hecnn::matrix::EncryptedMatrix,
+) -> Result<(hecnn::matrix::EncryptedMatrixLogits, f64)> {
+    let t = Instant::now();
+    let out = he.forward(eval, ct)?;
+    let out = he.sanitize_logits(eval, &out, pk0, &FloodConfig::default())?;
+    Ok((out, t.elapsed().as_secs_f64()))
+}
+
+/// Runs the design and records its metrics under `matrix.`.
+///
+/// # Errors
+/// Data, model or CKKS errors; op counts that differ from the plan.
+pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Row> {
+    let preset = match &task.preset {
+        Some(p) => crate::config::cryptogcn::preset_by_name(p)?,
+        None => hecnn::choose_preset("matrix", MATRIX_DEPTH)?,
+    };
+    let params = preset.build()?;
+    let t = Instant::now();
+    let he = MatrixCnn::new(model, &params)?;
+    let compile_s = t.elapsed().as_secs_f64();
+    let test = load_bundled(Split::Test)?.head(task.matrix_images);
+    let x = test.images_f64();
+    let plain = model.logits(x.view())?;
+
+    let t = Instant::now();
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk)?;
+    let rk = kg.relin_key(&sk)?;
+    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
+    let keygen_s = t.elapsed().as_secs_f64();
+    let sizes = [
+        pk.to_bytes()?.len(),
+        rk.to_bytes(&params)?.len(),
+        gk.to_bytes(&params)?.len(),
+    ];
+    let galois_keys = gk.len();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(rk)
+        .with_galois_keys(gk);
+    let pk0 = pk.at_level(he.output_level())?;
+
+    let cap = he.batch_capacity();
+    let mut he_logits = Array2::zeros(plain.dim());
+    let mut times = Times::default();
+    let mut eval_err = 0.0f64;
+    let mut ops = None;
+    for (b, chunk) in x.axis_chunks_iter(Axis(0), cap).enumerate() {
+        let t = Instant::now();
+        let ct = he.encrypt_batch(&pk, chunk)?;
+        times.encrypt.push(t.elapsed().as_secs_f64());
+        eval.reset_counters();
+        let raw = he.forward(&eval, &ct)?;
+        ops.get_or_insert(eval.counters());
+        let rows = b * cap..b * cap + ct.images;
+        let unflooded = he.decrypt_logits(&sk, &raw)? - plain.slice(s![rows.clone(), ..]);
+        eval_err = unflooded.iter().fold(eval_err, |m, v| m.max(v.abs()));
+        let (out, server_s) = server_pass(&he, &eval, &pk0, &ct)?;
+        times.server.push(server_s);
+        let t = Instant::now();
+        let dec = he.decrypt_logits(&sk, &out)?;
+        times.decrypt.push(t.elapsed().as_secs_f64());
+        he_logits.slice_mut(s![rows, ..]).assign(&dec);
+        tracing::info!(batch = b, server_s, "hecnn matrix batch done");
+    }
+    let ops = ops.expect("at least one batch");
+    let planned = he.planned_op_counts();
+    anyhow::ensure!(
+        ops == planned,
+        "matrix op counts {ops:?} differ from the plan {planned:?}"
+    );
+
+    // One batch on one thread; the upload of one batch, seeded and under the public key.
+    let first = x.slice(s![..cap.min(x.nrows()), ..]);
+    let ct = he.encrypt_batch(&pk, first)?;
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    let (out, latency_1) = one.install(|| server_pass(&he, &eval, &pk0, &ct))?;
+    let upload_pk = ct.ct.to_bytes(&params)?.len();
+    let upload = he
+        .encrypt_batch_symmetric(&sk, first)?
+        .ct
+        .to_bytes(&params)?
+        .len();
+    let out_ct = out.ct.to_bytes(&params)?.len();
+
+    let sc = super::report::scores(
+        &he_logits,
+        &plain,
+        test.labels.as_slice().expect("contiguous"),
+    );
+    let latency = median(&times.server);
+    let throughput = cap as f64 * 3600.0 / latency;
+    let he_ops = hecnn::he_ops(&ops);
+    let m = |k: &str, v: f64, r: &mut Report| r.metric(format!("matrix.{k}"), v);
+    m("test_accuracy_pct", sc.accuracy_pct, report);
+    m("plaintext_accuracy_pct", sc.plaintext_accuracy_pct, report);
+    m("agreement_pct", sc.agreement_pct, report);
+    m("images", x.nrows() as f64, report);
+    m("max_logit_error", sc.max_logit_error, report);
+    m("max_logit_error_unflooded", eval_err, report);
+    m("latency_s", latency, report);
+    m("latency_1_thread_s", latency_1, report);
+    m("throughput_per_h", throughput, report);
+    m("he_ops_count", he_ops as f64, report);
+    m("rotate", ops.rotate as f64, report);
+    m("key_switch", ops.key_switch as f64, report);
+    m("mul_plain", ops.mul_plain as f64, report);
+    m("ct_mul", ops.mul as f64, report);
+    m("rescale", ops.rescale as f64, report);
+    m("batch_images", cap as f64, report);
+    m("batches", times.server.len() as f64, report);
+    m("encrypt_s_per_batch", median(&times.encrypt), report);
+    m("decrypt_s_per_batch", median(&times.decrypt), report);
+    m("compile_s", compile_s, report);
+    m("keygen_s", keygen_s, report);
+    m("galois_keys", galois_keys as f64, report);
+    m("public_key_bytes", sizes[0] as f64, report);
+    m("relin_key_bytes", sizes[1] as f64, report);
+    m("galois_key_bytes", sizes[2] as f64, report);
+    m("upload_bytes", upload as f64, report);
+    m("upload_bytes_public_key", upload_pk as f64, report);
+    m("output_ct_bytes", out_ct as f64, report);
+    let [pc, p1, p2] = he.plan().products();
+    report.note(format!(
+        "matrix: {} at {}, depth {MATRIX_DEPTH}, {cap} images per ciphertext (blocks of {} \
+         slots); plaintext products conv {pc}, fc1 {p1}, fc2 {p2}; latency = server forward + \
+         sanitize of one batch, median of {} batches on all cores (`matrix.latency_s`), one \
+         batch on 1 thread; published (matrix encoding, Chiang 2022): 32 images in ~287 s on \
+         40 vCPUs, one 19.8 MB upload; machine {}",
+        model.spec.name,
+        params.name(),
+        he.plan().block(),
+        times.server.len(),
+        crate::report::machine()
+    ));
+    Ok(Row {
+        design: format!("matrix ({cap} images per ciphertext)"),
+        preset: params.name().to_string(),
+        accuracy_pct: sc.accuracy_pct,
+        agreement_pct: sc.agreement_pct,
+        latency_s: latency,
+        throughput_per_h: throughput,
+        he_ops,
+    })
+}
