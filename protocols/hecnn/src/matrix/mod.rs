@@ -28,12 +28,15 @@
 //! `n·block + c` and exact zeros elsewhere.
 //!
 //! **Cost** of one batch (CryptoNets, `N14_L7_S40_128BIT`, 8 images; [`MatrixPlan::stages`]
-//! counts them exactly): conv 35 hoisted rotations, 61 products over `Q·P`; 2 squares; fc1 256
-//! products on 2 × 15 hoisted baby steps and 7 giant steps, 3 rotate-and-add steps; 1 square;
-//! fc2 109 products on ~20 rotations. Upload: one ciphertext at level 5 (1.57 MB under the
-//! public key, ~0.79 MB seeded with [`MatrixClient::encrypt_symmetric`]) for 8 images.
-//! Galois keys: [`MatrixCnn::rotation_steps`] (~70, more than LoLa's 17: the convolution's
-//! shifts are rotations here, where LoLa's client unfolds the image into 25 ciphertexts).
+//! counts them exactly, the tests pin these figures): conv 35 hoisted rotations, 61 products
+//! over `Q·P`, 2 ModDown pairs; 2 squares; fc1 256 products on 2 × 15 hoisted baby steps and 7
+//! giant steps, 3 rotate-and-add steps; 1 square; fc2 109 products on 24 rotations (11 + 13);
+//! 99 rotations, 426 plaintext products, 967 HE ops in all (the wide 16-map model: 110
+//! rotations, 765 products). Upload: one ciphertext at level 5 for the whole batch, 1.57 MB
+//! under the public key, 0.79 MB seeded ([`MatrixClient::encrypt_symmetric`]); result: one
+//! ciphertext at level 0 (262 KB). Galois keys: [`MatrixCnn::rotation_steps`], 63 (330 MB at
+//! this preset, more than LoLa's 17: the convolution's shifts are rotations here, where LoLa's
+//! client unfolds the image into 25 ciphertexts).
 //!
 //! **Security model.** Semi-honest server holding the weights, semi-honest client holding the
 //! secret key; the server sees one ciphertext per batch (IND-CPA under RLWE), the geometry

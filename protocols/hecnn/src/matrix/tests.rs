@@ -231,10 +231,19 @@ fn the_cryptonets_plan_has_the_documented_shape() {
         (3, 2 + 3 + 1 + 1),
         "2 conv outputs, 3 squares, fc1, fc2"
     );
-    println!(
-        "{:?} rotations {} steps {}",
-        plan.products(),
-        c.rotate,
-        plan.rotation_steps().len()
-    );
+    let rot: Vec<(String, u64)> = plan
+        .stages()
+        .into_iter()
+        .filter(|s| s.ops.rotate > 0)
+        .map(|s| (s.layer, s.ops.rotate))
+        .collect();
+    let want = [
+        ("conv", 35),
+        ("fc1", 37),
+        ("fc1 rotate-and-add", 3),
+        ("fc2", 24),
+    ];
+    let want: Vec<(String, u64)> = want.iter().map(|(l, n)| (l.to_string(), *n)).collect();
+    assert_eq!(rot, want, "the rotations the module doc states");
+    assert_eq!(plan.rotation_steps().len(), 63, "Galois keys");
 }
