@@ -30,7 +30,7 @@
 //! **Cost** of one batch (CryptoNets, `N14_L7_S40_128BIT`, 8 images; [`MatrixPlan::stages`]
 //! counts them exactly, the tests pin these figures): conv 35 hoisted rotations, 61 products
 //! over `Q·P`, 2 ModDown pairs; 2 squares; fc1 256 products on 2 × 15 hoisted baby steps and 7
-//! giant steps, 3 rotate-and-add steps; 1 square; fc2 109 products on 24 rotations (11 + 13);
+//! giant steps, 3 rotate-and-add steps; 1 square; fc2 109 products on 24 rotations;
 //! 99 rotations, 426 plaintext products, 967 HE ops in all (the wide 16-map model: 110
 //! rotations, 765 products). Upload: one ciphertext at level 5 for the whole batch, 1.57 MB
 //! under the public key, 0.79 MB seeded ([`MatrixClient::encrypt_symmetric`]); result: one
