@@ -41,6 +41,36 @@ impl MatrixClient {
         self.params.slots() / self.geometry.block
     }
 
+    /// Slots per image: logit `c` of image `n` is in slot `n·block + c`.
+    pub fn block(&self) -> usize {
+        self.geometry.block
+    }
+
+    /// The logits of the first `images` images from the decoded slots of a logit ciphertext.
+    ///
+    /// # Errors
+    /// [`HeCnnError::Shape`] for a slot count other than the parameters'; more images than
+    /// one ciphertext carries.
+    pub fn read_logits(&self, slots: &[f64], images: usize) -> Result<Array2<f64>> {
+        if slots.len() != self.params.slots() {
+            return Err(HeCnnError::Shape {
+                what: "logit slots",
+                expected: self.params.slots(),
+                found: slots.len(),
+            });
+        }
+        if images > self.capacity() {
+            return Err(HeCnnError::BatchTooLarge {
+                images,
+                slots: self.capacity(),
+            });
+        }
+        let (b, classes) = (self.geometry.block, self.geometry.spec.classes);
+        Ok(Array2::from_shape_fn((images, classes), |(n, c)| {
+            slots[n * b + c]
+        }))
+    }
+
     /// The slot vector of `images` (`n × side²`, pixels in `[0, 1]`, `n ≤` capacity).
     ///
     /// # Errors
@@ -127,9 +157,6 @@ impl MatrixClient {
         logits: &EncryptedMatrixLogits,
     ) -> Result<Array2<f64>> {
         let slots = Encoder::new(&self.params).decode(&sk.decrypt(&logits.ct)?);
-        let (b, classes) = (self.geometry.block, self.geometry.spec.classes);
-        Ok(Array2::from_shape_fn((logits.images, classes), |(n, c)| {
-            slots[n * b + c]
-        }))
+        self.read_logits(&slots, logits.images)
     }
 }
