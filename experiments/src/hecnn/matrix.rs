@@ -6,8 +6,10 @@
 //! `lola_latency_runs` passes on all cores, one on one thread), throughput (one batch after
 //! the other, and the parallel accuracy run's), op counts (checked against the plan), the
 //! upload of one batch (one ciphertext, seeded with the client's secret key, and under its
-//! public key) and the keys, beside the published matrix-encoding figure (32 images in ~287 s on 40 vCPUs,
-//! one 19.8 MB upload).
+//! public key) and the keys, the planner's estimate of one batch against the measured latency
+//! (`estimate_error_pct` on one thread, `estimate_error_all_cores_pct` on all cores), beside
+//! the published matrix-encoding figure (32 images in ~287 s on 40 vCPUs, one 19.8 MB
+//! upload).
 
 use super::report::Row;
 use crate::config::hecnn::HecnnTask;
@@ -61,6 +63,19 @@ fn server_pass(
     let out = he.forward(eval, ct)?;
     let out = he.sanitize_logits(eval, &out, pk0, &FloodConfig::default())?;
     Ok((out, t.elapsed().as_secs_f64()))
+}
+
+/// The planner's estimate of one batch (forward + sanitize) on one thread and on all cores,
+/// priced with a probe of this machine's op costs (`probe_reps` runs per kind).
+fn estimates(task: &HecnnTask, he: &MatrixCnn, preset: ckks::Preset) -> Result<[f64; 2]> {
+    use hecnn::planner::{estimate, probe_costs, Candidate};
+    let c = Candidate::of_layout(he, preset, he.batch_capacity(), 1);
+    let all = rayon::current_num_threads();
+    let costs = probe_costs(std::slice::from_ref(&c), &[1, all], task.probe_reps)?;
+    Ok([
+        estimate(&c, &costs[0]).total_s,
+        estimate(&c, &costs[1]).total_s,
+    ])
 }
 
 /// Runs the design and records its metrics under `matrix.`.
@@ -139,6 +154,8 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     let decrypt_s = t.elapsed().as_secs_f64();
     let out_ct = out.ct.to_bytes(&params)?.len();
 
+    let [est_1, est_all] = estimates(task, &he, preset)?;
+
     let sc = super::report::scores(
         &he_logits,
         &plain,
@@ -158,6 +175,18 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     m("latency_s", latency, report);
     m("latency_1_thread_s", latency_1, report);
     m("throughput_per_h", throughput, report);
+    m("estimate_s", est_1, report);
+    m(
+        "estimate_error_pct",
+        100.0 * (est_1 - latency_1) / latency_1,
+        report,
+    );
+    m("estimate_all_cores_s", est_all, report);
+    m(
+        "estimate_error_all_cores_pct",
+        100.0 * (est_all - latency) / latency,
+        report,
+    );
     m(
         "throughput_parallel_per_h",
         x.nrows() as f64 * 3600.0 / all_s,
