@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 pub struct HecnnTask {
     /// Designs to run: `"cryptonets"` (the batch layout), `"lola"` (the single-image
     /// layout), `"ffconv"` (the FFConv model in the single-image layout), `"pruned"` (the
-    /// pruning levels of the FFConv model, with the accuracy–latency plot) and `"planned"` (the
-    /// planner's choice for `objective`).
+    /// pruning levels of the FFConv model, with the accuracy–latency plot), `"planned"` (the
+    /// planner's choice for `objective`) and `"matrix"` (the matrix layout: a batch of images
+    /// in one ciphertext).
     #[serde(default = "default_designs")]
     pub designs: Vec<String>,
     /// The CryptoNets model: path without extension of `<model>.json` + `<model>.safetensors`.
@@ -54,6 +55,14 @@ pub struct HecnnTask {
     /// Timed runs of each operation kind in the planner's cost probe (median).
     #[serde(default = "default_probe_reps")]
     pub probe_reps: usize,
+    /// Test images the `matrix` design evaluates under encryption (the first
+    /// `matrix_images`, in batches of one ciphertext each).
+    #[serde(default = "default_matrix_images")]
+    pub matrix_images: usize,
+}
+
+fn default_matrix_images() -> usize {
+    64
 }
 
 fn default_objective() -> String {
@@ -69,7 +78,14 @@ fn default_probe_reps() -> usize {
 }
 
 /// The designs this task runs.
-const DESIGNS: [&str; 5] = ["cryptonets", "lola", "ffconv", "pruned", "planned"];
+const DESIGNS: [&str; 6] = [
+    "cryptonets",
+    "lola",
+    "ffconv",
+    "pruned",
+    "planned",
+    "matrix",
+];
 
 fn default_designs() -> Vec<String> {
     vec!["cryptonets".into()]
@@ -99,7 +115,7 @@ impl HecnnTask {
     pub fn validate(&self) -> Result<()> {
         for (i, d) in self.designs.iter().enumerate() {
             if !DESIGNS.contains(&d.as_str()) {
-                bail!("designs[{i}] = {d:?}: only {DESIGNS:?} are implemented (matrix is not yet)");
+                bail!("designs[{i}] = {d:?}: only {DESIGNS:?} are implemented");
             }
         }
         if self.designs.iter().any(|d| d == "pruned") && self.pruned.is_empty() {
@@ -117,6 +133,7 @@ impl HecnnTask {
             ("images", self.images),
             ("lola_images", self.lola_images),
             ("planned_images", self.planned_images),
+            ("matrix_images", self.matrix_images),
         ] {
             if n == 0 || n > 10_000 {
                 bail!("{name} = {n}: must be in 1..=10000 (the MNIST test set)");

@@ -1,6 +1,7 @@
 //! The `planned` design: the packing planner ([`hecnn::planner`]) probes this machine's CKKS
 //! operation costs, prices every candidate plan of the model (batch layout; single-image
-//! layout with each baby-step/giant-step split of each dense layer; one thread and all cores),
+//! layout with each baby-step/giant-step split of each dense layer; matrix layout; one thread
+//! and all cores),
 //! chooses the best for `objective` (and reports the other objective's choice beside it), runs
 //! the chosen plan and checks its estimate against the measured time.
 //!

@@ -71,8 +71,14 @@ fn committed_augmented_models_reach_98_9_pct_and_their_pruned_levels_stay_close(
 
 #[test]
 fn config_refuses_unknown_designs_and_image_counts() {
-    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"matrix\"]").unwrap();
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"tiles\"]").unwrap();
     assert!(t.validate().unwrap_err().to_string().contains("designs[0]"));
+    let t: crate::config::hecnn::HecnnTask = toml::from_str("matrix_images = 0").unwrap();
+    assert!(t
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("matrix_images = 0"));
     let t: crate::config::hecnn::HecnnTask = toml::from_str("designs = [\"pruned\"]").unwrap();
     assert!(t.validate().unwrap_err().to_string().contains("pruned = "));
     let t: crate::config::hecnn::HecnnTask = toml::from_str("images = 0").unwrap();
@@ -132,4 +138,26 @@ fn the_planned_design_runs_its_choice_and_reports_the_estimate_error() {
     assert!(m["planned.estimate_s"] > 0.0 && m["planned.estimate_error_pct"].is_finite());
     assert!(m["planned.throughput_choice_images_per_h"] > 0.0);
     assert_eq!(report.sections.len(), 2, "one table per objective");
+}
+
+/// The matrix design end to end on a few images (one batch of 8 and a partial one): every
+/// image agrees with the plaintext model, the op counts are the plan's (checked inside the
+/// run), and the upload is one ciphertext per batch.
+#[test]
+fn the_matrix_design_runs_a_batch_per_ciphertext() {
+    let task: crate::config::hecnn::HecnnTask = toml::from_str(&format!(
+        "designs = [\"matrix\"]\nmodel = \"{}\"\nmatrix_images = 11",
+        model_path("mnist-cryptonets-aug")
+    ))
+    .unwrap();
+    task.validate().unwrap();
+    let model = load_model(&task.model).unwrap();
+    let mut report = crate::report::Report::default();
+    let row = super::matrix::run(&task, &model, &mut report).unwrap();
+    assert!(row.design.starts_with("matrix (8 images"), "{}", row.design);
+    let m = &report.metrics;
+    assert_eq!(m["matrix.agreement_pct"], 100.0);
+    assert_eq!((m["matrix.batches"], m["matrix.batch_images"]), (2.0, 8.0));
+    assert!(m["matrix.upload_bytes"] < m["matrix.upload_bytes_public_key"]);
+    assert!(m["matrix.latency_s"] > 0.0 && m["matrix.throughput_per_h"] > 0.0);
 }

@@ -1,14 +1,15 @@
 //! The client's side of a CNN query (`hecnn`): check what the party announces for a CNN
 //! ([`check_cnn`], called by [`super::params_for`]), encrypt images in the announced layout
 //! ([`encrypt_images`]: one image unfolded into tap ciphertexts for LoLa, a batch packed one
-//! image per slot for CryptoNets), decrypt the logits of every image ([`decrypt_logits`]). The
-//! client needs the public architecture only; the packing is `hecnn`'s (`LolaClient`,
-//! `encrypt_batch_symmetric`), the same the party's compiled model expects.
+//! image per slot for CryptoNets, a batch packed one image per 1,024-slot block of one
+//! ciphertext for the matrix layout), decrypt the logits of every image ([`decrypt_logits`]).
+//! The client needs the public architecture only; the packing is `hecnn`'s (`LolaClient`,
+//! `encrypt_batch_symmetric`, `MatrixClient`), the same the party's compiled model expects.
 
 use super::msg::{CnnInfo, ModelInfo};
 use super::{InferError, Result};
 use ckks::{CkksParams, SecretKey};
-use hecnn::{LayoutKind, LolaClient, BATCH_DEPTH, LOLA_DEPTH};
+use hecnn::{LayoutKind, LolaClient, MatrixClient, BATCH_DEPTH, LOLA_DEPTH, MATRIX_DEPTH};
 use ndarray::ArrayView2;
 
 /// Largest image side a client accepts in an announced architecture.
@@ -33,6 +34,7 @@ pub fn check_cnn(info: &ModelInfo, cnn: &CnnInfo, params: &CkksParams) -> Result
     let depth = match cnn.layout {
         LayoutKind::Lola => LOLA_DEPTH,
         LayoutKind::Batch => BATCH_DEPTH,
+        LayoutKind::Matrix => MATRIX_DEPTH,
         other => {
             return Err(InferError::UnsupportedLayout {
                 layout: other.name(),
@@ -59,15 +61,18 @@ pub fn check_cnn(info: &ModelInfo, cnn: &CnnInfo, params: &CkksParams) -> Result
     if info.input_affine.is_some() {
         return Err(bad("input affine map entries", 0, 1));
     }
-    if cnn.layout == LayoutKind::Lola {
-        LolaClient::new(sp, params)?;
+    match cnn.layout {
+        LayoutKind::Lola => drop(LolaClient::new(sp, params)?),
+        LayoutKind::Matrix => drop(MatrixClient::new(sp, params)?),
+        _ => {}
     }
     Ok(())
 }
 
 /// Encrypts `images` (`n × side²`, pixels in `[0, 1]`, row-major) for a served CNN under `sk`
 /// (seeded), serialized in the layout's order: LoLa takes one image (one ciphertext per kernel
-/// tap), the batch layout up to `N/2` (one ciphertext per pixel, image `j` in slot `j`).
+/// tap), the batch layout up to `N/2` (one ciphertext per pixel, image `j` in slot `j`), the
+/// matrix layout up to `N/2 / 1024` (one ciphertext, image `n` in block `n`).
 ///
 /// # Errors
 /// [`InferError::BadInfo`] for a model that is no CNN; [`InferError::Shape`] for more than one
@@ -83,6 +88,10 @@ pub fn encrypt_images(
     let cts = match cnn.layout {
         LayoutKind::Batch => {
             hecnn::batch::encrypt_batch_symmetric(&cnn.spec, params, sk, images)?.pixels
+        }
+        LayoutKind::Matrix => {
+            let client = MatrixClient::new(&cnn.spec, params)?;
+            vec![client.encrypt_symmetric(sk, images)?.ct]
         }
         _ => {
             if images.nrows() != 1 {
@@ -102,7 +111,8 @@ pub fn encrypt_images(
 
 /// Decrypts a CNN reply into the logits of each of the `images` images sent: LoLa reads the
 /// class scores at `positions`; the batch layout reads image `j`'s class `c` in slot `j` of
-/// ciphertext `c`.
+/// ciphertext `c`; the matrix layout image `n`'s class `c` in slot `n·block + c` of its one
+/// ciphertext.
 ///
 /// # Errors
 /// [`InferError::BadInfo`] for a reply of the wrong ciphertext count, a position outside the
@@ -116,6 +126,15 @@ pub fn decrypt_logits(
     images: usize,
 ) -> Result<Vec<Vec<f64>>> {
     let cnn = cnn_of(info)?;
+    if cnn.layout == LayoutKind::Matrix {
+        if cts.len() != 1 {
+            return Err(bad("logit ciphertexts (matrix layout)", 1, cts.len()));
+        }
+        let client = MatrixClient::new(&cnn.spec, params)?;
+        let dec = super::decrypt_slots(params, sk, cts)?;
+        let logits = client.read_logits(&dec[0], images)?;
+        return Ok(logits.outer_iter().map(|r| r.to_vec()).collect());
+    }
     if cnn.layout != LayoutKind::Batch {
         return Ok(vec![super::decrypt_logits(params, sk, cts, positions)?]);
     }

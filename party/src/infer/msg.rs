@@ -126,17 +126,22 @@ pub struct ModelInfo {
 pub struct CnnInfo {
     /// The layout: `hecnn::LayoutKind::Lola` (one image as one ciphertext per kernel tap) or
     /// `hecnn::LayoutKind::Batch` (CryptoNets: one ciphertext per pixel, image `j` in slot `j`;
-    /// the logits come back as one ciphertext per class, image `j`'s in slot `j`).
+    /// the logits come back as one ciphertext per class, image `j`'s in slot `j`) or
+    /// `hecnn::LayoutKind::Matrix` (a batch as one data matrix in one ciphertext, image `n` in
+    /// block `n`; the logits come back in one ciphertext, image `n`'s class `c` in slot
+    /// `n·block + c`).
     pub layout: hecnn::LayoutKind,
     /// The architecture (`side`, `kernel`, `stride`, `pad`, `maps`, `hidden`, `classes`).
     pub spec: ml::models::cnn::CnnSpec,
 }
 
 impl CnnInfo {
-    /// Input ciphertexts of a request: one per kernel tap (LoLa) or per pixel (batch).
+    /// Input ciphertexts of a request: one per kernel tap (LoLa), per pixel (batch), or one
+    /// (matrix).
     pub fn input_cts(&self) -> usize {
         match self.layout {
             hecnn::LayoutKind::Batch => self.spec.pixels(),
+            hecnn::LayoutKind::Matrix => 1,
             _ => self.spec.taps(),
         }
     }

@@ -119,7 +119,8 @@ pub struct ServedModelConfig {
     pub packing: String,
     /// CNN models (`ml::models::cnn`, detected from the model file): `"lola"` (one image per
     /// request, `hecnn::lola`; the default), `"cryptonets"` / `"batch"` (up to `N/2` images
-    /// per request, `hecnn::batch`) or `"auto"` (the packing planner's choice for the latency
+    /// per request, `hecnn::batch`), `"matrix"` (up to `N/2 / 1024` images per request in one
+    /// ciphertext, `hecnn::matrix`) or `"auto"` (the packing planner's choice for the latency
     /// of one image, `hecnn::planner`, with no `preset`). Refused for an ST-GCN model.
     #[serde(default)]
     pub layout: Option<String>,
@@ -509,6 +510,7 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # path = "models/cnn/mnist-cryptonets.json"
 # layout = "lola"                # one image per request (the default; CNNs only), or
 #                                # "cryptonets": up to N/2 images per request, one ciphertext per pixel,
+#                                # "matrix": up to 8 images per request in one ciphertext (63 Galois keys),
 #                                # or "auto": the packing planner's choice for latency (no preset)
 "#
     )

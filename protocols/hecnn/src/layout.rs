@@ -5,8 +5,8 @@
 use crate::error::Result;
 use ckks::{Evaluator, OpCounts};
 
-/// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`], [`LayoutKind::Lola`]
-/// and [`LayoutKind::FfConv`] are implemented; the others are named so that reports and the
+/// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`], [`LayoutKind::Lola`],
+/// [`LayoutKind::FfConv`] and [`LayoutKind::Matrix`] are implemented; the others are named so that reports and the
 /// planner can refer to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -30,7 +30,9 @@ pub enum LayoutKind {
     Interleaved,
     /// LoLa's stacked representation. Not implemented yet.
     Stacked,
-    /// Matrix encoding (A and Bᵀ in one ciphertext each). Not implemented yet.
+    /// Matrix encoding (E2DM line): a batch of images as one data matrix in one ciphertext,
+    /// the convolution spanned into the images' matrix space, the dense layers as matrix
+    /// products with plaintext weights ([`crate::matrix::MatrixCnn`]).
     Matrix,
     /// HElayers-style tile tensors. Not implemented yet.
     Tile,
@@ -54,7 +56,7 @@ impl LayoutKind {
 
     /// Whether this crate can evaluate the layout.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Batch | Self::Lola | Self::FfConv)
+        matches!(self, Self::Batch | Self::Lola | Self::FfConv | Self::Matrix)
     }
 }
 

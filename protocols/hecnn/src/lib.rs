@@ -8,7 +8,10 @@
 //! convolution is slot-wise, the dense layers are diagonal products with hoisted
 //! baby-step/giant-step rotations on one ciphertext; FFConv low-rank networks in that layout
 //! ([`ffconv`]: the 1×1 mixing folded into the first dense layer); structured pruning of
-//! kernel taps and dense diagonals, the units that layout pays for ([`prune`]); the
+//! kernel taps and dense diagonals, the units that layout pays for ([`prune`]); matrix
+//! encoding ([`matrix`], the E2DM line: a batch of images as one data matrix in one
+//! ciphertext, the convolution spanned into the images' matrix space, the dense layers as
+//! matrix products with the plaintext weights); the
 //! [`CnnLayout`] trait every layout implements (depth, planned op counts by [`Stage`], forward
 //! pass) and the catalogue [`LayoutKind`]; the choice of the smallest 128-bit preset for a
 //! depth ([`plan`]); the packing planner ([`planner`]): every candidate (batch; single image
@@ -18,7 +21,7 @@
 //! ([`sanitize`](mod@sanitize)); [`error`].
 //!
 //! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
-//! conversions between them, matrix encoding, tile tensors (and so tile shapes for the planner
+//! conversions between them, tile tensors (and so tile shapes for the planner
 //! to choose), and pruning for the batch layout. They plug in beside [`batch`] and [`lola`] as
 //! further [`CnnLayout`] implementations, which the planner prices through their
 //! [`CnnLayout::planned_stages`] ([`planner::Candidate::of_layout`]); the op counts are the
@@ -60,6 +63,7 @@ pub mod error;
 pub mod ffconv;
 pub mod layout;
 pub mod lola;
+pub mod matrix;
 pub mod plan;
 pub mod planner;
 pub mod prune;
@@ -75,6 +79,7 @@ pub use error::{HeCnnError, Result};
 pub use ffconv::FfConvCnn;
 pub use layout::{CnnLayout, LayoutKind, Stage};
 pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LolaPlan, LOLA_DEPTH};
+pub use matrix::{MatrixClient, MatrixCnn, MatrixPlan, MATRIX_DEPTH};
 pub use plan::choose_preset;
 pub use prune::{PruneLevel, PruneMask};
 pub use sanitize::FloodConfig;

@@ -42,7 +42,10 @@
 //! logit ciphertext. In the CryptoNets batch layout one request carries up to `N/2` images
 //! (several `--input`s, or `--range A..B` of the test set) as one ciphertext per pixel, image
 //! `j` in slot `j`, and the party returns one ciphertext per class; `he-infer` prints each
-//! image's class (and with `--check` how many agree with the plaintext model).
+//! image's class (and with `--check` how many agree with the plaintext model). In the matrix
+//! layout one request carries up to `N/2 / 1024` images (8 at `N = 2^14`) in one ciphertext,
+//! image `n` in block `n`, and the party returns one ciphertext (image `n`'s class `c` in slot
+//! `n·1024 + c`).
 
 mod sample;
 

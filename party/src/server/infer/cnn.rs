@@ -1,7 +1,8 @@
 //! CNN models served by the inference endpoint (`ml::models::cnn`, evaluated by `hecnn`): the
 //! layout a model entry names (`lola`, the default: one image per request as one ciphertext
 //! per kernel tap, `hecnn::lola`; `cryptonets` or `batch`: up to `N/2` images per request, one
-//! ciphertext per pixel, `hecnn::batch`; `auto`: the packing planner's choice for latency,
+//! ciphertext per pixel, `hecnn::batch`; `matrix`: up to `N/2 / 1024` images per request in
+//! one ciphertext, `hecnn::matrix`; `auto`: the packing planner's choice for latency,
 //! `hecnn::planner`), the smallest 128-bit preset that leaves the layout's
 //! depth (or the named one), the Galois keys of the layout's rotations only (none in the batch
 //! layout), what clients are told ([`CnnInfo`]: the architecture, never the weights) and one
@@ -14,7 +15,9 @@
 //! flooded like the ST-GCN logits (`hecnn::sanitize`), and the architecture announced in
 //! [`CnnInfo`]: in the LoLa layout every slot of the one returned ciphertext holds a logit or an
 //! exact zero; in the batch layout the slots it left empty hold the logits of an all-zero image,
-//! which it could query anyway (`hecnn::batch`).
+//! which it could query anyway (`hecnn::batch`); in the matrix layout every slot but the class
+//! slots of each image's block holds an exact zero, and the blocks it left empty hold the
+//! logits of an all-zero image (`hecnn::matrix`).
 
 use super::error::{InferenceError, Result};
 use super::model::{
@@ -24,12 +27,15 @@ use super::model::{
 use crate::infer::msg::{CnnInfo, ModelInfo};
 use crate::server::config::{InferenceConfig, ServedModelConfig};
 use ckks::{Evaluator, PublicKey};
-use hecnn::{BatchCnn, CnnLayout, EncryptedBatch, EncryptedImage, LayoutKind, LolaCnn};
+use hecnn::{
+    matrix::EncryptedMatrix, BatchCnn, CnnLayout, EncryptedBatch, EncryptedImage, LayoutKind,
+    LolaCnn, MatrixCnn,
+};
 use ml::models::cnn::CnnModel;
 use std::time::Instant;
 
 /// The layouts a CNN model entry may name.
-const LAYOUTS: &str = "lola, cryptonets (or batch), auto";
+const LAYOUTS: &str = "lola, cryptonets (or batch), matrix, auto";
 
 /// `layout = "auto"`: the packing planner's choice for the latency of one image
 /// (`hecnn::planner`, priced with a probe of this machine's op costs on all its cores: a few
@@ -77,6 +83,7 @@ impl ServedModel {
         let (layout, splits) = match cfg.layout.as_deref().unwrap_or("lola") {
             "lola" => (LayoutKind::Lola, None),
             "cryptonets" | "batch" => (LayoutKind::Batch, None),
+            "matrix" => (LayoutKind::Matrix, None),
             "auto" => planned_layout(cfg, model)?,
             l => {
                 return Err(InferenceError::Config(format!(
@@ -103,6 +110,12 @@ impl ServedModel {
                 let f = he.logit_flood(&flood);
                 let levels = (he.input_level(), he.output_level());
                 (Engine::Batch(Box::new(he)), vec![], levels.0, levels.1, f)
+            }
+            LayoutKind::Matrix => {
+                let he = MatrixCnn::new(model, &params).map_err(compiling)?;
+                let (f, steps) = (he.logit_flood(&flood), he.rotation_steps());
+                let levels = (he.input_level(), he.output_level());
+                (Engine::Matrix(Box::new(he)), steps, levels.0, levels.1, f)
             }
             _ => {
                 let he = match splits {
@@ -205,6 +218,42 @@ impl ServedModel {
         Ok(Evaluated {
             positions: (0..bytes.len()).map(|c| (c, 0)).collect(),
             bytes,
+            secs: t0.elapsed().as_secs_f64(),
+            sanitize,
+            counts,
+        })
+    }
+}
+
+impl ServedModel {
+    /// One request in the matrix layout: the batch ciphertext through the network (every block
+    /// is evaluated: the party does not know how many hold images), the logit ciphertext
+    /// sanitized and serialized; class `c` of image `n` is in slot `n·block + c`, the
+    /// positions name image 0's.
+    pub(super) fn evaluate_matrix(
+        &self,
+        he: &MatrixCnn,
+        eval: &Evaluator,
+        pk: &PublicKey,
+        cts: Vec<ckks::Ciphertext>,
+    ) -> Result<Evaluated> {
+        let [ct] =
+            <[ckks::Ciphertext; 1]>::try_from(cts).map_err(|c| hecnn::HeCnnError::Shape {
+                what: "matrix input ciphertexts",
+                expected: 1,
+                found: c.len(),
+            })?;
+        let c0 = eval.counters();
+        let t0 = Instant::now();
+        let images = he.batch_capacity();
+        let logits = he.forward(eval, &EncryptedMatrix { ct, images })?;
+        let counts = hegcn::counts_diff(&c0, &eval.counters());
+        let t1 = Instant::now();
+        let logits = he.sanitize_logits(eval, &logits, pk, &self.flood)?;
+        let sanitize = t1.elapsed().as_secs_f64();
+        Ok(Evaluated {
+            bytes: vec![logits.ct.to_bytes(&self.params)?],
+            positions: (0..he.model().spec.classes).map(|c| (0, c)).collect(),
             secs: t0.elapsed().as_secs_f64(),
             sanitize,
             counts,

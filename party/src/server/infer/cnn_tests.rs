@@ -1,5 +1,5 @@
 //! Tests of CNN models at the inference endpoint: detection of the model kind, compilation in
-//! the LoLa and batch layouts and what is announced, the checks of announced and received input
+//! the LoLa, batch and matrix layouts and what is announced, the checks of announced and received input
 //! ciphertexts (count, size, level), and one request through the service on a `Local` channel.
 
 use super::tests::{ask, refusal, tiny_limits, tiny_model};
@@ -102,12 +102,27 @@ fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
     let Refusal(_, msg) = check_inputs(&b, &[100; 25]).unwrap_err();
     assert!(msg.contains("takes 784"), "{msg}");
 
+    // The matrix layout: one ciphertext per batch of 8, its rotations' Galois keys.
+    sc.layout = Some("matrix".into());
+    let x = ServedModel::new_cnn(&sc, &model, &tiny_limits()).unwrap();
+    assert_eq!(
+        x.info.cnn.as_ref().unwrap().layout,
+        hecnn::LayoutKind::Matrix
+    );
+    assert_eq!((x.input_cts(), x.info.rotation_steps.len()), (1, 63));
+    assert_eq!((x.info.input_level, x.info.output_level), (5, 0));
+    params_for(&x.info).unwrap();
+    let Refusal(_, msg) = check_inputs(&x, &[100; 25]).unwrap_err();
+    assert!(msg.contains("takes 1"), "{msg}");
+
     sc.layout = Some("tiles".into());
     let e = ServedModel::new_cnn(&sc, &model, &tiny_limits())
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch), auto)"),
+        e.contains(
+            "unknown CNN layout \"tiles\" (served: lola, cryptonets (or batch), matrix, auto)"
+        ),
         "{e}"
     );
     sc.layout = Some("lola".into());

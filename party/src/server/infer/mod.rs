@@ -540,6 +540,8 @@ fn log_inference(
 }
 
 #[cfg(test)]
+mod cnn_matrix_tests;
+#[cfg(test)]
 mod cnn_tests;
 #[cfg(test)]
 mod tests;

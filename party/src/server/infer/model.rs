@@ -55,6 +55,8 @@ pub(super) enum Engine {
     Lola(Box<hecnn::LolaCnn>),
     /// A CNN in the CryptoNets batch layout (`hecnn::batch`).
     Batch(Box<hecnn::BatchCnn>),
+    /// A CNN in the matrix layout (`hecnn::matrix`: a batch in one ciphertext).
+    Matrix(Box<hecnn::MatrixCnn>),
 }
 
 /// What a model file holds, told by its JSON's top-level fields.
@@ -281,7 +283,9 @@ impl ServedModel {
     pub(super) fn stgcn(&self) -> &HeStgcn {
         match &self.engine {
             Engine::Stgcn { he, .. } => he,
-            Engine::Lola(_) | Engine::Batch(_) => panic!("model {:?} is a CNN", self.info.name),
+            Engine::Lola(_) | Engine::Batch(_) | Engine::Matrix(_) => {
+                panic!("model {:?} is a CNN", self.info.name)
+            }
         }
     }
 
@@ -296,7 +300,7 @@ impl ServedModel {
         match &self.engine {
             Engine::Stgcn { dense: Some(d), .. } => d.set_plaintext_cache_budget(bytes),
             Engine::Stgcn { he, .. } => he.set_plaintext_cache_budget(bytes),
-            Engine::Lola(_) | Engine::Batch(_) => {}
+            Engine::Lola(_) | Engine::Batch(_) | Engine::Matrix(_) => {}
         }
     }
 
@@ -321,7 +325,7 @@ impl ServedModel {
         match &self.engine {
             Engine::Stgcn { dense: Some(d), .. } => d.plaintext_cache_stats(),
             Engine::Stgcn { he, .. } => he.plaintext_cache_stats(),
-            Engine::Lola(_) | Engine::Batch(_) => Default::default(),
+            Engine::Lola(_) | Engine::Batch(_) | Engine::Matrix(_) => Default::default(),
         }
     }
 }
@@ -413,6 +417,7 @@ impl ServedModel {
             Engine::Stgcn { he, dense } => (he, dense),
             Engine::Lola(cnn) => return self.evaluate_lola(cnn, eval, pk, cts),
             Engine::Batch(cnn) => return self.evaluate_batch(cnn, eval, pk, cts),
+            Engine::Matrix(cnn) => return self.evaluate_matrix(cnn, eval, pk, cts),
         };
         let logits = match dense {
             Some(d) => {

@@ -1,12 +1,14 @@
 //! The candidate plans of a model: each layout this crate runs, at the smallest 128-bit
 //! preset of its depth, with its operations by stage; the single-image layout once per
-//! distinct baby-step/giant-step split of each dense layer.
+//! distinct baby-step/giant-step split of each dense layer; the matrix layout (a batch of
+//! `slots / block` images per ciphertext) once, with its fixed-weight splits.
 
 use crate::batch::{BatchCnn, BATCH_DEPTH};
 use crate::counts::sum_stages;
 use crate::error::{HeCnnError, Result};
 use crate::layout::{CnnLayout, LayoutKind, Stage};
 use crate::lola::{LolaPlan, LOLA_DEPTH};
+use crate::matrix::{MatrixPlan, MATRIX_DEPTH};
 use crate::plan::choose_preset;
 use ckks::{OpCounts, Preset};
 use ml::models::cnn::CnnModel;
@@ -83,6 +85,19 @@ pub fn candidates(model: &CnnModel) -> Result<Vec<Candidate>> {
     let preset = choose_preset(LayoutKind::Lola.name(), LOLA_DEPTH)?;
     match LolaPlan::new(model, &preset.build()?) {
         Ok(plan) => out.extend(lola_candidates(plan, preset)?),
+        Err(HeCnnError::Packing { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let preset = choose_preset(LayoutKind::Matrix.name(), MATRIX_DEPTH)?;
+    match MatrixPlan::new(model, &preset.build()?) {
+        Ok(plan) => out.push(Candidate {
+            layout: LayoutKind::Matrix,
+            preset,
+            splits: Vec::new(),
+            images: plan.images(),
+            outputs: 1,
+            stages: plan.stages(),
+        }),
         Err(HeCnnError::Packing { .. }) => {}
         Err(e) => return Err(e),
     }

@@ -4,7 +4,8 @@
 //!
 //! * **Candidates** ([`candidates`]): the batch layout ([`crate::batch`]) and the single-image
 //!   layout ([`crate::lola`]) with every distinct baby-step/giant-step split of each dense
-//!   layer ([`crate::lola::LolaPlan::split_choices`]), each at the smallest 128-bit preset
+//!   layer ([`crate::lola::LolaPlan::split_choices`]), and the matrix layout
+//!   ([`crate::matrix::MatrixPlan`]: a batch per ciphertext), each at the smallest 128-bit preset
 //!   that leaves its depth ([`crate::plan::choose_preset`]: a larger preset only makes every
 //!   operation dearer for these depths). A layout whose features do not fit is left out. A
 //!   new layout plugs in through [`Candidate::of_layout`]: anything implementing

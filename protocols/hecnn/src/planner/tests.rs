@@ -64,6 +64,9 @@ fn batch_for_throughput_and_single_image_for_latency_on_the_committed_models() {
             "{table}"
         );
         assert!(lat.ranking().contains("| batch |"), "{}", lat.ranking());
+        let ranking = thr.ranking();
+        assert!(ranking.contains("| matrix |"), "{ranking}");
+        println!("{name}\n{ranking}");
     }
 }
 
@@ -101,6 +104,13 @@ fn the_priced_counts_are_the_compiled_layouts_planned_and_measured_counts() {
             "{a} vs {b} (same tolerance as the LoLa tests)"
         );
     }
+    let m = cands
+        .iter()
+        .find(|c| c.layout == LayoutKind::Matrix)
+        .unwrap();
+    let mh = crate::MatrixCnn::new(&model, &m.preset.build().unwrap()).unwrap();
+    assert_eq!((m.images, m.outputs), (mh.batch_capacity(), 1));
+    assert_eq!(mh.planned_stages(), m.stages);
     let batch = &cands[0];
     let bh = crate::BatchCnn::new(&model, &batch.preset.build().unwrap()).unwrap();
     assert_eq!(batch.op_counts(), bh.planned_op_counts());
