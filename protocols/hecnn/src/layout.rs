@@ -32,7 +32,8 @@ pub enum LayoutKind {
     Stacked,
     /// Matrix encoding (A and Bᵀ in one ciphertext each). Not implemented yet.
     Matrix,
-    /// HElayers-style tile tensors. Not implemented yet.
+    /// HElayers-style tile tensors with the tile shape a parameter
+    /// ([`crate::tile::TileCnn`]).
     Tile,
 }
 
@@ -54,7 +55,7 @@ impl LayoutKind {
 
     /// Whether this crate can evaluate the layout.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Batch | Self::Lola | Self::FfConv)
+        matches!(self, Self::Batch | Self::Lola | Self::FfConv | Self::Tile)
     }
 }
 

@@ -64,6 +64,7 @@ pub mod plan;
 pub mod planner;
 pub mod prune;
 pub mod sanitize;
+pub mod tile;
 
 #[cfg(test)]
 mod tests;
@@ -78,6 +79,7 @@ pub use lola::{EncryptedImage, EncryptedLogit, LolaClient, LolaCnn, LolaPlan, LO
 pub use plan::choose_preset;
 pub use prune::{PruneLevel, PruneMask};
 pub use sanitize::FloodConfig;
+pub use tile::{CnnTiling, TileCnn, TilePlan, TILE_DEPTH};
 
 /// Total of every operation count (additions, products, key switches' parents, rescales),
 /// the experiment's `he_ops_count`.
