@@ -5,7 +5,8 @@
 //! `ffconv` (an FFConv model, [`hecnn::FfConvCnn`]) and `pruned` (the pruning levels of
 //! `pruned_model`, default the FFConv model, [`hecnn::prune`], metrics `pruned.<level>.*`), in
 //! [`lola`]; `planned` (the packing
-//! planner's choice, run and checked against its estimate), in [`planned`]; [`report`] writes
+//! planner's choice, run and checked against its estimate), in [`planned`]; `tile` (the CNN
+//! on tile tensors, the tile shape chosen by the planner), in [`tile`]; [`report`] writes
 //! the comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod lola;
 pub mod planned;
 pub mod report;
+pub mod tile;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +41,7 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
             }
             "pruned" => pruned(task, report, &mut rows)?,
             "planned" => rows.push(planned::run(task, &load_model(&task.model)?, report)?),
+            "tile" => rows.push(tile::run(task, &load_model(&task.model)?, report)?),
             other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }
