@@ -9,7 +9,7 @@ use crate::error::{HeCnnError, Result};
 use crate::layout::{CnnLayout, LayoutKind, Stage};
 use crate::lola::{LolaPlan, LOLA_DEPTH};
 use crate::plan::choose_preset;
-use crate::tile::{CnnTiling, TilePlan, TILE_DEPTH};
+use crate::tile::{CnnTiling, TilePlan, MAX_INPUT_CTS, TILE_DEPTH};
 use ckks::{OpCounts, Preset};
 use ml::models::cnn::CnnModel;
 
@@ -97,24 +97,26 @@ pub fn candidates(model: &CnnModel) -> Result<Vec<Candidate>> {
 }
 
 /// The tile candidates: every tiling of the slots of the smallest preset with the tile
-/// layout's largest depth (the tilings of depth 5 find no smaller preset with these slots).
+/// layout's largest depth (the tilings of depth 5 find no smaller preset with these slots)
+/// whose input has at most [`MAX_INPUT_CTS`] ciphertexts.
 fn tile_candidates(model: &CnnModel) -> Result<Vec<Candidate>> {
     let preset = choose_preset(LayoutKind::Tile.name(), TILE_DEPTH)?;
     let slots = 1usize << (preset.log_n - 1);
-    CnnTiling::all(slots)
-        .into_iter()
-        .map(|t| {
-            let plan = TilePlan::new(&model.spec, slots, t)?;
-            Ok(Candidate {
+    let mut out = Vec::new();
+    for t in CnnTiling::all(slots) {
+        let plan = TilePlan::new(&model.spec, slots, t)?;
+        if plan.input_cts() <= MAX_INPUT_CTS {
+            out.push(Candidate {
                 layout: LayoutKind::Tile,
                 preset,
                 splits: t.to_array().to_vec(),
                 images: plan.images(),
                 outputs: plan.output_cts(),
                 stages: plan.stages(),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// The single-image candidates: every pair of split choices of the two dense layers.

@@ -8,7 +8,7 @@
 //!   that leaves its depth ([`crate::plan::choose_preset`]: a larger preset only makes every
 //!   operation dearer for these depths); the tile layout ([`crate::tile`]) with every tiling
 //!   `[t_f, t_h, t_b]` of the slots ([`crate::tile::CnnTiling::all`]: single image and
-//!   batches). A layout whose features do not fit is left out. A
+//!   batches) whose input fits [`crate::tile::MAX_INPUT_CTS`] ciphertexts. A layout whose features do not fit is left out. A
 //!   new layout plugs in through [`Candidate::of_layout`]: anything implementing
 //!   [`crate::CnnLayout`] with its [`crate::CnnLayout::planned_stages`].
 //! * **Costs** ([`probe_costs`]): [`ckks::cost::probe`] at the stages' levels, once per preset

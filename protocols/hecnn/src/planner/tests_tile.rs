@@ -1,4 +1,4 @@
-//! The planner over tile shapes: every tiling of the slots is a candidate, the latency
+//! The planner over tile shapes: every tiling of the slots whose input fits is a candidate, the latency
 //! objective picks a single-image tiling and the throughput objective a batched one among the
 //! tile candidates, the tables name the tile shape, and the priced stages are the compiled
 //! layout's.
@@ -17,7 +17,15 @@ fn every_tiling_is_priced_and_the_objective_picks_the_batch_tile() {
         .into_iter()
         .filter(|c| c.layout == LayoutKind::Tile)
         .collect();
-    assert_eq!(tiles.len(), CnnTiling::all(8192).len());
+    let fits = CnnTiling::all(8192)
+        .into_iter()
+        .filter(|&t| {
+            let p = crate::tile::TilePlan::new(&model.spec, 8192, t).unwrap();
+            p.input_cts() <= crate::tile::MAX_INPUT_CTS
+        })
+        .count();
+    assert_eq!(tiles.len(), fits);
+    assert!(fits > 20 && fits < CnnTiling::all(8192).len(), "{fits}");
     let lat = choose(&tiles, &fixed_tables(), Objective::Latency).unwrap();
     let c = &lat.chosen().candidate;
     assert_eq!(c.splits[2], 1, "latency: one image per pass, {}", c.label());

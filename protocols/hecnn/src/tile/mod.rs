@@ -35,7 +35,8 @@
 //!   depth is 5. `t_b = 1` is the single-image latency family; larger `t_b` answer `t_b`
 //!   images per pass (throughput). Every tiling pays differently: small `t_f` means many
 //!   input ciphertexts and convolution products, large `t_f` many rotations per hidden tile
-//!   — the planner prices each ([`crate::planner::candidates`]).
+//!   — the planner prices each ([`crate::planner::candidates`]) whose input fits
+//!   [`MAX_INPUT_CTS`].
 //!
 //! **LoLa's representations as tile shapes** (Brutzkus et al., ICML 2019, §3–4, as we read
 //! them; a 2-D tile `[a/t_a, b/t_b]` puts `b` inner). A *dense* vector of `d` values is
@@ -82,6 +83,15 @@ pub use shape::{DimKind, TileDim, TileShape};
 
 /// The largest depth of the tile layout (when `fc2`'s summation needs a clean).
 pub const TILE_DEPTH: usize = 6;
+
+/// The most input ciphertexts of a tiling the planner considers: the client unfolds each
+/// image into 25 taps (the convolution representation), so small `t_f` multiply the upload
+/// and the server's convolution weights (as many plaintexts as input tiles) — at N = 2^14 and
+/// level 6, 1,024 tiles are 1.8 GB of input and 0.9 GB of weights, what this repository's
+/// 24 GiB machines hold beside the other layouts. The cost model prices time, not memory;
+/// this bound keeps the planner from choosing a tiling that cannot run (e.g. `1×1×8192`, the
+/// batch layout's shape with unfolded taps: 21,125 input ciphertexts, 38 GB).
+pub const MAX_INPUT_CTS: usize = 1024;
 
 impl CnnLayout for TileCnn {
     type Input = CtTiles;
