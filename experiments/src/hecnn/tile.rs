@@ -39,19 +39,25 @@ fn plan(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Plan>
         .count();
     report.metric("tile.candidates", tiles as f64);
     let p = choose(&cands, &costs, objective)?;
-    report.section(
-        &format!(
-            "Planner with tile shapes: the plan for {}",
-            p.objective.name()
-        ),
-        format!(
-            "{}\nBest of each layout and thread count:\n\n{}\nBest tile shapes `t_f×t_h×t_b` \
-             (features × hidden × images per tile) on 1 thread, of {tiles}:\n\n{}",
-            p.table(),
-            p.ranking(),
-            p.variants(LayoutKind::Tile, 1, 12)
-        ),
+    let only: Vec<Candidate> = cands
+        .into_iter()
+        .filter(|c| c.layout == LayoutKind::Tile)
+        .collect();
+    let best_tile = choose(&only, &costs, objective)?;
+    let title = format!(
+        "Planner with tile shapes: the plan for {}",
+        p.objective.name()
     );
+    let body = format!(
+        "{}\nBest of each layout and thread count:\n\n{}\nBest tile shapes `t_f×t_h×t_b` \
+         (features × hidden × images per tile) on 1 thread, of {tiles}:\n\n{}\nThe best tile \
+         plan stage by stage (among the tile candidates only):\n\n{}",
+        p.table(),
+        p.ranking(),
+        p.variants(LayoutKind::Tile, 1, 12),
+        best_tile.table()
+    );
+    report.section(&title, body);
     Ok(p)
 }
 
