@@ -59,9 +59,10 @@
 //! and the rotation steps are public functions of the architecture and the slot count. The
 //! returned tiles hold the logits at their in-tile index 0 of the hidden dimension and exact
 //! zeros elsewhere (the clean removes the partial sums the rotate-and-sum leaves there; a
-//! replicated result holds copies of the logits); padding classes and absent images hold
-//! the network's output on zeros. They are sanitized like the other layouts' logits
-//! ([`crate::sanitize`]).
+//! replicated result holds copies of the logits); padding classes hold zeros and absent
+//! images the logits of an all-zero image (a value the client could query anyway). They are
+//! sanitized like the other layouts' logits ([`crate::sanitize`]). The client sends
+//! `25·⌈845/t_f⌉` tap ciphertexts and the Galois keys of [`TileCnn::rotation_steps`] only.
 
 pub mod client;
 mod cnn;
