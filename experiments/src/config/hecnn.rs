@@ -12,8 +12,8 @@ pub struct HecnnTask {
     /// Designs to run: `"cryptonets"` (the batch layout), `"lola"` (the single-image
     /// layout), `"ffconv"` (the FFConv model in the single-image layout), `"pruned"` (the
     /// pruning levels of the FFConv model, with the accuracy–latency plot), `"planned"` (the
-    /// planner's choice for `objective`) and `"matrix"` (the matrix layout: a batch of images
-    /// in one ciphertext).
+    /// planner's choice for `objective`), `"matrix"` (the matrix layout: a batch of images
+    /// in one ciphertext) and `"tile"` (tile tensors, the tile shape chosen by the planner).
     #[serde(default = "default_designs")]
     pub designs: Vec<String>,
     /// The CryptoNets model: path without extension of `<model>.json` + `<model>.safetensors`.
@@ -52,6 +52,14 @@ pub struct HecnnTask {
     /// `planned_images`); its latency is timed on `lola_latency_runs` of them.
     #[serde(default = "default_planned_images")]
     pub planned_images: usize,
+    /// Test images the `tile` design evaluates under encryption (the first `tile_images`, in
+    /// passes of `t_b`); its latency is timed on `lola_latency_runs` passes.
+    #[serde(default = "default_tile_images")]
+    pub tile_images: usize,
+    /// The `tile` design's tiling `[t_f, t_h, t_b]` (default: the planner's best for
+    /// `objective`).
+    #[serde(default)]
+    pub tile_shape: Option<[usize; 3]>,
     /// Timed runs of each operation kind in the planner's cost probe (median).
     #[serde(default = "default_probe_reps")]
     pub probe_reps: usize,
@@ -73,18 +81,23 @@ fn default_planned_images() -> usize {
     200
 }
 
+fn default_tile_images() -> usize {
+    100
+}
+
 fn default_probe_reps() -> usize {
     5
 }
 
 /// The designs this task runs.
-const DESIGNS: [&str; 6] = [
+const DESIGNS: [&str; 7] = [
     "cryptonets",
     "lola",
     "ffconv",
     "pruned",
     "planned",
     "matrix",
+    "tile",
 ];
 
 fn default_designs() -> Vec<String> {
@@ -134,6 +147,7 @@ impl HecnnTask {
             ("lola_images", self.lola_images),
             ("planned_images", self.planned_images),
             ("matrix_images", self.matrix_images),
+            ("tile_images", self.tile_images),
         ] {
             if n == 0 || n > 10_000 {
                 bail!("{name} = {n}: must be in 1..=10000 (the MNIST test set)");

@@ -7,6 +7,7 @@
 //! [`lola`]; `planned` (the packing
 //! planner's choice, run and checked against its estimate), in [`planned`]; `matrix` (the
 //! matrix layout of [`hecnn::MatrixCnn`]: a batch of images in one ciphertext), in [`matrix`];
+//! `tile` (the CNN on tile tensors, the tile shape chosen by the planner), in [`tile`];
 //! [`report`] writes
 //! the comparison table and the pruning plot. Metrics `<design>.test_accuracy_pct`,
 //! `.agreement_pct`, `.max_logit_error`, `.latency_s` (the server's forward pass of one full
@@ -17,6 +18,7 @@ pub mod lola;
 pub mod matrix;
 pub mod planned;
 pub mod report;
+pub mod tile;
 
 #[cfg(test)]
 mod tests;
@@ -43,6 +45,7 @@ pub fn run(task: &HecnnTask, report: &mut Report) -> Result<()> {
             "pruned" => pruned(task, report, &mut rows)?,
             "planned" => rows.push(planned::run(task, &load_model(&task.model)?, report)?),
             "matrix" => rows.push(matrix::run(task, &load_model(&task.model)?, report)?),
+            "tile" => rows.push(tile::run(task, &load_model(&task.model)?, report)?),
             other => anyhow::bail!("design {other:?} is not implemented"),
         }
     }

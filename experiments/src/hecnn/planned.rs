@@ -32,7 +32,11 @@ fn plan(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<(Plan
         Objective::Latency => Objective::Throughput,
         Objective::Throughput => Objective::Latency,
     };
-    let cands = candidates(model)?;
+    // The layouts this design runs or compares (the `tile` design prices the tile shapes).
+    let cands: Vec<_> = candidates(model)?
+        .into_iter()
+        .filter(|c| c.layout != LayoutKind::Tile)
+        .collect();
     let all = rayon::current_num_threads();
     let threads: Vec<usize> = if all > 1 { vec![1, all] } else { vec![1] };
     let t = Instant::now();

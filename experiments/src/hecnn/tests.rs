@@ -161,3 +161,30 @@ fn the_matrix_design_runs_a_batch_per_ciphertext() {
     assert!(m["matrix.upload_bytes"] < m["matrix.upload_bytes_public_key"]);
     assert!(m["matrix.latency_s"] > 0.0 && m["matrix.throughput_per_h"] > 0.0);
 }
+
+/// The tile design end to end on a few images at a set tiling: the planner's tables include
+/// the tile shapes, the op counts are the priced ones (checked inside the run), the logits
+/// agree with the plaintext model.
+#[test]
+fn the_tile_design_runs_a_tiling_and_reports_the_planner_tables() {
+    let task: crate::config::hecnn::HecnnTask = toml::from_str(&format!(
+        "designs = [\"tile\"]\nmodel = \"{}\"\ntile_images = 2\ntile_shape = [128, 64, 1]\nlola_latency_runs = 1\nprobe_reps = 1",
+        model_path("mnist-cryptonets")
+    ))
+    .unwrap();
+    task.validate().unwrap();
+    let model = load_model(&task.model).unwrap();
+    let mut report = crate::report::Report::default();
+    let row = super::tile::run(&task, &model, &mut report).unwrap();
+    assert!(row.design.starts_with("tile 128×64×1"), "{}", row.design);
+    let m = &report.metrics;
+    assert_eq!(m["tile.agreement_pct"], 100.0);
+    assert_eq!(m["tile.tile_features"], 128.0);
+    assert_eq!(m["tile.depth"], 6.0);
+    assert!(m["tile.estimate_s"] > 0.0 && m["tile.he_ops_count"] > 0.0);
+    let body = &report.sections[0];
+    assert!(
+        body.contains("| tile ") && body.contains("Best tile shapes"),
+        "{body}"
+    );
+}

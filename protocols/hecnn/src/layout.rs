@@ -34,7 +34,8 @@ pub enum LayoutKind {
     /// the convolution spanned into the images' matrix space, the dense layers as matrix
     /// products with plaintext weights ([`crate::matrix::MatrixCnn`]).
     Matrix,
-    /// HElayers-style tile tensors. Not implemented yet.
+    /// HElayers-style tile tensors with the tile shape a parameter
+    /// ([`crate::tile::TileCnn`]).
     Tile,
 }
 
@@ -56,7 +57,10 @@ impl LayoutKind {
 
     /// Whether this crate can evaluate the layout.
     pub fn implemented(self) -> bool {
-        matches!(self, Self::Batch | Self::Lola | Self::FfConv | Self::Matrix)
+        matches!(
+            self,
+            Self::Batch | Self::Lola | Self::FfConv | Self::Matrix | Self::Tile
+        )
     }
 }
 

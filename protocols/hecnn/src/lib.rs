@@ -11,19 +11,24 @@
 //! kernel taps and dense diagonals, the units that layout pays for ([`prune`]); matrix
 //! encoding ([`matrix`], the E2DM line: a batch of images as one data matrix in one
 //! ciphertext, the convolution spanned into the images' matrix space, the dense layers as
-//! matrix products with the plaintext weights); the
+//! matrix products with the plaintext weights); HElayers-style tile tensors and the CNN on
+//! them with the tile shape a parameter ([`tile`]: LoLa's convolution, interleaved and stacked
+//! representations as tile shapes, the change from interleaved to stacked in the first dense
+//! layer's summation); the
 //! [`CnnLayout`] trait every layout implements (depth, planned op counts by [`Stage`], forward
 //! pass) and the catalogue [`LayoutKind`]; the choice of the smallest 128-bit preset for a
 //! depth ([`plan`]); the packing planner ([`planner`]): every candidate (batch; single image
-//! with each baby-step/giant-step split of each dense layer; thread counts) priced stage by
+//! with each baby-step/giant-step split of each dense layer; the tile layout with each tiling
+//! of the slots; thread counts) priced stage by
 //! stage with a probe of this machine's op costs per level ([`ckks::cost::probe`]), chosen for
 //! latency or throughput and explained in a table; the flood of returned logits
 //! ([`sanitize`](mod@sanitize)); [`error`].
 //!
-//! **What is not here yet.** LoLa's other representations (interleaved, stacked) and the
-//! conversions between them, tile tensors (and so tile shapes for the planner
-//! to choose), and pruning for the batch layout. They plug in beside [`batch`] and [`lola`] as
-//! further [`CnnLayout`] implementations, which the planner prices through their
+//! **What is not here yet.** HElayers' convolution by rotating image tiles (the tile layout
+//! convolves the client's unfolded taps), E2DM's ciphertext × ciphertext product (an encrypted
+//! model), and pruning for the batch layout. They plug in beside [`batch`], [`lola`],
+//! [`matrix`] and [`tile`] as further [`CnnLayout`] implementations, which the planner prices
+//! through their
 //! [`CnnLayout::planned_stages`] ([`planner::Candidate::of_layout`]); the op counts are the
 //! evaluator's shared counters ([`ckks::OpCounts`]), so every layout reports in the same units.
 //! Shared with `hegcn`: the `ckks` crate (its hoisted and lazy rotations, which `lola` uses
@@ -68,6 +73,7 @@ pub mod plan;
 pub mod planner;
 pub mod prune;
 pub mod sanitize;
+pub mod tile;
 
 #[cfg(test)]
 mod tests;
@@ -83,6 +89,7 @@ pub use matrix::{MatrixClient, MatrixCnn, MatrixPlan, MATRIX_DEPTH};
 pub use plan::choose_preset;
 pub use prune::{PruneLevel, PruneMask};
 pub use sanitize::FloodConfig;
+pub use tile::{CnnTiling, TileCnn, TilePlan, TILE_DEPTH};
 
 /// Total of every operation count (additions, products, key switches' parents, rescales),
 /// the experiment's `he_ops_count`.

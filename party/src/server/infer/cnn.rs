@@ -54,7 +54,13 @@ fn planned_layout(
     }
     let planning = |e| InferenceError::model(format!("planning model {:?}", cfg.name), e);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cands = candidates(model).map_err(planning)?;
+    // The layouts this service serves (the tile layout is priced by `hecnn::planner` but not
+    // served here).
+    let cands: Vec<_> = candidates(model)
+        .map_err(planning)?
+        .into_iter()
+        .filter(|c| matches!(c.layout, LayoutKind::Lola | LayoutKind::Batch))
+        .collect();
     let costs = probe_costs(&cands, &[threads], 5).map_err(planning)?;
     let plan = choose(&cands, &costs, Objective::Latency).map_err(planning)?;
     let chosen = plan.chosen();

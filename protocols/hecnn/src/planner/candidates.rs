@@ -1,7 +1,9 @@
 //! The candidate plans of a model: each layout this crate runs, at the smallest 128-bit
 //! preset of its depth, with its operations by stage; the single-image layout once per
 //! distinct baby-step/giant-step split of each dense layer; the matrix layout (a batch of
-//! `slots / block` images per ciphertext) once, with its fixed-weight splits.
+//! `slots / block` images per ciphertext) once, with its fixed-weight splits; the tile layout
+//! once per tiling `[t_f, t_h, t_b]` (every split of the slots over the feature, hidden and
+//! batch dimensions).
 
 use crate::batch::{BatchCnn, BATCH_DEPTH};
 use crate::counts::sum_stages;
@@ -10,6 +12,7 @@ use crate::layout::{CnnLayout, LayoutKind, Stage};
 use crate::lola::{LolaPlan, LOLA_DEPTH};
 use crate::matrix::{MatrixPlan, MATRIX_DEPTH};
 use crate::plan::choose_preset;
+use crate::tile::{CnnTiling, TilePlan, MAX_INPUT_CTS, TILE_DEPTH};
 use ckks::{OpCounts, Preset};
 use ml::models::cnn::CnnModel;
 
@@ -20,7 +23,8 @@ pub struct Candidate {
     pub layout: LayoutKind,
     /// The CKKS preset.
     pub preset: Preset,
-    /// Baby steps per giant step of each dense layer (single-image layout; empty otherwise).
+    /// The layout's knobs: baby steps per giant step of each dense layer (single-image
+    /// layout), the tiling `[t_f, t_h, t_b]` (tile layout); empty otherwise.
     pub splits: Vec<usize>,
     /// Images one forward pass answers.
     pub images: usize,
@@ -55,10 +59,13 @@ impl Candidate {
     }
 
     /// A short name: the layout and its splits (`lola 7/8`: 7 baby steps per giant step in
-    /// the first dense layer, 8 in the second).
+    /// the first dense layer, 8 in the second; `tile 128×64×1`: tiles of 128 features, 64
+    /// hidden units, 1 image).
     pub fn label(&self) -> String {
         let splits: Vec<String> = self.splits.iter().map(ToString::to_string).collect();
-        if splits.is_empty() {
+        if self.layout == LayoutKind::Tile && splits.len() == 3 {
+            format!("{} {}", self.layout.name(), splits.join("×"))
+        } else if splits.is_empty() {
             self.layout.name().to_string()
         } else {
             format!("{} {}", self.layout.name(), splits.join("/"))
@@ -100,6 +107,30 @@ pub fn candidates(model: &CnnModel) -> Result<Vec<Candidate>> {
         }),
         Err(HeCnnError::Packing { .. }) => {}
         Err(e) => return Err(e),
+    }
+    out.extend(tile_candidates(model)?);
+    Ok(out)
+}
+
+/// The tile candidates: every tiling of the slots of the smallest preset with the tile
+/// layout's largest depth (the tilings of depth 5 find no smaller preset with these slots)
+/// whose input has at most [`MAX_INPUT_CTS`] ciphertexts.
+fn tile_candidates(model: &CnnModel) -> Result<Vec<Candidate>> {
+    let preset = choose_preset(LayoutKind::Tile.name(), TILE_DEPTH)?;
+    let slots = 1usize << (preset.log_n - 1);
+    let mut out = Vec::new();
+    for t in CnnTiling::all(slots) {
+        let plan = TilePlan::new(&model.spec, slots, t)?;
+        if plan.input_cts() <= MAX_INPUT_CTS {
+            out.push(Candidate {
+                layout: LayoutKind::Tile,
+                preset,
+                splits: t.to_array().to_vec(),
+                images: plan.images(),
+                outputs: plan.output_cts(),
+                stages: plan.stages(),
+            });
+        }
     }
     Ok(out)
 }

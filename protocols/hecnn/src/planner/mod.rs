@@ -7,7 +7,9 @@
 //!   layer ([`crate::lola::LolaPlan::split_choices`]), and the matrix layout
 //!   ([`crate::matrix::MatrixPlan`]: a batch per ciphertext), each at the smallest 128-bit preset
 //!   that leaves its depth ([`crate::plan::choose_preset`]: a larger preset only makes every
-//!   operation dearer for these depths). A layout whose features do not fit is left out. A
+//!   operation dearer for these depths); the tile layout ([`crate::tile`]) with every tiling
+//!   `[t_f, t_h, t_b]` of the slots ([`crate::tile::CnnTiling::all`]: single image and
+//!   batches) whose input fits [`crate::tile::MAX_INPUT_CTS`] ciphertexts. A layout whose features do not fit is left out. A
 //!   new layout plugs in through [`Candidate::of_layout`]: anything implementing
 //!   [`crate::CnnLayout`] with its [`crate::CnnLayout::planned_stages`].
 //! * **Costs** ([`probe_costs`]): [`ckks::cost::probe`] at the stages' levels, once per preset
@@ -19,7 +21,8 @@
 //!   first image no sooner than its last), images per second for [`Objective::Throughput`].
 //! * **Explanation** ([`Plan::table`], [`Plan::ranking`]): a table of the chosen plan's stages
 //!   (layer, layout, level, operations, estimated seconds) and one of the best plan of each
-//!   layout and thread count.
+//!   layout and thread count; [`Plan::variants`] lists the best variants (splits, tile
+//!   shapes) of one layout.
 //!
 //! **What the model leaves out.** The operations of a stage are priced one after the other
 //! with costs measured one at a time: the probe on `t` threads captures the parallelism inside
@@ -38,6 +41,8 @@ mod estimate;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tile;
 
 pub use candidates::{candidates, Candidate};
 pub use estimate::{choose, estimate, probe_costs, Estimate, Plan};

@@ -111,3 +111,36 @@ impl Plan {
         t
     }
 }
+
+impl Plan {
+    /// The best `k` variants of `layout` on `threads` threads (its splits or tilings), in
+    /// ranking order: the choice among one layout's knobs, e.g. the tile shapes.
+    pub fn variants(&self, layout: crate::LayoutKind, threads: usize, k: usize) -> String {
+        let mut t = String::from(
+            "| rank | plan | images per pass | ciphertexts returned | pt×ct | rotations | levels | s per pass | s per image |\n|---|---|---|---|---|---|---|---|---|\n",
+        );
+        let rows = self
+            .ranked
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.candidate.layout == layout && e.threads == threads)
+            .take(k);
+        for (rank, e) in rows {
+            let c = &e.candidate;
+            let o = c.op_counts();
+            t.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                rank + 1,
+                c.label(),
+                c.images,
+                c.outputs,
+                o.mul_plain,
+                o.rotate,
+                c.stages.first().map_or(0, |s| s.level),
+                secs(e.total_s),
+                secs(e.total_s / c.images as f64)
+            ));
+        }
+        t
+    }
+}

@@ -31,7 +31,7 @@ fn fixed(preset: &str, threads: usize) -> OpCosts {
     .unwrap()
 }
 
-fn fixed_tables() -> Vec<OpCosts> {
+pub(super) fn fixed_tables() -> Vec<OpCosts> {
     vec![fixed("N14_L7_S40_128BIT", 1)]
 }
 
