@@ -80,8 +80,10 @@ pub mod error;
 pub mod layout;
 mod linear;
 pub mod model;
+pub mod packing_plan;
 pub mod params;
 pub mod plan;
+pub mod planner;
 pub mod reference;
 pub mod sanitize;
 
@@ -97,11 +99,13 @@ pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
 pub use linear::{PlaintextCacheStats, Strategy, DEFAULT_LOCKSTEP_BYTES};
 pub use model::{
-    counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
-    PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,
+    counts_diff, counts_sum, he_ops, BlockOption, EncryptedLogits, HeStgcn, HeadOption,
+    PackedTensor, PlannedCounts, PlannedStage, StageOptions, StageReport, ACT_COEFF_SCALE_BITS,
 };
+pub use packing_plan::{BlockPacking, PackingPlan};
 pub use params::{choose_params, smallest_params, ParamChoice, ParamSpec};
 pub use plan::{
     check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan, HEAD_MASK_LEVELS,
 };
+pub use planner::{PlanEstimate, Planner};
 pub use sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS};
