@@ -42,6 +42,9 @@ use crate::linear::Strategy;
 use crate::model::{BlockOption, HeStgcn, StageOptions, PACKINGS};
 use crate::packing_plan::{BlockPacking, PackingPlan};
 
+/// Every plan with its estimated seconds, cheapest first ([`Planner::rank`]).
+pub type Ranking = Vec<(PackingPlan, f64)>;
+
 /// The most blocks whose plans are enumerated (2^17 plans).
 pub const MAX_BLOCKS: usize = 8;
 
@@ -128,7 +131,7 @@ impl<'a> Planner<'a> {
     ///
     /// # Errors
     /// [`HeGcnError::Shape`] for more than [`MAX_BLOCKS`] blocks.
-    pub fn rank(&self) -> Result<Vec<(PackingPlan, f64)>> {
+    pub fn rank(&self) -> Result<Ranking> {
         let n = self.options.blocks.len();
         if n > MAX_BLOCKS {
             return Err(HeGcnError::Shape {
@@ -264,7 +267,7 @@ impl HeStgcn {
         model: &stgcn::FoldedModel,
         params: &CkksParams,
         costs: &OpCosts,
-    ) -> Result<(Self, PlanEstimate, Vec<(PackingPlan, f64)>)> {
+    ) -> Result<(Self, PlanEstimate, Ranking)> {
         let options = Self::stage_options(model, params)?;
         let planner = Planner::new(&options, costs);
         let ranked = planner.rank()?;
