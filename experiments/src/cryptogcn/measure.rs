@@ -306,6 +306,9 @@ pub(super) fn latency(
                 ..run.figures
             });
         }
+        // Free this packing's plaintext cache before the next packing fills its own: three
+        // full caches at once (AMA, baseline, planned) pushed STGCN-3-128 past 21 GB.
+        he.set_plaintext_cache_budget(0);
     }
     Ok(Latency {
         plain_max_abs_logit,
