@@ -49,6 +49,12 @@ pub struct CryptogcnTask {
     /// Probe per-operation costs and report `*_estimated_s` from counts × costs.
     #[serde(default = "yes")]
     pub estimate: bool,
+    /// Run `hegcn`'s packing planner: probe this machine's operation costs (in the pool of the
+    /// first `latency_threads` entry), price every per-stage packing plan (AMA, channel-major
+    /// and their mixes), and compile the cheapest as the run `planned` (counts, sizes,
+    /// estimates; its latency if `latency_packings` names `"planned"`).
+    #[serde(default)]
+    pub planner: bool,
     /// Accuracy under encryption of a trained model on Mocap-15.
     #[serde(default)]
     pub accuracy: Option<AccuracySpec>,
@@ -243,14 +249,17 @@ pub enum PackingName {
     Ama,
     /// Channel-major baseline.
     Baseline,
+    /// The packing plan `hegcn::planner` chose (needs `planner = true`).
+    Planned,
 }
 
 impl PackingName {
-    /// The packing it names.
-    pub(crate) fn packing(self) -> Packing {
+    /// The uniform packing it names (`None` for the planner's choice).
+    pub(crate) fn packing(self) -> Option<Packing> {
         match self {
-            PackingName::Ama => Packing::Ama,
-            PackingName::Baseline => Packing::ChannelMajor,
+            PackingName::Ama => Some(Packing::Ama),
+            PackingName::Baseline => Some(Packing::ChannelMajor),
+            PackingName::Planned => None,
         }
     }
 
@@ -259,6 +268,7 @@ impl PackingName {
         match self {
             PackingName::Ama => "ama",
             PackingName::Baseline => "baseline",
+            PackingName::Planned => "planned",
         }
     }
 }
@@ -325,6 +335,9 @@ impl CryptogcnTask {
         seen.dedup();
         if seen.len() != self.latency_packings.len() {
             bail!("latency_packings names a packing twice");
+        }
+        if self.latency_packings.contains(&PackingName::Planned) && !self.planner {
+            bail!("latency_packings names \"planned\" but planner = false: set planner = true");
         }
         if let Some(single) = &self.single {
             if self.accuracy.is_none() {
@@ -413,6 +426,7 @@ mod tests {
             ("preset = \"N9\"\n", "N9"),
             ("latency_packings = [\"ama\", \"ama\"]\n", "twice"),
             ("latency_packings = [\"cm\"]\n", "cm"),
+            ("latency_packings = [\"planned\"]\n", "planner = true"),
             ("single = { index = 0 }\n", "accuracy section"),
             (
                 "latency_packings = []\naccuracy = { model = \"m\", samples = 1, throughput = { threads = [] } }\n",

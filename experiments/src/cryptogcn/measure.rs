@@ -1,10 +1,12 @@
 //! Measurements of the NTU-shaped part of the `cryptogcn` task, returned as typed figures
 //! (nothing here writes to the report): the model compiled for both packings, the planned
 //! operation counts per stage, ciphertext and key sizes, latency estimates from probed
-//! per-operation costs, and the measured latency of one sample per packing and thread count.
+//! per-operation costs, and the measured latency of one sample per packing and thread count;
+//! with `planner = true` also the plan `hegcn::planner` chose (module `planned`).
 
 use super::costs::{cost_at, probe_costs, OpCosts};
 use super::engine::{in_pool, run_staged, stage_levels, ClientKeys};
+use super::planned::{self, PlannerFigures};
 use crate::common;
 use crate::config::cryptogcn::{preset_by_name, CryptogcnTask, PackingName};
 use anyhow::{bail, Context, Result};
@@ -28,6 +30,9 @@ pub(super) struct Ntu {
     pub(super) compiled: Vec<(PackingName, HeStgcn)>,
     /// Seconds each packing took to compile, in the order of `compiled`.
     pub(super) compile_s: Vec<(PackingName, f64)>,
+    /// The planner's choice and ranking (`planner = true`; its model is `compiled`'s
+    /// `planned`).
+    pub(super) planner: Option<PlannerFigures>,
 }
 
 /// Planned operation counts of both packings, stage by stage.
@@ -97,6 +102,8 @@ pub(super) struct LatencyRun {
     pub(super) cache_after: PlaintextCacheStats,
     /// Largest |encrypted − plaintext| logit.
     pub(super) max_logit_error: f64,
+    /// Peak resident memory of the process during the run (Linux; `None` elsewhere).
+    pub(super) peak_rss_bytes: Option<f64>,
 }
 
 impl LatencyRun {
@@ -170,7 +177,8 @@ pub(super) fn compile(t: &CryptogcnTask, seed: u64) -> Result<Ntu> {
     for name in [PackingName::Ama, PackingName::Baseline] {
         pb.set_message(format!("compiling {}", name.run()));
         let t0 = Instant::now();
-        let he = HeStgcn::compile(&model, name.packing(), &params)
+        let packing = name.packing().context("a uniform packing")?;
+        let he = HeStgcn::compile(&model, packing, &params)
             .with_context(|| format!("compiling {arch} for {}", name.run()))?;
         he.set_plaintext_cache_budget(t.plaintext_cache_mib << 20);
         compile_s.push((name, t0.elapsed().as_secs_f64()));
@@ -178,6 +186,17 @@ pub(super) fn compile(t: &CryptogcnTask, seed: u64) -> Result<Ntu> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    let mut planner = None;
+    if t.planner {
+        let t0 = Instant::now();
+        let threads = t.latency_threads.first().copied().unwrap_or(0);
+        let (he, f) = planned::plan(&model, &params, threads)
+            .with_context(|| format!("planning the packing of {arch}"))?;
+        he.set_plaintext_cache_budget(t.plaintext_cache_mib << 20);
+        compile_s.push((PackingName::Planned, t0.elapsed().as_secs_f64()));
+        compiled.push((PackingName::Planned, he));
+        planner = Some(f);
+    }
     Ok(Ntu {
         model,
         preset,
@@ -185,6 +204,7 @@ pub(super) fn compile(t: &CryptogcnTask, seed: u64) -> Result<Ntu> {
         params,
         compiled,
         compile_s,
+        planner,
     })
 }
 
@@ -286,6 +306,9 @@ pub(super) fn latency(
                 ..run.figures
             });
         }
+        // Free this packing's plaintext cache before the next packing fills its own: three
+        // full caches at once (AMA, baseline, planned) pushed STGCN-3-128 past 21 GB.
+        he.set_plaintext_cache_budget(0);
     }
     Ok(Latency {
         plain_max_abs_logit,
@@ -311,9 +334,11 @@ fn latency_run(
     let label = format!("{run}{}", super::engine::threads_suffix(threads));
     let cache_before = he.plaintext_cache_stats();
     let passes = if warm_cache { 2 } else { 1 };
+    let rss = planned::reset_peak_rss();
     let r = in_pool(threads, || {
         run_staged(he, keys, &[vec![x.clone()]], passes, &label, None)
     })??;
+    let peak_rss_bytes = planned::peak_rss_bytes().filter(|_| rss);
     let cache_after = he.plaintext_cache_stats();
     let mut logits = r.logits;
     Ok(Timed {
@@ -329,6 +354,7 @@ fn latency_run(
             cache_before,
             cache_after,
             max_logit_error: 0.0,
+            peak_rss_bytes,
         },
         logits: logits.swap_remove(0),
     })
@@ -361,4 +387,6 @@ pub(super) struct NtuFigures {
     /// Present when the task asks for estimates.
     pub(super) estimates: Option<Estimates>,
     pub(super) latency: Latency,
+    /// Present when the task runs the planner.
+    pub(super) planner: Option<PlannerFigures>,
 }

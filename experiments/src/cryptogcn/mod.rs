@@ -30,6 +30,15 @@
 //!   `<run>.latency_1t_estimated_s` = Σ counts × per-op costs (with pre-encoded weights),
 //!   `<run>.encode_1t_estimated_s` = plaintext products × encode cost (the extra time of
 //!   encoding every weight on the fly, an upper bound);
+//! - **packing planner** (only if `planner = true`, module `planned`): `hegcn::planner` prices
+//!   every per-stage packing plan (AMA, channel-major, mixes with fused conversions) with costs
+//!   probed in the pool of the first `latency_threads` entry and compiles the cheapest as the
+//!   run `planned` (all the count and size metrics above with prefix `planned.`; its latency
+//!   when `latency_packings` names `"planned"`): `planned.estimated_s`,
+//!   `{ama,baseline}.planner_estimated_s`, `planned.best_mixed_estimated_s`,
+//!   `planned.conversions_count`, `planned.plans_count`, `planned.estimate_error_pct` (estimate
+//!   vs measured), `<run>.planner_estimate_error_pct`, `planned.max_logit_error`; every latency
+//!   run also reports `<run>.peak_rss_bytes` (the process's peak resident memory during it);
 //! - **accuracy** (`[task.accuracy]`): a trained model (JSON + safetensors) on the first
 //!   `samples` clips of the Mocap-15 cross-view test set (`dataset = "mocap15"`) or of the
 //!   BodyPose test split (`"bodypose"`) under AMA at the model's 128-bit preset, as many clips
@@ -88,6 +97,7 @@ mod engine;
 mod frontier;
 mod frontier_report;
 mod measure;
+mod planned;
 mod pruning;
 pub(crate) mod report;
 mod single;
@@ -109,7 +119,7 @@ use engine::ClientKeys;
 /// reports it, then the accuracy under encryption and the pruning sweep if configured.
 pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     let seed = cfg.experiment.seed;
-    let ntu = measure::compile(t, seed)?;
+    let mut ntu = measure::compile(t, seed)?;
     let counts = measure::counts(&ntu);
     let mut keys = ClientKeys::new(&ntu.params)?;
     let x = measure::ntu_input(t, seed);
@@ -128,6 +138,7 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
         sizes,
         estimates,
         latency,
+        planner: ntu.planner.take(),
     };
     drop(ntu);
     report::ntu(report, t, seed, &figures);

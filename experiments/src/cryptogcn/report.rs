@@ -63,6 +63,9 @@ pub(super) fn ntu(report: &mut Report, t: &CryptogcnTask, seed: u64, f: &NtuFigu
         report.section("Latency estimates from per-operation costs", est_md);
     }
     report.section("Measured latency, one sample", lat_md);
+    if let Some(p) = &f.planner {
+        super::planned::report(report, p, &f.latency.runs);
+    }
 }
 
 /// The setup paragraph: model, shape, pruning, preset and depth.
@@ -299,7 +302,14 @@ fn latency(report: &mut Report, t: &CryptogcnTask, l: &Latency) -> String {
             );
         }
     }
-    for name in [PackingName::Ama, PackingName::Baseline] {
+    for name in [
+        PackingName::Ama,
+        PackingName::Baseline,
+        PackingName::Planned,
+    ] {
+        if name == PackingName::Planned && !t.planner {
+            continue;
+        }
         if !t.latency_packings.contains(&name) {
             let _ = writeln!(
                 md,
@@ -336,6 +346,12 @@ fn latency_run(report: &mut Report, md: &mut String, r: &LatencyRun, want_max: f
     );
     report.metric(format!("{run}.plaintext_cache_hit{sfx}_pct"), hit_pct);
     report.metric(format!("{run}.ntu_max_logit_error"), err);
+    if run == "planned" {
+        report.metric(format!("planned.max_logit_error{sfx}"), err);
+    }
+    if let Some(b) = r.peak_rss_bytes {
+        report.metric(format!("{run}.peak_rss{sfx}_bytes"), b);
+    }
     let _ = writeln!(
         md,
         "**{run}, {}**: {total_s:.2} s server latency for one sample (sum of the stages below; {}); client encryption {:.2} s, decryption {:.3} s; Galois keys for {} steps made stage by stage in {:.1} s (not in the latency); weight encoding took {encode_s:.1} s of thread time for {} plaintexts (pt×ct products: {}; AMA nodes share the temporal kernel's diagonals, lockstep budget {}); plaintext cache {} of {} ({} entries, {hit_pct:.1} % of lookups hit); max |logit error| vs the plaintext model {err:.2e} (max |logit| {want_max:.3e}); counts equal the plan ({} HE ops).\n",

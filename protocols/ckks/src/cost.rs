@@ -15,11 +15,14 @@
 //!
 //! These fixed weights choose between forms of one linear map. To price whole plans in
 //! seconds on the machine at hand, [`probe`] measures each operation kind per level and
-//! [`probe::OpCosts::price`] prices a block of evaluator operations with the result.
+//! [`probe::OpCosts::price`] prices a block of evaluator operations with the result;
+//! [`stage::Stage`] is such a block at one level, the unit both planners count and price.
 
 pub mod probe;
+pub mod stage;
 
 pub use probe::{OpCosts, OpKind};
+pub use stage::{price_stages, sum_counts, sum_stages, Stage};
 
 /// One hoisted key-switching inner product (the unit).
 pub const INNER_PRODUCT: f64 = 1.0;

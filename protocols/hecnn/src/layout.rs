@@ -121,28 +121,6 @@ pub(crate) fn require_plain(model: &ml::models::cnn::CnnModel) -> Result<()> {
 }
 
 /// A block of a forward pass's operations that run at one level: what the planner prices
-/// ([`crate::planner`], with [`ckks::cost::OpCosts::price`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stage {
-    /// The layer (`conv`, `x²`, `fc1`, `fc1 rotate-and-add`, …).
-    pub layer: String,
-    /// The level of the stage's inputs.
-    pub level: usize,
-    /// The evaluator operations.
-    pub ops: OpCounts,
-    /// How many of `ops.mul_plain` (with their accumulations) are taken over `Q·P` (lazy
-    /// ModDown, `ckks::lazy`).
-    pub over_qp: u64,
-}
-
-impl Stage {
-    /// A stage of `ops` at `level`, `over_qp` of whose plaintext products are over `Q·P`.
-    pub fn new(layer: impl Into<String>, level: usize, ops: OpCounts, over_qp: u64) -> Self {
-        Self {
-            layer: layer.into(),
-            level,
-            ops,
-            over_qp,
-        }
-    }
-}
+/// ([`crate::planner`], with [`ckks::cost::OpCosts::price`]). Defined in [`ckks::cost::stage`],
+/// which `hegcn`'s planner shares.
+pub use ckks::cost::Stage;

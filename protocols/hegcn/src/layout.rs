@@ -167,6 +167,25 @@ impl Layout {
         }
     }
 
+    /// The same tensor in `packing` (same blocks and frames; see [`crate::packing_plan`]).
+    ///
+    /// # Errors
+    /// [`HeGcnError::LayoutTooLarge`] if `packing`'s ciphertexts cannot hold the nodes' blocks.
+    pub fn with_packing(&self, packing: Packing) -> Result<Self> {
+        let needed = Self::slots_needed(packing, self.nodes, self.block);
+        if needed > self.slots {
+            return Err(HeGcnError::LayoutTooLarge {
+                packing: packing.name(),
+                needed,
+                available: self.slots,
+            });
+        }
+        Ok(Self {
+            packing,
+            ..self.clone()
+        })
+    }
+
     /// The layout after a temporal stride `stride` (frames `⌊(T−1)/s⌋+1`, dilation × `s`).
     pub fn strided(&self, stride: usize) -> Self {
         let stride = stride.max(1);

@@ -3,7 +3,11 @@
 //! NeurIPS 2022, §3), a channel-major baseline packing, level planning and per-stage HE
 //! operation counts.
 //!
-//! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`plan`] (depth of
+//! Modules: [`layout`] (slot layouts of both packings, stride by dilation), [`packing_plan`]
+//! (the packing of every stage boundary: uniform or mixed, conversions fused into the linear
+//! maps that cross them, no extra level), [`planner`] (every per-stage packing plan priced with
+//! this machine's probed operation costs from [`ckks::cost`], the cheapest chosen and
+//! explained in a table; [`HeStgcn::compile_plan`] runs any plan), [`plan`] (depth of
 //! a folded model, choice of a 128-bit preset), [`params`] (parameters tailored to a model:
 //! the smallest ring, exactly its depth, the smallest keys), [`model`] ([`HeStgcn`] and the packed tensors
 //! it exchanges; inside it, one job per submodule: `compile` and `maps` (lowering of every
@@ -21,7 +25,8 @@
 //! representations of `linear::lane` (ModDown per rotation, or kept over `Q·P` and divided
 //! once per output), costs in `linear::counts` and the bounded plaintext cache in
 //! `linear::cache`. Tests live in `tests` (one submodule
-//! per topic), besides the ignored benchmarks `ntu_bench` and `bodypose_flood`.
+//! per topic), besides the ignored benchmarks `ntu_bench`, `ntu_planner` (the planner's counts
+//! and estimates for STGCN-3-128, 3-256 and 6-256 on the NTU shape) and `bodypose_flood`.
 //!
 //! Design choices (see the module docs for details): the graph convolution is one fused
 //! level (`Σ_k A_k[v,w]·W_k` folded into the weight plaintexts, rotations hoisted per source
@@ -80,8 +85,10 @@ pub mod error;
 pub mod layout;
 mod linear;
 pub mod model;
+pub mod packing_plan;
 pub mod params;
 pub mod plan;
+pub mod planner;
 pub mod reference;
 pub mod sanitize;
 
@@ -90,6 +97,8 @@ mod bodypose_flood;
 #[cfg(test)]
 mod ntu_bench;
 #[cfg(test)]
+mod ntu_planner;
+#[cfg(test)]
 mod tests;
 
 pub use dense::{DenseLayout, DenseStgcn};
@@ -97,11 +106,13 @@ pub use error::{HeGcnError, Result};
 pub use layout::{Layout, Packing};
 pub use linear::{PlaintextCacheStats, Strategy, DEFAULT_LOCKSTEP_BYTES};
 pub use model::{
-    counts_diff, counts_sum, he_ops, EncryptedLogits, HeStgcn, PackedTensor, PlannedCounts,
-    PlannedStage, StageReport, ACT_COEFF_SCALE_BITS,
+    counts_diff, counts_sum, he_ops, BlockOption, EncryptedLogits, HeStgcn, HeadOption,
+    PackedTensor, PlannedCounts, PlannedStage, StageOptions, StageReport, ACT_COEFF_SCALE_BITS,
 };
+pub use packing_plan::{BlockPacking, PackingPlan};
 pub use params::{choose_params, smallest_params, ParamChoice, ParamSpec};
 pub use plan::{
     check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan, HEAD_MASK_LEVELS,
 };
+pub use planner::{PlanEstimate, Planner};
 pub use sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS};

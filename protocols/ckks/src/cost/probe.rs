@@ -1,9 +1,9 @@
 //! A short probe of this machine's CKKS operation costs, and the priced cost model built on it:
 //! seconds per operation kind per level at one parameter set and thread count ([`OpCosts`]),
 //! and the price of a block of evaluator operations ([`OpCosts::price`]). The encrypted-model
-//! planners price their candidate plans with it (`hecnn::planner` today; `hegcn` would price
-//! its AMA, channel-major and mixed stages the same way: express each stage as the
-//! [`OpCounts`] it plans, at the level it runs, and sum [`OpCosts::price`]).
+//! planners price their candidate plans with it (`hecnn::planner`, and `hegcn::planner` for its
+//! AMA, channel-major and mixed stages): each stage is the [`OpCounts`] it plans at the level
+//! it runs ([`super::stage::Stage`]), and a plan costs the sum of [`OpCosts::price`].
 //!
 //! **What is timed** ([`probe`]), each a few times after one warm-up, the median kept, at each
 //! requested level, each run on the least recently used of sixteen operands (and four rotation

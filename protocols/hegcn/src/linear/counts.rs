@@ -1,12 +1,14 @@
 //! What a compiled linear map costs and needs, from its plan alone: rotations, plaintext
-//! products, every evaluator operation of one evaluation (mirroring `apply` call by call) and
-//! the rotation steps its Galois keys must cover.
+//! products, every evaluator operation of one evaluation (mirroring `apply` call by call), the
+//! products taken over `Q·P` and the weight plaintexts encoded (for pricing), and the rotation
+//! steps its Galois keys must cover.
 
 use std::collections::BTreeSet;
 
 use ckks::OpCounts;
 
-use super::{split, LinearMap, Strategy};
+use super::groups::isomorphic_classes;
+use super::{split, LinearMap, Strategy, Term};
 
 impl LinearMap {
     /// Rotations one evaluation performs.
@@ -86,5 +88,78 @@ impl LinearMap {
         for s in self.in_steps.iter().chain(&self.giants) {
             out.extend(s.iter().copied().filter(|&v| v != 0));
         }
+    }
+}
+
+impl LinearMap {
+    /// Distinct weight diagonals of each output (one plaintext product each).
+    fn diagonals_per_output(&self) -> Vec<usize> {
+        let nb = self.slots / self.block;
+        let mut diags: Vec<BTreeSet<(usize, u32, usize)>> = vec![BTreeSet::new(); self.n_out];
+        for t in &self.terms {
+            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
+            let key = match self.strategy {
+                Strategy::Hoisted => (0, t.j, (g + b) % self.slots),
+                Strategy::Bsgs { .. } => (g, t.j, b),
+            };
+            diags[t.q as usize].insert(key);
+        }
+        diags.iter().map(BTreeSet::len).collect()
+    }
+
+    /// Plaintext products taken over `Q·P` (lazy ModDown): every product of an output with
+    /// terms when the map is lazy, none otherwise.
+    pub(crate) fn planned_over_qp(&self) -> u64 {
+        if !self.lazy {
+            return 0;
+        }
+        self.diagonals_per_output().iter().sum::<usize>() as u64
+    }
+
+    /// Weight plaintexts one evaluation encodes with no plaintext cache, mirroring `apply`:
+    /// one per product (and one zero plaintext per output without terms), except that BSGS
+    /// evaluates isomorphic groups in chunks whose baby steps fit `lockstep_budget` bytes (at
+    /// least `threads` groups), and a chunk of at least `threads` groups encodes each diagonal
+    /// once for all its members. `level` is the input level and `special` the special primes.
+    pub(crate) fn planned_encodes(
+        &self,
+        level: usize,
+        special: usize,
+        lockstep_budget: usize,
+        threads: usize,
+    ) -> u64 {
+        let per_q = self.diagonals_per_output();
+        let empty = per_q.iter().filter(|&&d| d == 0).count() as u64;
+        if self.strategy == Strategy::Hoisted {
+            return per_q.iter().sum::<usize>() as u64 + empty;
+        }
+        let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
+        for t in &self.terms {
+            by_q[t.q as usize].push(t);
+        }
+        let comps = self.components();
+        let k = if self.lazy { special } else { 0 };
+        let ct_bytes = 2 * (level + 1 + k) * 2 * self.slots * 8;
+        let threads = threads.max(1);
+        let mut encodes = empty;
+        for class in isomorphic_classes(&comps, &by_q) {
+            let (ins0, qs0) = &comps[class[0]];
+            let member: u64 = qs0.iter().map(|&q| per_q[q] as u64).sum();
+            let per_member: usize = ins0
+                .iter()
+                .map(|&j| self.in_steps[j].iter().filter(|&&s| s != 0).count())
+                .sum::<usize>()
+                * ct_bytes;
+            let chunk = (lockstep_budget / per_member.max(1)).max(threads);
+            for members in class.chunks(chunk) {
+                let n = if members.len() < threads {
+                    members.len()
+                } else {
+                    1
+                };
+                encodes += n as u64 * member;
+            }
+        }
+        encodes
     }
 }

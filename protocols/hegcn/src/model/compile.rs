@@ -15,7 +15,8 @@ use super::HeStgcn;
 use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};
 use crate::linear::{LinearMap, PlaintextCache};
-use crate::plan::check_params;
+use crate::packing_plan::{BlockPacking, PackingPlan};
+use crate::plan::{check_params, LevelPlan};
 
 /// The residual branch as a (rotation-free) pointwise map: an identity residual is the identity
 /// matrix, so its plaintext product also brings the block input to the output's level and scale.
@@ -51,6 +52,20 @@ impl HeStgcn {
         Self::compile_batched(model, packing, params, 1)
     }
 
+    /// Compiles `model` with the packing of every stage boundary given by `plan` (a mixed plan
+    /// fuses each conversion into the linear map that crosses it, see
+    /// [`crate::packing_plan`]); one sample per pass.
+    ///
+    /// # Errors
+    /// As [`Self::compile`]; [`HeGcnError::Shape`] if `plan` has not one entry per block.
+    pub fn compile_plan(
+        model: &FoldedModel,
+        plan: &PackingPlan,
+        params: &CkksParams,
+    ) -> Result<Self> {
+        Self::compile_inner(model, plan, params, 1)
+    }
+
     /// Compiles `model` to evaluate `clips` independent samples in one forward pass (AMA only):
     /// sample `r` owns the channel blocks `r·w .. r·w + w` of every node ciphertext, `w` the
     /// largest channel count of any layer (input, blocks, classes). Every weight diagonal, bias
@@ -67,7 +82,18 @@ impl HeStgcn {
         params: &CkksParams,
         clips: usize,
     ) -> Result<Self> {
-        let plan = check_params(model, packing, params)?;
+        let plan = PackingPlan::uniform(packing, model.blocks.len());
+        Self::compile_inner(model, &plan, params, clips)
+    }
+
+    fn compile_inner(
+        model: &FoldedModel,
+        packings: &PackingPlan,
+        params: &CkksParams,
+        clips: usize,
+    ) -> Result<Self> {
+        let plan = check_plan(model, packings, params)?;
+        let packing = packings.input;
         let input_layout = Layout::new(
             packing,
             model.in_channels,
@@ -76,12 +102,14 @@ impl HeStgcn {
             model.num_frames,
             params.slots(),
         )?;
-        let reps = Self::replicas(model, packing, params, &input_layout, clips)?;
+        let batch_packing = packings.uniform_packing().unwrap_or(Packing::ChannelMajor);
+        let reps = Self::replicas(model, batch_packing, params, &input_layout, clips)?;
         let block = input_layout.block;
         let mut lin = input_layout.clone();
         let mut blocks = Vec::with_capacity(model.blocks.len());
         for (i, blk) in model.blocks.iter().enumerate() {
-            let program = compile_block(blk, i, &lin, packing, model.num_nodes, reps)?;
+            let bp = packings.blocks[i];
+            let program = compile_block(blk, i, &lin, bp, model.num_nodes, reps)?;
             lin = program.out_layout.clone();
             blocks.push(program);
         }
@@ -99,6 +127,7 @@ impl HeStgcn {
             params: params.clone(),
             encoder: Encoder::new(params),
             packing,
+            packings: packings.clone(),
             plan,
             input_layout,
             input_affine: model.input_affine.clone(),
@@ -162,21 +191,54 @@ impl HeStgcn {
     }
 }
 
-/// Compiles block `i` of a model with `nodes` nodes on the input layout `lin`: folds the
-/// quadratic coefficients under AMA, then lowers every stage.
-fn compile_block(
+/// Checks `params` against `model` under every packing `packings` uses, and that `packings`
+/// has one entry per block; returns the level plan (the same for every packing plan).
+fn check_plan(
+    model: &FoldedModel,
+    packings: &PackingPlan,
+    params: &CkksParams,
+) -> Result<LevelPlan> {
+    if packings.blocks.len() != model.blocks.len() {
+        return Err(HeGcnError::Shape {
+            what: "packing plan blocks",
+            expected: model.blocks.len(),
+            found: packings.blocks.len(),
+        });
+    }
+    let plan = check_params(model, packings.input, params)?;
+    for p in [Packing::Ama, Packing::ChannelMajor] {
+        if packings.uses(p) {
+            check_params(model, p, params)?;
+        }
+    }
+    Ok(plan)
+}
+
+/// Whether block coefficients are folded (`fold_quadratic_coefficients`): when an activation
+/// site of the block runs under AMA (one node per ciphertext, where the folded `±y²` sites
+/// need no reduced-scale coefficients). Folding is exact under either packing; a uniform
+/// channel-major model keeps its general sites.
+pub(super) fn folds(bp: BlockPacking) -> bool {
+    bp.mid == Packing::Ama || bp.out == Packing::Ama
+}
+
+/// Compiles block `i` of a model with `nodes` nodes on the input layout `lin`, its graph
+/// convolution writing `bp.mid` and its temporal convolution and residual `bp.out`: folds the
+/// quadratic coefficients when a site runs under AMA, then lowers every stage.
+pub(super) fn compile_block(
     blk: &FoldedBlock,
     i: usize,
     lin: &Layout,
-    packing: Packing,
+    bp: BlockPacking,
     nodes: usize,
     reps: Replicas,
 ) -> Result<BlockProgram> {
     let block = lin.block;
     let ones = vec![1.0; nodes];
-    let folded = match packing {
-        Packing::Ama => fold_quadratic_coefficients(blk, nodes),
-        Packing::ChannelMajor => None,
+    let folded = if folds(bp) {
+        fold_quadratic_coefficients(blk, nodes)
+    } else {
+        None
     };
     let (blk, mid_scale, out_scale) = match &folded {
         Some((b, g, f)) => (b, g.clone(), f.clone()),
@@ -189,8 +251,8 @@ fn compile_block(
             found: blk.in_channels,
         });
     }
-    let mid = lin.with_channels(blk.out_channels);
-    let out = mid.strided(blk.stride);
+    let mid = lin.with_channels(blk.out_channels).with_packing(bp.mid)?;
+    let out = mid.strided(blk.stride).with_packing(bp.out)?;
     let gcn = reps.map(compile_gcn(blk, lin, &mid), block);
     let gcn_bias = bias_vectors(&mid, reps, |c, v| blk.gcn_bias[[c, v]]);
     let act1 = ActMap::new(&blk.act1, &mid, i, 0, reps)?;
@@ -222,7 +284,7 @@ fn compile_block(
 
 /// The residual branch of `blk` from its input layout `lin` to its output layout `out`,
 /// node `v` scaled by `out_scale[v]`.
-fn compile_residual(
+pub(super) fn compile_residual(
     blk: &FoldedBlock,
     lin: &Layout,
     out: &Layout,

@@ -44,7 +44,10 @@ use serde::{Deserialize, Serialize};
 
 use super::activation::ActMap;
 use super::compile::{BlockProgram, ResidualProgram};
+use super::head::HeadProgram;
 use super::HeStgcn;
+use crate::layout::Layout;
+use crate::linear::LinearMap;
 
 /// Operation counts and wall time of one stage.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -125,7 +128,7 @@ fn add_counts(a: &mut OpCounts, b: &OpCounts) {
     *a = counts_sum([&*a, b]);
 }
 
-fn bias_adds(bias: &[Vec<f64>]) -> u64 {
+pub(super) fn bias_adds(bias: &[Vec<f64>]) -> u64 {
     bias.iter().filter(|b| b.iter().any(|&x| x != 0.0)).count() as u64
 }
 
@@ -174,15 +177,14 @@ impl HeStgcn {
 
     /// The planned operations of the four stages of block `i`.
     fn block_planned_ops(i: usize, b: &BlockProgram) -> [PlannedStage; 4] {
-        let mut g = b.gcn.planned_ops();
-        g.add += bias_adds(&b.gcn_bias);
-        let mut t = b.tcn.planned_ops();
-        if let ResidualProgram::Map(m) = &b.residual {
-            t.drop_level += b.in_layout.num_cts() as u64;
-            add_counts(&mut t, &m.planned_ops());
-            t.add += b.out_layout.num_cts() as u64;
-        }
-        t.add += bias_adds(&b.tcn_bias);
+        let g = gcn_stage_ops(&b.gcn, &b.gcn_bias);
+        let t = tcn_stage_ops(
+            b.tcn.planned_ops(),
+            &b.residual,
+            &b.in_layout,
+            &b.out_layout,
+            &b.tcn_bias,
+        );
         [
             PlannedStage {
                 name: format!("block{i}.gcn"),
@@ -206,24 +208,55 @@ impl HeStgcn {
     /// The planned operations of the head: node sum, dense layer, rotate-and-sum, bias and
     /// logit mask.
     fn head_planned_ops(&self) -> OpCounts {
-        let h = &self.head;
         let last = self
             .blocks
             .last()
             .map_or(&self.input_layout, |b| &b.out_layout);
-        let mut c = h.fc.planned_ops();
-        if h.node_sum {
-            c.add += (last.cts_per_node() * (last.nodes - 1)) as u64;
-        }
-        let k = (h.sum_steps.len() * h.bias.len()) as u64;
-        c.rotate += k;
-        c.key_switch += k;
-        c.decompose += k;
-        c.mod_down += 2 * k;
-        c.add += k + bias_adds(&h.bias);
-        // The logit mask: one product and one rescale per logit ciphertext.
-        c.mul_plain += h.bias.len() as u64;
-        c.rescale += h.bias.len() as u64;
-        c
+        head_ops(&self.head, last)
     }
+}
+
+/// The graph-convolution stage: the map and its bias additions.
+pub(super) fn gcn_stage_ops(gcn: &LinearMap, bias: &[Vec<f64>]) -> OpCounts {
+    let mut g = gcn.planned_ops();
+    g.add += bias_adds(bias);
+    g
+}
+
+/// The temporal stage: the temporal map's operations `tcn`, the residual branch on the block input (`lin`)
+/// dropped to the temporal level, their sum into the outputs (`lout`) and the bias.
+pub(super) fn tcn_stage_ops(
+    tcn: OpCounts,
+    residual: &ResidualProgram,
+    lin: &Layout,
+    lout: &Layout,
+    bias: &[Vec<f64>],
+) -> OpCounts {
+    let mut t = tcn;
+    if let ResidualProgram::Map(m) = residual {
+        t.drop_level += lin.num_cts() as u64;
+        add_counts(&mut t, &m.planned_ops());
+        t.add += lout.num_cts() as u64;
+    }
+    t.add += bias_adds(bias);
+    t
+}
+
+/// The head on the last layout `last`: node sum, dense layer, rotate-and-sum, bias and logit
+/// mask.
+pub(super) fn head_ops(h: &HeadProgram, last: &Layout) -> OpCounts {
+    let mut c = h.fc.planned_ops();
+    if h.node_sum {
+        c.add += (last.cts_per_node() * (last.nodes - 1)) as u64;
+    }
+    let k = (h.sum_steps.len() * h.bias.len()) as u64;
+    c.rotate += k;
+    c.key_switch += k;
+    c.decompose += k;
+    c.mod_down += 2 * k;
+    c.add += k + bias_adds(&h.bias);
+    // The logit mask: one product and one rescale per logit ciphertext.
+    c.mul_plain += h.bias.len() as u64;
+    c.rescale += h.bias.len() as u64;
+    c
 }

@@ -49,6 +49,8 @@
 //! * `head` — pooling, dense layer and logit mask ([`HeStgcn::head`]);
 //! * `client` — encryption of inputs and decryption of tensors and logits;
 //! * `counts` — measured and planned operation counts, with the rotation-count formulas;
+//! * `options` — every packing option of every stage with its planned operations
+//!   ([`HeStgcn::stage_options`], what [`crate::planner`] prices);
 //! * `keys` — the rotation steps that need Galois keys ([`HeStgcn::rotation_steps`]).
 
 mod activation;
@@ -60,6 +62,7 @@ mod forward;
 mod head;
 mod keys;
 mod maps;
+mod options;
 mod replicas;
 
 use ckks::{Ciphertext, CkksParams, Encoder};
@@ -67,10 +70,12 @@ use ndarray::Array2;
 
 use crate::layout::{Layout, Packing};
 use crate::linear::{PlaintextCache, PlaintextCacheStats, Strategy};
+use crate::packing_plan::PackingPlan;
 use crate::plan::LevelPlan;
 
 pub use activation::ACT_COEFF_SCALE_BITS;
 pub use counts::{counts_diff, counts_sum, he_ops, PlannedCounts, PlannedStage, StageReport};
+pub use options::{BlockOption, HeadOption, StageOptions, PACKINGS};
 
 use compile::BlockProgram;
 use head::HeadProgram;
@@ -99,6 +104,7 @@ pub struct HeStgcn {
     params: CkksParams,
     encoder: Encoder,
     packing: Packing,
+    packings: PackingPlan,
     plan: LevelPlan,
     input_layout: Layout,
     input_affine: Option<(Array2<f64>, Array2<f64>)>,
@@ -111,9 +117,15 @@ pub struct HeStgcn {
 }
 
 impl HeStgcn {
-    /// The packing.
+    /// The packing of the input (of every stage unless compiled with a mixed
+    /// [`PackingPlan`], see [`Self::packing_plan`]).
     pub fn packing(&self) -> Packing {
         self.packing
+    }
+
+    /// The packing of every stage boundary ([`HeStgcn::compile_plan`]).
+    pub fn packing_plan(&self) -> &PackingPlan {
+        &self.packings
     }
 
     /// The parameters the model was compiled for.

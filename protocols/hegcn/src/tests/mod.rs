@@ -3,7 +3,8 @@
 //! `crate::model::counts`. This module holds the shared fixtures (insecure test parameters,
 //! keys, small random models and inputs, comparison helpers); the tests are grouped by topic:
 //! `stages` (stage-by-stage and logit agreement, coefficient-folding precision), `counts`
-//! (measured against formula and plan), `planner` (presets and refusals), `cache` (plaintext
+//! (measured against formula and plan), `planner` (presets and refusals), `mixed` (mixed
+//! packing plans and the packing planner), `cache` (plaintext
 //! cache and lockstep budgets), `batching` (several samples per pass), `logits` (what the
 //! returned ciphertexts reveal) and `dense` (the dense single-pose layout).
 //!
@@ -35,6 +36,7 @@ mod cache;
 mod counts;
 mod dense;
 mod logits;
+mod mixed;
 mod planner;
 mod stages;
 
