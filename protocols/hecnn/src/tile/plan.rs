@@ -166,13 +166,13 @@ impl TilePlan {
             ..OpCounts::default()
         };
         let mut stages = vec![
-            Stage::new("conv", l, crate::counts::sum(&[conv_mul, adds(n_f)]), 0),
+            Stage::new("conv", l, ckks::cost::sum_counts(&[conv_mul, adds(n_f)]), 0),
             Stage::new("x²", l - 1, squares(n_f), 0),
             Stage::new("fc1", l - 2, fc1_mul, 0),
             Stage::new(
                 "fc1 rotate-and-sum",
                 l - 3,
-                crate::counts::sum(&[fc1_rot, adds(n_h)]),
+                ckks::cost::sum_counts(&[fc1_rot, adds(n_h)]),
                 0,
             ),
             Stage::new("x²", l - 3, squares(n_h), 0),
@@ -188,7 +188,7 @@ impl TilePlan {
             };
             stages.push(Stage::new("clean + bias", l - 5, mask, 0));
         } else {
-            let rot = crate::counts::sum(&[fc2_rot, adds(n_c)]);
+            let rot = ckks::cost::sum_counts(&[fc2_rot, adds(n_c)]);
             stages.push(Stage::new("fc2 rotate-and-sum", l - 5, rot, 0));
         }
         let mut steps = super::ops::sum_steps(&product_shape(&conv_out, &fc1_w)?, FEATURES);
