@@ -8,12 +8,13 @@
 //! `lola.accuracy_run_s` is the wall time of the accuracy run (client and server work, images
 //! in parallel).
 
+use super::keys::ClientKeys;
 use super::report::Row;
 use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::Result;
 use ckks::CkksParams;
-use ckks::{Evaluator, KeyGenerator, PublicKey, SecretKey};
+use ckks::{Evaluator, PublicKey, SecretKey};
 use datasets::mnist::{load_bundled, Split};
 use hecnn::{
     CnnLayout, EncryptedImage, EncryptedLogit, FfConvCnn, FloodConfig, LolaCnn, LOLA_DEPTH,
@@ -166,26 +167,12 @@ where
     let x = test.images_f64();
     let plain = model.logits(x.view())?;
 
-    let t = Instant::now();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk)?;
-    let rk = kg.relin_key(&sk)?;
-    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
-    let keygen_s = t.elapsed().as_secs_f64();
-    let sizes = [
-        pk.to_bytes()?.len(),
-        rk.to_bytes(&params)?.len(),
-        gk.to_bytes(&params)?.len(),
-    ];
-    let galois_keys = gk.len();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(rk)
-        .with_galois_keys(gk);
+    let keys = ClientKeys::generate(&params, &he.rotation_steps())?;
+    let (sk, pk, eval) = (&keys.sk, &keys.pk, &keys.eval);
 
     // Accuracy: every image through the whole protocol, images in parallel.
     let t = Instant::now();
-    let he_logits = encrypted_logits(layout, he, &eval, &pk, &sk, &x)?;
+    let he_logits = encrypted_logits(layout, he, eval, pk, sk, &x)?;
     let all_s = t.elapsed().as_secs_f64();
 
     // Latency and op counts of one image, then sizes.
@@ -193,11 +180,11 @@ where
         .slice(ndarray::s![..task.lola_latency_runs.min(x.nrows()), ..])
         .to_owned();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let latency_1 = one.install(|| median_latency(layout, he, &eval, &pk, &runs))?;
-    let latency_all = median_latency(layout, he, &eval, &pk, &runs)?;
-    let ct = he.encrypt_image(&pk, x.row(0).as_slice().expect("contiguous"))?;
+    let latency_1 = one.install(|| median_latency(layout, he, eval, pk, &runs))?;
+    let latency_all = median_latency(layout, he, eval, pk, &runs)?;
+    let ct = he.encrypt_image(pk, x.row(0).as_slice().expect("contiguous"))?;
     eval.reset_counters();
-    let out = layout.forward(&eval, &ct)?;
+    let out = layout.forward(eval, &ct)?;
     let ops = eval.counters();
     let planned = layout.planned_op_counts();
     anyhow::ensure!(
@@ -205,7 +192,7 @@ where
         "{prefix} op counts {ops:?} differ from the plan {planned:?}"
     );
     let in_ct = ct.taps[0].to_bytes(&params)?.len();
-    let seeded = he.encrypt_image_symmetric(&sk, x.row(0).as_slice().expect("contiguous"))?;
+    let seeded = he.encrypt_image_symmetric(sk, x.row(0).as_slice().expect("contiguous"))?;
     let in_ct_seeded = seeded.taps[0].to_bytes(&params)?.len();
     let out_ct = out.ct.to_bytes(&params)?.len();
 
@@ -233,11 +220,7 @@ where
     m("ct_mul", ops.mul as f64, report);
     m("rescale", ops.rescale as f64, report);
     m("compile_s", compile_s, report);
-    m("keygen_s", keygen_s, report);
-    m("galois_keys", galois_keys as f64, report);
-    m("public_key_bytes", sizes[0] as f64, report);
-    m("relin_key_bytes", sizes[1] as f64, report);
-    m("galois_key_bytes", sizes[2] as f64, report);
+    keys.report(prefix, report);
     m("input_ct_bytes", in_ct as f64, report);
     m(
         "upload_bytes_per_image",

@@ -11,11 +11,12 @@
 //! the published matrix-encoding figure (32 images in ~287 s on 40 vCPUs, one 19.8 MB
 //! upload).
 
+use super::keys::ClientKeys;
 use super::report::Row;
 use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::Result;
-use ckks::{Evaluator, KeyGenerator, PublicKey, SecretKey};
+use ckks::{Evaluator, PublicKey, SecretKey};
 use datasets::mnist::{load_bundled, Split};
 use hecnn::{CnnLayout, FloodConfig, MatrixCnn, MATRIX_DEPTH};
 use ml::models::cnn::CnnModel;
@@ -95,49 +96,35 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     let x = test.images_f64();
     let plain = model.logits(x.view())?;
 
-    let t = Instant::now();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk)?;
-    let rk = kg.relin_key(&sk)?;
-    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
-    let keygen_s = t.elapsed().as_secs_f64();
-    let sizes = [
-        pk.to_bytes()?.len(),
-        rk.to_bytes(&params)?.len(),
-        gk.to_bytes(&params)?.len(),
-    ];
-    let galois_keys = gk.len();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(rk)
-        .with_galois_keys(gk);
+    let keys = ClientKeys::generate(&params, &he.rotation_steps())?;
+    let (sk, pk, eval) = (&keys.sk, &keys.pk, &keys.eval);
     let pk0 = pk.at_level(he.output_level())?;
 
     let cap = he.batch_capacity();
     // Accuracy: every batch through the whole protocol, batches in parallel.
     let t = Instant::now();
-    let he_logits = encrypted_logits(&he, &eval, (&pk, &sk), &x)?;
+    let he_logits = encrypted_logits(&he, eval, (pk, sk), &x)?;
     let all_s = t.elapsed().as_secs_f64();
 
     // One batch alone: its op counts against the plan, the error before the flood, the
     // client's times and the upload (seeded, and under the public key).
     let first = x.slice(s![..cap.min(x.nrows()), ..]);
     let t = Instant::now();
-    let ct = he.encrypt_batch(&pk, first)?;
+    let ct = he.encrypt_batch(pk, first)?;
     let encrypt_s = t.elapsed().as_secs_f64();
     eval.reset_counters();
-    let raw = he.forward(&eval, &ct)?;
+    let raw = he.forward(eval, &ct)?;
     let ops = eval.counters();
     let planned = he.planned_op_counts();
     anyhow::ensure!(
         ops == planned,
         "matrix op counts {ops:?} differ from the plan {planned:?}"
     );
-    let unflooded = he.decrypt_logits(&sk, &raw)? - plain.slice(s![..ct.images, ..]);
+    let unflooded = he.decrypt_logits(sk, &raw)? - plain.slice(s![..ct.images, ..]);
     let eval_err = unflooded.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let upload_pk = ct.ct.to_bytes(&params)?.len();
     let upload = he
-        .encrypt_batch_symmetric(&sk, first)?
+        .encrypt_batch_symmetric(sk, first)?
         .ct
         .to_bytes(&params)?
         .len();
@@ -145,12 +132,12 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     // Latency of one batch: median of `lola_latency_runs` passes on all cores, one on 1 thread.
     let mut server = Vec::new();
     for _ in 0..task.lola_latency_runs {
-        server.push(server_pass(&he, &eval, &pk0, &ct)?.1);
+        server.push(server_pass(&he, eval, &pk0, &ct)?.1);
     }
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let (out, latency_1) = one.install(|| server_pass(&he, &eval, &pk0, &ct))?;
+    let (out, latency_1) = one.install(|| server_pass(&he, eval, &pk0, &ct))?;
     let t = Instant::now();
-    he.decrypt_logits(&sk, &out)?;
+    he.decrypt_logits(sk, &out)?;
     let decrypt_s = t.elapsed().as_secs_f64();
     let out_ct = out.ct.to_bytes(&params)?.len();
 
@@ -204,11 +191,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     m("encrypt_s_per_batch", encrypt_s, report);
     m("decrypt_s_per_batch", decrypt_s, report);
     m("compile_s", compile_s, report);
-    m("keygen_s", keygen_s, report);
-    m("galois_keys", galois_keys as f64, report);
-    m("public_key_bytes", sizes[0] as f64, report);
-    m("relin_key_bytes", sizes[1] as f64, report);
-    m("galois_key_bytes", sizes[2] as f64, report);
+    keys.report("matrix", report);
     m("upload_bytes", upload as f64, report);
     m("upload_bytes_public_key", upload_pk as f64, report);
     m("output_ct_bytes", out_ct as f64, report);

@@ -14,6 +14,7 @@
 //! batch), `.throughput_per_h`, `.he_ops_count`, key and ciphertext sizes.
 
 pub mod batch;
+pub mod keys;
 pub mod lola;
 pub mod matrix;
 pub mod planned;

@@ -13,12 +13,12 @@
 //! `.estimate_error_all_cores_pct` the same on all cores. A batch-layout choice is reported
 //! with its estimate but not run here (the `cryptonets` design runs that layout).
 
+use super::keys::ClientKeys;
 use super::lola::{encrypted_logits, median_latency};
 use super::report::{scores, Row};
 use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::{bail, ensure, Result};
-use ckks::{Evaluator, KeyGenerator};
 use datasets::mnist::{load_bundled, Split};
 use hecnn::planner::{candidates, choose, probe_costs, Objective, Plan};
 use hecnn::{CnnLayout, LayoutKind, LolaCnn};
@@ -92,13 +92,8 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     let [n1, n2] = [chosen.splits[0], chosen.splits[1]];
     let params = chosen.preset.build()?;
     let he = LolaCnn::with_splits(model, &params, [n1, n2])?;
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk)?;
-    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk)?)
-        .with_galois_keys(gk);
+    let keys = ClientKeys::generate(&params, &he.rotation_steps())?;
+    let (sk, pk, eval) = (&keys.sk, &keys.pk, &keys.eval);
     let test = load_bundled(Split::Test)?.head(task.planned_images);
     let x = test.images_f64();
     let plain = model.logits(x.view())?;
@@ -107,17 +102,17 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .slice(ndarray::s![..task.lola_latency_runs.min(x.nrows()), ..])
         .to_owned();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let latency_1 = one.install(|| median_latency(&he, &he, &eval, &pk, &runs))?;
-    let latency_all = median_latency(&he, &he, &eval, &pk, &runs)?;
-    let he_logits = encrypted_logits(&he, &he, &eval, &pk, &sk, &x)?;
+    let latency_1 = one.install(|| median_latency(&he, &he, eval, pk, &runs))?;
+    let latency_all = median_latency(&he, &he, eval, pk, &runs)?;
+    let he_logits = encrypted_logits(&he, &he, eval, pk, sk, &x)?;
     let sc = scores(
         &he_logits,
         &plain,
         test.labels.as_slice().expect("contiguous"),
     );
-    let ct = he.encrypt_image(&pk, x.row(0).as_slice().expect("contiguous"))?;
+    let ct = he.encrypt_image(pk, x.row(0).as_slice().expect("contiguous"))?;
     eval.reset_counters();
-    he.forward(&eval, &ct)?;
+    he.forward(eval, &ct)?;
     let ops = eval.counters();
     ensure!(
         ops == chosen.op_counts(),

@@ -11,11 +11,12 @@
 //! tile shape is a string and results.json holds numbers: it is in the report's notes and as
 //! `tile.tile_features`, `tile.tile_hidden`, `tile.tile_batch`.
 
+use super::keys::ClientKeys;
 use super::report::{scores, Row};
 use crate::config::hecnn::HecnnTask;
 use crate::report::Report;
 use anyhow::{ensure, Context, Result};
-use ckks::{Evaluator, KeyGenerator, PublicKey};
+use ckks::{Evaluator, PublicKey};
 use datasets::mnist::{load_bundled, Split};
 use hecnn::planner::{candidates, choose, probe_costs, Candidate, Objective, Plan};
 use hecnn::{CnnLayout, CnnTiling, FloodConfig, LayoutKind, TileCnn};
@@ -120,14 +121,9 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     let t = Instant::now();
     let he = TileCnn::new(model, &params, tiling)?;
     let compile_s = t.elapsed().as_secs_f64();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk)?;
-    let gk = kg.galois_keys(&sk, &he.rotation_steps(), false)?;
-    let galois_keys = gk.len();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk)?)
-        .with_galois_keys(gk);
+    let keys = ClientKeys::generate(&params, &he.rotation_steps())?;
+    let (sk, pk, eval) = (&keys.sk, &keys.pk, &keys.eval);
+    let galois_keys = keys.galois_keys;
     let tb = tiling.batch;
     let test = load_bundled(Split::Test)?.head(task.tile_images);
     let x = test.images_f64();
@@ -138,8 +134,8 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .slice(s![..(task.lola_latency_runs * tb).min(x.nrows()), ..])
         .to_owned();
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let latency_1 = one.install(|| median_latency(&he, &eval, &pk, &runs))?;
-    let latency_all = median_latency(&he, &eval, &pk, &runs)?;
+    let latency_1 = one.install(|| median_latency(&he, eval, pk, &runs))?;
+    let latency_all = median_latency(&he, eval, pk, &runs)?;
 
     // Accuracy: every pass through the whole protocol, passes in parallel.
     let t = Instant::now();
@@ -149,9 +145,9 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         .par_iter()
         .map(|&start| {
             let rows = x.slice(s![start..(start + tb).min(x.nrows()), ..]);
-            let out = he.forward(&eval, &he.encrypt_images(&pk, rows)?)?;
-            let out = he.sanitize_logits(&eval, &out, &pk0, &FloodConfig::default())?;
-            Ok(he.decrypt_logits(&sk, &out, rows.nrows())?)
+            let out = he.forward(eval, &he.encrypt_images(pk, rows)?)?;
+            let out = he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
+            Ok(he.decrypt_logits(sk, &out, rows.nrows())?)
         })
         .collect::<Result<_>>()?;
     let all_s = t.elapsed().as_secs_f64();
@@ -159,16 +155,16 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
     let he_logits = ndarray::concatenate(ndarray::Axis(0), &views)?;
 
     let first = x.slice(s![..tb.min(x.nrows()), ..]);
-    let ct = he.encrypt_images(&pk, first)?;
+    let ct = he.encrypt_images(pk, first)?;
     eval.reset_counters();
-    he.forward(&eval, &ct)?;
+    he.forward(eval, &ct)?;
     let ops = eval.counters();
     ensure!(
         ops == chosen.op_counts(),
         "tile op counts {ops:?} differ from the priced {:?}",
         chosen.op_counts()
     );
-    let seeded = he.encrypt_images_symmetric(&sk, first)?;
+    let seeded = he.encrypt_images_symmetric(sk, first)?;
     let in_ct = seeded.tiles[0].to_bytes(&params)?.len() * seeded.tiles.len();
 
     let sc = scores(
