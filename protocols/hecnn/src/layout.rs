@@ -1,13 +1,15 @@
 //! What every encrypted layout of a CNN provides ([`CnnLayout`]), the catalogue of layouts
-//! ([`LayoutKind`]): which exist and which are still to come, and the stages a layout's
+//! ([`LayoutKind`]): the whole-network layouts and LoLa's representations inside them, and the stages a layout's
 //! operations fall into for pricing ([`Stage`]).
 
 use crate::error::Result;
 use ckks::{Evaluator, OpCounts};
 
 /// The layouts of the CNN papers Dyad reproduces. [`LayoutKind::Batch`], [`LayoutKind::Lola`],
-/// [`LayoutKind::FfConv`] and [`LayoutKind::Matrix`] are implemented; the others are named so that reports and the
-/// planner can refer to them.
+/// [`LayoutKind::FfConv`], [`LayoutKind::Matrix`] and [`LayoutKind::Tile`] are whole-network
+/// layouts ([`LayoutKind::implemented`]); LoLa's four representations are named for reports:
+/// they are the stages of [`LayoutKind::Lola`] and tile shapes of [`LayoutKind::Tile`], not
+/// networks of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LayoutKind {
@@ -22,13 +24,17 @@ pub enum LayoutKind {
     /// mixing folded into the first dense layer, the rank-`r` convolution slot-wise
     /// ([`crate::ffconv::FfConvCnn`]).
     FfConv,
-    /// LoLa's dense representation (one vector per ciphertext) on its own. Not implemented yet.
+    /// LoLa's dense representation (one vector per ciphertext): the dense layers of
+    /// [`crate::lola`] (the arranged vector); not a whole-network layout.
     Dense,
-    /// LoLa's convolution representation (one ciphertext per kernel tap). Not implemented yet.
+    /// LoLa's convolution representation (one ciphertext per kernel tap): the input of
+    /// [`crate::lola`] and of [`crate::tile`] (`[25/1, …]`); not a whole-network layout.
     Convolution,
-    /// LoLa's interleaved representation. Not implemented yet.
+    /// LoLa's interleaved representation: the tile shapes `[…, */t_h, …]` of [`crate::tile`]'s
+    /// input (each value repeated `t_h` times); not a whole-network layout.
     Interleaved,
-    /// LoLa's stacked representation. Not implemented yet.
+    /// LoLa's stacked representation: the hidden vector `[*/t_f, 100/t_h]` of [`crate::tile`]
+    /// after the first dense layer's sum; not a whole-network layout.
     Stacked,
     /// Matrix encoding (E2DM line): a batch of images as one data matrix in one ciphertext,
     /// the convolution spanned into the images' matrix space, the dense layers as matrix
@@ -55,7 +61,8 @@ impl LayoutKind {
         }
     }
 
-    /// Whether this crate can evaluate the layout.
+    /// Whether this crate evaluates the layout as a whole network (LoLa's representations are
+    /// stages of other layouts, see the variants).
     pub fn implemented(self) -> bool {
         matches!(
             self,
