@@ -24,12 +24,6 @@ use ndarray::{s, Array2, Axis};
 use rayon::prelude::*;
 use std::time::Instant;
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Every batch of `x` through the whole protocol (client encryption under `pk`, server
 /// forward pass and sanitizing, client decryption), batches in parallel over the cores: the
 /// logits, one row per image.
@@ -148,7 +142,7 @@ pub fn run(task: &HecnnTask, model: &CnnModel, report: &mut Report) -> Result<Ro
         &plain,
         test.labels.as_slice().expect("contiguous"),
     );
-    let latency = median(&server);
+    let latency = crate::common::median(&server);
     let throughput = cap as f64 * 3600.0 / latency;
     let batches = x.nrows().div_ceil(cap);
     let he_ops = hecnn::he_ops(&ops);
