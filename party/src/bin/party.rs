@@ -26,7 +26,7 @@
 //!                                             # linear models and MLPs (party::linear_model;
 //!                                             # standardization folded in on the parties)
 //! party reveal --job J --out w.csv            # or --format csv: the weight column as CSV
-//! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major]
+//! party deploy --job J --name M [--serve p0|p1|both] [--packing ama|channel-major|planned]
 //!                                             # publish a trained ST-GCN to the inference
 //!                                             # service (the serving party learns the weights)
 //! party join-propose --left bank/accounts --right insurer/policies --name joined --owner bank
@@ -173,7 +173,8 @@ enum Command {
         /// Which party serves it (and learns the weights): p0, p1 or both.
         #[arg(long, default_value = "p0")]
         serve: ServeAt,
-        /// ama (default) or channel-major.
+        /// ama (default), channel-major, or planned (the packing planner's per-stage mix of
+        /// the two, priced with the serving party's probed operation costs).
         #[arg(long)]
         packing: Option<String>,
     },

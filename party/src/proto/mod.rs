@@ -360,7 +360,7 @@ pub struct DeploySpec {
     pub name: String,
     /// Which party serves.
     pub serve: ServeAt,
-    /// `ama` or `channel-major`; `None`: the `[inference]` default (`ama`).
+    /// `ama`, `channel-major` or `planned`; `None`: the `[inference]` default (`ama`).
     pub packing: Option<String>,
 }
 

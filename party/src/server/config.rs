@@ -114,7 +114,9 @@ pub struct ServedModelConfig {
     pub name: String,
     /// The model's `.json` configuration; the weights are the `.safetensors` beside it.
     pub path: PathBuf,
-    /// ST-GCN models: `"ama"` (CryptoGCN, default) or `"channel-major"` (baseline).
+    /// ST-GCN models: `"ama"` (CryptoGCN, default), `"channel-major"` (baseline) or
+    /// `"planned"` (the packing planner's per-stage mix of the two, priced with this machine's
+    /// operation costs when the model is compiled; `hegcn::planner`).
     #[serde(default = "default_packing")]
     pub packing: String,
     /// CNN models (`ml::models::cnn`, detected from the model file): `"lola"` (one image per
@@ -503,7 +505,7 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # [[inference.models]]
 # name = "bodypose"
 # path = "models/bodypose-stgcn3x128-d4-square.json"   # .safetensors beside it
-# packing = "ama"                # or "channel-major"
+# packing = "ama"                # or "channel-major", or "planned" (per-stage mix, priced here)
 # A CNN (experiments/models/cnn, detected from its .json) is served the same way:
 # [[inference.models]]
 # name = "mnist-lola"

@@ -32,7 +32,7 @@ mod persist;
 pub(crate) use grants::{Grants, GRANT_TTL};
 
 use super::config::ServedModelConfig;
-use super::infer::{InferenceService, ServedModel};
+use super::infer::{InferenceService, ServedModel, PACKINGS};
 use super::{Result, Server, ServerError};
 use crate::proto::{
     DeploySpec, DeployedInfo, EntryId, ModelMeta, PeerReply, PeerRequest, Reply, MAX_CONTROL_FRAME,
@@ -41,9 +41,6 @@ use crate::store::{EntryKind, Manifest, State};
 use mpc::net::{Channel, ChannelExt};
 use mpc::Share;
 use std::sync::Arc;
-
-/// The packings a deployment may name.
-const PACKINGS: [&str; 2] = ["ama", "channel-major"];
 
 impl Server {
     /// The inference service, or the refusal of a party that serves no models.

@@ -169,6 +169,7 @@ impl ServedModel {
             flood,
             needed,
             key_bytes,
+            plan: None,
         })
     }
 

@@ -45,9 +45,10 @@ mod cnn;
 mod error;
 mod keys;
 mod model;
+mod planned;
 
 pub use error::InferenceError;
-pub use model::{required_key_bytes, ModelKind, ServedModel};
+pub use model::{required_key_bytes, ModelKind, ServedModel, PACKINGS};
 
 use super::config::InferenceConfig;
 use super::limits::{self, PerClient};
@@ -118,9 +119,13 @@ impl InferenceService {
         for m in &cfg.models {
             let t0 = Instant::now();
             let sm = ServedModel::load(m, cfg)?;
-            let layout = match &sm.info.cnn {
-                Some(c) => format!("CNN, layout {}", c.layout.name()),
-                None => m.packing.clone(),
+            let layout = match (&sm.info.cnn, &sm.plan) {
+                (Some(c), _) => format!("CNN, layout {}", c.layout.name()),
+                (None, Some((plan, secs))) => {
+                    let plan = plan.label();
+                    format!("planned {plan}, estimated {secs:.1} s per sample here")
+                }
+                (None, None) => m.packing.clone(),
             };
             tracing::info!(
                 "serving model {:?} ({layout}): preset {}, input level {}, {} input ciphertexts, {} Galois keys, compiled in {:.1}s",
@@ -543,5 +548,7 @@ fn log_inference(
 mod cnn_matrix_tests;
 #[cfg(test)]
 mod cnn_tests;
+#[cfg(test)]
+mod planned_tests;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,9 @@
 //! block per (channel, node) and thousands of products. Its sessions need the Galois keys of
 //! the dense plan only (steps `1` and `±B` of its maps' baby-step counts, at most 7), and its
 //! clients pack the input as the announced `DenseLayout` says (node order, channels repeated
-//! every `input_repeat` slots). Every other model uses the configured packing.
+//! every `input_repeat` slots). Every other model uses the configured packing: `ama`,
+//! `channel-major`, or `planned` — the packing planner's per-stage plan (module `planned`), whose
+//! parameters hold the slots of either packing.
 
 use super::error::{InferenceError, Result};
 use crate::infer::max_public_key_bytes;
@@ -38,6 +40,9 @@ pub struct ServedModel {
     pub(super) needed: BTreeSet<u64>,
     /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
     pub(super) key_bytes: u64,
+    /// `packing = "planned"`: the chosen plan and its estimated seconds per sample on this
+    /// machine.
+    pub(super) plan: Option<(hegcn::PackingPlan, f64)>,
 }
 
 /// The compiled program that answers a model's requests.
@@ -164,31 +169,41 @@ impl ServedModel {
                 cfg.name
             )));
         }
-        let packing = packing(cfg)?;
+        let choice = packing(cfg)?;
         let folded = model.fold();
         let use_dense = DenseLayout::applies(&folded);
+        let (slots, packing) = slots_for(&folded, choice);
         let (spec, params) = match &cfg.preset {
             None if use_dense => {
                 let depth = hegcn::level_plan(&folded)?.depth;
-                let slots =
-                    DenseLayout::period_for(&folded).max(hegcn::slots_needed(&folded, packing));
+                let slots = DenseLayout::period_for(&folded).max(slots);
                 hegcn::smallest_params(depth, slots, packing)?
             }
             None => {
-                let c = hegcn::choose_params(&folded, packing)?;
-                (c.spec, c.params)
+                let depth = hegcn::level_plan(&folded)?.depth;
+                hegcn::smallest_params(depth, slots, packing)?
             }
             Some(name) => {
                 let p = named_preset(cfg, name)?;
                 (hegcn::ParamSpec::of_preset(&p), p.build()?)
             }
         };
-        let he = HeStgcn::compile(&folded, packing, &params).map_err(|e| {
-            InferenceError::model(
-                format!("compiling model {:?} for {}", cfg.name, spec.name()),
-                e,
-            )
-        })?;
+        let (he, plan) = match choice {
+            // A single pose is answered by the dense program; `he` only provides levels.
+            PackingChoice::Planned if !use_dense => {
+                let (he, plan, secs) = super::planned::compile(&cfg.name, &folded, &params)?;
+                (he, Some((plan, secs)))
+            }
+            _ => {
+                let he = HeStgcn::compile(&folded, packing, &params).map_err(|e| {
+                    InferenceError::model(
+                        format!("compiling model {:?} for {}", cfg.name, spec.name()),
+                        e,
+                    )
+                })?;
+                (he, None)
+            }
+        };
         let dense = match use_dense {
             true => Some(Box::new(DenseStgcn::compile(&folded, &params).map_err(
                 |e| {
@@ -258,6 +273,7 @@ impl ServedModel {
             flood,
             needed,
             key_bytes,
+            plan,
         };
         sm.set_plaintext_cache_budget(limits.plaintext_cache_mib << 20);
         Ok(sm)
@@ -345,15 +361,43 @@ pub(super) fn galois_elements(params: &CkksParams, steps: &[i64]) -> BTreeSet<u6
         .collect()
 }
 
+/// The packings a served ST-GCN may name (`packing = …` in `[[inference.models]]`, `party
+/// deploy --packing`).
+pub const PACKINGS: [&str; 3] = ["ama", "channel-major", "planned"];
+
+/// What `packing = …` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PackingChoice {
+    /// One packing for every stage.
+    Uniform(Packing),
+    /// The packing planner's per-stage plan (module `planned`).
+    Planned,
+}
+
 /// The packing `cfg` names.
-fn packing(cfg: &ServedModelConfig) -> Result<Packing> {
+fn packing(cfg: &ServedModelConfig) -> Result<PackingChoice> {
     match cfg.packing.as_str() {
-        "ama" => Ok(Packing::Ama),
-        "channel-major" => Ok(Packing::ChannelMajor),
+        "ama" => Ok(PackingChoice::Uniform(Packing::Ama)),
+        "channel-major" => Ok(PackingChoice::Uniform(Packing::ChannelMajor)),
+        "planned" => Ok(PackingChoice::Planned),
         p => Err(InferenceError::Config(format!(
-            "model {:?}: unknown packing {p:?} (ama, channel-major)",
-            cfg.name
+            "model {:?}: unknown packing {p:?} ({})",
+            cfg.name,
+            PACKINGS.join(", ")
         ))),
+    }
+}
+
+/// The slots the parameters must hold: the named packing's, or for a plan the larger of the
+/// two packings' (every plan of the planner then fits).
+fn slots_for(folded: &stgcn::FoldedModel, choice: PackingChoice) -> (usize, Packing) {
+    match choice {
+        PackingChoice::Uniform(p) => (hegcn::slots_needed(folded, p), p),
+        PackingChoice::Planned => [Packing::Ama, Packing::ChannelMajor]
+            .into_iter()
+            .map(|p| (hegcn::slots_needed(folded, p), p))
+            .max_by_key(|(s, _)| *s)
+            .expect("two packings"),
     }
 }
 
