@@ -1,11 +1,9 @@
 //! `packing = "planned"`: the planner's per-stage plan served end to end through the client's
 //! own input packing and logit reading.
 
-use super::tests::{tiny_limits, tiny_model};
+use super::tests::{assert_reply_matches_plaintext, tiny_limits, tiny_model};
 use super::*;
-use crate::infer::{encrypt_input, params_for};
 use crate::server::config::ServedModelConfig;
-use ckks::KeyGenerator;
 use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 
@@ -40,44 +38,9 @@ fn a_planned_model_answers_like_the_plaintext_model() {
     assert_eq!(again.planned_op_counts(), m.stgcn().planned_op_counts());
     assert_eq!(m.info.rotation_steps, m.stgcn().rotation_steps());
 
-    let params = params_for(&m.info).unwrap();
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk_out = kg
-        .public_key(&sk)
-        .unwrap()
-        .at_level(m.info.output_level as usize)
-        .unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
     let x = Array4::from_shape_fn((3, 4, 5, 1), |_| rng.gen_range(-1.0..1.0));
-    let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
-    assert_eq!(bytes.len(), m.input_cts());
-    let cts = bytes
-        .iter()
-        .map(|b| Ciphertext::from_bytes(b, &params).unwrap())
-        .collect();
-    let r = m.evaluate(&eval, &pk_out, cts).unwrap();
-    let positions: Vec<(u32, u32)> = r
-        .positions
-        .iter()
-        .map(|&(c, s)| (c as u32, s as u32))
-        .collect();
-    let got = crate::infer::decrypt_logits(&params, &sk, &r.bytes, &positions).unwrap();
-    let want = tiny_model(4)
-        .fold()
-        .forward(x.view().insert_axis(ndarray::Axis(0)))
-        .unwrap();
-    let sd = m.info.flood_sd;
-    assert_eq!(got.len(), want.ncols());
-    for (g, w) in got.iter().zip(want.row(0)) {
-        assert!(
-            (g - w).abs() <= 8.0 * sd + 1e-4,
-            "{g} vs {w} (flood sd {sd})"
-        );
-    }
+    assert_reply_matches_plaintext(&m, &tiny_model(4), &x);
 }
 
 /// A uniform packing records no plan, and an unknown packing is refused naming the three.

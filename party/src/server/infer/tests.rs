@@ -92,7 +92,7 @@ fn single_pose_models_are_served_densely() {
     assert!(!m.info.rotation_steps.is_empty());
     let planned = [1, p, -p, p / 2, -p / 2, p / 4, -p / 4];
     assert!(m.info.rotation_steps.iter().all(|s| planned.contains(s)));
-    let params = params_for(&m.info).unwrap();
+    params_for(&m.info).expect("the client accepts the announcement");
     // A client that does not know `dense` sees a zero-slot layout and refuses it.
     let mut old = m.info.clone();
     old.dense = None;
@@ -112,39 +112,9 @@ fn single_pose_models_are_served_densely() {
             "input repeat {r}"
         );
     }
-    let mut kg = KeyGenerator::new(&params);
-    let sk = kg.secret_key();
-    let pk_out = kg
-        .public_key(&sk)
-        .unwrap()
-        .at_level(m.info.output_level as usize)
-        .unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
     let x = Array4::from_shape_fn((3, 1, 5, 1), |_| rng.gen_range(-1.0..1.0));
-    let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
-    assert_eq!(bytes.len(), 1);
-    let cts = vec![Ciphertext::from_bytes(&bytes[0], &params).unwrap()];
-    let r = m.evaluate(&eval, &pk_out, cts).unwrap();
-    let positions: Vec<(u32, u32)> = r
-        .positions
-        .iter()
-        .map(|&(c, s)| (c as u32, s as u32))
-        .collect();
-    let got = crate::infer::decrypt_logits(&params, &sk, &r.bytes, &positions).unwrap();
-    let want = model
-        .fold()
-        .forward(x.view().insert_axis(ndarray::Axis(0)))
-        .unwrap();
-    let sd = m.info.flood_sd;
-    for (g, w) in got.iter().zip(want.row(0)) {
-        assert!(
-            (g - w).abs() <= 8.0 * sd + 1e-4,
-            "{g} vs {w} (flood sd {sd})"
-        );
-    }
+    assert_reply_matches_plaintext(&m, &model, &x);
     // A request with two ciphertexts is refused before any byte moves.
     assert!(check_inputs(&m, &[100, 100]).is_err());
 }
@@ -554,4 +524,46 @@ fn registering_a_model_while_serving_updates_the_registry_and_the_key_bound() {
     let svc = InferenceService::with_models(&limits, vec![], Duration::from_secs(5)).unwrap();
     svc.register(m).unwrap();
     assert_eq!(svc.max_key_bytes(), 1 << 30);
+}
+
+/// One request as a client makes it — keys for the announced rotations, the input packed by
+/// `encrypt_input`, the reply read at its logit positions — decrypts to the plaintext model's
+/// logits within 8 flood standard deviations (+1e-4 of evaluation error).
+pub(super) fn assert_reply_matches_plaintext(m: &ServedModel, model: &StGcn, x: &Array4<f64>) {
+    let params = params_for(&m.info).unwrap();
+    let mut kg = KeyGenerator::new(&params);
+    let sk = kg.secret_key();
+    let pk_out = kg
+        .public_key(&sk)
+        .unwrap()
+        .at_level(m.info.output_level as usize)
+        .unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &m.info.rotation_steps, false).unwrap());
+    let bytes = encrypt_input(&m.info, &params, &sk, x.view()).unwrap();
+    assert_eq!(bytes.len(), m.input_cts());
+    let cts = bytes
+        .iter()
+        .map(|b| Ciphertext::from_bytes(b, &params).unwrap())
+        .collect();
+    let r = m.evaluate(&eval, &pk_out, cts).unwrap();
+    let positions: Vec<(u32, u32)> = r
+        .positions
+        .iter()
+        .map(|&(c, s)| (c as u32, s as u32))
+        .collect();
+    let got = crate::infer::decrypt_logits(&params, &sk, &r.bytes, &positions).unwrap();
+    let want = model
+        .fold()
+        .forward(x.view().insert_axis(ndarray::Axis(0)))
+        .unwrap();
+    let sd = m.info.flood_sd;
+    assert_eq!(got.len(), want.ncols());
+    for (g, w) in got.iter().zip(want.row(0)) {
+        assert!(
+            (g - w).abs() <= 8.0 * sd + 1e-4,
+            "{g} vs {w} (flood sd {sd})"
+        );
+    }
 }
