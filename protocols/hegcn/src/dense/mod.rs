@@ -24,10 +24,15 @@
 //! node sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
 //! (Keeping the giant steps' Horner sums over `Q·P` — lazy ModDown, one ModDown per giant step
 //! instead of two — measured within 2 % on one thread, so it is not done.)
-//! *Key rule*: only the steps `1` and `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`],
-//! those the plan uses: at most 7) get Galois keys, all other rotations are composed from them
-//! (one key switch per baby or giant step): at `N = 2^15` a Galois key is ~15 MB, so a
-//! session's upload stays ≤ ~130 MB where one key per distinct step (~60 steps) would be ~1 GB.
+//! *Key rule*: only the steps `1`, `2` and `±B` of the chosen `B`s
+//! ([`DenseStgcn::rotation_steps`], those the plan uses: at most 8) get Galois keys, all other
+//! rotations are composed from them (one key switch per baby or giant step): at `N = 2^15` a
+//! Galois key is ~15.7 MB, so a session's upload stays ≤ ~142 MB where one key per distinct
+//! step (~60 steps) would be ~1 GB. The baby steps come two at a time, `rot(·, 1)` and
+//! `rot(·, 2)` of the last one sharing one decomposition (hoisting; `diag::baby_steps`): the
+//! key of step 2 (+15.7 MB) saves one ModUp per two baby steps — 19 of the 59 baby steps'
+//! decompositions on BodyPose, ~4 % of the one-thread CPU time of a pose — and the giant
+//! steps' two Horner chains (`+B` and `−B`) run side by side on the server's two cores.
 //!
 //! *What sets the count.* The node order ([`node_order`], module `order`) has the least
 //! bandwidth the search finds — on BODY25 node offsets `−3..3` — since a graph convolution's
@@ -90,8 +95,9 @@ use crate::sanitize::FloodConfig;
 use diag::DiagMap;
 
 /// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
-/// of `±B`, so three keep a session at most 7 Galois keys (~15 MB each at `N = 2^15`: the
-/// BodyPose session's whole upload, relinearization and public key included, is 126 MB).
+/// of `±B`, so three keep a session at most 8 Galois keys with those of the baby steps 1 and 2
+/// (~15.7 MB each at `N = 2^15`: the BodyPose session's whole upload, relinearization and
+/// public key included, is ~142 MB).
 pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
@@ -327,7 +333,7 @@ impl DenseStgcn {
     }
 
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
-    /// `{1} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
+    /// `{1, 2} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
     /// by `P`).
     pub fn rotation_steps(&self) -> Vec<i64> {
         let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
