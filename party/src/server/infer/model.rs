@@ -12,9 +12,9 @@
 //! pose) is served in the dense layout of `hegcn::dense` whatever `packing` names: its whole
 //! state fits one period of `next_pow2(V·P)` slots, where the packed layouts would spend a
 //! block per (channel, node) and thousands of products. Its sessions need the Galois keys of
-//! the dense plan only (steps `1` and `±B` of its maps' baby-step counts, at most 7), and its
-//! clients pack the input as the announced `DenseLayout` says (node order, channels repeated
-//! every `input_repeat` slots). Every other model uses the configured packing: `ama`,
+//! the dense plan only (steps `1`, `2` and `±B` of its maps' baby-step counts, at most 8),
+//! and its clients pack the input as the announced `DenseLayout` says (node order, channels
+//! repeated every `input_repeat` slots). Every other model uses the configured packing: `ama`,
 //! `channel-major`, or `planned` — the packing planner's per-stage plan (module `planned`), whose
 //! parameters hold the slots of either packing.
 

@@ -72,7 +72,7 @@ pub(super) fn tiny_limits() -> InferenceConfig {
 }
 
 /// A one-frame, one-person model is served in the dense layout: one input ciphertext, the
-/// dense plan's keys only (steps 1 and ±B for B in P, P/2, P/4), a layout older clients
+/// dense plan's keys only (steps 1, 2 and ±B for B in P, P/2, P/4), a layout older clients
 /// refuse, and replies that decrypt to the plaintext logits within the flood.
 #[test]
 fn single_pose_models_are_served_densely() {
@@ -90,7 +90,7 @@ fn single_pose_models_are_served_densely() {
     let d = m.info.dense.clone().expect("the dense layout is announced");
     let p = d.node_stride as i64;
     assert!(!m.info.rotation_steps.is_empty());
-    let planned = [1, p, -p, p / 2, -p / 2, p / 4, -p / 4];
+    let planned = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4];
     assert!(m.info.rotation_steps.iter().all(|s| planned.contains(s)));
     params_for(&m.info).expect("the client accepts the announcement");
     // A client that does not know `dense` sees a zero-slot layout and refuses it.

@@ -5,10 +5,12 @@
 //! masks are needed, and only non-zero diagonals cost a product.
 //!
 //! With `class = col − row (mod n)` written as `g·B + b` (`0 ≤ b < B`, `g` signed), the map is
-//! `y = Σ_g rot(u_g, g·B)`, `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)`. The baby rotations are a
-//! chain of rotations by 1 and the giant sums a Horner scheme of rotations by `±B`, so a map
-//! needs the Galois keys of only three steps (`1`, `B`, `−B`), at the price of one key switch
-//! per baby and per giant step (see the `dense` module docs for the rule). `B` is chosen per
+//! `y = Σ_g rot(u_g, g·B)`, `u_g = Σ_b rot(d_{gB+b}, −gB) ⊙ rot(x, b)`. The baby rotations are
+//! taken two at a time, `rot(·, 1)` and `rot(·, 2)` of the last one hoisted on one
+//! decomposition ([`baby_steps`]), and the giant sums are two Horner chains of rotations by
+//! `B` and `−B`, run concurrently, so a map needs the Galois keys of only four steps (`1`, `2`,
+//! `B`, `−B`), at the price of one key switch per baby and per giant step (but one ModUp per
+//! two baby steps; see the `dense` module docs for the rule). `B` is chosen per
 //! map among a few powers of two for the fewest key switches ([`DiagMap::planned`]); maps with
 //! one `B` can share their giant steps ([`DiagMap::apply_sum`]).
 //!
@@ -104,13 +106,17 @@ impl DiagMap {
         (lo.min(0), hi.max(0))
     }
 
-    /// Rotation steps the evaluation uses (a subset of `{1, B, −B}`).
+    /// Rotation steps the evaluation uses (a subset of `{1, 2, B, −B}`; 2 from two baby steps
+    /// on, see [`baby_steps`]).
     pub(crate) fn rotation_steps(&self) -> Vec<i64> {
         let (lo, hi) = self.giant_range();
         let b = self.baby as i64;
         let mut s = Vec::new();
         if self.max_baby() > 0 {
             s.push(1);
+        }
+        if self.max_baby() > 1 {
+            s.push(2);
         }
         if hi > 0 {
             s.push(b);
@@ -231,7 +237,8 @@ impl DiagMap {
     }
 
     /// `Σ_g rot(u_g, gB)`: for `g ≥ 0` by Horner from the top with rotations by `B`, for
-    /// `g < 0` likewise with `−B` and one last rotation (`None` when there is no term).
+    /// `g < 0` likewise with `−B` and one last rotation, the two chains concurrently (`None`
+    /// when there is no term).
     fn giant_sum(
         &self,
         eval: &Evaluator,
@@ -255,11 +262,18 @@ impl DiagMap {
             }
             Ok(acc)
         };
-        let pos = horner((0..=hi).rev().collect(), b)?;
-        let neg = match horner((lo..0).collect(), -b)? {
-            Some(a) => Some(eval.rotate(&a, -b)?),
-            None => None,
-        };
+        // The two chains are independent: run them side by side (each key switch is only
+        // parallel over limbs, few at low levels).
+        let (pos, neg) = rayon::join(
+            || horner((0..=hi).rev().collect(), b),
+            || -> Result<Option<Ciphertext>> {
+                match horner((lo..0).collect(), -b)? {
+                    Some(a) => Ok(Some(eval.rotate(&a, -b)?)),
+                    None => Ok(None),
+                }
+            },
+        );
+        let (pos, neg) = (pos?, neg?);
         Ok(match (pos, neg) {
             (Some(mut p), Some(n)) => {
                 eval.add_assign(&mut p, &n)?;
@@ -286,19 +300,30 @@ impl DiagMap {
     }
 }
 
-/// `babies` (`rot(x, b)` for `b < babies.len()`, non-empty) extended to `b = 0..=max` by a
-/// chain of rotations by 1 (one key switch each).
+/// `babies` (`rot(x, b)` for `b < babies.len()`, non-empty) extended to `b = 0..=max`, two at
+/// a time: from the last one, `rot(·, 1)` and `rot(·, 2)` share one decomposition (hoisting,
+/// [`Evaluator::rotate_hoisted`]), so `max` baby steps cost `max` key switches but only
+/// `⌈max/2⌉` decompositions (ModUp), and the pair's inner products and ModDowns are
+/// independent. Needs the Galois keys of steps 1 and 2 ([`HOISTED_BABY_STEPS`]).
 pub(crate) fn baby_steps(
     eval: &Evaluator,
     mut babies: Vec<Ciphertext>,
     max: usize,
 ) -> Result<Vec<Ciphertext>> {
     while babies.len() <= max {
-        let next = eval.rotate(babies.last().expect("non-empty"), 1)?;
-        babies.push(next);
+        let last = babies.last().expect("non-empty");
+        if babies.len() < max {
+            babies.extend(eval.rotate_hoisted(last, &HOISTED_BABY_STEPS)?);
+        } else {
+            let next = eval.rotate(last, 1)?;
+            babies.push(next);
+        }
     }
     Ok(babies)
 }
+
+/// The rotations [`baby_steps`] takes from one decomposition.
+pub(crate) const HOISTED_BABY_STEPS: [i64; 2] = [1, 2];
 
 /// The non-zero diagonals `class = col − row (mod n) ↦ d[row]` of a sparse matrix.
 fn diagonals(
@@ -327,9 +352,9 @@ fn signed_class(class: usize, n: usize) -> i64 {
 }
 
 /// Key switches of BSGS evaluations whose inputs have the largest baby indices `max_babies`
-/// (one chain of rotations by 1 each) and whose summed inner products have the giant indices
-/// `giants`: the baby steps plus one giant step per index between the smallest and the
-/// largest (0 included).
+/// (one key switch per baby step, [`baby_steps`]) and whose summed inner products have the
+/// giant indices `giants`: the baby steps plus one giant step per index between the smallest
+/// and the largest (0 included).
 fn switch_count(
     max_babies: impl Iterator<Item = usize>,
     giants: impl Iterator<Item = i64>,
@@ -384,6 +409,33 @@ mod tests {
         }
     }
 
+    /// The baby steps `rot(x, b)`, `b = 0..=7`, take 7 key switches but 4 decompositions
+    /// (three hoisted pairs and one last single rotation), and each decrypts to `x` rotated by
+    /// `b` (within 1e-6 of values of magnitude ≤ 1).
+    #[test]
+    fn baby_steps_are_hoisted_in_pairs() {
+        let params = crate::tests::test_params(6, 2);
+        let mut kg = ckks::KeyGenerator::from_seed(&params, [3; 32]);
+        let sk = kg.secret_key();
+        let eval = Evaluator::new(&params)
+            .with_galois_keys(kg.galois_keys(&sk, &HOISTED_BABY_STEPS, false).unwrap());
+        let encoder = Encoder::new(&params);
+        let slots = params.slots();
+        let x: Vec<f64> = (0..slots).map(|i| (i as f64 * 0.37).sin()).collect();
+        let pt = encoder.encode(&x, 2, params.default_scale()).unwrap();
+        let ct = sk.encrypt_symmetric(&pt).unwrap();
+        eval.reset_counters();
+        let babies = baby_steps(&eval, vec![ct], 7).unwrap();
+        let ops = eval.counters();
+        assert_eq!((babies.len(), ops.key_switch, ops.decompose), (8, 7, 4));
+        for (b, c) in babies.iter().enumerate() {
+            let got = encoder.decode(&sk.decrypt(c).unwrap());
+            for (i, g) in got.iter().enumerate() {
+                assert!((g - x[(i + b) % slots]).abs() < 1e-6, "baby {b} slot {i}");
+            }
+        }
+    }
+
     /// Channel mixing inside 32-slot nodes (offsets −31..31) over a 1,024-slot period: B = 8
     /// needs 7 baby and 7 giant steps where B = 32 needs 31 + 1; a residual of the same shape
     /// sharing the giant steps adds only its 7 baby steps.
@@ -401,6 +453,6 @@ mod tests {
         assert_eq!((tcn.baby(), tcn.products()), (8, 63));
         assert_eq!(DiagMap::sum_key_switches(&[&tcn]), 14);
         assert_eq!(DiagMap::sum_key_switches(&[&tcn, &res]), 21);
-        assert_eq!(tcn.rotation_steps(), vec![1, 8, -8]);
+        assert_eq!(tcn.rotation_steps(), vec![1, 2, 8, -8]);
     }
 }

@@ -24,10 +24,16 @@
 //! node sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
 //! (Keeping the giant steps' Horner sums over `Q·P` — lazy ModDown, one ModDown per giant step
 //! instead of two — measured within 2 % on one thread, so it is not done.)
-//! *Key rule*: only the steps `1` and `±B` of the chosen `B`s ([`DenseStgcn::rotation_steps`],
-//! those the plan uses: at most 7) get Galois keys, all other rotations are composed from them
-//! (one key switch per baby or giant step): at `N = 2^15` a Galois key is ~15 MB, so a
-//! session's upload stays ≤ ~130 MB where one key per distinct step (~60 steps) would be ~1 GB.
+//! *Key rule*: only the steps `1`, `2` and `±B` of the chosen `B`s
+//! ([`DenseStgcn::rotation_steps`], those the plan uses: at most 8) get Galois keys, all other
+//! rotations are composed from them (one key switch per baby or giant step): at `N = 2^15` a
+//! Galois key is ~15.7 MB, so a session's upload stays ≤ ~142 MB where one key per distinct
+//! step (~60 steps) would be ~1 GB. The baby steps come two at a time, `rot(·, 1)` and
+//! `rot(·, 2)` of the last one sharing one decomposition (hoisting; `diag::baby_steps`): the
+//! key of step 2 (+15.7 MB) saves one ModUp per two baby steps — 26 of the 59 baby steps'
+//! decompositions on BodyPose, 3.7 % of the one-thread CPU seconds of a pose (A/B medians,
+//! `dense_bodypose` bench) — and the giant steps' two Horner chains (`+B` and `−B`) run side
+//! by side on the server's two cores.
 //!
 //! *What sets the count.* The node order ([`node_order`], module `order`) has the least
 //! bandwidth the search finds — on BODY25 node offsets `−3..3` — since a graph convolution's
@@ -58,6 +64,20 @@
 //! level 10 that is +0.12 s against −0.29 s, at level 6 +0.06 s against −0.19 s, which the
 //! ~18 extra key switches of the channel-mixing maps at `B = 16` (~0.4 s; or of the first graph
 //! convolution and the node sum without `±P`) cancel. Not built.
+//!
+//! *Priced, not built (issue #20's other directions).* **Keys trimmed to their level** (a key
+//! needs only the limbs and digits of the highest level its step is rotated at): on BodyPose
+//! every key but `±16` is used at level ≥ 12 (step 1 and `±32` by the first graph convolution
+//! at 14, 2 and `±8` by the first temporal convolution at 12, the relinearization key at 13),
+//! so trimming saves only ~12 MB of the ~142 (`±16` at level 10: 12.6 MB instead of 15.7).
+//! **Client-supplied rotations of the first map**: the first graph convolution's 7 key
+//! switches at level 14 (the dearest, ~9 % of a pose on one thread) vanish if the client
+//! sends its packed input rotated by each of the map's 14 classes (14 ciphertexts, ~55 MB per
+//! request instead of ~4 MB, a new `DenseLayout` field and link version): its products then
+//! read the rotations directly. With trimmed keys this also frees `−32` and leaves `+32` used
+//! at level 1 only (the node sum), where a key is ~1.8 MB, so a log-depth node sum (steps
+//! `P·2^i`, 4 more keys, ~7 MB) cuts its 24 key switches to 5. Together ~11 % of a pose;
+//! both change what the client sends (keys or inputs) and were left for a later change.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -90,8 +110,9 @@ use crate::sanitize::FloodConfig;
 use diag::DiagMap;
 
 /// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
-/// of `±B`, so three keep a session at most 7 Galois keys (~15 MB each at `N = 2^15`: the
-/// BodyPose session's whole upload, relinearization and public key included, is 126 MB).
+/// of `±B`, so three keep a session at most 8 Galois keys with those of the baby steps 1 and 2
+/// (~15.7 MB each at `N = 2^15`: the BodyPose session's whole upload, relinearization and
+/// public key included, is ~142 MB).
 pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
@@ -327,7 +348,7 @@ impl DenseStgcn {
     }
 
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
-    /// `{1} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
+    /// `{1, 2} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
     /// by `P`).
     pub fn rotation_steps(&self) -> Vec<i64> {
         let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();

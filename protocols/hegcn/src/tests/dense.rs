@@ -72,10 +72,10 @@ fn dense_keys_are_exactly_the_planned_steps() {
     let he = DenseStgcn::compile(&model, &params).unwrap();
     let p = he.layout().node_stride as i64;
     let steps = he.rotation_steps();
-    let allowed: Vec<i64> = [1, p, -p, p / 2, -p / 2, p / 4, -p / 4].into();
+    let allowed: Vec<i64> = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4].into();
     assert!(
-        steps.contains(&1) && steps.iter().all(|s| allowed.contains(s)),
-        "the key rule: 1 and ±B for B in P, P/2, P/4; got {steps:?}"
+        steps.contains(&1) && steps.contains(&2) && steps.iter().all(|s| allowed.contains(s)),
+        "the key rule: 1, 2 (hoisted baby steps) and ±B for B in P, P/2, P/4; got {steps:?}"
     );
     let x = random_input(3, 1, 5, 1, 9);
     let want = folded_logits(&model, &x);

@@ -43,7 +43,7 @@ mod stages;
 const TOL: f64 = 2e-4;
 
 /// **Insecure** test parameters (small N, no security check).
-fn test_params(log_n: u32, levels: usize) -> CkksParams {
+pub(crate) fn test_params(log_n: u32, levels: usize) -> CkksParams {
     CkksParams::builder()
         .name("INSECURE_HEGCN_TEST")
         .log_n(LogN(log_n))
