@@ -62,13 +62,13 @@ fn keystream(g: &ColumnPrg, counter: u64, pw: usize) -> Vec<u64> {
 
 /// The superblock kernels against IKNP's definition: `u_i = G(k_i^0) ⊕ G(k_i^1) ⊕ r`, `t` the
 /// transpose of the columns `G(k_i^0)`, `q` the transpose of `G(k_i^{Δ_i}) ⊕ Δ_i·u_i`; across
-/// superblock boundaries, odd word counts and a second extension (keystream continues).
+/// superblock and group boundaries, odd word counts and a second extension (keystream continues).
 #[test]
 fn rows_and_message_match_the_column_definition() {
     let (mut s, mut r, _) = fixed_pair(21);
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let mut counter = 0;
-    for words in [1, 2, 15, 16, 17, 40] {
+    for words in [1, 2, 15, 16, 17, 40, 129, 290] {
         let pw = padded_words(words);
         let mut choices = random_words(&mut rng, words);
         let (msg, rb) = r.extend(&choices);
