@@ -16,7 +16,7 @@
 //! Security: exactly the messages of [`super`]'s protocol, in a different order; nothing a party
 //! sends depends on what it received for a later chunk.
 
-use super::outputs::{le_words, receiver_cot_finish};
+use super::outputs::receiver_cot_finish_bytes;
 use super::state::Extension;
 use super::{msg_bytes, Receiver, Sender, OT_WORK};
 use crate::compute::offload_sized;
@@ -196,7 +196,7 @@ impl Answer {
     /// `out_j += r_j·d_j` over this chunk; `choices` are the chunk's choice words.
     fn apply(&self, choices: &[u64], out: &mut [u64]) {
         let r = 64 * self.at..64 * (self.at + self.len);
-        receiver_cot_finish(&mut out[r], le_words(&self.d), choices);
+        receiver_cot_finish_bytes(&mut out[r], &self.d, choices);
     }
 
     fn choices(&self, all: &[u64]) -> Vec<u64> {
