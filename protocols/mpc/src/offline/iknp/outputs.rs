@@ -4,6 +4,7 @@
 //! so both compute exactly the same values.
 
 use crate::offline::hash::{tccr_batch, Block128};
+use crate::offline::transpose::best_simd;
 
 /// Sender rows `q` (instances `first, first + 1, …`) → both random-OT messages, truncated to 64
 /// bits: `(H(q_j), H(q_j ⊕ Δ))`. Hashes `q` in place.
@@ -77,15 +78,21 @@ pub(crate) fn receiver_cot_finish(
 
 /// [`receiver_cot_finish`] with the message as little-endian bytes, a choice word (64
 /// instances) at a time: no bounds checks or divisions in the inner loop.
+/// Compiled for AVX-512 / AVX2 where present ([`best_simd`]: per-lane shifts of the choice word).
 pub(crate) fn receiver_cot_finish_bytes(out: &mut [u64], d: &[u8], choices: &[u64]) {
     assert_eq!(d.len(), 8 * out.len(), "COT message length");
-    for ((o, d), c) in out.chunks_mut(64).zip(d.chunks(512)).zip(choices) {
-        for (k, (o, d)) in o.iter_mut().zip(d.chunks_exact(8)).enumerate() {
-            let r = ((c >> k) & 1).wrapping_neg();
-            let d = u64::from_le_bytes(d.try_into().expect("8-byte word"));
-            *o = o.wrapping_add(d & r);
-        }
-    }
+    best_simd(
+        #[inline(always)]
+        || {
+            for ((o, d), c) in out.chunks_mut(64).zip(d.chunks(512)).zip(choices) {
+                for (k, (o, d)) in o.iter_mut().zip(d.chunks_exact(8)).enumerate() {
+                    let r = ((c >> k) & 1).wrapping_neg();
+                    let d = u64::from_le_bytes(d.try_into().expect("8-byte word"));
+                    *o = o.wrapping_add(d & r);
+                }
+            }
+        },
+    )
 }
 
 /// The little-endian words of `bytes` (whose length is a multiple of 8).
