@@ -10,8 +10,8 @@
 //!   receives chunk `k + 1`'s message; the receiver expands chunk `k + 1` while it sends chunk
 //!   `k`'s message and receives the answer to chunk `k − 2` (which it applies with the next
 //!   expansion). Sends and receives of one step go out together ([`Channel::exchange_frame`]),
-//!   so neither party's send can wait on the other's. Cost: the receiver holds three chunks'
-//!   messages and answers in flight (about 9 MiB), the sender two.
+//!   so neither party's send can wait on the other's. Cost: each party holds two chunks'
+//!   messages and two answers at a time (about 6 MiB).
 //!
 //! Security: exactly the messages of [`super`]'s protocol, in a different order; nothing a party
 //! sends depends on what it received for a later chunk.
