@@ -80,7 +80,7 @@ fn round<const J: usize>(a: &mut [[u64; 2]; 128], m: u64) {
 /// blocks.
 pub fn transpose_128(rows: &[u64], m: usize) -> Vec<u128> {
     assert!(
-        m % 128 == 0,
+        m.is_multiple_of(128),
         "transpose_128: m = {m} is not a multiple of 128"
     );
     let words = m / 64;

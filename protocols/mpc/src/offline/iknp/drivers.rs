@@ -114,7 +114,7 @@ pub async fn send_cot<C: Channel>(
     sender: &mut Sender<Extension>,
     correlations: &[u64],
 ) -> Result<Vec<u64>> {
-    if correlations.len() % 64 != 0 {
+    if !correlations.len().is_multiple_of(64) {
         return Err(MpcError::ShapeMismatch {
             op: "send_cot: instances must be a multiple of 64",
             left: (correlations.len(), 1),

@@ -44,7 +44,7 @@ pub(crate) const GROUP_BYTES: usize = GROUP * SUPER_BYTES;
 fn tiles_of(u_len: usize) -> usize {
     let n = u_len / TILE_BYTES;
     assert!(
-        u_len % TILE_BYTES == 0 && (1..=GROUP_TILES).contains(&n),
+        u_len.is_multiple_of(TILE_BYTES) && (1..=GROUP_TILES).contains(&n),
         "IKNP group of {u_len} message bytes"
     );
     n
