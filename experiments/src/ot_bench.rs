@@ -1,13 +1,14 @@
 //! Task `ot-bench`: IKNP/ALSZ OT extension throughput over the configured transport — correlated
 //! OT over Z_2^64 and random OT, `count` instances, P0 as sender and P1 as receiver (base OTs by
-//! Chou–Orlandi first, not timed) — and beside it the silent extension (`mpc::offline::silent`,
+//! Chou–Orlandi first, not timed; each party a task of its own, as two processes would run) —
+//! and beside it the silent extension (`mpc::offline::silent`,
 //! Ferret's parameters): random-choice COTs in both directions at once, one steady iteration per
 //! run after the bootstrap (not timed), keys `silent.cot_per_s` (COTs of both directions per
 //! second) and `silent.bytes_per_cot` (bytes sent by both parties per COT).
 
 use crate::common::median;
 use crate::config::OtBenchTask;
-use crate::link;
+use crate::link::{self, AnyChannel};
 use crate::report::{fmt_bytes, Report};
 use anyhow::Result;
 use mpc::net::{Channel, Metered};
@@ -17,6 +18,8 @@ use mpc::offline::iknp::{
 };
 use mpc::offline::silent::FERRET;
 use rand::RngCore;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs the task and adds its results to `report`.
@@ -35,29 +38,35 @@ pub async fn run(task: &OtBenchTask, transport: &str, report: &mut Report) -> Re
     r0.fill_bytes(bytemuck::cast_slice_mut(&mut correlations));
     let mut choices = vec![0u64; words];
     r1.fill_bytes(bytemuck::cast_slice_mut(&mut choices));
+    let (correlations, choices) = (Arc::new(correlations), Arc::new(choices));
     let (mut cot, mut rot) = (Vec::new(), Vec::new());
     let (mut cot_bytes, mut rot_bytes) = (0.0, 0.0);
+    let sent = |c0: &Metered<AnyChannel>, c1: &Metered<AnyChannel>| {
+        (c1.stats().bytes_sent + c0.stats().bytes_sent) as f64
+    };
     for _ in 0..task.repetitions.max(1) {
-        let before = c1.stats().bytes_sent + c0.stats().bytes_sent;
-        let t = Instant::now();
-        let (a, b) = tokio::join!(
-            send_cot(&mut c0, &mut sender, &correlations),
-            receive_cot(&mut c1, &mut receiver, &choices)
-        );
-        a?;
-        b?;
+        let (before, t) = (sent(&c0, &c1), Instant::now());
+        let (corr, ch) = (correlations.clone(), choices.clone());
+        ((c0, sender), (c1, receiver)) = parties(
+            (c0, sender),
+            (c1, receiver),
+            |(mut c, mut s)| async move { send_cot(&mut c, &mut s, &corr).await.map(|_| (c, s)) },
+            |(mut c, mut r)| async move { receive_cot(&mut c, &mut r, &ch).await.map(|_| (c, r)) },
+        )
+        .await?;
         cot.push(t.elapsed().as_secs_f64());
-        cot_bytes = (c1.stats().bytes_sent + c0.stats().bytes_sent - before) as f64;
-        let before = c1.stats().bytes_sent + c0.stats().bytes_sent;
-        let t = Instant::now();
-        let (a, b) = tokio::join!(
-            send_rot(&mut c0, &mut sender, words),
-            receive_rot(&mut c1, &mut receiver, &choices)
-        );
-        a?;
-        b?;
+        cot_bytes = sent(&c0, &c1) - before;
+        let (before, t) = (sent(&c0, &c1), Instant::now());
+        let ch = choices.clone();
+        ((c0, sender), (c1, receiver)) = parties(
+            (c0, sender),
+            (c1, receiver),
+            |(mut c, mut s)| async move { send_rot(&mut c, &mut s, words).await.map(|_| (c, s)) },
+            |(mut c, mut r)| async move { receive_rot(&mut c, &mut r, &ch).await.map(|_| (c, r)) },
+        )
+        .await?;
         rot.push(t.elapsed().as_secs_f64());
-        rot_bytes = (c1.stats().bytes_sent + c0.stats().bytes_sent - before) as f64;
+        rot_bytes = sent(&c0, &c1) - before;
     }
     let (tc, tr) = (median(&cot), median(&rot));
     report.metric("ot.cot_per_s", count as f64 / tc);
@@ -81,6 +90,23 @@ pub async fn run(task: &OtBenchTask, transport: &str, report: &mut Report) -> Re
     );
     report.note("OT extension: semi-honest IKNP (no KOS consistency check); base OTs by Chou–Orlandi on Ristretto.");
     silent(task, &mut c0, &mut c1, report).await
+}
+
+/// Runs the two parties as separate tasks, as two processes would (each party's transport and
+/// protocol steps on its own executor thread, not interleaved in one task), each taking its state
+/// and handing it back.
+async fn parties<A, B, FA, FB, GA, GB>(a: A, b: B, fa: GA, fb: GB) -> Result<(A, B)>
+where
+    A: Send + 'static,
+    B: Send + 'static,
+    FA: Future<Output = mpc::error::Result<A>> + Send + 'static,
+    FB: Future<Output = mpc::error::Result<B>> + Send + 'static,
+    GA: FnOnce(A) -> FA,
+    GB: FnOnce(B) -> FB,
+{
+    let (ha, hb) = (tokio::spawn(fa(a)), tokio::spawn(fb(b)));
+    let (ra, rb) = (ha.await?, hb.await?);
+    Ok((ra?, rb?))
 }
 
 /// The silent extension over the same link: the bootstrap (base OTs, IKNP seeds, the first

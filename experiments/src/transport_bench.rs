@@ -59,7 +59,7 @@ fn cpu_seconds() -> Option<f64> {
 /// The frame sizes of one one-way transfer: full messages, then a shorter last one if needed.
 pub fn message_sizes(total: usize, message: usize) -> Vec<usize> {
     let mut v = vec![message; total / message];
-    if total % message != 0 {
+    if !total.is_multiple_of(message) {
         v.push(total % message);
     }
     v

@@ -337,7 +337,7 @@ fn known_numpy_header_parses() {
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&[1, 0]);
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

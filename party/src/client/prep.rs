@@ -109,7 +109,7 @@ fn decode_result(col: &Array2<f64>) -> Result<JobResult> {
     };
     let body: Vec<f64> = col.iter().skip(2).copied().collect();
     let width = width as usize;
-    if width == 0 || body.len() % width != 0 {
+    if width == 0 || !body.len().is_multiple_of(width) {
         return Err(bad(format!("{} values in rows of {width}", body.len())));
     }
     let values = Array2::from_shape_vec((body.len() / width, width), body)

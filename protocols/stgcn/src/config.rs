@@ -378,7 +378,7 @@ impl StGcnConfig {
                 allowed: ">= 1",
             });
         }
-        if self.temporal_kernel % 2 == 0 {
+        if self.temporal_kernel.is_multiple_of(2) {
             return Err(ModelError::InvalidValue {
                 name: "temporal_kernel",
                 value: self.temporal_kernel as f64,

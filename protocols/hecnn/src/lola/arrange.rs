@@ -189,7 +189,7 @@ impl DensePlan {
         block: usize,
     ) -> Result<Self> {
         let t = a.len();
-        if !t.is_power_of_two() || slots % t != 0 {
+        if !t.is_power_of_two() || !slots.is_multiple_of(t) {
             return Err(packing(layer, "arrangement period", t, slots));
         }
         if !block.is_power_of_two() || block > t || block < w.nrows() {

@@ -173,7 +173,7 @@ impl DenseLayout {
             });
         }
         let period = Self::period_for(model);
-        if period > slots || slots % period != 0 {
+        if period > slots || !slots.is_multiple_of(period) {
             return Err(HeGcnError::LayoutTooLarge {
                 packing: "dense",
                 needed: period,

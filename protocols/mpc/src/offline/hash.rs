@@ -13,12 +13,11 @@
 //! * [`ColumnPrg`]: AES-128 keyed by a base-OT seed in counter mode; it expands one column of the
 //!   IKNP matrix and keeps its counter across extensions, so no keystream is ever reused.
 //!
-//! The `aes` crate selects AES-NI at run time when the processor has it; every batch of blocks
-//! under one key goes through a single call into its backend, eight blocks in flight
-//! (`aes_batch`).
+//! The `aes` crate (0.9) selects VAES (AVX-512) or AES-NI at run time; every batch of blocks
+//! under one key goes through a single call into its backend (`aes_batch`), and the callers hand
+//! it [`BATCH`] blocks or more at a time, which VAES needs to pay.
 
-use aes::cipher::consts::U16;
-use aes::cipher::{BlockBackend, BlockClosure, BlockEncrypt, BlockSizeUser, KeyInit, ParBlocks};
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 pub use aes::Block;
 use std::sync::OnceLock;
@@ -26,8 +25,9 @@ use std::sync::OnceLock;
 /// A 128-bit block, little-endian (bit `i` of the integer is bit `i` of the block).
 pub type Block128 = u128;
 
-/// Blocks encrypted per call into the cipher (a multiple of AES-NI's 8-way pipeline).
-const BATCH: usize = 64;
+/// Blocks encrypted per call into the cipher: the VAES backend's batch (16 ZMM registers of four
+/// blocks); shorter calls fall back to one block at a time.
+pub(crate) const BATCH: usize = 64;
 
 /// The public key of the fixed-key permutation: the first 16 bytes of BLAKE3("Dyad fixed-key AES").
 fn fixed_key() -> &'static Aes128 {
@@ -41,36 +41,23 @@ fn fixed_key() -> &'static Aes128 {
 }
 
 /// Applies the AES permutation under `key` to every block of `xs` in place. The whole slice goes
-/// through one call into the cipher's backend (AES-NI where the processor has it, chosen once per
-/// call), [`ParBlocks`] at a time, so the round keys are loaded once and the pipeline stays full.
+/// through one call into the cipher's backend, chosen at run time: VAES on 64 blocks at a time
+/// where the processor has AVX-512 and VAES (twice AES-NI's throughput here), else AES-NI's
+/// eight-way pipeline. On little-endian targets the integers are the blocks (no copy).
 pub(crate) fn aes_batch(key: &Aes128, xs: &mut [Block128]) {
-    key.encrypt_with_backend(InPlace(xs));
-}
-
-/// The backend closure of [`aes_batch`].
-struct InPlace<'a>(&'a mut [Block128]);
-
-impl BlockSizeUser for InPlace<'_> {
-    type BlockSize = U16;
-}
-
-impl BlockClosure for InPlace<'_> {
-    fn call<B: BlockBackend<BlockSize = U16>>(self, backend: &mut B) {
-        let mut par = ParBlocks::<B>::default();
-        let mut chunks = self.0.chunks_exact_mut(par.len());
-        for chunk in &mut chunks {
-            for (b, x) in par.iter_mut().zip(chunk.iter()) {
-                *b = Block::from(x.to_le_bytes());
-            }
-            backend.proc_par_blocks_inplace(&mut par);
-            for (x, b) in chunk.iter_mut().zip(par.iter()) {
-                *x = u128::from_le_bytes((*b).into());
-            }
+    if cfg!(target_endian = "little") {
+        let bytes: &mut [[u8; 16]] = bytemuck::cast_slice_mut(xs);
+        key.encrypt_blocks(Block::cast_slice_from_core_mut(bytes));
+        return;
+    }
+    for chunk in xs.chunks_mut(BATCH) {
+        let mut b: [Block; BATCH] = core::array::from_fn(|_| Block::default());
+        for (b, x) in b.iter_mut().zip(chunk.iter()) {
+            *b = Block::from(x.to_le_bytes());
         }
-        for x in chunks.into_remainder() {
-            let mut b = Block::from(x.to_le_bytes());
-            backend.proc_block_inplace(&mut b);
-            *x = u128::from_le_bytes(b.into());
+        key.encrypt_blocks(&mut b[..chunk.len()]);
+        for (x, b) in chunk.iter_mut().zip(b.iter()) {
+            *x = u128::from_le_bytes((*b).into());
         }
     }
 }
@@ -176,15 +163,12 @@ impl ColumnPrg {
     }
 
     /// Writes the keystream blocks `counter, counter + 1, …` into `out` (as little-endian
-    /// integers).
+    /// integers), in one call into the cipher (a multiple of [`BATCH`] blocks keeps VAES busy).
     pub fn blocks(&self, counter: u64, out: &mut [Block128]) {
-        for (c, chunk) in out.chunks_mut(BATCH).enumerate() {
-            let base = counter + (c * BATCH) as u64;
-            for (k, b) in chunk.iter_mut().enumerate() {
-                *b = (base + k as u64) as u128;
-            }
-            aes_batch(&self.key, chunk);
+        for (k, b) in out.iter_mut().enumerate() {
+            *b = (counter + k as u64) as u128;
         }
+        aes_batch(&self.key, out);
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn random_ots<C: Channel, R: rand::RngCore>(
     while done < count {
         let n = CHUNK.min(count - done);
         let (mut r, s) = random_both(ch, pair, n.div_ceil(64), rng).await?;
-        if n % 64 != 0 {
+        if !n.is_multiple_of(64) {
             *r.choices.last_mut().expect("n > 0") &= (1 << (n % 64)) - 1;
         }
         out.pairs.extend_from_slice(&s.rot()[..n]);

@@ -191,7 +191,7 @@ fn apply_leaf_corrections(t: &mut LeafOts, words: &[u64]) {
 fn draw_rot(rng: &mut ChaCha20Rng, role: Role, count: usize) -> RandomOts {
     let flat = words(rng, 2 * count);
     let mut choice = words(rng, count.div_ceil(64));
-    if count % 64 != 0 {
+    if !count.is_multiple_of(64) {
         *choice.last_mut().expect("count > 0") &= (1 << (count % 64)) - 1;
     }
     let chosen = match role {

@@ -5,25 +5,55 @@
 //! * Fused: every chunk goes from message to hashed outputs superblock by superblock
 //!   ([`super::tiles`], [`super::outputs`]); the chunk's rows are never stored, and the outputs
 //!   are written in place into the result (moved to the worker and back, not copied).
-//! * Pipelined: the sender receives chunk `k + 1`'s message while it processes chunk `k`; the
-//!   receiver expands chunk `k + 1` while the sender processes chunk `k`, and sends it while it
-//!   receives the sender's answer to chunk `k` ([`Channel::exchange_frame`], so neither party's
-//!   send can wait on the other's). A random-OT receiver never waits.
+//! * Pipelined, so that both parties compute while the bytes move and neither waits on a
+//!   round trip: the sender computes chunk `k` while it sends its answer to chunk `k − 1` and
+//!   receives chunk `k + 1`'s message; the receiver expands chunk `k + 1` while it sends chunk
+//!   `k`'s message and receives the answer to chunk `k − 2` (which it applies with the next
+//!   expansion). Sends and receives of one step go out together ([`Channel::exchange_frame`]),
+//!   so neither party's send can wait on the other's. Cost: each party holds two chunks'
+//!   messages and two answers at a time (about 6 MiB).
 //!
 //! Security: exactly the messages of [`super`]'s protocol, in a different order; nothing a party
 //! sends depends on what it received for a later chunk.
 
-use super::outputs::{le_words, receiver_cot_finish};
+use super::outputs::receiver_cot_finish_bytes;
 use super::state::Extension;
 use super::{msg_bytes, Receiver, Sender, OT_WORK};
 use crate::compute::offload_sized;
 use crate::error::{MpcError, Result};
 use crate::net::Channel;
 use crate::offline::{recv_bytes, send_bytes, CHUNK_WORDS, FRAME_BYTES};
-use std::sync::Arc;
 
 // Every chunk's message and answer fit one frame.
 const _: () = assert!(msg_bytes(CHUNK_WORDS) <= FRAME_BYTES && 8 * 64 * CHUNK_WORDS <= FRAME_BYTES);
+
+/// Choice words `at..at + len` of chunk `k` of `words`, if there is such a chunk.
+fn chunk(words: usize, k: usize) -> Option<(usize, usize)> {
+    let at = k * CHUNK_WORDS;
+    (at < words).then(|| (at, CHUNK_WORDS.min(words - at)))
+}
+
+/// One step of a pipeline's transfer: sends `out` (if any) while receiving `want` bytes (none
+/// when 0), in one flight when both.
+async fn step<C: Channel>(ch: &mut C, out: Option<Vec<u8>>, want: usize) -> Result<Vec<u8>> {
+    match out {
+        Some(b) if want > 0 => {
+            let f = ch.exchange_frame(b, want).await?;
+            if f.len() != want {
+                return Err(MpcError::Malformed {
+                    reason: format!("OT frame of {} bytes, expected {want}", f.len()),
+                });
+            }
+            Ok(f)
+        }
+        Some(b) => {
+            send_bytes(ch, b).await?;
+            ch.flush().await?;
+            Ok(Vec::new())
+        }
+        None => recv_bytes(ch, want).await,
+    }
+}
 
 /// Sender side of `64 · words` random OTs: `(m_0, m_1)` per instance.
 pub async fn send_rot<C: Channel>(
@@ -32,19 +62,20 @@ pub async fn send_rot<C: Channel>(
     words: usize,
 ) -> Result<Vec<[u64; 2]>> {
     let mut out = vec![[0u64; 2]; 64 * words];
-    let mut at = 0;
-    let mut u = recv_bytes(ch, msg_bytes(CHUNK_WORDS.min(words))).await?;
-    while at < words {
-        let w = CHUNK_WORDS.min(words - at);
+    let next_len = |k| chunk(words, k).map_or(0, |(_, w)| msg_bytes(w));
+    let mut u = recv_bytes(ch, next_len(0)).await?;
+    for k in 0.. {
+        let Some((at, w)) = chunk(words, k) else {
+            break;
+        };
         let job = sender.reserve(w);
         let work = offload_sized(w * 64 * OT_WORK, move || {
             let r = job.rot(&u, &mut out[64 * at..64 * (at + w)]);
             (r, out)
         });
-        let next = CHUNK_WORDS.min(words - at - w);
-        let ((r, o), next_u) = tokio::join!(work, recv_bytes(ch, msg_bytes(next)));
+        let ((r, o), next_u) = tokio::join!(work, recv_bytes(ch, next_len(k + 1)));
         r?;
-        (out, u, at) = (o, next_u?, at + w);
+        (out, u) = (o, next_u?);
     }
     Ok(out)
 }
@@ -55,13 +86,24 @@ pub async fn receive_rot<C: Channel>(
     receiver: &mut Receiver<Extension>,
     choices: &[u64],
 ) -> Result<Vec<u64>> {
-    let mut out = vec![0u64; 64 * choices.len()];
-    for (k, chunk) in choices.chunks(CHUNK_WORDS).enumerate() {
-        let u;
-        (u, out) = expand(receiver, chunk, k * CHUNK_WORDS, out).await;
-        send_bytes(ch, u).await?;
-        ch.flush().await?;
+    let words = choices.len();
+    let out = vec![0u64; 64 * words];
+    let Some(first) = chunk(words, 0) else {
+        return Ok(out);
+    };
+    let (mut u, mut out) = expand(receiver, choices, first, out, None).await;
+    for k in 1.. {
+        let Some(c) = chunk(words, k) else {
+            break;
+        };
+        let (e, sent) = tokio::join!(
+            expand(receiver, choices, c, out, None),
+            step(ch, Some(u), 0)
+        );
+        sent?;
+        (u, out) = e;
     }
+    step(ch, Some(u), 0).await?;
     Ok(out)
 }
 
@@ -72,7 +114,7 @@ pub async fn send_cot<C: Channel>(
     sender: &mut Sender<Extension>,
     correlations: &[u64],
 ) -> Result<Vec<u64>> {
-    if correlations.len() % 64 != 0 {
+    if !correlations.len().is_multiple_of(64) {
         return Err(MpcError::ShapeMismatch {
             op: "send_cot: instances must be a multiple of 64",
             left: (correlations.len(), 1),
@@ -80,24 +122,28 @@ pub async fn send_cot<C: Channel>(
         });
     }
     let words = correlations.len() / 64;
-    let corr: Arc<[u64]> = correlations.into();
     let mut out = vec![0u64; correlations.len()];
-    let mut at = 0;
-    let mut u = recv_bytes(ch, msg_bytes(CHUNK_WORDS.min(words))).await?;
-    while at < words {
-        let w = CHUNK_WORDS.min(words - at);
+    let next_len = |k| chunk(words, k).map_or(0, |(_, w)| msg_bytes(w));
+    let mut u = recv_bytes(ch, next_len(0)).await?;
+    // This chunk's correlations, copied into a buffer that travels to the worker and back.
+    let mut corr = Vec::with_capacity(64 * CHUNK_WORDS.min(words));
+    let mut answer = None;
+    for k in 0.. {
+        let Some((at, w)) = chunk(words, k) else {
+            break;
+        };
         let job = sender.reserve(w);
-        let c = corr.clone();
+        corr.clear();
+        corr.extend_from_slice(&correlations[64 * at..64 * (at + w)]);
         let work = offload_sized(w * 64 * OT_WORK, move || {
-            let (r, x) = (64 * at..64 * (at + w), &mut out);
-            let d = job.cot(&u, &c[r.clone()], &mut x[r]);
-            (d, out)
+            let d = job.cot(&u, &corr, &mut out[64 * at..64 * (at + w)]);
+            (d, out, corr)
         });
-        let next = CHUNK_WORDS.min(words - at - w);
-        let ((d, o), next_u) = tokio::join!(work, recv_bytes(ch, msg_bytes(next)));
-        send_bytes(ch, d?).await?;
-        ch.flush().await?;
-        (out, u, at) = (o, next_u?, at + w);
+        let ((d, o, c), next_u) = tokio::join!(work, step(ch, answer, next_len(k + 1)));
+        (out, corr, u, answer) = (o, c, next_u?, Some(d?));
+    }
+    if let Some(d) = answer {
+        step(ch, Some(d), 0).await?;
     }
     Ok(out)
 }
@@ -108,57 +154,87 @@ pub async fn receive_cot<C: Channel>(
     receiver: &mut Receiver<Extension>,
     choices: &[u64],
 ) -> Result<Vec<u64>> {
-    let mut out = vec![0u64; 64 * choices.len()];
-    let mut chunks = choices.chunks(CHUNK_WORDS);
-    let Some(first) = chunks.next() else {
+    let words = choices.len();
+    let out = vec![0u64; 64 * words];
+    let Some(first) = chunk(words, 0) else {
         return Ok(out);
     };
-    let u;
-    (u, out) = expand(receiver, first, 0, out).await;
-    send_bytes(ch, u).await?;
-    ch.flush().await?;
-    // The chunk awaiting the sender's answer: its first choice word and its length.
-    let (mut at, mut len) = (0, first.len());
-    loop {
-        let n = 64 * len;
-        let (d, next) = match chunks.next() {
-            Some(c) => {
-                let u;
-                (u, out) = expand(receiver, c, at + len, out).await;
-                (ch.exchange_frame(u, 8 * n).await?, Some(c.len()))
+    let (u, mut out) = expand(receiver, choices, first, out, None).await;
+    let (mut msg, mut pending) = (Some(u), None);
+    // Step j sends chunk j's message, expands chunk j + 1 (applying the answer received in step
+    // j − 1) and receives the answer to chunk j − 2.
+    for j in 0..words.div_ceil(CHUNK_WORDS) + 2 {
+        let want = j.checked_sub(2).and_then(|a| chunk(words, a));
+        let apply = pending.take();
+        let work = async {
+            match chunk(words, j + 1) {
+                Some(c) => {
+                    let (u, o) = expand(receiver, choices, c, out, apply).await;
+                    (Some(u), o)
+                }
+                None => (None, finish(choices, out, apply).await),
             }
-            None => (recv_bytes(ch, 8 * n).await?, None),
         };
-        if d.len() != 8 * n {
-            return Err(MpcError::Malformed {
-                reason: format!("COT message of {} bytes, expected {}", d.len(), 8 * n),
-            });
-        }
-        let c = choices[at..at + len].to_vec();
-        out = offload_sized(2 * n, move || {
-            receiver_cot_finish(&mut out[64 * at..64 * at + n], le_words(&d), &c);
-            out
-        })
-        .await;
-        match next {
-            Some(l) => (at, len) = (at + len, l),
-            None => return Ok(out),
-        }
+        let want_len = want.map_or(0, |(_, w)| 8 * 64 * w);
+        let ((next, o), d) = tokio::join!(work, step(ch, msg, want_len));
+        let d = d?;
+        (out, msg) = (o, next);
+        pending = want.map(|(at, len)| Answer { d, at, len });
+    }
+    Ok(finish(choices, out, pending).await)
+}
+
+/// The sender's correlated-OT answer `d` (little-endian words) to the chunk of choice words
+/// `at..at + len`.
+struct Answer {
+    d: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl Answer {
+    /// `out_j += r_j·d_j` over this chunk; `choices` are the chunk's choice words.
+    fn apply(&self, choices: &[u64], out: &mut [u64]) {
+        let r = 64 * self.at..64 * (self.at + self.len);
+        receiver_cot_finish_bytes(&mut out[r], &self.d, choices);
+    }
+
+    fn choices(&self, all: &[u64]) -> Vec<u64> {
+        all[self.at..self.at + self.len].to_vec()
     }
 }
 
-/// Expands one chunk (choice words `at..`) as receiver: its message, and `H(t_j)` of its
-/// instances written into their place in `out`.
+/// Applies `answer` (if any) on the rayon pool.
+async fn finish(choices: &[u64], mut out: Vec<u64>, answer: Option<Answer>) -> Vec<u64> {
+    let Some(a) = answer else {
+        return out;
+    };
+    let c = a.choices(choices);
+    offload_sized(2 * 64 * a.len, move || {
+        a.apply(&c, &mut out);
+        out
+    })
+    .await
+}
+
+/// Expands one chunk (choice words `at..at + len`) as receiver on the rayon pool: its message,
+/// and `H(t_j)` of its instances written into their place in `out`; applies `answer` (an earlier
+/// chunk's correlated-OT answer) in the same hop.
 async fn expand(
     receiver: &mut Receiver<Extension>,
-    chunk: &[u64],
-    at: usize,
+    choices: &[u64],
+    (at, len): (usize, usize),
     mut out: Vec<u64>,
+    answer: Option<Answer>,
 ) -> (Vec<u8>, Vec<u64>) {
-    let job = receiver.reserve(chunk.len());
-    let c = chunk.to_vec();
-    offload_sized(chunk.len() * 64 * OT_WORK, move || {
-        let msg = job.run_hashed(&c, &mut out[64 * at..64 * (at + c.len())]);
+    let job = receiver.reserve(len);
+    let c = choices[at..at + len].to_vec();
+    let prev = answer.map(|a| (a.choices(choices), a));
+    offload_sized(len * 64 * OT_WORK, move || {
+        let msg = job.run_hashed(&c, &mut out[64 * at..64 * (at + len)]);
+        if let Some((p, a)) = prev {
+            a.apply(&p, &mut out);
+        }
         (msg.u, out)
     })
     .await

@@ -6,7 +6,7 @@
 //! Extending `m` OTs with choices `r ∈ {0,1}^m`: the receiver sends the columns
 //! `u_i = G(k_i^0) ⊕ G(k_i^1) ⊕ r` ([`ExtendMsg`]); the sender forms `q_i = G(k_i^{Δ_i}) ⊕ Δ_i·u_i`.
 //! After the 128 × m transpose ([`super::transpose`]), row `j` satisfies `q_j = t_j ⊕ r_j·Δ`
-//! ([`SenderBlocks`], [`ReceiverBlocks`]). Both sides work a superblock of up to 2048 OTs at a
+//! ([`SenderBlocks`], [`ReceiverBlocks`]). Both sides work a group of up to 8192 OTs at a
 //! time, PRG, transpose and hash in cache; the chunked drivers
 //! ([`send_cot`], [`receive_cot`], [`send_rot`], [`receive_rot`]) go from message to outputs
 //! without storing rows and overlap one chunk's work with the next chunk's transfer.
@@ -34,7 +34,11 @@ use rand::{CryptoRng, RngCore};
 use rayon::prelude::*;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use tiles::{receiver_tiles, sender_tiles, SUPER_BYTES, SUPER_OTS, TILES, TILE_BYTES};
+use tiles::{
+    receiver_tiles, sender_tiles, GROUP_BYTES, GROUP_OTS, GROUP_TILES, SUPER_OTS, TILE_BYTES,
+};
+#[cfg(test)]
+use tiles::{SUPER_BYTES, TILES};
 use zeroize::{Zeroize, Zeroizing};
 
 mod drivers;
@@ -262,32 +266,33 @@ impl Receiver<state::Extension> {
     }
 }
 
-/// The rows of one superblock, reused by the superblocks of a rayon task and wiped when it ends.
+/// The rows of one group of superblocks, reused by the groups of a rayon task and wiped when it
+/// ends.
 fn scratch() -> Zeroizing<Vec<Block128>> {
-    Zeroizing::new(vec![0; SUPER_OTS])
+    Zeroizing::new(vec![0; GROUP_OTS])
 }
 
-/// Superblocks per rayon task: at least [`crate::compute::INLINE_WORK`] of work.
-fn superblock_grain() -> usize {
-    min_len(SUPER_OTS * OT_WORK)
+/// Groups per rayon task: at least [`crate::compute::INLINE_WORK`] of work.
+fn group_grain() -> usize {
+    min_len(GROUP_OTS * OT_WORK)
 }
 
 impl ReceiverJob {
-    /// The rows of superblock `s` (choice words `c`) into `buf`, and its message part into `u`;
+    /// The rows of group `s` (choice words `c`) into `buf`, and its message part into `u`;
     /// returns the rows of real (unpadded) instances.
-    fn superblock<'a>(
+    fn group<'a>(
         &self,
         s: usize,
         c: &[u64],
         u: &mut [u8],
         buf: &'a mut [Block128],
     ) -> &'a mut [Block128] {
-        let counter = self.counter + (s * TILES) as u64;
+        let counter = self.counter + (s * GROUP_TILES) as u64;
         receiver_tiles(&self.cols, counter, c, u, buf);
         &mut buf[..64 * c.len()]
     }
 
-    /// Runs `f(first instance, rows, outputs)` on every superblock, in parallel; `out` holds `per`
+    /// Runs `f(first instance, rows, outputs)` on every group, in parallel; `out` holds `per`
     /// outputs per instance. Returns the message.
     fn for_each<O: Send>(
         &self,
@@ -297,14 +302,14 @@ impl ReceiverJob {
         f: impl Fn(u64, &mut [Block128], &mut [O]) + Send + Sync,
     ) -> ExtendMsg {
         let mut u = vec![0u8; msg_bytes(choices.len())];
-        u.par_chunks_mut(SUPER_BYTES)
-            .zip(choices.par_chunks(2 * TILES))
-            .zip(out.par_chunks_mut(SUPER_OTS * per))
-            .with_min_len(superblock_grain())
+        u.par_chunks_mut(GROUP_BYTES)
+            .zip(choices.par_chunks(2 * GROUP_TILES))
+            .zip(out.par_chunks_mut(GROUP_OTS * per))
+            .with_min_len(group_grain())
             .enumerate()
             .for_each_init(scratch, |buf, (s, ((u, c), o))| {
-                let rows = self.superblock(s, c, u, buf);
-                f(self.first + (s * SUPER_OTS) as u64, rows, o);
+                let rows = self.group(s, c, u, buf);
+                f(self.first + (s * GROUP_OTS) as u64, rows, o);
             });
         ExtendMsg { u }
     }
@@ -365,8 +370,8 @@ impl SenderJob {
         Ok(())
     }
 
-    /// Runs `f(first instance, rows, s)` on every superblock `s` (message part `u`) in parallel,
-    /// zipped with the output pieces `out` (one per superblock).
+    /// Runs `f(first instance, rows, s)` on every group `s` (message part `u`) in parallel,
+    /// zipped with the output pieces `out` (one per group).
     fn for_each<I: Send>(
         &self,
         u: &[u8],
@@ -374,22 +379,22 @@ impl SenderJob {
         f: impl Fn(u64, &mut [Block128], I) + Send + Sync,
     ) {
         let m = self.words * 64;
-        u.par_chunks(SUPER_BYTES)
+        u.par_chunks(GROUP_BYTES)
             .zip(out)
-            .with_min_len(superblock_grain())
+            .with_min_len(group_grain())
             .enumerate()
             .for_each_init(scratch, |buf, (s, (u, o))| {
-                let counter = self.counter + (s * TILES) as u64;
+                let counter = self.counter + (s * GROUP_TILES) as u64;
                 sender_tiles(&self.cols, self.delta, counter, u, buf);
-                let n = SUPER_OTS.min(m - s * SUPER_OTS);
-                f(self.first + (s * SUPER_OTS) as u64, &mut buf[..n], o);
+                let n = GROUP_OTS.min(m - s * GROUP_OTS);
+                f(self.first + (s * GROUP_OTS) as u64, &mut buf[..n], o);
             });
     }
 
     pub(crate) fn run(self, msg: &ExtendMsg) -> Result<SenderBlocks> {
         self.check(&msg.u)?;
         let mut q = vec![0u128; self.words * 64];
-        self.for_each(&msg.u, q.par_chunks_mut(SUPER_OTS), |_, rows, q| {
+        self.for_each(&msg.u, q.par_chunks_mut(GROUP_OTS), |_, rows, q| {
             q.copy_from_slice(rows)
         });
         Ok(SenderBlocks {
@@ -405,7 +410,7 @@ impl SenderJob {
         self.check(u)?;
         assert_eq!(out.len(), self.words * 64, "IKNP sender outputs");
         let delta = self.delta;
-        self.for_each(u, out.par_chunks_mut(SUPER_OTS), |first, q, o| {
+        self.for_each(u, out.par_chunks_mut(GROUP_OTS), |first, q, o| {
             outputs::sender_rot(first, q, delta, o)
         });
         Ok(())
@@ -426,9 +431,9 @@ impl SenderJob {
         let mut d = vec![0u8; 8 * m];
         let delta = self.delta;
         let pieces = x
-            .par_chunks_mut(SUPER_OTS)
-            .zip(d.par_chunks_mut(8 * SUPER_OTS))
-            .zip(corr.par_chunks(SUPER_OTS));
+            .par_chunks_mut(GROUP_OTS)
+            .zip(d.par_chunks_mut(8 * GROUP_OTS))
+            .zip(corr.par_chunks(GROUP_OTS));
         self.for_each(u, pieces, |first, q, ((x, d), c)| {
             outputs::sender_cot(first, q, delta, c, x, d)
         });

@@ -62,13 +62,13 @@ fn keystream(g: &ColumnPrg, counter: u64, pw: usize) -> Vec<u64> {
 
 /// The superblock kernels against IKNP's definition: `u_i = G(k_i^0) ⊕ G(k_i^1) ⊕ r`, `t` the
 /// transpose of the columns `G(k_i^0)`, `q` the transpose of `G(k_i^{Δ_i}) ⊕ Δ_i·u_i`; across
-/// superblock boundaries, odd word counts and a second extension (keystream continues).
+/// superblock and group boundaries, odd word counts and a second extension (keystream continues).
 #[test]
 fn rows_and_message_match_the_column_definition() {
     let (mut s, mut r, _) = fixed_pair(21);
     let mut rng = ChaCha20Rng::seed_from_u64(22);
     let mut counter = 0;
-    for words in [1, 2, 15, 16, 17, 40] {
+    for words in [1, 2, 15, 16, 17, 40, 129, 290] {
         let pw = padded_words(words);
         let mut choices = random_words(&mut rng, words);
         let (msg, rb) = r.extend(&choices);
@@ -105,10 +105,22 @@ fn rows_and_message_match_the_column_definition() {
     }
 }
 
-/// The fused, pipelined drivers give exactly the block API's outputs (same seeds, several chunks).
+/// The fused, pipelined drivers give exactly the block API's outputs (same seeds), for every
+/// pipeline depth: part of one chunk, one, two, three and five chunks (the last one partial).
 #[tokio::test]
 async fn drivers_agree_with_the_block_api() {
-    let words = 2 * CHUNK_WORDS + 17;
+    for words in [
+        5,
+        CHUNK_WORDS,
+        2 * CHUNK_WORDS,
+        2 * CHUNK_WORDS + 17,
+        4 * CHUNK_WORDS + 3,
+    ] {
+        drivers_agree_at(words).await;
+    }
+}
+
+async fn drivers_agree_at(words: usize) {
     let mut rng = ChaCha20Rng::seed_from_u64(31);
     let choices = random_words(&mut rng, words);
     let corr = random_words(&mut rng, words * 64);
@@ -133,8 +145,14 @@ async fn drivers_agree_with_the_block_api() {
             (y, receive_rot(&mut b, &mut r, &choices).await.unwrap())
         }
     );
-    assert!(sx.0 == x && ry.0 == y, "correlated OT differs");
-    assert!(sx.1 == pairs && ry.1 == got, "random OT differs");
+    assert!(
+        sx.0 == x && ry.0 == y,
+        "correlated OT differs, {words} words"
+    );
+    assert!(
+        sx.1 == pairs && ry.1 == got,
+        "random OT differs, {words} words"
+    );
 }
 
 #[tokio::test]

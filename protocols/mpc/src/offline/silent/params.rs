@@ -82,7 +82,7 @@ impl LpnParams {
         if self.k < CODE_WEIGHT || self.k >= 1 << 32 {
             return bad(format!("k = {} outside {CODE_WEIGHT}..2^32", self.k));
         }
-        if self.n % 64 != 0 || self.n <= 64 * self.seed_words() {
+        if !self.n.is_multiple_of(64) || self.n <= 64 * self.seed_words() {
             return bad(format!(
                 "n = {} must be a multiple of 64 above the {} seeds it consumes",
                 self.n,
