@@ -42,6 +42,11 @@ pub struct CryptogcnTask {
     /// Memory bound of the plaintext cache, MiB (0: encode every weight on the fly).
     #[serde(default = "default_cache_mib")]
     pub plaintext_cache_mib: usize,
+    /// Bound on the baby-step rotations a lockstep BSGS map (the AMA temporal convolution)
+    /// holds at once, MiB (0: `hegcn::DEFAULT_LOCKSTEP_BYTES`); smaller bounds encode each
+    /// shared weight diagonal once per smaller chunk of nodes (more encodes, less memory).
+    #[serde(default)]
+    pub lockstep_mib: usize,
     /// Run every latency measurement twice and time the second pass, so that the weights held
     /// by the plaintext cache are pre-encoded (doubles the run time).
     #[serde(default)]

@@ -377,7 +377,11 @@ pub(crate) fn measure(
         max_logit_error: t.max_err,
         min_logit_margin: t.min_margin,
         max_abs_logit: t.max_abs_logit,
-        cache: he.plaintext_cache_stats(),
+        // Released after every stage: the bytes are the most it held in one.
+        cache: PlaintextCacheStats {
+            bytes: r.cache_peak_bytes,
+            ..he.plaintext_cache_stats()
+        },
         stage_errors,
     })
 }

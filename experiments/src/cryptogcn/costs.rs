@@ -65,7 +65,7 @@ pub(super) fn probe_costs(
     levels: &[usize],
 ) -> Result<Vec<(usize, OpCosts)>> {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let eval = keys.evaluator(params, &[1, 2, 3, 4])?;
+    let eval = keys.evaluator(params, &[1, 2, 3, 4], params.max_level())?;
     let enc = ckks::Encoder::new(params);
     let mut rng = ChaCha20Rng::seed_from_u64(5);
     let vals: Vec<f64> = (0..params.slots())

@@ -1,6 +1,15 @@
 //! The evaluation engine of the `cryptogcn` runner: the client's keys, the stages of a forward
 //! pass with the Galois steps each needs, and the stage-major run of a compiled model over
-//! several inputs that times every stage (Galois keys made per stage and dropped after it).
+//! several inputs that times every stage and records its memory.
+//!
+//! Memory: each stage's Galois keys (only its steps) and the relinearization key are made
+//! restricted to the stage's input level (`ckks::KeyGenerator::galois_keys_at_level`; key
+//! switching at that level reads nothing else, so results are bit-for-bit those of whole keys)
+//! and dropped after the stage; the plaintext cache is released after each stage (its
+//! entries are at that stage's level, which no other stage shares). Here the client's
+//! generator makes the keys stage by stage; in a service the client uploads whole keys once
+//! (`party`), and a server can hold per stage the restricted copies instead (what this run
+//! measures) or all of them whole (48 keys at full width: 3.0 GiB in memory).
 
 use crate::common;
 use anyhow::{Context, Result};
@@ -28,10 +37,21 @@ impl ClientKeys {
         Ok(Self { kg, sk, pk, rk })
     }
 
-    pub(super) fn evaluator(&mut self, params: &CkksParams, steps: &[i64]) -> Result<Evaluator> {
-        let gk = self.kg.galois_keys(&self.sk, steps, false)?;
+    /// An evaluator with the relinearization key and the Galois keys of `steps`, every key
+    /// restricted to levels `≤ level` (the stage's input level: no stage switches keys above
+    /// it), which at `N15_L17_S40_128BIT` holds `⌈(level+1)/3⌉·(level+4)` of the whole key's
+    /// 6·21 limbs per half (level 8: 29 %).
+    pub(super) fn evaluator(
+        &mut self,
+        params: &CkksParams,
+        steps: &[i64],
+        level: usize,
+    ) -> Result<Evaluator> {
+        let gk = self
+            .kg
+            .galois_keys_at_level(&self.sk, steps, false, level)?;
         Ok(Evaluator::new(params)
-            .with_relin_key(self.rk.clone())
+            .with_relin_key(self.rk.restrict_to_level(params, level)?)
             .with_galois_keys(gk))
     }
 }
@@ -110,6 +130,50 @@ pub(super) struct StagedRun {
     pub(super) encrypt_s: Vec<f64>,
     pub(super) decrypt_s: Vec<f64>,
     pub(super) galois_keys: usize,
+    /// Per stage (in the order of `stages`): Galois keys held, peak and final resident memory
+    /// of the process during the stage in bytes (`None` where `/proc` is unavailable).
+    pub(super) stage_memory: Vec<StageMemory>,
+    /// Peak resident memory of the whole run (encryption, every stage, decryption).
+    pub(super) peak_rss_bytes: Option<f64>,
+    /// Resident memory when the run started (compiled models, client keys, caller's data).
+    pub(super) start_rss_bytes: Option<f64>,
+    /// Most bytes the plaintext cache held in one stage (it is released after each stage).
+    pub(super) cache_peak_bytes: usize,
+}
+
+/// What one stage held: its Galois keys and the process's resident memory.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct StageMemory {
+    pub(super) galois_keys: usize,
+    pub(super) peak_rss_bytes: Option<f64>,
+    pub(super) end_rss_bytes: Option<f64>,
+}
+
+/// Tracks the peak resident memory over segments of a run (each segment resets `VmHWM`).
+struct PeakTracker {
+    ok: bool,
+    max: f64,
+}
+
+impl PeakTracker {
+    fn start() -> Self {
+        Self {
+            ok: super::planned::reset_peak_rss(),
+            max: 0.0,
+        }
+    }
+
+    /// The peak since the last call (or start), folded into the run's maximum; resets it.
+    fn segment(&mut self) -> Option<f64> {
+        let p = super::planned::peak_rss_bytes().filter(|_| self.ok)?;
+        self.max = self.max.max(p);
+        self.ok = super::planned::reset_peak_rss();
+        Some(p)
+    }
+
+    fn peak(&self) -> Option<f64> {
+        (self.max > 0.0).then_some(self.max)
+    }
 }
 
 /// Called after every stage of the first input with the stage's name and its encrypted output
@@ -243,6 +307,8 @@ pub(super) fn run_staged(
     let params = he.params().clone();
     let all = stages(he);
     let pb = common::progress((all.len() * inputs.len() * passes) as u64, label);
+    let start_rss_bytes = super::planned::current_rss_bytes();
+    let mut rss = PeakTracker::start();
     let (cur, encrypt_s) = encrypt_inputs(he, &keys.pk, inputs)?;
     let mut pass = StagedPass {
         he,
@@ -255,18 +321,38 @@ pub(super) fn run_staged(
     let mut out = Vec::new();
     let mut keygen_s = 0.0;
     let mut galois = std::collections::BTreeSet::new();
+    let mut stage_memory = Vec::with_capacity(all.len());
+    let mut cache_peak_bytes = 0;
+    rss.segment();
+    let levels = stage_levels(he);
     for st in &all {
         pass.pb.set_message(format!("{label} {}", st.name));
         let steps = stage_steps(he, st);
         galois.extend(steps.iter().copied());
+        let level = levels
+            .iter()
+            .find(|l| l.0 == st.name)
+            .with_context(|| format!("level of stage {}", st.name))?
+            .1;
         let t0 = Instant::now();
-        let eval = keys.evaluator(&params, &steps)?;
+        let eval = keys.evaluator(&params, &steps, level)?;
         keygen_s += t0.elapsed().as_secs_f64();
+        let galois_keys = eval.galois_keys().len();
         let (secs, counts) = pass.run_stage(&eval, st, &keys.sk, &mut probe)?;
+        drop(eval);
+        // Weights are encoded at this stage's level and scale: no later stage can hit them.
+        cache_peak_bytes = cache_peak_bytes.max(he.plaintext_cache_stats().bytes);
+        he.release_plaintext_cache();
         out.push((st.name.clone(), secs, counts));
+        stage_memory.push(StageMemory {
+            galois_keys,
+            peak_rss_bytes: rss.segment(),
+            end_rss_bytes: super::planned::current_rss_bytes(),
+        });
     }
     pass.pb.finish_and_clear();
     let (logits, decrypt_s) = decrypt_all(he, &keys.sk, pass.logits)?;
+    rss.segment();
     Ok(StagedRun {
         logits,
         stages: out,
@@ -274,6 +360,10 @@ pub(super) fn run_staged(
         encrypt_s,
         decrypt_s,
         galois_keys: galois.len(),
+        stage_memory,
+        peak_rss_bytes: rss.peak(),
+        start_rss_bytes,
+        cache_peak_bytes,
     })
 }
 

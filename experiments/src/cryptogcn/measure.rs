@@ -5,7 +5,7 @@
 //! with `planner = true` also the plan `hegcn::planner` chose (module `planned`).
 
 use super::costs::{cost_at, probe_costs, OpCosts};
-use super::engine::{in_pool, run_staged, stage_levels, ClientKeys};
+use super::engine::{in_pool, run_staged, stage_levels, ClientKeys, StageMemory};
 use super::planned::{self, PlannerFigures};
 use crate::common;
 use crate::config::cryptogcn::{preset_by_name, CryptogcnTask, PackingName};
@@ -104,6 +104,12 @@ pub(super) struct LatencyRun {
     pub(super) max_logit_error: f64,
     /// Peak resident memory of the process during the run (Linux; `None` elsewhere).
     pub(super) peak_rss_bytes: Option<f64>,
+    /// Per stage (in the order of `stages`): Galois keys held and resident memory.
+    pub(super) stage_memory: Vec<StageMemory>,
+    /// Resident memory when the run started (compiled models and client keys).
+    pub(super) start_rss_bytes: Option<f64>,
+    /// The lockstep bound of the temporal convolutions (bytes).
+    pub(super) lockstep_bytes: usize,
 }
 
 impl LatencyRun {
@@ -181,6 +187,7 @@ pub(super) fn compile(t: &CryptogcnTask, seed: u64) -> Result<Ntu> {
         let he = HeStgcn::compile(&model, packing, &params)
             .with_context(|| format!("compiling {arch} for {}", name.run()))?;
         he.set_plaintext_cache_budget(t.plaintext_cache_mib << 20);
+        he.set_lockstep_budget(t.lockstep_mib << 20);
         compile_s.push((name, t0.elapsed().as_secs_f64()));
         compiled.push((name, he));
         pb.inc(1);
@@ -193,6 +200,7 @@ pub(super) fn compile(t: &CryptogcnTask, seed: u64) -> Result<Ntu> {
         let (he, f) = planned::plan(&model, &params, threads)
             .with_context(|| format!("planning the packing of {arch}"))?;
         he.set_plaintext_cache_budget(t.plaintext_cache_mib << 20);
+        he.set_lockstep_budget(t.lockstep_mib << 20);
         compile_s.push((PackingName::Planned, t0.elapsed().as_secs_f64()));
         compiled.push((PackingName::Planned, he));
         planner = Some(f);
@@ -271,10 +279,12 @@ pub(super) fn estimates(ntu: &Ntu, counts: &Counts, keys: &mut ClientKeys) -> Re
 }
 
 /// Measures one sample's latency for every configured packing and thread count, checking
-/// that the evaluator's counts equal the plan and the logits the plaintext model's.
+/// that the evaluator's counts equal the plan and the logits the plaintext model's. Takes the
+/// compiled programs out of `ntu` and drops each after its runs (and those not measured before
+/// the first), so that only the measured program is resident.
 pub(super) fn latency(
     t: &CryptogcnTask,
-    ntu: &Ntu,
+    ntu: &mut Ntu,
     counts: &Counts,
     keys: &mut ClientKeys,
     x: &Array4<f64>,
@@ -285,16 +295,23 @@ pub(super) fn latency(
     };
     let plain_max_abs_logit = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let mut runs = Vec::new();
+    let mut compiled = std::mem::take(&mut ntu.compiled);
+    compiled.retain(|c| t.latency_packings.contains(&c.0));
     for &name in &t.latency_packings {
-        let i = ntu
-            .compiled
+        let i = compiled
             .iter()
             .position(|c| c.0 == name)
             .context("compiled packing")?;
-        let he = &ntu.compiled[i].1;
+        let (_, he) = compiled.swap_remove(i);
+        let planned = &counts
+            .planned
+            .iter()
+            .find(|c| c.0 == name)
+            .context("planned counts of the packing")?
+            .1;
         for &threads in &t.latency_threads {
-            let run = latency_run(he, keys, x, (name, threads), t.warm_cache)?;
-            check_counts(&run, &counts.planned[i].1)?;
+            let run = latency_run(&he, keys, x, (name, threads), t.warm_cache)?;
+            check_counts(&run, planned)?;
             let max_logit_error = run
                 .logits
                 .iter()
@@ -306,9 +323,9 @@ pub(super) fn latency(
                 ..run.figures
             });
         }
-        // Free this packing's plaintext cache before the next packing fills its own: three
-        // full caches at once (AMA, baseline, planned) pushed STGCN-3-128 past 21 GB.
-        he.set_plaintext_cache_budget(0);
+        // Free this packing's program and plaintext cache before the next packing's run:
+        // three full caches at once (AMA, baseline, planned) pushed STGCN-3-128 past 21 GB.
+        drop(he);
     }
     Ok(Latency {
         plain_max_abs_logit,
@@ -334,12 +351,12 @@ fn latency_run(
     let label = format!("{run}{}", super::engine::threads_suffix(threads));
     let cache_before = he.plaintext_cache_stats();
     let passes = if warm_cache { 2 } else { 1 };
-    let rss = planned::reset_peak_rss();
     let r = in_pool(threads, || {
         run_staged(he, keys, &[vec![x.clone()]], passes, &label, None)
     })??;
-    let peak_rss_bytes = planned::peak_rss_bytes().filter(|_| rss);
-    let cache_after = he.plaintext_cache_stats();
+    let mut cache_after = he.plaintext_cache_stats();
+    // The cache is released after every stage: report the most it held in one.
+    cache_after.bytes = cache_after.bytes.max(r.cache_peak_bytes);
     let mut logits = r.logits;
     Ok(Timed {
         figures: LatencyRun {
@@ -354,7 +371,10 @@ fn latency_run(
             cache_before,
             cache_after,
             max_logit_error: 0.0,
-            peak_rss_bytes,
+            peak_rss_bytes: r.peak_rss_bytes,
+            stage_memory: r.stage_memory,
+            start_rss_bytes: r.start_rss_bytes,
+            lockstep_bytes: he.lockstep_budget(),
         },
         logits: logits.swap_remove(0),
     })

@@ -25,6 +25,20 @@
 //!   `plain.ntu_max_abs_logit`). Galois keys are generated per stage (only that stage's
 //!   steps) and dropped after it, so a full-width model runs in bounded memory; key
 //!   generation is not part of the latency;
+//! - **memory** of every latency run: `<run>.peak_rss_bytes` (the process's peak resident
+//!   memory during the run), `<run>.start_rss_bytes` (resident when it started: compiled
+//!   models, client keys) and per stage `<run>.<stage>_peak_rss_bytes`; the report's stage
+//!   table adds the Galois keys each stage held and the resident memory after it. What is
+//!   resident at a stage's peak (module `engine`): that stage's Galois keys and the
+//!   relinearization key, each restricted to the stage's input level
+//!   (`ckks::GaloisKeys::restrict_to_level`: ⌈(l+1)/3⌉·(l+4) of 6·21 limbs per half at
+//!   `N15_L17_S40_128BIT`, 40 MiB at level 12 and 18 MiB at level 8 instead of 63 MiB); the
+//!   plaintext cache (`plaintext_cache_mib`, released after every stage since no two stages
+//!   encode at the same level); the baby-step rotations of a lockstep temporal convolution
+//!   (`lockstep_mib`, default `hegcn::DEFAULT_LOCKSTEP_BYTES`); the block input, the stage's
+//!   input and its output accumulators (linear in the width); the compiled programs (both
+//!   packings; quadratic in the width, small); freed heap the allocator keeps (the stage
+//!   table's "RSS after" rarely drops);
 //! - **estimates** (only if `estimate = true`; never presented as measurements): the cost of
 //!   each operation is probed at every level the model runs at (one thread), and
 //!   `<run>.latency_1t_estimated_s` = Σ counts × per-op costs (with pre-encoded weights),
@@ -37,8 +51,7 @@
 //!   when `latency_packings` names `"planned"`): `planned.estimated_s`,
 //!   `{ama,baseline}.planner_estimated_s`, `planned.best_mixed_estimated_s`,
 //!   `planned.conversions_count`, `planned.plans_count`, `planned.estimate_error_pct` (estimate
-//!   vs measured), `<run>.planner_estimate_error_pct`, `planned.max_logit_error`; every latency
-//!   run also reports `<run>.peak_rss_bytes` (the process's peak resident memory during it);
+//!   vs measured), `<run>.planner_estimate_error_pct`, `planned.max_logit_error`;
 //! - **accuracy** (`[task.accuracy]`): a trained model (JSON + safetensors) on the first
 //!   `samples` clips of the Mocap-15 cross-view test set (`dataset = "mocap15"`) or of the
 //!   BodyPose test split (`"bodypose"`) under AMA at the model's 128-bit preset, as many clips
@@ -129,7 +142,7 @@ pub fn run(t: &CryptogcnTask, cfg: &Config, report: &mut Report) -> Result<()> {
     } else {
         None
     };
-    let latency = measure::latency(t, &ntu, &counts, &mut keys, &x)?;
+    let latency = measure::latency(t, &mut ntu, &counts, &mut keys, &x)?;
     let figures = measure::NtuFigures {
         preset: ntu.preset,
         depth: ntu.depth,

@@ -330,6 +330,11 @@ fn latency_run(report: &mut Report, md: &mut String, r: &LatencyRun, want_max: f
     for s in &r.stages {
         report.metric(format!("{run}.{}_s{sfx}", key_of(&s.0)), s.1);
     }
+    for (s, m) in r.stages.iter().zip(&r.stage_memory) {
+        if let Some(b) = m.peak_rss_bytes {
+            report.metric(format!("{run}.{}_peak_rss{sfx}_bytes", key_of(&s.0)), b);
+        }
+    }
     let encode_s = (c1.encode_ns - c0.encode_ns) as f64 * 1e-9;
     let lookups = (c1.hits + c1.misses - c0.hits - c0.misses).max(1);
     let hit_pct = 100.0 * (c1.hits - c0.hits) as f64 / lookups as f64;
@@ -352,9 +357,12 @@ fn latency_run(report: &mut Report, md: &mut String, r: &LatencyRun, want_max: f
     if let Some(b) = r.peak_rss_bytes {
         report.metric(format!("{run}.peak_rss{sfx}_bytes"), b);
     }
+    if let Some(b) = r.start_rss_bytes {
+        report.metric(format!("{run}.start_rss{sfx}_bytes"), b);
+    }
     let _ = writeln!(
         md,
-        "**{run}, {}**: {total_s:.2} s server latency for one sample (sum of the stages below; {}); client encryption {:.2} s, decryption {:.3} s; Galois keys for {} steps made stage by stage in {:.1} s (not in the latency); weight encoding took {encode_s:.1} s of thread time for {} plaintexts (pt×ct products: {}; AMA nodes share the temporal kernel's diagonals, lockstep budget {}); plaintext cache {} of {} ({} entries, {hit_pct:.1} % of lookups hit); max |logit error| vs the plaintext model {err:.2e} (max |logit| {want_max:.3e}); counts equal the plan ({} HE ops).\n",
+        "**{run}, {}**: {total_s:.2} s server latency for one sample (sum of the stages below; {}); client encryption {:.2} s, decryption {:.3} s; Galois keys for {} steps made stage by stage in {:.1} s (not in the latency); weight encoding took {encode_s:.1} s of thread time for {} plaintexts (pt×ct products: {}; AMA nodes share the temporal kernel's diagonals, lockstep budget {}); plaintext cache at most {} of {} in a stage (released after each stage, whose level no other stage shares; {hit_pct:.1} % of lookups hit); resident memory {} at the start, peak {}; max |logit error| vs the plaintext model {err:.2e} (max |logit| {want_max:.3e}); counts equal the plan ({} HE ops).\n",
         threads_text(r.threads),
         if r.warm_cache { "second pass, plaintext cache warm" } else { "one pass, cache cold: weights encoded on the fly except repeats" },
         r.encrypt_s,
@@ -363,21 +371,30 @@ fn latency_run(report: &mut Report, md: &mut String, r: &LatencyRun, want_max: f
         r.keygen_s,
         c1.misses - c0.misses,
         measured.mul_plain,
-        fmt_bytes(hegcn::DEFAULT_LOCKSTEP_BYTES as f64),
+        fmt_bytes(r.lockstep_bytes as f64),
         fmt_bytes(c1.bytes as f64),
         fmt_bytes(c1.budget_bytes as f64),
-        c1.entries,
+        r.start_rss_bytes.map_or("–".into(), fmt_bytes),
+        r.peak_rss_bytes.map_or("–".into(), fmt_bytes),
         he_ops(&measured)
     );
     let _ = writeln!(
         md,
-        "| stage | seconds | rotations | pt×ct |\n|---|---|---|---|"
+        "| stage | seconds | rotations | pt×ct | Galois keys | peak RSS | RSS after |\n|---|---|---|---|---|---|---|"
     );
-    for s in &r.stages {
+    let gb = |b: Option<f64>| b.map_or("–".into(), fmt_bytes);
+    for (k, s) in r.stages.iter().enumerate() {
+        let m = r.stage_memory.get(k).copied().unwrap_or_default();
         let _ = writeln!(
             md,
-            "| {} | {:.3} | {} | {} |",
-            s.0, s.1, s.2.rotate, s.2.mul_plain
+            "| {} | {:.3} | {} | {} | {} | {} | {} |",
+            s.0,
+            s.1,
+            s.2.rotate,
+            s.2.mul_plain,
+            m.galois_keys,
+            gb(m.peak_rss_bytes),
+            gb(m.end_rss_bytes)
         );
     }
     md.push('\n');

@@ -488,6 +488,7 @@ impl Evaluator {
     /// Relinearizes `(d0, d1, d2)` to a two-component ciphertext with the relinearization key.
     pub fn relinearize(&self, ct: &Ciphertext3) -> Result<Ciphertext> {
         let key = self.relin.as_ref().ok_or(CkksError::MissingRelinKey)?;
+        key.0.check_level(ct.level())?;
         if ct.params_id != self.params.fingerprint() {
             return Err(CkksError::ForeignObject {
                 object: "ciphertext",
@@ -600,11 +601,24 @@ impl Evaluator {
         self.drop_to_level(ct, ct.level() - 1)
     }
 
-    pub(crate) fn key_for(&self, g: u64, step: i64) -> Result<&crate::keys::KeySwitchKey> {
-        self.galois.keys.get(&g).ok_or(CkksError::MissingGaloisKey {
-            step,
-            galois_element: g,
-        })
+    /// The key of Galois element `g` (rotation `step`), checked to switch at `level` (a key
+    /// restricted with [`GaloisKeys::restrict_to_level`] serves only levels up to its own).
+    pub(crate) fn key_for(
+        &self,
+        g: u64,
+        step: i64,
+        level: usize,
+    ) -> Result<&crate::keys::KeySwitchKey> {
+        let key = self
+            .galois
+            .keys
+            .get(&g)
+            .ok_or(CkksError::MissingGaloisKey {
+                step,
+                galois_element: g,
+            })?;
+        key.check_level(level)?;
+        Ok(key)
     }
 
     pub(crate) fn perm_for(&self, g: u64) -> std::borrow::Cow<'_, [u32]> {
@@ -616,7 +630,7 @@ impl Evaluator {
 
     fn apply_galois(&self, ct: &Ciphertext, g: u64, step: i64) -> Result<Ciphertext> {
         ct.check_params(&self.params)?;
-        let key = self.key_for(g, step)?;
+        let key = self.key_for(g, step, ct.level())?;
         let perm = self.perm_for(g);
         // σ_g(c1) in the NTT domain is a permutation; decomposing it gives the same digits as
         // reading the digits of c1 through σ_g (see `keyswitch`), with 1/β of the permuting.
@@ -682,7 +696,7 @@ impl Evaluator {
             .collect();
         for (&g, &s) in elems.iter().zip(steps) {
             if g != 1 {
-                self.key_for(g, s)?;
+                self.key_for(g, s, ct.level())?;
             }
         }
         let needs_ks = elems.iter().any(|&g| g != 1);
@@ -699,7 +713,7 @@ impl Evaluator {
                 out.push(ct.clone());
                 continue;
             }
-            let key = self.key_for(g, s)?;
+            let key = self.key_for(g, s, ct.level())?;
             let perm = self.perm_for(g);
             let (acc0, acc1) = keyswitch::inner_product(&self.params, &digits, key, Some(&*perm));
             out.push(self.finish_rotation(ct, acc0, acc1, &perm));

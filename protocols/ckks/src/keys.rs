@@ -13,6 +13,15 @@
 //! Galois keys are generated only for the rotation steps a caller asks for
 //! ([`KeyGenerator::galois_keys`]); rotation by `r` slots uses the element `5^r mod 2N`,
 //! conjugation `2N - 1`.
+//!
+//! A key switch at level `l` reads only the first `⌈(l+1)/α⌉` digits of a key and, in each,
+//! the limbs of `Q_l ∪ P`. [`GaloisKeys::restrict_to_level`] / [`RelinKey::restrict_to_level`]
+//! (and [`KeyGenerator::galois_keys_at_level`], which cuts each key as it is made) keep just
+//! those: the same results bit for bit at levels `≤ l`, an error above, and a fraction of the
+//! memory (a server evaluating a deep circuit stage by stage holds each stage's keys at the
+//! stage's level). A restriction is a subset of the key's residues, so it reveals nothing the
+//! whole key does not; restricted keys are not serialized (the wire form regenerates `a` over
+//! the whole chain).
 
 use std::collections::BTreeMap;
 
@@ -280,11 +289,69 @@ impl KeySwitchKey {
     pub fn digits(&self) -> usize {
         self.b.len()
     }
+
+    /// The highest level this key switches at (the chain's top unless restricted).
+    pub fn max_level(&self) -> usize {
+        self.b[0].q_len() - 1
+    }
+
+    /// Fails unless this key switches at `level`.
+    pub(crate) fn check_level(&self, level: usize) -> Result<()> {
+        if level > self.max_level() {
+            return Err(CkksError::InvalidLevel {
+                level,
+                max: self.max_level(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether this key covers the whole chain (a key restricted to a lower level cannot be
+    /// serialized: the wire format regenerates `a` over the whole chain).
+    pub(crate) fn is_full(&self, params: &CkksParams) -> bool {
+        self.max_level() == params.max_level() && self.b.len() == params.dnum()
+    }
+
+    /// The same key for switching at levels `≤ level` only: the digits of `Q_level`
+    /// (`⌈(level+1)/α⌉` of them) and, in each, the limbs of `Q_level ∪ P`. Key switching at those
+    /// levels reads nothing else, so the results are bit-for-bit those of the whole key, and
+    /// the key holds `digits·(level + 1 + k)` instead of `dnum·(L + 1 + k)` limbs per half.
+    /// A restriction reveals nothing the whole key does not. Exact-size buffers (not pooled).
+    pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
+        self.check_level(level)?;
+        let digits = (level + 1).div_ceil(params.alpha()).min(self.b.len());
+        let cut = |v: &[RnsPoly<Ntt>]| -> Vec<RnsPoly<Ntt>> {
+            v[..digits]
+                .iter()
+                .map(|p| {
+                    let n = params.n();
+                    let q = p.q_len();
+                    let mut data = Vec::with_capacity(n * (level + 1 + p.p_len()));
+                    data.extend_from_slice(&p.data()[..(level + 1) * n]);
+                    data.extend_from_slice(&p.data()[q * n..]);
+                    RnsPoly::from_data(n, level + 1, p.p_len(), data)
+                })
+                .collect()
+        };
+        Ok(Self {
+            seed: self.seed,
+            b: cut(&self.b),
+            a: cut(&self.a),
+        })
+    }
 }
 
 /// The relinearization key (key switching from `s²` to `s`).
 #[derive(Clone, Debug)]
 pub struct RelinKey(pub(crate) KeySwitchKey);
+
+impl RelinKey {
+    /// The key for relinearizing at levels `≤ level` only
+    /// ([`KeySwitchKey::restrict_to_level`]); such a key cannot be serialized.
+    pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
+        Ok(Self(self.0.restrict_to_level(params, level)?))
+    }
+}
 
 /// Galois keys for a chosen set of Galois elements (rotations and/or conjugation).
 #[derive(Clone, Debug, Default)]
@@ -312,6 +379,19 @@ impl GaloisKeys {
     /// Adds all keys of `other` (e.g. keys generated later for more steps).
     pub fn extend(&mut self, other: GaloisKeys) {
         self.keys.extend(other.keys);
+    }
+
+    /// Every key restricted to levels `≤ level` ([`KeySwitchKey::restrict_to_level`]): what a
+    /// server needs for a stage that switches keys at `level` or below, in a fraction of the
+    /// memory (at `N15_L17_S40_128BIT`, level 8: 72 of 252 limbs per key). Such keys cannot
+    /// be serialized.
+    pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
+        let keys = self
+            .keys
+            .iter()
+            .map(|(&g, k)| Ok((g, k.restrict_to_level(params, level)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self { keys })
     }
 }
 
@@ -437,7 +517,27 @@ impl KeyGenerator {
         steps: &[i64],
         conjugate: bool,
     ) -> Result<GaloisKeys> {
+        self.galois_keys_at_level(sk, steps, conjugate, self.params.max_level())
+    }
+
+    /// [`Self::galois_keys`] restricted to levels `≤ level`
+    /// ([`GaloisKeys::restrict_to_level`]): each key is cut right after it is made, so at
+    /// most one whole key per worker thread exists at a time. The same keys (from the same
+    /// generator state) as `galois_keys(…).restrict_to_level(level)`.
+    pub fn galois_keys_at_level(
+        &mut self,
+        sk: &SecretKey,
+        steps: &[i64],
+        conjugate: bool,
+        level: usize,
+    ) -> Result<GaloisKeys> {
         sk.params.ensure_same(&self.params, "secret key")?;
+        if level > self.params.max_level() {
+            return Err(CkksError::InvalidLevel {
+                level,
+                max: self.params.max_level(),
+            });
+        }
         let mut elements: Vec<u64> = steps
             .iter()
             .map(|&s| galois_element_for_step(&self.params, s))
@@ -455,13 +555,22 @@ impl KeyGenerator {
             .map(|g| (g, sampling::fresh_seed(&mut self.rng)))
             .collect();
         let params = &self.params;
+        let whole = level == params.max_level();
         let keys = seeded
             .into_par_iter()
             .map(|(g, seed)| {
                 let mut rng = ChaCha20Rng::from_seed(seed);
-                (g, galois_key_from(params, &mut rng, sk, g))
+                let key = galois_key_from(params, &mut rng, sk, g);
+                Ok((
+                    g,
+                    if whole {
+                        key
+                    } else {
+                        key.restrict_to_level(params, level)?
+                    },
+                ))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         Ok(GaloisKeys { keys })
     }
 }

@@ -102,8 +102,13 @@ pub(crate) fn inner_product(
                 // The accumulators start from arbitrary pooled contents.
                 o0.fill(0);
                 o1.fill(0);
-                // Key polynomials live over the full basis, where the global index is the limb
-                // index.
+                // Key polynomials live over `Q_L' ∪ P` (`L'` the key's level, at least `l`):
+                // a prime of `Q` is limb `gi`, a special prime follows the key's own `Q` limbs.
+                let kl = if t < q_len {
+                    t
+                } else {
+                    key.b[0].q_len() + (t - q_len)
+                };
                 for (j, dj) in digits.iter().enumerate() {
                     let limb = &dj.data()[t * n..(t + 1) * n];
                     let x: &[u64] = match perm {
@@ -115,8 +120,8 @@ pub(crate) fn inner_product(
                         }
                         None => limb,
                     };
-                    plan.mul_accumulate(o0, x, &key.b[j].data()[gi * n..(gi + 1) * n]);
-                    plan.mul_accumulate(o1, x, &key.a[j].data()[gi * n..(gi + 1) * n]);
+                    plan.mul_accumulate(o0, x, &key.b[j].data()[kl * n..(kl + 1) * n]);
+                    plan.mul_accumulate(o1, x, &key.a[j].data()[kl * n..(kl + 1) * n]);
                 }
             },
         );

@@ -144,7 +144,7 @@ impl Evaluator {
                     max: p.slots() - 1,
                 });
             }
-            self.key_for(g, s)?;
+            self.key_for(g, s, ct.level())?;
         }
         if steps.is_empty() {
             return Ok(Vec::new());
@@ -153,7 +153,7 @@ impl Evaluator {
         let digits = keyswitch::decompose(p, &ct.c1);
         let mut out = Vec::with_capacity(steps.len());
         for (&g, &s) in elems.iter().zip(steps) {
-            let key = self.key_for(g, s)?;
+            let key = self.key_for(g, s, ct.level())?;
             let perm = self.perm_for(g);
             let (mut a0, a1) = keyswitch::inner_product(p, &digits, key, Some(&*perm));
             a0.add_p_multiple(p, &ct.c0, Some(&perm));
@@ -180,7 +180,7 @@ impl Evaluator {
             bump(&self.counters.rotate, 1);
             return Ok(x.clone());
         }
-        let key = self.key_for(g, step)?;
+        let key = self.key_for(g, step, x.level())?;
         let perm = self.perm_for(g);
         let c1_g = x.a1.clone().mod_down(p).automorphism_with(&perm);
         let digits = keyswitch::decompose(p, &c1_g);

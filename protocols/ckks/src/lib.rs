@@ -82,4 +82,6 @@ pub use sanitize::{Flood, FloodConfig};
 #[cfg(test)]
 mod lazy_tests;
 #[cfg(test)]
+mod restricted_key_tests;
+#[cfg(test)]
 mod scheme_tests;

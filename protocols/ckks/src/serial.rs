@@ -317,11 +317,21 @@ struct KeySwitchKeyWire {
 }
 
 impl KeySwitchKeyWire {
-    fn of(k: &KeySwitchKey) -> Self {
-        Self {
+    /// The wire form of a whole-chain key; a key restricted to a lower level
+    /// ([`KeySwitchKey::restrict_to_level`]) is refused (its `a` halves would not match).
+    fn of(k: &KeySwitchKey, params: &CkksParams, object: &'static str) -> Result<Self> {
+        if !k.is_full(params) {
+            return Err(CkksError::ParamsMismatch {
+                object,
+                field: "key level (a restricted key cannot be serialized)",
+                expected: params.max_level() as u64,
+                found: k.max_level() as u64,
+            });
+        }
+        Ok(Self {
             seed: k.seed,
             b: k.b.iter().map(|p| p.data().to_vec()).collect(),
-        }
+        })
     }
     fn load(self, params: &CkksParams, object: &'static str) -> Result<KeySwitchKey> {
         if self.b.len() != params.dnum() {
@@ -364,7 +374,7 @@ impl RelinKey {
     pub fn to_bytes(&self, params: &CkksParams) -> Result<Vec<u8>> {
         encode(&RelinKeyWire {
             tag: ParamsTag::of(params),
-            key: KeySwitchKeyWire::of(&self.0),
+            key: KeySwitchKeyWire::of(&self.0, params, "relinearization key")?,
         })
     }
 
@@ -396,8 +406,8 @@ impl GaloisKeys {
             keys: self
                 .keys
                 .iter()
-                .map(|(&g, k)| (g, KeySwitchKeyWire::of(k)))
-                .collect(),
+                .map(|(&g, k)| Ok((g, KeySwitchKeyWire::of(k, params, "Galois keys")?)))
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -359,7 +359,7 @@ fn probe_key_switching(
         .iter()
         .map(|&s| {
             let g = galois_element_for_step(p, s);
-            Ok((eval.key_for(g, s)?, eval.perm_for(g)))
+            Ok((eval.key_for(g, s, cts[0].level())?, eval.perm_for(g)))
         })
         .collect::<Result<Vec<_>>>()?;
     let cycle = Cycle::default();

@@ -176,6 +176,14 @@ impl HeStgcn {
         self.cache.set_budget(bytes);
     }
 
+    /// Frees every plaintext the cache holds, keeping its bound and statistics: a stage-major
+    /// run calls it after each stage, since weights are encoded at the stage's own level and
+    /// scale and no other stage of the pass can hit them; each stage then has the whole bound
+    /// (and the repeats within a stage, or across the inputs of a stage-major batch, hit).
+    pub fn release_plaintext_cache(&self) {
+        self.cache.release();
+    }
+
     /// Bounds the baby-step rotations a BSGS linear map holds at once while it evaluates
     /// isomorphic groups in lockstep (AMA temporal convolution: the nodes share the kernel,
     /// so each weight diagonal is encoded once per chunk of nodes instead of once per node);
@@ -183,6 +191,11 @@ impl HeStgcn {
     /// thread runs at once whatever the bound.
     pub fn set_lockstep_budget(&self, bytes: usize) {
         self.cache.set_lockstep_budget(bytes);
+    }
+
+    /// The bound set by [`Self::set_lockstep_budget`] (bytes; the default when unset).
+    pub fn lockstep_budget(&self) -> usize {
+        self.cache.lockstep_budget()
     }
 
     /// Size, bound and hit counts of the plaintext cache.

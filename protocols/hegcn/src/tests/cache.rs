@@ -2,6 +2,7 @@
 //! budgets) and lockstep BSGS over the nodes (each diagonal encoded once per chunk).
 
 use super::*;
+use crate::PlaintextCacheStats;
 
 /// The plaintext cache: a second forward pass reuses the stored plaintexts (hits, no new
 /// entries), gives the same logits up to fresh encryption noise, and never holds more than
@@ -129,5 +130,73 @@ fn lockstep_nodes_share_encoded_diagonals() {
     }
     for (a, b) in runs[0].0.iter().zip(&runs[1].0) {
         assert!((a - b).abs() <= TOL * mag);
+    }
+}
+
+/// A stage-major pass as the experiments run it: each stage with keys restricted to its input
+/// level (`GaloisKeys::restrict_to_level`) and the plaintext cache released after it gives
+/// bit-for-bit the logits of `forward` with whole keys and a kept cache; the release frees
+/// every entry and keeps the statistics.
+#[test]
+fn released_cache_and_level_keys_give_the_same_logits() {
+    let model = small_model(4, 8, 1, 8, ActivationKind::Poly, &[(1, 1, vec![3])], 65);
+    let x = random_input(3, 8, 4, 1, 66);
+    let params = test_params(6, level_plan(&model).unwrap().depth);
+    for packing in [Packing::Ama, Packing::ChannelMajor] {
+        let he = HeStgcn::compile(&model, packing, &params).unwrap();
+        let mut kg = KeyGenerator::from_seed(&params, [9; 32]);
+        let sk = kg.secret_key();
+        let pk = kg.public_key(&sk).unwrap();
+        let rk = kg.relin_key(&sk).unwrap();
+        let gk = kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap();
+        let whole = Evaluator::new(&params)
+            .with_relin_key(rk.clone())
+            .with_galois_keys(gk.clone());
+        let ct = he.encrypt_input(&pk, x.view()).unwrap();
+        he.set_plaintext_cache_budget(1 << 30);
+        let (want, _) = he.forward(&whole, &ct).unwrap();
+        he.set_plaintext_cache_budget(0);
+        he.set_plaintext_cache_budget(1 << 30);
+        let mut level = he.plan().depth;
+        let mut stage = he.plan().stages.iter();
+        let mut eval_at = || {
+            let l = level;
+            level = stage.next().unwrap().level_after;
+            Evaluator::new(&params)
+                .with_relin_key(rk.restrict_to_level(&params, l).unwrap())
+                .with_galois_keys(gk.restrict_to_level(&params, l).unwrap())
+        };
+        let release = |before: &PlaintextCacheStats| {
+            let s = he.plaintext_cache_stats();
+            he.release_plaintext_cache();
+            let r = he.plaintext_cache_stats();
+            assert_eq!((r.entries, r.bytes), (0, 0), "{packing:?}");
+            assert_eq!((r.hits, r.misses), (s.hits, s.misses), "{packing:?}");
+            assert!(s.misses >= before.misses);
+            r
+        };
+        let mut stats = he.plaintext_cache_stats();
+        let mut cur = ct.clone();
+        for i in 0..he.num_blocks() {
+            let g = he.gcn(&eval_at(), i, &cur).unwrap();
+            stats = release(&stats);
+            let h = he.activation(&eval_at(), i, 0, &g).unwrap();
+            stats = release(&stats);
+            let r = he.temporal(&eval_at(), i, &h, &cur).unwrap();
+            stats = release(&stats);
+            cur = he.activation(&eval_at(), i, 1, &r).unwrap();
+            stats = release(&stats);
+        }
+        let got = he.head(&eval_at(), &cur).unwrap();
+        release(&stats);
+        assert_eq!(got.positions, want.positions);
+        for (a, b) in got.cts.iter().zip(&want.cts) {
+            assert_eq!(a.to_bytes(&params).unwrap(), b.to_bytes(&params).unwrap());
+        }
+        // A key restricted below a stage's input level is refused, not misused.
+        let low = Evaluator::new(&params)
+            .with_relin_key(rk.clone())
+            .with_galois_keys(gk.restrict_to_level(&params, 0).unwrap());
+        assert!(he.gcn(&low, 0, &ct).is_err() || he.block_rotation_steps(0, 0).is_empty());
     }
 }
