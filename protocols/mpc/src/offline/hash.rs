@@ -15,7 +15,7 @@
 //!
 //! The `aes` crate (0.9) selects VAES (AVX-512) or AES-NI at run time; every batch of blocks
 //! under one key goes through a single call into its backend (`aes_batch`), and the callers hand
-//! it [`BATCH`] blocks or more at a time, which VAES needs to pay.
+//! it `BATCH` blocks or more at a time, which VAES needs to pay.
 
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
@@ -163,7 +163,7 @@ impl ColumnPrg {
     }
 
     /// Writes the keystream blocks `counter, counter + 1, …` into `out` (as little-endian
-    /// integers), in one call into the cipher (a multiple of [`BATCH`] blocks keeps VAES busy).
+    /// integers), in one call into the cipher (a multiple of `BATCH` blocks keeps VAES busy).
     pub fn blocks(&self, counter: u64, out: &mut [Block128]) {
         for (k, b) in out.iter_mut().enumerate() {
             *b = (counter + k as u64) as u128;
