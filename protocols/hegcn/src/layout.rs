@@ -65,6 +65,21 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout of `model`'s input (its channels, nodes, persons and frames) in `packing`.
+    ///
+    /// # Errors
+    /// [`HeGcnError::LayoutTooLarge`] when it does not fit `slots`.
+    pub fn input_of(model: &stgcn::FoldedModel, packing: Packing, slots: usize) -> Result<Self> {
+        Self::new(
+            packing,
+            model.in_channels,
+            model.num_nodes,
+            model.num_persons,
+            model.num_frames,
+            slots,
+        )
+    }
+
     /// The layout of a fresh input with `frames` frames.
     pub fn new(
         packing: Packing,

@@ -44,7 +44,6 @@ impl LinearMap {
     /// rotation, or, lazy, one per giant step and two per output with terms.
     pub(crate) fn planned_ops(&self) -> OpCounts {
         let mut c = OpCounts::default();
-        let nb = self.slots / self.block;
         let (per_rotation, per_giant) = if self.lazy { (0, 1) } else { (2, 2) };
         for steps in &self.in_steps {
             let k = steps.iter().filter(|&&v| v != 0).count() as u64;
@@ -53,16 +52,7 @@ impl LinearMap {
             c.decompose += u64::from(k > 0);
             c.mod_down += per_rotation * k;
         }
-        let mut diags: Vec<BTreeSet<(usize, u32, usize)>> = vec![BTreeSet::new(); self.n_out];
-        for t in &self.terms {
-            let (g, b) = split(self.slots, self.block, nb, self.n1(), t);
-            let key = match self.strategy {
-                Strategy::Hoisted => (0, t.j, (g + b) % self.slots),
-                Strategy::Bsgs { .. } => (g, t.j, b),
-            };
-            diags[t.q as usize].insert(key);
-        }
-        for d in &diags {
+        for d in &self.diagonal_sets() {
             if d.is_empty() {
                 c.mul_plain += 1;
             } else {
@@ -92,8 +82,9 @@ impl LinearMap {
 }
 
 impl LinearMap {
-    /// Distinct weight diagonals of each output (one plaintext product each).
-    fn diagonals_per_output(&self) -> Vec<usize> {
+    /// Distinct weight diagonals of each output, keyed `(giant, input, baby)` (one plaintext
+    /// product each; a hoisted map has no giant step).
+    fn diagonal_sets(&self) -> Vec<BTreeSet<(usize, u32, usize)>> {
         let nb = self.slots / self.block;
         let mut diags: Vec<BTreeSet<(usize, u32, usize)>> = vec![BTreeSet::new(); self.n_out];
         for t in &self.terms {
@@ -104,7 +95,12 @@ impl LinearMap {
             };
             diags[t.q as usize].insert(key);
         }
-        diags.iter().map(BTreeSet::len).collect()
+        diags
+    }
+
+    /// Distinct weight diagonals of each output (one plaintext product each).
+    fn diagonals_per_output(&self) -> Vec<usize> {
+        self.diagonal_sets().iter().map(BTreeSet::len).collect()
     }
 
     /// Plaintext products taken over `Q·P` (lazy ModDown): every product of an output with

@@ -94,14 +94,7 @@ impl HeStgcn {
     ) -> Result<Self> {
         let plan = check_plan(model, packings, params)?;
         let packing = packings.input;
-        let input_layout = Layout::new(
-            packing,
-            model.in_channels,
-            model.num_nodes,
-            model.num_persons,
-            model.num_frames,
-            params.slots(),
-        )?;
+        let input_layout = Layout::input_of(model, packing, params.slots())?;
         let batch_packing = packings.uniform_packing().unwrap_or(Packing::ChannelMajor);
         let reps = Self::replicas(model, batch_packing, params, &input_layout, clips)?;
         let block = input_layout.block;

@@ -96,14 +96,7 @@ impl HeStgcn {
     pub fn stage_options(model: &FoldedModel, params: &CkksParams) -> Result<StageOptions> {
         let plan = check_params(model, Packing::Ama, params)?;
         let levels = level_plan(model)?;
-        let base = Layout::new(
-            Packing::Ama,
-            model.in_channels,
-            model.num_nodes,
-            model.num_persons,
-            model.num_frames,
-            params.slots(),
-        )?;
+        let base = Layout::input_of(model, Packing::Ama, params.slots())?;
         let special = params.p_primes().len();
         let mut level = plan.depth;
         let mut lin = base;
