@@ -72,8 +72,7 @@ pub(crate) fn median_latency<L: CnnLayout<Input = EncryptedImage, Output = Encry
         he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
         t.push(start.elapsed().as_secs_f64());
     }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok(crate::common::median(&t))
 }
 
 /// The preset of the single-image designs: the task's, or the smallest with their depth.

@@ -94,8 +94,7 @@ fn median_latency(he: &TileCnn, eval: &Evaluator, pk: &PublicKey, x: &Array2<f64
         he.sanitize_logits(eval, &out, &pk0, &FloodConfig::default())?;
         t.push(t0.elapsed().as_secs_f64());
     }
-    t.sort_by(f64::total_cmp);
-    Ok(t[t.len() / 2])
+    Ok(crate::common::median(&t))
 }
 
 /// Runs the design and records its metrics under `tile.`.
