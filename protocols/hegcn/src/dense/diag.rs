@@ -23,7 +23,10 @@ use ckks::{Ciphertext, Encoder, Evaluator};
 use rayon::prelude::*;
 
 use crate::error::Result;
-use crate::linear::PlaintextCache;
+use crate::linear::{PlaintextCache, PlaintextId};
+
+/// One pre-rotated diagonal over a period and the identity its plaintexts are cached under.
+type Term = (PlaintextId, Vec<f64>);
 
 /// An `n × n` matrix as its pre-rotated BSGS diagonals (only non-zero ones).
 #[derive(Debug, Clone)]
@@ -32,8 +35,9 @@ pub(crate) struct DiagMap {
     n: usize,
     /// The baby-step count `B`.
     baby: usize,
-    /// `(g, b) ↦ rot(d_{gB+b}, −gB)` over one period.
-    terms: BTreeMap<(i64, usize), Vec<f64>>,
+    /// `(g, b) ↦ rot(d_{gB+b}, −gB)` over one period, with the identity its plaintexts are
+    /// cached under.
+    terms: BTreeMap<(i64, usize), Term>,
 }
 
 impl DiagMap {
@@ -84,7 +88,7 @@ impl DiagMap {
             let shift = (g * baby as i64).rem_euclid(n as i64) as usize;
             // e[j] = d[(j − gB) mod n]
             let e: Vec<f64> = (0..n).map(|j| d[(j + n - shift) % n]).collect();
-            terms.insert((g, b), e);
+            terms.insert((g, b), (PlaintextId::fresh(), e));
         }
         Self { n, baby, terms }
     }
@@ -140,11 +144,6 @@ impl DiagMap {
             maps.iter().map(|m| m.max_baby()),
             maps.iter().flat_map(|m| m.terms.keys().map(|k| k.0)),
         )
-    }
-
-    /// One period of diagonal `(g, b)` replicated over `slots` slots.
-    fn slots_of(&self, e: &[f64], slots: usize) -> Vec<f64> {
-        (0..slots).map(|i| e[i % self.n]).collect()
     }
 
     /// `M·x` rescaled once to scale `target` (one level); `x` holds the state with period `n`.
@@ -216,16 +215,16 @@ impl DiagMap {
         pt_scale: f64,
     ) -> Result<BTreeMap<i64, Ciphertext>> {
         let (level, slots) = (babies[0].level(), eval.params().slots());
-        let mut by_g: BTreeMap<i64, Vec<(usize, &Vec<f64>)>> = BTreeMap::new();
-        for (&(g, b), e) in &self.terms {
-            by_g.entry(g).or_default().push((b, e));
+        let mut by_g: BTreeMap<i64, Vec<(usize, &Term)>> = BTreeMap::new();
+        for (&(g, b), t) in &self.terms {
+            by_g.entry(g).or_default().push((b, t));
         }
         by_g.into_par_iter()
             .map(|(g, bs)| -> Result<(i64, Ciphertext)> {
                 let mut acc: Option<Ciphertext> = None;
-                for (b, e) in bs {
-                    let v = self.slots_of(e, slots);
-                    let pt = cache.get_or_encode(encoder, &v, level, pt_scale, false)?;
+                for (b, (id, e)) in bs {
+                    let v = || replicate(e, slots);
+                    let pt = cache.get_or_encode_keyed(encoder, *id, v, level, pt_scale)?;
                     match &mut acc {
                         None => acc = Some(eval.mul_plain(&babies[b], &pt)?),
                         Some(a) => eval.mul_plain_add_assign(a, &babies[b], &pt)?,
@@ -288,7 +287,7 @@ impl DiagMap {
     pub(crate) fn apply_plain(&self, x: &[f64]) -> Vec<f64> {
         let n = self.n;
         let mut y = vec![0.0; n];
-        for (&(g, b), e) in &self.terms {
+        for (&(g, b), (_, e)) in &self.terms {
             let shift = (g * self.baby as i64).rem_euclid(n as i64) as usize;
             // u_g[j] = e[j]·x[j + b]; y[i] += u_g[i + gB]
             for (i, yi) in y.iter_mut().enumerate() {
@@ -320,6 +319,11 @@ pub(crate) fn baby_steps(
         }
     }
     Ok(babies)
+}
+
+/// One period replicated over `slots` slots (a multiple of its length).
+pub(crate) fn replicate(period: &[f64], slots: usize) -> Vec<f64> {
+    period.iter().copied().cycle().take(slots).collect()
 }
 
 /// The rotations [`baby_steps`] takes from one decomposition.

@@ -7,10 +7,11 @@
 use ckks::{Ciphertext, Evaluator, PublicKey, SecretKey};
 use ndarray::ArrayView4;
 
-use super::diag::{baby_steps, DiagMap};
-use super::{DenseAct, DenseStgcn};
+use super::diag::{baby_steps, replicate, DiagMap};
+use super::{DenseAct, DenseStgcn, SlotVector};
 use crate::error::{HeGcnError, Result};
 use crate::model::EncryptedLogits;
+use std::sync::Arc;
 
 /// Bits by which a linear map's output scale sits below `Δ` when an activation site follows
 /// (the site's quadratic coefficients are then encoded at `≈ 2^(2·drop)` and its output is at
@@ -93,20 +94,22 @@ impl DenseStgcn {
         Ok(logits.positions.iter().map(|&(c, s)| dec[c][s]).collect())
     }
 
-    /// A period vector replicated over the slots, encoded at the level and scale of `like`.
+    /// A compiled slot vector replicated over the slots, encoded at the level of `like` and
+    /// `scale` (through the plaintext cache: the same every request).
     fn encode_like(
         &self,
-        period: &[f64],
+        v: &SlotVector,
         like: &Ciphertext,
         scale: f64,
-    ) -> Result<ckks::Plaintext> {
-        let s = self.params.slots();
-        let v: Vec<f64> = (0..s).map(|i| period[i % period.len()]).collect();
-        Ok(self.encoder.encode(&v, like.level(), scale)?)
+    ) -> Result<Arc<ckks::Plaintext>> {
+        let slots = self.params.slots();
+        let values = || replicate(&v.values, slots);
+        self.cache
+            .get_or_encode_keyed(&self.encoder, v.id, values, like.level(), scale)
     }
 
-    fn add_bias(&self, eval: &Evaluator, ct: &Ciphertext, bias: &[f64]) -> Result<Ciphertext> {
-        if bias.iter().all(|&b| b == 0.0) {
+    fn add_bias(&self, eval: &Evaluator, ct: &Ciphertext, bias: &SlotVector) -> Result<Ciphertext> {
+        if bias.is_zero() {
             return Ok(ct.clone());
         }
         let pt = self.encode_like(bias, ct, ct.scale())?;
@@ -121,10 +124,10 @@ impl DenseStgcn {
         let t = x.scale();
         let q = self.params.q_prime(x.level())? as f64;
         let pa = q * self.params.default_scale() / (t * t);
-        let ax = eval.mul_plain(x, &self.encode_like(&act.a, x, pa)?)?;
+        let ax = eval.mul_plain(x, &*self.encode_like(&act.a, x, pa)?)?;
         let mut z = eval.mul(x, &ax)?;
-        if act.b.iter().any(|&b| b != 0.0) {
-            let bx = eval.mul_plain(x, &self.encode_like(&act.b, x, t * pa)?)?;
+        if !act.b.is_zero() {
+            let bx = eval.mul_plain(x, &*self.encode_like(&act.b, x, t * pa)?)?;
             eval.add_assign(&mut z, &bx)?;
         }
         let z = eval.rescale(&z)?;
@@ -214,14 +217,8 @@ impl DenseStgcn {
         }
         let acc = self.add_bias(eval, &acc, &self.head_bias)?;
         trace(Stage::NodeSum, &acc);
-        let mut mask = vec![0.0; self.params.slots()];
-        for m in mask.iter_mut().take(self.classes) {
-            *m = 1.0;
-        }
         let q = self.params.q_prime(acc.level())? as f64;
-        let pt = self
-            .encoder
-            .encode(&mask, acc.level(), q * target / acc.scale())?;
+        let pt = self.encode_like(&self.logit_mask, &acc, q * target / acc.scale())?;
         let out = eval.rescale(&eval.mul_plain(&acc, &pt)?)?;
         trace(Stage::Mask, &out);
         Ok(EncryptedLogits {

@@ -49,7 +49,11 @@
 //! prices one pose on one thread of a loaded 2-core Xeon at ~2.8 s of key switches, ~0.8 s of
 //! products and ~0.5 s of the rest (plus ~1.2 s of encodings when the plaintext cache misses;
 //! 3.8 s measured with every weight cached), the two inner graph convolutions (29 and 30 key
-//! switches at levels 10 and 6) half of the key switches.
+//! switches at levels 10 and 6) half of the key switches. Every plaintext a pass reads —
+//! diagonals, biases, activation coefficients, the logit mask — is compiled once and looked
+//! up in the plaintext cache by its identity (`PlaintextId`), so a warm request neither
+//! encodes nor hashes slot vectors: on a quiet machine this took a pose from 2.05 to 1.95
+//! server seconds (medians of six alternated runs, `cryptogcn-single-bodypose.toml`).
 //!
 //! *Not done: staggered replicas.* Replicating the period is what makes rotations cyclic mod
 //! `n` without masks. Carrying *different* diagonals in the 16 replicas would cut the products
@@ -102,7 +106,7 @@ use serde::{Deserialize, Serialize};
 use stgcn::{FoldedActivation, FoldedModel, FoldedResidual};
 
 use crate::error::{HeGcnError, Result};
-use crate::linear::{PlaintextCache, PlaintextCacheStats};
+use crate::linear::{PlaintextCache, PlaintextCacheStats, PlaintextId};
 use crate::model::EncryptedLogits;
 use crate::plan::{level_plan, site_levels, LevelPlan};
 use crate::sanitize::FloodConfig;
@@ -245,23 +249,45 @@ impl DenseLayout {
     }
 }
 
+/// A compiled vector of slot values (one period, replicated over the slots when encoded)
+/// with the identity its plaintexts are cached under: read on every request, encoded once
+/// per level and scale while the plaintext cache has room.
+#[derive(Debug)]
+struct SlotVector {
+    id: PlaintextId,
+    values: Vec<f64>,
+}
+
+impl SlotVector {
+    fn new(values: Vec<f64>) -> Self {
+        Self {
+            id: PlaintextId::fresh(),
+            values,
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        self.values.iter().all(|&v| v == 0.0)
+    }
+}
+
 /// A slot-wise activation site: per-slot `a`, `b`, `c` over one period.
 #[derive(Debug)]
 struct DenseAct {
-    a: Vec<f64>,
-    b: Vec<f64>,
-    c: Vec<f64>,
+    a: SlotVector,
+    b: SlotVector,
+    c: SlotVector,
 }
 
 /// One block: graph conv, activation, temporal conv (+ residual), activation.
 #[derive(Debug)]
 struct DenseBlock {
     gcn: DiagMap,
-    gcn_bias: Vec<f64>,
+    gcn_bias: SlotVector,
     act1: Option<DenseAct>,
     tcn: DiagMap,
     residual: Option<DiagMap>,
-    tcn_bias: Vec<f64>,
+    tcn_bias: SlotVector,
     act2: Option<DenseAct>,
 }
 
@@ -275,7 +301,9 @@ pub struct DenseStgcn {
     input_affine: Option<(Vec<f64>, Vec<f64>)>,
     blocks: Vec<DenseBlock>,
     head: DiagMap,
-    head_bias: Vec<f64>,
+    head_bias: SlotVector,
+    /// The 0/1 mask over all slots that keeps the logits of the first period.
+    logit_mask: SlotVector,
     classes: usize,
     cache: PlaintextCache,
 }
@@ -322,6 +350,11 @@ impl DenseStgcn {
             blocks,
             head,
             head_bias,
+            logit_mask: SlotVector::new(
+                (0..params.slots())
+                    .map(|i| f64::from(u8::from(i < model.num_classes)))
+                    .collect(),
+            ),
             classes: model.num_classes,
             cache: PlaintextCache::default(),
         })
@@ -457,9 +490,9 @@ fn compile_act(
         unreachable!("site_levels refuses kept ReLU nodes")
     };
     Ok(Some(DenseAct {
-        a: per_slot(l, channels, |_, v| a[v]),
-        b: per_slot(l, channels, |_, v| b[v]),
-        c: per_slot(l, channels, |_, v| c[v]),
+        a: SlotVector::new(per_slot(l, channels, |_, v| a[v])),
+        b: SlotVector::new(per_slot(l, channels, |_, v| b[v])),
+        c: SlotVector::new(per_slot(l, channels, |_, v| c[v])),
     }))
 }
 
@@ -489,7 +522,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
         }
     }
     let gcn = DiagMap::planned(n, &l.baby_candidates(), gcn);
-    let gcn_bias = per_slot(l, co, |o, w| b.gcn_bias[[o, w]]);
+    let gcn_bias = SlotVector::new(per_slot(l, co, |o, w| b.gcn_bias[[o, w]]));
     let (tco, tci, ks) = b.tcn_weight.dim();
     let centre = (ks - 1) / 2;
     let node_diag = |co: usize, ci: usize, babies: &[usize], f: &dyn Fn(usize, usize) -> f64| {
@@ -533,7 +566,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
             bias.to_vec(),
         ),
     };
-    let tcn_bias = per_slot(l, tco, |o, _| b.tcn_bias[o] + res_bias[o]);
+    let tcn_bias = SlotVector::new(per_slot(l, tco, |o, _| b.tcn_bias[o] + res_bias[o]));
     Ok(DenseBlock {
         gcn,
         gcn_bias,
@@ -547,7 +580,7 @@ fn compile_block(l: &DenseLayout, b: &stgcn::FoldedBlock, i: usize) -> Result<De
 
 /// The head: `z[v, q] = Σ_c W[q, c]·x[c, v] / V` (summed over nodes by rotations afterwards)
 /// and the bias at the logit slots `q` (node position 0).
-fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
+fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, SlotVector) {
     let (classes, c_last) = model.fc_weight.dim();
     let norm = 1.0 / l.nodes as f64;
     let mut e = Vec::new();
@@ -562,5 +595,8 @@ fn compile_head(l: &DenseLayout, model: &FoldedModel) -> (DiagMap, Vec<f64>) {
     for (b, &f) in bias.iter_mut().zip(model.fc_bias.iter()) {
         *b = f;
     }
-    (DiagMap::planned(l.period, &l.baby_candidates(), e), bias)
+    (
+        DiagMap::planned(l.period, &l.baby_candidates(), e),
+        SlotVector::new(bias),
+    )
 }

@@ -49,6 +49,11 @@ struct CacheEntry {
 /// stage's level, so no other stage hits them), which gives every stage the whole bound and
 /// keeps the memory at one stage's worth. The bound covers the cache only;
 /// besides it a linear map holds at most one diagonal being encoded per worker thread.
+///
+/// Vectors compiled once and read on every request (the dense layout's diagonals, biases and
+/// activation coefficients) are looked up by identity instead ([`PlaintextId`],
+/// [`Self::get_or_encode_keyed`]): no hash of `N/2` slot values per lookup and no copy of
+/// them per entry.
 #[derive(Default)]
 pub(crate) struct PlaintextCache {
     budget: AtomicUsize,
@@ -60,6 +65,28 @@ pub(crate) struct PlaintextCache {
     /// 0: [`DEFAULT_LOCKSTEP_BYTES`]).
     lockstep_bytes: AtomicUsize,
     map: Mutex<HashMap<(usize, u64, u64), Vec<CacheEntry>>>,
+    /// Plaintexts looked up by their owner's identity ([`Self::get_or_encode_keyed`]).
+    keyed: Mutex<HashMap<KeyedSlot, Arc<Plaintext>>>,
+}
+
+/// A keyed entry: `(id, level, scale bits)`.
+type KeyedSlot = (u64, usize, u64);
+
+/// Source of [`PlaintextId`]s: unique within the process.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The identity of a fixed vector of slot values (a compiled weight diagonal, bias or
+/// activation coefficient) for [`PlaintextCache::get_or_encode_keyed`]: drawn once when the
+/// vector is compiled, unique within the process, and shared by clones, which hold the same
+/// values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PlaintextId(u64);
+
+impl PlaintextId {
+    /// A new identity.
+    pub(crate) fn fresh() -> Self {
+        Self(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
 }
 
 /// Default bound on the baby-step rotations a BSGS map holds at once when it evaluates
@@ -106,11 +133,15 @@ impl PlaintextCache {
         let mut map = self.map.lock().expect("no poisoned lock");
         map.clear();
         map.shrink_to_fit();
+        let mut keyed = self.keyed.lock().expect("no poisoned lock");
+        keyed.clear();
+        keyed.shrink_to_fit();
         self.used.store(0, Ordering::Relaxed);
     }
 
     pub(crate) fn clear(&self) {
         self.map.lock().expect("no poisoned lock").clear();
+        self.keyed.lock().expect("no poisoned lock").clear();
         self.used.store(0, Ordering::Relaxed);
         self.hits.store(0, Ordering::Relaxed);
         self.misses.store(0, Ordering::Relaxed);
@@ -141,8 +172,9 @@ impl PlaintextCache {
         let entries = self
             .map
             .lock()
-            .map(|m| m.values().map(Vec::len).sum())
-            .unwrap_or(0);
+            .map(|m| m.values().map(Vec::len).sum::<usize>())
+            .unwrap_or(0)
+            + self.keyed.lock().map(|m| m.len()).unwrap_or(0);
         PlaintextCacheStats {
             budget_bytes: self.budget.load(Ordering::Relaxed),
             bytes: self.used.load(Ordering::Relaxed),
@@ -205,6 +237,43 @@ impl PlaintextCache {
                 values: bits.into_boxed_slice(),
                 pt: pt.clone(),
             });
+        }
+        Ok(pt)
+    }
+
+    /// The plaintext of the fixed vector `id` at `level` and `scale`, from the cache or
+    /// encoded from `values()` (called only on a miss). The lookup costs one hash of the key,
+    /// not of the `N/2` slot values as [`Self::get_or_encode`]'s does, and an entry holds the
+    /// plaintext alone: for vectors compiled once and read on every request (the dense
+    /// layout's diagonals, biases and activation coefficients). Budget and statistics are
+    /// shared with the content-keyed entries.
+    pub(crate) fn get_or_encode_keyed(
+        &self,
+        encoder: &Encoder,
+        id: PlaintextId,
+        values: impl FnOnce() -> Vec<f64>,
+        level: usize,
+        scale: f64,
+    ) -> Result<Arc<Plaintext>> {
+        let budget = self.budget.load(Ordering::Relaxed);
+        let key = (id.0, level, scale.to_bits());
+        if budget > 0 {
+            if let Some(pt) = self.keyed.lock().expect("no poisoned lock").get(&key) {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(pt.clone());
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let pt = Arc::new(self.timed_encode(encoder, &values(), level, scale, false)?);
+        if budget == 0 {
+            return Ok(pt);
+        }
+        let size = pt.poly().limbs() * 2 * encoder.slots() * 8;
+        let mut keyed = self.keyed.lock().expect("no poisoned lock");
+        let used = self.used.load(Ordering::Relaxed);
+        if !keyed.contains_key(&key) && used + size <= budget {
+            self.used.store(used + size, Ordering::Relaxed);
+            keyed.insert(key, pt.clone());
         }
         Ok(pt)
     }

@@ -59,7 +59,7 @@ use ckks::{Ciphertext, Encoder, Evaluator, ExtCiphertext, Plaintext};
 
 use crate::error::{HeGcnError, Result};
 
-pub(crate) use cache::PlaintextCache;
+pub(crate) use cache::{PlaintextCache, PlaintextId};
 pub use cache::{PlaintextCacheStats, DEFAULT_LOCKSTEP_BYTES};
 
 /// Encodes a weight diagonal at the level and scale of the map's products (cached or not).

@@ -123,6 +123,72 @@ fn dense_forward_takes_the_planned_operations() {
     assert_eq!(ops.mul_plain as usize, products + 2 * sites);
 }
 
+/// With the plaintext cache on, the first pass encodes every plaintext it needs once (weight
+/// diagonals, biases, activation coefficients, the logit mask: each looked up by its compiled
+/// identity) and a second pass on another input encodes nothing; the logits are those of a
+/// pass with the cache off, bit for bit. (Before, biases, activation coefficients and the mask
+/// were encoded on every request outside the cache.)
+#[test]
+fn dense_second_pass_encodes_nothing() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 35);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let mut kg = KeyGenerator::from_seed(&params, [6; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let eval = Evaluator::new(&params)
+        .with_relin_key(kg.relin_key(&sk).unwrap())
+        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let cts: Vec<_> = [7u64, 8]
+        .iter()
+        .map(|&seed| {
+            he.encrypt_input(&pk, random_input(3, 1, 5, 1, seed).view())
+                .unwrap()
+        })
+        .collect();
+    let uncached: Vec<_> = cts.iter().map(|c| he.forward(&eval, c).unwrap()).collect();
+    let off = he.plaintext_cache_stats();
+    assert_eq!((off.entries, off.hits), (0, 0), "cache off: {off:?}");
+    assert_eq!(
+        off.misses % 2,
+        0,
+        "each pass encodes the same plaintexts: {off:?}"
+    );
+    let per_pass = off.misses / 2;
+    he.set_plaintext_cache_budget(1 << 30);
+    let first = he.forward(&eval, &cts[0]).unwrap();
+    let s1 = he.plaintext_cache_stats();
+    let misses = s1.misses - off.misses;
+    assert!(
+        s1.entries as u64 == misses && misses + s1.hits == per_pass,
+        "the first pass stores each distinct plaintext once: {s1:?}"
+    );
+    eval.reset_counters();
+    let second = he.forward(&eval, &cts[1]).unwrap();
+    let s2 = he.plaintext_cache_stats();
+    // Every plaintext product's operand (diagonals, activation coefficients, the mask) and
+    // every bias comes through the cache.
+    let products = eval.counters().mul_plain;
+    assert!(
+        per_pass > products,
+        "{per_pass} lookups, {products} products"
+    );
+    assert_eq!(
+        s2.misses, s1.misses,
+        "the second pass encodes nothing: {s2:?}"
+    );
+    assert_eq!(s2.hits - s1.hits, per_pass, "every lookup hits: {s2:?}");
+    for (got, want) in [(&first, &uncached[0]), (&second, &uncached[1])] {
+        assert_eq!(got.positions, want.positions);
+        assert!(
+            got.cts[0].parts() == want.cts[0].parts(),
+            "cached = encoded afresh"
+        );
+    }
+}
+
 #[test]
 fn dense_refuses_multi_frame_models_and_wrong_inputs() {
     let model = small_model(5, 4, 1, 16, ActivationKind::Square, &[], 33);
