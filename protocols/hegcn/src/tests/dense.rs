@@ -94,22 +94,29 @@ fn dense_keys_are_exactly_the_planned_steps() {
     assert!(products > 0 && switches > 0);
 }
 
-/// The forward pass takes exactly the planned key switches and products (plus one
-/// relinearization and two products per activation site and the logit mask's product), on a
-/// model with a convolutional residual (which reuses its block's baby steps).
-#[test]
-fn dense_forward_takes_the_planned_operations() {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 34);
+/// The small random model `seed` compiled for the dense layout at the smallest test degree,
+/// an evaluator with exactly its planned keys (key seed `key_seed`) and the public key.
+fn compiled_small_model(seed: u64, key_seed: u8) -> (DenseStgcn, Evaluator, ckks::PublicKey) {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], seed);
     let period = DenseLayout::period_for(&model);
     let depth = crate::level_plan(&model).unwrap().depth;
     let params = test_params(period.trailing_zeros() + 1, depth);
     let he = DenseStgcn::compile(&model, &params).unwrap();
-    let mut kg = KeyGenerator::from_seed(&params, [5; 32]);
+    let mut kg = KeyGenerator::from_seed(&params, [key_seed; 32]);
     let sk = kg.secret_key();
     let pk = kg.public_key(&sk).unwrap();
     let eval = Evaluator::new(&params)
         .with_relin_key(kg.relin_key(&sk).unwrap())
         .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    (he, eval, pk)
+}
+
+/// The forward pass takes exactly the planned key switches and products (plus one
+/// relinearization and two products per activation site and the logit mask's product), on a
+/// model with a convolutional residual (which reuses its block's baby steps).
+#[test]
+fn dense_forward_takes_the_planned_operations() {
+    let (he, eval, pk) = compiled_small_model(34, 5);
     let ct = he
         .encrypt_input(&pk, random_input(3, 1, 5, 1, 2).view())
         .unwrap();
@@ -130,17 +137,7 @@ fn dense_forward_takes_the_planned_operations() {
 /// were encoded on every request outside the cache.)
 #[test]
 fn dense_second_pass_encodes_nothing() {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 35);
-    let period = DenseLayout::period_for(&model);
-    let depth = crate::level_plan(&model).unwrap().depth;
-    let params = test_params(period.trailing_zeros() + 1, depth);
-    let he = DenseStgcn::compile(&model, &params).unwrap();
-    let mut kg = KeyGenerator::from_seed(&params, [6; 32]);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
-    let eval = Evaluator::new(&params)
-        .with_relin_key(kg.relin_key(&sk).unwrap())
-        .with_galois_keys(kg.galois_keys(&sk, &he.rotation_steps(), false).unwrap());
+    let (he, eval, pk) = compiled_small_model(35, 6);
     let cts: Vec<_> = [7u64, 8]
         .iter()
         .map(|&seed| {
