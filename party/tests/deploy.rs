@@ -133,7 +133,7 @@ async fn encrypted_logits(c: &Cluster, id: usize, model: &str, x: &Array4<f64>) 
     let keys = infer::generate_keys(
         &params,
         sk.clone(),
-        &info.rotation_steps,
+        &info.rotation_keys(),
         info.output_level as usize,
     )
     .unwrap();

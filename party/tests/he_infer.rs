@@ -220,7 +220,7 @@ async fn sessions_are_bound_to_their_client_and_uploads_are_checked() {
     let keys = infer::generate_keys(
         &params,
         sk.clone(),
-        &info.rotation_steps,
+        &info.rotation_keys(),
         info.output_level as usize,
     )
     .unwrap();
@@ -386,7 +386,7 @@ async fn concurrent_session_opens_stay_bounded() {
     let params = infer::params_for(&info).unwrap();
     let sk = Arc::new(ckks::KeyGenerator::new(&params).secret_key());
     let out = info.output_level as usize;
-    let mut stream = infer::generate_keys(&params, sk, &info.rotation_steps, out).unwrap();
+    let mut stream = infer::generate_keys(&params, sk, &info.rotation_keys(), out).unwrap();
     let lens = stream.lens.clone();
     let pk_len = stream.public_key.len() as u64;
     let mut keys = Vec::new();

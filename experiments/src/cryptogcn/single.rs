@@ -151,7 +151,7 @@ async fn session(
     let keys = client_side::generate_keys(
         &params,
         sk.clone(),
-        &info.rotation_steps,
+        &info.rotation_keys(),
         info.output_level as usize,
     )?;
     let (galois_keys, key_bytes) = (keys.lens.len() - 1, keys.total_bytes());

@@ -124,9 +124,9 @@ async fn tiny_model_end_to_end() {
 /// `he-infer`, in process) under the parameters the party tailors to a depth-8 model: N = 2^14
 /// with exactly 8 levels (every named preset that holds depth 8 is at N = 2^15). Both requests
 /// agree with the plaintext model within `1e-6 + 8·sd` (CKKS error ~1e-8 plus the flood sized
-/// for `eval_error_bound = 2^-24`, sd ≤ 1e-4), the key upload is exactly the relinearization
-/// key, one Galois key per announced rotation and a public key at level 0, and the second request
-/// finds weights the first one encoded.
+/// for `eval_error_bound = 2^-24`, sd ≤ 1e-4), the key upload is the relinearization key, one
+/// Galois key per announced rotation (each at its level: some below the top) and a public key
+/// at level 0, and the second request finds weights the first one encoded.
 #[tokio::test]
 async fn one_pose_through_the_party_service_under_tailored_parameters() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,11 +154,25 @@ async fn one_pose_through_the_party_service_under_tailored_parameters() {
     assert!(mt[&format!("{t}.cache_misses_count")] > 0.0);
     assert!(mt[&format!("{t}.server_s")] > 0.0);
     let (_, params) = hegcn::smallest_params(8, 1, hegcn::Packing::Ama).unwrap();
+    // Each Galois key is made at the highest level it is used at: between a level-0 key and a
+    // whole one.
     let galois = mt[&format!("{t}.galois_keys_count")] as u64;
-    let keys = ckks::RelinKey::serialized_len(&params)
-        + galois * ckks::GaloisKeys::serialized_len(&params, 1);
-    let pk = mt[&format!("{t}.key_bytes")] as u64 - keys;
-    assert!(galois > 0 && pk > 0 && pk <= party::infer::max_public_key_bytes(&params, 0));
+    let relin = ckks::RelinKey::serialized_len(&params);
+    let (lo, hi) = (
+        ckks::GaloisKeys::serialized_len_at_level(&params, 0),
+        ckks::GaloisKeys::serialized_len(&params, 1),
+    );
+    let bytes = mt[&format!("{t}.key_bytes")] as u64;
+    let pk_max = party::infer::max_public_key_bytes(&params, 0);
+    assert!(galois > 0, "{galois}");
+    assert!(
+        bytes > relin + galois * lo && bytes <= relin + galois * hi + pk_max,
+        "{bytes}"
+    );
+    assert!(
+        bytes < relin + galois * hi,
+        "some key is cut below the top level: {bytes}"
+    );
     assert!(!mt.contains_key("bodypose_single_preset.key_bytes"));
     assert!(report
         .sections

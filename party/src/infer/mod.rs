@@ -301,55 +301,58 @@ impl KeyStream {
     }
 }
 
-/// Starts generating the session keys for `steps` under `sk`: the relinearization key and one
-/// Galois key per distinct Galois element, serialized (seeded) one at a time on a background
-/// thread so that at most a few keys are in memory at once, and the public key restricted to
-/// `output_level`. Every Galois key object of one parameter set has the same length, so all
-/// lengths are known after the first one.
+/// Starts generating the session keys for `keys` (rotation step, level: `ModelInfo::rotation_keys`)
+/// under `sk`: the relinearization key and one Galois key per distinct Galois element, each
+/// restricted to its level (the highest of its steps'), serialized (seeded) one at a time on a
+/// background thread so that at most a few keys are in memory at once, and the public key
+/// restricted to `output_level`. The lengths follow from the parameters and levels
+/// (`GaloisKeys::serialized_len_at_level`), so they are announced before any key is made.
 ///
 /// # Errors
-/// CKKS errors of the first keys; an `output_level` above the parameters' top level.
+/// CKKS errors of the first keys; an `output_level` or key level above the parameters' top
+/// level.
 pub fn generate_keys(
     params: &CkksParams,
     sk: Arc<SecretKey>,
-    steps: &[i64],
+    keys: &[(i64, usize)],
     output_level: usize,
 ) -> Result<KeyStream> {
     let mut kg = KeyGenerator::new(params);
     let public_key = kg.public_key(&sk)?.at_level(output_level)?.to_bytes()?;
     let relin = kg.relin_key(&sk)?.to_bytes(params)?;
-    let mut seen = std::collections::BTreeSet::new();
-    let steps: Vec<i64> = steps
-        .iter()
-        .copied()
-        .filter(|&s| {
-            let g = ckks::galois_element_for_step(params, s);
-            g != 1 && seen.insert(g)
-        })
-        .collect();
-    let mut lens = vec![relin.len() as u64];
-    let first = match steps.first() {
-        Some(&s) => {
-            let k = kg.galois_keys(&sk, &[s], false)?.to_bytes(params)?;
-            lens.extend(std::iter::repeat_n(k.len() as u64, steps.len()));
-            Some(k)
+    // One key per Galois element, at the highest level any of its steps needs.
+    let mut by_element = std::collections::BTreeMap::new();
+    for &(s, level) in keys {
+        let g = ckks::galois_element_for_step(params, s);
+        if g == 1 {
+            continue;
         }
-        None => None,
-    };
+        if level > params.max_level() {
+            return Err(ckks::CkksError::InvalidLevel {
+                level,
+                max: params.max_level(),
+            }
+            .into());
+        }
+        let e = by_element.entry(g).or_insert((s, level));
+        e.1 = e.1.max(level);
+    }
+    let steps: Vec<(i64, usize)> = by_element.into_values().collect();
+    let mut lens = vec![relin.len() as u64];
+    lens.extend(
+        steps
+            .iter()
+            .map(|&(_, l)| ckks::GaloisKeys::serialized_len_at_level(params, l)),
+    );
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let params = params.clone();
     std::thread::spawn(move || {
         if tx.blocking_send(Ok(relin)).is_err() {
             return;
         }
-        if let Some(k) = first {
-            if tx.blocking_send(Ok(k)).is_err() {
-                return;
-            }
-        }
-        for &s in steps.iter().skip(1) {
+        for &(s, level) in &steps {
             let k = kg
-                .galois_keys(&sk, &[s], false)
+                .galois_keys_at_level(&sk, &[s], false, level)
                 .and_then(|g| g.to_bytes(&params))
                 .map_err(InferError::from);
             if tx.blocking_send(k).is_err() {

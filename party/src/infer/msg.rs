@@ -96,6 +96,11 @@ pub struct ModelInfo {
     pub input_affine: Option<(Vec<f64>, Vec<f64>)>,
     /// Rotation steps whose Galois keys the session needs (left rotations).
     pub rotation_steps: Vec<i64>,
+    /// For each of `rotation_steps`, the highest level the party rotates by it at: the client
+    /// makes that key restricted to this level (`ckks::KeyGenerator::galois_keys_at_level`), a
+    /// fraction of a whole key for steps used only low in the circuit; a key of a higher level
+    /// is accepted and cut on receipt.
+    pub rotation_levels: Vec<u32>,
     /// Class names (one per class; generated names when the model file has none).
     pub class_names: Vec<String>,
     /// Largest total key upload the party accepts for one session (bytes).
@@ -148,6 +153,23 @@ impl CnnInfo {
 }
 
 impl ModelInfo {
+    /// Every rotation step with the level its key is made at (`rotation_levels`; the input
+    /// level where a party announced none for a step).
+    pub fn rotation_keys(&self) -> Vec<(i64, usize)> {
+        self.rotation_steps
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let l = self
+                    .rotation_levels
+                    .get(i)
+                    .copied()
+                    .unwrap_or(self.input_level);
+                (s, l as usize)
+            })
+            .collect()
+    }
+
     /// Input ciphertexts a request carries: [`CnnInfo::input_cts`] for a CNN, one in the dense
     /// layout, the packed layout's count otherwise.
     pub fn input_cts(&self) -> usize {

@@ -41,7 +41,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"DYAD";
 /// (`ModelInfo.dense`) carries `input_repeat`, and the dense client packs each node's input
 /// channels repeated every `input_repeat` slots (another node order may be announced too).
 /// 11: `JobSpec.ot_extension` (the job names the OT extension both parties run).
-pub(crate) const VERSION: u8 = 11;
+/// 12: `ModelInfo.rotation_levels` (each Galois key made at the highest level it is used at;
+/// restricted keys travel in their restricted size).
+pub(crate) const VERSION: u8 = 12;
 /// Status byte: accepted.
 pub(crate) const STATUS_OK: u8 = 0;
 /// Status byte: the link id is unknown to the listener (or belongs to another peer).

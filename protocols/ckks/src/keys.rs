@@ -20,8 +20,9 @@
 //! those: the same results bit for bit at levels `≤ l`, an error above, and a fraction of the
 //! memory (a server evaluating a deep circuit stage by stage holds each stage's keys at the
 //! stage's level). A restriction is a subset of the key's residues, so it reveals nothing the
-//! whole key does not; restricted keys are not serialized (the wire form regenerates `a` over
-//! the whole chain).
+//! whole key does not. A restricted key serializes as the seed and its `b` halves over
+//! `Q_l ∪ P`; the loader reads `l` off their length and cuts the `a` halves it regenerates, so
+//! a client can upload only the levels a server will switch at.
 
 use std::collections::BTreeMap;
 
@@ -306,12 +307,6 @@ impl KeySwitchKey {
         Ok(())
     }
 
-    /// Whether this key covers the whole chain (a key restricted to a lower level cannot be
-    /// serialized: the wire format regenerates `a` over the whole chain).
-    pub(crate) fn is_full(&self, params: &CkksParams) -> bool {
-        self.max_level() == params.max_level() && self.b.len() == params.dnum()
-    }
-
     /// The same key for switching at levels `≤ level` only: the digits of `Q_level`
     /// (`⌈(level+1)/α⌉` of them) and, in each, the limbs of `Q_level ∪ P`. Key switching at those
     /// levels reads nothing else, so the results are bit-for-bit those of the whole key, and
@@ -319,26 +314,38 @@ impl KeySwitchKey {
     /// A restriction reveals nothing the whole key does not. Exact-size buffers (not pooled).
     pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
         self.check_level(level)?;
-        let digits = (level + 1).div_ceil(params.alpha()).min(self.b.len());
-        let cut = |v: &[RnsPoly<Ntt>]| -> Vec<RnsPoly<Ntt>> {
-            v[..digits]
-                .iter()
-                .map(|p| {
-                    let n = params.n();
-                    let q = p.q_len();
-                    let mut data = Vec::with_capacity(n * (level + 1 + p.p_len()));
-                    data.extend_from_slice(&p.data()[..(level + 1) * n]);
-                    data.extend_from_slice(&p.data()[q * n..]);
-                    RnsPoly::from_data(n, level + 1, p.p_len(), data)
-                })
-                .collect()
-        };
+        let digits = Self::digits_at(params, level).min(self.b.len());
         Ok(Self {
             seed: self.seed,
-            b: cut(&self.b),
-            a: cut(&self.a),
+            b: cut_to_level(params, &self.b, level, digits),
+            a: cut_to_level(params, &self.a, level, digits),
         })
     }
+
+    /// Digits of a key restricted to `level`: those of `Q_level`, `⌈(level+1)/α⌉`.
+    pub(crate) fn digits_at(params: &CkksParams, level: usize) -> usize {
+        (level + 1).div_ceil(params.alpha()).min(params.dnum())
+    }
+}
+
+/// The first `digits` key polynomials cut to the limbs of `Q_level ∪ P` (exact-size buffers).
+pub(crate) fn cut_to_level(
+    params: &CkksParams,
+    v: &[RnsPoly<Ntt>],
+    level: usize,
+    digits: usize,
+) -> Vec<RnsPoly<Ntt>> {
+    let n = params.n();
+    v[..digits]
+        .iter()
+        .map(|p| {
+            let q = p.q_len();
+            let mut data = Vec::with_capacity(n * (level + 1 + p.p_len()));
+            data.extend_from_slice(&p.data()[..(level + 1) * n]);
+            data.extend_from_slice(&p.data()[q * n..]);
+            RnsPoly::from_data(n, level + 1, p.p_len(), data)
+        })
+        .collect()
 }
 
 /// The relinearization key (key switching from `s²` to `s`).
@@ -347,7 +354,7 @@ pub struct RelinKey(pub(crate) KeySwitchKey);
 
 impl RelinKey {
     /// The key for relinearizing at levels `≤ level` only
-    /// ([`KeySwitchKey::restrict_to_level`]); such a key cannot be serialized.
+    /// ([`KeySwitchKey::restrict_to_level`]); it serializes in its restricted size.
     pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
         Ok(Self(self.0.restrict_to_level(params, level)?))
     }
@@ -381,10 +388,30 @@ impl GaloisKeys {
         self.keys.extend(other.keys);
     }
 
+    /// The highest level the key of `galois_element` switches at (`None` without that key).
+    pub fn key_level(&self, galois_element: u64) -> Option<usize> {
+        self.keys.get(&galois_element).map(KeySwitchKey::max_level)
+    }
+
+    /// Each key whose element `levels` names cut to that level when it holds more
+    /// ([`KeySwitchKey::restrict_to_level`]); the others as they are. A server that knows the
+    /// highest level it rotates by each step at holds no more of a key than that.
+    pub fn restrict_each(self, params: &CkksParams, levels: &BTreeMap<u64, usize>) -> Result<Self> {
+        let keys = self
+            .keys
+            .into_iter()
+            .map(|(g, k)| match levels.get(&g) {
+                Some(&l) if l < k.max_level() => Ok((g, k.restrict_to_level(params, l)?)),
+                _ => Ok((g, k)),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { keys })
+    }
+
     /// Every key restricted to levels `≤ level` ([`KeySwitchKey::restrict_to_level`]): what a
     /// server needs for a stage that switches keys at `level` or below, in a fraction of the
-    /// memory (at `N15_L17_S40_128BIT`, level 8: 72 of 252 limbs per key). Such keys cannot
-    /// be serialized.
+    /// memory (at `N15_L17_S40_128BIT`, level 8: 72 of 252 limbs per key); they serialize in
+    /// their restricted size.
     pub fn restrict_to_level(&self, params: &CkksParams, level: usize) -> Result<Self> {
         let keys = self
             .keys

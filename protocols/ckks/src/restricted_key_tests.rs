@@ -1,6 +1,6 @@
 //! Keys restricted to a level (`GaloisKeys::restrict_to_level`, `RelinKey::restrict_to_level`):
 //! every key switch at or below that level gives bit-for-bit the whole key's result, a switch
-//! above it is refused, and a restricted key is refused by serialization.
+//! above it is refused, and a restricted key serializes and loads as itself.
 
 use crate::error::CkksError;
 use crate::params::presets;
@@ -71,16 +71,31 @@ fn restricted_keys_switch_bit_for_bit_up_to_their_level() {
                     );
                 }
             }
-            let ser = gk
-                .restrict_to_level(&params, level)
-                .unwrap()
-                .to_bytes(&params);
-            let rser = rk
-                .restrict_to_level(&params, level)
-                .unwrap()
-                .to_bytes(&params);
-            assert_eq!(ser.is_ok(), level == params.max_level());
-            assert_eq!(rser.is_ok(), level == params.max_level());
+            // A restricted key travels as itself (the loader reads its level off its length)
+            // and switches as before at its level; above it, the loaded key refuses too.
+            let g = gk.restrict_to_level(&params, level).unwrap();
+            let r = rk.restrict_to_level(&params, level).unwrap();
+            let (gb, rb) = (g.to_bytes(&params).unwrap(), r.to_bytes(&params).unwrap());
+            assert!(level == params.max_level() || gb.len() < gk.to_bytes(&params).unwrap().len());
+            let loaded = Evaluator::new(&params)
+                .with_relin_key(RelinKey::from_bytes(&rb, &params).unwrap())
+                .with_galois_keys(GaloisKeys::from_bytes(&gb, &params).unwrap());
+            let ct = whole.drop_to_level(&top, level).unwrap();
+            let (got, want) = (
+                switches(&loaded, &ct).unwrap(),
+                switches(&whole, &ct).unwrap(),
+            );
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| same(a, b)),
+                "loaded at {level}"
+            );
+            if level < params.max_level() {
+                let above = whole.drop_to_level(&top, level + 1).unwrap();
+                assert!(matches!(
+                    switches(&loaded, &above),
+                    Err(CkksError::InvalidLevel { .. })
+                ));
+            }
         }
     }
 }
@@ -121,4 +136,23 @@ fn keys_generated_at_a_level_equal_restricted_whole_keys() {
         assert_eq!(g, h);
         assert!(a.b == b.b && a.a == b.a && a.max_level() == level);
     }
+}
+
+/// A key whose digit count does not match its level (read off the polynomials' length) is
+/// refused.
+#[test]
+fn restricted_key_wire_is_checked() {
+    let params = presets::INSECURE_N10_L4_S40_TEST_ONLY.build().unwrap();
+    let mut kg = KeyGenerator::from_seed(&params, [5u8; 32]);
+    let sk = kg.secret_key();
+    let gk = kg.galois_keys_at_level(&sk, &[1], false, 1).unwrap();
+    let mut key = gk.keys.values().next().unwrap().clone();
+    let good = GaloisKeys::from_bytes(&gk.to_bytes(&params).unwrap(), &params).unwrap();
+    assert_eq!(good.keys.values().next().unwrap().max_level(), 1);
+    // One digit too many for level 1 (α = 2: one digit).
+    key.b.push(key.b[0].clone());
+    let mut bad = gk.clone();
+    bad.keys.insert(*gk.keys.keys().next().unwrap(), key);
+    let err = GaloisKeys::from_bytes(&bad.to_bytes(&params).unwrap(), &params).unwrap_err();
+    assert!(err.to_string().contains("digits"), "{err}");
 }

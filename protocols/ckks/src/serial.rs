@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::ciphertext::Ciphertext;
 use crate::encoder::Plaintext;
 use crate::error::{CkksError, Result};
-use crate::keys::{GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
+use crate::keys::{cut_to_level, GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use crate::params::CkksParams;
 use crate::poly::{Ntt, RnsPoly};
 
@@ -317,47 +317,51 @@ struct KeySwitchKeyWire {
 }
 
 impl KeySwitchKeyWire {
-    /// The wire form of a whole-chain key; a key restricted to a lower level
-    /// ([`KeySwitchKey::restrict_to_level`]) is refused (its `a` halves would not match).
-    fn of(k: &KeySwitchKey, params: &CkksParams, object: &'static str) -> Result<Self> {
-        if !k.is_full(params) {
-            return Err(CkksError::ParamsMismatch {
-                object,
-                field: "key level (a restricted key cannot be serialized)",
-                expected: params.max_level() as u64,
-                found: k.max_level() as u64,
-            });
-        }
-        Ok(Self {
+    /// The wire form of a key, whole or restricted to a lower level
+    /// ([`KeySwitchKey::restrict_to_level`]): the seed and the `b` halves of its digits, each over
+    /// `Q_level ∪ P`. The level is not sent: the loader reads it off the polynomials' length.
+    fn of(k: &KeySwitchKey) -> Self {
+        Self {
             seed: k.seed,
             b: k.b.iter().map(|p| p.data().to_vec()).collect(),
-        })
+        }
     }
+
+    /// Loads a key: whole (`dnum` digits over `Q_L ∪ P`) or restricted to a level `ℓ < L`
+    /// (`⌈(ℓ+1)/α⌉` digits over `Q_ℓ ∪ P`, all of one length). The `a` halves are expanded
+    /// from the seed and cut as the restriction cut them.
     fn load(self, params: &CkksParams, object: &'static str) -> Result<KeySwitchKey> {
-        if self.b.len() != params.dnum() {
+        let (n, k) = (params.n(), params.p_primes().len());
+        let limbs = self.b.first().map_or(0, |d| d.len() / n);
+        let level = match limbs.checked_sub(k + 1) {
+            Some(l) if l <= params.max_level() && limbs * n == self.b[0].len() => l,
+            _ => {
+                return Err(CkksError::ParamsMismatch {
+                    object,
+                    field: "key polynomial length (limbs of Q_level and P)",
+                    expected: ((params.max_level() + 1 + k) * n) as u64,
+                    found: self.b.first().map_or(0, Vec::len) as u64,
+                })
+            }
+        };
+        let digits = KeySwitchKey::digits_at(params, level);
+        if self.b.len() != digits {
             return Err(CkksError::ParamsMismatch {
                 object,
                 field: "key-switching digits",
-                expected: params.dnum() as u64,
+                expected: digits as u64,
                 found: self.b.len() as u64,
             });
         }
         let b = self
             .b
             .into_iter()
-            .map(|d| {
-                load_poly(
-                    params,
-                    object,
-                    d,
-                    params.max_level() + 1,
-                    params.p_primes().len(),
-                )
-            })
+            .map(|d| load_poly(params, object, d, level + 1, k))
             .collect::<Result<Vec<_>>>()?;
+        let a = KeySwitchKey::expand_a(params, self.seed);
         Ok(KeySwitchKey {
             seed: self.seed,
-            a: KeySwitchKey::expand_a(params, self.seed),
+            a: cut_to_level(params, &a, level, digits),
             b,
         })
     }
@@ -374,7 +378,7 @@ impl RelinKey {
     pub fn to_bytes(&self, params: &CkksParams) -> Result<Vec<u8>> {
         encode(&RelinKeyWire {
             tag: ParamsTag::of(params),
-            key: KeySwitchKeyWire::of(&self.0, params, "relinearization key")?,
+            key: KeySwitchKeyWire::of(&self.0),
         })
     }
 
@@ -406,8 +410,8 @@ impl GaloisKeys {
             keys: self
                 .keys
                 .iter()
-                .map(|(&g, k)| Ok((g, KeySwitchKeyWire::of(k, params, "Galois keys")?)))
-                .collect::<Result<_>>()?,
+                .map(|(&g, k)| (g, KeySwitchKeyWire::of(k)))
+                .collect(),
         })
     }
 
@@ -495,7 +499,7 @@ impl SecretKey {
 /// integers: a `Vec` is a `u64` length and its elements, an array its elements): a server
 /// bounds key uploads by what its parameters need without generating any key.
 mod sizes {
-    use super::{CkksParams, GaloisKeys, RelinKey};
+    use super::{CkksParams, GaloisKeys, KeySwitchKey, RelinKey};
 
     /// `ParamsTag`: `log2(N)` (`u32`) and the two prime lists.
     fn tag(params: &CkksParams) -> u64 {
@@ -504,9 +508,15 @@ mod sizes {
 
     /// `KeySwitchKeyWire`: the seed and `dnum` polynomials over `Q_L · P`.
     fn key_switch_key(params: &CkksParams) -> u64 {
-        let limbs = (params.max_level() + 1 + params.p_primes().len()) as u64;
+        key_switch_key_at(params, params.max_level())
+    }
+
+    /// `KeySwitchKeyWire` of a key restricted to `level`: the seed and its digits' polynomials
+    /// over `Q_level · P`.
+    fn key_switch_key_at(params: &CkksParams, level: usize) -> u64 {
+        let limbs = (level + 1 + params.p_primes().len()) as u64;
         let poly = 8 + 8 * params.n() as u64 * limbs;
-        32 + 8 + params.dnum() as u64 * poly
+        32 + 8 + KeySwitchKey::digits_at(params, level) as u64 * poly
     }
 
     impl RelinKey {
@@ -520,6 +530,12 @@ mod sizes {
         /// Bytes of [`GaloisKeys::to_bytes`] under `params` for `count` Galois elements.
         pub fn serialized_len(params: &CkksParams, count: usize) -> u64 {
             tag(params) + 8 + count as u64 * (8 + key_switch_key(params))
+        }
+
+        /// Bytes of [`GaloisKeys::to_bytes`] under `params` for one Galois element whose key
+        /// is restricted to `level` (at most the top level).
+        pub fn serialized_len_at_level(params: &CkksParams, level: usize) -> u64 {
+            tag(params) + 8 + 8 + key_switch_key_at(params, level.min(params.max_level()))
         }
     }
 }
@@ -600,6 +616,15 @@ mod tests {
                     GaloisKeys::serialized_len(&p, n),
                     bytes.len() as u64,
                     "{} with {n} keys",
+                    preset.name
+                );
+            }
+            for level in 0..=p.max_level() {
+                let gk = kg.galois_keys_at_level(&sk, &[3], false, level).unwrap();
+                assert_eq!(
+                    GaloisKeys::serialized_len_at_level(&p, level),
+                    gk.to_bytes(&p).unwrap().len() as u64,
+                    "{} at level {level}",
                     preset.name
                 );
             }

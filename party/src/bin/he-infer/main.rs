@@ -216,7 +216,7 @@ async fn main() -> Result<()> {
     let keys = infer::generate_keys(
         &params,
         sk.clone(),
-        &info.rotation_steps,
+        &info.rotation_keys(),
         info.output_level as usize,
     )?;
     let (n_keys, key_bytes) = (keys.lens.len(), keys.total_bytes());

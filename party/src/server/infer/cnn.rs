@@ -21,8 +21,8 @@
 
 use super::error::{InferenceError, Result};
 use super::model::{
-    checked_flood, default_max_key_bytes, galois_elements, named_preset, session_key_bytes, Engine,
-    Evaluated, ServedModel,
+    at_level, checked_flood, default_max_key_bytes, galois_levels, named_preset, session_key_bytes,
+    Engine, Evaluated, ServedModel,
 };
 use crate::infer::msg::{CnnInfo, ModelInfo};
 use crate::server::config::{InferenceConfig, ServedModelConfig};
@@ -134,7 +134,8 @@ impl ServedModel {
                 (Engine::Lola(Box::new(he)), steps, levels.0, levels.1, f)
             }
         };
-        let needed = galois_elements(&params, &steps);
+        let keys = at_level(&steps, input_level);
+        let needed = galois_levels(&params, &keys);
         let flood_sd = logit_flood.slot_error_sd(params.n(), params.default_scale());
         let key_bytes = session_key_bytes(&params, needed.len(), output_level);
         let spec = &model.spec;
@@ -150,6 +151,7 @@ impl ServedModel {
             input_layout: no_stgcn_layout(),
             input_affine: None,
             rotation_steps: steps,
+            rotation_levels: vec![input_level as u32; keys.len()],
             class_names: class_names(spec.classes),
             max_key_bytes: limits
                 .max_key_bytes

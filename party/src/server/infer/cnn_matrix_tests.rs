@@ -36,7 +36,7 @@ async fn a_batch_of_images_is_answered_in_one_ciphertext() {
         }
     });
     let sk = Arc::new(KeyGenerator::new(&params).secret_key());
-    let keys = crate::infer::generate_keys(&params, sk.clone(), &info.rotation_steps, 0).unwrap();
+    let keys = crate::infer::generate_keys(&params, sk.clone(), &info.rotation_keys(), 0).unwrap();
     let mut c = crate::infer::client::InferClient::new(crate::infer::client::Local(client));
     let (session, _) = c.open_session("digits", keys).await.unwrap();
     let x = datasets::mnist::load_bundled(datasets::mnist::Split::Test)

@@ -162,7 +162,7 @@ async fn cnn_inputs_at_the_wrong_level_are_refused_and_right_ones_answered() {
         }
     });
     let sk = Arc::new(KeyGenerator::new(&params).secret_key());
-    let keys = crate::infer::generate_keys(&params, sk.clone(), &info.rotation_steps, 0).unwrap();
+    let keys = crate::infer::generate_keys(&params, sk.clone(), &info.rotation_keys(), 0).unwrap();
     let mut c = crate::infer::client::InferClient::new(crate::infer::client::Local(client));
     let (session, _) = c.open_session("digits", keys).await.unwrap();
     let image = datasets::mnist::load_bundled(datasets::mnist::Split::Test)

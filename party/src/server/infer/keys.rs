@@ -31,7 +31,7 @@ impl Keys {
         m: &ServedModel,
         model: &str,
     ) -> Option<String> {
-        let problem = if let Some(e) = g.elements().find(|e| !m.needed.contains(e)) {
+        let problem = if let Some(e) = g.elements().find(|e| !m.needed.contains_key(e)) {
             Some(format!(
                 "key object {i}: Galois element {e} is not used by model {model:?}"
             ))
@@ -80,7 +80,7 @@ impl InferenceService {
             (Some(p), _) | (None, Err(p)) => return Ok(Err(Refusal(ErrorCode::BadRequest, p))),
             (None, Ok(pk)) => pk,
         };
-        if let Some(missing) = m.needed.iter().find(|&&e| !galois.contains(e)) {
+        if let Some(missing) = m.needed.keys().find(|&&e| !galois.contains(e)) {
             return Ok(Err(Refusal(
                 ErrorCode::BadRequest,
                 format!(
@@ -89,6 +89,27 @@ impl InferenceService {
                 ),
             )));
         }
+        if let Some((e, need, has)) = m.needed.iter().find_map(|(&e, &need)| {
+            let has = galois.key_level(e).unwrap_or(0);
+            (has < need).then_some((e, need, has))
+        }) {
+            return Ok(Err(Refusal(
+                ErrorCode::BadRequest,
+                format!(
+                    "the Galois key for element {e} switches at levels up to {has}, the model rotates by it at level {need} (model info: rotation_levels)"
+                ),
+            )));
+        }
+        // A key above its level (a client that sent whole keys) is cut to what the model reads.
+        let galois = match galois.restrict_each(m.params(), &m.needed) {
+            Ok(g) => g,
+            Err(e) => {
+                return Ok(Err(Refusal(
+                    ErrorCode::BadRequest,
+                    format!("Galois keys: {e}"),
+                )))
+            }
+        };
         let Some(relin) = relin else {
             return Ok(Err(Refusal(
                 ErrorCode::BadRequest,

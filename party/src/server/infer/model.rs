@@ -24,7 +24,7 @@ use crate::infer::msg::ModelInfo;
 use crate::server::config::{InferenceConfig, ServedModelConfig};
 use ckks::{CkksParams, Evaluator, GaloisKeys, PublicKey, RelinKey};
 use hegcn::{DenseLayout, DenseStgcn, HeStgcn, PackedTensor, Packing};
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// A model compiled for encrypted evaluation.
@@ -36,8 +36,9 @@ pub struct ServedModel {
     pub(super) info: ModelInfo,
     /// The flood of every reply.
     pub(super) flood: hegcn::FloodConfig,
-    /// Galois elements of the rotations the model uses.
-    pub(super) needed: BTreeSet<u64>,
+    /// Galois elements of the rotations the model uses, each with the highest level it is
+    /// rotated at (a session's key for it must switch at that level; more is cut on receipt).
+    pub(super) needed: BTreeMap<u64, usize>,
     /// Bytes of the keys a session of this model uploads ([`required_key_bytes`]).
     pub(super) key_bytes: u64,
     /// `packing = "planned"`: the chosen plan and its estimated seconds per sample on this
@@ -221,11 +222,13 @@ impl ServedModel {
         if class_names.len() != n {
             class_names = (0..n).map(|i| format!("class{i}")).collect();
         }
-        let steps = match &dense {
-            Some(d) => d.rotation_steps(),
-            None => he.rotation_steps(),
+        // Dense: each step at the highest level the pass rotates by it at; the packed layouts
+        // announce the input level for every step.
+        let keys: Vec<(i64, usize)> = match &dense {
+            Some(d) => d.rotation_levels(),
+            None => at_level(&he.rotation_steps(), he.plan().depth),
         };
-        let needed = galois_elements(&params, &steps);
+        let needed = galois_levels(&params, &keys);
         let flood = checked_flood(limits)?;
         let flood_sd = he
             .logit_flood(&flood)
@@ -252,7 +255,8 @@ impl ServedModel {
                 .input_affine
                 .as_ref()
                 .map(|(s, t)| (s.iter().copied().collect(), t.iter().copied().collect())),
-            rotation_steps: steps,
+            rotation_steps: keys.iter().map(|&(s, _)| s).collect(),
+            rotation_levels: keys.iter().map(|&(_, l)| l as u32).collect(),
             class_names,
             // The service's bound, set when the service is made from all its models.
             max_key_bytes: limits
@@ -352,13 +356,23 @@ pub(super) fn session_key_bytes(params: &CkksParams, galois: usize, output_level
     required_key_bytes(params, galois).saturating_add(max_public_key_bytes(params, output_level))
 }
 
-/// The Galois elements (identity left out) of the rotation `steps` under `params`.
-pub(super) fn galois_elements(params: &CkksParams, steps: &[i64]) -> BTreeSet<u64> {
-    steps
-        .iter()
-        .map(|&s| ckks::galois_element_for_step(params, s))
-        .filter(|&g| g != 1)
-        .collect()
+/// The Galois elements (identity left out) of the rotation `keys` (step, level) under
+/// `params`, each with the highest level of its steps.
+pub(super) fn galois_levels(params: &CkksParams, keys: &[(i64, usize)]) -> BTreeMap<u64, usize> {
+    let mut out = BTreeMap::new();
+    for &(s, level) in keys {
+        let g = ckks::galois_element_for_step(params, s);
+        if g != 1 {
+            let e = out.entry(g).or_insert(level);
+            *e = (*e).max(level);
+        }
+    }
+    out
+}
+
+/// Every step of `steps` at `level`.
+pub(super) fn at_level(steps: &[i64], level: usize) -> Vec<(i64, usize)> {
+    steps.iter().map(|&s| (s, level)).collect()
 }
 
 /// The packings a served ST-GCN may name (`packing = …` in `[[inference.models]]`, `party

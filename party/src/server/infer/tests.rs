@@ -72,8 +72,9 @@ pub(super) fn tiny_limits() -> InferenceConfig {
 }
 
 /// A one-frame, one-person model is served in the dense layout: one input ciphertext, the
-/// dense plan's keys only (steps 1, 2 and ±B for B in P, P/2, P/4), a layout older clients
-/// refuse, and replies that decrypt to the plaintext logits within the flood.
+/// dense plan's keys only (steps 1, 2, ±B for B in P, P/2, P/4 and the node sum's `P·2^i`),
+/// each at the highest level it is used at (the node sum's at level 1), a layout older
+/// clients refuse, and replies that decrypt to the plaintext logits within the flood.
 #[test]
 fn single_pose_models_are_served_densely() {
     let model = tiny_model(1);
@@ -90,8 +91,16 @@ fn single_pose_models_are_served_densely() {
     let d = m.info.dense.clone().expect("the dense layout is announced");
     let p = d.node_stride as i64;
     assert!(!m.info.rotation_steps.is_empty());
-    let planned = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4];
+    let mut planned = vec![1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4];
+    planned.extend((0..).map(|i| p << i).take_while(|&s| s < d.period as i64));
     assert!(m.info.rotation_steps.iter().all(|s| planned.contains(s)));
+    let keys = m.info.rotation_keys();
+    assert_eq!(keys.len(), m.info.rotation_steps.len());
+    assert!(keys.iter().all(|&(_, l)| l <= m.info.input_level as usize));
+    assert!(
+        keys.iter().any(|&(s, l)| s > p && l == 1),
+        "the node sum's keys are used at level 1 only: {keys:?}"
+    );
     params_for(&m.info).expect("the client accepts the announcement");
     // A client that does not know `dense` sees a zero-slot layout and refuses it.
     let mut old = m.info.clone();
@@ -265,6 +274,7 @@ async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
     limits.session_ttl_s = 0;
     let params = m.stgcn().params().clone();
     let steps = m.info.rotation_steps.clone();
+    let m_keys = m.info.rotation_keys();
     let svc =
         Arc::new(InferenceService::with_models(&limits, vec![m], Duration::from_secs(30)).unwrap());
     let (mut client, mut server) = mpc::net::mem_pair();
@@ -296,7 +306,16 @@ async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
     let pk_top = kg.public_key(&sk).unwrap();
     let pk0 = pk_top.at_level(0).unwrap().to_bytes().unwrap();
     let pk_top = pk_top.to_bytes().unwrap();
+    // Every key the model needs, the first one restricted a level below what it is used at.
+    let rot_keys = m_keys.clone();
+    let mut low = vec![relin.clone()];
+    for (i, &(s, level)) in rot_keys.iter().enumerate() {
+        let at = if i == 0 { level - 1 } else { level };
+        let g = kg.galois_keys_at_level(&sk, &[s], false, at).unwrap();
+        low.push(g.to_bytes(&params).unwrap());
+    }
     for (objects, pk, want) in [
+        (low, &pk0, "switches at levels up to"),
         (vec![relin.clone(), extra], &pk0, "is not used by model"),
         (vec![relin.clone()], &pk0, "no Galois key for element"),
         (vec![extra_garbage()], &pk0, "relinearization key"),
@@ -366,7 +385,7 @@ async fn galois_keys_must_match_the_model_and_idle_sessions_expire() {
     assert_eq!(code, ErrorCode::NotFound);
     assert_eq!(svc.session_count(), 0);
     // The complete, correct key set opens a session; with a zero TTL it is gone right after.
-    let keys = crate::infer::generate_keys(&params, Arc::new(sk), &steps, 0).unwrap();
+    let keys = crate::infer::generate_keys(&params, Arc::new(sk), &rot_keys, 0).unwrap();
     let key_lens = keys.lens.clone();
     let mut rx = keys.rx;
     let r = ask(

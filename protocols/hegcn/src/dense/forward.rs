@@ -195,25 +195,26 @@ impl DenseStgcn {
         Ok(out)
     }
 
-    /// The head: dense layer with the `1/V` pooling factor, node sum by `V − 1` rotations by
-    /// `P`, bias, and the 0/1 mask that keeps only the logit slots of the first period.
+    /// The head: dense layer with the `1/V` pooling factor, node sum by `log2(n/P)` rotations
+    /// (`P`, `2P`, …), bias, and the 0/1 mask that keeps only the logit slots of the first
+    /// period.
     fn head(
         &self,
         eval: &Evaluator,
         x: &Ciphertext,
         trace: &mut dyn FnMut(Stage, &Ciphertext),
     ) -> Result<EncryptedLogits> {
-        let l = &self.layout;
         let target = self.params.default_scale();
         let z = self
             .head
             .apply(eval, &self.encoder, &self.cache, x, target)?;
         trace(Stage::HeadDense, &z);
-        let mut acc = z.clone();
-        // Horner over the occupied node positions `0..V`: position 0 gathers all `V` nodes.
-        for _ in 1..l.nodes {
-            acc = eval.rotate(&acc, l.node_stride as i64)?;
-            eval.add_assign(&mut acc, &z)?;
+        // Log-depth sum over the node positions: position 0 gathers all of them (the
+        // unoccupied ones are zero).
+        let mut acc = z;
+        for step in self.node_sum_steps() {
+            let r = eval.rotate(&acc, step)?;
+            eval.add_assign(&mut acc, &r)?;
         }
         let acc = self.add_bias(eval, &acc, &self.head_bias)?;
         trace(Stage::NodeSum, &acc);

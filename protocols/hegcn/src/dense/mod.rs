@@ -21,14 +21,19 @@
 //! convolution whatever its node offsets favour. A temporal convolution and its residual sum
 //! their inner products before one set of giant steps, the residual reuses the baby steps the
 //! block's graph convolution took of the block input (dropped to its level), and the head's
-//! node sum is a Horner chain over the `V` occupied node positions (`V − 1` rotations by `P`).
+//! node sum is a log-depth sum over the `n/P` node positions (rotations by `P`, `2P`, …:
+//! `log2(n/P)` key switches, 5 on BodyPose, where a Horner chain over the occupied positions
+//! took `V − 1 = 24`; the unoccupied positions hold zeros).
 //! (Keeping the giant steps' Horner sums over `Q·P` — lazy ModDown, one ModDown per giant step
 //! instead of two — measured within 2 % on one thread, so it is not done.)
-//! *Key rule*: only the steps `1`, `2` and `±B` of the chosen `B`s
-//! ([`DenseStgcn::rotation_steps`], those the plan uses: at most 8) get Galois keys, all other
-//! rotations are composed from them (one key switch per baby or giant step): at `N = 2^15` a
-//! Galois key is ~15.7 MB, so a session's upload stays ≤ ~142 MB where one key per distinct
-//! step (~60 steps) would be ~1 GB. The baby steps come two at a time, `rot(·, 1)` and
+//! *Key rule*: only the steps `1`, `2` and `±B` of the chosen `B`s and the node sum's `P·2^i`
+//! ([`DenseStgcn::rotation_steps`], those the plan uses) get Galois keys, all other
+//! rotations are composed from them (one key switch per baby or giant step), and each key is
+//! made at the highest level the pass rotates by it at ([`DenseStgcn::rotation_levels`],
+//! announced to clients; `ckks::KeyGenerator::galois_keys_at_level`): at `N = 2^15` a whole
+//! Galois key is ~15.7 MB and a key for level 1 ~1.8 MB, so BodyPose's session uploads
+//! 138.2 MB for 12 keys (steps 1, 2, ±8, ±16, ±32 and the node sum's 64–512 at level 1) where
+//! one whole key per distinct step (~60 steps) would be ~1 GB. The baby steps come two at a time, `rot(·, 1)` and
 //! `rot(·, 2)` of the last one sharing one decomposition (hoisting; `diag::baby_steps`): the
 //! key of step 2 (+15.7 MB) saves one ModUp per two baby steps — 26 of the 59 baby steps'
 //! decompositions on BodyPose, 3.7 % of the one-thread CPU seconds of a pose (A/B medians,
@@ -69,19 +74,17 @@
 //! ~18 extra key switches of the channel-mixing maps at `B = 16` (~0.4 s; or of the first graph
 //! convolution and the node sum without `±P`) cancel. Not built.
 //!
-//! *Priced, not built (issue #20's other directions).* **Keys trimmed to their level** (a key
-//! needs only the limbs and digits of the highest level its step is rotated at): on BodyPose
-//! every key but `±16` is used at level ≥ 12 (step 1 and `±32` by the first graph convolution
-//! at 14, 2 and `±8` by the first temporal convolution at 12, the relinearization key at 13),
-//! so trimming saves only ~12 MB of the ~142 (`±16` at level 10: 12.6 MB instead of 15.7).
-//! **Client-supplied rotations of the first map**: the first graph convolution's 7 key
-//! switches at level 14 (the dearest, ~9 % of a pose on one thread) vanish if the client
-//! sends its packed input rotated by each of the map's 14 classes (14 ciphertexts, ~55 MB per
-//! request instead of ~4 MB, a new `DenseLayout` field and link version): its products then
-//! read the rotations directly. With trimmed keys this also frees `−32` and leaves `+32` used
-//! at level 1 only (the node sum), where a key is ~1.8 MB, so a log-depth node sum (steps
-//! `P·2^i`, 4 more keys, ~7 MB) cuts its 24 key switches to 5. Together ~11 % of a pose;
-//! both change what the client sends (keys or inputs) and were left for a later change.
+//! *Keys at their levels and the log-depth node sum* (built): every key but `±16` is used at
+//! level ≥ 12 (step 1 and `±32` by the first graph convolution at 14, 2 and `±8` by the first
+//! temporal convolution at 12), so trimming saves little by itself (`±16` at level 10: 12.6 MB
+//! instead of 15.7), but it makes the node sum's four extra keys cost ~1.8 MB each: keys
+//! 141.8 → 138.2 MB, and a pose 1.97 → 1.91 server seconds (medians of six alternated pairs on
+//! a quiet machine, `cryptogcn-single-bodypose.toml`).
+//! *Priced, not built:* **client-supplied rotations of the first map**: the first graph
+//! convolution's 7 key switches at level 14 (the dearest, ~9 % of a pose on one thread) vanish
+//! if the client sends its packed input rotated by each of the map's 14 classes (14
+//! ciphertexts, ~55 MB per request instead of ~4 MB, a new `DenseLayout` field and link
+//! version): its products then read the rotations directly.
 //!
 //! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
@@ -114,9 +117,10 @@ use crate::sanitize::FloodConfig;
 use diag::DiagMap;
 
 /// How many baby-step counts (`P`, `P/2`, …) the linear maps choose from: each adds the keys
-/// of `±B`, so three keep a session at most 8 Galois keys with those of the baby steps 1 and 2
-/// (~15.7 MB each at `N = 2^15`: the BodyPose session's whole upload, relinearization and
-/// public key included, is ~142 MB).
+/// of `±B`, so three keep the maps at most 8 Galois keys with those of the baby steps 1 and 2
+/// (~15.7 MB each at `N = 2^15` when used at the top levels; the node sum's keys, at level 1,
+/// add ~1.8 MB each: the BodyPose session's whole upload, relinearization and public key
+/// included, is ~138 MB).
 pub const BABY_CHOICES: usize = 3;
 
 /// Where entry `(c, v)` of a dense single-sample state lives.
@@ -381,16 +385,64 @@ impl DenseStgcn {
     }
 
     /// The rotation steps that need Galois keys: those the compiled maps use (a subset of
-    /// `{1, 2} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]; the head's node sum rotates
-    /// by `P`).
+    /// `{1, 2} ∪ {±B}` for `B` in [`DenseLayout::baby_candidates`]) and the head's node sum
+    /// (`P·2^i` below the period).
     pub fn rotation_steps(&self) -> Vec<i64> {
-        let mut s: Vec<i64> = self.maps().flat_map(|m| m.rotation_steps()).collect();
-        if self.layout.period > self.layout.node_stride {
-            s.push(self.layout.node_stride as i64);
+        self.rotation_levels().into_iter().map(|(s, _)| s).collect()
+    }
+
+    /// Every rotation step of [`Self::rotation_steps`] with the highest level the forward pass
+    /// rotates by it at: a Galois key restricted to that level
+    /// (`ckks::KeyGenerator::galois_keys_at_level`) serves the pass, so the node sum's keys,
+    /// used at level 1 only, cost a fraction of a whole key.
+    pub fn rotation_levels(&self) -> Vec<(i64, usize)> {
+        let mut best = std::collections::BTreeMap::new();
+        let mut note = |step: i64, level: usize| {
+            let e = best.entry(step).or_insert(level);
+            *e = (*e).max(level);
+        };
+        for (m, level) in self.map_levels() {
+            for step in m.rotation_steps() {
+                note(step, level);
+            }
         }
-        s.sort_unstable();
-        s.dedup();
-        s
+        let sum_level = self
+            .map_levels()
+            .last()
+            .map_or(0, |&(_, l)| l.saturating_sub(1));
+        for step in self.node_sum_steps() {
+            note(step, sum_level);
+        }
+        best.into_iter().collect()
+    }
+
+    /// Every linear map with the level of its input, in evaluation order (a map's baby and
+    /// giant steps are all taken at that level; the head last).
+    fn map_levels(&self) -> Vec<(&DiagMap, usize)> {
+        let mut level = self.plan.depth;
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            out.push((&b.gcn, level));
+            level -= 1 + usize::from(b.act1.is_some());
+            out.push((&b.tcn, level));
+            if let Some(r) = &b.residual {
+                out.push((r, level));
+            }
+            level -= 1 + usize::from(b.act2.is_some());
+        }
+        out.push((&self.head, level));
+        out
+    }
+
+    /// The head's node sum: rotations by `P`, `2P`, … below the period, each added to the
+    /// running sum, so slot `q` of node position 0 gathers all `n/P` positions (the unoccupied
+    /// ones hold zeros): `log2(n/P)` key switches instead of `V − 1` in a chain.
+    pub(crate) fn node_sum_steps(&self) -> Vec<i64> {
+        let l = &self.layout;
+        std::iter::successors(Some(l.node_stride), |&s| Some(2 * s))
+            .take_while(|&s| s < l.period)
+            .map(|s| s as i64)
+            .collect()
     }
 
     /// Plaintext products and key switches of the linear stages of one forward pass (the head's
@@ -399,7 +451,7 @@ impl DenseStgcn {
     /// the block input.
     pub fn planned_linear_ops(&self) -> (usize, usize) {
         let products = self.maps().map(|m| m.products()).sum::<usize>() + 1;
-        let nodesum = self.layout.nodes - 1;
+        let nodesum = self.node_sum_steps().len();
         let blocks: usize = self
             .blocks
             .iter()

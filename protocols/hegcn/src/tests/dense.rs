@@ -70,12 +70,14 @@ fn dense_keys_are_exactly_the_planned_steps() {
     let depth = crate::level_plan(&model).unwrap().depth;
     let params = test_params(period.trailing_zeros() + 1, depth);
     let he = DenseStgcn::compile(&model, &params).unwrap();
-    let p = he.layout().node_stride as i64;
+    let (p, n) = (he.layout().node_stride as i64, he.layout().period as i64);
     let steps = he.rotation_steps();
-    let allowed: Vec<i64> = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4].into();
+    let mut allowed: Vec<i64> = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4].into();
+    allowed.extend((0..).map(|i| p << i).take_while(|&s| s < n));
     assert!(
         steps.contains(&1) && steps.contains(&2) && steps.iter().all(|s| allowed.contains(s)),
-        "the key rule: 1, 2 (hoisted baby steps) and ±B for B in P, P/2, P/4; got {steps:?}"
+        "the key rule: 1, 2 (hoisted baby steps), ±B for B in P, P/2, P/4 and the node sum's \
+         P·2^i; got {steps:?}"
     );
     let x = random_input(3, 1, 5, 1, 9);
     let want = folded_logits(&model, &x);
@@ -92,6 +94,52 @@ fn dense_keys_are_exactly_the_planned_steps() {
     let (products, switches) = he.planned_linear_ops();
     println!("dense small model: {products} products, {switches} key switches");
     assert!(products > 0 && switches > 0);
+}
+
+/// Keys made at the announced levels (`rotation_levels`, each step's key restricted to the
+/// highest level the pass rotates by it at) serve the pass; any one key a level lower fails it.
+#[test]
+fn dense_keys_at_their_levels_suffice() {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 36);
+    let period = DenseLayout::period_for(&model);
+    let depth = crate::level_plan(&model).unwrap().depth;
+    let params = test_params(period.trailing_zeros() + 1, depth);
+    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let levels = he.rotation_levels();
+    assert!(
+        levels.iter().any(|&(_, l)| l < depth),
+        "some key is used low: {levels:?}"
+    );
+    let mut kg = KeyGenerator::from_seed(&params, [7; 32]);
+    let sk = kg.secret_key();
+    let pk = kg.public_key(&sk).unwrap();
+    let rk = kg.relin_key(&sk).unwrap();
+    let x = random_input(3, 1, 5, 1, 3);
+    let ct = he.encrypt_input(&pk, x.view()).unwrap();
+    let mut run = |cut: Option<i64>| {
+        let mut keys = ckks::GaloisKeys::default();
+        for &(step, level) in &levels {
+            let level = if cut == Some(step) { level - 1 } else { level };
+            keys.extend(kg.galois_keys_at_level(&sk, &[step], false, level).unwrap());
+        }
+        let eval = Evaluator::new(&params)
+            .with_relin_key(rk.clone())
+            .with_galois_keys(keys);
+        he.forward(&eval, &ct).ok()
+    };
+    let got = run(None).expect("keys at their levels suffice");
+    let got = he.decrypt_logits(&sk, &got).unwrap();
+    check_logits(
+        "dense, keys at their levels",
+        &got,
+        folded_logits(&model, &x).as_slice().unwrap(),
+    );
+    for &(step, level) in levels.iter().filter(|&&(_, l)| l > 0) {
+        assert!(
+            run(Some(step)).is_none(),
+            "step {step} is rotated at level {level}"
+        );
+    }
 }
 
 /// The small random model `seed` compiled for the dense layout at the smallest test degree,
