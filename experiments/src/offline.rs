@@ -12,6 +12,15 @@
 //!
 //! `ot` and `he` use the default OT extension (`mpc::offline::cot::OtExtension`, silent);
 //! `ot-iknp`, `he-iknp`, `ot-silent`, `he-silent` name it.
+//!
+//! A secure training run streams its offline phase ([`run_streamed`]): the two-server sources
+//! are set up once on their own link and make the plan's requests in consecutive chunks of
+//! about 128 MB of material per party on a producer thread, at most two chunks ahead of the
+//! online phase, which starts as soon as the first chunk (with the data masks) is ready. The
+//! material, its order and the security are those of one whole-run call (one source, one key
+//! and flood ledger for the run); the memory holds a few chunks instead of the run's material
+//! (which grows ~15 MB per party per SGD step of SecureML's network: 15 epochs would need
+//! ~100 GB per party). The dealer and client-aided sources still make everything first.
 
 use crate::link;
 use crate::report::Report;
@@ -201,4 +210,270 @@ where
         trust: a.trust_note(),
         flooding: None,
     })
+}
+
+/// Words (8 bytes) of one party's material per streamed chunk (about 128 MB: eight steps of
+/// SecureML's network at batch 128).
+const CHUNK_WORDS: u64 = 16 << 20;
+/// Chunks a streamed producer may have ready beyond the one the online phase is using.
+const CHUNKS_AHEAD: usize = 2;
+
+/// `requests` cut into consecutive chunks of about `chunk_words` words of material each (a
+/// request is never split; one larger than that is a chunk of its own).
+pub fn chunks(requests: &[TripleRequest], chunk_words: u64) -> Vec<Vec<TripleRequest>> {
+    let mut out: Vec<Vec<TripleRequest>> = Vec::new();
+    let mut cur = Vec::new();
+    let (mut words, mut masks) = (0, std::collections::HashMap::new());
+    for r in requests {
+        let w = ml::backend::request_words(r, &mut masks);
+        if !cur.is_empty() && words + w > chunk_words {
+            out.push(std::mem::take(&mut cur));
+            words = 0;
+        }
+        words += w;
+        cur.push(r.clone());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The producer of a streamed offline phase ([`run_streamed`]).
+#[derive(Debug)]
+pub enum Producer {
+    /// The source made everything before the online phase (dealer, client-aided).
+    Done(Box<Offline>),
+    /// A thread making the chunks on its own runtime, a bounded number ahead.
+    Running(std::thread::JoinHandle<Result<Offline>>),
+}
+
+impl Producer {
+    /// Waits for the producer (after the online phase took the last chunk): its time, bytes
+    /// and trust note; the pools in the result are empty.
+    pub async fn finish(self) -> Result<Offline> {
+        match self {
+            Producer::Done(off) => Ok(*off),
+            Producer::Running(h) => {
+                tokio::task::spawn_blocking(move || {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("the offline producer panicked"))?
+                })
+                .await?
+            }
+        }
+    }
+}
+
+/// The offline phase of `requests` run alongside the online phase: for the two-server sources
+/// (`ot`, `he` and their variants) a producer thread sets the source up once on its own link
+/// and makes the material in [`chunks`], at most [`CHUNKS_AHEAD`] ahead of the online phase
+/// (pools from `mpc::triples::Preprocessing::streamed`), so a long run holds a few chunks
+/// instead of all of its material; the first chunk (with the data masks) is ready when this
+/// returns. Other sources make everything first ([`run`]).
+///
+/// # Errors
+/// As [`run`]; a producer that fails before its first chunk.
+pub async fn run_streamed(
+    source: &str,
+    transport: &str,
+    requests: &[TripleRequest],
+) -> Result<([Preprocessing; 2], Producer)> {
+    run_streamed_in(source, transport, requests, CHUNK_WORDS).await
+}
+
+/// [`run_streamed`] with chunks of about `chunk_words` words.
+async fn run_streamed_in(
+    source: &str,
+    transport: &str,
+    requests: &[TripleRequest],
+    chunk_words: u64,
+) -> Result<([Preprocessing; 2], Producer)> {
+    let source = match source {
+        "auto" => auto_source(requests)?,
+        s => s,
+    };
+    let ext = match source {
+        "ot" | "ot-iknp" | "ot-silent" | "he" | "he-iknp" | "he-silent" => extension(source)?,
+        _ => {
+            let mut off = run(source, transport, requests).await?;
+            let pre = std::mem::take(&mut off.pre);
+            return Ok((pre, Producer::Done(Box::new(off))));
+        }
+    };
+    let he = source.starts_with("he");
+    let flooding = if he {
+        Some(Flooding::of(requests)?)
+    } else {
+        None
+    };
+    let parts = chunks(requests, chunk_words);
+    let (tx0, rx0) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    let (tx1, rx1) = std::sync::mpsc::sync_channel(CHUNKS_AHEAD);
+    let transport = transport.to_string();
+    let handle = std::thread::spawn(move || -> Result<Offline> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        rt.block_on(async move {
+            let txs = (tx0, tx1);
+            let off = if he {
+                let setup = |c, r| HeSource::setup_with(c, r, os_rng(), ext);
+                produce(&transport, &parts, setup, txs).await?
+            } else {
+                let setup = |c, r| OtSource::setup_with(c, r, os_rng(), ext);
+                produce(&transport, &parts, setup, txs).await?
+            };
+            Ok(Offline { flooding, ..off })
+        })
+    });
+    let first = tokio::task::spawn_blocking(move || {
+        let (a, b) = (rx0.recv(), rx1.recv());
+        (a, b, rx0, rx1)
+    })
+    .await?;
+    match first {
+        (Ok(p0), Ok(p1), rx0, rx1) => Ok((
+            [
+                Preprocessing::streamed(p0, rx0),
+                Preprocessing::streamed(p1, rx1),
+            ],
+            Producer::Running(handle),
+        )),
+        _ => {
+            // The producer stopped before its first chunk: its error says why.
+            let err = Producer::Running(handle).finish().await.err();
+            Err(err.unwrap_or_else(|| anyhow::anyhow!("the offline producer sent no material")))
+        }
+    }
+}
+
+type Senders = (
+    std::sync::mpsc::SyncSender<Preprocessing>,
+    std::sync::mpsc::SyncSender<Preprocessing>,
+);
+
+/// The producer's work: one link and one setup, then every chunk, each sent to both pools as
+/// soon as it is made (blocking while [`CHUNKS_AHEAD`] are waiting).
+async fn produce<S, F>(
+    transport: &str,
+    parts: &[Vec<TripleRequest>],
+    setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
+    (tx0, tx1): Senders,
+) -> Result<Offline>
+where
+    S: TripleSource,
+    F: std::future::Future<Output = mpc::error::Result<S>>,
+{
+    let (c0, c1) = link::pair(transport).await?;
+    let (c0, c1) = (Metered::new(c0), Metered::new(c1));
+    let (m0, m1) = (c0.meter(), c1.meter());
+    let t = Instant::now();
+    let (a, b) = tokio::join!(setup(c0, Role::P0), setup(c1, Role::P1));
+    let (mut a, mut b) = (a?, b?);
+    for part in parts {
+        let (p0, p1) = tokio::join!(a.generate(part), b.generate(part));
+        let (p0, p1) = (p0?, p1?);
+        let sent = tokio::task::block_in_place(|| tx0.send(p0).is_ok() && tx1.send(p1).is_ok());
+        if !sent {
+            bail!("the online phase stopped taking preprocessing");
+        }
+    }
+    Ok(Offline {
+        pre: [Preprocessing::new(), Preprocessing::new()],
+        seconds: t.elapsed().as_secs_f64(),
+        stats: [m0.stats(), m1.stats()],
+        trust: a.trust_note(),
+        flooding: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mpc::ring::{matmul, select_rows};
+    use mpc::share::reconstruct;
+    use mpc::triples::Lhs;
+
+    /// A mask and products against its rows, fresh products and elementwise triples.
+    fn requests() -> Vec<TripleRequest> {
+        let mut r = vec![TripleRequest::Mask {
+            id: 0,
+            rows: 40,
+            cols: 6,
+        }];
+        for i in 0..8 {
+            r.push(TripleRequest::Matmul {
+                lhs: Lhs::Mask {
+                    id: 0,
+                    rows: vec![i, 39 - i, 5 * i],
+                    transpose: false,
+                },
+                cols: 2,
+            });
+            r.push(TripleRequest::Elementwise { rows: 3, cols: 2 });
+        }
+        r
+    }
+
+    #[test]
+    fn chunks_keep_the_order_and_bound_the_words() {
+        let r = requests();
+        let parts = chunks(&r, 60);
+        assert!(parts.len() > 4, "{}", parts.len());
+        assert_eq!(parts.concat(), r, "consecutive, nothing lost or reordered");
+        // The mask (240 words) is a chunk of its own; the others stay within the bound.
+        assert_eq!(parts[0].len(), 1);
+        let mut masks = std::collections::HashMap::new();
+        for p in &parts {
+            let w: u64 = p
+                .iter()
+                .map(|q| ml::backend::request_words(q, &mut masks))
+                .sum();
+            assert!(p.len() == 1 || w <= 60, "{w}");
+        }
+        assert_eq!(chunks(&r, u64::MAX).len(), 1);
+    }
+
+    /// Streamed in many chunks by the two servers (`ot` over the in-memory link), the material
+    /// comes out in request order and correct (`U[rows]·V = Z`, `a⊙b = c`), the pools drain,
+    /// and the producer reports its bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamed_offline_material_is_correct_in_order() {
+        let r = requests();
+        let ([mut p0, mut p1], producer) = run_streamed_in("ot", "memory", &r, 60).await.unwrap();
+        let u = reconstruct(&p0.claim_mask(0).unwrap(), &p1.claim_mask(0).unwrap());
+        for q in &r[1..] {
+            match q {
+                TripleRequest::Matmul { lhs, cols } => {
+                    let Lhs::Mask { rows, .. } = lhs else {
+                        unreachable!()
+                    };
+                    let (a, b) = (p0.next_matmul(lhs, *cols), p1.next_matmul(lhs, *cols));
+                    let (a, b) = (a.unwrap(), b.unwrap());
+                    let v = reconstruct(&a.v, &b.v);
+                    let ur = select_rows(&u.view(), rows);
+                    assert_eq!(matmul(&ur.view(), &v.view()), reconstruct(&a.z, &b.z));
+                }
+                TripleRequest::Elementwise { rows, cols } => {
+                    let (a, b) = (
+                        p0.next_elementwise((*rows, *cols)),
+                        p1.next_elementwise((*rows, *cols)),
+                    );
+                    let (a, b) = (a.unwrap(), b.unwrap());
+                    let x = reconstruct(&a.a, &b.a);
+                    let y = reconstruct(&a.b, &b.b);
+                    let prod = ndarray::Zip::from(&x)
+                        .and(&y)
+                        .map_collect(|&s, &t| s.wrapping_mul(t));
+                    assert_eq!(prod, reconstruct(&a.c, &b.c));
+                }
+                _ => unreachable!(),
+            }
+        }
+        assert!(p0.is_drained() && p1.is_drained());
+        let off = producer.finish().await.unwrap();
+        assert!(off.stats[0].bytes_sent > 0 && off.seconds > 0.0);
+    }
 }

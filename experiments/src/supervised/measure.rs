@@ -36,6 +36,9 @@ pub struct SecureOutcome {
     pub train_s: f64,
     /// Offline phase (making the triples).
     pub offline_s: f64,
+    /// Wall seconds from the start of the offline phase to the end of the online phase (the
+    /// two overlap when the offline phase is streamed).
+    pub total_s: f64,
     /// Online traffic of P0 and P1.
     pub stats: [CommStats; 2],
     /// Offline traffic of P0 and P1.
@@ -205,8 +208,11 @@ async fn secure_run(inp: &Inputs<'_>, what: &str) -> Result<SecureOutcome> {
         inp.truncation,
     )
     .await?;
-    let off = crate::offline::run(inp.source, inp.transport, &requests).await?;
-    let [pre0, pre1] = off.pre;
+    // The offline phase runs alongside the online one, a bounded number of chunks ahead
+    // (`offline::run_streamed`); its first chunk holds the data masks.
+    let t_all = Instant::now();
+    let ([pre0, pre1], producer) =
+        crate::offline::run_streamed(inp.source, inp.transport, &requests).await?;
 
     // Online phase.
     let (c0, c1) = link::pair(inp.transport).await?;
@@ -233,6 +239,8 @@ async fn secure_run(inp: &Inputs<'_>, what: &str) -> Result<SecureOutcome> {
     let ((s0, setup_s, train_s), (s1, _, _)) = (r0??, r1??);
     let online_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
+    let off = producer.finish().await?;
+    let total_s = t_all.elapsed().as_secs_f64();
     // The model's owner reconstructs it from the two shares.
     let ws = s0
         .iter()
@@ -245,6 +253,7 @@ async fn secure_run(inp: &Inputs<'_>, what: &str) -> Result<SecureOutcome> {
         setup_s,
         train_s,
         offline_s: off.seconds,
+        total_s,
         stats: [m0.stats(), m1.stats()],
         offline_stats: off.stats,
         trust: off.trust,

@@ -76,6 +76,7 @@ fn measured(quality: Quality) -> Measured {
             setup_s: 0.5,
             train_s: 1.5,
             offline_s: 0.25,
+            total_s: 2.25,
             stats: [stats(1000, 40), stats(900, 40)],
             offline_stats: [stats(10, 1), stats(20, 1)],
             trust: "a trusted dealer",

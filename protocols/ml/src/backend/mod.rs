@@ -24,7 +24,7 @@ mod shared;
 
 pub use maps::{IndexMap, PublicLinear};
 pub use plain::{piecewise_sigmoid, softmax_rows, Plain, SigmoidKind};
-pub use plan::{preprocessing_words, Plan, PlanData, PlanTensor};
+pub use plan::{preprocessing_words, request_words, Plan, PlanData, PlanTensor};
 pub use shared::Shared;
 
 use crate::error::Result;

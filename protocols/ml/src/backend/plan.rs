@@ -18,35 +18,41 @@ use mpc::trunc::Truncation;
 /// and a choice bit per instance).
 pub fn preprocessing_words(reqs: &[TripleRequest]) -> u64 {
     let mut masks = std::collections::HashMap::new();
-    let mut words = 0usize;
-    for r in reqs {
-        words += match r {
-            TripleRequest::Mask { id, rows, cols } => {
-                masks.insert(*id, *cols);
-                rows * cols
+    reqs.iter().map(|r| request_words(r, &mut masks)).sum()
+}
+
+/// The ring words of one request of a stream ([`preprocessing_words`]); `masks` holds the
+/// column count of every mask registered before it (a `Mask` request adds its own).
+pub fn request_words(
+    r: &TripleRequest,
+    masks: &mut std::collections::HashMap<MaskId, usize>,
+) -> u64 {
+    let words = match r {
+        TripleRequest::Mask { id, rows, cols } => {
+            masks.insert(*id, *cols);
+            rows * cols
+        }
+        TripleRequest::Matmul { lhs, cols } => match lhs {
+            Lhs::Fresh { rows, inner } => rows * inner + inner * cols + rows * cols,
+            Lhs::Mask {
+                id,
+                rows,
+                transpose,
+            } => {
+                let mcols = masks.get(id).copied().unwrap_or(0);
+                let (out, inner) = if *transpose {
+                    (mcols, rows.len())
+                } else {
+                    (rows.len(), mcols)
+                };
+                inner * cols + out * cols
             }
-            TripleRequest::Matmul { lhs, cols } => match lhs {
-                Lhs::Fresh { rows, inner } => rows * inner + inner * cols + rows * cols,
-                Lhs::Mask {
-                    id,
-                    rows,
-                    transpose,
-                } => {
-                    let mcols = masks.get(id).copied().unwrap_or(0);
-                    let (out, inner) = if *transpose {
-                        (mcols, rows.len())
-                    } else {
-                        (rows.len(), mcols)
-                    };
-                    inner * cols + out * cols
-                }
-            },
-            TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
-            TripleRequest::And { words } => 3 * words,
-            TripleRequest::LeafOt { count, bits } => (count * ((1 << bits) + 3)).div_ceil(8),
-            TripleRequest::Rot { count } => 3 * count + count.div_ceil(64),
-        };
-    }
+        },
+        TripleRequest::Elementwise { rows, cols } => 3 * rows * cols,
+        TripleRequest::And { words } => 3 * words,
+        TripleRequest::LeafOt { count, bits } => (count * ((1 << bits) + 3)).div_ceil(8),
+        TripleRequest::Rot { count } => 3 * count + count.div_ceil(64),
+    };
     words as u64
 }
 

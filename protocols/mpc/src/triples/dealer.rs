@@ -584,6 +584,56 @@ mod tests {
         crate::triples::sample_requests()
     }
 
+    /// A streamed pool ([`Preprocessing::streamed`]) fed one request per chunk by a producer
+    /// thread through a channel of one slot hands the material out in order across chunk
+    /// boundaries, waits for chunks not yet sent, drains, and refuses use beyond the end (the
+    /// checks of every source's pool), on both a multi-threaded and a current-thread runtime.
+    #[test]
+    fn streamed_pools_hand_out_chunks_in_order() {
+        for multi in [true, false] {
+            let rt = if multi {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+            }
+            .unwrap();
+            rt.block_on(async {
+                let (mut c0, mut c1, h) = spawn_in_process().await.unwrap();
+                let mut chunks = Vec::new();
+                for r in reqs() {
+                    let r = [r];
+                    let (p0, p1) = tokio::join!(c0.generate(&r), c1.generate(&r));
+                    chunks.push((p0.unwrap(), p1.unwrap()));
+                }
+                c0.finish().await.unwrap();
+                c1.finish().await.unwrap();
+                h.await.unwrap().unwrap();
+                let (tx0, rx0) = std::sync::mpsc::sync_channel(1);
+                let (tx1, rx1) = std::sync::mpsc::sync_channel(1);
+                let mut chunks = chunks.into_iter();
+                let (f0, f1) = chunks.next().unwrap();
+                let producer = std::thread::spawn(move || {
+                    for (a, b) in chunks {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        tx0.send(a).unwrap();
+                        tx1.send(b).unwrap();
+                    }
+                });
+                let mut p0 = Preprocessing::streamed(f0, rx0);
+                let mut p1 = Preprocessing::streamed(f1, rx1);
+                // Asking mid-stream keeps what arrives for later takes.
+                assert!(!p0.is_drained());
+                crate::triples::check_sample_pool(&mut p0, &mut p1);
+                producer.join().unwrap();
+            });
+        }
+    }
+
     #[tokio::test]
     async fn dealer_triples_are_correct() {
         let (mut c0, mut c1, h) = spawn_in_process().await.unwrap();

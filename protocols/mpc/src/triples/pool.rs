@@ -7,7 +7,7 @@ use super::request::{v_shape, Lhs, MaskId, TripleRequest};
 use crate::error::{MpcError, Result};
 use crate::share::Share;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Shares of a matrix triple: Z = U · V.
 #[derive(Debug, Clone)]
@@ -144,12 +144,93 @@ pub struct Preprocessing {
     rot: VecDeque<RandomOts>,
     /// In a recorder ([`crate::dry_run`]): every request the consumer made, in order.
     recording: Option<Vec<TripleRequest>>,
+    /// A streamed offline phase ([`Self::streamed`]): the chunks still to come, in request
+    /// order. A take that finds its queue empty waits for the next chunk.
+    refill: Option<Mutex<Refill>>,
+}
+
+/// The chunks still to come of a streamed pool, and those received by [`Preprocessing::is_drained`]
+/// but not yet appended.
+#[derive(Debug)]
+struct Refill {
+    rx: std::sync::mpsc::Receiver<Preprocessing>,
+    peeked: VecDeque<Preprocessing>,
 }
 
 impl Preprocessing {
     /// An empty pool.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A pool fed by a producer that makes the material in chunks of consecutive requests
+    /// while the online phase consumes it (SecureML's offline phase run a bounded distance
+    /// ahead of the online one instead of before all of it): `first` holds the first chunk,
+    /// `rest` yields the others in order and is closed after the last. Masks arrive with the
+    /// chunk that registers them; a take whose queue is empty blocks until the next chunk has
+    /// been appended (inside a multi-threaded tokio runtime, in `block_in_place`, so the
+    /// runtime's other tasks go on), and finds the pool empty only when `rest` is closed. The
+    /// producer must not run on the runtime whose worker blocks here (it runs on its own
+    /// thread in `experiments`), and a bounded channel bounds how far ahead it gets, so the
+    /// memory holds a few chunks instead of the whole run's material.
+    pub fn streamed(first: Preprocessing, rest: std::sync::mpsc::Receiver<Preprocessing>) -> Self {
+        Self {
+            refill: Some(Mutex::new(Refill {
+                rx: rest,
+                peeked: VecDeque::new(),
+            })),
+            ..first
+        }
+    }
+
+    /// Appends the queues and masks of `chunk` (the next chunk of the same request stream).
+    fn append(&mut self, chunk: Preprocessing) {
+        self.masks.extend(chunk.masks);
+        self.matmul.extend(chunk.matmul);
+        self.elementwise.extend(chunk.elementwise);
+        self.and.extend(chunk.and);
+        self.leaf.extend(chunk.leaf);
+        self.rot.extend(chunk.rot);
+    }
+
+    /// In a streamed pool, appends chunks until `empty(self)` is false or the producer is
+    /// done.
+    fn await_material(&mut self, empty: impl Fn(&Self) -> bool) {
+        while empty(self) {
+            let Some(refill) = &mut self.refill else {
+                return;
+            };
+            let refill = refill.get_mut().unwrap_or_else(|e| e.into_inner());
+            let next = match refill.peeked.pop_front() {
+                Some(chunk) => Ok(chunk),
+                None => blocking(|| refill.rx.recv()),
+            };
+            match next {
+                Ok(chunk) => self.append(chunk),
+                Err(_) => self.refill = None,
+            }
+        }
+    }
+
+    /// Whether no chunk is still to come: waits for a streamed pool's producer to send its
+    /// next chunk (kept for later takes: then `false`) or to close its channel.
+    fn stream_is_done(&self) -> bool {
+        match &self.refill {
+            None => true,
+            Some(refill) => {
+                let mut refill = refill.lock().unwrap_or_else(|e| e.into_inner());
+                if !refill.peeked.is_empty() {
+                    return false;
+                }
+                match blocking(|| refill.rx.recv()) {
+                    Ok(chunk) => {
+                        refill.peeked.push_back(chunk);
+                        false
+                    }
+                    Err(_) => true,
+                }
+            }
+        }
     }
 
     /// A recorder: a pool that logs every triple asked of it and hands out zero shares of the
@@ -250,6 +331,7 @@ impl Preprocessing {
 
     /// This party's share of mask `id`.
     pub fn mask(&self, id: MaskId) -> Result<&Share> {
+        // (A streamed pool's first chunk holds every mask registered before the first take.)
         self.masks
             .get(&id)
             .map(|u| &**u)
@@ -263,6 +345,7 @@ impl Preprocessing {
     /// ([`MpcError::MaskReused`]) a mask claimed before. The share is handed out shared, not
     /// copied (a data matrix's mask is as large as the data).
     pub fn claim_mask(&mut self, id: MaskId) -> Result<Arc<Share>> {
+        self.await_material(|p| !p.masks.contains_key(&id));
         self.mask(id)?;
         let u = self.masks[&id].clone();
         if !self.used_masks.insert(id) {
@@ -277,6 +360,7 @@ impl Preprocessing {
             lhs: lhs.clone(),
             cols,
         })?;
+        self.await_material(|p| p.matmul.is_empty());
         match self.matmul.pop_front() {
             Some((l, c, t)) if &l == lhs && c == cols => Ok(t),
             Some((l, c, _)) => Err(MpcError::Preprocessing {
@@ -296,6 +380,7 @@ impl Preprocessing {
             rows: dim.0,
             cols: dim.1,
         })?;
+        self.await_material(|p| p.elementwise.is_empty());
         match self.elementwise.pop_front() {
             Some(t) if t.a.dim() == dim => Ok(t),
             other => Err(MpcError::Preprocessing {
@@ -308,6 +393,7 @@ impl Preprocessing {
     /// Takes the next block of AND triples, which must hold `words` words.
     pub fn next_and(&mut self, words: usize) -> Result<AndTriples> {
         self.supply(TripleRequest::And { words })?;
+        self.await_material(|p| p.and.is_empty());
         match self.and.pop_front() {
             Some(t) if t.a.len() == words => Ok(t),
             other => Err(MpcError::Preprocessing {
@@ -321,6 +407,7 @@ impl Preprocessing {
     /// per direction.
     pub fn next_leaf(&mut self, count: usize, bits: u8) -> Result<LeafOts> {
         self.supply(TripleRequest::LeafOt { count, bits })?;
+        self.await_material(|p| p.leaf.is_empty());
         match self.leaf.pop_front() {
             Some(t) if t.count() == count && t.bits == bits => Ok(t),
             other => Err(MpcError::Preprocessing {
@@ -336,6 +423,7 @@ impl Preprocessing {
     /// direction. Each block is handed out once: its messages mask exactly one use.
     pub fn next_rot(&mut self, count: usize) -> Result<RandomOts> {
         self.supply(TripleRequest::Rot { count })?;
+        self.await_material(|p| p.rot.is_empty());
         match self.rot.pop_front() {
             Some(t) if t.count() == count => Ok(t),
             other => Err(MpcError::Preprocessing {
@@ -358,11 +446,23 @@ impl Preprocessing {
 
     /// Whether every queued triple has been consumed (masks are kept).
     pub fn is_drained(&self) -> bool {
-        self.matmul.is_empty()
+        self.stream_is_done()
+            && self.matmul.is_empty()
             && self.elementwise.is_empty()
             && self.and.is_empty()
             && self.leaf.is_empty()
             && self.rot.is_empty()
+    }
+}
+
+/// Runs `f`, which blocks on a producer, without stalling a multi-threaded tokio runtime
+/// (`block_in_place`); directly elsewhere.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
