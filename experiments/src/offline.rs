@@ -184,12 +184,36 @@ fn extension(source: &str) -> Result<OtExtension> {
     })
 }
 
-/// A source run by the two servers alone (`ot`, `he`): a fresh metered link, `setup` on each
-/// side, then both generate `requests`; the time covers setup and generation.
+/// A source run by the two servers alone (`ot`, `he`) for the whole of `requests` at once.
 async fn two_server<S, F>(
     transport: &str,
     requests: &[TripleRequest],
     setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
+) -> Result<Offline>
+where
+    S: TripleSource,
+    F: std::future::Future<Output = mpc::error::Result<S>>,
+{
+    let mut pre = None;
+    let off = two_server_parts(transport, &[requests.to_vec()], setup, |a, b| {
+        pre = Some([a, b]);
+        Ok(())
+    })
+    .await?;
+    Ok(Offline {
+        pre: pre.expect("one part"),
+        ..off
+    })
+}
+
+/// A source run by the two servers alone: a fresh metered link and `setup` on each side, once,
+/// then both generate each of `parts` in order and hand the pair of pools to `deliver`; the
+/// time covers setup and generation (and `deliver`); the returned pools are empty.
+async fn two_server_parts<S, F>(
+    transport: &str,
+    parts: &[Vec<TripleRequest>],
+    setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
+    mut deliver: impl FnMut(Preprocessing, Preprocessing) -> Result<()>,
 ) -> Result<Offline>
 where
     S: TripleSource,
@@ -201,11 +225,13 @@ where
     let t = Instant::now();
     let (a, b) = tokio::join!(setup(c0, Role::P0), setup(c1, Role::P1));
     let (mut a, mut b) = (a?, b?);
-    let (p0, p1) = tokio::join!(a.generate(requests), b.generate(requests));
-    let seconds = t.elapsed().as_secs_f64();
+    for part in parts {
+        let (p0, p1) = tokio::join!(a.generate(part), b.generate(part));
+        deliver(p0?, p1?)?;
+    }
     Ok(Offline {
-        pre: [p0?, p1?],
-        seconds,
+        pre: [Preprocessing::new(), Preprocessing::new()],
+        seconds: t.elapsed().as_secs_f64(),
         stats: [m0.stats(), m1.stats()],
         trust: a.trust_note(),
         flooding: None,
@@ -267,7 +293,7 @@ impl Producer {
 
 /// The offline phase of `requests` run alongside the online phase: for the two-server sources
 /// (`ot`, `he` and their variants) a producer thread sets the source up once on its own link
-/// and makes the material in [`chunks`], at most [`CHUNKS_AHEAD`] ahead of the online phase
+/// and makes the material in [`chunks`], at most two ahead of the online phase
 /// (pools from `mpc::triples::Preprocessing::streamed`), so a long run holds a few chunks
 /// instead of all of its material; the first chunk (with the data masks) is ready when this
 /// returns. Other sources make everything first ([`run`]).
@@ -355,7 +381,7 @@ type Senders = (
 );
 
 /// The producer's work: one link and one setup, then every chunk, each sent to both pools as
-/// soon as it is made (blocking while [`CHUNKS_AHEAD`] are waiting).
+/// soon as it is made (blocking while two are waiting).
 async fn produce<S, F>(
     transport: &str,
     parts: &[Vec<TripleRequest>],
@@ -366,27 +392,14 @@ where
     S: TripleSource,
     F: std::future::Future<Output = mpc::error::Result<S>>,
 {
-    let (c0, c1) = link::pair(transport).await?;
-    let (c0, c1) = (Metered::new(c0), Metered::new(c1));
-    let (m0, m1) = (c0.meter(), c1.meter());
-    let t = Instant::now();
-    let (a, b) = tokio::join!(setup(c0, Role::P0), setup(c1, Role::P1));
-    let (mut a, mut b) = (a?, b?);
-    for part in parts {
-        let (p0, p1) = tokio::join!(a.generate(part), b.generate(part));
-        let (p0, p1) = (p0?, p1?);
+    two_server_parts(transport, parts, setup, |p0, p1| {
         let sent = tokio::task::block_in_place(|| tx0.send(p0).is_ok() && tx1.send(p1).is_ok());
         if !sent {
             bail!("the online phase stopped taking preprocessing");
         }
-    }
-    Ok(Offline {
-        pre: [Preprocessing::new(), Preprocessing::new()],
-        seconds: t.elapsed().as_secs_f64(),
-        stats: [m0.stats(), m1.stats()],
-        trust: a.trust_note(),
-        flooding: None,
+        Ok(())
     })
+    .await
 }
 
 #[cfg(test)]

@@ -183,16 +183,6 @@ impl Preprocessing {
         }
     }
 
-    /// Appends the queues and masks of `chunk` (the next chunk of the same request stream).
-    fn append(&mut self, chunk: Preprocessing) {
-        self.masks.extend(chunk.masks);
-        self.matmul.extend(chunk.matmul);
-        self.elementwise.extend(chunk.elementwise);
-        self.and.extend(chunk.and);
-        self.leaf.extend(chunk.leaf);
-        self.rot.extend(chunk.rot);
-    }
-
     /// In a streamed pool, appends chunks until `empty(self)` is false or the producer is
     /// done.
     fn await_material(&mut self, empty: impl Fn(&Self) -> bool) {
@@ -206,7 +196,7 @@ impl Preprocessing {
                 None => blocking(|| refill.rx.recv()),
             };
             match next {
-                Ok(chunk) => self.append(chunk),
+                Ok(chunk) => self.extend(chunk),
                 Err(_) => self.refill = None,
             }
         }
