@@ -199,8 +199,17 @@ async fn nodealer_config_runs_he_and_reports_its_keys() {
         assert!(m.contains_key(k), "{k} missing: {:?}", m.keys());
     }
     assert_eq!(m["secure_he.steps_count"], 2.0);
-    let total = m["secure_he.offline_s"] + m["secure_he.online_s"];
-    assert!((m["secure_he.total_s"] - total).abs() < 1e-9);
+    // The streamed offline phase overlaps the online one: the wall of both lies between the
+    // longer phase and their sum.
+    let (off, on, total) = (
+        m["secure_he.offline_s"],
+        m["secure_he.online_s"],
+        m["secure_he.total_s"],
+    );
+    assert!(
+        total >= off.max(on) && total <= off + on + 1.0,
+        "{off} {on} {total}"
+    );
     // The HE requests alone (the products' ciphertexts) are megabytes.
     assert!(m["secure_he.offline_bytes_sent_p0_bytes"] > 1e6);
     assert!(!m.contains_key("plain_he.test_accuracy_pct"));
