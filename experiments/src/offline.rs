@@ -197,7 +197,7 @@ where
     let mut pre = None;
     let off = two_server_parts(transport, &[requests.to_vec()], setup, |a, b| {
         pre = Some([a, b]);
-        Ok(())
+        true
     })
     .await?;
     Ok(Offline {
@@ -207,13 +207,14 @@ where
 }
 
 /// A source run by the two servers alone: a fresh metered link and `setup` on each side, once,
-/// then both generate each of `parts` in order and hand the pair of pools to `deliver`; the
-/// time covers setup and generation (and `deliver`); the returned pools are empty.
+/// then both generate each of `parts` in order and hand the pair of pools to `deliver`, which
+/// says whether to go on; the time covers setup and generation (and `deliver`); the returned
+/// pools are empty.
 async fn two_server_parts<S, F>(
     transport: &str,
     parts: &[Vec<TripleRequest>],
     setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
-    mut deliver: impl FnMut(Preprocessing, Preprocessing) -> Result<()>,
+    mut deliver: impl FnMut(Preprocessing, Preprocessing) -> bool,
 ) -> Result<Offline>
 where
     S: TripleSource,
@@ -227,7 +228,9 @@ where
     let (mut a, mut b) = (a?, b?);
     for part in parts {
         let (p0, p1) = tokio::join!(a.generate(part), b.generate(part));
-        deliver(p0?, p1?)?;
+        if !deliver(p0?, p1?) {
+            break;
+        }
     }
     Ok(Offline {
         pre: [Preprocessing::new(), Preprocessing::new()],
@@ -381,7 +384,8 @@ type Senders = (
 );
 
 /// The producer's work: one link and one setup, then every chunk, each sent to both pools as
-/// soon as it is made (blocking while two are waiting).
+/// soon as it is made (blocking while two are waiting). When the online phase has dropped its
+/// pools (it failed, and reports why), the producer stops without an error of its own.
 async fn produce<S, F>(
     transport: &str,
     parts: &[Vec<TripleRequest>],
@@ -393,11 +397,7 @@ where
     F: std::future::Future<Output = mpc::error::Result<S>>,
 {
     two_server_parts(transport, parts, setup, |p0, p1| {
-        let sent = tokio::task::block_in_place(|| tx0.send(p0).is_ok() && tx1.send(p1).is_ok());
-        if !sent {
-            bail!("the online phase stopped taking preprocessing");
-        }
-        Ok(())
+        tokio::task::block_in_place(|| tx0.send(p0).is_ok() && tx1.send(p1).is_ok())
     })
     .await
 }
@@ -428,6 +428,17 @@ mod tests {
             r.push(TripleRequest::Elementwise { rows: 3, cols: 2 });
         }
         r
+    }
+
+    /// An online phase that stops early (its pools dropped) stops the producer: it finishes
+    /// without an error of its own and without making the rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_producer_stops_when_the_online_phase_does() {
+        let r = requests();
+        let (pools, producer) = run_streamed_in("ot", "memory", &r, 60).await.unwrap();
+        drop(pools);
+        let off = producer.finish().await.unwrap();
+        assert!(off.stats[0].bytes_sent > 0);
     }
 
     #[test]

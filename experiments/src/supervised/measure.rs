@@ -236,10 +236,15 @@ async fn secure_run(inp: &Inputs<'_>, what: &str) -> Result<SecureOutcome> {
         .spawn(c0, Role::P0, [x0, y0], w0s, pre0, Some(pb.clone()));
     let h1 = job.spawn(c1, Role::P1, [x1, y1], w1s, pre1, None);
     let (r0, r1) = tokio::join!(h0, h1);
-    let ((s0, setup_s, train_s), (s1, _, _)) = (r0??, r1??);
     let online_s = t.elapsed().as_secs_f64();
     pb.finish_and_clear();
-    let off = producer.finish().await?;
+    // A producer that failed left the online phase an empty pool: its error says why (one
+    // whose consumer stopped first stops quietly, and the online error is the cause).
+    let off = producer
+        .finish()
+        .await
+        .context("offline phase (triple producer)")?;
+    let ((s0, setup_s, train_s), (s1, _, _)) = (r0??, r1??);
     let total_s = t_all.elapsed().as_secs_f64();
     // The model's owner reconstructs it from the two shares.
     let ws = s0
