@@ -223,6 +223,7 @@ impl MaskedMatrix {
         id: MaskId,
         pre: &mut Preprocessing,
     ) -> Result<Self> {
+        pre.wait_for_mask(id);
         check_same("masked matrix vs mask", x.dim(), pre.mask(id)?.dim())?;
         let u = pre.claim_mask(id)?;
         let e = open_difference(ch, x, &u).await?;

@@ -584,8 +584,8 @@ mod tests {
         crate::triples::sample_requests()
     }
 
-    /// A streamed pool ([`Preprocessing::streamed`]) fed one request per chunk by a producer
-    /// thread through a channel of one slot hands the material out in order across chunk
+    /// A streamed pool ([`Preprocessing::streamed`]) fed one request per chunk (the mask's
+    /// too) by a producer thread through a channel of one slot hands the material out in order across chunk
     /// boundaries, waits for chunks not yet sent, drains, and refuses use beyond the end (the
     /// checks of every source's pool), on both a multi-threaded and a current-thread runtime.
     #[test]
@@ -615,8 +615,7 @@ mod tests {
                 h.await.unwrap().unwrap();
                 let (tx0, rx0) = std::sync::mpsc::sync_channel(1);
                 let (tx1, rx1) = std::sync::mpsc::sync_channel(1);
-                let mut chunks = chunks.into_iter();
-                let (f0, f1) = chunks.next().unwrap();
+                // Every chunk through the channel, the mask's too: the pools start empty.
                 let producer = std::thread::spawn(move || {
                     for (a, b) in chunks {
                         std::thread::sleep(std::time::Duration::from_millis(5));
@@ -624,10 +623,12 @@ mod tests {
                         tx1.send(b).unwrap();
                     }
                 });
-                let mut p0 = Preprocessing::streamed(f0, rx0);
-                let mut p1 = Preprocessing::streamed(f1, rx1);
+                let mut p0 = Preprocessing::streamed(Preprocessing::new(), rx0);
+                let mut p1 = Preprocessing::streamed(Preprocessing::new(), rx1);
                 // Asking mid-stream keeps what arrives for later takes.
                 assert!(!p0.is_drained());
+                p0.wait_for_mask(1);
+                p1.wait_for_mask(1);
                 crate::triples::check_sample_pool(&mut p0, &mut p1);
                 producer.join().unwrap();
             });

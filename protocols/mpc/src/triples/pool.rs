@@ -321,7 +321,6 @@ impl Preprocessing {
 
     /// This party's share of mask `id`.
     pub fn mask(&self, id: MaskId) -> Result<&Share> {
-        // (A streamed pool's first chunk holds every mask registered before the first take.)
         self.masks
             .get(&id)
             .map(|u| &**u)
@@ -331,11 +330,17 @@ impl Preprocessing {
             })
     }
 
+    /// In a streamed pool ([`Self::streamed`]), waits until mask `id` has arrived (or the
+    /// producer is done); a no-op otherwise. [`Self::claim_mask`] waits by itself.
+    pub fn wait_for_mask(&mut self, id: MaskId) {
+        self.await_material(|p| !p.masks.contains_key(&id));
+    }
+
     /// This party's share of mask `id` for masking one matrix: marks the mask used, and refuses
     /// ([`MpcError::MaskReused`]) a mask claimed before. The share is handed out shared, not
     /// copied (a data matrix's mask is as large as the data).
     pub fn claim_mask(&mut self, id: MaskId) -> Result<Arc<Share>> {
-        self.await_material(|p| !p.masks.contains_key(&id));
+        self.wait_for_mask(id);
         self.mask(id)?;
         let u = self.masks[&id].clone();
         if !self.used_masks.insert(id) {
