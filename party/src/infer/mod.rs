@@ -301,6 +301,24 @@ impl KeyStream {
     }
 }
 
+/// One Galois key per distinct Galois element of the rotation `keys` (step, level): element ↦
+/// (one of its steps, the highest level of its steps); the identity left out. What a client
+/// makes and what the serving party expects of a session.
+pub fn keys_by_element(
+    params: &CkksParams,
+    keys: &[(i64, usize)],
+) -> std::collections::BTreeMap<u64, (i64, usize)> {
+    let mut out = std::collections::BTreeMap::new();
+    for &(s, level) in keys {
+        let g = ckks::galois_element_for_step(params, s);
+        if g != 1 {
+            let e = out.entry(g).or_insert((s, level));
+            e.1 = e.1.max(level);
+        }
+    }
+    out
+}
+
 /// Starts generating the session keys for `keys` (rotation step, level: `ModelInfo::rotation_keys`)
 /// under `sk`: the relinearization key and one Galois key per distinct Galois element, each
 /// restricted to its level (the highest of its steps'), serialized (seeded) one at a time on a
@@ -320,24 +338,14 @@ pub fn generate_keys(
     let mut kg = KeyGenerator::new(params);
     let public_key = kg.public_key(&sk)?.at_level(output_level)?.to_bytes()?;
     let relin = kg.relin_key(&sk)?.to_bytes(params)?;
-    // One key per Galois element, at the highest level any of its steps needs.
-    let mut by_element = std::collections::BTreeMap::new();
-    for &(s, level) in keys {
-        let g = ckks::galois_element_for_step(params, s);
-        if g == 1 {
-            continue;
+    let steps: Vec<(i64, usize)> = keys_by_element(params, keys).into_values().collect();
+    if let Some(&(_, level)) = steps.iter().find(|&&(_, l)| l > params.max_level()) {
+        return Err(ckks::CkksError::InvalidLevel {
+            level,
+            max: params.max_level(),
         }
-        if level > params.max_level() {
-            return Err(ckks::CkksError::InvalidLevel {
-                level,
-                max: params.max_level(),
-            }
-            .into());
-        }
-        let e = by_element.entry(g).or_insert((s, level));
-        e.1 = e.1.max(level);
+        .into());
     }
-    let steps: Vec<(i64, usize)> = by_element.into_values().collect();
     let mut lens = vec![relin.len() as u64];
     lens.extend(
         steps

@@ -359,15 +359,10 @@ pub(super) fn session_key_bytes(params: &CkksParams, galois: usize, output_level
 /// The Galois elements (identity left out) of the rotation `keys` (step, level) under
 /// `params`, each with the highest level of its steps.
 pub(super) fn galois_levels(params: &CkksParams, keys: &[(i64, usize)]) -> BTreeMap<u64, usize> {
-    let mut out = BTreeMap::new();
-    for &(s, level) in keys {
-        let g = ckks::galois_element_for_step(params, s);
-        if g != 1 {
-            let e = out.entry(g).or_insert(level);
-            *e = (*e).max(level);
-        }
-    }
-    out
+    crate::infer::keys_by_element(params, keys)
+        .into_iter()
+        .map(|(g, (_, level))| (g, level))
+        .collect()
 }
 
 /// Every step of `steps` at `level`.
