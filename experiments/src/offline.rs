@@ -195,7 +195,7 @@ where
     F: std::future::Future<Output = mpc::error::Result<S>>,
 {
     let mut pre = None;
-    let off = two_server_parts(transport, &[requests.to_vec()], setup, |a, b| {
+    let off = two_server_parts(transport, &[requests], setup, |a, b| {
         pre = Some([a, b]);
         true
     })
@@ -212,7 +212,7 @@ where
 /// pools are empty.
 async fn two_server_parts<S, F>(
     transport: &str,
-    parts: &[Vec<TripleRequest>],
+    parts: &[&[TripleRequest]],
     setup: impl Fn(Metered<link::AnyChannel>, Role) -> F,
     mut deliver: impl FnMut(Preprocessing, Preprocessing) -> bool,
 ) -> Result<Offline>
@@ -396,7 +396,8 @@ where
     S: TripleSource,
     F: std::future::Future<Output = mpc::error::Result<S>>,
 {
-    two_server_parts(transport, parts, setup, |p0, p1| {
+    let parts: Vec<&[TripleRequest]> = parts.iter().map(Vec::as_slice).collect();
+    two_server_parts(transport, &parts, setup, |p0, p1| {
         tokio::task::block_in_place(|| tx0.send(p0).is_ok() && tx1.send(p1).is_ok())
     })
     .await

@@ -401,15 +401,14 @@ impl DenseStgcn {
             let e = best.entry(step).or_insert(level);
             *e = (*e).max(level);
         };
-        for (m, level) in self.map_levels() {
+        let maps = self.map_levels();
+        for &(m, level) in &maps {
             for step in m.rotation_steps() {
                 note(step, level);
             }
         }
-        let sum_level = self
-            .map_levels()
-            .last()
-            .map_or(0, |&(_, l)| l.saturating_sub(1));
+        // The node sum runs on the head's output, one level below the head's input.
+        let sum_level = maps.last().map_or(0, |&(_, l)| l.saturating_sub(1));
         for step in self.node_sum_steps() {
             note(step, sum_level);
         }
