@@ -490,12 +490,7 @@ fn server_replies_are_sanitized_with_the_session_public_key() {
     assert_ne!(ca.parts().1, plain.cts[0].parts().1);
     let sd = m.info.flood_sd;
     assert!(sd > 0.0 && sd < 0.05, "flood sd {sd}");
-    let positions: Vec<(u32, u32)> = a
-        .positions
-        .iter()
-        .map(|&(c, s)| (c as u32, s as u32))
-        .collect();
-    let got = crate::infer::decrypt_logits(&params, &sk, &a.bytes, &positions).unwrap();
+    let got = decrypt_reply(&params, &sk, &a);
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 8.0 * sd, "{g} vs {w} (flood sd {sd})");
     }
@@ -567,12 +562,7 @@ pub(super) fn assert_reply_matches_plaintext(m: &ServedModel, model: &StGcn, x: 
         .map(|b| Ciphertext::from_bytes(b, &params).unwrap())
         .collect();
     let r = m.evaluate(&eval, &pk_out, cts).unwrap();
-    let positions: Vec<(u32, u32)> = r
-        .positions
-        .iter()
-        .map(|&(c, s)| (c as u32, s as u32))
-        .collect();
-    let got = crate::infer::decrypt_logits(&params, &sk, &r.bytes, &positions).unwrap();
+    let got = decrypt_reply(&params, &sk, &r);
     let want = model
         .fold()
         .forward(x.view().insert_axis(ndarray::Axis(0)))
@@ -585,4 +575,14 @@ pub(super) fn assert_reply_matches_plaintext(m: &ServedModel, model: &StGcn, x: 
             "{g} vs {w} (flood sd {sd})"
         );
     }
+}
+
+/// The logits of an evaluation's reply, decrypted by the client's routine at its positions.
+fn decrypt_reply(params: &ckks::CkksParams, sk: &ckks::SecretKey, r: &Evaluated) -> Vec<f64> {
+    let positions: Vec<(u32, u32)> = r
+        .positions
+        .iter()
+        .map(|&(c, s)| (c as u32, s as u32))
+        .collect();
+    crate::infer::decrypt_logits(params, sk, &r.bytes, &positions).unwrap()
 }

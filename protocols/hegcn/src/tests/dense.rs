@@ -47,13 +47,20 @@ fn check_logits(what: &str, got: &[f64], want: &[f64]) {
     assert_eq!(argmax(got), argmax(want), "{what}: top-1");
 }
 
-#[test]
-fn dense_logits_match_plaintext_on_a_small_model() {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 31);
+/// The small random poly model `seed` (5 nodes, one frame) compiled for the dense layout with
+/// `2^extra` replicas of its period.
+fn small_dense(seed: u64, extra: u32) -> (stgcn::FoldedModel, DenseStgcn) {
+    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], seed);
     let period = DenseLayout::period_for(&model);
     let depth = crate::level_plan(&model).unwrap().depth;
-    let params = test_params(period.trailing_zeros() + 2, depth);
+    let params = test_params(period.trailing_zeros() + extra, depth);
     let he = DenseStgcn::compile(&model, &params).unwrap();
+    (model, he)
+}
+
+#[test]
+fn dense_logits_match_plaintext_on_a_small_model() {
+    let (model, he) = small_dense(31, 2);
     assert_eq!(he.layout().slots / he.layout().period, 2, "two replicas");
     for seed in [3u64, 4] {
         let x = random_input(3, 1, 5, 1, seed);
@@ -65,11 +72,7 @@ fn dense_logits_match_plaintext_on_a_small_model() {
 
 #[test]
 fn dense_keys_are_exactly_the_planned_steps() {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 32);
-    let period = DenseLayout::period_for(&model);
-    let depth = crate::level_plan(&model).unwrap().depth;
-    let params = test_params(period.trailing_zeros() + 1, depth);
-    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let (model, he) = small_dense(32, 1);
     let (p, n) = (he.layout().node_stride as i64, he.layout().period as i64);
     let steps = he.rotation_steps();
     let mut allowed: Vec<i64> = [1, 2, p, -p, p / 2, -p / 2, p / 4, -p / 4].into();
@@ -100,11 +103,9 @@ fn dense_keys_are_exactly_the_planned_steps() {
 /// highest level the pass rotates by it at) serve the pass; any one key a level lower fails it.
 #[test]
 fn dense_keys_at_their_levels_suffice() {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], 36);
-    let period = DenseLayout::period_for(&model);
-    let depth = crate::level_plan(&model).unwrap().depth;
-    let params = test_params(period.trailing_zeros() + 1, depth);
-    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let (model, he) = small_dense(36, 1);
+    let params = he.params().clone();
+    let depth = he.plan().depth;
     let levels = he.rotation_levels();
     assert!(
         levels.iter().any(|&(_, l)| l < depth),
@@ -145,11 +146,8 @@ fn dense_keys_at_their_levels_suffice() {
 /// The small random model `seed` compiled for the dense layout at the smallest test degree,
 /// an evaluator with exactly its planned keys (key seed `key_seed`) and the public key.
 fn compiled_small_model(seed: u64, key_seed: u8) -> (DenseStgcn, Evaluator, ckks::PublicKey) {
-    let model = small_model(5, 1, 1, 16, ActivationKind::Poly, &[], seed);
-    let period = DenseLayout::period_for(&model);
-    let depth = crate::level_plan(&model).unwrap().depth;
-    let params = test_params(period.trailing_zeros() + 1, depth);
-    let he = DenseStgcn::compile(&model, &params).unwrap();
+    let (_, he) = small_dense(seed, 1);
+    let params = he.params().clone();
     let mut kg = KeyGenerator::from_seed(&params, [key_seed; 32]);
     let sk = kg.secret_key();
     let pk = kg.public_key(&sk).unwrap();
