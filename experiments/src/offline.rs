@@ -19,8 +19,8 @@
 //! online phase, which starts as soon as the first chunk (with the data masks) is ready. The
 //! material, its order and the security are those of one whole-run call (one source, one key
 //! and flood ledger for the run); the memory holds a few chunks instead of the run's material
-//! (which grows ~15 MB per party per SGD step of SecureML's network: 15 epochs would need
-//! ~100 GB per party). The dealer and client-aided sources still make everything first.
+//! (measured: ~11 MB per party per SGD step of SecureML's network, so 15 epochs made up front
+//! would need ~80 GB per party). The dealer and client-aided sources still make everything first.
 
 use crate::link;
 use crate::report::Report;
@@ -241,8 +241,8 @@ where
     })
 }
 
-/// Words (8 bytes) of one party's material per streamed chunk (about 128 MB: eight steps of
-/// SecureML's network at batch 128).
+/// Words (8 bytes) of one party's material per streamed chunk (about 128 MB: about a dozen
+/// steps of SecureML's network at batch 128).
 const CHUNK_WORDS: u64 = 16 << 20;
 /// Chunks a streamed producer may have ready beyond the one the online phase is using.
 const CHUNKS_AHEAD: usize = 2;
