@@ -4,8 +4,9 @@
 //! training job stores it (one committed entry per party, same manifest, `ModelMeta::Stgcn`).
 //!
 //! The model is a tiny random-weight two-block ST-GCN (widths 1, 2; V = 5 joints on a chain,
-//! T = 4, C = 3, every activation pruned: depth 6, served under the parameters the party tailors
-//! to it, `N14_L6_S40_Q50_P2x50_D4_128BIT`), so an encrypted
+//! T = 4, C = 3, every activation pruned: depth 4 (the four maps fused in pairs, `hegcn::open_maps`,
+//! and the head), served under the parameters the party tailors
+//! to it, `N14_L4_S40_Q50_P3x50_D2_128BIT`), so an encrypted
 //! inference takes about a second. Its entry is at 20 fractional bits: every revealed tensor is
 //! within half a unit (2^-21) of the original.
 //!
@@ -239,7 +240,7 @@ async fn deploying_to_p0_serves_the_model_and_reveal_writes_its_files() {
     assert_eq!(served.len(), 1, "{served:?}");
     assert_eq!(
         (served[0].role, served[0].preset.as_str()),
-        (0, "N14_L6_S40_Q50_P2x50_D4_128BIT")
+        (0, "N14_L4_S40_Q50_P3x50_D2_128BIT")
     );
     let x = sample(1);
     let (got, sd) = encrypted_logits(&c, 0, "net", &x).await;
@@ -489,7 +490,7 @@ fn party_deploy_serves_at_both_and_he_infer_queries_the_deployed_model() {
         files.with_extension("json").to_str().unwrap(),
     ]));
     assert!(
-        out.contains("preset N14_L6_S40_Q50_P2x50_D4_128BIT"),
+        out.contains("preset N14_L4_S40_Q50_P3x50_D2_128BIT"),
         "{out}"
     );
     assert!(out.contains(": agrees"), "{out}");

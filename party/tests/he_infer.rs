@@ -2,8 +2,9 @@
 //! `[inference]` section, the real `he-infer` binary and the library client.
 //!
 //! The served model is a tiny random-weight two-block ST-GCN (widths 1, 2; V = 5 joints on a
-//! chain, T = 4 frames, C = 3) with every activation pruned, so its depth is 2·2 + 2 (dense layer
-//! and logit mask) = 6 and the party tailors real 128-bit parameters to it, `N14_L6_S40_Q50_P2x50_D4_128BIT`
+//! chain, T = 4 frames, C = 3) with every activation pruned, so its depth is 2 (four maps fused in
+//! pairs across the pruned sites, `hegcn::open_maps`) + 2 (dense layer and logit mask) = 4 and
+//! the party tailors real 128-bit parameters to it, `N14_L4_S40_Q50_P3x50_D2_128BIT`
 //! (`hegcn::choose_params`; the binaries never use insecure parameters). The committed
 //! BodyPose/Mocap-15 models (depth 14) need N = 2^15 (`N15_L14_S40_Q50_P5x50_D3_128BIT`); serving the
 //! BodyPose one, and a BodyPose-shaped tiny model, is in `he_infer_pose.rs`. The server harness is
@@ -88,7 +89,7 @@ fn he_infer_binary_matches_the_plaintext_model() {
     ]));
     eprintln!("he-infer took {:.2}s:\n{out}", t0.elapsed().as_secs_f64());
     assert!(
-        out.contains("preset N14_L6_S40_Q50_P2x50_D4_128BIT"),
+        out.contains("preset N14_L4_S40_Q50_P3x50_D2_128BIT"),
         "{out}"
     );
     // "... adds a logit error of sd 3.58e-5": the tolerance follows the announced flood.

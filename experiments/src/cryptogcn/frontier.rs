@@ -26,6 +26,10 @@ pub(super) struct FrontierPoint {
     /// `(agreeing, compared)` clips, encrypted vs plaintext top-1.
     pub(super) agreement: (usize, usize),
     pub(super) max_logit_error: f64,
+    /// Largest plaintext |logit| and smallest plaintext top-1 margin of the compared clips
+    /// (an error below half the margin cannot change a top-1).
+    pub(super) max_abs_logit: f64,
+    pub(super) min_margin: f64,
     pub(super) depth: usize,
     pub(super) preset: String,
 }
@@ -85,6 +89,8 @@ fn point(
         latency_s: lat.warm_pass_s(),
         agreement: (agr.agree, agr.samples),
         max_logit_error: agr.max_logit_error.max(lat.max_logit_error),
+        max_abs_logit: agr.max_abs_logit.max(lat.max_abs_logit),
+        min_margin: agr.min_logit_margin.min(lat.min_logit_margin),
         depth: lat.depth,
         preset: lat.preset,
     })

@@ -78,7 +78,8 @@ async fn tiny_model_end_to_end() {
     .unwrap();
     let report = crate::run(&cfg).await.unwrap();
     let mt = &report.metrics;
-    assert_eq!(mt["model.depth_count"], 8.0);
+    // Six linear maps fused in pairs across the pruned sites (`hegcn::open_maps`) + head.
+    assert_eq!(mt["model.depth_count"], 5.0);
     for run in ["ama", "baseline"] {
         for q in [
             "he_ops_count",
@@ -202,12 +203,15 @@ async fn bodypose_accuracy_batches_many_poses_per_pass() {
         mt["ama.max_logit_error"]
     );
     assert!(mt["plain.min_logit_margin"] >= 0.0);
+    // Every site is pruned, so the six maps are fused in pairs (`hegcn::open_maps`): each
+    // carries ~20 bits of weight precision, and a stage's error is ~1e-4 of its values (~1e-8
+    // with one level per map).
     for st in ["block0_gcn", "block1_tcn", "block2_act2"] {
         let (e, a) = (
             mt[&format!("ama.{st}_max_error")],
             mt[&format!("ama.{st}_max_abs")],
         );
-        assert!(a > 0.0 && e <= 1e-4 * a.max(1.0), "{st}: {e} vs {a}");
+        assert!(a > 0.0 && e <= 1e-3 * a.max(1.0), "{st}: {e} vs {a}");
     }
     assert!(report
         .sections
@@ -343,8 +347,10 @@ fn accuracy_renders_from_typed_figures() {
 
 /// Throughput mode on a tiny Mocap-15-shaped model: the batched pass's logits of every clip
 /// equal the logits of the same clip evaluated alone, and both the plaintext model's. Each
-/// pass is within the CKKS error of the plaintext logits (~1e-7 at Δ = 2^40 and depth 8 for
-/// logits of order one), so the stated tolerance is 1e-4 · max(1, max |logit|).
+/// pass is within the CKKS error of the plaintext logits: ~1e-4 for logits of order one, its
+/// six maps fused in pairs across the pruned sites (`hegcn::open_maps`, ~20 bits of weight
+/// precision per map, encoded differently alone and batched; ~1e-7 with one level per map),
+/// so the stated tolerance is 1e-3 · max(1, max |logit|).
 #[test]
 fn batched_pass_logits_equal_single_clip_logits() {
     use super::throughput::timed_pass;
@@ -378,11 +384,11 @@ fn batched_pass_logits_equal_single_clip_logits() {
         assert_eq!((one[0].len(), many[i].len()), (15, 15));
         for ((a, b), p) in one[0].iter().zip(&many[i]).zip(plain.row(i)) {
             assert!(
-                (a - b).abs() <= 1e-4 * scale,
+                (a - b).abs() <= 1e-3 * scale,
                 "clip {i}: alone {a}, batched {b}"
             );
             assert!(
-                (b - p).abs() <= 1e-4 * scale,
+                (b - p).abs() <= 1e-3 * scale,
                 "clip {i}: batched {b}, plain {p}"
             );
         }

@@ -112,7 +112,8 @@ pub use model::{
 pub use packing_plan::{BlockPacking, PackingPlan};
 pub use params::{choose_params, smallest_params, ParamChoice, ParamSpec};
 pub use plan::{
-    check_params, choose_preset, level_plan, slots_needed, LevelPlan, StagePlan, HEAD_MASK_LEVELS,
+    check_params, choose_preset, level_plan, level_plan_unfused, open_maps, slots_needed,
+    LevelPlan, StagePlan, HEAD_MASK_LEVELS,
 };
 pub use planner::{PlanEstimate, Planner};
 pub use sanitize::{FloodConfig, DEFAULT_EVAL_ERROR_BOUND, DEFAULT_FLOOD_BITS};

@@ -19,9 +19,11 @@
 //! (which re-checks the bound; there is no way to ask for an insecure set) and compares the
 //! prime chain.
 //!
-//! The depth of a model cannot shrink here: every linear stage and every kept activation site
-//! spends one 40-bit level ([`crate::plan`]), so the BodyPose model (3 blocks, 14 levels) needs
-//! `50 + 14·40 + P > 438` bits, more than `N = 2^14` allows, whatever its slot count.
+//! The depth is the level plan's ([`crate::plan`]): every kept activation site and every linear
+//! map spends one 40-bit level, except that two maps with a pruned site between them share one
+//! (an open map and the one that closes it). The BodyPose model (3 blocks, nothing pruned, 14
+//! levels) needs `50 + 14·40 + P > 438` bits, more than `N = 2^14` allows, whatever its slot
+//! count; a linearised Mocap-15 model that keeps two sites needs 7 and runs at `N = 2^14`.
 
 use ckks::{
     presets, CkksParams, Dnum, GaloisKeys, Levels, LogN, PrimeBits, RelinKey, ScaleBits,

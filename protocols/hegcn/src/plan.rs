@@ -12,7 +12,20 @@
 //! | average pooling + dense head, then the 0/1 logit mask | 1 + [`HEAD_MASK_LEVELS`] |
 //!
 //! so a block costs 2–4 levels and STGCN-3-128 without pruning needs `3·4 + 2 = 14`. The input
-//! is encrypted at exactly that level and the logits arrive at level 0. The mask (see
+//! is encrypted at exactly that level and the logits arrive at level 0.
+//!
+//! **Linear maps fused across pruned sites** ([`level_plan`], the packed layouts of
+//! [`crate::HeStgcn`]). Between two linear maps whose activation site is pruned on every node
+//! nothing needs a rescale: the first map is *open* (its diagonals encoded at `√q_ℓ`, its
+//! outputs left at the input level and scale `Δ·√q_ℓ`) and the next one closes it (diagonals
+//! at `q_ℓ·Δ/(Δ·√q_ℓ) = √q_ℓ`, one rescale), so the pair spends one level. In a run of maps
+//! between kept sites they pair up from the first (open, close, open, close, …); the last
+//! temporal convolution may be opened by a pruned last site, the head's dense layer closes it.
+//! A linearised model thus needs about one level per two linear maps and one per kept site:
+//! LinGCN's point that structural linearisation shrinks the parameters, here down to
+//! `N = 2^14` where the depth allows. The price is precision: both maps of a pair carry
+//! `log2 q_ℓ / 2 ≈ 20` bits of weight precision instead of 40. The dense single-pose program
+//! keeps one level per map ([`level_plan_unfused`]). The mask (see
 //! `HeStgcn::head`) keeps only the logit slots of the returned ciphertexts: without it the
 //! rotate-and-sum of the head leaves partial sums of the dense layer in every other slot.
 
@@ -28,7 +41,8 @@ use crate::layout::{Layout, Packing};
 pub struct StagePlan {
     /// Stage name, e.g. `"block1.gcn"`.
     pub name: String,
-    /// Levels consumed (0 to 2: the head includes the logit mask).
+    /// Levels consumed (0 to 2: the head includes the logit mask; 0 for an open map, see
+    /// [`open_maps`]).
     pub levels: usize,
     /// Ciphertext level after the stage.
     pub level_after: usize,
@@ -61,13 +75,49 @@ pub(crate) fn site_levels(act: &FoldedActivation, block: usize, site: usize) -> 
     }
 }
 
-/// The level plan of `model` (independent of the packing: both spend the same levels).
+/// Which linear maps of `model` are open (see the module docs), per block `[graph conv,
+/// temporal conv]`: a map is open when the activation site after it is pruned on every node
+/// and the map before it is not open (the next map, or the head after the last block, closes
+/// it).
+pub fn open_maps(model: &FoldedModel) -> Vec<[bool; 2]> {
+    let mut prev = false;
+    model
+        .blocks
+        .iter()
+        .map(|b| {
+            let gcn = !prev && b.act1.is_identity();
+            let tcn = !gcn && b.act2.is_identity();
+            prev = tcn;
+            [gcn, tcn]
+        })
+        .collect()
+}
+
+/// The level plan of `model` under the packed layouts (independent of the packing: both spend
+/// the same levels), linear maps fused across pruned sites ([`open_maps`]).
+///
+/// # Errors
+/// [`HeGcnError::UnsupportedActivation`] for a kept ReLU node.
 pub fn level_plan(model: &FoldedModel) -> Result<LevelPlan> {
+    plan_with(model, &open_maps(model))
+}
+
+/// The level plan with one level per linear map, as the dense single-pose program spends
+/// them ([`crate::DenseStgcn`]).
+///
+/// # Errors
+/// [`HeGcnError::UnsupportedActivation`] for a kept ReLU node.
+pub fn level_plan_unfused(model: &FoldedModel) -> Result<LevelPlan> {
+    plan_with(model, &vec![[false; 2]; model.blocks.len()])
+}
+
+fn plan_with(model: &FoldedModel, open: &[[bool; 2]]) -> Result<LevelPlan> {
     let mut raw = Vec::new();
     for (i, b) in model.blocks.iter().enumerate() {
-        raw.push((format!("block{i}.gcn"), 1));
+        let [g, t] = open[i];
+        raw.push((format!("block{i}.gcn"), usize::from(!g)));
         raw.push((format!("block{i}.act1"), site_levels(&b.act1, i, 0)?));
-        raw.push((format!("block{i}.tcn"), 1));
+        raw.push((format!("block{i}.tcn"), usize::from(!t)));
         raw.push((format!("block{i}.act2"), site_levels(&b.act2, i, 1)?));
     }
     raw.push(("head".to_string(), 1 + HEAD_MASK_LEVELS));

@@ -176,7 +176,7 @@ impl ServedModel {
         let (slots, packing) = slots_for(&folded, choice);
         let (spec, params) = match &cfg.preset {
             None if use_dense => {
-                let depth = hegcn::level_plan(&folded)?.depth;
+                let depth = hegcn::level_plan_unfused(&folded)?.depth;
                 let slots = DenseLayout::period_for(&folded).max(slots);
                 hegcn::smallest_params(depth, slots, packing)?
             }
@@ -240,7 +240,9 @@ impl ServedModel {
             log_n: params.log_n().0,
             q_primes: params.q_primes().to_vec(),
             p_primes: params.p_primes().to_vec(),
-            input_level: he.plan().depth as u32,
+            // A dense model spends one level per map (`level_plan_unfused`), the packed
+            // layouts fuse the maps around pruned sites (`hegcn::open_maps`).
+            input_level: dense.as_ref().map_or(he.plan().depth, |d| d.plan().depth) as u32,
             output_level: he.output_level() as u32,
             flood_sd,
             // Zero slots for a dense model: clients without `dense` refuse it.

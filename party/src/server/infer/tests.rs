@@ -11,8 +11,9 @@ use ndarray::Array4;
 use rand::{Rng, SeedableRng};
 use stgcn::{spatial_partition, Architecture, InputNorm, StGcn, StGcnConfig};
 
-/// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 6, served under
-/// the tailored `N14_L6_S40_Q50_P2x50_D4_128BIT` (or the named `preset`).
+/// Two blocks of widths 1, 2, V = 5, T = 4, C = 3, all activations pruned: depth 4 (the four
+/// maps fused in pairs, `hegcn::open_maps`, + head), served under the tailored
+/// `N14_L4_S40_Q50_P3x50_D2_128BIT` (or the named `preset`).
 fn tiny() -> (ServedModel, InferenceConfig) {
     tiny_at(None)
 }
@@ -36,7 +37,8 @@ pub(super) fn tiny_model(t: usize) -> StGcn {
     let edges: Vec<(usize, usize)> = (0..v - 1).map(|i| (i, i + 1)).collect();
     let a = spatial_partition(v, &edges, 1).unwrap();
     let mut cfg = StGcnConfig::new(Architecture::Stgcn3x128, 64, c, t, &a, 3);
-    // Two blocks: depth 2·2 + 2 (dense layer and logit mask) = 6 fits N = 2^14.
+    // Two blocks: depth 2 (four maps fused in pairs) + 2 (dense layer and logit mask) = 4
+    // fits N = 2^14 (6 with one level per map, as a single pose is served densely).
     cfg.architecture = None;
     cfg.blocks.truncate(2);
     cfg.activation_mask.truncate(2);
@@ -131,8 +133,8 @@ fn single_pose_models_are_served_densely() {
 #[test]
 fn client_packing_equals_hegcn_input_encryption() {
     let (m, _) = tiny();
-    assert_eq!(m.info.preset, "N14_L6_S40_Q50_P2x50_D4_128BIT");
-    assert_eq!((m.info.input_level, m.info.output_level), (6, 0));
+    assert_eq!(m.info.preset, "N14_L4_S40_Q50_P3x50_D2_128BIT");
+    assert_eq!((m.info.input_level, m.info.output_level), (4, 0));
     assert!(m.galois_key_count() > 0);
     let params = params_for(&m.info).unwrap();
     let sk = KeyGenerator::new(&params).secret_key();
@@ -184,7 +186,7 @@ fn served_models_get_tailored_parameters_unless_a_preset_is_named() {
         .info
         .params
         .expect("a tailored set travels as a spec");
-    assert_eq!((spec.log_n, spec.levels), (14, 6));
+    assert_eq!((spec.log_n, spec.levels), (14, 4));
     assert_eq!(tailored.info.preset, spec.name());
     assert_eq!(named.info.params, None);
     assert_eq!(named.info.preset, "N14_L7_S40_128BIT");
@@ -193,7 +195,7 @@ fn served_models_get_tailored_parameters_unless_a_preset_is_named() {
     assert!(tailored.key_bytes() < named.key_bytes());
     let params = params_for(&tailored.info).unwrap();
     assert_eq!(params.q_primes(), tailored.info.q_primes);
-    assert_eq!(params.max_level(), 6);
+    assert_eq!(params.max_level(), 4);
     assert!(params_for(&named.info).is_ok());
 }
 
@@ -246,7 +248,7 @@ fn clients_refuse_announced_parameters_that_do_not_match_their_preset() {
     ));
     let mut i = m.info.clone();
     let mut spec = i.params.unwrap();
-    (spec.special_primes, spec.dnum) = (1, 7);
+    (spec.special_primes, spec.dnum) = (1, 5);
     i.params = Some(spec);
     i.preset = spec.name();
     assert!(matches!(params_for(&i), Err(InferError::BadInfo { .. })));

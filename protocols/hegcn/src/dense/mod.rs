@@ -86,7 +86,7 @@
 //! ciphertexts, ~55 MB per request instead of ~4 MB, a new `DenseLayout` field and link
 //! version): its products then read the rotations directly.
 //!
-//! **Levels.** Those of [`crate::level_plan`]: one per linear stage, one per non-pruned
+//! **Levels.** Those of [`crate::level_plan_unfused`]: one per linear stage, one per non-pruned
 //! activation site, the head's dense layer and its 0/1 logit mask.
 //!
 //! **Security model.** As the rest of the crate: semi-honest server holding the weights,
@@ -111,7 +111,7 @@ use stgcn::{FoldedActivation, FoldedModel, FoldedResidual};
 use crate::error::{HeGcnError, Result};
 use crate::linear::{PlaintextCache, PlaintextCacheStats, PlaintextId};
 use crate::model::EncryptedLogits;
-use crate::plan::{level_plan, site_levels, LevelPlan};
+use crate::plan::{level_plan_unfused, site_levels, LevelPlan};
 use crate::sanitize::FloodConfig;
 
 use diag::DiagMap;
@@ -320,7 +320,7 @@ impl DenseStgcn {
     /// a kept ReLU; [`HeGcnError::LevelTooLow`] when the parameters lack the model's depth.
     pub fn compile(model: &FoldedModel, params: &CkksParams) -> Result<Self> {
         let layout = DenseLayout::new(model, params.slots())?;
-        let plan = level_plan(model)?;
+        let plan = level_plan_unfused(model)?;
         if plan.depth > params.max_level() {
             return Err(HeGcnError::LevelTooLow {
                 stage: "dense model input".into(),

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::cache::PlaintextCache;
 use super::groups::{isomorphic_classes, Group};
 use super::lane::Lane;
-use super::{finish, Encode, LinearMap, Term};
+use super::{finish, Encode, Finish, LinearMap, Term};
 use crate::error::Result;
 
 /// The baby steps of one input of a chunk: the input itself when baby step 0 is planned, and
@@ -26,7 +26,7 @@ struct Baby<L> {
 type Babies<L> = Vec<Baby<L>>;
 
 impl LinearMap {
-    /// `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`, rescaled.
+    /// `out_q = Σ_g rot(Σ_{j,b} rot(in_j, b) ⊙ rot(P_{q,j,g+b}, −g), g)`, rescaled unless open.
     pub(super) fn apply_bsgs<L: Lane>(
         &self,
         eval: &Evaluator,
@@ -34,7 +34,7 @@ impl LinearMap {
         store: &PlaintextCache,
         inputs: &[Ciphertext],
         encode: &Encode<'_>,
-        pt_scale: f64,
+        out: Finish,
     ) -> Result<Vec<Ciphertext>> {
         let level = inputs[0].level();
         let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
@@ -79,7 +79,7 @@ impl LinearMap {
             }
         }
         outs.into_par_iter()
-            .map(|acc| finish(eval, encoder, acc, &inputs[0], pt_scale))
+            .map(|acc| finish(eval, encoder, acc, &inputs[0], out))
             .collect()
     }
 

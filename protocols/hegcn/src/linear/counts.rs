@@ -40,7 +40,7 @@ impl LinearMap {
     /// Every evaluator operation one evaluation performs, mirroring [`Self::apply`] call by
     /// call: hoisted rotations (one decomposition per input with a non-zero step), one
     /// plaintext product per distinct diagonal (and one for an output without terms), the
-    /// additions that sum them, giant-step rotations, one rescale per output; ModDowns two per
+    /// additions that sum them, giant-step rotations, one rescale per output (none when open); ModDowns two per
     /// rotation, or, lazy, one per giant step and two per output with terms.
     pub(crate) fn planned_ops(&self) -> OpCounts {
         let mut c = OpCounts::default();
@@ -69,7 +69,9 @@ impl LinearMap {
                 c.mod_down += per_giant * k;
             }
         }
-        c.rescale += self.n_out as u64;
+        if !self.is_open() {
+            c.rescale += self.n_out as u64;
+        }
         c
     }
 

@@ -9,18 +9,18 @@ use ckks::{Ciphertext, Encoder, Evaluator};
 use rayon::prelude::*;
 
 use super::lane::{accumulate, mul_plain_accumulate, Lane};
-use super::{finish, split, Encode, LinearMap, Term};
+use super::{finish, split, Encode, Finish, LinearMap, Term};
 use crate::error::Result;
 
 impl LinearMap {
-    /// `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`, input by input, rescaled.
+    /// `out_q = Σ_{j,s} rot(in_j, s) ⊙ P_{q,j,s}`, input by input, rescaled unless open.
     pub(super) fn apply_hoisted<L: Lane>(
         &self,
         eval: &Evaluator,
         encoder: &Encoder,
         inputs: &[Ciphertext],
         encode: &Encode<'_>,
-        pt_scale: f64,
+        out: Finish,
     ) -> Result<Vec<Ciphertext>> {
         let acc: Vec<Mutex<Option<L>>> = (0..self.n_out).map(|_| Mutex::new(None)).collect();
         let mut start = 0;
@@ -41,7 +41,7 @@ impl LinearMap {
             .map(|m| {
                 let sum = m.into_inner().expect("no poisoned lock");
                 let ct = sum.map(|s| L::finish(eval, s)).transpose()?;
-                finish(eval, encoder, ct, &inputs[0], pt_scale)
+                finish(eval, encoder, ct, &inputs[0], out)
             })
             .collect()
     }

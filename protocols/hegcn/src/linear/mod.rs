@@ -113,6 +113,9 @@ pub(crate) struct LinearMap {
     /// products are those of one copy.
     replicas: usize,
     replica_stride: usize,
+    /// `Some(ρ)` when the outputs are left unrescaled ([`LinearMap::opened`]): the diagonals
+    /// are encoded at `ρ·√q_ℓ` ([`LinearMap::open_split`]).
+    open: Option<f64>,
 }
 
 impl LinearMap {
@@ -142,7 +145,59 @@ impl LinearMap {
             lazy,
             replicas: 1,
             replica_stride: 0,
+            open: None,
         }
+    }
+
+    /// Marks the map *open*: evaluated by [`Self::apply_open`], its outputs are not rescaled
+    /// and keep the level of its inputs, at the input scale times the plaintext scale. A map
+    /// followed by another linear map (an activation site between them pruned on every node)
+    /// is open and the next one closes it: the two spend one level together.
+    pub(crate) fn opened(mut self) -> Self {
+        self.open = Some(1.0);
+        self
+    }
+
+    /// Whether the map is open ([`Self::opened`]).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// The split `ρ` of an open map (1 for a closed one): its diagonals are encoded at
+    /// `ρ·√q_ℓ` and those of the map that closes it at about `√q_ℓ / ρ`.
+    pub(crate) fn open_split(&self) -> f64 {
+        self.open.unwrap_or(1.0)
+    }
+
+    /// Sets the split of an open map to `ρ = √(rms(next) / rms(self))`, the root-mean-square
+    /// weights of this map and of the map `next` that closes it: each map's encoding error
+    /// (absolute, about `√(N/12)` over its plaintext scale) is then the same fraction of its
+    /// typical weight, which minimises their sum under the product of the two scales `q_ℓ`.
+    /// A closed map is left as it is.
+    pub(crate) fn balance_with(&mut self, next: &LinearMap) {
+        if self.open.is_some() {
+            let (a, b) = (self.weight_rms(), next.weight_rms());
+            if a > 0.0 && b > 0.0 {
+                self.open = Some((b / a).sqrt());
+            }
+        }
+    }
+
+    /// Sets the split of an open map to `rho` (a residual beside an open temporal map takes
+    /// the temporal map's).
+    pub(crate) fn set_split(&mut self, rho: f64) {
+        if self.open.is_some() {
+            self.open = Some(rho);
+        }
+    }
+
+    /// Root-mean-square of the term weights (0 without terms).
+    fn weight_rms(&self) -> f64 {
+        if self.terms.is_empty() {
+            return 0.0;
+        }
+        let s: f64 = self.terms.iter().map(|t| t.weight * t.weight).sum();
+        (s / self.terms.len() as f64).sqrt()
     }
 
     /// Repeats the map `replicas` times, copy `r` acting on the slots shifted by
@@ -178,6 +233,9 @@ impl LinearMap {
     }
 
     /// Evaluates the map; the outputs are rescaled once and carry scale `target`.
+    ///
+    /// # Errors
+    /// An open map ([`Self::opened`]); misaligned or miscounted inputs; CKKS errors.
     pub(crate) fn apply(
         &self,
         eval: &Evaluator,
@@ -186,6 +244,43 @@ impl LinearMap {
         inputs: &[Ciphertext],
         target: f64,
     ) -> Result<Vec<Ciphertext>> {
+        self.check_inputs(inputs, false)?;
+        let q = eval.params().q_prime(inputs[0].level())? as f64;
+        self.evaluate(
+            eval,
+            encoder,
+            store,
+            inputs,
+            q * target / inputs[0].scale(),
+            true,
+        )
+    }
+
+    /// Evaluates an open map ([`Self::opened`]) with its diagonals at `pt_scale`: the outputs
+    /// are not rescaled (level of the inputs, scale `input scale · pt_scale`).
+    ///
+    /// # Errors
+    /// A map that is not open; misaligned or miscounted inputs; CKKS errors.
+    pub(crate) fn apply_open(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        store: &PlaintextCache,
+        inputs: &[Ciphertext],
+        pt_scale: f64,
+    ) -> Result<Vec<Ciphertext>> {
+        self.check_inputs(inputs, true)?;
+        self.evaluate(eval, encoder, store, inputs, pt_scale, false)
+    }
+
+    fn check_inputs(&self, inputs: &[Ciphertext], open: bool) -> Result<()> {
+        if open != self.is_open() {
+            return Err(HeGcnError::Shape {
+                what: "open linear map (1: evaluated without a rescale)",
+                expected: usize::from(self.is_open()),
+                found: usize::from(open),
+            });
+        }
         if inputs.len() != self.n_in {
             return Err(HeGcnError::Shape {
                 what: "linear map input ciphertexts",
@@ -193,10 +288,20 @@ impl LinearMap {
                 found: inputs.len(),
             });
         }
-        check_aligned(inputs)?;
+        check_aligned(inputs)
+    }
+
+    fn evaluate(
+        &self,
+        eval: &Evaluator,
+        encoder: &Encoder,
+        store: &PlaintextCache,
+        inputs: &[Ciphertext],
+        pt_scale: f64,
+        rescale: bool,
+    ) -> Result<Vec<Ciphertext>> {
         let level = inputs[0].level();
-        let q = eval.params().q_prime(level)? as f64;
-        let pt_scale = q * target / inputs[0].scale();
+        let out = Finish { pt_scale, rescale };
         // Every diagonal is encoded when its product is formed and dropped right after (at
         // most one per worker thread is alive), unless the bounded cache holds it: nothing
         // here keeps all the plaintexts of a map, whose sum can exceed the server's memory
@@ -205,19 +310,36 @@ impl LinearMap {
         let encode = |d: &[f64]| store.get_or_encode(encoder, d, level, pt_scale, lazy);
         match (self.strategy, lazy) {
             (Strategy::Hoisted, false) => {
-                self.apply_hoisted::<Ciphertext>(eval, encoder, inputs, &encode, pt_scale)
+                self.apply_hoisted::<Ciphertext>(eval, encoder, inputs, &encode, out)
             }
             (Strategy::Hoisted, true) => {
-                self.apply_hoisted::<ExtCiphertext>(eval, encoder, inputs, &encode, pt_scale)
+                self.apply_hoisted::<ExtCiphertext>(eval, encoder, inputs, &encode, out)
             }
             (Strategy::Bsgs { .. }, false) => {
-                self.apply_bsgs::<Ciphertext>(eval, encoder, store, inputs, &encode, pt_scale)
+                self.apply_bsgs::<Ciphertext>(eval, encoder, store, inputs, &encode, out)
             }
             (Strategy::Bsgs { .. }, true) => {
-                self.apply_bsgs::<ExtCiphertext>(eval, encoder, store, inputs, &encode, pt_scale)
+                self.apply_bsgs::<ExtCiphertext>(eval, encoder, store, inputs, &encode, out)
             }
         }
     }
+}
+
+/// How the outputs of an evaluation end: the diagonals' scale (for an output without terms)
+/// and whether they are rescaled.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish {
+    pt_scale: f64,
+    rescale: bool,
+}
+
+/// The plaintext scale of an open map at `level` (`√q_ℓ`): the map that closes it encodes
+/// its diagonals at about the same scale, so the two share the precision the prime allows.
+///
+/// # Errors
+/// A level beyond the chain.
+pub(crate) fn open_scale(params: &ckks::CkksParams, level: usize) -> Result<f64> {
+    Ok((params.q_prime(level)? as f64).sqrt())
 }
 
 /// The cheapest organisation of the rotations of `terms` (sorted by `(j, q)`): the hoisted
@@ -314,23 +436,28 @@ fn plan_cost(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term], laz
     }
 }
 
-/// Rescales an accumulated output; an output with no term becomes an encryption-free zero
-/// (a zero plaintext product of the first input) so that every output has the same shape.
+/// Rescales an accumulated output (unless the map is open); an output with no term becomes an
+/// encryption-free zero (a zero plaintext product of the first input) so that every output
+/// has the same shape.
 fn finish(
     eval: &Evaluator,
     encoder: &Encoder,
     acc: Option<Ciphertext>,
     like: &Ciphertext,
-    pt_scale: f64,
+    out: Finish,
 ) -> Result<Ciphertext> {
     let ct = match acc {
         Some(ct) => ct,
         None => {
-            let zero = encoder.encode(&[], like.level(), pt_scale)?;
+            let zero = encoder.encode(&[], like.level(), out.pt_scale)?;
             eval.mul_plain(like, &zero)?
         }
     };
-    Ok(eval.rescale(&ct)?)
+    if out.rescale {
+        Ok(eval.rescale(&ct)?)
+    } else {
+        Ok(ct)
+    }
 }
 
 /// Checks that all ciphertexts share one level and scale.

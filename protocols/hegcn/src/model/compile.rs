@@ -16,7 +16,7 @@ use crate::error::{HeGcnError, Result};
 use crate::layout::{Layout, Packing};
 use crate::linear::{LinearMap, PlaintextCache};
 use crate::packing_plan::{BlockPacking, PackingPlan};
-use crate::plan::{check_params, LevelPlan};
+use crate::plan::{check_params, open_maps, LevelPlan};
 
 /// The residual branch as a (rotation-free) pointwise map: an identity residual is the identity
 /// matrix, so its plaintext product also brings the block input to the output's level and scale.
@@ -24,6 +24,16 @@ use crate::plan::{check_params, LevelPlan};
 pub(super) enum ResidualProgram {
     None,
     Map(LinearMap),
+}
+
+impl ResidualProgram {
+    /// The branch, its map opened when `open` (beside an open temporal map).
+    pub(super) fn open_if(self, open: bool) -> Self {
+        match self {
+            Self::Map(m) => Self::Map(open_if(m, open)),
+            Self::None => Self::None,
+        }
+    }
 }
 
 /// One compiled ST-GCN block: layouts, maps, biases and activation sites of its stages.
@@ -100,9 +110,10 @@ impl HeStgcn {
         let block = input_layout.block;
         let mut lin = input_layout.clone();
         let mut blocks = Vec::with_capacity(model.blocks.len());
+        let open = open_maps(model);
         for (i, blk) in model.blocks.iter().enumerate() {
             let bp = packings.blocks[i];
-            let program = compile_block(blk, i, &lin, bp, model.num_nodes, reps)?;
+            let program = compile_block(blk, (i, open[i]), &lin, bp, model.num_nodes, reps)?;
             lin = program.out_layout.clone();
             blocks.push(program);
         }
@@ -116,6 +127,7 @@ impl HeStgcn {
             }));
         }
         let head = Self::compile_head(model, &lin, reps)?;
+        balance_open_maps(&mut blocks, &head.fc);
         Ok(Self {
             params: params.clone(),
             encoder: Encoder::new(params),
@@ -217,10 +229,12 @@ pub(super) fn folds(bp: BlockPacking) -> bool {
 
 /// Compiles block `i` of a model with `nodes` nodes on the input layout `lin`, its graph
 /// convolution writing `bp.mid` and its temporal convolution and residual `bp.out`: folds the
-/// quadratic coefficients when a site runs under AMA, then lowers every stage.
+/// quadratic coefficients when a site runs under AMA, then lowers every stage; `open` says
+/// which of its two maps are open (`[graph conv, temporal conv]`, [`open_maps`]; the residual
+/// is open with the temporal map).
 pub(super) fn compile_block(
     blk: &FoldedBlock,
-    i: usize,
+    (i, open): (usize, [bool; 2]),
     lin: &Layout,
     bp: BlockPacking,
     nodes: usize,
@@ -246,10 +260,10 @@ pub(super) fn compile_block(
     }
     let mid = lin.with_channels(blk.out_channels).with_packing(bp.mid)?;
     let out = mid.strided(blk.stride).with_packing(bp.out)?;
-    let gcn = reps.map(compile_gcn(blk, lin, &mid), block);
+    let gcn = open_if(reps.map(compile_gcn(blk, lin, &mid), block), open[0]);
     let gcn_bias = bias_vectors(&mid, reps, |c, v| blk.gcn_bias[[c, v]]);
     let act1 = ActMap::new(&blk.act1, &mid, i, 0, reps)?;
-    let tcn = reps.map(compile_tcn(blk, &mid, &out), block);
+    let tcn = open_if(reps.map(compile_tcn(blk, &mid, &out), block), open[1]);
     let res_bias = match &blk.residual {
         FoldedResidual::Conv { bias, .. } => bias.clone(),
         _ => Array1::zeros(blk.out_channels),
@@ -257,7 +271,7 @@ pub(super) fn compile_block(
     let tcn_bias = bias_vectors(&out, reps, |c, v| {
         (blk.tcn_bias[c] + res_bias[c]) * out_scale[v]
     });
-    let residual = compile_residual(blk, lin, &out, &out_scale, reps)?;
+    let residual = compile_residual(blk, lin, &out, &out_scale, reps)?.open_if(open[1]);
     let act2 = ActMap::new(&blk.act2, &out, i, 1, reps)?;
     Ok(BlockProgram {
         in_layout: lin.clone(),
@@ -273,6 +287,31 @@ pub(super) fn compile_block(
         mid_scale,
         out_scale,
     })
+}
+
+/// Sets the split of every open map from its weights and those of the map that closes it
+/// ([`LinearMap::balance_with`]): a graph map is closed by its block's temporal map, a temporal
+/// map by the next block's graph map or, in the last block, by the head's dense layer; the
+/// residual beside an open temporal map takes the temporal map's split.
+fn balance_open_maps(blocks: &mut [BlockProgram], head_fc: &LinearMap) {
+    for i in 0..blocks.len() {
+        let (this, rest) = blocks[i..].split_at_mut(1);
+        let b = &mut this[0];
+        b.gcn.balance_with(&b.tcn);
+        b.tcn.balance_with(rest.first().map_or(head_fc, |n| &n.gcn));
+        if let ResidualProgram::Map(m) = &mut b.residual {
+            m.set_split(b.tcn.open_split());
+        }
+    }
+}
+
+/// `m`, opened when `open` ([`LinearMap::opened`]).
+pub(super) fn open_if(m: LinearMap, open: bool) -> LinearMap {
+    if open {
+        m.opened()
+    } else {
+        m
+    }
 }
 
 /// The residual branch of `blk` from its input layout `lin` to its output layout `out`,

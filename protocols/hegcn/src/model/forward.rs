@@ -12,6 +12,7 @@ use super::counts::{counts_diff, StageReport};
 use super::{EncryptedLogits, HeStgcn, PackedTensor};
 use crate::error::{HeGcnError, Result};
 use crate::layout::Layout;
+use crate::linear::{open_scale, LinearMap};
 
 impl HeStgcn {
     /// `v` encoded at the level and scale of `like`.
@@ -35,6 +36,28 @@ impl HeStgcn {
                 }
                 Ok(())
             })
+    }
+
+    /// Evaluates `map` on `inputs`: rescaled to the default scale, or, an open map
+    /// ([`crate::plan::open_maps`]), unrescaled with its diagonals at `factor·ρ·√q_ℓ` (`ρ` its
+    /// split, [`LinearMap::balance_with`])
+    /// (`factor` 1 for a stage's own map; a residual beside an open temporal map brings its
+    /// input to the temporal map's input scale first).
+    pub(super) fn apply_map(
+        &self,
+        eval: &Evaluator,
+        map: &LinearMap,
+        inputs: &[Ciphertext],
+        factor: f64,
+    ) -> Result<Vec<Ciphertext>> {
+        let (enc, cache) = (&self.encoder, &self.cache);
+        if map.is_open() {
+            let level = inputs.first().map_or(0, Ciphertext::level);
+            let s = factor * map.open_split() * open_scale(&self.params, level)?;
+            map.apply_open(eval, enc, cache, inputs, s)
+        } else {
+            map.apply(eval, enc, cache, inputs, self.params.default_scale())
+        }
     }
 
     /// Block `i`, or a shape error.
@@ -66,10 +89,7 @@ impl HeStgcn {
     pub fn gcn(&self, eval: &Evaluator, i: usize, x: &PackedTensor) -> Result<PackedTensor> {
         let b = self.block_ref(i)?;
         Self::check_layout(x, &b.in_layout, "graph convolution input")?;
-        let target = self.params.default_scale();
-        let mut cts = b
-            .gcn
-            .apply(eval, &self.encoder, &self.cache, &x.cts, target)?;
+        let mut cts = self.apply_map(eval, &b.gcn, &x.cts, 1.0)?;
         self.add_bias(eval, &mut cts, &b.gcn_bias)?;
         Ok(PackedTensor {
             cts,
@@ -113,10 +133,7 @@ impl HeStgcn {
         let b = self.block_ref(i)?;
         Self::check_layout(h, &b.mid_layout, "temporal convolution input")?;
         Self::check_layout(x, &b.in_layout, "residual input")?;
-        let target = self.params.default_scale();
-        let mut r = b
-            .tcn
-            .apply(eval, &self.encoder, &self.cache, &h.cts, target)?;
+        let mut r = self.apply_map(eval, &b.tcn, &h.cts, 1.0)?;
         match &b.residual {
             ResidualProgram::None => {}
             ResidualProgram::Map(m) => {
@@ -126,7 +143,8 @@ impl HeStgcn {
                     .par_iter()
                     .map(|c| eval.drop_to_level(c, level))
                     .collect::<ckks::Result<_>>()?;
-                let res = m.apply(eval, &self.encoder, &self.cache, &xd, target)?;
+                // Open: the residual lands at the temporal map's output scale unrescaled.
+                let res = self.apply_map(eval, m, &xd, h.cts[0].scale() / xd[0].scale())?;
                 r.par_iter_mut()
                     .zip(&res)
                     .try_for_each(|(ri, si)| -> Result<()> {

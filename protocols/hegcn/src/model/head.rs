@@ -154,9 +154,7 @@ impl HeStgcn {
         } else {
             x.cts.clone()
         };
-        let target = self.params.default_scale();
-        let mut out =
-            h.fc.apply(eval, &self.encoder, &self.cache, &fc_in, target)?;
+        let mut out = self.apply_map(eval, &h.fc, &fc_in, 1.0)?;
         out.par_iter_mut().try_for_each(|ct| -> Result<()> {
             for &s in &h.sum_steps {
                 let r = eval.rotate(ct, s as i64)?;

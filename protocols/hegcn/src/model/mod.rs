@@ -17,7 +17,9 @@
 //!    (channel-major, nodes of mixed sign in one ciphertext) a general `a_v` is evaluated as
 //!    `x·(a⊙x) + (b⊙x)` with `a` encoded at scale `2^20`: `a` is quantised to ~6 decimal
 //!    digits and the next layer's weights, which absorb the larger output scale, to ~2^-20.
-//!    Fully pruned sites cost nothing.
+//!    Fully pruned sites cost nothing, and the maps on either side of one share a level: the
+//!    first is *open* (no rescale, diagonals at `√q_ℓ`) and the second closes it
+//!    ([`crate::plan::open_maps`]; the residual beside an open temporal map is open too).
 //! 3. **Temporal convolution** — 9 taps × channel mixing as one map; tap `j` is a shift by
 //!    `d·(j−4)` inside the block, zero padding lives in the masked plaintext diagonals, and the
 //!    map is evaluated by BSGS (taps = baby steps, channel-block distances = giant steps) when

@@ -14,7 +14,7 @@ use ckks::{CkksParams, OpCounts};
 use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 
 use super::activation::ActMap;
-use super::compile::{compile_residual, folds, ResidualProgram};
+use super::compile::{compile_residual, folds, open_if, ResidualProgram};
 use super::counts::{bias_adds, gcn_stage_ops, head_ops, tcn_stage_ops};
 use super::fold::fold_quadratic_coefficients;
 use super::maps::{bias_vectors, compile_gcn, compile_tcn};
@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::layout::{Layout, Packing};
 use crate::linear::{LinearMap, Strategy, DEFAULT_LOCKSTEP_BYTES};
 use crate::packing_plan::BlockPacking;
-use crate::plan::{check_params, level_plan};
+use crate::plan::{check_params, level_plan, open_maps};
 
 /// Both packings, in option order.
 pub const PACKINGS: [Packing; 2] = [Packing::Ama, Packing::ChannelMajor];
@@ -101,6 +101,7 @@ impl HeStgcn {
         let mut level = plan.depth;
         let mut lin = base;
         let mut blocks = Vec::new();
+        let open = open_maps(model);
         for (i, blk) in model.blocks.iter().enumerate() {
             let st = &levels.stages[4 * i..4 * i + 4];
             let lv = [
@@ -109,7 +110,14 @@ impl HeStgcn {
                 st[1].level_after,
                 st[2].level_after,
             ];
-            blocks.push(block_options(blk, i, &lin, lv, model.num_nodes, special)?);
+            blocks.push(block_options(
+                blk,
+                (i, open[i]),
+                &lin,
+                lv,
+                model.num_nodes,
+                special,
+            )?);
             level = st[3].level_after;
             lin = lin.with_channels(blk.out_channels).strided(blk.stride);
         }
@@ -135,10 +143,11 @@ impl HeStgcn {
     }
 }
 
-/// The options of block `i` on the input layout `lin` (any packing), stage input levels `lv`.
+/// The options of block `i` on the input layout `lin` (any packing), stage input levels `lv`,
+/// its maps open as `open` says ([`open_maps`]).
 fn block_options(
     blk: &FoldedBlock,
-    i: usize,
+    (i, open): (usize, [bool; 2]),
     lin: &Layout,
     lv: [usize; 4],
     nodes: usize,
@@ -153,7 +162,7 @@ fn block_options(
     for a in PACKINGS {
         for b in PACKINGS {
             if let (Some(x), Some(m)) = (at(lin, a), at(&mid, b)) {
-                let map = compile_gcn(blk, &x, &m);
+                let map = open_if(compile_gcn(blk, &x, &m), open[0]);
                 let bias = bias_vectors(&m, Replicas::ONE, |c, v| blk.gcn_bias[[c, v]]);
                 let mut c = MapCost::of(&map, lv[0], special);
                 c.ops = gcn_stage_ops(&map, &bias);
@@ -161,7 +170,7 @@ fn block_options(
                 gcn.push(((a, b), c));
             }
             if let (Some(m), Some(o)) = (at(&mid, a), at(&out, b)) {
-                let map = compile_tcn(blk, &m, &o);
+                let map = open_if(compile_tcn(blk, &m, &o), open[1]);
                 tcn.push(((a, b), MapCost::of(&map, lv[2], special)));
             }
         }
@@ -183,7 +192,8 @@ fn block_options(
                 .then(|| fold_quadratic_coefficients(blk, nodes))
                 .flatten();
             let fb = folded.as_ref().map_or(blk, |f| &f.0);
-            let (t_ops, t_qp, t_enc) = temporal_stage(blk, &x, &o, t, &ones, lv[2], special)?;
+            let (t_ops, t_qp, t_enc) =
+                temporal_stage(blk, (&x, &o), t, &ones, (lv[2], special), open[1])?;
             let a1 = ActMap::new(&fb.act1, &m, i, 0, Replicas::ONE)?;
             let a2 = ActMap::new(&fb.act2, &o, i, 1, Replicas::ONE)?;
             let act = |a: &Option<ActMap>| a.as_ref().map(ActMap::planned_ops).unwrap_or_default();
@@ -209,19 +219,18 @@ fn block_options(
 /// `t`, the residual branch compiled for these layouts, and the bias additions.
 fn temporal_stage(
     blk: &FoldedBlock,
-    x: &Layout,
-    o: &Layout,
+    (x, o): (&Layout, &Layout),
     t: &MapCost,
     ones: &[f64],
-    level: usize,
-    special: usize,
+    (level, special): (usize, usize),
+    open: bool,
 ) -> Result<(OpCounts, u64, u64)> {
     let res_bias = |c: usize| match &blk.residual {
         FoldedResidual::Conv { bias, .. } => bias[c],
         _ => 0.0,
     };
     let bias = bias_vectors(o, Replicas::ONE, |c, _| blk.tcn_bias[c] + res_bias(c));
-    let residual = compile_residual(blk, x, o, ones, Replicas::ONE)?;
+    let residual = compile_residual(blk, x, o, ones, Replicas::ONE)?.open_if(open);
     let (mut qp, mut enc) = (t.over_qp, t.encodes + bias_adds(&bias));
     if let ResidualProgram::Map(m) = &residual {
         let r = MapCost::of(m, level, special);

@@ -290,8 +290,10 @@ fn multi_ciphertext_temporal_rotations_match_formula() {
 
 /// A site-structured linearisation (the shape `ml::models::stgcn_gates::project` returns: a few
 /// sites keep some of their nodes, every other site is the identity on all nodes) under AMA:
-/// each linear site gives back its level, each activation stage relinearises only the
-/// ciphertexts of its kept nodes, and the encrypted logits match the plaintext ones.
+/// each linear site gives back its level, the maps around a linear site share one
+/// (`open_maps`: the temporal map of block 0 and the graph map of block 2 are open, two more
+/// levels), each activation stage relinearises only the ciphertexts of its kept nodes, and the
+/// encrypted logits match the plaintext ones.
 #[test]
 fn site_structured_linearisation_drops_levels_and_squarings() {
     let v = 5;
@@ -311,7 +313,15 @@ fn site_structured_linearisation_drops_levels_and_squarings() {
         level_plan(&full).unwrap().depth,
         level_plan(&gated).unwrap().depth,
     );
-    assert_eq!(d_full - d_gated, 4);
+    assert_eq!(d_full - d_gated, 6);
+    assert_eq!(
+        crate::open_maps(&gated),
+        vec![[false, true], [false, false], [true, false]]
+    );
+    assert_eq!(
+        crate::level_plan_unfused(&gated).unwrap().depth,
+        d_gated + 2
+    );
     let x = random_input(3, 16, v, 1, 82);
     let mut relin = Vec::new();
     for (model, depth) in [(&full, d_full), (&gated, d_gated)] {

@@ -22,7 +22,8 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
     assert_eq!(preset.name, "N15_L17_S40_128BIT");
     let (preset_cm, _) = choose_preset(&ntu, Packing::ChannelMajor).unwrap();
     assert_eq!(preset_cm.name, "N15_L17_S40_128BIT");
-    // Pruning every activation leaves 3 × 2 + 2 = 8 levels: one more than N = 2^14 holds.
+    // Pruning every activation leaves six linear maps, fused in pairs (`open_maps`): 3 + 2 = 5
+    // levels (8 unfused, one more than N = 2^14 holds), so N = 2^14.
     let mut pruned = full_model(Architecture::Stgcn3x128, 25, 64, 1);
     for b in &mut pruned.blocks {
         for act in [&mut b.act1, &mut b.act2] {
@@ -34,12 +35,13 @@ fn level_planner_picks_presets_and_refuses_deep_models() {
         }
     }
     let (p, plan) = choose_preset(&pruned, Packing::Ama).unwrap();
-    assert_eq!((plan.depth, p.name), (8, "N15_L17_S40_128BIT"));
-    // Two pruned blocks (2 × 2 + 2 = 6 levels) fit N = 2^14.
+    assert_eq!((plan.depth, p.name), (5, "N14_L7_S40_128BIT"));
+    assert_eq!(crate::level_plan_unfused(&pruned).unwrap().depth, 8);
+    // Two pruned blocks: 2 + 2 = 4 levels.
     let mut two = pruned.clone();
     two.blocks.pop();
     let (p, plan) = choose_preset(&two, Packing::Ama).unwrap();
-    assert_eq!((plan.depth, p.name), (6, "N14_L7_S40_128BIT"));
+    assert_eq!((plan.depth, p.name), (4, "N14_L7_S40_128BIT"));
     // STGCN-6-256: 26 levels → N = 2^16.
     let six = full_model(Architecture::Stgcn6x256, 25, 64, 1);
     let (p, plan) = choose_preset(&six, Packing::Ama).unwrap();
