@@ -31,7 +31,10 @@
 //! lower: a map whose outputs outnumber its rotations (a rotation-free identity) keeps the
 //! per-rotation one. Both spend one level:
 //! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
-//! requested output scale. Zero weights and all-zero masks produce no term, so zero padding of
+//! requested output scale. An *open* map ([`LinearMap::opened`], [`LinearMap::apply_open`])
+//! spends none: its plaintexts are encoded at a given scale (`ρ·√q_ℓ`) and its outputs are not
+//! rescaled, so the next map, whose plaintexts the rule above puts at about `√q_ℓ/ρ`, closes
+//! both with one rescale (used across pruned activation sites, [`crate::plan::open_maps`]). Zero weights and all-zero masks produce no term, so zero padding of
 //! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
 //!
 //! Modules: `cache` (the bounded plaintext cache and its statistics), `counts` (rotations,
