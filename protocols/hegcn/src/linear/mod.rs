@@ -249,14 +249,12 @@ impl LinearMap {
     ) -> Result<Vec<Ciphertext>> {
         self.check_inputs(inputs, false)?;
         let q = eval.params().q_prime(inputs[0].level())? as f64;
-        self.evaluate(
-            eval,
-            encoder,
-            store,
-            inputs,
-            q * target / inputs[0].scale(),
-            true,
-        )
+        let pt_scale = q * target / inputs[0].scale();
+        let out = Finish {
+            pt_scale,
+            rescale: true,
+        };
+        self.evaluate(eval, encoder, store, inputs, out)
     }
 
     /// Evaluates an open map ([`Self::opened`]) with its diagonals at `pt_scale`: the outputs
@@ -273,7 +271,11 @@ impl LinearMap {
         pt_scale: f64,
     ) -> Result<Vec<Ciphertext>> {
         self.check_inputs(inputs, true)?;
-        self.evaluate(eval, encoder, store, inputs, pt_scale, false)
+        let out = Finish {
+            pt_scale,
+            rescale: false,
+        };
+        self.evaluate(eval, encoder, store, inputs, out)
     }
 
     fn check_inputs(&self, inputs: &[Ciphertext], open: bool) -> Result<()> {
@@ -300,11 +302,9 @@ impl LinearMap {
         encoder: &Encoder,
         store: &PlaintextCache,
         inputs: &[Ciphertext],
-        pt_scale: f64,
-        rescale: bool,
+        out: Finish,
     ) -> Result<Vec<Ciphertext>> {
-        let level = inputs[0].level();
-        let out = Finish { pt_scale, rescale };
+        let (level, pt_scale) = (inputs[0].level(), out.pt_scale);
         // Every diagonal is encoded when its product is formed and dropped right after (at
         // most one per worker thread is alive), unless the bounded cache holds it: nothing
         // here keeps all the plaintexts of a map, whose sum can exceed the server's memory

@@ -78,19 +78,32 @@ fn plain(map: &LinearMap, inputs: &[Vec<f64>]) -> Vec<Vec<f64>> {
     out
 }
 
-fn check_both_lanes(map: LinearMap, want_strategy: fn(Strategy) -> bool) {
-    assert!(want_strategy(map.strategy()), "{:?}", map.strategy());
+/// The test parameters, their secret key, an evaluator with the Galois keys of every step of
+/// `maps`, the encoder, two random inputs in [−1, 1] (seeded) and their encryptions at the top
+/// level.
+type Setup = (
+    CkksParams,
+    ckks::SecretKey,
+    Evaluator,
+    Encoder,
+    Vec<Vec<f64>>,
+    Vec<ckks::Ciphertext>,
+);
+
+fn setup(maps: &[&LinearMap], key_seed: u8, seed: u64) -> Setup {
     let params = params();
-    let mut kg = KeyGenerator::from_seed(&params, [3u8; 32]);
+    let mut kg = KeyGenerator::from_seed(&params, [key_seed; 32]);
     let sk = kg.secret_key();
     let pk = kg.public_key(&sk).unwrap();
     let mut steps = BTreeSet::new();
-    map.steps(&mut steps);
+    for m in maps {
+        m.steps(&mut steps);
+    }
     let steps: Vec<i64> = steps.into_iter().map(|s| s as i64).collect();
     let eval =
         Evaluator::new(&params).with_galois_keys(kg.galois_keys(&sk, &steps, false).unwrap());
     let enc = Encoder::new(&params);
-    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let xs: Vec<Vec<f64>> = (0..2)
         .map(|_| {
             (0..params.slots())
@@ -107,6 +120,31 @@ fn check_both_lanes(map: LinearMap, want_strategy: fn(Strategy) -> bool) {
             pk.encrypt(&pt).unwrap()
         })
         .collect();
+    (params, sk, eval, enc, xs, cts)
+}
+
+/// The largest slot error of the decrypted `out` against `want`.
+fn max_error(
+    sk: &ckks::SecretKey,
+    enc: &Encoder,
+    out: &[ckks::Ciphertext],
+    want: &[Vec<f64>],
+) -> f64 {
+    out.iter()
+        .zip(want)
+        .flat_map(|(ct, w)| {
+            let got = enc.decode(&sk.decrypt(ct).unwrap());
+            got.iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .collect::<Vec<_>>()
+        })
+        .fold(0.0, f64::max)
+}
+
+fn check_both_lanes(map: LinearMap, want_strategy: fn(Strategy) -> bool) {
+    assert!(want_strategy(map.strategy()), "{:?}", map.strategy());
+    let (params, sk, eval, enc, xs, cts) = setup(&[&map], 3, 11);
     let want = plain(&map, &xs);
     let store = PlaintextCache::default();
     let mut map = map;
@@ -117,15 +155,8 @@ fn check_both_lanes(map: LinearMap, want_strategy: fn(Strategy) -> bool) {
             .apply(&eval, &enc, &store, &cts, params.default_scale())
             .unwrap();
         assert_eq!(eval.counters(), map.planned_ops(), "lazy {lazy}");
-        for (ct, w) in out.iter().zip(&want) {
-            let got = enc.decode(&sk.decrypt(ct).unwrap());
-            let err = got
-                .iter()
-                .zip(w)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
-            assert!(err < 1e-6, "lazy {lazy}: error {err}");
-        }
+        let err = max_error(&sk, &enc, &out, &want);
+        assert!(err < 1e-6, "lazy {lazy}: error {err}");
     }
 }
 
@@ -162,37 +193,12 @@ fn rotation_free_map_keeps_the_per_rotation_representation() {
 /// tolerance 1e-3). Each map refuses to be evaluated the other way.
 #[test]
 fn open_map_and_its_closer_spend_one_level() {
-    let params = params();
-    let mut kg = KeyGenerator::from_seed(&params, [5u8; 32]);
-    let sk = kg.secret_key();
-    let pk = kg.public_key(&sk).unwrap();
     let mut first = random_map(1024, 64, &[1], &[-1, 0, 2], 21).opened();
     let second = random_map(1024, 64, &[0, 2], &[0, 1], 22);
     first.balance_with(&second);
     assert!(first.is_open() && !second.is_open());
-    let mut steps = BTreeSet::new();
-    first.steps(&mut steps);
-    second.steps(&mut steps);
-    let steps: Vec<i64> = steps.into_iter().map(|s| s as i64).collect();
-    let eval =
-        Evaluator::new(&params).with_galois_keys(kg.galois_keys(&sk, &steps, false).unwrap());
-    let enc = Encoder::new(&params);
-    let mut rng = ChaCha20Rng::seed_from_u64(23);
-    let xs: Vec<Vec<f64>> = (0..2)
-        .map(|_| {
-            (0..params.slots())
-                .map(|_| rng.gen_range(-1.0..1.0))
-                .collect()
-        })
-        .collect();
+    let (params, sk, eval, enc, xs, cts) = setup(&[&first, &second], 5, 23);
     let top = params.max_level();
-    let cts: Vec<_> = xs
-        .iter()
-        .map(|x| {
-            let pt = enc.encode(x, top, params.default_scale()).unwrap();
-            pk.encrypt(&pt).unwrap()
-        })
-        .collect();
     let store = PlaintextCache::default();
     let delta = params.default_scale();
     assert!(first.apply(&eval, &enc, &store, &cts, delta).is_err());
@@ -207,13 +213,6 @@ fn open_map_and_its_closer_spend_one_level() {
     assert_eq!(out[0].level(), top - 1);
     assert!((out[0].scale() / delta - 1.0).abs() < 1e-9);
     let want = plain(&second, &plain(&first, &xs));
-    for (ct, w) in out.iter().zip(&want) {
-        let got = enc.decode(&sk.decrypt(ct).unwrap());
-        let err = got
-            .iter()
-            .zip(w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f64::max);
-        assert!(err < 1e-3, "error {err}");
-    }
+    let err = max_error(&sk, &enc, &out, &want);
+    assert!(err < 1e-3, "error {err}");
 }
