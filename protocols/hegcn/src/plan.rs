@@ -5,29 +5,31 @@
 //!
 //! | stage | levels |
 //! |---|---|
-//! | graph convolution (1×1 conv and aggregation fused, bias) | 1 |
+//! | graph convolution (1×1 conv and aggregation fused, bias) | 1 (0 when open, below) |
 //! | activation site with at least one non-linear node | 1 (`a·x²+b·x+c` included) |
 //! | activation site pruned on every node | 0 |
-//! | temporal convolution (+ residual, which runs beside it on a lower level) | 1 |
+//! | temporal convolution (+ residual, which runs beside it on a lower level) | 1 (0 when open) |
 //! | average pooling + dense head, then the 0/1 logit mask | 1 + [`HEAD_MASK_LEVELS`] |
 //!
 //! so a block costs 2–4 levels and STGCN-3-128 without pruning needs `3·4 + 2 = 14`. The input
-//! is encrypted at exactly that level and the logits arrive at level 0.
+//! is encrypted at exactly that level and the logits arrive at level 0. The mask (see
+//! `HeStgcn::head`) keeps only the logit slots of the returned ciphertexts: without it the
+//! rotate-and-sum of the head leaves partial sums of the dense layer in every other slot.
 //!
 //! **Linear maps fused across pruned sites** ([`level_plan`], the packed layouts of
 //! [`crate::HeStgcn`]). Between two linear maps whose activation site is pruned on every node
-//! nothing needs a rescale: the first map is *open* (its diagonals encoded at `√q_ℓ`, its
-//! outputs left at the input level and scale `Δ·√q_ℓ`) and the next one closes it (diagonals
-//! at `q_ℓ·Δ/(Δ·√q_ℓ) = √q_ℓ`, one rescale), so the pair spends one level. In a run of maps
-//! between kept sites they pair up from the first (open, close, open, close, …); the last
-//! temporal convolution may be opened by a pruned last site, the head's dense layer closes it.
+//! nothing needs a rescale: the first map is *open* (its diagonals encoded at `ρ·√q_ℓ`, its
+//! outputs left at the input level and scale `Δ·ρ·√q_ℓ`) and the next one closes it
+//! (diagonals at `q_ℓ·Δ/(Δ·ρ·√q_ℓ) = √q_ℓ/ρ`, one rescale), so the pair spends one level; the
+//! split `ρ = √(rms of the second map's weights / rms of the first's)` gives both the same
+//! relative encoding error. In a run of maps between kept sites they pair up from the first
+//! (open, close, open, close, …); the last temporal convolution may be opened by a pruned last
+//! site, the head's dense layer closes it.
 //! A linearised model thus needs about one level per two linear maps and one per kept site:
 //! LinGCN's point that structural linearisation shrinks the parameters, here down to
 //! `N = 2^14` where the depth allows. The price is precision: both maps of a pair carry
 //! `log2 q_ℓ / 2 ≈ 20` bits of weight precision instead of 40. The dense single-pose program
-//! keeps one level per map ([`level_plan_unfused`]). The mask (see
-//! `HeStgcn::head`) keeps only the logit slots of the returned ciphertexts: without it the
-//! rotate-and-sum of the head leaves partial sums of the dense layer in every other slot.
+//! keeps one level per map ([`level_plan_unfused`]).
 
 use ckks::{presets, CkksParams, Preset};
 use serde::{Deserialize, Serialize};

@@ -39,10 +39,10 @@ impl HeStgcn {
     }
 
     /// Evaluates `map` on `inputs`: rescaled to the default scale, or, an open map
-    /// ([`crate::plan::open_maps`]), unrescaled with its diagonals at `factor·ρ·√q_ℓ` (`ρ` its
-    /// split, [`LinearMap::balance_with`])
-    /// (`factor` 1 for a stage's own map; a residual beside an open temporal map brings its
-    /// input to the temporal map's input scale first).
+    /// ([`crate::plan::open_maps`]), unrescaled with its diagonals at `factor·ρ·√q_ℓ`, `ρ` its
+    /// split ([`LinearMap::balance_with`]) and `factor` 1 for a stage's own map (a residual
+    /// beside an open temporal map passes the ratio of the temporal input's scale to its own,
+    /// so that both land at the same scale).
     pub(super) fn apply_map(
         &self,
         eval: &Evaluator,
