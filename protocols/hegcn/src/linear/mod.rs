@@ -34,8 +34,9 @@
 //! requested output scale. An *open* map ([`LinearMap::opened`], [`LinearMap::apply_open`])
 //! spends none: its plaintexts are encoded at a given scale (`ρ·√q_ℓ`) and its outputs are not
 //! rescaled, so the next map, whose plaintexts the rule above puts at about `√q_ℓ/ρ`, closes
-//! both with one rescale (used across pruned activation sites, [`crate::plan::open_maps`]). Zero weights and all-zero masks produce no term, so zero padding of
-//! a convolution costs nothing and the step sets are the ones the formulas in the crate docs
+//! both with one rescale (used across pruned activation sites, [`crate::plan::open_maps`]).
+//! Zero weights and all-zero masks produce no term, so zero padding of a convolution costs
+//! nothing and the step sets are the ones the formulas in the crate docs give.
 //!
 //! Modules: `cache` (the bounded plaintext cache and its statistics), `counts` (rotations,
 //! products and every evaluator operation of a map, from its plan), `hoisted` (hoisted
