@@ -40,8 +40,8 @@ impl LinearMap {
     /// Every evaluator operation one evaluation performs, mirroring [`Self::apply`] call by
     /// call: hoisted rotations (one decomposition per input with a non-zero step), one
     /// plaintext product per distinct diagonal (and one for an output without terms), the
-    /// additions that sum them, giant-step rotations, one rescale per output (none when open); ModDowns two per
-    /// rotation, or, lazy, one per giant step and two per output with terms.
+    /// additions that sum them, giant-step rotations, one rescale per output (none when open);
+    /// ModDowns two per rotation, or, lazy, one per giant step and two per output with terms.
     pub(crate) fn planned_ops(&self) -> OpCounts {
         let mut c = OpCounts::default();
         let (per_rotation, per_giant) = if self.lazy { (0, 1) } else { (2, 2) };

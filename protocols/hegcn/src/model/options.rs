@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::layout::{Layout, Packing};
 use crate::linear::{LinearMap, Strategy, DEFAULT_LOCKSTEP_BYTES};
 use crate::packing_plan::BlockPacking;
-use crate::plan::{check_params, level_plan, open_maps};
+use crate::plan::{check_params, open_maps};
 
 /// Both packings, in option order.
 pub const PACKINGS: [Packing; 2] = [Packing::Ama, Packing::ChannelMajor];
@@ -95,7 +95,6 @@ impl HeStgcn {
     /// The depth or the AMA layout does not fit `params`; a kept ReLU; shape errors.
     pub fn stage_options(model: &FoldedModel, params: &CkksParams) -> Result<StageOptions> {
         let plan = check_params(model, Packing::Ama, params)?;
-        let levels = level_plan(model)?;
         let base = Layout::input_of(model, Packing::Ama, params.slots())?;
         let special = params.p_primes().len();
         let mut level = plan.depth;
@@ -103,7 +102,7 @@ impl HeStgcn {
         let mut blocks = Vec::new();
         let open = open_maps(model);
         for (i, blk) in model.blocks.iter().enumerate() {
-            let st = &levels.stages[4 * i..4 * i + 4];
+            let st = &plan.stages[4 * i..4 * i + 4];
             let lv = [
                 level,
                 st[0].level_after,

@@ -585,9 +585,10 @@ mod tests {
     }
 
     /// A streamed pool ([`Preprocessing::streamed`]) fed one request per chunk (the mask's
-    /// too) by a producer thread through a channel of one slot hands the material out in order across chunk
-    /// boundaries, waits for chunks not yet sent, drains, and refuses use beyond the end (the
-    /// checks of every source's pool), on both a multi-threaded and a current-thread runtime.
+    /// too) by a producer thread through a channel of one slot hands the material out in order
+    /// across chunk boundaries, waits for chunks not yet sent, drains, and refuses use beyond
+    /// the end (the checks of every source's pool), on both a multi-threaded and a
+    /// current-thread runtime.
     #[test]
     fn streamed_pools_hand_out_chunks_in_order() {
         for multi in [true, false] {
