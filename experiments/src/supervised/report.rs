@@ -268,7 +268,7 @@ fn notes(report: &mut Report, info: &RunInfo, m: &Measured) {
         "Parties: semi-honest and non-colluding; the data matrix is masked once by a random U shared by the triple source and E = X − U is opened (SecureML §IV). The model is reconstructed only by its owner (here: this process, from both parties' shares).",
     );
     if info.model != Model::Linreg {
-        report.note("Comparisons (ReLU, piecewise sigmoid) are exact: a bit-sliced GMW parallel-prefix adder on the arithmetic shares with AND triples.");
+        report.note("Comparisons (ReLU, piecewise sigmoid) are exact: the millionaires' protocol on the arithmetic shares (1-out-of-16 leaf OTs on 4-bit digits, a tree of AND gates; `mpc::nonlinear::msb_millionaire`); shared-bit products by the OT multiplexer.");
     }
     if info.model == Model::Mlp(SoftmaxKind::Exp) {
         report.note("Exp softmax: e^x by the limit approximation (1 + x/2^8)^(2^8) with inputs clamped to [-256, 6], and a Newton reciprocal; the twin uses the exact exp.");

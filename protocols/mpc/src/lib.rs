@@ -15,7 +15,8 @@
 //!   with the masked data matrix opened once (SecureML §IV, Fig. 4);
 //! * [`trunc`]: SecureML's asymmetric local truncation (§IV-A, Theorem 1) and an exact
 //!   interactive truncation (one private-bit product per value, no failure event);
-//! * [`nonlinear`]: comparison (bit-sliced GMW parallel-prefix adder), ReLU, piecewise sigmoid,
+//! * [`nonlinear`]: comparison (the millionaires' protocol over 1-out-of-16 OT, with the
+//!   bit-sliced GMW parallel-prefix adder kept as the reference), ReLU, piecewise sigmoid,
 //!   reciprocal/division, exp, natural logarithm and both softmax variants;
 //! * [`offline`]: the engines of the two-server offline phase — Chou–Orlandi base OT, IKNP/ALSZ
 //!   extension, Gilboa and matrix triples with SecureML's column reuse, AND triples, the RLWE
