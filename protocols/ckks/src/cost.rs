@@ -10,8 +10,19 @@
 //! linear in the number of limbs), except the products over `Q·P`, which carry the special
 //! limbs at every level; the weights are those of the middle of that model.
 //!
-//! Not weighed: encoding a diagonal, 1.9 ms over `Q` and 2.3 ms over `Q·P`, because how often
-//! a diagonal is encoded depends on the caller's cache and evaluation order.
+//! Encoding a diagonal took 1.9 ms over `Q` and 2.3 ms over `Q·P` ([`ENCODE`], [`encode_ext`]);
+//! how often a diagonal is encoded depends on the caller's cache and evaluation order, so a
+//! planner weighs it only where it can count the encodings (`hegcn`'s maps at their level).
+//!
+//! The bench's products reuse one ciphertext and plaintext and so run partly from cache; the
+//! products of a large map stream through memory, where a product over `Q·P` costs its extra
+//! limbs' share ([`product_ext`]). At the NTU shape (STGCN-3-128, N = 2^15, levels 4–14, three
+//! special primes; one sample, two cores, quiet, 2026-12-07) choosing the representation with
+//! [`PRODUCT_QP`] kept every map lazy: 377.1 s; every map per-rotation: 313.5 s; weighing the
+//! special limbs and the encodings at each map's level (`hegcn`): 300.7 s, the per-rotation
+//! ModDown for the maps with many products per rotation, the lazy one for the others (logits
+//! within 1.1e-4 of the plaintext model's in all three). The Mocap-15 x² model (three clips
+//! per pass) keeps every map lazy under either rule (44.9–46.7 s per pass).
 //!
 //! These fixed weights choose between forms of one linear map. To price whole plans in
 //! seconds on the machine at hand, [`probe`] measures each operation kind per level and
@@ -32,8 +43,38 @@ pub const DECOMPOSE: f64 = 1.4;
 pub const MOD_DOWN: f64 = 0.93;
 /// A plaintext product with its addition over `Q`.
 pub const PRODUCT_Q: f64 = 0.16;
-/// A plaintext product with its addition fused over `Q·P` (lazy ModDown).
+/// A plaintext product with its addition fused over `Q·P` (lazy ModDown), as the bench measures
+/// it: one accumulator, ciphertext and plaintext used over and over, so partly from cache. In
+/// a map whose products stream through memory (every product reads a different ciphertext
+/// and plaintext) a product over `Q·P` costs its limbs' share more than one over `Q`: see
+/// [`product_ext`].
 pub const PRODUCT_QP: f64 = 0.14;
+/// Encoding one weight diagonal over `Q` (1.9 ms).
+pub const ENCODE: f64 = 0.35;
+/// The share of an encoding that grows with its limbs (the NTTs; the rest is the slot
+/// transform and rounding): over `Q·P` with the quickstart's five special primes an encoding
+/// took 2.3 ms, i.e. `(2.3/1.9 − 1)/(14/9 − 1) ≈ 0.38` of the per-limb share.
+pub const ENCODE_LIMB_SHARE: f64 = 0.38;
+
+/// Limbs of a polynomial over `Q_l ∪ P` per limb over `Q_l`: `(l + 1 + k)/(l + 1)` at level
+/// `l` with `k` special primes.
+pub fn ext_ratio(level: usize, special: usize) -> f64 {
+    (level + 1 + special) as f64 / (level + 1) as f64
+}
+
+/// A plaintext product with its addition over `Q_l ∪ P` at level `l` when products stream
+/// through memory: [`PRODUCT_Q`] times the limbs' ratio. (The per-element work is the same
+/// kernel over `Q` and over `Q·P`; measured 1.3–1.5 ns per residue either way once the
+/// operands no longer fit the caches, against 0.3–0.4 ns from cache, N = 2^15, one thread.)
+pub fn product_ext(level: usize, special: usize) -> f64 {
+    PRODUCT_Q * ext_ratio(level, special)
+}
+
+/// Encoding one weight diagonal over `Q_l ∪ P` at level `l`: [`ENCODE`] with its per-limb
+/// share scaled by the limbs' ratio.
+pub fn encode_ext(level: usize, special: usize) -> f64 {
+    ENCODE * (1.0 + ENCODE_LIMB_SHARE * (ext_ratio(level, special) - 1.0))
+}
 
 /// A rotation of a sum kept over `Q·P` (a BSGS giant step under lazy ModDown): decomposition,
 /// inner product, ModDown of `c1` only.

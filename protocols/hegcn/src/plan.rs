@@ -59,6 +59,31 @@ pub struct LevelPlan {
     pub depth: usize,
 }
 
+impl LevelPlan {
+    /// Input level of block `i` (the model's depth for the first).
+    fn block_input(&self, i: usize) -> usize {
+        i.checked_sub(1)
+            .map_or(self.depth, |p| self.stages[4 * p + 3].level_after)
+    }
+
+    /// Input levels of the four stages of block `i`: graph convolution, activation 1, temporal
+    /// convolution (and the residual beside it), activation 2.
+    pub fn block_levels(&self, i: usize) -> [usize; 4] {
+        let st = &self.stages[4 * i..4 * i + 4];
+        [
+            self.block_input(i),
+            st[0].level_after,
+            st[1].level_after,
+            st[2].level_after,
+        ]
+    }
+
+    /// Input level of the head (after the last block).
+    pub fn head_level(&self) -> usize {
+        self.block_input(self.stages.len() / 4)
+    }
+}
+
 /// Levels of the 0/1 mask applied to the head's output (one plaintext product and rescale).
 pub const HEAD_MASK_LEVELS: usize = 1;
 

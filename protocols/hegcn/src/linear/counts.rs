@@ -126,6 +126,19 @@ impl LinearMap {
         lockstep_budget: usize,
         threads: usize,
     ) -> u64 {
+        self.planned_encodes_as(self.lazy, level, special, lockstep_budget, threads)
+    }
+
+    /// [`Self::planned_encodes`] in the representation `lazy` (over `Q·P` the baby steps are
+    /// larger, so fewer members fit a lockstep chunk).
+    pub(super) fn planned_encodes_as(
+        &self,
+        lazy: bool,
+        level: usize,
+        special: usize,
+        lockstep_budget: usize,
+        threads: usize,
+    ) -> u64 {
         let per_q = self.diagonals_per_output();
         let empty = per_q.iter().filter(|&&d| d == 0).count() as u64;
         if self.strategy == Strategy::Hoisted {
@@ -136,7 +149,7 @@ impl LinearMap {
             by_q[t.q as usize].push(t);
         }
         let comps = self.components();
-        let k = if self.lazy { special } else { 0 };
+        let k = if lazy { special } else { 0 };
         let ct_bytes = 2 * (level + 1 + k) * 2 * self.slots * 8;
         let threads = threads.max(1);
         let mut encodes = empty;

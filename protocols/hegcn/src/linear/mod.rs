@@ -29,7 +29,10 @@
 //! extended to the special primes. The plan takes the lazy representation when its cost
 //! ([`plan_cost`]: `2·rotations + giants > 2·outputs` in ModDowns, products weighed too) is
 //! lower: a map whose outputs outnumber its rotations (a rotation-free identity) keeps the
-//! per-rotation one. Both spend one level:
+//! per-rotation one. A model re-plans each map at its level
+//! ([`LinearMap::plan_representation`]), where the products over `Q·P` carry their special
+//! limbs and the encodings are counted: a map with many products per rotation at a low level
+//! (the NTU shape's convolutions) keeps the per-rotation ModDown. Both spend one level:
 //! plaintexts are encoded at scale `q_ℓ · target / scale_in`, so one rescale returns exactly the
 //! requested output scale. An *open* map ([`LinearMap::opened`], [`LinearMap::apply_open`])
 //! spends none: its plaintexts are encoded at a given scale (`ρ·√q_ℓ`) and its outputs are not
@@ -414,29 +417,97 @@ fn split(slots: usize, block: usize, nb: usize, n1: usize, t: &Term) -> (usize, 
 /// The relative costs of a map's parts are [`ckks::cost`]'s (hoisted key-switching inner
 /// products, measured at the quickstart's parameters).
 ///
-/// Not weighed: encoding the diagonals, because how often a diagonal is encoded depends on the
-/// cache and on lockstep evaluation (a temporal map encodes each diagonal once for a chunk of
-/// nodes; weighing it per product turned the temporal maps back to the per-rotation ModDown,
-/// which measured 14 % slower on the quickstart). On graph convolutions, whose diagonals are
-/// encoded once per product, the extra encoding time about cancels the ModDowns saved
-/// (quickstart: same CPU time).
+/// This is the level-free plan of [`LinearMap::new`]. Not weighed: encoding the diagonals
+/// (weighing it once per product turned the temporal maps back to the per-rotation ModDown,
+/// which measured 14 % slower on the quickstart: lockstep evaluation encodes each diagonal
+/// once for a chunk of nodes) and the special limbs of the products over `Q·P`. A model's
+/// maps are re-planned at their level with both, counted as evaluated
+/// ([`LinearMap::plan_representation`]).
 fn plan_cost(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term], lazy: bool) -> f64 {
-    let nonzero = |s: &Vec<usize>| s.iter().filter(|&&v| v != 0).count();
-    let rot: usize = in_steps.iter().map(nonzero).sum();
-    let dec = in_steps.iter().filter(|s| nonzero(s) > 0).count();
-    let giant: usize = giants.iter().map(nonzero).sum();
-    // Terms stand in for products (several terms may share a diagonal), outputs with terms
-    // for the final ModDowns.
-    let mut outs: Vec<u32> = terms.iter().map(|t| t.q).collect();
-    outs.sort_unstable();
-    outs.dedup();
+    // Terms stand in for products (several terms may share a diagonal).
+    let s = StepCounts::of(in_steps, giants, terms);
     let products = terms.len() as f64;
-    use ckks::cost::{DECOMPOSE, MOD_DOWN, PRODUCT_Q, PRODUCT_QP};
-    let base = dec as f64 * DECOMPOSE + rot as f64 + giant as f64 * (DECOMPOSE + 1.0);
+    use ckks::cost::{MOD_DOWN, PRODUCT_Q, PRODUCT_QP};
     if lazy {
-        base + giant as f64 * MOD_DOWN + products * PRODUCT_QP + outs.len() as f64 * 2.0 * MOD_DOWN
+        s.base() + s.lazy_mod_downs() * MOD_DOWN + products * PRODUCT_QP
     } else {
-        base + (rot + giant) as f64 * 2.0 * MOD_DOWN + products * PRODUCT_Q
+        s.base() + s.eager_mod_downs() * MOD_DOWN + products * PRODUCT_Q
+    }
+}
+
+impl LinearMap {
+    /// Re-plans the representation for evaluation at input level `level` with `special` special
+    /// primes, lockstep chunks of `lockstep_budget` bytes and `threads` threads
+    /// ([`Self::planned_encodes`]). [`Self::new`] plans without the level, with the bench's
+    /// weights ([`plan_cost`]); here the products over `Q·P` carry their extra limbs
+    /// ([`ckks::cost::product_ext`]: at a low level with many products per rotation they cost
+    /// more than the ModDowns the lazy form saves) and the diagonals' encodings are weighed,
+    /// counted as the lockstep evaluation encodes them (once per chunk; over `Q·P` the baby
+    /// steps are larger, so chunks hold fewer members and there are more of them). A model
+    /// calls this for each map at its stage's level before it counts or evaluates it.
+    pub(crate) fn plan_representation(
+        &mut self,
+        level: usize,
+        special: usize,
+        lockstep_budget: usize,
+        threads: usize,
+    ) {
+        let cost = |lazy: bool| {
+            let s = StepCounts::of(&self.in_steps, &self.giants, &self.terms);
+            let products = self.products() as f64;
+            let encodes =
+                self.planned_encodes_as(lazy, level, special, lockstep_budget, threads) as f64;
+            use ckks::cost::{encode_ext, product_ext, ENCODE, MOD_DOWN, PRODUCT_Q};
+            if lazy {
+                s.base()
+                    + s.lazy_mod_downs() * MOD_DOWN
+                    + products * product_ext(level, special)
+                    + encodes * encode_ext(level, special)
+            } else {
+                s.base() + s.eager_mod_downs() * MOD_DOWN + products * PRODUCT_Q + encodes * ENCODE
+            }
+        };
+        self.lazy = cost(true) < cost(false);
+    }
+}
+
+/// The rotation-side counts both cost rules read: rotations, decomposed inputs, giant steps
+/// and outputs with terms.
+struct StepCounts {
+    rot: usize,
+    dec: usize,
+    giant: usize,
+    outs: usize,
+}
+
+impl StepCounts {
+    fn of(in_steps: &[Vec<usize>], giants: &[Vec<usize>], terms: &[Term]) -> Self {
+        let nonzero = |s: &Vec<usize>| s.iter().filter(|&&v| v != 0).count();
+        let mut outs: Vec<u32> = terms.iter().map(|t| t.q).collect();
+        outs.sort_unstable();
+        outs.dedup();
+        Self {
+            rot: in_steps.iter().map(nonzero).sum(),
+            dec: in_steps.iter().filter(|s| nonzero(s) > 0).count(),
+            giant: giants.iter().map(nonzero).sum(),
+            outs: outs.len(),
+        }
+    }
+
+    /// Decompositions, inner products and giant-step rotations (either representation).
+    fn base(&self) -> f64 {
+        use ckks::cost::DECOMPOSE;
+        self.dec as f64 * DECOMPOSE + self.rot as f64 + self.giant as f64 * (DECOMPOSE + 1.0)
+    }
+
+    /// ModDowns of the lazy form: `c1` of each giant step, both components of each output.
+    fn lazy_mod_downs(&self) -> f64 {
+        (self.giant + 2 * self.outs) as f64
+    }
+
+    /// ModDowns of the per-rotation form: both components of every rotation.
+    fn eager_mod_downs(&self) -> f64 {
+        2.0 * (self.rot + self.giant) as f64
     }
 }
 

@@ -15,7 +15,7 @@ use ckks::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
-use super::{LinearMap, PlaintextCache, Strategy, Term};
+use super::{LinearMap, PlaintextCache, Strategy, Term, DEFAULT_LOCKSTEP_BYTES};
 
 fn params() -> CkksParams {
     CkksParams::builder()
@@ -175,6 +175,30 @@ fn bsgs_map_agrees_in_both_representations() {
     let distances: Vec<u32> = (0..16).collect();
     let map = random_map(1024, 64, &distances, &[0, 1], 2);
     check_both_lanes(map, |s| matches!(s, Strategy::Bsgs { .. }));
+}
+
+#[test]
+fn representation_at_a_level_weighs_the_special_limbs() {
+    // Many products per rotation (every block distance 0..16, two shifts: 128 products, 20
+    // rotations). Near the top of a deep chain with one special prime the products over Q·P
+    // cost little more than over Q and the lazy form saves 30 ModDowns; at level 0 with three
+    // special primes each product and encoding over Q·P carries four times the limbs, more
+    // than the ModDowns saved.
+    let distances: Vec<u32> = (0..16).collect();
+    let mut map = random_map(1024, 64, &distances, &[0, 1], 2);
+    assert_eq!((map.products(), map.rotations()), (128, 20));
+    map.plan_representation(20, 1, DEFAULT_LOCKSTEP_BYTES, 2);
+    assert!(map.lazy);
+    assert_eq!(map.planned_over_qp(), 128);
+    map.plan_representation(0, 3, DEFAULT_LOCKSTEP_BYTES, 2);
+    assert!(!map.lazy);
+    assert_eq!(map.planned_over_qp(), 0);
+    assert_eq!(map.planned_ops().mod_down, 2 * 20);
+    // Few products per rotation (one distance, three shifts: 12 products, 6 rotations) keep
+    // the lazy form at a low level too.
+    let mut few = random_map(1024, 64, &[1], &[-1, 0, 2], 1);
+    few.plan_representation(4, 3, DEFAULT_LOCKSTEP_BYTES, 2);
+    assert!(few.lazy);
 }
 
 #[test]

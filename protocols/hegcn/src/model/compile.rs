@@ -9,7 +9,9 @@ use stgcn::{FoldedBlock, FoldedModel, FoldedResidual};
 
 use super::activation::ActMap;
 use super::fold::fold_quadratic_coefficients;
+use super::head::HeadProgram;
 use super::maps::{bias_vectors, compile_gcn, compile_pointwise, compile_tcn};
+use super::options::plan_map;
 use super::replicas::Replicas;
 use super::HeStgcn;
 use crate::error::{HeGcnError, Result};
@@ -126,8 +128,9 @@ impl HeStgcn {
                     .all(|l| l.cts_per_node() == 1 && l.block == block)
             }));
         }
-        let head = Self::compile_head(model, &lin, reps)?;
+        let mut head = Self::compile_head(model, &lin, reps)?;
         balance_open_maps(&mut blocks, &head.fc);
+        plan_representations(&mut blocks, &mut head, &plan, params.p_primes().len());
         Ok(Self {
             params: params.clone(),
             encoder: Encoder::new(params),
@@ -287,6 +290,26 @@ pub(super) fn compile_block(
         mid_scale,
         out_scale,
     })
+}
+
+/// Plans every map's representation at the level its stage runs at ([`plan_map`]): a
+/// block's graph map at its input level, its temporal map and residual at the temporal
+/// stage's, the head's dense layer at the head's ([`HeStgcn::stage_options`] does the same).
+fn plan_representations(
+    blocks: &mut [BlockProgram],
+    head: &mut HeadProgram,
+    plan: &LevelPlan,
+    special: usize,
+) {
+    for (i, b) in blocks.iter_mut().enumerate() {
+        let lv = plan.block_levels(i);
+        plan_map(&mut b.gcn, lv[0], special);
+        plan_map(&mut b.tcn, lv[2], special);
+        if let ResidualProgram::Map(m) = &mut b.residual {
+            plan_map(m, lv[2], special);
+        }
+    }
+    plan_map(&mut head.fc, plan.head_level(), special);
 }
 
 /// Sets the split of every open map from its weights and those of the map that closes it

@@ -77,8 +77,11 @@ struct MapCost {
 }
 
 impl MapCost {
-    fn of(m: &LinearMap, level: usize, special: usize) -> Self {
+    /// The costs of `m` at input `level`, its representation planned there first (as
+    /// [`HeStgcn`]'s compilation plans it, [`plan_map`]).
+    fn of(m: &mut LinearMap, level: usize, special: usize) -> Self {
         let threads = rayon::current_num_threads();
+        plan_map(m, level, special);
         Self {
             ops: m.planned_ops(),
             over_qp: m.planned_over_qp(),
@@ -86,6 +89,18 @@ impl MapCost {
             strategy: m.strategy(),
         }
     }
+}
+
+/// Plans `m`'s representation at input `level` ([`LinearMap::plan_representation`]) for the
+/// default lockstep budget and this process's threads: what compilation and the options both
+/// do, so their counts agree.
+pub(super) fn plan_map(m: &mut LinearMap, level: usize, special: usize) {
+    m.plan_representation(
+        level,
+        special,
+        DEFAULT_LOCKSTEP_BYTES,
+        rayon::current_num_threads(),
+    );
 }
 
 impl HeStgcn {
@@ -97,18 +112,11 @@ impl HeStgcn {
         let plan = check_params(model, Packing::Ama, params)?;
         let base = Layout::input_of(model, Packing::Ama, params.slots())?;
         let special = params.p_primes().len();
-        let mut level = plan.depth;
         let mut lin = base;
         let mut blocks = Vec::new();
         let open = open_maps(model);
         for (i, blk) in model.blocks.iter().enumerate() {
-            let st = &plan.stages[4 * i..4 * i + 4];
-            let lv = [
-                level,
-                st[0].level_after,
-                st[1].level_after,
-                st[2].level_after,
-            ];
+            let lv = plan.block_levels(i);
             blocks.push(block_options(
                 blk,
                 (i, open[i]),
@@ -117,14 +125,14 @@ impl HeStgcn {
                 model.num_nodes,
                 special,
             )?);
-            level = st[3].level_after;
             lin = lin.with_channels(blk.out_channels).strided(blk.stride);
         }
+        let level = plan.head_level();
         let mut head = Vec::new();
         for p in PACKINGS {
             let Ok(l) = lin.with_packing(p) else { continue };
-            let h = Self::compile_head(model, &l, Replicas::ONE)?;
-            let c = MapCost::of(&h.fc, level, special);
+            let mut h = Self::compile_head(model, &l, Replicas::ONE)?;
+            let c = MapCost::of(&mut h.fc, level, special);
             let ops = head_ops(&h, &l);
             let over_qp = c.over_qp;
             let encodes = c.encodes + 2 * h.bias.len() as u64;
@@ -161,16 +169,16 @@ fn block_options(
     for a in PACKINGS {
         for b in PACKINGS {
             if let (Some(x), Some(m)) = (at(lin, a), at(&mid, b)) {
-                let map = open_if(compile_gcn(blk, &x, &m), open[0]);
+                let mut map = open_if(compile_gcn(blk, &x, &m), open[0]);
                 let bias = bias_vectors(&m, Replicas::ONE, |c, v| blk.gcn_bias[[c, v]]);
-                let mut c = MapCost::of(&map, lv[0], special);
+                let mut c = MapCost::of(&mut map, lv[0], special);
                 c.ops = gcn_stage_ops(&map, &bias);
                 c.encodes += bias_adds(&bias);
                 gcn.push(((a, b), c));
             }
             if let (Some(m), Some(o)) = (at(&mid, a), at(&out, b)) {
-                let map = open_if(compile_tcn(blk, &m, &o), open[1]);
-                tcn.push(((a, b), MapCost::of(&map, lv[2], special)));
+                let mut map = open_if(compile_tcn(blk, &m, &o), open[1]);
+                tcn.push(((a, b), MapCost::of(&mut map, lv[2], special)));
             }
         }
     }
@@ -229,9 +237,9 @@ fn temporal_stage(
         _ => 0.0,
     };
     let bias = bias_vectors(o, Replicas::ONE, |c, _| blk.tcn_bias[c] + res_bias(c));
-    let residual = compile_residual(blk, x, o, ones, Replicas::ONE)?.open_if(open);
+    let mut residual = compile_residual(blk, x, o, ones, Replicas::ONE)?.open_if(open);
     let (mut qp, mut enc) = (t.over_qp, t.encodes + bias_adds(&bias));
-    if let ResidualProgram::Map(m) = &residual {
+    if let ResidualProgram::Map(m) = &mut residual {
         let r = MapCost::of(m, level, special);
         qp += r.over_qp;
         enc += r.encodes;
