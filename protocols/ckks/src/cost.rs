@@ -22,7 +22,8 @@
 //! special limbs and the encodings at each map's level (`hegcn`): 300.7 s, the per-rotation
 //! ModDown for the maps with many products per rotation, the lazy one for the others (logits
 //! within 1.1e-4 of the plaintext model's in all three). The Mocap-15 x² model (three clips
-//! per pass) keeps every map lazy under either rule (44.9–46.7 s per pass).
+//! per pass) gets the same representations under either rule (44.9–46.7 s per pass; every map
+//! per-rotation: 47.5 s).
 //!
 //! These fixed weights choose between forms of one linear map. To price whole plans in
 //! seconds on the machine at hand, [`probe`] measures each operation kind per level and
