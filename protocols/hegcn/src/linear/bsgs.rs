@@ -52,12 +52,8 @@ impl LinearMap {
         let comps = self.components();
         let classes = isomorphic_classes(&comps, &by_q);
         let threads = rayon::current_num_threads().max(1);
-        let k = if L::EXTENDED {
-            eval.params().p_primes().len()
-        } else {
-            0
-        };
-        let ct_bytes = 2 * (level + 1 + k) * 2 * self.slots * 8;
+        let special = eval.params().p_primes().len();
+        let ct_bytes = self.baby_bytes(L::EXTENDED, level, special);
         let mut outs: Vec<Option<Ciphertext>> = (0..self.n_out).map(|_| None).collect();
         for class in classes {
             let (ins0, _) = &comps[class[0]];

@@ -126,50 +126,81 @@ impl LinearMap {
         lockstep_budget: usize,
         threads: usize,
     ) -> u64 {
-        self.planned_encodes_as(self.lazy, level, special, lockstep_budget, threads)
+        let baby = self.baby_bytes(self.lazy, level, special);
+        self.encode_shape().encodes(baby, lockstep_budget, threads)
     }
 
-    /// [`Self::planned_encodes`] in the representation `lazy` (over `Q·P` the baby steps are
-    /// larger, so fewer members fit a lockstep chunk).
-    pub(super) fn planned_encodes_as(
-        &self,
-        lazy: bool,
-        level: usize,
-        special: usize,
-        lockstep_budget: usize,
-        threads: usize,
-    ) -> u64 {
+    /// Bytes of one baby-step rotation at input `level` (over `Q·P` when `lazy`).
+    pub(super) fn baby_bytes(&self, lazy: bool, level: usize, special: usize) -> usize {
+        let k = if lazy { special } else { 0 };
+        2 * (level + 1 + k) * 2 * self.slots * 8
+    }
+
+    /// What the planned encodings depend on besides the size of a baby step: the outputs
+    /// without terms, and per isomorphic class its members, the diagonals of one member and
+    /// its baby steps (the hoisted strategy encodes every diagonal, with no lockstep).
+    pub(super) fn encode_shape(&self) -> EncodeShape {
         let per_q = self.diagonals_per_output();
         let empty = per_q.iter().filter(|&&d| d == 0).count() as u64;
         if self.strategy == Strategy::Hoisted {
-            return per_q.iter().sum::<usize>() as u64 + empty;
+            let all = per_q.iter().sum::<usize>() as u64 + empty;
+            return EncodeShape {
+                fixed: all,
+                classes: Vec::new(),
+            };
         }
         let mut by_q: Vec<Vec<&Term>> = vec![Vec::new(); self.n_out];
         for t in &self.terms {
             by_q[t.q as usize].push(t);
         }
         let comps = self.components();
-        let k = if lazy { special } else { 0 };
-        let ct_bytes = 2 * (level + 1 + k) * 2 * self.slots * 8;
+        let classes = isomorphic_classes(&comps, &by_q)
+            .into_iter()
+            .map(|class| {
+                let (ins0, qs0) = &comps[class[0]];
+                let member: u64 = qs0.iter().map(|&q| per_q[q] as u64).sum();
+                let babies: usize = ins0
+                    .iter()
+                    .map(|&j| self.in_steps[j].iter().filter(|&&s| s != 0).count())
+                    .sum();
+                (class.len(), member, babies)
+            })
+            .collect();
+        EncodeShape {
+            fixed: empty,
+            classes,
+        }
+    }
+}
+
+/// The inputs of [`LinearMap::planned_encodes`] that do not depend on the representation
+/// ([`LinearMap::encode_shape`]), so that both representations are priced from one pass over
+/// the terms.
+pub(super) struct EncodeShape {
+    /// Encodings outside lockstep chunks.
+    fixed: u64,
+    /// Per isomorphic class: members, diagonals of one member, baby steps of one member.
+    classes: Vec<(usize, u64, usize)>,
+}
+
+impl EncodeShape {
+    /// The encodings when a baby step takes `baby_bytes`: a class is evaluated in chunks of
+    /// members whose baby steps fit `lockstep_budget` (at least `threads`), and a chunk of at
+    /// least `threads` members encodes each diagonal once for all of them.
+    pub(super) fn encodes(&self, baby_bytes: usize, lockstep_budget: usize, threads: usize) -> u64 {
         let threads = threads.max(1);
-        let mut encodes = empty;
-        for class in isomorphic_classes(&comps, &by_q) {
-            let (ins0, qs0) = &comps[class[0]];
-            let member: u64 = qs0.iter().map(|&q| per_q[q] as u64).sum();
-            let per_member: usize = ins0
-                .iter()
-                .map(|&j| self.in_steps[j].iter().filter(|&&s| s != 0).count())
-                .sum::<usize>()
-                * ct_bytes;
+        let mut encodes = self.fixed;
+        for &(members, member, babies) in &self.classes {
+            let per_member = babies * baby_bytes;
             let chunk = (lockstep_budget / per_member.max(1)).max(threads);
-            for members in class.chunks(chunk) {
-                let n = if members.len() < threads {
-                    members.len()
-                } else {
-                    1
-                };
-                encodes += n as u64 * member;
-            }
+            let (full, rest) = (members / chunk, members % chunk);
+            let last = match rest {
+                0 => 0,
+                r if r < threads => r as u64,
+                _ => 1,
+            };
+            // A full chunk has at least `threads` members: one encoding per diagonal.
+            encodes += (full as u64 + last) * member;
         }
         encodes
     }

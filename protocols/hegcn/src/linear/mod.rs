@@ -452,11 +452,12 @@ impl LinearMap {
         lockstep_budget: usize,
         threads: usize,
     ) {
+        let s = StepCounts::of(&self.in_steps, &self.giants, &self.terms);
+        let products = self.products() as f64;
+        let shape = self.encode_shape();
         let cost = |lazy: bool| {
-            let s = StepCounts::of(&self.in_steps, &self.giants, &self.terms);
-            let products = self.products() as f64;
-            let encodes =
-                self.planned_encodes_as(lazy, level, special, lockstep_budget, threads) as f64;
+            let baby = self.baby_bytes(lazy, level, special);
+            let encodes = shape.encodes(baby, lockstep_budget, threads) as f64;
             use ckks::cost::{encode_ext, product_ext, ENCODE, MOD_DOWN, PRODUCT_Q};
             if lazy {
                 s.base()
