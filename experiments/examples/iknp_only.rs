@@ -11,18 +11,6 @@ use mpc::offline::iknp::{
 use rand::RngCore;
 use std::time::Instant;
 
-fn cpu_s() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let f: Vec<&str> = s
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let t = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / 100.0
-}
-
 async fn run(transport: &str, count: usize, reps: usize, spawn: bool) -> anyhow::Result<()> {
     let words = count / 64;
     let (mut c0, mut c1) = experiments::link::pair(transport).await?;
@@ -37,7 +25,7 @@ async fn run(transport: &str, count: usize, reps: usize, spawn: bool) -> anyhow:
     let mut choices = vec![0u64; words];
     r1.fill_bytes(bytemuck::cast_slice_mut(&mut choices));
     for _ in 0..reps {
-        let (t, c) = (Instant::now(), cpu_s());
+        let (t, c) = (Instant::now(), procstat::cpu_seconds().unwrap_or(0.0));
         let (x, y);
         if spawn {
             let (cr, ch) = (std::sync::Arc::new(corr), std::sync::Arc::new(choices));
@@ -64,7 +52,10 @@ async fn run(transport: &str, count: usize, reps: usize, spawn: bool) -> anyhow:
             );
             (x, y) = (a?, b?);
         }
-        let (dt, dc) = (t.elapsed().as_secs_f64(), cpu_s() - c);
+        let (dt, dc) = (
+            t.elapsed().as_secs_f64(),
+            procstat::cpu_seconds().unwrap_or(0.0) - c,
+        );
         let ok = (0..words * 64).all(|j| {
             let r = (choices[j / 64] >> (j % 64)) & 1;
             y[j] == x[j].wrapping_add(r.wrapping_neg() & corr[j])
@@ -73,13 +64,16 @@ async fn run(transport: &str, count: usize, reps: usize, spawn: bool) -> anyhow:
             "cot {dt:.4} s {:.3e}/s cpu {dc:.2} s correct {ok}",
             count as f64 / dt
         );
-        let (t, c) = (Instant::now(), cpu_s());
+        let (t, c) = (Instant::now(), procstat::cpu_seconds().unwrap_or(0.0));
         let (a, b) = tokio::join!(
             send_rot(&mut c0, &mut sender, words),
             receive_rot(&mut c1, &mut receiver, &choices)
         );
         let (x, y) = (a?, b?);
-        let (dt, dc) = (t.elapsed().as_secs_f64(), cpu_s() - c);
+        let (dt, dc) = (
+            t.elapsed().as_secs_f64(),
+            procstat::cpu_seconds().unwrap_or(0.0) - c,
+        );
         let ok =
             (0..words * 64).all(|j| y[j] == x[j][((choices[j / 64] >> (j % 64)) & 1) as usize]);
         println!(

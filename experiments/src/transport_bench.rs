@@ -41,21 +41,6 @@ pub struct KindResult {
     pub cpu_s_per_gib: Vec<f64>,
 }
 
-/// CPU seconds this process's threads have run so far, at nanosecond resolution (the sum of
-/// `/proc/self/task/*/schedstat`; Linux only, `None` elsewhere). Threads that already exited are
-/// not counted; the runtime's workers live for the whole run.
-fn cpu_seconds() -> Option<f64> {
-    let mut ns = 0u64;
-    for t in std::fs::read_dir("/proc/self/task").ok()? {
-        let path = t.ok()?.path().join("schedstat");
-        // A thread may exit between listing and reading: skip it.
-        if let Ok(s) = std::fs::read_to_string(path) {
-            ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
-        }
-    }
-    Some(ns as f64 * 1e-9)
-}
-
 /// The frame sizes of one one-way transfer: full messages, then a shorter last one if needed.
 pub fn message_sizes(total: usize, message: usize) -> Vec<usize> {
     let mut v = vec![message; total / message];
@@ -154,9 +139,11 @@ async fn measure(
         .with_context(|| format!("connecting {kind} on loopback"))?;
     // A short warm-up: TCP slow start, QUIC's congestion window and MTU probing.
     let (a, b, _) = one_way(a, b, message.min(total), message).await?;
-    let cpu0 = cpu_seconds();
+    let cpu0 = procstat::live_threads_cpu_seconds();
     let (a, b, secs) = one_way(a, b, total, message).await?;
-    let cpu = cpu_seconds().zip(cpu0).map(|(c1, c0)| c1 - c0);
+    let cpu = procstat::live_threads_cpu_seconds()
+        .zip(cpu0)
+        .map(|(c1, c0)| c1 - c0);
     let mib = total as f64 / (1u64 << 20) as f64;
     let cpu_per_gib = cpu.map(|c| c / (mib / 1024.0));
     let (_, _, rtt) = ping_pong(a, b, task.pings, task.ping_bytes).await?;

@@ -7,6 +7,7 @@
 //! `cargo build -p party --bins` otherwise.
 
 use experiments::config::Config;
+use party::testing::free_port;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -88,14 +89,6 @@ fn party_bins() -> &'static (PathBuf, PathBuf, PathBuf) {
         }
         bins
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run_ok(cmd: &mut Command) -> String {
@@ -222,8 +215,11 @@ impl Cluster {
                 .unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             loop {
-                let l = lines.next().expect("server exited").unwrap();
-                if l.contains("listening for clients") {
+                let Some(l) = lines.next() else {
+                    let log = std::fs::read_to_string(dir.join(format!("p{id}.log")));
+                    panic!("party {id} exited before listening; its log:\n{log:?}");
+                };
+                if l.unwrap().contains("listening for clients") {
                     break;
                 }
             }

@@ -124,23 +124,12 @@ async fn ping_pong(a: &mut PeerChannel, b: &mut PeerChannel, n: u64) {
     tokio::join!(ping, pong);
 }
 
-/// User + system CPU seconds of this process so far (Linux; `None` elsewhere).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which is in parentheses and may contain spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let (utime, stime): (f64, f64) = (f.get(11)?.parse().ok()?, f.get(12)?.parse().ok()?);
-    // USER_HZ is 100 on every mainstream Linux configuration.
-    Some((utime + stime) / 100.0)
-}
-
 fn cpu_cost(rt: &tokio::runtime::Runtime) {
     const ROUNDS: usize = 16;
     for (name, kind, opts) in variants() {
         let (sender, _receiver, mut a, mut b) = rt.block_on(links_and_pair(kind, &opts));
         rt.block_on(one_way(&mut a, &mut b));
-        let (Some(c0), t0) = (cpu_seconds(), Instant::now()) else {
+        let (Some(c0), t0) = (procstat::cpu_seconds(), Instant::now()) else {
             return;
         };
         rt.block_on(async {
@@ -148,7 +137,10 @@ fn cpu_cost(rt: &tokio::runtime::Runtime) {
                 one_way(&mut a, &mut b).await;
             }
         });
-        let (cpu, wall) = (cpu_seconds().unwrap_or(c0) - c0, t0.elapsed().as_secs_f64());
+        let (cpu, wall) = (
+            procstat::cpu_seconds().unwrap_or(c0) - c0,
+            t0.elapsed().as_secs_f64(),
+        );
         let gib = (ROUNDS * TOTAL) as f64 / (1u64 << 30) as f64;
         println!(
             "cpu_cost/{name}: {:.2} CPU-s per GiB ({:.2} GiB per CPU-second; wall {:.2} GiB/s, {:.2} CPUs busy)",

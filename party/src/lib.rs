@@ -17,6 +17,7 @@
 //! * [`logging`]: the binaries' log output and its `RUST_LOG` filter.
 //! * [`model_file`]: the ST-GCN model ↔ share-column conversion of trained model entries, and
 //!   the `NAME.json` + `NAME.safetensors` model files.
+//! * [`testing`]: loopback ports for tests that start party and dealer processes.
 //! * [`linear_model`]: the `dyad-model/1` file of a revealed linear model or MLP (weights,
 //!   intercept, training parameters, dataset version) and its one loader.
 //!
@@ -35,4 +36,5 @@ pub mod proto;
 pub mod rowkeys;
 pub mod server;
 pub mod store;
+pub mod testing;
 pub mod transport;

@@ -158,16 +158,16 @@ struct PeakTracker {
 impl PeakTracker {
     fn start() -> Self {
         Self {
-            ok: super::planned::reset_peak_rss(),
+            ok: procstat::reset_peak_rss(),
             max: 0.0,
         }
     }
 
     /// The peak since the last call (or start), folded into the run's maximum; resets it.
     fn segment(&mut self) -> Option<f64> {
-        let p = super::planned::peak_rss_bytes().filter(|_| self.ok)?;
+        let p = procstat::peak_rss_bytes().filter(|_| self.ok)?;
         self.max = self.max.max(p);
-        self.ok = super::planned::reset_peak_rss();
+        self.ok = procstat::reset_peak_rss();
         Some(p)
     }
 
@@ -307,7 +307,7 @@ pub(super) fn run_staged(
     let params = he.params().clone();
     let all = stages(he);
     let pb = common::progress((all.len() * inputs.len() * passes) as u64, label);
-    let start_rss_bytes = super::planned::current_rss_bytes();
+    let start_rss_bytes = procstat::rss_bytes();
     let mut rss = PeakTracker::start();
     let (cur, encrypt_s) = encrypt_inputs(he, &keys.pk, inputs)?;
     let mut pass = StagedPass {
@@ -347,7 +347,7 @@ pub(super) fn run_staged(
         stage_memory.push(StageMemory {
             galois_keys,
             peak_rss_bytes: rss.segment(),
-            end_rss_bytes: super::planned::current_rss_bytes(),
+            end_rss_bytes: procstat::rss_bytes(),
         });
     }
     pass.pb.finish_and_clear();

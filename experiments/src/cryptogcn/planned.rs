@@ -135,26 +135,3 @@ pub(super) fn report(report: &mut Report, f: &PlannerFigures, runs: &[LatencyRun
     }
     report.section("Packing planner (per-stage AMA / channel-major)", md);
 }
-
-/// Resets the process's peak resident memory (`/proc/self/clear_refs`, Linux); false where
-/// that is not possible.
-pub(super) fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// The process's peak resident memory in bytes since the last reset (`VmHWM`, Linux).
-pub(super) fn peak_rss_bytes() -> Option<f64> {
-    proc_status_bytes("VmHWM:")
-}
-
-/// The process's resident memory in bytes now (`VmRSS`, Linux).
-pub(super) fn current_rss_bytes() -> Option<f64> {
-    proc_status_bytes("VmRSS:")
-}
-
-fn proc_status_bytes(field: &str) -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(field))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024.0)
-}

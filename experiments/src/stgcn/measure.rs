@@ -51,20 +51,6 @@ pub(super) struct TrainedRun {
     pub(super) model: StGcn,
 }
 
-/// CPU seconds (user + system, all threads) this process has used, from `/proc/self/stat`
-/// (fields 14 and 15, in the kernel's fixed 100 Hz `USER_HZ` ticks); `None` where that file
-/// does not exist or cannot be parsed. Unlike wall time, it does not grow when other processes
-/// share the cores, so per-clip training costs stay comparable between runs.
-fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
-}
-
 /// Clips used by `trace_activations`.
 pub(super) const TRACE_CLIPS: usize = 64;
 
@@ -332,14 +318,14 @@ fn train_epochs(
     }
     let mut last_good = model.clone();
     for _ in 0..epochs {
-        let cpu0 = process_cpu_seconds();
+        let cpu0 = procstat::cpu_seconds();
         let result = match teacher {
             None => trainer.run_epoch(&mut model, data.xtr.view(), data.ytr),
             Some((logits, d)) => {
                 trainer.run_epoch_distilled(&mut model, data.xtr.view(), data.ytr, logits.view(), d)
             }
         };
-        run.train_cpu_s = match (run.train_cpu_s, cpu0, process_cpu_seconds()) {
+        run.train_cpu_s = match (run.train_cpu_s, cpu0, procstat::cpu_seconds()) {
             (Some(acc), Some(a), Some(b)) => Some(acc + (b - a)),
             _ => None,
         };

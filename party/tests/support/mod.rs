@@ -26,13 +26,7 @@ pub const ALICE: &str = "alice-token-123";
 pub const BOB: &str = "bob-token-456";
 pub const DAVE: &str = "dave-token-789";
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use party::testing::free_port;
 
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
@@ -246,8 +240,11 @@ impl Cluster {
         let mut child = cmd.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
-            let l = lines.next().expect("server exited").unwrap();
-            if l.contains("listening for clients") {
+            let Some(l) = lines.next() else {
+                let log = std::fs::read_to_string(self.log(id)).unwrap_or_default();
+                panic!("party {id} exited before listening; its log:\n{log}");
+            };
+            if l.unwrap().contains("listening for clients") {
                 break;
             }
         }

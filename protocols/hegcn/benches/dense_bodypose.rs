@@ -158,9 +158,9 @@ fn main() {
             let (first, _) = run(&he, &eval, &ct);
             let (mut runs, mut cpu) = (Vec::new(), Vec::new());
             for _ in 0..cached_runs() {
-                let c = cpu_seconds();
+                let c = procstat::cpu_seconds().unwrap_or(f64::NAN);
                 runs.push(run(&he, &eval, &ct));
-                cpu.push(cpu_seconds() - c);
+                cpu.push(procstat::cpu_seconds().unwrap_or(f64::NAN) - c);
             }
             runs.sort_by(|a, b| a.0.total_cmp(&b.0));
             cpu.sort_by(f64::total_cmp);
@@ -188,24 +188,6 @@ fn main() {
 /// Cached runs per pool after the first (`DENSE_RUNS`, default 2).
 fn cached_runs() -> usize {
     std::env::var("DENSE_RUNS").map_or(2, |v| v.parse().expect("DENSE_RUNS"))
-}
-
-/// CPU seconds of this process so far (user + system, from `/proc/self/stat`; NaN elsewhere):
-/// on a machine shared with other jobs, the work of a one-thread pool without the waits.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return f64::NAN;
-    };
-    // Fields after the command name (which ends with the last ')'): utime and stime are the
-    // 12th and 13th, in clock ticks (100 per second on Linux).
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    f.iter().sum::<f64>() / 100.0
 }
 
 fn num_cpus() -> usize {

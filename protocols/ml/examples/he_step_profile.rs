@@ -38,21 +38,6 @@ fn kind(r: &TripleRequest) -> String {
     }
 }
 
-/// CPU seconds (user + system) of this process so far, or 0 where `/proc` cannot be read.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which ends with the last ')'): utime and stime are the
-    // 12th and 13th, in clock ticks of 10 ms.
-    let rest = stat.rsplit_once(')').map_or("", |r| r.1);
-    let f: Vec<f64> = rest
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    f.iter().sum::<f64>() / 100.0
-}
-
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Res {
     let steps: usize = std::env::args().nth(1).map_or(Ok(1), |s| s.parse())?;
@@ -72,9 +57,12 @@ async fn main() -> Res {
     for r in &reqs {
         let one = std::slice::from_ref(r);
         let before = s0.channel().stats().bytes_sent;
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, cpu) = (Instant::now(), procstat::cpu_seconds().unwrap_or(0.0));
         let (p0, p1) = tokio::join!(s0.generate(one), s1.generate(one));
-        let (s, c) = (t.elapsed().as_secs_f64(), cpu_seconds() - cpu);
+        let (s, c) = (
+            t.elapsed().as_secs_f64(),
+            procstat::cpu_seconds().unwrap_or(0.0) - cpu,
+        );
         p0?;
         p1?;
         let sent = s0.channel().stats().bytes_sent - before;

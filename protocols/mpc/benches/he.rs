@@ -75,29 +75,16 @@ fn bench_ops(c: &mut Criterion) {
     grp.finish();
 }
 
-/// CPU seconds (user + system) of this process so far, from `/proc/self/stat` (Linux; 0 elsewhere).
-/// On a loaded machine the wall time overstates the cost; the CPU time does not.
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
 /// Runs `requests` through a fresh pair of HE sources; returns (seconds, P0 stats, P1 stats).
 fn timed_generate(
     rt: &tokio::runtime::Runtime,
     requests: &[TripleRequest],
 ) -> (f64, CommStats, CommStats) {
-    let cpu = cpu_seconds();
+    let cpu = procstat::cpu_seconds().unwrap_or(0.0);
     let out = timed_generate_inner(rt, requests);
     println!(
         "[he] CPU time of the run (both parties): {:.2} s",
-        cpu_seconds() - cpu
+        procstat::cpu_seconds().unwrap_or(0.0) - cpu
     );
     out
 }
