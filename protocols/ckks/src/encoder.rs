@@ -105,9 +105,14 @@ pub struct Encoder {
     params: CkksParams,
     /// Twiddles of the special FFT over `N/2` slots, stage by stage: the stage of butterfly
     /// length `len` uses entries `len/2 − 1 .. len − 1` (forward), and the same range of
-    /// `inv_twiddles` (inverse). Precomputed so that no butterfly computes an index modulo.
+    /// `inv_re`/`inv_im` (inverse). Precomputed so that no butterfly computes an index modulo.
     twiddles: Vec<C64>,
-    inv_twiddles: Vec<C64>,
+    /// The inverse twiddles' real and imaginary parts (the inverse FFT, on every encoding's
+    /// path, runs on split real and imaginary arrays).
+    inv_re: Vec<f64>,
+    inv_im: Vec<f64>,
+    /// `bitrev[i]`: `i` with its `log2(N/2)` bits reversed (the inverse FFT's output order).
+    bitrev: Vec<u32>,
 }
 
 impl Encoder {
@@ -142,7 +147,14 @@ impl Encoder {
         Self {
             params: params.clone(),
             twiddles,
-            inv_twiddles,
+            inv_re: inv_twiddles.iter().map(|z| z.re).collect(),
+            inv_im: inv_twiddles.iter().map(|z| z.im).collect(),
+            bitrev: {
+                let bits = slots.trailing_zeros();
+                (0..slots as u32)
+                    .map(|i| i.reverse_bits().checked_shr(32 - bits).unwrap_or(0))
+                    .collect()
+            },
         }
     }
 
@@ -151,25 +163,11 @@ impl Encoder {
         self.params.slots()
     }
 
-    fn bit_reverse(vals: &mut [C64]) {
-        let n = vals.len();
-        let bits = n.trailing_zeros();
-        if bits == 0 {
-            return;
-        }
-        for i in 0..n {
-            let j = i.reverse_bits() >> (usize::BITS - bits);
-            if i < j {
-                vals.swap(i, j);
-            }
-        }
-    }
-
     /// Coefficients (packed as `u_i = m_i + i·m_{i+N/2}`) to slot values.
     fn fft_special(&self, vals: &mut [C64]) {
         let size = vals.len();
         assert_eq!(size, self.slots(), "the special FFT runs over all slots");
-        Self::bit_reverse(vals);
+        bit_reverse(vals);
         let mut len = 2;
         while len <= size {
             let lenh = len / 2;
@@ -186,54 +184,63 @@ impl Encoder {
         }
     }
 
-    /// Slot values to packed coefficients (inverse of [`Self::fft_special`]).
-    fn fft_special_inv(&self, vals: &mut [C64]) {
-        let size = vals.len();
-        assert_eq!(size, self.slots(), "the special FFT runs over all slots");
+    /// Slot values (real parts `re`, imaginary parts `im`) to packed coefficients `N/2 ·
+    /// (m_i + i·m_{i+N/2})` in bit-reversed order: the inverse of [`Self::fft_special`]
+    /// without its division by `N/2` and its bit reversal, which the caller folds into one
+    /// gather with the scale. Split arrays, one pass per stage over disjoint halves.
+    fn fft_special_inv(&self, re: &mut [f64], im: &mut [f64]) {
+        let size = re.len();
+        assert!(
+            size == self.slots() && im.len() == size,
+            "the special FFT runs over all slots"
+        );
         let mut len = size;
         while len >= 2 {
             let lenh = len / 2;
-            let tw = &self.inv_twiddles[lenh - 1..len - 1];
-            for i in (0..size).step_by(len) {
-                for j in 0..lenh {
-                    let u = vals[i + j].add(vals[i + j + lenh]);
-                    let v = vals[i + j].sub(vals[i + j + lenh]).mul(tw[j]);
-                    vals[i + j] = u;
-                    vals[i + j + lenh] = v;
+            let (tr, ti) = (
+                &self.inv_re[lenh - 1..len - 1],
+                &self.inv_im[lenh - 1..len - 1],
+            );
+            for (r, i) in re.chunks_exact_mut(len).zip(im.chunks_exact_mut(len)) {
+                let (r0, r1) = r.split_at_mut(lenh);
+                let (i0, i1) = i.split_at_mut(lenh);
+                let pairs = r0.iter_mut().zip(i0).zip(r1.iter_mut().zip(i1));
+                for (((ar, ai), (br, bi)), (wr, wi)) in pairs.zip(tr.iter().zip(ti)) {
+                    let (sr, si) = (*ar + *br, *ai + *bi);
+                    let (dr, di) = (*ar - *br, *ai - *bi);
+                    (*ar, *ai) = (sr, si);
+                    (*br, *bi) = (dr * wr - di * wi, dr * wi + di * wr);
                 }
             }
             len /= 2;
-        }
-        Self::bit_reverse(vals);
-        let inv = 1.0 / size as f64;
-        for v in vals.iter_mut() {
-            *v = C64::new(v.re * inv, v.im * inv);
         }
     }
 
     /// Encodes real values (zero-padded to `N/2` slots) at `level` with `scale`.
     pub fn encode(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
-        let c: Vec<C64> = values.iter().map(|&v| C64::new(v, 0.0)).collect();
-        self.encode_complex(&c, level, scale)
+        self.encode_parts(values, None, level, scale, 0)
     }
 
     /// Encodes complex values (zero-padded to `N/2` slots) at `level` with `scale`.
     pub fn encode_complex(&self, values: &[C64], level: usize, scale: f64) -> Result<Plaintext> {
-        self.encode_with_special(values, level, scale, 0)
+        let (re, im): (Vec<f64>, Vec<f64>) = values.iter().map(|v| (v.re, v.im)).unzip();
+        self.encode_parts(&re, Some(&im), level, scale, 0)
     }
 
     /// Encodes real values like [`Self::encode`], with residues modulo the special primes as
     /// well: the plaintext of a product over `Q_l ∪ P` (see [`crate::lazy`]). The value must
     /// stay below `Q_level / 2` as for [`Self::encode`]; it is the same integer polynomial.
     pub fn encode_ext(&self, values: &[f64], level: usize, scale: f64) -> Result<Plaintext> {
-        let c: Vec<C64> = values.iter().map(|&v| C64::new(v, 0.0)).collect();
         let k = self.params.p_primes().len();
-        self.encode_with_special(&c, level, scale, k)
+        self.encode_parts(values, None, level, scale, k)
     }
 
-    fn encode_with_special(
+    /// Encodes slots with real parts `re` and imaginary parts `im` (zero when `None`; as many
+    /// as `re`), over `q_0..q_level` and the first `p_len` special primes.
+    fn encode_parts(
         &self,
-        values: &[C64],
+        re_in: &[f64],
+        im_in: Option<&[f64]>,
         level: usize,
         scale: f64,
         p_len: usize,
@@ -241,30 +248,32 @@ impl Encoder {
         self.params.check_level(level)?;
         check_scale(&self.params, scale, level)?;
         let slots = self.slots();
-        if values.len() > slots {
+        if re_in.len() > slots {
             return Err(CkksError::TooManyValues {
-                len: values.len(),
+                len: re_in.len(),
                 slots,
             });
         }
-        for (index, v) in values.iter().enumerate() {
-            if !(v.re.is_finite() && v.im.is_finite()) {
-                return Err(CkksError::ValueOutOfRange {
-                    index,
-                    value: if v.re.is_finite() { v.im } else { v.re },
-                    limit_bits: 0,
-                });
-            }
+        let bad = |v: &[f64]| v.iter().position(|x| !x.is_finite()).map(|i| (i, v[i]));
+        if let Some((index, value)) = bad(re_in).or_else(|| im_in.and_then(bad)) {
+            return Err(CkksError::ValueOutOfRange {
+                index,
+                value,
+                limit_bits: 0,
+            });
         }
-        let mut u = vec![C64::default(); slots];
-        u[..values.len()].copy_from_slice(values);
-        self.fft_special_inv(&mut u);
-        let n = self.params.n();
-        let mut coeffs = vec![0f64; n];
-        for (i, z) in u.iter().enumerate() {
-            coeffs[i] = z.re * scale;
-            coeffs[i + slots] = z.im * scale;
+        let mut re = vec![0f64; slots];
+        let mut im = vec![0f64; slots];
+        re[..re_in.len()].copy_from_slice(re_in);
+        if let Some(v) = im_in {
+            im[..v.len()].copy_from_slice(v);
         }
+        self.fft_special_inv(&mut re, &mut im);
+        // `m_i` from the real parts, `m_{i+N/2}` from the imaginary parts, in natural order.
+        let s = scale / slots as f64;
+        let coeffs: Vec<f64> = (self.bitrev.iter().map(|&j| re[j as usize] * s))
+            .chain(self.bitrev.iter().map(|&j| im[j as usize] * s))
+            .collect();
         let poly = coeffs_to_poly(&self.params, &coeffs, level, p_len)?;
         Ok(Plaintext {
             poly,
@@ -328,22 +337,34 @@ pub(crate) fn coeffs_to_poly(
     // i128 holds |x| < 2^126; the value must also stay below Q_level / 2 to be decodable.
     let limit_bits = (log_q - 1.0).floor().min(126.0) as u32;
     let limit = (limit_bits as f64).exp2();
-    let mut max = 0f64;
-    for (index, &c) in coeffs.iter().enumerate() {
-        let r = c.round();
-        if r.is_nan() || r.abs() >= limit {
-            return Err(CkksError::ValueOutOfRange {
-                index,
-                value: c,
-                limit_bits,
-            });
+    // One branch-free pass for the common case (`f64::round` is a library call on baseline
+    // x86-64, and this runs for every plaintext); NaN makes `max` NaN.
+    let max = coeffs.iter().fold(0f64, |m, &c| {
+        if c.abs() > m || c.is_nan() {
+            c.abs()
+        } else {
+            m
         }
-        max = max.max(r.abs());
+    });
+    if max.is_nan() || max.round() >= limit {
+        let index = coeffs
+            .iter()
+            .position(|&c| c.is_nan() || c.round().abs() >= limit)
+            .unwrap_or(0);
+        return Err(CkksError::ValueOutOfRange {
+            index,
+            value: coeffs[index],
+            limit_bits,
+        });
     }
     let n = params.n();
+    if max < ROUND_MAGIC_LIMIT {
+        // The common case (values of order one at scale ≤ 2^50): rounding by the magic
+        // constant and a single-word reduction per residue.
+        let ints: Vec<i64> = coeffs.iter().map(|&c| round_small(c)).collect();
+        return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, p_len).into_ntt(params));
+    }
     if max < (1u64 << 62) as f64 {
-        // The common case (values of order one at scale ≤ 2^61): hardware conversion and a
-        // single-word reduction per residue.
         let ints: Vec<i64> = coeffs.iter().map(|&c| c.round() as i64).collect();
         return Ok(RnsPoly::<Coeff>::from_signed(params, &ints, level + 1, p_len).into_ntt(params));
     }
@@ -360,6 +381,34 @@ pub(crate) fn coeffs_to_poly(
             }
         });
     Ok(poly.into_ntt(params))
+}
+
+/// Puts `vals[i]` at the bit-reversed index of `i` (a power-of-two length).
+fn bit_reverse<T>(vals: &mut [T]) {
+    let n = vals.len();
+    let bits = n.trailing_zeros();
+    if bits == 0 {
+        return;
+    }
+    for i in 0..n {
+        let j = i.reverse_bits() >> (usize::BITS - bits);
+        if i < j {
+            vals.swap(i, j);
+        }
+    }
+}
+
+/// Below this magnitude [`round_small`] is exact.
+const ROUND_MAGIC_LIMIT: f64 = (1u64 << 51) as f64;
+
+/// `c` rounded to the nearest integer, ties to even, for `|c| < 2^51`: adding and subtracting
+/// `1.5·2^52` leaves no fraction bits (IEEE round-to-nearest does the rounding), in two
+/// vectorizable additions instead of a call to `round`. Ties go to even where `f64::round`
+/// goes away from zero: either is a valid rounding of an encoding.
+#[inline]
+fn round_small(c: f64) -> i64 {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    ((c + MAGIC) - MAGIC) as i64
 }
 
 /// CRT-reconstructs each coefficient of a polynomial over `q_0..q_l` to its centred value, as
@@ -523,6 +572,79 @@ mod tests {
         }
     }
 
+    /// Encoding is `round(Δ·σ^{-1}(z))`: every coefficient equals the rounded naive inverse
+    /// canonical embedding `m_i = (2/N)·Re Σ_j z_j·ζ^{-5^j·i}` (real and complex slots).
+    #[test]
+    fn encode_matches_naive_inverse_embedding() {
+        let params = params();
+        let enc = Encoder::new(&params);
+        let (n, slots) = (params.n(), params.slots());
+        let z: Vec<C64> = (0..slots)
+            .map(|j| {
+                C64::new(
+                    ((j * 31) % 17) as f64 / 8.0 - 1.0,
+                    ((j * 7) % 5) as f64 / 4.0,
+                )
+            })
+            .collect();
+        let scale = 2f64.powi(30);
+        for complex in [false, true] {
+            let pt = if complex {
+                enc.encode_complex(&z, 2, scale).unwrap()
+            } else {
+                let re: Vec<f64> = z.iter().map(|v| v.re).collect();
+                enc.encode(&re, 2, scale).unwrap()
+            };
+            let got = crt_to_f64(&params, &pt.poly.clone().into_coeff(&params));
+            let m = 2 * n;
+            for (i, &g) in got.iter().enumerate() {
+                let mut acc = 0.0;
+                let mut r = 1usize;
+                for v in &z {
+                    let a = -std::f64::consts::PI * ((r * i) % m) as f64 / n as f64;
+                    let im = if complex { v.im } else { 0.0 };
+                    acc += v.re * a.cos() - im * a.sin();
+                    r = r * 5 % m;
+                }
+                let want = scale * 2.0 * acc / n as f64;
+                // Ties and last-bit differences of the two summation orders aside, equal.
+                assert!(
+                    (g - want.round()).abs() <= 1.0,
+                    "coefficient {i}: {g} vs {want}"
+                );
+                assert!(
+                    (g - want).abs() <= 0.5 + 1e-6 * want.abs().max(1.0),
+                    "{i}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn magic_rounding_is_nearest_ties_to_even() {
+        for (c, r) in [
+            (0.4, 0),
+            (0.5, 0),
+            (1.5, 2),
+            (2.5, 2),
+            (-0.5, 0),
+            (-1.5, -2),
+            (-2.6, -3),
+        ] {
+            assert_eq!(round_small(c), r, "{c}");
+        }
+        let big = ROUND_MAGIC_LIMIT - 1.0;
+        assert_eq!(round_small(big), big as i64);
+        assert_eq!(round_small(-big), -big as i64);
+    }
+
+    proptest! {
+        #[test]
+        fn magic_rounding_agrees_with_round_ties_even(c in -2f64.powi(51) + 1.0..2f64.powi(51) - 1.0) {
+            prop_assert_eq!(round_small(c), c.round_ties_even() as i64);
+        }
+    }
+
     #[test]
     fn crt_reconstruction_is_exact_for_large_values() {
         let params = params();
@@ -567,6 +689,17 @@ mod tests {
         assert!(matches!(
             enc.encode(&[f64::NAN], 0, s),
             Err(CkksError::ValueOutOfRange { index: 0, .. })
+        ));
+        let mut z = vec![C64::new(1.0, 0.0); 8];
+        z[5] = C64::new(0.0, f64::INFINITY);
+        assert!(matches!(
+            enc.encode_complex(&z, 0, s),
+            Err(CkksError::ValueOutOfRange { index: 5, .. })
+        ));
+        // Finite slots whose coefficients overflow to infinity are refused, not wrapped.
+        assert!(matches!(
+            enc.encode(&[1e300, -1e300], 0, 1e10),
+            Err(CkksError::ValueOutOfRange { .. })
         ));
         // q_0 has 50 bits: a constant 2^12 becomes the coefficient 2^52, too large at level 0.
         assert!(matches!(

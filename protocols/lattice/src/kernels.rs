@@ -214,6 +214,16 @@ pub(crate) fn sub_mul_add_assign(x: &mut [u64], y: &[u64], w: Shoup, z: &[u64], 
     })
 }
 
+/// `out[c] = x[c] mod p` for signed `|x[c]| < p`: the negative ones plus `p`.
+pub(crate) fn signed_small_into(out: &mut [u64], x: &[i64], p: u64) {
+    dispatch!({
+        for (o, &c) in out.iter_mut().zip(x) {
+            let negative = ((c < 0) as u64).wrapping_neg();
+            *o = (c as u64).wrapping_add(p & negative);
+        }
+    })
+}
+
 /// The rescale correction before its NTT: `out[c]` is the centred representative of
 /// `last[c] ∈ [0, q)` reduced modulo `p` (`one` is the Shoup form of 1 modulo `p`).
 pub(crate) fn centered_reduce_into(out: &mut [u64], last: &[u64], q: u64, one: Shoup, p: u64) {
@@ -236,6 +246,23 @@ mod tests {
     use proptest::prelude::*;
 
     const PRIMES: [u64; 3] = [1125899906826241, 1099511922689, 576460752303439873];
+
+    proptest! {
+        #[test]
+        fn signed_small_reduction_matches_reduce_i64(
+            pi in 0usize..3,
+            xs in proptest::collection::vec(any::<i64>(), 1..200),
+        ) {
+            let p = PRIMES[pi];
+            let m = Modulus::new(p);
+            let xs: Vec<i64> = xs.iter().map(|&x| x % p as i64).collect();
+            let mut out = vec![0u64; xs.len()];
+            signed_small_into(&mut out, &xs, p);
+            for (o, &x) in out.iter().zip(&xs) {
+                prop_assert_eq!(*o, m.reduce_i64(x));
+            }
+        }
+    }
 
     proptest! {
         #[test]

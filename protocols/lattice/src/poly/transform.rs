@@ -22,12 +22,19 @@ impl RnsPoly<Coeff> {
         let mut out = Self::dirty(params.n(), q_len, p_len);
         let moduli = out.moduli(params);
         let n = out.n;
+        let max = coeffs.iter().fold(0u64, |m, &c| m.max(c.unsigned_abs()));
         out.data
             .par_chunks_mut(n)
             .zip(moduli.par_iter())
             .for_each(|(limb, m)| {
-                for (x, &c) in limb.iter_mut().zip(coeffs) {
-                    *x = m.reduce_i64(c);
+                if max < m.value() {
+                    // Every coefficient is in (−p, p): adding p to the negative ones is the
+                    // whole reduction.
+                    crate::kernels::signed_small_into(limb, coeffs, m.value());
+                } else {
+                    for (x, &c) in limb.iter_mut().zip(coeffs) {
+                        *x = m.reduce_i64(c);
+                    }
                 }
             });
         out
