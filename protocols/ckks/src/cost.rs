@@ -10,7 +10,9 @@
 //! linear in the number of limbs), except the products over `Q·P`, which carry the special
 //! limbs at every level; the weights are those of the middle of that model.
 //!
-//! Encoding a diagonal took 1.9 ms over `Q` and 2.3 ms over `Q·P` ([`ENCODE`], [`encode_ext`]);
+//! Encoding a diagonal takes 1.15 ms over `Q` and 1.65 ms over `Q·P` ([`ENCODE`],
+//! [`encode_ext`]; same bench, 2026-12-07, after the encoder's rounding and inverse FFT were
+//! made cheaper: 1.9 and 2.3 ms before, so the NTTs are now most of an encoding);
 //! how often a diagonal is encoded depends on the caller's cache and evaluation order, so a
 //! planner weighs it only where it can count the encodings (`hegcn`'s maps at their level).
 //!
@@ -50,12 +52,12 @@ pub const PRODUCT_Q: f64 = 0.16;
 /// and plaintext) a product over `Q·P` costs its limbs' share more than one over `Q`: see
 /// [`product_ext`].
 pub const PRODUCT_QP: f64 = 0.14;
-/// Encoding one weight diagonal over `Q` (1.9 ms).
-pub const ENCODE: f64 = 0.35;
+/// Encoding one weight diagonal over `Q` (1.15 ms).
+pub const ENCODE: f64 = 0.21;
 /// The share of an encoding that grows with its limbs (the NTTs; the rest is the slot
 /// transform and rounding): over `Q·P` with the quickstart's five special primes an encoding
-/// took 2.3 ms, i.e. `(2.3/1.9 − 1)/(14/9 − 1) ≈ 0.38` of the per-limb share.
-pub const ENCODE_LIMB_SHARE: f64 = 0.38;
+/// takes 1.65 ms, i.e. `(1.65/1.15 − 1)/(14/9 − 1) ≈ 0.78` of the per-limb share.
+pub const ENCODE_LIMB_SHARE: f64 = 0.78;
 
 /// Limbs of a polynomial over `Q_l ∪ P` per limb over `Q_l`: `(l + 1 + k)/(l + 1)` at level
 /// `l` with `k` special primes.
