@@ -136,14 +136,22 @@ pub(crate) fn add_assign(a: &mut [u64], b: &[u64], p: u64, subtract: bool) {
 }
 
 /// Fast base conversion into one target prime `p`:
-/// `out[c] = Σ_i ys[i][c]·hats[i] − v[c]·d mod p` (the `v` term only when given).
+/// `out[c] = Σ_i ys[i][c]·hats[i] − v[c]·d mod p` (the `v` term only when given); every
+/// `ys[i][c]` and `v[c]` is below `inputs_below`.
 pub(crate) fn base_convert_into(
     out: &mut [u64],
     ys: &[&[u64]],
     hats: &[Shoup],
     v: Option<(&[u64], Shoup)>,
     p: u64,
+    inputs_below: u64,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if out.len() % 8 == 0 && inputs_below <= crate::ifma::MODULUS_LIMIT {
+        if let Some(simd) = crate::ifma::for_modulus(p) {
+            return crate::ifma::base_convert_into(simd, out, ys, hats, v, p);
+        }
+    }
     dispatch!({
         for (blk, o) in out.chunks_mut(BLOCK).enumerate() {
             let base = blk * BLOCK;
@@ -189,6 +197,12 @@ pub(crate) fn overflow_estimate(v: &mut [u64], ys: &[&[u64]], inv_d: &[f64]) {
 
 /// `x[c] = (x[c] − y[c])·w mod p` in place.
 pub(crate) fn sub_mul_assign(x: &mut [u64], y: &[u64], w: Shoup, p: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if x.len() % 8 == 0 {
+        if let Some(simd) = crate::ifma::for_modulus(p) {
+            return crate::ifma::sub_mul_assign(simd, x, y, w, p);
+        }
+    }
     dispatch!({
         for (a, &b) in x.iter_mut().zip(y) {
             *a = mul_shoup(sub_mod(*a, b, p), w.w, w.ws, p);
@@ -198,6 +212,12 @@ pub(crate) fn sub_mul_assign(x: &mut [u64], y: &[u64], w: Shoup, p: u64) {
 
 /// `y[c] = (x[c] − y[c])·w mod p` in place in `y`.
 pub(crate) fn rsub_mul_assign(y: &mut [u64], x: &[u64], w: Shoup, p: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if y.len() % 8 == 0 {
+        if let Some(simd) = crate::ifma::for_modulus(p) {
+            return crate::ifma::rsub_mul_assign(simd, y, x, w, p);
+        }
+    }
     dispatch!({
         for (b, &a) in y.iter_mut().zip(x) {
             *b = mul_shoup(sub_mod(a, *b, p), w.w, w.ws, p);
@@ -207,6 +227,12 @@ pub(crate) fn rsub_mul_assign(y: &mut [u64], x: &[u64], w: Shoup, p: u64) {
 
 /// `x[c] = (x[c] − y[c])·w + z[c] mod p` in place.
 pub(crate) fn sub_mul_add_assign(x: &mut [u64], y: &[u64], w: Shoup, z: &[u64], p: u64) {
+    #[cfg(target_arch = "x86_64")]
+    if x.len() % 8 == 0 {
+        if let Some(simd) = crate::ifma::for_modulus(p) {
+            return crate::ifma::sub_mul_add_assign(simd, x, y, w, z, p);
+        }
+    }
     dispatch!({
         for ((a, &b), &c) in x.iter_mut().zip(y).zip(z) {
             *a = add_mod(mul_shoup(sub_mod(*a, b, p), w.w, w.ws, p), c, p);
@@ -271,13 +297,35 @@ mod tests {
             w in any::<u64>(),
             i in 0usize..3,
         ) {
+            // Whole multiples of 8 take the IFMA kernels where the CPU has them (moduli below
+            // 2^50: the first two primes); the full length takes the portable ones.
+            let whole = xs.len() / 8 * 8;
+            check_kernels(&xs, w, i)?;
+            if whole > 0 {
+                check_kernels(&xs[..whole], w, i)?;
+            }
+        }
+
+        #[test]
+        fn base_convert_matches_scalar(
+            y0 in proptest::collection::vec(0u64..PRIMES[0], 136),
+            y1 in proptest::collection::vec(0u64..PRIMES[1], 136),
+            h in any::<(u64, u64)>(),
+        ) {
+            check_base_convert(&y0, &y1, h)?;
+            check_base_convert(&y0[..130], &y1[..130], h)?;
+        }
+    }
+
+    fn check_kernels(xs: &[u64], w: u64, i: usize) -> Result<(), TestCaseError> {
+        {
             let p = PRIMES[i];
             let m = Modulus::new(p);
             let w = w % p;
             let s = Shoup::new(w, p);
             let mut out = vec![0; xs.len()];
-            mul_const_into(&mut out, &xs, s, p);
-            for (o, &x) in out.iter().zip(&xs) {
+            mul_const_into(&mut out, xs, s, p);
+            for (o, &x) in out.iter().zip(xs) {
                 prop_assert_eq!(*o, m.mul_shoup(x, w, m.shoup(w)));
             }
             let a: Vec<u64> = xs.iter().map(|&x| x % p).collect();
@@ -303,41 +351,47 @@ mod tests {
             for c in 0..a.len() {
                 prop_assert_eq!(centred[c], t.reduce_i64(m.centered(a[c])));
             }
+            let mut sm = a.clone();
+            sub_mul_assign(&mut sm, &b, s, p);
+            for c in 0..a.len() {
+                prop_assert_eq!(sm[c], m.mul(m.sub(a[c], b[c]), w));
+            }
         }
+        Ok(())
+    }
 
-        #[test]
-        fn base_convert_matches_scalar(
-            y0 in proptest::collection::vec(0u64..PRIMES[0], 130),
-            y1 in proptest::collection::vec(0u64..PRIMES[1], 130),
-            h in any::<(u64, u64)>(),
-        ) {
+    fn check_base_convert(y0: &[u64], y1: &[u64], h: (u64, u64)) -> Result<(), TestCaseError> {
+        let len = y0.len();
+        {
             let p = PRIMES[1];
             let t = Modulus::new(p);
             let (h0, h1) = (h.0 % p, h.1 % p);
             let v: Vec<u64> = y0.iter().map(|&a| a % 3).collect();
             let d = 12345 % p;
-            let mut out = vec![0; 130];
+            let mut out = vec![0; len];
             base_convert_into(
                 &mut out,
-                &[&y0, &y1],
+                &[y0, y1],
                 &[Shoup::new(h0, p), Shoup::new(h1, p)],
                 Some((&v, Shoup::new(d, p))),
                 p,
+                PRIMES[0],
             );
-            for c in 0..130 {
+            for c in 0..len {
                 let want = t.sub(
                     t.add(t.mul(t.reduce(y0[c]), h0), t.mul(t.reduce(y1[c]), h1)),
                     t.mul(v[c], d),
                 );
                 prop_assert_eq!(out[c], want);
             }
-            let mut est = vec![0; 130];
+            let mut est = vec![0; len];
             let inv = [1.0 / PRIMES[0] as f64, 1.0 / PRIMES[1] as f64];
-            overflow_estimate(&mut est, &[&y0, &y1], &inv);
-            for c in 0..130 {
+            overflow_estimate(&mut est, &[y0, y1], &inv);
+            for c in 0..len {
                 let f = y0[c] as f64 / PRIMES[0] as f64 + y1[c] as f64 / PRIMES[1] as f64;
                 prop_assert_eq!(est[c], f.round() as u64);
             }
         }
+        Ok(())
     }
 }

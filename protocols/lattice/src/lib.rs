@@ -42,6 +42,8 @@
 
 pub mod arith;
 pub mod basis;
+#[cfg(target_arch = "x86_64")]
+mod ifma;
 mod kernels;
 pub mod poly;
 pub mod pool;

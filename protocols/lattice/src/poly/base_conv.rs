@@ -109,6 +109,12 @@ impl<'a> BaseConverter<'a> {
                 .fold(1u64, |acc, d| t.mul(acc, t.reduce(d.value())));
             (&self.v.0[..], Shoup::new(d_mod, t.value()))
         });
-        kernels::base_convert_into(out, &ys, &hats, v, t.value());
+        let inputs_below = src
+            .iter()
+            .map(|m| m.value())
+            .max()
+            .unwrap_or(0)
+            .max(src.len() as u64);
+        kernels::base_convert_into(out, &ys, &hats, v, t.value(), inputs_below);
     }
 }
