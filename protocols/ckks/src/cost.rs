@@ -4,15 +4,19 @@
 //! baby-step/giant-step and ModDown choices with.
 //!
 //! Measured at N = 2^15, level 8 of the quickstart's parameters (14 levels, 5 special primes,
-//! dnum 3) with one thread (`cargo bench -p ckks --bench hoisted_sum`): inner product 5.4 ms,
-//! decomposition 7.6 ms, ModDown of one polynomial 5.1 ms, plaintext product with its addition
-//! 0.9 ms over `Q` and 0.8 ms fused over `Q·P`. The parts scale alike with the level (all are
-//! linear in the number of limbs), except the products over `Q·P`, which carry the special
-//! limbs at every level; the weights are those of the middle of that model.
+//! dnum 3) with one thread (`cargo bench -p ckks --bench hoisted_sum`, 2026-12-07, with the
+//! IFMA base-conversion kernels of `lattice`): inner product 4.67 ms (eight hoisted rotations
+//! over `Q·P` 39.6 ms against one 6.9 ms), decomposition 2.22 ms, ModDown of one polynomial
+//! 2.16 ms (4.32 ms for a ciphertext), plaintext product with its addition 0.87 ms over `Q` and
+//! 0.75 ms fused over `Q·P`. Before those kernels: inner product 5.4 ms, decomposition 7.6 ms,
+//! ModDown 5.1 ms; key switching's base conversions then cost more than its NTTs. The parts
+//! scale alike with the level (all are linear in the number of limbs), except the products
+//! over `Q·P`, which carry the special limbs at every level; the weights are those of the
+//! middle of that model.
 //!
-//! Encoding a diagonal takes 1.15 ms over `Q` and 1.65 ms over `Q·P` ([`ENCODE`],
-//! [`encode_ext`]; same bench, 2026-12-07, after the encoder's rounding and inverse FFT were
-//! made cheaper: 1.9 and 2.3 ms before, so the NTTs are now most of an encoding);
+//! Encoding a diagonal takes 1.18 ms over `Q` and 1.62 ms over `Q·P` ([`ENCODE`],
+//! [`encode_ext`]; same bench and day, after the encoder's rounding and inverse FFT were made
+//! cheaper: 1.9 and 2.3 ms before, so the NTTs are now most of an encoding);
 //! how often a diagonal is encoded depends on the caller's cache and evaluation order, so a
 //! planner weighs it only where it can count the encodings (`hegcn`'s maps at their level).
 //!
@@ -41,23 +45,23 @@ pub use stage::{price_stages, sum_counts, sum_stages, Stage};
 /// One hoisted key-switching inner product (the unit).
 pub const INNER_PRODUCT: f64 = 1.0;
 /// Decomposing one input for key switching (ModUp).
-pub const DECOMPOSE: f64 = 1.4;
+pub const DECOMPOSE: f64 = 0.48;
 /// ModDown of one polynomial from `Q·P` to `Q`.
-pub const MOD_DOWN: f64 = 0.93;
+pub const MOD_DOWN: f64 = 0.46;
 /// A plaintext product with its addition over `Q`.
-pub const PRODUCT_Q: f64 = 0.16;
+pub const PRODUCT_Q: f64 = 0.19;
 /// A plaintext product with its addition fused over `Q·P` (lazy ModDown), as the bench measures
 /// it: one accumulator, ciphertext and plaintext used over and over, so partly from cache. In
 /// a map whose products stream through memory (every product reads a different ciphertext
 /// and plaintext) a product over `Q·P` costs its limbs' share more than one over `Q`: see
 /// [`product_ext`].
-pub const PRODUCT_QP: f64 = 0.14;
-/// Encoding one weight diagonal over `Q` (1.15 ms).
-pub const ENCODE: f64 = 0.21;
+pub const PRODUCT_QP: f64 = 0.16;
+/// Encoding one weight diagonal over `Q` (1.18 ms).
+pub const ENCODE: f64 = 0.25;
 /// The share of an encoding that grows with its limbs (the NTTs; the rest is the slot
 /// transform and rounding): over `Q·P` with the quickstart's five special primes an encoding
-/// takes 1.65 ms, i.e. `(1.65/1.15 − 1)/(14/9 − 1) ≈ 0.78` of the per-limb share.
-pub const ENCODE_LIMB_SHARE: f64 = 0.78;
+/// takes 1.62 ms, i.e. `(1.62/1.18 − 1)/(14/9 − 1) ≈ 0.68` of the per-limb share.
+pub const ENCODE_LIMB_SHARE: f64 = 0.68;
 
 /// Limbs of a polynomial over `Q_l ∪ P` per limb over `Q_l`: `(l + 1 + k)/(l + 1)` at level
 /// `l` with `k` special primes.

@@ -29,12 +29,15 @@
 //!
 //! **Cost** of one batch (CryptoNets, `N14_L7_S40_128BIT`, 8 images; [`MatrixPlan::stages`]
 //! counts them exactly, the tests pin these figures): conv 35 hoisted rotations, 61 products
-//! over `Q·P`, 2 ModDown pairs; 2 squares; fc1 256 products on 2 × 15 hoisted baby steps and 7
-//! giant steps, 3 rotate-and-add steps; 1 square; fc2 109 products on 24 rotations;
-//! 99 rotations, 426 plaintext products, 967 HE ops in all (the wide 16-map model: 110
-//! rotations, 765 products). Upload: one ciphertext at level 5 for the whole batch, 1.57 MB
+//! over `Q·P`, 2 ModDown pairs; 2 squares; fc1 256 products on 2 × 9 hoisted baby steps and 12
+//! giant steps, 3 rotate-and-add steps; 1 square; fc2 109 products on 12 baby and 8 giant
+//! steps; 88 rotations, 426 plaintext products, 956 HE ops in all (the wide 16-map model: 101
+//! rotations, 765 products, 68 Galois keys). The baby/giant splits follow `ckks::cost`'s
+//! weights (re-measured 2026-12-07, when the IFMA kernels made ModUp and ModDown about half as
+//! dear: before, fc1 took 2 × 15 baby and 7 giant steps, fc2 24 rotations, 99 in all, 63 keys).
+//! Upload: one ciphertext at level 5 for the whole batch, 1.57 MB
 //! under the public key, 0.79 MB seeded ([`MatrixClient::encrypt_symmetric`]); result: one
-//! ciphertext at level 0 (262 KB). Galois keys: [`MatrixCnn::rotation_steps`], 63 (330 MB at
+//! ciphertext at level 0 (262 KB). Galois keys: [`MatrixCnn::rotation_steps`], 65 (340 MB at
 //! this preset, more than LoLa's 17: the convolution's shifts are rotations here, where LoLa's
 //! client unfolds the image into 25 ciphertexts).
 //!

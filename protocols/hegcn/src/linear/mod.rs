@@ -21,8 +21,8 @@
 //! and keeps the one with the fewest rotations (hoisted on ties, then the smallest `n1`).
 //!
 //! **Lazy ModDown.** Every rotation ends with a division by the special modulus `P`
-//! (ModDown), which at the quickstart's parameters costs about twice a hoisted key-switching
-//! inner product. A map whose rotations feed only products and sums can keep them over
+//! (ModDown of both components), which at the quickstart's parameters costs about as much as
+//! a hoisted key-switching inner product (`ckks::cost`). A map whose rotations feed only products and sums can keep them over
 //! `Q·P` and divide each output once (`ckks::lazy`, double hoisting): baby steps and hoisted
 //! rotations need no ModDown, a giant step divides only the `c1` of its inner sum, each output
 //! ends with one ModDown of both components, and the products are taken with plaintexts
