@@ -7,7 +7,10 @@
 //! compiler vectorizes it; each kernel body is compiled three times and the AVX-512
 //! (x86-64-v4) or AVX2 (x86-64-v3) copy is selected at run time through `pulp`'s safe
 //! `vectorize` (scalar copy elsewhere). All moduli are below 2^62, all inputs are reduced
-//! unless stated otherwise.
+//! unless stated otherwise. The base conversion and the ModDown/rescale corrections take the
+//! IFMA copies of `ifma` instead where the CPU has AVX-512 IFMA and the moduli (and so the
+//! residues) are below 2^50, as every preset's are: about half of a key switch's time went to
+//! the 64-bit products here before.
 
 /// Runs `$body` (a block returning `()`) compiled for the best instruction set available.
 macro_rules! dispatch {

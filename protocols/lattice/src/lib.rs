@@ -10,7 +10,8 @@
 //! * [`basis`]: an [`RnsBasis`] (degree, primes, their constants and `tfhe-ntt` NTT plans);
 //! * [`poly`]: the RNS polynomial [`RnsPoly<R>`] with its representation (coefficients or NTT
 //!   values) in the type, its arithmetic, NTT, automorphisms, rescaling, ModDown and fast base
-//!   conversion, with vectorized word kernels (AVX-512/AVX2 by run-time dispatch);
+//!   conversion, with vectorized word kernels (AVX-512/AVX2 by run-time dispatch, and
+//!   AVX-512 IFMA copies of the key-switching ones for moduli below 2^50);
 //! * [`sample`]: the samplers (uniform residues from a generator or a public seed, uniform
 //!   ternary, the one discrete Gaussian with σ = 3.2 cut at 19);
 //! * [`security`]: the HomomorphicEncryption.org 128-bit bound that every parameter set checks;
