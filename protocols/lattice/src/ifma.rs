@@ -75,6 +75,12 @@ impl V4Ifma {
         self.avx512f._mm512_set1_epi64(x as i64)
     }
 
+    /// `p` and `2^64 − p`, broadcast.
+    #[inline(always)]
+    fn prime(self, p: u64) -> (__m512i, __m512i) {
+        (self.splat(p), self.splat(p.wrapping_neg()))
+    }
+
     #[inline(always)]
     fn constant(self, w: &Shoup, p: u64) -> Const {
         Const {
@@ -129,7 +135,7 @@ pub(crate) fn base_convert_into(
     simd.vectorize(
         #[inline(always)]
         || {
-            let (pv, neg_p) = (simd.splat(p), simd.splat(p.wrapping_neg()));
+            let (pv, neg_p) = simd.prime(p);
             let consts: Vec<Const> = hats.iter().map(|h| simd.constant(h, p)).collect();
             let ys: Vec<&[[u64; 8]]> = ys.iter().map(|y| pulp::as_arrays::<8, u64>(y).0).collect();
             let v = v.map(|(v, d)| (pulp::as_arrays::<8, u64>(v).0, simd.constant(&d, p)));
@@ -150,39 +156,36 @@ pub(crate) fn base_convert_into(
 
 /// [`crate::kernels::sub_mul_assign`]: `x = (x − y)·w mod p` (lengths a multiple of 8).
 pub(crate) fn sub_mul_assign(simd: V4Ifma, x: &mut [u64], y: &[u64], w: Shoup, p: u64) {
-    simd.vectorize(
-        #[inline(always)]
-        || {
-            let (pv, neg_p, k) = (
-                simd.splat(p),
-                simd.splat(p.wrapping_neg()),
-                simd.constant(&w, p),
-            );
-            let x = pulp::as_arrays_mut::<8, u64>(x).0;
-            let y = pulp::as_arrays::<8, u64>(y).0;
-            for (a, b) in x.iter_mut().zip(y) {
-                let d = simd.sub_mod(load(a), load(b), pv);
-                *a = cast(simd.mul(d, k, neg_p, pv));
-            }
-        },
-    )
+    difference_times(simd, x, y, w, p, true);
 }
 
 /// [`crate::kernels::rsub_mul_assign`]: `y = (x − y)·w mod p` (lengths a multiple of 8).
 pub(crate) fn rsub_mul_assign(simd: V4Ifma, y: &mut [u64], x: &[u64], w: Shoup, p: u64) {
+    difference_times(simd, y, x, w, p, false);
+}
+
+/// `out = (out − other)·w` (`out_first`) or `(other − out)·w` modulo `p`, in place in `out`.
+fn difference_times(
+    simd: V4Ifma,
+    out: &mut [u64],
+    other: &[u64],
+    w: Shoup,
+    p: u64,
+    out_first: bool,
+) {
     simd.vectorize(
         #[inline(always)]
         || {
-            let (pv, neg_p, k) = (
-                simd.splat(p),
-                simd.splat(p.wrapping_neg()),
-                simd.constant(&w, p),
-            );
-            let y = pulp::as_arrays_mut::<8, u64>(y).0;
-            let x = pulp::as_arrays::<8, u64>(x).0;
-            for (b, a) in y.iter_mut().zip(x) {
-                let d = simd.sub_mod(load(a), load(b), pv);
-                *b = cast(simd.mul(d, k, neg_p, pv));
+            let ((pv, neg_p), k) = (simd.prime(p), simd.constant(&w, p));
+            let out = pulp::as_arrays_mut::<8, u64>(out).0;
+            let other = pulp::as_arrays::<8, u64>(other).0;
+            for (o, b) in out.iter_mut().zip(other) {
+                let (x, y) = if out_first {
+                    (load(o), load(b))
+                } else {
+                    (load(b), load(o))
+                };
+                *o = cast(simd.mul(simd.sub_mod(x, y, pv), k, neg_p, pv));
             }
         },
     )
@@ -200,11 +203,7 @@ pub(crate) fn sub_mul_add_assign(
     simd.vectorize(
         #[inline(always)]
         || {
-            let (pv, neg_p, k) = (
-                simd.splat(p),
-                simd.splat(p.wrapping_neg()),
-                simd.constant(&w, p),
-            );
+            let ((pv, neg_p), k) = (simd.prime(p), simd.constant(&w, p));
             let x = pulp::as_arrays_mut::<8, u64>(x).0;
             let y = pulp::as_arrays::<8, u64>(y).0;
             let z = pulp::as_arrays::<8, u64>(z).0;
