@@ -150,7 +150,7 @@ pub(crate) fn base_convert_into(
     inputs_below: u64,
 ) {
     #[cfg(target_arch = "x86_64")]
-    if out.len() % 8 == 0 && inputs_below <= crate::ifma::MODULUS_LIMIT {
+    if out.len().is_multiple_of(8) && inputs_below <= crate::ifma::MODULUS_LIMIT {
         if let Some(simd) = crate::ifma::for_modulus(p) {
             return crate::ifma::base_convert_into(simd, out, ys, hats, v, p);
         }
@@ -201,7 +201,7 @@ pub(crate) fn overflow_estimate(v: &mut [u64], ys: &[&[u64]], inv_d: &[f64]) {
 /// `x[c] = (x[c] − y[c])·w mod p` in place.
 pub(crate) fn sub_mul_assign(x: &mut [u64], y: &[u64], w: Shoup, p: u64) {
     #[cfg(target_arch = "x86_64")]
-    if x.len() % 8 == 0 {
+    if x.len().is_multiple_of(8) {
         if let Some(simd) = crate::ifma::for_modulus(p) {
             return crate::ifma::sub_mul_assign(simd, x, y, w, p);
         }
@@ -216,7 +216,7 @@ pub(crate) fn sub_mul_assign(x: &mut [u64], y: &[u64], w: Shoup, p: u64) {
 /// `y[c] = (x[c] − y[c])·w mod p` in place in `y`.
 pub(crate) fn rsub_mul_assign(y: &mut [u64], x: &[u64], w: Shoup, p: u64) {
     #[cfg(target_arch = "x86_64")]
-    if y.len() % 8 == 0 {
+    if y.len().is_multiple_of(8) {
         if let Some(simd) = crate::ifma::for_modulus(p) {
             return crate::ifma::rsub_mul_assign(simd, y, x, w, p);
         }
@@ -231,7 +231,7 @@ pub(crate) fn rsub_mul_assign(y: &mut [u64], x: &[u64], w: Shoup, p: u64) {
 /// `x[c] = (x[c] − y[c])·w + z[c] mod p` in place.
 pub(crate) fn sub_mul_add_assign(x: &mut [u64], y: &[u64], w: Shoup, z: &[u64], p: u64) {
     #[cfg(target_arch = "x86_64")]
-    if x.len() % 8 == 0 {
+    if x.len().is_multiple_of(8) {
         if let Some(simd) = crate::ifma::for_modulus(p) {
             return crate::ifma::sub_mul_add_assign(simd, x, y, w, z, p);
         }
