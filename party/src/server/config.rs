@@ -512,7 +512,7 @@ max_job_preprocessing_bytes = 8589934592  # a linear/MLP job's or evaluation's p
 # path = "models/cnn/mnist-cryptonets.json"
 # layout = "lola"                # one image per request (the default; CNNs only), or
 #                                # "cryptonets": up to N/2 images per request, one ciphertext per pixel,
-#                                # "matrix": up to 8 images per request in one ciphertext (63 Galois keys),
+#                                # "matrix": up to 8 images per request in one ciphertext (65 Galois keys),
 #                                # or "auto": the packing planner's choice for latency (no preset)
 "#
     )

@@ -109,7 +109,7 @@ fn cnn_models_are_served_in_the_lola_layout_and_their_inputs_checked() {
         x.info.cnn.as_ref().unwrap().layout,
         hecnn::LayoutKind::Matrix
     );
-    assert_eq!((x.input_cts(), x.info.rotation_steps.len()), (1, 63));
+    assert_eq!((x.input_cts(), x.info.rotation_steps.len()), (1, 65));
     assert_eq!((x.info.input_level, x.info.output_level), (5, 0));
     params_for(&x.info).unwrap();
     let Refusal(_, msg) = check_inputs(&x, &[100; 25]).unwrap_err();
