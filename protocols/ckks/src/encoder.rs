@@ -337,8 +337,8 @@ pub(crate) fn coeffs_to_poly(
     // i128 holds |x| < 2^126; the value must also stay below Q_level / 2 to be decodable.
     let limit_bits = (log_q - 1.0).floor().min(126.0) as u32;
     let limit = (limit_bits as f64).exp2();
-    // One branch-free pass for the common case (`f64::round` is a library call on baseline
-    // x86-64, and this runs for every plaintext); NaN makes `max` NaN.
+    // One pass for the magnitude, rounding only on the error path (`f64::round` is a library
+    // call on baseline x86-64, and this runs for every plaintext); NaN makes `max` NaN.
     let max = coeffs.iter().fold(0f64, |m, &c| {
         if c.abs() > m || c.is_nan() {
             c.abs()
